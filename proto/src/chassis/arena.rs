@@ -1,0 +1,278 @@
+//! The output side: encoded bytes waiting for the kernel.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+/// Payloads at least this long are appended as shared segments instead of copied.
+pub const DEFAULT_SHARE_THRESHOLD: usize = 4096;
+
+/// Encoded output waiting to be handed to the kernel.
+///
+/// Encoders write small items (headers, lengths, short arguments) into one contiguous
+/// staging buffer, and append large payloads as separate [`Bytes`] segments without
+/// copying them. The driver drains the arena as an iovec list
+/// ([`io_slices`](Self::io_slices)) or segment by segment, and reports with
+/// [`advance`](Self::advance) how many bytes the kernel took: a partial write resumes
+/// exactly where it stopped.
+///
+/// [`seal`](Self::seal) freezes the staged bytes into an immutable segment, so a
+/// completion-based driver (io_uring) can hand their address to the kernel while new
+/// writes go on into fresh staging space.
+#[derive(Debug)]
+pub struct IoArena {
+    /// Frozen segments, sent before `staged`.
+    sealed: VecDeque<Bytes>,
+    /// Small writes, contiguous.
+    staged: BytesMut,
+    len: usize,
+    share_threshold: usize,
+}
+
+impl Default for IoArena {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl IoArena {
+    /// An empty arena with the default share threshold.
+    pub fn new() -> Self {
+        Self::with_share_threshold(DEFAULT_SHARE_THRESHOLD)
+    }
+
+    /// An empty arena that shares (rather than copies) payloads of at least `threshold`
+    /// bytes.
+    pub fn with_share_threshold(threshold: usize) -> Self {
+        Self {
+            sealed: VecDeque::new(),
+            staged: BytesMut::with_capacity(1024),
+            len: 0,
+            share_threshold: threshold.max(1),
+        }
+    }
+
+    /// Bytes waiting to be sent.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing waits to be sent.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `data` into the staging buffer.
+    pub fn put_slice(&mut self, data: &[u8]) {
+        self.staged.extend_from_slice(data);
+        self.len += data.len();
+    }
+
+    /// Copies one byte into the staging buffer.
+    pub fn put_u8(&mut self, byte: u8) {
+        self.staged.put_u8(byte);
+        self.len += 1;
+    }
+
+    /// Writes the decimal form of an integer (no allocation).
+    pub fn put_int<I: itoa::Integer>(&mut self, value: I) {
+        let mut buf = itoa::Buffer::new();
+        self.put_slice(buf.format(value).as_bytes());
+    }
+
+    /// Appends a payload: shared without copying when it is at least the share
+    /// threshold, copied into the staging buffer otherwise (a small copy is cheaper
+    /// than one more iovec).
+    pub fn put_bytes(&mut self, data: &Bytes) {
+        if data.len() >= self.share_threshold {
+            self.put_shared(data.clone());
+        } else {
+            self.put_slice(data);
+        }
+    }
+
+    /// Appends a payload as its own segment, never copying it.
+    pub fn put_shared(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        self.seal();
+        self.len += data.len();
+        self.sealed.push_back(data);
+    }
+
+    /// Freezes the staged bytes into a segment whose address stays fixed until it has
+    /// been sent; later writes go to new staging space.
+    pub fn seal(&mut self) {
+        if !self.staged.is_empty() {
+            let frozen = self.staged.split().freeze();
+            self.sealed.push_back(frozen);
+        }
+    }
+
+    /// The pending bytes as slices, in order: sealed segments, then the staged bytes.
+    pub fn chunks(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.sealed
+            .iter()
+            .map(|b| &b[..])
+            .chain((!self.staged.is_empty()).then_some(&self.staged[..]))
+    }
+
+    /// Number of separate chunks (iovecs) pending.
+    pub fn chunk_count(&self) -> usize {
+        self.sealed.len() + usize::from(!self.staged.is_empty())
+    }
+
+    /// Fills `dst` with the pending chunks, in order; returns how many were written.
+    pub fn io_slices<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for (slot, chunk) in dst.iter_mut().zip(self.chunks()) {
+            *slot = IoSlice::new(chunk);
+            n += 1;
+        }
+        n
+    }
+
+    /// The sealed segments (call [`seal`](Self::seal) first to include staged bytes).
+    pub fn sealed(&self) -> impl Iterator<Item = &Bytes> + '_ {
+        self.sealed.iter()
+    }
+
+    /// Records that the kernel took the first `n` pending bytes.
+    ///
+    /// # Panics
+    /// If `n > self.len()`: a kernel never reports more than it was given.
+    pub fn advance(&mut self, mut n: usize) {
+        assert!(n <= self.len, "advance({n}) past the end ({})", self.len);
+        self.len -= n;
+        while n > 0 {
+            if let Some(front) = self.sealed.front_mut() {
+                if n < front.len() {
+                    front.advance(n);
+                    return;
+                }
+                n -= front.len();
+                self.sealed.pop_front();
+            } else {
+                self.staged.advance(n);
+                break;
+            }
+        }
+        if self.staged.is_empty() {
+            // Reuse the allocation from its start once everything staged is gone.
+            self.staged.clear();
+        }
+    }
+
+    /// Drops everything pending (the connection is gone).
+    pub fn clear(&mut self) {
+        self.sealed.clear();
+        self.staged.clear();
+        self.len = 0;
+    }
+
+    /// Moves all of `other`'s pending bytes to the end of `self`, in order.
+    pub fn append(&mut self, other: &mut IoArena) {
+        other.seal();
+        for seg in other.sealed.drain(..) {
+            if seg.len() < self.share_threshold {
+                self.put_slice(&seg);
+            } else {
+                self.put_shared(seg);
+            }
+        }
+        other.len = 0;
+    }
+
+    /// Copies all pending bytes into one vector (tests, diagnostics).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        for c in self.chunks() {
+            out.extend_from_slice(c);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_writes_stay_contiguous() {
+        let mut a = IoArena::new();
+        a.put_u8(b'*');
+        a.put_int(12_i64);
+        a.put_slice(b"\r\n");
+        assert_eq!(a.chunk_count(), 1);
+        assert_eq!(a.to_vec(), b"*12\r\n");
+    }
+
+    #[test]
+    fn large_payloads_are_shared_not_copied() {
+        let mut a = IoArena::with_share_threshold(8);
+        let big = Bytes::from(vec![7u8; 100]);
+        a.put_slice(b"$100\r\n");
+        a.put_bytes(&big);
+        a.put_slice(b"\r\n");
+        assert_eq!(a.chunk_count(), 3);
+        let chunks: Vec<&[u8]> = a.chunks().collect();
+        assert_eq!(chunks[1].as_ptr(), big.as_ptr());
+        assert_eq!(a.len(), 108);
+    }
+
+    #[test]
+    fn partial_writes_resume_where_they_stopped() {
+        let mut a = IoArena::with_share_threshold(4);
+        a.put_slice(b"ab");
+        a.put_bytes(&Bytes::from_static(b"cdefg"));
+        a.put_slice(b"hi");
+        let all = a.to_vec();
+        let mut sent = Vec::new();
+        for step in [1, 3, 2, 3] {
+            let c: Vec<u8> = a.to_vec();
+            sent.extend_from_slice(&c[..step]);
+            a.advance(step);
+        }
+        assert!(a.is_empty());
+        assert_eq!(sent, all);
+    }
+
+    #[test]
+    fn iovecs_cover_every_chunk_in_order() {
+        let mut a = IoArena::with_share_threshold(4);
+        a.put_slice(b"x");
+        a.put_bytes(&Bytes::from_static(b"yyyy"));
+        a.put_slice(b"z");
+        let mut io = [IoSlice::new(&[]); 8];
+        let n = a.io_slices(&mut io);
+        let joined: Vec<u8> = io[..n].iter().flat_map(|s| s.iter().copied()).collect();
+        assert_eq!(joined, b"xyyyyz");
+    }
+
+    #[test]
+    fn sealed_addresses_survive_later_writes() {
+        let mut a = IoArena::new();
+        a.put_slice(b"first");
+        a.seal();
+        let addr = a.sealed().next().map(|b| b.as_ptr());
+        for _ in 0..1000 {
+            a.put_slice(b"more bytes that force the staging buffer to grow");
+        }
+        assert_eq!(a.sealed().next().map(|b| b.as_ptr()), addr);
+        assert_eq!(&a.to_vec()[..5], b"first");
+    }
+
+    #[test]
+    fn append_keeps_order() {
+        let mut a = IoArena::new();
+        let mut b = IoArena::with_share_threshold(2);
+        a.put_slice(b"1");
+        b.put_slice(b"2");
+        b.put_bytes(&Bytes::from_static(b"33"));
+        a.append(&mut b);
+        assert!(b.is_empty());
+        assert_eq!(a.to_vec(), b"1233");
+    }
+}

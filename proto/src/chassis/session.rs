@@ -1,0 +1,55 @@
+//! The contract between a sans-IO session and the driver that runs it.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::IoArena;
+
+/// A connection's protocol logic, driven by bytes and instants only.
+///
+/// A driver runs every session by one rule (the run-loop rule):
+///
+/// 1. feed what happened: [`handle_input`](Self::handle_input) for each received
+///    buffer, [`handle_eof`](Self::handle_eof) when the peer closed, and
+///    [`handle_timeout`](Self::handle_timeout) when the instant from
+///    [`poll_timeout`](Self::poll_timeout) has passed;
+/// 2. then drain the outputs before the next input: [`poll_transmit`](Self::poll_transmit)
+///    (hand the arena to the kernel, call [`IoArena::advance`] with what it took),
+///    [`poll_event`](Self::poll_event) until `None`, and re-arm the timer from
+///    [`poll_timeout`](Self::poll_timeout);
+/// 3. stop reading the socket while [`wants_read`](Self::wants_read) is false
+///    (backpressure), and close it once [`is_closed`](Self::is_closed) and the arena is
+///    empty.
+///
+/// Time is always an argument; a session never reads the clock.
+pub trait Session {
+    /// What the session reports to the application.
+    type Event;
+
+    /// Bytes received from the peer, in order.
+    fn handle_input(&mut self, data: Bytes, now: Instant);
+
+    /// The peer closed its side (or the connection failed).
+    fn handle_eof(&mut self, now: Instant);
+
+    /// The instant returned by `poll_timeout` has been reached.
+    fn handle_timeout(&mut self, now: Instant);
+
+    /// The arena to flush, if it holds anything.
+    fn poll_transmit(&mut self) -> Option<&mut IoArena>;
+
+    /// When `handle_timeout` should next be called.
+    fn poll_timeout(&self) -> Option<Instant>;
+
+    /// The next event for the application.
+    fn poll_event(&mut self) -> Option<Self::Event>;
+
+    /// Whether the driver should keep reading from the socket.
+    fn wants_read(&self) -> bool {
+        true
+    }
+
+    /// Whether the session is finished (poisoned or closed) and the socket can go.
+    fn is_closed(&self) -> bool;
+}

@@ -1,0 +1,1 @@
+//! Entry points shared by the cargo-fuzz targets and the corpus replay test.

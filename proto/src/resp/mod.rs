@@ -1,0 +1,77 @@
+//! The Redis protocol engine: RESP2 and RESP3.
+//!
+//! - [`Value`]: every RESP2 and RESP3 type, strings as zero-copy [`bytes::Bytes`] views.
+//! - [`Decoder`]: resumable, limit-checked decoding from a
+//!   [`SegmentedBuffer`](crate::SegmentedBuffer).
+//! - [`Encoder`] and [`Cmd`]: values and commands into an [`IoArena`](crate::IoArena).
+//! - [`RespCodec`]: both, behind the [`MonocoqueCodec`](crate::MonocoqueCodec) trait.
+//!
+//! ```
+//! use monocoque_proto::{SegmentedBuffer, resp::{Decoder, Value}};
+//! let mut src = SegmentedBuffer::new();
+//! src.push_slice(b"*2\r\n+OK\r\n$5\r\nhel");
+//! let mut decoder = Decoder::default();
+//! assert_eq!(decoder.decode(&mut src).unwrap(), None); // need more
+//! src.push_slice(b"lo\r\n");
+//! let value = decoder.decode(&mut src).unwrap().unwrap();
+//! assert_eq!(value, Value::Array(vec![Value::SimpleString("OK".into()), Value::from("hello")]));
+//! ```
+
+mod command;
+mod decode;
+mod encode;
+mod error;
+mod value;
+
+pub use command::{ArgSink, Cmd, ToArg};
+pub use decode::{Decoder, DecoderConfig};
+pub use encode::{EncodeError, Encoder};
+pub use error::DecodeError;
+pub use value::{Protocol, Value};
+
+use crate::chassis::{IoArena, MonocoqueCodec, SegmentedBuffer};
+
+/// Why the RESP codec failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// The input stream is malformed or over a limit.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A value cannot be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
+/// RESP values in both directions, in one dialect: a [`Decoder`] and an [`Encoder`]
+/// behind the [`MonocoqueCodec`] trait.
+#[derive(Debug, Default)]
+pub struct RespCodec {
+    /// The decoding half.
+    pub decoder: Decoder,
+    /// The encoding half.
+    pub encoder: Encoder,
+}
+
+impl RespCodec {
+    /// A codec with default limits for `protocol`.
+    pub fn new(protocol: Protocol) -> Self {
+        Self {
+            decoder: Decoder::new(DecoderConfig::new(protocol)),
+            encoder: Encoder::new(protocol),
+        }
+    }
+}
+
+impl MonocoqueCodec for RespCodec {
+    type Decoded = Value;
+    type Encoded = Value;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut SegmentedBuffer) -> Result<Option<Value>, CodecError> {
+        Ok(self.decoder.decode(src)?)
+    }
+
+    fn encode(&mut self, item: &Value, dst: &mut IoArena) -> Result<(), CodecError> {
+        Ok(self.encoder.encode(item, dst)?)
+    }
+}

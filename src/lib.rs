@@ -1,0 +1,8 @@
+//! # Monocoque
+//!
+//! A multi-protocol I/O kernel: thread per core, io_uring, pooled zero-copy buffers and
+//! sans-IO state machines. The protocol engines live in [`monocoque_proto`] (re-exported
+//! here as [`proto`]); the bodies people use (`redis::Client`, ...) arrive on top of the
+//! drivers.
+
+pub use monocoque_proto as proto;
