@@ -6,3 +6,5 @@
 //! drivers.
 
 pub use monocoque_proto as proto;
+
+pub mod cli;
