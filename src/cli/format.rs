@@ -70,9 +70,8 @@ fn tty_into(out: &mut String, value: &Value, prefix: &str) {
                     out.push('\n');
                 }
             }
-            return;
         }
-        Value::Attributed { value, .. } => return tty_into(out, value, prefix),
+        Value::Attributed { value, .. } => tty_into(out, value, prefix),
     }
 }
 

@@ -160,10 +160,8 @@ impl Encoder {
 
 fn validate(value: &Value) -> Result<(), EncodeError> {
     match value {
-        Value::SimpleString(s) | Value::SimpleError(s) => {
-            if memchr::memchr2(b'\r', b'\n', s).is_some() {
-                return Err(EncodeError::LineBreakInLine);
-            }
+        Value::SimpleString(s) | Value::SimpleError(s) if memchr::memchr2(b'\r', b'\n', s).is_some() => {
+            return Err(EncodeError::LineBreakInLine);
         }
         Value::BigNumber(n) => {
             let digits = match &n[..] {
