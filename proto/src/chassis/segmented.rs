@@ -197,7 +197,7 @@ impl SegmentedBuffer {
     /// including a pair split across two segments.
     pub fn find_crlf(&self, from: usize) -> Option<usize> {
         // Search for '\n' and look back one byte: the '\r' may end the previous segment.
-        let mut search = from + 1;
+        let mut search = from.saturating_add(1);
         loop {
             let lf = self.find_byte(search, b'\n')?;
             if self.peek(lf - 1) == Some(b'\r') {

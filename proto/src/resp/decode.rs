@@ -268,6 +268,11 @@ impl Decoder {
         let Some(&ty) = src.chunk().first() else {
             return Ok(Start::NeedMore);
         };
+        // An unknown type byte is an error at once: waiting for its line would let a
+        // peer that speaks another protocol hold the connection until the line limit.
+        if !is_resp_type(ty) && ty != b'.' && ty != b';' {
+            return Err(DecodeError::UnknownType(ty));
+        }
         let Some(line_len) = self.find_line(src)? else {
             return Ok(Start::NeedMore);
         };
@@ -294,6 +299,10 @@ impl Decoder {
             b'+' | b'-' | b'(' => {
                 if ty == b'(' {
                     validate_big_number(line!())?;
+                } else if memchr::memchr(b'\r', line!()).is_some() {
+                    // A simple string cannot hold a line break: `\r` alone is not one we
+                    // can keep, and re-encoding it would change the frame boundaries.
+                    return Err(DecodeError::BareLineBreak);
                 }
                 src.advance(1);
                 let text = src.split_to(line_len - 1);
@@ -855,6 +864,9 @@ mod tests {
     fn malformed_input_is_a_clear_error() {
         assert_eq!(err(b"x\r\n"), DecodeError::UnknownType(b'x'));
         assert_eq!(err(b"+OK\n"), DecodeError::BareLineBreak);
+        assert_eq!(err(b"+O\rK\r\n"), DecodeError::BareLineBreak);
+        assert_eq!(err(b"-E\rR\r\n"), DecodeError::BareLineBreak);
+        assert_eq!(err(b"x"), DecodeError::UnknownType(b'x'));
         assert_eq!(err(b":12a\r\n"), DecodeError::InvalidInteger);
         assert_eq!(err(b":9223372036854775808\r\n"), DecodeError::InvalidInteger);
         assert_eq!(err(b"$3\r\nabcd\r\n"), DecodeError::MissingCrlf);
