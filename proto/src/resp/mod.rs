@@ -2,9 +2,9 @@
 //!
 //! - [`Value`]: every RESP2 and RESP3 type, strings as zero-copy [`bytes::Bytes`] views.
 //! - [`Decoder`]: resumable, limit-checked decoding from a
-//!   [`SegmentedBuffer`](crate::SegmentedBuffer).
-//! - [`Encoder`] and [`Cmd`]: values and commands into an [`IoArena`](crate::IoArena).
-//! - [`RespCodec`]: both, behind the [`MonocoqueCodec`](crate::MonocoqueCodec) trait.
+//!   [`SegmentedBuffer`].
+//! - [`Encoder`] and [`Cmd`]: values and commands into an [`IoArena`].
+//! - [`RespCodec`]: both, behind the [`MonocoqueCodec`] trait.
 //!
 //! ```
 //! use monocoque_proto::{SegmentedBuffer, resp::{Decoder, Value}};
@@ -18,12 +18,17 @@
 //! ```
 
 mod command;
+mod connection;
 mod decode;
 mod encode;
 mod error;
 mod value;
 
 pub use command::{ArgSink, Cmd, ToArg};
+pub use connection::{
+    Connection, ConnectionConfig, ConnectionError, Event, HandshakeCommand, HandshakeError, MessageKind,
+    QueueRejection, RequestError, RequestId, SendError, Subscriptions, TransactionAborted,
+};
 pub use decode::{Decoder, DecoderConfig};
 pub use encode::{EncodeError, Encoder};
 pub use error::DecodeError;

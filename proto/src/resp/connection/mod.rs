@@ -1,0 +1,693 @@
+//! The Redis client connection: a sans-IO state machine that pipelines commands,
+//! correlates replies, routes pushes, and poisons itself when the stream can no longer
+//! be trusted.
+//!
+//! See [`Connection`] for the manual.
+
+mod config;
+mod error;
+mod event;
+mod handshake;
+mod pubsub;
+mod queue;
+mod receive;
+
+#[cfg(test)]
+mod fake_server;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+pub use config::ConnectionConfig;
+pub use error::{
+    ConnectionError, HandshakeCommand, HandshakeError, QueueRejection, RequestError, SendError, TransactionAborted,
+};
+pub use event::{Event, RequestId};
+pub use pubsub::{MessageKind, Subscriptions};
+
+use pubsub::SubCommand;
+use queue::{Entry, Fate, Fifo, Kind, Request, Role};
+
+use crate::chassis::{Backpressure, BytePermits, IoArena, PoisonGuard, SegmentedBuffer, Session};
+use crate::resp::{Cmd, Decoder, Protocol, Value};
+
+/// `*1\r\n$5\r\nMULTI\r\n`.
+const MULTI: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
+/// `*1\r\n$4\r\nEXEC\r\n`.
+const EXEC: &[u8] = b"*1\r\n$4\r\nEXEC\r\n";
+
+/// A Redis client connection, sans I/O.
+///
+/// It is driven by the chassis run-loop rule (see
+/// [`Session`](crate::Session)): feed it received bytes, end of stream and timer expiry;
+/// drain its transmit arena, its events and its timer. It never reads the clock or does
+/// I/O. A blocking body uses it like this:
+///
+/// 1. [`send_buffered`](Self::send_buffered) as many commands as it likes (each
+///    returns a [`RequestId`]), or a [`send_transaction`](Self::send_transaction);
+/// 2. flush [`poll_transmit`](Self::poll_transmit) to the socket;
+/// 3. feed replies with [`handle_input`](Self::handle_input) and pump
+///    [`poll_event`](Self::poll_event) until every id it waits for has its
+///    [`Event::Reply`] or [`Event::Failed`].
+///
+/// ```
+/// use std::time::Instant;
+/// use bytes::Bytes;
+/// use monocoque_proto::resp::{Cmd, Connection, ConnectionConfig, Event, Protocol, Value};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let now = Instant::now();
+/// let config = ConnectionConfig { protocol: Protocol::Resp2, ..ConnectionConfig::default() };
+/// let mut conn = Connection::new(config, now); // RESP2, no password: nothing to negotiate
+/// assert!(matches!(conn.poll_event(), Some(Event::Connected { .. })));
+///
+/// let id = conn.send_buffered(&Cmd::new("GET").arg("k"), now)?;
+/// let arena = conn.poll_transmit().expect("the GET is waiting");
+/// assert_eq!(arena.to_vec(), b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+/// let sent = arena.len(); // what the kernel took
+/// arena.advance(sent);
+///
+/// conn.handle_input(Bytes::from_static(b"$1\r\nv\r\n"), now)?;
+/// assert_eq!(conn.poll_event(), Some(Event::Reply { id, value: Value::from("v") }));
+/// # Ok(())
+/// # }
+/// ```
+///
+/// ## What it handles
+///
+/// - **Handshake.** `HELLO 3` (with `AUTH` and `SETNAME`) and `SELECT`, falling back to
+///   RESP2 (`AUTH`, `CLIENT SETNAME`, `SELECT`) when the server refuses `HELLO`.
+///   Commands sent before it completes are held and released in order after it, so
+///   they never run unauthenticated or on the wrong database.
+/// - **Correlation.** A FIFO matches replies to requests in order. RESP3 pushes and
+///   RESP2 pub/sub frames never complete a request; subscribe-family commands are
+///   completed by their confirmations; `send_transaction`'s `+OK`/`+QUEUED` replies are
+///   consumed internally.
+/// - **Time.** Requests time out individually; a reply half received when its deadline
+///   passes poisons the connection.
+/// - **Poison.** Decode errors, replies with no request, stalled frames, end of stream and
+///   handshake failures are fatal: every pending request fails with the same
+///   [`ConnectionError`], and so does every later call.
+/// - **Bounds.** Pending requests, outgoing bytes and reply sizes are all limited.
+///
+/// ## Methods
+///
+/// They come in four families, in the order a driver uses them (as in
+/// `quinn-proto`):
+///
+/// - **getters**: [`config`](Self::config), [`protocol`](Self::protocol),
+///   [`is_connected`](Self::is_connected), [`hello`](Self::hello),
+///   [`subscriptions`](Self::subscriptions), [`pending`](Self::pending),
+///   [`outgoing_len`](Self::outgoing_len), [`error`](Self::error),
+///   [`wants_read`](Self::wants_read), [`is_closed`](Self::is_closed);
+/// - **input**: [`handle_input`](Self::handle_input), [`handle_eof`](Self::handle_eof),
+///   [`handle_timeout`](Self::handle_timeout), each taking `now`;
+/// - **mutators**: [`send_buffered`](Self::send_buffered),
+///   [`send_transaction`](Self::send_transaction), [`abandon`](Self::abandon);
+/// - **output**: [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event),
+///   [`poll_timeout`](Self::poll_timeout), to drain after every input.
+///
+/// It also implements [`Session`], so any driver and [`sim::Pair`](crate::sim::Pair) can
+/// run it.
+#[derive(Debug)]
+pub struct Connection {
+    config: ConnectionConfig,
+    /// The protocol the server speaks to us now.
+    protocol: Protocol,
+    /// `HELLO 3` commands in flight: their replies (and later ones) may be RESP3.
+    hello3_in_flight: usize,
+    /// Handshake replies still expected; the handshake is over at zero.
+    handshake_outstanding: usize,
+    /// Whether [`Event::Connected`] was emitted.
+    connected: bool,
+    /// The server's `HELLO` reply.
+    hello: Option<Value>,
+    decoder: Decoder,
+    input: SegmentedBuffer,
+    /// Bytes for the kernel.
+    transmit: IoArena,
+    /// User commands encoded during the handshake, released after it.
+    held: IoArena,
+    /// The high-water mark on `transmit` + `held`.
+    permits: BytePermits,
+    /// Entries whose bytes are in `transmit` (or already sent).
+    fifo: Fifo,
+    /// Entries whose bytes are in `held`.
+    held_fifo: Fifo,
+    events: VecDeque<Event>,
+    guard: PoisonGuard<ConnectionError>,
+    /// The last id handed out.
+    last_id: u64,
+    /// User requests whose reply has not been consumed yet.
+    pending: usize,
+    subscriptions: Subscriptions,
+    /// A `MULTI` sent with `send_buffered` has no `EXEC`/`DISCARD` yet.
+    in_multi: bool,
+    /// What the current `send_transaction` collected before its `EXEC` reply.
+    transaction: Option<TransactionReplies>,
+}
+
+/// Replies to a `send_transaction`'s `MULTI` and commands that were not as expected.
+#[derive(Debug, Default)]
+struct TransactionReplies {
+    multi: Option<Value>,
+    rejected: Vec<QueueRejection>,
+}
+
+/// What a command's name says about how it is answered.
+enum Special {
+    None,
+    Subscribe(SubCommand),
+    Multi,
+    EndMulti,
+    Reset,
+    Hello(Option<Protocol>),
+    Unsupported,
+}
+
+impl Connection {
+    /// A connection that has just been opened: the handshake is queued in the transmit
+    /// arena, to be flushed before anything else. With RESP2 and nothing to
+    /// authenticate, name or select, it is connected at once ([`Event::Connected`] is
+    /// already waiting).
+    pub fn new(config: ConnectionConfig, now: Instant) -> Self {
+        let mut decoder_config = config.decoder.clone();
+        decoder_config.protocol = config.protocol;
+        let mut conn = Self {
+            protocol: Protocol::Resp2,
+            hello3_in_flight: 0,
+            handshake_outstanding: 0,
+            connected: false,
+            hello: None,
+            decoder: Decoder::new(decoder_config),
+            input: SegmentedBuffer::new(),
+            transmit: IoArena::new(),
+            held: IoArena::new(),
+            permits: BytePermits::new(config.max_outgoing_bytes),
+            fifo: Fifo::default(),
+            held_fifo: Fifo::default(),
+            events: VecDeque::new(),
+            guard: PoisonGuard::new(),
+            last_id: 0,
+            pending: 0,
+            subscriptions: Subscriptions::default(),
+            in_multi: false,
+            transaction: None,
+            config,
+        };
+        conn.start_handshake(now);
+        conn
+    }
+
+    // ---- getters ----
+
+    /// The settings it was created with.
+    pub fn config(&self) -> &ConnectionConfig {
+        &self.config
+    }
+
+    /// The protocol the server speaks to this connection now: RESP2 until `HELLO 3`
+    /// succeeds (and again after `RESET` or a user's `HELLO 2`).
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// Whether the handshake completed and the connection is not poisoned.
+    pub fn is_connected(&self) -> bool {
+        self.connected && !self.guard.is_poisoned()
+    }
+
+    /// The server's reply to the handshake's `HELLO`, when it succeeded (server,
+    /// version, client id, role, modules).
+    pub fn hello(&self) -> Option<&Value> {
+        self.hello.as_ref()
+    }
+
+    /// What the server confirmed this connection is subscribed to; the body restores it
+    /// after a reconnect with [`Subscriptions::to_commands`].
+    pub fn subscriptions(&self) -> &Subscriptions {
+        &self.subscriptions
+    }
+
+    /// Requests whose replies have not been consumed yet, abandoned and timed-out ones
+    /// included (their late replies are still to come).
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// Bytes encoded but not yet taken by the kernel, held commands included: what the
+    /// high-water mark is compared with.
+    pub fn outgoing_len(&self) -> usize {
+        self.transmit.len() + self.held.len()
+    }
+
+    /// Why the connection was poisoned, once it is.
+    pub fn error(&self) -> Option<&ConnectionError> {
+        self.guard.error()
+    }
+
+    /// Whether the driver should keep reading: until the connection is finished.
+    pub fn wants_read(&self) -> bool {
+        !self.is_closed()
+    }
+
+    /// Whether the connection is finished (poisoned, closed or its handshake failed):
+    /// the driver can close the socket.
+    pub fn is_closed(&self) -> bool {
+        self.guard.is_poisoned()
+    }
+
+    // ---- handle_* ----
+
+    /// Bytes received from the server. Every complete reply is matched to its request
+    /// and turned into events.
+    ///
+    /// Returns the poisoning error if the connection is (or now becomes) poisoned.
+    pub fn handle_input(&mut self, data: Bytes, now: Instant) -> Result<(), ConnectionError> {
+        self.guard.check()?;
+        self.input.push(data);
+        loop {
+            match self.decoder.decode(&mut self.input) {
+                Ok(Some(value)) => {
+                    self.on_value(value, now);
+                    self.guard.check()?;
+                }
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(self.poison(ConnectionError::Decode(e))),
+            }
+        }
+    }
+
+    /// The server closed the connection (or the driver saw it fail): the connection is
+    /// poisoned with [`ConnectionError::Closed`] unless it already was. Always returns
+    /// the poisoning error.
+    pub fn handle_eof(&mut self, _now: Instant) -> Result<(), ConnectionError> {
+        self.guard.check()?;
+        Err(self.poison(ConnectionError::Closed))
+    }
+
+    /// The instant from [`poll_timeout`](Self::poll_timeout) has come: requests past
+    /// their deadline fail with [`RequestError::Timeout`] (their replies will be dropped
+    /// when they come). The connection is poisoned instead when the oldest request is
+    /// past its deadline while a reply is half received (the stream stalled mid-frame),
+    /// or when a handshake command timed out.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ConnectionError> {
+        self.guard.check()?;
+        // Sent entries first: a handshake timeout explains why held requests fail.
+        self.expire_sent(now);
+        if !self.guard.is_poisoned() {
+            self.expire_held(now);
+        }
+        self.guard.check()
+    }
+
+    // ---- mutators ----
+
+    /// Encodes `cmd` for sending and returns the id its [`Event::Reply`] (or
+    /// [`Event::Failed`]) will carry. Call [`poll_transmit`](Self::poll_transmit) to
+    /// send it; many commands buffered before one flush go out in one write.
+    ///
+    /// During the handshake the command is held and sent once the handshake succeeds.
+    ///
+    /// Subscribe-family commands are completed by their confirmations: the reply is an
+    /// array of them. `MULTI`, `EXEC` and `DISCARD` work as plain commands (each gets its
+    /// own reply: `+OK`, `+QUEUED`..., then `EXEC`'s array).
+    ///
+    /// # Errors
+    /// [`SendError::Backpressure`] over the high-water mark, [`SendError::TooManyPending`]
+    /// at the pending limit, [`SendError::Poisoned`] once poisoned, and the misuse errors
+    /// documented on [`SendError`]. Nothing is queued on error.
+    pub fn send_buffered(&mut self, cmd: &Cmd, now: Instant) -> Result<RequestId, SendError> {
+        self.guard.check()?;
+        if cmd.arg_count() == 0 {
+            return Err(SendError::EmptyCommand);
+        }
+        let class = special(cmd);
+        let kind = match class {
+            Special::Unsupported => return Err(unsupported(cmd)),
+            Special::Subscribe(_) | Special::Hello(_) if self.in_multi => {
+                return Err(SendError::NotAllowedInTransaction {
+                    command: Bytes::copy_from_slice(cmd.name()),
+                })
+            }
+            Special::Subscribe(command) => Kind::Subscribe {
+                command,
+                expected: (command.subscribe || cmd.arg_count() > 1).then(|| cmd.arg_count() - 1),
+                confirmations: Vec::new(),
+            },
+            Special::Hello(Some(protocol)) => Kind::Hello(protocol),
+            Special::Reset => Kind::Reset,
+            Special::None | Special::Multi | Special::EndMulti | Special::Hello(None) => Kind::Plain,
+        };
+        self.check_pending()?;
+        self.reserve(cmd.encoded_len())?;
+        match class {
+            Special::Multi => self.in_multi = true,
+            Special::EndMulti | Special::Reset => self.in_multi = false,
+            _ => {}
+        }
+        if matches!(kind, Kind::Hello(Protocol::Resp3)) {
+            self.hello3_in_flight += 1;
+            self.sync_decoder();
+        }
+        let id = self.next_id();
+        let deadline = self.deadline(now);
+        let (arena, fifo) = self.outbox();
+        cmd.encode(arena);
+        fifo.push(Entry {
+            owner: id.0,
+            role: Role::Request(Request {
+                id,
+                fate: Fate::Waiting,
+                kind,
+            }),
+            deadline,
+        });
+        self.pending += 1;
+        self.settle_front();
+        Ok(id)
+    }
+
+    /// Sends `MULTI`, `cmds` and `EXEC` as one pipelined batch, and returns the id of
+    /// the transaction's single result.
+    ///
+    /// The `+OK` and `+QUEUED` replies are consumed here. The result is an
+    /// [`Event::Reply`] with `EXEC`'s reply (an array of the commands' results, or a
+    /// null when a `WATCH`ed key changed), or, when `MULTI` or a command was refused
+    /// (Redis then discards the transaction: `-EXECABORT`), an [`Event::Failed`] with
+    /// [`RequestError::TransactionAborted`] carrying each refusal and `EXEC`'s reply.
+    ///
+    /// # Errors
+    /// As [`send_buffered`](Self::send_buffered), plus [`SendError::NestedTransaction`]
+    /// while a plain `MULTI` is open or when `cmds` holds `MULTI`/`EXEC`/`DISCARD`, and
+    /// [`SendError::NotAllowedInTransaction`] for the subscribe family, `HELLO` and
+    /// `RESET`.
+    pub fn send_transaction(&mut self, cmds: &[Cmd], now: Instant) -> Result<RequestId, SendError> {
+        self.guard.check()?;
+        if self.in_multi {
+            return Err(SendError::NestedTransaction);
+        }
+        let mut len = MULTI.len() + EXEC.len();
+        for cmd in cmds {
+            if cmd.arg_count() == 0 {
+                return Err(SendError::EmptyCommand);
+            }
+            match special(cmd) {
+                Special::None => {}
+                Special::Multi | Special::EndMulti => return Err(SendError::NestedTransaction),
+                Special::Unsupported => return Err(unsupported(cmd)),
+                Special::Subscribe(_) | Special::Hello(_) | Special::Reset => {
+                    return Err(SendError::NotAllowedInTransaction {
+                        command: Bytes::copy_from_slice(cmd.name()),
+                    })
+                }
+            }
+            len += cmd.encoded_len();
+        }
+        self.check_pending()?;
+        self.reserve(len)?;
+        let id = self.next_id();
+        let deadline = self.deadline(now);
+        let (arena, fifo) = self.outbox();
+        let entry = |role| Entry {
+            owner: id.0,
+            role,
+            deadline,
+        };
+        arena.put_slice(MULTI);
+        fifo.push(entry(Role::Multi));
+        for (index, cmd) in cmds.iter().enumerate() {
+            cmd.encode(arena);
+            fifo.push(entry(Role::Queued(index)));
+        }
+        arena.put_slice(EXEC);
+        fifo.push(entry(Role::Request(Request {
+            id,
+            fate: Fate::Waiting,
+            kind: Kind::Exec,
+        })));
+        self.pending += 1;
+        self.settle_front();
+        Ok(id)
+    }
+
+    /// The caller no longer wants request `id`'s reply: it is still consumed in order
+    /// when it comes, and dropped. No event is emitted for it, ever.
+    ///
+    /// Returns whether `id` was waiting (false if it already completed, failed, or was
+    /// abandoned).
+    pub fn abandon(&mut self, id: RequestId) -> bool {
+        let request = match self.fifo.request_mut(id) {
+            Some(r) => Some(r),
+            None => self.held_fifo.request_mut(id),
+        };
+        match request {
+            Some(r) if r.fate == Fate::Waiting => {
+                r.fate = Fate::Abandoned;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    // ---- poll_* ----
+
+    /// The bytes to send, if any: write them to the socket, then
+    /// [`advance`](IoArena::advance) the arena by what the kernel took. `None` once
+    /// poisoned.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<&mut IoArena> {
+        (!self.transmit.is_empty() && !self.guard.is_poisoned()).then_some(&mut self.transmit)
+    }
+
+    /// The next event; drain until `None` after every input.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next: the earliest
+    /// deadline not yet handled. `None` without deadlines or once poisoned.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.guard.is_poisoned() {
+            return None;
+        }
+        [self.fifo.next_deadline(), self.held_fifo.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    // ---- internals: sending ----
+
+    fn next_id(&mut self) -> RequestId {
+        self.last_id += 1;
+        RequestId(self.last_id)
+    }
+
+    fn deadline(&self, now: Instant) -> Option<Instant> {
+        self.config.request_timeout.and_then(|t| now.checked_add(t))
+    }
+
+    /// Where user commands go: held during the handshake, straight out after it.
+    fn outbox(&mut self) -> (&mut IoArena, &mut Fifo) {
+        if self.connected {
+            (&mut self.transmit, &mut self.fifo)
+        } else {
+            (&mut self.held, &mut self.held_fifo)
+        }
+    }
+
+    fn check_pending(&self) -> Result<(), SendError> {
+        if self.pending >= self.config.max_pending {
+            return Err(SendError::TooManyPending {
+                max: self.config.max_pending,
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes `n` bytes from the high-water mark, counting what the kernel has not taken
+    /// yet (the driver advances the arena without telling us, so the budget is synced
+    /// with the arenas first).
+    fn reserve(&mut self, n: usize) -> Result<(), Backpressure> {
+        self.permits.reset();
+        self.permits.try_acquire(self.outgoing_len())?;
+        self.permits.try_acquire(n)
+    }
+
+    // ---- internals: time ----
+
+    fn expire_held(&mut self, now: Instant) {
+        while let Some(entry) = self.held_fifo.entries.get_mut(self.held_fifo.expired) {
+            if !entry.deadline.is_some_and(|d| d <= now) {
+                break;
+            }
+            if let Role::Request(r) = &mut entry.role {
+                if r.fate == Fate::Waiting {
+                    r.fate = Fate::TimedOut;
+                    self.events.push_back(Event::Failed {
+                        id: r.id,
+                        error: RequestError::Timeout,
+                    });
+                }
+            }
+            self.held_fifo.expired += 1;
+        }
+    }
+
+    fn expire_sent(&mut self, now: Instant) {
+        let mid_frame = self.decoder.is_mid_value() || !self.input.is_empty();
+        while let Some(entry) = self.fifo.entries.get_mut(self.fifo.expired) {
+            if !entry.deadline.is_some_and(|d| d <= now) {
+                break;
+            }
+            // Deadlines are in FIFO order, so the oldest entry's has passed too (now or
+            // earlier): its reply is overdue and still half received, the stream stalled.
+            if mid_frame {
+                self.poison(ConnectionError::TimedOutMidFrame);
+                return;
+            }
+            match &mut entry.role {
+                Role::Handshake(step) => {
+                    let command = step.command();
+                    self.poison(HandshakeError::Timeout { command }.into());
+                    return;
+                }
+                Role::Request(r) if r.fate == Fate::Waiting => {
+                    r.fate = Fate::TimedOut;
+                    self.events.push_back(Event::Failed {
+                        id: r.id,
+                        error: RequestError::Timeout,
+                    });
+                }
+                _ => {}
+            }
+            self.fifo.expired += 1;
+        }
+    }
+
+    // ---- internals: poison ----
+
+    /// Poisons the connection: every waiting request fails with `error`, then
+    /// [`Event::Poisoned`]. Returns the stored error (the first one wins).
+    fn poison(&mut self, error: ConnectionError) -> ConnectionError {
+        if let Some(first) = self.guard.error() {
+            return first.clone();
+        }
+        let error = self.guard.poison(error);
+        let entries: Vec<Entry> = self.fifo.drain().chain(self.held_fifo.drain()).collect();
+        for entry in entries {
+            if let Role::Request(r) = entry.role {
+                if r.fate == Fate::Waiting {
+                    self.events.push_back(Event::Failed {
+                        id: r.id,
+                        error: RequestError::Poisoned(error.clone()),
+                    });
+                }
+            }
+        }
+        self.events.push_back(Event::Poisoned(error.clone()));
+        self.pending = 0;
+        self.transaction = None;
+        self.transmit.clear();
+        self.held.clear();
+        self.permits.reset();
+        self.input.clear();
+        self.decoder.reset();
+        error
+    }
+}
+
+impl Session for Connection {
+    type Event = Event;
+
+    fn handle_input(&mut self, data: Bytes, now: Instant) {
+        // The error is also reported by `Event::Poisoned` and `is_closed`.
+        let _ = Connection::handle_input(self, data, now);
+    }
+
+    fn handle_eof(&mut self, now: Instant) {
+        let _ = Connection::handle_eof(self, now);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        let _ = Connection::handle_timeout(self, now);
+    }
+
+    fn poll_transmit(&mut self) -> Option<&mut IoArena> {
+        Connection::poll_transmit(self)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Connection::poll_timeout(self)
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        Connection::poll_event(self)
+    }
+
+    fn wants_read(&self) -> bool {
+        Connection::wants_read(self)
+    }
+
+    fn is_closed(&self) -> bool {
+        Connection::is_closed(self)
+    }
+}
+
+/// What a command's name (and, for `HELLO` and `CLIENT`, its first argument) says
+/// about how it is answered.
+fn special(cmd: &Cmd) -> Special {
+    let name = cmd.name();
+    if let Some(command) = SubCommand::parse(name) {
+        return Special::Subscribe(command);
+    }
+    let is = |s: &[u8]| name.eq_ignore_ascii_case(s);
+    if is(b"MULTI") {
+        Special::Multi
+    } else if is(b"EXEC") || is(b"DISCARD") {
+        Special::EndMulti
+    } else if is(b"RESET") {
+        Special::Reset
+    } else if is(b"HELLO") {
+        Special::Hello(match cmd.arg_bytes().get(1).copied() {
+            Some(b"2") => Some(Protocol::Resp2),
+            Some(b"3") => Some(Protocol::Resp3),
+            _ => None,
+        })
+    } else if is(b"MONITOR")
+        || (is(b"CLIENT")
+            && cmd
+                .arg_bytes()
+                .get(1)
+                .is_some_and(|sub| sub.eq_ignore_ascii_case(b"REPLY")))
+    {
+        Special::Unsupported
+    } else {
+        Special::None
+    }
+}
+
+fn unsupported(cmd: &Cmd) -> SendError {
+    SendError::Unsupported {
+        command: Bytes::copy_from_slice(cmd.name()),
+    }
+}
+
+/// Whether `value` is the status reply `+<text>`.
+fn is_status(value: &Value, text: &[u8]) -> bool {
+    matches!(value, Value::SimpleString(s) if s == text)
+}
+
+fn strip_attributes(value: Value) -> Value {
+    match value {
+        Value::Attributed { value, .. } => strip_attributes(*value),
+        other => other,
+    }
+}

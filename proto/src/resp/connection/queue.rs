@@ -1,0 +1,155 @@
+//! The FIFO that correlates replies with requests, in wire order.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use super::pubsub::SubCommand;
+use super::{HandshakeCommand, RequestId};
+use crate::resp::{Protocol, Value};
+
+/// One command on the wire that the server will answer.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    /// The request this entry belongs to (0 for handshake commands). Non-decreasing
+    /// along the FIFO, so a request is found by binary search.
+    pub owner: u64,
+    /// What the reply means.
+    pub role: Role,
+    /// When the request fails with a timeout. Non-decreasing along the FIFO.
+    pub deadline: Option<Instant>,
+}
+
+/// What the reply to an entry is for.
+#[derive(Debug)]
+pub(crate) enum Role {
+    /// A handshake command, answered internally.
+    Handshake(Step),
+    /// `MULTI` of a `send_transaction`: `+OK` expected.
+    Multi,
+    /// The `index`th command of a `send_transaction`: `+QUEUED` expected.
+    Queued(usize),
+    /// The entry whose reply completes a user request.
+    Request(Request),
+}
+
+/// A handshake command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// `HELLO 3 ...`.
+    Hello,
+    /// `AUTH`.
+    Auth,
+    /// `CLIENT SETNAME`.
+    SetName,
+    /// `SELECT`.
+    Select,
+    /// A `SELECT` pipelined after a `HELLO` that failed: it ran before `AUTH`, so it is
+    /// sent again and this reply means nothing.
+    Stale,
+}
+
+impl Step {
+    /// The command, for errors.
+    pub fn command(self) -> HandshakeCommand {
+        match self {
+            Step::Hello => HandshakeCommand::Hello,
+            Step::Auth => HandshakeCommand::Auth,
+            Step::SetName => HandshakeCommand::SetName,
+            Step::Select | Step::Stale => HandshakeCommand::Select,
+        }
+    }
+}
+
+/// A user request still waiting for its reply.
+#[derive(Debug)]
+pub(crate) struct Request {
+    /// Its id.
+    pub id: RequestId,
+    /// Whether someone still wants the reply.
+    pub fate: Fate,
+    /// How its reply is recognised and what it changes.
+    pub kind: Kind,
+}
+
+/// Whether the reply is still wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// No terminal event yet.
+    Waiting,
+    /// [`abandon`](super::Connection::abandon)ed: drop the reply.
+    Abandoned,
+    /// Failed with a timeout: drop the reply.
+    TimedOut,
+}
+
+/// What kind of command a request is.
+#[derive(Debug)]
+pub(crate) enum Kind {
+    /// One reply.
+    Plain,
+    /// `HELLO 2|3`: switches protocol when it succeeds.
+    Hello(Protocol),
+    /// `RESET`: back to RESP2, no subscriptions.
+    Reset,
+    /// `EXEC` of a `send_transaction`.
+    Exec,
+    /// A subscribe-family command: completed by confirmations, not by a reply.
+    Subscribe {
+        /// Which command (confirmations must carry the same name).
+        command: SubCommand,
+        /// Confirmations expected; `None` for an unsubscribe-all until it reaches the
+        /// front of the FIFO.
+        expected: Option<usize>,
+        /// Confirmations received so far.
+        confirmations: Vec<Value>,
+    },
+}
+
+/// Entries in wire order, with a cursor past those whose deadline was handled.
+#[derive(Debug, Default)]
+pub(crate) struct Fifo {
+    pub entries: VecDeque<Entry>,
+    /// The first `expired` entries' deadlines have passed and were handled.
+    pub expired: usize,
+}
+
+impl Fifo {
+    /// Appends `entry`, raising its deadline to the last one's so deadlines stay in order
+    /// (the reply cannot come before those of earlier entries anyway).
+    pub fn push(&mut self, mut entry: Entry) {
+        if let (Some(d), Some(Some(last))) = (entry.deadline, self.entries.back().map(|e| e.deadline)) {
+            entry.deadline = Some(d.max(last));
+        }
+        self.entries.push_back(entry);
+    }
+
+    /// Removes the oldest entry.
+    pub fn pop(&mut self) -> Option<Entry> {
+        let e = self.entries.pop_front()?;
+        self.expired = self.expired.saturating_sub(1);
+        Some(e)
+    }
+
+    /// The next deadline not yet handled.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.entries.get(self.expired).and_then(|e| e.deadline)
+    }
+
+    /// The request `id`, if it is still here.
+    pub fn request_mut(&mut self, id: RequestId) -> Option<&mut Request> {
+        let start = self.entries.partition_point(|e| e.owner < id.0);
+        self.entries
+            .range_mut(start..)
+            .take_while(|e| e.owner == id.0)
+            .find_map(|e| match &mut e.role {
+                Role::Request(r) if r.id == id => Some(r),
+                _ => None,
+            })
+    }
+
+    /// Removes every entry.
+    pub fn drain(&mut self) -> impl Iterator<Item = Entry> + '_ {
+        self.expired = 0;
+        self.entries.drain(..)
+    }
+}
