@@ -1,0 +1,34 @@
+//! Entry points shared by the cargo-fuzz targets (`fuzz/fuzz_targets/`) and the corpus
+//! replay test (`proto/tests/fuzz_corpus.rs`).
+//!
+//! Each entry point takes the fuzzer's raw bytes, returns nothing, and panics only when
+//! it found a bug: a panic inside the code under test, or a broken invariant that the
+//! entry point asserts (a differential round trip that disagrees, a buffer that no longer
+//! matches its model). The same functions run under libFuzzer (nightly, `cargo fuzz`) and
+//! under a stable `cargo test` that replays the committed corpus, so a crash once found
+//! stays found.
+//!
+//! | target | input |
+//! |---|---|
+//! | [`resp_decode_resp2`], [`resp_decode_resp3`] | two header bytes (options, split seed), then the RESP stream |
+//! | [`segmented_buffer`] | a sequence of operations on a [`SegmentedBuffer`](crate::SegmentedBuffer) |
+
+mod connection;
+mod resp;
+mod segmented;
+mod split;
+
+pub use connection::resp_connection;
+pub use resp::{identical, resp_decode_resp2, resp_decode_resp3};
+pub use segmented::segmented_buffer;
+
+/// A fuzz target's entry point.
+pub type Target = fn(&[u8]);
+
+/// Every fuzz target, by the name of its file in `fuzz/fuzz_targets/` and of its corpus
+/// directory in `fuzz/corpus/`.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("resp_decode_resp2", resp_decode_resp2),
+    ("resp_decode_resp3", resp_decode_resp3),
+    ("segmented_buffer", segmented_buffer),
+];
