@@ -43,6 +43,6 @@ pub mod resp;
 pub mod fuzzing;
 
 pub use chassis::{
-    sim, Backpressure, BytePermits, IoArena, MonocoqueCodec, PoisonGuard, SegmentedBuffer, Session,
-    DEFAULT_SHARE_THRESHOLD,
+    sim, Activity, Backpressure, BytePermits, ConnId, Driver, IoArena, ListenerId, MonocoqueCodec, PoisonGuard,
+    SegmentedBuffer, Session, SessionFactory, DEFAULT_SHARE_THRESHOLD,
 };

@@ -6,9 +6,11 @@
 //! - [`PoisonGuard`]: the terminal state of an untrustworthy stream.
 //! - [`BytePermits`]: byte budgets for every queue.
 //! - [`Session`]: the contract a driver drives, and [`sim`] to drive it in memory.
+//! - [`Driver`]: what every driver offers, so bodies run unchanged on any of them.
 
 mod arena;
 mod codec;
+mod driver;
 mod permits;
 mod poison;
 mod segmented;
@@ -17,6 +19,7 @@ pub mod sim;
 
 pub use arena::{IoArena, DEFAULT_SHARE_THRESHOLD};
 pub use codec::MonocoqueCodec;
+pub use driver::{Activity, ConnId, Driver, ListenerId, SessionFactory};
 pub use permits::{Backpressure, BytePermits};
 pub use poison::PoisonGuard;
 pub use segmented::SegmentedBuffer;

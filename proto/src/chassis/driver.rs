@@ -1,0 +1,106 @@
+//! The contract every driver implements, so bodies run unchanged on any of them.
+//!
+//! A driver owns sockets, timers and receive buffers; it owns the sessions too, and runs
+//! each by the run-loop rule of [`Session`]. Bodies (`redis::Client`, brokers) are
+//! generic over [`Driver`]: they put work into sessions through
+//! [`session_mut`](Driver::session_mut), call [`turn`](Driver::turn), and drain the
+//! events of the sessions that [`turn`](Driver::turn) reports as [`Activity::Ready`].
+//! Nothing here does I/O; the types only name what a driver does.
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Instant;
+
+use super::Session;
+
+/// A connection inside one driver. Ids are not reused while the connection's session is
+/// still in the driver; a stale id finds nothing rather than another connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// A listening socket inside one driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerId(pub u32);
+
+/// Builds the session for a connection a listener accepted: given the listener, the
+/// peer's address and the current instant.
+pub type SessionFactory<S> = Box<dyn FnMut(ListenerId, SocketAddr, Instant) -> S>;
+
+/// Something a [`Driver::turn`] did that the body may want to act on.
+#[derive(Debug)]
+pub enum Activity {
+    /// A connection started by [`Driver::connect`] is established.
+    Connected(ConnId),
+    /// The session was fed input, end of stream or a timeout: drain its events.
+    /// Reported at most once per connection per turn.
+    Ready(ConnId),
+    /// A listener accepted a connection; its session came from the listener's factory.
+    Accepted {
+        /// The listener that accepted it.
+        listener: ListenerId,
+        /// The new connection.
+        conn: ConnId,
+        /// The peer's address.
+        peer: SocketAddr,
+    },
+    /// The socket is closed: the peer closed it, an error ended it (`error`), or the
+    /// session finished. The session has seen `handle_eof` (unless it was already
+    /// closed) and stays in the driver, with its last events, until
+    /// [`Driver::remove`].
+    Closed {
+        /// The connection.
+        conn: ConnId,
+        /// The error that ended it, if an error did.
+        error: Option<io::Error>,
+    },
+}
+
+/// An event loop that runs [`Session`]s over sockets. One per thread.
+///
+/// The run-loop rule, from the driver's side: in each [`turn`](Self::turn), every session
+/// that was fed input or touched through [`session_mut`](Self::session_mut) since the
+/// last turn has its arena handed to the kernel (all of them in as few syscalls as the
+/// driver can: one `io_uring_enter`, or one `writev` per connection), its timer re-armed
+/// from `poll_timeout`, and its reading paused or resumed by `wants_read`; a session that
+/// `is_closed` with an empty arena has its socket closed once no operation on it is in
+/// flight.
+pub trait Driver<S: Session> {
+    /// Starts connecting to `addr`; the session's queued output is sent once the
+    /// connection is up ([`Activity::Connected`]). A failure to connect arrives later as
+    /// [`Activity::Closed`] with the error.
+    fn connect(&mut self, addr: SocketAddr, session: S) -> io::Result<ConnId>;
+
+    /// Runs `session` over an already connected stream (a blocking connect, a socket
+    /// handed over by another thread). The stream is switched to non-blocking mode.
+    fn adopt(&mut self, stream: TcpStream, session: S) -> io::Result<ConnId>;
+
+    /// Listens on `addr` (port 0 picks a free port); every accepted connection gets a
+    /// session from `factory` and is reported as [`Activity::Accepted`].
+    fn listen(&mut self, addr: SocketAddr, factory: SessionFactory<S>) -> io::Result<ListenerId>;
+
+    /// The address a listener is bound to.
+    fn listener_addr(&self, listener: ListenerId) -> io::Result<SocketAddr>;
+
+    /// Stops accepting on a listener and closes it.
+    fn close_listener(&mut self, listener: ListenerId) -> io::Result<()>;
+
+    /// The session of a connection.
+    fn session(&self, conn: ConnId) -> Option<&S>;
+
+    /// The session of a connection, for the body to give it work; the driver then
+    /// transmits its output, re-arms its timer and re-reads `wants_read`/`is_closed` in
+    /// the next turn.
+    fn session_mut(&mut self, conn: ConnId) -> Option<&mut S>;
+
+    /// Takes a connection's session out of the driver and closes its socket (at once, or
+    /// once the kernel has finished with operations in flight on it). Output still in the
+    /// arena is dropped.
+    fn remove(&mut self, conn: ConnId) -> Option<S>;
+
+    /// One loop iteration: hands pending output to the kernel, waits until something
+    /// happens or `deadline` passes (`None`: no deadline), feeds what happened to the
+    /// sessions and appends to `out` what the body should look at. Returns once `out`
+    /// gained at least one entry, or at the deadline (a deadline already past only
+    /// submits and reaps what is ready, without blocking).
+    fn turn(&mut self, deadline: Option<Instant>, out: &mut Vec<Activity>) -> io::Result<()>;
+}
