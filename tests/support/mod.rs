@@ -50,7 +50,14 @@ impl RedisServer {
             let dir = TempDir::new("redis");
             let mut cmd = Command::new(&binary);
             cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-                .args(["--appendonly", "no", "--enable-debug-command", "yes", "--daemonize", "no"])
+                .args([
+                    "--appendonly",
+                    "no",
+                    "--enable-debug-command",
+                    "yes",
+                    "--daemonize",
+                    "no",
+                ])
                 .args(["--dir", dir.path.to_str().expect("utf-8 temp path")])
                 .args(extra)
                 .stdout(Stdio::piped())
