@@ -1,6 +1,6 @@
 //! Replays the committed fuzz corpus (`fuzz/corpus/<target>/`) through the same entry
 //! points the cargo-fuzz targets call, on stable, so CI exercises every input the fuzzer
-//! kept, and every `crash-*` reproducer stays a failing test until its bug is fixed.
+//! kept, and every `crash-*` reproducer stays a failing test until its bug is fixed (fixed ones are kept as `regression-*`).
 
 use std::collections::BTreeSet;
 use std::fs;

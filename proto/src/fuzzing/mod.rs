@@ -12,6 +12,7 @@
 //! |---|---|
 //! | [`resp_decode_resp2`], [`resp_decode_resp3`] | two header bytes (options, split seed), then the RESP stream |
 //! | [`segmented_buffer`] | a sequence of operations on a [`SegmentedBuffer`](crate::SegmentedBuffer) |
+//! | [`resp_connection`] | a sequence of operations on a Redis [`Connection`](crate::resp::Connection): sends, server frames, time, end of stream |
 
 mod connection;
 mod resp;
@@ -31,4 +32,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("resp_decode_resp2", resp_decode_resp2),
     ("resp_decode_resp3", resp_decode_resp3),
     ("segmented_buffer", segmented_buffer),
+    ("resp_connection", resp_connection),
 ];
