@@ -150,7 +150,12 @@ fn redis_server_replies_decode_and_reencode_byte_for_byte() {
             for v in &values {
                 encoder.encode(v, &mut arena).expect("encode");
             }
-            assert_eq!(arena.to_vec(), bytes, "{} does not re-encode identically", path.display());
+            assert_eq!(
+                arena.to_vec(),
+                bytes,
+                "{} does not re-encode identically",
+                path.display()
+            );
         }
     }
 }
