@@ -1,1 +1,917 @@
-fn main() {}
+//! RESP decoding, side by side: Monocoque's [`Decoder`] (fed from a [`SegmentedBuffer`]),
+//! the `redis-protocol` crate's zero-copy `Bytes` decoder (`decode_bytes_mut`) and the
+//! `redis` crate's parser, on the same byte streams, in one run.
+//!
+//! ```sh
+//! cargo bench --bench resp_decode              # the full run (a few minutes)
+//! cargo bench --bench resp_decode -- --quick   # CI smoke: fewer rounds, smaller budgets
+//! ```
+//!
+//! Cases:
+//! - (a) a pipeline of 10,000 small replies decoded from one buffer: `+OK`, `:n`, 16-byte
+//!   bulks, a mixed RESP2 stream, and a mixed RESP3 stream (maps, sets, doubles, ...).
+//! - (b) 64 bulk strings of 1 MiB each in one buffer. Ours must not copy the payloads:
+//!   every decoded `Bytes` is checked to point into the input's allocation, and the heap
+//!   bytes each decoder allocates while decoding are counted.
+//! - (c) a 23 KB array of 1,000 bulks and integers fed in 64-byte pieces, decoding after
+//!   each piece as a network client does: ours keeps its progress; `redis-protocol` gets
+//!   the piece appended to its `BytesMut` and retries; the `redis` crate re-runs
+//!   `parse_redis_value` on everything received so far. Then the same array at 1x, 4x
+//!   and 16x its size, in time per byte: flat means linear.
+//!
+//! Method: every decoder's output is checked first (ours value by value; each peer by
+//! the number of values, nested ones included, the sum of the integers and the total
+//! bulk bytes). Then each decoder is warmed up, calibrated so that one sample lasts at
+//! least a few milliseconds, and timed in interleaved rounds (the order rotates each
+//! round); the table gives the median. Work a decoder's API forces on its caller
+//! before decoding (copying the input into `redis-protocol`'s `BytesMut`) is outside the
+//! timed region; every decoded value is dropped inside it. MB is 10^6 bytes.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use monocoque_proto::resp::{Decoder, DecoderConfig, Protocol, Value};
+use monocoque_proto::SegmentedBuffer;
+use redis_protocol::resp2::types::BytesFrame as Rp2Frame;
+use redis_protocol::resp3::types::BytesFrame as Rp3Frame;
+
+// ---------------------------------------------------------------------------------------
+// Allocation accounting: proves the 1 MiB payloads are not copied.
+
+/// The system allocator, counting the bytes requested while [`COUNTING`] is set.
+struct CountingAlloc;
+
+/// Whether allocations are being counted (only around one decode at a time).
+static COUNTING: AtomicBool = AtomicBool::new(false);
+/// Bytes requested by `alloc`, `alloc_zeroed` and growing `realloc`s while counting.
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+
+fn count(bytes: usize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        ALLOCATED.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every method forwards its arguments unchanged to `System`, which upholds the
+// `GlobalAlloc` contract; the counting touches only atomics and never allocates.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        // SAFETY: the caller's contract for `alloc` is passed on unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size());
+        // SAFETY: the caller's contract for `alloc_zeroed` is passed on unchanged.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by `System` with `layout` (every allocation goes
+        // through this wrapper).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size.saturating_sub(layout.size()));
+        // SAFETY: the caller's contract for `realloc` is passed on unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// Heap bytes requested while `f` runs.
+fn allocated_by(f: impl FnOnce()) -> usize {
+    ALLOCATED.store(0, Ordering::Relaxed);
+    COUNTING.store(true, Ordering::SeqCst);
+    f();
+    COUNTING.store(false, Ordering::SeqCst);
+    ALLOCATED.load(Ordering::Relaxed)
+}
+
+// ---------------------------------------------------------------------------------------
+// Inputs.
+
+/// How the input reaches the decoder.
+#[derive(Debug, Clone, Copy)]
+enum Feed {
+    /// All of it, in one buffer.
+    Whole,
+    /// In pieces of this many bytes, decoding after each piece.
+    Pieces(usize),
+}
+
+/// One byte stream and what it must decode to.
+struct Case {
+    name: String,
+    protocol: Protocol,
+    input: Bytes,
+    expected: Vec<Value>,
+    feed: Feed,
+}
+
+impl Case {
+    fn new(name: impl Into<String>, protocol: Protocol, expected: Vec<Value>, feed: Feed) -> Self {
+        let mut out = Vec::new();
+        for v in &expected {
+            write_value(&mut out, v, protocol);
+        }
+        Self {
+            name: name.into(),
+            protocol,
+            input: Bytes::from(out),
+            expected,
+            feed,
+        }
+    }
+
+    fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for v in &self.expected {
+            s.top(v);
+        }
+        s
+    }
+}
+
+/// Encodes the subset of RESP the cases use. Written out by hand so the inputs do not
+/// depend on our own encoder.
+fn write_value(out: &mut Vec<u8>, v: &Value, protocol: Protocol) {
+    match v {
+        Value::SimpleString(s) => line(out, b'+', s),
+        Value::SimpleError(s) => line(out, b'-', s),
+        Value::Integer(n) => line(out, b':', n.to_string().as_bytes()),
+        Value::BulkString(b) => {
+            line(out, b'$', b.len().to_string().as_bytes());
+            out.extend_from_slice(b);
+            out.extend_from_slice(b"\r\n");
+        }
+        Value::Null if protocol == Protocol::Resp2 => out.extend_from_slice(b"$-1\r\n"),
+        Value::Null => out.extend_from_slice(b"_\r\n"),
+        Value::Boolean(b) => out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+        Value::Double(d) => line(out, b',', d.to_string().as_bytes()),
+        Value::Array(items) | Value::Set(items) => {
+            let ty = if matches!(v, Value::Array(_)) { b'*' } else { b'~' };
+            line(out, ty, items.len().to_string().as_bytes());
+            for item in items {
+                write_value(out, item, protocol);
+            }
+        }
+        Value::Map(pairs) => {
+            line(out, b'%', pairs.len().to_string().as_bytes());
+            for (k, item) in pairs {
+                write_value(out, k, protocol);
+                write_value(out, item, protocol);
+            }
+        }
+        other => unreachable!("the benchmark inputs do not use {other:?}"),
+    }
+}
+
+fn line(out: &mut Vec<u8>, ty: u8, body: &[u8]) {
+    out.push(ty);
+    out.extend_from_slice(body);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn simple(s: &'static str) -> Value {
+    Value::SimpleString(Bytes::from_static(s.as_bytes()))
+}
+
+/// 16 bytes that differ from reply to reply.
+fn bulk16(i: usize) -> Value {
+    Value::BulkString(Bytes::from(format!("value:{i:010}")))
+}
+
+const PIPELINE: usize = 10_000;
+
+fn pipeline_cases() -> Vec<Case> {
+    let n = |i: usize| i as i64 * 7919 - 1_000_000;
+    let mixed2 = |i: usize| match i % 6 {
+        0 => simple("OK"),
+        1 => Value::Integer(n(i)),
+        2 => bulk16(i),
+        3 => Value::Null,
+        4 => Value::Array(vec![Value::Integer(n(i)), Value::from("hello"), simple("QUEUED")]),
+        _ => Value::SimpleError(Bytes::from_static(b"ERR unknown command")),
+    };
+    let mixed3 = |i: usize| match i % 9 {
+        0 => simple("OK"),
+        1 => Value::Integer(n(i)),
+        2 => bulk16(i),
+        3 => Value::Null,
+        4 => Value::Boolean(i % 2 == 0),
+        5 => Value::Double(i as f64 + 0.5),
+        6 => Value::Map(vec![
+            (simple("a"), Value::Integer(n(i))),
+            (simple("b"), Value::from("xyz")),
+        ]),
+        7 => Value::Set(vec![Value::Integer(n(i)), Value::Integer(n(i) + 1)]),
+        _ => Value::Array(vec![Value::Integer(n(i)), bulk16(i)]),
+    };
+    let r2 = Protocol::Resp2;
+    vec![
+        Case::new(
+            "a: 10k `+OK`",
+            r2,
+            (0..PIPELINE).map(|_| simple("OK")).collect(),
+            Feed::Whole,
+        ),
+        Case::new(
+            "a: 10k `:n`",
+            r2,
+            (0..PIPELINE).map(|i| Value::Integer(n(i))).collect(),
+            Feed::Whole,
+        ),
+        Case::new(
+            "a: 10k 16-byte bulks",
+            r2,
+            (0..PIPELINE).map(bulk16).collect(),
+            Feed::Whole,
+        ),
+        Case::new(
+            "a: 10k mixed RESP2",
+            r2,
+            (0..PIPELINE).map(mixed2).collect(),
+            Feed::Whole,
+        ),
+        Case::new(
+            "a: 10k mixed RESP3",
+            Protocol::Resp3,
+            (0..PIPELINE).map(mixed3).collect(),
+            Feed::Whole,
+        ),
+    ]
+}
+
+const MIB: usize = 1024 * 1024;
+
+fn big_bulk_case(count: usize) -> Case {
+    let values = (0..count)
+        .map(|i| Value::BulkString(Bytes::from(vec![b'a' + (i % 26) as u8; MIB])))
+        .collect();
+    Case::new(
+        format!("b: {count} x 1 MiB bulks"),
+        Protocol::Resp2,
+        values,
+        Feed::Whole,
+    )
+}
+
+/// An array of `elements` bulks and integers, about 23.5 bytes per element.
+fn array_case(elements: usize, piece: usize) -> Case {
+    let items = (0..elements)
+        .map(|i| {
+            if i % 2 == 0 {
+                Value::BulkString(Bytes::from(format!("member:{i:08}:abcdefghijklmno")))
+            } else {
+                Value::Integer(i as i64 * 1000)
+            }
+        })
+        .collect();
+    let mut case = Case::new("", Protocol::Resp2, vec![Value::Array(items)], Feed::Pieces(piece));
+    case.name = format!(
+        "c: {:.1} KB array ({elements} el.), {piece}-byte pieces",
+        case.input.len() as f64 / 1e3
+    );
+    case
+}
+
+// ---------------------------------------------------------------------------------------
+// What each decoder returned, in a form all three can be compared on.
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Summary {
+    /// Top-level values.
+    top: usize,
+    /// Every value, nested ones (map keys included) too.
+    values: usize,
+    /// Wrapping sum of every integer.
+    int_sum: i64,
+    /// Total bytes of every bulk string.
+    bulk_bytes: usize,
+}
+
+impl Summary {
+    fn top(&mut self, v: &impl Walk) {
+        self.top += 1;
+        v.walk(self);
+    }
+
+    fn int(&mut self, n: i64) {
+        self.int_sum = self.int_sum.wrapping_add(n);
+    }
+}
+
+/// Adds a decoded value (and what it contains) to a [`Summary`].
+trait Walk {
+    fn walk(&self, s: &mut Summary);
+}
+
+impl Walk for Value {
+    fn walk(&self, s: &mut Summary) {
+        s.values += 1;
+        match self {
+            Value::Integer(n) => s.int(*n),
+            Value::BulkString(b) => s.bulk_bytes += b.len(),
+            Value::Array(items) | Value::Set(items) | Value::Push(items) => items.iter().for_each(|v| v.walk(s)),
+            Value::Map(pairs) => pairs.iter().for_each(|(k, v)| {
+                k.walk(s);
+                v.walk(s);
+            }),
+            _ => {}
+        }
+    }
+}
+
+/// A `redis-protocol` frame of either dialect.
+enum RpFrame {
+    V2(Rp2Frame),
+    V3(Rp3Frame),
+}
+
+impl Walk for RpFrame {
+    fn walk(&self, s: &mut Summary) {
+        match self {
+            RpFrame::V2(f) => f.walk(s),
+            RpFrame::V3(f) => f.walk(s),
+        }
+    }
+}
+
+impl Walk for Rp2Frame {
+    fn walk(&self, s: &mut Summary) {
+        s.values += 1;
+        match self {
+            Rp2Frame::Integer(n) => s.int(*n),
+            Rp2Frame::BulkString(b) => s.bulk_bytes += b.len(),
+            Rp2Frame::Array(items) => items.iter().for_each(|v| v.walk(s)),
+            _ => {}
+        }
+    }
+}
+
+impl Walk for Rp3Frame {
+    fn walk(&self, s: &mut Summary) {
+        s.values += 1;
+        match self {
+            Rp3Frame::Number { data, .. } => s.int(*data),
+            Rp3Frame::BlobString { data, .. } => s.bulk_bytes += data.len(),
+            Rp3Frame::Array { data, .. } | Rp3Frame::Push { data, .. } => data.iter().for_each(|v| v.walk(s)),
+            Rp3Frame::Set { data, .. } => data.iter().for_each(|v| v.walk(s)),
+            Rp3Frame::Map { data, .. } => data.iter().for_each(|(k, v)| {
+                k.walk(s);
+                v.walk(s);
+            }),
+            _ => {}
+        }
+    }
+}
+
+impl Walk for redis::Value {
+    fn walk(&self, s: &mut Summary) {
+        s.values += 1;
+        match self {
+            redis::Value::Int(n) => s.int(*n),
+            redis::Value::BulkString(b) => s.bulk_bytes += b.len(),
+            redis::Value::Array(items) | redis::Value::Set(items) | redis::Value::Push { data: items, .. } => {
+                items.iter().for_each(|v| v.walk(s))
+            }
+            redis::Value::Map(pairs) => pairs.iter().for_each(|(k, v)| {
+                k.walk(s);
+                v.walk(s);
+            }),
+            _ => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The decoders, each driven the way its API is meant to be used. `sink` gets every
+// top-level value.
+
+fn ours(case: &Case, sink: &mut impl FnMut(Value)) {
+    let mut decoder = Decoder::new(DecoderConfig::new(case.protocol));
+    let mut src = SegmentedBuffer::new();
+    let mut drain = |src: &mut SegmentedBuffer| {
+        while let Some(v) = decoder
+            .decode(src)
+            .unwrap_or_else(|e| panic!("{}: our decoder rejected the input: {e}", case.name))
+        {
+            sink(v);
+        }
+    };
+    match case.feed {
+        Feed::Whole => {
+            src.push(case.input.clone());
+            drain(&mut src);
+        }
+        Feed::Pieces(piece) => {
+            let mut at = 0;
+            while at < case.input.len() {
+                let end = (at + piece).min(case.input.len());
+                // What a driver hands over: a view of a received buffer.
+                src.push(case.input.slice(at..end));
+                drain(&mut src);
+                at = end;
+            }
+        }
+    }
+    assert!(src.is_empty(), "{}: {} bytes left undecoded", case.name, src.len());
+}
+
+fn rp_next(protocol: Protocol, buf: &mut BytesMut) -> Option<RpFrame> {
+    let frame = match protocol {
+        Protocol::Resp2 => redis_protocol::resp2::decode::decode_bytes_mut(buf).map(|f| f.map(|f| RpFrame::V2(f.0))),
+        Protocol::Resp3 => {
+            redis_protocol::resp3::decode::complete::decode_bytes_mut(buf).map(|f| f.map(|f| RpFrame::V3(f.0)))
+        }
+    };
+    frame.unwrap_or_else(|e| panic!("redis-protocol rejected the input: {e:?}"))
+}
+
+/// `redis-protocol` on a whole buffer the caller already holds as a `BytesMut`.
+fn rp_whole(protocol: Protocol, buf: &mut BytesMut, sink: &mut impl FnMut(RpFrame)) {
+    while let Some(f) = rp_next(protocol, buf) {
+        sink(f);
+    }
+    assert!(buf.is_empty(), "redis-protocol left {} bytes undecoded", buf.len());
+}
+
+/// `redis-protocol` as a codec uses it: append what arrived, retry the decode.
+fn rp_pieces(case: &Case, piece: usize, sink: &mut impl FnMut(RpFrame)) {
+    let mut buf = BytesMut::new();
+    for chunk in case.input.chunks(piece) {
+        buf.extend_from_slice(chunk);
+        while let Some(f) = rp_next(case.protocol, &mut buf) {
+            sink(f);
+        }
+    }
+    assert!(buf.is_empty(), "redis-protocol left {} bytes undecoded", buf.len());
+}
+
+fn redis_parse_error(e: &redis::RedisError) -> ! {
+    panic!("the redis crate rejected the input: {e}")
+}
+
+/// The `redis` crate's `Parser` reading values one after another from `reader` until it
+/// reports the end of input.
+fn redis_read_all(mut reader: impl Read, sink: &mut impl FnMut(redis::Value)) {
+    let mut parser = redis::Parser::new();
+    loop {
+        match parser.parse_value(&mut reader) {
+            Ok(v) => sink(v),
+            Err(e) if e.is_io_error() => return,
+            Err(e) => redis_parse_error(&e),
+        }
+    }
+}
+
+/// The `redis` crate on bytes fed in pieces: `parse_redis_value` on everything received
+/// so far, after each piece (an incomplete value is an end-of-input error). The crate
+/// reports no consumed length, so this serves streams that hold one value (case c).
+fn redis_reparse(case: &Case, piece: usize, sink: &mut impl FnMut(redis::Value)) {
+    let mut received = Vec::new();
+    for chunk in case.input.chunks(piece) {
+        received.extend_from_slice(chunk);
+        match redis::parse_redis_value(&received) {
+            Ok(v) => {
+                sink(v);
+                received.clear();
+            }
+            Err(e) if e.is_io_error() => {}
+            Err(e) => redis_parse_error(&e),
+        }
+    }
+    assert!(
+        received.is_empty(),
+        "the redis crate left {} bytes undecoded",
+        received.len()
+    );
+}
+
+/// A reader that returns at most `piece` bytes per `read`: the `redis` crate's blocking
+/// client mode, where its parser pulls from the socket and keeps its partial state.
+struct PieceReader<'a> {
+    data: &'a [u8],
+    piece: usize,
+}
+
+impl Read for PieceReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.piece.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Timing.
+
+struct Opts {
+    quick: bool,
+    /// Substrings of the case names to run (all when empty), as `cargo bench` filters.
+    filters: Vec<String>,
+    /// Warm-up runs per decoder (fewer when a run is slow).
+    warmup: usize,
+    /// Interleaved rounds.
+    rounds: usize,
+    /// Fewest rounds, even when the budget is exceeded.
+    min_rounds: usize,
+    /// A sample repeats the decode until it lasts about this long.
+    min_sample: Duration,
+    /// Time per decoder per case beyond which rounds are cut.
+    budget: Duration,
+}
+
+impl Opts {
+    fn selects(&self, case: &Case) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(|f| case.name.contains(f.as_str()))
+    }
+
+    fn from_args() -> Self {
+        let args: Vec<String> = std::env::args().collect();
+        // `cargo bench` passes `--bench`; without it (`cargo test --benches`) run the
+        // smoke version too.
+        let quick = args.iter().any(|a| a == "--quick") || !args.iter().any(|a| a == "--bench");
+        let filters = args.iter().skip(1).filter(|a| !a.starts_with("--")).cloned().collect();
+        if quick {
+            Self {
+                quick,
+                filters,
+                warmup: 1,
+                rounds: 3,
+                min_rounds: 1,
+                min_sample: Duration::from_millis(2),
+                budget: Duration::from_secs(2),
+            }
+        } else {
+            Self {
+                quick,
+                filters,
+                warmup: 3,
+                rounds: 21,
+                min_rounds: 3,
+                min_sample: Duration::from_millis(20),
+                budget: Duration::from_secs(25),
+            }
+        }
+    }
+}
+
+/// One contender: performs `reps` decodes and returns the time they took, preparation
+/// excluded.
+type Contender<'a> = Box<dyn FnMut(usize) -> Duration + 'a>;
+
+/// Seconds per decode for each contender: warm-up, calibration, then the median of
+/// interleaved rounds.
+fn measure(contenders: &mut [Contender<'_>], max_reps: &[usize], opts: &Opts) -> Vec<f64> {
+    let n = contenders.len();
+    let mut reps = vec![1usize; n];
+    let mut per_sample = vec![0f64; n];
+    for (i, run) in contenders.iter_mut().enumerate() {
+        let started = Instant::now();
+        let mut last = Duration::ZERO;
+        for _ in 0..opts.warmup.max(1) {
+            last = run(1);
+            if started.elapsed() > opts.budget / 4 {
+                break;
+            }
+        }
+        let one = last.as_secs_f64().max(1e-9);
+        reps[i] = ((opts.min_sample.as_secs_f64() / one).ceil() as usize).clamp(1, max_reps[i].max(1));
+        per_sample[i] = one * reps[i] as f64;
+    }
+    let slowest = per_sample.iter().cloned().fold(0.0, f64::max);
+    let rounds = ((opts.budget.as_secs_f64() / slowest) as usize).clamp(opts.min_rounds, opts.rounds);
+    let mut samples = vec![Vec::with_capacity(rounds); n];
+    for round in 0..rounds {
+        for k in 0..n {
+            let i = (round + k) % n;
+            let t = contenders[i](reps[i]);
+            samples[i].push(t.as_secs_f64() / reps[i] as f64);
+        }
+    }
+    samples.into_iter().map(median).collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+/// Times `reps` runs of `f`.
+fn timed(reps: usize, mut f: impl FnMut()) -> Duration {
+    let started = Instant::now();
+    for _ in 0..reps {
+        f();
+    }
+    started.elapsed()
+}
+
+/// The three contenders of the main table for `case`.
+fn contenders(case: &Case) -> (Vec<Contender<'_>>, Vec<usize>) {
+    // Each `redis-protocol` repetition needs its own copy of a whole-buffer input; keep
+    // those copies under 256 MiB.
+    let rp_reps = (256 * MIB / case.input.len().max(1)).max(1);
+    let ours_c: Contender<'_> = Box::new(move |reps| {
+        timed(reps, || {
+            ours(case, &mut |v| {
+                black_box(v);
+            })
+        })
+    });
+    let (rp_c, redis_c): (Contender<'_>, Contender<'_>) = match case.feed {
+        Feed::Whole => (
+            Box::new(move |reps| {
+                let mut bufs: Vec<BytesMut> = (0..reps).map(|_| BytesMut::from(&case.input[..])).collect();
+                let started = Instant::now();
+                for buf in &mut bufs {
+                    rp_whole(case.protocol, buf, &mut |f| {
+                        black_box(f);
+                    });
+                }
+                let took = started.elapsed();
+                drop(bufs);
+                took
+            }),
+            Box::new(move |reps| {
+                timed(reps, || {
+                    redis_read_all(&case.input[..], &mut |v| {
+                        black_box(v);
+                    })
+                })
+            }),
+        ),
+        Feed::Pieces(piece) => (
+            Box::new(move |reps| {
+                timed(reps, || {
+                    rp_pieces(case, piece, &mut |f| {
+                        black_box(f);
+                    })
+                })
+            }),
+            Box::new(move |reps| {
+                timed(reps, || {
+                    redis_reparse(case, piece, &mut |v| {
+                        black_box(v);
+                    })
+                })
+            }),
+        ),
+    };
+    (vec![ours_c, rp_c, redis_c], vec![usize::MAX, rp_reps, usize::MAX])
+}
+
+/// Decodes `case` once with every decoder and checks the results; returns the summary.
+fn check(case: &Case) -> Summary {
+    let want = case.summary();
+
+    let mut got = Vec::new();
+    ours(case, &mut |v| got.push(v));
+    assert!(
+        got == case.expected,
+        "{}: our decoder returned different values",
+        case.name
+    );
+
+    let mut rp = Summary::default();
+    match case.feed {
+        Feed::Whole => rp_whole(case.protocol, &mut BytesMut::from(&case.input[..]), &mut |f| rp.top(&f)),
+        Feed::Pieces(piece) => rp_pieces(case, piece, &mut |f| rp.top(&f)),
+    }
+    assert_eq!(rp, want, "{}: redis-protocol disagrees", case.name);
+
+    let mut rd = Summary::default();
+    match case.feed {
+        Feed::Whole => redis_read_all(&case.input[..], &mut |v| rd.top(&v)),
+        Feed::Pieces(piece) => {
+            redis_reparse(case, piece, &mut |v| rd.top(&v));
+            let mut pulled = Summary::default();
+            let reader = PieceReader {
+                data: &case.input,
+                piece,
+            };
+            redis_read_all(reader, &mut |v| pulled.top(&v));
+            assert_eq!(pulled, want, "{}: the redis crate (pull mode) disagrees", case.name);
+        }
+    }
+    assert_eq!(rd, want, "{}: the redis crate disagrees", case.name);
+    want
+}
+
+// ---------------------------------------------------------------------------------------
+// Report.
+
+struct Row {
+    name: String,
+    bytes: usize,
+    values: usize,
+    /// Seconds per decode: ours, redis-protocol, redis.
+    secs: Vec<f64>,
+}
+
+fn mb_s(bytes: usize, secs: f64) -> f64 {
+    bytes as f64 / secs / 1e6
+}
+
+fn fmt_rate(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else if x >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "| case | input bytes | values | ours MB/s | ours M values/s | redis-protocol MB/s | redis MB/s \
+         | ours / redis-protocol | ours / redis |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let [o, p, d] = [r.secs[0], r.secs[1], r.secs[2]];
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1}x | {:.1}x |",
+            r.name,
+            r.bytes,
+            r.values,
+            fmt_rate(mb_s(r.bytes, o)),
+            fmt_rate(r.values as f64 / o / 1e6),
+            fmt_rate(mb_s(r.bytes, p)),
+            fmt_rate(mb_s(r.bytes, d)),
+            p / o,
+            d / o,
+        );
+    }
+}
+
+fn cpu_description() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{model}, {cpus} logical CPUs available")
+}
+
+/// Proves ours returns views into the input for every 1 MiB payload, and reports the
+/// heap bytes each decoder requests for one decode.
+fn zero_copy_report(case: &Case) {
+    let range = case.input.as_ptr() as usize..case.input.as_ptr() as usize + case.input.len();
+    let inside = |b: &[u8]| {
+        let p = b.as_ptr() as usize;
+        range.contains(&p) && p + b.len() <= range.end
+    };
+    let mut payloads = 0;
+    ours(case, &mut |v| {
+        let b = v
+            .as_bytes()
+            .unwrap_or_else(|| panic!("{}: expected a bulk, got {v:?}", case.name));
+        assert!(inside(b), "{}: our decoder copied a payload", case.name);
+        payloads += 1;
+    });
+    assert_eq!(payloads, case.expected.len());
+
+    let ours_alloc = allocated_by(|| ours(case, &mut |v| drop(black_box(v))));
+    let mut buf = BytesMut::from(&case.input[..]);
+    let rp_alloc = allocated_by(|| rp_whole(case.protocol, &mut buf, &mut |f| drop(black_box(f))));
+    drop(buf);
+    let redis_alloc = allocated_by(|| redis_read_all(&case.input[..], &mut |v| drop(black_box(v))));
+    let payload = case.expected.len() * MIB;
+    assert!(
+        ours_alloc < payload / 64,
+        "{}: our decoder allocated {ours_alloc} bytes for {payload} bytes of payload",
+        case.name
+    );
+    println!(
+        "(b) zero copy: all {payloads} decoded payloads of ours point into the input buffer's allocation \
+         (checked by address range). Heap bytes requested during one decode of {payload} payload bytes: \
+         ours {ours_alloc}, redis-protocol {rp_alloc}, redis {redis_alloc}."
+    );
+}
+
+fn main() {
+    let opts = Opts::from_args();
+    println!("# RESP decode: monocoque vs redis-protocol 6 vs redis 1.8");
+    println!();
+    println!("cpu: {}", cpu_description());
+    println!(
+        "mode: {} ({} rounds max, samples >= {} ms, median reported)",
+        if opts.quick { "quick" } else { "full" },
+        opts.rounds,
+        opts.min_sample.as_millis()
+    );
+    println!();
+
+    let mut cases = pipeline_cases();
+    cases.push(big_bulk_case(64));
+    cases.push(array_case(1000, 64));
+    cases.retain(|c| opts.selects(c));
+    let scales: Vec<usize> = if opts.quick { vec![1, 4] } else { vec![1, 4, 16] };
+    let (scales, arrays): (Vec<usize>, Vec<Case>) = scales
+        .into_iter()
+        .map(|s| (s, array_case(1000 * s, 64)))
+        .filter(|(_, c)| opts.selects(c))
+        .unzip();
+
+    for case in cases.iter().chain(&arrays) {
+        check(case);
+    }
+    if let Some(big) = cases.iter().find(|c| c.name.starts_with("b:")) {
+        zero_copy_report(big);
+        println!();
+    }
+
+    let mut rows = Vec::new();
+    for case in &cases {
+        let (mut cs, max_reps) = contenders(case);
+        let secs = measure(&mut cs, &max_reps, &opts);
+        rows.push(Row {
+            name: case.name.clone(),
+            bytes: case.input.len(),
+            values: case.summary().values,
+            secs,
+        });
+        eprintln!("measured {}", case.name);
+    }
+    print_table(&rows);
+    println!();
+
+    // Linearity: the array at several sizes, 64-byte pieces, time per byte.
+    if arrays.is_empty() {
+        return;
+    }
+    println!("(c) linearity: the array in 64-byte pieces, ns per input byte (flat = linear)");
+    println!();
+    println!(
+        "| array | input bytes | ours ns/B | redis-protocol ns/B | redis re-parse ns/B | redis pull-parser ns/B |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    let mut per_byte: Vec<Vec<f64>> = Vec::new();
+    for (case, scale) in arrays.iter().zip(&scales) {
+        let Feed::Pieces(piece) = case.feed else {
+            unreachable!("the arrays are fed in pieces")
+        };
+        let (mut cs, mut max_reps) = contenders(case);
+        cs.push(Box::new(move |reps| {
+            timed(reps, || {
+                let reader = PieceReader {
+                    data: &case.input,
+                    piece,
+                };
+                redis_read_all(reader, &mut |v| {
+                    black_box(v);
+                })
+            })
+        }));
+        max_reps.push(usize::MAX);
+        let secs = measure(&mut cs, &max_reps, &opts);
+        let ns: Vec<f64> = secs.iter().map(|s| s * 1e9 / case.input.len() as f64).collect();
+        println!(
+            "| {scale}x ({} el.) | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            scale * 1000,
+            case.input.len(),
+            ns[0],
+            ns[1],
+            ns[2],
+            ns[3]
+        );
+        per_byte.push(ns);
+        eprintln!("measured linearity {scale}x");
+    }
+    if let (Some(first), Some(last)) = (per_byte.first(), per_byte.last()) {
+        let growth: Vec<String> = (0..first.len())
+            .map(|i| format!("{:.1}x", last[i] / first[i]))
+            .collect();
+        println!();
+        println!(
+            "time per byte at {}x vs 1x: ours {}, redis-protocol {}, redis re-parse {}, redis pull-parser {}",
+            scales.last().copied().unwrap_or(1),
+            growth[0],
+            growth[1],
+            growth[2],
+            growth[3]
+        );
+    }
+}
