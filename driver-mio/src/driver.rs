@@ -1,0 +1,772 @@
+//! [`MioDriver`]: the event loop.
+
+use std::collections::HashMap;
+use std::io::{self, IoSlice};
+use std::net::{SocketAddr, TcpStream as StdTcpStream};
+use std::time::{Duration, Instant};
+
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Registry, Token};
+use monocoque_proto::{Activity, ConnId, Driver, IoArena, ListenerId, Session, SessionFactory};
+use socket2::SockRef;
+
+use crate::pool::{PoolStats, RecvPool};
+use crate::slab::{Key, Slab};
+use crate::sys;
+use crate::timers::{TimerEntry, TimerHeap};
+use crate::{MioConfig, MioError};
+
+/// Iovecs handed to one `sendmsg`. Arenas rarely hold more chunks than this (small
+/// writes share one staging chunk); the rest goes in the next loop iteration.
+const MAX_IOVECS: usize = 64;
+
+/// How long a listener waits before accepting again after the kernel refused (out of
+/// file descriptors or memory), unless a connection of this driver closes first.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// `connect` started; waiting for the socket to become writable.
+    Connecting,
+    /// Established.
+    Open,
+    /// The socket is gone; the session waits for [`Driver::remove`].
+    Closed,
+}
+
+/// One connection: its session and what the driver knows about its socket.
+struct Conn<S> {
+    session: S,
+    stream: Option<TcpStream>,
+    phase: Phase,
+    /// The socket may hold unread bytes: set by a readable edge, cleared by `WouldBlock`.
+    /// It survives a pause (`wants_read` false), because no new edge will announce the
+    /// bytes already there.
+    readable: bool,
+    /// The socket may take more bytes: cleared by `WouldBlock`, set by a writable edge.
+    writable: bool,
+    /// The session has been given `handle_eof`.
+    eof_fed: bool,
+    /// On the dirty list.
+    dirty: bool,
+    /// On the read list.
+    read_queued: bool,
+    /// The turn in which `Activity::Ready` was last reported for it.
+    ready_turn: u64,
+    /// The deadline armed in the timer heap.
+    timer: Option<Instant>,
+    /// A failure to report in the next turn (a `connect` that failed at once).
+    pending_error: Option<io::Error>,
+}
+
+/// A listening socket and the factory of its sessions.
+struct Listener<S> {
+    socket: TcpListener,
+    factory: SessionFactory<S>,
+    /// `accept` failed for lack of resources: retry later.
+    backlogged: bool,
+}
+
+/// How one `sendmsg` went.
+enum WriteOutcome {
+    /// The arena is empty.
+    Flushed,
+    /// The kernel took some bytes; more remain.
+    Partial,
+    /// The kernel took nothing (`WouldBlock`): wait for a writable edge.
+    Blocked,
+}
+
+/// How reading one connection ended.
+enum ReadOutcome {
+    /// Drained to `WouldBlock`, paused by `wants_read`, or out of budget.
+    Stopped,
+    /// End of stream: the session was given `handle_eof`.
+    Eof,
+    /// An error ended the connection.
+    Failed(io::Error),
+}
+
+/// The portable driver: one mio `Poll`, the connections and listeners it watches, a
+/// timer heap and a receive buffer pool. One per thread.
+///
+/// See the crate documentation for what a [`turn`](Driver::turn) does.
+pub struct MioDriver<S> {
+    poll: Poll,
+    events: Events,
+    config: MioConfig,
+    conns: Slab<Conn<S>>,
+    listeners: HashMap<u32, Listener<S>>,
+    next_listener: u32,
+    timers: TimerHeap,
+    pool: RecvPool,
+    /// Connections to service (write, re-arm, resume, close) in the next pass.
+    dirty: Vec<Key>,
+    /// Connections to read from in the next pass.
+    reads: Vec<Key>,
+    /// A spare vector, swapped with `dirty`/`reads` to walk them while they refill.
+    scratch: Vec<Key>,
+    turn_no: u64,
+    accept_retry_at: Option<Instant>,
+}
+
+impl<S> std::fmt::Debug for MioDriver<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MioDriver")
+            .field("connections", &self.conns.len())
+            .field("listeners", &self.listeners.len())
+            .field("pool", &self.pool.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+fn conn_token(index: u32) -> Token {
+    Token((index as usize) << 1)
+}
+
+fn listener_token(id: u32) -> Token {
+    Token(((id as usize) << 1) | 1)
+}
+
+/// Reports `Ready` for a connection, at most once per turn.
+fn mark_ready<S>(conn: &mut Conn<S>, key: Key, turn: u64, out: &mut Vec<Activity>) {
+    if conn.ready_turn != turn {
+        conn.ready_turn = turn;
+        out.push(Activity::Ready(key.id()));
+    }
+}
+
+/// Puts a connection on the dirty list (once).
+fn mark_dirty<S>(conn: &mut Conn<S>, key: Key, dirty: &mut Vec<Key>) {
+    if !conn.dirty {
+        conn.dirty = true;
+        dirty.push(key);
+    }
+}
+
+/// Puts a connection on the read list (once).
+fn queue_read<S>(conn: &mut Conn<S>, key: Key, reads: &mut Vec<Key>) {
+    if !conn.read_queued {
+        conn.read_queued = true;
+        reads.push(key);
+    }
+}
+
+/// Errors after which `accept` should simply be called again.
+fn accept_error_is_transient(err: &io::Error) -> bool {
+    if matches!(
+        err.kind(),
+        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+    ) {
+        return true;
+    }
+    #[cfg(unix)]
+    if err.raw_os_error() == Some(libc::EPROTO) {
+        return true;
+    }
+    false
+}
+
+/// One `sendmsg` of as much of the arena as fits in [`MAX_IOVECS`] iovecs, retried on
+/// `EINTR`; the arena is advanced by what the kernel took.
+fn write_once(stream: &TcpStream, arena: &mut IoArena) -> io::Result<WriteOutcome> {
+    if arena.is_empty() {
+        return Ok(WriteOutcome::Flushed);
+    }
+    let sent = {
+        let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
+        let n = arena.io_slices(&mut iov);
+        loop {
+            match sys::send_vectored(stream, &iov[..n]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        }
+    };
+    match sent {
+        Ok(0) => Err(io::Error::from(io::ErrorKind::WriteZero)),
+        Ok(n) => {
+            // The kernel never reports more than it was given; `min` keeps a broken
+            // report from panicking in `advance`.
+            arena.advance(n.min(arena.len()));
+            Ok(if arena.is_empty() {
+                WriteOutcome::Flushed
+            } else {
+                WriteOutcome::Partial
+            })
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(WriteOutcome::Blocked),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a connection's arena is empty.
+fn arena_is_empty<S: Session>(session: &mut S) -> bool {
+    session.poll_transmit().map_or(true, |a| a.is_empty())
+}
+
+/// What a readiness event says about a pending `connect`: `Ok(true)` established,
+/// `Ok(false)` still in progress, `Err` failed.
+fn connect_result(stream: &TcpStream, event: &Event) -> io::Result<bool> {
+    if let Some(err) = stream.take_error()? {
+        return Err(err);
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+            if event.is_error() || event.is_write_closed() {
+                Err(io::Error::from(io::ErrorKind::ConnectionRefused))
+            } else {
+                Ok(false)
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+impl<S: Session> MioDriver<S> {
+    /// A driver with the default [`MioConfig`].
+    pub fn new() -> io::Result<Self> {
+        Self::with_config(MioConfig::default())
+    }
+
+    /// A driver tuned by `config` (checked with [`MioConfig::validate`]).
+    pub fn with_config(config: MioConfig) -> io::Result<Self> {
+        config.validate()?;
+        Ok(Self {
+            poll: Poll::new()?,
+            events: Events::with_capacity(config.max_events),
+            pool: RecvPool::new(config.recv_buffer_size, config.min_read_space, config.pool_size),
+            config,
+            conns: Slab::default(),
+            listeners: HashMap::new(),
+            next_listener: 0,
+            timers: TimerHeap::default(),
+            dirty: Vec::new(),
+            reads: Vec::new(),
+            scratch: Vec::new(),
+            turn_no: 0,
+            accept_retry_at: None,
+        })
+    }
+
+    /// The configuration the driver runs with.
+    pub fn config(&self) -> &MioConfig {
+        &self.config
+    }
+
+    /// How the receive buffer pool is doing.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+
+    /// Sessions in the driver, open or closed but not yet removed.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Stores a connection, registers its socket and puts it on the dirty list, so the
+    /// next pass flushes its output and arms its timer.
+    fn insert(
+        &mut self,
+        stream: TcpStream,
+        session: S,
+        phase: Phase,
+        readable: bool,
+        pending_error: Option<io::Error>,
+    ) -> io::Result<Key> {
+        let register = pending_error.is_none();
+        let conn = Conn {
+            session,
+            stream: Some(stream),
+            phase,
+            readable,
+            writable: phase == Phase::Open,
+            eof_fed: false,
+            dirty: false,
+            read_queued: false,
+            ready_turn: 0,
+            timer: None,
+            pending_error,
+        };
+        let key = self.conns.insert(conn).ok_or(MioError::TooManyConnections)?;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Err(MioError::TooManyConnections.into());
+        };
+        if register {
+            if let Some(stream) = conn.stream.as_mut() {
+                if let Err(e) = self.poll.registry().register(
+                    stream,
+                    conn_token(key.index),
+                    Interest::READABLE | Interest::WRITABLE,
+                ) {
+                    self.conns.remove(key);
+                    return Err(e);
+                }
+            }
+        }
+        mark_dirty(conn, key, &mut self.dirty);
+        Ok(key)
+    }
+
+    /// Closes a connection's socket and reports it; the session stays.
+    fn close_socket(&mut self, key: Key, error: Option<io::Error>, now: Instant, out: &mut Vec<Activity>) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.phase == Phase::Closed {
+            return;
+        }
+        conn.phase = Phase::Closed;
+        conn.readable = false;
+        conn.writable = false;
+        if let Some(mut stream) = conn.stream.take() {
+            // Deregister explicitly: a duplicate of an adopted fd would otherwise keep
+            // the registration alive after this close.
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+        if conn.timer.take().is_some() {
+            self.timers.disarm();
+        }
+        out.push(Activity::Closed { conn: key.id(), error });
+        // A descriptor was freed: a listener starved of them may accept again.
+        if self.listeners.values().any(|l| l.backlogged) {
+            self.accept_retry_at = Some(now);
+        }
+    }
+
+    /// Ends a connection with an error: the session sees end of stream (unless it
+    /// already did or is closed), then `Ready` and `Closed { error }` are reported.
+    fn fail(&mut self, key: Key, error: io::Error, now: Instant, out: &mut Vec<Activity>) {
+        let turn = self.turn_no;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.phase == Phase::Closed {
+            return;
+        }
+        if !conn.eof_fed && !conn.session.is_closed() {
+            conn.eof_fed = true;
+            conn.session.handle_eof(now);
+        }
+        mark_ready(conn, key, turn, out);
+        self.close_socket(key, Some(error), now, out);
+    }
+
+    /// Fires every timer due at `now`.
+    fn fire_timers(&mut self, now: Instant, out: &mut Vec<Activity>) {
+        while let Some(entry) = self.timers.pop_due(now) {
+            let key = Key {
+                index: entry.index,
+                generation: entry.generation,
+            };
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if conn.timer != Some(entry.at) {
+                continue;
+            }
+            conn.timer = None;
+            self.timers.disarm();
+            conn.session.handle_timeout(now);
+            mark_ready(conn, key, self.turn_no, out);
+            mark_dirty(conn, key, &mut self.dirty);
+        }
+        let conns = &self.conns;
+        self.timers.compact_if_needed(|e| Self::timer_is_live(conns, e));
+    }
+
+    fn timer_is_live(conns: &Slab<Conn<S>>, entry: &TimerEntry) -> bool {
+        let key = Key {
+            index: entry.index,
+            generation: entry.generation,
+        };
+        conns.get(key).is_some_and(|c| c.timer == Some(entry.at))
+    }
+
+    /// Re-arms a connection's timer from its session.
+    fn rearm(timers: &mut TimerHeap, conn: &mut Conn<S>, key: Key) {
+        let want = if conn.phase == Phase::Closed {
+            None
+        } else {
+            conn.session.poll_timeout()
+        };
+        if want == conn.timer {
+            return;
+        }
+        if conn.timer.is_some() {
+            timers.disarm();
+        }
+        conn.timer = want;
+        if let Some(at) = want {
+            timers.arm(TimerEntry {
+                at,
+                index: key.index,
+                generation: key.generation,
+            });
+        }
+    }
+
+    /// Reads every connection on the read list.
+    fn run_reads(&mut self, now: Instant, out: &mut Vec<Activity>) {
+        if self.reads.is_empty() {
+            return;
+        }
+        let mut list = std::mem::replace(&mut self.reads, std::mem::take(&mut self.scratch));
+        for key in list.drain(..) {
+            match self.read_conn(key, now, out) {
+                ReadOutcome::Stopped | ReadOutcome::Eof => {}
+                ReadOutcome::Failed(err) => self.fail(key, err, now, out),
+            }
+        }
+        self.scratch = list;
+    }
+
+    /// Reads one connection until `WouldBlock`, a pause, end of stream or its budget.
+    fn read_conn(&mut self, key: Key, now: Instant, out: &mut Vec<Activity>) -> ReadOutcome {
+        let turn = self.turn_no;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return ReadOutcome::Stopped;
+        };
+        conn.read_queued = false;
+        if conn.phase != Phase::Open || conn.eof_fed || !conn.readable {
+            return ReadOutcome::Stopped;
+        }
+        let mut budget = self.config.read_budget;
+        loop {
+            if !conn.session.wants_read() {
+                // Paused with `readable` still set: the dirty pass resumes it.
+                return ReadOutcome::Stopped;
+            }
+            if budget == 0 {
+                queue_read(conn, key, &mut self.reads);
+                return ReadOutcome::Stopped;
+            }
+            let Some(stream) = conn.stream.as_ref() else {
+                return ReadOutcome::Stopped;
+            };
+            let spare = self.pool.spare();
+            match sys::recv(stream, spare) {
+                Ok(0) => {
+                    conn.readable = false;
+                    conn.eof_fed = true;
+                    conn.session.handle_eof(now);
+                    mark_ready(conn, key, turn, out);
+                    mark_dirty(conn, key, &mut self.dirty);
+                    return ReadOutcome::Eof;
+                }
+                Ok(n) => {
+                    let data = self.pool.commit(n);
+                    budget = budget.saturating_sub(data.len());
+                    conn.session.handle_input(data, now);
+                    mark_ready(conn, key, turn, out);
+                    mark_dirty(conn, key, &mut self.dirty);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.readable = false;
+                    return ReadOutcome::Stopped;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return ReadOutcome::Failed(e),
+            }
+        }
+    }
+
+    /// Services every connection on the dirty list.
+    fn flush_dirty(&mut self, now: Instant, out: &mut Vec<Activity>) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let mut list = std::mem::replace(&mut self.dirty, std::mem::take(&mut self.scratch));
+        for key in list.drain(..) {
+            self.service(key, now, out);
+        }
+        self.scratch = list;
+    }
+
+    /// The run-loop rule for one connection: one write, re-arm the timer, resume
+    /// reading if the session wants to, close if it is done.
+    fn service(&mut self, key: Key, now: Instant, out: &mut Vec<Activity>) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.dirty = false;
+        if conn.phase == Phase::Closed {
+            return;
+        }
+        if let Some(err) = conn.pending_error.take() {
+            self.fail(key, err, now, out);
+            return;
+        }
+        let mut more = false;
+        if conn.phase == Phase::Open && conn.writable {
+            let outcome = match (conn.stream.as_ref(), conn.session.poll_transmit()) {
+                (Some(stream), Some(arena)) => write_once(stream, arena),
+                _ => Ok(WriteOutcome::Flushed),
+            };
+            match outcome {
+                Ok(WriteOutcome::Flushed) => {}
+                // A short write usually means the socket buffer is full, but only
+                // `WouldBlock` proves it on every platform: try again next iteration.
+                Ok(WriteOutcome::Partial) => more = true,
+                Ok(WriteOutcome::Blocked) => conn.writable = false,
+                Err(err) => {
+                    self.fail(key, err, now, out);
+                    return;
+                }
+            }
+        }
+        Self::rearm(&mut self.timers, conn, key);
+        if conn.phase == Phase::Open && conn.readable && !conn.eof_fed && conn.session.wants_read() {
+            queue_read(conn, key, &mut self.reads);
+        }
+        let empty = arena_is_empty(&mut conn.session);
+        if empty && (conn.session.is_closed() || conn.eof_fed) {
+            self.close_socket(key, None, now, out);
+        } else if more {
+            mark_dirty(conn, key, &mut self.dirty);
+        }
+    }
+
+    /// Feeds one readiness event to its connection or listener.
+    fn on_event(&mut self, event: &Event, now: Instant, out: &mut Vec<Activity>) {
+        let token = event.token().0;
+        if token & 1 == 1 {
+            if let Ok(id) = u32::try_from(token >> 1) {
+                self.accept_all(id, now, out);
+            }
+            return;
+        }
+        let Ok(index) = u32::try_from(token >> 1) else {
+            return;
+        };
+        let Some((key, conn)) = self.conns.by_index_mut(index) else {
+            return;
+        };
+        match conn.phase {
+            Phase::Closed => {}
+            Phase::Connecting => {
+                if !(event.is_writable() || event.is_error() || event.is_write_closed() || event.is_read_closed()) {
+                    return;
+                }
+                let Some(stream) = conn.stream.as_ref() else {
+                    return;
+                };
+                match connect_result(stream, event) {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        conn.phase = Phase::Open;
+                        conn.writable = true;
+                        conn.readable = event.is_readable() || event.is_read_closed();
+                        out.push(Activity::Connected(key.id()));
+                        mark_dirty(conn, key, &mut self.dirty);
+                    }
+                    Err(err) => self.fail(key, err, now, out),
+                }
+            }
+            Phase::Open => {
+                if event.is_error() {
+                    let taken = conn.stream.as_ref().map(|s| s.take_error());
+                    match taken {
+                        Some(Ok(Some(err))) | Some(Err(err)) => {
+                            self.fail(key, err, now, out);
+                            return;
+                        }
+                        _ => {}
+                    }
+                }
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    conn.readable = true;
+                    if !conn.eof_fed && conn.session.wants_read() {
+                        queue_read(conn, key, &mut self.reads);
+                    }
+                }
+                if (event.is_writable() || event.is_write_closed() || event.is_error()) && !conn.writable {
+                    conn.writable = true;
+                    mark_dirty(conn, key, &mut self.dirty);
+                }
+            }
+        }
+    }
+
+    /// Accepts on a listener until `WouldBlock`.
+    fn accept_all(&mut self, id: u32, now: Instant, out: &mut Vec<Activity>) {
+        loop {
+            let Some(listener) = self.listeners.get_mut(&id) else {
+                return;
+            };
+            let (stream, peer) = match listener.socket.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    listener.backlogged = false;
+                    return;
+                }
+                Err(e) if accept_error_is_transient(&e) => continue,
+                Err(_) => {
+                    // Out of descriptors or memory: the connection waits in the backlog;
+                    // no new edge will come for it, so retry on a timer.
+                    listener.backlogged = true;
+                    self.accept_retry_at = Some(now + ACCEPT_RETRY);
+                    return;
+                }
+            };
+            // Best effort: a peer that already reset can make this fail, and its first
+            // read reports that.
+            let _ = sys::prepare_stream(SockRef::from(&stream));
+            let session = (listener.factory)(ListenerId(id), peer, now);
+            // A registration failure (no memory) drops just this connection.
+            if let Ok(key) = self.insert(stream, session, Phase::Open, false, None) {
+                out.push(Activity::Accepted {
+                    listener: ListenerId(id),
+                    conn: key.id(),
+                    peer,
+                });
+            }
+        }
+    }
+
+    /// Retries listeners that ran out of resources, once their retry time has come.
+    fn retry_accepts(&mut self, now: Instant, out: &mut Vec<Activity>) {
+        if !self.accept_retry_at.is_some_and(|at| at <= now) {
+            return;
+        }
+        self.accept_retry_at = None;
+        let ids: Vec<u32> = self
+            .listeners
+            .iter()
+            .filter(|(_, l)| l.backlogged)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ids {
+            self.accept_all(id, now, out);
+        }
+    }
+
+    /// How long `poll` may sleep.
+    fn poll_timeout(&mut self, now: Instant, deadline: Option<Instant>) -> Option<Duration> {
+        if !self.reads.is_empty() || !self.dirty.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let conns = &self.conns;
+        let timer = self.timers.next(|e| Self::timer_is_live(conns, e));
+        [deadline, timer, self.accept_retry_at]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|wake| wake.saturating_duration_since(now))
+    }
+
+    fn registry(&self) -> &Registry {
+        self.poll.registry()
+    }
+}
+
+impl<S: Session> Driver<S> for MioDriver<S> {
+    fn connect(&mut self, addr: SocketAddr, session: S) -> io::Result<ConnId> {
+        let (stream, failure) = sys::start_connect(addr)?;
+        self.insert(stream, session, Phase::Connecting, false, failure)
+            .map(Key::id)
+    }
+
+    fn adopt(&mut self, stream: StdTcpStream, session: S) -> io::Result<ConnId> {
+        stream.set_nonblocking(true)?;
+        sys::prepare_stream(SockRef::from(&stream))?;
+        // The stream may already hold bytes that arrived before it was handed over:
+        // start as readable rather than rely on the registration to announce them.
+        self.insert(TcpStream::from_std(stream), session, Phase::Open, true, None)
+            .map(Key::id)
+    }
+
+    fn listen(&mut self, addr: SocketAddr, factory: SessionFactory<S>) -> io::Result<ListenerId> {
+        let mut socket = sys::listen(addr, self.config.listen_backlog, self.config.reuse_port)?;
+        let mut id = self.next_listener;
+        while self.listeners.contains_key(&id) {
+            id = id.wrapping_add(1);
+        }
+        self.registry()
+            .register(&mut socket, listener_token(id), Interest::READABLE)?;
+        self.next_listener = id.wrapping_add(1);
+        self.listeners.insert(
+            id,
+            Listener {
+                socket,
+                factory,
+                backlogged: false,
+            },
+        );
+        Ok(ListenerId(id))
+    }
+
+    fn listener_addr(&self, listener: ListenerId) -> io::Result<SocketAddr> {
+        self.listeners
+            .get(&listener.0)
+            .ok_or(MioError::UnknownListener(listener.0))?
+            .socket
+            .local_addr()
+    }
+
+    fn close_listener(&mut self, listener: ListenerId) -> io::Result<()> {
+        let mut entry = self
+            .listeners
+            .remove(&listener.0)
+            .ok_or(MioError::UnknownListener(listener.0))?;
+        self.registry().deregister(&mut entry.socket)
+    }
+
+    fn session(&self, conn: ConnId) -> Option<&S> {
+        self.conns.get(Key::from_id(conn)).map(|c| &c.session)
+    }
+
+    fn session_mut(&mut self, conn: ConnId) -> Option<&mut S> {
+        let key = Key::from_id(conn);
+        let c = self.conns.get_mut(key)?;
+        mark_dirty(c, key, &mut self.dirty);
+        Some(&mut c.session)
+    }
+
+    fn remove(&mut self, conn: ConnId) -> Option<S> {
+        let mut c = self.conns.remove(Key::from_id(conn))?;
+        if let Some(mut stream) = c.stream.take() {
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+        if c.timer.is_some() {
+            self.timers.disarm();
+        }
+        Some(c.session)
+    }
+
+    fn turn(&mut self, deadline: Option<Instant>, out: &mut Vec<Activity>) -> io::Result<()> {
+        self.turn_no = self.turn_no.wrapping_add(1);
+        let start = out.len();
+        let mut polled = false;
+        loop {
+            let now = Instant::now();
+            self.fire_timers(now, out);
+            self.run_reads(now, out);
+            self.flush_dirty(now, out);
+            if out.len() > start {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if polled && deadline.is_some_and(|d| d <= now) {
+                return Ok(());
+            }
+            let timeout = self.poll_timeout(now, deadline);
+            match self.poll.poll(&mut self.events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            polled = true;
+            let now = Instant::now();
+            let events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+            for event in events.iter() {
+                self.on_event(event, now, out);
+            }
+            self.events = events;
+            self.retry_accepts(now, out);
+        }
+    }
+}
