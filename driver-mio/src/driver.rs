@@ -368,6 +368,13 @@ impl<S: Session> MioDriver<S> {
             if conn.timer != Some(entry.at) {
                 continue;
             }
+            if conn.session.poll_timeout() != conn.timer {
+                // The body moved or cancelled the timer through `session_mut` since it
+                // was armed: arm what the session wants now (an instant already due
+                // comes out of this same loop) and never fire the old one.
+                Self::rearm(&mut self.timers, conn, key);
+                continue;
+            }
             conn.timer = None;
             self.timers.disarm();
             conn.session.handle_timeout(now);

@@ -482,10 +482,25 @@ fn a_timer_fires_with_no_io() {
     d.session_mut(c).unwrap().timer = Some(moved + Duration::from_millis(10));
     d.turn(Some(moved + Duration::from_millis(1)), &mut out).unwrap();
     d.session_mut(c).unwrap().timer = Some(moved + Duration::from_millis(80));
-    idle(&mut d, Duration::from_millis(40));
-    assert_eq!(session(&d, c).timeouts, 2);
+    // The old instant passes before the driver gets to look at the session again.
+    thread::sleep(Duration::from_millis(20));
+    idle(&mut d, Duration::from_millis(20));
+    assert_eq!(
+        session(&d, c).timeouts,
+        2,
+        "fired the instant the session moved away from"
+    );
     drive(&mut d, Duration::from_secs(2), |d, _| session(d, c).timeouts == 3);
     assert!(moved.elapsed() >= Duration::from_millis(80));
+
+    // A cancelled timer never fires.
+    let cancel = Instant::now();
+    d.session_mut(c).unwrap().timer = Some(cancel + Duration::from_millis(10));
+    d.turn(Some(cancel), &mut out).unwrap();
+    d.session_mut(c).unwrap().timer = None;
+    thread::sleep(Duration::from_millis(20));
+    idle(&mut d, Duration::from_millis(20));
+    assert_eq!(session(&d, c).timeouts, 3, "fired a cancelled timer");
 }
 
 #[test]
