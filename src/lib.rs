@@ -8,3 +8,4 @@
 pub use monocoque_proto as proto;
 
 pub mod cli;
+pub mod driver;
