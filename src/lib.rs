@@ -9,3 +9,4 @@ pub use monocoque_proto as proto;
 
 pub mod cli;
 pub mod driver;
+pub mod redis;

@@ -1,0 +1,276 @@
+//! The requests buffered since the last flush, in order: not yet handed to the
+//! connection, on the wire, or answered.
+
+use std::collections::VecDeque;
+
+use monocoque_proto::resp::{Cmd, Value};
+
+use super::Error;
+
+/// Identifies one request buffered on a [`Client`](super::Client): its position in the
+/// client's sequence of requests (never reused, across flushes and reconnects).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub(crate) u64);
+
+impl RequestId {
+    /// The id as a number.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// What a buffered request sends.
+#[derive(Debug, Clone)]
+pub(crate) enum Request {
+    /// One command.
+    Cmd(Cmd),
+    /// `MULTI`, these commands, `EXEC`.
+    Transaction(Vec<Cmd>),
+}
+
+impl Request {
+    /// Bytes on the wire.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Request::Cmd(c) => c.encoded_len(),
+            Request::Transaction(cmds) => 30 + cmds.iter().map(Cmd::encoded_len).sum::<usize>(),
+        }
+    }
+
+    /// The name of the command, when it is one command.
+    pub fn name(&self) -> Option<&[u8]> {
+        match self {
+            Request::Cmd(c) => Some(c.name()),
+            Request::Transaction(_) => None,
+        }
+    }
+}
+
+/// One buffered request.
+#[derive(Debug)]
+pub(crate) enum Slot {
+    /// Not handed to any connection yet: safe to send on a new one.
+    Unsent(Request),
+    /// Handed to the current connection; its outcome comes as an event.
+    Sent,
+    /// Answered (or failed).
+    Done(Result<Value, Error>),
+    /// Its outcome was returned by `query`; `flush` skips it.
+    Taken,
+}
+
+/// The requests buffered since the last flush.
+///
+/// Slots are in request order; `slots[..cursor]` were handed to a connection (or failed
+/// without being sent), `slots[cursor..]` are all [`Slot::Unsent`].
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    /// The sequence number of `slots[0]`.
+    pub base: u64,
+    pub slots: VecDeque<Slot>,
+    pub cursor: usize,
+    /// Encoded size of the unsent slots.
+    pub unsent_bytes: usize,
+    /// Slots that are `Done` or `Taken`.
+    pub finished: usize,
+}
+
+impl Batch {
+    /// The id the next request gets.
+    pub fn next_seq(&self) -> u64 {
+        self.base + self.slots.len() as u64
+    }
+
+    /// Appends an unsent request.
+    pub fn push_unsent(&mut self, request: Request) -> RequestId {
+        let id = RequestId(self.next_seq());
+        self.unsent_bytes += request.encoded_len();
+        self.slots.push_back(Slot::Unsent(request));
+        id
+    }
+
+    /// Appends a request already handed to the connection (the cursor moves past it).
+    pub fn push_sent(&mut self) -> RequestId {
+        debug_assert_eq!(self.cursor, self.slots.len());
+        let id = RequestId(self.next_seq());
+        self.slots.push_back(Slot::Sent);
+        self.cursor += 1;
+        id
+    }
+
+    /// Whether there are unsent requests.
+    pub fn has_unsent(&self) -> bool {
+        self.cursor < self.slots.len()
+    }
+
+    /// The next unsent request.
+    pub fn next_unsent(&self) -> Option<&Request> {
+        match self.slots.get(self.cursor) {
+            Some(Slot::Unsent(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The next unsent request was handed to the connection.
+    pub fn mark_next_sent(&mut self) {
+        if let Some(slot) = self.slots.get_mut(self.cursor) {
+            if let Slot::Unsent(r) = std::mem::replace(slot, Slot::Sent) {
+                self.unsent_bytes = self.unsent_bytes.saturating_sub(r.encoded_len());
+            }
+            self.cursor += 1;
+        }
+    }
+
+    /// The next unsent request fails without being sent.
+    pub fn fail_next_unsent(&mut self, error: Error) {
+        if let Some(slot) = self.slots.get_mut(self.cursor) {
+            if let Slot::Unsent(r) = std::mem::replace(slot, Slot::Done(Err(error))) {
+                self.unsent_bytes = self.unsent_bytes.saturating_sub(r.encoded_len());
+            }
+            self.finished += 1;
+            self.cursor += 1;
+        }
+    }
+
+    /// Every unsent request fails without being sent.
+    pub fn fail_unsent(&mut self, error: &Error) {
+        while self.has_unsent() {
+            self.fail_next_unsent(error.clone());
+        }
+    }
+
+    /// Records the outcome of the sent request `seq`. Returns false if there is no such
+    /// request waiting.
+    pub fn complete(&mut self, seq: u64, outcome: Result<Value, Error>) -> bool {
+        let Some(index) = seq.checked_sub(self.base).and_then(|i| usize::try_from(i).ok()) else {
+            return false;
+        };
+        match self.slots.get_mut(index) {
+            Some(slot @ Slot::Sent) => {
+                *slot = Slot::Done(outcome);
+                self.finished += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether request `seq` has its outcome (or is not in the batch any more).
+    pub fn is_finished(&self, seq: u64) -> bool {
+        match seq.checked_sub(self.base).and_then(|i| usize::try_from(i).ok()) {
+            Some(index) => !matches!(self.slots.get(index), Some(Slot::Unsent(_) | Slot::Sent)),
+            None => true,
+        }
+    }
+
+    /// Whether every request has its outcome.
+    pub fn all_finished(&self) -> bool {
+        self.finished == self.slots.len()
+    }
+
+    /// Takes the outcome of request `seq` (leaving [`Slot::Taken`]); when every slot is
+    /// taken, the batch is emptied.
+    pub fn take(&mut self, seq: u64) -> Option<Result<Value, Error>> {
+        let index = usize::try_from(seq.checked_sub(self.base)?).ok()?;
+        let slot = self.slots.get_mut(index)?;
+        if !matches!(slot, Slot::Done(_)) {
+            return None;
+        }
+        let Slot::Done(outcome) = std::mem::replace(slot, Slot::Taken) else {
+            return None;
+        };
+        if self.slots.iter().all(|s| matches!(s, Slot::Taken)) {
+            self.clear();
+        }
+        Some(outcome)
+    }
+
+    /// Every outcome not yet taken, in request order; the batch is emptied. Only call
+    /// when [`all_finished`](Self::all_finished).
+    pub fn drain(&mut self) -> Vec<Result<Value, Error>> {
+        let next = self.next_seq();
+        let out = self
+            .slots
+            .drain(..)
+            .filter_map(|s| match s {
+                Slot::Done(outcome) => Some(outcome),
+                _ => None,
+            })
+            .collect();
+        self.clear();
+        self.base = next;
+        out
+    }
+
+    /// Drops every slot; ids go on from where they were.
+    pub fn clear(&mut self) {
+        self.base = self.next_seq();
+        self.slots.clear();
+        self.cursor = 0;
+        self.unsent_bytes = 0;
+        self.finished = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(key: &str) -> Request {
+        Request::Cmd(Cmd::new("GET").arg(key))
+    }
+
+    #[test]
+    fn outcomes_come_back_in_request_order() {
+        let mut b = Batch::default();
+        let a = b.push_sent();
+        let c = b.push_unsent(get("x"));
+        assert!(b.has_unsent());
+        assert!(b.unsent_bytes > 0);
+        b.mark_next_sent();
+        assert!(!b.has_unsent());
+        assert_eq!(b.unsent_bytes, 0);
+        assert!(b.complete(c.0, Ok(Value::Integer(2))));
+        assert!(!b.all_finished());
+        assert!(!b.is_finished(a.0));
+        assert!(b.complete(a.0, Ok(Value::Integer(1))));
+        assert!(!b.complete(a.0, Ok(Value::Integer(9))), "a request completes once");
+        assert!(b.all_finished());
+        let out: Vec<i64> = b
+            .drain()
+            .into_iter()
+            .map(|r| r.unwrap().as_integer().unwrap())
+            .collect();
+        assert_eq!(out, [1, 2]);
+        assert_eq!(b.push_sent(), RequestId(2), "ids are never reused");
+    }
+
+    #[test]
+    fn taken_outcomes_are_skipped_and_an_all_taken_batch_empties() {
+        let mut b = Batch::default();
+        let a = b.push_sent();
+        let q = b.push_sent();
+        b.complete(q.0, Ok(Value::Null));
+        assert_eq!(b.take(a.0).map(|_| ()), None, "not answered yet");
+        assert!(b.take(q.0).unwrap().unwrap().is_null());
+        b.complete(a.0, Ok(Value::Integer(1)));
+        assert_eq!(b.drain().len(), 1);
+        let q2 = b.push_sent();
+        b.complete(q2.0, Ok(Value::Null));
+        assert!(b.take(q2.0).is_some());
+        assert!(b.slots.is_empty());
+        assert_eq!(b.base, 3);
+        assert!(b.is_finished(q2.0));
+    }
+
+    #[test]
+    fn unsent_requests_fail_without_being_sent() {
+        let mut b = Batch::default();
+        b.push_unsent(get("a"));
+        b.push_unsent(Request::Transaction(vec![Cmd::new("INCR").arg("n")]));
+        b.fail_unsent(&Error::Timeout);
+        assert!(b.all_finished());
+        assert_eq!(b.unsent_bytes, 0);
+        assert!(b.drain().iter().all(|r| matches!(r, Err(Error::Timeout))));
+    }
+}

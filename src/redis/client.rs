@@ -1,0 +1,972 @@
+//! The blocking, thread-per-core Redis client: one connection, driven by one driver on
+//! the calling thread.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::io;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use monocoque_proto::resp::{self, Cmd, Connection, Protocol, SendError, Subscriptions, Value};
+use monocoque_proto::{Activity, ConnId, Driver};
+
+use super::batch::{Batch, Request, RequestId, Slot};
+use super::event::{Event, EventQueue, Invalidation, Message};
+use super::{ClientOptions, Error, ServerError};
+use crate::driver::AnyDriver;
+
+/// Commands a RESP2 connection accepts in subscriber mode.
+const SUBSCRIBER_MODE_COMMANDS: [&[u8]; 9] = [
+    b"SUBSCRIBE",
+    b"PSUBSCRIBE",
+    b"SSUBSCRIBE",
+    b"UNSUBSCRIBE",
+    b"PUNSUBSCRIBE",
+    b"SUNSUBSCRIBE",
+    b"PING",
+    b"QUIT",
+    b"RESET",
+];
+
+/// A Redis client: one connection, run by a [`Driver`] on the calling thread.
+///
+/// It is blocking and single-threaded by design (thread per core: one client, or many,
+/// per thread, each with its driver). Requests are pipelined:
+/// [`send_buffered`](Self::send_buffered) only encodes; [`flush`](Self::flush) hands
+/// everything buffered to the kernel in one submission and returns every reply in
+/// order; [`query`](Self::query) does both for one command. The typed helpers
+/// ([`get`](Self::get), [`set`](Self::set), ...) are `query` plus a conversion.
+///
+/// ```no_run
+/// use monocoque::redis::{cmd, Client};
+///
+/// let mut client = Client::connect("redis://127.0.0.1:6379/0")?;
+/// client.set("greeting", "hello")?;
+/// assert_eq!(client.get("greeting")?.as_deref(), Some(&b"hello"[..]));
+///
+/// for i in 0..1000 {
+///     client.send_buffered(&cmd("INCR").arg("counter"))?;
+/// }
+/// let replies = client.flush()?; // one write, 1000 replies, in order
+/// assert_eq!(replies.len(), 1000);
+/// # Ok::<(), monocoque::redis::Error>(())
+/// ```
+///
+/// ## Failures
+///
+/// An error reply fails only its request ([`Error::Server`]). A connection that can no
+/// longer be trusted (closed, malformed reply, a reply stalled mid-frame past the
+/// response timeout) is poisoned: every request on it fails with
+/// [`Error::Connection`], none is sent again (it may have run), and no reply reaches
+/// the wrong request. The client then reconnects with backoff — inside `flush` for
+/// requests not sent yet, otherwise on the next call — replaying `HELLO`/`AUTH`/`SELECT`,
+/// subscriptions and tracking, and queues [`Event::Reconnected`].
+///
+/// ## Pub/sub and tracking
+///
+/// On RESP3, [`subscribe`](Self::subscribe) keeps the connection usable for commands;
+/// messages (and tracking invalidations, other pushes) that arrive while replies are
+/// awaited are queued, in arrival order, for [`next_event`](Self::next_event),
+/// [`next_message`](Self::next_message) and
+/// [`next_invalidation`](Self::next_invalidation). On RESP2, subscribing puts the
+/// connection in subscriber mode: other commands are refused client-side with
+/// [`Error::SubscriberMode`] until everything is unsubscribed.
+pub struct Client<D: Driver<Connection> = AnyDriver<Connection>> {
+    driver: D,
+    options: ClientOptions,
+    link: Option<Link>,
+    batch: Batch,
+    events: EventQueue,
+    /// Subscriptions and tracking to restore on the next connection.
+    restore: Restore,
+    /// The protocol of the last connection (RESP2 subscriber mode is checked with it
+    /// while disconnected).
+    protocol: Protocol,
+    /// A RESP2 subscribe was buffered: treat the connection as in subscriber mode until
+    /// the batch settles.
+    subscribing: bool,
+    /// Connections made so far.
+    connections: u64,
+    /// The first unsent request waits for a liveness check
+    /// ([`ClientOptions::idle_check`]).
+    check_liveness: bool,
+    last_turn: Instant,
+    activities: Vec<Activity>,
+    scratch: Vec<resp::Event>,
+}
+
+/// The current connection.
+struct Link {
+    conn: ConnId,
+    /// The handshake completed.
+    ready: bool,
+    hello: Option<Value>,
+    /// Requests on this connection: (its id, the batch sequence number), in send order.
+    inflight: VecDeque<(resp::RequestId, u64)>,
+    /// Restore commands (resubscribe, tracking) on this connection, awaiting replies.
+    restoring: Vec<resp::RequestId>,
+    /// A `MULTI` was sent and its `EXEC`/`DISCARD` not yet.
+    in_multi: bool,
+    /// Why it died, once it did.
+    dead: Option<Error>,
+}
+
+impl Link {
+    fn new(conn: ConnId) -> Self {
+        Self {
+            conn,
+            ready: false,
+            hello: None,
+            inflight: VecDeque::new(),
+            restoring: Vec::new(),
+            in_multi: false,
+            dead: None,
+        }
+    }
+}
+
+/// What a new connection must restore.
+#[derive(Debug, Default, Clone)]
+struct Restore {
+    channels: BTreeSet<Bytes>,
+    patterns: BTreeSet<Bytes>,
+    shard_channels: BTreeSet<Bytes>,
+    /// The `CLIENT TRACKING ON ...` command in force.
+    tracking: Option<Cmd>,
+}
+
+impl Restore {
+    fn set_subscriptions(&mut self, subs: &Subscriptions, merge: bool) {
+        if !merge {
+            self.channels.clear();
+            self.patterns.clear();
+            self.shard_channels.clear();
+        }
+        self.channels.extend(subs.channels().cloned());
+        self.patterns.extend(subs.patterns().cloned());
+        self.shard_channels.extend(subs.shard_channels().cloned());
+    }
+
+    fn commands(&self) -> Vec<Cmd> {
+        let mut out: Vec<Cmd> = [
+            ("SUBSCRIBE", &self.channels),
+            ("PSUBSCRIBE", &self.patterns),
+            ("SSUBSCRIBE", &self.shard_channels),
+        ]
+        .into_iter()
+        .filter(|(_, set)| !set.is_empty())
+        .map(|(name, set)| Cmd::new(name).args(set.iter()))
+        .collect();
+        out.extend(self.tracking.clone());
+        out
+    }
+}
+
+/// What [`Client::drive`] waits for.
+#[derive(Clone, Copy)]
+enum Target {
+    /// Every buffered request has its outcome.
+    All,
+    /// This request has its outcome.
+    One(u64),
+}
+
+impl Client<AnyDriver<Connection>> {
+    /// Connects to `url` (`redis://[user:pass@]host:port[/db]`) with default options,
+    /// blocking until the handshake completes or fails.
+    pub fn connect(url: &str) -> Result<Self, Error> {
+        Self::connect_with(ClientOptions::from_url(url)?)
+    }
+
+    /// Connects with `options`, on the driver they name, blocking until the handshake
+    /// completes or fails.
+    pub fn connect_with(options: ClientOptions) -> Result<Self, Error> {
+        let driver = AnyDriver::new(options.driver).map_err(|e| Error::DriverUnavailable(Arc::new(e)))?;
+        Self::connect_with_driver(driver, options)
+    }
+}
+
+impl<D: Driver<Connection>> Client<D> {
+    /// Connects with `options` on a driver the caller built (any [`Driver`]), blocking
+    /// until the handshake completes or fails. `options.driver` is ignored.
+    pub fn connect_with_driver(driver: D, options: ClientOptions) -> Result<Self, Error> {
+        let mut client = Self {
+            driver,
+            events: EventQueue::new(options.max_event_bytes),
+            protocol: options.protocol,
+            options,
+            link: None,
+            batch: Batch::default(),
+            restore: Restore::default(),
+            subscribing: false,
+            connections: 0,
+            check_liveness: false,
+            last_turn: Instant::now(),
+            activities: Vec::new(),
+            scratch: Vec::new(),
+        };
+        client.open_link()?;
+        Ok(client)
+    }
+
+    // ---- getters ----
+
+    /// The options it was created with (the database follows [`select`](Self::select)).
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// The protocol the server speaks on the current (or last) connection: RESP3 unless
+    /// RESP2 was asked for or the server refused `HELLO 3`.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// The server's reply to `HELLO` on the current connection (server, version, proto,
+    /// id, mode, role, modules), when RESP3 was negotiated.
+    pub fn server_hello(&self) -> Option<&Value> {
+        self.link.as_ref().and_then(|l| l.hello.as_ref())
+    }
+
+    /// Whether a connection is up (as far as the client knows without I/O).
+    pub fn is_connected(&self) -> bool {
+        self.link.as_ref().is_some_and(|l| l.ready && l.dead.is_none())
+    }
+
+    /// Connections made so far: 1 after [`connect`](Client::connect), one more per
+    /// reconnect.
+    pub fn connections(&self) -> u64 {
+        self.connections
+    }
+
+    /// Requests buffered whose outcome has not been returned yet.
+    pub fn buffered(&self) -> usize {
+        self.batch.slots.iter().filter(|s| !matches!(s, Slot::Taken)).count()
+    }
+
+    /// Events (messages, invalidations, ...) queued for [`next_event`](Self::next_event).
+    pub fn queued_events(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The driver, e.g. to run other sessions on it between calls.
+    pub fn driver_mut(&mut self) -> &mut D {
+        &mut self.driver
+    }
+
+    // ---- requests ----
+
+    /// Buffers `cmd`: encodes it into the connection's outgoing arena (no syscall) and
+    /// returns its id. Its reply comes from the next [`flush`](Self::flush) (or a
+    /// [`query`](Self::query), which flushes everything before it too).
+    ///
+    /// Beyond what the connection accepts at once
+    /// ([`max_pending`](ClientOptions::max_pending) requests,
+    /// [`max_outgoing_bytes`](ClientOptions::max_outgoing_bytes)), commands wait in the
+    /// client and are encoded as replies come back, so a pipeline can be any length.
+    ///
+    /// # Errors
+    /// [`Error::Refused`] for a command the connection cannot carry (empty, `MONITOR`,
+    /// `CLIENT REPLY`, a nested `MULTI`), [`Error::SubscriberMode`] for a non-pub/sub
+    /// command on a RESP2 connection with subscriptions, [`Error::Backpressure`] over
+    /// [`max_buffered_bytes`](ClientOptions::max_buffered_bytes). Nothing is buffered
+    /// on error.
+    pub fn send_buffered(&mut self, cmd: &Cmd) -> Result<RequestId, Error> {
+        self.check_subscriber_mode(cmd.name())?;
+        if self.batch.has_unsent() || self.must_hold() {
+            return self.hold(Request::Cmd(cmd.clone()));
+        }
+        let Some(conn) = self.live_session() else {
+            return self.hold(Request::Cmd(cmd.clone()));
+        };
+        match conn.send_buffered(cmd, Instant::now()) {
+            Ok(id) => Ok(self.sent(id, Some(cmd.name()))),
+            Err(SendError::TooManyPending { .. } | SendError::Backpressure(_)) => self.hold(Request::Cmd(cmd.clone())),
+            Err(SendError::Poisoned(e)) => {
+                self.kill_link(Error::from(e));
+                self.hold(Request::Cmd(cmd.clone()))
+            }
+            Err(misuse) => Err(Error::Refused(misuse)),
+        }
+    }
+
+    /// Buffers `MULTI`, `cmds`, `EXEC` as one request. Its outcome is `EXEC`'s reply
+    /// (an array of the commands' replies, or a null when a `WATCH`ed key changed), or
+    /// [`Error::TransactionAborted`] when the server discarded the transaction.
+    pub fn send_transaction(&mut self, cmds: &[Cmd]) -> Result<RequestId, Error> {
+        self.check_subscriber_mode(b"MULTI")?;
+        if self.batch.has_unsent() || self.must_hold() {
+            return self.hold(Request::Transaction(cmds.to_vec()));
+        }
+        let Some(conn) = self.live_session() else {
+            return self.hold(Request::Transaction(cmds.to_vec()));
+        };
+        match conn.send_transaction(cmds, Instant::now()) {
+            Ok(id) => Ok(self.sent(id, None)),
+            Err(SendError::TooManyPending { .. } | SendError::Backpressure(_)) => {
+                self.hold(Request::Transaction(cmds.to_vec()))
+            }
+            Err(SendError::Poisoned(e)) => {
+                self.kill_link(Error::from(e));
+                self.hold(Request::Transaction(cmds.to_vec()))
+            }
+            Err(misuse) => Err(Error::Refused(misuse)),
+        }
+    }
+
+    /// Sends everything buffered in one submission and waits for every reply; returns
+    /// their outcomes in the order the requests were buffered (those already returned by
+    /// [`query`](Self::query) excepted). An error reply is `Err(Error::Server)` for its
+    /// entry; a lost connection fails the entries that were on it.
+    ///
+    /// Blocks in the driver (no spinning) until the last reply, a response timeout, or
+    /// the connection's end.
+    ///
+    /// # Errors
+    /// Only [`Error::Driver`], when the driver itself fails: every buffered request is
+    /// then dropped (those on the wire may still run on the server; their replies are
+    /// never delivered).
+    pub fn flush(&mut self) -> Result<Vec<Result<Value, Error>>, Error> {
+        self.drive(Target::All)?;
+        let out = self.batch.drain();
+        self.settle();
+        Ok(out)
+    }
+
+    /// Sends `cmd` (after everything buffered before it) and returns its reply. Earlier
+    /// buffered requests' outcomes stay for the next [`flush`](Self::flush).
+    pub fn query(&mut self, cmd: &Cmd) -> Result<Value, Error> {
+        let id = self.send_buffered(cmd)?;
+        self.wait(id)
+    }
+
+    /// [`query`](Self::query), with the reply converted to `T`.
+    pub fn query_as<T: super::FromReply>(&mut self, cmd: &Cmd) -> Result<T, Error> {
+        T::from_reply(self.query(cmd)?)
+    }
+
+    /// Runs `cmds` in a `MULTI`/`EXEC` transaction and returns `EXEC`'s reply.
+    pub fn transaction(&mut self, cmds: &[Cmd]) -> Result<Value, Error> {
+        let id = self.send_transaction(cmds)?;
+        self.wait(id)
+    }
+
+    /// Drops every buffered request: those on the wire are abandoned (they may still
+    /// run; their replies are consumed and discarded, never delivered to a later call),
+    /// the others are never sent.
+    pub fn discard_buffered(&mut self) {
+        self.abort_batch();
+    }
+
+    // ---- pub/sub and events ----
+
+    /// The next queued event, waiting up to `timeout` for one (`Duration::ZERO` only
+    /// reads what already arrived). Reconnects first if the connection was lost, which
+    /// restores subscriptions.
+    pub fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
+        self.wait_event(timeout, |_| true, Some)
+    }
+
+    /// The next pub/sub message, waiting up to `timeout`. Other events stay queued for
+    /// [`next_event`](Self::next_event).
+    pub fn next_message(&mut self, timeout: Duration) -> Result<Option<Message>, Error> {
+        self.wait_event(
+            timeout,
+            |e| matches!(e, Event::Message(_)),
+            |e| match e {
+                Event::Message(m) => Some(m),
+                _ => None,
+            },
+        )
+    }
+
+    /// The next tracking invalidation, waiting up to `timeout`. Other events stay queued
+    /// for [`next_event`](Self::next_event).
+    pub fn next_invalidation(&mut self, timeout: Duration) -> Result<Option<Invalidation>, Error> {
+        self.wait_event(
+            timeout,
+            |e| matches!(e, Event::Invalidate(_)),
+            |e| match e {
+                Event::Invalidate(i) => Some(i),
+                _ => None,
+            },
+        )
+    }
+
+    /// Subscribes to `channels` and waits for the server's confirmations. On RESP3 the
+    /// connection stays usable for commands; on RESP2 it enters subscriber mode.
+    /// Subscriptions are restored after a reconnect.
+    pub fn subscribe<C: resp::ToArg>(&mut self, channels: &[C]) -> Result<(), Error> {
+        self.sub_command("SUBSCRIBE", channels, true)
+    }
+
+    /// Subscribes to channels matching `patterns` (glob-style), as
+    /// [`subscribe`](Self::subscribe).
+    pub fn psubscribe<C: resp::ToArg>(&mut self, patterns: &[C]) -> Result<(), Error> {
+        self.sub_command("PSUBSCRIBE", patterns, true)
+    }
+
+    /// Unsubscribes from `channels` (all channels when empty) and waits for the
+    /// confirmations.
+    pub fn unsubscribe<C: resp::ToArg>(&mut self, channels: &[C]) -> Result<(), Error> {
+        self.sub_command("UNSUBSCRIBE", channels, false)
+    }
+
+    /// Unsubscribes from `patterns` (all patterns when empty).
+    pub fn punsubscribe<C: resp::ToArg>(&mut self, patterns: &[C]) -> Result<(), Error> {
+        self.sub_command("PUNSUBSCRIBE", patterns, false)
+    }
+
+    /// Turns on client-side caching (`CLIENT TRACKING ON`): the server remembers the
+    /// keys this connection reads and sends an [`Invalidation`] when one changes. Needs
+    /// RESP3 (invalidations arrive as pushes on this connection); on RESP2 use
+    /// [`enable_tracking_redirect`](Self::enable_tracking_redirect). Restored after a
+    /// reconnect, with an `Invalidation { keys: None }` since the server forgot what was
+    /// read.
+    pub fn enable_tracking(&mut self) -> Result<(), Error> {
+        if self.protocol != Protocol::Resp3 {
+            return Err(Error::NeedsResp3("client-side tracking without REDIRECT"));
+        }
+        self.set_tracking(Cmd::new("CLIENT").arg("TRACKING").arg("ON"))
+    }
+
+    /// Turns on client-side caching with invalidations sent to another connection,
+    /// `client_id` (from [`client_id`](Self::client_id) on that client), which receives
+    /// them by subscribing to `__redis__:invalidate` (RESP2) or as pushes (RESP3).
+    pub fn enable_tracking_redirect(&mut self, client_id: i64) -> Result<(), Error> {
+        self.set_tracking(
+            Cmd::new("CLIENT")
+                .arg("TRACKING")
+                .arg("ON")
+                .arg("REDIRECT")
+                .arg(client_id),
+        )
+    }
+
+    /// Turns client-side caching off.
+    pub fn disable_tracking(&mut self) -> Result<(), Error> {
+        super::reply::ok(self.query(&Cmd::new("CLIENT").arg("TRACKING").arg("OFF"))?)?;
+        self.restore.tracking = None;
+        Ok(())
+    }
+
+    // ---- internals: requests ----
+
+    fn set_tracking(&mut self, cmd: Cmd) -> Result<(), Error> {
+        super::reply::ok(self.query(&cmd)?)?;
+        self.restore.tracking = Some(cmd);
+        Ok(())
+    }
+
+    fn sub_command<C: resp::ToArg>(&mut self, name: &str, channels: &[C], subscribe: bool) -> Result<(), Error> {
+        if subscribe && channels.is_empty() {
+            return Ok(());
+        }
+        // The reply is the array of the server's confirmations, one per channel.
+        self.query(&Cmd::new(name).args(channels)).map(drop)
+    }
+
+    fn wait(&mut self, id: RequestId) -> Result<Value, Error> {
+        self.drive(Target::One(id.0))?;
+        let outcome = self
+            .batch
+            .take(id.0)
+            .unwrap_or_else(|| Err(Error::Connection(resp::ConnectionError::Closed)));
+        if self.batch.slots.is_empty() {
+            self.settle();
+        }
+        outcome
+    }
+
+    /// Whether a request must wait in the client for a liveness check first.
+    fn must_hold(&mut self) -> bool {
+        if self.batch.all_finished()
+            && self
+                .options
+                .idle_check
+                .is_some_and(|idle| self.last_turn.elapsed() >= idle)
+        {
+            self.check_liveness = true;
+        }
+        self.check_liveness
+    }
+
+    fn hold(&mut self, request: Request) -> Result<RequestId, Error> {
+        let len = request.encoded_len();
+        let limit = self.options.max_buffered_bytes;
+        if self.batch.unsent_bytes > 0 && self.batch.unsent_bytes.saturating_add(len) > limit {
+            return Err(Error::Backpressure {
+                buffered: self.batch.unsent_bytes,
+                limit,
+            });
+        }
+        self.note_subscribe(request.name());
+        Ok(self.batch.push_unsent(request))
+    }
+
+    /// Records a request the connection accepted.
+    fn sent(&mut self, id: resp::RequestId, name: Option<&[u8]>) -> RequestId {
+        self.note_subscribe(name);
+        let seq = self.batch.push_sent();
+        if let Some(link) = &mut self.link {
+            link.inflight.push_back((id, seq.0));
+            note_multi(link, name);
+        }
+        seq
+    }
+
+    fn note_subscribe(&mut self, name: Option<&[u8]>) {
+        if let Some(name) = name {
+            let is = |s: &[u8]| name.eq_ignore_ascii_case(s);
+            if is(b"SUBSCRIBE") || is(b"PSUBSCRIBE") || is(b"SSUBSCRIBE") {
+                self.subscribing = true;
+            }
+        }
+    }
+
+    fn check_subscriber_mode(&self, name: &[u8]) -> Result<(), Error> {
+        if self.protocol != Protocol::Resp2 || !self.in_subscriber_mode() {
+            return Ok(());
+        }
+        if SUBSCRIBER_MODE_COMMANDS.iter().any(|c| name.eq_ignore_ascii_case(c)) {
+            return Ok(());
+        }
+        Err(Error::SubscriberMode {
+            command: String::from_utf8_lossy(name).into_owned(),
+        })
+    }
+
+    fn in_subscriber_mode(&self) -> bool {
+        if self.subscribing {
+            return true;
+        }
+        match &self.link {
+            Some(link) if link.dead.is_none() => self
+                .driver
+                .session(link.conn)
+                .is_some_and(|s| !s.subscriptions().is_empty()),
+            _ => {
+                !self.restore.channels.is_empty()
+                    || !self.restore.patterns.is_empty()
+                    || !self.restore.shard_channels.is_empty()
+            }
+        }
+    }
+
+    /// After a batch completed: the RESP2 subscriber-mode hint follows what the server
+    /// confirmed.
+    fn settle(&mut self) {
+        self.subscribing = false;
+    }
+
+    /// The current connection's session, if it is alive.
+    fn live_session(&mut self) -> Option<&mut Connection> {
+        let link = self.link.as_ref().filter(|l| l.dead.is_none())?;
+        self.driver.session_mut(link.conn)
+    }
+
+    /// Hands unsent requests to the connection while it accepts them.
+    fn submit_unsent(&mut self) {
+        let Some(link) = self.link.as_mut().filter(|l| l.dead.is_none()) else {
+            return;
+        };
+        let Some(conn) = self.driver.session_mut(link.conn) else {
+            return;
+        };
+        let now = Instant::now();
+        while let Some(request) = self.batch.next_unsent() {
+            let result = match request {
+                Request::Cmd(cmd) => conn.send_buffered(cmd, now),
+                Request::Transaction(cmds) => conn.send_transaction(cmds, now),
+            };
+            match result {
+                Ok(id) => {
+                    let seq = self.batch.base + self.batch.cursor as u64;
+                    note_multi(link, request.name());
+                    link.inflight.push_back((id, seq));
+                    self.batch.mark_next_sent();
+                }
+                Err(SendError::TooManyPending { .. } | SendError::Backpressure(_)) => break,
+                Err(SendError::Poisoned(e)) => {
+                    link.dead.get_or_insert(Error::from(e));
+                    break;
+                }
+                Err(misuse) => self.batch.fail_next_unsent(Error::Refused(misuse)),
+            }
+        }
+    }
+
+    /// Runs the driver until `target` is reached, reconnecting for unsent requests.
+    fn drive(&mut self, target: Target) -> Result<(), Error> {
+        loop {
+            if self.link.as_ref().is_some_and(|l| l.dead.is_some()) {
+                self.bury_link();
+            }
+            if self.check_liveness && self.link.is_some() {
+                self.check_liveness = false;
+                let now = Instant::now();
+                self.turn(Some(now))?;
+                continue;
+            }
+            self.check_liveness = false;
+            self.submit_unsent();
+            if self.link.as_ref().is_some_and(|l| l.dead.is_some()) {
+                continue;
+            }
+            let reached = match target {
+                Target::All => self.batch.all_finished(),
+                Target::One(seq) => self.batch.is_finished(seq),
+            };
+            if reached {
+                return Ok(());
+            }
+            if self.link.is_none() {
+                // Only unsent requests are left: nothing on a dead connection survives.
+                if let Err(e) = self.reconnect() {
+                    self.batch.fail_unsent(&e);
+                }
+                continue;
+            }
+            self.turn(None)?;
+        }
+    }
+
+    /// Drops the batch after the driver failed.
+    fn abort_batch(&mut self) {
+        if let Some(link) = self.link.as_mut() {
+            if let Some(conn) = self.driver.session_mut(link.conn) {
+                for (id, _) in link.inflight.drain(..) {
+                    conn.abandon(id);
+                }
+            }
+            link.inflight.clear();
+        }
+        self.batch.clear();
+        self.settle();
+    }
+
+    // ---- internals: events ----
+
+    fn wait_event<T>(
+        &mut self,
+        timeout: Duration,
+        pick: impl Fn(&Event) -> bool,
+        into: impl Fn(Event) -> Option<T>,
+    ) -> Result<Option<T>, Error> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            if let Some(found) = self.events.pop_matching(&pick, &into) {
+                return Ok(Some(found));
+            }
+            if self.link.as_ref().is_some_and(|l| l.dead.is_some()) {
+                self.bury_link();
+            }
+            if self.link.is_none() {
+                self.reconnect()?;
+                continue;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                // One last look at what already arrived.
+                self.turn(Some(Instant::now()))?;
+                return Ok(self.events.pop_matching(&pick, &into));
+            }
+            self.turn(deadline)?;
+        }
+    }
+
+    /// One driver turn; processes what it reports.
+    fn turn(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
+        let mut activities = std::mem::take(&mut self.activities);
+        activities.clear();
+        let result = self.driver.turn(deadline, &mut activities);
+        self.last_turn = Instant::now();
+        if let Err(e) = result {
+            self.activities = activities;
+            let error = Error::Driver(Arc::new(e));
+            self.kill_link(error.clone());
+            self.bury_link();
+            self.abort_batch();
+            return Err(error);
+        }
+        for activity in activities.drain(..) {
+            let Some(link_conn) = self.link.as_ref().map(|l| l.conn) else {
+                continue;
+            };
+            match activity {
+                Activity::Ready(conn) | Activity::Connected(conn) if conn == link_conn => self.drain_events(),
+                Activity::Closed { conn, .. } if conn == link_conn => {
+                    self.drain_events();
+                    self.kill_link(Error::Connection(resp::ConnectionError::Closed));
+                }
+                _ => {}
+            }
+        }
+        self.activities = activities;
+        Ok(())
+    }
+
+    /// Marks the current connection dead (the first reason wins).
+    fn kill_link(&mut self, error: Error) {
+        if let Some(link) = &mut self.link {
+            link.dead.get_or_insert(error);
+        }
+    }
+
+    /// Pumps the current connection's events into the batch and the event queue.
+    fn drain_events(&mut self) {
+        let Some(link) = self.link.as_ref() else { return };
+        let conn = link.conn;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut closed = None;
+        if let Some(session) = self.driver.session_mut(conn) {
+            while let Some(event) = session.poll_event() {
+                scratch.push(event);
+            }
+            if session.is_closed() {
+                closed = Some(session.error().cloned().unwrap_or(resp::ConnectionError::Closed));
+            }
+        }
+        for event in scratch.drain(..) {
+            self.on_event(event);
+        }
+        self.scratch = scratch;
+        if let Some(error) = closed {
+            self.kill_link(Error::from(error));
+        }
+    }
+
+    fn on_event(&mut self, event: resp::Event) {
+        match event {
+            resp::Event::Reply { id, value } => {
+                let outcome = match value.without_attributes().as_error() {
+                    Some(text) => Err(Error::Server(ServerError::new(text))),
+                    None => Ok(value),
+                };
+                self.complete(id, outcome);
+            }
+            resp::Event::Failed { id, error } => self.complete(id, Err(Error::from(error))),
+            resp::Event::Connected { protocol, hello } => {
+                if let Some(link) = &mut self.link {
+                    link.ready = true;
+                    link.hello = hello;
+                }
+                self.protocol = protocol;
+            }
+            resp::Event::Message { kind, channel, payload } => {
+                self.events.push(Event::Message(Message { kind, channel, payload }));
+            }
+            resp::Event::Invalidate { keys } => self.events.push(Event::Invalidate(Invalidation { keys })),
+            resp::Event::Push(value) => self.events.push(Event::Push(value)),
+            resp::Event::Poisoned(error) => self.kill_link(Error::from(error)),
+        }
+    }
+
+    /// A request on the current connection ended.
+    fn complete(&mut self, id: resp::RequestId, outcome: Result<Value, Error>) {
+        let Some(link) = self.link.as_mut() else { return };
+        if let Some(pos) = link.restoring.iter().position(|r| *r == id) {
+            link.restoring.swap_remove(pos);
+            if let Err(Error::Server(e)) = outcome {
+                self.events.push(Event::RestoreFailed(e));
+            }
+            return;
+        }
+        // Outcomes come in send order, so this is nearly always the front.
+        let found = match link.inflight.front() {
+            Some((front, seq)) if *front == id => Some((0, *seq)),
+            _ => link
+                .inflight
+                .binary_search_by_key(&id, |(i, _)| *i)
+                .ok()
+                .map(|pos| (pos, link.inflight[pos].1)),
+        };
+        if let Some((pos, seq)) = found {
+            link.inflight.remove(pos);
+            self.batch.complete(seq, outcome);
+        }
+    }
+
+    // ---- internals: connections ----
+
+    /// Takes the dead connection out of the driver: whatever it still reported is
+    /// processed, every request still on it fails, and what it was subscribed to is kept
+    /// for the next connection.
+    fn bury_link(&mut self) {
+        let Some(conn) = self.link.as_ref().map(|l| l.conn) else {
+            return;
+        };
+        self.drain_events();
+        let mut session = self.driver.remove(conn);
+        if let Some(session) = session.as_mut() {
+            while let Some(event) = session.poll_event() {
+                self.on_event(event);
+            }
+        }
+        let Some(mut link) = self.link.take() else { return };
+        let error = link
+            .dead
+            .take()
+            .unwrap_or(Error::Connection(resp::ConnectionError::Closed));
+        if let Some(session) = &session {
+            // A link that never finished restoring keeps the old set too.
+            let merge = !link.restoring.is_empty() || !link.ready;
+            self.restore.set_subscriptions(session.subscriptions(), merge);
+        }
+        for (_, seq) in link.inflight.drain(..) {
+            self.batch.complete(seq, Err(error.clone()));
+        }
+        if link.in_multi {
+            // The transaction's MULTI is gone with the connection: its remaining
+            // commands must not run on their own on the next one.
+            while let Some(request) = self.batch.next_unsent() {
+                let ends = request
+                    .name()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(b"EXEC") || n.eq_ignore_ascii_case(b"DISCARD"));
+                self.batch.fail_next_unsent(error.clone());
+                if ends {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Reconnects with backoff, as the policy allows.
+    fn reconnect(&mut self) -> Result<(), Error> {
+        let policy = self.options.reconnect;
+        let mut attempt = 0;
+        loop {
+            std::thread::sleep(policy.delay(attempt));
+            match self.open_link() {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    attempt += 1;
+                    if !policy.allows(attempt) {
+                        return Err(Error::Reconnect {
+                            attempts: attempt,
+                            last: Box::new(e),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// One connection attempt: TCP connect, hand the socket to the driver, queue the
+    /// handshake (and what to restore), wait for the handshake to complete.
+    fn open_link(&mut self) -> Result<(), Error> {
+        let deadline = Instant::now() + self.options.connect_timeout;
+        let stream = self.tcp_connect(deadline)?;
+        let session = Connection::new(self.options.connection_config(), Instant::now());
+        let addr = self.options.address();
+        let conn = self.driver.adopt(stream, session).map_err(|e| Error::Connect {
+            addr,
+            source: Arc::new(e),
+        })?;
+        self.link = Some(Link::new(conn));
+        self.queue_restore();
+        self.drain_events();
+        loop {
+            let Some(link) = &self.link else {
+                return Err(Error::Connection(resp::ConnectionError::Closed));
+            };
+            if let Some(error) = &link.dead {
+                let error = error.clone();
+                self.bury_link();
+                return Err(error);
+            }
+            if link.ready {
+                break;
+            }
+            if Instant::now() >= deadline {
+                self.kill_link(Error::ConnectTimeout(self.options.connect_timeout));
+                self.bury_link();
+                return Err(Error::ConnectTimeout(self.options.connect_timeout));
+            }
+            self.turn(Some(deadline))?;
+        }
+        if self.connections > 0 {
+            self.events.push(Event::Reconnected);
+            if self.restore.tracking.is_some() {
+                self.events.push(Event::Invalidate(Invalidation { keys: None }));
+            }
+        }
+        self.connections += 1;
+        Ok(())
+    }
+
+    /// Subscriptions and tracking for a new connection, sent right after its handshake.
+    fn queue_restore(&mut self) {
+        let commands = self.restore.commands();
+        let Some(link) = self.link.as_mut() else { return };
+        let Some(conn) = self.driver.session_mut(link.conn) else {
+            return;
+        };
+        let now = Instant::now();
+        for cmd in &commands {
+            if let Ok(id) = conn.send_buffered(cmd, now) {
+                link.restoring.push(id);
+            }
+        }
+    }
+
+    fn tcp_connect(&self, deadline: Instant) -> Result<TcpStream, Error> {
+        let addr = self.options.address();
+        let connect_error = |e: io::Error| Error::Connect {
+            addr: addr.clone(),
+            source: Arc::new(e),
+        };
+        let targets: Vec<SocketAddr> = (self.options.host.as_str(), self.options.port)
+            .to_socket_addrs()
+            .map_err(connect_error)?
+            .collect();
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name resolved to no address");
+        for target in targets {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(Error::ConnectTimeout(self.options.connect_timeout));
+            }
+            match TcpStream::connect_timeout(&target, remaining) {
+                Ok(stream) => {
+                    stream.set_nodelay(true).map_err(connect_error)?;
+                    return Ok(stream);
+                }
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Err(Error::ConnectTimeout(self.options.connect_timeout))
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(connect_error(last))
+    }
+
+    pub(crate) fn set_database(&mut self, db: u32) {
+        self.options.database = db;
+    }
+}
+
+/// Tracks `MULTI` ... `EXEC`/`DISCARD` sent with `send_buffered`.
+fn note_multi(link: &mut Link, name: Option<&[u8]>) {
+    let Some(name) = name else { return };
+    if name.eq_ignore_ascii_case(b"MULTI") {
+        link.in_multi = true;
+    } else if name.eq_ignore_ascii_case(b"EXEC")
+        || name.eq_ignore_ascii_case(b"DISCARD")
+        || name.eq_ignore_ascii_case(b"RESET")
+    {
+        link.in_multi = false;
+    }
+}
+
+impl<D: Driver<Connection>> std::fmt::Debug for Client<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("options", &self.options)
+            .field("protocol", &self.protocol)
+            .field("connected", &self.is_connected())
+            .field("connections", &self.connections)
+            .field("buffered", &self.buffered())
+            .field("queued_events", &self.events.len())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,253 @@
+//! What can go wrong talking to Redis, as one typed enum.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use monocoque_proto::resp::{ConnectionError, HandshakeError, RequestError, SendError, TransactionAborted, Value};
+
+use super::options::UrlError;
+use crate::driver::DriverError;
+
+/// Why a [`Client`](super::Client) call, or one entry of a pipeline, failed.
+///
+/// It is `Clone` so that one connection failure can fail every request it affected
+/// (I/O errors are shared behind an [`Arc`]).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// The connection URL is malformed.
+    #[error("invalid Redis URL: {0}")]
+    Url(#[from] UrlError),
+    /// The driver could not be created (for io_uring: its message names mio as the way
+    /// out).
+    #[error("driver unavailable: {0}")]
+    DriverUnavailable(Arc<DriverError>),
+    /// The driver's event loop failed; the connection it ran is gone.
+    #[error("driver failed: {0}")]
+    Driver(Arc<io::Error>),
+    /// Resolving or connecting to the server failed.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The address as configured (`host:port`).
+        addr: String,
+        /// What the operating system said.
+        source: Arc<io::Error>,
+    },
+    /// The TCP connection or the handshake (`HELLO`, `AUTH`, `SELECT`) did not complete
+    /// within [`ClientOptions::connect_timeout`](super::ClientOptions::connect_timeout).
+    #[error("connecting took longer than {0:?}")]
+    ConnectTimeout(Duration),
+    /// The server refused the handshake (wrong password, unknown user, bad database).
+    #[error("handshake failed: {0}")]
+    Handshake(HandshakeError),
+    /// The connection was poisoned (closed by the server, a malformed or stalled reply,
+    /// a reply with no request): the request may or may not have run on the server, so it
+    /// is not sent again. The next call reconnects.
+    #[error("connection lost: {0}")]
+    Connection(ConnectionError),
+    /// Reconnecting failed `attempts` times in a row; `last` is the last failure.
+    #[error("reconnecting failed after {attempts} attempt(s): {last}")]
+    Reconnect {
+        /// Attempts made by this call.
+        attempts: u32,
+        /// Why the last one failed.
+        last: Box<Error>,
+    },
+    /// The server answered with an error reply (`-ERR ...`, `-WRONGTYPE ...`).
+    #[error("server error: {0}")]
+    Server(ServerError),
+    /// No reply within [`ClientOptions::response_timeout`](super::ClientOptions::response_timeout).
+    /// The connection stays usable; the late reply is dropped when it comes.
+    #[error("no reply within the response timeout")]
+    Timeout,
+    /// A reply of an unexpected type for a typed helper (e.g. an array where an integer
+    /// was expected).
+    #[error("unexpected reply: expected {expected}, got {got:?}")]
+    UnexpectedReply {
+        /// What the helper expected.
+        expected: &'static str,
+        /// What came.
+        got: Box<Value>,
+    },
+    /// A `MULTI`/`EXEC` transaction from [`Client::transaction`](super::Client::transaction)
+    /// was discarded by the server.
+    #[error(transparent)]
+    TransactionAborted(TransactionAborted),
+    /// The command cannot be sent on this connection (an empty command, `MONITOR`,
+    /// `CLIENT REPLY`, a nested transaction, ...). Nothing was sent.
+    #[error("command refused: {0}")]
+    Refused(SendError),
+    /// A RESP2 connection in subscriber mode only accepts the subscribe family, `PING`,
+    /// `QUIT` and `RESET`; `command` was refused before it was sent.
+    #[error("{command} is not allowed in RESP2 subscriber mode (only (P|S)(UN)SUBSCRIBE, PING, QUIT, RESET)")]
+    SubscriberMode {
+        /// The refused command's name.
+        command: String,
+    },
+    /// Commands buffered but not yet handed to the connection exceed
+    /// [`ClientOptions::max_buffered_bytes`](super::ClientOptions::max_buffered_bytes):
+    /// flush first.
+    #[error("{buffered} bytes already buffered (limit {limit}): flush first")]
+    Backpressure {
+        /// Bytes already buffered.
+        buffered: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The feature needs a RESP3 connection (e.g. client-side tracking without a
+    /// redirect).
+    #[error("{0} needs a RESP3 connection")]
+    NeedsResp3(&'static str),
+}
+
+impl Error {
+    /// The server error, if this is an error reply.
+    pub fn server_error(&self) -> Option<&ServerError> {
+        match self {
+            Error::Server(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether the connection carrying the request failed (so the request may or may
+    /// not have run), as opposed to an answer from the server.
+    pub fn is_connection_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::Connection(_)
+                | Error::Reconnect { .. }
+                | Error::Connect { .. }
+                | Error::Driver(_)
+                | Error::ConnectTimeout(_)
+        )
+    }
+
+    pub(crate) fn unexpected(expected: &'static str, got: Value) -> Self {
+        Error::UnexpectedReply {
+            expected,
+            got: Box::new(got),
+        }
+    }
+}
+
+impl From<RequestError> for Error {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::Timeout => Error::Timeout,
+            RequestError::Poisoned(c) => Error::from(c),
+            RequestError::TransactionAborted(t) => Error::TransactionAborted(t),
+        }
+    }
+}
+
+impl From<ConnectionError> for Error {
+    fn from(e: ConnectionError) -> Self {
+        match e {
+            ConnectionError::Handshake(h) => Error::Handshake(h),
+            other => Error::Connection(other),
+        }
+    }
+}
+
+/// An error reply from the server: `-CODE message` (RESP2 and RESP3 simple errors) or
+/// a RESP3 blob error.
+///
+/// Redis starts every error with an upper-case code (`ERR`, `WRONGTYPE`, `NOAUTH`,
+/// `NOPERM`, `MOVED`, ...), which is split off so callers can match on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerError {
+    code: String,
+    message: String,
+}
+
+impl ServerError {
+    /// Splits the text of an error reply into its code and message. Text that does not
+    /// start with an upper-case word gets the code `ERR`.
+    pub fn new(text: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(text);
+        let (first, rest) = match text.split_once(' ') {
+            Some((first, rest)) => (first, rest),
+            None => (&*text, ""),
+        };
+        let is_code = !first.is_empty()
+            && first
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if is_code {
+            Self {
+                code: first.to_owned(),
+                message: rest.to_owned(),
+            }
+        } else {
+            Self {
+                code: "ERR".to_owned(),
+                message: text.into_owned(),
+            }
+        }
+    }
+
+    /// The error's code: `ERR`, `WRONGTYPE`, `NOAUTH`, `WRONGPASS`, `NOPERM`, ...
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The text after the code.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.message.is_empty() {
+            f.write_str(&self.code)
+        } else {
+            write!(f, "{} {}", self.code, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+impl From<&Bytes> for ServerError {
+    fn from(text: &Bytes) -> Self {
+        ServerError::new(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_error_splits_code_and_message() {
+        let e = ServerError::new(b"WRONGTYPE Operation against a key holding the wrong kind of value");
+        assert_eq!(e.code(), "WRONGTYPE");
+        assert_eq!(e.message(), "Operation against a key holding the wrong kind of value");
+        assert_eq!(
+            e.to_string(),
+            "WRONGTYPE Operation against a key holding the wrong kind of value"
+        );
+        let bare = ServerError::new(b"NOAUTH");
+        assert_eq!((bare.code(), bare.message()), ("NOAUTH", ""));
+        let odd = ServerError::new(b"something went wrong");
+        assert_eq!((odd.code(), odd.message()), ("ERR", "something went wrong"));
+    }
+
+    #[test]
+    fn request_errors_map_to_client_errors() {
+        assert!(matches!(Error::from(RequestError::Timeout), Error::Timeout));
+        let lost = Error::from(RequestError::Poisoned(ConnectionError::Closed));
+        assert!(matches!(lost, Error::Connection(ConnectionError::Closed)));
+        assert!(lost.is_connection_failure());
+        let handshake = HandshakeError::Timeout {
+            command: monocoque_proto::resp::HandshakeCommand::Auth,
+        };
+        assert!(matches!(
+            Error::from(ConnectionError::Handshake(handshake)),
+            Error::Handshake(HandshakeError::Timeout { .. })
+        ));
+    }
+}

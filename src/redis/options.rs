@@ -1,0 +1,659 @@
+//! How a [`Client`](super::Client) connects: address, credentials, driver, protocol,
+//! timeouts, limits and the reconnect policy, from a URL or built by hand.
+
+use std::fmt;
+use std::time::Duration;
+
+use monocoque_proto::resp::{ConnectionConfig, DecoderConfig, Protocol};
+
+use crate::driver::DriverKind;
+
+/// The port Redis listens on unless told otherwise.
+pub const DEFAULT_PORT: u16 = 6379;
+
+/// Why a connection URL was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// The URL does not start with `redis://` (`rediss://`, TLS, is not supported).
+    #[error("unsupported scheme in {url:?}: expected redis://")]
+    Scheme {
+        /// The URL as given (with any password masked).
+        url: String,
+    },
+    /// Nothing between `redis://` (or `@`) and the port or path.
+    #[error("missing host")]
+    MissingHost,
+    /// The port is not a number from 1 to 65535.
+    #[error("invalid port {0:?}")]
+    Port(String),
+    /// The path is not `/` followed by a database number.
+    #[error("invalid database {0:?}: expected /<number>")]
+    Database(String),
+    /// A `%` not followed by two hex digits, or decoded bytes that are not UTF-8.
+    #[error("invalid percent-encoding in the {0}")]
+    PercentEncoding(&'static str),
+    /// An IPv6 address opened with `[` but never closed.
+    #[error("unterminated IPv6 address")]
+    Ipv6,
+    /// Query parameters and fragments are not supported; use the builder methods.
+    #[error("unsupported URL part {0:?}: use ClientOptions' builder methods instead")]
+    Unsupported(String),
+}
+
+/// How the client reconnects after the connection is lost: exponential backoff from
+/// `initial` doubling up to `max` between attempts, at most `max_attempts` attempts per
+/// call (`None`: until it succeeds).
+///
+/// The first attempt after a loss is made at once; each further one waits the next
+/// delay. A call that exhausts its attempts fails with
+/// [`Error::Reconnect`](super::Error::Reconnect); the next call starts over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconnectPolicy {
+    /// Delay before the second attempt.
+    pub initial: Duration,
+    /// Longest delay between two attempts.
+    pub max: Duration,
+    /// Attempts per call; `None` retries forever.
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(20),
+            max: Duration::from_secs(2),
+            max_attempts: Some(8),
+        }
+    }
+}
+
+impl ReconnectPolicy {
+    /// One attempt per call, no waiting: a call that finds the connection lost tries to
+    /// reconnect once and fails if that fails; the next call tries again.
+    pub fn once() -> Self {
+        Self {
+            max_attempts: Some(1),
+            ..Self::default()
+        }
+    }
+
+    /// The wait before attempt number `attempt` (0-based): none for the first, then
+    /// `initial`, `2 * initial`, ... capped at `max`.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        if attempt == 0 {
+            return Duration::ZERO;
+        }
+        let factor = 1u32.checked_shl(attempt - 1).unwrap_or(u32::MAX);
+        self.initial.checked_mul(factor).map_or(self.max, |d| d.min(self.max))
+    }
+
+    /// Whether attempt number `attempt` (0-based) may be made.
+    pub fn allows(&self, attempt: u32) -> bool {
+        match self.max_attempts {
+            None => true,
+            Some(max) => attempt < max.max(1),
+        }
+    }
+}
+
+/// Everything a [`Client`](super::Client) needs to connect and run.
+///
+/// Start from [`from_url`](Self::from_url) (or [`new`](Self::new)) and adjust with the
+/// builder methods:
+///
+/// ```
+/// use std::time::Duration;
+/// use monocoque::driver::DriverKind;
+/// use monocoque::redis::ClientOptions;
+///
+/// let options = ClientOptions::from_url("redis://app:s%40cret@localhost:6380/2")?
+///     .driver(DriverKind::Mio)
+///     .client_name("worker-1")
+///     .response_timeout(Some(Duration::from_secs(2)))
+///     .max_bulk_len(64 << 20);
+/// assert_eq!(options.host, "localhost");
+/// assert_eq!(options.port, 6380);
+/// assert_eq!(options.username.as_deref(), Some("app"));
+/// assert_eq!(options.password.as_deref(), Some("s@cret"));
+/// assert_eq!(options.database, 2);
+/// # Ok::<(), monocoque::redis::UrlError>(())
+/// ```
+#[derive(Clone)]
+pub struct ClientOptions {
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// ACL user name; only sent with a password (`None`: the `default` user).
+    pub username: Option<String>,
+    /// Password: `AUTH` (or `HELLO 3 AUTH`) is sent when set.
+    pub password: Option<String>,
+    /// Database selected after connecting (and after every reconnect).
+    pub database: u32,
+    /// Which driver runs the connection.
+    pub driver: DriverKind,
+    /// `Resp3` (the default) sends `HELLO 3` and falls back to RESP2 when the server
+    /// refuses it; `Resp2` never sends `HELLO`.
+    pub protocol: Protocol,
+    /// Name shown by `CLIENT LIST`.
+    pub client_name: Option<String>,
+    /// Longest wait for the TCP connection plus the handshake.
+    pub connect_timeout: Duration,
+    /// Longest wait for each reply, counted from when the request was handed to the
+    /// connection. `None` waits forever. A reply half received at the deadline poisons
+    /// the connection (the stream stalled mid-frame).
+    pub response_timeout: Option<Duration>,
+    /// Limits on replies (bulk length, aggregate length, nesting, line length).
+    pub decoder: DecoderConfig,
+    /// Most requests on the wire at once; more can be buffered, they are sent as replies
+    /// come back.
+    pub max_pending: usize,
+    /// High-water mark of encoded bytes the kernel has not taken yet.
+    pub max_outgoing_bytes: usize,
+    /// Most bytes of commands buffered but not yet handed to the connection (beyond
+    /// `max_pending` or `max_outgoing_bytes`); over it `send_buffered` fails with
+    /// [`Error::Backpressure`](super::Error::Backpressure).
+    pub max_buffered_bytes: usize,
+    /// Most bytes of pub/sub messages and other pushes queued for
+    /// [`next_event`](super::Client::next_event); over it new ones are dropped and
+    /// counted ([`Event::Lagged`](super::Event::Lagged)).
+    pub max_event_bytes: usize,
+    /// How to reconnect after the connection is lost.
+    pub reconnect: ReconnectPolicy,
+    /// After this long without I/O, the first request of a batch is held back until a
+    /// non-blocking turn of the driver has shown whether the server closed the
+    /// connection meanwhile: if it did, the request goes to a new connection instead of
+    /// failing. `Some(Duration::ZERO)` checks before every batch (one more syscall per
+    /// batch); `None` never checks (a request encoded onto a connection the server
+    /// already closed fails with [`Error::Connection`](super::Error::Connection)).
+    pub idle_check: Option<Duration>,
+}
+
+impl ClientOptions {
+    /// Options for `host:port` with every default: RESP3 with RESP2 fallback, the
+    /// default driver (io_uring on Linux), 5 s connect timeout, 30 s response timeout.
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        let defaults = ConnectionConfig::default();
+        Self {
+            host: host.into(),
+            port,
+            username: None,
+            password: None,
+            database: 0,
+            driver: DriverKind::default(),
+            protocol: Protocol::Resp3,
+            client_name: None,
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Some(Duration::from_secs(30)),
+            decoder: defaults.decoder,
+            max_pending: defaults.max_pending,
+            max_outgoing_bytes: defaults.max_outgoing_bytes,
+            max_buffered_bytes: 1 << 30,
+            max_event_bytes: 64 << 20,
+            reconnect: ReconnectPolicy::default(),
+            idle_check: Some(Duration::from_millis(100)),
+        }
+    }
+
+    /// Parses `redis://[[user]:password@]host[:port][/db]`.
+    ///
+    /// User and password are percent-decoded (`%40` is `@`); the port defaults to 6379
+    /// and the database to 0. IPv6 hosts go in brackets: `redis://[::1]:6379`.
+    /// `redis://:secret@host` sets only the password (the `default` user).
+    pub fn from_url(url: &str) -> Result<Self, UrlError> {
+        let rest = strip_prefix_ignore_case(url, "redis://").ok_or_else(|| UrlError::Scheme { url: mask(url) })?;
+        if let Some(pos) = rest.find(['?', '#']) {
+            return Err(UrlError::Unsupported(rest[pos..].to_owned()));
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(pos) => (&rest[..pos], &rest[pos..]),
+            None => (rest, ""),
+        };
+        let (userinfo, hostport) = match authority.rfind('@') {
+            Some(pos) => (Some(&authority[..pos]), &authority[pos + 1..]),
+            None => (None, authority),
+        };
+        let (username, password) = match userinfo {
+            None => (None, None),
+            Some(info) => {
+                let (user, pass) = match info.split_once(':') {
+                    Some((u, p)) => (u, Some(p)),
+                    None => (info, None),
+                };
+                let user = percent_decode(user, "user name")?;
+                let pass = pass.map(|p| percent_decode(p, "password")).transpose()?;
+                match pass {
+                    // `redis://user@host`: a password with no user is the common
+                    // `redis://password@host` form of older clients.
+                    None if !user.is_empty() => (None, Some(user)),
+                    None => (None, None),
+                    Some(p) => ((!user.is_empty()).then_some(user), Some(p)),
+                }
+            }
+        };
+        let (host, port) = split_host_port(hostport)?;
+        let database = match path {
+            "" | "/" => 0,
+            p => p[1..]
+                .parse::<u32>()
+                .map_err(|_| UrlError::Database(p[1..].to_owned()))?,
+        };
+        let mut options = Self::new(host, port);
+        options.username = username;
+        options.password = password;
+        options.database = database;
+        Ok(options)
+    }
+
+    /// `host:port`, for connecting and for messages.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Sets the driver.
+    #[must_use]
+    pub fn driver(mut self, driver: DriverKind) -> Self {
+        self.driver = driver;
+        self
+    }
+
+    /// Sets the protocol: `Resp3` (HELLO 3, RESP2 fallback) or `Resp2`.
+    #[must_use]
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// Sets the ACL user and password.
+    #[must_use]
+    pub fn auth(mut self, username: Option<&str>, password: &str) -> Self {
+        self.username = username.map(str::to_owned);
+        self.password = Some(password.to_owned());
+        self
+    }
+
+    /// Sets the database selected on connect.
+    #[must_use]
+    pub fn database(mut self, database: u32) -> Self {
+        self.database = database;
+        self
+    }
+
+    /// Sets the connection name (`CLIENT SETNAME`).
+    #[must_use]
+    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+        self.client_name = Some(name.into());
+        self
+    }
+
+    /// Sets the connect (TCP + handshake) timeout.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the per-reply timeout (`None`: wait forever).
+    #[must_use]
+    pub fn response_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// Sets every decoder limit at once.
+    #[must_use]
+    pub fn decoder(mut self, decoder: DecoderConfig) -> Self {
+        self.decoder = decoder;
+        self
+    }
+
+    /// Sets the longest bulk string accepted in a reply; a longer one poisons the
+    /// connection before anything is allocated for it.
+    #[must_use]
+    pub fn max_bulk_len(mut self, len: usize) -> Self {
+        self.decoder.max_bulk_len = len;
+        self
+    }
+
+    /// Sets the most elements accepted in one reply aggregate.
+    #[must_use]
+    pub fn max_aggregate_len(mut self, len: usize) -> Self {
+        self.decoder.max_aggregate_len = len;
+        self
+    }
+
+    /// Sets the most requests on the wire at once.
+    #[must_use]
+    pub fn max_pending(mut self, max: usize) -> Self {
+        self.max_pending = max.max(1);
+        self
+    }
+
+    /// Sets the high-water mark of bytes not yet taken by the kernel.
+    #[must_use]
+    pub fn max_outgoing_bytes(mut self, max: usize) -> Self {
+        self.max_outgoing_bytes = max;
+        self
+    }
+
+    /// Sets the most bytes buffered beyond what the connection accepts.
+    #[must_use]
+    pub fn max_buffered_bytes(mut self, max: usize) -> Self {
+        self.max_buffered_bytes = max;
+        self
+    }
+
+    /// Sets the most bytes of queued pub/sub messages and pushes.
+    #[must_use]
+    pub fn max_event_bytes(mut self, max: usize) -> Self {
+        self.max_event_bytes = max;
+        self
+    }
+
+    /// Sets the reconnect policy.
+    #[must_use]
+    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect = policy;
+        self
+    }
+
+    /// Sets the idle time after which a batch first checks the connection is still up.
+    #[must_use]
+    pub fn idle_check(mut self, idle: Option<Duration>) -> Self {
+        self.idle_check = idle;
+        self
+    }
+
+    /// The sans-IO connection's configuration for these options.
+    pub fn connection_config(&self) -> ConnectionConfig {
+        ConnectionConfig {
+            protocol: self.protocol,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            client_name: self.client_name.clone(),
+            database: self.database,
+            decoder: self.decoder.clone(),
+            request_timeout: self.response_timeout,
+            max_pending: self.max_pending,
+            max_outgoing_bytes: self.max_outgoing_bytes,
+        }
+    }
+}
+
+/// Shows everything but the password.
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("database", &self.database)
+            .field("driver", &self.driver)
+            .field("protocol", &self.protocol)
+            .field("client_name", &self.client_name)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("decoder", &self.decoder)
+            .field("max_pending", &self.max_pending)
+            .field("max_outgoing_bytes", &self.max_outgoing_bytes)
+            .field("max_buffered_bytes", &self.max_buffered_bytes)
+            .field("max_event_bytes", &self.max_event_bytes)
+            .field("reconnect", &self.reconnect)
+            .field("idle_check", &self.idle_check)
+            .finish()
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+}
+
+/// The URL with whatever sits between `:` and `@` replaced, for error messages.
+fn mask(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let authority = &url[scheme + 3..at];
+            match authority.find(':') {
+                Some(colon) => format!("{}:***{}", &url[..scheme + 3 + colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn split_host_port(hostport: &str) -> Result<(String, u16), UrlError> {
+    let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
+        let end = rest.find(']').ok_or(UrlError::Ipv6)?;
+        let host = &rest[..end];
+        let after = &rest[end + 1..];
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(|| UrlError::Port(p.to_owned()))?),
+        };
+        (host, port)
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(UrlError::MissingHost);
+    }
+    let port = match port {
+        None | Some("") => DEFAULT_PORT,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n != 0 => n,
+            _ => return Err(UrlError::Port(p.to_owned())),
+        },
+    };
+    Ok((host.to_owned(), port))
+}
+
+fn percent_decode(s: &str, what: &'static str) -> Result<String, UrlError> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or(UrlError::PercentEncoding(what))?;
+            let hi = hex_value(hex[0]).ok_or(UrlError::PercentEncoding(what))?;
+            let lo = hex_value(hex[1]).ok_or(UrlError::PercentEncoding(what))?;
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| UrlError::PercentEncoding(what))
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_url() {
+        let o = ClientOptions::from_url("redis://alice:p%3Ass%40w0rd%25@db.example:6380/15").unwrap();
+        assert_eq!(o.host, "db.example");
+        assert_eq!(o.port, 6380);
+        assert_eq!(o.username.as_deref(), Some("alice"));
+        assert_eq!(o.password.as_deref(), Some("p:ss@w0rd%"));
+        assert_eq!(o.database, 15);
+        assert_eq!(o.address(), "db.example:6380");
+    }
+
+    #[test]
+    fn defaults() {
+        let o = ClientOptions::from_url("redis://localhost").unwrap();
+        assert_eq!((o.host.as_str(), o.port, o.database), ("localhost", DEFAULT_PORT, 0));
+        assert_eq!((o.username, o.password), (None, None));
+        assert_eq!(o.protocol, Protocol::Resp3);
+        assert_eq!(o.driver, DriverKind::default());
+        let o = ClientOptions::from_url("REDIS://127.0.0.1:7000/").unwrap();
+        assert_eq!((o.host.as_str(), o.port, o.database), ("127.0.0.1", 7000, 0));
+        let o = ClientOptions::from_url("redis://h:/3").unwrap();
+        assert_eq!((o.port, o.database), (DEFAULT_PORT, 3));
+    }
+
+    #[test]
+    fn password_only_forms() {
+        let o = ClientOptions::from_url("redis://:secret@h").unwrap();
+        assert_eq!((o.username, o.password.as_deref()), (None, Some("secret")));
+        let o = ClientOptions::from_url("redis://secret@h").unwrap();
+        assert_eq!((o.username, o.password.as_deref()), (None, Some("secret")));
+        // An `@` inside the password must be encoded, but the last `@` ends the userinfo.
+        let o = ClientOptions::from_url("redis://u:a@b@h:1").unwrap();
+        assert_eq!((o.password.as_deref(), o.host.as_str()), (Some("a@b"), "h"));
+    }
+
+    #[test]
+    fn ipv6() {
+        let o = ClientOptions::from_url("redis://[::1]:6390/1").unwrap();
+        assert_eq!((o.host.as_str(), o.port, o.database), ("::1", 6390, 1));
+        assert_eq!(o.address(), "[::1]:6390");
+        let o = ClientOptions::from_url("redis://[fe80::1]").unwrap();
+        assert_eq!((o.host.as_str(), o.port), ("fe80::1", DEFAULT_PORT));
+        assert_eq!(ClientOptions::from_url("redis://[::1").unwrap_err(), UrlError::Ipv6);
+        assert!(matches!(
+            ClientOptions::from_url("redis://[::1]x").unwrap_err(),
+            UrlError::Port(_)
+        ));
+    }
+
+    #[test]
+    fn errors_are_typed() {
+        let err = ClientOptions::from_url("rediss://u:pw@h").unwrap_err();
+        assert_eq!(
+            err,
+            UrlError::Scheme {
+                url: "rediss://u:***@h".into()
+            }
+        );
+        assert!(!err.to_string().contains("pw"));
+        assert_eq!(
+            ClientOptions::from_url("http://h").unwrap_err(),
+            UrlError::Scheme { url: "http://h".into() }
+        );
+        assert_eq!(ClientOptions::from_url("redis://").unwrap_err(), UrlError::MissingHost);
+        assert_eq!(
+            ClientOptions::from_url("redis://u:p@:1").unwrap_err(),
+            UrlError::MissingHost
+        );
+        assert_eq!(
+            ClientOptions::from_url("redis://h:70000").unwrap_err(),
+            UrlError::Port("70000".into())
+        );
+        assert_eq!(
+            ClientOptions::from_url("redis://h:0").unwrap_err(),
+            UrlError::Port("0".into())
+        );
+        assert_eq!(
+            ClientOptions::from_url("redis://h:x1").unwrap_err(),
+            UrlError::Port("x1".into())
+        );
+        assert_eq!(
+            ClientOptions::from_url("redis://h/db").unwrap_err(),
+            UrlError::Database("db".into())
+        );
+        assert_eq!(
+            ClientOptions::from_url("redis://h/1/2").unwrap_err(),
+            UrlError::Database("1/2".into())
+        );
+        assert_eq!(
+            ClientOptions::from_url("redis://h/-1").unwrap_err(),
+            UrlError::Database("-1".into())
+        );
+        assert_eq!(
+            ClientOptions::from_url("redis://u:%zz@h").unwrap_err(),
+            UrlError::PercentEncoding("password")
+        );
+        assert_eq!(
+            ClientOptions::from_url("redis://%ff:p@h").unwrap_err(),
+            UrlError::PercentEncoding("user name")
+        );
+        assert_eq!(
+            ClientOptions::from_url("redis://u:%4@h").unwrap_err(),
+            UrlError::PercentEncoding("password")
+        );
+        assert_eq!(
+            ClientOptions::from_url("redis://h?protocol=3").unwrap_err(),
+            UrlError::Unsupported("?protocol=3".into())
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let o = ClientOptions::from_url("redis://u:hunter2@h").unwrap();
+        let shown = format!("{o:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn builders_reach_the_connection_config() {
+        let o = ClientOptions::new("h", 1)
+            .protocol(Protocol::Resp2)
+            .auth(Some("bob"), "pw")
+            .database(4)
+            .client_name("n")
+            .response_timeout(Some(Duration::from_millis(250)))
+            .max_bulk_len(10)
+            .max_aggregate_len(11)
+            .max_pending(12)
+            .max_outgoing_bytes(13);
+        let c = o.connection_config();
+        assert_eq!(c.protocol, Protocol::Resp2);
+        assert_eq!(c.username.as_deref(), Some("bob"));
+        assert_eq!(c.password.as_deref(), Some("pw"));
+        assert_eq!(c.database, 4);
+        assert_eq!(c.client_name.as_deref(), Some("n"));
+        assert_eq!(c.request_timeout, Some(Duration::from_millis(250)));
+        assert_eq!((c.decoder.max_bulk_len, c.decoder.max_aggregate_len), (10, 11));
+        assert_eq!((c.max_pending, c.max_outgoing_bytes), (12, 13));
+        assert_eq!(ClientOptions::new("h", 1).max_pending(0).max_pending, 1);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let p = ReconnectPolicy {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(70),
+            max_attempts: Some(5),
+        };
+        let delays: Vec<_> = (0..6).map(|a| p.delay(a).as_millis()).collect();
+        assert_eq!(delays, [0, 10, 20, 40, 70, 70]);
+        assert_eq!(p.delay(u32::MAX), Duration::from_millis(70));
+        assert!(p.allows(4));
+        assert!(!p.allows(5));
+        let forever = ReconnectPolicy {
+            max_attempts: None,
+            ..p
+        };
+        assert!(forever.allows(u32::MAX));
+        assert!(ReconnectPolicy::once().allows(0));
+        assert!(!ReconnectPolicy::once().allows(1));
+        let zero = ReconnectPolicy {
+            max_attempts: Some(0),
+            ..p
+        };
+        assert!(zero.allows(0), "at least one attempt is always made");
+    }
+}
