@@ -145,3 +145,74 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
+
+/// Stopping and restarting a server in place, for reconnect tests.
+impl RedisServer {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the server (SIGKILL, no goodbye to its clients) and waits for it to exit.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a fresh, empty server on the same port as before (after [`kill`](Self::kill)),
+    /// with the standard arguments plus `extra`, and waits until it answers.
+    pub fn restart(&mut self, extra: &[&str]) {
+        self.kill();
+        let binary = require_binary("redis-server", "redis-server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut last_error = String::new();
+        while Instant::now() < deadline {
+            let dir = TempDir::new("redis");
+            let mut child = Command::new(&binary)
+                .args([
+                    "--port",
+                    &self.addr.port().to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                ])
+                .args([
+                    "--appendonly",
+                    "no",
+                    "--enable-debug-command",
+                    "yes",
+                    "--daemonize",
+                    "no",
+                ])
+                .args(["--dir", dir.path.to_str().expect("utf-8 temp path")])
+                .args(extra)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn redis-server");
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(status)) = child.try_wait() {
+                    // Most likely the old socket's port is not free yet: try again.
+                    let mut out = String::new();
+                    if let Some(mut s) = child.stdout.take() {
+                        let _ = s.read_to_string(&mut out);
+                    }
+                    last_error = format!("redis-server exited ({status}): {out}");
+                    break;
+                }
+                if ping(self.addr) {
+                    self.child = child;
+                    self._dir = dir;
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not restart on {}: {last_error}", self.addr);
+    }
+}
