@@ -21,6 +21,25 @@ use crate::{MioConfig, MioError};
 /// writes share one staging chunk); the rest goes in the next loop iteration.
 const MAX_IOVECS: usize = 64;
 
+/// Whether a short read proves the socket's receive queue is drained, and a short write
+/// that its send buffer is full. True where mio uses epoll or kqueue: there every new
+/// segment or freed buffer space queues a fresh edge, even one that lands while the short
+/// call returns, so skipping the confirming `WouldBlock` call loses nothing (Tokio relies
+/// on the same property). Elsewhere only `WouldBlock` proves it.
+const SHORT_IO_DRAINS: bool = cfg!(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "illumos",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "tvos",
+    target_os = "watchos",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly"
+));
+
 /// How long a listener waits before accepting again after the kernel refused (out of
 /// file descriptors or memory), unless a connection of this driver closes first.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
@@ -47,6 +66,9 @@ struct Conn<S> {
     readable: bool,
     /// The socket may take more bytes: cleared by `WouldBlock`, set by a writable edge.
     writable: bool,
+    /// An event said the peer closed its side: the end of stream waits behind whatever
+    /// data is queued, so a short read no longer proves the socket drained.
+    read_closed: bool,
     /// The session has been given `handle_eof`.
     eof_fed: bool,
     /// On the dirty list.
@@ -73,8 +95,11 @@ struct Listener<S> {
 enum WriteOutcome {
     /// The arena is empty.
     Flushed,
-    /// The kernel took some bytes; more remain.
+    /// The kernel took everything it was offered, but the arena holds more chunks than
+    /// one call offers.
     Partial,
+    /// The kernel took only part of what it was offered: the send buffer is full.
+    Short,
     /// The kernel took nothing (`WouldBlock`): wait for a writable edge.
     Blocked,
 }
@@ -175,15 +200,17 @@ fn write_once(stream: &TcpStream, arena: &mut IoArena) -> io::Result<WriteOutcom
     if arena.is_empty() {
         return Ok(WriteOutcome::Flushed);
     }
-    let sent = {
+    let (sent, offered) = {
         let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
         let n = arena.io_slices(&mut iov);
-        loop {
+        let offered: usize = iov[..n].iter().map(|s| s.len()).sum();
+        let sent = loop {
             match sys::send_vectored(stream, &iov[..n]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
-        }
+        };
+        (sent, offered)
     };
     match sent {
         Ok(0) => Err(io::Error::from(io::ErrorKind::WriteZero)),
@@ -193,6 +220,8 @@ fn write_once(stream: &TcpStream, arena: &mut IoArena) -> io::Result<WriteOutcom
             arena.advance(n.min(arena.len()));
             Ok(if arena.is_empty() {
                 WriteOutcome::Flushed
+            } else if n < offered {
+                WriteOutcome::Short
             } else {
                 WriteOutcome::Partial
             })
@@ -284,6 +313,7 @@ impl<S: Session> MioDriver<S> {
             phase,
             readable,
             writable: phase == Phase::Open,
+            read_closed: false,
             eof_fed: false,
             dirty: false,
             read_queued: false,
@@ -455,6 +485,7 @@ impl<S: Session> MioDriver<S> {
                 return ReadOutcome::Stopped;
             };
             let spare = self.pool.spare();
+            let spare_len = spare.len();
             match sys::recv(stream, spare) {
                 Ok(0) => {
                     conn.readable = false;
@@ -465,11 +496,16 @@ impl<S: Session> MioDriver<S> {
                     return ReadOutcome::Eof;
                 }
                 Ok(n) => {
+                    let drained = SHORT_IO_DRAINS && n < spare_len && !conn.read_closed;
                     let data = self.pool.commit(n);
                     budget = budget.saturating_sub(data.len());
                     conn.session.handle_input(data, now);
                     mark_ready(conn, key, turn, out);
                     mark_dirty(conn, key, &mut self.dirty);
+                    if drained {
+                        conn.readable = false;
+                        return ReadOutcome::Stopped;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     conn.readable = false;
@@ -515,9 +551,11 @@ impl<S: Session> MioDriver<S> {
             };
             match outcome {
                 Ok(WriteOutcome::Flushed) => {}
-                // A short write usually means the socket buffer is full, but only
-                // `WouldBlock` proves it on every platform: try again next iteration.
                 Ok(WriteOutcome::Partial) => more = true,
+                // The send buffer is full: wait for the writable edge where that is
+                // proof enough, else let `WouldBlock` confirm it next iteration.
+                Ok(WriteOutcome::Short) if SHORT_IO_DRAINS => conn.writable = false,
+                Ok(WriteOutcome::Short) => more = true,
                 Ok(WriteOutcome::Blocked) => conn.writable = false,
                 Err(err) => {
                     self.fail(key, err, now, out);
@@ -567,6 +605,7 @@ impl<S: Session> MioDriver<S> {
                         conn.phase = Phase::Open;
                         conn.writable = true;
                         conn.readable = event.is_readable() || event.is_read_closed();
+                        conn.read_closed = event.is_read_closed();
                         out.push(Activity::Connected(key.id()));
                         mark_dirty(conn, key, &mut self.dirty);
                     }
@@ -583,6 +622,9 @@ impl<S: Session> MioDriver<S> {
                         }
                         _ => {}
                     }
+                }
+                if event.is_read_closed() {
+                    conn.read_closed = true;
                 }
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
                     conn.readable = true;

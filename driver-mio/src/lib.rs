@@ -10,13 +10,17 @@
 //!
 //! 1. Timers that are due fire (`handle_timeout`).
 //! 2. Connections known to be readable, whose session `wants_read`, are read until the
-//!    socket reports `WouldBlock` (or a per-connection budget is spent, for fairness):
-//!    every read lands in the spare room of a pooled chunk and reaches the session as a
-//!    frozen [`Bytes`](bytes::Bytes) view of it, with no copy.
+//!    socket is drained — `WouldBlock`, or on epoll/kqueue a read shorter than the buffer
+//!    offered (a new edge announces anything later, so the confirming `WouldBlock` call
+//!    is skipped unless the peer's end of stream is pending) — or a per-connection budget
+//!    is spent, for fairness. Every read lands in the spare room of a pooled chunk and
+//!    reaches the session as a frozen [`Bytes`](bytes::Bytes) view of it, with no copy.
 //! 3. Every connection that was fed input or touched through
 //!    [`session_mut`](monocoque_proto::Driver::session_mut) — and only those, kept on a
 //!    dirty list, so idle connections cost nothing — gets one `sendmsg` of its whole
-//!    arena (an iovec per chunk), its timer re-armed from `poll_timeout`, its reading
+//!    arena (an iovec per chunk; `sendmsg` is `writev` for sockets, with `MSG_NOSIGNAL`
+//!    so a vanished peer is an `EPIPE`, never a `SIGPIPE`); after a short write it waits
+//!    for the writable edge. Then its timer is re-armed from `poll_timeout`, its reading
 //!    resumed if `wants_read` turned true (the socket may still hold data no new edge
 //!    will announce), and its socket closed once `is_closed` (or the peer's end of
 //!    stream) and an empty arena say so.

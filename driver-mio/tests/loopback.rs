@@ -625,3 +625,36 @@ fn invalid_configuration_is_rejected() {
     };
     assert!(MioDriver::<TestSession>::with_config(zero).is_err());
 }
+
+#[test]
+fn tiny_budgets_many_iovecs_and_small_chunks_still_deliver_everything_in_order() {
+    // A read budget of one byte requeues the connection after every read, 4 KiB chunks
+    // rotate constantly, and 300 shared segments exceed what one sendmsg takes.
+    let config = MioConfig {
+        recv_buffer_size: 4096,
+        min_read_space: 1024,
+        pool_size: 4,
+        read_budget: 1,
+        max_events: 8,
+        ..MioConfig::default()
+    };
+    let mut d = MioDriver::with_config(config).unwrap();
+    let (_, addr) = echo_listener(&mut d);
+    const SEGMENT: usize = 5000;
+    const SEGMENTS: usize = 300;
+    let data = pattern(SEGMENT * SEGMENTS);
+    let mut client = TestSession {
+        verify_pattern: true,
+        ..TestSession::default()
+    };
+    for piece in data.chunks(SEGMENT) {
+        client.arena.put_shared(Bytes::copy_from_slice(piece));
+    }
+    assert_eq!(client.arena.chunk_count(), SEGMENTS);
+    let c = d.connect(addr, client).unwrap();
+    drive(&mut d, Duration::from_secs(5), |d, _| {
+        session(d, c).received_len == data.len()
+    });
+    assert!(!session(&d, c).pattern_mismatch);
+    assert!(d.pool_stats().chunks_reused > 0, "{:?}", d.pool_stats());
+}
