@@ -1,6 +1,7 @@
 //! The `monocoque` command line.
 
 pub mod format;
+pub mod redis;
 mod resp;
 
 use clap::{Parser, Subcommand};
@@ -20,11 +21,14 @@ pub enum Command {
     /// Work with the RESP (Redis) protocol engine.
     #[command(subcommand)]
     Resp(resp::RespCommand),
+    /// Send a command to a Redis server (or mass-insert with --pipe), like redis-cli.
+    Redis(redis::RedisArgs),
 }
 
 /// Runs the parsed command line; returns the process exit status.
 pub fn run(cli: Cli) -> std::process::ExitCode {
     match cli.command {
         Command::Resp(cmd) => resp::run(cmd),
+        Command::Redis(args) => redis::run(args),
     }
 }

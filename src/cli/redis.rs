@@ -1,0 +1,515 @@
+//! `monocoque redis ...`: one command, or `--pipe` mass insertion, against a Redis server.
+//!
+//! One command prints its reply the way `redis-cli` does (the TTY form on a terminal, the
+//! raw form otherwise) and exits 1 on an error reply or when the server cannot be
+//! reached. `--pipe` reads raw RESP commands from standard input, as
+//! `redis-cli --pipe` does, and sends them fully pipelined: a reader thread decodes the
+//! input in chunks into batches of about [`PIPE_BATCH_BYTES`] while the main thread
+//! sends the previous batch and collects its replies, so reading stdin and waiting for
+//! the server overlap.
+
+use std::ffi::OsString;
+use std::io::{self, IsTerminal, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::thread;
+
+use bytes::Bytes;
+use clap::Args;
+use monocoque_proto::resp::{Cmd, DecodeError, Decoder, DecoderConfig, Protocol, Value};
+use monocoque_proto::SegmentedBuffer;
+
+use super::format;
+use crate::driver::DriverKind;
+use crate::redis::{Client, ClientOptions, Error};
+
+/// The server `monocoque redis` talks to unless `--url` says otherwise.
+pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
+
+/// Encoded command bytes per `--pipe` batch: each batch is one `flush` (one write
+/// submission, replies collected in order) while the reader prepares the next one.
+pub const PIPE_BATCH_BYTES: usize = 1 << 20;
+
+/// Bytes read from standard input at a time in `--pipe` mode.
+const PIPE_READ_CHUNK: usize = 256 * 1024;
+
+/// Batches decoded ahead of the one being sent.
+const PIPE_QUEUE_DEPTH: usize = 2;
+
+/// Arguments of `monocoque redis`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  monocoque redis SET greeting hello\n  monocoque redis --url redis://127.0.0.1:6380/2 --resp2 HGETALL h\n  monocoque redis --pipe < commands.resp"
+)]
+pub struct RedisArgs {
+    /// Server to connect to: redis://[[user]:password@]host[:port][/db].
+    #[arg(long, short = 'u', value_name = "URL", default_value = DEFAULT_URL)]
+    pub url: String,
+    /// I/O driver: io_uring (Linux 5.19+) or mio (readiness, portable).
+    #[arg(long, value_enum, value_name = "DRIVER", default_value_t = DriverKind::default())]
+    pub driver: DriverKind,
+    /// Speak RESP3 (HELLO 3, falling back to RESP2 if the server refuses); the default.
+    #[arg(long, conflicts_with = "resp2")]
+    pub resp3: bool,
+    /// Speak RESP2 (no HELLO), as redis-cli does by default.
+    #[arg(long)]
+    pub resp2: bool,
+    /// Mass insertion: read raw RESP commands (arrays of bulk strings) from standard
+    /// input, send them pipelined, print a summary of replies and errors, exit 1 if any
+    /// reply was an error (as `redis-cli --pipe`).
+    #[arg(long, conflicts_with = "command")]
+    pub pipe: bool,
+    /// The command and its arguments, e.g. `SET key value` (binary-safe; arguments may
+    /// start with `-`).
+    #[arg(
+        value_name = "CMD",
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required_unless_present = "pipe"
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// Why `monocoque redis` failed, printed on standard error before exiting 1.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisCliError {
+    /// Connecting, the handshake, or the connection itself failed.
+    #[error(transparent)]
+    Client(#[from] Error),
+    /// Standard input or output failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    /// The `--pipe` input is not a RESP stream.
+    #[error("input is not valid RESP (after {commands} command(s)): {source}")]
+    Input {
+        /// Commands decoded before the bad one.
+        commands: u64,
+        /// What the decoder said.
+        #[source]
+        source: DecodeError,
+    },
+    /// A `--pipe` input value that is not an array of bulk strings.
+    #[error("input value {index} is not a command (an array of bulk strings): {kind}")]
+    NotACommand {
+        /// 1-based position of the value in the input.
+        index: u64,
+        /// What it was instead.
+        kind: &'static str,
+    },
+    /// Standard input ended in the middle of a command.
+    #[error("input ended inside command {index}")]
+    Truncated {
+        /// 1-based position of the incomplete command.
+        index: u64,
+    },
+    /// The reader thread died without reporting why (it panicked).
+    #[error("the input reader thread failed")]
+    Reader,
+}
+
+/// Runs `monocoque redis`; returns the process exit status.
+pub fn run(args: RedisArgs) -> ExitCode {
+    let result = if args.pipe { pipe(&args) } else { one_command(&args) };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("monocoque: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn options(args: &RedisArgs) -> Result<ClientOptions, Error> {
+    let protocol = if args.resp2 { Protocol::Resp2 } else { Protocol::Resp3 };
+    Ok(ClientOptions::from_url(&args.url)?
+        .driver(args.driver)
+        .protocol(protocol)
+        // Like redis-cli: wait as long as the command takes (BLPOP 0, DEBUG SLEEP).
+        .response_timeout(None))
+}
+
+/// Builds the command from the command-line words, byte for byte.
+fn command_from_words(words: &[OsString]) -> Option<Cmd> {
+    let (name, rest) = words.split_first()?;
+    let mut cmd = Cmd::new(name.as_bytes());
+    for word in rest {
+        cmd.push(word.as_bytes());
+    }
+    Some(cmd)
+}
+
+/// The reply as a value, error replies included (whichever way the client reports them).
+fn reply_value(reply: Result<Value, Error>) -> Result<Value, Error> {
+    match reply {
+        Ok(v) => Ok(v),
+        Err(Error::Server(e)) => Ok(Value::SimpleError(Bytes::from(e.to_string()))),
+        Err(e) => Err(e),
+    }
+}
+
+/// Formats `value` as redis-cli prints a top-level reply: the TTY form plus a newline on
+/// a terminal, the raw form otherwise (where an error reply is followed by an empty line,
+/// as redis-cli's raw error formatting ends with its own newline).
+pub fn format_reply(value: &Value, tty: bool) -> Vec<u8> {
+    if tty {
+        let mut out = format::tty(value).into_bytes();
+        out.push(b'\n');
+        out
+    } else {
+        let mut out = format::raw(value);
+        if value.without_attributes().is_error() {
+            out.push(b'\n');
+        }
+        out
+    }
+}
+
+fn one_command(args: &RedisArgs) -> Result<ExitCode, RedisCliError> {
+    // clap guarantees at least one word without --pipe; an empty list is a usage error.
+    let Some(cmd) = command_from_words(&args.command) else {
+        return Ok(ExitCode::from(2));
+    };
+    let mut client = Client::connect_with(options(args)?)?;
+    let value = reply_value(client.query(&cmd))?;
+    let stdout = io::stdout();
+    let tty = stdout.is_terminal();
+    let mut out = stdout.lock();
+    out.write_all(&format_reply(&value, tty))?;
+    out.flush()?;
+    Ok(if value.without_attributes().is_error() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// One batch of decoded `--pipe` commands.
+struct PipeBatch {
+    cmds: Vec<Cmd>,
+    /// The input ended after this batch.
+    last: bool,
+}
+
+/// Decodes RESP commands from `input` chunk by chunk and sends them to `tx` in batches
+/// of about `batch_bytes` encoded bytes; the last batch (possibly empty) has `last` set.
+/// On malformed input, the complete commands before the bad one are still sent (as
+/// `redis-cli --pipe` would have sent them) and the error is returned. Stops quietly
+/// when the receiver is gone.
+fn read_commands(input: impl Read, batch_bytes: usize, tx: &mpsc::SyncSender<PipeBatch>) -> Result<(), RedisCliError> {
+    let mut batcher = Batcher {
+        cmds: Vec::new(),
+        pending: 0,
+        batch_bytes,
+        tx,
+    };
+    let result = decode_input(input, &mut batcher);
+    let cmds = std::mem::take(&mut batcher.cmds);
+    match result {
+        Ok(()) => {
+            let _ = tx.send(PipeBatch { cmds, last: true });
+            Ok(())
+        }
+        Err(e) => {
+            if !cmds.is_empty() {
+                let _ = tx.send(PipeBatch { cmds, last: false });
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Collects decoded commands into batches for the sending thread.
+struct Batcher<'a> {
+    cmds: Vec<Cmd>,
+    /// Encoded bytes in `cmds`.
+    pending: usize,
+    batch_bytes: usize,
+    tx: &'a mpsc::SyncSender<PipeBatch>,
+}
+
+impl Batcher<'_> {
+    /// Adds `cmd`; hands the batch over when it is full. `false` when the receiver is
+    /// gone.
+    fn push(&mut self, cmd: Cmd) -> bool {
+        self.pending += cmd.encoded_len();
+        self.cmds.push(cmd);
+        if self.pending < self.batch_bytes {
+            return true;
+        }
+        self.pending = 0;
+        let cmds = std::mem::take(&mut self.cmds);
+        self.tx.send(PipeBatch { cmds, last: false }).is_ok()
+    }
+}
+
+/// Reads and decodes all of `input` into `batcher`.
+fn decode_input(mut input: impl Read, batcher: &mut Batcher<'_>) -> Result<(), RedisCliError> {
+    // Commands are arrays of bulk strings, which both dialects share; the server's own
+    // limit on one argument is 512 MiB.
+    let mut decoder = Decoder::new(DecoderConfig::new(Protocol::Resp2));
+    let mut src = SegmentedBuffer::new();
+    let mut index = 0u64;
+    loop {
+        let mut chunk = vec![0u8; PIPE_READ_CHUNK];
+        let n = loop {
+            match input.read(&mut chunk) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        chunk.truncate(n);
+        src.push(Bytes::from(chunk));
+        loop {
+            let value = match decoder.decode(&mut src) {
+                Ok(Some(value)) => value,
+                Ok(None) => break,
+                Err(source) => {
+                    return Err(RedisCliError::Input {
+                        commands: index,
+                        source,
+                    })
+                }
+            };
+            index += 1;
+            if let Some(cmd) = command_from_value(value, index)? {
+                if !batcher.push(cmd) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    if decoder.is_mid_value() || !src.is_empty() {
+        return Err(RedisCliError::Truncated { index: index + 1 });
+    }
+    Ok(())
+}
+
+/// The command a decoded input value stands for; `None` for the empty and null arrays
+/// that Redis itself ignores.
+fn command_from_value(value: Value, index: u64) -> Result<Option<Cmd>, RedisCliError> {
+    let not_a_command = |kind| RedisCliError::NotACommand { index, kind };
+    let items = match value {
+        Value::Array(items) => items,
+        Value::Null => return Ok(None),
+        other => return Err(not_a_command(value_kind(&other))),
+    };
+    let mut words = items.into_iter();
+    let Some(first) = words.next() else {
+        return Ok(None);
+    };
+    let Value::BulkString(name) = first else {
+        return Err(not_a_command("an array with an element that is not a bulk string"));
+    };
+    let mut cmd = Cmd::new(name);
+    for word in words {
+        let Value::BulkString(word) = word else {
+            return Err(not_a_command("an array with an element that is not a bulk string"));
+        };
+        cmd.push(word);
+    }
+    Ok(Some(cmd))
+}
+
+fn value_kind(value: &Value) -> &'static str {
+    match value {
+        Value::SimpleString(_) => "a simple string",
+        Value::SimpleError(_) | Value::BlobError(_) => "an error",
+        Value::Integer(_) | Value::BigNumber(_) => "an integer",
+        Value::BulkString(_) | Value::Verbatim { .. } => "a bulk string",
+        Value::Array(_) => "an array",
+        Value::Null => "a null",
+        Value::Double(_) => "a double",
+        Value::Boolean(_) => "a boolean",
+        Value::Map(_) => "a map",
+        Value::Set(_) => "a set",
+        Value::Push(_) => "a push",
+        Value::Attributed { .. } => "an attribute",
+    }
+}
+
+/// Counts of `--pipe` outcomes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct PipeStats {
+    replies: u64,
+    errors: u64,
+}
+
+fn pipe(args: &RedisArgs) -> Result<ExitCode, RedisCliError> {
+    let mut client = Client::connect_with(options(args)?)?;
+    let (tx, rx) = mpsc::sync_channel::<PipeBatch>(PIPE_QUEUE_DEPTH);
+    let reader = thread::Builder::new()
+        .name("monocoque-pipe-reader".into())
+        .spawn(move || read_commands(io::stdin().lock(), PIPE_BATCH_BYTES, &tx))?;
+
+    let stdout = io::stdout();
+    let stderr = io::stderr();
+    let mut err = io::BufWriter::new(stderr.lock());
+    let mut stats = PipeStats::default();
+    let mut finished = false;
+    let outcome = (|| -> Result<(), RedisCliError> {
+        for batch in &rx {
+            for cmd in &batch.cmds {
+                if let Err(e) = client.send_buffered(cmd) {
+                    if e.is_connection_failure() {
+                        return Err(e.into());
+                    }
+                    // Refused before sending (e.g. MONITOR): an error for this command.
+                    writeln!(err, "{e}")?;
+                    stats.errors += 1;
+                }
+            }
+            if batch.last {
+                let mut out = stdout.lock();
+                writeln!(out, "All data transferred. Waiting for the last reply...")?;
+                out.flush()?;
+            }
+            for reply in client.flush()? {
+                match reply_value(reply) {
+                    Ok(value) => {
+                        stats.replies += 1;
+                        if let Some(text) = value.without_attributes().as_error() {
+                            stats.errors += 1;
+                            err.write_all(text)?;
+                            err.write_all(b"\n")?;
+                        }
+                    }
+                    Err(e) if e.is_connection_failure() => return Err(e.into()),
+                    Err(e) => {
+                        stats.errors += 1;
+                        writeln!(err, "{e}")?;
+                    }
+                }
+            }
+            if batch.last {
+                finished = true;
+                break;
+            }
+        }
+        Ok(())
+    })();
+    err.flush()?;
+    // On failure, return at once: the reader may be blocked reading stdin, and exiting
+    // ends it.
+    outcome?;
+    drop(rx);
+    reader.join().map_err(|_| RedisCliError::Reader)??;
+    if !finished {
+        return Err(RedisCliError::Reader);
+    }
+    let mut out = stdout.lock();
+    writeln!(out, "Last reply received from server.")?;
+    writeln!(out, "errors: {}, replies: {}", stats.errors, stats.replies)?;
+    out.flush()?;
+    Ok(if stats.errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batches(input: &[u8], batch_bytes: usize) -> (Vec<PipeBatch>, Result<(), RedisCliError>) {
+        let (tx, rx) = mpsc::sync_channel(1024);
+        let result = read_commands(input, batch_bytes, &tx);
+        drop(tx);
+        (rx.into_iter().collect(), result)
+    }
+
+    fn names(batch: &PipeBatch) -> Vec<Vec<Vec<u8>>> {
+        batch
+            .cmds
+            .iter()
+            .map(|c| c.arg_bytes().into_iter().map(<[u8]>::to_vec).collect())
+            .collect()
+    }
+
+    #[test]
+    fn commands_are_batched_by_encoded_size_and_the_last_batch_is_marked() {
+        let one = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n";
+        let input: Vec<u8> = one.iter().copied().cycle().take(one.len() * 10).collect();
+        let (out, result) = batches(&input, one.len() * 4);
+        assert!(result.is_ok());
+        let sizes: Vec<usize> = out.iter().map(|b| b.cmds.len()).collect();
+        assert_eq!(sizes, [4, 4, 2]);
+        assert_eq!(out.iter().map(|b| b.last).collect::<Vec<_>>(), [false, false, true]);
+        assert_eq!(names(&out[0])[0], [b"SET".to_vec(), b"k".to_vec(), b"v".to_vec()]);
+        let total: usize = out.iter().flat_map(|b| &b.cmds).map(Cmd::encoded_len).sum();
+        assert_eq!(total, input.len(), "re-encoding gives the input back");
+    }
+
+    #[test]
+    fn empty_input_gives_one_empty_last_batch() {
+        let (out, result) = batches(b"", PIPE_BATCH_BYTES);
+        assert!(result.is_ok());
+        assert_eq!(out.len(), 1);
+        assert!(out[0].last && out[0].cmds.is_empty());
+    }
+
+    #[test]
+    fn a_command_split_across_reads_is_joined() {
+        // A reader that returns one byte at a time.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let Some((&b, rest)) = self.0.split_first() else {
+                    return Ok(0);
+                };
+                buf[0] = b;
+                self.0 = rest;
+                Ok(1)
+            }
+        }
+        let input = b"*2\r\n$3\r\nGET\r\n$5\r\nhello\r\n*0\r\n*1\r\n$4\r\nPING\r\n";
+        let (tx, rx) = mpsc::sync_channel(16);
+        read_commands(Trickle(input), PIPE_BATCH_BYTES, &tx).expect("valid input");
+        drop(tx);
+        let out: Vec<PipeBatch> = rx.into_iter().collect();
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            names(&out[0]),
+            [vec![b"GET".to_vec(), b"hello".to_vec()], vec![b"PING".to_vec()]]
+        );
+    }
+
+    #[test]
+    fn bad_input_is_reported_with_its_position() {
+        let (sent, result) = batches(b"*1\r\n$4\r\nPING\r\n+OK\r\n", PIPE_BATCH_BYTES);
+        assert!(matches!(result, Err(RedisCliError::NotACommand { index: 2, .. })));
+        // The complete command before the bad value still goes out, in a batch that is
+        // not marked last.
+        assert_eq!(sent.len(), 1);
+        assert_eq!((sent[0].cmds.len(), sent[0].last), (1, false));
+        let (_, result) = batches(b"*1\r\n:1\r\n", PIPE_BATCH_BYTES);
+        assert!(matches!(result, Err(RedisCliError::NotACommand { index: 1, .. })));
+        let (_, result) = batches(b"*1\r\n$4\r\nPI", PIPE_BATCH_BYTES);
+        assert!(matches!(result, Err(RedisCliError::Truncated { index: 1 })));
+        let (_, result) = batches(b"*1\r\n$4\r\nPING\r\nSET k v\r\n", PIPE_BATCH_BYTES);
+        assert!(matches!(result, Err(RedisCliError::Input { commands: 1, .. })));
+    }
+
+    #[test]
+    fn words_become_one_binary_safe_command() {
+        let words: Vec<OsString> = ["SET", "k", "-1"].map(OsString::from).to_vec();
+        let cmd = command_from_words(&words).expect("non-empty");
+        assert_eq!(cmd.arg_bytes(), vec![&b"SET"[..], b"k", b"-1"]);
+        assert!(command_from_words(&[]).is_none());
+    }
+
+    #[test]
+    fn top_level_errors_end_with_an_empty_line_in_raw_mode() {
+        let e = Value::SimpleError(Bytes::from_static(b"ERR nope"));
+        assert_eq!(format_reply(&e, false), b"ERR nope\n\n");
+        assert_eq!(format_reply(&e, true), b"(error) ERR nope\n");
+        assert_eq!(format_reply(&Value::Integer(3), false), b"3\n");
+        assert_eq!(format_reply(&Value::Integer(3), true), b"(integer) 3\n");
+    }
+}
