@@ -33,10 +33,13 @@
 //!
 //! - [`resp`]: Redis RESP2/RESP3 — values, a resumable decoder, command encoding and the
 //!   client connection state machine.
+//! - [`nats`]: NATS — client and server ops, a zero-allocation resumable codec for each
+//!   role, lazily parsed headers, `INFO`/`CONNECT` JSON.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod chassis;
+pub mod nats;
 pub mod resp;
 
 #[doc(hidden)]
