@@ -13,9 +13,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use monocoque::driver::DriverKind;
-use monocoque::proto::resp::{ConnectionError, DecodeError, Decoder, DecoderConfig, HandshakeError, MessageKind};
-use monocoque::proto::SegmentedBuffer;
+use monocoque::driver::{AnyDriver, DriverKind};
+use monocoque::proto::resp::{
+    Connection, ConnectionError, DecodeError, Decoder, DecoderConfig, HandshakeError, MessageKind,
+};
+use monocoque::proto::{Activity, ConnId, Driver, ListenerId, SegmentedBuffer, SessionFactory};
 use monocoque::redis::{
     cmd, Client, ClientOptions, Error, Event, Invalidation, Protocol, ReconnectPolicy, SetOptions, SetOutcome, Value,
 };
@@ -53,6 +55,7 @@ both_drivers! {
     stalled_half_frame_poisons => stalled_half_frame_poisons_uring, stalled_half_frame_poisons_mio;
     late_reply_is_never_misdelivered => late_reply_is_never_misdelivered_uring, late_reply_is_never_misdelivered_mio;
     bulk_over_limit_is_an_error => bulk_over_limit_is_an_error_uring, bulk_over_limit_is_an_error_mio;
+    waits_in_the_driver_without_spinning => waits_in_the_driver_without_spinning_uring, waits_in_the_driver_without_spinning_mio;
     bulk_of_4gib_is_refused_from_its_header => bulk_of_4gib_is_refused_from_its_header_uring, bulk_of_4gib_is_refused_from_its_header_mio;
 }
 
@@ -915,4 +918,102 @@ fn bulk_of_4gib_is_refused_from_its_header(driver: DriverKind) {
     }
     drop(c);
     server.join().unwrap();
+}
+
+// ---- the generic form, and blocking without spinning ----
+
+/// A driver that forwards to a real one and counts its turns.
+struct Counting {
+    inner: AnyDriver<Connection>,
+    turns: usize,
+    /// Turns that reported no activity (only a deadline should cause those).
+    empty: usize,
+}
+
+impl Driver<Connection> for Counting {
+    fn connect(&mut self, addr: SocketAddr, session: Connection) -> std::io::Result<ConnId> {
+        self.inner.connect(addr, session)
+    }
+    fn adopt(&mut self, stream: TcpStream, session: Connection) -> std::io::Result<ConnId> {
+        self.inner.adopt(stream, session)
+    }
+    fn listen(&mut self, addr: SocketAddr, factory: SessionFactory<Connection>) -> std::io::Result<ListenerId> {
+        self.inner.listen(addr, factory)
+    }
+    fn listener_addr(&self, listener: ListenerId) -> std::io::Result<SocketAddr> {
+        self.inner.listener_addr(listener)
+    }
+    fn close_listener(&mut self, listener: ListenerId) -> std::io::Result<()> {
+        self.inner.close_listener(listener)
+    }
+    fn session(&self, conn: ConnId) -> Option<&Connection> {
+        self.inner.session(conn)
+    }
+    fn session_mut(&mut self, conn: ConnId) -> Option<&mut Connection> {
+        self.inner.session_mut(conn)
+    }
+    fn remove(&mut self, conn: ConnId) -> Option<Connection> {
+        self.inner.remove(conn)
+    }
+    fn turn(&mut self, deadline: Option<Instant>, out: &mut Vec<Activity>) -> std::io::Result<()> {
+        let before = out.len();
+        self.inner.turn(deadline, out)?;
+        self.turns += 1;
+        if out.len() == before {
+            self.empty += 1;
+        }
+        Ok(())
+    }
+}
+
+impl Counting {
+    fn take(&mut self) -> (usize, usize) {
+        let counts = (self.turns, self.empty);
+        (self.turns, self.empty) = (0, 0);
+        counts
+    }
+}
+
+fn waits_in_the_driver_without_spinning(driver: DriverKind) {
+    let server = RedisServer::start(&[]);
+    let counting = Counting {
+        inner: AnyDriver::new(driver).expect("the driver starts"),
+        turns: 0,
+        empty: 0,
+    };
+    let mut c: Client<Counting> =
+        Client::connect_with_driver(counting, options(server.addr, driver).idle_check(None)).unwrap();
+    c.driver_mut().take();
+
+    // A 10,000-command pipeline: every turn brought replies, and far fewer turns than
+    // commands.
+    for _ in 0..10_000 {
+        c.send_buffered(&cmd("INCR").arg("n")).unwrap();
+    }
+    let replies = c.flush().unwrap();
+    assert_eq!(replies.last().unwrap().as_ref().unwrap(), &Value::Integer(10_000));
+    let (turns, empty) = c.driver_mut().take();
+    eprintln!("{driver}: 10,000 replies in {turns} turns");
+    assert_eq!(empty, 0, "a blocking flush never turns for nothing");
+    assert!(turns < 1_000, "{turns} turns for one pipeline");
+
+    // A reply that takes 300 ms: the client sleeps in the driver meanwhile.
+    let started = Instant::now();
+    assert_eq!(
+        c.query(&cmd("DEBUG").arg("SLEEP").arg("0.3")).unwrap(),
+        Value::SimpleString(b("OK"))
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let (turns, empty) = c.driver_mut().take();
+    assert!(
+        turns <= 3 && empty == 0,
+        "{turns} turns ({empty} empty) waiting for one slow reply"
+    );
+
+    // Waiting for a message that does not come: one turn to the deadline, one last look.
+    let started = Instant::now();
+    assert_eq!(c.next_message(Duration::from_millis(300)).unwrap(), None);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let (turns, _) = c.driver_mut().take();
+    assert!(turns <= 3, "{turns} turns waiting 300 ms for nothing");
 }

@@ -73,6 +73,8 @@ pub(crate) struct Batch {
     pub unsent_bytes: usize,
     /// Slots that are `Done` or `Taken`.
     pub finished: usize,
+    /// Slots that are `Taken`.
+    pub taken: usize,
 }
 
 impl Batch {
@@ -179,7 +181,8 @@ impl Batch {
         let Slot::Done(outcome) = std::mem::replace(slot, Slot::Taken) else {
             return None;
         };
-        if self.slots.iter().all(|s| matches!(s, Slot::Taken)) {
+        self.taken += 1;
+        if self.taken == self.slots.len() {
             self.clear();
         }
         Some(outcome)
@@ -209,6 +212,7 @@ impl Batch {
         self.cursor = 0;
         self.unsent_bytes = 0;
         self.finished = 0;
+        self.taken = 0;
     }
 }
 
@@ -254,6 +258,7 @@ mod tests {
         assert_eq!(b.take(a.0).map(|_| ()), None, "not answered yet");
         assert!(b.take(q.0).unwrap().unwrap().is_null());
         b.complete(a.0, Ok(Value::Integer(1)));
+        assert_eq!(b.slots.len(), 2, "one outcome is still to be returned");
         assert_eq!(b.drain().len(), 1);
         let q2 = b.push_sent();
         b.complete(q2.0, Ok(Value::Null));

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use monocoque_proto::resp::{self, Cmd, Connection, Protocol, SendError, Subscriptions, Value};
 use monocoque_proto::{Activity, ConnId, Driver};
 
-use super::batch::{Batch, Request, RequestId, Slot};
+use super::batch::{Batch, Request, RequestId};
 use super::event::{Event, EventQueue, Invalidation, Message};
 use super::{ClientOptions, Error, ServerError};
 use crate::driver::AnyDriver;
@@ -242,7 +242,7 @@ impl<D: Driver<Connection>> Client<D> {
 
     /// Requests buffered whose outcome has not been returned yet.
     pub fn buffered(&self) -> usize {
-        self.batch.slots.iter().filter(|s| !matches!(s, Slot::Taken)).count()
+        self.batch.slots.len() - self.batch.taken
     }
 
     /// Events (messages, invalidations, ...) queued for [`next_event`](Self::next_event).
@@ -722,6 +722,10 @@ impl<D: Driver<Connection>> Client<D> {
         if let Some(session) = self.driver.session_mut(conn) {
             while let Some(event) = session.poll_event() {
                 scratch.push(event);
+            }
+            if session.is_connected() {
+                // A user's `HELLO 2|3` or `RESET` changes it after the handshake.
+                self.protocol = session.protocol();
             }
             if session.is_closed() {
                 closed = Some(session.error().cloned().unwrap_or(resp::ConnectionError::Closed));
