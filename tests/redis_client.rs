@@ -56,6 +56,9 @@ both_drivers! {
     late_reply_is_never_misdelivered => late_reply_is_never_misdelivered_uring, late_reply_is_never_misdelivered_mio;
     bulk_over_limit_is_an_error => bulk_over_limit_is_an_error_uring, bulk_over_limit_is_an_error_mio;
     waits_in_the_driver_without_spinning => waits_in_the_driver_without_spinning_uring, waits_in_the_driver_without_spinning_mio;
+    lost_restore_is_reported => lost_restore_is_reported_uring, lost_restore_is_reported_mio;
+    transaction_cut_by_a_lost_connection_is_not_resent => transaction_cut_by_a_lost_connection_is_not_resent_uring, transaction_cut_by_a_lost_connection_is_not_resent_mio;
+    handshake_without_reply_times_out => handshake_without_reply_times_out_uring, handshake_without_reply_times_out_mio;
     bulk_of_4gib_is_refused_from_its_header => bulk_of_4gib_is_refused_from_its_header_uring, bulk_of_4gib_is_refused_from_its_header_mio;
 }
 
@@ -274,6 +277,36 @@ fn pipeline_100k(driver: DriverKind) {
     assert_eq!(rest[0].as_ref().unwrap(), &bulk(&N.to_string()));
     assert_eq!(rest[1].as_ref().unwrap(), &bulk("x"));
     assert!(c.flush().unwrap().is_empty());
+
+    // Discarded requests run (they were encoded), but their replies reach nobody.
+    c.send_buffered(&cmd("ECHO").arg("a")).unwrap();
+    c.send_buffered(&cmd("ECHO").arg("b")).unwrap();
+    assert_eq!(c.buffered(), 2);
+    c.discard_buffered();
+    assert_eq!(c.buffered(), 0);
+    assert_eq!(c.query(&cmd("ECHO").arg("c")).unwrap(), bulk("c"));
+    assert!(c.flush().unwrap().is_empty());
+
+    // Requests beyond what the connection takes wait in the client, up to a byte bound.
+    let mut bounded = Client::connect_with(
+        options(server.addr, driver)
+            .max_pending(2)
+            .max_buffered_bytes(200)
+            .idle_check(None),
+    )
+    .unwrap();
+    let mut accepted = 0;
+    let err = loop {
+        match bounded.send_buffered(&cmd("ECHO").arg("0123456789")) {
+            Ok(_) => accepted += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, Error::Backpressure { limit: 200, .. }), "{err:?}");
+    assert!(accepted > 2, "{accepted} accepted");
+    let replies = bounded.flush().unwrap();
+    assert_eq!(replies.len(), accepted);
+    assert!(replies.iter().all(|r| r.as_ref().unwrap() == &bulk("0123456789")));
 }
 
 // ---- values ----
@@ -1016,4 +1049,108 @@ fn waits_in_the_driver_without_spinning(driver: DriverKind) {
     assert!(started.elapsed() >= Duration::from_millis(300));
     let (turns, _) = c.driver_mut().take();
     assert!(turns <= 3, "{turns} turns waiting 300 ms for nothing");
+}
+
+// ---- more failure paths ----
+
+fn lost_restore_is_reported(driver: DriverKind) {
+    let server = RedisServer::start(&[]);
+    let mut admin = connect(&server, driver, Protocol::Resp3);
+    let setuser = cmd("ACL")
+        .arg("SETUSER")
+        .arg("u")
+        .arg("on")
+        .arg(">pw")
+        .arg("~*")
+        .arg("+@all");
+    admin.query(&setuser.arg("resetchannels").arg("&news")).unwrap();
+    let url = format!("redis://u:pw@127.0.0.1:{}", server.addr.port());
+    let mut c = Client::connect_with(ClientOptions::from_url(&url).unwrap().driver(driver)).unwrap();
+    c.subscribe(&["news"]).unwrap();
+    // Revoking the channel disconnects the subscriber; resubscribing is then refused.
+    admin
+        .query(&cmd("ACL").arg("SETUSER").arg("u").arg("resetchannels"))
+        .unwrap();
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while events.len() < 2 && Instant::now() < deadline {
+        if let Some(e) = c.next_event(Duration::from_millis(100)).unwrap() {
+            events.push(e);
+        }
+    }
+    match events.as_slice() {
+        [Event::Reconnected, Event::RestoreFailed(e)] => assert_eq!(e.code(), "NOPERM"),
+        other => panic!("events after the revocation: {other:?}"),
+    }
+    // The client works, without the subscription.
+    c.set("k", "v").unwrap();
+    assert_eq!(admin.publish("news", "x").unwrap(), 0);
+    assert_eq!(c.connections(), 2);
+}
+
+fn transaction_cut_by_a_lost_connection_is_not_resent(driver: DriverKind) {
+    // The first connection acknowledges MULTI and dies; the second answers GET.
+    let (addr, server) = fake_server(2, |conn, name, stream| {
+        if conn == 0 {
+            assert_eq!(name, "MULTI", "only MULTI reaches the first connection");
+            let _ = stream.write_all(b"+OK\r\n");
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        } else {
+            assert_eq!(name, "GET", "the transaction's remains never reach a new connection");
+            let _ = stream.write_all(b"$5\r\nafter\r\n");
+        }
+    });
+    // max_pending(1): one request on the wire at a time, the rest wait in the client.
+    let mut c = Client::connect_with(options(addr, driver).max_pending(1).idle_check(None)).unwrap();
+    for command in [
+        cmd("MULTI"),
+        cmd("SET").arg("a").arg("1"),
+        cmd("SET").arg("b").arg("2"),
+        cmd("EXEC"),
+    ] {
+        c.send_buffered(&command).unwrap();
+    }
+    c.send_buffered(&cmd("GET").arg("c")).unwrap();
+    let replies = c.flush().unwrap();
+    assert_eq!(replies[0].as_ref().unwrap(), &Value::SimpleString(b("OK")));
+    for (i, r) in replies[1..4].iter().enumerate() {
+        assert!(
+            matches!(r, Err(e) if e.is_connection_failure()),
+            "entry {}: {r:?}",
+            i + 1
+        );
+    }
+    assert_eq!(replies[4].as_ref().unwrap(), &bulk("after"));
+    assert_eq!(c.connections(), 2);
+    drop(c);
+    server.join().unwrap();
+}
+
+fn handshake_without_reply_times_out(driver: DriverKind) {
+    // A listener that never answers: the kernel completes the TCP handshake, HELLO waits.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let result = Client::connect_with(options(addr, driver).connect_timeout(timeout).response_timeout(None));
+    assert!(
+        matches!(result, Err(Error::ConnectTimeout(t)) if t == timeout),
+        "{result:?}"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= timeout && waited < Duration::from_secs(3),
+        "waited {waited:?}"
+    );
+    // With a response timeout shorter than the connect timeout, the handshake step fails.
+    let result = Client::connect_with(
+        options(addr, driver)
+            .connect_timeout(Duration::from_secs(5))
+            .response_timeout(Some(timeout)),
+    );
+    assert!(
+        matches!(result, Err(Error::Handshake(HandshakeError::Timeout { .. }))),
+        "{result:?}"
+    );
+    drop(silent);
 }
