@@ -1,0 +1,904 @@
+//! [`UringDriver`]: connections, listeners and timers over one ring, by the run-loop
+//! rule of [`Session`]. No `unsafe` here: memory the kernel reads lives in
+//! [`crate::ops`] and [`crate::bufring`].
+#![deny(unsafe_code)]
+
+use std::collections::VecDeque;
+use std::io;
+use std::marker::PhantomData;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session, SessionFactory};
+
+use crate::ops::InFlight;
+use crate::ring::{Cqe, Ring, RingFeatures, UringStats, Wait};
+use crate::sys::{self, RawAddr};
+use crate::timers::{TimerEntry, TimerHeap};
+use crate::{UringConfig, UringError};
+
+/// What a completion is for: the top four bits of its `user_data`.
+const KIND_RECV: u64 = 1;
+const KIND_SEND: u64 = 2;
+const KIND_CONNECT: u64 = 3;
+const KIND_ACCEPT: u64 = 4;
+const KIND_CANCEL: u64 = 5;
+
+/// Bits of the slot generation carried in `user_data` (a consistency check: slots are
+/// never reused while an operation on them is in flight).
+const UD_GEN_MASK: u64 = 0x0fff_ffff;
+
+/// How long a listener waits before re-arming after an accept error such as `EMFILE`.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
+/// How long dropping the driver waits for the kernel to finish cancelled operations.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(2);
+
+fn user_data(kind: u64, index: u32, gen: u32) -> u64 {
+    (kind << 60) | ((gen as u64 & UD_GEN_MASK) << 32) | index as u64
+}
+
+fn split_user_data(ud: u64) -> (u64, u32, u32) {
+    (ud >> 60, ud as u32, ((ud >> 32) & UD_GEN_MASK) as u32)
+}
+
+fn conn_id(index: u32, gen: u32) -> ConnId {
+    ConnId(((gen as u64) << 32) | index as u64)
+}
+
+fn split_conn_id(id: ConnId) -> (u32, u32) {
+    (id.0 as u32, (id.0 >> 32) as u32)
+}
+
+/// Where a connection's socket is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// A `Connect` operation is in flight.
+    Connecting,
+    /// Established.
+    Open,
+    /// Waiting for in-flight operations before closing the socket.
+    Closing,
+    /// The socket is closed; the session waits for `remove`.
+    Closed,
+}
+
+/// The multishot receive of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Recv {
+    /// Not armed.
+    Idle,
+    /// Armed: completions keep coming.
+    Armed,
+    /// A cancellation is on its way; the final completion is still due.
+    Cancelling,
+    /// Ended with `ENOBUFS`: re-armed once receive buffers come back.
+    Starved,
+}
+
+struct Conn<S> {
+    /// `None` once `remove` took it while operations were still in flight.
+    session: Option<S>,
+    /// `None` once closed.
+    stream: Option<TcpStream>,
+    phase: Phase,
+    recv: Recv,
+    send: Option<InFlight>,
+    send_cancelled: bool,
+    connect: Option<InFlight>,
+    /// No more reading: end of stream, an error, or a failed connect.
+    eof: bool,
+    /// No more writing: a send or the connect failed.
+    failed: bool,
+    /// The first error, reported with `Closed`.
+    error: Option<io::Error>,
+    closed_reported: bool,
+    dirty: bool,
+    /// The turn in which `Ready` was last reported.
+    ready_turn: u64,
+    /// The instant the timer is armed for.
+    timer: Option<Instant>,
+}
+
+impl<S> Conn<S> {
+    fn new(stream: TcpStream, session: S, phase: Phase) -> Self {
+        Self {
+            session: Some(session),
+            stream: Some(stream),
+            phase,
+            recv: Recv::Idle,
+            send: None,
+            send_cancelled: false,
+            connect: None,
+            eof: false,
+            failed: false,
+            error: None,
+            closed_reported: false,
+            dirty: false,
+            ready_turn: 0,
+            timer: None,
+        }
+    }
+
+    /// Whether an operation on the socket is still owed a completion.
+    fn busy(&self) -> bool {
+        matches!(self.recv, Recv::Armed | Recv::Cancelling) || self.send.is_some() || self.connect.is_some()
+    }
+}
+
+struct Slot<S> {
+    gen: u32,
+    conn: Option<Conn<S>>,
+}
+
+struct ListenerState<S> {
+    sock: TcpListener,
+    addr: SocketAddr,
+    factory: SessionFactory<S>,
+    /// A multishot accept is in flight.
+    armed: bool,
+    /// `close_listener` was called; the socket closes once the accept is done.
+    closing: bool,
+    /// Re-arm not before this instant (after an accept error).
+    retry_at: Option<Instant>,
+}
+
+struct ListenerSlot<S> {
+    gen: u16,
+    state: Option<ListenerState<S>>,
+}
+
+/// An io_uring event loop that runs [`Session`]s over TCP sockets: one per thread.
+///
+/// Receives go through a provided-buffer ring with multishot receive, so an idle
+/// connection holds no receive buffer; received buffers reach the session as zero-copy
+/// [`bytes::Bytes`] views and return to the ring when the last view drops. Sends are
+/// copied into a registered buffer when the arena fits one, and sent vectored from the
+/// arena's segments otherwise; at most one send is in flight per connection, and every
+/// submission of a loop iteration reaches the kernel in one `io_uring_enter`.
+///
+/// The ring is created with `SINGLE_ISSUER | DEFER_TASKRUN` where the kernel has them
+/// ([`features`](Self::features) says what it accepted), so the driver must stay on the
+/// thread that created it: it is neither `Send` nor `Sync`.
+///
+/// Where io_uring is unusable, [`new`](Self::new) fails with a [`UringError`] that names
+/// the mio driver as the way out.
+pub struct UringDriver<S> {
+    ring: Ring,
+    slots: Vec<Slot<S>>,
+    free_slots: Vec<u32>,
+    listeners: Vec<ListenerSlot<S>>,
+    free_listeners: Vec<u16>,
+    /// Connections to service at the start of the next loop iteration.
+    dirty: Vec<u32>,
+    /// Connections whose receive ended with `ENOBUFS`.
+    starved: VecDeque<u32>,
+    timers: TimerHeap,
+    /// Connections with an armed timer (to bound stale heap entries).
+    armed_timers: usize,
+    turn_no: u64,
+    cqes: Vec<Cqe>,
+    config: UringConfig,
+    /// The ring belongs to the creating thread (`SINGLE_ISSUER`).
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<S: Session> UringDriver<S> {
+    /// A driver with the default [`UringConfig`].
+    pub fn new() -> Result<Self, UringError> {
+        Self::with_config(UringConfig::default())
+    }
+
+    /// A driver with its own ring and buffer sizes.
+    pub fn with_config(config: UringConfig) -> Result<Self, UringError> {
+        let ring = Ring::new(&config)?;
+        Ok(Self {
+            ring,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            listeners: Vec::new(),
+            free_listeners: Vec::new(),
+            dirty: Vec::new(),
+            starved: VecDeque::new(),
+            timers: TimerHeap::default(),
+            armed_timers: 0,
+            turn_no: 0,
+            cqes: Vec::with_capacity(256),
+            config,
+            _not_send: PhantomData,
+        })
+    }
+}
+
+impl<S> UringDriver<S> {
+    /// Which setup flags the kernel accepted and which send path is in use.
+    pub fn features(&self) -> RingFeatures {
+        self.ring.features()
+    }
+
+    /// What the driver did so far.
+    pub fn stats(&self) -> UringStats {
+        self.ring.stats
+    }
+
+    /// The configuration the driver was built with.
+    pub fn config(&self) -> &UringConfig {
+        &self.config
+    }
+
+    /// Receive buffers currently in the kernel's ring, ready to be filled. Equals
+    /// `config().recv_buffers` when no received data is held anywhere (after the
+    /// views dropped and a turn ran).
+    pub fn recv_buffers_available(&self) -> usize {
+        self.ring.bufs.provided()
+    }
+
+    /// Registered send buffers not used by an in-flight send.
+    pub fn send_buffers_available(&self) -> usize {
+        self.ring.sends.free_slots()
+    }
+
+    /// Operations submitted and not yet completed (diagnostics).
+    pub fn operations_in_flight(&self) -> usize {
+        self.ring.inflight()
+    }
+
+    /// Connections in the driver, including closed ones not yet removed.
+    pub fn connection_count(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.conn.as_ref().is_some_and(|c| c.session.is_some()))
+            .count()
+    }
+
+    fn conn_index(&self, id: ConnId) -> Option<u32> {
+        let (index, gen) = split_conn_id(id);
+        let slot = self.slots.get(index as usize)?;
+        let live = slot.gen == gen && slot.conn.as_ref().is_some_and(|c| c.session.is_some());
+        live.then_some(index)
+    }
+
+    fn conn_mut(&mut self, index: u32) -> Option<&mut Conn<S>> {
+        self.slots.get_mut(index as usize).and_then(|s| s.conn.as_mut())
+    }
+
+    fn id_of(&self, index: u32) -> ConnId {
+        conn_id(index, self.slots[index as usize].gen)
+    }
+
+    fn insert_conn(&mut self, conn: Conn<S>) -> u32 {
+        let index = match self.free_slots.pop() {
+            Some(index) => {
+                self.slots[index as usize].conn = Some(conn);
+                index
+            }
+            None => {
+                self.slots.push(Slot {
+                    gen: 0,
+                    conn: Some(conn),
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.mark_dirty(index);
+        index
+    }
+
+    /// Frees a slot whose socket is closed and session gone; its id is never valid again.
+    fn free_slot(&mut self, index: u32) {
+        let slot = &mut self.slots[index as usize];
+        if let Some(conn) = slot.conn.take() {
+            if conn.timer.is_some() {
+                self.armed_timers -= 1;
+            }
+        }
+        slot.gen = slot.gen.wrapping_add(1);
+        self.free_slots.push(index);
+    }
+
+    fn mark_dirty(&mut self, index: u32) {
+        if let Some(conn) = self.conn_mut(index) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(index);
+            }
+        }
+    }
+
+    fn mark_ready(&mut self, index: u32, out: &mut Vec<Activity>) {
+        let turn = self.turn_no;
+        let id = self.id_of(index);
+        if let Some(conn) = self.conn_mut(index) {
+            if conn.ready_turn != turn {
+                conn.ready_turn = turn;
+                out.push(Activity::Ready(id));
+            }
+        }
+    }
+
+    fn set_timer(&mut self, index: u32, at: Option<Instant>) {
+        let gen = self.slots[index as usize].gen;
+        let Some(conn) = self.conn_mut(index) else { return };
+        if conn.timer == at {
+            return;
+        }
+        let was = conn.timer.is_some();
+        conn.timer = at;
+        match (was, at) {
+            (false, Some(_)) => self.armed_timers += 1,
+            (true, None) => self.armed_timers -= 1,
+            _ => {}
+        }
+        if let Some(at) = at {
+            self.timers.push(TimerEntry { at, index, gen });
+            if self.timers.len() > 64 && self.timers.len() > 4 * self.armed_timers {
+                let slots = &self.slots;
+                self.timers.retain(|e| {
+                    let slot = &slots[e.index as usize];
+                    slot.gen == e.gen && slot.conn.as_ref().is_some_and(|c| c.timer == Some(e.at))
+                });
+            }
+        }
+    }
+}
+
+impl<S: Session> UringDriver<S> {
+    /// Fires every due timer.
+    fn fire_timers(&mut self, now: Instant, out: &mut Vec<Activity>) {
+        while let Some(e) = self.timers.pop_due(now) {
+            let slot = &mut self.slots[e.index as usize];
+            if slot.gen != e.gen {
+                continue;
+            }
+            let Some(conn) = slot.conn.as_mut() else { continue };
+            if conn.timer != Some(e.at) || conn.phase == Phase::Closed {
+                continue;
+            }
+            let Some(session) = conn.session.as_mut() else { continue };
+            session.handle_timeout(now);
+            self.set_timer(e.index, None);
+            self.mark_ready(e.index, out);
+            self.mark_dirty(e.index);
+        }
+    }
+
+    /// Puts returned receive buffers back into the ring and wakes starved receives.
+    fn reprovide(&mut self) {
+        if self.ring.bufs.reprovide() == 0 {
+            return;
+        }
+        while let Some(index) = self.starved.pop_front() {
+            if let Some(conn) = self.conn_mut(index) {
+                if conn.recv == Recv::Starved {
+                    conn.recv = Recv::Idle;
+                    self.mark_dirty(index);
+                }
+            }
+        }
+    }
+
+    fn rearm_listeners(&mut self, now: Instant) -> io::Result<()> {
+        for index in 0..self.listeners.len() {
+            let slot = &mut self.listeners[index];
+            let Some(l) = slot.state.as_mut() else { continue };
+            if l.armed || l.closing || l.retry_at.is_some_and(|t| t > now) {
+                continue;
+            }
+            let ud = user_data(KIND_ACCEPT, index as u32, slot.gen as u32);
+            let fd = l.sock.as_raw_fd();
+            l.armed = true;
+            l.retry_at = None;
+            self.ring.accept_multi(fd, ud)?;
+        }
+        Ok(())
+    }
+
+    fn service_dirty(&mut self, out: &mut Vec<Activity>) -> io::Result<()> {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &index in &dirty {
+            if let Some(conn) = self.conn_mut(index) {
+                conn.dirty = false;
+            }
+            self.service(index, out)?;
+        }
+        dirty.clear();
+        // Keep whatever `service` marked again, and the allocation.
+        dirty.append(&mut self.dirty);
+        self.dirty = dirty;
+        Ok(())
+    }
+
+    /// Applies the run-loop rule to one connection: timer, send, read, close.
+    fn service(&mut self, index: u32, out: &mut Vec<Activity>) -> io::Result<()> {
+        let gen = self.slots[index as usize].gen;
+        let Some(conn) = self.slots[index as usize].conn.as_mut() else {
+            return Ok(());
+        };
+        let Some(session) = conn.session.as_mut() else {
+            // Removed: close once the kernel is done with the socket.
+            if !conn.busy() {
+                self.free_slot(index);
+            }
+            return Ok(());
+        };
+        let timeout = session.poll_timeout();
+        match conn.phase {
+            Phase::Connecting => {
+                self.set_timer(index, timeout);
+                return Ok(());
+            }
+            Phase::Closed => {
+                self.set_timer(index, None);
+                return Ok(());
+            }
+            Phase::Open | Phase::Closing => {}
+        }
+        let fd = conn.stream.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+        if conn.send.is_none() && !conn.failed && conn.phase != Phase::Closing {
+            if let Some(arena) = session.poll_transmit() {
+                if !arena.is_empty() {
+                    conn.send = Some(self.ring.send(fd, arena, user_data(KIND_SEND, index, gen))?);
+                }
+            }
+        }
+        let want_read = conn.phase == Phase::Open && !conn.eof && session.wants_read() && !session.is_closed();
+        match (conn.recv, want_read) {
+            (Recv::Idle, true) => {
+                self.ring.recv_multi(fd, user_data(KIND_RECV, index, gen))?;
+                conn.recv = Recv::Armed;
+            }
+            (Recv::Armed, false) => {
+                self.ring
+                    .cancel(user_data(KIND_RECV, index, gen), user_data(KIND_CANCEL, index, gen))?;
+                conn.recv = Recv::Cancelling;
+            }
+            (Recv::Starved, false) => conn.recv = Recv::Idle,
+            _ => {}
+        }
+        let pending = session.poll_transmit().is_some_and(|a| !a.is_empty());
+        let finished = session.is_closed() || conn.eof;
+        if conn.phase == Phase::Open && conn.send.is_none() && (conn.failed || !pending) && finished {
+            self.begin_close(index)?;
+        }
+        self.set_timer(index, timeout);
+        self.maybe_finalize(index, out);
+        Ok(())
+    }
+
+    /// Stops every operation on the socket so it can be closed.
+    fn begin_close(&mut self, index: u32) -> io::Result<()> {
+        let gen = self.slots[index as usize].gen;
+        let Some(conn) = self.conn_mut(index) else {
+            return Ok(());
+        };
+        if conn.phase == Phase::Closed {
+            return Ok(());
+        }
+        conn.phase = Phase::Closing;
+        let mut cancels = Vec::with_capacity(3);
+        match conn.recv {
+            Recv::Armed => {
+                conn.recv = Recv::Cancelling;
+                cancels.push(KIND_RECV);
+            }
+            Recv::Starved => conn.recv = Recv::Idle,
+            Recv::Idle | Recv::Cancelling => {}
+        }
+        // A send in flight finishes on its own unless nobody wants its bytes any more.
+        if conn.send.is_some() && !conn.send_cancelled && (conn.failed || conn.session.is_none()) {
+            conn.send_cancelled = true;
+            cancels.push(KIND_SEND);
+        }
+        if conn.connect.is_some() {
+            cancels.push(KIND_CONNECT);
+        }
+        for kind in cancels {
+            self.ring
+                .cancel(user_data(kind, index, gen), user_data(KIND_CANCEL, index, gen))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the socket of a closing connection once nothing is in flight on it.
+    fn maybe_finalize(&mut self, index: u32, out: &mut Vec<Activity>) {
+        let id = self.id_of(index);
+        let Some(conn) = self.conn_mut(index) else { return };
+        if conn.phase != Phase::Closing || conn.busy() {
+            return;
+        }
+        conn.stream = None;
+        conn.phase = Phase::Closed;
+        if conn.session.is_none() {
+            self.free_slot(index);
+            return;
+        }
+        if !conn.closed_reported {
+            conn.closed_reported = true;
+            let error = conn.error.take();
+            out.push(Activity::Closed { conn: id, error });
+        }
+        self.set_timer(index, None);
+    }
+
+    /// Records that the connection failed: no more reading or writing; the session sees
+    /// end of stream.
+    fn fail(&mut self, index: u32, error: io::Error, now: Instant, out: &mut Vec<Activity>) {
+        let Some(conn) = self.conn_mut(index) else { return };
+        conn.failed = true;
+        conn.error.get_or_insert(error);
+        self.end_of_stream(index, now, out);
+    }
+
+    /// The peer will send nothing more: feed `handle_eof` once.
+    fn end_of_stream(&mut self, index: u32, now: Instant, out: &mut Vec<Activity>) {
+        let Some(conn) = self.conn_mut(index) else { return };
+        let first = !conn.eof;
+        conn.eof = true;
+        if first {
+            if let Some(session) = conn.session.as_mut() {
+                if !session.is_closed() {
+                    session.handle_eof(now);
+                    self.mark_ready(index, out);
+                }
+            }
+        }
+        self.mark_dirty(index);
+    }
+
+    fn process_completions(&mut self, out: &mut Vec<Activity>) {
+        let mut cqes = std::mem::take(&mut self.cqes);
+        cqes.clear();
+        self.ring.reap(&mut cqes);
+        let now = Instant::now();
+        for cqe in &cqes {
+            self.on_completion(*cqe, now, out);
+        }
+        self.cqes = cqes;
+    }
+
+    fn on_completion(&mut self, cqe: Cqe, now: Instant, out: &mut Vec<Activity>) {
+        let (kind, index, gen) = split_user_data(cqe.user_data);
+        if kind == KIND_ACCEPT {
+            self.on_accept(index, gen, cqe, now, out);
+            return;
+        }
+        let live = self
+            .slots
+            .get(index as usize)
+            .is_some_and(|s| s.conn.is_some() && (s.gen as u64 & UD_GEN_MASK) as u32 == gen);
+        if !live || kind == KIND_CANCEL {
+            // A cancellation's own result, or (never expected) a stale completion.
+            if let Some(bid) = cqe.buffer() {
+                self.ring.bufs.give_back(bid);
+            }
+            return;
+        }
+        match kind {
+            KIND_RECV => self.on_recv(index, cqe, now, out),
+            KIND_SEND => self.on_send(index, cqe, now, out),
+            KIND_CONNECT => self.on_connect(index, cqe, now, out),
+            _ => {}
+        }
+        self.mark_dirty(index);
+        self.maybe_finalize(index, out);
+    }
+
+    fn on_recv(&mut self, index: u32, cqe: Cqe, now: Instant, out: &mut Vec<Activity>) {
+        let Some(conn) = self.conn_mut(index) else { return };
+        if !cqe.more() {
+            conn.recv = Recv::Idle;
+        }
+        if cqe.result > 0 {
+            let data = cqe
+                .buffer()
+                .and_then(|bid| self.ring.bufs.take(bid, cqe.result as usize));
+            let Some(data) = data else {
+                let err = io::Error::new(io::ErrorKind::InvalidData, "receive completion without a valid buffer");
+                self.fail(index, err, now, out);
+                return;
+            };
+            self.ring.stats.recv_buffers_used += 1;
+            let Some(conn) = self.conn_mut(index) else { return };
+            if let Some(session) = conn.session.as_mut() {
+                if !session.is_closed() {
+                    session.handle_input(data, now);
+                    self.mark_ready(index, out);
+                }
+            }
+            return;
+        }
+        if let Some(bid) = cqe.buffer() {
+            self.ring.bufs.give_back(bid);
+        }
+        match -cqe.result {
+            0 => self.end_of_stream(index, now, out),
+            libc::ENOBUFS => {
+                // Every receive buffer is held: the bytes wait in the socket until
+                // buffers return; then the receive is armed again.
+                if let Some(conn) = self.conn_mut(index) {
+                    if conn.recv == Recv::Idle && conn.phase == Phase::Open {
+                        conn.recv = Recv::Starved;
+                        self.ring.stats.recv_starved += 1;
+                        self.starved.push_back(index);
+                    }
+                }
+            }
+            libc::ECANCELED | libc::EINTR | libc::EAGAIN => {}
+            errno => self.fail(index, io::Error::from_raw_os_error(errno), now, out),
+        }
+    }
+
+    fn on_send(&mut self, index: u32, cqe: Cqe, now: Instant, out: &mut Vec<Activity>) {
+        let Some(conn) = self.conn_mut(index) else { return };
+        let op = conn.send.take();
+        conn.send_cancelled = false;
+        let submitted = op.as_ref().map_or(0, InFlight::len);
+        if let Some(op) = op {
+            self.ring.complete(op);
+        }
+        let Some(conn) = self.conn_mut(index) else { return };
+        if cqe.result > 0 {
+            let sent = cqe.result as usize;
+            if let Some(arena) = conn.session.as_mut().and_then(Session::poll_transmit) {
+                arena.advance(sent.min(arena.len()));
+            }
+            if sent < submitted {
+                self.ring.stats.partial_sends += 1;
+            }
+            return;
+        }
+        match -cqe.result {
+            0 => {
+                let err = io::Error::new(io::ErrorKind::WriteZero, "the socket accepted no bytes");
+                self.fail(index, err, now, out);
+            }
+            libc::ECANCELED | libc::EINTR | libc::EAGAIN => {}
+            errno => self.fail(index, io::Error::from_raw_os_error(errno), now, out),
+        }
+    }
+
+    fn on_connect(&mut self, index: u32, cqe: Cqe, now: Instant, out: &mut Vec<Activity>) {
+        let id = self.id_of(index);
+        let Some(conn) = self.conn_mut(index) else { return };
+        let op = conn.connect.take();
+        if let Some(op) = op {
+            self.ring.complete(op);
+        }
+        let Some(conn) = self.conn_mut(index) else { return };
+        if conn.phase != Phase::Connecting {
+            return; // removed while connecting: closing
+        }
+        conn.phase = Phase::Open;
+        if cqe.result == 0 {
+            out.push(Activity::Connected(id));
+        } else {
+            self.fail(index, io::Error::from_raw_os_error(-cqe.result), now, out);
+        }
+    }
+
+    fn on_accept(&mut self, index: u32, gen: u32, cqe: Cqe, now: Instant, out: &mut Vec<Activity>) {
+        // Owned at once, so every early return below closes it.
+        let accepted = (cqe.result >= 0).then(|| sys::accepted_stream(cqe.result));
+        let Some(slot) = self.listeners.get_mut(index as usize) else {
+            return;
+        };
+        if slot.gen as u32 != gen {
+            return;
+        }
+        let lid = ListenerId(((slot.gen as u32) << 16) | index);
+        let Some(l) = slot.state.as_mut() else { return };
+        let closing = l.closing;
+        if !cqe.more() {
+            l.armed = false;
+            if closing {
+                slot.state = None;
+                slot.gen = slot.gen.wrapping_add(1);
+                self.free_listeners.push(index as u16);
+                return;
+            }
+        }
+        let Some(stream) = accepted else {
+            match -cqe.result {
+                libc::ECANCELED | libc::EINTR | libc::EAGAIN | libc::ECONNABORTED => {}
+                _ => l.retry_at = Some(now + ACCEPT_RETRY),
+            }
+            return;
+        };
+        if closing {
+            return;
+        }
+        // A peer that already reset has no address: drop it.
+        let Ok(peer) = stream.peer_addr() else { return };
+        let _ = sys::prepare_stream(&stream);
+        let session = (l.factory)(lid, peer, now);
+        let index = self.insert_conn(Conn::new(stream, session, Phase::Open));
+        out.push(Activity::Accepted {
+            listener: lid,
+            conn: self.id_of(index),
+            peer,
+        });
+    }
+
+    fn next_wake(&self, deadline: Option<Instant>) -> Option<Instant> {
+        let retry = self
+            .listeners
+            .iter()
+            .filter_map(|s| {
+                s.state
+                    .as_ref()
+                    .filter(|l| !l.armed && !l.closing)
+                    .and_then(|l| l.retry_at)
+            })
+            .min();
+        [deadline, self.timers.next(), retry].into_iter().flatten().min()
+    }
+}
+
+impl<S: Session> Driver<S> for UringDriver<S> {
+    fn connect(&mut self, addr: SocketAddr, session: S) -> io::Result<ConnId> {
+        let raw = RawAddr::new(&addr);
+        let stream = TcpStream::from(sys::tcp_socket(raw.family())?);
+        sys::prepare_stream(&stream)?;
+        let fd = stream.as_raw_fd();
+        let index = self.insert_conn(Conn::new(stream, session, Phase::Connecting));
+        let gen = self.slots[index as usize].gen;
+        match self.ring.connect(fd, raw, user_data(KIND_CONNECT, index, gen)) {
+            Ok(op) => {
+                if let Some(conn) = self.conn_mut(index) {
+                    conn.connect = Some(op);
+                }
+                Ok(conn_id(index, gen))
+            }
+            Err(e) => {
+                self.free_slot(index);
+                Err(e)
+            }
+        }
+    }
+
+    fn adopt(&mut self, stream: TcpStream, session: S) -> io::Result<ConnId> {
+        stream.set_nonblocking(true)?;
+        sys::prepare_stream(&stream)?;
+        let index = self.insert_conn(Conn::new(stream, session, Phase::Open));
+        Ok(self.id_of(index))
+    }
+
+    fn listen(&mut self, addr: SocketAddr, factory: SessionFactory<S>) -> io::Result<ListenerId> {
+        let sock = sys::listener(&addr, self.config.listen_backlog, self.config.reuse_port)?;
+        let addr = sock.local_addr()?;
+        let state = ListenerState {
+            sock,
+            addr,
+            factory,
+            armed: false,
+            closing: false,
+            retry_at: None,
+        };
+        let index = match self.free_listeners.pop() {
+            Some(index) => {
+                self.listeners[index as usize].state = Some(state);
+                index
+            }
+            None => {
+                let index = u16::try_from(self.listeners.len())
+                    .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "too many listeners in one driver"))?;
+                self.listeners.push(ListenerSlot {
+                    gen: 0,
+                    state: Some(state),
+                });
+                index
+            }
+        };
+        let gen = self.listeners[index as usize].gen;
+        self.rearm_listeners(Instant::now())?;
+        Ok(ListenerId(((gen as u32) << 16) | index as u32))
+    }
+
+    fn listener_addr(&self, listener: ListenerId) -> io::Result<SocketAddr> {
+        let (index, gen) = (listener.0 & 0xffff, (listener.0 >> 16) as u16);
+        self.listeners
+            .get(index as usize)
+            .filter(|s| s.gen == gen)
+            .and_then(|s| s.state.as_ref())
+            .filter(|l| !l.closing)
+            .map(|l| l.addr)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such listener"))
+    }
+
+    fn close_listener(&mut self, listener: ListenerId) -> io::Result<()> {
+        let (index, gen) = (listener.0 & 0xffff, (listener.0 >> 16) as u16);
+        let not_found = || io::Error::new(io::ErrorKind::NotFound, "no such listener");
+        let slot = self
+            .listeners
+            .get_mut(index as usize)
+            .filter(|s| s.gen == gen)
+            .ok_or_else(not_found)?;
+        let l = slot.state.as_mut().filter(|l| !l.closing).ok_or_else(not_found)?;
+        l.closing = true;
+        if l.armed {
+            // The socket closes when the accept's final completion arrives.
+            let target = user_data(KIND_ACCEPT, index, gen as u32);
+            self.ring.cancel(target, user_data(KIND_CANCEL, index, gen as u32))?;
+        } else {
+            slot.state = None;
+            slot.gen = slot.gen.wrapping_add(1);
+            self.free_listeners.push(index as u16);
+        }
+        Ok(())
+    }
+
+    fn session(&self, conn: ConnId) -> Option<&S> {
+        let index = self.conn_index(conn)?;
+        self.slots[index as usize].conn.as_ref()?.session.as_ref()
+    }
+
+    fn session_mut(&mut self, conn: ConnId) -> Option<&mut S> {
+        let index = self.conn_index(conn)?;
+        self.mark_dirty(index);
+        self.slots[index as usize].conn.as_mut()?.session.as_mut()
+    }
+
+    fn remove(&mut self, conn: ConnId) -> Option<S> {
+        let index = self.conn_index(conn)?;
+        self.set_timer(index, None);
+        let c = self.conn_mut(index)?;
+        let session = c.session.take();
+        if c.phase != Phase::Closed {
+            // Cancels whatever is in flight; a failure to queue the cancellation only
+            // delays the close until the operations end on their own.
+            let _ = self.begin_close(index);
+        }
+        if self.conn_mut(index).is_some_and(|c| !c.busy()) {
+            self.free_slot(index);
+        } else {
+            self.mark_dirty(index);
+        }
+        session
+    }
+
+    fn turn(&mut self, deadline: Option<Instant>, out: &mut Vec<Activity>) -> io::Result<()> {
+        self.turn_no += 1;
+        let base = out.len();
+        loop {
+            let now = Instant::now();
+            self.fire_timers(now, out);
+            self.reprovide();
+            self.rearm_listeners(now)?;
+            self.service_dirty(out)?;
+            let wait = if out.len() > base || !self.dirty.is_empty() {
+                Wait::Poll
+            } else {
+                match self.next_wake(deadline) {
+                    None => Wait::Forever,
+                    Some(t) if t <= now => Wait::Poll,
+                    Some(t) => Wait::For(t - now),
+                }
+            };
+            self.ring.enter(wait)?;
+            self.process_completions(out);
+            let now = Instant::now();
+            self.fire_timers(now, out);
+            if out.len() > base || deadline.is_some_and(|d| now >= d) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl<S> Drop for UringDriver<S> {
+    fn drop(&mut self) {
+        let drained = self.ring.shutdown(SHUTDOWN_LIMIT);
+        if drained {
+            // The kernel is done with every address: release in-flight memory normally
+            // (anything left undrained is leaked by `InFlight`'s own drop).
+            for slot in &mut self.slots {
+                if let Some(conn) = slot.conn.as_mut() {
+                    for op in [conn.send.take(), conn.connect.take()].into_iter().flatten() {
+                        self.ring.complete(op);
+                    }
+                }
+            }
+        }
+    }
+}
