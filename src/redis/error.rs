@@ -237,6 +237,13 @@ mod tests {
     }
 
     #[test]
+    fn errors_can_cross_threads() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<Error>();
+        send_sync::<ServerError>();
+    }
+
+    #[test]
     fn request_errors_map_to_client_errors() {
         assert!(matches!(Error::from(RequestError::Timeout), Error::Timeout));
         let lost = Error::from(RequestError::Poisoned(ConnectionError::Closed));
