@@ -10,6 +10,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session, SessionFactory};
 
 use crate::ops::InFlight;
@@ -87,8 +88,13 @@ struct Conn<S> {
     send: Option<InFlight>,
     send_cancelled: bool,
     connect: Option<InFlight>,
+    /// Received while the session did not want input (the completions were already
+    /// on their way when `wants_read` turned false): fed once it wants input again.
+    stash: VecDeque<Bytes>,
     /// No more reading: end of stream, an error, or a failed connect.
     eof: bool,
+    /// `handle_eof` was fed (after the stash drained).
+    eof_fed: bool,
     /// No more writing: a send or the connect failed.
     failed: bool,
     /// The first error, reported with `Closed`.
@@ -111,7 +117,9 @@ impl<S> Conn<S> {
             send: None,
             send_cancelled: false,
             connect: None,
+            stash: VecDeque::new(),
             eof: false,
+            eof_fed: false,
             failed: false,
             error: None,
             closed_reported: false,
@@ -356,6 +364,15 @@ impl<S: Session> UringDriver<S> {
                 continue;
             }
             let Some(session) = conn.session.as_mut() else { continue };
+            // Go by what the session says now: `session_mut` may have moved or
+            // cancelled the timer since it was armed.
+            match session.poll_timeout() {
+                Some(at) if at <= now => {}
+                current => {
+                    self.set_timer(e.index, current);
+                    continue;
+                }
+            }
             session.handle_timeout(now);
             self.set_timer(e.index, None);
             self.mark_ready(e.index, out);
@@ -396,11 +413,12 @@ impl<S: Session> UringDriver<S> {
 
     fn service_dirty(&mut self, out: &mut Vec<Activity>) -> io::Result<()> {
         let mut dirty = std::mem::take(&mut self.dirty);
+        let now = Instant::now();
         for &index in &dirty {
             if let Some(conn) = self.conn_mut(index) {
                 conn.dirty = false;
             }
-            self.service(index, out)?;
+            self.service(index, now, out)?;
         }
         dirty.clear();
         // Keep whatever `service` marked again, and the allocation.
@@ -409,8 +427,10 @@ impl<S: Session> UringDriver<S> {
         Ok(())
     }
 
-    /// Applies the run-loop rule to one connection: timer, send, read, close.
-    fn service(&mut self, index: u32, out: &mut Vec<Activity>) -> io::Result<()> {
+    /// Applies the run-loop rule to one connection: stashed input, timer, send, read,
+    /// close.
+    fn service(&mut self, index: u32, now: Instant, out: &mut Vec<Activity>) -> io::Result<()> {
+        self.feed_stash(index, now, out);
         let gen = self.slots[index as usize].gen;
         let Some(conn) = self.slots[index as usize].conn.as_mut() else {
             return Ok(());
@@ -442,7 +462,11 @@ impl<S: Session> UringDriver<S> {
                 }
             }
         }
-        let want_read = conn.phase == Phase::Open && !conn.eof && session.wants_read() && !session.is_closed();
+        let want_read = conn.phase == Phase::Open
+            && !conn.eof
+            && conn.stash.is_empty()
+            && session.wants_read()
+            && !session.is_closed();
         match (conn.recv, want_read) {
             (Recv::Idle, true) => {
                 self.ring.recv_multi(fd, user_data(KIND_RECV, index, gen))?;
@@ -457,7 +481,7 @@ impl<S: Session> UringDriver<S> {
             _ => {}
         }
         let pending = session.poll_transmit().is_some_and(|a| !a.is_empty());
-        let finished = session.is_closed() || conn.eof;
+        let finished = session.is_closed() || conn.eof_fed;
         if conn.phase == Phase::Open && conn.send.is_none() && (conn.failed || !pending) && finished {
             self.begin_close(index)?;
         }
@@ -521,28 +545,49 @@ impl<S: Session> UringDriver<S> {
         self.set_timer(index, None);
     }
 
+    /// Feeds stashed input while the session wants it, then the end of stream if it
+    /// came after the stash.
+    fn feed_stash(&mut self, index: u32, now: Instant, out: &mut Vec<Activity>) {
+        let Some(conn) = self.conn_mut(index) else { return };
+        let Some(session) = conn.session.as_mut() else { return };
+        if session.is_closed() {
+            conn.stash.clear();
+            return;
+        }
+        let mut fed = false;
+        while session.wants_read() {
+            let Some(data) = conn.stash.pop_front() else { break };
+            session.handle_input(data, now);
+            fed = true;
+        }
+        if conn.stash.is_empty() && conn.eof && !conn.eof_fed {
+            conn.eof_fed = true;
+            if !session.is_closed() {
+                session.handle_eof(now);
+                fed = true;
+            }
+        }
+        if fed {
+            self.mark_ready(index, out);
+        }
+    }
+
     /// Records that the connection failed: no more reading or writing; the session sees
-    /// end of stream.
+    /// end of stream at once (input not yet fed is dropped: the stream is broken).
     fn fail(&mut self, index: u32, error: io::Error, now: Instant, out: &mut Vec<Activity>) {
         let Some(conn) = self.conn_mut(index) else { return };
         conn.failed = true;
         conn.error.get_or_insert(error);
+        conn.stash.clear();
         self.end_of_stream(index, now, out);
     }
 
-    /// The peer will send nothing more: feed `handle_eof` once.
+    /// The peer will send nothing more: `handle_eof` is fed once, after any stashed
+    /// input.
     fn end_of_stream(&mut self, index: u32, now: Instant, out: &mut Vec<Activity>) {
         let Some(conn) = self.conn_mut(index) else { return };
-        let first = !conn.eof;
         conn.eof = true;
-        if first {
-            if let Some(session) = conn.session.as_mut() {
-                if !session.is_closed() {
-                    session.handle_eof(now);
-                    self.mark_ready(index, out);
-                }
-            }
-        }
+        self.feed_stash(index, now, out);
         self.mark_dirty(index);
     }
 
@@ -599,13 +644,31 @@ impl<S: Session> UringDriver<S> {
                 return;
             };
             self.ring.stats.recv_buffers_used += 1;
+            let gen = self.slots[index as usize].gen;
             let Some(conn) = self.conn_mut(index) else { return };
-            if let Some(session) = conn.session.as_mut() {
-                if !session.is_closed() {
-                    session.handle_input(data, now);
-                    self.mark_ready(index, out);
+            let Some(session) = conn.session.as_mut() else { return };
+            if session.is_closed() {
+                return;
+            }
+            if !conn.stash.is_empty() || !session.wants_read() {
+                // Completions already posted when the session paused: keep them for
+                // when it wants input again.
+                conn.stash.push_back(data);
+                return;
+            }
+            session.handle_input(data, now);
+            let paused = !session.wants_read();
+            if paused && conn.recv == Recv::Armed {
+                // Stop the multishot receive now rather than at the next turn. If the
+                // cancellation cannot be queued, `service` retries it.
+                let target = user_data(KIND_RECV, index, gen);
+                if self.ring.cancel(target, user_data(KIND_CANCEL, index, gen)).is_ok() {
+                    if let Some(conn) = self.conn_mut(index) {
+                        conn.recv = Recv::Cancelling;
+                    }
                 }
             }
+            self.mark_ready(index, out);
             return;
         }
         if let Some(bid) = cqe.buffer() {

@@ -601,3 +601,89 @@ fn driver_reports_setup_errors_as_io_errors_naming_mio() {
     let io: std::io::Error = err.into();
     assert_eq!(io.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+#[test]
+fn pausing_inside_handle_input_stops_input_at_once() {
+    const TOTAL: usize = 2 << 20;
+    let mut d = driver();
+    let l = TcpListener::bind(loopback()).unwrap();
+    let mut theirs = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let ours = l.accept().unwrap().0;
+    let c = d
+        .adopt(
+            ours,
+            Peer {
+                read_limit: Some(1),
+                ..Peer::default()
+            },
+        )
+        .unwrap();
+    let data = pattern(21, TOTAL);
+    let payload = data.clone();
+    let writer = thread::spawn(move || {
+        theirs.write_all(&payload).unwrap();
+        theirs
+    });
+    let mut log = Vec::new();
+    run_until(&mut d, Duration::from_secs(5), "first input", &mut log, |d, _| {
+        !d.session(c).unwrap().received.is_empty()
+    });
+    let settle = Instant::now() + Duration::from_millis(200);
+    run_until(&mut d, Duration::from_secs(2), "settle", &mut log, |_, _| {
+        Instant::now() >= settle
+    });
+    let inputs = log
+        .iter()
+        .filter(|a| matches!(a, Activity::Ready(x) if *x == c))
+        .count();
+    assert_eq!(inputs, 1, "input fed after the session paused itself");
+    d.session_mut(c).unwrap().read_limit = None;
+    run_until(&mut d, Duration::from_secs(10), "the rest", &mut log, |d, _| {
+        d.session(c).unwrap().received.len() >= TOTAL
+    });
+    assert!(
+        d.session(c).unwrap().received == data,
+        "bytes lost or reordered across the pause"
+    );
+    drop(writer.join().unwrap());
+}
+
+#[test]
+fn a_timer_moved_through_session_mut_fires_at_its_new_instant() {
+    let mut d = driver();
+    let l = TcpListener::bind(loopback()).unwrap();
+    let _theirs = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let c = d
+        .adopt(
+            l.accept().unwrap().0,
+            Peer {
+                timer: Some(Instant::now() + Duration::from_millis(20)),
+                ..Peer::default()
+            },
+        )
+        .unwrap();
+    d.turn(Some(Instant::now()), &mut Vec::new()).unwrap(); // armed for +20 ms
+    let moved = Instant::now() + Duration::from_millis(300);
+    d.session_mut(c).unwrap().timer = Some(moved);
+    thread::sleep(Duration::from_millis(50)); // the armed instant passes
+    let mut out = Vec::new();
+    d.turn(Some(Instant::now() + Duration::from_millis(50)), &mut out)
+        .unwrap();
+    assert_eq!(d.session(c).unwrap().timeouts, 0, "fired the stale instant");
+    let mut log = Vec::new();
+    run_until(&mut d, Duration::from_secs(5), "moved timer", &mut log, |d, _| {
+        d.session(c).unwrap().timeouts == 1
+    });
+    assert!(Instant::now() >= moved);
+
+    // Cancelled after arming: never fires.
+    d.session_mut(c).unwrap().timer = Some(Instant::now() + Duration::from_millis(20));
+    d.turn(Some(Instant::now()), &mut Vec::new()).unwrap();
+    d.session_mut(c).unwrap().timer = None;
+    thread::sleep(Duration::from_millis(40));
+    let end = Instant::now() + Duration::from_millis(50);
+    while Instant::now() < end {
+        d.turn(Some(end), &mut Vec::new()).unwrap();
+    }
+    assert_eq!(d.session(c).unwrap().timeouts, 1, "fired a cancelled timer");
+}
