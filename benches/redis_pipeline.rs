@@ -3,6 +3,8 @@
 //! ```text
 //! cargo bench --bench redis_pipeline            # full run (a few minutes)
 //! cargo bench --bench redis_pipeline -- --quick # smoke run (seconds)
+//! cargo bench --bench redis_pipeline -- --only uring --depth 100 --ops 500000 # one run, for profiling
+//! cargo bench --bench redis_pipeline -- --only pipe   # just the --pipe comparison
 //! ```
 //!
 //! One connection, mixed SET/GET (alternating) of 16-byte values over a 10,000-key
@@ -11,7 +13,12 @@
 //!   (`send_buffered` × depth, then one `flush`);
 //! - redis-rs (`redis` crate) on a current-thread tokio runtime, a
 //!   `MultiplexedConnection` and one `redis::pipe()` of `depth` commands per round trip;
-//! - `redis-benchmark -c 1 -P <depth> -t set,get -d 16 -r 10000 --csv` (its own rps).
+//! - `redis-benchmark -c 1 -P <depth> -t set,get -d 16 -r 10000 --csv` (its own rps);
+//! - a ceiling that is no client at all: the same commands pre-encoded, written on a
+//!   blocking socket, replies counted by length and never parsed. Its ops/s is what the
+//!   server and the kernel allow at that depth; its CPU is the kernel's floor.
+//!
+//! Every key is set before the runs, so every GET hits.
 //!
 //! Client CPU is `getrusage` user + system time: `RUSAGE_SELF` deltas around the timed
 //! loop for the in-process clients (the process runs nothing else meanwhile), the child's
@@ -51,14 +58,18 @@ enum Contender {
     Mio,
     RedisRs,
     RedisBenchmark,
+    /// Not a client: pre-encoded commands written on a blocking socket, replies counted
+    /// by length and never parsed. What the server and the kernel allow at this depth.
+    Ceiling,
 }
 
 impl Contender {
-    const ALL: [Contender; 4] = [
+    const ALL: [Contender; 5] = [
         Contender::Uring,
         Contender::Mio,
         Contender::RedisRs,
         Contender::RedisBenchmark,
+        Contender::Ceiling,
     ];
 
     fn label(self) -> &'static str {
@@ -67,16 +78,41 @@ impl Contender {
             Contender::Mio => "Monocoque (mio)",
             Contender::RedisRs => "redis-rs 1.8 (tokio, multiplexed)",
             Contender::RedisBenchmark => "redis-benchmark -c 1",
+            Contender::Ceiling => "ceiling: raw socket, pre-encoded, unparsed",
         }
     }
 }
 
-/// One timed run: operations completed, wall time, client CPU (user + system).
+/// CPU time from `getrusage`/`wait4`: user and system (kernel) parts.
+#[derive(Clone, Copy, Debug, Default)]
+struct Cpu {
+    user: Duration,
+    sys: Duration,
+}
+
+impl Cpu {
+    fn total(&self) -> Duration {
+        self.user + self.sys
+    }
+}
+
+impl std::ops::Sub for Cpu {
+    type Output = Cpu;
+
+    fn sub(self, rhs: Cpu) -> Cpu {
+        Cpu {
+            user: self.user.saturating_sub(rhs.user),
+            sys: self.sys.saturating_sub(rhs.sys),
+        }
+    }
+}
+
+/// One timed run: operations completed, wall time, client CPU.
 #[derive(Clone, Copy, Debug)]
 struct Sample {
     ops: u64,
     wall: Duration,
-    cpu: Duration,
+    cpu: Cpu,
 }
 
 impl Sample {
@@ -86,7 +122,12 @@ impl Sample {
 
     /// Client CPU seconds per million operations.
     fn cpu_per_mop(&self) -> f64 {
-        self.cpu.as_secs_f64() / self.ops as f64 * 1e6
+        self.cpu.total().as_secs_f64() / self.ops as f64 * 1e6
+    }
+
+    /// The kernel's share of [`cpu_per_mop`](Self::cpu_per_mop).
+    fn sys_per_mop(&self) -> f64 {
+        self.cpu.sys.as_secs_f64() / self.ops as f64 * 1e6
     }
 }
 
@@ -103,12 +144,15 @@ fn timeval(tv: libc::timeval) -> Duration {
     Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
 }
 
-fn rusage_cpu(ru: &libc::rusage) -> Duration {
-    timeval(ru.ru_utime) + timeval(ru.ru_stime)
+fn rusage_cpu(ru: &libc::rusage) -> Cpu {
+    Cpu {
+        user: timeval(ru.ru_utime),
+        sys: timeval(ru.ru_stime),
+    }
 }
 
 /// User + system CPU of this whole process so far.
-fn self_cpu() -> Duration {
+fn self_cpu() -> Cpu {
     // SAFETY: `rusage` is plain old data, so all-zero bytes are a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `ru` is a valid, writable `rusage`; RUSAGE_SELF is a valid `who`.
@@ -118,7 +162,7 @@ fn self_cpu() -> Duration {
 }
 
 /// Reaps `child` with `wait4`; returns whether it exited 0 and its own CPU time.
-fn wait_child(child: Child) -> (i32, Duration) {
+fn wait_child(child: Child) -> (i32, Cpu) {
     let pid = child.id() as libc::pid_t;
     // SAFETY: as above, an all-zero `rusage` is valid.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -346,6 +390,106 @@ fn run_redis_benchmark(port: u16, depth: usize, ops: u64) -> Sample {
     }
 }
 
+/// Every op of the workload's key cycle, pre-encoded, with the exact length of its reply
+/// (every key holds [`VALUE`] once [`populate`] ran: `+OK` or a 16-byte bulk string).
+struct Encoded {
+    ops: Vec<Vec<u8>>,
+    reply_len: Vec<usize>,
+}
+
+impl Encoded {
+    fn new(w: &Workload) -> Self {
+        // Two laps of the key order, so op `i` and `i + order.len()` share a slot only
+        // when they are both SETs or both GETs.
+        let n = 2 * w.order.len() as u64;
+        let mut ops = Vec::with_capacity(n as usize);
+        let mut reply_len = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let key = w.key(i);
+            let mut op = format!("*{}\r\n${}\r\n", if i % 2 == 0 { 3 } else { 2 }, 3).into_bytes();
+            op.extend_from_slice(if i % 2 == 0 { b"SET\r\n" } else { b"GET\r\n" });
+            op.extend_from_slice(format!("${}\r\n{key}\r\n", key.len()).as_bytes());
+            if i % 2 == 0 {
+                op.extend_from_slice(format!("${}\r\n", VALUE.len()).as_bytes());
+                op.extend_from_slice(VALUE);
+                op.extend_from_slice(b"\r\n");
+            }
+            ops.push(op);
+            reply_len.push(if i % 2 == 0 { 5 } else { 5 + VALUE.len() + 2 });
+        }
+        Self { ops, reply_len }
+    }
+}
+
+/// Sets every key of the keyspace to [`VALUE`], so every GET of the workload hits.
+fn populate(port: u16, w: &Workload) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to redis-server");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut out = Vec::new();
+    for key in &w.keys {
+        out.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$16\r\n", key.len()).as_bytes());
+        out.extend_from_slice(VALUE);
+        out.extend_from_slice(b"\r\n");
+    }
+    s.write_all(&out).expect("send SETs");
+    let expected = w.keys.len() * 5;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while got.len() < expected {
+        let n = s.read(&mut buf).expect("read replies");
+        assert!(n > 0, "redis-server closed the connection");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.chunks(5).all(|r| r == b"+OK\r\n"), "every SET answered +OK");
+}
+
+/// The ceiling: pre-encoded rounds on a blocking socket, replies only counted.
+fn run_ceiling(port: u16, depth: usize, ops: u64, w: &Workload) -> Sample {
+    let encoded = Encoded::new(w);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to redis-server");
+    s.set_nodelay(true).expect("nodelay");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut out = Vec::with_capacity(depth * 64);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut round = |s: &mut TcpStream, start: u64, n: u64| {
+        out.clear();
+        let mut expected = 0;
+        for i in start..start + n {
+            let slot = (i % encoded.ops.len() as u64) as usize;
+            out.extend_from_slice(&encoded.ops[slot]);
+            expected += encoded.reply_len[slot];
+        }
+        s.write_all(&out).expect("send round");
+        let mut got = 0;
+        while got < expected {
+            let n = s
+                .read(&mut buf)
+                .expect("read replies (a length mismatch times out here)");
+            assert!(n > 0, "redis-server closed the connection");
+            got += n;
+        }
+        assert_eq!(got, expected, "reply bytes of one round");
+    };
+    let depth = depth as u64;
+    for r in 0..4 {
+        round(&mut s, r * depth, depth);
+    }
+    let cpu0 = self_cpu();
+    let t0 = Instant::now();
+    let mut done = 0;
+    while done < ops {
+        let n = depth.min(ops - done);
+        round(&mut s, done, n);
+        done += n;
+    }
+    let wall = t0.elapsed();
+    Sample {
+        ops: done,
+        wall,
+        cpu: self_cpu() - cpu0,
+    }
+}
+
 /// Sends one command on a plain socket and returns the raw reply line.
 fn raw_command(port: u16, resp: &[u8]) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to redis-server");
@@ -455,8 +599,38 @@ fn run_pipe(tool: PipeTool, port: u16, input: &std::path::Path, n: u64, dir: &Te
     Sample { ops: n, wall, cpu }
 }
 
+/// The 1-minute load average, to show how busy the machine was around the runs.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// `--only <uring|mio|redis-rs|ceiling> [--depth N] [--ops N]`: one run of one contender, for
+/// profiling (`valgrind --tool=callgrind`, `strace -c`), instead of the whole table.
+fn single_run(port: u16, w: &Workload) -> Option<Sample> {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1));
+    let only = value("--only").filter(|o| *o != "pipe")?;
+    let depth = value("--depth").map_or(100, |d| d.parse().expect("--depth N"));
+    let ops = value("--ops").map_or(200_000, |d| d.parse().expect("--ops N"));
+    Some(match only.as_str() {
+        "uring" => run_monocoque(DriverKind::Uring, port, depth, ops, w),
+        "mio" => run_monocoque(DriverKind::Mio, port, depth, ops, w),
+        "redis-rs" => run_redis_rs(port, depth, ops, w),
+        "ceiling" => run_ceiling(port, depth, ops, w),
+        other => panic!("--only {other}: expected uring, mio, redis-rs or ceiling"),
+    })
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // `--only pipe`: just the mass insertion.
+    let only_pipe = std::env::args()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .any(|w| w[0] == "--only" && w[1] == "pipe");
     let (reps, scale, pipe_n, pipe_reps) = if quick {
         (1, 20, 100_000, 1)
     } else {
@@ -475,11 +649,26 @@ fn main() {
     let server = RedisServer::start(&["--appendonly", "no"]);
     let port = server.addr.port();
     let workload = Workload::new();
+    populate(port, &workload);
+    if let Some(sample) = single_run(port, &workload) {
+        println!(
+            "{} ops in {:.3} s: {:.0} ops/s, client CPU {:.3} s user + {:.3} s system ({:.3} s per M ops)",
+            sample.ops,
+            sample.wall.as_secs_f64(),
+            sample.ops_per_sec(),
+            sample.cpu.user.as_secs_f64(),
+            sample.cpu.sys.as_secs_f64(),
+            sample.cpu_per_mop()
+        );
+        return;
+    }
     println!("# Redis pipelining: one connection, mixed SET/GET, 16-byte values, 10k keys");
     println!();
     println!(
-        "{}; {} repetition(s), interleaved; medians{}",
+        "{}; {} CPU(s), load average {} at start; {} repetition(s), interleaved; medians{}",
         RedisServer::version(),
+        std::thread::available_parallelism().map_or(0, usize::from),
+        load_average(),
         reps,
         if quick {
             "; --quick (short runs, numbers are rough)"
@@ -489,6 +678,18 @@ fn main() {
     );
     println!();
 
+    if !only_pipe {
+        depth_sweep(port, &workload, reps, ops_at);
+    }
+    mass_insert(port, pipe_n, pipe_reps);
+    println!();
+    println!("Load average at the end: {}", load_average());
+    drop(server);
+}
+
+/// The depth sweep: every contender at every depth, `reps` interleaved repetitions,
+/// printed as markdown tables of medians.
+fn depth_sweep(port: u16, workload: &Workload, reps: usize, ops_at: impl Fn(usize) -> u64) {
     let mut samples: Vec<Vec<Vec<Sample>>> = vec![vec![Vec::new(); Contender::ALL.len()]; DEPTHS.len()];
     for rep in 0..reps {
         for (d, &depth) in DEPTHS.iter().enumerate() {
@@ -497,10 +698,11 @@ fn main() {
                 let c = (k + rep + d) % Contender::ALL.len();
                 let ops = ops_at(depth);
                 let sample = match Contender::ALL[c] {
-                    Contender::Uring => run_monocoque(DriverKind::Uring, port, depth, ops, &workload),
-                    Contender::Mio => run_monocoque(DriverKind::Mio, port, depth, ops, &workload),
-                    Contender::RedisRs => run_redis_rs(port, depth, ops, &workload),
+                    Contender::Uring => run_monocoque(DriverKind::Uring, port, depth, ops, workload),
+                    Contender::Mio => run_monocoque(DriverKind::Mio, port, depth, ops, workload),
+                    Contender::RedisRs => run_redis_rs(port, depth, ops, workload),
                     Contender::RedisBenchmark => run_redis_benchmark(port, depth, ops),
+                    Contender::Ceiling => run_ceiling(port, depth, ops, workload),
                 };
                 samples[d][c].push(sample);
             }
@@ -508,20 +710,23 @@ fn main() {
         eprintln!("repetition {}/{reps} done", rep + 1);
     }
 
+    let sample_set =
+        |d: usize, c: Contender| &samples[d][Contender::ALL.iter().position(|&x| x == c).expect("contender")];
     let med = |d: usize, c: Contender| -> (f64, f64) {
-        let s = &samples[d][Contender::ALL.iter().position(|&x| x == c).expect("contender")];
+        let s = sample_set(d, c);
         (
             median(s.iter().map(Sample::ops_per_sec).collect()),
             median(s.iter().map(Sample::cpu_per_mop).collect()),
         )
     };
 
-    println!("| depth | client | ops/s | client CPU s / M ops |");
-    println!("|---:|---|---:|---:|");
+    println!("| depth | client | ops/s | client CPU s / M ops | of which kernel |");
+    println!("|---:|---|---:|---:|---:|");
     for (d, &depth) in DEPTHS.iter().enumerate() {
         for c in Contender::ALL {
             let (ops, cpu) = med(d, c);
-            println!("| {depth} | {} | {:.0} | {:.3} |", c.label(), ops, cpu);
+            let sys = median(sample_set(d, c).iter().map(Sample::sys_per_mop).collect());
+            println!("| {depth} | {} | {:.0} | {:.3} | {:.3} |", c.label(), ops, cpu, sys);
         }
     }
     println!();
@@ -567,8 +772,10 @@ fn main() {
         );
     }
     println!();
+}
 
-    // Mass insertion.
+/// `monocoque redis --pipe` (both drivers) against `redis-cli --pipe` on `pipe_n` SETs.
+fn mass_insert(port: u16, pipe_n: u64, pipe_reps: usize) {
     let dir = TempDir::new("redis-pipe-bench");
     let input = dir.path.join("mass-insert.resp");
     write_mass_insert(&input, pipe_n);
@@ -585,19 +792,21 @@ fn main() {
             pipe_samples[t].push(run_pipe(PipeTool::ALL[t], port, &input, pipe_n, &dir));
         }
     }
-    println!("| tool | wall s | SETs/s | client CPU s |");
-    println!("|---|---:|---:|---:|");
+    println!("| tool | wall s | SETs/s | client CPU s | of which kernel |");
+    println!("|---|---:|---:|---:|---:|");
     let mut rows = Vec::new();
     for (t, tool) in PipeTool::ALL.iter().enumerate() {
         let s = &pipe_samples[t];
         let wall = median(s.iter().map(|x| x.wall.as_secs_f64()).collect());
-        let cpu = median(s.iter().map(|x| x.cpu.as_secs_f64()).collect());
+        let cpu = median(s.iter().map(|x| x.cpu.total().as_secs_f64()).collect());
+        let sys = median(s.iter().map(|x| x.cpu.sys.as_secs_f64()).collect());
         println!(
-            "| {} | {:.3} | {:.0} | {:.3} |",
+            "| {} | {:.3} | {:.0} | {:.3} | {:.3} |",
             tool.label(),
             wall,
             pipe_n as f64 / wall,
-            cpu
+            cpu,
+            sys
         );
         rows.push((wall, cpu));
     }
@@ -617,5 +826,4 @@ fn main() {
             }
         );
     }
-    drop(server);
 }

@@ -17,10 +17,13 @@ use std::thread;
 
 use bytes::Bytes;
 use clap::Args;
-use monocoque_proto::resp::{Cmd, DecodeError, Decoder, DecoderConfig, Protocol, Value};
-use monocoque_proto::SegmentedBuffer;
+use monocoque_proto::resp::{Cmd, Protocol, Value};
 
 use super::format;
+use scan::Scan;
+pub use scan::ScanError;
+
+mod scan;
 use crate::driver::DriverKind;
 use crate::redis::{Client, ClientOptions, Error};
 
@@ -33,6 +36,9 @@ pub const PIPE_BATCH_BYTES: usize = 1 << 20;
 
 /// Bytes read from standard input at a time in `--pipe` mode.
 const PIPE_READ_CHUNK: usize = 256 * 1024;
+
+/// Longest argument accepted in `--pipe` input: Redis' default `proto-max-bulk-len`.
+const PIPE_MAX_ARG_LEN: usize = 512 * 1024 * 1024;
 
 /// Batches decoded ahead of the one being sent.
 const PIPE_QUEUE_DEPTH: usize = 2;
@@ -81,22 +87,14 @@ pub enum RedisCliError {
     /// Standard input or output failed.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
-    /// The `--pipe` input is not a RESP stream.
-    #[error("input is not valid RESP (after {commands} command(s)): {source}")]
+    /// The `--pipe` input is not a stream of RESP commands.
+    #[error("input command {index} is malformed: {source}")]
     Input {
-        /// Commands decoded before the bad one.
-        commands: u64,
-        /// What the decoder said.
-        #[source]
-        source: DecodeError,
-    },
-    /// A `--pipe` input value that is not an array of bulk strings.
-    #[error("input value {index} is not a command (an array of bulk strings): {kind}")]
-    NotACommand {
-        /// 1-based position of the value in the input.
+        /// 1-based position of the bad command in the input.
         index: u64,
-        /// What it was instead.
-        kind: &'static str,
+        /// What is wrong with it.
+        #[source]
+        source: ScanError,
     },
     /// Standard input ended in the middle of a command.
     #[error("input ended inside command {index}")]
@@ -244,17 +242,22 @@ impl Batcher<'_> {
     }
 }
 
-/// Reads and decodes all of `input` into `batcher`.
+/// Reads all of `input`, [`PIPE_READ_CHUNK`] bytes at a time, and hands each command
+/// to `batcher`. Only the unfinished command at the end of a chunk is carried over to
+/// the next read, so memory stays at one chunk plus the largest command.
 fn decode_input(mut input: impl Read, batcher: &mut Batcher<'_>) -> Result<(), RedisCliError> {
-    // Commands are arrays of bulk strings, which both dialects share; the server's own
-    // limit on one argument is 512 MiB.
-    let mut decoder = Decoder::new(DecoderConfig::new(Protocol::Resp2));
-    let mut src = SegmentedBuffer::new();
+    // `buf[..filled]` is input not consumed yet; the rest is room for the next read
+    // (zeroed once, when the buffer grows).
+    let mut buf = vec![0u8; PIPE_READ_CHUNK];
+    let mut filled = 0;
     let mut index = 0u64;
     loop {
-        let mut chunk = vec![0u8; PIPE_READ_CHUNK];
+        if buf.len() - filled < PIPE_READ_CHUNK / 2 {
+            // One command is larger than what is left: make room for it.
+            buf.resize(buf.len() + PIPE_READ_CHUNK, 0);
+        }
         let n = loop {
-            match input.read(&mut chunk) {
+            match input.read(&mut buf[filled..]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
@@ -263,74 +266,37 @@ fn decode_input(mut input: impl Read, batcher: &mut Batcher<'_>) -> Result<(), R
         if n == 0 {
             break;
         }
-        chunk.truncate(n);
-        src.push(Bytes::from(chunk));
+        filled += n;
+        let mut start = 0;
         loop {
-            let value = match decoder.decode(&mut src) {
-                Ok(Some(value)) => value,
-                Ok(None) => break,
+            match scan::scan_command(&buf[start..filled], PIPE_MAX_ARG_LEN) {
+                Ok(Scan::NeedMore) => break,
+                Ok(Scan::Empty(used)) => {
+                    index += 1;
+                    start += used;
+                }
+                Ok(Scan::Command(cmd, used)) => {
+                    index += 1;
+                    start += used;
+                    if !batcher.push(cmd) {
+                        return Ok(());
+                    }
+                }
                 Err(source) => {
                     return Err(RedisCliError::Input {
-                        commands: index,
+                        index: index + 1,
                         source,
                     })
                 }
-            };
-            index += 1;
-            if let Some(cmd) = command_from_value(value, index)? {
-                if !batcher.push(cmd) {
-                    return Ok(());
-                }
             }
         }
+        buf.copy_within(start..filled, 0);
+        filled -= start;
     }
-    if decoder.is_mid_value() || !src.is_empty() {
+    if filled > 0 {
         return Err(RedisCliError::Truncated { index: index + 1 });
     }
     Ok(())
-}
-
-/// The command a decoded input value stands for; `None` for the empty and null arrays
-/// that Redis itself ignores.
-fn command_from_value(value: Value, index: u64) -> Result<Option<Cmd>, RedisCliError> {
-    let not_a_command = |kind| RedisCliError::NotACommand { index, kind };
-    let items = match value {
-        Value::Array(items) => items,
-        Value::Null => return Ok(None),
-        other => return Err(not_a_command(value_kind(&other))),
-    };
-    let mut words = items.into_iter();
-    let Some(first) = words.next() else {
-        return Ok(None);
-    };
-    let Value::BulkString(name) = first else {
-        return Err(not_a_command("an array with an element that is not a bulk string"));
-    };
-    let mut cmd = Cmd::new(name);
-    for word in words {
-        let Value::BulkString(word) = word else {
-            return Err(not_a_command("an array with an element that is not a bulk string"));
-        };
-        cmd.push(word);
-    }
-    Ok(Some(cmd))
-}
-
-fn value_kind(value: &Value) -> &'static str {
-    match value {
-        Value::SimpleString(_) => "a simple string",
-        Value::SimpleError(_) | Value::BlobError(_) => "an error",
-        Value::Integer(_) | Value::BigNumber(_) => "an integer",
-        Value::BulkString(_) | Value::Verbatim { .. } => "a bulk string",
-        Value::Array(_) => "an array",
-        Value::Null => "a null",
-        Value::Double(_) => "a double",
-        Value::Boolean(_) => "a boolean",
-        Value::Map(_) => "a map",
-        Value::Set(_) => "a set",
-        Value::Push(_) => "a push",
-        Value::Attributed { .. } => "an attribute",
-    }
 }
 
 /// Counts of `--pipe` outcomes.
@@ -481,19 +447,63 @@ mod tests {
     }
 
     #[test]
+    fn a_command_larger_than_the_read_chunk_is_assembled() {
+        // Reads of at most 10,000 bytes, as from a slow pipe.
+        struct Pieces<'a>(&'a [u8]);
+        impl Read for Pieces<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(buf.len()).min(10_000);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let value: Vec<u8> = (0..3 * PIPE_READ_CHUNK + 17).map(|i| (i % 251) as u8).collect();
+        let mut input = format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${}\r\n", value.len()).into_bytes();
+        input.extend_from_slice(&value);
+        input.extend_from_slice(b"\r\n*1\r\n$4\r\nPING\r\n");
+        let (tx, rx) = mpsc::sync_channel(16);
+        read_commands(Pieces(&input), PIPE_BATCH_BYTES, &tx).expect("valid input");
+        drop(tx);
+        let out: Vec<PipeBatch> = rx.into_iter().collect();
+        let cmds: Vec<&Cmd> = out.iter().flat_map(|b| &b.cmds).collect();
+        assert_eq!(cmds.len(), 2);
+        assert_eq!(cmds[0].arg_bytes()[2], &value[..]);
+        assert_eq!(cmds[1].arg_bytes(), vec![&b"PING"[..]]);
+    }
+
+    #[test]
     fn bad_input_is_reported_with_its_position() {
         let (sent, result) = batches(b"*1\r\n$4\r\nPING\r\n+OK\r\n", PIPE_BATCH_BYTES);
-        assert!(matches!(result, Err(RedisCliError::NotACommand { index: 2, .. })));
+        assert!(matches!(
+            result,
+            Err(RedisCliError::Input {
+                index: 2,
+                source: ScanError::NotAnArray { found: b'+' }
+            })
+        ));
         // The complete command before the bad value still goes out, in a batch that is
         // not marked last.
         assert_eq!(sent.len(), 1);
         assert_eq!((sent[0].cmds.len(), sent[0].last), (1, false));
         let (_, result) = batches(b"*1\r\n:1\r\n", PIPE_BATCH_BYTES);
-        assert!(matches!(result, Err(RedisCliError::NotACommand { index: 1, .. })));
+        assert!(matches!(
+            result,
+            Err(RedisCliError::Input {
+                index: 1,
+                source: ScanError::NotABulkString { arg: 1, .. }
+            })
+        ));
         let (_, result) = batches(b"*1\r\n$4\r\nPI", PIPE_BATCH_BYTES);
         assert!(matches!(result, Err(RedisCliError::Truncated { index: 1 })));
         let (_, result) = batches(b"*1\r\n$4\r\nPING\r\nSET k v\r\n", PIPE_BATCH_BYTES);
-        assert!(matches!(result, Err(RedisCliError::Input { commands: 1, .. })));
+        assert!(matches!(
+            result,
+            Err(RedisCliError::Input {
+                index: 2,
+                source: ScanError::NotAnArray { found: b'S' }
+            })
+        ));
     }
 
     #[test]
