@@ -33,6 +33,10 @@ const UD_GEN_MASK: u64 = 0x0fff_ffff;
 /// How long a listener waits before re-arming after an accept error such as `EMFILE`.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
+/// How often a driver with starved receives looks for buffers returned by views dropped
+/// on other threads (views dropped on the driver's thread are seen at the next turn).
+const STARVED_POLL: Duration = Duration::from_millis(5);
+
 /// How long dropping the driver waits for the kernel to finish cancelled operations.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(2);
 
@@ -380,9 +384,12 @@ impl<S: Session> UringDriver<S> {
         }
     }
 
-    /// Puts returned receive buffers back into the ring and wakes starved receives.
+    /// Puts returned receive buffers back into the ring and wakes starved receives
+    /// while the ring has buffers (an `ENOBUFS` may be reaped after the buffers that
+    /// would have served it came back).
     fn reprovide(&mut self) {
-        if self.ring.bufs.reprovide() == 0 {
+        let returned = self.ring.bufs.reprovide();
+        if returned == 0 && self.ring.bufs.provided() == 0 {
             return;
         }
         while let Some(index) = self.starved.pop_front() {
@@ -794,7 +801,11 @@ impl<S: Session> UringDriver<S> {
                     .and_then(|l| l.retry_at)
             })
             .min();
-        [deadline, self.timers.next(), retry].into_iter().flatten().min()
+        let starved = (!self.starved.is_empty()).then(|| Instant::now() + STARVED_POLL);
+        [deadline, self.timers.next(), retry, starved]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
