@@ -410,10 +410,9 @@ impl<S: Session> UringDriver<S> {
                 continue;
             }
             let ud = user_data(KIND_ACCEPT, index as u32, slot.gen as u32);
-            let fd = l.sock.as_raw_fd();
+            self.ring.accept_multi(l.sock.as_raw_fd(), ud)?;
             l.armed = true;
             l.retry_at = None;
-            self.ring.accept_multi(fd, ud)?;
         }
         Ok(())
     }
@@ -421,17 +420,27 @@ impl<S: Session> UringDriver<S> {
     fn service_dirty(&mut self, out: &mut Vec<Activity>) -> io::Result<()> {
         let mut dirty = std::mem::take(&mut self.dirty);
         let now = Instant::now();
-        for &index in &dirty {
+        let mut result = Ok(());
+        let mut done = 0;
+        while done < dirty.len() {
+            let index = dirty[done];
+            done += 1;
             if let Some(conn) = self.conn_mut(index) {
                 conn.dirty = false;
             }
-            self.service(index, now, out)?;
+            if let Err(e) = self.service(index, now, out) {
+                // The ring refused a submission: keep this connection and the ones not
+                // yet serviced (still flagged dirty) for the next iteration.
+                self.mark_dirty(index);
+                result = Err(e);
+                break;
+            }
         }
-        dirty.clear();
+        dirty.drain(..done);
         // Keep whatever `service` marked again, and the allocation.
         dirty.append(&mut self.dirty);
         self.dirty = dirty;
-        Ok(())
+        result
     }
 
     /// Applies the run-loop rule to one connection: stashed input, timer, send, read,
