@@ -247,7 +247,8 @@ fn split<'a>(data: &'a [u8], cuts: &[Index]) -> Vec<&'a [u8]> {
 /// How decoding a whole stream ended.
 #[derive(Debug, Clone, PartialEq)]
 enum End {
-    /// Every byte was used (or is waiting); `mid_frame` tells whether a frame was begun.
+    /// Every byte was used or waits for more: `left` bytes of a control line (0 when
+    /// mid-frame), `mid_frame` whether a frame's control line was taken.
     Waiting {
         left: usize,
         mid_frame: bool,
@@ -272,13 +273,9 @@ fn decode_client_ops<'a>(limits: Limits, pieces: impl IntoIterator<Item = &'a [u
         }
     }
     let mid_frame = codec.is_mid_frame();
-    (
-        ops,
-        End::Waiting {
-            left: src.len(),
-            mid_frame,
-        },
-    )
+    // Mid-frame, how much of the payload was already taken in depends on the cuts.
+    let left = if mid_frame { 0 } else { src.len() };
+    (ops, End::Waiting { left, mid_frame })
 }
 
 /// Pushes each piece and decodes everything available after it (a client decoding
@@ -298,13 +295,9 @@ fn decode_server_ops<'a>(limits: Limits, pieces: impl IntoIterator<Item = &'a [u
         }
     }
     let mid_frame = codec.is_mid_frame();
-    (
-        ops,
-        End::Waiting {
-            left: src.len(),
-            mid_frame,
-        },
-    )
+    // Mid-frame, how much of the payload was already taken in depends on the cuts.
+    let left = if mid_frame { 0 } else { src.len() };
+    (ops, End::Waiting { left, mid_frame })
 }
 
 const DONE: End = End::Waiting {

@@ -13,13 +13,16 @@
 //! | [`resp_decode_resp2`], [`resp_decode_resp3`] | two header bytes (options, split seed), then the RESP stream |
 //! | [`segmented_buffer`] | a sequence of operations on a [`SegmentedBuffer`](crate::SegmentedBuffer) |
 //! | [`resp_connection`] | a sequence of operations on a Redis [`Connection`](crate::resp::Connection): sends, server frames, time, end of stream |
+//! | [`nats_client_decode`], [`nats_server_decode`] | two header bytes (options, split seed), then the NATS stream a server (resp. a client) sends |
 
 mod connection;
+mod nats;
 mod resp;
 mod segmented;
 mod split;
 
 pub use connection::resp_connection;
+pub use nats::{nats_client_decode, nats_client_seeds, nats_server_decode, nats_server_seeds, plain};
 pub use resp::{identical, resp_decode_resp2, resp_decode_resp3};
 pub use segmented::segmented_buffer;
 
@@ -33,4 +36,6 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("resp_decode_resp3", resp_decode_resp3),
     ("segmented_buffer", segmented_buffer),
     ("resp_connection", resp_connection),
+    ("nats_client_decode", nats_client_decode),
+    ("nats_server_decode", nats_server_decode),
 ];
