@@ -417,9 +417,8 @@ impl<S: Session> UringDriver<S> {
         Ok(())
     }
 
-    fn service_dirty(&mut self, out: &mut Vec<Activity>) -> io::Result<()> {
+    fn service_dirty(&mut self, now: Instant, out: &mut Vec<Activity>) -> io::Result<()> {
         let mut dirty = std::mem::take(&mut self.dirty);
-        let now = Instant::now();
         let mut result = Ok(());
         let mut done = 0;
         while done < dirty.len() {
@@ -607,11 +606,10 @@ impl<S: Session> UringDriver<S> {
         self.mark_dirty(index);
     }
 
-    fn process_completions(&mut self, out: &mut Vec<Activity>) {
+    fn process_completions(&mut self, now: Instant, out: &mut Vec<Activity>) {
         let mut cqes = std::mem::take(&mut self.cqes);
         cqes.clear();
         self.ring.reap(&mut cqes);
-        let now = Instant::now();
         for cqe in &cqes {
             self.on_completion(*cqe, now, out);
         }
@@ -948,7 +946,7 @@ impl<S: Session> Driver<S> for UringDriver<S> {
             self.fire_timers(now, out);
             self.reprovide();
             self.rearm_listeners(now)?;
-            self.service_dirty(out)?;
+            self.service_dirty(now, out)?;
             let wait = if out.len() > base || !self.dirty.is_empty() {
                 Wait::Poll
             } else {
@@ -959,8 +957,8 @@ impl<S: Session> Driver<S> for UringDriver<S> {
                 }
             };
             self.ring.enter(wait)?;
-            self.process_completions(out);
             let now = Instant::now();
+            self.process_completions(now, out);
             self.fire_timers(now, out);
             if out.len() > base || deadline.is_some_and(|d| now >= d) {
                 return Ok(());

@@ -741,3 +741,24 @@ fn views_dropped_on_another_thread_revive_a_starved_ring() {
     assert!(d.session(conn).unwrap().received == data);
     assert!(start.elapsed() < Duration::from_secs(1), "took {:?}", start.elapsed());
 }
+
+#[test]
+fn echo_over_ipv6_loopback() {
+    let mut d = driver();
+    let l = d
+        .listen("[::1]:0".parse().unwrap(), Box::new(|_, _, _| Peer::echo()))
+        .unwrap();
+    let addr = d.listener_addr(l).unwrap();
+    assert!(addr.is_ipv6());
+    let c = d.connect(addr, Peer::sending(b"over v6")).unwrap();
+    let mut log = Vec::new();
+    run_until(&mut d, Duration::from_secs(5), "v6 echo", &mut log, |d, _| {
+        d.session(c).unwrap().received.len() >= 7
+    });
+    assert_eq!(d.session(c).unwrap().received, b"over v6");
+    let peer = log.iter().find_map(|a| match a {
+        Activity::Accepted { peer, .. } => Some(*peer),
+        _ => None,
+    });
+    assert!(peer.is_some_and(|p| p.is_ipv6() && p.ip().is_loopback()), "{peer:?}");
+}
