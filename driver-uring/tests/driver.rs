@@ -334,7 +334,8 @@ fn timer_fires_without_io() {
     // A deadline already past only polls.
     let start = Instant::now();
     d.turn(Some(start), &mut out).unwrap();
-    assert!(out.is_empty() && start.elapsed() < Duration::from_millis(20));
+    assert!(out.is_empty(), "{out:?}");
+    assert!(start.elapsed() < Duration::from_secs(1), "a past deadline blocked");
 }
 
 #[test]
@@ -667,29 +668,32 @@ fn a_timer_moved_through_session_mut_fires_at_its_new_instant() {
         )
         .unwrap();
     d.turn(Some(Instant::now()), &mut Vec::new()).unwrap(); // armed for +20 ms
+                                                            // (A loaded machine may legitimately have fired it already; count from here.)
+    let before = d.session(c).unwrap().timeouts;
     let moved = Instant::now() + Duration::from_millis(300);
     d.session_mut(c).unwrap().timer = Some(moved);
     thread::sleep(Duration::from_millis(50)); // the armed instant passes
     let mut out = Vec::new();
     d.turn(Some(Instant::now() + Duration::from_millis(50)), &mut out)
         .unwrap();
-    assert_eq!(d.session(c).unwrap().timeouts, 0, "fired the stale instant");
+    assert_eq!(d.session(c).unwrap().timeouts, before, "fired the stale instant");
     let mut log = Vec::new();
     run_until(&mut d, Duration::from_secs(5), "moved timer", &mut log, |d, _| {
-        d.session(c).unwrap().timeouts == 1
+        d.session(c).unwrap().timeouts == before + 1
     });
     assert!(Instant::now() >= moved);
 
     // Cancelled after arming: never fires.
     d.session_mut(c).unwrap().timer = Some(Instant::now() + Duration::from_millis(20));
     d.turn(Some(Instant::now()), &mut Vec::new()).unwrap();
+    let before = d.session(c).unwrap().timeouts;
     d.session_mut(c).unwrap().timer = None;
     thread::sleep(Duration::from_millis(40));
     let end = Instant::now() + Duration::from_millis(50);
     while Instant::now() < end {
         d.turn(Some(end), &mut Vec::new()).unwrap();
     }
-    assert_eq!(d.session(c).unwrap().timeouts, 1, "fired a cancelled timer");
+    assert_eq!(d.session(c).unwrap().timeouts, before, "fired a cancelled timer");
 }
 
 #[test]
