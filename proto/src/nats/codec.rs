@@ -265,6 +265,7 @@ fn field_count(frame: &Frame, min: usize) -> Result<bool, DecodeError> {
 }
 
 /// A frame from a client, as an op (the framer only returns ops in `CLIENT_OPS`).
+#[inline]
 fn client_op(frame: Frame) -> Result<ClientOp, DecodeError> {
     let (f, line) = (&frame.fields, &frame.line);
     Ok(match frame.op {
@@ -311,6 +312,7 @@ fn client_op(frame: Frame) -> Result<ClientOp, DecodeError> {
 }
 
 /// A frame from a server, as an op (the framer only returns ops in `SERVER_OPS`).
+#[inline]
 fn server_op(frame: Frame) -> Result<ServerOp, DecodeError> {
     let (f, line) = (&frame.fields, &frame.line);
     Ok(match frame.op {

@@ -148,70 +148,89 @@ pub(crate) const MAX_FIELDS: usize = 5;
 /// The fields of a control line, as ranges of the line.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Fields {
-    ranges: [(usize, usize); MAX_FIELDS],
+    ranges: [(u32, u32); MAX_FIELDS],
     /// How many fields the line has (may exceed [`MAX_FIELDS`]; only the first are kept).
     pub count: usize,
 }
 
 impl Fields {
-    /// Splits `line[from..]` on runs of spaces and tabs.
+    /// Splits `line[from..]` on runs of spaces and tabs. `line` is at most `u32::MAX`
+    /// bytes long (the framer's limits see to it).
     fn split(line: &[u8], from: usize) -> Result<Self, DecodeError> {
         let mut fields = Fields::default();
-        let mut start = None;
-        for (i, &b) in line.iter().enumerate().skip(from) {
-            match b {
-                b' ' | b'\t' => {
-                    if let Some(s) = start.take() {
-                        fields.push(s, i);
+        let mut i = from;
+        loop {
+            let Some(skip) = line
+                .get(i..)
+                .and_then(|rest| rest.iter().position(|&b| b != b' ' && b != b'\t'))
+            else {
+                return Ok(fields);
+            };
+            let start = i + skip;
+            i = start;
+            loop {
+                // Every byte above the space is part of a field: the common case.
+                match line[i..].iter().position(|&b| b <= b' ') {
+                    None => {
+                        i = line.len();
+                        break;
                     }
-                }
-                b'\r' => return Err(DecodeError::CarriageReturnInField),
-                _ => {
-                    if start.is_none() {
-                        start = Some(i);
+                    Some(k) => {
+                        i += k;
+                        match line[i] {
+                            b' ' | b'\t' => break,
+                            b'\r' => return Err(DecodeError::CarriageReturnInField),
+                            // Other control bytes belong to the field.
+                            _ => i += 1,
+                        }
                     }
                 }
             }
+            fields.push(start, i);
         }
-        if let Some(s) = start {
-            fields.push(s, line.len());
-        }
-        Ok(fields)
     }
 
     fn push(&mut self, start: usize, end: usize) {
         if let Some(slot) = self.ranges.get_mut(self.count) {
-            *slot = (start, end);
+            *slot = (start as u32, end as u32);
         }
         self.count += 1;
     }
 
+    fn range(&self, i: usize) -> Option<std::ops::Range<usize>> {
+        match self.ranges.get(i) {
+            Some(&(s, e)) if i < self.count => Some(s as usize..e as usize),
+            _ => None,
+        }
+    }
+
     /// Field `i` as a view of `line` (empty if there is no such field).
     pub fn get(&self, line: &Bytes, i: usize) -> Bytes {
-        match self.ranges.get(i) {
-            Some(&(s, e)) if i < self.count => line.slice(s..e),
-            _ => Bytes::new(),
-        }
+        self.range(i).map_or_else(Bytes::new, |r| line.slice(r))
     }
 
     /// Field `i` as bytes of `line` (empty if there is no such field).
     pub fn raw<'a>(&self, line: &'a [u8], i: usize) -> &'a [u8] {
-        match self.ranges.get(i) {
-            Some(&(s, e)) if i < self.count => &line[s..e],
-            _ => &[],
-        }
+        self.range(i).map_or(&[], |r| &line[r])
     }
 }
 
 /// Parses a size field: 1 to 9 decimal digits.
 pub(crate) fn parse_size(field: &[u8]) -> Result<usize, DecodeError> {
-    if field.is_empty() || !field.iter().all(u8::is_ascii_digit) {
-        return Err(DecodeError::InvalidSize);
+    let mut n: usize = 0;
+    for &d in field {
+        let digit = d.wrapping_sub(b'0');
+        if digit > 9 {
+            return Err(DecodeError::InvalidSize);
+        }
+        // No overflow: the length is checked below, and 19 digits fit in a u64.
+        n = n.wrapping_mul(10).wrapping_add(usize::from(digit));
     }
-    if field.len() > 9 {
-        return Err(DecodeError::SizeTooLong);
+    match field.len() {
+        0 => Err(DecodeError::InvalidSize),
+        1..=9 => Ok(n),
+        _ => Err(DecodeError::SizeTooLong),
     }
-    Ok(field.iter().fold(0, |n, d| n * 10 + usize::from(d - b'0')))
 }
 
 /// One decoded frame: an op's control line (without its line ending), its fields, and
@@ -219,6 +238,8 @@ pub(crate) fn parse_size(field: &[u8]) -> Result<usize, DecodeError> {
 #[derive(Debug)]
 pub(crate) struct Frame {
     pub op: OpName,
+    /// The control line without its line ending; for a frame that arrived inside one
+    /// segment, the whole frame (fields are ranges from its start either way).
     pub line: Bytes,
     /// Where the arguments start in `line` (after the name and, for JSON and text, the
     /// spaces that follow it).
@@ -272,6 +293,7 @@ impl Framer {
     }
 
     /// The next complete frame, `None` when more bytes are needed.
+    #[inline]
     pub fn next(&mut self, src: &mut SegmentedBuffer) -> Result<Option<Frame>, DecodeError> {
         if let Some(pending) = self.pending.as_mut() {
             if !take_payload(pending, src)? {
@@ -296,11 +318,13 @@ impl Framer {
             Recognized::Unknown => return Err(DecodeError::UnknownOp),
         };
         let json = spec.args == Args::Json;
+        // Field ranges are `u32`: a line longer than 4 GiB is too long whatever the limit.
         let max = if json {
             self.limits.max_json_line
         } else {
             self.limits.max_control_line
-        };
+        }
+        .min(u32::MAX as usize);
         let Some(lf) = self.find_lf(src) else {
             // The line will be at least one byte shorter than what is buffered (its `\r`
             // may be the last byte received).
@@ -311,8 +335,10 @@ impl Framer {
             return Ok(None);
         };
         self.scanned = 0;
-        let cr = if lf < src.chunk().len() {
-            lf > 0 && src.chunk()[lf - 1] == b'\r'
+        let chunk = src.chunk();
+        let in_chunk = lf < chunk.len();
+        let cr = if in_chunk {
+            lf > 0 && chunk[lf - 1] == b'\r'
         } else {
             lf > 0 && src.peek(lf - 1) == Some(b'\r')
         };
@@ -320,34 +346,62 @@ impl Framer {
         if len > max {
             return Err(too_long(spec.op, json, max));
         }
-        let mut line = src.split_to(lf + 1);
-        line.truncate(len);
+        // The line in place when it is inside the first segment, else joined once.
+        let joined = (!in_chunk).then(|| src.split_to(lf + 1));
+        let text: &[u8] = match &joined {
+            Some(line) => &line[..len],
+            None => &src.chunk()[..len],
+        };
         let mut args = spec.name.len();
         let fields = match spec.args {
-            Args::Fields => Fields::split(&line, args)?,
+            Args::Fields => Fields::split(text, args)?,
             Args::Text | Args::Json => {
-                while matches!(line.get(args), Some(b' ' | b'\t')) {
+                while matches!(text.get(args), Some(b' ' | b'\t')) {
                     args += 1;
                 }
                 Fields::default()
             }
             Args::Ignored => Fields::default(),
         };
-        let frame = Frame {
+        let sizes = match spec.op {
+            OpName::Pub => Some((None, self.size(spec.op, &fields, text, 2)?)),
+            OpName::Hpub => Some(self.header_sizes(spec.op, &fields, text, 3)?),
+            OpName::Msg => Some((None, self.size(spec.op, &fields, text, 3)?)),
+            OpName::Hmsg => Some(self.header_sizes(spec.op, &fields, text, 4)?),
+            _ => None,
+        };
+        let mut frame = Frame {
             op: spec.op,
-            line,
+            line: Bytes::new(),
             args,
             fields,
             headers: None,
             payload: Bytes::new(),
         };
-        let (header_len, total) = match spec.op {
-            OpName::Pub => (None, self.sizes(&frame, 2)?),
-            OpName::Hpub => self.header_sizes(&frame, 3)?,
-            OpName::Msg => (None, self.sizes(&frame, 3)?),
-            OpName::Hmsg => self.header_sizes(&frame, 4)?,
-            _ => return Ok(Some(frame)),
+        let Some((header_len, total)) = sizes else {
+            let mut line = joined.unwrap_or_else(|| src.split_to(lf + 1));
+            line.truncate(len);
+            frame.line = line;
+            return Ok(Some(frame));
         };
+        let body = lf + 1;
+        if in_chunk && src.chunk().len() >= body + total + 2 {
+            // Fast path: the whole frame is in the first segment. One view of it, and
+            // views of that for the payload and headers.
+            if src.chunk()[body + total..body + total + 2] != *b"\r\n" {
+                return Err(DecodeError::MissingPayloadCrlf);
+            }
+            let all = src.split_to(body + total + 2);
+            let h = header_len.unwrap_or(0);
+            if header_len.is_some() {
+                frame.headers = Some(all.slice(body..body + h));
+            }
+            frame.payload = all.slice(body + h..body + total);
+            frame.line = all;
+            return Ok(Some(frame));
+        }
+        frame.line = joined.unwrap_or_else(|| src.split_to(lf + 1));
+        frame.line.truncate(len);
         let mut pending = Pending {
             frame,
             header_len,
@@ -363,25 +417,31 @@ impl Framer {
     }
 
     /// Checks the field count (`min` or `min + 1`) and returns the last field as a size.
-    fn sizes(&self, frame: &Frame, min: usize) -> Result<usize, DecodeError> {
-        let count = frame.fields.count;
+    fn size(&self, op: OpName, fields: &Fields, line: &[u8], min: usize) -> Result<usize, DecodeError> {
+        let count = fields.count;
         if count != min && count != min + 1 {
-            return Err(DecodeError::WrongFieldCount { op: frame.op, count });
+            return Err(DecodeError::WrongFieldCount { op, count });
         }
-        let total = parse_size(frame.fields.raw(&frame.line, count - 1))?;
+        let total = parse_size(fields.raw(line, count - 1))?;
         self.check_payload(total)?;
         Ok(total)
     }
 
     /// Checks the field count (`min` or `min + 1`) and returns the last two fields as the
     /// header and total sizes.
-    fn header_sizes(&self, frame: &Frame, min: usize) -> Result<(Option<usize>, usize), DecodeError> {
-        let count = frame.fields.count;
+    fn header_sizes(
+        &self,
+        op: OpName,
+        fields: &Fields,
+        line: &[u8],
+        min: usize,
+    ) -> Result<(Option<usize>, usize), DecodeError> {
+        let count = fields.count;
         if count != min && count != min + 1 {
-            return Err(DecodeError::WrongFieldCount { op: frame.op, count });
+            return Err(DecodeError::WrongFieldCount { op, count });
         }
-        let headers = parse_size(frame.fields.raw(&frame.line, count - 2))?;
-        let total = parse_size(frame.fields.raw(&frame.line, count - 1))?;
+        let headers = parse_size(fields.raw(line, count - 2))?;
+        let total = parse_size(fields.raw(line, count - 1))?;
         if headers > total {
             return Err(DecodeError::HeadersExceedTotal { headers, total });
         }
