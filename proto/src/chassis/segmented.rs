@@ -1,6 +1,7 @@
 //! Received bytes as a queue of reference-counted segments.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -42,11 +43,13 @@ impl SegmentedBuffer {
     }
 
     /// Number of readable bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether no byte is readable.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -58,6 +61,7 @@ impl SegmentedBuffer {
 
     /// The first segment's readable bytes: the contiguous view decoders parse in place.
     /// Empty when the buffer is empty.
+    #[inline]
     pub fn chunk(&self) -> &[u8] {
         self.segments.front().map_or(&[], |s| &s[..])
     }
@@ -77,7 +81,22 @@ impl SegmentedBuffer {
     ///
     /// # Panics
     /// If `n > self.len()`: callers measure before they advance.
-    pub fn advance(&mut self, mut n: usize) {
+    #[inline(always)]
+    pub fn advance(&mut self, n: usize) {
+        // Fast path: the bytes end inside the first segment (a decoder stepping over a
+        // header it parsed in place).
+        if let Some(front) = self.segments.front_mut() {
+            if n < front.len() {
+                front.advance(n);
+                self.len -= n;
+                return;
+            }
+        }
+        self.advance_slow(n);
+    }
+
+    #[inline(never)]
+    fn advance_slow(&mut self, mut n: usize) {
         assert!(n <= self.len, "advance({n}) past the end ({})", self.len);
         self.len -= n;
         while n > 0 {
@@ -127,6 +146,39 @@ impl SegmentedBuffer {
         }
         self.len -= n;
         joined.freeze()
+    }
+
+    /// Consumes the first `consumed` bytes, which lie in the first segment, and returns
+    /// a zero-copy view of `range` within them: one step for a frame a decoder found
+    /// whole in [`chunk`](Self::chunk) (header, payload, trailer), where `advance`,
+    /// `split_to`, `advance` would touch the queue three times.
+    ///
+    /// # Panics
+    /// If `consumed` is longer than the first segment, or `range` does not lie within
+    /// `..consumed`: callers measure in `chunk()` first.
+    #[inline]
+    pub fn split_in_chunk(&mut self, range: Range<usize>, consumed: usize) -> Bytes {
+        let front = match self.segments.front_mut() {
+            Some(front) if range.start <= range.end && range.end <= consumed && consumed <= front.len() => front,
+            None if consumed == 0 && range == (0..0) => return Bytes::new(),
+            front => panic!(
+                "split_in_chunk({range:?}, {consumed}) outside the first segment ({})",
+                front.map_or(0, |f| f.len())
+            ),
+        };
+        self.len -= consumed;
+        if consumed < front.len() {
+            let view = front.slice(range);
+            front.advance(consumed);
+            view
+        } else {
+            // The frame ends the segment: hand out the segment itself, trimmed.
+            let mut seg = std::mem::take(front);
+            self.segments.pop_front();
+            seg.truncate(range.end);
+            seg.advance(range.start);
+            seg
+        }
     }
 
     /// Removes up to `max` bytes from the front without copying: the whole first
@@ -293,6 +345,32 @@ mod tests {
     }
 
     #[test]
+    fn split_in_chunk_is_one_zero_copy_step() {
+        let seg = Bytes::from_static(b"$5\r\nhello\r\n+OK\r\n");
+        let mut b = SegmentedBuffer::from(seg.clone());
+        b.push_slice(b":1\r\n");
+        let hello = b.split_in_chunk(4..9, 11);
+        assert_eq!(&hello[..], b"hello");
+        assert_eq!(hello.as_ptr(), seg[4..].as_ptr(), "zero copy view");
+        assert_eq!(b.len(), 9);
+        // The frame that ends the first segment takes the segment itself.
+        let ok = b.split_in_chunk(1..3, 5);
+        assert_eq!(&ok[..], b"OK");
+        assert_eq!(ok.as_ptr(), seg[12..].as_ptr());
+        assert_eq!(b.segment_count(), 1);
+        assert_eq!(b.chunk(), b":1\r\n");
+        assert!(b.split_in_chunk(1..1, 1).is_empty());
+        assert_eq!(b.len(), 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside the first segment")]
+    fn split_in_chunk_refuses_to_straddle() {
+        let mut b = segmented(&[b"ab", b"cd"]);
+        b.split_in_chunk(0..3, 3);
+    }
+
+    #[test]
     fn split_front_never_copies() {
         let mut b = segmented(&[b"abc", b"def"]);
         assert_eq!(&b.split_front(2)[..], b"ab");
@@ -306,7 +384,7 @@ mod tests {
         fn behaves_like_a_flat_vec(
             data in proptest::collection::vec(any::<u8>(), 0..200),
             cuts in proptest::collection::vec(0usize..200, 0..10),
-            ops in proptest::collection::vec((0u8..4, 0usize..50), 0..20),
+            ops in proptest::collection::vec((0u8..5, 0usize..50), 0..20),
         ) {
             let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
             cuts.sort_unstable();
@@ -330,6 +408,14 @@ mod tests {
                         let want = model.windows(2).enumerate().skip(n)
                             .find(|(_, w)| w == b"\r\n").map(|(i, _)| i);
                         prop_assert_eq!(buf.find_crlf(n), want);
+                    }
+                    3 => {
+                        // A frame inside the first segment: skip a third, keep a third.
+                        let consumed = n.min(buf.chunk().len());
+                        let range = consumed / 3..consumed * 2 / 3;
+                        let got = buf.split_in_chunk(range.clone(), consumed);
+                        let frame: Vec<u8> = model.drain(..consumed).collect();
+                        prop_assert_eq!(&got[..], &frame[range]);
                     }
                     _ => {
                         let mut dst = [0u8; 7];

@@ -2,8 +2,11 @@
 //!
 //! Values are parsed in place from the first segment of the [`SegmentedBuffer`] when
 //! they fit there (the common case), and through a slower path that handles lines and
-//! payloads straddling segments. Aggregates are built on an explicit stack, so a frame
-//! that arrives in many pieces is never parsed twice, and nesting costs no call depth.
+//! payloads straddling segments. A scalar that lies whole in the first segment (`+ - :
+//! $`, and RESP3's `_ #`) takes a short path of its own (`Decoder::quick`), which leaves
+//! anything unusual, errors included, to the general one. Aggregates are built on an
+//! explicit stack, so a frame that arrives in many pieces is never parsed twice, and
+//! nesting costs no call depth.
 
 use bytes::{Bytes, BytesMut};
 
@@ -181,9 +184,99 @@ impl Decoder {
     }
 
     /// Decodes the next complete top-level value from the front of `src`.
+    #[inline]
     pub fn decode(&mut self, src: &mut SegmentedBuffer) -> Result<Option<Value>, DecodeError> {
+        if self.stack.is_empty() && self.top_attr.is_none() {
+            if let Some(value) = self.quick(src) {
+                return Ok(Some(value));
+            }
+        }
+        self.decode_general(src)
+    }
+
+    /// The common case, decoded without the general machinery: a `+`, `-`, `:` or `$`
+    /// value (or RESP3's `_` and `#`) whose bytes lie whole in the first segment, with
+    /// nothing partial pending.
+    /// Anything else, malformed input included, is left to the general path (`None`),
+    /// which then reports the precise error.
+    #[inline(always)]
+    fn quick(&mut self, src: &mut SegmentedBuffer) -> Option<Value> {
+        if self.payload.is_some() || self.streamed.is_some() || self.scanned != 0 {
+            return None;
+        }
+        let chunk = src.chunk();
+        let ty = *chunk.first()?;
+        match ty {
+            b'+' | b'-' | b':' | b'$' => {}
+            b'_' | b'#' if self.config.protocol == Protocol::Resp3 => {}
+            _ => return None,
+        }
+        let lf = find_lf(chunk, 1)?;
+        let line_len = lf - 1;
+        if line_len > self.config.max_line_len || chunk[line_len] != b'\r' {
+            return None;
+        }
+        let body = &chunk[1..line_len];
+        let total = lf + 1;
+        match ty {
+            b':' => {
+                let n = parse_i64(body)?;
+                src.advance(total);
+                Some(Value::Integer(n))
+            }
+            b'_' | b'#' => {
+                let value = match body {
+                    b"" if ty == b'_' => Value::Null,
+                    b"t" if ty == b'#' => Value::Boolean(true),
+                    b"f" if ty == b'#' => Value::Boolean(false),
+                    _ => return None,
+                };
+                src.advance(total);
+                Some(value)
+            }
+            b'$' => {
+                let n = match parse_len(body) {
+                    Ok(Len::Count(n)) => usize::try_from(n).ok().filter(|&n| n <= self.config.max_bulk_len)?,
+                    Ok(Len::Null) => {
+                        src.advance(total);
+                        return Some(Value::Null);
+                    }
+                    _ => return None,
+                };
+                let end = total.checked_add(n)?;
+                if chunk.get(end..end.checked_add(2)?)? != b"\r\n" {
+                    return None;
+                }
+                Some(Value::BulkString(src.split_in_chunk(total..end, end + 2)))
+            }
+            _ => {
+                if ty == b'+' {
+                    if let Some(known) = well_known_status(body) {
+                        src.advance(total);
+                        return Some(Value::SimpleString(known));
+                    }
+                }
+                if body.contains(&b'\r') {
+                    return None;
+                }
+                let text = src.split_in_chunk(1..line_len, total);
+                Some(if ty == b'+' {
+                    Value::SimpleString(text)
+                } else {
+                    Value::SimpleError(text)
+                })
+            }
+        }
+    }
+
+    /// Every case: payloads and lines across segments, aggregates, streamed values,
+    /// attributes and errors.
+    #[inline(never)]
+    fn decode_general(&mut self, src: &mut SegmentedBuffer) -> Result<Option<Value>, DecodeError> {
         loop {
-            let value = if self.payload.is_some() {
+            let value = if let Some(value) = self.quick(src) {
+                value
+            } else if self.payload.is_some() {
                 match self.continue_payload(src)? {
                     Step::Value(v) => v,
                     Step::Continue => continue,
@@ -219,15 +312,34 @@ impl Decoder {
     /// the front of `src` (type byte included) and `total_len` adds the `\r\n`.
     /// The line's bytes are in `src.chunk()` when `line_len + 2 <= chunk.len()`,
     /// otherwise they were copied into `line_buf`.
+    #[inline]
     fn find_line(&mut self, src: &SegmentedBuffer) -> Result<Option<usize>, DecodeError> {
         let chunk = src.chunk();
         if chunk.len() > 1 {
             let from = self.scanned.max(1).min(chunk.len());
-            if let Some(i) = memchr::memchr(b'\n', &chunk[from..]) {
-                let lf = from + i;
-                return self.accept_line(src, lf).map(Some);
+            if let Some(lf) = find_lf(chunk, from) {
+                // The whole line is in the chunk: check its end in place.
+                let line_len = lf - 1;
+                if line_len > self.config.max_line_len {
+                    return Err(DecodeError::LineTooLong {
+                        max: self.config.max_line_len,
+                    });
+                }
+                if chunk[line_len] != b'\r' {
+                    return Err(DecodeError::BareLineBreak);
+                }
+                self.scanned = 0;
+                return Ok(Some(line_len));
             }
         }
+        self.find_line_across(src)
+    }
+
+    /// The rest of [`find_line`](Self::find_line): the line is not (yet) whole in the
+    /// first segment.
+    #[inline(never)]
+    fn find_line_across(&mut self, src: &SegmentedBuffer) -> Result<Option<usize>, DecodeError> {
+        let chunk = src.chunk();
         if src.len() > chunk.len() {
             // The line goes on in later segments.
             let from = self.scanned.max(chunk.len()).max(1);
@@ -299,14 +411,19 @@ impl Decoder {
             b'+' | b'-' | b'(' => {
                 if ty == b'(' {
                     validate_big_number(line!())?;
-                } else if memchr::memchr(b'\r', line!()).is_some() {
+                } else if line!().contains(&b'\r') {
                     // A simple string cannot hold a line break: `\r` alone is not one we
                     // can keep, and re-encoding it would change the frame boundaries.
                     return Err(DecodeError::BareLineBreak);
                 }
-                src.advance(1);
-                let text = src.split_to(line_len - 1);
-                src.advance(2);
+                let text = if in_chunk {
+                    src.split_in_chunk(1..line_len, total)
+                } else {
+                    src.advance(1);
+                    let text = src.split_to(line_len - 1);
+                    src.advance(2);
+                    text
+                };
                 return Ok(Start::Value(match ty {
                     b'+' => Value::SimpleString(text),
                     b'-' => Value::SimpleError(text),
@@ -316,8 +433,7 @@ impl Decoder {
             b':' => Start::Value(Value::Integer(parse_i64(line!()).ok_or(DecodeError::InvalidInteger)?)),
             b'$' | b'!' | b'=' => {
                 let len = parse_len(line!())?;
-                src.advance(total);
-                return self.open_payload(ty, len, src);
+                return self.open_payload(ty, len, total, src);
             }
             b'*' | b'~' | b'%' | b'|' | b'>' => {
                 let len = parse_len(line!())?;
@@ -349,10 +465,22 @@ impl Decoder {
         Ok(start)
     }
 
-    fn open_payload(&mut self, ty: u8, len: Len, src: &mut SegmentedBuffer) -> Result<Start, DecodeError> {
+    /// Opens the payload announced by a `$`, `!` or `=` header of `header` bytes, which
+    /// are still at the front of `src`.
+    fn open_payload(
+        &mut self,
+        ty: u8,
+        len: Len,
+        header: usize,
+        src: &mut SegmentedBuffer,
+    ) -> Result<Start, DecodeError> {
         let n = match len {
-            Len::Null if ty == b'$' => return Ok(Start::Value(Value::Null)),
+            Len::Null if ty == b'$' => {
+                src.advance(header);
+                return Ok(Start::Value(Value::Null));
+            }
             Len::Streamed if ty == b'$' && self.config.protocol == Protocol::Resp3 => {
+                src.advance(header);
                 self.streamed = Some(BytesMut::new());
                 return Ok(Start::Opened);
             }
@@ -370,16 +498,17 @@ impl Decoder {
                 PayloadKind::Verbatim
             }
         };
-        // Fast path: payload and its CRLF are in the first segment.
+        // Fast path: header, payload and CRLF are all in the first segment.
         let chunk = src.chunk();
-        if chunk.len() >= n + 2 {
-            if &chunk[n..n + 2] != b"\r\n" {
+        let end = header.saturating_add(n);
+        if chunk.len().saturating_sub(2) >= end {
+            if &chunk[end..end + 2] != b"\r\n" {
                 return Err(DecodeError::MissingCrlf);
             }
-            let data = src.split_to(n);
-            src.advance(2);
+            let data = src.split_in_chunk(header..end, end + 2);
             return finish_payload(kind, data).map(Start::Value);
         }
+        src.advance(header);
         self.payload = Some(Payload {
             kind,
             len: n,
@@ -642,6 +771,42 @@ fn finish_payload(kind: PayloadKind, data: Bytes) -> Result<Value, DecodeError> 
     })
 }
 
+/// Status replies common enough to be worth a static `Bytes`: returning one costs no
+/// reference count, where a view of the input costs two atomic operations.
+#[inline(always)]
+fn well_known_status(line: &[u8]) -> Option<Bytes> {
+    match *line {
+        [b'O', b'K'] => Some(Bytes::from_static(b"OK")),
+        [b'P', b'O', b'N', b'G'] => Some(Bytes::from_static(b"PONG")),
+        [b'Q', b'U', b'E', b'U', b'E', b'D'] => Some(Bytes::from_static(b"QUEUED")),
+        _ => None,
+    }
+}
+
+/// Position of the first `\n` in `chunk` at or after `from`. RESP lines are mostly
+/// short, so the first 16 bytes are scanned a word at a time, where `memchr`'s setup
+/// would cost more than the search itself.
+#[inline(always)]
+fn find_lf(chunk: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    const LFS: u64 = u64::from_le_bytes([b'\n'; 8]);
+    let mut at = from;
+    for _ in 0..2 {
+        let Some(word) = chunk.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) else {
+            break;
+        };
+        let x = u64::from_le_bytes(word) ^ LFS;
+        // A high bit marks each zero byte of `x` (a `\n`); the lowest mark is exact.
+        let zeros = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zeros != 0 {
+            return Some(at + (zeros.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    memchr::memchr(b'\n', &chunk[at..]).map(|i| at + i)
+}
+
 fn pairs(items: Vec<Value>) -> Vec<(Value, Value)> {
     let mut out = Vec::with_capacity(items.len() / 2);
     let mut it = items.into_iter();
@@ -674,26 +839,30 @@ fn is_resp_type(b: u8) -> bool {
 }
 
 /// Parses a length field: digits, `-1` or `?`.
+#[inline(always)]
 fn parse_len(line: &[u8]) -> Result<Len, DecodeError> {
+    // Digits first: they are the common case. Nineteen digits fit in a u64.
+    if !line.is_empty() && line.len() <= 19 {
+        let mut n: u64 = 0;
+        let mut digits = true;
+        for &d in line {
+            let v = d.wrapping_sub(b'0');
+            digits &= v <= 9;
+            n = n.wrapping_mul(10).wrapping_add(u64::from(v));
+        }
+        if digits {
+            return Ok(Len::Count(n));
+        }
+    }
     match line {
         b"?" => Ok(Len::Streamed),
         b"-1" => Ok(Len::Null),
-        [] => Err(DecodeError::InvalidLength),
-        digits if digits.len() <= 19 => {
-            let mut n: u64 = 0;
-            for &d in digits {
-                if !d.is_ascii_digit() {
-                    return Err(DecodeError::InvalidLength);
-                }
-                n = n * 10 + u64::from(d - b'0');
-            }
-            Ok(Len::Count(n))
-        }
         _ => Err(DecodeError::InvalidLength),
     }
 }
 
 /// Parses an optionally signed decimal `i64`, rejecting overflow and stray bytes.
+#[inline(always)]
 fn parse_i64(line: &[u8]) -> Option<i64> {
     let (neg, digits) = match line {
         [b'-', rest @ ..] => (true, rest),
@@ -702,6 +871,18 @@ fn parse_i64(line: &[u8]) -> Option<i64> {
     };
     if digits.is_empty() || digits.len() > 19 {
         return None;
+    }
+    if digits.len() <= 18 {
+        // Eighteen digits stay below 2^63: no overflow checks needed.
+        let mut n: i64 = 0;
+        for &d in digits {
+            let v = d.wrapping_sub(b'0');
+            if v > 9 {
+                return None;
+            }
+            n = n * 10 + i64::from(v);
+        }
+        return Some(if neg { -n } else { n });
     }
     // Accumulate negatively so i64::MIN parses.
     let mut n: i64 = 0;
