@@ -216,3 +216,371 @@ impl RedisServer {
         panic!("redis-server did not restart on {}: {last_error}", self.addr);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// nats-server
+// ---------------------------------------------------------------------------------------
+
+/// What a [`NatsServer`] is configured with beyond its port: authorization, limits,
+/// cluster routes, any raw configuration. Rendered into a config file in the server's
+/// temp directory.
+#[derive(Clone, Debug, Default)]
+pub struct NatsConfig {
+    token: Option<String>,
+    /// `{user: u, password: p}` and `{nkey: U...}` entries.
+    users: Vec<String>,
+    max_payload: Option<usize>,
+    /// `(cluster name, route listen port, route ports to solicit)`.
+    cluster: Option<(String, u16, Vec<u16>)>,
+    raw: Vec<String>,
+    debug: bool,
+}
+
+impl NatsConfig {
+    /// No authorization, nats-server's defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every client must send `auth_token: token`.
+    pub fn token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
+    }
+
+    /// A user with a password (may be combined with [`nkey_user`](Self::nkey_user)).
+    pub fn user(mut self, user: &str, password: &str) -> Self {
+        self.users
+            .push(format!("{{user: {}, password: {}}}", quote(user), quote(password)));
+        self
+    }
+
+    /// A user identified by an NKey public key (`U...`): it must sign the server's nonce.
+    pub fn nkey_user(mut self, public_key: &str) -> Self {
+        self.users.push(format!("{{nkey: {}}}", quote(public_key)));
+        self
+    }
+
+    /// The largest payload the server accepts (nats-server's default is 1 MiB).
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = Some(bytes);
+        self
+    }
+
+    /// Joins cluster `name`: listens for routes on `127.0.0.1:listen` and solicits
+    /// routes to the other members' route ports.
+    pub fn cluster(mut self, name: &str, listen: u16, routes: &[u16]) -> Self {
+        self.cluster = Some((name.to_owned(), listen, routes.to_vec()));
+        self
+    }
+
+    /// Appends raw configuration text (an `accounts {}` block, `operator: ...`).
+    pub fn raw(mut self, text: &str) -> Self {
+        self.raw.push(text.to_owned());
+        self
+    }
+
+    /// Runs the server with `-DV` (debug and protocol trace into its log).
+    pub fn trace(mut self) -> Self {
+        self.debug = true;
+        self
+    }
+
+    /// The config file's text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Some(n) = self.max_payload {
+            out.push_str(&format!("max_payload: {n}\n"));
+        }
+        if let Some(token) = &self.token {
+            out.push_str(&format!("authorization {{\n  token: {}\n}}\n", quote(token)));
+        } else if !self.users.is_empty() {
+            out.push_str("authorization {\n  users = [\n");
+            for user in &self.users {
+                out.push_str(&format!("    {user}\n"));
+            }
+            out.push_str("  ]\n}\n");
+        }
+        if let Some((_, listen, routes)) = &self.cluster {
+            out.push_str(&format!("cluster {{\n  listen: \"127.0.0.1:{listen}\"\n  routes = [\n"));
+            for port in routes {
+                out.push_str(&format!("    \"nats-route://127.0.0.1:{port}\"\n"));
+            }
+            out.push_str("  ]\n}\n");
+        }
+        for raw in &self.raw {
+            out.push_str(raw);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// A string in double quotes for a nats-server config file.
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A `nats-server` child process on a loopback port, killed on drop. It can be stopped,
+/// killed and restarted on the same port with the same configuration.
+pub struct NatsServer {
+    child: Option<Child>,
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    config: NatsConfig,
+    dir: TempDir,
+}
+
+impl NatsServer {
+    /// Starts a server with nats-server's defaults on a free port.
+    pub fn start() -> Self {
+        Self::start_with(NatsConfig::new())
+    }
+
+    /// Starts a server with `config` on a free port and waits until it accepts clients
+    /// (sends its `INFO`).
+    pub fn start_with(config: NatsConfig) -> Self {
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let mut server = Self {
+                child: None,
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                config: config.clone(),
+                dir: TempDir::new("nats"),
+            };
+            match server.spawn_and_wait(Duration::from_secs(10)) {
+                Ok(()) => return server,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("nats-server did not start: {last_error}");
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://{}", self.addr)
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The server's version, from `nats-server --version` (`nats-server: v2.9.10`).
+    pub fn version() -> String {
+        let out = Command::new(require_binary("nats-server", "nats-server"))
+            .arg("--version")
+            .output()
+            .expect("run nats-server --version");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// The server's log so far (with [`NatsConfig::trace`], every protocol line).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path.join("nats.log")).unwrap_or_default()
+    }
+
+    /// The `INFO` line a new client gets, JSON only.
+    pub fn info(&self) -> String {
+        read_info(self.addr, Duration::from_secs(2)).unwrap_or_default()
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to its clients) and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the server gracefully (SIGTERM: it closes its client connections) and
+    /// waits for it to exit (SIGKILL after 10 s).
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+            // SAFETY: `pid` is our own child, not yet reaped (we hold its `Child`), so the
+            // id cannot have been reused by another process.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts the server again on the same port with the same configuration (killing it
+    /// first if it runs) and waits until it accepts clients.
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut last_error = String::new();
+        while Instant::now() < deadline {
+            match self.spawn_and_wait(Duration::from_secs(5)) {
+                Ok(()) => return,
+                // Most likely the port is not free yet: try again.
+                Err(e) => last_error = e,
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nats-server did not restart on {}: {last_error}", self.addr);
+    }
+
+    /// Writes the config file, spawns the process, waits for it to send `INFO`.
+    fn spawn_and_wait(&mut self, patience: Duration) -> Result<(), String> {
+        let binary = require_binary("nats-server", "nats-server");
+        let config_path = self.dir.path.join("nats.conf");
+        std::fs::write(&config_path, self.config.render()).map_err(|e| format!("write config: {e}"))?;
+        let log_path = self.dir.path.join("nats.log");
+        let mut cmd = Command::new(&binary);
+        cmd.args(["-a", "127.0.0.1", "-p", &self.addr.port().to_string()])
+            .arg("-c")
+            .arg(&config_path)
+            .arg("-l")
+            .arg(&log_path);
+        if let Some((name, _, _)) = &self.config.cluster {
+            cmd.args(["--cluster_name", name]);
+        }
+        if self.config.debug {
+            cmd.arg("-DV");
+        }
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("spawn nats-server: {e}"))?;
+        let deadline = Instant::now() + patience;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut s) = child.stderr.take() {
+                    let _ = s.read_to_string(&mut err);
+                }
+                return Err(format!("nats-server exited ({status}): {err} {}", self.log()));
+            }
+            if read_info(self.addr, Duration::from_millis(500)).is_some() {
+                self.child = Some(child);
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(format!("no INFO within {patience:?}: {}", self.log()))
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Connects to `addr` and reads the server's `INFO` line; returns its JSON.
+fn read_info(addr: SocketAddr, timeout: Duration) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    let mut line = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !line.ends_with(b"\r\n") {
+        let n = s.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        line.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8(line).ok()?;
+    text.strip_prefix("INFO ").map(|json| json.trim_end().to_owned())
+}
+
+/// Three (or more) nats-servers routed into one cluster on loopback.
+pub struct NatsCluster {
+    /// The members, in the order their ports were chosen.
+    pub servers: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts `n` servers in cluster `name` (each soliciting routes to all others, each
+    /// with `config` otherwise), and waits until every member's `INFO` advertises every
+    /// member's client URL in `connect_urls`.
+    pub fn start(n: usize, config: NatsConfig) -> Self {
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let client_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+            let route_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+            let mut servers = Vec::new();
+            let mut failed = false;
+            for i in 0..n {
+                let others: Vec<u16> = route_ports
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(_, p)| *p)
+                    .collect();
+                let mut server = NatsServer {
+                    child: None,
+                    addr: SocketAddr::from(([127, 0, 0, 1], client_ports[i])),
+                    config: config.clone().cluster("monocoque-test", route_ports[i], &others),
+                    dir: TempDir::new("nats-cluster"),
+                };
+                if let Err(e) = server.spawn_and_wait(Duration::from_secs(10)) {
+                    last_error = e;
+                    failed = true;
+                    break;
+                }
+                servers.push(server);
+            }
+            if failed {
+                continue;
+            }
+            let cluster = Self { servers };
+            if cluster.wait_until_meshed(Duration::from_secs(20)) {
+                return cluster;
+            }
+            last_error = format!(
+                "routes did not form: {:?}",
+                cluster.servers.iter().map(NatsServer::info).collect::<Vec<_>>()
+            );
+        }
+        panic!("nats cluster did not start: {last_error}");
+    }
+
+    /// Waits until every running member's `INFO` lists every running member's client
+    /// port in `connect_urls`.
+    pub fn wait_until_meshed(&self, patience: Duration) -> bool {
+        let deadline = Instant::now() + patience;
+        while Instant::now() < deadline {
+            let live: Vec<&NatsServer> = self.servers.iter().filter(|s| s.child.is_some()).collect();
+            let meshed = live.iter().all(|s| {
+                let info = s.info();
+                live.iter()
+                    .all(|other| info.contains(&format!("127.0.0.1:{}", other.port())))
+            });
+            if meshed {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
