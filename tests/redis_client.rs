@@ -1092,9 +1092,12 @@ fn transaction_cut_by_a_lost_connection_is_not_resent(driver: DriverKind) {
     // The first connection acknowledges MULTI and dies; the second answers GET.
     let (addr, server) = fake_server(2, |conn, name, stream| {
         if conn == 0 {
-            assert_eq!(name, "MULTI", "only MULTI reaches the first connection");
-            let _ = stream.write_all(b"+OK\r\n");
-            let _ = stream.shutdown(std::net::Shutdown::Both);
+            // The client may send the next command as soon as +OK arrives, before it sees
+            // the shutdown: that command reaches this dead connection and gets no reply.
+            if name == "MULTI" {
+                let _ = stream.write_all(b"+OK\r\n");
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+            }
         } else {
             assert_eq!(name, "GET", "the transaction's remains never reach a new connection");
             let _ = stream.write_all(b"$5\r\nafter\r\n");
