@@ -32,6 +32,7 @@
 //! assert_eq!(publish.payload, "hello");
 //! ```
 
+pub mod client;
 mod codec;
 mod decode;
 mod encode;

@@ -1,0 +1,248 @@
+//! How a [`Connection`](super::Connection) connects, authenticates and bounds its queues.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::nkey::{Creds, CredsError, KeyPair, NKeyError};
+use crate::nats::Limits;
+
+/// Settings for one NATS client connection (and, through
+/// [`Connection::resume`](super::Connection::resume), for the connections that replace
+/// it after a reconnect).
+///
+/// ```
+/// use std::time::Duration;
+/// use monocoque_proto::nats::client::{Auth, ClientConfig};
+/// let mut config = ClientConfig::default();
+/// config.name = Some("worker-1".into());
+/// config.auth = Auth::UserPassword { user: "u".into(), password: "secret".into() };
+/// config.ping_interval = Duration::from_secs(30);
+/// assert!(!config.verbose && config.echo);
+/// assert!(!format!("{config:?}").contains("secret"));
+/// ```
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// The connection's name, shown by the server's monitoring (`CONNECT` `name`).
+    pub name: Option<String>,
+    /// Credentials sent in `CONNECT`.
+    pub auth: Auth,
+    /// Ask the server to acknowledge every op with `+OK` (off by default: the
+    /// acknowledgements are ignored, they only cost bandwidth).
+    pub verbose: bool,
+    /// Ask the server to check subjects strictly; violations come back as
+    /// [`Event::ServerError`](super::Event::ServerError) and the connection continues.
+    pub pedantic: bool,
+    /// Whether this connection receives its own publishes on its subscriptions.
+    pub echo: bool,
+    /// Decoder limits. `max_payload` is replaced by the server's `INFO` `max_payload`
+    /// once it arrives (and then also bounds what may be published).
+    pub limits: Limits,
+    /// How long from [`Connection::new`](super::Connection::new) (which the body calls
+    /// before it opens the socket) until the handshake must be complete: `INFO`
+    /// received, `CONNECT` + `PING` sent, `PONG` received.
+    pub connect_timeout: Duration,
+    /// A keepalive `PING` is sent this often once connected.
+    pub ping_interval: Duration,
+    /// The connection is poisoned with
+    /// [`ConnectionError::StaleConnection`](super::ConnectionError::StaleConnection)
+    /// when a keepalive `PING` is due while this many are still unanswered.
+    pub max_pings_out: u32,
+    /// The prefix of the request inbox (`<prefix>.<id>.*`).
+    pub inbox_prefix: String,
+    /// The inbox id; `None` derives a 22-character id from [`seed`](Self::seed).
+    pub inbox_id: Option<String>,
+    /// Seeds every random choice the connection makes (the inbox id). The body passes
+    /// real randomness here; tests pass a constant.
+    pub seed: u64,
+    /// High-water mark of bytes encoded but not yet taken by the kernel (plus bytes held
+    /// until the handshake completes). Over it, publishes fail with
+    /// [`SendError::Backpressure`](super::SendError::Backpressure): flush and retry.
+    /// When nothing is waiting, one op of any size is accepted.
+    pub max_outgoing_bytes: usize,
+    /// Most bytes of unsent publishes carried from a lost connection into the next one
+    /// ([`Connection::take_reconnect_state`](super::Connection::take_reconnect_state)),
+    /// and most bytes a connection holds before its handshake completes. Publishes past
+    /// it are dropped (counted) when reconnecting, refused with backpressure while
+    /// connecting.
+    pub reconnect_buffer_bytes: usize,
+    /// Most requests waiting for their reply at once.
+    pub max_pending_requests: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            name: None,
+            auth: Auth::None,
+            verbose: false,
+            pedantic: false,
+            echo: true,
+            limits: Limits::default(),
+            connect_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(120),
+            max_pings_out: 2,
+            inbox_prefix: "_INBOX".to_owned(),
+            inbox_id: None,
+            seed: 0,
+            max_outgoing_bytes: 32 * 1024 * 1024,
+            reconnect_buffer_bytes: 8 * 1024 * 1024,
+            max_pending_requests: 65_536,
+        }
+    }
+}
+
+/// Shows everything but secrets.
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("name", &self.name)
+            .field("auth", &self.auth)
+            .field("verbose", &self.verbose)
+            .field("pedantic", &self.pedantic)
+            .field("echo", &self.echo)
+            .field("limits", &self.limits)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("ping_interval", &self.ping_interval)
+            .field("max_pings_out", &self.max_pings_out)
+            .field("inbox_prefix", &self.inbox_prefix)
+            .field("inbox_id", &self.inbox_id)
+            .field("seed", &self.seed)
+            .field("max_outgoing_bytes", &self.max_outgoing_bytes)
+            .field("reconnect_buffer_bytes", &self.reconnect_buffer_bytes)
+            .field("max_pending_requests", &self.max_pending_requests)
+            .finish()
+    }
+}
+
+/// Credentials for `CONNECT`.
+#[derive(Clone, Default)]
+pub enum Auth {
+    /// No credentials.
+    #[default]
+    None,
+    /// `auth_token`.
+    Token(String),
+    /// `user` and `pass`.
+    UserPassword {
+        /// The user name.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// An NKey: `nkey` is the public key (`U...`), `sig` the signature of the server's
+    /// nonce. Build it with [`Auth::nkey`].
+    NKey(KeyPair),
+    /// A user JWT and the NKey that signs the nonce (decentralised auth). Build it with
+    /// [`Auth::from_creds`] or [`Auth::jwt`].
+    Jwt {
+        /// The user JWT, sent as `jwt`.
+        jwt: String,
+        /// The user's key pair.
+        key: KeyPair,
+    },
+}
+
+impl Auth {
+    /// NKey authentication from a user seed (`SU...`, as `nk -gen user` prints it).
+    ///
+    /// # Errors
+    /// [`NKeyError`] when the seed does not decode, fails its checksum or is not a user
+    /// seed.
+    pub fn nkey(seed: &str) -> Result<Self, NKeyError> {
+        Ok(Auth::NKey(KeyPair::from_seed(seed)?))
+    }
+
+    /// JWT authentication from a JWT and the user seed that goes with it.
+    ///
+    /// # Errors
+    /// As [`Auth::nkey`].
+    pub fn jwt(jwt: impl Into<String>, seed: &str) -> Result<Self, NKeyError> {
+        Ok(Auth::Jwt {
+            jwt: jwt.into(),
+            key: KeyPair::from_seed(seed)?,
+        })
+    }
+
+    /// JWT authentication from the contents of a `.creds` file (the
+    /// `-----BEGIN NATS USER JWT-----` and `-----BEGIN USER NKEY SEED-----` blocks that
+    /// `nsc` writes).
+    ///
+    /// # Errors
+    /// [`CredsError`] when a block is missing or the seed is invalid.
+    pub fn from_creds(contents: &str) -> Result<Self, CredsError> {
+        let creds = Creds::parse(contents)?;
+        Ok(Auth::Jwt {
+            key: KeyPair::from_seed(&creds.seed)?,
+            jwt: creds.jwt,
+        })
+    }
+}
+
+/// Shows which method, never a secret (the NKey's public key is shown).
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::Token(_) => f.write_str("Token(<redacted>)"),
+            Auth::UserPassword { user, .. } => f
+                .debug_struct("UserPassword")
+                .field("user", user)
+                .field("password", &"<redacted>")
+                .finish(),
+            Auth::NKey(key) => f.debug_tuple("NKey").field(&key.public_key()).finish(),
+            Auth::Jwt { key, .. } => f
+                .debug_struct("Jwt")
+                .field("jwt", &"<redacted>")
+                .field("nkey", &key.public_key())
+                .finish(),
+        }
+    }
+}
+
+/// What a subscription does when its pending queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SlowConsumerPolicy {
+    /// Drop the new message and report it with
+    /// [`Event::SlowConsumer`](super::Event::SlowConsumer); the connection keeps reading.
+    #[default]
+    DropNew,
+    /// Stop reading the socket ([`Connection::wants_read`](super::Connection::wants_read)
+    /// turns false) until the application takes messages from this subscription. Every
+    /// other subscription waits too: use it where losing a message is worse than
+    /// stalling the connection.
+    Backpressure,
+}
+
+/// How much a subscription may hold that the application has not taken yet, and what
+/// happens past it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SubscriptionPolicy {
+    /// Most messages pending.
+    pub max_messages: usize,
+    /// Most bytes pending (payload plus headers). An empty queue accepts one message of
+    /// any size.
+    pub max_bytes: usize,
+    /// What happens when a message does not fit.
+    pub on_full: SlowConsumerPolicy,
+}
+
+impl Default for SubscriptionPolicy {
+    /// nats.go's defaults: 512 Ki messages, 64 MiB, drop new messages.
+    fn default() -> Self {
+        Self {
+            max_messages: 512 * 1024,
+            max_bytes: 64 * 1024 * 1024,
+            on_full: SlowConsumerPolicy::DropNew,
+        }
+    }
+}
+
+impl SubscriptionPolicy {
+    /// The default limits with the [`SlowConsumerPolicy::Backpressure`] policy.
+    pub fn backpressure() -> Self {
+        Self {
+            on_full: SlowConsumerPolicy::Backpressure,
+            ..Self::default()
+        }
+    }
+}
