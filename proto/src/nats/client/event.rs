@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::{ConnectionError, RequestError};
-use crate::nats::{Message, ServerError, ServerInfo, Sid};
+use crate::nats::{EncodeError, Message, ServerError, ServerInfo, Sid};
 
 /// Identifies one request on one connection and the connections that
 /// [resume](super::Connection::resume) it. Ids increase and are never reused; the
@@ -44,6 +44,10 @@ pub enum SubscriptionEnd {
     MaxReached,
     /// The server refused it (`-ERR 'Permissions Violation for Subscription to ...'`).
     Refused(ServerError),
+    /// It could not be sent again on the connection that
+    /// [resumed](super::Connection::resume) it (the new configuration's limits refuse
+    /// its subject).
+    NotRestored(EncodeError),
 }
 
 /// Something the application must hear about, from

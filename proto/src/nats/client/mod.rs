@@ -9,123 +9,396 @@ mod config;
 mod error;
 mod event;
 mod nkey;
+mod outgoing;
+mod receive;
+mod reconnect;
+mod requests;
+mod subscription;
 
 pub use config::{Auth, ClientConfig, SlowConsumerPolicy, SubscriptionPolicy};
 pub use error::{ConnectionError, RequestError, SendError};
 pub use event::{Event, PingId, RequestId, SubscriptionEnd};
 pub use nkey::{CredsError, KeyPair, NKeyError};
+pub use reconnect::ReconnectState;
 
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::chassis::{IoArena, Session};
-use crate::nats::{Headers, Message, ServerInfo, Sid};
+use outgoing::Outgoing;
+use requests::Requests;
+use subscription::Subscription;
 
-/// A NATS client connection, sans I/O. (Skeleton: the API is settled, the bodies follow.)
+use crate::chassis::{Backpressure, IoArena, PoisonGuard, SegmentedBuffer, Session};
+use crate::nats::{encode, ClientCodec, Headers, Message, ServerInfo, Sid};
+
+/// Where the handshake is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Nothing sent yet: the server speaks first.
+    AwaitInfo,
+    /// `CONNECT` and `PING` sent.
+    AwaitPong,
+    /// The server answered the handshake's `PING`.
+    Connected,
+}
+
+/// Why a `PING` was sent; `PONG`s answer them in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PingKind {
+    Handshake,
+    Keepalive,
+    User(u64),
+}
+
+/// A NATS client connection, sans I/O.
+///
+/// It is driven by the chassis run-loop rule (see [`Session`](crate::Session)): feed it
+/// received bytes, end of stream and timer expiry; drain its transmit arena, its events
+/// and its timer. It never reads the clock, opens a socket or draws randomness (the
+/// inbox id comes from [`ClientConfig::inbox_id`] or [`ClientConfig::seed`]).
+///
+/// ```
+/// use std::time::Instant;
+/// use bytes::Bytes;
+/// use monocoque_proto::nats::client::{ClientConfig, Connection, Event, SubscriptionPolicy};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let now = Instant::now();
+/// let mut conn = Connection::new(ClientConfig::default(), now);
+/// // Work given before the handshake is held and sent once it completes.
+/// let sid = conn.subscribe(b"greet", None, SubscriptionPolicy::default())?;
+/// conn.handle_input(Bytes::from_static(b"INFO {\"max_payload\":1048576,\"headers\":true}\r\n"), now)?;
+/// let arena = conn.poll_transmit().expect("CONNECT and PING");
+/// assert!(arena.to_vec().starts_with(b"CONNECT {"));
+/// let n = arena.len();
+/// arena.advance(n); // what the kernel took
+///
+/// conn.handle_input(Bytes::from_static(b"PONG\r\n"), now)?;
+/// assert!(matches!(conn.poll_event(), Some(Event::Connected { .. })));
+/// assert_eq!(conn.poll_transmit().unwrap().to_vec(), b"SUB greet 1\r\n");
+///
+/// conn.handle_input(Bytes::from_static(b"MSG greet 1 2\r\nhi\r\n"), now)?;
+/// assert_eq!(conn.poll_event(), Some(Event::Messages { sid: sid.clone() }));
+/// assert_eq!(conn.next_message(&sid).unwrap().payload, "hi");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// ## What it handles
+///
+/// - **Handshake.** Waits for `INFO`, refuses a server that requires TLS
+///   ([`ConnectionError::TlsRequired`]), sends `CONNECT` (verbose off unless
+///   configured, pedantic optional, headers and no-responders on, the name, echo and
+///   the credentials of [`Auth`]: token, user/password, an NKey signature of the
+///   server's nonce, or a JWT and that signature) and `PING`, and is connected on the
+///   `PONG` ([`Event::Connected`]). Everything given before that is held and sent after
+///   it, within [`ClientConfig::reconnect_buffer_bytes`], and the whole handshake must
+///   complete within [`ClientConfig::connect_timeout`].
+/// - **Publishing** ([`publish`](Self::publish)) encodes into the arena: no syscall;
+///   the driver flushes everything buffered in one write. Over
+///   [`ClientConfig::max_outgoing_bytes`] publishes fail with backpressure.
+/// - **Subscriptions** ([`subscribe`](Self::subscribe)) each have a queue bounded in
+///   messages and bytes; when it is full, the subscription's [`SlowConsumerPolicy`]
+///   drops the message ([`Event::SlowConsumer`]) or stops reading the socket
+///   ([`wants_read`](Self::wants_read) is false) until the application takes messages
+///   with [`next_message`](Self::next_message). [`Event::Messages`] says when a queue
+///   stops being empty. [`unsubscribe`](Self::unsubscribe) ends one now (its queued
+///   messages are dropped and nothing more is delivered to it) or after a maximum.
+/// - **Requests** ([`request`](Self::request)) share one `<inbox_prefix>.<id>.*`
+///   subscription; each gets its own reply token, one [`Event::Response`] or
+///   [`Event::RequestFailed`] (no responders, timeout, poison).
+/// - **Keepalive.** A `PING` every [`ClientConfig::ping_interval`]; poisoned with
+///   [`ConnectionError::StaleConnection`] when one is due while
+///   [`ClientConfig::max_pings_out`] are unanswered.
+/// - **Server errors.** A `-ERR` after which nats-server closes the connection poisons
+///   it ([`ConnectionError::Server`]); a permissions violation or subject error is an
+///   [`Event::ServerError`] (a refused subscription ends with
+///   [`SubscriptionEnd::Refused`]) and the connection continues.
+/// - **Cluster.** The `connect_urls` of every `INFO` accumulate in
+///   [`known_servers`](Self::known_servers) ([`Event::ServersDiscovered`]); lame-duck
+///   mode is [`Event::LameDuck`].
+/// - **Poison.** Decode errors, fatal server errors, a stale connection, a handshake
+///   timeout and end of stream are terminal: every pending request fails once, then
+///   [`Event::Poisoned`], and every later call reports the same error.
+/// - **Reconnect.** [`take_reconnect_state`](Self::take_reconnect_state) and
+///   [`resume`](Self::resume) carry subscriptions (same sids, queued messages kept,
+///   remaining maximums resent), unsent publishes (within the reconnect buffer) and the
+///   known servers into a new connection.
+///
+/// ## Methods
+///
+/// In the order a driver uses them (as in `quinn-proto`):
+///
+/// - **getters**: [`config`](Self::config), [`is_connected`](Self::is_connected),
+///   [`server_info`](Self::server_info), [`known_servers`](Self::known_servers),
+///   [`error`](Self::error), [`outgoing_len`](Self::outgoing_len),
+///   [`pending_requests`](Self::pending_requests),
+///   [`pending_messages`](Self::pending_messages),
+///   [`dropped_messages`](Self::dropped_messages), [`wants_read`](Self::wants_read),
+///   [`is_closed`](Self::is_closed);
+/// - **input**: [`handle_input`](Self::handle_input), [`handle_eof`](Self::handle_eof),
+///   [`handle_timeout`](Self::handle_timeout);
+/// - **mutators**: [`publish`](Self::publish), [`subscribe`](Self::subscribe),
+///   [`unsubscribe`](Self::unsubscribe), [`request`](Self::request),
+///   [`ping`](Self::ping), [`next_message`](Self::next_message),
+///   [`take_reconnect_state`](Self::take_reconnect_state);
+/// - **output**: [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event),
+///   [`poll_timeout`](Self::poll_timeout).
 #[derive(Debug)]
 pub struct Connection {
     config: ClientConfig,
-    transmit: IoArena,
-}
-
-/// What survives a lost connection into the next one: active subscriptions (with their
-/// queued messages and remaining maximum counts), unsent publishes within
-/// [`ClientConfig::reconnect_buffer_bytes`], the servers learned so far and the id
-/// counters.
-#[derive(Debug, Default)]
-pub struct ReconnectState {
-    _private: (),
+    phase: Phase,
+    codec: ClientCodec,
+    input: SegmentedBuffer,
+    out: Outgoing,
+    events: VecDeque<Event>,
+    guard: PoisonGuard<ConnectionError>,
+    /// The first `INFO` (for [`Event::Connected`]).
+    first_info: Option<Box<ServerInfo>>,
+    /// The latest `INFO`.
+    info: Option<Box<ServerInfo>>,
+    known_servers: Vec<String>,
+    lame_duck: bool,
+    /// `false` once an `INFO` says the server does not support headers.
+    headers_supported: bool,
+    subs: HashMap<u64, Subscription>,
+    /// The last sid handed out (the inbox's included).
+    last_sid: u64,
+    requests: Requests,
+    /// `PING`s in `transmit` or sent, oldest first.
+    pings: VecDeque<PingKind>,
+    /// `PING`s in `held`, released after the handshake's.
+    held_pings: Vec<PingKind>,
+    keepalives_out: u32,
+    last_ping_id: u64,
+    handshake_deadline: Option<Instant>,
+    next_ping: Option<Instant>,
+    /// The latest instant given to any call.
+    now: Instant,
+    /// A message for a [`SlowConsumerPolicy::Backpressure`] subscription whose queue is
+    /// full: decoding stops until it fits.
+    stalled: Option<Message>,
+    /// Subscriptions with drops not reported yet.
+    slow: Vec<u64>,
 }
 
 impl Connection {
-    /// A connection about to be opened: it waits for the server's `INFO`.
+    /// A connection about to be opened: it waits for the server's `INFO` (the server
+    /// speaks first), so nothing is in the arena yet. The connect timeout runs from
+    /// `now`.
     pub fn new(config: ClientConfig, now: Instant) -> Self {
-        let _ = now;
+        Self::with_counters(config, now, 0, 0, 0)
+    }
+
+    fn with_counters(config: ClientConfig, now: Instant, last_sid: u64, last_request: u64, last_ping: u64) -> Self {
+        let inbox_id = config
+            .inbox_id
+            .clone()
+            .unwrap_or_else(|| requests::inbox_id(config.seed));
         Self {
+            phase: Phase::AwaitInfo,
+            codec: ClientCodec::new(config.limits),
+            input: SegmentedBuffer::new(),
+            out: Outgoing::default(),
+            events: VecDeque::new(),
+            guard: PoisonGuard::new(),
+            first_info: None,
+            info: None,
+            known_servers: Vec::new(),
+            lame_duck: false,
+            headers_supported: true,
+            subs: HashMap::new(),
+            last_sid,
+            requests: Requests::new(&config.inbox_prefix, &inbox_id, last_request),
+            pings: VecDeque::new(),
+            held_pings: Vec::new(),
+            keepalives_out: 0,
+            last_ping_id: last_ping,
+            handshake_deadline: Some(now + config.connect_timeout),
+            next_ping: None,
+            now,
+            stalled: None,
+            slow: Vec::new(),
             config,
-            transmit: IoArena::new(),
         }
     }
 
-    /// A connection that continues `state` (taken from a lost connection with
-    /// [`take_reconnect_state`](Self::take_reconnect_state)).
-    pub fn resume(config: ClientConfig, state: ReconnectState, now: Instant) -> Self {
-        let _ = state;
-        Self::new(config, now)
-    }
+    // ---- getters ----
 
-    /// The settings.
+    /// The settings it was created with.
     pub fn config(&self) -> &ClientConfig {
         &self.config
     }
 
     /// Whether the handshake completed and the connection is not poisoned.
     pub fn is_connected(&self) -> bool {
-        unimplemented!("skeleton")
+        self.phase == Phase::Connected && !self.guard.is_poisoned()
     }
 
-    /// The latest `INFO` from the server.
+    /// The latest `INFO` from the server (`None` before the first).
     pub fn server_info(&self) -> Option<&ServerInfo> {
-        unimplemented!("skeleton")
+        self.info.as_deref()
     }
 
-    /// Every server learned from `connect_urls` of every `INFO`, first seen first.
+    /// Every server named in the `connect_urls` of any `INFO` on this connection (and,
+    /// after [`resume`](Self::resume), the connections before it), first seen first,
+    /// without duplicates: where the body may reconnect.
     pub fn known_servers(&self) -> &[String] {
-        unimplemented!("skeleton")
+        &self.known_servers
     }
 
     /// Why the connection was poisoned, once it is.
     pub fn error(&self) -> Option<&ConnectionError> {
-        unimplemented!("skeleton")
+        self.guard.error()
     }
 
     /// Bytes encoded but not yet taken by the kernel, plus bytes held until the
     /// handshake completes.
     pub fn outgoing_len(&self) -> usize {
-        unimplemented!("skeleton")
+        self.out.len()
     }
 
     /// Requests waiting for their reply.
     pub fn pending_requests(&self) -> usize {
-        unimplemented!("skeleton")
+        self.requests.len()
     }
 
-    /// Messages and bytes queued for a subscription, `None` for an unknown sid.
+    /// `(messages, bytes)` queued for a subscription and not taken yet; `None` for a sid
+    /// that is not (or no longer) a subscription.
     pub fn pending_messages(&self, sid: &Sid) -> Option<(usize, usize)> {
-        let _ = sid;
-        unimplemented!("skeleton")
+        self.sub(sid).map(Subscription::pending)
     }
 
-    /// Whether the driver should read the socket.
+    /// Messages dropped in all for a subscription whose queue was full
+    /// ([`SlowConsumerPolicy::DropNew`]).
+    pub fn dropped_messages(&self, sid: &Sid) -> Option<u64> {
+        self.sub(sid).map(|s| s.dropped_total)
+    }
+
+    /// Whether the driver should read the socket: not once poisoned, nor while a
+    /// message waits for room in a [`SlowConsumerPolicy::Backpressure`] subscription.
     pub fn wants_read(&self) -> bool {
-        unimplemented!("skeleton")
+        !self.guard.is_poisoned() && self.stalled.is_none()
     }
 
-    /// Whether the connection is finished.
+    /// Whether the connection is finished (poisoned): the driver can close the socket.
     pub fn is_closed(&self) -> bool {
-        unimplemented!("skeleton")
+        self.guard.is_poisoned()
     }
 
-    /// Bytes received from the server.
+    fn sub(&self, sid: &Sid) -> Option<&Subscription> {
+        self.subs.get(&sid.as_u64()?)
+    }
+
+    // ---- handle_* ----
+
+    /// Bytes received from the server: every complete op is acted on (messages queued,
+    /// replies matched, `PING`s answered...). Decoding pauses while a message waits for
+    /// room in a backpressured subscription; the bytes are kept.
+    ///
+    /// # Errors
+    /// The poisoning error if the connection is (or now becomes) poisoned.
     pub fn handle_input(&mut self, data: Bytes, now: Instant) -> Result<(), ConnectionError> {
-        let _ = (data, now);
-        unimplemented!("skeleton")
+        self.guard.check()?;
+        self.tick(now);
+        self.input.push(data);
+        self.pump();
+        self.guard.check()
     }
 
-    /// The server closed the connection.
+    /// The server closed the connection (or the driver saw it fail): the connection is
+    /// poisoned with [`ConnectionError::Closed`] unless it already was.
+    ///
+    /// # Errors
+    /// Always the poisoning error.
     pub fn handle_eof(&mut self, now: Instant) -> Result<(), ConnectionError> {
-        let _ = now;
-        unimplemented!("skeleton")
+        self.guard.check()?;
+        self.tick(now);
+        Err(self.poison(ConnectionError::Closed))
     }
 
-    /// The instant from `poll_timeout` has come.
+    /// The instant from [`poll_timeout`](Self::poll_timeout) has come: the handshake
+    /// deadline, request deadlines ([`RequestError::Timeout`]) and the keepalive.
+    ///
+    /// # Errors
+    /// The poisoning error if the connection is (or now becomes) poisoned.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ConnectionError> {
-        let _ = now;
-        unimplemented!("skeleton")
+        self.guard.check()?;
+        self.tick(now);
+        if self.handshake_deadline.is_some_and(|at| at <= now) {
+            return Err(self.poison(ConnectionError::HandshakeTimeout));
+        }
+        for id in self.requests.expire(now) {
+            self.events.push_back(Event::RequestFailed {
+                id,
+                error: RequestError::Timeout,
+            });
+        }
+        if self.next_ping.is_some_and(|at| at <= now) {
+            self.keepalive(now);
+        }
+        self.guard.check()
     }
 
-    /// Buffers a `PUB`/`HPUB`.
+    fn tick(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    fn keepalive(&mut self, now: Instant) {
+        self.next_ping = Some(now + self.config.ping_interval.max(Duration::from_millis(1)));
+        if self.stalled.is_some() {
+            // Reading is paused: the server's PONGs wait behind the stalled message.
+            return;
+        }
+        if self.keepalives_out >= self.config.max_pings_out.max(1) {
+            self.poison(ConnectionError::StaleConnection {
+                pings_out: self.keepalives_out,
+            });
+            return;
+        }
+        self.out
+            .control::<()>(false, |a| {
+                a.put_slice(b"PING\r\n");
+                Ok(())
+            })
+            .ok();
+        self.pings.push_back(PingKind::Keepalive);
+        self.keepalives_out += 1;
+    }
+
+    // ---- mutators ----
+
+    /// Whether ops go to the held arena (the handshake has not completed).
+    fn holding(&self) -> bool {
+        self.phase != Phase::Connected
+    }
+
+    fn check_room(&self, requested: usize) -> Result<(), SendError> {
+        let (used, capacity) = if self.holding() {
+            (self.out.held.len(), self.config.reconnect_buffer_bytes)
+        } else {
+            (self.out.len(), self.config.max_outgoing_bytes)
+        };
+        if used > 0 && used >= capacity {
+            return Err(SendError::Backpressure(Backpressure {
+                requested,
+                available: 0,
+                capacity,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Buffers a `PUB` (or, with headers, an `HPUB`) into the arena; the driver sends
+    /// everything buffered in one write. `now` only advances the connection's clock.
+    ///
+    /// # Errors
+    /// [`SendError::Poisoned`]; [`SendError::Encode`] for an invalid subject or reply,
+    /// or a payload over the server's `max_payload`; [`SendError::HeadersNotSupported`];
+    /// [`SendError::Backpressure`] over the high-water mark (or, during the handshake,
+    /// the reconnect buffer). Nothing is buffered on error.
     pub fn publish(
         &mut self,
         subject: &[u8],
@@ -134,28 +407,116 @@ impl Connection {
         payload: &Bytes,
         now: Instant,
     ) -> Result<(), SendError> {
-        let _ = (subject, reply, headers, payload, now);
-        unimplemented!("skeleton")
+        self.guard.check()?;
+        self.tick(now);
+        if headers.is_some() && !self.headers_supported {
+            return Err(SendError::HeadersNotSupported);
+        }
+        self.check_room(payload.len() + headers.map_or(0, Headers::len))?;
+        let hold = self.holding();
+        let codec = &self.codec;
+        self.out
+            .publish(hold, |a| codec.encode_publish(subject, reply, headers, payload, a))?;
+        Ok(())
     }
 
-    /// Subscribes.
+    /// Subscribes to `subject` (wildcards allowed), in queue group `queue` if given;
+    /// messages wait in a queue bounded by `policy` until taken with
+    /// [`next_message`](Self::next_message). Returns the new subscription's sid.
+    ///
+    /// # Errors
+    /// [`SendError::Poisoned`]; [`SendError::Encode`] for an invalid subject or queue
+    /// group.
     pub fn subscribe(
         &mut self,
         subject: &[u8],
         queue: Option<&[u8]>,
         policy: SubscriptionPolicy,
     ) -> Result<Sid, SendError> {
-        let _ = (subject, queue, policy);
-        unimplemented!("skeleton")
+        self.guard.check()?;
+        let key = self.last_sid + 1;
+        let sid = Sid::from_u64(key);
+        self.write_sub(subject, queue, &sid)?;
+        self.last_sid = key;
+        let sub = Subscription::new(
+            sid.clone(),
+            Bytes::copy_from_slice(subject),
+            queue.map(Bytes::copy_from_slice),
+            policy,
+        );
+        self.subs.insert(key, sub);
+        Ok(sid)
     }
 
-    /// Unsubscribes now (`max: None`) or after `max` messages in all.
+    fn write_sub(&mut self, subject: &[u8], queue: Option<&[u8]>, sid: &Sid) -> Result<(), SendError> {
+        let hold = self.holding();
+        let limits = *self.codec.limits();
+        self.out
+            .control(hold, |a| encode::subscribe(a, &limits, subject, queue, sid.as_bytes()))?;
+        Ok(())
+    }
+
+    fn write_unsub(&mut self, sid: &Sid, max: Option<u64>) -> Result<(), SendError> {
+        let hold = self.holding();
+        let limits = *self.codec.limits();
+        self.out
+            .control(hold, |a| encode::unsubscribe(a, &limits, sid.as_bytes(), max))?;
+        Ok(())
+    }
+
+    /// Ends a subscription: now (`max: None`; its queued messages are dropped and no
+    /// message is delivered to it any more), or once it has received `max` messages in
+    /// all (then [`Event::SubscriptionEnded`] with [`SubscriptionEnd::MaxReached`], at
+    /// once if it already has). A subscription that already ended is forgotten.
+    ///
+    /// # Errors
+    /// [`SendError::Poisoned`]; [`SendError::UnknownSubscription`];
+    /// [`SendError::Encode`] for a maximum over 999,999,999.
     pub fn unsubscribe(&mut self, sid: &Sid, max: Option<u64>) -> Result<(), SendError> {
-        let _ = (sid, max);
-        unimplemented!("skeleton")
+        self.guard.check()?;
+        let key = sid.as_u64().ok_or(SendError::UnknownSubscription)?;
+        let sub = self.subs.get(&key).ok_or(SendError::UnknownSubscription)?;
+        if sub.ended {
+            if max.is_none() {
+                self.subs.remove(&key);
+            }
+            return Ok(());
+        }
+        let sid = sub.sid.clone();
+        self.write_unsub(&sid, max)?;
+        match max {
+            None => {
+                self.subs.remove(&key);
+                if self.stalled_for(key) {
+                    self.stalled = None;
+                    self.pump();
+                }
+            }
+            Some(max) => {
+                let Some(sub) = self.subs.get_mut(&key) else {
+                    return Ok(());
+                };
+                sub.max = Some(max);
+                if sub.received >= max {
+                    sub.ended = true;
+                    self.events.push_back(Event::SubscriptionEnded {
+                        sid,
+                        reason: SubscriptionEnd::MaxReached,
+                    });
+                    self.forget_if_drained(key);
+                }
+            }
+        }
+        Ok(())
     }
 
-    /// Publishes a request with a reply subject in this connection's inbox.
+    /// Publishes a request whose reply subject is in this connection's inbox and
+    /// returns the id its one [`Event::Response`] or [`Event::RequestFailed`] carries.
+    /// The first request subscribes to the inbox (`<inbox_prefix>.<id>.*`). `timeout`
+    /// runs from `now`; `None` waits until the connection is poisoned.
+    ///
+    /// # Errors
+    /// As [`publish`](Self::publish), and [`SendError::TooManyPendingRequests`].
     pub fn request(
         &mut self,
         subject: &[u8],
@@ -164,40 +525,206 @@ impl Connection {
         timeout: Option<Duration>,
         now: Instant,
     ) -> Result<RequestId, SendError> {
-        let _ = (subject, headers, payload, timeout, now);
-        unimplemented!("skeleton")
+        self.guard.check()?;
+        self.tick(now);
+        if self.requests.len() >= self.config.max_pending_requests {
+            return Err(SendError::TooManyPendingRequests {
+                max: self.config.max_pending_requests,
+            });
+        }
+        if headers.is_some() && !self.headers_supported {
+            return Err(SendError::HeadersNotSupported);
+        }
+        self.check_room(payload.len() + headers.map_or(0, Headers::len))?;
+        if self.requests.sid.is_none() {
+            let key = self.last_sid + 1;
+            let wildcard = self.requests.wildcard();
+            self.write_sub(&wildcard, None, &Sid::from_u64(key))?;
+            self.last_sid = key;
+            self.requests.sid = Some(key);
+        }
+        let reply = self.requests.reply_subject(self.requests.peek_id());
+        let hold = self.holding();
+        let codec = &self.codec;
+        self.out.publish(hold, |a| {
+            codec.encode_publish(subject, Some(&reply), headers, payload, a)
+        })?;
+        Ok(self.requests.insert(timeout.map(|t| now + t)))
     }
 
-    /// Sends a `PING`; [`Event::Pong`] says the server processed everything before it.
+    /// Sends a `PING`; its [`Event::Pong`] says the server has processed everything sent
+    /// before it (a flush with acknowledgement).
+    ///
+    /// # Errors
+    /// [`SendError::Poisoned`].
     pub fn ping(&mut self) -> Result<PingId, SendError> {
-        unimplemented!("skeleton")
+        self.guard.check()?;
+        self.last_ping_id += 1;
+        let hold = self.holding();
+        self.out
+            .control::<()>(hold, |a| {
+                a.put_slice(b"PING\r\n");
+                Ok(())
+            })
+            .ok();
+        let kind = PingKind::User(self.last_ping_id);
+        if hold {
+            self.held_pings.push(kind);
+        } else {
+            self.pings.push_back(kind);
+        }
+        Ok(PingId(self.last_ping_id))
     }
 
-    /// Takes the oldest queued message of a subscription.
+    /// Takes the oldest message queued for a subscription (`None` when its queue is
+    /// empty or the sid is not a subscription). Taking from a backpressured subscription
+    /// resumes decoding once the stalled message fits, which may queue more events.
+    /// Works on a poisoned connection too, until [`take_reconnect_state`]
+    /// (Self::take_reconnect_state) moves the queues.
     pub fn next_message(&mut self, sid: &Sid) -> Option<Message> {
-        let _ = sid;
-        unimplemented!("skeleton")
+        let key = sid.as_u64()?;
+        let message = self.subs.get_mut(&key)?.take();
+        self.forget_if_drained(key);
+        if self.stalled_for(key) && self.place_stalled() {
+            self.pump();
+        }
+        message
     }
 
-    /// Takes what a new connection needs to continue this one; poisons this one with
-    /// [`ConnectionError::Replaced`] unless it already was poisoned.
+    fn stalled_for(&self, key: u64) -> bool {
+        self.stalled.as_ref().is_some_and(|m| m.sid.as_u64() == Some(key))
+    }
+
+    /// Removes a subscription that ended once its queue is empty.
+    fn forget_if_drained(&mut self, key: u64) {
+        if self.subs.get(&key).is_some_and(|s| s.ended && s.is_empty()) {
+            self.subs.remove(&key);
+        }
+    }
+
+    /// Takes everything a new connection needs to continue this one (see
+    /// [`ReconnectState`] and [`resume`](Self::resume)): the subscriptions with their
+    /// queued messages (a stalled message joins its queue), the unsent publishes within
+    /// [`ClientConfig::reconnect_buffer_bytes`], the known servers and the id counters.
+    /// This connection is poisoned with [`ConnectionError::Replaced`] unless it already
+    /// was (its pending requests fail), and keeps nothing.
     pub fn take_reconnect_state(&mut self) -> ReconnectState {
-        unimplemented!("skeleton")
+        if !self.guard.is_poisoned() {
+            self.poison(ConnectionError::Replaced);
+        }
+        if let Some(message) = self.stalled.take() {
+            if let Some(sub) = message.sid.as_u64().and_then(|key| self.subs.get_mut(&key)) {
+                sub.force_push(message);
+            }
+        }
+        let replay = self.out.replay(self.config.reconnect_buffer_bytes);
+        self.out = Outgoing::default();
+        let mut subscriptions: Vec<(u64, Subscription)> = self.subs.drain().collect();
+        subscriptions.sort_unstable_by_key(|(key, _)| *key);
+        ReconnectState {
+            subscriptions,
+            last_sid: self.last_sid,
+            last_request: self.requests.last_id,
+            last_ping: self.last_ping_id,
+            known_servers: self.known_servers.clone(),
+            replay,
+        }
     }
 
-    /// The arena to flush.
+    /// A connection that continues the one `state` was taken from: it waits for `INFO`
+    /// like [`new`](Self::new), then, after the handshake, resubscribes every
+    /// subscription that had not ended (same sid, with an `UNSUB` for what remains of a
+    /// maximum) and sends the replayed publishes, before anything given since. Queued
+    /// messages stay where they were: [`next_message`](Self::next_message) takes them
+    /// with the same sids.
+    pub fn resume(config: ClientConfig, state: ReconnectState, now: Instant) -> Self {
+        let mut conn = Self::with_counters(config, now, state.last_sid, state.last_request, state.last_ping);
+        conn.known_servers = state.known_servers;
+        for (key, mut sub) in state.subscriptions {
+            if !sub.ended {
+                let sid = sub.sid.clone();
+                let subject = sub.subject.clone();
+                let queue = sub.queue_group.clone();
+                let restored = conn
+                    .write_sub(&subject, queue.as_deref(), &sid)
+                    .and_then(|()| match sub.remaining() {
+                        Some(remaining) => conn.write_unsub(&sid, Some(remaining)),
+                        None => Ok(()),
+                    });
+                if let Err(SendError::Encode(e)) = restored {
+                    sub.ended = true;
+                    conn.events.push_back(Event::SubscriptionEnded {
+                        sid,
+                        reason: SubscriptionEnd::NotRestored(e),
+                    });
+                }
+            }
+            if !(sub.ended && sub.is_empty()) {
+                conn.subs.insert(key, sub);
+            }
+        }
+        for frame in &state.replay.frames {
+            conn.out
+                .publish::<()>(true, |a| {
+                    a.put_slice(frame);
+                    Ok(())
+                })
+                .ok();
+        }
+        conn
+    }
+
+    // ---- poll_* ----
+
+    /// The arena to flush, if it holds anything (never once poisoned). Hand it to the
+    /// kernel and [`advance`](IoArena::advance) it by what the kernel took.
     pub fn poll_transmit(&mut self) -> Option<&mut IoArena> {
-        (!self.transmit.is_empty()).then_some(&mut self.transmit)
+        if self.guard.is_poisoned() || self.out.transmit.is_empty() {
+            None
+        } else {
+            Some(&mut self.out.transmit)
+        }
     }
 
-    /// When `handle_timeout` should next be called.
+    /// When [`handle_timeout`](Self::handle_timeout) should next be called: the
+    /// handshake deadline, the next keepalive or the earliest request deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        unimplemented!("skeleton")
+        if self.guard.is_poisoned() {
+            return None;
+        }
+        [self.handshake_deadline, self.next_ping, self.requests.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// The next event.
+    /// The next event for the application.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        unimplemented!("skeleton")
+        self.events.pop_front()
+    }
+
+    // ---- internals ----
+
+    /// Stores the first fatal error, fails every pending request with it and reports
+    /// [`Event::Poisoned`]; returns the stored error.
+    fn poison(&mut self, error: ConnectionError) -> ConnectionError {
+        if let Some(e) = self.guard.error() {
+            return e.clone();
+        }
+        let error = self.guard.poison(error);
+        self.report_drops();
+        for id in self.requests.drain() {
+            self.events.push_back(Event::RequestFailed {
+                id,
+                error: RequestError::Poisoned(error.clone()),
+            });
+        }
+        self.input.clear();
+        self.handshake_deadline = None;
+        self.next_ping = None;
+        self.events.push_back(Event::Poisoned(error.clone()));
+        error
     }
 }
 
@@ -205,6 +732,7 @@ impl Session for Connection {
     type Event = Event;
 
     fn handle_input(&mut self, data: Bytes, now: Instant) {
+        // The error is also stored and reported as Event::Poisoned.
         let _ = Connection::handle_input(self, data, now);
     }
 

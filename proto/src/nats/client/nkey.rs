@@ -119,6 +119,13 @@ pub(crate) struct Creds {
     pub seed: String,
 }
 
+/// Shows neither secret.
+impl fmt::Debug for Creds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Creds(<redacted>)")
+    }
+}
+
 impl Creds {
     /// Finds the JWT and seed blocks, as nats.go does: the first non-empty line after
     /// each `-----BEGIN ...-----` marker, up to its `------END ...------` marker.

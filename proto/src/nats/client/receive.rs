@@ -1,0 +1,289 @@
+//! What the connection does with each op the server sends.
+
+use super::subscription::{message_size, Offer};
+use super::{Auth, Connection, ConnectionError, Event, Phase, PingKind, RequestError, SubscriptionEnd};
+use crate::nats::{ClientOp, ConnectOptions, Message, ServerError, ServerErrorKind, ServerInfo, ServerOp};
+
+impl Connection {
+    /// Decodes and acts on ops until the input runs out, a message stalls, or the
+    /// connection is poisoned; then reports drops.
+    pub(super) fn pump(&mut self) {
+        while self.stalled.is_none() && !self.guard.is_poisoned() {
+            match self.codec.decode_op(&mut self.input) {
+                Ok(Some(op)) => self.on_op(op),
+                Ok(None) => break,
+                Err(e) => {
+                    self.poison(ConnectionError::Decode(e));
+                }
+            }
+        }
+        self.report_drops();
+    }
+
+    fn on_op(&mut self, op: ServerOp) {
+        match op {
+            ServerOp::Info(info) => self.on_info(info),
+            ServerOp::Err(error) => self.on_server_error(error),
+            _ if self.phase == Phase::AwaitInfo => {
+                self.poison(ConnectionError::ExpectedInfo);
+            }
+            ServerOp::Message(message) => self.on_message(message),
+            ServerOp::Ok => {}
+            ServerOp::Ping => {
+                self.out
+                    .control::<()>(false, |a| {
+                        a.put_slice(b"PONG\r\n");
+                        Ok(())
+                    })
+                    .ok();
+            }
+            ServerOp::Pong => self.on_pong(),
+        }
+    }
+
+    fn on_info(&mut self, info: Box<ServerInfo>) {
+        let added: Vec<String> = info
+            .connect_urls
+            .iter()
+            .filter(|url| !self.known_servers.contains(url))
+            .fold(Vec::new(), |mut added, url| {
+                if !added.contains(url) {
+                    added.push(url.clone());
+                }
+                added
+            });
+        if !added.is_empty() {
+            self.known_servers.extend(added.iter().cloned());
+            self.events.push_back(Event::ServersDiscovered { added });
+        }
+        if info.ldm && !self.lame_duck {
+            self.lame_duck = true;
+            self.events.push_back(Event::LameDuck);
+        }
+        self.codec.set_max_payload(info.max_payload);
+        if self.phase == Phase::AwaitInfo {
+            self.headers_supported = info.headers;
+            if info.tls_required {
+                self.poison(ConnectionError::TlsRequired);
+                return;
+            }
+            let connect = match self.connect_options(&info) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.poison(e);
+                    return;
+                }
+            };
+            let codec = &self.codec;
+            let written = self.out.control(false, |a| {
+                codec.encode_op(&ClientOp::Connect(Box::new(connect)), a)?;
+                a.put_slice(b"PING\r\n");
+                Ok(())
+            });
+            if let Err(e) = written {
+                self.poison(ConnectionError::Connect(e));
+                return;
+            }
+            self.pings.push_back(PingKind::Handshake);
+            self.phase = Phase::AwaitPong;
+            self.first_info = Some(info.clone());
+        }
+        self.info = Some(info);
+    }
+
+    /// The `CONNECT` for this server.
+    fn connect_options(&self, info: &ServerInfo) -> Result<ConnectOptions, ConnectionError> {
+        let mut opts = ConnectOptions::client();
+        opts.verbose = self.config.verbose;
+        opts.pedantic = self.config.pedantic;
+        opts.echo = self.config.echo;
+        opts.name.clone_from(&self.config.name);
+        let nonce = || info.nonce.as_deref().ok_or(ConnectionError::NonceMissing);
+        match &self.config.auth {
+            Auth::None => {}
+            Auth::Token(token) => opts.auth_token = Some(token.clone()),
+            Auth::UserPassword { user, password } => {
+                opts.user = Some(user.clone());
+                opts.pass = Some(password.clone());
+            }
+            Auth::NKey(key) => {
+                opts.sig = Some(key.sign_nonce(nonce()?));
+                opts.nkey = Some(key.public_key());
+            }
+            Auth::Jwt { jwt, key } => {
+                opts.sig = Some(key.sign_nonce(nonce()?));
+                opts.jwt = Some(jwt.clone());
+            }
+        }
+        Ok(opts)
+    }
+
+    fn on_pong(&mut self) {
+        match self.pings.pop_front() {
+            Some(PingKind::Handshake) => {
+                self.phase = Phase::Connected;
+                self.handshake_deadline = None;
+                self.next_ping = Some(self.now + self.config.ping_interval.max(std::time::Duration::from_millis(1)));
+                self.out.release_held();
+                self.pings.extend(self.held_pings.drain(..));
+                let info = self.first_info.clone().unwrap_or_default();
+                self.events.push_back(Event::Connected { info });
+            }
+            Some(PingKind::Keepalive) => self.keepalives_out = self.keepalives_out.saturating_sub(1),
+            Some(PingKind::User(id)) => self.events.push_back(Event::Pong { id: super::PingId(id) }),
+            None => {}
+        }
+    }
+
+    fn on_server_error(&mut self, error: ServerError) {
+        match error.kind() {
+            ServerErrorKind::SubscribePermissionViolation => {
+                if !self.refuse_subscription(&error) {
+                    self.events.push_back(Event::ServerError(error));
+                }
+            }
+            ServerErrorKind::PublishPermissionViolation
+            | ServerErrorKind::InvalidSubject
+            | ServerErrorKind::InvalidPublishSubject
+            | ServerErrorKind::MaxSubscriptionsExceeded => self.events.push_back(Event::ServerError(error)),
+            _ => {
+                self.poison(ConnectionError::Server(error));
+            }
+        }
+    }
+
+    /// Ends the oldest subscription (that has received nothing) to the subject and queue
+    /// group the violation names; whether there was one.
+    fn refuse_subscription(&mut self, error: &ServerError) -> bool {
+        let message = error.message();
+        let mut quoted = message.split(|&b| b == b'"').skip(1).step_by(2);
+        let Some(subject) = quoted.next() else {
+            return false;
+        };
+        let queue = if memchr::memmem::find(&message, b"using queue").is_some() {
+            quoted.next()
+        } else {
+            None
+        };
+        let key = self
+            .subs
+            .iter()
+            .filter(|(_, s)| {
+                !s.ended && s.received == 0 && s.subject[..] == *subject && s.queue_group.as_deref() == queue
+            })
+            .map(|(key, _)| *key)
+            .min();
+        let Some(key) = key else {
+            return false;
+        };
+        if let Some(sub) = self.subs.get_mut(&key) {
+            sub.ended = true;
+            self.events.push_back(Event::SubscriptionEnded {
+                sid: sub.sid.clone(),
+                reason: SubscriptionEnd::Refused(error.clone()),
+            });
+        }
+        self.forget_if_drained(key);
+        true
+    }
+
+    fn on_message(&mut self, message: Message) {
+        let Some(key) = message.sid.as_u64() else {
+            return;
+        };
+        if self.requests.sid == Some(key) {
+            self.on_reply(message);
+            return;
+        }
+        self.offer(key, message);
+    }
+
+    /// Offers a message to its subscription; a full backpressured one stalls it.
+    fn offer(&mut self, key: u64, message: Message) {
+        let Some(sub) = self.subs.get_mut(&key) else {
+            // Unsubscribed: what the server sent before it processed the UNSUB.
+            return;
+        };
+        match sub.offer(message) {
+            Offer::Queued { notify, ended } => {
+                let sid = sub.sid.clone();
+                if notify {
+                    self.events.push_back(Event::Messages { sid: sid.clone() });
+                }
+                if ended {
+                    self.events.push_back(Event::SubscriptionEnded {
+                        sid,
+                        reason: SubscriptionEnd::MaxReached,
+                    });
+                }
+            }
+            Offer::Dropped { ended } => {
+                if sub.unreported_drops > 0 && !self.slow.contains(&key) {
+                    self.slow.push(key);
+                }
+                if ended {
+                    let sid = sub.sid.clone();
+                    self.report_drops();
+                    self.events.push_back(Event::SubscriptionEnded {
+                        sid,
+                        reason: SubscriptionEnd::MaxReached,
+                    });
+                    self.forget_if_drained(key);
+                }
+            }
+            Offer::Full(message) => self.stalled = Some(message),
+        }
+    }
+
+    /// Puts the stalled message into its subscription if it fits now (or drops it if the
+    /// subscription is gone); whether decoding may resume.
+    pub(super) fn place_stalled(&mut self) -> bool {
+        let Some(message) = self.stalled.take() else {
+            return true;
+        };
+        let Some(key) = message.sid.as_u64() else {
+            return true;
+        };
+        match self.subs.get(&key) {
+            Some(sub) if !sub.has_room_for(message_size(&message)) => {
+                self.stalled = Some(message);
+                false
+            }
+            Some(_) => {
+                self.offer(key, message);
+                self.stalled.is_none()
+            }
+            None => true,
+        }
+    }
+
+    fn on_reply(&mut self, message: Message) {
+        let Some(id) = self.requests.complete(&message.subject) else {
+            // A late reply (the request timed out) or a second one.
+            return;
+        };
+        if message.is_no_responders() {
+            self.events.push_back(Event::RequestFailed {
+                id,
+                error: RequestError::NoResponders,
+            });
+        } else {
+            self.events.push_back(Event::Response { id, message });
+        }
+    }
+
+    /// Emits one [`Event::SlowConsumer`] per subscription with unreported drops.
+    pub(super) fn report_drops(&mut self) {
+        for key in std::mem::take(&mut self.slow) {
+            if let Some(sub) = self.subs.get_mut(&key) {
+                if sub.unreported_drops > 0 {
+                    let dropped = std::mem::take(&mut sub.unreported_drops);
+                    self.events.push_back(Event::SlowConsumer {
+                        sid: sub.sid.clone(),
+                        dropped,
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! One subscription's state: what to resubscribe, and its bounded queue of messages
+//! the application has not taken yet.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use super::{SlowConsumerPolicy, SubscriptionPolicy};
+use crate::chassis::BytePermits;
+use crate::nats::{Message, Sid};
+
+/// What became of a message offered to a subscription.
+#[derive(Debug)]
+pub(super) enum Offer {
+    /// Queued; `notify` when the queue was empty and no notification is outstanding.
+    Queued {
+        /// Emit [`Event::Messages`](super::Event::Messages).
+        notify: bool,
+        /// The message reached the subscription's maximum: it ends.
+        ended: bool,
+    },
+    /// Dropped: the queue is full and the policy is to drop (or the subscription had
+    /// already received its maximum).
+    Dropped {
+        /// The subscription's maximum is reached with this message.
+        ended: bool,
+    },
+    /// The queue is full and the policy is backpressure: the message comes back.
+    Full(Message),
+}
+
+/// A subscription the application made.
+#[derive(Debug, Clone)]
+pub(super) struct Subscription {
+    pub sid: Sid,
+    pub subject: Bytes,
+    pub queue_group: Option<Bytes>,
+    pub policy: SubscriptionPolicy,
+    /// The maximum given to `unsubscribe(sid, Some(max))`: messages in all.
+    pub max: Option<u64>,
+    /// Messages the server delivered (queued or dropped).
+    pub received: u64,
+    /// No more messages come: the maximum was reached or the server refused it. It is
+    /// kept only until its queue is drained.
+    pub ended: bool,
+    messages: VecDeque<Message>,
+    bytes: BytePermits,
+    /// An [`Event::Messages`](super::Event::Messages) is outstanding (emitted since the
+    /// queue was last empty).
+    pub notified: bool,
+    /// Messages dropped and not yet reported.
+    pub unreported_drops: u64,
+    /// Messages dropped in all.
+    pub dropped_total: u64,
+}
+
+/// The bytes a message holds in a queue.
+pub(super) fn message_size(message: &Message) -> usize {
+    message.payload.len() + message.headers.as_ref().map_or(0, |h| h.len())
+}
+
+impl Subscription {
+    pub fn new(sid: Sid, subject: Bytes, queue_group: Option<Bytes>, policy: SubscriptionPolicy) -> Self {
+        Self {
+            sid,
+            subject,
+            queue_group,
+            policy,
+            max: None,
+            received: 0,
+            ended: false,
+            messages: VecDeque::new(),
+            bytes: BytePermits::new(policy.max_bytes),
+            notified: false,
+            unreported_drops: 0,
+            dropped_total: 0,
+        }
+    }
+
+    /// Messages still to come before the maximum, if there is one.
+    pub fn remaining(&self) -> Option<u64> {
+        self.max.map(|max| max.saturating_sub(self.received))
+    }
+
+    /// Queued messages and bytes.
+    pub fn pending(&self) -> (usize, usize) {
+        (self.messages.len(), self.bytes.used())
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// Offers a message the server delivered.
+    pub fn offer(&mut self, message: Message) -> Offer {
+        if self.ended || self.remaining() == Some(0) {
+            // The server counts too; a message past the maximum is not delivered.
+            return Offer::Dropped { ended: false };
+        }
+        let size = message_size(&message);
+        let fits = self.messages.len() < self.policy.max_messages.max(1) && self.bytes.try_acquire(size).is_ok();
+        if !fits {
+            match self.policy.on_full {
+                SlowConsumerPolicy::Backpressure => return Offer::Full(message),
+                SlowConsumerPolicy::DropNew => {
+                    self.received += 1;
+                    self.unreported_drops += 1;
+                    self.dropped_total += 1;
+                    let ended = self.remaining() == Some(0);
+                    self.ended |= ended;
+                    return Offer::Dropped { ended };
+                }
+            }
+        }
+        self.received += 1;
+        self.messages.push_back(message);
+        let notify = !self.notified;
+        self.notified = true;
+        let ended = self.remaining() == Some(0);
+        self.ended |= ended;
+        Offer::Queued { notify, ended }
+    }
+
+    /// Queues a message whatever the limits (a backpressured message carried across a
+    /// reconnect): the budget is rebuilt to hold every queued byte, so the queue is over
+    /// its limits by this one message at most, and refuses more until drained.
+    pub fn force_push(&mut self, message: Message) {
+        let size = message_size(&message);
+        if self.bytes.try_acquire(size).is_err() {
+            let used = self.bytes.used() + size;
+            self.bytes = BytePermits::new(self.policy.max_bytes);
+            // An empty budget accepts one acquisition of any size.
+            let _ = self.bytes.try_acquire(used);
+        }
+        self.received += 1;
+        self.messages.push_back(message);
+        self.notified = true;
+        if self.remaining() == Some(0) {
+            self.ended = true;
+        }
+    }
+
+    /// Takes the oldest queued message.
+    pub fn take(&mut self) -> Option<Message> {
+        let message = self.messages.pop_front()?;
+        self.bytes.release(message_size(&message).min(self.bytes.used()));
+        if self.messages.is_empty() {
+            self.notified = false;
+            // Rounding from a rebuilt budget is settled once the queue is empty.
+            self.bytes.reset();
+        }
+        Some(message)
+    }
+
+    /// Whether a message of `size` bytes would be queued now.
+    pub fn has_room_for(&self, size: usize) -> bool {
+        self.messages.is_empty()
+            || (self.messages.len() < self.policy.max_messages.max(1) && size <= self.bytes.available())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(n: usize) -> Message {
+        Message {
+            subject: Bytes::from_static(b"s"),
+            sid: Sid::from_u64(1),
+            reply: None,
+            headers: None,
+            payload: Bytes::from(vec![b'x'; n]),
+        }
+    }
+
+    fn sub(max_messages: usize, max_bytes: usize, on_full: SlowConsumerPolicy) -> Subscription {
+        let policy = SubscriptionPolicy {
+            max_messages,
+            max_bytes,
+            on_full,
+        };
+        Subscription::new(Sid::from_u64(1), Bytes::from_static(b"s"), None, policy)
+    }
+
+    #[test]
+    fn bounded_by_messages_and_bytes() {
+        let mut s = sub(2, 10, SlowConsumerPolicy::DropNew);
+        assert!(matches!(
+            s.offer(message(4)),
+            Offer::Queued {
+                notify: true,
+                ended: false
+            }
+        ));
+        assert!(matches!(s.offer(message(4)), Offer::Queued { notify: false, .. }));
+        assert!(
+            matches!(s.offer(message(1)), Offer::Dropped { ended: false }),
+            "message limit"
+        );
+        assert_eq!(s.take().map(|m| m.payload.len()), Some(4));
+        assert!(matches!(s.offer(message(7)), Offer::Dropped { .. }), "byte limit");
+        assert!(matches!(s.offer(message(6)), Offer::Queued { .. }));
+        assert_eq!(s.pending(), (2, 10));
+        assert_eq!((s.unreported_drops, s.dropped_total, s.received), (2, 2, 5));
+        s.take();
+        s.take();
+        assert!(!s.notified && s.pending() == (0, 0));
+        assert!(
+            matches!(s.offer(message(100)), Offer::Queued { notify: true, .. }),
+            "empty takes any size"
+        );
+    }
+
+    #[test]
+    fn backpressure_hands_the_message_back_uncounted() {
+        let mut s = sub(1, 100, SlowConsumerPolicy::Backpressure);
+        s.offer(message(1));
+        let Offer::Full(m) = s.offer(message(2)) else {
+            panic!("full")
+        };
+        assert_eq!(s.received, 1);
+        assert!(!s.has_room_for(2));
+        s.take();
+        assert!(s.has_room_for(2));
+        assert!(matches!(s.offer(m), Offer::Queued { notify: true, .. }));
+    }
+
+    #[test]
+    fn maximum_ends_the_subscription() {
+        let mut s = sub(10, 100, SlowConsumerPolicy::DropNew);
+        s.max = Some(2);
+        s.offer(message(1));
+        assert!(matches!(s.offer(message(1)), Offer::Queued { ended: true, .. }));
+        assert!(s.ended);
+        assert!(matches!(s.offer(message(1)), Offer::Dropped { ended: false }));
+        assert_eq!(s.received, 2);
+    }
+
+    #[test]
+    fn force_push_goes_over_the_budget_once() {
+        let mut s = sub(10, 4, SlowConsumerPolicy::Backpressure);
+        s.offer(message(3));
+        s.force_push(message(3));
+        assert_eq!(s.pending(), (2, 6));
+        assert!(matches!(s.offer(message(1)), Offer::Full(_)));
+        s.take();
+        s.take();
+        assert_eq!(s.pending(), (0, 0));
+    }
+}
