@@ -9,4 +9,5 @@ pub use monocoque_proto as proto;
 
 pub mod cli;
 pub mod driver;
+pub mod nats;
 pub mod redis;

@@ -1,6 +1,7 @@
 //! The `monocoque` command line.
 
 pub mod format;
+pub mod nats;
 pub mod redis;
 mod resp;
 
@@ -23,6 +24,8 @@ pub enum Command {
     Resp(resp::RespCommand),
     /// Send a command to a Redis server (or mass-insert with --pipe), like redis-cli.
     Redis(redis::RedisArgs),
+    /// Publish, subscribe or send a request to a NATS server, like the nats tool.
+    Nats(nats::NatsArgs),
 }
 
 /// Runs the parsed command line; returns the process exit status.
@@ -30,5 +33,6 @@ pub fn run(cli: Cli) -> std::process::ExitCode {
     match cli.command {
         Command::Resp(cmd) => resp::run(cmd),
         Command::Redis(args) => redis::run(args),
+        Command::Nats(args) => nats::run(args),
     }
 }

@@ -1,0 +1,1008 @@
+//! The blocking, thread-per-core NATS client: one connection, driven by one driver on
+//! the calling thread, reconnecting across every server it knows.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use monocoque_proto::nats::client::{
+    self as sm, ClientConfig, Connection, ConnectionError, PingId, ReconnectState, RequestError, RequestId, SendError,
+    SubscriptionEnd, SubscriptionPolicy,
+};
+use monocoque_proto::nats::{HeaderMap, Headers, Message, ServerInfo, Sid};
+use monocoque_proto::{Activity, ConnId, Driver};
+
+use super::event::MAX_QUEUED_EVENTS;
+use super::options::{Auth, ServerAddr, UrlAuth};
+use super::pool::{Rng, ServerPool};
+use super::{ClientOptions, Error, Event};
+use crate::driver::AnyDriver;
+
+/// How long a flush waits between two looks at a socket the kernel is not draining yet.
+const FLUSH_POLL: Duration = Duration::from_millis(5);
+
+/// Extra time the body allows past a request's own timeout (which the connection
+/// enforces) before it gives up on its own.
+const REQUEST_SLACK: Duration = Duration::from_secs(1);
+
+/// A NATS client: one connection, run by a [`Driver`] on the calling thread.
+///
+/// Blocking and single-threaded by design (thread per core): every call runs the driver
+/// until its work is done; nothing runs in the background. Subscriptions are handles
+/// ([`Subscription`]) that share the client, so a thread can hold several and wait on
+/// each.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use monocoque::nats::Client;
+///
+/// let mut client = Client::connect("nats://127.0.0.1:4222")?;
+/// let mut sub = client.subscribe("greetings.>")?;
+/// for i in 0..1000 {
+///     client.publish("greetings.en", format!("hello {i}"))?; // encoded, not sent
+/// }
+/// client.flush()?; // one write for all of them
+/// let first = sub.next_message(Duration::from_secs(1))?.expect("a message");
+/// assert_eq!(first.payload, "hello 0");
+/// # Ok::<(), monocoque::nats::Error>(())
+/// ```
+///
+/// ## Publishing
+///
+/// [`publish`](Self::publish) and its variants only encode into the connection's arena;
+/// [`flush`](Self::flush) hands everything to the kernel in one submission (or `writev`),
+/// and every blocking call (waiting for a message, a request, a round trip) flushes
+/// too. Past the connection's high-water mark a publish flushes by itself first.
+///
+/// ## Failures and reconnection
+///
+/// A connection that can no longer be trusted (closed by the server, a malformed stream,
+/// unanswered keepalives, a fatal `-ERR`) is poisoned. The next call reconnects: it
+/// tries every known server — those configured, then those the servers named in
+/// `connect_urls` — starting after the one just lost, waiting between rounds with
+/// exponential backoff and jitter ([`ReconnectPolicy`](super::ReconnectPolicy)). The
+/// new connection resubscribes every active subscription (same ids, so handles stay
+/// valid and queued messages are kept) and replays publishes the kernel had not taken,
+/// within [`reconnect_buffer_size`](ClientOptions::reconnect_buffer_size). Requests in
+/// flight fail with [`Error::Connection`]. [`Event::Disconnected`] and
+/// [`Event::Reconnected`] say when it happened.
+pub struct Client<D: Driver<Connection> = AnyDriver<Connection>> {
+    inner: Rc<RefCell<Inner<D>>>,
+}
+
+/// A subscription: the subject (and queue group) it listens on and the queue of
+/// messages it received. Dropping it unsubscribes.
+///
+/// Its messages wait in its own bounded queue
+/// ([`SubscriptionPolicy`](super::SubscriptionPolicy)); when the queue is full, new
+/// messages are dropped (and reported as [`Event::SlowConsumer`]) or the socket stops
+/// being read until this subscription is drained, as its policy says.
+pub struct Subscription<D: Driver<Connection> = AnyDriver<Connection>> {
+    inner: Rc<RefCell<Inner<D>>>,
+    sid: Sid,
+    subject: String,
+    queue: Option<String>,
+}
+
+/// Everything the client and its subscriptions share.
+struct Inner<D> {
+    driver: D,
+    options: ClientOptions,
+    pool: ServerPool,
+    rng: Rng,
+    link: Option<Link>,
+    /// What the last connection left for the next one (subscriptions, unsent publishes).
+    carry: Option<ReconnectState>,
+    /// Index in `pool` of the current (or last) server.
+    server: usize,
+    /// Why the last connection was lost.
+    last_error: Option<ConnectionError>,
+    events: VecDeque<Event>,
+    responses: HashMap<RequestId, Result<Message, RequestError>>,
+    pongs: HashSet<PingId>,
+    /// Subscriptions that ended on their own.
+    ended: HashMap<Sid, SubscriptionEnd>,
+    /// Subscriptions the application unsubscribed.
+    unsubscribed: HashSet<Sid>,
+    /// Messages dropped per subscription (slow consumer), in all.
+    dropped: HashMap<Sid, u64>,
+    /// Subscriptions dropped while disconnected: unsubscribed on the next connection.
+    orphans: Vec<Sid>,
+    info: Option<ServerInfo>,
+    connections: u64,
+    activities: Vec<Activity>,
+    scratch: Vec<sm::Event>,
+}
+
+/// The current connection.
+struct Link {
+    conn: ConnId,
+    /// The handshake completed.
+    ready: bool,
+    /// Why it died, once it did (the first reason wins).
+    dead: Option<ConnectionError>,
+}
+
+impl Client<AnyDriver<Connection>> {
+    /// Connects to `url` (`nats://[user:password@|token@]host[:port]`, several
+    /// separated by commas) with default options, blocking until the handshake
+    /// completes or every server failed.
+    pub fn connect(url: &str) -> Result<Self, Error> {
+        Self::connect_with(ClientOptions::from_url(url)?)
+    }
+
+    /// Connects with `options`, on the driver they name.
+    pub fn connect_with(options: ClientOptions) -> Result<Self, Error> {
+        let driver = AnyDriver::new(options.driver).map_err(|e| Error::DriverUnavailable(Arc::new(e)))?;
+        Self::connect_with_driver(driver, options)
+    }
+}
+
+impl<D: Driver<Connection>> Client<D> {
+    /// Connects with `options` on a driver the caller built (any [`Driver`]);
+    /// `options.driver` is ignored. Each configured server is tried once, in order; the
+    /// first to complete the handshake wins, otherwise the last error is returned (at
+    /// once for credentials the server refused).
+    pub fn connect_with_driver(driver: D, options: ClientOptions) -> Result<Self, Error> {
+        let mut inner = Inner {
+            driver,
+            pool: ServerPool::new(&options.servers),
+            rng: Rng::new(options.seed),
+            options,
+            link: None,
+            carry: None,
+            server: 0,
+            last_error: None,
+            events: VecDeque::new(),
+            responses: HashMap::new(),
+            pongs: HashSet::new(),
+            ended: HashMap::new(),
+            unsubscribed: HashSet::new(),
+            dropped: HashMap::new(),
+            orphans: Vec::new(),
+            info: None,
+            connections: 0,
+            activities: Vec::new(),
+            scratch: Vec::new(),
+        };
+        if inner.pool.len() == 0 {
+            return Err(Error::Url(super::UrlError::Empty));
+        }
+        let mut last = None;
+        for index in 0..inner.pool.len() {
+            match inner.open_link(index) {
+                Ok(()) => {
+                    return Ok(Self {
+                        inner: Rc::new(RefCell::new(inner)),
+                    })
+                }
+                Err(e @ Error::Rejected(_)) => return Err(e),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(Error::Url(super::UrlError::Empty)))
+    }
+
+    // ---- getters ----
+
+    /// The options it was created with.
+    pub fn options(&self) -> ClientOptions {
+        self.inner.borrow().options.clone()
+    }
+
+    /// Whether a connection is up (as far as the client knows without I/O).
+    pub fn is_connected(&self) -> bool {
+        self.inner
+            .borrow()
+            .link
+            .as_ref()
+            .is_some_and(|l| l.ready && l.dead.is_none())
+    }
+
+    /// Connections made so far: 1 after connecting, one more per reconnect.
+    pub fn connections(&self) -> u64 {
+        self.inner.borrow().connections
+    }
+
+    /// The first `INFO` of the current (or last) connection.
+    pub fn server_info(&self) -> Option<ServerInfo> {
+        self.inner.borrow().info.clone()
+    }
+
+    /// The server of the current (or last) connection.
+    pub fn current_server(&self) -> ServerAddr {
+        let inner = self.inner.borrow();
+        inner
+            .pool
+            .get(inner.server)
+            .cloned()
+            .unwrap_or_else(|| ServerAddr::new("", 0))
+    }
+
+    /// Every server the client would try when reconnecting: configured, then
+    /// discovered.
+    pub fn known_servers(&self) -> Vec<ServerAddr> {
+        self.inner.borrow().pool.servers().to_vec()
+    }
+
+    /// The servers learned from `connect_urls` (not configured), first seen first.
+    pub fn discovered_servers(&self) -> Vec<ServerAddr> {
+        self.inner.borrow().pool.discovered().to_vec()
+    }
+
+    /// Messages dropped so far because `sub`'s queue was full.
+    pub fn dropped(&self, sub: &Subscription<D>) -> u64 {
+        self.inner.borrow().dropped.get(&sub.sid).copied().unwrap_or(0)
+    }
+
+    // ---- publishing ----
+
+    /// Buffers a message to `subject` (no syscall until [`flush`](Self::flush) or a
+    /// blocking call).
+    ///
+    /// # Errors
+    /// [`Error::Refused`] for an invalid subject or a payload over the server's
+    /// `max_payload` (nothing is sent; the connection stays up); a connection error when
+    /// the connection was lost and could not be re-established.
+    pub fn publish(&mut self, subject: &str, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.inner
+            .borrow_mut()
+            .publish(subject.as_bytes(), None, None, &payload.into())
+    }
+
+    /// Buffers a message with a reply subject (for a request answered elsewhere).
+    pub fn publish_with_reply(&mut self, subject: &str, reply: &str, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.inner
+            .borrow_mut()
+            .publish(subject.as_bytes(), Some(reply.as_bytes()), None, &payload.into())
+    }
+
+    /// Buffers a message with headers (`HPUB`).
+    pub fn publish_with_headers(
+        &mut self,
+        subject: &str,
+        headers: &HeaderMap,
+        payload: impl Into<Bytes>,
+    ) -> Result<(), Error> {
+        let headers = headers.to_headers();
+        self.inner
+            .borrow_mut()
+            .publish(subject.as_bytes(), None, Some(&headers), &payload.into())
+    }
+
+    /// Hands everything buffered to the kernel: one submission (io_uring) or one
+    /// `writev` (mio) when the socket takes it all, more only when it pushes back.
+    /// Reconnects first if the connection was lost (replaying what it had not sent).
+    pub fn flush(&mut self) -> Result<(), Error> {
+        self.inner.borrow_mut().flush()
+    }
+
+    /// Flushes, then sends a `PING` and waits for the `PONG`: when it returns, the
+    /// server has processed everything sent before (subscriptions are active). Returns
+    /// the round-trip time.
+    pub fn round_trip(&mut self) -> Result<Duration, Error> {
+        self.inner.borrow_mut().round_trip()
+    }
+
+    // ---- subscriptions ----
+
+    /// Subscribes to `subject` (wildcards `*` and `>` allowed) with the default
+    /// [`subscription_policy`](ClientOptions::subscription_policy). The `SUB` is handed
+    /// to the kernel before this returns; [`round_trip`](Self::round_trip) confirms the
+    /// server has it.
+    pub fn subscribe(&mut self, subject: &str) -> Result<Subscription<D>, Error> {
+        let policy = self.inner.borrow().options.subscription_policy;
+        self.subscribe_with(subject, None, policy)
+    }
+
+    /// Subscribes as a member of queue group `queue`: each message goes to one member.
+    pub fn queue_subscribe(&mut self, subject: &str, queue: &str) -> Result<Subscription<D>, Error> {
+        let policy = self.inner.borrow().options.subscription_policy;
+        self.subscribe_with(subject, Some(queue), policy)
+    }
+
+    /// Subscribes with this subscription's own limits and slow-consumer policy.
+    pub fn subscribe_with(
+        &mut self,
+        subject: &str,
+        queue: Option<&str>,
+        policy: SubscriptionPolicy,
+    ) -> Result<Subscription<D>, Error> {
+        let sid = self.inner.borrow_mut().subscribe(subject, queue, policy)?;
+        Ok(Subscription {
+            inner: Rc::clone(&self.inner),
+            sid,
+            subject: subject.to_owned(),
+            queue: queue.map(str::to_owned),
+        })
+    }
+
+    /// Unsubscribes `sub` now (`max: None`), or once it has received `max` messages in
+    /// all. Messages already queued can still be taken.
+    pub fn unsubscribe(&mut self, sub: &Subscription<D>, max: Option<u64>) -> Result<(), Error> {
+        self.inner.borrow_mut().unsubscribe(&sub.sid, max)
+    }
+
+    // ---- requests ----
+
+    /// Publishes `payload` to `subject` with a reply subject in this connection's inbox
+    /// and waits up to `timeout` for the reply.
+    ///
+    /// # Errors
+    /// [`Error::NoResponders`] when nobody subscribes to `subject`, [`Error::Timeout`]
+    /// when no reply came in time, a connection error when the connection was lost
+    /// meanwhile (the request may or may not have been handled).
+    pub fn request(&mut self, subject: &str, payload: impl Into<Bytes>, timeout: Duration) -> Result<Message, Error> {
+        self.inner
+            .borrow_mut()
+            .request(subject.as_bytes(), None, &payload.into(), timeout)
+    }
+
+    /// [`request`](Self::request) with headers.
+    pub fn request_with_headers(
+        &mut self,
+        subject: &str,
+        headers: &HeaderMap,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Message, Error> {
+        let headers = headers.to_headers();
+        self.inner
+            .borrow_mut()
+            .request(subject.as_bytes(), Some(&headers), &payload.into(), timeout)
+    }
+
+    // ---- events ----
+
+    /// The next event (disconnections, reconnections, slow consumers, non-fatal server
+    /// errors, discovered servers), waiting up to `timeout`; `Duration::ZERO` only looks
+    /// at what already arrived. Reconnects if the connection was lost.
+    pub fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
+        self.inner.borrow_mut().next_event(timeout)
+    }
+
+    /// Runs `f` on the driver, e.g. to run other sessions on it between calls.
+    pub fn with_driver<T>(&mut self, f: impl FnOnce(&mut D) -> T) -> T {
+        f(&mut self.inner.borrow_mut().driver)
+    }
+}
+
+impl<D: Driver<Connection>> Subscription<D> {
+    /// The subscription's id on the connection (kept across reconnects).
+    pub fn sid(&self) -> &Sid {
+        &self.sid
+    }
+
+    /// The subject it listens on.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The queue group it belongs to.
+    pub fn queue(&self) -> Option<&str> {
+        self.queue.as_deref()
+    }
+
+    /// The next message, waiting up to `timeout` (`Duration::ZERO`: only what already
+    /// arrived). `Ok(None)` when none came in time.
+    ///
+    /// # Errors
+    /// [`Error::SubscriptionClosed`] once the subscription ended and its queue is empty;
+    /// a connection error when the connection was lost and could not be re-established
+    /// (messages already queued survive a reconnect).
+    pub fn next_message(&mut self, timeout: Duration) -> Result<Option<Message>, Error> {
+        self.inner.borrow_mut().next_message(&self.sid, timeout)
+    }
+
+    /// Messages and bytes queued, not yet taken (`None` once it ended and was drained,
+    /// or while disconnected).
+    pub fn pending(&self) -> Option<(usize, usize)> {
+        let inner = self.inner.borrow();
+        let conn = inner.link.as_ref()?.conn;
+        inner.driver.session(conn)?.pending_messages(&self.sid)
+    }
+
+    /// Messages dropped so far because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.inner.borrow().dropped.get(&self.sid).copied().unwrap_or(0)
+    }
+
+    /// Unsubscribes now; queued messages are discarded.
+    pub fn unsubscribe(self) -> Result<(), Error> {
+        // Drop does the work (and flushes nothing); flush so the server hears now.
+        let inner = Rc::clone(&self.inner);
+        drop(self);
+        let result = inner.borrow_mut().flush();
+        result
+    }
+
+    /// Unsubscribes once `max` messages in all have been received (counting those
+    /// already received).
+    pub fn unsubscribe_after(&mut self, max: u64) -> Result<(), Error> {
+        self.inner.borrow_mut().unsubscribe(&self.sid, Some(max))
+    }
+}
+
+impl<D: Driver<Connection>> Drop for Subscription<D> {
+    fn drop(&mut self) {
+        let Ok(mut inner) = self.inner.try_borrow_mut() else {
+            return;
+        };
+        inner.forget(&self.sid);
+    }
+}
+
+impl<D: Driver<Connection>> fmt::Debug for Subscription<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("sid", &self.sid)
+            .field("subject", &self.subject)
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D: Driver<Connection>> fmt::Debug for Client<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.inner.borrow();
+        f.debug_struct("Client")
+            .field("options", &inner.options)
+            .field("server", &inner.pool.get(inner.server))
+            .field(
+                "connected",
+                &inner.link.as_ref().is_some_and(|l| l.ready && l.dead.is_none()),
+            )
+            .field("connections", &inner.connections)
+            .field("queued_events", &inner.events.len())
+            .finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The work, on the shared state
+// ---------------------------------------------------------------------------------------
+
+impl<D: Driver<Connection>> Inner<D> {
+    // ---- operations ----
+
+    fn publish(
+        &mut self,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&Headers>,
+        payload: &Bytes,
+    ) -> Result<(), Error> {
+        self.with_session(|session, now| session.publish(subject, reply, headers, payload, now))
+    }
+
+    fn subscribe(&mut self, subject: &str, queue: Option<&str>, policy: SubscriptionPolicy) -> Result<Sid, Error> {
+        let sid =
+            self.with_session(|session, _| session.subscribe(subject.as_bytes(), queue.map(str::as_bytes), policy))?;
+        // Hand the SUB to the kernel now: messages published after this returns can
+        // reach it as soon as the server has read it.
+        self.turn(Some(Instant::now()))?;
+        Ok(sid)
+    }
+
+    fn unsubscribe(&mut self, sid: &Sid, max: Option<u64>) -> Result<(), Error> {
+        self.with_session(|session, _| session.unsubscribe(sid, max))?;
+        if max.is_none() {
+            self.unsubscribed.insert(sid.clone());
+        }
+        self.turn(Some(Instant::now()))
+    }
+
+    /// A dropped handle: unsubscribe at once if connected, else on the next connection.
+    fn forget(&mut self, sid: &Sid) {
+        self.dropped.remove(sid);
+        let ended = self.ended.remove(sid).is_some();
+        let unsubscribed = self.unsubscribed.remove(sid);
+        if ended || unsubscribed {
+            // Drain what is left of its queue.
+            if let Some(session) = self.live_session() {
+                while session.next_message(sid).is_some() {}
+            }
+            return;
+        }
+        match self.live_session() {
+            Some(session) => {
+                let _ = session.unsubscribe(sid, None);
+                while session.next_message(sid).is_some() {}
+            }
+            None => self.orphans.push(sid.clone()),
+        }
+    }
+
+    fn request(
+        &mut self,
+        subject: &[u8],
+        headers: Option<&Headers>,
+        payload: &Bytes,
+        timeout: Duration,
+    ) -> Result<Message, Error> {
+        let id = self.with_session(|session, now| session.request(subject, headers, payload, Some(timeout), now))?;
+        let deadline = Instant::now() + timeout + REQUEST_SLACK;
+        loop {
+            if let Some(outcome) = self.responses.remove(&id) {
+                return outcome.map_err(Error::from);
+            }
+            if let Some(error) = self.link.as_ref().and_then(|l| l.dead.clone()) {
+                // Every pending request got its RequestFailed before the poison.
+                self.drain_events();
+                return match self.responses.remove(&id) {
+                    Some(outcome) => outcome.map_err(Error::from),
+                    None => Err(Error::from(error)),
+                };
+            }
+            if self.link.is_none() {
+                return Err(Error::from(self.last_error.clone().unwrap_or(ConnectionError::Closed)));
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout);
+            }
+            self.turn(Some(deadline))?;
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), Error> {
+        self.ensure_link()?;
+        self.turn(Some(Instant::now()))?;
+        loop {
+            if self.link.as_ref().is_some_and(|l| l.dead.is_some()) {
+                // Lost while sending: what the kernel did not take is replayed on the
+                // next connection.
+                self.ensure_link()?;
+            }
+            let Some(session) = self.live_session() else {
+                self.ensure_link()?;
+                continue;
+            };
+            if session.outgoing_len() == 0 {
+                return Ok(());
+            }
+            self.turn(Some(Instant::now() + FLUSH_POLL))?;
+        }
+    }
+
+    fn round_trip(&mut self) -> Result<Duration, Error> {
+        let started = Instant::now();
+        let id = self.with_session(|session, _| session.ping())?;
+        let deadline = started + self.options.request_timeout;
+        loop {
+            if self.pongs.remove(&id) {
+                return Ok(started.elapsed());
+            }
+            if let Some(error) = self.link.as_ref().and_then(|l| l.dead.clone()) {
+                return Err(Error::from(error));
+            }
+            if self.link.is_none() {
+                return Err(Error::from(self.last_error.clone().unwrap_or(ConnectionError::Closed)));
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout);
+            }
+            self.turn(Some(deadline))?;
+        }
+    }
+
+    fn next_message(&mut self, sid: &Sid, timeout: Duration) -> Result<Option<Message>, Error> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut last_look = false;
+        loop {
+            if let Some(session) = self.live_session() {
+                if let Some(message) = session.next_message(sid) {
+                    return Ok(Some(message));
+                }
+                if self.ended.contains_key(sid) || self.unsubscribed.contains(sid) {
+                    return Err(Error::SubscriptionClosed);
+                }
+            } else if self.unsubscribed.contains(sid) {
+                return Err(Error::SubscriptionClosed);
+            }
+            if last_look {
+                return Ok(None);
+            }
+            if self.link.as_ref().map_or(true, |l| l.dead.is_some()) {
+                self.ensure_link()?;
+                continue;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                // One last look at what already arrived.
+                self.turn(Some(now))?;
+                last_look = true;
+                continue;
+            }
+            self.turn(deadline)?;
+        }
+    }
+
+    fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut last_look = false;
+        loop {
+            if let Some(event) = self.events.pop_front() {
+                return Ok(Some(event));
+            }
+            if last_look {
+                return Ok(None);
+            }
+            if self.link.as_ref().is_some_and(|l| l.dead.is_some()) {
+                self.bury_link();
+                continue;
+            }
+            if self.link.is_none() {
+                self.ensure_link()?;
+                continue;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                self.turn(Some(now))?;
+                last_look = true;
+                continue;
+            }
+            self.turn(deadline)?;
+        }
+    }
+
+    /// Runs `op` on a live connection: reconnects first if needed, flushes and retries
+    /// on backpressure, reconnects and retries when the connection turns out poisoned.
+    fn with_session<T>(
+        &mut self,
+        mut op: impl FnMut(&mut Connection, Instant) -> Result<T, SendError>,
+    ) -> Result<T, Error> {
+        let mut flushes_without_progress = 0u32;
+        loop {
+            self.ensure_link()?;
+            let Some(session) = self.live_session() else {
+                continue;
+            };
+            match op(session, Instant::now()) {
+                Ok(value) => return Ok(value),
+                Err(SendError::Backpressure(_)) => {
+                    let before = session.outgoing_len();
+                    self.turn(Some(Instant::now() + FLUSH_POLL))?;
+                    let after = self.live_session().map_or(0, |s| s.outgoing_len());
+                    flushes_without_progress = if after < before {
+                        0
+                    } else {
+                        flushes_without_progress + 1
+                    };
+                    if flushes_without_progress > 2000 {
+                        // Ten seconds without the kernel taking a byte.
+                        return Err(Error::Timeout);
+                    }
+                }
+                Err(SendError::Poisoned(e)) => self.kill_link(e),
+                Err(refused) => return Err(Error::Refused(refused)),
+            }
+        }
+    }
+
+    // ---- the driver ----
+
+    /// One driver turn; processes what it reports.
+    fn turn(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
+        let mut activities = std::mem::take(&mut self.activities);
+        activities.clear();
+        let result = self.driver.turn(deadline, &mut activities);
+        if let Err(e) = result {
+            self.activities = activities;
+            self.kill_link(ConnectionError::Closed);
+            self.bury_link();
+            return Err(Error::Driver(Arc::new(e)));
+        }
+        for activity in activities.drain(..) {
+            let Some(link_conn) = self.link.as_ref().map(|l| l.conn) else {
+                continue;
+            };
+            match activity {
+                Activity::Ready(conn) | Activity::Connected(conn) if conn == link_conn => self.drain_events(),
+                Activity::Closed { conn, .. } if conn == link_conn => {
+                    self.drain_events();
+                    self.kill_link(ConnectionError::Closed);
+                }
+                _ => {}
+            }
+        }
+        self.activities = activities;
+        Ok(())
+    }
+
+    /// The current connection's session, if it is up and not poisoned.
+    fn live_session(&mut self) -> Option<&mut Connection> {
+        let link = self.link.as_ref()?;
+        if link.dead.is_some() || !link.ready {
+            return None;
+        }
+        self.driver.session_mut(link.conn)
+    }
+
+    /// Pumps the current connection's events.
+    fn drain_events(&mut self) {
+        let Some(conn) = self.link.as_ref().map(|l| l.conn) else {
+            return;
+        };
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut closed = None;
+        if let Some(session) = self.driver.session_mut(conn) {
+            while let Some(event) = session.poll_event() {
+                scratch.push(event);
+            }
+            if session.is_closed() {
+                closed = Some(session.error().cloned().unwrap_or(ConnectionError::Closed));
+            }
+        }
+        for event in scratch.drain(..) {
+            self.on_event(event);
+        }
+        self.scratch = scratch;
+        if let Some(error) = closed {
+            self.kill_link(error);
+        }
+    }
+
+    fn on_event(&mut self, event: sm::Event) {
+        match event {
+            sm::Event::Connected { info } => {
+                if let Some(link) = &mut self.link {
+                    link.ready = true;
+                }
+                self.info = Some(*info);
+            }
+            sm::Event::Messages { .. } => {}
+            sm::Event::SlowConsumer { sid, dropped } => {
+                *self.dropped.entry(sid.clone()).or_default() += dropped;
+                self.push_event(Event::SlowConsumer { sid, dropped });
+            }
+            sm::Event::SubscriptionEnded { sid, reason } => {
+                self.ended.insert(sid.clone(), reason.clone());
+                self.push_event(Event::SubscriptionEnded { sid, reason });
+            }
+            sm::Event::Response { id, message } => {
+                self.responses.insert(id, Ok(message));
+            }
+            sm::Event::RequestFailed { id, error } => {
+                self.responses.insert(id, Err(error));
+            }
+            sm::Event::Pong { id } => {
+                self.pongs.insert(id);
+            }
+            sm::Event::ServerError(e) => self.push_event(Event::ServerError(e)),
+            sm::Event::ServersDiscovered { added } => {
+                for server in &added {
+                    self.pool.add_discovered(server);
+                }
+                self.push_event(Event::ServersDiscovered(added));
+            }
+            sm::Event::LameDuck => self.push_event(Event::LameDuck),
+            sm::Event::Poisoned(error) => self.kill_link(error),
+        }
+    }
+
+    fn push_event(&mut self, event: Event) {
+        if self.events.len() >= MAX_QUEUED_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+    }
+
+    // ---- connections ----
+
+    /// Marks the current connection dead (the first reason wins).
+    fn kill_link(&mut self, error: ConnectionError) {
+        if let Some(link) = &mut self.link {
+            link.dead.get_or_insert(error);
+        }
+    }
+
+    /// Makes sure a connection is up: buries a dead one, reconnects if allowed.
+    fn ensure_link(&mut self) -> Result<(), Error> {
+        if self.link.as_ref().is_some_and(|l| l.dead.is_some()) {
+            self.bury_link();
+        }
+        if self.link.is_some() {
+            return Ok(());
+        }
+        if !self.options.allow_reconnect {
+            return Err(Error::Disconnected(
+                self.last_error.clone().unwrap_or(ConnectionError::Closed),
+            ));
+        }
+        self.reconnect()
+    }
+
+    /// Takes the dead connection out of the driver; keeps what the next one must carry.
+    fn bury_link(&mut self) {
+        if self.link.is_none() {
+            return;
+        }
+        self.drain_events();
+        let Some(link) = self.link.take() else { return };
+        if let Some(mut session) = self.driver.remove(link.conn) {
+            while let Some(event) = session.poll_event() {
+                self.on_event(event);
+            }
+            self.carry = Some(session.take_reconnect_state());
+        }
+        // Requests and pings on it are over (their failures were reported above).
+        self.pongs.clear();
+        let error = link.dead.unwrap_or(ConnectionError::Closed);
+        self.last_error = Some(error.clone());
+        if link.ready {
+            self.push_event(Event::Disconnected(error));
+        }
+    }
+
+    /// Tries every known server, starting after the current one, in rounds separated by
+    /// the policy's backoff with jitter, until one accepts or the attempts run out.
+    fn reconnect(&mut self) -> Result<(), Error> {
+        let policy = self.options.reconnect;
+        let mut attempts = 0u32;
+        let mut round = 0u32;
+        let mut last = Error::from(self.last_error.clone().unwrap_or(ConnectionError::Closed));
+        loop {
+            let count = self.pool.len();
+            let start = self.server + 1;
+            for k in 0..count {
+                if !policy.allows(attempts) {
+                    return Err(Error::Reconnect {
+                        attempts,
+                        last: Box::new(last),
+                    });
+                }
+                attempts += 1;
+                let index = (start + k) % count;
+                match self.open_link(index) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => last = e,
+                }
+            }
+            round += 1;
+            let unit = self.rng.unit();
+            std::thread::sleep(policy.delay_with_jitter(round, unit));
+        }
+    }
+
+    /// One connection attempt to server `index`: TCP connect, hand the socket and a
+    /// fresh (or resumed) session to the driver, wait for the handshake.
+    fn open_link(&mut self, index: usize) -> Result<(), Error> {
+        let Some(server) = self.pool.get(index).cloned() else {
+            return Err(Error::Url(super::UrlError::Empty));
+        };
+        let timeout = self.options.connect_timeout;
+        let deadline = Instant::now() + timeout;
+        let stream = tcp_connect(&server, deadline, timeout)?;
+        let config = self.config_for(&server)?;
+        let now = Instant::now();
+        let session = match self.carry.take() {
+            Some(state) => Connection::resume(config, state, now),
+            None => Connection::new(config, now),
+        };
+        let conn = self.driver.adopt(stream, session).map_err(|e| Error::Connect {
+            server: server.address(),
+            source: Arc::new(e),
+        })?;
+        self.server = index;
+        self.link = Some(Link {
+            conn,
+            ready: false,
+            dead: None,
+        });
+        if let Some(session) = self.driver.session_mut(conn) {
+            // Queued until the handshake completes, like the resubscriptions.
+            for sid in self.orphans.drain(..) {
+                let _ = session.unsubscribe(&sid, None);
+            }
+        }
+        self.drain_events();
+        // The session enforces the connect timeout itself; this is a backstop.
+        let backstop = deadline + Duration::from_secs(1);
+        loop {
+            let Some(link) = &self.link else {
+                return Err(Error::Connection(ConnectionError::Closed));
+            };
+            if let Some(error) = link.dead.clone() {
+                self.bury_link();
+                return Err(Error::from(error));
+            }
+            if link.ready {
+                break;
+            }
+            if Instant::now() >= backstop {
+                self.kill_link(ConnectionError::HandshakeTimeout);
+                self.bury_link();
+                return Err(Error::from(ConnectionError::HandshakeTimeout));
+            }
+            self.turn(Some(backstop))?;
+        }
+        self.connections += 1;
+        if self.connections > 1 {
+            self.push_event(Event::Reconnected {
+                server: server.address(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The session's configuration for `server`: its URL's credentials, else the
+    /// options' (a `.creds` file is read now, so a rotated file is picked up).
+    fn config_for(&mut self, server: &ServerAddr) -> Result<ClientConfig, Error> {
+        let o = &self.options;
+        let auth = match &server.auth {
+            Some(UrlAuth::Token(token)) => sm::Auth::Token(token.clone()),
+            Some(UrlAuth::UserPassword { user, password }) => sm::Auth::UserPassword {
+                user: user.clone(),
+                password: password.clone(),
+            },
+            None => match &o.auth {
+                Auth::None => sm::Auth::None,
+                Auth::Token(token) => sm::Auth::Token(token.clone()),
+                Auth::UserPassword { user, password } => sm::Auth::UserPassword {
+                    user: user.clone(),
+                    password: password.clone(),
+                },
+                Auth::NKey { seed } => sm::Auth::nkey(seed)?,
+                Auth::Jwt { jwt, seed } => sm::Auth::jwt(jwt.clone(), seed)?,
+                Auth::CredsFile(path) => {
+                    let text = std::fs::read_to_string(path).map_err(|e| Error::CredsFile {
+                        path: path.display().to_string(),
+                        source: Arc::new(e),
+                    })?;
+                    sm::Auth::from_creds(&text)?
+                }
+            },
+        };
+        Ok(ClientConfig {
+            name: o.name.clone(),
+            auth,
+            verbose: o.verbose,
+            pedantic: o.pedantic,
+            echo: o.echo,
+            connect_timeout: o.connect_timeout,
+            ping_interval: o.ping_interval,
+            max_pings_out: o.max_pings_out,
+            seed: self.rng.next_u64(),
+            reconnect_buffer_bytes: o.reconnect_buffer_size,
+            ..ClientConfig::default()
+        })
+    }
+}
+
+/// Resolves `server` and connects to the first address that accepts, within `deadline`.
+fn tcp_connect(server: &ServerAddr, deadline: Instant, timeout: Duration) -> Result<TcpStream, Error> {
+    let connect_error = |e: io::Error| Error::Connect {
+        server: server.address(),
+        source: Arc::new(e),
+    };
+    let timed_out = || Error::ConnectTimeout {
+        server: server.address(),
+        timeout,
+    };
+    let targets: Vec<SocketAddr> = (server.host.as_str(), server.port)
+        .to_socket_addrs()
+        .map_err(connect_error)?
+        .collect();
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name resolved to no address");
+    for target in targets {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(timed_out());
+        }
+        match TcpStream::connect_timeout(&target, remaining) {
+            Ok(stream) => {
+                stream.set_nodelay(true).map_err(connect_error)?;
+                return Ok(stream);
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(timed_out()),
+            Err(e) => last = e,
+        }
+    }
+    Err(connect_error(last))
+}

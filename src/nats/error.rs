@@ -1,0 +1,197 @@
+//! What can go wrong talking to a NATS server, as one typed enum.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use monocoque_proto::nats::client::{ConnectionError, CredsError, NKeyError, RequestError, SendError};
+use monocoque_proto::nats::{EncodeError, ServerError, ServerErrorKind};
+
+use super::options::UrlError;
+use crate::driver::DriverError;
+
+/// Why a [`Client`](super::Client) or [`Subscription`](super::Subscription) call failed.
+///
+/// It is `Clone` so that one connection failure can be reported to several callers (I/O
+/// errors are shared behind an [`Arc`]).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// A server URL is malformed.
+    #[error("invalid NATS URL: {0}")]
+    Url(#[from] UrlError),
+    /// The driver could not be created (for io_uring: its message names mio as the way
+    /// out).
+    #[error("driver unavailable: {0}")]
+    DriverUnavailable(Arc<DriverError>),
+    /// The driver's event loop failed; the connection it ran is gone.
+    #[error("driver failed: {0}")]
+    Driver(Arc<io::Error>),
+    /// Resolving or connecting to a server failed.
+    #[error("cannot connect to {server}: {source}")]
+    Connect {
+        /// The server (`host:port`).
+        server: String,
+        /// What the operating system said.
+        source: Arc<io::Error>,
+    },
+    /// The TCP connection did not come up within
+    /// [`ClientOptions::connect_timeout`](super::ClientOptions::connect_timeout).
+    #[error("connecting to {server} took longer than {timeout:?}")]
+    ConnectTimeout {
+        /// The server (`host:port`).
+        server: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// The NKey seed is invalid.
+    #[error("invalid NKey seed: {0}")]
+    NKey(#[from] NKeyError),
+    /// The `.creds` file could not be read.
+    #[error("cannot read credentials file {path}: {source}")]
+    CredsFile {
+        /// The file.
+        path: String,
+        /// What the operating system said.
+        source: Arc<io::Error>,
+    },
+    /// The `.creds` file's contents are invalid.
+    #[error("invalid credentials file: {0}")]
+    Creds(#[from] CredsError),
+    /// The server refused the credentials (`-ERR 'Authorization Violation'`, expired
+    /// or revoked), or the configuration cannot work with it (it requires TLS, it sent no
+    /// nonce for an NKey). Reconnecting with the same settings would not help, so the
+    /// client does not retry this server.
+    #[error("the server refused the connection: {0}")]
+    Rejected(ConnectionError),
+    /// The connection was poisoned (closed by the server, a malformed stream, a stale
+    /// connection, a fatal `-ERR`). The next call reconnects.
+    #[error("connection lost: {0}")]
+    Connection(ConnectionError),
+    /// Reconnecting failed `attempts` times in a row (across every known server);
+    /// `last` is the last failure.
+    #[error("reconnecting failed after {attempts} attempt(s): {last}")]
+    Reconnect {
+        /// Attempts made by this call.
+        attempts: u32,
+        /// Why the last one failed.
+        last: Box<Error>,
+    },
+    /// The connection was lost and [`allow_reconnect`](super::ClientOptions::allow_reconnect)
+    /// is off.
+    #[error("connection lost and reconnecting is disabled: {0}")]
+    Disconnected(ConnectionError),
+    /// The operation cannot be sent: an invalid subject, reply or queue group, a payload
+    /// over the server's `max_payload`, headers to a server without header support, an
+    /// unknown subscription, too many pending requests. Nothing was sent; the connection
+    /// is fine.
+    #[error("refused: {0}")]
+    Refused(SendError),
+    /// Nobody subscribes to the request's subject (the server answered 503).
+    #[error("no responders")]
+    NoResponders,
+    /// No reply (or message) within the timeout.
+    #[error("timed out")]
+    Timeout,
+    /// The subscription ended (its maximum reached, the server refused it, or it was
+    /// unsubscribed) and holds no more messages.
+    #[error("subscription closed")]
+    SubscriptionClosed,
+}
+
+impl Error {
+    /// The server's `-ERR`, when a connection was lost or refused because of one.
+    pub fn server_error(&self) -> Option<&ServerError> {
+        match self {
+            Error::Rejected(e) | Error::Connection(e) | Error::Disconnected(e) => e.server_error(),
+            Error::Reconnect { last, .. } => last.server_error(),
+            _ => None,
+        }
+    }
+
+    /// Whether the server refused the credentials.
+    pub fn is_auth_failure(&self) -> bool {
+        self.server_error().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                ServerErrorKind::AuthorizationViolation
+                    | ServerErrorKind::AuthenticationExpired
+                    | ServerErrorKind::AuthenticationRevoked
+            )
+        })
+    }
+
+    /// Whether a publish was refused for being over the server's `max_payload`.
+    pub fn is_max_payload(&self) -> bool {
+        matches!(
+            self,
+            Error::Refused(SendError::Encode(EncodeError::PayloadTooLarge { .. }))
+        ) || self
+            .server_error()
+            .is_some_and(|e| e.kind() == ServerErrorKind::MaxPayloadViolation)
+    }
+
+    /// Whether a connection failed (as opposed to an answer, a refusal or a timeout).
+    pub fn is_connection_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::Connection(_)
+                | Error::Disconnected(_)
+                | Error::Reconnect { .. }
+                | Error::Connect { .. }
+                | Error::ConnectTimeout { .. }
+                | Error::Driver(_)
+        )
+    }
+}
+
+impl From<ConnectionError> for Error {
+    fn from(e: ConnectionError) -> Self {
+        if e.is_auth_or_config() {
+            Error::Rejected(e)
+        } else {
+            Error::Connection(e)
+        }
+    }
+}
+
+impl From<RequestError> for Error {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::NoResponders => Error::NoResponders,
+            RequestError::Timeout => Error::Timeout,
+            RequestError::Poisoned(c) => Error::from(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification() {
+        let auth = Error::from(ConnectionError::Server(ServerError::new("'Authorization Violation'")));
+        assert!(matches!(auth, Error::Rejected(_)));
+        assert!(auth.is_auth_failure() && !auth.is_max_payload());
+        let stale = Error::from(ConnectionError::StaleConnection { pings_out: 2 });
+        assert!(matches!(stale, Error::Connection(_)) && stale.is_connection_failure());
+        assert!(matches!(Error::from(ConnectionError::TlsRequired), Error::Rejected(_)));
+        let max = Error::Refused(SendError::Encode(EncodeError::PayloadTooLarge { size: 2, max: 1 }));
+        assert!(max.is_max_payload() && !max.is_connection_failure());
+        let server_max = Error::from(ConnectionError::Server(ServerError::new("'Maximum Payload Violation'")));
+        assert!(server_max.is_max_payload());
+        assert!(matches!(Error::from(RequestError::NoResponders), Error::NoResponders));
+        assert!(matches!(Error::from(RequestError::Timeout), Error::Timeout));
+        let nested = Error::Reconnect {
+            attempts: 3,
+            last: Box::new(auth.clone()),
+        };
+        assert!(nested.is_auth_failure());
+    }
+
+    #[test]
+    fn is_send_and_sync() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<Error>();
+    }
+}

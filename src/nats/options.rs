@@ -1,0 +1,732 @@
+//! How a [`Client`](super::Client) connects: servers, credentials, driver, keepalive,
+//! reconnect policy, buffers and per-subscription limits, from a URL or built by hand.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use monocoque_proto::nats::client::SubscriptionPolicy;
+
+use crate::driver::DriverKind;
+
+/// The port nats-server listens on for clients unless told otherwise.
+pub const DEFAULT_PORT: u16 = 4222;
+
+/// Why a server URL was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// Nothing to connect to (an empty string, or only commas).
+    #[error("no server URL given")]
+    Empty,
+    /// The scheme is neither `nats://` nor absent (`tls://`, `ws://`: TLS and websockets
+    /// are not supported yet).
+    #[error("unsupported scheme in {url:?}: expected nats:// (TLS and websockets are not supported)")]
+    Scheme {
+        /// The URL as given (with any password masked).
+        url: String,
+    },
+    /// Nothing between `nats://` (or `@`) and the port.
+    #[error("missing host in {0:?}")]
+    MissingHost(String),
+    /// The port is not a number from 1 to 65535.
+    #[error("invalid port {0:?}")]
+    Port(String),
+    /// A `%` not followed by two hex digits, or decoded bytes that are not UTF-8.
+    #[error("invalid percent-encoding in the {0}")]
+    PercentEncoding(&'static str),
+    /// An IPv6 address opened with `[` but never closed.
+    #[error("unterminated IPv6 address")]
+    Ipv6,
+    /// A path, query or fragment: a NATS URL has none.
+    #[error("unsupported URL part {0:?}: a NATS URL is nats://[user:password@|token@]host[:port]")]
+    Unsupported(String),
+}
+
+/// Credentials written into a server URL: `nats://user:password@host` or
+/// `nats://token@host`. They apply when connecting to that server and override
+/// [`ClientOptions::auth`].
+#[derive(Clone, PartialEq, Eq)]
+pub enum UrlAuth {
+    /// `nats://token@host`.
+    Token(String),
+    /// `nats://user:password@host`.
+    UserPassword {
+        /// The user name.
+        user: String,
+        /// The password.
+        password: String,
+    },
+}
+
+impl fmt::Debug for UrlAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UrlAuth::Token(_) => f.write_str("Token(<redacted>)"),
+            UrlAuth::UserPassword { user, .. } => write!(f, "UserPassword {{ user: {user:?}, password: <redacted> }}"),
+        }
+    }
+}
+
+/// One server to connect to: from a URL, or from a later `INFO`'s `connect_urls`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServerAddr {
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Credentials given in the URL, if any.
+    pub auth: Option<UrlAuth>,
+}
+
+impl ServerAddr {
+    /// `host:port`, no credentials.
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            auth: None,
+        }
+    }
+
+    /// `host:port` (IPv6 hosts in brackets), for connecting and for messages.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Whether `other` names the same host and port (credentials aside).
+    pub fn same_place(&self, other: &ServerAddr) -> bool {
+        self.port == other.port && self.host.eq_ignore_ascii_case(&other.host)
+    }
+}
+
+impl fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "nats://{}", self.address())
+    }
+}
+
+impl fmt::Debug for ServerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self)?;
+        if let Some(auth) = &self.auth {
+            write!(f, " ({auth:?})")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for ServerAddr {
+    type Err = UrlError;
+
+    /// Parses one server: `nats://[user:password@|token@]host[:port]`; the scheme may be
+    /// left out (`host:port`, as `connect_urls` carry them). User, password and token
+    /// are percent-decoded; the port defaults to 4222.
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        let url = url.trim();
+        let rest = if let Some(rest) = strip_prefix_ignore_case(url, "nats://") {
+            rest
+        } else if url.contains("://") {
+            return Err(UrlError::Scheme { url: mask(url) });
+        } else {
+            url
+        };
+        // A trailing `/` is harmless (`nats://host:4222/`); anything after it is not.
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if let Some(pos) = rest.find(['/', '?', '#']) {
+            return Err(UrlError::Unsupported(rest[pos..].to_owned()));
+        }
+        let (userinfo, hostport) = match rest.rfind('@') {
+            Some(pos) => (Some(&rest[..pos]), &rest[pos + 1..]),
+            None => (None, rest),
+        };
+        let auth = match userinfo {
+            None => None,
+            Some(info) => match info.split_once(':') {
+                Some((user, password)) => Some(UrlAuth::UserPassword {
+                    user: percent_decode(user, "user name")?,
+                    password: percent_decode(password, "password")?,
+                }),
+                None if info.is_empty() => None,
+                None => Some(UrlAuth::Token(percent_decode(info, "token")?)),
+            },
+        };
+        let (host, port) = split_host_port(hostport).map_err(|e| match e {
+            UrlError::MissingHost(_) => UrlError::MissingHost(mask(url)),
+            other => other,
+        })?;
+        Ok(Self { host, port, auth })
+    }
+}
+
+/// Parses `url`, one server or several separated by commas
+/// (`nats://a:4222,nats://b:4222`); blanks around each are ignored.
+pub fn parse_servers(urls: &str) -> Result<Vec<ServerAddr>, UrlError> {
+    let servers = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::parse)
+        .collect::<Result<Vec<ServerAddr>, UrlError>>()?;
+    if servers.is_empty() {
+        return Err(UrlError::Empty);
+    }
+    Ok(servers)
+}
+
+/// How the client proves who it is, unless a server URL carries its own credentials.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum Auth {
+    /// No credentials.
+    #[default]
+    None,
+    /// `auth_token` in `CONNECT`.
+    Token(String),
+    /// `user` and `pass` in `CONNECT`.
+    UserPassword {
+        /// The user name.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// An NKey: the public key goes in `CONNECT` with the server nonce signed by the
+    /// seed (`SU...`).
+    NKey {
+        /// The user's seed, in the `nkeys` text encoding.
+        seed: String,
+    },
+    /// A user JWT plus the NKey seed that signs the nonce, as decentralized (operator
+    /// mode) authentication wants.
+    Jwt {
+        /// The user JWT.
+        jwt: String,
+        /// The user's seed.
+        seed: String,
+    },
+    /// A `.creds` file holding a user JWT and its seed (read at every connect, so a
+    /// rotated file is picked up).
+    CredsFile(PathBuf),
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::Token(_) => f.write_str("Token(<redacted>)"),
+            Auth::UserPassword { user, .. } => write!(f, "UserPassword {{ user: {user:?}, password: <redacted> }}"),
+            Auth::NKey { .. } => f.write_str("NKey { seed: <redacted> }"),
+            Auth::Jwt { .. } => f.write_str("Jwt { jwt: <redacted>, seed: <redacted> }"),
+            Auth::CredsFile(path) => write!(f, "CredsFile({path:?})"),
+        }
+    }
+}
+
+/// How the client reconnects after the connection is lost: it cycles through every known
+/// server (those configured, then those learned from `connect_urls`), waiting between
+/// two full rounds `initial`, doubling up to `max`, each wait stretched by a random
+/// factor of up to `jitter` (so a cluster's clients do not all come back at once).
+/// `max_attempts` bounds the attempts per call (`None`: until it succeeds).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReconnectPolicy {
+    /// Wait before the second attempt on the same server.
+    pub initial: Duration,
+    /// Longest wait between two attempts.
+    pub max: Duration,
+    /// Extra random wait, as a fraction of the delay (0.0 to 1.0).
+    pub jitter: f64,
+    /// Connection attempts per call (each server tried counts one); `None` retries
+    /// forever.
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(25),
+            max: Duration::from_secs(2),
+            jitter: 0.5,
+            max_attempts: Some(60),
+        }
+    }
+}
+
+impl ReconnectPolicy {
+    /// The wait before round number `round` (0-based) through the servers, before jitter:
+    /// none for the first, then `initial`, `2 * initial`, ... capped at `max`.
+    pub fn delay(&self, round: u32) -> Duration {
+        if round == 0 {
+            return Duration::ZERO;
+        }
+        let factor = 1u32.checked_shl(round - 1).unwrap_or(u32::MAX);
+        self.initial.checked_mul(factor).map_or(self.max, |d| d.min(self.max))
+    }
+
+    /// [`delay`](Self::delay) stretched by `unit` (a random number in `[0, 1)`) times
+    /// `jitter`.
+    pub fn delay_with_jitter(&self, round: u32, unit: f64) -> Duration {
+        let base = self.delay(round);
+        let jitter = self.jitter.clamp(0.0, 1.0) * unit.clamp(0.0, 1.0);
+        base + base.mul_f64(jitter)
+    }
+
+    /// Whether attempt number `attempt` (0-based) may be made.
+    pub fn allows(&self, attempt: u32) -> bool {
+        match self.max_attempts {
+            None => true,
+            Some(max) => attempt < max.max(1),
+        }
+    }
+}
+
+/// Everything a [`Client`](super::Client) needs to connect and run.
+///
+/// ```
+/// use std::time::Duration;
+/// use monocoque::driver::DriverKind;
+/// use monocoque::nats::{Auth, ClientOptions};
+///
+/// let options = ClientOptions::from_url("nats://a.example:4222, nats://b.example:4223")?
+///     .driver(DriverKind::Mio)
+///     .name("worker-1")
+///     .auth(Auth::Token("s3cret".into()))
+///     .ping_interval(Duration::from_secs(10));
+/// assert_eq!(options.servers.len(), 2);
+/// assert_eq!(options.servers[1].port, 4223);
+/// # Ok::<(), monocoque::nats::UrlError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Servers to connect to, tried in order; servers learned from `connect_urls` are
+    /// added after them.
+    pub servers: Vec<ServerAddr>,
+    /// Which driver runs the connection.
+    pub driver: DriverKind,
+    /// The connection's name (shown by the server's monitoring).
+    pub name: Option<String>,
+    /// Credentials, unless the server's URL carries its own.
+    pub auth: Auth,
+    /// Ask the server to acknowledge every operation with `+OK`.
+    pub verbose: bool,
+    /// Ask the server for strict checks (subjects are validated, and refused with
+    /// `-ERR`).
+    pub pedantic: bool,
+    /// Whether messages published on this connection come back to its own
+    /// subscriptions.
+    pub echo: bool,
+    /// Longest wait for the TCP connection plus the handshake, per server.
+    pub connect_timeout: Duration,
+    /// Send a `PING` after this long without one.
+    pub ping_interval: Duration,
+    /// Unanswered `PING`s after which the connection counts as dead.
+    pub max_pings_out: u32,
+    /// How to reconnect.
+    pub reconnect: ReconnectPolicy,
+    /// Whether to reconnect at all; without it a lost connection fails every call.
+    pub allow_reconnect: bool,
+    /// Most bytes of publishes kept while disconnected, replayed on the next connection;
+    /// beyond it `publish` fails with [`Error::ReconnectBufferFull`](super::Error::ReconnectBufferFull).
+    pub reconnect_buffer_size: usize,
+    /// Default timeout of [`Client::request`](super::Client::request) callers that do not
+    /// give one.
+    pub request_timeout: Duration,
+    /// Pending limits and slow-consumer policy of every new subscription (each can have
+    /// its own with [`Client::subscribe_with`](super::Client::subscribe_with)).
+    pub subscription_policy: SubscriptionPolicy,
+    /// Seed of the random numbers behind jitter and inbox names (`None`: from the clock
+    /// and the process id).
+    pub seed: Option<u64>,
+}
+
+impl ClientOptions {
+    /// Options for the given servers with every default.
+    pub fn new(servers: Vec<ServerAddr>) -> Self {
+        Self {
+            servers,
+            driver: DriverKind::default(),
+            name: None,
+            auth: Auth::None,
+            verbose: false,
+            pedantic: false,
+            echo: true,
+            connect_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(120),
+            max_pings_out: 2,
+            reconnect: ReconnectPolicy::default(),
+            allow_reconnect: true,
+            reconnect_buffer_size: 8 << 20,
+            request_timeout: Duration::from_secs(5),
+            subscription_policy: SubscriptionPolicy::default(),
+            seed: None,
+        }
+    }
+
+    /// Parses one server URL or several separated by commas; see [`ServerAddr`]'s
+    /// `FromStr` for the form.
+    pub fn from_url(urls: &str) -> Result<Self, UrlError> {
+        Ok(Self::new(parse_servers(urls)?))
+    }
+
+    /// Sets the driver.
+    #[must_use]
+    pub fn driver(mut self, driver: DriverKind) -> Self {
+        self.driver = driver;
+        self
+    }
+
+    /// Sets the connection name.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the credentials.
+    #[must_use]
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Sets verbose mode (`+OK` after every operation).
+    #[must_use]
+    pub fn verbose(mut self, verbose: bool) -> Self {
+        self.verbose = verbose;
+        self
+    }
+
+    /// Sets pedantic mode (strict subject checks by the server).
+    #[must_use]
+    pub fn pedantic(mut self, pedantic: bool) -> Self {
+        self.pedantic = pedantic;
+        self
+    }
+
+    /// Sets whether the connection receives its own messages.
+    #[must_use]
+    pub fn echo(mut self, echo: bool) -> Self {
+        self.echo = echo;
+        self
+    }
+
+    /// Sets the connect (TCP + handshake) timeout per server.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the keepalive `PING` interval.
+    #[must_use]
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = interval;
+        self
+    }
+
+    /// Sets how many `PING`s may go unanswered before the connection counts as dead.
+    #[must_use]
+    pub fn max_pings_out(mut self, max: u32) -> Self {
+        self.max_pings_out = max.max(1);
+        self
+    }
+
+    /// Sets the reconnect policy.
+    #[must_use]
+    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect = policy;
+        self
+    }
+
+    /// Turns reconnection on or off.
+    #[must_use]
+    pub fn allow_reconnect(mut self, allow: bool) -> Self {
+        self.allow_reconnect = allow;
+        self
+    }
+
+    /// Sets the most bytes of publishes kept while disconnected.
+    #[must_use]
+    pub fn reconnect_buffer_size(mut self, bytes: usize) -> Self {
+        self.reconnect_buffer_size = bytes;
+        self
+    }
+
+    /// Sets the default request timeout.
+    #[must_use]
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets the pending limits and slow-consumer policy of new subscriptions.
+    #[must_use]
+    pub fn subscription_policy(mut self, policy: SubscriptionPolicy) -> Self {
+        self.subscription_policy = policy;
+        self
+    }
+
+    /// Seeds the random numbers (jitter, inbox names), for reproducible runs.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+}
+
+/// The URL with its credentials replaced, for error messages.
+fn mask(url: &str) -> String {
+    let start = url.find("://").map_or(0, |p| p + 3);
+    match url.rfind('@') {
+        Some(at) if at >= start => format!("{}***{}", &url[..start], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+fn split_host_port(hostport: &str) -> Result<(String, u16), UrlError> {
+    let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
+        let end = rest.find(']').ok_or(UrlError::Ipv6)?;
+        let host = &rest[..end];
+        let after = &rest[end + 1..];
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(|| UrlError::Port(p.to_owned()))?),
+        };
+        (host, port)
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(UrlError::MissingHost(hostport.to_owned()));
+    }
+    let port = match port {
+        None | Some("") => DEFAULT_PORT,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n != 0 => n,
+            _ => return Err(UrlError::Port(p.to_owned())),
+        },
+    };
+    Ok((host.to_owned(), port))
+}
+
+fn percent_decode(s: &str, what: &'static str) -> Result<String, UrlError> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or(UrlError::PercentEncoding(what))?;
+            let hi = hex_value(hex[0]).ok_or(UrlError::PercentEncoding(what))?;
+            let lo = hex_value(hex[1]).ok_or(UrlError::PercentEncoding(what))?;
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| UrlError::PercentEncoding(what))
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(url: &str) -> ServerAddr {
+        url.parse().unwrap()
+    }
+
+    #[test]
+    fn forms_of_one_server() {
+        let s = one("nats://127.0.0.1:4333");
+        assert_eq!((s.host.as_str(), s.port, s.auth.clone()), ("127.0.0.1", 4333, None));
+        assert_eq!(s.to_string(), "nats://127.0.0.1:4333");
+        let s = one("NATS://demo.nats.io");
+        assert_eq!((s.host.as_str(), s.port), ("demo.nats.io", DEFAULT_PORT));
+        let s = one("localhost:5000");
+        assert_eq!((s.host.as_str(), s.port), ("localhost", 5000));
+        let s = one("localhost");
+        assert_eq!(s.port, DEFAULT_PORT);
+        let s = one("nats://h:7/");
+        assert_eq!(s.port, 7);
+        let s = one("[::1]:4222");
+        assert_eq!((s.host.as_str(), s.address()), ("::1", "[::1]:4222".to_owned()));
+        assert!(s.same_place(&ServerAddr::new("::1", 4222)));
+        assert!(!s.same_place(&ServerAddr::new("::1", 4223)));
+    }
+
+    #[test]
+    fn credentials_in_the_url() {
+        let s = one("nats://alice:p%40ss:w@h:1");
+        assert_eq!(
+            s.auth,
+            Some(UrlAuth::UserPassword {
+                user: "alice".into(),
+                password: "p@ss:w".into()
+            })
+        );
+        let s = one("nats://s3cr%2Ft@h");
+        assert_eq!(s.auth, Some(UrlAuth::Token("s3cr/t".into())));
+        assert_eq!(one("nats://@h").auth, None);
+        let shown = format!("{:?}", one("nats://alice:hunter2@h"));
+        assert!(!shown.contains("hunter2") && shown.contains("alice"), "{shown}");
+        let shown = format!("{:?}", one("nats://tok3n@h"));
+        assert!(!shown.contains("tok3n"), "{shown}");
+    }
+
+    #[test]
+    fn several_servers() {
+        let servers = parse_servers("nats://a:1, nats://b:2 ,c:3,,").unwrap();
+        let places: Vec<String> = servers.iter().map(ServerAddr::address).collect();
+        assert_eq!(places, ["a:1", "b:2", "c:3"]);
+        assert_eq!(parse_servers(" , ").unwrap_err(), UrlError::Empty);
+        assert_eq!(parse_servers("").unwrap_err(), UrlError::Empty);
+        assert!(matches!(
+            parse_servers("nats://a:1,tls://b:2"),
+            Err(UrlError::Scheme { .. })
+        ));
+        let o = ClientOptions::from_url("nats://a:1,nats://b:2").unwrap();
+        assert_eq!(o.servers.len(), 2);
+    }
+
+    #[test]
+    fn errors_are_typed() {
+        let e = "tls://u:pw@h".parse::<ServerAddr>().unwrap_err();
+        assert_eq!(
+            e,
+            UrlError::Scheme {
+                url: "tls://***@h".into()
+            }
+        );
+        assert!(!e.to_string().contains("pw"));
+        assert!(matches!("ws://h".parse::<ServerAddr>(), Err(UrlError::Scheme { .. })));
+        assert!(matches!("nats://".parse::<ServerAddr>(), Err(UrlError::MissingHost(_))));
+        let e = "nats://u:secret@:4222".parse::<ServerAddr>().unwrap_err();
+        assert!(matches!(e, UrlError::MissingHost(_)) && !e.to_string().contains("secret"));
+        assert_eq!("nats://h:0".parse::<ServerAddr>(), Err(UrlError::Port("0".into())));
+        assert_eq!(
+            "nats://h:65536".parse::<ServerAddr>(),
+            Err(UrlError::Port("65536".into()))
+        );
+        assert_eq!("nats://h:x".parse::<ServerAddr>(), Err(UrlError::Port("x".into())));
+        assert_eq!("nats://[::1".parse::<ServerAddr>(), Err(UrlError::Ipv6));
+        assert_eq!(
+            "nats://h/sub".parse::<ServerAddr>(),
+            Err(UrlError::Unsupported("/sub".into()))
+        );
+        assert_eq!(
+            "nats://h?x=1".parse::<ServerAddr>(),
+            Err(UrlError::Unsupported("?x=1".into()))
+        );
+        assert_eq!(
+            "nats://u:%zz@h".parse::<ServerAddr>(),
+            Err(UrlError::PercentEncoding("password"))
+        );
+        assert_eq!(
+            "nats://%ff@h".parse::<ServerAddr>(),
+            Err(UrlError::PercentEncoding("token"))
+        );
+    }
+
+    #[test]
+    fn backoff_with_jitter_stays_in_bounds() {
+        let p = ReconnectPolicy {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(70),
+            jitter: 0.5,
+            max_attempts: Some(5),
+        };
+        let delays: Vec<_> = (0..6).map(|r| p.delay(r).as_millis()).collect();
+        assert_eq!(delays, [0, 10, 20, 40, 70, 70]);
+        assert_eq!(p.delay(u32::MAX), Duration::from_millis(70));
+        assert_eq!(p.delay_with_jitter(2, 0.0), Duration::from_millis(20));
+        let top = p.delay_with_jitter(2, 0.999_999);
+        assert!(
+            top > Duration::from_micros(29_990) && top < Duration::from_millis(30),
+            "{top:?}"
+        );
+        assert_eq!(
+            p.delay_with_jitter(3, 7.0),
+            Duration::from_millis(60),
+            "unit is clamped"
+        );
+        assert_eq!(p.delay_with_jitter(0, 0.9), Duration::ZERO);
+        assert!(p.allows(4) && !p.allows(5));
+        assert!(ReconnectPolicy {
+            max_attempts: None,
+            ..p
+        }
+        .allows(u32::MAX));
+        assert!(ReconnectPolicy {
+            max_attempts: Some(0),
+            ..p
+        }
+        .allows(0));
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let o = ClientOptions::from_url("nats://h").unwrap().auth(Auth::NKey {
+            seed: "SUAGMJH5XLGZKQQWAWKRZJIGMOU4HPFUYLXJMXOO5NLFEO2OOQJ5LPRDPM".into(),
+        });
+        let shown = format!("{o:?}");
+        assert!(!shown.contains("SUAG"), "{shown}");
+        for auth in [
+            Auth::Token("tok3n".into()),
+            Auth::UserPassword {
+                user: "u".into(),
+                password: "hunter2".into(),
+            },
+            Auth::Jwt {
+                jwt: "eyJ0".into(),
+                seed: "SUAG".into(),
+            },
+        ] {
+            let shown = format!("{auth:?}");
+            assert!(
+                !shown.contains("tok3n") && !shown.contains("hunter2") && !shown.contains("eyJ0"),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn builders() {
+        let o = ClientOptions::from_url("h")
+            .unwrap()
+            .name("n")
+            .verbose(true)
+            .pedantic(true)
+            .echo(false)
+            .max_pings_out(0)
+            .ping_interval(Duration::from_millis(5))
+            .reconnect_buffer_size(10)
+            .request_timeout(Duration::from_millis(7))
+            .allow_reconnect(false)
+            .seed(3);
+        assert_eq!(o.name.as_deref(), Some("n"));
+        assert!(o.verbose && o.pedantic && !o.echo && !o.allow_reconnect);
+        assert_eq!(o.max_pings_out, 1);
+        assert_eq!(o.ping_interval, Duration::from_millis(5));
+        assert_eq!((o.reconnect_buffer_size, o.seed), (10, Some(3)));
+    }
+}
