@@ -1,0 +1,409 @@
+//! NATS parsing: Monocoque's codecs on buffers of 1,000 frames, the same buffers
+//! `scripts/bench-nats-parse` feeds nats-server's parser (`PUB`, `HPUB`) and nats.go's
+//! (`MSG`, `HMSG`).
+//!
+//! ```sh
+//! cargo bench --bench nats_parse              # frames/s of ours, every case
+//! cargo bench --bench nats_parse -- --quick   # smoke run: fewer, shorter rounds
+//! scripts/bench-nats-parse                    # ours vs the Go parsers, timings and callgrind
+//! ```
+//!
+//! Cases (1,000 identical frames per buffer, one buffer per case):
+//! - `pub`: `PUB foo.bar 16` + 16 bytes, decoded by [`ServerCodec`] (a broker's side);
+//! - `pub-reply`: the same with a reply subject as nats.go makes them;
+//! - `hpub`: `HPUB` with a 37-byte header block (`Nats-Msg-Id`) and 16 bytes;
+//! - `msg`, `hmsg`: what a subscriber receives, decoded by [`ClientCodec`].
+//!
+//! What one frame costs here: recognising the op, finding the line end, splitting and
+//! checking the fields and sizes (limits included), cutting out the payload (and header
+//! block), building the [`ClientOp`]/[`ServerOp`] of `Bytes` views, and dropping it
+//! (the reference counts of its views). The buffer is one received segment: a
+//! [`SegmentedBuffer`] kept across rounds, as a connection keeps it.
+//!
+//! Flags: `--quick`; `--tsv` prints `case<TAB>frames/s` lines only (for the script);
+//! `--write-inputs DIR` writes each case's buffer to `DIR/<case>.bin` and lists the
+//! cases (`case<TAB>peer<TAB>first frame`); `--callgrind-case CASE --iterations N`
+//! only decodes that buffer N times (so `valgrind --tool=callgrind` measures it: the
+//! script subtracts a 1-iteration run). Other arguments select cases by name.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use monocoque_proto::nats::{
+    ClientCodec, ClientOp, DecodeError, Headers, Message, Publish, ServerCodec, ServerOp, Sid,
+};
+use monocoque_proto::SegmentedBuffer;
+
+/// Frames per buffer.
+const FRAMES: usize = 1_000;
+const SUBJECT: &str = "foo.bar";
+/// A reply subject shaped like nats.go's request inboxes (`_INBOX.` + a 22-character
+/// NUID + `.` + a token).
+const REPLY: &str = "_INBOX.Nq5vCmJXP9oT3zGEaLbWxR.1";
+const PAYLOAD: &[u8; 16] = b"0123456789abcdef";
+const HEADERS: &[u8] = b"NATS/1.0\r\nNats-Msg-Id: 0123456789\r\n\r\n";
+
+/// Which side decodes a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// A broker decoding what clients send ([`ServerCodec`]); peer: nats-server.
+    Server,
+    /// A client decoding what the server delivers ([`ClientCodec`]); peer: nats.go.
+    Client,
+}
+
+impl Role {
+    fn peer(self) -> &'static str {
+        match self {
+            Role::Server => "nats-server",
+            Role::Client => "nats.go",
+        }
+    }
+}
+
+/// What one frame must decode to.
+#[derive(Debug)]
+enum Expected {
+    Client(ClientOp),
+    Server(ServerOp),
+}
+
+struct Case {
+    name: &'static str,
+    role: Role,
+    frame: Vec<u8>,
+    expected: Expected,
+    /// The buffer of [`FRAMES`] frames: one segment, shared (as drivers' pooled buffers
+    /// are), so taking views of it never allocates.
+    input: Bytes,
+}
+
+impl Case {
+    fn new(name: &'static str, role: Role, frame: Vec<u8>, expected: Expected) -> Self {
+        let mut all = BytesMut::with_capacity(frame.len() * FRAMES);
+        for _ in 0..FRAMES {
+            all.extend_from_slice(&frame);
+        }
+        Self {
+            name,
+            role,
+            frame,
+            expected,
+            input: all.freeze(),
+        }
+    }
+}
+
+fn frame(line: String, body: &[&[u8]]) -> Vec<u8> {
+    let mut out = line.into_bytes();
+    out.extend_from_slice(b"\r\n");
+    for part in body {
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn cases() -> Vec<Case> {
+    let (h, t) = (HEADERS.len(), HEADERS.len() + PAYLOAD.len());
+    let n = PAYLOAD.len();
+    let publish = |reply: Option<&'static str>, headers: bool| {
+        Expected::Client(ClientOp::Publish(Publish {
+            subject: Bytes::from_static(SUBJECT.as_bytes()),
+            reply: reply.map(|r| Bytes::from_static(r.as_bytes())),
+            headers: headers.then(|| Headers::from_raw(Bytes::from_static(HEADERS))),
+            payload: Bytes::from_static(PAYLOAD),
+        }))
+    };
+    let message = |headers: bool| {
+        Expected::Server(ServerOp::Message(Message {
+            subject: Bytes::from_static(SUBJECT.as_bytes()),
+            sid: Sid::from_u64(1),
+            reply: None,
+            headers: headers.then(|| Headers::from_raw(Bytes::from_static(HEADERS))),
+            payload: Bytes::from_static(PAYLOAD),
+        }))
+    };
+    vec![
+        Case::new(
+            "pub",
+            Role::Server,
+            frame(format!("PUB {SUBJECT} {n}"), &[PAYLOAD]),
+            publish(None, false),
+        ),
+        Case::new(
+            "pub-reply",
+            Role::Server,
+            frame(format!("PUB {SUBJECT} {REPLY} {n}"), &[PAYLOAD]),
+            publish(Some(REPLY), false),
+        ),
+        Case::new(
+            "hpub",
+            Role::Server,
+            frame(format!("HPUB {SUBJECT} {h} {t}"), &[HEADERS, PAYLOAD]),
+            publish(None, true),
+        ),
+        Case::new(
+            "msg",
+            Role::Client,
+            frame(format!("MSG {SUBJECT} 1 {n}"), &[PAYLOAD]),
+            message(false),
+        ),
+        Case::new(
+            "hmsg",
+            Role::Client,
+            frame(format!("HMSG {SUBJECT} 1 {h} {t}"), &[HEADERS, PAYLOAD]),
+            message(true),
+        ),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------
+// The measured work: each driver decodes one buffer and drops every op. Out of line, so
+// a profile attributes the cost by name.
+
+/// Decodes every client op in `input`, dropping each; returns how many there were.
+#[inline(never)]
+fn ours_server(codec: &mut ServerCodec, src: &mut SegmentedBuffer, input: &Bytes) -> Result<usize, DecodeError> {
+    src.push(input.clone());
+    let mut n = 0;
+    while let Some(op) = codec.decode_op(src)? {
+        black_box(&op);
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Decodes every server op in `input`, dropping each; returns how many there were.
+#[inline(never)]
+fn ours_client(codec: &mut ClientCodec, src: &mut SegmentedBuffer, input: &Bytes) -> Result<usize, DecodeError> {
+    src.push(input.clone());
+    let mut n = 0;
+    while let Some(op) = codec.decode_op(src)? {
+        black_box(&op);
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// A decoder for one case, its state kept across buffers as a connection keeps it.
+struct Runner<'a> {
+    case: &'a Case,
+    server: ServerCodec,
+    client: ClientCodec,
+    src: SegmentedBuffer,
+}
+
+impl<'a> Runner<'a> {
+    fn new(case: &'a Case) -> Self {
+        Self {
+            case,
+            server: ServerCodec::default(),
+            client: ClientCodec::default(),
+            src: SegmentedBuffer::new(),
+        }
+    }
+
+    /// Decodes the case's buffer once; returns the number of frames.
+    #[inline]
+    fn run(&mut self) -> Result<usize, String> {
+        let n = match self.case.role {
+            Role::Server => ours_server(&mut self.server, &mut self.src, &self.case.input),
+            Role::Client => ours_client(&mut self.client, &mut self.src, &self.case.input),
+        }
+        .map_err(|e| format!("{}: decode error {e}", self.case.name))?;
+        if n != FRAMES || !self.src.is_empty() {
+            return Err(format!(
+                "{}: {n} frames decoded, {} bytes left (expected {FRAMES}, 0)",
+                self.case.name,
+                self.src.len()
+            ));
+        }
+        Ok(n)
+    }
+
+    /// Decodes the buffer once more and compares every op with the expected one.
+    fn check(&mut self) -> Result<(), String> {
+        self.src.push(self.case.input.clone());
+        let mut n = 0;
+        loop {
+            let same = match (&self.case.expected, self.case.role) {
+                (Expected::Client(want), Role::Server) => match self.server.decode_op(&mut self.src) {
+                    Ok(Some(op)) => op == *want,
+                    Ok(None) => break,
+                    Err(e) => return Err(format!("{}: decode error {e}", self.case.name)),
+                },
+                (Expected::Server(want), Role::Client) => match self.client.decode_op(&mut self.src) {
+                    Ok(Some(op)) => op == *want,
+                    Ok(None) => break,
+                    Err(e) => return Err(format!("{}: decode error {e}", self.case.name)),
+                },
+                _ => return Err(format!("{}: expected op of the wrong role", self.case.name)),
+            };
+            if !same {
+                return Err(format!("{}: frame {n} decoded to something else", self.case.name));
+            }
+            n += 1;
+        }
+        if n != FRAMES || !self.src.is_empty() {
+            return Err(format!("{}: {n} frames checked, expected {FRAMES}", self.case.name));
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Timing.
+
+struct Opts {
+    quick: bool,
+    tsv: bool,
+    filters: Vec<String>,
+    write_inputs: Option<PathBuf>,
+    callgrind_case: Option<String>,
+    iterations: usize,
+}
+
+impl Opts {
+    fn from_args() -> Result<Self, String> {
+        let mut opts = Opts {
+            quick: false,
+            tsv: false,
+            filters: Vec::new(),
+            write_inputs: None,
+            callgrind_case: None,
+            iterations: 1,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
+            match arg.as_str() {
+                "--quick" => opts.quick = true,
+                "--tsv" => opts.tsv = true,
+                // Passed by `cargo bench`.
+                "--bench" => {}
+                "--write-inputs" => opts.write_inputs = Some(PathBuf::from(value("--write-inputs")?)),
+                "--callgrind-case" => opts.callgrind_case = Some(value("--callgrind-case")?),
+                "--iterations" => {
+                    let v = value("--iterations")?;
+                    opts.iterations = v.parse().map_err(|_| format!("--iterations {v}: not a count"))?;
+                }
+                flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}")),
+                _ => opts.filters.push(arg),
+            }
+        }
+        Ok(opts)
+    }
+
+    fn selects(&self, case: &Case) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(|f| case.name.contains(f.as_str()))
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Frames per second for one case: a warm-up, buffers per sample calibrated to last a
+/// few milliseconds, then the median of the samples.
+fn frames_per_sec(runner: &mut Runner<'_>, quick: bool) -> Result<f64, String> {
+    let (warm, sample, rounds) = if quick {
+        (Duration::from_millis(20), Duration::from_millis(2), 5)
+    } else {
+        (Duration::from_millis(200), Duration::from_millis(10), 21)
+    };
+    let started = Instant::now();
+    let mut reps = 0usize;
+    while started.elapsed() < warm {
+        runner.run()?;
+        reps += 1;
+    }
+    let per_buffer = started.elapsed().as_secs_f64() / reps as f64;
+    let reps = ((sample.as_secs_f64() / per_buffer).ceil() as usize).max(1);
+    let mut samples = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let mut frames = 0;
+        for _ in 0..reps {
+            frames += runner.run()?;
+        }
+        samples.push(frames as f64 / t.elapsed().as_secs_f64());
+    }
+    Ok(median(samples))
+}
+
+/// A frame's control line, for display.
+fn first_line(frame: &[u8]) -> String {
+    let end = frame.iter().position(|&b| b == b'\r').unwrap_or(frame.len());
+    String::from_utf8_lossy(&frame[..end]).into_owned()
+}
+
+fn real_main() -> Result<(), String> {
+    let opts = Opts::from_args()?;
+    let cases = cases();
+
+    if let Some(dir) = &opts.write_inputs {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for case in cases.iter().filter(|c| opts.selects(c)) {
+            let path = dir.join(format!("{}.bin", case.name));
+            std::fs::write(&path, &case.input).map_err(|e| format!("{}: {e}", path.display()))?;
+            println!("{}\t{}\t{}", case.name, case.role.peer(), first_line(&case.frame));
+        }
+        return Ok(());
+    }
+
+    if let Some(name) = &opts.callgrind_case {
+        let case = cases
+            .iter()
+            .find(|c| c.name == name.as_str())
+            .ok_or_else(|| format!("no case {name}"))?;
+        let mut runner = Runner::new(case);
+        let mut frames = 0;
+        for _ in 0..opts.iterations {
+            frames += runner.run()?;
+        }
+        black_box(frames);
+        return Ok(());
+    }
+
+    if !opts.tsv {
+        println!(
+            "NATS parsing, ours: {FRAMES} frames per buffer, {} (median of samples)",
+            if opts.quick { "quick run" } else { "full run" }
+        );
+        println!("| case | first line | bytes/frame | ns/frame | frames/s |");
+        println!("|---|---|---:|---:|---:|");
+    }
+    for case in cases.iter().filter(|c| opts.selects(c)) {
+        let mut runner = Runner::new(case);
+        runner.check()?;
+        let fps = frames_per_sec(&mut runner, opts.quick)?;
+        if opts.tsv {
+            println!("{}\t{fps:.0}", case.name);
+        } else {
+            println!(
+                "| {} | `{}` | {} | {:.1} | {:.2}M |",
+                case.name,
+                first_line(&case.frame),
+                case.frame.len(),
+                1e9 / fps,
+                fps / 1e6
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nats_parse: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
