@@ -15,6 +15,11 @@ mod reconnect;
 mod requests;
 mod subscription;
 
+#[cfg(test)]
+mod fake_server;
+#[cfg(test)]
+mod tests;
+
 pub use config::{Auth, ClientConfig, SlowConsumerPolicy, SubscriptionPolicy};
 pub use error::{ConnectionError, RequestError, SendError};
 pub use event::{Event, PingId, RequestId, SubscriptionEnd};
