@@ -11,6 +11,7 @@
 //! | target | input |
 //! |---|---|
 //! | [`resp_decode_resp2`], [`resp_decode_resp3`] | two header bytes (options, split seed), then the RESP stream |
+//! | [`resp_tape`] | two header bytes (options, split seed), then the RESP stream |
 //! | [`segmented_buffer`] | a sequence of operations on a [`SegmentedBuffer`](crate::SegmentedBuffer) |
 //! | [`resp_connection`] | a sequence of operations on a Redis [`Connection`](crate::resp::Connection): sends, server frames, time, end of stream |
 //! | [`nats_client_decode`], [`nats_server_decode`] | two header bytes (options, split seed), then the NATS stream a server (resp. a client) sends |
@@ -20,11 +21,13 @@ mod nats;
 mod resp;
 mod segmented;
 mod split;
+mod tape;
 
 pub use connection::resp_connection;
 pub use nats::{nats_client_decode, nats_client_seeds, nats_server_decode, nats_server_seeds, plain};
 pub use resp::{identical, resp_decode_resp2, resp_decode_resp3};
 pub use segmented::segmented_buffer;
+pub use tape::{check_ref, resp_tape, tape_pieces, value_pieces, TapeEnd};
 
 /// A fuzz target's entry point.
 pub type Target = fn(&[u8]);
@@ -34,6 +37,7 @@ pub type Target = fn(&[u8]);
 pub const TARGETS: &[(&str, Target)] = &[
     ("resp_decode_resp2", resp_decode_resp2),
     ("resp_decode_resp3", resp_decode_resp3),
+    ("resp_tape", resp_tape),
     ("segmented_buffer", segmented_buffer),
     ("resp_connection", resp_connection),
     ("nats_client_decode", nats_client_decode),

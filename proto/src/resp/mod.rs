@@ -3,6 +3,8 @@
 //! - [`Value`]: every RESP2 and RESP3 type, strings as zero-copy [`bytes::Bytes`] views.
 //! - [`Decoder`]: resumable, limit-checked decoding from a
 //!   [`SegmentedBuffer`].
+//! - [`TapeDecoder`]: every complete value available, appended to a reusable [`Tape`]
+//!   of compact tokens (no reference count per string), for pipelined clients.
 //! - [`Encoder`] and [`Cmd`]: values and commands into an [`IoArena`].
 //! - [`RespCodec`]: both, behind the [`MonocoqueCodec`] trait.
 //!
@@ -22,6 +24,7 @@ mod connection;
 mod decode;
 mod encode;
 mod error;
+mod tape;
 mod value;
 
 pub use command::{ArgSink, Cmd, ToArg};
@@ -32,6 +35,7 @@ pub use connection::{
 pub use decode::{Decoder, DecoderConfig};
 pub use encode::{EncodeError, Encoder};
 pub use error::DecodeError;
+pub use tape::{Children, Tape, TapeDecoder, TapeKind, TapeRef};
 pub use value::{Protocol, Value};
 
 use crate::chassis::{IoArena, MonocoqueCodec, SegmentedBuffer};
