@@ -10,7 +10,9 @@
 //! One connection, mixed SET/GET (alternating) of 16-byte values over a 10,000-key
 //! keyspace, at pipeline depths 1, 16, 100 and 1,000, for:
 //! - Monocoque's `redis::Client` on the io_uring driver and on the mio driver
-//!   (`send_buffered` × depth, then one `flush`);
+//!   (`set_buffered`/`get_buffered` × depth, then one `flush`: the typed buffered
+//!   helpers, its documented fast path, which encode each command straight into the
+//!   connection's arena);
 //! - redis-rs (`redis` crate) on a current-thread tokio runtime, a
 //!   `MultiplexedConnection` and one `redis::pipe()` of `depth` commands per round trip;
 //! - `redis-benchmark -c 1 -P <depth> -t set,get -d 16 -r 10000 --csv` (its own rps);
@@ -41,7 +43,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use monocoque::driver::DriverKind;
-use monocoque::proto::resp::{Cmd, Value};
+use monocoque::proto::resp::Value;
 use monocoque::redis::{Client, ClientOptions};
 use support::{require_binary, RedisServer, TempDir};
 
@@ -234,14 +236,14 @@ fn run_monocoque(kind: DriverKind, port: u16, depth: usize, ops: u64, w: &Worklo
     let mut client = Client::connect_with(options).unwrap_or_else(|e| panic!("connect ({kind}): {e}"));
     let round = |client: &mut Client, start: u64, n: u64| {
         for i in start..start + n {
-            let cmd = if i % 2 == 0 {
-                Cmd::new("SET").arg(w.key(i)).arg(VALUE)
+            // The documented fast path for small pipelined commands: encoded straight
+            // into the connection's arena, no `Cmd` built per op.
+            let sent = if i % 2 == 0 {
+                client.set_buffered(w.key(i), VALUE)
             } else {
-                Cmd::new("GET").arg(w.key(i))
+                client.get_buffered(w.key(i))
             };
-            client
-                .send_buffered(&cmd)
-                .unwrap_or_else(|e| panic!("send_buffered: {e}"));
+            sent.unwrap_or_else(|e| panic!("buffering op {i}: {e}"));
         }
         let replies = client.flush().unwrap_or_else(|e| panic!("flush: {e}"));
         assert_eq!(replies.len() as u64, n, "one reply per command");

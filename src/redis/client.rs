@@ -273,22 +273,58 @@ impl<D: Driver<Connection>> Client<D> {
     /// [`max_buffered_bytes`](ClientOptions::max_buffered_bytes). Nothing is buffered
     /// on error.
     pub fn send_buffered(&mut self, cmd: &Cmd) -> Result<RequestId, Error> {
-        self.check_subscriber_mode(cmd.name())?;
-        if self.batch.has_unsent() || self.must_hold() {
-            return self.hold(Request::Cmd(cmd.clone()));
-        }
-        let Some(conn) = self.live_session() else {
-            return self.hold(Request::Cmd(cmd.clone()));
+        self.buffer_one(
+            cmd.name(),
+            |conn, now| conn.send_buffered(cmd, now),
+            || Request::Cmd(cmd.clone()),
+        )
+    }
+
+    /// [`send_buffered`](Self::send_buffered) for the command whose arguments (name
+    /// first) are `args`, encoded straight into the connection's outgoing arena: no
+    /// [`Cmd`] is built and nothing is allocated per command. This is the fast path for
+    /// pipelining many small commands; [`set_buffered`](Self::set_buffered) and
+    /// [`get_buffered`](Self::get_buffered) use it. Arguments are copied (a large
+    /// [`Bytes`] value is shared without copying only through a [`Cmd`]).
+    ///
+    /// ```no_run
+    /// # let mut client = monocoque::redis::Client::connect("redis://127.0.0.1")?;
+    /// client.send_buffered_args(&[b"INCRBY", b"hits", b"5"])?;
+    /// let replies = client.flush()?;
+    /// # Ok::<(), monocoque::redis::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`send_buffered`](Self::send_buffered).
+    pub fn send_buffered_args(&mut self, args: &[&[u8]]) -> Result<RequestId, Error> {
+        let Some(&name) = args.first() else {
+            return Err(Error::Refused(SendError::EmptyCommand));
         };
-        match conn.send_buffered(cmd, Instant::now()) {
-            Ok(id) => Ok(self.sent(id, Some(cmd.name()))),
-            Err(SendError::TooManyPending { .. } | SendError::Backpressure(_)) => self.hold(Request::Cmd(cmd.clone())),
-            Err(SendError::Poisoned(e)) => {
-                self.kill_link(Error::from(e));
-                self.hold(Request::Cmd(cmd.clone()))
-            }
-            Err(misuse) => Err(Error::Refused(misuse)),
-        }
+        self.buffer_one(
+            name,
+            |conn, now| conn.send_args(args, now),
+            || Request::Cmd(Cmd::new(name).args(&args[1..])),
+        )
+    }
+
+    /// Buffers `SET key value` on the fast path of
+    /// [`send_buffered_args`](Self::send_buffered_args); its reply (`+OK`) comes from
+    /// the next [`flush`](Self::flush).
+    ///
+    /// # Errors
+    /// As [`send_buffered`](Self::send_buffered).
+    pub fn set_buffered(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<RequestId, Error> {
+        self.send_buffered_args(&[b"SET", key.as_ref(), value.as_ref()])
+    }
+
+    /// Buffers `GET key` on the fast path of
+    /// [`send_buffered_args`](Self::send_buffered_args); its reply (the value or a
+    /// null) comes from the next [`flush`](Self::flush).
+    ///
+    /// # Errors
+    /// As [`send_buffered`](Self::send_buffered).
+    pub fn get_buffered(&mut self, key: impl AsRef<[u8]>) -> Result<RequestId, Error> {
+        self.send_buffered_args(&[b"GET", key.as_ref()])
     }
 
     /// Buffers `MULTI`, `cmds`, `EXEC` as one request. Its outcome is `EXEC`'s reply
@@ -503,6 +539,32 @@ impl<D: Driver<Connection>> Client<D> {
         }
         self.note_subscribe(request.name());
         Ok(self.batch.push_unsent(request))
+    }
+
+    /// Hands one command (`send`) to the live connection, or keeps it in the client
+    /// (`request`) while earlier ones wait or the connection cannot take it now.
+    fn buffer_one(
+        &mut self,
+        name: &[u8],
+        send: impl FnOnce(&mut Connection, Instant) -> Result<resp::RequestId, SendError>,
+        request: impl FnOnce() -> Request,
+    ) -> Result<RequestId, Error> {
+        self.check_subscriber_mode(name)?;
+        if self.batch.has_unsent() || self.must_hold() {
+            return self.hold(request());
+        }
+        let Some(conn) = self.live_session() else {
+            return self.hold(request());
+        };
+        match send(conn, Instant::now()) {
+            Ok(id) => Ok(self.sent(id, Some(name))),
+            Err(SendError::TooManyPending { .. } | SendError::Backpressure(_)) => self.hold(request()),
+            Err(SendError::Poisoned(e)) => {
+                self.kill_link(Error::from(e));
+                self.hold(request())
+            }
+            Err(misuse) => Err(Error::Refused(misuse)),
+        }
     }
 
     /// Records a request the connection accepted.

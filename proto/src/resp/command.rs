@@ -112,16 +112,104 @@ impl Cmd {
         dst.put_slice(&self.buf[pos..]);
     }
 
+    /// Appends the wire form of the command whose arguments (name first) are `args`
+    /// to `dst`, with no intermediate [`Cmd`]: the headers and short arguments are
+    /// gathered on the stack and copied into the arena in one piece. Every argument is
+    /// copied; use a [`Cmd`] with a [`Bytes`] argument to share a large payload instead.
+    ///
+    /// ```
+    /// use monocoque_proto::chassis::IoArena;
+    /// use monocoque_proto::resp::Cmd;
+    /// let mut arena = IoArena::new();
+    /// Cmd::encode_args(&mut arena, &[b"GET", b"k"]);
+    /// assert_eq!(arena.to_vec(), b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+    /// assert_eq!(Cmd::args_encoded_len(&[b"GET", b"k"]), arena.len());
+    /// ```
+    pub fn encode_args(dst: &mut IoArena, args: &[&[u8]]) {
+        let mut stage = [0u8; STAGE];
+        let mut n = write_header(&mut stage, 0, b'*', args.len());
+        for arg in args {
+            if n + HEADER_MAX + arg.len() + 2 > STAGE {
+                dst.put_slice(&stage[..n]);
+                n = 0;
+                if HEADER_MAX + arg.len() + 2 > STAGE {
+                    // A long argument goes from the caller's slice into the arena.
+                    let head = write_header(&mut stage, 0, b'$', arg.len());
+                    dst.put_slice(&stage[..head]);
+                    dst.put_slice(arg);
+                    stage[..2].copy_from_slice(b"\r\n");
+                    n = 2;
+                    continue;
+                }
+            }
+            n = write_header(&mut stage, n, b'$', arg.len());
+            stage[n..n + arg.len()].copy_from_slice(arg);
+            n += arg.len();
+            stage[n] = b'\r';
+            stage[n + 1] = b'\n';
+            n += 2;
+        }
+        dst.put_slice(&stage[..n]);
+    }
+
+    /// Size on the wire of the command whose arguments are `args`, as
+    /// [`encode_args`](Self::encode_args) writes it.
+    pub fn args_encoded_len(args: &[&[u8]]) -> usize {
+        let mut len = 3 + decimal_len(args.len());
+        for arg in args {
+            len += 5 + decimal_len(arg.len()) + arg.len();
+        }
+        len
+    }
+
     fn begin(&mut self, len: usize) {
-        self.buf.extend_from_slice(b"$");
-        let mut digits = itoa::Buffer::new();
-        self.buf.extend_from_slice(digits.format(len).as_bytes());
-        self.buf.extend_from_slice(b"\r\n");
+        let mut head = [0u8; HEADER_MAX];
+        let n = write_header(&mut head, 0, b'$', len);
+        self.buf.extend_from_slice(&head[..n]);
         if self.argc == 0 {
             self.name = (self.buf.len(), self.buf.len() + len);
         }
         self.argc += 1;
     }
+}
+
+/// The longest header: a type byte, 20 digits, CRLF.
+const HEADER_MAX: usize = 24;
+
+/// The stack space [`Cmd::encode_args`] gathers a command's small parts in.
+const STAGE: usize = 128;
+
+/// Writes `<ty><len>\r\n` into `out` at `at` (which has [`HEADER_MAX`] bytes of room);
+/// returns where it ends.
+#[inline(always)]
+fn write_header<const N: usize>(out: &mut [u8; N], at: usize, ty: u8, len: usize) -> usize {
+    out[at] = ty;
+    let end = if len < 10 {
+        out[at + 1] = b'0' + len as u8;
+        at + 2
+    } else if len < 100 {
+        out[at + 1] = b'0' + (len / 10) as u8;
+        out[at + 2] = b'0' + (len % 10) as u8;
+        at + 3
+    } else {
+        let mut digits = itoa::Buffer::new();
+        let d = digits.format(len).as_bytes();
+        out[at + 1..at + 1 + d.len()].copy_from_slice(d);
+        at + 1 + d.len()
+    };
+    out[end] = b'\r';
+    out[end + 1] = b'\n';
+    end + 2
+}
+
+/// Number of decimal digits of `n`.
+fn decimal_len(mut n: usize) -> usize {
+    let mut len = 1;
+    while n >= 10 {
+        n /= 10;
+        len += 1;
+    }
+    len
 }
 
 /// Where an argument writes itself.
@@ -240,6 +328,30 @@ mod tests {
         assert_eq!(a.to_vec(), b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n-5\r\n$3\r\n1.5\r\n");
         assert_eq!(cmd.encoded_len(), a.len());
         assert_eq!(cmd.arg_bytes(), vec![&b"SET"[..], b"k", b"-5", b"1.5"]);
+    }
+
+    #[test]
+    fn args_encode_as_a_cmd_does() {
+        let long = vec![b'v'; 300];
+        let huge = vec![b'w'; 5000];
+        let cases: Vec<Vec<&[u8]>> = vec![
+            vec![b"PING"],
+            vec![b"SET", b"key:00001", b"monocoque-16byte"],
+            vec![b"SET", b"", &long[..99], &long[..100]],
+            vec![b"SET", &long, &huge, b"EX", b"10"],
+        ];
+        for args in cases {
+            let mut cmd = Cmd::new(args[0]);
+            for a in &args[1..] {
+                cmd.push(*a);
+            }
+            let (mut a, mut b) = (IoArena::new(), IoArena::new());
+            cmd.encode(&mut a);
+            Cmd::encode_args(&mut b, &args);
+            assert_eq!(a.to_vec(), b.to_vec());
+            assert_eq!(Cmd::args_encoded_len(&args), b.len());
+            assert_eq!(cmd.encoded_len(), b.len());
+        }
     }
 
     #[test]

@@ -372,6 +372,44 @@ impl Connection {
         Ok(id)
     }
 
+    /// [`send_buffered`](Self::send_buffered) for the command whose arguments (name
+    /// first) are `args`, encoded straight into the transmit arena: no [`Cmd`] is
+    /// built, nothing is allocated. The fast path for the common commands (`GET`,
+    /// `SET`, ...); the few whose replies need special handling (the subscribe family,
+    /// `MULTI`/`EXEC`, `HELLO`, `RESET`) take the general path and behave as with
+    /// `send_buffered`. Every argument is copied; a large [`Bytes`] payload is shared
+    /// only through a [`Cmd`].
+    ///
+    /// # Errors
+    /// As [`send_buffered`](Self::send_buffered).
+    pub fn send_args(&mut self, args: &[&[u8]], now: Instant) -> Result<RequestId, SendError> {
+        self.guard.check()?;
+        let Some(&name) = args.first() else {
+            return Err(SendError::EmptyCommand);
+        };
+        if !matches!(classify(name, || args.get(1).copied()), Special::None) {
+            return self.send_buffered(&Cmd::new(name).args(&args[1..]), now);
+        }
+        self.check_pending()?;
+        self.reserve(Cmd::args_encoded_len(args))?;
+        let id = self.next_id();
+        let deadline = self.deadline(now);
+        let (arena, fifo) = self.outbox();
+        Cmd::encode_args(arena, args);
+        fifo.push(Entry {
+            owner: id.0,
+            role: Role::Request(Request {
+                id,
+                fate: Fate::Waiting,
+                kind: Kind::Plain,
+            }),
+            deadline,
+        });
+        self.pending += 1;
+        self.settle_front();
+        Ok(id)
+    }
+
     /// Sends `MULTI`, `cmds` and `EXEC` as one pipelined batch, and returns the id of
     /// the transaction's single result.
     ///
@@ -644,7 +682,17 @@ impl Session for Connection {
 /// What a command's name (and, for `HELLO` and `CLIENT`, its first argument) says
 /// about how it is answered.
 fn special(cmd: &Cmd) -> Special {
-    let name = cmd.name();
+    classify(cmd.name(), || cmd.arg_bytes().get(1).copied())
+}
+
+/// [`special`] from the command's name and, when the name needs it, its second
+/// argument.
+fn classify<'a>(name: &[u8], second: impl Fn() -> Option<&'a [u8]>) -> Special {
+    // Every special name is 4 (`EXEC`) to 12 (`PUNSUBSCRIBE`) bytes long: `GET`, `SET`
+    // and other short names are plain without comparing anything.
+    if !(4..=12).contains(&name.len()) {
+        return Special::None;
+    }
     if let Some(command) = SubCommand::parse(name) {
         return Special::Subscribe(command);
     }
@@ -656,18 +704,12 @@ fn special(cmd: &Cmd) -> Special {
     } else if is(b"RESET") {
         Special::Reset
     } else if is(b"HELLO") {
-        Special::Hello(match cmd.arg_bytes().get(1).copied() {
+        Special::Hello(match second() {
             Some(b"2") => Some(Protocol::Resp2),
             Some(b"3") => Some(Protocol::Resp3),
             _ => None,
         })
-    } else if is(b"MONITOR")
-        || (is(b"CLIENT")
-            && cmd
-                .arg_bytes()
-                .get(1)
-                .is_some_and(|sub| sub.eq_ignore_ascii_case(b"REPLY")))
-    {
+    } else if is(b"MONITOR") || (is(b"CLIENT") && second().is_some_and(|sub| sub.eq_ignore_ascii_case(b"REPLY"))) {
         Special::Unsupported
     } else {
         Special::None

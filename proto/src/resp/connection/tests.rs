@@ -954,6 +954,69 @@ fn misuse_is_refused_before_anything_is_queued() {
     assert!(conn.send_buffered(&cmd(&["CLIENT", "SETNAME", "x"]), now).is_ok());
 }
 
+#[test]
+fn send_args_is_send_buffered_without_a_cmd() {
+    let mut p = pair(ConnectionConfig::default(), ServerConfig::default());
+    let now = p.now();
+    let set = p.a.send_args(&[b"SET", b"a", b"5"], now).unwrap();
+    // Special commands take the general path and keep their meaning.
+    let multi = p.a.send_args(&[b"multi"], now).unwrap();
+    let incr = p.a.send_args(&[b"INCR", b"a"], now).unwrap();
+    assert_eq!(
+        p.a.send_args(&[b"SUBSCRIBE", b"x"], now),
+        Err(SendError::NotAllowedInTransaction {
+            command: "SUBSCRIBE".into()
+        })
+    );
+    let exec = p.a.send_args(&[b"EXEC"], now).unwrap();
+    let get = p.a.send_args(&[b"GET", b"a"], now).unwrap();
+    settle(&mut p);
+    assert_eq!(reply(&p, set), ok());
+    assert_eq!(reply(&p, multi), ok());
+    assert_eq!(reply(&p, incr), Value::SimpleString("QUEUED".into()));
+    assert_eq!(reply(&p, exec), Value::Array(vec![Value::Integer(6)]));
+    assert_eq!(reply(&p, get), bulk("6"));
+
+    let mut conn = Connection::new(resp2(), Instant::now());
+    assert_eq!(conn.send_args(&[], now), Err(SendError::EmptyCommand));
+    assert_eq!(
+        conn.send_args(&[b"MONITOR"], now),
+        Err(SendError::Unsupported {
+            command: "MONITOR".into()
+        })
+    );
+    assert!(conn.poll_transmit().is_none());
+    conn.send_args(&[b"GET", b"k"], now).unwrap();
+    let arena = conn.poll_transmit().unwrap();
+    let mut expected = IoArena::new();
+    cmd(&["GET", "k"]).encode(&mut expected);
+    assert_eq!(arena.to_vec(), expected.to_vec());
+}
+
+#[test]
+fn send_args_respects_backpressure_and_the_pending_limit() {
+    let mut config = resp2();
+    config.max_outgoing_bytes = 100;
+    config.max_pending = 4;
+    let mut conn = Connection::new(config, Instant::now());
+    let now = Instant::now();
+    let small = cmd(&["GET", "k"]);
+    let mut accepted = 0;
+    let refusal = loop {
+        match conn.send_args(&[b"GET", b"k"], now) {
+            Ok(_) => accepted += 1,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(accepted, (100 / small.encoded_len()).min(4));
+    assert!(matches!(
+        refusal,
+        SendError::Backpressure(_) | SendError::TooManyPending { max: 4 }
+    ));
+    assert!(conn.outgoing_len() <= 100);
+    assert_eq!(conn.pending(), accepted);
+}
+
 // ---- abandon and timeouts ----
 
 #[test]
