@@ -10,9 +10,9 @@
 //! One connection, mixed SET/GET (alternating) of 16-byte values over a 10,000-key
 //! keyspace, at pipeline depths 1, 16, 100 and 1,000, for:
 //! - Monocoque's `redis::Client` on the io_uring driver and on the mio driver
-//!   (`set_buffered`/`get_buffered` × depth, then one `flush`: the typed buffered
-//!   helpers, its documented fast path, which encode each command straight into the
-//!   connection's arena);
+//!   (`set_buffered`/`get_buffered` × depth, then one `flush_into` a reused `Vec`: the
+//!   typed buffered helpers, its documented fast path, which encode each command
+//!   straight into the connection's arena);
 //! - redis-rs (`redis` crate) on a current-thread tokio runtime, a
 //!   `MultiplexedConnection` and one `redis::pipe()` of `depth` commands per round trip;
 //! - `redis-benchmark -c 1 -P <depth> -t set,get -d 16 -r 10000 --csv` (its own rps);
@@ -234,7 +234,9 @@ fn check_reply(i: u64, reply: &Value) {
 fn run_monocoque(kind: DriverKind, port: u16, depth: usize, ops: u64, w: &Workload) -> Sample {
     let options = ClientOptions::new("127.0.0.1", port).driver(kind);
     let mut client = Client::connect_with(options).unwrap_or_else(|e| panic!("connect ({kind}): {e}"));
-    let round = |client: &mut Client, start: u64, n: u64| {
+    // The replies' `Vec` is reused from one round to the next (`flush_into`).
+    let mut replies = Vec::new();
+    let mut round = |client: &mut Client, start: u64, n: u64| {
         for i in start..start + n {
             // The documented fast path for small pipelined commands: encoded straight
             // into the connection's arena, no `Cmd` built per op.
@@ -245,9 +247,10 @@ fn run_monocoque(kind: DriverKind, port: u16, depth: usize, ops: u64, w: &Worklo
             };
             sent.unwrap_or_else(|e| panic!("buffering op {i}: {e}"));
         }
-        let replies = client.flush().unwrap_or_else(|e| panic!("flush: {e}"));
+        replies.clear();
+        client.flush_into(&mut replies).unwrap_or_else(|e| panic!("flush: {e}"));
         assert_eq!(replies.len() as u64, n, "one reply per command");
-        for (i, reply) in (start..).zip(replies) {
+        for (i, reply) in (start..).zip(replies.drain(..)) {
             let reply = reply.unwrap_or_else(|e| panic!("reply to op {i}: {e}"));
             check_reply(i, &reply);
         }

@@ -191,18 +191,24 @@ impl Batch {
     /// Every outcome not yet taken, in request order; the batch is emptied. Only call
     /// when [`all_finished`](Self::all_finished).
     pub fn drain(&mut self) -> Vec<Result<Value, Error>> {
+        let mut out = Vec::new();
+        self.drain_into(&mut out);
+        out
+    }
+
+    /// [`drain`](Self::drain), appending to `out`; returns how many were appended.
+    pub fn drain_into(&mut self, out: &mut Vec<Result<Value, Error>>) -> usize {
         let next = self.next_seq();
-        let out = self
-            .slots
-            .drain(..)
-            .filter_map(|s| match s {
-                Slot::Done(outcome) => Some(outcome),
-                _ => None,
-            })
-            .collect();
+        let n = self.slots.len() - self.taken;
+        out.reserve(n);
+        for slot in self.slots.drain(..) {
+            if let Slot::Done(outcome) = slot {
+                out.push(outcome);
+            }
+        }
         self.clear();
         self.base = next;
-        out
+        n
     }
 
     /// Drops every slot; ids go on from where they were.
@@ -266,6 +272,22 @@ mod tests {
         assert!(b.slots.is_empty());
         assert_eq!(b.base, 3);
         assert!(b.is_finished(q2.0));
+    }
+
+    #[test]
+    fn drain_into_appends_untaken_outcomes_in_order() {
+        let mut b = Batch::default();
+        let ids: Vec<RequestId> = (0..3).map(|_| b.push_sent()).collect();
+        for (n, id) in ids.iter().enumerate().rev() {
+            b.complete(id.0, Ok(Value::Integer(n as i64)));
+        }
+        assert!(b.take(ids[1].0).is_some());
+        let mut out = vec![Ok(Value::Null)];
+        assert_eq!(b.drain_into(&mut out), 2);
+        let got: Vec<Value> = out.into_iter().map(|r| r.unwrap()).collect();
+        assert_eq!(got, [Value::Null, Value::Integer(0), Value::Integer(2)]);
+        assert!(b.slots.is_empty());
+        assert_eq!(b.push_sent(), RequestId(3), "ids go on");
     }
 
     #[test]

@@ -93,7 +93,6 @@ pub struct Client<D: Driver<Connection> = AnyDriver<Connection>> {
     check_liveness: bool,
     last_turn: Instant,
     activities: Vec<Activity>,
-    scratch: Vec<resp::Event>,
 }
 
 /// The current connection.
@@ -204,7 +203,6 @@ impl<D: Driver<Connection>> Client<D> {
             check_liveness: false,
             last_turn: Instant::now(),
             activities: Vec::new(),
-            scratch: Vec::new(),
         };
         client.open_link()?;
         Ok(client)
@@ -368,6 +366,32 @@ impl<D: Driver<Connection>> Client<D> {
         let out = self.batch.drain();
         self.settle();
         Ok(out)
+    }
+
+    /// [`flush`](Self::flush), appending the outcomes to `out` (which keeps its
+    /// allocation from one batch to the next) instead of returning a new `Vec`; returns
+    /// how many were appended.
+    ///
+    /// ```no_run
+    /// # let mut client = monocoque::redis::Client::connect("redis://127.0.0.1")?;
+    /// let mut replies = Vec::new();
+    /// for round in 0..10 {
+    ///     replies.clear();
+    ///     for i in 0..100 {
+    ///         client.get_buffered(format!("key:{i}"))?;
+    ///     }
+    ///     assert_eq!(client.flush_into(&mut replies)?, 100);
+    /// }
+    /// # Ok::<(), monocoque::redis::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`flush`](Self::flush); nothing is appended then.
+    pub fn flush_into(&mut self, out: &mut Vec<Result<Value, Error>>) -> Result<usize, Error> {
+        self.drive(Target::All)?;
+        let n = self.batch.drain_into(out);
+        self.settle();
+        Ok(n)
     }
 
     /// Sends `cmd` (after everything buffered before it) and returns its reply. Earlier
@@ -775,82 +799,52 @@ impl<D: Driver<Connection>> Client<D> {
         }
     }
 
-    /// Pumps the current connection's events into the batch and the event queue.
+    /// Pumps the current connection's events into the batch and the event queue,
+    /// straight from the session (no intermediate queue).
     fn drain_events(&mut self) {
-        let Some(link) = self.link.as_ref() else { return };
-        let conn = link.conn;
-        let mut scratch = std::mem::take(&mut self.scratch);
+        let Some(conn) = self.link.as_ref().map(|l| l.conn) else {
+            return;
+        };
         let mut closed = None;
-        if let Some(session) = self.driver.session_mut(conn) {
+        let Self {
+            driver,
+            link,
+            batch,
+            events,
+            protocol,
+            ..
+        } = self;
+        if let Some(session) = driver.session_mut(conn) {
+            let mut sink = Sink {
+                link,
+                batch,
+                events,
+                protocol,
+            };
             while let Some(event) = session.poll_event() {
-                scratch.push(event);
+                sink.on_event(event);
             }
             if session.is_connected() {
                 // A user's `HELLO 2|3` or `RESET` changes it after the handshake.
-                self.protocol = session.protocol();
+                *protocol = session.protocol();
             }
             if session.is_closed() {
                 closed = Some(session.error().cloned().unwrap_or(resp::ConnectionError::Closed));
             }
         }
-        for event in scratch.drain(..) {
-            self.on_event(event);
-        }
-        self.scratch = scratch;
         if let Some(error) = closed {
             self.kill_link(Error::from(error));
         }
     }
 
     fn on_event(&mut self, event: resp::Event) {
-        match event {
-            resp::Event::Reply { id, value } => {
-                let outcome = match value.without_attributes().as_error() {
-                    Some(text) => Err(Error::Server(ServerError::new(text))),
-                    None => Ok(value),
-                };
-                self.complete(id, outcome);
-            }
-            resp::Event::Failed { id, error } => self.complete(id, Err(Error::from(error))),
-            resp::Event::Connected { protocol, hello } => {
-                if let Some(link) = &mut self.link {
-                    link.ready = true;
-                    link.hello = hello;
-                }
-                self.protocol = protocol;
-            }
-            resp::Event::Message { kind, channel, payload } => {
-                self.events.push(Event::Message(Message { kind, channel, payload }));
-            }
-            resp::Event::Invalidate { keys } => self.events.push(Event::Invalidate(Invalidation { keys })),
-            resp::Event::Push(value) => self.events.push(Event::Push(value)),
-            resp::Event::Poisoned(error) => self.kill_link(Error::from(error)),
+        Sink {
+            link: &mut self.link,
+            batch: &mut self.batch,
+            events: &mut self.events,
+            protocol: &mut self.protocol,
         }
-    }
-
-    /// A request on the current connection ended.
-    fn complete(&mut self, id: resp::RequestId, outcome: Result<Value, Error>) {
-        let Some(link) = self.link.as_mut() else { return };
-        if let Some(pos) = link.restoring.iter().position(|r| *r == id) {
-            link.restoring.swap_remove(pos);
-            if let Err(Error::Server(e)) = outcome {
-                self.events.push(Event::RestoreFailed(e));
-            }
-            return;
-        }
-        // Outcomes come in send order, so this is nearly always the front.
-        let found = match link.inflight.front() {
-            Some((front, seq)) if *front == id => Some((0, *seq)),
-            _ => link
-                .inflight
-                .binary_search_by_key(&id, |(i, _)| *i)
-                .ok()
-                .map(|pos| (pos, link.inflight[pos].1)),
-        };
-        if let Some((pos, seq)) = found {
-            link.inflight.remove(pos);
-            self.batch.complete(seq, outcome);
-        }
+        .on_event(event);
     }
 
     // ---- internals: connections ----
@@ -1008,6 +1002,76 @@ impl<D: Driver<Connection>> Client<D> {
 
     pub(crate) fn set_database(&mut self, db: u32) {
         self.options.database = db;
+    }
+}
+
+/// Where a connection's events go: the parts of the client they update, borrowed
+/// apart from the driver that holds the session.
+struct Sink<'a> {
+    link: &'a mut Option<Link>,
+    batch: &'a mut Batch,
+    events: &'a mut EventQueue,
+    protocol: &'a mut Protocol,
+}
+
+impl Sink<'_> {
+    fn on_event(&mut self, event: resp::Event) {
+        match event {
+            resp::Event::Reply { id, value } => {
+                let outcome = match value.without_attributes().as_error() {
+                    Some(text) => Err(Error::Server(ServerError::new(text))),
+                    None => Ok(value),
+                };
+                self.complete(id, outcome);
+            }
+            resp::Event::Failed { id, error } => self.complete(id, Err(Error::from(error))),
+            resp::Event::Connected { protocol, hello } => {
+                if let Some(link) = self.link.as_mut() {
+                    link.ready = true;
+                    link.hello = hello;
+                }
+                *self.protocol = protocol;
+            }
+            resp::Event::Message { kind, channel, payload } => {
+                self.events.push(Event::Message(Message { kind, channel, payload }));
+            }
+            resp::Event::Invalidate { keys } => self.events.push(Event::Invalidate(Invalidation { keys })),
+            resp::Event::Push(value) => self.events.push(Event::Push(value)),
+            resp::Event::Poisoned(error) => {
+                if let Some(link) = self.link.as_mut() {
+                    link.dead.get_or_insert(Error::from(error));
+                }
+            }
+        }
+    }
+
+    /// A request on the current connection ended.
+    fn complete(&mut self, id: resp::RequestId, outcome: Result<Value, Error>) {
+        let Some(link) = self.link.as_mut() else { return };
+        if !link.restoring.is_empty() {
+            if let Some(pos) = link.restoring.iter().position(|r| *r == id) {
+                link.restoring.swap_remove(pos);
+                if let Err(Error::Server(e)) = outcome {
+                    self.events.push(Event::RestoreFailed(e));
+                }
+                return;
+            }
+        }
+        // Outcomes come in send order, so this is nearly always the front.
+        let seq = match link.inflight.front() {
+            Some(&(front, seq)) if front == id => {
+                link.inflight.pop_front();
+                seq
+            }
+            _ => match link.inflight.binary_search_by_key(&id, |(i, _)| *i) {
+                Ok(pos) => match link.inflight.remove(pos) {
+                    Some((_, seq)) => seq,
+                    None => return,
+                },
+                Err(_) => return,
+            },
+        };
+        self.batch.complete(seq, outcome);
     }
 }
 
