@@ -704,11 +704,12 @@ impl TapeDecoder {
         // offsets within `u32`.
         let room = MAX_NODES.saturating_sub(tape.nodes.len());
         let chunk = &chunk[..chunk.len().min(room)];
+        let lim = self.limits;
         let mut pos = 0;
         let mut values = 0;
         while pos < chunk.len() {
             let mark = tape.nodes.len();
-            match self.fast_value(chunk, pos, seg, &mut tape.nodes) {
+            match self.fast_value(&lim, chunk, pos, seg, &mut tape.nodes) {
                 Some(end) => {
                     tape.roots.push(mark as u32);
                     pos = end;
@@ -728,8 +729,14 @@ impl TapeDecoder {
     /// [`Decoder`] accepts (the caller then drops the tokens pushed and hands the value
     /// to the inner decoder, which reports the precise error).
     #[inline(always)]
-    fn fast_value(&mut self, chunk: &[u8], mut pos: usize, seg: u32, nodes: &mut Vec<Node>) -> Option<usize> {
-        let lim = self.limits;
+    fn fast_value(
+        &mut self,
+        lim: &Limits,
+        chunk: &[u8],
+        mut pos: usize,
+        seg: u32,
+        nodes: &mut Vec<Node>,
+    ) -> Option<usize> {
         self.stack.clear();
         loop {
             let ty = *chunk.get(pos)?;
@@ -742,7 +749,8 @@ impl TapeDecoder {
             let next = lf + 1;
             match ty {
                 b'+' | b'-' => {
-                    if body.contains(&b'\r') {
+                    // A plain loop: status lines are short, `contains` would call `memchr`.
+                    if body.iter().any(|&b| b == b'\r') {
                         return None;
                     }
                     let tag = if ty == b'+' {
