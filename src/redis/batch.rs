@@ -49,8 +49,9 @@ impl Request {
 /// One buffered request.
 #[derive(Debug)]
 pub(crate) enum Slot {
-    /// Not handed to any connection yet: safe to send on a new one.
-    Unsent(Request),
+    /// Not handed to any connection yet: safe to send on a new one. Boxed: it is the
+    /// rare case, and the common ones stay small.
+    Unsent(Box<Request>),
     /// Handed to the current connection; its outcome comes as an event.
     Sent,
     /// Answered (or failed).
@@ -87,7 +88,7 @@ impl Batch {
     pub fn push_unsent(&mut self, request: Request) -> RequestId {
         let id = RequestId(self.next_seq());
         self.unsent_bytes += request.encoded_len();
-        self.slots.push_back(Slot::Unsent(request));
+        self.slots.push_back(Slot::Unsent(Box::new(request)));
         id
     }
 
@@ -108,7 +109,7 @@ impl Batch {
     /// The next unsent request.
     pub fn next_unsent(&self) -> Option<&Request> {
         match self.slots.get(self.cursor) {
-            Some(Slot::Unsent(r)) => Some(r),
+            Some(Slot::Unsent(r)) => Some(&**r),
             _ => None,
         }
     }

@@ -92,6 +92,9 @@ pub struct Client<D: Driver<Connection> = AnyDriver<Connection>> {
     /// ([`ClientOptions::idle_check`]).
     check_liveness: bool,
     last_turn: Instant,
+    /// The clock read by the first request buffered since the last driver turn, reused
+    /// by the next ones (one clock read per batch, not per command).
+    batch_clock: Option<Instant>,
     activities: Vec<Activity>,
 }
 
@@ -202,6 +205,7 @@ impl<D: Driver<Connection>> Client<D> {
             connections: 0,
             check_liveness: false,
             last_turn: Instant::now(),
+            batch_clock: None,
             activities: Vec::new(),
         };
         client.open_link()?;
@@ -577,10 +581,11 @@ impl<D: Driver<Connection>> Client<D> {
         if self.batch.has_unsent() || self.must_hold() {
             return self.hold(request());
         }
+        let now = *self.batch_clock.get_or_insert_with(Instant::now);
         let Some(conn) = self.live_session() else {
             return self.hold(request());
         };
-        match send(conn, Instant::now()) {
+        match send(conn, now) {
             Ok(id) => Ok(self.sent(id, Some(name))),
             Err(SendError::TooManyPending { .. } | SendError::Backpressure(_)) => self.hold(request()),
             Err(SendError::Poisoned(e)) => {
@@ -767,6 +772,7 @@ impl<D: Driver<Connection>> Client<D> {
         activities.clear();
         let result = self.driver.turn(deadline, &mut activities);
         self.last_turn = Instant::now();
+        self.batch_clock = None;
         if let Err(e) = result {
             self.activities = activities;
             let error = Error::Driver(Arc::new(e));

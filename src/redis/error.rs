@@ -72,9 +72,10 @@ pub enum Error {
         got: Box<Value>,
     },
     /// A `MULTI`/`EXEC` transaction from [`Client::transaction`](super::Client::transaction)
-    /// was discarded by the server.
+    /// was discarded by the server. (Boxed: it is rare and large, and every `Result`
+    /// of a reply stays small.)
     #[error(transparent)]
-    TransactionAborted(TransactionAborted),
+    TransactionAborted(Box<TransactionAborted>),
     /// The command cannot be sent on this connection (an empty command, `MONITOR`,
     /// `CLIENT REPLY`, a nested transaction, ...). Nothing was sent.
     #[error("command refused: {0}")]

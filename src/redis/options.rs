@@ -140,8 +140,9 @@ pub struct ClientOptions {
     /// Longest wait for the TCP connection plus the handshake.
     pub connect_timeout: Duration,
     /// Longest wait for each reply, counted from when the request was handed to the
-    /// connection. `None` waits forever. A reply half received at the deadline poisons
-    /// the connection (the stream stalled mid-frame).
+    /// connection (the clock is read once per batch: requests buffered between two
+    /// driver turns count from the first of them). `None` waits forever. A reply half
+    /// received at the deadline poisons the connection (the stream stalled mid-frame).
     pub response_timeout: Option<Duration>,
     /// Limits on replies (bulk length, aggregate length, nesting, line length).
     pub decoder: DecoderConfig,

@@ -84,9 +84,10 @@ pub enum RequestError {
     #[error("connection poisoned: {0}")]
     Poisoned(ConnectionError),
     /// A transaction from [`send_transaction`](super::Connection::send_transaction) did
-    /// not run as sent: `MULTI` or some of its commands were refused.
+    /// not run as sent: `MULTI` or some of its commands were refused. (Boxed: it is rare
+    /// and large, and every event stays small.)
     #[error(transparent)]
-    TransactionAborted(TransactionAborted),
+    TransactionAborted(Box<TransactionAborted>),
 }
 
 /// A transaction that the server refused to run as it was sent.

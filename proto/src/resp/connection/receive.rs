@@ -137,11 +137,11 @@ impl Connection {
                     }
                     Kind::Exec => match self.transaction.take() {
                         Some(t) if t.multi.is_some() || !t.rejected.is_empty() => {
-                            Err(RequestError::TransactionAborted(TransactionAborted {
+                            Err(RequestError::TransactionAborted(Box::new(TransactionAborted {
                                 multi: t.multi,
                                 rejected: t.rejected,
                                 exec: value,
-                            }))
+                            })))
                         }
                         _ => Ok(value),
                     },
