@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::decode::{Frame, Framer, CLIENT_OPS, SERVER_OPS};
+use super::decode_fast;
 use super::{
     encode, ClientOp, ConnectOptions, DecodeError, EncodeError, Headers, Limits, Message, OpName, Publish, ServerError,
     ServerInfo, ServerOp, Sid, Subscribe, Unsubscribe,
@@ -93,6 +94,17 @@ impl ClientCodec {
 
     /// Decodes the next server op from the front of `src`.
     pub fn decode_op(&mut self, src: &mut SegmentedBuffer) -> Result<Option<ServerOp>, DecodeError> {
+        if self.framer.is_idle() {
+            if let Some(op) = decode_fast::server_op(src, &self.framer.limits) {
+                return Ok(Some(op));
+            }
+        }
+        self.decode_framed(src)
+    }
+
+    /// Every frame the fast path leaves: through the general framer.
+    #[inline(never)]
+    fn decode_framed(&mut self, src: &mut SegmentedBuffer) -> Result<Option<ServerOp>, DecodeError> {
         let Some(frame) = self.framer.next(src)? else {
             return Ok(None);
         };
@@ -191,6 +203,17 @@ impl ServerCodec {
 
     /// Decodes the next client op from the front of `src`.
     pub fn decode_op(&mut self, src: &mut SegmentedBuffer) -> Result<Option<ClientOp>, DecodeError> {
+        if self.framer.is_idle() {
+            if let Some(op) = decode_fast::client_op(src, &self.framer.limits) {
+                return Ok(Some(op));
+            }
+        }
+        self.decode_framed(src)
+    }
+
+    /// Every frame the fast path leaves: through the general framer.
+    #[inline(never)]
+    fn decode_framed(&mut self, src: &mut SegmentedBuffer) -> Result<Option<ClientOp>, DecodeError> {
         let Some(frame) = self.framer.next(src)? else {
             return Ok(None);
         };

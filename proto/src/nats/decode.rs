@@ -287,6 +287,13 @@ impl Framer {
         self.pending.is_some()
     }
 
+    /// Whether no frame is in progress, so the next frame starts at the front of the
+    /// input (when the fast path, `decode_fast`, may try it).
+    #[inline]
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_none() && self.scanned == 0
+    }
+
     pub fn reset(&mut self) {
         self.scanned = 0;
         self.pending = None;

@@ -35,6 +35,7 @@
 pub mod client;
 mod codec;
 mod decode;
+mod decode_fast;
 mod encode;
 mod error;
 mod headers;

@@ -1,0 +1,349 @@
+//! The fast path: a whole `PUB`, `HPUB`, `MSG` or `HMSG` frame in its canonical
+//! spelling, inside the first received segment, decoded straight into its op.
+//!
+//! Canonical means what every client and server writes: the op name in capitals or
+//! lower case followed by one space, fields separated by single spaces, `\r\n` at the
+//! end of the line, sizes of 1 to 9 digits within the limits, and the payload's `\r\n`
+//! already received. Anything else — tabs, runs of blanks, a bare `\n`, a frame
+//! straddling segments or not complete yet, any error — returns `None` and the caller
+//! runs the general framer (`decode`), which decides. So the fast path only ever
+//! returns what the general path would return for the same bytes; it skips the
+//! general path's intermediate frame, its per-byte field loop and its `memchr` call
+//! (whose set-up costs more than a short control line), and takes each view straight
+//! from the segment.
+//!
+//! Field boundaries are found eight bytes at a time: every byte below `0x21` (space,
+//! tab, `\r`, `\n`, other control bytes) ends a field; only a space or the final
+//! `\r\n` is accepted as the fast path's separator.
+
+use super::{ClientOp, Headers, Limits, Message, Publish, ServerOp, Sid};
+use crate::chassis::SegmentedBuffer;
+
+/// OR-ed into a little-endian word, lowers the case of its first three letters (and
+/// leaves the fourth byte, the separator, as it is).
+const LOWER3: u64 = 0x0020_2020;
+/// The same for a four-letter name.
+const LOWER4: u64 = 0x20_2020_2020;
+const FOUR: u64 = 0xffff_ffff;
+const FIVE: u64 = 0xff_ffff_ffff;
+
+const fn word(name: &[u8]) -> u64 {
+    let mut w = 0u64;
+    let mut i = 0;
+    while i < name.len() {
+        w |= (name[i] as u64) << (8 * i);
+        i += 1;
+    }
+    w
+}
+
+const PUB: u64 = word(b"pub ");
+const HPUB: u64 = word(b"hpub ");
+const MSG: u64 = word(b"msg ");
+const HMSG: u64 = word(b"hmsg ");
+
+/// A bit set in the top of every byte of `w` below `0x21`, and only there (no carry
+/// crosses bytes: `(b & 0x7f) + 0x5f` is at most `0xde`).
+#[inline(always)]
+fn below_0x21(w: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const TOPS: u64 = 0x8080_8080_8080_8080;
+    let t = (w & LOW7).wrapping_add(0x5f5f_5f5f_5f5f_5f5f);
+    !(t | w) & TOPS
+}
+
+/// Index of the first byte below `0x21` in `buf[from..]`.
+#[inline(always)]
+fn next_separator(buf: &[u8], mut from: usize) -> Option<usize> {
+    while let Some(w) = buf.get(from..).and_then(<[u8]>::first_chunk::<8>) {
+        let m = below_0x21(u64::from_le_bytes(*w));
+        if m != 0 {
+            return Some(from + (m.trailing_zeros() / 8) as usize);
+        }
+        from += 8;
+    }
+    buf.get(from..)?.iter().position(|&b| b < 0x21).map(|k| from + k)
+}
+
+/// The end of the field starting at `start`, and whether the line ends there (`\r\n`)
+/// rather than another field following (one space). `None` for an empty field or any
+/// other separator.
+#[inline(always)]
+fn field(chunk: &[u8], start: usize) -> Option<(usize, bool)> {
+    let end = next_separator(chunk, start)?;
+    if end == start {
+        return None;
+    }
+    let two = u16::from_le_bytes(*chunk.get(end..)?.first_chunk::<2>()?);
+    if two == u16::from_le_bytes(*b"\r\n") {
+        Some((end, true))
+    } else if two as u8 == b' ' {
+        Some((end, false))
+    } else {
+        None
+    }
+}
+
+/// A size field: 1 to 9 decimal digits.
+#[inline(always)]
+fn size(chunk: &[u8], start: usize, end: usize) -> Option<usize> {
+    let field = chunk.get(start..end)?;
+    if field.len() > 9 {
+        return None;
+    }
+    let mut n = 0usize;
+    for &d in field {
+        let digit = d.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        n = n * 10 + usize::from(digit);
+    }
+    Some(n)
+}
+
+/// A canonical control line split: the leading fields (subject, and the sid for
+/// `MSG`/`HMSG`), the optional reply, the sizes, and where the payload starts and ends.
+#[derive(Clone, Copy)]
+struct Line {
+    /// Subject (and sid): ends of the leading fields; each starts one byte after the
+    /// previous field's end (the first after the op name's space).
+    lead: [usize; 2],
+    reply: Option<(usize, usize)>,
+    headers: usize,
+    body: usize,
+    end: usize,
+}
+
+/// Splits a canonical line of `LEAD` leading fields (1 for `PUB`/`HPUB`: subject; 2 for
+/// `MSG`/`HMSG`: subject and sid), an optional reply, then the header size when
+/// `HEADERS`, then the total size; checks the limits and that the payload and its
+/// `\r\n` are in `chunk`.
+#[inline(always)]
+fn split<const LEAD: usize, const HEADERS: bool>(chunk: &[u8], limits: &Limits, from: usize) -> Option<Line> {
+    let mut lead = [0usize; 2];
+    let mut start = from;
+    for slot in lead.iter_mut().take(LEAD) {
+        let (end, last) = field(chunk, start)?;
+        if last {
+            return None;
+        }
+        *slot = end;
+        start = end + 1;
+    }
+    // Then 2 or 3 fields (without headers: [reply] size), 3 or 4 with headers
+    // ([reply] header-size size): collect their ends.
+    let want = 1 + usize::from(HEADERS);
+    let mut ends = [0usize; 3];
+    let mut n = 0;
+    let cr = loop {
+        let (end, last) = field(chunk, start)?;
+        *ends.get_mut(n)? = end;
+        n += 1;
+        if last {
+            break end;
+        }
+        start = end + 1;
+    };
+    if cr > limits.max_control_line || n < want {
+        return None;
+    }
+    let reply = match n - want {
+        0 => None,
+        1 => Some((start_of(&ends, 0, lead[LEAD - 1]), ends[0])),
+        _ => return None,
+    };
+    let total_at = n - 1;
+    let total = size(chunk, start_of(&ends, total_at, lead[LEAD - 1]), ends[total_at])?;
+    let headers = if HEADERS {
+        let h = size(chunk, start_of(&ends, total_at - 1, lead[LEAD - 1]), ends[total_at - 1])?;
+        if h > total {
+            return None;
+        }
+        h
+    } else {
+        0
+    };
+    if total > limits.max_payload {
+        return None;
+    }
+    let body = cr + 2;
+    let end = body + total;
+    if chunk.get(end..)?.first_chunk::<2>()? != b"\r\n" {
+        return None;
+    }
+    Some(Line {
+        lead,
+        reply,
+        headers,
+        body,
+        end,
+    })
+}
+
+/// Where field `i` of `ends` starts: after the previous one, or after `lead_end`.
+#[inline(always)]
+fn start_of(ends: &[usize; 3], i: usize, lead_end: usize) -> usize {
+    match i.checked_sub(1) {
+        Some(prev) => ends[prev] + 1,
+        None => lead_end + 1,
+    }
+}
+
+/// The next `PUB`/`HPUB` at the front of `src`, if it is canonical and complete in the
+/// first segment; consumed from `src` then.
+#[inline(always)]
+pub(crate) fn client_op(src: &mut SegmentedBuffer, limits: &Limits) -> Option<ClientOp> {
+    let chunk = src.chunk();
+    let head = u64::from_le_bytes(*chunk.first_chunk::<8>()?);
+    let (line, headers) = if (head & FOUR) | LOWER3 == PUB {
+        (split::<1, false>(chunk, limits, 4)?, false)
+    } else if (head & FIVE) | LOWER4 == HPUB {
+        (split::<1, true>(chunk, limits, 5)?, true)
+    } else {
+        return None;
+    };
+    let front = src.segments().next()?;
+    let from = 4 + usize::from(headers);
+    let payload_at = line.body + line.headers;
+    let subject = front.slice(from..line.lead[0]);
+    let reply = line.reply.map(|(s, e)| front.slice(s..e));
+    let headers = headers.then(|| Headers::from_raw(front.slice(line.body..payload_at)));
+    let payload = front.slice(payload_at..line.end);
+    src.advance(line.end + 2);
+    Some(ClientOp::Publish(Publish {
+        subject,
+        reply,
+        headers,
+        payload,
+    }))
+}
+
+/// The next `MSG`/`HMSG` at the front of `src`, if it is canonical and complete in the
+/// first segment; consumed from `src` then.
+#[inline(always)]
+pub(crate) fn server_op(src: &mut SegmentedBuffer, limits: &Limits) -> Option<ServerOp> {
+    let chunk = src.chunk();
+    let head = u64::from_le_bytes(*chunk.first_chunk::<8>()?);
+    let (line, headers) = if (head & FOUR) | LOWER3 == MSG {
+        (split::<2, false>(chunk, limits, 4)?, false)
+    } else if (head & FIVE) | LOWER4 == HMSG {
+        (split::<2, true>(chunk, limits, 5)?, true)
+    } else {
+        return None;
+    };
+    let front = src.segments().next()?;
+    let from = 4 + usize::from(headers);
+    let payload_at = line.body + line.headers;
+    let subject = front.slice(from..line.lead[0]);
+    let sid = Sid::from_bytes(front.slice(line.lead[0] + 1..line.lead[1]));
+    let reply = line.reply.map(|(s, e)| front.slice(s..e));
+    let headers = headers.then(|| Headers::from_raw(front.slice(line.body..payload_at)));
+    let payload = front.slice(payload_at..line.end);
+    src.advance(line.end + 2);
+    Some(ServerOp::Message(Message {
+        subject,
+        sid,
+        reply,
+        headers,
+        payload,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separators_are_the_bytes_below_0x21() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                let mut w = [b'a'; 8];
+                w[pos] = b;
+                let m = below_0x21(u64::from_le_bytes(w));
+                let want = if b < 0x21 { 0x80u64 << (8 * pos) } else { 0 };
+                assert_eq!(m, want, "byte {b:#x} at {pos}");
+            }
+        }
+        let line = b"PUB foo.bar.baz.qux.quux 16\r\n";
+        assert_eq!(next_separator(line, 4), Some(24));
+        assert_eq!(next_separator(line, 25), Some(27));
+        assert_eq!(next_separator(b"abc", 0), None);
+        assert_eq!(next_separator(b"abc\x7f\x80\xff \n", 0), Some(6));
+    }
+
+    #[test]
+    fn op_words_match_either_case_and_need_a_space() {
+        let head = |s: &[u8]| {
+            let mut w = [0u8; 8];
+            w[..s.len()].copy_from_slice(s);
+            u64::from_le_bytes(w)
+        };
+        assert_eq!((head(b"PUB foo ") & FOUR) | LOWER3, PUB);
+        assert_eq!((head(b"pUb foo ") & FOUR) | LOWER3, PUB);
+        assert_ne!((head(b"PUB\tfoo ") & FOUR) | LOWER3, PUB);
+        assert_ne!((head(b"PUB\0foo ") & FOUR) | LOWER3, PUB);
+        assert_eq!((head(b"hPuB foo") & FIVE) | LOWER4, HPUB);
+        assert_ne!((head(b"HPUB\tfoo") & FIVE) | LOWER4, HPUB);
+        assert_eq!((head(b"MSG a 1 ") & FOUR) | LOWER3, MSG);
+        assert_eq!((head(b"HMSG a 1") & FIVE) | LOWER4, HMSG);
+    }
+
+    fn fast_client(input: &[u8]) -> (Option<ClientOp>, usize) {
+        let mut src = SegmentedBuffer::new();
+        src.push_slice(input);
+        let op = client_op(&mut src, &Limits::default());
+        (op, src.len())
+    }
+
+    #[test]
+    fn canonical_frames_take_the_fast_path() {
+        let (op, left) = fast_client(b"PUB foo.bar 5\r\nhello\r\nPING\r\n");
+        let Some(ClientOp::Publish(p)) = op else {
+            panic!("{op:?}")
+        };
+        assert_eq!(
+            (&p.subject[..], p.reply, &p.payload[..], left),
+            (&b"foo.bar"[..], None, &b"hello"[..], 6)
+        );
+        let (op, _) = fast_client(b"hpub a r 12 14\r\nNATS/1.0\r\n\r\nhi\r\n");
+        let Some(ClientOp::Publish(p)) = op else {
+            panic!("{op:?}")
+        };
+        assert_eq!(p.reply.as_deref(), Some(&b"r"[..]));
+        assert_eq!(p.headers.map(|h| h.len()), Some(12));
+        assert_eq!(p.payload, "hi");
+    }
+
+    #[test]
+    fn anything_unusual_is_left_to_the_general_path() {
+        for input in [
+            &b"PUB  foo 5\r\nhello\r\n"[..], // a run of spaces
+            b"PUB foo\t5\r\nhello\r\n",      // a tab
+            b"PUB foo 5\nhello\r\n",         // a bare \n
+            b"PUB foo 5 \r\nhello\r\n",      // a trailing space
+            b"PUB foo 5\r\nhello\r\r",       // no \r\n after the payload
+            b"PUB foo 5\r\nhell",            // incomplete
+            b"PUB foo 0123456789\r\n",       // 10 digits
+            b"PUB foo 5x\r\nhello\r\n",      // not a size
+            b"PUB foo 2000000\r\n",          // over max_payload
+            b"PUB foo\r\n\r\n",              // too few fields
+            b"PUB a b c 5\r\nhello\r\n",     // too many fields
+            b"HPUB foo 6 5\r\nhello\r\n",    // headers over total
+            b"PUB foo\x01 5\r\nhello\r\n",   // a control byte inside a field
+            b"SUB foo 1\r\n",                // not a payload op
+            b"PUB a\r\n",                    // shorter than a word
+        ] {
+            let (op, left) = fast_client(input);
+            assert!(
+                op.is_none() && left == input.len(),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        let mut long = b"PUB ".to_vec();
+        long.extend(std::iter::repeat(b'a').take(5000));
+        long.extend_from_slice(b" 1\r\nx\r\n");
+        assert!(fast_client(&long).0.is_none());
+    }
+}
