@@ -15,9 +15,11 @@
 //! | [`segmented_buffer`] | a sequence of operations on a [`SegmentedBuffer`](crate::SegmentedBuffer) |
 //! | [`resp_connection`] | a sequence of operations on a Redis [`Connection`](crate::resp::Connection): sends, server frames, time, end of stream |
 //! | [`nats_client_decode`], [`nats_server_decode`] | two header bytes (options, split seed), then the NATS stream a server (resp. a client) sends |
+//! | [`nats_client`](fn@nats_client) | a sequence of operations on a NATS client [`Connection`](crate::nats::client::Connection): publishes, subscriptions, requests, server frames, time, reconnects |
 
 mod connection;
 mod nats;
+mod nats_client;
 mod resp;
 mod segmented;
 mod split;
@@ -25,6 +27,7 @@ mod tape;
 
 pub use connection::resp_connection;
 pub use nats::{nats_client_decode, nats_client_seeds, nats_server_decode, nats_server_seeds, plain};
+pub use nats_client::nats_client;
 pub use resp::{identical, resp_decode_resp2, resp_decode_resp3};
 pub use segmented::segmented_buffer;
 pub use tape::{check_ref, resp_tape, tape_pieces, value_pieces, TapeEnd};
@@ -42,4 +45,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("resp_connection", resp_connection),
     ("nats_client_decode", nats_client_decode),
     ("nats_server_decode", nats_server_decode),
+    ("nats_client", nats_client),
 ];

@@ -59,7 +59,7 @@ enum PingKind {
 
 /// A NATS client connection, sans I/O.
 ///
-/// It is driven by the chassis run-loop rule (see [`Session`](crate::Session)): feed it
+/// It is driven by the chassis run-loop rule (see [`Session`]): feed it
 /// received bytes, end of stream and timer expiry; drain its transmit arena, its events
 /// and its timer. It never reads the clock, opens a socket or draws randomness (the
 /// inbox id comes from [`ClientConfig::inbox_id`] or [`ClientConfig::seed`]).
@@ -285,7 +285,15 @@ impl Connection {
     /// Whether the driver should read the socket: not once poisoned, nor while a
     /// message waits for room in a [`SlowConsumerPolicy::Backpressure`] subscription.
     pub fn wants_read(&self) -> bool {
-        !self.guard.is_poisoned() && self.stalled.is_none()
+        !self.guard.is_poisoned() && !self.paused()
+    }
+
+    /// Whether decoding is paused: a message waits for room in a backpressured
+    /// subscription. A message carried over a reconnect pauses only once connected, so
+    /// the handshake can complete (no message can arrive before it: every `SUB` is sent
+    /// after it).
+    fn paused(&self) -> bool {
+        self.stalled.is_some() && self.phase == Phase::Connected
     }
 
     /// Whether the connection is finished (poisoned): the driver can close the socket.
@@ -353,7 +361,7 @@ impl Connection {
 
     fn keepalive(&mut self, now: Instant) {
         self.next_ping = Some(now + self.config.ping_interval.max(Duration::from_millis(1)));
-        if self.stalled.is_some() {
+        if self.paused() {
             // Reading is paused: the server's PONGs wait behind the stalled message.
             return;
         }
@@ -584,13 +592,15 @@ impl Connection {
     /// Takes the oldest message queued for a subscription (`None` when its queue is
     /// empty or the sid is not a subscription). Taking from a backpressured subscription
     /// resumes decoding once the stalled message fits, which may queue more events.
-    /// Works on a poisoned connection too, until [`take_reconnect_state`]
-    /// (Self::take_reconnect_state) moves the queues.
+    /// Works on a poisoned connection too (without resuming: a stalled message then
+    /// waits for [`take_reconnect_state`](Self::take_reconnect_state), which moves it
+    /// and the queues).
     pub fn next_message(&mut self, sid: &Sid) -> Option<Message> {
         let key = sid.as_u64()?;
         let message = self.subs.get_mut(&key)?.take();
         self.forget_if_drained(key);
-        if self.stalled_for(key) && self.place_stalled() {
+        if !self.guard.is_poisoned() && self.stalled_for(key) {
+            // Places the stalled message if it fits now, and decodes on if it did.
             self.pump();
         }
         message
@@ -609,7 +619,7 @@ impl Connection {
 
     /// Takes everything a new connection needs to continue this one (see
     /// [`ReconnectState`] and [`resume`](Self::resume)): the subscriptions with their
-    /// queued messages (a stalled message joins its queue), the unsent publishes within
+    /// queued messages and a stalled message, the unsent publishes within
     /// [`ClientConfig::reconnect_buffer_bytes`], the known servers and the id counters.
     /// This connection is poisoned with [`ConnectionError::Replaced`] unless it already
     /// was (its pending requests fail), and keeps nothing.
@@ -617,11 +627,7 @@ impl Connection {
         if !self.guard.is_poisoned() {
             self.poison(ConnectionError::Replaced);
         }
-        if let Some(message) = self.stalled.take() {
-            if let Some(sub) = message.sid.as_u64().and_then(|key| self.subs.get_mut(&key)) {
-                sub.force_push(message);
-            }
-        }
+        let stalled = self.stalled.take();
         let replay = self.out.replay(self.config.reconnect_buffer_bytes);
         self.out = Outgoing::default();
         let mut subscriptions: Vec<(u64, Subscription)> = self.subs.drain().collect();
@@ -633,6 +639,7 @@ impl Connection {
             last_ping: self.last_ping_id,
             known_servers: self.known_servers.clone(),
             replay,
+            stalled,
         }
     }
 
@@ -641,10 +648,12 @@ impl Connection {
     /// subscription that had not ended (same sid, with an `UNSUB` for what remains of a
     /// maximum) and sends the replayed publishes, before anything given since. Queued
     /// messages stay where they were: [`next_message`](Self::next_message) takes them
-    /// with the same sids.
+    /// with the same sids. A message that was waiting for room in a backpressured
+    /// subscription still waits: once connected, reading pauses until it fits.
     pub fn resume(config: ClientConfig, state: ReconnectState, now: Instant) -> Self {
         let mut conn = Self::with_counters(config, now, state.last_sid, state.last_request, state.last_ping);
         conn.known_servers = state.known_servers;
+        conn.stalled = state.stalled;
         for (key, mut sub) in state.subscriptions {
             if !sub.ended {
                 let sid = sub.sid.clone();

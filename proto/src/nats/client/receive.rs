@@ -8,7 +8,10 @@ impl Connection {
     /// Decodes and acts on ops until the input runs out, a message stalls, or the
     /// connection is poisoned; then reports drops.
     pub(super) fn pump(&mut self) {
-        while self.stalled.is_none() && !self.guard.is_poisoned() {
+        while !self.guard.is_poisoned() {
+            if self.paused() && !self.place_stalled() {
+                break;
+            }
             match self.codec.decode_op(&mut self.input) {
                 Ok(Some(op)) => self.on_op(op),
                 Ok(None) => break,
@@ -27,6 +30,9 @@ impl Connection {
             _ if self.phase == Phase::AwaitInfo => {
                 self.poison(ConnectionError::ExpectedInfo);
             }
+            // Every SUB (the inbox's too) is sent after the handshake: nothing before it
+            // can be for this connection's subscriptions.
+            ServerOp::Message(_) if self.phase != Phase::Connected => {}
             ServerOp::Message(message) => self.on_message(message),
             ServerOp::Ok => {}
             ServerOp::Ping => {

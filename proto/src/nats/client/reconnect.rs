@@ -2,7 +2,7 @@
 
 use super::outgoing::Replay;
 use super::subscription::Subscription;
-use crate::nats::Sid;
+use crate::nats::{Message, Sid};
 
 /// What survives a lost connection into the next one, from
 /// [`Connection::take_reconnect_state`](super::Connection::take_reconnect_state) to
@@ -13,8 +13,9 @@ use crate::nats::Sid;
 /// learned from `INFO`, and the id counters (so sids stay the same and request ids are
 /// never reused).
 ///
-/// Messages are never delivered twice to a subscription: queued ones move with it, and
-/// the server does not redeliver. A publish the kernel took in part or whole is not
+/// Messages are never delivered twice to a subscription, nor lost from a backpressured
+/// one: queued ones (and the one waiting for room) move with it, and the server does not
+/// redeliver. A publish the kernel took in part or whole is not
 /// replayed (at most once), except that a driver which drops output still in flight
 /// when the connection is removed may have sent bytes the state still counts as unsent.
 #[derive(Debug, Default)]
@@ -25,6 +26,8 @@ pub struct ReconnectState {
     pub(super) last_ping: u64,
     pub(super) known_servers: Vec<String>,
     pub(super) replay: Replay,
+    /// A message waiting for room in a backpressured subscription.
+    pub(super) stalled: Option<Message>,
 }
 
 impl ReconnectState {

@@ -122,33 +122,12 @@ impl Subscription {
         Offer::Queued { notify, ended }
     }
 
-    /// Queues a message whatever the limits (a backpressured message carried across a
-    /// reconnect): the budget is rebuilt to hold every queued byte, so the queue is over
-    /// its limits by this one message at most, and refuses more until drained.
-    pub fn force_push(&mut self, message: Message) {
-        let size = message_size(&message);
-        if self.bytes.try_acquire(size).is_err() {
-            let used = self.bytes.used() + size;
-            self.bytes = BytePermits::new(self.policy.max_bytes);
-            // An empty budget accepts one acquisition of any size.
-            let _ = self.bytes.try_acquire(used);
-        }
-        self.received += 1;
-        self.messages.push_back(message);
-        self.notified = true;
-        if self.remaining() == Some(0) {
-            self.ended = true;
-        }
-    }
-
     /// Takes the oldest queued message.
     pub fn take(&mut self) -> Option<Message> {
         let message = self.messages.pop_front()?;
-        self.bytes.release(message_size(&message).min(self.bytes.used()));
+        self.bytes.release(message_size(&message));
         if self.messages.is_empty() {
             self.notified = false;
-            // Rounding from a rebuilt budget is settled once the queue is empty.
-            self.bytes.reset();
         }
         Some(message)
     }
@@ -235,17 +214,5 @@ mod tests {
         assert!(s.ended);
         assert!(matches!(s.offer(message(1)), Offer::Dropped { ended: false }));
         assert_eq!(s.received, 2);
-    }
-
-    #[test]
-    fn force_push_goes_over_the_budget_once() {
-        let mut s = sub(10, 4, SlowConsumerPolicy::Backpressure);
-        s.offer(message(3));
-        s.force_push(message(3));
-        assert_eq!(s.pending(), (2, 6));
-        assert!(matches!(s.offer(message(1)), Offer::Full(_)));
-        s.take();
-        s.take();
-        assert_eq!(s.pending(), (0, 0));
     }
 }

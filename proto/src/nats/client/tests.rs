@@ -1132,14 +1132,53 @@ fn reconnect_replay_is_bounded_and_a_stalled_message_is_kept() {
     let mut next = Connection::resume(config, state, now);
     assert_eq!(
         next.pending_messages(&sid),
-        Some((2, 2)),
-        "the stalled message joined its queue"
+        Some((1, 1)),
+        "the queue is kept within its limit"
     );
-    next.handle_input(Bytes::from_static(b"INFO {}\r\nPONG\r\n"), now)
+    assert!(next.wants_read(), "the handshake is read");
+    // A message before the handshake completes cannot be for a subscription of this
+    // connection (none was sent yet): it is ignored.
+    next.handle_input(Bytes::from_static(b"INFO {}\r\nMSG s 1 1\r\nx\r\nPONG\r\n"), now)
         .unwrap();
+    assert!(next.is_connected());
     let sent = next.poll_transmit().unwrap().to_vec();
     assert!(sent.ends_with(b"SUB s 1\r\nPUB p 10\r\n0123456789\r\nPUB p 10\r\n0123456789\r\n"));
-    assert!(next.wants_read());
+    assert!(
+        !next.wants_read(),
+        "connected, the carried message still waits for room"
+    );
+    next.handle_input(Bytes::from_static(b"MSG s 1 1\r\nc\r\n"), now)
+        .unwrap();
     assert_eq!(next.next_message(&sid).unwrap().payload, "a");
+    assert!(!next.wants_read(), "b took the room, c waits");
     assert_eq!(next.next_message(&sid).unwrap().payload, "b");
+    assert!(next.wants_read());
+    assert_eq!(next.next_message(&sid).unwrap().payload, "c");
+    assert_eq!(next.next_message(&sid), None);
+}
+
+// ---- random operation sequences ----
+
+/// A short prefix that gets a fuzz input past the handshake: INFO, the kernel takes
+/// CONNECT, PONG.
+const CONNECTED: [u8; 6] = [6, 0, 9, 255, 6, 5];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// The fuzz target's invariants (see [`crate::fuzzing::nats_client`]) over random
+    /// operation sequences, from a connected start and from scratch.
+    #[test]
+    fn random_operations_keep_every_invariant(
+        header in proptest::prelude::any::<u8>(),
+        connected in proptest::prelude::any::<bool>(),
+        ops in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+    ) {
+        let mut input = vec![header];
+        if connected {
+            input.extend_from_slice(&CONNECTED);
+        }
+        input.extend_from_slice(&ops);
+        crate::fuzzing::nats_client(&input);
+    }
 }
