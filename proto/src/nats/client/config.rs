@@ -55,15 +55,16 @@ pub struct ClientConfig {
     /// real randomness here; tests pass a constant.
     pub seed: u64,
     /// High-water mark of bytes encoded but not yet taken by the kernel (plus bytes held
-    /// until the handshake completes). Over it, publishes fail with
-    /// [`SendError::Backpressure`](super::SendError::Backpressure): flush and retry.
-    /// When nothing is waiting, one op of any size is accepted.
+    /// until the handshake completes). Publishes and requests are accepted while fewer
+    /// bytes wait (so the one that crosses it is accepted whole, whatever its size);
+    /// then they fail with [`SendError::Backpressure`](super::SendError::Backpressure):
+    /// flush and retry. `SUB`, `UNSUB` and `PING` are never refused.
     pub max_outgoing_bytes: usize,
     /// Most bytes of unsent publishes carried from a lost connection into the next one
     /// ([`Connection::take_reconnect_state`](super::Connection::take_reconnect_state)),
-    /// and most bytes a connection holds before its handshake completes. Publishes past
-    /// it are dropped (counted) when reconnecting, refused with backpressure while
-    /// connecting.
+    /// and the mark for publishes held before the handshake completes (accepted while
+    /// fewer bytes are held, as with `max_outgoing_bytes`). Publishes past it are
+    /// dropped (counted) when reconnecting, refused with backpressure while connecting.
     pub reconnect_buffer_bytes: usize,
     /// Most requests waiting for their reply at once.
     pub max_pending_requests: usize,

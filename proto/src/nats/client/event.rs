@@ -61,7 +61,9 @@ pub enum SubscriptionEnd {
 pub enum Event {
     /// The handshake completed (the server answered the `PING` after `CONNECT`); ops
     /// held until now (resubscriptions, replayed and early publishes) are on their
-    /// way. Comes once, first.
+    /// way. Comes once, before any message, response or pong; only what the first
+    /// `INFO` says ([`ServersDiscovered`](Self::ServersDiscovered),
+    /// [`LameDuck`](Self::LameDuck)) may precede it.
     Connected {
         /// The server's first `INFO`.
         info: Box<ServerInfo>,

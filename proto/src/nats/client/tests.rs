@@ -1104,8 +1104,8 @@ fn reconnect_replay_is_bounded_and_a_stalled_message_is_kept() {
         ..config()
     };
     let mut conn = Connection::new(config.clone(), now);
-    conn.handle_input(Bytes::from_static(b"INFO {}\r\nPONG\r\n"), now)
-        .unwrap();
+    let info = Bytes::from_static(b"INFO {\"connect_urls\":[\"n2:4222\"]}\r\nPONG\r\n");
+    conn.handle_input(info, now).unwrap();
     let sid = conn
         .subscribe(
             b"s",
@@ -1129,7 +1129,13 @@ fn reconnect_replay_is_bounded_and_a_stalled_message_is_kept() {
         "SUB and CONNECT are not replayed; the oldest publishes fit"
     );
     assert_eq!(state.dropped_publishes(), 3);
+    assert_eq!(state.known_servers(), ["n2:4222"]);
     let mut next = Connection::resume(config, state, now);
+    assert_eq!(
+        next.known_servers(),
+        ["n2:4222"],
+        "discovered servers outlive the connection"
+    );
     assert_eq!(
         next.pending_messages(&sid),
         Some((1, 1)),
@@ -1155,6 +1161,42 @@ fn reconnect_replay_is_bounded_and_a_stalled_message_is_kept() {
     assert!(next.wants_read());
     assert_eq!(next.next_message(&sid).unwrap().payload, "c");
     assert_eq!(next.next_message(&sid), None);
+}
+
+// ---- byte splitting ----
+
+#[test]
+fn traffic_survives_any_byte_splitting() {
+    for seed in 0..24 {
+        let mut p = pair_with(config(), FakeServer::plain(), seed);
+        let sid = p.a.subscribe(b"data.*", None, SubscriptionPolicy::default()).unwrap();
+        let service =
+            p.a.subscribe(b"svc", Some(b"g"), SubscriptionPolicy::default())
+                .unwrap();
+        let mut sent = Vec::new();
+        for i in 0..40usize {
+            let body = Bytes::from(vec![b'a' + (i % 26) as u8; i * 13 % 300]);
+            let mut headers = HeaderMap::new();
+            headers.insert("N", i.to_string()).unwrap();
+            let h = (i % 3 == 0).then(|| headers.to_headers());
+            p.a.publish(b"data.x", None, h.as_ref(), &body, p.now()).unwrap();
+            sent.push(body);
+        }
+        let id =
+            p.a.request(b"svc", None, &payload("ping"), Some(Duration::from_secs(5)), p.now())
+                .unwrap();
+        settle(&mut p);
+        assert!(p.a.is_connected(), "seed {seed}: {:?}", p.a.error());
+        assert_eq!(drain(&mut p, &sid), sent, "seed {seed}");
+        let question = p.a.next_message(&service).unwrap();
+        p.a.publish(&question.reply.unwrap(), None, None, &payload("pong"), p.now())
+            .unwrap();
+        settle(&mut p);
+        let answered = take_events(&mut p)
+            .into_iter()
+            .any(|e| matches!(e, Event::Response { id: got, ref message } if got == id && message.payload == "pong"));
+        assert!(answered, "seed {seed}");
+    }
 }
 
 // ---- random operation sequences ----
