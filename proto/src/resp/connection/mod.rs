@@ -30,7 +30,7 @@ pub use event::{Event, RequestId};
 pub use pubsub::{MessageKind, Subscriptions};
 
 use pubsub::SubCommand;
-use queue::{Entry, Fate, Fifo, Kind, Request, Role};
+use queue::{Entry, Fate, Fifo, Kind, Request, Role, Subscribing};
 
 use crate::chassis::{Backpressure, BytePermits, IoArena, PoisonGuard, SegmentedBuffer, Session};
 use crate::resp::{Cmd, Decoder, Protocol, Value};
@@ -334,11 +334,11 @@ impl Connection {
                     command: Bytes::copy_from_slice(cmd.name()),
                 })
             }
-            Special::Subscribe(command) => Kind::Subscribe {
+            Special::Subscribe(command) => Kind::Subscribe(Box::new(Subscribing {
                 command,
                 expected: (command.subscribe || cmd.arg_count() > 1).then(|| cmd.arg_count() - 1),
                 confirmations: Vec::new(),
-            },
+            })),
             Special::Hello(Some(protocol)) => Kind::Hello(protocol),
             Special::Reset => Kind::Reset,
             Special::None | Special::Multi | Special::EndMulti | Special::Hello(None) => Kind::Plain,

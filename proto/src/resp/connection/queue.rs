@@ -93,16 +93,21 @@ pub(crate) enum Kind {
     Reset,
     /// `EXEC` of a `send_transaction`.
     Exec,
-    /// A subscribe-family command: completed by confirmations, not by a reply.
-    Subscribe {
-        /// Which command (confirmations must carry the same name).
-        command: SubCommand,
-        /// Confirmations expected; `None` for an unsubscribe-all until it reaches the
-        /// front of the FIFO.
-        expected: Option<usize>,
-        /// Confirmations received so far.
-        confirmations: Vec<Value>,
-    },
+    /// A subscribe-family command: completed by confirmations, not by a reply. Boxed:
+    /// it is rare, and every other entry stays small.
+    Subscribe(Box<Subscribing>),
+}
+
+/// A subscribe-family command waiting for its confirmations.
+#[derive(Debug)]
+pub(crate) struct Subscribing {
+    /// Which command (confirmations must carry the same name).
+    pub command: SubCommand,
+    /// Confirmations expected; `None` for an unsubscribe-all until it reaches the front
+    /// of the FIFO.
+    pub expected: Option<usize>,
+    /// Confirmations received so far.
+    pub confirmations: Vec<Value>,
 }
 
 /// Entries in wire order, with a cursor past those whose deadline was handled.

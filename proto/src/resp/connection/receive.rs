@@ -42,7 +42,7 @@ impl Connection {
                 self.fifo.entries.front(),
                 Some(Entry {
                     role: Role::Request(Request {
-                        kind: Kind::Subscribe { .. },
+                        kind: Kind::Subscribe(_),
                         ..
                     }),
                     ..
@@ -60,16 +60,11 @@ impl Connection {
                 self.subscriptions.apply(command, channel.as_ref());
                 let done = match self.fifo.entries.front_mut().map(|e| &mut e.role) {
                     Some(Role::Request(Request {
-                        kind:
-                            Kind::Subscribe {
-                                command: expected_command,
-                                expected,
-                                confirmations,
-                            },
+                        kind: Kind::Subscribe(sub),
                         ..
-                    })) if *expected_command == command => {
-                        confirmations.push(raw);
-                        confirmations.len() >= expected.unwrap_or(1)
+                    })) if sub.command == command => {
+                        sub.confirmations.push(raw);
+                        sub.confirmations.len() >= sub.expected.unwrap_or(1)
                     }
                     _ => {
                         // Nobody asked: the server unsubscribed us on its own.
@@ -83,8 +78,8 @@ impl Connection {
                         ..
                     }) = self.fifo.pop()
                     {
-                        if let Kind::Subscribe { confirmations, .. } = request.kind {
-                            self.complete(request.id, request.fate, Ok(Value::Array(confirmations)));
+                        if let Kind::Subscribe(sub) = request.kind {
+                            self.complete(request.id, request.fate, Ok(Value::Array(sub.confirmations)));
                         }
                     }
                 }
@@ -116,7 +111,7 @@ impl Connection {
             }
             Role::Request(request) => {
                 let outcome = match request.kind {
-                    Kind::Plain | Kind::Subscribe { .. } => Ok(value),
+                    Kind::Plain | Kind::Subscribe(_) => Ok(value),
                     Kind::Hello(protocol) => {
                         if protocol == Protocol::Resp3 {
                             self.hello3_in_flight = self.hello3_in_flight.saturating_sub(1);
@@ -167,16 +162,15 @@ impl Connection {
     /// when there is none.
     pub(super) fn settle_front(&mut self) {
         if let Some(Entry {
-            role:
-                Role::Request(Request {
-                    kind: Kind::Subscribe { command, expected, .. },
-                    ..
-                }),
+            role: Role::Request(Request {
+                kind: Kind::Subscribe(sub),
+                ..
+            }),
             ..
         }) = self.fifo.entries.front_mut()
         {
-            if expected.is_none() {
-                *expected = Some(self.subscriptions.count(command.family).max(1));
+            if sub.expected.is_none() {
+                sub.expected = Some(self.subscriptions.count(sub.command.family).max(1));
             }
         }
     }
