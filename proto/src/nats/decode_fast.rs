@@ -194,7 +194,9 @@ fn start_of(ends: &[usize; 3], i: usize, lead_end: usize) -> usize {
 /// first segment; consumed from `src` then.
 #[inline(always)]
 pub(crate) fn client_op(src: &mut SegmentedBuffer, limits: &Limits) -> Option<ClientOp> {
-    let chunk = src.chunk();
+    // One look at the queue's front: the bytes to parse and the segment to view.
+    let front = src.segments().next()?;
+    let chunk: &[u8] = front;
     let head = u64::from_le_bytes(*chunk.first_chunk::<8>()?);
     let (line, headers) = if (head & FOUR) | LOWER3 == PUB {
         (split::<1, false>(chunk, limits, 4)?, false)
@@ -203,7 +205,6 @@ pub(crate) fn client_op(src: &mut SegmentedBuffer, limits: &Limits) -> Option<Cl
     } else {
         return None;
     };
-    let front = src.segments().next()?;
     let from = 4 + usize::from(headers);
     let payload_at = line.body + line.headers;
     let subject = front.slice(from..line.lead[0]);
@@ -223,7 +224,9 @@ pub(crate) fn client_op(src: &mut SegmentedBuffer, limits: &Limits) -> Option<Cl
 /// first segment; consumed from `src` then.
 #[inline(always)]
 pub(crate) fn server_op(src: &mut SegmentedBuffer, limits: &Limits) -> Option<ServerOp> {
-    let chunk = src.chunk();
+    // One look at the queue's front: the bytes to parse and the segment to view.
+    let front = src.segments().next()?;
+    let chunk: &[u8] = front;
     let head = u64::from_le_bytes(*chunk.first_chunk::<8>()?);
     let (line, headers) = if (head & FOUR) | LOWER3 == MSG {
         (split::<2, false>(chunk, limits, 4)?, false)
@@ -232,7 +235,6 @@ pub(crate) fn server_op(src: &mut SegmentedBuffer, limits: &Limits) -> Option<Se
     } else {
         return None;
     };
-    let front = src.segments().next()?;
     let from = 4 + usize::from(headers);
     let payload_at = line.body + line.headers;
     let subject = front.slice(from..line.lead[0]);
