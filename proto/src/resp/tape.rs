@@ -750,7 +750,9 @@ impl TapeDecoder {
             match ty {
                 b'+' | b'-' => {
                     // A plain loop: status lines are short, `contains` would call `memchr`.
-                    if body.iter().any(|&b| b == b'\r') {
+                    #[allow(clippy::manual_contains)]
+                    let has_cr = body.iter().any(|&b| b == b'\r');
+                    if has_cr {
                         return None;
                     }
                     let tag = if ty == b'+' {
