@@ -39,6 +39,27 @@ impl Cmd {
         cmd
     }
 
+    /// Empties the command, keeping its buffer: a [`Cmd`] reused this way (`clear`,
+    /// then [`push`](Self::push) the next command's arguments) allocates nothing once
+    /// its buffer is large enough.
+    ///
+    /// ```
+    /// use monocoque_proto::resp::Cmd;
+    /// let mut cmd = Cmd::new("GET");
+    /// cmd.push("a");
+    /// cmd.clear();
+    /// cmd.push("SET");
+    /// cmd.push("b");
+    /// cmd.push(1);
+    /// assert_eq!((cmd.name(), cmd.arg_count()), (&b"SET"[..], 3));
+    /// ```
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.argc = 0;
+        self.shared.clear();
+        self.name = (0, 0);
+    }
+
     /// Appends an argument.
     #[must_use]
     pub fn arg(mut self, arg: impl ToArg) -> Self {
@@ -352,6 +373,19 @@ mod tests {
             assert_eq!(Cmd::args_encoded_len(&args), b.len());
             assert_eq!(cmd.encoded_len(), b.len());
         }
+    }
+
+    #[test]
+    fn a_cleared_cmd_is_a_new_one() {
+        let mut cmd = Cmd::new("SET").arg("k").arg(Bytes::from(vec![b'x'; 5000]));
+        cmd.clear();
+        assert_eq!((cmd.name(), cmd.arg_count(), cmd.encoded_len()), (&b""[..], 0, 4));
+        cmd.push("GET");
+        cmd.push("k");
+        let mut a = IoArena::new();
+        cmd.encode(&mut a);
+        assert_eq!(a.to_vec(), b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+        assert_eq!(cmd.name(), b"GET");
     }
 
     #[test]
