@@ -493,33 +493,29 @@ impl Connection {
             if max.is_none() {
                 self.subs.remove(&key);
             }
-            return Ok(());
-        }
-        let sid = sub.sid.clone();
-        self.write_unsub(&sid, max)?;
-        match max {
-            None => {
-                self.subs.remove(&key);
-                if self.stalled_for(key) {
-                    self.stalled = None;
-                    self.pump();
+        } else {
+            let sid = sub.sid.clone();
+            self.write_unsub(&sid, max)?;
+            match max {
+                None => {
+                    self.subs.remove(&key);
                 }
-            }
-            Some(max) => {
-                let Some(sub) = self.subs.get_mut(&key) else {
-                    return Ok(());
-                };
-                sub.max = Some(max);
-                if sub.received >= max {
-                    sub.ended = true;
-                    self.events.push_back(Event::SubscriptionEnded {
-                        sid,
-                        reason: SubscriptionEnd::MaxReached,
-                    });
-                    self.forget_if_drained(key);
+                Some(max) => {
+                    if let Some(sub) = self.subs.get_mut(&key) {
+                        sub.max = Some(max);
+                        if sub.received >= max {
+                            sub.ended = true;
+                            self.events.push_back(Event::SubscriptionEnded {
+                                sid,
+                                reason: SubscriptionEnd::MaxReached,
+                            });
+                            self.forget_if_drained(key);
+                        }
+                    }
                 }
             }
         }
+        self.resume_reading(key);
         Ok(())
     }
 
@@ -597,13 +593,24 @@ impl Connection {
     /// and the queues).
     pub fn next_message(&mut self, sid: &Sid) -> Option<Message> {
         let key = sid.as_u64()?;
-        let message = self.subs.get_mut(&key)?.take();
+        let message = self.subs.get_mut(&key).and_then(Subscription::take);
         self.forget_if_drained(key);
-        if !self.guard.is_poisoned() && self.stalled_for(key) {
-            // Places the stalled message if it fits now, and decodes on if it did.
-            self.pump();
-        }
+        self.resume_reading(key);
         message
+    }
+
+    /// After subscription `key` changed (a message taken, an unsubscribe): if the
+    /// stalled message is for it, drops it when the subscription is gone or ended (no
+    /// one is to receive it), and decodes on if it fits or went.
+    fn resume_reading(&mut self, key: u64) {
+        if self.guard.is_poisoned() || !self.stalled_for(key) {
+            return;
+        }
+        if self.subs.get(&key).map_or(true, |s| s.ended) {
+            self.stalled = None;
+        }
+        // Places the stalled message if it fits now, and decodes on if it did.
+        self.pump();
     }
 
     fn stalled_for(&self, key: u64) -> bool {

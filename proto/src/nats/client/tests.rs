@@ -1224,3 +1224,31 @@ proptest::proptest! {
         crate::fuzzing::nats_client(&input);
     }
 }
+
+#[test]
+fn a_stalled_message_for_a_subscription_that_ended_is_dropped_and_reading_resumes() {
+    let now = Instant::now();
+    let mut conn = Connection::new(config(), now);
+    conn.handle_input(Bytes::from_static(b"INFO {}\r\nPONG\r\n"), now)
+        .unwrap();
+    let policy = SubscriptionPolicy {
+        max_messages: 1,
+        ..SubscriptionPolicy::backpressure()
+    };
+    let sid = conn.subscribe(b"s", None, policy).unwrap();
+    let other = conn.subscribe(b"t", None, SubscriptionPolicy::default()).unwrap();
+    conn.handle_input(
+        Bytes::from_static(b"MSG s 1 1\r\na\r\nMSG s 1 1\r\nb\r\nMSG t 2 1\r\nc\r\n"),
+        now,
+    )
+    .unwrap();
+    assert!(!conn.wants_read());
+    // The maximum is already reached: the stalled message is past it.
+    conn.unsubscribe(&sid, Some(1)).unwrap();
+    assert!(conn.wants_read());
+    assert_eq!(conn.next_message(&other).unwrap().payload, "c");
+    // Forgetting the ended subscription does not stall anything either.
+    conn.unsubscribe(&sid, None).unwrap();
+    assert_eq!(conn.next_message(&sid), None);
+    assert!(conn.wants_read());
+}
