@@ -118,6 +118,9 @@ struct Inner<D> {
     connections: u64,
     activities: Vec<Activity>,
     scratch: Vec<sm::Event>,
+    /// When the driver last turned: the clock a publish hands the connection, which only
+    /// advances its own clock with it (so publishing reads no clock per message).
+    last_turn: Instant,
 }
 
 /// The current connection.
@@ -170,6 +173,7 @@ impl<D: Driver<Connection>> Client<D> {
             connections: 0,
             activities: Vec::new(),
             scratch: Vec::new(),
+            last_turn: Instant::now(),
         };
         if inner.pool.len() == 0 {
             return Err(Error::Url(super::UrlError::Empty));
@@ -478,12 +482,15 @@ impl<D: Driver<Connection>> Inner<D> {
         headers: Option<&Headers>,
         payload: &Bytes,
     ) -> Result<(), Error> {
-        self.with_session(|session, now| session.publish(subject, reply, headers, payload, now))
+        // Publishing only moves the connection's clock forward (its timers run on turns),
+        // so the time of the last turn serves and no clock is read per message.
+        let now = self.last_turn;
+        self.with_session(|session| session.publish(subject, reply, headers, payload, now))
     }
 
     fn subscribe(&mut self, subject: &str, queue: Option<&str>, policy: SubscriptionPolicy) -> Result<Sid, Error> {
         let sid =
-            self.with_session(|session, _| session.subscribe(subject.as_bytes(), queue.map(str::as_bytes), policy))?;
+            self.with_session(|session| session.subscribe(subject.as_bytes(), queue.map(str::as_bytes), policy))?;
         // Hand the SUB to the kernel now: messages published after this returns can
         // reach it as soon as the server has read it.
         self.turn(Some(Instant::now()))?;
@@ -491,7 +498,7 @@ impl<D: Driver<Connection>> Inner<D> {
     }
 
     fn unsubscribe(&mut self, sid: &Sid, max: Option<u64>) -> Result<(), Error> {
-        self.with_session(|session, _| session.unsubscribe(sid, max))?;
+        self.with_session(|session| session.unsubscribe(sid, max))?;
         if max.is_none() {
             self.unsubscribed.insert(sid.clone());
         }
@@ -526,7 +533,8 @@ impl<D: Driver<Connection>> Inner<D> {
         payload: &Bytes,
         timeout: Duration,
     ) -> Result<Message, Error> {
-        let id = self.with_session(|session, now| session.request(subject, headers, payload, Some(timeout), now))?;
+        let id =
+            self.with_session(|session| session.request(subject, headers, payload, Some(timeout), Instant::now()))?;
         let deadline = Instant::now() + timeout + REQUEST_SLACK;
         loop {
             if let Some(outcome) = self.responses.remove(&id) {
@@ -572,7 +580,7 @@ impl<D: Driver<Connection>> Inner<D> {
 
     fn round_trip(&mut self) -> Result<Duration, Error> {
         let started = Instant::now();
-        let id = self.with_session(|session, _| session.ping())?;
+        let id = self.with_session(|session| session.ping())?;
         let deadline = started + self.options.request_timeout;
         loop {
             if self.pongs.remove(&id) {
@@ -653,17 +661,14 @@ impl<D: Driver<Connection>> Inner<D> {
 
     /// Runs `op` on a live connection: reconnects first if needed, flushes and retries
     /// on backpressure, reconnects and retries when the connection turns out poisoned.
-    fn with_session<T>(
-        &mut self,
-        mut op: impl FnMut(&mut Connection, Instant) -> Result<T, SendError>,
-    ) -> Result<T, Error> {
+    fn with_session<T>(&mut self, mut op: impl FnMut(&mut Connection) -> Result<T, SendError>) -> Result<T, Error> {
         let mut flushes_without_progress = 0u32;
         loop {
             self.ensure_link()?;
             let Some(session) = self.live_session() else {
                 continue;
             };
-            match op(session, Instant::now()) {
+            match op(session) {
                 Ok(value) => return Ok(value),
                 Err(SendError::Backpressure(_)) => {
                     let before = session.outgoing_len();
@@ -692,6 +697,7 @@ impl<D: Driver<Connection>> Inner<D> {
         let mut activities = std::mem::take(&mut self.activities);
         activities.clear();
         let result = self.driver.turn(deadline, &mut activities);
+        self.last_turn = Instant::now();
         if let Err(e) = result {
             self.activities = activities;
             self.kill_link(ConnectionError::Closed);
