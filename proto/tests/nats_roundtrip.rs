@@ -14,6 +14,11 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
 
+#[path = "common/cuts.rs"]
+mod cuts;
+
+use cuts::{cuts, split};
+
 // ---------------------------------------------------------------------------------------
 // Strategies
 // ---------------------------------------------------------------------------------------
@@ -204,11 +209,6 @@ fn server_op() -> impl Strategy<Value = ServerOp> {
     server_op_of(true)
 }
 
-/// Cut points: up to `n` random positions (so runs of 1-byte and empty pieces happen).
-fn cuts(n: usize) -> impl Strategy<Value = Vec<Index>> {
-    vec(any::<Index>(), 0..n)
-}
-
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
@@ -229,19 +229,6 @@ fn encode_server(ops: &[ServerOp]) -> Vec<u8> {
         codec.encode_op(op, &mut arena).expect("generated ops are encodable");
     }
     arena.to_vec()
-}
-
-/// `data` cut at the given positions.
-fn split<'a>(data: &'a [u8], cuts: &[Index]) -> Vec<&'a [u8]> {
-    let mut at: Vec<usize> = cuts.iter().map(|i| i.index(data.len() + 1)).collect();
-    at.sort_unstable();
-    let mut pieces = Vec::with_capacity(at.len() + 1);
-    let mut last = 0;
-    for c in at.into_iter().chain([data.len()]) {
-        pieces.push(&data[last..c]);
-        last = c;
-    }
-    pieces
 }
 
 /// How decoding a whole stream ended.

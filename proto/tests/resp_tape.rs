@@ -4,194 +4,26 @@
 //! the tape decoder yields exactly what [`Decoder`](monocoque_proto::resp::Decoder)
 //! yields: the same values, then the same error or the same "need more".
 
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use monocoque_proto::fuzzing::{check_ref, identical, tape_pieces, value_pieces, TapeEnd};
 use monocoque_proto::resp::{DecoderConfig, Encoder, Protocol, Tape, TapeDecoder, Value};
-use monocoque_proto::{IoArena, SegmentedBuffer};
+use monocoque_proto::SegmentedBuffer;
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::sample::Index;
 
-// ---------------------------------------------------------------------------------------
-// Strategies: the same as `resp_roundtrip.rs` (test files cannot share modules there
-// without a change to that file, so they are repeated here).
-// ---------------------------------------------------------------------------------------
+#[path = "common/cuts.rs"]
+mod cuts;
+#[path = "common/resp_strategies.rs"]
+mod resp_strategies;
 
-/// Text for line-framed values: anything but CR and LF.
-fn line_text() -> impl Strategy<Value = Bytes> {
-    vec(
-        any::<u8>().prop_filter("no CR/LF", |b| !matches!(b, b'\r' | b'\n')),
-        0..24,
-    )
-    .prop_map(Bytes::from)
-}
-
-/// Binary-safe payloads: empty, CRLF inside, CR/LF-dense, and (when `large`) sometimes
-/// longer than the arena's share threshold (so the encoder hands it over as its own
-/// segment).
-fn binary_of(large: bool) -> impl Strategy<Value = Bytes> {
-    let large = if large { 1 } else { 0 };
-    prop_oneof![
-        6 => vec(any::<u8>(), 0..40),
-        2 => Just(Vec::new()),
-        2 => (vec(any::<u8>(), 0..8), vec(any::<u8>(), 0..8)).prop_map(|(a, b)| [a, b"\r\n".to_vec(), b].concat()),
-        2 => vec(prop_oneof![Just(b'\r'), Just(b'\n'), any::<u8>()], 0..16),
-        large => vec(any::<u8>(), 4096..4200),
-    ]
-    .prop_map(Bytes::from)
-}
-
-fn integer() -> impl Strategy<Value = i64> {
-    prop_oneof![
-        4 => any::<i64>(),
-        1 => Just(i64::MIN),
-        1 => Just(i64::MAX),
-        1 => Just(0),
-        1 => Just(-1),
-        1 => -1000i64..1000,
-    ]
-}
-
-fn double() -> impl Strategy<Value = f64> {
-    prop_oneof![
-        6 => any::<f64>(),
-        4 => (-99_999i64..99_999, -330i32..310).prop_map(|(m, e)| format!("{m}e{e}").parse().expect("a double")),
-        1 => Just(f64::INFINITY),
-        1 => Just(f64::NEG_INFINITY),
-        1 => Just(f64::NAN),
-        1 => Just(-0.0),
-        1 => Just(0.0),
-        1 => Just(f64::MIN_POSITIVE / 3.0), // subnormal
-        1 => Just(-5e-324), // smallest subnormal
-        1 => Just(f64::MAX),
-        1 => Just(f64::MIN),
-        1 => Just(f64::EPSILON),
-        1 => Just(1e21),
-        1 => Just(1.5e-7),
-    ]
-}
-
-/// A verbatim format: three printable ASCII bytes, none of them `:`.
-fn verbatim_format() -> impl Strategy<Value = [u8; 3]> {
-    proptest::array::uniform3((0x20u8..=0x7e).prop_filter("not ':'", |b| *b != b':'))
-}
-
-fn big_number() -> impl Strategy<Value = Bytes> {
-    "[-+]?[0-9]{1,60}".prop_map(|s| Bytes::from(s.into_bytes()))
-}
-
-fn binary() -> impl Strategy<Value = Bytes> {
-    binary_of(true)
-}
-
-/// Every scalar RESP3 value.
-fn scalar(large: bool) -> impl Strategy<Value = Value> {
-    prop_oneof![
-        line_text().prop_map(Value::SimpleString),
-        line_text().prop_map(Value::SimpleError),
-        integer().prop_map(Value::Integer),
-        binary_of(large).prop_map(Value::BulkString),
-        Just(Value::Null),
-        double().prop_map(Value::Double),
-        any::<bool>().prop_map(Value::Boolean),
-        binary_of(large).prop_map(Value::BlobError),
-        (verbatim_format(), binary_of(large)).prop_map(|(format, text)| Value::Verbatim { format, text }),
-        big_number().prop_map(Value::BigNumber),
-    ]
-}
-
-/// Wraps `value` in attributes the way the decoder builds them: attributes before a
-/// value that already has some are merged into one list.
-fn attributed(attributes: Vec<(Value, Value)>, value: Value) -> Value {
-    match value {
-        Value::Attributed {
-            attributes: inner,
-            value,
-        } => Value::Attributed {
-            attributes: attributes.into_iter().chain(inner).collect(),
-            value,
-        },
-        value => Value::Attributed {
-            attributes,
-            value: Box::new(value),
-        },
-    }
-}
-
-/// Every RESP3 value, nested up to four levels; attributes and pushes anywhere.
-fn value() -> impl Strategy<Value = Value> {
-    value_of(true)
-}
-
-/// [`value`], with or without payloads of several KiB.
-fn value_of(large: bool) -> impl Strategy<Value = Value> {
-    scalar(large).prop_recursive(4, 48, 5, |inner| {
-        prop_oneof![
-            vec(inner.clone(), 0..5).prop_map(Value::Array),
-            vec(inner.clone(), 0..5).prop_map(Value::Set),
-            vec(inner.clone(), 0..5).prop_map(Value::Push),
-            vec((inner.clone(), inner.clone()), 0..4).prop_map(Value::Map),
-            (vec((inner.clone(), inner.clone()), 0..3), inner).prop_map(|(a, v)| attributed(a, v)),
-        ]
-    })
-}
-
-/// The RESP2 types only.
-fn resp2_value() -> impl Strategy<Value = Value> {
-    let scalar = prop_oneof![
-        line_text().prop_map(Value::SimpleString),
-        line_text().prop_map(Value::SimpleError),
-        integer().prop_map(Value::Integer),
-        binary().prop_map(Value::BulkString),
-        Just(Value::Null),
-    ];
-    scalar.prop_recursive(4, 48, 5, |inner| vec(inner, 0..5).prop_map(Value::Array))
-}
-
-/// Cut points: up to `n` random positions (anywhere, so runs of 1-byte pieces and empty
-/// pieces happen too).
-fn cuts(n: usize) -> impl Strategy<Value = Vec<Index>> {
-    vec(any::<Index>(), 0..n)
-}
-
-/// The streamed-form encoders: chunked strings, streamed aggregates, or both.
-fn streamed_encoder() -> impl Strategy<Value = Encoder> {
-    (proptest::option::of(1usize..9), any::<bool>())
-        .prop_filter("some streaming", |(s, a)| s.is_some() || *a)
-        .prop_map(|(chunk, stream_aggregates)| Encoder {
-            protocol: Protocol::Resp3,
-            stream_strings: chunk.and_then(NonZeroUsize::new),
-            stream_aggregates,
-        })
-}
+use cuts::{cuts, split};
+use resp_strategies::{encode_all, resp2, resp2_value, resp3, streamed_encoder, value, value_of};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-fn encode_all(encoder: &Encoder, values: &[Value]) -> Vec<u8> {
-    let mut arena = IoArena::new();
-    for v in values {
-        encoder.encode(v, &mut arena).expect("generated values are encodable");
-    }
-    arena.to_vec()
-}
-
-/// `data` cut at the given positions.
-fn split<'a>(data: &'a [u8], cuts: &[Index]) -> Vec<&'a [u8]> {
-    let mut at: Vec<usize> = cuts.iter().map(|i| i.index(data.len() + 1)).collect();
-    at.sort_unstable();
-    let mut pieces = Vec::with_capacity(at.len() + 1);
-    let mut last = 0;
-    for c in at.into_iter().chain([data.len()]) {
-        pieces.push(&data[last..c]);
-        last = c;
-    }
-    pieces
-}
 
 /// Tape-decodes `pieces` (one tape for all, then once more clearing the tape after each
 /// call) and checks the result is exactly `expected`, with nothing pending.
@@ -217,14 +49,6 @@ fn assert_same_as_decoder(config: &DecoderConfig, whole: &[u8], pieces: Vec<&[u8
         prop_assert!(identical(g, w), "tape gave\n{:?}\ndecoder gave\n{:?}", g, w);
     }
     Ok(())
-}
-
-fn resp3() -> DecoderConfig {
-    DecoderConfig::new(Protocol::Resp3)
-}
-
-fn resp2() -> DecoderConfig {
-    DecoderConfig::new(Protocol::Resp2)
 }
 
 fn small_limits(protocol: Protocol) -> DecoderConfig {
