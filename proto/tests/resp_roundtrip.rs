@@ -3,7 +3,7 @@
 //! does not depend on where the stream was cut, the decoder's memory stays bounded by
 //! what it received, and garbage is an error, never a panic.
 
-use monocoque_proto::fuzzing::identical;
+use monocoque_proto::fuzzing::{decode_each, identical};
 use monocoque_proto::resp::{DecodeError, Decoder, DecoderConfig, Encoder, Protocol, Value};
 use monocoque_proto::{IoArena, SegmentedBuffer};
 use proptest::collection::vec;
@@ -35,17 +35,8 @@ fn decode_pieces<'a>(
     let mut decoder = Decoder::new(config.clone());
     let mut src = SegmentedBuffer::new();
     let mut values = Vec::new();
-    for piece in pieces {
-        src.push_slice(piece);
-        loop {
-            match decoder.decode(&mut src) {
-                Ok(Some(v)) => values.push(v),
-                Ok(None) => break,
-                Err(e) => return (values, Err(e)),
-            }
-        }
-    }
-    (values, Ok((decoder, src)))
+    let end = decode_each(&mut decoder, &mut src, pieces, &mut values).map(|()| (decoder, src));
+    (values, end)
 }
 
 /// Decodes pieces that make up exactly `expected`, and checks nothing else is produced

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use monocoque_proto::fuzzing::{check_ref, identical, tape_pieces, value_pieces, TapeEnd};
+use monocoque_proto::fuzzing::{check_ref, identical, small_limits, tape_pieces, value_pieces, TapeEnd};
 use monocoque_proto::resp::{DecoderConfig, Encoder, Protocol, Tape, TapeDecoder, Value};
 use monocoque_proto::SegmentedBuffer;
 use proptest::collection::vec;
@@ -49,16 +49,6 @@ fn assert_same_as_decoder(config: &DecoderConfig, whole: &[u8], pieces: Vec<&[u8
         prop_assert!(identical(g, w), "tape gave\n{:?}\ndecoder gave\n{:?}", g, w);
     }
     Ok(())
-}
-
-fn small_limits(protocol: Protocol) -> DecoderConfig {
-    DecoderConfig {
-        protocol,
-        max_bulk_len: 64,
-        max_aggregate_len: 8,
-        max_depth: 4,
-        max_line_len: 32,
-    }
 }
 
 // ---------------------------------------------------------------------------------------

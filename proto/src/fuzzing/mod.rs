@@ -28,7 +28,7 @@ mod tape;
 pub use connection::resp_connection;
 pub use nats::{nats_client_decode, nats_client_seeds, nats_server_decode, nats_server_seeds, plain};
 pub use nats_client::nats_client;
-pub use resp::{identical, resp_decode_resp2, resp_decode_resp3};
+pub use resp::{decode_each, identical, resp_decode_resp2, resp_decode_resp3, small_limits};
 pub use segmented::segmented_buffer;
 pub use tape::{check_ref, resp_tape, tape_pieces, value_pieces, TapeEnd};
 

@@ -3,6 +3,7 @@
 use std::num::NonZeroUsize;
 
 use super::split::pieces;
+use super::tape::{value_pieces, TapeEnd};
 use crate::chassis::{IoArena, SegmentedBuffer};
 use crate::resp::{DecodeError, Decoder, DecoderConfig, Encoder, Protocol, Value};
 
@@ -31,33 +32,18 @@ pub fn resp_decode_resp3(data: &[u8]) {
     decode_target(Protocol::Resp3, data);
 }
 
-/// How decoding a whole stream ended.
-#[derive(Debug, PartialEq)]
-enum End {
-    /// All input was used; `mid_value` tells whether a value was left unfinished.
-    NeedMore { mid_value: bool },
-    /// The stream was rejected.
-    Error(DecodeError),
-}
-
 fn decode_target(protocol: Protocol, data: &[u8]) {
     let options = data.first().copied().unwrap_or(0);
     let seed = data.get(1).copied().unwrap_or(0);
     let body = data.get(2..).unwrap_or_default();
     let config = if options & 0b100 != 0 {
-        DecoderConfig {
-            protocol,
-            max_bulk_len: 64,
-            max_aggregate_len: 8,
-            max_depth: 4,
-            max_line_len: 32,
-        }
+        small_limits(protocol)
     } else {
         DecoderConfig::new(protocol)
     };
 
-    let (values, end) = decode_pieces(&config, vec![body]);
-    let (split_values, split_end) = decode_pieces(&config, pieces(body, seed));
+    let (values, end) = value_pieces(&config, vec![body]);
+    let (split_values, split_end) = value_pieces(&config, pieces(body, seed));
     assert_eq!(split_end, end, "segment boundaries changed how decoding ended");
     assert_eq!(
         split_values.len(),
@@ -74,7 +60,7 @@ fn decode_target(protocol: Protocol, data: &[u8]) {
             assert!(values.is_empty(), "a stream starting with 0x{ty:02x} produced a value");
             assert_eq!(
                 end,
-                End::Error(DecodeError::UnknownType(ty)),
+                TapeEnd::Error(DecodeError::UnknownType(ty)),
                 "0x{ty:02x} started a stream"
             );
         }
@@ -94,10 +80,10 @@ fn decode_target(protocol: Protocol, data: &[u8]) {
             .encode(value, &mut arena)
             .unwrap_or_else(|e| panic!("decoded value does not encode ({e}): {value:?}"));
         let wire = arena.to_vec();
-        let (again, end) = decode_pieces(&round_trip_config, pieces(&wire, seed));
+        let (again, end) = value_pieces(&round_trip_config, pieces(&wire, seed));
         assert_eq!(
             end,
-            End::NeedMore { mid_value: false },
+            TapeEnd::NeedMore { mid_value: false },
             "re-encoded {value:?} as {wire:?}"
         );
         assert_eq!(again.len(), 1, "re-encoded {value:?} as {wire:?}, got {again:?}");
@@ -109,23 +95,34 @@ fn decode_target(protocol: Protocol, data: &[u8]) {
     }
 }
 
-/// Feeds `pieces` one by one, decoding everything available after each.
-fn decode_pieces(config: &DecoderConfig, pieces: Vec<&[u8]>) -> (Vec<Value>, End) {
-    let mut decoder = Decoder::new(config.clone());
-    let mut src = SegmentedBuffer::new();
-    let mut values = Vec::new();
+/// Limits small enough that short inputs reach every limit error: bulk strings of 64
+/// bytes, aggregates of 8 elements, 4 levels of nesting, lines of 32 bytes.
+pub fn small_limits(protocol: Protocol) -> DecoderConfig {
+    DecoderConfig {
+        protocol,
+        max_bulk_len: 64,
+        max_aggregate_len: 8,
+        max_depth: 4,
+        max_line_len: 32,
+    }
+}
+
+/// Pushes `pieces` into `src` one by one and, after each, decodes everything available
+/// into `values`; stops at the first error. The caller keeps `decoder` and `src` to look
+/// at what is left (a value in progress, undecoded bytes).
+pub fn decode_each<'a>(
+    decoder: &mut Decoder,
+    src: &mut SegmentedBuffer,
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+    values: &mut Vec<Value>,
+) -> Result<(), DecodeError> {
     for piece in pieces {
         src.push_slice(piece);
-        loop {
-            match decoder.decode(&mut src) {
-                Ok(Some(v)) => values.push(v),
-                Ok(None) => break,
-                Err(e) => return (values, End::Error(e)),
-            }
+        while let Some(v) = decoder.decode(src)? {
+            values.push(v);
         }
     }
-    let mid_value = decoder.is_mid_value();
-    (values, End::NeedMore { mid_value })
+    Ok(())
 }
 
 fn is_type_byte(b: u8) -> bool {

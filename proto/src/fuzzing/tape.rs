@@ -1,6 +1,6 @@
 //! The tape decoder target: a differential test against [`Decoder`].
 
-use super::resp::identical;
+use super::resp::{decode_each, identical, small_limits};
 use super::split::pieces;
 use crate::chassis::SegmentedBuffer;
 use crate::resp::{DecodeError, Decoder, DecoderConfig, Protocol, Tape, TapeDecoder, TapeKind, TapeRef, Value};
@@ -41,13 +41,7 @@ pub fn resp_tape(data: &[u8]) {
         Protocol::Resp3
     };
     let config = if options & 0b100 != 0 {
-        DecoderConfig {
-            protocol,
-            max_bulk_len: 64,
-            max_aggregate_len: 8,
-            max_depth: 4,
-            max_line_len: 32,
-        }
+        small_limits(protocol)
     } else {
         DecoderConfig::new(protocol)
     };
@@ -69,18 +63,13 @@ pub fn value_pieces(config: &DecoderConfig, pieces: Vec<&[u8]>) -> (Vec<Value>, 
     let mut decoder = Decoder::new(config.clone());
     let mut src = SegmentedBuffer::new();
     let mut values = Vec::new();
-    for piece in pieces {
-        src.push_slice(piece);
-        loop {
-            match decoder.decode(&mut src) {
-                Ok(Some(v)) => values.push(v),
-                Ok(None) => break,
-                Err(e) => return (values, TapeEnd::Error(e)),
-            }
-        }
-    }
-    let mid_value = decoder.is_mid_value();
-    (values, TapeEnd::NeedMore { mid_value })
+    let end = match decode_each(&mut decoder, &mut src, pieces, &mut values) {
+        Ok(()) => TapeEnd::NeedMore {
+            mid_value: decoder.is_mid_value(),
+        },
+        Err(e) => TapeEnd::Error(e),
+    };
+    (values, end)
 }
 
 /// [`TapeDecoder`] fed `pieces` one by one, one `decode` call after each, every value
