@@ -473,14 +473,7 @@ impl<S: Session> UringDriver<S> {
         if conn.send.is_none() && !conn.failed && conn.phase != Phase::Closing {
             if let Some(arena) = session.poll_transmit() {
                 if !arena.is_empty() {
-                    let whole = arena.len();
-                    let op = self.ring.send(fd, arena, user_data(KIND_SEND, index, gen))?;
-                    // A small send of everything queued (a request batch, a reply) is
-                    // the round-trip case; large ones stream and may end short.
-                    if op.len() == whole && op.is_copied_send() {
-                        self.ring.note_whole_send();
-                    }
-                    conn.send = Some(op);
+                    conn.send = Some(self.ring.send(fd, arena, user_data(KIND_SEND, index, gen))?);
                 }
             }
         }

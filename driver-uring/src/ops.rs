@@ -125,11 +125,6 @@ impl InFlight {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
-
-    /// Whether this is a send copied into a registered buffer (a small one).
-    pub(crate) fn is_copied_send(&self) -> bool {
-        matches!(self.held, Some(Held::Slot(_)))
-    }
 }
 
 impl Drop for InFlight {

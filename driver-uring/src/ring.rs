@@ -19,10 +19,6 @@ use crate::{sys, UringConfig, UringError};
 /// The buffer group id of the receive ring (one per driver).
 const RECV_BGID: u16 = 0;
 
-/// How long a wait may hold out for one completion beyond those of the sends just
-/// queued (see [`Ring::enter`]) before it returns as an ordinary timeout.
-const SEND_SETTLE: Duration = Duration::from_millis(1);
-
 /// Which setup flags the kernel accepted and which send path is in use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct RingFeatures {
@@ -109,9 +105,6 @@ pub(crate) struct Ring {
     /// Set by `shutdown` once `inflight` reached zero: the kernel holds no address of
     /// ours, so the memory may be freed.
     drained: bool,
-    /// Sends queued since the last `enter` that each carry everything their session had
-    /// to send: their completions alone call for no work.
-    whole_sends: u32,
 }
 
 /// The flag sets tried, best first: (single issuer, defer taskrun, coop taskrun, submit all).
@@ -200,7 +193,6 @@ impl Ring {
             stats: UringStats::default(),
             inflight: 0,
             drained: false,
-            whole_sends: 0,
         })
     }
 
@@ -234,13 +226,6 @@ impl Ring {
         Err(io::Error::other("io_uring submission queue stays full"))
     }
 
-    /// A send was just queued that carries everything its session had to send: its
-    /// completion alone calls for no work, so the next blocking
-    /// [`enter`](Self::enter) need not wake for it.
-    pub(crate) fn note_whole_send(&mut self) {
-        self.whole_sends += 1;
-    }
-
     /// Queues a memory-free cancellation of the operation tagged `target`.
     pub(crate) fn cancel(&mut self, target: u64, user_data: u64) -> io::Result<()> {
         let entry = opcode::AsyncCancel::new(target).build().user_data(user_data);
@@ -251,39 +236,23 @@ impl Ring {
     /// Submits everything queued and waits as `wait` says, in one `io_uring_enter`.
     /// Always passes `GETEVENTS`, which with `DEFER_TASKRUN` is what runs the
     /// completion work.
-    ///
-    /// A blocking wait that follows sends noted with
-    /// [`note_whole_send`](Self::note_whole_send) waits for their completions plus one
-    /// more (a reply, a timer, another connection's input), for at most
-    /// [`SEND_SETTLE`]: a send to a socket with room completes at once, and waking for
-    /// it alone would cost a second `io_uring_enter` per round trip. Should a send need
-    /// follow-up work after all (a short write, an error) while nothing else arrives,
-    /// the wait ends after `SEND_SETTLE` as a timeout and the loop does it then.
     pub(crate) fn enter(&mut self, wait: Wait) -> io::Result<()> {
         self.stats.enters += 1;
         let to_submit = self.io.submission().len() as u32;
         let get = EnterFlags::GETEVENTS.bits();
-        // At most half the completion queue, so the count can always be reached.
-        let cap = (self.io.params().cq_entries() / 2).max(1);
-        let sends = std::mem::take(&mut self.whole_sends).min(cap);
-        let (min_complete, timeout) = match wait {
-            Wait::Poll => (0, None),
-            Wait::Forever if sends > 0 => (1 + sends, Some(SEND_SETTLE)),
-            Wait::Forever => (1, None),
-            Wait::For(d) if sends > 0 => (1 + sends, Some(d.min(SEND_SETTLE))),
-            Wait::For(d) => (1, Some(d)),
-        };
         let submitter = self.io.submitter();
-        let res = match timeout {
+        let res = match wait {
             // SAFETY: no argument pointer is passed.
-            None => unsafe { submitter.enter::<libc::sigset_t>(to_submit, min_complete, get, None) },
-            Some(d) => {
+            Wait::Poll => unsafe { submitter.enter::<libc::sigset_t>(to_submit, 0, get, None) },
+            // SAFETY: as above.
+            Wait::Forever => unsafe { submitter.enter::<libc::sigset_t>(to_submit, 1, get, None) },
+            Wait::For(d) => {
                 let ts = Timespec::from(d);
                 let args = SubmitArgs::new().timespec(&ts);
                 // SAFETY: with EXT_ARG the argument is an io_uring_getevents_arg
                 // (`SubmitArgs` is a transparent wrapper of it) whose timespec pointer
                 // refers to `ts`; both live on this stack frame across the call.
-                unsafe { submitter.enter(to_submit, min_complete, get | EnterFlags::EXT_ARG.bits(), Some(&args)) }
+                unsafe { submitter.enter(to_submit, 1, get | EnterFlags::EXT_ARG.bits(), Some(&args)) }
             }
         };
         match res {
