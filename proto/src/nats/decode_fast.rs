@@ -23,7 +23,7 @@ use crate::chassis::SegmentedBuffer;
 /// leaves the fourth byte, the separator, as it is).
 const LOWER3: u64 = 0x0020_2020;
 /// The same for a four-letter name.
-const LOWER4: u64 = 0x20_2020_2020;
+const LOWER4: u64 = 0x2020_2020;
 const FOUR: u64 = 0xffff_ffff;
 const FIVE: u64 = 0xff_ffff_ffff;
 
@@ -272,6 +272,24 @@ mod tests {
         assert_eq!(next_separator(line, 25), Some(27));
         assert_eq!(next_separator(b"abc", 0), None);
         assert_eq!(next_separator(b"abc\x7f\x80\xff \n", 0), Some(6));
+    }
+
+    #[test]
+    fn a_four_letter_op_needs_a_real_space() {
+        // OR-ing 0x20 into the separator turned a NUL into a space: found by the
+        // nats_client_decode fuzz target. The general framer rejects a NUL there.
+        for frame in [
+            &b"HMSG\0a 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"[..],
+            b"HPUB\0a 12 14\r\nNATS/1.0\r\n\r\nhi\r\n",
+        ] {
+            let mut src = crate::SegmentedBuffer::new();
+            src.push_slice(frame);
+            let client = crate::nats::ClientCodec::default().decode_op(&mut src);
+            let mut src = crate::SegmentedBuffer::new();
+            src.push_slice(frame);
+            let server = crate::nats::ServerCodec::default().decode_op(&mut src);
+            assert!(client.is_err() && server.is_err(), "{client:?} {server:?}");
+        }
     }
 
     #[test]
