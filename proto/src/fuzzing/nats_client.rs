@@ -346,9 +346,9 @@ impl Checker {
             assert!(conn.pending_messages(sid).is_none(), "queue kept after UNSUB");
         } else if let Some(model) = self.subs.get_mut(sid) {
             let pending = conn.pending_messages(sid).map_or(0, |p| p.0 as u64);
-            // The stalled message (not queued yet) may still arrive.
-            let bound = max.max(model.taken + pending + 1);
-            model.bound = Some(model.bound.map_or(bound, |b| b.min(bound)));
+            // The stalled message (not queued yet) may still arrive. A later maximum
+            // replaces an earlier one, as nats-server's `processUnsub` does.
+            model.bound = Some(max.max(model.taken + pending + 1));
         }
     }
 
