@@ -11,3 +11,4 @@ pub mod cli;
 pub mod driver;
 pub mod nats;
 pub mod redis;
+mod url;

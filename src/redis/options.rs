@@ -7,6 +7,7 @@ use std::time::Duration;
 use monocoque_proto::resp::{ConnectionConfig, DecoderConfig, Protocol};
 
 use crate::driver::DriverKind;
+use crate::url::AuthorityError;
 
 /// The port Redis listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 6379;
@@ -430,60 +431,15 @@ fn mask(url: &str) -> String {
 }
 
 fn split_host_port(hostport: &str) -> Result<(String, u16), UrlError> {
-    let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
-        let end = rest.find(']').ok_or(UrlError::Ipv6)?;
-        let host = &rest[..end];
-        let after = &rest[end + 1..];
-        let port = match after {
-            "" => None,
-            p => Some(p.strip_prefix(':').ok_or_else(|| UrlError::Port(p.to_owned()))?),
-        };
-        (host, port)
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (hostport, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(UrlError::MissingHost);
-    }
-    let port = match port {
-        None | Some("") => DEFAULT_PORT,
-        Some(p) => match p.parse::<u16>() {
-            Ok(n) if n != 0 => n,
-            _ => return Err(UrlError::Port(p.to_owned())),
-        },
-    };
-    Ok((host.to_owned(), port))
+    crate::url::split_host_port(hostport, DEFAULT_PORT).map_err(|e| match e {
+        AuthorityError::Ipv6 => UrlError::Ipv6,
+        AuthorityError::Port(p) => UrlError::Port(p),
+        AuthorityError::MissingHost => UrlError::MissingHost,
+    })
 }
 
 fn percent_decode(s: &str, what: &'static str) -> Result<String, UrlError> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or(UrlError::PercentEncoding(what))?;
-            let hi = hex_value(hex[0]).ok_or(UrlError::PercentEncoding(what))?;
-            let lo = hex_value(hex[1]).ok_or(UrlError::PercentEncoding(what))?;
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| UrlError::PercentEncoding(what))
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    crate::url::percent_decode(s).ok_or(UrlError::PercentEncoding(what))
 }
 
 #[cfg(test)]
