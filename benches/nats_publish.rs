@@ -34,6 +34,8 @@
 //! rotating who goes first) and medians reported, because the machine is small and
 //! noisy and nats-server needs a core of its own.
 
+#[path = "common/cpu.rs"]
+mod cpu;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -41,6 +43,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use cpu::{cpu_of, median, self_cpu, Cpu};
 
 use bytes::Bytes;
 use monocoque::driver::DriverKind;
@@ -105,30 +109,6 @@ impl Variant {
     }
 }
 
-/// CPU time from `getrusage`: user and system (kernel) parts.
-#[derive(Clone, Copy, Debug, Default)]
-struct Cpu {
-    user: Duration,
-    sys: Duration,
-}
-
-impl Cpu {
-    fn total(&self) -> Duration {
-        self.user + self.sys
-    }
-}
-
-impl std::ops::Sub for Cpu {
-    type Output = Cpu;
-
-    fn sub(self, rhs: Cpu) -> Cpu {
-        Cpu {
-            user: self.user.saturating_sub(rhs.user),
-            sys: self.sys.saturating_sub(rhs.sys),
-        }
-    }
-}
-
 /// One timed run: messages completed, wall time, client CPU.
 #[derive(Clone, Copy, Debug)]
 struct Sample {
@@ -151,36 +131,6 @@ impl Sample {
     fn sys_ns_per_msg(&self) -> f64 {
         self.cpu.sys.as_secs_f64() * 1e9 / self.msgs as f64
     }
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    match xs.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => xs[n / 2],
-        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
-    }
-}
-
-fn timeval(tv: libc::timeval) -> Duration {
-    Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
-}
-
-/// User + system CPU of `who` (`RUSAGE_SELF`: the process; `RUSAGE_THREAD`: the caller).
-fn cpu_of(who: libc::c_int) -> Cpu {
-    // SAFETY: `rusage` is plain old data, so all-zero bytes are a valid value.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, writable `rusage`; `who` is RUSAGE_SELF or RUSAGE_THREAD.
-    let rc = unsafe { libc::getrusage(who, &mut ru) };
-    assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
-    Cpu {
-        user: timeval(ru.ru_utime),
-        sys: timeval(ru.ru_stime),
-    }
-}
-
-fn self_cpu() -> Cpu {
-    cpu_of(libc::RUSAGE_SELF)
 }
 
 fn thread_cpu() -> Cpu {

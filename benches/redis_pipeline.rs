@@ -32,6 +32,8 @@
 //! generated RESP file (FLUSHALL before each run, DBSIZE checked after), wall time and
 //! the child's CPU from `wait4`.
 
+#[path = "common/cpu.rs"]
+mod cpu;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -41,6 +43,8 @@ use std::io::{BufWriter, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use cpu::{median, self_cpu, Cpu};
 
 use monocoque::driver::DriverKind;
 use monocoque::proto::resp::Value;
@@ -85,30 +89,6 @@ impl Contender {
     }
 }
 
-/// CPU time from `getrusage`/`wait4`: user and system (kernel) parts.
-#[derive(Clone, Copy, Debug, Default)]
-struct Cpu {
-    user: Duration,
-    sys: Duration,
-}
-
-impl Cpu {
-    fn total(&self) -> Duration {
-        self.user + self.sys
-    }
-}
-
-impl std::ops::Sub for Cpu {
-    type Output = Cpu;
-
-    fn sub(self, rhs: Cpu) -> Cpu {
-        Cpu {
-            user: self.user.saturating_sub(rhs.user),
-            sys: self.sys.saturating_sub(rhs.sys),
-        }
-    }
-}
-
 /// One timed run: operations completed, wall time, client CPU.
 #[derive(Clone, Copy, Debug)]
 struct Sample {
@@ -131,36 +111,6 @@ impl Sample {
     fn sys_per_mop(&self) -> f64 {
         self.cpu.sys.as_secs_f64() / self.ops as f64 * 1e6
     }
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    match xs.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => xs[n / 2],
-        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
-    }
-}
-
-fn timeval(tv: libc::timeval) -> Duration {
-    Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
-}
-
-fn rusage_cpu(ru: &libc::rusage) -> Cpu {
-    Cpu {
-        user: timeval(ru.ru_utime),
-        sys: timeval(ru.ru_stime),
-    }
-}
-
-/// User + system CPU of this whole process so far.
-fn self_cpu() -> Cpu {
-    // SAFETY: `rusage` is plain old data, so all-zero bytes are a valid value.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, writable `rusage`; RUSAGE_SELF is a valid `who`.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
-    rusage_cpu(&ru)
 }
 
 /// Reaps `child` with `wait4`; returns whether it exited 0 and its own CPU time.
@@ -186,7 +136,7 @@ fn wait_child(child: Child) -> (i32, Cpu) {
     } else {
         -1
     };
-    (code, rusage_cpu(&ru))
+    (code, Cpu::from_rusage(&ru))
 }
 
 /// The operation sequence every in-process contender runs: op `i` is a SET when `i` is
