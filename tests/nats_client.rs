@@ -53,6 +53,7 @@ both_drivers! {
     cluster_failover_through_connect_urls => cluster_failover_through_connect_urls_uring, cluster_failover_through_connect_urls_mio;
     slow_consumer_drops_and_reports => slow_consumer_drops_and_reports_uring, slow_consumer_drops_and_reports_mio;
     slow_consumer_backpressure_loses_nothing => slow_consumer_backpressure_loses_nothing_uring, slow_consumer_backpressure_loses_nothing_mio;
+    publishes_leave_past_the_flush_threshold => publishes_leave_past_the_flush_threshold_uring, publishes_leave_past_the_flush_threshold_mio;
 }
 
 // ---- helpers ----
@@ -678,4 +679,48 @@ fn slow_consumer_backpressure_loses_nothing(driver: DriverKind) {
     assert_eq!(sub.dropped(), 0);
     assert!(client.is_connected());
     assert_eq!(client.connections(), 1);
+}
+
+/// A publishing loop that never flushes still sends: each publish that takes the buffer
+/// past `flush_threshold` hands it to the kernel, so everything up to the last such
+/// publish reaches a subscriber; the tail waits for the flush.
+fn publishes_leave_past_the_flush_threshold(driver: DriverKind) {
+    const THRESHOLD: usize = 1024;
+    const COUNT: u64 = 100;
+    let server = NatsServer::start();
+    let mut subscriber = connect(&server, driver);
+    let mut sub = subscriber.subscribe("stream.data").expect("subscribe");
+    subscriber.round_trip().expect("round trip");
+
+    let options = options(&server.url(), driver).flush_threshold(THRESHOLD);
+    let mut publisher = Client::connect_with(options).expect("connect to nats-server");
+    // Every frame is `PUB stream.data 100\r\n` + 100 bytes + `\r\n`: 123 bytes, so the
+    // 9th publish crosses 1024 bytes and each later crossing comes within 9 more.
+    let frame = "PUB stream.data 100\r\n".len() + 100 + 2;
+    let mut buffered = 0usize;
+    let mut sent_without_flush = 0u64;
+    for i in 0..COUNT {
+        publisher
+            .publish("stream.data", format!("{i:0>100}"))
+            .expect("publish");
+        buffered += frame;
+        if buffered >= THRESHOLD {
+            buffered = 0;
+            sent_without_flush = i + 1;
+        }
+    }
+    assert!(sent_without_flush >= COUNT - 9, "the model crosses the threshold every 9 frames");
+    for i in 0..sent_without_flush {
+        let m = sub
+            .next_message(WAIT)
+            .expect("receive")
+            .unwrap_or_else(|| panic!("message {i} left without a flush"));
+        assert_eq!(m.payload, format!("{i:0>100}").as_bytes(), "in order, none missing");
+    }
+    publisher.flush().expect("flush");
+    for i in sent_without_flush..COUNT {
+        let m = sub.next_message(WAIT).expect("receive").expect("the tail after the flush");
+        assert_eq!(m.payload, format!("{i:0>100}").as_bytes());
+    }
+    assert_eq!(sub.next_message(Duration::from_millis(100)).expect("receive"), None);
 }

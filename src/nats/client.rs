@@ -121,6 +121,10 @@ struct Inner<D> {
     /// When the driver last turned: the clock a publish hands the connection, which only
     /// advances its own clock with it (so publishing reads no clock per message).
     last_turn: Instant,
+    /// Outgoing bytes at which the next publish hands the buffer to the kernel without
+    /// waiting ([`ClientOptions::flush_threshold`] past what was left after the last
+    /// turn), so a publishing loop sends as it goes and never rereads cold memory.
+    auto_flush_at: usize,
 }
 
 /// The current connection.
@@ -157,6 +161,7 @@ impl<D: Driver<Connection>> Client<D> {
             driver,
             pool: ServerPool::new(&options.servers),
             rng: Rng::new(options.seed),
+            auto_flush_at: options.flush_threshold,
             options,
             link: None,
             carry: None,
@@ -485,7 +490,19 @@ impl<D: Driver<Connection>> Inner<D> {
         // Publishing only moves the connection's clock forward (its timers run on turns),
         // so the time of the last turn serves and no clock is read per message.
         let now = self.last_turn;
-        self.with_session(|session| session.publish(subject, reply, headers, payload, now))
+        let outgoing = self.with_session(|session| {
+            session.publish(subject, reply, headers, payload, now)?;
+            Ok(session.outgoing_len())
+        })?;
+        if outgoing >= self.auto_flush_at {
+            // A polling turn: the driver starts sending what is buffered and returns at
+            // once. The next one waits for another threshold's worth, so a send still
+            // in flight costs one extra turn, not one per publish.
+            self.turn(Some(self.last_turn))?;
+            let left = self.live_session().map_or(0, |s| s.outgoing_len());
+            self.auto_flush_at = left.saturating_add(self.options.flush_threshold);
+        }
+        Ok(())
     }
 
     fn subscribe(&mut self, subject: &str, queue: Option<&str>, policy: SubscriptionPolicy) -> Result<Sid, Error> {

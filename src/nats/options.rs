@@ -334,6 +334,10 @@ pub struct ClientOptions {
     /// Default timeout of [`Client::request`](super::Client::request) callers that do not
     /// give one.
     pub request_timeout: Duration,
+    /// Buffered bytes past which a publish hands the buffer to the kernel itself, without
+    /// waiting for it (a polling driver turn). Small enough to keep a publishing loop's
+    /// buffer in cache; large enough that a syscall carries hundreds of messages.
+    pub flush_threshold: usize,
     /// Pending limits and slow-consumer policy of every new subscription (each can have
     /// its own with [`Client::subscribe_with`](super::Client::subscribe_with)).
     pub subscription_policy: SubscriptionPolicy,
@@ -360,6 +364,7 @@ impl ClientOptions {
             allow_reconnect: true,
             reconnect_buffer_size: 8 << 20,
             request_timeout: Duration::from_secs(5),
+            flush_threshold: 64 * 1024,
             subscription_policy: SubscriptionPolicy::default(),
             seed: None,
         }
@@ -452,6 +457,13 @@ impl ClientOptions {
     #[must_use]
     pub fn reconnect_buffer_size(mut self, bytes: usize) -> Self {
         self.reconnect_buffer_size = bytes;
+        self
+    }
+
+    /// Sets [`flush_threshold`](Self::flush_threshold).
+    #[must_use]
+    pub fn flush_threshold(mut self, bytes: usize) -> Self {
+        self.flush_threshold = bytes;
         self
     }
 
