@@ -5,6 +5,7 @@
 //! cargo bench --bench nats_publish -- --quick  # smoke run (seconds)
 //! cargo bench --bench nats_publish -- --only uring --size 16 --msgs 2000000 # one run, for profiling
 //! cargo bench --bench nats_publish -- --only async-nats --size 128 --received
+//! cargo bench --bench nats_publish -- --only raw --size 16             # the ceiling
 //! ```
 //!
 //! One publishing connection sends N messages of 16 or 128 bytes to one subject, for:
@@ -12,7 +13,10 @@
 //!   in a loop (each one only encodes into the connection's arena; past the high-water
 //!   mark a publish flushes by itself), then one `flush`;
 //! - `async-nats` on a current-thread tokio runtime, its idiomatic fast path:
-//!   `client.publish(...).await` in a loop, then `client.flush().await`.
+//!   `client.publish(...).await` in a loop, then `client.flush().await`;
+//! - the ceiling, no client at all: `PUB` frames encoded once before the timed window
+//!   and written in 64 KiB blocks on a blocking socket. It bounds what any client can
+//!   reach against this server on this machine.
 //!
 //! Two variants, against the same `nats-server` (started here on a free loopback port):
 //! - **discard**: nobody subscribes, the server parses and drops every message. The
@@ -68,16 +72,26 @@ enum Contender {
     Uring,
     Mio,
     AsyncNats,
+    /// No client: pre-encoded `PUB` frames written in 64 KiB blocks with blocking
+    /// `write`s. Not a contender, the ceiling: how fast this server takes messages
+    /// from one connection on this machine.
+    RawSocket,
 }
 
 impl Contender {
-    const ALL: [Contender; 3] = [Contender::Uring, Contender::Mio, Contender::AsyncNats];
+    const ALL: [Contender; 4] = [
+        Contender::Uring,
+        Contender::Mio,
+        Contender::AsyncNats,
+        Contender::RawSocket,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Contender::Uring => "Monocoque (io_uring)",
             Contender::Mio => "Monocoque (mio)",
             Contender::AsyncNats => "async-nats 0.51 (tokio current-thread)",
+            Contender::RawSocket => "ceiling: raw socket, pre-encoded frames",
         }
     }
 }
@@ -368,11 +382,70 @@ fn run_async_nats(port: u16, variant: Variant, payload: &'static [u8], msgs: u64
     })
 }
 
+/// The ceiling: the frames are encoded once, before the timed window, into a 64 KiB
+/// block that is written over and over; the only per-message work left is the kernel's
+/// and the server's.
+fn run_raw_socket(port: u16, variant: Variant, payload: &'static [u8], msgs: u64) -> Sample {
+    const BLOCK: usize = 64 * 1024;
+    let subject = variant.subject();
+    let mut frame = format!("PUB {subject} {}\r\n", payload.len()).into_bytes();
+    frame.extend_from_slice(payload);
+    frame.extend_from_slice(b"\r\n");
+    let per_block = (BLOCK / frame.len()).max(1);
+    let block: Vec<u8> = frame.repeat(per_block);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("raw publisher connects to nats-server");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    s.set_nodelay(true).expect("nodelay");
+    read_line_starting(&mut s, b"INFO ");
+    s.write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n")
+        .expect("raw publisher handshake");
+    read_line_starting(&mut s, b"PONG");
+    let completion = match variant {
+        Variant::Discard => Completion::RoundTrip,
+        Variant::Received => Completion::Subscriber(RawSubscriber::start(port, subject, payload, WARMUP, msgs)),
+    };
+    let publish_all = |s: &mut TcpStream, n: u64| {
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(per_block as u64);
+            s.write_all(&block[..k as usize * frame.len()])
+                .expect("raw publisher writes");
+            left -= k;
+        }
+    };
+    // A round trip: the server answers PING after everything written before it.
+    let round_trip = |s: &mut TcpStream| {
+        s.write_all(b"PING\r\n").expect("raw publisher pings");
+        read_line_starting(s, b"PONG");
+    };
+    publish_all(&mut s, WARMUP);
+    round_trip(&mut s);
+    let cpu0 = self_cpu();
+    let t0 = Instant::now();
+    publish_all(&mut s, msgs);
+    let (done, cpu) = match completion {
+        Completion::RoundTrip => {
+            round_trip(&mut s);
+            (Instant::now(), self_cpu() - cpu0)
+        }
+        Completion::Subscriber(sub) => {
+            let received = sub.wait();
+            (received.done, self_cpu() - cpu0 - received.cpu)
+        }
+    };
+    Sample {
+        msgs,
+        wall: done - t0,
+        cpu,
+    }
+}
+
 fn run(c: Contender, port: u16, variant: Variant, payload: &'static [u8], msgs: u64) -> Sample {
     match c {
         Contender::Uring => run_monocoque(DriverKind::Uring, port, variant, payload, msgs),
         Contender::Mio => run_monocoque(DriverKind::Mio, port, variant, payload, msgs),
         Contender::AsyncNats => run_async_nats(port, variant, payload, msgs),
+        Contender::RawSocket => run_raw_socket(port, variant, payload, msgs),
     }
 }
 
@@ -405,7 +478,8 @@ fn single_run(port: u16) -> Option<Sample> {
         "uring" => Contender::Uring,
         "mio" => Contender::Mio,
         "async-nats" => Contender::AsyncNats,
-        other => panic!("--only {other}: expected uring, mio or async-nats"),
+        "raw" => Contender::RawSocket,
+        other => panic!("--only {other}: expected uring, mio, async-nats or raw"),
     };
     Some(run(contender, port, variant, payload(size), msgs))
 }
@@ -497,7 +571,7 @@ fn main() {
         for (s, size) in SIZES.iter().enumerate() {
             let (peer_rate, peer_cpu, _) = med(v, s, peer);
             for (c, contender) in Contender::ALL.iter().enumerate() {
-                if *contender == Contender::AsyncNats {
+                if matches!(contender, Contender::AsyncNats | Contender::RawSocket) {
                     continue;
                 }
                 let (rate, cpu, _) = med(v, s, c);
@@ -514,6 +588,27 @@ fn main() {
                 );
                 targets.push((variant.label(), *size, contender.label(), rate / peer_rate));
             }
+        }
+    }
+    println!();
+    let ceiling = Contender::ALL
+        .iter()
+        .position(|&c| c == Contender::RawSocket)
+        .expect("ceiling");
+    println!("What 2x async-nats would need, against the ceiling (raw socket, no client work):");
+    println!();
+    println!("| variant | size | 2x async-nats msgs/s | ceiling msgs/s | ceiling / async-nats |");
+    println!("|---|---:|---:|---:|---:|");
+    for (v, variant) in Variant::ALL.iter().enumerate() {
+        for (s, size) in SIZES.iter().enumerate() {
+            let (peer_rate, _, _) = med(v, s, peer);
+            let (ceiling_rate, _, _) = med(v, s, ceiling);
+            println!(
+                "| {} | {size} B | {:.0} | {ceiling_rate:.0} | {:.2}x |",
+                variant.label(),
+                2.0 * peer_rate,
+                ceiling_rate / peer_rate
+            );
         }
     }
     println!();
