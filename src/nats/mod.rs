@@ -40,7 +40,9 @@ pub use error::Error;
 pub use event::{Event, MAX_QUEUED_EVENTS};
 pub use options::{parse_servers, Auth, ClientOptions, ReconnectPolicy, ServerAddr, UrlAuth, UrlError, DEFAULT_PORT};
 
-pub use monocoque_proto::nats::client::{Connection, SlowConsumerPolicy, SubscriptionEnd, SubscriptionPolicy};
+pub use monocoque_proto::nats::client::{
+    Connection, ConnectionError, RequestError, SendError, SlowConsumerPolicy, SubscriptionEnd, SubscriptionPolicy,
+};
 pub use monocoque_proto::nats::{
     HeaderMap, Headers, Message, ServerError, ServerErrorKind, ServerInfo, Sid, StatusCode,
 };

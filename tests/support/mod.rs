@@ -584,3 +584,34 @@ impl NatsCluster {
         false
     }
 }
+
+/// Freezing, thawing and lame-duck mode, for keepalive and failover tests.
+impl NatsServer {
+    /// Freezes the process (SIGSTOP): its sockets stay open but nothing is read or
+    /// answered, as with a hung server or a network partition.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP, "SIGSTOP");
+    }
+
+    /// Resumes a [frozen](Self::freeze) process (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT, "SIGCONT");
+    }
+
+    /// Puts the server in lame-duck mode (SIGUSR2, what `nats-server --signal ldm=<pid>`
+    /// sends): it stops accepting clients, sends its clients an `INFO` with `"ldm":true`,
+    /// closes them after `lame_duck_grace_period`, then exits.
+    pub fn lame_duck(&self) {
+        self.signal(libc::SIGUSR2, "SIGUSR2");
+    }
+
+    fn signal(&self, signal: libc::c_int, name: &str) {
+        let child = self.child.as_ref().expect("the server is running");
+        let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
+        // SAFETY: `pid` is our own child, not yet reaped (we hold its `Child` and only
+        // `kill`/`stop` wait for it), so the id cannot belong to another process.
+        let rc = unsafe { libc::kill(pid, signal) };
+        let error = std::io::Error::last_os_error();
+        assert_eq!(rc, 0, "{name} to nats-server {pid}: {error}");
+    }
+}

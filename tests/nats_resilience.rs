@@ -1,0 +1,285 @@
+//! `monocoque::nats::Client` when the server misbehaves, against real `nats-server`
+//! processes, on both drivers (every test runs as `<name>_uring` and `<name>_mio`):
+//!
+//! - keepalive: a frozen server (SIGSTOP) is detected as a stale connection after the
+//!   configured unanswered `PING`s, and the client reconnects once it thaws; an idle
+//!   healthy connection `PING`s every interval and stays up;
+//! - the reconnect buffer: publishes made while disconnected are sent after the restart,
+//!   in order, once each, and a publish past the bound fails with a typed error without
+//!   losing what was buffered;
+//! - lame-duck mode: the client reports it and ends up on the other server of the
+//!   cluster with its subscription working and nothing delivered twice.
+//!
+//! Every wait is on a condition with a deadline. A missing `nats-server` fails the test.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use monocoque::driver::DriverKind;
+use monocoque::nats::{Client, ClientOptions, ConnectionError, Event, Message, ReconnectPolicy, Subscription};
+use support::{NatsCluster, NatsConfig, NatsServer};
+
+/// Generates `<name>_uring` and `<name>_mio` tests calling `name(DriverKind)`.
+macro_rules! both_drivers {
+    ($($name:ident => $uring:ident, $mio:ident;)*) => {
+        $(
+            #[test]
+            fn $uring() {
+                $name(DriverKind::Uring);
+            }
+
+            #[test]
+            fn $mio() {
+                $name(DriverKind::Mio);
+            }
+        )*
+    };
+}
+
+both_drivers! {
+    frozen_server_is_a_stale_connection_then_reconnects => frozen_server_is_a_stale_connection_then_reconnects_uring, frozen_server_is_a_stale_connection_then_reconnects_mio;
+    idle_connection_pings_every_interval_and_stays_up => idle_connection_pings_every_interval_and_stays_up_uring, idle_connection_pings_every_interval_and_stays_up_mio;
+    lame_duck_moves_the_client_to_the_other_server => lame_duck_moves_the_client_to_the_other_server_uring, lame_duck_moves_the_client_to_the_other_server_mio;
+}
+
+// ---- helpers ----
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// The keepalive interval of the keepalive tests: short, so a test takes a second.
+const PING_INTERVAL: Duration = Duration::from_millis(200);
+
+fn options(url: &str, driver: DriverKind) -> ClientOptions {
+    ClientOptions::from_url(url).expect("valid URL").driver(driver)
+}
+
+/// Retries fast and often: a test's server is back within a second or two.
+fn fast_reconnect() -> ReconnectPolicy {
+    ReconnectPolicy {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(200),
+        jitter: 0.5,
+        max_attempts: Some(100),
+    }
+}
+
+/// Waits up to `patience` for an event `wanted` accepts; returns it with every event seen
+/// before it. Panics on timeout, naming what came instead.
+fn wait_for_event(client: &mut Client, patience: Duration, wanted: impl Fn(&Event) -> bool) -> (Event, Vec<Event>) {
+    let deadline = Instant::now() + patience;
+    let mut before = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match client.next_event(left).expect("next_event") {
+            Some(event) if wanted(&event) => return (event, before),
+            Some(other) => before.push(other),
+            None => panic!("no matching event within {patience:?}; got {before:?}"),
+        }
+    }
+}
+
+/// Takes every message that arrives within `quiet` of the previous one.
+fn drain(sub: &mut Subscription, quiet: Duration) -> Vec<Message> {
+    std::iter::from_fn(|| sub.next_message(quiet).expect("receive")).collect()
+}
+
+/// Parses the sequence number a test put in a payload (`"<n>"`).
+fn seq(payload: &[u8]) -> u64 {
+    std::str::from_utf8(payload)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .expect("a sequence number")
+}
+
+/// How many protocol lines of `kind` (`"<<- [PING]"`, `"->> [PONG]"`) a traced server
+/// logged.
+fn traced(server: &NatsServer, kind: &str) -> usize {
+    server.log().lines().filter(|line| line.ends_with(kind)).count()
+}
+
+// ---- keepalive ----
+
+fn frozen_server_is_a_stale_connection_then_reconnects(driver: DriverKind) {
+    let server = NatsServer::start();
+    let opts = options(&server.url(), driver)
+        .ping_interval(PING_INTERVAL)
+        .max_pings_out(2)
+        .reconnect(fast_reconnect());
+    let mut client = Client::connect_with(opts).expect("connect");
+    let mut sub = client.subscribe("k.>").expect("subscribe");
+    client.round_trip().expect("round trip");
+
+    // A frozen server keeps the socket open and answers nothing: only keepalive notices.
+    server.freeze();
+    let frozen = Instant::now();
+    let (event, before) = wait_for_event(&mut client, WAIT, |e| matches!(e, Event::Disconnected(_)));
+    let detected = frozen.elapsed();
+    server.thaw();
+    assert_eq!(
+        event,
+        Event::Disconnected(ConnectionError::StaleConnection { pings_out: 2 }),
+        "events before: {before:?}"
+    );
+    // Poisoned when a third PING is due with two unanswered: at least one full interval
+    // after the freeze (the first unanswered PING may have left just before it), and
+    // well within a few seconds.
+    assert!(detected >= PING_INTERVAL - Duration::from_millis(20), "{detected:?}");
+    assert!(
+        detected < Duration::from_secs(3),
+        "stale connection noticed after {detected:?}"
+    );
+    assert!(!client.is_connected());
+
+    // Thawed, the next call reconnects; the subscription is back, once.
+    client.publish("k.after", "1").expect("publish");
+    client.round_trip().expect("round trip after the thaw");
+    assert!(client.is_connected());
+    assert_eq!(client.connections(), 2);
+    let got = drain(&mut sub, Duration::from_millis(300));
+    let payloads: Vec<&[u8]> = got.iter().map(|m| &m.payload[..]).collect();
+    assert_eq!(payloads, [b"1"], "one message, once");
+    let (event, _) = wait_for_event(&mut client, WAIT, |e| matches!(e, Event::Reconnected { .. }));
+    assert_eq!(
+        event,
+        Event::Reconnected {
+            server: server.addr.to_string()
+        }
+    );
+}
+
+fn idle_connection_pings_every_interval_and_stays_up(driver: DriverKind) {
+    let server = NatsServer::start_with(NatsConfig::new().trace());
+    let opts = options(&server.url(), driver)
+        .ping_interval(PING_INTERVAL)
+        .max_pings_out(2)
+        .reconnect(fast_reconnect());
+    let mut client = Client::connect_with(opts).expect("connect");
+    let mut sub = client.subscribe("idle").expect("subscribe");
+    client.round_trip().expect("round trip");
+    // The handshake's PING and the round trip's.
+    let pings_before = traced(&server, "<<- [PING]");
+    assert_eq!(pings_before, 2, "{}", server.log());
+
+    // Idle for six intervals: only keepalive traffic.
+    let idle = Instant::now();
+    let mut events = Vec::new();
+    while idle.elapsed() < PING_INTERVAL * 6 {
+        let left = (PING_INTERVAL * 6).saturating_sub(idle.elapsed());
+        if let Some(event) = client.next_event(left).expect("next_event") {
+            events.push(event);
+        }
+    }
+    let elapsed = idle.elapsed();
+    assert!(events.is_empty(), "no disconnect, no event: {events:?}");
+    assert!(client.is_connected());
+    assert_eq!(client.connections(), 1);
+
+    // A PING every interval, each answered: at least 4 in six intervals (the first is
+    // due one interval in), never more than one per interval.
+    let keepalives = traced(&server, "<<- [PING]") - pings_before;
+    let intervals = (elapsed.as_millis() / PING_INTERVAL.as_millis()) as usize;
+    assert!(
+        (4..=intervals + 1).contains(&keepalives),
+        "{keepalives} keepalive PINGs in {elapsed:?}"
+    );
+    // The server answers every PING (its own PINGs to the client come every 2 minutes).
+    let pongs = traced(&server, "->> [PONG]");
+    assert_eq!(pongs, pings_before + keepalives, "{}", server.log());
+
+    // Still the same connection, and it works.
+    client.publish("idle", "still here").expect("publish");
+    client.round_trip().expect("round trip");
+    let got = sub.next_message(WAIT).expect("receive").expect("a message");
+    assert_eq!(got.payload, "still here");
+    assert_eq!(client.connections(), 1);
+}
+
+// ---- lame-duck mode ----
+
+fn lame_duck_moves_the_client_to_the_other_server(driver: DriverKind) {
+    // nats-server's shortest lame-duck duration is 30 s; the grace period before it
+    // closes its clients (then, with one client, exits) can be short.
+    let config = NatsConfig::new().raw("lame_duck_duration: \"30s\"\nlame_duck_grace_period: \"500ms\"");
+    let cluster = NatsCluster::start(2, config);
+    let (first, second) = (&cluster.servers[0], &cluster.servers[1]);
+    // Only the first server is configured: the second is learned from INFO.
+    let mut client =
+        Client::connect_with(options(&first.url(), driver).reconnect(fast_reconnect())).expect("connect to the first");
+    let mut sub = client.subscribe("ldm.>").expect("subscribe");
+    client.round_trip().expect("round trip");
+    assert_eq!(client.current_server().port, first.port());
+    assert!(
+        client.discovered_servers().iter().any(|s| s.port == second.port()),
+        "{:?}",
+        client.discovered_servers()
+    );
+
+    // A publisher on the second server; interest crosses the route shortly after the
+    // SUB, so publish until the first message arrives.
+    let mut publisher = Client::connect_with(options(&second.url(), driver)).expect("connect to the second");
+    let mut received = Vec::new();
+    let mut next = 0u64;
+    let deadline = Instant::now() + WAIT;
+    while received.is_empty() {
+        assert!(Instant::now() < deadline, "no message crossed the route");
+        publisher.publish("ldm.x", next.to_string()).expect("publish");
+        publisher.round_trip().expect("round trip");
+        next += 1;
+        received.extend(
+            drain(&mut sub, Duration::from_millis(50))
+                .iter()
+                .map(|m| seq(&m.payload)),
+        );
+    }
+
+    first.lame_duck();
+    let (_, before) = wait_for_event(&mut client, WAIT, |e| *e == Event::LameDuck);
+    assert!(
+        before.iter().all(|e| !matches!(e, Event::Disconnected(_))),
+        "lame duck is announced before the server closes the connection: {before:?}"
+    );
+
+    // Keep publishing until the client, moved to the second server, receives again.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while client.connections() < 2 || client.current_server().port != second.port() || !received.contains(&(next - 1)) {
+        assert!(
+            Instant::now() < deadline,
+            "no failover: on {:?}, {} connections, received {received:?}",
+            client.current_server(),
+            client.connections()
+        );
+        publisher.publish("ldm.x", next.to_string()).expect("publish");
+        publisher.flush().expect("flush");
+        next += 1;
+        received.extend(
+            drain(&mut sub, Duration::from_millis(50))
+                .iter()
+                .map(|m| seq(&m.payload)),
+        );
+    }
+    assert!(
+        received.windows(2).all(|w| w[0] < w[1]),
+        "in order, nothing twice: {received:?}"
+    );
+    assert_eq!(client.connections(), 2);
+    let mut events = Vec::new();
+    while let Some(event) = client.next_event(Duration::ZERO).expect("next_event") {
+        events.push(event);
+    }
+    assert!(events.iter().any(|e| matches!(e, Event::Disconnected(_))), "{events:?}");
+    assert!(
+        events.contains(&Event::Reconnected {
+            server: second.addr.to_string()
+        }),
+        "{events:?}"
+    );
+    assert!(!events.contains(&Event::LameDuck), "reported once: {events:?}");
+
+    // The subscription works on the second server: a publish there arrives once.
+    publisher.publish("ldm.done", "done").expect("publish");
+    publisher.round_trip().expect("round trip");
+    let tail = drain(&mut sub, Duration::from_millis(300));
+    let done = tail.iter().filter(|m| m.payload == "done").count();
+    assert_eq!(done, 1, "{tail:?}");
+}
