@@ -38,6 +38,8 @@
 //! rotating who goes first) and medians reported, because the machine is small and
 //! noisy and nats-server needs a core of its own.
 
+#[path = "common/conditions.rs"]
+mod conditions;
 #[path = "common/cpu.rs"]
 mod cpu;
 #[path = "../tests/support/mod.rs"]
@@ -48,6 +50,7 @@ use std::net::TcpStream;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use conditions::{load_average, print_conditions};
 use cpu::{cpu_of, median, self_cpu, Cpu};
 
 use bytes::Bytes;
@@ -285,15 +288,45 @@ enum Completion {
     Subscriber(RawSubscriber),
 }
 
+impl Completion {
+    /// What `variant` waits for: a round trip, or a subscriber started now.
+    fn for_variant(variant: Variant, port: u16, payload: &'static [u8], msgs: u64) -> Self {
+        match variant {
+            Variant::Discard => Completion::RoundTrip,
+            Variant::Received => {
+                Completion::Subscriber(RawSubscriber::start(port, variant.subject(), payload, WARMUP, msgs))
+            }
+        }
+    }
+
+    /// Ends the timed window that began at `t0` with `cpu0`: `round_trip` runs (for
+    /// [`RoundTrip`](Self::RoundTrip)) or the subscriber is waited for, and its own CPU
+    /// is taken out of the client's.
+    fn end(self, t0: Instant, cpu0: Cpu, msgs: u64, round_trip: impl FnOnce()) -> Sample {
+        let (done, cpu) = match self {
+            Completion::RoundTrip => {
+                round_trip();
+                (Instant::now(), self_cpu() - cpu0)
+            }
+            Completion::Subscriber(sub) => {
+                let received = sub.wait();
+                (received.done, self_cpu() - cpu0 - received.cpu)
+            }
+        };
+        Sample {
+            msgs,
+            wall: done - t0,
+            cpu,
+        }
+    }
+}
+
 fn run_monocoque(kind: DriverKind, port: u16, variant: Variant, payload: &'static [u8], msgs: u64) -> Sample {
     let url = format!("nats://127.0.0.1:{port}");
     let options = ClientOptions::from_url(&url).expect("URL").driver(kind);
     let mut client = Client::connect_with(options).unwrap_or_else(|e| panic!("connect ({kind}): {e}"));
     let subject = variant.subject();
-    let completion = match variant {
-        Variant::Discard => Completion::RoundTrip,
-        Variant::Received => Completion::Subscriber(RawSubscriber::start(port, subject, payload, WARMUP, msgs)),
-    };
+    let completion = Completion::for_variant(variant, port, payload, msgs);
     let publish_all = |client: &mut Client, n: u64| {
         for i in 0..n {
             client
@@ -308,21 +341,9 @@ fn run_monocoque(kind: DriverKind, port: u16, variant: Variant, payload: &'stati
     let cpu0 = self_cpu();
     let t0 = Instant::now();
     publish_all(&mut client, msgs);
-    let (done, cpu) = match completion {
-        Completion::RoundTrip => {
-            client.round_trip().unwrap_or_else(|e| panic!("round trip: {e}"));
-            (Instant::now(), self_cpu() - cpu0)
-        }
-        Completion::Subscriber(sub) => {
-            let received = sub.wait();
-            (received.done, self_cpu() - cpu0 - received.cpu)
-        }
-    };
-    Sample {
-        msgs,
-        wall: done - t0,
-        cpu,
-    }
+    completion.end(t0, cpu0, msgs, || {
+        client.round_trip().unwrap_or_else(|e| panic!("round trip: {e}"));
+    })
 }
 
 fn run_async_nats(port: u16, variant: Variant, payload: &'static [u8], msgs: u64) -> Sample {
@@ -335,10 +356,7 @@ fn run_async_nats(port: u16, variant: Variant, payload: &'static [u8], msgs: u64
         let client = async_nats::connect(format!("nats://127.0.0.1:{port}"))
             .await
             .expect("async-nats connects");
-        let completion = match variant {
-            Variant::Discard => Completion::RoundTrip,
-            Variant::Received => Completion::Subscriber(RawSubscriber::start(port, subject, payload, WARMUP, msgs)),
-        };
+        let completion = Completion::for_variant(variant, port, payload, msgs);
         // A round trip through the server: a request nobody serves is answered with the
         // no-responders status, after everything this connection published before it.
         let round_trip = || async {
@@ -364,21 +382,10 @@ fn run_async_nats(port: u16, variant: Variant, payload: &'static [u8], msgs: u64
         let cpu0 = self_cpu();
         let t0 = Instant::now();
         publish_all(msgs).await;
-        let (done, cpu) = match completion {
-            Completion::RoundTrip => {
-                round_trip().await;
-                (Instant::now(), self_cpu() - cpu0)
-            }
-            Completion::Subscriber(sub) => {
-                let received = sub.wait();
-                (received.done, self_cpu() - cpu0 - received.cpu)
-            }
-        };
-        Sample {
-            msgs,
-            wall: done - t0,
-            cpu,
+        if matches!(completion, Completion::RoundTrip) {
+            round_trip().await;
         }
+        completion.end(t0, cpu0, msgs, || {})
     })
 }
 
@@ -400,10 +407,7 @@ fn run_raw_socket(port: u16, variant: Variant, payload: &'static [u8], msgs: u64
     s.write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n")
         .expect("raw publisher handshake");
     read_line_starting(&mut s, b"PONG");
-    let completion = match variant {
-        Variant::Discard => Completion::RoundTrip,
-        Variant::Received => Completion::Subscriber(RawSubscriber::start(port, subject, payload, WARMUP, msgs)),
-    };
+    let completion = Completion::for_variant(variant, port, payload, msgs);
     let publish_all = |s: &mut TcpStream, n: u64| {
         let mut left = n;
         while left > 0 {
@@ -423,21 +427,7 @@ fn run_raw_socket(port: u16, variant: Variant, payload: &'static [u8], msgs: u64
     let cpu0 = self_cpu();
     let t0 = Instant::now();
     publish_all(&mut s, msgs);
-    let (done, cpu) = match completion {
-        Completion::RoundTrip => {
-            round_trip(&mut s);
-            (Instant::now(), self_cpu() - cpu0)
-        }
-        Completion::Subscriber(sub) => {
-            let received = sub.wait();
-            (received.done, self_cpu() - cpu0 - received.cpu)
-        }
-    };
-    Sample {
-        msgs,
-        wall: done - t0,
-        cpu,
-    }
+    completion.end(t0, cpu0, msgs, || round_trip(&mut s))
 }
 
 fn run(c: Contender, port: u16, variant: Variant, payload: &'static [u8], msgs: u64) -> Sample {
@@ -452,14 +442,6 @@ fn run(c: Contender, port: u16, variant: Variant, payload: &'static [u8], msgs: 
 // ---------------------------------------------------------------------------------------
 // The report
 // ---------------------------------------------------------------------------------------
-
-/// The 1-minute load average, to show how busy the machine was around the runs.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".to_owned())
-}
 
 /// `--only <uring|mio|async-nats> [--size N] [--msgs N] [--received]`: one run of one
 /// contender, for profiling (`valgrind --tool=callgrind`, `strace -c`).
@@ -504,18 +486,7 @@ fn main() {
     }
     println!("# NATS publishing: one connection, {msgs} messages per run to one subject");
     println!();
-    println!(
-        "{}; {} CPU(s), load average {} at start; {} repetition(s), interleaved; medians{}",
-        NatsServer::version(),
-        std::thread::available_parallelism().map_or(0, usize::from),
-        load_average(),
-        reps,
-        if quick {
-            "; --quick (short runs, numbers are rough)"
-        } else {
-            ""
-        }
-    );
+    print_conditions(&NatsServer::version(), reps, quick);
     println!();
 
     let payloads: Vec<&'static [u8]> = SIZES.iter().map(|&s| payload(s)).collect();

@@ -32,6 +32,8 @@
 //! generated RESP file (FLUSHALL before each run, DBSIZE checked after), wall time and
 //! the child's CPU from `wait4`.
 
+#[path = "common/conditions.rs"]
+mod conditions;
 #[path = "common/cpu.rs"]
 mod cpu;
 #[path = "../tests/support/mod.rs"]
@@ -44,6 +46,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use conditions::{load_average, print_conditions};
 use cpu::{median, self_cpu, Cpu};
 
 use monocoque::driver::DriverKind;
@@ -554,14 +557,6 @@ fn run_pipe(tool: PipeTool, port: u16, input: &std::path::Path, n: u64, dir: &Te
     Sample { ops: n, wall, cpu }
 }
 
-/// The 1-minute load average, to show how busy the machine was around the runs.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".to_owned())
-}
-
 /// `--only <uring|mio|redis-rs|ceiling> [--depth N] [--ops N]`: one run of one contender, for
 /// profiling (`valgrind --tool=callgrind`, `strace -c`), instead of the whole table.
 fn single_run(port: u16, w: &Workload) -> Option<Sample> {
@@ -619,18 +614,7 @@ fn main() {
     }
     println!("# Redis pipelining: one connection, mixed SET/GET, 16-byte values, 10k keys");
     println!();
-    println!(
-        "{}; {} CPU(s), load average {} at start; {} repetition(s), interleaved; medians{}",
-        RedisServer::version(),
-        std::thread::available_parallelism().map_or(0, usize::from),
-        load_average(),
-        reps,
-        if quick {
-            "; --quick (short runs, numbers are rough)"
-        } else {
-            ""
-        }
-    );
+    print_conditions(&RedisServer::version(), reps, quick);
     println!();
 
     if !only_pipe {
