@@ -17,7 +17,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use monocoque::driver::DriverKind;
-use monocoque::nats::{Client, ClientOptions, ConnectionError, Event, Message, ReconnectPolicy, Subscription};
+use monocoque::nats::{
+    Client, ClientOptions, ConnectionError, Error, Event, HeaderMap, Message, ReconnectPolicy, Subscription,
+};
 use support::{NatsCluster, NatsConfig, NatsServer};
 
 /// Generates `<name>_uring` and `<name>_mio` tests calling `name(DriverKind)`.
@@ -40,6 +42,8 @@ macro_rules! both_drivers {
 both_drivers! {
     frozen_server_is_a_stale_connection_then_reconnects => frozen_server_is_a_stale_connection_then_reconnects_uring, frozen_server_is_a_stale_connection_then_reconnects_mio;
     idle_connection_pings_every_interval_and_stays_up => idle_connection_pings_every_interval_and_stays_up_uring, idle_connection_pings_every_interval_and_stays_up_mio;
+    publishes_while_disconnected_are_sent_after_the_restart => publishes_while_disconnected_are_sent_after_the_restart_uring, publishes_while_disconnected_are_sent_after_the_restart_mio;
+    a_full_reconnect_buffer_refuses_and_keeps_what_it_holds => a_full_reconnect_buffer_refuses_and_keeps_what_it_holds_uring, a_full_reconnect_buffer_refuses_and_keeps_what_it_holds_mio;
     lame_duck_moves_the_client_to_the_other_server => lame_duck_moves_the_client_to_the_other_server_uring, lame_duck_moves_the_client_to_the_other_server_mio;
 }
 
@@ -82,6 +86,43 @@ fn wait_for_event(client: &mut Client, patience: Duration, wanted: impl Fn(&Even
 /// Takes every message that arrives within `quiet` of the previous one.
 fn drain(sub: &mut Subscription, quiet: Duration) -> Vec<Message> {
     std::iter::from_fn(|| sub.next_message(quiet).expect("receive")).collect()
+}
+
+/// Gives up after three attempts, quickly: for calls made while the server is down.
+fn three_attempts() -> ReconnectPolicy {
+    ReconnectPolicy {
+        initial: Duration::from_millis(10),
+        max: Duration::from_millis(50),
+        jitter: 0.5,
+        max_attempts: Some(3),
+    }
+}
+
+/// Kills `server` and waits until `client` has noticed (its next call would reconnect).
+fn kill_and_notice(server: &mut NatsServer, client: &mut Client) {
+    server.kill();
+    let (event, _) = wait_for_event(client, WAIT, |e| matches!(e, Event::Disconnected(_)));
+    assert_eq!(event, Event::Disconnected(ConnectionError::Closed));
+    assert!(!client.is_connected());
+}
+
+/// Takes `n` messages, then checks that no more arrive; returns their payloads.
+fn take_exactly(sub: &mut Subscription, n: usize) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        match sub.next_message(WAIT).expect("receive") {
+            Some(m) => got.push(m.payload.to_vec()),
+            None => panic!("{} of {n} messages arrived: {got:?}", got.len()),
+        }
+    }
+    let extra = drain(sub, Duration::from_millis(200));
+    assert!(extra.is_empty(), "more than {n} messages: {extra:?}");
+    got
+}
+
+/// `PUB <subject> <len>\r\n<payload>\r\n`: what a publish takes in the reconnect buffer.
+fn frame_len(subject: &str, payload: &[u8]) -> usize {
+    format!("PUB {subject} {}\r\n", payload.len()).len() + payload.len() + 2
 }
 
 /// Parses the sequence number a test put in a payload (`"<n>"`).
@@ -193,6 +234,121 @@ fn idle_connection_pings_every_interval_and_stays_up(driver: DriverKind) {
     let got = sub.next_message(WAIT).expect("receive").expect("a message");
     assert_eq!(got.payload, "still here");
     assert_eq!(client.connections(), 1);
+}
+
+// ---- the reconnect buffer ----
+
+fn publishes_while_disconnected_are_sent_after_the_restart(driver: DriverKind) {
+    let mut server = NatsServer::start();
+    let opts = options(&server.url(), driver).reconnect(three_attempts());
+    let mut client = Client::connect_with(opts).expect("connect");
+    let mut own = client.subscribe("buf.>").expect("subscribe");
+    client.publish("buf.x", "before").expect("publish");
+    client.round_trip().expect("round trip");
+    assert_eq!(take_exactly(&mut own, 1), [b"before"]);
+
+    kill_and_notice(&mut server, &mut client);
+    // Publishes while disconnected return at once, buffered: different sizes, one with
+    // headers.
+    let mut expected: Vec<Vec<u8>> = Vec::new();
+    for i in 0..20usize {
+        let payload = format!("{i}:{}", "d".repeat(i * 37)).into_bytes();
+        client.publish("buf.x", payload.clone()).expect("buffered");
+        expected.push(payload);
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", "while-down").expect("header");
+    client
+        .publish_with_headers("buf.h", &headers, "with headers")
+        .expect("buffered with headers");
+    expected.push(b"with headers".to_vec());
+    assert!(!client.is_connected());
+
+    // A blocking call while the server is down fails after the policy's attempts...
+    let err = client.flush().expect_err("the server is down");
+    assert!(matches!(err, Error::Reconnect { attempts: 3, .. }), "{err:?}");
+    // ... and loses nothing: publishing goes on into the buffer.
+    client.publish("buf.x", "after the failed flush").expect("buffered");
+    expected.push(b"after the failed flush".to_vec());
+
+    server.restart();
+    let mut watcher = Client::connect_with(options(&server.url(), driver)).expect("connect the watcher");
+    let mut watched = watcher.subscribe("buf.>").expect("subscribe");
+    watcher.round_trip().expect("round trip");
+
+    // The next blocking call reconnects, resubscribes, then sends the buffer.
+    client.flush().expect("reconnect and send");
+    client.round_trip().expect("round trip");
+    assert_eq!(client.connections(), 2);
+    assert_eq!(
+        take_exactly(&mut watched, expected.len()),
+        expected,
+        "in order, once each"
+    );
+    let own_got = take_exactly(&mut own, expected.len());
+    assert_eq!(own_got, expected, "the resubscription got them too, once each");
+
+    // Headers survived the buffer.
+    client
+        .publish_with_headers("buf.h", &headers, "connected")
+        .expect("publish");
+    client.round_trip().expect("round trip");
+    let m = watched.next_message(WAIT).expect("receive").expect("a message");
+    assert_eq!(m.payload, "connected");
+    let (_, before) = wait_for_event(&mut client, WAIT, |e| matches!(e, Event::Reconnected { .. }));
+    assert!(before.is_empty(), "{before:?}");
+}
+
+fn a_full_reconnect_buffer_refuses_and_keeps_what_it_holds(driver: DriverKind) {
+    let mut server = NatsServer::start();
+    let payloads: Vec<Vec<u8>> = (0..5u8).map(|i| vec![b'a' + i; 100]).collect();
+    let small = b"z".to_vec();
+    // Room for the five and the small one, exactly.
+    let capacity = payloads.iter().map(|p| frame_len("buf.x", p)).sum::<usize>() + frame_len("buf.x", &small);
+    let opts = options(&server.url(), driver)
+        .reconnect(three_attempts())
+        .reconnect_buffer_size(capacity);
+    let mut client = Client::connect_with(opts).expect("connect");
+    client.round_trip().expect("round trip");
+
+    kill_and_notice(&mut server, &mut client);
+    for p in &payloads {
+        client.publish("buf.x", p.clone()).expect("buffered");
+    }
+    // A sixth 100-byte publish does not fit: a typed error, twice, nothing buffered.
+    let big = frame_len("buf.x", &[0; 100]);
+    for _ in 0..2 {
+        match client.publish("buf.x", vec![b'!'; 100]) {
+            Err(Error::ReconnectBufferFull {
+                requested,
+                available,
+                capacity: c,
+            }) => assert_eq!((requested, available, c), (big, frame_len("buf.x", &small), capacity)),
+            other => panic!("expected ReconnectBufferFull, got {other:?}"),
+        }
+    }
+    // What still fits is accepted; then the buffer is full to the byte.
+    client.publish("buf.x", small.clone()).expect("fits exactly");
+    let err = client.publish("buf.x", "").expect_err("full");
+    assert!(
+        matches!(err, Error::ReconnectBufferFull { available: 0, .. }),
+        "{err:?}"
+    );
+
+    server.restart();
+    let mut watcher = Client::connect_with(options(&server.url(), driver)).expect("connect the watcher");
+    let mut watched = watcher.subscribe("buf.>").expect("subscribe");
+    watcher.round_trip().expect("round trip");
+    client.flush().expect("reconnect and send");
+    client.round_trip().expect("round trip");
+
+    let mut expected = payloads;
+    expected.push(small);
+    assert_eq!(take_exactly(&mut watched, expected.len()), expected);
+    // Connected again, the bound no longer applies to publishes.
+    client.publish("buf.x", vec![b'!'; 100]).expect("publish");
+    client.round_trip().expect("round trip");
+    assert_eq!(take_exactly(&mut watched, 1), [vec![b'!'; 100]]);
 }
 
 // ---- lame-duck mode ----

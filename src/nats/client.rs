@@ -69,9 +69,13 @@ const REQUEST_SLACK: Duration = Duration::from_secs(1);
 /// exponential backoff and jitter ([`ReconnectPolicy`](super::ReconnectPolicy)). The
 /// new connection resubscribes every active subscription (same ids, so handles stay
 /// valid and queued messages are kept) and replays publishes the kernel had not taken,
-/// within [`reconnect_buffer_size`](ClientOptions::reconnect_buffer_size). Requests in
-/// flight fail with [`Error::Connection`]. [`Event::Disconnected`] and
-/// [`Event::Reconnected`] say when it happened.
+/// within [`reconnect_buffer_size`](ClientOptions::reconnect_buffer_size). Once the loss
+/// is known ([`Event::Disconnected`]), publishing does not wait for a server: each
+/// publish joins that buffer, sent in order after the replayed ones, and one that does
+/// not fit fails with [`Error::ReconnectBufferFull`] (what is buffered stays); the next
+/// blocking call ([`flush`](Self::flush), a round trip, a request, waiting for a
+/// message) reconnects. Requests in flight fail with [`Error::Connection`].
+/// [`Event::Disconnected`] and [`Event::Reconnected`] say when it happened.
 pub struct Client<D: Driver<Connection> = AnyDriver<Connection>> {
     inner: Rc<RefCell<Inner<D>>>,
 }
@@ -257,8 +261,10 @@ impl<D: Driver<Connection>> Client<D> {
     ///
     /// # Errors
     /// [`Error::Refused`] for an invalid subject or a payload over the server's
-    /// `max_payload` (nothing is sent; the connection stays up); a connection error when
-    /// the connection was lost and could not be re-established.
+    /// `max_payload` (nothing is sent; the connection stays up);
+    /// [`Error::ReconnectBufferFull`] while disconnected, when the reconnect buffer has no
+    /// room for it; a connection error when the connection was lost and could not be
+    /// re-established.
     pub fn publish(&mut self, subject: &str, payload: impl Into<Bytes>) -> Result<(), Error> {
         self.inner
             .borrow_mut()
@@ -487,6 +493,9 @@ impl<D: Driver<Connection>> Inner<D> {
         headers: Option<&Headers>,
         payload: &Bytes,
     ) -> Result<(), Error> {
+        if let Some(buffered) = self.buffer_while_disconnected(subject, reply, headers, payload) {
+            return buffered;
+        }
         // Publishing only moves the connection's clock forward (its timers run on turns),
         // so the time of the last turn serves and no clock is read per message.
         let now = self.last_turn;
@@ -503,6 +512,33 @@ impl<D: Driver<Connection>> Inner<D> {
             self.auto_flush_at = left.saturating_add(self.options.flush_threshold);
         }
         Ok(())
+    }
+
+    /// A publish while the connection is known to be lost (and reconnecting is allowed)
+    /// does not wait for a reconnect: it joins the unsent publishes the next connection
+    /// replays, within the reconnect buffer. `None` when connected (or when nothing
+    /// carries over: then the publish reconnects first).
+    fn buffer_while_disconnected(
+        &mut self,
+        subject: &[u8],
+        reply: Option<&[u8]>,
+        headers: Option<&Headers>,
+        payload: &Bytes,
+    ) -> Option<Result<(), Error>> {
+        let connected = self.link.as_ref().is_some_and(|l| l.dead.is_none());
+        if connected || !self.options.allow_reconnect {
+            return None;
+        }
+        self.bury_link();
+        let state = self.carry.as_mut()?;
+        Some(state.publish(subject, reply, headers, payload).map_err(|e| match e {
+            SendError::Backpressure(b) => Error::ReconnectBufferFull {
+                requested: b.requested,
+                available: b.available,
+                capacity: b.capacity,
+            },
+            refused => Error::Refused(refused),
+        }))
     }
 
     fn subscribe(&mut self, subject: &str, queue: Option<&str>, policy: SubscriptionPolicy) -> Result<Sid, Error> {

@@ -86,6 +86,21 @@ pub enum Error {
     /// is fine.
     #[error("refused: {0}")]
     Refused(SendError),
+    /// A publish made while disconnected does not fit in what is left of the reconnect
+    /// buffer ([`reconnect_buffer_size`](super::ClientOptions::reconnect_buffer_size)).
+    /// Nothing was buffered; what was stays buffered, and the next blocking call
+    /// ([`flush`](super::Client::flush)) reconnects and sends it.
+    #[error(
+        "reconnect buffer full: a {requested}-byte publish does not fit in the {available} bytes left of {capacity}"
+    )]
+    ReconnectBufferFull {
+        /// Bytes the publish needs (its whole frame).
+        requested: usize,
+        /// Bytes left in the buffer.
+        available: usize,
+        /// The buffer's size.
+        capacity: usize,
+    },
     /// Nobody subscribes to the request's subject (the server answered 503).
     #[error("no responders")]
     NoResponders,

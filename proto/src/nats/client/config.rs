@@ -64,7 +64,9 @@ pub struct ClientConfig {
     /// ([`Connection::take_reconnect_state`](super::Connection::take_reconnect_state)),
     /// and the mark for publishes held before the handshake completes (accepted while
     /// fewer bytes are held, as with `max_outgoing_bytes`). Publishes past it are
-    /// dropped (counted) when reconnecting, refused with backpressure while connecting.
+    /// dropped (counted) when reconnecting, refused with backpressure while connecting
+    /// and by [`ReconnectState::publish`](super::ReconnectState::publish) (a hard bound
+    /// there) while disconnected.
     pub reconnect_buffer_bytes: usize,
     /// Most requests waiting for their reply at once.
     pub max_pending_requests: usize,

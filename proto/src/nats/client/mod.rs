@@ -647,6 +647,9 @@ impl Connection {
             known_servers: self.known_servers.clone(),
             replay,
             stalled,
+            limits: *self.codec.limits(),
+            headers_unsupported: !self.headers_supported,
+            budget: self.config.reconnect_buffer_bytes,
         }
     }
 

@@ -1163,6 +1163,69 @@ fn reconnect_replay_is_bounded_and_a_stalled_message_is_kept() {
     assert_eq!(next.next_message(&sid), None);
 }
 
+#[test]
+fn publishes_while_disconnected_join_the_replay_within_a_hard_bound() {
+    let now = Instant::now();
+    let config = ClientConfig {
+        reconnect_buffer_bytes: 60,
+        ..config()
+    };
+    let mut conn = Connection::new(config.clone(), now);
+    let info = Bytes::from_static(b"INFO {\"max_payload\":16,\"headers\":false}\r\nPONG\r\n");
+    conn.handle_input(info, now).unwrap();
+    let sid = conn.subscribe(b"s", None, SubscriptionPolicy::default()).unwrap();
+    conn.publish(b"p", None, None, &payload("unsent"), now).unwrap(); // 17 bytes
+    conn.handle_eof(now).unwrap_err();
+    let mut state = conn.take_reconnect_state();
+    assert_eq!(state.replay_len(), (1, 17));
+
+    // Refused by the lost server's limits: nothing buffered.
+    assert!(matches!(
+        state.publish(b"p", None, None, &payload("0123456789abcdefg")),
+        Err(SendError::Encode(EncodeError::PayloadTooLarge { size: 17, max: 16 }))
+    ));
+    assert!(matches!(
+        state.publish(b"bad subject", None, None, &payload("x")),
+        Err(SendError::Encode(_))
+    ));
+    let h = HeaderMap::new().to_headers();
+    assert_eq!(
+        state.publish(b"p", None, Some(&h), &payload("x")),
+        Err(SendError::HeadersNotSupported)
+    );
+    // 13 bytes each: three fit (17 + 39 = 56), the fourth does not.
+    for d in ["d1", "d2", "d3"] {
+        state.publish(b"p", None, None, &payload(d)).unwrap();
+    }
+    assert_eq!(
+        state.publish(b"p", None, None, &payload("d4")),
+        Err(SendError::Backpressure(Backpressure {
+            requested: 13,
+            available: 4,
+            capacity: 60
+        }))
+    );
+    assert_eq!(state.replay_len(), (4, 56), "the refusal kept what was buffered");
+
+    // A connection that fails before its handshake hands every one of them on.
+    let mut failed = Connection::resume(config.clone(), state, now);
+    failed.handle_eof(now).unwrap_err();
+    let state = failed.take_reconnect_state();
+    assert_eq!((state.replay_len(), state.dropped_publishes()), ((4, 56), 0));
+
+    // The next one sends them after the resubscription, in order.
+    let mut next = Connection::resume(config, state, now);
+    next.handle_input(Bytes::from_static(b"INFO {}\r\nPONG\r\n"), now)
+        .unwrap();
+    let sent = next.poll_transmit().unwrap().to_vec();
+    assert!(
+        sent.ends_with(b"SUB s 1\r\nPUB p 6\r\nunsent\r\nPUB p 2\r\nd1\r\nPUB p 2\r\nd2\r\nPUB p 2\r\nd3\r\n"),
+        "{}",
+        String::from_utf8_lossy(&sent)
+    );
+    assert_eq!(sid.as_u64(), Some(1));
+}
+
 // ---- byte splitting ----
 
 #[test]
