@@ -202,11 +202,11 @@ fn idle_connection_pings_every_interval_and_stays_up(driver: DriverKind) {
     let pings_before = traced(&server, "<<- [PING]");
     assert_eq!(pings_before, 2, "{}", server.log());
 
-    // Idle for six intervals: only keepalive traffic.
+    // Idle for eight intervals: only keepalive traffic.
     let idle = Instant::now();
     let mut events = Vec::new();
-    while idle.elapsed() < PING_INTERVAL * 6 {
-        let left = (PING_INTERVAL * 6).saturating_sub(idle.elapsed());
+    while idle.elapsed() < PING_INTERVAL * 8 {
+        let left = (PING_INTERVAL * 8).saturating_sub(idle.elapsed());
         if let Some(event) = client.next_event(left).expect("next_event") {
             events.push(event);
         }
@@ -216,24 +216,26 @@ fn idle_connection_pings_every_interval_and_stays_up(driver: DriverKind) {
     assert!(client.is_connected());
     assert_eq!(client.connections(), 1);
 
-    // A PING every interval, each answered: at least 4 in six intervals (the first is
-    // due one interval in), never more than one per interval.
-    let keepalives = traced(&server, "<<- [PING]") - pings_before;
-    let intervals = (elapsed.as_millis() / PING_INTERVAL.as_millis()) as usize;
-    assert!(
-        (4..=intervals + 1).contains(&keepalives),
-        "{keepalives} keepalive PINGs in {elapsed:?}"
-    );
-    // The server answers every PING (its own PINGs to the client come every 2 minutes).
-    let pongs = traced(&server, "->> [PONG]");
-    assert_eq!(pongs, pings_before + keepalives, "{}", server.log());
-
-    // Still the same connection, and it works.
+    // Still the same connection, and it works; the round trip's PONG also means the
+    // server has logged every PING before it.
     client.publish("idle", "still here").expect("publish");
     client.round_trip().expect("round trip");
     let got = sub.next_message(WAIT).expect("receive").expect("a message");
     assert_eq!(got.payload, "still here");
     assert_eq!(client.connections(), 1);
+
+    // A PING every interval: the first is due one interval in, each next one an interval
+    // after the previous left, so at most one per interval (plus the round trip's), and
+    // at least 4 in eight intervals even with late timers on a loaded machine.
+    let pings = traced(&server, "<<- [PING]");
+    let keepalives = pings - pings_before - 1;
+    let intervals = (idle.elapsed().as_millis() / PING_INTERVAL.as_millis()) as usize;
+    assert!(
+        (4..=intervals).contains(&keepalives),
+        "{keepalives} keepalive PINGs in {elapsed:?} idle"
+    );
+    // The server answered every one (its own PINGs to the client come every 2 minutes).
+    assert_eq!(traced(&server, "->> [PONG]"), pings, "{}", server.log());
 }
 
 // ---- the reconnect buffer ----
