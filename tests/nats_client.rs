@@ -700,16 +700,17 @@ fn publishes_leave_past_the_flush_threshold(driver: DriverKind) {
     let mut buffered = 0usize;
     let mut sent_without_flush = 0u64;
     for i in 0..COUNT {
-        publisher
-            .publish("stream.data", format!("{i:0>100}"))
-            .expect("publish");
+        publisher.publish("stream.data", format!("{i:0>100}")).expect("publish");
         buffered += frame;
         if buffered >= THRESHOLD {
             buffered = 0;
             sent_without_flush = i + 1;
         }
     }
-    assert!(sent_without_flush >= COUNT - 9, "the model crosses the threshold every 9 frames");
+    assert!(
+        sent_without_flush >= COUNT - 9,
+        "the model crosses the threshold every 9 frames"
+    );
     for i in 0..sent_without_flush {
         let m = sub
             .next_message(WAIT)
@@ -719,7 +720,10 @@ fn publishes_leave_past_the_flush_threshold(driver: DriverKind) {
     }
     publisher.flush().expect("flush");
     for i in sent_without_flush..COUNT {
-        let m = sub.next_message(WAIT).expect("receive").expect("the tail after the flush");
+        let m = sub
+            .next_message(WAIT)
+            .expect("receive")
+            .expect("the tail after the flush");
         assert_eq!(m.payload, format!("{i:0>100}").as_bytes());
     }
     assert_eq!(sub.next_message(Duration::from_millis(100)).expect("receive"), None);

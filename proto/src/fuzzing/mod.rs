@@ -15,9 +15,11 @@
 //! | [`segmented_buffer`] | a sequence of operations on a [`SegmentedBuffer`](crate::SegmentedBuffer) |
 //! | [`resp_connection`] | a sequence of operations on a Redis [`Connection`](crate::resp::Connection): sends, server frames, time, end of stream |
 //! | [`nats_client_decode`], [`nats_server_decode`] | two header bytes (options, split seed), then the NATS stream a server (resp. a client) sends |
+//! | [`nats_headers`] | a NATS header block as an `HMSG` carries it (any bytes) |
 //! | [`nats_client`](fn@nats_client) | a sequence of operations on a NATS client [`Connection`](crate::nats::client::Connection): publishes, subscriptions, requests, server frames, time, reconnects |
 
 mod connection;
+mod headers;
 mod nats;
 mod nats_client;
 mod resp;
@@ -26,6 +28,7 @@ mod split;
 mod tape;
 
 pub use connection::resp_connection;
+pub use headers::nats_headers;
 pub use nats::{nats_client_decode, nats_client_seeds, nats_server_decode, nats_server_seeds, plain};
 pub use nats_client::nats_client;
 pub use resp::{decode_each, identical, resp_decode_resp2, resp_decode_resp3, small_limits};
@@ -46,4 +49,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("nats_client_decode", nats_client_decode),
     ("nats_server_decode", nats_server_decode),
     ("nats_client", nats_client),
+    ("nats_headers", nats_headers),
 ];
