@@ -1,9 +1,11 @@
-//! The role-typed codecs: [`ClientCodec`] (decodes server ops, encodes client ops) and
-//! [`ServerCodec`] (the reverse).
+//! The role-typed codec: [`ClientCodec`] (decodes server ops, encodes client ops) and
+//! [`ServerCodec`] (the reverse), one [`Codec`] over a [`Role`].
+
+use std::marker::PhantomData;
 
 use bytes::Bytes;
 
-use super::decode::{Frame, Framer, CLIENT_OPS, SERVER_OPS};
+use super::decode::{Frame, Framer, OpSpec, CLIENT_OPS, SERVER_OPS};
 use super::decode_fast;
 use super::{
     encode, ClientOp, ConnectOptions, DecodeError, EncodeError, Headers, Limits, Message, OpName, Publish, ServerError,
@@ -22,12 +24,154 @@ pub enum CodecError {
     Encode(#[from] EncodeError),
 }
 
-/// The client side of a connection: decodes [`ServerOp`]s, encodes [`ClientOp`]s.
+/// One side of a NATS connection, naming what a [`Codec`] decodes and encodes:
+/// [`ClientSide`] or [`ServerSide`]. Sealed: the two roles are the protocol's.
+pub trait Role: sealed::RoleOps + 'static {}
+
+/// The client role: decodes [`ServerOp`]s, encodes [`ClientOp`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientSide {}
+
+/// The server role (a broker, a proxy, a test peer): decodes [`ClientOp`]s, encodes
+/// [`ServerOp`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerSide {}
+
+impl Role for ClientSide {}
+impl Role for ServerSide {}
+
+// The sealed half of `Role`: public in name only (outside the crate it can be neither
+// named nor implemented), so it may speak of the crate's private framer types.
+#[allow(private_interfaces)]
+mod sealed {
+    use super::*;
+
+    /// What differs between the roles; the codec around it is shared.
+    pub trait RoleOps {
+        /// What this side receives.
+        type Decoded: std::fmt::Debug;
+        /// What this side sends.
+        type Encoded: std::fmt::Debug;
+        /// The ops this side accepts.
+        const OPS: &'static [OpSpec];
+        /// The fast path: a canonical frame whole in the first segment, or `None`
+        /// (nothing consumed) for the general framer.
+        fn fast(src: &mut SegmentedBuffer, limits: &Limits) -> Option<Self::Decoded>;
+        /// A frame from the general framer, as an op.
+        fn from_frame(frame: Frame) -> Result<Self::Decoded, DecodeError>;
+        /// Writes `op`.
+        fn encode(op: &Self::Encoded, limits: &Limits, dst: &mut IoArena) -> Result<(), EncodeError>;
+    }
+
+    impl RoleOps for ClientSide {
+        type Decoded = ServerOp;
+        type Encoded = ClientOp;
+        const OPS: &'static [OpSpec] = SERVER_OPS;
+
+        #[inline]
+        fn fast(src: &mut SegmentedBuffer, limits: &Limits) -> Option<ServerOp> {
+            decode_fast::server_op(src, limits)
+        }
+
+        #[inline]
+        fn from_frame(frame: Frame) -> Result<ServerOp, DecodeError> {
+            server_op(frame)
+        }
+
+        fn encode(op: &ClientOp, limits: &Limits, dst: &mut IoArena) -> Result<(), EncodeError> {
+            match op {
+                ClientOp::Publish(p) => encode::publish(
+                    dst,
+                    limits,
+                    &p.subject,
+                    p.reply.as_deref(),
+                    p.headers.as_ref(),
+                    &p.payload,
+                ),
+                ClientOp::Subscribe(s) => {
+                    encode::subscribe(dst, limits, &s.subject, s.queue.as_deref(), s.sid.as_bytes())
+                }
+                ClientOp::Unsubscribe(u) => encode::unsubscribe(dst, limits, u.sid.as_bytes(), u.max_msgs),
+                ClientOp::Connect(c) => encode::json(dst, limits, b"CONNECT", c.as_ref()),
+                ClientOp::Ping => {
+                    dst.put_slice(b"PING\r\n");
+                    Ok(())
+                }
+                ClientOp::Pong => {
+                    dst.put_slice(b"PONG\r\n");
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    impl RoleOps for ServerSide {
+        type Decoded = ClientOp;
+        type Encoded = ServerOp;
+        const OPS: &'static [OpSpec] = CLIENT_OPS;
+
+        #[inline]
+        fn fast(src: &mut SegmentedBuffer, limits: &Limits) -> Option<ClientOp> {
+            decode_fast::client_op(src, limits)
+        }
+
+        #[inline]
+        fn from_frame(frame: Frame) -> Result<ClientOp, DecodeError> {
+            client_op(frame)
+        }
+
+        fn encode(op: &ServerOp, limits: &Limits, dst: &mut IoArena) -> Result<(), EncodeError> {
+            match op {
+                ServerOp::Message(m) => encode::message(
+                    dst,
+                    limits,
+                    &m.subject,
+                    m.sid.as_bytes(),
+                    m.reply.as_deref(),
+                    m.headers.as_ref(),
+                    &m.payload,
+                ),
+                ServerOp::Info(info) => encode::json(dst, limits, b"INFO", info.as_ref()),
+                ServerOp::Ok => {
+                    dst.put_slice(b"+OK\r\n");
+                    Ok(())
+                }
+                ServerOp::Err(e) => encode::err(dst, limits, e.text()),
+                ServerOp::Ping => {
+                    dst.put_slice(b"PING\r\n");
+                    Ok(())
+                }
+                ServerOp::Pong => {
+                    dst.put_slice(b"PONG\r\n");
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// A NATS codec for one side of a connection, typed by its [`Role`]: use [`ClientCodec`]
+/// or [`ServerCodec`].
 ///
 /// Decoding is resumable: a control line whose payload has not fully arrived is parsed
 /// once and kept, and a payload arriving in many segments is copied once as it arrives.
 /// Subjects, replies, sids, headers and payloads are views of the received segments
 /// when the frame lies inside one.
+pub struct Codec<R: Role> {
+    framer: Framer,
+    role: PhantomData<R>,
+}
+
+impl<R: Role> std::fmt::Debug for Codec<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Codec")
+            .field("role", &std::any::type_name::<R>())
+            .field("framer", &self.framer)
+            .finish()
+    }
+}
+
+/// The client side of a connection: decodes [`ServerOp`]s, encodes [`ClientOp`]s.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -48,38 +192,30 @@ pub enum CodecError {
 /// assert_eq!((&msg.subject[..], msg.sid.as_u64(), &msg.payload[..]), (&b"greet"[..], Some(1), &b"hi"[..]));
 /// assert_eq!(codec.decode(&mut src).unwrap(), Some(ServerOp::Ping));
 /// ```
-#[derive(Debug)]
-pub struct ClientCodec {
-    framer: Framer,
-}
+pub type ClientCodec = Codec<ClientSide>;
 
-impl Default for ClientCodec {
+/// The server side of a connection (a broker, a proxy, a test peer): decodes
+/// [`ClientOp`]s, encodes [`ServerOp`]s.
+pub type ServerCodec = Codec<ServerSide>;
+
+impl<R: Role> Default for Codec<R> {
     fn default() -> Self {
         Self::new(Limits::default())
     }
 }
 
-impl ClientCodec {
+impl<R: Role> Codec<R> {
     /// A codec with the given limits.
     pub fn new(limits: Limits) -> Self {
         Self {
-            framer: Framer::new(SERVER_OPS, limits),
+            framer: Framer::new(R::OPS, limits),
+            role: PhantomData,
         }
     }
 
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.framer.limits
-    }
-
-    /// Adopts the server's `max_payload` (from `INFO`) for both directions. A negative
-    /// or zero value (no limit announced) leaves the limit unchanged.
-    pub fn set_max_payload(&mut self, max_payload: i64) {
-        if let Ok(max) = usize::try_from(max_payload) {
-            if max > 0 {
-                self.framer.limits.max_payload = max;
-            }
-        }
     }
 
     /// Whether part of a frame was taken from the input but not yet returned.
@@ -92,10 +228,10 @@ impl ClientCodec {
         self.framer.reset();
     }
 
-    /// Decodes the next server op from the front of `src`.
-    pub fn decode_op(&mut self, src: &mut SegmentedBuffer) -> Result<Option<ServerOp>, DecodeError> {
+    /// Decodes the next op the other side sent from the front of `src`.
+    pub fn decode_op(&mut self, src: &mut SegmentedBuffer) -> Result<Option<R::Decoded>, DecodeError> {
         if self.framer.is_idle() {
-            if let Some(op) = decode_fast::server_op(src, &self.framer.limits) {
+            if let Some(op) = R::fast(src, &self.framer.limits) {
                 return Ok(Some(op));
             }
         }
@@ -104,35 +240,26 @@ impl ClientCodec {
 
     /// Every frame the fast path leaves: through the general framer.
     #[inline(never)]
-    fn decode_framed(&mut self, src: &mut SegmentedBuffer) -> Result<Option<ServerOp>, DecodeError> {
+    fn decode_framed(&mut self, src: &mut SegmentedBuffer) -> Result<Option<R::Decoded>, DecodeError> {
         let Some(frame) = self.framer.next(src)? else {
             return Ok(None);
         };
-        server_op(frame).map(Some)
+        R::from_frame(frame).map(Some)
     }
 
     /// Writes `op`.
-    pub fn encode_op(&self, op: &ClientOp, dst: &mut IoArena) -> Result<(), EncodeError> {
-        let limits = self.limits();
-        match op {
-            ClientOp::Publish(p) => encode::publish(
-                dst,
-                limits,
-                &p.subject,
-                p.reply.as_deref(),
-                p.headers.as_ref(),
-                &p.payload,
-            ),
-            ClientOp::Subscribe(s) => encode::subscribe(dst, limits, &s.subject, s.queue.as_deref(), s.sid.as_bytes()),
-            ClientOp::Unsubscribe(u) => encode::unsubscribe(dst, limits, u.sid.as_bytes(), u.max_msgs),
-            ClientOp::Connect(c) => encode::json(dst, limits, b"CONNECT", c.as_ref()),
-            ClientOp::Ping => {
-                dst.put_slice(b"PING\r\n");
-                Ok(())
-            }
-            ClientOp::Pong => {
-                dst.put_slice(b"PONG\r\n");
-                Ok(())
+    pub fn encode_op(&self, op: &R::Encoded, dst: &mut IoArena) -> Result<(), EncodeError> {
+        R::encode(op, self.limits(), dst)
+    }
+}
+
+impl ClientCodec {
+    /// Adopts the server's `max_payload` (from `INFO`) for both directions. A negative
+    /// or zero value (no limit announced) leaves the limit unchanged.
+    pub fn set_max_payload(&mut self, max_payload: i64) {
+        if let Ok(max) = usize::try_from(max_payload) {
+            if max > 0 {
+                self.framer.limits.max_payload = max;
             }
         }
     }
@@ -151,105 +278,7 @@ impl ClientCodec {
     }
 }
 
-impl MonocoqueCodec for ClientCodec {
-    type Decoded = ServerOp;
-    type Encoded = ClientOp;
-    type Error = CodecError;
-
-    fn decode(&mut self, src: &mut SegmentedBuffer) -> Result<Option<ServerOp>, CodecError> {
-        Ok(self.decode_op(src)?)
-    }
-
-    fn encode(&mut self, item: &ClientOp, dst: &mut IoArena) -> Result<(), CodecError> {
-        Ok(self.encode_op(item, dst)?)
-    }
-}
-
-/// The server side of a connection (a broker, a proxy, a test peer): decodes
-/// [`ClientOp`]s, encodes [`ServerOp`]s. Decoding works as in [`ClientCodec`].
-#[derive(Debug)]
-pub struct ServerCodec {
-    framer: Framer,
-}
-
-impl Default for ServerCodec {
-    fn default() -> Self {
-        Self::new(Limits::default())
-    }
-}
-
 impl ServerCodec {
-    /// A codec with the given limits.
-    pub fn new(limits: Limits) -> Self {
-        Self {
-            framer: Framer::new(CLIENT_OPS, limits),
-        }
-    }
-
-    /// The limits in force.
-    pub fn limits(&self) -> &Limits {
-        &self.framer.limits
-    }
-
-    /// Whether part of a frame was taken from the input but not yet returned.
-    pub fn is_mid_frame(&self) -> bool {
-        self.framer.is_mid_frame()
-    }
-
-    /// Forgets any partial frame (the connection was replaced).
-    pub fn reset(&mut self) {
-        self.framer.reset();
-    }
-
-    /// Decodes the next client op from the front of `src`.
-    pub fn decode_op(&mut self, src: &mut SegmentedBuffer) -> Result<Option<ClientOp>, DecodeError> {
-        if self.framer.is_idle() {
-            if let Some(op) = decode_fast::client_op(src, &self.framer.limits) {
-                return Ok(Some(op));
-            }
-        }
-        self.decode_framed(src)
-    }
-
-    /// Every frame the fast path leaves: through the general framer.
-    #[inline(never)]
-    fn decode_framed(&mut self, src: &mut SegmentedBuffer) -> Result<Option<ClientOp>, DecodeError> {
-        let Some(frame) = self.framer.next(src)? else {
-            return Ok(None);
-        };
-        client_op(frame).map(Some)
-    }
-
-    /// Writes `op`.
-    pub fn encode_op(&self, op: &ServerOp, dst: &mut IoArena) -> Result<(), EncodeError> {
-        let limits = self.limits();
-        match op {
-            ServerOp::Message(m) => encode::message(
-                dst,
-                limits,
-                &m.subject,
-                m.sid.as_bytes(),
-                m.reply.as_deref(),
-                m.headers.as_ref(),
-                &m.payload,
-            ),
-            ServerOp::Info(info) => encode::json(dst, limits, b"INFO", info.as_ref()),
-            ServerOp::Ok => {
-                dst.put_slice(b"+OK\r\n");
-                Ok(())
-            }
-            ServerOp::Err(e) => encode::err(dst, limits, e.text()),
-            ServerOp::Ping => {
-                dst.put_slice(b"PING\r\n");
-                Ok(())
-            }
-            ServerOp::Pong => {
-                dst.put_slice(b"PONG\r\n");
-                Ok(())
-            }
-        }
-    }
-
     /// Writes a `MSG` (or, with headers, an `HMSG`) without building a [`Message`]: the
     /// delivery hot path.
     pub fn encode_message(
@@ -265,16 +294,16 @@ impl ServerCodec {
     }
 }
 
-impl MonocoqueCodec for ServerCodec {
-    type Decoded = ClientOp;
-    type Encoded = ServerOp;
+impl<R: Role> MonocoqueCodec for Codec<R> {
+    type Decoded = R::Decoded;
+    type Encoded = R::Encoded;
     type Error = CodecError;
 
-    fn decode(&mut self, src: &mut SegmentedBuffer) -> Result<Option<ClientOp>, CodecError> {
+    fn decode(&mut self, src: &mut SegmentedBuffer) -> Result<Option<R::Decoded>, CodecError> {
         Ok(self.decode_op(src)?)
     }
 
-    fn encode(&mut self, item: &ServerOp, dst: &mut IoArena) -> Result<(), CodecError> {
+    fn encode(&mut self, item: &R::Encoded, dst: &mut IoArena) -> Result<(), CodecError> {
         Ok(self.encode_op(item, dst)?)
     }
 }

@@ -42,7 +42,7 @@ mod headers;
 mod json;
 mod op;
 
-pub use codec::{ClientCodec, CodecError, ServerCodec};
+pub use codec::{ClientCodec, ClientSide, Codec, CodecError, Role, ServerCodec, ServerSide};
 pub use decode::{Limits, DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_JSON_LINE, DEFAULT_MAX_PAYLOAD, MAX_SIZE_FIELD};
 pub use error::{DecodeError, EncodeError, OpName};
 pub use headers::{HeaderError, HeaderIter, HeaderMap, Headers, StatusCode};
