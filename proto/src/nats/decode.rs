@@ -108,12 +108,124 @@ pub(crate) static SERVER_OPS: &[OpSpec] = &[
 ];
 
 /// Bytes that decide which op a line holds: the longest name plus its separator.
-const HEAD: usize = 8;
+pub(crate) const HEAD: usize = 8;
 
 enum Recognized {
     Op(&'static OpSpec),
     NeedMore,
     Unknown,
+}
+
+/// The op a line starting with `head` (its first bytes, at most [`HEAD`]) holds: `None`
+/// while the bytes so far could still start more than one, [`DecodeError::UnknownOp`]
+/// as soon as they start none.
+#[inline]
+pub(crate) fn op_at(ops: &'static [OpSpec], head: &[u8]) -> Result<Option<&'static OpSpec>, DecodeError> {
+    match recognize(ops, head) {
+        Recognized::Op(spec) => Ok(Some(spec)),
+        Recognized::NeedMore => Ok(None),
+        Recognized::Unknown => Err(DecodeError::UnknownOp),
+    }
+}
+
+impl OpSpec {
+    /// The longest line this op may have (without its line ending): the JSON limit for
+    /// `INFO`/`CONNECT`, the control line limit for the rest, and never over `u32::MAX`
+    /// (field ranges are `u32`).
+    #[inline]
+    pub(crate) fn max_line(&self, limits: &Limits) -> usize {
+        if self.args == Args::Json {
+            limits.max_json_line
+        } else {
+            limits.max_control_line
+        }
+        .min(u32::MAX as usize)
+    }
+
+    /// The error for a line of this op longer than [`max_line`](Self::max_line).
+    pub(crate) fn too_long(&self, limits: &Limits) -> DecodeError {
+        too_long(self.op, self.args == Args::Json, self.max_line(limits))
+    }
+}
+
+/// A parsed control line: where the arguments start, the fields, and for `PUB`, `HPUB`,
+/// `MSG` and `HMSG` the announced header and total sizes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Control {
+    /// Where the arguments start in the line (after the name and, for JSON and text, the
+    /// spaces that follow it).
+    pub args: usize,
+    pub fields: Fields,
+    /// `(header size, total size)` of a payload op (`None` header size without headers).
+    pub sizes: Option<(Option<usize>, usize)>,
+}
+
+/// Splits the control line `text` (without its line ending) of op `spec` and checks
+/// the payload op's field count and sizes against `limits`.
+#[inline]
+pub(crate) fn parse_control(spec: &OpSpec, text: &[u8], limits: &Limits) -> Result<Control, DecodeError> {
+    let mut args = spec.name.len();
+    let fields = match spec.args {
+        Args::Fields => Fields::split(text, args)?,
+        Args::Text | Args::Json => {
+            while matches!(text.get(args), Some(b' ' | b'\t')) {
+                args += 1;
+            }
+            Fields::default()
+        }
+        Args::Ignored => Fields::default(),
+    };
+    let sizes = match spec.op {
+        OpName::Pub => Some((None, size(limits, spec.op, &fields, text, 2)?)),
+        OpName::Hpub => Some(header_sizes(limits, spec.op, &fields, text, 3)?),
+        OpName::Msg => Some((None, size(limits, spec.op, &fields, text, 3)?)),
+        OpName::Hmsg => Some(header_sizes(limits, spec.op, &fields, text, 4)?),
+        _ => None,
+    };
+    Ok(Control { args, fields, sizes })
+}
+
+/// Checks the field count (`min` or `min + 1`) and returns the last field as a size.
+fn size(limits: &Limits, op: OpName, fields: &Fields, line: &[u8], min: usize) -> Result<usize, DecodeError> {
+    let count = fields.count;
+    if count != min && count != min + 1 {
+        return Err(DecodeError::WrongFieldCount { op, count });
+    }
+    let total = parse_size(fields.raw(line, count - 1))?;
+    check_payload(limits, total)?;
+    Ok(total)
+}
+
+/// Checks the field count (`min` or `min + 1`) and returns the last two fields as the
+/// header and total sizes.
+fn header_sizes(
+    limits: &Limits,
+    op: OpName,
+    fields: &Fields,
+    line: &[u8],
+    min: usize,
+) -> Result<(Option<usize>, usize), DecodeError> {
+    let count = fields.count;
+    if count != min && count != min + 1 {
+        return Err(DecodeError::WrongFieldCount { op, count });
+    }
+    let headers = parse_size(fields.raw(line, count - 2))?;
+    let total = parse_size(fields.raw(line, count - 1))?;
+    if headers > total {
+        return Err(DecodeError::HeadersExceedTotal { headers, total });
+    }
+    check_payload(limits, total)?;
+    Ok((Some(headers), total))
+}
+
+fn check_payload(limits: &Limits, size: usize) -> Result<(), DecodeError> {
+    if size > limits.max_payload {
+        return Err(DecodeError::PayloadTooLarge {
+            size,
+            max: limits.max_payload,
+        });
+    }
+    Ok(())
 }
 
 /// Which op `head` (the first bytes of a line, at most [`HEAD`]) starts, if it is
@@ -319,24 +431,15 @@ impl Framer {
             let n = src.copy_at(0, &mut buf);
             &buf[..n]
         };
-        let spec = match recognize(self.ops, head) {
-            Recognized::Op(spec) => spec,
-            Recognized::NeedMore => return Ok(None),
-            Recognized::Unknown => return Err(DecodeError::UnknownOp),
+        let Some(spec) = op_at(self.ops, head)? else {
+            return Ok(None);
         };
-        let json = spec.args == Args::Json;
-        // Field ranges are `u32`: a line longer than 4 GiB is too long whatever the limit.
-        let max = if json {
-            self.limits.max_json_line
-        } else {
-            self.limits.max_control_line
-        }
-        .min(u32::MAX as usize);
+        let max = spec.max_line(&self.limits);
         let Some(lf) = self.find_lf(src) else {
             // The line will be at least one byte shorter than what is buffered (its `\r`
             // may be the last byte received).
             if src.len() > max.saturating_add(1) {
-                return Err(too_long(spec.op, json, max));
+                return Err(spec.too_long(&self.limits));
             }
             self.scanned = src.len();
             return Ok(None);
@@ -351,7 +454,7 @@ impl Framer {
         };
         let len = lf - usize::from(cr);
         if len > max {
-            return Err(too_long(spec.op, json, max));
+            return Err(spec.too_long(&self.limits));
         }
         // The line in place when it is inside the first segment, else joined once.
         let joined = (!in_chunk).then(|| src.split_to(lf + 1));
@@ -359,24 +462,7 @@ impl Framer {
             Some(line) => &line[..len],
             None => &src.chunk()[..len],
         };
-        let mut args = spec.name.len();
-        let fields = match spec.args {
-            Args::Fields => Fields::split(text, args)?,
-            Args::Text | Args::Json => {
-                while matches!(text.get(args), Some(b' ' | b'\t')) {
-                    args += 1;
-                }
-                Fields::default()
-            }
-            Args::Ignored => Fields::default(),
-        };
-        let sizes = match spec.op {
-            OpName::Pub => Some((None, self.size(spec.op, &fields, text, 2)?)),
-            OpName::Hpub => Some(self.header_sizes(spec.op, &fields, text, 3)?),
-            OpName::Msg => Some((None, self.size(spec.op, &fields, text, 3)?)),
-            OpName::Hmsg => Some(self.header_sizes(spec.op, &fields, text, 4)?),
-            _ => None,
-        };
+        let Control { args, fields, sizes } = parse_control(spec, text, &self.limits)?;
         let mut frame = Frame {
             op: spec.op,
             line: Bytes::new(),
@@ -421,49 +507,6 @@ impl Framer {
             self.pending = Some(pending);
             Ok(None)
         }
-    }
-
-    /// Checks the field count (`min` or `min + 1`) and returns the last field as a size.
-    fn size(&self, op: OpName, fields: &Fields, line: &[u8], min: usize) -> Result<usize, DecodeError> {
-        let count = fields.count;
-        if count != min && count != min + 1 {
-            return Err(DecodeError::WrongFieldCount { op, count });
-        }
-        let total = parse_size(fields.raw(line, count - 1))?;
-        self.check_payload(total)?;
-        Ok(total)
-    }
-
-    /// Checks the field count (`min` or `min + 1`) and returns the last two fields as the
-    /// header and total sizes.
-    fn header_sizes(
-        &self,
-        op: OpName,
-        fields: &Fields,
-        line: &[u8],
-        min: usize,
-    ) -> Result<(Option<usize>, usize), DecodeError> {
-        let count = fields.count;
-        if count != min && count != min + 1 {
-            return Err(DecodeError::WrongFieldCount { op, count });
-        }
-        let headers = parse_size(fields.raw(line, count - 2))?;
-        let total = parse_size(fields.raw(line, count - 1))?;
-        if headers > total {
-            return Err(DecodeError::HeadersExceedTotal { headers, total });
-        }
-        self.check_payload(total)?;
-        Ok((Some(headers), total))
-    }
-
-    fn check_payload(&self, size: usize) -> Result<(), DecodeError> {
-        if size > self.limits.max_payload {
-            return Err(DecodeError::PayloadTooLarge {
-                size,
-                max: self.limits.max_payload,
-            });
-        }
-        Ok(())
     }
 
     /// Position of the `\n` ending the line at the front of `src`.

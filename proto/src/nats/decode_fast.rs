@@ -14,7 +14,17 @@
 //!
 //! Field boundaries are found eight bytes at a time: every byte below `0x21` (space,
 //! tab, `\r`, `\n`, other control bytes) ends a field; only a space or the final
-//! `\r\n` is accepted as the fast path's separator.
+//! `\r\n` is accepted as the fast path's separator. When the input holds at least
+//! [`WINDOW`] bytes, a line of fewer than [`WINDOW_LINE`] bytes is split within that
+//! fixed-size window, straight-line and without bounds checks (every index is masked
+//! into it); the last frames of a buffer and longer lines are split by the same rules
+//! on the slice.
+//!
+//! The borrowed decoders (`frame`) share this module: [`publish_line`] and
+//! [`message_line`] split a line, and each caller cuts the fields out of its own input
+//! (views for the codecs, slices for the borrowed decoders).
+
+use std::ops::Range;
 
 use super::{ClientOp, Headers, Limits, Message, Publish, ServerOp, Sid};
 use crate::chassis::SegmentedBuffer;
@@ -104,8 +114,12 @@ fn size(chunk: &[u8], start: usize, end: usize) -> Option<usize> {
 
 /// A canonical control line split: the leading fields (subject, and the sid for
 /// `MSG`/`HMSG`), the optional reply, the sizes, and where the payload starts and ends.
+/// Shared with the borrowed decoders (`frame`), which take slices where the codecs take
+/// views.
 #[derive(Clone, Copy)]
-struct Line {
+pub(crate) struct Line {
+    /// Where the subject starts (after the op name and its space).
+    start: usize,
     /// Subject (and sid): ends of the leading fields; each starts one byte after the
     /// previous field's end (the first after the op name's space).
     lead: [usize; 2],
@@ -113,6 +127,44 @@ struct Line {
     headers: usize,
     body: usize,
     end: usize,
+}
+
+impl Line {
+    /// The subject's range.
+    #[inline(always)]
+    pub fn subject(&self) -> Range<usize> {
+        self.start..self.lead[0]
+    }
+
+    /// The sid's range (`MSG`/`HMSG` only).
+    #[inline(always)]
+    pub fn sid(&self) -> Range<usize> {
+        self.lead[0] + 1..self.lead[1]
+    }
+
+    /// The reply subject's range, if there is one.
+    #[inline(always)]
+    pub fn reply(&self) -> Option<Range<usize>> {
+        self.reply.map(|(s, e)| s..e)
+    }
+
+    /// The header block's range (empty without headers).
+    #[inline(always)]
+    pub fn headers(&self) -> Range<usize> {
+        self.body..self.body + self.headers
+    }
+
+    /// The payload's range (after the header block).
+    #[inline(always)]
+    pub fn payload(&self) -> Range<usize> {
+        self.body + self.headers..self.end
+    }
+
+    /// The whole frame's length, its final `\r\n` included.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.end + 2
+    }
 }
 
 /// Splits a canonical line of `LEAD` leading fields (1 for `PUB`/`HPUB`: subject; 2 for
@@ -173,12 +225,186 @@ fn split<const LEAD: usize, const HEADERS: bool>(chunk: &[u8], limits: &Limits, 
         return None;
     }
     Some(Line {
+        start: from,
         lead,
         reply,
         headers,
         body,
         end,
     })
+}
+
+/// Positions within a window of [`WINDOW`] bytes where fields may start and end: a line
+/// (without its `\r\n`) of fewer bytes than this, less one, is split by
+/// [`split_window`].
+const WINDOW_LINE: usize = 64;
+/// The window: [`WINDOW_LINE`] positions and a word's worth of bytes after the last.
+const WINDOW: usize = WINDOW_LINE + 8;
+
+/// Why [`split_window`] gave up.
+enum Miss {
+    /// Not canonical (or incomplete): the general path decides.
+    Other,
+    /// The line goes on past the window: split it on the slice.
+    Slice,
+}
+
+/// The word at `at` (taken modulo [`WINDOW_LINE`], so no bounds check is needed).
+#[inline(always)]
+fn window_word(win: &[u8; WINDOW], at: usize) -> u64 {
+    let at = at % WINDOW_LINE;
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&win[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// Whether the field ending at `end` (a byte below `0x21`, inside the window) ends the
+/// line (`\r\n`) rather than being followed by another (one space).
+#[inline(always)]
+fn window_separator(win: &[u8; WINDOW], end: usize) -> Result<bool, Miss> {
+    // The next field, if any, must start inside the window too.
+    if end >= WINDOW_LINE - 1 {
+        return Err(Miss::Slice);
+    }
+    let two = u16::from_le_bytes([win[end], win[end + 1]]);
+    if two == u16::from_le_bytes(*b"\r\n") {
+        Ok(true)
+    } else if two as u8 == b' ' {
+        Ok(false)
+    } else {
+        Err(Miss::Other)
+    }
+}
+
+/// The field starting at `start` (inside the window): its end, and whether the line
+/// ends there (`\r\n`) rather than another field following (one space).
+#[inline(always)]
+fn window_field(win: &[u8; WINDOW], start: usize) -> Result<(usize, bool), Miss> {
+    let mut at = start;
+    let end = loop {
+        let m = below_0x21(window_word(win, at));
+        if m != 0 {
+            break at + (m.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+        if at >= WINDOW_LINE {
+            return Err(Miss::Slice);
+        }
+    };
+    if end == start {
+        return Err(Miss::Other);
+    }
+    Ok((end, window_separator(win, end)?))
+}
+
+/// A field after the leading ones (a size, or the reply subject before the sizes): as
+/// [`window_field`], and its value when it is 1 to 9 decimal digits. The digits are
+/// read one by one, as the field is scanned, since sizes are short.
+#[inline(always)]
+fn window_value(win: &[u8; WINDOW], start: usize) -> Result<(usize, bool, Option<usize>), Miss> {
+    let Some(bytes) = win.get(start..start + 10) else {
+        return Err(Miss::Slice);
+    };
+    let mut n = 0usize;
+    let mut len = 0;
+    while len < 9 {
+        let digit = bytes[len].wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        n = n * 10 + usize::from(digit);
+        len += 1;
+    }
+    if len > 0 && bytes[len] < 0x21 {
+        let end = start + len;
+        return Ok((end, window_separator(win, end)?, Some(n)));
+    }
+    // Not a size (or more than 9 digits): a token.
+    let (end, last) = window_field(win, start)?;
+    Ok((end, last, None))
+}
+
+/// [`split`] for a line inside `win`, the first [`WINDOW`] bytes of `chunk`: the same
+/// rules, unrolled. [`Miss::Slice`] when the line does not end inside the window.
+#[inline(always)]
+fn split_window<const LEAD: usize, const HEADERS: bool>(
+    win: &[u8; WINDOW],
+    chunk: &[u8],
+    limits: &Limits,
+    from: usize,
+) -> Result<Line, Miss> {
+    let mut lead = [0usize; 2];
+    let mut start = from;
+    for slot in lead.iter_mut().take(LEAD) {
+        let (end, last) = window_field(win, start)?;
+        if last {
+            return Err(Miss::Other);
+        }
+        *slot = end;
+        start = end + 1;
+    }
+    // Without headers `[reply] size`, with headers `[reply] header-size size`.
+    let (a_end, a_last, a_value) = window_value(win, start)?;
+    let a = Some((start, a_end));
+    let (reply, headers, total, cr) = if !HEADERS {
+        if a_last {
+            (None, Some(0), a_value, a_end)
+        } else {
+            let (b_end, b_last, b_value) = window_value(win, a_end + 1)?;
+            if !b_last {
+                return Err(Miss::Other);
+            }
+            (a, Some(0), b_value, b_end)
+        }
+    } else {
+        if a_last {
+            return Err(Miss::Other);
+        }
+        let (b_end, b_last, b_value) = window_value(win, a_end + 1)?;
+        if b_last {
+            (None, a_value, b_value, b_end)
+        } else {
+            let (c_end, c_last, c_value) = window_value(win, b_end + 1)?;
+            if !c_last {
+                return Err(Miss::Other);
+            }
+            (a, b_value, c_value, c_end)
+        }
+    };
+    let (Some(headers), Some(total)) = (headers, total) else {
+        return Err(Miss::Other);
+    };
+    if cr > limits.max_control_line || headers > total || total > limits.max_payload {
+        return Err(Miss::Other);
+    }
+    let body = cr + 2;
+    let end = body + total;
+    match chunk.get(end..end + 2) {
+        Some(b"\r\n") => {}
+        _ => return Err(Miss::Other),
+    }
+    Ok(Line {
+        start: from,
+        lead,
+        reply,
+        headers,
+        body,
+        end,
+    })
+}
+
+/// Splits a canonical line at the front of `chunk`: within the window when `chunk`
+/// holds one and the line fits, else on the slice.
+#[inline(always)]
+fn split_any<const LEAD: usize, const HEADERS: bool>(chunk: &[u8], limits: &Limits, from: usize) -> Option<Line> {
+    if let Some(win) = chunk.first_chunk::<WINDOW>() {
+        match split_window::<LEAD, HEADERS>(win, chunk, limits, from) {
+            Ok(line) => return Some(line),
+            Err(Miss::Other) => return None,
+            Err(Miss::Slice) => {}
+        }
+    }
+    split::<LEAD, HEADERS>(chunk, limits, from)
 }
 
 /// Where field `i` of `ends` starts: after the previous one, or after `lead_end`.
@@ -190,28 +416,46 @@ fn start_of(ends: &[usize; 3], i: usize, lead_end: usize) -> usize {
     }
 }
 
+/// A canonical `PUB`/`HPUB` whole at the front of `chunk`, split, and whether it is an
+/// `HPUB`.
+#[inline(always)]
+pub(crate) fn publish_line(chunk: &[u8], limits: &Limits) -> Option<(Line, bool)> {
+    let head = u64::from_le_bytes(*chunk.first_chunk::<8>()?);
+    if (head & FOUR) | LOWER3 == PUB {
+        Some((split_any::<1, false>(chunk, limits, 4)?, false))
+    } else if (head & FIVE) | LOWER4 == HPUB {
+        Some((split_any::<1, true>(chunk, limits, 5)?, true))
+    } else {
+        None
+    }
+}
+
+/// A canonical `MSG`/`HMSG` whole at the front of `chunk`, split, and whether it is an
+/// `HMSG`.
+#[inline(always)]
+pub(crate) fn message_line(chunk: &[u8], limits: &Limits) -> Option<(Line, bool)> {
+    let head = u64::from_le_bytes(*chunk.first_chunk::<8>()?);
+    if (head & FOUR) | LOWER3 == MSG {
+        Some((split_any::<2, false>(chunk, limits, 4)?, false))
+    } else if (head & FIVE) | LOWER4 == HMSG {
+        Some((split_any::<2, true>(chunk, limits, 5)?, true))
+    } else {
+        None
+    }
+}
+
 /// The next `PUB`/`HPUB` at the front of `src`, if it is canonical and complete in the
 /// first segment; consumed from `src` then.
 #[inline(always)]
 pub(crate) fn client_op(src: &mut SegmentedBuffer, limits: &Limits) -> Option<ClientOp> {
     // One look at the queue's front: the bytes to parse and the segment to view.
     let front = src.segments().next()?;
-    let chunk: &[u8] = front;
-    let head = u64::from_le_bytes(*chunk.first_chunk::<8>()?);
-    let (line, headers) = if (head & FOUR) | LOWER3 == PUB {
-        (split::<1, false>(chunk, limits, 4)?, false)
-    } else if (head & FIVE) | LOWER4 == HPUB {
-        (split::<1, true>(chunk, limits, 5)?, true)
-    } else {
-        return None;
-    };
-    let from = 4 + usize::from(headers);
-    let payload_at = line.body + line.headers;
-    let subject = front.slice(from..line.lead[0]);
-    let reply = line.reply.map(|(s, e)| front.slice(s..e));
-    let headers = headers.then(|| Headers::from_raw(front.slice(line.body..payload_at)));
-    let payload = front.slice(payload_at..line.end);
-    src.advance(line.end + 2);
+    let (line, headers) = publish_line(front, limits)?;
+    let subject = front.slice(line.subject());
+    let reply = line.reply().map(|r| front.slice(r));
+    let headers = headers.then(|| Headers::from_raw(front.slice(line.headers())));
+    let payload = front.slice(line.payload());
+    src.advance(line.len());
     Some(ClientOp::Publish(Publish {
         subject,
         reply,
@@ -226,23 +470,13 @@ pub(crate) fn client_op(src: &mut SegmentedBuffer, limits: &Limits) -> Option<Cl
 pub(crate) fn server_op(src: &mut SegmentedBuffer, limits: &Limits) -> Option<ServerOp> {
     // One look at the queue's front: the bytes to parse and the segment to view.
     let front = src.segments().next()?;
-    let chunk: &[u8] = front;
-    let head = u64::from_le_bytes(*chunk.first_chunk::<8>()?);
-    let (line, headers) = if (head & FOUR) | LOWER3 == MSG {
-        (split::<2, false>(chunk, limits, 4)?, false)
-    } else if (head & FIVE) | LOWER4 == HMSG {
-        (split::<2, true>(chunk, limits, 5)?, true)
-    } else {
-        return None;
-    };
-    let from = 4 + usize::from(headers);
-    let payload_at = line.body + line.headers;
-    let subject = front.slice(from..line.lead[0]);
-    let sid = Sid::from_bytes(front.slice(line.lead[0] + 1..line.lead[1]));
-    let reply = line.reply.map(|(s, e)| front.slice(s..e));
-    let headers = headers.then(|| Headers::from_raw(front.slice(line.body..payload_at)));
-    let payload = front.slice(payload_at..line.end);
-    src.advance(line.end + 2);
+    let (line, headers) = message_line(front, limits)?;
+    let subject = front.slice(line.subject());
+    let sid = Sid::from_bytes(front.slice(line.sid()));
+    let reply = line.reply().map(|r| front.slice(r));
+    let headers = headers.then(|| Headers::from_raw(front.slice(line.headers())));
+    let payload = front.slice(line.payload());
+    src.advance(line.len());
     Some(ServerOp::Message(Message {
         subject,
         sid,
@@ -365,5 +599,78 @@ mod tests {
         long.extend(std::iter::repeat(b'a').take(5000));
         long.extend_from_slice(b" 1\r\nx\r\n");
         assert!(fast_client(&long).0.is_none());
+    }
+
+    /// `input` followed by enough bytes for the window split.
+    fn padded(input: &[u8]) -> Vec<u8> {
+        [input, &[b'x'; WINDOW][..]].concat()
+    }
+
+    #[test]
+    fn the_window_refuses_what_the_slice_refuses() {
+        for input in [
+            &b"PUB  foo 5\r\nhello\r\n"[..],
+            b"PUB foo\t5\r\nhello\r\n",
+            b"PUB foo 5\nhello\r\n",
+            b"PUB foo 5 \r\nhello\r\n",
+            b"PUB foo 5\r\nhello\r\r",
+            b"PUB foo 5\r\nhell",
+            b"PUB foo 0123456789\r\n",
+            b"PUB foo 5x\r\nhello\r\n",
+            b"PUB foo x5\r\nhello\r\n",
+            b"PUB foo 2000000\r\n",
+            b"PUB foo\r\n\r\n",
+            b"PUB a b c 5\r\nhello\r\n",
+            b"HPUB foo 6 5\r\nhello\r\n",
+            b"HPUB foo r x 5\r\nhello\r\n",
+            b"HPUB foo 5\r\nhello\r\n",
+            b"PUB foo\x01 5\r\nhello\r\n",
+            b"PUB foo 5\x01\r\nhello\r\n",
+            b"PUB foo 5\r\x01hello\r\n",
+            b"SUB foo 1\r\n",
+            b"PUB a\r\n",
+        ] {
+            let input = padded(input);
+            let (op, left) = fast_client(&input);
+            assert!(
+                op.is_none() && left == input.len(),
+                "{:?}",
+                String::from_utf8_lossy(&input)
+            );
+        }
+    }
+
+    #[test]
+    fn window_and_slice_split_alike() {
+        let mut frames = Vec::new();
+        for len in [1, 7, 8, 9, 15, 16, 40, 50, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 70] {
+            let subject = "s".repeat(len);
+            for size in ["5", "05", "0000005", "00000005", "000000005"] {
+                frames.push(format!("PUB {subject} {size}\r\nhello\r\n"));
+                frames.push(format!("PUB {subject} 12345 {size}\r\nhello\r\n"));
+                frames.push(format!("HPUB {subject} {size} {size}\r\nhello\r\n"));
+                frames.push(format!("HPUB {subject} r{len} 0 {size}\r\nhello\r\n"));
+                frames.push(format!("MSG {subject} {len} {size}\r\nhello\r\n"));
+                frames.push(format!("MSG {subject} 1 _INBOX.{len} {size}\r\nhello\r\n"));
+                frames.push(format!("HMSG {subject} 1 2 {size}\r\nhello\r\n"));
+                frames.push(format!("HMSG {subject} 1 r 2 {size}\r\nhello\r\n"));
+            }
+        }
+        let limits = Limits::default();
+        for frame in frames {
+            let frame = frame.as_bytes();
+            let long = padded(frame);
+            let (client, server) = if frame[0] == b'P' || frame[0] == b'H' && frame[1] == b'P' {
+                (publish_line(frame, &limits), publish_line(&long, &limits))
+            } else {
+                (message_line(frame, &limits), message_line(&long, &limits))
+            };
+            let ranges = |l: Option<(Line, bool)>| {
+                l.map(|(l, h)| (l.subject(), l.sid(), l.reply(), l.headers(), l.payload(), l.len(), h))
+            };
+            let (slice, window) = (ranges(client), ranges(server));
+            assert!(slice.is_some(), "{:?}", String::from_utf8_lossy(frame));
+            assert_eq!(slice, window, "{:?}", String::from_utf8_lossy(frame));
+        }
     }
 }

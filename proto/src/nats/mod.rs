@@ -11,6 +11,9 @@
 //!   every limit checked before anything is reserved. It is resumable and, for a frame
 //!   inside one received segment, allocates nothing: subjects, sids, headers and
 //!   payloads are [`bytes::Bytes`] views.
+//! - [`ServerFrameDecoder`] and [`ClientFrameDecoder`] decode the same ops out of one
+//!   contiguous buffer as [`ClientFrame`]s and [`ServerFrame`]s of `&[u8]` slices (no
+//!   reference count per field), with the codecs' rules, limits and errors.
 //! - [`Headers`] is a lazily parsed view of a received header block (status codes such
 //!   as [`StatusCode::NoResponders`] recognised); [`HeaderMap`] builds one to send.
 //! - [`ServerInfo`] and [`ConnectOptions`] are the `INFO` and `CONNECT` JSON bodies.
@@ -38,6 +41,7 @@ mod decode;
 mod decode_fast;
 mod encode;
 mod error;
+mod frame;
 mod headers;
 mod json;
 mod op;
@@ -45,6 +49,10 @@ mod op;
 pub use codec::{ClientCodec, ClientSide, Codec, CodecError, Role, ServerCodec, ServerSide};
 pub use decode::{Limits, DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_JSON_LINE, DEFAULT_MAX_PAYLOAD, MAX_SIZE_FIELD};
 pub use error::{DecodeError, EncodeError, OpName};
+pub use frame::{
+    ClientFrame, ClientFrameDecoder, MessageRef, PublishRef, ServerFrame, ServerFrameDecoder, SubscribeRef,
+    UnsubscribeRef,
+};
 pub use headers::{HeaderError, HeaderIter, HeaderMap, Headers, StatusCode};
 pub use json::{ConnectOptions, ServerInfo};
 pub use op::{ClientOp, Message, Publish, ServerError, ServerErrorKind, ServerOp, Sid, Subscribe, Unsubscribe};

@@ -1,0 +1,756 @@
+//! Borrowed frames: the ops of a contiguous buffer as slices of it, for brokers, proxies
+//! and clients that read a burst of frames and act on each at once.
+//!
+//! [`ServerCodec`](super::ServerCodec) and [`ClientCodec`](super::ClientCodec) hand out
+//! ops of [`Bytes`](bytes::Bytes) views: each view is an atomic reference count taken
+//! and released (about 60 instructions), three to five per message. A caller that holds
+//! the received bytes in one contiguous buffer and does not keep the frames past its
+//! next read can let a [`ServerFrameDecoder`] (what clients send: [`ClientFrame`]) or a
+//! [`ClientFrameDecoder`] (what servers send: [`ServerFrame`]) decode them instead:
+//! subjects, replies, queue groups, sids, header blocks and payloads are `&[u8]` slices
+//! of the buffer, so decoding a frame costs no reference count and no allocation (only
+//! `INFO` and `CONNECT`, whose JSON is parsed, allocate, as with the codecs).
+//!
+//! The acceptance rules, the limits and the errors are the codecs' own: a canonical
+//! `PUB`/`HPUB`/`MSG`/`HMSG` is split by the codecs' fast path (`decode_fast`), every
+//! other line by the same op recognition, field splitting, size parsing and limit checks
+//! the codecs' general framer uses (`decode`). Only the payload's end is found here,
+//! in the slice. `decode` returns the frame and its length, `Ok(None)` when the buffer
+//! holds only part of a frame (nothing is consumed: call again with the same bytes and
+//! more), or the error the codec reports for the same bytes.
+//!
+//! ```
+//! use monocoque_proto::nats::{ClientFrame, ServerFrameDecoder};
+//!
+//! let buf = b"PUB orders.new 5\r\nhello\r\nSUB orders.* workers 7\r\nPUB x 3\r\nab";
+//! let mut decoder = ServerFrameDecoder::default();
+//! let mut at = 0;
+//! let mut subjects = Vec::new();
+//! while let Some((frame, len)) = decoder.decode(&buf[at..]).unwrap() {
+//!     match frame {
+//!         ClientFrame::Publish(p) => subjects.push(p.subject),
+//!         ClientFrame::Subscribe(s) => assert_eq!((s.queue, s.sid), (Some(&b"workers"[..]), &b"7"[..])),
+//!         other => panic!("{other:?}"),
+//!     }
+//!     at += len;
+//! }
+//! assert_eq!(subjects, [&b"orders.new"[..]]);
+//! assert_eq!(&buf[at..], b"PUB x 3\r\nab"); // incomplete: kept for the next read
+//! ```
+
+use bytes::Bytes;
+
+use super::decode::{op_at, parse_control, parse_size, Control, OpSpec, CLIENT_OPS, HEAD, SERVER_OPS};
+use super::decode_fast::{message_line, publish_line, Line};
+use super::{
+    ClientOp, ConnectOptions, DecodeError, Headers, Limits, Message, OpName, Publish, ServerError, ServerInfo,
+    ServerOp, Sid, Subscribe, Unsubscribe,
+};
+
+/// `PUB` or `HPUB`, borrowed from the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishRef<'a> {
+    /// Where the message goes.
+    pub subject: &'a [u8],
+    /// Where answers go, for a request.
+    pub reply: Option<&'a [u8]>,
+    /// The header block as received (`Some` for `HPUB`, `None` for `PUB`).
+    pub headers: Option<&'a [u8]>,
+    /// The payload, without headers.
+    pub payload: &'a [u8],
+}
+
+/// `MSG` or `HMSG`, borrowed from the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageRef<'a> {
+    /// The subject it was published to.
+    pub subject: &'a [u8],
+    /// The subscription it is delivered to, as on the wire.
+    pub sid: &'a [u8],
+    /// Where answers go, for a request.
+    pub reply: Option<&'a [u8]>,
+    /// The header block as received (`Some` for `HMSG`, `None` for `MSG`).
+    pub headers: Option<&'a [u8]>,
+    /// The payload, without headers.
+    pub payload: &'a [u8],
+}
+
+/// `SUB`, borrowed from the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscribeRef<'a> {
+    /// The subject, wildcards allowed.
+    pub subject: &'a [u8],
+    /// The queue group, if any.
+    pub queue: Option<&'a [u8]>,
+    /// The id the server will echo in `MSG`, as on the wire.
+    pub sid: &'a [u8],
+}
+
+/// `UNSUB`, borrowed from the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnsubscribeRef<'a> {
+    /// The subscription, as on the wire.
+    pub sid: &'a [u8],
+    /// Deliver this many messages in all before ending.
+    pub max_msgs: Option<u64>,
+}
+
+/// What a client sends, as a [`ServerFrameDecoder`] reads it: [`ClientOp`] with slices
+/// of the input in place of views.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientFrame<'a> {
+    /// `PUB` or `HPUB`.
+    Publish(PublishRef<'a>),
+    /// `SUB`.
+    Subscribe(SubscribeRef<'a>),
+    /// `UNSUB`.
+    Unsubscribe(UnsubscribeRef<'a>),
+    /// `CONNECT`, its JSON parsed.
+    Connect(Box<ConnectOptions>),
+    /// `PING`.
+    Ping,
+    /// `PONG`.
+    Pong,
+}
+
+/// What a server sends, as a [`ClientFrameDecoder`] reads it: [`ServerOp`] with slices
+/// of the input in place of views.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerFrame<'a> {
+    /// `MSG` or `HMSG`.
+    Message(MessageRef<'a>),
+    /// `INFO`, its JSON parsed.
+    Info(Box<ServerInfo>),
+    /// `+OK`.
+    Ok,
+    /// `-ERR`: its text, leading spaces and tabs skipped (as [`ServerError::text`]).
+    Err(&'a [u8]),
+    /// `PING`.
+    Ping,
+    /// `PONG`.
+    Pong,
+}
+
+fn copy(bytes: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(bytes)
+}
+
+impl ClientFrame<'_> {
+    /// The [`ClientOp`] the codec decodes from the same bytes, with copies of the slices
+    /// (for keeping a frame past the buffer's life).
+    pub fn to_op(&self) -> ClientOp {
+        match self {
+            ClientFrame::Publish(p) => ClientOp::Publish(Publish {
+                subject: copy(p.subject),
+                reply: p.reply.map(copy),
+                headers: p.headers.map(|h| Headers::from_raw(copy(h))),
+                payload: copy(p.payload),
+            }),
+            ClientFrame::Subscribe(s) => ClientOp::Subscribe(Subscribe {
+                subject: copy(s.subject),
+                queue: s.queue.map(copy),
+                sid: Sid::from_bytes(copy(s.sid)),
+            }),
+            ClientFrame::Unsubscribe(u) => ClientOp::Unsubscribe(Unsubscribe {
+                sid: Sid::from_bytes(copy(u.sid)),
+                max_msgs: u.max_msgs,
+            }),
+            ClientFrame::Connect(c) => ClientOp::Connect(c.clone()),
+            ClientFrame::Ping => ClientOp::Ping,
+            ClientFrame::Pong => ClientOp::Pong,
+        }
+    }
+}
+
+impl ServerFrame<'_> {
+    /// The [`ServerOp`] the codec decodes from the same bytes, with copies of the slices
+    /// (for keeping a frame past the buffer's life).
+    pub fn to_op(&self) -> ServerOp {
+        match self {
+            ServerFrame::Message(m) => ServerOp::Message(Message {
+                subject: copy(m.subject),
+                sid: Sid::from_bytes(copy(m.sid)),
+                reply: m.reply.map(copy),
+                headers: m.headers.map(|h| Headers::from_raw(copy(h))),
+                payload: copy(m.payload),
+            }),
+            ServerFrame::Info(i) => ServerOp::Info(i.clone()),
+            ServerFrame::Ok => ServerOp::Ok,
+            ServerFrame::Err(text) => ServerOp::Err(ServerError::new(copy(text))),
+            ServerFrame::Ping => ServerOp::Ping,
+            ServerFrame::Pong => ServerOp::Pong,
+        }
+    }
+}
+
+/// A whole frame off the general path: its op, control line (without the line ending)
+/// and parsed fields, and its header block and payload.
+struct Raw<'a> {
+    op: OpName,
+    text: &'a [u8],
+    control: Control,
+    headers: Option<&'a [u8]>,
+    payload: &'a [u8],
+}
+
+impl<'a> Raw<'a> {
+    fn field(&self, i: usize) -> &'a [u8] {
+        self.control.fields.raw(self.text, i)
+    }
+
+    /// Whether an op with an optional last field (`SUB`'s queue, `UNSUB`'s maximum)
+    /// has it: `min` fields or `min + 1`, anything else an error.
+    fn optional(&self, min: usize) -> Result<bool, DecodeError> {
+        match self.control.fields.count {
+            n if n == min => Ok(false),
+            n if n == min + 1 => Ok(true),
+            count => Err(DecodeError::WrongFieldCount { op: self.op, count }),
+        }
+    }
+
+    /// The arguments of a JSON or text op (`CONNECT`, `INFO`, `-ERR`).
+    fn args(&self) -> &'a [u8] {
+        self.text.get(self.control.args..).unwrap_or_default()
+    }
+}
+
+/// How far the line at the front of the caller's buffer was searched for its end, and
+/// the limits: the state both borrowed decoders keep.
+#[derive(Debug, Clone, Copy)]
+struct General {
+    limits: Limits,
+    /// Bytes at the front of the buffer already searched for the line's `\n` (or the
+    /// position of that `\n` once found, while the payload is incomplete).
+    scanned: usize,
+}
+
+impl General {
+    /// The next frame of `buf` through the general path, and its length.
+    fn next<'a>(&mut self, ops: &'static [OpSpec], buf: &'a [u8]) -> Result<Option<(Raw<'a>, usize)>, DecodeError> {
+        let Some(spec) = op_at(ops, buf.get(..HEAD).unwrap_or(buf))? else {
+            return Ok(None);
+        };
+        let max = spec.max_line(&self.limits);
+        // A shorter buffer than last time is not the same stream: search it all.
+        let from = if self.scanned <= buf.len() { self.scanned } else { 0 };
+        let Some(lf) = memchr::memchr(b'\n', &buf[from..]).map(|i| from + i) else {
+            // The line will be at least one byte shorter than what is buffered (its `\r`
+            // may be the last byte received).
+            if buf.len() > max.saturating_add(1) {
+                return Err(spec.too_long(&self.limits));
+            }
+            self.scanned = buf.len();
+            return Ok(None);
+        };
+        let len = lf - usize::from(lf > 0 && buf[lf - 1] == b'\r');
+        if len > max {
+            return Err(spec.too_long(&self.limits));
+        }
+        let text = &buf[..len];
+        let control = parse_control(spec, text, &self.limits)?;
+        let body = lf + 1;
+        let Some((header_len, total)) = control.sizes else {
+            self.scanned = 0;
+            let raw = Raw {
+                op: spec.op,
+                text,
+                control,
+                headers: None,
+                payload: &[],
+            };
+            return Ok(Some((raw, body)));
+        };
+        // `total` is at most 999,999,999: no overflow.
+        let end = body + total;
+        let after = buf.get(end..).unwrap_or_default();
+        let n = after.len().min(2);
+        if after[..n] != b"\r\n"[..n] {
+            return Err(DecodeError::MissingPayloadCrlf);
+        }
+        if n < 2 {
+            self.scanned = lf;
+            return Ok(None);
+        }
+        self.scanned = 0;
+        let h = header_len.unwrap_or(0);
+        let raw = Raw {
+            op: spec.op,
+            text,
+            control,
+            headers: header_len.map(|_| &buf[body..body + h]),
+            payload: &buf[body + h..end],
+        };
+        Ok(Some((raw, end + 2)))
+    }
+}
+
+/// The server side's borrowed decoder: reads [`ClientFrame`]s (what clients send) out
+/// of a contiguous buffer. Same limits, rules and errors as
+/// [`ServerCodec`](super::ServerCodec); see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct ServerFrameDecoder {
+    general: General,
+}
+
+impl Default for ServerFrameDecoder {
+    fn default() -> Self {
+        Self::new(Limits::default())
+    }
+}
+
+impl ServerFrameDecoder {
+    /// A decoder with the given limits.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            general: General { limits, scanned: 0 },
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.general.limits
+    }
+
+    /// Forgets how far the front line was searched (to decode an unrelated buffer).
+    pub fn reset(&mut self) {
+        self.general.scanned = 0;
+    }
+
+    /// The frame at the front of `buf` and its length in bytes; `Ok(None)` when `buf`
+    /// holds only part of a frame.
+    ///
+    /// After `Ok(None)`, call again with the same bytes followed by more (the decoder
+    /// remembers how far it searched for the end of the line, so that a long line
+    /// arriving in small pieces is searched once), or [`reset`](Self::reset) first. An
+    /// `Err` is fatal: the stream is out of sync.
+    #[inline(always)]
+    pub fn decode<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(ClientFrame<'a>, usize)>, DecodeError> {
+        if let Some((line, headers)) = publish_line(buf, &self.general.limits) {
+            if let Some(frame) = publish(buf, &line, headers) {
+                self.general.scanned = 0;
+                return Ok(Some((ClientFrame::Publish(frame), line.len())));
+            }
+        }
+        self.decode_general(buf)
+    }
+
+    /// Every frame the fast path leaves.
+    #[inline(never)]
+    fn decode_general<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(ClientFrame<'a>, usize)>, DecodeError> {
+        let Some((raw, len)) = self.general.next(CLIENT_OPS, buf)? else {
+            return Ok(None);
+        };
+        let frame = match raw.op {
+            OpName::Pub | OpName::Hpub => {
+                // The sizes were checked with the count: 2 or 3 for PUB, 3 or 4 for HPUB.
+                let reply = raw.control.fields.count == if raw.op == OpName::Pub { 3 } else { 4 };
+                ClientFrame::Publish(PublishRef {
+                    subject: raw.field(0),
+                    reply: reply.then(|| raw.field(1)),
+                    headers: raw.headers,
+                    payload: raw.payload,
+                })
+            }
+            OpName::Sub => ClientFrame::Subscribe(SubscribeRef {
+                subject: raw.field(0),
+                queue: raw.optional(2)?.then(|| raw.field(1)),
+                sid: raw.field(raw.control.fields.count - 1),
+            }),
+            OpName::Unsub => ClientFrame::Unsubscribe(UnsubscribeRef {
+                sid: raw.field(0),
+                max_msgs: if raw.optional(1)? {
+                    Some(parse_size(raw.field(1))? as u64)
+                } else {
+                    None
+                },
+            }),
+            OpName::Connect => ClientFrame::Connect(Box::new(
+                serde_json::from_slice(raw.args()).map_err(|e| DecodeError::json(OpName::Connect, &e))?,
+            )),
+            OpName::Ping => ClientFrame::Ping,
+            OpName::Pong => ClientFrame::Pong,
+            // Not in CLIENT_OPS.
+            OpName::Info | OpName::Msg | OpName::Hmsg | OpName::Ok | OpName::Err => return Err(DecodeError::UnknownOp),
+        };
+        Ok(Some((frame, len)))
+    }
+}
+
+/// The client side's borrowed decoder: reads [`ServerFrame`]s (what servers send) out
+/// of a contiguous buffer. Same limits, rules and errors as
+/// [`ClientCodec`](super::ClientCodec); see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct ClientFrameDecoder {
+    general: General,
+}
+
+impl Default for ClientFrameDecoder {
+    fn default() -> Self {
+        Self::new(Limits::default())
+    }
+}
+
+impl ClientFrameDecoder {
+    /// A decoder with the given limits.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            general: General { limits, scanned: 0 },
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.general.limits
+    }
+
+    /// Adopts the server's `max_payload` (from `INFO`), as
+    /// [`ClientCodec::set_max_payload`](super::ClientCodec::set_max_payload) does: a
+    /// negative or zero value leaves the limit unchanged.
+    pub fn set_max_payload(&mut self, max_payload: i64) {
+        if let Ok(max) = usize::try_from(max_payload) {
+            if max > 0 {
+                self.general.limits.max_payload = max;
+            }
+        }
+    }
+
+    /// Forgets how far the front line was searched (to decode an unrelated buffer).
+    pub fn reset(&mut self) {
+        self.general.scanned = 0;
+    }
+
+    /// The frame at the front of `buf` and its length in bytes; `Ok(None)` when `buf`
+    /// holds only part of a frame. The contract of
+    /// [`ServerFrameDecoder::decode`] applies.
+    #[inline(always)]
+    pub fn decode<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(ServerFrame<'a>, usize)>, DecodeError> {
+        if let Some((line, headers)) = message_line(buf, &self.general.limits) {
+            if let Some(frame) = message(buf, &line, headers) {
+                self.general.scanned = 0;
+                return Ok(Some((ServerFrame::Message(frame), line.len())));
+            }
+        }
+        self.decode_general(buf)
+    }
+
+    /// Every frame the fast path leaves.
+    #[inline(never)]
+    fn decode_general<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(ServerFrame<'a>, usize)>, DecodeError> {
+        let Some((raw, len)) = self.general.next(SERVER_OPS, buf)? else {
+            return Ok(None);
+        };
+        let frame = match raw.op {
+            OpName::Msg | OpName::Hmsg => {
+                // The sizes were checked with the count: 3 or 4 for MSG, 4 or 5 for HMSG.
+                let reply = raw.control.fields.count == if raw.op == OpName::Msg { 4 } else { 5 };
+                ServerFrame::Message(MessageRef {
+                    subject: raw.field(0),
+                    sid: raw.field(1),
+                    reply: reply.then(|| raw.field(2)),
+                    headers: raw.headers,
+                    payload: raw.payload,
+                })
+            }
+            OpName::Info => ServerFrame::Info(Box::new(
+                serde_json::from_slice(raw.args()).map_err(|e| DecodeError::json(OpName::Info, &e))?,
+            )),
+            OpName::Err => ServerFrame::Err(raw.args()),
+            OpName::Ok => ServerFrame::Ok,
+            OpName::Ping => ServerFrame::Ping,
+            OpName::Pong => ServerFrame::Pong,
+            // Not in SERVER_OPS.
+            OpName::Connect | OpName::Pub | OpName::Hpub | OpName::Sub | OpName::Unsub => {
+                return Err(DecodeError::UnknownOp)
+            }
+        };
+        Ok(Some((frame, len)))
+    }
+}
+
+/// A fast-path `PUB`/`HPUB` as slices of `buf`.
+#[inline(always)]
+fn publish<'a>(buf: &'a [u8], line: &Line, headers: bool) -> Option<PublishRef<'a>> {
+    Some(PublishRef {
+        subject: buf.get(line.subject())?,
+        reply: match line.reply() {
+            Some(r) => Some(buf.get(r)?),
+            None => None,
+        },
+        headers: match headers {
+            true => Some(buf.get(line.headers())?),
+            false => None,
+        },
+        payload: buf.get(line.payload())?,
+    })
+}
+
+/// A fast-path `MSG`/`HMSG` as slices of `buf`.
+#[inline(always)]
+fn message<'a>(buf: &'a [u8], line: &Line, headers: bool) -> Option<MessageRef<'a>> {
+    Some(MessageRef {
+        subject: buf.get(line.subject())?,
+        sid: buf.get(line.sid())?,
+        reply: match line.reply() {
+            Some(r) => Some(buf.get(r)?),
+            None => None,
+        },
+        headers: match headers {
+            true => Some(buf.get(line.headers())?),
+            false => None,
+        },
+        payload: buf.get(line.payload())?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nats::{ClientCodec, ServerCodec};
+    use crate::SegmentedBuffer;
+
+    /// How decoding a whole buffer ended: an error, or the bytes left over.
+    #[derive(Debug, PartialEq)]
+    enum End {
+        Left(usize),
+        Error(DecodeError),
+    }
+
+    fn by_codec_from_client(limits: Limits, input: &[u8]) -> (Vec<ClientOp>, End) {
+        let mut codec = ServerCodec::new(limits);
+        let mut src = SegmentedBuffer::new();
+        src.push_slice(input);
+        let mut ops = Vec::new();
+        loop {
+            match codec.decode_op(&mut src) {
+                Ok(Some(op)) => ops.push(op),
+                // Mid-frame, the codec took the control line: count it as left.
+                Ok(None) if codec.is_mid_frame() => return (ops, End::Left(usize::MAX)),
+                Ok(None) => return (ops, End::Left(src.len())),
+                Err(e) => return (ops, End::Error(e)),
+            }
+        }
+    }
+
+    fn by_frames_from_client(limits: Limits, input: &[u8]) -> (Vec<ClientOp>, End) {
+        let mut decoder = ServerFrameDecoder::new(limits);
+        let (mut ops, mut at) = (Vec::new(), 0);
+        loop {
+            match decoder.decode(&input[at..]) {
+                Ok(Some((frame, len))) => {
+                    ops.push(frame.to_op());
+                    at += len;
+                }
+                Ok(None) => return (ops, End::Left(input.len() - at)),
+                Err(e) => return (ops, End::Error(e)),
+            }
+        }
+    }
+
+    fn by_codec_from_server(limits: Limits, input: &[u8]) -> (Vec<ServerOp>, End) {
+        let mut codec = ClientCodec::new(limits);
+        let mut src = SegmentedBuffer::new();
+        src.push_slice(input);
+        let mut ops = Vec::new();
+        loop {
+            match codec.decode_op(&mut src) {
+                Ok(Some(op)) => ops.push(op),
+                Ok(None) if codec.is_mid_frame() => return (ops, End::Left(usize::MAX)),
+                Ok(None) => return (ops, End::Left(src.len())),
+                Err(e) => return (ops, End::Error(e)),
+            }
+        }
+    }
+
+    fn by_frames_from_server(limits: Limits, input: &[u8]) -> (Vec<ServerOp>, End) {
+        let mut decoder = ClientFrameDecoder::new(limits);
+        let (mut ops, mut at) = (Vec::new(), 0);
+        loop {
+            match decoder.decode(&input[at..]) {
+                Ok(Some((frame, len))) => {
+                    ops.push(frame.to_op());
+                    at += len;
+                }
+                Ok(None) => return (ops, End::Left(input.len() - at)),
+                Err(e) => return (ops, End::Error(e)),
+            }
+        }
+    }
+
+    /// The borrowed decoder ends as the codec does; a frame whose payload is missing is
+    /// all left over here and partly taken there.
+    fn same_end(codec: &End, frames: &End) -> bool {
+        match (codec, frames) {
+            (End::Left(usize::MAX), End::Left(n)) => *n > 0,
+            _ => codec == frames,
+        }
+    }
+
+    const FROM_CLIENTS: &[&[u8]] = &[
+        b"PUB foo 5\r\nhello\r\n",
+        b"pub foo _INBOX.1 5\r\nhello\r\nPING\r\npong\n",
+        b"PUB\t \tfoo  \t bar\t\t3 \t\r\nabc\r\n",
+        b"HPUB foo reply 18 23\r\nNATS/1.0\r\nA: 1\r\n\r\nhello\r\nHPUB foo 0 2\r\nhi\r\n",
+        b"SUB foo.* 1\r\nsub foo.> workers 22\nUNSUB 1\r\nunsub 1 10\r\n",
+        b"CONNECT {\"verbose\":false,\"name\":\"n\"}\r\nconnect{}\n",
+        b"PUB foo 2\nhi\r\n",
+        b"PUB foo 2\r\nhi\n",
+        b"PUB foo 2\r\nhix",
+        b"PUB fo\ro 1\r\nx\r\n",
+        b"PUB foo\r\n",
+        b"PUB a b c 1\r\n",
+        b"SUB foo\r\n",
+        b"SUB a b c d\r\n",
+        b"UNSUB \r\n",
+        b"UNSUB 1 2 3\r\n",
+        b"UNSUB 1 x\r\n",
+        b"UNSUB 1 1234567890\r\n",
+        b"PUB foo 0000000001\r\n",
+        b"HPUB foo 3 2\r\n",
+        b"PUB foo 1048577\r\n",
+        b"CONNECT {\"verbose\":1}\r\n",
+        b"CONNECT\r\n",
+        b"MSG foo 1 1\r\nx\r\n",
+        b"X",
+        b"PUX",
+        b"PUB\r\n",
+        b" PING\r\n",
+        b"CONNEC",
+        b"PUB foo 5\r\nhel",
+        b"SUB abc",
+        b"",
+    ];
+
+    const FROM_SERVERS: &[&[u8]] = &[
+        b"MSG foo 1 5\r\nhello\r\nmsg foo 1 reply.to 5\r\nhello\r\n",
+        b"HMSG _INBOX.x.1 9 16 16\r\nNATS/1.0 503\r\n\r\n\r\n",
+        b"HMSG foo 1 r 28 30\r\nNATS/1.0 404 No Messages\r\n\r\nhi\r\n",
+        b"INFO {\"server_id\":\"S\",\"max_payload\":1048576}\r\n+OK\r\n-ERR 'Authorization Violation'\r\n",
+        b"-err \t 'a \r b' \r\n-ERR \r\nPING\r\nPONG\n+ok x\n",
+        b"MSG   foo\t1\t\t reply  3\r\nabc\r\n",
+        b"MSG foo 1 2\r\nhiPING\r\n",
+        b"MSG foo 1 99999999999\r\n",
+        b"HMSG foo 1 5 4\r\n",
+        b"HMSG a 1 2\r\n",
+        b"INFO {\r\n",
+        b"-ERR\r\n",
+        b"PUB foo 1\r\nx\r\n",
+        b"-er",
+        b"MSG foo 1 3\r\nab",
+    ];
+
+    #[test]
+    fn every_client_op_decodes_as_the_codec_decodes_it() {
+        let small = Limits {
+            max_control_line: 16,
+            max_json_line: 24,
+            max_payload: 8,
+        };
+        for limits in [Limits::default(), small] {
+            for input in FROM_CLIENTS {
+                // Alone, then followed by enough bytes for the fast path's window.
+                let padded = [input, &b"PING\r\n".repeat(20)[..]].concat();
+                for input in [&input[..], &padded] {
+                    let (ops, end) = by_codec_from_client(limits, input);
+                    let (frames, frames_end) = by_frames_from_client(limits, input);
+                    let shown = String::from_utf8_lossy(input);
+                    assert_eq!(frames, ops, "{shown:?} within {limits:?}");
+                    assert!(same_end(&end, &frames_end), "{shown:?}: {end:?} vs {frames_end:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_server_op_decodes_as_the_codec_decodes_it() {
+        let small = Limits {
+            max_control_line: 16,
+            max_json_line: 24,
+            max_payload: 8,
+        };
+        for limits in [Limits::default(), small] {
+            for input in FROM_SERVERS {
+                let padded = [input, &b"PING\r\n".repeat(20)[..]].concat();
+                for input in [&input[..], &padded] {
+                    let (ops, end) = by_codec_from_server(limits, input);
+                    let (frames, frames_end) = by_frames_from_server(limits, input);
+                    let shown = String::from_utf8_lossy(input);
+                    assert_eq!(frames, ops, "{shown:?} within {limits:?}");
+                    assert!(same_end(&end, &frames_end), "{shown:?}: {end:?} vs {frames_end:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fields_are_slices_of_the_input() {
+        let buf = b"HPUB foo bar 12 14\r\nNATS/1.0\r\n\r\nhi\r\nSUB s q 9\r\nPING\r\nPING\r\nPING\r\nPING\r\n";
+        let mut decoder = ServerFrameDecoder::default();
+        let Ok(Some((ClientFrame::Publish(p), len))) = decoder.decode(buf) else {
+            panic!()
+        };
+        assert_eq!(len, 36);
+        assert_eq!(p.subject.as_ptr(), buf[5..].as_ptr());
+        assert_eq!(p.reply.map(<[u8]>::as_ptr), Some(buf[9..].as_ptr()));
+        assert_eq!(p.headers.map(<[u8]>::as_ptr), Some(buf[20..].as_ptr()));
+        assert_eq!((p.payload, p.payload.as_ptr()), (&b"hi"[..], buf[32..].as_ptr()));
+        let Ok(Some((ClientFrame::Subscribe(s), _))) = decoder.decode(&buf[len..]) else {
+            panic!()
+        };
+        assert_eq!((s.subject, s.queue, s.sid), (&b"s"[..], Some(&b"q"[..]), &b"9"[..]));
+        assert_eq!(s.sid.as_ptr(), buf[len + 8..].as_ptr());
+
+        let buf = b"MSG a.b 7 r 2\r\nhi\r\n-ERR  'x'\r\n";
+        let mut decoder = ClientFrameDecoder::default();
+        let Ok(Some((ServerFrame::Message(m), len))) = decoder.decode(buf) else {
+            panic!()
+        };
+        assert_eq!(
+            (m.subject, m.sid, m.reply, m.headers, m.payload),
+            (&b"a.b"[..], &b"7"[..], Some(&b"r"[..]), None, &b"hi"[..])
+        );
+        assert_eq!(m.sid.as_ptr(), buf[8..].as_ptr());
+        assert_eq!(decoder.decode(&buf[len..]), Ok(Some((ServerFrame::Err(b"'x'"), 11))));
+    }
+
+    #[test]
+    fn a_partial_frame_is_not_consumed_and_is_searched_once() {
+        let frame = b"SUB a.very.long.subject.name.indeed q 1\r\n";
+        let mut decoder = ServerFrameDecoder::default();
+        for end in 0..frame.len() {
+            assert_eq!(decoder.decode(&frame[..end]), Ok(None), "{end}");
+            // How far the line was searched is remembered, never past what was given.
+            assert!(decoder.general.scanned <= end);
+        }
+        assert!(matches!(
+            decoder.decode(frame),
+            Ok(Some((ClientFrame::Subscribe(_), 41)))
+        ));
+        assert_eq!(decoder.general.scanned, 0);
+        // A payload still arriving: the line's end is remembered.
+        assert_eq!(decoder.decode(b"PUB x 5\r\nhel"), Ok(None));
+        assert_eq!(decoder.general.scanned, 8);
+        assert!(matches!(decoder.decode(b"PUB x 5\r\nhello\r\n"), Ok(Some((_, 16)))));
+        // A shorter buffer than the one searched is searched again from its start.
+        assert_eq!(decoder.decode(b"SUB abcdefghij"), Ok(None));
+        assert_eq!(decoder.decode(b"PING\r\n"), Ok(Some((ClientFrame::Ping, 6))));
+        decoder.reset();
+        assert_eq!(decoder.general.scanned, 0);
+    }
+
+    #[test]
+    fn the_client_side_adopts_the_servers_max_payload() {
+        let mut decoder = ClientFrameDecoder::new(Limits {
+            max_payload: 4,
+            ..Limits::default()
+        });
+        let msg = b"MSG a 1 5\r\nhello\r\n";
+        assert_eq!(
+            decoder.decode(msg),
+            Err(DecodeError::PayloadTooLarge { size: 5, max: 4 })
+        );
+        decoder.set_max_payload(-1);
+        assert_eq!(decoder.limits().max_payload, 4);
+        decoder.set_max_payload(1 << 20);
+        assert!(matches!(decoder.decode(msg), Ok(Some((ServerFrame::Message(_), 18)))));
+    }
+}
