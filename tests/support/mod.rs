@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+pub mod nats_jwt;
 
 /// Finds `binary` on PATH (or in the usual sbin folders), or fails naming its package.
 pub fn require_binary(binary: &str, package: &str) -> PathBuf {
