@@ -10,10 +10,10 @@
 
 mod support;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use monocoque::driver::DriverKind;
-use monocoque::nats::{Auth, Client, ClientOptions, Error, Event, ReconnectPolicy, ServerErrorKind};
+use monocoque::nats::{Auth, Client, ClientOptions, Error, Event, ServerErrorKind};
 use monocoque::proto::nats::client::{KeyPair, SubscriptionEnd};
 use support::nats_jwt::{
     account_jwt, creds_file, operator_jwt, server_config, user_jwt, NKey, Permission, Role, Standard,
@@ -389,12 +389,9 @@ fn jwt_expiring_while_connected(driver: DriverKind) {
         &Permission::default(),
         &Permission::default(),
     );
-    // Few attempts: every one is refused, and the default policy would go on for minutes.
-    let policy = ReconnectPolicy {
-        max_attempts: Some(3),
-        ..ReconnectPolicy::default()
-    };
-    let mut client = Client::connect_with(options(&server, driver, jwt_auth(&short_lived)).reconnect(policy))
+    // The default reconnect policy (60 attempts with backoff): a server that refused the
+    // credentials is not tried again, so the reconnect gives up after one attempt.
+    let mut client = Client::connect_with(options(&server, driver, jwt_auth(&short_lived)))
         .expect("connects while the JWT is valid");
     client.round_trip().expect("round trip before expiry");
 
@@ -419,8 +416,17 @@ fn jwt_expiring_while_connected(driver: DriverKind) {
     while unix_now() <= expires {
         std::thread::sleep(Duration::from_millis(50));
     }
+    let started = Instant::now();
     let err = client.round_trip().expect_err("the expired JWT cannot reconnect");
     assert!(err.is_auth_failure(), "{err:?}");
+    assert!(
+        matches!(err, Error::Reconnect { attempts: 1, .. }),
+        "the refusing server is not retried: {err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "no backoff rounds after a refusal"
+    );
     assert!(!client.is_connected());
     let log = server.log();
     assert!(log.contains("claim is expired"), "refused because it expired:\n{log}");

@@ -906,10 +906,18 @@ impl<D: Driver<Connection>> Inner<D> {
         let mut attempts = 0u32;
         let mut round = 0u32;
         let mut last = Error::from(self.last_error.clone().unwrap_or(ConnectionError::Closed));
+        // Servers that refused the credentials (or the configuration) in this reconnect:
+        // trying them again cannot help, and once every known server has, neither can
+        // waiting.
+        let mut refused: HashSet<usize> = HashSet::new();
         loop {
             let count = self.pool.len();
             let start = self.server + 1;
             for k in 0..count {
+                let index = (start + k) % count;
+                if refused.contains(&index) {
+                    continue;
+                }
                 if !policy.allows(attempts) {
                     return Err(Error::Reconnect {
                         attempts,
@@ -917,11 +925,22 @@ impl<D: Driver<Connection>> Inner<D> {
                     });
                 }
                 attempts += 1;
-                let index = (start + k) % count;
                 match self.open_link(index) {
                     Ok(()) => return Ok(()),
-                    Err(e) => last = e,
+                    Err(e) => {
+                        if matches!(e, Error::Rejected(_)) {
+                            refused.insert(index);
+                        }
+                        last = e;
+                    }
                 }
+            }
+            // The pool may have grown (connect_urls of a server that then refused).
+            if (0..self.pool.len()).all(|i| refused.contains(&i)) {
+                return Err(Error::Reconnect {
+                    attempts,
+                    last: Box::new(last),
+                });
             }
             round += 1;
             let unit = self.rng.unit();

@@ -59,8 +59,9 @@ pub enum Error {
     Creds(#[from] CredsError),
     /// The server refused the credentials (`-ERR 'Authorization Violation'`, expired
     /// or revoked), or the configuration cannot work with it (it requires TLS, it sent no
-    /// nonce for an NKey). Reconnecting with the same settings would not help, so the
-    /// client does not retry this server.
+    /// nonce for an NKey). Reconnecting with the same settings would not help, so a
+    /// reconnect does not try this server again, and gives up once every known server
+    /// has refused.
     #[error("the server refused the connection: {0}")]
     Rejected(ConnectionError),
     /// The connection was poisoned (closed by the server, a malformed stream, a stale
