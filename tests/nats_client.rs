@@ -18,6 +18,7 @@ use monocoque::nats::{
     SubscriptionPolicy,
 };
 use monocoque::proto::nats::client::KeyPair;
+use support::nats_jwt::{NKey, Role as KeyRole};
 use support::{NatsCluster, NatsConfig, NatsServer};
 
 /// Generates `<name>_uring` and `<name>_mio` tests calling `name(DriverKind)`.
@@ -68,40 +69,10 @@ fn connect(server: &NatsServer, driver: DriverKind) -> Client {
     Client::connect_with(options(&server.url(), driver)).expect("connect to nats-server")
 }
 
-/// A user seed (`SU...`) for 32 raw key bytes, in the nkeys text encoding: base32 of
-/// the two prefix bytes, the key and a CRC-16/XMODEM (little endian).
+/// A user seed (`SU...`) for 32 raw key bytes, encoded by the test-side nkeys encoder
+/// (`support::nats_jwt`, checked against the Go library's output), not by the client.
 fn user_seed(raw: [u8; 32]) -> String {
-    const SEED: u8 = 18 << 3;
-    const USER: u8 = 20 << 3;
-    let mut bytes = vec![SEED | (USER >> 5), (USER & 31) << 3];
-    bytes.extend_from_slice(&raw);
-    let mut crc: u16 = 0;
-    for &b in &bytes {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    bytes.extend_from_slice(&crc.to_le_bytes());
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut out = String::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &b in &bytes {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(char::from(ALPHABET[((acc >> bits) & 31) as usize]));
-        }
-    }
-    if bits > 0 {
-        out.push(char::from(ALPHABET[((acc << (5 - bits)) & 31) as usize]));
-    }
-    out
+    NKey::from_raw(KeyRole::User, raw).seed()
 }
 
 /// Parses the sequence number a test put in a payload (`"<n>"` or `"<n>:..."`).
