@@ -21,23 +21,6 @@ use monocoque::proto::nats::client::KeyPair;
 use support::nats_jwt::{NKey, Role as KeyRole};
 use support::{NatsCluster, NatsConfig, NatsServer};
 
-/// Generates `<name>_uring` and `<name>_mio` tests calling `name(DriverKind)`.
-macro_rules! both_drivers {
-    ($($name:ident => $uring:ident, $mio:ident;)*) => {
-        $(
-            #[test]
-            fn $uring() {
-                $name(DriverKind::Uring);
-            }
-
-            #[test]
-            fn $mio() {
-                $name(DriverKind::Mio);
-            }
-        )*
-    };
-}
-
 both_drivers! {
     pub_sub_in_order => pub_sub_in_order_uring, pub_sub_in_order_mio;
     queue_group_splits_without_duplicates => queue_group_splits_without_duplicates_uring, queue_group_splits_without_duplicates_mio;

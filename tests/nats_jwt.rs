@@ -20,23 +20,6 @@ use support::nats_jwt::{
 };
 use support::{NatsConfig, NatsServer, TempDir};
 
-/// Generates `<name>_uring` and `<name>_mio` tests calling `name(DriverKind)`.
-macro_rules! both_drivers {
-    ($($name:ident => $uring:ident, $mio:ident;)*) => {
-        $(
-            #[test]
-            fn $uring() {
-                $name(DriverKind::Uring);
-            }
-
-            #[test]
-            fn $mio() {
-                $name(DriverKind::Mio);
-            }
-        )*
-    };
-}
-
 both_drivers! {
     jwt_and_seed_in_options => jwt_and_seed_in_options_uring, jwt_and_seed_in_options_mio;
     creds_file_round_trip => creds_file_round_trip_uring, creds_file_round_trip_mio;

@@ -23,23 +23,6 @@ use monocoque::redis::{
 };
 use support::RedisServer;
 
-/// Generates `<name>_uring` and `<name>_mio` tests calling `name(DriverKind)`.
-macro_rules! both_drivers {
-    ($($name:ident => $uring:ident, $mio:ident;)*) => {
-        $(
-            #[test]
-            fn $uring() {
-                $name(DriverKind::Uring);
-            }
-
-            #[test]
-            fn $mio() {
-                $name(DriverKind::Mio);
-            }
-        )*
-    };
-}
-
 both_drivers! {
     typed_helpers => typed_helpers_uring, typed_helpers_mio;
     pipeline_100k => pipeline_100k_uring, pipeline_100k_mio;
