@@ -416,32 +416,38 @@ fn start_of(ends: &[usize; 3], i: usize, lead_end: usize) -> usize {
     }
 }
 
+/// A canonical payload frame whole at the front of `chunk`, split, and whether it has
+/// headers: `plain` and `with_headers` are the op words (`PUB`/`HPUB` or `MSG`/`HMSG`),
+/// `LEAD` the fields before the reply (1: subject; 2: subject and sid).
+#[inline(always)]
+fn payload_line<const LEAD: usize>(
+    chunk: &[u8],
+    limits: &Limits,
+    plain: u64,
+    with_headers: u64,
+) -> Option<(Line, bool)> {
+    let head = u64::from_le_bytes(*chunk.first_chunk::<8>()?);
+    if (head & FOUR) | LOWER3 == plain {
+        Some((split_any::<LEAD, false>(chunk, limits, 4)?, false))
+    } else if (head & FIVE) | LOWER4 == with_headers {
+        Some((split_any::<LEAD, true>(chunk, limits, 5)?, true))
+    } else {
+        None
+    }
+}
+
 /// A canonical `PUB`/`HPUB` whole at the front of `chunk`, split, and whether it is an
 /// `HPUB`.
 #[inline(always)]
 pub(crate) fn publish_line(chunk: &[u8], limits: &Limits) -> Option<(Line, bool)> {
-    let head = u64::from_le_bytes(*chunk.first_chunk::<8>()?);
-    if (head & FOUR) | LOWER3 == PUB {
-        Some((split_any::<1, false>(chunk, limits, 4)?, false))
-    } else if (head & FIVE) | LOWER4 == HPUB {
-        Some((split_any::<1, true>(chunk, limits, 5)?, true))
-    } else {
-        None
-    }
+    payload_line::<1>(chunk, limits, PUB, HPUB)
 }
 
 /// A canonical `MSG`/`HMSG` whole at the front of `chunk`, split, and whether it is an
 /// `HMSG`.
 #[inline(always)]
 pub(crate) fn message_line(chunk: &[u8], limits: &Limits) -> Option<(Line, bool)> {
-    let head = u64::from_le_bytes(*chunk.first_chunk::<8>()?);
-    if (head & FOUR) | LOWER3 == MSG {
-        Some((split_any::<2, false>(chunk, limits, 4)?, false))
-    } else if (head & FIVE) | LOWER4 == HMSG {
-        Some((split_any::<2, true>(chunk, limits, 5)?, true))
-    } else {
-        None
-    }
+    payload_line::<2>(chunk, limits, MSG, HMSG)
 }
 
 /// The next `PUB`/`HPUB` at the front of `src`, if it is canonical and complete in the

@@ -38,13 +38,15 @@
 //! assert_eq!(&buf[at..], b"PUB x 3\r\nab"); // incomplete: kept for the next read
 //! ```
 
+use std::marker::PhantomData;
+
 use bytes::Bytes;
 
 use super::decode::{op_at, parse_control, parse_size, Control, OpSpec, CLIENT_OPS, HEAD, SERVER_OPS};
 use super::decode_fast::{message_line, publish_line, Line};
 use super::{
-    ClientOp, ConnectOptions, DecodeError, Headers, Limits, Message, OpName, Publish, ServerError, ServerInfo,
-    ServerOp, Sid, Subscribe, Unsubscribe,
+    ClientOp, ClientSide, ConnectOptions, DecodeError, Headers, Limits, Message, OpName, Publish, ServerError,
+    ServerInfo, ServerOp, ServerSide, Sid, Subscribe, Unsubscribe,
 };
 
 /// `PUB` or `HPUB`, borrowed from the input.
@@ -284,25 +286,148 @@ impl General {
     }
 }
 
-/// The server side's borrowed decoder: reads [`ClientFrame`]s (what clients send) out
-/// of a contiguous buffer. Same limits, rules and errors as
-/// [`ServerCodec`](super::ServerCodec); see the [module docs](self).
-#[derive(Debug, Clone)]
-pub struct ServerFrameDecoder {
-    general: General,
+/// A side whose frames a [`FrameDecoder`] reads: [`ClientSide`] (what servers send,
+/// as [`ServerFrame`]s) or [`ServerSide`] (what clients send, as [`ClientFrame`]s).
+/// Sealed: the two roles are the protocol's.
+pub trait FrameRole: sealed::FrameOps + 'static {}
+
+impl FrameRole for ClientSide {}
+impl FrameRole for ServerSide {}
+
+// The sealed half of `FrameRole`: public in name only, so it may speak of the crate's
+// private framer types.
+#[allow(private_interfaces)]
+mod sealed {
+    use super::*;
+
+    /// What differs between the sides; the decoder around it is shared.
+    pub trait FrameOps {
+        /// What this side receives, borrowed from the input.
+        type Frame<'a>: std::fmt::Debug;
+        /// The ops this side accepts.
+        const OPS: &'static [OpSpec];
+        /// A canonical payload frame at the front of `buf`, and its length.
+        fn fast<'a>(buf: &'a [u8], limits: &Limits) -> Option<(Self::Frame<'a>, usize)>;
+        /// A frame off the general path.
+        fn from_raw(raw: Raw<'_>) -> Result<Self::Frame<'_>, DecodeError>;
+    }
+
+    impl FrameOps for ServerSide {
+        type Frame<'a> = ClientFrame<'a>;
+        const OPS: &'static [OpSpec] = CLIENT_OPS;
+
+        #[inline(always)]
+        fn fast<'a>(buf: &'a [u8], limits: &Limits) -> Option<(ClientFrame<'a>, usize)> {
+            let (line, headers) = publish_line(buf, limits)?;
+            Some((ClientFrame::Publish(publish(buf, &line, headers)?), line.len()))
+        }
+
+        fn from_raw(raw: Raw<'_>) -> Result<ClientFrame<'_>, DecodeError> {
+            Ok(match raw.op {
+                OpName::Pub | OpName::Hpub => {
+                    // The sizes were checked with the count: 2 or 3 for PUB, 3 or 4 for HPUB.
+                    let reply = raw.control.fields.count == if raw.op == OpName::Pub { 3 } else { 4 };
+                    ClientFrame::Publish(PublishRef {
+                        subject: raw.field(0),
+                        reply: reply.then(|| raw.field(1)),
+                        headers: raw.headers,
+                        payload: raw.payload,
+                    })
+                }
+                OpName::Sub => ClientFrame::Subscribe(SubscribeRef {
+                    subject: raw.field(0),
+                    queue: raw.optional(2)?.then(|| raw.field(1)),
+                    sid: raw.field(raw.control.fields.count - 1),
+                }),
+                OpName::Unsub => ClientFrame::Unsubscribe(UnsubscribeRef {
+                    sid: raw.field(0),
+                    max_msgs: if raw.optional(1)? {
+                        Some(parse_size(raw.field(1))? as u64)
+                    } else {
+                        None
+                    },
+                }),
+                OpName::Connect => ClientFrame::Connect(Box::new(
+                    serde_json::from_slice(raw.args()).map_err(|e| DecodeError::json(OpName::Connect, &e))?,
+                )),
+                OpName::Ping => ClientFrame::Ping,
+                OpName::Pong => ClientFrame::Pong,
+                // Not in CLIENT_OPS.
+                OpName::Info | OpName::Msg | OpName::Hmsg | OpName::Ok | OpName::Err => {
+                    return Err(DecodeError::UnknownOp)
+                }
+            })
+        }
+    }
+
+    impl FrameOps for ClientSide {
+        type Frame<'a> = ServerFrame<'a>;
+        const OPS: &'static [OpSpec] = SERVER_OPS;
+
+        #[inline(always)]
+        fn fast<'a>(buf: &'a [u8], limits: &Limits) -> Option<(ServerFrame<'a>, usize)> {
+            let (line, headers) = message_line(buf, limits)?;
+            Some((ServerFrame::Message(message(buf, &line, headers)?), line.len()))
+        }
+
+        fn from_raw(raw: Raw<'_>) -> Result<ServerFrame<'_>, DecodeError> {
+            Ok(match raw.op {
+                OpName::Msg | OpName::Hmsg => {
+                    // The sizes were checked with the count: 3 or 4 for MSG, 4 or 5 for HMSG.
+                    let reply = raw.control.fields.count == if raw.op == OpName::Msg { 4 } else { 5 };
+                    ServerFrame::Message(MessageRef {
+                        subject: raw.field(0),
+                        sid: raw.field(1),
+                        reply: reply.then(|| raw.field(2)),
+                        headers: raw.headers,
+                        payload: raw.payload,
+                    })
+                }
+                OpName::Info => ServerFrame::Info(Box::new(
+                    serde_json::from_slice(raw.args()).map_err(|e| DecodeError::json(OpName::Info, &e))?,
+                )),
+                OpName::Err => ServerFrame::Err(raw.args()),
+                OpName::Ok => ServerFrame::Ok,
+                OpName::Ping => ServerFrame::Ping,
+                OpName::Pong => ServerFrame::Pong,
+                // Not in SERVER_OPS.
+                OpName::Connect | OpName::Pub | OpName::Hpub | OpName::Sub | OpName::Unsub => {
+                    return Err(DecodeError::UnknownOp)
+                }
+            })
+        }
+    }
 }
 
-impl Default for ServerFrameDecoder {
+/// The borrowed decoder of one side: reads the frames that side receives out of a
+/// contiguous buffer, with the limits, rules and errors of the [`Codec`](super::Codec) of the same
+/// side. Used through its aliases, [`ServerFrameDecoder`] and [`ClientFrameDecoder`].
+#[derive(Debug, Clone)]
+pub struct FrameDecoder<R> {
+    general: General,
+    role: PhantomData<R>,
+}
+
+/// A broker's borrowed decoder: [`ClientFrame`]s (what clients send), as
+/// [`ServerCodec`](super::ServerCodec) decodes them.
+pub type ServerFrameDecoder = FrameDecoder<ServerSide>;
+
+/// A client's borrowed decoder: [`ServerFrame`]s (what servers send), as
+/// [`ClientCodec`](super::ClientCodec) decodes them.
+pub type ClientFrameDecoder = FrameDecoder<ClientSide>;
+
+impl<R: FrameRole> Default for FrameDecoder<R> {
     fn default() -> Self {
         Self::new(Limits::default())
     }
 }
 
-impl ServerFrameDecoder {
+impl<R: FrameRole> FrameDecoder<R> {
     /// A decoder with the given limits.
     pub fn new(limits: Limits) -> Self {
         Self {
             general: General { limits, scanned: 0 },
+            role: PhantomData,
         }
     }
 
@@ -324,85 +449,27 @@ impl ServerFrameDecoder {
     /// arriving in small pieces is searched once), or [`reset`](Self::reset) first. An
     /// `Err` is fatal: the stream is out of sync.
     #[inline(always)]
-    pub fn decode<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(ClientFrame<'a>, usize)>, DecodeError> {
-        if let Some((line, headers)) = publish_line(buf, &self.general.limits) {
-            if let Some(frame) = publish(buf, &line, headers) {
-                self.general.scanned = 0;
-                return Ok(Some((ClientFrame::Publish(frame), line.len())));
-            }
+    #[allow(clippy::type_complexity)]
+    pub fn decode<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(R::Frame<'a>, usize)>, DecodeError> {
+        if let Some(fast) = R::fast(buf, &self.general.limits) {
+            self.general.scanned = 0;
+            return Ok(Some(fast));
         }
         self.decode_general(buf)
     }
 
     /// Every frame the fast path leaves.
     #[inline(never)]
-    fn decode_general<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(ClientFrame<'a>, usize)>, DecodeError> {
-        let Some((raw, len)) = self.general.next(CLIENT_OPS, buf)? else {
+    #[allow(clippy::type_complexity)]
+    fn decode_general<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(R::Frame<'a>, usize)>, DecodeError> {
+        let Some((raw, len)) = self.general.next(R::OPS, buf)? else {
             return Ok(None);
         };
-        let frame = match raw.op {
-            OpName::Pub | OpName::Hpub => {
-                // The sizes were checked with the count: 2 or 3 for PUB, 3 or 4 for HPUB.
-                let reply = raw.control.fields.count == if raw.op == OpName::Pub { 3 } else { 4 };
-                ClientFrame::Publish(PublishRef {
-                    subject: raw.field(0),
-                    reply: reply.then(|| raw.field(1)),
-                    headers: raw.headers,
-                    payload: raw.payload,
-                })
-            }
-            OpName::Sub => ClientFrame::Subscribe(SubscribeRef {
-                subject: raw.field(0),
-                queue: raw.optional(2)?.then(|| raw.field(1)),
-                sid: raw.field(raw.control.fields.count - 1),
-            }),
-            OpName::Unsub => ClientFrame::Unsubscribe(UnsubscribeRef {
-                sid: raw.field(0),
-                max_msgs: if raw.optional(1)? {
-                    Some(parse_size(raw.field(1))? as u64)
-                } else {
-                    None
-                },
-            }),
-            OpName::Connect => ClientFrame::Connect(Box::new(
-                serde_json::from_slice(raw.args()).map_err(|e| DecodeError::json(OpName::Connect, &e))?,
-            )),
-            OpName::Ping => ClientFrame::Ping,
-            OpName::Pong => ClientFrame::Pong,
-            // Not in CLIENT_OPS.
-            OpName::Info | OpName::Msg | OpName::Hmsg | OpName::Ok | OpName::Err => return Err(DecodeError::UnknownOp),
-        };
-        Ok(Some((frame, len)))
+        Ok(Some((R::from_raw(raw)?, len)))
     }
 }
 
-/// The client side's borrowed decoder: reads [`ServerFrame`]s (what servers send) out
-/// of a contiguous buffer. Same limits, rules and errors as
-/// [`ClientCodec`](super::ClientCodec); see the [module docs](self).
-#[derive(Debug, Clone)]
-pub struct ClientFrameDecoder {
-    general: General,
-}
-
-impl Default for ClientFrameDecoder {
-    fn default() -> Self {
-        Self::new(Limits::default())
-    }
-}
-
-impl ClientFrameDecoder {
-    /// A decoder with the given limits.
-    pub fn new(limits: Limits) -> Self {
-        Self {
-            general: General { limits, scanned: 0 },
-        }
-    }
-
-    /// The limits in force.
-    pub fn limits(&self) -> &Limits {
-        &self.general.limits
-    }
-
+impl FrameDecoder<ClientSide> {
     /// Adopts the server's `max_payload` (from `INFO`), as
     /// [`ClientCodec::set_max_payload`](super::ClientCodec::set_max_payload) does: a
     /// negative or zero value leaves the limit unchanged.
@@ -412,58 +479,6 @@ impl ClientFrameDecoder {
                 self.general.limits.max_payload = max;
             }
         }
-    }
-
-    /// Forgets how far the front line was searched (to decode an unrelated buffer).
-    pub fn reset(&mut self) {
-        self.general.scanned = 0;
-    }
-
-    /// The frame at the front of `buf` and its length in bytes; `Ok(None)` when `buf`
-    /// holds only part of a frame. The contract of
-    /// [`ServerFrameDecoder::decode`] applies.
-    #[inline(always)]
-    pub fn decode<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(ServerFrame<'a>, usize)>, DecodeError> {
-        if let Some((line, headers)) = message_line(buf, &self.general.limits) {
-            if let Some(frame) = message(buf, &line, headers) {
-                self.general.scanned = 0;
-                return Ok(Some((ServerFrame::Message(frame), line.len())));
-            }
-        }
-        self.decode_general(buf)
-    }
-
-    /// Every frame the fast path leaves.
-    #[inline(never)]
-    fn decode_general<'a>(&mut self, buf: &'a [u8]) -> Result<Option<(ServerFrame<'a>, usize)>, DecodeError> {
-        let Some((raw, len)) = self.general.next(SERVER_OPS, buf)? else {
-            return Ok(None);
-        };
-        let frame = match raw.op {
-            OpName::Msg | OpName::Hmsg => {
-                // The sizes were checked with the count: 3 or 4 for MSG, 4 or 5 for HMSG.
-                let reply = raw.control.fields.count == if raw.op == OpName::Msg { 4 } else { 5 };
-                ServerFrame::Message(MessageRef {
-                    subject: raw.field(0),
-                    sid: raw.field(1),
-                    reply: reply.then(|| raw.field(2)),
-                    headers: raw.headers,
-                    payload: raw.payload,
-                })
-            }
-            OpName::Info => ServerFrame::Info(Box::new(
-                serde_json::from_slice(raw.args()).map_err(|e| DecodeError::json(OpName::Info, &e))?,
-            )),
-            OpName::Err => ServerFrame::Err(raw.args()),
-            OpName::Ok => ServerFrame::Ok,
-            OpName::Ping => ServerFrame::Ping,
-            OpName::Pong => ServerFrame::Pong,
-            // Not in SERVER_OPS.
-            OpName::Connect | OpName::Pub | OpName::Hpub | OpName::Sub | OpName::Unsub => {
-                return Err(DecodeError::UnknownOp)
-            }
-        };
-        Ok(Some((frame, len)))
     }
 }
 

@@ -50,8 +50,8 @@ pub use codec::{ClientCodec, ClientSide, Codec, CodecError, Role, ServerCodec, S
 pub use decode::{Limits, DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_JSON_LINE, DEFAULT_MAX_PAYLOAD, MAX_SIZE_FIELD};
 pub use error::{DecodeError, EncodeError, OpName};
 pub use frame::{
-    ClientFrame, ClientFrameDecoder, MessageRef, PublishRef, ServerFrame, ServerFrameDecoder, SubscribeRef,
-    UnsubscribeRef,
+    ClientFrame, ClientFrameDecoder, FrameDecoder, FrameRole, MessageRef, PublishRef, ServerFrame, ServerFrameDecoder,
+    SubscribeRef, UnsubscribeRef,
 };
 pub use headers::{HeaderError, HeaderIter, HeaderMap, Headers, StatusCode};
 pub use json::{ConnectOptions, ServerInfo};
