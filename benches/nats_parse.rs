@@ -1,6 +1,6 @@
-//! NATS parsing: Monocoque's codecs on buffers of 1,000 frames, the same buffers
-//! `scripts/bench-nats-parse` feeds nats-server's parser (`PUB`, `HPUB`) and nats.go's
-//! (`MSG`, `HMSG`).
+//! NATS parsing: Monocoque's codecs and borrowed frame decoders on buffers of 1,000
+//! frames, the same buffers `scripts/bench-nats-parse` feeds nats-server's parser
+//! (`PUB`, `HPUB`) and nats.go's (`MSG`, `HMSG`).
 //!
 //! ```sh
 //! cargo bench --bench nats_parse              # frames/s of ours, every case
@@ -14,17 +14,23 @@
 //! - `hpub`: `HPUB` with a 37-byte header block (`Nats-Msg-Id`) and 16 bytes;
 //! - `msg`, `hmsg`: what a subscriber receives, decoded by [`ClientCodec`].
 //!
-//! What one frame costs here: recognising the op, finding the line end, splitting and
-//! checking the fields and sizes (limits included), cutting out the payload (and header
-//! block), building the [`ClientOp`]/[`ServerOp`] of `Bytes` views, and dropping it
-//! (the reference counts of its views). The buffer is one received segment: a
-//! [`SegmentedBuffer`] kept across rounds, as a connection keeps it.
+//! Each case is decoded two ways:
+//! - `ops`: the codec ([`ServerCodec`]/[`ClientCodec`]) from a [`SegmentedBuffer`] kept
+//!   across rounds, as a connection keeps it, the buffer pushed as one received segment:
+//!   recognising the op, finding the line end, splitting and checking the fields and
+//!   sizes (limits included), cutting out the payload (and header block), building the
+//!   [`ClientOp`]/[`ServerOp`] of `Bytes` views, and dropping it (the reference counts of
+//!   its views);
+//! - `frames`: the borrowed decoder ([`ServerFrameDecoder`]/[`ClientFrameDecoder`]) on
+//!   the same bytes as one `&[u8]`: the same parsing and checks, the
+//!   [`ClientFrame`]/[`ServerFrame`] of slices built and handed on.
 //!
-//! Flags: `--quick`; `--tsv` prints `case<TAB>frames/s` lines only (for the script);
-//! `--write-inputs DIR` writes each case's buffer to `DIR/<case>.bin` and lists the
-//! cases (`case<TAB>peer<TAB>first frame`); `--callgrind-case CASE --iterations N`
-//! only decodes that buffer N times (so `valgrind --tool=callgrind` measures it: the
-//! script subtracts a 1-iteration run). Other arguments select cases by name.
+//! Flags: `--quick`; `--tsv` prints `case<TAB>ops frames/s<TAB>frames frames/s` lines
+//! only (for the script); `--write-inputs DIR` writes each case's buffer to
+//! `DIR/<case>.bin` and lists the cases (`case<TAB>peer<TAB>first frame`);
+//! `--callgrind-case CASE [--borrowed] --iterations N` only decodes that buffer N times
+//! with the codec (or the borrowed decoder), so `valgrind --tool=callgrind` measures it
+//! (the script subtracts a 1-iteration run). Other arguments select cases by name.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -33,7 +39,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use monocoque_proto::nats::{
-    ClientCodec, ClientOp, DecodeError, Headers, Message, Publish, ServerCodec, ServerOp, Sid,
+    ClientCodec, ClientFrameDecoder, ClientOp, Codec, DecodeError, FrameDecoder, FrameRole, Headers, Message, Publish,
+    ServerCodec, ServerFrameDecoder, ServerOp, Sid,
 };
 use monocoque_proto::SegmentedBuffer;
 
@@ -165,9 +172,14 @@ fn cases() -> Vec<Case> {
 // The measured work: each driver decodes one buffer and drops every op. Out of line, so
 // a profile attributes the cost by name.
 
-/// Decodes every client op in `input`, dropping each; returns how many there were.
+/// Decodes every op in `input` with `codec` (either side's), dropping each; returns how
+/// many there were.
 #[inline(never)]
-fn ours_server(codec: &mut ServerCodec, src: &mut SegmentedBuffer, input: &Bytes) -> Result<usize, DecodeError> {
+fn ours<R: monocoque_proto::nats::Role>(
+    codec: &mut Codec<R>,
+    src: &mut SegmentedBuffer,
+    input: &Bytes,
+) -> Result<usize, DecodeError> {
     src.push(input.clone());
     let mut n = 0;
     while let Some(op) = codec.decode_op(src)? {
@@ -177,52 +189,114 @@ fn ours_server(codec: &mut ServerCodec, src: &mut SegmentedBuffer, input: &Bytes
     Ok(n)
 }
 
-/// Decodes every server op in `input`, dropping each; returns how many there were.
+/// Decodes every frame in `input` with `decoder` (either side's), handing each on;
+/// returns how many there were and the bytes they took.
 #[inline(never)]
-fn ours_client(codec: &mut ClientCodec, src: &mut SegmentedBuffer, input: &Bytes) -> Result<usize, DecodeError> {
-    src.push(input.clone());
-    let mut n = 0;
-    while let Some(op) = codec.decode_op(src)? {
-        black_box(&op);
-        n += 1;
+fn frames<R: FrameRole>(decoder: &mut FrameDecoder<R>, input: &[u8]) -> Result<(usize, usize), DecodeError> {
+    let (mut n, mut at) = (0, 0);
+    loop {
+        // Borrowed where it was returned: the frame is not moved before it is handed on.
+        let decoded = decoder.decode(&input[at..]);
+        match &decoded {
+            Ok(Some((frame, len))) => {
+                black_box(frame);
+                at += len;
+                n += 1;
+            }
+            Ok(None) => return Ok((n, at)),
+            Err(e) => return Err(e.clone()),
+        }
     }
-    Ok(n)
+}
+
+/// Which of our decoders a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// The codec: ops of `Bytes` views.
+    Ops,
+    /// The borrowed decoder: frames of slices.
+    Frames,
 }
 
 /// A decoder for one case, its state kept across buffers as a connection keeps it.
 struct Runner<'a> {
     case: &'a Case,
+    kind: Kind,
     server: ServerCodec,
     client: ClientCodec,
     src: SegmentedBuffer,
+    server_frames: ServerFrameDecoder,
+    client_frames: ClientFrameDecoder,
 }
 
 impl<'a> Runner<'a> {
-    fn new(case: &'a Case) -> Self {
+    fn new(case: &'a Case, kind: Kind) -> Self {
         Self {
             case,
+            kind,
             server: ServerCodec::default(),
             client: ClientCodec::default(),
             src: SegmentedBuffer::new(),
+            server_frames: ServerFrameDecoder::default(),
+            client_frames: ClientFrameDecoder::default(),
         }
     }
 
     /// Decodes the case's buffer once; returns the number of frames.
     #[inline]
     fn run(&mut self) -> Result<usize, String> {
-        let n = match self.case.role {
-            Role::Server => ours_server(&mut self.server, &mut self.src, &self.case.input),
-            Role::Client => ours_client(&mut self.client, &mut self.src, &self.case.input),
-        }
-        .map_err(|e| format!("{}: decode error {e}", self.case.name))?;
-        if n != FRAMES || !self.src.is_empty() {
+        let input = &self.case.input;
+        let decoded = match (self.kind, self.case.role) {
+            (Kind::Ops, Role::Server) => ours(&mut self.server, &mut self.src, input).map(|n| (n, 0)),
+            (Kind::Ops, Role::Client) => ours(&mut self.client, &mut self.src, input).map(|n| (n, 0)),
+            (Kind::Frames, Role::Server) => frames(&mut self.server_frames, input).map(|(n, at)| (n, input.len() - at)),
+            (Kind::Frames, Role::Client) => frames(&mut self.client_frames, input).map(|(n, at)| (n, input.len() - at)),
+        };
+        let (n, left) = decoded.map_err(|e| format!("{}: decode error {e}", self.case.name))?;
+        let left = left + self.src.len();
+        if n != FRAMES || left != 0 {
             return Err(format!(
-                "{}: {n} frames decoded, {} bytes left (expected {FRAMES}, 0)",
+                "{}: {n} frames decoded, {left} bytes left (expected {FRAMES}, 0)",
                 self.case.name,
-                self.src.len()
             ));
         }
         Ok(n)
+    }
+
+    /// Decodes the buffer once more with the borrowed decoder and compares every frame
+    /// with the expected op.
+    fn check_frames(&mut self) -> Result<(), String> {
+        let input = &self.case.input[..];
+        let (mut n, mut at) = (0, 0);
+        loop {
+            let same = match (&self.case.expected, self.case.role) {
+                (Expected::Client(want), Role::Server) => match self.server_frames.decode(&input[at..]) {
+                    Ok(Some((frame, len))) => {
+                        at += len;
+                        frame.to_op() == *want
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Err(format!("{}: decode error {e}", self.case.name)),
+                },
+                (Expected::Server(want), Role::Client) => match self.client_frames.decode(&input[at..]) {
+                    Ok(Some((frame, len))) => {
+                        at += len;
+                        frame.to_op() == *want
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Err(format!("{}: decode error {e}", self.case.name)),
+                },
+                _ => return Err(format!("{}: expected op of the wrong role", self.case.name)),
+            };
+            if !same {
+                return Err(format!("{}: frame {n} decoded to something else", self.case.name));
+            }
+            n += 1;
+        }
+        if n != FRAMES || at != input.len() {
+            return Err(format!("{}: {n} frames checked, expected {FRAMES}", self.case.name));
+        }
+        Ok(())
     }
 
     /// Decodes the buffer once more and compares every op with the expected one.
@@ -264,6 +338,7 @@ struct Opts {
     filters: Vec<String>,
     write_inputs: Option<PathBuf>,
     callgrind_case: Option<String>,
+    borrowed: bool,
     iterations: usize,
 }
 
@@ -275,6 +350,7 @@ impl Opts {
             filters: Vec::new(),
             write_inputs: None,
             callgrind_case: None,
+            borrowed: false,
             iterations: 1,
         };
         let mut args = std::env::args().skip(1);
@@ -283,6 +359,7 @@ impl Opts {
             match arg.as_str() {
                 "--quick" => opts.quick = true,
                 "--tsv" => opts.tsv = true,
+                "--borrowed" => opts.borrowed = true,
                 // Passed by `cargo bench`.
                 "--bench" => {}
                 "--write-inputs" => opts.write_inputs = Some(PathBuf::from(value("--write-inputs")?)),
@@ -361,7 +438,8 @@ fn real_main() -> Result<(), String> {
             .iter()
             .find(|c| c.name == name.as_str())
             .ok_or_else(|| format!("no case {name}"))?;
-        let mut runner = Runner::new(case);
+        let kind = if opts.borrowed { Kind::Frames } else { Kind::Ops };
+        let mut runner = Runner::new(case, kind);
         let mut frames = 0;
         for _ in 0..opts.iterations {
             frames += runner.run()?;
@@ -375,23 +453,30 @@ fn real_main() -> Result<(), String> {
             "NATS parsing, ours: {FRAMES} frames per buffer, {} (median of samples)",
             if opts.quick { "quick run" } else { "full run" }
         );
-        println!("| case | first line | bytes/frame | ns/frame | frames/s |");
-        println!("|---|---|---:|---:|---:|");
+        println!(
+            "| case | first line | bytes/frame | ops ns/frame | ops frames/s | frames ns/frame | frames frames/s |"
+        );
+        println!("|---|---|---:|---:|---:|---:|---:|");
     }
     for case in cases.iter().filter(|c| opts.selects(c)) {
-        let mut runner = Runner::new(case);
-        runner.check()?;
-        let fps = frames_per_sec(&mut runner, opts.quick)?;
+        let mut ops = Runner::new(case, Kind::Ops);
+        ops.check()?;
+        let ops_fps = frames_per_sec(&mut ops, opts.quick)?;
+        let mut frames = Runner::new(case, Kind::Frames);
+        frames.check_frames()?;
+        let frames_fps = frames_per_sec(&mut frames, opts.quick)?;
         if opts.tsv {
-            println!("{}\t{fps:.0}", case.name);
+            println!("{}\t{ops_fps:.0}\t{frames_fps:.0}", case.name);
         } else {
             println!(
-                "| {} | `{}` | {} | {:.1} | {:.2}M |",
+                "| {} | `{}` | {} | {:.1} | {:.2}M | {:.1} | {:.2}M |",
                 case.name,
                 first_line(&case.frame),
                 case.frame.len(),
-                1e9 / fps,
-                fps / 1e6
+                1e9 / ops_fps,
+                ops_fps / 1e6,
+                1e9 / frames_fps,
+                frames_fps / 1e6
             );
         }
     }
