@@ -4,31 +4,11 @@
 //! passes because its peer is absent (`scripts/test` installs the peers).
 #![allow(dead_code)]
 
-/// Generates the tests `$uring` and `$mio`, calling `$name(DriverKind::Uring)` and
-/// `$name(DriverKind::Mio)`: every test that touches a socket runs on both drivers.
-#[macro_export]
-macro_rules! both_drivers {
-    ($($name:ident => $uring:ident, $mio:ident;)*) => {
-        $(
-            #[test]
-            fn $uring() {
-                $name(::monocoque::driver::DriverKind::Uring);
-            }
-
-            #[test]
-            fn $mio() {
-                $name(::monocoque::driver::DriverKind::Mio);
-            }
-        )*
-    };
-}
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-pub mod nats_jwt;
 
 /// Finds `binary` on PATH (or in the usual sbin folders), or fails naming its package.
 pub fn require_binary(binary: &str, package: &str) -> PathBuf {
