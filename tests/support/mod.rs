@@ -4,11 +4,31 @@
 //! passes because its peer is absent (`scripts/test` installs the peers).
 #![allow(dead_code)]
 
+/// Generates the tests `$uring` and `$mio`, calling `$name(DriverKind::Uring)` and
+/// `$name(DriverKind::Mio)`: every test that touches a socket runs on both drivers.
+#[macro_export]
+macro_rules! both_drivers {
+    ($($name:ident => $uring:ident, $mio:ident;)*) => {
+        $(
+            #[test]
+            fn $uring() {
+                $name(::monocoque::driver::DriverKind::Uring);
+            }
+
+            #[test]
+            fn $mio() {
+                $name(::monocoque::driver::DriverKind::Mio);
+            }
+        )*
+    };
+}
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+pub mod nats_jwt;
 
 /// Finds `binary` on PATH (or in the usual sbin folders), or fails naming its package.
 pub fn require_binary(binary: &str, package: &str) -> PathBuf {
@@ -591,6 +611,14 @@ impl NatsServer {
     /// answered, as with a hung server or a network partition.
     pub fn freeze(&self) {
         self.signal(libc::SIGSTOP, "SIGSTOP");
+        // The signal is delivered asynchronously: a thread running on another core may
+        // still answer a few ops. Wait until every thread of the process is stopped.
+        let pid = self.pid().expect("the server is running");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !all_threads_stopped(pid) {
+            assert!(Instant::now() < deadline, "nats-server {pid} did not stop");
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Resumes a [frozen](Self::freeze) process (SIGCONT).
@@ -614,4 +642,21 @@ impl NatsServer {
         let error = std::io::Error::last_os_error();
         assert_eq!(rc, 0, "{name} to nats-server {pid}: {error}");
     }
+}
+
+/// Whether every thread of process `pid` is stopped (state `T` in `/proc`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        // `pid (comm) S ...`: the state follows the last `)`.
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(')')
+                    .map(|(_, rest)| rest.trim_start().starts_with('T'))
+            })
+            .unwrap_or(false)
+    })
 }
