@@ -22,23 +22,6 @@ use monocoque::nats::{
 };
 use support::{NatsCluster, NatsConfig, NatsServer};
 
-/// Generates `<name>_uring` and `<name>_mio` tests calling `name(DriverKind)`.
-macro_rules! both_drivers {
-    ($($name:ident => $uring:ident, $mio:ident;)*) => {
-        $(
-            #[test]
-            fn $uring() {
-                $name(DriverKind::Uring);
-            }
-
-            #[test]
-            fn $mio() {
-                $name(DriverKind::Mio);
-            }
-        )*
-    };
-}
-
 both_drivers! {
     frozen_server_is_a_stale_connection_then_reconnects => frozen_server_is_a_stale_connection_then_reconnects_uring, frozen_server_is_a_stale_connection_then_reconnects_mio;
     idle_connection_pings_every_interval_and_stays_up => idle_connection_pings_every_interval_and_stays_up_uring, idle_connection_pings_every_interval_and_stays_up_mio;
