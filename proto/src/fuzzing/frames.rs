@@ -6,8 +6,7 @@ use std::ops::Range;
 use super::split::pieces;
 use crate::chassis::SegmentedBuffer;
 use crate::nats::{
-    ClientCodec, ClientFrame, ClientFrameDecoder, ClientOp, DecodeError, Limits, ServerCodec, ServerFrame,
-    ServerFrameDecoder, ServerOp,
+    ClientFrame, ClientSide, Codec, DecodeError, FrameDecoder, FrameRole, Limits, Role, ServerFrame, ServerSide,
 };
 
 /// Fuzzes [`ServerFrameDecoder`] and [`ClientFrameDecoder`] against the codecs that
@@ -45,29 +44,38 @@ pub fn nats_frames(data: &[u8]) {
         Limits::default()
     };
     if options & 2 != 0 {
-        differential::<ServerSide>(limits, body, seed);
+        differential::<ServerSide, _>(limits, body, seed, |buf: &[u8], frame: &ClientFrame<'_>| {
+            let parts = match frame {
+                ClientFrame::Publish(p) => [Some(p.subject), p.reply, p.headers, Some(p.payload)].to_vec(),
+                ClientFrame::Subscribe(s) => [Some(s.subject), s.queue, Some(s.sid)].to_vec(),
+                ClientFrame::Unsubscribe(u) => vec![Some(u.sid)],
+                ClientFrame::Connect(_) | ClientFrame::Ping | ClientFrame::Pong => Vec::new(),
+            };
+            (
+                frame.to_op(),
+                parts.into_iter().flatten().map(|p| range_in(buf, p)).collect(),
+            )
+        });
     } else {
-        differential::<ClientSide>(limits, body, seed);
+        differential::<ClientSide, _>(limits, body, seed, |buf: &[u8], frame: &ServerFrame<'_>| {
+            let parts = match frame {
+                ServerFrame::Message(m) => [Some(m.subject), Some(m.sid), m.reply, m.headers, Some(m.payload)].to_vec(),
+                ServerFrame::Err(text) => vec![Some(*text)],
+                ServerFrame::Info(_) | ServerFrame::Ok | ServerFrame::Ping | ServerFrame::Pong => Vec::new(),
+            };
+            (
+                frame.to_op(),
+                parts.into_iter().flatten().map(|p| range_in(buf, p)).collect(),
+            )
+        });
     }
 }
 
-/// One side's codec and borrowed decoder, seen from the fuzzer.
-trait Side {
-    type Op: PartialEq + Debug;
-    type Codec;
-    type Decoder;
-    fn codec(limits: Limits) -> Self::Codec;
-    fn decode_op(codec: &mut Self::Codec, src: &mut SegmentedBuffer) -> Result<Option<Self::Op>, DecodeError>;
-    fn mid_frame(codec: &Self::Codec) -> bool;
-    fn decoder(limits: Limits) -> Self::Decoder;
-    /// The next frame of `buf` as an op, its length, and the ranges of `buf` its
-    /// slices cover, in wire order.
-    #[allow(clippy::type_complexity)]
-    fn decode_frame(
-        decoder: &mut Self::Decoder,
-        buf: &[u8],
-    ) -> Result<Option<(Self::Op, usize, Vec<Range<usize>>)>, DecodeError>;
-}
+/// A frame decoded from a buffer as the op the codec would return, and where its
+/// slices lie in that buffer, in wire order.
+trait Parts<R: FrameRole, T>: Fn(&[u8], &R::Frame<'_>) -> (T, Vec<Range<usize>>) {}
+
+impl<R: FrameRole, T, F> Parts<R, T> for F where F: Fn(&[u8], &R::Frame<'_>) -> (T, Vec<Range<usize>>) {}
 
 /// Where `part` lies in `buf`; panics when it is not inside it.
 fn range_in(buf: &[u8], part: &[u8]) -> Range<usize> {
@@ -77,93 +85,6 @@ fn range_in(buf: &[u8], part: &[u8]) -> Range<usize> {
         "a slice of a frame lies outside its buffer"
     );
     start..start + part.len()
-}
-
-struct ClientSide;
-
-impl Side for ClientSide {
-    type Op = ServerOp;
-    type Codec = ClientCodec;
-    type Decoder = ClientFrameDecoder;
-
-    fn codec(limits: Limits) -> ClientCodec {
-        ClientCodec::new(limits)
-    }
-
-    fn decode_op(codec: &mut ClientCodec, src: &mut SegmentedBuffer) -> Result<Option<ServerOp>, DecodeError> {
-        codec.decode_op(src)
-    }
-
-    fn mid_frame(codec: &ClientCodec) -> bool {
-        codec.is_mid_frame()
-    }
-
-    fn decoder(limits: Limits) -> ClientFrameDecoder {
-        ClientFrameDecoder::new(limits)
-    }
-
-    fn decode_frame(
-        decoder: &mut ClientFrameDecoder,
-        buf: &[u8],
-    ) -> Result<Option<(ServerOp, usize, Vec<Range<usize>>)>, DecodeError> {
-        let Some((frame, len)) = decoder.decode(buf)? else {
-            return Ok(None);
-        };
-        let parts: Vec<&[u8]> = match &frame {
-            ServerFrame::Message(m) => [Some(m.subject), Some(m.sid), m.reply, m.headers, Some(m.payload)]
-                .into_iter()
-                .flatten()
-                .collect(),
-            ServerFrame::Err(text) => vec![*text],
-            ServerFrame::Info(_) | ServerFrame::Ok | ServerFrame::Ping | ServerFrame::Pong => Vec::new(),
-        };
-        let ranges = parts.into_iter().map(|p| range_in(buf, p)).collect();
-        Ok(Some((frame.to_op(), len, ranges)))
-    }
-}
-
-struct ServerSide;
-
-impl Side for ServerSide {
-    type Op = ClientOp;
-    type Codec = ServerCodec;
-    type Decoder = ServerFrameDecoder;
-
-    fn codec(limits: Limits) -> ServerCodec {
-        ServerCodec::new(limits)
-    }
-
-    fn decode_op(codec: &mut ServerCodec, src: &mut SegmentedBuffer) -> Result<Option<ClientOp>, DecodeError> {
-        codec.decode_op(src)
-    }
-
-    fn mid_frame(codec: &ServerCodec) -> bool {
-        codec.is_mid_frame()
-    }
-
-    fn decoder(limits: Limits) -> ServerFrameDecoder {
-        ServerFrameDecoder::new(limits)
-    }
-
-    fn decode_frame(
-        decoder: &mut ServerFrameDecoder,
-        buf: &[u8],
-    ) -> Result<Option<(ClientOp, usize, Vec<Range<usize>>)>, DecodeError> {
-        let Some((frame, len)) = decoder.decode(buf)? else {
-            return Ok(None);
-        };
-        let parts: Vec<&[u8]> = match &frame {
-            ClientFrame::Publish(p) => [Some(p.subject), p.reply, p.headers, Some(p.payload)]
-                .into_iter()
-                .flatten()
-                .collect(),
-            ClientFrame::Subscribe(s) => [Some(s.subject), s.queue, Some(s.sid)].into_iter().flatten().collect(),
-            ClientFrame::Unsubscribe(u) => vec![u.sid],
-            ClientFrame::Connect(_) | ClientFrame::Ping | ClientFrame::Pong => Vec::new(),
-        };
-        let ranges = parts.into_iter().map(|p| range_in(buf, p)).collect();
-        Ok(Some((frame.to_op(), len, ranges)))
-    }
 }
 
 /// How decoding a stream ended.
@@ -176,11 +97,16 @@ enum End {
     Error(DecodeError),
 }
 
-fn differential<S: Side>(limits: Limits, body: &[u8], seed: u8) {
+fn differential<R, T>(limits: Limits, body: &[u8], seed: u8, parts_of: impl Parts<R, T>)
+where
+    R: Role + FrameRole,
+    T: PartialEq + Debug,
+    R::Decoded: PartialEq<T> + Debug,
+{
     let parts = pieces(body, seed);
-    let (ops, end) = by_codec::<S>(limits, &parts);
-    let (frames, frames_end) = by_frames::<S>(limits, &parts);
-    assert_eq!(frames, ops, "the borrowed decoder and the codec disagree on the ops");
+    let (ops, end) = by_codec::<R>(limits, &parts);
+    let (frames, frames_end) = by_frames::<R, T>(limits, &parts, &parts_of);
+    assert_eq!(ops, frames, "the borrowed decoder and the codec disagree on the ops");
     match (&end, &frames_end) {
         (End::Waiting { left, mid_frame: true }, End::Waiting { left: kept, .. }) => assert!(
             kept > left,
@@ -188,19 +114,19 @@ fn differential<S: Side>(limits: Limits, body: &[u8], seed: u8) {
         ),
         _ => assert_eq!(frames_end, end, "the borrowed decoder and the codec ended differently"),
     }
-    let (whole, whole_end) = by_frames::<S>(limits, &[body]);
+    let (whole, whole_end) = by_frames::<R, T>(limits, &[body], &parts_of);
     assert_eq!(whole, frames, "one buffer and pieces decode differently");
     assert_eq!(whole_end, frames_end, "one buffer and pieces end differently");
 }
 
-fn by_codec<S: Side>(limits: Limits, parts: &[&[u8]]) -> (Vec<S::Op>, End) {
-    let mut codec = S::codec(limits);
+fn by_codec<R: Role>(limits: Limits, parts: &[&[u8]]) -> (Vec<R::Decoded>, End) {
+    let mut codec = Codec::<R>::new(limits);
     let mut src = SegmentedBuffer::new();
     let mut ops = Vec::new();
     for part in parts {
         src.push_slice(part);
         loop {
-            match S::decode_op(&mut codec, &mut src) {
+            match codec.decode_op(&mut src) {
                 Ok(Some(op)) => ops.push(op),
                 Ok(None) => break,
                 Err(e) => return (ops, End::Error(e)),
@@ -209,22 +135,34 @@ fn by_codec<S: Side>(limits: Limits, parts: &[&[u8]]) -> (Vec<S::Op>, End) {
     }
     let end = End::Waiting {
         left: src.len(),
-        mid_frame: S::mid_frame(&codec),
+        mid_frame: codec.is_mid_frame(),
     };
     (ops, end)
 }
 
-fn by_frames<S: Side>(limits: Limits, parts: &[&[u8]]) -> (Vec<S::Op>, End) {
-    let mut decoder = S::decoder(limits);
+fn by_frames<R: FrameRole, T: PartialEq + Debug>(
+    limits: Limits,
+    parts: &[&[u8]],
+    parts_of: &impl Parts<R, T>,
+) -> (Vec<T>, End) {
+    let mut decoder = FrameDecoder::<R>::new(limits);
     let mut buf = Vec::new();
     let mut ops = Vec::new();
     for part in parts {
         buf.extend_from_slice(part);
         loop {
-            let decoded = S::decode_frame(&mut decoder, &buf);
+            // Compared as ops and ranges: the frames borrow `buf`.
+            let mut view = || match decoder.decode(&buf) {
+                Ok(Some((frame, len))) => {
+                    let (op, ranges) = parts_of(&buf, &frame);
+                    Ok(Some((op, len, ranges)))
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            let (decoded, again) = (view(), view());
             assert_eq!(
-                S::decode_frame(&mut decoder, &buf),
-                decoded,
+                again, decoded,
                 "asked again with the same bytes, the borrowed decoder answered differently"
             );
             match decoded {
@@ -249,7 +187,6 @@ fn by_frames<S: Side>(limits: Limits, parts: &[&[u8]]) -> (Vec<S::Op>, End) {
     };
     (ops, end)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -520,7 +520,7 @@ fn message<'a>(buf: &'a [u8], line: &Line, headers: bool) -> Option<MessageRef<'
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nats::{ClientCodec, ServerCodec};
+    use crate::nats::{Codec, Role};
     use crate::SegmentedBuffer;
 
     /// How decoding a whole buffer ended: an error, or the bytes left over.
@@ -530,8 +530,8 @@ mod tests {
         Error(DecodeError),
     }
 
-    fn by_codec_from_client(limits: Limits, input: &[u8]) -> (Vec<ClientOp>, End) {
-        let mut codec = ServerCodec::new(limits);
+    fn by_codec<R: Role>(limits: Limits, input: &[u8]) -> (Vec<R::Decoded>, End) {
+        let mut codec = Codec::<R>::new(limits);
         let mut src = SegmentedBuffer::new();
         src.push_slice(input);
         let mut ops = Vec::new();
@@ -546,43 +546,13 @@ mod tests {
         }
     }
 
-    fn by_frames_from_client(limits: Limits, input: &[u8]) -> (Vec<ClientOp>, End) {
-        let mut decoder = ServerFrameDecoder::new(limits);
+    fn by_frames<R: FrameRole, T>(limits: Limits, input: &[u8], to_op: impl Fn(&R::Frame<'_>) -> T) -> (Vec<T>, End) {
+        let mut decoder = FrameDecoder::<R>::new(limits);
         let (mut ops, mut at) = (Vec::new(), 0);
         loop {
             match decoder.decode(&input[at..]) {
                 Ok(Some((frame, len))) => {
-                    ops.push(frame.to_op());
-                    at += len;
-                }
-                Ok(None) => return (ops, End::Left(input.len() - at)),
-                Err(e) => return (ops, End::Error(e)),
-            }
-        }
-    }
-
-    fn by_codec_from_server(limits: Limits, input: &[u8]) -> (Vec<ServerOp>, End) {
-        let mut codec = ClientCodec::new(limits);
-        let mut src = SegmentedBuffer::new();
-        src.push_slice(input);
-        let mut ops = Vec::new();
-        loop {
-            match codec.decode_op(&mut src) {
-                Ok(Some(op)) => ops.push(op),
-                Ok(None) if codec.is_mid_frame() => return (ops, End::Left(usize::MAX)),
-                Ok(None) => return (ops, End::Left(src.len())),
-                Err(e) => return (ops, End::Error(e)),
-            }
-        }
-    }
-
-    fn by_frames_from_server(limits: Limits, input: &[u8]) -> (Vec<ServerOp>, End) {
-        let mut decoder = ClientFrameDecoder::new(limits);
-        let (mut ops, mut at) = (Vec::new(), 0);
-        loop {
-            match decoder.decode(&input[at..]) {
-                Ok(Some((frame, len))) => {
-                    ops.push(frame.to_op());
+                    ops.push(to_op(&frame));
                     at += len;
                 }
                 Ok(None) => return (ops, End::Left(input.len() - at)),
@@ -653,22 +623,25 @@ mod tests {
         b"MSG foo 1 3\r\nab",
     ];
 
-    #[test]
-    fn every_client_op_decodes_as_the_codec_decodes_it() {
+    /// Each input, alone and followed by enough bytes for the fast path's window, with
+    /// default and small limits, decodes to the codec's ops and ends as the codec ends.
+    fn agree<R: Role + FrameRole, T: std::fmt::Debug>(inputs: &[&[u8]], to_op: impl Fn(&R::Frame<'_>) -> T)
+    where
+        R::Decoded: PartialEq<T> + std::fmt::Debug,
+    {
         let small = Limits {
             max_control_line: 16,
             max_json_line: 24,
             max_payload: 8,
         };
         for limits in [Limits::default(), small] {
-            for input in FROM_CLIENTS {
-                // Alone, then followed by enough bytes for the fast path's window.
+            for input in inputs {
                 let padded = [input, &b"PING\r\n".repeat(20)[..]].concat();
                 for input in [&input[..], &padded] {
-                    let (ops, end) = by_codec_from_client(limits, input);
-                    let (frames, frames_end) = by_frames_from_client(limits, input);
+                    let (ops, end) = by_codec::<R>(limits, input);
+                    let (frames, frames_end) = by_frames::<R, T>(limits, input, &to_op);
                     let shown = String::from_utf8_lossy(input);
-                    assert_eq!(frames, ops, "{shown:?} within {limits:?}");
+                    assert_eq!(ops, frames, "{shown:?} within {limits:?}");
                     assert!(same_end(&end, &frames_end), "{shown:?}: {end:?} vs {frames_end:?}");
                 }
             }
@@ -676,24 +649,13 @@ mod tests {
     }
 
     #[test]
+    fn every_client_op_decodes_as_the_codec_decodes_it() {
+        agree::<ServerSide, _>(FROM_CLIENTS, |f: &ClientFrame<'_>| f.to_op());
+    }
+
+    #[test]
     fn every_server_op_decodes_as_the_codec_decodes_it() {
-        let small = Limits {
-            max_control_line: 16,
-            max_json_line: 24,
-            max_payload: 8,
-        };
-        for limits in [Limits::default(), small] {
-            for input in FROM_SERVERS {
-                let padded = [input, &b"PING\r\n".repeat(20)[..]].concat();
-                for input in [&input[..], &padded] {
-                    let (ops, end) = by_codec_from_server(limits, input);
-                    let (frames, frames_end) = by_frames_from_server(limits, input);
-                    let shown = String::from_utf8_lossy(input);
-                    assert_eq!(frames, ops, "{shown:?} within {limits:?}");
-                    assert!(same_end(&end, &frames_end), "{shown:?}: {end:?} vs {frames_end:?}");
-                }
-            }
-        }
+        agree::<ClientSide, _>(FROM_SERVERS, |f: &ServerFrame<'_>| f.to_op());
     }
 
     #[test]
