@@ -9,8 +9,10 @@ use crate::nats::{
     ClientFrame, ClientSide, Codec, DecodeError, FrameDecoder, FrameRole, Limits, Role, ServerFrame, ServerSide,
 };
 
-/// Fuzzes [`ServerFrameDecoder`] and [`ClientFrameDecoder`] against the codecs that
-/// decode the same side ([`ServerCodec`], [`ClientCodec`]).
+/// Fuzzes [`ServerFrameDecoder`](crate::nats::ServerFrameDecoder) and
+/// [`ClientFrameDecoder`](crate::nats::ClientFrameDecoder) against the codecs that
+/// decode the same side ([`ServerCodec`](crate::nats::ServerCodec),
+/// [`ClientCodec`](crate::nats::ClientCodec)).
 ///
 /// Input layout: byte 0 holds options, byte 1 seeds the segment boundaries, the rest is
 /// the stream. Options: bit 0 small limits (so every limit error is reachable), bit 1

@@ -1,42 +1,6 @@
-//! Borrowed frames: the ops of a contiguous buffer as slices of it, for brokers, proxies
-//! and clients that read a burst of frames and act on each at once.
-//!
-//! [`ServerCodec`](super::ServerCodec) and [`ClientCodec`](super::ClientCodec) hand out
-//! ops of [`Bytes`](bytes::Bytes) views: each view is an atomic reference count taken
-//! and released (about 60 instructions), three to five per message. A caller that holds
-//! the received bytes in one contiguous buffer and does not keep the frames past its
-//! next read can let a [`ServerFrameDecoder`] (what clients send: [`ClientFrame`]) or a
-//! [`ClientFrameDecoder`] (what servers send: [`ServerFrame`]) decode them instead:
-//! subjects, replies, queue groups, sids, header blocks and payloads are `&[u8]` slices
-//! of the buffer, so decoding a frame costs no reference count and no allocation (only
-//! `INFO` and `CONNECT`, whose JSON is parsed, allocate, as with the codecs).
-//!
-//! The acceptance rules, the limits and the errors are the codecs' own: a canonical
-//! `PUB`/`HPUB`/`MSG`/`HMSG` is split by the codecs' fast path (`decode_fast`), every
-//! other line by the same op recognition, field splitting, size parsing and limit checks
-//! the codecs' general framer uses (`decode`). Only the payload's end is found here,
-//! in the slice. `decode` returns the frame and its length, `Ok(None)` when the buffer
-//! holds only part of a frame (nothing is consumed: call again with the same bytes and
-//! more), or the error the codec reports for the same bytes.
-//!
-//! ```
-//! use monocoque_proto::nats::{ClientFrame, ServerFrameDecoder};
-//!
-//! let buf = b"PUB orders.new 5\r\nhello\r\nSUB orders.* workers 7\r\nPUB x 3\r\nab";
-//! let mut decoder = ServerFrameDecoder::default();
-//! let mut at = 0;
-//! let mut subjects = Vec::new();
-//! while let Some((frame, len)) = decoder.decode(&buf[at..]).unwrap() {
-//!     match frame {
-//!         ClientFrame::Publish(p) => subjects.push(p.subject),
-//!         ClientFrame::Subscribe(s) => assert_eq!((s.queue, s.sid), (Some(&b"workers"[..]), &b"7"[..])),
-//!         other => panic!("{other:?}"),
-//!     }
-//!     at += len;
-//! }
-//! assert_eq!(subjects, [&b"orders.new"[..]]);
-//! assert_eq!(&buf[at..], b"PUB x 3\r\nab"); // incomplete: kept for the next read
-//! ```
+//! Borrowed frames: the ops of a contiguous buffer as slices of it. The decoder and its
+//! contract are documented on [`FrameDecoder`] (the module is private; its items are
+//! re-exported from `nats`).
 
 use std::marker::PhantomData;
 
@@ -400,8 +364,46 @@ mod sealed {
 }
 
 /// The borrowed decoder of one side: reads the frames that side receives out of a
-/// contiguous buffer, with the limits, rules and errors of the [`Codec`](super::Codec) of the same
-/// side. Used through its aliases, [`ServerFrameDecoder`] and [`ClientFrameDecoder`].
+/// contiguous buffer, with the limits, rules and errors of the [`Codec`](super::Codec)
+/// of the same side. Used through its aliases, [`ServerFrameDecoder`] (a broker's:
+/// [`ClientFrame`]s) and [`ClientFrameDecoder`] (a client's: [`ServerFrame`]s).
+///
+/// The codecs hand out ops of [`Bytes`] views: each view is an atomic reference count
+/// taken and released (about 60 instructions), three to five per message. A caller that
+/// holds the received bytes in one contiguous buffer and does not keep the frames past
+/// its next read can decode them here instead: subjects, replies, queue groups, sids,
+/// header blocks and payloads are `&[u8]` slices of the buffer, so decoding a frame
+/// costs no reference count and no allocation (only `INFO` and `CONNECT`, whose JSON is
+/// parsed, allocate, as with the codecs). [`ClientFrame::to_op`] and
+/// [`ServerFrame::to_op`] copy a frame into the codec's op when it must outlive the
+/// buffer.
+///
+/// The acceptance rules, the limits and the errors are the codecs' own: a canonical
+/// `PUB`/`HPUB`/`MSG`/`HMSG` is split by the codecs' fast path, every other line by
+/// the op recognition, field splitting, size parsing and limit checks of the codecs'
+/// general framer; only the payload's end is found here, in the slice.
+/// [`decode`](Self::decode) returns the frame and its length, `Ok(None)` when the buffer
+/// holds only part of a frame (nothing is consumed), or the error the codec reports for
+/// the same bytes.
+///
+/// ```
+/// use monocoque_proto::nats::{ClientFrame, ServerFrameDecoder};
+///
+/// let buf = b"PUB orders.new 5\r\nhello\r\nSUB orders.* workers 7\r\nPUB x 3\r\nab";
+/// let mut decoder = ServerFrameDecoder::default();
+/// let mut at = 0;
+/// let mut subjects = Vec::new();
+/// while let Some((frame, len)) = decoder.decode(&buf[at..]).unwrap() {
+///     match frame {
+///         ClientFrame::Publish(p) => subjects.push(p.subject),
+///         ClientFrame::Subscribe(s) => assert_eq!((s.queue, s.sid), (Some(&b"workers"[..]), &b"7"[..])),
+///         other => panic!("{other:?}"),
+///     }
+///     at += len;
+/// }
+/// assert_eq!(subjects, [&b"orders.new"[..]]);
+/// assert_eq!(&buf[at..], b"PUB x 3\r\nab"); // incomplete: kept for the next read
+/// ```
 #[derive(Debug, Clone)]
 pub struct FrameDecoder<R> {
     general: General,
