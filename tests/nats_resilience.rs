@@ -81,9 +81,9 @@ fn three_attempts() -> ReconnectPolicy {
     }
 }
 
-/// Kills `server` and waits until `client` has noticed (its next call would reconnect).
-fn kill_and_notice(server: &mut NatsServer, client: &mut Client) {
-    server.kill();
+/// Waits until `client` has noticed that its server went away (its next blocking call
+/// would reconnect).
+fn notice_loss(client: &mut Client) {
     let (event, _) = wait_for_event(client, WAIT, |e| matches!(e, Event::Disconnected(_)));
     assert_eq!(event, Event::Disconnected(ConnectionError::Closed));
     assert!(!client.is_connected());
@@ -248,7 +248,9 @@ fn publishes_while_disconnected_are_sent_after_the_restart(driver: DriverKind) {
     client.round_trip().expect("round trip");
     assert_eq!(take_exactly(&mut own, 1), [b"before"]);
 
-    kill_and_notice(&mut server, &mut client);
+    // SIGKILL: the kernel closes the server's sockets.
+    server.kill();
+    notice_loss(&mut client);
     // Publishes while disconnected return at once, buffered: different sizes, one with
     // headers.
     let mut expected: Vec<Vec<u8>> = Vec::new();
@@ -312,7 +314,9 @@ fn a_full_reconnect_buffer_refuses_and_keeps_what_it_holds(driver: DriverKind) {
     let mut client = Client::connect_with(opts).expect("connect");
     client.round_trip().expect("round trip");
 
-    kill_and_notice(&mut server, &mut client);
+    // SIGTERM: nats-server closes its clients itself.
+    server.stop();
+    notice_loss(&mut client);
     for p in &payloads {
         client.publish("buf.x", p.clone()).expect("buffered");
     }
