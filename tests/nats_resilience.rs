@@ -28,6 +28,7 @@ both_drivers! {
     publishes_while_disconnected_are_sent_after_the_restart => publishes_while_disconnected_are_sent_after_the_restart_uring, publishes_while_disconnected_are_sent_after_the_restart_mio;
     a_full_reconnect_buffer_refuses_and_keeps_what_it_holds => a_full_reconnect_buffer_refuses_and_keeps_what_it_holds_uring, a_full_reconnect_buffer_refuses_and_keeps_what_it_holds_mio;
     lame_duck_moves_the_client_to_the_other_server => lame_duck_moves_the_client_to_the_other_server_uring, lame_duck_moves_the_client_to_the_other_server_mio;
+    publishes_past_the_reconnect_buffer_are_reported => publishes_past_the_reconnect_buffer_are_reported_uring, publishes_past_the_reconnect_buffer_are_reported_mio;
 }
 
 // ---- helpers ----
@@ -451,4 +452,67 @@ fn lame_duck_moves_the_client_to_the_other_server(driver: DriverKind) {
     tail.extend(drain(&mut sub, Duration::from_millis(200)));
     let done = tail.iter().filter(|m| m.payload == "done").count();
     assert_eq!(done, 1, "{tail:?}");
+}
+
+/// A connection lost with more unsent publishes than the reconnect buffer holds reports
+/// how many it will not replay, and that count closes the books: every publish either
+/// reached the server before the loss or is counted (or is the one frame the kernel had
+/// taken part of, which the server discards with the connection).
+fn publishes_past_the_reconnect_buffer_are_reported(driver: DriverKind) {
+    const COUNT: u64 = 512;
+    const SIZE: usize = 32 * 1024;
+    let server = NatsServer::start();
+    // The subscriber keeps the default keepalive: it must survive the freeze.
+    let mut subscriber = Client::connect_with(options(&server.url(), driver)).expect("connect");
+    let mut sub = subscriber.subscribe("bulk").expect("subscribe");
+    subscriber.round_trip().expect("round trip");
+    let opts = options(&server.url(), driver)
+        .ping_interval(PING_INTERVAL)
+        .max_pings_out(2)
+        .reconnect_buffer_size(4096)
+        .reconnect(fast_reconnect());
+    let mut client = Client::connect_with(opts).expect("connect");
+    client.round_trip().expect("round trip");
+
+    // 16 MiB into a frozen server: the socket buffers take a few MiB, the rest waits in
+    // the client when keepalive declares the connection stale.
+    server.freeze();
+    for i in 0..COUNT {
+        let mut payload = format!("{i:>8}").into_bytes();
+        payload.resize(SIZE, b'.');
+        client.publish("bulk", payload).expect("publish");
+    }
+    let (_, before) = wait_for_event(&mut client, WAIT, |e| matches!(e, Event::Disconnected(_)));
+    assert!(before.is_empty(), "{before:?}");
+    let (event, between) = wait_for_event(&mut client, WAIT, |e| matches!(e, Event::PublishesDropped { .. }));
+    assert!(between.is_empty(), "reported right after the loss: {between:?}");
+    let Event::PublishesDropped { count } = event else {
+        unreachable!()
+    };
+    server.thaw();
+
+    // What the kernel had taken reaches the subscriber, in order, from the first.
+    let received: Vec<u64> = drain(&mut sub, Duration::from_millis(500))
+        .iter()
+        .map(|m| {
+            let text = std::str::from_utf8(&m.payload[..8]).expect("utf-8");
+            text.trim().parse().expect("a sequence number")
+        })
+        .collect();
+    assert_eq!(
+        received,
+        (0..received.len() as u64).collect::<Vec<_>>(),
+        "in order, none skipped"
+    );
+    let accounted = received.len() as u64 + count as u64;
+    assert!(
+        count > 0 && count < COUNT as usize,
+        "{count} dropped, {} received",
+        received.len()
+    );
+    assert!(
+        accounted == COUNT || accounted == COUNT - 1,
+        "{} received + {count} reported dropped of {COUNT}",
+        received.len()
+    );
 }

@@ -897,6 +897,10 @@ impl<D: Driver<Connection>> Inner<D> {
         if link.ready {
             self.push_event(Event::Disconnected(error));
         }
+        let dropped = self.carry.as_ref().map_or(0, ReconnectState::dropped_publishes);
+        if dropped > 0 {
+            self.push_event(Event::PublishesDropped { count: dropped });
+        }
     }
 
     /// Tries every known server, starting after the current one, in rounds separated by

@@ -39,6 +39,16 @@ pub enum Event {
     ServersDiscovered(Vec<String>),
     /// The server is shutting down (lame-duck mode): expect to move to another one.
     LameDuck,
+    /// The connection was lost with more unsent publishes than the reconnect buffer
+    /// ([`ClientOptions::reconnect_buffer_size`](super::ClientOptions::reconnect_buffer_size))
+    /// holds: the oldest that fit are replayed on the next connection, these `count`
+    /// newer ones are not. Reported right after the [`Disconnected`](Self::Disconnected)
+    /// it belongs to. (Bytes the kernel had already taken are the server's to lose, as
+    /// with any at-most-once client.)
+    PublishesDropped {
+        /// Publishes not replayed.
+        count: usize,
+    },
 }
 
 /// Most events kept for [`Client::next_event`](super::Client::next_event).
