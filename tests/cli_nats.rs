@@ -273,3 +273,63 @@ fn connection_and_auth_failures_exit_1() {
         );
     }
 }
+
+/// `--creds FILE` (a user JWT and seed, as `nsc` writes them) against a server in
+/// operator mode, and `--nkey FILE` against one that lists NKey users: the subscriber
+/// and the publisher are both the binary, so both authenticate.
+#[test]
+fn creds_and_nkey_files_authenticate() {
+    use support::nats_jwt::{account_jwt, creds_file, operator_jwt, server_config, user_jwt};
+    use support::nats_jwt::{NKey, Permission, Role, Standard};
+
+    let operator = NKey::from_raw(Role::Operator, [0x4f; 32]);
+    let account = NKey::from_raw(Role::Account, [0x41; 32]);
+    let user = NKey::from_raw(Role::User, [0x55; 32]);
+    let config = server_config(
+        &operator_jwt(&operator, &Standard::new("cli-operator", 1_700_000_000)),
+        &[(
+            account.public_key(),
+            account_jwt(&operator, &account, &Standard::new("cli-account", 1_700_000_000)),
+        )],
+    );
+    let jwt = user_jwt(
+        &account,
+        &user.public_key(),
+        &Standard::new("cli-user", 1_700_000_000),
+        &Permission::default(),
+        &Permission::default(),
+    );
+    let dir = support::TempDir::new("cli-creds");
+    let creds = dir.path.join("user.creds");
+    std::fs::write(&creds, creds_file(&jwt, &user.seed())).expect("write creds");
+    let creds = creds.to_str().expect("utf-8 path");
+    let nkey = dir.path.join("user.nk");
+    std::fs::write(&nkey, format!("{}\n", user.seed())).expect("write seed");
+    let nkey = nkey.to_str().expect("utf-8 path");
+
+    let operator_mode = NatsServer::start_with(NatsConfig::new().raw(&config));
+    let nkey_users = NatsServer::start_with(NatsConfig::new().nkey_user(&user.public_key()));
+    for driver in DRIVERS {
+        for (server, flag, file) in [(&operator_mode, "--creds", creds), (&nkey_users, "--nkey", nkey)] {
+            let (child, _stderr) = start_sub(&server.url(), driver, &["cli.auth", "--count", "1", flag, file]);
+            let out = ours(&server.url(), driver, &[flag, file, "pub", "cli.auth", "signed"]);
+            assert!(out.status.success(), "{flag}: {}", show(&out));
+            let (code, printed) = finish(child);
+            assert_eq!(code, Some(0), "{flag}: {printed}");
+            assert_eq!(printed, "[#1] Received on \"cli.auth\"\nsigned\n\n", "{flag}");
+
+            let out = ours(&server.url(), driver, &["pub", "cli.auth", "anonymous"]);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{flag} server refuses no credentials: {}",
+                show(&out)
+            );
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("Authorization Violation"),
+                "{}",
+                show(&out)
+            );
+        }
+    }
+}
