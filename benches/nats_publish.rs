@@ -5,7 +5,7 @@
 //! cargo bench --bench nats_publish -- --quick  # smoke run (seconds)
 //! cargo bench --bench nats_publish -- --only uring --size 16 --msgs 2000000 # one run, for profiling
 //! cargo bench --bench nats_publish -- --only async-nats --size 128 --received
-//! cargo bench --bench nats_publish -- --only raw --size 16             # the ceiling
+//! cargo bench --bench nats_publish -- --only raw --size 16             # the reference row
 //! ```
 //!
 //! One publishing connection sends N messages of 16 or 128 bytes to one subject, for:
@@ -14,9 +14,10 @@
 //!   mark a publish flushes by itself), then one `flush`;
 //! - `async-nats` on a current-thread tokio runtime, its idiomatic fast path:
 //!   `client.publish(...).await` in a loop, then `client.flush().await`;
-//! - the ceiling, no client at all: `PUB` frames encoded once before the timed window
-//!   and written in 64 KiB blocks on a blocking socket. It bounds what any client can
-//!   reach against this server on this machine.
+//! - a reference with no client at all: `PUB` frames encoded once before the timed
+//!   window and written in 64 KiB blocks on a blocking socket. What is left is the
+//!   kernel's and the server's pace: about what any client can reach against this
+//!   server on this machine (a client writing in other sizes may land a little above).
 //!
 //! Two variants, against the same `nats-server` (started here on a free loopback port):
 //! - **discard**: nobody subscribes, the server parses and drops every message. The
@@ -76,8 +77,8 @@ enum Contender {
     Mio,
     AsyncNats,
     /// No client: pre-encoded `PUB` frames written in 64 KiB blocks with blocking
-    /// `write`s. Not a contender, the ceiling: how fast this server takes messages
-    /// from one connection on this machine.
+    /// `write`s. Not a contender, the reference: how fast this server takes messages
+    /// from one connection on this machine when the client does no work.
     RawSocket,
 }
 
@@ -94,7 +95,7 @@ impl Contender {
             Contender::Uring => "Monocoque (io_uring)",
             Contender::Mio => "Monocoque (mio)",
             Contender::AsyncNats => "async-nats 0.51 (tokio current-thread)",
-            Contender::RawSocket => "ceiling: raw socket, pre-encoded frames",
+            Contender::RawSocket => "reference: raw socket, pre-encoded frames",
         }
     }
 }
@@ -389,7 +390,7 @@ fn run_async_nats(port: u16, variant: Variant, payload: &'static [u8], msgs: u64
     })
 }
 
-/// The ceiling: the frames are encoded once, before the timed window, into a 64 KiB
+/// The reference: the frames are encoded once, before the timed window, into a 64 KiB
 /// block that is written over and over; the only per-message work left is the kernel's
 /// and the server's.
 fn run_raw_socket(port: u16, variant: Variant, payload: &'static [u8], msgs: u64) -> Sample {
@@ -562,23 +563,23 @@ fn main() {
         }
     }
     println!();
-    let ceiling = Contender::ALL
+    let reference = Contender::ALL
         .iter()
         .position(|&c| c == Contender::RawSocket)
-        .expect("ceiling");
-    println!("What 2x async-nats would need, against the ceiling (raw socket, no client work):");
+        .expect("reference");
+    println!("What 2x async-nats would need, against the reference (raw socket, no client work):");
     println!();
-    println!("| variant | size | 2x async-nats msgs/s | ceiling msgs/s | ceiling / async-nats |");
+    println!("| variant | size | 2x async-nats msgs/s | reference msgs/s | reference / async-nats |");
     println!("|---|---:|---:|---:|---:|");
     for (v, variant) in Variant::ALL.iter().enumerate() {
         for (s, size) in SIZES.iter().enumerate() {
             let (peer_rate, _, _) = med(v, s, peer);
-            let (ceiling_rate, _, _) = med(v, s, ceiling);
+            let (reference_rate, _, _) = med(v, s, reference);
             println!(
-                "| {} | {size} B | {:.0} | {ceiling_rate:.0} | {:.2}x |",
+                "| {} | {size} B | {:.0} | {reference_rate:.0} | {:.2}x |",
                 variant.label(),
                 2.0 * peer_rate,
-                ceiling_rate / peer_rate
+                reference_rate / peer_rate
             );
         }
     }
