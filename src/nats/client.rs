@@ -493,16 +493,22 @@ impl<D: Driver<Connection>> Inner<D> {
         headers: Option<&Headers>,
         payload: &Bytes,
     ) -> Result<(), Error> {
-        if let Some(buffered) = self.buffer_while_disconnected(subject, reply, headers, payload) {
-            return buffered;
-        }
         // Publishing only moves the connection's clock forward (its timers run on turns),
-        // so the time of the last turn serves and no clock is read per message.
+        // so the time of the last turn serves and no clock is read per message. A
+        // connection lost before the publish, or while it waits for room, sends it to the
+        // reconnect buffer rather than into a blocking reconnect.
         let now = self.last_turn;
-        let outgoing = self.with_session(|session| {
-            session.publish(subject, reply, headers, payload, now)?;
-            Ok(session.outgoing_len())
-        })?;
+        let outgoing = self.with_session_or(
+            |session| {
+                session.publish(subject, reply, headers, payload, now)?;
+                Ok(session.outgoing_len())
+            },
+            |inner| {
+                inner
+                    .buffer_while_disconnected(subject, reply, headers, payload)
+                    .map(|buffered| buffered.map(|()| 0))
+            },
+        )?;
         if outgoing >= self.auto_flush_at {
             // A polling turn: the driver starts sending what is buffered and returns at
             // once. The next one waits for another threshold's worth, so a send still
@@ -714,9 +720,23 @@ impl<D: Driver<Connection>> Inner<D> {
 
     /// Runs `op` on a live connection: reconnects first if needed, flushes and retries
     /// on backpressure, reconnects and retries when the connection turns out poisoned.
-    fn with_session<T>(&mut self, mut op: impl FnMut(&mut Connection) -> Result<T, SendError>) -> Result<T, Error> {
+    fn with_session<T>(&mut self, op: impl FnMut(&mut Connection) -> Result<T, SendError>) -> Result<T, Error> {
+        self.with_session_or(op, |_| None)
+    }
+
+    /// [`with_session`](Self::with_session), except that before every attempt (the
+    /// first, and each after the connection was found lost while waiting for the kernel)
+    /// `on_loss` may settle the call without a live connection.
+    fn with_session_or<T>(
+        &mut self,
+        mut op: impl FnMut(&mut Connection) -> Result<T, SendError>,
+        mut on_loss: impl FnMut(&mut Self) -> Option<Result<T, Error>>,
+    ) -> Result<T, Error> {
         let mut flushes_without_progress = 0u32;
         loop {
+            if let Some(settled) = on_loss(self) {
+                return settled;
+            }
             self.ensure_link()?;
             let Some(session) = self.live_session() else {
                 continue;
@@ -1052,6 +1072,7 @@ impl<D: Driver<Connection>> Inner<D> {
             max_pings_out: o.max_pings_out,
             seed: self.rng.next_u64(),
             reconnect_buffer_bytes: o.reconnect_buffer_size,
+            max_outgoing_bytes: o.outgoing_buffer_size,
             ..ClientConfig::default()
         })
     }

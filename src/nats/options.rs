@@ -334,6 +334,10 @@ pub struct ClientOptions {
     /// Default timeout of [`Client::request`](super::Client::request) callers that do not
     /// give one.
     pub request_timeout: Duration,
+    /// Most bytes buffered for sending before the kernel takes them; past it a publish
+    /// waits for the kernel (a slow or stuck server slows the publisher instead of
+    /// growing its memory).
+    pub outgoing_buffer_size: usize,
     /// Buffered bytes past which a publish hands the buffer to the kernel itself, without
     /// waiting for it (a polling driver turn). Small enough to keep a publishing loop's
     /// buffer in cache; large enough that a syscall carries hundreds of messages.
@@ -364,6 +368,7 @@ impl ClientOptions {
             allow_reconnect: true,
             reconnect_buffer_size: 8 << 20,
             request_timeout: Duration::from_secs(5),
+            outgoing_buffer_size: 32 << 20,
             flush_threshold: 64 * 1024,
             subscription_policy: SubscriptionPolicy::default(),
             seed: None,
@@ -457,6 +462,13 @@ impl ClientOptions {
     #[must_use]
     pub fn reconnect_buffer_size(mut self, bytes: usize) -> Self {
         self.reconnect_buffer_size = bytes;
+        self
+    }
+
+    /// Sets [`outgoing_buffer_size`](Self::outgoing_buffer_size).
+    #[must_use]
+    pub fn outgoing_buffer_size(mut self, bytes: usize) -> Self {
+        self.outgoing_buffer_size = bytes;
         self
     }
 
