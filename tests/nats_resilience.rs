@@ -118,6 +118,24 @@ fn seq(payload: &[u8]) -> u64 {
         .expect("a sequence number")
 }
 
+/// A `size`-byte payload starting with sequence number `i` in 8 columns.
+fn padded(i: u64, size: usize) -> Vec<u8> {
+    let mut payload = format!("{i:>8}").into_bytes();
+    payload.resize(size, b'.');
+    payload
+}
+
+/// The sequence numbers of [`padded`] payloads, in arrival order.
+fn padded_seqs(messages: &[Message]) -> Vec<u64> {
+    messages
+        .iter()
+        .map(|m| {
+            let text = std::str::from_utf8(&m.payload[..8]).expect("utf-8");
+            text.trim().parse().expect("a sequence number")
+        })
+        .collect()
+}
+
 /// How many protocol lines of `kind` (`"<<- [PING]"`, `"->> [PONG]"`) a traced server
 /// logged.
 fn traced(server: &NatsServer, kind: &str) -> usize {
@@ -479,9 +497,7 @@ fn publishes_past_the_reconnect_buffer_are_reported(driver: DriverKind) {
     // the client when keepalive declares the connection stale.
     server.freeze();
     for i in 0..COUNT {
-        let mut payload = format!("{i:>8}").into_bytes();
-        payload.resize(SIZE, b'.');
-        client.publish("bulk", payload).expect("publish");
+        client.publish("bulk", padded(i, SIZE)).expect("publish");
     }
     let (_, before) = wait_for_event(&mut client, WAIT, |e| matches!(e, Event::Disconnected(_)));
     assert!(before.is_empty(), "{before:?}");
@@ -493,13 +509,7 @@ fn publishes_past_the_reconnect_buffer_are_reported(driver: DriverKind) {
     server.thaw();
 
     // What the kernel had taken reaches the subscriber, in order, from the first.
-    let received: Vec<u64> = drain(&mut sub, Duration::from_millis(500))
-        .iter()
-        .map(|m| {
-            let text = std::str::from_utf8(&m.payload[..8]).expect("utf-8");
-            text.trim().parse().expect("a sequence number")
-        })
-        .collect();
+    let received = padded_seqs(&drain(&mut sub, Duration::from_millis(500)));
     assert_eq!(
         received,
         (0..received.len() as u64).collect::<Vec<_>>(),
@@ -521,7 +531,7 @@ fn publishes_past_the_reconnect_buffer_are_reported(driver: DriverKind) {
 /// A publish waiting for room in the outgoing buffer (the server stopped reading) when
 /// keepalive declares the connection dead does not block in a reconnect to the frozen
 /// server: it goes to the reconnect buffer, and once that is full the publisher hears
-/// so at once. Everything accepted is delivered after the thaw.
+/// so at once. Every publish kept is delivered after the thaw.
 fn a_publish_waiting_for_room_when_the_connection_dies_is_buffered(driver: DriverKind) {
     const SIZE: usize = 32 * 1024;
     let server = NatsServer::start();
@@ -541,9 +551,7 @@ fn a_publish_waiting_for_room_when_the_connection_dies_is_buffered(driver: Drive
     let frozen = Instant::now();
     let mut accepted = 0u64;
     let refused = loop {
-        let mut payload = format!("{accepted:>8}").into_bytes();
-        payload.resize(SIZE, b'.');
-        match client.publish("room", payload) {
+        match client.publish("room", padded(accepted, SIZE)) {
             Ok(()) => accepted += 1,
             Err(e) => break e,
         }
@@ -576,13 +584,7 @@ fn a_publish_waiting_for_room_when_the_connection_dies_is_buffered(driver: Drive
     // dropped at the loss and at most one frame the kernel had half taken. Order holds
     // per connection only: the old connection's backlog, read by the server after the
     // thaw, and the replay on the new one race through the server.
-    let mut received: Vec<u64> = drain(&mut sub, Duration::from_millis(500))
-        .iter()
-        .map(|m| {
-            let text = std::str::from_utf8(&m.payload[..8]).expect("utf-8");
-            text.trim().parse().expect("a sequence number")
-        })
-        .collect();
+    let mut received = padded_seqs(&drain(&mut sub, Duration::from_millis(500)));
     let count = received.len();
     received.sort_unstable();
     received.dedup();
