@@ -30,6 +30,7 @@ both_drivers! {
     lame_duck_moves_the_client_to_the_other_server => lame_duck_moves_the_client_to_the_other_server_uring, lame_duck_moves_the_client_to_the_other_server_mio;
     publishes_past_the_reconnect_buffer_are_reported => publishes_past_the_reconnect_buffer_are_reported_uring, publishes_past_the_reconnect_buffer_are_reported_mio;
     a_publish_waiting_for_room_when_the_connection_dies_is_buffered => a_publish_waiting_for_room_when_the_connection_dies_is_buffered_uring, a_publish_waiting_for_room_when_the_connection_dies_is_buffered_mio;
+    zero_timeout_polls_never_reconnect => zero_timeout_polls_never_reconnect_uring, zero_timeout_polls_never_reconnect_mio;
 }
 
 // ---- helpers ----
@@ -595,4 +596,50 @@ fn a_publish_waiting_for_room_when_the_connection_dies_is_buffered(driver: Drive
         received.iter().all(|&i| i < kept) && missing.len() <= 1,
         "{count} received of the {kept} oldest kept ({accepted} accepted, {dropped} dropped); missing {missing:?}"
     );
+}
+
+/// `next_event` and `next_message` with a zero timeout are polls: with the server gone
+/// they report the loss and return at once, leaving the reconnect to a call that waits.
+fn zero_timeout_polls_never_reconnect(driver: DriverKind) {
+    let mut server = NatsServer::start();
+    let mut client = Client::connect_with(options(&server.url(), driver).reconnect(fast_reconnect())).expect("connect");
+    let mut sub = client.subscribe("poll").expect("subscribe");
+    client.round_trip().expect("round trip");
+    server.kill();
+
+    let started = Instant::now();
+    let mut polls = 0u32;
+    let disconnected = loop {
+        let poll = Instant::now();
+        let event = client.next_event(Duration::ZERO).expect("a poll does not fail");
+        assert!(
+            poll.elapsed() < Duration::from_millis(200),
+            "a poll blocked for {:?}",
+            poll.elapsed()
+        );
+        polls += 1;
+        match event {
+            Some(event @ Event::Disconnected(_)) => break event,
+            Some(other) => panic!("unexpected {other:?}"),
+            None => {
+                assert!(started.elapsed() < WAIT, "the loss not seen in {polls} polls");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    };
+    assert_eq!(disconnected, Event::Disconnected(ConnectionError::Closed));
+    for _ in 0..3 {
+        let poll = Instant::now();
+        assert_eq!(client.next_event(Duration::ZERO).expect("poll"), None);
+        assert_eq!(sub.next_message(Duration::ZERO).expect("poll"), None);
+        assert!(poll.elapsed() < Duration::from_millis(200), "{:?}", poll.elapsed());
+    }
+    assert_eq!(client.connections(), 1, "no reconnect was attempted");
+
+    // A call that waits reconnects, and the subscription is back.
+    server.restart();
+    client.publish("poll", "back").expect("publish");
+    client.round_trip().expect("reconnects");
+    assert_eq!(client.connections(), 2);
+    assert_eq!(take_exactly(&mut sub, 1), [b"back"]);
 }

@@ -377,7 +377,8 @@ impl<D: Driver<Connection>> Client<D> {
 
     /// The next event (disconnections, reconnections, slow consumers, non-fatal server
     /// errors, discovered servers), waiting up to `timeout`; `Duration::ZERO` only looks
-    /// at what already arrived. Reconnects if the connection was lost.
+    /// at what already arrived. Reconnects if the connection was lost, unless `timeout`
+    /// is zero: a zero-timeout poll never blocks (the loss is still reported).
     pub fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
         self.inner.borrow_mut().next_event(timeout)
     }
@@ -405,7 +406,8 @@ impl<D: Driver<Connection>> Subscription<D> {
     }
 
     /// The next message, waiting up to `timeout` (`Duration::ZERO`: only what already
-    /// arrived). `Ok(None)` when none came in time.
+    /// arrived, and no reconnect while the connection is lost: the poll never blocks).
+    /// `Ok(None)` when none came in time.
     ///
     /// # Errors
     /// [`Error::SubscriptionClosed`] once the subscription ended and its queue is empty;
@@ -676,6 +678,11 @@ impl<D: Driver<Connection>> Inner<D> {
                 return Ok(None);
             }
             if self.link.as_ref().map_or(true, |l| l.dead.is_some()) {
+                if timeout.is_zero() {
+                    // A poll: report the loss, leave the reconnect to a call that waits.
+                    self.bury_link();
+                    return Ok(None);
+                }
                 self.ensure_link()?;
                 continue;
             }
@@ -705,6 +712,9 @@ impl<D: Driver<Connection>> Inner<D> {
                 continue;
             }
             if self.link.is_none() {
+                if timeout.is_zero() {
+                    return Ok(None);
+                }
                 self.ensure_link()?;
                 continue;
             }
