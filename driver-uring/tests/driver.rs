@@ -557,7 +557,10 @@ fn removing_mid_transfer_then_dropping_the_driver_is_clean() {
     let mut d = driver();
     let addr = echo_server(&mut d);
     let mut client = Peer::default();
-    client.out.put_shared(Bytes::from(pattern(5, 8 << 20)));
+    // Far more than loopback can hold in flight: one send may hand the kernel as much as
+    // the receiver's buffer grows to (tcp_rmem's maximum, 32 MiB here), and an 8 MiB
+    // transfer was once all taken before 64 KiB had come back.
+    client.out.put_shared(Bytes::from(pattern(5, 128 << 20)));
     let c = d.connect(addr, client).unwrap();
     let mut log = Vec::new();
     run_until(&mut d, Duration::from_secs(5), "some echo", &mut log, |d, _| {
