@@ -6,8 +6,8 @@
 
 use bytes::Bytes;
 use monocoque_proto::nats::{
-    ClientCodec, ClientOp, ConnectOptions, DecodeError, HeaderMap, Headers, Limits, Message, OpName, Publish,
-    ServerCodec, ServerError, ServerInfo, ServerOp, Sid, Subscribe, Unsubscribe,
+    ClientCodec, ClientOp, ClientSide, Codec, ConnectOptions, DecodeError, HeaderMap, Headers, Limits, Message, OpName,
+    Publish, Role, ServerCodec, ServerError, ServerInfo, ServerOp, ServerSide, Sid, Subscribe, Unsubscribe,
 };
 use monocoque_proto::{IoArena, SegmentedBuffer};
 use proptest::collection::vec;
@@ -243,10 +243,9 @@ enum End {
     Error(DecodeError),
 }
 
-/// Pushes each piece and decodes everything available after it (a server decoding
-/// client ops).
-fn decode_client_ops<'a>(limits: Limits, pieces: impl IntoIterator<Item = &'a [u8]>) -> (Vec<ClientOp>, End) {
-    let mut codec = ServerCodec::new(limits);
+/// Pushes each piece and decodes everything available after it, as side `R` does.
+fn decode_ops<'a, R: Role>(limits: Limits, pieces: impl IntoIterator<Item = &'a [u8]>) -> (Vec<R::Decoded>, End) {
+    let mut codec = Codec::<R>::new(limits);
     let mut src = SegmentedBuffer::new();
     let mut ops = Vec::new();
     for piece in pieces {
@@ -265,26 +264,14 @@ fn decode_client_ops<'a>(limits: Limits, pieces: impl IntoIterator<Item = &'a [u
     (ops, End::Waiting { left, mid_frame })
 }
 
-/// Pushes each piece and decodes everything available after it (a client decoding
-/// server ops).
+/// A server decoding client ops.
+fn decode_client_ops<'a>(limits: Limits, pieces: impl IntoIterator<Item = &'a [u8]>) -> (Vec<ClientOp>, End) {
+    decode_ops::<ServerSide>(limits, pieces)
+}
+
+/// A client decoding server ops.
 fn decode_server_ops<'a>(limits: Limits, pieces: impl IntoIterator<Item = &'a [u8]>) -> (Vec<ServerOp>, End) {
-    let mut codec = ClientCodec::new(limits);
-    let mut src = SegmentedBuffer::new();
-    let mut ops = Vec::new();
-    for piece in pieces {
-        src.push_slice(piece);
-        loop {
-            match codec.decode_op(&mut src) {
-                Ok(Some(op)) => ops.push(op),
-                Ok(None) => break,
-                Err(e) => return (ops, End::Error(e)),
-            }
-        }
-    }
-    let mid_frame = codec.is_mid_frame();
-    // Mid-frame, how much of the payload was already taken in depends on the cuts.
-    let left = if mid_frame { 0 } else { src.len() };
-    (ops, End::Waiting { left, mid_frame })
+    decode_ops::<ClientSide>(limits, pieces)
 }
 
 const DONE: End = End::Waiting {

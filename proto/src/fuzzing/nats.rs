@@ -1,10 +1,10 @@
 //! The NATS codec targets, one per role: split invariance and a differential round trip.
 
-use std::fmt::Debug;
-
 use super::split::pieces;
 use crate::chassis::{IoArena, SegmentedBuffer};
-use crate::nats::{ClientCodec, ClientOp, DecodeError, EncodeError, Limits, ServerCodec, ServerOp};
+use crate::nats::{
+    ClientCodec, ClientOp, ClientSide, Codec, DecodeError, EncodeError, Limits, Role, ServerCodec, ServerOp, ServerSide,
+};
 
 /// Fuzzes [`ClientCodec`] decoding what a server sends (`INFO`, `MSG`, `HMSG`, `+OK`,
 /// `-ERR`, `PING`, `PONG`).
@@ -25,51 +25,31 @@ use crate::nats::{ClientCodec, ClientOp, DecodeError, EncodeError, Limits, Serve
 /// 5. every decoded op other than `INFO` (whose JSON is re-serialised in full) encodes
 ///    within the limits it was decoded under: the encoder never lengthens a line.
 pub fn nats_client_decode(data: &[u8]) {
-    decode_target::<ClientRole>(data);
+    decode_target::<ClientSide>(data);
 }
 
 /// Fuzzes [`ServerCodec`] decoding what a client sends (`CONNECT`, `PUB`, `HPUB`, `SUB`,
 /// `UNSUB`, `PING`, `PONG`). Input layout and checks as [`nats_client_decode`]
 /// (`CONNECT` is exempt from check 5).
 pub fn nats_server_decode(data: &[u8]) {
-    decode_target::<ServerRole>(data);
+    decode_target::<ServerSide>(data);
 }
 
-/// One side of a connection, seen from the fuzzer.
-trait Role {
-    type Op: PartialEq + Debug;
-    type Codec;
-    /// Bytes that can start an op this role decodes.
+/// One side of a connection, seen from the fuzzer: what the codec of side `Self`
+/// decodes, and how its peer encodes it.
+trait Peer: Role {
+    /// Bytes that can start an op this side decodes.
     const FIRST: &'static [u8];
-    fn codec(limits: Limits) -> Self::Codec;
-    fn decode(codec: &mut Self::Codec, src: &mut SegmentedBuffer) -> Result<Option<Self::Op>, DecodeError>;
-    fn mid_frame(codec: &Self::Codec) -> bool;
     /// Encodes `op` as the peer would send it.
-    fn encode(limits: Limits, op: &Self::Op, dst: &mut IoArena) -> Result<(), EncodeError>;
+    fn peer_encode(limits: Limits, op: &Self::Decoded, dst: &mut IoArena) -> Result<(), EncodeError>;
     /// Whether `op` carries JSON that re-serialises differently.
-    fn is_json(op: &Self::Op) -> bool;
+    fn is_json(op: &Self::Decoded) -> bool;
 }
 
-struct ClientRole;
-
-impl Role for ClientRole {
-    type Op = ServerOp;
-    type Codec = ClientCodec;
+impl Peer for ClientSide {
     const FIRST: &'static [u8] = b"MmHhPpIi+-";
 
-    fn codec(limits: Limits) -> ClientCodec {
-        ClientCodec::new(limits)
-    }
-
-    fn decode(codec: &mut ClientCodec, src: &mut SegmentedBuffer) -> Result<Option<ServerOp>, DecodeError> {
-        codec.decode_op(src)
-    }
-
-    fn mid_frame(codec: &ClientCodec) -> bool {
-        codec.is_mid_frame()
-    }
-
-    fn encode(limits: Limits, op: &ServerOp, dst: &mut IoArena) -> Result<(), EncodeError> {
+    fn peer_encode(limits: Limits, op: &ServerOp, dst: &mut IoArena) -> Result<(), EncodeError> {
         ServerCodec::new(limits).encode_op(op, dst)
     }
 
@@ -78,26 +58,10 @@ impl Role for ClientRole {
     }
 }
 
-struct ServerRole;
-
-impl Role for ServerRole {
-    type Op = ClientOp;
-    type Codec = ServerCodec;
+impl Peer for ServerSide {
     const FIRST: &'static [u8] = b"PpHhSsUuCc";
 
-    fn codec(limits: Limits) -> ServerCodec {
-        ServerCodec::new(limits)
-    }
-
-    fn decode(codec: &mut ServerCodec, src: &mut SegmentedBuffer) -> Result<Option<ClientOp>, DecodeError> {
-        codec.decode_op(src)
-    }
-
-    fn mid_frame(codec: &ServerCodec) -> bool {
-        codec.is_mid_frame()
-    }
-
-    fn encode(limits: Limits, op: &ClientOp, dst: &mut IoArena) -> Result<(), EncodeError> {
+    fn peer_encode(limits: Limits, op: &ClientOp, dst: &mut IoArena) -> Result<(), EncodeError> {
         ClientCodec::new(limits).encode_op(op, dst)
     }
 
@@ -130,7 +94,10 @@ const LARGE: Limits = Limits {
     max_payload: 1 << 20,
 };
 
-fn decode_target<R: Role>(data: &[u8]) {
+fn decode_target<R: Peer>(data: &[u8])
+where
+    R::Decoded: PartialEq,
+{
     let options = data.first().copied().unwrap_or(0);
     let seed = data.get(1).copied().unwrap_or(0);
     let body = data.get(2..).unwrap_or_default();
@@ -155,7 +122,7 @@ fn decode_target<R: Role>(data: &[u8]) {
     let share = if options & 2 != 0 { 8 } else { usize::MAX };
     for op in &ops {
         let mut arena = IoArena::with_share_threshold(share);
-        R::encode(LARGE, op, &mut arena).unwrap_or_else(|e| panic!("decoded op does not encode ({e}): {op:?}"));
+        R::peer_encode(LARGE, op, &mut arena).unwrap_or_else(|e| panic!("decoded op does not encode ({e}): {op:?}"));
         arena.seal();
         let wire = arena.to_vec();
         let segments: Vec<&[u8]> = if options & 2 != 0 {
@@ -174,28 +141,28 @@ fn decode_target<R: Role>(data: &[u8]) {
 
         if !R::is_json(op) {
             let mut arena = IoArena::new();
-            R::encode(limits, op, &mut arena)
+            R::peer_encode(limits, op, &mut arena)
                 .unwrap_or_else(|e| panic!("{op:?} decoded within {limits:?} but does not encode within them: {e}"));
         }
     }
 }
 
 /// Feeds `pieces` one by one, decoding everything available after each.
-fn decode_pieces<R: Role>(limits: Limits, pieces: Vec<&[u8]>) -> (Vec<R::Op>, End) {
-    let mut codec = R::codec(limits);
+fn decode_pieces<R: Role>(limits: Limits, pieces: Vec<&[u8]>) -> (Vec<R::Decoded>, End) {
+    let mut codec = Codec::<R>::new(limits);
     let mut src = SegmentedBuffer::new();
     let mut ops = Vec::new();
     for piece in pieces {
         src.push_slice(piece);
         loop {
-            match R::decode(&mut codec, &mut src) {
+            match codec.decode_op(&mut src) {
                 Ok(Some(op)) => ops.push(op),
                 Ok(None) => break,
                 Err(e) => return (ops, End::Error(e)),
             }
         }
     }
-    let mid_frame = R::mid_frame(&codec);
+    let mid_frame = codec.is_mid_frame();
     // Mid-frame, how much of the payload was already taken in depends on the cuts; only
     // a partial control line waits in the buffer the same way whatever they were.
     let left = if mid_frame { 0 } else { src.len() };
@@ -331,9 +298,9 @@ mod tests {
             let mut complete = 0;
             for s in &seeds {
                 let end = if client {
-                    decode_pieces::<ClientRole>(Limits::default(), vec![s]).1
+                    decode_pieces::<ClientSide>(Limits::default(), vec![s]).1
                 } else {
-                    decode_pieces::<ServerRole>(Limits::default(), vec![s]).1
+                    decode_pieces::<ServerSide>(Limits::default(), vec![s]).1
                 };
                 if end
                     == (End::Waiting {
