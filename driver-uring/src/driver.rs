@@ -231,7 +231,10 @@ impl<S> UringDriver<S> {
 
     /// What the driver did so far.
     pub fn stats(&self) -> UringStats {
-        self.ring.stats
+        UringStats {
+            recv_copied: self.ring.bufs.copied(),
+            ..self.ring.stats
+        }
     }
 
     /// The configuration the driver was built with.
