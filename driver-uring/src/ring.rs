@@ -41,6 +41,18 @@ pub struct RingFeatures {
     pub write_fixed: bool,
 }
 
+/// One line of [`UringDriver::feature_report`](crate::UringDriver::feature_report): a
+/// kernel feature, whether the driver uses it, and if not, the fallback and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeatureLine {
+    /// The feature's name, as io_uring calls it.
+    pub name: &'static str,
+    /// Whether the driver uses it.
+    pub active: bool,
+    /// What it gives when active; the fallback in force and the reason otherwise.
+    pub detail: String,
+}
+
 /// Counters of what the driver did, for tests, diagnostics and benchmarks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct UringStats {

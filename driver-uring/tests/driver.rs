@@ -824,3 +824,29 @@ fn holding_every_received_view_never_stops_receiving() {
     assert!(stats.recv_copied > 0, "{stats:?}");
     assert!(d.recv_buffers_available() >= low_water, "{stats:?}");
 }
+
+/// Forced fallbacks show in the feature report with their reason, and the driver still
+/// echoes.
+#[test]
+fn feature_report_names_forced_fallbacks() {
+    let d = driver_with(UringConfig {
+        plain_ring: true,
+        send_buffers: 0,
+        ..UringConfig::default()
+    });
+    let report = d.feature_report();
+    let find = |name: &str| report.iter().find(|l| l.name == name).cloned().unwrap();
+    for name in ["SINGLE_ISSUER", "DEFER_TASKRUN", "COOP_TASKRUN", "SUBMIT_ALL"] {
+        let line = find(name);
+        assert!(!line.active && line.detail.contains("plain_ring"), "{line:?}");
+    }
+    let sends = find("registered send buffers");
+    assert!(!sends.active && sends.detail.contains("send_buffers is 0"), "{sends:?}");
+    assert!(!find("WRITE_FIXED").active);
+    assert!(find("provided-buffer ring").active);
+    echo_round_trip_on(d);
+
+    let full = driver();
+    assert!(full.feature_report().iter().any(|l| l.name == "SINGLE_ISSUER"));
+    assert_eq!(full.feature_report().len(), report.len());
+}
