@@ -1768,3 +1768,10 @@ under_fallback! {
     echo_via_connect, echo_via_accept, partial_writes, peer_closes_mid_frame, many_connections,
     wants_read_backpressure, held_views_stay_intact,
 }
+
+under_fallback! {
+    uring_single_shot,
+    monocoque_uring::UringConfig { single_shot_recv: true, single_shot_accept: true, ..Default::default() },
+    echo_via_connect, echo_via_accept, partial_writes, peer_closes_mid_frame, many_connections,
+    timers, wants_read_backpressure, wants_read_false_stops_input, held_views_stay_intact,
+}

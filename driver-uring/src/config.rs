@@ -44,6 +44,13 @@ pub struct UringConfig {
     /// `SUBMIT_ALL`, even where the kernel has them (for comparison and for testing the
     /// fallback path).
     pub plain_ring: bool,
+    /// Arms a single-shot receive (re-armed after each completion) instead of a
+    /// multishot one: the fallback for kernels without multishot receive, forced here
+    /// for comparison and for testing it.
+    pub single_shot_recv: bool,
+    /// Arms a single-shot accept (re-armed after each connection) instead of a
+    /// multishot one: the fallback for kernels without multishot accept, forced here.
+    pub single_shot_accept: bool,
 }
 
 impl Default for UringConfig {
@@ -59,6 +66,8 @@ impl Default for UringConfig {
             listen_backlog: 1024,
             reuse_port: false,
             plain_ring: false,
+            single_shot_recv: false,
+            single_shot_accept: false,
         }
     }
 }

@@ -259,8 +259,28 @@ impl<S> UringDriver<S> {
                     cfg.effective_low_water()
                 ),
             ),
-            line("multishot receive", true, "one receive armed per connection".to_owned()),
-            line("multishot accept", true, "one accept armed per listener".to_owned()),
+            if cfg.single_shot_recv {
+                line(
+                    "multishot receive",
+                    false,
+                    "fallback: single-shot receive re-armed after each completion \
+                     (UringConfig::single_shot_recv)"
+                        .to_owned(),
+                )
+            } else {
+                line("multishot receive", true, "one receive armed per connection".to_owned())
+            },
+            if cfg.single_shot_accept {
+                line(
+                    "multishot accept",
+                    false,
+                    "fallback: single-shot accept re-armed after each connection \
+                     (UringConfig::single_shot_accept)"
+                        .to_owned(),
+                )
+            } else {
+                line("multishot accept", true, "one accept armed per listener".to_owned())
+            },
             line(
                 "registered send buffers",
                 f.registered_send_buffers,
@@ -496,7 +516,11 @@ impl<S: Session> UringDriver<S> {
                 continue;
             }
             let ud = user_data(KIND_ACCEPT, index as u32, slot.gen as u32);
-            self.ring.accept_multi(l.sock.as_raw_fd(), ud)?;
+            if self.config.single_shot_accept {
+                self.ring.accept_once(l.sock.as_raw_fd(), ud)?;
+            } else {
+                self.ring.accept_multi(l.sock.as_raw_fd(), ud)?;
+            }
             l.armed = true;
             l.retry_at = None;
         }
@@ -570,7 +594,11 @@ impl<S: Session> UringDriver<S> {
             && !session.is_closed();
         match (conn.recv, want_read) {
             (Recv::Idle, true) => {
-                self.ring.recv_multi(fd, user_data(KIND_RECV, index, gen))?;
+                if self.config.single_shot_recv {
+                    self.ring.recv_once(fd, user_data(KIND_RECV, index, gen))?;
+                } else {
+                    self.ring.recv_multi(fd, user_data(KIND_RECV, index, gen))?;
+                }
                 conn.recv = Recv::Armed;
             }
             (Recv::Armed, false) => {

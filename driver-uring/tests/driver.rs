@@ -832,6 +832,8 @@ fn feature_report_names_forced_fallbacks() {
     let d = driver_with(UringConfig {
         plain_ring: true,
         send_buffers: 0,
+        single_shot_recv: true,
+        single_shot_accept: true,
         ..UringConfig::default()
     });
     let report = d.feature_report();
@@ -844,6 +846,10 @@ fn feature_report_names_forced_fallbacks() {
     assert!(!sends.active && sends.detail.contains("send_buffers is 0"), "{sends:?}");
     assert!(!find("WRITE_FIXED").active);
     assert!(find("provided-buffer ring").active);
+    for name in ["multishot receive", "multishot accept"] {
+        let line = find(name);
+        assert!(!line.active && line.detail.contains("single-shot"), "{line:?}");
+    }
     echo_round_trip_on(d);
 
     let full = driver();
