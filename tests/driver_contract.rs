@@ -433,7 +433,13 @@ struct Rig {
 impl Rig {
     /// Creates the driver; failing to is a test failure, never a skip.
     fn new(kind: DriverKind) -> Self {
-        let driver = AnyDriver::new(kind).unwrap_or_else(|e| panic!("creating the {kind} driver failed: {e}"));
+        let forced = FORCED_URING_CONFIG.with(|c| c.borrow().clone());
+        let driver = match (kind, forced) {
+            (DriverKind::Uring, Some(config)) => monocoque_uring::UringDriver::with_config(config)
+                .map(AnyDriver::from)
+                .unwrap_or_else(|e| panic!("creating the {kind} driver with forced fallbacks failed: {e}")),
+            _ => AnyDriver::new(kind).unwrap_or_else(|e| panic!("creating the {kind} driver failed: {e}")),
+        };
         assert_eq!(driver.kind(), kind);
         Self {
             kind,
@@ -1705,4 +1711,67 @@ contract! {
     held_views_stay_intact,
     turn_past_deadline,
     session_closes_after_flush,
+}
+
+thread_local! {
+    /// The io_uring configuration [`Rig::new`] uses instead of the default, set by the
+    /// forced-fallback runs below.
+    static FORCED_URING_CONFIG: std::cell::RefCell<Option<monocoque_uring::UringConfig>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs contract function `test` on an io_uring driver built with `config`.
+fn with_uring_config(config: monocoque_uring::UringConfig, test: fn(DriverKind)) {
+    FORCED_URING_CONFIG.with(|c| *c.borrow_mut() = Some(config));
+    test(DriverKind::Uring);
+}
+
+/// The contract again on io_uring under each fallback the driver can be forced into: a
+/// representative subset (echo both ways, partial writes, a peer closing mid-frame,
+/// backpressure, held views, timers, many connections; ~1 s each), to keep CI short.
+macro_rules! under_fallback {
+    ($module:ident, $config:expr, $($name:ident),* $(,)?) => {
+        mod $module {
+            $(
+                #[test]
+                fn $name() {
+                    super::with_uring_config($config, super::$name);
+                }
+            )*
+        }
+    };
+}
+
+under_fallback! {
+    uring_plain_ring,
+    monocoque_uring::UringConfig { plain_ring: true, ..Default::default() },
+    echo_via_connect, echo_via_accept, partial_writes, peer_closes_mid_frame, many_connections,
+    timers, wants_read_backpressure, held_views_stay_intact,
+}
+
+under_fallback! {
+    uring_no_send_buffers,
+    monocoque_uring::UringConfig { send_buffers: 0, ..Default::default() },
+    echo_via_connect, echo_via_accept, partial_writes, peer_closes_mid_frame, many_connections,
+    timers, wants_read_backpressure, held_views_stay_intact,
+}
+
+under_fallback! {
+    uring_no_low_water_copy,
+    monocoque_uring::UringConfig { recv_low_water: 0, ..Default::default() },
+    echo_via_connect, partial_writes, held_views_stay_intact,
+}
+
+under_fallback! {
+    uring_small_ring_copying,
+    monocoque_uring::UringConfig { recv_buffers: 16, recv_low_water: 8, ..Default::default() },
+    echo_via_connect, echo_via_accept, partial_writes, peer_closes_mid_frame, many_connections,
+    wants_read_backpressure, held_views_stay_intact,
+}
+
+under_fallback! {
+    uring_single_shot,
+    monocoque_uring::UringConfig { single_shot_recv: true, single_shot_accept: true, ..Default::default() },
+    echo_via_connect, echo_via_accept, partial_writes, peer_closes_mid_frame, many_connections,
+    timers, wants_read_backpressure, wants_read_false_stops_input, held_views_stay_intact,
 }

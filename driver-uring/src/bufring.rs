@@ -124,6 +124,10 @@ pub(crate) struct BufRing {
     pool: Arc<Pool>,
     /// Ids currently provided to the kernel.
     provided: usize,
+    /// Below this many provided ids, [`take`](Self::take) copies instead of lending.
+    low_water: usize,
+    /// Receives copied out because the ring ran low.
+    copied: u64,
 }
 
 impl BufRing {
@@ -133,7 +137,18 @@ impl BufRing {
     /// The caller must keep this value alive until the ring it was registered with has
     /// been torn down (the driver drops its `IoUring` first, after draining every
     /// operation), because the kernel reads the entries and writes the buffers.
-    pub(crate) fn register(submitter: &Submitter<'_>, bgid: u16, count: u16, size: u32) -> io::Result<Self> {
+    ///
+    /// While fewer than `low_water` ids are provided, [`take`](Self::take) copies what
+    /// was received into an exactly-sized heap buffer and gives the id straight back:
+    /// views a program keeps then pin their own bytes, not a whole ring buffer, so the
+    /// ring can never be emptied by kept values (0 disables the copy).
+    pub(crate) fn register(
+        submitter: &Submitter<'_>,
+        bgid: u16,
+        count: u16,
+        size: u32,
+        low_water: u16,
+    ) -> io::Result<Self> {
         debug_assert!(count.is_power_of_two());
         let pool = Arc::new(Pool::new(count, size)?);
         let bytes = (count as usize * std::mem::size_of::<BufRingEntry>()).max(RING_ALIGN);
@@ -150,6 +165,8 @@ impl BufRing {
             bgid,
             pool,
             provided: 0,
+            low_water: low_water as usize,
+            copied: 0,
         };
         // SAFETY: the entries are page aligned, zeroed, `count` long, and stay allocated
         // until `ring` drops, which the caller orders after the io_uring's teardown.
@@ -197,19 +214,38 @@ impl BufRing {
         }
     }
 
-    /// Takes buffer `bid`, which a completion reported filled with `len` bytes, and
-    /// wraps it in a zero-copy view. `None` if the kernel named an id or length outside
-    /// the ring (never expected; the caller treats it as a connection error).
+    /// Takes buffer `bid`, which a completion reported filled with `len` bytes, as a
+    /// [`Bytes`]: a zero-copy view of the buffer while the ring is healthy, or, once
+    /// fewer than the low-water mark of ids are provided, an exactly-sized copy, the id
+    /// going straight back to the kernel. `None` if the kernel named an id or length
+    /// outside the ring (never expected; the caller treats it as a connection error).
     pub(crate) fn take(&mut self, bid: u16, len: usize) -> Option<Bytes> {
         if bid >= self.count || len > self.pool.size {
             return None;
         }
         self.provided = self.provided.saturating_sub(1);
+        if self.provided < self.low_water {
+            // SAFETY: `bid` and `len` were checked above, so the range lies inside the
+            // pool's allocation. The kernel wrote these bytes before it posted the
+            // completion naming `bid`, and the id is provided again only below, after
+            // the copy, so nothing writes them while the slice lives.
+            let received = unsafe { std::slice::from_raw_parts(self.pool.addr(bid), len) };
+            let copy = Bytes::copy_from_slice(received);
+            self.push(bid);
+            self.publish();
+            self.copied += 1;
+            return Some(copy);
+        }
         Some(Bytes::from_owner(RecvBuf {
             pool: Arc::clone(&self.pool),
             bid,
             len,
         }))
+    }
+
+    /// Receives [`take`](Self::take) copied because the ring ran low.
+    pub(crate) fn copied(&self) -> u64 {
+        self.copied
     }
 
     /// Gives `bid` back at once (a completion consumed it without data).

@@ -22,6 +22,13 @@ pub struct UringConfig {
     /// (by the kernel or by `Bytes` views the sessions keep), receives pause and resume as
     /// views drop; no byte is lost.
     pub recv_buffers: u16,
+    /// The receive ring's low-water mark: while fewer receive buffers than this are in
+    /// the ring (the rest held by `Bytes` views a program keeps), each receive is copied
+    /// into an exactly-sized heap buffer and its ring buffer given back at once, so kept
+    /// values can never empty the ring and stall receiving. Zero cost while the ring is
+    /// healthy. Capped at half of `recv_buffers`; 0 never copies (kept views then pause
+    /// receiving until they drop).
+    pub recv_low_water: u16,
     /// Bytes per registered send buffer: an arena this small or smaller is copied into
     /// one and sent from it; a larger one is sent vectored, straight from its segments.
     pub send_buffer_size: u32,
@@ -37,6 +44,13 @@ pub struct UringConfig {
     /// `SUBMIT_ALL`, even where the kernel has them (for comparison and for testing the
     /// fallback path).
     pub plain_ring: bool,
+    /// Arms a single-shot receive (re-armed after each completion) instead of a
+    /// multishot one: the fallback for kernels without multishot receive, forced here
+    /// for comparison and for testing it.
+    pub single_shot_recv: bool,
+    /// Arms a single-shot accept (re-armed after each connection) instead of a
+    /// multishot one: the fallback for kernels without multishot accept, forced here.
+    pub single_shot_accept: bool,
 }
 
 impl Default for UringConfig {
@@ -46,16 +60,24 @@ impl Default for UringConfig {
             cq_entries: 8192,
             recv_buffer_size: 16 * 1024,
             recv_buffers: 256,
+            recv_low_water: 64,
             send_buffer_size: 64 * 1024,
             send_buffers: 32,
             listen_backlog: 1024,
             reuse_port: false,
             plain_ring: false,
+            single_shot_recv: false,
+            single_shot_accept: false,
         }
     }
 }
 
 impl UringConfig {
+    /// The low-water mark in force: `recv_low_water`, at most half the ring.
+    pub fn effective_low_water(&self) -> u16 {
+        self.recv_low_water.min(self.recv_buffers / 2)
+    }
+
     /// Checks every field's range.
     pub fn validate(&self) -> Result<(), UringError> {
         let bad = |field, reason| Err(UringError::InvalidConfig { field, reason });

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session, SessionFactory};
 
 use crate::ops::InFlight;
-use crate::ring::{Cqe, Ring, RingFeatures, UringStats, Wait};
+use crate::ring::{Cqe, FeatureLine, Ring, RingFeatures, UringStats, Wait};
 use crate::sys::{self, RawAddr};
 use crate::timers::{TimerEntry, TimerHeap};
 use crate::{UringConfig, UringError};
@@ -229,9 +229,115 @@ impl<S> UringDriver<S> {
         self.ring.features()
     }
 
+    /// One line per kernel feature the driver can use: whether it is in force, and if
+    /// not, the fallback used and why (what `monocoque doctor` prints). The buffer ring
+    /// and multishot receive and accept are required: a kernel without them makes
+    /// [`new`](UringDriver::new) fail with an error naming the mio driver, so a running
+    /// driver always has them.
+    pub fn feature_report(&self) -> Vec<FeatureLine> {
+        let f = self.features();
+        let cfg = &self.config;
+        let line = |name, active, detail: String| FeatureLine { name, active, detail };
+        let setup = |name, active, needs: &str, what: &str| {
+            let detail = if active {
+                what.to_owned()
+            } else if cfg.plain_ring {
+                "off: UringConfig::plain_ring asked for a plain ring".to_owned()
+            } else {
+                format!("off: the kernel refused the setup flag (needs {needs}); the ring runs without it")
+            };
+            line(name, active, detail)
+        };
+        vec![
+            line(
+                "provided-buffer ring",
+                true,
+                format!(
+                    "{} buffers of {} bytes shared by every connection; receives copied out below {} free",
+                    cfg.recv_buffers,
+                    cfg.recv_buffer_size,
+                    cfg.effective_low_water()
+                ),
+            ),
+            if cfg.single_shot_recv {
+                line(
+                    "multishot receive",
+                    false,
+                    "fallback: single-shot receive re-armed after each completion \
+                     (UringConfig::single_shot_recv)"
+                        .to_owned(),
+                )
+            } else {
+                line("multishot receive", true, "one receive armed per connection".to_owned())
+            },
+            if cfg.single_shot_accept {
+                line(
+                    "multishot accept",
+                    false,
+                    "fallback: single-shot accept re-armed after each connection \
+                     (UringConfig::single_shot_accept)"
+                        .to_owned(),
+                )
+            } else {
+                line("multishot accept", true, "one accept armed per listener".to_owned())
+            },
+            line(
+                "registered send buffers",
+                f.registered_send_buffers,
+                if f.registered_send_buffers {
+                    format!("{} fixed buffers of {} bytes", cfg.send_buffers, cfg.send_buffer_size)
+                } else if cfg.send_buffers == 0 {
+                    "off: UringConfig::send_buffers is 0; every send is vectored from the arena".to_owned()
+                } else {
+                    "fallback: unregistered copy buffers sent with SEND (the kernel refused the registration, \
+                     usually the locked-memory limit)"
+                        .to_owned()
+                },
+            ),
+            line(
+                "WRITE_FIXED",
+                f.write_fixed,
+                if f.write_fixed {
+                    "copied sends use the fixed buffers".to_owned()
+                } else if !f.registered_send_buffers {
+                    "fallback: SEND with MSG_NOSIGNAL (no registered buffers)".to_owned()
+                } else {
+                    "fallback: SEND with MSG_NOSIGNAL (SIGPIPE is not ignored)".to_owned()
+                },
+            ),
+            setup(
+                "SINGLE_ISSUER",
+                f.single_issuer,
+                "Linux 6.0",
+                "only this thread submits",
+            ),
+            setup(
+                "DEFER_TASKRUN",
+                f.defer_taskrun,
+                "Linux 6.1",
+                "completion work runs inside this thread's io_uring_enter",
+            ),
+            setup(
+                "COOP_TASKRUN",
+                f.coop_taskrun,
+                "Linux 5.19",
+                "no interrupt to run completion work",
+            ),
+            setup(
+                "SUBMIT_ALL",
+                f.submit_all,
+                "Linux 5.18",
+                "a failing submission does not stop the batch",
+            ),
+        ]
+    }
+
     /// What the driver did so far.
     pub fn stats(&self) -> UringStats {
-        self.ring.stats
+        UringStats {
+            recv_copied: self.ring.bufs.copied(),
+            ..self.ring.stats
+        }
     }
 
     /// The configuration the driver was built with.
@@ -410,7 +516,11 @@ impl<S: Session> UringDriver<S> {
                 continue;
             }
             let ud = user_data(KIND_ACCEPT, index as u32, slot.gen as u32);
-            self.ring.accept_multi(l.sock.as_raw_fd(), ud)?;
+            if self.config.single_shot_accept {
+                self.ring.accept_once(l.sock.as_raw_fd(), ud)?;
+            } else {
+                self.ring.accept_multi(l.sock.as_raw_fd(), ud)?;
+            }
             l.armed = true;
             l.retry_at = None;
         }
@@ -484,7 +594,11 @@ impl<S: Session> UringDriver<S> {
             && !session.is_closed();
         match (conn.recv, want_read) {
             (Recv::Idle, true) => {
-                self.ring.recv_multi(fd, user_data(KIND_RECV, index, gen))?;
+                if self.config.single_shot_recv {
+                    self.ring.recv_once(fd, user_data(KIND_RECV, index, gen))?;
+                } else {
+                    self.ring.recv_multi(fd, user_data(KIND_RECV, index, gen))?;
+                }
                 conn.recv = Recv::Armed;
             }
             (Recv::Armed, false) => {

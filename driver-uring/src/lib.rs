@@ -89,4 +89,4 @@ pub use config::UringConfig;
 pub use driver::UringDriver;
 pub use error::UringError;
 pub use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session, SessionFactory};
-pub use ring::{RingFeatures, UringStats};
+pub use ring::{FeatureLine, RingFeatures, UringStats};

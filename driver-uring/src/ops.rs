@@ -155,6 +155,29 @@ impl Ring {
         unsafe { self.push(&entry) }
     }
 
+    /// Starts a single-shot receive on `fd` into the provided-buffer ring (the fallback
+    /// for multishot receive: the driver re-arms it after each completion).
+    pub(crate) fn recv_once(&mut self, fd: RawFd, user_data: u64) -> io::Result<()> {
+        let entry = opcode::Recv::new(types::Fd(fd), std::ptr::null_mut(), 0)
+            .buf_group(self.bufs.bgid())
+            .build()
+            .flags(io_uring::squeue::Flags::BUFFER_SELECT)
+            .user_data(user_data);
+        // SAFETY: with BUFFER_SELECT the kernel picks a buffer of the registered ring,
+        // which lives as long as the ring; no address of ours is passed.
+        unsafe { self.push(&entry) }
+    }
+
+    /// Starts a single-shot accept on `fd` (the fallback for multishot accept).
+    pub(crate) fn accept_once(&mut self, fd: RawFd, user_data: u64) -> io::Result<()> {
+        let entry = opcode::Accept::new(types::Fd(fd), std::ptr::null_mut(), std::ptr::null_mut())
+            .flags(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
+            .build()
+            .user_data(user_data);
+        // SAFETY: no address buffer is passed (null address and length).
+        unsafe { self.push(&entry) }
+    }
+
     /// Starts a multishot accept on the listening socket `fd`.
     pub(crate) fn accept_multi(&mut self, fd: RawFd, user_data: u64) -> io::Result<()> {
         let entry = opcode::AcceptMulti::new(types::Fd(fd))

@@ -41,6 +41,18 @@ pub struct RingFeatures {
     pub write_fixed: bool,
 }
 
+/// One line of [`UringDriver::feature_report`](crate::UringDriver::feature_report): a
+/// kernel feature, whether the driver uses it, and if not, the fallback and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeatureLine {
+    /// The feature's name, as io_uring calls it.
+    pub name: &'static str,
+    /// Whether the driver uses it.
+    pub active: bool,
+    /// What it gives when active; the fallback in force and the reason otherwise.
+    pub detail: String,
+}
+
 /// Counters of what the driver did, for tests, diagnostics and benchmarks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct UringStats {
@@ -59,6 +71,9 @@ pub struct UringStats {
     pub recv_starved: u64,
     /// Receive buffers handed to sessions.
     pub recv_buffers_used: u64,
+    /// Of those, receives copied into their own heap buffer because the ring was below
+    /// its low-water mark (`UringConfig::recv_low_water`).
+    pub recv_copied: u64,
 }
 
 /// How long [`Ring::enter`] may block.
@@ -153,18 +168,23 @@ impl Ring {
         };
         check_features(&io)?;
 
-        let bufs = BufRing::register(&io.submitter(), RECV_BGID, cfg.recv_buffers, cfg.recv_buffer_size).map_err(
-            |e| match e.raw_os_error() {
-                Some(libc::EINVAL | libc::EOPNOTSUPP) => UringError::Unsupported {
-                    feature: "provided-buffer rings",
-                    needs: "Linux 5.19",
-                },
-                _ => UringError::Setup {
-                    step: "registering the receive buffer ring",
-                    source: e,
-                },
+        let bufs = BufRing::register(
+            &io.submitter(),
+            RECV_BGID,
+            cfg.recv_buffers,
+            cfg.recv_buffer_size,
+            cfg.effective_low_water(),
+        )
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EINVAL | libc::EOPNOTSUPP) => UringError::Unsupported {
+                feature: "provided-buffer rings",
+                needs: "Linux 5.19",
             },
-        )?;
+            _ => UringError::Setup {
+                step: "registering the receive buffer ring",
+                source: e,
+            },
+        })?;
         let sends = match SendSlab::new(&io.submitter(), cfg.send_buffers, cfg.send_buffer_size) {
             Ok(sends) => sends,
             Err(source) => {

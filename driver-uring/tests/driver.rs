@@ -245,6 +245,8 @@ fn exhausted_buffer_ring_loses_and_reorders_nothing() {
     let mut d = driver_with(UringConfig {
         recv_buffers: 4,
         recv_buffer_size: 1024,
+        // These tests are about the ring running dry: no copying at a low-water mark.
+        recv_low_water: 0,
         send_buffers: 2,
         send_buffer_size: 4096,
         ..UringConfig::default()
@@ -705,6 +707,8 @@ fn views_dropped_on_another_thread_revive_a_starved_ring() {
     let mut d = driver_with(UringConfig {
         recv_buffers: 4,
         recv_buffer_size: 1024,
+        // These tests are about the ring running dry: no copying at a low-water mark.
+        recv_low_water: 0,
         ..UringConfig::default()
     });
     let l = d
@@ -768,4 +772,87 @@ fn echo_over_ipv6_loopback() {
         _ => None,
     });
     assert!(peer.is_some_and(|p| p.is_ipv6() && p.ip().is_loopback()), "{peer:?}");
+}
+
+/// A session that keeps every received view (a program caching every value) empties a
+/// ring without a low-water mark; with the default mark, receives below it are copied
+/// and their buffers go straight back, so receiving never stops, the bytes are intact,
+/// and the ring keeps at least the mark's worth of buffers.
+#[test]
+fn holding_every_received_view_never_stops_receiving() {
+    const BUFFERS: u16 = 16;
+    const CHUNKS: usize = 1000;
+    let mut d = driver_with(UringConfig {
+        recv_buffers: BUFFERS,
+        recv_buffer_size: 1024,
+        ..UringConfig::default()
+    });
+    let low_water = d.config().effective_low_water() as usize;
+    assert!(low_water > 0);
+    let l = d
+        .listen(
+            loopback(),
+            Box::new(|_, _, _| Peer {
+                hold: true,
+                ..Peer::default()
+            }),
+        )
+        .unwrap();
+    let addr = d.listener_addr(l).unwrap();
+    let mut peer = TcpStream::connect(addr).unwrap();
+    let mut log = Vec::new();
+    run_until(&mut d, Duration::from_secs(5), "accept", &mut log, |_, log| {
+        !accepted(log).is_empty()
+    });
+    let conn = accepted(&log)[0];
+    let mut sent = Vec::new();
+    for i in 0..CHUNKS {
+        // One write per round, received before the next: one receive buffer each.
+        let chunk = format!("value-{i:05};");
+        peer.write_all(chunk.as_bytes()).unwrap();
+        sent.extend_from_slice(chunk.as_bytes());
+        let want = sent.len();
+        run_until(&mut d, Duration::from_secs(5), "chunk", &mut log, |d, _| {
+            d.session(conn).unwrap().received.len() >= want
+        });
+    }
+    let session = d.session(conn).unwrap();
+    assert!(session.received == sent);
+    assert!(session.held.len() >= CHUNKS / 2, "{} views", session.held.len());
+    assert_eq!(session.held.concat(), sent, "a kept view changed");
+    let stats = d.stats();
+    assert!(stats.recv_copied > 0, "{stats:?}");
+    assert!(d.recv_buffers_available() >= low_water, "{stats:?}");
+}
+
+/// Forced fallbacks show in the feature report with their reason, and the driver still
+/// echoes.
+#[test]
+fn feature_report_names_forced_fallbacks() {
+    let d = driver_with(UringConfig {
+        plain_ring: true,
+        send_buffers: 0,
+        single_shot_recv: true,
+        single_shot_accept: true,
+        ..UringConfig::default()
+    });
+    let report = d.feature_report();
+    let find = |name: &str| report.iter().find(|l| l.name == name).cloned().unwrap();
+    for name in ["SINGLE_ISSUER", "DEFER_TASKRUN", "COOP_TASKRUN", "SUBMIT_ALL"] {
+        let line = find(name);
+        assert!(!line.active && line.detail.contains("plain_ring"), "{line:?}");
+    }
+    let sends = find("registered send buffers");
+    assert!(!sends.active && sends.detail.contains("send_buffers is 0"), "{sends:?}");
+    assert!(!find("WRITE_FIXED").active);
+    assert!(find("provided-buffer ring").active);
+    for name in ["multishot receive", "multishot accept"] {
+        let line = find(name);
+        assert!(!line.active && line.detail.contains("single-shot"), "{line:?}");
+    }
+    echo_round_trip_on(d);
+
+    let full = driver();
+    assert!(full.feature_report().iter().any(|l| l.name == "SINGLE_ISSUER"));
+    assert_eq!(full.feature_report().len(), report.len());
 }

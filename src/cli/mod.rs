@@ -26,6 +26,9 @@ pub enum Command {
     Redis(redis::RedisArgs),
     /// Publish, subscribe or send a request to a NATS server, like the nats tool.
     Nats(nats::NatsArgs),
+    /// Say which io_uring features the kernel gave: one line per feature, active or the
+    /// fallback in force and why.
+    Doctor,
 }
 
 /// Runs the parsed command line; returns the process exit status.
@@ -34,5 +37,27 @@ pub fn run(cli: Cli) -> std::process::ExitCode {
         Command::Resp(cmd) => resp::run(cmd),
         Command::Redis(args) => redis::run(args),
         Command::Nats(args) => nats::run(args),
+        Command::Doctor => doctor(),
+    }
+}
+
+/// Prints one line per io_uring feature (`feature: active|fallback - detail`); exits 1
+/// when the io_uring driver cannot start at all, saying why.
+fn doctor() -> std::process::ExitCode {
+    use monocoque_uring::UringDriver;
+    println!("monocoque {}", env!("CARGO_PKG_VERSION"));
+    match UringDriver::<monocoque_proto::resp::Connection>::new() {
+        Ok(driver) => {
+            println!("io_uring: available");
+            for line in driver.feature_report() {
+                let state = if line.active { "active" } else { "inactive" };
+                println!("{}: {state} - {}", line.name, line.detail);
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("io_uring: unavailable - {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
