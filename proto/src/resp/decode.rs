@@ -1106,11 +1106,35 @@ mod tests {
             }
         };
         let max = DecoderConfig::DEFAULT_MAX_AGGREGATE_LEN;
-        assert_eq!(e(b"*4000000000\r\n"), DecodeError::AggregateTooLong { len: 4_000_000_000, max });
-        assert_eq!(e(b"*4294967295\r\n"), DecodeError::AggregateTooLong { len: 4_294_967_295, max });
-        assert_eq!(e(b"%3000000000\r\n"), DecodeError::AggregateTooLong { len: 6_000_000_000, max });
+        assert_eq!(
+            e(b"*4000000000\r\n"),
+            DecodeError::AggregateTooLong {
+                len: 4_000_000_000,
+                max
+            }
+        );
+        assert_eq!(
+            e(b"*4294967295\r\n"),
+            DecodeError::AggregateTooLong {
+                len: 4_294_967_295,
+                max
+            }
+        );
+        assert_eq!(
+            e(b"%3000000000\r\n"),
+            DecodeError::AggregateTooLong {
+                len: 6_000_000_000,
+                max
+            }
+        );
         let max = DecoderConfig::DEFAULT_MAX_BULK_LEN;
-        assert_eq!(e(b"$4294967295\r\n"), DecodeError::BulkTooLong { len: 4_294_967_295, max });
+        assert_eq!(
+            e(b"$4294967295\r\n"),
+            DecodeError::BulkTooLong {
+                len: 4_294_967_295,
+                max
+            }
+        );
         assert_eq!(e(&b"*1\r\n".repeat(1_000)), DecodeError::TooDeep { max: 32 });
         let mut endless = b"+".to_vec();
         endless.resize(DecoderConfig::DEFAULT_MAX_LINE_LEN + 3, b'a');
