@@ -113,7 +113,15 @@ fn redis_case(driver: DriverKind, hostile: Vec<u8>, chunk: Vec<u8>, total: usize
     let started = Instant::now();
     let result = client.get("key");
     let grew = rss().saturating_sub(before);
-    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    eprintln!(
+        "{driver:?}: error after {:?}, RSS grew by {grew} bytes",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
     drop(client);
     server.join().expect("server thread");
     match result {
@@ -168,7 +176,10 @@ fn redis_endless_line(driver: DriverKind) {
             max: DecoderConfig::DEFAULT_MAX_LINE_LEN
         }
     );
-    assert!(grew < DecoderConfig::DEFAULT_MAX_LINE_LEN + SLACK, "RSS grew by {grew} bytes");
+    assert!(
+        grew < DecoderConfig::DEFAULT_MAX_LINE_LEN + SLACK,
+        "RSS grew by {grew} bytes"
+    );
 }
 
 // ---- NATS -----------------------------------------------------------------------------
@@ -227,7 +238,13 @@ fn hostile_nats(max_payload: u64, hostile: String, chunk: Vec<u8>, total: usize)
 
 /// Subscribes on a hostile NATS server and waits for a message; returns the decode
 /// error the client reported and the RSS growth across the wait.
-fn nats_case(driver: DriverKind, max_payload: u64, hostile: &str, chunk: Vec<u8>, total: usize) -> (NatsDecodeError, usize) {
+fn nats_case(
+    driver: DriverKind,
+    max_payload: u64,
+    hostile: &str,
+    chunk: Vec<u8>,
+    total: usize,
+) -> (NatsDecodeError, usize) {
     let _one = serial();
     let (port, server) = hostile_nats(max_payload, hostile.to_owned(), chunk, total);
     let options = monocoque::nats::ClientOptions::from_url(&format!("nats://127.0.0.1:{port}"))
@@ -246,6 +263,10 @@ fn nats_case(driver: DriverKind, max_payload: u64, hostile: &str, chunk: Vec<u8>
         }
     }
     let grew = rss().saturating_sub(before);
+    eprintln!(
+        "{driver:?}: error after {:?}, RSS grew by {grew} bytes",
+        started.elapsed()
+    );
     drop(sub);
     drop(client);
     server.join().expect("server thread");
@@ -254,7 +275,10 @@ fn nats_case(driver: DriverKind, max_payload: u64, hostile: &str, chunk: Vec<u8>
             monocoque::nats::Error::Disconnected(NatsConnectionError::Decode(e))
             | monocoque::nats::Error::Connection(NatsConnectionError::Decode(e)),
         ) => (e, grew),
-        other => panic!("expected a decode error, got {:?}", other.map(|m| m.map(|m| m.payload.len()))),
+        other => panic!(
+            "expected a decode error, got {:?}",
+            other.map(|m| m.map(|m| m.payload.len()))
+        ),
     }
 }
 
@@ -276,10 +300,7 @@ fn nats_gigabyte_message(driver: DriverKind) {
 fn nats_endless_control_line(driver: DriverKind) {
     // A MSG whose control line never ends: 16 MiB of subject.
     let (err, grew) = nats_case(driver, 1 << 20, "MSG ", vec![b'a'; 64 << 10], 16 << 20);
-    assert!(
-        matches!(err, NatsDecodeError::ControlLineTooLong { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, NatsDecodeError::ControlLineTooLong { .. }), "{err:?}");
     assert!(grew < SLACK, "RSS grew by {grew} bytes");
 }
 
