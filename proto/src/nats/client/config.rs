@@ -242,7 +242,7 @@ pub enum SlowConsumerPolicy {
 ///
 /// What a queued message costs: `max_bytes` counts its payload and headers (as nats.go
 /// does); its subject, reply subject (each at most a control line, 4 KiB) and
-/// [`MESSAGE_OVERHEAD`](Self::MESSAGE_OVERHEAD) bytes of bookkeeping come on top and
+/// [`MESSAGE_OVERHEAD`](Self::MESSAGE_OVERHEAD) bytes (under 200) of bookkeeping come on top and
 /// are bounded by `max_messages`. The payload is a zero-copy view into the receive
 /// buffer it arrived in, so at worst a queued message also keeps the rest of that
 /// buffer alive: one receive segment (io_uring: a 16 KiB provided buffer, which the
