@@ -276,9 +276,13 @@ impl Default for SubscriptionPolicy {
     }
 }
 
+// README and the docs above say the overhead is under 200 bytes.
+const _: () = assert!(SubscriptionPolicy::MESSAGE_OVERHEAD < 200);
+
 impl SubscriptionPolicy {
-    /// Bytes counted for a queued message on top of its subject, reply, headers and
-    /// payload: the [`Message`](crate::nats::Message) itself in its queue slot.
+    /// Bytes a queued message costs on top of its subject, reply, headers and payload:
+    /// the [`Message`](crate::nats::Message) itself in its queue slot (not counted in
+    /// `max_bytes`; bounded by `max_messages`).
     pub const MESSAGE_OVERHEAD: usize = std::mem::size_of::<crate::nats::Message>();
 
     /// The default limits with the [`SlowConsumerPolicy::Backpressure`] policy.

@@ -201,12 +201,6 @@ mod tests {
     }
 
     #[test]
-    fn the_documented_overhead_holds() {
-        // README and SubscriptionPolicy's docs say under 200 bytes.
-        assert!(SubscriptionPolicy::MESSAGE_OVERHEAD < 200, "{}", SubscriptionPolicy::MESSAGE_OVERHEAD);
-    }
-
-    #[test]
     fn an_empty_queue_does_not_take_a_message_over_the_bound() {
         for policy in [SlowConsumerPolicy::DropNew, SlowConsumerPolicy::Backpressure] {
             let mut s = sub(10, cost(100), policy);
