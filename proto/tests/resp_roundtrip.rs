@@ -464,14 +464,14 @@ fn limit_cases() -> Vec<(DecoderConfig, Vec<u8>, DecodeError)> {
             b"*4294967296\r\n",
             DecodeError::AggregateTooLong {
                 len: 4_294_967_296,
-                max: u32::MAX as usize,
+                max: DecoderConfig::DEFAULT_MAX_AGGREGATE_LEN,
             },
         ),
         (
             b"%2147483648\r\n",
             DecodeError::AggregateTooLong {
                 len: 4_294_967_296,
-                max: u32::MAX as usize,
+                max: DecoderConfig::DEFAULT_MAX_AGGREGATE_LEN,
             },
         ),
         (
@@ -490,11 +490,11 @@ fn limit_cases() -> Vec<(DecoderConfig, Vec<u8>, DecodeError)> {
     owned.push((
         defaults.clone(),
         b"*1\r\n".repeat(100_000),
-        DecodeError::TooDeep { max: 128 },
+        DecodeError::TooDeep { max: 32 },
     ));
     let mut long_line = b"+".to_vec();
-    long_line.resize((1 << 20) + 3, b'x');
-    owned.push((defaults, long_line, DecodeError::LineTooLong { max: 1 << 20 }));
+    long_line.resize((64 << 10) + 3, b'x');
+    owned.push((defaults, long_line, DecodeError::LineTooLong { max: 64 << 10 }));
     owned
 }
 
@@ -635,10 +635,10 @@ fn a_refused_announcement_reserves_nothing() {
 fn memory_follows_received_bytes_not_announced_lengths() {
     const PIECE: usize = 4096;
     // A bulk string at the limit (512 MiB) announced, 1 MiB of it received; an array of
-    // u32::MAX elements announced, a few received; a streamed string of 1 MiB in chunks.
+    // 16 Mi elements (the default limit) announced, a few received; a streamed string of 1 MiB in chunks.
     let mut big_bulk = b"$536870912\r\n".to_vec();
     big_bulk.resize(big_bulk.len() + (1 << 20), b'x');
-    let mut big_array = b"*4294967295\r\n".to_vec();
+    let mut big_array = format!("*{}\r\n", DecoderConfig::DEFAULT_MAX_AGGREGATE_LEN).into_bytes();
     for _ in 0..1000 {
         big_array.extend_from_slice(b":1\r\n");
     }
@@ -678,19 +678,19 @@ fn memory_follows_received_bytes_not_announced_lengths() {
 fn an_endless_line_is_refused_at_the_line_limit() {
     let mut decoder = Decoder::default();
     let mut src = SegmentedBuffer::new();
-    let piece = vec![b'a'; 64 << 10];
+    let piece = vec![b'a'; 4 << 10];
     src.push_slice(b"+");
     let mut received = 1;
     let err = loop {
         src.push_slice(&piece);
         received += piece.len();
         match decoder.decode(&mut src) {
-            Ok(None) => assert!(received <= (1 << 20) + 2, "still waiting after {received} bytes"),
+            Ok(None) => assert!(received <= (64 << 10) + 2, "still waiting after {received} bytes"),
             Ok(Some(v)) => panic!("{v:?}"),
             Err(e) => break e,
         }
     };
-    assert_eq!(err, DecodeError::LineTooLong { max: 1 << 20 });
+    assert_eq!(err, DecodeError::LineTooLong { max: 64 << 10 });
 }
 
 // ---------------------------------------------------------------------------------------

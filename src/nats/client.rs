@@ -1083,6 +1083,7 @@ impl<D: Driver<Connection>> Inner<D> {
             seed: self.rng.next_u64(),
             reconnect_buffer_bytes: o.reconnect_buffer_size,
             max_outgoing_bytes: o.outgoing_buffer_size,
+            max_payload: o.max_payload,
             ..ClientConfig::default()
         })
     }

@@ -342,6 +342,13 @@ pub struct ClientOptions {
     /// waiting for it (a polling driver turn). Small enough to keep a publishing loop's
     /// buffer in cache; large enough that a syscall carries hundreds of messages.
     pub flush_threshold: usize,
+    /// The client's own ceiling on one message (payload plus headers), whatever the
+    /// server announces in `INFO`: the limit in force is the smaller of the two. Default
+    /// 64 MiB; worst case per connection, one message of this size being received. A
+    /// larger message is refused on its control line (the connection is replaced with
+    /// [`Event::Disconnected`](super::Event::Disconnected) carrying
+    /// `DecodeError::PayloadTooLarge`) before anything is reserved for it.
+    pub max_payload: usize,
     /// Pending limits and slow-consumer policy of every new subscription (each can have
     /// its own with [`Client::subscribe_with`](super::Client::subscribe_with)).
     pub subscription_policy: SubscriptionPolicy,
@@ -370,6 +377,7 @@ impl ClientOptions {
             request_timeout: Duration::from_secs(5),
             outgoing_buffer_size: 32 << 20,
             flush_threshold: 64 * 1024,
+            max_payload: monocoque_proto::nats::client::ClientConfig::DEFAULT_MAX_PAYLOAD,
             subscription_policy: SubscriptionPolicy::default(),
             seed: None,
         }
@@ -483,6 +491,14 @@ impl ClientOptions {
     #[must_use]
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets the client's ceiling on one message's size (see
+    /// [`max_payload`](Self::max_payload)).
+    #[must_use]
+    pub fn max_payload(mut self, max: usize) -> Self {
+        self.max_payload = max;
         self
     }
 

@@ -145,7 +145,10 @@ pub struct ClientOptions {
     /// driver turns count from the first of them). `None` waits forever. A reply half
     /// received at the deadline poisons the connection (the stream stalled mid-frame).
     pub response_timeout: Option<Duration>,
-    /// Limits on replies (bulk length, aggregate length, nesting, line length).
+    /// Limits on replies (bulk length, aggregate length, nesting, line length); the
+    /// defaults and the worst-case memory each allows per connection are on
+    /// [`DecoderConfig`]'s fields (a reply over a limit fails with
+    /// [`Error::Connection`](super::Error::Connection) before memory is reserved for it).
     pub decoder: DecoderConfig,
     /// Most requests on the wire at once; more can be buffered, they are sent as replies
     /// come back.

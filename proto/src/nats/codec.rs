@@ -264,6 +264,19 @@ impl ClientCodec {
         }
     }
 
+    /// Adopts the smaller of the server's `max_payload` (from `INFO`) and the client's
+    /// own `ceiling`, for both directions: a server that announces a huge limit cannot
+    /// make the client accept (and hold) a message past what it was configured for. A
+    /// negative or zero announcement (no limit) keeps the current limit, capped too.
+    /// Returns the limit now in force.
+    pub fn adopt_max_payload(&mut self, announced: i64, ceiling: usize) -> usize {
+        let current = self.framer.limits.max_payload;
+        let server = usize::try_from(announced).ok().filter(|&m| m > 0).unwrap_or(current);
+        let effective = server.min(ceiling.max(1));
+        self.framer.limits.max_payload = effective;
+        effective
+    }
+
     /// Writes a `PUB` (or, with headers, an `HPUB`) without building a [`Publish`]: the
     /// publishing hot path.
     pub fn encode_publish(
@@ -983,6 +996,29 @@ mod tests {
         assert_eq!(codec.limits().max_payload, 1 << 20);
         codec.set_max_payload(-1);
         assert_eq!(codec.limits().max_payload, 1 << 20);
+    }
+
+    #[test]
+    fn the_client_ceiling_caps_the_servers_max_payload() {
+        let mut codec = ClientCodec::default();
+        // The smaller of the two is in force, whichever side it comes from.
+        assert_eq!(codec.adopt_max_payload(1_000_000_000, 64 << 20), 64 << 20);
+        assert_eq!(codec.limits().max_payload, 64 << 20);
+        assert_eq!(codec.adopt_max_payload(8 << 20, 64 << 20), 8 << 20);
+        // No announcement keeps the current limit, still capped.
+        assert_eq!(codec.adopt_max_payload(0, 64 << 20), 8 << 20);
+        assert_eq!(codec.adopt_max_payload(-1, 4 << 20), 4 << 20);
+        // A MSG over the ceiling is refused on its control line.
+        codec.adopt_max_payload(1_000_000_000, 1024);
+        let mut src = SegmentedBuffer::new();
+        src.push_slice(b"MSG foo 1 999999999\r\n");
+        assert_eq!(
+            codec.decode_op(&mut src).unwrap_err(),
+            DecodeError::PayloadTooLarge {
+                size: 999_999_999,
+                max: 1024
+            }
+        );
     }
 
     // -- zero copy and resumption --------------------------------------------------------

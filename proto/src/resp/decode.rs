@@ -14,19 +14,36 @@ use super::{DecodeError, Protocol, Value};
 use crate::chassis::SegmentedBuffer;
 
 /// Limits and dialect for a [`Decoder`]. Every limit is checked before anything is
-/// reserved for the value it guards.
+/// reserved for the value it guards, so the defaults bound what a server (or anything
+/// posing as one) can make a connection hold: see each field for the worst case it
+/// allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecoderConfig {
     /// RESP2 rejects RESP3-only types; RESP3 accepts everything, RESP2 nulls included.
     pub protocol: Protocol,
-    /// Longest bulk, blob error, verbatim or streamed string, in bytes (Redis:
-    /// `proto-max-bulk-len`, 512 MiB).
+    /// Longest bulk, blob error, verbatim or streamed string, in bytes (default
+    /// [`DEFAULT_MAX_BULK_LEN`](Self::DEFAULT_MAX_BULK_LEN), Redis's own `proto-max-bulk-len`, 512 MiB, so every
+    /// value a Redis server can store can be read). Worst case per connection: one
+    /// string of this size being received, plus one receive segment when it straddles
+    /// segments and is joined.
     pub max_bulk_len: usize,
-    /// Most elements in one aggregate (a map's pairs count twice).
+    /// Most elements in one aggregate (a map's pairs count twice); default
+    /// [`DEFAULT_MAX_AGGREGATE_LEN`](Self::DEFAULT_MAX_AGGREGATE_LEN), 16 Mi. The announced length is checked on the
+    /// header line; at most 1024 slots are reserved up front and the
+    /// rest only as elements arrive (each at least 3 bytes on the wire). Worst case per
+    /// connection: `max_aggregate_len` × `size_of::<Value>()` (40 bytes) = 640 MiB of
+    /// element slots in one aggregate, and only when the server really sends that
+    /// many elements.
     pub max_aggregate_len: usize,
-    /// Deepest nesting of aggregates (attributes included).
+    /// Deepest nesting of aggregates (attributes included); default
+    /// [`DEFAULT_MAX_DEPTH`](Self::DEFAULT_MAX_DEPTH), 32 (Redis's deepest replies nest a handful of levels).
+    /// Worst case per connection: `max_depth` open aggregates, each with up to
+    /// 1024 reserved slots: 32 × 1024 × 40 B = 1.25 MiB.
     pub max_depth: usize,
-    /// Longest header or simple line (`+`, `-`, `:`, `(`, ...) before its `\r\n`.
+    /// Longest header or simple line (`+`, `-`, `:`, `(`, ...) before its `\r\n`;
+    /// default [`DEFAULT_MAX_LINE_LEN`](Self::DEFAULT_MAX_LINE_LEN), 64 KiB. A line with no `\r\n` is refused as
+    /// soon as this many bytes of it have arrived, so a server streaming an endless
+    /// line costs at most this plus one receive segment.
     pub max_line_len: usize,
 }
 
@@ -34,15 +51,25 @@ impl Default for DecoderConfig {
     fn default() -> Self {
         Self {
             protocol: Protocol::Resp3,
-            max_bulk_len: 512 * 1024 * 1024,
-            max_aggregate_len: u32::MAX as usize,
-            max_depth: 128,
-            max_line_len: 1024 * 1024,
+            max_bulk_len: Self::DEFAULT_MAX_BULK_LEN,
+            max_aggregate_len: Self::DEFAULT_MAX_AGGREGATE_LEN,
+            max_depth: Self::DEFAULT_MAX_DEPTH,
+            max_line_len: Self::DEFAULT_MAX_LINE_LEN,
         }
     }
 }
 
 impl DecoderConfig {
+    /// Default [`max_bulk_len`](Self::max_bulk_len): Redis's `proto-max-bulk-len`,
+    /// 512 MiB.
+    pub const DEFAULT_MAX_BULK_LEN: usize = 512 * 1024 * 1024;
+    /// Default [`max_aggregate_len`](Self::max_aggregate_len): 16 Mi elements.
+    pub const DEFAULT_MAX_AGGREGATE_LEN: usize = 16 * 1024 * 1024;
+    /// Default [`max_depth`](Self::max_depth): 32 levels.
+    pub const DEFAULT_MAX_DEPTH: usize = 32;
+    /// Default [`max_line_len`](Self::max_line_len): 64 KiB.
+    pub const DEFAULT_MAX_LINE_LEN: usize = 64 * 1024;
+
     /// The defaults, for the given dialect.
     pub fn new(protocol: Protocol) -> Self {
         Self {
@@ -1061,6 +1088,65 @@ mod tests {
         assert_eq!(err(b";3\r\n"), DecodeError::UnexpectedStreamMarker(b';'));
     }
 
+    /// The defaults refuse what a hostile server can announce, on the header line, and
+    /// the worst cases documented on [`DecoderConfig`] hold.
+    #[test]
+    fn defaults_bound_what_a_server_can_announce() {
+        let cfg = DecoderConfig::default();
+        let e = |input: &[u8]| {
+            let mut d = Decoder::new(cfg.clone());
+            let mut src = SegmentedBuffer::new();
+            src.push_slice(input);
+            loop {
+                match d.decode(&mut src) {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => panic!("waits for more after {} bytes", input.len()),
+                    Err(e) => return e,
+                }
+            }
+        };
+        let max = DecoderConfig::DEFAULT_MAX_AGGREGATE_LEN;
+        assert_eq!(
+            e(b"*4000000000\r\n"),
+            DecodeError::AggregateTooLong {
+                len: 4_000_000_000,
+                max
+            }
+        );
+        assert_eq!(
+            e(b"*4294967295\r\n"),
+            DecodeError::AggregateTooLong {
+                len: 4_294_967_295,
+                max
+            }
+        );
+        assert_eq!(
+            e(b"%3000000000\r\n"),
+            DecodeError::AggregateTooLong {
+                len: 6_000_000_000,
+                max
+            }
+        );
+        let max = DecoderConfig::DEFAULT_MAX_BULK_LEN;
+        assert_eq!(
+            e(b"$4294967295\r\n"),
+            DecodeError::BulkTooLong {
+                len: 4_294_967_295,
+                max
+            }
+        );
+        assert_eq!(e(&b"*1\r\n".repeat(1_000)), DecodeError::TooDeep { max: 32 });
+        let mut endless = b"+".to_vec();
+        endless.resize(DecoderConfig::DEFAULT_MAX_LINE_LEN + 3, b'a');
+        assert_eq!(e(&endless), DecodeError::LineTooLong { max: 64 * 1024 });
+        // Just under the limits still decodes: a legal reply of these sizes is read.
+        let mut deep = b"*1\r\n".repeat(32);
+        deep.extend_from_slice(b":1\r\n");
+        assert_eq!(decode_all(cfg.clone(), &deep).map(|v| v.len()), Ok(1));
+        // The documented worst cases use a 40-byte element slot.
+        assert_eq!(std::mem::size_of::<Value>(), 40);
+    }
+
     #[test]
     fn limits_are_checked_before_reserving() {
         let cfg = DecoderConfig {
@@ -1097,7 +1183,7 @@ mod tests {
     #[test]
     fn hundred_thousand_nested_arrays_error_without_overflow() {
         let input = b"*1\r\n".repeat(100_000);
-        assert_eq!(err(&input), DecodeError::TooDeep { max: 128 });
+        assert_eq!(err(&input), DecodeError::TooDeep { max: 32 });
     }
 
     #[test]

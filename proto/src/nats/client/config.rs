@@ -34,9 +34,22 @@ pub struct ClientConfig {
     pub pedantic: bool,
     /// Whether this connection receives its own publishes on its subscriptions.
     pub echo: bool,
-    /// Decoder limits. `max_payload` is replaced by the server's `INFO` `max_payload`
-    /// once it arrives (and then also bounds what may be published).
+    /// Decoder limits. `max_payload` is replaced by the smaller of the server's `INFO`
+    /// `max_payload` and [`max_payload`](Self::max_payload) once `INFO` arrives (and
+    /// then also bounds what may be published). `max_control_line` (4 KiB) and
+    /// `max_json_line` (64 KiB) bound what a line without its `\r\n` may cost: a server
+    /// streaming an endless line is refused after that many bytes, plus one receive
+    /// segment.
     pub limits: Limits,
+    /// The client's own ceiling on a message's size (payload plus headers), whatever
+    /// the server announces: the limit in force is the smaller of this and the
+    /// server's `max_payload`. Default [`DEFAULT_MAX_PAYLOAD`](Self::DEFAULT_MAX_PAYLOAD), 64 MiB
+    /// (nats-server refuses to be configured above it). Worst case per connection: one
+    /// message of this size being received; a larger one announced is refused on its
+    /// control line with
+    /// [`DecodeError::PayloadTooLarge`](crate::nats::DecodeError::PayloadTooLarge),
+    /// before anything is reserved, and the connection is replaced.
+    pub max_payload: usize,
     /// How long from [`Connection::new`](super::Connection::new) (which the body calls
     /// before it opens the socket) until the handshake must be complete: `INFO`
     /// received, `CONNECT` + `PING` sent, `PONG` received.
@@ -81,6 +94,7 @@ impl Default for ClientConfig {
             pedantic: false,
             echo: true,
             limits: Limits::default(),
+            max_payload: Self::DEFAULT_MAX_PAYLOAD,
             connect_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_secs(120),
             max_pings_out: 2,
@@ -94,6 +108,12 @@ impl Default for ClientConfig {
     }
 }
 
+impl ClientConfig {
+    /// Default [`max_payload`](Self::max_payload): 64 MiB, the largest `max_payload`
+    /// nats-server accepts in its configuration.
+    pub const DEFAULT_MAX_PAYLOAD: usize = 64 * 1024 * 1024;
+}
+
 /// Shows everything but secrets.
 impl fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -104,6 +124,7 @@ impl fmt::Debug for ClientConfig {
             .field("pedantic", &self.pedantic)
             .field("echo", &self.echo)
             .field("limits", &self.limits)
+            .field("max_payload", &self.max_payload)
             .field("connect_timeout", &self.connect_timeout)
             .field("ping_interval", &self.ping_interval)
             .field("max_pings_out", &self.max_pings_out)
@@ -218,12 +239,27 @@ pub enum SlowConsumerPolicy {
 
 /// How much a subscription may hold that the application has not taken yet, and what
 /// happens past it.
+///
+/// What a queued message costs: `max_bytes` counts its payload and headers (as nats.go
+/// does); its subject, reply subject (each at most a control line, 4 KiB) and
+/// [`MESSAGE_OVERHEAD`](Self::MESSAGE_OVERHEAD) bytes (under 200) of bookkeeping come on top and
+/// are bounded by `max_messages`. The payload is a zero-copy view into the receive
+/// buffer it arrived in, so at worst a queued message also keeps the rest of that
+/// buffer alive: one receive segment (io_uring: a 16 KiB provided buffer, which the
+/// driver copies out of when its ring runs low; mio: its read chunk), shared by every
+/// message that arrived in it. Worst case per subscription: `max_bytes` + `max_messages`
+/// × (overhead + subject + reply) + one receive segment per queued message whose segment
+/// no other live value shares; in practice messages share segments and the last term
+/// is the size of the receive ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SubscriptionPolicy {
-    /// Most messages pending.
+    /// Most messages pending (default 512 Ki, as nats.go).
     pub max_messages: usize,
-    /// Most bytes pending (payload plus headers). An empty queue accepts one message of
-    /// any size.
+    /// Most bytes pending, counted as above (default 64 MiB, as nats.go). This is a hard
+    /// bound: a message larger than `max_bytes` is never queued, even on an empty queue;
+    /// it is dropped and reported with [`Event::SlowConsumer`](super::Event::SlowConsumer)
+    /// whatever [`on_full`](Self::on_full) says (waiting for room it can never have
+    /// would stall the connection for good).
     pub max_bytes: usize,
     /// What happens when a message does not fit.
     pub on_full: SlowConsumerPolicy,
@@ -240,7 +276,15 @@ impl Default for SubscriptionPolicy {
     }
 }
 
+// README and the docs above say the overhead is under 200 bytes.
+const _: () = assert!(SubscriptionPolicy::MESSAGE_OVERHEAD < 200);
+
 impl SubscriptionPolicy {
+    /// Bytes a queued message costs on top of its subject, reply, headers and payload:
+    /// the [`Message`](crate::nats::Message) itself in its queue slot (not counted in
+    /// `max_bytes`; bounded by `max_messages`).
+    pub const MESSAGE_OVERHEAD: usize = std::mem::size_of::<crate::nats::Message>();
+
     /// The default limits with the [`SlowConsumerPolicy::Backpressure`] policy.
     pub fn backpressure() -> Self {
         Self {

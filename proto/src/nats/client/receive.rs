@@ -66,7 +66,7 @@ impl Connection {
             self.lame_duck = true;
             self.events.push_back(Event::LameDuck);
         }
-        self.codec.set_max_payload(info.max_payload);
+        self.codec.adopt_max_payload(info.max_payload, self.config.max_payload);
         if self.phase == Phase::AwaitInfo {
             self.headers_supported = info.headers;
             if info.tls_required {

@@ -54,7 +54,8 @@ pub(super) struct Subscription {
     pub dropped_total: u64,
 }
 
-/// The bytes a message holds in a queue.
+/// The bytes counted for a message in a queue: payload plus headers, as nats.go counts
+/// (see [`SubscriptionPolicy`] for what else it keeps alive).
 pub(super) fn message_size(message: &Message) -> usize {
     message.payload.len() + message.headers.as_ref().map_or(0, |h| h.len())
 }
@@ -99,11 +100,15 @@ impl Subscription {
             return Offer::Dropped { ended: false };
         }
         let size = message_size(&message);
-        let fits = self.messages.len() < self.policy.max_messages.max(1) && self.bytes.try_acquire(size).is_ok();
+        // Never fits, even in an empty queue: dropped whatever the policy (waiting for
+        // room it can never have would stall the connection).
+        let oversized = size > self.policy.max_bytes;
+        let fits =
+            !oversized && self.messages.len() < self.policy.max_messages.max(1) && size <= self.bytes.available();
         if !fits {
             match self.policy.on_full {
-                SlowConsumerPolicy::Backpressure => return Offer::Full(message),
-                SlowConsumerPolicy::DropNew => {
+                SlowConsumerPolicy::Backpressure if !oversized => return Offer::Full(message),
+                SlowConsumerPolicy::Backpressure | SlowConsumerPolicy::DropNew => {
                     self.received += 1;
                     self.unreported_drops += 1;
                     self.dropped_total += 1;
@@ -113,6 +118,7 @@ impl Subscription {
                 }
             }
         }
+        self.bytes.try_acquire(size).ok();
         self.received += 1;
         self.messages.push_back(message);
         let notify = !self.notified;
@@ -133,8 +139,10 @@ impl Subscription {
     }
 
     /// Whether a message of `size` bytes would be queued now.
+    /// A message that can never fit (over `max_bytes`) counts as having room: offering
+    /// it drops it.
     pub fn has_room_for(&self, size: usize) -> bool {
-        self.messages.is_empty()
+        size > self.policy.max_bytes
             || (self.messages.len() < self.policy.max_messages.max(1) && size <= self.bytes.available())
     }
 }
@@ -162,9 +170,14 @@ mod tests {
         Subscription::new(Sid::from_u64(1), Bytes::from_static(b"s"), None, policy)
     }
 
+    /// What `message(n)` counts against `max_bytes`.
+    fn cost(n: usize) -> usize {
+        message_size(&message(n))
+    }
+
     #[test]
     fn bounded_by_messages_and_bytes() {
-        let mut s = sub(2, 10, SlowConsumerPolicy::DropNew);
+        let mut s = sub(2, cost(4) + cost(6), SlowConsumerPolicy::DropNew);
         assert!(matches!(
             s.offer(message(4)),
             Offer::Queued {
@@ -180,34 +193,49 @@ mod tests {
         assert_eq!(s.take().map(|m| m.payload.len()), Some(4));
         assert!(matches!(s.offer(message(7)), Offer::Dropped { .. }), "byte limit");
         assert!(matches!(s.offer(message(6)), Offer::Queued { .. }));
-        assert_eq!(s.pending(), (2, 10));
+        assert_eq!(s.pending(), (2, cost(4) + cost(6)));
         assert_eq!((s.unreported_drops, s.dropped_total, s.received), (2, 2, 5));
         s.take();
         s.take();
         assert!(!s.notified && s.pending() == (0, 0));
-        assert!(
-            matches!(s.offer(message(100)), Offer::Queued { notify: true, .. }),
-            "empty takes any size"
-        );
+    }
+
+    #[test]
+    fn an_empty_queue_does_not_take_a_message_over_the_bound() {
+        for policy in [SlowConsumerPolicy::DropNew, SlowConsumerPolicy::Backpressure] {
+            let mut s = sub(10, cost(100), policy);
+            assert!(
+                matches!(s.offer(message(101)), Offer::Dropped { ended: false }),
+                "{policy:?}: dropped, not queued nor stalled"
+            );
+            assert_eq!(s.pending(), (0, 0));
+            assert_eq!((s.unreported_drops, s.dropped_total, s.received), (1, 1, 1));
+            // It would never fit: a stalled one is let through to be dropped.
+            assert!(s.has_room_for(cost(101)));
+            assert!(
+                matches!(s.offer(message(100)), Offer::Queued { .. }),
+                "at the bound: queued"
+            );
+        }
     }
 
     #[test]
     fn backpressure_hands_the_message_back_uncounted() {
-        let mut s = sub(1, 100, SlowConsumerPolicy::Backpressure);
+        let mut s = sub(1, 2 * cost(2), SlowConsumerPolicy::Backpressure);
         s.offer(message(1));
         let Offer::Full(m) = s.offer(message(2)) else {
             panic!("full")
         };
         assert_eq!(s.received, 1);
-        assert!(!s.has_room_for(2));
+        assert!(!s.has_room_for(cost(2)));
         s.take();
-        assert!(s.has_room_for(2));
+        assert!(s.has_room_for(cost(2)));
         assert!(matches!(s.offer(m), Offer::Queued { notify: true, .. }));
     }
 
     #[test]
     fn maximum_ends_the_subscription() {
-        let mut s = sub(10, 100, SlowConsumerPolicy::DropNew);
+        let mut s = sub(10, 100 * cost(1), SlowConsumerPolicy::DropNew);
         s.max = Some(2);
         s.offer(message(1));
         assert!(matches!(s.offer(message(1)), Offer::Queued { ended: true, .. }));
