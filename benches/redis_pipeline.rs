@@ -766,8 +766,10 @@ fn mass_insert(server: u32, port: u16, pipe_n: u64, pipe_reps: usize) {
             pipe_samples[t].push(run_pipe(PipeTool::ALL[t], server, port, &input, pipe_n, &dir));
         }
     }
-    println!("| tool | wall s | SETs/s | client CPU s | of which kernel | server CPU s | server busy |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| tool | wall s | SETs/s | client CPU s | of which kernel | server CPU s | server busy | server idle ms |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut rows = Vec::new();
     for (t, tool) in PipeTool::ALL.iter().enumerate() {
         let s = &pipe_samples[t];
@@ -780,15 +782,23 @@ fn mass_insert(server: u32, port: u16, pipe_n: u64, pipe_reps: usize) {
                 .map(|x| x.server_cpu.as_secs_f64() / x.client.wall.as_secs_f64())
                 .collect(),
         );
+        // Wall time the server's main thread did not run: waiting for the client (and
+        // process start and exit, and being preempted on a loaded machine).
+        let idle = median(
+            s.iter()
+                .map(|x| x.client.wall.as_secs_f64() - x.server_cpu.as_secs_f64())
+                .collect(),
+        );
         println!(
-            "| {} | {:.3} | {:.0} | {:.3} | {:.3} | {:.3} | {:.0}% |",
+            "| {} | {:.3} | {:.0} | {:.3} | {:.3} | {:.3} | {:.0}% | {:.0} |",
             tool.label(),
             wall,
             pipe_n as f64 / wall,
             cpu,
             sys,
             server_cpu,
-            busy * 100.0
+            busy * 100.0,
+            idle * 1000.0
         );
         rows.push((wall, cpu));
     }
