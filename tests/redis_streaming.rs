@@ -22,6 +22,7 @@ both_drivers! {
     pump_returns_replies_in_order_under_a_tight_cap => pump_in_order_uring, pump_in_order_mio;
     pump_with_a_past_deadline_never_blocks => pump_never_blocks_uring, pump_never_blocks_mio;
     pipe_streams_batches_before_the_first_replies => pipe_streams_uring, pipe_streams_mio;
+    pipe_reports_errors_in_command_order => pipe_error_order_uring, pipe_error_order_mio;
 }
 
 fn client(server: &RedisServer, driver: DriverKind, max_pending: usize) -> Client {
@@ -188,4 +189,33 @@ fn pipe_streams_batches_before_the_first_replies(driver: DriverKind) {
         got.len(),
         input.len()
     );
+}
+
+/// A command refused before sending (`MONITOR`, which a pipelined connection cannot
+/// carry) is reported among the server's error replies in input order, not ahead of the
+/// errors of the commands before it.
+fn pipe_reports_errors_in_command_order(driver: DriverKind) {
+    let server = RedisServer::start(&[]);
+    let dir = TempDir::new("redis-streaming-order");
+    let input_path = dir.path.join("mixed.resp");
+    std::fs::write(
+        &input_path,
+        b"*1\r\n$7\r\nBOGUS_A\r\n*1\r\n$7\r\nMONITOR\r\n*1\r\n$7\r\nBOGUS_B\r\n*1\r\n$4\r\nPING\r\n",
+    )
+    .expect("write input");
+    let out = Command::new(env!("CARGO_BIN_EXE_monocoque"))
+        .args(["redis", "--pipe", "--driver", &driver.to_string()])
+        .args(["--url", &format!("redis://{}", server.addr)])
+        .stdin(std::fs::File::open(&input_path).expect("open input"))
+        .output()
+        .expect("run monocoque");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{driver}: {stdout} {stderr}");
+    assert!(stdout.ends_with("errors: 3, replies: 3\n"), "{driver}: {stdout}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{driver}: one line per error: {stderr}");
+    assert!(lines[0].contains("BOGUS_A"), "{driver}: {stderr}");
+    assert!(lines[1].contains("MONITOR"), "{driver}: {stderr}");
+    assert!(lines[2].contains("BOGUS_B"), "{driver}: {stderr}");
 }
