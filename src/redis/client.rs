@@ -1129,8 +1129,10 @@ impl<D: Driver<Connection>> Client<D> {
     /// returns are not returned again by [`flush`](Self::flush).
     ///
     /// Unlike [`flush`](Self::flush), it returns as soon as some replies are in, so the
-    /// caller can buffer the next commands while the server works on the earlier ones:
-    /// one driver turn (one write submission) per call, not per command.
+    /// caller can buffer the next commands while the server works on the earlier ones.
+    /// Each call is one non-blocking driver turn (one write submission for everything
+    /// buffered since the last), and more turns only while it waits: call it once per
+    /// batch of commands, not per command.
     ///
     /// # Errors
     /// As [`flush`](Self::flush): only [`Error::Driver`], and every buffered request is
