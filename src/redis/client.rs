@@ -1106,3 +1106,103 @@ impl<D: Driver<Connection>> std::fmt::Debug for Client<D> {
             .finish_non_exhaustive()
     }
 }
+
+/// Streaming pipelines: a producer that keeps buffering while replies come back, so the
+/// server never waits for the client between batches (what `monocoque redis --pipe`
+/// does). [`flush`](Client::flush) is stop-and-wait: it returns once every reply of
+/// the batch is in, and nothing new reaches the server in the meantime.
+impl<D: Driver<Connection>> Client<D> {
+    /// Requests buffered but not yet handed to the connection: they wait in the client
+    /// for room under [`max_pending`](ClientOptions::max_pending) and
+    /// [`max_outgoing_bytes`](ClientOptions::max_outgoing_bytes), or for a reconnect.
+    /// A streaming producer buffers more only while this is 0, which bounds what the
+    /// client holds to one of its batches.
+    pub fn unsent(&self) -> usize {
+        self.batch.slots.len() - self.batch.cursor
+    }
+
+    /// Hands everything buffered to the kernel and appends to `out`, in request order,
+    /// the outcomes that have arrived (those already returned by
+    /// [`query`](Self::query) excepted); returns how many were appended. Waits, until
+    /// `wait_until` (`None`: no limit), only while none has arrived and some request is
+    /// still outstanding; with a deadline already past it never blocks. Outcomes it
+    /// returns are not returned again by [`flush`](Self::flush).
+    ///
+    /// Unlike [`flush`](Self::flush), it returns as soon as some replies are in, so the
+    /// caller can buffer the next commands while the server works on the earlier ones.
+    /// Each call is one non-blocking driver turn (one write submission for everything
+    /// buffered since the last), and more turns only while it waits: call it once per
+    /// batch of commands, not per command.
+    ///
+    /// # Errors
+    /// As [`flush`](Self::flush): only [`Error::Driver`], and every buffered request is
+    /// then dropped.
+    pub fn pump_into(
+        &mut self,
+        wait_until: Option<Instant>,
+        out: &mut Vec<Result<Value, Error>>,
+    ) -> Result<usize, Error> {
+        let mut turned = false;
+        let mut appended = 0;
+        loop {
+            if self.link.as_ref().is_some_and(|l| l.dead.is_some()) {
+                self.bury_link();
+            }
+            if self.check_liveness && self.link.is_some() {
+                self.check_liveness = false;
+                self.turn(Some(Instant::now()))?;
+                continue;
+            }
+            self.check_liveness = false;
+            self.submit_unsent();
+            if self.link.as_ref().is_some_and(|l| l.dead.is_some()) {
+                continue;
+            }
+            if self.link.is_none() && self.batch.has_unsent() {
+                // Only unsent requests are left: nothing on a dead connection survives.
+                if let Err(e) = self.reconnect() {
+                    self.batch.fail_unsent(&e);
+                }
+                continue;
+            }
+            if !turned {
+                // Hand what is encoded to the kernel and take in what arrived, without
+                // blocking; then submit what the replies made room for.
+                self.turn(Some(Instant::now()))?;
+                turned = true;
+                continue;
+            }
+            appended += self.drain_finished_into(out);
+            let expired = wait_until.is_some_and(|d| Instant::now() >= d);
+            if appended > 0 || self.batch.all_finished() || expired || self.link.is_none() {
+                return Ok(appended);
+            }
+            self.turn(wait_until)?;
+        }
+    }
+
+    /// Moves the outcomes at the front of the batch, up to the first request still
+    /// waiting, into `out`; returns how many.
+    fn drain_finished_into(&mut self, out: &mut Vec<Result<Value, Error>>) -> usize {
+        use super::batch::Slot;
+        let batch = &mut self.batch;
+        let mut n = 0;
+        while matches!(batch.slots.front(), Some(Slot::Done(_) | Slot::Taken)) {
+            let Some(slot) = batch.slots.pop_front() else { break };
+            batch.base += 1;
+            batch.cursor = batch.cursor.saturating_sub(1);
+            batch.finished = batch.finished.saturating_sub(1);
+            match slot {
+                Slot::Done(outcome) => {
+                    out.push(outcome);
+                    n += 1;
+                }
+                _ => batch.taken = batch.taken.saturating_sub(1),
+            }
+        }
+        if batch.slots.is_empty() {
+            self.settle();
+        }
+        n
+    }
+}
