@@ -2,6 +2,7 @@
 //! connection, on the wire, or answered.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use monocoque_proto::resp::{Cmd, Value};
 
@@ -76,6 +77,9 @@ pub(crate) struct Batch {
     pub finished: usize,
     /// Slots that are `Taken`.
     pub taken: usize,
+    /// When each unsent slot was buffered, in slot order: held requests have a
+    /// deadline too, counted from here.
+    pub held_at: VecDeque<Instant>,
 }
 
 impl Batch {
@@ -84,10 +88,11 @@ impl Batch {
         self.base + self.slots.len() as u64
     }
 
-    /// Appends an unsent request.
-    pub fn push_unsent(&mut self, request: Request) -> RequestId {
+    /// Appends an unsent request, buffered at `now`.
+    pub fn push_unsent(&mut self, request: Request, now: Instant) -> RequestId {
         let id = RequestId(self.next_seq());
         self.unsent_bytes += request.encoded_len();
+        self.held_at.push_back(now);
         self.slots.push_back(Slot::Unsent(Box::new(request)));
         id
     }
@@ -119,6 +124,7 @@ impl Batch {
         if let Some(slot) = self.slots.get_mut(self.cursor) {
             if let Slot::Unsent(r) = std::mem::replace(slot, Slot::Sent) {
                 self.unsent_bytes = self.unsent_bytes.saturating_sub(r.encoded_len());
+                self.held_at.pop_front();
             }
             self.cursor += 1;
         }
@@ -129,6 +135,7 @@ impl Batch {
         if let Some(slot) = self.slots.get_mut(self.cursor) {
             if let Slot::Unsent(r) = std::mem::replace(slot, Slot::Done(Err(error))) {
                 self.unsent_bytes = self.unsent_bytes.saturating_sub(r.encoded_len());
+                self.held_at.pop_front();
             }
             self.finished += 1;
             self.cursor += 1;
@@ -220,6 +227,21 @@ impl Batch {
         self.unsent_bytes = 0;
         self.finished = 0;
         self.taken = 0;
+        self.held_at.clear();
+    }
+
+    /// The instant the oldest unsent request's deadline passes, `timeout` after it was
+    /// buffered.
+    pub fn held_deadline(&self, timeout: Option<Duration>) -> Option<Instant> {
+        self.held_at.front().and_then(|at| at.checked_add(timeout?))
+    }
+
+    /// Fails with [`Error::Timeout`] every unsent request buffered `timeout` or more
+    /// before `now` (they are in buffering order, so the expired ones lead).
+    pub fn expire_unsent(&mut self, timeout: Option<Duration>, now: Instant) {
+        while self.has_unsent() && self.held_deadline(timeout).is_some_and(|d| d <= now) {
+            self.fail_next_unsent(Error::Timeout);
+        }
     }
 }
 
@@ -235,7 +257,7 @@ mod tests {
     fn outcomes_come_back_in_request_order() {
         let mut b = Batch::default();
         let a = b.push_sent();
-        let c = b.push_unsent(get("x"));
+        let c = b.push_unsent(get("x"), Instant::now());
         assert!(b.has_unsent());
         assert!(b.unsent_bytes > 0);
         b.mark_next_sent();
@@ -292,10 +314,31 @@ mod tests {
     }
 
     #[test]
+    fn held_requests_expire_in_buffering_order() {
+        let mut b = Batch::default();
+        let t0 = Instant::now();
+        let timeout = Some(Duration::from_secs(1));
+        let a = b.push_unsent(get("a"), t0);
+        let c = b.push_unsent(get("c"), t0 + Duration::from_millis(500));
+        assert_eq!(b.held_deadline(timeout), Some(t0 + Duration::from_secs(1)));
+        assert_eq!(b.held_deadline(None), None);
+        b.expire_unsent(timeout, t0 + Duration::from_millis(999));
+        assert!(!b.is_finished(a.0));
+        b.expire_unsent(timeout, t0 + Duration::from_secs(1));
+        assert!(matches!(b.take(a.0), Some(Err(Error::Timeout))));
+        assert!(!b.is_finished(c.0));
+        assert_eq!(b.held_deadline(timeout), Some(t0 + Duration::from_millis(1500)));
+        b.expire_unsent(timeout, t0 + Duration::from_secs(2));
+        assert!(matches!(b.take(c.0), Some(Err(Error::Timeout))));
+        assert_eq!(b.held_deadline(timeout), None);
+        assert_eq!(b.unsent_bytes, 0);
+    }
+
+    #[test]
     fn unsent_requests_fail_without_being_sent() {
         let mut b = Batch::default();
-        b.push_unsent(get("a"));
-        b.push_unsent(Request::Transaction(vec![Cmd::new("INCR").arg("n")]));
+        b.push_unsent(get("a"), Instant::now());
+        b.push_unsent(Request::Transaction(vec![Cmd::new("INCR").arg("n")]), Instant::now());
         b.fail_unsent(&Error::Timeout);
         assert!(b.all_finished());
         assert_eq!(b.unsent_bytes, 0);

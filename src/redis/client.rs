@@ -566,7 +566,7 @@ impl<D: Driver<Connection>> Client<D> {
             });
         }
         self.note_subscribe(request.name());
-        Ok(self.batch.push_unsent(request))
+        Ok(self.batch.push_unsent(request, Instant::now()))
     }
 
     /// Hands one command (`send`) to the live connection, or keeps it in the client
@@ -705,6 +705,13 @@ impl<D: Driver<Connection>> Client<D> {
             if self.link.as_ref().is_some_and(|l| l.dead.is_some()) {
                 continue;
             }
+            // Requests still held in the client (over `max_pending` or the outgoing
+            // cap) have a deadline too: the connection's timer does not cover them.
+            let timeout = self.options.response_timeout;
+            let held_deadline = self.batch.held_deadline(timeout);
+            if held_deadline.is_some_and(|d| Instant::now() >= d) {
+                self.batch.expire_unsent(timeout, Instant::now());
+            }
             let reached = match target {
                 Target::All => self.batch.all_finished(),
                 Target::One(seq) => self.batch.is_finished(seq),
@@ -719,7 +726,7 @@ impl<D: Driver<Connection>> Client<D> {
                 }
                 continue;
             }
-            self.turn(None)?;
+            self.turn(self.batch.held_deadline(timeout))?;
         }
     }
 

@@ -114,12 +114,41 @@ impl RedisServer {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// Stops the server with SIGSTOP (a frozen server: sockets stay open, nothing is
+    /// answered) until the returned guard drops, which sends SIGCONT.
+    pub fn freeze(&self) -> Frozen {
+        Frozen::stop(self.pid())
+    }
+
     /// A plain blocking connection, for tests that speak RESP by hand.
     pub fn connect(&self) -> TcpStream {
         let s = TcpStream::connect(self.addr).expect("connect to redis-server");
         s.set_read_timeout(Some(Duration::from_secs(10))).expect("set timeout");
         s.set_nodelay(true).expect("nodelay");
         s
+    }
+}
+
+/// A `redis-server` stopped by [`RedisServer::freeze`]; dropping it resumes the server.
+pub struct Frozen {
+    pid: libc::pid_t,
+}
+
+impl Frozen {
+    /// Sends SIGSTOP to `pid`.
+    pub fn stop(pid: u32) -> Self {
+        let pid = pid as libc::pid_t;
+        // SAFETY: kill(2) on a child's pid; no memory is involved.
+        let rc = unsafe { libc::kill(pid, libc::SIGSTOP) };
+        assert_eq!(rc, 0, "SIGSTOP {pid}");
+        Self { pid }
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the child's pid; no memory is involved.
+        unsafe { libc::kill(self.pid, libc::SIGCONT) };
     }
 }
 
