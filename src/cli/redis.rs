@@ -89,6 +89,14 @@ pub struct RedisArgs {
     /// reply was an error (as `redis-cli --pipe`).
     #[arg(long, conflicts_with = "command")]
     pub pipe: bool,
+    /// With `--pipe`: give up, exit 1, when the server sends no reply for this many
+    /// seconds while replies are owed (0 waits forever), as `redis-cli --pipe-timeout`.
+    #[arg(long, value_name = "SECS", default_value_t = 30, requires = "pipe")]
+    pub pipe_timeout: u64,
+    /// Without `--pipe`: longest wait for the command's reply, in seconds (0 waits
+    /// forever, for `BLPOP key 0` and the like).
+    #[arg(long, value_name = "SECS", default_value_t = 30, conflicts_with = "pipe")]
+    pub timeout: u64,
     /// The command and its arguments, e.g. `SET key value` (binary-safe; arguments may
     /// start with `-`).
     #[arg(
@@ -128,6 +136,17 @@ pub enum RedisCliError {
     /// The reader thread died without reporting why (it panicked).
     #[error("the input reader thread failed")]
     Reader,
+    /// `--pipe`: the server sent no reply for `--pipe-timeout` seconds while replies
+    /// were owed (a frozen or overloaded server).
+    #[error("no reply from the server for {seconds} s (--pipe-timeout); {replies} replies received, {outstanding} outstanding")]
+    PipeTimeout {
+        /// The `--pipe-timeout` in force.
+        seconds: u64,
+        /// Replies received before giving up.
+        replies: u64,
+        /// Requests sent or buffered without a reply.
+        outstanding: usize,
+    },
 }
 
 /// Runs `monocoque redis`; returns the process exit status.
@@ -147,8 +166,13 @@ fn options(args: &RedisArgs) -> Result<ClientOptions, Error> {
     Ok(ClientOptions::from_url(&args.url)?
         .driver(args.driver)
         .protocol(protocol)
-        // Like redis-cli: wait as long as the command takes (BLPOP 0, DEBUG SLEEP).
-        .response_timeout(None))
+        // `--pipe` bounds the wait by the server's progress (`--pipe-timeout`), not
+        // per request; a one-shot command by `--timeout` (0: as long as it takes).
+        .response_timeout(if args.pipe || args.timeout == 0 {
+            None
+        } else {
+            Some(Duration::from_secs(args.timeout))
+        }))
 }
 
 /// Builds the command from the command-line words, byte for byte.
@@ -357,7 +381,13 @@ fn pipe(args: &RedisArgs) -> Result<ExitCode, RedisCliError> {
         let (mut accepted, mut answered) = (0u64, 0u64);
         // The last collection returned replies.
         let mut flowing = false;
+        let pipe_timeout = (args.pipe_timeout > 0).then(|| Duration::from_secs(args.pipe_timeout));
+        // The last time the server answered, or nothing was owed.
+        let mut progress = Instant::now();
         loop {
+            if client.buffered() == 0 {
+                progress = Instant::now();
+            }
             // Whether the client could take more commands now.
             let open = client.unsent() == 0 && client.buffered() + refused.len() < max_pending;
             // Waiting for input was the wait of this round (the replies are polled).
@@ -426,7 +456,19 @@ fn pipe(args: &RedisArgs) -> Result<ExitCode, RedisCliError> {
                 wait = Some(Instant::now());
             }
             replies.clear();
+            // Never wait past the no-progress deadline.
+            let stall = pipe_timeout.and_then(|t| progress.checked_add(t));
+            let wait = wait.or(stall);
             flowing = client.buffered() > 0 && client.pump_into(wait, &mut replies)? > 0;
+            if flowing {
+                progress = Instant::now();
+            } else if client.buffered() > 0 && stall.is_some_and(|d| Instant::now() >= d) {
+                return Err(RedisCliError::PipeTimeout {
+                    seconds: args.pipe_timeout,
+                    replies: stats.replies,
+                    outstanding: client.buffered(),
+                });
+            }
             for reply in replies.drain(..) {
                 while refused.front().is_some_and(|(at, _)| *at <= answered) {
                     if let Some((_, text)) = refused.pop_front() {
