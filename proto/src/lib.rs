@@ -42,6 +42,9 @@ pub mod chassis;
 pub mod nats;
 pub mod resp;
 
+/// The fuzz harness: one entry point per cargo-fuzz target, shared with the corpus
+/// replay test. Only with the `fuzzing` feature (test and fuzz builds), never shipped.
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 
