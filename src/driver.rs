@@ -29,13 +29,11 @@ use monocoque_uring::{UringDriver, UringError};
 
 /// Which driver runs the sessions: the name a user gives on the command line
 /// (`--driver uring|mio`) or in a configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DriverKind {
     /// `monocoque-uring`: io_uring, completion based (Linux 5.19 or later).
-    #[value(name = "uring", alias = "io_uring")]
     Uring,
     /// `monocoque-mio`: mio readiness with `readv`/`writev`, portable.
-    #[value(name = "mio")]
     Mio,
 }
 
@@ -236,20 +234,5 @@ mod tests {
             DriverKind::Mio
         };
         assert_eq!(DriverKind::default(), expected);
-    }
-
-    #[test]
-    fn clap_takes_the_same_names() {
-        use clap::ValueEnum;
-        assert_eq!(
-            <DriverKind as ValueEnum>::from_str("uring", false),
-            Ok(DriverKind::Uring)
-        );
-        assert_eq!(
-            <DriverKind as ValueEnum>::from_str("io_uring", false),
-            Ok(DriverKind::Uring)
-        );
-        assert_eq!(<DriverKind as ValueEnum>::from_str("mio", false), Ok(DriverKind::Mio));
-        assert!(<DriverKind as ValueEnum>::from_str("epoll", false).is_err());
     }
 }

@@ -7,7 +7,6 @@
 
 pub use monocoque_proto as proto;
 
-pub mod cli;
 pub mod driver;
 pub mod nats;
 pub mod redis;

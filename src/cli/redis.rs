@@ -28,8 +28,8 @@ use scan::Scan;
 pub use scan::ScanError;
 
 mod scan;
-use crate::driver::DriverKind;
-use crate::redis::{Client, ClientOptions, Error};
+use monocoque::driver::DriverKind;
+use monocoque::redis::{Client, ClientOptions, Error};
 
 /// The server `monocoque redis` talks to unless `--url` says otherwise.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
@@ -76,7 +76,7 @@ pub struct RedisArgs {
     #[arg(long, short = 'u', value_name = "URL", default_value = DEFAULT_URL)]
     pub url: String,
     /// I/O driver: io_uring (Linux 5.19+) or mio (readiness, portable).
-    #[arg(long, value_enum, value_name = "DRIVER", default_value_t = DriverKind::default())]
+    #[arg(long, value_parser = super::driver_kind(), value_name = "DRIVER", default_value_t = DriverKind::default())]
     pub driver: DriverKind,
     /// Speak RESP3 (HELLO 3, falling back to RESP2 if the server refuses); the default.
     #[arg(long, conflicts_with = "resp2")]
