@@ -19,15 +19,12 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use clap::Args;
-use monocoque_proto::resp::{Cmd, Protocol, Value};
+use monocoque_proto::resp::{Cmd, Command, CommandDecodeError, CommandDecoder, CommandLimits, Protocol, Value};
+use monocoque_proto::{SegmentedBuffer, DEFAULT_SHARE_THRESHOLD};
 
 use super::format;
-use scan::Scan;
-pub use scan::ScanError;
-
-mod scan;
 use monocoque::driver::DriverKind;
 use monocoque::redis::{Client, ClientOptions, Error};
 
@@ -61,7 +58,11 @@ const PIPE_NAP: Duration = Duration::from_millis(1);
 const PIPE_READ_CHUNK: usize = 256 * 1024;
 
 /// Longest argument accepted in `--pipe` input: Redis' default `proto-max-bulk-len`.
-const PIPE_MAX_ARG_LEN: usize = 512 * 1024 * 1024;
+const PIPE_MAX_ARG_LEN: usize = CommandLimits::DEFAULT_MAX_ARG_LEN;
+
+/// Most arguments in one `--pipe` command: the server's own limit (`INT_MAX`), which
+/// decides; the decoder reserves argument slots only as arguments arrive.
+const PIPE_MAX_ARGS: usize = i32::MAX as usize;
 
 /// Batches decoded ahead of the one being sent.
 const PIPE_QUEUE_DEPTH: usize = 2;
@@ -121,11 +122,12 @@ pub enum RedisCliError {
     /// The `--pipe` input is not a stream of RESP commands.
     #[error("input command {index} is malformed: {source}")]
     Input {
-        /// 1-based position of the bad command in the input.
+        /// 1-based position of the bad command in the input (empty arrays, which the
+        /// server ignores, not counted).
         index: u64,
         /// What is wrong with it.
         #[source]
-        source: ScanError,
+        source: CommandDecodeError,
     },
     /// Standard input ended in the middle of a command.
     #[error("input ended inside command {index}")]
@@ -289,22 +291,26 @@ impl Batcher<'_> {
     }
 }
 
-/// Reads all of `input`, [`PIPE_READ_CHUNK`] bytes at a time, and hands each command
-/// to `batcher`. Only the unfinished command at the end of a chunk is carried over to
-/// the next read, so memory stays at one chunk plus the largest command.
+/// Reads all of `input`, [`PIPE_READ_CHUNK`] bytes at a time, decodes it with the
+/// server-side [`CommandDecoder`] and hands each command to `batcher`. Each read is one
+/// segment of the decoder's input, so arguments are views of it until they are
+/// copied into their `Cmd` (large ones stay shared); memory stays at a chunk or two
+/// plus the largest command.
 fn decode_input(mut input: impl Read, batcher: &mut Batcher<'_>) -> Result<(), RedisCliError> {
-    // `buf[..filled]` is input not consumed yet; the rest is room for the next read
-    // (zeroed once, when the buffer grows).
-    let mut buf = vec![0u8; PIPE_READ_CHUNK];
-    let mut filled = 0;
+    let mut decoder = CommandDecoder::new(CommandLimits {
+        max_args: PIPE_MAX_ARGS,
+        max_arg_len: PIPE_MAX_ARG_LEN,
+    });
+    let mut src = SegmentedBuffer::new();
+    // Zeroed room for the next reads; each read's bytes are split off its front.
+    let mut room = BytesMut::new();
     let mut index = 0u64;
     loop {
-        if buf.len() - filled < PIPE_READ_CHUNK / 2 {
-            // One command is larger than what is left: make room for it.
-            buf.resize(buf.len() + PIPE_READ_CHUNK, 0);
+        if room.len() < PIPE_READ_CHUNK / 2 {
+            room = BytesMut::zeroed(PIPE_READ_CHUNK);
         }
         let n = loop {
-            match input.read(&mut buf[filled..]) {
+            match input.read(&mut room) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
@@ -313,37 +319,41 @@ fn decode_input(mut input: impl Read, batcher: &mut Batcher<'_>) -> Result<(), R
         if n == 0 {
             break;
         }
-        filled += n;
-        let mut start = 0;
+        src.push(room.split_to(n).freeze());
         loop {
-            match scan::scan_command(&buf[start..filled], PIPE_MAX_ARG_LEN) {
-                Ok(Scan::NeedMore) => break,
-                Ok(Scan::Empty(used)) => {
-                    index += 1;
-                    start += used;
-                }
-                Ok(Scan::Command(cmd, used)) => {
-                    index += 1;
-                    start += used;
-                    if !batcher.push(cmd) {
-                        return Ok(());
-                    }
-                }
+            let command = match decoder.decode(&mut src) {
+                Ok(Some(command)) => command,
+                Ok(None) => break,
                 Err(source) => {
                     return Err(RedisCliError::Input {
                         index: index + 1,
                         source,
                     })
                 }
+            };
+            index += 1;
+            if !batcher.push(to_cmd(&command)) {
+                return Ok(());
             }
         }
-        buf.copy_within(start..filled, 0);
-        filled -= start;
     }
-    if filled > 0 {
+    if decoder.is_mid_command() || !src.is_empty() {
         return Err(RedisCliError::Truncated { index: index + 1 });
     }
     Ok(())
+}
+
+/// The client's form of a decoded command: small arguments copied, large ones shared.
+fn to_cmd(command: &Command) -> Cmd {
+    let mut cmd = Cmd::new(command.name());
+    for arg in command.args().iter().skip(1) {
+        if arg.len() >= DEFAULT_SHARE_THRESHOLD {
+            cmd.push(arg);
+        } else {
+            cmd.push(&arg[..]);
+        }
+    }
+    cmd
 }
 
 /// Counts of `--pipe` outcomes.
@@ -623,7 +633,7 @@ mod tests {
             result,
             Err(RedisCliError::Input {
                 index: 2,
-                source: ScanError::NotAnArray { found: b'+' }
+                source: CommandDecodeError::NotAnArray { found: b'+' }
             })
         ));
         // The complete command before the bad value still goes out, in a batch that is
@@ -635,7 +645,7 @@ mod tests {
             result,
             Err(RedisCliError::Input {
                 index: 1,
-                source: ScanError::NotABulkString { arg: 1, .. }
+                source: CommandDecodeError::NotABulkString { arg: 1, .. }
             })
         ));
         let (_, result) = batches(b"*1\r\n$4\r\nPI", PIPE_BATCH_BYTES);
@@ -645,7 +655,7 @@ mod tests {
             result,
             Err(RedisCliError::Input {
                 index: 2,
-                source: ScanError::NotAnArray { found: b'S' }
+                source: CommandDecodeError::NotAnArray { found: b'S' }
             })
         ));
     }
