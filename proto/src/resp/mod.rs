@@ -26,6 +26,7 @@ mod connection;
 mod decode;
 mod encode;
 mod error;
+mod lex;
 mod request;
 mod tape;
 mod value;
