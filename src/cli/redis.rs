@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use clap::Args;
-use monocoque_proto::resp::{Cmd, Command, CommandDecodeError, CommandDecoder, CommandLimits, Protocol, Value};
-use monocoque_proto::{SegmentedBuffer, DEFAULT_SHARE_THRESHOLD};
+use monocoque_proto::resp::{Cmd, CommandDecodeError, CommandDecoder, CommandLimits, CommandRef, Protocol, Value};
+use monocoque_proto::SegmentedBuffer;
 
 use super::format;
 use monocoque::driver::DriverKind;
@@ -293,9 +293,8 @@ impl Batcher<'_> {
 
 /// Reads all of `input`, [`PIPE_READ_CHUNK`] bytes at a time, decodes it with the
 /// server-side [`CommandDecoder`] and hands each command to `batcher`. Each read is one
-/// segment of the decoder's input, so arguments are views of it until they are
-/// copied into their `Cmd` (large ones stay shared); memory stays at a chunk or two
-/// plus the largest command.
+/// segment of the decoder's input, and each command is lent in place and copied once,
+/// into its `Cmd`; memory stays at a chunk or two plus the largest command.
 fn decode_input(mut input: impl Read, batcher: &mut Batcher<'_>) -> Result<(), RedisCliError> {
     let mut decoder = CommandDecoder::new(CommandLimits {
         max_args: PIPE_MAX_ARGS,
@@ -321,8 +320,9 @@ fn decode_input(mut input: impl Read, batcher: &mut Batcher<'_>) -> Result<(), R
         }
         src.push(room.split_to(n).freeze());
         loop {
-            let command = match decoder.decode(&mut src) {
-                Ok(Some(command)) => command,
+            // Each command is lent in place and copied once, into its `Cmd`.
+            let cmd = match decoder.decode_with(&mut src, to_cmd) {
+                Ok(Some(cmd)) => cmd,
                 Ok(None) => break,
                 Err(source) => {
                     return Err(RedisCliError::Input {
@@ -332,7 +332,7 @@ fn decode_input(mut input: impl Read, batcher: &mut Batcher<'_>) -> Result<(), R
                 }
             };
             index += 1;
-            if !batcher.push(to_cmd(&command)) {
+            if !batcher.push(cmd) {
                 return Ok(());
             }
         }
@@ -343,15 +343,12 @@ fn decode_input(mut input: impl Read, batcher: &mut Batcher<'_>) -> Result<(), R
     Ok(())
 }
 
-/// The client's form of a decoded command: small arguments copied, large ones shared.
-fn to_cmd(command: &Command) -> Cmd {
-    let mut cmd = Cmd::new(command.name());
-    for arg in command.args().iter().skip(1) {
-        if arg.len() >= DEFAULT_SHARE_THRESHOLD {
-            cmd.push(arg);
-        } else {
-            cmd.push(&arg[..]);
-        }
+/// The client's form of a decoded command.
+fn to_cmd(command: CommandRef<'_>) -> Cmd {
+    let mut args = command.iter();
+    let mut cmd = Cmd::new(args.next().unwrap_or_default());
+    for arg in args {
+        cmd.push(arg);
     }
     cmd
 }

@@ -19,15 +19,21 @@ enum End {
     Error(CommandDecodeError),
 }
 
-/// Decodes `segments`, pushed one at a time, decoding all it can after each.
-fn decode_pieces(limits: CommandLimits, segments: Vec<Bytes>) -> (Vec<Command>, End) {
+/// Decodes `segments`, pushed one at a time, decoding all it can after each, with
+/// `decode` or (`lent`) with `decode_with`, its arguments copied out.
+fn decode_pieces(limits: CommandLimits, segments: Vec<Bytes>, lent: bool) -> (Vec<Vec<Bytes>>, End) {
     let mut src = SegmentedBuffer::new();
     let mut decoder = CommandDecoder::new(limits);
     let mut commands = Vec::new();
     for segment in segments {
         src.push(segment);
         loop {
-            match decoder.decode(&mut src) {
+            let decoded = if lent {
+                decoder.decode_with(&mut src, |cmd| cmd.iter().map(Bytes::copy_from_slice).collect())
+            } else {
+                decoder.decode(&mut src).map(|c| c.map(Command::into_args))
+            };
+            match decoded {
                 Ok(Some(command)) => commands.push(command),
                 Ok(None) => break,
                 Err(e) => return (commands, End::Error(e)),
@@ -51,7 +57,7 @@ fn decode_pieces(limits: CommandLimits, segments: Vec<Bytes>) -> (Vec<Command>, 
 /// 1. decoding never panics, and stops at the first `Err`;
 /// 2. the stream cut into pieces (by the seed) decodes to exactly what the stream in one
 ///    piece decodes to: the same commands, then the same error or the same bytes left
-///    and partial command;
+///    and partial command; so does `decode_with`, which lends them;
 /// 3. from one segment, every argument is a view of it (zero copy), and no command is
 ///    empty;
 /// 4. the reply [`Decoder`] (RESP2) reads the same stream, as far as it accepts it, as
@@ -70,20 +76,23 @@ pub fn resp_request(data: &[u8]) {
         CommandLimits::default()
     };
 
-    let (commands, end) = decode_pieces(limits, vec![body.clone()]);
+    let (commands, end) = decode_pieces(limits, vec![body.clone()], false);
     let cut = pieces(&body, seed)
         .into_iter()
         .map(Bytes::copy_from_slice)
         .collect::<Vec<_>>();
-    let (cut_commands, cut_end) = decode_pieces(limits, cut);
+    let (cut_commands, cut_end) = decode_pieces(limits, cut.clone(), false);
     assert_eq!(cut_end, end, "segment boundaries changed how decoding ended");
     assert_eq!(cut_commands, commands, "segment boundaries changed the commands");
+    let (lent, lent_end) = decode_pieces(limits, cut, true);
+    assert_eq!(lent_end, end, "decode_with ended differently");
+    assert_eq!(lent, commands, "decode_with decoded differently");
 
     let inside = body.as_ptr_range();
     for command in &commands {
-        assert!(command.arg_count() >= 1, "an empty command was returned");
-        assert!(command.arg_count() <= limits.max_args);
-        for arg in command.args() {
+        assert!(!command.is_empty(), "an empty command was returned");
+        assert!(command.len() <= limits.max_args);
+        for arg in command {
             assert!(arg.len() <= limits.max_arg_len);
             assert!(
                 arg.is_empty() || inside.contains(&arg.as_ptr()),
@@ -108,24 +117,24 @@ pub fn resp_request(data: &[u8]) {
         let Some(command) = expected.next() else {
             break;
         };
-        let same = items.len() == command.arg_count()
+        let same = items.len() == command.len()
             && items
                 .iter()
-                .zip(command.args())
+                .zip(command)
                 .all(|(item, arg)| matches!(item, Value::BulkString(b) if b == arg));
         assert!(same, "the reply decoder read {items:?} where this one read {command:?}");
     }
 
     for command in &commands {
-        let mut cmd = Cmd::new(&command.args()[0]);
-        for arg in &command.args()[1..] {
+        let mut cmd = Cmd::new(&command[0]);
+        for arg in &command[1..] {
             cmd.push(&arg[..]);
         }
         let mut arena = IoArena::new();
         cmd.encode(&mut arena);
         let wire = arena.to_vec();
         assert_eq!(wire.len(), cmd.encoded_len());
-        let (again, end) = decode_pieces(limits, vec![Bytes::from(wire)]);
+        let (again, end) = decode_pieces(limits, vec![Bytes::from(wire)], false);
         assert_eq!(again.as_slice(), std::slice::from_ref(command), "re-encoded command");
         assert_eq!(
             end,

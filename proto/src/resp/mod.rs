@@ -39,7 +39,7 @@ pub use connection::{
 pub use decode::{Decoder, DecoderConfig};
 pub use encode::{EncodeError, Encoder};
 pub use error::DecodeError;
-pub use request::{Command, CommandDecodeError, CommandDecoder, CommandLimits, PREALLOC_ARGS};
+pub use request::{Command, CommandDecodeError, CommandDecoder, CommandLimits, CommandRef, PREALLOC_ARGS};
 pub use tape::{Children, Tape, TapeDecoder, TapeKind, TapeRef};
 pub use value::{Protocol, Value};
 
