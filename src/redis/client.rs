@@ -13,7 +13,7 @@ use monocoque_proto::{Activity, ConnId, Driver};
 
 use super::batch::{Batch, Request, RequestId};
 use super::event::{Event, EventQueue, Invalidation, Message};
-use super::{ClientOptions, Error, ServerError};
+use super::{ClientOptions, Error, ServerError, TcpKeepalive};
 use crate::driver::AnyDriver;
 
 /// Commands a RESP2 connection accepts in subscriber mode.
@@ -57,11 +57,21 @@ const SUBSCRIBER_MODE_COMMANDS: [&[u8]; 9] = [
 ///
 /// An error reply fails only its request ([`Error::Server`]). A connection that can no
 /// longer be trusted (closed, malformed reply, a reply stalled mid-frame past the
-/// response timeout) is poisoned: every request on it fails with
-/// [`Error::Connection`], none is sent again (it may have run), and no reply reaches
-/// the wrong request. The client then reconnects with backoff — inside `flush` for
-/// requests not sent yet, otherwise on the next call — replaying `HELLO`/`AUTH`/`SELECT`,
-/// subscriptions and tracking, and queues [`Event::Reconnected`].
+/// response timeout, a server silent past
+/// [`health_check_timeout`](ClientOptions::health_check_timeout) while a reply is owed)
+/// is poisoned: every request on it fails with [`Error::Connection`], none is sent
+/// again (it may have run), and no reply reaches the wrong request. The client then
+/// reconnects with backoff — inside `flush` for requests not sent yet, otherwise on the
+/// next call — replaying `HELLO`/`AUTH`/`SELECT`, subscriptions and tracking, and
+/// queues [`Event::Reconnected`]. Reconnecting never outlasts the call's deadline: the
+/// backoff is waited in the driver, and the round of attempts goes on in the next call
+/// (see [`ReconnectPolicy`](super::ReconnectPolicy)).
+///
+/// While the driver runs (in any call, or waiting in [`next_event`](Self::next_event)),
+/// an idle connection sends a `PING` of its own every
+/// [`health_check_interval`](ClientOptions::health_check_interval), so a frozen server
+/// is noticed without any request; the socket also has TCP keepalive
+/// ([`tcp_keepalive`](ClientOptions::tcp_keepalive)).
 ///
 /// ## Pub/sub and tracking
 ///
@@ -88,6 +98,8 @@ pub struct Client<D: Driver<Connection> = AnyDriver<Connection>> {
     subscribing: bool,
     /// Connections made so far.
     connections: u64,
+    /// The reconnect round in progress, kept across calls.
+    redial: Option<Redial>,
     /// The first unsent request waits for a liveness check
     /// ([`ClientOptions::idle_check`]).
     check_liveness: bool,
@@ -126,6 +138,18 @@ impl Link {
             dead: None,
         }
     }
+}
+
+/// Where the reconnect policy stands: a call whose deadline passes leaves it here and
+/// the next call goes on from it instead of starting over.
+#[derive(Debug)]
+struct Redial {
+    /// Attempts made in this round.
+    attempts: u32,
+    /// When the next attempt may be made.
+    next_at: Instant,
+    /// Why the last attempt failed.
+    last: Option<Error>,
 }
 
 /// What a new connection must restore.
@@ -203,12 +227,13 @@ impl<D: Driver<Connection>> Client<D> {
             restore: Restore::default(),
             subscribing: false,
             connections: 0,
+            redial: None,
             check_liveness: false,
             last_turn: Instant::now(),
             batch_clock: None,
             activities: Vec::new(),
         };
-        client.open_link()?;
+        client.open_link(None)?;
         Ok(client)
     }
 
@@ -721,8 +746,14 @@ impl<D: Driver<Connection>> Client<D> {
             }
             if self.link.is_none() {
                 // Only unsent requests are left: nothing on a dead connection survives.
-                if let Err(e) = self.reconnect() {
-                    self.batch.fail_unsent(&e);
+                // Reconnecting stops at the oldest one's deadline; those whose deadline
+                // passed fail with the reconnect's error, the others wait for the next
+                // round of this loop.
+                match self.reconnect(held_deadline) {
+                    Ok(()) => {}
+                    Err(e @ Error::Driver(_)) => return Err(e),
+                    Err(e) if self.redial.is_some() => self.batch.expire_unsent_with(timeout, Instant::now(), &e),
+                    Err(e) => self.batch.fail_unsent(&e),
                 }
                 continue;
             }
@@ -761,7 +792,12 @@ impl<D: Driver<Connection>> Client<D> {
                 self.bury_link();
             }
             if self.link.is_none() {
-                self.reconnect()?;
+                match self.reconnect(deadline) {
+                    Ok(()) => {}
+                    // The wait ended before any attempt failed: no event, no error.
+                    Err(Error::Timeout) => return Ok(None),
+                    Err(e) => return Err(e),
+                }
                 continue;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -904,32 +940,78 @@ impl<D: Driver<Connection>> Client<D> {
         }
     }
 
-    /// Reconnects with backoff, as the policy allows.
-    fn reconnect(&mut self) -> Result<(), Error> {
+    /// Reconnects with backoff, as the policy allows, until `deadline` at the latest.
+    /// The backoff is waited in the driver (other sessions on it keep running), and
+    /// the round's progress stays in `self.redial` for the next call when the deadline
+    /// comes first.
+    ///
+    /// # Errors
+    /// [`Error::Reconnect`] when the round's attempts are exhausted (the next call
+    /// starts a new round) or when the deadline passed after an attempt failed;
+    /// [`Error::Timeout`] when it passed before any attempt failed; [`Error::Driver`].
+    fn reconnect(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let policy = self.options.reconnect;
-        let mut attempt = 0;
         loop {
-            std::thread::sleep(policy.delay(attempt));
-            match self.open_link() {
-                Ok(()) => return Ok(()),
+            let now = Instant::now();
+            let redial = self.redial.get_or_insert_with(|| Redial {
+                attempts: 0,
+                next_at: now,
+                last: None,
+            });
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(match &redial.last {
+                    Some(last) => Error::Reconnect {
+                        attempts: redial.attempts,
+                        last: Box::new(last.clone()),
+                    },
+                    None => Error::Timeout,
+                });
+            }
+            if now < redial.next_at {
+                let wake = deadline.map_or(redial.next_at, |d| d.min(redial.next_at));
+                self.turn(Some(wake))?;
+                continue;
+            }
+            match self.open_link(deadline) {
+                Ok(()) => {
+                    self.redial = None;
+                    return Ok(());
+                }
+                Err(e @ Error::Driver(_)) => return Err(e),
                 Err(e) => {
-                    attempt += 1;
-                    if !policy.allows(attempt) {
+                    let redial = self.redial.get_or_insert_with(|| Redial {
+                        attempts: 0,
+                        next_at: now,
+                        last: None,
+                    });
+                    redial.attempts += 1;
+                    if !policy.allows(redial.attempts) {
+                        let attempts = redial.attempts;
+                        self.redial = None;
                         return Err(Error::Reconnect {
-                            attempts: attempt,
+                            attempts,
                             last: Box::new(e),
                         });
                     }
+                    redial.next_at = Instant::now() + policy.delay(redial.attempts);
+                    redial.last = Some(e);
                 }
             }
         }
     }
 
     /// One connection attempt: TCP connect, hand the socket to the driver, queue the
-    /// handshake (and what to restore), wait for the handshake to complete.
-    fn open_link(&mut self) -> Result<(), Error> {
-        let deadline = Instant::now() + self.options.connect_timeout;
-        let stream = self.tcp_connect(deadline)?;
+    /// handshake (and what to restore), wait for the handshake to complete; within
+    /// the connect timeout, and before `limit` (the caller's deadline) if it is sooner.
+    fn open_link(&mut self, limit: Option<Instant>) -> Result<(), Error> {
+        let start = Instant::now();
+        let mut deadline = start + self.options.connect_timeout;
+        if let Some(limit) = limit {
+            deadline = deadline.min(limit);
+        }
+        // What a timeout reports: the time this attempt was given.
+        let budget = deadline.saturating_duration_since(start);
+        let stream = self.tcp_connect(deadline, budget)?;
         let session = Connection::new(self.options.connection_config(), Instant::now());
         let addr = self.options.address();
         let conn = self.driver.adopt(stream, session).map_err(|e| Error::Connect {
@@ -952,9 +1034,9 @@ impl<D: Driver<Connection>> Client<D> {
                 break;
             }
             if Instant::now() >= deadline {
-                self.kill_link(Error::ConnectTimeout(self.options.connect_timeout));
+                self.kill_link(Error::ConnectTimeout(budget));
                 self.bury_link();
-                return Err(Error::ConnectTimeout(self.options.connect_timeout));
+                return Err(Error::ConnectTimeout(budget));
             }
             self.turn(Some(deadline))?;
         }
@@ -983,7 +1065,9 @@ impl<D: Driver<Connection>> Client<D> {
         }
     }
 
-    fn tcp_connect(&self, deadline: Instant) -> Result<TcpStream, Error> {
+    /// A TCP connection to the server by `deadline` (`budget` is what a timeout
+    /// reports), with `TCP_NODELAY` and the configured keepalive.
+    fn tcp_connect(&self, deadline: Instant, budget: Duration) -> Result<TcpStream, Error> {
         let addr = self.options.address();
         let connect_error = |e: io::Error| Error::Connect {
             addr: addr.clone(),
@@ -997,16 +1081,17 @@ impl<D: Driver<Connection>> Client<D> {
         for target in targets {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(Error::ConnectTimeout(self.options.connect_timeout));
+                return Err(Error::ConnectTimeout(budget));
             }
             match TcpStream::connect_timeout(&target, remaining) {
                 Ok(stream) => {
                     stream.set_nodelay(true).map_err(connect_error)?;
+                    if let Some(keepalive) = self.options.tcp_keepalive {
+                        set_keepalive(&stream, keepalive).map_err(connect_error)?;
+                    }
                     return Ok(stream);
                 }
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                    return Err(Error::ConnectTimeout(self.options.connect_timeout))
-                }
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(Error::ConnectTimeout(budget)),
                 Err(e) => last = e,
             }
         }
@@ -1016,6 +1101,15 @@ impl<D: Driver<Connection>> Client<D> {
     pub(crate) fn set_database(&mut self, db: u32) {
         self.options.database = db;
     }
+}
+
+/// Turns on TCP keepalive with the given timings.
+fn set_keepalive(stream: &TcpStream, keepalive: TcpKeepalive) -> io::Result<()> {
+    let params = socket2::TcpKeepalive::new()
+        .with_time(keepalive.idle)
+        .with_interval(keepalive.interval)
+        .with_retries(keepalive.retries);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&params)
 }
 
 /// Where a connection's events go: the parts of the client they update, borrowed
@@ -1167,8 +1261,23 @@ impl<D: Driver<Connection>> Client<D> {
             }
             if self.link.is_none() && self.batch.has_unsent() {
                 // Only unsent requests are left: nothing on a dead connection survives.
-                if let Err(e) = self.reconnect() {
-                    self.batch.fail_unsent(&e);
+                let timeout = self.options.response_timeout;
+                let held = self.batch.held_deadline(timeout);
+                let until = match (held, wait_until) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                match self.reconnect(until) {
+                    Ok(()) => {}
+                    Err(e @ Error::Driver(_)) => return Err(e),
+                    Err(e) if self.redial.is_some() => {
+                        self.batch.expire_unsent_with(timeout, Instant::now(), &e);
+                        appended += self.drain_finished_into(out);
+                        if appended > 0 || wait_until.is_some_and(|d| Instant::now() >= d) {
+                            return Ok(appended);
+                        }
+                    }
+                    Err(e) => self.batch.fail_unsent(&e),
                 }
                 continue;
             }
@@ -1211,5 +1320,33 @@ impl<D: Driver<Connection>> Client<D> {
             self.settle();
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    #[test]
+    fn keepalive_is_set_with_the_configured_timings() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let stream = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let sock = socket2::SockRef::from(&stream);
+        assert!(!sock.keepalive().expect("SO_KEEPALIVE"), "off until set");
+        let keepalive = TcpKeepalive {
+            idle: Duration::from_secs(7),
+            interval: Duration::from_secs(3),
+            retries: 4,
+        };
+        set_keepalive(&stream, keepalive).expect("set");
+        assert!(sock.keepalive().expect("SO_KEEPALIVE"));
+        assert_eq!(sock.tcp_keepalive_time().expect("TCP_KEEPIDLE"), keepalive.idle);
+        assert_eq!(
+            sock.tcp_keepalive_interval().expect("TCP_KEEPINTVL"),
+            keepalive.interval
+        );
+        assert_eq!(sock.tcp_keepalive_retries().expect("TCP_KEEPCNT"), keepalive.retries);
     }
 }
