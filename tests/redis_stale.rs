@@ -63,7 +63,8 @@ fn frozen_idle_server_is_declared_lost_and_replaced(driver: DriverKind) {
     let server = RedisServer::start(&[]);
     let base = options(&server, driver)
         .database(3)
-        .health_check(Some(INTERVAL), Some(SILENCE))
+        .health_check_interval(Some(INTERVAL))
+        .health_check_timeout(Some(SILENCE))
         .response_timeout(Some(Duration::from_secs(5)))
         .connect_timeout(Duration::from_secs(2))
         .reconnect(ReconnectPolicy {
@@ -76,7 +77,8 @@ fn frozen_idle_server_is_declared_lost_and_replaced(driver: DriverKind) {
         let _server = server;
         // The publisher (connected before the password is set, it stays
         // authenticated) never checks health: it just waits out the freeze.
-        let mut admin = Client::connect_with(base.clone().health_check(None, None)).expect("connect admin");
+        let mut admin = Client::connect_with(base.clone().health_check_interval(None).health_check_timeout(None))
+            .expect("connect admin");
         admin
             .query(&cmd("CONFIG").arg("SET").arg("requirepass").arg(PASSWORD))
             .expect("requirepass");
@@ -114,6 +116,7 @@ fn frozen_idle_server_is_declared_lost_and_replaced(driver: DriverKind) {
             "{owed:?}"
         );
         assert!(owed_took <= SILENCE + MARGIN, "the stale request took {owed_took:?}");
+        eprintln!("{driver:?}: a request on the frozen server failed as stale after {owed_took:?}");
         // The idle clients notice by themselves while they wait for events.
         let mut lost = [None, None];
         while lost.iter().any(Option::is_none) && frozen_at.elapsed() < Duration::from_secs(20) {
@@ -131,6 +134,7 @@ fn frozen_idle_server_is_declared_lost_and_replaced(driver: DriverKind) {
         for (name, at) in ["RESP3 client", "RESP2 subscriber"].iter().zip(lost) {
             let at = at.unwrap_or_else(|| panic!("{name}: never declared the frozen server lost"));
             assert!(at <= INTERVAL + SILENCE + MARGIN, "{name}: lost after {at:?}");
+            eprintln!("{driver:?}: {name} declared the frozen server lost after {at:?}");
         }
         drop(frozen);
 
@@ -206,7 +210,8 @@ fn pipeline_frozen_mid_stream_resolves_every_request(driver: DriverKind) {
     let server = RedisServer::start(&[]);
     let pid = server.pid();
     let options = options(&server, driver)
-        .health_check(Some(INTERVAL), Some(Duration::from_secs(1)))
+        .health_check_interval(Some(INTERVAL))
+        .health_check_timeout(Some(Duration::from_secs(1)))
         .response_timeout(Some(TIMEOUT))
         .connect_timeout(Duration::from_secs(1));
     within(Duration::from_secs(90), Some(pid), move || {
@@ -248,6 +253,11 @@ fn pipeline_frozen_mid_stream_resolves_every_request(driver: DriverKind) {
             .count();
         assert!(stale > 0, "the frozen connection was declared stale");
         assert!(took <= TIMEOUT + MARGIN, "flush took {took:?}");
+        let ok = outcomes.iter().filter(|o| o.is_ok()).count();
+        eprintln!(
+            "{driver:?}: flush returned after {took:?}: {ok} ok, {stale} stale, {} other errors",
+            N - ok - stale
+        );
         drop(frozen);
         client.set("after", "thaw").expect("set after the thaw");
         assert_eq!(client.get("after").expect("get").as_deref(), Some(&b"thaw"[..]));
@@ -281,6 +291,7 @@ fn reconnect_stops_at_the_callers_deadline_and_resumes(driver: DriverKind) {
         let first = client.get("k");
         let took = start.elapsed();
         assert!(took <= TIMEOUT + MARGIN, "the first call took {took:?}");
+        eprintln!("{driver:?}: first call failed after {took:?}");
         match &first {
             Err(Error::Reconnect { attempts: 1, last }) => {
                 assert!(matches!(**last, Error::Connect { .. }), "{last:?}")
@@ -293,6 +304,7 @@ fn reconnect_stops_at_the_callers_deadline_and_resumes(driver: DriverKind) {
         let second = client.get("k");
         let took = start.elapsed();
         assert!(took <= TIMEOUT + MARGIN, "the second call took {took:?}");
+        eprintln!("{driver:?}: second call failed after {took:?}");
         assert!(
             matches!(&second, Err(Error::Reconnect { attempts: 2, .. })),
             "second call: {second:?}"
