@@ -6,6 +6,8 @@
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -19,6 +21,7 @@ both_drivers! {
     frozen_idle_server_is_declared_lost_and_replaced => frozen_idle_server_is_declared_lost_and_replaced_uring, frozen_idle_server_is_declared_lost_and_replaced_mio;
     pipeline_frozen_mid_stream_resolves_every_request => pipeline_frozen_mid_stream_resolves_every_request_uring, pipeline_frozen_mid_stream_resolves_every_request_mio;
     reconnect_stops_at_the_callers_deadline_and_resumes => reconnect_stops_at_the_callers_deadline_and_resumes_uring, reconnect_stops_at_the_callers_deadline_and_resumes_mio;
+    handshake_longer_than_each_wait_still_completes => handshake_longer_than_each_wait_still_completes_uring, handshake_longer_than_each_wait_still_completes_mio;
 }
 
 const PASSWORD: &str = "s3cret";
@@ -323,5 +326,89 @@ fn reconnect_stops_at_the_callers_deadline_and_resumes(driver: DriverKind) {
         assert!(client.is_connected(), "no reconnect within 30 s: {last:?}");
         assert_eq!(client.get("k").expect("get").as_deref(), Some(&b"again"[..]));
         assert_eq!(client.connections(), 2);
+    });
+}
+
+/// A TCP proxy to `upstream` on a free loopback port that holds every chunk `delay`
+/// before passing it on, both ways: a distant server. Returns the port.
+fn slow_proxy(upstream: SocketAddr, delay: Duration) -> u16 {
+    fn pipe(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
+        thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match from.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        thread::sleep(delay);
+                        if to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = to.shutdown(Shutdown::Write);
+        });
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+    let port = listener.local_addr().expect("proxy address").port();
+    thread::spawn(move || {
+        for down in listener.incoming() {
+            let Ok(down) = down else { break };
+            let Ok(up) = TcpStream::connect(upstream) else { continue };
+            let (Ok(down2), Ok(up2)) = (down.try_clone(), up.try_clone()) else {
+                continue;
+            };
+            pipe(down, up, delay);
+            pipe(up2, down2, delay);
+        }
+    });
+    port
+}
+
+/// Through a proxy adding 150 ms each way, a handshake takes over 300 ms. A subscriber
+/// whose connection is killed waits for events 50 ms at a time: each wait must leave
+/// the handshake under way for the next one instead of abandoning it, so the client
+/// gets back on, resubscribed, within a few seconds.
+fn handshake_longer_than_each_wait_still_completes(driver: DriverKind) {
+    let server = RedisServer::start(&[]);
+    let proxy = slow_proxy(server.addr, Duration::from_millis(150));
+    let direct = options(&server, driver);
+    let slow = ClientOptions::new("127.0.0.1", proxy)
+        .driver(driver)
+        .connect_timeout(Duration::from_secs(5))
+        .reconnect(ReconnectPolicy {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(200),
+            max_attempts: None,
+        });
+    within(Duration::from_secs(60), None, move || {
+        let _server = server;
+        let mut admin = Client::connect_with(direct).expect("connect directly");
+        let mut client = Client::connect_with(slow).expect("connect through the proxy");
+        client.subscribe(&["news"]).expect("subscribe");
+        let id = client.client_id().expect("client id");
+        let killed: i64 = admin
+            .query_as(&cmd("CLIENT").arg("KILL").arg("ID").arg(id))
+            .expect("CLIENT KILL");
+        assert_eq!(killed, 1);
+        let start = Instant::now();
+        let mut reconnected = false;
+        while !reconnected && start.elapsed() < Duration::from_secs(10) {
+            // An error is a wait that ran out mid-handshake; `Ok(None)` too.
+            if let Ok(Some(Event::Reconnected)) = client.next_event(Duration::from_millis(50)) {
+                reconnected = true;
+            }
+        }
+        let took = start.elapsed();
+        assert!(reconnected, "not back after {took:?}");
+        eprintln!("{driver:?}: back after {took:?} of 50 ms waits");
+        assert!(client.is_connected());
+        assert_eq!(client.connections(), 2);
+        // The restored SUBSCRIBE went out after the handshake; a PING behind it means it
+        // ran.
+        client.query(&cmd("PING")).expect("PING");
+        assert_eq!(admin.publish("news", "back").expect("publish"), 1);
+        let m = client.next_message(Duration::from_secs(5)).expect("message");
+        assert_eq!(m.map(|m| m.payload), Some("back".into()));
     });
 }

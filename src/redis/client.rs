@@ -124,12 +124,18 @@ struct Link {
     in_multi: bool,
     /// Why it died, once it did.
     dead: Option<Error>,
+    /// When the handshake must have completed (the connect timeout).
+    connect_by: Instant,
+    /// Counted in `connections`, and `Event::Reconnected` queued.
+    announced: bool,
 }
 
 impl Link {
-    fn new(conn: ConnId) -> Self {
+    fn new(conn: ConnId, connect_by: Instant) -> Self {
         Self {
             conn,
+            connect_by,
+            announced: false,
             ready: false,
             hello: None,
             inflight: VecDeque::new(),
@@ -150,6 +156,16 @@ struct Redial {
     next_at: Instant,
     /// Why the last attempt failed.
     last: Option<Error>,
+}
+
+/// Why [`Client::reconnect`] returned without a ready connection.
+enum Redialed {
+    /// The call's deadline came first; the round (and a handshake under way) goes on
+    /// in the next call. The error is what the call reports.
+    Later(Error),
+    /// The round is over (the policy's attempts are exhausted: the next call starts a
+    /// new one), or the driver failed.
+    Over(Error),
 }
 
 /// What a new connection must restore.
@@ -452,7 +468,9 @@ impl<D: Driver<Connection>> Client<D> {
 
     /// The next queued event, waiting up to `timeout` for one (`Duration::ZERO` only
     /// reads what already arrived). Reconnects first if the connection was lost, which
-    /// restores subscriptions.
+    /// restores subscriptions; within `timeout` too: a reconnect that needs longer goes
+    /// on in the next call, and this one returns `Ok(None)` (or, once an attempt
+    /// failed, [`Error::Reconnect`]).
     pub fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
         self.wait_event(timeout, |_| true, Some)
     }
@@ -658,7 +676,7 @@ impl<D: Driver<Connection>> Client<D> {
             return true;
         }
         match &self.link {
-            Some(link) if link.dead.is_none() => self
+            Some(link) if link.ready && link.dead.is_none() => self
                 .driver
                 .session(link.conn)
                 .is_some_and(|s| !s.subscriptions().is_empty()),
@@ -676,15 +694,22 @@ impl<D: Driver<Connection>> Client<D> {
         self.subscribing = false;
     }
 
-    /// The current connection's session, if it is alive.
+    /// Whether a connection is up and past its handshake.
+    fn link_ready(&self) -> bool {
+        self.link.as_ref().is_some_and(|l| l.ready)
+    }
+
+    /// The current connection's session, if it is alive and past its handshake
+    /// (requests wait in the client during a reconnect's handshake, so that a failed
+    /// attempt does not fail them).
     fn live_session(&mut self) -> Option<&mut Connection> {
-        let link = self.link.as_ref().filter(|l| l.dead.is_none())?;
+        let link = self.link.as_ref().filter(|l| l.ready && l.dead.is_none())?;
         self.driver.session_mut(link.conn)
     }
 
     /// Hands unsent requests to the connection while it accepts them.
     fn submit_unsent(&mut self) {
-        let Some(link) = self.link.as_mut().filter(|l| l.dead.is_none()) else {
+        let Some(link) = self.link.as_mut().filter(|l| l.ready && l.dead.is_none()) else {
             return;
         };
         let Some(conn) = self.driver.session_mut(link.conn) else {
@@ -744,16 +769,16 @@ impl<D: Driver<Connection>> Client<D> {
             if reached {
                 return Ok(());
             }
-            if self.link.is_none() {
+            if !self.link_ready() {
                 // Only unsent requests are left: nothing on a dead connection survives.
                 // Reconnecting stops at the oldest one's deadline; those whose deadline
                 // passed fail with the reconnect's error, the others wait for the next
                 // round of this loop.
                 match self.reconnect(held_deadline) {
                     Ok(()) => {}
-                    Err(e @ Error::Driver(_)) => return Err(e),
-                    Err(e) if self.redial.is_some() => self.batch.expire_unsent_with(timeout, Instant::now(), &e),
-                    Err(e) => self.batch.fail_unsent(&e),
+                    Err(Redialed::Later(e)) => self.batch.expire_unsent_with(timeout, Instant::now(), &e),
+                    Err(Redialed::Over(e @ Error::Driver(_))) => return Err(e),
+                    Err(Redialed::Over(e)) => self.batch.fail_unsent(&e),
                 }
                 continue;
             }
@@ -791,12 +816,12 @@ impl<D: Driver<Connection>> Client<D> {
             if self.link.as_ref().is_some_and(|l| l.dead.is_some()) {
                 self.bury_link();
             }
-            if self.link.is_none() {
+            if !self.link_ready() {
                 match self.reconnect(deadline) {
                     Ok(()) => {}
                     // The wait ended before any attempt failed: no event, no error.
-                    Err(Error::Timeout) => return Ok(None),
-                    Err(e) => return Err(e),
+                    Err(Redialed::Later(Error::Timeout)) => return Ok(None),
+                    Err(Redialed::Later(e) | Redialed::Over(e)) => return Err(e),
                 }
                 continue;
             }
@@ -884,6 +909,7 @@ impl<D: Driver<Connection>> Client<D> {
         if let Some(error) = closed {
             self.kill_link(Error::from(error));
         }
+        self.announce_link();
     }
 
     fn on_event(&mut self, event: resp::Event) {
@@ -922,6 +948,10 @@ impl<D: Driver<Connection>> Client<D> {
             let merge = !link.restoring.is_empty() || !link.ready;
             self.restore.set_subscriptions(session.subscriptions(), merge);
         }
+        if !link.ready {
+            // A reconnect's handshake that failed: one attempt of the round.
+            self.attempt_failed(error.clone());
+        }
         for (_, seq) in link.inflight.drain(..) {
             self.batch.complete(seq, Err(error.clone()));
         }
@@ -941,75 +971,107 @@ impl<D: Driver<Connection>> Client<D> {
     }
 
     /// Reconnects with backoff, as the policy allows, until `deadline` at the latest.
-    /// The backoff is waited in the driver (other sessions on it keep running), and
-    /// the round's progress stays in `self.redial` for the next call when the deadline
-    /// comes first.
-    ///
-    /// # Errors
-    /// [`Error::Reconnect`] when the round's attempts are exhausted (the next call
-    /// starts a new round) or when the deadline passed after an attempt failed;
-    /// [`Error::Timeout`] when it passed before any attempt failed; [`Error::Driver`].
-    fn reconnect(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
-        let policy = self.options.reconnect;
+    /// The backoff is waited in the driver (other sessions on it keep running). When
+    /// the deadline comes first, the round's progress stays in `self.redial`, and a
+    /// handshake under way stays in `self.link` (it has its own connect timeout): the
+    /// next call goes on from there instead of starting over, so calls shorter than a
+    /// handshake still get connected.
+    fn reconnect(&mut self, deadline: Option<Instant>) -> Result<(), Redialed> {
         loop {
-            let now = Instant::now();
-            let redial = self.redial.get_or_insert_with(|| Redial {
-                attempts: 0,
-                next_at: now,
-                last: None,
-            });
-            if deadline.is_some_and(|d| now >= d) {
-                return Err(match &redial.last {
-                    Some(last) => Error::Reconnect {
-                        attempts: redial.attempts,
-                        last: Box::new(last.clone()),
-                    },
-                    None => Error::Timeout,
-                });
+            if let Some(over) = self.round_over() {
+                return Err(Redialed::Over(over));
             }
-            if now < redial.next_at {
-                let wake = deadline.map_or(redial.next_at, |d| d.min(redial.next_at));
-                self.turn(Some(wake))?;
+            if self.link.is_some() {
+                match self.wait_link(deadline) {
+                    Ok(true) => {
+                        self.redial = None;
+                        return Ok(());
+                    }
+                    Ok(false) => return Err(Redialed::Later(self.redial_error())),
+                    Err(e @ Error::Driver(_)) => return Err(Redialed::Over(e)),
+                    // Buried, and counted in the round by `bury_link`.
+                    Err(_) => continue,
+                }
+            }
+            let now = Instant::now();
+            let next_at = self.redial.as_ref().map_or(now, |r| r.next_at);
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(Redialed::Later(self.redial_error()));
+            }
+            if now < next_at {
+                let wake = deadline.map_or(next_at, |d| d.min(next_at));
+                self.turn(Some(wake)).map_err(Redialed::Over)?;
                 continue;
             }
-            match self.open_link(deadline) {
-                Ok(()) => {
-                    self.redial = None;
-                    return Ok(());
-                }
-                Err(e @ Error::Driver(_)) => return Err(e),
-                Err(e) => {
-                    let redial = self.redial.get_or_insert_with(|| Redial {
-                        attempts: 0,
-                        next_at: now,
-                        last: None,
-                    });
-                    redial.attempts += 1;
-                    if !policy.allows(redial.attempts) {
-                        let attempts = redial.attempts;
-                        self.redial = None;
-                        return Err(Error::Reconnect {
-                            attempts,
-                            last: Box::new(e),
-                        });
-                    }
-                    redial.next_at = Instant::now() + policy.delay(redial.attempts);
-                    redial.last = Some(e);
-                }
+            match self.start_link(deadline) {
+                Ok(()) => {}
+                Err(e @ Error::Driver(_)) => return Err(Redialed::Over(e)),
+                Err(e) => self.attempt_failed(e),
             }
         }
     }
 
-    /// One connection attempt: TCP connect, hand the socket to the driver, queue the
-    /// handshake (and what to restore), wait for the handshake to complete; within
-    /// the connect timeout, and before `limit` (the caller's deadline) if it is sooner.
-    fn open_link(&mut self, limit: Option<Instant>) -> Result<(), Error> {
-        let start = Instant::now();
-        let mut deadline = start + self.options.connect_timeout;
-        if let Some(limit) = limit {
-            deadline = deadline.min(limit);
+    /// Counts a failed attempt in the round: the next one waits the policy's delay.
+    fn attempt_failed(&mut self, error: Error) {
+        let now = Instant::now();
+        let redial = self.redial.get_or_insert(Redial {
+            attempts: 0,
+            next_at: now,
+            last: None,
+        });
+        redial.attempts += 1;
+        redial.next_at = now + self.options.reconnect.delay(redial.attempts);
+        redial.last = Some(error);
+    }
+
+    /// Ends the round when the policy allows no more attempts: the error to report
+    /// (the next call starts a new round).
+    fn round_over(&mut self) -> Option<Error> {
+        let redial = self.redial.as_ref()?;
+        if redial.attempts == 0 || self.options.reconnect.allows(redial.attempts) {
+            return None;
         }
-        // What a timeout reports: the time this attempt was given.
+        let redial = self.redial.take()?;
+        Some(Error::Reconnect {
+            attempts: redial.attempts,
+            last: Box::new(redial.last.unwrap_or(Error::Connection(resp::ConnectionError::Closed))),
+        })
+    }
+
+    /// What a call that ran out of time while reconnecting reports: the round's last
+    /// failure, or a plain timeout when none failed yet.
+    fn redial_error(&self) -> Error {
+        match &self.redial {
+            Some(Redial {
+                attempts,
+                last: Some(last),
+                ..
+            }) => Error::Reconnect {
+                attempts: *attempts,
+                last: Box::new(last.clone()),
+            },
+            _ => Error::Timeout,
+        }
+    }
+
+    /// The first connection: one attempt, waited to the end (the connect timeout).
+    fn open_link(&mut self, limit: Option<Instant>) -> Result<(), Error> {
+        self.start_link(limit)?;
+        match self.wait_link(limit)? {
+            true => Ok(()),
+            false => Err(Error::ConnectTimeout(self.options.connect_timeout)),
+        }
+    }
+
+    /// Starts one connection attempt: TCP connect (within the connect timeout, and
+    /// before `limit`, the caller's deadline, if it is sooner), hand the socket to the
+    /// driver, queue the handshake and what to restore. [`wait_link`](Self::wait_link)
+    /// then waits for the handshake.
+    fn start_link(&mut self, limit: Option<Instant>) -> Result<(), Error> {
+        let start = Instant::now();
+        let connect_by = start + self.options.connect_timeout;
+        let deadline = limit.map_or(connect_by, |l| l.min(connect_by));
+        // What a timeout reports: the time the TCP connect was given.
         let budget = deadline.saturating_duration_since(start);
         let stream = self.tcp_connect(deadline, budget)?;
         let session = Connection::new(self.options.connection_config(), Instant::now());
@@ -1018,9 +1080,17 @@ impl<D: Driver<Connection>> Client<D> {
             addr,
             source: Arc::new(e),
         })?;
-        self.link = Some(Link::new(conn));
+        self.link = Some(Link::new(conn, connect_by));
         self.queue_restore();
         self.drain_events();
+        Ok(())
+    }
+
+    /// Waits for the current link's handshake until `limit`: `Ok(true)` once it is
+    /// ready, `Ok(false)` when `limit` came first (the link stays, to be waited for by
+    /// the next call). A link that died, or whose connect timeout passed, is buried and
+    /// its error returned.
+    fn wait_link(&mut self, limit: Option<Instant>) -> Result<bool, Error> {
         loop {
             let Some(link) = &self.link else {
                 return Err(Error::Connection(resp::ConnectionError::Closed));
@@ -1031,15 +1101,34 @@ impl<D: Driver<Connection>> Client<D> {
                 return Err(error);
             }
             if link.ready {
-                break;
+                return Ok(true);
             }
-            if Instant::now() >= deadline {
-                self.kill_link(Error::ConnectTimeout(budget));
+            let now = Instant::now();
+            let connect_by = link.connect_by;
+            if now >= connect_by {
+                let error = Error::ConnectTimeout(self.options.connect_timeout);
+                self.kill_link(error.clone());
                 self.bury_link();
-                return Err(Error::ConnectTimeout(budget));
+                return Err(error);
             }
-            self.turn(Some(deadline))?;
+            if limit.is_some_and(|l| now >= l) {
+                return Ok(false);
+            }
+            self.turn(Some(limit.map_or(connect_by, |l| l.min(connect_by))))?;
         }
+    }
+
+    /// Once the current link's handshake completed: ends the reconnect round, counts
+    /// the connection, and queues
+    /// [`Event::Reconnected`] (and a full invalidation when tracking is restored) for
+    /// every connection after the first.
+    fn announce_link(&mut self) {
+        let Some(link) = self.link.as_mut().filter(|l| l.ready && !l.announced) else {
+            return;
+        };
+        link.announced = true;
+        // The round succeeded.
+        self.redial = None;
         if self.connections > 0 {
             self.events.push(Event::Reconnected);
             if self.restore.tracking.is_some() {
@@ -1047,7 +1136,6 @@ impl<D: Driver<Connection>> Client<D> {
             }
         }
         self.connections += 1;
-        Ok(())
     }
 
     /// Subscriptions and tracking for a new connection, sent right after its handshake.
@@ -1259,7 +1347,7 @@ impl<D: Driver<Connection>> Client<D> {
             if self.link.as_ref().is_some_and(|l| l.dead.is_some()) {
                 continue;
             }
-            if self.link.is_none() && self.batch.has_unsent() {
+            if !self.link_ready() && self.batch.has_unsent() {
                 // Only unsent requests are left: nothing on a dead connection survives.
                 let timeout = self.options.response_timeout;
                 let held = self.batch.held_deadline(timeout);
@@ -1269,15 +1357,15 @@ impl<D: Driver<Connection>> Client<D> {
                 };
                 match self.reconnect(until) {
                     Ok(()) => {}
-                    Err(e @ Error::Driver(_)) => return Err(e),
-                    Err(e) if self.redial.is_some() => {
+                    Err(Redialed::Later(e)) => {
                         self.batch.expire_unsent_with(timeout, Instant::now(), &e);
                         appended += self.drain_finished_into(out);
                         if appended > 0 || wait_until.is_some_and(|d| Instant::now() >= d) {
                             return Ok(appended);
                         }
                     }
-                    Err(e) => self.batch.fail_unsent(&e),
+                    Err(Redialed::Over(e @ Error::Driver(_))) => return Err(e),
+                    Err(Redialed::Over(e)) => self.batch.fail_unsent(&e),
                 }
                 continue;
             }

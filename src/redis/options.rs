@@ -50,7 +50,8 @@ pub enum UrlError {
 /// (its response timeout, or the timeout given to `next_event`): a call whose deadline
 /// comes first fails with [`Error::Reconnect`](super::Error::Reconnect) (or
 /// [`Error::Timeout`](super::Error::Timeout) before any attempt failed) and the next
-/// call goes on with the same round of attempts and delays. A call that exhausts the
+/// call goes on with the same round of attempts and delays, and with a handshake still
+/// under way (which has its own `connect_timeout`). A call that exhausts the
 /// attempts fails with [`Error::Reconnect`](super::Error::Reconnect); the next call
 /// starts a new round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
