@@ -125,9 +125,10 @@ fn frozen_idle_server_is_declared_lost_and_replaced(driver: DriverKind) {
         while lost.iter().any(Option::is_none) && frozen_at.elapsed() < Duration::from_secs(20) {
             for (i, c) in [&mut client, &mut sub2].into_iter().enumerate() {
                 if lost[i].is_none() {
-                    // While frozen, the reconnect attempts inside the wait fail: an
-                    // error is expected, and so is `Ok(None)`.
-                    let _ = c.next_event(Duration::from_millis(50));
+                    // While frozen, the reconnect attempts inside the wait fail; the
+                    // round goes on (no attempt limit), so the wait reports no error.
+                    let event = c.next_event(Duration::from_millis(50)).expect("waiting");
+                    assert_eq!(event, None);
                     if !c.is_connected() {
                         lost[i] = Some(frozen_at.elapsed());
                     }
@@ -154,7 +155,7 @@ fn frozen_idle_server_is_declared_lost_and_replaced(driver: DriverKind) {
         // comes after its restored SUBSCRIBE, so the subscription is in place after it.
         let deadline = Instant::now() + Duration::from_secs(20);
         while !sub2.is_connected() && Instant::now() < deadline {
-            let _ = sub2.next_event(Duration::from_millis(100));
+            sub2.next_event(Duration::from_millis(100)).expect("waiting");
         }
         assert!(sub2.is_connected(), "the RESP2 subscriber reconnected");
         sub2.query(&cmd("PING")).expect("PING in subscriber mode");
@@ -394,9 +395,11 @@ fn handshake_longer_than_each_wait_still_completes(driver: DriverKind) {
         let start = Instant::now();
         let mut reconnected = false;
         while !reconnected && start.elapsed() < Duration::from_secs(10) {
-            // An error is a wait that ran out mid-handshake; `Ok(None)` too.
-            if let Ok(Some(Event::Reconnected)) = client.next_event(Duration::from_millis(50)) {
-                reconnected = true;
+            // A wait that runs out mid-handshake returns `Ok(None)`.
+            match client.next_event(Duration::from_millis(50)).expect("waiting") {
+                Some(Event::Reconnected) => reconnected = true,
+                Some(other) => panic!("unexpected event {other:?}"),
+                None => {}
             }
         }
         let took = start.elapsed();

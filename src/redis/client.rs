@@ -469,8 +469,9 @@ impl<D: Driver<Connection>> Client<D> {
     /// The next queued event, waiting up to `timeout` for one (`Duration::ZERO` only
     /// reads what already arrived). Reconnects first if the connection was lost, which
     /// restores subscriptions; within `timeout` too: a reconnect that needs longer goes
-    /// on in the next call, and this one returns `Ok(None)` (or, once an attempt
-    /// failed, [`Error::Reconnect`]).
+    /// on in the next call, and this one returns `Ok(None)`
+    /// ([`is_connected`](Self::is_connected) tells). It fails with
+    /// [`Error::Reconnect`] only when the reconnect policy's attempts are exhausted.
     pub fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
         self.wait_event(timeout, |_| true, Some)
     }
@@ -819,9 +820,10 @@ impl<D: Driver<Connection>> Client<D> {
             if !self.link_ready() {
                 match self.reconnect(deadline) {
                     Ok(()) => {}
-                    // The wait ended before any attempt failed: no event, no error.
-                    Err(Redialed::Later(Error::Timeout)) => return Ok(None),
-                    Err(Redialed::Later(e) | Redialed::Over(e)) => return Err(e),
+                    // The wait ended while the round goes on: no event (yet), and the
+                    // next wait carries on reconnecting.
+                    Err(Redialed::Later(_)) => return Ok(None),
+                    Err(Redialed::Over(e)) => return Err(e),
                 }
                 continue;
             }
