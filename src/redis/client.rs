@@ -249,7 +249,7 @@ impl<D: Driver<Connection>> Client<D> {
             batch_clock: None,
             activities: Vec::new(),
         };
-        client.open_link(None)?;
+        client.open_link()?;
         Ok(client)
     }
 
@@ -1057,10 +1057,11 @@ impl<D: Driver<Connection>> Client<D> {
     }
 
     /// The first connection: one attempt, waited to the end (the connect timeout).
-    fn open_link(&mut self, limit: Option<Instant>) -> Result<(), Error> {
-        self.start_link(limit)?;
-        match self.wait_link(limit)? {
+    fn open_link(&mut self) -> Result<(), Error> {
+        self.start_link(None)?;
+        match self.wait_link(None)? {
             true => Ok(()),
+            // Not reached: without a limit the wait ends only with the handshake.
             false => Err(Error::ConnectTimeout(self.options.connect_timeout)),
         }
     }
