@@ -230,7 +230,14 @@ impl fmt::Debug for Auth {
 /// server (those configured, then those learned from `connect_urls`), waiting between
 /// two full rounds `initial`, doubling up to `max`, each wait stretched by a random
 /// factor of up to `jitter` (so a cluster's clients do not all come back at once).
-/// `max_attempts` bounds the attempts per call (`None`: until it succeeds).
+/// `max_attempts` bounds the attempts of one reconnect (`None`: until it succeeds).
+///
+/// A reconnect runs inside the blocking calls, within each call's own deadline: a call
+/// whose time runs out leaves it where it is (attempts made, the server to try next,
+/// when the backoff allows the next attempt) and the next call continues it. It ends
+/// when a server completes the handshake, or with
+/// [`Error::Reconnect`](super::Error::Reconnect) once the attempts run out (the call
+/// after that starts a new one).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReconnectPolicy {
     /// Wait before the second attempt on the same server.
@@ -239,8 +246,8 @@ pub struct ReconnectPolicy {
     pub max: Duration,
     /// Extra random wait, as a fraction of the delay (0.0 to 1.0).
     pub jitter: f64,
-    /// Connection attempts per call (each server tried counts one); `None` retries
-    /// forever.
+    /// Connection attempts per reconnect (each server tried counts one), across the
+    /// calls it spans; `None` retries forever.
     pub max_attempts: Option<u32>,
 }
 
@@ -334,6 +341,14 @@ pub struct ClientOptions {
     /// Default timeout of [`Client::request`](super::Client::request) callers that do not
     /// give one.
     pub request_timeout: Duration,
+    /// Longest a blocking call without a timeout of its own waits:
+    /// [`flush`](super::Client::flush), [`round_trip`](super::Client::round_trip),
+    /// [`subscribe`](super::Client::subscribe), [`unsubscribe`](super::Client::unsubscribe)
+    /// and a publish past the high-water mark
+    /// ([`outgoing_buffer_size`](Self::outgoing_buffer_size)), reconnecting included.
+    /// Past it they fail with [`Error::Timeout`](super::Error::Timeout) (a reconnect in
+    /// progress continues in the next call). Default 10 s, as nats.go's `FlushTimeout`.
+    pub operation_timeout: Duration,
     /// Most bytes buffered for sending before the kernel takes them; past it a publish
     /// waits for the kernel (a slow or stuck server slows the publisher instead of
     /// growing its memory).
@@ -375,6 +390,7 @@ impl ClientOptions {
             allow_reconnect: true,
             reconnect_buffer_size: 8 << 20,
             request_timeout: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(10),
             outgoing_buffer_size: 32 << 20,
             flush_threshold: 64 * 1024,
             max_payload: monocoque_proto::nats::client::ClientConfig::DEFAULT_MAX_PAYLOAD,
@@ -491,6 +507,13 @@ impl ClientOptions {
     #[must_use]
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets [`operation_timeout`](Self::operation_timeout).
+    #[must_use]
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
         self
     }
 
