@@ -1285,6 +1285,7 @@ impl<D: Driver<Connection>> Inner<D> {
             reconnect_buffer_bytes: o.reconnect_buffer_size,
             max_outgoing_bytes: o.outgoing_buffer_size,
             max_payload: o.max_payload,
+            max_pending_bytes: o.max_pending_bytes,
             ..ClientConfig::default()
         })
     }

@@ -367,6 +367,14 @@ pub struct ClientOptions {
     /// Pending limits and slow-consumer policy of every new subscription (each can have
     /// its own with [`Client::subscribe_with`](super::Client::subscribe_with)).
     pub subscription_policy: SubscriptionPolicy,
+    /// Most bytes of messages (payloads plus headers) queued across every subscription
+    /// of the connection, whatever each one's own limits: past it new messages are
+    /// dropped and reported as [`Event::SlowConsumer`](super::Event::SlowConsumer) (a
+    /// [`Backpressure`](monocoque_proto::nats::client::SlowConsumerPolicy::Backpressure)
+    /// subscription stops reading instead). Default 64 MiB; worst case per connection,
+    /// this plus the subjects and bookkeeping of the queued messages (see
+    /// [`ClientConfig::max_pending_bytes`](monocoque_proto::nats::client::ClientConfig::max_pending_bytes)).
+    pub max_pending_bytes: usize,
     /// Seed of the random numbers behind jitter and inbox names (`None`: from the clock
     /// and the process id).
     pub seed: Option<u64>,
@@ -395,6 +403,7 @@ impl ClientOptions {
             flush_threshold: 64 * 1024,
             max_payload: monocoque_proto::nats::client::ClientConfig::DEFAULT_MAX_PAYLOAD,
             subscription_policy: SubscriptionPolicy::default(),
+            max_pending_bytes: monocoque_proto::nats::client::ClientConfig::DEFAULT_MAX_PENDING_BYTES,
             seed: None,
         }
     }
@@ -529,6 +538,13 @@ impl ClientOptions {
     #[must_use]
     pub fn subscription_policy(mut self, policy: SubscriptionPolicy) -> Self {
         self.subscription_policy = policy;
+        self
+    }
+
+    /// Sets [`max_pending_bytes`](Self::max_pending_bytes).
+    #[must_use]
+    pub fn max_pending_bytes(mut self, bytes: usize) -> Self {
+        self.max_pending_bytes = bytes;
         self
     }
 
@@ -740,6 +756,8 @@ mod tests {
             .ping_interval(Duration::from_millis(5))
             .reconnect_buffer_size(10)
             .request_timeout(Duration::from_millis(7))
+            .operation_timeout(Duration::from_millis(9))
+            .max_pending_bytes(11)
             .allow_reconnect(false)
             .seed(3);
         assert_eq!(o.name.as_deref(), Some("n"));
@@ -747,5 +765,10 @@ mod tests {
         assert_eq!(o.max_pings_out, 1);
         assert_eq!(o.ping_interval, Duration::from_millis(5));
         assert_eq!((o.reconnect_buffer_size, o.seed), (10, Some(3)));
+        assert_eq!(o.operation_timeout, Duration::from_millis(9));
+        assert_eq!(o.max_pending_bytes, 11);
+        let defaults = ClientOptions::from_url("h").unwrap();
+        assert_eq!(defaults.operation_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.max_pending_bytes, 64 << 20);
     }
 }
