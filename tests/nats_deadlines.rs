@@ -318,6 +318,7 @@ fn the_connection_bounds_queued_bytes(driver: DriverKind) {
     let (queued_a, bytes_a) = a.pending().expect("queue");
     let (queued_b, bytes_b) = b.pending().expect("queue");
     assert!(bytes_a + bytes_b <= 64 * 1024, "{bytes_a} + {bytes_b} bytes queued");
+    assert_eq!(client.pending_bytes(), bytes_a + bytes_b);
     assert_eq!(queued_a + queued_b, 64, "exactly what fits");
     assert_eq!(a.dropped() + b.dropped(), 200 - 64);
     assert_eq!(queued_a as u64 + a.dropped(), 100);
@@ -335,5 +336,6 @@ fn the_connection_bounds_queued_bytes(driver: DriverKind) {
     client.publish("bound.b", payload.clone()).expect("publish");
     client.round_trip().expect("round trip");
     assert_eq!(b.pending().map(|p| p.0), Some(queued_b + 1));
+    assert_eq!(client.pending_bytes(), (queued_b + 1) * 1024);
     assert!(b.next_message(TIMEOUT).expect("receive").is_some());
 }

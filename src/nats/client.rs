@@ -291,6 +291,15 @@ impl<D: Driver<Connection>> Client<D> {
         self.inner.borrow().pool.discovered().to_vec()
     }
 
+    /// Bytes of messages (payloads plus headers) queued across every subscription and
+    /// not taken yet, bounded by
+    /// [`max_pending_bytes`](ClientOptions::max_pending_bytes) (0 while disconnected).
+    pub fn pending_bytes(&self) -> usize {
+        let inner = self.inner.borrow();
+        let Some(link) = inner.link.as_ref() else { return 0 };
+        inner.driver.session(link.conn).map_or(0, Connection::pending_bytes)
+    }
+
     /// Messages dropped so far because `sub`'s queue was full.
     pub fn dropped(&self, sub: &Subscription<D>) -> u64 {
         self.inner.borrow().dropped.get(&sub.sid).copied().unwrap_or(0)
