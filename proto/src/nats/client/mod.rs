@@ -105,8 +105,10 @@ enum PingKind {
 ///   the driver flushes everything buffered in one write. Over
 ///   [`ClientConfig::max_outgoing_bytes`] publishes fail with backpressure.
 /// - **Subscriptions** ([`subscribe`](Self::subscribe)) each have a queue bounded in
-///   messages and bytes; when it is full, the subscription's [`SlowConsumerPolicy`]
-///   drops the message ([`Event::SlowConsumer`]) or stops reading the socket
+///   messages and bytes, and all of them together are bounded by
+///   [`ClientConfig::max_pending_bytes`]; when a message does not fit, the
+///   subscription's [`SlowConsumerPolicy`] drops the message ([`Event::SlowConsumer`])
+///   or stops reading the socket
 ///   ([`wants_read`](Self::wants_read) is false) until the application takes messages
 ///   with [`next_message`](Self::next_message). [`Event::Messages`] says when a queue
 ///   stops being empty. [`unsubscribe`](Self::unsubscribe) ends one now (its queued
@@ -141,6 +143,7 @@ enum PingKind {
 ///   [`error`](Self::error), [`outgoing_len`](Self::outgoing_len),
 ///   [`pending_requests`](Self::pending_requests),
 ///   [`pending_messages`](Self::pending_messages),
+///   [`pending_bytes`](Self::pending_bytes),
 ///   [`dropped_messages`](Self::dropped_messages), [`wants_read`](Self::wants_read),
 ///   [`is_closed`](Self::is_closed);
 /// - **input**: [`handle_input`](Self::handle_input), [`handle_eof`](Self::handle_eof),
