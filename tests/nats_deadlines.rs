@@ -26,6 +26,7 @@ both_drivers! {
     calls_during_a_reconnect_to_a_frozen_server_keep_their_deadlines => calls_during_a_reconnect_to_a_frozen_server_keep_their_deadlines_uring, calls_during_a_reconnect_to_a_frozen_server_keep_their_deadlines_mio;
     waiting_for_a_message_continues_the_reconnect_across_calls => waiting_for_a_message_continues_the_reconnect_across_calls_uring, waiting_for_a_message_continues_the_reconnect_across_calls_mio;
     the_connection_bounds_queued_bytes => the_connection_bounds_queued_bytes_uring, the_connection_bounds_queued_bytes_mio;
+    timeouts_too_long_for_a_deadline_wait_without_one => timeouts_too_long_for_a_deadline_wait_without_one_uring, timeouts_too_long_for_a_deadline_wait_without_one_mio;
 }
 
 /// `operation_timeout` and the timeouts the tests give.
@@ -341,4 +342,21 @@ fn the_connection_bounds_queued_bytes(driver: DriverKind) {
     assert_eq!(b.pending().map(|p| p.0), Some(queued_b + 1));
     assert_eq!(client.pending_bytes(), (queued_b + 1) * 1024);
     assert!(b.next_message(TIMEOUT).expect("receive").is_some());
+}
+
+/// `Duration::MAX` (as a program says "no timeout") is past any `Instant`: the calls wait
+/// without a deadline instead of overflowing.
+fn timeouts_too_long_for_a_deadline_wait_without_one(driver: DriverKind) {
+    let server = NatsServer::start();
+    let mut client = Client::connect_with(options(&server, driver).operation_timeout(Duration::MAX)).expect("connect");
+    let mut sub = client.subscribe("forever").expect("subscribe");
+    client.publish("forever", "x").expect("publish");
+    client.flush().expect("flush");
+    client.round_trip().expect("round trip");
+    let got = sub.next_message(Duration::MAX).expect("receive").expect("a message");
+    assert_eq!(got.payload, "x");
+    let err = client
+        .request("nobody.home", "?", Duration::MAX)
+        .expect_err("no responders");
+    assert!(matches!(err, Error::NoResponders), "{err:?}");
 }

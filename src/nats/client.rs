@@ -677,14 +677,14 @@ impl<D: Driver<Connection>> Inner<D> {
         timeout: Duration,
     ) -> Result<Message, Error> {
         // The timeout covers the whole call: a reconnect first, then the reply.
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let id = self.with_session(timeout, |session| {
             let now = Instant::now();
-            let left = deadline.saturating_duration_since(now);
-            session.request(subject, headers, payload, Some(left), now)
+            let left = deadline.map(|d| d.saturating_duration_since(now));
+            session.request(subject, headers, payload, left, now)
         })?;
         // The connection fails the request at `deadline`; this is a backstop.
-        let backstop = deadline + REQUEST_SLACK;
+        let backstop = deadline.and_then(|d| d.checked_add(REQUEST_SLACK));
         loop {
             if let Some(outcome) = self.responses.remove(&id) {
                 return outcome.map_err(Error::from);
@@ -700,10 +700,10 @@ impl<D: Driver<Connection>> Inner<D> {
             if self.link.is_none() {
                 return Err(Error::from(self.last_error.clone().unwrap_or(ConnectionError::Closed)));
             }
-            if Instant::now() >= backstop {
+            if backstop.is_some_and(|b| Instant::now() >= b) {
                 return Err(Error::Timeout);
             }
-            self.turn(Some(backstop))?;
+            self.turn(backstop)?;
         }
     }
 
@@ -711,31 +711,31 @@ impl<D: Driver<Connection>> Inner<D> {
     /// [`operation_timeout`](ClientOptions::operation_timeout) (reconnecting first if
     /// needed); [`Error::Timeout`] when the kernel has not taken it all by then.
     fn flush(&mut self) -> Result<(), Error> {
-        let deadline = Instant::now() + self.options.operation_timeout;
-        self.ensure_link(Some(deadline))?;
+        let deadline = deadline_after(self.options.operation_timeout);
+        self.ensure_link(deadline)?;
         self.turn(Some(Instant::now()))?;
         loop {
             let Some(session) = self.live_session() else {
                 // Lost while sending: what the kernel did not take is replayed on the
                 // next connection.
-                self.ensure_link(Some(deadline))?;
+                self.ensure_link(deadline)?;
                 continue;
             };
             if session.outgoing_len() == 0 {
                 return Ok(());
             }
             let now = Instant::now();
-            if now >= deadline {
+            if deadline.is_some_and(|d| now >= d) {
                 return Err(Error::Timeout);
             }
-            self.turn(Some((now + FLUSH_POLL).min(deadline)))?;
+            self.turn(Some(poll_until(now, deadline)))?;
         }
     }
 
     fn round_trip(&mut self) -> Result<Duration, Error> {
         let started = Instant::now();
         let timeout = self.options.operation_timeout;
-        let deadline = started + timeout;
+        let deadline = started.checked_add(timeout);
         let id = self.with_session(timeout, |session| session.ping())?;
         loop {
             if self.pongs.remove(&id) {
@@ -747,10 +747,10 @@ impl<D: Driver<Connection>> Inner<D> {
             if self.link.is_none() {
                 return Err(Error::from(self.last_error.clone().unwrap_or(ConnectionError::Closed)));
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Error::Timeout);
             }
-            self.turn(Some(deadline))?;
+            self.turn(deadline)?;
         }
     }
 
@@ -863,8 +863,8 @@ impl<D: Driver<Connection>> Inner<D> {
                 return settled;
             }
             if !self.is_live() {
-                let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
-                self.ensure_link(Some(deadline))?;
+                let deadline = *deadline.get_or_insert_with(|| deadline_after(timeout));
+                self.ensure_link(deadline)?;
             }
             let Some(session) = self.live_session() else {
                 // Up, yet the driver has no session for it: count it lost.
@@ -875,12 +875,12 @@ impl<D: Driver<Connection>> Inner<D> {
                 Ok(value) => return Ok(value),
                 Err(SendError::Backpressure(_)) => {
                     let now = Instant::now();
-                    let deadline = *deadline.get_or_insert_with(|| now + timeout);
-                    if now >= deadline {
+                    let deadline = *deadline.get_or_insert_with(|| now.checked_add(timeout));
+                    if deadline.is_some_and(|d| now >= d) {
                         // The kernel did not take enough in time (a stuck server).
                         return Err(Error::Timeout);
                     }
-                    self.turn(Some((now + FLUSH_POLL).min(deadline)))?;
+                    self.turn(Some(poll_until(now, deadline)))?;
                 }
                 Err(SendError::Poisoned(e)) => self.kill_link(e),
                 Err(refused) => return Err(Error::Refused(refused)),
@@ -1298,6 +1298,18 @@ impl<D: Driver<Connection>> Inner<D> {
             ..ClientConfig::default()
         })
     }
+}
+
+/// `timeout` from now; `None` when that is too far to represent (no bound).
+fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// The next look at a socket the kernel is not draining yet: a [`FLUSH_POLL`] from
+/// `now`, never past `deadline`.
+fn poll_until(now: Instant, deadline: Option<Instant>) -> Instant {
+    let next = now + FLUSH_POLL;
+    deadline.map_or(next, |d| next.min(d))
 }
 
 /// Resolves `server` and connects to the first address that accepts, within `deadline`.
