@@ -19,6 +19,14 @@
 //!   the piece appended to its `BytesMut` and retries; the `redis` crate re-runs
 //!   `parse_redis_value` on everything received so far. Then the same array at 1x, 4x
 //!   and 16x its size, in time per byte: flat means linear.
+//! - (d) the io_uring receive path below its low-water mark: each stream of (a) and (b)
+//!   arrives in 16 KiB receives (the driver's buffer size); "views" decodes zero-copy
+//!   views of them, as the driver hands over while its ring is healthy, "copied" first
+//!   copies each receive into a `Bytes` of exactly its size, as the driver does once
+//!   fewer than `recv_low_water` buffers are left (so kept values never starve the
+//!   ring). The copy is timed with the decode: the table is what the fallback costs a
+//!   client's receive-and-decode path. It also prints the heap bytes one kept 16-byte
+//!   `GET` value costs when its receive was copied.
 //!
 //! Method: every decoder's output is checked first (ours value by value; each peer by
 //! the number of values, nested ones included, the sum of the integers and the total
@@ -806,6 +814,99 @@ fn check(case: &Case) -> Summary {
     want
 }
 
+/// The driver's receive buffer size (io_uring's provided buffers): case (d) cuts every
+/// stream into receives of this size.
+const RECV: usize = 16 * 1024;
+
+/// Ours fed `case.input` in receives of [`RECV`] bytes: zero-copy views of the input
+/// (`copy == false`), or each receive copied into its own `Bytes` first, as the io_uring
+/// driver does below its low-water mark.
+#[inline(never)]
+fn ours_received(case: &Case, copy: bool, sink: &mut impl FnMut(Value)) {
+    let mut decoder = Decoder::new(DecoderConfig::new(case.protocol));
+    let mut src = SegmentedBuffer::new();
+    let mut at = 0;
+    while at < case.input.len() {
+        let end = (at + RECV).min(case.input.len());
+        let piece = if copy {
+            Bytes::copy_from_slice(&case.input[at..end])
+        } else {
+            case.input.slice(at..end)
+        };
+        src.push(piece);
+        while let Some(v) = decoder
+            .decode(&mut src)
+            .unwrap_or_else(|e| panic!("{}: our decoder rejected the input: {e}", case.name))
+        {
+            sink(v);
+        }
+        at = end;
+    }
+    assert!(src.is_empty(), "{}: {} bytes left undecoded", case.name, src.len());
+}
+
+/// Case (d): receive-and-decode throughput with views and with copied receives, and the
+/// heap cost of one kept value whose receive was copied.
+fn low_water_report(cases: &[Case], opts: &Opts) {
+    println!("(d) below the io_uring low-water mark: ours fed {RECV}-byte receives as views vs copied");
+    println!();
+    println!("| case | input bytes | views MB/s | copied MB/s | copied / views time |");
+    println!("|---|---:|---:|---:|---:|");
+    for case in cases.iter().filter(|c| matches!(c.feed, Feed::Whole)) {
+        let mut count = [0usize; 2];
+        for (i, copy) in [false, true].into_iter().enumerate() {
+            ours_received(case, copy, &mut |_| count[i] += 1);
+        }
+        assert_eq!(count[0], case.expected.len(), "{}: views lost values", case.name);
+        assert_eq!(count[1], case.expected.len(), "{}: copies lost values", case.name);
+        let mut cs: Vec<Contender<'_>> = [false, true]
+            .into_iter()
+            .map(|copy| -> Contender<'_> {
+                Box::new(move |reps| {
+                    timed(reps, || {
+                        ours_received(case, copy, &mut |v| {
+                            black_box(v);
+                        })
+                    })
+                })
+            })
+            .collect();
+        let secs = measure(&mut cs, &[usize::MAX, usize::MAX], opts);
+        println!(
+            "| {} | {} | {} | {} | {:.2}x |",
+            case.name,
+            case.input.len(),
+            fmt_rate(mb_s(case.input.len(), secs[0])),
+            fmt_rate(mb_s(case.input.len(), secs[1])),
+            secs[1] / secs[0]
+        );
+        eprintln!("measured low water {}", case.name);
+    }
+    // One GET reply carrying a 16-byte value, received alone and copied: what keeping
+    // its value costs on the heap (the copy, plus the shared header a view of it needs).
+    let reply = Bytes::from_static(b"$16\r\n0123456789abcdef\r\n");
+    let mut decoder = Decoder::new(DecoderConfig::new(Protocol::Resp2));
+    let mut src = SegmentedBuffer::new();
+    let mut kept = Vec::with_capacity(2);
+    // The first reply warms the decoder and the buffer's own storage up; the second is
+    // measured, so the figure is what one more kept value costs.
+    let mut receive_and_keep = |kept: &mut Vec<Value>| {
+        src.push(Bytes::copy_from_slice(&reply));
+        if let Ok(Some(v)) = decoder.decode(&mut src) {
+            kept.push(v);
+        }
+    };
+    receive_and_keep(&mut kept);
+    let heap = allocated_by(|| receive_and_keep(&mut kept));
+    assert_eq!(kept.len(), 2, "the GET replies did not decode");
+    println!();
+    println!(
+        "A kept 16-byte GET value whose {}-byte receive was copied costs {heap} heap bytes (the copy and \
+         the header its view shares); above the low-water mark it pins a whole {RECV}-byte receive buffer.",
+        reply.len()
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Report.
 
@@ -976,6 +1077,8 @@ fn main() {
         eprintln!("measured {}", case.name);
     }
     print_table(&rows);
+    println!();
+    low_water_report(&cases, &opts);
     println!();
 
     // Linearity: the array at several sizes, 64-byte pieces, time per byte.

@@ -174,7 +174,10 @@ fn options(args: &RedisArgs) -> Result<ClientOptions, Error> {
             None
         } else {
             Some(Duration::from_secs(args.timeout))
-        }))
+        })
+        // Silence is judged by those two bounds alone (0 really waits forever): no
+        // stale rule of the client's own on top.
+        .health_check_timeout(None))
 }
 
 /// Builds the command from the command-line words, byte for byte.

@@ -76,6 +76,19 @@ const REQUEST_SLACK: Duration = Duration::from_secs(1);
 /// blocking call ([`flush`](Self::flush), a round trip, a request, waiting for a
 /// message) reconnects. Requests in flight fail with [`Error::Connection`].
 /// [`Event::Disconnected`] and [`Event::Reconnected`] say when it happened.
+///
+/// ## Deadlines
+///
+/// Every blocking call returns by its deadline (plus a timer tick), whatever the
+/// server, the socket or the queues do: [`request`](Self::request) by its timeout,
+/// [`next_event`](Self::next_event) and [`Subscription::next_message`] by theirs (with
+/// `Ok(None)`), and the calls without a timeout of their own ([`flush`](Self::flush),
+/// [`round_trip`](Self::round_trip), subscribing, unsubscribing, a publish past the
+/// high-water mark) within [`operation_timeout`](ClientOptions::operation_timeout),
+/// with [`Error::Timeout`]. A reconnect runs inside these deadlines: its backoff and
+/// handshakes are driver turns (never a sleep), the TCP connect is bounded by the time
+/// the caller has left, and a call whose time runs out leaves the reconnect where it
+/// is for the next call to continue.
 pub struct Client<D: Driver<Connection> = AnyDriver<Connection>> {
     inner: Rc<RefCell<Inner<D>>>,
 }
@@ -129,6 +142,31 @@ struct Inner<D> {
     /// waiting ([`ClientOptions::flush_threshold`] past what was left after the last
     /// turn), so a publishing loop sends as it goes and never rereads cold memory.
     auto_flush_at: usize,
+    /// The reconnect in progress, if any: kept across calls, so a call that runs out of
+    /// time leaves it where it was and the next call continues it.
+    reconnecting: Option<Reconnecting>,
+}
+
+/// Where a reconnect is in its [`ReconnectPolicy`](super::ReconnectPolicy): attempts
+/// made, the round through the servers, which server is next, and when the backoff
+/// allows the next attempt.
+struct Reconnecting {
+    /// Attempts made since the connection was lost (across calls).
+    attempts: u32,
+    /// Rounds through the servers completed.
+    round: u32,
+    /// Index in the pool the current round started after.
+    start: usize,
+    /// Servers tried (or skipped) in the current round.
+    tried: usize,
+    /// No attempt before this instant: the backoff between two rounds.
+    next_attempt_at: Option<Instant>,
+    /// Servers that refused the credentials (or the configuration) in this reconnect:
+    /// trying them again cannot help, and once every known server has, neither can
+    /// waiting.
+    refused: HashSet<usize>,
+    /// Why the last attempt failed.
+    last: Error,
 }
 
 /// The current connection.
@@ -138,6 +176,9 @@ struct Link {
     ready: bool,
     /// Why it died, once it did (the first reason wins).
     dead: Option<ConnectionError>,
+    /// When a handshake still in progress is given up for good (the session enforces the
+    /// connect timeout itself; this is a backstop).
+    backstop: Instant,
 }
 
 impl Client<AnyDriver<Connection>> {
@@ -183,6 +224,7 @@ impl<D: Driver<Connection>> Client<D> {
             activities: Vec::new(),
             scratch: Vec::new(),
             last_turn: Instant::now(),
+            reconnecting: None,
         };
         if inner.pool.len() == 0 {
             return Err(Error::Url(super::UrlError::Empty));
@@ -249,6 +291,15 @@ impl<D: Driver<Connection>> Client<D> {
         self.inner.borrow().pool.discovered().to_vec()
     }
 
+    /// Bytes of messages (payloads plus headers) queued across every subscription and
+    /// not taken yet, bounded by
+    /// [`max_pending_bytes`](ClientOptions::max_pending_bytes) (0 while disconnected).
+    pub fn pending_bytes(&self) -> usize {
+        let inner = self.inner.borrow();
+        let Some(link) = inner.link.as_ref() else { return 0 };
+        inner.driver.session(link.conn).map_or(0, Connection::pending_bytes)
+    }
+
     /// Messages dropped so far because `sub`'s queue was full.
     pub fn dropped(&self, sub: &Subscription<D>) -> u64 {
         self.inner.borrow().dropped.get(&sub.sid).copied().unwrap_or(0)
@@ -294,13 +345,20 @@ impl<D: Driver<Connection>> Client<D> {
     /// Hands everything buffered to the kernel: one submission (io_uring) or one
     /// `writev` (mio) when the socket takes it all, more only when it pushes back.
     /// Reconnects first if the connection was lost (replaying what it had not sent).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when it is not done within
+    /// [`operation_timeout`](ClientOptions::operation_timeout) (what the kernel has not
+    /// taken stays buffered); a connection error when the connection was lost and
+    /// could not be re-established.
     pub fn flush(&mut self) -> Result<(), Error> {
         self.inner.borrow_mut().flush()
     }
 
     /// Flushes, then sends a `PING` and waits for the `PONG`: when it returns, the
     /// server has processed everything sent before (subscriptions are active). Returns
-    /// the round-trip time.
+    /// the round-trip time. [`Error::Timeout`] after
+    /// [`operation_timeout`](ClientOptions::operation_timeout) without the `PONG`.
     pub fn round_trip(&mut self) -> Result<Duration, Error> {
         self.inner.borrow_mut().round_trip()
     }
@@ -347,7 +405,8 @@ impl<D: Driver<Connection>> Client<D> {
     // ---- requests ----
 
     /// Publishes `payload` to `subject` with a reply subject in this connection's inbox
-    /// and waits up to `timeout` for the reply.
+    /// and waits up to `timeout` for the reply (reconnecting first, if needed, counts
+    /// against `timeout` too).
     ///
     /// # Errors
     /// [`Error::NoResponders`] when nobody subscribes to `subject`, [`Error::Timeout`]
@@ -378,7 +437,9 @@ impl<D: Driver<Connection>> Client<D> {
     /// The next event (disconnections, reconnections, slow consumers, non-fatal server
     /// errors, discovered servers), waiting up to `timeout`; `Duration::ZERO` only looks
     /// at what already arrived. Reconnects if the connection was lost, unless `timeout`
-    /// is zero: a zero-timeout poll never blocks (the loss is still reported).
+    /// is zero: a zero-timeout poll never blocks (the loss is still reported). A
+    /// reconnect that does not complete within `timeout` gives `Ok(None)` and continues
+    /// in the next call.
     pub fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
         self.inner.borrow_mut().next_event(timeout)
     }
@@ -407,7 +468,8 @@ impl<D: Driver<Connection>> Subscription<D> {
 
     /// The next message, waiting up to `timeout` (`Duration::ZERO`: only what already
     /// arrived, and no reconnect while the connection is lost: the poll never blocks).
-    /// `Ok(None)` when none came in time.
+    /// `Ok(None)` when none came in time, a reconnect included (it continues in the
+    /// next call).
     ///
     /// # Errors
     /// [`Error::SubscriptionClosed`] once the subscription ended and its queue is empty;
@@ -501,6 +563,7 @@ impl<D: Driver<Connection>> Inner<D> {
         // reconnect buffer rather than into a blocking reconnect.
         let now = self.last_turn;
         let outgoing = self.with_session_or(
+            self.options.operation_timeout,
             |session| {
                 session.publish(subject, reply, headers, payload, now)?;
                 Ok(session.outgoing_len())
@@ -524,8 +587,9 @@ impl<D: Driver<Connection>> Inner<D> {
 
     /// A publish while the connection is known to be lost (and reconnecting is allowed)
     /// does not wait for a reconnect: it joins the unsent publishes the next connection
-    /// replays, within the reconnect buffer. `None` when connected (or when nothing
-    /// carries over: then the publish reconnects first).
+    /// replays, within the reconnect buffer (held by the state between connections, or
+    /// by the new connection while its handshake is in progress). `None` when connected
+    /// (or when nothing carries over: then the publish reconnects first).
     fn buffer_while_disconnected(
         &mut self,
         subject: &[u8],
@@ -533,25 +597,42 @@ impl<D: Driver<Connection>> Inner<D> {
         headers: Option<&Headers>,
         payload: &Bytes,
     ) -> Option<Result<(), Error>> {
-        let connected = self.link.as_ref().is_some_and(|l| l.dead.is_none());
-        if connected || !self.options.allow_reconnect {
+        if !self.options.allow_reconnect || self.link.as_ref().is_some_and(|l| l.ready && l.dead.is_none()) {
             return None;
         }
-        self.bury_link();
-        let state = self.carry.as_mut()?;
-        Some(state.publish(subject, reply, headers, payload).map_err(|e| match e {
+        let full = |e| match e {
             SendError::Backpressure(b) => Error::ReconnectBufferFull {
                 requested: b.requested,
                 available: b.available,
                 capacity: b.capacity,
             },
             refused => Error::Refused(refused),
-        }))
+        };
+        if let Some(link) = self.link.as_ref().filter(|l| l.dead.is_none()) {
+            // A handshake in progress: the new connection holds the publish until it
+            // completes, within the reconnect buffer.
+            let conn = link.conn;
+            let now = self.last_turn;
+            return match self.driver.session_mut(conn) {
+                Some(session) => match session.publish(subject, reply, headers, payload, now) {
+                    Err(SendError::Poisoned(e)) => {
+                        self.kill_link(e);
+                        self.buffer_while_disconnected(subject, reply, headers, payload)
+                    }
+                    other => Some(other.map_err(full)),
+                },
+                None => None,
+            };
+        }
+        self.bury_link();
+        let state = self.carry.as_mut()?;
+        Some(state.publish(subject, reply, headers, payload).map_err(full))
     }
 
     fn subscribe(&mut self, subject: &str, queue: Option<&str>, policy: SubscriptionPolicy) -> Result<Sid, Error> {
-        let sid =
-            self.with_session(|session| session.subscribe(subject.as_bytes(), queue.map(str::as_bytes), policy))?;
+        let sid = self.with_session(self.options.operation_timeout, |session| {
+            session.subscribe(subject.as_bytes(), queue.map(str::as_bytes), policy)
+        })?;
         // Hand the SUB to the kernel now: messages published after this returns can
         // reach it as soon as the server has read it.
         self.turn(Some(Instant::now()))?;
@@ -559,14 +640,15 @@ impl<D: Driver<Connection>> Inner<D> {
     }
 
     fn unsubscribe(&mut self, sid: &Sid, max: Option<u64>) -> Result<(), Error> {
-        self.with_session(|session| session.unsubscribe(sid, max))?;
+        self.with_session(self.options.operation_timeout, |session| session.unsubscribe(sid, max))?;
         if max.is_none() {
             self.unsubscribed.insert(sid.clone());
         }
         self.turn(Some(Instant::now()))
     }
 
-    /// A dropped handle: unsubscribe at once if connected, else on the next connection.
+    /// A dropped handle: unsubscribe at once if a connection is up (or completing its
+    /// handshake, which holds the `UNSUB`), else on the next connection.
     fn forget(&mut self, sid: &Sid) {
         self.dropped.remove(sid);
         let ended = self.ended.remove(sid).is_some();
@@ -578,7 +660,7 @@ impl<D: Driver<Connection>> Inner<D> {
             }
             return;
         }
-        match self.live_session() {
+        match self.current_session() {
             Some(session) => {
                 let _ = session.unsubscribe(sid, None);
                 while session.next_message(sid).is_some() {}
@@ -594,9 +676,15 @@ impl<D: Driver<Connection>> Inner<D> {
         payload: &Bytes,
         timeout: Duration,
     ) -> Result<Message, Error> {
-        let id =
-            self.with_session(|session| session.request(subject, headers, payload, Some(timeout), Instant::now()))?;
-        let deadline = Instant::now() + timeout + REQUEST_SLACK;
+        // The timeout covers the whole call: a reconnect first, then the reply.
+        let deadline = deadline_after(timeout);
+        let id = self.with_session(timeout, |session| {
+            let now = Instant::now();
+            let left = deadline.map(|d| d.saturating_duration_since(now));
+            session.request(subject, headers, payload, left, now)
+        })?;
+        // The connection fails the request at `deadline`; this is a backstop.
+        let backstop = deadline.and_then(|d| d.checked_add(REQUEST_SLACK));
         loop {
             if let Some(outcome) = self.responses.remove(&id) {
                 return outcome.map_err(Error::from);
@@ -612,37 +700,43 @@ impl<D: Driver<Connection>> Inner<D> {
             if self.link.is_none() {
                 return Err(Error::from(self.last_error.clone().unwrap_or(ConnectionError::Closed)));
             }
-            if Instant::now() >= deadline {
+            if backstop.is_some_and(|b| Instant::now() >= b) {
                 return Err(Error::Timeout);
             }
-            self.turn(Some(deadline))?;
+            self.turn(backstop)?;
         }
     }
 
+    /// Hands everything buffered to the kernel within
+    /// [`operation_timeout`](ClientOptions::operation_timeout) (reconnecting first if
+    /// needed); [`Error::Timeout`] when the kernel has not taken it all by then.
     fn flush(&mut self) -> Result<(), Error> {
-        self.ensure_link()?;
+        let deadline = deadline_after(self.options.operation_timeout);
+        self.ensure_link(deadline)?;
         self.turn(Some(Instant::now()))?;
         loop {
-            if self.link.as_ref().is_some_and(|l| l.dead.is_some()) {
+            let Some(session) = self.live_session() else {
                 // Lost while sending: what the kernel did not take is replayed on the
                 // next connection.
-                self.ensure_link()?;
-            }
-            let Some(session) = self.live_session() else {
-                self.ensure_link()?;
+                self.ensure_link(deadline)?;
                 continue;
             };
             if session.outgoing_len() == 0 {
                 return Ok(());
             }
-            self.turn(Some(Instant::now() + FLUSH_POLL))?;
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(Error::Timeout);
+            }
+            self.turn(Some(poll_until(now, deadline)))?;
         }
     }
 
     fn round_trip(&mut self) -> Result<Duration, Error> {
         let started = Instant::now();
-        let id = self.with_session(|session| session.ping())?;
-        let deadline = started + self.options.request_timeout;
+        let timeout = self.options.operation_timeout;
+        let deadline = started.checked_add(timeout);
+        let id = self.with_session(timeout, |session| session.ping())?;
         loop {
             if self.pongs.remove(&id) {
                 return Ok(started.elapsed());
@@ -653,10 +747,10 @@ impl<D: Driver<Connection>> Inner<D> {
             if self.link.is_none() {
                 return Err(Error::from(self.last_error.clone().unwrap_or(ConnectionError::Closed)));
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Error::Timeout);
             }
-            self.turn(Some(deadline))?;
+            self.turn(deadline)?;
         }
     }
 
@@ -677,13 +771,20 @@ impl<D: Driver<Connection>> Inner<D> {
             if last_look {
                 return Ok(None);
             }
-            if self.link.as_ref().map_or(true, |l| l.dead.is_some()) {
+            if !self.is_live() {
                 if timeout.is_zero() {
                     // A poll: report the loss, leave the reconnect to a call that waits.
-                    self.bury_link();
+                    if self.link.as_ref().is_some_and(|l| l.dead.is_some()) {
+                        self.bury_link();
+                    }
                     return Ok(None);
                 }
-                self.ensure_link()?;
+                match self.ensure_link(deadline) {
+                    // Out of time while reconnecting: no message came in time. The next
+                    // call continues the reconnect.
+                    Err(Error::Timeout) => return Ok(None),
+                    result => result?,
+                }
                 continue;
             }
             let now = Instant::now();
@@ -711,11 +812,18 @@ impl<D: Driver<Connection>> Inner<D> {
                 self.bury_link();
                 continue;
             }
-            if self.link.is_none() {
+            if !self.is_live() {
                 if timeout.is_zero() {
                     return Ok(None);
                 }
-                self.ensure_link()?;
+                match self.ensure_link(deadline) {
+                    Err(Error::Timeout) => {
+                        // The reconnect's own events (a refused server) came meanwhile.
+                        last_look = true;
+                        continue;
+                    }
+                    result => result?,
+                }
                 continue;
             }
             let now = Instant::now();
@@ -728,44 +836,51 @@ impl<D: Driver<Connection>> Inner<D> {
         }
     }
 
-    /// Runs `op` on a live connection: reconnects first if needed, flushes and retries
-    /// on backpressure, reconnects and retries when the connection turns out poisoned.
-    fn with_session<T>(&mut self, op: impl FnMut(&mut Connection) -> Result<T, SendError>) -> Result<T, Error> {
-        self.with_session_or(op, |_| None)
+    /// Runs `op` on a live connection within `timeout`: reconnects first if needed,
+    /// flushes and retries on backpressure, reconnects and retries when the connection
+    /// turns out poisoned; [`Error::Timeout`] when `timeout` runs out first.
+    fn with_session<T>(
+        &mut self,
+        timeout: Duration,
+        op: impl FnMut(&mut Connection) -> Result<T, SendError>,
+    ) -> Result<T, Error> {
+        self.with_session_or(timeout, op, |_| None)
     }
 
     /// [`with_session`](Self::with_session), except that before every attempt (the
     /// first, and each after the connection was found lost while waiting for the kernel)
-    /// `on_loss` may settle the call without a live connection.
+    /// `on_loss` may settle the call without a live connection. The clock is read (and
+    /// the deadline set) only once the call has to wait.
     fn with_session_or<T>(
         &mut self,
+        timeout: Duration,
         mut op: impl FnMut(&mut Connection) -> Result<T, SendError>,
         mut on_loss: impl FnMut(&mut Self) -> Option<Result<T, Error>>,
     ) -> Result<T, Error> {
-        let mut flushes_without_progress = 0u32;
+        let mut deadline = None;
         loop {
             if let Some(settled) = on_loss(self) {
                 return settled;
             }
-            self.ensure_link()?;
+            if !self.is_live() {
+                let deadline = *deadline.get_or_insert_with(|| deadline_after(timeout));
+                self.ensure_link(deadline)?;
+            }
             let Some(session) = self.live_session() else {
+                // Up, yet the driver has no session for it: count it lost.
+                self.kill_link(ConnectionError::Closed);
                 continue;
             };
             match op(session) {
                 Ok(value) => return Ok(value),
                 Err(SendError::Backpressure(_)) => {
-                    let before = session.outgoing_len();
-                    self.turn(Some(Instant::now() + FLUSH_POLL))?;
-                    let after = self.live_session().map_or(0, |s| s.outgoing_len());
-                    flushes_without_progress = if after < before {
-                        0
-                    } else {
-                        flushes_without_progress + 1
-                    };
-                    if flushes_without_progress > 2000 {
-                        // Ten seconds without the kernel taking a byte.
+                    let now = Instant::now();
+                    let deadline = *deadline.get_or_insert_with(|| now.checked_add(timeout));
+                    if deadline.is_some_and(|d| now >= d) {
+                        // The kernel did not take enough in time (a stuck server).
                         return Err(Error::Timeout);
                     }
+                    self.turn(Some(poll_until(now, deadline)))?;
                 }
                 Err(SendError::Poisoned(e)) => self.kill_link(e),
                 Err(refused) => return Err(Error::Refused(refused)),
@@ -804,10 +919,25 @@ impl<D: Driver<Connection>> Inner<D> {
         Ok(())
     }
 
+    /// Whether a connection is up: handshake complete, not poisoned.
+    fn is_live(&self) -> bool {
+        self.link.as_ref().is_some_and(|l| l.ready && l.dead.is_none())
+    }
+
     /// The current connection's session, if it is up and not poisoned.
     fn live_session(&mut self) -> Option<&mut Connection> {
         let link = self.link.as_ref()?;
         if link.dead.is_some() || !link.ready {
+            return None;
+        }
+        self.driver.session_mut(link.conn)
+    }
+
+    /// The current connection's session if it is not poisoned, its handshake complete
+    /// or not.
+    fn current_session(&mut self) -> Option<&mut Connection> {
+        let link = self.link.as_ref()?;
+        if link.dead.is_some() {
             return None;
         }
         self.driver.session_mut(link.conn)
@@ -839,12 +969,7 @@ impl<D: Driver<Connection>> Inner<D> {
 
     fn on_event(&mut self, event: sm::Event) {
         match event {
-            sm::Event::Connected { info } => {
-                if let Some(link) = &mut self.link {
-                    link.ready = true;
-                }
-                self.info = Some(*info);
-            }
+            sm::Event::Connected { info } => self.on_connected(*info),
             sm::Event::Messages { .. } => {}
             sm::Event::SlowConsumer { sid, dropped } => {
                 *self.dropped.entry(sid.clone()).or_default() += dropped;
@@ -875,6 +1000,23 @@ impl<D: Driver<Connection>> Inner<D> {
         }
     }
 
+    /// The handshake of the current connection completed (in whichever call was turning
+    /// the driver): the reconnect, if there was one, is over.
+    fn on_connected(&mut self, info: ServerInfo) {
+        let Some(link) = &mut self.link else { return };
+        if link.ready {
+            return;
+        }
+        link.ready = true;
+        self.info = Some(info);
+        self.reconnecting = None;
+        self.connections += 1;
+        if self.connections > 1 {
+            let server = self.pool.get(self.server).map(ServerAddr::address).unwrap_or_default();
+            self.push_event(Event::Reconnected { server });
+        }
+    }
+
     fn push_event(&mut self, event: Event) {
         if self.events.len() >= MAX_QUEUED_EVENTS {
             self.events.pop_front();
@@ -891,23 +1033,27 @@ impl<D: Driver<Connection>> Inner<D> {
         }
     }
 
-    /// Makes sure a connection is up: buries a dead one, reconnects if allowed.
-    fn ensure_link(&mut self) -> Result<(), Error> {
+    /// Makes sure a connection is up by `deadline`: buries a dead one, reconnects if
+    /// allowed ([`Error::Timeout`] when `deadline` comes first: the reconnect stays where
+    /// it is, for the next call to continue).
+    fn ensure_link(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         if self.link.as_ref().is_some_and(|l| l.dead.is_some()) {
             self.bury_link();
         }
-        if self.link.is_some() {
+        if self.is_live() {
             return Ok(());
         }
-        if !self.options.allow_reconnect {
+        if self.link.is_none() && !self.options.allow_reconnect {
             return Err(Error::Disconnected(
                 self.last_error.clone().unwrap_or(ConnectionError::Closed),
             ));
         }
-        self.reconnect()
+        self.reconnect(deadline)
     }
 
     /// Takes the dead connection out of the driver; keeps what the next one must carry.
+    /// A connection whose handshake never completed was a reconnect attempt: its failure
+    /// is the reconnect's latest.
     fn bury_link(&mut self) {
         if self.link.is_none() {
             return;
@@ -926,6 +1072,12 @@ impl<D: Driver<Connection>> Inner<D> {
         self.last_error = Some(error.clone());
         if link.ready {
             self.push_event(Event::Disconnected(error));
+        } else if let Some(progress) = &mut self.reconnecting {
+            let failure = Error::from(error);
+            if matches!(failure, Error::Rejected(_)) {
+                progress.refused.insert(self.server);
+            }
+            progress.last = failure;
         }
         let dropped = self.carry.as_ref().map_or(0, ReconnectState::dropped_publishes);
         if dropped > 0 {
@@ -933,64 +1085,147 @@ impl<D: Driver<Connection>> Inner<D> {
         }
     }
 
-    /// Tries every known server, starting after the current one, in rounds separated by
-    /// the policy's backoff with jitter, until one accepts or the attempts run out.
-    fn reconnect(&mut self) -> Result<(), Error> {
+    /// Continues the reconnect (or starts one): tries every known server, starting after
+    /// the current one, in rounds separated by the policy's backoff with jitter, until
+    /// one completes its handshake or the attempts run out. Every wait (the backoff, a
+    /// handshake) is a driver turn bounded by `deadline`; when `deadline` comes first it
+    /// returns [`Error::Timeout`] and the progress stays for the next call.
+    fn reconnect(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let policy = self.options.reconnect;
-        let mut attempts = 0u32;
-        let mut round = 0u32;
-        let mut last = Error::from(self.last_error.clone().unwrap_or(ConnectionError::Closed));
-        // Servers that refused the credentials (or the configuration) in this reconnect:
-        // trying them again cannot help, and once every known server has, neither can
-        // waiting.
-        let mut refused: HashSet<usize> = HashSet::new();
         loop {
-            let count = self.pool.len();
-            let start = self.server + 1;
-            for k in 0..count {
-                let index = (start + k) % count;
-                if refused.contains(&index) {
+            // A handshake in progress, started by this call or an earlier one.
+            if let Some(link) = &self.link {
+                if link.dead.is_some() {
+                    self.bury_link();
                     continue;
                 }
-                if !policy.allows(attempts) {
-                    return Err(Error::Reconnect {
-                        attempts,
-                        last: Box::new(last),
-                    });
+                if link.ready {
+                    return Ok(());
                 }
-                attempts += 1;
-                match self.open_link(index) {
-                    Ok(()) => return Ok(()),
-                    Err(e) => {
-                        if matches!(e, Error::Rejected(_)) {
-                            refused.insert(index);
-                        }
-                        last = e;
+                let backstop = link.backstop;
+                let now = Instant::now();
+                if now >= backstop {
+                    self.kill_link(ConnectionError::HandshakeTimeout);
+                    continue;
+                }
+                if deadline.is_some_and(|d| now >= d) {
+                    return Err(Error::Timeout);
+                }
+                self.turn(Some(deadline.map_or(backstop, |d| d.min(backstop))))?;
+                continue;
+            }
+            let now = Instant::now();
+            let count = self.pool.len();
+            let start = self.server + 1;
+            let last_error = self.last_error.clone().unwrap_or(ConnectionError::Closed);
+            let progress = self.reconnecting.get_or_insert_with(|| Reconnecting {
+                attempts: 0,
+                round: 0,
+                start,
+                tried: 0,
+                next_attempt_at: None,
+                refused: HashSet::new(),
+                last: Error::from(last_error),
+            });
+            if let Some(at) = progress.next_attempt_at {
+                if now < at {
+                    // The backoff: a turn (other sessions on the driver run meanwhile),
+                    // not a sleep, and no longer than the caller can wait.
+                    let until = deadline.map_or(at, |d| d.min(at));
+                    if now >= until {
+                        return Err(Error::Timeout);
                     }
+                    self.turn(Some(until))?;
+                    continue;
+                }
+                progress.next_attempt_at = None;
+            }
+            if progress.tried >= count {
+                // The pool may have grown (connect_urls of a server that then refused).
+                if (0..count).all(|i| progress.refused.contains(&i)) {
+                    return Err(self.give_up());
+                }
+                progress.round += 1;
+                progress.tried = 0;
+                progress.start = start;
+                let unit = self.rng.unit();
+                let progress = self.reconnecting.as_mut().expect("set above");
+                progress.next_attempt_at = Some(now + policy.delay_with_jitter(progress.round, unit));
+                continue;
+            }
+            let index = (progress.start + progress.tried) % count;
+            progress.tried += 1;
+            if progress.refused.contains(&index) {
+                continue;
+            }
+            if !policy.allows(progress.attempts) {
+                return Err(self.give_up());
+            }
+            if deadline.is_some_and(|d| now >= d) {
+                progress.tried -= 1;
+                return Err(Error::Timeout);
+            }
+            progress.attempts += 1;
+            if let Err(e) = self.start_link(index, deadline) {
+                if let Some(progress) = &mut self.reconnecting {
+                    if matches!(e, Error::Rejected(_)) {
+                        progress.refused.insert(index);
+                    }
+                    progress.last = e;
                 }
             }
-            // The pool may have grown (connect_urls of a server that then refused).
-            if (0..self.pool.len()).all(|i| refused.contains(&i)) {
-                return Err(Error::Reconnect {
-                    attempts,
-                    last: Box::new(last),
-                });
-            }
-            round += 1;
-            let unit = self.rng.unit();
-            std::thread::sleep(policy.delay_with_jitter(round, unit));
         }
     }
 
-    /// One connection attempt to server `index`: TCP connect, hand the socket and a
-    /// fresh (or resumed) session to the driver, wait for the handshake.
+    /// Ends the reconnect in progress: the error that says how it went. The next call
+    /// starts a new one.
+    fn give_up(&mut self) -> Error {
+        match self.reconnecting.take() {
+            Some(progress) => Error::Reconnect {
+                attempts: progress.attempts,
+                last: Box::new(progress.last),
+            },
+            None => Error::from(self.last_error.clone().unwrap_or(ConnectionError::Closed)),
+        }
+    }
+
+    /// One connection attempt to server `index`, all the way: start it
+    /// ([`start_link`](Self::start_link)), then wait for the handshake (bounded by the
+    /// connect timeout).
     fn open_link(&mut self, index: usize) -> Result<(), Error> {
+        self.start_link(index, None)?;
+        loop {
+            let Some(link) = &self.link else {
+                return Err(Error::Connection(ConnectionError::Closed));
+            };
+            if let Some(error) = link.dead.clone() {
+                self.bury_link();
+                return Err(Error::from(error));
+            }
+            if link.ready {
+                return Ok(());
+            }
+            let backstop = link.backstop;
+            if Instant::now() >= backstop {
+                self.kill_link(ConnectionError::HandshakeTimeout);
+                continue;
+            }
+            self.turn(Some(backstop))?;
+        }
+    }
+
+    /// Starts a connection attempt to server `index`: TCP connect (within the connect
+    /// timeout and `deadline`), then hand the socket and a fresh (or resumed) session to
+    /// the driver. The handshake completes in later turns
+    /// ([`on_connected`](Self::on_connected)).
+    fn start_link(&mut self, index: usize, deadline: Option<Instant>) -> Result<(), Error> {
         let Some(server) = self.pool.get(index).cloned() else {
             return Err(Error::Url(super::UrlError::Empty));
         };
         let timeout = self.options.connect_timeout;
-        let deadline = Instant::now() + timeout;
-        let stream = tcp_connect(&server, deadline, timeout)?;
+        let connect_deadline = Instant::now() + timeout;
+        let tcp_deadline = deadline.map_or(connect_deadline, |d| d.min(connect_deadline));
+        let stream = tcp_connect(&server, tcp_deadline, timeout)?;
         let config = self.config_for(&server)?;
         let now = Instant::now();
         let session = match self.carry.take() {
@@ -1006,6 +1241,7 @@ impl<D: Driver<Connection>> Inner<D> {
             conn,
             ready: false,
             dead: None,
+            backstop: connect_deadline + Duration::from_secs(1),
         });
         if let Some(session) = self.driver.session_mut(conn) {
             // Queued until the handshake completes, like the resubscriptions.
@@ -1014,32 +1250,6 @@ impl<D: Driver<Connection>> Inner<D> {
             }
         }
         self.drain_events();
-        // The session enforces the connect timeout itself; this is a backstop.
-        let backstop = deadline + Duration::from_secs(1);
-        loop {
-            let Some(link) = &self.link else {
-                return Err(Error::Connection(ConnectionError::Closed));
-            };
-            if let Some(error) = link.dead.clone() {
-                self.bury_link();
-                return Err(Error::from(error));
-            }
-            if link.ready {
-                break;
-            }
-            if Instant::now() >= backstop {
-                self.kill_link(ConnectionError::HandshakeTimeout);
-                self.bury_link();
-                return Err(Error::from(ConnectionError::HandshakeTimeout));
-            }
-            self.turn(Some(backstop))?;
-        }
-        self.connections += 1;
-        if self.connections > 1 {
-            self.push_event(Event::Reconnected {
-                server: server.address(),
-            });
-        }
         Ok(())
     }
 
@@ -1084,9 +1294,22 @@ impl<D: Driver<Connection>> Inner<D> {
             reconnect_buffer_bytes: o.reconnect_buffer_size,
             max_outgoing_bytes: o.outgoing_buffer_size,
             max_payload: o.max_payload,
+            max_pending_bytes: o.max_pending_bytes,
             ..ClientConfig::default()
         })
     }
+}
+
+/// `timeout` from now; `None` when that is too far to represent (no bound).
+fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// The next look at a socket the kernel is not draining yet: a [`FLUSH_POLL`] from
+/// `now`, never past `deadline`.
+fn poll_until(now: Instant, deadline: Option<Instant>) -> Instant {
+    let next = now + FLUSH_POLL;
+    deadline.map_or(next, |d| next.min(d))
 }
 
 /// Resolves `server` and connects to the first address that accepts, within `deadline`.

@@ -68,11 +68,11 @@ pub enum Error {
     /// connection, a fatal `-ERR`). The next call reconnects.
     #[error("connection lost: {0}")]
     Connection(ConnectionError),
-    /// Reconnecting failed `attempts` times in a row (across every known server);
-    /// `last` is the last failure.
+    /// Reconnecting failed `attempts` times in a row (across every known server, and
+    /// across the calls the reconnect spanned); `last` is the last failure.
     #[error("reconnecting failed after {attempts} attempt(s): {last}")]
     Reconnect {
-        /// Attempts made by this call.
+        /// Attempts made by this reconnect.
         attempts: u32,
         /// Why the last one failed.
         last: Box<Error>,
@@ -105,7 +105,10 @@ pub enum Error {
     /// Nobody subscribes to the request's subject (the server answered 503).
     #[error("no responders")]
     NoResponders,
-    /// No reply (or message) within the timeout.
+    /// No reply (or message) within the timeout; for calls without a timeout of their
+    /// own, nothing done within
+    /// [`operation_timeout`](super::ClientOptions::operation_timeout) (the kernel took
+    /// no room for a flush or a publish, no `PONG`, no reconnect yet).
     #[error("timed out")]
     Timeout,
     /// The subscription ended (its maximum reached, the server refused it, or it was

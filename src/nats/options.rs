@@ -230,7 +230,14 @@ impl fmt::Debug for Auth {
 /// server (those configured, then those learned from `connect_urls`), waiting between
 /// two full rounds `initial`, doubling up to `max`, each wait stretched by a random
 /// factor of up to `jitter` (so a cluster's clients do not all come back at once).
-/// `max_attempts` bounds the attempts per call (`None`: until it succeeds).
+/// `max_attempts` bounds the attempts of one reconnect (`None`: until it succeeds).
+///
+/// A reconnect runs inside the blocking calls, within each call's own deadline: a call
+/// whose time runs out leaves it where it is (attempts made, the server to try next,
+/// when the backoff allows the next attempt) and the next call continues it. It ends
+/// when a server completes the handshake, or with
+/// [`Error::Reconnect`](super::Error::Reconnect) once the attempts run out (the call
+/// after that starts a new one).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReconnectPolicy {
     /// Wait before the second attempt on the same server.
@@ -239,8 +246,8 @@ pub struct ReconnectPolicy {
     pub max: Duration,
     /// Extra random wait, as a fraction of the delay (0.0 to 1.0).
     pub jitter: f64,
-    /// Connection attempts per call (each server tried counts one); `None` retries
-    /// forever.
+    /// Connection attempts per reconnect (each server tried counts one), across the
+    /// calls it spans; `None` retries forever.
     pub max_attempts: Option<u32>,
 }
 
@@ -334,6 +341,14 @@ pub struct ClientOptions {
     /// Default timeout of [`Client::request`](super::Client::request) callers that do not
     /// give one.
     pub request_timeout: Duration,
+    /// Longest a blocking call without a timeout of its own waits:
+    /// [`flush`](super::Client::flush), [`round_trip`](super::Client::round_trip),
+    /// [`subscribe`](super::Client::subscribe), [`unsubscribe`](super::Client::unsubscribe)
+    /// and a publish past the high-water mark
+    /// ([`outgoing_buffer_size`](Self::outgoing_buffer_size)), reconnecting included.
+    /// Past it they fail with [`Error::Timeout`](super::Error::Timeout) (a reconnect in
+    /// progress continues in the next call). Default 10 s, as nats.go's `FlushTimeout`.
+    pub operation_timeout: Duration,
     /// Most bytes buffered for sending before the kernel takes them; past it a publish
     /// waits for the kernel (a slow or stuck server slows the publisher instead of
     /// growing its memory).
@@ -352,6 +367,14 @@ pub struct ClientOptions {
     /// Pending limits and slow-consumer policy of every new subscription (each can have
     /// its own with [`Client::subscribe_with`](super::Client::subscribe_with)).
     pub subscription_policy: SubscriptionPolicy,
+    /// Most bytes of messages (payloads plus headers) queued across every subscription
+    /// of the connection, whatever each one's own limits: past it new messages are
+    /// dropped and reported as [`Event::SlowConsumer`](super::Event::SlowConsumer) (a
+    /// [`Backpressure`](monocoque_proto::nats::client::SlowConsumerPolicy::Backpressure)
+    /// subscription stops reading instead). Default 64 MiB; worst case per connection,
+    /// this plus the subjects and bookkeeping of the queued messages (see
+    /// [`ClientConfig::max_pending_bytes`](monocoque_proto::nats::client::ClientConfig::max_pending_bytes)).
+    pub max_pending_bytes: usize,
     /// Seed of the random numbers behind jitter and inbox names (`None`: from the clock
     /// and the process id).
     pub seed: Option<u64>,
@@ -375,10 +398,12 @@ impl ClientOptions {
             allow_reconnect: true,
             reconnect_buffer_size: 8 << 20,
             request_timeout: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(10),
             outgoing_buffer_size: 32 << 20,
             flush_threshold: 64 * 1024,
             max_payload: monocoque_proto::nats::client::ClientConfig::DEFAULT_MAX_PAYLOAD,
             subscription_policy: SubscriptionPolicy::default(),
+            max_pending_bytes: monocoque_proto::nats::client::ClientConfig::DEFAULT_MAX_PENDING_BYTES,
             seed: None,
         }
     }
@@ -494,6 +519,13 @@ impl ClientOptions {
         self
     }
 
+    /// Sets [`operation_timeout`](Self::operation_timeout).
+    #[must_use]
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
     /// Sets the client's ceiling on one message's size (see
     /// [`max_payload`](Self::max_payload)).
     #[must_use]
@@ -506,6 +538,13 @@ impl ClientOptions {
     #[must_use]
     pub fn subscription_policy(mut self, policy: SubscriptionPolicy) -> Self {
         self.subscription_policy = policy;
+        self
+    }
+
+    /// Sets [`max_pending_bytes`](Self::max_pending_bytes).
+    #[must_use]
+    pub fn max_pending_bytes(mut self, bytes: usize) -> Self {
+        self.max_pending_bytes = bytes;
         self
     }
 
@@ -717,6 +756,8 @@ mod tests {
             .ping_interval(Duration::from_millis(5))
             .reconnect_buffer_size(10)
             .request_timeout(Duration::from_millis(7))
+            .operation_timeout(Duration::from_millis(9))
+            .max_pending_bytes(11)
             .allow_reconnect(false)
             .seed(3);
         assert_eq!(o.name.as_deref(), Some("n"));
@@ -724,5 +765,10 @@ mod tests {
         assert_eq!(o.max_pings_out, 1);
         assert_eq!(o.ping_interval, Duration::from_millis(5));
         assert_eq!((o.reconnect_buffer_size, o.seed), (10, Some(3)));
+        assert_eq!(o.operation_timeout, Duration::from_millis(9));
+        assert_eq!(o.max_pending_bytes, 11);
+        let defaults = ClientOptions::from_url("h").unwrap();
+        assert_eq!(defaults.operation_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.max_pending_bytes, 64 << 20);
     }
 }

@@ -239,8 +239,14 @@ impl Batch {
     /// Fails with [`Error::Timeout`] every unsent request buffered `timeout` or more
     /// before `now` (they are in buffering order, so the expired ones lead).
     pub fn expire_unsent(&mut self, timeout: Option<Duration>, now: Instant) {
+        self.expire_unsent_with(timeout, now, &Error::Timeout);
+    }
+
+    /// [`expire_unsent`](Self::expire_unsent), failing them with `error` (why they
+    /// could not be sent in time, e.g. the reconnect's last failure).
+    pub fn expire_unsent_with(&mut self, timeout: Option<Duration>, now: Instant, error: &Error) {
         while self.has_unsent() && self.held_deadline(timeout).is_some_and(|d| d <= now) {
-            self.fail_next_unsent(Error::Timeout);
+            self.fail_next_unsent(error.clone());
         }
     }
 }

@@ -13,7 +13,7 @@ use monocoque_proto::{Activity, ConnId, Driver};
 
 use super::batch::{Batch, Request, RequestId};
 use super::event::{Event, EventQueue, Invalidation, Message};
-use super::{ClientOptions, Error, ServerError};
+use super::{ClientOptions, Error, ServerError, TcpKeepalive};
 use crate::driver::AnyDriver;
 
 /// Commands a RESP2 connection accepts in subscriber mode.
@@ -57,11 +57,21 @@ const SUBSCRIBER_MODE_COMMANDS: [&[u8]; 9] = [
 ///
 /// An error reply fails only its request ([`Error::Server`]). A connection that can no
 /// longer be trusted (closed, malformed reply, a reply stalled mid-frame past the
-/// response timeout) is poisoned: every request on it fails with
-/// [`Error::Connection`], none is sent again (it may have run), and no reply reaches
-/// the wrong request. The client then reconnects with backoff — inside `flush` for
-/// requests not sent yet, otherwise on the next call — replaying `HELLO`/`AUTH`/`SELECT`,
-/// subscriptions and tracking, and queues [`Event::Reconnected`].
+/// response timeout, a server silent past
+/// [`health_check_timeout`](ClientOptions::health_check_timeout) while a reply is owed)
+/// is poisoned: every request on it fails with [`Error::Connection`], none is sent
+/// again (it may have run), and no reply reaches the wrong request. The client then
+/// reconnects with backoff — inside `flush` for requests not sent yet, otherwise on the
+/// next call — replaying `HELLO`/`AUTH`/`SELECT`, subscriptions and tracking, and
+/// queues [`Event::Reconnected`]. Reconnecting never outlasts the call's deadline: the
+/// backoff is waited in the driver, and the round of attempts goes on in the next call
+/// (see [`ReconnectPolicy`](super::ReconnectPolicy)).
+///
+/// While the driver runs (in any call, or waiting in [`next_event`](Self::next_event)),
+/// an idle connection sends a `PING` of its own every
+/// [`health_check_interval`](ClientOptions::health_check_interval), so a frozen server
+/// is noticed without any request; the socket also has TCP keepalive
+/// ([`tcp_keepalive`](ClientOptions::tcp_keepalive)).
 ///
 /// ## Pub/sub and tracking
 ///
@@ -88,6 +98,8 @@ pub struct Client<D: Driver<Connection> = AnyDriver<Connection>> {
     subscribing: bool,
     /// Connections made so far.
     connections: u64,
+    /// The reconnect round in progress, kept across calls.
+    redial: Option<Redial>,
     /// The first unsent request waits for a liveness check
     /// ([`ClientOptions::idle_check`]).
     check_liveness: bool,
@@ -112,12 +124,18 @@ struct Link {
     in_multi: bool,
     /// Why it died, once it did.
     dead: Option<Error>,
+    /// When the handshake must have completed (the connect timeout).
+    connect_by: Instant,
+    /// Counted in `connections`, and `Event::Reconnected` queued.
+    announced: bool,
 }
 
 impl Link {
-    fn new(conn: ConnId) -> Self {
+    fn new(conn: ConnId, connect_by: Instant) -> Self {
         Self {
             conn,
+            connect_by,
+            announced: false,
             ready: false,
             hello: None,
             inflight: VecDeque::new(),
@@ -126,6 +144,28 @@ impl Link {
             dead: None,
         }
     }
+}
+
+/// Where the reconnect policy stands: a call whose deadline passes leaves it here and
+/// the next call goes on from it instead of starting over.
+#[derive(Debug)]
+struct Redial {
+    /// Attempts made in this round.
+    attempts: u32,
+    /// When the next attempt may be made.
+    next_at: Instant,
+    /// Why the last attempt failed.
+    last: Option<Error>,
+}
+
+/// Why [`Client::reconnect`] returned without a ready connection.
+enum Redialed {
+    /// The call's deadline came first; the round (and a handshake under way) goes on
+    /// in the next call. The error is what the call reports.
+    Later(Error),
+    /// The round is over (the policy's attempts are exhausted: the next call starts a
+    /// new one), or the driver failed.
+    Over(Error),
 }
 
 /// What a new connection must restore.
@@ -203,6 +243,7 @@ impl<D: Driver<Connection>> Client<D> {
             restore: Restore::default(),
             subscribing: false,
             connections: 0,
+            redial: None,
             check_liveness: false,
             last_turn: Instant::now(),
             batch_clock: None,
@@ -427,7 +468,10 @@ impl<D: Driver<Connection>> Client<D> {
 
     /// The next queued event, waiting up to `timeout` for one (`Duration::ZERO` only
     /// reads what already arrived). Reconnects first if the connection was lost, which
-    /// restores subscriptions.
+    /// restores subscriptions; within `timeout` too: a reconnect that needs longer goes
+    /// on in the next call, and this one returns `Ok(None)`
+    /// ([`is_connected`](Self::is_connected) tells). It fails with
+    /// [`Error::Reconnect`] only when the reconnect policy's attempts are exhausted.
     pub fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
         self.wait_event(timeout, |_| true, Some)
     }
@@ -633,7 +677,7 @@ impl<D: Driver<Connection>> Client<D> {
             return true;
         }
         match &self.link {
-            Some(link) if link.dead.is_none() => self
+            Some(link) if link.ready && link.dead.is_none() => self
                 .driver
                 .session(link.conn)
                 .is_some_and(|s| !s.subscriptions().is_empty()),
@@ -651,15 +695,22 @@ impl<D: Driver<Connection>> Client<D> {
         self.subscribing = false;
     }
 
-    /// The current connection's session, if it is alive.
+    /// Whether a connection is up and past its handshake.
+    fn link_ready(&self) -> bool {
+        self.link.as_ref().is_some_and(|l| l.ready)
+    }
+
+    /// The current connection's session, if it is alive and past its handshake
+    /// (requests wait in the client during a reconnect's handshake, so that a failed
+    /// attempt does not fail them).
     fn live_session(&mut self) -> Option<&mut Connection> {
-        let link = self.link.as_ref().filter(|l| l.dead.is_none())?;
+        let link = self.link.as_ref().filter(|l| l.ready && l.dead.is_none())?;
         self.driver.session_mut(link.conn)
     }
 
     /// Hands unsent requests to the connection while it accepts them.
     fn submit_unsent(&mut self) {
-        let Some(link) = self.link.as_mut().filter(|l| l.dead.is_none()) else {
+        let Some(link) = self.link.as_mut().filter(|l| l.ready && l.dead.is_none()) else {
             return;
         };
         let Some(conn) = self.driver.session_mut(link.conn) else {
@@ -719,10 +770,16 @@ impl<D: Driver<Connection>> Client<D> {
             if reached {
                 return Ok(());
             }
-            if self.link.is_none() {
+            if !self.link_ready() {
                 // Only unsent requests are left: nothing on a dead connection survives.
-                if let Err(e) = self.reconnect() {
-                    self.batch.fail_unsent(&e);
+                // Reconnecting stops at the oldest one's deadline; those whose deadline
+                // passed fail with the reconnect's error, the others wait for the next
+                // round of this loop.
+                match self.reconnect(held_deadline) {
+                    Ok(()) => {}
+                    Err(Redialed::Later(e)) => self.batch.expire_unsent_with(timeout, Instant::now(), &e),
+                    Err(Redialed::Over(e @ Error::Driver(_))) => return Err(e),
+                    Err(Redialed::Over(e)) => self.batch.fail_unsent(&e),
                 }
                 continue;
             }
@@ -760,8 +817,14 @@ impl<D: Driver<Connection>> Client<D> {
             if self.link.as_ref().is_some_and(|l| l.dead.is_some()) {
                 self.bury_link();
             }
-            if self.link.is_none() {
-                self.reconnect()?;
+            if !self.link_ready() {
+                match self.reconnect(deadline) {
+                    Ok(()) => {}
+                    // The wait ended while the round goes on: no event (yet), and the
+                    // next wait carries on reconnecting.
+                    Err(Redialed::Later(_)) => return Ok(None),
+                    Err(Redialed::Over(e)) => return Err(e),
+                }
                 continue;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -848,6 +911,7 @@ impl<D: Driver<Connection>> Client<D> {
         if let Some(error) = closed {
             self.kill_link(Error::from(error));
         }
+        self.announce_link();
     }
 
     fn on_event(&mut self, event: resp::Event) {
@@ -886,6 +950,10 @@ impl<D: Driver<Connection>> Client<D> {
             let merge = !link.restoring.is_empty() || !link.ready;
             self.restore.set_subscriptions(session.subscriptions(), merge);
         }
+        if !link.ready {
+            // A reconnect's handshake that failed: one attempt of the round.
+            self.attempt_failed(error.clone());
+        }
         for (_, seq) in link.inflight.drain(..) {
             self.batch.complete(seq, Err(error.clone()));
         }
@@ -904,41 +972,128 @@ impl<D: Driver<Connection>> Client<D> {
         }
     }
 
-    /// Reconnects with backoff, as the policy allows.
-    fn reconnect(&mut self) -> Result<(), Error> {
-        let policy = self.options.reconnect;
-        let mut attempt = 0;
+    /// Reconnects with backoff, as the policy allows, until `deadline` at the latest.
+    /// The backoff is waited in the driver (other sessions on it keep running). When
+    /// the deadline comes first, the round's progress stays in `self.redial`, and a
+    /// handshake under way stays in `self.link` (it has its own connect timeout): the
+    /// next call goes on from there instead of starting over, so calls shorter than a
+    /// handshake still get connected.
+    fn reconnect(&mut self, deadline: Option<Instant>) -> Result<(), Redialed> {
         loop {
-            std::thread::sleep(policy.delay(attempt));
-            match self.open_link() {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    attempt += 1;
-                    if !policy.allows(attempt) {
-                        return Err(Error::Reconnect {
-                            attempts: attempt,
-                            last: Box::new(e),
-                        });
+            if let Some(over) = self.round_over() {
+                return Err(Redialed::Over(over));
+            }
+            if self.link.is_some() {
+                match self.wait_link(deadline) {
+                    Ok(true) => {
+                        self.redial = None;
+                        return Ok(());
                     }
+                    Ok(false) => return Err(Redialed::Later(self.redial_error())),
+                    Err(e @ Error::Driver(_)) => return Err(Redialed::Over(e)),
+                    // Buried, and counted in the round by `bury_link`.
+                    Err(_) => continue,
                 }
+            }
+            let now = Instant::now();
+            let next_at = self.redial.as_ref().map_or(now, |r| r.next_at);
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(Redialed::Later(self.redial_error()));
+            }
+            if now < next_at {
+                let wake = deadline.map_or(next_at, |d| d.min(next_at));
+                self.turn(Some(wake)).map_err(Redialed::Over)?;
+                continue;
+            }
+            match self.start_link(deadline) {
+                Ok(()) => {}
+                Err(e @ Error::Driver(_)) => return Err(Redialed::Over(e)),
+                Err(e) => self.attempt_failed(e),
             }
         }
     }
 
-    /// One connection attempt: TCP connect, hand the socket to the driver, queue the
-    /// handshake (and what to restore), wait for the handshake to complete.
+    /// Counts a failed attempt in the round: the next one waits the policy's delay.
+    fn attempt_failed(&mut self, error: Error) {
+        let now = Instant::now();
+        let redial = self.redial.get_or_insert(Redial {
+            attempts: 0,
+            next_at: now,
+            last: None,
+        });
+        redial.attempts += 1;
+        redial.next_at = now + self.options.reconnect.delay(redial.attempts);
+        redial.last = Some(error);
+    }
+
+    /// Ends the round when the policy allows no more attempts: the error to report
+    /// (the next call starts a new round).
+    fn round_over(&mut self) -> Option<Error> {
+        let redial = self.redial.as_ref()?;
+        if redial.attempts == 0 || self.options.reconnect.allows(redial.attempts) {
+            return None;
+        }
+        let redial = self.redial.take()?;
+        Some(Error::Reconnect {
+            attempts: redial.attempts,
+            last: Box::new(redial.last.unwrap_or(Error::Connection(resp::ConnectionError::Closed))),
+        })
+    }
+
+    /// What a call that ran out of time while reconnecting reports: the round's last
+    /// failure, or a plain timeout when none failed yet.
+    fn redial_error(&self) -> Error {
+        match &self.redial {
+            Some(Redial {
+                attempts,
+                last: Some(last),
+                ..
+            }) => Error::Reconnect {
+                attempts: *attempts,
+                last: Box::new(last.clone()),
+            },
+            _ => Error::Timeout,
+        }
+    }
+
+    /// The first connection: one attempt, waited to the end (the connect timeout).
     fn open_link(&mut self) -> Result<(), Error> {
-        let deadline = Instant::now() + self.options.connect_timeout;
-        let stream = self.tcp_connect(deadline)?;
+        self.start_link(None)?;
+        match self.wait_link(None)? {
+            true => Ok(()),
+            // Not reached: without a limit the wait ends only with the handshake.
+            false => Err(Error::ConnectTimeout(self.options.connect_timeout)),
+        }
+    }
+
+    /// Starts one connection attempt: TCP connect (within the connect timeout, and
+    /// before `limit`, the caller's deadline, if it is sooner), hand the socket to the
+    /// driver, queue the handshake and what to restore. [`wait_link`](Self::wait_link)
+    /// then waits for the handshake.
+    fn start_link(&mut self, limit: Option<Instant>) -> Result<(), Error> {
+        let start = Instant::now();
+        let connect_by = start + self.options.connect_timeout;
+        let deadline = limit.map_or(connect_by, |l| l.min(connect_by));
+        // What a timeout reports: the time the TCP connect was given.
+        let budget = deadline.saturating_duration_since(start);
+        let stream = self.tcp_connect(deadline, budget)?;
         let session = Connection::new(self.options.connection_config(), Instant::now());
         let addr = self.options.address();
         let conn = self.driver.adopt(stream, session).map_err(|e| Error::Connect {
             addr,
             source: Arc::new(e),
         })?;
-        self.link = Some(Link::new(conn));
+        self.link = Some(Link::new(conn, connect_by));
         self.queue_restore();
         self.drain_events();
+        Ok(())
+    }
+
+    /// Waits for the current link's handshake until `limit`: `Ok(true)` once it is
+    /// ready, `Ok(false)` when `limit` came first (the link stays, to be waited for by
+    /// the next call). A link that died, or whose connect timeout passed, is buried and
+    /// its error returned.
+    fn wait_link(&mut self, limit: Option<Instant>) -> Result<bool, Error> {
         loop {
             let Some(link) = &self.link else {
                 return Err(Error::Connection(resp::ConnectionError::Closed));
@@ -949,15 +1104,34 @@ impl<D: Driver<Connection>> Client<D> {
                 return Err(error);
             }
             if link.ready {
-                break;
+                return Ok(true);
             }
-            if Instant::now() >= deadline {
-                self.kill_link(Error::ConnectTimeout(self.options.connect_timeout));
+            let now = Instant::now();
+            let connect_by = link.connect_by;
+            if now >= connect_by {
+                let error = Error::ConnectTimeout(self.options.connect_timeout);
+                self.kill_link(error.clone());
                 self.bury_link();
-                return Err(Error::ConnectTimeout(self.options.connect_timeout));
+                return Err(error);
             }
-            self.turn(Some(deadline))?;
+            if limit.is_some_and(|l| now >= l) {
+                return Ok(false);
+            }
+            self.turn(Some(limit.map_or(connect_by, |l| l.min(connect_by))))?;
         }
+    }
+
+    /// Once the current link's handshake completed: ends the reconnect round, counts
+    /// the connection, and queues
+    /// [`Event::Reconnected`] (and a full invalidation when tracking is restored) for
+    /// every connection after the first.
+    fn announce_link(&mut self) {
+        let Some(link) = self.link.as_mut().filter(|l| l.ready && !l.announced) else {
+            return;
+        };
+        link.announced = true;
+        // The round succeeded.
+        self.redial = None;
         if self.connections > 0 {
             self.events.push(Event::Reconnected);
             if self.restore.tracking.is_some() {
@@ -965,7 +1139,6 @@ impl<D: Driver<Connection>> Client<D> {
             }
         }
         self.connections += 1;
-        Ok(())
     }
 
     /// Subscriptions and tracking for a new connection, sent right after its handshake.
@@ -983,7 +1156,9 @@ impl<D: Driver<Connection>> Client<D> {
         }
     }
 
-    fn tcp_connect(&self, deadline: Instant) -> Result<TcpStream, Error> {
+    /// A TCP connection to the server by `deadline` (`budget` is what a timeout
+    /// reports), with `TCP_NODELAY` and the configured keepalive.
+    fn tcp_connect(&self, deadline: Instant, budget: Duration) -> Result<TcpStream, Error> {
         let addr = self.options.address();
         let connect_error = |e: io::Error| Error::Connect {
             addr: addr.clone(),
@@ -997,16 +1172,17 @@ impl<D: Driver<Connection>> Client<D> {
         for target in targets {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(Error::ConnectTimeout(self.options.connect_timeout));
+                return Err(Error::ConnectTimeout(budget));
             }
             match TcpStream::connect_timeout(&target, remaining) {
                 Ok(stream) => {
                     stream.set_nodelay(true).map_err(connect_error)?;
+                    if let Some(keepalive) = self.options.tcp_keepalive {
+                        set_keepalive(&stream, keepalive).map_err(connect_error)?;
+                    }
                     return Ok(stream);
                 }
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                    return Err(Error::ConnectTimeout(self.options.connect_timeout))
-                }
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(Error::ConnectTimeout(budget)),
                 Err(e) => last = e,
             }
         }
@@ -1016,6 +1192,15 @@ impl<D: Driver<Connection>> Client<D> {
     pub(crate) fn set_database(&mut self, db: u32) {
         self.options.database = db;
     }
+}
+
+/// Turns on TCP keepalive with the given timings.
+fn set_keepalive(stream: &TcpStream, keepalive: TcpKeepalive) -> io::Result<()> {
+    let params = socket2::TcpKeepalive::new()
+        .with_time(keepalive.idle)
+        .with_interval(keepalive.interval)
+        .with_retries(keepalive.retries);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&params)
 }
 
 /// Where a connection's events go: the parts of the client they update, borrowed
@@ -1165,10 +1350,25 @@ impl<D: Driver<Connection>> Client<D> {
             if self.link.as_ref().is_some_and(|l| l.dead.is_some()) {
                 continue;
             }
-            if self.link.is_none() && self.batch.has_unsent() {
+            if !self.link_ready() && self.batch.has_unsent() {
                 // Only unsent requests are left: nothing on a dead connection survives.
-                if let Err(e) = self.reconnect() {
-                    self.batch.fail_unsent(&e);
+                let timeout = self.options.response_timeout;
+                let held = self.batch.held_deadline(timeout);
+                let until = match (held, wait_until) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                match self.reconnect(until) {
+                    Ok(()) => {}
+                    Err(Redialed::Later(e)) => {
+                        self.batch.expire_unsent_with(timeout, Instant::now(), &e);
+                        appended += self.drain_finished_into(out);
+                        if appended > 0 || wait_until.is_some_and(|d| Instant::now() >= d) {
+                            return Ok(appended);
+                        }
+                    }
+                    Err(Redialed::Over(e @ Error::Driver(_))) => return Err(e),
+                    Err(Redialed::Over(e)) => self.batch.fail_unsent(&e),
                 }
                 continue;
             }
@@ -1211,5 +1411,33 @@ impl<D: Driver<Connection>> Client<D> {
             self.settle();
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    #[test]
+    fn keepalive_is_set_with_the_configured_timings() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let stream = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let sock = socket2::SockRef::from(&stream);
+        assert!(!sock.keepalive().expect("SO_KEEPALIVE"), "off until set");
+        let keepalive = TcpKeepalive {
+            idle: Duration::from_secs(7),
+            interval: Duration::from_secs(3),
+            retries: 4,
+        };
+        set_keepalive(&stream, keepalive).expect("set");
+        assert!(sock.keepalive().expect("SO_KEEPALIVE"));
+        assert_eq!(sock.tcp_keepalive_time().expect("TCP_KEEPIDLE"), keepalive.idle);
+        assert_eq!(
+            sock.tcp_keepalive_interval().expect("TCP_KEEPINTVL"),
+            keepalive.interval
+        );
+        assert_eq!(sock.tcp_keepalive_retries().expect("TCP_KEEPCNT"), keepalive.retries);
     }
 }

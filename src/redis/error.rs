@@ -36,7 +36,9 @@ pub enum Error {
         source: Arc<io::Error>,
     },
     /// The TCP connection or the handshake (`HELLO`, `AUTH`, `SELECT`) did not complete
-    /// within [`ClientOptions::connect_timeout`](super::ClientOptions::connect_timeout).
+    /// in the time it was given (the duration carried):
+    /// [`ClientOptions::connect_timeout`](super::ClientOptions::connect_timeout), or
+    /// less when a reconnect ran into the call's own deadline.
     #[error("connecting took longer than {0:?}")]
     ConnectTimeout(Duration),
     /// The server refused the handshake (wrong password, unknown user, bad database).
@@ -47,10 +49,13 @@ pub enum Error {
     /// is not sent again. The next call reconnects.
     #[error("connection lost: {0}")]
     Connection(ConnectionError),
-    /// Reconnecting failed `attempts` times in a row; `last` is the last failure.
+    /// Reconnecting failed `attempts` times in a row, and either the reconnect policy
+    /// allows no more or the call's deadline came before the next attempt; `last` is the
+    /// last failure.
     #[error("reconnecting failed after {attempts} attempt(s): {last}")]
     Reconnect {
-        /// Attempts made by this call.
+        /// Attempts made in this round of the policy (a round can span calls: one that
+        /// times out leaves it to the next).
         attempts: u32,
         /// Why the last one failed.
         last: Box<Error>,

@@ -36,7 +36,7 @@ pub use client::Client;
 pub use commands::{SetOptions, SetOutcome};
 pub use error::{Error, ServerError};
 pub use event::{Event, Invalidation, Message};
-pub use options::{ClientOptions, ReconnectPolicy, UrlError, DEFAULT_PORT};
+pub use options::{ClientOptions, ReconnectPolicy, TcpKeepalive, UrlError, DEFAULT_PORT};
 pub use reply::{pairs, FromReply};
 
 pub use monocoque_proto::resp::{Cmd, MessageKind, Protocol, ToArg, Value};

@@ -46,15 +46,21 @@ pub enum UrlError {
 /// call (`None`: until it succeeds).
 ///
 /// The first attempt after a loss is made at once; each further one waits the next
-/// delay. A call that exhausts its attempts fails with
-/// [`Error::Reconnect`](super::Error::Reconnect); the next call starts over.
+/// delay. The wait is spent in the driver and never outlasts the call's own deadline
+/// (its response timeout, or the timeout given to `next_event`): a call whose deadline
+/// comes first fails with [`Error::Reconnect`](super::Error::Reconnect) (or
+/// [`Error::Timeout`](super::Error::Timeout) before any attempt failed) and the next
+/// call goes on with the same round of attempts and delays, and with a handshake still
+/// under way (which has its own `connect_timeout`). A call that exhausts the
+/// attempts fails with [`Error::Reconnect`](super::Error::Reconnect); the next call
+/// starts a new round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReconnectPolicy {
     /// Delay before the second attempt.
     pub initial: Duration,
     /// Longest delay between two attempts.
     pub max: Duration,
-    /// Attempts per call; `None` retries forever.
+    /// Attempts per round (see above); `None` retries forever.
     pub max_attempts: Option<u32>,
 }
 
@@ -93,6 +99,34 @@ impl ReconnectPolicy {
         match self.max_attempts {
             None => true,
             Some(max) => attempt < max.max(1),
+        }
+    }
+}
+
+/// TCP keepalive on the client's socket: after `idle` without traffic the kernel sends
+/// a probe every `interval`, and after `retries` unanswered probes the connection is
+/// reset. It finds a vanished host or a broken path even while the client makes no
+/// call (a frozen server process is still answered by its kernel: the health check
+/// catches that one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    /// Idle time before the first probe (`TCP_KEEPIDLE`).
+    pub idle: Duration,
+    /// Time between probes (`TCP_KEEPINTVL`).
+    pub interval: Duration,
+    /// Unanswered probes before the connection is dropped (`TCP_KEEPCNT`).
+    pub retries: u32,
+}
+
+/// 30 s idle, then 3 probes 10 s apart: a dead peer is noticed within a minute, where
+/// the kernel's own default (2 hours idle, 9 probes 75 s apart) takes over 2 hours.
+/// Go's dialer (and so go-redis) probes after 15 s.
+impl Default for TcpKeepalive {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(30),
+            interval: Duration::from_secs(10),
+            retries: 3,
         }
     }
 }
@@ -172,6 +206,26 @@ pub struct ClientOptions {
     /// batch); `None` never checks (a request encoded onto a connection the server
     /// already closed fails with [`Error::Connection`](super::Error::Connection)).
     pub idle_check: Option<Duration>,
+    /// After this long with nothing received and no reply owed, the connection sends a
+    /// `PING` of its own (its reply is never returned to any call). Default 30 s:
+    /// while the client runs the driver (in a call, or waiting in `next_event`), an
+    /// idle or subscribed connection to a frozen server is declared lost after at most
+    /// this plus [`health_check_timeout`](Self::health_check_timeout). `None`: no
+    /// pings.
+    pub health_check_interval: Option<Duration>,
+    /// The longest silence from the server while a reply is owed (a request's or the
+    /// health check's `PING`): past it the connection is declared stale, every request
+    /// on it fails with [`Error::Connection`](super::Error::Connection)`(`
+    /// [`ConnectionError::Stale`](monocoque_proto::resp::ConnectionError::Stale)`)`,
+    /// and the next call reconnects. Default 10 s. Blocking commands (`BLPOP`,
+    /// `XREAD`, `WAIT`, ...) are exempt while they are the oldest on the wire; any other
+    /// command that may legitimately run longer than this with the server silent (a
+    /// long script, `DEBUG SLEEP`) needs a larger value. `None`: never stale (each
+    /// request still has its response timeout).
+    pub health_check_timeout: Option<Duration>,
+    /// TCP keepalive on the socket (on by default, see [`TcpKeepalive`]); `None` leaves
+    /// the kernel's settings.
+    pub tcp_keepalive: Option<TcpKeepalive>,
 }
 
 impl ClientOptions {
@@ -197,6 +251,9 @@ impl ClientOptions {
             max_event_bytes: 64 << 20,
             reconnect: ReconnectPolicy::default(),
             idle_check: Some(Duration::from_millis(100)),
+            health_check_interval: Some(Duration::from_secs(30)),
+            health_check_timeout: Some(Duration::from_secs(10)),
+            tcp_keepalive: Some(TcpKeepalive::default()),
         }
     }
 
@@ -373,6 +430,29 @@ impl ClientOptions {
         self
     }
 
+    /// Sets the idle time after which the connection sends its own `PING` (`None`: no
+    /// pings).
+    #[must_use]
+    pub fn health_check_interval(mut self, interval: Option<Duration>) -> Self {
+        self.health_check_interval = interval;
+        self
+    }
+
+    /// Sets the longest silence while a reply is owed before the connection is
+    /// declared stale (`None`: never).
+    #[must_use]
+    pub fn health_check_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.health_check_timeout = timeout;
+        self
+    }
+
+    /// Sets TCP keepalive on the socket (`None`: the kernel's settings).
+    #[must_use]
+    pub fn tcp_keepalive(mut self, keepalive: Option<TcpKeepalive>) -> Self {
+        self.tcp_keepalive = keepalive;
+        self
+    }
+
     /// The sans-IO connection's configuration for these options.
     pub fn connection_config(&self) -> ConnectionConfig {
         ConnectionConfig {
@@ -385,6 +465,8 @@ impl ClientOptions {
             request_timeout: self.response_timeout,
             max_pending: self.max_pending,
             max_outgoing_bytes: self.max_outgoing_bytes,
+            health_check_interval: self.health_check_interval,
+            health_check_timeout: self.health_check_timeout,
         }
     }
 }
@@ -410,6 +492,9 @@ impl fmt::Debug for ClientOptions {
             .field("max_event_bytes", &self.max_event_bytes)
             .field("reconnect", &self.reconnect)
             .field("idle_check", &self.idle_check)
+            .field("health_check_interval", &self.health_check_interval)
+            .field("health_check_timeout", &self.health_check_timeout)
+            .field("tcp_keepalive", &self.tcp_keepalive)
             .finish()
     }
 }

@@ -130,6 +130,8 @@ pub fn resp_connection(data: &[u8]) {
         request_timeout: (header & 8 != 0).then_some(Duration::from_millis(50)),
         max_pending: if header & 16 != 0 { 4 } else { 64 },
         max_outgoing_bytes: if header & 32 != 0 { 64 } else { 4096 },
+        health_check_interval: None,
+        health_check_timeout: None,
     };
     let mut now = Instant::now();
     let mut conn = Connection::new(config.clone(), now);

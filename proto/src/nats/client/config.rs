@@ -83,6 +83,21 @@ pub struct ClientConfig {
     pub reconnect_buffer_bytes: usize,
     /// Most requests waiting for their reply at once.
     pub max_pending_requests: usize,
+    /// Most bytes queued across every subscription of the connection (each message
+    /// counted as [`SubscriptionPolicy::max_bytes`] counts it: payload plus headers),
+    /// whatever each subscription's own limits allow. A message that does not fit is
+    /// dropped and reported with [`Event::SlowConsumer`](super::Event::SlowConsumer), as
+    /// over a subscription's own limit; a
+    /// [`Backpressure`](SlowConsumerPolicy::Backpressure) subscription stops reading
+    /// instead, until any subscription is drained (a message larger than the whole bound
+    /// is dropped whatever the policy). Default
+    /// [`DEFAULT_MAX_PENDING_BYTES`](Self::DEFAULT_MAX_PENDING_BYTES), 64 MiB. Worst case
+    /// per connection: this many bytes of payloads and headers, plus, per queued
+    /// message, its subject, reply and
+    /// [`MESSAGE_OVERHEAD`](SubscriptionPolicy::MESSAGE_OVERHEAD) (bounded by each
+    /// subscription's `max_messages`), plus the receive segments the payloads keep alive
+    /// (see [`SubscriptionPolicy`]).
+    pub max_pending_bytes: usize,
 }
 
 impl Default for ClientConfig {
@@ -104,6 +119,7 @@ impl Default for ClientConfig {
             max_outgoing_bytes: 32 * 1024 * 1024,
             reconnect_buffer_bytes: 8 * 1024 * 1024,
             max_pending_requests: 65_536,
+            max_pending_bytes: Self::DEFAULT_MAX_PENDING_BYTES,
         }
     }
 }
@@ -112,6 +128,10 @@ impl ClientConfig {
     /// Default [`max_payload`](Self::max_payload): 64 MiB, the largest `max_payload`
     /// nats-server accepts in its configuration.
     pub const DEFAULT_MAX_PAYLOAD: usize = 64 * 1024 * 1024;
+
+    /// Default [`max_pending_bytes`](Self::max_pending_bytes): 64 MiB across every
+    /// subscription of a connection (nats.go's default for one subscription).
+    pub const DEFAULT_MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
 }
 
 /// Shows everything but secrets.
@@ -134,6 +154,7 @@ impl fmt::Debug for ClientConfig {
             .field("max_outgoing_bytes", &self.max_outgoing_bytes)
             .field("reconnect_buffer_bytes", &self.reconnect_buffer_bytes)
             .field("max_pending_requests", &self.max_pending_requests)
+            .field("max_pending_bytes", &self.max_pending_bytes)
             .finish()
     }
 }

@@ -33,7 +33,7 @@ use bytes::Bytes;
 
 use outgoing::Outgoing;
 use requests::Requests;
-use subscription::Subscription;
+use subscription::{message_size, SharedRoom, Subscription};
 
 use crate::chassis::{Backpressure, IoArena, PoisonGuard, SegmentedBuffer, Session};
 use crate::nats::{encode, ClientCodec, Headers, Message, ServerInfo, Sid};
@@ -105,8 +105,10 @@ enum PingKind {
 ///   the driver flushes everything buffered in one write. Over
 ///   [`ClientConfig::max_outgoing_bytes`] publishes fail with backpressure.
 /// - **Subscriptions** ([`subscribe`](Self::subscribe)) each have a queue bounded in
-///   messages and bytes; when it is full, the subscription's [`SlowConsumerPolicy`]
-///   drops the message ([`Event::SlowConsumer`]) or stops reading the socket
+///   messages and bytes, and all of them together are bounded by
+///   [`ClientConfig::max_pending_bytes`]; when a message does not fit, the
+///   subscription's [`SlowConsumerPolicy`] drops the message ([`Event::SlowConsumer`])
+///   or stops reading the socket
 ///   ([`wants_read`](Self::wants_read) is false) until the application takes messages
 ///   with [`next_message`](Self::next_message). [`Event::Messages`] says when a queue
 ///   stops being empty. [`unsubscribe`](Self::unsubscribe) ends one now (its queued
@@ -141,6 +143,7 @@ enum PingKind {
 ///   [`error`](Self::error), [`outgoing_len`](Self::outgoing_len),
 ///   [`pending_requests`](Self::pending_requests),
 ///   [`pending_messages`](Self::pending_messages),
+///   [`pending_bytes`](Self::pending_bytes),
 ///   [`dropped_messages`](Self::dropped_messages), [`wants_read`](Self::wants_read),
 ///   [`is_closed`](Self::is_closed);
 /// - **input**: [`handle_input`](Self::handle_input), [`handle_eof`](Self::handle_eof),
@@ -187,6 +190,9 @@ pub struct Connection {
     stalled: Option<Message>,
     /// Subscriptions with drops not reported yet.
     slow: Vec<u64>,
+    /// Bytes queued across every subscription (as each counts them), bounded by
+    /// [`ClientConfig::max_pending_bytes`].
+    queued_bytes: usize,
 }
 
 impl Connection {
@@ -226,6 +232,7 @@ impl Connection {
             now,
             stalled: None,
             slow: Vec::new(),
+            queued_bytes: 0,
             config,
         }
     }
@@ -301,8 +308,30 @@ impl Connection {
         self.guard.is_poisoned()
     }
 
+    /// Bytes queued across every subscription, not taken yet (counted as
+    /// [`SubscriptionPolicy::max_bytes`] counts them), bounded by
+    /// [`ClientConfig::max_pending_bytes`].
+    pub fn pending_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
     fn sub(&self, sid: &Sid) -> Option<&Subscription> {
         self.subs.get(&sid.as_u64()?)
+    }
+
+    /// Room left under the connection-wide bound.
+    fn shared_room(&self) -> SharedRoom {
+        SharedRoom {
+            available: self.config.max_pending_bytes.saturating_sub(self.queued_bytes),
+            capacity: self.config.max_pending_bytes,
+        }
+    }
+
+    /// Removes a subscription with whatever it still queues.
+    fn remove_sub(&mut self, key: u64) {
+        if let Some(sub) = self.subs.remove(&key) {
+            self.queued_bytes = self.queued_bytes.saturating_sub(sub.pending().1);
+        }
     }
 
     // ---- handle_* ----
@@ -491,15 +520,13 @@ impl Connection {
         let sub = self.subs.get(&key).ok_or(SendError::UnknownSubscription)?;
         if sub.ended {
             if max.is_none() {
-                self.subs.remove(&key);
+                self.remove_sub(key);
             }
         } else {
             let sid = sub.sid.clone();
             self.write_unsub(&sid, max)?;
             match max {
-                None => {
-                    self.subs.remove(&key);
-                }
+                None => self.remove_sub(key),
                 Some(max) => {
                     if let Some(sub) = self.subs.get_mut(&key) {
                         sub.max = Some(max);
@@ -594,8 +621,18 @@ impl Connection {
     pub fn next_message(&mut self, sid: &Sid) -> Option<Message> {
         let key = sid.as_u64()?;
         let message = self.subs.get_mut(&key).and_then(Subscription::take);
+        if let Some(taken) = &message {
+            self.queued_bytes = self.queued_bytes.saturating_sub(message_size(taken));
+        }
         self.forget_if_drained(key);
         self.resume_reading(key);
+        // Room under the connection-wide bound may be what the stalled message of
+        // another subscription waits for.
+        if let Some(other) = self.stalled.as_ref().and_then(|m| m.sid.as_u64()) {
+            if message.is_some() && other != key {
+                self.resume_reading(other);
+            }
+        }
         message
     }
 
@@ -620,7 +657,7 @@ impl Connection {
     /// Removes a subscription that ended once its queue is empty.
     fn forget_if_drained(&mut self, key: u64) {
         if self.subs.get(&key).is_some_and(|s| s.ended && s.is_empty()) {
-            self.subs.remove(&key);
+            self.remove_sub(key);
         }
     }
 
@@ -638,6 +675,7 @@ impl Connection {
         let replay = self.out.replay(self.config.reconnect_buffer_bytes);
         self.out = Outgoing::default();
         let mut subscriptions: Vec<(u64, Subscription)> = self.subs.drain().collect();
+        self.queued_bytes = 0;
         subscriptions.sort_unstable_by_key(|(key, _)| *key);
         ReconnectState {
             subscriptions,
@@ -684,6 +722,7 @@ impl Connection {
                 }
             }
             if !(sub.ended && sub.is_empty()) {
+                conn.queued_bytes += sub.pending().1;
                 conn.subs.insert(key, sub);
             }
         }

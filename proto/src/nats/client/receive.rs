@@ -204,14 +204,18 @@ impl Connection {
         self.offer(key, message);
     }
 
-    /// Offers a message to its subscription; a full backpressured one stalls it.
+    /// Offers a message to its subscription, within its own bounds and the
+    /// connection-wide one; a full backpressured one stalls it.
     fn offer(&mut self, key: u64, message: Message) {
+        let shared = self.shared_room();
         let Some(sub) = self.subs.get_mut(&key) else {
             // Unsubscribed: what the server sent before it processed the UNSUB.
             return;
         };
-        match sub.offer(message) {
+        let size = message_size(&message);
+        match sub.offer(message, shared) {
             Offer::Queued { notify, ended } => {
+                self.queued_bytes += size;
                 let sid = sub.sid.clone();
                 if notify {
                     self.events.push_back(Event::Messages { sid: sid.clone() });
@@ -250,8 +254,9 @@ impl Connection {
         let Some(key) = message.sid.as_u64() else {
             return true;
         };
+        let shared = self.shared_room();
         match self.subs.get(&key) {
-            Some(sub) if !sub.has_room_for(message_size(&message)) => {
+            Some(sub) if !sub.has_room_for(message_size(&message), shared) => {
                 self.stalled = Some(message);
                 false
             }

@@ -6,6 +6,26 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use super::{SlowConsumerPolicy, SubscriptionPolicy};
+
+/// Room left under the connection-wide bound on queued bytes
+/// ([`ClientConfig::max_pending_bytes`](super::ClientConfig::max_pending_bytes)), shared
+/// by every subscription.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SharedRoom {
+    /// Bytes that may still be queued, across subscriptions.
+    pub available: usize,
+    /// The bound itself.
+    pub capacity: usize,
+}
+
+impl SharedRoom {
+    /// No connection-wide bound (for tests of one subscription).
+    #[cfg(test)]
+    pub const UNBOUNDED: Self = Self {
+        available: usize::MAX,
+        capacity: usize::MAX,
+    };
+}
 use crate::chassis::BytePermits;
 use crate::nats::{Message, Sid};
 
@@ -93,8 +113,9 @@ impl Subscription {
         self.messages.is_empty()
     }
 
-    /// Offers a message the server delivered.
-    pub fn offer(&mut self, message: Message) -> Offer {
+    /// Offers a message the server delivered, with `shared` room left under the
+    /// connection-wide bound.
+    pub fn offer(&mut self, message: Message, shared: SharedRoom) -> Offer {
         if self.ended || self.remaining() == Some(0) {
             // The server counts too; a message past the maximum is not delivered.
             return Offer::Dropped { ended: false };
@@ -102,9 +123,11 @@ impl Subscription {
         let size = message_size(&message);
         // Never fits, even in an empty queue: dropped whatever the policy (waiting for
         // room it can never have would stall the connection).
-        let oversized = size > self.policy.max_bytes;
-        let fits =
-            !oversized && self.messages.len() < self.policy.max_messages.max(1) && size <= self.bytes.available();
+        let oversized = size > self.policy.max_bytes || size > shared.capacity;
+        let fits = !oversized
+            && self.messages.len() < self.policy.max_messages.max(1)
+            && size <= self.bytes.available()
+            && size <= shared.available;
         if !fits {
             match self.policy.on_full {
                 SlowConsumerPolicy::Backpressure if !oversized => return Offer::Full(message),
@@ -141,9 +164,12 @@ impl Subscription {
     /// Whether a message of `size` bytes would be queued now.
     /// A message that can never fit (over `max_bytes`) counts as having room: offering
     /// it drops it.
-    pub fn has_room_for(&self, size: usize) -> bool {
+    pub fn has_room_for(&self, size: usize, shared: SharedRoom) -> bool {
         size > self.policy.max_bytes
-            || (self.messages.len() < self.policy.max_messages.max(1) && size <= self.bytes.available())
+            || size > shared.capacity
+            || (self.messages.len() < self.policy.max_messages.max(1)
+                && size <= self.bytes.available()
+                && size <= shared.available)
     }
 }
 
@@ -179,20 +205,32 @@ mod tests {
     fn bounded_by_messages_and_bytes() {
         let mut s = sub(2, cost(4) + cost(6), SlowConsumerPolicy::DropNew);
         assert!(matches!(
-            s.offer(message(4)),
+            s.offer(message(4), SharedRoom::UNBOUNDED),
             Offer::Queued {
                 notify: true,
                 ended: false
             }
         ));
-        assert!(matches!(s.offer(message(4)), Offer::Queued { notify: false, .. }));
+        assert!(matches!(
+            s.offer(message(4), SharedRoom::UNBOUNDED),
+            Offer::Queued { notify: false, .. }
+        ));
         assert!(
-            matches!(s.offer(message(1)), Offer::Dropped { ended: false }),
+            matches!(
+                s.offer(message(1), SharedRoom::UNBOUNDED),
+                Offer::Dropped { ended: false }
+            ),
             "message limit"
         );
         assert_eq!(s.take().map(|m| m.payload.len()), Some(4));
-        assert!(matches!(s.offer(message(7)), Offer::Dropped { .. }), "byte limit");
-        assert!(matches!(s.offer(message(6)), Offer::Queued { .. }));
+        assert!(
+            matches!(s.offer(message(7), SharedRoom::UNBOUNDED), Offer::Dropped { .. }),
+            "byte limit"
+        );
+        assert!(matches!(
+            s.offer(message(6), SharedRoom::UNBOUNDED),
+            Offer::Queued { .. }
+        ));
         assert_eq!(s.pending(), (2, cost(4) + cost(6)));
         assert_eq!((s.unreported_drops, s.dropped_total, s.received), (2, 2, 5));
         s.take();
@@ -205,15 +243,18 @@ mod tests {
         for policy in [SlowConsumerPolicy::DropNew, SlowConsumerPolicy::Backpressure] {
             let mut s = sub(10, cost(100), policy);
             assert!(
-                matches!(s.offer(message(101)), Offer::Dropped { ended: false }),
+                matches!(
+                    s.offer(message(101), SharedRoom::UNBOUNDED),
+                    Offer::Dropped { ended: false }
+                ),
                 "{policy:?}: dropped, not queued nor stalled"
             );
             assert_eq!(s.pending(), (0, 0));
             assert_eq!((s.unreported_drops, s.dropped_total, s.received), (1, 1, 1));
             // It would never fit: a stalled one is let through to be dropped.
-            assert!(s.has_room_for(cost(101)));
+            assert!(s.has_room_for(cost(101), SharedRoom::UNBOUNDED));
             assert!(
-                matches!(s.offer(message(100)), Offer::Queued { .. }),
+                matches!(s.offer(message(100), SharedRoom::UNBOUNDED), Offer::Queued { .. }),
                 "at the bound: queued"
             );
         }
@@ -222,25 +263,34 @@ mod tests {
     #[test]
     fn backpressure_hands_the_message_back_uncounted() {
         let mut s = sub(1, 2 * cost(2), SlowConsumerPolicy::Backpressure);
-        s.offer(message(1));
-        let Offer::Full(m) = s.offer(message(2)) else {
+        s.offer(message(1), SharedRoom::UNBOUNDED);
+        let Offer::Full(m) = s.offer(message(2), SharedRoom::UNBOUNDED) else {
             panic!("full")
         };
         assert_eq!(s.received, 1);
-        assert!(!s.has_room_for(cost(2)));
+        assert!(!s.has_room_for(cost(2), SharedRoom::UNBOUNDED));
         s.take();
-        assert!(s.has_room_for(cost(2)));
-        assert!(matches!(s.offer(m), Offer::Queued { notify: true, .. }));
+        assert!(s.has_room_for(cost(2), SharedRoom::UNBOUNDED));
+        assert!(matches!(
+            s.offer(m, SharedRoom::UNBOUNDED),
+            Offer::Queued { notify: true, .. }
+        ));
     }
 
     #[test]
     fn maximum_ends_the_subscription() {
         let mut s = sub(10, 100 * cost(1), SlowConsumerPolicy::DropNew);
         s.max = Some(2);
-        s.offer(message(1));
-        assert!(matches!(s.offer(message(1)), Offer::Queued { ended: true, .. }));
+        s.offer(message(1), SharedRoom::UNBOUNDED);
+        assert!(matches!(
+            s.offer(message(1), SharedRoom::UNBOUNDED),
+            Offer::Queued { ended: true, .. }
+        ));
         assert!(s.ended);
-        assert!(matches!(s.offer(message(1)), Offer::Dropped { ended: false }));
+        assert!(matches!(
+            s.offer(message(1), SharedRoom::UNBOUNDED),
+            Offer::Dropped { ended: false }
+        ));
         assert_eq!(s.received, 2);
     }
 }

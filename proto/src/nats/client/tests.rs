@@ -921,6 +921,96 @@ fn backpressure_policy_stops_reading_and_loses_nothing() {
 }
 
 #[test]
+fn the_connection_bounds_queued_bytes_across_subscriptions() {
+    let mut p = pair(ClientConfig {
+        max_pending_bytes: 10,
+        ..config()
+    });
+    settle(&mut p);
+    assert!(matches!(take_events(&mut p).first(), Some(Event::Connected { .. })));
+    // Each subscription alone would take every message.
+    let a = p.a.subscribe(b"a", None, SubscriptionPolicy::default()).unwrap();
+    let b = p.a.subscribe(b"b", None, SubscriptionPolicy::default()).unwrap();
+    for _ in 0..3 {
+        p.a.publish(b"a", None, None, &payload("1234"), p.now()).unwrap();
+        p.a.publish(b"b", None, None, &payload("1234"), p.now()).unwrap();
+    }
+    settle(&mut p);
+    // 4 + 4 bytes queued; a third message would make 12 > 10.
+    assert_eq!(p.a.pending_bytes(), 8);
+    assert_eq!(p.a.pending_messages(&a), Some((1, 4)));
+    assert_eq!(p.a.pending_messages(&b), Some((1, 4)));
+    assert_eq!((p.a.dropped_messages(&a), p.a.dropped_messages(&b)), (Some(2), Some(2)));
+    let reported: Vec<(Sid, u64)> = take_events(&mut p)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::SlowConsumer { sid, dropped } => Some((sid, dropped)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reported.iter().map(|(_, n)| n).sum::<u64>(),
+        4,
+        "reported as slow consumers: {reported:?}"
+    );
+    assert!(reported.iter().any(|(s, _)| *s == a) && reported.iter().any(|(s, _)| *s == b));
+    assert!(p.a.wants_read(), "dropping, not stalling");
+
+    // Taking a message frees room for every subscription.
+    assert_eq!(p.a.next_message(&a).map(|m| m.payload), Some(payload("1234")));
+    assert_eq!(p.a.pending_bytes(), 4);
+    p.a.publish(b"b", None, None, &payload("5678"), p.now()).unwrap();
+    settle(&mut p);
+    assert_eq!(p.a.pending_messages(&b), Some((2, 8)));
+    assert_eq!(p.a.pending_bytes(), 8);
+    // Unsubscribing drops its queue, and its bytes.
+    p.a.unsubscribe(&b, None).unwrap();
+    assert_eq!(p.a.pending_bytes(), 0);
+    // A message over the whole bound never fits, even with every queue empty.
+    p.a.publish(b"a", None, None, &payload("12345678901"), p.now()).unwrap();
+    p.a.publish(b"a", None, None, &payload("ok"), p.now()).unwrap();
+    settle(&mut p);
+    assert_eq!(drain(&mut p, &a), [payload("ok")]);
+    assert_eq!(p.a.dropped_messages(&a), Some(3));
+
+    // A reconnect carries the queued bytes with the subscriptions.
+    p.a.publish(b"a", None, None, &payload("kept"), p.now()).unwrap();
+    settle(&mut p);
+    let state = p.a.take_reconnect_state();
+    let resumed = Connection::resume(p.a.config().clone(), state, p.now());
+    assert_eq!(resumed.pending_bytes(), 4);
+}
+
+#[test]
+fn a_backpressured_subscription_waits_for_room_the_connection_frees() {
+    let now = Instant::now();
+    let mut conn = Connection::new(
+        ClientConfig {
+            max_pending_bytes: 8,
+            ..config()
+        },
+        now,
+    );
+    conn.handle_input(Bytes::from_static(b"INFO {}\r\nPONG\r\n"), now)
+        .unwrap();
+    let dropping = conn.subscribe(b"d", None, SubscriptionPolicy::default()).unwrap();
+    let waiting = conn.subscribe(b"s", None, SubscriptionPolicy::backpressure()).unwrap();
+    conn.handle_input(
+        Bytes::from_static(b"MSG d 1 4\r\n1234\r\nMSG d 1 4\r\n5678\r\nMSG s 2 1\r\nx\r\n"),
+        now,
+    )
+    .unwrap();
+    assert_eq!(conn.pending_bytes(), 8);
+    assert!(!conn.wants_read(), "the backpressured subscription waits for room");
+    assert_eq!(conn.pending_messages(&waiting), Some((0, 0)));
+    // Room freed by another subscription resumes it.
+    assert!(conn.next_message(&dropping).is_some());
+    assert!(conn.wants_read());
+    assert_eq!(conn.next_message(&waiting).map(|m| m.payload), Some(payload("x")));
+    assert_eq!(conn.dropped_messages(&waiting), Some(0));
+}
+
+#[test]
 fn unsubscribing_a_stalled_subscription_resumes_reading() {
     let now = Instant::now();
     let mut conn = Connection::new(config(), now);

@@ -43,6 +43,18 @@ pub struct ConnectionConfig {
     /// arena plus commands held during the handshake). Over it, sends fail with
     /// backpressure; when nothing is waiting, one command of any size is accepted.
     pub max_outgoing_bytes: usize,
+    /// After this long with nothing received and no reply owed, the connection sends a
+    /// `PING` of its own (its reply is consumed internally, never reported), so a
+    /// frozen or vanished server is noticed on an idle connection too. `None` (the
+    /// default here; the blocking client turns it on) never pings.
+    pub health_check_interval: Option<Duration>,
+    /// While a reply is owed (a request's or the health check's), the longest silence
+    /// from the server: no byte received (and no outgoing byte taken by the kernel)
+    /// for this long poisons the connection with
+    /// [`ConnectionError::Stale`](super::ConnectionError::Stale). Blocking commands
+    /// (`BLPOP`, `XREAD`, `WAIT`, ...) are exempt while they are the oldest request:
+    /// their silence is expected. `None` (the default here) never declares it stale.
+    pub health_check_timeout: Option<Duration>,
 }
 
 impl Default for ConnectionConfig {
@@ -57,6 +69,8 @@ impl Default for ConnectionConfig {
             request_timeout: None,
             max_pending: 65_536,
             max_outgoing_bytes: 16 * 1024 * 1024,
+            health_check_interval: None,
+            health_check_timeout: None,
         }
     }
 }
@@ -74,6 +88,8 @@ impl fmt::Debug for ConnectionConfig {
             .field("request_timeout", &self.request_timeout)
             .field("max_pending", &self.max_pending)
             .field("max_outgoing_bytes", &self.max_outgoing_bytes)
+            .field("health_check_interval", &self.health_check_interval)
+            .field("health_check_timeout", &self.health_check_timeout)
             .finish()
     }
 }

@@ -1,6 +1,7 @@
 //! Why a connection, a request or a send failed.
 
 use std::fmt;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -23,6 +24,15 @@ pub enum ConnectionError {
     /// The server closed the connection (or the driver reported it broken).
     #[error("connection closed by the server")]
     Closed,
+    /// The server went silent while a reply was owed: nothing was received (and no
+    /// outgoing byte was taken by the kernel) for `silent_for`, at least
+    /// [`ConnectionConfig::health_check_timeout`](super::ConnectionConfig::health_check_timeout).
+    /// A frozen server, a dead host or a broken path; the body reconnects.
+    #[error("server silent for {silent_for:?} while a reply was owed")]
+    Stale {
+        /// How long nothing came, when it was noticed.
+        silent_for: Duration,
+    },
     /// The handshake did not complete.
     #[error("handshake failed: {0}")]
     Handshake(#[from] HandshakeError),

@@ -8,12 +8,15 @@ mod config;
 mod error;
 mod event;
 mod handshake;
+mod health;
 mod pubsub;
 mod queue;
 mod receive;
 
 #[cfg(test)]
 mod fake_server;
+#[cfg(test)]
+mod health_tests;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +42,8 @@ use crate::resp::{Cmd, Decoder, Protocol, Value};
 const MULTI: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
 /// `*1\r\n$4\r\nEXEC\r\n`.
 const EXEC: &[u8] = b"*1\r\n$4\r\nEXEC\r\n";
+/// `*1\r\n$4\r\nPING\r\n`: the health check.
+const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 
 /// A Redis client connection, sans I/O.
 ///
@@ -89,6 +94,11 @@ const EXEC: &[u8] = b"*1\r\n$4\r\nEXEC\r\n";
 ///   consumed internally.
 /// - **Time.** Requests time out individually; a reply half received when its deadline
 ///   passes poisons the connection.
+/// - **Health.** With [`ConnectionConfig::health_check_interval`], an idle connection
+///   sends its own `PING` (the reply is consumed here); with
+///   [`ConnectionConfig::health_check_timeout`], a server silent that long while a reply
+///   is owed poisons the connection with [`ConnectionError::Stale`]. Both instants are
+///   part of [`poll_timeout`](Self::poll_timeout).
 /// - **Poison.** Decode errors, replies with no request, stalled frames, end of stream and
 ///   handshake failures are fatal: every pending request fails with the same
 ///   [`ConnectionError`], and so does every later call.
@@ -149,6 +159,15 @@ pub struct Connection {
     in_multi: bool,
     /// What the current `send_transaction` collected before its `EXEC` reply.
     transaction: Option<TransactionReplies>,
+    /// Since when the server has given no sign of life that counts: the last byte
+    /// received, the moment a reply became owed on an idle connection, or the last
+    /// time the kernel was seen taking outgoing bytes.
+    quiet_since: Instant,
+    /// `transmit.len()` at the end of the last call: a shorter arena at the start of
+    /// the next one means the kernel took bytes in between.
+    transmit_mark: usize,
+    /// When `transmit_mark` was taken.
+    transmit_mark_at: Instant,
 }
 
 /// Replies to a `send_transaction`'s `MULTI` and commands that were not as expected.
@@ -166,6 +185,8 @@ enum Special {
     EndMulti,
     Reset,
     Hello(Option<Protocol>),
+    /// A command the server may hold back for long (`BLPOP`, `WAIT`, ...).
+    Blocking,
     Unsupported,
 }
 
@@ -197,9 +218,13 @@ impl Connection {
             subscriptions: Subscriptions::default(),
             in_multi: false,
             transaction: None,
+            quiet_since: now,
+            transmit_mark: 0,
+            transmit_mark_at: now,
             config,
         };
         conn.start_handshake(now);
+        conn.mark_transmit(now);
         conn
     }
 
@@ -269,6 +294,9 @@ impl Connection {
     /// Returns the poisoning error if the connection is (or now becomes) poisoned.
     pub fn handle_input(&mut self, data: Bytes, now: Instant) -> Result<(), ConnectionError> {
         self.guard.check()?;
+        if !data.is_empty() {
+            self.quiet_since = self.quiet_since.max(now);
+        }
         self.input.push(data);
         loop {
             match self.decoder.decode(&mut self.input) {
@@ -276,7 +304,10 @@ impl Connection {
                     self.on_value(value, now);
                     self.guard.check()?;
                 }
-                Ok(None) => return Ok(()),
+                Ok(None) => {
+                    self.mark_transmit(now);
+                    return Ok(());
+                }
                 Err(e) => return Err(self.poison(ConnectionError::Decode(e))),
             }
         }
@@ -295,6 +326,12 @@ impl Connection {
     /// when they come). The connection is poisoned instead when the oldest request is
     /// past its deadline while a reply is half received (the stream stalled mid-frame),
     /// or when a handshake command timed out.
+    ///
+    /// It also runs the health check: an idle connection past
+    /// [`health_check_interval`](ConnectionConfig::health_check_interval) queues its
+    /// `PING` (flush [`poll_transmit`](Self::poll_transmit) after this call), and one
+    /// silent past [`health_check_timeout`](ConnectionConfig::health_check_timeout)
+    /// while a reply is owed is poisoned with [`ConnectionError::Stale`].
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ConnectionError> {
         self.guard.check()?;
         // Sent entries first: a handshake timeout explains why held requests fail.
@@ -302,6 +339,10 @@ impl Connection {
         if !self.guard.is_poisoned() {
             self.expire_held(now);
         }
+        if !self.guard.is_poisoned() {
+            self.check_health(now);
+        }
+        self.mark_transmit(now);
         self.guard.check()
     }
 
@@ -341,6 +382,7 @@ impl Connection {
             })),
             Special::Hello(Some(protocol)) => Kind::Hello(protocol),
             Special::Reset => Kind::Reset,
+            Special::Blocking => Kind::Blocking,
             Special::None | Special::Multi | Special::EndMulti | Special::Hello(None) => Kind::Plain,
         };
         self.check_pending()?;
@@ -356,6 +398,7 @@ impl Connection {
         }
         let id = self.next_id();
         let deadline = self.deadline(now);
+        self.before_queue(now);
         let (arena, fifo) = self.outbox();
         cmd.encode(arena);
         fifo.push(Entry {
@@ -369,6 +412,7 @@ impl Connection {
         });
         self.pending += 1;
         self.settle_front();
+        self.mark_transmit(now);
         Ok(id)
     }
 
@@ -394,6 +438,7 @@ impl Connection {
         self.reserve(Cmd::args_encoded_len(args))?;
         let id = self.next_id();
         let deadline = self.deadline(now);
+        self.before_queue(now);
         let (arena, fifo) = self.outbox();
         Cmd::encode_args(arena, args);
         fifo.push(Entry {
@@ -407,6 +452,7 @@ impl Connection {
         });
         self.pending += 1;
         self.settle_front();
+        self.mark_transmit(now);
         Ok(id)
     }
 
@@ -435,7 +481,8 @@ impl Connection {
                 return Err(SendError::EmptyCommand);
             }
             match special(cmd) {
-                Special::None => {}
+                // Inside `MULTI` a blocking command does not block.
+                Special::None | Special::Blocking => {}
                 Special::Multi | Special::EndMulti => return Err(SendError::NestedTransaction),
                 Special::Unsupported => return Err(unsupported(cmd)),
                 Special::Subscribe(_) | Special::Hello(_) | Special::Reset => {
@@ -450,6 +497,7 @@ impl Connection {
         self.reserve(len)?;
         let id = self.next_id();
         let deadline = self.deadline(now);
+        self.before_queue(now);
         let (arena, fifo) = self.outbox();
         let entry = |role| Entry {
             owner: id.0,
@@ -470,6 +518,7 @@ impl Connection {
         })));
         self.pending += 1;
         self.settle_front();
+        self.mark_transmit(now);
         Ok(id)
     }
 
@@ -509,16 +558,21 @@ impl Connection {
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next: the earliest
-    /// deadline not yet handled. `None` without deadlines or once poisoned.
+    /// request deadline not yet handled, the next health-check `PING` or the instant
+    /// the silence becomes staleness. `None` without any of them or once poisoned.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.guard.is_poisoned() {
             return None;
         }
-        [self.fifo.next_deadline(), self.held_fifo.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.fifo.next_deadline(),
+            self.held_fifo.next_deadline(),
+            self.next_health_check(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     // ---- internals: sending ----
@@ -582,6 +636,11 @@ impl Connection {
     fn expire_sent(&mut self, now: Instant) {
         let mid_frame = self.decoder.is_mid_value() || !self.input.is_empty();
         while let Some(entry) = self.fifo.entries.get_mut(self.fifo.expired) {
+            if matches!(entry.role, Role::Health) {
+                // No deadline of its own: step over it to the requests behind.
+                self.fifo.expired += 1;
+                continue;
+            }
             if !entry.deadline.is_some_and(|d| d <= now) {
                 break;
             }
@@ -711,6 +770,8 @@ fn classify<'a>(name: &[u8], second: impl Fn() -> Option<&'a [u8]>) -> Special {
         })
     } else if is(b"MONITOR") || (is(b"CLIENT") && second().is_some_and(|sub| sub.eq_ignore_ascii_case(b"REPLY"))) {
         Special::Unsupported
+    } else if is_blocking(name) {
+        Special::Blocking
     } else {
         Special::None
     }
@@ -720,6 +781,28 @@ fn unsupported(cmd: &Cmd) -> SendError {
     SendError::Unsupported {
         command: Bytes::copy_from_slice(cmd.name()),
     }
+}
+
+/// Whether `name` is a command the server may answer only much later: the blocking
+/// list, sorted-set and stream reads and `WAIT`. (`XREAD` blocks only with `BLOCK`;
+/// treating it as blocking merely suspends the silence rule while it is the oldest.)
+fn is_blocking(name: &[u8]) -> bool {
+    const BLOCKING: [&[u8]; 12] = [
+        b"BLPOP",
+        b"BRPOP",
+        b"BRPOPLPUSH",
+        b"BLMOVE",
+        b"BLMPOP",
+        b"BZPOPMIN",
+        b"BZPOPMAX",
+        b"BZMPOP",
+        b"XREAD",
+        b"XREADGROUP",
+        b"WAIT",
+        b"WAITAOF",
+    ];
+    matches!(name.first(), Some(b'B' | b'b' | b'W' | b'w' | b'X' | b'x'))
+        && BLOCKING.iter().any(|b| name.eq_ignore_ascii_case(b))
 }
 
 /// Whether `value` is the status reply `+<text>`.

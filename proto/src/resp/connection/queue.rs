@@ -30,6 +30,9 @@ pub(crate) enum Role {
     Queued(usize),
     /// The entry whose reply completes a user request.
     Request(Request),
+    /// The connection's own health-check `PING`: any reply proves the server alive and
+    /// is dropped. Its entry has no deadline (staleness is judged on silence instead).
+    Health,
 }
 
 /// A handshake command.
@@ -87,6 +90,9 @@ pub(crate) enum Fate {
 pub(crate) enum Kind {
     /// One reply.
     Plain,
+    /// One reply, which the server may legitimately hold back for long (`BLPOP`,
+    /// `XREAD ... BLOCK`, `WAIT`): silence is not staleness while it is the oldest.
+    Blocking,
     /// `HELLO 2|3`: switches protocol when it succeeds.
     Hello(Protocol),
     /// `RESET`: back to RESP2, no subscriptions.
@@ -135,9 +141,26 @@ impl Fifo {
         Some(e)
     }
 
-    /// The next deadline not yet handled.
+    /// The next deadline not yet handled (a health check, which has none, is skipped).
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.entries.get(self.expired).and_then(|e| e.deadline)
+        self.entries
+            .range(self.expired..)
+            .find(|e| !matches!(e.role, Role::Health))
+            .and_then(|e| e.deadline)
+    }
+
+    /// Whether the oldest entry is a blocking command, whose silence is expected.
+    pub fn front_is_blocking(&self) -> bool {
+        matches!(
+            self.entries.front(),
+            Some(Entry {
+                role: Role::Request(Request {
+                    kind: Kind::Blocking,
+                    ..
+                }),
+                ..
+            })
+        )
     }
 
     /// The request `id`, if it is still here.

@@ -109,9 +109,12 @@ impl Connection {
                         .push(QueueRejection { index, reply: value });
                 }
             }
+            // The health check's PONG (`["pong", ""]` in RESP2 subscriber mode, or even
+            // an error reply): it arrived, which is all it had to prove.
+            Role::Health => {}
             Role::Request(request) => {
                 let outcome = match request.kind {
-                    Kind::Plain | Kind::Subscribe(_) => Ok(value),
+                    Kind::Plain | Kind::Blocking | Kind::Subscribe(_) => Ok(value),
                     Kind::Hello(protocol) => {
                         if protocol == Protocol::Resp3 {
                             self.hello3_in_flight = self.hello3_in_flight.saturating_sub(1);
