@@ -600,8 +600,7 @@ impl From<&DecoderConfig> for Limits {
     }
 }
 
-/// Decodes every complete value available onto a [`Tape`]; see the [module
-/// docs](self).
+/// Decodes every complete value available onto a [`Tape`] (see [`Tape`] for its layout).
 ///
 /// Same limits ([`DecoderConfig`]), same errors ([`DecodeError`]) and same values as
 /// [`Decoder`]. An `Err` is fatal, as with [`Decoder`]: the stream is out of sync.
