@@ -45,8 +45,11 @@
 //! Each run uses fresh connections. The publisher first sends a warm-up of 20,000
 //! messages and waits until the subscriber has counted them all; the timed window runs
 //! from the subscriber's receipt of the last warm-up message to its receipt of the last
-//! message (or, if messages were lost, the last progress mark before it waited 3 s in
-//! vain). Client CPU is `getrusage(RUSAGE_THREAD)` user + system time of the receiving
+//! message. If messages were lost, the last never comes: the publisher, done, watches
+//! the subscriber's count, and once it has not moved for 3 s sends a sentinel message
+//! that ends the run; the window then ends at the subscriber's last progress mark. No
+//! receive loop carries a timer per message (ours passes a 60 s timeout that only
+//! guards against a hang; async-nats's is a bare `next().await`). Client CPU is `getrusage(RUSAGE_THREAD)` user + system time of the receiving
 //! thread over that window: every contender runs entirely on it (async-nats's connection
 //! task runs on the same current-thread runtime). Repetitions are interleaved (every
 //! contender at every size and mode, then again, rotating who goes first) and medians
@@ -86,8 +89,16 @@ const WARMUP: u64 = 20_000;
 const WINDOW: u64 = 32_768;
 /// The subscriber publishes its count every this many messages (a power of two).
 const PROGRESS_EVERY: u64 = 256;
-/// How long the subscriber waits for one more message before it declares the rest lost.
+/// How long the publisher, done, waits for the subscriber's count to move before it
+/// declares the rest lost and sends the end-of-run sentinel.
 const IDLE: Duration = Duration::from_secs(3);
+/// The sequence number of the sentinel: "nothing more is coming, stop counting".
+const SENTINEL: u64 = u64::MAX;
+/// The value of the progress counter once the subscriber has every message.
+const DONE: u64 = u64::MAX;
+/// How long a subscriber waits for one message before the run fails (the sentinel
+/// ends a run that lost messages long before).
+const PATIENCE: Duration = Duration::from_secs(60);
 /// The bytes at the head of each payload that carry its sequence number.
 const SEQ_BYTES: usize = 8;
 
@@ -252,6 +263,25 @@ fn read_line_starting(s: &mut TcpStream, prefix: &[u8]) {
     );
 }
 
+/// Reads lines until a `PONG`, answering the server's own `PING`s (it sends one to
+/// measure the round trip a moment after a client connects).
+fn await_pong(s: &mut TcpStream) {
+    loop {
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            let n = s.read(&mut byte).expect("read from nats-server");
+            assert!(n > 0, "nats-server closed the connection");
+            line.push(byte[0]);
+        }
+        match &line[..] {
+            b"PONG\r\n" => return,
+            b"PING\r\n" => s.write_all(b"PONG\r\n").expect("answer PING"),
+            other => panic!("expected PONG, got {:?}", String::from_utf8_lossy(other)),
+        }
+    }
+}
+
 /// A raw connection past the handshake (`CONNECT`, then `extra`, confirmed by a `PONG`).
 fn raw_connection(port: u16, extra: &str) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to nats-server");
@@ -260,7 +290,7 @@ fn raw_connection(port: u16, extra: &str) -> TcpStream {
     read_line_starting(&mut s, b"INFO ");
     let hello = format!("CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\n{extra}PING\r\n");
     s.write_all(hello.as_bytes()).expect("handshake");
-    read_line_starting(&mut s, b"PONG");
+    await_pong(&mut s);
     s
 }
 
@@ -310,7 +340,24 @@ impl Publisher {
             publish(&mut s, count, mode == Mode::Paced);
             // A round trip: the server has routed everything before it answers.
             s.write_all(b"PING\r\n").expect("publisher pings");
-            read_line_starting(&mut s, b"PONG");
+            await_pong(&mut s);
+            // The watchdog: once the subscriber's count has not moved for IDLE, what has
+            // not arrived never will (lost); the sentinel tells it to stop counting.
+            // Nothing is in anybody's queue by then, so the sentinel is not dropped.
+            let mut seen = progress.load(Ordering::Acquire);
+            let mut since = Instant::now();
+            while seen != DONE {
+                std::thread::sleep(Duration::from_millis(20));
+                let now = progress.load(Ordering::Acquire);
+                if now != seen {
+                    (seen, since) = (now, Instant::now());
+                } else if since.elapsed() >= IDLE {
+                    let f = &mut block[..frame.len()];
+                    f[seq_at..seq_at + SEQ_BYTES].copy_from_slice(&SENTINEL.to_le_bytes());
+                    s.write_all(f).expect("publisher sends the sentinel");
+                    break;
+                }
+            }
         });
         Self { thread }
     }
@@ -343,6 +390,14 @@ struct Tally {
     marked: Instant,
 }
 
+/// What [`Tally::on_payload`] says about the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    More,
+    Complete,
+    Abandoned,
+}
+
 /// How the window ended.
 struct Window {
     delivered: u64,
@@ -364,13 +419,17 @@ impl Tally {
         }
     }
 
-    /// Checks one payload; true once the last message is in.
+    /// Checks one payload; whether the run goes on, is complete, or was abandoned (the
+    /// sentinel: the rest was lost).
     #[inline]
-    fn on_payload(&mut self, payload: &[u8]) -> bool {
+    fn on_payload(&mut self, payload: &[u8]) -> Next {
         assert_eq!(payload.len(), self.template.len(), "payload length");
         let (seq, rest) = payload.split_at(SEQ_BYTES);
         assert!(rest == &self.template[SEQ_BYTES..], "payload bytes");
         let seq = u64::from_le_bytes(seq.try_into().expect("8 bytes"));
+        if seq == SENTINEL {
+            return Next::Abandoned;
+        }
         assert!(
             seq >= self.next && seq <= self.last,
             "sequence {seq} after {} (duplicated, reordered or out of range)",
@@ -390,7 +449,12 @@ impl Tally {
             self.progress.store(seq, Ordering::Release);
             self.marked = Instant::now();
         }
-        seq == self.last
+        if seq == self.last {
+            self.progress.store(DONE, Ordering::Release);
+            Next::Complete
+        } else {
+            Next::More
+        }
     }
 
     fn start(&mut self) {
@@ -398,9 +462,14 @@ impl Tally {
         self.progress.store(WARMUP, Ordering::Release);
     }
 
-    /// The window, ended now (`complete`) or at the last progress mark.
-    fn finish(&self, complete: bool) -> Window {
-        let (end, cpu_end) = (if complete { Instant::now() } else { self.marked }, thread_cpu());
+    /// The window, ended now (complete) or at the last progress mark (abandoned).
+    fn finish(&self, how: Next) -> Window {
+        let end = if how == Next::Complete {
+            Instant::now()
+        } else {
+            self.marked
+        };
+        let cpu_end = thread_cpu();
         let (t0, cpu0) = self.started.expect("the warm-up arrived");
         Window {
             delivered: self.delivered,
@@ -432,18 +501,17 @@ fn run_monocoque(kind: DriverKind, port: u16, mode: Mode, size: usize, msgs: u64
     let progress = Arc::new(AtomicU64::new(0));
     let mut tally = Tally::new(size, msgs, Arc::clone(&progress));
     let publisher = Publisher::start(port, mode, size, msgs, progress);
-    let complete = loop {
-        match sub.next_message(IDLE) {
-            Ok(Some(message)) => {
-                if tally.on_payload(&message.payload) {
-                    break true;
-                }
-            }
-            Ok(None) => break false,
+    let end = loop {
+        match sub.next_message(PATIENCE) {
+            Ok(Some(message)) => match tally.on_payload(&message.payload) {
+                Next::More => {}
+                end => break end,
+            },
+            Ok(None) => panic!("no message for {PATIENCE:?} ({kind})"),
             Err(e) => panic!("next_message ({kind}): {e}"),
         }
     };
-    let window = tally.finish(complete);
+    let window = tally.finish(end);
     assert_eq!(sub.dropped(), 0, "the backpressure policy drops nothing");
     publisher.wait();
     Received {
@@ -471,18 +539,14 @@ fn run_async_nats(port: u16, mode: Mode, size: usize, msgs: u64) -> Received {
         let progress = Arc::new(AtomicU64::new(0));
         let mut tally = Tally::new(size, msgs, Arc::clone(&progress));
         let publisher = Publisher::start(port, mode, size, msgs, progress);
-        let complete = loop {
-            match tokio::time::timeout(IDLE, sub.next()).await {
-                Ok(Some(message)) => {
-                    if tally.on_payload(&message.payload) {
-                        break true;
-                    }
-                }
-                Ok(None) => panic!("async-nats subscription ended"),
-                Err(_elapsed) => break false,
+        let end = loop {
+            let message = sub.next().await.expect("async-nats subscription ended");
+            match tally.on_payload(&message.payload) {
+                Next::More => {}
+                end => break end,
             }
         };
-        let window = tally.finish(complete);
+        let window = tally.finish(end);
         publisher.wait();
         Received {
             window,
@@ -500,16 +564,15 @@ fn run_raw_socket(port: u16, mode: Mode, size: usize, msgs: u64) -> Received {
     let progress = Arc::new(AtomicU64::new(0));
     let mut tally = Tally::new(size, msgs, Arc::clone(&progress));
     let publisher = Publisher::start(port, mode, size, msgs, progress);
-    s.set_read_timeout(Some(IDLE)).expect("timeout");
+    s.set_read_timeout(Some(PATIENCE)).expect("timeout");
     let mut buf = vec![0u8; 1 << 20];
     // Bytes of an incomplete frame kept at the head of `buf`.
     let mut kept = 0usize;
-    let complete = 'read: loop {
+    let end = 'read: loop {
         let n = match s.read(&mut buf[kept..]) {
             Ok(0) => panic!("nats-server closed the reference subscriber"),
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break false,
-            Err(e) => panic!("reference subscriber reads: {e}"),
+            Err(e) => panic!("reference subscriber reads (nothing for {PATIENCE:?}?): {e}"),
         };
         let end = kept + n;
         let mut at = 0;
@@ -522,8 +585,9 @@ fn run_raw_socket(port: u16, mode: Mode, size: usize, msgs: u64) -> Received {
                 assert!(rest.starts_with(&header), "unexpected frame");
                 assert!(&rest[frame_len - 2..frame_len] == b"\r\n", "frame end");
                 at += frame_len;
-                if tally.on_payload(&rest[header.len()..header.len() + size]) {
-                    break 'read true;
+                match tally.on_payload(&rest[header.len()..header.len() + size]) {
+                    Next::More => {}
+                    end => break 'read end,
                 }
             } else {
                 break;
@@ -532,7 +596,7 @@ fn run_raw_socket(port: u16, mode: Mode, size: usize, msgs: u64) -> Received {
         buf.copy_within(at..end, 0);
         kept = end - at;
     };
-    let window = tally.finish(complete);
+    let window = tally.finish(end);
     publisher.wait();
     Received { window, connections: 1 }
 }
