@@ -87,7 +87,8 @@ const SUBJECT: &str = "bench.recv";
 const WARMUP: u64 = 20_000;
 /// Paced mode: the most messages the publisher may be ahead of the subscriber's count.
 const WINDOW: u64 = 32_768;
-/// The subscriber publishes its count every this many messages (a power of two).
+/// The subscriber publishes its progress (the next sequence number it expects) every
+/// this many messages received.
 const PROGRESS_EVERY: u64 = 256;
 /// How long the publisher, done, waits for the subscriber's count to move before it
 /// declares the rest lost and sends the end-of-run sentinel.
@@ -385,6 +386,8 @@ struct Tally {
     /// Timed messages received.
     delivered: u64,
     progress: Arc<AtomicU64>,
+    /// Messages received since the last progress mark.
+    unmarked: u64,
     started: Option<(Instant, Cpu)>,
     /// Time of the last progress mark (the window's end if messages are lost).
     marked: Instant,
@@ -414,6 +417,7 @@ impl Tally {
             next: 0,
             delivered: 0,
             progress,
+            unmarked: 0,
             started: None,
             marked: Instant::now(),
         }
@@ -445,8 +449,12 @@ impl Tally {
         } else if seq == self.last_warmup {
             self.start();
         }
-        if seq & (PROGRESS_EVERY - 1) == 0 {
-            self.progress.store(seq, Ordering::Release);
+        // Every PROGRESS_EVERY messages received (not sequence numbers: with losses,
+        // the marks must keep coming as long as messages do).
+        self.unmarked += 1;
+        if self.unmarked == PROGRESS_EVERY {
+            self.unmarked = 0;
+            self.progress.store(seq + 1, Ordering::Release);
             self.marked = Instant::now();
         }
         if seq == self.last {
@@ -458,7 +466,9 @@ impl Tally {
     }
 
     fn start(&mut self) {
-        self.started = Some((Instant::now(), thread_cpu()));
+        let now = Instant::now();
+        self.started = Some((now, thread_cpu()));
+        self.marked = now;
         self.progress.store(WARMUP, Ordering::Release);
     }
 
