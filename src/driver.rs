@@ -24,7 +24,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use monocoque_mio::MioDriver;
-use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session, SessionFactory};
+use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session, SessionFactory, Waker};
 use monocoque_uring::{UringDriver, UringError};
 
 /// Which driver runs the sessions: the name a user gives on the command line
@@ -203,6 +203,10 @@ impl<S: Session> Driver<S> for AnyDriver<S> {
 
     fn turn(&mut self, deadline: Option<Instant>, out: &mut Vec<Activity>) -> io::Result<()> {
         dispatch!(self, d => d.turn(deadline, out))
+    }
+
+    fn waker(&mut self) -> io::Result<Waker> {
+        dispatch!(self, d => d.waker())
     }
 }
 

@@ -606,6 +606,8 @@ impl Rig {
                         Some(info) => info.closed = true,
                     }
                 }
+                // No test here asks for a waker: a wake is a contract violation.
+                Activity::Woken => self.violation("Woken from a driver nobody woke".to_owned()),
             }
         }
         // Every session the driver fed in this turn must have been reported, or the body
@@ -686,18 +688,19 @@ impl Rig {
     }
 
     fn summary(&self) -> String {
-        let mut counts = [0usize; 4];
+        let mut counts = [0usize; 5];
         for a in &self.log {
             counts[match a {
                 Activity::Connected(_) => 0,
                 Activity::Ready(_) => 1,
                 Activity::Accepted { .. } => 2,
                 Activity::Closed { .. } => 3,
+                Activity::Woken => 4,
             }] += 1;
         }
         let mut s = format!(
-            "activities: {} Connected, {} Ready, {} Accepted, {} Closed; last ones:",
-            counts[0], counts[1], counts[2], counts[3]
+            "activities: {} Connected, {} Ready, {} Accepted, {} Closed, {} Woken; last ones:",
+            counts[0], counts[1], counts[2], counts[3], counts[4]
         );
         for a in self.log.iter().rev().take(8) {
             let _ = write!(s, "\n  {a:?}");

@@ -980,6 +980,9 @@ impl Driver<Connection> for Counting {
         }
         Ok(())
     }
+    fn waker(&mut self) -> std::io::Result<monocoque::proto::Waker> {
+        self.inner.waker()
+    }
 }
 
 impl Counting {

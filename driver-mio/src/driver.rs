@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token};
-use monocoque_proto::{Activity, ConnId, Driver, IoArena, ListenerId, Session, SessionFactory};
+use monocoque_proto::{
+    Activity, ConnId, Driver, IoArena, ListenerId, Session, SessionFactory, WakeLatch, WakeSignal, Waker,
+};
 use socket2::SockRef;
 
 use crate::pool::{PoolStats, RecvPool};
@@ -91,6 +93,27 @@ struct Listener<S> {
     backlogged: bool,
 }
 
+/// The token of the driver's `mio::Waker`: odd like a listener's, but with an id no
+/// listener has (listener ids are `u32`).
+const WAKE_TOKEN: Token = Token(usize::MAX);
+
+/// `mio::Waker` as the driver's [`WakeSignal`].
+struct MioSignal(mio::Waker);
+
+impl WakeSignal for MioSignal {
+    fn signal(&self) -> io::Result<()> {
+        self.0.wake()
+    }
+}
+
+/// The driver's wake source, set up by the first [`Driver::waker`] call.
+struct WakeSource {
+    waker: Waker,
+    latch: WakeLatch,
+    /// The turn in which `Woken` was last reported.
+    reported_turn: u64,
+}
+
 /// How one `sendmsg` went.
 enum WriteOutcome {
     /// The arena is empty.
@@ -135,6 +158,7 @@ pub struct MioDriver<S> {
     scratch: Vec<Key>,
     turn_no: u64,
     accept_retry_at: Option<Instant>,
+    wake: Option<WakeSource>,
 }
 
 impl<S> std::fmt::Debug for MioDriver<S> {
@@ -278,6 +302,7 @@ impl<S: Session> MioDriver<S> {
             scratch: Vec::new(),
             turn_no: 0,
             accept_retry_at: None,
+            wake: None,
         })
     }
 
@@ -577,6 +602,18 @@ impl<S: Session> MioDriver<S> {
 
     /// Feeds one readiness event to its connection or listener.
     fn on_event(&mut self, event: &Event, now: Instant, out: &mut Vec<Activity>) {
+        if event.token() == WAKE_TOKEN {
+            if let Some(wake) = self.wake.as_mut() {
+                // The eventfd behind `mio::Waker` is edge-triggered: every signal is a
+                // new event, and its counter needs no reset.
+                wake.latch.consume();
+                if wake.reported_turn != self.turn_no {
+                    wake.reported_turn = self.turn_no;
+                    out.push(Activity::Woken);
+                }
+            }
+            return;
+        }
         let token = event.token().0;
         if token & 1 == 1 {
             if let Ok(id) = u32::try_from(token >> 1) {
@@ -817,5 +854,19 @@ impl<S: Session> Driver<S> for MioDriver<S> {
             self.events = events;
             self.retry_accepts(now, out);
         }
+    }
+
+    fn waker(&mut self) -> io::Result<Waker> {
+        if let Some(wake) = &self.wake {
+            return Ok(wake.waker.clone());
+        }
+        let signal = MioSignal(mio::Waker::new(self.poll.registry(), WAKE_TOKEN)?);
+        let (waker, latch) = Waker::new(signal);
+        self.wake = Some(WakeSource {
+            waker: waker.clone(),
+            latch,
+            reported_turn: 0,
+        });
+        Ok(waker)
     }
 }

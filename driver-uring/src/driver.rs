@@ -11,12 +11,13 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session, SessionFactory};
+use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session, SessionFactory, WakeLatch, Waker};
 
 use crate::ops::InFlight;
 use crate::ring::{Cqe, FeatureLine, Ring, RingFeatures, UringStats, Wait};
 use crate::sys::{self, RawAddr};
 use crate::timers::{TimerEntry, TimerHeap};
+use crate::wake::EventFd;
 use crate::{UringConfig, UringError};
 
 /// What a completion is for: the top four bits of its `user_data`.
@@ -25,6 +26,7 @@ const KIND_SEND: u64 = 2;
 const KIND_CONNECT: u64 = 3;
 const KIND_ACCEPT: u64 = 4;
 const KIND_CANCEL: u64 = 5;
+const KIND_WAKE: u64 = 6;
 
 /// Bits of the slot generation carried in `user_data` (a consistency check: slots are
 /// never reused while an operation on them is in flight).
@@ -156,6 +158,20 @@ struct ListenerState<S> {
     retry_at: Option<Instant>,
 }
 
+/// The driver's wake source, set up by the first [`Driver::waker`] call.
+struct WakeSource {
+    fd: EventFd,
+    waker: Waker,
+    latch: WakeLatch,
+    /// The armed read of the eventfd's counter; `None` between its completion and the
+    /// re-arm at the start of the next loop iteration.
+    read: Option<InFlight>,
+    /// The turn in which `Woken` was last reported.
+    reported_turn: u64,
+    /// A read failed in a way re-arming will not fix: `turn` reports it.
+    error: Option<io::Error>,
+}
+
 struct ListenerSlot<S> {
     gen: u16,
     state: Option<ListenerState<S>>,
@@ -192,6 +208,7 @@ pub struct UringDriver<S> {
     turn_no: u64,
     cqes: Vec<Cqe>,
     config: UringConfig,
+    wake: Option<WakeSource>,
     /// The ring belongs to the creating thread (`SINGLE_ISSUER`).
     _not_send: PhantomData<*const ()>,
 }
@@ -218,6 +235,7 @@ impl<S: Session> UringDriver<S> {
             turn_no: 0,
             cqes: Vec::with_capacity(256),
             config,
+            wake: None,
             _not_send: PhantomData,
         })
     }
@@ -732,6 +750,10 @@ impl<S: Session> UringDriver<S> {
 
     fn on_completion(&mut self, cqe: Cqe, now: Instant, out: &mut Vec<Activity>) {
         let (kind, index, gen) = split_user_data(cqe.user_data);
+        if kind == KIND_WAKE {
+            self.on_wake(cqe, out);
+            return;
+        }
         if kind == KIND_ACCEPT {
             self.on_accept(index, gen, cqe, now, out);
             return;
@@ -818,6 +840,53 @@ impl<S: Session> UringDriver<S> {
             libc::ECANCELED | libc::EINTR | libc::EAGAIN => {}
             errno => self.fail(index, io::Error::from_raw_os_error(errno), now, out),
         }
+    }
+
+    /// The eventfd read completed: another thread woke the driver.
+    fn on_wake(&mut self, cqe: Cqe, out: &mut Vec<Activity>) {
+        let turn = self.turn_no;
+        let Some(wake) = self.wake.as_mut() else { return };
+        if let Some(op) = wake.read.take() {
+            self.ring.complete(op);
+        }
+        let Some(wake) = self.wake.as_mut() else { return };
+        match cqe.result {
+            8 => {}
+            // Re-armed at the start of the next iteration; nothing was consumed.
+            r if r == -libc::EAGAIN || r == -libc::EINTR || r == -libc::ECANCELED => return,
+            r if r < 0 => {
+                wake.error.get_or_insert(io::Error::from_raw_os_error(-r));
+                return;
+            }
+            _ => {
+                let err = io::Error::new(io::ErrorKind::InvalidData, "short read of the wake eventfd");
+                wake.error.get_or_insert(err);
+                return;
+            }
+        }
+        // The read reset the counter; later wakes must signal again. A wake that
+        // raced in between found the latch still set and skipped its signal: the
+        // `Woken` below covers it.
+        wake.latch.consume();
+        if wake.reported_turn != turn {
+            wake.reported_turn = turn;
+            out.push(Activity::Woken);
+        }
+    }
+
+    /// Keeps the eventfd read armed (queued with the iteration's other submissions).
+    fn rearm_wake(&mut self) -> io::Result<()> {
+        let Some(wake) = self.wake.as_mut() else { return Ok(()) };
+        if let Some(err) = wake.error.take() {
+            return Err(err);
+        }
+        if wake.read.is_none() {
+            let op = self.ring.read_counter(wake.fd.raw(), user_data(KIND_WAKE, 0, 0))?;
+            if let Some(wake) = self.wake.as_mut() {
+                wake.read = Some(op);
+            }
+        }
+        Ok(())
     }
 
     fn on_send(&mut self, index: u32, cqe: Cqe, now: Instant, out: &mut Vec<Activity>) {
@@ -1060,6 +1129,7 @@ impl<S: Session> Driver<S> for UringDriver<S> {
             self.fire_timers(now, out);
             self.reprovide();
             self.rearm_listeners(now)?;
+            self.rearm_wake()?;
             self.service_dirty(now, out)?;
             let wait = if out.len() > base || !self.dirty.is_empty() {
                 Wait::Poll
@@ -1079,6 +1149,25 @@ impl<S: Session> Driver<S> for UringDriver<S> {
             }
         }
     }
+
+    fn waker(&mut self) -> io::Result<Waker> {
+        if let Some(wake) = &self.wake {
+            return Ok(wake.waker.clone());
+        }
+        let fd = EventFd::new()?;
+        let (waker, latch) = Waker::new(fd.clone());
+        self.wake = Some(WakeSource {
+            fd,
+            waker: waker.clone(),
+            latch,
+            read: None,
+            reported_turn: 0,
+            error: None,
+        });
+        // Armed now, so a wake sent before the next turn is already waiting for it.
+        self.rearm_wake()?;
+        Ok(waker)
+    }
 }
 
 impl<S> Drop for UringDriver<S> {
@@ -1093,6 +1182,9 @@ impl<S> Drop for UringDriver<S> {
                         self.ring.complete(op);
                     }
                 }
+            }
+            if let Some(op) = self.wake.as_mut().and_then(|w| w.read.take()) {
+                self.ring.complete(op);
             }
         }
     }

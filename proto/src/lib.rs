@@ -47,5 +47,5 @@ pub mod fuzzing;
 
 pub use chassis::{
     sim, Activity, Backpressure, BytePermits, ConnId, Driver, IoArena, ListenerId, MonocoqueCodec, PoisonGuard,
-    SegmentedBuffer, Session, SessionFactory, DEFAULT_SHARE_THRESHOLD,
+    SegmentedBuffer, Session, SessionFactory, WakeLatch, WakeSignal, Waker, DEFAULT_SHARE_THRESHOLD,
 };

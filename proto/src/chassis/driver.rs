@@ -11,7 +11,7 @@ use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
 
-use super::Session;
+use super::{Session, Waker};
 
 /// A connection inside one driver. Ids are not reused while the connection's session is
 /// still in the driver; a stale id finds nothing rather than another connection.
@@ -53,6 +53,11 @@ pub enum Activity {
         /// The error that ended it, if an error did.
         error: Option<io::Error>,
     },
+    /// A [`Waker`] of this driver was woken (another thread put work in a mailbox, or
+    /// wants the body's attention). Reported at most once per turn; wakes sent while the
+    /// driver was busy or outside `turn` are reported by the next turn, which then
+    /// returns at once. May be spurious: the body checks its mailboxes and carries on.
+    Woken,
 }
 
 /// An event loop that runs [`Session`]s over sockets. One per thread.
@@ -103,4 +108,10 @@ pub trait Driver<S: Session> {
     /// gained at least one entry, or at the deadline (a deadline already past only
     /// submits and reaps what is ready, without blocking).
     fn turn(&mut self, deadline: Option<Instant>, out: &mut Vec<Activity>) -> io::Result<()>;
+
+    /// A handle that wakes this driver from any thread: its current or next
+    /// [`turn`](Self::turn) returns with [`Activity::Woken`]. Every call returns a
+    /// waker of the same driver; the first one sets up the driver's wake source (an
+    /// eventfd, a `mio::Waker`), which is why it can fail.
+    fn waker(&mut self) -> io::Result<Waker>;
 }

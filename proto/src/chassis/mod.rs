@@ -7,6 +7,7 @@
 //! - [`BytePermits`]: byte budgets for every queue.
 //! - [`Session`]: the contract a driver drives, and [`sim`] to drive it in memory.
 //! - [`Driver`]: what every driver offers, so bodies run unchanged on any of them.
+//! - [`Waker`]: wakes a driver from another thread.
 
 mod arena;
 mod codec;
@@ -16,6 +17,7 @@ mod poison;
 mod segmented;
 mod session;
 pub mod sim;
+mod wake;
 
 pub use arena::{IoArena, DEFAULT_SHARE_THRESHOLD};
 pub use codec::MonocoqueCodec;
@@ -24,3 +26,4 @@ pub use permits::{Backpressure, BytePermits};
 pub use poison::PoisonGuard;
 pub use segmented::SegmentedBuffer;
 pub use session::Session;
+pub use wake::{WakeLatch, WakeSignal, Waker};

@@ -1,0 +1,189 @@
+//! The multi-core part of the driver contract, on both drivers: waking a driver from
+//! another thread, mailboxes between drivers on different threads, and addresses that
+//! name their core.
+//!
+//! Every test is a function of the [`DriverKind`], run once per driver by
+//! `both_drivers!`. Each driver is created on the thread that runs it (the io_uring ring
+//! is `SINGLE_ISSUER`). A test that would hang if the contract broke runs its driver
+//! under a watchdog and fails after [`PATIENCE`] instead.
+
+mod support;
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use monocoque::driver::{AnyDriver, DriverKind};
+use monocoque::proto::{Activity, Driver, IoArena, Session};
+
+/// How long a step that should take microseconds may take on a loaded machine before
+/// the test calls it a hang.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A session that echoes what it receives (the tests here are about the driver, not the
+/// protocol).
+#[derive(Debug, Default)]
+struct Echo {
+    out: IoArena,
+    eof: bool,
+}
+
+impl Session for Echo {
+    type Event = ();
+    fn handle_input(&mut self, data: bytes::Bytes, _now: Instant) {
+        self.out.put_shared(data);
+    }
+    fn handle_eof(&mut self, _now: Instant) {
+        self.eof = true;
+    }
+    fn handle_timeout(&mut self, _now: Instant) {}
+    fn poll_transmit(&mut self) -> Option<&mut IoArena> {
+        (!self.out.is_empty()).then_some(&mut self.out)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    fn poll_event(&mut self) -> Option<()> {
+        None
+    }
+    fn is_closed(&self) -> bool {
+        self.eof
+    }
+}
+
+fn new_driver<S: Session>(kind: DriverKind) -> AnyDriver<S> {
+    AnyDriver::new(kind).unwrap_or_else(|e| panic!("creating the {kind} driver failed: {e}"))
+}
+
+/// Runs `f` on a thread of its own and fails the test if it does not finish within
+/// [`PATIENCE`] (a `turn(None)` that is never woken would block forever).
+fn within_patience<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let handle = thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(PATIENCE) {
+        Ok(value) => {
+            let _ = handle.join();
+            value
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: still blocked after {PATIENCE:?}"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => panic!("{what}: the thread ended without a result"),
+        },
+    }
+}
+
+fn count_woken(out: &[Activity]) -> usize {
+    out.iter().filter(|a| matches!(a, Activity::Woken)).count()
+}
+
+// ---------------------------------------------------------------------------------------
+// Waking
+// ---------------------------------------------------------------------------------------
+
+/// A wake from another thread interrupts a `turn(None)` that has nothing else to wait
+/// for.
+fn wake_interrupts_turn_forever(kind: DriverKind) {
+    let out = within_patience(&format!("{kind}: turn(None) woken from another thread"), move || {
+        let mut driver: AnyDriver<Echo> = new_driver(kind);
+        let waker = driver.waker().expect("waker");
+        let waking = thread::spawn(move || {
+            // Long enough that the driver is asleep in `turn` by then (if it is not, the
+            // wake still counts: that is the next test).
+            thread::sleep(Duration::from_millis(200));
+            waker.wake().expect("wake");
+        });
+        let mut out = Vec::new();
+        driver.turn(None, &mut out).expect("turn");
+        waking.join().expect("waking thread");
+        out
+    });
+    assert_eq!(count_woken(&out), 1, "{kind}: {out:?}");
+}
+
+/// A wake sent while the driver is outside `turn` is kept: the next `turn(None)` returns
+/// at once with `Woken`. Many wakes before it coalesce into one `Woken`, and nothing is
+/// left over for the turn after.
+fn wake_outside_turn_is_not_lost(kind: DriverKind) {
+    let (first, second) = within_patience(&format!("{kind}: wake before turn"), move || {
+        let mut driver: AnyDriver<Echo> = new_driver(kind);
+        let waker = driver.waker().expect("waker");
+        let wakers: Vec<_> = (0..4).map(|_| driver.waker().expect("waker")).collect();
+        thread::scope(|s| {
+            for w in &wakers {
+                s.spawn(|| {
+                    for _ in 0..250 {
+                        w.wake().expect("wake");
+                    }
+                });
+            }
+        });
+        waker.wake().expect("wake");
+        let mut first = Vec::new();
+        driver.turn(None, &mut first).expect("turn");
+        let mut second = Vec::new();
+        driver
+            .turn(Some(Instant::now() + Duration::from_millis(200)), &mut second)
+            .expect("turn");
+        (first, second)
+    });
+    assert_eq!(count_woken(&first), 1, "{kind}: 1001 wakes before the turn: {first:?}");
+    assert_eq!(count_woken(&second), 0, "{kind}: a wake reported twice: {second:?}");
+}
+
+/// Wakes keep working turn after turn (the io_uring driver re-arms its eventfd read,
+/// the mio driver's waker keeps firing), and a woken driver still serves its sockets.
+fn wakes_repeat_and_sockets_still_work(kind: DriverKind) {
+    let rounds = within_patience(&format!("{kind}: repeated wakes"), move || {
+        let mut driver: AnyDriver<Echo> = new_driver(kind);
+        let waker = driver.waker().expect("waker");
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let waking = thread::spawn(move || {
+            for () in go_rx {
+                waker.wake().expect("wake");
+            }
+        });
+        let mut rounds = 0;
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            go_tx.send(()).expect("waking thread alive");
+            out.clear();
+            while count_woken(&out) == 0 {
+                driver.turn(None, &mut out).expect("turn");
+            }
+            rounds += 1;
+        }
+        drop(go_tx);
+        waking.join().expect("waking thread");
+        // The sockets side is unaffected: an echo round trip through a listener.
+        let listener = driver
+            .listen("127.0.0.1:0".parse().unwrap(), Box::new(|_, _, _| Echo::default()))
+            .expect("listen");
+        let addr = driver.listener_addr(listener).expect("addr");
+        let client = thread::spawn(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(addr).expect("connect");
+            s.write_all(b"ping").expect("write");
+            let mut buf = [0u8; 4];
+            s.read_exact(&mut buf).expect("read");
+            buf
+        });
+        while !client.is_finished() {
+            out.clear();
+            driver
+                .turn(Some(Instant::now() + Duration::from_millis(20)), &mut out)
+                .expect("turn");
+        }
+        assert_eq!(&client.join().expect("client"), b"ping");
+        rounds
+    });
+    assert_eq!(rounds, 100);
+}
+
+both_drivers! {
+    wake_interrupts_turn_forever => uring_wake_interrupts_turn_forever, mio_wake_interrupts_turn_forever;
+    wake_outside_turn_is_not_lost => uring_wake_outside_turn_is_not_lost, mio_wake_outside_turn_is_not_lost;
+    wakes_repeat_and_sockets_still_work => uring_wakes_repeat_and_sockets_still_work, mio_wakes_repeat_and_sockets_still_work;
+}
