@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use monocoque::driver::{AnyDriver, DriverKind};
-use monocoque::proto::{Activity, Driver, IoArena, Session};
+use monocoque::proto::{Activity, Driver, IoArena, Mailbox, SendError, Session};
 
 /// How long a step that should take microseconds may take on a loaded machine before
 /// the test calls it a hang.
@@ -182,7 +182,55 @@ fn wakes_repeat_and_sockets_still_work(kind: DriverKind) {
     assert_eq!(rounds, 100);
 }
 
+// ---------------------------------------------------------------------------------------
+// Mailboxes
+// ---------------------------------------------------------------------------------------
+
+/// A thread sends 20,000 numbered messages into a driver's mailbox of 64; the driver,
+/// blocked in `turn(None)` between batches, drains after every `Woken` and gets them
+/// all, in order. The sender retries on `Full` (backpressure), never grows the queue.
+fn mailbox_feeds_a_sleeping_driver(kind: DriverKind) {
+    const MESSAGES: u64 = 20_000;
+    let (got, wakes, fulls) = within_patience(&format!("{kind}: mailbox into a sleeping driver"), move || {
+        let mut driver: AnyDriver<Echo> = new_driver(kind);
+        let (mut mailbox, sender) = Mailbox::<u64>::new(64, driver.waker().expect("waker"));
+        let producer = thread::spawn(move || {
+            let mut fulls = 0u64;
+            let mut i = 0;
+            while i < MESSAGES {
+                match sender.send(i) {
+                    Ok(()) => i += 1,
+                    Err(SendError::Full(m)) => {
+                        assert_eq!(m, i, "Full carries the message back");
+                        fulls += 1;
+                        thread::yield_now();
+                    }
+                    Err(e) => panic!("send: {e}"),
+                }
+            }
+            fulls
+        });
+        let (mut got, mut wakes) = (Vec::new(), 0u64);
+        let mut out = Vec::new();
+        while (got.len() as u64) < MESSAGES {
+            out.clear();
+            driver.turn(None, &mut out).expect("turn");
+            let woken = count_woken(&out);
+            assert!(woken <= 1, "Woken twice in one turn: {out:?}");
+            if woken == 1 {
+                wakes += 1;
+                mailbox.drain(&mut got);
+            }
+        }
+        (got, wakes, producer.join().expect("producer"))
+    });
+    assert_eq!(got, (0..MESSAGES).collect::<Vec<_>>(), "{kind}: lost or reordered");
+    assert!(wakes <= MESSAGES, "{kind}: {wakes} wakes");
+    eprintln!("{kind}: {MESSAGES} messages, {wakes} wakes, {fulls} sends refused as full");
+}
+
 both_drivers! {
+    mailbox_feeds_a_sleeping_driver => uring_mailbox_feeds_a_sleeping_driver, mio_mailbox_feeds_a_sleeping_driver;
     wake_interrupts_turn_forever => uring_wake_interrupts_turn_forever, mio_wake_interrupts_turn_forever;
     wake_outside_turn_is_not_lost => uring_wake_outside_turn_is_not_lost, mio_wake_outside_turn_is_not_lost;
     wakes_repeat_and_sockets_still_work => uring_wakes_repeat_and_sockets_still_work, mio_wakes_repeat_and_sockets_still_work;

@@ -7,11 +7,13 @@
 //! - [`BytePermits`]: byte budgets for every queue.
 //! - [`Session`]: the contract a driver drives, and [`sim`] to drive it in memory.
 //! - [`Driver`]: what every driver offers, so bodies run unchanged on any of them.
-//! - [`Waker`]: wakes a driver from another thread.
+//! - [`Waker`]: wakes a driver from another thread; [`Mailbox`]: bounded messages into
+//!   a driver's thread.
 
 mod arena;
 mod codec;
 mod driver;
+mod mailbox;
 mod permits;
 mod poison;
 mod segmented;
@@ -22,6 +24,7 @@ mod wake;
 pub use arena::{IoArena, DEFAULT_SHARE_THRESHOLD};
 pub use codec::MonocoqueCodec;
 pub use driver::{Activity, ConnId, Driver, ListenerId, SessionFactory};
+pub use mailbox::{Mailbox, MailboxSender, SendError};
 pub use permits::{Backpressure, BytePermits};
 pub use poison::PoisonGuard;
 pub use segmented::SegmentedBuffer;
