@@ -24,7 +24,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use monocoque_mio::MioDriver;
-use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session, SessionFactory, Waker};
+use monocoque_proto::{Activity, ConnId, CoreId, Driver, ListenerId, Session, SessionFactory, Waker};
 use monocoque_uring::{UringDriver, UringError};
 
 /// Which driver runs the sessions: the name a user gives on the command line
@@ -119,9 +119,15 @@ pub enum AnyDriver<S> {
 impl<S: Session> AnyDriver<S> {
     /// Creates a driver of the given kind with its default configuration.
     pub fn new(kind: DriverKind) -> Result<Self, DriverError> {
+        Self::with_core(kind, CoreId::default())
+    }
+
+    /// Creates a driver of the given kind with its default configuration, serving core
+    /// `core` (one driver per core: the ids it hands out name it).
+    pub fn with_core(kind: DriverKind, core: CoreId) -> Result<Self, DriverError> {
         match kind {
-            DriverKind::Uring => Ok(AnyDriver::Uring(UringDriver::new()?)),
-            DriverKind::Mio => MioDriver::new().map(AnyDriver::Mio).map_err(DriverError::Mio),
+            DriverKind::Uring => Ok(AnyDriver::Uring(UringDriver::with_core(core)?)),
+            DriverKind::Mio => MioDriver::with_core(core).map(AnyDriver::Mio).map_err(DriverError::Mio),
         }
     }
 }
@@ -187,6 +193,14 @@ impl<S: Session> Driver<S> for AnyDriver<S> {
 
     fn close_listener(&mut self, listener: ListenerId) -> io::Result<()> {
         dispatch!(self, d => d.close_listener(listener))
+    }
+
+    fn core(&self) -> CoreId {
+        dispatch!(self, d => d.core())
+    }
+
+    fn connection_count(&self) -> usize {
+        dispatch!(self, d => d.connection_count())
     }
 
     fn session(&self, conn: ConnId) -> Option<&S> {

@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use monocoque::driver::{AnyDriver, DriverKind};
-use monocoque::proto::{Activity, Driver, IoArena, Mailbox, SendError, Session};
+use monocoque::proto::{Activity, ConnId, CoreId, Driver, IoArena, Mailbox, SendError, Session};
 
 /// How long a step that should take microseconds may take on a loaded machine before
 /// the test calls it a hang.
@@ -183,6 +183,134 @@ fn wakes_repeat_and_sockets_still_work(kind: DriverKind) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Addresses that name their core
+// ---------------------------------------------------------------------------------------
+
+/// Connects `n` clients to a listener of `driver` and turns until every one is accepted;
+/// returns (client ids, accepted ids).
+fn open_pairs<S: Session>(
+    driver: &mut AnyDriver<S>,
+    n: usize,
+    mut session: impl FnMut() -> S + 'static,
+    accepted_session: impl FnMut() -> S + 'static,
+) -> (Vec<ConnId>, Vec<ConnId>) {
+    let mut accepted_session = accepted_session;
+    let listener = driver
+        .listen(
+            "127.0.0.1:0".parse().unwrap(),
+            Box::new(move |_, _, _| accepted_session()),
+        )
+        .expect("listen");
+    assert_eq!(listener.core(), driver.core(), "the listener names its core");
+    let addr = driver.listener_addr(listener).expect("addr");
+    let clients: Vec<ConnId> = (0..n)
+        .map(|_| driver.connect(addr, session()).expect("connect"))
+        .collect();
+    let (mut accepted, mut connected) = (Vec::new(), 0);
+    let start = Instant::now();
+    let mut out = Vec::new();
+    while accepted.len() < n || connected < n {
+        assert!(start.elapsed() < PATIENCE, "{n} connections not up after {PATIENCE:?}");
+        out.clear();
+        driver
+            .turn(Some(Instant::now() + Duration::from_millis(50)), &mut out)
+            .expect("turn");
+        for a in &out {
+            match a {
+                Activity::Accepted { listener: l, conn, .. } => {
+                    assert_eq!(*l, listener);
+                    accepted.push(*conn);
+                }
+                Activity::Connected(_) => connected += 1,
+                _ => {}
+            }
+        }
+    }
+    driver.close_listener(listener).expect("close listener");
+    (clients, accepted)
+}
+
+/// Two drivers of different cores on one thread: every id names its driver's core, and
+/// an id of one driver finds nothing in the other, though both use the same slot and
+/// generation numbers.
+fn ids_name_their_core(kind: DriverKind) {
+    let mut a: AnyDriver<Echo> = AnyDriver::with_core(kind, CoreId(3)).expect("driver a");
+    let mut b: AnyDriver<Echo> = AnyDriver::with_core(kind, CoreId(5)).expect("driver b");
+    assert_eq!((a.core(), b.core()), (CoreId(3), CoreId(5)));
+    let (a_clients, a_accepted) = open_pairs(&mut a, 2, Echo::default, Echo::default);
+    let (b_clients, b_accepted) = open_pairs(&mut b, 2, Echo::default, Echo::default);
+    for id in a_clients.iter().chain(&a_accepted) {
+        assert_eq!(id.core(), CoreId(3), "{kind}: {id:?}");
+        assert!(a.session(*id).is_some());
+        assert!(b.session(*id).is_none(), "{kind}: core 5 answered for {id:?}");
+        assert!(b.session_mut(*id).is_none(), "{kind}: core 5 answered for {id:?}");
+    }
+    for id in b_clients.iter().chain(&b_accepted) {
+        assert_eq!(id.core(), CoreId(5), "{kind}: {id:?}");
+        assert!(a.session(*id).is_none(), "{kind}: core 3 answered for {id:?}");
+    }
+    // Same place in each driver, different connections.
+    assert_eq!(
+        (a_clients[0].slot(), a_clients[0].generation()),
+        (b_clients[0].slot(), b_clients[0].generation())
+    );
+    assert!(
+        b.remove(a_clients[0]).is_none(),
+        "{kind}: core 5 removed core 3's connection"
+    );
+    assert_eq!(b.connection_count(), 4);
+    assert!(a.remove(a_clients[0]).is_some());
+    assert_eq!(a.connection_count(), 3);
+}
+
+/// `connection_count` follows connections in and out: connects and accepts add, a
+/// closed connection stays counted until removed, `remove` subtracts.
+fn connection_count_follows_connections(kind: DriverKind) {
+    let mut d: AnyDriver<Echo> = new_driver(kind);
+    assert_eq!(d.connection_count(), 0);
+    let (clients, accepted) = open_pairs(&mut d, 50, Echo::default, Echo::default);
+    assert_eq!(d.connection_count(), 100, "{kind}");
+    for c in &clients[..25] {
+        d.remove(*c).expect("remove");
+    }
+    assert_eq!(d.connection_count(), 75, "{kind}");
+    // The peers of the removed clients see end of stream and close; they stay counted
+    // until removed.
+    let mut closed = Vec::new();
+    let start = Instant::now();
+    let mut out = Vec::new();
+    while closed.len() < 25 {
+        assert!(start.elapsed() < PATIENCE, "{kind}: only {} peers closed", closed.len());
+        out.clear();
+        d.turn(Some(Instant::now() + Duration::from_millis(50)), &mut out)
+            .expect("turn");
+        closed.extend(out.iter().filter_map(|a| match a {
+            Activity::Closed { conn, .. } => Some(*conn),
+            _ => None,
+        }));
+    }
+    assert_eq!(
+        d.connection_count(),
+        75,
+        "{kind}: closed connections are still in the driver"
+    );
+    for c in closed.iter().chain(&clients[25..]) {
+        d.remove(*c).expect("remove");
+    }
+    assert_eq!(d.connection_count(), 25, "{kind}");
+    assert!(d.remove(clients[0]).is_none());
+    for c in accepted
+        .iter()
+        .filter(|c| d.session(**c).is_some())
+        .copied()
+        .collect::<Vec<_>>()
+    {
+        d.remove(c);
+    }
+    assert_eq!(d.connection_count(), 0, "{kind}");
+}
+
+// ---------------------------------------------------------------------------------------
 // Mailboxes
 // ---------------------------------------------------------------------------------------
 
@@ -230,6 +358,8 @@ fn mailbox_feeds_a_sleeping_driver(kind: DriverKind) {
 }
 
 both_drivers! {
+    ids_name_their_core => uring_ids_name_their_core, mio_ids_name_their_core;
+    connection_count_follows_connections => uring_connection_count_follows_connections, mio_connection_count_follows_connections;
     mailbox_feeds_a_sleeping_driver => uring_mailbox_feeds_a_sleeping_driver, mio_mailbox_feeds_a_sleeping_driver;
     wake_interrupts_turn_forever => uring_wake_interrupts_turn_forever, mio_wake_interrupts_turn_forever;
     wake_outside_turn_is_not_lost => uring_wake_outside_turn_is_not_lost, mio_wake_outside_turn_is_not_lost;

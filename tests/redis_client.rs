@@ -962,6 +962,12 @@ impl Driver<Connection> for Counting {
     fn close_listener(&mut self, listener: ListenerId) -> std::io::Result<()> {
         self.inner.close_listener(listener)
     }
+    fn core(&self) -> monocoque::proto::CoreId {
+        self.inner.core()
+    }
+    fn connection_count(&self) -> usize {
+        self.inner.connection_count()
+    }
     fn session(&self, conn: ConnId) -> Option<&Connection> {
         self.inner.session(conn)
     }

@@ -9,7 +9,7 @@ use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token};
 use monocoque_proto::{
-    Activity, ConnId, Driver, IoArena, ListenerId, Session, SessionFactory, WakeLatch, WakeSignal, Waker,
+    Activity, ConnId, CoreId, Driver, IoArena, ListenerId, Session, SessionFactory, WakeLatch, WakeSignal, Waker,
 };
 use socket2::SockRef;
 
@@ -180,10 +180,10 @@ fn listener_token(id: u32) -> Token {
 }
 
 /// Reports `Ready` for a connection, at most once per turn.
-fn mark_ready<S>(conn: &mut Conn<S>, key: Key, turn: u64, out: &mut Vec<Activity>) {
+fn mark_ready<S>(conn: &mut Conn<S>, id: ConnId, turn: u64, out: &mut Vec<Activity>) {
     if conn.ready_turn != turn {
         conn.ready_turn = turn;
-        out.push(Activity::Ready(key.id()));
+        out.push(Activity::Ready(id));
     }
 }
 
@@ -285,6 +285,15 @@ impl<S: Session> MioDriver<S> {
         Self::with_config(MioConfig::default())
     }
 
+    /// A driver with the default [`MioConfig`] serving core `core`: the ids it hands
+    /// out name that core.
+    pub fn with_core(core: CoreId) -> io::Result<Self> {
+        Self::with_config(MioConfig {
+            core,
+            ..MioConfig::default()
+        })
+    }
+
     /// A driver tuned by `config` (checked with [`MioConfig::validate`]).
     pub fn with_config(config: MioConfig) -> io::Result<Self> {
         config.validate()?;
@@ -316,9 +325,14 @@ impl<S: Session> MioDriver<S> {
         self.pool.stats()
     }
 
-    /// Sessions in the driver, open or closed but not yet removed.
-    pub fn connection_count(&self) -> usize {
-        self.conns.len()
+    /// The key of one of this driver's listeners (an id of another core's driver is
+    /// unknown here).
+    fn listener_key(&self, listener: ListenerId) -> Result<u32, MioError> {
+        if listener.core() == self.config.core {
+            Ok(listener.local())
+        } else {
+            Err(MioError::UnknownListener(listener.local()))
+        }
     }
 
     /// Stores a connection, registers its socket and puts it on the dirty list, so the
@@ -385,7 +399,10 @@ impl<S: Session> MioDriver<S> {
         if conn.timer.take().is_some() {
             self.timers.disarm();
         }
-        out.push(Activity::Closed { conn: key.id(), error });
+        out.push(Activity::Closed {
+            conn: key.id(self.config.core),
+            error,
+        });
         // A descriptor was freed: a listener starved of them may accept again.
         if self.listeners.values().any(|l| l.backlogged) {
             self.accept_retry_at = Some(now);
@@ -406,7 +423,7 @@ impl<S: Session> MioDriver<S> {
             conn.eof_fed = true;
             conn.session.handle_eof(now);
         }
-        mark_ready(conn, key, turn, out);
+        mark_ready(conn, key.id(self.config.core), turn, out);
         self.close_socket(key, Some(error), now, out);
     }
 
@@ -433,7 +450,7 @@ impl<S: Session> MioDriver<S> {
             conn.timer = None;
             self.timers.disarm();
             conn.session.handle_timeout(now);
-            mark_ready(conn, key, self.turn_no, out);
+            mark_ready(conn, key.id(self.config.core), self.turn_no, out);
             mark_dirty(conn, key, &mut self.dirty);
         }
         let conns = &self.conns;
@@ -516,7 +533,7 @@ impl<S: Session> MioDriver<S> {
                     conn.readable = false;
                     conn.eof_fed = true;
                     conn.session.handle_eof(now);
-                    mark_ready(conn, key, turn, out);
+                    mark_ready(conn, key.id(self.config.core), turn, out);
                     mark_dirty(conn, key, &mut self.dirty);
                     return ReadOutcome::Eof;
                 }
@@ -525,7 +542,7 @@ impl<S: Session> MioDriver<S> {
                     let data = self.pool.commit(n);
                     budget = budget.saturating_sub(data.len());
                     conn.session.handle_input(data, now);
-                    mark_ready(conn, key, turn, out);
+                    mark_ready(conn, key.id(self.config.core), turn, out);
                     mark_dirty(conn, key, &mut self.dirty);
                     if drained {
                         conn.readable = false;
@@ -643,7 +660,7 @@ impl<S: Session> MioDriver<S> {
                         conn.writable = true;
                         conn.readable = event.is_readable() || event.is_read_closed();
                         conn.read_closed = event.is_read_closed();
-                        out.push(Activity::Connected(key.id()));
+                        out.push(Activity::Connected(key.id(self.config.core)));
                         mark_dirty(conn, key, &mut self.dirty);
                     }
                     Err(err) => self.fail(key, err, now, out),
@@ -701,12 +718,13 @@ impl<S: Session> MioDriver<S> {
             // Best effort: a peer that already reset can make this fail, and its first
             // read reports that.
             let _ = sys::prepare_stream(SockRef::from(&stream));
-            let session = (listener.factory)(ListenerId(id), peer, now);
+            let lid = ListenerId::new(self.config.core, id);
+            let session = (listener.factory)(lid, peer, now);
             // A registration failure (no memory) drops just this connection.
             if let Ok(key) = self.insert(stream, session, Phase::Open, false, None) {
                 out.push(Activity::Accepted {
-                    listener: ListenerId(id),
-                    conn: key.id(),
+                    listener: lid,
+                    conn: key.id(self.config.core),
                     peer,
                 });
             }
@@ -753,7 +771,7 @@ impl<S: Session> Driver<S> for MioDriver<S> {
     fn connect(&mut self, addr: SocketAddr, session: S) -> io::Result<ConnId> {
         let (stream, failure) = sys::start_connect(addr)?;
         self.insert(stream, session, Phase::Connecting, false, failure)
-            .map(Key::id)
+            .map(|key| key.id(self.config.core))
     }
 
     fn adopt(&mut self, stream: StdTcpStream, session: S) -> io::Result<ConnId> {
@@ -762,7 +780,7 @@ impl<S: Session> Driver<S> for MioDriver<S> {
         // The stream may already hold bytes that arrived before it was handed over:
         // start as readable rather than rely on the registration to announce them.
         self.insert(TcpStream::from_std(stream), session, Phase::Open, true, None)
-            .map(Key::id)
+            .map(|key| key.id(self.config.core))
     }
 
     fn listen(&mut self, addr: SocketAddr, factory: SessionFactory<S>) -> io::Result<ListenerId> {
@@ -782,13 +800,13 @@ impl<S: Session> Driver<S> for MioDriver<S> {
                 backlogged: false,
             },
         );
-        Ok(ListenerId(id))
+        Ok(ListenerId::new(self.config.core, id))
     }
 
     fn listener_addr(&self, listener: ListenerId) -> io::Result<SocketAddr> {
         self.listeners
-            .get(&listener.0)
-            .ok_or(MioError::UnknownListener(listener.0))?
+            .get(&self.listener_key(listener)?)
+            .ok_or(MioError::UnknownListener(listener.local()))?
             .socket
             .local_addr()
     }
@@ -796,24 +814,34 @@ impl<S: Session> Driver<S> for MioDriver<S> {
     fn close_listener(&mut self, listener: ListenerId) -> io::Result<()> {
         let mut entry = self
             .listeners
-            .remove(&listener.0)
-            .ok_or(MioError::UnknownListener(listener.0))?;
+            .remove(&self.listener_key(listener)?)
+            .ok_or(MioError::UnknownListener(listener.local()))?;
         self.registry().deregister(&mut entry.socket)
     }
 
+    fn core(&self) -> CoreId {
+        self.config.core
+    }
+
+    fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
     fn session(&self, conn: ConnId) -> Option<&S> {
-        self.conns.get(Key::from_id(conn)).map(|c| &c.session)
+        self.conns
+            .get(Key::from_id(conn, self.config.core)?)
+            .map(|c| &c.session)
     }
 
     fn session_mut(&mut self, conn: ConnId) -> Option<&mut S> {
-        let key = Key::from_id(conn);
+        let key = Key::from_id(conn, self.config.core)?;
         let c = self.conns.get_mut(key)?;
         mark_dirty(c, key, &mut self.dirty);
         Some(&mut c.session)
     }
 
     fn remove(&mut self, conn: ConnId) -> Option<S> {
-        let mut c = self.conns.remove(Key::from_id(conn))?;
+        let mut c = self.conns.remove(Key::from_id(conn, self.config.core)?)?;
         if let Some(mut stream) = c.stream.take() {
             let _ = self.poll.registry().deregister(&mut stream);
         }

@@ -106,6 +106,10 @@ pub struct MioConfig {
     /// Set `SO_REUSEPORT` on listeners, so one driver per thread can listen on the same
     /// port (default `false`).
     pub reuse_port: bool,
+    /// The core this driver serves: every [`ConnId`](monocoque_proto::ConnId) and
+    /// [`ListenerId`](monocoque_proto::ListenerId) it hands out names it, so a message
+    /// about a connection can be routed back to its driver (default 0).
+    pub core: monocoque_proto::CoreId,
 }
 
 impl Default for MioConfig {
@@ -118,6 +122,7 @@ impl Default for MioConfig {
             read_budget: 1024 * 1024,
             listen_backlog: 1024,
             reuse_port: false,
+            core: monocoque_proto::CoreId(0),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session, SessionFactory, WakeLatch, Waker};
+use monocoque_proto::{Activity, ConnId, CoreId, Driver, ListenerId, Session, SessionFactory, WakeLatch, Waker};
 
 use crate::ops::InFlight;
 use crate::ring::{Cqe, FeatureLine, Ring, RingFeatures, UringStats, Wait};
@@ -50,12 +50,12 @@ fn split_user_data(ud: u64) -> (u64, u32, u32) {
     (ud >> 60, ud as u32, ((ud >> 32) & UD_GEN_MASK) as u32)
 }
 
-fn conn_id(index: u32, gen: u32) -> ConnId {
-    ConnId(((gen as u64) << 32) | index as u64)
+fn listener_local(index: u32, gen: u16) -> u32 {
+    ((gen as u32) << 16) | index
 }
 
-fn split_conn_id(id: ConnId) -> (u32, u32) {
-    (id.0 as u32, (id.0 >> 32) as u32)
+fn split_listener_local(local: u32) -> (u32, u16) {
+    (local & 0xffff, (local >> 16) as u16)
 }
 
 /// Where a connection's socket is in its life.
@@ -209,6 +209,8 @@ pub struct UringDriver<S> {
     cqes: Vec<Cqe>,
     config: UringConfig,
     wake: Option<WakeSource>,
+    /// Connections holding a session (open, or closed and not yet removed).
+    live: usize,
     /// The ring belongs to the creating thread (`SINGLE_ISSUER`).
     _not_send: PhantomData<*const ()>,
 }
@@ -217,6 +219,15 @@ impl<S: Session> UringDriver<S> {
     /// A driver with the default [`UringConfig`].
     pub fn new() -> Result<Self, UringError> {
         Self::with_config(UringConfig::default())
+    }
+
+    /// A driver with the default [`UringConfig`] serving core `core`: the ids it hands
+    /// out name that core.
+    pub fn with_core(core: CoreId) -> Result<Self, UringError> {
+        Self::with_config(UringConfig {
+            core,
+            ..UringConfig::default()
+        })
     }
 
     /// A driver with its own ring and buffer sizes.
@@ -236,6 +247,7 @@ impl<S: Session> UringDriver<S> {
             cqes: Vec::with_capacity(256),
             config,
             wake: None,
+            live: 0,
             _not_send: PhantomData,
         })
     }
@@ -380,16 +392,15 @@ impl<S> UringDriver<S> {
         self.ring.inflight()
     }
 
-    /// Connections in the driver, including closed ones not yet removed.
-    pub fn connection_count(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| s.conn.as_ref().is_some_and(|c| c.session.is_some()))
-            .count()
+    fn conn_id(&self, index: u32, gen: u32) -> ConnId {
+        ConnId::new(self.config.core, index, gen)
     }
 
     fn conn_index(&self, id: ConnId) -> Option<u32> {
-        let (index, gen) = split_conn_id(id);
+        if id.core() != self.config.core {
+            return None;
+        }
+        let (index, gen) = (id.slot(), id.generation());
         let slot = self.slots.get(index as usize)?;
         let live = slot.gen == gen && slot.conn.as_ref().is_some_and(|c| c.session.is_some());
         live.then_some(index)
@@ -400,10 +411,16 @@ impl<S> UringDriver<S> {
     }
 
     fn id_of(&self, index: u32) -> ConnId {
-        conn_id(index, self.slots[index as usize].gen)
+        self.conn_id(index, self.slots[index as usize].gen)
+    }
+
+    /// Slot and generation of one of this driver's listeners.
+    fn listener_slot(&self, listener: ListenerId) -> Option<(u32, u16)> {
+        (listener.core() == self.config.core).then(|| split_listener_local(listener.local()))
     }
 
     fn insert_conn(&mut self, conn: Conn<S>) -> u32 {
+        self.live += 1;
         let index = match self.free_slots.pop() {
             Some(index) => {
                 self.slots[index as usize].conn = Some(conn);
@@ -946,7 +963,7 @@ impl<S: Session> UringDriver<S> {
         if slot.gen as u32 != gen {
             return;
         }
-        let lid = ListenerId(((slot.gen as u32) << 16) | index);
+        let lid = ListenerId::new(self.config.core, listener_local(index, slot.gen));
         let Some(l) = slot.state.as_mut() else { return };
         let closing = l.closing;
         if !cqe.more() {
@@ -1012,9 +1029,10 @@ impl<S: Session> Driver<S> for UringDriver<S> {
                 if let Some(conn) = self.conn_mut(index) {
                     conn.connect = Some(op);
                 }
-                Ok(conn_id(index, gen))
+                Ok(self.conn_id(index, gen))
             }
             Err(e) => {
+                self.live -= 1;
                 self.free_slot(index);
                 Err(e)
             }
@@ -1056,23 +1074,24 @@ impl<S: Session> Driver<S> for UringDriver<S> {
         };
         let gen = self.listeners[index as usize].gen;
         self.rearm_listeners(Instant::now())?;
-        Ok(ListenerId(((gen as u32) << 16) | index as u32))
+        Ok(ListenerId::new(self.config.core, listener_local(index as u32, gen)))
     }
 
     fn listener_addr(&self, listener: ListenerId) -> io::Result<SocketAddr> {
-        let (index, gen) = (listener.0 & 0xffff, (listener.0 >> 16) as u16);
+        let not_found = || io::Error::new(io::ErrorKind::NotFound, "no such listener");
+        let (index, gen) = self.listener_slot(listener).ok_or_else(not_found)?;
         self.listeners
             .get(index as usize)
             .filter(|s| s.gen == gen)
             .and_then(|s| s.state.as_ref())
             .filter(|l| !l.closing)
             .map(|l| l.addr)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such listener"))
+            .ok_or_else(not_found)
     }
 
     fn close_listener(&mut self, listener: ListenerId) -> io::Result<()> {
-        let (index, gen) = (listener.0 & 0xffff, (listener.0 >> 16) as u16);
         let not_found = || io::Error::new(io::ErrorKind::NotFound, "no such listener");
+        let (index, gen) = self.listener_slot(listener).ok_or_else(not_found)?;
         let slot = self
             .listeners
             .get_mut(index as usize)
@@ -1092,6 +1111,14 @@ impl<S: Session> Driver<S> for UringDriver<S> {
         Ok(())
     }
 
+    fn core(&self) -> CoreId {
+        self.config.core
+    }
+
+    fn connection_count(&self) -> usize {
+        self.live
+    }
+
     fn session(&self, conn: ConnId) -> Option<&S> {
         let index = self.conn_index(conn)?;
         self.slots[index as usize].conn.as_ref()?.session.as_ref()
@@ -1106,6 +1133,7 @@ impl<S: Session> Driver<S> for UringDriver<S> {
     fn remove(&mut self, conn: ConnId) -> Option<S> {
         let index = self.conn_index(conn)?;
         self.set_timer(index, None);
+        self.live -= 1;
         let c = self.conn_mut(index)?;
         let session = c.session.take();
         if c.phase != Phase::Closed {

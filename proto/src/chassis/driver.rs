@@ -13,14 +13,69 @@ use std::time::Instant;
 
 use super::{Session, Waker};
 
-/// A connection inside one driver. Ids are not reused while the connection's session is
-/// still in the driver; a stale id finds nothing rather than another connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
+/// Which driver (of the one-per-core drivers of a process) owns a connection or a
+/// listener. Given at the driver's construction (`UringDriver::with_core`,
+/// `MioDriver::with_core`); 0 for a driver built without one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CoreId(pub u16);
 
-/// A listening socket inside one driver.
+/// A connection: the core whose driver owns it and its place in that driver. Ids are
+/// not reused while the connection's session is still in the driver; a stale id, or an
+/// id of another core's driver, finds nothing rather than another connection. A message
+/// that names a `ConnId` can be routed to its owner through [`ConnId::core`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ListenerId(pub u32);
+pub struct ConnId {
+    core: CoreId,
+    slot: u32,
+    generation: u32,
+}
+
+impl ConnId {
+    /// The id of slot `slot` in the driver of `core`, in its `generation` (drivers make
+    /// these; a body only passes them around).
+    pub const fn new(core: CoreId, slot: u32, generation: u32) -> Self {
+        Self { core, slot, generation }
+    }
+
+    /// The core whose driver owns the connection.
+    pub const fn core(self) -> CoreId {
+        self.core
+    }
+
+    /// The connection's slot in its driver.
+    pub const fn slot(self) -> u32 {
+        self.slot
+    }
+
+    /// How many connections used the slot before this one (modulo the driver's range).
+    pub const fn generation(self) -> u32 {
+        self.generation
+    }
+}
+
+/// A listening socket: the core whose driver owns it and its number in that driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerId {
+    core: CoreId,
+    local: u32,
+}
+
+impl ListenerId {
+    /// Listener `local` of the driver of `core` (drivers make these).
+    pub const fn new(core: CoreId, local: u32) -> Self {
+        Self { core, local }
+    }
+
+    /// The core whose driver owns the listener.
+    pub const fn core(self) -> CoreId {
+        self.core
+    }
+
+    /// The listener's number inside its driver.
+    pub const fn local(self) -> u32 {
+        self.local
+    }
+}
 
 /// Builds the session for a connection a listener accepted: given the listener, the
 /// peer's address and the current instant.
@@ -88,6 +143,12 @@ pub trait Driver<S: Session> {
 
     /// Stops accepting on a listener and closes it.
     fn close_listener(&mut self, listener: ListenerId) -> io::Result<()>;
+
+    /// The core this driver was built for: the one every id it hands out names.
+    fn core(&self) -> CoreId;
+
+    /// Connections in the driver, open or closed but not yet removed. O(1): a counter.
+    fn connection_count(&self) -> usize;
 
     /// The session of a connection.
     fn session(&self, conn: ConnId) -> Option<&S>;

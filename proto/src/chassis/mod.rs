@@ -23,7 +23,7 @@ mod wake;
 
 pub use arena::{IoArena, DEFAULT_SHARE_THRESHOLD};
 pub use codec::MonocoqueCodec;
-pub use driver::{Activity, ConnId, Driver, ListenerId, SessionFactory};
+pub use driver::{Activity, ConnId, CoreId, Driver, ListenerId, SessionFactory};
 pub use mailbox::{Mailbox, MailboxSender, SendError};
 pub use permits::{Backpressure, BytePermits};
 pub use poison::PoisonGuard;
