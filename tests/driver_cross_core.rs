@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use monocoque::driver::{AnyDriver, DriverKind};
-use monocoque::proto::{Activity, ConnId, CoreId, Driver, IoArena, Mailbox, SendError, Session};
+use monocoque::proto::{nats, resp, Activity, ConnId, CoreId, Driver, Either, IoArena, Mailbox, MailboxError, Session};
 
 /// How long a step that should take microseconds may take on a loaded machine before
 /// the test calls it a hang.
@@ -311,6 +311,84 @@ fn connection_count_follows_connections(kind: DriverKind) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Several protocols on one driver
+// ---------------------------------------------------------------------------------------
+
+/// A RESP connection or a NATS connection: what a core serving both runs.
+type Mixed = Either<resp::Connection, nats::client::Connection>;
+
+/// One driver runs a RESP session against a real redis-server and a NATS session
+/// against a real nats-server at once: a SET/GET round trip on one, a publish to its
+/// own subscription on the other, each connection's events reaching the body tagged by
+/// protocol.
+fn one_driver_runs_resp_and_nats(kind: DriverKind) {
+    let redis = support::RedisServer::start(&[]);
+    let nats_server = support::NatsServer::start();
+    let mut driver: AnyDriver<Mixed> = new_driver(kind);
+    let now = Instant::now();
+    let mut r = resp::Connection::new(resp::ConnectionConfig::default(), now);
+    let set = r
+        .send_buffered(&resp::Cmd::new("SET").arg("mixed").arg("both"), now)
+        .expect("SET");
+    let get = r.send_buffered(&resp::Cmd::new("GET").arg("mixed"), now).expect("GET");
+    let mut n = nats::client::Connection::new(nats::client::ClientConfig::default(), now);
+    let sid = n
+        .subscribe(b"mixed.subject", None, nats::client::SubscriptionPolicy::default())
+        .expect("subscribe");
+    n.publish(b"mixed.subject", None, None, &bytes::Bytes::from_static(b"hello"), now)
+        .expect("publish");
+    let rc = driver.connect(redis.addr, Mixed::Left(r)).expect("connect redis");
+    let nc = driver.connect(nats_server.addr, Mixed::Right(n)).expect("connect nats");
+
+    let (mut set_ok, mut got, mut message) = (false, None, None);
+    let start = Instant::now();
+    let mut out = Vec::new();
+    while !(set_ok && got.is_some() && message.is_some()) {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "{kind}: set {set_ok}, get {got:?}, message {message:?}"
+        );
+        out.clear();
+        driver
+            .turn(Some(Instant::now() + Duration::from_millis(50)), &mut out)
+            .expect("turn");
+        for a in &out {
+            match a {
+                Activity::Ready(c) | Activity::Connected(c) => {
+                    let session = driver.session_mut(*c).expect("session");
+                    while let Some(event) = session.poll_event() {
+                        match (event, *c == rc) {
+                            (Either::Left(resp::Event::Reply { id, value }), true) => {
+                                if id == set {
+                                    set_ok = value.as_bytes().is_some_and(|v| v[..] == b"OK"[..]);
+                                } else if id == get {
+                                    got = value.as_bytes().map(|v| v.to_vec());
+                                }
+                            }
+                            (Either::Left(_), true) | (Either::Right(_), false) => {}
+                            (event, _) => panic!("{kind}: {event:?} from the other protocol's connection"),
+                        }
+                    }
+                    if *c == nc {
+                        if let Some(n) = driver.session_mut(nc).and_then(Either::right_mut) {
+                            if let Some(m) = n.next_message(&sid) {
+                                message = Some(m.payload);
+                            }
+                        }
+                    }
+                }
+                Activity::Closed { conn, error } => panic!("{kind}: {conn:?} closed: {error:?}"),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(got.as_deref(), Some(&b"both"[..]), "{kind}");
+    assert_eq!(message.as_deref(), Some(&b"hello"[..]), "{kind}");
+    assert!(driver.session(rc).and_then(Either::left).is_some());
+    assert!(driver.session(nc).and_then(Either::right).is_some());
+}
+
+// ---------------------------------------------------------------------------------------
 // Mailboxes
 // ---------------------------------------------------------------------------------------
 
@@ -328,7 +406,7 @@ fn mailbox_feeds_a_sleeping_driver(kind: DriverKind) {
             while i < MESSAGES {
                 match sender.send(i) {
                     Ok(()) => i += 1,
-                    Err(SendError::Full(m)) => {
+                    Err(MailboxError::Full(m)) => {
                         assert_eq!(m, i, "Full carries the message back");
                         fulls += 1;
                         thread::yield_now();
@@ -358,6 +436,7 @@ fn mailbox_feeds_a_sleeping_driver(kind: DriverKind) {
 }
 
 both_drivers! {
+    one_driver_runs_resp_and_nats => uring_one_driver_runs_resp_and_nats, mio_one_driver_runs_resp_and_nats;
     ids_name_their_core => uring_ids_name_their_core, mio_ids_name_their_core;
     connection_count_follows_connections => uring_connection_count_follows_connections, mio_connection_count_follows_connections;
     mailbox_feeds_a_sleeping_driver => uring_mailbox_feeds_a_sleeping_driver, mio_mailbox_feeds_a_sleeping_driver;

@@ -46,7 +46,7 @@ pub mod resp;
 pub mod fuzzing;
 
 pub use chassis::{
-    sim, Activity, Backpressure, BytePermits, ConnId, CoreId, Driver, IoArena, ListenerId, Mailbox, MailboxSender,
-    MonocoqueCodec, PoisonGuard, SegmentedBuffer, SendError, Session, SessionFactory, WakeLatch, WakeSignal, Waker,
-    DEFAULT_SHARE_THRESHOLD,
+    sim, Activity, Backpressure, BytePermits, ConnId, CoreId, Driver, Either, IoArena, ListenerId, Mailbox,
+    MailboxError, MailboxSender, MonocoqueCodec, PoisonGuard, SegmentedBuffer, Session, SessionFactory, WakeLatch,
+    WakeSignal, Waker, DEFAULT_SHARE_THRESHOLD,
 };

@@ -9,7 +9,7 @@
 //! The rules:
 //!
 //! - **Bounded, never growing.** A send that finds `capacity` messages queued fails
-//!   with [`SendError::Full`], which carries the message back: backpressure for the
+//!   with [`MailboxError::Full`], which carries the message back: backpressure for the
 //!   sender to apply (retry later, drop, slow its own peer), never a bigger queue. The
 //!   memory is fixed when the mailbox is made: two rings of `capacity` messages, the
 //!   shared queue and the batch the receiver last took out of it (which
@@ -38,7 +38,7 @@ use super::Waker;
 
 /// Why a message was not delivered (the message comes back in every case but `Wake`).
 #[derive(Debug, thiserror::Error)]
-pub enum SendError<M> {
+pub enum MailboxError<M> {
     /// `capacity` messages are queued: backpressure. Try again after the driver
     /// drained it, or give up.
     #[error("the mailbox is full")]
@@ -52,13 +52,13 @@ pub enum SendError<M> {
     Wake(#[source] io::Error),
 }
 
-impl<M> SendError<M> {
-    /// The message that was not delivered (`None` for [`SendError::Wake`], whose message
+impl<M> MailboxError<M> {
+    /// The message that was not delivered (`None` for [`MailboxError::Wake`], whose message
     /// was queued).
     pub fn into_message(self) -> Option<M> {
         match self {
-            SendError::Full(m) | SendError::Closed(m) => Some(m),
-            SendError::Wake(_) => None,
+            MailboxError::Full(m) | MailboxError::Closed(m) => Some(m),
+            MailboxError::Wake(_) => None,
         }
     }
 }
@@ -174,14 +174,14 @@ impl<M> Mailbox<M> {
 impl<M> MailboxSender<M> {
     /// Queues `msg` for the driver, waking it if the mailbox was empty. Fails at once,
     /// with the message, if the mailbox is full or closed.
-    pub fn send(&self, msg: M) -> Result<(), SendError<M>> {
+    pub fn send(&self, msg: M) -> Result<(), MailboxError<M>> {
         let wake = {
             let mut state = self.shared.lock();
             if state.closed {
-                return Err(SendError::Closed(msg));
+                return Err(MailboxError::Closed(msg));
             }
             if state.queue.len() >= self.shared.capacity {
-                return Err(SendError::Full(msg));
+                return Err(MailboxError::Full(msg));
             }
             let wake = state.queue.is_empty() || state.wake_owed;
             state.queue.push_back(msg);
@@ -191,7 +191,7 @@ impl<M> MailboxSender<M> {
         if wake {
             if let Err(e) = self.shared.waker.wake() {
                 self.shared.lock().wake_owed = true;
-                return Err(SendError::Wake(e));
+                return Err(MailboxError::Wake(e));
             }
         }
         Ok(())
@@ -282,12 +282,12 @@ mod tests {
             tx.send(format!("m{i}")).unwrap();
         }
         match tx.send("m3".to_owned()) {
-            Err(SendError::Full(m)) => assert_eq!(m, "m3"),
+            Err(MailboxError::Full(m)) => assert_eq!(m, "m3"),
             other => panic!("a fourth message in a mailbox of 3: {other:?}"),
         }
         assert_eq!(mb.len(), 3);
         assert!(
-            matches!(tx.send("m3".to_owned()), Err(SendError::Full(_))),
+            matches!(tx.send("m3".to_owned()), Err(MailboxError::Full(_))),
             "still full"
         );
         // The receiver takes the batch: the queue has room for `capacity` again, and
@@ -296,7 +296,7 @@ mod tests {
         for i in 3..6 {
             tx.send(format!("m{i}")).unwrap();
         }
-        assert!(matches!(tx.send("m6".to_owned()), Err(SendError::Full(_))));
+        assert!(matches!(tx.send("m6".to_owned()), Err(MailboxError::Full(_))));
         assert_eq!(mb.len(), 5);
         let mut out = Vec::new();
         assert_eq!(mb.drain(&mut out), 5);
@@ -328,7 +328,7 @@ mod tests {
     fn a_failed_wake_is_owed_to_the_next_send() {
         let (mut mb, tx, signals, latch) = mailbox::<u32>(8);
         signals.broken.store(true, Ordering::SeqCst);
-        assert!(matches!(tx.send(1), Err(SendError::Wake(_))));
+        assert!(matches!(tx.send(1), Err(MailboxError::Wake(_))));
         signals.broken.store(false, Ordering::SeqCst);
         // The queue is not empty, but the first message never woke the driver.
         tx.send(2).unwrap();
@@ -350,7 +350,7 @@ mod tests {
             1,
             "the waiting message went with the mailbox"
         );
-        assert!(matches!(tx.send(token), Err(SendError::Closed(_))));
+        assert!(matches!(tx.send(token), Err(MailboxError::Closed(_))));
     }
 
     #[test]
@@ -367,7 +367,7 @@ mod tests {
                     while i < EACH {
                         match tx.send((id, i)) {
                             Ok(()) => i += 1,
-                            Err(SendError::Full(_)) => std::thread::yield_now(),
+                            Err(MailboxError::Full(_)) => std::thread::yield_now(),
                             Err(e) => panic!("{e}"),
                         }
                     }
