@@ -26,8 +26,14 @@
 //!
 //! The queue is a mutex around a fixed-capacity ring, swapped wholesale with the
 //! receiver's own ring on each drain, so the receiver holds the lock for a pointer swap
-//! however many messages it takes, and each sender for one push. Measured against
-//! `std::sync::mpsc::sync_channel` (a lock-free bounded queue) in `benches/mailbox.rs`.
+//! however many messages it takes, and each sender for one push. `benches/mailbox.rs`
+//! compares it with `std::sync::mpsc::sync_channel` (a lock-free bounded queue) alone.
+//! A mailbox built on `sync_channel` plus an atomic count of waiting messages (to know
+//! when a send finds it empty; this crate forbids `unsafe`, so a lock-free ring of its
+//! own is not an option) was tried and measured against this one, both feeding an
+//! io_uring driver, medians of 5, three runs: 1.2x-1.4x this one's rate with one
+//! sender, but 0.16x-0.38x with four senders on two CPUs, the case cross-core traffic
+//! into one core is made of. The mutex stayed.
 
 use std::collections::VecDeque;
 use std::fmt;
