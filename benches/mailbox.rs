@@ -511,7 +511,7 @@ fn storm<S: Stormy>(kind: DriverKind, bytes: u64, client: fn() -> S, server: fn(
     // 16 messages of 64 bytes in flight per pair.
     let seed = [0x5au8; 16 * 64];
     for c in &clients {
-        driver.session_mut(*c).expect("client").seed(&seed);
+        driver.session_for_output(*c).expect("client").seed(&seed);
     }
     let start = Instant::now();
     let mut turns = 0u64;

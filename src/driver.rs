@@ -207,8 +207,8 @@ impl<S: Session> Driver<S> for AnyDriver<S> {
         dispatch!(self, d => d.session(conn))
     }
 
-    fn session_mut(&mut self, conn: ConnId) -> Option<&mut S> {
-        dispatch!(self, d => d.session_mut(conn))
+    fn session_for_output(&mut self, conn: ConnId) -> Option<&mut S> {
+        dispatch!(self, d => d.session_for_output(conn))
     }
 
     fn remove(&mut self, conn: ConnId) -> Option<S> {

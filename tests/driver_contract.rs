@@ -522,7 +522,7 @@ impl Rig {
     fn probe_mut(&mut self, conn: ConnId) -> &mut Probe {
         let kind = self.kind;
         self.driver
-            .session_mut(conn)
+            .session_for_output(conn)
             .unwrap_or_else(|| panic!("{kind}: no session for {conn:?}"))
     }
 
@@ -540,8 +540,8 @@ impl Rig {
             "{kind}: session({conn:?}) after remove"
         );
         assert!(
-            self.driver.session_mut(conn).is_none(),
-            "{kind}: session_mut({conn:?}) after remove"
+            self.driver.session_for_output(conn).is_none(),
+            "{kind}: session_for_output({conn:?}) after remove"
         );
         assert!(
             self.driver.remove(conn).is_none(),
@@ -632,7 +632,7 @@ impl Rig {
         }
         // Drain the events of Ready sessions, as a body does.
         for conn in ready {
-            if let Some(probe) = self.driver.session_mut(conn) {
+            if let Some(probe) = self.driver.session_for_output(conn) {
                 while probe.poll_event().is_some() {}
             }
         }
@@ -803,7 +803,7 @@ fn watchdog(what: String, limit: Duration) -> Watchdog {
 // ---------------------------------------------------------------------------------------
 
 /// Echo round trip where the driver connects; then more output queued through
-/// `session_mut`, which the driver must notice and send.
+/// `session_for_output`, which the driver must notice and send.
 fn echo_via_connect(kind: DriverKind) {
     let mut rig = Rig::new(kind);
     let (addr, peer) = spawn_echo_peer();
@@ -816,7 +816,7 @@ fn echo_via_connect(kind: DriverKind) {
     let second = pattern(2, 0, 3_000);
     rig.probe_mut(conn).arena.put_slice(&second);
     let total = (first.len() + second.len()) as u64;
-    rig.run_until("second echo (queued through session_mut)", PATIENCE, |r| {
+    rig.run_until("second echo (queued through session_for_output)", PATIENCE, |r| {
         r.probe(conn).received >= total
     });
     let probe = rig.probe(conn);
@@ -1127,7 +1127,7 @@ fn many_connections(kind: DriverKind) {
 }
 
 /// Timers without any I/O: a timeout 50 ms ahead fires once and not early, `turn(None)`
-/// wakes for it; a timer moved later through `session_mut` does not fire at the old
+/// wakes for it; a timer moved later through `session_for_output` does not fire at the old
 /// instant; a cancelled one does not fire at all.
 fn timers(kind: DriverKind) {
     let mut rig = Rig::new(kind);
@@ -1215,7 +1215,7 @@ fn arm_timer(rig: &mut Rig, conn: ConnId, ahead: Duration) -> Instant {
     );
 }
 
-/// A timer changed through `session_mut` after the driver armed it, when the old
+/// A timer changed through `session_for_output` after the driver armed it, when the old
 /// instant passes before the next turn: the driver must go by the session's new
 /// `poll_timeout` (the contract: `handle_timeout` once the instant `poll_timeout`
 /// returns has been reached), not fire the instant it armed before.

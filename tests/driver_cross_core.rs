@@ -243,7 +243,10 @@ fn ids_name_their_core(kind: DriverKind) {
         assert_eq!(id.core(), CoreId(3), "{kind}: {id:?}");
         assert!(a.session(*id).is_some());
         assert!(b.session(*id).is_none(), "{kind}: core 5 answered for {id:?}");
-        assert!(b.session_mut(*id).is_none(), "{kind}: core 5 answered for {id:?}");
+        assert!(
+            b.session_for_output(*id).is_none(),
+            "{kind}: core 5 answered for {id:?}"
+        );
     }
     for id in b_clients.iter().chain(&b_accepted) {
         assert_eq!(id.core(), CoreId(5), "{kind}: {id:?}");
@@ -355,7 +358,7 @@ fn one_driver_runs_resp_and_nats(kind: DriverKind) {
         for a in &out {
             match a {
                 Activity::Ready(c) | Activity::Connected(c) => {
-                    let session = driver.session_mut(*c).expect("session");
+                    let session = driver.session_for_output(*c).expect("session");
                     while let Some(event) = session.poll_event() {
                         match (event, *c == rc) {
                             (Either::Left(resp::Event::Reply { id, value }), true) => {
@@ -370,7 +373,7 @@ fn one_driver_runs_resp_and_nats(kind: DriverKind) {
                         }
                     }
                     if *c == nc {
-                        if let Some(n) = driver.session_mut(nc).and_then(Either::right_mut) {
+                        if let Some(n) = driver.session_for_output(nc).and_then(Either::right_mut) {
                             if let Some(m) = n.next_message(&sid) {
                                 message = Some(m.payload);
                             }
@@ -595,7 +598,7 @@ fn core_thread(
                 "core {me}: note from core {from} out of order"
             );
             last_seen[from] = Some(note.seq);
-            let session = driver.session_mut(note.to).expect("a connection of this core");
+            let session = driver.session_for_output(note.to).expect("a connection of this core");
             let collector = session.left_mut().expect("notes name client connections");
             collector.out.put_slice(&(note.from.0 as u64).to_be_bytes());
             collector.out.put_slice(&note.seq.to_be_bytes());

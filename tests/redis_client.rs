@@ -971,8 +971,8 @@ impl Driver<Connection> for Counting {
     fn session(&self, conn: ConnId) -> Option<&Connection> {
         self.inner.session(conn)
     }
-    fn session_mut(&mut self, conn: ConnId) -> Option<&mut Connection> {
-        self.inner.session_mut(conn)
+    fn session_for_output(&mut self, conn: ConnId) -> Option<&mut Connection> {
+        self.inner.session_for_output(conn)
     }
     fn remove(&mut self, conn: ConnId) -> Option<Connection> {
         self.inner.remove(conn)

@@ -441,7 +441,7 @@ impl<S: Session> MioDriver<S> {
                 continue;
             }
             if conn.session.poll_timeout() != conn.timer {
-                // The body moved or cancelled the timer through `session_mut` since it
+                // The body moved or cancelled the timer through `session_for_output` since it
                 // was armed: arm what the session wants now (an instant already due
                 // comes out of this same loop) and never fire the old one.
                 Self::rearm(&mut self.timers, conn, key);
@@ -833,7 +833,7 @@ impl<S: Session> Driver<S> for MioDriver<S> {
             .map(|c| &c.session)
     }
 
-    fn session_mut(&mut self, conn: ConnId) -> Option<&mut S> {
+    fn session_for_output(&mut self, conn: ConnId) -> Option<&mut S> {
         let key = Key::from_id(conn, self.config.core)?;
         let c = self.conns.get_mut(key)?;
         mark_dirty(c, key, &mut self.dirty);

@@ -16,7 +16,7 @@
 //!    is spent, for fairness. Every read lands in the spare room of a pooled chunk and
 //!    reaches the session as a frozen [`Bytes`](bytes::Bytes) view of it, with no copy.
 //! 3. Every connection that was fed input or touched through
-//!    [`session_mut`](monocoque_proto::Driver::session_mut) — and only those, kept on a
+//!    [`session_for_output`](monocoque_proto::Driver::session_for_output) — and only those, kept on a
 //!    dirty list, so idle connections cost nothing — gets one `sendmsg` of its whole
 //!    arena (an iovec per chunk; `sendmsg` is `writev` for sockets, with `MSG_NOSIGNAL`
 //!    so a vanished peer is an `EPIPE`, never a `SIGPIPE`); after a short write it waits

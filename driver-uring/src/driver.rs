@@ -509,7 +509,7 @@ impl<S: Session> UringDriver<S> {
                 continue;
             }
             let Some(session) = conn.session.as_mut() else { continue };
-            // Go by what the session says now: `session_mut` may have moved or
+            // Go by what the session says now: `session_for_output` may have moved or
             // cancelled the timer since it was armed.
             match session.poll_timeout() {
                 Some(at) if at <= now => {}
@@ -1124,7 +1124,7 @@ impl<S: Session> Driver<S> for UringDriver<S> {
         self.slots[index as usize].conn.as_ref()?.session.as_ref()
     }
 
-    fn session_mut(&mut self, conn: ConnId) -> Option<&mut S> {
+    fn session_for_output(&mut self, conn: ConnId) -> Option<&mut S> {
         let index = self.conn_index(conn)?;
         self.mark_dirty(index);
         self.slots[index as usize].conn.as_mut()?.session.as_mut()

@@ -810,7 +810,7 @@ impl<D: Driver<Connection>> Inner<D> {
         if link.dead.is_some() || !link.ready {
             return None;
         }
-        self.driver.session_mut(link.conn)
+        self.driver.session_for_output(link.conn)
     }
 
     /// Pumps the current connection's events.
@@ -820,7 +820,7 @@ impl<D: Driver<Connection>> Inner<D> {
         };
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut closed = None;
-        if let Some(session) = self.driver.session_mut(conn) {
+        if let Some(session) = self.driver.session_for_output(conn) {
             while let Some(event) = session.poll_event() {
                 scratch.push(event);
             }
@@ -1007,7 +1007,7 @@ impl<D: Driver<Connection>> Inner<D> {
             ready: false,
             dead: None,
         });
-        if let Some(session) = self.driver.session_mut(conn) {
+        if let Some(session) = self.driver.session_for_output(conn) {
             // Queued until the handshake completes, like the resubscriptions.
             for sid in self.orphans.drain(..) {
                 let _ = session.unsubscribe(&sid, None);

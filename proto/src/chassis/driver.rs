@@ -3,7 +3,7 @@
 //! A driver owns sockets, timers and receive buffers; it owns the sessions too, and runs
 //! each by the run-loop rule of [`Session`]. Bodies (`redis::Client`, brokers) are
 //! generic over [`Driver`]: they put work into sessions through
-//! [`session_mut`](Driver::session_mut), call [`turn`](Driver::turn), and drain the
+//! [`session_for_output`](Driver::session_for_output), call [`turn`](Driver::turn), and drain the
 //! events of the sessions that [`turn`](Driver::turn) reports as [`Activity::Ready`].
 //! Nothing here does I/O; the types only name what a driver does.
 
@@ -118,7 +118,7 @@ pub enum Activity {
 /// An event loop that runs [`Session`]s over sockets. One per thread.
 ///
 /// The run-loop rule, from the driver's side: in each [`turn`](Self::turn), every session
-/// that was fed input or touched through [`session_mut`](Self::session_mut) since the
+/// that was fed input or touched through [`session_for_output`](Self::session_for_output) since the
 /// last turn has its arena handed to the kernel (all of them in as few syscalls as the
 /// driver can: one `io_uring_enter`, or one `writev` per connection), its timer re-armed
 /// from `poll_timeout`, and its reading paused or resumed by `wants_read`; a session that
@@ -153,10 +153,13 @@ pub trait Driver<S: Session> {
     /// The session of a connection.
     fn session(&self, conn: ConnId) -> Option<&S>;
 
-    /// The session of a connection, for the body to give it work; the driver then
-    /// transmits its output, re-arms its timer and re-reads `wants_read`/`is_closed` in
-    /// the next turn.
-    fn session_mut(&mut self, conn: ConnId) -> Option<&mut S>;
+    /// The session of a connection, mutably, for the body to give it work or drain its
+    /// events. Not a plain accessor: calling it schedules the connection for the next
+    /// turn's service, which transmits the session's output, re-arms its timer from
+    /// `poll_timeout` and re-reads `wants_read`/`is_closed`, since anything done through
+    /// the reference may have changed them. (Named for that side effect; it was
+    /// `session_mut`.) Use [`session`](Self::session) to look without scheduling.
+    fn session_for_output(&mut self, conn: ConnId) -> Option<&mut S>;
 
     /// Takes a connection's session out of the driver and closes its socket (at once, or
     /// once the kernel has finished with operations in flight on it). Output still in the
