@@ -24,7 +24,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use monocoque_mio::MioDriver;
-use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session, SessionFactory};
+use monocoque_proto::{Activity, ConnId, CoreId, Driver, ListenerId, Session, SessionFactory, Waker};
 use monocoque_uring::{UringDriver, UringError};
 
 /// Which driver runs the sessions: the name a user gives on the command line
@@ -117,9 +117,15 @@ pub enum AnyDriver<S> {
 impl<S: Session> AnyDriver<S> {
     /// Creates a driver of the given kind with its default configuration.
     pub fn new(kind: DriverKind) -> Result<Self, DriverError> {
+        Self::with_core(kind, CoreId::default())
+    }
+
+    /// Creates a driver of the given kind with its default configuration, serving core
+    /// `core` (one driver per core: the ids it hands out name it).
+    pub fn with_core(kind: DriverKind, core: CoreId) -> Result<Self, DriverError> {
         match kind {
-            DriverKind::Uring => Ok(AnyDriver::Uring(UringDriver::new()?)),
-            DriverKind::Mio => MioDriver::new().map(AnyDriver::Mio).map_err(DriverError::Mio),
+            DriverKind::Uring => Ok(AnyDriver::Uring(UringDriver::with_core(core)?)),
+            DriverKind::Mio => MioDriver::with_core(core).map(AnyDriver::Mio).map_err(DriverError::Mio),
         }
     }
 }
@@ -187,12 +193,20 @@ impl<S: Session> Driver<S> for AnyDriver<S> {
         dispatch!(self, d => d.close_listener(listener))
     }
 
+    fn core(&self) -> CoreId {
+        dispatch!(self, d => d.core())
+    }
+
+    fn connection_count(&self) -> usize {
+        dispatch!(self, d => d.connection_count())
+    }
+
     fn session(&self, conn: ConnId) -> Option<&S> {
         dispatch!(self, d => d.session(conn))
     }
 
-    fn session_mut(&mut self, conn: ConnId) -> Option<&mut S> {
-        dispatch!(self, d => d.session_mut(conn))
+    fn session_for_output(&mut self, conn: ConnId) -> Option<&mut S> {
+        dispatch!(self, d => d.session_for_output(conn))
     }
 
     fn remove(&mut self, conn: ConnId) -> Option<S> {
@@ -201,6 +215,10 @@ impl<S: Session> Driver<S> for AnyDriver<S> {
 
     fn turn(&mut self, deadline: Option<Instant>, out: &mut Vec<Activity>) -> io::Result<()> {
         dispatch!(self, d => d.turn(deadline, out))
+    }
+
+    fn waker(&mut self) -> io::Result<Waker> {
+        dispatch!(self, d => d.waker())
     }
 }
 

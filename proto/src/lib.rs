@@ -49,6 +49,7 @@ pub mod resp;
 pub mod fuzzing;
 
 pub use chassis::{
-    sim, Activity, Backpressure, BytePermits, ConnId, Driver, IoArena, ListenerId, MonocoqueCodec, PoisonGuard,
-    SegmentedBuffer, Session, SessionFactory, DEFAULT_SHARE_THRESHOLD,
+    sim, Activity, Backpressure, BytePermits, ConnId, CoreId, Driver, Either, IoArena, ListenerId, Mailbox,
+    MailboxError, MailboxSender, MonocoqueCodec, PoisonGuard, SegmentedBuffer, Session, SessionFactory, WakeLatch,
+    WakeSignal, Waker, DEFAULT_SHARE_THRESHOLD,
 };

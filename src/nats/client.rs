@@ -613,7 +613,7 @@ impl<D: Driver<Connection>> Inner<D> {
             // completes, within the reconnect buffer.
             let conn = link.conn;
             let now = self.last_turn;
-            return match self.driver.session_mut(conn) {
+            return match self.driver.session_for_output(conn) {
                 Some(session) => match session.publish(subject, reply, headers, payload, now) {
                     Err(SendError::Poisoned(e)) => {
                         self.kill_link(e);
@@ -930,7 +930,7 @@ impl<D: Driver<Connection>> Inner<D> {
         if link.dead.is_some() || !link.ready {
             return None;
         }
-        self.driver.session_mut(link.conn)
+        self.driver.session_for_output(link.conn)
     }
 
     /// The current connection's session if it is not poisoned, its handshake complete
@@ -940,7 +940,7 @@ impl<D: Driver<Connection>> Inner<D> {
         if link.dead.is_some() {
             return None;
         }
-        self.driver.session_mut(link.conn)
+        self.driver.session_for_output(link.conn)
     }
 
     /// Pumps the current connection's events.
@@ -950,7 +950,7 @@ impl<D: Driver<Connection>> Inner<D> {
         };
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut closed = None;
-        if let Some(session) = self.driver.session_mut(conn) {
+        if let Some(session) = self.driver.session_for_output(conn) {
             while let Some(event) = session.poll_event() {
                 scratch.push(event);
             }
@@ -1243,7 +1243,7 @@ impl<D: Driver<Connection>> Inner<D> {
             dead: None,
             backstop: connect_deadline + Duration::from_secs(1),
         });
-        if let Some(session) = self.driver.session_mut(conn) {
+        if let Some(session) = self.driver.session_for_output(conn) {
             // Queued until the handshake completes, like the resubscriptions.
             for sid in self.orphans.drain(..) {
                 let _ = session.unsubscribe(&sid, None);

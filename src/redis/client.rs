@@ -705,7 +705,7 @@ impl<D: Driver<Connection>> Client<D> {
     /// attempt does not fail them).
     fn live_session(&mut self) -> Option<&mut Connection> {
         let link = self.link.as_ref().filter(|l| l.ready && l.dead.is_none())?;
-        self.driver.session_mut(link.conn)
+        self.driver.session_for_output(link.conn)
     }
 
     /// Hands unsent requests to the connection while it accepts them.
@@ -713,7 +713,7 @@ impl<D: Driver<Connection>> Client<D> {
         let Some(link) = self.link.as_mut().filter(|l| l.ready && l.dead.is_none()) else {
             return;
         };
-        let Some(conn) = self.driver.session_mut(link.conn) else {
+        let Some(conn) = self.driver.session_for_output(link.conn) else {
             return;
         };
         let now = Instant::now();
@@ -790,7 +790,7 @@ impl<D: Driver<Connection>> Client<D> {
     /// Drops the batch after the driver failed.
     fn abort_batch(&mut self) {
         if let Some(link) = self.link.as_mut() {
-            if let Some(conn) = self.driver.session_mut(link.conn) {
+            if let Some(conn) = self.driver.session_for_output(link.conn) {
                 for (id, _) in link.inflight.drain(..) {
                     conn.abandon(id);
                 }
@@ -890,7 +890,7 @@ impl<D: Driver<Connection>> Client<D> {
             protocol,
             ..
         } = self;
-        if let Some(session) = driver.session_mut(conn) {
+        if let Some(session) = driver.session_for_output(conn) {
             let mut sink = Sink {
                 link,
                 batch,
@@ -1145,7 +1145,7 @@ impl<D: Driver<Connection>> Client<D> {
     fn queue_restore(&mut self) {
         let commands = self.restore.commands();
         let Some(link) = self.link.as_mut() else { return };
-        let Some(conn) = self.driver.session_mut(link.conn) else {
+        let Some(conn) = self.driver.session_for_output(link.conn) else {
             return;
         };
         let now = Instant::now();
