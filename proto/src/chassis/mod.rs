@@ -7,10 +7,12 @@
 //! - [`BytePermits`]: byte budgets for every queue.
 //! - [`Session`]: the contract a driver drives, and [`sim`] to drive it in memory.
 //! - [`Driver`]: what every driver offers, so bodies run unchanged on any of them.
+//! - [`link`]: the reconnect supervisor (server pool, backoff, give-up rule) on virtual time.
 
 mod arena;
 mod codec;
 mod driver;
+pub mod link;
 mod permits;
 mod poison;
 mod segmented;
