@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use monocoque_proto::chassis::link::{Action, GaveUp, Supervisor};
 use monocoque_proto::nats::client::{
     self as sm, ClientConfig, Connection, ConnectionError, PingId, ReconnectState, RequestError, RequestId, SendError,
     SubscriptionEnd, SubscriptionPolicy,
@@ -20,7 +21,6 @@ use monocoque_proto::{Activity, ConnId, Driver};
 
 use super::event::MAX_QUEUED_EVENTS;
 use super::options::{Auth, ServerAddr, UrlAuth};
-use super::pool::{Rng, ServerPool};
 use super::{ClientOptions, Error, Event};
 use crate::driver::AnyDriver;
 
@@ -111,13 +111,12 @@ pub struct Subscription<D: Driver<Connection> = AnyDriver<Connection>> {
 struct Inner<D> {
     driver: D,
     options: ClientOptions,
-    pool: ServerPool,
-    rng: Rng,
+    /// The server pool and the reconnect in progress, if any: kept across calls, so a
+    /// call that runs out of time leaves it where it was and the next call continues it.
+    pool: Supervisor<ServerAddr, Error>,
     link: Option<Link>,
     /// What the last connection left for the next one (subscriptions, unsent publishes).
     carry: Option<ReconnectState>,
-    /// Index in `pool` of the current (or last) server.
-    server: usize,
     /// Why the last connection was lost.
     last_error: Option<ConnectionError>,
     events: VecDeque<Event>,
@@ -142,31 +141,6 @@ struct Inner<D> {
     /// waiting ([`ClientOptions::flush_threshold`] past what was left after the last
     /// turn), so a publishing loop sends as it goes and never rereads cold memory.
     auto_flush_at: usize,
-    /// The reconnect in progress, if any: kept across calls, so a call that runs out of
-    /// time leaves it where it was and the next call continues it.
-    reconnecting: Option<Reconnecting>,
-}
-
-/// Where a reconnect is in its [`ReconnectPolicy`](super::ReconnectPolicy): attempts
-/// made, the round through the servers, which server is next, and when the backoff
-/// allows the next attempt.
-struct Reconnecting {
-    /// Attempts made since the connection was lost (across calls).
-    attempts: u32,
-    /// Rounds through the servers completed.
-    round: u32,
-    /// Index in the pool the current round started after.
-    start: usize,
-    /// Servers tried (or skipped) in the current round.
-    tried: usize,
-    /// No attempt before this instant: the backoff between two rounds.
-    next_attempt_at: Option<Instant>,
-    /// Servers that refused the credentials (or the configuration) in this reconnect:
-    /// trying them again cannot help, and once every known server has, neither can
-    /// waiting.
-    refused: HashSet<usize>,
-    /// Why the last attempt failed.
-    last: Error,
 }
 
 /// The current connection.
@@ -204,13 +178,11 @@ impl<D: Driver<Connection>> Client<D> {
     pub fn connect_with_driver(driver: D, options: ClientOptions) -> Result<Self, Error> {
         let mut inner = Inner {
             driver,
-            pool: ServerPool::new(&options.servers),
-            rng: Rng::new(options.seed),
+            pool: Supervisor::new(&options.servers, options.reconnect, super::pool::seed(options.seed)),
             auto_flush_at: options.flush_threshold,
             options,
             link: None,
             carry: None,
-            server: 0,
             last_error: None,
             events: VecDeque::new(),
             responses: HashMap::new(),
@@ -224,13 +196,12 @@ impl<D: Driver<Connection>> Client<D> {
             activities: Vec::new(),
             scratch: Vec::new(),
             last_turn: Instant::now(),
-            reconnecting: None,
         };
-        if inner.pool.len() == 0 {
+        if inner.pool.servers().is_empty() {
             return Err(Error::Url(super::UrlError::Empty));
         }
         let mut last = None;
-        for index in 0..inner.pool.len() {
+        for index in 0..inner.pool.servers().len() {
             match inner.open_link(index) {
                 Ok(()) => {
                     return Ok(Self {
@@ -275,7 +246,8 @@ impl<D: Driver<Connection>> Client<D> {
         let inner = self.inner.borrow();
         inner
             .pool
-            .get(inner.server)
+            .servers()
+            .get(inner.pool.current())
             .cloned()
             .unwrap_or_else(|| ServerAddr::new("", 0))
     }
@@ -532,7 +504,7 @@ impl<D: Driver<Connection>> fmt::Debug for Client<D> {
         let inner = self.inner.borrow();
         f.debug_struct("Client")
             .field("options", &inner.options)
-            .field("server", &inner.pool.get(inner.server))
+            .field("server", &inner.pool.servers().get(inner.pool.current()))
             .field(
                 "connected",
                 &inner.link.as_ref().is_some_and(|l| l.ready && l.dead.is_none()),
@@ -991,7 +963,10 @@ impl<D: Driver<Connection>> Inner<D> {
             sm::Event::ServerError(e) => self.push_event(Event::ServerError(e)),
             sm::Event::ServersDiscovered { added } => {
                 for server in &added {
-                    self.pool.add_discovered(server);
+                    let first = self.pool.servers().first();
+                    if let Some(server) = super::pool::discovered(server, first) {
+                        self.pool.add(server);
+                    }
                 }
                 self.push_event(Event::ServersDiscovered(added));
             }
@@ -1009,10 +984,16 @@ impl<D: Driver<Connection>> Inner<D> {
         }
         link.ready = true;
         self.info = Some(info);
-        self.reconnecting = None;
+        let server = self.pool.current();
+        self.pool.succeeded(server);
         self.connections += 1;
         if self.connections > 1 {
-            let server = self.pool.get(self.server).map(ServerAddr::address).unwrap_or_default();
+            let server = self
+                .pool
+                .servers()
+                .get(server)
+                .map(ServerAddr::address)
+                .unwrap_or_default();
             self.push_event(Event::Reconnected { server });
         }
     }
@@ -1072,12 +1053,11 @@ impl<D: Driver<Connection>> Inner<D> {
         self.last_error = Some(error.clone());
         if link.ready {
             self.push_event(Event::Disconnected(error));
-        } else if let Some(progress) = &mut self.reconnecting {
+        } else {
             let failure = Error::from(error);
-            if matches!(failure, Error::Rejected(_)) {
-                progress.refused.insert(self.server);
-            }
-            progress.last = failure;
+            let refused = matches!(failure, Error::Rejected(_));
+            let server = self.pool.current();
+            self.pool.failed(server, failure, refused);
         }
         let dropped = self.carry.as_ref().map_or(0, ReconnectState::dropped_publishes);
         if dropped > 0 {
@@ -1091,7 +1071,6 @@ impl<D: Driver<Connection>> Inner<D> {
     /// handshake) is a driver turn bounded by `deadline`; when `deadline` comes first it
     /// returns [`Error::Timeout`] and the progress stays for the next call.
     fn reconnect(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
-        let policy = self.options.reconnect;
         loop {
             // A handshake in progress, started by this call or an earlier one.
             if let Some(link) = &self.link {
@@ -1115,20 +1094,9 @@ impl<D: Driver<Connection>> Inner<D> {
                 continue;
             }
             let now = Instant::now();
-            let count = self.pool.len();
-            let start = self.server + 1;
-            let last_error = self.last_error.clone().unwrap_or(ConnectionError::Closed);
-            let progress = self.reconnecting.get_or_insert_with(|| Reconnecting {
-                attempts: 0,
-                round: 0,
-                start,
-                tried: 0,
-                next_attempt_at: None,
-                refused: HashSet::new(),
-                last: Error::from(last_error),
-            });
-            if let Some(at) = progress.next_attempt_at {
-                if now < at {
+            match self.pool.next(now) {
+                Action::GiveUp(gave_up) => return Err(self.give_up(gave_up)),
+                Action::Wait(at) => {
                     // The backoff: a turn (other sessions on the driver run meanwhile),
                     // not a sleep, and no longer than the caller can wait.
                     let until = deadline.map_or(at, |d| d.min(at));
@@ -1136,42 +1104,16 @@ impl<D: Driver<Connection>> Inner<D> {
                         return Err(Error::Timeout);
                     }
                     self.turn(Some(until))?;
-                    continue;
                 }
-                progress.next_attempt_at = None;
-            }
-            if progress.tried >= count {
-                // The pool may have grown (connect_urls of a server that then refused).
-                if (0..count).all(|i| progress.refused.contains(&i)) {
-                    return Err(self.give_up());
-                }
-                progress.round += 1;
-                progress.tried = 0;
-                progress.start = start;
-                let unit = self.rng.unit();
-                let progress = self.reconnecting.as_mut().expect("set above");
-                progress.next_attempt_at = Some(now + policy.delay_with_jitter(progress.round, unit));
-                continue;
-            }
-            let index = (progress.start + progress.tried) % count;
-            progress.tried += 1;
-            if progress.refused.contains(&index) {
-                continue;
-            }
-            if !policy.allows(progress.attempts) {
-                return Err(self.give_up());
-            }
-            if deadline.is_some_and(|d| now >= d) {
-                progress.tried -= 1;
-                return Err(Error::Timeout);
-            }
-            progress.attempts += 1;
-            if let Err(e) = self.start_link(index, deadline) {
-                if let Some(progress) = &mut self.reconnecting {
-                    if matches!(e, Error::Rejected(_)) {
-                        progress.refused.insert(index);
+                Action::Connect(index) => {
+                    if deadline.is_some_and(|d| now >= d) {
+                        return Err(Error::Timeout);
                     }
-                    progress.last = e;
+                    self.pool.attempt();
+                    if let Err(e) = self.start_link(index, deadline) {
+                        let refused = matches!(e, Error::Rejected(_));
+                        self.pool.failed(index, e, refused);
+                    }
                 }
             }
         }
@@ -1179,13 +1121,11 @@ impl<D: Driver<Connection>> Inner<D> {
 
     /// Ends the reconnect in progress: the error that says how it went. The next call
     /// starts a new one.
-    fn give_up(&mut self) -> Error {
-        match self.reconnecting.take() {
-            Some(progress) => Error::Reconnect {
-                attempts: progress.attempts,
-                last: Box::new(progress.last),
-            },
-            None => Error::from(self.last_error.clone().unwrap_or(ConnectionError::Closed)),
+    fn give_up(&self, gave_up: GaveUp<Error>) -> Error {
+        let lost = || Error::from(self.last_error.clone().unwrap_or(ConnectionError::Closed));
+        Error::Reconnect {
+            attempts: gave_up.attempts,
+            last: Box::new(gave_up.last.unwrap_or_else(lost)),
         }
     }
 
@@ -1219,7 +1159,7 @@ impl<D: Driver<Connection>> Inner<D> {
     /// the driver. The handshake completes in later turns
     /// ([`on_connected`](Self::on_connected)).
     fn start_link(&mut self, index: usize, deadline: Option<Instant>) -> Result<(), Error> {
-        let Some(server) = self.pool.get(index).cloned() else {
+        let Some(server) = self.pool.servers().get(index).cloned() else {
             return Err(Error::Url(super::UrlError::Empty));
         };
         let timeout = self.options.connect_timeout;
@@ -1236,7 +1176,7 @@ impl<D: Driver<Connection>> Inner<D> {
             server: server.address(),
             source: Arc::new(e),
         })?;
-        self.server = index;
+        self.pool.set_current(index);
         self.link = Some(Link {
             conn,
             ready: false,
@@ -1290,7 +1230,7 @@ impl<D: Driver<Connection>> Inner<D> {
             connect_timeout: o.connect_timeout,
             ping_interval: o.ping_interval,
             max_pings_out: o.max_pings_out,
-            seed: self.rng.next_u64(),
+            seed: self.pool.rng().next_u64(),
             reconnect_buffer_bytes: o.reconnect_buffer_size,
             max_outgoing_bytes: o.outgoing_buffer_size,
             max_payload: o.max_payload,
