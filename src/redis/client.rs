@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use monocoque_proto::chassis::link::{Action, Endpoint, Supervisor};
 use monocoque_proto::resp::{self, Cmd, Connection, Protocol, SendError, Subscriptions, Value};
 use monocoque_proto::{Activity, ConnId, Driver};
 
@@ -98,8 +99,8 @@ pub struct Client<D: Driver<Connection> = AnyDriver<Connection>> {
     subscribing: bool,
     /// Connections made so far.
     connections: u64,
-    /// The reconnect round in progress, kept across calls.
-    redial: Option<Redial>,
+    /// The reconnect round in progress, kept across calls (a pool of one server).
+    redial: Supervisor<OneServer, Error>,
     /// The first unsent request waits for a liveness check
     /// ([`ClientOptions::idle_check`]).
     check_liveness: bool,
@@ -146,16 +147,14 @@ impl Link {
     }
 }
 
-/// Where the reconnect policy stands: a call whose deadline passes leaves it here and
-/// the next call goes on from it instead of starting over.
-#[derive(Debug)]
-struct Redial {
-    /// Attempts made in this round.
-    attempts: u32,
-    /// When the next attempt may be made.
-    next_at: Instant,
-    /// Why the last attempt failed.
-    last: Option<Error>,
+/// The pool of a client with one server: every attempt dials it.
+#[derive(Debug, Clone)]
+struct OneServer;
+
+impl Endpoint for OneServer {
+    fn same_place(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// Why [`Client::reconnect`] returned without a ready connection.
@@ -235,6 +234,7 @@ impl<D: Driver<Connection>> Client<D> {
     pub fn connect_with_driver(driver: D, options: ClientOptions) -> Result<Self, Error> {
         let mut client = Self {
             driver,
+            redial: Supervisor::new(&[OneServer], options.reconnect.supervised(), 0),
             events: EventQueue::new(options.max_event_bytes),
             protocol: options.protocol,
             options,
@@ -243,7 +243,6 @@ impl<D: Driver<Connection>> Client<D> {
             restore: Restore::default(),
             subscribing: false,
             connections: 0,
-            redial: None,
             check_liveness: false,
             last_turn: Instant::now(),
             batch_clock: None,
@@ -952,7 +951,7 @@ impl<D: Driver<Connection>> Client<D> {
         }
         if !link.ready {
             // A reconnect's handshake that failed: one attempt of the round.
-            self.attempt_failed(error.clone());
+            self.redial.failed(0, error.clone(), false);
         }
         for (_, seq) in link.inflight.drain(..) {
             self.batch.complete(seq, Err(error.clone()));
@@ -980,13 +979,10 @@ impl<D: Driver<Connection>> Client<D> {
     /// handshake still get connected.
     fn reconnect(&mut self, deadline: Option<Instant>) -> Result<(), Redialed> {
         loop {
-            if let Some(over) = self.round_over() {
-                return Err(Redialed::Over(over));
-            }
             if self.link.is_some() {
                 match self.wait_link(deadline) {
                     Ok(true) => {
-                        self.redial = None;
+                        self.redial.succeeded(0);
                         return Ok(());
                     }
                     Ok(false) => return Err(Redialed::Later(self.redial_error())),
@@ -996,60 +992,38 @@ impl<D: Driver<Connection>> Client<D> {
                 }
             }
             let now = Instant::now();
-            let next_at = self.redial.as_ref().map_or(now, |r| r.next_at);
+            let action = self.redial.next(now);
+            if let Action::GiveUp(gave_up) = action {
+                // The policy allows no more attempts: the next call starts a new round.
+                let closed = || Error::Connection(resp::ConnectionError::Closed);
+                return Err(Redialed::Over(Error::Reconnect {
+                    attempts: gave_up.attempts,
+                    last: Box::new(gave_up.last.unwrap_or_else(closed)),
+                }));
+            }
             if deadline.is_some_and(|d| now >= d) {
                 return Err(Redialed::Later(self.redial_error()));
             }
-            if now < next_at {
+            if let Action::Wait(next_at) = action {
                 let wake = deadline.map_or(next_at, |d| d.min(next_at));
                 self.turn(Some(wake)).map_err(Redialed::Over)?;
                 continue;
             }
+            self.redial.attempt();
             match self.start_link(deadline) {
                 Ok(()) => {}
                 Err(e @ Error::Driver(_)) => return Err(Redialed::Over(e)),
-                Err(e) => self.attempt_failed(e),
+                Err(e) => self.redial.failed(0, e, false),
             }
         }
-    }
-
-    /// Counts a failed attempt in the round: the next one waits the policy's delay.
-    fn attempt_failed(&mut self, error: Error) {
-        let now = Instant::now();
-        let redial = self.redial.get_or_insert(Redial {
-            attempts: 0,
-            next_at: now,
-            last: None,
-        });
-        redial.attempts += 1;
-        redial.next_at = now + self.options.reconnect.delay(redial.attempts);
-        redial.last = Some(error);
-    }
-
-    /// Ends the round when the policy allows no more attempts: the error to report
-    /// (the next call starts a new round).
-    fn round_over(&mut self) -> Option<Error> {
-        let redial = self.redial.as_ref()?;
-        if redial.attempts == 0 || self.options.reconnect.allows(redial.attempts) {
-            return None;
-        }
-        let redial = self.redial.take()?;
-        Some(Error::Reconnect {
-            attempts: redial.attempts,
-            last: Box::new(redial.last.unwrap_or(Error::Connection(resp::ConnectionError::Closed))),
-        })
     }
 
     /// What a call that ran out of time while reconnecting reports: the round's last
     /// failure, or a plain timeout when none failed yet.
     fn redial_error(&self) -> Error {
-        match &self.redial {
-            Some(Redial {
+        match self.redial.failures() {
+            (attempts, Some(last)) => Error::Reconnect {
                 attempts,
-                last: Some(last),
-                ..
-            }) => Error::Reconnect {
-                attempts: *attempts,
                 last: Box::new(last.clone()),
             },
             _ => Error::Timeout,
@@ -1131,7 +1105,7 @@ impl<D: Driver<Connection>> Client<D> {
         };
         link.announced = true;
         // The round succeeded.
-        self.redial = None;
+        self.redial.succeeded(0);
         if self.connections > 0 {
             self.events.push(Event::Reconnected);
             if self.restore.tracking.is_some() {

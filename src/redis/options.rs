@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use monocoque_proto::chassis::link;
 use monocoque_proto::resp::{ConnectionConfig, DecoderConfig, Protocol};
 
 use crate::driver::DriverKind;
@@ -87,18 +88,22 @@ impl ReconnectPolicy {
     /// The wait before attempt number `attempt` (0-based): none for the first, then
     /// `initial`, `2 * initial`, ... capped at `max`.
     pub fn delay(&self, attempt: u32) -> Duration {
-        if attempt == 0 {
-            return Duration::ZERO;
-        }
-        let factor = 1u32.checked_shl(attempt - 1).unwrap_or(u32::MAX);
-        self.initial.checked_mul(factor).map_or(self.max, |d| d.min(self.max))
+        self.supervised().delay(attempt)
     }
 
     /// Whether attempt number `attempt` (0-based) may be made.
     pub fn allows(&self, attempt: u32) -> bool {
-        match self.max_attempts {
-            None => true,
-            Some(max) => attempt < max.max(1),
+        self.supervised().allows(attempt)
+    }
+
+    /// The chassis' policy this one is ([`monocoque_proto::chassis::link`]): one server,
+    /// so a round is one attempt, and no jitter.
+    pub fn supervised(&self) -> link::ReconnectPolicy {
+        link::ReconnectPolicy {
+            initial: self.initial,
+            max: self.max,
+            jitter: 0.0,
+            max_attempts: self.max_attempts,
         }
     }
 }
