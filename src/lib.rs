@@ -9,6 +9,7 @@ pub use monocoque_proto as proto;
 
 pub mod cli;
 pub mod driver;
+mod link;
 pub mod nats;
 pub mod redis;
 mod url;

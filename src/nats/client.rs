@@ -4,14 +4,12 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::io;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use monocoque_proto::chassis::link::{Action, GaveUp, Supervisor};
+use monocoque_proto::chassis::link::{Action, GaveUp, Rng, Supervisor};
 use monocoque_proto::nats::client::{
     self as sm, ClientConfig, Connection, ConnectionError, PingId, ReconnectState, RequestError, RequestId, SendError,
     SubscriptionEnd, SubscriptionPolicy,
@@ -23,6 +21,7 @@ use super::event::MAX_QUEUED_EVENTS;
 use super::options::{Auth, ServerAddr, UrlAuth};
 use super::{ClientOptions, Error, Event};
 use crate::driver::AnyDriver;
+use crate::link::{self, DialError};
 
 /// How long a flush waits between two looks at a socket the kernel is not draining yet.
 const FLUSH_POLL: Duration = Duration::from_millis(5);
@@ -1163,18 +1162,33 @@ impl<D: Driver<Connection>> Inner<D> {
             return Err(Error::Url(super::UrlError::Empty));
         };
         let timeout = self.options.connect_timeout;
-        let connect_deadline = Instant::now() + timeout;
-        let tcp_deadline = deadline.map_or(connect_deadline, |d| d.min(connect_deadline));
-        let stream = tcp_connect(&server, tcp_deadline, timeout)?;
-        let config = self.config_for(&server)?;
         let now = Instant::now();
-        let session = match self.carry.take() {
-            Some(state) => Connection::resume(config, state, now),
-            None => Connection::new(config, now),
-        };
-        let conn = self.driver.adopt(stream, session).map_err(|e| Error::Connect {
-            server: server.address(),
-            source: Arc::new(e),
+        let connect_deadline = now + timeout;
+        let tcp_deadline = link::connect_deadline(now, timeout, deadline);
+        let Self {
+            driver,
+            options,
+            pool,
+            carry,
+            ..
+        } = self;
+        let dialed = link::dial(driver, (&server.host, server.port), tcp_deadline, None, |now| {
+            let config = config_for(options, pool.rng(), &server)?;
+            Ok(match carry.take() {
+                Some(state) => Connection::resume(config, state, now),
+                None => Connection::new(config, now),
+            })
+        });
+        let conn = dialed.map_err(|e| match e {
+            DialError::TimedOut => Error::ConnectTimeout {
+                server: server.address(),
+                timeout,
+            },
+            DialError::Io(e) => Error::Connect {
+                server: server.address(),
+                source: Arc::new(e),
+            },
+            DialError::Session(e) => e,
         })?;
         self.pool.set_current(index);
         self.link = Some(Link {
@@ -1192,52 +1206,6 @@ impl<D: Driver<Connection>> Inner<D> {
         self.drain_events();
         Ok(())
     }
-
-    /// The session's configuration for `server`: its URL's credentials, else the
-    /// options' (a `.creds` file is read now, so a rotated file is picked up).
-    fn config_for(&mut self, server: &ServerAddr) -> Result<ClientConfig, Error> {
-        let o = &self.options;
-        let auth = match &server.auth {
-            Some(UrlAuth::Token(token)) => sm::Auth::Token(token.clone()),
-            Some(UrlAuth::UserPassword { user, password }) => sm::Auth::UserPassword {
-                user: user.clone(),
-                password: password.clone(),
-            },
-            None => match &o.auth {
-                Auth::None => sm::Auth::None,
-                Auth::Token(token) => sm::Auth::Token(token.clone()),
-                Auth::UserPassword { user, password } => sm::Auth::UserPassword {
-                    user: user.clone(),
-                    password: password.clone(),
-                },
-                Auth::NKey { seed } => sm::Auth::nkey(seed)?,
-                Auth::Jwt { jwt, seed } => sm::Auth::jwt(jwt.clone(), seed)?,
-                Auth::CredsFile(path) => {
-                    let text = std::fs::read_to_string(path).map_err(|e| Error::CredsFile {
-                        path: path.display().to_string(),
-                        source: Arc::new(e),
-                    })?;
-                    sm::Auth::from_creds(&text)?
-                }
-            },
-        };
-        Ok(ClientConfig {
-            name: o.name.clone(),
-            auth,
-            verbose: o.verbose,
-            pedantic: o.pedantic,
-            echo: o.echo,
-            connect_timeout: o.connect_timeout,
-            ping_interval: o.ping_interval,
-            max_pings_out: o.max_pings_out,
-            seed: self.pool.rng().next_u64(),
-            reconnect_buffer_bytes: o.reconnect_buffer_size,
-            max_outgoing_bytes: o.outgoing_buffer_size,
-            max_payload: o.max_payload,
-            max_pending_bytes: o.max_pending_bytes,
-            ..ClientConfig::default()
-        })
-    }
 }
 
 /// `timeout` from now; `None` when that is too far to represent (no bound).
@@ -1252,34 +1220,47 @@ fn poll_until(now: Instant, deadline: Option<Instant>) -> Instant {
     deadline.map_or(next, |d| next.min(d))
 }
 
-/// Resolves `server` and connects to the first address that accepts, within `deadline`.
-fn tcp_connect(server: &ServerAddr, deadline: Instant, timeout: Duration) -> Result<TcpStream, Error> {
-    let connect_error = |e: io::Error| Error::Connect {
-        server: server.address(),
-        source: Arc::new(e),
-    };
-    let timed_out = || Error::ConnectTimeout {
-        server: server.address(),
-        timeout,
-    };
-    let targets: Vec<SocketAddr> = (server.host.as_str(), server.port)
-        .to_socket_addrs()
-        .map_err(connect_error)?
-        .collect();
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name resolved to no address");
-    for target in targets {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(timed_out());
-        }
-        match TcpStream::connect_timeout(&target, remaining) {
-            Ok(stream) => {
-                stream.set_nodelay(true).map_err(connect_error)?;
-                return Ok(stream);
+/// The session's configuration for `server`: its URL's credentials, else the
+/// options' (a `.creds` file is read now, so a rotated file is picked up).
+fn config_for(o: &ClientOptions, rng: &mut Rng, server: &ServerAddr) -> Result<ClientConfig, Error> {
+    let auth = match &server.auth {
+        Some(UrlAuth::Token(token)) => sm::Auth::Token(token.clone()),
+        Some(UrlAuth::UserPassword { user, password }) => sm::Auth::UserPassword {
+            user: user.clone(),
+            password: password.clone(),
+        },
+        None => match &o.auth {
+            Auth::None => sm::Auth::None,
+            Auth::Token(token) => sm::Auth::Token(token.clone()),
+            Auth::UserPassword { user, password } => sm::Auth::UserPassword {
+                user: user.clone(),
+                password: password.clone(),
+            },
+            Auth::NKey { seed } => sm::Auth::nkey(seed)?,
+            Auth::Jwt { jwt, seed } => sm::Auth::jwt(jwt.clone(), seed)?,
+            Auth::CredsFile(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::CredsFile {
+                    path: path.display().to_string(),
+                    source: Arc::new(e),
+                })?;
+                sm::Auth::from_creds(&text)?
             }
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(timed_out()),
-            Err(e) => last = e,
-        }
-    }
-    Err(connect_error(last))
+        },
+    };
+    Ok(ClientConfig {
+        name: o.name.clone(),
+        auth,
+        verbose: o.verbose,
+        pedantic: o.pedantic,
+        echo: o.echo,
+        connect_timeout: o.connect_timeout,
+        ping_interval: o.ping_interval,
+        max_pings_out: o.max_pings_out,
+        seed: rng.next_u64(),
+        reconnect_buffer_bytes: o.reconnect_buffer_size,
+        max_outgoing_bytes: o.outgoing_buffer_size,
+        max_payload: o.max_payload,
+        max_pending_bytes: o.max_pending_bytes,
+        ..ClientConfig::default()
+    })
 }

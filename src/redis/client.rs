@@ -2,8 +2,7 @@
 //! the calling thread.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::io;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,8 +13,9 @@ use monocoque_proto::{Activity, ConnId, Driver};
 
 use super::batch::{Batch, Request, RequestId};
 use super::event::{Event, EventQueue, Invalidation, Message};
-use super::{ClientOptions, Error, ServerError, TcpKeepalive};
+use super::{ClientOptions, Error, ServerError};
 use crate::driver::AnyDriver;
+use crate::link::{self, DialError};
 
 /// Commands a RESP2 connection accepts in subscriber mode.
 const SUBSCRIBER_MODE_COMMANDS: [&[u8]; 9] = [
@@ -1047,15 +1047,20 @@ impl<D: Driver<Connection>> Client<D> {
     fn start_link(&mut self, limit: Option<Instant>) -> Result<(), Error> {
         let start = Instant::now();
         let connect_by = start + self.options.connect_timeout;
-        let deadline = limit.map_or(connect_by, |l| l.min(connect_by));
-        // What a timeout reports: the time the TCP connect was given.
-        let budget = deadline.saturating_duration_since(start);
-        let stream = self.tcp_connect(deadline, budget)?;
-        let session = Connection::new(self.options.connection_config(), Instant::now());
-        let addr = self.options.address();
-        let conn = self.driver.adopt(stream, session).map_err(|e| Error::Connect {
-            addr,
-            source: Arc::new(e),
+        let deadline = link::connect_deadline(start, self.options.connect_timeout, limit);
+        let o = &self.options;
+        let config = o.connection_config();
+        let dialed = link::dial(&mut self.driver, (&o.host, o.port), deadline, o.tcp_keepalive, |now| {
+            Ok::<_, Infallible>(Connection::new(config, now))
+        });
+        let conn = dialed.map_err(|e| match e {
+            // What a timeout reports: the time the TCP connect was given.
+            DialError::TimedOut => Error::ConnectTimeout(deadline.saturating_duration_since(start)),
+            DialError::Io(e) => Error::Connect {
+                addr: o.address(),
+                source: Arc::new(e),
+            },
+            DialError::Session(never) => match never {},
         })?;
         self.link = Some(Link::new(conn, connect_by));
         self.queue_restore();
@@ -1130,51 +1135,9 @@ impl<D: Driver<Connection>> Client<D> {
         }
     }
 
-    /// A TCP connection to the server by `deadline` (`budget` is what a timeout
-    /// reports), with `TCP_NODELAY` and the configured keepalive.
-    fn tcp_connect(&self, deadline: Instant, budget: Duration) -> Result<TcpStream, Error> {
-        let addr = self.options.address();
-        let connect_error = |e: io::Error| Error::Connect {
-            addr: addr.clone(),
-            source: Arc::new(e),
-        };
-        let targets: Vec<SocketAddr> = (self.options.host.as_str(), self.options.port)
-            .to_socket_addrs()
-            .map_err(connect_error)?
-            .collect();
-        let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name resolved to no address");
-        for target in targets {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(Error::ConnectTimeout(budget));
-            }
-            match TcpStream::connect_timeout(&target, remaining) {
-                Ok(stream) => {
-                    stream.set_nodelay(true).map_err(connect_error)?;
-                    if let Some(keepalive) = self.options.tcp_keepalive {
-                        set_keepalive(&stream, keepalive).map_err(connect_error)?;
-                    }
-                    return Ok(stream);
-                }
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(Error::ConnectTimeout(budget)),
-                Err(e) => last = e,
-            }
-        }
-        Err(connect_error(last))
-    }
-
     pub(crate) fn set_database(&mut self, db: u32) {
         self.options.database = db;
     }
-}
-
-/// Turns on TCP keepalive with the given timings.
-fn set_keepalive(stream: &TcpStream, keepalive: TcpKeepalive) -> io::Result<()> {
-    let params = socket2::TcpKeepalive::new()
-        .with_time(keepalive.idle)
-        .with_interval(keepalive.interval)
-        .with_retries(keepalive.retries);
-    socket2::SockRef::from(stream).set_tcp_keepalive(&params)
 }
 
 /// Where a connection's events go: the parts of the client they update, borrowed
@@ -1385,33 +1348,5 @@ impl<D: Driver<Connection>> Client<D> {
             self.settle();
         }
         n
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::net::TcpListener;
-
-    use super::*;
-
-    #[test]
-    fn keepalive_is_set_with_the_configured_timings() {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let stream = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
-        let sock = socket2::SockRef::from(&stream);
-        assert!(!sock.keepalive().expect("SO_KEEPALIVE"), "off until set");
-        let keepalive = TcpKeepalive {
-            idle: Duration::from_secs(7),
-            interval: Duration::from_secs(3),
-            retries: 4,
-        };
-        set_keepalive(&stream, keepalive).expect("set");
-        assert!(sock.keepalive().expect("SO_KEEPALIVE"));
-        assert_eq!(sock.tcp_keepalive_time().expect("TCP_KEEPIDLE"), keepalive.idle);
-        assert_eq!(
-            sock.tcp_keepalive_interval().expect("TCP_KEEPINTVL"),
-            keepalive.interval
-        );
-        assert_eq!(sock.tcp_keepalive_retries().expect("TCP_KEEPCNT"), keepalive.retries);
     }
 }

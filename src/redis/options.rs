@@ -108,33 +108,7 @@ impl ReconnectPolicy {
     }
 }
 
-/// TCP keepalive on the client's socket: after `idle` without traffic the kernel sends
-/// a probe every `interval`, and after `retries` unanswered probes the connection is
-/// reset. It finds a vanished host or a broken path even while the client makes no
-/// call (a frozen server process is still answered by its kernel: the health check
-/// catches that one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcpKeepalive {
-    /// Idle time before the first probe (`TCP_KEEPIDLE`).
-    pub idle: Duration,
-    /// Time between probes (`TCP_KEEPINTVL`).
-    pub interval: Duration,
-    /// Unanswered probes before the connection is dropped (`TCP_KEEPCNT`).
-    pub retries: u32,
-}
-
-/// 30 s idle, then 3 probes 10 s apart: a dead peer is noticed within a minute, where
-/// the kernel's own default (2 hours idle, 9 probes 75 s apart) takes over 2 hours.
-/// Go's dialer (and so go-redis) probes after 15 s.
-impl Default for TcpKeepalive {
-    fn default() -> Self {
-        Self {
-            idle: Duration::from_secs(30),
-            interval: Duration::from_secs(10),
-            retries: 3,
-        }
-    }
-}
+pub use crate::link::TcpKeepalive;
 
 /// Everything a [`Client`](super::Client) needs to connect and run.
 ///
