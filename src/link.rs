@@ -1,14 +1,17 @@
 //! The body side of a link, shared by every client: the TCP connect bounded by the
-//! caller's remaining time, TCP keepalive, and handing the socket and its session to the
-//! driver. Which server to dial and when is the chassis' reconnect supervisor
-//! ([`monocoque_proto::chassis::link`]); what a protocol replays on a new connection
-//! stays with each client.
+//! caller's remaining time, TCP keepalive, handing the socket and its session to the
+//! driver, the driver turn that says what happened to the link, and the reconnect loop
+//! that carries out the chassis' supervisor ([`monocoque_proto::chassis::link`]): the
+//! backoff and the handshake are waited in the driver, never past the caller's deadline.
+//! What a protocol replays on a new connection, and how its events map onto the public
+//! API, stays with each client (through [`Redial`]).
 
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use monocoque_proto::{ConnId, Driver, Session};
+use monocoque_proto::chassis::link::{Action, Endpoint, GaveUp, Supervisor};
+use monocoque_proto::{Activity, ConnId, Driver, Session};
 
 /// TCP keepalive on the client's socket: after `idle` without traffic the kernel sends
 /// a probe every `interval`, and after `retries` unanswered probes the connection is
@@ -70,6 +73,180 @@ pub(crate) fn dial<S: Session, D: Driver<S>, E>(
     let stream = tcp_connect(host, port, deadline, keepalive)?;
     let session = session(Instant::now()).map_err(DialError::Session)?;
     driver.adopt(stream, session).map_err(DialError::Io)
+}
+
+/// The pool of a client with one server (a [`Supervisor`] over it makes every attempt
+/// a round of its own).
+#[derive(Debug, Clone)]
+pub(crate) struct OneServer;
+
+impl Endpoint for OneServer {
+    fn same_place(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// What one driver turn reported about the link's connection.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Reported {
+    /// It has events to drain (input arrived, or the TCP connect completed).
+    pub(crate) ready: bool,
+    /// The driver closed it.
+    pub(crate) closed: bool,
+}
+
+/// One driver turn until `deadline` (`activities` is the caller's reused buffer); what it
+/// reported about `conn`, the link's connection (other sessions on the driver are not
+/// the link's business).
+pub(crate) fn turn<S: Session, D: Driver<S>>(
+    driver: &mut D,
+    activities: &mut Vec<Activity>,
+    deadline: Option<Instant>,
+    conn: Option<ConnId>,
+) -> io::Result<Reported> {
+    activities.clear();
+    let result = driver.turn(deadline, activities);
+    let mut reported = Reported::default();
+    for activity in activities.drain(..) {
+        match activity {
+            Activity::Ready(c) | Activity::Connected(c) if Some(c) == conn => reported.ready = true,
+            Activity::Closed { conn: c, .. } if Some(c) == conn => reported.closed = true,
+            _ => {}
+        }
+    }
+    result.map(|()| reported)
+}
+
+/// Where the link's handshake stands, as [`Redial::link`] reports it.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkState<L> {
+    /// The handshake completed.
+    pub(crate) ready: bool,
+    /// Why it died, once it did.
+    pub(crate) dead: Option<L>,
+    /// When a handshake still in progress is given up.
+    pub(crate) handshake_by: Instant,
+}
+
+/// A client body that keeps one link and reconnects it through the chassis'
+/// [`Supervisor`]: the protocol-specific steps the shared loops call.
+pub(crate) trait Redial {
+    /// A server of the pool.
+    type Server: Endpoint;
+    /// Why a link died.
+    type Lost: Clone;
+    /// The client's error.
+    type Error: Clone;
+
+    /// The supervisor: the pool and the reconnect under way.
+    fn supervisor(&mut self) -> &mut Supervisor<Self::Server, Self::Error>;
+    /// The link under way, if any.
+    fn link(&self) -> Option<LinkState<Self::Lost>>;
+    /// Starts an attempt on server `index`: dial, adopt, queue the handshake (the
+    /// TCP connect no later than `deadline`).
+    fn start_link(&mut self, index: usize, deadline: Option<Instant>) -> Result<(), Self::Error>;
+    /// Marks the link dead: its handshake did not complete in time.
+    fn handshake_timed_out(&mut self);
+    /// Takes the dead link out of the driver (a link that never completed its handshake
+    /// is reported to the supervisor as a failed attempt).
+    fn bury_link(&mut self);
+    /// One driver turn until `until`.
+    fn turn_until(&mut self, until: Instant) -> Result<(), Self::Error>;
+    /// Whether `error` says the server refused the credentials (it is skipped for the
+    /// rest of the reconnect).
+    fn refused(error: &Self::Error) -> bool;
+}
+
+/// How [`wait_handshake`] ended.
+#[derive(Debug)]
+pub(crate) enum Handshake<L, E> {
+    /// The link is ready.
+    Ready,
+    /// The limit came first; the link stays, for the next call to wait for.
+    Later,
+    /// The link died (it is buried); why, or `None` when there was no link.
+    Dead(Option<L>),
+    /// The driver failed.
+    Failed(E),
+}
+
+/// Waits for the link's handshake until `limit` (`None`: until it completes or its own
+/// deadline passes), in driver turns.
+pub(crate) fn wait_handshake<B: Redial>(body: &mut B, limit: Option<Instant>) -> Handshake<B::Lost, B::Error> {
+    loop {
+        let Some(link) = body.link() else {
+            return Handshake::Dead(None);
+        };
+        if let Some(lost) = link.dead {
+            body.bury_link();
+            return Handshake::Dead(Some(lost));
+        }
+        if link.ready {
+            return Handshake::Ready;
+        }
+        let now = Instant::now();
+        let by = link.handshake_by;
+        if now >= by {
+            body.handshake_timed_out();
+            continue;
+        }
+        if limit.is_some_and(|l| now >= l) {
+            return Handshake::Later;
+        }
+        if let Err(e) = body.turn_until(limit.map_or(by, |l| l.min(by))) {
+            return Handshake::Failed(e);
+        }
+    }
+}
+
+/// Why [`reconnect`] returned without a ready link.
+#[derive(Debug)]
+pub(crate) enum Redialed<E> {
+    /// The caller's deadline came first; the reconnect (and a handshake under way) goes
+    /// on in the next call.
+    Later,
+    /// The supervisor gave up: the next call starts a new reconnect.
+    GaveUp(GaveUp<E>),
+    /// The driver failed.
+    Failed(E),
+}
+
+/// Continues the reconnect (or starts one) until a link is ready or `deadline`: waits
+/// for a handshake under way, then does what the supervisor says: dial a server, wait
+/// the backoff (a driver turn: other sessions on the driver run meanwhile), or give up.
+pub(crate) fn reconnect<B: Redial>(body: &mut B, deadline: Option<Instant>) -> Result<(), Redialed<B::Error>> {
+    loop {
+        if body.link().is_some() {
+            match wait_handshake(body, deadline) {
+                Handshake::Ready => return Ok(()),
+                Handshake::Later => return Err(Redialed::Later),
+                // Buried, and counted as a failed attempt by `bury_link`.
+                Handshake::Dead(_) => continue,
+                Handshake::Failed(e) => return Err(Redialed::Failed(e)),
+            }
+        }
+        let now = Instant::now();
+        let action = body.supervisor().next(now);
+        if let Action::GiveUp(gave_up) = action {
+            return Err(Redialed::GaveUp(gave_up));
+        }
+        if deadline.is_some_and(|d| now >= d) {
+            return Err(Redialed::Later);
+        }
+        match action {
+            Action::Wait(at) => body
+                .turn_until(deadline.map_or(at, |d| d.min(at)))
+                .map_err(Redialed::Failed)?,
+            Action::Connect(index) => {
+                body.supervisor().attempt();
+                if let Err(e) = body.start_link(index, deadline) {
+                    let refused = B::refused(&e);
+                    body.supervisor().failed(index, e, refused);
+                }
+            }
+            Action::GiveUp(_) => {}
+        }
+    }
 }
 
 /// Resolves `host:port` and connects to the first address that accepts by `deadline`.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use monocoque_proto::chassis::link::{Action, GaveUp, Rng, Supervisor};
+use monocoque_proto::chassis::link::{GaveUp, Rng, Supervisor};
 use monocoque_proto::nats::client::{
     self as sm, ClientConfig, Connection, ConnectionError, PingId, ReconnectState, RequestError, RequestId, SendError,
     SubscriptionEnd, SubscriptionPolicy,
@@ -21,7 +21,7 @@ use super::event::MAX_QUEUED_EVENTS;
 use super::options::{Auth, ServerAddr, UrlAuth};
 use super::{ClientOptions, Error, Event};
 use crate::driver::AnyDriver;
-use crate::link::{self, DialError};
+use crate::link::{self, DialError, Handshake, LinkState, Redial};
 
 /// How long a flush waits between two looks at a socket the kernel is not draining yet.
 const FLUSH_POLL: Duration = Duration::from_millis(5);
@@ -863,30 +863,23 @@ impl<D: Driver<Connection>> Inner<D> {
 
     /// One driver turn; processes what it reports.
     fn turn(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
-        let mut activities = std::mem::take(&mut self.activities);
-        activities.clear();
-        let result = self.driver.turn(deadline, &mut activities);
+        let conn = self.link.as_ref().map(|l| l.conn);
+        let result = link::turn(&mut self.driver, &mut self.activities, deadline, conn);
         self.last_turn = Instant::now();
-        if let Err(e) = result {
-            self.activities = activities;
-            self.kill_link(ConnectionError::Closed);
-            self.bury_link();
-            return Err(Error::Driver(Arc::new(e)));
-        }
-        for activity in activities.drain(..) {
-            let Some(link_conn) = self.link.as_ref().map(|l| l.conn) else {
-                continue;
-            };
-            match activity {
-                Activity::Ready(conn) | Activity::Connected(conn) if conn == link_conn => self.drain_events(),
-                Activity::Closed { conn, .. } if conn == link_conn => {
-                    self.drain_events();
-                    self.kill_link(ConnectionError::Closed);
-                }
-                _ => {}
+        let reported = match result {
+            Ok(reported) => reported,
+            Err(e) => {
+                self.kill_link(ConnectionError::Closed);
+                self.bury_link();
+                return Err(Error::Driver(Arc::new(e)));
             }
+        };
+        if reported.ready || reported.closed {
+            self.drain_events();
         }
-        self.activities = activities;
+        if reported.closed {
+            self.kill_link(ConnectionError::Closed);
+        }
         Ok(())
     }
 
@@ -1070,51 +1063,11 @@ impl<D: Driver<Connection>> Inner<D> {
     /// handshake) is a driver turn bounded by `deadline`; when `deadline` comes first it
     /// returns [`Error::Timeout`] and the progress stays for the next call.
     fn reconnect(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
-        loop {
-            // A handshake in progress, started by this call or an earlier one.
-            if let Some(link) = &self.link {
-                if link.dead.is_some() {
-                    self.bury_link();
-                    continue;
-                }
-                if link.ready {
-                    return Ok(());
-                }
-                let backstop = link.backstop;
-                let now = Instant::now();
-                if now >= backstop {
-                    self.kill_link(ConnectionError::HandshakeTimeout);
-                    continue;
-                }
-                if deadline.is_some_and(|d| now >= d) {
-                    return Err(Error::Timeout);
-                }
-                self.turn(Some(deadline.map_or(backstop, |d| d.min(backstop))))?;
-                continue;
-            }
-            let now = Instant::now();
-            match self.pool.next(now) {
-                Action::GiveUp(gave_up) => return Err(self.give_up(gave_up)),
-                Action::Wait(at) => {
-                    // The backoff: a turn (other sessions on the driver run meanwhile),
-                    // not a sleep, and no longer than the caller can wait.
-                    let until = deadline.map_or(at, |d| d.min(at));
-                    if now >= until {
-                        return Err(Error::Timeout);
-                    }
-                    self.turn(Some(until))?;
-                }
-                Action::Connect(index) => {
-                    if deadline.is_some_and(|d| now >= d) {
-                        return Err(Error::Timeout);
-                    }
-                    self.pool.attempt();
-                    if let Err(e) = self.start_link(index, deadline) {
-                        let refused = matches!(e, Error::Rejected(_));
-                        self.pool.failed(index, e, refused);
-                    }
-                }
-            }
+        match link::reconnect(self, deadline) {
+            Ok(()) => Ok(()),
+            Err(link::Redialed::Later) => Err(Error::Timeout),
+            Err(link::Redialed::GaveUp(gave_up)) => Err(self.give_up(gave_up)),
+            Err(link::Redialed::Failed(e)) => Err(e),
         }
     }
 
@@ -1133,23 +1086,12 @@ impl<D: Driver<Connection>> Inner<D> {
     /// connect timeout).
     fn open_link(&mut self, index: usize) -> Result<(), Error> {
         self.start_link(index, None)?;
-        loop {
-            let Some(link) = &self.link else {
-                return Err(Error::Connection(ConnectionError::Closed));
-            };
-            if let Some(error) = link.dead.clone() {
-                self.bury_link();
-                return Err(Error::from(error));
-            }
-            if link.ready {
-                return Ok(());
-            }
-            let backstop = link.backstop;
-            if Instant::now() >= backstop {
-                self.kill_link(ConnectionError::HandshakeTimeout);
-                continue;
-            }
-            self.turn(Some(backstop))?;
+        match link::wait_handshake(self, None) {
+            Handshake::Ready => Ok(()),
+            Handshake::Dead(lost) => Err(Error::from(lost.unwrap_or(ConnectionError::Closed))),
+            Handshake::Failed(e) => Err(e),
+            // Not reached: without a limit the wait ends only with the handshake.
+            Handshake::Later => Err(Error::Connection(ConnectionError::HandshakeTimeout)),
         }
     }
 
@@ -1205,6 +1147,45 @@ impl<D: Driver<Connection>> Inner<D> {
         }
         self.drain_events();
         Ok(())
+    }
+}
+
+/// The NATS steps of the shared reconnect loop ([`link::reconnect`]).
+impl<D: Driver<Connection>> Redial for Inner<D> {
+    type Server = ServerAddr;
+    type Lost = ConnectionError;
+    type Error = Error;
+
+    fn supervisor(&mut self) -> &mut Supervisor<ServerAddr, Error> {
+        &mut self.pool
+    }
+
+    fn link(&self) -> Option<LinkState<ConnectionError>> {
+        self.link.as_ref().map(|l| LinkState {
+            ready: l.ready,
+            dead: l.dead.clone(),
+            handshake_by: l.backstop,
+        })
+    }
+
+    fn start_link(&mut self, index: usize, deadline: Option<Instant>) -> Result<(), Error> {
+        Inner::start_link(self, index, deadline)
+    }
+
+    fn handshake_timed_out(&mut self) {
+        self.kill_link(ConnectionError::HandshakeTimeout);
+    }
+
+    fn bury_link(&mut self) {
+        Inner::bury_link(self);
+    }
+
+    fn turn_until(&mut self, until: Instant) -> Result<(), Error> {
+        self.turn(Some(until))
+    }
+
+    fn refused(error: &Error) -> bool {
+        matches!(error, Error::Rejected(_))
     }
 }
 

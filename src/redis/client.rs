@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use monocoque_proto::chassis::link::{Action, Endpoint, Supervisor};
+use monocoque_proto::chassis::link::Supervisor;
 use monocoque_proto::resp::{self, Cmd, Connection, Protocol, SendError, Subscriptions, Value};
 use monocoque_proto::{Activity, ConnId, Driver};
 
@@ -15,7 +15,7 @@ use super::batch::{Batch, Request, RequestId};
 use super::event::{Event, EventQueue, Invalidation, Message};
 use super::{ClientOptions, Error, ServerError};
 use crate::driver::AnyDriver;
-use crate::link::{self, DialError};
+use crate::link::{self, DialError, Handshake, LinkState, OneServer, Redial};
 
 /// Commands a RESP2 connection accepts in subscriber mode.
 const SUBSCRIBER_MODE_COMMANDS: [&[u8]; 9] = [
@@ -144,16 +144,6 @@ impl Link {
             in_multi: false,
             dead: None,
         }
-    }
-}
-
-/// The pool of a client with one server: every attempt dials it.
-#[derive(Debug, Clone)]
-struct OneServer;
-
-impl Endpoint for OneServer {
-    fn same_place(&self, _: &Self) -> bool {
-        true
     }
 }
 
@@ -837,33 +827,26 @@ impl<D: Driver<Connection>> Client<D> {
 
     /// One driver turn; processes what it reports.
     fn turn(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
-        let mut activities = std::mem::take(&mut self.activities);
-        activities.clear();
-        let result = self.driver.turn(deadline, &mut activities);
+        let conn = self.link.as_ref().map(|l| l.conn);
+        let result = link::turn(&mut self.driver, &mut self.activities, deadline, conn);
         self.last_turn = Instant::now();
         self.batch_clock = None;
-        if let Err(e) = result {
-            self.activities = activities;
-            let error = Error::Driver(Arc::new(e));
-            self.kill_link(error.clone());
-            self.bury_link();
-            self.abort_batch();
-            return Err(error);
-        }
-        for activity in activities.drain(..) {
-            let Some(link_conn) = self.link.as_ref().map(|l| l.conn) else {
-                continue;
-            };
-            match activity {
-                Activity::Ready(conn) | Activity::Connected(conn) if conn == link_conn => self.drain_events(),
-                Activity::Closed { conn, .. } if conn == link_conn => {
-                    self.drain_events();
-                    self.kill_link(Error::Connection(resp::ConnectionError::Closed));
-                }
-                _ => {}
+        let reported = match result {
+            Ok(reported) => reported,
+            Err(e) => {
+                let error = Error::Driver(Arc::new(e));
+                self.kill_link(error.clone());
+                self.bury_link();
+                self.abort_batch();
+                return Err(error);
             }
+        };
+        if reported.ready || reported.closed {
+            self.drain_events();
         }
-        self.activities = activities;
+        if reported.closed {
+            self.kill_link(Error::Connection(resp::ConnectionError::Closed));
+        }
         Ok(())
     }
 
@@ -978,43 +961,18 @@ impl<D: Driver<Connection>> Client<D> {
     /// next call goes on from there instead of starting over, so calls shorter than a
     /// handshake still get connected.
     fn reconnect(&mut self, deadline: Option<Instant>) -> Result<(), Redialed> {
-        loop {
-            if self.link.is_some() {
-                match self.wait_link(deadline) {
-                    Ok(true) => {
-                        self.redial.succeeded(0);
-                        return Ok(());
-                    }
-                    Ok(false) => return Err(Redialed::Later(self.redial_error())),
-                    Err(e @ Error::Driver(_)) => return Err(Redialed::Over(e)),
-                    // Buried, and counted in the round by `bury_link`.
-                    Err(_) => continue,
-                }
-            }
-            let now = Instant::now();
-            let action = self.redial.next(now);
-            if let Action::GiveUp(gave_up) = action {
+        match link::reconnect(self, deadline) {
+            Ok(()) => Ok(()),
+            Err(link::Redialed::Later) => Err(Redialed::Later(self.redial_error())),
+            Err(link::Redialed::GaveUp(gave_up)) => {
                 // The policy allows no more attempts: the next call starts a new round.
                 let closed = || Error::Connection(resp::ConnectionError::Closed);
-                return Err(Redialed::Over(Error::Reconnect {
+                Err(Redialed::Over(Error::Reconnect {
                     attempts: gave_up.attempts,
                     last: Box::new(gave_up.last.unwrap_or_else(closed)),
-                }));
+                }))
             }
-            if deadline.is_some_and(|d| now >= d) {
-                return Err(Redialed::Later(self.redial_error()));
-            }
-            if let Action::Wait(next_at) = action {
-                let wake = deadline.map_or(next_at, |d| d.min(next_at));
-                self.turn(Some(wake)).map_err(Redialed::Over)?;
-                continue;
-            }
-            self.redial.attempt();
-            match self.start_link(deadline) {
-                Ok(()) => {}
-                Err(e @ Error::Driver(_)) => return Err(Redialed::Over(e)),
-                Err(e) => self.redial.failed(0, e, false),
-            }
+            Err(link::Redialed::Failed(e)) => Err(Redialed::Over(e)),
         }
     }
 
@@ -1033,17 +991,19 @@ impl<D: Driver<Connection>> Client<D> {
     /// The first connection: one attempt, waited to the end (the connect timeout).
     fn open_link(&mut self) -> Result<(), Error> {
         self.start_link(None)?;
-        match self.wait_link(None)? {
-            true => Ok(()),
+        match link::wait_handshake(self, None) {
+            Handshake::Ready => Ok(()),
+            Handshake::Dead(Some(e)) | Handshake::Failed(e) => Err(e),
+            Handshake::Dead(None) => Err(Error::Connection(resp::ConnectionError::Closed)),
             // Not reached: without a limit the wait ends only with the handshake.
-            false => Err(Error::ConnectTimeout(self.options.connect_timeout)),
+            Handshake::Later => Err(Error::ConnectTimeout(self.options.connect_timeout)),
         }
     }
 
     /// Starts one connection attempt: TCP connect (within the connect timeout, and
     /// before `limit`, the caller's deadline, if it is sooner), hand the socket to the
-    /// driver, queue the handshake and what to restore. [`wait_link`](Self::wait_link)
-    /// then waits for the handshake.
+    /// driver, queue the handshake and what to restore. [`link::wait_handshake`] then
+    /// waits for the handshake.
     fn start_link(&mut self, limit: Option<Instant>) -> Result<(), Error> {
         let start = Instant::now();
         let connect_by = start + self.options.connect_timeout;
@@ -1066,38 +1026,6 @@ impl<D: Driver<Connection>> Client<D> {
         self.queue_restore();
         self.drain_events();
         Ok(())
-    }
-
-    /// Waits for the current link's handshake until `limit`: `Ok(true)` once it is
-    /// ready, `Ok(false)` when `limit` came first (the link stays, to be waited for by
-    /// the next call). A link that died, or whose connect timeout passed, is buried and
-    /// its error returned.
-    fn wait_link(&mut self, limit: Option<Instant>) -> Result<bool, Error> {
-        loop {
-            let Some(link) = &self.link else {
-                return Err(Error::Connection(resp::ConnectionError::Closed));
-            };
-            if let Some(error) = &link.dead {
-                let error = error.clone();
-                self.bury_link();
-                return Err(error);
-            }
-            if link.ready {
-                return Ok(true);
-            }
-            let now = Instant::now();
-            let connect_by = link.connect_by;
-            if now >= connect_by {
-                let error = Error::ConnectTimeout(self.options.connect_timeout);
-                self.kill_link(error.clone());
-                self.bury_link();
-                return Err(error);
-            }
-            if limit.is_some_and(|l| now >= l) {
-                return Ok(false);
-            }
-            self.turn(Some(limit.map_or(connect_by, |l| l.min(connect_by))))?;
-        }
     }
 
     /// Once the current link's handshake completed: ends the reconnect round, counts
@@ -1220,6 +1148,45 @@ fn note_multi(link: &mut Link, name: Option<&[u8]>) {
         || name.eq_ignore_ascii_case(b"RESET")
     {
         link.in_multi = false;
+    }
+}
+
+/// The Redis steps of the shared reconnect loop ([`link::reconnect`]).
+impl<D: Driver<Connection>> Redial for Client<D> {
+    type Server = OneServer;
+    type Lost = Error;
+    type Error = Error;
+
+    fn supervisor(&mut self) -> &mut Supervisor<OneServer, Error> {
+        &mut self.redial
+    }
+
+    fn link(&self) -> Option<LinkState<Error>> {
+        self.link.as_ref().map(|l| LinkState {
+            ready: l.ready,
+            dead: l.dead.clone(),
+            handshake_by: l.connect_by,
+        })
+    }
+
+    fn start_link(&mut self, _: usize, deadline: Option<Instant>) -> Result<(), Error> {
+        Client::start_link(self, deadline)
+    }
+
+    fn handshake_timed_out(&mut self) {
+        self.kill_link(Error::ConnectTimeout(self.options.connect_timeout));
+    }
+
+    fn bury_link(&mut self) {
+        Client::bury_link(self);
+    }
+
+    fn turn_until(&mut self, until: Instant) -> Result<(), Error> {
+        self.turn(Some(until))
+    }
+
+    fn refused(_: &Error) -> bool {
+        false
     }
 }
 
