@@ -325,6 +325,156 @@ mod tests {
         assert_eq!(connect_deadline(now, timeout, Some(late)), now + timeout);
     }
 
+    /// A body without sockets: `dial` says what an attempt on each server does, the
+    /// handshake completes in the first turn after `ready_after_turns` turns.
+    struct Fake {
+        sup: Supervisor<Named, String>,
+        link: Option<(usize, LinkState<String>)>,
+        dial: fn(usize) -> Result<(), String>,
+        handshake_by: Duration,
+        ready_after_turns: Option<usize>,
+        dialled: Vec<usize>,
+        turns: usize,
+    }
+
+    #[derive(Debug, Clone)]
+    struct Named(usize);
+
+    impl Endpoint for Named {
+        fn same_place(&self, other: &Self) -> bool {
+            self.0 == other.0
+        }
+    }
+
+    fn fake(servers: usize, max_attempts: u32, dial: fn(usize) -> Result<(), String>) -> Fake {
+        let policy = monocoque_proto::chassis::link::ReconnectPolicy {
+            // No backoff: the loop never has to wait out real time.
+            initial: Duration::ZERO,
+            max: Duration::ZERO,
+            jitter: 0.0,
+            max_attempts: Some(max_attempts),
+        };
+        let servers: Vec<Named> = (0..servers).map(Named).collect();
+        Fake {
+            sup: Supervisor::new(&servers, policy, 1),
+            link: None,
+            dial,
+            handshake_by: Duration::from_secs(60),
+            ready_after_turns: None,
+            dialled: Vec::new(),
+            turns: 0,
+        }
+    }
+
+    impl Redial for Fake {
+        type Server = Named;
+        type Lost = String;
+        type Error = String;
+
+        fn supervisor(&mut self) -> &mut Supervisor<Named, String> {
+            &mut self.sup
+        }
+
+        fn link(&self) -> Option<LinkState<String>> {
+            self.link.as_ref().map(|(_, l)| l.clone())
+        }
+
+        fn start_link(&mut self, index: usize, _: Option<Instant>) -> Result<(), String> {
+            self.dialled.push(index);
+            (self.dial)(index)?;
+            self.sup.set_current(index);
+            let state = LinkState {
+                ready: false,
+                dead: None,
+                handshake_by: Instant::now() + self.handshake_by,
+            };
+            self.link = Some((index, state));
+            Ok(())
+        }
+
+        fn handshake_timed_out(&mut self) {
+            if let Some((_, l)) = &mut self.link {
+                l.dead.get_or_insert_with(|| "handshake timeout".to_owned());
+            }
+        }
+
+        fn bury_link(&mut self) {
+            if let Some((index, l)) = self.link.take() {
+                if !l.ready {
+                    let lost = l.dead.unwrap_or_default();
+                    self.sup.failed(index, lost, false);
+                }
+            }
+        }
+
+        fn turn_until(&mut self, _: Instant) -> Result<(), String> {
+            self.turns += 1;
+            if let (Some((index, l)), Some(n)) = (&mut self.link, self.ready_after_turns) {
+                if self.turns >= n {
+                    l.ready = true;
+                    let index = *index;
+                    self.sup.succeeded(index);
+                }
+            }
+            Ok(())
+        }
+
+        fn refused(error: &String) -> bool {
+            error == "refused"
+        }
+    }
+
+    #[test]
+    fn failed_dials_rotate_skip_refusals_and_give_up_with_the_last_error() {
+        let mut body = fake(2, 5, |i| Err(if i == 0 { "refused" } else { "down" }.to_owned()));
+        let result = reconnect(&mut body, None);
+        let Err(Redialed::GaveUp(gave_up)) = result else {
+            panic!("{result:?}")
+        };
+        // After server 0 (the current one): 1, then 0 refuses and is skipped from then on.
+        assert_eq!(body.dialled, [1, 0, 1, 1, 1]);
+        assert_eq!(gave_up.attempts, 5);
+        assert_eq!(gave_up.last.as_deref(), Some("down"));
+    }
+
+    #[test]
+    fn a_handshake_outlives_the_call_that_started_it() {
+        let mut body = fake(1, 5, |_| Ok(()));
+        body.ready_after_turns = Some(1);
+        // A deadline already past: the dial is not even made.
+        assert!(matches!(
+            reconnect(&mut body, Some(Instant::now())),
+            Err(Redialed::Later)
+        ));
+        assert!(body.dialled.is_empty());
+        // A call with time: dials, waits one turn, the handshake completes.
+        assert!(matches!(reconnect(&mut body, None), Ok(())));
+        assert_eq!((body.dialled.len(), body.turns), (1, 1));
+        assert!(!body.sup.reconnecting());
+
+        // A handshake still under way when the caller's time is up stays for the next.
+        let mut body = fake(1, 5, |_| Ok(()));
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert!(matches!(reconnect(&mut body, Some(soon)), Err(Redialed::Later)));
+        assert!(body.link.is_some(), "the handshake is still under way");
+        body.ready_after_turns = Some(0);
+        assert!(matches!(reconnect(&mut body, None), Ok(())));
+        assert_eq!(body.dialled.len(), 1, "one dial across the calls");
+    }
+
+    #[test]
+    fn a_handshake_past_its_deadline_is_a_failed_attempt() {
+        let mut body = fake(1, 2, |_| Ok(()));
+        body.handshake_by = Duration::ZERO;
+        let result = reconnect(&mut body, None);
+        let Err(Redialed::GaveUp(gave_up)) = result else {
+            panic!("{result:?}")
+        };
+        assert_eq!(gave_up.attempts, 2);
+        assert_eq!(gave_up.last.as_deref(), Some("handshake timeout"));
+        assert!(body.link.is_none(), "buried");
+    }
+
     #[test]
     fn a_deadline_already_past_times_out_before_connecting() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
