@@ -117,15 +117,46 @@ pub(crate) fn turn<S: Session, D: Driver<S>>(
     result.map(|()| reported)
 }
 
-/// Where the link's handshake stands, as [`Redial::link`] reports it.
-#[derive(Debug, Clone)]
-pub(crate) struct LinkState<L> {
+/// The connection a client holds: the driver's id for it, whether its handshake
+/// completed, why it died, and when an unfinished handshake is given up; `state` is
+/// what the protocol keeps per connection.
+#[derive(Debug)]
+pub(crate) struct Link<L, X = ()> {
+    /// The driver's id for the connection.
+    pub(crate) conn: ConnId,
     /// The handshake completed.
     pub(crate) ready: bool,
-    /// Why it died, once it did.
+    /// Why it died, once it did (the first reason wins).
     pub(crate) dead: Option<L>,
     /// When a handshake still in progress is given up.
     pub(crate) handshake_by: Instant,
+    /// What the protocol keeps per connection.
+    pub(crate) state: X,
+}
+
+impl<L, X: Default> Link<L, X> {
+    /// A connection whose handshake is under way, to complete by `handshake_by`.
+    pub(crate) fn new(conn: ConnId, handshake_by: Instant) -> Self {
+        Self {
+            conn,
+            ready: false,
+            dead: None,
+            handshake_by,
+            state: X::default(),
+        }
+    }
+}
+
+impl<L, X> Link<L, X> {
+    /// Marks it dead (the first reason wins).
+    pub(crate) fn kill(&mut self, lost: L) {
+        self.dead.get_or_insert(lost);
+    }
+
+    /// Up: handshake complete, not dead.
+    pub(crate) fn is_live(&self) -> bool {
+        self.ready && self.dead.is_none()
+    }
 }
 
 /// A client body that keeps one link and reconnects it through the chassis'
@@ -135,13 +166,15 @@ pub(crate) trait Redial {
     type Server: Endpoint;
     /// Why a link died.
     type Lost: Clone;
+    /// What the protocol keeps per connection.
+    type State;
     /// The client's error.
     type Error: Clone;
 
     /// The supervisor: the pool and the reconnect under way.
     fn supervisor(&mut self) -> &mut Supervisor<Self::Server, Self::Error>;
     /// The link under way, if any.
-    fn link(&self) -> Option<LinkState<Self::Lost>>;
+    fn link(&self) -> Option<&Link<Self::Lost, Self::State>>;
     /// Starts an attempt on server `index`: dial, adopt, queue the handshake (the
     /// TCP connect no later than `deadline`).
     fn start_link(&mut self, index: usize, deadline: Option<Instant>) -> Result<(), Self::Error>;
@@ -177,15 +210,15 @@ pub(crate) fn wait_handshake<B: Redial>(body: &mut B, limit: Option<Instant>) ->
         let Some(link) = body.link() else {
             return Handshake::Dead(None);
         };
-        if let Some(lost) = link.dead {
+        if let Some(lost) = link.dead.clone() {
             body.bury_link();
             return Handshake::Dead(Some(lost));
         }
         if link.ready {
             return Handshake::Ready;
         }
-        let now = Instant::now();
         let by = link.handshake_by;
+        let now = Instant::now();
         if now >= by {
             body.handshake_timed_out();
             continue;
@@ -329,7 +362,7 @@ mod tests {
     /// handshake completes in the first turn after `ready_after_turns` turns.
     struct Fake {
         sup: Supervisor<Named, String>,
-        link: Option<(usize, LinkState<String>)>,
+        link: Option<(usize, Link<String>)>,
         dial: fn(usize) -> Result<(), String>,
         handshake_by: Duration,
         ready_after_turns: Option<usize>,
@@ -369,32 +402,29 @@ mod tests {
     impl Redial for Fake {
         type Server = Named;
         type Lost = String;
+        type State = ();
         type Error = String;
 
         fn supervisor(&mut self) -> &mut Supervisor<Named, String> {
             &mut self.sup
         }
 
-        fn link(&self) -> Option<LinkState<String>> {
-            self.link.as_ref().map(|(_, l)| l.clone())
+        fn link(&self) -> Option<&Link<String>> {
+            self.link.as_ref().map(|(_, l)| l)
         }
 
         fn start_link(&mut self, index: usize, _: Option<Instant>) -> Result<(), String> {
             self.dialled.push(index);
             (self.dial)(index)?;
             self.sup.set_current(index);
-            let state = LinkState {
-                ready: false,
-                dead: None,
-                handshake_by: Instant::now() + self.handshake_by,
-            };
-            self.link = Some((index, state));
+            let link = Link::new(ConnId(0), Instant::now() + self.handshake_by);
+            self.link = Some((index, link));
             Ok(())
         }
 
         fn handshake_timed_out(&mut self) {
             if let Some((_, l)) = &mut self.link {
-                l.dead.get_or_insert_with(|| "handshake timeout".to_owned());
+                l.kill("handshake timeout".to_owned());
             }
         }
 

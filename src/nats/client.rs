@@ -15,13 +15,13 @@ use monocoque_proto::nats::client::{
     SubscriptionEnd, SubscriptionPolicy,
 };
 use monocoque_proto::nats::{HeaderMap, Headers, Message, ServerInfo, Sid};
-use monocoque_proto::{Activity, ConnId, Driver};
+use monocoque_proto::{Activity, Driver};
 
 use super::event::MAX_QUEUED_EVENTS;
 use super::options::{Auth, ServerAddr, UrlAuth};
 use super::{ClientOptions, Error, Event};
 use crate::driver::AnyDriver;
-use crate::link::{self, DialError, Handshake, LinkState, Redial};
+use crate::link::{self, DialError, Handshake, Redial};
 
 /// How long a flush waits between two looks at a socket the kernel is not draining yet.
 const FLUSH_POLL: Duration = Duration::from_millis(5);
@@ -142,17 +142,9 @@ struct Inner<D> {
     auto_flush_at: usize,
 }
 
-/// The current connection.
-struct Link {
-    conn: ConnId,
-    /// The handshake completed.
-    ready: bool,
-    /// Why it died, once it did (the first reason wins).
-    dead: Option<ConnectionError>,
-    /// When a handshake still in progress is given up for good (the session enforces the
-    /// connect timeout itself; this is a backstop).
-    backstop: Instant,
-}
+/// The current connection (its handshake deadline is a backstop: the session enforces
+/// the connect timeout itself).
+type Link = link::Link<ConnectionError>;
 
 impl Client<AnyDriver<Connection>> {
     /// Connects to `url` (`nats://[user:password@|token@]host[:port]`, several
@@ -223,11 +215,7 @@ impl<D: Driver<Connection>> Client<D> {
 
     /// Whether a connection is up (as far as the client knows without I/O).
     pub fn is_connected(&self) -> bool {
-        self.inner
-            .borrow()
-            .link
-            .as_ref()
-            .is_some_and(|l| l.ready && l.dead.is_none())
+        self.inner.borrow().link.as_ref().is_some_and(link::Link::is_live)
     }
 
     /// Connections made so far: 1 after connecting, one more per reconnect.
@@ -504,10 +492,7 @@ impl<D: Driver<Connection>> fmt::Debug for Client<D> {
         f.debug_struct("Client")
             .field("options", &inner.options)
             .field("server", &inner.pool.servers().get(inner.pool.current()))
-            .field(
-                "connected",
-                &inner.link.as_ref().is_some_and(|l| l.ready && l.dead.is_none()),
-            )
+            .field("connected", &inner.link.as_ref().is_some_and(link::Link::is_live))
             .field("connections", &inner.connections)
             .field("queued_events", &inner.events.len())
             .finish_non_exhaustive()
@@ -568,7 +553,7 @@ impl<D: Driver<Connection>> Inner<D> {
         headers: Option<&Headers>,
         payload: &Bytes,
     ) -> Option<Result<(), Error>> {
-        if !self.options.allow_reconnect || self.link.as_ref().is_some_and(|l| l.ready && l.dead.is_none()) {
+        if !self.options.allow_reconnect || self.link.as_ref().is_some_and(link::Link::is_live) {
             return None;
         }
         let full = |e| match e {
@@ -885,15 +870,12 @@ impl<D: Driver<Connection>> Inner<D> {
 
     /// Whether a connection is up: handshake complete, not poisoned.
     fn is_live(&self) -> bool {
-        self.link.as_ref().is_some_and(|l| l.ready && l.dead.is_none())
+        self.link.as_ref().is_some_and(link::Link::is_live)
     }
 
     /// The current connection's session, if it is up and not poisoned.
     fn live_session(&mut self) -> Option<&mut Connection> {
-        let link = self.link.as_ref()?;
-        if link.dead.is_some() || !link.ready {
-            return None;
-        }
+        let link = self.link.as_ref().filter(|l| l.is_live())?;
         self.driver.session_mut(link.conn)
     }
 
@@ -1002,7 +984,7 @@ impl<D: Driver<Connection>> Inner<D> {
     /// Marks the current connection dead (the first reason wins).
     fn kill_link(&mut self, error: ConnectionError) {
         if let Some(link) = &mut self.link {
-            link.dead.get_or_insert(error);
+            link.kill(error);
         }
     }
 
@@ -1133,12 +1115,7 @@ impl<D: Driver<Connection>> Inner<D> {
             DialError::Session(e) => e,
         })?;
         self.pool.set_current(index);
-        self.link = Some(Link {
-            conn,
-            ready: false,
-            dead: None,
-            backstop: connect_deadline + Duration::from_secs(1),
-        });
+        self.link = Some(Link::new(conn, connect_deadline + Duration::from_secs(1)));
         if let Some(session) = self.driver.session_mut(conn) {
             // Queued until the handshake completes, like the resubscriptions.
             for sid in self.orphans.drain(..) {
@@ -1154,18 +1131,15 @@ impl<D: Driver<Connection>> Inner<D> {
 impl<D: Driver<Connection>> Redial for Inner<D> {
     type Server = ServerAddr;
     type Lost = ConnectionError;
+    type State = ();
     type Error = Error;
 
     fn supervisor(&mut self) -> &mut Supervisor<ServerAddr, Error> {
         &mut self.pool
     }
 
-    fn link(&self) -> Option<LinkState<ConnectionError>> {
-        self.link.as_ref().map(|l| LinkState {
-            ready: l.ready,
-            dead: l.dead.clone(),
-            handshake_by: l.backstop,
-        })
+    fn link(&self) -> Option<&Link> {
+        self.link.as_ref()
     }
 
     fn start_link(&mut self, index: usize, deadline: Option<Instant>) -> Result<(), Error> {

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use monocoque_proto::chassis::link::Supervisor;
 use monocoque_proto::resp::{self, Cmd, Connection, Protocol, SendError, Subscriptions, Value};
-use monocoque_proto::{Activity, ConnId, Driver};
+use monocoque_proto::{Activity, Driver};
 
 use super::batch::{Batch, Request, RequestId};
 use super::event::{Event, EventQueue, Invalidation, Message};
 use super::{ClientOptions, Error, ServerError};
 use crate::driver::AnyDriver;
-use crate::link::{self, DialError, Handshake, LinkState, OneServer, Redial};
+use crate::link::{self, DialError, Handshake, OneServer, Redial};
 
 /// Commands a RESP2 connection accepts in subscriber mode.
 const SUBSCRIBER_MODE_COMMANDS: [&[u8]; 9] = [
@@ -111,11 +111,13 @@ pub struct Client<D: Driver<Connection> = AnyDriver<Connection>> {
     activities: Vec<Activity>,
 }
 
-/// The current connection.
-struct Link {
-    conn: ConnId,
-    /// The handshake completed.
-    ready: bool,
+/// The current connection, with what the client keeps per connection.
+type Link = link::Link<Error, OnLink>;
+
+/// What the client keeps per connection.
+#[derive(Debug, Default)]
+pub(crate) struct OnLink {
+    /// The server's reply to `HELLO`.
     hello: Option<Value>,
     /// Requests on this connection: (its id, the batch sequence number), in send order.
     inflight: VecDeque<(resp::RequestId, u64)>,
@@ -123,28 +125,8 @@ struct Link {
     restoring: Vec<resp::RequestId>,
     /// A `MULTI` was sent and its `EXEC`/`DISCARD` not yet.
     in_multi: bool,
-    /// Why it died, once it did.
-    dead: Option<Error>,
-    /// When the handshake must have completed (the connect timeout).
-    connect_by: Instant,
     /// Counted in `connections`, and `Event::Reconnected` queued.
     announced: bool,
-}
-
-impl Link {
-    fn new(conn: ConnId, connect_by: Instant) -> Self {
-        Self {
-            conn,
-            connect_by,
-            announced: false,
-            ready: false,
-            hello: None,
-            inflight: VecDeque::new(),
-            restoring: Vec::new(),
-            in_multi: false,
-            dead: None,
-        }
-    }
 }
 
 /// Why [`Client::reconnect`] returned without a ready connection.
@@ -258,12 +240,12 @@ impl<D: Driver<Connection>> Client<D> {
     /// The server's reply to `HELLO` on the current connection (server, version, proto,
     /// id, mode, role, modules), when RESP3 was negotiated.
     pub fn server_hello(&self) -> Option<&Value> {
-        self.link.as_ref().and_then(|l| l.hello.as_ref())
+        self.link.as_ref().and_then(|l| l.state.hello.as_ref())
     }
 
     /// Whether a connection is up (as far as the client knows without I/O).
     pub fn is_connected(&self) -> bool {
-        self.link.as_ref().is_some_and(|l| l.ready && l.dead.is_none())
+        self.link.as_ref().is_some_and(link::Link::is_live)
     }
 
     /// Connections made so far: 1 after [`connect`](Client::connect), one more per
@@ -634,7 +616,7 @@ impl<D: Driver<Connection>> Client<D> {
         self.note_subscribe(name);
         let seq = self.batch.push_sent();
         if let Some(link) = &mut self.link {
-            link.inflight.push_back((id, seq.0));
+            link.state.inflight.push_back((id, seq.0));
             note_multi(link, name);
         }
         seq
@@ -666,7 +648,7 @@ impl<D: Driver<Connection>> Client<D> {
             return true;
         }
         match &self.link {
-            Some(link) if link.ready && link.dead.is_none() => self
+            Some(link) if link.is_live() => self
                 .driver
                 .session(link.conn)
                 .is_some_and(|s| !s.subscriptions().is_empty()),
@@ -693,13 +675,13 @@ impl<D: Driver<Connection>> Client<D> {
     /// (requests wait in the client during a reconnect's handshake, so that a failed
     /// attempt does not fail them).
     fn live_session(&mut self) -> Option<&mut Connection> {
-        let link = self.link.as_ref().filter(|l| l.ready && l.dead.is_none())?;
+        let link = self.link.as_ref().filter(|l| l.is_live())?;
         self.driver.session_mut(link.conn)
     }
 
     /// Hands unsent requests to the connection while it accepts them.
     fn submit_unsent(&mut self) {
-        let Some(link) = self.link.as_mut().filter(|l| l.ready && l.dead.is_none()) else {
+        let Some(link) = self.link.as_mut().filter(|l| l.is_live()) else {
             return;
         };
         let Some(conn) = self.driver.session_mut(link.conn) else {
@@ -715,12 +697,12 @@ impl<D: Driver<Connection>> Client<D> {
                 Ok(id) => {
                     let seq = self.batch.base + self.batch.cursor as u64;
                     note_multi(link, request.name());
-                    link.inflight.push_back((id, seq));
+                    link.state.inflight.push_back((id, seq));
                     self.batch.mark_next_sent();
                 }
                 Err(SendError::TooManyPending { .. } | SendError::Backpressure(_)) => break,
                 Err(SendError::Poisoned(e)) => {
-                    link.dead.get_or_insert(Error::from(e));
+                    link.kill(Error::from(e));
                     break;
                 }
                 Err(misuse) => self.batch.fail_next_unsent(Error::Refused(misuse)),
@@ -780,11 +762,11 @@ impl<D: Driver<Connection>> Client<D> {
     fn abort_batch(&mut self) {
         if let Some(link) = self.link.as_mut() {
             if let Some(conn) = self.driver.session_mut(link.conn) {
-                for (id, _) in link.inflight.drain(..) {
+                for (id, _) in link.state.inflight.drain(..) {
                     conn.abandon(id);
                 }
             }
-            link.inflight.clear();
+            link.state.inflight.clear();
         }
         self.batch.clear();
         self.settle();
@@ -853,7 +835,7 @@ impl<D: Driver<Connection>> Client<D> {
     /// Marks the current connection dead (the first reason wins).
     fn kill_link(&mut self, error: Error) {
         if let Some(link) = &mut self.link {
-            link.dead.get_or_insert(error);
+            link.kill(error);
         }
     }
 
@@ -929,17 +911,17 @@ impl<D: Driver<Connection>> Client<D> {
             .unwrap_or(Error::Connection(resp::ConnectionError::Closed));
         if let Some(session) = &session {
             // A link that never finished restoring keeps the old set too.
-            let merge = !link.restoring.is_empty() || !link.ready;
+            let merge = !link.state.restoring.is_empty() || !link.ready;
             self.restore.set_subscriptions(session.subscriptions(), merge);
         }
         if !link.ready {
             // A reconnect's handshake that failed: one attempt of the round.
             self.redial.failed(0, error.clone(), false);
         }
-        for (_, seq) in link.inflight.drain(..) {
+        for (_, seq) in link.state.inflight.drain(..) {
             self.batch.complete(seq, Err(error.clone()));
         }
-        if link.in_multi {
+        if link.state.in_multi {
             // The transaction's MULTI is gone with the connection: its remaining
             // commands must not run on their own on the next one.
             while let Some(request) = self.batch.next_unsent() {
@@ -1033,10 +1015,10 @@ impl<D: Driver<Connection>> Client<D> {
     /// [`Event::Reconnected`] (and a full invalidation when tracking is restored) for
     /// every connection after the first.
     fn announce_link(&mut self) {
-        let Some(link) = self.link.as_mut().filter(|l| l.ready && !l.announced) else {
+        let Some(link) = self.link.as_mut().filter(|l| l.ready && !l.state.announced) else {
             return;
         };
-        link.announced = true;
+        link.state.announced = true;
         // The round succeeded.
         self.redial.succeeded(0);
         if self.connections > 0 {
@@ -1058,7 +1040,7 @@ impl<D: Driver<Connection>> Client<D> {
         let now = Instant::now();
         for cmd in &commands {
             if let Ok(id) = conn.send_buffered(cmd, now) {
-                link.restoring.push(id);
+                link.state.restoring.push(id);
             }
         }
     }
@@ -1091,7 +1073,7 @@ impl Sink<'_> {
             resp::Event::Connected { protocol, hello } => {
                 if let Some(link) = self.link.as_mut() {
                     link.ready = true;
-                    link.hello = hello;
+                    link.state.hello = hello;
                 }
                 *self.protocol = protocol;
             }
@@ -1102,7 +1084,7 @@ impl Sink<'_> {
             resp::Event::Push(value) => self.events.push(Event::Push(value)),
             resp::Event::Poisoned(error) => {
                 if let Some(link) = self.link.as_mut() {
-                    link.dead.get_or_insert(Error::from(error));
+                    link.kill(Error::from(error));
                 }
             }
         }
@@ -1111,9 +1093,9 @@ impl Sink<'_> {
     /// A request on the current connection ended.
     fn complete(&mut self, id: resp::RequestId, outcome: Result<Value, Error>) {
         let Some(link) = self.link.as_mut() else { return };
-        if !link.restoring.is_empty() {
-            if let Some(pos) = link.restoring.iter().position(|r| *r == id) {
-                link.restoring.swap_remove(pos);
+        if !link.state.restoring.is_empty() {
+            if let Some(pos) = link.state.restoring.iter().position(|r| *r == id) {
+                link.state.restoring.swap_remove(pos);
                 if let Err(Error::Server(e)) = outcome {
                     self.events.push(Event::RestoreFailed(e));
                 }
@@ -1121,13 +1103,13 @@ impl Sink<'_> {
             }
         }
         // Outcomes come in send order, so this is nearly always the front.
-        let seq = match link.inflight.front() {
+        let seq = match link.state.inflight.front() {
             Some(&(front, seq)) if front == id => {
-                link.inflight.pop_front();
+                link.state.inflight.pop_front();
                 seq
             }
-            _ => match link.inflight.binary_search_by_key(&id, |(i, _)| *i) {
-                Ok(pos) => match link.inflight.remove(pos) {
+            _ => match link.state.inflight.binary_search_by_key(&id, |(i, _)| *i) {
+                Ok(pos) => match link.state.inflight.remove(pos) {
                     Some((_, seq)) => seq,
                     None => return,
                 },
@@ -1142,12 +1124,12 @@ impl Sink<'_> {
 fn note_multi(link: &mut Link, name: Option<&[u8]>) {
     let Some(name) = name else { return };
     if name.eq_ignore_ascii_case(b"MULTI") {
-        link.in_multi = true;
+        link.state.in_multi = true;
     } else if name.eq_ignore_ascii_case(b"EXEC")
         || name.eq_ignore_ascii_case(b"DISCARD")
         || name.eq_ignore_ascii_case(b"RESET")
     {
-        link.in_multi = false;
+        link.state.in_multi = false;
     }
 }
 
@@ -1155,18 +1137,15 @@ fn note_multi(link: &mut Link, name: Option<&[u8]>) {
 impl<D: Driver<Connection>> Redial for Client<D> {
     type Server = OneServer;
     type Lost = Error;
+    type State = OnLink;
     type Error = Error;
 
     fn supervisor(&mut self) -> &mut Supervisor<OneServer, Error> {
         &mut self.redial
     }
 
-    fn link(&self) -> Option<LinkState<Error>> {
-        self.link.as_ref().map(|l| LinkState {
-            ready: l.ready,
-            dead: l.dead.clone(),
-            handshake_by: l.connect_by,
-        })
+    fn link(&self) -> Option<&Link> {
+        self.link.as_ref()
     }
 
     fn start_link(&mut self, _: usize, deadline: Option<Instant>) -> Result<(), Error> {
