@@ -8,6 +8,7 @@
 pub use monocoque_proto as proto;
 
 pub mod driver;
+mod link;
 pub mod nats;
 pub mod redis;
 mod url;

@@ -10,11 +10,13 @@
 //!   [`Either`]: sessions of two protocols on one driver.
 //! - [`Waker`]: wakes a driver from another thread; [`Mailbox`]: bounded messages into
 //!   a driver's thread.
+//! - [`link`]: the reconnect supervisor (server pool, backoff, give-up rule) on virtual time.
 
 mod arena;
 mod codec;
 mod driver;
 mod either;
+pub mod link;
 mod mailbox;
 mod permits;
 mod poison;
