@@ -14,7 +14,7 @@
 //! - `hpub`: `HPUB` with a 37-byte header block (`Nats-Msg-Id`) and 16 bytes;
 //! - `msg`, `hmsg`: what a subscriber receives, decoded by [`ClientCodec`].
 //!
-//! Each case is decoded two ways:
+//! Each case is decoded two ways (three for `msg`, `hmsg`):
 //! - `ops`: the codec ([`ServerCodec`]/[`ClientCodec`]) from a [`SegmentedBuffer`] kept
 //!   across rounds, as a connection keeps it, the buffer pushed as one received segment:
 //!   recognising the op, finding the line end, splitting and checking the fields and
@@ -25,11 +25,16 @@
 //!   the same bytes as one `&[u8]`: the same parsing and checks, the
 //!   [`ClientFrame`]/[`ServerFrame`] of slices built and handed on.
 //!
-//! Flags: `--quick`; `--tsv` prints `case<TAB>ops frames/s<TAB>frames frames/s` lines
-//! only (for the script); `--write-inputs DIR` writes each case's buffer to
+//! - `client` (`msg`, `hmsg` only): the client's receive path, a connected
+//!   [`Connection`] subscribed to the subject (sid 1) handed the buffer as one received
+//!   segment by `handle_input`, then every message taken with `next_message` (and the
+//!   events polled), as an application behind a driver does.
+//!
+//! Flags: `--quick`; `--tsv` prints `case<TAB>ops frames/s<TAB>frames frames/s<TAB>client
+//! frames/s` lines only (for the script, 0 where a case has no client row); `--write-inputs DIR` writes each case's buffer to
 //! `DIR/<case>.bin` and lists the cases (`case<TAB>peer<TAB>first frame`);
-//! `--callgrind-case CASE [--borrowed] --iterations N` only decodes that buffer N times
-//! with the codec (or the borrowed decoder), so `valgrind --tool=callgrind` measures it
+//! `--callgrind-case CASE [--borrowed|--client] --iterations N` only decodes that buffer
+//! N times with the codec (or the borrowed decoder, or the client), so `valgrind --tool=callgrind` measures it
 //! (the script subtracts a 1-iteration run). Other arguments select cases by name.
 
 use std::hint::black_box;
@@ -38,6 +43,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use monocoque_proto::nats::client::{ClientConfig, Connection, Event, SubscriptionPolicy};
 use monocoque_proto::nats::{
     ClientCodec, ClientFrameDecoder, ClientOp, Codec, DecodeError, FrameDecoder, FrameRole, Headers, Message, Publish,
     ServerCodec, ServerFrameDecoder, ServerOp, Sid,
@@ -216,6 +222,68 @@ enum Kind {
     Ops,
     /// The borrowed decoder: frames of slices.
     Frames,
+    /// The client's whole receive path (`MSG`/`HMSG` cases only): a connected
+    /// [`Connection`] subscribed to the subject given the buffer as one received
+    /// segment, then every message taken by the application.
+    Client,
+}
+
+/// A connected client subscribed to [`SUBJECT`] (sid 1), as the application sees it
+/// after the handshake.
+struct Subscriber {
+    conn: Connection,
+    sid: Sid,
+}
+
+impl Subscriber {
+    fn new() -> Result<Self, String> {
+        let now = Instant::now();
+        let mut conn = Connection::new(ClientConfig::default(), now);
+        let sid = conn
+            .subscribe(SUBJECT.as_bytes(), None, SubscriptionPolicy::default())
+            .map_err(|e| format!("subscribe: {e}"))?;
+        let info = Bytes::from_static(b"INFO {\"max_payload\":1048576,\"headers\":true}\r\n");
+        conn.handle_input(info, now).map_err(|e| format!("INFO: {e}"))?;
+        conn.handle_input(Bytes::from_static(b"PONG\r\n"), now)
+            .map_err(|e| format!("PONG: {e}"))?;
+        if !conn.is_connected() {
+            return Err("the handshake did not complete".into());
+        }
+        let mut sub = Self { conn, sid };
+        sub.drain_output();
+        Ok(sub)
+    }
+
+    /// What a driver does between reads: the arena written, the events taken.
+    fn drain_output(&mut self) {
+        if let Some(arena) = self.conn.poll_transmit() {
+            let n = arena.len();
+            arena.advance(n);
+        }
+        while let Some(event) = self.conn.poll_event() {
+            black_box(&event);
+        }
+    }
+
+    /// Hands `input` to the connection as one received segment, then takes every
+    /// message it queued; returns how many.
+    #[inline(never)]
+    fn receive(&mut self, input: &Bytes) -> Result<usize, String> {
+        self.conn
+            .handle_input(input.clone(), Instant::now())
+            .map_err(|e| format!("handle_input: {e}"))?;
+        let mut n = 0;
+        while let Some(event) = self.conn.poll_event() {
+            if !matches!(event, Event::Messages { .. }) {
+                return Err(format!("unexpected event {event:?}"));
+            }
+        }
+        while let Some(message) = self.conn.next_message(&self.sid) {
+            black_box(&message);
+            n += 1;
+        }
+        Ok(n)
+    }
 }
 
 /// A decoder for one case, its state kept across buffers as a connection keeps it.
@@ -227,11 +295,16 @@ struct Runner<'a> {
     src: SegmentedBuffer,
     server_frames: ServerFrameDecoder,
     client_frames: ClientFrameDecoder,
+    subscriber: Option<Subscriber>,
 }
 
 impl<'a> Runner<'a> {
-    fn new(case: &'a Case, kind: Kind) -> Self {
-        Self {
+    fn new(case: &'a Case, kind: Kind) -> Result<Self, String> {
+        let subscriber = match kind {
+            Kind::Client => Some(Subscriber::new()?),
+            Kind::Ops | Kind::Frames => None,
+        };
+        Ok(Self {
             case,
             kind,
             server: ServerCodec::default(),
@@ -239,7 +312,8 @@ impl<'a> Runner<'a> {
             src: SegmentedBuffer::new(),
             server_frames: ServerFrameDecoder::default(),
             client_frames: ClientFrameDecoder::default(),
-        }
+            subscriber,
+        })
     }
 
     /// Decodes the case's buffer once; returns the number of frames.
@@ -251,6 +325,15 @@ impl<'a> Runner<'a> {
             (Kind::Ops, Role::Client) => ours(&mut self.client, &mut self.src, input).map(|n| (n, 0)),
             (Kind::Frames, Role::Server) => frames(&mut self.server_frames, input).map(|(n, at)| (n, input.len() - at)),
             (Kind::Frames, Role::Client) => frames(&mut self.client_frames, input).map(|(n, at)| (n, input.len() - at)),
+            (Kind::Client, Role::Client) => {
+                let subscriber = self.subscriber.as_mut().ok_or("no subscriber")?;
+                let n = subscriber.receive(input)?;
+                return match n {
+                    FRAMES => Ok(n),
+                    _ => Err(format!("{}: {n} messages received, expected {FRAMES}", self.case.name)),
+                };
+            }
+            (Kind::Client, Role::Server) => return Err(format!("{}: not a client case", self.case.name)),
         };
         let (n, left) = decoded.map_err(|e| format!("{}: decode error {e}", self.case.name))?;
         let left = left + self.src.len();
@@ -299,6 +382,31 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
+    /// Hands the buffer to the connection once more and compares every message the
+    /// application takes with the expected one.
+    fn check_client(&mut self) -> Result<(), String> {
+        let Expected::Server(ServerOp::Message(want)) = &self.case.expected else {
+            return Err(format!("{}: not a client case", self.case.name));
+        };
+        let subscriber = self.subscriber.as_mut().ok_or("no subscriber")?;
+        subscriber
+            .conn
+            .handle_input(self.case.input.clone(), Instant::now())
+            .map_err(|e| format!("handle_input: {e}"))?;
+        subscriber.drain_output();
+        let mut n = 0;
+        while let Some(message) = subscriber.conn.next_message(&subscriber.sid) {
+            if message != *want {
+                return Err(format!("{}: message {n} is {message:?}", self.case.name));
+            }
+            n += 1;
+        }
+        if n != FRAMES {
+            return Err(format!("{}: {n} messages checked, expected {FRAMES}", self.case.name));
+        }
+        Ok(())
+    }
+
     /// Decodes the buffer once more and compares every op with the expected one.
     fn check(&mut self) -> Result<(), String> {
         self.src.push(self.case.input.clone());
@@ -339,6 +447,7 @@ struct Opts {
     write_inputs: Option<PathBuf>,
     callgrind_case: Option<String>,
     borrowed: bool,
+    client: bool,
     iterations: usize,
 }
 
@@ -351,6 +460,7 @@ impl Opts {
             write_inputs: None,
             callgrind_case: None,
             borrowed: false,
+            client: false,
             iterations: 1,
         };
         let mut args = std::env::args().skip(1);
@@ -360,6 +470,7 @@ impl Opts {
                 "--quick" => opts.quick = true,
                 "--tsv" => opts.tsv = true,
                 "--borrowed" => opts.borrowed = true,
+                "--client" => opts.client = true,
                 // Passed by `cargo bench`.
                 "--bench" => {}
                 "--write-inputs" => opts.write_inputs = Some(PathBuf::from(value("--write-inputs")?)),
@@ -438,8 +549,12 @@ fn real_main() -> Result<(), String> {
             .iter()
             .find(|c| c.name == name.as_str())
             .ok_or_else(|| format!("no case {name}"))?;
-        let kind = if opts.borrowed { Kind::Frames } else { Kind::Ops };
-        let mut runner = Runner::new(case, kind);
+        let kind = match (opts.borrowed, opts.client) {
+            (_, true) => Kind::Client,
+            (true, false) => Kind::Frames,
+            (false, false) => Kind::Ops,
+        };
+        let mut runner = Runner::new(case, kind)?;
         let mut frames = 0;
         for _ in 0..opts.iterations {
             frames += runner.run()?;
@@ -454,22 +569,34 @@ fn real_main() -> Result<(), String> {
             if opts.quick { "quick run" } else { "full run" }
         );
         println!(
-            "| case | first line | bytes/frame | ops ns/frame | ops frames/s | frames ns/frame | frames frames/s |"
+            "| case | first line | bytes/frame | ops ns/frame | ops frames/s | frames ns/frame | frames frames/s | client ns/frame | client frames/s |"
         );
-        println!("|---|---|---:|---:|---:|---:|---:|");
+        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     }
     for case in cases.iter().filter(|c| opts.selects(c)) {
-        let mut ops = Runner::new(case, Kind::Ops);
+        let mut ops = Runner::new(case, Kind::Ops)?;
         ops.check()?;
         let ops_fps = frames_per_sec(&mut ops, opts.quick)?;
-        let mut frames = Runner::new(case, Kind::Frames);
+        let mut frames = Runner::new(case, Kind::Frames)?;
         frames.check_frames()?;
         let frames_fps = frames_per_sec(&mut frames, opts.quick)?;
+        let client_fps = match case.role {
+            Role::Client => {
+                let mut client = Runner::new(case, Kind::Client)?;
+                client.check_client()?;
+                frames_per_sec(&mut client, opts.quick)?
+            }
+            Role::Server => 0.0,
+        };
         if opts.tsv {
-            println!("{}\t{ops_fps:.0}\t{frames_fps:.0}", case.name);
+            println!("{}\t{ops_fps:.0}\t{frames_fps:.0}\t{client_fps:.0}", case.name);
         } else {
+            let client = match case.role {
+                Role::Client => format!("{:.1} | {:.2}M", 1e9 / client_fps, client_fps / 1e6),
+                Role::Server => "- | -".to_string(),
+            };
             println!(
-                "| {} | `{}` | {} | {:.1} | {:.2}M | {:.1} | {:.2}M |",
+                "| {} | `{}` | {} | {:.1} | {:.2}M | {:.1} | {:.2}M | {client} |",
                 case.name,
                 first_line(&case.frame),
                 case.frame.len(),
