@@ -188,11 +188,15 @@ struct General {
     /// Bytes at the front of the buffer already searched for the line's `\n` (or the
     /// position of that `\n` once found, while the payload is incomplete).
     scanned: usize,
+    /// After `Ok(None)`: the whole frame's length when its control line was complete
+    /// (the payload is what is missing), 0 when the line itself is.
+    needed: usize,
 }
 
 impl General {
     /// The next frame of `buf` through the general path, and its length.
     fn next<'a>(&mut self, ops: &'static [OpSpec], buf: &'a [u8]) -> Result<Option<(Raw<'a>, usize)>, DecodeError> {
+        self.needed = 0;
         let Some(spec) = op_at(ops, buf.get(..HEAD).unwrap_or(buf))? else {
             return Ok(None);
         };
@@ -235,6 +239,7 @@ impl General {
         }
         if n < 2 {
             self.scanned = lf;
+            self.needed = end + 2;
             return Ok(None);
         }
         self.scanned = 0;
@@ -428,7 +433,11 @@ impl<R: FrameRole> FrameDecoder<R> {
     /// A decoder with the given limits.
     pub fn new(limits: Limits) -> Self {
         Self {
-            general: General { limits, scanned: 0 },
+            general: General {
+                limits,
+                scanned: 0,
+                needed: 0,
+            },
             role: PhantomData,
         }
     }
@@ -441,6 +450,15 @@ impl<R: FrameRole> FrameDecoder<R> {
     /// Forgets how far the front line was searched (to decode an unrelated buffer).
     pub fn reset(&mut self) {
         self.general.scanned = 0;
+        self.general.needed = 0;
+    }
+
+    /// After [`decode`](Self::decode) returned `Ok(None)`: the length of the whole
+    /// frame at the front of the buffer when its control line was complete (only the
+    /// payload is missing), or `None` when the line itself is. A caller holding the
+    /// stream in several pieces joins exactly this much once it has arrived.
+    pub fn needed(&self) -> Option<usize> {
+        (self.general.needed > 0).then_some(self.general.needed)
     }
 
     /// The frame at the front of `buf` and its length in bytes; `Ok(None)` when `buf`
@@ -481,6 +499,21 @@ impl FrameDecoder<ClientSide> {
                 self.general.limits.max_payload = max;
             }
         }
+    }
+
+    /// Adopts the smaller of the server's `max_payload` (from `INFO`) and the client's
+    /// own `ceiling`: a server that announces a huge limit cannot make the client accept
+    /// (and hold) a message past what it was configured for. A negative or zero
+    /// announcement (no limit) keeps the current limit, capped too. Returns the limit
+    /// now in force.
+    pub fn adopt_max_payload(&mut self, announced: i64, ceiling: usize) -> usize {
+        let limits = &mut self.general.limits;
+        let server = usize::try_from(announced)
+            .ok()
+            .filter(|&m| m > 0)
+            .unwrap_or(limits.max_payload);
+        limits.max_payload = server.min(ceiling.max(1));
+        limits.max_payload
     }
 }
 

@@ -36,7 +36,7 @@ use requests::Requests;
 use subscription::{message_size, SharedRoom, Subscription};
 
 use crate::chassis::{Backpressure, IoArena, PoisonGuard, SegmentedBuffer, Session};
-use crate::nats::{encode, ClientCodec, Headers, Message, ServerInfo, Sid};
+use crate::nats::{encode, ClientFrameDecoder, Headers, Message, ServerInfo, Sid};
 
 /// Where the handshake is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,7 +158,9 @@ enum PingKind {
 pub struct Connection {
     config: ClientConfig,
     phase: Phase,
-    codec: ClientCodec,
+    /// Decodes what the server sends, frame by frame, from the first received segment
+    /// (see `receive::next_op`); its limits are the encoder's too.
+    decoder: ClientFrameDecoder,
     input: SegmentedBuffer,
     out: Outgoing,
     events: VecDeque<Event>,
@@ -210,7 +212,7 @@ impl Connection {
             .unwrap_or_else(|| requests::inbox_id(config.seed));
         Self {
             phase: Phase::AwaitInfo,
-            codec: ClientCodec::new(config.limits),
+            decoder: ClientFrameDecoder::new(config.limits),
             input: SegmentedBuffer::new(),
             out: Outgoing::default(),
             events: VecDeque::new(),
@@ -456,9 +458,9 @@ impl Connection {
         }
         self.check_room(payload.len() + headers.map_or(0, Headers::len))?;
         let hold = self.holding();
-        let codec = &self.codec;
+        let limits = *self.decoder.limits();
         self.out
-            .publish(hold, |a| codec.encode_publish(subject, reply, headers, payload, a))?;
+            .publish(hold, |a| encode::publish(a, &limits, subject, reply, headers, payload))?;
         Ok(())
     }
 
@@ -492,7 +494,7 @@ impl Connection {
 
     fn write_sub(&mut self, subject: &[u8], queue: Option<&[u8]>, sid: &Sid) -> Result<(), SendError> {
         let hold = self.holding();
-        let limits = *self.codec.limits();
+        let limits = *self.decoder.limits();
         self.out
             .control(hold, |a| encode::subscribe(a, &limits, subject, queue, sid.as_bytes()))?;
         Ok(())
@@ -500,7 +502,7 @@ impl Connection {
 
     fn write_unsub(&mut self, sid: &Sid, max: Option<u64>) -> Result<(), SendError> {
         let hold = self.holding();
-        let limits = *self.codec.limits();
+        let limits = *self.decoder.limits();
         self.out
             .control(hold, |a| encode::unsubscribe(a, &limits, sid.as_bytes(), max))?;
         Ok(())
@@ -581,9 +583,9 @@ impl Connection {
         }
         let reply = self.requests.reply_subject(self.requests.peek_id());
         let hold = self.holding();
-        let codec = &self.codec;
+        let limits = *self.decoder.limits();
         self.out.publish(hold, |a| {
-            codec.encode_publish(subject, Some(&reply), headers, payload, a)
+            encode::publish(a, &limits, subject, Some(&reply), headers, payload)
         })?;
         Ok(self.requests.insert(timeout.map(|t| now + t)))
     }
@@ -685,7 +687,7 @@ impl Connection {
             known_servers: self.known_servers.clone(),
             replay,
             stalled,
-            limits: *self.codec.limits(),
+            limits: *self.decoder.limits(),
             headers_unsupported: !self.headers_supported,
             budget: self.config.reconnect_buffer_bytes,
         }
@@ -784,6 +786,7 @@ impl Connection {
             });
         }
         self.input.clear();
+        self.decoder.reset();
         self.handshake_deadline = None;
         self.next_ping = None;
         self.events.push_back(Event::Poisoned(error.clone()));

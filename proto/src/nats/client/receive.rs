@@ -1,8 +1,14 @@
 //! What the connection does with each op the server sends.
 
+use bytes::Bytes;
+
 use super::subscription::{message_size, Offer};
 use super::{Auth, Connection, ConnectionError, Event, Phase, PingKind, RequestError, SubscriptionEnd};
-use crate::nats::{ClientOp, ConnectOptions, Message, ServerError, ServerErrorKind, ServerInfo, ServerOp};
+use crate::chassis::SegmentedBuffer;
+use crate::nats::{
+    encode, ClientFrameDecoder, ConnectOptions, DecodeError, Headers, Message, ServerError, ServerErrorKind,
+    ServerFrame, ServerInfo, ServerOp, Sid,
+};
 
 impl Connection {
     /// Decodes and acts on ops until the input runs out, a message stalls, or the
@@ -12,7 +18,7 @@ impl Connection {
             if self.paused() && !self.place_stalled() {
                 break;
             }
-            match self.codec.decode_op(&mut self.input) {
+            match next_op(&mut self.decoder, &mut self.input) {
                 Ok(Some(op)) => self.on_op(op),
                 Ok(None) => break,
                 Err(e) => {
@@ -66,7 +72,8 @@ impl Connection {
             self.lame_duck = true;
             self.events.push_back(Event::LameDuck);
         }
-        self.codec.adopt_max_payload(info.max_payload, self.config.max_payload);
+        self.decoder
+            .adopt_max_payload(info.max_payload, self.config.max_payload);
         if self.phase == Phase::AwaitInfo {
             self.headers_supported = info.headers;
             if info.tls_required {
@@ -80,9 +87,9 @@ impl Connection {
                     return;
                 }
             };
-            let codec = &self.codec;
+            let limits = *self.decoder.limits();
             let written = self.out.control(false, |a| {
-                codec.encode_op(&ClientOp::Connect(Box::new(connect)), a)?;
+                encode::json(a, &limits, b"CONNECT", &connect)?;
                 a.put_slice(b"PING\r\n");
                 Ok(())
             });
@@ -297,4 +304,87 @@ impl Connection {
             }
         }
     }
+}
+
+/// The next op at the front of `input`, decoded by the borrowed frame decoder on the
+/// first received segment: every field of a message is a view of that segment, so
+/// nothing is copied. Only a frame that straddles segments
+/// is joined, once, into a segment of its own (see [`join_front`]).
+#[inline]
+fn next_op(decoder: &mut ClientFrameDecoder, input: &mut SegmentedBuffer) -> Result<Option<ServerOp>, DecodeError> {
+    loop {
+        let Some(front) = input.segments().next() else {
+            return Ok(None);
+        };
+        if let Some((frame, len)) = decoder.decode(front)? {
+            let op = owned(front, frame);
+            input.advance(len);
+            return Ok(Some(op));
+        }
+        let limits = decoder.limits();
+        if !join_front(
+            input,
+            decoder.needed(),
+            limits.max_control_line.max(limits.max_json_line),
+        ) {
+            return Ok(None);
+        }
+    }
+}
+
+/// A frame decoded from `segment`, as an op of views of it.
+#[inline(always)]
+fn owned(segment: &Bytes, frame: ServerFrame<'_>) -> ServerOp {
+    // `Bytes::slice_ref` with its checks left out: every part is a slice of `segment`
+    // (the decoder's output borrows it), so its offset is in range.
+    let base = segment.as_ptr() as usize;
+    let view = |part: &[u8]| {
+        let start = (part.as_ptr() as usize).wrapping_sub(base);
+        segment.slice(start..start + part.len())
+    };
+    match frame {
+        ServerFrame::Message(m) => ServerOp::Message(Message {
+            subject: view(m.subject),
+            sid: Sid::from_bytes(view(m.sid)),
+            reply: m.reply.map(view),
+            headers: m.headers.map(|h| Headers::from_raw(view(h))),
+            payload: view(m.payload),
+        }),
+        ServerFrame::Info(info) => ServerOp::Info(info),
+        ServerFrame::Ok => ServerOp::Ok,
+        ServerFrame::Err(text) => ServerOp::Err(ServerError::new(view(text))),
+        ServerFrame::Ping => ServerOp::Ping,
+        ServerFrame::Pong => ServerOp::Pong,
+    }
+}
+
+/// The first segment holds only part of a frame: joins the front of `input` into one
+/// segment when that can complete (or refuse) it; whether it did. `needed` is the
+/// decoder's [`needed`](ClientFrameDecoder::needed): with the control line whole, the
+/// frame is joined once all of it has arrived (one copy of a payload that arrived in
+/// pieces); with the line split, up to its end, or when no `\n` has arrived,
+/// up to one byte past the longest line any op may have (so the decoder reports the
+/// line as too long exactly as it would on one segment).
+#[inline(never)]
+fn join_front(input: &mut SegmentedBuffer, needed: Option<usize>, max_line: usize) -> bool {
+    let front = input.chunk().len();
+    let n = match needed {
+        Some(total) if total <= input.len() => total,
+        Some(_) => return false,
+        None => input
+            .find_byte(0, b'\n')
+            .map_or(input.len(), |lf| lf + 1)
+            .min(max_line.saturating_add(2)),
+    };
+    if n <= front {
+        // Everything there is, or enough to fail, is in the first segment already.
+        return false;
+    }
+    let joined = input.split_to(n);
+    let rest = std::mem::take(input);
+    input.push(joined);
+    for segment in rest.segments() {
+        input.push(segment.clone());
+    }
+    true
 }

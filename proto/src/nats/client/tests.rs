@@ -1405,3 +1405,77 @@ fn a_stalled_message_for_a_subscription_that_ended_is_dropped_and_reading_resume
     assert_eq!(conn.next_message(&sid), None);
     assert!(conn.wants_read());
 }
+
+// ---- the receive path: views of the received segments ----
+
+/// A client past the handshake, fed bytes directly, subscribed to `s` (sid 1).
+fn fed(limits: crate::nats::Limits) -> (Connection, Sid, Instant) {
+    let now = Instant::now();
+    let mut conn = Connection::new(ClientConfig { limits, ..config() }, now);
+    conn.handle_input(Bytes::from_static(b"INFO {}\r\nPONG\r\n"), now)
+        .unwrap();
+    let sid = conn.subscribe(b"s", None, SubscriptionPolicy::default()).unwrap();
+    (conn, sid, now)
+}
+
+#[test]
+fn messages_inside_one_segment_are_views_of_it_and_straddling_ones_are_whole() {
+    let (mut conn, sid, now) = fed(crate::nats::Limits::default());
+    let segment =
+        Bytes::from_static(b"MSG s 1 r 5\r\nhello\r\nHMSG s 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\nMSG s 1 3\r\nab");
+    let range = segment.as_ptr_range();
+    conn.handle_input(segment.clone(), now).unwrap();
+    let inside = |b: &Bytes| range.contains(&b.as_ptr());
+    let first = conn.next_message(&sid).unwrap();
+    assert_eq!(
+        (&first.payload[..], first.reply.as_deref()),
+        (&b"hello"[..], Some(&b"r"[..]))
+    );
+    assert!(inside(&first.payload) && inside(&first.subject) && inside(first.sid.as_bytes()));
+    let second = conn.next_message(&sid).unwrap();
+    assert!(inside(second.headers.as_ref().unwrap().as_bytes()) && inside(&second.payload));
+    assert_eq!(conn.next_message(&sid), None);
+    // The third frame straddles two segments: joined once, then whole.
+    conn.handle_input(Bytes::from_static(b"c\r\nMSG s 1 2\r\nxy\r\n"), now)
+        .unwrap();
+    let third = conn.next_message(&sid).unwrap();
+    assert_eq!((&third.payload[..], inside(&third.payload)), (&b"abc"[..], false));
+    assert_eq!(conn.next_message(&sid).unwrap().payload, "xy");
+    assert!(conn.is_connected());
+}
+
+#[test]
+fn decode_errors_are_the_same_however_the_bytes_are_split() {
+    let small = crate::nats::Limits {
+        max_control_line: 32,
+        max_json_line: 512,
+        max_payload: 8,
+    };
+    let cases: [(&[u8], DecodeError); 4] = [
+        (b"MSG s 1 3\r\nabcX\r\n", DecodeError::MissingPayloadCrlf),
+        (b"MSG s 1 9\r\n", DecodeError::PayloadTooLarge { size: 9, max: 8 }),
+        (b"BOGUS\r\n", DecodeError::UnknownOp),
+        (
+            &[&b"MSG "[..], &[b'a'; 200]].concat().leak()[..],
+            DecodeError::ControlLineTooLong { max: 32 },
+        ),
+    ];
+    for (input, error) in cases {
+        for piece in [input.len(), 7, 3, 1] {
+            let (mut conn, _, now) = fed(small);
+            let mut got = Ok(());
+            for chunk in input.chunks(piece) {
+                got = conn.handle_input(Bytes::copy_from_slice(chunk), now);
+                if got.is_err() {
+                    break;
+                }
+            }
+            let shown = String::from_utf8_lossy(input);
+            assert_eq!(
+                got,
+                Err(ConnectionError::Decode(error.clone())),
+                "{shown:?} in pieces of {piece}"
+            );
+        }
+    }
+}
