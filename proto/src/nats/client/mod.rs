@@ -33,7 +33,7 @@ use bytes::Bytes;
 
 use outgoing::Outgoing;
 use requests::Requests;
-use subscription::{message_size, SharedRoom, Subscription};
+use subscription::{message_size, SharedRoom, SidHash, Subscription};
 
 use crate::chassis::{Backpressure, IoArena, PoisonGuard, SegmentedBuffer, Session};
 use crate::nats::{encode, ClientFrameDecoder, Headers, Message, ServerInfo, Sid};
@@ -173,7 +173,7 @@ pub struct Connection {
     lame_duck: bool,
     /// `false` once an `INFO` says the server does not support headers.
     headers_supported: bool,
-    subs: HashMap<u64, Subscription>,
+    subs: HashMap<u64, Subscription, SidHash>,
     /// The last sid handed out (the inbox's included).
     last_sid: u64,
     requests: Requests,
@@ -222,7 +222,7 @@ impl Connection {
             known_servers: Vec::new(),
             lame_duck: false,
             headers_supported: true,
-            subs: HashMap::new(),
+            subs: HashMap::default(),
             last_sid,
             requests: Requests::new(&config.inbox_prefix, &inbox_id, last_request),
             pings: VecDeque::new(),
