@@ -622,11 +622,20 @@ impl Connection {
     /// and the queues).
     pub fn next_message(&mut self, sid: &Sid) -> Option<Message> {
         let key = sid.as_u64()?;
-        let message = self.subs.get_mut(&key).and_then(Subscription::take);
+        // One lookup: what `forget_if_drained` would look up again is known here.
+        let (message, drained) = match self.subs.get_mut(&key) {
+            Some(sub) => {
+                let message = sub.take();
+                (message, sub.ended && sub.is_empty())
+            }
+            None => (None, false),
+        };
         if let Some(taken) = &message {
             self.queued_bytes = self.queued_bytes.saturating_sub(message_size(taken));
         }
-        self.forget_if_drained(key);
+        if drained {
+            self.remove_sub(key);
+        }
         self.resume_reading(key);
         // Room under the connection-wide bound may be what the stalled message of
         // another subscription waits for.
