@@ -223,13 +223,14 @@ impl Connection {
         match sub.offer(message, shared) {
             Offer::Queued { notify, ended } => {
                 self.queued_bytes += size;
-                let sid = sub.sid.clone();
+                // The sid is cloned (a reference count) only for an event: most
+                // messages join a queue that already has one.
                 if notify {
-                    self.events.push_back(Event::Messages { sid: sid.clone() });
+                    self.events.push_back(Event::Messages { sid: sub.sid.clone() });
                 }
                 if ended {
                     self.events.push_back(Event::SubscriptionEnded {
-                        sid,
+                        sid: sub.sid.clone(),
                         reason: SubscriptionEnd::MaxReached,
                     });
                 }
