@@ -162,6 +162,8 @@ pub struct Connection {
     /// (see `receive::next_op`); its limits are the encoder's too.
     decoder: ClientFrameDecoder,
     input: SegmentedBuffer,
+    /// A frame straddling received segments, gathered as it arrives.
+    gathering: receive::Gathering,
     out: Outgoing,
     events: VecDeque<Event>,
     guard: PoisonGuard<ConnectionError>,
@@ -214,6 +216,7 @@ impl Connection {
             phase: Phase::AwaitInfo,
             decoder: ClientFrameDecoder::new(config.limits),
             input: SegmentedBuffer::new(),
+            gathering: receive::Gathering::default(),
             out: Outgoing::default(),
             events: VecDeque::new(),
             guard: PoisonGuard::new(),
@@ -795,6 +798,7 @@ impl Connection {
             });
         }
         self.input.clear();
+        self.gathering.clear();
         self.decoder.reset();
         self.handshake_deadline = None;
         self.next_ping = None;

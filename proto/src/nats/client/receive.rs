@@ -1,6 +1,6 @@
 //! What the connection does with each op the server sends.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::subscription::{message_size, Offer};
 use super::{Auth, Connection, ConnectionError, Event, Phase, PingKind, RequestError, SubscriptionEnd};
@@ -18,7 +18,7 @@ impl Connection {
             if self.paused() && !self.place_stalled() {
                 break;
             }
-            match next_op(&mut self.decoder, &mut self.input) {
+            match next_op(&mut self.decoder, &mut self.input, &mut self.gathering) {
                 Ok(Some(op)) => self.on_op(op),
                 Ok(None) => break,
                 Err(e) => {
@@ -307,13 +307,39 @@ impl Connection {
     }
 }
 
+/// What the receive path keeps between reads: the frame decoder, and the bytes of a
+/// frame that straddles received segments while the rest of it arrives.
+#[derive(Debug, Default)]
+pub(super) struct Gathering {
+    /// The frame's bytes so far (copied once each, as they arrive, so the received
+    /// segments, for io_uring views of the ring's buffers, are released at once).
+    bytes: BytesMut,
+    /// The frame's whole length; 0 when no frame is being gathered.
+    total: usize,
+}
+
+impl Gathering {
+    /// Forgets a partial frame (the connection is poisoned).
+    pub(super) fn clear(&mut self) {
+        self.bytes = BytesMut::new();
+        self.total = 0;
+    }
+}
+
 /// The next op at the front of `input`, decoded by the borrowed frame decoder on the
 /// first received segment: every field of a message is a view of that segment, so
-/// nothing is copied. Only a frame that straddles segments
-/// is joined, once, into a segment of its own (see [`join_front`]).
+/// nothing is copied. Only a frame that straddles segments is copied, once, into a
+/// segment of its own (see [`join_front`] and [`Gathering`]).
 #[inline]
-fn next_op(decoder: &mut ClientFrameDecoder, input: &mut SegmentedBuffer) -> Result<Option<ServerOp>, DecodeError> {
+pub(super) fn next_op(
+    decoder: &mut ClientFrameDecoder,
+    input: &mut SegmentedBuffer,
+    gathering: &mut Gathering,
+) -> Result<Option<ServerOp>, DecodeError> {
     loop {
+        if gathering.total > 0 && !gather(gathering, input) {
+            return Ok(None);
+        }
         let Some(front) = input.segments().next() else {
             return Ok(None);
         };
@@ -323,13 +349,43 @@ fn next_op(decoder: &mut ClientFrameDecoder, input: &mut SegmentedBuffer) -> Res
             return Ok(Some(op));
         }
         let limits = decoder.limits();
-        if !join_front(
-            input,
-            decoder.needed(),
-            limits.max_control_line.max(limits.max_json_line),
-        ) {
-            return Ok(None);
+        let max_line = limits.max_control_line.max(limits.max_json_line);
+        match decoder.needed() {
+            // The line is whole, the rest has not all arrived: gather it as it comes.
+            Some(total) if total > input.len() => gathering.total = total,
+            needed => {
+                if !join_front(input, needed, max_line) {
+                    return Ok(None);
+                }
+            }
         }
+    }
+}
+
+/// Moves what has arrived of the frame being gathered out of `input` (one copy);
+/// once all of it is there, puts it back at the front of `input` as a segment of its
+/// own. Whether it did.
+#[inline(never)]
+fn gather(gathering: &mut Gathering, input: &mut SegmentedBuffer) -> bool {
+    while gathering.bytes.len() < gathering.total {
+        let piece = input.split_front(gathering.total - gathering.bytes.len());
+        if piece.is_empty() {
+            return false;
+        }
+        gathering.bytes.extend_from_slice(&piece);
+    }
+    let frame = std::mem::take(&mut gathering.bytes).freeze();
+    gathering.total = 0;
+    prepend(input, frame);
+    true
+}
+
+/// Puts `segment` in front of what `input` holds.
+fn prepend(input: &mut SegmentedBuffer, segment: Bytes) {
+    let rest = std::mem::take(input);
+    input.push(segment);
+    for segment in rest.segments() {
+        input.push(segment.clone());
     }
 }
 
@@ -361,31 +417,25 @@ fn owned(segment: &Bytes, frame: ServerFrame<'_>) -> ServerOp {
 
 /// The first segment holds only part of a frame: joins the front of `input` into one
 /// segment when that can complete (or refuse) it; whether it did. `needed` is the
-/// decoder's [`needed`](ClientFrameDecoder::needed): with the control line whole, the
-/// frame is joined once all of it has arrived (one copy of a payload that arrived in
-/// pieces); with the line split, up to its end, or when no `\n` has arrived,
-/// up to one byte past the longest line any op may have (so the decoder reports the
-/// line as too long exactly as it would on one segment).
+/// decoder's [`needed`](ClientFrameDecoder::needed): with the control line whole and
+/// all of the frame arrived, the frame; with the line split, up to its end, and never
+/// more than two bytes past the longest line any op may have (so the decoder reports a
+/// line too long exactly as it would on one segment, without joining all of it).
 #[inline(never)]
 fn join_front(input: &mut SegmentedBuffer, needed: Option<usize>, max_line: usize) -> bool {
     let front = input.chunk().len();
     let n = match needed {
-        Some(total) if total <= input.len() => total,
-        Some(_) => return false,
+        Some(total) => total,
         None => input
             .find_byte(0, b'\n')
             .map_or(input.len(), |lf| lf + 1)
             .min(max_line.saturating_add(2)),
     };
-    if n <= front {
+    if n <= front || n > input.len() {
         // Everything there is, or enough to fail, is in the first segment already.
         return false;
     }
     let joined = input.split_to(n);
-    let rest = std::mem::take(input);
-    input.push(joined);
-    for segment in rest.segments() {
-        input.push(segment.clone());
-    }
+    prepend(input, joined);
     true
 }

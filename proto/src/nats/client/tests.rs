@@ -1479,3 +1479,24 @@ fn decode_errors_are_the_same_however_the_bytes_are_split() {
         }
     }
 }
+
+#[test]
+fn a_payload_arriving_in_pieces_is_gathered_and_the_pieces_released() {
+    let (mut conn, sid, now) = fed(crate::nats::Limits::default());
+    let payload: Vec<u8> = (0..1000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let wire = [&b"MSG s 1 1000\r\n"[..], &payload, b"\r\nPING\r\n"].concat();
+    for piece in wire.chunks(10) {
+        conn.handle_input(Bytes::copy_from_slice(piece), now).unwrap();
+        // Each piece is copied into the frame being gathered and dropped: received
+        // segments (io_uring's ring buffers) are not held until the frame completes.
+        assert!(
+            conn.input.segment_count() <= 1,
+            "{} segments held",
+            conn.input.segment_count()
+        );
+    }
+    assert_eq!(conn.next_message(&sid).unwrap().payload, payload);
+    assert_eq!(conn.next_message(&sid), None);
+    // The PING after it was answered.
+    assert!(conn.poll_transmit().unwrap().to_vec().ends_with(b"PONG\r\n"));
+}
