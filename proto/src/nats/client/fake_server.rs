@@ -17,9 +17,10 @@ use bytes::Bytes;
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 
 use super::nkey::{base32_decode, crc16};
-use crate::chassis::{IoArena, SegmentedBuffer, Session};
+use crate::chassis::{IoArena, Session};
 use crate::nats::{
-    ClientOp, ConnectOptions, HeaderMap, Headers, Publish, ServerCodec, ServerError, ServerInfo, ServerOp,
+    ClientOp, ConnectOptions, HeaderMap, Headers, Publish, ServerCodec, ServerError, ServerFrameDecoder, ServerInfo,
+    ServerOp,
 };
 
 /// The credentials the server requires.
@@ -54,8 +55,12 @@ pub(super) struct FakeServer {
     /// The client's `CONNECT`, once received.
     pub connect: Option<ConnectOptions>,
     nonce: String,
+    /// Encodes what the server sends.
     codec: ServerCodec,
-    input: SegmentedBuffer,
+    /// Decodes what the client sends: the server role's borrowed frame decoder, over
+    /// `input`, the received bytes not yet decoded, kept contiguous.
+    decoder: ServerFrameDecoder,
+    input: Vec<u8>,
     out: IoArena,
     subs: BTreeMap<Bytes, Sub>,
     log: VecDeque<ClientOp>,
@@ -127,7 +132,8 @@ impl FakeServer {
             connect: None,
             nonce,
             codec,
-            input: SegmentedBuffer::new(),
+            decoder: ServerFrameDecoder::default(),
+            input: Vec::new(),
             out,
             subs: BTreeMap::new(),
             log: VecDeque::new(),
@@ -306,10 +312,20 @@ impl Session for FakeServer {
         if self.closed {
             return;
         }
-        self.input.push(data);
+        self.input.extend_from_slice(&data);
+        let mut at = 0;
         while !self.closed {
-            match self.codec.decode_op(&mut self.input) {
-                Ok(Some(op)) => self.on_op(op),
+            // The frame borrows the input: copied into an op before acting on it.
+            let decoded = match self.decoder.decode(&self.input[at..]) {
+                Ok(Some((frame, len))) => Ok(Some((frame.to_op(), len))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            match decoded {
+                Ok(Some((op, len))) => {
+                    at += len;
+                    self.on_op(op);
+                }
                 Ok(None) => break,
                 Err(_) => {
                     self.error("Parser Error");
@@ -317,6 +333,7 @@ impl Session for FakeServer {
                 }
             }
         }
+        self.input.drain(..at);
     }
 
     fn handle_eof(&mut self, _now: Instant) {
