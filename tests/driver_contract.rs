@@ -1753,6 +1753,20 @@ under_fallback! {
 }
 
 under_fallback! {
+    uring_no_single_issuer,
+    monocoque_uring::UringConfig { single_issuer: false, ..Default::default() },
+    echo_via_connect, echo_via_accept, partial_writes, peer_closes_mid_frame, many_connections,
+    timers, wants_read_backpressure, held_views_stay_intact,
+}
+
+under_fallback! {
+    uring_no_defer_taskrun,
+    monocoque_uring::UringConfig { defer_taskrun: false, ..Default::default() },
+    echo_via_connect, echo_via_accept, partial_writes, peer_closes_mid_frame, many_connections,
+    timers, wants_read_backpressure, held_views_stay_intact,
+}
+
+under_fallback! {
     uring_no_send_buffers,
     monocoque_uring::UringConfig { send_buffers: 0, ..Default::default() },
     echo_via_connect, echo_via_accept, partial_writes, peer_closes_mid_frame, many_connections,

@@ -44,6 +44,14 @@ pub struct UringConfig {
     /// `SUBMIT_ALL`, even where the kernel has them (for comparison and for testing the
     /// fallback path).
     pub plain_ring: bool,
+    /// Asks for `SINGLE_ISSUER` where the kernel has it (default). `false` forces the
+    /// ring without it, and so without `DEFER_TASKRUN`, which needs it: the fallback a
+    /// kernel before 6.0 gets, forced here for comparison and for testing it.
+    pub single_issuer: bool,
+    /// Asks for `DEFER_TASKRUN` where the kernel has it (default). `false` forces the
+    /// ring without it (completion work then runs when the kernel schedules it): the
+    /// fallback a kernel before 6.1 gets, forced here.
+    pub defer_taskrun: bool,
     /// Arms a single-shot receive (re-armed after each completion) instead of a
     /// multishot one: the fallback for kernels without multishot receive, forced here
     /// for comparison and for testing it.
@@ -70,6 +78,8 @@ impl Default for UringConfig {
             listen_backlog: 1024,
             reuse_port: false,
             plain_ring: false,
+            single_issuer: true,
+            defer_taskrun: true,
             single_shot_recv: false,
             single_shot_accept: false,
             core: monocoque_proto::CoreId(0),

@@ -273,6 +273,12 @@ impl<S> UringDriver<S> {
                 what.to_owned()
             } else if cfg.plain_ring {
                 "off: UringConfig::plain_ring asked for a plain ring".to_owned()
+            } else if name == "SINGLE_ISSUER" && !cfg.single_issuer {
+                "off: UringConfig::single_issuer is false".to_owned()
+            } else if name == "DEFER_TASKRUN" && !cfg.defer_taskrun {
+                "off: UringConfig::defer_taskrun is false".to_owned()
+            } else if name == "DEFER_TASKRUN" && !cfg.single_issuer {
+                "off: it needs SINGLE_ISSUER, which UringConfig::single_issuer turned off".to_owned()
             } else {
                 format!("off: the kernel refused the setup flag (needs {needs}); the ring runs without it")
             };

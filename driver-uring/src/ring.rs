@@ -136,7 +136,12 @@ impl Ring {
         let setups: &[(bool, bool, bool, bool)] = if cfg.plain_ring { &SETUPS[3..] } else { &SETUPS };
         let mut last = None;
         let mut built = None;
-        for &(single, defer, coop, all) in setups {
+        // Sets with a flag the configuration turned off are skipped, as if the kernel had
+        // refused it.
+        let allowed = |&&(single, defer, _, _): &&(bool, bool, bool, bool)| {
+            (cfg.single_issuer || !single) && (cfg.defer_taskrun || !defer)
+        };
+        for &(single, defer, coop, all) in setups.iter().filter(allowed) {
             let mut b = IoUring::builder();
             b.setup_cqsize(cfg.cq_entries);
             if single {

@@ -856,3 +856,45 @@ fn feature_report_names_forced_fallbacks() {
     assert!(full.feature_report().iter().any(|l| l.name == "SINGLE_ISSUER"));
     assert_eq!(full.feature_report().len(), report.len());
 }
+
+/// `SINGLE_ISSUER` and `DEFER_TASKRUN` can each be turned off, as an older kernel would
+/// refuse them: the ring is built without them, the report says why, and it still echoes.
+#[test]
+fn single_issuer_and_defer_taskrun_can_be_forced_off() {
+    let find = |d: &UringDriver<Peer>, name: &str| {
+        d.feature_report()
+            .into_iter()
+            .find(|l| l.name == name)
+            .unwrap_or_else(|| panic!("no {name} line"))
+    };
+
+    let no_defer = driver_with(UringConfig {
+        defer_taskrun: false,
+        ..UringConfig::default()
+    });
+    assert!(!no_defer.features().defer_taskrun);
+    let line = find(&no_defer, "DEFER_TASKRUN");
+    assert!(
+        !line.active && line.detail.contains("defer_taskrun is false"),
+        "{line:?}"
+    );
+    let healthy = driver_with(UringConfig::default());
+    // Where the kernel gives SINGLE_ISSUER, turning off DEFER_TASKRUN alone keeps it.
+    assert_eq!(no_defer.features().single_issuer, healthy.features().single_issuer);
+    drop(healthy);
+    echo_round_trip_on(no_defer);
+
+    let no_single = driver_with(UringConfig {
+        single_issuer: false,
+        ..UringConfig::default()
+    });
+    assert!(!no_single.features().single_issuer && !no_single.features().defer_taskrun);
+    let line = find(&no_single, "SINGLE_ISSUER");
+    assert!(
+        !line.active && line.detail.contains("single_issuer is false"),
+        "{line:?}"
+    );
+    let line = find(&no_single, "DEFER_TASKRUN");
+    assert!(!line.active && line.detail.contains("needs SINGLE_ISSUER"), "{line:?}");
+    echo_round_trip_on(no_single);
+}
