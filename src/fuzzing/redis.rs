@@ -1,0 +1,421 @@
+//! The Redis body under the fuzzer: [`redis::Client`](crate::redis::Client) over the
+//! in-memory driver, against a fake server whose every reply names its request.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use monocoque_proto::resp::{Connection, Decoder, DecoderConfig, Protocol, Value};
+use monocoque_proto::SegmentedBuffer;
+
+use super::driver::{FakeServer, Frame, MemDriver};
+use super::script::Script;
+use super::{loopback, Checks, Clock};
+use crate::redis::{cmd, Client, ClientOptions, Error, ReconnectPolicy};
+
+/// A fake Redis server: `GET k` answers the bulk string `k`, `PING m` the bulk `m`,
+/// `SET` `+OK`; the handshake (`HELLO 3` or RESP2's, `CLIENT SETNAME`, `SELECT`) and
+/// transactions (`MULTI`, `+QUEUED`, `EXEC` with the queued replies) as Redis does. The
+/// error a reply may be replaced by is `-ERR fuzz <key or message>`, so an error reply
+/// names its request too.
+pub struct RedisServer {
+    /// `HELLO 3` is refused with `-NOPROTO` (a server that speaks RESP2 only).
+    noproto: bool,
+    decoder: Decoder,
+    input: SegmentedBuffer,
+    /// Replies of the commands queued since `MULTI`.
+    multi: Option<Vec<Vec<u8>>>,
+}
+
+impl RedisServer {
+    /// A server; `noproto` makes it refuse RESP3.
+    pub fn new(noproto: bool) -> Self {
+        Self {
+            noproto,
+            decoder: Decoder::new(DecoderConfig::new(Protocol::Resp2)),
+            input: SegmentedBuffer::new(),
+            multi: None,
+        }
+    }
+
+    fn answer(&mut self, args: &[Bytes]) -> Frame {
+        let name = args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default();
+        let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+        let fuzz_error = |tag: &[u8]| {
+            let mut e = b"-ERR fuzz ".to_vec();
+            e.extend_from_slice(tag);
+            e.extend_from_slice(b"\r\n");
+            e
+        };
+        if let Some(queued) = &mut self.multi {
+            match name.as_slice() {
+                b"EXEC" => {
+                    let mut reply = format!("*{}\r\n", queued.len()).into_bytes();
+                    for r in queued.drain(..) {
+                        reply.extend_from_slice(&r);
+                    }
+                    self.multi = None;
+                    return Frame::or(
+                        reply,
+                        b"-EXECABORT Transaction discarded because of previous errors.\r\n".to_vec(),
+                    );
+                }
+                b"DISCARD" => {
+                    self.multi = None;
+                    return Frame::fixed(b"+OK\r\n".to_vec());
+                }
+                b"MULTI" => return Frame::fixed(b"-ERR MULTI calls can not be nested\r\n".to_vec()),
+                _ => {
+                    let frame = self.answer_plain(&name, args, &arg, &fuzz_error);
+                    if let Some(queued) = &mut self.multi {
+                        queued.push(frame.bytes);
+                    }
+                    return Frame::fixed(b"+QUEUED\r\n".to_vec());
+                }
+            }
+        }
+        self.answer_plain(&name, args, &arg, &fuzz_error)
+    }
+
+    fn answer_plain(
+        &mut self,
+        name: &[u8],
+        args: &[Bytes],
+        arg: &dyn Fn(usize) -> Bytes,
+        fuzz_error: &dyn Fn(&[u8]) -> Vec<u8>,
+    ) -> Frame {
+        match name {
+            b"HELLO" => {
+                if self.noproto {
+                    return Frame::fixed(b"-NOPROTO sorry, this protocol version is not supported\r\n".to_vec());
+                }
+                let hello = b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.2.0\r\n\
+                    $5\r\nproto\r\n:3\r\n$2\r\nid\r\n:7\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n\
+                    $4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n";
+                Frame::or(hello.to_vec(), fuzz_error(b"HELLO"))
+            }
+            b"PING" if args.len() > 1 => Frame::or(bulk(&arg(1)), fuzz_error(&arg(1))),
+            b"PING" => Frame::fixed(b"+PONG\r\n".to_vec()),
+            b"GET" => Frame::or(bulk(&arg(1)), fuzz_error(&arg(1))),
+            b"SET" => Frame::or(b"+OK\r\n".to_vec(), fuzz_error(&arg(1))),
+            b"MULTI" => {
+                self.multi = Some(Vec::new());
+                Frame::fixed(b"+OK\r\n".to_vec())
+            }
+            b"SELECT" | b"AUTH" | b"CLIENT" => Frame::or(b"+OK\r\n".to_vec(), fuzz_error(name)),
+            _ => Frame::fixed(b"-ERR unknown command\r\n".to_vec()),
+        }
+    }
+}
+
+fn bulk(b: &[u8]) -> Vec<u8> {
+    let mut out = format!("${}\r\n", b.len()).into_bytes();
+    out.extend_from_slice(b);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+impl FakeServer for RedisServer {
+    fn greeting(&mut self) -> Vec<Frame> {
+        Vec::new()
+    }
+
+    fn receive(&mut self, bytes: &[u8]) -> Vec<Frame> {
+        self.input.push_slice(bytes);
+        let mut frames = Vec::new();
+        loop {
+            match self.decoder.decode(&mut self.input) {
+                Ok(Some(Value::Array(items))) => {
+                    let args: Vec<Bytes> = items
+                        .into_iter()
+                        .map(|v| match v {
+                            Value::BulkString(b) => b,
+                            other => panic!("the client sent a command argument that is not a bulk string: {other:?}"),
+                        })
+                        .collect();
+                    frames.push(self.answer(&args));
+                }
+                Ok(Some(other)) => panic!("the client sent something other than a command: {other:?}"),
+                Ok(None) => return frames,
+                Err(e) => panic!("the client sent bytes that are not RESP: {e}"),
+            }
+        }
+    }
+
+    fn garbage(&self) -> &'static [u8] {
+        b"@fuzz\r\n"
+    }
+}
+
+/// What a request's reply must be.
+#[derive(Debug, Clone)]
+enum Expect {
+    /// `GET k` or `PING m`: the bulk string `tag`.
+    Bulk(String),
+    /// `SET k v`: `+OK`.
+    Ok(String),
+}
+
+impl Expect {
+    fn tag(&self) -> &str {
+        match self {
+            Expect::Bulk(t) | Expect::Ok(t) => t,
+        }
+    }
+}
+
+/// Checks one outcome against the request it was returned for.
+fn check(expect: &Expect, outcome: &Result<Value, Error>, what: &str) {
+    match outcome {
+        Ok(value) => check_value(expect, value, what),
+        Err(Error::Server(e)) => assert_eq!(
+            e.message(),
+            format!("fuzz {}", expect.tag()),
+            "{what}: an error reply meant for another request was returned for {expect:?}"
+        ),
+        Err(e) => check_error(e, what),
+    }
+}
+
+fn check_value(expect: &Expect, value: &Value, what: &str) {
+    let right = match (expect, value) {
+        (Expect::Bulk(tag), Value::BulkString(b)) => b.as_ref() == tag.as_bytes(),
+        (Expect::Ok(_), Value::SimpleString(s)) => s.as_ref() == b"OK",
+        _ => false,
+    };
+    assert!(
+        right,
+        "{what}: {expect:?} got the reply {value:?}, meant for another request"
+    );
+}
+
+/// The errors a request may end with when the server misbehaves.
+fn check_error(e: &Error, what: &str) {
+    assert!(
+        matches!(
+            e,
+            Error::Timeout
+                | Error::Connection(_)
+                | Error::Reconnect { .. }
+                | Error::Connect { .. }
+                | Error::ConnectTimeout(_)
+                | Error::Handshake(_)
+        ),
+        "{what}: unexpected error {e:?}"
+    );
+}
+
+/// Fuzzes the Redis body: header bytes choose the options, then calls and the server's
+/// faults come from the same bytes. See [`super`] for the layout and the checks.
+pub fn run(data: &[u8], checks: Checks) {
+    let script = Script::new(data);
+    let h0 = script.byte();
+    let h1 = script.byte();
+    let response = Duration::from_millis(2 + u64::from(h0 % 16));
+    let connect = Duration::from_millis(5 + u64::from(h0 >> 4));
+    let attempts = 1 + u32::from(h1 >> 6);
+    let delay_cap = Duration::from_millis(2);
+    let mut options = ClientOptions::new("127.0.0.1", 0)
+        .protocol(if h1 & 1 != 0 { Protocol::Resp2 } else { Protocol::Resp3 })
+        .connect_timeout(connect)
+        .response_timeout(Some(response))
+        .reconnect(ReconnectPolicy {
+            initial: Duration::from_millis(1),
+            max: delay_cap,
+            max_attempts: Some(attempts),
+        })
+        .idle_check((h1 & 4 != 0).then(|| Duration::from_millis(3)))
+        .database(u32::from(h1 & 8 != 0));
+    if h1 & 2 != 0 {
+        options = options.max_pending(3);
+    }
+    if h1 & 16 != 0 {
+        options = options.client_name("fuzz");
+    }
+    if h1 & 32 != 0 {
+        options = options.max_outgoing_bytes(64);
+    }
+    let noproto = h0 & 0x08 != 0 && h1 & 1 == 0;
+    let (listener, port): (TcpListener, u16) = loopback();
+    options.port = port;
+    let driver: MemDriver<Connection, RedisServer> = MemDriver::new(
+        script.clone(),
+        Box::new(move || RedisServer::new(noproto)),
+        response * 2 + Duration::from_millis(1),
+        Some(listener),
+    );
+    // One round: a reconnect (every attempt, its backoff and handshake), then the
+    // response timeout.
+    let round = response + (connect + delay_cap) * attempts;
+    let clock = Clock::new(round, checks.slack);
+
+    let started = Instant::now();
+    let connected = Client::connect_with_driver(driver, options);
+    clock.check(started, 1, "connect");
+    let mut client = match connected {
+        Ok(client) => client,
+        Err(e) => {
+            check_error(&e, "connect");
+            return;
+        }
+    };
+    let mut n = 0u64;
+    let mut next = |kind: u8| {
+        n += 1;
+        match kind % 3 {
+            0 => (cmd("GET").arg(format!("k{n}")), Expect::Bulk(format!("k{n}"))),
+            1 => (cmd("SET").arg(format!("k{n}")).arg("v"), Expect::Ok(format!("k{n}"))),
+            _ => (cmd("PING").arg(format!("p{n}")), Expect::Bulk(format!("p{n}"))),
+        }
+    };
+    while let Some(op) = script.next() {
+        match op % 8 {
+            0..=2 => {
+                let (c, expect) = next(op / 8);
+                let t = Instant::now();
+                let outcome = client.query(&c);
+                clock.check(t, 1, "query");
+                check(&expect, &outcome, "query");
+            }
+            3 => {
+                // A pipeline: buffered, then flushed; every outcome in request order.
+                let count = 1 + usize::from(script.byte() % 12);
+                let mut expects = Vec::new();
+                for _ in 0..count {
+                    let (c, expect) = next(script.byte());
+                    match client.send_buffered(&c) {
+                        Ok(_) => expects.push(expect),
+                        Err(e) => check_error(&e, "send_buffered"),
+                    }
+                }
+                let t = Instant::now();
+                let outcomes = client.flush();
+                clock.check(t, expects.len(), "flush");
+                match outcomes {
+                    Ok(outcomes) => {
+                        assert_eq!(
+                            outcomes.len(),
+                            expects.len(),
+                            "flush returned a wrong number of outcomes"
+                        );
+                        for (expect, outcome) in expects.iter().zip(&outcomes) {
+                            check(expect, outcome, "flush");
+                        }
+                    }
+                    Err(e) => check_error(&e, "flush"),
+                }
+            }
+            4 => {
+                // A streaming pipeline: pump_into until every outcome is in.
+                let count = 1 + usize::from(script.byte() % 12);
+                let mut expects = Vec::new();
+                for _ in 0..count {
+                    let (c, expect) = next(script.byte());
+                    match client.send_buffered(&c) {
+                        Ok(_) => expects.push(expect),
+                        Err(e) => check_error(&e, "send_buffered"),
+                    }
+                }
+                let t = Instant::now();
+                let mut outcomes = Vec::new();
+                while outcomes.len() < expects.len() {
+                    let got = client.pump_into(Some(Instant::now() + response), &mut outcomes);
+                    if let Err(e) = got {
+                        check_error(&e, "pump_into");
+                        break;
+                    }
+                    if super::tracing() {
+                        eprintln!(
+                            "[fuzz] pump_into: {} of {} outcomes, {} unsent",
+                            outcomes.len(),
+                            expects.len(),
+                            client.unsent()
+                        );
+                    }
+                    if !clock.within(t, expects.len(), Duration::ZERO) {
+                        if checks.pump_into_expires_held {
+                            clock.check(t, expects.len(), "pump_into until every outcome is in");
+                        }
+                        // The known bug (see `Checks::pump_into_expires_held`): flush,
+                        // which does expire them, collects the rest.
+                        let t = Instant::now();
+                        match client.flush_into(&mut outcomes) {
+                            Ok(_) => {}
+                            Err(e) => check_error(&e, "flush after pump_into"),
+                        }
+                        clock.check(t, expects.len(), "flush after pump_into");
+                        break;
+                    }
+                }
+                assert!(
+                    outcomes.len() <= expects.len(),
+                    "pump_into returned more outcomes than requests"
+                );
+                for (expect, outcome) in expects.iter().zip(&outcomes) {
+                    check(expect, outcome, "pump_into");
+                }
+            }
+            5 => {
+                // Requests buffered then dropped: their replies must reach nobody.
+                let count = 1 + usize::from(script.byte() % 6);
+                for _ in 0..count {
+                    let (c, _) = next(script.byte());
+                    if let Err(e) = client.send_buffered(&c) {
+                        check_error(&e, "send_buffered");
+                    }
+                }
+                if script.byte() & 1 != 0 {
+                    // Hand them to the kernel first, so their replies do come back.
+                    let mut none = Vec::new();
+                    let t = Instant::now();
+                    if let Err(e) = client.pump_into(Some(Instant::now()), &mut none) {
+                        check_error(&e, "pump_into");
+                    }
+                    clock.check(t, 1, "pump_into with a past deadline");
+                    for outcome in &none {
+                        if let Err(e) = outcome {
+                            if !matches!(e, Error::Server(_)) {
+                                check_error(e, "pump_into");
+                            }
+                        }
+                    }
+                }
+                client.discard_buffered();
+            }
+            6 => {
+                // A transaction: EXEC's array holds the queued commands' replies, in order.
+                let count = 1 + usize::from(script.byte() % 4);
+                let mut cmds = Vec::new();
+                let mut expects = Vec::new();
+                for _ in 0..count {
+                    let (c, expect) = next(script.byte());
+                    cmds.push(c);
+                    expects.push(expect);
+                }
+                let t = Instant::now();
+                let outcome = client.transaction(&cmds);
+                clock.check(t, 1, "transaction");
+                match outcome {
+                    Ok(Value::Array(items)) => {
+                        assert_eq!(items.len(), expects.len(), "EXEC's array has a wrong length: {items:?}");
+                        for (expect, item) in expects.iter().zip(&items) {
+                            check_value(expect, item, "transaction");
+                        }
+                    }
+                    Ok(other) => panic!("transaction returned {other:?}, not EXEC's array"),
+                    Err(Error::TransactionAborted(_)) => {}
+                    Err(e) => check_error(&e, "transaction"),
+                }
+            }
+            _ => {
+                let ms = u64::from(script.byte() % 8);
+                let t = Instant::now();
+                match client.next_event(Duration::from_millis(ms)) {
+                    Ok(_) => {}
+                    Err(e) => check_error(&e, "next_event"),
+                }
+                clock.check_with(t, 1, Duration::from_millis(ms), "next_event");
+            }
+        }
+    }
+}
