@@ -224,8 +224,11 @@ impl<S: Session, F: FakeServer> MemDriver<S, F> {
     }
 }
 
-/// Puts `frames` on the wire as the script says (two bytes per frame: what happens to
-/// it and its delay, then where it is cut).
+/// Puts `frames` on the wire as the script says, two bytes per frame: the first's low
+/// nibble says what happens to it (0-9 nothing, 10-11 replaced by its error, 12 garbage
+/// first, 13 the server closes within it, 14 the server freezes before it, 15 late),
+/// its high nibble delays it by that many quarter milliseconds; the second says where it
+/// is cut (and, bit 7, that its pieces trickle in).
 fn schedule<S, F: FakeServer>(
     conn: &mut Conn<S, F>,
     frames: Vec<Frame>,
@@ -239,16 +242,16 @@ fn schedule<S, F: FakeServer>(
         }
         let fault = script.byte();
         let cut = script.byte();
-        let mut at = now + Duration::from_millis(u64::from(fault >> 4));
+        let mut at = now + Duration::from_micros(250 * u64::from(fault >> 4));
         if let Some((last, _)) = conn.wire.back() {
             at = at.max(*last);
         }
         if super::tracing() {
             eprintln!(
-                "[fuzz] server frame {:?}: fault {} delay {} ms, cut {cut}",
+                "[fuzz] server frame {:?}: fault {} delay {} us, cut {cut}",
                 String::from_utf8_lossy(&frame.bytes),
                 fault % 16,
-                fault >> 4
+                250 * u32::from(fault >> 4)
             );
         }
         let mut bytes = frame.bytes;
@@ -409,6 +412,112 @@ impl<S: Session, F: FakeServer> Driver<S> for MemDriver<S, F> {
             if wake > now {
                 std::thread::sleep(wake - now);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fuzzing::RedisServer;
+    use monocoque_proto::resp::{Connection, ConnectionConfig, Event};
+
+    fn driver(script: &[u8]) -> MemDriver<Connection, RedisServer> {
+        MemDriver::new(
+            Script::new(script),
+            Box::new(|| RedisServer::new(false)),
+            Duration::from_millis(5),
+            None,
+        )
+    }
+
+    fn addr() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 9))
+    }
+
+    #[test]
+    fn connect_reports_connected_then_the_handshake() {
+        let mut d = driver(&[]);
+        let conn = d
+            .connect(addr(), Connection::new(ConnectionConfig::default(), Instant::now()))
+            .expect("connect");
+        let mut out = Vec::new();
+        d.turn(Some(Instant::now() + Duration::from_secs(5)), &mut out)
+            .expect("turn");
+        assert!(
+            matches!(out.first(), Some(Activity::Connected(c)) if *c == conn),
+            "{out:?}"
+        );
+        // HELLO goes to the fake server, its map comes back: the session connects.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut connected = false;
+        loop {
+            let session = d.session_mut(conn).expect("session");
+            while let Some(event) = session.poll_event() {
+                connected |= matches!(event, Event::Connected { .. });
+            }
+            if connected || Instant::now() >= deadline {
+                break;
+            }
+            out.clear();
+            d.turn(Some(deadline), &mut out).expect("turn");
+        }
+        assert!(connected);
+    }
+
+    #[test]
+    fn a_refused_connect_is_closed_with_its_error() {
+        // The connection attempt's byte: 7 refuses.
+        let mut d = driver(&[7]);
+        let conn = d
+            .connect(addr(), Connection::new(ConnectionConfig::default(), Instant::now()))
+            .expect("connect");
+        let mut out = Vec::new();
+        d.turn(Some(Instant::now()), &mut out).expect("turn");
+        match out.as_slice() {
+            [Activity::Closed {
+                conn: c,
+                error: Some(e),
+            }] => {
+                assert_eq!(*c, conn);
+                assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+            }
+            other => panic!("expected Closed with an error, got {other:?}"),
+        }
+        assert!(d.remove(conn).is_some());
+        assert_eq!(d.connection_count(), 0);
+    }
+
+    #[test]
+    fn a_frozen_server_is_waited_out_only_until_the_deadline() {
+        // Connected, then the HELLO reply's fault byte 14 freezes the server.
+        let mut d = driver(&[0, 14, 0]);
+        let conn = d
+            .connect(addr(), Connection::new(ConnectionConfig::default(), Instant::now()))
+            .expect("connect");
+        let mut out = Vec::new();
+        d.turn(Some(Instant::now()), &mut out).expect("turn");
+        out.clear();
+        let start = Instant::now();
+        d.turn(Some(start + Duration::from_millis(20)), &mut out).expect("turn");
+        assert!(start.elapsed() >= Duration::from_millis(20), "returned early: {out:?}");
+        assert!(d.session(conn).is_some_and(|s| !s.is_connected()));
+    }
+
+    #[test]
+    #[should_panic(expected = "block here forever")]
+    fn waiting_without_a_deadline_for_nothing_panics() {
+        let mut d = driver(&[]);
+        d.turn(None, &mut Vec::new()).expect("turn");
+    }
+
+    #[test]
+    fn cuts_cover_the_frame_in_order() {
+        let body: Vec<u8> = (0..=200).collect();
+        for seed in 0..=255u8 {
+            let pieces = cut_pieces(&body, seed);
+            assert_eq!(pieces.concat(), body, "seed {seed}");
+            assert!(pieces.iter().all(|p| !p.is_empty()), "seed {seed}");
         }
     }
 }

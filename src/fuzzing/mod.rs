@@ -149,11 +149,6 @@ impl Clock {
         self.round.saturating_mul(units) + extra + self.slack
     }
 
-    /// Whether what started at `started` is still within [`limit`](Self::limit).
-    fn within(&self, started: Instant, units: usize, extra: Duration) -> bool {
-        started.elapsed() <= self.limit(units, extra)
-    }
-
     /// [`check`](Self::check), allowing `extra` too (a call's own wait).
     fn check_with(&self, started: Instant, units: usize, extra: Duration, what: &str) {
         let elapsed = started.elapsed();

@@ -174,14 +174,31 @@ const SUBJECTS: [&str; 3] = ["s0", "s1", "s.*"];
 /// The subjects messages go to (`s.x` reaches `s.*`).
 const TARGETS: [&str; 3] = ["s0", "s1", "s.x"];
 
-/// Fuzzes the NATS body: header bytes choose the options, then calls and the server's
-/// faults come from the same bytes. See [`super`] for the checks.
+/// Fuzzes the NATS body. See [`super`] for the checks.
+///
+/// Input: byte 0 sets the request timeout (`2 + bits 0-2` ms) and the connect timeout
+/// (`4 + bits 4-6` ms); byte 1 a 5 ms ping interval (bit 0), one ping out at most (bit
+/// 1), verbose (bit 2), no reconnecting (bit 3), a 64-byte reconnect buffer (bit 4),
+/// reconnect attempts per call (`1 + bits 6-7`). Then calls, one byte each (modulo 8)
+/// and their operands, interleaved with the driver's reads (a byte per connection
+/// attempt, two per server frame, see [`MemDriver`]):
+///
+/// | op | operands | call |
+/// |---|---|---|
+/// | 0 | — | `request` to `q<n>` with payload `r<n>` |
+/// | 1 | subject | `subscribe` to `s0`, `s1` or `s.*` (at most 4 held; the oldest dropped) |
+/// | 2 | subject | `publish` `m<n>` to `s0`, `s1` or `s.x` |
+/// | 3 | subscription, ms | `next_message` |
+/// | 4 | — | `round_trip` |
+/// | 5 | — | `flush` |
+/// | 6 | ms | `next_event` |
+/// | 7 | subscription | `Subscription::unsubscribe` |
 pub fn run(data: &[u8], checks: Checks) {
     let script = Script::new(data);
     let h0 = script.byte();
     let h1 = script.byte();
-    let timeout = Duration::from_millis(2 + u64::from(h0 % 16));
-    let connect = Duration::from_millis(5 + u64::from(h0 >> 4));
+    let timeout = Duration::from_millis(2 + u64::from(h0 & 7));
+    let connect = Duration::from_millis(4 + u64::from((h0 >> 4) & 7));
     let attempts = 1 + u32::from(h1 >> 6);
     let delay_cap = Duration::from_millis(2);
     let (listener, port) = loopback();
