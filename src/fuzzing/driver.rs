@@ -24,8 +24,9 @@ use super::script::Script;
 pub struct Frame {
     /// The frame's bytes.
     pub bytes: Vec<u8>,
-    /// A well-formed error the server may send in its place, `None` when nothing may
-    /// replace it (a reply whose loss would shift every later reply, a `PONG`).
+    /// What the server may send in its place: a well-formed error, or nothing (empty:
+    /// a message whose loss shifts no reply). `None` when nothing may replace it (a
+    /// reply whose loss would shift every later reply).
     pub instead: Option<Vec<u8>>,
 }
 
@@ -225,7 +226,8 @@ impl<S: Session, F: FakeServer> MemDriver<S, F> {
 }
 
 /// Puts `frames` on the wire as the script says, two bytes per frame: the first's low
-/// nibble says what happens to it (0-9 nothing, 10-11 replaced by its error, 12 garbage
+/// nibble says what happens to it (0-9 nothing, 10-11 replaced by its error or dropped
+/// when it may be, 12 garbage
 /// first, 13 the server closes within it, 14 the server freezes before it, 15 late),
 /// its high nibble delays it by that many quarter milliseconds; the second says where it
 /// is cut (and, bit 7, that its pieces trickle in).
@@ -284,6 +286,10 @@ fn schedule<S, F: FakeServer>(
             }
             15 => at += late,
             _ => {}
+        }
+        if bytes.is_empty() {
+            // Replaced by nothing: a message the server dropped.
+            continue;
         }
         for piece in cut_pieces(&bytes, cut) {
             conn.wire.push_back((at, Piece::Data(Bytes::copy_from_slice(piece))));

@@ -20,7 +20,7 @@ use crate::nats::{Client, ClientOptions, Error, ReconnectPolicy, ServerAddr, Sub
 /// matching ones, and answers a `PUB` with a reply subject (a request) by sending its
 /// payload back to the reply subject. A delivered message may be replaced by a
 /// permissions `-ERR` naming its subject, a request's answer by the 503 "no responders"
-/// status.
+/// status, a `PONG` by the fatal `-ERR 'Stale Connection'`.
 pub struct NatsServer {
     codec: ServerCodec,
     input: SegmentedBuffer,
@@ -124,7 +124,9 @@ impl FakeServer for NatsServer {
                     self.verbose = options.verbose;
                     self.ok(&mut frames);
                 }
-                ClientOp::Ping => frames.push(Frame::fixed(b"PONG\r\n".to_vec())),
+                // A PONG may give way to a fatal error (the server then drops the
+                // client): its ping is never answered, and nothing shifts.
+                ClientOp::Ping => frames.push(Frame::or(b"PONG\r\n".to_vec(), b"-ERR 'Stale Connection'\r\n".to_vec())),
                 ClientOp::Pong => {}
                 ClientOp::Subscribe(sub) => {
                     self.subs.insert(sub.sid.as_bytes().clone(), sub.subject);

@@ -1,6 +1,7 @@
 //! The Redis body under the fuzzer: [`redis::Client`](crate::redis::Client) over the
 //! in-memory driver, against a fake server whose every reply names its request.
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
@@ -14,13 +15,20 @@ use super::{loopback, Checks, Clock};
 use crate::redis::{cmd, Client, ClientOptions, Error, ReconnectPolicy};
 
 /// A fake Redis server: `GET k` answers the bulk string `k`, `PING m` the bulk `m`,
-/// `SET` `+OK`; the handshake (`HELLO 3` or RESP2's, `CLIENT SETNAME`, `SELECT`) and
-/// transactions (`MULTI`, `+QUEUED`, `EXEC` with the queued replies) as Redis does. The
-/// error a reply may be replaced by is `-ERR fuzz <key or message>`, so an error reply
-/// names its request too.
+/// `SET` `+OK`; the handshake (`HELLO 3` or RESP2's, `CLIENT SETNAME`, `SELECT`),
+/// transactions (`MULTI`, `+QUEUED`, `EXEC` with the queued replies) and pub/sub
+/// (`SUBSCRIBE`, `UNSUBSCRIBE`, `PUBLISH` to this connection's own subscriptions, RESP2
+/// subscribed mode with its `PING` reply) as Redis does. A subscribed connection also
+/// gets a message on its first channel with every `PING`. The error a reply may be
+/// replaced by is `-ERR fuzz <key or message>`, so an error reply names its request too;
+/// a message may be dropped (it shifts no reply).
 pub struct RedisServer {
     /// `HELLO 3` is refused with `-NOPROTO` (a server that speaks RESP2 only).
     noproto: bool,
+    /// `HELLO 3` succeeded: replies and pushes are RESP3.
+    resp3: bool,
+    /// The channels this connection subscribes to.
+    channels: BTreeSet<Bytes>,
     decoder: Decoder,
     input: SegmentedBuffer,
     /// Replies of the commands queued since `MULTI`.
@@ -32,10 +40,76 @@ impl RedisServer {
     pub fn new(noproto: bool) -> Self {
         Self {
             noproto,
+            resp3: false,
+            channels: BTreeSet::new(),
             decoder: Decoder::new(DecoderConfig::new(Protocol::Resp2)),
             input: SegmentedBuffer::new(),
             multi: None,
         }
+    }
+
+    /// The frames of one command: its reply, with pub/sub's pushes around it.
+    fn answer_all(&mut self, args: &[Bytes], frames: &mut Vec<Frame>) {
+        let name = args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default();
+        if self.multi.is_none() {
+            match name.as_slice() {
+                b"SUBSCRIBE" | b"UNSUBSCRIBE" => {
+                    // One confirmation per channel, the count after it.
+                    let subscribe = name.as_slice() == b"SUBSCRIBE";
+                    for channel in &args[1..] {
+                        if subscribe {
+                            self.channels.insert(channel.clone());
+                        } else {
+                            self.channels.remove(channel);
+                        }
+                        let kind: &[u8] = if subscribe { b"subscribe" } else { b"unsubscribe" };
+                        let mut frame = if self.resp3 {
+                            b">3\r\n".to_vec()
+                        } else {
+                            b"*3\r\n".to_vec()
+                        };
+                        frame.extend_from_slice(&bulk(kind));
+                        frame.extend_from_slice(&bulk(channel));
+                        frame.extend_from_slice(format!(":{}\r\n", self.channels.len()).as_bytes());
+                        frames.push(Frame::fixed(frame));
+                    }
+                    return;
+                }
+                b"PUBLISH" if self.channels.contains(&args.get(1).cloned().unwrap_or_default()) => {
+                    let reply = self.answer(args);
+                    frames.push(reply);
+                    let (channel, payload) = (args[1].clone(), args.get(2).cloned().unwrap_or_default());
+                    frames.push(self.message(&channel, &payload));
+                    return;
+                }
+                b"PING" if !self.channels.is_empty() => {
+                    let reply = self.answer(args);
+                    frames.push(reply);
+                    if let Some(channel) = self.channels.first().cloned() {
+                        let mut payload = channel.to_vec();
+                        payload.extend_from_slice(b":ping");
+                        frames.push(self.message(&channel, &payload));
+                    }
+                    return;
+                }
+                _ => {}
+            }
+        }
+        let reply = self.answer(args);
+        frames.push(reply);
+    }
+
+    /// A message on `channel`, as a push (RESP3) or an array (RESP2); it may be dropped.
+    fn message(&self, channel: &[u8], payload: &[u8]) -> Frame {
+        let mut frame = if self.resp3 {
+            b">3\r\n".to_vec()
+        } else {
+            b"*3\r\n".to_vec()
+        };
+        frame.extend_from_slice(&bulk(b"message"));
+        frame.extend_from_slice(&bulk(channel));
+        frame.extend_from_slice(&bulk(payload));
+        Frame::or(frame, Vec::new())
     }
 
     fn answer(&mut self, args: &[Bytes]) -> Frame {
@@ -92,7 +166,15 @@ impl RedisServer {
                 let hello = b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.2.0\r\n\
                     $5\r\nproto\r\n:3\r\n$2\r\nid\r\n:7\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n\
                     $4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n";
-                Frame::or(hello.to_vec(), fuzz_error(b"HELLO"))
+                // Never replaced: the server's protocol follows its own answer.
+                self.resp3 = true;
+                Frame::fixed(hello.to_vec())
+            }
+            b"PING" if !self.resp3 && !self.channels.is_empty() => {
+                // RESP2 subscribed mode.
+                let mut reply = b"*2\r\n$4\r\npong\r\n".to_vec();
+                reply.extend_from_slice(&bulk(&arg(1)));
+                Frame::or(reply, fuzz_error(&arg(1)))
             }
             b"PING" if args.len() > 1 => Frame::or(bulk(&arg(1)), fuzz_error(&arg(1))),
             b"PING" => Frame::fixed(b"+PONG\r\n".to_vec()),
@@ -101,6 +183,10 @@ impl RedisServer {
             b"MULTI" => {
                 self.multi = Some(Vec::new());
                 Frame::fixed(b"+OK\r\n".to_vec())
+            }
+            b"PUBLISH" => {
+                let receivers = i64::from(self.channels.contains(&arg(1)));
+                Frame::or(format!(":{receivers}\r\n").into_bytes(), fuzz_error(&arg(1)))
             }
             b"SELECT" | b"AUTH" | b"CLIENT" => Frame::or(b"+OK\r\n".to_vec(), fuzz_error(name)),
             _ => Frame::fixed(b"-ERR unknown command\r\n".to_vec()),
@@ -133,7 +219,7 @@ impl FakeServer for RedisServer {
                             other => panic!("the client sent a command argument that is not a bulk string: {other:?}"),
                         })
                         .collect();
-                    frames.push(self.answer(&args));
+                    self.answer_all(&args, &mut frames);
                 }
                 Ok(Some(other)) => panic!("the client sent something other than a command: {other:?}"),
                 Ok(None) => return frames,
@@ -146,6 +232,9 @@ impl FakeServer for RedisServer {
         b"@fuzz\r\n"
     }
 }
+
+/// The channels the harness subscribes and publishes to.
+const CHANNELS: [&str; 3] = ["c0", "c1", "c2"];
 
 /// What a request's reply must be.
 #[derive(Debug, Clone)]
@@ -164,45 +253,62 @@ impl Expect {
     }
 }
 
-/// Checks one outcome against the request it was returned for.
-fn check(expect: &Expect, outcome: &Result<Value, Error>, what: &str) {
-    match outcome {
-        Ok(value) => check_value(expect, value, what),
-        Err(Error::Server(e)) => assert_eq!(
-            e.message(),
-            format!("fuzz {}", expect.tag()),
-            "{what}: an error reply meant for another request was returned for {expect:?}"
-        ),
-        Err(e) => check_error(e, what),
+/// The checks of one input's outcomes.
+#[derive(Debug, Clone, Copy)]
+struct Oracle {
+    /// The connection may speak RESP2 (asked for, or a server refusing RESP3): then a
+    /// subscribed connection refuses most commands client-side.
+    resp2: bool,
+}
+
+impl Oracle {
+    /// Checks one outcome against the request it was returned for.
+    fn check(self, expect: &Expect, outcome: &Result<Value, Error>, what: &str) {
+        match outcome {
+            Ok(value) => self.check_value(expect, value, what),
+            Err(Error::Server(e)) => assert_eq!(
+                e.message(),
+                format!("fuzz {}", expect.tag()),
+                "{what}: an error reply meant for another request was returned for {expect:?}"
+            ),
+            Err(e) => self.error(e, what),
+        }
     }
-}
 
-fn check_value(expect: &Expect, value: &Value, what: &str) {
-    let right = match (expect, value) {
-        (Expect::Bulk(tag), Value::BulkString(b)) => b.as_ref() == tag.as_bytes(),
-        (Expect::Ok(_), Value::SimpleString(s)) => s.as_ref() == b"OK",
-        _ => false,
-    };
-    assert!(
-        right,
-        "{what}: {expect:?} got the reply {value:?}, meant for another request"
-    );
-}
+    fn check_value(self, expect: &Expect, value: &Value, what: &str) {
+        let right = match (expect, value) {
+            (Expect::Bulk(tag), Value::BulkString(b)) => b.as_ref() == tag.as_bytes(),
+            // `PING m` in RESP2 subscribed mode.
+            (Expect::Bulk(tag), Value::Array(items)) => {
+                matches!(items.as_slice(), [Value::BulkString(p), Value::BulkString(b)]
+                    if p.as_ref() == b"pong" && b.as_ref() == tag.as_bytes())
+            }
+            (Expect::Ok(_), Value::SimpleString(s)) => s.as_ref() == b"OK",
+            _ => false,
+        };
+        assert!(
+            right,
+            "{what}: {expect:?} got the reply {value:?}, meant for another request"
+        );
+    }
 
-/// The errors a request may end with when the server misbehaves.
-fn check_error(e: &Error, what: &str) {
-    assert!(
-        matches!(
-            e,
-            Error::Timeout
-                | Error::Connection(_)
-                | Error::Reconnect { .. }
-                | Error::Connect { .. }
-                | Error::ConnectTimeout(_)
-                | Error::Handshake(_)
-        ),
-        "{what}: unexpected error {e:?}"
-    );
+    /// The errors a call may end with when the server misbehaves.
+    fn error(self, e: &Error, what: &str) {
+        let subscriber_mode = self.resp2 && matches!(e, Error::SubscriberMode { .. });
+        assert!(
+            subscriber_mode
+                || matches!(
+                    e,
+                    Error::Timeout
+                        | Error::Connection(_)
+                        | Error::Reconnect { .. }
+                        | Error::Connect { .. }
+                        | Error::ConnectTimeout(_)
+                        | Error::Handshake(_)
+                ),
+            "{what}: unexpected error {e:?}"
+        );
+    }
 }
 
 /// Fuzzes the Redis body. See [`super`] for the checks.
@@ -211,18 +317,21 @@ fn check_error(e: &Error, what: &str) {
 /// (`4 + bits 4-6` ms), bit 3 a server that refuses RESP3 (`-NOPROTO`); byte 1 RESP2
 /// (bit 0), `max_pending` 3 (bit 1), a 3 ms idle check (bit 2), database 1 (bit 3), a
 /// client name (bit 4), a 64-byte outgoing cap (bit 5), reconnect attempts per call
-/// (`1 + bits 6-7`, 1-2 ms apart). Then calls, one byte each (modulo 8) and their
+/// (`1 + bits 6-7`, 1-2 ms apart). Then calls, one byte each (modulo 11) and their
 /// operands, interleaved with the driver's reads (a byte per connection attempt, two per
 /// server frame, see [`MemDriver`]):
 ///
 /// | op | operands | call |
 /// |---|---|---|
-/// | 0-2 | — | `query` of `GET k<n>`, `SET k<n> v` or `PING p<n>` (by `op / 8`) |
+/// | 0-2 | — | `query` of `GET k<n>`, `SET k<n> v` or `PING p<n>` (by `op / 11`) |
 /// | 3 | count, a kind per request | `send_buffered` each, then `flush` |
 /// | 4 | count, a kind per request | `send_buffered` each, then `pump_into` until all are in |
 /// | 5 | count, kinds, flag | `send_buffered` each, `pump_into` now (flag), `discard_buffered` |
 /// | 6 | count, kinds | `transaction` |
 /// | 7 | ms | `next_event` |
+/// | 8 | channel, flag | `subscribe` or `unsubscribe` (`c0`-`c2`) |
+/// | 9 | channel | `publish` `<channel>:m<n>` |
+/// | 10 | ms | `next_message` |
 pub fn run(data: &[u8], checks: Checks) {
     let script = Script::new(data);
     let h0 = script.byte();
@@ -264,6 +373,9 @@ pub fn run(data: &[u8], checks: Checks) {
     // response timeout.
     let round = response + (connect + delay_cap) * attempts;
     let clock = Clock::new(round, checks.slack);
+    let ck = Oracle {
+        resp2: h1 & 1 != 0 || noproto,
+    };
 
     let started = Instant::now();
     let connected = Client::connect_with_driver(driver, options);
@@ -271,10 +383,14 @@ pub fn run(data: &[u8], checks: Checks) {
     let mut client = match connected {
         Ok(client) => client,
         Err(e) => {
-            check_error(&e, "connect");
+            ck.error(&e, "connect");
             return;
         }
     };
+    // Channels subscribed at some point (a message may still arrive after an
+    // unsubscribe, or for a subscribe whose call failed after it was sent).
+    let mut subscribed: BTreeSet<&str> = BTreeSet::new();
+    let mut publishes = 0u64;
     let mut n = 0u64;
     let mut next = |kind: u8| {
         n += 1;
@@ -285,13 +401,13 @@ pub fn run(data: &[u8], checks: Checks) {
         }
     };
     while let Some(op) = script.next() {
-        match op % 8 {
+        match op % 11 {
             0..=2 => {
-                let (c, expect) = next(op / 8);
+                let (c, expect) = next(op / 11);
                 let t = Instant::now();
                 let outcome = client.query(&c);
                 clock.check(t, 1, "query");
-                check(&expect, &outcome, "query");
+                ck.check(&expect, &outcome, "query");
             }
             3 => {
                 // A pipeline: buffered, then flushed; every outcome in request order.
@@ -301,7 +417,7 @@ pub fn run(data: &[u8], checks: Checks) {
                     let (c, expect) = next(script.byte());
                     match client.send_buffered(&c) {
                         Ok(_) => expects.push(expect),
-                        Err(e) => check_error(&e, "send_buffered"),
+                        Err(e) => ck.error(&e, "send_buffered"),
                     }
                 }
                 let t = Instant::now();
@@ -315,10 +431,10 @@ pub fn run(data: &[u8], checks: Checks) {
                             "flush returned a wrong number of outcomes"
                         );
                         for (expect, outcome) in expects.iter().zip(&outcomes) {
-                            check(expect, outcome, "flush");
+                            ck.check(expect, outcome, "flush");
                         }
                     }
-                    Err(e) => check_error(&e, "flush"),
+                    Err(e) => ck.error(&e, "flush"),
                 }
             }
             4 => {
@@ -329,7 +445,7 @@ pub fn run(data: &[u8], checks: Checks) {
                     let (c, expect) = next(script.byte());
                     match client.send_buffered(&c) {
                         Ok(_) => expects.push(expect),
-                        Err(e) => check_error(&e, "send_buffered"),
+                        Err(e) => ck.error(&e, "send_buffered"),
                     }
                 }
                 let t = Instant::now();
@@ -339,7 +455,7 @@ pub fn run(data: &[u8], checks: Checks) {
                     let before = outcomes.len();
                     let got = client.pump_into(Some(Instant::now() + response), &mut outcomes);
                     if let Err(e) = got {
-                        check_error(&e, "pump_into");
+                        ck.error(&e, "pump_into");
                         break;
                     }
                     if super::tracing() {
@@ -360,7 +476,7 @@ pub fn run(data: &[u8], checks: Checks) {
                         // flush, which expires held requests, collects the rest.
                         let t = Instant::now();
                         if let Err(e) = client.flush_into(&mut outcomes) {
-                            check_error(&e, "flush after pump_into");
+                            ck.error(&e, "flush after pump_into");
                         }
                         clock.check(t, expects.len(), "flush after pump_into");
                         break;
@@ -373,7 +489,7 @@ pub fn run(data: &[u8], checks: Checks) {
                     "pump_into returned more outcomes than requests"
                 );
                 for (expect, outcome) in expects.iter().zip(&outcomes) {
-                    check(expect, outcome, "pump_into");
+                    ck.check(expect, outcome, "pump_into");
                 }
             }
             5 => {
@@ -382,7 +498,7 @@ pub fn run(data: &[u8], checks: Checks) {
                 for _ in 0..count {
                     let (c, _) = next(script.byte());
                     if let Err(e) = client.send_buffered(&c) {
-                        check_error(&e, "send_buffered");
+                        ck.error(&e, "send_buffered");
                     }
                 }
                 if script.byte() & 1 != 0 {
@@ -390,13 +506,13 @@ pub fn run(data: &[u8], checks: Checks) {
                     let mut none = Vec::new();
                     let t = Instant::now();
                     if let Err(e) = client.pump_into(Some(Instant::now()), &mut none) {
-                        check_error(&e, "pump_into");
+                        ck.error(&e, "pump_into");
                     }
                     clock.check(t, 1, "pump_into with a past deadline");
                     for outcome in &none {
                         if let Err(e) = outcome {
                             if !matches!(e, Error::Server(_)) {
-                                check_error(e, "pump_into");
+                                ck.error(e, "pump_into");
                             }
                         }
                     }
@@ -420,7 +536,7 @@ pub fn run(data: &[u8], checks: Checks) {
                     Ok(Value::Array(items)) => {
                         assert_eq!(items.len(), expects.len(), "EXEC's array has a wrong length: {items:?}");
                         for (expect, item) in expects.iter().zip(&items) {
-                            check_value(expect, item, "transaction");
+                            ck.check_value(expect, item, "transaction");
                         }
                     }
                     Ok(other) => panic!("transaction returned {other:?}, not EXEC's array"),
@@ -428,7 +544,71 @@ pub fn run(data: &[u8], checks: Checks) {
                     // `-EXECABORT` after every command was queued) is a server error.
                     Err(Error::TransactionAborted(_)) => {}
                     Err(Error::Server(e)) if e.code() == "EXECABORT" => {}
-                    Err(e) => check_error(&e, "transaction"),
+                    Err(e) => ck.error(&e, "transaction"),
+                }
+            }
+            8 => {
+                let channel = CHANNELS[usize::from(script.byte()) % CHANNELS.len()];
+                let subscribe = script.byte() & 1 == 0;
+                if subscribe {
+                    // Counted from the attempt: a call that fails may have reached the
+                    // server.
+                    subscribed.insert(channel);
+                }
+                let t = Instant::now();
+                let outcome = if subscribe {
+                    client.subscribe(&[channel])
+                } else {
+                    client.unsubscribe(&[channel])
+                };
+                clock.check(t, 1, if subscribe { "subscribe" } else { "unsubscribe" });
+                match outcome {
+                    Ok(()) => {}
+                    Err(Error::Server(e)) => panic!("(un)subscribe got the error reply {e:?}"),
+                    Err(e) => ck.error(&e, "subscribe"),
+                }
+            }
+            9 => {
+                let channel = CHANNELS[usize::from(script.byte()) % CHANNELS.len()];
+                publishes += 1;
+                let t = Instant::now();
+                let outcome = client.publish(channel, format!("{channel}:m{publishes}"));
+                clock.check(t, 1, "publish");
+                match outcome {
+                    Ok(receivers) => assert!(
+                        (0..=1).contains(&receivers),
+                        "PUBLISH got {receivers}, the reply of another request"
+                    ),
+                    Err(Error::Server(e)) => assert_eq!(
+                        e.message(),
+                        format!("fuzz {channel}"),
+                        "PUBLISH got an error reply meant for another request"
+                    ),
+                    Err(Error::UnexpectedReply { got, .. }) => {
+                        panic!("PUBLISH got {got:?}, the reply of another request")
+                    }
+                    Err(e) => ck.error(&e, "publish"),
+                }
+            }
+            10 => {
+                let ms = u64::from(script.byte() % 4);
+                let t = Instant::now();
+                let outcome = client.next_message(Duration::from_millis(ms));
+                clock.check_with(t, 1, Duration::from_millis(ms), "next_message");
+                match outcome {
+                    Ok(Some(message)) => {
+                        let channel = std::str::from_utf8(&message.channel).unwrap_or("");
+                        assert!(
+                            subscribed.contains(channel),
+                            "a message on {channel:?}, never subscribed to: {message:?}"
+                        );
+                        assert!(
+                            message.payload.starts_with(format!("{channel}:").as_bytes()),
+                            "a message on {channel:?} carries another channel's payload: {message:?}"
+                        );
+                    }
+                    Ok(None) => {}
+                    Err(e) => ck.error(&e, "next_message"),
                 }
             }
             _ => {
@@ -436,7 +616,7 @@ pub fn run(data: &[u8], checks: Checks) {
                 let t = Instant::now();
                 match client.next_event(Duration::from_millis(ms)) {
                     Ok(_) => {}
-                    Err(e) => check_error(&e, "next_event"),
+                    Err(e) => ck.error(&e, "next_event"),
                 }
                 clock.check_with(t, 1, Duration::from_millis(ms), "next_event");
             }
