@@ -76,9 +76,25 @@ pub type Target = fn(&[u8]);
 /// of its corpus directory in `fuzz/corpus/`.
 pub const TARGETS: &[(&str, Target)] = &[("redis_body", redis_body), ("nats_body", nats_body)];
 
+/// [`Checks::FUZZ`], with the slack from `MONOCOQUE_FUZZ_SLACK_MS` when it is set (a
+/// tighter one looks for calls that overstay by less).
+fn fuzz_checks() -> Checks {
+    thread_local! {
+        static SLACK: Option<Duration> = std::env::var("MONOCOQUE_FUZZ_SLACK_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map(Duration::from_millis);
+    }
+    let mut checks = Checks::FUZZ;
+    if let Some(slack) = SLACK.with(|s| *s) {
+        checks.slack = slack;
+    }
+    checks
+}
+
 /// The Redis body ([`crate::redis::Client`]) under the fuzzer, with [`Checks::FUZZ`].
 pub fn redis_body(data: &[u8]) {
-    redis::run(data, Checks::FUZZ);
+    redis::run(data, fuzz_checks());
 }
 
 /// [`redis_body`] with other checks.
@@ -88,7 +104,7 @@ pub fn redis_body_with(data: &[u8], checks: Checks) {
 
 /// The NATS body ([`crate::nats::Client`]) under the fuzzer, with [`Checks::FUZZ`].
 pub fn nats_body(data: &[u8]) {
-    nats::run(data, Checks::FUZZ);
+    nats::run(data, fuzz_checks());
 }
 
 /// [`nats_body`] with other checks.
