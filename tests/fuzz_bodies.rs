@@ -3,13 +3,21 @@
 //! on stable, so CI runs every input the fuzzer kept, and a `crash-*` reproducer stays a
 //! failing test until its bug is fixed. No socket is opened but a loopback listener
 //! (the bodies' blocking connect reaches it; the in-memory driver does the rest), so no
-//! driver choice applies.
+//! driver choice applies there. The bugs the fuzzer found are also pinned against a
+//! real peer, on both drivers.
+
+mod support;
 
 use std::fs;
 use std::panic;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
 
+use monocoque::driver::DriverKind;
 use monocoque::fuzzing::{self, Checks, TARGETS};
+use monocoque::redis::{Client, ClientOptions, Error};
 
 /// A committed corpus stays small: a coverage corpus, minimised, not a dump.
 const MAX_CORPUS_BYTES: u64 = 2 << 20;
@@ -121,4 +129,58 @@ fn flush_collects_what_pump_into_left_held() {
     // The same input under the default checks: `flush` ends what `pump_into` left, and
     // every outcome still belongs to its request.
     fuzzing::redis_body_with(PUMP_INTO_HELD, Checks::REPLAY);
+}
+
+/// The same bug against a real redis-server frozen with SIGSTOP, on `driver`: two
+/// requests expire on the wire (the connection still counts them against
+/// `max_pending` 2), so the next one waits in the client's queue. `pump_into` must give
+/// it its outcome (`Timeout`) by its response timeout, as `flush` does
+/// (`tests/redis_deadlines.rs`); today it returns nothing, call after call.
+fn pump_into_expires_held_requests(driver: DriverKind) {
+    const TIMEOUT: Duration = Duration::from_millis(500);
+    const MARGIN: Duration = Duration::from_secs(2);
+    let server = support::RedisServer::start(&[]);
+    let (addr, pid) = (server.addr, server.pid());
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let options = ClientOptions::new(addr.ip().to_string(), addr.port())
+            .driver(driver)
+            .response_timeout(Some(TIMEOUT))
+            .idle_check(None)
+            .max_pending(2);
+        let mut client = Client::connect_with(options).expect("connect to redis-server");
+        let frozen = support::Frozen::stop(pid);
+        for i in 0..2 {
+            let outcome = client.get(format!("expired:{i}"));
+            assert!(matches!(outcome, Err(Error::Timeout)), "{outcome:?}");
+        }
+        client.get_buffered("held").expect("buffer GET");
+        let start = Instant::now();
+        let mut outcomes = Vec::new();
+        while outcomes.is_empty() && start.elapsed() < TIMEOUT + MARGIN {
+            let wait = Some(Instant::now() + Duration::from_millis(100));
+            client.pump_into(wait, &mut outcomes).expect("pump_into");
+        }
+        let _ = tx.send((outcomes, start.elapsed(), frozen));
+    });
+    let (outcomes, elapsed, _thawed) = rx
+        .recv_timeout(TIMEOUT * 3 + MARGIN * 2)
+        .unwrap_or_else(|_| panic!("the test thread did not finish (or failed: see above)"));
+    assert!(
+        matches!(outcomes.as_slice(), [Err(Error::Timeout)]),
+        "the held request's outcome after {elapsed:?}: {outcomes:?}"
+    );
+    assert!(elapsed <= TIMEOUT + MARGIN, "pump_into took {elapsed:?} to give it");
+}
+
+#[test]
+#[ignore = "open bug: redis::Client::pump_into never expires requests held in the client queue"]
+fn pump_into_expires_held_requests_uring() {
+    pump_into_expires_held_requests(DriverKind::Uring);
+}
+
+#[test]
+#[ignore = "open bug: redis::Client::pump_into never expires requests held in the client queue"]
+fn pump_into_expires_held_requests_mio() {
+    pump_into_expires_held_requests(DriverKind::Mio);
 }
