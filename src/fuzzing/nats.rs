@@ -195,7 +195,7 @@ const TARGETS: [&str; 3] = ["s0", "s1", "s.x"];
 /// | 5 | — | `flush` |
 /// | 6 | ms | `next_event` |
 /// | 7 | subscription | `Subscription::unsubscribe` |
-pub fn run(data: &[u8], checks: Checks) {
+pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
     let script = Script::new(data);
     let h0 = script.byte();
     let h1 = script.byte();
@@ -243,7 +243,7 @@ pub fn run(data: &[u8], checks: Checks) {
         Ok(client) => client,
         Err(e) => {
             check_error(&e, "connect");
-            return;
+            return clock.verdict();
         }
     };
     let mut subs: Vec<Subscription<MemDriver<Connection, NatsServer>>> = Vec::new();
@@ -366,4 +366,5 @@ pub fn run(data: &[u8], checks: Checks) {
             }
         }
     }
+    clock.verdict()
 }

@@ -332,7 +332,7 @@ impl Oracle {
 /// | 8 | channel, flag | `subscribe` or `unsubscribe` (`c0`-`c2`) |
 /// | 9 | channel | `publish` `<channel>:m<n>` |
 /// | 10 | ms | `next_message` |
-pub fn run(data: &[u8], checks: Checks) {
+pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
     let script = Script::new(data);
     let h0 = script.byte();
     let h1 = script.byte();
@@ -384,7 +384,7 @@ pub fn run(data: &[u8], checks: Checks) {
         Ok(client) => client,
         Err(e) => {
             ck.error(&e, "connect");
-            return;
+            return clock.verdict();
         }
     };
     // Channels subscribed at some point (a message may still arrive after an
@@ -470,7 +470,9 @@ pub fn run(data: &[u8], checks: Checks) {
                         progress = Instant::now();
                     }
                     if checks.pump_into_expires_held {
-                        clock.check(t, expects.len(), "pump_into until every outcome is in");
+                        if !clock.check(t, expects.len(), "pump_into until every outcome is in") {
+                            break;
+                        }
                     } else if client.unsent() > 0 && progress.elapsed() > response * 2 {
                         // Perhaps the known bug (see `Checks::pump_into_expires_held`):
                         // flush, which expires held requests, collects the rest.
@@ -481,7 +483,9 @@ pub fn run(data: &[u8], checks: Checks) {
                         clock.check(t, expects.len(), "flush after pump_into");
                         break;
                     } else {
-                        clock.check(t, expects.len(), "pump_into until every outcome is in");
+                        if !clock.check(t, expects.len(), "pump_into until every outcome is in") {
+                            break;
+                        }
                     }
                 }
                 assert!(
@@ -622,4 +626,5 @@ pub fn run(data: &[u8], checks: Checks) {
             }
         }
     }
+    clock.verdict()
 }
