@@ -252,12 +252,28 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
     let mut n = 0u64;
     while let Some(op) = script.next() {
         n += 1;
+        if super::tracing() {
+            let names = [
+                "request",
+                "subscribe",
+                "publish",
+                "next_message",
+                "round_trip",
+                "flush",
+                "next_event",
+                "unsubscribe",
+            ];
+            eprintln!("[fuzz] call: {}", names[usize::from(op % 8)]);
+        }
         match op % 8 {
             0 => {
                 let payload = format!("r{n}");
                 let t = Instant::now();
                 let outcome = client.request(&format!("q{n}"), payload.clone(), timeout);
                 clock.check(t, 1, "request");
+                if super::tracing() {
+                    eprintln!("[fuzz] request r{n}: {outcome:?} after {:?}", t.elapsed());
+                }
                 match outcome {
                     Ok(message) => assert_eq!(
                         message.payload,

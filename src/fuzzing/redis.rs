@@ -401,12 +401,31 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
         }
     };
     while let Some(op) = script.next() {
+        if super::tracing() {
+            let names = [
+                "query",
+                "query",
+                "query",
+                "flush",
+                "pump_into",
+                "discard",
+                "transaction",
+                "next_event",
+                "(un)subscribe",
+                "publish",
+                "next_message",
+            ];
+            eprintln!("[fuzz] call: {}", names[usize::from(op % 11)]);
+        }
         match op % 11 {
             0..=2 => {
                 let (c, expect) = next(op / 11);
                 let t = Instant::now();
                 let outcome = client.query(&c);
                 clock.check(t, 1, "query");
+                if super::tracing() {
+                    eprintln!("[fuzz] {expect:?}: {outcome:?} after {:?}", t.elapsed());
+                }
                 ck.check(&expect, &outcome, "query");
             }
             3 => {
