@@ -16,8 +16,10 @@
 //! - every error is one the misbehaviour explains (a timeout, a lost connection, a
 //!   refused reconnect or handshake, a server error), never a driver failure or a
 //!   refusal of a well-formed request;
-//! - every call returns within the time its options allow (its timeouts, the reconnect
-//!   policy's attempts and backoff), plus a slack;
+//! - every call returns within the time its options allow, plus a slack: NATS calls by
+//!   their own deadline (a request's timeout, the operation timeout, a wait's timeout)
+//!   plus a timer tick, reconnecting included; Redis calls within their response
+//!   timeout plus the reconnect policy's attempts and backoff;
 //! - the body never waits in [`Driver::turn`](monocoque_proto::Driver::turn) without a
 //!   deadline while nothing could wake it;
 //! - the client only sends bytes its server decodes; nothing panics.

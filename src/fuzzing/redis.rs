@@ -314,7 +314,8 @@ impl Oracle {
 /// Fuzzes the Redis body. See [`super`] for the checks.
 ///
 /// Input: byte 0 sets the response timeout (`2 + bits 0-2` ms) and the connect timeout
-/// (`4 + bits 4-6` ms), bit 3 a server that refuses RESP3 (`-NOPROTO`); byte 1 RESP2
+/// (`4 + bits 4-6` ms), bit 3 a server that refuses RESP3 (`-NOPROTO`), bit 7 a health
+/// check every 3 ms of silence (stale after 4 ms); byte 1 RESP2
 /// (bit 0), `max_pending` 3 (bit 1), a 3 ms idle check (bit 2), database 1 (bit 3), a
 /// client name (bit 4), a 64-byte outgoing cap (bit 5), reconnect attempts per call
 /// (`1 + bits 6-7`, 1-2 ms apart). Then calls, one byte each (modulo 11) and their
@@ -353,6 +354,12 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
         .database(u32::from(h1 & 8 != 0));
     if h1 & 2 != 0 {
         options = options.max_pending(3);
+    }
+    if h0 & 0x80 != 0 {
+        // The connection's own PING after 3 ms of silence, stale 4 ms into one owed.
+        options = options
+            .health_check_interval(Some(Duration::from_millis(3)))
+            .health_check_timeout(Some(Duration::from_millis(4)));
     }
     if h1 & 16 != 0 {
         options = options.client_name("fuzz");
