@@ -16,10 +16,10 @@
 //! - every error is one the misbehaviour explains (a timeout, a lost connection, a
 //!   refused reconnect or handshake, a server error), never a driver failure or a
 //!   refusal of a well-formed request;
-//! - every call returns within the time its options allow, plus a slack: NATS calls by
-//!   their own deadline (a request's timeout, the operation timeout, a wait's timeout)
-//!   plus a timer tick, reconnecting included; Redis calls within their response
-//!   timeout plus the reconnect policy's attempts and backoff;
+//! - every call returns by its own deadline plus a timer tick and a slack, reconnecting
+//!   included (the clients' contract): a Redis call by the response timeout, a NATS
+//!   request by its timeout, a NATS call without one by the operation timeout, a wait
+//!   (`next_event`, `next_message`) by its timeout;
 //! - the body never waits in [`Driver::turn`](monocoque_proto::Driver::turn) without a
 //!   deadline while nothing could wake it;
 //! - the client only sends bytes its server decodes; nothing panics.
@@ -145,46 +145,37 @@ fn tracing() -> bool {
 /// The time limit of the calls of one input, and the first call that overstayed it.
 #[derive(Debug)]
 struct Clock {
-    /// The most one unit of work may take: a reconnect with every attempt and backoff,
-    /// then the wait for a reply.
-    round: Duration,
+    /// What a call without a wait of its own may take: its deadline plus a timer tick.
+    limit: Duration,
     slack: Duration,
     overstayed: RefCell<Option<String>>,
 }
 
 impl Clock {
-    fn new(round: Duration, slack: Duration) -> Self {
+    fn new(limit: Duration, slack: Duration) -> Self {
         Self {
-            round,
+            limit,
             slack,
             overstayed: RefCell::new(None),
         }
     }
 
-    /// Whether the call that started at `started` returned within `units` rounds (one
-    /// more for what it found to clean up first) plus the slack; the first that did not
-    /// is kept for [`verdict`](Self::verdict).
-    fn check(&self, started: Instant, units: usize, what: &str) -> bool {
-        self.check_with(started, units, Duration::ZERO, what)
-    }
-
-    /// The limit of a call of `units` rounds and `extra` time of its own.
-    fn limit(&self, units: usize, extra: Duration) -> Duration {
-        let units = u32::try_from(units).unwrap_or(u32::MAX).saturating_add(1);
-        self.round.saturating_mul(units) + extra + self.slack
+    /// Whether the call that started at `started` returned within the limit plus the
+    /// slack; the first that did not is kept for [`verdict`](Self::verdict).
+    fn check(&self, started: Instant, what: &str) -> bool {
+        self.check_with(started, Duration::ZERO, what)
     }
 
     /// [`check`](Self::check), allowing `extra` too (a call's own wait).
-    fn check_with(&self, started: Instant, units: usize, extra: Duration, what: &str) -> bool {
+    fn check_with(&self, started: Instant, extra: Duration, what: &str) -> bool {
         let elapsed = started.elapsed();
-        let limit = self.limit(units, extra);
+        let limit = self.limit + extra + self.slack;
         if elapsed <= limit {
             return true;
         }
-        let units = u32::try_from(units).unwrap_or(u32::MAX).saturating_add(1);
         let message = format!(
-            "{what} took {elapsed:?}, more than its limit {limit:?} ({units} x {:?} + {extra:?} + slack {:?})",
-            self.round, self.slack
+            "{what} took {elapsed:?}, more than its limit {limit:?} ({:?} + {extra:?} + slack {:?})",
+            self.limit, self.slack
         );
         if tracing() {
             eprintln!("[fuzz] {message}");

@@ -242,7 +242,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
     let clock = Clock::new(TICK, checks.slack);
     let started = Instant::now();
     let connected = Client::connect_with_driver(driver, options);
-    clock.check_with(started, 0, connect + delay_cap, "connect");
+    clock.check_with(started, connect + delay_cap, "connect");
     let mut client = match connected {
         Ok(client) => client,
         Err(e) => {
@@ -274,7 +274,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                 let payload = format!("r{n}");
                 let t = Instant::now();
                 let outcome = client.request(&format!("q{n}"), payload.clone(), timeout);
-                clock.check_with(t, 0, timeout, "request");
+                clock.check_with(t, timeout, "request");
                 if super::tracing() {
                     eprintln!("[fuzz] request r{n}: {outcome:?} after {:?}", t.elapsed());
                 }
@@ -292,7 +292,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                 let subject = SUBJECTS[usize::from(script.byte()) % SUBJECTS.len()];
                 let t = Instant::now();
                 let outcome = client.subscribe(subject);
-                clock.check_with(t, 0, operation, "subscribe");
+                clock.check_with(t, operation, "subscribe");
                 match outcome {
                     Ok(sub) => {
                         if subs.len() >= 4 {
@@ -310,7 +310,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                 published[index].insert(payload.clone());
                 let t = Instant::now();
                 let outcome = client.publish(TARGETS[index], payload);
-                clock.check_with(t, 0, operation, "publish");
+                clock.check_with(t, operation, "publish");
                 match outcome {
                     Ok(()) | Err(Error::ReconnectBufferFull { .. }) => {}
                     Err(e) => check_error(&e, "publish"),
@@ -327,7 +327,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                 };
                 let t = Instant::now();
                 let outcome = sub.next_message(Duration::from_millis(ms));
-                clock.check_with(t, 0, Duration::from_millis(ms), "next_message");
+                clock.check_with(t, Duration::from_millis(ms), "next_message");
                 match outcome {
                     Ok(Some(message)) => {
                         let subject = std::str::from_utf8(&message.subject).unwrap_or("");
@@ -349,7 +349,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
             4 => {
                 let t = Instant::now();
                 let outcome = client.round_trip();
-                clock.check_with(t, 0, operation, "round_trip");
+                clock.check_with(t, operation, "round_trip");
                 if let Err(e) = outcome {
                     check_error(&e, "round_trip");
                 }
@@ -357,7 +357,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
             5 => {
                 let t = Instant::now();
                 let outcome = client.flush();
-                clock.check_with(t, 0, operation, "flush");
+                clock.check_with(t, operation, "flush");
                 if let Err(e) = outcome {
                     check_error(&e, "flush");
                 }
@@ -366,7 +366,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                 let ms = u64::from(script.byte() % 8);
                 let t = Instant::now();
                 let outcome = client.next_event(Duration::from_millis(ms));
-                clock.check_with(t, 0, Duration::from_millis(ms), "next_event");
+                clock.check_with(t, Duration::from_millis(ms), "next_event");
                 if let Err(e) = outcome {
                     check_error(&e, "next_event");
                 }
@@ -379,7 +379,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                 let sub = subs.remove(pick % subs.len());
                 let t = Instant::now();
                 let outcome = sub.unsubscribe();
-                clock.check_with(t, 0, operation, "unsubscribe");
+                clock.check_with(t, operation, "unsubscribe");
                 if let Err(e) = outcome {
                     check_error(&e, "unsubscribe");
                 }
