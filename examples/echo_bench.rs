@@ -29,7 +29,7 @@ use monocoque::proto::{Activity, ConnId, Driver, IoArena, Session};
 #[command(about = "Loopback echo benchmark over the io_uring and mio drivers")]
 struct Args {
     /// The driver to measure; both when not given.
-    #[arg(long, value_enum)]
+    #[arg(long)]
     driver: Option<DriverKind>,
     /// Seconds each scenario is measured for.
     #[arg(long, default_value_t = 2.0)]

@@ -187,6 +187,53 @@ def resp_seeds(messages, plain=False):
     return out
 
 
+def command(*args):
+    """A command as a client sends it: an array of bulk strings."""
+    out = b"*%d\r\n" % len(args)
+    for arg in args:
+        out += b"$%d\r\n%s\r\n" % (len(arg), arg)
+    return out
+
+
+# What clients send a server (see proto/src/resp/request.rs), valid and not.
+COMMANDS = [
+    command(b"PING"),
+    command(b"SET", b"key:1", b"value-1"),
+    command(b"GET", b"key:1"),
+    command(b"MSET", b"a", b"1", b"b", b"2", b"c", b"3"),
+    command(b"SET", b"bin", b"\x00\r\n\xff$*"),
+    command(b"ECHO", b""),
+    command(b"SET", b"big", b"x" * 300),
+    command(b"HELLO", b"3") + command(b"CLIENT", b"SETNAME", b"fuzz") + command(b"PING"),
+    b"*0\r\n*-1\r\n*-7\r\n" + command(b"PING"),
+    b"PING\r\n",
+    b"*1\r\n:1\r\n",
+    b"*2\r\n$3\r\nGET\r\n+x\r\n",
+    b"*01\r\n$4\r\nPING\r\n",
+    b"*1\r\n$-1\r\n",
+    b"*1\r\n$00\r\n\r\n",
+    b"*-0\r\n",
+    b"*1\r\n$4\r\nPINGxx",
+    b"*1\r\n$999999999999999999\r\n",
+    b"*999999999999999999\r\n",
+    b"*6\r\n$1\r\na\r\n",
+    b"*1\r\n$17\r\n" + b"y" * 17 + b"\r\n",
+    b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nval",
+]
+
+
+def request_seeds(plain=False):
+    """Commands behind the target's two header bytes (options, split seed)."""
+    if plain:
+        return [bytes([0, 0]) + c for c in COMMANDS]
+    out = []
+    for i, c in enumerate(COMMANDS):
+        out.append(bytes([0, 0]) + c)
+        out.append(bytes([1, 1]) + c)
+        out.append(bytes([i % 2, 0x20 + 7 * i]) + c)
+    return out
+
+
 def segmented_seeds():
     """Operation sequences (see proto/src/fuzzing/segmented.rs) over CR/LF-rich data."""
     rng = random.Random(7)
@@ -253,6 +300,7 @@ def main():
     write(out / "resp_decode_resp3", resp_seeds(resp3, plain), prefix)
     write(out / "resp_decode_resp2", resp_seeds(resp2, plain), prefix)
     write(out / "segmented_buffer", segmented_seeds(), prefix)
+    write(out / "resp_request", request_seeds(plain), prefix)
     write(out / "redis_body", body_seeds(8, 11), prefix)
     write(out / "nats_body", body_seeds(8, 12), prefix)
     for target in sorted(p.name for p in out.iterdir()):

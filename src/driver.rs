@@ -24,18 +24,16 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use monocoque_mio::MioDriver;
-use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session, SessionFactory};
+use monocoque_proto::{Activity, ConnId, CoreId, Driver, ListenerId, Session, SessionFactory, Waker};
 use monocoque_uring::{UringDriver, UringError};
 
 /// Which driver runs the sessions: the name a user gives on the command line
 /// (`--driver uring|mio`) or in a configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DriverKind {
     /// `monocoque-uring`: io_uring, completion based (Linux 5.19 or later).
-    #[value(name = "uring", alias = "io_uring")]
     Uring,
     /// `monocoque-mio`: mio readiness with `readv`/`writev`, portable.
-    #[value(name = "mio")]
     Mio,
 }
 
@@ -119,9 +117,15 @@ pub enum AnyDriver<S> {
 impl<S: Session> AnyDriver<S> {
     /// Creates a driver of the given kind with its default configuration.
     pub fn new(kind: DriverKind) -> Result<Self, DriverError> {
+        Self::with_core(kind, CoreId::default())
+    }
+
+    /// Creates a driver of the given kind with its default configuration, serving core
+    /// `core` (one driver per core: the ids it hands out name it).
+    pub fn with_core(kind: DriverKind, core: CoreId) -> Result<Self, DriverError> {
         match kind {
-            DriverKind::Uring => Ok(AnyDriver::Uring(UringDriver::new()?)),
-            DriverKind::Mio => MioDriver::new().map(AnyDriver::Mio).map_err(DriverError::Mio),
+            DriverKind::Uring => Ok(AnyDriver::Uring(UringDriver::with_core(core)?)),
+            DriverKind::Mio => MioDriver::with_core(core).map(AnyDriver::Mio).map_err(DriverError::Mio),
         }
     }
 }
@@ -189,12 +193,20 @@ impl<S: Session> Driver<S> for AnyDriver<S> {
         dispatch!(self, d => d.close_listener(listener))
     }
 
+    fn core(&self) -> CoreId {
+        dispatch!(self, d => d.core())
+    }
+
+    fn connection_count(&self) -> usize {
+        dispatch!(self, d => d.connection_count())
+    }
+
     fn session(&self, conn: ConnId) -> Option<&S> {
         dispatch!(self, d => d.session(conn))
     }
 
-    fn session_mut(&mut self, conn: ConnId) -> Option<&mut S> {
-        dispatch!(self, d => d.session_mut(conn))
+    fn session_for_output(&mut self, conn: ConnId) -> Option<&mut S> {
+        dispatch!(self, d => d.session_for_output(conn))
     }
 
     fn remove(&mut self, conn: ConnId) -> Option<S> {
@@ -203,6 +215,10 @@ impl<S: Session> Driver<S> for AnyDriver<S> {
 
     fn turn(&mut self, deadline: Option<Instant>, out: &mut Vec<Activity>) -> io::Result<()> {
         dispatch!(self, d => d.turn(deadline, out))
+    }
+
+    fn waker(&mut self) -> io::Result<Waker> {
+        dispatch!(self, d => d.waker())
     }
 }
 
@@ -236,20 +252,5 @@ mod tests {
             DriverKind::Mio
         };
         assert_eq!(DriverKind::default(), expected);
-    }
-
-    #[test]
-    fn clap_takes_the_same_names() {
-        use clap::ValueEnum;
-        assert_eq!(
-            <DriverKind as ValueEnum>::from_str("uring", false),
-            Ok(DriverKind::Uring)
-        );
-        assert_eq!(
-            <DriverKind as ValueEnum>::from_str("io_uring", false),
-            Ok(DriverKind::Uring)
-        );
-        assert_eq!(<DriverKind as ValueEnum>::from_str("mio", false), Ok(DriverKind::Mio));
-        assert!(<DriverKind as ValueEnum>::from_str("epoll", false).is_err());
     }
 }

@@ -522,7 +522,7 @@ impl Rig {
     fn probe_mut(&mut self, conn: ConnId) -> &mut Probe {
         let kind = self.kind;
         self.driver
-            .session_mut(conn)
+            .session_for_output(conn)
             .unwrap_or_else(|| panic!("{kind}: no session for {conn:?}"))
     }
 
@@ -540,8 +540,8 @@ impl Rig {
             "{kind}: session({conn:?}) after remove"
         );
         assert!(
-            self.driver.session_mut(conn).is_none(),
-            "{kind}: session_mut({conn:?}) after remove"
+            self.driver.session_for_output(conn).is_none(),
+            "{kind}: session_for_output({conn:?}) after remove"
         );
         assert!(
             self.driver.remove(conn).is_none(),
@@ -606,6 +606,8 @@ impl Rig {
                         Some(info) => info.closed = true,
                     }
                 }
+                // No test here asks for a waker: a wake is a contract violation.
+                Activity::Woken => self.violation("Woken from a driver nobody woke".to_owned()),
             }
         }
         // Every session the driver fed in this turn must have been reported, or the body
@@ -630,7 +632,7 @@ impl Rig {
         }
         // Drain the events of Ready sessions, as a body does.
         for conn in ready {
-            if let Some(probe) = self.driver.session_mut(conn) {
+            if let Some(probe) = self.driver.session_for_output(conn) {
                 while probe.poll_event().is_some() {}
             }
         }
@@ -686,18 +688,19 @@ impl Rig {
     }
 
     fn summary(&self) -> String {
-        let mut counts = [0usize; 4];
+        let mut counts = [0usize; 5];
         for a in &self.log {
             counts[match a {
                 Activity::Connected(_) => 0,
                 Activity::Ready(_) => 1,
                 Activity::Accepted { .. } => 2,
                 Activity::Closed { .. } => 3,
+                Activity::Woken => 4,
             }] += 1;
         }
         let mut s = format!(
-            "activities: {} Connected, {} Ready, {} Accepted, {} Closed; last ones:",
-            counts[0], counts[1], counts[2], counts[3]
+            "activities: {} Connected, {} Ready, {} Accepted, {} Closed, {} Woken; last ones:",
+            counts[0], counts[1], counts[2], counts[3], counts[4]
         );
         for a in self.log.iter().rev().take(8) {
             let _ = write!(s, "\n  {a:?}");
@@ -800,7 +803,7 @@ fn watchdog(what: String, limit: Duration) -> Watchdog {
 // ---------------------------------------------------------------------------------------
 
 /// Echo round trip where the driver connects; then more output queued through
-/// `session_mut`, which the driver must notice and send.
+/// `session_for_output`, which the driver must notice and send.
 fn echo_via_connect(kind: DriverKind) {
     let mut rig = Rig::new(kind);
     let (addr, peer) = spawn_echo_peer();
@@ -813,7 +816,7 @@ fn echo_via_connect(kind: DriverKind) {
     let second = pattern(2, 0, 3_000);
     rig.probe_mut(conn).arena.put_slice(&second);
     let total = (first.len() + second.len()) as u64;
-    rig.run_until("second echo (queued through session_mut)", PATIENCE, |r| {
+    rig.run_until("second echo (queued through session_for_output)", PATIENCE, |r| {
         r.probe(conn).received >= total
     });
     let probe = rig.probe(conn);
@@ -1124,7 +1127,7 @@ fn many_connections(kind: DriverKind) {
 }
 
 /// Timers without any I/O: a timeout 50 ms ahead fires once and not early, `turn(None)`
-/// wakes for it; a timer moved later through `session_mut` does not fire at the old
+/// wakes for it; a timer moved later through `session_for_output` does not fire at the old
 /// instant; a cancelled one does not fire at all.
 fn timers(kind: DriverKind) {
     let mut rig = Rig::new(kind);
@@ -1212,7 +1215,7 @@ fn arm_timer(rig: &mut Rig, conn: ConnId, ahead: Duration) -> Instant {
     );
 }
 
-/// A timer changed through `session_mut` after the driver armed it, when the old
+/// A timer changed through `session_for_output` after the driver armed it, when the old
 /// instant passes before the next turn: the driver must go by the session's new
 /// `poll_timeout` (the contract: `handle_timeout` once the instant `poll_timeout`
 /// returns has been reached), not fire the instant it armed before.

@@ -962,11 +962,17 @@ impl Driver<Connection> for Counting {
     fn close_listener(&mut self, listener: ListenerId) -> std::io::Result<()> {
         self.inner.close_listener(listener)
     }
+    fn core(&self) -> monocoque::proto::CoreId {
+        self.inner.core()
+    }
+    fn connection_count(&self) -> usize {
+        self.inner.connection_count()
+    }
     fn session(&self, conn: ConnId) -> Option<&Connection> {
         self.inner.session(conn)
     }
-    fn session_mut(&mut self, conn: ConnId) -> Option<&mut Connection> {
-        self.inner.session_mut(conn)
+    fn session_for_output(&mut self, conn: ConnId) -> Option<&mut Connection> {
+        self.inner.session_for_output(conn)
     }
     fn remove(&mut self, conn: ConnId) -> Option<Connection> {
         self.inner.remove(conn)
@@ -979,6 +985,9 @@ impl Driver<Connection> for Counting {
             self.empty += 1;
         }
         Ok(())
+    }
+    fn waker(&mut self) -> std::io::Result<monocoque::proto::Waker> {
+        self.inner.waker()
     }
 }
 

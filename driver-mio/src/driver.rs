@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token};
-use monocoque_proto::{Activity, ConnId, Driver, IoArena, ListenerId, Session, SessionFactory};
+use monocoque_proto::{
+    Activity, ConnId, CoreId, Driver, IoArena, ListenerId, Session, SessionFactory, WakeLatch, WakeSignal, Waker,
+};
 use socket2::SockRef;
 
 use crate::pool::{PoolStats, RecvPool};
@@ -91,6 +93,27 @@ struct Listener<S> {
     backlogged: bool,
 }
 
+/// The token of the driver's `mio::Waker`: odd like a listener's, but with an id no
+/// listener has (listener ids are `u32`).
+const WAKE_TOKEN: Token = Token(usize::MAX);
+
+/// `mio::Waker` as the driver's [`WakeSignal`].
+struct MioSignal(mio::Waker);
+
+impl WakeSignal for MioSignal {
+    fn signal(&self) -> io::Result<()> {
+        self.0.wake()
+    }
+}
+
+/// The driver's wake source, set up by the first [`Driver::waker`] call.
+struct WakeSource {
+    waker: Waker,
+    latch: WakeLatch,
+    /// The turn in which `Woken` was last reported.
+    reported_turn: u64,
+}
+
 /// How one `sendmsg` went.
 enum WriteOutcome {
     /// The arena is empty.
@@ -135,6 +158,7 @@ pub struct MioDriver<S> {
     scratch: Vec<Key>,
     turn_no: u64,
     accept_retry_at: Option<Instant>,
+    wake: Option<WakeSource>,
 }
 
 impl<S> std::fmt::Debug for MioDriver<S> {
@@ -156,10 +180,10 @@ fn listener_token(id: u32) -> Token {
 }
 
 /// Reports `Ready` for a connection, at most once per turn.
-fn mark_ready<S>(conn: &mut Conn<S>, key: Key, turn: u64, out: &mut Vec<Activity>) {
+fn mark_ready<S>(conn: &mut Conn<S>, id: ConnId, turn: u64, out: &mut Vec<Activity>) {
     if conn.ready_turn != turn {
         conn.ready_turn = turn;
-        out.push(Activity::Ready(key.id()));
+        out.push(Activity::Ready(id));
     }
 }
 
@@ -261,6 +285,15 @@ impl<S: Session> MioDriver<S> {
         Self::with_config(MioConfig::default())
     }
 
+    /// A driver with the default [`MioConfig`] serving core `core`: the ids it hands
+    /// out name that core.
+    pub fn with_core(core: CoreId) -> io::Result<Self> {
+        Self::with_config(MioConfig {
+            core,
+            ..MioConfig::default()
+        })
+    }
+
     /// A driver tuned by `config` (checked with [`MioConfig::validate`]).
     pub fn with_config(config: MioConfig) -> io::Result<Self> {
         config.validate()?;
@@ -278,6 +311,7 @@ impl<S: Session> MioDriver<S> {
             scratch: Vec::new(),
             turn_no: 0,
             accept_retry_at: None,
+            wake: None,
         })
     }
 
@@ -291,9 +325,14 @@ impl<S: Session> MioDriver<S> {
         self.pool.stats()
     }
 
-    /// Sessions in the driver, open or closed but not yet removed.
-    pub fn connection_count(&self) -> usize {
-        self.conns.len()
+    /// The key of one of this driver's listeners (an id of another core's driver is
+    /// unknown here).
+    fn listener_key(&self, listener: ListenerId) -> Result<u32, MioError> {
+        if listener.core() == self.config.core {
+            Ok(listener.local())
+        } else {
+            Err(MioError::UnknownListener(listener.local()))
+        }
     }
 
     /// Stores a connection, registers its socket and puts it on the dirty list, so the
@@ -360,7 +399,10 @@ impl<S: Session> MioDriver<S> {
         if conn.timer.take().is_some() {
             self.timers.disarm();
         }
-        out.push(Activity::Closed { conn: key.id(), error });
+        out.push(Activity::Closed {
+            conn: key.id(self.config.core),
+            error,
+        });
         // A descriptor was freed: a listener starved of them may accept again.
         if self.listeners.values().any(|l| l.backlogged) {
             self.accept_retry_at = Some(now);
@@ -381,7 +423,7 @@ impl<S: Session> MioDriver<S> {
             conn.eof_fed = true;
             conn.session.handle_eof(now);
         }
-        mark_ready(conn, key, turn, out);
+        mark_ready(conn, key.id(self.config.core), turn, out);
         self.close_socket(key, Some(error), now, out);
     }
 
@@ -399,7 +441,7 @@ impl<S: Session> MioDriver<S> {
                 continue;
             }
             if conn.session.poll_timeout() != conn.timer {
-                // The body moved or cancelled the timer through `session_mut` since it
+                // The body moved or cancelled the timer through `session_for_output` since it
                 // was armed: arm what the session wants now (an instant already due
                 // comes out of this same loop) and never fire the old one.
                 Self::rearm(&mut self.timers, conn, key);
@@ -408,7 +450,7 @@ impl<S: Session> MioDriver<S> {
             conn.timer = None;
             self.timers.disarm();
             conn.session.handle_timeout(now);
-            mark_ready(conn, key, self.turn_no, out);
+            mark_ready(conn, key.id(self.config.core), self.turn_no, out);
             mark_dirty(conn, key, &mut self.dirty);
         }
         let conns = &self.conns;
@@ -491,7 +533,7 @@ impl<S: Session> MioDriver<S> {
                     conn.readable = false;
                     conn.eof_fed = true;
                     conn.session.handle_eof(now);
-                    mark_ready(conn, key, turn, out);
+                    mark_ready(conn, key.id(self.config.core), turn, out);
                     mark_dirty(conn, key, &mut self.dirty);
                     return ReadOutcome::Eof;
                 }
@@ -500,7 +542,7 @@ impl<S: Session> MioDriver<S> {
                     let data = self.pool.commit(n);
                     budget = budget.saturating_sub(data.len());
                     conn.session.handle_input(data, now);
-                    mark_ready(conn, key, turn, out);
+                    mark_ready(conn, key.id(self.config.core), turn, out);
                     mark_dirty(conn, key, &mut self.dirty);
                     if drained {
                         conn.readable = false;
@@ -577,6 +619,18 @@ impl<S: Session> MioDriver<S> {
 
     /// Feeds one readiness event to its connection or listener.
     fn on_event(&mut self, event: &Event, now: Instant, out: &mut Vec<Activity>) {
+        if event.token() == WAKE_TOKEN {
+            if let Some(wake) = self.wake.as_mut() {
+                // The eventfd behind `mio::Waker` is edge-triggered: every signal is a
+                // new event, and its counter needs no reset.
+                wake.latch.consume();
+                if wake.reported_turn != self.turn_no {
+                    wake.reported_turn = self.turn_no;
+                    out.push(Activity::Woken);
+                }
+            }
+            return;
+        }
         let token = event.token().0;
         if token & 1 == 1 {
             if let Ok(id) = u32::try_from(token >> 1) {
@@ -606,7 +660,7 @@ impl<S: Session> MioDriver<S> {
                         conn.writable = true;
                         conn.readable = event.is_readable() || event.is_read_closed();
                         conn.read_closed = event.is_read_closed();
-                        out.push(Activity::Connected(key.id()));
+                        out.push(Activity::Connected(key.id(self.config.core)));
                         mark_dirty(conn, key, &mut self.dirty);
                     }
                     Err(err) => self.fail(key, err, now, out),
@@ -664,12 +718,13 @@ impl<S: Session> MioDriver<S> {
             // Best effort: a peer that already reset can make this fail, and its first
             // read reports that.
             let _ = sys::prepare_stream(SockRef::from(&stream));
-            let session = (listener.factory)(ListenerId(id), peer, now);
+            let lid = ListenerId::new(self.config.core, id);
+            let session = (listener.factory)(lid, peer, now);
             // A registration failure (no memory) drops just this connection.
             if let Ok(key) = self.insert(stream, session, Phase::Open, false, None) {
                 out.push(Activity::Accepted {
-                    listener: ListenerId(id),
-                    conn: key.id(),
+                    listener: lid,
+                    conn: key.id(self.config.core),
                     peer,
                 });
             }
@@ -716,7 +771,7 @@ impl<S: Session> Driver<S> for MioDriver<S> {
     fn connect(&mut self, addr: SocketAddr, session: S) -> io::Result<ConnId> {
         let (stream, failure) = sys::start_connect(addr)?;
         self.insert(stream, session, Phase::Connecting, false, failure)
-            .map(Key::id)
+            .map(|key| key.id(self.config.core))
     }
 
     fn adopt(&mut self, stream: StdTcpStream, session: S) -> io::Result<ConnId> {
@@ -725,7 +780,7 @@ impl<S: Session> Driver<S> for MioDriver<S> {
         // The stream may already hold bytes that arrived before it was handed over:
         // start as readable rather than rely on the registration to announce them.
         self.insert(TcpStream::from_std(stream), session, Phase::Open, true, None)
-            .map(Key::id)
+            .map(|key| key.id(self.config.core))
     }
 
     fn listen(&mut self, addr: SocketAddr, factory: SessionFactory<S>) -> io::Result<ListenerId> {
@@ -745,13 +800,13 @@ impl<S: Session> Driver<S> for MioDriver<S> {
                 backlogged: false,
             },
         );
-        Ok(ListenerId(id))
+        Ok(ListenerId::new(self.config.core, id))
     }
 
     fn listener_addr(&self, listener: ListenerId) -> io::Result<SocketAddr> {
         self.listeners
-            .get(&listener.0)
-            .ok_or(MioError::UnknownListener(listener.0))?
+            .get(&self.listener_key(listener)?)
+            .ok_or(MioError::UnknownListener(listener.local()))?
             .socket
             .local_addr()
     }
@@ -759,24 +814,34 @@ impl<S: Session> Driver<S> for MioDriver<S> {
     fn close_listener(&mut self, listener: ListenerId) -> io::Result<()> {
         let mut entry = self
             .listeners
-            .remove(&listener.0)
-            .ok_or(MioError::UnknownListener(listener.0))?;
+            .remove(&self.listener_key(listener)?)
+            .ok_or(MioError::UnknownListener(listener.local()))?;
         self.registry().deregister(&mut entry.socket)
     }
 
-    fn session(&self, conn: ConnId) -> Option<&S> {
-        self.conns.get(Key::from_id(conn)).map(|c| &c.session)
+    fn core(&self) -> CoreId {
+        self.config.core
     }
 
-    fn session_mut(&mut self, conn: ConnId) -> Option<&mut S> {
-        let key = Key::from_id(conn);
+    fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    fn session(&self, conn: ConnId) -> Option<&S> {
+        self.conns
+            .get(Key::from_id(conn, self.config.core)?)
+            .map(|c| &c.session)
+    }
+
+    fn session_for_output(&mut self, conn: ConnId) -> Option<&mut S> {
+        let key = Key::from_id(conn, self.config.core)?;
         let c = self.conns.get_mut(key)?;
         mark_dirty(c, key, &mut self.dirty);
         Some(&mut c.session)
     }
 
     fn remove(&mut self, conn: ConnId) -> Option<S> {
-        let mut c = self.conns.remove(Key::from_id(conn))?;
+        let mut c = self.conns.remove(Key::from_id(conn, self.config.core)?)?;
         if let Some(mut stream) = c.stream.take() {
             let _ = self.poll.registry().deregister(&mut stream);
         }
@@ -817,5 +882,19 @@ impl<S: Session> Driver<S> for MioDriver<S> {
             self.events = events;
             self.retry_accepts(now, out);
         }
+    }
+
+    fn waker(&mut self) -> io::Result<Waker> {
+        if let Some(wake) = &self.wake {
+            return Ok(wake.waker.clone());
+        }
+        let signal = MioSignal(mio::Waker::new(self.poll.registry(), WAKE_TOKEN)?);
+        let (waker, latch) = Waker::new(signal);
+        self.wake = Some(WakeSource {
+            waker: waker.clone(),
+            latch,
+            reported_turn: 0,
+        });
+        Ok(waker)
     }
 }

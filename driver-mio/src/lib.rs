@@ -16,7 +16,7 @@
 //!    is spent, for fairness. Every read lands in the spare room of a pooled chunk and
 //!    reaches the session as a frozen [`Bytes`](bytes::Bytes) view of it, with no copy.
 //! 3. Every connection that was fed input or touched through
-//!    [`session_mut`](monocoque_proto::Driver::session_mut) — and only those, kept on a
+//!    [`session_for_output`](monocoque_proto::Driver::session_for_output) — and only those, kept on a
 //!    dirty list, so idle connections cost nothing — gets one `sendmsg` of its whole
 //!    arena (an iovec per chunk; `sendmsg` is `writev` for sockets, with `MSG_NOSIGNAL`
 //!    so a vanished peer is an `EPIPE`, never a `SIGPIPE`); after a short write it waits
@@ -106,6 +106,10 @@ pub struct MioConfig {
     /// Set `SO_REUSEPORT` on listeners, so one driver per thread can listen on the same
     /// port (default `false`).
     pub reuse_port: bool,
+    /// The core this driver serves: every [`ConnId`](monocoque_proto::ConnId) and
+    /// [`ListenerId`](monocoque_proto::ListenerId) it hands out names it, so a message
+    /// about a connection can be routed back to its driver (default 0).
+    pub core: monocoque_proto::CoreId,
 }
 
 impl Default for MioConfig {
@@ -118,6 +122,7 @@ impl Default for MioConfig {
             read_budget: 1024 * 1024,
             listen_backlog: 1024,
             reuse_port: false,
+            core: monocoque_proto::CoreId(0),
         }
     }
 }

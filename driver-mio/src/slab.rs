@@ -1,7 +1,7 @@
 //! A slab of connections whose ids carry a generation, so an id is never reused while
 //! its session is in the driver and a stale id finds nothing.
 
-use monocoque_proto::ConnId;
+use monocoque_proto::{ConnId, CoreId};
 
 /// A slot index and the generation of its current occupant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -11,17 +11,17 @@ pub(crate) struct Key {
 }
 
 impl Key {
-    /// The public id: generation in the high 32 bits, slot index in the low 32.
-    pub(crate) fn id(self) -> ConnId {
-        ConnId((u64::from(self.generation) << 32) | u64::from(self.index))
+    /// The public id, naming the driver's core.
+    pub(crate) fn id(self, core: CoreId) -> ConnId {
+        ConnId::new(core, self.index, self.generation)
     }
 
-    /// The key an id was made from.
-    pub(crate) fn from_id(id: ConnId) -> Self {
-        Self {
-            index: id.0 as u32,
-            generation: (id.0 >> 32) as u32,
-        }
+    /// The key an id was made from, if the id names `core`.
+    pub(crate) fn from_id(id: ConnId, core: CoreId) -> Option<Self> {
+        (id.core() == core).then_some(Self {
+            index: id.slot(),
+            generation: id.generation(),
+        })
     }
 }
 
@@ -127,12 +127,14 @@ mod tests {
     fn ids_round_trip_and_are_not_reused() {
         let mut slab = Slab::default();
         let a = slab.insert("a").unwrap();
-        assert_eq!(Key::from_id(a.id()), a);
+        let core = CoreId(3);
+        assert_eq!(Key::from_id(a.id(core), core), Some(a));
+        assert_eq!(Key::from_id(a.id(core), CoreId(4)), None, "another core's id");
         assert_eq!(slab.remove(a), Some("a"));
         let b = slab.insert("b").unwrap();
         // Same slot, new generation: the old id finds nothing.
         assert_eq!(b.index, a.index);
-        assert_ne!(b.id(), a.id());
+        assert_ne!(b.id(core), a.id(core));
         assert_eq!(slab.get(a), None);
         assert_eq!(slab.remove(a), None);
         assert_eq!(slab.get(b), Some(&"b"));

@@ -259,8 +259,8 @@ fn echo_round_trip_over_connect_and_listen() {
     assert_ne!(s, c);
     assert!(all.iter().any(|a| matches!(a, Activity::Ready(x) if *x == c)));
 
-    // Work given through session_mut goes out in the next turn.
-    d.session_mut(c).unwrap().arena.put_slice(b" and again");
+    // Work given through session_for_output goes out in the next turn.
+    d.session_for_output(c).unwrap().arena.put_slice(b" and again");
     drive(&mut d, Duration::from_secs(2), |d, _| {
         session(d, c).received == b"hello, monocoque and again"
     });
@@ -268,7 +268,7 @@ fn echo_round_trip_over_connect_and_listen() {
     assert!(session(&d, c).arena.is_empty());
     assert_eq!(d.connection_count(), 2);
     // The events are the body's to drain; the driver left them in place.
-    assert_eq!(d.session_mut(s).unwrap().poll_event(), Some(Seen::Input(16)));
+    assert_eq!(d.session_for_output(s).unwrap().poll_event(), Some(Seen::Input(16)));
 }
 
 #[test]
@@ -392,7 +392,10 @@ fn peer_reset_while_output_is_pending_ends_with_an_error() {
     let all = drive(&mut d, Duration::from_secs(2), |_, all| !accepted(all).is_empty());
     let s = accepted(&all)[0];
     const BIG: usize = 16 << 20;
-    d.session_mut(s).unwrap().arena.put_shared(Bytes::from(vec![7u8; BIG]));
+    d.session_for_output(s)
+        .unwrap()
+        .arena
+        .put_shared(Bytes::from(vec![7u8; BIG]));
     // The peer reads nothing, so the kernel's buffers fill and writes stall.
     drive(&mut d, Duration::from_secs(2), |d, _| session(d, s).arena.len() < BIG);
     idle(&mut d, Duration::from_millis(30));
@@ -487,10 +490,10 @@ fn a_timer_fires_with_no_io() {
     assert!(all.iter().any(|a| matches!(a, Activity::Ready(x) if *x == c)));
     assert_eq!(session(&d, c).events, vec![Seen::Timeout]);
 
-    // A timer armed through session_mut, with turn waiting on no deadline at all: the
+    // A timer armed through session_for_output, with turn waiting on no deadline at all: the
     // timer alone must end the wait.
     let again = Instant::now();
-    d.session_mut(c).unwrap().timer = Some(again + Duration::from_millis(30));
+    d.session_for_output(c).unwrap().timer = Some(again + Duration::from_millis(30));
     let mut out = Vec::new();
     d.turn(None, &mut out).unwrap();
     assert!(again.elapsed() >= Duration::from_millis(30));
@@ -502,9 +505,9 @@ fn a_timer_fires_with_no_io() {
 
     // A timer moved later does not fire at its old instant.
     let moved = Instant::now();
-    d.session_mut(c).unwrap().timer = Some(moved + Duration::from_millis(10));
+    d.session_for_output(c).unwrap().timer = Some(moved + Duration::from_millis(10));
     d.turn(Some(moved + Duration::from_millis(1)), &mut out).unwrap();
-    d.session_mut(c).unwrap().timer = Some(moved + Duration::from_millis(80));
+    d.session_for_output(c).unwrap().timer = Some(moved + Duration::from_millis(80));
     // The old instant passes before the driver gets to look at the session again.
     thread::sleep(Duration::from_millis(20));
     idle(&mut d, Duration::from_millis(20));
@@ -518,9 +521,9 @@ fn a_timer_fires_with_no_io() {
 
     // A cancelled timer never fires.
     let cancel = Instant::now();
-    d.session_mut(c).unwrap().timer = Some(cancel + Duration::from_millis(10));
+    d.session_for_output(c).unwrap().timer = Some(cancel + Duration::from_millis(10));
     d.turn(Some(cancel), &mut out).unwrap();
-    d.session_mut(c).unwrap().timer = None;
+    d.session_for_output(c).unwrap().timer = None;
     thread::sleep(Duration::from_millis(20));
     idle(&mut d, Duration::from_millis(20));
     assert_eq!(session(&d, c).timeouts, 3, "fired a cancelled timer");
@@ -609,8 +612,8 @@ fn wants_read_pauses_and_resumes_without_a_new_edge() {
     );
 
     // Resume: the driver must remember the socket still holds bytes.
-    d.session_mut(s).unwrap().paused = false;
-    d.session_mut(s).unwrap().pause_after = None;
+    d.session_for_output(s).unwrap().paused = false;
+    d.session_for_output(s).unwrap().pause_after = None;
     drive(&mut d, Duration::from_secs(2), |d, _| {
         session(d, s).received_len == 4000
     });
@@ -627,7 +630,7 @@ fn ids_are_not_reused_and_stale_ids_find_nothing() {
     let second = d.connect(addr, TestSession::recorder(b"x")).unwrap();
     assert_ne!(first, second);
     assert!(d.session(first).is_none());
-    assert!(d.session_mut(first).is_none());
+    assert!(d.session_for_output(first).is_none());
     assert!(d.remove(first).is_none());
     drive(&mut d, Duration::from_secs(2), |d, _| {
         session(d, second).received == b"x"

@@ -51,6 +51,10 @@ pub struct UringConfig {
     /// Arms a single-shot accept (re-armed after each connection) instead of a
     /// multishot one: the fallback for kernels without multishot accept, forced here.
     pub single_shot_accept: bool,
+    /// The core this driver serves: every [`ConnId`](monocoque_proto::ConnId) and
+    /// [`ListenerId`](monocoque_proto::ListenerId) it hands out names it, so a message
+    /// about a connection can be routed back to its driver (default 0).
+    pub core: monocoque_proto::CoreId,
 }
 
 impl Default for UringConfig {
@@ -68,6 +72,7 @@ impl Default for UringConfig {
             plain_ring: false,
             single_shot_recv: false,
             single_shot_accept: false,
+            core: monocoque_proto::CoreId(0),
         }
     }
 }

@@ -11,12 +11,13 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session, SessionFactory};
+use monocoque_proto::{Activity, ConnId, CoreId, Driver, ListenerId, Session, SessionFactory, WakeLatch, Waker};
 
 use crate::ops::InFlight;
 use crate::ring::{Cqe, FeatureLine, Ring, RingFeatures, UringStats, Wait};
 use crate::sys::{self, RawAddr};
 use crate::timers::{TimerEntry, TimerHeap};
+use crate::wake::EventFd;
 use crate::{UringConfig, UringError};
 
 /// What a completion is for: the top four bits of its `user_data`.
@@ -25,6 +26,7 @@ const KIND_SEND: u64 = 2;
 const KIND_CONNECT: u64 = 3;
 const KIND_ACCEPT: u64 = 4;
 const KIND_CANCEL: u64 = 5;
+const KIND_WAKE: u64 = 6;
 
 /// Bits of the slot generation carried in `user_data` (a consistency check: slots are
 /// never reused while an operation on them is in flight).
@@ -48,12 +50,12 @@ fn split_user_data(ud: u64) -> (u64, u32, u32) {
     (ud >> 60, ud as u32, ((ud >> 32) & UD_GEN_MASK) as u32)
 }
 
-fn conn_id(index: u32, gen: u32) -> ConnId {
-    ConnId(((gen as u64) << 32) | index as u64)
+fn listener_local(index: u32, gen: u16) -> u32 {
+    ((gen as u32) << 16) | index
 }
 
-fn split_conn_id(id: ConnId) -> (u32, u32) {
-    (id.0 as u32, (id.0 >> 32) as u32)
+fn split_listener_local(local: u32) -> (u32, u16) {
+    (local & 0xffff, (local >> 16) as u16)
 }
 
 /// Where a connection's socket is in its life.
@@ -156,6 +158,20 @@ struct ListenerState<S> {
     retry_at: Option<Instant>,
 }
 
+/// The driver's wake source, set up by the first [`Driver::waker`] call.
+struct WakeSource {
+    fd: EventFd,
+    waker: Waker,
+    latch: WakeLatch,
+    /// The armed read of the eventfd's counter; `None` between its completion and the
+    /// re-arm at the start of the next loop iteration.
+    read: Option<InFlight>,
+    /// The turn in which `Woken` was last reported.
+    reported_turn: u64,
+    /// A read failed in a way re-arming will not fix: `turn` reports it.
+    error: Option<io::Error>,
+}
+
 struct ListenerSlot<S> {
     gen: u16,
     state: Option<ListenerState<S>>,
@@ -192,6 +208,9 @@ pub struct UringDriver<S> {
     turn_no: u64,
     cqes: Vec<Cqe>,
     config: UringConfig,
+    wake: Option<WakeSource>,
+    /// Connections holding a session (open, or closed and not yet removed).
+    live: usize,
     /// The ring belongs to the creating thread (`SINGLE_ISSUER`).
     _not_send: PhantomData<*const ()>,
 }
@@ -200,6 +219,15 @@ impl<S: Session> UringDriver<S> {
     /// A driver with the default [`UringConfig`].
     pub fn new() -> Result<Self, UringError> {
         Self::with_config(UringConfig::default())
+    }
+
+    /// A driver with the default [`UringConfig`] serving core `core`: the ids it hands
+    /// out name that core.
+    pub fn with_core(core: CoreId) -> Result<Self, UringError> {
+        Self::with_config(UringConfig {
+            core,
+            ..UringConfig::default()
+        })
     }
 
     /// A driver with its own ring and buffer sizes.
@@ -218,6 +246,8 @@ impl<S: Session> UringDriver<S> {
             turn_no: 0,
             cqes: Vec::with_capacity(256),
             config,
+            wake: None,
+            live: 0,
             _not_send: PhantomData,
         })
     }
@@ -362,16 +392,15 @@ impl<S> UringDriver<S> {
         self.ring.inflight()
     }
 
-    /// Connections in the driver, including closed ones not yet removed.
-    pub fn connection_count(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| s.conn.as_ref().is_some_and(|c| c.session.is_some()))
-            .count()
+    fn conn_id(&self, index: u32, gen: u32) -> ConnId {
+        ConnId::new(self.config.core, index, gen)
     }
 
     fn conn_index(&self, id: ConnId) -> Option<u32> {
-        let (index, gen) = split_conn_id(id);
+        if id.core() != self.config.core {
+            return None;
+        }
+        let (index, gen) = (id.slot(), id.generation());
         let slot = self.slots.get(index as usize)?;
         let live = slot.gen == gen && slot.conn.as_ref().is_some_and(|c| c.session.is_some());
         live.then_some(index)
@@ -382,10 +411,16 @@ impl<S> UringDriver<S> {
     }
 
     fn id_of(&self, index: u32) -> ConnId {
-        conn_id(index, self.slots[index as usize].gen)
+        self.conn_id(index, self.slots[index as usize].gen)
+    }
+
+    /// Slot and generation of one of this driver's listeners.
+    fn listener_slot(&self, listener: ListenerId) -> Option<(u32, u16)> {
+        (listener.core() == self.config.core).then(|| split_listener_local(listener.local()))
     }
 
     fn insert_conn(&mut self, conn: Conn<S>) -> u32 {
+        self.live += 1;
         let index = match self.free_slots.pop() {
             Some(index) => {
                 self.slots[index as usize].conn = Some(conn);
@@ -474,7 +509,7 @@ impl<S: Session> UringDriver<S> {
                 continue;
             }
             let Some(session) = conn.session.as_mut() else { continue };
-            // Go by what the session says now: `session_mut` may have moved or
+            // Go by what the session says now: `session_for_output` may have moved or
             // cancelled the timer since it was armed.
             match session.poll_timeout() {
                 Some(at) if at <= now => {}
@@ -732,6 +767,10 @@ impl<S: Session> UringDriver<S> {
 
     fn on_completion(&mut self, cqe: Cqe, now: Instant, out: &mut Vec<Activity>) {
         let (kind, index, gen) = split_user_data(cqe.user_data);
+        if kind == KIND_WAKE {
+            self.on_wake(cqe, out);
+            return;
+        }
         if kind == KIND_ACCEPT {
             self.on_accept(index, gen, cqe, now, out);
             return;
@@ -820,6 +859,53 @@ impl<S: Session> UringDriver<S> {
         }
     }
 
+    /// The eventfd read completed: another thread woke the driver.
+    fn on_wake(&mut self, cqe: Cqe, out: &mut Vec<Activity>) {
+        let turn = self.turn_no;
+        let Some(wake) = self.wake.as_mut() else { return };
+        if let Some(op) = wake.read.take() {
+            self.ring.complete(op);
+        }
+        let Some(wake) = self.wake.as_mut() else { return };
+        match cqe.result {
+            8 => {}
+            // Re-armed at the start of the next iteration; nothing was consumed.
+            r if r == -libc::EAGAIN || r == -libc::EINTR || r == -libc::ECANCELED => return,
+            r if r < 0 => {
+                wake.error.get_or_insert(io::Error::from_raw_os_error(-r));
+                return;
+            }
+            _ => {
+                let err = io::Error::new(io::ErrorKind::InvalidData, "short read of the wake eventfd");
+                wake.error.get_or_insert(err);
+                return;
+            }
+        }
+        // The read reset the counter; later wakes must signal again. A wake that
+        // raced in between found the latch still set and skipped its signal: the
+        // `Woken` below covers it.
+        wake.latch.consume();
+        if wake.reported_turn != turn {
+            wake.reported_turn = turn;
+            out.push(Activity::Woken);
+        }
+    }
+
+    /// Keeps the eventfd read armed (queued with the iteration's other submissions).
+    fn rearm_wake(&mut self) -> io::Result<()> {
+        let Some(wake) = self.wake.as_mut() else { return Ok(()) };
+        if let Some(err) = wake.error.take() {
+            return Err(err);
+        }
+        if wake.read.is_none() {
+            let op = self.ring.read_counter(wake.fd.raw(), user_data(KIND_WAKE, 0, 0))?;
+            if let Some(wake) = self.wake.as_mut() {
+                wake.read = Some(op);
+            }
+        }
+        Ok(())
+    }
+
     fn on_send(&mut self, index: u32, cqe: Cqe, now: Instant, out: &mut Vec<Activity>) {
         let Some(conn) = self.conn_mut(index) else { return };
         let op = conn.send.take();
@@ -877,7 +963,7 @@ impl<S: Session> UringDriver<S> {
         if slot.gen as u32 != gen {
             return;
         }
-        let lid = ListenerId(((slot.gen as u32) << 16) | index);
+        let lid = ListenerId::new(self.config.core, listener_local(index, slot.gen));
         let Some(l) = slot.state.as_mut() else { return };
         let closing = l.closing;
         if !cqe.more() {
@@ -943,9 +1029,10 @@ impl<S: Session> Driver<S> for UringDriver<S> {
                 if let Some(conn) = self.conn_mut(index) {
                     conn.connect = Some(op);
                 }
-                Ok(conn_id(index, gen))
+                Ok(self.conn_id(index, gen))
             }
             Err(e) => {
+                self.live -= 1;
                 self.free_slot(index);
                 Err(e)
             }
@@ -987,23 +1074,24 @@ impl<S: Session> Driver<S> for UringDriver<S> {
         };
         let gen = self.listeners[index as usize].gen;
         self.rearm_listeners(Instant::now())?;
-        Ok(ListenerId(((gen as u32) << 16) | index as u32))
+        Ok(ListenerId::new(self.config.core, listener_local(index as u32, gen)))
     }
 
     fn listener_addr(&self, listener: ListenerId) -> io::Result<SocketAddr> {
-        let (index, gen) = (listener.0 & 0xffff, (listener.0 >> 16) as u16);
+        let not_found = || io::Error::new(io::ErrorKind::NotFound, "no such listener");
+        let (index, gen) = self.listener_slot(listener).ok_or_else(not_found)?;
         self.listeners
             .get(index as usize)
             .filter(|s| s.gen == gen)
             .and_then(|s| s.state.as_ref())
             .filter(|l| !l.closing)
             .map(|l| l.addr)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such listener"))
+            .ok_or_else(not_found)
     }
 
     fn close_listener(&mut self, listener: ListenerId) -> io::Result<()> {
-        let (index, gen) = (listener.0 & 0xffff, (listener.0 >> 16) as u16);
         let not_found = || io::Error::new(io::ErrorKind::NotFound, "no such listener");
+        let (index, gen) = self.listener_slot(listener).ok_or_else(not_found)?;
         let slot = self
             .listeners
             .get_mut(index as usize)
@@ -1023,12 +1111,20 @@ impl<S: Session> Driver<S> for UringDriver<S> {
         Ok(())
     }
 
+    fn core(&self) -> CoreId {
+        self.config.core
+    }
+
+    fn connection_count(&self) -> usize {
+        self.live
+    }
+
     fn session(&self, conn: ConnId) -> Option<&S> {
         let index = self.conn_index(conn)?;
         self.slots[index as usize].conn.as_ref()?.session.as_ref()
     }
 
-    fn session_mut(&mut self, conn: ConnId) -> Option<&mut S> {
+    fn session_for_output(&mut self, conn: ConnId) -> Option<&mut S> {
         let index = self.conn_index(conn)?;
         self.mark_dirty(index);
         self.slots[index as usize].conn.as_mut()?.session.as_mut()
@@ -1037,6 +1133,7 @@ impl<S: Session> Driver<S> for UringDriver<S> {
     fn remove(&mut self, conn: ConnId) -> Option<S> {
         let index = self.conn_index(conn)?;
         self.set_timer(index, None);
+        self.live -= 1;
         let c = self.conn_mut(index)?;
         let session = c.session.take();
         if c.phase != Phase::Closed {
@@ -1060,6 +1157,7 @@ impl<S: Session> Driver<S> for UringDriver<S> {
             self.fire_timers(now, out);
             self.reprovide();
             self.rearm_listeners(now)?;
+            self.rearm_wake()?;
             self.service_dirty(now, out)?;
             let wait = if out.len() > base || !self.dirty.is_empty() {
                 Wait::Poll
@@ -1079,6 +1177,25 @@ impl<S: Session> Driver<S> for UringDriver<S> {
             }
         }
     }
+
+    fn waker(&mut self) -> io::Result<Waker> {
+        if let Some(wake) = &self.wake {
+            return Ok(wake.waker.clone());
+        }
+        let fd = EventFd::new()?;
+        let (waker, latch) = Waker::new(fd.clone());
+        self.wake = Some(WakeSource {
+            fd,
+            waker: waker.clone(),
+            latch,
+            read: None,
+            reported_turn: 0,
+            error: None,
+        });
+        // Armed now, so a wake sent before the next turn is already waiting for it.
+        self.rearm_wake()?;
+        Ok(waker)
+    }
 }
 
 impl<S> Drop for UringDriver<S> {
@@ -1093,6 +1210,9 @@ impl<S> Drop for UringDriver<S> {
                         self.ring.complete(op);
                     }
                 }
+            }
+            if let Some(op) = self.wake.as_mut().and_then(|w| w.read.take()) {
+                self.ring.complete(op);
             }
         }
     }

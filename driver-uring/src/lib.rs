@@ -84,6 +84,7 @@ mod ops;
 mod ring;
 mod sys;
 mod timers;
+mod wake;
 
 pub use config::UringConfig;
 pub use driver::UringDriver;

@@ -97,6 +97,10 @@ enum Held {
     },
     /// A send slot (its index is the fixed-buffer index).
     Slot(u16),
+    /// The 8 bytes an eventfd read fills.
+    Counter {
+        _buf: Box<[u8; 8]>,
+    },
     /// One segment sent with `SEND`.
     Segment {
         _seg: Bytes,
@@ -186,6 +190,20 @@ impl Ring {
             .user_data(user_data);
         // SAFETY: multishot accept passes no address buffer.
         unsafe { self.push(&entry) }
+    }
+
+    /// Starts reading the 8-byte counter of the eventfd `fd` (the driver's wake
+    /// source): completes once another thread writes it.
+    pub(crate) fn read_counter(&mut self, fd: RawFd, user_data: u64) -> io::Result<InFlight> {
+        let mut buf = Box::new([0u8; 8]);
+        let entry = opcode::Read::new(types::Fd(fd), buf.as_mut_ptr(), 8)
+            .build()
+            .user_data(user_data);
+        // SAFETY: the buffer lives in a box owned by the returned InFlight, which the
+        // driver hands back only after the final completion (or leaks); a box does not
+        // move its contents, and nothing else writes or reads them meanwhile.
+        unsafe { self.push(&entry) }?;
+        Ok(InFlight::new(Held::Counter { _buf: buf }, 0))
     }
 
     /// Starts connecting `fd` to `addr`.

@@ -356,8 +356,9 @@ fn check_features(io: &IoUring) -> Result<(), UringError> {
             feature: "the opcode probe",
             needs: "Linux 5.6",
         })?;
-    let needed: [(u8, &'static str, &'static str); 8] = [
+    let needed: [(u8, &'static str, &'static str); 9] = [
         (opcode::Recv::CODE, "RECV", "Linux 5.6"),
+        (opcode::Read::CODE, "READ", "Linux 5.6"),
         (opcode::Send::CODE, "SEND", "Linux 5.6"),
         (opcode::SendMsg::CODE, "SENDMSG", "Linux 5.3"),
         (opcode::WriteFixed::CODE, "WRITE_FIXED", "Linux 5.1"),

@@ -219,7 +219,7 @@ fn five_hundred_connections_echo_and_close() {
 
     // Clients finish; the servers see end of stream and close too.
     for (c, _) in &clients {
-        d.session_mut(*c).unwrap().done = true;
+        d.session_for_output(*c).unwrap().done = true;
     }
     run_until(&mut d, Duration::from_secs(30), "1000 closes", &mut log, |_, log| {
         log.iter().filter(|a| matches!(a, Activity::Closed { .. })).count() >= 2 * N
@@ -322,7 +322,7 @@ fn timer_fires_without_io() {
     assert!(matches!(out.as_slice(), [Activity::Ready(x)] if *x == c), "{out:?}");
     assert!(elapsed >= Duration::from_millis(50), "fired early: {elapsed:?}");
     assert!(elapsed < Duration::from_secs(2), "fired late: {elapsed:?}");
-    let s = d.session_mut(c).unwrap();
+    let s = d.session_for_output(c).unwrap();
     assert_eq!(s.timeouts, 1);
     assert_eq!(s.poll_event(), Some(Ev::Timeout));
 
@@ -341,7 +341,7 @@ fn timer_fires_without_io() {
 }
 
 #[test]
-fn timer_rearms_from_poll_timeout_after_session_mut() {
+fn timer_rearms_from_poll_timeout_after_session_for_output() {
     let mut d = driver();
     let l = TcpListener::bind(loopback()).unwrap();
     let _peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
@@ -349,7 +349,7 @@ fn timer_rearms_from_poll_timeout_after_session_mut() {
     let c = d.adopt(stream, Peer::default()).unwrap();
     d.turn(Some(Instant::now()), &mut Vec::new()).unwrap();
     let start = Instant::now();
-    d.session_mut(c).unwrap().timer = Some(start + Duration::from_millis(40));
+    d.session_for_output(c).unwrap().timer = Some(start + Duration::from_millis(40));
     let mut log = Vec::new();
     run_until(&mut d, Duration::from_secs(5), "timeout", &mut log, |d, _| {
         d.session(c).unwrap().timeouts == 1
@@ -432,13 +432,13 @@ fn wants_read_false_stops_reading_and_true_resumes() {
     );
     assert!(paused_at < TOTAL);
 
-    d.session_mut(conn).unwrap().read_limit = None;
+    d.session_for_output(conn).unwrap().read_limit = None;
     run_until(&mut d, Duration::from_secs(10), "the rest", &mut log, |d, _| {
         d.session(conn).unwrap().eof
     });
     let got = &d.session(conn).unwrap().received;
     assert!(*got == data, "bytes lost or reordered across the pause");
-    d.session_mut(conn).unwrap().done = true;
+    d.session_for_output(conn).unwrap().done = true;
     run_until(&mut d, Duration::from_secs(5), "close", &mut log, |_, log| {
         closed_error(log, conn).is_some()
     });
@@ -486,7 +486,7 @@ fn receive_buffers_return_only_after_their_views_drop() {
     let snapshot: Vec<Vec<u8>> = d.session(conn).unwrap().held.iter().map(|b| b.to_vec()).collect();
 
     // More traffic while the views live must not reuse their buffers.
-    d.session_mut(conn).unwrap().hold = false;
+    d.session_for_output(conn).unwrap().hold = false;
     for i in 0..20u8 {
         peer.write_all(&[b'0' + i % 10; 700]).unwrap();
         let want = sent.len() + 700 * (i as usize + 1);
@@ -498,7 +498,7 @@ fn receive_buffers_return_only_after_their_views_drop() {
     assert_eq!(now, snapshot, "a buffer was reused while a view of it lived");
     assert_eq!(snapshot.concat(), sent);
 
-    d.session_mut(conn).unwrap().held.clear();
+    d.session_for_output(conn).unwrap().held.clear();
     d.turn(Some(Instant::now()), &mut Vec::new()).unwrap();
     assert_eq!(d.recv_buffers_available(), BUFFERS as usize);
 }
@@ -525,7 +525,7 @@ fn views_outlive_the_driver() {
             .is_some_and(|c| d.session(*c).unwrap().received.len() >= 27)
     });
     let conn = accepted(&log)[0];
-    let views = std::mem::take(&mut d.session_mut(conn).unwrap().held);
+    let views = std::mem::take(&mut d.session_for_output(conn).unwrap().held);
     drop(d);
     assert_eq!(views.concat(), b"still here after the driver");
 }
@@ -541,7 +541,7 @@ fn removed_ids_stay_invalid_and_are_not_reused() {
     let c1 = d.adopt(mk(), Peer::default()).unwrap();
     d.turn(Some(Instant::now()), &mut Vec::new()).unwrap();
     assert!(d.remove(c1).is_some());
-    assert!(d.session(c1).is_none() && d.session_mut(c1).is_none() && d.remove(c1).is_none());
+    assert!(d.session(c1).is_none() && d.session_for_output(c1).is_none() && d.remove(c1).is_none());
     let mut ids = vec![c1];
     for _ in 0..5 {
         d.turn(Some(Instant::now()), &mut Vec::new()).unwrap();
@@ -647,7 +647,7 @@ fn pausing_inside_handle_input_stops_input_at_once() {
         .filter(|a| matches!(a, Activity::Ready(x) if *x == c))
         .count();
     assert_eq!(inputs, 1, "input fed after the session paused itself");
-    d.session_mut(c).unwrap().read_limit = None;
+    d.session_for_output(c).unwrap().read_limit = None;
     run_until(&mut d, Duration::from_secs(10), "the rest", &mut log, |d, _| {
         d.session(c).unwrap().received.len() >= TOTAL
     });
@@ -659,7 +659,7 @@ fn pausing_inside_handle_input_stops_input_at_once() {
 }
 
 #[test]
-fn a_timer_moved_through_session_mut_fires_at_its_new_instant() {
+fn a_timer_moved_through_session_for_output_fires_at_its_new_instant() {
     let mut d = driver();
     let l = TcpListener::bind(loopback()).unwrap();
     let _theirs = TcpStream::connect(l.local_addr().unwrap()).unwrap();
@@ -676,7 +676,7 @@ fn a_timer_moved_through_session_mut_fires_at_its_new_instant() {
                                                             // (A loaded machine may legitimately have fired it already; count from here.)
     let before = d.session(c).unwrap().timeouts;
     let moved = Instant::now() + Duration::from_millis(300);
-    d.session_mut(c).unwrap().timer = Some(moved);
+    d.session_for_output(c).unwrap().timer = Some(moved);
     thread::sleep(Duration::from_millis(50)); // the armed instant passes
     let mut out = Vec::new();
     d.turn(Some(Instant::now() + Duration::from_millis(50)), &mut out)
@@ -689,10 +689,10 @@ fn a_timer_moved_through_session_mut_fires_at_its_new_instant() {
     assert!(Instant::now() >= moved);
 
     // Cancelled after arming: never fires.
-    d.session_mut(c).unwrap().timer = Some(Instant::now() + Duration::from_millis(20));
+    d.session_for_output(c).unwrap().timer = Some(Instant::now() + Duration::from_millis(20));
     d.turn(Some(Instant::now()), &mut Vec::new()).unwrap();
     let before = d.session(c).unwrap().timeouts;
-    d.session_mut(c).unwrap().timer = None;
+    d.session_for_output(c).unwrap().timer = None;
     thread::sleep(Duration::from_millis(40));
     let end = Instant::now() + Duration::from_millis(50);
     while Instant::now() < end {
@@ -733,7 +733,7 @@ fn views_dropped_on_another_thread_revive_a_starved_ring() {
     });
     let conn = accepted(&log)[0];
     let views = {
-        let s = d.session_mut(conn).unwrap();
+        let s = d.session_for_output(conn).unwrap();
         s.hold = false;
         std::mem::take(&mut s.held)
     };

@@ -42,10 +42,14 @@ pub mod chassis;
 pub mod nats;
 pub mod resp;
 
+/// The fuzz harness: one entry point per cargo-fuzz target, shared with the corpus
+/// replay test. Only with the `fuzzing` feature (test and fuzz builds), never shipped.
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 
 pub use chassis::{
-    sim, Activity, Backpressure, BytePermits, ConnId, Driver, IoArena, ListenerId, MonocoqueCodec, PoisonGuard,
-    SegmentedBuffer, Session, SessionFactory, DEFAULT_SHARE_THRESHOLD,
+    sim, Activity, Backpressure, BytePermits, ConnId, CoreId, Driver, Either, IoArena, ListenerId, Mailbox,
+    MailboxError, MailboxSender, MonocoqueCodec, PoisonGuard, SegmentedBuffer, Session, SessionFactory, WakeLatch,
+    WakeSignal, Waker, DEFAULT_SHARE_THRESHOLD,
 };

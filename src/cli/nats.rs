@@ -18,8 +18,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 
-use crate::driver::DriverKind;
-use crate::nats::{Auth, Client, ClientOptions, Error, Message};
+use monocoque::driver::DriverKind;
+use monocoque::nats::{Auth, Client, ClientOptions, Error, Message};
 
 /// The server `monocoque nats` talks to unless `--server` says otherwise.
 pub const DEFAULT_SERVER: &str = "nats://127.0.0.1:4222";
@@ -35,7 +35,7 @@ pub struct NatsArgs {
     #[arg(long, short = 's', value_name = "URL", default_value = DEFAULT_SERVER, global = true)]
     pub server: String,
     /// I/O driver: io_uring (Linux 5.19+) or mio (readiness, portable).
-    #[arg(long, value_enum, value_name = "DRIVER", default_value_t = DriverKind::default(), global = true)]
+    #[arg(long, value_parser = super::driver_kind(), value_name = "DRIVER", default_value_t = DriverKind::default(), global = true)]
     pub driver: DriverKind,
     /// A `.creds` file (user JWT and NKey seed) to authenticate with.
     #[arg(long, value_name = "FILE", global = true, conflicts_with = "nkey")]
@@ -328,11 +328,11 @@ mod tests {
 
     #[test]
     fn message_printing() {
-        let mut headers = crate::proto::nats::HeaderMap::new();
+        let mut headers = monocoque::proto::nats::HeaderMap::new();
         headers.insert("Trace", "t1").unwrap();
         let message = Message {
             subject: Bytes::from_static(b"a.b"),
-            sid: crate::proto::nats::Sid::from_u64(1),
+            sid: monocoque::proto::nats::Sid::from_u64(1),
             reply: Some(Bytes::from_static(b"_INBOX.x")),
             headers: Some(headers.to_headers()),
             payload: Bytes::from_static(b"hello"),

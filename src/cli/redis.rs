@@ -19,17 +19,14 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use clap::Args;
-use monocoque_proto::resp::{Cmd, Protocol, Value};
+use monocoque_proto::resp::{Cmd, CommandDecodeError, CommandDecoder, CommandLimits, CommandRef, Protocol, Value};
+use monocoque_proto::SegmentedBuffer;
 
 use super::format;
-use scan::Scan;
-pub use scan::ScanError;
-
-mod scan;
-use crate::driver::DriverKind;
-use crate::redis::{Client, ClientOptions, Error};
+use monocoque::driver::DriverKind;
+use monocoque::redis::{Client, ClientOptions, Error};
 
 /// The server `monocoque redis` talks to unless `--url` says otherwise.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
@@ -61,7 +58,11 @@ const PIPE_NAP: Duration = Duration::from_millis(1);
 const PIPE_READ_CHUNK: usize = 256 * 1024;
 
 /// Longest argument accepted in `--pipe` input: Redis' default `proto-max-bulk-len`.
-const PIPE_MAX_ARG_LEN: usize = 512 * 1024 * 1024;
+const PIPE_MAX_ARG_LEN: usize = CommandLimits::DEFAULT_MAX_ARG_LEN;
+
+/// Most arguments in one `--pipe` command: the server's own limit (`INT_MAX`), which
+/// decides; the decoder reserves argument slots only as arguments arrive.
+const PIPE_MAX_ARGS: usize = i32::MAX as usize;
 
 /// Batches decoded ahead of the one being sent.
 const PIPE_QUEUE_DEPTH: usize = 2;
@@ -76,7 +77,7 @@ pub struct RedisArgs {
     #[arg(long, short = 'u', value_name = "URL", default_value = DEFAULT_URL)]
     pub url: String,
     /// I/O driver: io_uring (Linux 5.19+) or mio (readiness, portable).
-    #[arg(long, value_enum, value_name = "DRIVER", default_value_t = DriverKind::default())]
+    #[arg(long, value_parser = super::driver_kind(), value_name = "DRIVER", default_value_t = DriverKind::default())]
     pub driver: DriverKind,
     /// Speak RESP3 (HELLO 3, falling back to RESP2 if the server refuses); the default.
     #[arg(long, conflicts_with = "resp2")]
@@ -121,11 +122,12 @@ pub enum RedisCliError {
     /// The `--pipe` input is not a stream of RESP commands.
     #[error("input command {index} is malformed: {source}")]
     Input {
-        /// 1-based position of the bad command in the input.
+        /// 1-based position of the bad command in the input (empty arrays, which the
+        /// server ignores, not counted).
         index: u64,
         /// What is wrong with it.
         #[source]
-        source: ScanError,
+        source: CommandDecodeError,
     },
     /// Standard input ended in the middle of a command.
     #[error("input ended inside command {index}")]
@@ -292,22 +294,25 @@ impl Batcher<'_> {
     }
 }
 
-/// Reads all of `input`, [`PIPE_READ_CHUNK`] bytes at a time, and hands each command
-/// to `batcher`. Only the unfinished command at the end of a chunk is carried over to
-/// the next read, so memory stays at one chunk plus the largest command.
+/// Reads all of `input`, [`PIPE_READ_CHUNK`] bytes at a time, decodes it with the
+/// server-side [`CommandDecoder`] and hands each command to `batcher`. Each read is one
+/// segment of the decoder's input, and each command is lent in place and copied once,
+/// into its `Cmd`; memory stays at a chunk or two plus the largest command.
 fn decode_input(mut input: impl Read, batcher: &mut Batcher<'_>) -> Result<(), RedisCliError> {
-    // `buf[..filled]` is input not consumed yet; the rest is room for the next read
-    // (zeroed once, when the buffer grows).
-    let mut buf = vec![0u8; PIPE_READ_CHUNK];
-    let mut filled = 0;
+    let mut decoder = CommandDecoder::new(CommandLimits {
+        max_args: PIPE_MAX_ARGS,
+        max_arg_len: PIPE_MAX_ARG_LEN,
+    });
+    let mut src = SegmentedBuffer::new();
+    // Zeroed room for the next reads; each read's bytes are split off its front.
+    let mut room = BytesMut::new();
     let mut index = 0u64;
     loop {
-        if buf.len() - filled < PIPE_READ_CHUNK / 2 {
-            // One command is larger than what is left: make room for it.
-            buf.resize(buf.len() + PIPE_READ_CHUNK, 0);
+        if room.len() < PIPE_READ_CHUNK / 2 {
+            room = BytesMut::zeroed(PIPE_READ_CHUNK);
         }
         let n = loop {
-            match input.read(&mut buf[filled..]) {
+            match input.read(&mut room) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
@@ -316,37 +321,39 @@ fn decode_input(mut input: impl Read, batcher: &mut Batcher<'_>) -> Result<(), R
         if n == 0 {
             break;
         }
-        filled += n;
-        let mut start = 0;
+        src.push(room.split_to(n).freeze());
         loop {
-            match scan::scan_command(&buf[start..filled], PIPE_MAX_ARG_LEN) {
-                Ok(Scan::NeedMore) => break,
-                Ok(Scan::Empty(used)) => {
-                    index += 1;
-                    start += used;
-                }
-                Ok(Scan::Command(cmd, used)) => {
-                    index += 1;
-                    start += used;
-                    if !batcher.push(cmd) {
-                        return Ok(());
-                    }
-                }
+            // Each command is lent in place and copied once, into its `Cmd`.
+            let cmd = match decoder.decode_with(&mut src, to_cmd) {
+                Ok(Some(cmd)) => cmd,
+                Ok(None) => break,
                 Err(source) => {
                     return Err(RedisCliError::Input {
                         index: index + 1,
                         source,
                     })
                 }
+            };
+            index += 1;
+            if !batcher.push(cmd) {
+                return Ok(());
             }
         }
-        buf.copy_within(start..filled, 0);
-        filled -= start;
     }
-    if filled > 0 {
+    if decoder.is_mid_command() || !src.is_empty() {
         return Err(RedisCliError::Truncated { index: index + 1 });
     }
     Ok(())
+}
+
+/// The client's form of a decoded command.
+fn to_cmd(command: CommandRef<'_>) -> Cmd {
+    let mut args = command.iter();
+    let mut cmd = Cmd::new(args.next().unwrap_or_default());
+    for arg in args {
+        cmd.push(arg);
+    }
+    cmd
 }
 
 /// Counts of `--pipe` outcomes.
@@ -626,7 +633,7 @@ mod tests {
             result,
             Err(RedisCliError::Input {
                 index: 2,
-                source: ScanError::NotAnArray { found: b'+' }
+                source: CommandDecodeError::NotAnArray { found: b'+' }
             })
         ));
         // The complete command before the bad value still goes out, in a batch that is
@@ -638,7 +645,7 @@ mod tests {
             result,
             Err(RedisCliError::Input {
                 index: 1,
-                source: ScanError::NotABulkString { arg: 1, .. }
+                source: CommandDecodeError::NotABulkString { arg: 1, .. }
             })
         ));
         let (_, result) = batches(b"*1\r\n$4\r\nPI", PIPE_BATCH_BYTES);
@@ -648,7 +655,7 @@ mod tests {
             result,
             Err(RedisCliError::Input {
                 index: 2,
-                source: ScanError::NotAnArray { found: b'S' }
+                source: CommandDecodeError::NotAnArray { found: b'S' }
             })
         ));
     }

@@ -15,7 +15,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session, SessionFactory};
+use monocoque_proto::{Activity, ConnId, CoreId, Driver, ListenerId, Session, SessionFactory, Waker};
 
 use super::script::Script;
 
@@ -63,6 +63,11 @@ pub trait FakeServer {
     fn garbage(&self) -> &'static [u8];
 }
 
+/// The id of connection `slot` (ids are never reused: slots only grow).
+fn conn_id(slot: u32) -> ConnId {
+    ConnId::new(CoreId::default(), slot, 0)
+}
+
 /// What travels from the server to the client.
 #[derive(Debug)]
 enum Piece {
@@ -86,8 +91,8 @@ struct Conn<S, F> {
 pub struct MemDriver<S, F> {
     script: Script,
     make: Box<dyn FnMut() -> F>,
-    conns: BTreeMap<u64, Conn<S, F>>,
-    next_id: u64,
+    conns: BTreeMap<u32, Conn<S, F>>,
+    next_id: u32,
     pending: Vec<Activity>,
     /// Delay added to a frame the script makes late (past the client's timeouts).
     late: Duration,
@@ -113,11 +118,6 @@ impl<S: Session, F: FakeServer> MemDriver<S, F> {
             listener,
             attempts: 0,
         }
-    }
-
-    /// Sessions still in the driver.
-    pub fn connection_count(&self) -> usize {
-        self.conns.len()
     }
 
     /// A new connection, unless the script refuses it.
@@ -147,7 +147,7 @@ impl<S: Session, F: FakeServer> MemDriver<S, F> {
         let frames = conn.server.greeting();
         schedule(&mut conn, frames, &self.script, self.late, Instant::now());
         self.conns.insert(id, conn);
-        Ok(ConnId(id))
+        Ok(conn_id(id))
     }
 
     fn drain_listener(&self) {
@@ -194,13 +194,13 @@ impl<S: Session, F: FakeServer> MemDriver<S, F> {
                 ready = true;
             }
             if ready {
-                out.push(Activity::Ready(ConnId(id)));
+                out.push(Activity::Ready(conn_id(id)));
             }
             let finished = conn.session.is_closed() && conn.session.poll_transmit().map_or(true, |a| a.is_empty());
             if conn.eof_fed || finished {
                 conn.closed_reported = true;
                 out.push(Activity::Closed {
-                    conn: ConnId(id),
+                    conn: conn_id(id),
                     error: None,
                 });
             }
@@ -347,10 +347,10 @@ impl<S: Session, F: FakeServer> Driver<S> for MemDriver<S, F> {
                     },
                 );
                 self.pending.push(Activity::Closed {
-                    conn: ConnId(id),
+                    conn: conn_id(id),
                     error: Some(error),
                 });
-                Ok(ConnId(id))
+                Ok(conn_id(id))
             }
         }
     }
@@ -376,15 +376,28 @@ impl<S: Session, F: FakeServer> Driver<S> for MemDriver<S, F> {
     }
 
     fn session(&self, conn: ConnId) -> Option<&S> {
-        self.conns.get(&conn.0).map(|c| &c.session)
+        self.conns.get(&conn.slot()).map(|c| &c.session)
     }
 
-    fn session_mut(&mut self, conn: ConnId) -> Option<&mut S> {
-        self.conns.get_mut(&conn.0).map(|c| &mut c.session)
+    fn core(&self) -> CoreId {
+        CoreId::default()
+    }
+
+    fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    fn waker(&mut self) -> io::Result<Waker> {
+        // One thread runs the harness: nothing wakes the driver from outside.
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
+    fn session_for_output(&mut self, conn: ConnId) -> Option<&mut S> {
+        self.conns.get_mut(&conn.slot()).map(|c| &mut c.session)
     }
 
     fn remove(&mut self, conn: ConnId) -> Option<S> {
-        self.conns.remove(&conn.0).map(|c| c.session)
+        self.conns.remove(&conn.slot()).map(|c| c.session)
     }
 
     fn turn(&mut self, deadline: Option<Instant>, out: &mut Vec<Activity>) -> io::Result<()> {
@@ -458,7 +471,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut connected = false;
         loop {
-            let session = d.session_mut(conn).expect("session");
+            let session = d.session_for_output(conn).expect("session");
             while let Some(event) = session.poll_event() {
                 connected |= matches!(event, Event::Connected { .. });
             }

@@ -4,25 +4,24 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::io;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use monocoque_proto::chassis::link::{GaveUp, Rng, Supervisor};
 use monocoque_proto::nats::client::{
     self as sm, ClientConfig, Connection, ConnectionError, PingId, ReconnectState, RequestError, RequestId, SendError,
     SubscriptionEnd, SubscriptionPolicy,
 };
 use monocoque_proto::nats::{HeaderMap, Headers, Message, ServerInfo, Sid};
-use monocoque_proto::{Activity, ConnId, Driver};
+use monocoque_proto::{Activity, Driver};
 
 use super::event::MAX_QUEUED_EVENTS;
 use super::options::{Auth, ServerAddr, UrlAuth};
-use super::pool::{Rng, ServerPool};
 use super::{ClientOptions, Error, Event};
 use crate::driver::AnyDriver;
+use crate::link::{self, DialError, Handshake, Redial};
 
 /// How long a flush waits between two looks at a socket the kernel is not draining yet.
 const FLUSH_POLL: Duration = Duration::from_millis(5);
@@ -111,13 +110,12 @@ pub struct Subscription<D: Driver<Connection> = AnyDriver<Connection>> {
 struct Inner<D> {
     driver: D,
     options: ClientOptions,
-    pool: ServerPool,
-    rng: Rng,
+    /// The server pool and the reconnect in progress, if any: kept across calls, so a
+    /// call that runs out of time leaves it where it was and the next call continues it.
+    pool: Supervisor<ServerAddr, Error>,
     link: Option<Link>,
     /// What the last connection left for the next one (subscriptions, unsent publishes).
     carry: Option<ReconnectState>,
-    /// Index in `pool` of the current (or last) server.
-    server: usize,
     /// Why the last connection was lost.
     last_error: Option<ConnectionError>,
     events: VecDeque<Event>,
@@ -142,44 +140,11 @@ struct Inner<D> {
     /// waiting ([`ClientOptions::flush_threshold`] past what was left after the last
     /// turn), so a publishing loop sends as it goes and never rereads cold memory.
     auto_flush_at: usize,
-    /// The reconnect in progress, if any: kept across calls, so a call that runs out of
-    /// time leaves it where it was and the next call continues it.
-    reconnecting: Option<Reconnecting>,
 }
 
-/// Where a reconnect is in its [`ReconnectPolicy`](super::ReconnectPolicy): attempts
-/// made, the round through the servers, which server is next, and when the backoff
-/// allows the next attempt.
-struct Reconnecting {
-    /// Attempts made since the connection was lost (across calls).
-    attempts: u32,
-    /// Rounds through the servers completed.
-    round: u32,
-    /// Index in the pool the current round started after.
-    start: usize,
-    /// Servers tried (or skipped) in the current round.
-    tried: usize,
-    /// No attempt before this instant: the backoff between two rounds.
-    next_attempt_at: Option<Instant>,
-    /// Servers that refused the credentials (or the configuration) in this reconnect:
-    /// trying them again cannot help, and once every known server has, neither can
-    /// waiting.
-    refused: HashSet<usize>,
-    /// Why the last attempt failed.
-    last: Error,
-}
-
-/// The current connection.
-struct Link {
-    conn: ConnId,
-    /// The handshake completed.
-    ready: bool,
-    /// Why it died, once it did (the first reason wins).
-    dead: Option<ConnectionError>,
-    /// When a handshake still in progress is given up for good (the session enforces the
-    /// connect timeout itself; this is a backstop).
-    backstop: Instant,
-}
+/// The current connection (its handshake deadline is a backstop: the session enforces
+/// the connect timeout itself).
+type Link = link::Link<ConnectionError>;
 
 impl Client<AnyDriver<Connection>> {
     /// Connects to `url` (`nats://[user:password@|token@]host[:port]`, several
@@ -204,13 +169,11 @@ impl<D: Driver<Connection>> Client<D> {
     pub fn connect_with_driver(driver: D, options: ClientOptions) -> Result<Self, Error> {
         let mut inner = Inner {
             driver,
-            pool: ServerPool::new(&options.servers),
-            rng: Rng::new(options.seed),
+            pool: Supervisor::new(&options.servers, options.reconnect, super::pool::seed(options.seed)),
             auto_flush_at: options.flush_threshold,
             options,
             link: None,
             carry: None,
-            server: 0,
             last_error: None,
             events: VecDeque::new(),
             responses: HashMap::new(),
@@ -224,13 +187,12 @@ impl<D: Driver<Connection>> Client<D> {
             activities: Vec::new(),
             scratch: Vec::new(),
             last_turn: Instant::now(),
-            reconnecting: None,
         };
-        if inner.pool.len() == 0 {
+        if inner.pool.servers().is_empty() {
             return Err(Error::Url(super::UrlError::Empty));
         }
         let mut last = None;
-        for index in 0..inner.pool.len() {
+        for index in 0..inner.pool.servers().len() {
             match inner.open_link(index) {
                 Ok(()) => {
                     return Ok(Self {
@@ -253,11 +215,7 @@ impl<D: Driver<Connection>> Client<D> {
 
     /// Whether a connection is up (as far as the client knows without I/O).
     pub fn is_connected(&self) -> bool {
-        self.inner
-            .borrow()
-            .link
-            .as_ref()
-            .is_some_and(|l| l.ready && l.dead.is_none())
+        self.inner.borrow().link.as_ref().is_some_and(link::Link::is_live)
     }
 
     /// Connections made so far: 1 after connecting, one more per reconnect.
@@ -275,7 +233,8 @@ impl<D: Driver<Connection>> Client<D> {
         let inner = self.inner.borrow();
         inner
             .pool
-            .get(inner.server)
+            .servers()
+            .get(inner.pool.current())
             .cloned()
             .unwrap_or_else(|| ServerAddr::new("", 0))
     }
@@ -532,11 +491,8 @@ impl<D: Driver<Connection>> fmt::Debug for Client<D> {
         let inner = self.inner.borrow();
         f.debug_struct("Client")
             .field("options", &inner.options)
-            .field("server", &inner.pool.get(inner.server))
-            .field(
-                "connected",
-                &inner.link.as_ref().is_some_and(|l| l.ready && l.dead.is_none()),
-            )
+            .field("server", &inner.pool.servers().get(inner.pool.current()))
+            .field("connected", &inner.link.as_ref().is_some_and(link::Link::is_live))
             .field("connections", &inner.connections)
             .field("queued_events", &inner.events.len())
             .finish_non_exhaustive()
@@ -597,7 +553,7 @@ impl<D: Driver<Connection>> Inner<D> {
         headers: Option<&Headers>,
         payload: &Bytes,
     ) -> Option<Result<(), Error>> {
-        if !self.options.allow_reconnect || self.link.as_ref().is_some_and(|l| l.ready && l.dead.is_none()) {
+        if !self.options.allow_reconnect || self.link.as_ref().is_some_and(link::Link::is_live) {
             return None;
         }
         let full = |e| match e {
@@ -613,7 +569,7 @@ impl<D: Driver<Connection>> Inner<D> {
             // completes, within the reconnect buffer.
             let conn = link.conn;
             let now = self.last_turn;
-            return match self.driver.session_mut(conn) {
+            return match self.driver.session_for_output(conn) {
                 Some(session) => match session.publish(subject, reply, headers, payload, now) {
                     Err(SendError::Poisoned(e)) => {
                         self.kill_link(e);
@@ -892,45 +848,35 @@ impl<D: Driver<Connection>> Inner<D> {
 
     /// One driver turn; processes what it reports.
     fn turn(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
-        let mut activities = std::mem::take(&mut self.activities);
-        activities.clear();
-        let result = self.driver.turn(deadline, &mut activities);
+        let conn = self.link.as_ref().map(|l| l.conn);
+        let result = link::turn(&mut self.driver, &mut self.activities, deadline, conn);
         self.last_turn = Instant::now();
-        if let Err(e) = result {
-            self.activities = activities;
-            self.kill_link(ConnectionError::Closed);
-            self.bury_link();
-            return Err(Error::Driver(Arc::new(e)));
-        }
-        for activity in activities.drain(..) {
-            let Some(link_conn) = self.link.as_ref().map(|l| l.conn) else {
-                continue;
-            };
-            match activity {
-                Activity::Ready(conn) | Activity::Connected(conn) if conn == link_conn => self.drain_events(),
-                Activity::Closed { conn, .. } if conn == link_conn => {
-                    self.drain_events();
-                    self.kill_link(ConnectionError::Closed);
-                }
-                _ => {}
+        let reported = match result {
+            Ok(reported) => reported,
+            Err(e) => {
+                self.kill_link(ConnectionError::Closed);
+                self.bury_link();
+                return Err(Error::Driver(Arc::new(e)));
             }
+        };
+        if reported.ready || reported.closed {
+            self.drain_events();
         }
-        self.activities = activities;
+        if reported.closed {
+            self.kill_link(ConnectionError::Closed);
+        }
         Ok(())
     }
 
     /// Whether a connection is up: handshake complete, not poisoned.
     fn is_live(&self) -> bool {
-        self.link.as_ref().is_some_and(|l| l.ready && l.dead.is_none())
+        self.link.as_ref().is_some_and(link::Link::is_live)
     }
 
     /// The current connection's session, if it is up and not poisoned.
     fn live_session(&mut self) -> Option<&mut Connection> {
-        let link = self.link.as_ref()?;
-        if link.dead.is_some() || !link.ready {
-            return None;
-        }
-        self.driver.session_mut(link.conn)
+        let link = self.link.as_ref().filter(|l| l.is_live())?;
+        self.driver.session_for_output(link.conn)
     }
 
     /// The current connection's session if it is not poisoned, its handshake complete
@@ -940,7 +886,7 @@ impl<D: Driver<Connection>> Inner<D> {
         if link.dead.is_some() {
             return None;
         }
-        self.driver.session_mut(link.conn)
+        self.driver.session_for_output(link.conn)
     }
 
     /// Pumps the current connection's events.
@@ -950,7 +896,7 @@ impl<D: Driver<Connection>> Inner<D> {
         };
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut closed = None;
-        if let Some(session) = self.driver.session_mut(conn) {
+        if let Some(session) = self.driver.session_for_output(conn) {
             while let Some(event) = session.poll_event() {
                 scratch.push(event);
             }
@@ -991,7 +937,10 @@ impl<D: Driver<Connection>> Inner<D> {
             sm::Event::ServerError(e) => self.push_event(Event::ServerError(e)),
             sm::Event::ServersDiscovered { added } => {
                 for server in &added {
-                    self.pool.add_discovered(server);
+                    let first = self.pool.servers().first();
+                    if let Some(server) = super::pool::discovered(server, first) {
+                        self.pool.add(server);
+                    }
                 }
                 self.push_event(Event::ServersDiscovered(added));
             }
@@ -1009,10 +958,16 @@ impl<D: Driver<Connection>> Inner<D> {
         }
         link.ready = true;
         self.info = Some(info);
-        self.reconnecting = None;
+        let server = self.pool.current();
+        self.pool.succeeded(server);
         self.connections += 1;
         if self.connections > 1 {
-            let server = self.pool.get(self.server).map(ServerAddr::address).unwrap_or_default();
+            let server = self
+                .pool
+                .servers()
+                .get(server)
+                .map(ServerAddr::address)
+                .unwrap_or_default();
             self.push_event(Event::Reconnected { server });
         }
     }
@@ -1029,7 +984,7 @@ impl<D: Driver<Connection>> Inner<D> {
     /// Marks the current connection dead (the first reason wins).
     fn kill_link(&mut self, error: ConnectionError) {
         if let Some(link) = &mut self.link {
-            link.dead.get_or_insert(error);
+            link.kill(error);
         }
     }
 
@@ -1072,12 +1027,11 @@ impl<D: Driver<Connection>> Inner<D> {
         self.last_error = Some(error.clone());
         if link.ready {
             self.push_event(Event::Disconnected(error));
-        } else if let Some(progress) = &mut self.reconnecting {
+        } else {
             let failure = Error::from(error);
-            if matches!(failure, Error::Rejected(_)) {
-                progress.refused.insert(self.server);
-            }
-            progress.last = failure;
+            let refused = matches!(failure, Error::Rejected(_));
+            let server = self.pool.current();
+            self.pool.failed(server, failure, refused);
         }
         let dropped = self.carry.as_ref().map_or(0, ReconnectState::dropped_publishes);
         if dropped > 0 {
@@ -1091,101 +1045,21 @@ impl<D: Driver<Connection>> Inner<D> {
     /// handshake) is a driver turn bounded by `deadline`; when `deadline` comes first it
     /// returns [`Error::Timeout`] and the progress stays for the next call.
     fn reconnect(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
-        let policy = self.options.reconnect;
-        loop {
-            // A handshake in progress, started by this call or an earlier one.
-            if let Some(link) = &self.link {
-                if link.dead.is_some() {
-                    self.bury_link();
-                    continue;
-                }
-                if link.ready {
-                    return Ok(());
-                }
-                let backstop = link.backstop;
-                let now = Instant::now();
-                if now >= backstop {
-                    self.kill_link(ConnectionError::HandshakeTimeout);
-                    continue;
-                }
-                if deadline.is_some_and(|d| now >= d) {
-                    return Err(Error::Timeout);
-                }
-                self.turn(Some(deadline.map_or(backstop, |d| d.min(backstop))))?;
-                continue;
-            }
-            let now = Instant::now();
-            let count = self.pool.len();
-            let start = self.server + 1;
-            let last_error = self.last_error.clone().unwrap_or(ConnectionError::Closed);
-            let progress = self.reconnecting.get_or_insert_with(|| Reconnecting {
-                attempts: 0,
-                round: 0,
-                start,
-                tried: 0,
-                next_attempt_at: None,
-                refused: HashSet::new(),
-                last: Error::from(last_error),
-            });
-            if let Some(at) = progress.next_attempt_at {
-                if now < at {
-                    // The backoff: a turn (other sessions on the driver run meanwhile),
-                    // not a sleep, and no longer than the caller can wait.
-                    let until = deadline.map_or(at, |d| d.min(at));
-                    if now >= until {
-                        return Err(Error::Timeout);
-                    }
-                    self.turn(Some(until))?;
-                    continue;
-                }
-                progress.next_attempt_at = None;
-            }
-            if progress.tried >= count {
-                // The pool may have grown (connect_urls of a server that then refused).
-                if (0..count).all(|i| progress.refused.contains(&i)) {
-                    return Err(self.give_up());
-                }
-                progress.round += 1;
-                progress.tried = 0;
-                progress.start = start;
-                let unit = self.rng.unit();
-                let progress = self.reconnecting.as_mut().expect("set above");
-                progress.next_attempt_at = Some(now + policy.delay_with_jitter(progress.round, unit));
-                continue;
-            }
-            let index = (progress.start + progress.tried) % count;
-            progress.tried += 1;
-            if progress.refused.contains(&index) {
-                continue;
-            }
-            if !policy.allows(progress.attempts) {
-                return Err(self.give_up());
-            }
-            if deadline.is_some_and(|d| now >= d) {
-                progress.tried -= 1;
-                return Err(Error::Timeout);
-            }
-            progress.attempts += 1;
-            if let Err(e) = self.start_link(index, deadline) {
-                if let Some(progress) = &mut self.reconnecting {
-                    if matches!(e, Error::Rejected(_)) {
-                        progress.refused.insert(index);
-                    }
-                    progress.last = e;
-                }
-            }
+        match link::reconnect(self, deadline) {
+            Ok(()) => Ok(()),
+            Err(link::Redialed::Later) => Err(Error::Timeout),
+            Err(link::Redialed::GaveUp(gave_up)) => Err(self.give_up(gave_up)),
+            Err(link::Redialed::Failed(e)) => Err(e),
         }
     }
 
     /// Ends the reconnect in progress: the error that says how it went. The next call
     /// starts a new one.
-    fn give_up(&mut self) -> Error {
-        match self.reconnecting.take() {
-            Some(progress) => Error::Reconnect {
-                attempts: progress.attempts,
-                last: Box::new(progress.last),
-            },
-            None => Error::from(self.last_error.clone().unwrap_or(ConnectionError::Closed)),
+    fn give_up(&self, gave_up: GaveUp<Error>) -> Error {
+        let lost = || Error::from(self.last_error.clone().unwrap_or(ConnectionError::Closed));
+        Error::Reconnect {
+            attempts: gave_up.attempts,
+            last: Box::new(gave_up.last.unwrap_or_else(lost)),
         }
     }
 
@@ -1194,23 +1068,12 @@ impl<D: Driver<Connection>> Inner<D> {
     /// connect timeout).
     fn open_link(&mut self, index: usize) -> Result<(), Error> {
         self.start_link(index, None)?;
-        loop {
-            let Some(link) = &self.link else {
-                return Err(Error::Connection(ConnectionError::Closed));
-            };
-            if let Some(error) = link.dead.clone() {
-                self.bury_link();
-                return Err(Error::from(error));
-            }
-            if link.ready {
-                return Ok(());
-            }
-            let backstop = link.backstop;
-            if Instant::now() >= backstop {
-                self.kill_link(ConnectionError::HandshakeTimeout);
-                continue;
-            }
-            self.turn(Some(backstop))?;
+        match link::wait_handshake(self, None) {
+            Handshake::Ready => Ok(()),
+            Handshake::Dead(lost) => Err(Error::from(lost.unwrap_or(ConnectionError::Closed))),
+            Handshake::Failed(e) => Err(e),
+            // Not reached: without a limit the wait ends only with the handshake.
+            Handshake::Later => Err(Error::Connection(ConnectionError::HandshakeTimeout)),
         }
     }
 
@@ -1219,31 +1082,41 @@ impl<D: Driver<Connection>> Inner<D> {
     /// the driver. The handshake completes in later turns
     /// ([`on_connected`](Self::on_connected)).
     fn start_link(&mut self, index: usize, deadline: Option<Instant>) -> Result<(), Error> {
-        let Some(server) = self.pool.get(index).cloned() else {
+        let Some(server) = self.pool.servers().get(index).cloned() else {
             return Err(Error::Url(super::UrlError::Empty));
         };
         let timeout = self.options.connect_timeout;
-        let connect_deadline = Instant::now() + timeout;
-        let tcp_deadline = deadline.map_or(connect_deadline, |d| d.min(connect_deadline));
-        let stream = tcp_connect(&server, tcp_deadline, timeout)?;
-        let config = self.config_for(&server)?;
         let now = Instant::now();
-        let session = match self.carry.take() {
-            Some(state) => Connection::resume(config, state, now),
-            None => Connection::new(config, now),
-        };
-        let conn = self.driver.adopt(stream, session).map_err(|e| Error::Connect {
-            server: server.address(),
-            source: Arc::new(e),
-        })?;
-        self.server = index;
-        self.link = Some(Link {
-            conn,
-            ready: false,
-            dead: None,
-            backstop: connect_deadline + Duration::from_secs(1),
+        let connect_deadline = now + timeout;
+        let tcp_deadline = link::connect_deadline(now, timeout, deadline);
+        let Self {
+            driver,
+            options,
+            pool,
+            carry,
+            ..
+        } = self;
+        let dialed = link::dial(driver, (&server.host, server.port), tcp_deadline, None, |now| {
+            let config = config_for(options, pool.rng(), &server)?;
+            Ok(match carry.take() {
+                Some(state) => Connection::resume(config, state, now),
+                None => Connection::new(config, now),
+            })
         });
-        if let Some(session) = self.driver.session_mut(conn) {
+        let conn = dialed.map_err(|e| match e {
+            DialError::TimedOut => Error::ConnectTimeout {
+                server: server.address(),
+                timeout,
+            },
+            DialError::Io(e) => Error::Connect {
+                server: server.address(),
+                source: Arc::new(e),
+            },
+            DialError::Session(e) => e,
+        })?;
+        self.pool.set_current(index);
+        self.link = Some(Link::new(conn, connect_deadline + Duration::from_secs(1)));
+        if let Some(session) = self.driver.session_for_output(conn) {
             // Queued until the handshake completes, like the resubscriptions.
             for sid in self.orphans.drain(..) {
                 let _ = session.unsubscribe(&sid, None);
@@ -1252,51 +1125,41 @@ impl<D: Driver<Connection>> Inner<D> {
         self.drain_events();
         Ok(())
     }
+}
 
-    /// The session's configuration for `server`: its URL's credentials, else the
-    /// options' (a `.creds` file is read now, so a rotated file is picked up).
-    fn config_for(&mut self, server: &ServerAddr) -> Result<ClientConfig, Error> {
-        let o = &self.options;
-        let auth = match &server.auth {
-            Some(UrlAuth::Token(token)) => sm::Auth::Token(token.clone()),
-            Some(UrlAuth::UserPassword { user, password }) => sm::Auth::UserPassword {
-                user: user.clone(),
-                password: password.clone(),
-            },
-            None => match &o.auth {
-                Auth::None => sm::Auth::None,
-                Auth::Token(token) => sm::Auth::Token(token.clone()),
-                Auth::UserPassword { user, password } => sm::Auth::UserPassword {
-                    user: user.clone(),
-                    password: password.clone(),
-                },
-                Auth::NKey { seed } => sm::Auth::nkey(seed)?,
-                Auth::Jwt { jwt, seed } => sm::Auth::jwt(jwt.clone(), seed)?,
-                Auth::CredsFile(path) => {
-                    let text = std::fs::read_to_string(path).map_err(|e| Error::CredsFile {
-                        path: path.display().to_string(),
-                        source: Arc::new(e),
-                    })?;
-                    sm::Auth::from_creds(&text)?
-                }
-            },
-        };
-        Ok(ClientConfig {
-            name: o.name.clone(),
-            auth,
-            verbose: o.verbose,
-            pedantic: o.pedantic,
-            echo: o.echo,
-            connect_timeout: o.connect_timeout,
-            ping_interval: o.ping_interval,
-            max_pings_out: o.max_pings_out,
-            seed: self.rng.next_u64(),
-            reconnect_buffer_bytes: o.reconnect_buffer_size,
-            max_outgoing_bytes: o.outgoing_buffer_size,
-            max_payload: o.max_payload,
-            max_pending_bytes: o.max_pending_bytes,
-            ..ClientConfig::default()
-        })
+/// The NATS steps of the shared reconnect loop ([`link::reconnect`]).
+impl<D: Driver<Connection>> Redial for Inner<D> {
+    type Server = ServerAddr;
+    type Lost = ConnectionError;
+    type State = ();
+    type Error = Error;
+
+    fn supervisor(&mut self) -> &mut Supervisor<ServerAddr, Error> {
+        &mut self.pool
+    }
+
+    fn link(&self) -> Option<&Link> {
+        self.link.as_ref()
+    }
+
+    fn start_link(&mut self, index: usize, deadline: Option<Instant>) -> Result<(), Error> {
+        Inner::start_link(self, index, deadline)
+    }
+
+    fn handshake_timed_out(&mut self) {
+        self.kill_link(ConnectionError::HandshakeTimeout);
+    }
+
+    fn bury_link(&mut self) {
+        Inner::bury_link(self);
+    }
+
+    fn turn_until(&mut self, until: Instant) -> Result<(), Error> {
+        self.turn(Some(until))
+    }
+
+    fn refused(error: &Error) -> bool {
+        matches!(error, Error::Rejected(_))
     }
 }
 
@@ -1312,34 +1175,47 @@ fn poll_until(now: Instant, deadline: Option<Instant>) -> Instant {
     deadline.map_or(next, |d| next.min(d))
 }
 
-/// Resolves `server` and connects to the first address that accepts, within `deadline`.
-fn tcp_connect(server: &ServerAddr, deadline: Instant, timeout: Duration) -> Result<TcpStream, Error> {
-    let connect_error = |e: io::Error| Error::Connect {
-        server: server.address(),
-        source: Arc::new(e),
-    };
-    let timed_out = || Error::ConnectTimeout {
-        server: server.address(),
-        timeout,
-    };
-    let targets: Vec<SocketAddr> = (server.host.as_str(), server.port)
-        .to_socket_addrs()
-        .map_err(connect_error)?
-        .collect();
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name resolved to no address");
-    for target in targets {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(timed_out());
-        }
-        match TcpStream::connect_timeout(&target, remaining) {
-            Ok(stream) => {
-                stream.set_nodelay(true).map_err(connect_error)?;
-                return Ok(stream);
+/// The session's configuration for `server`: its URL's credentials, else the
+/// options' (a `.creds` file is read now, so a rotated file is picked up).
+fn config_for(o: &ClientOptions, rng: &mut Rng, server: &ServerAddr) -> Result<ClientConfig, Error> {
+    let auth = match &server.auth {
+        Some(UrlAuth::Token(token)) => sm::Auth::Token(token.clone()),
+        Some(UrlAuth::UserPassword { user, password }) => sm::Auth::UserPassword {
+            user: user.clone(),
+            password: password.clone(),
+        },
+        None => match &o.auth {
+            Auth::None => sm::Auth::None,
+            Auth::Token(token) => sm::Auth::Token(token.clone()),
+            Auth::UserPassword { user, password } => sm::Auth::UserPassword {
+                user: user.clone(),
+                password: password.clone(),
+            },
+            Auth::NKey { seed } => sm::Auth::nkey(seed)?,
+            Auth::Jwt { jwt, seed } => sm::Auth::jwt(jwt.clone(), seed)?,
+            Auth::CredsFile(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| Error::CredsFile {
+                    path: path.display().to_string(),
+                    source: Arc::new(e),
+                })?;
+                sm::Auth::from_creds(&text)?
             }
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(timed_out()),
-            Err(e) => last = e,
-        }
-    }
-    Err(connect_error(last))
+        },
+    };
+    Ok(ClientConfig {
+        name: o.name.clone(),
+        auth,
+        verbose: o.verbose,
+        pedantic: o.pedantic,
+        echo: o.echo,
+        connect_timeout: o.connect_timeout,
+        ping_interval: o.ping_interval,
+        max_pings_out: o.max_pings_out,
+        seed: rng.next_u64(),
+        reconnect_buffer_bytes: o.reconnect_buffer_size,
+        max_outgoing_bytes: o.outgoing_buffer_size,
+        max_payload: o.max_payload,
+        max_pending_bytes: o.max_pending_bytes,
+        ..ClientConfig::default()
+    })
 }

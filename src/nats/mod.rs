@@ -1,6 +1,6 @@
 //! The NATS client: [`Client`], blocking and thread-per-core, over any driver.
 //!
-//! Built from the sans-IO [`Connection`](monocoque_proto::nats::client::Connection)
+//! Built from the sans-IO [`Connection`]
 //! (handshake, authentication, subscriptions with bounded queues, request/reply over one
 //! inbox, keepalive, server errors, discovery) and a [`Driver`](monocoque_proto::Driver)
 //! (io_uring or mio) that moves its bytes. Everything protocol lives in the connection;

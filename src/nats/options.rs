@@ -237,58 +237,9 @@ impl fmt::Debug for Auth {
 /// when the backoff allows the next attempt) and the next call continues it. It ends
 /// when a server completes the handshake, or with
 /// [`Error::Reconnect`](super::Error::Reconnect) once the attempts run out (the call
-/// after that starts a new one).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ReconnectPolicy {
-    /// Wait before the second attempt on the same server.
-    pub initial: Duration,
-    /// Longest wait between two attempts.
-    pub max: Duration,
-    /// Extra random wait, as a fraction of the delay (0.0 to 1.0).
-    pub jitter: f64,
-    /// Connection attempts per reconnect (each server tried counts one), across the
-    /// calls it spans; `None` retries forever.
-    pub max_attempts: Option<u32>,
-}
-
-impl Default for ReconnectPolicy {
-    fn default() -> Self {
-        Self {
-            initial: Duration::from_millis(25),
-            max: Duration::from_secs(2),
-            jitter: 0.5,
-            max_attempts: Some(60),
-        }
-    }
-}
-
-impl ReconnectPolicy {
-    /// The wait before round number `round` (0-based) through the servers, before jitter:
-    /// none for the first, then `initial`, `2 * initial`, ... capped at `max`.
-    pub fn delay(&self, round: u32) -> Duration {
-        if round == 0 {
-            return Duration::ZERO;
-        }
-        let factor = 1u32.checked_shl(round - 1).unwrap_or(u32::MAX);
-        self.initial.checked_mul(factor).map_or(self.max, |d| d.min(self.max))
-    }
-
-    /// [`delay`](Self::delay) stretched by `unit` (a random number in `[0, 1)`) times
-    /// `jitter`.
-    pub fn delay_with_jitter(&self, round: u32, unit: f64) -> Duration {
-        let base = self.delay(round);
-        let jitter = self.jitter.clamp(0.0, 1.0) * unit.clamp(0.0, 1.0);
-        base + base.mul_f64(jitter)
-    }
-
-    /// Whether attempt number `attempt` (0-based) may be made.
-    pub fn allows(&self, attempt: u32) -> bool {
-        match self.max_attempts {
-            None => true,
-            Some(max) => attempt < max.max(1),
-        }
-    }
-}
+/// after that starts a new one). The policy is the chassis' own
+/// ([`monocoque_proto::chassis::link`]), whose supervisor runs it.
+pub use monocoque_proto::chassis::link::ReconnectPolicy;
 
 /// Everything a [`Client`](super::Client) needs to connect and run.
 ///

@@ -2,19 +2,20 @@
 //! the calling thread.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::io;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use monocoque_proto::chassis::link::Supervisor;
 use monocoque_proto::resp::{self, Cmd, Connection, Protocol, SendError, Subscriptions, Value};
-use monocoque_proto::{Activity, ConnId, Driver};
+use monocoque_proto::{Activity, Driver};
 
 use super::batch::{Batch, Request, RequestId};
 use super::event::{Event, EventQueue, Invalidation, Message};
-use super::{ClientOptions, Error, ServerError, TcpKeepalive};
+use super::{ClientOptions, Error, ServerError};
 use crate::driver::AnyDriver;
+use crate::link::{self, DialError, Handshake, OneServer, Redial};
 
 /// Commands a RESP2 connection accepts in subscriber mode.
 const SUBSCRIBER_MODE_COMMANDS: [&[u8]; 9] = [
@@ -98,8 +99,8 @@ pub struct Client<D: Driver<Connection> = AnyDriver<Connection>> {
     subscribing: bool,
     /// Connections made so far.
     connections: u64,
-    /// The reconnect round in progress, kept across calls.
-    redial: Option<Redial>,
+    /// The reconnect round in progress, kept across calls (a pool of one server).
+    redial: Supervisor<OneServer, Error>,
     /// The first unsent request waits for a liveness check
     /// ([`ClientOptions::idle_check`]).
     check_liveness: bool,
@@ -110,11 +111,13 @@ pub struct Client<D: Driver<Connection> = AnyDriver<Connection>> {
     activities: Vec<Activity>,
 }
 
-/// The current connection.
-struct Link {
-    conn: ConnId,
-    /// The handshake completed.
-    ready: bool,
+/// The current connection, with what the client keeps per connection.
+type Link = link::Link<Error, OnLink>;
+
+/// What the client keeps per connection.
+#[derive(Debug, Default)]
+pub(crate) struct OnLink {
+    /// The server's reply to `HELLO`.
     hello: Option<Value>,
     /// Requests on this connection: (its id, the batch sequence number), in send order.
     inflight: VecDeque<(resp::RequestId, u64)>,
@@ -122,40 +125,8 @@ struct Link {
     restoring: Vec<resp::RequestId>,
     /// A `MULTI` was sent and its `EXEC`/`DISCARD` not yet.
     in_multi: bool,
-    /// Why it died, once it did.
-    dead: Option<Error>,
-    /// When the handshake must have completed (the connect timeout).
-    connect_by: Instant,
     /// Counted in `connections`, and `Event::Reconnected` queued.
     announced: bool,
-}
-
-impl Link {
-    fn new(conn: ConnId, connect_by: Instant) -> Self {
-        Self {
-            conn,
-            connect_by,
-            announced: false,
-            ready: false,
-            hello: None,
-            inflight: VecDeque::new(),
-            restoring: Vec::new(),
-            in_multi: false,
-            dead: None,
-        }
-    }
-}
-
-/// Where the reconnect policy stands: a call whose deadline passes leaves it here and
-/// the next call goes on from it instead of starting over.
-#[derive(Debug)]
-struct Redial {
-    /// Attempts made in this round.
-    attempts: u32,
-    /// When the next attempt may be made.
-    next_at: Instant,
-    /// Why the last attempt failed.
-    last: Option<Error>,
 }
 
 /// Why [`Client::reconnect`] returned without a ready connection.
@@ -235,6 +206,7 @@ impl<D: Driver<Connection>> Client<D> {
     pub fn connect_with_driver(driver: D, options: ClientOptions) -> Result<Self, Error> {
         let mut client = Self {
             driver,
+            redial: Supervisor::new(&[OneServer], options.reconnect.supervised(), 0),
             events: EventQueue::new(options.max_event_bytes),
             protocol: options.protocol,
             options,
@@ -243,7 +215,6 @@ impl<D: Driver<Connection>> Client<D> {
             restore: Restore::default(),
             subscribing: false,
             connections: 0,
-            redial: None,
             check_liveness: false,
             last_turn: Instant::now(),
             batch_clock: None,
@@ -269,12 +240,12 @@ impl<D: Driver<Connection>> Client<D> {
     /// The server's reply to `HELLO` on the current connection (server, version, proto,
     /// id, mode, role, modules), when RESP3 was negotiated.
     pub fn server_hello(&self) -> Option<&Value> {
-        self.link.as_ref().and_then(|l| l.hello.as_ref())
+        self.link.as_ref().and_then(|l| l.state.hello.as_ref())
     }
 
     /// Whether a connection is up (as far as the client knows without I/O).
     pub fn is_connected(&self) -> bool {
-        self.link.as_ref().is_some_and(|l| l.ready && l.dead.is_none())
+        self.link.as_ref().is_some_and(link::Link::is_live)
     }
 
     /// Connections made so far: 1 after [`connect`](Client::connect), one more per
@@ -645,7 +616,7 @@ impl<D: Driver<Connection>> Client<D> {
         self.note_subscribe(name);
         let seq = self.batch.push_sent();
         if let Some(link) = &mut self.link {
-            link.inflight.push_back((id, seq.0));
+            link.state.inflight.push_back((id, seq.0));
             note_multi(link, name);
         }
         seq
@@ -677,7 +648,7 @@ impl<D: Driver<Connection>> Client<D> {
             return true;
         }
         match &self.link {
-            Some(link) if link.ready && link.dead.is_none() => self
+            Some(link) if link.is_live() => self
                 .driver
                 .session(link.conn)
                 .is_some_and(|s| !s.subscriptions().is_empty()),
@@ -704,16 +675,16 @@ impl<D: Driver<Connection>> Client<D> {
     /// (requests wait in the client during a reconnect's handshake, so that a failed
     /// attempt does not fail them).
     fn live_session(&mut self) -> Option<&mut Connection> {
-        let link = self.link.as_ref().filter(|l| l.ready && l.dead.is_none())?;
-        self.driver.session_mut(link.conn)
+        let link = self.link.as_ref().filter(|l| l.is_live())?;
+        self.driver.session_for_output(link.conn)
     }
 
     /// Hands unsent requests to the connection while it accepts them.
     fn submit_unsent(&mut self) {
-        let Some(link) = self.link.as_mut().filter(|l| l.ready && l.dead.is_none()) else {
+        let Some(link) = self.link.as_mut().filter(|l| l.is_live()) else {
             return;
         };
-        let Some(conn) = self.driver.session_mut(link.conn) else {
+        let Some(conn) = self.driver.session_for_output(link.conn) else {
             return;
         };
         let now = Instant::now();
@@ -726,12 +697,12 @@ impl<D: Driver<Connection>> Client<D> {
                 Ok(id) => {
                     let seq = self.batch.base + self.batch.cursor as u64;
                     note_multi(link, request.name());
-                    link.inflight.push_back((id, seq));
+                    link.state.inflight.push_back((id, seq));
                     self.batch.mark_next_sent();
                 }
                 Err(SendError::TooManyPending { .. } | SendError::Backpressure(_)) => break,
                 Err(SendError::Poisoned(e)) => {
-                    link.dead.get_or_insert(Error::from(e));
+                    link.kill(Error::from(e));
                     break;
                 }
                 Err(misuse) => self.batch.fail_next_unsent(Error::Refused(misuse)),
@@ -790,12 +761,12 @@ impl<D: Driver<Connection>> Client<D> {
     /// Drops the batch after the driver failed.
     fn abort_batch(&mut self) {
         if let Some(link) = self.link.as_mut() {
-            if let Some(conn) = self.driver.session_mut(link.conn) {
-                for (id, _) in link.inflight.drain(..) {
+            if let Some(conn) = self.driver.session_for_output(link.conn) {
+                for (id, _) in link.state.inflight.drain(..) {
                     conn.abandon(id);
                 }
             }
-            link.inflight.clear();
+            link.state.inflight.clear();
         }
         self.batch.clear();
         self.settle();
@@ -838,40 +809,33 @@ impl<D: Driver<Connection>> Client<D> {
 
     /// One driver turn; processes what it reports.
     fn turn(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
-        let mut activities = std::mem::take(&mut self.activities);
-        activities.clear();
-        let result = self.driver.turn(deadline, &mut activities);
+        let conn = self.link.as_ref().map(|l| l.conn);
+        let result = link::turn(&mut self.driver, &mut self.activities, deadline, conn);
         self.last_turn = Instant::now();
         self.batch_clock = None;
-        if let Err(e) = result {
-            self.activities = activities;
-            let error = Error::Driver(Arc::new(e));
-            self.kill_link(error.clone());
-            self.bury_link();
-            self.abort_batch();
-            return Err(error);
-        }
-        for activity in activities.drain(..) {
-            let Some(link_conn) = self.link.as_ref().map(|l| l.conn) else {
-                continue;
-            };
-            match activity {
-                Activity::Ready(conn) | Activity::Connected(conn) if conn == link_conn => self.drain_events(),
-                Activity::Closed { conn, .. } if conn == link_conn => {
-                    self.drain_events();
-                    self.kill_link(Error::Connection(resp::ConnectionError::Closed));
-                }
-                _ => {}
+        let reported = match result {
+            Ok(reported) => reported,
+            Err(e) => {
+                let error = Error::Driver(Arc::new(e));
+                self.kill_link(error.clone());
+                self.bury_link();
+                self.abort_batch();
+                return Err(error);
             }
+        };
+        if reported.ready || reported.closed {
+            self.drain_events();
         }
-        self.activities = activities;
+        if reported.closed {
+            self.kill_link(Error::Connection(resp::ConnectionError::Closed));
+        }
         Ok(())
     }
 
     /// Marks the current connection dead (the first reason wins).
     fn kill_link(&mut self, error: Error) {
         if let Some(link) = &mut self.link {
-            link.dead.get_or_insert(error);
+            link.kill(error);
         }
     }
 
@@ -890,7 +854,7 @@ impl<D: Driver<Connection>> Client<D> {
             protocol,
             ..
         } = self;
-        if let Some(session) = driver.session_mut(conn) {
+        if let Some(session) = driver.session_for_output(conn) {
             let mut sink = Sink {
                 link,
                 batch,
@@ -947,17 +911,17 @@ impl<D: Driver<Connection>> Client<D> {
             .unwrap_or(Error::Connection(resp::ConnectionError::Closed));
         if let Some(session) = &session {
             // A link that never finished restoring keeps the old set too.
-            let merge = !link.restoring.is_empty() || !link.ready;
+            let merge = !link.state.restoring.is_empty() || !link.ready;
             self.restore.set_subscriptions(session.subscriptions(), merge);
         }
         if !link.ready {
             // A reconnect's handshake that failed: one attempt of the round.
-            self.attempt_failed(error.clone());
+            self.redial.failed(0, error.clone(), false);
         }
-        for (_, seq) in link.inflight.drain(..) {
+        for (_, seq) in link.state.inflight.drain(..) {
             self.batch.complete(seq, Err(error.clone()));
         }
-        if link.in_multi {
+        if link.state.in_multi {
             // The transaction's MULTI is gone with the connection: its remaining
             // commands must not run on their own on the next one.
             while let Some(request) = self.batch.next_unsent() {
@@ -979,77 +943,27 @@ impl<D: Driver<Connection>> Client<D> {
     /// next call goes on from there instead of starting over, so calls shorter than a
     /// handshake still get connected.
     fn reconnect(&mut self, deadline: Option<Instant>) -> Result<(), Redialed> {
-        loop {
-            if let Some(over) = self.round_over() {
-                return Err(Redialed::Over(over));
+        match link::reconnect(self, deadline) {
+            Ok(()) => Ok(()),
+            Err(link::Redialed::Later) => Err(Redialed::Later(self.redial_error())),
+            Err(link::Redialed::GaveUp(gave_up)) => {
+                // The policy allows no more attempts: the next call starts a new round.
+                let closed = || Error::Connection(resp::ConnectionError::Closed);
+                Err(Redialed::Over(Error::Reconnect {
+                    attempts: gave_up.attempts,
+                    last: Box::new(gave_up.last.unwrap_or_else(closed)),
+                }))
             }
-            if self.link.is_some() {
-                match self.wait_link(deadline) {
-                    Ok(true) => {
-                        self.redial = None;
-                        return Ok(());
-                    }
-                    Ok(false) => return Err(Redialed::Later(self.redial_error())),
-                    Err(e @ Error::Driver(_)) => return Err(Redialed::Over(e)),
-                    // Buried, and counted in the round by `bury_link`.
-                    Err(_) => continue,
-                }
-            }
-            let now = Instant::now();
-            let next_at = self.redial.as_ref().map_or(now, |r| r.next_at);
-            if deadline.is_some_and(|d| now >= d) {
-                return Err(Redialed::Later(self.redial_error()));
-            }
-            if now < next_at {
-                let wake = deadline.map_or(next_at, |d| d.min(next_at));
-                self.turn(Some(wake)).map_err(Redialed::Over)?;
-                continue;
-            }
-            match self.start_link(deadline) {
-                Ok(()) => {}
-                Err(e @ Error::Driver(_)) => return Err(Redialed::Over(e)),
-                Err(e) => self.attempt_failed(e),
-            }
+            Err(link::Redialed::Failed(e)) => Err(Redialed::Over(e)),
         }
-    }
-
-    /// Counts a failed attempt in the round: the next one waits the policy's delay.
-    fn attempt_failed(&mut self, error: Error) {
-        let now = Instant::now();
-        let redial = self.redial.get_or_insert(Redial {
-            attempts: 0,
-            next_at: now,
-            last: None,
-        });
-        redial.attempts += 1;
-        redial.next_at = now + self.options.reconnect.delay(redial.attempts);
-        redial.last = Some(error);
-    }
-
-    /// Ends the round when the policy allows no more attempts: the error to report
-    /// (the next call starts a new round).
-    fn round_over(&mut self) -> Option<Error> {
-        let redial = self.redial.as_ref()?;
-        if redial.attempts == 0 || self.options.reconnect.allows(redial.attempts) {
-            return None;
-        }
-        let redial = self.redial.take()?;
-        Some(Error::Reconnect {
-            attempts: redial.attempts,
-            last: Box::new(redial.last.unwrap_or(Error::Connection(resp::ConnectionError::Closed))),
-        })
     }
 
     /// What a call that ran out of time while reconnecting reports: the round's last
     /// failure, or a plain timeout when none failed yet.
     fn redial_error(&self) -> Error {
-        match &self.redial {
-            Some(Redial {
+        match self.redial.failures() {
+            (attempts, Some(last)) => Error::Reconnect {
                 attempts,
-                last: Some(last),
-                ..
-            }) => Error::Reconnect {
-                attempts: *attempts,
                 last: Box::new(last.clone()),
             },
             _ => Error::Timeout,
@@ -1059,29 +973,36 @@ impl<D: Driver<Connection>> Client<D> {
     /// The first connection: one attempt, waited to the end (the connect timeout).
     fn open_link(&mut self) -> Result<(), Error> {
         self.start_link(None)?;
-        match self.wait_link(None)? {
-            true => Ok(()),
+        match link::wait_handshake(self, None) {
+            Handshake::Ready => Ok(()),
+            Handshake::Dead(Some(e)) | Handshake::Failed(e) => Err(e),
+            Handshake::Dead(None) => Err(Error::Connection(resp::ConnectionError::Closed)),
             // Not reached: without a limit the wait ends only with the handshake.
-            false => Err(Error::ConnectTimeout(self.options.connect_timeout)),
+            Handshake::Later => Err(Error::ConnectTimeout(self.options.connect_timeout)),
         }
     }
 
     /// Starts one connection attempt: TCP connect (within the connect timeout, and
     /// before `limit`, the caller's deadline, if it is sooner), hand the socket to the
-    /// driver, queue the handshake and what to restore. [`wait_link`](Self::wait_link)
-    /// then waits for the handshake.
+    /// driver, queue the handshake and what to restore. [`link::wait_handshake`] then
+    /// waits for the handshake.
     fn start_link(&mut self, limit: Option<Instant>) -> Result<(), Error> {
         let start = Instant::now();
         let connect_by = start + self.options.connect_timeout;
-        let deadline = limit.map_or(connect_by, |l| l.min(connect_by));
-        // What a timeout reports: the time the TCP connect was given.
-        let budget = deadline.saturating_duration_since(start);
-        let stream = self.tcp_connect(deadline, budget)?;
-        let session = Connection::new(self.options.connection_config(), Instant::now());
-        let addr = self.options.address();
-        let conn = self.driver.adopt(stream, session).map_err(|e| Error::Connect {
-            addr,
-            source: Arc::new(e),
+        let deadline = link::connect_deadline(start, self.options.connect_timeout, limit);
+        let o = &self.options;
+        let config = o.connection_config();
+        let dialed = link::dial(&mut self.driver, (&o.host, o.port), deadline, o.tcp_keepalive, |now| {
+            Ok::<_, Infallible>(Connection::new(config, now))
+        });
+        let conn = dialed.map_err(|e| match e {
+            // What a timeout reports: the time the TCP connect was given.
+            DialError::TimedOut => Error::ConnectTimeout(deadline.saturating_duration_since(start)),
+            DialError::Io(e) => Error::Connect {
+                addr: o.address(),
+                source: Arc::new(e),
+            },
+            DialError::Session(never) => match never {},
         })?;
         self.link = Some(Link::new(conn, connect_by));
         self.queue_restore();
@@ -1089,49 +1010,17 @@ impl<D: Driver<Connection>> Client<D> {
         Ok(())
     }
 
-    /// Waits for the current link's handshake until `limit`: `Ok(true)` once it is
-    /// ready, `Ok(false)` when `limit` came first (the link stays, to be waited for by
-    /// the next call). A link that died, or whose connect timeout passed, is buried and
-    /// its error returned.
-    fn wait_link(&mut self, limit: Option<Instant>) -> Result<bool, Error> {
-        loop {
-            let Some(link) = &self.link else {
-                return Err(Error::Connection(resp::ConnectionError::Closed));
-            };
-            if let Some(error) = &link.dead {
-                let error = error.clone();
-                self.bury_link();
-                return Err(error);
-            }
-            if link.ready {
-                return Ok(true);
-            }
-            let now = Instant::now();
-            let connect_by = link.connect_by;
-            if now >= connect_by {
-                let error = Error::ConnectTimeout(self.options.connect_timeout);
-                self.kill_link(error.clone());
-                self.bury_link();
-                return Err(error);
-            }
-            if limit.is_some_and(|l| now >= l) {
-                return Ok(false);
-            }
-            self.turn(Some(limit.map_or(connect_by, |l| l.min(connect_by))))?;
-        }
-    }
-
     /// Once the current link's handshake completed: ends the reconnect round, counts
     /// the connection, and queues
     /// [`Event::Reconnected`] (and a full invalidation when tracking is restored) for
     /// every connection after the first.
     fn announce_link(&mut self) {
-        let Some(link) = self.link.as_mut().filter(|l| l.ready && !l.announced) else {
+        let Some(link) = self.link.as_mut().filter(|l| l.ready && !l.state.announced) else {
             return;
         };
-        link.announced = true;
+        link.state.announced = true;
         // The round succeeded.
-        self.redial = None;
+        self.redial.succeeded(0);
         if self.connections > 0 {
             self.events.push(Event::Reconnected);
             if self.restore.tracking.is_some() {
@@ -1145,62 +1034,20 @@ impl<D: Driver<Connection>> Client<D> {
     fn queue_restore(&mut self) {
         let commands = self.restore.commands();
         let Some(link) = self.link.as_mut() else { return };
-        let Some(conn) = self.driver.session_mut(link.conn) else {
+        let Some(conn) = self.driver.session_for_output(link.conn) else {
             return;
         };
         let now = Instant::now();
         for cmd in &commands {
             if let Ok(id) = conn.send_buffered(cmd, now) {
-                link.restoring.push(id);
+                link.state.restoring.push(id);
             }
         }
-    }
-
-    /// A TCP connection to the server by `deadline` (`budget` is what a timeout
-    /// reports), with `TCP_NODELAY` and the configured keepalive.
-    fn tcp_connect(&self, deadline: Instant, budget: Duration) -> Result<TcpStream, Error> {
-        let addr = self.options.address();
-        let connect_error = |e: io::Error| Error::Connect {
-            addr: addr.clone(),
-            source: Arc::new(e),
-        };
-        let targets: Vec<SocketAddr> = (self.options.host.as_str(), self.options.port)
-            .to_socket_addrs()
-            .map_err(connect_error)?
-            .collect();
-        let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name resolved to no address");
-        for target in targets {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(Error::ConnectTimeout(budget));
-            }
-            match TcpStream::connect_timeout(&target, remaining) {
-                Ok(stream) => {
-                    stream.set_nodelay(true).map_err(connect_error)?;
-                    if let Some(keepalive) = self.options.tcp_keepalive {
-                        set_keepalive(&stream, keepalive).map_err(connect_error)?;
-                    }
-                    return Ok(stream);
-                }
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(Error::ConnectTimeout(budget)),
-                Err(e) => last = e,
-            }
-        }
-        Err(connect_error(last))
     }
 
     pub(crate) fn set_database(&mut self, db: u32) {
         self.options.database = db;
     }
-}
-
-/// Turns on TCP keepalive with the given timings.
-fn set_keepalive(stream: &TcpStream, keepalive: TcpKeepalive) -> io::Result<()> {
-    let params = socket2::TcpKeepalive::new()
-        .with_time(keepalive.idle)
-        .with_interval(keepalive.interval)
-        .with_retries(keepalive.retries);
-    socket2::SockRef::from(stream).set_tcp_keepalive(&params)
 }
 
 /// Where a connection's events go: the parts of the client they update, borrowed
@@ -1226,7 +1073,7 @@ impl Sink<'_> {
             resp::Event::Connected { protocol, hello } => {
                 if let Some(link) = self.link.as_mut() {
                     link.ready = true;
-                    link.hello = hello;
+                    link.state.hello = hello;
                 }
                 *self.protocol = protocol;
             }
@@ -1237,7 +1084,7 @@ impl Sink<'_> {
             resp::Event::Push(value) => self.events.push(Event::Push(value)),
             resp::Event::Poisoned(error) => {
                 if let Some(link) = self.link.as_mut() {
-                    link.dead.get_or_insert(Error::from(error));
+                    link.kill(Error::from(error));
                 }
             }
         }
@@ -1246,9 +1093,9 @@ impl Sink<'_> {
     /// A request on the current connection ended.
     fn complete(&mut self, id: resp::RequestId, outcome: Result<Value, Error>) {
         let Some(link) = self.link.as_mut() else { return };
-        if !link.restoring.is_empty() {
-            if let Some(pos) = link.restoring.iter().position(|r| *r == id) {
-                link.restoring.swap_remove(pos);
+        if !link.state.restoring.is_empty() {
+            if let Some(pos) = link.state.restoring.iter().position(|r| *r == id) {
+                link.state.restoring.swap_remove(pos);
                 if let Err(Error::Server(e)) = outcome {
                     self.events.push(Event::RestoreFailed(e));
                 }
@@ -1256,13 +1103,13 @@ impl Sink<'_> {
             }
         }
         // Outcomes come in send order, so this is nearly always the front.
-        let seq = match link.inflight.front() {
+        let seq = match link.state.inflight.front() {
             Some(&(front, seq)) if front == id => {
-                link.inflight.pop_front();
+                link.state.inflight.pop_front();
                 seq
             }
-            _ => match link.inflight.binary_search_by_key(&id, |(i, _)| *i) {
-                Ok(pos) => match link.inflight.remove(pos) {
+            _ => match link.state.inflight.binary_search_by_key(&id, |(i, _)| *i) {
+                Ok(pos) => match link.state.inflight.remove(pos) {
                     Some((_, seq)) => seq,
                     None => return,
                 },
@@ -1277,12 +1124,48 @@ impl Sink<'_> {
 fn note_multi(link: &mut Link, name: Option<&[u8]>) {
     let Some(name) = name else { return };
     if name.eq_ignore_ascii_case(b"MULTI") {
-        link.in_multi = true;
+        link.state.in_multi = true;
     } else if name.eq_ignore_ascii_case(b"EXEC")
         || name.eq_ignore_ascii_case(b"DISCARD")
         || name.eq_ignore_ascii_case(b"RESET")
     {
-        link.in_multi = false;
+        link.state.in_multi = false;
+    }
+}
+
+/// The Redis steps of the shared reconnect loop ([`link::reconnect`]).
+impl<D: Driver<Connection>> Redial for Client<D> {
+    type Server = OneServer;
+    type Lost = Error;
+    type State = OnLink;
+    type Error = Error;
+
+    fn supervisor(&mut self) -> &mut Supervisor<OneServer, Error> {
+        &mut self.redial
+    }
+
+    fn link(&self) -> Option<&Link> {
+        self.link.as_ref()
+    }
+
+    fn start_link(&mut self, _: usize, deadline: Option<Instant>) -> Result<(), Error> {
+        Client::start_link(self, deadline)
+    }
+
+    fn handshake_timed_out(&mut self) {
+        self.kill_link(Error::ConnectTimeout(self.options.connect_timeout));
+    }
+
+    fn bury_link(&mut self) {
+        Client::bury_link(self);
+    }
+
+    fn turn_until(&mut self, until: Instant) -> Result<(), Error> {
+        self.turn(Some(until))
+    }
+
+    fn refused(_: &Error) -> bool {
+        false
     }
 }
 
@@ -1411,33 +1294,5 @@ impl<D: Driver<Connection>> Client<D> {
             self.settle();
         }
         n
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::net::TcpListener;
-
-    use super::*;
-
-    #[test]
-    fn keepalive_is_set_with_the_configured_timings() {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let stream = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
-        let sock = socket2::SockRef::from(&stream);
-        assert!(!sock.keepalive().expect("SO_KEEPALIVE"), "off until set");
-        let keepalive = TcpKeepalive {
-            idle: Duration::from_secs(7),
-            interval: Duration::from_secs(3),
-            retries: 4,
-        };
-        set_keepalive(&stream, keepalive).expect("set");
-        assert!(sock.keepalive().expect("SO_KEEPALIVE"));
-        assert_eq!(sock.tcp_keepalive_time().expect("TCP_KEEPIDLE"), keepalive.idle);
-        assert_eq!(
-            sock.tcp_keepalive_interval().expect("TCP_KEEPINTVL"),
-            keepalive.interval
-        );
-        assert_eq!(sock.tcp_keepalive_retries().expect("TCP_KEEPCNT"), keepalive.retries);
     }
 }

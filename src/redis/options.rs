@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use monocoque_proto::chassis::link;
 use monocoque_proto::resp::{ConnectionConfig, DecoderConfig, Protocol};
 
 use crate::driver::DriverKind;
@@ -87,49 +88,27 @@ impl ReconnectPolicy {
     /// The wait before attempt number `attempt` (0-based): none for the first, then
     /// `initial`, `2 * initial`, ... capped at `max`.
     pub fn delay(&self, attempt: u32) -> Duration {
-        if attempt == 0 {
-            return Duration::ZERO;
-        }
-        let factor = 1u32.checked_shl(attempt - 1).unwrap_or(u32::MAX);
-        self.initial.checked_mul(factor).map_or(self.max, |d| d.min(self.max))
+        self.supervised().delay(attempt)
     }
 
     /// Whether attempt number `attempt` (0-based) may be made.
     pub fn allows(&self, attempt: u32) -> bool {
-        match self.max_attempts {
-            None => true,
-            Some(max) => attempt < max.max(1),
+        self.supervised().allows(attempt)
+    }
+
+    /// The chassis' policy this one is ([`monocoque_proto::chassis::link`]): one server,
+    /// so a round is one attempt, and no jitter.
+    pub fn supervised(&self) -> link::ReconnectPolicy {
+        link::ReconnectPolicy {
+            initial: self.initial,
+            max: self.max,
+            jitter: 0.0,
+            max_attempts: self.max_attempts,
         }
     }
 }
 
-/// TCP keepalive on the client's socket: after `idle` without traffic the kernel sends
-/// a probe every `interval`, and after `retries` unanswered probes the connection is
-/// reset. It finds a vanished host or a broken path even while the client makes no
-/// call (a frozen server process is still answered by its kernel: the health check
-/// catches that one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcpKeepalive {
-    /// Idle time before the first probe (`TCP_KEEPIDLE`).
-    pub idle: Duration,
-    /// Time between probes (`TCP_KEEPINTVL`).
-    pub interval: Duration,
-    /// Unanswered probes before the connection is dropped (`TCP_KEEPCNT`).
-    pub retries: u32,
-}
-
-/// 30 s idle, then 3 probes 10 s apart: a dead peer is noticed within a minute, where
-/// the kernel's own default (2 hours idle, 9 probes 75 s apart) takes over 2 hours.
-/// Go's dialer (and so go-redis) probes after 15 s.
-impl Default for TcpKeepalive {
-    fn default() -> Self {
-        Self {
-            idle: Duration::from_secs(30),
-            interval: Duration::from_secs(10),
-            retries: 3,
-        }
-    }
-}
+pub use crate::link::TcpKeepalive;
 
 /// Everything a [`Client`](super::Client) needs to connect and run.
 ///

@@ -158,7 +158,7 @@ pub fn check_ready_once(out: &[Activity]) {
 pub fn drain_events(d: &mut UringDriver<Peer>, out: &[Activity]) {
     for a in out {
         if let Activity::Ready(c) = a {
-            if let Some(s) = d.session_mut(*c) {
+            if let Some(s) = d.session_for_output(*c) {
                 while s.poll_event().is_some() {}
             }
         }

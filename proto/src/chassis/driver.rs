@@ -3,7 +3,7 @@
 //! A driver owns sockets, timers and receive buffers; it owns the sessions too, and runs
 //! each by the run-loop rule of [`Session`]. Bodies (`redis::Client`, brokers) are
 //! generic over [`Driver`]: they put work into sessions through
-//! [`session_mut`](Driver::session_mut), call [`turn`](Driver::turn), and drain the
+//! [`session_for_output`](Driver::session_for_output), call [`turn`](Driver::turn), and drain the
 //! events of the sessions that [`turn`](Driver::turn) reports as [`Activity::Ready`].
 //! Nothing here does I/O; the types only name what a driver does.
 
@@ -11,16 +11,71 @@ use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
 
-use super::Session;
+use super::{Session, Waker};
 
-/// A connection inside one driver. Ids are not reused while the connection's session is
-/// still in the driver; a stale id finds nothing rather than another connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
+/// Which driver (of the one-per-core drivers of a process) owns a connection or a
+/// listener. Given at the driver's construction (`UringDriver::with_core`,
+/// `MioDriver::with_core`); 0 for a driver built without one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CoreId(pub u16);
 
-/// A listening socket inside one driver.
+/// A connection: the core whose driver owns it and its place in that driver. Ids are
+/// not reused while the connection's session is still in the driver; a stale id, or an
+/// id of another core's driver, finds nothing rather than another connection. A message
+/// that names a `ConnId` can be routed to its owner through [`ConnId::core`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ListenerId(pub u32);
+pub struct ConnId {
+    core: CoreId,
+    slot: u32,
+    generation: u32,
+}
+
+impl ConnId {
+    /// The id of slot `slot` in the driver of `core`, in its `generation` (drivers make
+    /// these; a body only passes them around).
+    pub const fn new(core: CoreId, slot: u32, generation: u32) -> Self {
+        Self { core, slot, generation }
+    }
+
+    /// The core whose driver owns the connection.
+    pub const fn core(self) -> CoreId {
+        self.core
+    }
+
+    /// The connection's slot in its driver.
+    pub const fn slot(self) -> u32 {
+        self.slot
+    }
+
+    /// How many connections used the slot before this one (modulo the driver's range).
+    pub const fn generation(self) -> u32 {
+        self.generation
+    }
+}
+
+/// A listening socket: the core whose driver owns it and its number in that driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerId {
+    core: CoreId,
+    local: u32,
+}
+
+impl ListenerId {
+    /// Listener `local` of the driver of `core` (drivers make these).
+    pub const fn new(core: CoreId, local: u32) -> Self {
+        Self { core, local }
+    }
+
+    /// The core whose driver owns the listener.
+    pub const fn core(self) -> CoreId {
+        self.core
+    }
+
+    /// The listener's number inside its driver.
+    pub const fn local(self) -> u32 {
+        self.local
+    }
+}
 
 /// Builds the session for a connection a listener accepted: given the listener, the
 /// peer's address and the current instant.
@@ -53,12 +108,17 @@ pub enum Activity {
         /// The error that ended it, if an error did.
         error: Option<io::Error>,
     },
+    /// A [`Waker`] of this driver was woken (another thread put work in a mailbox, or
+    /// wants the body's attention). Reported at most once per turn; wakes sent while the
+    /// driver was busy or outside `turn` are reported by the next turn, which then
+    /// returns at once. May be spurious: the body checks its mailboxes and carries on.
+    Woken,
 }
 
 /// An event loop that runs [`Session`]s over sockets. One per thread.
 ///
 /// The run-loop rule, from the driver's side: in each [`turn`](Self::turn), every session
-/// that was fed input or touched through [`session_mut`](Self::session_mut) since the
+/// that was fed input or touched through [`session_for_output`](Self::session_for_output) since the
 /// last turn has its arena handed to the kernel (all of them in as few syscalls as the
 /// driver can: one `io_uring_enter`, or one `writev` per connection), its timer re-armed
 /// from `poll_timeout`, and its reading paused or resumed by `wants_read`; a session that
@@ -84,13 +144,22 @@ pub trait Driver<S: Session> {
     /// Stops accepting on a listener and closes it.
     fn close_listener(&mut self, listener: ListenerId) -> io::Result<()>;
 
+    /// The core this driver was built for: the one every id it hands out names.
+    fn core(&self) -> CoreId;
+
+    /// Connections in the driver, open or closed but not yet removed. O(1): a counter.
+    fn connection_count(&self) -> usize;
+
     /// The session of a connection.
     fn session(&self, conn: ConnId) -> Option<&S>;
 
-    /// The session of a connection, for the body to give it work; the driver then
-    /// transmits its output, re-arms its timer and re-reads `wants_read`/`is_closed` in
-    /// the next turn.
-    fn session_mut(&mut self, conn: ConnId) -> Option<&mut S>;
+    /// The session of a connection, mutably, for the body to give it work or drain its
+    /// events. Not a plain accessor: calling it schedules the connection for the next
+    /// turn's service, which transmits the session's output, re-arms its timer from
+    /// `poll_timeout` and re-reads `wants_read`/`is_closed`, since anything done through
+    /// the reference may have changed them. (Named for that side effect; it was
+    /// `session_mut`.) Use [`session`](Self::session) to look without scheduling.
+    fn session_for_output(&mut self, conn: ConnId) -> Option<&mut S>;
 
     /// Takes a connection's session out of the driver and closes its socket (at once, or
     /// once the kernel has finished with operations in flight on it). Output still in the
@@ -103,4 +172,10 @@ pub trait Driver<S: Session> {
     /// gained at least one entry, or at the deadline (a deadline already past only
     /// submits and reaps what is ready, without blocking).
     fn turn(&mut self, deadline: Option<Instant>, out: &mut Vec<Activity>) -> io::Result<()>;
+
+    /// A handle that wakes this driver from any thread: its current or next
+    /// [`turn`](Self::turn) returns with [`Activity::Woken`]. Every call returns a
+    /// waker of the same driver; the first one sets up the driver's wake source (an
+    /// eventfd, a `mio::Waker`), which is why it can fail.
+    fn waker(&mut self) -> io::Result<Waker>;
 }

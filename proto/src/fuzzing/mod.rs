@@ -13,6 +13,7 @@
 //! | [`resp_decode_resp2`], [`resp_decode_resp3`] | two header bytes (options, split seed), then the RESP stream |
 //! | [`resp_tape`] | two header bytes (options, split seed), then the RESP stream |
 //! | [`segmented_buffer`] | a sequence of operations on a [`SegmentedBuffer`](crate::SegmentedBuffer) |
+//! | [`resp_request`] | one option byte, one split seed byte, then the commands a client sends |
 //! | [`resp_connection`] | a sequence of operations on a Redis [`Connection`](crate::resp::Connection): sends, server frames, time, end of stream |
 //! | [`nats_client_decode`], [`nats_server_decode`] | two header bytes (options, split seed), then the NATS stream a server (resp. a client) sends |
 //! | [`nats_headers`] | a NATS header block as an `HMSG` carries it (any bytes) |
@@ -24,6 +25,7 @@ mod frames;
 mod headers;
 mod nats;
 mod nats_client;
+mod request;
 mod resp;
 mod segmented;
 mod split;
@@ -34,6 +36,7 @@ pub use frames::nats_frames;
 pub use headers::nats_headers;
 pub use nats::{nats_client_decode, nats_client_seeds, nats_server_decode, nats_server_seeds, plain};
 pub use nats_client::nats_client;
+pub use request::resp_request;
 pub use resp::{decode_each, identical, resp_decode_resp2, resp_decode_resp3, small_limits};
 pub use segmented::segmented_buffer;
 pub use tape::{check_ref, resp_tape, tape_pieces, value_pieces, TapeEnd};
@@ -49,6 +52,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("resp_tape", resp_tape),
     ("segmented_buffer", segmented_buffer),
     ("resp_connection", resp_connection),
+    ("resp_request", resp_request),
     ("nats_client_decode", nats_client_decode),
     ("nats_server_decode", nats_server_decode),
     ("nats_client", nats_client),

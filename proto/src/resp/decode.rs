@@ -10,6 +10,7 @@
 
 use bytes::{Bytes, BytesMut};
 
+use super::lex::{find_lf, parse_i64, parse_len, Len};
 use super::{DecodeError, Protocol, Value};
 use crate::chassis::SegmentedBuffer;
 
@@ -119,13 +120,6 @@ struct Payload {
     len: usize,
     /// Bytes copied so far, used only when the payload straddles segments.
     acc: BytesMut,
-}
-
-/// A length field: a count, `-1` or `?`.
-enum Len {
-    Count(u64),
-    Null,
-    Streamed,
 }
 
 /// What one decoding step produced.
@@ -263,8 +257,8 @@ impl Decoder {
             }
             b'$' => {
                 let n = match parse_len(body) {
-                    Ok(Len::Count(n)) => usize::try_from(n).ok().filter(|&n| n <= self.config.max_bulk_len)?,
-                    Ok(Len::Null) => {
+                    Some(Len::Count(n)) => usize::try_from(n).ok().filter(|&n| n <= self.config.max_bulk_len)?,
+                    Some(Len::Null) => {
                         src.advance(total);
                         return Some(Value::Null);
                     }
@@ -459,11 +453,11 @@ impl Decoder {
             }
             b':' => Start::Value(Value::Integer(parse_i64(line!()).ok_or(DecodeError::InvalidInteger)?)),
             b'$' | b'!' | b'=' => {
-                let len = parse_len(line!())?;
+                let len = parse_len(line!()).ok_or(DecodeError::InvalidLength)?;
                 return self.open_payload(ty, len, total, src);
             }
             b'*' | b'~' | b'%' | b'|' | b'>' => {
-                let len = parse_len(line!())?;
+                let len = parse_len(line!()).ok_or(DecodeError::InvalidLength)?;
                 src.advance(total);
                 return self.open_frame(ty, len);
             }
@@ -608,9 +602,9 @@ impl Decoder {
         };
         let total = line_len + 2;
         let len = if total <= src.chunk().len() {
-            parse_len(&src.chunk()[1..line_len])?
+            parse_len(&src.chunk()[1..line_len]).ok_or(DecodeError::InvalidLength)?
         } else {
-            parse_len(&self.line_buf[1..line_len])?
+            parse_len(&self.line_buf[1..line_len]).ok_or(DecodeError::InvalidLength)?
         };
         let Len::Count(n) = len else {
             return Err(DecodeError::InvalidLength);
@@ -810,30 +804,6 @@ fn well_known_status(line: &[u8]) -> Option<Bytes> {
     }
 }
 
-/// Position of the first `\n` in `chunk` at or after `from`. RESP lines are mostly
-/// short, so the first 16 bytes are scanned a word at a time, where `memchr`'s setup
-/// would cost more than the search itself.
-#[inline(always)]
-fn find_lf(chunk: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
-    const LFS: u64 = u64::from_le_bytes([b'\n'; 8]);
-    let mut at = from;
-    for _ in 0..2 {
-        let Some(word) = chunk.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) else {
-            break;
-        };
-        let x = u64::from_le_bytes(word) ^ LFS;
-        // A high bit marks each zero byte of `x` (a `\n`); the lowest mark is exact.
-        let zeros = x.wrapping_sub(ONES) & !x & HIGHS;
-        if zeros != 0 {
-            return Some(at + (zeros.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    memchr::memchr(b'\n', &chunk[at..]).map(|i| at + i)
-}
-
 fn pairs(items: Vec<Value>) -> Vec<(Value, Value)> {
     let mut out = Vec::with_capacity(items.len() / 2);
     let mut it = items.into_iter();
@@ -863,67 +833,6 @@ fn is_resp_type(b: u8) -> bool {
             | b';'
             | b'.'
     )
-}
-
-/// Parses a length field: digits, `-1` or `?`.
-#[inline(always)]
-fn parse_len(line: &[u8]) -> Result<Len, DecodeError> {
-    // Digits first: they are the common case. Nineteen digits fit in a u64.
-    if !line.is_empty() && line.len() <= 19 {
-        let mut n: u64 = 0;
-        let mut digits = true;
-        for &d in line {
-            let v = d.wrapping_sub(b'0');
-            digits &= v <= 9;
-            n = n.wrapping_mul(10).wrapping_add(u64::from(v));
-        }
-        if digits {
-            return Ok(Len::Count(n));
-        }
-    }
-    match line {
-        b"?" => Ok(Len::Streamed),
-        b"-1" => Ok(Len::Null),
-        _ => Err(DecodeError::InvalidLength),
-    }
-}
-
-/// Parses an optionally signed decimal `i64`, rejecting overflow and stray bytes.
-#[inline(always)]
-fn parse_i64(line: &[u8]) -> Option<i64> {
-    let (neg, digits) = match line {
-        [b'-', rest @ ..] => (true, rest),
-        [b'+', rest @ ..] => (false, rest),
-        _ => (false, line),
-    };
-    if digits.is_empty() || digits.len() > 19 {
-        return None;
-    }
-    if digits.len() <= 18 {
-        // Eighteen digits stay below 2^63: no overflow checks needed.
-        let mut n: i64 = 0;
-        for &d in digits {
-            let v = d.wrapping_sub(b'0');
-            if v > 9 {
-                return None;
-            }
-            n = n * 10 + i64::from(v);
-        }
-        return Some(if neg { -n } else { n });
-    }
-    // Accumulate negatively so i64::MIN parses.
-    let mut n: i64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
-    }
-    if neg {
-        Some(n)
-    } else {
-        n.checked_neg()
-    }
 }
 
 fn parse_double(line: &[u8]) -> Result<f64, DecodeError> {

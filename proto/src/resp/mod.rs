@@ -6,6 +6,8 @@
 //! - [`TapeDecoder`]: every complete value available, appended to a reusable [`Tape`]
 //!   of compact tokens (no reference count per string), for pipelined clients.
 //! - [`Encoder`] and [`Cmd`]: values and commands into an [`IoArena`].
+//! - [`CommandDecoder`]: the server side, client commands (arrays of bulk strings) into
+//!   [`Command`]s of zero-copy arguments, with a server's limits.
 //! - [`RespCodec`]: both, behind the [`MonocoqueCodec`] trait.
 //!
 //! ```
@@ -24,6 +26,8 @@ mod connection;
 mod decode;
 mod encode;
 mod error;
+mod lex;
+mod request;
 mod tape;
 mod value;
 
@@ -35,6 +39,7 @@ pub use connection::{
 pub use decode::{Decoder, DecoderConfig};
 pub use encode::{EncodeError, Encoder};
 pub use error::DecodeError;
+pub use request::{Command, CommandDecodeError, CommandDecoder, CommandLimits, CommandRef, PREALLOC_ARGS};
 pub use tape::{Children, Tape, TapeDecoder, TapeKind, TapeRef};
 pub use value::{Protocol, Value};
 

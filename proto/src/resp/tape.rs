@@ -48,6 +48,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
+use super::lex::{find_lf, parse_i64, parse_len, Len};
 use super::{DecodeError, Decoder, DecoderConfig, Protocol, Value};
 use crate::chassis::SegmentedBuffer;
 
@@ -599,8 +600,7 @@ impl From<&DecoderConfig> for Limits {
     }
 }
 
-/// Decodes every complete value available onto a [`Tape`]; see the [module
-/// docs](self).
+/// Decodes every complete value available onto a [`Tape`] (see [`Tape`] for its layout).
 ///
 /// Same limits ([`DecoderConfig`]), same errors ([`DecodeError`]) and same values as
 /// [`Decoder`]. An `Err` is fatal, as with [`Decoder`]: the stream is out of sync.
@@ -881,92 +881,6 @@ impl TapeDecoder {
             }
         }
     }
-}
-
-/// A length field the fast path accepts: a count or `-1` (`?` is a rare form).
-enum Len {
-    Count(u64),
-    Null,
-}
-
-/// Parses a length field as [`Decoder`] does; `None` for `?` and for anything invalid.
-#[inline(always)]
-fn parse_len(line: &[u8]) -> Option<Len> {
-    // Nineteen digits fit in a u64.
-    if !line.is_empty() && line.len() <= 19 {
-        let mut n: u64 = 0;
-        let mut digits = true;
-        for &d in line {
-            let v = d.wrapping_sub(b'0');
-            digits &= v <= 9;
-            n = n.wrapping_mul(10).wrapping_add(u64::from(v));
-        }
-        if digits {
-            return Some(Len::Count(n));
-        }
-    }
-    (line == b"-1").then_some(Len::Null)
-}
-
-/// Parses an optionally signed decimal `i64` as [`Decoder`] does.
-#[inline(always)]
-fn parse_i64(line: &[u8]) -> Option<i64> {
-    let (neg, digits) = match line {
-        [b'-', rest @ ..] => (true, rest),
-        [b'+', rest @ ..] => (false, rest),
-        _ => (false, line),
-    };
-    if digits.is_empty() || digits.len() > 19 {
-        return None;
-    }
-    if digits.len() <= 18 {
-        // Eighteen digits stay below 2^63: no overflow checks needed.
-        let mut n: i64 = 0;
-        for &d in digits {
-            let v = d.wrapping_sub(b'0');
-            if v > 9 {
-                return None;
-            }
-            n = n * 10 + i64::from(v);
-        }
-        return Some(if neg { -n } else { n });
-    }
-    // Accumulate negatively so i64::MIN parses.
-    let mut n: i64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
-    }
-    if neg {
-        Some(n)
-    } else {
-        n.checked_neg()
-    }
-}
-
-/// Position of the first `\n` in `chunk` at or after `from`: the first 16 bytes a word
-/// at a time (RESP lines are mostly short), then `memchr`.
-#[inline(always)]
-fn find_lf(chunk: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
-    const LFS: u64 = u64::from_le_bytes([b'\n'; 8]);
-    let mut at = from;
-    for _ in 0..2 {
-        let Some(word) = chunk.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) else {
-            break;
-        };
-        let x = u64::from_le_bytes(word) ^ LFS;
-        // A high bit marks each zero byte of `x` (a `\n`); the lowest mark is exact.
-        let zeros = x.wrapping_sub(ONES) & !x & HIGHS;
-        if zeros != 0 {
-            return Some(at + (zeros.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    memchr::memchr(b'\n', chunk.get(at..)?).map(|i| at + i)
 }
 
 #[cfg(test)]
