@@ -259,6 +259,26 @@ def segmented_seeds():
     return seeds
 
 
+def body_seeds(ops, rng_seed):
+    """Inputs for the body targets (see src/fuzzing/): two header bytes, then calls and
+    the server's faults from one stream of bytes. Every call with a well-behaved server
+    (fault bytes 0), each header bit alone, then random mixes."""
+    rng = random.Random(rng_seed)
+    seeds = []
+    # The handshake's own bytes (connection refused or not, the first frames' faults),
+    # then each call alone, on a server that behaves.
+    for op in range(ops):
+        seeds.append(bytes([0x24, 0x40, 0, 0, 0, 0, 0]) + bytes([op, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0]) * 3)
+    for bit in range(8):
+        seeds.append(bytes([0x24, 1 << bit, 0, 0, 0]) + bytes(range(ops)) + bytes(16))
+    # Each fault (low nibble of a frame's first byte) on the first calls.
+    for fault in range(10, 16):
+        seeds.append(bytes([0x33, 0x40, 0, 0, 0, 0, fault, 7, 1, fault | 0x20, 0x85, 2, 0, 0, 0, 0, 4]))
+    for _ in range(24):
+        seeds.append(bytes(rng.randrange(256) for _ in range(rng.randrange(8, 64))))
+    return seeds
+
+
 def write(directory, seeds, prefix):
     directory.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
@@ -281,6 +301,8 @@ def main():
     write(out / "resp_decode_resp2", resp_seeds(resp2, plain), prefix)
     write(out / "segmented_buffer", segmented_seeds(), prefix)
     write(out / "resp_request", request_seeds(plain), prefix)
+    write(out / "redis_body", body_seeds(8, 11), prefix)
+    write(out / "nats_body", body_seeds(8, 12), prefix)
     for target in sorted(p.name for p in out.iterdir()):
         print(target, len(list((out / target).iterdir())))
 

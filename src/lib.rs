@@ -169,6 +169,10 @@
 pub use monocoque_proto as proto;
 
 pub mod driver;
+/// The bodies' fuzz harness: only with the `fuzzing` feature (the fuzz targets and the
+/// corpus replay), never in a shipped build.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod link;
 pub mod nats;
 pub mod redis;

@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 
 use monocoque_proto::fuzzing::TARGETS;
 
+/// The targets of the bodies (the root crate's `fuzzing` module), whose corpus
+/// `tests/fuzz_bodies.rs` in the root crate replays.
+const BODY_TARGETS: &[&str] = &["redis_body", "nats_body"];
+
 /// A committed corpus stays small: a coverage corpus, minimised, not a dump.
 const MAX_CORPUS_BYTES: u64 = 2 << 20;
 
@@ -36,7 +40,12 @@ fn names_in(dir: &Path, keep: impl Fn(&Path) -> Option<String>) -> BTreeSet<Stri
 
 #[test]
 fn every_fuzz_target_is_known_and_has_a_corpus() {
-    let known: BTreeSet<String> = TARGETS.iter().map(|(name, _)| name.to_string()).collect();
+    let known: BTreeSet<String> = TARGETS
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(BODY_TARGETS.iter().copied())
+        .map(str::to_string)
+        .collect();
     let sources = names_in(&fuzz_dir().join("fuzz_targets"), |p| {
         if p.extension()? != "rs" {
             return None;

@@ -1,0 +1,390 @@
+//! The NATS body under the fuzzer: [`nats::Client`](crate::nats::Client) over the
+//! in-memory driver, against a fake server that routes every message to the
+//! subscriptions of its subject and answers every request with its own payload.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use monocoque_proto::nats::client::Connection;
+use monocoque_proto::nats::{ClientOp, ServerCodec};
+use monocoque_proto::SegmentedBuffer;
+
+use super::driver::{FakeServer, Frame, MemDriver};
+use super::script::Script;
+use super::{loopback, Checks, Clock};
+use crate::nats::{Client, ClientOptions, Error, ReconnectPolicy, ServerAddr, Subscription};
+
+/// A fake nats-server: sends `INFO` first, answers `PING` with `PONG` (and ops with
+/// `+OK` when verbose), keeps the client's subscriptions, delivers each `PUB` to the
+/// matching ones, and answers a `PUB` with a reply subject (a request) by sending its
+/// payload back to the reply subject. A delivered message may be replaced by a
+/// permissions `-ERR` naming its subject, a request's answer by the 503 "no responders"
+/// status, a `PONG` by the fatal `-ERR 'Stale Connection'`.
+pub struct NatsServer {
+    codec: ServerCodec,
+    input: SegmentedBuffer,
+    verbose: bool,
+    /// Subscriptions by sid: the subject (pattern) each listens on.
+    subs: BTreeMap<Bytes, Bytes>,
+}
+
+impl NatsServer {
+    /// A server with no subscriptions.
+    pub fn new() -> Self {
+        Self {
+            codec: ServerCodec::default(),
+            input: SegmentedBuffer::new(),
+            verbose: false,
+            subs: BTreeMap::new(),
+        }
+    }
+
+    fn ok(&self, frames: &mut Vec<Frame>) {
+        if self.verbose {
+            frames.push(Frame::fixed(b"+OK\r\n".to_vec()));
+        }
+    }
+
+    /// `MSG`s of `payload` on `subject` to every subscription matching `pattern_of`.
+    fn deliver(&self, subject: &[u8], payload: &[u8], request: bool, frames: &mut Vec<Frame>) {
+        for (sid, pattern) in &self.subs {
+            if !matches(pattern, subject) {
+                continue;
+            }
+            let mut msg = b"MSG ".to_vec();
+            msg.extend_from_slice(subject);
+            msg.push(b' ');
+            msg.extend_from_slice(sid);
+            msg.extend_from_slice(format!(" {}\r\n", payload.len()).as_bytes());
+            msg.extend_from_slice(payload);
+            msg.extend_from_slice(b"\r\n");
+            let instead = if request {
+                let mut status = b"HMSG ".to_vec();
+                status.extend_from_slice(subject);
+                status.push(b' ');
+                status.extend_from_slice(sid);
+                let block = b"NATS/1.0 503\r\n\r\n";
+                status.extend_from_slice(format!(" {} {}\r\n", block.len(), block.len()).as_bytes());
+                status.extend_from_slice(block);
+                status.extend_from_slice(b"\r\n");
+                status
+            } else {
+                let mut e = b"-ERR 'Permissions Violation for Subscription to \"".to_vec();
+                e.extend_from_slice(pattern);
+                e.extend_from_slice(b"\"'\r\n");
+                e
+            };
+            frames.push(Frame::or(msg, instead));
+        }
+    }
+}
+
+impl Default for NatsServer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// NATS subject matching: `*` one token, `>` the rest.
+fn matches(pattern: &[u8], subject: &[u8]) -> bool {
+    let mut p = pattern.split(|&b| b == b'.');
+    let mut s = subject.split(|&b| b == b'.');
+    loop {
+        match (p.next(), s.next()) {
+            (Some(b">"), Some(_)) => return true,
+            (Some(b"*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+impl FakeServer for NatsServer {
+    fn greeting(&mut self) -> Vec<Frame> {
+        vec![Frame::fixed(
+            b"INFO {\"server_id\":\"FUZZ\",\"server_name\":\"fuzz\",\"version\":\"2.10.0\",\"proto\":1,\
+              \"headers\":true,\"max_payload\":1048576}\r\n"
+                .to_vec(),
+        )]
+    }
+
+    fn receive(&mut self, bytes: &[u8]) -> Vec<Frame> {
+        self.input.push_slice(bytes);
+        let mut frames = Vec::new();
+        loop {
+            let op = match self.codec.decode_op(&mut self.input) {
+                Ok(Some(op)) => op,
+                Ok(None) => return frames,
+                Err(e) => panic!("the client sent bytes that are not NATS: {e}"),
+            };
+            match op {
+                ClientOp::Connect(options) => {
+                    self.verbose = options.verbose;
+                    self.ok(&mut frames);
+                }
+                // A PONG may give way to a fatal error (the server then drops the
+                // client): its ping is never answered, and nothing shifts.
+                ClientOp::Ping => frames.push(Frame::or(b"PONG\r\n".to_vec(), b"-ERR 'Stale Connection'\r\n".to_vec())),
+                ClientOp::Pong => {}
+                ClientOp::Subscribe(sub) => {
+                    self.subs.insert(sub.sid.as_bytes().clone(), sub.subject);
+                    self.ok(&mut frames);
+                }
+                ClientOp::Unsubscribe(unsub) => {
+                    if unsub.max_msgs.is_none() {
+                        self.subs.remove(unsub.sid.as_bytes());
+                    }
+                    self.ok(&mut frames);
+                }
+                ClientOp::Publish(publish) => {
+                    self.ok(&mut frames);
+                    self.deliver(&publish.subject, &publish.payload, false, &mut frames);
+                    if let Some(reply) = &publish.reply {
+                        self.deliver(reply, &publish.payload, true, &mut frames);
+                    }
+                }
+            }
+        }
+    }
+
+    fn garbage(&self) -> &'static [u8] {
+        b"@fuzz\r\n"
+    }
+}
+
+/// The errors a call may end with when the server misbehaves.
+fn check_error(e: &Error, what: &str) {
+    assert!(
+        matches!(
+            e,
+            Error::Timeout
+                | Error::Connection(_)
+                | Error::Reconnect { .. }
+                | Error::Disconnected(_)
+                | Error::Connect { .. }
+                | Error::ConnectTimeout { .. }
+                | Error::Rejected(_)
+        ),
+        "{what}: unexpected error {e:?}"
+    );
+}
+
+/// What a call may take past its own deadline: a timer tick.
+const TICK: Duration = Duration::from_millis(2);
+
+/// The subjects subscriptions listen on and messages are published to.
+const SUBJECTS: [&str; 3] = ["s0", "s1", "s.*"];
+/// The subjects messages go to (`s.x` reaches `s.*`).
+const TARGETS: [&str; 3] = ["s0", "s1", "s.x"];
+
+/// Fuzzes the NATS body. See [`super`] for the checks.
+///
+/// Input: byte 0 sets the request timeout (`2 + bits 0-2` ms), the connect timeout
+/// (`4 + bits 4-6` ms) and the operation timeout (4, 8, 12 or 16 ms by bits 3 and 7);
+/// byte 1 a 5 ms ping interval (bit 0), one ping out at most (bit
+/// 1), verbose (bit 2), no reconnecting (bit 3), a 64-byte reconnect buffer (bit 4),
+/// reconnect attempts per call (`1 + bits 6-7`). Then calls, one byte each (modulo 8)
+/// and their operands, interleaved with the driver's reads (a byte per connection
+/// attempt, two per server frame, see [`MemDriver`]):
+///
+/// | op | operands | call |
+/// |---|---|---|
+/// | 0 | — | `request` to `q<n>` with payload `r<n>` |
+/// | 1 | subject | `subscribe` to `s0`, `s1` or `s.*` (at most 4 held; the oldest dropped) |
+/// | 2 | subject | `publish` `m<n>` to `s0`, `s1` or `s.x` |
+/// | 3 | subscription, ms | `next_message` |
+/// | 4 | — | `round_trip` |
+/// | 5 | — | `flush` |
+/// | 6 | ms | `next_event` |
+/// | 7 | subscription | `Subscription::unsubscribe` |
+pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
+    let script = Script::new(data);
+    let h0 = script.byte();
+    let h1 = script.byte();
+    let timeout = Duration::from_millis(2 + u64::from(h0 & 7));
+    let connect = Duration::from_millis(4 + u64::from((h0 >> 4) & 7));
+    let attempts = 1 + u32::from(h1 >> 6);
+    let delay_cap = Duration::from_millis(2);
+    let operation = Duration::from_millis(4 + 4 * u64::from((h0 >> 3) & 1) + 8 * u64::from(h0 >> 7));
+    let (listener, port) = loopback();
+    let mut options = ClientOptions::new(vec![ServerAddr::new("127.0.0.1", port)])
+        .connect_timeout(connect)
+        .request_timeout(timeout)
+        .operation_timeout(operation)
+        .reconnect(ReconnectPolicy {
+            initial: Duration::from_millis(1),
+            max: delay_cap,
+            jitter: 0.5,
+            max_attempts: Some(attempts),
+        })
+        .ping_interval(if h1 & 1 != 0 {
+            Duration::from_millis(5)
+        } else {
+            Duration::from_secs(60)
+        })
+        .max_pings_out(if h1 & 2 != 0 { 1 } else { 2 })
+        .verbose(h1 & 4 != 0)
+        .allow_reconnect(h1 & 8 == 0)
+        .seed(1);
+    if h1 & 16 != 0 {
+        options = options.reconnect_buffer_size(64);
+    }
+    let driver: MemDriver<Connection, NatsServer> = MemDriver::new(
+        script.clone(),
+        Box::new(NatsServer::new),
+        timeout * 2 + Duration::from_millis(1),
+        Some(listener),
+    );
+    // Every call returns by its own deadline plus a timer tick, a reconnect included
+    // (the client's contract); connecting tries the one server once.
+    let clock = Clock::new(TICK, checks.slack);
+    let started = Instant::now();
+    let connected = Client::connect_with_driver(driver, options);
+    clock.check_with(started, connect + delay_cap, "connect");
+    let mut client = match connected {
+        Ok(client) => client,
+        Err(e) => {
+            check_error(&e, "connect");
+            return clock.verdict();
+        }
+    };
+    let mut subs: Vec<Subscription<MemDriver<Connection, NatsServer>>> = Vec::new();
+    // Payloads published to each target subject, to check what a subscription receives.
+    let mut published: Vec<HashSet<Bytes>> = vec![HashSet::new(); TARGETS.len()];
+    let mut n = 0u64;
+    while let Some(op) = script.next() {
+        n += 1;
+        if super::tracing() {
+            let names = [
+                "request",
+                "subscribe",
+                "publish",
+                "next_message",
+                "round_trip",
+                "flush",
+                "next_event",
+                "unsubscribe",
+            ];
+            eprintln!("[fuzz] call: {}", names[usize::from(op % 8)]);
+        }
+        match op % 8 {
+            0 => {
+                let payload = format!("r{n}");
+                let t = Instant::now();
+                let outcome = client.request(&format!("q{n}"), payload.clone(), timeout);
+                clock.check_with(t, timeout, "request");
+                if super::tracing() {
+                    eprintln!("[fuzz] request r{n}: {outcome:?} after {:?}", t.elapsed());
+                }
+                match outcome {
+                    Ok(message) => assert_eq!(
+                        message.payload,
+                        payload.as_bytes(),
+                        "a request got the answer of another: {message:?}"
+                    ),
+                    Err(Error::NoResponders) => {}
+                    Err(e) => check_error(&e, "request"),
+                }
+            }
+            1 => {
+                let subject = SUBJECTS[usize::from(script.byte()) % SUBJECTS.len()];
+                let t = Instant::now();
+                let outcome = client.subscribe(subject);
+                clock.check_with(t, operation, "subscribe");
+                match outcome {
+                    Ok(sub) => {
+                        if subs.len() >= 4 {
+                            // Dropping a handle unsubscribes.
+                            subs.remove(0);
+                        }
+                        subs.push(sub);
+                    }
+                    Err(e) => check_error(&e, "subscribe"),
+                }
+            }
+            2 => {
+                let index = usize::from(script.byte()) % TARGETS.len();
+                let payload = Bytes::from(format!("m{n}"));
+                published[index].insert(payload.clone());
+                let t = Instant::now();
+                let outcome = client.publish(TARGETS[index], payload);
+                clock.check_with(t, operation, "publish");
+                match outcome {
+                    Ok(()) | Err(Error::ReconnectBufferFull { .. }) => {}
+                    Err(e) => check_error(&e, "publish"),
+                }
+            }
+            3 => {
+                let pick = usize::from(script.byte());
+                let ms = u64::from(script.byte() % 4);
+                let Some(sub) = (!subs.is_empty())
+                    .then(|| pick % subs.len())
+                    .and_then(|i| subs.get_mut(i))
+                else {
+                    continue;
+                };
+                let t = Instant::now();
+                let outcome = sub.next_message(Duration::from_millis(ms));
+                clock.check_with(t, Duration::from_millis(ms), "next_message");
+                match outcome {
+                    Ok(Some(message)) => {
+                        let subject = std::str::from_utf8(&message.subject).unwrap_or("");
+                        assert!(
+                            matches(sub.subject().as_bytes(), subject.as_bytes()),
+                            "a subscription to {} received a message to {subject:?}",
+                            sub.subject()
+                        );
+                        let sent = TARGETS
+                            .iter()
+                            .position(|t| *t == subject)
+                            .is_some_and(|i| published[i].contains(&message.payload));
+                        assert!(sent, "a message never published to {subject}: {message:?}");
+                    }
+                    Ok(None) | Err(Error::SubscriptionClosed) => {}
+                    Err(e) => check_error(&e, "next_message"),
+                }
+            }
+            4 => {
+                let t = Instant::now();
+                let outcome = client.round_trip();
+                clock.check_with(t, operation, "round_trip");
+                if let Err(e) = outcome {
+                    check_error(&e, "round_trip");
+                }
+            }
+            5 => {
+                let t = Instant::now();
+                let outcome = client.flush();
+                clock.check_with(t, operation, "flush");
+                if let Err(e) = outcome {
+                    check_error(&e, "flush");
+                }
+            }
+            6 => {
+                let ms = u64::from(script.byte() % 8);
+                let t = Instant::now();
+                let outcome = client.next_event(Duration::from_millis(ms));
+                clock.check_with(t, Duration::from_millis(ms), "next_event");
+                if let Err(e) = outcome {
+                    check_error(&e, "next_event");
+                }
+            }
+            _ => {
+                let pick = usize::from(script.byte());
+                if subs.is_empty() {
+                    continue;
+                }
+                let sub = subs.remove(pick % subs.len());
+                let t = Instant::now();
+                let outcome = sub.unsubscribe();
+                clock.check_with(t, operation, "unsubscribe");
+                if let Err(e) = outcome {
+                    check_error(&e, "unsubscribe");
+                }
+            }
+        }
+    }
+    clock.verdict()
+}
