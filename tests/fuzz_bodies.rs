@@ -113,7 +113,6 @@ fn nats_body_corpus_replays() {
 const PUMP_INTO_HELD: &[u8] = &[0x04, 0x02, 0, 0, 0, 0, 14, 0, 0, 0, 4, 1, 0, 0];
 
 #[test]
-#[ignore = "open bug: redis::Client::pump_into never expires requests held in the client queue"]
 fn pump_into_gives_held_requests_an_outcome_by_their_deadline() {
     fuzzing::redis_body_with(
         PUMP_INTO_HELD,
@@ -174,13 +173,11 @@ fn pump_into_expires_held_requests(driver: DriverKind) {
 }
 
 #[test]
-#[ignore = "open bug: redis::Client::pump_into never expires requests held in the client queue"]
 fn pump_into_expires_held_requests_uring() {
     pump_into_expires_held_requests(DriverKind::Uring);
 }
 
 #[test]
-#[ignore = "open bug: redis::Client::pump_into never expires requests held in the client queue"]
 fn pump_into_expires_held_requests_mio() {
     pump_into_expires_held_requests(DriverKind::Mio);
 }

@@ -503,7 +503,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                             break;
                         }
                     } else if client.unsent() > 0 && progress.elapsed() > response * 2 {
-                        // Perhaps the known bug (see `Checks::pump_into_expires_held`):
+                        // Code from before the held-request fix (`Checks::pump_into_expires_held`):
                         // flush, which expires held requests, collects the rest.
                         let t = Instant::now();
                         if let Err(e) = client.flush_into(&mut outcomes) {

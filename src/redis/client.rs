@@ -1262,12 +1262,23 @@ impl<D: Driver<Connection>> Client<D> {
                 turned = true;
                 continue;
             }
+            // Requests still held in the client's queue fail by their deadline, as in
+            // `drive`: the connection does not know them, so nothing else would.
+            let timeout = self.options.response_timeout;
+            let held = self.batch.held_deadline(timeout);
+            if held.is_some_and(|d| Instant::now() >= d) {
+                self.batch.expire_unsent(timeout, Instant::now());
+            }
             appended += self.drain_finished_into(out);
             let expired = wait_until.is_some_and(|d| Instant::now() >= d);
             if appended > 0 || self.batch.all_finished() || expired || self.link.is_none() {
                 return Ok(appended);
             }
-            self.turn(wait_until)?;
+            let until = match (self.batch.held_deadline(timeout), wait_until) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            self.turn(until)?;
         }
     }
 
