@@ -396,6 +396,10 @@ fn owned(segment: &Bytes, frame: ServerFrame<'_>) -> ServerOp {
     // (the decoder's output borrows it), so its offset is in range.
     let base = segment.as_ptr() as usize;
     let view = |part: &[u8]| {
+        // An empty part may be a literal `&[]` that points nowhere near `segment`.
+        if part.is_empty() {
+            return Bytes::new();
+        }
         let start = (part.as_ptr() as usize).wrapping_sub(base);
         segment.slice(start..start + part.len())
     };
