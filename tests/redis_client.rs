@@ -947,8 +947,13 @@ struct Counting {
 }
 
 impl Driver<Connection> for Counting {
-    fn connect(&mut self, addr: SocketAddr, session: Connection) -> std::io::Result<ConnId> {
-        self.inner.connect(addr, session)
+    fn connect_with(
+        &mut self,
+        addr: SocketAddr,
+        session: Connection,
+        options: &monocoque::proto::chassis::SocketOptions,
+    ) -> std::io::Result<ConnId> {
+        self.inner.connect_with(addr, session, options)
     }
     fn adopt(&mut self, stream: TcpStream, session: Connection) -> std::io::Result<ConnId> {
         self.inner.adopt(stream, session)
