@@ -139,8 +139,13 @@ fn await_connected<S: Session, D: Driver<S>>(
                 // Also when it closed right after connecting: the link would never hear
                 // of it, since this turn's activities are not the caller's.
                 Activity::Closed { conn: c, error } if c == conn => {
-                    let error = error.unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionAborted));
-                    return Err(Unconnected::Failed(error));
+                    return Err(match error {
+                        Some(error) => Unconnected::Failed(error),
+                        // Closed with no I/O error before any input: the session gave up
+                        // on its own timer (a NATS session's connect timeout runs from
+                        // when it was built, and may fire in the same turn as ours).
+                        None => Unconnected::TimedOut,
+                    });
                 }
                 _ => {}
             }
