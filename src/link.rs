@@ -591,6 +591,46 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_late_resolution_times_out_and_its_answer_serves_the_next_attempt() {
+        for kind in DriverKind::ALL {
+            let mut driver = driver(kind);
+            let mut activities = Vec::new();
+            // A resolution that has not answered yet: the test holds its sender.
+            let (answer, sender) = Mailbox::new(1, driver.waker().expect("waker"));
+            let mut resolver = Resolver {
+                pending: Some(Pending {
+                    host: "slow.example".to_owned(),
+                    port: 6379,
+                    answer,
+                }),
+            };
+            let start = Instant::now();
+            let deadline = start + Duration::from_millis(200);
+            let result = resolver.resolve::<_, _, ()>(&mut driver, &mut activities, "slow.example", 6379, deadline);
+            assert!(matches!(result, Err(DialError::TimedOut)), "{kind}: {result:?}");
+            let returned = Instant::now();
+            assert!(
+                returned >= deadline && returned < deadline + Duration::from_secs(5),
+                "{kind}: returned {:?} after the deadline",
+                returned.saturating_duration_since(deadline)
+            );
+            assert!(resolver.pending.is_some(), "{kind}: still pending after the timeout");
+
+            // The answer arrives from another thread (and wakes the driver); the next
+            // attempt at the same host takes it instead of resolving again.
+            let addr = SocketAddr::from(([127, 0, 0, 1], 6379));
+            std::thread::spawn(move || sender.send(Ok(vec![addr])).map_err(|_| ()))
+                .join()
+                .expect("sender thread")
+                .expect("sent");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let result = resolver.resolve::<_, _, ()>(&mut driver, &mut activities, "slow.example", 6379, deadline);
+            assert_eq!(result.ok(), Some(vec![addr]), "{kind}");
+            assert!(resolver.pending.is_none(), "{kind}");
+        }
+    }
+
     /// A listener whose accept queue is full: the kernel drops further SYNs, so a
     /// connect to it hangs until the client's SYN retries run out (minutes).
     fn blackhole() -> (socket2::Socket, Vec<TcpStream>, SocketAddr) {
