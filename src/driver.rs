@@ -24,6 +24,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use monocoque_mio::MioDriver;
+use monocoque_proto::chassis::SocketOptions;
 use monocoque_proto::{Activity, ConnId, CoreId, Driver, ListenerId, Session, SessionFactory, Waker};
 use monocoque_uring::{UringDriver, UringError};
 
@@ -173,8 +174,8 @@ macro_rules! dispatch {
 }
 
 impl<S: Session> Driver<S> for AnyDriver<S> {
-    fn connect(&mut self, addr: SocketAddr, session: S) -> io::Result<ConnId> {
-        dispatch!(self, d => d.connect(addr, session))
+    fn connect_with(&mut self, addr: SocketAddr, session: S, options: &SocketOptions) -> io::Result<ConnId> {
+        dispatch!(self, d => d.connect_with(addr, session, options))
     }
 
     fn adopt(&mut self, stream: TcpStream, session: S) -> io::Result<ConnId> {

@@ -38,6 +38,8 @@ both_drivers! {
     slow_consumer_drops_and_reports => slow_consumer_drops_and_reports_uring, slow_consumer_drops_and_reports_mio;
     slow_consumer_backpressure_loses_nothing => slow_consumer_backpressure_loses_nothing_uring, slow_consumer_backpressure_loses_nothing_mio;
     publishes_leave_past_the_flush_threshold => publishes_leave_past_the_flush_threshold_uring, publishes_leave_past_the_flush_threshold_mio;
+    tcp_connect_into_a_full_backlog_times_out => tcp_connect_into_a_full_backlog_times_out_uring, tcp_connect_into_a_full_backlog_times_out_mio;
+    a_host_name_connects => a_host_name_connects_uring, a_host_name_connects_mio;
 }
 
 // ---- helpers ----
@@ -681,4 +683,49 @@ fn publishes_leave_past_the_flush_threshold(driver: DriverKind) {
         assert_eq!(m.payload, format!("{i:0>100}").as_bytes());
     }
     assert_eq!(sub.next_message(Duration::from_millis(100)).expect("receive"), None);
+}
+
+// ---- connecting ----
+
+/// A listener whose accept queue is full (backlog 0, filled by connects nobody
+/// accepts): the kernel drops further SYNs, so a connect to it hangs for minutes.
+/// Returns the listener and the fillers, to keep alive while the test runs.
+fn full_backlog() -> (socket2::Socket, Vec<std::net::TcpStream>, std::net::SocketAddr) {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    sock.listen(0).unwrap();
+    let addr = sock.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..16 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(stream) => fillers.push(stream),
+            Err(_) => break,
+        }
+    }
+    (sock, fillers, addr)
+}
+
+fn tcp_connect_into_a_full_backlog_times_out(driver: DriverKind) {
+    let (_listener, _fillers, addr) = full_backlog();
+    let timeout = Duration::from_millis(500);
+    let started = Instant::now();
+    let result = Client::connect_with(options(&format!("nats://{addr}"), driver).connect_timeout(timeout));
+    let waited = started.elapsed();
+    assert!(
+        matches!(&result, Err(Error::ConnectTimeout { timeout: t, .. }) if *t == timeout),
+        "{result:?}"
+    );
+    assert!(
+        waited >= timeout && waited < timeout + Duration::from_secs(5),
+        "waited {waited:?}"
+    );
+}
+
+fn a_host_name_connects(driver: DriverKind) {
+    let server = NatsServer::start();
+    let url = format!("nats://localhost:{}", server.port());
+    let mut c = Client::connect_with(options(&url, driver)).expect("connect through localhost");
+    c.publish("greet", "hi").unwrap();
+    c.flush().unwrap();
 }

@@ -42,6 +42,8 @@ both_drivers! {
     lost_restore_is_reported => lost_restore_is_reported_uring, lost_restore_is_reported_mio;
     transaction_cut_by_a_lost_connection_is_not_resent => transaction_cut_by_a_lost_connection_is_not_resent_uring, transaction_cut_by_a_lost_connection_is_not_resent_mio;
     handshake_without_reply_times_out => handshake_without_reply_times_out_uring, handshake_without_reply_times_out_mio;
+    tcp_connect_into_a_full_backlog_times_out => tcp_connect_into_a_full_backlog_times_out_uring, tcp_connect_into_a_full_backlog_times_out_mio;
+    a_host_name_connects => a_host_name_connects_uring, a_host_name_connects_mio;
     bulk_of_4gib_is_refused_from_its_header => bulk_of_4gib_is_refused_from_its_header_uring, bulk_of_4gib_is_refused_from_its_header_mio;
 }
 
@@ -947,8 +949,13 @@ struct Counting {
 }
 
 impl Driver<Connection> for Counting {
-    fn connect(&mut self, addr: SocketAddr, session: Connection) -> std::io::Result<ConnId> {
-        self.inner.connect(addr, session)
+    fn connect_with(
+        &mut self,
+        addr: SocketAddr,
+        session: Connection,
+        options: &monocoque::proto::chassis::SocketOptions,
+    ) -> std::io::Result<ConnId> {
+        self.inner.connect_with(addr, session, options)
     }
     fn adopt(&mut self, stream: TcpStream, session: Connection) -> std::io::Result<ConnId> {
         self.inner.adopt(stream, session)
@@ -1119,6 +1126,48 @@ fn transaction_cut_by_a_lost_connection_is_not_resent(driver: DriverKind) {
     assert_eq!(c.connections(), 2);
     drop(c);
     server.join().unwrap();
+}
+
+/// A listener whose accept queue is full (backlog 0, filled by connects nobody
+/// accepts): the kernel drops further SYNs, so a connect to it hangs for minutes.
+/// Returns the listener and the fillers, to keep alive while the test runs.
+fn full_backlog() -> (socket2::Socket, Vec<TcpStream>, SocketAddr) {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+    sock.listen(0).unwrap();
+    let addr = sock.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..16 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(stream) => fillers.push(stream),
+            Err(_) => break,
+        }
+    }
+    (sock, fillers, addr)
+}
+
+fn tcp_connect_into_a_full_backlog_times_out(driver: DriverKind) {
+    let (_listener, _fillers, addr) = full_backlog();
+    let timeout = Duration::from_millis(500);
+    let started = Instant::now();
+    let result = Client::connect_with(options(addr, driver).connect_timeout(timeout));
+    let waited = started.elapsed();
+    // The TCP connect was given the whole timeout: that is what the error reports.
+    assert!(
+        matches!(result, Err(Error::ConnectTimeout(t)) if t == timeout),
+        "{result:?}"
+    );
+    assert!(
+        waited >= timeout && waited < timeout + Duration::from_secs(5),
+        "waited {waited:?}"
+    );
+}
+
+fn a_host_name_connects(driver: DriverKind) {
+    let server = RedisServer::start(&[]);
+    let mut c = Client::connect_with(ClientOptions::new("localhost", server.addr.port()).driver(driver)).unwrap();
+    c.set("k", "v").unwrap();
+    assert_eq!(c.get("k").unwrap(), Some(b("v")));
 }
 
 fn handshake_without_reply_times_out(driver: DriverKind) {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token};
+use monocoque_proto::chassis::SocketOptions;
 use monocoque_proto::{
     Activity, ConnId, CoreId, Driver, IoArena, ListenerId, Session, SessionFactory, WakeLatch, WakeSignal, Waker,
 };
@@ -768,8 +769,8 @@ impl<S: Session> MioDriver<S> {
 }
 
 impl<S: Session> Driver<S> for MioDriver<S> {
-    fn connect(&mut self, addr: SocketAddr, session: S) -> io::Result<ConnId> {
-        let (stream, failure) = sys::start_connect(addr)?;
+    fn connect_with(&mut self, addr: SocketAddr, session: S, options: &SocketOptions) -> io::Result<ConnId> {
+        let (stream, failure) = sys::start_connect(addr, options)?;
         self.insert(stream, session, Phase::Connecting, false, failure)
             .map(|key| key.id(self.config.core))
     }

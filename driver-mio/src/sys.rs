@@ -7,6 +7,7 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 
 use mio::net::{TcpListener, TcpStream};
+use monocoque_proto::chassis::{SocketOptions, TcpKeepalive};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 /// Flags for every send: never raise `SIGPIPE` when the peer is gone (the error comes
@@ -53,6 +54,15 @@ pub(crate) fn prepare_stream(sock: SockRef<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// Turns on TCP keepalive with the given timings.
+pub(crate) fn set_keepalive(sock: SockRef<'_>, keepalive: TcpKeepalive) -> io::Result<()> {
+    let params = socket2::TcpKeepalive::new()
+        .with_time(keepalive.idle)
+        .with_interval(keepalive.interval)
+        .with_retries(keepalive.retries);
+    sock.set_tcp_keepalive(&params)
+}
+
 /// Whether a non-blocking `connect` error only means "in progress".
 fn connect_in_progress(err: &io::Error) -> bool {
     #[cfg(unix)]
@@ -67,10 +77,13 @@ fn connect_in_progress(err: &io::Error) -> bool {
 /// An error making the socket is returned at once; an error from `connect` itself comes
 /// back beside the socket, so the driver can report it the way it reports a connection
 /// refused later ([`monocoque_proto::Activity::Closed`]).
-pub(crate) fn start_connect(addr: SocketAddr) -> io::Result<(TcpStream, Option<io::Error>)> {
+pub(crate) fn start_connect(addr: SocketAddr, options: &SocketOptions) -> io::Result<(TcpStream, Option<io::Error>)> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_nonblocking(true)?;
     prepare_stream(SockRef::from(&socket))?;
+    if let Some(keepalive) = options.keepalive {
+        set_keepalive(SockRef::from(&socket), keepalive)?;
+    }
     let failure = match socket.connect(&addr.into()) {
         Ok(()) => None,
         Err(e) if connect_in_progress(&e) => None,

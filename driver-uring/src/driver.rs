@@ -11,6 +11,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use monocoque_proto::chassis::SocketOptions;
 use monocoque_proto::{Activity, ConnId, CoreId, Driver, ListenerId, Session, SessionFactory, WakeLatch, Waker};
 
 use crate::ops::InFlight;
@@ -1023,9 +1024,13 @@ impl<S: Session> UringDriver<S> {
 }
 
 impl<S: Session> Driver<S> for UringDriver<S> {
-    fn connect(&mut self, addr: SocketAddr, session: S) -> io::Result<ConnId> {
+    fn connect_with(&mut self, addr: SocketAddr, session: S, options: &SocketOptions) -> io::Result<ConnId> {
         let raw = RawAddr::new(&addr);
-        let stream = TcpStream::from(sys::tcp_socket(raw.family())?);
+        let fd = sys::tcp_socket(raw.family())?;
+        if let Some(keepalive) = options.keepalive {
+            sys::set_keepalive(&fd, keepalive)?;
+        }
+        let stream = TcpStream::from(fd);
         sys::prepare_stream(&stream)?;
         let fd = stream.as_raw_fd();
         let index = self.insert_conn(Conn::new(stream, session, Phase::Connecting));

@@ -6,6 +6,8 @@ use std::mem;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use monocoque_proto::chassis::TcpKeepalive;
+
 /// A socket address in the kernel's layout, for `bind` and the `Connect` operation.
 pub(crate) enum RawAddr {
     V4(libc::sockaddr_in),
@@ -127,6 +129,17 @@ pub(crate) fn accepted_stream(fd: libc::c_int) -> TcpStream {
     // SAFETY: the kernel created `fd` for this process in the accept completion being
     // handled, and nothing else has seen it, so this is its only owner.
     unsafe { TcpStream::from_raw_fd(fd) }
+}
+
+/// Turns on TCP keepalive with the given timings (seconds, rounded down, at least 1:
+/// the kernel's unit).
+pub(crate) fn set_keepalive(fd: &OwnedFd, keepalive: TcpKeepalive) -> io::Result<()> {
+    let secs = |d: std::time::Duration| libc::c_int::try_from(d.as_secs().max(1)).unwrap_or(libc::c_int::MAX);
+    let retries = libc::c_int::try_from(keepalive.retries).unwrap_or(libc::c_int::MAX);
+    set_int_opt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+    set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs(keepalive.idle))?;
+    set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, secs(keepalive.interval))?;
+    set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, retries)
 }
 
 /// Sets `TCP_NODELAY` on a stream socket: the driver already batches writes.

@@ -15,6 +15,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use monocoque_proto::chassis::SocketOptions;
 use monocoque_proto::{Activity, ConnId, CoreId, Driver, ListenerId, Session, SessionFactory, Waker};
 
 use super::script::Script;
@@ -324,7 +325,8 @@ fn cut_pieces(body: &[u8], seed: u8) -> Vec<&[u8]> {
 }
 
 impl<S: Session, F: FakeServer> Driver<S> for MemDriver<S, F> {
-    fn connect(&mut self, _addr: SocketAddr, session: S) -> io::Result<ConnId> {
+    fn connect_with(&mut self, _addr: SocketAddr, session: S, _options: &SocketOptions) -> io::Result<ConnId> {
+        // No socket: the options have nothing to apply to.
         match self.open(session) {
             Ok(conn) => {
                 self.pending.push(Activity::Connected(conn));

@@ -132,6 +132,8 @@ struct Inner<D> {
     info: Option<ServerInfo>,
     connections: u64,
     activities: Vec<Activity>,
+    /// Resolves server host names off the driver's thread.
+    resolver: link::Resolver,
     scratch: Vec<sm::Event>,
     /// When the driver last turned: the clock a publish hands the connection, which only
     /// advances its own clock with it (so publishing reads no clock per message).
@@ -185,6 +187,7 @@ impl<D: Driver<Connection>> Client<D> {
             info: None,
             connections: 0,
             activities: Vec::new(),
+            resolver: link::Resolver::default(),
             scratch: Vec::new(),
             last_turn: Instant::now(),
         };
@@ -1094,15 +1097,25 @@ impl<D: Driver<Connection>> Inner<D> {
             options,
             pool,
             carry,
+            resolver,
+            activities,
             ..
         } = self;
-        let dialed = link::dial(driver, (&server.host, server.port), tcp_deadline, None, |now| {
-            let config = config_for(options, pool.rng(), &server)?;
-            Ok(match carry.take() {
-                Some(state) => Connection::resume(config, state, now),
-                None => Connection::new(config, now),
-            })
-        });
+        let dialing = Dialing {
+            options,
+            pool,
+            carry,
+            server: &server,
+        };
+        let dialed = link::dial(
+            driver,
+            resolver,
+            activities,
+            (&server.host, server.port),
+            tcp_deadline,
+            None,
+            dialing,
+        );
         let conn = dialed.map_err(|e| match e {
             DialError::TimedOut => Error::ConnectTimeout {
                 server: server.address(),
@@ -1124,6 +1137,32 @@ impl<D: Driver<Connection>> Inner<D> {
         }
         self.drain_events();
         Ok(())
+    }
+}
+
+/// How a NATS dial builds its sessions: a fresh one, or one resuming what the last
+/// connection left ([`ReconnectState`]); a connect that fails hands its session back,
+/// and what it carried goes into the next one.
+struct Dialing<'a> {
+    options: &'a ClientOptions,
+    pool: &'a mut Supervisor<ServerAddr, Error>,
+    carry: &'a mut Option<ReconnectState>,
+    server: &'a ServerAddr,
+}
+
+impl link::Dialing<Connection> for Dialing<'_> {
+    type Error = Error;
+
+    fn session(&mut self, now: Instant) -> Result<Connection, Error> {
+        let config = config_for(self.options, self.pool.rng(), self.server)?;
+        Ok(match self.carry.take() {
+            Some(state) => Connection::resume(config, state, now),
+            None => Connection::new(config, now),
+        })
+    }
+
+    fn salvage(&mut self, mut session: Connection) {
+        *self.carry = Some(session.take_reconnect_state());
     }
 }
 

@@ -109,6 +109,8 @@ pub struct Client<D: Driver<Connection> = AnyDriver<Connection>> {
     /// by the next ones (one clock read per batch, not per command).
     batch_clock: Option<Instant>,
     activities: Vec<Activity>,
+    /// Resolves the server's host name off the driver's thread.
+    resolver: link::Resolver,
 }
 
 /// The current connection, with what the client keeps per connection.
@@ -219,6 +221,7 @@ impl<D: Driver<Connection>> Client<D> {
             last_turn: Instant::now(),
             batch_clock: None,
             activities: Vec::new(),
+            resolver: link::Resolver::default(),
         };
         client.open_link()?;
         Ok(client)
@@ -992,9 +995,15 @@ impl<D: Driver<Connection>> Client<D> {
         let deadline = link::connect_deadline(start, self.options.connect_timeout, limit);
         let o = &self.options;
         let config = o.connection_config();
-        let dialed = link::dial(&mut self.driver, (&o.host, o.port), deadline, o.tcp_keepalive, |now| {
-            Ok::<_, Infallible>(Connection::new(config, now))
-        });
+        let dialed = link::dial(
+            &mut self.driver,
+            &mut self.resolver,
+            &mut self.activities,
+            (&o.host, o.port),
+            deadline,
+            o.tcp_keepalive,
+            link::Fresh(|now| Ok::<_, Infallible>(Connection::new(config.clone(), now))),
+        );
         let conn = dialed.map_err(|e| match e {
             // What a timeout reports: the time the TCP connect was given.
             DialError::TimedOut => Error::ConnectTimeout(deadline.saturating_duration_since(start)),

@@ -9,7 +9,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Session, Waker};
 
@@ -77,6 +77,43 @@ impl ListenerId {
     }
 }
 
+/// TCP keepalive on a socket: after `idle` without traffic the kernel sends a probe
+/// every `interval`, and after `retries` unanswered probes the connection is reset. It
+/// finds a vanished host or a broken path even while the client makes no call (a
+/// frozen server process is still answered by its kernel: a health check catches that
+/// one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    /// Idle time before the first probe (`TCP_KEEPIDLE`).
+    pub idle: Duration,
+    /// Time between probes (`TCP_KEEPINTVL`).
+    pub interval: Duration,
+    /// Unanswered probes before the connection is dropped (`TCP_KEEPCNT`).
+    pub retries: u32,
+}
+
+/// 30 s idle, then 3 probes 10 s apart: a dead peer is noticed within a minute, where
+/// the kernel's own default (2 hours idle, 9 probes 75 s apart) takes over 2 hours.
+/// Go's dialer (and so go-redis) probes after 15 s.
+impl Default for TcpKeepalive {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(30),
+            interval: Duration::from_secs(10),
+            retries: 3,
+        }
+    }
+}
+
+/// Socket options a driver applies to a socket it connects
+/// ([`Driver::connect_with`]): the body never holds the socket, so it says here what
+/// it wants set. `TCP_NODELAY` needs no asking: drivers set it on every stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketOptions {
+    /// TCP keepalive with these timings (`None`: the kernel's settings, off by default).
+    pub keepalive: Option<TcpKeepalive>,
+}
+
 /// Builds the session for a connection a listener accepted: given the listener, the
 /// peer's address and the current instant.
 pub type SessionFactory<S> = Box<dyn FnMut(ListenerId, SocketAddr, Instant) -> S>;
@@ -128,7 +165,13 @@ pub trait Driver<S: Session> {
     /// Starts connecting to `addr`; the session's queued output is sent once the
     /// connection is up ([`Activity::Connected`]). A failure to connect arrives later as
     /// [`Activity::Closed`] with the error.
-    fn connect(&mut self, addr: SocketAddr, session: S) -> io::Result<ConnId>;
+    fn connect(&mut self, addr: SocketAddr, session: S) -> io::Result<ConnId> {
+        self.connect_with(addr, session, &SocketOptions::default())
+    }
+
+    /// [`connect`](Self::connect), with `options` applied to the socket before it
+    /// connects (an option the kernel refuses fails the call).
+    fn connect_with(&mut self, addr: SocketAddr, session: S, options: &SocketOptions) -> io::Result<ConnId>;
 
     /// Runs `session` over an already connected stream (a blocking connect, a socket
     /// handed over by another thread). The stream is switched to non-blocking mode.

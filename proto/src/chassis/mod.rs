@@ -27,7 +27,7 @@ mod wake;
 
 pub use arena::{IoArena, DEFAULT_SHARE_THRESHOLD};
 pub use codec::MonocoqueCodec;
-pub use driver::{Activity, ConnId, CoreId, Driver, ListenerId, SessionFactory};
+pub use driver::{Activity, ConnId, CoreId, Driver, ListenerId, SessionFactory, SocketOptions, TcpKeepalive};
 pub use either::Either;
 pub use mailbox::{Mailbox, MailboxError, MailboxSender};
 pub use permits::{Backpressure, BytePermits};
