@@ -50,12 +50,6 @@ pub struct Checks {
     /// Time allowed past each call's own limit (its timeouts, the reconnect policy's
     /// attempts and backoff).
     pub slack: Duration,
-    /// Redis: requests held in the client's queue (over `max_pending`) get their outcome
-    /// within their response timeout from `pump_into` too, as they do from `flush`.
-    /// On in both check sets since that bug (found by these targets, pinned in
-    /// `tests/fuzz_bodies.rs`) was fixed; `false` falls back to `flush` after two response
-    /// timeouts without progress, for bisecting older code.
-    pub pump_into_expires_held: bool,
 }
 
 impl Checks {
@@ -63,13 +57,11 @@ impl Checks {
     /// enough that the fuzzer notices a call that overstays.
     pub const FUZZ: Checks = Checks {
         slack: Duration::from_millis(500),
-        pump_into_expires_held: true,
     };
 
     /// What the corpus replay checks: seconds of slack (a shared CI machine).
     pub const REPLAY: Checks = Checks {
         slack: Duration::from_secs(5),
-        pump_into_expires_held: true,
     };
 }
 

@@ -479,9 +479,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                 }
                 let t = Instant::now();
                 let mut outcomes = Vec::new();
-                let mut progress = t;
                 while outcomes.len() < expects.len() {
-                    let before = outcomes.len();
                     let got = client.pump_into(Some(Instant::now() + response), &mut outcomes);
                     if let Err(e) = got {
                         ck.error(&e, "pump_into");
@@ -495,26 +493,8 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                             client.unsent()
                         );
                     }
-                    if outcomes.len() > before {
-                        progress = Instant::now();
-                    }
-                    if checks.pump_into_expires_held {
-                        if !clock.check(t, "pump_into until every outcome is in") {
-                            break;
-                        }
-                    } else if client.unsent() > 0 && progress.elapsed() > response * 2 {
-                        // Code from before the held-request fix (`Checks::pump_into_expires_held`):
-                        // flush, which expires held requests, collects the rest.
-                        let t = Instant::now();
-                        if let Err(e) = client.flush_into(&mut outcomes) {
-                            ck.error(&e, "flush after pump_into");
-                        }
-                        clock.check(t, "flush after pump_into");
+                    if !clock.check(t, "pump_into until every outcome is in") {
                         break;
-                    } else {
-                        if !clock.check(t, "pump_into until every outcome is in") {
-                            break;
-                        }
                     }
                 }
                 assert!(
