@@ -1,10 +1,18 @@
 //! The body side of a link, shared by every client: name resolution on a helper thread
 //! and the driver's non-blocking TCP connect, both waited in driver turns bounded by
-//! the caller's remaining time, TCP keepalive, the driver turn that says what happened to the link, and the reconnect loop
-//! that carries out the chassis' supervisor ([`monocoque_proto::chassis::link`]): the
-//! backoff and the handshake are waited in the driver, never past the caller's deadline.
-//! What a protocol replays on a new connection, and how its events map onto the public
-//! API, stays with each client (through [`Redial`]).
+//! the caller's remaining time, TCP keepalive, the driver turn that says what happened
+//! to the link, and the reconnect loop that carries out the chassis' supervisor
+//! ([`monocoque_proto::chassis::link`]): the backoff and the handshake are waited in the
+//! driver, never past the caller's deadline.
+//!
+//! [`Body`] puts them together: the one client body every protocol uses (driver, link,
+//! supervisor, the turn, the event drain, burying and reconnecting, the backpressure
+//! retry loop). What a protocol replays on a new connection, and how its events map onto
+//! the public API, is its [`Protocol`] (`src/nats/body.rs`).
+
+mod body;
+
+pub(crate) use body::{deadline_after, poll_until, Body, Cx, Protocol, Retry, Retrying};
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
