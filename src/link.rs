@@ -8,7 +8,7 @@
 //! [`Body`] puts them together: the one client body every protocol uses (driver, link,
 //! supervisor, the turn, the event drain, burying and reconnecting, the backpressure
 //! retry loop). What a protocol replays on a new connection, and how its events map onto
-//! the public API, is its [`Protocol`] (`src/nats/body.rs`).
+//! the public API, is its [`Protocol`] (`src/nats/body.rs`, `src/redis/body.rs`).
 
 mod body;
 
@@ -60,8 +60,10 @@ pub(crate) trait Dialing<S> {
 }
 
 /// A [`Dialing`] that builds every session with a closure and drops failed ones.
+#[cfg(test)]
 pub(crate) struct Fresh<F>(pub(crate) F);
 
+#[cfg(test)]
 impl<S, E, F: FnMut(Instant) -> Result<S, E>> Dialing<S> for Fresh<F> {
     type Error = E;
 

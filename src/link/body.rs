@@ -170,6 +170,11 @@ impl<D: Driver<P::Session>, P: Protocol> Body<D, P> {
         self.link.as_ref().is_some_and(Link::is_live)
     }
 
+    /// Whether a connection completed its handshake (dead or not).
+    pub(crate) fn is_ready(&self) -> bool {
+        self.link.as_ref().is_some_and(|l| l.ready)
+    }
+
     /// Why the current connection died, if it did.
     pub(crate) fn dead(&self) -> Option<&P::Lost> {
         self.link.as_ref().and_then(|l| l.dead.as_ref())
