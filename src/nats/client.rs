@@ -83,7 +83,7 @@ pub struct Client<D: Driver<Connection> = AnyDriver<Connection>> {
 /// messages it received. Dropping it unsubscribes.
 ///
 /// Its messages wait in its own bounded queue
-/// ([`SubscriptionPolicy`](super::SubscriptionPolicy)); when the queue is full, new
+/// ([`SubscriptionPolicy`]); when the queue is full, new
 /// messages are dropped (and reported as [`Event::SlowConsumer`]) or the socket stops
 /// being read until this subscription is drained, as its policy says.
 pub struct Subscription<D: Driver<Connection> = AnyDriver<Connection>> {

@@ -166,7 +166,7 @@ impl<D: Driver<Connection>> Client<D> {
     /// [`Cmd`] is built and nothing is allocated per command. This is the fast path for
     /// pipelining many small commands; [`set_buffered`](Self::set_buffered) and
     /// [`get_buffered`](Self::get_buffered) use it. Arguments are copied (a large
-    /// [`Bytes`] value is shared without copying only through a [`Cmd`]).
+    /// [`Bytes`](bytes::Bytes) value is shared without copying only through a [`Cmd`]).
     ///
     /// ```no_run
     /// # let mut client = monocoque::redis::Client::connect("redis://127.0.0.1")?;
