@@ -13,7 +13,7 @@ use monocoque_proto::SegmentedBuffer;
 use super::driver::{FakeServer, Frame, MemDriver};
 use super::script::Script;
 use super::{loopback, Checks, Clock};
-use crate::nats::{Client, ClientOptions, Error, ReconnectPolicy, ServerAddr, Subscription};
+use crate::nats::{Client, ClientOptions, Error, LinkError, ReconnectPolicy, ServerAddr, Subscription};
 
 /// A fake nats-server: sends `INFO` first, answers `PING` with `PONG` (and ops with
 /// `+OK` when verbose), keeps the client's subscriptions, delivers each `PUB` to the
@@ -163,8 +163,7 @@ fn check_error(e: &Error, what: &str) {
                 | Error::Connection(_)
                 | Error::Reconnect { .. }
                 | Error::Disconnected(_)
-                | Error::Connect { .. }
-                | Error::ConnectTimeout { .. }
+                | Error::Link(LinkError::Connect { .. } | LinkError::ConnectTimeout { .. })
                 | Error::Rejected(_)
         ),
         "{what}: unexpected error {e:?}"

@@ -12,7 +12,7 @@ use monocoque_proto::SegmentedBuffer;
 use super::driver::{FakeServer, Frame, MemDriver};
 use super::script::Script;
 use super::{loopback, Checks, Clock};
-use crate::redis::{cmd, Client, ClientOptions, Error, ReconnectPolicy};
+use crate::redis::{cmd, Client, ClientOptions, Error, LinkError, ReconnectPolicy};
 
 /// A fake Redis server: `GET k` answers the bulk string `k`, `PING m` the bulk `m`,
 /// `SET` `+OK`; the handshake (`HELLO 3` or RESP2's, `CLIENT SETNAME`, `SELECT`),
@@ -305,8 +305,7 @@ impl Oracle {
                     Error::Timeout
                         | Error::Connection(_)
                         | Error::Reconnect { .. }
-                        | Error::Connect { .. }
-                        | Error::ConnectTimeout(_)
+                        | Error::Link(LinkError::Connect { .. } | LinkError::ConnectTimeout { .. })
                         | Error::Handshake(_)
                 ),
             "{what}: unexpected error {e:?}"
@@ -351,6 +350,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
         .reconnect(ReconnectPolicy {
             initial: Duration::from_millis(1),
             max: delay_cap,
+            jitter: 0.0,
             max_attempts: Some(attempts),
         })
         .idle_check((h1 & 4 != 0).then(|| Duration::from_millis(3)))

@@ -19,7 +19,7 @@ use monocoque_proto::{Activity, Driver};
 
 use super::event::MAX_QUEUED_EVENTS;
 use super::options::{Auth, ServerAddr, UrlAuth};
-use super::{ClientOptions, Error, Event};
+use super::{ClientOptions, Error, Event, LinkError};
 use crate::driver::AnyDriver;
 use crate::link::{self, DialError, Handshake, Redial};
 
@@ -158,20 +158,24 @@ impl Client<AnyDriver<Connection>> {
 
     /// Connects with `options`, on the driver they name.
     pub fn connect_with(options: ClientOptions) -> Result<Self, Error> {
-        let driver = AnyDriver::new(options.driver).map_err(|e| Error::DriverUnavailable(Arc::new(e)))?;
+        let driver = options.link.open_driver()?;
         Self::connect_with_driver(driver, options)
     }
 }
 
 impl<D: Driver<Connection>> Client<D> {
     /// Connects with `options` on a driver the caller built (any [`Driver`]);
-    /// `options.driver` is ignored. Each configured server is tried once, in order; the
+    /// `options.link.driver` is ignored. Each configured server is tried once, in order; the
     /// first to complete the handshake wins, otherwise the last error is returned (at
     /// once for credentials the server refused).
     pub fn connect_with_driver(driver: D, options: ClientOptions) -> Result<Self, Error> {
         let mut inner = Inner {
             driver,
-            pool: Supervisor::new(&options.servers, options.reconnect, super::pool::seed(options.seed)),
+            pool: Supervisor::new(
+                &options.servers,
+                options.link.reconnect,
+                super::pool::seed(options.seed),
+            ),
             auto_flush_at: options.flush_threshold,
             options,
             link: None,
@@ -863,7 +867,7 @@ impl<D: Driver<Connection>> Inner<D> {
             Err(e) => {
                 self.kill_link(ConnectionError::Closed);
                 self.bury_link();
-                return Err(Error::Driver(Arc::new(e)));
+                return Err(Error::Link(LinkError::Driver(Arc::new(e))));
             }
         };
         if reported.ready || reported.closed {
@@ -1092,7 +1096,8 @@ impl<D: Driver<Connection>> Inner<D> {
         let Some(server) = self.pool.servers().get(index).cloned() else {
             return Err(Error::Url(super::UrlError::Empty));
         };
-        let timeout = self.options.connect_timeout;
+        let timeout = self.options.link.connect_timeout;
+        let keepalive = self.options.link.tcp_keepalive;
         let now = Instant::now();
         let connect_deadline = now + timeout;
         let tcp_deadline = link::connect_deadline(now, timeout, deadline);
@@ -1117,18 +1122,18 @@ impl<D: Driver<Connection>> Inner<D> {
             activities,
             (&server.host, server.port),
             tcp_deadline,
-            None,
+            keepalive,
             dialing,
         );
         let conn = dialed.map_err(|e| match e {
-            DialError::TimedOut => Error::ConnectTimeout {
+            DialError::TimedOut => Error::from(LinkError::ConnectTimeout {
                 server: server.address(),
                 timeout,
-            },
-            DialError::Io(e) => Error::Connect {
+            }),
+            DialError::Io(e) => Error::from(LinkError::Connect {
                 server: server.address(),
                 source: Arc::new(e),
-            },
+            }),
             DialError::Session(e) => e,
         })?;
         self.pool.set_current(index);
@@ -1251,7 +1256,7 @@ fn config_for(o: &ClientOptions, rng: &mut Rng, server: &ServerAddr) -> Result<C
         verbose: o.verbose,
         pedantic: o.pedantic,
         echo: o.echo,
-        connect_timeout: o.connect_timeout,
+        connect_timeout: o.link.connect_timeout,
         ping_interval: o.ping_interval,
         max_pings_out: o.max_pings_out,
         seed: rng.next_u64(),

@@ -13,7 +13,7 @@ use monocoque_proto::{Activity, Driver};
 
 use super::batch::{Batch, Request, RequestId};
 use super::event::{Event, EventQueue, Invalidation, Message};
-use super::{ClientOptions, Error, ServerError};
+use super::{ClientOptions, Error, LinkError, ServerError};
 use crate::driver::AnyDriver;
 use crate::link::{self, DialError, Handshake, OneServer, Redial};
 
@@ -197,18 +197,18 @@ impl Client<AnyDriver<Connection>> {
     /// Connects with `options`, on the driver they name, blocking until the handshake
     /// completes or fails.
     pub fn connect_with(options: ClientOptions) -> Result<Self, Error> {
-        let driver = AnyDriver::new(options.driver).map_err(|e| Error::DriverUnavailable(Arc::new(e)))?;
+        let driver = options.link.open_driver()?;
         Self::connect_with_driver(driver, options)
     }
 }
 
 impl<D: Driver<Connection>> Client<D> {
     /// Connects with `options` on a driver the caller built (any [`Driver`]), blocking
-    /// until the handshake completes or fails. `options.driver` is ignored.
+    /// until the handshake completes or fails. `options.link.driver` is ignored.
     pub fn connect_with_driver(driver: D, options: ClientOptions) -> Result<Self, Error> {
         let mut client = Self {
             driver,
-            redial: Supervisor::new(&[OneServer], options.reconnect.supervised(), 0),
+            redial: Supervisor::new(&[OneServer], options.link.reconnect, 0),
             events: EventQueue::new(options.max_event_bytes),
             protocol: options.protocol,
             options,
@@ -377,7 +377,7 @@ impl<D: Driver<Connection>> Client<D> {
     /// the connection's end.
     ///
     /// # Errors
-    /// Only [`Error::Driver`], when the driver itself fails: every buffered request is
+    /// Only [`LinkError::Driver`], when the driver itself fails: every buffered request is
     /// then dropped (those on the wire may still run on the server; their replies are
     /// never delivered).
     pub fn flush(&mut self) -> Result<Vec<Result<Value, Error>>, Error> {
@@ -752,7 +752,7 @@ impl<D: Driver<Connection>> Client<D> {
                 match self.reconnect(held_deadline) {
                     Ok(()) => {}
                     Err(Redialed::Later(e)) => self.batch.expire_unsent_with(timeout, Instant::now(), &e),
-                    Err(Redialed::Over(e @ Error::Driver(_))) => return Err(e),
+                    Err(Redialed::Over(e @ Error::Link(LinkError::Driver(_)))) => return Err(e),
                     Err(Redialed::Over(e)) => self.batch.fail_unsent(&e),
                 }
                 continue;
@@ -819,7 +819,7 @@ impl<D: Driver<Connection>> Client<D> {
         let reported = match result {
             Ok(reported) => reported,
             Err(e) => {
-                let error = Error::Driver(Arc::new(e));
+                let error = Error::Link(LinkError::Driver(Arc::new(e)));
                 self.kill_link(error.clone());
                 self.bury_link();
                 self.abort_batch();
@@ -981,7 +981,10 @@ impl<D: Driver<Connection>> Client<D> {
             Handshake::Dead(Some(e)) | Handshake::Failed(e) => Err(e),
             Handshake::Dead(None) => Err(Error::Connection(resp::ConnectionError::Closed)),
             // Not reached: without a limit the wait ends only with the handshake.
-            Handshake::Later => Err(Error::ConnectTimeout(self.options.connect_timeout)),
+            Handshake::Later => Err(Error::from(LinkError::ConnectTimeout {
+                server: self.options.address(),
+                timeout: self.options.link.connect_timeout,
+            })),
         }
     }
 
@@ -991,8 +994,8 @@ impl<D: Driver<Connection>> Client<D> {
     /// waits for the handshake.
     fn start_link(&mut self, limit: Option<Instant>) -> Result<(), Error> {
         let start = Instant::now();
-        let connect_by = start + self.options.connect_timeout;
-        let deadline = link::connect_deadline(start, self.options.connect_timeout, limit);
+        let connect_by = start + self.options.link.connect_timeout;
+        let deadline = link::connect_deadline(start, self.options.link.connect_timeout, limit);
         let o = &self.options;
         let config = o.connection_config();
         let dialed = link::dial(
@@ -1001,16 +1004,19 @@ impl<D: Driver<Connection>> Client<D> {
             &mut self.activities,
             (&o.host, o.port),
             deadline,
-            o.tcp_keepalive,
+            o.link.tcp_keepalive,
             link::Fresh(|now| Ok::<_, Infallible>(Connection::new(config.clone(), now))),
         );
         let conn = dialed.map_err(|e| match e {
             // What a timeout reports: the time the TCP connect was given.
-            DialError::TimedOut => Error::ConnectTimeout(deadline.saturating_duration_since(start)),
-            DialError::Io(e) => Error::Connect {
-                addr: o.address(),
+            DialError::TimedOut => Error::from(LinkError::ConnectTimeout {
+                server: o.address(),
+                timeout: deadline.saturating_duration_since(start),
+            }),
+            DialError::Io(e) => Error::from(LinkError::Connect {
+                server: o.address(),
                 source: Arc::new(e),
-            },
+            }),
             DialError::Session(never) => match never {},
         })?;
         self.link = Some(Link::new(conn, connect_by));
@@ -1162,7 +1168,10 @@ impl<D: Driver<Connection>> Redial for Client<D> {
     }
 
     fn handshake_timed_out(&mut self) {
-        self.kill_link(Error::ConnectTimeout(self.options.connect_timeout));
+        self.kill_link(Error::from(LinkError::ConnectTimeout {
+            server: self.options.address(),
+            timeout: self.options.link.connect_timeout,
+        }));
     }
 
     fn bury_link(&mut self) {
@@ -1219,7 +1228,7 @@ impl<D: Driver<Connection>> Client<D> {
     /// batch of commands, not per command.
     ///
     /// # Errors
-    /// As [`flush`](Self::flush): only [`Error::Driver`], and every buffered request is
+    /// As [`flush`](Self::flush): only [`LinkError::Driver`], and every buffered request is
     /// then dropped.
     pub fn pump_into(
         &mut self,
@@ -1259,7 +1268,7 @@ impl<D: Driver<Connection>> Client<D> {
                             return Ok(appended);
                         }
                     }
-                    Err(Redialed::Over(e @ Error::Driver(_))) => return Err(e),
+                    Err(Redialed::Over(e @ Error::Link(LinkError::Driver(_)))) => return Err(e),
                     Err(Redialed::Over(e)) => self.batch.fail_unsent(&e),
                 }
                 continue;
