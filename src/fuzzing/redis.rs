@@ -11,8 +11,8 @@ use monocoque_proto::SegmentedBuffer;
 
 use super::driver::{FakeServer, Frame, MemDriver};
 use super::script::Script;
-use super::{loopback, Checks, Clock};
-use crate::redis::{cmd, Client, ClientOptions, Error, ReconnectPolicy};
+use super::{calls, loopback, Checks, Clock};
+use crate::redis::{cmd, Client, ClientOptions, Error, LinkError};
 
 /// A fake Redis server: `GET k` answers the bulk string `k`, `PING m` the bulk `m`,
 /// `SET` `+OK`; the handshake (`HELLO 3` or RESP2's, `CLIENT SETNAME`, `SELECT`),
@@ -305,8 +305,7 @@ impl Oracle {
                     Error::Timeout
                         | Error::Connection(_)
                         | Error::Reconnect { .. }
-                        | Error::Connect { .. }
-                        | Error::ConnectTimeout(_)
+                        | Error::Link(LinkError::Connect { .. } | LinkError::ConnectTimeout { .. })
                         | Error::Handshake(_)
                 ),
             "{what}: unexpected error {e:?}"
@@ -341,18 +340,12 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
     let h0 = script.byte();
     let h1 = script.byte();
     let response = Duration::from_millis(2 + u64::from(h0 & 7));
-    let connect = Duration::from_millis(4 + u64::from((h0 >> 4) & 7));
-    let attempts = 1 + u32::from(h1 >> 6);
-    let delay_cap = Duration::from_millis(2);
+    let link = calls::link_options(h0, h1, 0.0);
+    let connect = link.connect_timeout;
     let mut options = ClientOptions::new("127.0.0.1", 0)
+        .link(link)
         .protocol(if h1 & 1 != 0 { Protocol::Resp2 } else { Protocol::Resp3 })
-        .connect_timeout(connect)
         .response_timeout(Some(response))
-        .reconnect(ReconnectPolicy {
-            initial: Duration::from_millis(1),
-            max: delay_cap,
-            max_attempts: Some(attempts),
-        })
         .idle_check((h1 & 4 != 0).then(|| Duration::from_millis(3)))
         .database(u32::from(h1 & 8 != 0));
     if h1 & 2 != 0 {
@@ -387,15 +380,14 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
         resp2: h1 & 1 != 0 || noproto,
     };
 
-    let started = Instant::now();
-    let connected = Client::connect_with_driver(driver, options);
-    clock.check_with(started, connect, "connect");
-    let mut client = match connected {
-        Ok(client) => client,
-        Err(e) => {
-            ck.error(&e, "connect");
-            return clock.verdict();
-        }
+    let connected = calls::connect(
+        &clock,
+        connect,
+        || Client::connect_with_driver(driver, options),
+        |e| ck.error(e, "connect"),
+    );
+    let Some(mut client) = connected else {
+        return clock.verdict();
     };
     // Channels subscribed at some point (a message may still arrive after an
     // unsubscribe, or for a subscribe whose call failed after it was sent).
@@ -410,31 +402,26 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
             _ => (cmd("PING").arg(format!("p{n}")), Expect::Bulk(format!("p{n}"))),
         }
     };
-    while let Some(op) = script.next() {
-        if super::tracing() {
-            let names = [
-                "query",
-                "query",
-                "query",
-                "flush",
-                "pump_into",
-                "discard",
-                "transaction",
-                "next_event",
-                "(un)subscribe",
-                "publish",
-                "next_message",
-            ];
-            eprintln!("[fuzz] call: {}", names[usize::from(op % 11)]);
-        }
-        match op % 11 {
+    let names = [
+        "query",
+        "query",
+        "query",
+        "flush",
+        "pump_into",
+        "discard",
+        "transaction",
+        "next_event",
+        "(un)subscribe",
+        "publish",
+        "next_message",
+    ];
+    calls::run_calls(&script, &names, |kind, op| {
+        match kind {
             0..=2 => {
                 let (c, expect) = next(op / 11);
-                let t = Instant::now();
-                let outcome = client.query(&c);
-                clock.check(t, "query");
+                let outcome = clock.time("query", || client.query(&c));
                 if super::tracing() {
-                    eprintln!("[fuzz] {expect:?}: {outcome:?} after {:?}", t.elapsed());
+                    eprintln!("[fuzz] {expect:?}: {outcome:?}");
                 }
                 ck.check(&expect, &outcome, "query");
             }
@@ -449,9 +436,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                         Err(e) => ck.error(&e, "send_buffered"),
                     }
                 }
-                let t = Instant::now();
-                let outcomes = client.flush();
-                clock.check(t, "flush");
+                let outcomes = clock.time("flush", || client.flush());
                 match outcomes {
                     Ok(outcomes) => {
                         assert_eq!(
@@ -517,11 +502,12 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                 if script.byte() & 1 != 0 {
                     // Hand them to the kernel first, so their replies do come back.
                     let mut none = Vec::new();
-                    let t = Instant::now();
-                    if let Err(e) = client.pump_into(Some(Instant::now()), &mut none) {
+                    let pumped = clock.time("pump_into with a past deadline", || {
+                        client.pump_into(Some(Instant::now()), &mut none)
+                    });
+                    if let Err(e) = pumped {
                         ck.error(&e, "pump_into");
                     }
-                    clock.check(t, "pump_into with a past deadline");
                     for outcome in &none {
                         if let Err(e) = outcome {
                             if !matches!(e, Error::Server(_)) {
@@ -542,9 +528,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                     cmds.push(c);
                     expects.push(expect);
                 }
-                let t = Instant::now();
-                let outcome = client.transaction(&cmds);
-                clock.check(t, "transaction");
+                let outcome = clock.time("transaction", || client.transaction(&cmds));
                 match outcome {
                     Ok(Value::Array(items)) => {
                         assert_eq!(items.len(), expects.len(), "EXEC's array has a wrong length: {items:?}");
@@ -568,13 +552,11 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                     // server.
                     subscribed.insert(channel);
                 }
-                let t = Instant::now();
                 let outcome = if subscribe {
-                    client.subscribe(&[channel])
+                    clock.time("subscribe", || client.subscribe(&[channel]))
                 } else {
-                    client.unsubscribe(&[channel])
+                    clock.time("unsubscribe", || client.unsubscribe(&[channel]))
                 };
-                clock.check(t, if subscribe { "subscribe" } else { "unsubscribe" });
                 match outcome {
                     Ok(()) => {}
                     Err(Error::Server(e)) => panic!("(un)subscribe got the error reply {e:?}"),
@@ -584,9 +566,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
             9 => {
                 let channel = CHANNELS[usize::from(script.byte()) % CHANNELS.len()];
                 publishes += 1;
-                let t = Instant::now();
-                let outcome = client.publish(channel, format!("{channel}:m{publishes}"));
-                clock.check(t, "publish");
+                let outcome = clock.time("publish", || client.publish(channel, format!("{channel}:m{publishes}")));
                 match outcome {
                     Ok(receivers) => assert!(
                         (0..=1).contains(&receivers),
@@ -604,10 +584,8 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                 }
             }
             10 => {
-                let ms = u64::from(script.byte() % 4);
-                let t = Instant::now();
-                let outcome = client.next_message(Duration::from_millis(ms));
-                clock.check_with(t, Duration::from_millis(ms), "next_message");
+                let wait = script.millis(4);
+                let outcome = clock.time_with("next_message", wait, || client.next_message(wait));
                 match outcome {
                     Ok(Some(message)) => {
                         let channel = std::str::from_utf8(&message.channel).unwrap_or("");
@@ -625,15 +603,12 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                 }
             }
             _ => {
-                let ms = u64::from(script.byte() % 8);
-                let t = Instant::now();
-                match client.next_event(Duration::from_millis(ms)) {
-                    Ok(_) => {}
-                    Err(e) => ck.error(&e, "next_event"),
+                let wait = script.millis(8);
+                if let Err(e) = clock.time_with("next_event", wait, || client.next_event(wait)) {
+                    ck.error(&e, "next_event");
                 }
-                clock.check_with(t, Duration::from_millis(ms), "next_event");
             }
         }
-    }
+    });
     clock.verdict()
 }

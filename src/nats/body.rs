@@ -17,8 +17,8 @@ use monocoque_proto::nats::{Message, ServerInfo, Sid};
 
 use super::event::MAX_QUEUED_EVENTS;
 use super::options::{Auth, ServerAddr, UrlAuth};
-use super::{ClientOptions, Error, Event};
-use crate::link::{self, Cx, DialError, Protocol, Redialed, Retry, Retrying};
+use super::{ClientOptions, Error, Event, LinkError};
+use crate::link::{self, Cx, DialError, Protocol, Redialed, Retry, Retrying, TcpKeepalive};
 
 /// The body of a NATS client: the shared link machinery over the [`Nats`] state.
 pub(crate) type Inner<D> = link::Body<D, Nats>;
@@ -90,7 +90,11 @@ impl Protocol for Nats {
     }
 
     fn connect_timeout(&self) -> Duration {
-        self.options.connect_timeout
+        self.options.link.connect_timeout
+    }
+
+    fn keepalive(&self) -> Option<TcpKeepalive> {
+        self.options.link.tcp_keepalive
     }
 
     fn handshake_grace(&self) -> Duration {
@@ -113,14 +117,14 @@ impl Protocol for Nats {
 
     fn dial_failed(&self, server: &ServerAddr, error: DialError<Error>, _: Duration) -> Error {
         match error {
-            DialError::TimedOut => Error::ConnectTimeout {
+            DialError::TimedOut => Error::from(LinkError::ConnectTimeout {
                 server: server.address(),
-                timeout: self.options.connect_timeout,
-            },
-            DialError::Io(e) => Error::Connect {
+                timeout: self.options.link.connect_timeout,
+            }),
+            DialError::Io(e) => Error::from(LinkError::Connect {
                 server: server.address(),
                 source: Arc::new(e),
-            },
+            }),
             DialError::Session(e) => e,
         }
     }
@@ -217,7 +221,7 @@ impl Protocol for Nats {
     }
 
     fn driver_failed(error: io::Error) -> (ConnectionError, Error) {
-        (ConnectionError::Closed, Error::Driver(Arc::new(error)))
+        (ConnectionError::Closed, Error::from(LinkError::Driver(Arc::new(error))))
     }
 }
 
@@ -292,7 +296,7 @@ fn config_for(o: &ClientOptions, rng: &mut Rng, server: &ServerAddr) -> Result<C
         verbose: o.verbose,
         pedantic: o.pedantic,
         echo: o.echo,
-        connect_timeout: o.connect_timeout,
+        connect_timeout: o.link.connect_timeout,
         ping_interval: o.ping_interval,
         max_pings_out: o.max_pings_out,
         seed: rng.next_u64(),

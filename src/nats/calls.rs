@@ -24,7 +24,7 @@ impl<D: Driver<Connection>> Inner<D> {
     /// error is returned (at once for credentials the server refused).
     pub(crate) fn connect(driver: D, options: ClientOptions) -> Result<Self, Error> {
         let seed = super::pool::seed(options.seed);
-        let supervisor = Supervisor::new(&options.servers, options.reconnect, seed);
+        let supervisor = Supervisor::new(&options.servers, options.link.reconnect, seed);
         let mut inner = Self::new(driver, Nats::new(options), supervisor);
         let mut last = None;
         for index in 0..inner.supervisor.servers().len() {

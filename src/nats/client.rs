@@ -4,7 +4,6 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -103,14 +102,14 @@ impl Client<AnyDriver<Connection>> {
 
     /// Connects with `options`, on the driver they name.
     pub fn connect_with(options: ClientOptions) -> Result<Self, Error> {
-        let driver = AnyDriver::new(options.driver).map_err(|e| Error::DriverUnavailable(Arc::new(e)))?;
+        let driver = options.link.open_driver()?;
         Self::connect_with_driver(driver, options)
     }
 }
 
 impl<D: Driver<Connection>> Client<D> {
     /// Connects with `options` on a driver the caller built (any [`Driver`]);
-    /// `options.driver` is ignored. Each configured server is tried once, in order; the
+    /// `options.link.driver` is ignored. Each configured server is tried once, in order; the
     /// first to complete the handshake wins, otherwise the last error is returned (at
     /// once for credentials the server refused).
     pub fn connect_with_driver(driver: D, options: ClientOptions) -> Result<Self, Error> {

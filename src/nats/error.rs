@@ -2,13 +2,12 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
 use monocoque_proto::nats::client::{ConnectionError, CredsError, NKeyError, RequestError, SendError};
 use monocoque_proto::nats::{EncodeError, ServerError, ServerErrorKind};
 
 use super::options::UrlError;
-use crate::driver::DriverError;
+pub use crate::LinkError;
 
 /// Why a [`Client`](super::Client) or [`Subscription`](super::Subscription) call failed.
 ///
@@ -19,30 +18,9 @@ pub enum Error {
     /// A server URL is malformed.
     #[error("invalid NATS URL: {0}")]
     Url(#[from] UrlError),
-    /// The driver could not be created (for io_uring: its message names mio as the way
-    /// out).
-    #[error("driver unavailable: {0}")]
-    DriverUnavailable(Arc<DriverError>),
-    /// The driver's event loop failed; the connection it ran is gone.
-    #[error("driver failed: {0}")]
-    Driver(Arc<io::Error>),
-    /// Resolving or connecting to a server failed.
-    #[error("cannot connect to {server}: {source}")]
-    Connect {
-        /// The server (`host:port`).
-        server: String,
-        /// What the operating system said.
-        source: Arc<io::Error>,
-    },
-    /// The TCP connection did not come up within
-    /// [`ClientOptions::connect_timeout`](super::ClientOptions::connect_timeout).
-    #[error("connecting to {server} took longer than {timeout:?}")]
-    ConnectTimeout {
-        /// The server (`host:port`).
-        server: String,
-        /// The timeout.
-        timeout: Duration,
-    },
+    /// The link under the connection failed: the driver, the connect or its timeout.
+    #[error(transparent)]
+    Link(#[from] LinkError),
     /// The NKey seed is invalid.
     #[error("invalid NKey seed: {0}")]
     NKey(#[from] NKeyError),
@@ -153,13 +131,8 @@ impl Error {
     pub fn is_connection_failure(&self) -> bool {
         matches!(
             self,
-            Error::Connection(_)
-                | Error::Disconnected(_)
-                | Error::Reconnect { .. }
-                | Error::Connect { .. }
-                | Error::ConnectTimeout { .. }
-                | Error::Driver(_)
-        )
+            Error::Connection(_) | Error::Disconnected(_) | Error::Reconnect { .. }
+        ) || matches!(self, Error::Link(e) if e.is_connection_failure())
     }
 }
 

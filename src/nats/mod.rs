@@ -38,9 +38,12 @@ mod options;
 mod pool;
 
 pub use client::{Client, Subscription};
-pub use error::Error;
+pub use error::{Error, LinkError};
 pub use event::{Event, MAX_QUEUED_EVENTS};
-pub use options::{parse_servers, Auth, ClientOptions, ReconnectPolicy, ServerAddr, UrlAuth, UrlError, DEFAULT_PORT};
+pub use options::{
+    parse_servers, Auth, ClientOptions, LinkOptions, ReconnectPolicy, ServerAddr, TcpKeepalive, UrlAuth, UrlError,
+    DEFAULT_PORT,
+};
 
 pub use monocoque_proto::nats::client::{
     Connection, ConnectionError, RequestError, SendError, SlowConsumerPolicy, SubscriptionEnd, SubscriptionPolicy,

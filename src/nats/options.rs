@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use monocoque_proto::nats::client::SubscriptionPolicy;
 
-use crate::driver::DriverKind;
 use crate::url::AuthorityError;
 
 /// The port nats-server listens on for clients unless told otherwise.
@@ -226,20 +225,8 @@ impl fmt::Debug for Auth {
     }
 }
 
-/// How the client reconnects after the connection is lost: it cycles through every known
-/// server (those configured, then those learned from `connect_urls`), waiting between
-/// two full rounds `initial`, doubling up to `max`, each wait stretched by a random
-/// factor of up to `jitter` (so a cluster's clients do not all come back at once).
-/// `max_attempts` bounds the attempts of one reconnect (`None`: until it succeeds).
-///
-/// A reconnect runs inside the blocking calls, within each call's own deadline: a call
-/// whose time runs out leaves it where it is (attempts made, the server to try next,
-/// when the backoff allows the next attempt) and the next call continues it. It ends
-/// when a server completes the handshake, or with
-/// [`Error::Reconnect`](super::Error::Reconnect) once the attempts run out (the call
-/// after that starts a new one). The policy is the chassis' own
-/// ([`monocoque_proto::chassis::link`]), whose supervisor runs it.
-pub use monocoque_proto::chassis::link::ReconnectPolicy;
+pub use crate::link_options::{ReconnectPolicy, TcpKeepalive};
+pub use crate::LinkOptions;
 
 /// Everything a [`Client`](super::Client) needs to connect and run.
 ///
@@ -257,13 +244,31 @@ pub use monocoque_proto::chassis::link::ReconnectPolicy;
 /// assert_eq!(options.servers[1].port, 4223);
 /// # Ok::<(), monocoque::nats::UrlError>(())
 /// ```
+///
+/// ## Reconnecting
+///
+/// After the connection is lost, the client cycles through every known server (those
+/// configured, then those learned from `connect_urls`) by its
+/// [`reconnect`](LinkOptions::reconnect) policy: two full rounds are separated by
+/// `initial`, doubling up to `max`, each wait stretched by a random factor of up to
+/// `jitter` (so a cluster's clients do not all come back at once); `max_attempts`
+/// bounds the attempts of one reconnect (`None`: until it succeeds).
+///
+/// A reconnect runs inside the blocking calls, within each call's own deadline: a call
+/// whose time runs out leaves it where it is (attempts made, the server to try next,
+/// when the backoff allows the next attempt) and the next call continues it. It ends
+/// when a server completes the handshake, or with
+/// [`Error::Reconnect`](super::Error::Reconnect) once the attempts run out (the call
+/// after that starts a new one). The policy is the chassis' own
+/// ([`monocoque_proto::chassis::link`]), whose supervisor runs it.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
     /// Servers to connect to, tried in order; servers learned from `connect_urls` are
     /// added after them.
     pub servers: Vec<ServerAddr>,
-    /// Which driver runs the connection.
-    pub driver: DriverKind,
+    /// Driver, connect timeout (per server), TCP keepalive and reconnect policy (see
+    /// [`ClientOptions`]' section on reconnecting); each has its builder method here.
+    pub link: LinkOptions,
     /// The connection's name (shown by the server's monitoring).
     pub name: Option<String>,
     /// Credentials, unless the server's URL carries its own.
@@ -276,14 +281,10 @@ pub struct ClientOptions {
     /// Whether messages published on this connection come back to its own
     /// subscriptions.
     pub echo: bool,
-    /// Longest wait for the TCP connection plus the handshake, per server.
-    pub connect_timeout: Duration,
     /// Send a `PING` after this long without one.
     pub ping_interval: Duration,
     /// Unanswered `PING`s after which the connection counts as dead.
     pub max_pings_out: u32,
-    /// How to reconnect.
-    pub reconnect: ReconnectPolicy,
     /// Whether to reconnect at all; without it a lost connection fails every call.
     pub allow_reconnect: bool,
     /// Most bytes of publishes kept while disconnected, replayed on the next connection;
@@ -336,16 +337,14 @@ impl ClientOptions {
     pub fn new(servers: Vec<ServerAddr>) -> Self {
         Self {
             servers,
-            driver: DriverKind::default(),
+            link: LinkOptions::default(),
             name: None,
             auth: Auth::None,
             verbose: false,
             pedantic: false,
             echo: true,
-            connect_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_secs(120),
             max_pings_out: 2,
-            reconnect: ReconnectPolicy::default(),
             allow_reconnect: true,
             reconnect_buffer_size: 8 << 20,
             request_timeout: Duration::from_secs(5),
@@ -365,145 +364,44 @@ impl ClientOptions {
         Ok(Self::new(parse_servers(urls)?))
     }
 
-    /// Sets the driver.
-    #[must_use]
-    pub fn driver(mut self, driver: DriverKind) -> Self {
-        self.driver = driver;
-        self
-    }
+    crate::link_options::link_builders!();
 
-    /// Sets the connection name.
-    #[must_use]
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Sets the credentials.
-    #[must_use]
-    pub fn auth(mut self, auth: Auth) -> Self {
-        self.auth = auth;
-        self
-    }
-
-    /// Sets verbose mode (`+OK` after every operation).
-    #[must_use]
-    pub fn verbose(mut self, verbose: bool) -> Self {
-        self.verbose = verbose;
-        self
-    }
-
-    /// Sets pedantic mode (strict subject checks by the server).
-    #[must_use]
-    pub fn pedantic(mut self, pedantic: bool) -> Self {
-        self.pedantic = pedantic;
-        self
-    }
-
-    /// Sets whether the connection receives its own messages.
-    #[must_use]
-    pub fn echo(mut self, echo: bool) -> Self {
-        self.echo = echo;
-        self
-    }
-
-    /// Sets the connect (TCP + handshake) timeout per server.
-    #[must_use]
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Sets the keepalive `PING` interval.
-    #[must_use]
-    pub fn ping_interval(mut self, interval: Duration) -> Self {
-        self.ping_interval = interval;
-        self
-    }
-
-    /// Sets how many `PING`s may go unanswered before the connection counts as dead.
-    #[must_use]
-    pub fn max_pings_out(mut self, max: u32) -> Self {
-        self.max_pings_out = max.max(1);
-        self
-    }
-
-    /// Sets the reconnect policy.
-    #[must_use]
-    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
-        self.reconnect = policy;
-        self
-    }
-
-    /// Turns reconnection on or off.
-    #[must_use]
-    pub fn allow_reconnect(mut self, allow: bool) -> Self {
-        self.allow_reconnect = allow;
-        self
-    }
-
-    /// Sets the most bytes of publishes kept while disconnected.
-    #[must_use]
-    pub fn reconnect_buffer_size(mut self, bytes: usize) -> Self {
-        self.reconnect_buffer_size = bytes;
-        self
-    }
-
-    /// Sets [`outgoing_buffer_size`](Self::outgoing_buffer_size).
-    #[must_use]
-    pub fn outgoing_buffer_size(mut self, bytes: usize) -> Self {
-        self.outgoing_buffer_size = bytes;
-        self
-    }
-
-    /// Sets [`flush_threshold`](Self::flush_threshold).
-    #[must_use]
-    pub fn flush_threshold(mut self, bytes: usize) -> Self {
-        self.flush_threshold = bytes;
-        self
-    }
-
-    /// Sets the default request timeout.
-    #[must_use]
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
-        self
-    }
-
-    /// Sets [`operation_timeout`](Self::operation_timeout).
-    #[must_use]
-    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
-        self.operation_timeout = timeout;
-        self
-    }
-
-    /// Sets the client's ceiling on one message's size (see
-    /// [`max_payload`](Self::max_payload)).
-    #[must_use]
-    pub fn max_payload(mut self, max: usize) -> Self {
-        self.max_payload = max;
-        self
-    }
-
-    /// Sets the pending limits and slow-consumer policy of new subscriptions.
-    #[must_use]
-    pub fn subscription_policy(mut self, policy: SubscriptionPolicy) -> Self {
-        self.subscription_policy = policy;
-        self
-    }
-
-    /// Sets [`max_pending_bytes`](Self::max_pending_bytes).
-    #[must_use]
-    pub fn max_pending_bytes(mut self, bytes: usize) -> Self {
-        self.max_pending_bytes = bytes;
-        self
-    }
-
-    /// Seeds the random numbers (jitter, inbox names), for reproducible runs.
-    #[must_use]
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
+    crate::setters::setters! {
+        /// Sets the connection name.
+        name(name: impl Into<String>) => name = Some(name.into()),
+        /// Sets the credentials.
+        auth(auth: Auth),
+        /// Sets verbose mode (`+OK` after every operation).
+        verbose(verbose: bool),
+        /// Sets pedantic mode (strict subject checks by the server).
+        pedantic(pedantic: bool),
+        /// Sets whether the connection receives its own messages.
+        echo(echo: bool),
+        /// Sets the keepalive `PING` interval.
+        ping_interval(interval: Duration),
+        /// Sets how many `PING`s may go unanswered before the connection counts as dead.
+        max_pings_out(max: u32) => max_pings_out = max.max(1),
+        /// Turns reconnection on or off.
+        allow_reconnect(allow: bool),
+        /// Sets the most bytes of publishes kept while disconnected.
+        reconnect_buffer_size(bytes: usize),
+        /// Sets [`outgoing_buffer_size`](Self::outgoing_buffer_size).
+        outgoing_buffer_size(bytes: usize),
+        /// Sets [`flush_threshold`](Self::flush_threshold).
+        flush_threshold(bytes: usize),
+        /// Sets the default request timeout.
+        request_timeout(timeout: Duration),
+        /// Sets [`operation_timeout`](Self::operation_timeout).
+        operation_timeout(timeout: Duration),
+        /// Sets the client's ceiling on one message's size (see
+        /// [`max_payload`](Self::max_payload)).
+        max_payload(max: usize),
+        /// Sets the pending limits and slow-consumer policy of new subscriptions.
+        subscription_policy(policy: SubscriptionPolicy),
+        /// Sets [`max_pending_bytes`](Self::max_pending_bytes).
+        max_pending_bytes(bytes: usize),
+        /// Seeds the random numbers (jitter, inbox names), for reproducible runs.
+        seed(seed: u64) => seed = Some(seed),
     }
 }
 

@@ -14,7 +14,7 @@ use monocoque_proto::resp::{self, Cmd, Connection, Protocol as Resp, Subscriptio
 
 use super::batch::Batch;
 use super::event::{Event, EventQueue, Invalidation, Message};
-use super::{ClientOptions, Error, ServerError};
+use super::{ClientOptions, Error, LinkError, ServerError};
 use crate::link::{self, Cx, DialError, OneServer, Protocol, TcpKeepalive};
 
 /// The body of a Redis client: the shared link machinery over the [`Redis`] state.
@@ -197,11 +197,11 @@ impl Protocol for Redis {
     }
 
     fn connect_timeout(&self) -> Duration {
-        self.options.connect_timeout
+        self.options.link.connect_timeout
     }
 
     fn keepalive(&self) -> Option<TcpKeepalive> {
-        self.options.tcp_keepalive
+        self.options.link.tcp_keepalive
     }
 
     fn session(&mut self, _: &OneServer, _: &mut Rng, now: Instant) -> Result<Connection, Error> {
@@ -211,11 +211,14 @@ impl Protocol for Redis {
     fn dial_failed(&self, _: &OneServer, error: DialError<Error>, given: Duration) -> Error {
         match error {
             // What a timeout reports: the time the TCP connect was given.
-            DialError::TimedOut => Error::ConnectTimeout(given),
-            DialError::Io(e) => Error::Connect {
-                addr: self.options.address(),
+            DialError::TimedOut => Error::from(LinkError::ConnectTimeout {
+                server: self.options.address(),
+                timeout: given,
+            }),
+            DialError::Io(e) => Error::from(LinkError::Connect {
+                server: self.options.address(),
                 source: Arc::new(e),
-            },
+            }),
             DialError::Session(e) => e,
         }
     }
@@ -279,7 +282,10 @@ impl Protocol for Redis {
     }
 
     fn handshake_timeout(&self) -> Error {
-        Error::ConnectTimeout(self.options.connect_timeout)
+        Error::from(LinkError::ConnectTimeout {
+            server: self.options.address(),
+            timeout: self.options.link.connect_timeout,
+        })
     }
 
     fn failure(lost: Error) -> Error {
@@ -313,7 +319,7 @@ impl Protocol for Redis {
     }
 
     fn driver_failed(error: io::Error) -> (Error, Error) {
-        let error = Error::Driver(Arc::new(error));
+        let error = Error::from(LinkError::Driver(Arc::new(error)));
         (error.clone(), error)
     }
 

@@ -11,7 +11,7 @@ use monocoque_proto::Driver;
 use super::batch::{Request, RequestId};
 use super::body::{note_multi, Inner, Redis, SUBSCRIBER_MODE_COMMANDS};
 use super::event::Event;
-use super::{ClientOptions, Error};
+use super::{ClientOptions, Error, LinkError};
 use crate::link::{self, OneServer};
 
 /// What [`Inner::drive`] waits for.
@@ -37,7 +37,7 @@ impl<D: Driver<Connection>> Inner<D> {
     /// A body connected with `options` on `driver` (one attempt, waited to the end of
     /// the connect timeout).
     pub(crate) fn connect(driver: D, options: ClientOptions) -> Result<Self, Error> {
-        let supervisor = Supervisor::new(&[OneServer], options.reconnect.supervised(), 0);
+        let supervisor = Supervisor::new(&[OneServer], options.link.reconnect, 0);
         let mut inner = Self::new(driver, Redis::new(options), supervisor);
         inner.open_link(0)?;
         Ok(inner)
@@ -309,7 +309,7 @@ impl<D: Driver<Connection>> Inner<D> {
                 match self.redial(held_deadline) {
                     Ok(()) => {}
                     Err(Redialed::Later(e)) => self.proto.batch.expire_unsent_with(timeout, Instant::now(), &e),
-                    Err(Redialed::Over(e @ Error::Driver(_))) => return Err(e),
+                    Err(Redialed::Over(e @ Error::Link(LinkError::Driver(_)))) => return Err(e),
                     Err(Redialed::Over(e)) => self.proto.batch.fail_unsent(&e),
                 }
                 continue;

@@ -1,7 +1,6 @@
 //! The blocking, thread-per-core Redis client: one connection, driven by one driver on
 //! the calling thread.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monocoque_proto::resp::{self, Cmd, Connection, Protocol, Value};
@@ -80,14 +79,14 @@ impl Client<AnyDriver<Connection>> {
     /// Connects with `options`, on the driver they name, blocking until the handshake
     /// completes or fails.
     pub fn connect_with(options: ClientOptions) -> Result<Self, Error> {
-        let driver = AnyDriver::new(options.driver).map_err(|e| Error::DriverUnavailable(Arc::new(e)))?;
+        let driver = options.link.open_driver()?;
         Self::connect_with_driver(driver, options)
     }
 }
 
 impl<D: Driver<Connection>> Client<D> {
     /// Connects with `options` on a driver the caller built (any [`Driver`]), blocking
-    /// until the handshake completes or fails. `options.driver` is ignored.
+    /// until the handshake completes or fails. `options.link.driver` is ignored.
     pub fn connect_with_driver(driver: D, options: ClientOptions) -> Result<Self, Error> {
         Ok(Self {
             inner: Inner::connect(driver, options)?,
@@ -217,7 +216,7 @@ impl<D: Driver<Connection>> Client<D> {
     /// the connection's end.
     ///
     /// # Errors
-    /// Only [`Error::Driver`], when the driver itself fails: every buffered request is
+    /// Only [`LinkError::Driver`](super::LinkError::Driver), when the driver itself fails: every buffered request is
     /// then dropped (those on the wire may still run on the server; their replies are
     /// never delivered).
     pub fn flush(&mut self) -> Result<Vec<Result<Value, Error>>, Error> {
@@ -412,7 +411,7 @@ impl<D: Driver<Connection>> Client<D> {
     /// batch of commands, not per command.
     ///
     /// # Errors
-    /// As [`flush`](Self::flush): only [`Error::Driver`], and every buffered request is
+    /// As [`flush`](Self::flush): only [`LinkError::Driver`](super::LinkError::Driver), and every buffered request is
     /// then dropped.
     pub fn pump_into(
         &mut self,

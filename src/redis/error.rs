@@ -1,46 +1,25 @@
 //! What can go wrong talking to Redis, as one typed enum.
 
 use std::fmt;
-use std::io;
-use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use monocoque_proto::resp::{ConnectionError, HandshakeError, RequestError, SendError, TransactionAborted, Value};
 
 use super::options::UrlError;
-use crate::driver::DriverError;
+pub use crate::LinkError;
 
 /// Why a [`Client`](super::Client) call, or one entry of a pipeline, failed.
 ///
 /// It is `Clone` so that one connection failure can fail every request it affected
-/// (I/O errors are shared behind an [`Arc`]).
+/// (I/O errors are shared behind an [`Arc`](std::sync::Arc)).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The connection URL is malformed.
     #[error("invalid Redis URL: {0}")]
     Url(#[from] UrlError),
-    /// The driver could not be created (for io_uring: its message names mio as the way
-    /// out).
-    #[error("driver unavailable: {0}")]
-    DriverUnavailable(Arc<DriverError>),
-    /// The driver's event loop failed; the connection it ran is gone.
-    #[error("driver failed: {0}")]
-    Driver(Arc<io::Error>),
-    /// Resolving or connecting to the server failed.
-    #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        /// The address as configured (`host:port`).
-        addr: String,
-        /// What the operating system said.
-        source: Arc<io::Error>,
-    },
-    /// The TCP connection or the handshake (`HELLO`, `AUTH`, `SELECT`) did not complete
-    /// in the time it was given (the duration carried):
-    /// [`ClientOptions::connect_timeout`](super::ClientOptions::connect_timeout), or
-    /// less when a reconnect ran into the call's own deadline.
-    #[error("connecting took longer than {0:?}")]
-    ConnectTimeout(Duration),
+    /// The link under the connection failed: the driver, the connect or its timeout.
+    #[error(transparent)]
+    Link(#[from] LinkError),
     /// The server refused the handshake (wrong password, unknown user, bad database).
     #[error("handshake failed: {0}")]
     Handshake(HandshakeError),
@@ -120,14 +99,8 @@ impl Error {
     /// Whether the connection carrying the request failed (so the request may or may
     /// not have run), as opposed to an answer from the server.
     pub fn is_connection_failure(&self) -> bool {
-        matches!(
-            self,
-            Error::Connection(_)
-                | Error::Reconnect { .. }
-                | Error::Connect { .. }
-                | Error::Driver(_)
-                | Error::ConnectTimeout(_)
-        )
+        matches!(self, Error::Connection(_) | Error::Reconnect { .. })
+            || matches!(self, Error::Link(e) if e.is_connection_failure())
     }
 
     pub(crate) fn unexpected(expected: &'static str, got: Value) -> Self {

@@ -37,9 +37,11 @@ mod reply;
 pub use batch::RequestId;
 pub use client::Client;
 pub use commands::{SetOptions, SetOutcome};
-pub use error::{Error, ServerError};
+pub use error::{Error, LinkError, ServerError};
 pub use event::{Event, Invalidation, Message};
-pub use options::{ClientOptions, ReconnectPolicy, TcpKeepalive, UrlError, DEFAULT_PORT};
+pub use options::{
+    ClientOptions, LinkOptions, ReconnectPolicy, TcpKeepalive, UrlError, DEFAULT_PORT, DEFAULT_RECONNECT,
+};
 pub use reply::{pairs, FromReply};
 
 pub use monocoque_proto::resp::{Cmd, MessageKind, Protocol, ToArg, Value};

@@ -9,7 +9,7 @@ use monocoque_proto::Driver;
 use super::batch::Slot;
 use super::body::Inner;
 use super::calls::Redialed;
-use super::Error;
+use super::{Error, LinkError};
 
 impl<D: Driver<Connection>> Inner<D> {
     /// See [`Client::pump_into`](super::Client::pump_into).
@@ -41,7 +41,7 @@ impl<D: Driver<Connection>> Inner<D> {
                             return Ok(appended);
                         }
                     }
-                    Err(Redialed::Over(e @ Error::Driver(_))) => return Err(e),
+                    Err(Redialed::Over(e @ Error::Link(LinkError::Driver(_)))) => return Err(e),
                     Err(Redialed::Over(e)) => self.proto.batch.fail_unsent(&e),
                 }
                 continue;

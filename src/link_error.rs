@@ -1,0 +1,88 @@
+//! Why a client's link could not be made or kept, whatever the protocol: the driver
+//! (unavailable, or failed), the connect (refused, unreachable, unresolvable) and its
+//! timeout. Each client's `Error` carries it as `Error::Link`.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::driver::DriverError;
+
+/// A failure of the link under a client rather than of the protocol on it. Every
+/// client's `Error` carries it as its `Link` variant, so the same `match` reads the same
+/// on every client:
+///
+/// ```
+/// use std::time::Duration;
+/// use monocoque::{redis, LinkError};
+///
+/// let e = redis::Error::from(LinkError::ConnectTimeout { server: "db:6379".into(), timeout: Duration::from_secs(5) });
+/// assert!(matches!(e, redis::Error::Link(LinkError::ConnectTimeout { .. })));
+/// assert!(e.is_connection_failure());
+/// assert_eq!(e.to_string(), "connecting to db:6379 took longer than 5s");
+/// ```
+///
+/// It is `Clone` (errors of the operating system are shared behind an [`Arc`]) so that
+/// one failure can be reported to every caller it affected.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LinkError {
+    /// The driver could not be created (for io_uring: its message names mio as the way
+    /// out).
+    #[error("driver unavailable: {0}")]
+    DriverUnavailable(Arc<DriverError>),
+    /// The driver's event loop failed; the connection it ran is gone.
+    #[error("driver failed: {0}")]
+    Driver(Arc<io::Error>),
+    /// Resolving or connecting to a server failed.
+    #[error("cannot connect to {server}: {source}")]
+    Connect {
+        /// The server (`host:port`).
+        server: String,
+        /// What the operating system said.
+        source: Arc<io::Error>,
+    },
+    /// The TCP connection, or the handshake on it, did not complete in the time it was
+    /// given (the `timeout` carried): the
+    /// [`connect_timeout`](crate::LinkOptions::connect_timeout), or less when a
+    /// reconnect ran into the call's own deadline.
+    #[error("connecting to {server} took longer than {timeout:?}")]
+    ConnectTimeout {
+        /// The server (`host:port`).
+        server: String,
+        /// The time the attempt was given.
+        timeout: Duration,
+    },
+}
+
+impl LinkError {
+    /// Whether a connection failed or was lost (everything but a driver that could not
+    /// be created, which no retry mends).
+    pub fn is_connection_failure(&self) -> bool {
+        !matches!(self, LinkError::DriverUnavailable(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unavailable_driver_is_not_a_connection_failure() {
+        let io = || Arc::new(io::Error::from(io::ErrorKind::ConnectionRefused));
+        let unavailable = LinkError::DriverUnavailable(Arc::new(DriverError::Mio(io::Error::other("no poll"))));
+        assert!(!unavailable.is_connection_failure());
+        let connect = LinkError::Connect {
+            server: "h:1".into(),
+            source: io(),
+        };
+        assert!(connect.is_connection_failure());
+        assert!(connect.to_string().starts_with("cannot connect to h:1: "), "{connect}");
+        assert!(LinkError::Driver(io()).is_connection_failure());
+    }
+
+    #[test]
+    fn is_send_and_sync() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<LinkError>();
+    }
+}
