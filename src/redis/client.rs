@@ -364,7 +364,7 @@ impl<D: Driver<Connection>> Client<D> {
                 self.kill_link(Error::from(e));
                 self.hold(Request::Transaction(cmds.to_vec()))
             }
-            Err(misuse) => Err(Error::Refused(misuse)),
+            Err(misuse) => Err(Error::from(misuse)),
         }
     }
 
@@ -610,7 +610,7 @@ impl<D: Driver<Connection>> Client<D> {
                 self.kill_link(Error::from(e));
                 self.hold(request())
             }
-            Err(misuse) => Err(Error::Refused(misuse)),
+            Err(misuse) => Err(Error::from(misuse)),
         }
     }
 
@@ -708,7 +708,7 @@ impl<D: Driver<Connection>> Client<D> {
                     link.kill(Error::from(e));
                     break;
                 }
-                Err(misuse) => self.batch.fail_next_unsent(Error::Refused(misuse)),
+                Err(misuse) => self.batch.fail_next_unsent(Error::from(misuse)),
             }
         }
     }
@@ -1091,6 +1091,10 @@ impl Sink<'_> {
             }
             resp::Event::Invalidate { keys } => self.events.push(Event::Invalidate(Invalidation { keys })),
             resp::Event::Push(value) => self.events.push(Event::Push(value)),
+            resp::Event::RestoreFailed { reply } => {
+                let text = reply.without_attributes().as_error().cloned().unwrap_or_default();
+                self.events.push(Event::RestoreFailed(ServerError::new(&text)));
+            }
             resp::Event::Poisoned(error) => {
                 if let Some(link) = self.link.as_mut() {
                     link.kill(Error::from(error));
