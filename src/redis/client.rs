@@ -1,14 +1,13 @@
 //! The blocking, thread-per-core Redis client: one connection, driven by one driver on
 //! the calling thread.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use monocoque_proto::chassis::link::Supervisor;
-use monocoque_proto::resp::{self, Cmd, Connection, Protocol, SendError, Subscriptions, Value};
+use monocoque_proto::resp::{self, Cmd, Connection, Protocol, ReconnectState, SendError, Value};
 use monocoque_proto::{Activity, Driver};
 
 use super::batch::{Batch, Request, RequestId};
@@ -16,19 +15,6 @@ use super::event::{Event, EventQueue, Invalidation, Message};
 use super::{ClientOptions, Error, ServerError};
 use crate::driver::AnyDriver;
 use crate::link::{self, DialError, Handshake, OneServer, Redial};
-
-/// Commands a RESP2 connection accepts in subscriber mode.
-const SUBSCRIBER_MODE_COMMANDS: [&[u8]; 9] = [
-    b"SUBSCRIBE",
-    b"PSUBSCRIBE",
-    b"SSUBSCRIBE",
-    b"UNSUBSCRIBE",
-    b"PUNSUBSCRIBE",
-    b"SUNSUBSCRIBE",
-    b"PING",
-    b"QUIT",
-    b"RESET",
-];
 
 /// A Redis client: one connection, run by a [`Driver`] on the calling thread.
 ///
@@ -89,14 +75,11 @@ pub struct Client<D: Driver<Connection> = AnyDriver<Connection>> {
     link: Option<Link>,
     batch: Batch,
     events: EventQueue,
-    /// Subscriptions and tracking to restore on the next connection.
-    restore: Restore,
-    /// The protocol of the last connection (RESP2 subscriber mode is checked with it
-    /// while disconnected).
+    /// What the last connection handed over (subscriptions, tracking, its protocol)
+    /// for the next one to restore; `None` before the first connection is lost.
+    carry: Option<ReconnectState>,
+    /// The protocol of the current (or last) connection.
     protocol: Protocol,
-    /// A RESP2 subscribe was buffered: treat the connection as in subscriber mode until
-    /// the batch settles.
-    subscribing: bool,
     /// Connections made so far.
     connections: u64,
     /// The reconnect round in progress, kept across calls (a pool of one server).
@@ -123,10 +106,6 @@ pub(crate) struct OnLink {
     hello: Option<Value>,
     /// Requests on this connection: (its id, the batch sequence number), in send order.
     inflight: VecDeque<(resp::RequestId, u64)>,
-    /// Restore commands (resubscribe, tracking) on this connection, awaiting replies.
-    restoring: Vec<resp::RequestId>,
-    /// A `MULTI` was sent and its `EXEC`/`DISCARD` not yet.
-    in_multi: bool,
     /// Counted in `connections`, and `Event::Reconnected` queued.
     announced: bool,
 }
@@ -139,43 +118,6 @@ enum Redialed {
     /// The round is over (the policy's attempts are exhausted: the next call starts a
     /// new one), or the driver failed.
     Over(Error),
-}
-
-/// What a new connection must restore.
-#[derive(Debug, Default, Clone)]
-struct Restore {
-    channels: BTreeSet<Bytes>,
-    patterns: BTreeSet<Bytes>,
-    shard_channels: BTreeSet<Bytes>,
-    /// The `CLIENT TRACKING ON ...` command in force.
-    tracking: Option<Cmd>,
-}
-
-impl Restore {
-    fn set_subscriptions(&mut self, subs: &Subscriptions, merge: bool) {
-        if !merge {
-            self.channels.clear();
-            self.patterns.clear();
-            self.shard_channels.clear();
-        }
-        self.channels.extend(subs.channels().cloned());
-        self.patterns.extend(subs.patterns().cloned());
-        self.shard_channels.extend(subs.shard_channels().cloned());
-    }
-
-    fn commands(&self) -> Vec<Cmd> {
-        let mut out: Vec<Cmd> = [
-            ("SUBSCRIBE", &self.channels),
-            ("PSUBSCRIBE", &self.patterns),
-            ("SSUBSCRIBE", &self.shard_channels),
-        ]
-        .into_iter()
-        .filter(|(_, set)| !set.is_empty())
-        .map(|(name, set)| Cmd::new(name).args(set.iter()))
-        .collect();
-        out.extend(self.tracking.clone());
-        out
-    }
 }
 
 /// What [`Client::drive`] waits for.
@@ -214,8 +156,7 @@ impl<D: Driver<Connection>> Client<D> {
             options,
             link: None,
             batch: Batch::default(),
-            restore: Restore::default(),
-            subscribing: false,
+            carry: None,
             connections: 0,
             check_liveness: false,
             last_turn: Instant::now(),
@@ -348,7 +289,7 @@ impl<D: Driver<Connection>> Client<D> {
     /// (an array of the commands' replies, or a null when a `WATCH`ed key changed), or
     /// [`Error::TransactionAborted`] when the server discarded the transaction.
     pub fn send_transaction(&mut self, cmds: &[Cmd]) -> Result<RequestId, Error> {
-        self.check_subscriber_mode(b"MULTI")?;
+        self.admits(b"MULTI")?;
         if self.batch.has_unsent() || self.must_hold() {
             return self.hold(Request::Transaction(cmds.to_vec()));
         }
@@ -356,7 +297,7 @@ impl<D: Driver<Connection>> Client<D> {
             return self.hold(Request::Transaction(cmds.to_vec()));
         };
         match conn.send_transaction(cmds, Instant::now()) {
-            Ok(id) => Ok(self.sent(id, None)),
+            Ok(id) => Ok(self.sent(id)),
             Err(SendError::TooManyPending { .. } | SendError::Backpressure(_)) => {
                 self.hold(Request::Transaction(cmds.to_vec()))
             }
@@ -382,9 +323,7 @@ impl<D: Driver<Connection>> Client<D> {
     /// never delivered).
     pub fn flush(&mut self) -> Result<Vec<Result<Value, Error>>, Error> {
         self.drive(Target::All)?;
-        let out = self.batch.drain();
-        self.settle();
-        Ok(out)
+        Ok(self.batch.drain())
     }
 
     /// [`flush`](Self::flush), appending the outcomes to `out` (which keeps its
@@ -408,9 +347,7 @@ impl<D: Driver<Connection>> Client<D> {
     /// As [`flush`](Self::flush); nothing is appended then.
     pub fn flush_into(&mut self, out: &mut Vec<Result<Value, Error>>) -> Result<usize, Error> {
         self.drive(Target::All)?;
-        let n = self.batch.drain_into(out);
-        self.settle();
-        Ok(n)
+        Ok(self.batch.drain_into(out))
     }
 
     /// Sends `cmd` (after everything buffered before it) and returns its reply. Earlier
@@ -528,17 +465,14 @@ impl<D: Driver<Connection>> Client<D> {
 
     /// Turns client-side caching off.
     pub fn disable_tracking(&mut self) -> Result<(), Error> {
-        super::reply::ok(self.query(&Cmd::new("CLIENT").arg("TRACKING").arg("OFF"))?)?;
-        self.restore.tracking = None;
-        Ok(())
+        super::reply::ok(self.query(&Cmd::new("CLIENT").arg("TRACKING").arg("OFF"))?)
     }
 
     // ---- internals: requests ----
 
     fn set_tracking(&mut self, cmd: Cmd) -> Result<(), Error> {
-        super::reply::ok(self.query(&cmd)?)?;
-        self.restore.tracking = Some(cmd);
-        Ok(())
+        // The connection records the command in force from the server's `+OK`.
+        super::reply::ok(self.query(&cmd)?)
     }
 
     fn sub_command<C: resp::ToArg>(&mut self, name: &str, channels: &[C], subscribe: bool) -> Result<(), Error> {
@@ -551,14 +485,9 @@ impl<D: Driver<Connection>> Client<D> {
 
     fn wait(&mut self, id: RequestId) -> Result<Value, Error> {
         self.drive(Target::One(id.0))?;
-        let outcome = self
-            .batch
+        self.batch
             .take(id.0)
-            .unwrap_or_else(|| Err(Error::Connection(resp::ConnectionError::Closed)));
-        if self.batch.slots.is_empty() {
-            self.settle();
-        }
-        outcome
+            .unwrap_or_else(|| Err(Error::Connection(resp::ConnectionError::Closed)))
     }
 
     /// Whether a request must wait in the client for a liveness check first.
@@ -583,7 +512,6 @@ impl<D: Driver<Connection>> Client<D> {
                 limit,
             });
         }
-        self.note_subscribe(request.name());
         Ok(self.batch.push_unsent(request, Instant::now()))
     }
 
@@ -595,7 +523,7 @@ impl<D: Driver<Connection>> Client<D> {
         send: impl FnOnce(&mut Connection, Instant) -> Result<resp::RequestId, SendError>,
         request: impl FnOnce() -> Request,
     ) -> Result<RequestId, Error> {
-        self.check_subscriber_mode(name)?;
+        self.admits(name)?;
         if self.batch.has_unsent() || self.must_hold() {
             return self.hold(request());
         }
@@ -604,7 +532,7 @@ impl<D: Driver<Connection>> Client<D> {
             return self.hold(request());
         };
         match send(conn, now) {
-            Ok(id) => Ok(self.sent(id, Some(name))),
+            Ok(id) => Ok(self.sent(id)),
             Err(SendError::TooManyPending { .. } | SendError::Backpressure(_)) => self.hold(request()),
             Err(SendError::Poisoned(e)) => {
                 self.kill_link(Error::from(e));
@@ -615,58 +543,23 @@ impl<D: Driver<Connection>> Client<D> {
     }
 
     /// Records a request the connection accepted.
-    fn sent(&mut self, id: resp::RequestId, name: Option<&[u8]>) -> RequestId {
-        self.note_subscribe(name);
+    fn sent(&mut self, id: resp::RequestId) -> RequestId {
         let seq = self.batch.push_sent();
         if let Some(link) = &mut self.link {
             link.state.inflight.push_back((id, seq.0));
-            note_multi(link, name);
         }
         seq
     }
 
-    fn note_subscribe(&mut self, name: Option<&[u8]>) {
-        if let Some(name) = name {
-            let is = |s: &[u8]| name.eq_ignore_ascii_case(s);
-            if is(b"SUBSCRIBE") || is(b"PSUBSCRIBE") || is(b"SSUBSCRIBE") {
-                self.subscribing = true;
-            }
-        }
-    }
-
-    fn check_subscriber_mode(&self, name: &[u8]) -> Result<(), Error> {
-        if self.protocol != Protocol::Resp2 || !self.in_subscriber_mode() {
-            return Ok(());
-        }
-        if SUBSCRIBER_MODE_COMMANDS.iter().any(|c| name.eq_ignore_ascii_case(c)) {
-            return Ok(());
-        }
-        Err(Error::SubscriberMode {
-            command: String::from_utf8_lossy(name).into_owned(),
-        })
-    }
-
-    fn in_subscriber_mode(&self) -> bool {
-        if self.subscribing {
-            return true;
-        }
-        match &self.link {
-            Some(link) if link.is_live() => self
-                .driver
-                .session(link.conn)
-                .is_some_and(|s| !s.subscriptions().is_empty()),
-            _ => {
-                !self.restore.channels.is_empty()
-                    || !self.restore.patterns.is_empty()
-                    || !self.restore.shard_channels.is_empty()
-            }
-        }
-    }
-
-    /// After a batch completed: the RESP2 subscriber-mode hint follows what the server
-    /// confirmed.
-    fn settle(&mut self) {
-        self.subscribing = false;
+    /// Whether the connection would take a command named `name` now (RESP2 subscriber
+    /// mode), asked before a request is kept in the client: the live connection
+    /// judges, or while there is none, what the last one handed over.
+    fn admits(&self, name: &[u8]) -> Result<(), Error> {
+        let verdict = match self.link.as_ref().filter(|l| l.is_live()) {
+            Some(link) => self.driver.session(link.conn).map(|s| s.admits(name)),
+            None => self.carry.as_ref().map(|c| c.admits(name)),
+        };
+        verdict.unwrap_or(Ok(())).map_err(Error::from)
     }
 
     /// Whether a connection is up and past its handshake.
@@ -699,7 +592,6 @@ impl<D: Driver<Connection>> Client<D> {
             match result {
                 Ok(id) => {
                     let seq = self.batch.base + self.batch.cursor as u64;
-                    note_multi(link, request.name());
                     link.state.inflight.push_back((id, seq));
                     self.batch.mark_next_sent();
                 }
@@ -772,7 +664,6 @@ impl<D: Driver<Connection>> Client<D> {
             link.state.inflight.clear();
         }
         self.batch.clear();
-        self.settle();
     }
 
     // ---- internals: events ----
@@ -912,10 +803,13 @@ impl<D: Driver<Connection>> Client<D> {
             .dead
             .take()
             .unwrap_or(Error::Connection(resp::ConnectionError::Closed));
-        if let Some(session) = &session {
-            // A link that never finished restoring keeps the old set too.
-            let merge = !link.state.restoring.is_empty() || !link.ready;
-            self.restore.set_subscriptions(session.subscriptions(), merge);
+        // What the next connection restores (a link that never finished restoring
+        // hands over the old set too), and whether a MULTI was cut.
+        let mut transaction_cut = false;
+        if let Some(session) = session.as_mut() {
+            let state = session.take_reconnect_state();
+            transaction_cut = state.transaction_cut();
+            self.carry = Some(state);
         }
         if !link.ready {
             // A reconnect's handshake that failed: one attempt of the round.
@@ -924,7 +818,7 @@ impl<D: Driver<Connection>> Client<D> {
         for (_, seq) in link.state.inflight.drain(..) {
             self.batch.complete(seq, Err(error.clone()));
         }
-        if link.state.in_multi {
+        if transaction_cut {
             // The transaction's MULTI is gone with the connection: its remaining
             // commands must not run on their own on the next one.
             while let Some(request) = self.batch.next_unsent() {
@@ -995,6 +889,7 @@ impl<D: Driver<Connection>> Client<D> {
         let deadline = link::connect_deadline(start, self.options.connect_timeout, limit);
         let o = &self.options;
         let config = o.connection_config();
+        let carry = &self.carry;
         let dialed = link::dial(
             &mut self.driver,
             &mut self.resolver,
@@ -1002,7 +897,13 @@ impl<D: Driver<Connection>> Client<D> {
             (&o.host, o.port),
             deadline,
             o.tcp_keepalive,
-            link::Fresh(|now| Ok::<_, Infallible>(Connection::new(config.clone(), now))),
+            link::Fresh(|now| {
+                Ok::<_, Infallible>(match carry {
+                    // Restores the last connection's subscriptions and tracking.
+                    Some(state) => Connection::resume(config.clone(), state.clone(), now),
+                    None => Connection::new(config.clone(), now),
+                })
+            }),
         );
         let conn = dialed.map_err(|e| match e {
             // What a timeout reports: the time the TCP connect was given.
@@ -1014,7 +915,6 @@ impl<D: Driver<Connection>> Client<D> {
             DialError::Session(never) => match never {},
         })?;
         self.link = Some(Link::new(conn, connect_by));
-        self.queue_restore();
         self.drain_events();
         Ok(())
     }
@@ -1032,26 +932,12 @@ impl<D: Driver<Connection>> Client<D> {
         self.redial.succeeded(0);
         if self.connections > 0 {
             self.events.push(Event::Reconnected);
-            if self.restore.tracking.is_some() {
+            // Tracking was restored: the server forgot which keys were read.
+            if self.driver.session(link.conn).is_some_and(|s| s.tracking().is_some()) {
                 self.events.push(Event::Invalidate(Invalidation { keys: None }));
             }
         }
         self.connections += 1;
-    }
-
-    /// Subscriptions and tracking for a new connection, sent right after its handshake.
-    fn queue_restore(&mut self) {
-        let commands = self.restore.commands();
-        let Some(link) = self.link.as_mut() else { return };
-        let Some(conn) = self.driver.session_for_output(link.conn) else {
-            return;
-        };
-        let now = Instant::now();
-        for cmd in &commands {
-            if let Ok(id) = conn.send_buffered(cmd, now) {
-                link.state.restoring.push(id);
-            }
-        }
     }
 
     pub(crate) fn set_database(&mut self, db: u32) {
@@ -1106,15 +992,6 @@ impl Sink<'_> {
     /// A request on the current connection ended.
     fn complete(&mut self, id: resp::RequestId, outcome: Result<Value, Error>) {
         let Some(link) = self.link.as_mut() else { return };
-        if !link.state.restoring.is_empty() {
-            if let Some(pos) = link.state.restoring.iter().position(|r| *r == id) {
-                link.state.restoring.swap_remove(pos);
-                if let Err(Error::Server(e)) = outcome {
-                    self.events.push(Event::RestoreFailed(e));
-                }
-                return;
-            }
-        }
         // Outcomes come in send order, so this is nearly always the front.
         let seq = match link.state.inflight.front() {
             Some(&(front, seq)) if front == id => {
@@ -1130,19 +1007,6 @@ impl Sink<'_> {
             },
         };
         self.batch.complete(seq, outcome);
-    }
-}
-
-/// Tracks `MULTI` ... `EXEC`/`DISCARD` sent with `send_buffered`.
-fn note_multi(link: &mut Link, name: Option<&[u8]>) {
-    let Some(name) = name else { return };
-    if name.eq_ignore_ascii_case(b"MULTI") {
-        link.state.in_multi = true;
-    } else if name.eq_ignore_ascii_case(b"EXEC")
-        || name.eq_ignore_ascii_case(b"DISCARD")
-        || name.eq_ignore_ascii_case(b"RESET")
-    {
-        link.state.in_multi = false;
     }
 }
 
@@ -1313,9 +1177,6 @@ impl<D: Driver<Connection>> Client<D> {
                 }
                 _ => batch.taken = batch.taken.saturating_sub(1),
             }
-        }
-        if batch.slots.is_empty() {
-            self.settle();
         }
         n
     }
