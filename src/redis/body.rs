@@ -1,16 +1,16 @@
 //! The Redis side of the shared client body ([`crate::link::Body`]): what the client
-//! keeps besides the link (the batch of requests, the event queue, what to restore),
+//! keeps besides the link (the batch of requests, the event queue, what the last
+//! connection handed over),
 //! what a connection's events become, what a new connection replays, and what a lost
-//! one fails; with the RESP2 subscriber-mode and `MULTI` rules the client applies.
+//! one fails. The RESP2 subscriber-mode and `MULTI` rules are `resp::Connection`'s.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use monocoque_proto::chassis::link::Rng;
-use monocoque_proto::resp::{self, Cmd, Connection, Protocol as Resp, Subscriptions, Value};
+use monocoque_proto::resp::{self, Connection, Protocol as Resp, ReconnectState, Value};
 
 use super::batch::Batch;
 use super::event::{Event, EventQueue, Invalidation, Message};
@@ -23,32 +23,16 @@ pub(crate) type Inner<D> = link::Body<D, Redis>;
 /// The current connection, with what the client keeps per connection.
 pub(crate) type Link = link::Link<Error, OnLink>;
 
-/// Commands a RESP2 connection accepts in subscriber mode.
-pub(crate) const SUBSCRIBER_MODE_COMMANDS: [&[u8]; 9] = [
-    b"SUBSCRIBE",
-    b"PSUBSCRIBE",
-    b"SSUBSCRIBE",
-    b"UNSUBSCRIBE",
-    b"PUNSUBSCRIBE",
-    b"SUNSUBSCRIBE",
-    b"PING",
-    b"QUIT",
-    b"RESET",
-];
-
 /// Everything the client keeps besides the link.
 pub(crate) struct Redis {
     pub(crate) options: ClientOptions,
     pub(crate) batch: Batch,
     pub(crate) events: EventQueue,
-    /// Subscriptions and tracking to restore on the next connection.
-    pub(crate) restore: Restore,
-    /// The protocol of the last connection (RESP2 subscriber mode is checked with it
-    /// while disconnected).
+    /// What the last connection handed over (subscriptions, tracking, its protocol)
+    /// for the next one to restore; `None` before the first connection is lost.
+    pub(crate) carry: Option<ReconnectState>,
+    /// The protocol of the current (or last) connection.
     pub(crate) protocol: Resp,
-    /// A RESP2 subscribe was buffered: treat the connection as in subscriber mode until
-    /// the batch settles.
-    pub(crate) subscribing: bool,
     /// The first unsent request waits for a liveness check
     /// ([`ClientOptions::idle_check`]).
     pub(crate) check_liveness: bool,
@@ -65,40 +49,14 @@ impl Redis {
             protocol: options.protocol,
             options,
             batch: Batch::default(),
-            restore: Restore::default(),
-            subscribing: false,
+            carry: None,
             check_liveness: false,
             batch_clock: None,
         }
     }
 
-    /// After a batch completed: the RESP2 subscriber-mode hint follows what the server
-    /// confirmed.
-    pub(crate) fn settle(&mut self) {
-        self.subscribing = false;
-    }
-
-    /// Notes a subscribe on its way (RESP2 subscriber mode starts with it).
-    pub(crate) fn note_subscribe(&mut self, name: Option<&[u8]>) {
-        if let Some(name) = name {
-            let is = |s: &[u8]| name.eq_ignore_ascii_case(s);
-            if is(b"SUBSCRIBE") || is(b"PSUBSCRIBE") || is(b"SSUBSCRIBE") {
-                self.subscribing = true;
-            }
-        }
-    }
-
     /// A request on the current connection ended.
     fn complete(&mut self, link: &mut Link, id: resp::RequestId, outcome: Result<Value, Error>) {
-        if !link.state.restoring.is_empty() {
-            if let Some(pos) = link.state.restoring.iter().position(|r| *r == id) {
-                link.state.restoring.swap_remove(pos);
-                if let Err(Error::Server(e)) = outcome {
-                    self.events.push(Event::RestoreFailed(e));
-                }
-                return;
-            }
-        }
         // Outcomes come in send order, so this is nearly always the front.
         let seq = match link.state.inflight.front() {
             Some(&(front, seq)) if front == id => {
@@ -124,65 +82,6 @@ pub(crate) struct OnLink {
     pub(crate) hello: Option<Value>,
     /// Requests on this connection: (its id, the batch sequence number), in send order.
     pub(crate) inflight: VecDeque<(resp::RequestId, u64)>,
-    /// Restore commands (resubscribe, tracking) on this connection, awaiting replies.
-    restoring: Vec<resp::RequestId>,
-    /// A `MULTI` was sent and its `EXEC`/`DISCARD` not yet.
-    in_multi: bool,
-}
-
-/// What a new connection must restore.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Restore {
-    channels: BTreeSet<Bytes>,
-    patterns: BTreeSet<Bytes>,
-    shard_channels: BTreeSet<Bytes>,
-    /// The `CLIENT TRACKING ON ...` command in force.
-    pub(crate) tracking: Option<Cmd>,
-}
-
-impl Restore {
-    fn set_subscriptions(&mut self, subs: &Subscriptions, merge: bool) {
-        if !merge {
-            self.channels.clear();
-            self.patterns.clear();
-            self.shard_channels.clear();
-        }
-        self.channels.extend(subs.channels().cloned());
-        self.patterns.extend(subs.patterns().cloned());
-        self.shard_channels.extend(subs.shard_channels().cloned());
-    }
-
-    /// Whether anything is subscribed.
-    pub(crate) fn has_subscriptions(&self) -> bool {
-        !self.channels.is_empty() || !self.patterns.is_empty() || !self.shard_channels.is_empty()
-    }
-
-    fn commands(&self) -> Vec<Cmd> {
-        let mut out: Vec<Cmd> = [
-            ("SUBSCRIBE", &self.channels),
-            ("PSUBSCRIBE", &self.patterns),
-            ("SSUBSCRIBE", &self.shard_channels),
-        ]
-        .into_iter()
-        .filter(|(_, set)| !set.is_empty())
-        .map(|(name, set)| Cmd::new(name).args(set.iter()))
-        .collect();
-        out.extend(self.tracking.clone());
-        out
-    }
-}
-
-/// Tracks `MULTI` ... `EXEC`/`DISCARD` sent on `link` (`name`: the command's).
-pub(crate) fn note_multi(link: &mut Link, name: Option<&[u8]>) {
-    let Some(name) = name else { return };
-    if name.eq_ignore_ascii_case(b"MULTI") {
-        link.state.in_multi = true;
-    } else if name.eq_ignore_ascii_case(b"EXEC")
-        || name.eq_ignore_ascii_case(b"DISCARD")
-        || name.eq_ignore_ascii_case(b"RESET")
-    {
-        link.state.in_multi = false;
-    }
 }
 
 impl Protocol for Redis {
@@ -204,8 +103,14 @@ impl Protocol for Redis {
         self.options.link.tcp_keepalive
     }
 
+    /// A fresh session, or one that restores what the last connection handed over
+    /// (subscriptions, tracking) right after its handshake.
     fn session(&mut self, _: &OneServer, _: &mut Rng, now: Instant) -> Result<Connection, Error> {
-        Ok(Connection::new(self.options.connection_config(), now))
+        let config = self.options.connection_config();
+        Ok(match &self.carry {
+            Some(state) => Connection::resume(config, state.clone(), now),
+            None => Connection::new(config, now),
+        })
     }
 
     fn dial_failed(&self, _: &OneServer, error: DialError<Error>, given: Duration) -> Error {
@@ -220,16 +125,6 @@ impl Protocol for Redis {
                 source: Arc::new(e),
             }),
             DialError::Session(e) => e,
-        }
-    }
-
-    /// Subscriptions and tracking, sent right after the handshake.
-    fn started(&mut self, session: &mut Connection, link: &mut Link) {
-        let now = Instant::now();
-        for cmd in &self.restore.commands() {
-            if let Ok(id) = session.send_buffered(cmd, now) {
-                link.state.restoring.push(id);
-            }
         }
     }
 
@@ -250,7 +145,7 @@ impl Protocol for Redis {
                 // tracking invalidates everything (the server forgot what was read).
                 if cx.up().is_some_and(|n| n > 1) {
                     self.events.push(Event::Reconnected);
-                    if self.restore.tracking.is_some() {
+                    if self.carry.as_ref().is_some_and(|c| c.tracking().is_some()) {
                         self.events.push(Event::Invalidate(Invalidation { keys: None }));
                     }
                 }
@@ -260,6 +155,10 @@ impl Protocol for Redis {
             }
             resp::Event::Invalidate { keys } => self.events.push(Event::Invalidate(Invalidation { keys })),
             resp::Event::Push(value) => self.events.push(Event::Push(value)),
+            resp::Event::RestoreFailed { reply } => {
+                let text = reply.without_attributes().as_error().cloned().unwrap_or_default();
+                self.events.push(Event::RestoreFailed(ServerError::new(&text)));
+            }
             resp::Event::Poisoned(error) => cx.kill(Error::from(error)),
         }
     }
@@ -292,18 +191,20 @@ impl Protocol for Redis {
         lost
     }
 
-    /// Every request still on the link fails, what it was subscribed to is kept for the
-    /// next connection, and a transaction cut by the loss fails whole.
+    /// Every request still on the link fails, what the session hands over is kept for
+    /// the next connection, and a transaction cut by the loss fails whole.
     fn buried(&mut self, mut link: Link, session: Option<Connection>, lost: &Error) {
-        if let Some(session) = &session {
-            // A link that never finished restoring keeps the old set too.
-            let merge = !link.state.restoring.is_empty() || !link.ready;
-            self.restore.set_subscriptions(session.subscriptions(), merge);
+        // A link that never finished restoring hands over the old set too.
+        let mut transaction_cut = false;
+        if let Some(mut session) = session {
+            let state = session.take_reconnect_state();
+            transaction_cut = state.transaction_cut();
+            self.carry = Some(state);
         }
         for (_, seq) in link.state.inflight.drain(..) {
             self.batch.complete(seq, Err(lost.clone()));
         }
-        if link.state.in_multi {
+        if transaction_cut {
             // The transaction's MULTI is gone with the connection: its remaining
             // commands must not run on their own on the next one.
             while let Some(request) = self.batch.next_unsent() {
@@ -326,7 +227,6 @@ impl Protocol for Redis {
     /// The batch is dropped (the link, and what was on it, is gone already).
     fn aborted(&mut self) {
         self.batch.clear();
-        self.settle();
     }
 
     fn turned(&mut self) {

@@ -5,11 +5,11 @@
 use std::time::{Duration, Instant};
 
 use monocoque_proto::chassis::link::Supervisor;
-use monocoque_proto::resp::{self, Cmd, Connection, Protocol as Resp, SendError, Value};
+use monocoque_proto::resp::{self, Cmd, Connection, SendError, Value};
 use monocoque_proto::Driver;
 
 use super::batch::{Request, RequestId};
-use super::body::{note_multi, Inner, Redis, SUBSCRIBER_MODE_COMMANDS};
+use super::body::{Inner, Redis};
 use super::event::Event;
 use super::{ClientOptions, Error, LinkError};
 use crate::link::{self, OneServer};
@@ -69,7 +69,7 @@ impl<D: Driver<Connection>> Inner<D> {
 
     /// Buffers `MULTI`, `cmds`, `EXEC` as one request.
     pub(crate) fn send_transaction(&mut self, cmds: &[Cmd]) -> Result<RequestId, Error> {
-        self.check_subscriber_mode(b"MULTI")?;
+        self.admits(b"MULTI")?;
         if self.proto.batch.has_unsent() || self.must_hold() {
             return self.hold(Request::Transaction(cmds.to_vec()));
         }
@@ -77,7 +77,7 @@ impl<D: Driver<Connection>> Inner<D> {
             return self.hold(Request::Transaction(cmds.to_vec()));
         };
         match conn.send_transaction(cmds, Instant::now()) {
-            Ok(id) => Ok(self.sent(id, None)),
+            Ok(id) => Ok(self.sent(id)),
             Err(SendError::TooManyPending { .. } | SendError::Backpressure(_)) => {
                 self.hold(Request::Transaction(cmds.to_vec()))
             }
@@ -115,7 +115,6 @@ impl<D: Driver<Connection>> Inner<D> {
                 limit,
             });
         }
-        self.proto.note_subscribe(request.name());
         Ok(self.proto.batch.push_unsent(request, Instant::now()))
     }
 
@@ -127,7 +126,7 @@ impl<D: Driver<Connection>> Inner<D> {
         send: impl FnOnce(&mut Connection, Instant) -> Result<resp::RequestId, SendError>,
         request: impl FnOnce() -> Request,
     ) -> Result<RequestId, Error> {
-        self.check_subscriber_mode(name)?;
+        self.admits(name)?;
         if self.proto.batch.has_unsent() || self.must_hold() {
             return self.hold(request());
         }
@@ -136,7 +135,7 @@ impl<D: Driver<Connection>> Inner<D> {
             return self.hold(request());
         };
         match send(conn, now) {
-            Ok(id) => Ok(self.sent(id, Some(name))),
+            Ok(id) => Ok(self.sent(id)),
             Err(SendError::TooManyPending { .. } | SendError::Backpressure(_)) => self.hold(request()),
             Err(SendError::Poisoned(e)) => {
                 self.kill_link(Error::from(e));
@@ -147,39 +146,24 @@ impl<D: Driver<Connection>> Inner<D> {
     }
 
     /// Records a request the connection accepted.
-    fn sent(&mut self, id: resp::RequestId, name: Option<&[u8]>) -> RequestId {
-        self.proto.note_subscribe(name);
+    fn sent(&mut self, id: resp::RequestId) -> RequestId {
         let seq = self.proto.batch.push_sent();
         if let Some(link) = &mut self.link {
             link.state.inflight.push_back((id, seq.0));
-            note_multi(link, name);
         }
         seq
     }
 
-    /// [`Error::SubscriberMode`] for a command a RESP2 connection in subscriber mode
-    /// does not accept.
-    fn check_subscriber_mode(&self, name: &[u8]) -> Result<(), Error> {
-        if self.proto.protocol != Resp::Resp2 || !self.in_subscriber_mode() {
-            return Ok(());
-        }
-        if SUBSCRIBER_MODE_COMMANDS.iter().any(|c| name.eq_ignore_ascii_case(c)) {
-            return Ok(());
-        }
-        Err(Error::SubscriberMode {
-            command: String::from_utf8_lossy(name).into_owned(),
-        })
-    }
-
-    fn in_subscriber_mode(&self) -> bool {
-        if self.proto.subscribing {
-            return true;
-        }
-        if self.is_live() {
-            self.session().is_some_and(|s| !s.subscriptions().is_empty())
+    /// Whether the connection would take a command named `name` now (RESP2 subscriber
+    /// mode), asked before a request is kept in the client: the live connection
+    /// judges, or while there is none, what the last one handed over.
+    fn admits(&self, name: &[u8]) -> Result<(), Error> {
+        let verdict = if self.is_live() {
+            self.session().map(|s| s.admits(name))
         } else {
-            self.proto.restore.has_subscriptions()
-        }
+            self.proto.carry.as_ref().map(|c| c.admits(name))
+        };
+        verdict.unwrap_or(Ok(())).map_err(Error::from)
     }
 
     /// Hands unsent requests to the connection while it accepts them.
@@ -200,7 +184,6 @@ impl<D: Driver<Connection>> Inner<D> {
             match result {
                 Ok(id) => {
                     let seq = batch.base + batch.cursor as u64;
-                    note_multi(link, request.name());
                     link.state.inflight.push_back((id, seq));
                     batch.mark_next_sent();
                 }
@@ -225,7 +208,6 @@ impl<D: Driver<Connection>> Inner<D> {
             link.state.inflight.clear();
         }
         self.proto.batch.clear();
-        self.proto.settle();
     }
 
     // ---- waiting ----
@@ -233,18 +215,14 @@ impl<D: Driver<Connection>> Inner<D> {
     /// Everything buffered, sent, and every outcome, in a new `Vec`.
     pub(crate) fn flush(&mut self) -> Result<Vec<Result<Value, Error>>, Error> {
         self.drive(Target::All)?;
-        let out = self.proto.batch.drain();
-        self.proto.settle();
-        Ok(out)
+        Ok(self.proto.batch.drain())
     }
 
     /// Everything buffered, sent, and every outcome (see
     /// [`Client::flush_into`](super::Client::flush_into)).
     pub(crate) fn flush_into(&mut self, out: &mut Vec<Result<Value, Error>>) -> Result<usize, Error> {
         self.drive(Target::All)?;
-        let n = self.proto.batch.drain_into(out);
-        self.proto.settle();
-        Ok(n)
+        Ok(self.proto.batch.drain_into(out))
     }
 
     /// Sends `cmd` after everything buffered and waits for its reply.
@@ -256,15 +234,10 @@ impl<D: Driver<Connection>> Inner<D> {
     /// Waits for request `id`'s outcome.
     pub(crate) fn wait(&mut self, id: RequestId) -> Result<Value, Error> {
         self.drive(Target::One(id.0))?;
-        let outcome = self
-            .proto
+        self.proto
             .batch
             .take(id.0)
-            .unwrap_or_else(|| Err(Error::Connection(resp::ConnectionError::Closed)));
-        if self.proto.batch.slots.is_empty() {
-            self.proto.settle();
-        }
-        outcome
+            .unwrap_or_else(|| Err(Error::Connection(resp::ConnectionError::Closed)))
     }
 
     /// One step of a wait before it looks at the batch: buries a dead link, runs the
@@ -367,12 +340,11 @@ impl<D: Driver<Connection>> Inner<D> {
         self.query(&Cmd::new(name).args(channels)).map(drop)
     }
 
-    /// Sends a `CLIENT TRACKING` command; what a new connection restores follows it.
+    /// Sends a `CLIENT TRACKING` command (`None`: `OFF`); the connection records the
+    /// command in force from the server's `+OK`, and hands it to the next one.
     pub(crate) fn set_tracking(&mut self, cmd: Option<Cmd>) -> Result<(), Error> {
         let off = || Cmd::new("CLIENT").arg("TRACKING").arg("OFF");
-        super::reply::ok(self.query(cmd.as_ref().unwrap_or(&off()))?)?;
-        self.proto.restore.tracking = cmd;
-        Ok(())
+        super::reply::ok(self.query(cmd.as_ref().unwrap_or(&off()))?)
     }
 
     // ---- the link ----

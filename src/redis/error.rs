@@ -121,6 +121,18 @@ impl From<RequestError> for Error {
     }
 }
 
+impl From<SendError> for Error {
+    /// A request the connection refused: RESP2 subscriber mode has its own variant.
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::SubscriberMode { command } => Error::SubscriberMode {
+                command: String::from_utf8_lossy(&command).into_owned(),
+            },
+            other => Error::Refused(other),
+        }
+    }
+}
+
 impl From<ConnectionError> for Error {
     fn from(e: ConnectionError) -> Self {
         match e {

@@ -90,9 +90,6 @@ impl<D: Driver<Connection>> Inner<D> {
                 _ => batch.taken = batch.taken.saturating_sub(1),
             }
         }
-        if batch.slots.is_empty() {
-            self.proto.settle();
-        }
         n
     }
 }

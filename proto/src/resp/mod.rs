@@ -34,7 +34,8 @@ mod value;
 pub use command::{ArgSink, Cmd, ToArg};
 pub use connection::{
     Connection, ConnectionConfig, ConnectionError, Event, HandshakeCommand, HandshakeError, MessageKind,
-    QueueRejection, RequestError, RequestId, SendError, Subscriptions, TransactionAborted,
+    QueueRejection, ReconnectState, RequestError, RequestId, SendError, Subscriptions, TransactionAborted,
+    SUBSCRIBER_MODE_COMMANDS,
 };
 pub use decode::{Decoder, DecoderConfig};
 pub use encode::{EncodeError, Encoder};
