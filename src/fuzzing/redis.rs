@@ -304,8 +304,9 @@ impl Oracle {
                     e,
                     Error::Timeout
                         | Error::Connection(_)
-                        | Error::Reconnect { .. }
-                        | Error::Link(LinkError::Connect { .. } | LinkError::ConnectTimeout { .. })
+                        | Error::Link(
+                            LinkError::Connect { .. } | LinkError::ConnectTimeout { .. } | LinkError::Reconnect { .. }
+                        )
                         | Error::Handshake(_)
                 ),
             "{what}: unexpected error {e:?}"

@@ -1068,10 +1068,7 @@ impl<D: Driver<Connection>> Inner<D> {
     /// starts a new one.
     fn give_up(&self, gave_up: GaveUp<Error>) -> Error {
         let lost = || Error::from(self.last_error.clone().unwrap_or(ConnectionError::Closed));
-        Error::Reconnect {
-            attempts: gave_up.attempts,
-            last: Box::new(gave_up.last.unwrap_or_else(lost)),
-        }
+        LinkError::reconnect(gave_up.attempts, gave_up.last.unwrap_or_else(lost)).into()
     }
 
     /// One connection attempt to server `index`, all the way: start it

@@ -258,7 +258,7 @@ pub use crate::LinkOptions;
 /// whose time runs out leaves it where it is (attempts made, the server to try next,
 /// when the backoff allows the next attempt) and the next call continues it. It ends
 /// when a server completes the handshake, or with
-/// [`Error::Reconnect`](super::Error::Reconnect) once the attempts run out (the call
+/// [`LinkError::Reconnect`](super::LinkError::Reconnect) once the attempts run out (the call
 /// after that starts a new one). The policy is the chassis' own
 /// ([`monocoque_proto::chassis::link`]), whose supervisor runs it.
 #[derive(Clone, Debug)]

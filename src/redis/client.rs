@@ -445,7 +445,7 @@ impl<D: Driver<Connection>> Client<D> {
     /// restores subscriptions; within `timeout` too: a reconnect that needs longer goes
     /// on in the next call, and this one returns `Ok(None)`
     /// ([`is_connected`](Self::is_connected) tells). It fails with
-    /// [`Error::Reconnect`] only when the reconnect policy's attempts are exhausted.
+    /// [`LinkError::Reconnect`] only when the reconnect policy's attempts are exhausted.
     pub fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
         self.wait_event(timeout, |_| true, Some)
     }
@@ -952,10 +952,8 @@ impl<D: Driver<Connection>> Client<D> {
             Err(link::Redialed::GaveUp(gave_up)) => {
                 // The policy allows no more attempts: the next call starts a new round.
                 let closed = || Error::Connection(resp::ConnectionError::Closed);
-                Err(Redialed::Over(Error::Reconnect {
-                    attempts: gave_up.attempts,
-                    last: Box::new(gave_up.last.unwrap_or_else(closed)),
-                }))
+                let last = gave_up.last.unwrap_or_else(closed);
+                Err(Redialed::Over(LinkError::reconnect(gave_up.attempts, last).into()))
             }
             Err(link::Redialed::Failed(e)) => Err(Redialed::Over(e)),
         }
@@ -965,10 +963,7 @@ impl<D: Driver<Connection>> Client<D> {
     /// failure, or a plain timeout when none failed yet.
     fn redial_error(&self) -> Error {
         match self.redial.failures() {
-            (attempts, Some(last)) => Error::Reconnect {
-                attempts,
-                last: Box::new(last.clone()),
-            },
+            (attempts, Some(last)) => LinkError::reconnect(attempts, last.clone()).into(),
             _ => Error::Timeout,
         }
     }

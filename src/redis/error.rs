@@ -6,7 +6,9 @@ use bytes::Bytes;
 use monocoque_proto::resp::{ConnectionError, HandshakeError, RequestError, SendError, TransactionAborted, Value};
 
 use super::options::UrlError;
-pub use crate::LinkError;
+
+/// The link's failures, as this client's [`Error`] carries them in [`Error::Link`].
+pub type LinkError = crate::LinkError<Error>;
 
 /// Why a [`Client`](super::Client) call, or one entry of a pipeline, failed.
 ///
@@ -17,7 +19,8 @@ pub enum Error {
     /// The connection URL is malformed.
     #[error("invalid Redis URL: {0}")]
     Url(#[from] UrlError),
-    /// The link under the connection failed: the driver, the connect or its timeout.
+    /// The link under the connection failed: the driver, the connect, its timeout, or
+    /// a reconnect that ran out of attempts.
     #[error(transparent)]
     Link(#[from] LinkError),
     /// The server refused the handshake (wrong password, unknown user, bad database).
@@ -28,17 +31,6 @@ pub enum Error {
     /// is not sent again. The next call reconnects.
     #[error("connection lost: {0}")]
     Connection(ConnectionError),
-    /// Reconnecting failed `attempts` times in a row, and either the reconnect policy
-    /// allows no more or the call's deadline came before the next attempt; `last` is the
-    /// last failure.
-    #[error("reconnecting failed after {attempts} attempt(s): {last}")]
-    Reconnect {
-        /// Attempts made in this round of the policy (a round can span calls: one that
-        /// times out leaves it to the next).
-        attempts: u32,
-        /// Why the last one failed.
-        last: Box<Error>,
-    },
     /// The server answered with an error reply (`-ERR ...`, `-WRONGTYPE ...`).
     #[error("server error: {0}")]
     Server(ServerError),
@@ -99,8 +91,11 @@ impl Error {
     /// Whether the connection carrying the request failed (so the request may or may
     /// not have run), as opposed to an answer from the server.
     pub fn is_connection_failure(&self) -> bool {
-        matches!(self, Error::Connection(_) | Error::Reconnect { .. })
-            || matches!(self, Error::Link(e) if e.is_connection_failure())
+        match self {
+            Error::Connection(_) => true,
+            Error::Link(e) => e.is_connection_failure(),
+            _ => false,
+        }
     }
 
     pub(crate) fn unexpected(expected: &'static str, got: Value) -> Self {

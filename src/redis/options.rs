@@ -75,11 +75,11 @@ pub use crate::LinkOptions;
 /// attempts per round (`None`: until it succeeds). The wait is spent in the driver and
 /// never outlasts the call's own deadline (its response timeout, or the timeout given
 /// to `next_event`): a call whose deadline comes first fails with
-/// [`Error::Reconnect`](super::Error::Reconnect) (or
+/// [`LinkError::Reconnect`](super::LinkError::Reconnect) (or
 /// [`Error::Timeout`](super::Error::Timeout) before any attempt failed) and the next
 /// call goes on with the same round of attempts and delays, and with a handshake still
 /// under way (which has its own `connect_timeout`). A call that exhausts the attempts
-/// fails with [`Error::Reconnect`](super::Error::Reconnect); the next call starts a new
+/// fails with [`LinkError::Reconnect`](super::LinkError::Reconnect); the next call starts a new
 /// round.
 #[derive(Clone)]
 pub struct ClientOptions {
