@@ -1,5 +1,5 @@
-//! Why a client's link could not be made or kept, whatever the protocol: the driver
-//! (unavailable, or failed), the connect (refused, unreachable, unresolvable), its
+//! Why a client's link could not be made or kept, whatever the protocol: the server
+//! URL, the driver (unavailable, or failed), the connect (refused, unreachable, unresolvable), its
 //! timeout, and a reconnect that ran out of attempts. Each client's `Error` carries it
 //! as `Error::Link`.
 
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::driver::DriverError;
+use crate::url::UrlError;
 
 /// A failure of the link under a client rather than of the protocol on it. Every
 /// client's `Error` carries it as its `Link` variant (`E` is that `Error`: a reconnect
@@ -30,6 +31,9 @@ use crate::driver::DriverError;
 /// one failure can be reported to every caller it affected.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LinkError<E> {
+    /// The server URL is malformed (nothing was tried).
+    #[error("invalid server URL: {0}")]
+    Url(UrlError),
     /// The driver could not be created (for io_uring: its message names mio as the way
     /// out).
     #[error("driver unavailable: {0}")]
@@ -79,10 +83,10 @@ impl<E> LinkError<E> {
         }
     }
 
-    /// Whether a connection failed or was lost (everything but a driver that could not
-    /// be created, which no retry mends).
+    /// Whether a connection failed or was lost (everything but a URL or a driver that
+    /// no retry mends).
     pub fn is_connection_failure(&self) -> bool {
-        !matches!(self, LinkError::DriverUnavailable(_))
+        !matches!(self, LinkError::Url(_) | LinkError::DriverUnavailable(_))
     }
 }
 
@@ -96,6 +100,9 @@ mod tests {
         let unavailable =
             LinkError::<io::Error>::DriverUnavailable(Arc::new(DriverError::Mio(io::Error::other("no poll"))));
         assert!(!unavailable.is_connection_failure());
+        let url = LinkError::<io::Error>::Url(UrlError::Empty);
+        assert!(!url.is_connection_failure());
+        assert_eq!(url.to_string(), "invalid server URL: no server URL given");
         let connect = LinkError::<io::Error>::Connect {
             server: "h:1".into(),
             source: io(),

@@ -196,7 +196,7 @@ impl<D: Driver<Connection>> Client<D> {
             last_turn: Instant::now(),
         };
         if inner.pool.servers().is_empty() {
-            return Err(Error::Url(super::UrlError::Empty));
+            return Err(Error::from(super::UrlError::Empty));
         }
         let mut last = None;
         for index in 0..inner.pool.servers().len() {
@@ -210,7 +210,7 @@ impl<D: Driver<Connection>> Client<D> {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or(Error::Url(super::UrlError::Empty)))
+        Err(last.unwrap_or(Error::from(super::UrlError::Empty)))
     }
 
     // ---- getters ----
@@ -1091,7 +1091,7 @@ impl<D: Driver<Connection>> Inner<D> {
     /// ([`on_connected`](Self::on_connected)).
     fn start_link(&mut self, index: usize, deadline: Option<Instant>) -> Result<(), Error> {
         let Some(server) = self.pool.servers().get(index).cloned() else {
-            return Err(Error::Url(super::UrlError::Empty));
+            return Err(Error::from(super::UrlError::Empty));
         };
         let timeout = self.options.link.connect_timeout;
         let keepalive = self.options.link.tcp_keepalive;

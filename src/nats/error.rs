@@ -7,9 +7,7 @@ use monocoque_proto::nats::client::{ConnectionError, CredsError, NKeyError, Requ
 use monocoque_proto::nats::{EncodeError, ServerError, ServerErrorKind};
 
 use super::options::UrlError;
-
-/// The link's failures, as this client's [`Error`] carries them in [`Error::Link`].
-pub type LinkError = crate::LinkError<Error>;
+use super::LinkError;
 
 /// Why a [`Client`](super::Client) or [`Subscription`](super::Subscription) call failed.
 ///
@@ -17,11 +15,8 @@ pub type LinkError = crate::LinkError<Error>;
 /// errors are shared behind an [`Arc`]).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    /// A server URL is malformed.
-    #[error("invalid NATS URL: {0}")]
-    Url(#[from] UrlError),
-    /// The link under the connection failed: the driver, the connect, its timeout, or
-    /// a reconnect that ran out of attempts.
+    /// The link under the connection failed: a malformed URL, the driver, the
+    /// connect, its timeout, or a reconnect that ran out of attempts.
     #[error(transparent)]
     Link(#[from] LinkError),
     /// The NKey seed is invalid.
@@ -148,6 +143,14 @@ impl From<RequestError> for Error {
             RequestError::Timeout => Error::Timeout,
             RequestError::Poisoned(c) => Error::from(c),
         }
+    }
+}
+
+/// A malformed URL given to [`Client::connect`](super::Client::connect) is the link's
+/// failure: nothing was tried.
+impl From<UrlError> for Error {
+    fn from(e: UrlError) -> Self {
+        Error::Link(LinkError::Url(e))
     }
 }
 

@@ -6,9 +6,7 @@ use bytes::Bytes;
 use monocoque_proto::resp::{ConnectionError, HandshakeError, RequestError, SendError, TransactionAborted, Value};
 
 use super::options::UrlError;
-
-/// The link's failures, as this client's [`Error`] carries them in [`Error::Link`].
-pub type LinkError = crate::LinkError<Error>;
+use super::LinkError;
 
 /// Why a [`Client`](super::Client) call, or one entry of a pipeline, failed.
 ///
@@ -16,11 +14,8 @@ pub type LinkError = crate::LinkError<Error>;
 /// (I/O errors are shared behind an [`Arc`](std::sync::Arc)).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    /// The connection URL is malformed.
-    #[error("invalid Redis URL: {0}")]
-    Url(#[from] UrlError),
-    /// The link under the connection failed: the driver, the connect, its timeout, or
-    /// a reconnect that ran out of attempts.
+    /// The link under the connection failed: a malformed URL, the driver, the
+    /// connect, its timeout, or a reconnect that ran out of attempts.
     #[error(transparent)]
     Link(#[from] LinkError),
     /// The server refused the handshake (wrong password, unknown user, bad database).
@@ -122,6 +117,14 @@ impl From<ConnectionError> for Error {
             ConnectionError::Handshake(h) => Error::Handshake(h),
             other => Error::Connection(other),
         }
+    }
+}
+
+/// A malformed URL given to [`Client::connect`](super::Client::connect) is the link's
+/// failure: nothing was tried.
+impl From<UrlError> for Error {
+    fn from(e: UrlError) -> Self {
+        Error::Link(LinkError::Url(e))
     }
 }
 
