@@ -24,11 +24,14 @@
 //! ```
 
 mod batch;
+mod body;
+mod calls;
 mod client;
 mod commands;
 mod error;
 mod event;
 mod options;
+mod pump;
 mod reply;
 
 pub use batch::RequestId;

@@ -1,0 +1,547 @@
+//! The client body every protocol shares: the driver, the connection it holds, the
+//! chassis' [`Supervisor`] over the server pool, and the operations around them (one
+//! driver turn and what it reported, the session's events drained into the protocol,
+//! killing, burying, starting and re-establishing the link, the backpressure retry
+//! loop). What differs per protocol (how a session is built, what its events mean,
+//! what a new connection replays, which error a failure becomes) is a [`Protocol`].
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use monocoque_proto::chassis::link::{Endpoint, Rng, Supervisor};
+use monocoque_proto::{Activity, Driver, Session};
+
+use super::{DialError, Handshake, Link, Redial, Redialed, Resolver, TcpKeepalive};
+
+/// How long a call waits between two looks at a socket the kernel is not draining yet.
+const FLUSH_POLL: Duration = Duration::from_millis(5);
+
+/// The protocol side of a [`Body`]: the hooks its shared operations call.
+pub(crate) trait Protocol: Sized {
+    /// The sans-IO session the driver runs.
+    type Session: Session;
+    /// A server of the pool.
+    type Server: Endpoint;
+    /// Why a link died.
+    type Lost: Clone;
+    /// What the protocol keeps per connection.
+    type State: Default;
+    /// The client's error.
+    type Error: Clone;
+
+    // ---- connecting ----
+
+    /// Where `server` is: host name (or IP literal) and port.
+    fn address(&self, server: &Self::Server) -> (String, u16);
+    /// How long a connection attempt may take, TCP connect and handshake.
+    fn connect_timeout(&self) -> Duration;
+    /// How long past the connect timeout the body gives a handshake still in progress
+    /// (a backstop, for a session that enforces the timeout itself).
+    fn handshake_grace(&self) -> Duration {
+        Duration::ZERO
+    }
+    /// TCP keepalive for the socket, if any.
+    fn keepalive(&self) -> Option<TcpKeepalive> {
+        None
+    }
+    /// The session of a connect to `server` started at `now`.
+    fn session(&mut self, server: &Self::Server, rng: &mut Rng, now: Instant) -> Result<Self::Session, Self::Error>;
+    /// The session of a connect that failed (what it carried may go into the next).
+    fn salvage(&mut self, session: Self::Session) {
+        drop(session);
+    }
+    /// What a failed dial to `server` reports (`given`: the time the TCP connect had).
+    fn dial_failed(&self, server: &Self::Server, error: DialError<Self::Error>, given: Duration) -> Self::Error;
+    /// A new connection was handed to the driver: queue what it replays.
+    fn started(&mut self, session: &mut Self::Session, link: &mut Link<Self::Lost, Self::State>) {
+        let _ = (session, link);
+    }
+
+    // ---- events ----
+
+    /// One event of the current connection's session.
+    fn on_event(&mut self, cx: &mut Cx<'_, Self>, event: <Self::Session as Session>::Event);
+    /// Every event the session had was handled (it is still in the driver).
+    fn drained(&mut self, session: &Self::Session) {
+        let _ = session;
+    }
+    /// Why the session ended, if it did.
+    fn ended(session: &Self::Session) -> Option<Self::Lost>;
+    /// The reason of a connection that closed without one of its own.
+    fn closed() -> Self::Lost;
+    /// The reason of a handshake that did not complete in time.
+    fn handshake_timeout(&self) -> Self::Lost;
+    /// The error a lost link becomes (a failed attempt, a failed first connection).
+    fn failure(lost: Self::Lost) -> Self::Error;
+    /// Whether `error` says the server refused the credentials (it is skipped for the
+    /// rest of the reconnect).
+    fn refused(error: &Self::Error) -> bool {
+        let _ = error;
+        false
+    }
+    /// A dead link was taken out of the driver, with its session (if the driver still
+    /// had it): keep what the next connection carries, fail what was on it. `lost` is
+    /// why it died; the body counts a link that never completed its handshake as a
+    /// failed attempt afterwards.
+    fn buried(&mut self, link: Link<Self::Lost, Self::State>, session: Option<Self::Session>, lost: &Self::Lost);
+    /// What the link and the call report when the driver itself failed.
+    fn driver_failed(error: io::Error) -> (Self::Lost, Self::Error);
+    /// After the link was buried for a driver failure.
+    fn aborted(&mut self) {}
+    /// After every driver turn.
+    fn turned(&mut self) {}
+}
+
+/// What a protocol's event handler may do to the link: the link itself, the pool, and
+/// the connection's coming up.
+pub(crate) struct Cx<'a, P: Protocol> {
+    /// The current connection.
+    pub(crate) link: &'a mut Link<P::Lost, P::State>,
+    /// The server pool.
+    pub(crate) supervisor: &'a mut Supervisor<P::Server, P::Error>,
+    connections: &'a mut u64,
+}
+
+impl<P: Protocol> Cx<'_, P> {
+    /// The handshake completed: the link is ready, the reconnect (if any) is over, the
+    /// connection is counted. Returns how many connections were made so far, or `None`
+    /// when the link was already up.
+    pub(crate) fn up(&mut self) -> Option<u64> {
+        if self.link.ready {
+            return None;
+        }
+        self.link.ready = true;
+        let server = self.supervisor.current();
+        self.supervisor.succeeded(server);
+        *self.connections += 1;
+        Some(*self.connections)
+    }
+
+    /// Marks the link dead (the first reason wins).
+    pub(crate) fn kill(&mut self, lost: P::Lost) {
+        self.link.kill(lost);
+    }
+}
+
+/// A client's link machinery over driver `D`, for protocol `P` (whose own state is
+/// [`proto`](Self::proto)).
+pub(crate) struct Body<D, P: Protocol> {
+    /// The driver, on the calling thread.
+    pub(crate) driver: D,
+    /// The protocol's state and hooks.
+    pub(crate) proto: P,
+    /// The current connection, if any.
+    pub(crate) link: Option<Link<P::Lost, P::State>>,
+    /// The server pool and the reconnect in progress, if any: kept across calls, so a
+    /// call that runs out of time leaves it where it was and the next call continues it.
+    pub(crate) supervisor: Supervisor<P::Server, P::Error>,
+    /// Connections made so far (handshakes completed).
+    pub(crate) connections: u64,
+    /// Why the last connection was lost.
+    pub(crate) last_loss: Option<P::Lost>,
+    /// When the driver last turned (a clock the hot path may use instead of reading one).
+    pub(crate) last_turn: Instant,
+    /// Resolves server host names off the driver's thread.
+    resolver: Resolver,
+    /// The driver's reports, a buffer reused across turns.
+    activities: Vec<Activity>,
+}
+
+impl<D: Driver<P::Session>, P: Protocol> Body<D, P> {
+    /// A body with no connection yet.
+    pub(crate) fn new(driver: D, proto: P, supervisor: Supervisor<P::Server, P::Error>) -> Self {
+        Self {
+            driver,
+            proto,
+            link: None,
+            supervisor,
+            connections: 0,
+            last_loss: None,
+            last_turn: Instant::now(),
+            resolver: Resolver::default(),
+            activities: Vec::new(),
+        }
+    }
+
+    // ---- the link's state ----
+
+    /// Whether a connection is up: handshake complete, not dead.
+    pub(crate) fn is_live(&self) -> bool {
+        self.link.as_ref().is_some_and(Link::is_live)
+    }
+
+    /// Whether a connection completed its handshake (dead or not).
+    pub(crate) fn is_ready(&self) -> bool {
+        self.link.as_ref().is_some_and(|l| l.ready)
+    }
+
+    /// Why the current connection died, if it did.
+    pub(crate) fn dead(&self) -> Option<&P::Lost> {
+        self.link.as_ref().and_then(|l| l.dead.as_ref())
+    }
+
+    /// What a call on a connection that is gone reports: why the last one was lost.
+    pub(crate) fn lost(&self) -> P::Lost {
+        self.last_loss.clone().unwrap_or_else(P::closed)
+    }
+
+    /// The current connection's session, to read.
+    pub(crate) fn session(&self) -> Option<&P::Session> {
+        self.driver.session(self.link.as_ref()?.conn)
+    }
+
+    /// The current connection's session, if it is up.
+    pub(crate) fn live_session(&mut self) -> Option<&mut P::Session> {
+        let link = self.link.as_ref().filter(|l| l.is_live())?;
+        self.driver.session_for_output(link.conn)
+    }
+
+    /// The current connection's session if it is not dead, its handshake complete or
+    /// not.
+    pub(crate) fn current_session(&mut self) -> Option<&mut P::Session> {
+        let link = self.link.as_ref().filter(|l| l.dead.is_none())?;
+        self.driver.session_for_output(link.conn)
+    }
+
+    // ---- the driver ----
+
+    /// One driver turn until `deadline`; the link's events go to the protocol. A driver
+    /// failure buries the link.
+    pub(crate) fn turn(&mut self, deadline: Option<Instant>) -> Result<(), P::Error> {
+        let conn = self.link.as_ref().map(|l| l.conn);
+        let result = super::turn(&mut self.driver, &mut self.activities, deadline, conn);
+        self.last_turn = Instant::now();
+        self.proto.turned();
+        let reported = match result {
+            Ok(reported) => reported,
+            Err(e) => {
+                let (lost, error) = P::driver_failed(e);
+                self.kill_link(lost);
+                self.bury_link();
+                self.proto.aborted();
+                return Err(error);
+            }
+        };
+        if reported.ready || reported.closed {
+            self.drain_events();
+        }
+        if reported.closed {
+            self.kill_link(P::closed());
+        }
+        Ok(())
+    }
+
+    /// Hands the current connection's events to the protocol, straight from the session.
+    pub(crate) fn drain_events(&mut self) {
+        let Self {
+            driver,
+            proto,
+            link,
+            supervisor,
+            connections,
+            ..
+        } = self;
+        let Some(link) = link.as_mut() else { return };
+        let Some(session) = driver.session_for_output(link.conn) else {
+            return;
+        };
+        let mut cx = Cx {
+            link,
+            supervisor,
+            connections,
+        };
+        while let Some(event) = session.poll_event() {
+            proto.on_event(&mut cx, event);
+        }
+        proto.drained(session);
+        if let Some(lost) = P::ended(session) {
+            link.kill(lost);
+        }
+    }
+
+    // ---- the link ----
+
+    /// Marks the current connection dead (the first reason wins).
+    pub(crate) fn kill_link(&mut self, lost: P::Lost) {
+        if let Some(link) = &mut self.link {
+            link.kill(lost);
+        }
+    }
+
+    /// Buries the current connection if it is dead; whether it was.
+    pub(crate) fn bury_dead(&mut self) -> bool {
+        let dead = self.dead().is_some();
+        if dead {
+            self.bury_link();
+        }
+        dead
+    }
+
+    /// Takes the connection out of the driver: what it still reported goes to the
+    /// protocol, then the protocol keeps what the next connection needs. A connection
+    /// whose handshake never completed was a reconnect attempt: its failure is the
+    /// reconnect's latest.
+    pub(crate) fn bury_link(&mut self) {
+        let Some(conn) = self.link.as_ref().map(|l| l.conn) else {
+            return;
+        };
+        self.drain_events();
+        let mut session = self.driver.remove(conn);
+        if let (Some(session), Some(link)) = (session.as_mut(), self.link.as_mut()) {
+            let mut cx = Cx {
+                link,
+                supervisor: &mut self.supervisor,
+                connections: &mut self.connections,
+            };
+            while let Some(event) = session.poll_event() {
+                self.proto.on_event(&mut cx, event);
+            }
+        }
+        let Some(mut link) = self.link.take() else { return };
+        let lost = link.dead.take().unwrap_or_else(P::closed);
+        let ready = link.ready;
+        self.last_loss = Some(lost.clone());
+        self.proto.buried(link, session, &lost);
+        if !ready {
+            let failure = P::failure(lost);
+            let refused = P::refused(&failure);
+            let server = self.supervisor.current();
+            self.supervisor.failed(server, failure, refused);
+        }
+    }
+
+    /// Continues the reconnect (or starts one) until a link is ready or `deadline`: see
+    /// [`super::reconnect`].
+    pub(crate) fn reconnect(&mut self, deadline: Option<Instant>) -> Result<(), Redialed<P::Error>> {
+        super::reconnect(self, deadline)
+    }
+
+    /// One connection attempt to server `index`, all the way: start it, then wait for
+    /// the handshake (bounded by the connect timeout).
+    pub(crate) fn open_link(&mut self, index: usize) -> Result<(), P::Error> {
+        self.start_link(index, None)?;
+        match super::wait_handshake(self, None) {
+            Handshake::Ready => Ok(()),
+            Handshake::Dead(lost) => Err(P::failure(lost.unwrap_or_else(P::closed))),
+            Handshake::Failed(e) => Err(e),
+            // Not reached: without a limit the wait ends only with the handshake.
+            Handshake::Later => Err(P::failure(self.proto.handshake_timeout())),
+        }
+    }
+
+    /// Starts a connection attempt to server `index`: the TCP connect (within the
+    /// connect timeout and `deadline`) with the session the protocol builds, handed to
+    /// the driver, with what the protocol replays queued. The handshake completes in
+    /// later turns.
+    pub(crate) fn start_link(&mut self, index: usize, deadline: Option<Instant>) -> Result<(), P::Error> {
+        let Some(server) = self.supervisor.servers().get(index).cloned() else {
+            return Err(P::failure(P::closed()));
+        };
+        let (host, port) = self.proto.address(&server);
+        let timeout = self.proto.connect_timeout();
+        let keepalive = self.proto.keepalive();
+        let start = Instant::now();
+        let handshake_by = start + timeout + self.proto.handshake_grace();
+        let tcp_deadline = super::connect_deadline(start, timeout, deadline);
+        let dialing = Dialing {
+            proto: &mut self.proto,
+            rng: self.supervisor.rng(),
+            server: &server,
+        };
+        let dialed = super::dial(
+            &mut self.driver,
+            &mut self.resolver,
+            &mut self.activities,
+            (&host, port),
+            tcp_deadline,
+            keepalive,
+            dialing,
+        );
+        let given = tcp_deadline.saturating_duration_since(start);
+        let conn = dialed.map_err(|e| self.proto.dial_failed(&server, e, given))?;
+        self.supervisor.set_current(index);
+        let link = self.link.insert(Link::new(conn, handshake_by));
+        if let Some(session) = self.driver.session_for_output(conn) {
+            self.proto.started(session, link);
+        }
+        self.drain_events();
+        Ok(())
+    }
+}
+
+/// How [`Body::start_link`]'s dial builds its sessions: through the protocol.
+struct Dialing<'a, P: Protocol> {
+    proto: &'a mut P,
+    rng: &'a mut Rng,
+    server: &'a P::Server,
+}
+
+impl<P: Protocol> super::Dialing<P::Session> for Dialing<'_, P> {
+    type Error = P::Error;
+
+    fn session(&mut self, now: Instant) -> Result<P::Session, P::Error> {
+        self.proto.session(self.server, self.rng, now)
+    }
+
+    fn salvage(&mut self, session: P::Session) {
+        self.proto.salvage(session);
+    }
+}
+
+/// The steps of the shared reconnect loop ([`super::reconnect`]), for every protocol.
+impl<D: Driver<P::Session>, P: Protocol> Redial for Body<D, P> {
+    type Server = P::Server;
+    type Lost = P::Lost;
+    type State = P::State;
+    type Error = P::Error;
+
+    fn supervisor(&mut self) -> &mut Supervisor<P::Server, P::Error> {
+        &mut self.supervisor
+    }
+
+    fn link(&self) -> Option<&Link<P::Lost, P::State>> {
+        self.link.as_ref()
+    }
+
+    fn start_link(&mut self, index: usize, deadline: Option<Instant>) -> Result<(), P::Error> {
+        Body::start_link(self, index, deadline)
+    }
+
+    fn handshake_timed_out(&mut self) {
+        let lost = self.proto.handshake_timeout();
+        self.kill_link(lost);
+    }
+
+    fn bury_link(&mut self) {
+        Body::bury_link(self);
+    }
+
+    fn turn_until(&mut self, until: Instant) -> Result<(), P::Error> {
+        self.turn(Some(until))
+    }
+
+    fn refused(error: &P::Error) -> bool {
+        P::refused(error)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Calls that need a live connection, retried through backpressure and losses
+// ---------------------------------------------------------------------------------------
+
+/// What a failed call on the session asks of [`Body::with_session`].
+pub(crate) enum Retry<L, E> {
+    /// The session's buffer is full: flush and try again.
+    Backpressure,
+    /// The connection turned out dead: reconnect and try again.
+    Poisoned(L),
+    /// The call itself was refused: the caller's error.
+    Refused(E),
+}
+
+/// A protocol whose calls [`Body::with_session`] retries: how its send errors and its
+/// reconnects map onto the call's outcome.
+pub(crate) trait Retrying: Protocol {
+    /// Why the session refused a call.
+    type SendError;
+    /// What to do about `error`, returned by a call on the session.
+    fn retry(error: Self::SendError) -> Retry<Self::Lost, Self::Error>;
+    /// The error of a call whose time ran out.
+    fn timeout() -> Self::Error;
+    /// Whether a lost connection may be re-established.
+    fn may_redial(&self) -> bool;
+    /// The error of a call that needs a connection when reconnecting is not allowed.
+    fn disconnected(lost: Self::Lost) -> Self::Error;
+    /// The error of a reconnect that did not end with a live link (`lost`: why the last
+    /// connection was lost).
+    fn unredialed(redialed: Redialed<Self::Error>, lost: Self::Lost) -> Self::Error;
+}
+
+impl<D: Driver<P::Session>, P: Protocol> Body<D, P> {
+    /// Makes sure a connection is up by `deadline`: buries a dead one, reconnects if
+    /// allowed (a timeout when `deadline` comes first: the reconnect stays where it is,
+    /// for the next call to continue).
+    pub(crate) fn ensure_link(&mut self, deadline: Option<Instant>) -> Result<(), P::Error>
+    where
+        P: Retrying,
+    {
+        self.bury_dead();
+        if self.is_live() {
+            return Ok(());
+        }
+        if self.link.is_none() && !self.proto.may_redial() {
+            return Err(P::disconnected(self.lost()));
+        }
+        self.reconnect(deadline).map_err(|r| P::unredialed(r, self.lost()))
+    }
+
+    /// Runs `op` on a live connection within `timeout`: reconnects first if needed,
+    /// flushes and retries on backpressure, reconnects and retries when the connection
+    /// turns out dead; the protocol's timeout when `timeout` runs out first.
+    pub(crate) fn with_session<T>(
+        &mut self,
+        timeout: Duration,
+        op: impl FnMut(&mut P::Session) -> Result<T, P::SendError>,
+    ) -> Result<T, P::Error>
+    where
+        P: Retrying,
+    {
+        self.with_session_or(timeout, op, |_| None)
+    }
+
+    /// [`with_session`](Self::with_session), except that before every attempt (the
+    /// first, and each after the connection was found lost while waiting for the kernel)
+    /// `on_loss` may settle the call without a live connection. The clock is read (and
+    /// the deadline set) only once the call has to wait.
+    pub(crate) fn with_session_or<T>(
+        &mut self,
+        timeout: Duration,
+        mut op: impl FnMut(&mut P::Session) -> Result<T, P::SendError>,
+        mut on_loss: impl FnMut(&mut Self) -> Option<Result<T, P::Error>>,
+    ) -> Result<T, P::Error>
+    where
+        P: Retrying,
+    {
+        let mut deadline = None;
+        loop {
+            if let Some(settled) = on_loss(self) {
+                return settled;
+            }
+            if !self.is_live() {
+                let deadline = *deadline.get_or_insert_with(|| deadline_after(timeout));
+                self.ensure_link(deadline)?;
+            }
+            let Some(session) = self.live_session() else {
+                // Up, yet the driver has no session for it: count it lost.
+                self.kill_link(P::closed());
+                continue;
+            };
+            match op(session).map_err(P::retry) {
+                Ok(value) => return Ok(value),
+                Err(Retry::Backpressure) => {
+                    let now = Instant::now();
+                    let deadline = *deadline.get_or_insert_with(|| now.checked_add(timeout));
+                    if deadline.is_some_and(|d| now >= d) {
+                        // The kernel did not take enough in time (a stuck server).
+                        return Err(P::timeout());
+                    }
+                    self.turn(Some(poll_until(now, deadline)))?;
+                }
+                Err(Retry::Poisoned(lost)) => self.kill_link(lost),
+                Err(Retry::Refused(error)) => return Err(error),
+            }
+        }
+    }
+}
+
+/// `timeout` from now; `None` when that is too far to represent (no bound).
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// The next look at a socket the kernel is not draining yet: a [`FLUSH_POLL`] from
+/// `now`, never past `deadline`.
+pub(crate) fn poll_until(now: Instant, deadline: Option<Instant>) -> Instant {
+    let next = now + FLUSH_POLL;
+    deadline.map_or(next, |d| next.min(d))
+}
