@@ -175,6 +175,7 @@ pub use monocoque_proto as proto;
 
 pub use link_error::LinkError;
 pub use link_options::{LinkOptions, ReconnectPolicy, TcpKeepalive};
+pub use url::UrlError;
 
 pub mod driver;
 /// The bodies' fuzz harness: only with the `fuzzing` feature (the fuzz targets and the

@@ -66,7 +66,7 @@ impl Default for LinkOptions {
 impl LinkOptions {
     /// The driver these options name, for sessions of type `S`; an io_uring driver the
     /// kernel refuses is [`LinkError::DriverUnavailable`].
-    pub fn open_driver<S: Session>(&self) -> Result<AnyDriver<S>, LinkError> {
+    pub fn open_driver<S: Session, E>(&self) -> Result<AnyDriver<S>, LinkError<E>> {
         AnyDriver::new(self.driver).map_err(|e| LinkError::DriverUnavailable(e.into()))
     }
 }

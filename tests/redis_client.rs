@@ -779,7 +779,7 @@ fn kill_mid_pipeline_then_restart(driver: DriverKind) {
     thread::sleep(Duration::from_millis(150));
     let started = Instant::now();
     match c.get("k") {
-        Err(Error::Reconnect { attempts, last }) => {
+        Err(Error::Link(LinkError::Reconnect { attempts, last })) => {
             assert_eq!(attempts, 30);
             assert!(matches!(*last, Error::Link(LinkError::Connect { .. })), "{last:?}");
         }

@@ -247,8 +247,7 @@ fn pipeline_frozen_mid_stream_resolves_every_request(driver: DriverKind) {
                 Ok(_)
                     | Err(Error::Timeout
                         | Error::Connection(ConnectionError::Stale { .. })
-                        | Error::Reconnect { .. }
-                        | Error::Link(LinkError::ConnectTimeout { .. }))
+                        | Error::Link(LinkError::Reconnect { .. } | LinkError::ConnectTimeout { .. }))
             )
         };
         assert!(outcomes.iter().all(typed), "{:?}", outcomes.iter().find(|o| !typed(o)));
@@ -299,7 +298,7 @@ fn reconnect_stops_at_the_callers_deadline_and_resumes(driver: DriverKind) {
         assert!(took <= TIMEOUT + MARGIN, "the first call took {took:?}");
         eprintln!("{driver:?}: first call failed after {took:?}");
         match &first {
-            Err(Error::Reconnect { attempts: 1, last }) => {
+            Err(Error::Link(LinkError::Reconnect { attempts: 1, last })) => {
                 assert!(matches!(**last, Error::Link(LinkError::Connect { .. })), "{last:?}")
             }
             other => panic!("first call: {other:?}"),
@@ -312,7 +311,7 @@ fn reconnect_stops_at_the_callers_deadline_and_resumes(driver: DriverKind) {
         assert!(took <= TIMEOUT + MARGIN, "the second call took {took:?}");
         eprintln!("{driver:?}: second call failed after {took:?}");
         assert!(
-            matches!(&second, Err(Error::Reconnect { attempts: 2, .. })),
+            matches!(&second, Err(Error::Link(LinkError::Reconnect { attempts: 2, .. }))),
             "second call: {second:?}"
         );
 

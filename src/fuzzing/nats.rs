@@ -161,9 +161,10 @@ fn check_error(e: &Error, what: &str) {
             e,
             Error::Timeout
                 | Error::Connection(_)
-                | Error::Reconnect { .. }
                 | Error::Disconnected(_)
-                | Error::Link(LinkError::Connect { .. } | LinkError::ConnectTimeout { .. })
+                | Error::Link(
+                    LinkError::Connect { .. } | LinkError::ConnectTimeout { .. } | LinkError::Reconnect { .. }
+                )
                 | Error::Rejected(_)
         ),
         "{what}: unexpected error {e:?}"

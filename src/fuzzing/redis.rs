@@ -6,7 +6,8 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use monocoque_proto::resp::{Connection, Decoder, DecoderConfig, Protocol, Value};
+use monocoque_proto::resp::{Cmd, Connection, Decoder, DecoderConfig, Protocol, Value};
+use monocoque_proto::Driver;
 use monocoque_proto::SegmentedBuffer;
 
 use super::driver::{FakeServer, Frame, MemDriver};
@@ -295,6 +296,28 @@ impl Oracle {
         );
     }
 
+    /// Buffers `1 + next byte % most` requests that `next` makes of the next bytes; the
+    /// expected replies of those the client took (a refusal must be one the
+    /// misbehaviour explains).
+    fn send_buffered<D: Driver<Connection>>(
+        self,
+        client: &mut Client<D>,
+        script: &Script,
+        most: u8,
+        next: &mut impl FnMut(u8) -> (Cmd, Expect),
+    ) -> Vec<Expect> {
+        let count = 1 + script.byte() % most;
+        let mut expects = Vec::new();
+        for _ in 0..count {
+            let (c, expect) = next(script.byte());
+            match client.send_buffered(&c) {
+                Ok(_) => expects.push(expect),
+                Err(e) => self.error(&e, "send_buffered"),
+            }
+        }
+        expects
+    }
+
     /// The errors a call may end with when the server misbehaves.
     fn error(self, e: &Error, what: &str) {
         let subscriber_mode = self.resp2 && matches!(e, Error::SubscriberMode { .. });
@@ -304,8 +327,9 @@ impl Oracle {
                     e,
                     Error::Timeout
                         | Error::Connection(_)
-                        | Error::Reconnect { .. }
-                        | Error::Link(LinkError::Connect { .. } | LinkError::ConnectTimeout { .. })
+                        | Error::Link(
+                            LinkError::Connect { .. } | LinkError::ConnectTimeout { .. } | LinkError::Reconnect { .. }
+                        )
                         | Error::Handshake(_)
                 ),
             "{what}: unexpected error {e:?}"
@@ -427,15 +451,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
             }
             3 => {
                 // A pipeline: buffered, then flushed; every outcome in request order.
-                let count = 1 + usize::from(script.byte() % 12);
-                let mut expects = Vec::new();
-                for _ in 0..count {
-                    let (c, expect) = next(script.byte());
-                    match client.send_buffered(&c) {
-                        Ok(_) => expects.push(expect),
-                        Err(e) => ck.error(&e, "send_buffered"),
-                    }
-                }
+                let expects = ck.send_buffered(&mut client, &script, 12, &mut next);
                 let outcomes = clock.time("flush", || client.flush());
                 match outcomes {
                     Ok(outcomes) => {
@@ -453,15 +469,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
             }
             4 => {
                 // A streaming pipeline: pump_into until every outcome is in.
-                let count = 1 + usize::from(script.byte() % 12);
-                let mut expects = Vec::new();
-                for _ in 0..count {
-                    let (c, expect) = next(script.byte());
-                    match client.send_buffered(&c) {
-                        Ok(_) => expects.push(expect),
-                        Err(e) => ck.error(&e, "send_buffered"),
-                    }
-                }
+                let expects = ck.send_buffered(&mut client, &script, 12, &mut next);
                 let t = Instant::now();
                 let mut outcomes = Vec::new();
                 while outcomes.len() < expects.len() {
@@ -492,13 +500,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
             }
             5 => {
                 // Requests buffered then dropped: their replies must reach nobody.
-                let count = 1 + usize::from(script.byte() % 6);
-                for _ in 0..count {
-                    let (c, _) = next(script.byte());
-                    if let Err(e) = client.send_buffered(&c) {
-                        ck.error(&e, "send_buffered");
-                    }
-                }
+                ck.send_buffered(&mut client, &script, 6, &mut next);
                 if script.byte() & 1 != 0 {
                     // Hand them to the kernel first, so their replies do come back.
                     let mut none = Vec::new();

@@ -249,15 +249,15 @@ impl Retrying for Nats {
     }
 
     /// Out of time: [`Error::Timeout`] (the reconnect goes on in the next call); the
-    /// attempts ran out: [`Error::Reconnect`] with the last failure (or the loss), and
+    /// attempts ran out: [`LinkError::Reconnect`] with the last failure (or the loss), and
     /// the next call starts a new reconnect.
     fn unredialed(redialed: Redialed<Error>, lost: ConnectionError) -> Error {
         match redialed {
             Redialed::Later => Error::Timeout,
-            Redialed::GaveUp(gave_up) => Error::Reconnect {
-                attempts: gave_up.attempts,
-                last: Box::new(gave_up.last.unwrap_or_else(|| Error::from(lost))),
-            },
+            Redialed::GaveUp(gave_up) => {
+                let last = gave_up.last.unwrap_or_else(|| Error::from(lost));
+                LinkError::reconnect(gave_up.attempts, last).into()
+            }
             Redialed::Failed(e) => e,
         }
     }

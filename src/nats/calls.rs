@@ -34,7 +34,7 @@ impl<D: Driver<Connection>> Inner<D> {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or(Error::Url(super::UrlError::Empty)))
+        Err(last.unwrap_or(Error::from(super::UrlError::Empty)))
     }
 
     /// Publishes on the live connection, or into the reconnect buffer while the

@@ -7,7 +7,7 @@ use monocoque_proto::nats::client::{ConnectionError, CredsError, NKeyError, Requ
 use monocoque_proto::nats::{EncodeError, ServerError, ServerErrorKind};
 
 use super::options::UrlError;
-pub use crate::LinkError;
+use super::LinkError;
 
 /// Why a [`Client`](super::Client) or [`Subscription`](super::Subscription) call failed.
 ///
@@ -15,10 +15,8 @@ pub use crate::LinkError;
 /// errors are shared behind an [`Arc`]).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    /// A server URL is malformed.
-    #[error("invalid NATS URL: {0}")]
-    Url(#[from] UrlError),
-    /// The link under the connection failed: the driver, the connect or its timeout.
+    /// The link under the connection failed: a malformed URL, the driver, the
+    /// connect, its timeout, or a reconnect that ran out of attempts.
     #[error(transparent)]
     Link(#[from] LinkError),
     /// The NKey seed is invalid.
@@ -46,15 +44,6 @@ pub enum Error {
     /// connection, a fatal `-ERR`). The next call reconnects.
     #[error("connection lost: {0}")]
     Connection(ConnectionError),
-    /// Reconnecting failed `attempts` times in a row (across every known server, and
-    /// across the calls the reconnect spanned); `last` is the last failure.
-    #[error("reconnecting failed after {attempts} attempt(s): {last}")]
-    Reconnect {
-        /// Attempts made by this reconnect.
-        attempts: u32,
-        /// Why the last one failed.
-        last: Box<Error>,
-    },
     /// The connection was lost and [`allow_reconnect`](super::ClientOptions::allow_reconnect)
     /// is off.
     #[error("connection lost and reconnecting is disabled: {0}")]
@@ -100,7 +89,7 @@ impl Error {
     pub fn server_error(&self) -> Option<&ServerError> {
         match self {
             Error::Rejected(e) | Error::Connection(e) | Error::Disconnected(e) => e.server_error(),
-            Error::Reconnect { last, .. } => last.server_error(),
+            Error::Link(LinkError::Reconnect { last, .. }) => last.server_error(),
             _ => None,
         }
     }
@@ -129,10 +118,11 @@ impl Error {
 
     /// Whether a connection failed (as opposed to an answer, a refusal or a timeout).
     pub fn is_connection_failure(&self) -> bool {
-        matches!(
-            self,
-            Error::Connection(_) | Error::Disconnected(_) | Error::Reconnect { .. }
-        ) || matches!(self, Error::Link(e) if e.is_connection_failure())
+        match self {
+            Error::Connection(_) | Error::Disconnected(_) => true,
+            Error::Link(e) => e.is_connection_failure(),
+            _ => false,
+        }
     }
 }
 
@@ -156,6 +146,14 @@ impl From<RequestError> for Error {
     }
 }
 
+/// A malformed URL given to [`Client::connect`](super::Client::connect) is the link's
+/// failure: nothing was tried.
+impl From<UrlError> for Error {
+    fn from(e: UrlError) -> Self {
+        Error::Link(LinkError::Url(e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,10 +172,7 @@ mod tests {
         assert!(server_max.is_max_payload());
         assert!(matches!(Error::from(RequestError::NoResponders), Error::NoResponders));
         assert!(matches!(Error::from(RequestError::Timeout), Error::Timeout));
-        let nested = Error::Reconnect {
-            attempts: 3,
-            last: Box::new(auth.clone()),
-        };
+        let nested = Error::from(LinkError::reconnect(3, auth.clone()));
         assert!(nested.is_auth_failure());
     }
 

@@ -38,12 +38,15 @@ mod options;
 mod pool;
 
 pub use client::{Client, Subscription};
-pub use error::{Error, LinkError};
+pub use error::Error;
 pub use event::{Event, MAX_QUEUED_EVENTS};
 pub use options::{
     parse_servers, Auth, ClientOptions, LinkOptions, ReconnectPolicy, ServerAddr, TcpKeepalive, UrlAuth, UrlError,
     DEFAULT_PORT,
 };
+
+/// The link's failures, as this client's [`Error`] carries them in [`Error::Link`].
+pub type LinkError = crate::LinkError<Error>;
 
 pub use monocoque_proto::nats::client::{
     Connection, ConnectionError, RequestError, SendError, SlowConsumerPolicy, SubscriptionEnd, SubscriptionPolicy,

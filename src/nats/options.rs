@@ -8,40 +8,12 @@ use std::time::Duration;
 
 use monocoque_proto::nats::client::SubscriptionPolicy;
 
-use crate::url::AuthorityError;
+use crate::url::{decode_part, split_host_port, strip_scheme};
 
 /// The port nats-server listens on for clients unless told otherwise.
 pub const DEFAULT_PORT: u16 = 4222;
 
-/// Why a server URL was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UrlError {
-    /// Nothing to connect to (an empty string, or only commas).
-    #[error("no server URL given")]
-    Empty,
-    /// The scheme is neither `nats://` nor absent (`tls://`, `ws://`: TLS and websockets
-    /// are not supported yet).
-    #[error("unsupported scheme in {url:?}: expected nats:// (TLS and websockets are not supported)")]
-    Scheme {
-        /// The URL as given (with any password masked).
-        url: String,
-    },
-    /// Nothing between `nats://` (or `@`) and the port.
-    #[error("missing host in {0:?}")]
-    MissingHost(String),
-    /// The port is not a number from 1 to 65535.
-    #[error("invalid port {0:?}")]
-    Port(String),
-    /// A `%` not followed by two hex digits, or decoded bytes that are not UTF-8.
-    #[error("invalid percent-encoding in the {0}")]
-    PercentEncoding(&'static str),
-    /// An IPv6 address opened with `[` but never closed.
-    #[error("unterminated IPv6 address")]
-    Ipv6,
-    /// A path, query or fragment: a NATS URL has none.
-    #[error("unsupported URL part {0:?}: a NATS URL is nats://[user:password@|token@]host[:port]")]
-    Unsupported(String),
-}
+pub use crate::url::UrlError;
 
 /// Credentials written into a server URL: `nats://user:password@host` or
 /// `nats://token@host`. They apply when connecting to that server and override
@@ -128,10 +100,13 @@ impl FromStr for ServerAddr {
     /// are percent-decoded; the port defaults to 4222.
     fn from_str(url: &str) -> Result<Self, Self::Err> {
         let url = url.trim();
-        let rest = if let Some(rest) = strip_prefix_ignore_case(url, "nats://") {
+        let rest = if let Some(rest) = strip_scheme(url, "nats") {
             rest
         } else if url.contains("://") {
-            return Err(UrlError::Scheme { url: mask(url) });
+            return Err(UrlError::Scheme {
+                url: mask(url),
+                expected: "nats",
+            });
         } else {
             url
         };
@@ -148,14 +123,14 @@ impl FromStr for ServerAddr {
             None => None,
             Some(info) => match info.split_once(':') {
                 Some((user, password)) => Some(UrlAuth::UserPassword {
-                    user: percent_decode(user, "user name")?,
-                    password: percent_decode(password, "password")?,
+                    user: decode_part(user, "user name")?,
+                    password: decode_part(password, "password")?,
                 }),
                 None if info.is_empty() => None,
-                None => Some(UrlAuth::Token(percent_decode(info, "token")?)),
+                None => Some(UrlAuth::Token(decode_part(info, "token")?)),
             },
         };
-        let (host, port) = split_host_port(hostport).map_err(|e| match e {
+        let (host, port) = split_host_port(hostport, DEFAULT_PORT).map_err(|e| match e {
             UrlError::MissingHost(_) => UrlError::MissingHost(mask(url)),
             other => other,
         })?;
@@ -258,7 +233,7 @@ pub use crate::LinkOptions;
 /// whose time runs out leaves it where it is (attempts made, the server to try next,
 /// when the backoff allows the next attempt) and the next call continues it. It ends
 /// when a server completes the handshake, or with
-/// [`Error::Reconnect`](super::Error::Reconnect) once the attempts run out (the call
+/// [`LinkError::Reconnect`](super::LinkError::Reconnect) once the attempts run out (the call
 /// after that starts a new one). The policy is the chassis' own
 /// ([`monocoque_proto::chassis::link`]), whose supervisor runs it.
 #[derive(Clone, Debug)]
@@ -405,11 +380,6 @@ impl ClientOptions {
     }
 }
 
-fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
-}
-
 /// The URL with its credentials replaced, for error messages.
 fn mask(url: &str) -> String {
     let start = url.find("://").map_or(0, |p| p + 3);
@@ -417,18 +387,6 @@ fn mask(url: &str) -> String {
         Some(at) if at >= start => format!("{}***{}", &url[..start], &url[at..]),
         _ => url.to_owned(),
     }
-}
-
-fn split_host_port(hostport: &str) -> Result<(String, u16), UrlError> {
-    crate::url::split_host_port(hostport, DEFAULT_PORT).map_err(|e| match e {
-        AuthorityError::Ipv6 => UrlError::Ipv6,
-        AuthorityError::Port(p) => UrlError::Port(p),
-        AuthorityError::MissingHost => UrlError::MissingHost(hostport.to_owned()),
-    })
-}
-
-fn percent_decode(s: &str, what: &'static str) -> Result<String, UrlError> {
-    crate::url::percent_decode(s).ok_or(UrlError::PercentEncoding(what))
 }
 
 #[cfg(test)]
@@ -498,7 +456,8 @@ mod tests {
         assert_eq!(
             e,
             UrlError::Scheme {
-                url: "tls://***@h".into()
+                url: "tls://***@h".into(),
+                expected: "nats"
             }
         );
         assert!(!e.to_string().contains("pw"));

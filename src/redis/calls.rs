@@ -362,10 +362,8 @@ impl<D: Driver<Connection>> Inner<D> {
             Err(link::Redialed::GaveUp(gave_up)) => {
                 // The policy allows no more attempts: the next call starts a new round.
                 let closed = || Error::Connection(resp::ConnectionError::Closed);
-                Err(Redialed::Over(Error::Reconnect {
-                    attempts: gave_up.attempts,
-                    last: Box::new(gave_up.last.unwrap_or_else(closed)),
-                }))
+                let last = gave_up.last.unwrap_or_else(closed);
+                Err(Redialed::Over(LinkError::reconnect(gave_up.attempts, last).into()))
             }
             Err(link::Redialed::Failed(e)) => Err(Redialed::Over(e)),
         }
@@ -375,10 +373,7 @@ impl<D: Driver<Connection>> Inner<D> {
     /// failure, or a plain timeout when none failed yet.
     fn redial_error(&self) -> Error {
         match self.supervisor.failures() {
-            (attempts, Some(last)) => Error::Reconnect {
-                attempts,
-                last: Box::new(last.clone()),
-            },
+            (attempts, Some(last)) => LinkError::reconnect(attempts, last.clone()).into(),
             _ => Error::Timeout,
         }
     }

@@ -277,7 +277,7 @@ impl<D: Driver<Connection>> Client<D> {
     /// restores subscriptions; within `timeout` too: a reconnect that needs longer goes
     /// on in the next call, and this one returns `Ok(None)`
     /// ([`is_connected`](Self::is_connected) tells). It fails with
-    /// [`Error::Reconnect`] only when the reconnect policy's attempts are exhausted.
+    /// [`LinkError::Reconnect`](super::LinkError::Reconnect) only when the reconnect policy's attempts are exhausted.
     pub fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
         self.inner.wait_event(timeout, |_| true, Some)
     }

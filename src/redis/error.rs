@@ -6,7 +6,7 @@ use bytes::Bytes;
 use monocoque_proto::resp::{ConnectionError, HandshakeError, RequestError, SendError, TransactionAborted, Value};
 
 use super::options::UrlError;
-pub use crate::LinkError;
+use super::LinkError;
 
 /// Why a [`Client`](super::Client) call, or one entry of a pipeline, failed.
 ///
@@ -14,10 +14,8 @@ pub use crate::LinkError;
 /// (I/O errors are shared behind an [`Arc`](std::sync::Arc)).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    /// The connection URL is malformed.
-    #[error("invalid Redis URL: {0}")]
-    Url(#[from] UrlError),
-    /// The link under the connection failed: the driver, the connect or its timeout.
+    /// The link under the connection failed: a malformed URL, the driver, the
+    /// connect, its timeout, or a reconnect that ran out of attempts.
     #[error(transparent)]
     Link(#[from] LinkError),
     /// The server refused the handshake (wrong password, unknown user, bad database).
@@ -28,17 +26,6 @@ pub enum Error {
     /// is not sent again. The next call reconnects.
     #[error("connection lost: {0}")]
     Connection(ConnectionError),
-    /// Reconnecting failed `attempts` times in a row, and either the reconnect policy
-    /// allows no more or the call's deadline came before the next attempt; `last` is the
-    /// last failure.
-    #[error("reconnecting failed after {attempts} attempt(s): {last}")]
-    Reconnect {
-        /// Attempts made in this round of the policy (a round can span calls: one that
-        /// times out leaves it to the next).
-        attempts: u32,
-        /// Why the last one failed.
-        last: Box<Error>,
-    },
     /// The server answered with an error reply (`-ERR ...`, `-WRONGTYPE ...`).
     #[error("server error: {0}")]
     Server(ServerError),
@@ -99,8 +86,11 @@ impl Error {
     /// Whether the connection carrying the request failed (so the request may or may
     /// not have run), as opposed to an answer from the server.
     pub fn is_connection_failure(&self) -> bool {
-        matches!(self, Error::Connection(_) | Error::Reconnect { .. })
-            || matches!(self, Error::Link(e) if e.is_connection_failure())
+        match self {
+            Error::Connection(_) => true,
+            Error::Link(e) => e.is_connection_failure(),
+            _ => false,
+        }
     }
 
     pub(crate) fn unexpected(expected: &'static str, got: Value) -> Self {
@@ -139,6 +129,14 @@ impl From<ConnectionError> for Error {
             ConnectionError::Handshake(h) => Error::Handshake(h),
             other => Error::Connection(other),
         }
+    }
+}
+
+/// A malformed URL given to [`Client::connect`](super::Client::connect) is the link's
+/// failure: nothing was tried.
+impl From<UrlError> for Error {
+    fn from(e: UrlError) -> Self {
+        Error::Link(LinkError::Url(e))
     }
 }
 

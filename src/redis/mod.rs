@@ -37,7 +37,7 @@ mod reply;
 pub use batch::RequestId;
 pub use client::Client;
 pub use commands::{SetOptions, SetOutcome};
-pub use error::{Error, LinkError, ServerError};
+pub use error::{Error, ServerError};
 pub use event::{Event, Invalidation, Message};
 pub use options::{
     ClientOptions, LinkOptions, ReconnectPolicy, TcpKeepalive, UrlError, DEFAULT_PORT, DEFAULT_RECONNECT,
@@ -45,6 +45,9 @@ pub use options::{
 pub use reply::{pairs, FromReply};
 
 pub use monocoque_proto::resp::{Cmd, MessageKind, Protocol, ToArg, Value};
+
+/// The link's failures, as this client's [`Error`] carries them in [`Error::Link`].
+pub type LinkError = crate::LinkError<Error>;
 
 /// Starts a command: `cmd("HSET").arg("key").arg("field").arg(1)`, for
 /// [`Client::query`], [`Client::query_as`] and [`Client::send_buffered`].

@@ -6,41 +6,13 @@ use std::time::Duration;
 
 use monocoque_proto::resp::{ConnectionConfig, DecoderConfig, Protocol};
 
-use crate::url::AuthorityError;
+use crate::url::{decode_part, split_host_port, strip_scheme};
 
 /// The port Redis listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 6379;
 
-/// Why a connection URL was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UrlError {
-    /// The URL does not start with `redis://` (`rediss://`, TLS, is not supported).
-    #[error("unsupported scheme in {url:?}: expected redis://")]
-    Scheme {
-        /// The URL as given (with any password masked).
-        url: String,
-    },
-    /// Nothing between `redis://` (or `@`) and the port or path.
-    #[error("missing host")]
-    MissingHost,
-    /// The port is not a number from 1 to 65535.
-    #[error("invalid port {0:?}")]
-    Port(String),
-    /// The path is not `/` followed by a database number.
-    #[error("invalid database {0:?}: expected /<number>")]
-    Database(String),
-    /// A `%` not followed by two hex digits, or decoded bytes that are not UTF-8.
-    #[error("invalid percent-encoding in the {0}")]
-    PercentEncoding(&'static str),
-    /// An IPv6 address opened with `[` but never closed.
-    #[error("unterminated IPv6 address")]
-    Ipv6,
-    /// Query parameters and fragments are not supported; use the builder methods.
-    #[error("unsupported URL part {0:?}: use ClientOptions' builder methods instead")]
-    Unsupported(String),
-}
-
 pub use crate::link_options::{ReconnectPolicy, TcpKeepalive};
+pub use crate::url::UrlError;
 pub use crate::LinkOptions;
 
 /// Everything a [`Client`](super::Client) needs to connect and run.
@@ -75,11 +47,11 @@ pub use crate::LinkOptions;
 /// attempts per round (`None`: until it succeeds). The wait is spent in the driver and
 /// never outlasts the call's own deadline (its response timeout, or the timeout given
 /// to `next_event`): a call whose deadline comes first fails with
-/// [`Error::Reconnect`](super::Error::Reconnect) (or
+/// [`LinkError::Reconnect`](super::LinkError::Reconnect) (or
 /// [`Error::Timeout`](super::Error::Timeout) before any attempt failed) and the next
 /// call goes on with the same round of attempts and delays, and with a handshake still
 /// under way (which has its own `connect_timeout`). A call that exhausts the attempts
-/// fails with [`Error::Reconnect`](super::Error::Reconnect); the next call starts a new
+/// fails with [`LinkError::Reconnect`](super::LinkError::Reconnect); the next call starts a new
 /// round.
 #[derive(Clone)]
 pub struct ClientOptions {
@@ -195,7 +167,10 @@ impl ClientOptions {
     /// and the database to 0. IPv6 hosts go in brackets: `redis://[::1]:6379`.
     /// `redis://:secret@host` sets only the password (the `default` user).
     pub fn from_url(url: &str) -> Result<Self, UrlError> {
-        let rest = strip_prefix_ignore_case(url, "redis://").ok_or_else(|| UrlError::Scheme { url: mask(url) })?;
+        let rest = strip_scheme(url, "redis").ok_or_else(|| UrlError::Scheme {
+            url: mask(url),
+            expected: "redis",
+        })?;
         if let Some(pos) = rest.find(['?', '#']) {
             return Err(UrlError::Unsupported(rest[pos..].to_owned()));
         }
@@ -214,8 +189,8 @@ impl ClientOptions {
                     Some((u, p)) => (u, Some(p)),
                     None => (info, None),
                 };
-                let user = percent_decode(user, "user name")?;
-                let pass = pass.map(|p| percent_decode(p, "password")).transpose()?;
+                let user = decode_part(user, "user name")?;
+                let pass = pass.map(|p| decode_part(p, "password")).transpose()?;
                 match pass {
                     // `redis://user@host`: a password with no user is the common
                     // `redis://password@host` form of older clients.
@@ -225,7 +200,7 @@ impl ClientOptions {
                 }
             }
         };
-        let (host, port) = split_host_port(hostport)?;
+        let (host, port) = split_host_port(hostport, DEFAULT_PORT)?;
         let database = match path {
             "" | "/" => 0,
             p => p[1..]
@@ -335,11 +310,6 @@ impl fmt::Debug for ClientOptions {
     }
 }
 
-fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
-}
-
 /// The URL with whatever sits between `:` and `@` replaced, for error messages.
 fn mask(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -352,18 +322,6 @@ fn mask(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
-}
-
-fn split_host_port(hostport: &str) -> Result<(String, u16), UrlError> {
-    crate::url::split_host_port(hostport, DEFAULT_PORT).map_err(|e| match e {
-        AuthorityError::Ipv6 => UrlError::Ipv6,
-        AuthorityError::Port(p) => UrlError::Port(p),
-        AuthorityError::MissingHost => UrlError::MissingHost,
-    })
-}
-
-fn percent_decode(s: &str, what: &'static str) -> Result<String, UrlError> {
-    crate::url::percent_decode(s).ok_or(UrlError::PercentEncoding(what))
 }
 
 #[cfg(test)]
@@ -425,18 +383,25 @@ mod tests {
         assert_eq!(
             err,
             UrlError::Scheme {
-                url: "rediss://u:***@h".into()
+                url: "rediss://u:***@h".into(),
+                expected: "redis"
             }
         );
         assert!(!err.to_string().contains("pw"));
         assert_eq!(
             ClientOptions::from_url("http://h").unwrap_err(),
-            UrlError::Scheme { url: "http://h".into() }
+            UrlError::Scheme {
+                url: "http://h".into(),
+                expected: "redis"
+            }
         );
-        assert_eq!(ClientOptions::from_url("redis://").unwrap_err(), UrlError::MissingHost);
+        assert_eq!(
+            ClientOptions::from_url("redis://").unwrap_err(),
+            UrlError::MissingHost(String::new())
+        );
         assert_eq!(
             ClientOptions::from_url("redis://u:p@:1").unwrap_err(),
-            UrlError::MissingHost
+            UrlError::MissingHost(":1".into())
         );
         assert_eq!(
             ClientOptions::from_url("redis://h:70000").unwrap_err(),
