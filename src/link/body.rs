@@ -5,13 +5,14 @@
 //! loop). What differs per protocol (how a session is built, what its events mean,
 //! what a new connection replays, which error a failure becomes) is a [`Protocol`].
 
-use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monocoque_proto::chassis::link::{Endpoint, Rng, Supervisor};
 use monocoque_proto::{Activity, Driver, Session};
 
 use super::{DialError, Handshake, Link, Redial, Redialed, Resolver, TcpKeepalive};
+use crate::LinkError;
 
 /// How long a call waits between two looks at a socket the kernel is not draining yet.
 const FLUSH_POLL: Duration = Duration::from_millis(5);
@@ -26,13 +27,15 @@ pub(crate) trait Protocol: Sized {
     type Lost: Clone;
     /// What the protocol keeps per connection.
     type State: Default;
-    /// The client's error.
-    type Error: Clone;
+    /// The client's error (a failure of the link itself is a [`LinkError`]).
+    type Error: Clone + From<LinkError>;
 
     // ---- connecting ----
 
     /// Where `server` is: host name (or IP literal) and port.
     fn address(&self, server: &Self::Server) -> (String, u16);
+    /// How errors name `server` (`host:port`).
+    fn server_name(&self, server: &Self::Server) -> String;
     /// How long a connection attempt may take, TCP connect and handshake.
     fn connect_timeout(&self) -> Duration;
     /// How long past the connect timeout the body gives a handshake still in progress
@@ -50,8 +53,6 @@ pub(crate) trait Protocol: Sized {
     fn salvage(&mut self, session: Self::Session) {
         drop(session);
     }
-    /// What a failed dial to `server` reports (`given`: the time the TCP connect had).
-    fn dial_failed(&self, server: &Self::Server, error: DialError<Self::Error>, given: Duration) -> Self::Error;
     /// A new connection was handed to the driver: queue what it replays.
     fn started(&mut self, session: &mut Self::Session, link: &mut Link<Self::Lost, Self::State>) {
         let _ = (session, link);
@@ -84,8 +85,9 @@ pub(crate) trait Protocol: Sized {
     /// why it died; the body counts a link that never completed its handshake as a
     /// failed attempt afterwards.
     fn buried(&mut self, link: Link<Self::Lost, Self::State>, session: Option<Self::Session>, lost: &Self::Lost);
-    /// What the link and the call report when the driver itself failed.
-    fn driver_failed(error: io::Error) -> (Self::Lost, Self::Error);
+    /// Why the link died when the driver itself failed with `error` (what the call
+    /// reports).
+    fn driver_lost(error: &Self::Error) -> Self::Lost;
     /// After the link was buried for a driver failure.
     fn aborted(&mut self) {}
     /// After every driver turn.
@@ -215,8 +217,8 @@ impl<D: Driver<P::Session>, P: Protocol> Body<D, P> {
         let reported = match result {
             Ok(reported) => reported,
             Err(e) => {
-                let (lost, error) = P::driver_failed(e);
-                self.kill_link(lost);
+                let error = P::Error::from(LinkError::Driver(Arc::new(e)));
+                self.kill_link(P::driver_lost(&error));
                 self.bury_link();
                 self.proto.aborted();
                 return Err(error);
@@ -357,8 +359,21 @@ impl<D: Driver<P::Session>, P: Protocol> Body<D, P> {
             keepalive,
             dialing,
         );
-        let given = tcp_deadline.saturating_duration_since(start);
-        let conn = dialed.map_err(|e| self.proto.dial_failed(&server, e, given))?;
+        let conn = dialed.map_err(|e| {
+            let server = self.proto.server_name(&server);
+            match e {
+                // What a timeout reports: the time the TCP connect was given.
+                DialError::TimedOut => P::Error::from(LinkError::ConnectTimeout {
+                    server,
+                    timeout: tcp_deadline.saturating_duration_since(start),
+                }),
+                DialError::Io(e) => P::Error::from(LinkError::Connect {
+                    server,
+                    source: Arc::new(e),
+                }),
+                DialError::Session(e) => e,
+            }
+        })?;
         self.supervisor.set_current(index);
         let link = self.link.insert(Link::new(conn, handshake_by));
         if let Some(session) = self.driver.session_for_output(conn) {
