@@ -233,6 +233,19 @@ impl<D: Driver<P::Session>, P: Protocol> Body<D, P> {
         Ok(())
     }
 
+    /// One turn of a call that waits until `deadline`: until it, or a turn that only
+    /// polls once it has passed (one last look at what already arrived). Whether it was
+    /// that last look.
+    pub(crate) fn wait_turn(&mut self, deadline: Option<Instant>) -> Result<bool, P::Error> {
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            self.turn(Some(now))?;
+            return Ok(true);
+        }
+        self.turn(deadline)?;
+        Ok(false)
+    }
+
     /// Hands the current connection's events to the protocol, straight from the session.
     pub(crate) fn drain_events(&mut self) {
         let Self {
