@@ -13,10 +13,12 @@
 mod body;
 mod dial;
 mod redial;
+mod retry;
 
-pub(crate) use body::{deadline_after, poll_until, Body, Cx, Protocol, Retry, Retrying};
+pub(crate) use body::{Body, Cx, Protocol};
 pub(crate) use dial::{connect_deadline, dial, DialError, Dialing, Resolver};
 pub(crate) use redial::{reconnect, wait_handshake, Handshake, Redial, Redialed};
+pub(crate) use retry::{deadline_after, poll_until, Retry, Retrying};
 
 use std::io;
 use std::time::Instant;

@@ -5,16 +5,14 @@
 //! loop). What differs per protocol (how a session is built, what its events mean,
 //! what a new connection replays, which error a failure becomes) is a [`Protocol`].
 
-use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monocoque_proto::chassis::link::{Endpoint, Rng, Supervisor};
 use monocoque_proto::{Activity, Driver, Session};
 
 use super::{DialError, Handshake, Link, Redial, Redialed, Resolver, TcpKeepalive};
-
-/// How long a call waits between two looks at a socket the kernel is not draining yet.
-const FLUSH_POLL: Duration = Duration::from_millis(5);
+use crate::LinkError;
 
 /// The protocol side of a [`Body`]: the hooks its shared operations call.
 pub(crate) trait Protocol: Sized {
@@ -26,13 +24,15 @@ pub(crate) trait Protocol: Sized {
     type Lost: Clone;
     /// What the protocol keeps per connection.
     type State: Default;
-    /// The client's error.
-    type Error: Clone;
+    /// The client's error (a failure of the link itself is a [`LinkError`]).
+    type Error: Clone + From<LinkError>;
 
     // ---- connecting ----
 
     /// Where `server` is: host name (or IP literal) and port.
     fn address(&self, server: &Self::Server) -> (String, u16);
+    /// How errors name `server` (`host:port`).
+    fn server_name(&self, server: &Self::Server) -> String;
     /// How long a connection attempt may take, TCP connect and handshake.
     fn connect_timeout(&self) -> Duration;
     /// How long past the connect timeout the body gives a handshake still in progress
@@ -50,8 +50,6 @@ pub(crate) trait Protocol: Sized {
     fn salvage(&mut self, session: Self::Session) {
         drop(session);
     }
-    /// What a failed dial to `server` reports (`given`: the time the TCP connect had).
-    fn dial_failed(&self, server: &Self::Server, error: DialError<Self::Error>, given: Duration) -> Self::Error;
     /// A new connection was handed to the driver: queue what it replays.
     fn started(&mut self, session: &mut Self::Session, link: &mut Link<Self::Lost, Self::State>) {
         let _ = (session, link);
@@ -84,8 +82,9 @@ pub(crate) trait Protocol: Sized {
     /// why it died; the body counts a link that never completed its handshake as a
     /// failed attempt afterwards.
     fn buried(&mut self, link: Link<Self::Lost, Self::State>, session: Option<Self::Session>, lost: &Self::Lost);
-    /// What the link and the call report when the driver itself failed.
-    fn driver_failed(error: io::Error) -> (Self::Lost, Self::Error);
+    /// Why the link died when the driver itself failed with `error` (what the call
+    /// reports).
+    fn driver_lost(error: &Self::Error) -> Self::Lost;
     /// After the link was buried for a driver failure.
     fn aborted(&mut self) {}
     /// After every driver turn.
@@ -215,8 +214,8 @@ impl<D: Driver<P::Session>, P: Protocol> Body<D, P> {
         let reported = match result {
             Ok(reported) => reported,
             Err(e) => {
-                let (lost, error) = P::driver_failed(e);
-                self.kill_link(lost);
+                let error = P::Error::from(LinkError::Driver(Arc::new(e)));
+                self.kill_link(P::driver_lost(&error));
                 self.bury_link();
                 self.proto.aborted();
                 return Err(error);
@@ -229,6 +228,19 @@ impl<D: Driver<P::Session>, P: Protocol> Body<D, P> {
             self.kill_link(P::closed());
         }
         Ok(())
+    }
+
+    /// One turn of a call that waits until `deadline`: until it, or a turn that only
+    /// polls once it has passed (one last look at what already arrived). Whether it was
+    /// that last look.
+    pub(crate) fn wait_turn(&mut self, deadline: Option<Instant>) -> Result<bool, P::Error> {
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            self.turn(Some(now))?;
+            return Ok(true);
+        }
+        self.turn(deadline)?;
+        Ok(false)
     }
 
     /// Hands the current connection's events to the protocol, straight from the session.
@@ -357,8 +369,21 @@ impl<D: Driver<P::Session>, P: Protocol> Body<D, P> {
             keepalive,
             dialing,
         );
-        let given = tcp_deadline.saturating_duration_since(start);
-        let conn = dialed.map_err(|e| self.proto.dial_failed(&server, e, given))?;
+        let conn = dialed.map_err(|e| {
+            let server = self.proto.server_name(&server);
+            match e {
+                // What a timeout reports: the time the TCP connect was given.
+                DialError::TimedOut => P::Error::from(LinkError::ConnectTimeout {
+                    server,
+                    timeout: tcp_deadline.saturating_duration_since(start),
+                }),
+                DialError::Io(e) => P::Error::from(LinkError::Connect {
+                    server,
+                    source: Arc::new(e),
+                }),
+                DialError::Session(e) => e,
+            }
+        })?;
         self.supervisor.set_current(index);
         let link = self.link.insert(Link::new(conn, handshake_by));
         if let Some(session) = self.driver.session_for_output(conn) {
@@ -423,125 +448,4 @@ impl<D: Driver<P::Session>, P: Protocol> Redial for Body<D, P> {
     fn refused(error: &P::Error) -> bool {
         P::refused(error)
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Calls that need a live connection, retried through backpressure and losses
-// ---------------------------------------------------------------------------------------
-
-/// What a failed call on the session asks of [`Body::with_session`].
-pub(crate) enum Retry<L, E> {
-    /// The session's buffer is full: flush and try again.
-    Backpressure,
-    /// The connection turned out dead: reconnect and try again.
-    Poisoned(L),
-    /// The call itself was refused: the caller's error.
-    Refused(E),
-}
-
-/// A protocol whose calls [`Body::with_session`] retries: how its send errors and its
-/// reconnects map onto the call's outcome.
-pub(crate) trait Retrying: Protocol {
-    /// Why the session refused a call.
-    type SendError;
-    /// What to do about `error`, returned by a call on the session.
-    fn retry(error: Self::SendError) -> Retry<Self::Lost, Self::Error>;
-    /// The error of a call whose time ran out.
-    fn timeout() -> Self::Error;
-    /// Whether a lost connection may be re-established.
-    fn may_redial(&self) -> bool;
-    /// The error of a call that needs a connection when reconnecting is not allowed.
-    fn disconnected(lost: Self::Lost) -> Self::Error;
-    /// The error of a reconnect that did not end with a live link (`lost`: why the last
-    /// connection was lost).
-    fn unredialed(redialed: Redialed<Self::Error>, lost: Self::Lost) -> Self::Error;
-}
-
-impl<D: Driver<P::Session>, P: Protocol> Body<D, P> {
-    /// Makes sure a connection is up by `deadline`: buries a dead one, reconnects if
-    /// allowed (a timeout when `deadline` comes first: the reconnect stays where it is,
-    /// for the next call to continue).
-    pub(crate) fn ensure_link(&mut self, deadline: Option<Instant>) -> Result<(), P::Error>
-    where
-        P: Retrying,
-    {
-        self.bury_dead();
-        if self.is_live() {
-            return Ok(());
-        }
-        if self.link.is_none() && !self.proto.may_redial() {
-            return Err(P::disconnected(self.lost()));
-        }
-        self.reconnect(deadline).map_err(|r| P::unredialed(r, self.lost()))
-    }
-
-    /// Runs `op` on a live connection within `timeout`: reconnects first if needed,
-    /// flushes and retries on backpressure, reconnects and retries when the connection
-    /// turns out dead; the protocol's timeout when `timeout` runs out first.
-    pub(crate) fn with_session<T>(
-        &mut self,
-        timeout: Duration,
-        op: impl FnMut(&mut P::Session) -> Result<T, P::SendError>,
-    ) -> Result<T, P::Error>
-    where
-        P: Retrying,
-    {
-        self.with_session_or(timeout, op, |_| None)
-    }
-
-    /// [`with_session`](Self::with_session), except that before every attempt (the
-    /// first, and each after the connection was found lost while waiting for the kernel)
-    /// `on_loss` may settle the call without a live connection. The clock is read (and
-    /// the deadline set) only once the call has to wait.
-    pub(crate) fn with_session_or<T>(
-        &mut self,
-        timeout: Duration,
-        mut op: impl FnMut(&mut P::Session) -> Result<T, P::SendError>,
-        mut on_loss: impl FnMut(&mut Self) -> Option<Result<T, P::Error>>,
-    ) -> Result<T, P::Error>
-    where
-        P: Retrying,
-    {
-        let mut deadline = None;
-        loop {
-            if let Some(settled) = on_loss(self) {
-                return settled;
-            }
-            if !self.is_live() {
-                let deadline = *deadline.get_or_insert_with(|| deadline_after(timeout));
-                self.ensure_link(deadline)?;
-            }
-            let Some(session) = self.live_session() else {
-                // Up, yet the driver has no session for it: count it lost.
-                self.kill_link(P::closed());
-                continue;
-            };
-            match op(session).map_err(P::retry) {
-                Ok(value) => return Ok(value),
-                Err(Retry::Backpressure) => {
-                    let now = Instant::now();
-                    let deadline = *deadline.get_or_insert_with(|| now.checked_add(timeout));
-                    if deadline.is_some_and(|d| now >= d) {
-                        // The kernel did not take enough in time (a stuck server).
-                        return Err(P::timeout());
-                    }
-                    self.turn(Some(poll_until(now, deadline)))?;
-                }
-                Err(Retry::Poisoned(lost)) => self.kill_link(lost),
-                Err(Retry::Refused(error)) => return Err(error),
-            }
-        }
-    }
-}
-
-/// `timeout` from now; `None` when that is too far to represent (no bound).
-pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
-}
-
-/// The next look at a socket the kernel is not draining yet: a [`FLUSH_POLL`] from
-/// `now`, never past `deadline`.
-pub(crate) fn poll_until(now: Instant, deadline: Option<Instant>) -> Instant {
-    let next = now + FLUSH_POLL;
-    deadline.map_or(next, |d| next.min(d))
 }

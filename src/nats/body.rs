@@ -4,7 +4,6 @@
 //! replays.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,8 +16,8 @@ use monocoque_proto::nats::{Message, ServerInfo, Sid};
 
 use super::event::MAX_QUEUED_EVENTS;
 use super::options::{Auth, ServerAddr, UrlAuth};
-use super::{ClientOptions, Error, Event, LinkError};
-use crate::link::{self, Cx, DialError, Protocol, Redialed, Retry, Retrying, TcpKeepalive};
+use super::{ClientOptions, Error, Event};
+use crate::link::{self, Cx, Protocol, Redialed, Retry, Retrying, TcpKeepalive};
 
 /// The body of a NATS client: the shared link machinery over the [`Nats`] state.
 pub(crate) type Inner<D> = link::Body<D, Nats>;
@@ -115,18 +114,8 @@ impl Protocol for Nats {
         self.carry = Some(session.take_reconnect_state());
     }
 
-    fn dial_failed(&self, server: &ServerAddr, error: DialError<Error>, _: Duration) -> Error {
-        match error {
-            DialError::TimedOut => Error::from(LinkError::ConnectTimeout {
-                server: server.address(),
-                timeout: self.options.link.connect_timeout,
-            }),
-            DialError::Io(e) => Error::from(LinkError::Connect {
-                server: server.address(),
-                source: Arc::new(e),
-            }),
-            DialError::Session(e) => e,
-        }
+    fn server_name(&self, server: &ServerAddr) -> String {
+        server.address()
     }
 
     /// Subscriptions dropped while disconnected are unsubscribed, queued until the
@@ -220,8 +209,8 @@ impl Protocol for Nats {
         }
     }
 
-    fn driver_failed(error: io::Error) -> (ConnectionError, Error) {
-        (ConnectionError::Closed, Error::from(LinkError::Driver(Arc::new(error))))
+    fn driver_lost(_: &Error) -> ConnectionError {
+        ConnectionError::Closed
     }
 }
 

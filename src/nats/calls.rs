@@ -288,14 +288,7 @@ impl<D: Driver<Connection>> Inner<D> {
                 }
                 continue;
             }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                // One last look at what already arrived.
-                self.turn(Some(now))?;
-                last_look = true;
-                continue;
-            }
-            self.turn(deadline)?;
+            last_look = self.wait_turn(deadline)?;
         }
     }
 
@@ -326,13 +319,7 @@ impl<D: Driver<Connection>> Inner<D> {
                 }
                 continue;
             }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                self.turn(Some(now))?;
-                last_look = true;
-                continue;
-            }
-            self.turn(deadline)?;
+            last_look = self.wait_turn(deadline)?;
         }
     }
 }

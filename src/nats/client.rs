@@ -102,8 +102,7 @@ impl Client<AnyDriver<Connection>> {
 
     /// Connects with `options`, on the driver they name.
     pub fn connect_with(options: ClientOptions) -> Result<Self, Error> {
-        let driver = options.link.open_driver()?;
-        Self::connect_with_driver(driver, options)
+        Self::connect_with_driver(options.link.open_driver()?, options)
     }
 }
 

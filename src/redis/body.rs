@@ -5,8 +5,6 @@
 //! one fails. The RESP2 subscriber-mode and `MULTI` rules are `resp::Connection`'s.
 
 use std::collections::VecDeque;
-use std::io;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monocoque_proto::chassis::link::Rng;
@@ -15,7 +13,7 @@ use monocoque_proto::resp::{self, Connection, Protocol as Resp, ReconnectState, 
 use super::batch::Batch;
 use super::event::{Event, EventQueue, Invalidation, Message};
 use super::{ClientOptions, Error, LinkError, ServerError};
-use crate::link::{self, Cx, DialError, OneServer, Protocol, TcpKeepalive};
+use crate::link::{self, Cx, OneServer, Protocol, TcpKeepalive};
 
 /// The body of a Redis client: the shared link machinery over the [`Redis`] state.
 pub(crate) type Inner<D> = link::Body<D, Redis>;
@@ -113,19 +111,8 @@ impl Protocol for Redis {
         })
     }
 
-    fn dial_failed(&self, _: &OneServer, error: DialError<Error>, given: Duration) -> Error {
-        match error {
-            // What a timeout reports: the time the TCP connect was given.
-            DialError::TimedOut => Error::from(LinkError::ConnectTimeout {
-                server: self.options.address(),
-                timeout: given,
-            }),
-            DialError::Io(e) => Error::from(LinkError::Connect {
-                server: self.options.address(),
-                source: Arc::new(e),
-            }),
-            DialError::Session(e) => e,
-        }
+    fn server_name(&self, _: &OneServer) -> String {
+        self.options.address()
     }
 
     fn on_event(&mut self, cx: &mut Cx<'_, Self>, event: resp::Event) {
@@ -219,9 +206,8 @@ impl Protocol for Redis {
         }
     }
 
-    fn driver_failed(error: io::Error) -> (Error, Error) {
-        let error = Error::from(LinkError::Driver(Arc::new(error)));
-        (error.clone(), error)
+    fn driver_lost(error: &Error) -> Error {
+        error.clone()
     }
 
     /// The batch is dropped (the link, and what was on it, is gone already).

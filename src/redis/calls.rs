@@ -315,12 +315,10 @@ impl<D: Driver<Connection>> Inner<D> {
                 }
                 continue;
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                // One last look at what already arrived.
-                self.turn(Some(Instant::now()))?;
+            if self.wait_turn(deadline)? {
+                // That was the last look at what already arrived.
                 return Ok(self.proto.events.pop_matching(&pick, &into));
             }
-            self.turn(deadline)?;
         }
     }
 
