@@ -85,7 +85,7 @@ impl<D: Driver<Connection>> Inner<D> {
                 self.kill_link(Error::from(e));
                 self.hold(Request::Transaction(cmds.to_vec()))
             }
-            Err(misuse) => Err(Error::Refused(misuse)),
+            Err(misuse) => Err(Error::from(misuse)),
         }
     }
 
@@ -141,7 +141,7 @@ impl<D: Driver<Connection>> Inner<D> {
                 self.kill_link(Error::from(e));
                 self.hold(request())
             }
-            Err(misuse) => Err(Error::Refused(misuse)),
+            Err(misuse) => Err(Error::from(misuse)),
         }
     }
 
@@ -192,7 +192,7 @@ impl<D: Driver<Connection>> Inner<D> {
                     link.kill(Error::from(e));
                     break;
                 }
-                Err(misuse) => batch.fail_next_unsent(Error::Refused(misuse)),
+                Err(misuse) => batch.fail_next_unsent(Error::from(misuse)),
             }
         }
     }
