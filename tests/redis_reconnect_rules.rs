@@ -15,6 +15,7 @@ use support::RedisServer;
 both_drivers! {
     resp2_restore_brings_back_tracking_and_subscriptions => resp2_restore_brings_back_tracking_and_subscriptions_uring, resp2_restore_brings_back_tracking_and_subscriptions_mio;
     resp2_subscriber_mode_holds_while_disconnected => resp2_subscriber_mode_holds_while_disconnected_uring, resp2_subscriber_mode_holds_while_disconnected_mio;
+    resp2_command_held_behind_a_subscribe_is_refused => resp2_command_held_behind_a_subscribe_is_refused_uring, resp2_command_held_behind_a_subscribe_is_refused_mio;
 }
 
 fn options(server: &RedisServer, driver: DriverKind, protocol: Protocol) -> ClientOptions {
@@ -123,4 +124,25 @@ fn resp2_subscriber_mode_holds_while_disconnected(driver: DriverKind) {
     assert_eq!(admin.publish("ch", "back").unwrap(), 1);
     let m = c.next_message(Duration::from_secs(5)).unwrap().expect("back");
     assert_eq!(m.payload, Bytes::from_static(b"back"));
+}
+
+/// A command kept in the client behind a `SUBSCRIBE` (`max_pending(1)`: the connection
+/// takes one request at a time) is refused when it is handed over, after the
+/// `SUBSCRIBE`: its outcome is `Error::SubscriberMode`, and it never reaches the server.
+fn resp2_command_held_behind_a_subscribe_is_refused(driver: DriverKind) {
+    let server = RedisServer::start(&[]);
+    let mut c = Client::connect_with(options(&server, driver, Protocol::Resp2).max_pending(1)).unwrap();
+    let mut admin = connect(&server, driver, Protocol::Resp3);
+    c.send_buffered(&cmd("PING")).unwrap();
+    c.send_buffered(&cmd("SUBSCRIBE").arg("ch")).unwrap();
+    c.send_buffered(&cmd("INCR").arg("n")).unwrap();
+    let replies = c.flush().unwrap();
+    assert_eq!(replies.len(), 3);
+    assert!(replies[0].is_ok() && replies[1].is_ok(), "{replies:?}");
+    match &replies[2] {
+        Err(Error::SubscriberMode { command }) => assert_eq!(command, "INCR"),
+        other => panic!("INCR behind SUBSCRIBE: {other:?}"),
+    }
+    assert_eq!(admin.get("n").unwrap(), None, "INCR never ran");
+    assert_eq!(admin.publish("ch", "x").unwrap(), 1);
 }

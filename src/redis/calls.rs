@@ -85,7 +85,7 @@ impl<D: Driver<Connection>> Inner<D> {
                 self.kill_link(Error::from(e));
                 self.hold(Request::Transaction(cmds.to_vec()))
             }
-            Err(misuse) => Err(Error::Refused(misuse)),
+            Err(misuse) => Err(Error::from(misuse)),
         }
     }
 
@@ -126,22 +126,27 @@ impl<D: Driver<Connection>> Inner<D> {
         send: impl FnOnce(&mut Connection, Instant) -> Result<resp::RequestId, SendError>,
         request: impl FnOnce() -> Request,
     ) -> Result<RequestId, Error> {
-        self.admits(name)?;
+        // A request kept in the client is checked against RESP2 subscriber mode here;
+        // one handed over, by the connection (first of all), so the fast path asks once.
         if self.proto.batch.has_unsent() || self.must_hold() {
+            self.admits(name)?;
             return self.hold(request());
         }
         let now = *self.proto.batch_clock.get_or_insert_with(Instant::now);
         let Some(conn) = self.live_session() else {
+            self.admits(name)?;
             return self.hold(request());
         };
         match send(conn, now) {
             Ok(id) => Ok(self.sent(id)),
             Err(SendError::TooManyPending { .. } | SendError::Backpressure(_)) => self.hold(request()),
             Err(SendError::Poisoned(e)) => {
+                // Judged by the poisoned session, before the link is marked dead.
+                self.admits(name)?;
                 self.kill_link(Error::from(e));
                 self.hold(request())
             }
-            Err(misuse) => Err(Error::Refused(misuse)),
+            Err(misuse) => Err(Error::from(misuse)),
         }
     }
 
@@ -192,7 +197,7 @@ impl<D: Driver<Connection>> Inner<D> {
                     link.kill(Error::from(e));
                     break;
                 }
-                Err(misuse) => batch.fail_next_unsent(Error::Refused(misuse)),
+                Err(misuse) => batch.fail_next_unsent(Error::from(misuse)),
             }
         }
     }

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
+use proptest::prelude::*;
 
 use super::fake_server::{FakeServer, ServerConfig};
 use super::*;
@@ -399,4 +400,85 @@ fn while_disconnected_the_last_protocol_judges_subscriber_mode() {
     assert_eq!(p.a.protocol(), Protocol::Resp3);
     assert!(p.a.subscriptions().has_channel(b"ch"));
     assert_eq!(p.a.admits(b"GET"), Ok(()));
+}
+
+// ---- hand-over, for any subscriptions ----
+
+/// Channel names from a small alphabet (so sets overlap and repeat).
+fn names(max: usize) -> impl Strategy<Value = Vec<String>> {
+    proptest::collection::vec("[a-c]{1,2}", 0..max)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Whatever a connection is subscribed to and tracking, on either protocol and over
+    /// any link, a connection resumed from its state on a fresh server ends up with the
+    /// same subscriptions and tracking, never reports its restore as a reply, and the
+    /// requests sent meanwhile get their own replies, in order.
+    #[test]
+    fn resume_restores_any_subscriptions_and_keeps_replies_in_order(
+        channels in names(4),
+        patterns in names(3),
+        shards in names(3),
+        tracking: bool,
+        resp3: bool,
+        seed in 0u64..1000,
+        gets in 0usize..5,
+    ) {
+        let config = if resp3 { ConnectionConfig::default() } else { resp2() };
+        let now = Instant::now();
+        let link = LinkConfig::default();
+        let mut p = Pair::new(Connection::new(config.clone(), now), FakeServer::new(ServerConfig::default()), now, seed, link.clone());
+        let now = p.now();
+        if tracking && resp3 {
+            p.a.send_buffered(&cmd(&["CLIENT", "TRACKING", "on"]), now).unwrap();
+        }
+        for (name, set) in [("SUBSCRIBE", &channels), ("PSUBSCRIBE", &patterns), ("SSUBSCRIBE", &shards)] {
+            if !set.is_empty() {
+                let mut parts = vec![name];
+                parts.extend(set.iter().map(String::as_str));
+                p.a.send_buffered(&cmd(&parts), now).unwrap();
+            }
+        }
+        settle(&mut p);
+        let before = p.a.subscriptions().clone();
+        let tracked = p.a.tracking().is_some();
+        prop_assert_eq!(tracked, tracking && resp3);
+        let state = p.a.take_reconnect_state();
+        prop_assert_eq!(state.subscriptions(), &before);
+
+        let now = p.now();
+        let mut q = Pair::new(Connection::resume(config, state, now), FakeServer::new(ServerConfig::default()), now, seed + 1, link);
+        // RESP2 with subscriptions refuses GET; PING always passes.
+        let subscribed = !before.is_empty();
+        let mut ids = Vec::new();
+        for i in 0..gets {
+            let key = format!("k{i}");
+            let sent = q.a.send_buffered(&cmd(&["GET", &key]), now);
+            if resp3 || !subscribed {
+                ids.push(sent.unwrap());
+            } else {
+                let refused = matches!(sent, Err(SendError::SubscriberMode { .. }));
+                prop_assert!(refused, "GET in RESP2 subscriber mode: {:?}", sent);
+                ids.push(q.a.send_buffered(&cmd(&["PING"]), now).unwrap());
+            }
+        }
+        settle(&mut q);
+        prop_assert_eq!(q.a.subscriptions(), &before);
+        prop_assert_eq!(q.a.tracking().is_some(), tracked);
+        let told = server_log(&q).iter().filter(|c| c.as_str() == "CLIENT TRACKING on").count();
+        prop_assert_eq!(told, usize::from(tracked), "the new server was told to track");
+        let outcomes: Vec<RequestId> = q
+            .events_a
+            .iter()
+            .filter_map(|e| match e {
+                Event::Reply { id, .. } | Event::Failed { id, .. } => Some(*id),
+                Event::RestoreFailed { .. } => Some(RequestId(0)),
+                _ => None,
+            })
+            .collect();
+        prop_assert_eq!(outcomes, ids);
+        prop_assert_eq!(q.a.pending(), 0);
+    }
 }
