@@ -25,7 +25,7 @@ pub(crate) trait Protocol: Sized {
     /// What the protocol keeps per connection.
     type State: Default;
     /// The client's error (a failure of the link itself is a [`LinkError`]).
-    type Error: Clone + From<LinkError>;
+    type Error: Clone + From<LinkError<Self::Error>>;
 
     // ---- connecting ----
 

@@ -16,7 +16,7 @@ use monocoque_proto::nats::{Message, ServerInfo, Sid};
 
 use super::event::MAX_QUEUED_EVENTS;
 use super::options::{Auth, ServerAddr, UrlAuth};
-use super::{ClientOptions, Error, Event};
+use super::{ClientOptions, Error, Event, LinkError};
 use crate::link::{self, Cx, Protocol, Redialed, Retry, Retrying, TcpKeepalive};
 
 /// The body of a NATS client: the shared link machinery over the [`Nats`] state.
