@@ -22,9 +22,9 @@
 //! - [`resp`]: Redis RESP2/RESP3 — values, a resumable [`resp::Decoder`], the
 //!   [`resp::TapeDecoder`] for pipelines, command encoding, the client
 //!   [`resp::Connection`] and the server-side [`resp::CommandDecoder`].
-//! - [`nats`]: NATS — client and server codecs, the borrowed frame decoders
-//!   ([`nats::ClientFrameDecoder`], [`nats::ServerFrameDecoder`]), lazily parsed
-//!   headers, `INFO`/`CONNECT` JSON and the client [`nats::client::Connection`].
+//! - [`nats`]: NATS — one frame decoder per side ([`nats::ClientFrameDecoder`],
+//!   [`nats::ServerFrameDecoder`]), the ops and their encoders, lazily parsed headers,
+//!   `INFO`/`CONNECT` JSON and the client [`nats::client::Connection`].
 //!
 //! **Sans-IO and zero-copy.** A session is fed [`bytes::Bytes`] the driver received and
 //! hands back an [`IoArena`] to send; strings, payloads and arguments it decodes are

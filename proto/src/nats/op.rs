@@ -240,8 +240,9 @@ impl ServerError {
     }
 }
 
-/// An operation a client sends: what [`ClientCodec`](super::ClientCodec) encodes and
-/// [`ServerCodec`](super::ServerCodec) decodes.
+/// An operation a client sends, owned: written by [`ClientOp::encode`], read by a
+/// [`ServerFrameDecoder`](super::ServerFrameDecoder) (as a
+/// [`ClientFrame`](super::ClientFrame), [`to_op`](super::ClientFrame::to_op) for this).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientOp {
     /// `CONNECT {json}`.
@@ -258,8 +259,9 @@ pub enum ClientOp {
     Pong,
 }
 
-/// An operation a server sends: what [`ServerCodec`](super::ServerCodec) encodes and
-/// [`ClientCodec`](super::ClientCodec) decodes.
+/// An operation a server sends, owned: written by [`ServerOp::encode`], read by a
+/// [`ClientFrameDecoder`](super::ClientFrameDecoder) (as a
+/// [`ServerFrame`](super::ServerFrame), [`to_op`](super::ServerFrame::to_op) for this).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerOp {
     /// `INFO {json}`.
