@@ -14,8 +14,7 @@
 //!   holds encoded output, small writes copied into one contiguous buffer and large
 //!   payloads shared as they are; the driver hands it to the kernel in one call.
 //!   [`Session`] is the contract of a connection's state machine, [`Driver`] the contract
-//!   of the event loops that run sessions, [`MonocoqueCodec`] the framing trait,
-//!   [`PoisonGuard`] the terminal state of a connection whose stream can't be trusted,
+//!   of the event loops that run sessions, [`PoisonGuard`] the terminal state of a connection whose stream can't be trusted,
 //!   [`BytePermits`] the byte budget that bounds every queue. For many cores: [`Waker`],
 //!   [`Mailbox`], [`ConnId::core`]; for several protocols on one core: [`Either`].
 //!   [`sim::Pair`] wires two sessions together in memory on a virtual clock.
@@ -244,6 +243,6 @@ pub mod fuzzing;
 
 pub use chassis::{
     sim, Activity, Backpressure, BytePermits, ConnId, CoreId, Driver, Either, IoArena, ListenerId, Mailbox,
-    MailboxError, MailboxSender, MonocoqueCodec, PoisonGuard, SegmentedBuffer, Session, SessionFactory, WakeLatch,
-    WakeSignal, Waker, DEFAULT_SHARE_THRESHOLD,
+    MailboxError, MailboxSender, PoisonGuard, SegmentedBuffer, Session, SessionFactory, WakeLatch, WakeSignal, Waker,
+    DEFAULT_SHARE_THRESHOLD,
 };
