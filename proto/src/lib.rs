@@ -232,6 +232,7 @@
 #![warn(missing_docs)]
 
 pub mod chassis;
+mod lex;
 pub mod nats;
 pub mod resp;
 

@@ -316,19 +316,14 @@ impl Fields {
 
 /// Parses a size field: 1 to 9 decimal digits.
 pub(crate) fn parse_size(field: &[u8]) -> Result<usize, DecodeError> {
-    let mut n: usize = 0;
-    for &d in field {
-        let digit = d.wrapping_sub(b'0');
-        if digit > 9 {
-            return Err(DecodeError::InvalidSize);
-        }
-        // No overflow: the length is checked below, and 19 digits fit in a u64.
-        n = n.wrapping_mul(10).wrapping_add(usize::from(digit));
-    }
     match field.len() {
+        // Nine digits fit in a usize on every target.
+        1..=9 => crate::lex::digits(field)
+            .map(|n| n as usize)
+            .ok_or(DecodeError::InvalidSize),
         0 => Err(DecodeError::InvalidSize),
-        1..=9 => Ok(n),
-        _ => Err(DecodeError::SizeTooLong),
+        _ if field.iter().all(u8::is_ascii_digit) => Err(DecodeError::SizeTooLong),
+        _ => Err(DecodeError::InvalidSize),
     }
 }
 

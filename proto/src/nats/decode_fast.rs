@@ -97,15 +97,8 @@ fn size(chunk: &[u8], start: usize, end: usize) -> Option<usize> {
     if field.len() > 9 {
         return None;
     }
-    let mut n = 0usize;
-    for &d in field {
-        let digit = d.wrapping_sub(b'0');
-        if digit > 9 {
-            return None;
-        }
-        n = n * 10 + usize::from(digit);
-    }
-    Some(n)
+    // Nine digits fit in a usize on every target.
+    crate::lex::digits(field).map(|n| n as usize)
 }
 
 /// A canonical control line split: the leading fields (subject, and the sid for

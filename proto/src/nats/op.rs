@@ -31,16 +31,7 @@ impl Sid {
     /// The id as a number, when it is a decimal number that fits in a `u64` (leading
     /// zeros are accepted).
     pub fn as_u64(&self) -> Option<u64> {
-        if self.0.is_empty() || self.0.len() > 20 {
-            return None;
-        }
-        self.0.iter().try_fold(0u64, |n, &d| {
-            if d.is_ascii_digit() {
-                n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-            } else {
-                None
-            }
-        })
+        crate::lex::parse_u64(&self.0)
     }
 }
 
