@@ -13,8 +13,8 @@
 //!   [`Session`](proto::Session) and [`Driver`](proto::Driver) contracts, the cross-core
 //!   [`Waker`](proto::Waker) and [`Mailbox`](proto::Mailbox), the in-memory
 //!   [`sim`](proto::sim).
-//! - [`proto::resp`], [`proto::nats`]: the engines, one codec and one connection state
-//!   machine per protocol.
+//! - [`proto::resp`], [`proto::nats`]: the engines, the decoders, encoders and
+//!   connection state machine of each protocol.
 //! - The drivers, `monocoque-uring` (io_uring) and `monocoque-mio` (epoll through mio),
 //!   chosen at run time through [`driver::AnyDriver`].
 //! - The bodies: [`redis::Client`] and [`nats::Client`], blocking and thread-per-core.

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use monocoque_proto::nats::client::Connection;
-use monocoque_proto::nats::{ClientOp, ServerCodec};
-use monocoque_proto::SegmentedBuffer;
+use monocoque_proto::nats::{ClientOp, ServerFrameDecoder};
 
 use super::driver::{FakeServer, Frame, MemDriver};
 use super::script::Script;
@@ -22,8 +21,9 @@ use crate::nats::{Client, ClientOptions, Error, LinkError, ServerAddr, Subscript
 /// permissions `-ERR` naming its subject, a request's answer by the 503 "no responders"
 /// status, a `PONG` by the fatal `-ERR 'Stale Connection'`.
 pub struct NatsServer {
-    codec: ServerCodec,
-    input: SegmentedBuffer,
+    decoder: ServerFrameDecoder,
+    /// What the client sent that is not decoded yet.
+    input: Vec<u8>,
     verbose: bool,
     /// Subscriptions by sid: the subject (pattern) each listens on.
     subs: BTreeMap<Bytes, Bytes>,
@@ -33,8 +33,8 @@ impl NatsServer {
     /// A server with no subscriptions.
     pub fn new() -> Self {
         Self {
-            codec: ServerCodec::default(),
-            input: SegmentedBuffer::new(),
+            decoder: ServerFrameDecoder::default(),
+            input: Vec::new(),
             verbose: false,
             subs: BTreeMap::new(),
         }
@@ -111,11 +111,15 @@ impl FakeServer for NatsServer {
     }
 
     fn receive(&mut self, bytes: &[u8]) -> Vec<Frame> {
-        self.input.push_slice(bytes);
+        self.input.extend_from_slice(bytes);
         let mut frames = Vec::new();
         loop {
-            let op = match self.codec.decode_op(&mut self.input) {
-                Ok(Some(op)) => op,
+            let op = match self.decoder.decode(&self.input) {
+                Ok(Some((frame, len))) => {
+                    let op = frame.to_op();
+                    self.input.drain(..len);
+                    op
+                }
                 Ok(None) => return frames,
                 Err(e) => panic!("the client sent bytes that are not NATS: {e}"),
             };

@@ -17,11 +17,9 @@
 //! | [`resp_connection`] | a sequence of operations on a Redis [`Connection`](crate::resp::Connection): sends, server frames, time, end of stream |
 //! | [`nats_client_decode`], [`nats_server_decode`] | two header bytes (options, split seed), then the NATS stream a server (resp. a client) sends |
 //! | [`nats_headers`] | a NATS header block as an `HMSG` carries it (any bytes) |
-//! | [`nats_frames`] | two header bytes (options, split seed), then the NATS stream either side sends |
 //! | [`nats_client`](fn@nats_client) | a sequence of operations on a NATS client [`Connection`](crate::nats::client::Connection): publishes, subscriptions, requests, server frames, time, reconnects |
 
 mod connection;
-mod frames;
 mod headers;
 mod nats;
 mod nats_client;
@@ -32,7 +30,6 @@ mod split;
 mod tape;
 
 pub use connection::resp_connection;
-pub use frames::nats_frames;
 pub use headers::nats_headers;
 pub use nats::{nats_client_decode, nats_client_seeds, nats_server_decode, nats_server_seeds, plain};
 pub use nats_client::nats_client;
@@ -57,5 +54,4 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("nats_server_decode", nats_server_decode),
     ("nats_client", nats_client),
     ("nats_headers", nats_headers),
-    ("nats_frames", nats_frames),
 ];
