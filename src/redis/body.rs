@@ -181,28 +181,21 @@ impl Protocol for Redis {
     /// Every request still on the link fails, what the session hands over is kept for
     /// the next connection, and a transaction cut by the loss fails whole.
     fn buried(&mut self, mut link: Link, session: Option<Connection>, lost: &Error) {
-        // A link that never finished restoring hands over the old set too.
-        let mut transaction_cut = false;
-        if let Some(mut session) = session {
-            let state = session.take_reconnect_state();
-            transaction_cut = state.transaction_cut();
-            self.carry = Some(state);
-        }
         for (_, seq) in link.state.inflight.drain(..) {
             self.batch.complete(seq, Err(lost.clone()));
         }
-        if transaction_cut {
-            // The transaction's MULTI is gone with the connection: its remaining
-            // commands must not run on their own on the next one.
+        // A link that never finished restoring hands over the old set too.
+        if let Some(mut session) = session {
+            let mut state = session.take_reconnect_state();
+            // A transaction's MULTI gone with the connection: its remaining commands
+            // must not run on their own on the next one.
             while let Some(request) = self.batch.next_unsent() {
-                let ends = request
-                    .name()
-                    .is_some_and(|n| n.eq_ignore_ascii_case(b"EXEC") || n.eq_ignore_ascii_case(b"DISCARD"));
-                self.batch.fail_next_unsent(lost.clone());
-                if ends {
+                if !state.in_cut_transaction(request.name()) {
                     break;
                 }
+                self.batch.fail_next_unsent(lost.clone());
             }
+            self.carry = Some(state);
         }
     }
 

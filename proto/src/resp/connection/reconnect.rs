@@ -4,7 +4,10 @@
 use std::time::Instant;
 
 use super::queue::Fate;
-use super::{special, subscriber_mode, Connection, ConnectionConfig, ConnectionError, SendError, Subscriptions};
+use super::{
+    classify, special, subscriber_mode, Connection, ConnectionConfig, ConnectionError, SendError, Special,
+    Subscriptions,
+};
 use crate::resp::{Cmd, Protocol};
 
 /// What survives a lost connection into the next one, from
@@ -45,6 +48,24 @@ impl ReconnectState {
     /// the next connection, where they would run on their own.
     pub fn transaction_cut(&self) -> bool {
         self.transaction_cut
+    }
+
+    /// For the requests a body still holds from before the loss, asked in order: whether
+    /// the one named `name` (`None` for a whole
+    /// [`send_transaction`](Connection::send_transaction)) belongs to the transaction
+    /// the loss cut, and must fail instead of being sent. The transaction ends with its
+    /// `EXEC`, `DISCARD` or `RESET` (which belongs to it too); from then on, and when no
+    /// transaction was cut, the answer is `false`.
+    pub fn in_cut_transaction(&mut self, name: Option<&[u8]>) -> bool {
+        if !self.transaction_cut {
+            return false;
+        }
+        if let Some(name) = name {
+            if matches!(classify(name, || None), Special::EndMulti | Special::Reset) {
+                self.transaction_cut = false;
+            }
+        }
+        true
     }
 
     /// The commands a [resumed](Connection::resume) connection sends after its

@@ -201,6 +201,25 @@ fn a_transaction_cut_by_the_loss_is_handed_over_and_not_resumed() {
     let next = Connection::resume(resp2(), state, now);
     assert!(!next.in_multi(), "the new connection is not inside the lost MULTI");
 
+    // What the body still holds: the rest of the transaction fails, up to its EXEC.
+    let mut state = {
+        let mut conn = Connection::new(resp2(), now);
+        conn.send_buffered(&cmd(&["MULTI"]), now).unwrap();
+        conn.take_reconnect_state()
+    };
+    let held: [Option<&[u8]>; 5] = [Some(b"SET"), None, Some(b"exec"), Some(b"GET"), Some(b"EXEC")];
+    let cut: Vec<bool> = held.iter().map(|name| state.in_cut_transaction(*name)).collect();
+    assert_eq!(cut, [true, true, true, false, false]);
+    assert!(!state.transaction_cut());
+    for end in ["DISCARD", "reset"] {
+        let mut conn = Connection::new(resp2(), now);
+        conn.send_buffered(&cmd(&["MULTI"]), now).unwrap();
+        let mut state = conn.take_reconnect_state();
+        assert!(state.in_cut_transaction(Some(end.as_bytes())));
+        assert!(!state.in_cut_transaction(Some(b"SET")), "after {end}");
+    }
+    assert!(!ReconnectState::default().in_cut_transaction(Some(b"SET")));
+
     let mut done = Connection::new(resp2(), now);
     done.send_buffered(&cmd(&["MULTI"]), now).unwrap();
     done.send_buffered(&cmd(&["EXEC"]), now).unwrap();
