@@ -117,6 +117,8 @@ impl<D: Driver<Connection>> Inner<D> {
         Some(state.publish(subject, reply, headers, payload).map_err(full))
     }
 
+    /// Subscribes `subject` (in `queue`), handing the `SUB` to the kernel before it
+    /// returns; the new subscription's id.
     pub(crate) fn subscribe(
         &mut self,
         subject: &str,
@@ -132,6 +134,7 @@ impl<D: Driver<Connection>> Inner<D> {
         Ok(sid)
     }
 
+    /// Unsubscribes `sid` now, or after `max` messages in all.
     pub(crate) fn unsubscribe(&mut self, sid: &Sid, max: Option<u64>) -> Result<(), Error> {
         self.with_session(self.proto.options.operation_timeout, |session| {
             session.unsubscribe(sid, max)
@@ -174,6 +177,7 @@ impl<D: Driver<Connection>> Inner<D> {
         }
     }
 
+    /// Publishes a request and waits for its reply, both within `timeout`.
     pub(crate) fn request(
         &mut self,
         subject: &[u8],
@@ -234,6 +238,7 @@ impl<D: Driver<Connection>> Inner<D> {
         }
     }
 
+    /// A `PING` and its `PONG`, within the operation timeout; the round-trip time.
     pub(crate) fn round_trip(&mut self) -> Result<Duration, Error> {
         let started = Instant::now();
         let timeout = self.proto.options.operation_timeout;
@@ -253,6 +258,7 @@ impl<D: Driver<Connection>> Inner<D> {
         }
     }
 
+    /// `sid`'s next message, waiting up to `timeout` (a reconnect included).
     pub(crate) fn next_message(&mut self, sid: &Sid, timeout: Duration) -> Result<Option<Message>, Error> {
         // A message already queued needs no deadline: no clock read on the hot path.
         if let Some(message) = self.live_session().and_then(|s| s.next_message(sid)) {
@@ -292,6 +298,7 @@ impl<D: Driver<Connection>> Inner<D> {
         }
     }
 
+    /// The next event, waiting up to `timeout` (a reconnect included).
     pub(crate) fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, Error> {
         let deadline = Instant::now().checked_add(timeout);
         let mut last_look = false;
