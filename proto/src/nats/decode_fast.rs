@@ -471,7 +471,7 @@ mod tests {
     #[test]
     fn a_four_letter_op_needs_a_real_space() {
         // OR-ing 0x20 into the separator turned a NUL into a space: found by the
-        // nats_client_decode fuzz target. The general framer rejects a NUL there.
+        // nats_client_decode fuzz target. The general path rejects a NUL there.
         for frame in [
             &b"HMSG\0a 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"[..],
             b"HPUB\0a 12 14\r\nNATS/1.0\r\n\r\nhi\r\n",
