@@ -259,7 +259,7 @@ pub(crate) struct Fields {
 
 impl Fields {
     /// Splits `line[from..]` on runs of spaces and tabs. `line` is at most `u32::MAX`
-    /// bytes long (the framer's limits see to it).
+    /// bytes long (the decoder's limits see to it).
     fn split(line: &[u8], from: usize) -> Result<Self, DecodeError> {
         let mut fields = Fields::default();
         let mut i = from;

@@ -181,7 +181,7 @@ impl<'a> Raw<'a> {
 }
 
 /// How far the line at the front of the caller's buffer was searched for its end, and
-/// the limits: the state both borrowed decoders keep.
+/// the limits: the state both frame decoders keep.
 #[derive(Debug, Clone, Copy)]
 struct General {
     limits: Limits,

@@ -61,8 +61,17 @@ pub(super) fn parse_i64(line: &[u8]) -> Option<i64> {
         return None;
     }
     if digits.len() <= 18 {
-        // Eighteen digits stay below 2^63: the cast cannot wrap.
-        let n = crate::lex::digits(digits)? as i64;
+        // Eighteen digits stay below 2^63: no overflow checks needed. Its own loop, which
+        // stops at the first stray byte: the decoders' integer path is kept as it was
+        // measured (sharing `lex::digits` changed how a NATS hot path compiled).
+        let mut n: i64 = 0;
+        for &d in digits {
+            let v = d.wrapping_sub(b'0');
+            if v > 9 {
+                return None;
+            }
+            n = n * 10 + i64::from(v);
+        }
         return Some(if neg { -n } else { n });
     }
     // Accumulate negatively so i64::MIN parses.
