@@ -118,8 +118,20 @@ pub enum Command {
 
 impl Command {
     /// Parses a command frame's body.
+    ///
+    /// One malformed form is read as what it means: libzmq 4.3.4 (Debian 12's) refuses
+    /// a PLAIN client's credentials with the body `^RROR\x03400`, its `ERROR` with the
+    /// name's size byte lost and the `E` garbled (captured off the wire in this
+    /// crate's tests and `tests/zmtp_libzmq.rs`); it is taken as `ERROR 400`.
     pub fn parse(body: Bytes) -> Result<Command, ZmtpError> {
-        let raw = RawCommand::split(body)?;
+        let raw = match RawCommand::split(body.clone()) {
+            Ok(raw) => raw,
+            Err(e) => {
+                return libzmq_garbled_error(&body)
+                    .map(|reason| Command::Error { reason })
+                    .ok_or(e)
+            }
+        };
         let data = raw.data.clone();
         let malformed = |command, what| ZmtpError::MalformedCommand { command, what };
         Ok(match &raw.name[..] {
@@ -231,6 +243,16 @@ impl Command {
         }
         Ok(())
     }
+}
+
+/// The reason of libzmq 4.3.4's garbled `ERROR` (`?RROR`, one byte of reason length,
+/// the reason), if `body` is one. Only asked of a body whose name is malformed, so no
+/// well-formed command is ever taken for it.
+fn libzmq_garbled_error(body: &Bytes) -> Option<Bytes> {
+    if body.len() < 6 || &body[1..5] != b"RROR" {
+        return None;
+    }
+    (usize::from(body[5]) == body.len() - 6).then(|| body.slice(6..))
 }
 
 /// A one-byte length and that many bytes; `None` if they run past `data`.
@@ -375,6 +397,22 @@ mod tests {
         assert!(matches!(
             Command::parse(Bytes::from(body)),
             Err(ZmtpError::MalformedCommand { command: "READY", .. })
+        ));
+    }
+
+    #[test]
+    fn libzmq_4_3_4s_garbled_error_reads_as_error_400() {
+        // The frame libzmq 4.3.4 sent a PLAIN client with a wrong password, off the wire.
+        let body = Bytes::from_static(b"^RROR\x03400");
+        assert_eq!(Command::parse(body), Ok(Command::Error { reason: "400".into() }));
+        // Only that shape: a wrong length, or a real name, is not taken for it.
+        assert_eq!(
+            Command::parse(Bytes::from_static(b"^RROR\x04400")),
+            Err(ZmtpError::MalformedCommandName)
+        );
+        assert!(matches!(
+            Command::parse(Bytes::from_static(b"\x04RROR\x03400")),
+            Ok(Command::Unknown(_))
         ));
     }
 
