@@ -204,14 +204,14 @@ impl Command {
     pub fn encode(&self, dst: &mut IoArena) -> Result<(), ZmtpError> {
         let too_long = |what| ZmtpError::Encode { what };
         match self {
-            Command::Ready(meta) => encode_command_frame(dst, "READY", &[meta.as_bytes()]),
-            Command::Initiate(meta) => encode_command_frame(dst, "INITIATE", &[meta.as_bytes()]),
+            Command::Ready(meta) => encode_command_frame(dst, b"READY", &[meta.as_bytes()]),
+            Command::Initiate(meta) => encode_command_frame(dst, b"INITIATE", &[meta.as_bytes()]),
             Command::Error { reason } => {
                 let len = u8::try_from(reason.len()).map_err(|_| too_long("an ERROR reason over 255 bytes"))?;
-                encode_command_frame(dst, "ERROR", &[&[len], reason]);
+                encode_command_frame(dst, b"ERROR", &[&[len], reason]);
             }
-            Command::Subscribe(topic) => encode_command_frame(dst, "SUBSCRIBE", &[topic]),
-            Command::Cancel(topic) => encode_command_frame(dst, "CANCEL", &[topic]),
+            Command::Subscribe(topic) => encode_command_frame(dst, b"SUBSCRIBE", &[topic]),
+            Command::Cancel(topic) => encode_command_frame(dst, b"CANCEL", &[topic]),
             Command::Ping {
                 ttl_deciseconds,
                 context,
@@ -219,26 +219,25 @@ impl Command {
                 if context.len() > MAX_PING_CONTEXT {
                     return Err(too_long("a PING context over 16 bytes"));
                 }
-                encode_command_frame(dst, "PING", &[&ttl_deciseconds.to_be_bytes(), context]);
+                encode_command_frame(dst, b"PING", &[&ttl_deciseconds.to_be_bytes(), context]);
             }
             Command::Pong { context } => {
                 if context.len() > MAX_PING_CONTEXT {
                     return Err(too_long("a PONG context over 16 bytes"));
                 }
-                encode_command_frame(dst, "PONG", &[context]);
+                encode_command_frame(dst, b"PONG", &[context]);
             }
             Command::Hello { username, password } => {
                 let u = u8::try_from(username.len()).map_err(|_| too_long("a PLAIN user name over 255 bytes"))?;
                 let p = u8::try_from(password.len()).map_err(|_| too_long("a PLAIN password over 255 bytes"))?;
-                encode_command_frame(dst, "HELLO", &[&[u], username, &[p], password]);
+                encode_command_frame(dst, b"HELLO", &[&[u], username, &[p], password]);
             }
-            Command::Welcome => encode_command_frame(dst, "WELCOME", &[]),
+            Command::Welcome => encode_command_frame(dst, b"WELCOME", &[]),
             Command::Unknown(raw) => {
-                let name = std::str::from_utf8(&raw.name)
-                    .ok()
-                    .filter(|n| !n.is_empty() && n.len() <= 255)
-                    .ok_or(too_long("a command name that is not 1 to 255 bytes of text"))?;
-                encode_command_frame(dst, name, &[&raw.data]);
+                if raw.name.is_empty() || raw.name.len() > 255 {
+                    return Err(too_long("a command name that is not 1 to 255 bytes"));
+                }
+                encode_command_frame(dst, &raw.name, &[&raw.data]);
             }
         }
         Ok(())

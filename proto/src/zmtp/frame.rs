@@ -156,12 +156,12 @@ pub fn encode_message(dst: &mut IoArena, frames: &[Bytes]) {
 /// Writes a command frame whose body is `name` followed by `data` (already encoded).
 /// The name must be 1 to 255 bytes; the command constructors in this module guarantee
 /// it.
-pub fn encode_command_frame(dst: &mut IoArena, name: &str, data: &[&[u8]]) {
+pub fn encode_command_frame(dst: &mut IoArena, name: &[u8], data: &[&[u8]]) {
     let data_len: usize = data.iter().map(|d| d.len()).sum();
     let name_len = name.len().min(255);
     encode_header(dst, FLAG_COMMAND, (1 + name_len + data_len) as u64);
     dst.put_u8(name_len as u8);
-    dst.put_slice(&name.as_bytes()[..name_len]);
+    dst.put_slice(&name[..name_len]);
     for part in data {
         dst.put_slice(part);
     }
@@ -185,7 +185,7 @@ mod tests {
         let long = arena_bytes(|a| encode_message_frame(a, &body, false));
         assert_eq!(&long[..9], &[0x02, 0, 0, 0, 0, 0, 0, 1, 0]);
         assert_eq!(long.len(), 9 + 256);
-        let ready = arena_bytes(|a| encode_command_frame(a, "PING", &[&[0, 10]]));
+        let ready = arena_bytes(|a| encode_command_frame(a, b"PING", &[&[0, 10]]));
         assert_eq!(ready, [0x04, 7, 4, b'P', b'I', b'N', b'G', 0, 10]);
     }
 

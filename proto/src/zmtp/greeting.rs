@@ -170,9 +170,9 @@ fn check_prefix(raw: &[u8]) -> Result<(), ZmtpError> {
             return Err(ZmtpError::BadSignature { at: 9, byte });
         }
     }
-    if let Some(&major) = raw.get(MAJOR_AT) {
+    // Judged once the minor is in too, so the error says the same whatever the cuts.
+    if let (Some(&major), Some(&minor)) = (raw.get(MAJOR_AT), raw.get(MINOR_AT)) {
         if major < 3 {
-            let minor = raw.get(MINOR_AT).copied().unwrap_or(0);
             return Err(ZmtpError::UnsupportedVersion { major, minor });
         }
     }
@@ -249,9 +249,9 @@ mod tests {
             Greeting::decode(&mut src),
             Err(ZmtpError::BadSignature { at: 9, byte: 0 })
         );
-        // ZMTP 2.0 (major 1): refused after byte 10.
+        // ZMTP 2.0 (major 1): refused once its version is in.
         let mut src = SegmentedBuffer::new();
-        src.push_slice(&[0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F, 1]);
+        src.push_slice(&[0xFF, 0, 0, 0, 0, 0, 0, 0, 1, 0x7F, 1, 0]);
         assert_eq!(
             Greeting::decode(&mut src),
             Err(ZmtpError::UnsupportedVersion { major: 1, minor: 0 })
