@@ -7,7 +7,13 @@
 //! - the same over PLAIN against a libzmq PLAIN server whose ZAP handler is pyzmq's
 //!   `ThreadAuthenticator`: the right password is let in, a wrong one refused with the
 //!   `ERROR` libzmq sends (ZAP status 400);
-//! - a libzmq DEALER connects to our ROUTER: its identity, its message, our reply.
+//! - a libzmq DEALER connects to our ROUTER: its identity, its message, our reply; and
+//!   as a PLAIN client to our PLAIN server, our verdict letting the right password in
+//!   and refusing a wrong one;
+//! - heartbeats: libzmq's PINGs answered (it drops a silent peer after 500 ms), ours
+//!   answered by libzmq (we would drop it after 300 ms);
+//! - a 2 MB frame from libzmq against our 1 MiB limit: refused, nothing delivered;
+//! - a libzmq PUSH connecting to our ROUTER: never established.
 //!
 //! pyzmq comes from Debian's `python3-zmq` (scripts/test installs it) or PyPI; a
 //! missing pyzmq fails the test, it never passes without its peer.
@@ -21,45 +27,75 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use monocoque::driver::{AnyDriver, DriverKind};
-use monocoque::proto::zmtp::{Connection, ConnectionConfig, Event, HandshakeConfig, Mechanism, SocketType, ZmtpError};
+use monocoque::proto::zmtp::{
+    AuthDecision, AuthRequest, Connection, ConnectionConfig, Event, HandshakeConfig, Mechanism, SocketType, ZmtpError,
+};
 use monocoque::proto::{Activity, ConnId, Driver, Session};
 
 /// How long a step that takes milliseconds may take on a loaded machine.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The Python peer. `router MODE`: binds a ROUTER on a free loopback port (printed first)
-/// and answers every message `[id, frames...]` with `[id, b"reply", frames...]`; MODE
-/// `plain` makes it a PLAIN server whose ZAP handler knows admin/secret. `dealer PORT`:
-/// a DEALER with identity `py-dealer` connects, sends `["", "hello", 300 x "x"]`, prints
-/// the reply's frames in hex, comma separated, and exits.
+/// The Python peer.
+///
+/// `router MODE`: binds a ROUTER on a free loopback port (printed first) and answers
+/// every message `[id, frames...]` with `[id, b"reply", frames...]`, or with a 2 MB
+/// frame when the first frame is `big`. MODE `plain`: a PLAIN server whose ZAP handler
+/// knows admin/secret; `heartbeat`: libzmq sends a PING every 100 ms and drops a peer
+/// silent for 500 ms.
+///
+/// `dealer PORT [USER PASSWORD]`: a DEALER with identity `py-dealer` (a PLAIN client
+/// with the credentials, if given) connects, sends `["", "hello", 300 x "x"]`, prints
+/// the reply's frames in hex, comma separated (or `timeout` after 3 s), and exits.
+///
+/// `push PORT`: a PUSH connects, sends one message and lingers a second.
 const PEER: &str = r#"
-import sys, zmq
+import sys, time, zmq
 ctx = zmq.Context()
 role = sys.argv[1]
 if role == "router":
-    if sys.argv[2] == "plain":
+    mode = sys.argv[2]
+    if mode == "plain":
         from zmq.auth.thread import ThreadAuthenticator
         auth = ThreadAuthenticator(ctx)
         auth.start()
         auth.configure_plain(domain="*", passwords={"admin": "secret"})
     s = ctx.socket(zmq.ROUTER)
-    if sys.argv[2] == "plain":
+    if mode == "plain":
         s.plain_server = True
+    if mode == "heartbeat":
+        s.heartbeat_ivl = 100
+        s.heartbeat_timeout = 500
+        s.heartbeat_ttl = 2000
     s.linger = 0
     s.rcvtimeo = 60000
     port = s.bind_to_random_port("tcp://127.0.0.1")
     print(port, flush=True)
     while True:
         ident, *frames = s.recv_multipart()
-        s.send_multipart([ident, b"reply"] + frames)
-else:
+        if frames == [b"big"]:
+            s.send_multipart([ident, b"x" * 2000000])
+        else:
+            s.send_multipart([ident, b"reply"] + frames)
+elif role == "dealer":
     s = ctx.socket(zmq.DEALER)
     s.linger = 1000
-    s.rcvtimeo = 60000
+    s.rcvtimeo = 3000
     s.identity = b"py-dealer"
+    if len(sys.argv) > 3:
+        s.plain_username = sys.argv[3].encode()
+        s.plain_password = sys.argv[4].encode()
     s.connect("tcp://127.0.0.1:" + sys.argv[2])
     s.send_multipart([b"", b"hello", b"x" * 300])
-    print(",".join(f.hex() for f in s.recv_multipart()), flush=True)
+    try:
+        print(",".join(f.hex() for f in s.recv_multipart()), flush=True)
+    except zmq.Again:
+        print("timeout", flush=True)
+else:
+    s = ctx.socket(zmq.PUSH)
+    s.linger = 0
+    s.connect("tcp://127.0.0.1:" + sys.argv[2])
+    s.send(b"pushed")
+    time.sleep(1)
 "#;
 
 /// A Python interpreter that has pyzmq: `python3` on PATH, else Debian's.
@@ -122,6 +158,22 @@ struct Net {
     kind: DriverKind,
     driver: AnyDriver<Connection>,
     events: Vec<(ConnId, Event)>,
+    /// The verdict on PLAIN credentials our servers are asked for.
+    judge: fn(&AuthRequest) -> AuthDecision,
+}
+
+/// Lets admin/secret in.
+fn admin_only(request: &AuthRequest) -> AuthDecision {
+    if request.username == "admin" && request.password == "secret" {
+        AuthDecision::Allow {
+            user_id: request.username.clone(),
+        }
+    } else {
+        AuthDecision::Deny {
+            status: 400,
+            reason: "wrong credentials".into(),
+        }
+    }
 }
 
 impl Net {
@@ -131,13 +183,51 @@ impl Net {
             kind,
             driver,
             events: Vec::new(),
+            judge: admin_only,
         }
+    }
+
+    /// One turn of at most `max`, its events collected (and PLAIN verdicts given).
+    fn turn(&mut self, max: Duration) {
+        let mut activities = Vec::new();
+        self.driver
+            .turn(Some(Instant::now() + max), &mut activities)
+            .unwrap_or_else(|e| panic!("{}: turn failed: {e}", self.kind));
+        for activity in &activities {
+            let conn = match activity {
+                Activity::Ready(c) | Activity::Connected(c) => *c,
+                Activity::Accepted { conn, .. } => *conn,
+                Activity::Closed { conn, .. } => *conn,
+                Activity::Woken => continue,
+            };
+            let judge = self.judge;
+            if let Some(session) = self.driver.session_for_output(conn) {
+                while let Some(event) = session.poll_event() {
+                    if let Event::Authenticate(request) = &event {
+                        session.authenticate(judge(request), Instant::now());
+                    }
+                    self.events.push((conn, event));
+                }
+            }
+        }
+    }
+
+    /// Turns for `dur`.
+    fn turn_for(&mut self, dur: Duration) {
+        let end = Instant::now() + dur;
+        while Instant::now() < end {
+            self.turn(end - Instant::now());
+        }
+    }
+
+    /// The events of one connection.
+    fn of(&self, conn: ConnId) -> Vec<&Event> {
+        self.events.iter().filter(|(c, _)| *c == conn).map(|(_, e)| e).collect()
     }
 
     /// Turns until `done` holds for the events so far, failing after [`PATIENCE`].
     fn until(&mut self, what: &str, mut done: impl FnMut(&[(ConnId, Event)]) -> bool) {
         let start = Instant::now();
-        let mut activities = Vec::new();
         while !done(&self.events) {
             assert!(
                 start.elapsed() < PATIENCE,
@@ -145,24 +235,18 @@ impl Net {
                 self.kind,
                 self.events
             );
-            activities.clear();
-            self.driver
-                .turn(Some(Instant::now() + Duration::from_millis(50)), &mut activities)
-                .unwrap_or_else(|e| panic!("{}: turn failed: {e}", self.kind));
-            for activity in &activities {
-                let conn = match activity {
-                    Activity::Ready(c) | Activity::Connected(c) => *c,
-                    Activity::Accepted { conn, .. } => *conn,
-                    Activity::Closed { conn, .. } => *conn,
-                    Activity::Woken => continue,
-                };
-                if let Some(session) = self.driver.session_for_output(conn) {
-                    while let Some(event) = session.poll_event() {
-                        self.events.push((conn, event));
-                    }
-                }
-            }
+            self.turn(Duration::from_millis(50));
         }
+    }
+
+    fn messages_any(&self) -> Vec<Vec<Bytes>> {
+        self.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::Message(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     fn messages(&self, conn: ConnId) -> Vec<Vec<Bytes>> {
@@ -180,7 +264,10 @@ impl Net {
 fn established(conn: ConnId) -> impl FnMut(&[(ConnId, Event)]) -> bool {
     move |events| {
         events.iter().any(|(c, e)| {
-            assert!(!matches!(e, Event::Failed(_)), "the handshake failed: {e:?}");
+            assert!(
+                *c != conn || !matches!(e, Event::Failed(_) | Event::Closed),
+                "the handshake failed: {e:?}"
+            );
             *c == conn && matches!(e, Event::Established(_))
         })
     }
@@ -196,7 +283,10 @@ fn dealer(mechanism: Mechanism) -> ConnectionConfig {
 fn has_message(conn: ConnId) -> impl FnMut(&[(ConnId, Event)]) -> bool {
     move |events| {
         events.iter().any(|(c, e)| {
-            assert!(!matches!(e, Event::Failed(_)), "the connection failed: {e:?}");
+            assert!(
+                *c != conn || !matches!(e, Event::Failed(_) | Event::Closed),
+                "the connection ended: {e:?}"
+            );
             *c == conn && matches!(e, Event::Message(_))
         })
     }
@@ -264,28 +354,59 @@ fn plain_dealer_to_libzmq_plain_server(kind: DriverKind) {
     );
 }
 
-fn libzmq_dealer_to_our_router(kind: DriverKind) {
-    let mut net = Net::new(kind);
-    let factory = Box::new(|_, _, now| {
+/// Listens with a ROUTER of `mechanism`, runs a pyzmq DEALER with `args` against it,
+/// answers its message with `["", "world"]` and returns what the DEALER printed.
+fn serve_libzmq_dealer(net: &mut Net, mechanism: Mechanism, credentials: &[&str]) -> String {
+    let factory = Box::new(move |_, _, now| {
         let mut handshake = HandshakeConfig::null(SocketType::Router);
-        handshake.mechanism = Mechanism::Null;
+        handshake.mechanism = mechanism.clone();
         Connection::new(ConnectionConfig::new(handshake), now).expect("valid")
     });
     let listener = net
         .driver
         .listen(SocketAddr::from(([127, 0, 0, 1], 0)), factory)
         .expect("listen");
-    let addr = net.driver.listener_addr(listener).expect("bound");
-    let mut peer = Peer::start(&["dealer", &addr.port().to_string()]);
-
-    let mut conn = None;
-    net.until("the DEALER's message", |events| {
-        conn = events
+    let port = net.driver.listener_addr(listener).expect("bound").port().to_string();
+    let mut args = vec!["dealer", &port];
+    args.extend_from_slice(credentials);
+    let mut peer = Peer::start(&args);
+    let kind = net.kind;
+    let start = Instant::now();
+    let mut answered = Vec::new();
+    let status = loop {
+        if let Some(status) = peer.child.try_wait().expect("wait on the peer") {
+            break status;
+        }
+        assert!(start.elapsed() < PATIENCE, "{kind}: the DEALER did not finish");
+        net.turn(Duration::from_millis(20));
+        let asking: Vec<ConnId> = net
+            .events
             .iter()
-            .find_map(|(c, e)| matches!(e, Event::Message(_)).then_some(*c));
-        conn.is_some()
-    });
-    let conn = conn.expect("found above");
+            .filter(|(c, e)| matches!(e, Event::Message(_)) && !answered.contains(c))
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in asking {
+            answered.push(conn);
+            if let Some(session) = net.driver.session_for_output(conn) {
+                session
+                    .send(&[Bytes::new(), Bytes::from_static(b"world")])
+                    .expect("open");
+            }
+        }
+    };
+    assert!(status.success(), "{kind}: the DEALER failed: {status}");
+    peer.line()
+}
+
+fn libzmq_dealer_to_our_router(kind: DriverKind) {
+    let mut net = Net::new(kind);
+    let printed = serve_libzmq_dealer(&mut net, Mechanism::Null, &[]);
+    assert_eq!(printed, format!(",{}", hex(b"world")));
+    let conn = net
+        .events
+        .iter()
+        .find_map(|(c, e)| matches!(e, Event::Message(_)).then_some(*c))
+        .expect("a message");
     let identity = net.events.iter().find_map(|(c, e)| match e {
         Event::Established(peer) if *c == conn => Some(peer.peer_identity.clone()),
         _ => None,
@@ -293,25 +414,134 @@ fn libzmq_dealer_to_our_router(kind: DriverKind) {
     assert_eq!(identity.as_deref(), Some(&b"py-dealer"[..]));
     let want = vec![Bytes::new(), Bytes::from_static(b"hello"), Bytes::from(vec![b'x'; 300])];
     assert_eq!(net.messages(conn), [want]);
+}
 
-    let session = net.driver.session_for_output(conn).expect("still open");
-    session
-        .send(&[Bytes::new(), Bytes::from_static(b"world")])
+fn libzmq_plain_dealer_to_our_plain_router(kind: DriverKind) {
+    let mut net = Net::new(kind);
+    let printed = serve_libzmq_dealer(&mut net, Mechanism::PlainServer, &["admin", "secret"]);
+    assert_eq!(
+        printed,
+        format!(",{}", hex(b"world")),
+        "{kind}: the right password is let in"
+    );
+    let user = net.events.iter().find_map(|(_, e)| match e {
+        Event::Established(peer) => peer.user_id.clone(),
+        _ => None,
+    });
+    assert_eq!(user.as_deref(), Some(&b"admin"[..]));
+
+    let mut net = Net::new(kind);
+    let printed = serve_libzmq_dealer(&mut net, Mechanism::PlainServer, &["admin", "guess"]);
+    assert_eq!(printed, "timeout", "{kind}: a wrong password gets no reply");
+    assert!(net.messages_any().is_empty());
+    let denied = net
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Failed(ZmtpError::AuthenticationDenied { status: 400, .. })));
+    assert!(denied.count() >= 1, "{kind}: {:#?}", net.events);
+    assert!(!net.events.iter().any(|(_, e)| matches!(e, Event::Established(_))));
+}
+
+fn heartbeats_with_libzmq(kind: DriverKind) {
+    // libzmq PINGs every 100 ms and drops a peer silent for 500 ms: our PONGs keep
+    // the connection up for 1.5 s of idleness.
+    let (_peer, addr) = Peer::router("heartbeat");
+    let mut net = Net::new(kind);
+    let id = net
+        .driver
+        .connect(
+            addr,
+            Connection::new(dealer(Mechanism::Null), Instant::now()).expect("valid"),
+        )
+        .expect("connect");
+    net.until("the handshake", established(id));
+    net.turn_for(Duration::from_millis(1500));
+    net.driver
+        .session_for_output(id)
+        .expect("open")
+        .send(&[Bytes::from_static(b"still")])
         .expect("open");
-    // Turn until the peer printed the reply and exited.
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = peer.child.try_wait().expect("wait on the peer") {
-            break status;
-        }
-        assert!(start.elapsed() < PATIENCE, "{kind}: the DEALER got no reply");
-        let mut activities = Vec::new();
-        net.driver
-            .turn(Some(Instant::now() + Duration::from_millis(20)), &mut activities)
-            .expect("turn");
-    };
-    assert!(status.success(), "{kind}: the DEALER failed: {status}");
-    assert_eq!(peer.line(), format!(",{}", hex(b"world")));
+    net.until("the reply after idling", has_message(id));
+    assert!(
+        !net.of(id).iter().any(|e| matches!(e, Event::Closed | Event::Failed(_))),
+        "{:#?}",
+        net.of(id)
+    );
+
+    // Our PINGs to a libzmq that sends none: its PONGs keep our 300 ms timeout happy.
+    let (_quiet, addr) = Peer::router("null");
+    let mut config = dealer(Mechanism::Null);
+    config.heartbeat_interval = Some(Duration::from_millis(100));
+    config.heartbeat_timeout = Some(Duration::from_millis(300));
+    config.heartbeat_ttl = Duration::from_secs(5);
+    let id = net
+        .driver
+        .connect(addr, Connection::new(config, Instant::now()).expect("valid"))
+        .expect("connect");
+    net.until("the handshake", established(id));
+    net.turn_for(Duration::from_millis(1500));
+    assert!(
+        !net.of(id).iter().any(|e| matches!(e, Event::Closed | Event::Failed(_))),
+        "{:#?}",
+        net.of(id)
+    );
+    net.driver
+        .session_for_output(id)
+        .expect("open")
+        .send(&[Bytes::from_static(b"still")])
+        .expect("open");
+    net.until("the reply after idling", has_message(id));
+}
+
+fn oversized_frame_from_libzmq(kind: DriverKind) {
+    let (_peer, addr) = Peer::router("null");
+    let mut net = Net::new(kind);
+    let mut config = dealer(Mechanism::Null);
+    config.max_frame_size = 1 << 20;
+    let mut conn = Connection::new(config, Instant::now()).expect("valid");
+    conn.send(&[Bytes::from_static(b"big")]).expect("queued");
+    let id = net.driver.connect(addr, conn).expect("connect");
+    net.until("the refusal", |events| {
+        events.iter().any(|(c, e)| *c == id && matches!(e, Event::Failed(_)))
+    });
+    assert!(net.of(id).contains(&&Event::Failed(ZmtpError::FrameTooLarge {
+        size: 2_000_000,
+        max: 1 << 20
+    })));
+    assert!(net.messages(id).is_empty());
+}
+
+fn libzmq_push_is_refused_by_our_router(kind: DriverKind) {
+    let mut net = Net::new(kind);
+    let factory = Box::new(|_, _, now| {
+        Connection::new(ConnectionConfig::new(HandshakeConfig::null(SocketType::Router)), now).expect("valid")
+    });
+    let listener = net
+        .driver
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)), factory)
+        .expect("listen");
+    let port = net.driver.listener_addr(listener).expect("bound").port().to_string();
+    let _peer = Peer::start(&["push", &port]);
+    net.until("the refusal", |events| {
+        events.iter().any(|(_, e)| matches!(e, Event::Failed(_)))
+    });
+    let refused = Event::Failed(ZmtpError::IncompatibleSocketType {
+        ours: SocketType::Router,
+        theirs: SocketType::Push,
+    });
+    // Both sides check: libzmq reads our READY (sent with our greeting) and may close
+    // before its own READY is out, so ours ends either refusing the PUSH's READY or
+    // seeing the connection close mid-handshake. Never established, either way.
+    let closed = Event::Failed(ZmtpError::ClosedDuringHandshake);
+    assert!(
+        net.events.iter().all(|(_, e)| *e == refused || *e == closed),
+        "{kind}: {:#?}",
+        net.events
+    );
+    assert!(
+        net.messages_any().is_empty(),
+        "nothing from a refused peer is delivered"
+    );
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -322,4 +552,8 @@ both_drivers! {
     null_dealer_to_libzmq_router => uring_null_dealer_to_libzmq_router, mio_null_dealer_to_libzmq_router;
     plain_dealer_to_libzmq_plain_server => uring_plain_dealer_to_libzmq_plain_server, mio_plain_dealer_to_libzmq_plain_server;
     libzmq_dealer_to_our_router => uring_libzmq_dealer_to_our_router, mio_libzmq_dealer_to_our_router;
+    libzmq_plain_dealer_to_our_plain_router => uring_libzmq_plain_dealer_to_our_plain_router, mio_libzmq_plain_dealer_to_our_plain_router;
+    heartbeats_with_libzmq => uring_heartbeats_with_libzmq, mio_heartbeats_with_libzmq;
+    oversized_frame_from_libzmq => uring_oversized_frame_from_libzmq, mio_oversized_frame_from_libzmq;
+    libzmq_push_is_refused_by_our_router => uring_libzmq_push_is_refused_by_our_router, mio_libzmq_push_is_refused_by_our_router;
 }
