@@ -15,7 +15,7 @@
 use bytes::Bytes;
 
 use super::ZmtpError;
-use crate::{IoArena, SegmentedBuffer};
+use crate::{IoArena, MonocoqueCodec, SegmentedBuffer};
 
 /// More frames of the same message follow.
 pub const FLAG_MORE: u8 = 0x01;
@@ -123,6 +123,29 @@ impl FrameDecoder {
                 more: flags & FLAG_MORE != 0,
             }
         }))
+    }
+}
+
+/// The chassis' codec contract: frames in, frames out. Encoding cannot fail (a frame is
+/// any bytes; the limit is the receiver's).
+impl MonocoqueCodec for FrameDecoder {
+    type Decoded = Frame;
+    type Encoded = Frame;
+    type Error = ZmtpError;
+
+    fn decode(&mut self, src: &mut SegmentedBuffer) -> Result<Option<Frame>, ZmtpError> {
+        FrameDecoder::decode(self, src)
+    }
+
+    fn encode(&mut self, item: &Frame, dst: &mut IoArena) -> Result<(), ZmtpError> {
+        match item {
+            Frame::Message { body, more } => encode_message_frame(dst, body, *more),
+            Frame::Command(body) => {
+                encode_header(dst, FLAG_COMMAND, body.len() as u64);
+                dst.put_bytes(body);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -257,6 +280,32 @@ mod tests {
             FrameDecoder::new(100).decode(&mut src),
             Err(ZmtpError::FrameTooLarge { size: 200, max: 100 })
         );
+    }
+
+    #[test]
+    fn the_codec_trait_round_trips_both_kinds() {
+        let mut codec = FrameDecoder::default();
+        let frames = [
+            Frame::Message {
+                body: Bytes::from(vec![1u8; 300]),
+                more: true,
+            },
+            Frame::Message {
+                body: Bytes::new(),
+                more: false,
+            },
+            Frame::Command(Bytes::from_static(b"\x04PING\x00\x00")),
+        ];
+        let mut arena = IoArena::new();
+        for f in &frames {
+            MonocoqueCodec::encode(&mut codec, f, &mut arena).unwrap();
+        }
+        let mut src = SegmentedBuffer::new();
+        src.push_slice(&arena.chunks().flatten().copied().collect::<Vec<u8>>());
+        for f in frames {
+            assert_eq!(MonocoqueCodec::decode(&mut codec, &mut src).unwrap(), Some(f));
+        }
+        assert!(src.is_empty());
     }
 
     #[test]
