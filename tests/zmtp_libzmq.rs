@@ -13,7 +13,9 @@
 //! - heartbeats: libzmq's PINGs answered (it drops a silent peer after 500 ms), ours
 //!   answered by libzmq (we would drop it after 300 ms);
 //! - a 2 MB frame from libzmq against our 1 MiB limit: refused, nothing delivered;
-//! - a libzmq PUSH connecting to our ROUTER: never established.
+//! - a libzmq PUSH connecting to our ROUTER: never established;
+//! - subscriptions both ways: our SUB's (3.0 message form) read by a libzmq XPUB that
+//!   then filters by it, a libzmq SUB's read by our PUB connection.
 //!
 //! pyzmq comes from Debian's `python3-zmq` (scripts/test installs it) or PyPI; a
 //! missing pyzmq fails the test, it never passes without its peer.
@@ -28,7 +30,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use monocoque::driver::{AnyDriver, DriverKind};
 use monocoque::proto::zmtp::{
-    AuthDecision, AuthRequest, Connection, ConnectionConfig, Event, HandshakeConfig, Mechanism, SocketType, ZmtpError,
+    AuthDecision, AuthRequest, Connection, ConnectionConfig, Event, HandshakeConfig, Mechanism, SocketType,
+    Subscription, ZmtpError,
 };
 use monocoque::proto::{Activity, ConnId, Driver, Session};
 
@@ -48,6 +51,12 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// the reply's frames in hex, comma separated (or `timeout` after 3 s), and exits.
 ///
 /// `push PORT`: a PUSH connects, sends one message and lingers a second.
+///
+/// `xpub`: binds an XPUB (port printed first), prints each subscription message it
+/// receives in hex, and after the first one publishes `other/skip` then `news/hello`.
+///
+/// `sub PORT`: a SUB subscribed to `news` connects, prints the first message it
+/// receives (frames in hex, comma separated) and exits.
 const PEER: &str = r#"
 import sys, time, zmq
 ctx = zmq.Context()
@@ -90,6 +99,23 @@ elif role == "dealer":
         print(",".join(f.hex() for f in s.recv_multipart()), flush=True)
     except zmq.Again:
         print("timeout", flush=True)
+elif role == "xpub":
+    s = ctx.socket(zmq.XPUB)
+    s.linger = 0
+    s.rcvtimeo = 60000
+    port = s.bind_to_random_port("tcp://127.0.0.1")
+    print(port, flush=True)
+    print(s.recv().hex(), flush=True)
+    s.send_multipart([b"other", b"skip"])
+    s.send_multipart([b"news", b"hello"])
+    time.sleep(60)
+elif role == "sub":
+    s = ctx.socket(zmq.SUB)
+    s.linger = 0
+    s.rcvtimeo = 10000
+    s.subscribe(b"news")
+    s.connect("tcp://127.0.0.1:" + sys.argv[2])
+    print(",".join(f.hex() for f in s.recv_multipart()), flush=True)
 else:
     s = ctx.socket(zmq.PUSH)
     s.linger = 0
@@ -544,6 +570,73 @@ fn libzmq_push_is_refused_by_our_router(kind: DriverKind) {
     );
 }
 
+fn our_sub_to_libzmq_xpub(kind: DriverKind) {
+    let mut peer = Peer::start(&["xpub"]);
+    let port: u16 = peer.line().parse().expect("the peer prints its port first");
+    let mut net = Net::new(kind);
+    let mut conn = Connection::new(
+        ConnectionConfig::new(HandshakeConfig::null(SocketType::Sub)),
+        Instant::now(),
+    )
+    .expect("valid");
+    conn.send_subscription(&Subscription::Subscribe(Bytes::from_static(b"news")))
+        .expect("queued");
+    let id = net
+        .driver
+        .connect(SocketAddr::from(([127, 0, 0, 1], port)), conn)
+        .expect("connect");
+    net.until("the publication", has_message(id));
+    assert_eq!(peer.line(), hex(b"\x01news"), "{kind}: libzmq reads our subscription");
+    // libzmq filtered by our subscription: `other` never came.
+    assert_eq!(
+        net.messages(id),
+        [vec![Bytes::from_static(b"news"), Bytes::from_static(b"hello")]]
+    );
+}
+
+fn libzmq_sub_to_our_pub(kind: DriverKind) {
+    let mut net = Net::new(kind);
+    let factory = Box::new(|_, _, now| {
+        Connection::new(ConnectionConfig::new(HandshakeConfig::null(SocketType::Pub)), now).expect("valid")
+    });
+    let listener = net
+        .driver
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)), factory)
+        .expect("listen");
+    let port = net.driver.listener_addr(listener).expect("bound").port().to_string();
+    let mut peer = Peer::start(&["sub", &port]);
+    let mut conn = None;
+    net.until("the subscription", |events| {
+        conn = events
+            .iter()
+            .find_map(|(c, e)| matches!(e, Event::Subscription(_)).then_some(*c));
+        conn.is_some()
+    });
+    let conn = conn.expect("found above");
+    let subs: Vec<&Event> = net
+        .of(conn)
+        .into_iter()
+        .filter(|e| matches!(e, Event::Subscription(_)))
+        .collect();
+    assert_eq!(
+        subs,
+        [&Event::Subscription(Subscription::Subscribe(Bytes::from_static(
+            b"news"
+        )))]
+    );
+    // A message on the topic reaches libzmq's SUB (its own filter lets it through).
+    let session = net.driver.session_for_output(conn).expect("open");
+    session
+        .send(&[Bytes::from_static(b"news"), Bytes::from_static(b"flash")])
+        .expect("open");
+    let start = Instant::now();
+    while peer.child.try_wait().expect("wait").is_none() {
+        assert!(start.elapsed() < PATIENCE, "{kind}: the SUB got nothing");
+        net.turn(Duration::from_millis(20));
+    }
+    assert_eq!(peer.line(), format!("{},{}", hex(b"news"), hex(b"flash")));
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -556,4 +649,6 @@ both_drivers! {
     heartbeats_with_libzmq => uring_heartbeats_with_libzmq, mio_heartbeats_with_libzmq;
     oversized_frame_from_libzmq => uring_oversized_frame_from_libzmq, mio_oversized_frame_from_libzmq;
     libzmq_push_is_refused_by_our_router => uring_libzmq_push_is_refused_by_our_router, mio_libzmq_push_is_refused_by_our_router;
+    our_sub_to_libzmq_xpub => uring_our_sub_to_libzmq_xpub, mio_our_sub_to_libzmq_xpub;
+    libzmq_sub_to_our_pub => uring_libzmq_sub_to_our_pub, mio_libzmq_sub_to_our_pub;
 }

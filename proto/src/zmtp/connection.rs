@@ -148,6 +148,13 @@ impl Connection {
         Ok(())
     }
 
+    /// Sends a subscription change (from a SUB or XSUB) in ZMTP 3.0's message form,
+    /// which every 3.x peer reads and libzmq 4.3 itself sends; before the handshake
+    /// completes it waits like a message.
+    pub fn send_subscription(&mut self, subscription: &Subscription) -> Result<(), ZmtpError> {
+        self.send(&[subscription.message_body()])
+    }
+
     /// The verdict on an [`Event::Authenticate`].
     pub fn authenticate(&mut self, decision: AuthDecision, now: Instant) {
         if !self.awaiting_verdict || self.poison.is_poisoned() {
@@ -415,7 +422,9 @@ mod tests {
         let now = Instant::now();
         let publisher = Connection::new(config(SocketType::Pub), now).unwrap();
         let mut subscriber = Connection::new(config(SocketType::Sub), now).unwrap();
-        subscriber.send(&[Bytes::from_static(b"\x01news")]).unwrap();
+        subscriber
+            .send_subscription(&Subscription::Subscribe("news".into()))
+            .unwrap();
         let mut pair = Pair::new(publisher, subscriber, now, 3, LinkConfig::default());
         assert!(pair.drive(10_000).is_some());
         Subscription::Cancel("news".into())

@@ -49,9 +49,9 @@ impl Subscription {
         }
     }
 
-    /// Writes ZMTP 3.0's message form, which every 3.x peer understands (and libzmq
-    /// 4.3 sends). Copies the topic once, behind its flag byte.
-    pub fn encode_as_message(&self, dst: &mut IoArena) {
+    /// The one frame of ZMTP 3.0's message form: the flag byte, then the topic (copied
+    /// once).
+    pub fn message_body(&self) -> Bytes {
         let (flag, topic) = match self {
             Subscription::Subscribe(t) => (1u8, t),
             Subscription::Cancel(t) => (0u8, t),
@@ -59,7 +59,13 @@ impl Subscription {
         let mut body = Vec::with_capacity(1 + topic.len());
         body.push(flag);
         body.extend_from_slice(topic);
-        encode_message_frame(dst, &Bytes::from(body), false);
+        Bytes::from(body)
+    }
+
+    /// Writes ZMTP 3.0's message form, which every 3.x peer understands (and libzmq
+    /// 4.3 sends).
+    pub fn encode_as_message(&self, dst: &mut IoArena) {
+        encode_message_frame(dst, &self.message_body(), false);
     }
 
     /// Writes ZMTP 3.1's command form (only to a peer that negotiated 3.1).
