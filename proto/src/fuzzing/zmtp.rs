@@ -177,8 +177,10 @@ fn run_handshake(config: HandshakeConfig, parts: &[&[u8]], allow: bool) -> (Stri
     let mut src = SegmentedBuffer::new();
     let mut out = IoArena::new();
     let mut outcome = String::from("pending");
+    let mut pushed = 0;
     for part in parts {
         src.push_slice(part);
+        pushed += part.len();
         let mut progress = hs.handle(&mut src, &mut out);
         if let Ok(Progress::Authenticate(_)) = progress {
             let decision = if allow {
@@ -196,7 +198,8 @@ fn run_handshake(config: HandshakeConfig, parts: &[&[u8]], allow: bool) -> (Stri
             Ok(Progress::Established(e)) => {
                 assert!(hs.is_established());
                 assert!(hs.config().socket_type.is_compatible_with(e.peer_socket_type));
-                outcome = format!("established {e:?} with {} bytes after", src.len());
+                // What it consumed, not what is left: the rest may not have arrived.
+                outcome = format!("established {e:?} after {} bytes", pushed - src.len());
                 break;
             }
             Err(e) => {
