@@ -407,6 +407,27 @@ mod tests {
     }
 
     #[test]
+    fn a_3_0_peer_gets_no_pings() {
+        let now = Instant::now();
+        let mut c = config(SocketType::Dealer);
+        c.heartbeat_interval = Some(Duration::from_millis(100));
+        let mut conn = Connection::new(c, now).unwrap();
+        let sent = conn.out.len();
+        let mut peer = crate::zmtp::Greeting::new(crate::zmtp::MechanismName::Null, false);
+        peer.version = Version::V3_0;
+        conn.handle_input(Bytes::copy_from_slice(&peer.encode()), now);
+        conn.handle_input(
+            Bytes::from_static(b"\x04\x19\x05READY\x0bSocket-Type\x00\x00\x00\x03REP"),
+            now,
+        );
+        assert!(matches!(conn.poll_event(), Some(Event::Established(e)) if e.version == Version::V3_0));
+        assert_eq!(conn.version(), Some(Version::V3_0));
+        assert_eq!(conn.poll_timeout(), None, "no heartbeat timer for a 3.0 peer");
+        conn.handle_timeout(now + Duration::from_secs(1));
+        assert_eq!(conn.out.len(), sent, "no PING written");
+    }
+
+    #[test]
     fn a_stalled_handshake_times_out() {
         let now = Instant::now();
         let mut conn = Connection::new(config(SocketType::Dealer), now).unwrap();
