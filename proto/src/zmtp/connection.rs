@@ -406,6 +406,57 @@ mod tests {
         assert!(pair.now() - before <= Duration::from_secs(3));
     }
 
+    /// A DEALER connection established with a ROUTER peer fed by hand.
+    fn established_dealer(c: ConnectionConfig, now: Instant) -> Connection {
+        let mut conn = Connection::new(c, now).unwrap();
+        let peer = crate::zmtp::Greeting::new(crate::zmtp::MechanismName::Null, false);
+        conn.handle_input(Bytes::copy_from_slice(&peer.encode()), now);
+        conn.handle_input(
+            Bytes::from_static(b"\x04\x1c\x05READY\x0bSocket-Type\x00\x00\x00\x06ROUTER"),
+            now,
+        );
+        assert!(matches!(conn.poll_event(), Some(Event::Established(_))));
+        conn
+    }
+
+    #[test]
+    fn a_hostile_peer_poisons_the_connection_and_nothing_half_read_is_delivered() {
+        let now = Instant::now();
+        // Reserved flag bits after a frame with MORE: the half message is dropped.
+        let mut conn = established_dealer(config(SocketType::Dealer), now);
+        conn.handle_input(Bytes::from_static(b"\x01\x01a\x08\x01b\x00\x01c"), now);
+        assert_eq!(
+            conn.poll_event(),
+            Some(Event::Failed(ZmtpError::ReservedFlags { flags: 0x08 }))
+        );
+        assert_eq!(conn.poll_event(), None);
+        assert!(conn.is_closed());
+        assert_eq!(conn.send(&["x".into()]), Err(ZmtpError::ReservedFlags { flags: 0x08 }));
+        conn.handle_input(Bytes::from_static(b"\x00\x01d"), now);
+        assert_eq!(conn.poll_event(), None, "nothing is read after the poison");
+
+        // Too many frames in one message.
+        let mut c = config(SocketType::Dealer);
+        c.max_message_frames = 2;
+        let mut conn = established_dealer(c, now);
+        conn.handle_input(Bytes::from_static(b"\x01\x00\x01\x00\x01\x00\x00\x00"), now);
+        assert_eq!(
+            conn.poll_event(),
+            Some(Event::Failed(ZmtpError::TooManyFrames { max: 2 }))
+        );
+
+        // A second READY once established is not a command a peer may send.
+        let mut conn = established_dealer(config(SocketType::Dealer), now);
+        conn.handle_input(
+            Bytes::from_static(b"\x04\x1c\x05READY\x0bSocket-Type\x00\x00\x00\x06ROUTER"),
+            now,
+        );
+        assert!(matches!(
+            conn.poll_event(),
+            Some(Event::Failed(ZmtpError::UnexpectedCommand { .. }))
+        ));
+    }
+
     #[test]
     fn a_3_0_peer_gets_no_pings() {
         let now = Instant::now();
