@@ -1,6 +1,6 @@
-//! NATS parsing: Monocoque's codecs and borrowed frame decoders on buffers of 1,000
-//! frames, the same buffers `scripts/bench-nats-parse` feeds nats-server's parser
-//! (`PUB`, `HPUB`) and nats.go's (`MSG`, `HMSG`).
+//! NATS parsing: Monocoque's frame decoders and the NATS client's receive path on
+//! buffers of 1,000 frames, the same buffers `scripts/bench-nats-parse` feeds
+//! nats-server's parser (`PUB`, `HPUB`) and nats.go's (`MSG`, `HMSG`).
 //!
 //! ```sh
 //! cargo bench --bench nats_parse              # frames/s of ours, every case
@@ -9,33 +9,28 @@
 //! ```
 //!
 //! Cases (1,000 identical frames per buffer, one buffer per case):
-//! - `pub`: `PUB foo.bar 16` + 16 bytes, decoded by [`ServerCodec`] (a broker's side);
+//! - `pub`: `PUB foo.bar 16` + 16 bytes, decoded by [`ServerFrameDecoder`] (a broker's
+//!   side);
 //! - `pub-reply`: the same with a reply subject as nats.go makes them;
 //! - `hpub`: `HPUB` with a 37-byte header block (`Nats-Msg-Id`) and 16 bytes;
-//! - `msg`, `hmsg`: what a subscriber receives, decoded by [`ClientCodec`].
+//! - `msg`, `hmsg`: what a subscriber receives, decoded by [`ClientFrameDecoder`].
 //!
-//! Each case is decoded two ways (three for `msg`, `hmsg`):
-//! - `ops`: the codec ([`ServerCodec`]/[`ClientCodec`]) from a [`SegmentedBuffer`] kept
-//!   across rounds, as a connection keeps it, the buffer pushed as one received segment:
-//!   recognising the op, finding the line end, splitting and checking the fields and
-//!   sizes (limits included), cutting out the payload (and header block), building the
-//!   [`ClientOp`]/[`ServerOp`] of `Bytes` views, and dropping it (the reference counts of
-//!   its views);
-//! - `frames`: the borrowed decoder ([`ServerFrameDecoder`]/[`ClientFrameDecoder`]) on
-//!   the same bytes as one `&[u8]`: the same parsing and checks, the
-//!   [`ClientFrame`]/[`ServerFrame`] of slices built and handed on.
-//!
+//! Each case is decoded one way (two for `msg`, `hmsg`):
+//! - `frames`: the frame decoder ([`ServerFrameDecoder`]/[`ClientFrameDecoder`]) on the
+//!   buffer as one `&[u8]`: recognising the op, finding the line end, splitting and
+//!   checking the fields and sizes (limits included), cutting out the payload (and
+//!   header block), the [`ClientFrame`]/[`ServerFrame`] of slices built and handed on;
 //! - `client` (`msg`, `hmsg` only): the client's receive path, a connected
 //!   [`Connection`] subscribed to the subject (sid 1) handed the buffer as one received
 //!   segment by `handle_input`, then every message taken with `next_message` (and the
 //!   events polled), as an application behind a driver does.
 //!
-//! Flags: `--quick`; `--tsv` prints `case<TAB>ops frames/s<TAB>frames frames/s<TAB>client
-//! frames/s` lines only (for the script, 0 where a case has no client row); `--write-inputs DIR` writes each case's buffer to
-//! `DIR/<case>.bin` and lists the cases (`case<TAB>peer<TAB>first frame`);
-//! `--callgrind-case CASE [--borrowed|--client] --iterations N` only decodes that buffer
-//! N times with the codec (or the borrowed decoder, or the client), so `valgrind --tool=callgrind` measures it
-//! (the script subtracts a 1-iteration run). Other arguments select cases by name.
+//! Flags: `--quick`; `--tsv` prints `case<TAB>frames frames/s<TAB>client frames/s` lines
+//! only (for the script, 0 where a case has no client row); `--write-inputs DIR` writes
+//! each case's buffer to `DIR/<case>.bin` and lists the cases (`case<TAB>peer<TAB>first
+//! frame`); `--callgrind-case CASE [--client] --iterations N` only decodes that buffer N
+//! times with the frame decoder (or the client), so `valgrind --tool=callgrind` measures
+//! it (the script subtracts a 1-iteration run). Other arguments select cases by name.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -45,10 +40,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use monocoque_proto::nats::client::{ClientConfig, Connection, Event, SubscriptionPolicy};
 use monocoque_proto::nats::{
-    ClientCodec, ClientFrameDecoder, ClientOp, Codec, DecodeError, FrameDecoder, FrameRole, Headers, Message, Publish,
-    ServerCodec, ServerFrameDecoder, ServerOp, Sid,
+    ClientFrameDecoder, ClientOp, DecodeError, FrameDecoder, FrameRole, Headers, Message, Publish, ServerFrameDecoder,
+    ServerOp, Sid,
 };
-use monocoque_proto::SegmentedBuffer;
 
 /// Frames per buffer.
 const FRAMES: usize = 1_000;
@@ -62,9 +56,9 @@ const HEADERS: &[u8] = b"NATS/1.0\r\nNats-Msg-Id: 0123456789\r\n\r\n";
 /// Which side decodes a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
-    /// A broker decoding what clients send ([`ServerCodec`]); peer: nats-server.
+    /// A broker decoding what clients send ([`ServerFrameDecoder`]); peer: nats-server.
     Server,
-    /// A client decoding what the server delivers ([`ClientCodec`]); peer: nats.go.
+    /// A client decoding what the server delivers ([`ClientFrameDecoder`]); peer: nats.go.
     Client,
 }
 
@@ -90,7 +84,7 @@ struct Case {
     frame: Vec<u8>,
     expected: Expected,
     /// The buffer of [`FRAMES`] frames: one segment, shared (as drivers' pooled buffers
-    /// are), so taking views of it never allocates.
+    /// are), so the client's views of it never allocate.
     input: Bytes,
 }
 
@@ -175,25 +169,8 @@ fn cases() -> Vec<Case> {
 }
 
 // ---------------------------------------------------------------------------------------
-// The measured work: each driver decodes one buffer and drops every op. Out of line, so
-// a profile attributes the cost by name.
-
-/// Decodes every op in `input` with `codec` (either side's), dropping each; returns how
-/// many there were.
-#[inline(never)]
-fn ours<R: monocoque_proto::nats::Role>(
-    codec: &mut Codec<R>,
-    src: &mut SegmentedBuffer,
-    input: &Bytes,
-) -> Result<usize, DecodeError> {
-    src.push(input.clone());
-    let mut n = 0;
-    while let Some(op) = codec.decode_op(src)? {
-        black_box(&op);
-        n += 1;
-    }
-    Ok(n)
-}
+// The measured work: each runner decodes one buffer and hands every frame on. Out of
+// line, so a profile attributes the cost by name.
 
 /// Decodes every frame in `input` with `decoder` (either side's), handing each on;
 /// returns how many there were and the bytes they took.
@@ -218,9 +195,7 @@ fn frames<R: FrameRole>(decoder: &mut FrameDecoder<R>, input: &[u8]) -> Result<(
 /// Which of our decoders a run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    /// The codec: ops of `Bytes` views.
-    Ops,
-    /// The borrowed decoder: frames of slices.
+    /// The frame decoder: frames of slices.
     Frames,
     /// The client's whole receive path (`MSG`/`HMSG` cases only): a connected
     /// [`Connection`] subscribed to the subject given the buffer as one received
@@ -290,9 +265,6 @@ impl Subscriber {
 struct Runner<'a> {
     case: &'a Case,
     kind: Kind,
-    server: ServerCodec,
-    client: ClientCodec,
-    src: SegmentedBuffer,
     server_frames: ServerFrameDecoder,
     client_frames: ClientFrameDecoder,
     subscriber: Option<Subscriber>,
@@ -302,14 +274,11 @@ impl<'a> Runner<'a> {
     fn new(case: &'a Case, kind: Kind) -> Result<Self, String> {
         let subscriber = match kind {
             Kind::Client => Some(Subscriber::new()?),
-            Kind::Ops | Kind::Frames => None,
+            Kind::Frames => None,
         };
         Ok(Self {
             case,
             kind,
-            server: ServerCodec::default(),
-            client: ClientCodec::default(),
-            src: SegmentedBuffer::new(),
             server_frames: ServerFrameDecoder::default(),
             client_frames: ClientFrameDecoder::default(),
             subscriber,
@@ -321,8 +290,6 @@ impl<'a> Runner<'a> {
     fn run(&mut self) -> Result<usize, String> {
         let input = &self.case.input;
         let decoded = match (self.kind, self.case.role) {
-            (Kind::Ops, Role::Server) => ours(&mut self.server, &mut self.src, input).map(|n| (n, 0)),
-            (Kind::Ops, Role::Client) => ours(&mut self.client, &mut self.src, input).map(|n| (n, 0)),
             (Kind::Frames, Role::Server) => frames(&mut self.server_frames, input).map(|(n, at)| (n, input.len() - at)),
             (Kind::Frames, Role::Client) => frames(&mut self.client_frames, input).map(|(n, at)| (n, input.len() - at)),
             (Kind::Client, Role::Client) => {
@@ -336,7 +303,6 @@ impl<'a> Runner<'a> {
             (Kind::Client, Role::Server) => return Err(format!("{}: not a client case", self.case.name)),
         };
         let (n, left) = decoded.map_err(|e| format!("{}: decode error {e}", self.case.name))?;
-        let left = left + self.src.len();
         if n != FRAMES || left != 0 {
             return Err(format!(
                 "{}: {n} frames decoded, {left} bytes left (expected {FRAMES}, 0)",
@@ -346,7 +312,7 @@ impl<'a> Runner<'a> {
         Ok(n)
     }
 
-    /// Decodes the buffer once more with the borrowed decoder and compares every frame
+    /// Decodes the buffer once more with the frame decoder and compares every frame
     /// with the expected op.
     fn check_frames(&mut self) -> Result<(), String> {
         let input = &self.case.input[..];
@@ -406,35 +372,6 @@ impl<'a> Runner<'a> {
         }
         Ok(())
     }
-
-    /// Decodes the buffer once more and compares every op with the expected one.
-    fn check(&mut self) -> Result<(), String> {
-        self.src.push(self.case.input.clone());
-        let mut n = 0;
-        loop {
-            let same = match (&self.case.expected, self.case.role) {
-                (Expected::Client(want), Role::Server) => match self.server.decode_op(&mut self.src) {
-                    Ok(Some(op)) => op == *want,
-                    Ok(None) => break,
-                    Err(e) => return Err(format!("{}: decode error {e}", self.case.name)),
-                },
-                (Expected::Server(want), Role::Client) => match self.client.decode_op(&mut self.src) {
-                    Ok(Some(op)) => op == *want,
-                    Ok(None) => break,
-                    Err(e) => return Err(format!("{}: decode error {e}", self.case.name)),
-                },
-                _ => return Err(format!("{}: expected op of the wrong role", self.case.name)),
-            };
-            if !same {
-                return Err(format!("{}: frame {n} decoded to something else", self.case.name));
-            }
-            n += 1;
-        }
-        if n != FRAMES || !self.src.is_empty() {
-            return Err(format!("{}: {n} frames checked, expected {FRAMES}", self.case.name));
-        }
-        Ok(())
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -446,7 +383,6 @@ struct Opts {
     filters: Vec<String>,
     write_inputs: Option<PathBuf>,
     callgrind_case: Option<String>,
-    borrowed: bool,
     client: bool,
     iterations: usize,
 }
@@ -459,7 +395,6 @@ impl Opts {
             filters: Vec::new(),
             write_inputs: None,
             callgrind_case: None,
-            borrowed: false,
             client: false,
             iterations: 1,
         };
@@ -469,7 +404,6 @@ impl Opts {
             match arg.as_str() {
                 "--quick" => opts.quick = true,
                 "--tsv" => opts.tsv = true,
-                "--borrowed" => opts.borrowed = true,
                 "--client" => opts.client = true,
                 // Passed by `cargo bench`.
                 "--bench" => {}
@@ -549,11 +483,7 @@ fn real_main() -> Result<(), String> {
             .iter()
             .find(|c| c.name == name.as_str())
             .ok_or_else(|| format!("no case {name}"))?;
-        let kind = match (opts.borrowed, opts.client) {
-            (_, true) => Kind::Client,
-            (true, false) => Kind::Frames,
-            (false, false) => Kind::Ops,
-        };
+        let kind = if opts.client { Kind::Client } else { Kind::Frames };
         let mut runner = Runner::new(case, kind)?;
         let mut frames = 0;
         for _ in 0..opts.iterations {
@@ -569,14 +499,11 @@ fn real_main() -> Result<(), String> {
             if opts.quick { "quick run" } else { "full run" }
         );
         println!(
-            "| case | first line | bytes/frame | ops ns/frame | ops frames/s | frames ns/frame | frames frames/s | client ns/frame | client frames/s |"
+            "| case | first line | bytes/frame | frames ns/frame | frames frames/s | client ns/frame | client frames/s |"
         );
-        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---|---:|---:|---:|---:|---:|");
     }
     for case in cases.iter().filter(|c| opts.selects(c)) {
-        let mut ops = Runner::new(case, Kind::Ops)?;
-        ops.check()?;
-        let ops_fps = frames_per_sec(&mut ops, opts.quick)?;
         let mut frames = Runner::new(case, Kind::Frames)?;
         frames.check_frames()?;
         let frames_fps = frames_per_sec(&mut frames, opts.quick)?;
@@ -589,19 +516,17 @@ fn real_main() -> Result<(), String> {
             Role::Server => 0.0,
         };
         if opts.tsv {
-            println!("{}\t{ops_fps:.0}\t{frames_fps:.0}\t{client_fps:.0}", case.name);
+            println!("{}\t{frames_fps:.0}\t{client_fps:.0}", case.name);
         } else {
             let client = match case.role {
                 Role::Client => format!("{:.1} | {:.2}M", 1e9 / client_fps, client_fps / 1e6),
                 Role::Server => "- | -".to_string(),
             };
             println!(
-                "| {} | `{}` | {} | {:.1} | {:.2}M | {:.1} | {:.2}M | {client} |",
+                "| {} | `{}` | {} | {:.1} | {:.2}M | {client} |",
                 case.name,
                 first_line(&case.frame),
                 case.frame.len(),
-                1e9 / ops_fps,
-                ops_fps / 1e6,
                 1e9 / frames_fps,
                 frames_fps / 1e6
             );

@@ -13,8 +13,8 @@
 //!   [`Session`](proto::Session) and [`Driver`](proto::Driver) contracts, the cross-core
 //!   [`Waker`](proto::Waker) and [`Mailbox`](proto::Mailbox), the in-memory
 //!   [`sim`](proto::sim).
-//! - [`proto::resp`], [`proto::nats`]: the engines, one codec and one connection state
-//!   machine per protocol.
+//! - [`proto::resp`], [`proto::nats`]: the engines, the decoders, encoders and
+//!   connection state machine of each protocol.
 //! - The drivers, `monocoque-uring` (io_uring) and `monocoque-mio` (epoll through mio),
 //!   chosen at run time through [`driver::AnyDriver`].
 //! - The bodies: [`redis::Client`] and [`nats::Client`], blocking and thread-per-core.
@@ -157,6 +157,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! What every client needs of its link, whatever the protocol (driver, connect timeout,
+//! TCP keepalive, reconnect policy), is one [`LinkOptions`] in each client's options,
+//! set with the same builder methods; what can go wrong with the link is one
+//! [`LinkError`], carried by each client's `Error` as its `Link` variant.
+//!
 //! [`redis`] and [`nats`] have the longer tours (options, pipelining, pub/sub,
 //! requests); [`driver`] how the driver is chosen.
 //!
@@ -168,12 +173,19 @@
 
 pub use monocoque_proto as proto;
 
+pub use link_error::LinkError;
+pub use link_options::{LinkOptions, ReconnectPolicy, TcpKeepalive};
+pub use url::UrlError;
+
 pub mod driver;
 /// The bodies' fuzz harness: only with the `fuzzing` feature (the fuzz targets and the
 /// corpus replay), never in a shipped build.
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod link;
+mod link_error;
+mod link_options;
 pub mod nats;
 pub mod redis;
+mod setters;
 mod url;

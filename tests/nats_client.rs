@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use monocoque::driver::DriverKind;
 use monocoque::nats::{
-    Auth, Client, ClientOptions, Error, Event, HeaderMap, ReconnectPolicy, ServerErrorKind, SlowConsumerPolicy,
-    SubscriptionPolicy,
+    Auth, Client, ClientOptions, Error, Event, HeaderMap, LinkError, ReconnectPolicy, ServerErrorKind,
+    SlowConsumerPolicy, SubscriptionPolicy,
 };
 use monocoque::proto::nats::client::KeyPair;
 use support::nats_jwt::{NKey, Role as KeyRole};
@@ -713,7 +713,7 @@ fn tcp_connect_into_a_full_backlog_times_out(driver: DriverKind) {
     let result = Client::connect_with(options(&format!("nats://{addr}"), driver).connect_timeout(timeout));
     let waited = started.elapsed();
     assert!(
-        matches!(&result, Err(Error::ConnectTimeout { timeout: t, .. }) if *t == timeout),
+        matches!(&result, Err(Error::Link(LinkError::ConnectTimeout { timeout: t, .. })) if *t == timeout),
         "{result:?}"
     );
     assert!(

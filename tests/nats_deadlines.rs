@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use monocoque::driver::DriverKind;
-use monocoque::nats::{Client, ClientOptions, Error, Event, ReconnectPolicy};
+use monocoque::nats::{Client, ClientOptions, Error, Event, LinkError, ReconnectPolicy};
 use support::NatsServer;
 
 both_drivers! {
@@ -114,7 +114,10 @@ fn until_ok<T>(mut f: impl FnMut() -> Result<T, Error>) -> T {
             Ok(value) => return value,
             Err(e) if Instant::now() < deadline => {
                 assert!(
-                    matches!(e, Error::Timeout | Error::Connection(_) | Error::Reconnect { .. }),
+                    matches!(
+                        e,
+                        Error::Timeout | Error::Connection(_) | Error::Link(LinkError::Reconnect { .. })
+                    ),
                     "{e:?}"
                 );
             }
@@ -286,7 +289,7 @@ fn waiting_for_a_message_continues_the_reconnect_across_calls(driver: DriverKind
     }
     within(last, poll, "the last next_message");
     match outcome {
-        Err(Error::Reconnect { attempts: 10, .. }) => {}
+        Err(Error::Link(LinkError::Reconnect { attempts: 10, .. })) => {}
         other => panic!(
             "expected the policy's 10 attempts to run out, got {other:?} after {} calls",
             calls.len()

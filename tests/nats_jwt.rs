@@ -13,7 +13,7 @@ mod support;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use monocoque::driver::DriverKind;
-use monocoque::nats::{Auth, Client, ClientOptions, Error, Event, ServerErrorKind};
+use monocoque::nats::{Auth, Client, ClientOptions, Error, Event, LinkError, ServerErrorKind};
 use monocoque::proto::nats::client::{KeyPair, SubscriptionEnd};
 use support::nats_jwt::{
     account_jwt, creds_file, operator_jwt, server_config, user_jwt, NKey, Permission, Role, Standard,
@@ -403,7 +403,7 @@ fn jwt_expiring_while_connected(driver: DriverKind) {
     let err = client.round_trip().expect_err("the expired JWT cannot reconnect");
     assert!(err.is_auth_failure(), "{err:?}");
     assert!(
-        matches!(err, Error::Reconnect { attempts: 1, .. }),
+        matches!(err, Error::Link(LinkError::Reconnect { attempts: 1, .. })),
         "the refusing server is not retried: {err:?}"
     );
     assert!(

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use monocoque::driver::DriverKind;
 use monocoque::nats::{
-    Client, ClientOptions, ConnectionError, Error, Event, HeaderMap, Message, ReconnectPolicy, Subscription,
+    Client, ClientOptions, ConnectionError, Error, Event, HeaderMap, LinkError, Message, ReconnectPolicy, Subscription,
 };
 use support::{NatsCluster, NatsConfig, NatsServer};
 
@@ -290,7 +290,10 @@ fn publishes_while_disconnected_are_sent_after_the_restart(driver: DriverKind) {
 
     // A blocking call while the server is down fails after the policy's attempts...
     let err = client.flush().expect_err("the server is down");
-    assert!(matches!(err, Error::Reconnect { attempts: 3, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Link(LinkError::Reconnect { attempts: 3, .. })),
+        "{err:?}"
+    );
     // ... and loses nothing: publishing goes on into the buffer.
     client.publish("buf.x", "after the failed flush").expect("buffered");
     expected.push(b"after the failed flush".to_vec());

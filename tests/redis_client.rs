@@ -19,7 +19,8 @@ use monocoque::proto::resp::{
 };
 use monocoque::proto::{Activity, ConnId, Driver, ListenerId, SegmentedBuffer, SessionFactory};
 use monocoque::redis::{
-    cmd, Client, ClientOptions, Error, Event, Invalidation, Protocol, ReconnectPolicy, SetOptions, SetOutcome, Value,
+    cmd, Client, ClientOptions, Error, Event, Invalidation, LinkError, Protocol, ReconnectPolicy, SetOptions,
+    SetOutcome, Value,
 };
 use support::RedisServer;
 
@@ -670,6 +671,7 @@ fn kill_mid_pipeline_then_restart(driver: DriverKind) {
     let policy = ReconnectPolicy {
         initial: Duration::from_millis(20),
         max: Duration::from_millis(100),
+        jitter: 0.0,
         max_attempts: Some(30),
     };
     // A small max_pending keeps most of the pipeline in the client when the server dies:
@@ -777,9 +779,9 @@ fn kill_mid_pipeline_then_restart(driver: DriverKind) {
     thread::sleep(Duration::from_millis(150));
     let started = Instant::now();
     match c.get("k") {
-        Err(Error::Reconnect { attempts, last }) => {
+        Err(Error::Link(LinkError::Reconnect { attempts, last })) => {
             assert_eq!(attempts, 30);
-            assert!(matches!(*last, Error::Connect { .. }), "{last:?}");
+            assert!(matches!(*last, Error::Link(LinkError::Connect { .. })), "{last:?}");
         }
         other => panic!("no server: {other:?}"),
     }
@@ -1154,7 +1156,7 @@ fn tcp_connect_into_a_full_backlog_times_out(driver: DriverKind) {
     let waited = started.elapsed();
     // The TCP connect was given the whole timeout: that is what the error reports.
     assert!(
-        matches!(result, Err(Error::ConnectTimeout(t)) if t == timeout),
+        matches!(result, Err(Error::Link(LinkError::ConnectTimeout { timeout: t, .. })) if t == timeout),
         "{result:?}"
     );
     assert!(
@@ -1178,7 +1180,7 @@ fn handshake_without_reply_times_out(driver: DriverKind) {
     let started = Instant::now();
     let result = Client::connect_with(options(addr, driver).connect_timeout(timeout).response_timeout(None));
     assert!(
-        matches!(result, Err(Error::ConnectTimeout(t)) if t == timeout),
+        matches!(result, Err(Error::Link(LinkError::ConnectTimeout { timeout: t, .. })) if t == timeout),
         "{result:?}"
     );
     let waited = started.elapsed();

@@ -13,7 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use monocoque::driver::DriverKind;
-use monocoque::redis::{cmd, Client, ClientOptions, Error, Event, Protocol, ReconnectPolicy};
+use monocoque::redis::{cmd, Client, ClientOptions, Error, Event, LinkError, Protocol, ReconnectPolicy};
 use monocoque_proto::resp::ConnectionError;
 use support::{Frozen, RedisServer};
 
@@ -73,6 +73,7 @@ fn frozen_idle_server_is_declared_lost_and_replaced(driver: DriverKind) {
         .reconnect(ReconnectPolicy {
             initial: Duration::from_millis(50),
             max: Duration::from_millis(500),
+            jitter: 0.0,
             max_attempts: None,
         });
     let pid = server.pid();
@@ -246,8 +247,7 @@ fn pipeline_frozen_mid_stream_resolves_every_request(driver: DriverKind) {
                 Ok(_)
                     | Err(Error::Timeout
                         | Error::Connection(ConnectionError::Stale { .. })
-                        | Error::Reconnect { .. }
-                        | Error::ConnectTimeout(_))
+                        | Error::Link(LinkError::Reconnect { .. } | LinkError::ConnectTimeout { .. }))
             )
         };
         assert!(outcomes.iter().all(typed), "{:?}", outcomes.iter().find(|o| !typed(o)));
@@ -282,6 +282,7 @@ fn reconnect_stops_at_the_callers_deadline_and_resumes(driver: DriverKind) {
         .reconnect(ReconnectPolicy {
             initial: Duration::from_millis(1500),
             max: Duration::from_secs(60),
+            jitter: 0.0,
             max_attempts: Some(10),
         });
     within(Duration::from_secs(60), None, move || {
@@ -297,8 +298,8 @@ fn reconnect_stops_at_the_callers_deadline_and_resumes(driver: DriverKind) {
         assert!(took <= TIMEOUT + MARGIN, "the first call took {took:?}");
         eprintln!("{driver:?}: first call failed after {took:?}");
         match &first {
-            Err(Error::Reconnect { attempts: 1, last }) => {
-                assert!(matches!(**last, Error::Connect { .. }), "{last:?}")
+            Err(Error::Link(LinkError::Reconnect { attempts: 1, last })) => {
+                assert!(matches!(**last, Error::Link(LinkError::Connect { .. })), "{last:?}")
             }
             other => panic!("first call: {other:?}"),
         }
@@ -310,7 +311,7 @@ fn reconnect_stops_at_the_callers_deadline_and_resumes(driver: DriverKind) {
         assert!(took <= TIMEOUT + MARGIN, "the second call took {took:?}");
         eprintln!("{driver:?}: second call failed after {took:?}");
         assert!(
-            matches!(&second, Err(Error::Reconnect { attempts: 2, .. })),
+            matches!(&second, Err(Error::Link(LinkError::Reconnect { attempts: 2, .. }))),
             "second call: {second:?}"
         );
 
@@ -380,6 +381,7 @@ fn handshake_longer_than_each_wait_still_completes(driver: DriverKind) {
         .reconnect(ReconnectPolicy {
             initial: Duration::from_millis(20),
             max: Duration::from_millis(200),
+            jitter: 0.0,
             max_attempts: None,
         });
     within(Duration::from_secs(60), None, move || {

@@ -14,17 +14,16 @@
 //!   holds encoded output, small writes copied into one contiguous buffer and large
 //!   payloads shared as they are; the driver hands it to the kernel in one call.
 //!   [`Session`] is the contract of a connection's state machine, [`Driver`] the contract
-//!   of the event loops that run sessions, [`MonocoqueCodec`] the framing trait,
-//!   [`PoisonGuard`] the terminal state of a connection whose stream can't be trusted,
+//!   of the event loops that run sessions, [`PoisonGuard`] the terminal state of a connection whose stream can't be trusted,
 //!   [`BytePermits`] the byte budget that bounds every queue. For many cores: [`Waker`],
 //!   [`Mailbox`], [`ConnId::core`]; for several protocols on one core: [`Either`].
 //!   [`sim::Pair`] wires two sessions together in memory on a virtual clock.
 //! - [`resp`]: Redis RESP2/RESP3 — values, a resumable [`resp::Decoder`], the
 //!   [`resp::TapeDecoder`] for pipelines, command encoding, the client
 //!   [`resp::Connection`] and the server-side [`resp::CommandDecoder`].
-//! - [`nats`]: NATS — client and server codecs, the borrowed frame decoders
-//!   ([`nats::ClientFrameDecoder`], [`nats::ServerFrameDecoder`]), lazily parsed
-//!   headers, `INFO`/`CONNECT` JSON and the client [`nats::client::Connection`].
+//! - [`nats`]: NATS — one frame decoder per side ([`nats::ClientFrameDecoder`],
+//!   [`nats::ServerFrameDecoder`]), the ops and their encoders, lazily parsed headers,
+//!   `INFO`/`CONNECT` JSON and the client [`nats::client::Connection`].
 //! - [`zmtp`]: ZeroMQ's ZMTP 3.x — greeting, frames, commands, the NULL and PLAIN
 //!   [`zmtp::Handshake`] and one connection as a [`zmtp::Connection`] session.
 //!
@@ -235,6 +234,7 @@
 #![warn(missing_docs)]
 
 pub mod chassis;
+mod lex;
 pub mod nats;
 pub mod resp;
 pub mod zmtp;
@@ -247,6 +247,6 @@ pub mod fuzzing;
 
 pub use chassis::{
     sim, Activity, Backpressure, BytePermits, ConnId, CoreId, Driver, Either, IoArena, ListenerId, Mailbox,
-    MailboxError, MailboxSender, MonocoqueCodec, PoisonGuard, SegmentedBuffer, Session, SessionFactory, WakeLatch,
-    WakeSignal, Waker, DEFAULT_SHARE_THRESHOLD,
+    MailboxError, MailboxSender, PoisonGuard, SegmentedBuffer, Session, SessionFactory, WakeLatch, WakeSignal, Waker,
+    DEFAULT_SHARE_THRESHOLD,
 };

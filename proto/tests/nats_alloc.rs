@@ -1,18 +1,11 @@
-//! Decoding a NATS frame allocates nothing but the reference counts of its `Bytes`
-//! views: proven with a counting global allocator (this test binary's own), over many
-//! `PUB`, `HPUB`, `MSG` and `HMSG` frames in both roles.
-//!
-//! One cost belongs to `bytes`, not to the codec: a `Bytes` made from a `Vec` is
-//! "promotable", and the first view taken of it allocates its shared reference count,
-//! once per received segment. A warm-up decode pays it before counting starts; segments
-//! cut from a `BytesMut` (as drivers' pooled buffers are) are shared from the start.
+//! Decoding a NATS frame allocates nothing: proven with a counting global allocator
+//! (this test binary's own), over many `PUB`, `HPUB`, `MSG` and `HMSG` frames, on both
+//! sides' frame decoders, whole in one buffer or arriving in pieces.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use bytes::{Bytes, BytesMut};
-use monocoque_proto::nats::{ClientCodec, ClientOp, HeaderMap, ServerCodec, ServerOp};
-use monocoque_proto::SegmentedBuffer;
+use monocoque_proto::nats::{ClientFrame, ClientFrameDecoder, HeaderMap, ServerFrame, ServerFrameDecoder};
 
 struct Counting;
 
@@ -125,165 +118,110 @@ fn server_stream() -> Vec<u8> {
     out
 }
 
-/// Decodes every client frame, looking at each one (so nothing is optimised away);
-/// returns how many were decoded and a checksum of what they hold.
-fn drain_client_ops(codec: &mut ServerCodec, src: &mut SegmentedBuffer, limit: usize) -> (usize, usize) {
-    let (mut n, mut sum) = (0, 0);
-    while n < limit {
-        match codec.decode_op(src).expect("valid stream") {
-            Some(ClientOp::Publish(p)) => {
-                sum += p.subject.len() + p.payload.len() + p.reply.map_or(0, |r| r.len());
-                sum += p.headers.map_or(0, |h| h.len());
-                n += 1;
-            }
-            Some(other) => panic!("unexpected {other:?}"),
-            None => break,
-        }
+/// Decodes every client frame at the front of `buf`, looking at each one (so nothing
+/// is optimised away); returns how many were decoded, a checksum of what they hold,
+/// and the bytes they took.
+fn drain_client_frames(decoder: &mut ServerFrameDecoder, buf: &[u8]) -> (usize, usize, usize) {
+    let (mut n, mut sum, mut at) = (0, 0, 0);
+    while let Some((frame, len)) = decoder.decode(&buf[at..]).expect("valid stream") {
+        let ClientFrame::Publish(p) = frame else {
+            panic!("unexpected {frame:?}")
+        };
+        sum += p.subject.len() + p.payload.len() + p.reply.map_or(0, <[u8]>::len);
+        sum += p.headers.map_or(0, <[u8]>::len);
+        n += 1;
+        at += len;
     }
-    (n, sum)
+    (n, sum, at)
 }
 
-fn drain_server_ops(codec: &mut ClientCodec, src: &mut SegmentedBuffer, limit: usize) -> (usize, usize) {
-    let (mut n, mut sum) = (0, 0);
-    while n < limit {
-        match codec.decode_op(src).expect("valid stream") {
-            Some(ServerOp::Message(m)) => {
-                sum += m.subject.len() + m.payload.len() + m.reply.map_or(0, |r| r.len());
-                sum += m.sid.as_bytes().len() + m.headers.map_or(0, |h| h.len());
-                n += 1;
-            }
-            Some(other) => panic!("unexpected {other:?}"),
-            None => break,
-        }
+fn drain_server_frames(decoder: &mut ClientFrameDecoder, buf: &[u8]) -> (usize, usize, usize) {
+    let (mut n, mut sum, mut at) = (0, 0, 0);
+    while let Some((frame, len)) = decoder.decode(&buf[at..]).expect("valid stream") {
+        let ServerFrame::Message(m) = frame else {
+            panic!("unexpected {frame:?}")
+        };
+        sum += m.subject.len() + m.payload.len() + m.reply.map_or(0, <[u8]>::len);
+        sum += m.sid.len() + m.headers.map_or(0, <[u8]>::len);
+        n += 1;
+        at += len;
     }
-    (n, sum)
+    (n, sum, at)
 }
 
 #[test]
 fn decoding_client_frames_allocates_nothing() {
-    let mut codec = ServerCodec::default();
-    let mut src = SegmentedBuffer::from(Bytes::from(client_stream()));
-    // Warm-up: the first view promotes the segment's reference count.
-    assert_eq!(drain_client_ops(&mut codec, &mut src, 8).0, 8);
-    let ((n, sum), allocations) = allocations_during(|| drain_client_ops(&mut codec, &mut src, usize::MAX));
-    assert_eq!(n, FRAMES - 8);
+    let stream = client_stream();
+    let mut decoder = ServerFrameDecoder::default();
+    let ((n, sum, at), allocations) = allocations_during(|| drain_client_frames(&mut decoder, &stream));
+    assert_eq!((n, at), (FRAMES, stream.len()));
     assert!(sum > 0);
-    assert!(src.is_empty());
     assert_eq!(allocations, 0, "{allocations} allocations decoding {n} PUB/HPUB frames");
 }
 
 #[test]
 fn decoding_server_frames_allocates_nothing() {
-    let mut codec = ClientCodec::default();
-    let mut src = SegmentedBuffer::from(Bytes::from(server_stream()));
-    assert_eq!(drain_server_ops(&mut codec, &mut src, 8).0, 8);
-    let ((n, sum), allocations) = allocations_during(|| drain_server_ops(&mut codec, &mut src, usize::MAX));
-    assert_eq!(n, FRAMES - 8);
+    let stream = server_stream();
+    let mut decoder = ClientFrameDecoder::default();
+    let ((n, sum, at), allocations) = allocations_during(|| drain_server_frames(&mut decoder, &stream));
+    assert_eq!((n, at), (FRAMES, stream.len()));
     assert!(sum > 0);
-    assert!(src.is_empty());
     assert_eq!(allocations, 0, "{allocations} allocations decoding {n} MSG/HMSG frames");
 }
 
-/// Cuts `stream` into shared segments of about `size` bytes, each ending at a frame
-/// boundary (`frame_ends` says where frames end), as a driver's pooled buffers would be.
-fn shared_segments(stream: &[u8], frame_ends: &[usize], size: usize) -> Vec<Bytes> {
-    let mut all = BytesMut::from(stream);
-    let mut segments = Vec::new();
-    let mut taken = 0;
-    let mut last_end = 0;
-    for &end in frame_ends {
-        if end - taken >= size {
-            segments.push(all.split_to(end - taken).freeze());
-            taken = end;
+/// Hands `stream` over in pieces of `size` bytes (cut anywhere, frames included) to a
+/// reader with one buffer: each piece appended, every complete frame decoded from the
+/// front, the decoded bytes dropped. Returns the frames decoded and the allocations
+/// made after the buffer got its storage.
+fn in_pieces(stream: &[u8], size: usize, mut drain: impl FnMut(&[u8]) -> (usize, usize, usize)) -> (usize, u64) {
+    // Room for a piece and what is left of a frame cut by the one before (every frame
+    // here is under 128 bytes).
+    let mut buf = Vec::with_capacity(size + 128);
+    allocations_during(|| {
+        let mut frames = 0;
+        for piece in stream.chunks(size) {
+            buf.extend_from_slice(piece);
+            let (n, _, at) = drain(&buf);
+            frames += n;
+            buf.drain(..at);
         }
-        last_end = end;
-    }
-    assert_eq!(last_end, stream.len());
-    if taken < stream.len() {
-        segments.push(all.split().freeze());
-    }
-    segments
-}
-
-/// Where each frame of a stream ends, found by decoding it once.
-fn frame_ends(stream: &[u8], client: bool) -> Vec<usize> {
-    let mut src = SegmentedBuffer::from(Bytes::copy_from_slice(stream));
-    let mut ends = Vec::new();
-    let (mut server, mut client_codec) = (ServerCodec::default(), ClientCodec::default());
-    loop {
-        let got = if client {
-            server.decode_op(&mut src).expect("valid").is_some()
-        } else {
-            client_codec.decode_op(&mut src).expect("valid").is_some()
-        };
-        if !got {
-            break;
-        }
-        ends.push(stream.len() - src.len());
-    }
-    ends
+        assert!(buf.is_empty(), "{} bytes left", buf.len());
+        frames
+    })
 }
 
 #[test]
-fn frames_in_many_shared_segments_allocate_nothing() {
-    let client = client_stream();
-    let segments = shared_segments(&client, &frame_ends(&client, true), 4096);
-    assert!(segments.len() > 50, "{} segments", segments.len());
-    let mut codec = ServerCodec::default();
-    let mut src = SegmentedBuffer::new();
-    let mut segments = segments.into_iter();
-    // The first segment gives the segment queue (a VecDeque) its storage.
-    src.push(segments.next().expect("segments"));
-    let first = drain_client_ops(&mut codec, &mut src, usize::MAX).0;
-    let ((n, _), allocations) = allocations_during(|| {
-        let mut total = (0, 0);
-        for seg in segments {
-            src.push(seg);
-            let (n, sum) = drain_client_ops(&mut codec, &mut src, usize::MAX);
-            total = (total.0 + n, total.1 + sum);
-        }
-        total
-    });
-    assert_eq!(first + n, FRAMES);
-    assert_eq!(allocations, 0, "{allocations} allocations for {n} frames");
-
-    let server = server_stream();
-    let segments = shared_segments(&server, &frame_ends(&server, false), 4096);
-    let mut codec = ClientCodec::default();
-    let mut src = SegmentedBuffer::new();
-    let mut segments = segments.into_iter();
-    src.push(segments.next().expect("segments"));
-    let first = drain_server_ops(&mut codec, &mut src, usize::MAX).0;
-    let ((n, _), allocations) = allocations_during(|| {
-        let mut total = (0, 0);
-        for seg in segments {
-            src.push(seg);
-            let (n, sum) = drain_server_ops(&mut codec, &mut src, usize::MAX);
-            total = (total.0 + n, total.1 + sum);
-        }
-        total
-    });
-    assert_eq!(first + n, FRAMES);
-    assert_eq!(allocations, 0, "{allocations} allocations for {n} frames");
+fn frames_arriving_in_pieces_allocate_nothing() {
+    for size in [4096, 1000, 37] {
+        let mut decoder = ServerFrameDecoder::default();
+        let (n, allocations) = in_pieces(&client_stream(), size, |buf| drain_client_frames(&mut decoder, buf));
+        assert_eq!(n, FRAMES);
+        assert_eq!(
+            allocations, 0,
+            "{allocations} allocations for {n} frames in pieces of {size}"
+        );
+        let mut decoder = ClientFrameDecoder::default();
+        let (n, allocations) = in_pieces(&server_stream(), size, |buf| drain_server_frames(&mut decoder, buf));
+        assert_eq!(n, FRAMES);
+        assert_eq!(
+            allocations, 0,
+            "{allocations} allocations for {n} frames in pieces of {size}"
+        );
+    }
 }
 
 #[test]
-fn a_payload_waiting_for_its_segment_allocates_nothing_either() {
-    // The control line arrives alone and the payload later, in its own segment: the
-    // parsed line is kept in the codec (no box), the payload is a view of its segment.
-    let mut codec = ClientCodec::default();
-    let mut src = SegmentedBuffer::new();
-    let line = BytesMut::from(&b"MSG foo.bar 1 _INBOX.x 16\r\n"[..]).split().freeze();
-    let body = BytesMut::from(&b"0123456789abcdef\r\n"[..]).split().freeze();
-    src.push(line);
-    let (first, a1) = allocations_during(|| codec.decode_op(&mut src));
-    assert_eq!(first, Ok(None));
-    src.push(body);
-    let (second, a2) = allocations_during(|| codec.decode_op(&mut src));
-    let Ok(Some(ServerOp::Message(m))) = second else {
+fn a_payload_waiting_for_its_bytes_allocates_nothing_either() {
+    // The control line arrives alone and the payload later.
+    let mut decoder = ClientFrameDecoder::default();
+    let frame = b"MSG foo.bar 1 _INBOX.x 16\r\n0123456789abcdef\r\n";
+    let (first, a1) = allocations_during(|| decoder.decode(&frame[..27]).map(|f| f.is_some()));
+    assert_eq!(first, Ok(false));
+    let (second, a2) = allocations_during(|| decoder.decode(frame));
+    let Ok(Some((ServerFrame::Message(m), len))) = second else {
         panic!("{second:?}")
     };
-    assert_eq!(m.payload, "0123456789abcdef");
+    assert_eq!((m.payload, len), (&b"0123456789abcdef"[..], frame.len()));
     assert_eq!((a1, a2), (0, 0));
 }
 
@@ -291,11 +229,9 @@ fn a_payload_waiting_for_its_segment_allocates_nothing_either() {
 fn the_counter_sees_allocations() {
     // INFO builds owned strings: the counter must see them, or the zeros above prove
     // nothing.
-    let mut codec = ClientCodec::default();
-    let mut src = SegmentedBuffer::from(Bytes::from_static(
-        b"INFO {\"server_id\":\"abc\",\"connect_urls\":[\"a:1\"]}\r\n",
-    ));
-    let (op, allocations) = allocations_during(|| codec.decode_op(&mut src));
-    assert!(matches!(op, Ok(Some(ServerOp::Info(_)))));
+    let mut decoder = ClientFrameDecoder::default();
+    let info = b"INFO {\"server_id\":\"abc\",\"connect_urls\":[\"a:1\"]}\r\n";
+    let (frame, allocations) = allocations_during(|| decoder.decode(info).map(|f| f.is_some()));
+    assert_eq!(frame, Ok(true));
     assert!(allocations >= 3, "{allocations} allocations for an INFO");
 }

@@ -1,14 +1,15 @@
-//! Property tests for the borrowed NATS frame decoders (`ServerFrameDecoder`,
-//! `ClientFrameDecoder`): ops of either side, encoded by the codecs, decode back to the
-//! same ops from one contiguous buffer; every strict prefix of a frame is "need more"
-//! (nothing consumed, no error), whether each prefix is new to the decoder or the same
-//! bytes grown (the decoder remembers how far it searched the line); and the frames
-//! already complete in a prefix are exactly those the prefix holds.
+//! Property tests for the NATS frame decoders (`ServerFrameDecoder`,
+//! `ClientFrameDecoder`): ops of either side, encoded by `ClientOp::encode` and
+//! `ServerOp::encode`, decode back to the same ops from one contiguous buffer; every
+//! strict prefix of a frame is "need more" (nothing consumed, no error), whether each
+//! prefix is new to the decoder or the same bytes grown (the decoder remembers how far
+//! it searched the line); and the frames already complete in a prefix are exactly those
+//! the prefix holds.
 
 use bytes::Bytes;
 use monocoque_proto::nats::{
-    ClientCodec, ClientFrameDecoder, ClientOp, ConnectOptions, DecodeError, HeaderMap, Headers, Message, Publish,
-    ServerCodec, ServerError, ServerFrameDecoder, ServerInfo, ServerOp, Sid, Subscribe, Unsubscribe,
+    ClientFrameDecoder, ClientOp, ConnectOptions, DecodeError, HeaderMap, Headers, Limits, Message, Publish,
+    ServerError, ServerFrameDecoder, ServerInfo, ServerOp, Sid, Subscribe, Unsubscribe,
 };
 use monocoque_proto::IoArena;
 use proptest::collection::vec;
@@ -204,15 +205,13 @@ proptest! {
 
     #[test]
     fn client_ops_decode_back_and_every_prefix_needs_more(ops in vec(from_client(), 1..6)) {
-        let codec = ClientCodec::default();
-        let frames = frames(&ops, |op, arena| codec.encode_op(op, arena).expect("generated ops encode"));
+        let frames = frames(&ops, |op, arena| op.encode(&Limits::default(), arena).expect("generated ops encode"));
         check::<ServerFrameDecoder>(&ops, &frames)?;
     }
 
     #[test]
     fn server_ops_decode_back_and_every_prefix_needs_more(ops in vec(from_server(), 1..6)) {
-        let codec = ServerCodec::default();
-        let frames = frames(&ops, |op, arena| codec.encode_op(op, arena).expect("generated ops encode"));
+        let frames = frames(&ops, |op, arena| op.encode(&Limits::default(), arena).expect("generated ops encode"));
         check::<ClientFrameDecoder>(&ops, &frames)?;
     }
 }

@@ -1,15 +1,17 @@
-//! Property tests for the NATS codecs: every op of both roles survives encode → cut
-//! anywhere → decode; respelling a control line the ways nats-server accepts (op case,
+//! Property tests for the NATS frame decoders (`ClientFrameDecoder`,
+//! `ServerFrameDecoder`) and the ops' encoders: every op of both sides survives encode →
+//! cut anywhere → decode, the pieces appended to one buffer as a reader receives them;
+//! respelling a control line the ways nats-server accepts (op case,
 //! runs of spaces and tabs, a bare LF) decodes to the same op; every limit has its own
 //! error whatever the cuts; garbage is an error or a wait, never a panic, and never
 //! depends on where the stream was cut.
 
 use bytes::Bytes;
 use monocoque_proto::nats::{
-    ClientCodec, ClientOp, ClientSide, Codec, ConnectOptions, DecodeError, HeaderMap, Headers, Limits, Message, OpName,
-    Publish, Role, ServerCodec, ServerError, ServerInfo, ServerOp, ServerSide, Sid, Subscribe, Unsubscribe,
+    ClientFrameDecoder, ClientOp, ConnectOptions, DecodeError, HeaderMap, Headers, Limits, Message, OpName, Publish,
+    ServerError, ServerFrameDecoder, ServerInfo, ServerOp, Sid, Subscribe, Unsubscribe,
 };
-use monocoque_proto::{IoArena, SegmentedBuffer};
+use monocoque_proto::IoArena;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -214,19 +216,19 @@ fn server_op() -> impl Strategy<Value = ServerOp> {
 // ---------------------------------------------------------------------------------------
 
 fn encode_client(ops: &[ClientOp]) -> Vec<u8> {
-    let codec = ClientCodec::default();
     let mut arena = IoArena::new();
     for op in ops {
-        codec.encode_op(op, &mut arena).expect("generated ops are encodable");
+        op.encode(&Limits::default(), &mut arena)
+            .expect("generated ops are encodable");
     }
     arena.to_vec()
 }
 
 fn encode_server(ops: &[ServerOp]) -> Vec<u8> {
-    let codec = ServerCodec::default();
     let mut arena = IoArena::new();
     for op in ops {
-        codec.encode_op(op, &mut arena).expect("generated ops are encodable");
+        op.encode(&Limits::default(), &mut arena)
+            .expect("generated ops are encodable");
     }
     arena.to_vec()
 }
@@ -234,50 +236,78 @@ fn encode_server(ops: &[ServerOp]) -> Vec<u8> {
 /// How decoding a whole stream ended.
 #[derive(Debug, Clone, PartialEq)]
 enum End {
-    /// Every byte was used or waits for more: `left` bytes of a control line (0 when
-    /// mid-frame), `mid_frame` whether a frame's control line was taken.
+    /// Every byte was used or waits for more: `left` bytes of an incomplete frame.
     Waiting {
         left: usize,
-        mid_frame: bool,
     },
     Error(DecodeError),
 }
 
-/// Pushes each piece and decodes everything available after it, as side `R` does.
-fn decode_ops<'a, R: Role>(limits: Limits, pieces: impl IntoIterator<Item = &'a [u8]>) -> (Vec<R::Decoded>, End) {
-    let mut codec = Codec::<R>::new(limits);
-    let mut src = SegmentedBuffer::new();
+/// One side's frame decoder, its frames as owned ops.
+trait Side {
+    type Op;
+    fn with(limits: Limits) -> Self;
+    /// The frame at the front of `buf` as an op, and its length.
+    fn next(&mut self, buf: &[u8]) -> Result<Option<(Self::Op, usize)>, DecodeError>;
+}
+
+impl Side for ServerFrameDecoder {
+    type Op = ClientOp;
+
+    fn with(limits: Limits) -> Self {
+        Self::new(limits)
+    }
+
+    fn next(&mut self, buf: &[u8]) -> Result<Option<(ClientOp, usize)>, DecodeError> {
+        Ok(self.decode(buf)?.map(|(frame, len)| (frame.to_op(), len)))
+    }
+}
+
+impl Side for ClientFrameDecoder {
+    type Op = ServerOp;
+
+    fn with(limits: Limits) -> Self {
+        Self::new(limits)
+    }
+
+    fn next(&mut self, buf: &[u8]) -> Result<Option<(ServerOp, usize)>, DecodeError> {
+        Ok(self.decode(buf)?.map(|(frame, len)| (frame.to_op(), len)))
+    }
+}
+
+/// Appends each piece to one buffer and decodes every complete frame from its front
+/// after it (dropping the frame's bytes), as side `D` reads.
+fn decode_ops<'a, D: Side>(limits: Limits, pieces: impl IntoIterator<Item = &'a [u8]>) -> (Vec<D::Op>, End) {
+    let mut decoder = D::with(limits);
+    let mut buf = Vec::new();
     let mut ops = Vec::new();
     for piece in pieces {
-        src.push_slice(piece);
+        buf.extend_from_slice(piece);
         loop {
-            match codec.decode_op(&mut src) {
-                Ok(Some(op)) => ops.push(op),
+            match decoder.next(&buf) {
+                Ok(Some((op, len))) => {
+                    ops.push(op);
+                    buf.drain(..len);
+                }
                 Ok(None) => break,
                 Err(e) => return (ops, End::Error(e)),
             }
         }
     }
-    let mid_frame = codec.is_mid_frame();
-    // Mid-frame, how much of the payload was already taken in depends on the cuts.
-    let left = if mid_frame { 0 } else { src.len() };
-    (ops, End::Waiting { left, mid_frame })
+    (ops, End::Waiting { left: buf.len() })
 }
 
 /// A server decoding client ops.
 fn decode_client_ops<'a>(limits: Limits, pieces: impl IntoIterator<Item = &'a [u8]>) -> (Vec<ClientOp>, End) {
-    decode_ops::<ServerSide>(limits, pieces)
+    decode_ops::<ServerFrameDecoder>(limits, pieces)
 }
 
 /// A client decoding server ops.
 fn decode_server_ops<'a>(limits: Limits, pieces: impl IntoIterator<Item = &'a [u8]>) -> (Vec<ServerOp>, End) {
-    decode_ops::<ClientSide>(limits, pieces)
+    decode_ops::<ClientFrameDecoder>(limits, pieces)
 }
 
-const DONE: End = End::Waiting {
-    left: 0,
-    mid_frame: false,
-};
+const DONE: End = End::Waiting { left: 0 };
 
 /// The stream respelled the ways nats-server reads the same: op name in random case,
 /// each separator after the op name a random run of spaces and tabs, and the control
@@ -396,7 +426,7 @@ proptest! {
         // driver would have received them.
         let mut arena = IoArena::with_share_threshold(16);
         for op in &c {
-            ClientCodec::default().encode_op(op, &mut arena).expect("encodable");
+            op.encode(&Limits::default(), &mut arena).expect("encodable");
         }
         arena.seal();
         let (got, end) = decode_client_ops(Limits::default(), arena.chunks());
@@ -404,7 +434,7 @@ proptest! {
         prop_assert_eq!(got, c);
         let mut arena = IoArena::with_share_threshold(16);
         for op in &s {
-            ServerCodec::default().encode_op(op, &mut arena).expect("encodable");
+            op.encode(&Limits::default(), &mut arena).expect("encodable");
         }
         arena.seal();
         let (got, end) = decode_server_ops(Limits::default(), arena.chunks());

@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 
-use monocoque::driver::DriverKind;
+use super::client::{exit_status, CliError, LinkArgs};
 use monocoque::nats::{Auth, Client, ClientOptions, Error, Message};
 
 /// The server `monocoque nats` talks to unless `--server` says otherwise.
@@ -34,9 +34,9 @@ pub struct NatsArgs {
     /// separated by commas.
     #[arg(long, short = 's', value_name = "URL", default_value = DEFAULT_SERVER, global = true)]
     pub server: String,
-    /// I/O driver: io_uring (Linux 5.19+) or mio (readiness, portable).
-    #[arg(long, value_parser = super::driver_kind(), value_name = "DRIVER", default_value_t = DriverKind::default(), global = true)]
-    pub driver: DriverKind,
+    /// The link's arguments (`--driver`).
+    #[command(flatten)]
+    pub link: LinkArgs,
     /// A `.creds` file (user JWT and NKey seed) to authenticate with.
     #[arg(long, value_name = "FILE", global = true, conflicts_with = "nkey")]
     pub creds: Option<PathBuf>,
@@ -92,17 +92,6 @@ pub enum NatsCommand {
     },
 }
 
-/// Why `monocoque nats` failed, printed on standard error before exiting 1.
-#[derive(Debug, thiserror::Error)]
-pub enum NatsCliError {
-    /// Connecting, the handshake, the connection or a request failed.
-    #[error(transparent)]
-    Client(#[from] Error),
-    /// Standard output failed, or a credentials file could not be read.
-    #[error("I/O error: {0}")]
-    Io(#[from] io::Error),
-}
-
 /// Why a `--timeout` value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid duration {0:?}: expected e.g. 500ms, 2s, 1m or a number of seconds")]
@@ -127,19 +116,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
 
 /// Runs `monocoque nats`; returns the process exit status.
 pub fn run(args: NatsArgs) -> ExitCode {
-    match run_inner(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("monocoque: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_status(run_inner(&args).map(|()| ExitCode::SUCCESS))
 }
 
-fn options(args: &NatsArgs) -> Result<ClientOptions, NatsCliError> {
+fn options(args: &NatsArgs) -> Result<ClientOptions, CliError> {
     let mut options = ClientOptions::from_url(&args.server)
         .map_err(Error::from)?
-        .driver(args.driver)
+        .driver(args.link.driver)
         .name(args.name.clone());
     if let Some(path) = &args.creds {
         options = options.auth(Auth::CredsFile(path.clone()));
@@ -152,7 +135,7 @@ fn options(args: &NatsArgs) -> Result<ClientOptions, NatsCliError> {
     Ok(options)
 }
 
-fn run_inner(args: &NatsArgs) -> Result<(), NatsCliError> {
+fn run_inner(args: &NatsArgs) -> Result<(), CliError> {
     let mut client = Client::connect_with(options(args)?)?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
@@ -266,7 +249,7 @@ mod tests {
             "mio",
         ]);
         assert_eq!(a.server, "nats://h:1");
-        assert_eq!(a.driver, DriverKind::Mio);
+        assert_eq!(a.link.driver, monocoque::driver::DriverKind::Mio);
         match a.command {
             NatsCommand::Pub {
                 subject,

@@ -24,8 +24,8 @@ use clap::Args;
 use monocoque_proto::resp::{Cmd, CommandDecodeError, CommandDecoder, CommandLimits, CommandRef, Protocol, Value};
 use monocoque_proto::SegmentedBuffer;
 
+use super::client::{exit_status, CliError, LinkArgs};
 use super::format;
-use monocoque::driver::DriverKind;
 use monocoque::redis::{Client, ClientOptions, Error};
 
 /// The server `monocoque redis` talks to unless `--url` says otherwise.
@@ -76,9 +76,9 @@ pub struct RedisArgs {
     /// Server to connect to: redis://[[user]:password@]host[:port][/db].
     #[arg(long, short = 'u', value_name = "URL", default_value = DEFAULT_URL)]
     pub url: String,
-    /// I/O driver: io_uring (Linux 5.19+) or mio (readiness, portable).
-    #[arg(long, value_parser = super::driver_kind(), value_name = "DRIVER", default_value_t = DriverKind::default())]
-    pub driver: DriverKind,
+    /// The link's arguments (`--driver`).
+    #[command(flatten)]
+    pub link: LinkArgs,
     /// Speak RESP3 (HELLO 3, falling back to RESP2 if the server refuses); the default.
     #[arg(long, conflicts_with = "resp2")]
     pub resp3: bool,
@@ -110,15 +110,10 @@ pub struct RedisArgs {
     pub command: Vec<OsString>,
 }
 
-/// Why `monocoque redis` failed, printed on standard error before exiting 1.
+/// Why `monocoque redis --pipe` gave up (besides the client's errors and those of the
+/// standard streams, which [`CliError`] carries too).
 #[derive(Debug, thiserror::Error)]
-pub enum RedisCliError {
-    /// Connecting, the handshake, or the connection itself failed.
-    #[error(transparent)]
-    Client(#[from] Error),
-    /// Standard input or output failed.
-    #[error("I/O error: {0}")]
-    Io(#[from] io::Error),
+pub enum PipeError {
     /// The `--pipe` input is not a stream of RESP commands.
     #[error("input command {index} is malformed: {source}")]
     Input {
@@ -153,20 +148,13 @@ pub enum RedisCliError {
 
 /// Runs `monocoque redis`; returns the process exit status.
 pub fn run(args: RedisArgs) -> ExitCode {
-    let result = if args.pipe { pipe(&args) } else { one_command(&args) };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("monocoque: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_status(if args.pipe { pipe(&args) } else { one_command(&args) })
 }
 
 fn options(args: &RedisArgs) -> Result<ClientOptions, Error> {
     let protocol = if args.resp2 { Protocol::Resp2 } else { Protocol::Resp3 };
     Ok(ClientOptions::from_url(&args.url)?
-        .driver(args.driver)
+        .driver(args.link.driver)
         .protocol(protocol)
         // `--pipe` bounds the wait by the server's progress (`--pipe-timeout`), not
         // per request; a one-shot command by `--timeout` (0: as long as it takes).
@@ -216,7 +204,7 @@ pub fn format_reply(value: &Value, tty: bool) -> Vec<u8> {
     }
 }
 
-fn one_command(args: &RedisArgs) -> Result<ExitCode, RedisCliError> {
+fn one_command(args: &RedisArgs) -> Result<ExitCode, CliError> {
     // clap guarantees at least one word without --pipe; an empty list is a usage error.
     let Some(cmd) = command_from_words(&args.command) else {
         return Ok(ExitCode::from(2));
@@ -247,7 +235,7 @@ struct PipeBatch {
 /// On malformed input, the complete commands before the bad one are still sent (as
 /// `redis-cli --pipe` would have sent them) and the error is returned. Stops quietly
 /// when the receiver is gone.
-fn read_commands(input: impl Read, batch_bytes: usize, tx: &mpsc::SyncSender<PipeBatch>) -> Result<(), RedisCliError> {
+fn read_commands(input: impl Read, batch_bytes: usize, tx: &mpsc::SyncSender<PipeBatch>) -> Result<(), CliError> {
     let mut batcher = Batcher {
         cmds: Vec::new(),
         pending: 0,
@@ -298,7 +286,7 @@ impl Batcher<'_> {
 /// server-side [`CommandDecoder`] and hands each command to `batcher`. Each read is one
 /// segment of the decoder's input, and each command is lent in place and copied once,
 /// into its `Cmd`; memory stays at a chunk or two plus the largest command.
-fn decode_input(mut input: impl Read, batcher: &mut Batcher<'_>) -> Result<(), RedisCliError> {
+fn decode_input(mut input: impl Read, batcher: &mut Batcher<'_>) -> Result<(), CliError> {
     let mut decoder = CommandDecoder::new(CommandLimits {
         max_args: PIPE_MAX_ARGS,
         max_arg_len: PIPE_MAX_ARG_LEN,
@@ -328,10 +316,11 @@ fn decode_input(mut input: impl Read, batcher: &mut Batcher<'_>) -> Result<(), R
                 Ok(Some(cmd)) => cmd,
                 Ok(None) => break,
                 Err(source) => {
-                    return Err(RedisCliError::Input {
+                    return Err(PipeError::Input {
                         index: index + 1,
                         source,
-                    })
+                    }
+                    .into())
                 }
             };
             index += 1;
@@ -341,7 +330,7 @@ fn decode_input(mut input: impl Read, batcher: &mut Batcher<'_>) -> Result<(), R
         }
     }
     if decoder.is_mid_command() || !src.is_empty() {
-        return Err(RedisCliError::Truncated { index: index + 1 });
+        return Err(PipeError::Truncated { index: index + 1 }.into());
     }
     Ok(())
 }
@@ -363,7 +352,7 @@ struct PipeStats {
     errors: u64,
 }
 
-fn pipe(args: &RedisArgs) -> Result<ExitCode, RedisCliError> {
+fn pipe(args: &RedisArgs) -> Result<ExitCode, CliError> {
     let mut client = Client::connect_with(options(args)?)?;
     let (tx, rx) = mpsc::sync_channel::<PipeBatch>(PIPE_QUEUE_DEPTH);
     let reader = thread::Builder::new()
@@ -375,7 +364,7 @@ fn pipe(args: &RedisArgs) -> Result<ExitCode, RedisCliError> {
     let mut err = io::BufWriter::new(stderr.lock());
     let mut stats = PipeStats::default();
     let mut finished = false;
-    let outcome = (|| -> Result<(), RedisCliError> {
+    let outcome = (|| -> Result<(), CliError> {
         // Streaming: a batch is buffered as soon as the client has room for it, while
         // the replies to the earlier ones come back, so the server never waits for us
         // between batches. Room: nothing held back in the client and at most
@@ -473,11 +462,12 @@ fn pipe(args: &RedisArgs) -> Result<ExitCode, RedisCliError> {
             if flowing {
                 progress = Instant::now();
             } else if client.buffered() > 0 && stall.is_some_and(|d| Instant::now() >= d) {
-                return Err(RedisCliError::PipeTimeout {
+                return Err(PipeError::PipeTimeout {
                     seconds: args.pipe_timeout,
                     replies: stats.replies,
                     outstanding: client.buffered(),
-                });
+                }
+                .into());
             }
             for reply in replies.drain(..) {
                 while refused.front().is_some_and(|(at, _)| *at <= answered) {
@@ -518,9 +508,9 @@ fn pipe(args: &RedisArgs) -> Result<ExitCode, RedisCliError> {
     // ends it.
     outcome?;
     drop(rx);
-    reader.join().map_err(|_| RedisCliError::Reader)??;
+    reader.join().map_err(|_| PipeError::Reader)??;
     if !finished {
-        return Err(RedisCliError::Reader);
+        return Err(PipeError::Reader.into());
     }
     let mut out = stdout.lock();
     writeln!(out, "Last reply received from server.")?;
@@ -537,7 +527,7 @@ fn pipe(args: &RedisArgs) -> Result<ExitCode, RedisCliError> {
 mod tests {
     use super::*;
 
-    fn batches(input: &[u8], batch_bytes: usize) -> (Vec<PipeBatch>, Result<(), RedisCliError>) {
+    fn batches(input: &[u8], batch_bytes: usize) -> (Vec<PipeBatch>, Result<(), CliError>) {
         let (tx, rx) = mpsc::sync_channel(1024);
         let result = read_commands(input, batch_bytes, &tx);
         drop(tx);
@@ -631,10 +621,10 @@ mod tests {
         let (sent, result) = batches(b"*1\r\n$4\r\nPING\r\n+OK\r\n", PIPE_BATCH_BYTES);
         assert!(matches!(
             result,
-            Err(RedisCliError::Input {
+            Err(CliError::Pipe(PipeError::Input {
                 index: 2,
                 source: CommandDecodeError::NotAnArray { found: b'+' }
-            })
+            }))
         ));
         // The complete command before the bad value still goes out, in a batch that is
         // not marked last.
@@ -643,20 +633,20 @@ mod tests {
         let (_, result) = batches(b"*1\r\n:1\r\n", PIPE_BATCH_BYTES);
         assert!(matches!(
             result,
-            Err(RedisCliError::Input {
+            Err(CliError::Pipe(PipeError::Input {
                 index: 1,
                 source: CommandDecodeError::NotABulkString { arg: 1, .. }
-            })
+            }))
         ));
         let (_, result) = batches(b"*1\r\n$4\r\nPI", PIPE_BATCH_BYTES);
-        assert!(matches!(result, Err(RedisCliError::Truncated { index: 1 })));
+        assert!(matches!(result, Err(CliError::Pipe(PipeError::Truncated { index: 1 }))));
         let (_, result) = batches(b"*1\r\n$4\r\nPING\r\nSET k v\r\n", PIPE_BATCH_BYTES);
         assert!(matches!(
             result,
-            Err(RedisCliError::Input {
+            Err(CliError::Pipe(PipeError::Input {
                 index: 2,
                 source: CommandDecodeError::NotAnArray { found: b'S' }
-            })
+            }))
         ));
     }
 

@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use monocoque_proto::resp::{Decoder, DecoderConfig, Protocol};
 use monocoque_proto::SegmentedBuffer;
 
+use super::client::{exit_status, CliError};
 use super::format;
 
 /// RESP tools.
@@ -38,13 +39,7 @@ pub struct DecodeArgs {
 /// Runs a `resp` subcommand.
 pub fn run(cmd: RespCommand) -> ExitCode {
     match cmd {
-        RespCommand::Decode(args) => match decode(&args) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("monocoque: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        RespCommand::Decode(args) => exit_status(decode(&args).map_err(CliError::from)),
     }
 }
 

@@ -29,6 +29,7 @@
 //! | [`redis_body`] | two header bytes (timeouts, protocol, limits), then calls and faults |
 //! | [`nats_body`] | two header bytes (timeouts, limits), then calls and faults |
 
+mod calls;
 mod driver;
 mod nats;
 mod redis;
@@ -175,6 +176,23 @@ impl Clock {
         }
         self.overstayed.borrow_mut().get_or_insert(message);
         false
+    }
+
+    /// Makes `call` and checks, as [`check`](Self::check), that it returned in time.
+    fn time<T>(&self, what: &str, call: impl FnOnce() -> T) -> T {
+        self.time_with(what, Duration::ZERO, call)
+    }
+
+    /// Makes `call` and checks, as [`check_with`](Self::check_with), that it returned
+    /// within `extra` (its own wait) more; traces how long it took.
+    fn time_with<T>(&self, what: &str, extra: Duration, call: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let outcome = call();
+        if tracing() {
+            eprintln!("[fuzz] {what} returned after {:?}", started.elapsed());
+        }
+        self.check_with(started, extra, what);
+        outcome
     }
 
     /// The first call that overstayed, if one did.

@@ -3,17 +3,16 @@
 //! subscriptions of its subject and answers every request with its own payload.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use monocoque_proto::nats::client::Connection;
-use monocoque_proto::nats::{ClientOp, ServerCodec};
-use monocoque_proto::SegmentedBuffer;
+use monocoque_proto::nats::{ClientOp, ServerFrameDecoder};
 
 use super::driver::{FakeServer, Frame, MemDriver};
 use super::script::Script;
-use super::{loopback, Checks, Clock};
-use crate::nats::{Client, ClientOptions, Error, ReconnectPolicy, ServerAddr, Subscription};
+use super::{calls, loopback, Checks, Clock};
+use crate::nats::{Client, ClientOptions, Error, LinkError, ServerAddr, Subscription};
 
 /// A fake nats-server: sends `INFO` first, answers `PING` with `PONG` (and ops with
 /// `+OK` when verbose), keeps the client's subscriptions, delivers each `PUB` to the
@@ -22,8 +21,9 @@ use crate::nats::{Client, ClientOptions, Error, ReconnectPolicy, ServerAddr, Sub
 /// permissions `-ERR` naming its subject, a request's answer by the 503 "no responders"
 /// status, a `PONG` by the fatal `-ERR 'Stale Connection'`.
 pub struct NatsServer {
-    codec: ServerCodec,
-    input: SegmentedBuffer,
+    decoder: ServerFrameDecoder,
+    /// What the client sent that is not decoded yet.
+    input: Vec<u8>,
     verbose: bool,
     /// Subscriptions by sid: the subject (pattern) each listens on.
     subs: BTreeMap<Bytes, Bytes>,
@@ -33,8 +33,8 @@ impl NatsServer {
     /// A server with no subscriptions.
     pub fn new() -> Self {
         Self {
-            codec: ServerCodec::default(),
-            input: SegmentedBuffer::new(),
+            decoder: ServerFrameDecoder::default(),
+            input: Vec::new(),
             verbose: false,
             subs: BTreeMap::new(),
         }
@@ -111,11 +111,15 @@ impl FakeServer for NatsServer {
     }
 
     fn receive(&mut self, bytes: &[u8]) -> Vec<Frame> {
-        self.input.push_slice(bytes);
+        self.input.extend_from_slice(bytes);
         let mut frames = Vec::new();
         loop {
-            let op = match self.codec.decode_op(&mut self.input) {
-                Ok(Some(op)) => op,
+            let op = match self.decoder.decode(&self.input) {
+                Ok(Some((frame, len))) => {
+                    let op = frame.to_op();
+                    self.input.drain(..len);
+                    op
+                }
                 Ok(None) => return frames,
                 Err(e) => panic!("the client sent bytes that are not NATS: {e}"),
             };
@@ -161,10 +165,10 @@ fn check_error(e: &Error, what: &str) {
             e,
             Error::Timeout
                 | Error::Connection(_)
-                | Error::Reconnect { .. }
                 | Error::Disconnected(_)
-                | Error::Connect { .. }
-                | Error::ConnectTimeout { .. }
+                | Error::Link(
+                    LinkError::Connect { .. } | LinkError::ConnectTimeout { .. } | LinkError::Reconnect { .. }
+                )
                 | Error::Rejected(_)
         ),
         "{what}: unexpected error {e:?}"
@@ -204,21 +208,14 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
     let h0 = script.byte();
     let h1 = script.byte();
     let timeout = Duration::from_millis(2 + u64::from(h0 & 7));
-    let connect = Duration::from_millis(4 + u64::from((h0 >> 4) & 7));
-    let attempts = 1 + u32::from(h1 >> 6);
-    let delay_cap = Duration::from_millis(2);
     let operation = Duration::from_millis(4 + 4 * u64::from((h0 >> 3) & 1) + 8 * u64::from(h0 >> 7));
     let (listener, port) = loopback();
+    let link = calls::link_options(h0, h1, 0.5);
+    let connect = link.connect_timeout;
     let mut options = ClientOptions::new(vec![ServerAddr::new("127.0.0.1", port)])
-        .connect_timeout(connect)
+        .link(link)
         .request_timeout(timeout)
         .operation_timeout(operation)
-        .reconnect(ReconnectPolicy {
-            initial: Duration::from_millis(1),
-            max: delay_cap,
-            jitter: 0.5,
-            max_attempts: Some(attempts),
-        })
         .ping_interval(if h1 & 1 != 0 {
             Duration::from_millis(5)
         } else {
@@ -240,43 +237,39 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
     // Every call returns by its own deadline plus a timer tick, a reconnect included
     // (the client's contract); connecting tries the one server once.
     let clock = Clock::new(TICK, checks.slack);
-    let started = Instant::now();
-    let connected = Client::connect_with_driver(driver, options);
-    clock.check_with(started, connect + delay_cap, "connect");
-    let mut client = match connected {
-        Ok(client) => client,
-        Err(e) => {
-            check_error(&e, "connect");
-            return clock.verdict();
-        }
+    let connected = calls::connect(
+        &clock,
+        connect + calls::DELAY_CAP,
+        || Client::connect_with_driver(driver, options),
+        |e| check_error(e, "connect"),
+    );
+    let Some(mut client) = connected else {
+        return clock.verdict();
     };
     let mut subs: Vec<Subscription<MemDriver<Connection, NatsServer>>> = Vec::new();
     // Payloads published to each target subject, to check what a subscription receives.
     let mut published: Vec<HashSet<Bytes>> = vec![HashSet::new(); TARGETS.len()];
     let mut n = 0u64;
-    while let Some(op) = script.next() {
+    let names = [
+        "request",
+        "subscribe",
+        "publish",
+        "next_message",
+        "round_trip",
+        "flush",
+        "next_event",
+        "unsubscribe",
+    ];
+    calls::run_calls(&script, &names, |kind, _| {
         n += 1;
-        if super::tracing() {
-            let names = [
-                "request",
-                "subscribe",
-                "publish",
-                "next_message",
-                "round_trip",
-                "flush",
-                "next_event",
-                "unsubscribe",
-            ];
-            eprintln!("[fuzz] call: {}", names[usize::from(op % 8)]);
-        }
-        match op % 8 {
+        match kind {
             0 => {
                 let payload = format!("r{n}");
-                let t = Instant::now();
-                let outcome = client.request(&format!("q{n}"), payload.clone(), timeout);
-                clock.check_with(t, timeout, "request");
+                let outcome = clock.time_with("request", timeout, || {
+                    client.request(&format!("q{n}"), payload.clone(), timeout)
+                });
                 if super::tracing() {
-                    eprintln!("[fuzz] request r{n}: {outcome:?} after {:?}", t.elapsed());
+                    eprintln!("[fuzz] request r{n}: {outcome:?}");
                 }
                 match outcome {
                     Ok(message) => assert_eq!(
@@ -290,9 +283,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
             }
             1 => {
                 let subject = SUBJECTS[usize::from(script.byte()) % SUBJECTS.len()];
-                let t = Instant::now();
-                let outcome = client.subscribe(subject);
-                clock.check_with(t, operation, "subscribe");
+                let outcome = clock.time_with("subscribe", operation, || client.subscribe(subject));
                 match outcome {
                     Ok(sub) => {
                         if subs.len() >= 4 {
@@ -308,9 +299,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                 let index = usize::from(script.byte()) % TARGETS.len();
                 let payload = Bytes::from(format!("m{n}"));
                 published[index].insert(payload.clone());
-                let t = Instant::now();
-                let outcome = client.publish(TARGETS[index], payload);
-                clock.check_with(t, operation, "publish");
+                let outcome = clock.time_with("publish", operation, || client.publish(TARGETS[index], payload));
                 match outcome {
                     Ok(()) | Err(Error::ReconnectBufferFull { .. }) => {}
                     Err(e) => check_error(&e, "publish"),
@@ -318,16 +307,14 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
             }
             3 => {
                 let pick = usize::from(script.byte());
-                let ms = u64::from(script.byte() % 4);
+                let wait = script.millis(4);
                 let Some(sub) = (!subs.is_empty())
                     .then(|| pick % subs.len())
                     .and_then(|i| subs.get_mut(i))
                 else {
-                    continue;
+                    return;
                 };
-                let t = Instant::now();
-                let outcome = sub.next_message(Duration::from_millis(ms));
-                clock.check_with(t, Duration::from_millis(ms), "next_message");
+                let outcome = clock.time_with("next_message", wait, || sub.next_message(wait));
                 match outcome {
                     Ok(Some(message)) => {
                         let subject = std::str::from_utf8(&message.subject).unwrap_or("");
@@ -347,26 +334,20 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                 }
             }
             4 => {
-                let t = Instant::now();
-                let outcome = client.round_trip();
-                clock.check_with(t, operation, "round_trip");
+                let outcome = clock.time_with("round_trip", operation, || client.round_trip());
                 if let Err(e) = outcome {
                     check_error(&e, "round_trip");
                 }
             }
             5 => {
-                let t = Instant::now();
-                let outcome = client.flush();
-                clock.check_with(t, operation, "flush");
+                let outcome = clock.time_with("flush", operation, || client.flush());
                 if let Err(e) = outcome {
                     check_error(&e, "flush");
                 }
             }
             6 => {
-                let ms = u64::from(script.byte() % 8);
-                let t = Instant::now();
-                let outcome = client.next_event(Duration::from_millis(ms));
-                clock.check_with(t, Duration::from_millis(ms), "next_event");
+                let wait = script.millis(8);
+                let outcome = clock.time_with("next_event", wait, || client.next_event(wait));
                 if let Err(e) = outcome {
                     check_error(&e, "next_event");
                 }
@@ -374,17 +355,15 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
             _ => {
                 let pick = usize::from(script.byte());
                 if subs.is_empty() {
-                    continue;
+                    return;
                 }
                 let sub = subs.remove(pick % subs.len());
-                let t = Instant::now();
-                let outcome = sub.unsubscribe();
-                clock.check_with(t, operation, "unsubscribe");
+                let outcome = clock.time_with("unsubscribe", operation, || sub.unsubscribe());
                 if let Err(e) = outcome {
                     check_error(&e, "unsubscribe");
                 }
             }
         }
-    }
+    });
     clock.verdict()
 }

@@ -6,13 +6,14 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use monocoque_proto::resp::{Connection, Decoder, DecoderConfig, Protocol, Value};
+use monocoque_proto::resp::{Cmd, Connection, Decoder, DecoderConfig, Protocol, Value};
+use monocoque_proto::Driver;
 use monocoque_proto::SegmentedBuffer;
 
 use super::driver::{FakeServer, Frame, MemDriver};
 use super::script::Script;
-use super::{loopback, Checks, Clock};
-use crate::redis::{cmd, Client, ClientOptions, Error, ReconnectPolicy};
+use super::{calls, loopback, Checks, Clock};
+use crate::redis::{cmd, Client, ClientOptions, Error, LinkError};
 
 /// A fake Redis server: `GET k` answers the bulk string `k`, `PING m` the bulk `m`,
 /// `SET` `+OK`; the handshake (`HELLO 3` or RESP2's, `CLIENT SETNAME`, `SELECT`),
@@ -295,6 +296,28 @@ impl Oracle {
         );
     }
 
+    /// Buffers `1 + next byte % most` requests that `next` makes of the next bytes; the
+    /// expected replies of those the client took (a refusal must be one the
+    /// misbehaviour explains).
+    fn send_buffered<D: Driver<Connection>>(
+        self,
+        client: &mut Client<D>,
+        script: &Script,
+        most: u8,
+        next: &mut impl FnMut(u8) -> (Cmd, Expect),
+    ) -> Vec<Expect> {
+        let count = 1 + script.byte() % most;
+        let mut expects = Vec::new();
+        for _ in 0..count {
+            let (c, expect) = next(script.byte());
+            match client.send_buffered(&c) {
+                Ok(_) => expects.push(expect),
+                Err(e) => self.error(&e, "send_buffered"),
+            }
+        }
+        expects
+    }
+
     /// The errors a call may end with when the server misbehaves.
     fn error(self, e: &Error, what: &str) {
         let subscriber_mode = self.resp2 && matches!(e, Error::SubscriberMode { .. });
@@ -304,9 +327,9 @@ impl Oracle {
                     e,
                     Error::Timeout
                         | Error::Connection(_)
-                        | Error::Reconnect { .. }
-                        | Error::Connect { .. }
-                        | Error::ConnectTimeout(_)
+                        | Error::Link(
+                            LinkError::Connect { .. } | LinkError::ConnectTimeout { .. } | LinkError::Reconnect { .. }
+                        )
                         | Error::Handshake(_)
                 ),
             "{what}: unexpected error {e:?}"
@@ -341,18 +364,12 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
     let h0 = script.byte();
     let h1 = script.byte();
     let response = Duration::from_millis(2 + u64::from(h0 & 7));
-    let connect = Duration::from_millis(4 + u64::from((h0 >> 4) & 7));
-    let attempts = 1 + u32::from(h1 >> 6);
-    let delay_cap = Duration::from_millis(2);
+    let link = calls::link_options(h0, h1, 0.0);
+    let connect = link.connect_timeout;
     let mut options = ClientOptions::new("127.0.0.1", 0)
+        .link(link)
         .protocol(if h1 & 1 != 0 { Protocol::Resp2 } else { Protocol::Resp3 })
-        .connect_timeout(connect)
         .response_timeout(Some(response))
-        .reconnect(ReconnectPolicy {
-            initial: Duration::from_millis(1),
-            max: delay_cap,
-            max_attempts: Some(attempts),
-        })
         .idle_check((h1 & 4 != 0).then(|| Duration::from_millis(3)))
         .database(u32::from(h1 & 8 != 0));
     if h1 & 2 != 0 {
@@ -387,15 +404,14 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
         resp2: h1 & 1 != 0 || noproto,
     };
 
-    let started = Instant::now();
-    let connected = Client::connect_with_driver(driver, options);
-    clock.check_with(started, connect, "connect");
-    let mut client = match connected {
-        Ok(client) => client,
-        Err(e) => {
-            ck.error(&e, "connect");
-            return clock.verdict();
-        }
+    let connected = calls::connect(
+        &clock,
+        connect,
+        || Client::connect_with_driver(driver, options),
+        |e| ck.error(e, "connect"),
+    );
+    let Some(mut client) = connected else {
+        return clock.verdict();
     };
     // Channels subscribed at some point (a message may still arrive after an
     // unsubscribe, or for a subscribe whose call failed after it was sent).
@@ -410,48 +426,33 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
             _ => (cmd("PING").arg(format!("p{n}")), Expect::Bulk(format!("p{n}"))),
         }
     };
-    while let Some(op) = script.next() {
-        if super::tracing() {
-            let names = [
-                "query",
-                "query",
-                "query",
-                "flush",
-                "pump_into",
-                "discard",
-                "transaction",
-                "next_event",
-                "(un)subscribe",
-                "publish",
-                "next_message",
-            ];
-            eprintln!("[fuzz] call: {}", names[usize::from(op % 11)]);
-        }
-        match op % 11 {
+    let names = [
+        "query",
+        "query",
+        "query",
+        "flush",
+        "pump_into",
+        "discard",
+        "transaction",
+        "next_event",
+        "(un)subscribe",
+        "publish",
+        "next_message",
+    ];
+    calls::run_calls(&script, &names, |kind, op| {
+        match kind {
             0..=2 => {
                 let (c, expect) = next(op / 11);
-                let t = Instant::now();
-                let outcome = client.query(&c);
-                clock.check(t, "query");
+                let outcome = clock.time("query", || client.query(&c));
                 if super::tracing() {
-                    eprintln!("[fuzz] {expect:?}: {outcome:?} after {:?}", t.elapsed());
+                    eprintln!("[fuzz] {expect:?}: {outcome:?}");
                 }
                 ck.check(&expect, &outcome, "query");
             }
             3 => {
                 // A pipeline: buffered, then flushed; every outcome in request order.
-                let count = 1 + usize::from(script.byte() % 12);
-                let mut expects = Vec::new();
-                for _ in 0..count {
-                    let (c, expect) = next(script.byte());
-                    match client.send_buffered(&c) {
-                        Ok(_) => expects.push(expect),
-                        Err(e) => ck.error(&e, "send_buffered"),
-                    }
-                }
-                let t = Instant::now();
-                let outcomes = client.flush();
-                clock.check(t, "flush");
+                let expects = ck.send_buffered(&mut client, &script, 12, &mut next);
+                let outcomes = clock.time("flush", || client.flush());
                 match outcomes {
                     Ok(outcomes) => {
                         assert_eq!(
@@ -468,15 +469,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
             }
             4 => {
                 // A streaming pipeline: pump_into until every outcome is in.
-                let count = 1 + usize::from(script.byte() % 12);
-                let mut expects = Vec::new();
-                for _ in 0..count {
-                    let (c, expect) = next(script.byte());
-                    match client.send_buffered(&c) {
-                        Ok(_) => expects.push(expect),
-                        Err(e) => ck.error(&e, "send_buffered"),
-                    }
-                }
+                let expects = ck.send_buffered(&mut client, &script, 12, &mut next);
                 let t = Instant::now();
                 let mut outcomes = Vec::new();
                 while outcomes.len() < expects.len() {
@@ -507,21 +500,16 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
             }
             5 => {
                 // Requests buffered then dropped: their replies must reach nobody.
-                let count = 1 + usize::from(script.byte() % 6);
-                for _ in 0..count {
-                    let (c, _) = next(script.byte());
-                    if let Err(e) = client.send_buffered(&c) {
-                        ck.error(&e, "send_buffered");
-                    }
-                }
+                ck.send_buffered(&mut client, &script, 6, &mut next);
                 if script.byte() & 1 != 0 {
                     // Hand them to the kernel first, so their replies do come back.
                     let mut none = Vec::new();
-                    let t = Instant::now();
-                    if let Err(e) = client.pump_into(Some(Instant::now()), &mut none) {
+                    let pumped = clock.time("pump_into with a past deadline", || {
+                        client.pump_into(Some(Instant::now()), &mut none)
+                    });
+                    if let Err(e) = pumped {
                         ck.error(&e, "pump_into");
                     }
-                    clock.check(t, "pump_into with a past deadline");
                     for outcome in &none {
                         if let Err(e) = outcome {
                             if !matches!(e, Error::Server(_)) {
@@ -542,9 +530,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                     cmds.push(c);
                     expects.push(expect);
                 }
-                let t = Instant::now();
-                let outcome = client.transaction(&cmds);
-                clock.check(t, "transaction");
+                let outcome = clock.time("transaction", || client.transaction(&cmds));
                 match outcome {
                     Ok(Value::Array(items)) => {
                         assert_eq!(items.len(), expects.len(), "EXEC's array has a wrong length: {items:?}");
@@ -568,13 +554,11 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                     // server.
                     subscribed.insert(channel);
                 }
-                let t = Instant::now();
                 let outcome = if subscribe {
-                    client.subscribe(&[channel])
+                    clock.time("subscribe", || client.subscribe(&[channel]))
                 } else {
-                    client.unsubscribe(&[channel])
+                    clock.time("unsubscribe", || client.unsubscribe(&[channel]))
                 };
-                clock.check(t, if subscribe { "subscribe" } else { "unsubscribe" });
                 match outcome {
                     Ok(()) => {}
                     Err(Error::Server(e)) => panic!("(un)subscribe got the error reply {e:?}"),
@@ -584,9 +568,7 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
             9 => {
                 let channel = CHANNELS[usize::from(script.byte()) % CHANNELS.len()];
                 publishes += 1;
-                let t = Instant::now();
-                let outcome = client.publish(channel, format!("{channel}:m{publishes}"));
-                clock.check(t, "publish");
+                let outcome = clock.time("publish", || client.publish(channel, format!("{channel}:m{publishes}")));
                 match outcome {
                     Ok(receivers) => assert!(
                         (0..=1).contains(&receivers),
@@ -604,10 +586,8 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                 }
             }
             10 => {
-                let ms = u64::from(script.byte() % 4);
-                let t = Instant::now();
-                let outcome = client.next_message(Duration::from_millis(ms));
-                clock.check_with(t, Duration::from_millis(ms), "next_message");
+                let wait = script.millis(4);
+                let outcome = clock.time_with("next_message", wait, || client.next_message(wait));
                 match outcome {
                     Ok(Some(message)) => {
                         let channel = std::str::from_utf8(&message.channel).unwrap_or("");
@@ -625,15 +605,12 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                 }
             }
             _ => {
-                let ms = u64::from(script.byte() % 8);
-                let t = Instant::now();
-                match client.next_event(Duration::from_millis(ms)) {
-                    Ok(_) => {}
-                    Err(e) => ck.error(&e, "next_event"),
+                let wait = script.millis(8);
+                if let Err(e) = clock.time_with("next_event", wait, || client.next_event(wait)) {
+                    ck.error(&e, "next_event");
                 }
-                clock.check_with(t, Duration::from_millis(ms), "next_event");
             }
         }
-    }
+    });
     clock.verdict()
 }

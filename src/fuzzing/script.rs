@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 
 /// A cursor over the fuzz input, shared by the harness and the driver it runs. Once the
 /// input is used up every read is `0`: the server then behaves and the harness stops
@@ -38,6 +39,12 @@ impl Script {
     /// The next byte, `0` once the input is used up.
     pub fn byte(&self) -> u8 {
         self.next().unwrap_or(0)
+    }
+
+    /// A wait of `0..below` ms, from the next byte (the wait a call such as
+    /// `next_message` is given).
+    pub fn millis(&self, below: u8) -> Duration {
+        Duration::from_millis(u64::from(self.byte() % below.max(1)))
     }
 
     /// Up to `n` next bytes (fewer at the end of the input).

@@ -2,13 +2,12 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
 use monocoque_proto::nats::client::{ConnectionError, CredsError, NKeyError, RequestError, SendError};
 use monocoque_proto::nats::{EncodeError, ServerError, ServerErrorKind};
 
 use super::options::UrlError;
-use crate::driver::DriverError;
+use super::LinkError;
 
 /// Why a [`Client`](super::Client) or [`Subscription`](super::Subscription) call failed.
 ///
@@ -16,33 +15,10 @@ use crate::driver::DriverError;
 /// errors are shared behind an [`Arc`]).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    /// A server URL is malformed.
-    #[error("invalid NATS URL: {0}")]
-    Url(#[from] UrlError),
-    /// The driver could not be created (for io_uring: its message names mio as the way
-    /// out).
-    #[error("driver unavailable: {0}")]
-    DriverUnavailable(Arc<DriverError>),
-    /// The driver's event loop failed; the connection it ran is gone.
-    #[error("driver failed: {0}")]
-    Driver(Arc<io::Error>),
-    /// Resolving or connecting to a server failed.
-    #[error("cannot connect to {server}: {source}")]
-    Connect {
-        /// The server (`host:port`).
-        server: String,
-        /// What the operating system said.
-        source: Arc<io::Error>,
-    },
-    /// The TCP connection did not come up within
-    /// [`ClientOptions::connect_timeout`](super::ClientOptions::connect_timeout).
-    #[error("connecting to {server} took longer than {timeout:?}")]
-    ConnectTimeout {
-        /// The server (`host:port`).
-        server: String,
-        /// The timeout.
-        timeout: Duration,
-    },
+    /// The link under the connection failed: a malformed URL, the driver, the
+    /// connect, its timeout, or a reconnect that ran out of attempts.
+    #[error(transparent)]
+    Link(#[from] LinkError),
     /// The NKey seed is invalid.
     #[error("invalid NKey seed: {0}")]
     NKey(#[from] NKeyError),
@@ -68,15 +44,6 @@ pub enum Error {
     /// connection, a fatal `-ERR`). The next call reconnects.
     #[error("connection lost: {0}")]
     Connection(ConnectionError),
-    /// Reconnecting failed `attempts` times in a row (across every known server, and
-    /// across the calls the reconnect spanned); `last` is the last failure.
-    #[error("reconnecting failed after {attempts} attempt(s): {last}")]
-    Reconnect {
-        /// Attempts made by this reconnect.
-        attempts: u32,
-        /// Why the last one failed.
-        last: Box<Error>,
-    },
     /// The connection was lost and [`allow_reconnect`](super::ClientOptions::allow_reconnect)
     /// is off.
     #[error("connection lost and reconnecting is disabled: {0}")]
@@ -122,7 +89,7 @@ impl Error {
     pub fn server_error(&self) -> Option<&ServerError> {
         match self {
             Error::Rejected(e) | Error::Connection(e) | Error::Disconnected(e) => e.server_error(),
-            Error::Reconnect { last, .. } => last.server_error(),
+            Error::Link(LinkError::Reconnect { last, .. }) => last.server_error(),
             _ => None,
         }
     }
@@ -151,15 +118,11 @@ impl Error {
 
     /// Whether a connection failed (as opposed to an answer, a refusal or a timeout).
     pub fn is_connection_failure(&self) -> bool {
-        matches!(
-            self,
-            Error::Connection(_)
-                | Error::Disconnected(_)
-                | Error::Reconnect { .. }
-                | Error::Connect { .. }
-                | Error::ConnectTimeout { .. }
-                | Error::Driver(_)
-        )
+        match self {
+            Error::Connection(_) | Error::Disconnected(_) => true,
+            Error::Link(e) => e.is_connection_failure(),
+            _ => false,
+        }
     }
 }
 
@@ -183,6 +146,14 @@ impl From<RequestError> for Error {
     }
 }
 
+/// A malformed URL given to [`Client::connect`](super::Client::connect) is the link's
+/// failure: nothing was tried.
+impl From<UrlError> for Error {
+    fn from(e: UrlError) -> Self {
+        Error::Link(LinkError::Url(e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,10 +172,7 @@ mod tests {
         assert!(server_max.is_max_payload());
         assert!(matches!(Error::from(RequestError::NoResponders), Error::NoResponders));
         assert!(matches!(Error::from(RequestError::Timeout), Error::Timeout));
-        let nested = Error::Reconnect {
-            attempts: 3,
-            last: Box::new(auth.clone()),
-        };
+        let nested = Error::from(LinkError::reconnect(3, auth.clone()));
         assert!(nested.is_auth_failure());
     }
 

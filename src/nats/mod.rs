@@ -29,6 +29,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod body;
+mod calls;
 mod client;
 mod error;
 mod event;
@@ -38,7 +40,13 @@ mod pool;
 pub use client::{Client, Subscription};
 pub use error::Error;
 pub use event::{Event, MAX_QUEUED_EVENTS};
-pub use options::{parse_servers, Auth, ClientOptions, ReconnectPolicy, ServerAddr, UrlAuth, UrlError, DEFAULT_PORT};
+pub use options::{
+    parse_servers, Auth, ClientOptions, LinkOptions, ReconnectPolicy, ServerAddr, TcpKeepalive, UrlAuth, UrlError,
+    DEFAULT_PORT,
+};
+
+/// The link's failures, as this client's [`Error`] carries them in [`Error::Link`].
+pub type LinkError = crate::LinkError<Error>;
 
 pub use monocoque_proto::nats::client::{
     Connection, ConnectionError, RequestError, SendError, SlowConsumerPolicy, SubscriptionEnd, SubscriptionPolicy,

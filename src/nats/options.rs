@@ -8,41 +8,12 @@ use std::time::Duration;
 
 use monocoque_proto::nats::client::SubscriptionPolicy;
 
-use crate::driver::DriverKind;
-use crate::url::AuthorityError;
+use crate::url::{decode_part, split_host_port, strip_scheme};
 
 /// The port nats-server listens on for clients unless told otherwise.
 pub const DEFAULT_PORT: u16 = 4222;
 
-/// Why a server URL was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UrlError {
-    /// Nothing to connect to (an empty string, or only commas).
-    #[error("no server URL given")]
-    Empty,
-    /// The scheme is neither `nats://` nor absent (`tls://`, `ws://`: TLS and websockets
-    /// are not supported yet).
-    #[error("unsupported scheme in {url:?}: expected nats:// (TLS and websockets are not supported)")]
-    Scheme {
-        /// The URL as given (with any password masked).
-        url: String,
-    },
-    /// Nothing between `nats://` (or `@`) and the port.
-    #[error("missing host in {0:?}")]
-    MissingHost(String),
-    /// The port is not a number from 1 to 65535.
-    #[error("invalid port {0:?}")]
-    Port(String),
-    /// A `%` not followed by two hex digits, or decoded bytes that are not UTF-8.
-    #[error("invalid percent-encoding in the {0}")]
-    PercentEncoding(&'static str),
-    /// An IPv6 address opened with `[` but never closed.
-    #[error("unterminated IPv6 address")]
-    Ipv6,
-    /// A path, query or fragment: a NATS URL has none.
-    #[error("unsupported URL part {0:?}: a NATS URL is nats://[user:password@|token@]host[:port]")]
-    Unsupported(String),
-}
+pub use crate::url::UrlError;
 
 /// Credentials written into a server URL: `nats://user:password@host` or
 /// `nats://token@host`. They apply when connecting to that server and override
@@ -129,10 +100,13 @@ impl FromStr for ServerAddr {
     /// are percent-decoded; the port defaults to 4222.
     fn from_str(url: &str) -> Result<Self, Self::Err> {
         let url = url.trim();
-        let rest = if let Some(rest) = strip_prefix_ignore_case(url, "nats://") {
+        let rest = if let Some(rest) = strip_scheme(url, "nats") {
             rest
         } else if url.contains("://") {
-            return Err(UrlError::Scheme { url: mask(url) });
+            return Err(UrlError::Scheme {
+                url: mask(url),
+                expected: "nats",
+            });
         } else {
             url
         };
@@ -149,14 +123,14 @@ impl FromStr for ServerAddr {
             None => None,
             Some(info) => match info.split_once(':') {
                 Some((user, password)) => Some(UrlAuth::UserPassword {
-                    user: percent_decode(user, "user name")?,
-                    password: percent_decode(password, "password")?,
+                    user: decode_part(user, "user name")?,
+                    password: decode_part(password, "password")?,
                 }),
                 None if info.is_empty() => None,
-                None => Some(UrlAuth::Token(percent_decode(info, "token")?)),
+                None => Some(UrlAuth::Token(decode_part(info, "token")?)),
             },
         };
-        let (host, port) = split_host_port(hostport).map_err(|e| match e {
+        let (host, port) = split_host_port(hostport, DEFAULT_PORT).map_err(|e| match e {
             UrlError::MissingHost(_) => UrlError::MissingHost(mask(url)),
             other => other,
         })?;
@@ -226,20 +200,8 @@ impl fmt::Debug for Auth {
     }
 }
 
-/// How the client reconnects after the connection is lost: it cycles through every known
-/// server (those configured, then those learned from `connect_urls`), waiting between
-/// two full rounds `initial`, doubling up to `max`, each wait stretched by a random
-/// factor of up to `jitter` (so a cluster's clients do not all come back at once).
-/// `max_attempts` bounds the attempts of one reconnect (`None`: until it succeeds).
-///
-/// A reconnect runs inside the blocking calls, within each call's own deadline: a call
-/// whose time runs out leaves it where it is (attempts made, the server to try next,
-/// when the backoff allows the next attempt) and the next call continues it. It ends
-/// when a server completes the handshake, or with
-/// [`Error::Reconnect`](super::Error::Reconnect) once the attempts run out (the call
-/// after that starts a new one). The policy is the chassis' own
-/// ([`monocoque_proto::chassis::link`]), whose supervisor runs it.
-pub use monocoque_proto::chassis::link::ReconnectPolicy;
+pub use crate::link_options::{ReconnectPolicy, TcpKeepalive};
+pub use crate::LinkOptions;
 
 /// Everything a [`Client`](super::Client) needs to connect and run.
 ///
@@ -257,13 +219,31 @@ pub use monocoque_proto::chassis::link::ReconnectPolicy;
 /// assert_eq!(options.servers[1].port, 4223);
 /// # Ok::<(), monocoque::nats::UrlError>(())
 /// ```
+///
+/// ## Reconnecting
+///
+/// After the connection is lost, the client cycles through every known server (those
+/// configured, then those learned from `connect_urls`) by its
+/// [`reconnect`](LinkOptions::reconnect) policy: two full rounds are separated by
+/// `initial`, doubling up to `max`, each wait stretched by a random factor of up to
+/// `jitter` (so a cluster's clients do not all come back at once); `max_attempts`
+/// bounds the attempts of one reconnect (`None`: until it succeeds).
+///
+/// A reconnect runs inside the blocking calls, within each call's own deadline: a call
+/// whose time runs out leaves it where it is (attempts made, the server to try next,
+/// when the backoff allows the next attempt) and the next call continues it. It ends
+/// when a server completes the handshake, or with
+/// [`LinkError::Reconnect`](super::LinkError::Reconnect) once the attempts run out (the call
+/// after that starts a new one). The policy is the chassis' own
+/// ([`monocoque_proto::chassis::link`]), whose supervisor runs it.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
     /// Servers to connect to, tried in order; servers learned from `connect_urls` are
     /// added after them.
     pub servers: Vec<ServerAddr>,
-    /// Which driver runs the connection.
-    pub driver: DriverKind,
+    /// Driver, connect timeout (per server), TCP keepalive and reconnect policy (see
+    /// [`ClientOptions`]' section on reconnecting); each has its builder method here.
+    pub link: LinkOptions,
     /// The connection's name (shown by the server's monitoring).
     pub name: Option<String>,
     /// Credentials, unless the server's URL carries its own.
@@ -276,14 +256,10 @@ pub struct ClientOptions {
     /// Whether messages published on this connection come back to its own
     /// subscriptions.
     pub echo: bool,
-    /// Longest wait for the TCP connection plus the handshake, per server.
-    pub connect_timeout: Duration,
     /// Send a `PING` after this long without one.
     pub ping_interval: Duration,
     /// Unanswered `PING`s after which the connection counts as dead.
     pub max_pings_out: u32,
-    /// How to reconnect.
-    pub reconnect: ReconnectPolicy,
     /// Whether to reconnect at all; without it a lost connection fails every call.
     pub allow_reconnect: bool,
     /// Most bytes of publishes kept while disconnected, replayed on the next connection;
@@ -336,16 +312,14 @@ impl ClientOptions {
     pub fn new(servers: Vec<ServerAddr>) -> Self {
         Self {
             servers,
-            driver: DriverKind::default(),
+            link: LinkOptions::default(),
             name: None,
             auth: Auth::None,
             verbose: false,
             pedantic: false,
             echo: true,
-            connect_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_secs(120),
             max_pings_out: 2,
-            reconnect: ReconnectPolicy::default(),
             allow_reconnect: true,
             reconnect_buffer_size: 8 << 20,
             request_timeout: Duration::from_secs(5),
@@ -365,151 +339,45 @@ impl ClientOptions {
         Ok(Self::new(parse_servers(urls)?))
     }
 
-    /// Sets the driver.
-    #[must_use]
-    pub fn driver(mut self, driver: DriverKind) -> Self {
-        self.driver = driver;
-        self
-    }
+    crate::link_options::link_builders!();
 
-    /// Sets the connection name.
-    #[must_use]
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
+    crate::setters::setters! {
+        /// Sets the connection name.
+        name(name: impl Into<String>) => name = Some(name.into()),
+        /// Sets the credentials.
+        auth(auth: Auth),
+        /// Sets verbose mode (`+OK` after every operation).
+        verbose(verbose: bool),
+        /// Sets pedantic mode (strict subject checks by the server).
+        pedantic(pedantic: bool),
+        /// Sets whether the connection receives its own messages.
+        echo(echo: bool),
+        /// Sets the keepalive `PING` interval.
+        ping_interval(interval: Duration),
+        /// Sets how many `PING`s may go unanswered before the connection counts as dead.
+        max_pings_out(max: u32) => max_pings_out = max.max(1),
+        /// Turns reconnection on or off.
+        allow_reconnect(allow: bool),
+        /// Sets the most bytes of publishes kept while disconnected.
+        reconnect_buffer_size(bytes: usize),
+        /// Sets [`outgoing_buffer_size`](Self::outgoing_buffer_size).
+        outgoing_buffer_size(bytes: usize),
+        /// Sets [`flush_threshold`](Self::flush_threshold).
+        flush_threshold(bytes: usize),
+        /// Sets the default request timeout.
+        request_timeout(timeout: Duration),
+        /// Sets [`operation_timeout`](Self::operation_timeout).
+        operation_timeout(timeout: Duration),
+        /// Sets the client's ceiling on one message's size (see
+        /// [`max_payload`](Self::max_payload)).
+        max_payload(max: usize),
+        /// Sets the pending limits and slow-consumer policy of new subscriptions.
+        subscription_policy(policy: SubscriptionPolicy),
+        /// Sets [`max_pending_bytes`](Self::max_pending_bytes).
+        max_pending_bytes(bytes: usize),
+        /// Seeds the random numbers (jitter, inbox names), for reproducible runs.
+        seed(seed: u64) => seed = Some(seed),
     }
-
-    /// Sets the credentials.
-    #[must_use]
-    pub fn auth(mut self, auth: Auth) -> Self {
-        self.auth = auth;
-        self
-    }
-
-    /// Sets verbose mode (`+OK` after every operation).
-    #[must_use]
-    pub fn verbose(mut self, verbose: bool) -> Self {
-        self.verbose = verbose;
-        self
-    }
-
-    /// Sets pedantic mode (strict subject checks by the server).
-    #[must_use]
-    pub fn pedantic(mut self, pedantic: bool) -> Self {
-        self.pedantic = pedantic;
-        self
-    }
-
-    /// Sets whether the connection receives its own messages.
-    #[must_use]
-    pub fn echo(mut self, echo: bool) -> Self {
-        self.echo = echo;
-        self
-    }
-
-    /// Sets the connect (TCP + handshake) timeout per server.
-    #[must_use]
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Sets the keepalive `PING` interval.
-    #[must_use]
-    pub fn ping_interval(mut self, interval: Duration) -> Self {
-        self.ping_interval = interval;
-        self
-    }
-
-    /// Sets how many `PING`s may go unanswered before the connection counts as dead.
-    #[must_use]
-    pub fn max_pings_out(mut self, max: u32) -> Self {
-        self.max_pings_out = max.max(1);
-        self
-    }
-
-    /// Sets the reconnect policy.
-    #[must_use]
-    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
-        self.reconnect = policy;
-        self
-    }
-
-    /// Turns reconnection on or off.
-    #[must_use]
-    pub fn allow_reconnect(mut self, allow: bool) -> Self {
-        self.allow_reconnect = allow;
-        self
-    }
-
-    /// Sets the most bytes of publishes kept while disconnected.
-    #[must_use]
-    pub fn reconnect_buffer_size(mut self, bytes: usize) -> Self {
-        self.reconnect_buffer_size = bytes;
-        self
-    }
-
-    /// Sets [`outgoing_buffer_size`](Self::outgoing_buffer_size).
-    #[must_use]
-    pub fn outgoing_buffer_size(mut self, bytes: usize) -> Self {
-        self.outgoing_buffer_size = bytes;
-        self
-    }
-
-    /// Sets [`flush_threshold`](Self::flush_threshold).
-    #[must_use]
-    pub fn flush_threshold(mut self, bytes: usize) -> Self {
-        self.flush_threshold = bytes;
-        self
-    }
-
-    /// Sets the default request timeout.
-    #[must_use]
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
-        self
-    }
-
-    /// Sets [`operation_timeout`](Self::operation_timeout).
-    #[must_use]
-    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
-        self.operation_timeout = timeout;
-        self
-    }
-
-    /// Sets the client's ceiling on one message's size (see
-    /// [`max_payload`](Self::max_payload)).
-    #[must_use]
-    pub fn max_payload(mut self, max: usize) -> Self {
-        self.max_payload = max;
-        self
-    }
-
-    /// Sets the pending limits and slow-consumer policy of new subscriptions.
-    #[must_use]
-    pub fn subscription_policy(mut self, policy: SubscriptionPolicy) -> Self {
-        self.subscription_policy = policy;
-        self
-    }
-
-    /// Sets [`max_pending_bytes`](Self::max_pending_bytes).
-    #[must_use]
-    pub fn max_pending_bytes(mut self, bytes: usize) -> Self {
-        self.max_pending_bytes = bytes;
-        self
-    }
-
-    /// Seeds the random numbers (jitter, inbox names), for reproducible runs.
-    #[must_use]
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
-        self
-    }
-}
-
-fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
 }
 
 /// The URL with its credentials replaced, for error messages.
@@ -519,18 +387,6 @@ fn mask(url: &str) -> String {
         Some(at) if at >= start => format!("{}***{}", &url[..start], &url[at..]),
         _ => url.to_owned(),
     }
-}
-
-fn split_host_port(hostport: &str) -> Result<(String, u16), UrlError> {
-    crate::url::split_host_port(hostport, DEFAULT_PORT).map_err(|e| match e {
-        AuthorityError::Ipv6 => UrlError::Ipv6,
-        AuthorityError::Port(p) => UrlError::Port(p),
-        AuthorityError::MissingHost => UrlError::MissingHost(hostport.to_owned()),
-    })
-}
-
-fn percent_decode(s: &str, what: &'static str) -> Result<String, UrlError> {
-    crate::url::percent_decode(s).ok_or(UrlError::PercentEncoding(what))
 }
 
 #[cfg(test)]
@@ -600,7 +456,8 @@ mod tests {
         assert_eq!(
             e,
             UrlError::Scheme {
-                url: "tls://***@h".into()
+                url: "tls://***@h".into(),
+                expected: "nats"
             }
         );
         assert!(!e.to_string().contains("pw"));

@@ -1,46 +1,23 @@
 //! What can go wrong talking to Redis, as one typed enum.
 
 use std::fmt;
-use std::io;
-use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use monocoque_proto::resp::{ConnectionError, HandshakeError, RequestError, SendError, TransactionAborted, Value};
 
 use super::options::UrlError;
-use crate::driver::DriverError;
+use super::LinkError;
 
 /// Why a [`Client`](super::Client) call, or one entry of a pipeline, failed.
 ///
 /// It is `Clone` so that one connection failure can fail every request it affected
-/// (I/O errors are shared behind an [`Arc`]).
+/// (I/O errors are shared behind an [`Arc`](std::sync::Arc)).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
-    /// The connection URL is malformed.
-    #[error("invalid Redis URL: {0}")]
-    Url(#[from] UrlError),
-    /// The driver could not be created (for io_uring: its message names mio as the way
-    /// out).
-    #[error("driver unavailable: {0}")]
-    DriverUnavailable(Arc<DriverError>),
-    /// The driver's event loop failed; the connection it ran is gone.
-    #[error("driver failed: {0}")]
-    Driver(Arc<io::Error>),
-    /// Resolving or connecting to the server failed.
-    #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        /// The address as configured (`host:port`).
-        addr: String,
-        /// What the operating system said.
-        source: Arc<io::Error>,
-    },
-    /// The TCP connection or the handshake (`HELLO`, `AUTH`, `SELECT`) did not complete
-    /// in the time it was given (the duration carried):
-    /// [`ClientOptions::connect_timeout`](super::ClientOptions::connect_timeout), or
-    /// less when a reconnect ran into the call's own deadline.
-    #[error("connecting took longer than {0:?}")]
-    ConnectTimeout(Duration),
+    /// The link under the connection failed: a malformed URL, the driver, the
+    /// connect, its timeout, or a reconnect that ran out of attempts.
+    #[error(transparent)]
+    Link(#[from] LinkError),
     /// The server refused the handshake (wrong password, unknown user, bad database).
     #[error("handshake failed: {0}")]
     Handshake(HandshakeError),
@@ -49,17 +26,6 @@ pub enum Error {
     /// is not sent again. The next call reconnects.
     #[error("connection lost: {0}")]
     Connection(ConnectionError),
-    /// Reconnecting failed `attempts` times in a row, and either the reconnect policy
-    /// allows no more or the call's deadline came before the next attempt; `last` is the
-    /// last failure.
-    #[error("reconnecting failed after {attempts} attempt(s): {last}")]
-    Reconnect {
-        /// Attempts made in this round of the policy (a round can span calls: one that
-        /// times out leaves it to the next).
-        attempts: u32,
-        /// Why the last one failed.
-        last: Box<Error>,
-    },
     /// The server answered with an error reply (`-ERR ...`, `-WRONGTYPE ...`).
     #[error("server error: {0}")]
     Server(ServerError),
@@ -120,14 +86,11 @@ impl Error {
     /// Whether the connection carrying the request failed (so the request may or may
     /// not have run), as opposed to an answer from the server.
     pub fn is_connection_failure(&self) -> bool {
-        matches!(
-            self,
-            Error::Connection(_)
-                | Error::Reconnect { .. }
-                | Error::Connect { .. }
-                | Error::Driver(_)
-                | Error::ConnectTimeout(_)
-        )
+        match self {
+            Error::Connection(_) => true,
+            Error::Link(e) => e.is_connection_failure(),
+            _ => false,
+        }
     }
 
     pub(crate) fn unexpected(expected: &'static str, got: Value) -> Self {
@@ -148,12 +111,32 @@ impl From<RequestError> for Error {
     }
 }
 
+impl From<SendError> for Error {
+    /// A request the connection refused: RESP2 subscriber mode has its own variant.
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::SubscriberMode { command } => Error::SubscriberMode {
+                command: String::from_utf8_lossy(&command).into_owned(),
+            },
+            other => Error::Refused(other),
+        }
+    }
+}
+
 impl From<ConnectionError> for Error {
     fn from(e: ConnectionError) -> Self {
         match e {
             ConnectionError::Handshake(h) => Error::Handshake(h),
             other => Error::Connection(other),
         }
+    }
+}
+
+/// A malformed URL given to [`Client::connect`](super::Client::connect) is the link's
+/// failure: nothing was tried.
+impl From<UrlError> for Error {
+    fn from(e: UrlError) -> Self {
+        Error::Link(LinkError::Url(e))
     }
 }
 

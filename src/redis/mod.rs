@@ -24,11 +24,14 @@
 //! ```
 
 mod batch;
+mod body;
+mod calls;
 mod client;
 mod commands;
 mod error;
 mod event;
 mod options;
+mod pump;
 mod reply;
 
 pub use batch::RequestId;
@@ -36,10 +39,15 @@ pub use client::Client;
 pub use commands::{SetOptions, SetOutcome};
 pub use error::{Error, ServerError};
 pub use event::{Event, Invalidation, Message};
-pub use options::{ClientOptions, ReconnectPolicy, TcpKeepalive, UrlError, DEFAULT_PORT};
+pub use options::{
+    ClientOptions, LinkOptions, ReconnectPolicy, TcpKeepalive, UrlError, DEFAULT_PORT, DEFAULT_RECONNECT,
+};
 pub use reply::{pairs, FromReply};
 
 pub use monocoque_proto::resp::{Cmd, MessageKind, Protocol, ToArg, Value};
+
+/// The link's failures, as this client's [`Error`] carries them in [`Error::Link`].
+pub type LinkError = crate::LinkError<Error>;
 
 /// Starts a command: `cmd("HSET").arg("key").arg("field").arg(1)`, for
 /// [`Client::query`], [`Client::query_as`] and [`Client::send_buffered`].

@@ -4,111 +4,16 @@
 use std::fmt;
 use std::time::Duration;
 
-use monocoque_proto::chassis::link;
 use monocoque_proto::resp::{ConnectionConfig, DecoderConfig, Protocol};
 
-use crate::driver::DriverKind;
-use crate::url::AuthorityError;
+use crate::url::{decode_part, split_host_port, strip_scheme};
 
 /// The port Redis listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 6379;
 
-/// Why a connection URL was rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UrlError {
-    /// The URL does not start with `redis://` (`rediss://`, TLS, is not supported).
-    #[error("unsupported scheme in {url:?}: expected redis://")]
-    Scheme {
-        /// The URL as given (with any password masked).
-        url: String,
-    },
-    /// Nothing between `redis://` (or `@`) and the port or path.
-    #[error("missing host")]
-    MissingHost,
-    /// The port is not a number from 1 to 65535.
-    #[error("invalid port {0:?}")]
-    Port(String),
-    /// The path is not `/` followed by a database number.
-    #[error("invalid database {0:?}: expected /<number>")]
-    Database(String),
-    /// A `%` not followed by two hex digits, or decoded bytes that are not UTF-8.
-    #[error("invalid percent-encoding in the {0}")]
-    PercentEncoding(&'static str),
-    /// An IPv6 address opened with `[` but never closed.
-    #[error("unterminated IPv6 address")]
-    Ipv6,
-    /// Query parameters and fragments are not supported; use the builder methods.
-    #[error("unsupported URL part {0:?}: use ClientOptions' builder methods instead")]
-    Unsupported(String),
-}
-
-/// How the client reconnects after the connection is lost: exponential backoff from
-/// `initial` doubling up to `max` between attempts, at most `max_attempts` attempts per
-/// call (`None`: until it succeeds).
-///
-/// The first attempt after a loss is made at once; each further one waits the next
-/// delay. The wait is spent in the driver and never outlasts the call's own deadline
-/// (its response timeout, or the timeout given to `next_event`): a call whose deadline
-/// comes first fails with [`Error::Reconnect`](super::Error::Reconnect) (or
-/// [`Error::Timeout`](super::Error::Timeout) before any attempt failed) and the next
-/// call goes on with the same round of attempts and delays, and with a handshake still
-/// under way (which has its own `connect_timeout`). A call that exhausts the
-/// attempts fails with [`Error::Reconnect`](super::Error::Reconnect); the next call
-/// starts a new round.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReconnectPolicy {
-    /// Delay before the second attempt.
-    pub initial: Duration,
-    /// Longest delay between two attempts.
-    pub max: Duration,
-    /// Attempts per round (see above); `None` retries forever.
-    pub max_attempts: Option<u32>,
-}
-
-impl Default for ReconnectPolicy {
-    fn default() -> Self {
-        Self {
-            initial: Duration::from_millis(20),
-            max: Duration::from_secs(2),
-            max_attempts: Some(8),
-        }
-    }
-}
-
-impl ReconnectPolicy {
-    /// One attempt per call, no waiting: a call that finds the connection lost tries to
-    /// reconnect once and fails if that fails; the next call tries again.
-    pub fn once() -> Self {
-        Self {
-            max_attempts: Some(1),
-            ..Self::default()
-        }
-    }
-
-    /// The wait before attempt number `attempt` (0-based): none for the first, then
-    /// `initial`, `2 * initial`, ... capped at `max`.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        self.supervised().delay(attempt)
-    }
-
-    /// Whether attempt number `attempt` (0-based) may be made.
-    pub fn allows(&self, attempt: u32) -> bool {
-        self.supervised().allows(attempt)
-    }
-
-    /// The chassis' policy this one is ([`monocoque_proto::chassis::link`]): one server,
-    /// so a round is one attempt, and no jitter.
-    pub fn supervised(&self) -> link::ReconnectPolicy {
-        link::ReconnectPolicy {
-            initial: self.initial,
-            max: self.max,
-            jitter: 0.0,
-            max_attempts: self.max_attempts,
-        }
-    }
-}
-
-pub use crate::link::TcpKeepalive;
+pub use crate::link_options::{ReconnectPolicy, TcpKeepalive};
+pub use crate::url::UrlError;
+pub use crate::LinkOptions;
 
 /// Everything a [`Client`](super::Client) needs to connect and run.
 ///
@@ -132,6 +37,22 @@ pub use crate::link::TcpKeepalive;
 /// assert_eq!(options.database, 2);
 /// # Ok::<(), monocoque::redis::UrlError>(())
 /// ```
+///
+/// ## Reconnecting
+///
+/// After the connection is lost, the client reconnects by its
+/// [`reconnect`](LinkOptions::reconnect) policy (here one server, so a round is one
+/// attempt): the first attempt is made at once, each further one waits the next delay
+/// (`initial`, doubling up to `max`; no jitter by default), at most `max_attempts`
+/// attempts per round (`None`: until it succeeds). The wait is spent in the driver and
+/// never outlasts the call's own deadline (its response timeout, or the timeout given
+/// to `next_event`): a call whose deadline comes first fails with
+/// [`LinkError::Reconnect`](super::LinkError::Reconnect) (or
+/// [`Error::Timeout`](super::Error::Timeout) before any attempt failed) and the next
+/// call goes on with the same round of attempts and delays, and with a handshake still
+/// under way (which has its own `connect_timeout`). A call that exhausts the attempts
+/// fails with [`LinkError::Reconnect`](super::LinkError::Reconnect); the next call starts a new
+/// round.
 #[derive(Clone)]
 pub struct ClientOptions {
     /// Host name or IP address (IPv6 without brackets).
@@ -144,15 +65,14 @@ pub struct ClientOptions {
     pub password: Option<String>,
     /// Database selected after connecting (and after every reconnect).
     pub database: u32,
-    /// Which driver runs the connection.
-    pub driver: DriverKind,
+    /// Driver, connect timeout, TCP keepalive and reconnect policy (see
+    /// [`ClientOptions`]' section on reconnecting); each has its builder method here.
+    pub link: LinkOptions,
     /// `Resp3` (the default) sends `HELLO 3` and falls back to RESP2 when the server
     /// refuses it; `Resp2` never sends `HELLO`.
     pub protocol: Protocol,
     /// Name shown by `CLIENT LIST`.
     pub client_name: Option<String>,
-    /// Longest wait for the TCP connection plus the handshake.
-    pub connect_timeout: Duration,
     /// Longest wait for each reply, counted from when the request was handed to the
     /// connection (the clock is read once per batch: requests buffered between two
     /// driver turns count from the first of them). `None` waits forever. A reply half
@@ -176,8 +96,6 @@ pub struct ClientOptions {
     /// [`next_event`](super::Client::next_event); over it new ones are dropped and
     /// counted ([`Event::Lagged`](super::Event::Lagged)).
     pub max_event_bytes: usize,
-    /// How to reconnect after the connection is lost.
-    pub reconnect: ReconnectPolicy,
     /// After this long without I/O, the first request of a batch is held back until a
     /// non-blocking turn of the driver has shown whether the server closed the
     /// connection meanwhile: if it did, the request goes to a new connection instead of
@@ -202,10 +120,17 @@ pub struct ClientOptions {
     /// long script, `DEBUG SLEEP`) needs a larger value. `None`: never stale (each
     /// request still has its response timeout).
     pub health_check_timeout: Option<Duration>,
-    /// TCP keepalive on the socket (on by default, see [`TcpKeepalive`]); `None` leaves
-    /// the kernel's settings.
-    pub tcp_keepalive: Option<TcpKeepalive>,
 }
+
+/// The Redis client's reconnect policy unless told otherwise: at once, then 20 ms
+/// doubling up to 2 s, no jitter (one server: there is no crowd of clients to spread
+/// over a cluster), 8 attempts per round.
+pub const DEFAULT_RECONNECT: ReconnectPolicy = ReconnectPolicy {
+    initial: Duration::from_millis(20),
+    max: Duration::from_secs(2),
+    jitter: 0.0,
+    max_attempts: Some(8),
+};
 
 impl ClientOptions {
     /// Options for `host:port` with every default: RESP3 with RESP2 fallback, the
@@ -218,21 +143,21 @@ impl ClientOptions {
             username: None,
             password: None,
             database: 0,
-            driver: DriverKind::default(),
+            link: LinkOptions {
+                reconnect: DEFAULT_RECONNECT,
+                ..LinkOptions::default()
+            },
             protocol: Protocol::Resp3,
             client_name: None,
-            connect_timeout: Duration::from_secs(5),
             response_timeout: Some(Duration::from_secs(30)),
             decoder: defaults.decoder,
             max_pending: defaults.max_pending,
             max_outgoing_bytes: defaults.max_outgoing_bytes,
             max_buffered_bytes: 1 << 30,
             max_event_bytes: 64 << 20,
-            reconnect: ReconnectPolicy::default(),
             idle_check: Some(Duration::from_millis(100)),
             health_check_interval: Some(Duration::from_secs(30)),
             health_check_timeout: Some(Duration::from_secs(10)),
-            tcp_keepalive: Some(TcpKeepalive::default()),
         }
     }
 
@@ -242,7 +167,10 @@ impl ClientOptions {
     /// and the database to 0. IPv6 hosts go in brackets: `redis://[::1]:6379`.
     /// `redis://:secret@host` sets only the password (the `default` user).
     pub fn from_url(url: &str) -> Result<Self, UrlError> {
-        let rest = strip_prefix_ignore_case(url, "redis://").ok_or_else(|| UrlError::Scheme { url: mask(url) })?;
+        let rest = strip_scheme(url, "redis").ok_or_else(|| UrlError::Scheme {
+            url: mask(url),
+            expected: "redis",
+        })?;
         if let Some(pos) = rest.find(['?', '#']) {
             return Err(UrlError::Unsupported(rest[pos..].to_owned()));
         }
@@ -261,8 +189,8 @@ impl ClientOptions {
                     Some((u, p)) => (u, Some(p)),
                     None => (info, None),
                 };
-                let user = percent_decode(user, "user name")?;
-                let pass = pass.map(|p| percent_decode(p, "password")).transpose()?;
+                let user = decode_part(user, "user name")?;
+                let pass = pass.map(|p| decode_part(p, "password")).transpose()?;
                 match pass {
                     // `redis://user@host`: a password with no user is the common
                     // `redis://password@host` form of older clients.
@@ -272,7 +200,7 @@ impl ClientOptions {
                 }
             }
         };
-        let (host, port) = split_host_port(hostport)?;
+        let (host, port) = split_host_port(hostport, DEFAULT_PORT)?;
         let database = match path {
             "" | "/" => 0,
             p => p[1..]
@@ -295,20 +223,6 @@ impl ClientOptions {
         }
     }
 
-    /// Sets the driver.
-    #[must_use]
-    pub fn driver(mut self, driver: DriverKind) -> Self {
-        self.driver = driver;
-        self
-    }
-
-    /// Sets the protocol: `Resp3` (HELLO 3, RESP2 fallback) or `Resp2`.
-    #[must_use]
-    pub fn protocol(mut self, protocol: Protocol) -> Self {
-        self.protocol = protocol;
-        self
-    }
-
     /// Sets the ACL user and password.
     #[must_use]
     pub fn auth(mut self, username: Option<&str>, password: &str) -> Self {
@@ -317,119 +231,40 @@ impl ClientOptions {
         self
     }
 
-    /// Sets the database selected on connect.
-    #[must_use]
-    pub fn database(mut self, database: u32) -> Self {
-        self.database = database;
-        self
-    }
+    crate::link_options::link_builders!();
 
-    /// Sets the connection name (`CLIENT SETNAME`).
-    #[must_use]
-    pub fn client_name(mut self, name: impl Into<String>) -> Self {
-        self.client_name = Some(name.into());
-        self
-    }
-
-    /// Sets the connect (TCP + handshake) timeout.
-    #[must_use]
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Sets the per-reply timeout (`None`: wait forever).
-    #[must_use]
-    pub fn response_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.response_timeout = timeout;
-        self
-    }
-
-    /// Sets every decoder limit at once.
-    #[must_use]
-    pub fn decoder(mut self, decoder: DecoderConfig) -> Self {
-        self.decoder = decoder;
-        self
-    }
-
-    /// Sets the longest bulk string accepted in a reply; a longer one poisons the
-    /// connection before anything is allocated for it.
-    #[must_use]
-    pub fn max_bulk_len(mut self, len: usize) -> Self {
-        self.decoder.max_bulk_len = len;
-        self
-    }
-
-    /// Sets the most elements accepted in one reply aggregate.
-    #[must_use]
-    pub fn max_aggregate_len(mut self, len: usize) -> Self {
-        self.decoder.max_aggregate_len = len;
-        self
-    }
-
-    /// Sets the most requests on the wire at once.
-    #[must_use]
-    pub fn max_pending(mut self, max: usize) -> Self {
-        self.max_pending = max.max(1);
-        self
-    }
-
-    /// Sets the high-water mark of bytes not yet taken by the kernel.
-    #[must_use]
-    pub fn max_outgoing_bytes(mut self, max: usize) -> Self {
-        self.max_outgoing_bytes = max;
-        self
-    }
-
-    /// Sets the most bytes buffered beyond what the connection accepts.
-    #[must_use]
-    pub fn max_buffered_bytes(mut self, max: usize) -> Self {
-        self.max_buffered_bytes = max;
-        self
-    }
-
-    /// Sets the most bytes of queued pub/sub messages and pushes.
-    #[must_use]
-    pub fn max_event_bytes(mut self, max: usize) -> Self {
-        self.max_event_bytes = max;
-        self
-    }
-
-    /// Sets the reconnect policy.
-    #[must_use]
-    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
-        self.reconnect = policy;
-        self
-    }
-
-    /// Sets the idle time after which a batch first checks the connection is still up.
-    #[must_use]
-    pub fn idle_check(mut self, idle: Option<Duration>) -> Self {
-        self.idle_check = idle;
-        self
-    }
-
-    /// Sets the idle time after which the connection sends its own `PING` (`None`: no
-    /// pings).
-    #[must_use]
-    pub fn health_check_interval(mut self, interval: Option<Duration>) -> Self {
-        self.health_check_interval = interval;
-        self
-    }
-
-    /// Sets the longest silence while a reply is owed before the connection is
-    /// declared stale (`None`: never).
-    #[must_use]
-    pub fn health_check_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.health_check_timeout = timeout;
-        self
-    }
-
-    /// Sets TCP keepalive on the socket (`None`: the kernel's settings).
-    #[must_use]
-    pub fn tcp_keepalive(mut self, keepalive: Option<TcpKeepalive>) -> Self {
-        self.tcp_keepalive = keepalive;
-        self
+    crate::setters::setters! {
+        /// Sets the protocol: `Resp3` (HELLO 3, RESP2 fallback) or `Resp2`.
+        protocol(protocol: Protocol),
+        /// Sets the database selected on connect.
+        database(database: u32),
+        /// Sets the connection name (`CLIENT SETNAME`).
+        client_name(name: impl Into<String>) => client_name = Some(name.into()),
+        /// Sets the per-reply timeout (`None`: wait forever).
+        response_timeout(timeout: Option<Duration>),
+        /// Sets every decoder limit at once.
+        decoder(decoder: DecoderConfig),
+        /// Sets the longest bulk string accepted in a reply; a longer one poisons the
+        /// connection before anything is allocated for it.
+        max_bulk_len(len: usize) => decoder.max_bulk_len = len,
+        /// Sets the most elements accepted in one reply aggregate.
+        max_aggregate_len(len: usize) => decoder.max_aggregate_len = len,
+        /// Sets the most requests on the wire at once.
+        max_pending(max: usize) => max_pending = max.max(1),
+        /// Sets the high-water mark of bytes not yet taken by the kernel.
+        max_outgoing_bytes(max: usize),
+        /// Sets the most bytes buffered beyond what the connection accepts.
+        max_buffered_bytes(max: usize),
+        /// Sets the most bytes of queued pub/sub messages and pushes.
+        max_event_bytes(max: usize),
+        /// Sets the idle time after which a batch first checks the connection is still up.
+        idle_check(idle: Option<Duration>),
+        /// Sets the idle time after which the connection sends its own `PING` (`None`: no
+        /// pings).
+        health_check_interval(interval: Option<Duration>),
+        /// Sets the longest silence while a reply is owed before the connection is
+        /// declared stale (`None`: never).
+        health_check_timeout(timeout: Option<Duration>),
     }
 
     /// The sans-IO connection's configuration for these options.
@@ -459,28 +294,20 @@ impl fmt::Debug for ClientOptions {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("database", &self.database)
-            .field("driver", &self.driver)
+            .field("link", &self.link)
             .field("protocol", &self.protocol)
             .field("client_name", &self.client_name)
-            .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("decoder", &self.decoder)
             .field("max_pending", &self.max_pending)
             .field("max_outgoing_bytes", &self.max_outgoing_bytes)
             .field("max_buffered_bytes", &self.max_buffered_bytes)
             .field("max_event_bytes", &self.max_event_bytes)
-            .field("reconnect", &self.reconnect)
             .field("idle_check", &self.idle_check)
             .field("health_check_interval", &self.health_check_interval)
             .field("health_check_timeout", &self.health_check_timeout)
-            .field("tcp_keepalive", &self.tcp_keepalive)
             .finish()
     }
-}
-
-fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
 }
 
 /// The URL with whatever sits between `:` and `@` replaced, for error messages.
@@ -495,18 +322,6 @@ fn mask(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
-}
-
-fn split_host_port(hostport: &str) -> Result<(String, u16), UrlError> {
-    crate::url::split_host_port(hostport, DEFAULT_PORT).map_err(|e| match e {
-        AuthorityError::Ipv6 => UrlError::Ipv6,
-        AuthorityError::Port(p) => UrlError::Port(p),
-        AuthorityError::MissingHost => UrlError::MissingHost,
-    })
-}
-
-fn percent_decode(s: &str, what: &'static str) -> Result<String, UrlError> {
-    crate::url::percent_decode(s).ok_or(UrlError::PercentEncoding(what))
 }
 
 #[cfg(test)]
@@ -530,7 +345,7 @@ mod tests {
         assert_eq!((o.host.as_str(), o.port, o.database), ("localhost", DEFAULT_PORT, 0));
         assert_eq!((o.username, o.password), (None, None));
         assert_eq!(o.protocol, Protocol::Resp3);
-        assert_eq!(o.driver, DriverKind::default());
+        assert_eq!(o.link.driver, crate::driver::DriverKind::default());
         let o = ClientOptions::from_url("REDIS://127.0.0.1:7000/").unwrap();
         assert_eq!((o.host.as_str(), o.port, o.database), ("127.0.0.1", 7000, 0));
         let o = ClientOptions::from_url("redis://h:/3").unwrap();
@@ -568,18 +383,25 @@ mod tests {
         assert_eq!(
             err,
             UrlError::Scheme {
-                url: "rediss://u:***@h".into()
+                url: "rediss://u:***@h".into(),
+                expected: "redis"
             }
         );
         assert!(!err.to_string().contains("pw"));
         assert_eq!(
             ClientOptions::from_url("http://h").unwrap_err(),
-            UrlError::Scheme { url: "http://h".into() }
+            UrlError::Scheme {
+                url: "http://h".into(),
+                expected: "redis"
+            }
         );
-        assert_eq!(ClientOptions::from_url("redis://").unwrap_err(), UrlError::MissingHost);
+        assert_eq!(
+            ClientOptions::from_url("redis://").unwrap_err(),
+            UrlError::MissingHost(String::new())
+        );
         assert_eq!(
             ClientOptions::from_url("redis://u:p@:1").unwrap_err(),
-            UrlError::MissingHost
+            UrlError::MissingHost(":1".into())
         );
         assert_eq!(
             ClientOptions::from_url("redis://h:70000").unwrap_err(),
@@ -656,28 +478,14 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let p = ReconnectPolicy {
-            initial: Duration::from_millis(10),
-            max: Duration::from_millis(70),
-            max_attempts: Some(5),
-        };
-        let delays: Vec<_> = (0..6).map(|a| p.delay(a).as_millis()).collect();
-        assert_eq!(delays, [0, 10, 20, 40, 70, 70]);
-        assert_eq!(p.delay(u32::MAX), Duration::from_millis(70));
-        assert!(p.allows(4));
-        assert!(!p.allows(5));
-        let forever = ReconnectPolicy {
-            max_attempts: None,
-            ..p
-        };
-        assert!(forever.allows(u32::MAX));
-        assert!(ReconnectPolicy::once().allows(0));
-        assert!(!ReconnectPolicy::once().allows(1));
-        let zero = ReconnectPolicy {
-            max_attempts: Some(0),
-            ..p
-        };
-        assert!(zero.allows(0), "at least one attempt is always made");
+    fn reconnects_by_its_own_default_policy() {
+        let o = ClientOptions::new("h", 1);
+        assert_eq!(o.link.reconnect, DEFAULT_RECONNECT);
+        let delays: Vec<_> = (0..9).map(|a| o.link.reconnect.delay(a).as_millis()).collect();
+        assert_eq!(delays, [0, 20, 40, 80, 160, 320, 640, 1280, 2000]);
+        assert!(o.link.reconnect.allows(7) && !o.link.reconnect.allows(8));
+        assert_eq!(o.link.tcp_keepalive, Some(TcpKeepalive::default()));
+        let once = o.reconnect(ReconnectPolicy::once());
+        assert!(once.link.reconnect.allows(0) && !once.link.reconnect.allows(1));
     }
 }

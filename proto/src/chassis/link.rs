@@ -77,6 +77,15 @@ impl ReconnectPolicy {
             Some(max) => attempt < max.max(1),
         }
     }
+
+    /// One attempt per reconnect, no waiting: a call that finds the connection lost
+    /// tries once and fails if that fails; the next call tries again.
+    pub fn once() -> Self {
+        Self {
+            max_attempts: Some(1),
+            ..Self::default()
+        }
+    }
 }
 
 /// xorshift64*: enough randomness for jitter and ids, seeded by the caller (this crate

@@ -2,7 +2,6 @@
 //!
 //! - [`SegmentedBuffer`]: received bytes, zero-copy views.
 //! - [`IoArena`]: encoded bytes waiting for the kernel.
-//! - [`MonocoqueCodec`]: the framing trait.
 //! - [`PoisonGuard`]: the terminal state of an untrustworthy stream.
 //! - [`BytePermits`]: byte budgets for every queue.
 //! - [`Session`]: the contract a driver drives, and [`sim`] to drive it in memory.
@@ -13,7 +12,6 @@
 //! - [`link`]: the reconnect supervisor (server pool, backoff, give-up rule) on virtual time.
 
 mod arena;
-mod codec;
 mod driver;
 mod either;
 pub mod link;
@@ -26,7 +24,6 @@ pub mod sim;
 mod wake;
 
 pub use arena::{IoArena, DEFAULT_SHARE_THRESHOLD};
-pub use codec::MonocoqueCodec;
 pub use driver::{Activity, ConnId, CoreId, Driver, ListenerId, SessionFactory, SocketOptions, TcpKeepalive};
 pub use either::Either;
 pub use mailbox::{Mailbox, MailboxError, MailboxSender};

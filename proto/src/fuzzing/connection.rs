@@ -328,6 +328,7 @@ impl Checker {
                     self.poisoned = Some(error);
                 }
                 Event::Message { .. } | Event::Invalidate { .. } | Event::Push(_) => {}
+                Event::RestoreFailed { .. } => panic!("a connection that restores nothing reported {event:?}"),
             }
         }
         if conn.is_closed() {

@@ -17,14 +17,12 @@
 //! | [`resp_connection`] | a sequence of operations on a Redis [`Connection`](crate::resp::Connection): sends, server frames, time, end of stream |
 //! | [`nats_client_decode`], [`nats_server_decode`] | two header bytes (options, split seed), then the NATS stream a server (resp. a client) sends |
 //! | [`nats_headers`] | a NATS header block as an `HMSG` carries it (any bytes) |
-//! | [`nats_frames`] | two header bytes (options, split seed), then the NATS stream either side sends |
 //! | [`zmtp_greeting`] | one split seed byte, then what a ZMTP peer sends first |
 //! | [`zmtp_frames`] | two header bytes (options, split seed), then a ZMTP frame stream |
 //! | [`zmtp_commands`] | a mode byte, then a command body, or a split seed and a peer's side of a handshake |
 //! | [`nats_client`](fn@nats_client) | a sequence of operations on a NATS client [`Connection`](crate::nats::client::Connection): publishes, subscriptions, requests, server frames, time, reconnects |
 
 mod connection;
-mod frames;
 mod headers;
 mod nats;
 mod nats_client;
@@ -36,7 +34,6 @@ mod tape;
 mod zmtp;
 
 pub use connection::resp_connection;
-pub use frames::nats_frames;
 pub use headers::nats_headers;
 pub use nats::{nats_client_decode, nats_client_seeds, nats_server_decode, nats_server_seeds, plain};
 pub use nats_client::nats_client;
@@ -62,7 +59,6 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("nats_server_decode", nats_server_decode),
     ("nats_client", nats_client),
     ("nats_headers", nats_headers),
-    ("nats_frames", nats_frames),
     ("zmtp_greeting", zmtp_greeting),
     ("zmtp_frames", zmtp_frames),
     ("zmtp_commands", zmtp_commands),

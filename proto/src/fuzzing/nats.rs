@@ -1,56 +1,86 @@
-//! The NATS codec targets, one per role: split invariance and a differential round trip.
+//! The NATS decoder targets, one per side: each side's frame decoder
+//! ([`ClientFrameDecoder`](crate::nats::ClientFrameDecoder),
+//! [`ServerFrameDecoder`](crate::nats::ServerFrameDecoder)) under split invariance, its
+//! slices checked against its buffer, and a differential round trip through the peer's
+//! encoder.
+
+use std::fmt::Debug;
+use std::ops::Range;
 
 use super::split::pieces;
-use crate::chassis::{IoArena, SegmentedBuffer};
+use crate::chassis::IoArena;
 use crate::nats::{
-    ClientCodec, ClientOp, ClientSide, Codec, DecodeError, EncodeError, Limits, Role, ServerCodec, ServerOp, ServerSide,
+    ClientFrame, ClientOp, ClientSide, DecodeError, EncodeError, FrameDecoder, FrameRole, Limits, ServerFrame,
+    ServerOp, ServerSide,
 };
 
-/// Fuzzes [`ClientCodec`] decoding what a server sends (`INFO`, `MSG`, `HMSG`, `+OK`,
-/// `-ERR`, `PING`, `PONG`).
+/// Fuzzes [`ClientFrameDecoder`](crate::nats::ClientFrameDecoder): what a server sends
+/// (`INFO`, `MSG`, `HMSG`, `+OK`, `-ERR`, `PING`, `PONG`).
 ///
-/// Input layout: byte 0 holds options, byte 1 seeds the segment boundaries, the rest is
-/// the stream. Options: bit 0 small limits (so every limit error is reachable), bit 1
-/// re-encode into an arena that shares payloads of 8 bytes or more as segments of their
-/// own (and decode those segments as received).
+/// Input layout: byte 0 holds options, byte 1 seeds where the stream is cut into the
+/// pieces a reader receives, the rest is the stream. Options: bit 0 small limits (so
+/// every limit error is reachable), bit 1 re-encode into an arena that shares payloads
+/// of 8 bytes or more as segments of their own (and receive those segments as pieces).
 ///
+/// The decoder reads as a reader with one buffer does: each piece is appended to the
+/// buffer, every complete frame is decoded from its front and its bytes dropped.
 /// Checks, panicking on the first that fails:
 /// 1. decoding never panics, and stops at the first `Err`;
 /// 2. the stream cut into pieces (by the seed) decodes to exactly what the stream in one
-///    piece decodes to: the same ops and the same error, or the same wait;
-/// 3. a stream whose first byte starts no server op produces nothing and is rejected at
+///    piece decodes to: the same ops and the same error, or the same bytes left waiting;
+/// 3. a frame's length is within the buffer, its slices lie inside the frame, in wire
+///    order, and asked again with the same bytes the decoder answers the same;
+/// 4. a stream whose first byte starts no server op produces nothing and is rejected at
 ///    once with `UnknownOp`;
-/// 4. every decoded op encodes, and the encoding, cut into pieces, decodes back to an
+/// 5. every decoded op encodes, and the encoding, cut into pieces, decodes back to an
 ///    identical op and nothing else;
-/// 5. every decoded op other than `INFO` (whose JSON is re-serialised in full) encodes
+/// 6. every decoded op other than `INFO` (whose JSON is re-serialised in full) encodes
 ///    within the limits it was decoded under: the encoder never lengthens a line.
 pub fn nats_client_decode(data: &[u8]) {
     decode_target::<ClientSide>(data);
 }
 
-/// Fuzzes [`ServerCodec`] decoding what a client sends (`CONNECT`, `PUB`, `HPUB`, `SUB`,
-/// `UNSUB`, `PING`, `PONG`). Input layout and checks as [`nats_client_decode`]
-/// (`CONNECT` is exempt from check 5).
+/// Fuzzes [`ServerFrameDecoder`](crate::nats::ServerFrameDecoder): what a client sends
+/// (`CONNECT`, `PUB`, `HPUB`, `SUB`, `UNSUB`, `PING`, `PONG`). Input layout and checks
+/// as [`nats_client_decode`] (`CONNECT` is exempt from check 6).
 pub fn nats_server_decode(data: &[u8]) {
     decode_target::<ServerSide>(data);
 }
 
-/// One side of a connection, seen from the fuzzer: what the codec of side `Self`
-/// decodes, and how its peer encodes it.
-trait Peer: Role {
+/// One side of a connection, seen from the fuzzer: what its frame decoder reads, as
+/// owned ops, and how its peer encodes them.
+trait Peer: FrameRole {
+    /// What this side receives, owned.
+    type Op: PartialEq + Debug;
     /// Bytes that can start an op this side decodes.
     const FIRST: &'static [u8];
+    /// `frame` (decoded from `buf`) as an op, and where its slices lie in `buf`, in
+    /// wire order.
+    fn parts(buf: &[u8], frame: &Self::Frame<'_>) -> (Self::Op, Vec<Range<usize>>);
     /// Encodes `op` as the peer would send it.
-    fn peer_encode(limits: Limits, op: &Self::Decoded, dst: &mut IoArena) -> Result<(), EncodeError>;
+    fn peer_encode(limits: &Limits, op: &Self::Op, dst: &mut IoArena) -> Result<(), EncodeError>;
     /// Whether `op` carries JSON that re-serialises differently.
-    fn is_json(op: &Self::Decoded) -> bool;
+    fn is_json(op: &Self::Op) -> bool;
 }
 
 impl Peer for ClientSide {
+    type Op = ServerOp;
     const FIRST: &'static [u8] = b"MmHhPpIi+-";
 
-    fn peer_encode(limits: Limits, op: &ServerOp, dst: &mut IoArena) -> Result<(), EncodeError> {
-        ServerCodec::new(limits).encode_op(op, dst)
+    fn parts(buf: &[u8], frame: &ServerFrame<'_>) -> (ServerOp, Vec<Range<usize>>) {
+        let parts = match frame {
+            ServerFrame::Message(m) => [Some(m.subject), Some(m.sid), m.reply, m.headers, Some(m.payload)].to_vec(),
+            ServerFrame::Err(text) => vec![Some(*text)],
+            ServerFrame::Info(_) | ServerFrame::Ok | ServerFrame::Ping | ServerFrame::Pong => Vec::new(),
+        };
+        (
+            frame.to_op(),
+            parts.into_iter().flatten().map(|p| range_in(buf, p)).collect(),
+        )
+    }
+
+    fn peer_encode(limits: &Limits, op: &ServerOp, dst: &mut IoArena) -> Result<(), EncodeError> {
+        op.encode(limits, dst)
     }
 
     fn is_json(op: &ServerOp) -> bool {
@@ -59,10 +89,24 @@ impl Peer for ClientSide {
 }
 
 impl Peer for ServerSide {
+    type Op = ClientOp;
     const FIRST: &'static [u8] = b"PpHhSsUuCc";
 
-    fn peer_encode(limits: Limits, op: &ClientOp, dst: &mut IoArena) -> Result<(), EncodeError> {
-        ClientCodec::new(limits).encode_op(op, dst)
+    fn parts(buf: &[u8], frame: &ClientFrame<'_>) -> (ClientOp, Vec<Range<usize>>) {
+        let parts = match frame {
+            ClientFrame::Publish(p) => [Some(p.subject), p.reply, p.headers, Some(p.payload)].to_vec(),
+            ClientFrame::Subscribe(s) => [Some(s.subject), s.queue, Some(s.sid)].to_vec(),
+            ClientFrame::Unsubscribe(u) => vec![Some(u.sid)],
+            ClientFrame::Connect(_) | ClientFrame::Ping | ClientFrame::Pong => Vec::new(),
+        };
+        (
+            frame.to_op(),
+            parts.into_iter().flatten().map(|p| range_in(buf, p)).collect(),
+        )
+    }
+
+    fn peer_encode(limits: &Limits, op: &ClientOp, dst: &mut IoArena) -> Result<(), EncodeError> {
+        op.encode(limits, dst)
     }
 
     fn is_json(op: &ClientOp) -> bool {
@@ -70,15 +114,26 @@ impl Peer for ServerSide {
     }
 }
 
+/// Where `part` lies in `buf`; panics when it is not inside it.
+fn range_in(buf: &[u8], part: &[u8]) -> Range<usize> {
+    let start = (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+    assert!(
+        start <= buf.len() && part.len() <= buf.len() - start,
+        "a slice of a frame lies outside its buffer"
+    );
+    start..start + part.len()
+}
+
 /// How decoding a whole stream ended.
 #[derive(Debug, PartialEq)]
 enum End {
-    /// All input was used or waits for more: `left` bytes of a control line (0 when
-    /// mid-frame), `mid_frame` whether a frame's control line was taken.
-    Waiting { left: usize, mid_frame: bool },
+    /// All input was used or waits for more: `left` bytes of an incomplete frame.
+    Waiting { left: usize },
     /// The stream was rejected.
     Error(DecodeError),
 }
+
+const DONE: End = End::Waiting { left: 0 };
 
 /// Limits small enough for the fuzzer to reach each one.
 const SMALL: Limits = Limits {
@@ -94,10 +149,7 @@ const LARGE: Limits = Limits {
     max_payload: 1 << 20,
 };
 
-fn decode_target<R: Peer>(data: &[u8])
-where
-    R::Decoded: PartialEq,
-{
+fn decode_target<R: Peer>(data: &[u8]) {
     let options = data.first().copied().unwrap_or(0);
     let seed = data.get(1).copied().unwrap_or(0);
     let body = data.get(2..).unwrap_or_default();
@@ -105,8 +157,8 @@ where
 
     let (ops, end) = decode_pieces::<R>(limits, vec![body]);
     let (split_ops, split_end) = decode_pieces::<R>(limits, pieces(body, seed));
-    assert_eq!(split_end, end, "segment boundaries changed how decoding ended");
-    assert_eq!(split_ops, ops, "segment boundaries changed the ops");
+    assert_eq!(split_end, end, "the cuts changed how decoding ended");
+    assert_eq!(split_ops, ops, "the cuts changed the ops");
 
     if let Some(&first) = body.first() {
         if !R::FIRST.contains(&first) {
@@ -122,7 +174,7 @@ where
     let share = if options & 2 != 0 { 8 } else { usize::MAX };
     for op in &ops {
         let mut arena = IoArena::with_share_threshold(share);
-        R::peer_encode(LARGE, op, &mut arena).unwrap_or_else(|e| panic!("decoded op does not encode ({e}): {op:?}"));
+        R::peer_encode(&LARGE, op, &mut arena).unwrap_or_else(|e| panic!("decoded op does not encode ({e}): {op:?}"));
         arena.seal();
         let wire = arena.to_vec();
         let segments: Vec<&[u8]> = if options & 2 != 0 {
@@ -131,42 +183,59 @@ where
             pieces(&wire, seed)
         };
         let (again, end) = decode_pieces::<R>(LARGE, segments);
-        let done = End::Waiting {
-            left: 0,
-            mid_frame: false,
-        };
-        assert_eq!(end, done, "re-encoded {op:?} as {wire:?}");
+        assert_eq!(end, DONE, "re-encoded {op:?} as {wire:?}");
         assert_eq!(again.len(), 1, "re-encoded {op:?} as {wire:?}, got {again:?}");
         assert_eq!(&again[0], op, "round trip changed the op");
 
         if !R::is_json(op) {
             let mut arena = IoArena::new();
-            R::peer_encode(limits, op, &mut arena)
+            R::peer_encode(&limits, op, &mut arena)
                 .unwrap_or_else(|e| panic!("{op:?} decoded within {limits:?} but does not encode within them: {e}"));
         }
     }
 }
 
-/// Feeds `pieces` one by one, decoding everything available after each.
-fn decode_pieces<R: Role>(limits: Limits, pieces: Vec<&[u8]>) -> (Vec<R::Decoded>, End) {
-    let mut codec = Codec::<R>::new(limits);
-    let mut src = SegmentedBuffer::new();
+/// Appends `pieces` one by one to a buffer, decoding every complete frame from its
+/// front after each and dropping the frame's bytes; checks each frame against the
+/// buffer it came from (check 3).
+fn decode_pieces<R: Peer>(limits: Limits, pieces: Vec<&[u8]>) -> (Vec<R::Op>, End) {
+    let mut decoder = FrameDecoder::<R>::new(limits);
+    let mut buf = Vec::new();
     let mut ops = Vec::new();
     for piece in pieces {
-        src.push_slice(piece);
+        buf.extend_from_slice(piece);
         loop {
-            match codec.decode_op(&mut src) {
-                Ok(Some(op)) => ops.push(op),
+            // Compared as ops and ranges: the frames borrow `buf`.
+            let mut view = || match decoder.decode(&buf) {
+                Ok(Some((frame, len))) => {
+                    let (op, ranges) = R::parts(&buf, &frame);
+                    Ok(Some((op, len, ranges)))
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            let (decoded, again) = (view(), view());
+            assert_eq!(
+                again, decoded,
+                "asked again with the same bytes, the decoder answered differently"
+            );
+            match decoded {
+                Ok(Some((op, len, ranges))) => {
+                    assert!(len > 0 && len <= buf.len(), "a frame of {len} bytes in {}", buf.len());
+                    let mut at = 0;
+                    for r in ranges {
+                        assert!(r.start >= at && r.end <= len, "slices out of order or past the frame");
+                        at = r.end;
+                    }
+                    ops.push(op);
+                    buf.drain(..len);
+                }
                 Ok(None) => break,
                 Err(e) => return (ops, End::Error(e)),
             }
         }
     }
-    let mid_frame = codec.is_mid_frame();
-    // Mid-frame, how much of the payload was already taken in depends on the cuts; only
-    // a partial control line waits in the buffer the same way whatever they were.
-    let left = if mid_frame { 0 } else { src.len() };
-    (ops, End::Waiting { left, mid_frame })
+    (ops, End::Waiting { left: buf.len() })
 }
 
 /// A real nats-server 2.10 `INFO`, as the seeds use it.
@@ -302,12 +371,7 @@ mod tests {
                 } else {
                     decode_pieces::<ServerSide>(Limits::default(), vec![s]).1
                 };
-                if end
-                    == (End::Waiting {
-                        left: 0,
-                        mid_frame: false,
-                    })
-                {
+                if end == DONE {
                     complete += 1;
                 }
             }
@@ -332,5 +396,20 @@ mod tests {
                 nats_server_decode(&[&header[..], &s].concat());
             }
         }
+    }
+
+    #[test]
+    fn a_frame_cut_before_its_payload_ends_waits_whole() {
+        // The control line and two payload bytes are buffered, whatever the cuts.
+        for seed in [0u8, 1, 7, 200] {
+            let stream = b"MSG a 1 5\r\nhe";
+            let end = decode_pieces::<ClientSide>(Limits::default(), pieces(stream, seed)).1;
+            assert_eq!(end, End::Waiting { left: stream.len() });
+            let stream = b"HPUB a 3 5\r\nabc";
+            let end = decode_pieces::<ServerSide>(Limits::default(), pieces(stream, seed)).1;
+            assert_eq!(end, End::Waiting { left: stream.len() });
+        }
+        nats_client_decode(b"\x00\x00MSG a 1 5\r\nhe");
+        nats_server_decode(b"\x02\x01HPUB a 3 5\r\nabc");
     }
 }

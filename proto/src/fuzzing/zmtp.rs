@@ -9,8 +9,8 @@ use bytes::Bytes;
 
 use super::split::pieces;
 use crate::zmtp::{
-    encode_header, encode_message_frame, AuthDecision, Command, Frame, FrameDecoder, Greeting, Handshake,
-    HandshakeConfig, Mechanism, Metadata, Progress, SocketType, ZmtpError, FLAG_COMMAND, GREETING_LEN,
+    encode_frame, AuthDecision, Command, Frame, FrameDecoder, Greeting, Handshake, HandshakeConfig, Mechanism,
+    Metadata, Progress, SocketType, ZmtpError, GREETING_LEN,
 };
 use crate::{IoArena, SegmentedBuffer};
 
@@ -87,17 +87,9 @@ pub fn zmtp_frames(data: &[u8]) {
 
     let mut arena = IoArena::new();
     for frame in &frames {
-        match frame {
-            Frame::Message { body, more } => {
-                assert!(body.len() as u64 <= decoder.max_frame_size);
-                encode_message_frame(&mut arena, body, *more);
-            }
-            Frame::Command(body) => {
-                assert!(body.len() as u64 <= decoder.max_frame_size);
-                encode_header(&mut arena, FLAG_COMMAND, body.len() as u64);
-                arena.put_slice(body);
-            }
-        }
+        let (Frame::Message { body, .. } | Frame::Command(body)) = frame;
+        assert!(body.len() as u64 <= decoder.max_frame_size);
+        encode_frame(&mut arena, frame);
     }
     let (again, left) = decode_frames(&decoder, &[&arena_bytes(&arena)]);
     assert_eq!(again, frames, "re-encoded frames decode differently");

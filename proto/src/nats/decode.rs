@@ -1,11 +1,6 @@
-//! Framing: control lines and payloads out of a [`SegmentedBuffer`], as nats-server
-//! reads them.
-//!
-//! The framer recognises the operation from a line's first bytes, finds the line's end
-//! with `memchr`, checks the limits, splits the fields and, for the four operations that
-//! carry a payload (`PUB`, `HPUB`, `MSG`, `HMSG`), checks the announced sizes and cuts
-//! out the payload. Everything it returns is a view of the received segments. The
-//! role-typed codecs turn its [`Frame`]s into ops.
+//! The general path's rules: which op a line holds, its fields and sizes, and the
+//! limits, as nats-server reads them. The frame decoders (`frame`) run every line the
+//! fast path (`decode_fast`) leaves through here.
 //!
 //! The rules, which follow nats-server's parser (`server/parser.go`, `client.go`):
 //!
@@ -22,10 +17,7 @@
 //!   [`Limits::max_json_line`], a payload (headers included) at most
 //!   [`Limits::max_payload`]; each is checked before anything is reserved for it.
 
-use bytes::{Bytes, BytesMut};
-
 use super::{DecodeError, OpName};
-use crate::chassis::SegmentedBuffer;
 
 /// Limits on what is decoded (and encoded) on one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,11 +308,6 @@ impl Fields {
         }
     }
 
-    /// Field `i` as a view of `line` (empty if there is no such field).
-    pub fn get(&self, line: &Bytes, i: usize) -> Bytes {
-        self.range(i).map_or_else(Bytes::new, |r| line.slice(r))
-    }
-
     /// Field `i` as bytes of `line` (empty if there is no such field).
     pub fn raw<'a>(&self, line: &'a [u8], i: usize) -> &'a [u8] {
         self.range(i).map_or(&[], |r| &line[r])
@@ -329,199 +316,14 @@ impl Fields {
 
 /// Parses a size field: 1 to 9 decimal digits.
 pub(crate) fn parse_size(field: &[u8]) -> Result<usize, DecodeError> {
-    let mut n: usize = 0;
-    for &d in field {
-        let digit = d.wrapping_sub(b'0');
-        if digit > 9 {
-            return Err(DecodeError::InvalidSize);
-        }
-        // No overflow: the length is checked below, and 19 digits fit in a u64.
-        n = n.wrapping_mul(10).wrapping_add(usize::from(digit));
-    }
     match field.len() {
+        // Nine digits fit in a usize on every target.
+        1..=9 => crate::lex::digits(field)
+            .map(|n| n as usize)
+            .ok_or(DecodeError::InvalidSize),
         0 => Err(DecodeError::InvalidSize),
-        1..=9 => Ok(n),
-        _ => Err(DecodeError::SizeTooLong),
-    }
-}
-
-/// One decoded frame: an op's control line (without its line ending), its fields, and
-/// for `PUB`/`HPUB`/`MSG`/`HMSG` the payload.
-#[derive(Debug)]
-pub(crate) struct Frame {
-    pub op: OpName,
-    /// The control line without its line ending; for a frame that arrived inside one
-    /// segment, the whole frame (fields are ranges from its start either way).
-    pub line: Bytes,
-    /// Where the arguments start in `line` (after the name and, for JSON and text, the
-    /// spaces that follow it).
-    pub args: usize,
-    /// The fields (for ops whose arguments are fields).
-    pub fields: Fields,
-    /// The header block (`HPUB`, `HMSG`).
-    pub headers: Option<Bytes>,
-    /// The payload (`PUB`, `HPUB`, `MSG`, `HMSG`; empty otherwise).
-    pub payload: Bytes,
-}
-
-/// A control line whose payload has not fully arrived.
-#[derive(Debug)]
-struct Pending {
-    frame: Frame,
-    header_len: Option<usize>,
-    total: usize,
-    /// The payload received so far, used only when it straddles segments.
-    acc: BytesMut,
-}
-
-/// The resumable framer shared by both roles.
-#[derive(Debug)]
-pub(crate) struct Framer {
-    pub limits: Limits,
-    ops: &'static [OpSpec],
-    /// How far the current line was already searched for its end.
-    scanned: usize,
-    pending: Option<Pending>,
-}
-
-impl Framer {
-    pub fn new(ops: &'static [OpSpec], limits: Limits) -> Self {
-        Self {
-            limits,
-            ops,
-            scanned: 0,
-            pending: None,
-        }
-    }
-
-    /// Whether part of a frame was taken from the input but not yet returned.
-    pub fn is_mid_frame(&self) -> bool {
-        self.pending.is_some()
-    }
-
-    /// Whether no frame is in progress, so the next frame starts at the front of the
-    /// input (when the fast path, `decode_fast`, may try it).
-    #[inline]
-    pub fn is_idle(&self) -> bool {
-        self.pending.is_none() && self.scanned == 0
-    }
-
-    pub fn reset(&mut self) {
-        self.scanned = 0;
-        self.pending = None;
-    }
-
-    /// The next complete frame, `None` when more bytes are needed.
-    #[inline]
-    pub fn next(&mut self, src: &mut SegmentedBuffer) -> Result<Option<Frame>, DecodeError> {
-        if let Some(pending) = self.pending.as_mut() {
-            if !take_payload(pending, src)? {
-                return Ok(None);
-            }
-            return Ok(self.pending.take().map(|p| p.frame));
-        }
-        let chunk = src.chunk();
-        if chunk.is_empty() {
-            return Ok(None);
-        }
-        let mut buf = [0u8; HEAD];
-        let head = if chunk.len() >= HEAD {
-            &chunk[..HEAD]
-        } else {
-            let n = src.copy_at(0, &mut buf);
-            &buf[..n]
-        };
-        let Some(spec) = op_at(self.ops, head)? else {
-            return Ok(None);
-        };
-        let max = spec.max_line(&self.limits);
-        let Some(lf) = self.find_lf(src) else {
-            // The line will be at least one byte shorter than what is buffered (its `\r`
-            // may be the last byte received).
-            if src.len() > max.saturating_add(1) {
-                return Err(spec.too_long(&self.limits));
-            }
-            self.scanned = src.len();
-            return Ok(None);
-        };
-        self.scanned = 0;
-        let chunk = src.chunk();
-        let in_chunk = lf < chunk.len();
-        let cr = if in_chunk {
-            lf > 0 && chunk[lf - 1] == b'\r'
-        } else {
-            lf > 0 && src.peek(lf - 1) == Some(b'\r')
-        };
-        let len = lf - usize::from(cr);
-        if len > max {
-            return Err(spec.too_long(&self.limits));
-        }
-        // The line in place when it is inside the first segment, else joined once.
-        let joined = (!in_chunk).then(|| src.split_to(lf + 1));
-        let text: &[u8] = match &joined {
-            Some(line) => &line[..len],
-            None => &src.chunk()[..len],
-        };
-        let Control { args, fields, sizes } = parse_control(spec, text, &self.limits)?;
-        let mut frame = Frame {
-            op: spec.op,
-            line: Bytes::new(),
-            args,
-            fields,
-            headers: None,
-            payload: Bytes::new(),
-        };
-        let Some((header_len, total)) = sizes else {
-            let mut line = joined.unwrap_or_else(|| src.split_to(lf + 1));
-            line.truncate(len);
-            frame.line = line;
-            return Ok(Some(frame));
-        };
-        let body = lf + 1;
-        if in_chunk && src.chunk().len() >= body + total + 2 {
-            // Fast path: the whole frame is in the first segment. One view of it, and
-            // views of that for the payload and headers.
-            if src.chunk()[body + total..body + total + 2] != *b"\r\n" {
-                return Err(DecodeError::MissingPayloadCrlf);
-            }
-            let all = src.split_to(body + total + 2);
-            let h = header_len.unwrap_or(0);
-            if header_len.is_some() {
-                frame.headers = Some(all.slice(body..body + h));
-            }
-            frame.payload = all.slice(body + h..body + total);
-            frame.line = all;
-            return Ok(Some(frame));
-        }
-        frame.line = joined.unwrap_or_else(|| src.split_to(lf + 1));
-        frame.line.truncate(len);
-        let mut pending = Pending {
-            frame,
-            header_len,
-            total,
-            acc: BytesMut::new(),
-        };
-        if take_payload(&mut pending, src)? {
-            Ok(Some(pending.frame))
-        } else {
-            self.pending = Some(pending);
-            Ok(None)
-        }
-    }
-
-    /// Position of the `\n` ending the line at the front of `src`.
-    fn find_lf(&self, src: &SegmentedBuffer) -> Option<usize> {
-        let chunk = src.chunk();
-        if self.scanned < chunk.len() {
-            if let Some(i) = memchr::memchr(b'\n', &chunk[self.scanned..]) {
-                return Some(self.scanned + i);
-            }
-        }
-        if src.len() > chunk.len() {
-            src.find_byte(self.scanned.max(chunk.len()), b'\n')
-        } else {
-            None
-        }
+        _ if field.iter().all(u8::is_ascii_digit) => Err(DecodeError::SizeTooLong),
+        _ => Err(DecodeError::InvalidSize),
     }
 }
 
@@ -531,53 +333,6 @@ fn too_long(op: OpName, json: bool, max: usize) -> DecodeError {
     } else {
         DecodeError::ControlLineTooLong { max }
     }
-}
-
-/// Receives more of a pending payload; returns whether it is complete (and then stored
-/// in the frame, its `\r\n` consumed).
-fn take_payload(p: &mut Pending, src: &mut SegmentedBuffer) -> Result<bool, DecodeError> {
-    let total = p.total;
-    let mut data = if p.acc.is_empty() && src.chunk().len() >= total {
-        // Zero copy: the whole payload is in the first segment.
-        if !crlf_follows(src, total)? {
-            return Ok(false);
-        }
-        let data = src.split_to(total);
-        src.advance(2);
-        data
-    } else {
-        // The payload straddles segments: copy what has arrived, once.
-        let mut take = (total - p.acc.len()).min(src.len());
-        p.acc.reserve(take);
-        while take > 0 {
-            let chunk = src.chunk();
-            let k = take.min(chunk.len());
-            p.acc.extend_from_slice(&chunk[..k]);
-            src.advance(k);
-            take -= k;
-        }
-        if p.acc.len() < total || !crlf_follows(src, 0)? {
-            return Ok(false);
-        }
-        src.advance(2);
-        p.acc.split().freeze()
-    };
-    if let Some(h) = p.header_len {
-        p.frame.headers = Some(data.split_to(h));
-    }
-    p.frame.payload = data;
-    Ok(true)
-}
-
-/// Whether `\r\n` is at `at`; `false` when it has not arrived yet, an error as soon as a
-/// byte that arrived is wrong.
-fn crlf_follows(src: &SegmentedBuffer, at: usize) -> Result<bool, DecodeError> {
-    let mut crlf = [0u8; 2];
-    let n = src.copy_at(at, &mut crlf);
-    if crlf[..n] != b"\r\n"[..n] {
-        return Err(DecodeError::MissingPayloadCrlf);
-    }
-    Ok(n == 2)
 }
 
 #[cfg(test)]

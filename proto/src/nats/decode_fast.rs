@@ -1,16 +1,14 @@
 //! The fast path: a whole `PUB`, `HPUB`, `MSG` or `HMSG` frame in its canonical
-//! spelling, inside the first received segment, decoded straight into its op.
+//! spelling, at the front of the buffer, split in one pass.
 //!
 //! Canonical means what every client and server writes: the op name in capitals or
 //! lower case followed by one space, fields separated by single spaces, `\r\n` at the
 //! end of the line, sizes of 1 to 9 digits within the limits, and the payload's `\r\n`
 //! already received. Anything else — tabs, runs of blanks, a bare `\n`, a frame
-//! straddling segments or not complete yet, any error — returns `None` and the caller
-//! runs the general framer (`decode`), which decides. So the fast path only ever
-//! returns what the general path would return for the same bytes; it skips the
-//! general path's intermediate frame, its per-byte field loop and its `memchr` call
-//! (whose set-up costs more than a short control line), and takes each view straight
-//! from the segment.
+//! not complete yet, any error — returns `None` and the caller runs the general path
+//! (`decode`), which decides. So the fast path only ever returns what the general path
+//! would return for the same bytes; it skips the general path's per-byte field loop
+//! and its `memchr` call (whose set-up costs more than a short control line).
 //!
 //! Field boundaries are found eight bytes at a time: every byte below `0x21` (space,
 //! tab, `\r`, `\n`, other control bytes) ends a field; only a space or the final
@@ -20,14 +18,12 @@
 //! into it); the last frames of a buffer and longer lines are split by the same rules
 //! on the slice.
 //!
-//! The borrowed decoders (`frame`) share this module: [`publish_line`] and
-//! [`message_line`] split a line, and each caller cuts the fields out of its own input
-//! (views for the codecs, slices for the borrowed decoders).
+//! The frame decoders (`frame`) call [`publish_line`] and [`message_line`], which split
+//! a line into ranges, and cut the fields out of their input.
 
 use std::ops::Range;
 
-use super::{ClientOp, Headers, Limits, Message, Publish, ServerOp, Sid};
-use crate::chassis::SegmentedBuffer;
+use super::Limits;
 
 /// OR-ed into a little-endian word, lowers the case of its first three letters (and
 /// leaves the fourth byte, the separator, as it is).
@@ -101,21 +97,12 @@ fn size(chunk: &[u8], start: usize, end: usize) -> Option<usize> {
     if field.len() > 9 {
         return None;
     }
-    let mut n = 0usize;
-    for &d in field {
-        let digit = d.wrapping_sub(b'0');
-        if digit > 9 {
-            return None;
-        }
-        n = n * 10 + usize::from(digit);
-    }
-    Some(n)
+    // Nine digits fit in a usize on every target.
+    crate::lex::digits(field).map(|n| n as usize)
 }
 
 /// A canonical control line split: the leading fields (subject, and the sid for
 /// `MSG`/`HMSG`), the optional reply, the sizes, and where the payload starts and ends.
-/// Shared with the borrowed decoders (`frame`), which take slices where the codecs take
-/// views.
 #[derive(Clone, Copy)]
 pub(crate) struct Line {
     /// Where the subject starts (after the op name and its space).
@@ -450,48 +437,6 @@ pub(crate) fn message_line(chunk: &[u8], limits: &Limits) -> Option<(Line, bool)
     payload_line::<2>(chunk, limits, MSG, HMSG)
 }
 
-/// The next `PUB`/`HPUB` at the front of `src`, if it is canonical and complete in the
-/// first segment; consumed from `src` then.
-#[inline(always)]
-pub(crate) fn client_op(src: &mut SegmentedBuffer, limits: &Limits) -> Option<ClientOp> {
-    // One look at the queue's front: the bytes to parse and the segment to view.
-    let front = src.segments().next()?;
-    let (line, headers) = publish_line(front, limits)?;
-    let subject = front.slice(line.subject());
-    let reply = line.reply().map(|r| front.slice(r));
-    let headers = headers.then(|| Headers::from_raw(front.slice(line.headers())));
-    let payload = front.slice(line.payload());
-    src.advance(line.len());
-    Some(ClientOp::Publish(Publish {
-        subject,
-        reply,
-        headers,
-        payload,
-    }))
-}
-
-/// The next `MSG`/`HMSG` at the front of `src`, if it is canonical and complete in the
-/// first segment; consumed from `src` then.
-#[inline(always)]
-pub(crate) fn server_op(src: &mut SegmentedBuffer, limits: &Limits) -> Option<ServerOp> {
-    // One look at the queue's front: the bytes to parse and the segment to view.
-    let front = src.segments().next()?;
-    let (line, headers) = message_line(front, limits)?;
-    let subject = front.slice(line.subject());
-    let sid = Sid::from_bytes(front.slice(line.sid()));
-    let reply = line.reply().map(|r| front.slice(r));
-    let headers = headers.then(|| Headers::from_raw(front.slice(line.headers())));
-    let payload = front.slice(line.payload());
-    src.advance(line.len());
-    Some(ServerOp::Message(Message {
-        subject,
-        sid,
-        reply,
-        headers,
-        payload,
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -522,12 +467,8 @@ mod tests {
             &b"HMSG\0a 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"[..],
             b"HPUB\0a 12 14\r\nNATS/1.0\r\n\r\nhi\r\n",
         ] {
-            let mut src = crate::SegmentedBuffer::new();
-            src.push_slice(frame);
-            let client = crate::nats::ClientCodec::default().decode_op(&mut src);
-            let mut src = crate::SegmentedBuffer::new();
-            src.push_slice(frame);
-            let server = crate::nats::ServerCodec::default().decode_op(&mut src);
+            let client = crate::nats::ClientFrameDecoder::default().decode(frame);
+            let server = crate::nats::ServerFrameDecoder::default().decode(frame);
             assert!(client.is_err() && server.is_err(), "{client:?} {server:?}");
         }
     }
@@ -549,30 +490,38 @@ mod tests {
         assert_eq!((head(b"HMSG a 1") & FIVE) | LOWER4, HMSG);
     }
 
-    fn fast_client(input: &[u8]) -> (Option<ClientOp>, usize) {
-        let mut src = SegmentedBuffer::new();
-        src.push_slice(input);
-        let op = client_op(&mut src, &Limits::default());
-        (op, src.len())
+    /// A canonical `PUB`/`HPUB` at the front of `input`: its subject, reply, header
+    /// block and payload, and its length.
+    #[allow(clippy::type_complexity)]
+    fn fast_client(input: &[u8]) -> Option<(&[u8], Option<&[u8]>, Option<&[u8]>, &[u8], usize)> {
+        let (line, headers) = publish_line(input, &Limits::default())?;
+        Some((
+            &input[line.subject()],
+            line.reply().map(|r| &input[r]),
+            headers.then(|| &input[line.headers()]),
+            &input[line.payload()],
+            line.len(),
+        ))
     }
 
     #[test]
     fn canonical_frames_take_the_fast_path() {
-        let (op, left) = fast_client(b"PUB foo.bar 5\r\nhello\r\nPING\r\n");
-        let Some(ClientOp::Publish(p)) = op else {
-            panic!("{op:?}")
-        };
+        let input = b"PUB foo.bar 5\r\nhello\r\nPING\r\n";
         assert_eq!(
-            (&p.subject[..], p.reply, &p.payload[..], left),
-            (&b"foo.bar"[..], None, &b"hello"[..], 6)
+            fast_client(input),
+            Some((&b"foo.bar"[..], None, None, &b"hello"[..], input.len() - 6))
         );
-        let (op, _) = fast_client(b"hpub a r 12 14\r\nNATS/1.0\r\n\r\nhi\r\n");
-        let Some(ClientOp::Publish(p)) = op else {
-            panic!("{op:?}")
-        };
-        assert_eq!(p.reply.as_deref(), Some(&b"r"[..]));
-        assert_eq!(p.headers.map(|h| h.len()), Some(12));
-        assert_eq!(p.payload, "hi");
+        let input = b"hpub a r 12 14\r\nNATS/1.0\r\n\r\nhi\r\n";
+        assert_eq!(
+            fast_client(input),
+            Some((
+                &b"a"[..],
+                Some(&b"r"[..]),
+                Some(&b"NATS/1.0\r\n\r\n"[..]),
+                &b"hi"[..],
+                input.len()
+            ))
+        );
     }
 
     #[test]
@@ -594,17 +543,12 @@ mod tests {
             b"SUB foo 1\r\n",                // not a payload op
             b"PUB a\r\n",                    // shorter than a word
         ] {
-            let (op, left) = fast_client(input);
-            assert!(
-                op.is_none() && left == input.len(),
-                "{:?}",
-                String::from_utf8_lossy(input)
-            );
+            assert!(fast_client(input).is_none(), "{:?}", String::from_utf8_lossy(input));
         }
         let mut long = b"PUB ".to_vec();
         long.extend(std::iter::repeat(b'a').take(5000));
         long.extend_from_slice(b" 1\r\nx\r\n");
-        assert!(fast_client(&long).0.is_none());
+        assert!(fast_client(&long).is_none());
     }
 
     /// `input` followed by enough bytes for the window split.
@@ -637,12 +581,7 @@ mod tests {
             b"PUB a\r\n",
         ] {
             let input = padded(input);
-            let (op, left) = fast_client(&input);
-            assert!(
-                op.is_none() && left == input.len(),
-                "{:?}",
-                String::from_utf8_lossy(&input)
-            );
+            assert!(fast_client(&input).is_none(), "{:?}", String::from_utf8_lossy(&input));
         }
     }
 

@@ -1,12 +1,76 @@
 //! Writing ops into an [`IoArena`]. Every function checks everything before it writes,
-//! so on error nothing is written.
+//! so on error nothing is written. The client writes its frames with the functions
+//! here; [`ClientOp::encode`] and [`ServerOp::encode`] write a whole op, for a broker,
+//! a proxy or a test peer.
 
 use bytes::Bytes;
 use serde::Serialize;
 
 use super::decode::MAX_SIZE_FIELD;
-use super::{EncodeError, Headers, Limits};
+use super::{ClientOp, EncodeError, Headers, Limits, ServerOp};
 use crate::chassis::IoArena;
+
+impl ClientOp {
+    /// Writes the op as a client sends it, checked against `limits` (the limits the
+    /// server decodes it under): an op that would not decode back the same (an empty
+    /// or blank subject, a line or payload over a limit) is refused and nothing is
+    /// written.
+    pub fn encode(&self, limits: &Limits, dst: &mut IoArena) -> Result<(), EncodeError> {
+        match self {
+            ClientOp::Publish(p) => publish(
+                dst,
+                limits,
+                &p.subject,
+                p.reply.as_deref(),
+                p.headers.as_ref(),
+                &p.payload,
+            ),
+            ClientOp::Subscribe(s) => subscribe(dst, limits, &s.subject, s.queue.as_deref(), s.sid.as_bytes()),
+            ClientOp::Unsubscribe(u) => unsubscribe(dst, limits, u.sid.as_bytes(), u.max_msgs),
+            ClientOp::Connect(c) => json(dst, limits, b"CONNECT", c.as_ref()),
+            ClientOp::Ping => {
+                dst.put_slice(b"PING\r\n");
+                Ok(())
+            }
+            ClientOp::Pong => {
+                dst.put_slice(b"PONG\r\n");
+                Ok(())
+            }
+        }
+    }
+}
+
+impl ServerOp {
+    /// Writes the op as a server sends it, checked against `limits` as
+    /// [`ClientOp::encode`] checks: nothing is written when it is refused.
+    pub fn encode(&self, limits: &Limits, dst: &mut IoArena) -> Result<(), EncodeError> {
+        match self {
+            ServerOp::Message(m) => message(
+                dst,
+                limits,
+                &m.subject,
+                m.sid.as_bytes(),
+                m.reply.as_deref(),
+                m.headers.as_ref(),
+                &m.payload,
+            ),
+            ServerOp::Info(info) => json(dst, limits, b"INFO", info.as_ref()),
+            ServerOp::Ok => {
+                dst.put_slice(b"+OK\r\n");
+                Ok(())
+            }
+            ServerOp::Err(e) => err(dst, limits, e.text()),
+            ServerOp::Ping => {
+                dst.put_slice(b"PING\r\n");
+                Ok(())
+            }
+            ServerOp::Pong => {
+                dst.put_slice(b"PONG\r\n");
+                Ok(())
+            }
+        }
+    }
+}
 
 /// Whether `token` can be a subject, reply, queue or sid: not empty, no space, tab, CR
 /// or LF (which would change how the line splits).
@@ -226,6 +290,30 @@ pub(crate) fn json<T: Serialize>(dst: &mut IoArena, limits: &Limits, name: &[u8]
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nats::{ConnectOptions, HeaderMap, Message, Publish, ServerError, Sid, Subscribe, Unsubscribe};
+
+    fn b(s: &'static str) -> Bytes {
+        Bytes::from_static(s.as_bytes())
+    }
+
+    fn publish_op(subject: &'static str, reply: Option<&'static str>, payload: &'static str) -> ClientOp {
+        ClientOp::Publish(Publish {
+            subject: b(subject),
+            reply: reply.map(b),
+            headers: None,
+            payload: b(payload),
+        })
+    }
+
+    fn msg(subject: &'static str, sid: &'static str, reply: Option<&'static str>, payload: &'static str) -> ServerOp {
+        ServerOp::Message(Message {
+            subject: b(subject),
+            sid: Sid::from_bytes(b(sid)),
+            reply: reply.map(b),
+            headers: None,
+            payload: b(payload),
+        })
+    }
 
     #[test]
     fn digit_counts() {
@@ -248,5 +336,150 @@ mod tests {
         for bad in [&b""[..], b"a b", b"a\tb", b"a\r", b"\nb"] {
             assert!(!valid_token(bad), "{bad:?}");
         }
+    }
+
+    // -- encoding ----------------------------------------------------------------------
+
+    fn client_wire(op: &ClientOp) -> Vec<u8> {
+        let mut a = IoArena::new();
+        op.encode(&Limits::default(), &mut a).unwrap();
+        a.to_vec()
+    }
+
+    fn server_wire(op: &ServerOp) -> Vec<u8> {
+        let mut a = IoArena::new();
+        op.encode(&Limits::default(), &mut a).unwrap();
+        a.to_vec()
+    }
+
+    #[test]
+    fn encodes_every_client_op() {
+        assert_eq!(client_wire(&publish_op("a", None, "hi")), b"PUB a 2\r\nhi\r\n");
+        assert_eq!(client_wire(&publish_op("a", Some("r"), "")), b"PUB a r 0\r\n\r\n");
+        let mut map = HeaderMap::new();
+        map.insert("K", "v").unwrap();
+        let hpub = ClientOp::Publish(Publish {
+            subject: b("a"),
+            reply: Some(b("r")),
+            headers: Some(map.to_headers()),
+            payload: b("hi"),
+        });
+        assert_eq!(client_wire(&hpub), b"HPUB a r 18 20\r\nNATS/1.0\r\nK: v\r\n\r\nhi\r\n");
+        assert_eq!(
+            client_wire(&ClientOp::Subscribe(Subscribe {
+                subject: b("a.*"),
+                queue: Some(b("q")),
+                sid: Sid::from_u64(3)
+            })),
+            b"SUB a.* q 3\r\n"
+        );
+        assert_eq!(
+            client_wire(&ClientOp::Unsubscribe(Unsubscribe {
+                sid: Sid::from_u64(3),
+                max_msgs: Some(5)
+            })),
+            b"UNSUB 3 5\r\n"
+        );
+        let connect = client_wire(&ClientOp::Connect(Box::new(ConnectOptions::client())));
+        assert!(connect.starts_with(b"CONNECT {\"verbose\":false,"), "{connect:?}");
+        assert!(connect.ends_with(b"}\r\n"));
+        assert_eq!(client_wire(&ClientOp::Ping), b"PING\r\n");
+        assert_eq!(client_wire(&ClientOp::Pong), b"PONG\r\n");
+    }
+
+    #[test]
+    fn encodes_every_server_op() {
+        assert_eq!(server_wire(&msg("a", "1", Some("r"), "hi")), b"MSG a 1 r 2\r\nhi\r\n");
+        let hmsg = ServerOp::Message(Message {
+            subject: b("a"),
+            sid: Sid::from_u64(1),
+            reply: None,
+            headers: Some(Headers::from_raw(b("NATS/1.0 503\r\n\r\n"))),
+            payload: Bytes::new(),
+        });
+        assert_eq!(server_wire(&hmsg), b"HMSG a 1 16 16\r\nNATS/1.0 503\r\n\r\n\r\n");
+        let info = server_wire(&ServerOp::Info(Box::default()));
+        assert!(info.starts_with(b"INFO {\"server_id\":\"\""), "{info:?}");
+        assert_eq!(server_wire(&ServerOp::Ok), b"+OK\r\n");
+        assert_eq!(server_wire(&ServerOp::Err(ServerError::new("'x'"))), b"-ERR 'x'\r\n");
+        assert_eq!(server_wire(&ServerOp::Ping), b"PING\r\n");
+        assert_eq!(server_wire(&ServerOp::Pong), b"PONG\r\n");
+    }
+
+    #[test]
+    fn encoding_refuses_what_would_not_decode_the_same() {
+        let limits = Limits {
+            max_control_line: 12,
+            max_payload: 4,
+            max_json_line: 8,
+        };
+        let mut a = IoArena::new();
+        let p = |s: &'static str, r: Option<&'static str>, payload: &'static str| publish_op(s, r, payload);
+        assert_eq!(
+            p("", None, "").encode(&limits, &mut a),
+            Err(EncodeError::InvalidSubject)
+        );
+        assert_eq!(
+            p("a b", None, "").encode(&limits, &mut a),
+            Err(EncodeError::InvalidSubject)
+        );
+        assert_eq!(
+            p("a", Some("\t"), "").encode(&limits, &mut a),
+            Err(EncodeError::InvalidReply)
+        );
+        assert_eq!(
+            p("a", None, "12345").encode(&limits, &mut a),
+            Err(EncodeError::PayloadTooLarge { size: 5, max: 4 })
+        );
+        assert_eq!(
+            p("abcdefgh", None, "").encode(&limits, &mut a),
+            Err(EncodeError::ControlLineTooLong { len: 14, max: 12 })
+        );
+        let sub = |q: Option<&'static str>, sid: &'static str| {
+            ClientOp::Subscribe(Subscribe {
+                subject: b("s"),
+                queue: q.map(b),
+                sid: Sid::from_bytes(b(sid)),
+            })
+        };
+        assert_eq!(
+            sub(Some("a\r"), "1").encode(&limits, &mut a),
+            Err(EncodeError::InvalidQueue)
+        );
+        assert_eq!(sub(None, "").encode(&limits, &mut a), Err(EncodeError::InvalidSid));
+        assert_eq!(
+            ClientOp::Unsubscribe(Unsubscribe {
+                sid: Sid::from_u64(1),
+                max_msgs: Some(1_000_000_000)
+            })
+            .encode(&limits, &mut a),
+            Err(EncodeError::MaxMsgsTooLarge(1_000_000_000))
+        );
+        assert!(matches!(
+            ClientOp::Connect(Box::default()).encode(&limits, &mut a),
+            Err(EncodeError::JsonLineTooLong { .. })
+        ));
+        let server = Limits::default();
+        for bad in ["a\nb", " lead", "\tlead"] {
+            assert_eq!(
+                ServerOp::Err(ServerError::new(bad)).encode(&server, &mut a),
+                Err(EncodeError::InvalidErrorText)
+            );
+        }
+        assert_eq!(
+            msg("a", "x y", None, "").encode(&server, &mut a),
+            Err(EncodeError::InvalidSid)
+        );
+        // Nothing was written by any of the refusals.
+        assert!(a.is_empty());
+    }
+
+    #[test]
+    fn large_payloads_are_shared_not_copied() {
+        let payload = Bytes::from(vec![7u8; 64 << 10]);
+        let mut a = IoArena::new();
+        publish(&mut a, &Limits::default(), b"big", None, None, &payload).unwrap();
+        assert!(a.chunks().any(|c| c.as_ptr() == payload.as_ptr()));
+        assert_eq!(a.len(), b"PUB big 65536\r\n".len() + payload.len() + 2);
     }
 }

@@ -1,42 +1,53 @@
-//! The NATS client protocol engine: a codec for each side of a connection.
+//! The NATS client protocol engine: a decoder for each side of a connection, the ops
+//! each side sends, and the client's state machine ([`client`]).
 //!
-//! - [`ClientCodec`] decodes what a server sends ([`ServerOp`]: `INFO`, `MSG`, `HMSG`,
-//!   `+OK`, `-ERR`, `PING`, `PONG`) and encodes what a client sends ([`ClientOp`]:
-//!   `CONNECT`, `PUB`, `HPUB`, `SUB`, `UNSUB`, `PING`, `PONG`); [`ServerCodec`] does the
-//!   reverse, for a broker, a proxy or a test peer. Both implement [`MonocoqueCodec`].
+//! - [`ClientFrameDecoder`] decodes what a server sends ([`ServerFrame`]: `INFO`,
+//!   `MSG`, `HMSG`, `+OK`, `-ERR`, `PING`, `PONG`); [`ServerFrameDecoder`] decodes what
+//!   a client sends ([`ClientFrame`]: `CONNECT`, `PUB`, `HPUB`, `SUB`, `UNSUB`, `PING`,
+//!   `PONG`), for a broker, a proxy or a test peer. Both read one contiguous buffer and
+//!   hand out frames of `&[u8]` slices of it: no reference count, no allocation per
+//!   frame (only `INFO` and `CONNECT`, whose JSON is parsed, allocate).
 //! - Decoding follows nats-server's parser (see [`Limits`] and the rules in the
 //!   `decode` module's source): case-insensitive op names, fields split on runs of
 //!   spaces and tabs, optional fields told apart by count, a bare `\n` accepted after a
 //!   control line but `\r\n` required after a payload, sizes of at most 9 digits, and
-//!   every limit checked before anything is reserved. It is resumable and, for a frame
-//!   inside one received segment, allocates nothing: subjects, sids, headers and
-//!   payloads are [`bytes::Bytes`] views.
-//! - [`ServerFrameDecoder`] and [`ClientFrameDecoder`] decode the same ops out of one
-//!   contiguous buffer as [`ClientFrame`]s and [`ServerFrame`]s of `&[u8]` slices (no
-//!   reference count per field), with the codecs' rules, limits and errors.
+//!   every limit checked before the payload is waited for.
+//! - [`ClientOp`] and [`ServerOp`] are the owned ops ([`bytes::Bytes`] views):
+//!   [`ClientOp::encode`] and [`ServerOp::encode`] write them, [`ClientFrame::to_op`]
+//!   and [`ServerFrame::to_op`] copy a frame into one.
 //! - [`Headers`] is a lazily parsed view of a received header block (status codes such
 //!   as [`StatusCode::NoResponders`] recognised); [`HeaderMap`] builds one to send.
 //! - [`ServerInfo`] and [`ConnectOptions`] are the `INFO` and `CONNECT` JSON bodies.
 //!
 //! ```
-//! use monocoque_proto::{IoArena, MonocoqueCodec, SegmentedBuffer};
-//! use monocoque_proto::nats::{ClientOp, HeaderMap, Publish, ServerCodec};
+//! use monocoque_proto::IoArena;
+//! use monocoque_proto::nats::{ClientFrame, ClientOp, HeaderMap, Limits, Publish, ServerFrameDecoder};
 //!
-//! // A broker reading what a client sent, in two pieces.
-//! let mut server = ServerCodec::default();
-//! let mut src = SegmentedBuffer::new();
-//! src.push_slice(b"sub orders.* workers 7\r\nHPUB orders.new 18 23\r\nNATS/1.0\r\nA: 1\r\n\r\n");
-//! let Some(ClientOp::Subscribe(sub)) = server.decode(&mut src).unwrap() else { panic!() };
-//! assert_eq!((&sub.subject[..], sub.queue.as_deref(), sub.sid.as_u64()), (&b"orders.*"[..], Some(&b"workers"[..]), Some(7)));
-//! assert_eq!(server.decode(&mut src).unwrap(), None);
-//! src.push_slice(b"hello\r\n");
-//! let Some(ClientOp::Publish(publish)) = server.decode(&mut src).unwrap() else { panic!() };
-//! assert_eq!(publish.headers.unwrap().get("a").unwrap(), "1");
-//! assert_eq!(publish.payload, "hello");
+//! // A client's publish with a header, as it goes on the wire.
+//! let mut headers = HeaderMap::new();
+//! headers.insert("A", "1").unwrap();
+//! let publish = Publish {
+//!     subject: "orders.new".into(),
+//!     reply: None,
+//!     headers: Some(headers.to_headers()),
+//!     payload: "hello".into(),
+//! };
+//! let mut out = IoArena::new();
+//! ClientOp::Publish(publish).encode(&Limits::default(), &mut out).unwrap();
+//! let wire = [&b"sub orders.* workers 7\r\n"[..], &out.to_vec()].concat();
+//!
+//! // A broker reading it, the second frame in two pieces.
+//! let mut server = ServerFrameDecoder::default();
+//! let Some((ClientFrame::Subscribe(sub), len)) = server.decode(&wire).unwrap() else { panic!() };
+//! assert_eq!((sub.subject, sub.queue, sub.sid), (&b"orders.*"[..], Some(&b"workers"[..]), &b"7"[..]));
+//! let rest = &wire[len..];
+//! assert_eq!(server.decode(&rest[..20]).unwrap(), None); // incomplete: nothing consumed
+//! let Some((ClientFrame::Publish(p), _)) = server.decode(rest).unwrap() else { panic!() };
+//! assert_eq!((p.subject, p.payload), (&b"orders.new"[..], &b"hello"[..]));
+//! assert_eq!(p.headers, Some(&b"NATS/1.0\r\nA: 1\r\n\r\n"[..]));
 //! ```
 
 pub mod client;
-mod codec;
 mod decode;
 mod decode_fast;
 mod encode;
@@ -46,16 +57,12 @@ mod headers;
 mod json;
 mod op;
 
-pub use codec::{ClientCodec, ClientSide, Codec, CodecError, Role, ServerCodec, ServerSide};
 pub use decode::{Limits, DEFAULT_MAX_CONTROL_LINE, DEFAULT_MAX_JSON_LINE, DEFAULT_MAX_PAYLOAD, MAX_SIZE_FIELD};
 pub use error::{DecodeError, EncodeError, OpName};
 pub use frame::{
-    ClientFrame, ClientFrameDecoder, FrameDecoder, FrameRole, MessageRef, PublishRef, ServerFrame, ServerFrameDecoder,
-    SubscribeRef, UnsubscribeRef,
+    ClientFrame, ClientFrameDecoder, ClientSide, FrameDecoder, FrameRole, MessageRef, PublishRef, ServerFrame,
+    ServerFrameDecoder, ServerSide, SubscribeRef, UnsubscribeRef,
 };
 pub use headers::{HeaderError, HeaderIter, HeaderMap, Headers, StatusCode};
 pub use json::{ConnectOptions, ServerInfo};
 pub use op::{ClientOp, Message, Publish, ServerError, ServerErrorKind, ServerOp, Sid, Subscribe, Unsubscribe};
-
-#[allow(unused_imports)] // for the links in the docs above
-use crate::chassis::MonocoqueCodec;

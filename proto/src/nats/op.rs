@@ -31,16 +31,7 @@ impl Sid {
     /// The id as a number, when it is a decimal number that fits in a `u64` (leading
     /// zeros are accepted).
     pub fn as_u64(&self) -> Option<u64> {
-        if self.0.is_empty() || self.0.len() > 20 {
-            return None;
-        }
-        self.0.iter().try_fold(0u64, |n, &d| {
-            if d.is_ascii_digit() {
-                n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-            } else {
-                None
-            }
-        })
+        crate::lex::parse_u64(&self.0)
     }
 }
 
@@ -240,8 +231,9 @@ impl ServerError {
     }
 }
 
-/// An operation a client sends: what [`ClientCodec`](super::ClientCodec) encodes and
-/// [`ServerCodec`](super::ServerCodec) decodes.
+/// An operation a client sends, owned: written by [`ClientOp::encode`], read by a
+/// [`ServerFrameDecoder`](super::ServerFrameDecoder) (as a
+/// [`ClientFrame`](super::ClientFrame), [`to_op`](super::ClientFrame::to_op) for this).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientOp {
     /// `CONNECT {json}`.
@@ -258,8 +250,9 @@ pub enum ClientOp {
     Pong,
 }
 
-/// An operation a server sends: what [`ServerCodec`](super::ServerCodec) encodes and
-/// [`ClientCodec`](super::ClientCodec) decodes.
+/// An operation a server sends, owned: written by [`ServerOp::encode`], read by a
+/// [`ClientFrameDecoder`](super::ClientFrameDecoder) (as a
+/// [`ServerFrame`](super::ServerFrame), [`to_op`](super::ServerFrame::to_op) for this).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerOp {
     /// `INFO {json}`.

@@ -10,7 +10,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::lex::{find_lf, parse_i64, parse_len, Len};
+use super::lex::{find_lf, is_big_number, parse_i64, parse_len, Len};
 use super::{DecodeError, Protocol, Value};
 use crate::chassis::SegmentedBuffer;
 
@@ -843,11 +843,7 @@ fn parse_double(line: &[u8]) -> Result<f64, DecodeError> {
 }
 
 fn validate_big_number(line: &[u8]) -> Result<(), DecodeError> {
-    let digits = match line {
-        [b'-' | b'+', rest @ ..] => rest,
-        _ => line,
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+    if !is_big_number(line) {
         return Err(DecodeError::InvalidBigNumber);
     }
     Ok(())

@@ -163,14 +163,8 @@ fn validate(value: &Value) -> Result<(), EncodeError> {
         Value::SimpleString(s) | Value::SimpleError(s) if memchr::memchr2(b'\r', b'\n', s).is_some() => {
             return Err(EncodeError::LineBreakInLine);
         }
-        Value::BigNumber(n) => {
-            let digits = match &n[..] {
-                [b'-' | b'+', rest @ ..] => rest,
-                all => all,
-            };
-            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-                return Err(EncodeError::InvalidBigNumber);
-            }
+        Value::BigNumber(n) if !super::lex::is_big_number(n) => {
+            return Err(EncodeError::InvalidBigNumber);
         }
         Value::Array(items) | Value::Set(items) | Value::Push(items) => items.iter().try_for_each(validate)?,
         Value::Map(pairs) => pairs

@@ -1,6 +1,6 @@
 //! The line-level pieces both RESP reply decoders ([`Decoder`](super::Decoder) and
 //! [`TapeDecoder`](super::TapeDecoder)) parse with: finding a line's end, length fields
-//! and integers. One copy, so that the two decoders cannot drift apart on what a valid
+//! and integers (their digits read by the crate's `lex`, which NATS shares). One copy, so that the two decoders cannot drift apart on what a valid
 //! line is; every function is `#[inline(always)]`, as each was in the decoder it came
 //! from, so the hot loops compile as before.
 
@@ -38,18 +38,9 @@ pub(super) fn find_lf(chunk: &[u8], from: usize) -> Option<usize> {
 /// Parses a length field: digits, `-1` or `?`; `None` when it is none of them.
 #[inline(always)]
 pub(super) fn parse_len(line: &[u8]) -> Option<Len> {
-    // Digits first: they are the common case. Nineteen digits fit in a u64.
-    if !line.is_empty() && line.len() <= 19 {
-        let mut n: u64 = 0;
-        let mut digits = true;
-        for &d in line {
-            let v = d.wrapping_sub(b'0');
-            digits &= v <= 9;
-            n = n.wrapping_mul(10).wrapping_add(u64::from(v));
-        }
-        if digits {
-            return Some(Len::Count(n));
-        }
+    // Digits first: they are the common case.
+    if let Some(n) = crate::lex::digits(line) {
+        return Some(Len::Count(n));
     }
     match line {
         b"?" => Some(Len::Streamed),
@@ -70,15 +61,8 @@ pub(super) fn parse_i64(line: &[u8]) -> Option<i64> {
         return None;
     }
     if digits.len() <= 18 {
-        // Eighteen digits stay below 2^63: no overflow checks needed.
-        let mut n: i64 = 0;
-        for &d in digits {
-            let v = d.wrapping_sub(b'0');
-            if v > 9 {
-                return None;
-            }
-            n = n * 10 + i64::from(v);
-        }
+        // Eighteen digits stay below 2^63: the cast cannot wrap.
+        let n = crate::lex::digits(digits)? as i64;
         return Some(if neg { -n } else { n });
     }
     // Accumulate negatively so i64::MIN parses.
@@ -94,4 +78,14 @@ pub(super) fn parse_i64(line: &[u8]) -> Option<i64> {
     } else {
         n.checked_neg()
     }
+}
+
+/// Whether `text` is a RESP3 big number: an optional sign, then one or more digits.
+#[inline(always)]
+pub(super) fn is_big_number(text: &[u8]) -> bool {
+    let digits = match text {
+        [b'-' | b'+', rest @ ..] => rest,
+        _ => text,
+    };
+    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
 }

@@ -2,13 +2,12 @@
 //!
 //! - [`Value`]: every RESP2 and RESP3 type, strings as zero-copy [`bytes::Bytes`] views.
 //! - [`Decoder`]: resumable, limit-checked decoding from a
-//!   [`SegmentedBuffer`].
+//!   [`SegmentedBuffer`](crate::SegmentedBuffer).
 //! - [`TapeDecoder`]: every complete value available, appended to a reusable [`Tape`]
 //!   of compact tokens (no reference count per string), for pipelined clients.
-//! - [`Encoder`] and [`Cmd`]: values and commands into an [`IoArena`].
+//! - [`Encoder`] and [`Cmd`]: values and commands into an [`IoArena`](crate::IoArena).
 //! - [`CommandDecoder`]: the server side, client commands (arrays of bulk strings) into
 //!   [`Command`]s of zero-copy arguments, with a server's limits.
-//! - [`RespCodec`]: both, behind the [`MonocoqueCodec`] trait.
 //!
 //! ```
 //! use monocoque_proto::{SegmentedBuffer, resp::{Decoder, Value}};
@@ -34,7 +33,8 @@ mod value;
 pub use command::{ArgSink, Cmd, ToArg};
 pub use connection::{
     Connection, ConnectionConfig, ConnectionError, Event, HandshakeCommand, HandshakeError, MessageKind,
-    QueueRejection, RequestError, RequestId, SendError, Subscriptions, TransactionAborted,
+    QueueRejection, ReconnectState, RequestError, RequestId, SendError, Subscriptions, TransactionAborted,
+    SUBSCRIBER_MODE_COMMANDS,
 };
 pub use decode::{Decoder, DecoderConfig};
 pub use encode::{EncodeError, Encoder};
@@ -42,50 +42,3 @@ pub use error::DecodeError;
 pub use request::{Command, CommandDecodeError, CommandDecoder, CommandLimits, CommandRef, PREALLOC_ARGS};
 pub use tape::{Children, Tape, TapeDecoder, TapeKind, TapeRef};
 pub use value::{Protocol, Value};
-
-use crate::chassis::{IoArena, MonocoqueCodec, SegmentedBuffer};
-
-/// Why the RESP codec failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CodecError {
-    /// The input stream is malformed or over a limit.
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-    /// A value cannot be encoded.
-    #[error(transparent)]
-    Encode(#[from] EncodeError),
-}
-
-/// RESP values in both directions, in one dialect: a [`Decoder`] and an [`Encoder`]
-/// behind the [`MonocoqueCodec`] trait.
-#[derive(Debug, Default)]
-pub struct RespCodec {
-    /// The decoding half.
-    pub decoder: Decoder,
-    /// The encoding half.
-    pub encoder: Encoder,
-}
-
-impl RespCodec {
-    /// A codec with default limits for `protocol`.
-    pub fn new(protocol: Protocol) -> Self {
-        Self {
-            decoder: Decoder::new(DecoderConfig::new(protocol)),
-            encoder: Encoder::new(protocol),
-        }
-    }
-}
-
-impl MonocoqueCodec for RespCodec {
-    type Decoded = Value;
-    type Encoded = Value;
-    type Error = CodecError;
-
-    fn decode(&mut self, src: &mut SegmentedBuffer) -> Result<Option<Value>, CodecError> {
-        Ok(self.decoder.decode(src)?)
-    }
-
-    fn encode(&mut self, item: &Value, dst: &mut IoArena) -> Result<(), CodecError> {
-        Ok(self.encoder.encode(item, dst)?)
-    }
-}

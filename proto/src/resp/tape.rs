@@ -48,7 +48,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use super::lex::{find_lf, parse_i64, parse_len, Len};
+use super::lex::{find_lf, is_big_number, parse_i64, parse_len, Len};
 use super::{DecodeError, Decoder, DecoderConfig, Protocol, Value};
 use crate::chassis::SegmentedBuffer;
 
@@ -854,11 +854,7 @@ impl TapeDecoder {
                     pos = next;
                 }
                 b'(' if lim.resp3 => {
-                    let digits = match body {
-                        [b'-' | b'+', rest @ ..] => rest,
-                        _ => body,
-                    };
-                    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                    if !is_big_number(body) {
                         return None;
                     }
                     nodes.push(Node::string(Tag::BigNumber, seg, pos + 1, body.len()));

@@ -15,7 +15,7 @@
 use bytes::Bytes;
 
 use super::ZmtpError;
-use crate::{IoArena, MonocoqueCodec, SegmentedBuffer};
+use crate::{IoArena, SegmentedBuffer};
 
 /// More frames of the same message follow.
 pub const FLAG_MORE: u8 = 0x01;
@@ -126,26 +126,15 @@ impl FrameDecoder {
     }
 }
 
-/// The chassis' codec contract: frames in, frames out. Encoding cannot fail (a frame is
-/// any bytes; the limit is the receiver's).
-impl MonocoqueCodec for FrameDecoder {
-    type Decoded = Frame;
-    type Encoded = Frame;
-    type Error = ZmtpError;
-
-    fn decode(&mut self, src: &mut SegmentedBuffer) -> Result<Option<Frame>, ZmtpError> {
-        FrameDecoder::decode(self, src)
-    }
-
-    fn encode(&mut self, item: &Frame, dst: &mut IoArena) -> Result<(), ZmtpError> {
-        match item {
-            Frame::Message { body, more } => encode_message_frame(dst, body, *more),
-            Frame::Command(body) => {
-                encode_header(dst, FLAG_COMMAND, body.len() as u64);
-                dst.put_bytes(body);
-            }
+/// Writes a decoded [`Frame`] back as it would travel (the short size form up to 255
+/// bytes): a relay, a proxy or a test re-sends what it read.
+pub fn encode_frame(dst: &mut IoArena, frame: &Frame) {
+    match frame {
+        Frame::Message { body, more } => encode_message_frame(dst, body, *more),
+        Frame::Command(body) => {
+            encode_header(dst, FLAG_COMMAND, body.len() as u64);
+            dst.put_bytes(body);
         }
-        Ok(())
     }
 }
 
@@ -283,8 +272,8 @@ mod tests {
     }
 
     #[test]
-    fn the_codec_trait_round_trips_both_kinds() {
-        let mut codec = FrameDecoder::default();
+    fn both_kinds_of_frame_round_trip() {
+        let decoder = FrameDecoder::default();
         let frames = [
             Frame::Message {
                 body: Bytes::from(vec![1u8; 300]),
@@ -298,12 +287,12 @@ mod tests {
         ];
         let mut arena = IoArena::new();
         for f in &frames {
-            MonocoqueCodec::encode(&mut codec, f, &mut arena).unwrap();
+            encode_frame(&mut arena, f);
         }
         let mut src = SegmentedBuffer::new();
         src.push_slice(&arena.chunks().flatten().copied().collect::<Vec<u8>>());
         for f in frames {
-            assert_eq!(MonocoqueCodec::decode(&mut codec, &mut src).unwrap(), Some(f));
+            assert_eq!(decoder.decode(&mut src).unwrap(), Some(f));
         }
         assert!(src.is_empty());
     }

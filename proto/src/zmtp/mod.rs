@@ -54,7 +54,7 @@ pub use command::{Command, Metadata, RawCommand, IDENTITY, MAX_PING_CONTEXT, MAX
 pub use connection::{Connection, ConnectionConfig, Event};
 pub use error::ZmtpError;
 pub use frame::{
-    encode_command_frame, encode_header, encode_message, encode_message_frame, Frame, FrameDecoder,
+    encode_command_frame, encode_frame, encode_header, encode_message, encode_message_frame, Frame, FrameDecoder,
     DEFAULT_MAX_FRAME_SIZE, FLAG_COMMAND, FLAG_LONG, FLAG_MORE, RESERVED_FLAGS,
 };
 pub use greeting::{Greeting, MechanismName, Version, GREETING_LEN};

@@ -19,7 +19,7 @@ use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use super::nkey::{base32_decode, crc16};
 use crate::chassis::{IoArena, Session};
 use crate::nats::{
-    ClientOp, ConnectOptions, HeaderMap, Headers, Publish, ServerCodec, ServerError, ServerFrameDecoder, ServerInfo,
+    encode, ClientOp, ConnectOptions, HeaderMap, Headers, Limits, Publish, ServerError, ServerFrameDecoder, ServerInfo,
     ServerOp,
 };
 
@@ -55,8 +55,6 @@ pub(super) struct FakeServer {
     /// The client's `CONNECT`, once received.
     pub connect: Option<ConnectOptions>,
     nonce: String,
-    /// Encodes what the server sends.
-    codec: ServerCodec,
     /// Decodes what the client sends: the server role's borrowed frame decoder, over
     /// `input`, the received bytes not yet decoded, kept contiguous.
     decoder: ServerFrameDecoder,
@@ -120,10 +118,9 @@ impl FakeServer {
         let nonce = "PXoWU7zWAMt75FY".to_owned();
         info.nonce = Some(nonce.clone());
         info.auth_required = !matches!(require, Require::Nothing);
-        let codec = ServerCodec::default();
         let mut out = IoArena::new();
-        codec
-            .encode_op(&ServerOp::Info(Box::new(info)), &mut out)
+        ServerOp::Info(Box::new(info))
+            .encode(&Limits::default(), &mut out)
             .expect("INFO encodes");
         Self {
             require,
@@ -131,7 +128,6 @@ impl FakeServer {
             verbose: false,
             connect: None,
             nonce,
-            codec,
             decoder: ServerFrameDecoder::default(),
             input: Vec::new(),
             out,
@@ -148,7 +144,7 @@ impl FakeServer {
 
     /// Sends `op`.
     pub fn send(&mut self, op: ServerOp) {
-        self.codec.encode_op(&op, &mut self.out).expect("test op encodes");
+        op.encode(&Limits::default(), &mut self.out).expect("test op encodes");
     }
 
     /// Sends `-ERR 'text'`.
@@ -190,8 +186,7 @@ impl FakeServer {
             targets.push(sid.clone());
         }
         for sid in &targets {
-            self.codec
-                .encode_message(subject, sid, reply, headers, payload, &mut self.out)
+            encode::message(&mut self.out, &Limits::default(), subject, sid, reply, headers, payload)
                 .expect("MSG encodes");
             if let Some(sub) = self.subs.get_mut(sid) {
                 if let Some(left) = &mut sub.left {

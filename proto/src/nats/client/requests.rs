@@ -89,12 +89,7 @@ impl Requests {
     /// a subject outside the inbox or a request that already ended.
     pub fn complete(&mut self, subject: &[u8]) -> Option<RequestId> {
         let token = subject.strip_prefix(&self.prefix[..])?;
-        if token.is_empty() || token.len() > 20 || !token.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let id = token
-            .iter()
-            .try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))?;
+        let id = crate::lex::parse_u64(token)?;
         let deadline = self.pending.remove(&id)?;
         if let Some(at) = deadline {
             self.deadlines.remove(&(at, id));

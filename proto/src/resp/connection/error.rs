@@ -36,6 +36,11 @@ pub enum ConnectionError {
     /// The handshake did not complete.
     #[error("handshake failed: {0}")]
     Handshake(#[from] HandshakeError),
+    /// The body took the connection's state for a new connection
+    /// ([`take_reconnect_state`](super::Connection::take_reconnect_state)) while this
+    /// one was still usable.
+    #[error("connection replaced by a new one")]
+    Replaced,
 }
 
 /// One step of the connection handshake.
@@ -193,6 +198,17 @@ pub enum SendError {
     )]
     Unsupported {
         /// The command's name, as given.
+        command: Bytes,
+    },
+    /// A RESP2 connection in subscriber mode (it has subscriptions, or a subscribe is
+    /// on its way) accepts only the subscribe family, `PING`, `QUIT` and `RESET`; the
+    /// server would refuse anything else.
+    #[error(
+        "{} is not allowed in RESP2 subscriber mode (only (P|S)(UN)SUBSCRIBE, PING, QUIT, RESET)",
+        String::from_utf8_lossy(command)
+    )]
+    SubscriberMode {
+        /// The command's name, as given (`MULTI` for a transaction).
         command: Bytes,
     },
 }

@@ -83,6 +83,13 @@ pub enum Event {
     /// that no request was waiting for (e.g. the `sunsubscribe` a cluster node sends
     /// when a slot moves away).
     Push(Value),
+    /// The server refused a command this connection sent on its own to restore what a
+    /// lost one had ([`resume`](super::Connection::resume)): a subscription or
+    /// `CLIENT TRACKING` is not in force any more (e.g. `-NOPERM` after an ACL change).
+    RestoreFailed {
+        /// The server's error reply.
+        reply: Value,
+    },
     /// The connection is finished: every pending request got its
     /// [`Failed`](Self::Failed) first, every later call reports this error. Emitted once.
     Poisoned(ConnectionError),

@@ -12,11 +12,15 @@ mod health;
 mod pubsub;
 mod queue;
 mod receive;
+mod reconnect;
+mod subscriber_mode;
 
 #[cfg(test)]
 mod fake_server;
 #[cfg(test)]
 mod health_tests;
+#[cfg(test)]
+mod reconnect_tests;
 #[cfg(test)]
 mod tests;
 
@@ -31,9 +35,12 @@ pub use error::{
 };
 pub use event::{Event, RequestId};
 pub use pubsub::{MessageKind, Subscriptions};
+pub use reconnect::ReconnectState;
+pub use subscriber_mode::SUBSCRIBER_MODE_COMMANDS;
 
 use pubsub::SubCommand;
 use queue::{Entry, Fate, Fifo, Kind, Request, Role, Subscribing};
+use reconnect::Restoring;
 
 use crate::chassis::{Backpressure, BytePermits, IoArena, PoisonGuard, SegmentedBuffer, Session};
 use crate::resp::{Cmd, Decoder, Protocol, Value};
@@ -103,6 +110,13 @@ const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 ///   handshake failures are fatal: every pending request fails with the same
 ///   [`ConnectionError`], and so does every later call.
 /// - **Bounds.** Pending requests, outgoing bytes and reply sizes are all limited.
+/// - **RESP2 subscriber mode.** From the moment a subscribe is queued until everything
+///   is unsubscribed, a RESP2 connection refuses commands the server would refuse
+///   ([`SendError::SubscriberMode`], see [`admits`](Self::admits)).
+/// - **Reconnecting.** [`take_reconnect_state`](Self::take_reconnect_state) takes what
+///   a lost connection had (subscriptions, `CLIENT TRACKING`, its protocol, whether it
+///   was inside a `MULTI`); [`resume`](Self::resume) starts a new one that restores it
+///   after the handshake.
 ///
 /// ## Methods
 ///
@@ -111,13 +125,15 @@ const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 ///
 /// - **getters**: [`config`](Self::config), [`protocol`](Self::protocol),
 ///   [`is_connected`](Self::is_connected), [`hello`](Self::hello),
-///   [`subscriptions`](Self::subscriptions), [`pending`](Self::pending),
+///   [`subscriptions`](Self::subscriptions), [`tracking`](Self::tracking),
+///   [`in_multi`](Self::in_multi), [`admits`](Self::admits), [`pending`](Self::pending),
 ///   [`outgoing_len`](Self::outgoing_len), [`error`](Self::error),
 ///   [`wants_read`](Self::wants_read), [`is_closed`](Self::is_closed);
 /// - **input**: [`handle_input`](Self::handle_input), [`handle_eof`](Self::handle_eof),
 ///   [`handle_timeout`](Self::handle_timeout), each taking `now`;
 /// - **mutators**: [`send_buffered`](Self::send_buffered),
-///   [`send_transaction`](Self::send_transaction), [`abandon`](Self::abandon);
+///   [`send_transaction`](Self::send_transaction), [`abandon`](Self::abandon),
+///   [`take_reconnect_state`](Self::take_reconnect_state);
 /// - **output**: [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event),
 ///   [`poll_timeout`](Self::poll_timeout), to drain after every input.
 ///
@@ -157,6 +173,17 @@ pub struct Connection {
     subscriptions: Subscriptions,
     /// A `MULTI` sent with `send_buffered` has no `EXEC`/`DISCARD` yet.
     in_multi: bool,
+    /// Subscribe commands (not unsubscribes) queued whose confirmations are not all in:
+    /// on RESP2 the connection is in subscriber mode from the moment one is queued.
+    pending_subscribes: usize,
+    /// The `CLIENT TRACKING ON ...` command in force (confirmed by `+OK`, or carried
+    /// from a lost connection), replayed on the next one.
+    tracking: Option<Cmd>,
+    /// The protocol RESP2 subscriber mode is judged with until the handshake
+    /// completes: the lost connection's when resumed, else the one asked for.
+    assumed_protocol: Protocol,
+    /// What [`resume`](Self::resume) is restoring.
+    restoring: Restoring,
     /// What the current `send_transaction` collected before its `EXEC` reply.
     transaction: Option<TransactionReplies>,
     /// Since when the server has given no sign of life that counts: the last byte
@@ -185,6 +212,8 @@ enum Special {
     EndMulti,
     Reset,
     Hello(Option<Protocol>),
+    /// `CLIENT TRACKING ...`.
+    Tracking,
     /// A command the server may hold back for long (`BLPOP`, `WAIT`, ...).
     Blocking,
     Unsupported,
@@ -217,6 +246,10 @@ impl Connection {
             pending: 0,
             subscriptions: Subscriptions::default(),
             in_multi: false,
+            pending_subscribes: 0,
+            tracking: None,
+            assumed_protocol: config.protocol,
+            restoring: Restoring::default(),
             transaction: None,
             quiet_since: now,
             transmit_mark: 0,
@@ -252,10 +285,26 @@ impl Connection {
         self.hello.as_ref()
     }
 
-    /// What the server confirmed this connection is subscribed to; the body restores it
-    /// after a reconnect with [`Subscriptions::to_commands`].
+    /// What the server confirmed this connection is subscribed to. A new connection
+    /// restores it through [`take_reconnect_state`](Self::take_reconnect_state) and
+    /// [`resume`](Self::resume).
     pub fn subscriptions(&self) -> &Subscriptions {
         &self.subscriptions
+    }
+
+    /// The `CLIENT TRACKING ON ...` command in force: the last one the server answered
+    /// `+OK` (until a `CLIENT TRACKING OFF` or `RESET` is), or the one a
+    /// [resumed](Self::resume) connection restores. A new connection replays it; the
+    /// server forgot which keys were read, so a body that restores tracking should
+    /// treat every cached key as invalid.
+    pub fn tracking(&self) -> Option<&Cmd> {
+        self.tracking.as_ref()
+    }
+
+    /// Whether a `MULTI` sent with [`send_buffered`](Self::send_buffered) has no
+    /// `EXEC` or `DISCARD` yet: commands sent now are queued in the transaction.
+    pub fn in_multi(&self) -> bool {
+        self.in_multi
     }
 
     /// Requests whose replies have not been consumed yet, abandoned and timed-out ones
@@ -360,60 +409,20 @@ impl Connection {
     ///
     /// # Errors
     /// [`SendError::Backpressure`] over the high-water mark, [`SendError::TooManyPending`]
-    /// at the pending limit, [`SendError::Poisoned`] once poisoned, and the misuse errors
+    /// at the pending limit, [`SendError::Poisoned`] once poisoned,
+    /// [`SendError::SubscriberMode`] in RESP2 subscriber mode, and the misuse errors
     /// documented on [`SendError`]. Nothing is queued on error.
     pub fn send_buffered(&mut self, cmd: &Cmd, now: Instant) -> Result<RequestId, SendError> {
         self.guard.check()?;
         if cmd.arg_count() == 0 {
             return Err(SendError::EmptyCommand);
         }
+        self.admits(cmd.name())?;
         let class = special(cmd);
-        let kind = match class {
-            Special::Unsupported => return Err(unsupported(cmd)),
-            Special::Subscribe(_) | Special::Hello(_) if self.in_multi => {
-                return Err(SendError::NotAllowedInTransaction {
-                    command: Bytes::copy_from_slice(cmd.name()),
-                })
-            }
-            Special::Subscribe(command) => Kind::Subscribe(Box::new(Subscribing {
-                command,
-                expected: (command.subscribe || cmd.arg_count() > 1).then(|| cmd.arg_count() - 1),
-                confirmations: Vec::new(),
-            })),
-            Special::Hello(Some(protocol)) => Kind::Hello(protocol),
-            Special::Reset => Kind::Reset,
-            Special::Blocking => Kind::Blocking,
-            Special::None | Special::Multi | Special::EndMulti | Special::Hello(None) => Kind::Plain,
-        };
+        let kind = self.kind_of(cmd, &class)?;
         self.check_pending()?;
         self.reserve(cmd.encoded_len())?;
-        match class {
-            Special::Multi => self.in_multi = true,
-            Special::EndMulti | Special::Reset => self.in_multi = false,
-            _ => {}
-        }
-        if matches!(kind, Kind::Hello(Protocol::Resp3)) {
-            self.hello3_in_flight += 1;
-            self.sync_decoder();
-        }
-        let id = self.next_id();
-        let deadline = self.deadline(now);
-        self.before_queue(now);
-        let (arena, fifo) = self.outbox();
-        cmd.encode(arena);
-        fifo.push(Entry {
-            owner: id.0,
-            role: Role::Request(Request {
-                id,
-                fate: Fate::Waiting,
-                kind,
-            }),
-            deadline,
-        });
-        self.pending += 1;
-        self.settle_front();
-        self.mark_transmit(now);
-        Ok(id)
+        Ok(self.queue_cmd(cmd, &class, kind, Fate::Waiting, now))
     }
 
     /// [`send_buffered`](Self::send_buffered) for the command whose arguments (name
@@ -431,6 +440,7 @@ impl Connection {
         let Some(&name) = args.first() else {
             return Err(SendError::EmptyCommand);
         };
+        self.admits(name)?;
         if !matches!(classify(name, || args.get(1).copied()), Special::None) {
             return self.send_buffered(&Cmd::new(name).args(&args[1..]), now);
         }
@@ -472,6 +482,7 @@ impl Connection {
     /// `RESET`.
     pub fn send_transaction(&mut self, cmds: &[Cmd], now: Instant) -> Result<RequestId, SendError> {
         self.guard.check()?;
+        self.admits(b"MULTI")?;
         if self.in_multi {
             return Err(SendError::NestedTransaction);
         }
@@ -481,8 +492,9 @@ impl Connection {
                 return Err(SendError::EmptyCommand);
             }
             match special(cmd) {
-                // Inside `MULTI` a blocking command does not block.
-                Special::None | Special::Blocking => {}
+                // Inside `MULTI` a blocking command does not block, and `CLIENT
+                // TRACKING`'s reply is in `EXEC`'s array (it is not replayed).
+                Special::None | Special::Blocking | Special::Tracking => {}
                 Special::Multi | Special::EndMulti => return Err(SendError::NestedTransaction),
                 Special::Unsupported => return Err(unsupported(cmd)),
                 Special::Subscribe(_) | Special::Hello(_) | Special::Reset => {
@@ -580,6 +592,66 @@ impl Connection {
     fn next_id(&mut self) -> RequestId {
         self.last_id += 1;
         RequestId(self.last_id)
+    }
+
+    /// How `cmd`'s reply is recognised, or why it cannot be sent now.
+    fn kind_of(&self, cmd: &Cmd, class: &Special) -> Result<Kind, SendError> {
+        Ok(match *class {
+            Special::Unsupported => return Err(unsupported(cmd)),
+            Special::Subscribe(_) | Special::Hello(_) if self.in_multi => {
+                return Err(SendError::NotAllowedInTransaction {
+                    command: Bytes::copy_from_slice(cmd.name()),
+                })
+            }
+            Special::Subscribe(command) => Kind::Subscribe(Box::new(Subscribing {
+                command,
+                expected: (command.subscribe || cmd.arg_count() > 1).then(|| cmd.arg_count() - 1),
+                confirmations: Vec::new(),
+            })),
+            Special::Hello(Some(protocol)) => Kind::Hello(protocol),
+            Special::Reset => Kind::Reset,
+            Special::Blocking => Kind::Blocking,
+            Special::Tracking => match cmd.arg_bytes().get(2) {
+                Some(on) if on.eq_ignore_ascii_case(b"ON") => Kind::Tracking(Some(Box::new(cmd.clone()))),
+                Some(off) if off.eq_ignore_ascii_case(b"OFF") => Kind::Tracking(None),
+                _ => Kind::Plain,
+            },
+            Special::None | Special::Multi | Special::EndMulti | Special::Hello(None) => Kind::Plain,
+        })
+    }
+
+    /// Encodes `cmd` (checked, with room reserved) and queues its entry: a user
+    /// request (`Fate::Waiting`) or one of the connection's own restore commands.
+    fn queue_cmd(&mut self, cmd: &Cmd, class: &Special, kind: Kind, fate: Fate, now: Instant) -> RequestId {
+        match class {
+            Special::Multi => self.in_multi = true,
+            Special::EndMulti | Special::Reset => self.in_multi = false,
+            _ => {}
+        }
+        if matches!(kind, Kind::Hello(Protocol::Resp3)) {
+            self.hello3_in_flight += 1;
+            self.sync_decoder();
+        }
+        if matches!(&kind, Kind::Subscribe(sub) if sub.command.subscribe) {
+            self.pending_subscribes += 1;
+        }
+        let id = self.next_id();
+        let deadline = self.deadline(now);
+        self.before_queue(now);
+        let (arena, fifo) = self.outbox();
+        cmd.encode(arena);
+        fifo.push(Entry {
+            owner: id.0,
+            role: Role::Request(Request { id, fate, kind }),
+            deadline,
+        });
+        match fate {
+            Fate::Restore => self.restoring.outstanding += 1,
+            _ => self.pending += 1,
+        }
+        self.settle_front();
+        self.mark_transmit(now);
+        id
     }
 
     fn deadline(&self, now: Instant) -> Option<Instant> {
@@ -691,6 +763,7 @@ impl Connection {
         }
         self.events.push_back(Event::Poisoned(error.clone()));
         self.pending = 0;
+        self.pending_subscribes = 0;
         self.transaction = None;
         self.transmit.clear();
         self.held.clear();
@@ -770,6 +843,8 @@ fn classify<'a>(name: &[u8], second: impl Fn() -> Option<&'a [u8]>) -> Special {
         })
     } else if is(b"MONITOR") || (is(b"CLIENT") && second().is_some_and(|sub| sub.eq_ignore_ascii_case(b"REPLY"))) {
         Special::Unsupported
+    } else if is(b"CLIENT") && second().is_some_and(|sub| sub.eq_ignore_ascii_case(b"TRACKING")) {
+        Special::Tracking
     } else if is_blocking(name) {
         Special::Blocking
     } else {

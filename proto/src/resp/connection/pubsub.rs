@@ -241,6 +241,13 @@ impl Subscriptions {
         }
     }
 
+    /// Adds every subscription of `other`.
+    pub(crate) fn extend(&mut self, other: &Subscriptions) {
+        self.channels.extend(other.channels.iter().cloned());
+        self.patterns.extend(other.patterns.iter().cloned());
+        self.shard_channels.extend(other.shard_channels.iter().cloned());
+    }
+
     /// Forgets everything (after `RESET`).
     pub(crate) fn clear(&mut self) {
         *self = Self::default();

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::pubsub::SubCommand;
 use super::{HandshakeCommand, RequestId};
-use crate::resp::{Protocol, Value};
+use crate::resp::{Cmd, Protocol, Value};
 
 /// One command on the wire that the server will answer.
 #[derive(Debug)]
@@ -83,6 +83,10 @@ pub(crate) enum Fate {
     Abandoned,
     /// Failed with a timeout: drop the reply.
     TimedOut,
+    /// Sent by the connection itself to restore a lost connection's state
+    /// ([`resume`](super::Connection::resume)): the reply is consumed here, and an error
+    /// reply becomes [`Event::RestoreFailed`](super::Event::RestoreFailed).
+    Restore,
 }
 
 /// What kind of command a request is.
@@ -99,6 +103,9 @@ pub(crate) enum Kind {
     Reset,
     /// `EXEC` of a `send_transaction`.
     Exec,
+    /// `CLIENT TRACKING ON ...` (the command, to replay on a new connection) or
+    /// `CLIENT TRACKING OFF` (`None`): takes effect when the server answers `+OK`.
+    Tracking(Option<Box<Cmd>>),
     /// A subscribe-family command: completed by confirmations, not by a reply. Boxed:
     /// it is rare, and every other entry stays small.
     Subscribe(Box<Subscribing>),

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::pubsub::{self, PubSubFrame};
-use super::queue::{Entry, Fate, Kind, Request, Role};
+use super::queue::{Entry, Fate, Kind, Request, Role, Subscribing};
 use super::{
     is_status, strip_attributes, Connection, ConnectionError, Event, QueueRejection, RequestError, RequestId,
     TransactionAborted, TransactionReplies,
@@ -79,6 +79,7 @@ impl Connection {
                     }) = self.fifo.pop()
                     {
                         if let Kind::Subscribe(sub) = request.kind {
+                            self.subscribe_done(&sub);
                             self.complete(request.id, request.fate, Ok(Value::Array(sub.confirmations)));
                         }
                     }
@@ -114,7 +115,18 @@ impl Connection {
             Role::Health => {}
             Role::Request(request) => {
                 let outcome = match request.kind {
-                    Kind::Plain | Kind::Blocking | Kind::Subscribe(_) => Ok(value),
+                    Kind::Plain | Kind::Blocking => Ok(value),
+                    Kind::Subscribe(sub) => {
+                        // An error reply instead of confirmations.
+                        self.subscribe_done(&sub);
+                        Ok(value)
+                    }
+                    Kind::Tracking(command) => {
+                        if is_status(&value, b"OK") {
+                            self.tracking = command.map(|c| *c);
+                        }
+                        Ok(value)
+                    }
                     Kind::Hello(protocol) => {
                         if protocol == Protocol::Resp3 {
                             self.hello3_in_flight = self.hello3_in_flight.saturating_sub(1);
@@ -129,6 +141,7 @@ impl Connection {
                         if is_status(&value, b"RESET") {
                             self.protocol = Protocol::Resp2;
                             self.subscriptions.clear();
+                            self.tracking = None;
                             self.sync_decoder();
                         }
                         Ok(value)
@@ -149,14 +162,34 @@ impl Connection {
         }
     }
 
-    /// Delivers a request's outcome, unless nobody wants it any more.
+    /// Delivers a request's outcome, unless nobody wants it any more. A restore
+    /// command's error reply is reported as [`Event::RestoreFailed`].
     pub(super) fn complete(&mut self, id: RequestId, fate: Fate, outcome: Result<Value, RequestError>) {
-        self.pending = self.pending.saturating_sub(1);
-        if fate == Fate::Waiting {
-            self.events.push_back(match outcome {
-                Ok(value) => Event::Reply { id, value },
-                Err(error) => Event::Failed { id, error },
-            });
+        match fate {
+            Fate::Waiting => {
+                self.pending = self.pending.saturating_sub(1);
+                self.events.push_back(match outcome {
+                    Ok(value) => Event::Reply { id, value },
+                    Err(error) => Event::Failed { id, error },
+                });
+            }
+            Fate::Restore => {
+                self.restoring.outstanding = self.restoring.outstanding.saturating_sub(1);
+                if let Ok(reply) = outcome {
+                    if reply.without_attributes().is_error() {
+                        self.events.push_back(Event::RestoreFailed { reply });
+                    }
+                }
+            }
+            Fate::Abandoned | Fate::TimedOut => self.pending = self.pending.saturating_sub(1),
+        }
+    }
+
+    /// A subscribe-family command left the FIFO: a subscribe no longer holds RESP2
+    /// subscriber mode on its own (its confirmations, if any, now do).
+    fn subscribe_done(&mut self, sub: &Subscribing) {
+        if sub.command.subscribe {
+            self.pending_subscribes = self.pending_subscribes.saturating_sub(1);
         }
     }
 
