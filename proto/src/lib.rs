@@ -24,6 +24,8 @@
 //! - [`nats`]: NATS — one frame decoder per side ([`nats::ClientFrameDecoder`],
 //!   [`nats::ServerFrameDecoder`]), the ops and their encoders, lazily parsed headers,
 //!   `INFO`/`CONNECT` JSON and the client [`nats::client::Connection`].
+//! - [`zmtp`]: ZeroMQ's ZMTP 3.x — greeting, frames, commands, the NULL and PLAIN
+//!   [`zmtp::Handshake`] and one connection as a [`zmtp::Connection`] session.
 //!
 //! **Sans-IO and zero-copy.** A session is fed [`bytes::Bytes`] the driver received and
 //! hands back an [`IoArena`] to send; strings, payloads and arguments it decodes are
@@ -235,6 +237,7 @@ pub mod chassis;
 mod lex;
 pub mod nats;
 pub mod resp;
+pub mod zmtp;
 
 /// The fuzz harness: one entry point per cargo-fuzz target, shared with the corpus
 /// replay test. Only with the `fuzzing` feature (test and fuzz builds), never shipped.

@@ -17,6 +17,9 @@
 //! | [`resp_connection`] | a sequence of operations on a Redis [`Connection`](crate::resp::Connection): sends, server frames, time, end of stream |
 //! | [`nats_client_decode`], [`nats_server_decode`] | two header bytes (options, split seed), then the NATS stream a server (resp. a client) sends |
 //! | [`nats_headers`] | a NATS header block as an `HMSG` carries it (any bytes) |
+//! | [`zmtp_greeting`] | one split seed byte, then what a ZMTP peer sends first |
+//! | [`zmtp_frames`] | two header bytes (options, split seed), then a ZMTP frame stream |
+//! | [`zmtp_commands`] | a mode byte, then a command body, or a split seed and a peer's side of a handshake |
 //! | [`nats_client`](fn@nats_client) | a sequence of operations on a NATS client [`Connection`](crate::nats::client::Connection): publishes, subscriptions, requests, server frames, time, reconnects |
 
 mod connection;
@@ -28,6 +31,7 @@ mod resp;
 mod segmented;
 mod split;
 mod tape;
+mod zmtp;
 
 pub use connection::resp_connection;
 pub use headers::nats_headers;
@@ -37,6 +41,7 @@ pub use request::resp_request;
 pub use resp::{decode_each, identical, resp_decode_resp2, resp_decode_resp3, small_limits};
 pub use segmented::segmented_buffer;
 pub use tape::{check_ref, resp_tape, tape_pieces, value_pieces, TapeEnd};
+pub use zmtp::{zmtp_commands, zmtp_frames, zmtp_greeting};
 
 /// A fuzz target's entry point.
 pub type Target = fn(&[u8]);
@@ -54,4 +59,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("nats_server_decode", nats_server_decode),
     ("nats_client", nats_client),
     ("nats_headers", nats_headers),
+    ("zmtp_greeting", zmtp_greeting),
+    ("zmtp_frames", zmtp_frames),
+    ("zmtp_commands", zmtp_commands),
 ];

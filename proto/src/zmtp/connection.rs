@@ -1,0 +1,545 @@
+//! One ZMTP connection as a chassis [`Session`]: the handshake, then multipart messages
+//! in both directions, heartbeats, and the first fatal error kept in a [`PoisonGuard`].
+//!
+//! This is the layer a socket (DEALER, ROUTER, PUB...) puts one per peer; the socket's
+//! own rules (round robin, routing by identity, subscriptions) live above it.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::command::Command;
+use super::frame::{encode_message, Frame, FrameDecoder, DEFAULT_MAX_FRAME_SIZE};
+use super::handshake::{AuthDecision, AuthRequest, Established, Handshake, HandshakeConfig, Progress};
+use super::subscription::Subscription;
+use super::{SocketType, Version, ZmtpError};
+use crate::{IoArena, PoisonGuard, SegmentedBuffer, Session};
+
+/// The limits and timers of a [`Connection`].
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// What to announce and how to authenticate.
+    pub handshake: HandshakeConfig,
+    /// The largest frame accepted after the handshake.
+    pub max_frame_size: u64,
+    /// The most frames one message may have.
+    pub max_message_frames: usize,
+    /// How long the handshake may take (libzmq's `ZMQ_HANDSHAKE_IVL`, 30 s by default);
+    /// `None`: forever.
+    pub handshake_timeout: Option<Duration>,
+    /// Send a `PING` after this long (libzmq's `ZMQ_HEARTBEAT_IVL`); only to a 3.1 peer.
+    pub heartbeat_interval: Option<Duration>,
+    /// The TTL our `PING`s announce (`ZMQ_HEARTBEAT_TTL`), rounded down to tenths of a
+    /// second, at most 6553.5 s.
+    pub heartbeat_ttl: Duration,
+    /// How long after a `PING` the peer may stay silent (`ZMQ_HEARTBEAT_TIMEOUT`);
+    /// `None`: the interval.
+    pub heartbeat_timeout: Option<Duration>,
+}
+
+impl ConnectionConfig {
+    /// A connection with `handshake` and bounded defaults: 64 MiB frames, 1024 frames a
+    /// message, 30 s to shake hands, no heartbeats.
+    pub fn new(handshake: HandshakeConfig) -> Self {
+        ConnectionConfig {
+            handshake,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            max_message_frames: 1024,
+            handshake_timeout: Some(Duration::from_secs(30)),
+            heartbeat_interval: None,
+            heartbeat_ttl: Duration::ZERO,
+            heartbeat_timeout: None,
+        }
+    }
+}
+
+/// What a [`Connection`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake is complete; messages flow.
+    Established(Established),
+    /// A PLAIN server needs a verdict: answer with [`Connection::authenticate`].
+    Authenticate(AuthRequest),
+    /// A whole multipart message, its frames views of the received bytes.
+    Message(Vec<Bytes>),
+    /// A subscription change from a SUB or XSUB peer (to a PUB or XPUB; either form).
+    Subscription(Subscription),
+    /// The connection failed; nothing more will happen on it.
+    Failed(ZmtpError),
+    /// The peer closed the connection after the handshake.
+    Closed,
+}
+
+/// One ZMTP connection, handshake first. Methods, in the order a driver uses them:
+/// `handle_*` (the [`Session`] inputs), [`send`](Self::send) and
+/// [`authenticate`](Self::authenticate) (the body's requests), `poll_*` to drain.
+#[derive(Debug)]
+pub struct Connection {
+    config: ConnectionConfig,
+    handshake: Handshake,
+    established: Option<Version>,
+    awaiting_verdict: bool,
+    decoder: FrameDecoder,
+    input: SegmentedBuffer,
+    out: IoArena,
+    /// Messages sent before the handshake completed, encoded once it does.
+    pending: VecDeque<Vec<Bytes>>,
+    /// The frames of a message still arriving.
+    partial: Vec<Bytes>,
+    events: VecDeque<Event>,
+    poison: PoisonGuard<ZmtpError>,
+    closed: bool,
+    handshake_deadline: Option<Instant>,
+    next_ping: Option<Instant>,
+    /// When the peer must have sent something by: after our `PING`, or the TTL of its.
+    silence_deadline: Option<Instant>,
+}
+
+impl Connection {
+    /// A connection that has not written anything yet; its greeting and first command
+    /// are in the arena at once (the driver sends them as soon as the socket is up).
+    pub fn new(config: ConnectionConfig, now: Instant) -> Result<Connection, ZmtpError> {
+        let mut handshake = Handshake::new(config.handshake.clone())?;
+        let mut out = IoArena::new();
+        handshake.start(&mut out);
+        Ok(Connection {
+            decoder: FrameDecoder::new(config.max_frame_size),
+            handshake_deadline: config.handshake_timeout.map(|t| now + t),
+            config,
+            handshake,
+            established: None,
+            awaiting_verdict: false,
+            input: SegmentedBuffer::new(),
+            out,
+            pending: VecDeque::new(),
+            partial: Vec::new(),
+            events: VecDeque::new(),
+            poison: PoisonGuard::new(),
+            closed: false,
+            next_ping: None,
+            silence_deadline: None,
+        })
+    }
+
+    /// The version spoken, once the handshake is complete.
+    pub fn version(&self) -> Option<Version> {
+        self.established
+    }
+
+    /// The error that ended the connection, if one did.
+    pub fn error(&self) -> Option<&ZmtpError> {
+        self.poison.error()
+    }
+
+    /// Queues a multipart message (frames shared, not copied, when large). Before the
+    /// handshake completes it waits, and is encoded once it does. An empty message sends
+    /// nothing.
+    pub fn send(&mut self, frames: &[Bytes]) -> Result<(), ZmtpError> {
+        self.poison.check()?;
+        if frames.is_empty() {
+            return Ok(());
+        }
+        if self.established.is_some() {
+            encode_message(&mut self.out, frames);
+        } else {
+            self.pending.push_back(frames.to_vec());
+        }
+        Ok(())
+    }
+
+    /// Sends a subscription change (from a SUB or XSUB) in ZMTP 3.0's message form,
+    /// which every 3.x peer reads and libzmq 4.3 itself sends; before the handshake
+    /// completes it waits like a message.
+    pub fn send_subscription(&mut self, subscription: &Subscription) -> Result<(), ZmtpError> {
+        self.send(&[subscription.message_body()])
+    }
+
+    /// The verdict on an [`Event::Authenticate`].
+    pub fn authenticate(&mut self, decision: AuthDecision, now: Instant) {
+        if !self.awaiting_verdict || self.poison.is_poisoned() {
+            return;
+        }
+        self.awaiting_verdict = false;
+        let progress = self.handshake.authenticate(decision, &mut self.input, &mut self.out);
+        self.on_progress(progress, now);
+    }
+
+    fn fail(&mut self, error: ZmtpError) {
+        if !self.poison.is_poisoned() {
+            self.poison.poison(error.clone());
+            self.events.push_back(Event::Failed(error));
+        }
+    }
+
+    fn on_progress(&mut self, progress: Result<Progress, ZmtpError>, now: Instant) {
+        match progress {
+            Err(e) => self.fail(e),
+            Ok(Progress::Pending) => {}
+            Ok(Progress::Authenticate(request)) => {
+                self.awaiting_verdict = true;
+                self.events.push_back(Event::Authenticate(request));
+            }
+            Ok(Progress::Established(established)) => {
+                self.established = Some(established.version);
+                self.handshake_deadline = None;
+                if established.version.has_commands_of_3_1() {
+                    self.next_ping = self.config.heartbeat_interval.map(|i| now + i);
+                }
+                self.events.push_back(Event::Established(established));
+                while let Some(message) = self.pending.pop_front() {
+                    encode_message(&mut self.out, &message);
+                }
+                self.read_frames(now);
+            }
+        }
+    }
+
+    fn read_frames(&mut self, now: Instant) {
+        while !self.poison.is_poisoned() {
+            let frame = match self.decoder.decode(&mut self.input) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return,
+                Err(e) => return self.fail(e),
+            };
+            match frame {
+                Frame::Message { body, more } => {
+                    if self.partial.len() >= self.config.max_message_frames {
+                        return self.fail(ZmtpError::TooManyFrames {
+                            max: self.config.max_message_frames,
+                        });
+                    }
+                    self.partial.push(body);
+                    if !more {
+                        let message = std::mem::take(&mut self.partial);
+                        let publisher = matches!(self.config.handshake.socket_type, SocketType::Pub | SocketType::Xpub);
+                        match Subscription::from_message(&message).filter(|_| publisher) {
+                            Some(sub) => self.events.push_back(Event::Subscription(sub)),
+                            None => self.events.push_back(Event::Message(message)),
+                        }
+                    }
+                }
+                Frame::Command(body) => match Command::parse(body) {
+                    Err(e) => return self.fail(e),
+                    Ok(command) => self.on_command(command, now),
+                },
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command, now: Instant) {
+        match command {
+            Command::Ping {
+                ttl_deciseconds,
+                context,
+            } => {
+                // Context at most 16 bytes (checked by the parser): the PONG encodes.
+                let _ = Command::Pong { context }.encode(&mut self.out);
+                if ttl_deciseconds > 0 {
+                    let ttl = Duration::from_millis(u64::from(ttl_deciseconds) * 100);
+                    self.silence_deadline = Some(now + ttl);
+                }
+            }
+            Command::Pong { .. } => {}
+            Command::Subscribe(_) | Command::Cancel(_) => {
+                if let Some(sub) = Subscription::from_command(&command) {
+                    self.events.push_back(Event::Subscription(sub));
+                }
+            }
+            Command::Error { reason } => self.fail(ZmtpError::Refused {
+                reason: String::from_utf8_lossy(&reason).into_owned(),
+            }),
+            // RFC 23: a peer ignores commands it does not know.
+            Command::Unknown(_) => {}
+            other => self.fail(ZmtpError::UnexpectedCommand {
+                command: other.name(),
+                mechanism: self.config.handshake.mechanism.name().as_str(),
+            }),
+        }
+    }
+}
+
+impl Session for Connection {
+    type Event = Event;
+
+    fn handle_input(&mut self, data: Bytes, now: Instant) {
+        if self.poison.is_poisoned() {
+            return;
+        }
+        self.input.push(data);
+        // Any traffic shows the peer is alive: the silence deadline goes away until the
+        // next PING (ours or the peer's) sets it again.
+        self.silence_deadline = None;
+        if self.established.is_some() {
+            self.read_frames(now);
+        } else if !self.awaiting_verdict {
+            let progress = self.handshake.handle(&mut self.input, &mut self.out);
+            self.on_progress(progress, now);
+        }
+    }
+
+    fn handle_eof(&mut self, _now: Instant) {
+        if self.poison.is_poisoned() || self.closed {
+            return;
+        }
+        self.closed = true;
+        if self.established.is_some() {
+            self.events.push_back(Event::Closed);
+        } else {
+            self.fail(ZmtpError::ClosedDuringHandshake);
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if self.poison.is_poisoned() || self.closed {
+            return;
+        }
+        if self.handshake_deadline.is_some_and(|d| now >= d) {
+            return self.fail(ZmtpError::HandshakeTimeout);
+        }
+        if self.silence_deadline.is_some_and(|d| now >= d) {
+            return self.fail(ZmtpError::HeartbeatTimeout);
+        }
+        if let (Some(at), Some(interval)) = (self.next_ping, self.config.heartbeat_interval) {
+            if now >= at {
+                let ttl = (self.config.heartbeat_ttl.as_millis() / 100).min(u128::from(u16::MAX)) as u16;
+                let _ = Command::Ping {
+                    ttl_deciseconds: ttl,
+                    context: Bytes::new(),
+                }
+                .encode(&mut self.out);
+                self.next_ping = Some(now + interval);
+                let timeout = self.config.heartbeat_timeout.unwrap_or(interval);
+                self.silence_deadline.get_or_insert(now + timeout);
+            }
+        }
+    }
+
+    fn poll_transmit(&mut self) -> Option<&mut IoArena> {
+        (!self.out.is_empty()).then_some(&mut self.out)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.poison.is_poisoned() || self.closed {
+            return None;
+        }
+        [self.handshake_deadline, self.silence_deadline, self.next_ping]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn wants_read(&self) -> bool {
+        !self.awaiting_verdict
+    }
+
+    fn is_closed(&self) -> bool {
+        self.poison.is_poisoned() || self.closed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{LinkConfig, Pair};
+    use crate::zmtp::Mechanism;
+
+    fn config(socket_type: SocketType) -> ConnectionConfig {
+        ConnectionConfig::new(HandshakeConfig::null(socket_type))
+    }
+
+    fn messages(events: &[Event]) -> Vec<Vec<Bytes>> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dealer_and_router_exchange_multipart_messages_over_a_cut_link() {
+        for seed in 0..20 {
+            let now = Instant::now();
+            let mut dealer = Connection::new(config(SocketType::Dealer), now).unwrap();
+            let router = Connection::new(config(SocketType::Router), now).unwrap();
+            let big = Bytes::from(vec![b'x'; 10_000]);
+            dealer.send(&["hello".into(), Bytes::new(), big.clone()]).unwrap(); // before READY: waits
+            let link = LinkConfig {
+                max_piece: 7,
+                ..LinkConfig::default()
+            };
+            let mut pair = Pair::new(dealer, router, now, seed, link);
+            assert!(pair.drive(100_000).is_some());
+            assert!(matches!(pair.events_a[0], Event::Established(_)), "{:?}", pair.events_a);
+            assert_eq!(messages(&pair.events_b), [vec!["hello".into(), Bytes::new(), big]]);
+            pair.b.send(&["reply".into()]).unwrap();
+            assert!(pair.drive(100_000).is_some());
+            assert_eq!(messages(&pair.events_a), [vec![Bytes::from("reply")]]);
+        }
+    }
+
+    #[test]
+    fn pings_are_answered_and_silence_fails_the_connection() {
+        let now = Instant::now();
+        let mut a = config(SocketType::Pair);
+        a.heartbeat_interval = Some(Duration::from_secs(1));
+        a.heartbeat_ttl = Duration::from_secs(3);
+        let a = Connection::new(a, now).unwrap();
+        let b = Connection::new(config(SocketType::Pair), now).unwrap();
+        let mut pair = Pair::new(a, b, now, 1, LinkConfig::default());
+        // Ten seconds of heartbeats: each PING answered, nobody fails.
+        let end = now + Duration::from_secs(10);
+        assert!(pair.drive_until(100_000, |p| p.now() >= end));
+        assert!(pair.a.error().is_none() && pair.b.error().is_none());
+        assert!(pair.b.silence_deadline.is_some(), "b saw a PING with a TTL");
+        // a goes silent: b fails after the TTL, by the clock it was given.
+        pair.a.next_ping = None;
+        let before = pair.now();
+        assert!(pair.drive_until(100_000, |p| p.b.error().is_some()));
+        assert_eq!(pair.b.error(), Some(&ZmtpError::HeartbeatTimeout));
+        assert!(pair.now() - before <= Duration::from_secs(3));
+    }
+
+    /// A DEALER connection established with a ROUTER peer fed by hand.
+    fn established_dealer(c: ConnectionConfig, now: Instant) -> Connection {
+        let mut conn = Connection::new(c, now).unwrap();
+        let peer = crate::zmtp::Greeting::new(crate::zmtp::MechanismName::Null, false);
+        conn.handle_input(Bytes::copy_from_slice(&peer.encode()), now);
+        conn.handle_input(
+            Bytes::from_static(b"\x04\x1c\x05READY\x0bSocket-Type\x00\x00\x00\x06ROUTER"),
+            now,
+        );
+        assert!(matches!(conn.poll_event(), Some(Event::Established(_))));
+        conn
+    }
+
+    #[test]
+    fn a_hostile_peer_poisons_the_connection_and_nothing_half_read_is_delivered() {
+        let now = Instant::now();
+        // Reserved flag bits after a frame with MORE: the half message is dropped.
+        let mut conn = established_dealer(config(SocketType::Dealer), now);
+        conn.handle_input(Bytes::from_static(b"\x01\x01a\x08\x01b\x00\x01c"), now);
+        assert_eq!(
+            conn.poll_event(),
+            Some(Event::Failed(ZmtpError::ReservedFlags { flags: 0x08 }))
+        );
+        assert_eq!(conn.poll_event(), None);
+        assert!(conn.is_closed());
+        assert_eq!(conn.send(&["x".into()]), Err(ZmtpError::ReservedFlags { flags: 0x08 }));
+        conn.handle_input(Bytes::from_static(b"\x00\x01d"), now);
+        assert_eq!(conn.poll_event(), None, "nothing is read after the poison");
+
+        // Too many frames in one message.
+        let mut c = config(SocketType::Dealer);
+        c.max_message_frames = 2;
+        let mut conn = established_dealer(c, now);
+        conn.handle_input(Bytes::from_static(b"\x01\x00\x01\x00\x01\x00\x00\x00"), now);
+        assert_eq!(
+            conn.poll_event(),
+            Some(Event::Failed(ZmtpError::TooManyFrames { max: 2 }))
+        );
+
+        // A second READY once established is not a command a peer may send.
+        let mut conn = established_dealer(config(SocketType::Dealer), now);
+        conn.handle_input(
+            Bytes::from_static(b"\x04\x1c\x05READY\x0bSocket-Type\x00\x00\x00\x06ROUTER"),
+            now,
+        );
+        assert!(matches!(
+            conn.poll_event(),
+            Some(Event::Failed(ZmtpError::UnexpectedCommand { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_3_0_peer_gets_no_pings() {
+        let now = Instant::now();
+        let mut c = config(SocketType::Dealer);
+        c.heartbeat_interval = Some(Duration::from_millis(100));
+        let mut conn = Connection::new(c, now).unwrap();
+        let sent = conn.out.len();
+        let mut peer = crate::zmtp::Greeting::new(crate::zmtp::MechanismName::Null, false);
+        peer.version = Version::V3_0;
+        conn.handle_input(Bytes::copy_from_slice(&peer.encode()), now);
+        conn.handle_input(
+            Bytes::from_static(b"\x04\x19\x05READY\x0bSocket-Type\x00\x00\x00\x03REP"),
+            now,
+        );
+        assert!(matches!(conn.poll_event(), Some(Event::Established(e)) if e.version == Version::V3_0));
+        assert_eq!(conn.version(), Some(Version::V3_0));
+        assert_eq!(conn.poll_timeout(), None, "no heartbeat timer for a 3.0 peer");
+        conn.handle_timeout(now + Duration::from_secs(1));
+        assert_eq!(conn.out.len(), sent, "no PING written");
+    }
+
+    #[test]
+    fn a_stalled_handshake_times_out() {
+        let now = Instant::now();
+        let mut conn = Connection::new(config(SocketType::Dealer), now).unwrap();
+        assert_eq!(conn.poll_timeout(), Some(now + Duration::from_secs(30)));
+        conn.handle_input(Bytes::from_static(&[0xFF]), now);
+        conn.handle_timeout(now + Duration::from_secs(30));
+        assert_eq!(conn.poll_event(), Some(Event::Failed(ZmtpError::HandshakeTimeout)));
+        assert!(conn.is_closed());
+    }
+
+    #[test]
+    fn a_pub_sees_both_subscription_forms_and_a_plain_server_asks() {
+        let now = Instant::now();
+        let publisher = Connection::new(config(SocketType::Pub), now).unwrap();
+        let mut subscriber = Connection::new(config(SocketType::Sub), now).unwrap();
+        subscriber
+            .send_subscription(&Subscription::Subscribe("news".into()))
+            .unwrap();
+        let mut pair = Pair::new(publisher, subscriber, now, 3, LinkConfig::default());
+        assert!(pair.drive(10_000).is_some());
+        Subscription::Cancel("news".into())
+            .encode_as_command(&mut pair.b.out)
+            .unwrap();
+        assert!(pair.drive(10_000).is_some());
+        let subs: Vec<_> = pair
+            .events_a
+            .iter()
+            .filter_map(|e| match e {
+                Event::Subscription(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            subs,
+            [
+                Subscription::Subscribe("news".into()),
+                Subscription::Cancel("news".into())
+            ]
+        );
+
+        let mut server = config(SocketType::Rep);
+        server.handshake.mechanism = Mechanism::PlainServer;
+        let mut client = config(SocketType::Req);
+        client.handshake.mechanism = Mechanism::PlainClient {
+            username: "u".into(),
+            password: "p".into(),
+        };
+        let mut pair = Pair::new(
+            Connection::new(client, now).unwrap(),
+            Connection::new(server, now).unwrap(),
+            now,
+            4,
+            LinkConfig::default(),
+        );
+        // Up to the question only: left waiting, the handshake would time out.
+        assert!(pair.drive_until(10_000, |p| !p.events_b.is_empty()));
+        assert!(matches!(&pair.events_b[..], [Event::Authenticate(r)] if r.username == "u"));
+        assert!(!pair.b.wants_read());
+        pair.b.authenticate(AuthDecision::Allow { user_id: "u".into() }, now);
+        assert!(pair.drive(10_000).is_some());
+        assert!(matches!(pair.events_a.last(), Some(Event::Established(_))));
+        assert!(matches!(pair.events_b.last(), Some(Event::Established(e)) if e.user_id.as_deref() == Some(&b"u"[..])));
+    }
+}

@@ -1,0 +1,657 @@
+//! The handshake after the greeting: NULL (RFC 23) and PLAIN (RFC 24) as one sans-IO
+//! state machine, ending when both sides' metadata has been exchanged and checked.
+//!
+//! ```text
+//! NULL:   C: greeting READY            S: greeting READY
+//! PLAIN:  C: greeting HELLO            S: greeting
+//!                                      S: WELCOME (or ERROR)
+//!         C: INITIATE                  S: READY (or ERROR)
+//! ```
+//!
+//! Our first command goes out with our greeting, in the same write: each direction is
+//! ordered, and a peer that wants another mechanism refuses ours on the greeting alone,
+//! so there is nothing to wait for and one round trip to save. The peer's `Socket-Type`
+//! is checked against ours (RFC 23's table) before the connection is ready.
+//!
+//! The PLAIN server asks the caller, not a callback, whether the credentials are good
+//! ([`Progress::Authenticate`], answered by [`Handshake::authenticate`]), so the answer
+//! may come from anywhere (a ZAP handler on another thread, a table) and at any time.
+//! CURVE will be a third arm of [`Mechanism`] and of the state below; its boxes will be
+//! read from [`RawCommand`](super::RawCommand)s.
+
+use bytes::Bytes;
+
+use super::command::{Command, Metadata, IDENTITY, SOCKET_TYPE};
+use super::frame::{Frame, FrameDecoder};
+use super::greeting::{Greeting, MechanismName, Version};
+use super::{SocketType, ZmtpError};
+use crate::{IoArena, SegmentedBuffer};
+
+/// The security mechanism of a connection, and this side's role in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mechanism {
+    /// No security: both sides send `READY`.
+    Null,
+    /// PLAIN client: sends these credentials in `HELLO`.
+    PlainClient {
+        /// The user name (at most 255 bytes).
+        username: Bytes,
+        /// The password (at most 255 bytes).
+        password: Bytes,
+    },
+    /// PLAIN server: asks the caller to check the credentials of each `HELLO`.
+    PlainServer,
+}
+
+impl Mechanism {
+    /// The name the greeting carries.
+    pub fn name(&self) -> MechanismName {
+        match self {
+            Mechanism::Null => MechanismName::Null,
+            Mechanism::PlainClient { .. } | Mechanism::PlainServer => MechanismName::Plain,
+        }
+    }
+
+    /// The greeting's as-server flag.
+    pub fn as_server(&self) -> bool {
+        matches!(self, Mechanism::PlainServer)
+    }
+}
+
+/// What this side announces and how it authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeConfig {
+    /// Our socket type, sent as `Socket-Type` and checked against the peer's.
+    pub socket_type: SocketType,
+    /// Our identity (routing id), sent as `Identity` by REQ, DEALER and ROUTER sockets
+    /// (as libzmq does); at most 255 bytes, not starting with a zero byte.
+    pub identity: Bytes,
+    /// The mechanism and our role in it.
+    pub mechanism: Mechanism,
+    /// The largest handshake command accepted, in bytes (the frame limit of the
+    /// handshake; a `READY` carries little).
+    pub max_command_size: u64,
+}
+
+impl HandshakeConfig {
+    /// A NULL handshake for a socket of `socket_type` with no identity.
+    pub fn null(socket_type: SocketType) -> Self {
+        HandshakeConfig {
+            socket_type,
+            identity: Bytes::new(),
+            mechanism: Mechanism::Null,
+            max_command_size: 64 << 10,
+        }
+    }
+}
+
+/// A PLAIN client's credentials, for the caller to judge (ZAP's request, RFC 27).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthRequest {
+    /// The mechanism (PLAIN).
+    pub mechanism: MechanismName,
+    /// The user name.
+    pub username: Bytes,
+    /// The password.
+    pub password: Bytes,
+}
+
+/// The caller's answer to an [`AuthRequest`] (ZAP's reply, RFC 27).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthDecision {
+    /// Status 200: the handshake goes on; `user_id` is reported with the connection.
+    Allow {
+        /// Who the peer is, as the authenticator names it.
+        user_id: Bytes,
+    },
+    /// Refused: the peer gets an `ERROR` with the status code as its reason, as libzmq
+    /// sends it (`300` temporary, `400` denied, `500` internal).
+    Deny {
+        /// The ZAP status code.
+        status: u16,
+        /// Why, for our side's error.
+        reason: String,
+    },
+}
+
+/// What the handshake learnt about the peer once it is complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Established {
+    /// The version both sides speak (3.0 or 3.1).
+    pub version: Version,
+    /// The peer's socket type.
+    pub peer_socket_type: SocketType,
+    /// The peer's `Identity` (empty if it sent none).
+    pub peer_identity: Bytes,
+    /// All of the peer's metadata.
+    pub peer_metadata: Metadata,
+    /// The user id the authenticator gave (PLAIN server only).
+    pub user_id: Option<Bytes>,
+}
+
+/// Where a call to [`Handshake::handle`] left the handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Waiting for more bytes from the peer.
+    Pending,
+    /// A PLAIN server must judge these credentials: call
+    /// [`Handshake::authenticate`]. Until then no more input is read.
+    Authenticate(AuthRequest),
+    /// Done: message frames may flow. Whatever followed the last handshake command is
+    /// still in the input buffer.
+    Established(Established),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    /// Our greeting is not written yet.
+    Start,
+    /// Waiting for the peer's greeting.
+    Greeting,
+    /// NULL: waiting for the peer's `READY`.
+    NullReady,
+    /// PLAIN client: `HELLO` sent, waiting for `WELCOME`.
+    PlainWelcome,
+    /// PLAIN client: `INITIATE` sent, waiting for `READY`.
+    PlainReady,
+    /// PLAIN server: waiting for `HELLO`.
+    PlainHello,
+    /// PLAIN server: waiting for the caller's decision.
+    PlainAuthenticating,
+    /// PLAIN server: `WELCOME` sent, waiting for `INITIATE`.
+    PlainInitiate,
+    /// Finished.
+    Done,
+    /// Failed with this error; every later call returns it.
+    Failed(ZmtpError),
+}
+
+/// The handshake of one connection: greeting, mechanism, metadata. Sans-IO: reads the
+/// input buffer it is given and writes what to send into the arena it is given.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    config: HandshakeConfig,
+    state: State,
+    decoder: FrameDecoder,
+    version: Option<Version>,
+    user_id: Option<Bytes>,
+}
+
+impl Handshake {
+    /// A handshake with `config`. Fails if the configuration could not be sent: an
+    /// identity over 255 bytes or starting with a zero byte, PLAIN credentials over
+    /// 255 bytes.
+    pub fn new(config: HandshakeConfig) -> Result<Handshake, ZmtpError> {
+        if config.identity.len() > 255 || config.identity.first() == Some(&0) {
+            return Err(ZmtpError::Encode {
+                what: "an identity over 255 bytes or starting with a zero byte",
+            });
+        }
+        if let Mechanism::PlainClient { username, password } = &config.mechanism {
+            if username.len() > 255 || password.len() > 255 {
+                return Err(ZmtpError::Encode {
+                    what: "PLAIN credentials over 255 bytes",
+                });
+            }
+        }
+        Ok(Handshake {
+            decoder: FrameDecoder::new(config.max_command_size),
+            config,
+            state: State::Start,
+            version: None,
+            user_id: None,
+        })
+    }
+
+    /// Our configuration.
+    pub fn config(&self) -> &HandshakeConfig {
+        &self.config
+    }
+
+    /// The negotiated version, once the peer's greeting is in.
+    pub fn version(&self) -> Option<Version> {
+        self.version
+    }
+
+    /// Whether the handshake is complete.
+    pub fn is_established(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Writes our greeting, whole, and our first command where the mechanism has one
+    /// that does not depend on the peer (NULL's `READY`, PLAIN's `HELLO`). Call once,
+    /// before any input; later calls write nothing.
+    pub fn start(&mut self, out: &mut IoArena) {
+        if self.state != State::Start {
+            return;
+        }
+        out.put_slice(&Greeting::new(self.config.mechanism.name(), self.config.mechanism.as_server()).encode());
+        self.state = match &self.config.mechanism {
+            Mechanism::Null => {
+                self.write_metadata_command(out, false);
+                State::Greeting
+            }
+            Mechanism::PlainClient { username, password } => {
+                // Lengths checked in `new`.
+                let hello = Command::Hello {
+                    username: username.clone(),
+                    password: password.clone(),
+                };
+                let _ = hello.encode(out);
+                State::Greeting
+            }
+            Mechanism::PlainServer => State::Greeting,
+        };
+    }
+
+    /// Reads what it can of the peer's greeting and commands from `src`, writes the
+    /// answers into `out`, and says where the handshake is. An error is fatal (the
+    /// connection closes; for a refused socket type an `ERROR` was written to `out`
+    /// first).
+    pub fn handle(&mut self, src: &mut SegmentedBuffer, out: &mut IoArena) -> Result<Progress, ZmtpError> {
+        match self.step(src, out) {
+            Ok(progress) => Ok(progress),
+            Err(error) => {
+                self.state = State::Failed(error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    fn step(&mut self, src: &mut SegmentedBuffer, out: &mut IoArena) -> Result<Progress, ZmtpError> {
+        self.start(out);
+        loop {
+            match &self.state {
+                State::Failed(error) => return Err(error.clone()),
+                State::Done => return Ok(Progress::Pending),
+                State::PlainAuthenticating => return Ok(Progress::Pending),
+                State::Start => unreachable!("start() ran above"),
+                State::Greeting => {
+                    let Some(greeting) = Greeting::decode(src)? else {
+                        return Ok(Progress::Pending);
+                    };
+                    let ours = self.config.mechanism.name();
+                    if greeting.mechanism_name() != ours.as_str().as_bytes() {
+                        return Err(ZmtpError::MechanismMismatch {
+                            ours: ours.as_str(),
+                            theirs: String::from_utf8_lossy(greeting.mechanism_name()).into_owned(),
+                        });
+                    }
+                    self.version = Some(Version::negotiate(Version::V3_1, greeting.version));
+                    self.state = match self.config.mechanism {
+                        Mechanism::Null => State::NullReady,
+                        Mechanism::PlainClient { .. } => State::PlainWelcome,
+                        Mechanism::PlainServer => State::PlainHello,
+                    };
+                }
+                _ => {
+                    let Some(command) = self.next_command(src)? else {
+                        return Ok(Progress::Pending);
+                    };
+                    if let Some(progress) = self.on_command(command, out)? {
+                        return Ok(progress);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next handshake command; a message frame here is a protocol error.
+    fn next_command(&self, src: &mut SegmentedBuffer) -> Result<Option<Command>, ZmtpError> {
+        match self.decoder.decode(src)? {
+            None => Ok(None),
+            Some(Frame::Message { .. }) => Err(ZmtpError::MessageBeforeReady),
+            Some(Frame::Command(body)) => Command::parse(body).map(Some),
+        }
+    }
+
+    fn on_command(&mut self, command: Command, out: &mut IoArena) -> Result<Option<Progress>, ZmtpError> {
+        let mechanism = self.config.mechanism.name().as_str();
+        let unexpected = |command: &Command| ZmtpError::UnexpectedCommand {
+            command: command.name(),
+            mechanism,
+        };
+        match (&self.state, command) {
+            (_, Command::Error { reason }) => Err(ZmtpError::Refused {
+                reason: String::from_utf8_lossy(&reason).into_owned(),
+            }),
+            (State::NullReady | State::PlainReady, Command::Ready(meta)) => self.finish(meta, out).map(Some),
+            (State::PlainWelcome, Command::Welcome) => {
+                self.write_metadata_command(out, true);
+                self.state = State::PlainReady;
+                Ok(None)
+            }
+            (State::PlainHello, Command::Hello { username, password }) => {
+                self.state = State::PlainAuthenticating;
+                Ok(Some(Progress::Authenticate(AuthRequest {
+                    mechanism: MechanismName::Plain,
+                    username,
+                    password,
+                })))
+            }
+            (State::PlainInitiate, Command::Initiate(meta)) => {
+                let progress = self.finish(meta, out)?;
+                self.write_metadata_command(out, false);
+                Ok(Some(progress))
+            }
+            (_, command) => Err(unexpected(&command)),
+        }
+    }
+
+    /// The caller's answer to [`Progress::Authenticate`]: `WELCOME` and on with the
+    /// handshake, or an `ERROR` with the status code written to `out` and the
+    /// handshake failed with [`ZmtpError::AuthenticationDenied`]. Then reads on from
+    /// `src` as [`handle`](Self::handle) does.
+    pub fn authenticate(
+        &mut self,
+        decision: AuthDecision,
+        src: &mut SegmentedBuffer,
+        out: &mut IoArena,
+    ) -> Result<Progress, ZmtpError> {
+        if self.state != State::PlainAuthenticating {
+            return self.handle(src, out);
+        }
+        match decision {
+            AuthDecision::Allow { user_id } => {
+                self.user_id = Some(user_id);
+                let _ = Command::Welcome.encode(out);
+                self.state = State::PlainInitiate;
+                self.handle(src, out)
+            }
+            AuthDecision::Deny { status, reason } => {
+                let code = Bytes::from(status.to_string());
+                let _ = Command::Error { reason: code }.encode(out);
+                let error = ZmtpError::AuthenticationDenied { status, reason };
+                self.state = State::Failed(error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    /// Checks the peer's metadata and completes the handshake.
+    fn finish(&mut self, meta: Metadata, out: &mut IoArena) -> Result<Progress, ZmtpError> {
+        let peer = meta
+            .get(SOCKET_TYPE)
+            .and_then(|name| SocketType::from_wire(&name))
+            .ok_or(ZmtpError::MissingSocketType)?;
+        let ours = self.config.socket_type;
+        if !ours.is_compatible_with(peer) {
+            // Tell the peer why before closing (libzmq logs the reason it gets).
+            let _ = Command::Error {
+                reason: Bytes::from_static(b"Invalid socket type"),
+            }
+            .encode(out);
+            return Err(ZmtpError::IncompatibleSocketType { ours, theirs: peer });
+        }
+        let identity = meta.get(IDENTITY).unwrap_or_default();
+        // A ROUTER makes up identities that start with a zero byte; a peer may not
+        // claim one (RFC 23).
+        if identity.len() > 255 || (ours == SocketType::Router && identity.first() == Some(&0)) {
+            return Err(ZmtpError::InvalidIdentity);
+        }
+        self.state = State::Done;
+        Ok(Progress::Established(Established {
+            version: self.version.unwrap_or(Version::V3_0),
+            peer_socket_type: peer,
+            peer_identity: identity,
+            peer_metadata: meta,
+            user_id: self.user_id.clone(),
+        }))
+    }
+
+    /// Writes `READY` (or PLAIN's `INITIATE`) with our socket type and, for the types
+    /// that have one, our identity.
+    fn write_metadata_command(&self, out: &mut IoArena, initiate: bool) {
+        let socket_type = self.config.socket_type;
+        let identity = socket_type
+            .announces_identity()
+            .then_some((IDENTITY, &self.config.identity[..]));
+        let properties = [(SOCKET_TYPE, socket_type.as_str().as_bytes())]
+            .into_iter()
+            .chain(identity);
+        // Names are constants and the identity is at most 255 bytes (checked in `new`).
+        let Ok(meta) = Metadata::from_properties(properties) else {
+            return;
+        };
+        let command = if initiate {
+            Command::Initiate(meta)
+        } else {
+            Command::Ready(meta)
+        };
+        let _ = command.encode(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two handshakes wired back to back, bytes moved in pieces of `piece` bytes.
+    struct Wire {
+        a: Handshake,
+        b: Handshake,
+        a_in: SegmentedBuffer,
+        b_in: SegmentedBuffer,
+        a_out: IoArena,
+        b_out: IoArena,
+    }
+
+    impl Wire {
+        fn new(a: HandshakeConfig, b: HandshakeConfig) -> Self {
+            Wire {
+                a: Handshake::new(a).unwrap(),
+                b: Handshake::new(b).unwrap(),
+                a_in: SegmentedBuffer::new(),
+                b_in: SegmentedBuffer::new(),
+                a_out: IoArena::new(),
+                b_out: IoArena::new(),
+            }
+        }
+
+        fn carry(from: &mut IoArena, to: &mut SegmentedBuffer, piece: usize) -> bool {
+            let bytes: Vec<u8> = from.chunks().flatten().copied().collect();
+            from.advance(bytes.len());
+            for p in bytes.chunks(piece) {
+                to.push_slice(p);
+            }
+            !bytes.is_empty()
+        }
+
+        /// Runs both sides until neither sends; returns their last progress.
+        fn run(
+            &mut self,
+            piece: usize,
+            mut judge: impl FnMut(&AuthRequest) -> AuthDecision,
+        ) -> (Result<Progress, ZmtpError>, Result<Progress, ZmtpError>) {
+            let mut last = (Ok(Progress::Pending), Ok(Progress::Pending));
+            self.a.start(&mut self.a_out);
+            self.b.start(&mut self.b_out);
+            for _ in 0..100 {
+                let moved_ab = Self::carry(&mut self.a_out, &mut self.b_in, piece);
+                let moved_ba = Self::carry(&mut self.b_out, &mut self.a_in, piece);
+                if !moved_ab && !moved_ba {
+                    break;
+                }
+                for (hs, input, out, slot) in [
+                    (&mut self.a, &mut self.a_in, &mut self.a_out, &mut last.0),
+                    (&mut self.b, &mut self.b_in, &mut self.b_out, &mut last.1),
+                ] {
+                    if matches!(slot, Ok(Progress::Established(_)) | Err(_)) {
+                        continue;
+                    }
+                    let mut progress = hs.handle(input, out);
+                    if let Ok(Progress::Authenticate(request)) = &progress {
+                        progress = hs.authenticate(judge(request), input, out);
+                    }
+                    *slot = progress;
+                }
+            }
+            last
+        }
+    }
+
+    fn plain_client(user: &str, password: &str) -> HandshakeConfig {
+        HandshakeConfig {
+            mechanism: Mechanism::PlainClient {
+                username: Bytes::copy_from_slice(user.as_bytes()),
+                password: Bytes::copy_from_slice(password.as_bytes()),
+            },
+            ..HandshakeConfig::null(SocketType::Dealer)
+        }
+    }
+
+    fn plain_server() -> HandshakeConfig {
+        HandshakeConfig {
+            mechanism: Mechanism::PlainServer,
+            ..HandshakeConfig::null(SocketType::Router)
+        }
+    }
+
+    fn judge(request: &AuthRequest) -> AuthDecision {
+        if request.username == "admin" && request.password == "secret" {
+            AuthDecision::Allow {
+                user_id: "admin".into(),
+            }
+        } else {
+            AuthDecision::Deny {
+                status: 400,
+                reason: "no such user".into(),
+            }
+        }
+    }
+
+    #[test]
+    fn null_dealer_router_at_every_piece_size() {
+        for piece in [1, 2, 3, 7, 11, 64, 1000] {
+            let mut dealer = HandshakeConfig::null(SocketType::Dealer);
+            dealer.identity = Bytes::from_static(b"worker-1");
+            let mut wire = Wire::new(dealer, HandshakeConfig::null(SocketType::Router));
+            let (a, b) = wire.run(piece, |_| unreachable!("NULL asks no one"));
+            let Ok(Progress::Established(a)) = a else {
+                panic!("{a:?}")
+            };
+            let Ok(Progress::Established(b)) = b else {
+                panic!("{b:?}")
+            };
+            assert_eq!((a.peer_socket_type, a.version), (SocketType::Router, Version::V3_1));
+            assert_eq!(
+                (b.peer_socket_type, &b.peer_identity[..]),
+                (SocketType::Dealer, &b"worker-1"[..])
+            );
+            assert!(wire.a_in.is_empty() && wire.b_in.is_empty());
+        }
+    }
+
+    #[test]
+    fn greeting_and_first_command_leave_in_one_write() {
+        let mut hs = Handshake::new(HandshakeConfig::null(SocketType::Push)).unwrap();
+        let mut out = IoArena::new();
+        hs.start(&mut out);
+        let sent: Vec<u8> = out.chunks().flatten().copied().collect();
+        assert_eq!(&sent[..12], &[0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0x7F, 3, 1]);
+        assert_eq!(&sent[64..], b"\x04\x1a\x05READY\x0bSocket-Type\x00\x00\x00\x04PUSH");
+        hs.start(&mut out);
+        assert_eq!(out.len(), sent.len(), "start writes once");
+    }
+
+    #[test]
+    fn incompatible_socket_types_are_refused_with_an_error_command() {
+        let mut wire = Wire::new(
+            HandshakeConfig::null(SocketType::Push),
+            HandshakeConfig::null(SocketType::Push),
+        );
+        let (a, b) = wire.run(5, |_| unreachable!());
+        let refused = Err(ZmtpError::IncompatibleSocketType {
+            ours: SocketType::Push,
+            theirs: SocketType::Push,
+        });
+        assert_eq!(a, refused);
+        assert_eq!(b, refused);
+    }
+
+    #[test]
+    fn a_3_0_peer_is_spoken_to_in_3_0() {
+        let mut hs = Handshake::new(HandshakeConfig::null(SocketType::Sub)).unwrap();
+        let mut out = IoArena::new();
+        let mut src = SegmentedBuffer::new();
+        let mut peer = Greeting::new(MechanismName::Null, false);
+        peer.version = Version::V3_0;
+        src.push_slice(&peer.encode());
+        src.push_slice(b"\x04\x19\x05READY\x0bSocket-Type\x00\x00\x00\x03PUB");
+        let Ok(Progress::Established(e)) = hs.handle(&mut src, &mut out) else {
+            panic!()
+        };
+        assert_eq!(e.version, Version::V3_0);
+    }
+
+    #[test]
+    fn mechanism_mismatch_and_messages_before_ready_fail() {
+        let mut wire = Wire::new(HandshakeConfig::null(SocketType::Dealer), plain_server());
+        let (a, b) = wire.run(64, judge);
+        assert!(
+            matches!(a, Err(ZmtpError::MechanismMismatch { ours: "NULL", .. })),
+            "{a:?}"
+        );
+        assert!(
+            matches!(b, Err(ZmtpError::MechanismMismatch { ours: "PLAIN", .. })),
+            "{b:?}"
+        );
+
+        let mut hs = Handshake::new(HandshakeConfig::null(SocketType::Dealer)).unwrap();
+        let mut src = SegmentedBuffer::new();
+        src.push_slice(&Greeting::new(MechanismName::Null, false).encode());
+        src.push_slice(&[0x00, 1, b'x']);
+        assert_eq!(
+            hs.handle(&mut src, &mut IoArena::new()),
+            Err(ZmtpError::MessageBeforeReady)
+        );
+        assert_eq!(
+            hs.handle(&mut src, &mut IoArena::new()),
+            Err(ZmtpError::MessageBeforeReady),
+            "sticks"
+        );
+    }
+
+    #[test]
+    fn plain_with_right_and_wrong_credentials() {
+        for piece in [1, 9, 100] {
+            let mut wire = Wire::new(plain_client("admin", "secret"), plain_server());
+            let (a, b) = wire.run(piece, judge);
+            let Ok(Progress::Established(client)) = a else {
+                panic!("{a:?}")
+            };
+            let Ok(Progress::Established(server)) = b else {
+                panic!("{b:?}")
+            };
+            assert_eq!(client.peer_socket_type, SocketType::Router);
+            assert_eq!(server.user_id.as_deref(), Some(&b"admin"[..]));
+
+            let mut wire = Wire::new(plain_client("admin", "guess"), plain_server());
+            let (a, b) = wire.run(piece, judge);
+            assert_eq!(a, Err(ZmtpError::Refused { reason: "400".into() }));
+            assert_eq!(
+                b,
+                Err(ZmtpError::AuthenticationDenied {
+                    status: 400,
+                    reason: "no such user".into()
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn plain_out_of_order_commands_are_refused() {
+        let mut hs = Handshake::new(plain_server()).unwrap();
+        let mut src = SegmentedBuffer::new();
+        src.push_slice(&Greeting::new(MechanismName::Plain, false).encode());
+        src.push_slice(b"\x04\x09\x08INITIATE");
+        assert!(matches!(
+            hs.handle(&mut src, &mut IoArena::new()),
+            Err(ZmtpError::UnexpectedCommand { mechanism: "PLAIN", .. })
+        ));
+        assert!(Handshake::new(plain_client(&"u".repeat(256), "")).is_err());
+        let mut bad = HandshakeConfig::null(SocketType::Dealer);
+        bad.identity = Bytes::from_static(b"\0id");
+        assert!(Handshake::new(bad).is_err());
+    }
+}
