@@ -25,6 +25,9 @@
 //! - [`nats`]: NATS — client and server codecs, the borrowed frame decoders
 //!   ([`nats::ClientFrameDecoder`], [`nats::ServerFrameDecoder`]), lazily parsed
 //!   headers, `INFO`/`CONNECT` JSON and the client [`nats::client::Connection`].
+//! - [`mqtt`]: MQTT 3.1, 3.1.1 and 5.0 — every packet, property and reason code, the
+//!   streaming [`mqtt::Decoder`] (Maximum Packet Size checked from the fixed header)
+//!   and the [`mqtt::Encoder`], for either side of a connection.
 //!
 //! **Sans-IO and zero-copy.** A session is fed [`bytes::Bytes`] the driver received and
 //! hands back an [`IoArena`] to send; strings, payloads and arguments it decodes are
@@ -233,6 +236,7 @@
 #![warn(missing_docs)]
 
 pub mod chassis;
+pub mod mqtt;
 pub mod nats;
 pub mod resp;
 
