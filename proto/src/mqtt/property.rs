@@ -282,6 +282,50 @@ impl Properties {
         }
     }
 
+    /// Removes the property `id` (every value of a repeated one): what a broker does
+    /// before forwarding a property meant for it alone.
+    pub fn remove(&mut self, id: PropertyId) {
+        use PropertyId::*;
+        match id {
+            PayloadFormatIndicator => self.payload_format_indicator = None,
+            MessageExpiryInterval => self.message_expiry_interval = None,
+            ContentType => self.content_type = None,
+            ResponseTopic => self.response_topic = None,
+            CorrelationData => self.correlation_data = None,
+            SubscriptionIdentifier => self.subscription_identifiers.clear(),
+            SessionExpiryInterval => self.session_expiry_interval = None,
+            AssignedClientIdentifier => self.assigned_client_identifier = None,
+            ServerKeepAlive => self.server_keep_alive = None,
+            AuthenticationMethod => self.authentication_method = None,
+            AuthenticationData => self.authentication_data = None,
+            RequestProblemInformation => self.request_problem_information = None,
+            WillDelayInterval => self.will_delay_interval = None,
+            RequestResponseInformation => self.request_response_information = None,
+            ResponseInformation => self.response_information = None,
+            ServerReference => self.server_reference = None,
+            ReasonString => self.reason_string = None,
+            ReceiveMaximum => self.receive_maximum = None,
+            TopicAliasMaximum => self.topic_alias_maximum = None,
+            TopicAlias => self.topic_alias = None,
+            MaximumQoS => self.maximum_qos = None,
+            RetainAvailable => self.retain_available = None,
+            UserProperty => self.user_properties.clear(),
+            MaximumPacketSize => self.maximum_packet_size = None,
+            WildcardSubscriptionAvailable => self.wildcard_subscription_available = None,
+            SubscriptionIdentifierAvailable => self.subscription_identifier_available = None,
+            SharedSubscriptionAvailable => self.shared_subscription_available = None,
+        }
+    }
+
+    /// Keeps only the properties allowed in `context`.
+    pub fn retain_allowed(&mut self, context: PropertyContext) {
+        for &id in PropertyId::ALL {
+            if !id.allowed_in(context) {
+                self.remove(id);
+            }
+        }
+    }
+
     /// Reads a property block (its length, then the properties) for `context`.
     pub(crate) fn decode(r: &mut Reader, context: PropertyContext) -> Result<Properties, DecodeError> {
         let len = r.vbi()? as usize;
