@@ -18,11 +18,13 @@
 //! | [`nats_client_decode`], [`nats_server_decode`] | two header bytes (options, split seed), then the NATS stream a server (resp. a client) sends |
 //! | [`nats_headers`] | a NATS header block as an `HMSG` carries it (any bytes) |
 //! | [`nats_frames`] | two header bytes (options, split seed), then the NATS stream either side sends |
+//! | [`mqtt_server_decode`], [`mqtt_client_decode`] | two header bytes (version and size limit, split seed), then the MQTT stream a client (resp. a server) sends |
 //! | [`nats_client`](fn@nats_client) | a sequence of operations on a NATS client [`Connection`](crate::nats::client::Connection): publishes, subscriptions, requests, server frames, time, reconnects |
 
 mod connection;
 mod frames;
 mod headers;
+mod mqtt;
 mod nats;
 mod nats_client;
 mod request;
@@ -34,6 +36,7 @@ mod tape;
 pub use connection::resp_connection;
 pub use frames::nats_frames;
 pub use headers::nats_headers;
+pub use mqtt::{mqtt_client_decode, mqtt_client_seeds, mqtt_server_decode, mqtt_server_seeds};
 pub use nats::{nats_client_decode, nats_client_seeds, nats_server_decode, nats_server_seeds, plain};
 pub use nats_client::nats_client;
 pub use request::resp_request;
@@ -58,4 +61,6 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("nats_client", nats_client),
     ("nats_headers", nats_headers),
     ("nats_frames", nats_frames),
+    ("mqtt_server_decode", mqtt_server_decode),
+    ("mqtt_client_decode", mqtt_client_decode),
 ];
