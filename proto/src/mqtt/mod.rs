@@ -18,6 +18,9 @@
 //! - [`Codec`] pairs them for one side and implements
 //!   [`MonocoqueCodec`](crate::MonocoqueCodec).
 //!
+//! - [`TopicTree`] holds subscriptions by topic filter and finds those matching a
+//!   topic ([`topic_matches`] for one), with the wildcard and `$`-topic rules of 4.7.
+//!
 //! No I/O, no clock, no protocol state beyond the version: keep alive, packet
 //! identifiers in flight, topic aliases and sessions are the state machines' job.
 //!
@@ -80,6 +83,7 @@ mod packet;
 mod property;
 mod reason;
 mod topic;
+mod tree;
 mod types;
 mod wire;
 
@@ -97,6 +101,7 @@ pub use packet::{
 pub use property::{Properties, PropertyId, PropertyType};
 pub use reason::ReasonCode;
 pub use topic::{valid_topic_filter, valid_topic_name};
+pub use tree::{topic_matches, TopicTree};
 pub use types::{PacketType, ProtocolVersion, QoS, Side};
 pub use wire::{check_utf8, vbi_len, Sink, FIELD_MAX, VBI_MAX};
 
