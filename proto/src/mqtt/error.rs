@@ -49,7 +49,7 @@ pub enum Violation {
     /// DUP set on a QoS 0 `PUBLISH` [MQTT-3.3.1-2].
     #[error("DUP flag on a QoS 0 PUBLISH")]
     DupOnQos0,
-    /// A `PUBLISH` Topic Name with `+` or `#` [MQTT-3.3.2-2].
+    /// A `PUBLISH` (or will) Topic Name with `+` or `#` [MQTT-3.3.2-2].
     #[error("wildcard in a topic name")]
     WildcardInTopicName,
     /// An empty Topic Name (allowed only in 5.0, with a Topic Alias).
@@ -97,7 +97,10 @@ impl Violation {
             Violation::PropertyNotAllowed { .. } | Violation::FieldTooLong(_) | Violation::InvalidString => {
                 ReasonCode::MalformedPacket
             }
-            Violation::WildcardInTopicName => ReasonCode::TopicNameInvalid,
+            // A Topic Alias of 0 [MQTT-3.3.2-8]: 0x94 Topic Alias invalid (mosquitto 2.0
+            // answers 0x81). A wildcard in a topic name is a Protocol Error, not 0x90
+            // ("correctly formed, but not accepted"), as mosquitto answers too.
+            Violation::InvalidPropertyValue(PropertyId::TopicAlias) => ReasonCode::TopicAliasInvalid,
             // The flags of 3.1.1 CONNECT and SUBSCRIBE are checked bit by bit: malformed.
             Violation::PasswordWithoutUsername | Violation::SubscriptionOptionsInV3 | Violation::DupOnQos0 => {
                 ReasonCode::MalformedPacket
@@ -210,7 +213,7 @@ pub enum DecodeError {
 
 impl DecodeError {
     /// The 5.0 reason code a receiver answers with: 0x81 Malformed Packet, 0x82 Protocol
-    /// Error, 0x84 Unsupported Protocol Version, 0x90 Topic Name invalid or 0x95 Packet
+    /// Error, 0x84 Unsupported Protocol Version, 0x94 Topic Alias invalid or 0x95 Packet
     /// too large.
     pub fn reason_code(&self) -> ReasonCode {
         match self {

@@ -368,18 +368,19 @@ fn publish_rules() {
         Violation::ZeroPacketId.into(),
         0x82,
     );
-    // Wildcards in a topic name: 0x90.
+    // Wildcards in a topic name: a Protocol Error (0x90 is for a name "correctly
+    // formed, but not accepted").
     refuses(
         &mut server(V5),
         &frame(0x30, b"\x00\x03a/+\x00"),
         Violation::WildcardInTopicName.into(),
-        0x90,
+        0x82,
     );
     refuses(
         &mut server(V3),
         &frame(0x30, b"\x00\x03a/#"),
         Violation::WildcardInTopicName.into(),
-        0x90,
+        0x82,
     );
     // An empty topic: only with a Topic Alias, only in 5.0.
     refuses(

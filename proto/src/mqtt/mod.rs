@@ -10,7 +10,7 @@
 //!   buffered, then the body as one view. Every rule of the specification on a
 //!   packet's form is enforced and reported as a typed [`DecodeError`] whose
 //!   [`reason_code`](DecodeError::reason_code) is the 5.0 answer (0x81 Malformed Packet,
-//!   0x82 Protocol Error, 0x95 Packet too large, ...).
+//!   0x82 Protocol Error, 0x94 Topic Alias invalid, 0x95 Packet too large, ...).
 //! - [`Encoder`] writes packets into an [`IoArena`](crate::IoArena) (large payloads
 //!   shared, not copied), a `BytesMut` or a `Vec<u8>` ([`Sink`]), after checking the
 //!   same rules ([`Violation`]), so what one side refuses to write the other refuses

@@ -687,7 +687,6 @@ mod tests {
     fn values_out_of_range_are_protocol_errors() {
         for (block, id) in [
             (&b"\x02\x01\x02"[..], PropertyId::PayloadFormatIndicator),
-            (b"\x03\x23\x00\x00", PropertyId::TopicAlias),
             (b"\x02\x0b\x00", PropertyId::SubscriptionIdentifier),
         ] {
             let block = Bytes::copy_from_slice(block);
@@ -705,6 +704,13 @@ mod tests {
             let err = Properties::decode(&mut Reader::new(block), CONNACK).unwrap_err();
             assert_eq!(err, DecodeError::Invalid(Violation::InvalidPropertyValue(id)));
         }
+        // A Topic Alias of 0: 0x94 Topic Alias invalid.
+        let err = decode(b"\x03\x23\x00\x00", PUBLISH).unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::Invalid(Violation::InvalidPropertyValue(PropertyId::TopicAlias))
+        );
+        assert_eq!(err.reason_code(), super::super::ReasonCode::TopicAliasInvalid);
         let connect = PropertyContext::Packet(PacketType::Connect);
         assert_eq!(
             decode(b"\x04\x16\x00\x01x", connect),
