@@ -110,3 +110,105 @@ impl Encoder {
         Ok((size as usize, body))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::mqtt::{Ack, PacketType, Properties, PropertyContext, PropertyId, Publish, QoS, ReasonCode, Violation};
+
+    fn publish(topic: &'static [u8], payload: Bytes, properties: Properties) -> Packet {
+        Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: Bytes::from_static(topic),
+            packet_id: 0,
+            properties,
+            payload,
+        })
+    }
+
+    /// Encodes `packet` as a 5.0 client would, checking nothing is written on error.
+    fn encode(packet: &Packet, max: u32) -> Result<Vec<u8>, EncodeError> {
+        let mut e = Encoder::with_version(Side::Client, ProtocolVersion::V5);
+        e.set_max_packet_size(max);
+        let mut out = Vec::new();
+        let r = e.encode(packet, &mut out);
+        if r.is_err() {
+            assert!(out.is_empty(), "wrote {out:?} before failing");
+        }
+        r.map(|()| out)
+    }
+
+    #[test]
+    fn every_rule_is_checked_before_writing() {
+        let none = Properties::default();
+        assert_eq!(
+            encode(&publish(b"a/+", Bytes::new(), none.clone()), u32::MAX),
+            Err(Violation::WildcardInTopicName.into())
+        );
+        assert_eq!(
+            encode(&publish(b"a\0", Bytes::new(), none.clone()), u32::MAX),
+            Err(Violation::InvalidString.into())
+        );
+        let long = Properties {
+            content_type: Some(Bytes::from(vec![b'x'; 65_536])),
+            ..Properties::default()
+        };
+        assert_eq!(
+            encode(&publish(b"t", Bytes::new(), long), u32::MAX),
+            Err(Violation::FieldTooLong(65_536).into())
+        );
+        let wrong = Properties {
+            session_expiry_interval: Some(1),
+            ..Properties::default()
+        };
+        assert_eq!(
+            encode(&publish(b"t", Bytes::new(), wrong), u32::MAX),
+            Err(Violation::PropertyNotAllowed {
+                property: PropertyId::SessionExpiryInterval,
+                context: PropertyContext::Packet(PacketType::Publish),
+            }
+            .into())
+        );
+        let ack = Packet::PubAck(Ack {
+            packet_id: 1,
+            code: ReasonCode::GrantedQoS1,
+            properties: none.clone(),
+        });
+        assert_eq!(
+            encode(&ack, u32::MAX),
+            Err(Violation::InvalidReasonCode {
+                packet: PacketType::PubAck,
+                code: 1
+            }
+            .into())
+        );
+        assert_eq!(
+            encode(&Packet::PingResp, u32::MAX),
+            Err(Violation::UnexpectedPacket {
+                packet: PacketType::PingResp,
+                sender: Side::Client
+            }
+            .into())
+        );
+    }
+
+    #[test]
+    fn the_peers_maximum_packet_size_is_respected() {
+        // 1 type byte + 1 length byte + 2 + 1 topic + 1 property length + payload.
+        let packet = |n| publish(b"t", Bytes::from(vec![0u8; n]), Properties::default());
+        assert_eq!(encode(&packet(10), 16).map(|w| w.len()), Ok(16));
+        assert_eq!(
+            encode(&packet(11), 16),
+            Err(EncodeError::PacketTooLarge { size: 17, max: 16 })
+        );
+        // Over the largest Remaining Length, whatever the limit.
+        assert!(matches!(
+            encode(&packet(VBI_MAX as usize), u32::MAX),
+            Err(EncodeError::PacketTooLarge { .. })
+        ));
+    }
+}
