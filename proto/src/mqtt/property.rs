@@ -329,6 +329,10 @@ impl Properties {
     /// Reads a property block (its length, then the properties) for `context`.
     pub(crate) fn decode(r: &mut Reader, context: PropertyContext) -> Result<Properties, DecodeError> {
         let len = r.vbi()? as usize;
+        if len == 0 {
+            // The common case: no properties, and no view of nothing to take.
+            return Ok(Properties::default());
+        }
         let mut r = Reader::new(r.take(len)?);
         let mut p = Properties::default();
         while !r.is_empty() {
