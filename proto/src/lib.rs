@@ -26,6 +26,9 @@
 //!   `INFO`/`CONNECT` JSON and the client [`nats::client::Connection`].
 //! - [`zmtp`]: ZeroMQ's ZMTP 3.x — greeting, frames, commands, the NULL and PLAIN
 //!   [`zmtp::Handshake`] and one connection as a [`zmtp::Connection`] session.
+//! - [`mqtt`]: MQTT 3.1, 3.1.1 and 5.0 — every packet, property and reason code, the
+//!   streaming [`mqtt::Decoder`] (Maximum Packet Size checked from the fixed header)
+//!   and the [`mqtt::Encoder`], for either side of a connection.
 //!
 //! **Sans-IO and zero-copy.** A session is fed [`bytes::Bytes`] the driver received and
 //! hands back an [`IoArena`] to send; strings, payloads and arguments it decodes are
@@ -235,6 +238,7 @@
 
 pub mod chassis;
 mod lex;
+pub mod mqtt;
 pub mod nats;
 pub mod resp;
 pub mod zmtp;

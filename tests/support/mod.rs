@@ -689,3 +689,97 @@ fn all_threads_stopped(pid: u32) -> bool {
             .unwrap_or(false)
     })
 }
+
+/// A `mosquitto` broker child process on a loopback port (anonymous clients allowed, no
+/// persistence), killed on drop.
+pub struct Mosquitto {
+    child: Child,
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    dir: TempDir,
+}
+
+impl Mosquitto {
+    /// Starts a broker on a free port and waits until it accepts connections.
+    pub fn start() -> Self {
+        let binary = require_binary("mosquitto", "mosquitto");
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let dir = TempDir::new("mosquitto");
+            // Started as root, mosquitto drops to its own user, which must be able to
+            // write its log here.
+            std::fs::set_permissions(&dir.path, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+                .expect("open the temp dir to mosquitto's user");
+            let config = dir.path.join("mosquitto.conf");
+            let log = dir.path.join("mosquitto.log");
+            let text = format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest file {}\nlog_type all\n",
+                log.display()
+            );
+            std::fs::write(&config, text).expect("write mosquitto.conf");
+            let mut child = Command::new(&binary)
+                .arg("-c")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn mosquitto");
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(status)) = child.try_wait() {
+                    last_error = format!(
+                        "exited ({status}): {}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                    break;
+                }
+                // Ours only once its log says it bound the port: a broker that lost a
+                // race for the port exits, and another test's broker would answer the
+                // connect (and vanish when that test ends).
+                let bound = std::fs::read_to_string(&log)
+                    .is_ok_and(|text| text.contains(&format!("listen socket on port {port}")));
+                if bound
+                    && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+                    && matches!(child.try_wait(), Ok(None))
+                {
+                    return Self { child, addr, dir };
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("mosquitto did not start: {last_error}");
+    }
+
+    /// The broker's version line (`mosquitto version 2.0.11`).
+    pub fn version() -> String {
+        let out = Command::new(require_binary("mosquitto", "mosquitto"))
+            .arg("-h")
+            .output()
+            .expect("run mosquitto -h");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().next().unwrap_or_default().trim().to_string()
+    }
+
+    /// The broker's log so far (every packet, `log_type all`).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path.join("mosquitto.log")).unwrap_or_default()
+    }
+
+    /// A `mosquitto_pub` command aimed at this broker (`-h`, `-p` set).
+    pub fn publisher(&self) -> Command {
+        let mut cmd = Command::new(require_binary("mosquitto_pub", "mosquitto-clients"));
+        cmd.args(["-h", "127.0.0.1", "-p", &self.addr.port().to_string()]);
+        cmd
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -20,10 +20,12 @@
 //! | [`zmtp_greeting`] | one split seed byte, then what a ZMTP peer sends first |
 //! | [`zmtp_frames`] | two header bytes (options, split seed), then a ZMTP frame stream |
 //! | [`zmtp_commands`] | a mode byte, then a command body, or a split seed and a peer's side of a handshake |
+//! | [`mqtt_server_decode`], [`mqtt_client_decode`] | two header bytes (version and size limit, split seed), then the MQTT stream a client (resp. a server) sends |
 //! | [`nats_client`](fn@nats_client) | a sequence of operations on a NATS client [`Connection`](crate::nats::client::Connection): publishes, subscriptions, requests, server frames, time, reconnects |
 
 mod connection;
 mod headers;
+mod mqtt;
 mod nats;
 mod nats_client;
 mod request;
@@ -35,6 +37,7 @@ mod zmtp;
 
 pub use connection::resp_connection;
 pub use headers::nats_headers;
+pub use mqtt::{mqtt_client_decode, mqtt_client_seeds, mqtt_server_decode, mqtt_server_seeds};
 pub use nats::{nats_client_decode, nats_client_seeds, nats_server_decode, nats_server_seeds, plain};
 pub use nats_client::nats_client;
 pub use request::resp_request;
@@ -62,4 +65,6 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("zmtp_greeting", zmtp_greeting),
     ("zmtp_frames", zmtp_frames),
     ("zmtp_commands", zmtp_commands),
+    ("mqtt_server_decode", mqtt_server_decode),
+    ("mqtt_client_decode", mqtt_client_decode),
 ];
