@@ -4,6 +4,7 @@
 //! cargo bench --bench nats_receive             # full run (several minutes)
 //! cargo bench --bench nats_receive -- --quick  # smoke run (seconds)
 //! cargo bench --bench nats_receive -- --only uring --size 16 --msgs 2000000 # one run, for profiling
+//! cargo bench --bench nats_receive -- --only mio-batch --size 16            # batches (or uring-batch)
 //! cargo bench --bench nats_receive -- --only async-nats --size 128 --flat-out
 //! cargo bench --bench nats_receive -- --only raw --size 16                  # the reference row
 //! ```
@@ -12,7 +13,9 @@
 //! and hands each one to the application, for:
 //! - Monocoque's `nats::Client` on the io_uring driver and on the mio driver:
 //!   `Subscription::next_message` in a loop, with the backpressure subscription policy
-//!   (a full queue stops reading the socket instead of dropping);
+//!   (a full queue stops reading the socket instead of dropping); and the same with
+//!   `Subscription::next_messages` (the "batches" rows: every message queued, up to
+//!   65,536, handed over in one call, then checked one by one);
 //! - `async-nats` on a current-thread tokio runtime, its idiomatic path:
 //!   `client.subscribe(..).await`, then `subscriber.next().await` in a loop, with its
 //!   default subscription capacity (65,536 messages; past that it drops, silently unless
@@ -108,6 +111,10 @@ const SEQ_BYTES: usize = 8;
 enum Contender {
     Uring,
     Mio,
+    /// `Subscription::next_messages` (batches) on the io_uring driver.
+    UringBatch,
+    /// `Subscription::next_messages` (batches) on the mio driver.
+    MioBatch,
     AsyncNats,
     /// No client: a blocking socket read and `MSG` frames checked in place. Not a
     /// contender, the reference: how fast this server delivers to one connection.
@@ -115,9 +122,11 @@ enum Contender {
 }
 
 impl Contender {
-    const ALL: [Contender; 4] = [
+    const ALL: [Contender; 6] = [
         Contender::Uring,
         Contender::Mio,
+        Contender::UringBatch,
+        Contender::MioBatch,
         Contender::AsyncNats,
         Contender::RawSocket,
     ];
@@ -126,6 +135,8 @@ impl Contender {
         match self {
             Contender::Uring => "Monocoque (io_uring)",
             Contender::Mio => "Monocoque (mio)",
+            Contender::UringBatch => "Monocoque (io_uring), batches",
+            Contender::MioBatch => "Monocoque (mio), batches",
             Contender::AsyncNats => "async-nats 0.51 (tokio current-thread)",
             Contender::RawSocket => "reference: raw socket, frames checked in place",
         }
@@ -499,7 +510,9 @@ struct Received {
     connections: u64,
 }
 
-fn run_monocoque(kind: DriverKind, port: u16, mode: Mode, size: usize, msgs: u64) -> Received {
+/// Our client on driver `kind`: `next_message` in a loop, or with `batch`,
+/// `next_messages` (up to [`BATCH`] at once) and every message of the batch in turn.
+fn run_monocoque(kind: DriverKind, batch: bool, port: u16, mode: Mode, size: usize, msgs: u64) -> Received {
     let url = format!("nats://127.0.0.1:{port}");
     let options = ClientOptions::from_url(&url)
         .expect("URL")
@@ -511,14 +524,18 @@ fn run_monocoque(kind: DriverKind, port: u16, mode: Mode, size: usize, msgs: u64
     let progress = Arc::new(AtomicU64::new(0));
     let mut tally = Tally::new(size, msgs, Arc::clone(&progress));
     let publisher = Publisher::start(port, mode, size, msgs, progress);
-    let end = loop {
-        match sub.next_message(PATIENCE) {
-            Ok(Some(message)) => match tally.on_payload(&message.payload) {
-                Next::More => {}
-                end => break end,
-            },
-            Ok(None) => panic!("no message for {PATIENCE:?} ({kind})"),
-            Err(e) => panic!("next_message ({kind}): {e}"),
+    let end = if batch {
+        receive_batches(&mut sub, &mut tally, kind)
+    } else {
+        loop {
+            match sub.next_message(PATIENCE) {
+                Ok(Some(message)) => match tally.on_payload(&message.payload) {
+                    Next::More => {}
+                    end => break end,
+                },
+                Ok(None) => panic!("no message for {PATIENCE:?} ({kind})"),
+                Err(e) => panic!("next_message ({kind}): {e}"),
+            }
         }
     };
     let window = tally.finish(end);
@@ -527,6 +544,29 @@ fn run_monocoque(kind: DriverKind, port: u16, mode: Mode, size: usize, msgs: u64
     Received {
         window,
         connections: client.connections(),
+    }
+}
+
+/// The most messages one `next_messages` call takes (the queue's own bound,
+/// `SubscriptionPolicy::default().max_messages`, is what limits it in practice).
+const BATCH: usize = 1 << 16;
+
+/// Takes batches until the tally says the run is over.
+fn receive_batches(sub: &mut monocoque::nats::Subscription, tally: &mut Tally, kind: DriverKind) -> Next {
+    let mut batch = std::collections::VecDeque::new();
+    loop {
+        match sub.next_messages(&mut batch, BATCH, PATIENCE) {
+            Ok(0) => panic!("no message for {PATIENCE:?} ({kind})"),
+            Ok(_) => {
+                for message in batch.drain(..) {
+                    match tally.on_payload(&message.payload) {
+                        Next::More => {}
+                        end => return end,
+                    }
+                }
+            }
+            Err(e) => panic!("next_messages ({kind}): {e}"),
+        }
     }
 }
 
@@ -615,8 +655,10 @@ fn run(c: Contender, server: &Server, mode: Mode, size: usize, msgs: u64) -> Sam
     let port = server.port();
     let slow0 = server.slow_consumers();
     let received = match c {
-        Contender::Uring => run_monocoque(DriverKind::Uring, port, mode, size, msgs),
-        Contender::Mio => run_monocoque(DriverKind::Mio, port, mode, size, msgs),
+        Contender::Uring => run_monocoque(DriverKind::Uring, false, port, mode, size, msgs),
+        Contender::Mio => run_monocoque(DriverKind::Mio, false, port, mode, size, msgs),
+        Contender::UringBatch => run_monocoque(DriverKind::Uring, true, port, mode, size, msgs),
+        Contender::MioBatch => run_monocoque(DriverKind::Mio, true, port, mode, size, msgs),
         Contender::AsyncNats => run_async_nats(port, mode, size, msgs),
         Contender::RawSocket => run_raw_socket(port, mode, size, msgs),
     };
@@ -667,9 +709,11 @@ fn single_run(server: &Server) -> Option<Sample> {
     let contender = match only.as_str() {
         "uring" => Contender::Uring,
         "mio" => Contender::Mio,
+        "uring-batch" => Contender::UringBatch,
+        "mio-batch" => Contender::MioBatch,
         "async-nats" => Contender::AsyncNats,
         "raw" => Contender::RawSocket,
-        other => panic!("--only {other}: expected uring, mio, async-nats or raw"),
+        other => panic!("--only {other}: expected uring, mio, uring-batch, mio-batch, async-nats or raw"),
     };
     Some(run(contender, server, mode, size, msgs))
 }
@@ -752,10 +796,11 @@ fn main() {
                     continue;
                 }
                 let (rate, cpu, _, lost, slow, reconnects) = stats(m, s, c);
-                let driver = if *contender == Contender::Uring {
-                    "io_uring"
-                } else {
-                    "mio"
+                let driver = match contender {
+                    Contender::Uring => "io_uring",
+                    Contender::UringBatch => "io_uring, batches",
+                    Contender::MioBatch => "mio, batches",
+                    _ => "mio",
                 };
                 println!(
                     "| {} | {size} B | {driver} | {:.2}x | {:.2}x | {lost} | {peer_lost} |",

@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -37,6 +37,7 @@ both_drivers! {
     cluster_failover_through_connect_urls => cluster_failover_through_connect_urls_uring, cluster_failover_through_connect_urls_mio;
     slow_consumer_drops_and_reports => slow_consumer_drops_and_reports_uring, slow_consumer_drops_and_reports_mio;
     slow_consumer_backpressure_loses_nothing => slow_consumer_backpressure_loses_nothing_uring, slow_consumer_backpressure_loses_nothing_mio;
+    batches_with_backpressure_lose_nothing => batches_with_backpressure_lose_nothing_uring, batches_with_backpressure_lose_nothing_mio;
     publishes_leave_past_the_flush_threshold => publishes_leave_past_the_flush_threshold_uring, publishes_leave_past_the_flush_threshold_mio;
     tcp_connect_into_a_full_backlog_times_out => tcp_connect_into_a_full_backlog_times_out_uring, tcp_connect_into_a_full_backlog_times_out_mio;
     a_host_name_connects => a_host_name_connects_uring, a_host_name_connects_mio;
@@ -632,6 +633,55 @@ fn slow_consumer_backpressure_loses_nothing(driver: DriverKind) {
             assert!(sub.pending().expect("pending").0 <= 100);
         }
     }
+    assert_eq!(sub.dropped(), 0);
+    assert!(client.is_connected());
+    assert_eq!(client.connections(), 1);
+}
+
+/// `next_messages` hands over what `next_message` would, in batches: every message, in
+/// order, each batch within `max` and the subscription's own bound, the stalled socket
+/// read again after each batch; nothing once the queue is empty and nothing more comes.
+fn batches_with_backpressure_lose_nothing(driver: DriverKind) {
+    let server = NatsServer::start();
+    let mut client = connect(&server, driver);
+    let policy = SubscriptionPolicy {
+        max_messages: 100,
+        max_bytes: 1 << 20,
+        on_full: SlowConsumerPolicy::Backpressure,
+    };
+    let mut sub = client.subscribe_with("b", None, policy).expect("subscribe");
+    client.round_trip().expect("round trip");
+    let mut publisher = connect(&server, driver);
+    const N: u64 = 5000;
+    for i in 0..N {
+        publisher
+            .publish("b", format!("{i}:{}", "q".repeat(200)))
+            .expect("publish");
+    }
+    publisher.round_trip().expect("round trip");
+    // Let the client read for a while without taking messages: it stops at the limit.
+    let _ = client.next_event(Duration::from_millis(300)).expect("event");
+    assert!(sub.pending().expect("pending").0 <= 100);
+    let mut batch = VecDeque::new();
+    assert_eq!(sub.next_messages(&mut batch, 0, WAIT).expect("max 0"), 0);
+    let (mut next, mut batches) = (0, 0);
+    while next < N {
+        let n = sub.next_messages(&mut batch, 64, WAIT).expect("receive");
+        assert!(
+            n > 0 && n <= 64 && n == batch.len(),
+            "{n} taken, {} handed over",
+            batch.len()
+        );
+        for m in batch.drain(..) {
+            assert_eq!(seq(&m.payload), next, "in order, nothing lost or twice");
+            next += 1;
+        }
+        batches += 1;
+    }
+    assert!(batches >= N / 64, "{batches} batches for {N} messages of at most 64");
+    let quiet = sub.next_messages(&mut batch, 64, Duration::from_millis(100));
+    assert_eq!(quiet.expect("nothing more"), 0);
+    assert!(batch.is_empty());
     assert_eq!(sub.dropped(), 0);
     assert!(client.is_connected());
     assert_eq!(client.connections(), 1);

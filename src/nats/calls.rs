@@ -1,6 +1,7 @@
 //! The NATS client's calls, on the state the client and its subscriptions share: each
 //! runs the driver (through the shared body) until its work is done or its deadline.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -260,16 +261,46 @@ impl<D: Driver<Connection>> Inner<D> {
 
     /// `sid`'s next message, waiting up to `timeout` (a reconnect included).
     pub(crate) fn next_message(&mut self, sid: &Sid, timeout: Duration) -> Result<Option<Message>, Error> {
+        self.take_queued(sid, timeout, |session| session.next_message(sid))
+    }
+
+    /// Up to `max` messages into the back of `batch` (see
+    /// [`Subscription::next_messages`](super::Subscription::next_messages)).
+    pub(crate) fn next_messages(
+        &mut self,
+        sid: &Sid,
+        batch: &mut VecDeque<Message>,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<usize, Error> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let taken = self.take_queued(sid, timeout, |session| {
+            let n = session.next_messages(sid, batch, max);
+            (n > 0).then_some(n)
+        })?;
+        Ok(taken.unwrap_or(0))
+    }
+
+    /// What `take` takes from subscription `sid`'s queue on the live connection,
+    /// waiting up to `timeout` for it to have something.
+    fn take_queued<T>(
+        &mut self,
+        sid: &Sid,
+        timeout: Duration,
+        mut take: impl FnMut(&mut Connection) -> Option<T>,
+    ) -> Result<Option<T>, Error> {
         // A message already queued needs no deadline: no clock read on the hot path.
-        if let Some(message) = self.live_session().and_then(|s| s.next_message(sid)) {
-            return Ok(Some(message));
+        if let Some(taken) = self.live_session().and_then(&mut take) {
+            return Ok(Some(taken));
         }
         let deadline = Instant::now().checked_add(timeout);
         let mut last_look = false;
         loop {
             if let Some(session) = self.live_session() {
-                if let Some(message) = session.next_message(sid) {
-                    return Ok(Some(message));
+                if let Some(taken) = take(session) {
+                    return Ok(Some(taken));
                 }
                 if self.proto.ended.contains_key(sid) || self.proto.unsubscribed.contains(sid) {
                     return Err(Error::SubscriptionClosed);

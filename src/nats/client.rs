@@ -2,6 +2,7 @@
 //! the calling thread, reconnecting across every server it knows.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
@@ -346,6 +347,39 @@ impl<D: Driver<Connection>> Subscription<D> {
     /// (messages already queued survive a reconnect).
     pub fn next_message(&mut self, timeout: Duration) -> Result<Option<Message>, Error> {
         self.inner.borrow_mut().next_message(&self.sid, timeout)
+    }
+
+    /// Up to `max` messages at once, oldest first, into the back of `batch`, waiting up
+    /// to `timeout` for the first as [`next_message`](Self::next_message) does; returns
+    /// how many (0 when none came in time, or `max` is 0). The same messages, in the
+    /// same order, as that many `next_message` calls, for the cost of one: a whole
+    /// queue taken into an empty `batch` is handed over without moving a message, and
+    /// a backpressured subscription resumes reading once per batch. What `batch` holds
+    /// no longer counts against the subscription's or the connection's bounds: a
+    /// caller that keeps batches bounds them itself (`max`).
+    ///
+    /// ```no_run
+    /// # use std::{collections::VecDeque, time::Duration};
+    /// # fn f(sub: &mut monocoque::nats::Subscription) -> Result<(), monocoque::nats::Error> {
+    /// let mut batch = VecDeque::new();
+    /// while sub.next_messages(&mut batch, 4096, Duration::from_secs(1))? > 0 {
+    ///     for message in batch.drain(..) {
+    ///         println!("{} bytes on {:?}", message.payload.len(), message.subject);
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`next_message`](Self::next_message).
+    pub fn next_messages(
+        &mut self,
+        batch: &mut VecDeque<Message>,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<usize, Error> {
+        self.inner.borrow_mut().next_messages(&self.sid, batch, max, timeout)
     }
 
     /// Messages and bytes queued, not yet taken (`None` once it ended and was drained,

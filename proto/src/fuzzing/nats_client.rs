@@ -67,6 +67,7 @@ const FRAMES: &[&[u8]] = &[
 /// | 11 | — | `take_reconnect_state`, then `resume` into a new connection |
 /// | 12 | sid, kind, len | feed a `MSG` for sid `1..=10` (to a subject, or an inbox reply, or a 503) |
 /// | 13 | — | drain events |
+/// | 14 | sid index, max | `next_messages` (at most `max % 8`) |
 ///
 /// Checks, panicking on the first that fails: nothing panics; every request id gets at
 /// most one terminal event, only ids that were issued, and once a connection is
@@ -108,7 +109,7 @@ pub fn nats_client(data: &[u8]) {
     let mut check = Checker::new(config.clone());
 
     while let Some(op) = input.byte() {
-        match op % 14 {
+        match op % 15 {
             0 => {
                 let subject = PUB_SUBJECTS[usize::from(input.byte().unwrap_or(0)) % PUB_SUBJECTS.len()];
                 let len = usize::from(input.byte().unwrap_or(0));
@@ -171,6 +172,20 @@ pub fn nats_client(data: &[u8]) {
             5 => {
                 let sid = check.pick_sid(input.byte().unwrap_or(0));
                 if let Some(message) = conn.next_message(&sid) {
+                    check.took(&sid, message.sid == sid || message.sid.as_u64() == sid.as_u64());
+                }
+            }
+            14 => {
+                let sid = check.pick_sid(input.byte().unwrap_or(0));
+                let max = usize::from(input.byte().unwrap_or(0) % 8);
+                let mut batch = std::collections::VecDeque::new();
+                let n = conn.next_messages(&sid, &mut batch, max);
+                assert!(
+                    n == batch.len() && n <= max,
+                    "{n} messages taken, {} handed over",
+                    batch.len()
+                );
+                for message in batch {
                     check.took(&sid, message.sid == sid || message.sid.as_u64() == sid.as_u64());
                 }
             }

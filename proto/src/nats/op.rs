@@ -12,8 +12,13 @@ use super::{ConnectOptions, Headers, ServerInfo};
 pub struct Sid(Bytes);
 
 impl Sid {
-    /// A decimal subscription id.
+    /// A decimal subscription id. Below 10,000 (the sids a client numbers from 1) it
+    /// is a view of a static table: cloning and dropping it touch no reference count,
+    /// which the receive path does for every message it hands out.
     pub fn from_u64(n: u64) -> Self {
+        if let Some(token) = static_sid(n) {
+            return Sid(Bytes::from_static(token));
+        }
         let mut buf = itoa::Buffer::new();
         Sid(Bytes::copy_from_slice(buf.format(n).as_bytes()))
     }
@@ -33,6 +38,57 @@ impl Sid {
     pub fn as_u64(&self) -> Option<u64> {
         crate::lex::parse_u64(&self.0)
     }
+}
+
+/// Sids below this are views of [`SID_TOKENS`].
+const STATIC_SIDS: u64 = 10_000;
+
+/// The decimal tokens of 0 to 9,999, back to back: `0123...9101112...9999`.
+static SID_TOKENS: [u8; 38_890] = sid_tokens();
+
+const fn sid_tokens() -> [u8; 38_890] {
+    let mut out = [0u8; 38_890];
+    let (mut n, mut at) = (0u64, 0usize);
+    while n < STATIC_SIDS {
+        let len = token_len(n);
+        let (mut i, mut rest) = (len, n);
+        while i > 0 {
+            i -= 1;
+            out[at + i] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        at += len;
+        n += 1;
+    }
+    out
+}
+
+/// Digits in `n`'s decimal token, for `n` below [`STATIC_SIDS`].
+const fn token_len(n: u64) -> usize {
+    match n {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        _ => 4,
+    }
+}
+
+/// `n`'s decimal token in [`SID_TOKENS`], if it is there.
+fn static_sid(n: u64) -> Option<&'static [u8]> {
+    if n >= STATIC_SIDS {
+        return None;
+    }
+    // Where the tokens of each length start: 10 of 1 digit, 90 of 2, 900 of 3.
+    let (first, start) = match n {
+        0..=9 => (0, 0),
+        10..=99 => (10, 10),
+        100..=999 => (100, 190),
+        _ => (1_000, 2_890),
+    };
+    let len = token_len(n);
+    #[allow(clippy::cast_possible_truncation)] // n < 10,000
+    let at = start + (n - first) as usize * len;
+    SID_TOKENS.get(at..at + len)
 }
 
 impl From<u64> for Sid {
@@ -288,6 +344,19 @@ mod tests {
         );
         assert_eq!(Sid::from_bytes(Bytes::from_static(b"a1")).as_u64(), None);
         assert_eq!(Sid::default().as_u64(), None);
+    }
+
+    #[test]
+    fn every_sid_reads_as_its_decimal_token_from_the_table_and_past_it() {
+        let past = STATIC_SIDS..STATIC_SIDS + 1_000;
+        for n in (0..STATIC_SIDS).chain(past).chain([99_999, 100_000, u64::MAX]) {
+            let sid = Sid::from_u64(n);
+            assert_eq!(sid.as_bytes().as_ref(), n.to_string().as_bytes(), "{n}");
+            assert_eq!(sid.as_u64(), Some(n));
+            assert_eq!(sid, Sid::from_bytes(Bytes::from(n.to_string())));
+        }
+        assert_eq!(static_sid(STATIC_SIDS - 1), Some(&b"9999"[..]));
+        assert_eq!(static_sid(STATIC_SIDS), None);
     }
 
     #[test]

@@ -151,6 +151,7 @@ enum PingKind {
 /// - **mutators**: [`publish`](Self::publish), [`subscribe`](Self::subscribe),
 ///   [`unsubscribe`](Self::unsubscribe), [`request`](Self::request),
 ///   [`ping`](Self::ping), [`next_message`](Self::next_message),
+///   [`next_messages`](Self::next_messages),
 ///   [`take_reconnect_state`](Self::take_reconnect_state);
 /// - **output**: [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event),
 ///   [`poll_timeout`](Self::poll_timeout).
@@ -633,9 +634,39 @@ impl Connection {
             }
             None => (None, false),
         };
-        if let Some(taken) = &message {
-            self.queued_bytes = self.queued_bytes.saturating_sub(message_size(taken));
-        }
+        let taken = message.as_ref().map_or(0, message_size);
+        self.after_take(key, message.is_some(), taken, drained);
+        message
+    }
+
+    /// Takes up to `max` of the oldest messages queued for a subscription, in order,
+    /// into the back of `out`; returns how many (0 when its queue is empty or the sid is
+    /// not a subscription). As [`next_message`](Self::next_message) called that many
+    /// times, at the cost of one call: a whole queue taken into an empty `out` is handed
+    /// over by swapping the two queues, without moving a message; the application then
+    /// takes them from `out` at its own pace. Decoding resumes (for a backpressured
+    /// subscription) once, after the batch is taken.
+    pub fn next_messages(&mut self, sid: &Sid, out: &mut VecDeque<Message>, max: usize) -> usize {
+        let Some(key) = sid.as_u64() else {
+            return 0;
+        };
+        let (n, taken, drained) = match self.subs.get_mut(&key) {
+            Some(sub) => {
+                let (n, taken) = sub.take_into(out, max);
+                (n, taken, sub.ended && sub.is_empty())
+            }
+            None => (0, 0, false),
+        };
+        self.after_take(key, n > 0, taken, drained);
+        n
+    }
+
+    /// What follows taking messages (`taken` bytes) from subscription `key`: the bytes
+    /// leave the connection-wide count, a `drained` subscription that ended goes, and
+    /// the stalled message is placed if there is room for it now.
+    #[inline]
+    fn after_take(&mut self, key: u64, any: bool, taken: usize, drained: bool) {
+        self.queued_bytes = self.queued_bytes.saturating_sub(taken);
         if drained {
             self.remove_sub(key);
         }
@@ -643,11 +674,10 @@ impl Connection {
         // Room under the connection-wide bound may be what the stalled message of
         // another subscription waits for.
         if let Some(other) = self.stalled.as_ref().and_then(|m| m.sid.as_u64()) {
-            if message.is_some() && other != key {
+            if any && other != key {
                 self.resume_reading(other);
             }
         }
-        message
     }
 
     /// After subscription `key` changed (a message taken, an unsubscribe): if the

@@ -2,27 +2,99 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::subscription::{message_size, Offer};
+use super::subscription::{message_size, Offer, SharedRoom};
 use super::{Auth, Connection, ConnectionError, Event, Phase, PingKind, RequestError, SubscriptionEnd};
 use crate::chassis::SegmentedBuffer;
+use crate::lex::parse_u64;
 use crate::nats::{
-    encode, ClientFrameDecoder, ConnectOptions, DecodeError, Headers, Message, ServerError, ServerErrorKind,
-    ServerFrame, ServerInfo, ServerOp, Sid,
+    encode, ConnectOptions, Headers, Message, MessageRef, ServerError, ServerErrorKind, ServerFrame, ServerInfo,
+    ServerOp, Sid,
 };
 
 impl Connection {
     /// Decodes and acts on ops until the input runs out, a message stalls, or the
     /// connection is poisoned; then reports drops.
+    ///
+    /// Every frame is decoded by the borrowed frame decoder on the first received
+    /// segment, and every field of a message is a view of that segment: nothing is
+    /// copied. Only a frame that straddles segments is copied, once, into a segment of
+    /// its own (see [`join_front`] and [`Gathering`]). A message its subscription takes
+    /// at once (the common case) is built straight into the subscription's queue; any
+    /// other frame becomes a [`ServerOp`] for [`on_op`](Self::on_op).
     pub(super) fn pump(&mut self) {
         while !self.guard.is_poisoned() {
             if self.paused() && !self.place_stalled() {
                 break;
             }
-            match next_op(&mut self.decoder, &mut self.input, &mut self.gathering) {
-                Ok(Some(op)) => self.on_op(op),
-                Ok(None) => break,
+            if self.gathering.total > 0 && !gather(&mut self.gathering, &mut self.input) {
+                break;
+            }
+            let Some(front) = self.input.segments().next() else {
+                break;
+            };
+            let decoded = match self.decoder.decode(front) {
+                Ok(decoded) => decoded,
                 Err(e) => {
                     self.poison(ConnectionError::Decode(e));
+                    break;
+                }
+            };
+            match decoded {
+                Some((ServerFrame::Message(m), len)) if self.phase == Phase::Connected => {
+                    // The fields below are disjoint from `input`, which `front` borrows.
+                    let size = m.payload.len() + m.headers.map_or(0, <[u8]>::len);
+                    let shared = SharedRoom {
+                        available: self.config.max_pending_bytes.saturating_sub(self.queued_bytes),
+                        capacity: self.config.max_pending_bytes,
+                    };
+                    let sub = match parse_u64(m.sid) {
+                        Some(key) if self.requests.sid != Some(key) => self.subs.get_mut(&key),
+                        _ => None,
+                    };
+                    match sub {
+                        Some(sub) if sub.accepts(size, shared) => {
+                            // The sid is the subscription's own (the server echoes it):
+                            // one reference count fewer on the segment.
+                            let (notify, ended) = sub.push(message(front, &m, sub.sid.clone()), size);
+                            self.queued_bytes += size;
+                            // The sid is cloned only for an event: most messages join a
+                            // queue that already has one.
+                            if notify {
+                                self.events.push_back(Event::Messages { sid: sub.sid.clone() });
+                            }
+                            if ended {
+                                self.events.push_back(Event::SubscriptionEnded {
+                                    sid: sub.sid.clone(),
+                                    reason: SubscriptionEnd::MaxReached,
+                                });
+                            }
+                            self.input.advance(len);
+                        }
+                        _ => {
+                            let op = owned(front, ServerFrame::Message(m));
+                            self.input.advance(len);
+                            self.on_op(op);
+                        }
+                    }
+                }
+                Some((frame, len)) => {
+                    let op = owned(front, frame);
+                    self.input.advance(len);
+                    self.on_op(op);
+                }
+                None => {
+                    let limits = self.decoder.limits();
+                    let max_line = limits.max_control_line.max(limits.max_json_line);
+                    match self.decoder.needed() {
+                        // The line is whole, the rest has not all arrived: gather it as
+                        // it comes.
+                        Some(total) if total > self.input.len() => self.gathering.total = total,
+                        needed => {
+                            if !join_front(&mut self.input, needed, max_line) {
+                                break;
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -326,42 +398,6 @@ impl Gathering {
     }
 }
 
-/// The next op at the front of `input`, decoded by the borrowed frame decoder on the
-/// first received segment: every field of a message is a view of that segment, so
-/// nothing is copied. Only a frame that straddles segments is copied, once, into a
-/// segment of its own (see [`join_front`] and [`Gathering`]).
-#[inline]
-pub(super) fn next_op(
-    decoder: &mut ClientFrameDecoder,
-    input: &mut SegmentedBuffer,
-    gathering: &mut Gathering,
-) -> Result<Option<ServerOp>, DecodeError> {
-    loop {
-        if gathering.total > 0 && !gather(gathering, input) {
-            return Ok(None);
-        }
-        let Some(front) = input.segments().next() else {
-            return Ok(None);
-        };
-        if let Some((frame, len)) = decoder.decode(front)? {
-            let op = owned(front, frame);
-            input.advance(len);
-            return Ok(Some(op));
-        }
-        let limits = decoder.limits();
-        let max_line = limits.max_control_line.max(limits.max_json_line);
-        match decoder.needed() {
-            // The line is whole, the rest has not all arrived: gather it as it comes.
-            Some(total) if total > input.len() => gathering.total = total,
-            needed => {
-                if !join_front(input, needed, max_line) {
-                    return Ok(None);
-                }
-            }
-        }
-    }
-}
-
 /// Moves what has arrived of the frame being gathered out of `input` (one copy);
 /// once all of it is there, puts it back at the front of `input` as a segment of its
 /// own. Whether it did.
@@ -389,31 +425,39 @@ fn prepend(input: &mut SegmentedBuffer, segment: Bytes) {
     }
 }
 
-/// A frame decoded from `segment`, as an op of views of it.
+/// A view of `part`, a slice of `segment`.
 #[inline(always)]
-fn owned(segment: &Bytes, frame: ServerFrame<'_>) -> ServerOp {
+fn view(segment: &Bytes, part: &[u8]) -> Bytes {
+    // An empty part may be a literal `&[]` that points nowhere near `segment`.
+    if part.is_empty() {
+        return Bytes::new();
+    }
     // `Bytes::slice_ref` with its checks left out: every part is a slice of `segment`
     // (the decoder's output borrows it), so its offset is in range.
-    let base = segment.as_ptr() as usize;
-    let view = |part: &[u8]| {
-        // An empty part may be a literal `&[]` that points nowhere near `segment`.
-        if part.is_empty() {
-            return Bytes::new();
-        }
-        let start = (part.as_ptr() as usize).wrapping_sub(base);
-        segment.slice(start..start + part.len())
-    };
+    let start = (part.as_ptr() as usize).wrapping_sub(segment.as_ptr() as usize);
+    segment.slice(start..start + part.len())
+}
+
+/// A message decoded from `segment`, as views of it, delivered to `sid`.
+#[inline(always)]
+fn message(segment: &Bytes, m: &MessageRef<'_>, sid: Sid) -> Message {
+    Message {
+        subject: view(segment, m.subject),
+        sid,
+        reply: m.reply.map(|r| view(segment, r)),
+        headers: m.headers.map(|h| Headers::from_raw(view(segment, h))),
+        payload: view(segment, m.payload),
+    }
+}
+
+/// A frame decoded from `segment`, as an op of views of it.
+#[inline(never)]
+fn owned(segment: &Bytes, frame: ServerFrame<'_>) -> ServerOp {
     match frame {
-        ServerFrame::Message(m) => ServerOp::Message(Message {
-            subject: view(m.subject),
-            sid: Sid::from_bytes(view(m.sid)),
-            reply: m.reply.map(view),
-            headers: m.headers.map(|h| Headers::from_raw(view(h))),
-            payload: view(m.payload),
-        }),
+        ServerFrame::Message(m) => ServerOp::Message(message(segment, &m, Sid::from_bytes(view(segment, m.sid)))),
         ServerFrame::Info(info) => ServerOp::Info(info),
         ServerFrame::Ok => ServerOp::Ok,
-        ServerFrame::Err(text) => ServerOp::Err(ServerError::new(view(text))),
+        ServerFrame::Err(text) => ServerOp::Err(ServerError::new(view(segment, text))),
         ServerFrame::Ping => ServerOp::Ping,
         ServerFrame::Pong => ServerOp::Pong,
     }

@@ -146,34 +146,26 @@ impl Subscription {
         self.messages.is_empty()
     }
 
-    /// Offers a message the server delivered, with `shared` room left under the
-    /// connection-wide bound.
-    pub fn offer(&mut self, message: Message, shared: SharedRoom) -> Offer {
-        if self.ended || self.remaining() == Some(0) {
-            // The server counts too; a message past the maximum is not delivered.
-            return Offer::Dropped { ended: false };
-        }
-        let size = message_size(&message);
-        // Never fits, even in an empty queue: dropped whatever the policy (waiting for
-        // room it can never have would stall the connection).
-        let oversized = size > self.policy.max_bytes || size > shared.capacity;
-        let fits = !oversized
+    /// Whether a message of `size` bytes is queued at once by [`offer`](Self::offer):
+    /// the subscription takes more, and the message fits in its queue and under the
+    /// connection-wide bound. The receive path's fast case: such a message is built in
+    /// its queue's slot ([`push`](Self::push)) instead of going through `offer`.
+    #[inline]
+    pub fn accepts(&self, size: usize, shared: SharedRoom) -> bool {
+        !self.ended
+            && self.remaining() != Some(0)
+            && size <= self.policy.max_bytes
+            && size <= shared.capacity
             && self.messages.len() < self.policy.max_messages.max(1)
             && size <= self.bytes.available()
-            && size <= shared.available;
-        if !fits {
-            match self.policy.on_full {
-                SlowConsumerPolicy::Backpressure if !oversized => return Offer::Full(message),
-                SlowConsumerPolicy::Backpressure | SlowConsumerPolicy::DropNew => {
-                    self.received += 1;
-                    self.unreported_drops += 1;
-                    self.dropped_total += 1;
-                    let ended = self.remaining() == Some(0);
-                    self.ended |= ended;
-                    return Offer::Dropped { ended };
-                }
-            }
-        }
+            && size <= shared.available
+    }
+
+    /// Queues a message of `size` bytes that [`accepts`](Self::accepts) said fits;
+    /// whether to notify (the queue was empty, no notification outstanding) and whether
+    /// the subscription reached its maximum with it.
+    #[inline]
+    pub fn push(&mut self, message: Message, size: usize) -> (bool, bool) {
         self.bytes.try_acquire(size).ok();
         self.received += 1;
         self.messages.push_back(message);
@@ -181,7 +173,35 @@ impl Subscription {
         self.notified = true;
         let ended = self.remaining() == Some(0);
         self.ended |= ended;
-        Offer::Queued { notify, ended }
+        (notify, ended)
+    }
+
+    /// Offers a message the server delivered, with `shared` room left under the
+    /// connection-wide bound.
+    pub fn offer(&mut self, message: Message, shared: SharedRoom) -> Offer {
+        let size = message_size(&message);
+        if self.accepts(size, shared) {
+            let (notify, ended) = self.push(message, size);
+            return Offer::Queued { notify, ended };
+        }
+        if self.ended || self.remaining() == Some(0) {
+            // The server counts too; a message past the maximum is not delivered.
+            return Offer::Dropped { ended: false };
+        }
+        // Never fits, even in an empty queue: dropped whatever the policy (waiting for
+        // room it can never have would stall the connection).
+        let oversized = size > self.policy.max_bytes || size > shared.capacity;
+        match self.policy.on_full {
+            SlowConsumerPolicy::Backpressure if !oversized => Offer::Full(message),
+            SlowConsumerPolicy::Backpressure | SlowConsumerPolicy::DropNew => {
+                self.received += 1;
+                self.unreported_drops += 1;
+                self.dropped_total += 1;
+                let ended = self.remaining() == Some(0);
+                self.ended |= ended;
+                Offer::Dropped { ended }
+            }
+        }
     }
 
     /// Takes the oldest queued message.
@@ -192,6 +212,31 @@ impl Subscription {
             self.notified = false;
         }
         Some(message)
+    }
+
+    /// Moves up to `max` of the oldest queued messages, in order, to the back of `out`;
+    /// returns how many and the bytes they counted. Taking the whole queue into an
+    /// empty `out` swaps the two queues: no message is moved.
+    pub fn take_into(&mut self, out: &mut VecDeque<Message>, max: usize) -> (usize, usize) {
+        let n = self.messages.len().min(max);
+        let bytes = if n == self.messages.len() {
+            let bytes = self.bytes.used();
+            if out.is_empty() {
+                std::mem::swap(out, &mut self.messages);
+            } else {
+                out.append(&mut self.messages);
+            }
+            bytes
+        } else {
+            let start = out.len();
+            out.extend(self.messages.drain(..n));
+            out.range(start..).map(message_size).sum()
+        };
+        self.bytes.release(bytes);
+        if self.messages.is_empty() {
+            self.notified = false;
+        }
+        (n, bytes)
     }
 
     /// Whether a message of `size` bytes would be queued now.
@@ -308,6 +353,39 @@ mod tests {
             s.offer(m, SharedRoom::UNBOUNDED),
             Offer::Queued { notify: true, .. }
         ));
+    }
+
+    #[test]
+    fn take_into_moves_the_oldest_and_releases_their_bytes() {
+        let mut s = sub(10, 100 * cost(1), SlowConsumerPolicy::Backpressure);
+        for n in 1..=5 {
+            assert!(matches!(
+                s.offer(message(n), SharedRoom::UNBOUNDED),
+                Offer::Queued { .. }
+            ));
+        }
+        let mut out = VecDeque::new();
+        // Part of the queue: moved, oldest first.
+        assert_eq!(s.take_into(&mut out, 2), (2, cost(1) + cost(2)));
+        assert_eq!(s.pending(), (3, cost(3) + cost(4) + cost(5)));
+        assert!(s.notified, "not emptied: the notification stays outstanding");
+        // The rest behind what `out` holds.
+        assert_eq!(s.take_into(&mut out, usize::MAX), (3, cost(3) + cost(4) + cost(5)));
+        let lens: Vec<usize> = out.iter().map(|m| m.payload.len()).collect();
+        assert_eq!(lens, [1, 2, 3, 4, 5]);
+        assert!(!s.notified && s.pending() == (0, 0) && s.is_empty());
+        // The whole queue into an empty `out`: swapped, and the subscription goes on
+        // with the queue it got.
+        s.offer(message(6), SharedRoom::UNBOUNDED);
+        let mut swapped = VecDeque::new();
+        assert_eq!(s.take_into(&mut swapped, usize::MAX), (1, cost(6)));
+        assert_eq!(swapped.front().map(|m| m.payload.len()), Some(6));
+        assert_eq!(s.take_into(&mut swapped, usize::MAX), (0, 0));
+        assert!(matches!(
+            s.offer(message(7), SharedRoom::UNBOUNDED),
+            Offer::Queued { notify: true, .. }
+        ));
+        assert_eq!(s.pending(), (1, cost(7)));
     }
 
     #[test]

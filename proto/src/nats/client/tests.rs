@@ -1431,7 +1431,9 @@ fn messages_inside_one_segment_are_views_of_it_and_straddling_ones_are_whole() {
         (&first.payload[..], first.reply.as_deref()),
         (&b"hello"[..], Some(&b"r"[..]))
     );
-    assert!(inside(&first.payload) && inside(&first.subject) && inside(first.sid.as_bytes()));
+    assert!(inside(&first.payload) && inside(&first.subject));
+    // The sid is the subscription's own (the server echoes it): no view of the segment.
+    assert!(first.sid == sid && !inside(first.sid.as_bytes()));
     let second = conn.next_message(&sid).unwrap();
     assert!(inside(second.headers.as_ref().unwrap().as_bytes()) && inside(&second.payload));
     assert_eq!(conn.next_message(&sid), None);
@@ -1499,4 +1501,119 @@ fn a_payload_arriving_in_pieces_is_gathered_and_the_pieces_released() {
     assert_eq!(conn.next_message(&sid), None);
     // The PING after it was answered.
     assert!(conn.poll_transmit().unwrap().to_vec().ends_with(b"PONG\r\n"));
+}
+
+// ---- taking messages in batches ----
+
+/// `n` messages of one digit each (`0`, `1`, ...) for sid `sid` on subject `s`, in one
+/// segment.
+fn digits(sid: u64, n: u8) -> Bytes {
+    let mut wire = Vec::new();
+    for i in 0..n {
+        wire.extend_from_slice(format!("MSG s {sid} 1\r\n{}\r\n", char::from(b'0' + i)).as_bytes());
+    }
+    Bytes::from(wire)
+}
+
+fn payloads(queue: &std::collections::VecDeque<Message>) -> Vec<u8> {
+    queue.iter().map(|m| m.payload[0]).collect()
+}
+
+#[test]
+fn next_messages_takes_in_order_within_max_and_reading_resumes_once() {
+    let (mut conn, _, now) = fed(crate::nats::Limits::default());
+    let policy = SubscriptionPolicy {
+        max_messages: 3,
+        max_bytes: 1 << 20,
+        on_full: SlowConsumerPolicy::Backpressure,
+    };
+    let sid = conn.subscribe(b"s", None, policy).unwrap();
+    assert_eq!(sid.as_u64(), Some(2));
+    assert!(matches!(conn.poll_event(), Some(Event::Connected { .. })));
+    conn.handle_input(digits(2, 10), now).unwrap();
+    assert!(!conn.wants_read(), "three queued, the fourth stalled");
+    assert_eq!((conn.pending_messages(&sid), conn.pending_bytes()), (Some((3, 3)), 3));
+    assert_eq!(conn.poll_event(), Some(Event::Messages { sid: sid.clone() }));
+
+    // At most `max`, oldest first; the room it frees lets the stalled one in.
+    let mut out = std::collections::VecDeque::new();
+    assert_eq!(conn.next_messages(&sid, &mut out, 2), 2);
+    assert_eq!(payloads(&out), b"01");
+    assert_eq!((conn.pending_messages(&sid), conn.pending_bytes()), (Some((3, 3)), 3));
+    assert!(!conn.wants_read());
+    assert_eq!(conn.poll_event(), None, "the queue never emptied: no new notification");
+
+    // The whole queue into a non-empty `out`: appended behind what it holds.
+    assert_eq!(conn.next_messages(&sid, &mut out, usize::MAX), 3);
+    assert_eq!(payloads(&out), b"01234");
+    assert_eq!(
+        conn.pending_messages(&sid),
+        Some((3, 3)),
+        "refilled once, up to the bound"
+    );
+    assert_eq!(conn.poll_event(), Some(Event::Messages { sid: sid.clone() }));
+
+    // Into an empty `out` (the queues are swapped), until nothing is left.
+    let mut got = payloads(&out);
+    loop {
+        let mut batch = std::collections::VecDeque::new();
+        if conn.next_messages(&sid, &mut batch, usize::MAX) == 0 {
+            break;
+        }
+        assert!(batch.len() <= 3);
+        got.extend(payloads(&batch));
+    }
+    assert_eq!(got, b"0123456789", "nothing lost, nothing twice, in order");
+    assert!(conn.wants_read());
+    assert_eq!((conn.pending_messages(&sid), conn.pending_bytes()), (Some((0, 0)), 0));
+    assert_eq!(
+        conn.next_messages(&Sid::from_u64(99), &mut out, 1),
+        0,
+        "not a subscription"
+    );
+    assert_eq!(conn.next_messages(&sid, &mut out, 0), 0);
+
+    // The queue the subscription got back from the swap works as its own did.
+    conn.handle_input(digits(2, 2), now).unwrap();
+    assert_eq!(conn.poll_event(), Some(Event::Messages { sid: sid.clone() }));
+    assert_eq!(conn.next_message(&sid).map(|m| m.payload), Some(payload("0")));
+    assert_eq!(conn.pending_bytes(), 1);
+}
+
+#[test]
+fn next_messages_frees_room_for_another_subscription_and_ends_a_drained_one() {
+    let now = Instant::now();
+    let mut conn = Connection::new(
+        ClientConfig {
+            max_pending_bytes: 8,
+            ..config()
+        },
+        now,
+    );
+    conn.handle_input(Bytes::from_static(b"INFO {}\r\nPONG\r\n"), now)
+        .unwrap();
+    let dropping = conn.subscribe(b"d", None, SubscriptionPolicy::default()).unwrap();
+    let waiting = conn.subscribe(b"s", None, SubscriptionPolicy::backpressure()).unwrap();
+    conn.unsubscribe(&dropping, Some(2)).unwrap();
+    conn.handle_input(
+        Bytes::from_static(b"MSG d 1 4\r\n1234\r\nMSG d 1 4\r\n5678\r\nMSG s 2 1\r\nx\r\n"),
+        now,
+    )
+    .unwrap();
+    assert!(!conn.wants_read(), "the backpressured subscription waits for room");
+    let mut out = std::collections::VecDeque::new();
+    assert_eq!(conn.next_messages(&dropping, &mut out, usize::MAX), 2);
+    assert!(conn.wants_read(), "room freed by another subscription resumes it");
+    assert_eq!(
+        conn.pending_messages(&dropping),
+        None,
+        "ended at its maximum and drained: gone"
+    );
+    assert_eq!(conn.pending_bytes(), 1);
+    assert_eq!(conn.next_messages(&waiting, &mut out, usize::MAX), 1);
+    assert_eq!(
+        out.iter().map(|m| m.payload.clone()).collect::<Vec<_>>(),
+        [payload("1234"), payload("5678"), payload("x")]
+    );
+    assert_eq!(conn.pending_bytes(), 0);
 }
