@@ -75,6 +75,7 @@
 //! assert_eq!(err.reason_code().as_u8(), 0x81);
 //! ```
 
+pub mod broker;
 mod codec;
 mod decode;
 mod encode;

@@ -1,0 +1,422 @@
+//! [`Connection`]: one client's connection to the broker, as a driver runs it.
+//!
+//! It owns the codec, the received bytes and the output arena, the keep-alive timer and
+//! the packet identifiers in flight in both directions; everything that involves other
+//! clients (sessions, subscriptions, retained messages) goes to the broker state as an
+//! [`Event`], which answers through the mutators here.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::chassis::{IoArena, SegmentedBuffer, Session};
+use crate::mqtt::{
+    Ack, Codec, ConnAck, Connect, Packet, ProtocolVersion, Publish, QoS, Reason, ReasonCode, Subscribe, Unsubscribe,
+    DEFAULT_MAX_PACKET_SIZE,
+};
+
+/// Limits of a broker connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    /// The largest packet accepted from the client (checked from the fixed header).
+    pub max_packet_size: u32,
+    /// How long a new connection may take to send its `CONNECT` (a slowloris bound).
+    pub connect_timeout: Duration,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            max_packet_size: DEFAULT_MAX_PACKET_SIZE,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a connection hands to the broker state, in the order the client sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A `CONNECT`: the broker answers with [`Connection::accept`] or
+    /// [`Connection::refuse`]; nothing after it is decoded until then.
+    Connect(Box<Connect>),
+    /// An application message to route (already acknowledged to the client; a QoS 2
+    /// retransmission is not reported twice).
+    Publish(Publish),
+    /// A `SUBSCRIBE`: the broker answers with a `SUBACK` through [`Connection::send`].
+    Subscribe(Subscribe),
+    /// An `UNSUBSCRIBE`: the broker answers with an `UNSUBACK`.
+    Unsubscribe(Unsubscribe),
+    /// The connection is over (reported once): `publish_will` unless the client ended
+    /// it with a normal `DISCONNECT`.
+    Closed {
+        /// Whether the will message, if any, is to be published.
+        publish_will: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for `CONNECT`, until the connect deadline.
+    AwaitingConnect,
+    /// `CONNECT` reported; later input is held until the broker answers.
+    Connecting,
+    /// Accepted.
+    Open,
+    /// Over; the socket goes once the arena is flushed.
+    Closed,
+}
+
+/// Where a message the broker sent at QoS 1 or 2 stands: named for the packet awaited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outgoing {
+    /// QoS 1 sent, waiting for `PUBACK`.
+    Ack,
+    /// QoS 2 sent, waiting for `PUBREC`.
+    Rec,
+    /// `PUBREL` sent, waiting for `PUBCOMP`.
+    Comp,
+}
+
+/// A client's connection to the broker: a [`Session`] for the driver, and the
+/// mutators the broker state answers through.
+///
+/// Methods, in the order a driver and the broker call them: the [`Session`] inputs
+/// (`handle_input`, `handle_eof`, `handle_timeout`); the mutators [`accept`](Self::accept),
+/// [`refuse`](Self::refuse), [`send`](Self::send), [`deliver`](Self::deliver),
+/// [`disconnect`](Self::disconnect); then the [`Session`] outputs (`poll_transmit`,
+/// `poll_event`, `poll_timeout`).
+#[derive(Debug)]
+pub struct Connection {
+    codec: Codec,
+    input: SegmentedBuffer,
+    output: IoArena,
+    phase: Phase,
+    /// When the connection is closed for silence: the connect deadline, then 1.5 times
+    /// the keep alive after the last packet.
+    deadline: Option<Instant>,
+    keep_alive: Duration,
+    events: VecDeque<Event>,
+    next_packet_id: u16,
+    outgoing: HashMap<u16, Outgoing>,
+    /// QoS 2 packet identifiers received and not yet released.
+    incoming: HashSet<u16>,
+}
+
+impl Connection {
+    /// A connection accepted at `now`, waiting for its `CONNECT`.
+    pub fn new(config: ConnectionConfig, now: Instant) -> Connection {
+        Connection {
+            codec: Codec::server(config.max_packet_size),
+            input: SegmentedBuffer::new(),
+            output: IoArena::new(),
+            phase: Phase::AwaitingConnect,
+            deadline: Some(now + config.connect_timeout),
+            keep_alive: Duration::ZERO,
+            events: VecDeque::new(),
+            next_packet_id: 1,
+            outgoing: HashMap::new(),
+            incoming: HashSet::new(),
+        }
+    }
+
+    /// The protocol version of the client's `CONNECT`, once received.
+    pub fn version(&self) -> Option<ProtocolVersion> {
+        self.codec.decoder.version()
+    }
+
+    /// Whether the broker accepted the connection and it is still open.
+    pub fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// Messages sent at QoS 1 or 2 whose flow the client has not completed.
+    pub fn in_flight(&self) -> usize {
+        self.outgoing.len()
+    }
+
+    /// Accepts the `CONNECT`: sends `ack` and starts the keep-alive timer
+    /// (`keep_alive` seconds, 0 for none, enforced at 1.5 times), then decodes what the
+    /// client sent after its `CONNECT`.
+    pub fn accept(&mut self, ack: ConnAck, keep_alive: u16, now: Instant) {
+        if self.phase != Phase::Connecting {
+            return;
+        }
+        if self.codec.encode(&Packet::ConnAck(ack), &mut self.output).is_err() {
+            self.close(true);
+            return;
+        }
+        self.phase = Phase::Open;
+        self.keep_alive = Duration::from_secs(u64::from(keep_alive));
+        self.touch(now);
+        self.process(now);
+    }
+
+    /// Refuses the `CONNECT` with `code` (a `CONNACK` error code) and closes.
+    pub fn refuse(&mut self, code: ReasonCode) {
+        if self.phase != Phase::Connecting {
+            return;
+        }
+        let ack = ConnAck {
+            session_present: false,
+            code,
+            properties: Default::default(),
+        };
+        let _ = self.codec.encode(&Packet::ConnAck(ack), &mut self.output);
+        self.close(false);
+    }
+
+    /// Sends a packet the broker built (`SUBACK`, `UNSUBACK`); returns whether it was
+    /// written (an open connection, a packet valid for its version).
+    pub fn send(&mut self, packet: &Packet) -> bool {
+        self.phase == Phase::Open && self.codec.encode(packet, &mut self.output).is_ok()
+    }
+
+    /// Sends an application message: its packet identifier is assigned here (for QoS 1
+    /// and 2), its properties dropped for a 3.1.1 client. Returns whether it was sent
+    /// (not when closed, out of identifiers, or too large for the client).
+    pub fn deliver(&mut self, mut publish: Publish) -> bool {
+        if self.phase != Phase::Open {
+            return false;
+        }
+        if !self.version().is_some_and(ProtocolVersion::is_v5) {
+            publish.properties = Default::default();
+        }
+        publish.dup = false;
+        publish.packet_id = 0;
+        if publish.qos != QoS::AtMostOnce {
+            let Some(id) = self.free_packet_id() else {
+                return false;
+            };
+            publish.packet_id = id;
+        }
+        let qos = publish.qos;
+        let id = publish.packet_id;
+        if self.codec.encode(&Packet::Publish(publish), &mut self.output).is_err() {
+            return false;
+        }
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => {
+                self.outgoing.insert(id, Outgoing::Ack);
+            }
+            QoS::ExactlyOnce => {
+                self.outgoing.insert(id, Outgoing::Rec);
+            }
+        }
+        true
+    }
+
+    /// Closes from the broker's side: a 5.0 client gets a `DISCONNECT` with `code`
+    /// (session taken over, server shutting down...). The will is the broker's call, so
+    /// the [`Event::Closed`] reported says not to publish it.
+    pub fn disconnect(&mut self, code: ReasonCode) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.send_disconnect(code);
+        self.close(false);
+    }
+
+    fn send_disconnect(&mut self, code: ReasonCode) {
+        if self.version().is_some_and(ProtocolVersion::is_v5) && self.phase != Phase::AwaitingConnect {
+            let _ = self
+                .codec
+                .encode(&Packet::Disconnect(Reason::new(code)), &mut self.output);
+        }
+    }
+
+    fn free_packet_id(&mut self) -> Option<u16> {
+        if self.outgoing.len() >= usize::from(u16::MAX) {
+            return None;
+        }
+        loop {
+            let id = self.next_packet_id;
+            self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
+            if !self.outgoing.contains_key(&id) {
+                return Some(id);
+            }
+        }
+    }
+
+    fn touch(&mut self, now: Instant) {
+        self.deadline = if self.keep_alive.is_zero() {
+            None
+        } else {
+            Some(now + self.keep_alive + self.keep_alive / 2)
+        };
+    }
+
+    fn close(&mut self, publish_will: bool) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.phase = Phase::Closed;
+        self.deadline = None;
+        self.input.clear();
+        self.events.push_back(Event::Closed { publish_will });
+    }
+
+    /// Decodes and handles whole packets while the connection may.
+    fn process(&mut self, now: Instant) {
+        while matches!(self.phase, Phase::AwaitingConnect | Phase::Open) {
+            match self.codec.decode(&mut self.input) {
+                Ok(Some(packet)) => self.handle_packet(packet, now),
+                Ok(None) => break,
+                Err(e) => {
+                    let code = match e {
+                        crate::mqtt::CodecError::Decode(d) => d.reason_code(),
+                        crate::mqtt::CodecError::Encode(_) => ReasonCode::ProtocolError,
+                    };
+                    self.send_disconnect(code);
+                    self.close(true);
+                }
+            }
+        }
+    }
+
+    fn handle_packet(&mut self, packet: Packet, now: Instant) {
+        if self.phase == Phase::AwaitingConnect {
+            match packet {
+                Packet::Connect(connect) => {
+                    self.phase = Phase::Connecting;
+                    self.deadline = None;
+                    self.events.push_back(Event::Connect(connect));
+                }
+                // The first packet is a CONNECT [MQTT-3.1.0-1].
+                _ => self.close(false),
+            }
+            return;
+        }
+        self.touch(now);
+        match packet {
+            Packet::Publish(publish) => self.handle_publish(publish),
+            Packet::PubAck(ack) => {
+                if self.outgoing.get(&ack.packet_id) == Some(&Outgoing::Ack) {
+                    self.outgoing.remove(&ack.packet_id);
+                }
+            }
+            Packet::PubRec(ack) => {
+                if self.outgoing.get(&ack.packet_id) == Some(&Outgoing::Rec) {
+                    if ack.code.as_u8() >= 0x80 {
+                        self.outgoing.remove(&ack.packet_id);
+                        return;
+                    }
+                    self.outgoing.insert(ack.packet_id, Outgoing::Comp);
+                }
+                let rel = if self.outgoing.contains_key(&ack.packet_id) {
+                    Ack::success(ack.packet_id)
+                } else {
+                    self.not_found(ack.packet_id)
+                };
+                let _ = self.codec.encode(&Packet::PubRel(rel), &mut self.output);
+            }
+            Packet::PubComp(ack) => {
+                if self.outgoing.get(&ack.packet_id) == Some(&Outgoing::Comp) {
+                    self.outgoing.remove(&ack.packet_id);
+                }
+            }
+            Packet::PubRel(ack) => {
+                let comp = if self.incoming.remove(&ack.packet_id) {
+                    Ack::success(ack.packet_id)
+                } else {
+                    self.not_found(ack.packet_id)
+                };
+                let _ = self.codec.encode(&Packet::PubComp(comp), &mut self.output);
+            }
+            Packet::Subscribe(subscribe) => self.events.push_back(Event::Subscribe(subscribe)),
+            Packet::Unsubscribe(unsubscribe) => self.events.push_back(Event::Unsubscribe(unsubscribe)),
+            Packet::PingReq => {
+                let _ = self.codec.encode(&Packet::PingResp, &mut self.output);
+            }
+            Packet::Disconnect(reason) => {
+                self.close(reason.code == ReasonCode::DisconnectWithWillMessage);
+            }
+            // A second CONNECT [MQTT-3.1.0-2], AUTH without an authentication method,
+            // and anything else: a protocol error.
+            _ => {
+                self.send_disconnect(ReasonCode::ProtocolError);
+                self.close(true);
+            }
+        }
+    }
+
+    /// The acknowledgement of an unknown packet identifier: 0x92 in 5.0, plain in 3.1.1.
+    fn not_found(&self, packet_id: u16) -> Ack {
+        let mut ack = Ack::success(packet_id);
+        if self.version().is_some_and(ProtocolVersion::is_v5) {
+            ack.code = ReasonCode::PacketIdentifierNotFound;
+        }
+        ack
+    }
+
+    fn handle_publish(&mut self, publish: Publish) {
+        // Topic aliases are not offered (Topic Alias Maximum 0), so one is an error.
+        if publish.properties.topic_alias.is_some() {
+            self.send_disconnect(ReasonCode::TopicAliasInvalid);
+            self.close(true);
+            return;
+        }
+        match publish.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => {
+                let _ = self
+                    .codec
+                    .encode(&Packet::PubAck(Ack::success(publish.packet_id)), &mut self.output);
+            }
+            QoS::ExactlyOnce => {
+                let _ = self
+                    .codec
+                    .encode(&Packet::PubRec(Ack::success(publish.packet_id)), &mut self.output);
+                // A retransmission before PUBREL is acknowledged, not routed again.
+                if !self.incoming.insert(publish.packet_id) {
+                    return;
+                }
+            }
+        }
+        self.events.push_back(Event::Publish(publish));
+    }
+}
+
+impl Session for Connection {
+    type Event = Event;
+
+    fn handle_input(&mut self, data: Bytes, now: Instant) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.input.push(data);
+        self.process(now);
+    }
+
+    fn handle_eof(&mut self, _now: Instant) {
+        self.close(true);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if self.deadline.is_some_and(|d| now >= d) {
+            self.send_disconnect(ReasonCode::KeepAliveTimeout);
+            self.close(true);
+        }
+    }
+
+    fn poll_transmit(&mut self) -> Option<&mut IoArena> {
+        (!self.output.is_empty()).then_some(&mut self.output)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn wants_read(&self) -> bool {
+        self.phase != Phase::Closed
+    }
+
+    fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+}

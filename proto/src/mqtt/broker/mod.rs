@@ -1,0 +1,29 @@
+//! The MQTT broker, sans-IO: one [`BrokerState`] per thread and one [`Connection`] per
+//! client.
+//!
+//! A driver runs each [`Connection`] as a [`Session`](crate::Session): it decodes,
+//! answers what concerns only itself (`PINGREQ`, the acknowledgements of QoS 1 and 2
+//! in both directions, keep alive at 1.5 times, the connect deadline) and reports the
+//! rest as [`Event`]s. The body feeds those to [`BrokerState::handle_event`], which
+//! holds the sessions by client identifier, the [`TopicTree`](crate::mqtt::TopicTree)
+//! of subscriptions and the retained messages, and answers and delivers through the
+//! connections ([`Connections`]).
+//!
+//! Covered: CONNECT/CONNACK (clean start, session present, assigned client identifier,
+//! session takeover), SUBSCRIBE/SUBACK (No Local, Retain As Published, Retain Handling),
+//! UNSUBSCRIBE/UNSUBACK, PUBLISH QoS 0, 1 and 2 both ways at the lower of the
+//! message's and the subscription's QoS (overlapping subscriptions delivered once, at
+//! the highest), retained messages, will messages, PINGREQ, DISCONNECT. Not yet:
+//! session expiry timing, messages queued for offline sessions, resends on
+//! resumption, receive maximum, topic aliases, shared subscriptions, authentication.
+
+mod connection;
+mod retained;
+mod state;
+
+#[cfg(test)]
+mod tests;
+
+pub use connection::{Connection, ConnectionConfig, Event};
+pub use retained::Retained;
+pub use state::{BrokerState, Connections};
