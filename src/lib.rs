@@ -185,6 +185,7 @@ pub mod fuzzing;
 mod link;
 mod link_error;
 mod link_options;
+pub mod mqtt;
 pub mod nats;
 pub mod redis;
 mod setters;

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod format;
+pub mod mqtt;
 pub mod nats;
 pub mod redis;
 mod resp;
@@ -27,6 +28,8 @@ pub enum Command {
     Redis(redis::RedisArgs),
     /// Publish, subscribe or send a request to a NATS server, like the nats tool.
     Nats(nats::NatsArgs),
+    /// Run an MQTT broker.
+    Mqtt(mqtt::MqttArgs),
     /// Say which io_uring features the kernel gave: one line per feature, active or the
     /// fallback in force and why.
     Doctor,
@@ -38,6 +41,7 @@ pub fn run(cli: Cli) -> std::process::ExitCode {
         Command::Resp(cmd) => resp::run(cmd),
         Command::Redis(args) => redis::run(args),
         Command::Nats(args) => nats::run(args),
+        Command::Mqtt(args) => mqtt::run(args),
         Command::Doctor => doctor(),
     }
 }

@@ -1,0 +1,11 @@
+//! MQTT: the broker body.
+//!
+//! [`Broker`] runs the sans-IO broker of [`monocoque_proto::mqtt::broker`] on one
+//! driver thread: a listener whose accepted connections are
+//! [`Connection`](monocoque_proto::mqtt::broker::Connection) sessions, and one
+//! [`BrokerState`](monocoque_proto::mqtt::broker::BrokerState) their events route
+//! through. `monocoque mqtt broker` is this, on the command line.
+
+mod broker;
+
+pub use broker::{Broker, BrokerError, Stopper};
