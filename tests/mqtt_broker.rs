@@ -9,8 +9,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use monocoque::driver::DriverKind;
 use monocoque::mqtt::{Broker, Stopper};
+use monocoque::proto::mqtt::broker::ConnectionConfig;
 
 /// How long one step may take on a loaded machine before the test calls it a hang.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -28,6 +29,8 @@ both_drivers! {
     retained_set_replace_delete => retained_uring, retained_mio;
     will_on_an_unclean_close_not_on_disconnect => will_uring, will_mio;
     cli_broker_serves_mosquitto_clients => cli_broker_uring, cli_broker_mio;
+    session_takeover_disconnects_the_first_client => takeover_uring, takeover_mio;
+    silent_clients_are_closed_on_time => silent_uring, silent_mio;
 }
 
 /// Our broker on its own thread (the driver is built there: io_uring is single-issuer).
@@ -39,9 +42,14 @@ struct OurBroker {
 
 impl OurBroker {
     fn start(kind: DriverKind) -> Self {
+        Self::start_with(kind, ConnectionConfig::default())
+    }
+
+    fn start_with(kind: DriverKind, config: ConnectionConfig) -> Self {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
-            let mut broker = Broker::bind(SocketAddr::from(([127, 0, 0, 1], 0)), kind).expect("bind the broker");
+            let mut broker =
+                Broker::bind_with(SocketAddr::from(([127, 0, 0, 1], 0)), kind, config).expect("bind the broker");
             let addr = broker.local_addr().expect("the broker's address");
             let stopper = broker.stopper().expect("a stopper");
             assert_eq!(broker.driver_kind(), kind);
@@ -303,4 +311,64 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+fn session_takeover_disconnects_the_first_client(kind: DriverKind) {
+    let broker = OurBroker::start(kind);
+    let port = broker.addr.port();
+    let mut first = Sub::start(port, &["-V", "5", "-i", "dup", "-t", "take/t"]);
+    let second = Sub::start(port, &["-V", "5", "-i", "dup", "-t", "take/t", "-C", "1"]);
+    // The first connection is told why it goes: DISCONNECT 0x8E, Session taken over.
+    first.wait_for("Received DISCONNECT (142)");
+    publish(port, &["-V", "311", "-t", "take/t", "-m", "to-the-second"]);
+    assert_eq!(second.messages(), ["MSG|take/t|0|0|to-the-second"]);
+}
+
+/// Reads until the broker closes the connection; returns what it sent.
+fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    stream.set_read_timeout(Some(PATIENCE)).expect("set a read timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("no close from the broker: {e} (after {got:?})"),
+        }
+    }
+}
+
+fn silent_clients_are_closed_on_time(kind: DriverKind) {
+    let config = ConnectionConfig {
+        connect_timeout: Duration::from_secs(1),
+        ..ConnectionConfig::default()
+    };
+    let broker = OurBroker::start_with(kind, config);
+    // Keep alive 1 s, then silence: closed at 1.5 s after the CONNECT, not before
+    // (load only makes it later; the slack for that is seconds).
+    let start = Instant::now();
+    let mut client = TcpStream::connect(broker.addr).expect("connect");
+    client
+        .write_all(b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x01\x00\x01k")
+        .expect("send CONNECT");
+    assert_eq!(
+        read_to_close(&mut client),
+        b"\x20\x02\x00\x00",
+        "only the CONNACK, then the close"
+    );
+    let elapsed = start.elapsed();
+    assert!(elapsed >= Duration::from_millis(1500), "closed after {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(1500) + Duration::from_secs(10),
+        "closed after {elapsed:?}"
+    );
+    // A connection that never completes its CONNECT is closed at the connect deadline.
+    let start = Instant::now();
+    let mut slow = TcpStream::connect(broker.addr).expect("connect");
+    slow.write_all(b"\x10\x0d\x00\x04MQ").expect("send half a CONNECT");
+    assert_eq!(read_to_close(&mut slow), b"");
+    let elapsed = start.elapsed();
+    assert!(elapsed >= Duration::from_secs(1), "closed after {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(11), "closed after {elapsed:?}");
 }
