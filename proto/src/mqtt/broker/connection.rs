@@ -279,6 +279,11 @@ impl Connection {
         if self.phase == Phase::AwaitingConnect {
             match packet {
                 Packet::Connect(connect) => {
+                    // Nothing larger than the client's Maximum Packet Size is sent to
+                    // it [MQTT-3.1.2-24]: a message over it is dropped for this client.
+                    if let Some(max) = connect.properties.maximum_packet_size {
+                        self.codec.encoder.set_max_packet_size(max);
+                    }
                     self.phase = Phase::Connecting;
                     self.deadline = None;
                     self.events.push_back(Event::Connect(connect));

@@ -456,3 +456,35 @@ fn a_malformed_packet_closes_with_the_reason_and_the_will() {
         [Packet::Disconnect(Reason::new(ReasonCode::MalformedPacket))]
     );
 }
+
+#[test]
+fn shared_subscriptions_are_refused_in_each_version() {
+    let mut net = Net::new();
+    let t = net.at(0);
+    net.connect(1, connect(V5, "a"), t);
+    net.connect(2, connect(V311, "b"), t);
+    let ack = net.subscribe(1, "$share/g/t", SubscriptionOptions::qos(QoS::AtMostOnce));
+    assert_eq!(ack.codes, [ReasonCode::SharedSubscriptionsNotSupported]);
+    let ack = net.subscribe(2, "$share/g/t", SubscriptionOptions::qos(QoS::AtMostOnce));
+    assert_eq!(ack.codes, [ReasonCode::UnspecifiedError]);
+    assert_eq!(net.state.subscription_count(), 0);
+}
+
+#[test]
+fn nothing_larger_than_the_clients_maximum_packet_size_is_sent() {
+    let mut net = Net::new();
+    let t = net.at(0);
+    let mut c = connect(V5, "small");
+    c.properties.maximum_packet_size = Some(20);
+    net.connect(1, c, t);
+    net.subscribe(1, "m", SubscriptionOptions::qos(QoS::AtLeastOnce));
+    net.connect(2, connect(V5, "p"), t);
+    net.send(2, publish("m", "fits", QoS::AtLeastOnce, false), t);
+    net.send(
+        2,
+        publish("m", "far too long for twenty bytes", QoS::AtLeastOnce, false),
+        t,
+    );
+    assert_eq!(messages(&net.recv(1)), [msg("m", "fits", QoS::AtLeastOnce, false)]);
+    assert_eq!(net.conns[&1].in_flight(), 1, "the dropped message holds no packet id");
+}
