@@ -31,6 +31,7 @@ both_drivers! {
     cli_broker_serves_mosquitto_clients => cli_broker_uring, cli_broker_mio;
     session_takeover_disconnects_the_first_client => takeover_uring, takeover_mio;
     silent_clients_are_closed_on_time => silent_uring, silent_mio;
+    properties_pass_from_5_to_5_and_are_dropped_for_311 => properties_uring, properties_mio;
 }
 
 /// Our broker on its own thread (the driver is built there: io_uring is single-issuer).
@@ -371,4 +372,34 @@ fn silent_clients_are_closed_on_time(kind: DriverKind) {
     let elapsed = start.elapsed();
     assert!(elapsed >= Duration::from_secs(1), "closed after {elapsed:?}");
     assert!(elapsed < Duration::from_secs(11), "closed after {elapsed:?}");
+}
+
+fn properties_pass_from_5_to_5_and_are_dropped_for_311(kind: DriverKind) {
+    let broker = OurBroker::start(kind);
+    let port = broker.addr.port();
+    let v5 = Sub::start(port, &["-V", "5", "-t", "props", "-C", "1", "-F", "MSG|%t|%P|%C|%p"]);
+    let v311 = Sub::start(port, &["-V", "311", "-t", "props", "-C", "1"]);
+    publish(
+        port,
+        &[
+            "-V",
+            "5",
+            "-t",
+            "props",
+            "-m",
+            "body",
+            "-D",
+            "publish",
+            "user-property",
+            "k",
+            "v",
+            "-D",
+            "publish",
+            "content-type",
+            "text/plain",
+        ],
+    );
+    assert_eq!(v5.messages(), ["MSG|props|k:v|text/plain|body"]);
+    // A 3.1.1 PUBLISH has no properties: the same message reaches it without them.
+    assert_eq!(v311.messages(), ["MSG|props|0|0|body"]);
 }
