@@ -28,7 +28,9 @@
 //!   [`zmtp::Handshake`] and one connection as a [`zmtp::Connection`] session.
 //! - [`mqtt`]: MQTT 3.1, 3.1.1 and 5.0 — every packet, property and reason code, the
 //!   streaming [`mqtt::Decoder`] (Maximum Packet Size checked from the fixed header)
-//!   and the [`mqtt::Encoder`], for either side of a connection.
+//!   and the [`mqtt::Encoder`], for either side of a connection; and the sans-IO broker
+//!   ([`mqtt::broker`]: a [`mqtt::broker::Connection`] session per client, one
+//!   [`mqtt::broker::BrokerState`] per thread).
 //!
 //! **Sans-IO and zero-copy.** A session is fed [`bytes::Bytes`] the driver received and
 //! hands back an [`IoArena`] to send; strings, payloads and arguments it decodes are
