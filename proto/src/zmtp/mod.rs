@@ -47,6 +47,7 @@ mod error;
 mod frame;
 mod greeting;
 mod handshake;
+pub mod socket;
 mod socket_type;
 mod subscription;
 

@@ -1,0 +1,24 @@
+//! Why a socket refused a message.
+
+use bytes::Bytes;
+use thiserror::Error;
+
+use crate::zmtp::SocketType;
+
+/// A message the socket logic did not take.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SocketError {
+    /// This socket type is not implemented by [`SocketLogic`](super::SocketLogic) yet.
+    #[error("{0} sockets are not supported yet")]
+    UnsupportedType(SocketType),
+    /// This socket type only receives (SUB, PULL).
+    #[error("a {0} socket cannot send")]
+    CannotSend(SocketType),
+    /// A message must have at least one frame (a ROUTER's: the identity).
+    #[error("a message needs at least one frame")]
+    EmptyMessage,
+    /// Every peer's queue is at the high-water mark, or there is no peer (DEALER,
+    /// PUSH): the caller waits and offers the message again, as libzmq blocks.
+    #[error("every peer's queue is full (or there is no peer): try again later")]
+    WouldBlock(Vec<Bytes>),
+}
