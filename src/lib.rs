@@ -189,3 +189,4 @@ pub mod nats;
 pub mod redis;
 mod setters;
 mod url;
+pub mod zmq;
