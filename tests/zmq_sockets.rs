@@ -86,6 +86,8 @@ elif role == "push":
     for i in range(int(sys.argv[3])):
         s.send_multipart([b"m", str(i).encode()])
     s.close()
+    # Waits for the linger: exiting without it may drop the connection mid-handshake.
+    ctx.term()
 elif role in ("sub", "xsub"):
     if role == "sub":
         s = ctx.socket(zmq.SUB)
@@ -198,10 +200,12 @@ fn shown(frames: &[&[u8]]) -> String {
 }
 
 fn recv(socket: &mut Socket, what: &str) -> Vec<Bytes> {
-    socket
-        .recv(PATIENCE)
-        .expect("recv")
-        .unwrap_or_else(|| panic!("{what}: nothing within {PATIENCE:?}"))
+    socket.recv(PATIENCE).expect("recv").unwrap_or_else(|| {
+        panic!(
+            "{what}: nothing within {PATIENCE:?} ({} connections now)",
+            socket.connections()
+        )
+    })
 }
 
 fn our_dealer_to_libzmq_routers(kind: DriverKind) {
@@ -319,7 +323,8 @@ fn libzmq_push_to_our_pull(kind: DriverKind) {
     let port = pull.bind("tcp://127.0.0.1:0").unwrap().port().to_string();
     let _push = Peer::start(&["push", &port, "100"]);
     for i in 0..100 {
-        let message = recv(&mut pull, "a pushed message");
+        let what = format!("pushed message {i} ({} connections)", pull.connections());
+        let message = recv(&mut pull, &what);
         assert_eq!(
             message,
             vec![Bytes::from_static(b"m"), Bytes::from(i.to_string())],
