@@ -8,7 +8,9 @@
 //! - PUSH to PULL both ways, order kept; our PUSH queueing while its PULL is not yet
 //!   there, and reconnecting until it is;
 //! - our PUB to a libzmq SUB and a libzmq XSUB (which does not filter, so what it gets
-//!   shows our PUB's filtering), and a libzmq PUB to our SUB, filtered by `news`.
+//!   shows our PUB's filtering), and a libzmq PUB to our SUB, filtered by `news`;
+//! - at the HWM, against libzmq peers that stop reading: our PUSH blocks (the send
+//!   times out and gives the message back), our PUB drops and keeps going.
 //!
 //! pyzmq comes from Debian's `python3-zmq` or PyPI; a missing pyzmq fails the test.
 
@@ -37,6 +39,8 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// `push PORT N`: a PUSH sends `[b"m", i]` for i in 0..N and lingers until delivered.
 /// `sub PORT` / `xsub PORT`: subscribes to `news` (XSUB: sends `\x01news` itself),
 /// prints the first three messages.
+/// `stall pull` / `stall sub PORT`: a PULL that binds (port printed first), or a SUB
+/// of everything that connects, and never reads.
 /// `pub`: binds a PUB (port printed first), publishes `other` and `news/i` messages
 /// every 20 ms.
 const PEER: &str = r#"
@@ -99,6 +103,19 @@ elif role in ("sub", "xsub"):
     if role == "xsub":
         s.send(b"\x01news")
     recv_some(s, 3)
+elif role == "stall":
+    # A PULL or SUB (subscribed to everything) that never reads: its queue of one
+    # message fills, then the kernel's buffers, then the sender's queue.
+    s = ctx.socket(zmq.PULL if sys.argv[2] == "pull" else zmq.SUB)
+    s.rcvhwm = 1
+    s.linger = 0
+    if sys.argv[2] == "sub":
+        s.subscribe(b"")
+        s.connect("tcp://127.0.0.1:" + sys.argv[3])
+        print("connected", flush=True)
+    else:
+        print(s.bind_to_random_port("tcp://127.0.0.1"), flush=True)
+    time.sleep(60)
 elif role == "pub":
     s = ctx.socket(zmq.PUB)
     s.linger = 0
@@ -376,7 +393,64 @@ fn libzmq_pub_to_our_sub(kind: DriverKind) {
     }
 }
 
+/// A 64 KiB message: a few hundred fill the kernel's buffers on loopback.
+fn big(i: usize) -> Vec<Bytes> {
+    vec![Bytes::from(i.to_string()), Bytes::from(vec![b'x'; 64 << 10])]
+}
+
+/// libzmq's semantics at the HWM for a PUSH: once the peer stops reading and every
+/// queue is full, `send` blocks (here: times out and gives the message back).
+fn our_push_blocks_at_the_hwm(kind: DriverKind) {
+    let options = Options {
+        driver: kind,
+        send_hwm: 4,
+        send_timeout: Some(Duration::from_secs(1)),
+        ..Options::default()
+    };
+    let mut push = Socket::with_options(SocketType::Push, options).unwrap();
+    let (_pull, port) = Peer::bound(&["stall", "pull"], &mut push);
+    push.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    // At most 2000 x 64 KiB (128 MiB) before the kernel's buffers must be full.
+    let blocked_at = (0..2000).find(|&i| match push.send(big(i)) {
+        Ok(()) => false,
+        Err(monocoque::zmq::ZmqError::SendTimeout(back)) => {
+            assert_eq!(back, big(i), "{kind}: the message comes back whole");
+            true
+        }
+        Err(e) => panic!("{kind}: {e}"),
+    });
+    assert!(blocked_at.is_some_and(|i| i >= 4), "{kind}: blocked at {blocked_at:?}");
+}
+
+/// ... and for a PUB: it never blocks, it drops for the subscriber that is behind.
+fn our_pub_drops_at_the_hwm(kind: DriverKind) {
+    let options = Options {
+        driver: kind,
+        send_hwm: 4,
+        // Were a PUB to block, `send` would fail instead of waiting forever.
+        send_timeout: Some(PATIENCE),
+        ..Options::default()
+    };
+    let mut publisher = Socket::with_options(SocketType::Pub, options).unwrap();
+    let port = publisher.bind("tcp://127.0.0.1:0").unwrap().port().to_string();
+    let mut sub = Peer::start(&["stall", "sub", &port]);
+    assert_eq!(sub.line(&mut publisher), "connected");
+    let start = Instant::now();
+    let mut sent = 0;
+    while publisher.dropped() == 0 {
+        assert!(start.elapsed() < PATIENCE, "{kind}: {sent} sent, none dropped");
+        for _ in 0..50 {
+            publisher.send(big(sent)).unwrap();
+            sent += 1;
+        }
+        publisher.run_for(Duration::from_millis(1)).unwrap();
+    }
+    assert!(publisher.dropped() as usize <= sent, "{kind}");
+}
+
 both_drivers! {
+    our_push_blocks_at_the_hwm => uring_our_push_blocks_at_the_hwm, mio_our_push_blocks_at_the_hwm;
+    our_pub_drops_at_the_hwm => uring_our_pub_drops_at_the_hwm, mio_our_pub_drops_at_the_hwm;
     our_dealer_to_libzmq_routers => uring_our_dealer_to_libzmq_routers, mio_our_dealer_to_libzmq_routers;
     libzmq_dealers_to_our_router => uring_libzmq_dealers_to_our_router, mio_libzmq_dealers_to_our_router;
     our_push_to_libzmq_pull => uring_our_push_to_libzmq_pull, mio_our_push_to_libzmq_pull;
