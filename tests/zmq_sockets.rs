@@ -9,6 +9,7 @@
 //!   there, and reconnecting until it is;
 //! - our PUB to a libzmq SUB and a libzmq XSUB (which does not filter, so what it gets
 //!   shows our PUB's filtering), and a libzmq PUB to our SUB, filtered by `news`;
+//! - our SUB redials a restarted libzmq PUB and subscribes again;
 //! - at the HWM, against libzmq peers that stop reading: our PUSH blocks (the send
 //!   times out and gives the message back), our PUB drops and keeps going.
 //!
@@ -41,8 +42,8 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// prints the first three messages.
 /// `stall pull` / `stall sub PORT`: a PULL that binds (port printed first), or a SUB
 /// of everything that connects, and never reads.
-/// `pub`: binds a PUB (port printed first), publishes `other` and `news/i` messages
-/// every 20 ms.
+/// `pub [PORT TAG]`: binds a PUB (on PORT, else a free port; printed first), publishes
+/// `[other, skip]` and `[news/i, TAG]` (TAG `x` by default) every 20 ms.
 const PEER: &str = r#"
 import sys, time, zmq
 ctx = zmq.Context()
@@ -119,11 +120,17 @@ elif role == "stall":
 elif role == "pub":
     s = ctx.socket(zmq.PUB)
     s.linger = 0
-    port = s.bind_to_random_port("tcp://127.0.0.1")
+    if len(sys.argv) > 2:
+        port = sys.argv[2]
+        s.bind("tcp://127.0.0.1:" + port)
+        tag = sys.argv[3].encode()
+    else:
+        port = s.bind_to_random_port("tcp://127.0.0.1")
+        tag = b"x"
     print(port, flush=True)
     for i in range(3000):
         s.send_multipart([b"other", b"skip"])
-        s.send_multipart([b"news/" + str(i).encode(), b"x"])
+        s.send_multipart([b"news/" + str(i).encode(), tag])
         time.sleep(0.02)
 "#;
 
@@ -448,7 +455,35 @@ fn our_pub_drops_at_the_hwm(kind: DriverKind) {
     assert!(publisher.dropped() as usize <= sent, "{kind}");
 }
 
+/// A SUB whose publisher restarts on the same port: redialed, and subscribed again
+/// (the new publisher knows nothing of the old subscription and would filter
+/// everything out).
+fn our_sub_resubscribes_after_the_pub_restarts(kind: DriverKind) {
+    let mut sub = socket(kind, SocketType::Sub);
+    let port = support::free_port().to_string();
+    let first = Peer::start(&["pub", &port, "first"]);
+    sub.subscribe(Bytes::from_static(b"news"));
+    sub.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    let message = recv(&mut sub, "from the first publisher");
+    assert_eq!(&message[1][..], b"first", "{kind}");
+    drop(first);
+    let _second = Peer::start(&["pub", &port, "second"]);
+    let start = Instant::now();
+    loop {
+        let message = recv(&mut sub, "from the second publisher");
+        assert!(message[0].starts_with(b"news/"), "{kind}: {message:?}");
+        if &message[1][..] == b"second" {
+            break;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "{kind}: only the first publisher's messages"
+        );
+    }
+}
+
 both_drivers! {
+    our_sub_resubscribes_after_the_pub_restarts => uring_our_sub_resubscribes_after_the_pub_restarts, mio_our_sub_resubscribes_after_the_pub_restarts;
     our_push_blocks_at_the_hwm => uring_our_push_blocks_at_the_hwm, mio_our_push_blocks_at_the_hwm;
     our_pub_drops_at_the_hwm => uring_our_pub_drops_at_the_hwm, mio_our_pub_drops_at_the_hwm;
     our_dealer_to_libzmq_routers => uring_our_dealer_to_libzmq_routers, mio_our_dealer_to_libzmq_routers;
