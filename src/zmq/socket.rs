@@ -272,7 +272,9 @@ impl Socket {
                 earliest(at);
             }
         }
-        if self.peers.keys().any(|k| self.logic.queued_for(*k) > 0) {
+        // Only an established peer's queue can move; one still dialing waits for its
+        // connection, which a turn reports.
+        if self.peers.keys().any(|k| self.logic.has_outgoing(*k)) {
             earliest(Instant::now() + DRAIN_POLL);
         }
         let mut activities = std::mem::take(&mut self.activities);
@@ -358,7 +360,7 @@ impl Socket {
     fn pump(&mut self) {
         let conns: Vec<(u64, ConnId)> = self.peers.iter().filter_map(|(k, p)| p.conn.map(|c| (*k, c))).collect();
         for (key, conn) in conns {
-            while self.logic.queued_for(key) > 0 && self.arena_len(conn) < ARENA_HIGH {
+            while self.logic.has_outgoing(key) && self.arena_len(conn) < ARENA_HIGH {
                 let Some(message) = self.logic.poll_outgoing(key) else {
                     break;
                 };

@@ -134,6 +134,13 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
         self.peer(peer).map_or(0, |p| p.out.len() + p.control.len())
     }
 
+    /// Whether `peer` is established and has messages for its connection: what
+    /// [`poll_outgoing`](Self::poll_outgoing) would return.
+    pub fn has_outgoing(&self, peer: P) -> bool {
+        self.peer(peer)
+            .is_some_and(|p| p.established && !(p.out.is_empty() && p.control.is_empty()))
+    }
+
     /// The identity a ROUTER routes `peer` by, once established.
     pub fn identity_of(&self, peer: P) -> Option<&Bytes> {
         self.peer(peer).filter(|p| p.established).map(|p| &p.identity)

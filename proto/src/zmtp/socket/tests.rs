@@ -62,12 +62,15 @@ fn dealer_round_robins_and_blocks_at_the_hwm() {
     // Both queues at 2: the fifth blocks and comes back whole.
     assert_eq!(s.send(m(&["e"])), Err(SocketError::WouldBlock(m(&["e"]))));
     // Not established yet: nothing leaves.
+    assert!(!s.has_outgoing(1));
     assert_eq!(s.poll_outgoing(1), None);
     s.established(1, &est(SocketType::Router, ""));
     s.established(2, &est(SocketType::Router, ""));
+    assert!(s.has_outgoing(1));
     assert_eq!(s.poll_outgoing(1), Some(m(&["a"])));
     assert_eq!(s.poll_outgoing(1), Some(m(&["c"])));
     assert_eq!(s.poll_outgoing(1), None);
+    assert!(!s.has_outgoing(1));
     // Only peer 1 has room now: both go there, though it is peer 2's turn.
     s.send(m(&["e"])).unwrap();
     s.send(m(&["f"])).unwrap();
