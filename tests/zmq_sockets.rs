@@ -9,6 +9,8 @@
 //!   there, and reconnecting until it is;
 //! - our PUB to a libzmq SUB and a libzmq XSUB (which does not filter, so what it gets
 //!   shows our PUB's filtering), and a libzmq PUB to our SUB, filtered by `news`;
+//! - our REQ to a libzmq REP (alternating), two libzmq REQs to our REP (each reply
+//!   to its asker);
 //! - our SUB redials a restarted libzmq PUB and subscribes again;
 //! - at the HWM, against libzmq peers that stop reading: our PUSH blocks (the send
 //!   times out and gives the message back), our PUB drops and keeps going.
@@ -40,6 +42,8 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// `push PORT N`: a PUSH sends `[b"m", i]` for i in 0..N and lingers until delivered.
 /// `sub PORT` / `xsub PORT`: subscribes to `news` (XSUB: sends `\x01news` itself),
 /// prints the first three messages.
+/// `rep`: binds a REP (port printed first), answers `frames` with `[echo, frames...]`.
+/// `req ID PORT`: a REQ sends `[b"from ID"]` and prints the reply.
 /// `stall pull` / `stall sub PORT`: a PULL that binds (port printed first), or a SUB
 /// of everything that connects, and never reads.
 /// `pub [PORT TAG]`: binds a PUB (on PORT, else a free port; printed first), publishes
@@ -104,6 +108,20 @@ elif role in ("sub", "xsub"):
     if role == "xsub":
         s.send(b"\x01news")
     recv_some(s, 3)
+elif role == "rep":
+    s = ctx.socket(zmq.REP)
+    s.linger = 0
+    s.rcvtimeo = 60000
+    port = s.bind_to_random_port("tcp://127.0.0.1")
+    print(port, flush=True)
+    while True:
+        s.send_multipart([b"echo"] + s.recv_multipart())
+elif role == "req":
+    s = ctx.socket(zmq.REQ)
+    s.linger = 1000
+    s.connect("tcp://127.0.0.1:" + sys.argv[3])
+    s.send_multipart([b"from " + sys.argv[2].encode()])
+    recv_some(s, 1)
 elif role == "stall":
     # A PULL or SUB (subscribed to everything) that never reads: its queue of one
     # message fills, then the kernel's buffers, then the sender's queue.
@@ -482,7 +500,49 @@ fn our_sub_resubscribes_after_the_pub_restarts(kind: DriverKind) {
     }
 }
 
+fn our_req_to_libzmq_rep(kind: DriverKind) {
+    let mut req = socket(kind, SocketType::Req);
+    let (_rep, port) = Peer::bound(&["rep"], &mut req);
+    req.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    for i in 0..3 {
+        req.send(vec![Bytes::from(format!("q{i}"))]).unwrap();
+        assert!(
+            matches!(
+                req.send(vec![Bytes::from_static(b"too soon")]),
+                Err(monocoque::zmq::ZmqError::Socket(_))
+            ),
+            "{kind}: a REQ alternates"
+        );
+        let reply = recv(&mut req, "the REP's reply");
+        assert_eq!(
+            reply,
+            vec![Bytes::from_static(b"echo"), Bytes::from(format!("q{i}"))],
+            "{kind}"
+        );
+    }
+}
+
+fn libzmq_reqs_to_our_rep(kind: DriverKind) {
+    let mut rep = socket(kind, SocketType::Rep);
+    let port = rep.bind("tcp://127.0.0.1:0").unwrap().port().to_string();
+    let mut peers = [
+        Peer::start(&["req", "alpha", &port]),
+        Peer::start(&["req", "beta", &port]),
+    ];
+    for _ in 0..2 {
+        let request = recv(&mut rep, "a request");
+        assert_eq!(request.len(), 1, "{kind}: the envelope is not delivered: {request:?}");
+        rep.send(vec![Bytes::from_static(b"to"), request[0].clone()]).unwrap();
+    }
+    for (peer, id) in peers.iter_mut().zip(["alpha", "beta"]) {
+        let expected = shown(&[b"to", format!("from {id}").as_bytes()]);
+        assert_eq!(peer.line(&mut rep), expected, "{kind}: each REQ gets its own reply");
+    }
+}
+
 both_drivers! {
+    our_req_to_libzmq_rep => uring_our_req_to_libzmq_rep, mio_our_req_to_libzmq_rep;
+    libzmq_reqs_to_our_rep => uring_libzmq_reqs_to_our_rep, mio_libzmq_reqs_to_our_rep;
     our_sub_resubscribes_after_the_pub_restarts => uring_our_sub_resubscribes_after_the_pub_restarts, mio_our_sub_resubscribes_after_the_pub_restarts;
     our_push_blocks_at_the_hwm => uring_our_push_blocks_at_the_hwm, mio_our_push_blocks_at_the_hwm;
     our_pub_drops_at_the_hwm => uring_our_pub_drops_at_the_hwm, mio_our_pub_drops_at_the_hwm;

@@ -30,7 +30,7 @@ struct Peer {
     redial_at: Option<Instant>,
 }
 
-/// A ZeroMQ socket: DEALER, ROUTER, PUB, SUB, PUSH or PULL over `tcp://`, bound and
+/// A ZeroMQ socket: REQ, REP, DEALER, ROUTER, PUB, SUB, PUSH or PULL over `tcp://`, bound and
 /// connected to any number of endpoints, interoperating with libzmq. Blocking, and
 /// single-threaded: create it on the thread that uses it (the io_uring driver's ring
 /// has one issuer).

@@ -14,6 +14,10 @@ pub enum SocketError {
     /// This socket type only receives (SUB, PULL).
     #[error("a {0} socket cannot send")]
     CannotSend(SocketType),
+    /// REQ sent a request and has not had its reply yet, or REP has no request to
+    /// answer (libzmq's `EFSM`).
+    #[error("a {0} socket cannot send now: request and reply must alternate")]
+    WrongState(SocketType),
     /// A message must have at least one frame (a ROUTER's: the identity).
     #[error("a message needs at least one frame")]
     EmptyMessage,

@@ -14,7 +14,12 @@
 //!   drops it for that peer.
 //! - SUB: [`SocketLogic::subscribe`] sends the subscription to every peer (again on
 //!   every new connection) and filters received messages by it too.
-//! - DEALER, ROUTER, PULL and SUB receive fair-queued ([`FairQueue`]).
+//! - REQ: a request goes round robin with an empty delimiter frame in front; only the
+//!   reply of the peer asked (delimiter removed) is delivered, and the next request
+//!   waits for it ([`SocketError::WrongState`]).
+//! - REP: a request's envelope (frames up to the empty delimiter) is kept and put
+//!   back in front of the reply, which goes to the peer that asked.
+//! - DEALER, ROUTER, PULL, SUB and REP receive fair-queued ([`FairQueue`]).
 //!
 //! Peers are named by a key `P` the body chooses (a connection id, or an endpoint that
 //! survives reconnects). A peer is [`add_peer`](SocketLogic::add_peer)ed when its
@@ -91,13 +96,18 @@ pub struct SocketLogic<P> {
     subscriptions: Subscriptions,
     /// Messages PUB and ROUTER dropped at the HWM or as unroutable.
     dropped: u64,
+    /// A REQ's peer whose reply it waits for.
+    awaiting_reply: Option<P>,
+    /// A REP's request being answered: the peer and the envelope to send back.
+    answering: Option<(P, Vec<Bytes>)>,
 }
 
 impl<P: Copy + Eq + Hash> SocketLogic<P> {
-    /// The logic of a `socket_type` socket: DEALER, ROUTER, PUB, SUB, PUSH or PULL.
+    /// The logic of a `socket_type` socket: REQ, REP, DEALER, ROUTER, PUB, SUB, PUSH or
+    /// PULL.
     pub fn new(socket_type: SocketType, options: SocketOptions) -> Result<Self, SocketError> {
         use SocketType::*;
-        if !matches!(socket_type, Dealer | Router | Pub | Sub | Push | Pull) {
+        if !matches!(socket_type, Dealer | Router | Pub | Sub | Push | Pull | Req | Rep) {
             return Err(SocketError::UnsupportedType(socket_type));
         }
         Ok(SocketLogic {
@@ -110,6 +120,8 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
             routes: HashMap::new(),
             subscriptions: Subscriptions::new(),
             dropped: 0,
+            awaiting_reply: None,
+            answering: None,
         })
     }
 
@@ -258,7 +270,15 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                     return;
                 }
             }
-            SocketType::Dealer | SocketType::Pull => {}
+            SocketType::Req => {
+                // Only the reply to our request, behind its empty delimiter.
+                if self.awaiting_reply != Some(key) || !frames.first().is_some_and(|f| f.is_empty()) {
+                    return;
+                }
+                frames.remove(0);
+                self.awaiting_reply = None;
+            }
+            SocketType::Dealer | SocketType::Pull | SocketType::Rep => {}
             _ => return,
         }
         self.inbound.push(key, frames);
@@ -289,15 +309,35 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
         let hwm = self.options.send_hwm;
         let has_room = move |p: &Peer<P>| hwm == 0 || p.out.len() < hwm;
         match self.socket_type {
-            SocketType::Dealer | SocketType::Push => {
+            SocketType::Req if self.awaiting_reply.is_some() => Err(SocketError::WrongState(SocketType::Req)),
+            SocketType::Rep => {
+                let (key, mut envelope) = self.answering.take().ok_or(SocketError::WrongState(SocketType::Rep))?;
+                envelope.extend(frames);
+                match self.peers.iter_mut().find(|p| p.key == key && p.established) {
+                    Some(peer) if has_room(peer) => peer.out.push_back(envelope),
+                    _ => self.dropped += 1,
+                }
+                Ok(())
+            }
+            SocketType::Dealer | SocketType::Push | SocketType::Req => {
+                let mut frames = frames;
+                if self.socket_type == SocketType::Req {
+                    frames.insert(0, Bytes::new());
+                }
                 let n = self.peers.len();
                 for step in 0..n {
                     let i = (self.next_out + step) % n;
                     if has_room(&self.peers[i]) {
+                        if self.socket_type == SocketType::Req {
+                            self.awaiting_reply = Some(self.peers[i].key);
+                        }
                         self.peers[i].out.push_back(frames);
                         self.next_out = (i + 1) % n;
                         return Ok(());
                     }
+                }
+                if self.socket_type == SocketType::Req {
+                    frames.remove(0);
                 }
                 Err(SocketError::WouldBlock(frames))
             }
@@ -363,8 +403,21 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
 
     /// The next received message, fair-queued across peers.
     #[must_use]
+    /// A REP delivers nothing while it owes a reply (libzmq would say `EFSM`), and
+    /// drops a request without an envelope delimiter.
     pub fn recv(&mut self) -> Option<Vec<Bytes>> {
-        self.inbound.pop().map(|(_, m)| m)
+        if self.socket_type != SocketType::Rep {
+            return self.inbound.pop().map(|(_, m)| m);
+        }
+        while self.answering.is_none() {
+            let (key, mut frames) = self.inbound.pop()?;
+            if let Some(at) = frames.iter().position(|f| f.is_empty()) {
+                let body = frames.split_off(at + 1);
+                self.answering = Some((key, frames));
+                return Some(body);
+            }
+        }
+        None
     }
 }
 

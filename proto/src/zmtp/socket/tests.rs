@@ -30,13 +30,7 @@ fn logic(t: SocketType, hwm: usize) -> SocketLogic<u32> {
 
 #[test]
 fn unsupported_types_are_refused() {
-    for t in [
-        SocketType::Req,
-        SocketType::Rep,
-        SocketType::Pair,
-        SocketType::Xpub,
-        SocketType::Xsub,
-    ] {
+    for t in [SocketType::Pair, SocketType::Xpub, SocketType::Xsub] {
         assert_eq!(
             SocketLogic::<u32>::new(t, SocketOptions::default()).err(),
             Some(SocketError::UnsupportedType(t))
@@ -205,4 +199,44 @@ fn push_round_robins_and_queues_across_reconnects() {
     s.remove_peer(1);
     s.send(m(&["d"])).unwrap();
     assert_eq!(s.poll_outgoing(2), Some(m(&["d"])));
+}
+
+#[test]
+fn req_alternates_and_takes_only_its_reply() {
+    let mut s = logic(SocketType::Req, 10);
+    s.established(1, &est(SocketType::Rep, ""));
+    s.established(2, &est(SocketType::Rep, ""));
+    s.send(m(&["q1"])).unwrap();
+    assert_eq!(s.send(m(&["q2"])), Err(SocketError::WrongState(SocketType::Req)));
+    assert_eq!(s.poll_outgoing(1), Some(m(&["", "q1"])));
+    // Another peer's message, and one without the delimiter: not the reply.
+    s.handle_message(2, m(&["", "stray"]));
+    s.handle_message(1, m(&["no delimiter"]));
+    assert_eq!(s.recv(), None);
+    s.handle_message(1, m(&["", "a1"]));
+    assert_eq!(s.recv(), Some(m(&["a1"])));
+    // The next request goes to the next peer.
+    s.send(m(&["q2"])).unwrap();
+    assert_eq!(s.poll_outgoing(2), Some(m(&["", "q2"])));
+}
+
+#[test]
+fn rep_answers_the_peer_that_asked_with_its_envelope() {
+    let mut s = logic(SocketType::Rep, 10);
+    s.established(1, &est(SocketType::Req, ""));
+    s.established(2, &est(SocketType::Dealer, ""));
+    assert_eq!(s.send(m(&["x"])), Err(SocketError::WrongState(SocketType::Rep)));
+    s.handle_message(1, m(&["", "q1"]));
+    s.handle_message(2, m(&["hop", "", "q2"]));
+    s.handle_message(2, m(&["no envelope"]));
+    assert_eq!(s.recv(), Some(m(&["q1"])));
+    // A reply is owed: nothing more until it is sent.
+    assert_eq!(s.recv(), None);
+    s.send(m(&["a1"])).unwrap();
+    assert_eq!(s.poll_outgoing(1), Some(m(&["", "a1"])));
+    assert_eq!(s.recv(), Some(m(&["q2"])));
+    s.send(m(&["a2"])).unwrap();
+    assert_eq!(s.poll_outgoing(2), Some(m(&["hop", "", "a2"])));
+    // The envelope-less request was dropped.
+    assert_eq!(s.recv(), None);
 }
