@@ -11,6 +11,7 @@
 //!   shows our PUB's filtering), and a libzmq PUB to our SUB, filtered by `news`;
 //! - our REQ to a libzmq REP (alternating), two libzmq REQs to our REP (each reply
 //!   to its asker);
+//! - PAIR with a libzmq PAIR, ours binding and ours connecting;
 //! - our SUB redials a restarted libzmq PUB and subscribes again;
 //! - at the HWM, against libzmq peers that stop reading: our PUSH blocks (the send
 //!   times out and gives the message back), our PUB drops and keeps going.
@@ -44,6 +45,8 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// prints the first three messages.
 /// `rep`: binds a REP (port printed first), answers `frames` with `[echo, frames...]`.
 /// `req ID PORT`: a REQ sends `[b"from ID"]` and prints the reply.
+/// `pair [PORT]`: a PAIR that connects to PORT, sends `[ping]` and prints the reply;
+/// without PORT, binds (port printed first) and answers `frames` with `[pong, frames...]`.
 /// `stall pull` / `stall sub PORT`: a PULL that binds (port printed first), or a SUB
 /// of everything that connects, and never reads.
 /// `pub [PORT TAG]`: binds a PUB (on PORT, else a free port; printed first), publishes
@@ -122,6 +125,18 @@ elif role == "req":
     s.connect("tcp://127.0.0.1:" + sys.argv[3])
     s.send_multipart([b"from " + sys.argv[2].encode()])
     recv_some(s, 1)
+elif role == "pair":
+    s = ctx.socket(zmq.PAIR)
+    s.linger = 1000
+    if len(sys.argv) > 2:
+        s.connect("tcp://127.0.0.1:" + sys.argv[2])
+        s.send_multipart([b"ping"])
+        recv_some(s, 1)
+    else:
+        print(s.bind_to_random_port("tcp://127.0.0.1"), flush=True)
+        s.rcvtimeo = 30000
+        s.send_multipart([b"pong"] + s.recv_multipart())
+        time.sleep(30)
 elif role == "stall":
     # A PULL or SUB (subscribed to everything) that never reads: its queue of one
     # message fills, then the kernel's buffers, then the sender's queue.
@@ -540,7 +555,39 @@ fn libzmq_reqs_to_our_rep(kind: DriverKind) {
     }
 }
 
+fn pair_with_libzmq_both_ways(kind: DriverKind) {
+    let mut ours = socket(kind, SocketType::Pair);
+    let port = ours.bind("tcp://127.0.0.1:0").unwrap().port().to_string();
+    let mut theirs = Peer::start(&["pair", &port]);
+    assert_eq!(
+        recv(&mut ours, "the PAIR's ping"),
+        vec![Bytes::from_static(b"ping")],
+        "{kind}"
+    );
+    ours.send(vec![Bytes::from_static(b"back")]).unwrap();
+    assert_eq!(theirs.line(&mut ours), hex(b"back"), "{kind}");
+
+    let mut ours = socket(kind, SocketType::Pair);
+    let (_theirs, port) = Peer::bound(&["pair"], &mut ours);
+    ours.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    assert!(
+        matches!(
+            ours.connect(&format!("tcp://127.0.0.1:{port}")),
+            Err(monocoque::zmq::ZmqError::Socket(_))
+        ),
+        "{kind}: a PAIR has one peer"
+    );
+    ours.send(vec![Bytes::from_static(b"hi")]).unwrap();
+    let reply = recv(&mut ours, "the PAIR's pong");
+    assert_eq!(
+        reply,
+        vec![Bytes::from_static(b"pong"), Bytes::from_static(b"hi")],
+        "{kind}"
+    );
+}
+
 both_drivers! {
+    pair_with_libzmq_both_ways => uring_pair_with_libzmq_both_ways, mio_pair_with_libzmq_both_ways;
     our_req_to_libzmq_rep => uring_our_req_to_libzmq_rep, mio_our_req_to_libzmq_rep;
     libzmq_reqs_to_our_rep => uring_libzmq_reqs_to_our_rep, mio_libzmq_reqs_to_our_rep;
     our_sub_resubscribes_after_the_pub_restarts => uring_our_sub_resubscribes_after_the_pub_restarts, mio_our_sub_resubscribes_after_the_pub_restarts;

@@ -30,7 +30,7 @@ struct Peer {
     redial_at: Option<Instant>,
 }
 
-/// A ZeroMQ socket: REQ, REP, DEALER, ROUTER, PUB, SUB, PUSH or PULL over `tcp://`, bound and
+/// A ZeroMQ socket: REQ, REP, DEALER, ROUTER, PUB, SUB, PUSH, PULL or PAIR over `tcp://`, bound and
 /// connected to any number of endpoints, interoperating with libzmq. Blocking, and
 /// single-threaded: create it on the thread that uses it (the io_uring driver's ring
 /// has one issuer).
@@ -139,8 +139,10 @@ impl Socket {
     pub fn connect(&mut self, endpoint: &str) -> Result<(), ZmqError> {
         let addr = endpoint::parse(endpoint)?;
         let key = self.next_key;
+        if !self.logic.add_peer(key) {
+            return Err(ZmqError::Socket(SocketError::PeerLimit(self.socket_type())));
+        }
         self.next_key += 1;
-        self.logic.add_peer(key);
         self.peers.insert(
             key,
             Peer {
@@ -284,6 +286,11 @@ impl Socket {
             match activity {
                 Activity::Accepted { conn, .. } => {
                     let key = self.next_key;
+                    if !self.logic.add_peer(key) {
+                        // A PAIR's second peer: closed, as libzmq does.
+                        self.driver.remove(*conn);
+                        continue;
+                    }
                     self.next_key += 1;
                     self.peers.insert(
                         key,
@@ -294,7 +301,6 @@ impl Socket {
                         },
                     );
                     self.by_conn.insert(*conn, key);
-                    self.logic.add_peer(key);
                     self.drain(*conn, false);
                 }
                 Activity::Connected(conn) | Activity::Ready(conn) => self.drain(*conn, false),

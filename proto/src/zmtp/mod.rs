@@ -17,7 +17,7 @@
 //! - [`Connection`]: one connection as a chassis [`Session`](crate::Session):
 //!   handshake, then multipart messages in and out, `PING` answered.
 //! - [`socket`]: the routing and queueing rules of REQ, REP, DEALER, ROUTER, PUB, SUB,
-//!   PUSH and PULL over many connections ([`socket::SocketLogic`]), high-water marks
+//!   PUSH, PULL and PAIR over many connections ([`socket::SocketLogic`]), high-water marks
 //!   in messages.
 //!
 //! ```

@@ -18,6 +18,9 @@ pub enum SocketError {
     /// answer (libzmq's `EFSM`).
     #[error("a {0} socket cannot send now: request and reply must alternate")]
     WrongState(SocketType),
+    /// A PAIR already has its one peer.
+    #[error("a {0} socket has its one peer already")]
+    PeerLimit(SocketType),
     /// A message must have at least one frame (a ROUTER's: the identity).
     #[error("a message needs at least one frame")]
     EmptyMessage,

@@ -19,7 +19,9 @@
 //!   waits for it ([`SocketError::WrongState`]).
 //! - REP: a request's envelope (frames up to the empty delimiter) is kept and put
 //!   back in front of the reply, which goes to the peer that asked.
-//! - DEALER, ROUTER, PULL, SUB and REP receive fair-queued ([`FairQueue`]).
+//! - PAIR: one peer (a second is refused by [`SocketLogic::add_peer`]), sending
+//!   blocks at the HWM.
+//! - DEALER, ROUTER, PULL, SUB, REP and PAIR receive fair-queued ([`FairQueue`]).
 //!
 //! Peers are named by a key `P` the body chooses (a connection id, or an endpoint that
 //! survives reconnects). A peer is [`add_peer`](SocketLogic::add_peer)ed when its
@@ -103,11 +105,14 @@ pub struct SocketLogic<P> {
 }
 
 impl<P: Copy + Eq + Hash> SocketLogic<P> {
-    /// The logic of a `socket_type` socket: REQ, REP, DEALER, ROUTER, PUB, SUB, PUSH or
-    /// PULL.
+    /// The logic of a `socket_type` socket: REQ, REP, DEALER, ROUTER, PUB, SUB, PUSH,
+    /// PULL or PAIR.
     pub fn new(socket_type: SocketType, options: SocketOptions) -> Result<Self, SocketError> {
         use SocketType::*;
-        if !matches!(socket_type, Dealer | Router | Pub | Sub | Push | Pull | Req | Rep) {
+        if !matches!(
+            socket_type,
+            Dealer | Router | Pub | Sub | Push | Pull | Req | Rep | Pair
+        ) {
             return Err(SocketError::UnsupportedType(socket_type));
         }
         Ok(SocketLogic {
@@ -167,8 +172,13 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
     }
 
     /// A peer whose connection is starting; DEALER and PUSH queue messages for it from
-    /// now on. Adding a known peer does nothing.
-    pub fn add_peer(&mut self, key: P) {
+    /// now on. Adding a known peer does nothing. False if the socket takes no more
+    /// peers (a PAIR has one, as libzmq's: the body closes the newcomer's connection).
+    #[must_use]
+    pub fn add_peer(&mut self, key: P) -> bool {
+        if self.socket_type == SocketType::Pair && self.peers.iter().any(|p| p.key != key) {
+            return false;
+        }
         if self.peer(key).is_none() {
             self.peers.push(Peer {
                 key,
@@ -179,13 +189,16 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                 out: VecDeque::new(),
             });
         }
+        true
     }
 
     /// The peer's handshake completed: a ROUTER learns its identity (or makes one up,
     /// as libzmq does: a zero byte and a 32-bit counter), a SUB queues its
     /// subscriptions for it.
     pub fn established(&mut self, key: P, handshake: &Established) {
-        self.add_peer(key);
+        if !self.add_peer(key) {
+            return;
+        }
         let identity = if self.socket_type == SocketType::Router {
             let announced = &handshake.peer_identity;
             // An identity already in use is not taken over (libzmq without
@@ -278,7 +291,7 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                 frames.remove(0);
                 self.awaiting_reply = None;
             }
-            SocketType::Dealer | SocketType::Pull | SocketType::Rep => {}
+            SocketType::Dealer | SocketType::Pull | SocketType::Rep | SocketType::Pair => {}
             _ => return,
         }
         self.inbound.push(key, frames);
@@ -319,7 +332,7 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                 }
                 Ok(())
             }
-            SocketType::Dealer | SocketType::Push | SocketType::Req => {
+            SocketType::Dealer | SocketType::Push | SocketType::Req | SocketType::Pair => {
                 let mut frames = frames;
                 if self.socket_type == SocketType::Req {
                     frames.insert(0, Bytes::new());

@@ -30,7 +30,7 @@ fn logic(t: SocketType, hwm: usize) -> SocketLogic<u32> {
 
 #[test]
 fn unsupported_types_are_refused() {
-    for t in [SocketType::Pair, SocketType::Xpub, SocketType::Xsub] {
+    for t in [SocketType::Xpub, SocketType::Xsub] {
         assert_eq!(
             SocketLogic::<u32>::new(t, SocketOptions::default()).err(),
             Some(SocketError::UnsupportedType(t))
@@ -48,8 +48,8 @@ fn dealer_round_robins_and_blocks_at_the_hwm() {
     let mut s = logic(SocketType::Dealer, 2);
     // No peer: a DEALER blocks.
     assert_eq!(s.send(m(&["0"])), Err(SocketError::WouldBlock(m(&["0"]))));
-    s.add_peer(1);
-    s.add_peer(2);
+    assert!(s.add_peer(1));
+    assert!(s.add_peer(2));
     for i in ["a", "b", "c", "d"] {
         s.send(m(&[i])).unwrap();
     }
@@ -77,8 +77,8 @@ fn dealer_round_robins_and_blocks_at_the_hwm() {
 fn dealer_and_pull_fair_queue_what_they_receive() {
     for t in [SocketType::Dealer, SocketType::Pull] {
         let mut s = logic(t, 10);
-        s.add_peer(1);
-        s.add_peer(2);
+        assert!(s.add_peer(1));
+        assert!(s.add_peer(2));
         s.handle_message(1, m(&["1a"]));
         s.handle_message(1, m(&["1b"]));
         s.handle_message(2, m(&["2a"]));
@@ -90,9 +90,9 @@ fn dealer_and_pull_fair_queue_what_they_receive() {
 #[test]
 fn router_prefixes_identities_and_routes_by_them() {
     let mut s = logic(SocketType::Router, 1);
-    s.add_peer(1);
-    s.add_peer(2);
-    s.add_peer(3);
+    assert!(s.add_peer(1));
+    assert!(s.add_peer(2));
+    assert!(s.add_peer(3));
     s.established(1, &est(SocketType::Dealer, "alice"));
     s.established(2, &est(SocketType::Dealer, ""));
     // A taken identity is not handed over: peer 3 gets a generated one.
@@ -159,7 +159,7 @@ fn pub_sends_by_prefix_to_subscribers_and_drops_at_the_hwm() {
 fn sub_sends_subscriptions_on_every_connection_and_filters() {
     let mut s = logic(SocketType::Sub, 1);
     s.subscribe(Bytes::from_static(b"news"));
-    s.add_peer(1);
+    assert!(s.add_peer(1));
     assert_eq!(s.poll_outgoing(1), None);
     s.established(1, &est(SocketType::Pub, ""));
     assert_eq!(s.poll_outgoing(1), Some(vec![Bytes::from_static(b"\x01news")]));
@@ -185,8 +185,8 @@ fn sub_sends_subscriptions_on_every_connection_and_filters() {
 #[test]
 fn push_round_robins_and_queues_across_reconnects() {
     let mut s = logic(SocketType::Push, 0);
-    s.add_peer(1);
-    s.add_peer(2);
+    assert!(s.add_peer(1));
+    assert!(s.add_peer(2));
     for i in ["a", "b", "c"] {
         s.send(m(&[i])).unwrap();
     }
@@ -239,4 +239,23 @@ fn rep_answers_the_peer_that_asked_with_its_envelope() {
     assert_eq!(s.poll_outgoing(2), Some(m(&["hop", "", "a2"])));
     // The envelope-less request was dropped.
     assert_eq!(s.recv(), None);
+}
+
+#[test]
+fn pair_has_one_peer() {
+    let mut s = logic(SocketType::Pair, 1);
+    assert!(s.add_peer(1));
+    assert!(s.add_peer(1));
+    assert!(!s.add_peer(2));
+    s.established(2, &est(SocketType::Pair, ""));
+    assert!(!s.has_outgoing(2));
+    s.established(1, &est(SocketType::Pair, ""));
+    s.send(m(&["a"])).unwrap();
+    assert_eq!(s.send(m(&["b"])), Err(SocketError::WouldBlock(m(&["b"]))));
+    assert_eq!(s.poll_outgoing(1), Some(m(&["a"])));
+    s.handle_message(1, m(&["in"]));
+    assert_eq!(s.recv(), Some(m(&["in"])));
+    // Gone: a new peer may come.
+    s.remove_peer(1);
+    assert!(s.add_peer(2));
 }
