@@ -11,6 +11,8 @@
 //!   shows our PUB's filtering), and a libzmq PUB to our SUB, filtered by `news`;
 //! - our REQ to a libzmq REP (alternating), two libzmq REQs to our REP (each reply
 //!   to its asker);
+//! - our XPUB reading a libzmq SUB's subscription and filtering by it, our XSUB
+//!   subscribing at a libzmq PUB;
 //! - PAIR with a libzmq PAIR, ours binding and ours connecting;
 //! - our SUB redials a restarted libzmq PUB and subscribes again;
 //! - at the HWM, against libzmq peers that stop reading: our PUSH blocks (the send
@@ -586,7 +588,43 @@ fn pair_with_libzmq_both_ways(kind: DriverKind) {
     );
 }
 
+fn our_xpub_to_libzmq_sub(kind: DriverKind) {
+    let mut xpub = socket(kind, SocketType::Xpub);
+    let port = xpub.bind("tcp://127.0.0.1:0").unwrap().port().to_string();
+    let sub = Peer::start(&["sub", &port]);
+    let subscription = recv(&mut xpub, "the SUB's subscription");
+    assert_eq!(subscription, vec![Bytes::from_static(b"\x01news")], "{kind}");
+    let mut lines = Vec::new();
+    let start = Instant::now();
+    for i in 0.. {
+        assert!(start.elapsed() < PATIENCE, "{kind}: the SUB got {lines:?}");
+        xpub.send(vec![Bytes::from_static(b"other"), Bytes::from_static(b"skip")])
+            .unwrap();
+        xpub.send(vec![Bytes::from(format!("news/{i}")), Bytes::from_static(b"x")])
+            .unwrap();
+        xpub.run_for(Duration::from_millis(20)).unwrap();
+        lines.extend(sub.lines.try_iter());
+        if lines.len() >= 3 {
+            break;
+        }
+    }
+    assert!(lines.iter().all(|l| l.starts_with(&hex(b"news/"))), "{kind}: {lines:?}");
+}
+
+fn our_xsub_to_libzmq_pub(kind: DriverKind) {
+    let mut xsub = socket(kind, SocketType::Xsub);
+    let (_publisher, port) = Peer::bound(&["pub"], &mut xsub);
+    xsub.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    xsub.send(vec![Bytes::from_static(b"\x01news")]).unwrap();
+    for _ in 0..3 {
+        let message = recv(&mut xsub, "a publication");
+        assert!(message[0].starts_with(b"news/"), "{kind}: {message:?}");
+    }
+}
+
 both_drivers! {
+    our_xpub_to_libzmq_sub => uring_our_xpub_to_libzmq_sub, mio_our_xpub_to_libzmq_sub;
+    our_xsub_to_libzmq_pub => uring_our_xsub_to_libzmq_pub, mio_our_xsub_to_libzmq_pub;
     pair_with_libzmq_both_ways => uring_pair_with_libzmq_both_ways, mio_pair_with_libzmq_both_ways;
     our_req_to_libzmq_rep => uring_our_req_to_libzmq_rep, mio_our_req_to_libzmq_rep;
     libzmq_reqs_to_our_rep => uring_libzmq_reqs_to_our_rep, mio_libzmq_reqs_to_our_rep;

@@ -6,8 +6,8 @@
 //! high-water marks) are [`monocoque_proto::zmtp::socket::SocketLogic`]'s; this body
 //! dials, accepts, redials lost connections every `reconnect_interval`, and moves
 //! messages between the logic and one [`Connection`](monocoque_proto::zmtp::Connection)
-//! per peer. Supported types: REQ, REP, DEALER, ROUTER, PUB, SUB, PUSH, PULL,
-//! PAIR.
+//! per peer. Supported types: all of RFC 23's (REQ, REP, DEALER, ROUTER, PUB,
+//! SUB, XPUB, XSUB, PUSH, PULL, PAIR).
 
 mod endpoint;
 mod error;

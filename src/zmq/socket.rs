@@ -30,10 +30,9 @@ struct Peer {
     redial_at: Option<Instant>,
 }
 
-/// A ZeroMQ socket: REQ, REP, DEALER, ROUTER, PUB, SUB, PUSH, PULL or PAIR over `tcp://`, bound and
-/// connected to any number of endpoints, interoperating with libzmq. Blocking, and
-/// single-threaded: create it on the thread that uses it (the io_uring driver's ring
-/// has one issuer).
+/// A ZeroMQ socket of any of RFC 23's types over `tcp://`, bound and connected to any
+/// number of endpoints, interoperating with libzmq. Blocking, and single-threaded:
+/// create it on the thread that uses it (the io_uring driver's ring has one issuer).
 ///
 /// ```no_run
 /// use bytes::Bytes;
@@ -72,8 +71,7 @@ impl Socket {
                 send_hwm: options.send_hwm,
                 ..SocketOptions::default()
             },
-        )
-        .map_err(ZmqError::Socket)?;
+        );
         let mut handshake = HandshakeConfig::null(socket_type);
         handshake.identity = options.identity.clone();
         let mut config = ConnectionConfig::new(handshake);

@@ -16,9 +16,9 @@
 //!   server asks its caller to judge credentials ([`Progress::Authenticate`]).
 //! - [`Connection`]: one connection as a chassis [`Session`](crate::Session):
 //!   handshake, then multipart messages in and out, `PING` answered.
-//! - [`socket`]: the routing and queueing rules of REQ, REP, DEALER, ROUTER, PUB, SUB,
-//!   PUSH, PULL and PAIR over many connections ([`socket::SocketLogic`]), high-water marks
-//!   in messages.
+//! - [`socket`]: the routing and queueing rules of every socket type (REQ, REP, DEALER,
+//!   ROUTER, PUB, SUB, XPUB, XSUB, PUSH, PULL, PAIR) over many connections
+//!   ([`socket::SocketLogic`]), with high-water marks in messages.
 //!
 //! ```
 //! use bytes::Bytes;

@@ -8,9 +8,6 @@ use crate::zmtp::SocketType;
 /// A message the socket logic did not take.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SocketError {
-    /// This socket type is not implemented by [`SocketLogic`](super::SocketLogic) yet.
-    #[error("{0} sockets are not supported yet")]
-    UnsupportedType(SocketType),
     /// This socket type only receives (SUB, PULL).
     #[error("a {0} socket cannot send")]
     CannotSend(SocketType),

@@ -19,6 +19,12 @@
 //!   waits for it ([`SocketError::WrongState`]).
 //! - REP: a request's envelope (frames up to the empty delimiter) is kept and put
 //!   back in front of the reply, which goes to the peer that asked.
+//! - XPUB: a PUB whose `recv` delivers its subscribers' subscriptions in ZMTP 3.0's
+//!   message form, each topic's first subscribe and last cancel only (libzmq without
+//!   `XPUB_VERBOSE`).
+//! - XSUB: a SUB that does not filter; subscriptions are sent as messages (`\x01topic`,
+//!   forwarded to every peer; `\x00topic` when the last one is cancelled), kept and
+//!   sent again on every new connection; other messages go to every peer.
 //! - PAIR: one peer (a second is refused by [`SocketLogic::add_peer`]), sending
 //!   blocks at the HWM.
 //! - DEALER, ROUTER, PULL, SUB, REP and PAIR receive fair-queued ([`FairQueue`]).
@@ -94,7 +100,7 @@ pub struct SocketLogic<P> {
     /// A ROUTER's identities of established peers.
     routes: HashMap<Bytes, P>,
     next_generated_id: u32,
-    /// A SUB's own subscriptions.
+    /// A SUB's or XSUB's own subscriptions; an XPUB's: the union of its peers'.
     subscriptions: Subscriptions,
     /// Messages PUB and ROUTER dropped at the HWM or as unroutable.
     dropped: u64,
@@ -105,17 +111,9 @@ pub struct SocketLogic<P> {
 }
 
 impl<P: Copy + Eq + Hash> SocketLogic<P> {
-    /// The logic of a `socket_type` socket: REQ, REP, DEALER, ROUTER, PUB, SUB, PUSH,
-    /// PULL or PAIR.
-    pub fn new(socket_type: SocketType, options: SocketOptions) -> Result<Self, SocketError> {
-        use SocketType::*;
-        if !matches!(
-            socket_type,
-            Dealer | Router | Pub | Sub | Push | Pull | Req | Rep | Pair
-        ) {
-            return Err(SocketError::UnsupportedType(socket_type));
-        }
-        Ok(SocketLogic {
+    /// The logic of a `socket_type` socket (every type of RFC 23).
+    pub fn new(socket_type: SocketType, options: SocketOptions) -> Self {
+        SocketLogic {
             socket_type,
             next_generated_id: options.first_generated_id,
             options,
@@ -127,7 +125,7 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
             dropped: 0,
             awaiting_reply: None,
             answering: None,
-        })
+        }
     }
 
     /// The socket type.
@@ -214,9 +212,11 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
         if !identity.is_empty() {
             self.routes.insert(identity.clone(), key);
         }
+        let resubscribes = matches!(self.socket_type, SocketType::Sub | SocketType::Xsub);
         let resubscribe: Vec<Vec<Bytes>> = self
             .subscriptions
             .topics()
+            .filter(|_| resubscribes)
             .map(|t| vec![Subscription::Subscribe(t.clone()).message_body()])
             .collect();
         if let Some(peer) = self.peer_mut(key) {
@@ -244,9 +244,20 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
     /// subscriptions it sent are forgotten, messages queued for it wait for the next
     /// connection (as on a libzmq connecting socket).
     pub fn disconnected(&mut self, key: P) {
-        let Some(peer) = self.peer_mut(key) else { return };
+        let Some(peer) = self.peers.iter_mut().find(|p| p.key == key) else {
+            return;
+        };
         peer.established = false;
-        peer.subscriptions = Subscriptions::new();
+        let gone = std::mem::take(&mut peer.subscriptions);
+        if self.socket_type == SocketType::Xpub {
+            // Its subscriptions no longer count toward the union (not reported).
+            for (topic, count) in gone.counts() {
+                for _ in 0..count {
+                    self.subscriptions.cancel(topic);
+                }
+            }
+        }
+        let Some(peer) = self.peer_mut(key) else { return };
         peer.control.clear();
         let identity = std::mem::take(&mut peer.identity);
         if !identity.is_empty() {
@@ -291,24 +302,42 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                 frames.remove(0);
                 self.awaiting_reply = None;
             }
-            SocketType::Dealer | SocketType::Pull | SocketType::Rep | SocketType::Pair => {}
+            SocketType::Dealer
+            | SocketType::Pull
+            | SocketType::Rep
+            | SocketType::Pair
+            | SocketType::Xsub
+            | SocketType::Xpub => {}
             _ => return,
         }
         self.inbound.push(key, frames);
     }
 
-    /// A subscription change from a peer (either form); only a PUB keeps it.
+    /// A subscription change from a peer (either form); a PUB or XPUB keeps it, an
+    /// XPUB also delivers a topic's first subscribe and last cancel to `recv`.
     pub fn handle_subscription(&mut self, key: P, subscription: Subscription) {
-        if self.socket_type != SocketType::Pub {
+        if !matches!(self.socket_type, SocketType::Pub | SocketType::Xpub) {
             return;
         }
         let Some(peer) = self.peer_mut(key) else { return };
-        match subscription {
+        match &subscription {
             Subscription::Subscribe(topic) => {
-                peer.subscriptions.subscribe(topic);
+                peer.subscriptions.subscribe(topic.clone());
             }
             Subscription::Cancel(topic) => {
-                peer.subscriptions.cancel(&topic);
+                if !peer.subscriptions.cancel(topic) && !peer.subscriptions.topics().any(|t| t == topic) {
+                    // Never subscribed by this peer: nothing changes.
+                    return;
+                }
+            }
+        }
+        if self.socket_type == SocketType::Xpub {
+            let changed = match &subscription {
+                Subscription::Subscribe(topic) => self.subscriptions.subscribe(topic.clone()),
+                Subscription::Cancel(topic) => self.subscriptions.cancel(topic),
+            };
+            if changed {
+                self.inbound.push(key, vec![subscription.message_body()]);
             }
         }
     }
@@ -364,7 +393,26 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                 }
                 Ok(())
             }
-            SocketType::Pub => {
+            SocketType::Xsub => {
+                match Subscription::from_message(&frames) {
+                    Some(Subscription::Subscribe(topic)) => {
+                        self.subscriptions.subscribe(topic.clone());
+                        self.control_to_all(Subscription::Subscribe(topic));
+                    }
+                    Some(Subscription::Cancel(topic)) => self.unsubscribe_any(topic),
+                    None => {
+                        for peer in self.peers.iter_mut().filter(|p| p.established) {
+                            if has_room(peer) {
+                                peer.out.push_back(frames.clone());
+                            } else {
+                                self.dropped += 1;
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+            SocketType::Pub | SocketType::Xpub => {
                 let first = frames[0].clone();
                 for peer in self.peers.iter_mut() {
                     if !peer.established || !peer.subscriptions.matches(&first) {
@@ -393,7 +441,13 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
     /// A SUB drops one subscription to `topic`; the last one's cancel is sent to every
     /// established peer.
     pub fn unsubscribe(&mut self, topic: Bytes) {
-        if self.socket_type == SocketType::Sub && self.subscriptions.cancel(&topic) {
+        if self.socket_type == SocketType::Sub {
+            self.unsubscribe_any(topic);
+        }
+    }
+
+    fn unsubscribe_any(&mut self, topic: Bytes) {
+        if self.subscriptions.cancel(&topic) {
             self.control_to_all(Subscription::Cancel(topic));
         }
     }

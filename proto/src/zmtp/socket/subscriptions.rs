@@ -54,6 +54,11 @@ impl Subscriptions {
         self.topics.iter().map(|(t, _)| t)
     }
 
+    /// The distinct topics and how many times each was subscribed.
+    pub fn counts(&self) -> impl Iterator<Item = (&Bytes, usize)> {
+        self.topics.iter().map(|(t, n)| (t, *n))
+    }
+
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.topics.is_empty()

@@ -25,17 +25,10 @@ fn logic(t: SocketType, hwm: usize) -> SocketLogic<u32> {
             ..SocketOptions::default()
         },
     )
-    .unwrap()
 }
 
 #[test]
-fn unsupported_types_are_refused() {
-    for t in [SocketType::Xpub, SocketType::Xsub] {
-        assert_eq!(
-            SocketLogic::<u32>::new(t, SocketOptions::default()).err(),
-            Some(SocketError::UnsupportedType(t))
-        );
-    }
+fn receivers_cannot_send_and_messages_have_frames() {
     assert_eq!(
         logic(SocketType::Pull, 1).send(m(&["x"])),
         Err(SocketError::CannotSend(SocketType::Pull))
@@ -258,4 +251,48 @@ fn pair_has_one_peer() {
     // Gone: a new peer may come.
     s.remove_peer(1);
     assert!(s.add_peer(2));
+}
+
+#[test]
+fn xpub_reports_first_subscribes_and_last_cancels() {
+    let mut s = logic(SocketType::Xpub, 10);
+    s.established(1, &est(SocketType::Sub, ""));
+    s.established(2, &est(SocketType::Xsub, ""));
+    let news = || Bytes::from_static(b"news");
+    s.handle_subscription(1, Subscription::Subscribe(news()));
+    s.handle_subscription(2, Subscription::Subscribe(news()));
+    s.handle_subscription(2, Subscription::Cancel(Bytes::from_static(b"never")));
+    assert_eq!(s.recv(), Some(vec![Bytes::from_static(b"\x01news")]));
+    assert_eq!(s.recv(), None);
+    s.send(m(&["news/1"])).unwrap();
+    assert_eq!(s.queued_for(1) + s.queued_for(2), 2);
+    s.handle_subscription(1, Subscription::Cancel(news()));
+    assert_eq!(s.recv(), None);
+    // The last subscriber leaving takes its subscription with it, unreported...
+    s.disconnected(2);
+    assert_eq!(s.recv(), None);
+    // ...so a new one is the first again.
+    s.established(3, &est(SocketType::Sub, ""));
+    s.handle_subscription(3, Subscription::Subscribe(news()));
+    assert_eq!(s.recv(), Some(vec![Bytes::from_static(b"\x01news")]));
+}
+
+#[test]
+fn xsub_forwards_subscriptions_and_messages_and_does_not_filter() {
+    let mut s = logic(SocketType::Xsub, 10);
+    s.established(1, &est(SocketType::Pub, ""));
+    s.send(vec![Bytes::from_static(b"\x01news")]).unwrap();
+    s.send(vec![Bytes::from_static(b"\x01news")]).unwrap();
+    s.send(m(&["upstream"])).unwrap();
+    s.send(vec![Bytes::from_static(b"\x00news")]).unwrap();
+    assert_eq!(s.poll_outgoing(1), Some(vec![Bytes::from_static(b"\x01news")]));
+    assert_eq!(s.poll_outgoing(1), Some(vec![Bytes::from_static(b"\x01news")]));
+    assert_eq!(s.poll_outgoing(1), Some(m(&["upstream"])));
+    // One of two subscriptions cancelled: nothing sent yet.
+    assert_eq!(s.poll_outgoing(1), None);
+    s.handle_message(1, m(&["other"]));
+    assert_eq!(s.recv(), Some(m(&["other"])));
+    // A new connection gets the remaining subscription.
+    s.established(2, &est(SocketType::Pub, ""));
+    assert_eq!(s.poll_outgoing(2), Some(vec![Bytes::from_static(b"\x01news")]));
 }
