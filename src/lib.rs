@@ -17,8 +17,8 @@
 //!   connection state machine of each protocol.
 //! - The drivers, `monocoque-uring` (io_uring) and `monocoque-mio` (epoll through mio),
 //!   chosen at run time through [`driver::AnyDriver`].
-//! - The bodies: [`redis::Client`] and [`nats::Client`], blocking and thread-per-core;
-//!   [`mqtt::Broker`], the MQTT broker on one driver thread.
+//! - The bodies: [`redis::Client`], [`nats::Client`] and [`zmq::Socket`], blocking and
+//!   thread-per-core; [`mqtt::Broker`], the MQTT broker on one driver thread.
 //!
 //! **Sans-IO and zero-copy.** A driver feeds each session the [`bytes::Bytes`] it
 //! received (on io_uring, buffers the kernel filled from its provided-buffer ring) and
@@ -191,3 +191,4 @@ pub mod nats;
 pub mod redis;
 mod setters;
 mod url;
+pub mod zmq;

@@ -16,6 +16,9 @@
 //!   server asks its caller to judge credentials ([`Progress::Authenticate`]).
 //! - [`Connection`]: one connection as a chassis [`Session`](crate::Session):
 //!   handshake, then multipart messages in and out, `PING` answered.
+//! - [`socket`]: the routing and queueing rules of every socket type (REQ, REP, DEALER,
+//!   ROUTER, PUB, SUB, XPUB, XSUB, PUSH, PULL, PAIR) over many connections
+//!   ([`socket::SocketLogic`]), with high-water marks in messages.
 //!
 //! ```
 //! use bytes::Bytes;
@@ -47,6 +50,7 @@ mod error;
 mod frame;
 mod greeting;
 mod handshake;
+pub mod socket;
 mod socket_type;
 mod subscription;
 

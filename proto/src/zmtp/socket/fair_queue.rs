@@ -1,0 +1,86 @@
+//! Fair queueing of received messages: one queue per peer, taken from in turn, so a
+//! busy peer cannot starve a quiet one (libzmq's `fq_t`).
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+/// Received messages per peer, delivered round robin across peers.
+#[derive(Debug)]
+pub struct FairQueue<P> {
+    /// Peers with at least one message, in the order they will be served.
+    queues: VecDeque<(P, VecDeque<Vec<Bytes>>)>,
+    len: usize,
+}
+
+impl<P> Default for FairQueue<P> {
+    fn default() -> Self {
+        FairQueue {
+            queues: VecDeque::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<P: Copy + Eq> FairQueue<P> {
+    /// Queues `message` from `peer`.
+    pub fn push(&mut self, peer: P, message: Vec<Bytes>) {
+        self.len += 1;
+        match self.queues.iter_mut().find(|(p, _)| *p == peer) {
+            Some((_, q)) => q.push_back(message),
+            None => self.queues.push_back((peer, VecDeque::from([message]))),
+        }
+    }
+
+    /// The next message, from the peer whose turn it is; that peer then goes last.
+    pub fn pop(&mut self) -> Option<(P, Vec<Bytes>)> {
+        let (peer, mut queue) = self.queues.pop_front()?;
+        let message = queue.pop_front()?;
+        self.len -= 1;
+        if !queue.is_empty() {
+            self.queues.push_back((peer, queue));
+        }
+        Some((peer, message))
+    }
+
+    /// How many messages `peer` has waiting.
+    pub fn len_of(&self, peer: P) -> usize {
+        self.queues.iter().find(|(p, _)| *p == peer).map_or(0, |(_, q)| q.len())
+    }
+
+    /// Messages waiting from every peer.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(s: &'static str) -> Vec<Bytes> {
+        vec![Bytes::from_static(s.as_bytes())]
+    }
+
+    #[test]
+    fn peers_take_turns() {
+        let mut q = FairQueue::default();
+        for m in ["a1", "a2", "a3"] {
+            q.push(1, msg(m));
+        }
+        q.push(2, msg("b1"));
+        assert_eq!(q.len(), 4);
+        assert_eq!(q.len_of(1), 3);
+        let order: Vec<_> = std::iter::from_fn(|| q.pop()).map(|(p, m)| (p, m[0].clone())).collect();
+        assert_eq!(
+            order,
+            vec![(1, "a1".into()), (2, "b1".into()), (1, "a2".into()), (1, "a3".into())]
+        );
+        assert!(q.is_empty());
+    }
+}

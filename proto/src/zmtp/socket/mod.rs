@@ -1,0 +1,492 @@
+//! The routing and queueing rules of ZeroMQ socket types, sans-IO: which peer an
+//! outgoing message goes to, in what order received messages are delivered, and what
+//! happens at the high-water mark. A body keeps one [`Connection`](super::Connection)
+//! per peer and moves messages between them and a [`SocketLogic`].
+//!
+//! - DEALER and PUSH: round robin out over peers whose queue has room; when none has
+//!   (or there is no peer) [`SocketLogic::send`] says [`SocketError::WouldBlock`], as
+//!   libzmq blocks.
+//! - ROUTER: received messages get the sender's identity as first frame; a sent
+//!   message's first frame picks the peer; an unknown identity or a full queue drops
+//!   the message (libzmq without `ROUTER_MANDATORY`).
+//! - PUB: a message goes to every established peer that subscribed to a prefix of its
+//!   first frame (by a `SUBSCRIBE` command or ZMTP 3.0's message form); a full queue
+//!   drops it for that peer.
+//! - SUB: [`SocketLogic::subscribe`] sends the subscription to every peer (again on
+//!   every new connection) and filters received messages by it too.
+//! - REQ: a request goes round robin with an empty delimiter frame in front; only the
+//!   reply of the peer asked (delimiter removed) is delivered, and the next request
+//!   waits for it ([`SocketError::WrongState`]).
+//! - REP: a request's envelope (frames up to the empty delimiter) is kept and put
+//!   back in front of the reply, which goes to the peer that asked.
+//! - XPUB: a PUB whose `recv` delivers its subscribers' subscriptions in ZMTP 3.0's
+//!   message form, each topic's first subscribe and last cancel only (libzmq without
+//!   `XPUB_VERBOSE`).
+//! - XSUB: a SUB that does not filter; subscriptions are sent as messages (`\x01topic`,
+//!   forwarded to every peer; `\x00topic` when the last one is cancelled), kept and
+//!   sent again on every new connection; other messages go to every peer.
+//! - PAIR: one peer (a second is refused by [`SocketLogic::add_peer`]), sending
+//!   blocks at the HWM.
+//! - DEALER, ROUTER, PULL, SUB, REP and PAIR receive fair-queued ([`FairQueue`]).
+//!
+//! Peers are named by a key `P` the body chooses (a connection id, or an endpoint that
+//! survives reconnects). A peer is [`add_peer`](SocketLogic::add_peer)ed when its
+//! connection starts (DEALER and PUSH queue for it before the handshake, as libzmq
+//! does for a connecting socket), [`established`](SocketLogic::established) after the
+//! handshake, [`disconnected`](SocketLogic::disconnected) when its connection ends but
+//! will be redialed, and [`remove_peer`](SocketLogic::remove_peer)d when it is gone.
+
+mod error;
+mod fair_queue;
+mod subscriptions;
+
+pub use error::SocketError;
+pub use fair_queue::FairQueue;
+pub use subscriptions::Subscriptions;
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+
+use bytes::Bytes;
+
+use super::{Established, SocketType, Subscription};
+
+/// The limits of a [`SocketLogic`].
+#[derive(Debug, Clone)]
+pub struct SocketOptions {
+    /// Messages queued per peer before sending blocks or drops (`ZMQ_SNDHWM`, 1000 by
+    /// default as in libzmq); 0: no limit.
+    pub send_hwm: usize,
+    /// The first identity a ROUTER generates for a peer that announced none (libzmq
+    /// starts from a random number; a body seeds this).
+    pub first_generated_id: u32,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions {
+            send_hwm: 1000,
+            first_generated_id: 0x6d6f_6e6f,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Peer<P> {
+    key: P,
+    established: bool,
+    /// The identity a ROUTER routes to it by (empty until established).
+    identity: Bytes,
+    /// Subscriptions it sent (a PUB's peer).
+    subscriptions: Subscriptions,
+    /// Messages of ours the HWM does not count (a SUB's subscriptions), sent first.
+    control: VecDeque<Vec<Bytes>>,
+    /// Messages waiting for the connection to take them, at most `send_hwm`.
+    out: VecDeque<Vec<Bytes>>,
+}
+
+/// The rules of one socket over many peers. Methods: getters; `add_peer`,
+/// `established`, `disconnected`, `remove_peer` (the peers' lives); `handle_message`,
+/// `handle_subscription` (input from a peer); `send`, `subscribe`, `unsubscribe` (the
+/// user's requests); `poll_outgoing`, `recv` (to drain).
+#[derive(Debug)]
+pub struct SocketLogic<P> {
+    socket_type: SocketType,
+    options: SocketOptions,
+    peers: Vec<Peer<P>>,
+    /// Where DEALER and PUSH look first for a peer with room.
+    next_out: usize,
+    inbound: FairQueue<P>,
+    /// A ROUTER's identities of established peers.
+    routes: HashMap<Bytes, P>,
+    next_generated_id: u32,
+    /// A SUB's or XSUB's own subscriptions; an XPUB's: the union of its peers'.
+    subscriptions: Subscriptions,
+    /// Messages PUB and ROUTER dropped at the HWM or as unroutable.
+    dropped: u64,
+    /// A REQ's peer whose reply it waits for.
+    awaiting_reply: Option<P>,
+    /// A REP's request being answered: the peer and the envelope to send back.
+    answering: Option<(P, Vec<Bytes>)>,
+}
+
+impl<P: Copy + Eq + Hash> SocketLogic<P> {
+    /// The logic of a `socket_type` socket (every type of RFC 23).
+    pub fn new(socket_type: SocketType, options: SocketOptions) -> Self {
+        SocketLogic {
+            socket_type,
+            next_generated_id: options.first_generated_id,
+            options,
+            peers: Vec::new(),
+            next_out: 0,
+            inbound: FairQueue::default(),
+            routes: HashMap::new(),
+            subscriptions: Subscriptions::new(),
+            dropped: 0,
+            awaiting_reply: None,
+            answering: None,
+        }
+    }
+
+    /// The socket type.
+    pub fn socket_type(&self) -> SocketType {
+        self.socket_type
+    }
+
+    /// Messages PUB and ROUTER dropped so far (a full queue, an unknown identity, or a
+    /// PUB with no subscriber for them is not counted: that is filtering).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Messages received and not yet taken by [`recv`](Self::recv).
+    pub fn received_len(&self) -> usize {
+        self.inbound.len()
+    }
+
+    /// Messages queued for `peer`, not yet taken by [`poll_outgoing`](Self::poll_outgoing).
+    pub fn queued_for(&self, peer: P) -> usize {
+        self.peer(peer).map_or(0, |p| p.out.len() + p.control.len())
+    }
+
+    /// Whether `peer` is established and has messages for its connection: what
+    /// [`poll_outgoing`](Self::poll_outgoing) would return.
+    pub fn has_outgoing(&self, peer: P) -> bool {
+        self.peer(peer)
+            .is_some_and(|p| p.established && !(p.out.is_empty() && p.control.is_empty()))
+    }
+
+    /// The identity a ROUTER routes `peer` by, once established.
+    pub fn identity_of(&self, peer: P) -> Option<&Bytes> {
+        self.peer(peer).filter(|p| p.established).map(|p| &p.identity)
+    }
+
+    fn peer(&self, key: P) -> Option<&Peer<P>> {
+        self.peers.iter().find(|p| p.key == key)
+    }
+
+    fn peer_mut(&mut self, key: P) -> Option<&mut Peer<P>> {
+        self.peers.iter_mut().find(|p| p.key == key)
+    }
+
+    /// A peer whose connection is starting; DEALER and PUSH queue messages for it from
+    /// now on. Adding a known peer does nothing. False if the socket takes no more
+    /// peers (a PAIR has one, as libzmq's: the body closes the newcomer's connection).
+    #[must_use]
+    pub fn add_peer(&mut self, key: P) -> bool {
+        if self.socket_type == SocketType::Pair && self.peers.iter().any(|p| p.key != key) {
+            return false;
+        }
+        if self.peer(key).is_none() {
+            self.peers.push(Peer {
+                key,
+                established: false,
+                identity: Bytes::new(),
+                subscriptions: Subscriptions::new(),
+                control: VecDeque::new(),
+                out: VecDeque::new(),
+            });
+        }
+        true
+    }
+
+    /// The peer's handshake completed: a ROUTER learns its identity (or makes one up,
+    /// as libzmq does: a zero byte and a 32-bit counter), a SUB queues its
+    /// subscriptions for it.
+    pub fn established(&mut self, key: P, handshake: &Established) {
+        if !self.add_peer(key) {
+            return;
+        }
+        let identity = if self.socket_type == SocketType::Router {
+            let announced = &handshake.peer_identity;
+            // An identity already in use is not taken over (libzmq without
+            // ROUTER_HANDOVER): the newcomer gets a generated one.
+            if announced.is_empty() || self.routes.contains_key(announced) {
+                self.generate_identity()
+            } else {
+                announced.clone()
+            }
+        } else {
+            Bytes::new()
+        };
+        if !identity.is_empty() {
+            self.routes.insert(identity.clone(), key);
+        }
+        let resubscribes = matches!(self.socket_type, SocketType::Sub | SocketType::Xsub);
+        let resubscribe: Vec<Vec<Bytes>> = self
+            .subscriptions
+            .topics()
+            .filter(|_| resubscribes)
+            .map(|t| vec![Subscription::Subscribe(t.clone()).message_body()])
+            .collect();
+        if let Some(peer) = self.peer_mut(key) {
+            peer.established = true;
+            peer.identity = identity;
+            peer.subscriptions = Subscriptions::new();
+            peer.control = resubscribe.into();
+        }
+    }
+
+    fn generate_identity(&mut self) -> Bytes {
+        loop {
+            let id = self.next_generated_id;
+            self.next_generated_id = self.next_generated_id.wrapping_add(1);
+            let mut bytes = vec![0u8];
+            bytes.extend_from_slice(&id.to_be_bytes());
+            let bytes = Bytes::from(bytes);
+            if !self.routes.contains_key(&bytes) {
+                return bytes;
+            }
+        }
+    }
+
+    /// The peer's connection ended and will be redialed: its identity and the
+    /// subscriptions it sent are forgotten, messages queued for it wait for the next
+    /// connection (as on a libzmq connecting socket).
+    pub fn disconnected(&mut self, key: P) {
+        let Some(peer) = self.peers.iter_mut().find(|p| p.key == key) else {
+            return;
+        };
+        peer.established = false;
+        let gone = std::mem::take(&mut peer.subscriptions);
+        if self.socket_type == SocketType::Xpub {
+            // Its subscriptions no longer count toward the union (not reported).
+            for (topic, count) in gone.counts() {
+                for _ in 0..count {
+                    self.subscriptions.cancel(topic);
+                }
+            }
+        }
+        let Some(peer) = self.peer_mut(key) else { return };
+        peer.control.clear();
+        let identity = std::mem::take(&mut peer.identity);
+        if !identity.is_empty() {
+            self.routes.remove(&identity);
+        }
+    }
+
+    /// The peer is gone for good; what was queued for it is dropped. Messages it sent
+    /// and nobody received yet stay deliverable.
+    pub fn remove_peer(&mut self, key: P) {
+        self.disconnected(key);
+        if let Some(i) = self.peers.iter().position(|p| p.key == key) {
+            self.peers.remove(i);
+            if self.next_out > i {
+                self.next_out -= 1;
+            }
+        }
+    }
+
+    /// A whole message from `peer`: queued for [`recv`](Self::recv) with a ROUTER's
+    /// identity frame in front, filtered by a SUB's subscriptions, ignored by the types
+    /// that do not receive (PUB, PUSH).
+    pub fn handle_message(&mut self, key: P, mut frames: Vec<Bytes>) {
+        match self.socket_type {
+            SocketType::Router => {
+                let Some(identity) = self.identity_of(key).cloned() else {
+                    return;
+                };
+                frames.insert(0, identity);
+            }
+            SocketType::Sub => {
+                let first = frames.first().map_or(&[][..], |f| &f[..]);
+                if !self.subscriptions.matches(first) {
+                    return;
+                }
+            }
+            SocketType::Req => {
+                // Only the reply to our request, behind its empty delimiter.
+                if self.awaiting_reply != Some(key) || !frames.first().is_some_and(|f| f.is_empty()) {
+                    return;
+                }
+                frames.remove(0);
+                self.awaiting_reply = None;
+            }
+            SocketType::Dealer
+            | SocketType::Pull
+            | SocketType::Rep
+            | SocketType::Pair
+            | SocketType::Xsub
+            | SocketType::Xpub => {}
+            _ => return,
+        }
+        self.inbound.push(key, frames);
+    }
+
+    /// A subscription change from a peer (either form); a PUB or XPUB keeps it, an
+    /// XPUB also delivers a topic's first subscribe and last cancel to `recv`.
+    pub fn handle_subscription(&mut self, key: P, subscription: Subscription) {
+        if !matches!(self.socket_type, SocketType::Pub | SocketType::Xpub) {
+            return;
+        }
+        let Some(peer) = self.peer_mut(key) else { return };
+        match &subscription {
+            Subscription::Subscribe(topic) => {
+                peer.subscriptions.subscribe(topic.clone());
+            }
+            Subscription::Cancel(topic) => {
+                if !peer.subscriptions.cancel(topic) && !peer.subscriptions.topics().any(|t| t == topic) {
+                    // Never subscribed by this peer: nothing changes.
+                    return;
+                }
+            }
+        }
+        if self.socket_type == SocketType::Xpub {
+            let changed = match &subscription {
+                Subscription::Subscribe(topic) => self.subscriptions.subscribe(topic.clone()),
+                Subscription::Cancel(topic) => self.subscriptions.cancel(topic),
+            };
+            if changed {
+                self.inbound.push(key, vec![subscription.message_body()]);
+            }
+        }
+    }
+
+    /// Offers a message to the socket's peers by the type's rule (see the module
+    /// documentation). `Ok` means taken or, for PUB and ROUTER, deliberately dropped.
+    pub fn send(&mut self, frames: Vec<Bytes>) -> Result<(), SocketError> {
+        if frames.is_empty() {
+            return Err(SocketError::EmptyMessage);
+        }
+        let hwm = self.options.send_hwm;
+        let has_room = move |p: &Peer<P>| hwm == 0 || p.out.len() < hwm;
+        match self.socket_type {
+            SocketType::Req if self.awaiting_reply.is_some() => Err(SocketError::WrongState(SocketType::Req)),
+            SocketType::Rep => {
+                let (key, mut envelope) = self.answering.take().ok_or(SocketError::WrongState(SocketType::Rep))?;
+                envelope.extend(frames);
+                match self.peers.iter_mut().find(|p| p.key == key && p.established) {
+                    Some(peer) if has_room(peer) => peer.out.push_back(envelope),
+                    _ => self.dropped += 1,
+                }
+                Ok(())
+            }
+            SocketType::Dealer | SocketType::Push | SocketType::Req | SocketType::Pair => {
+                let mut frames = frames;
+                if self.socket_type == SocketType::Req {
+                    frames.insert(0, Bytes::new());
+                }
+                let n = self.peers.len();
+                for step in 0..n {
+                    let i = (self.next_out + step) % n;
+                    if has_room(&self.peers[i]) {
+                        if self.socket_type == SocketType::Req {
+                            self.awaiting_reply = Some(self.peers[i].key);
+                        }
+                        self.peers[i].out.push_back(frames);
+                        self.next_out = (i + 1) % n;
+                        return Ok(());
+                    }
+                }
+                if self.socket_type == SocketType::Req {
+                    frames.remove(0);
+                }
+                Err(SocketError::WouldBlock(frames))
+            }
+            SocketType::Router => {
+                let mut frames = frames;
+                let identity = frames.remove(0);
+                let key = self.routes.get(&identity).copied();
+                match key.and_then(|k| self.peers.iter_mut().find(|p| p.key == k)) {
+                    Some(peer) if has_room(peer) && !frames.is_empty() => peer.out.push_back(frames),
+                    _ => self.dropped += 1,
+                }
+                Ok(())
+            }
+            SocketType::Xsub => {
+                match Subscription::from_message(&frames) {
+                    Some(Subscription::Subscribe(topic)) => {
+                        self.subscriptions.subscribe(topic.clone());
+                        self.control_to_all(Subscription::Subscribe(topic));
+                    }
+                    Some(Subscription::Cancel(topic)) => self.unsubscribe_any(topic),
+                    None => {
+                        for peer in self.peers.iter_mut().filter(|p| p.established) {
+                            if has_room(peer) {
+                                peer.out.push_back(frames.clone());
+                            } else {
+                                self.dropped += 1;
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+            SocketType::Pub | SocketType::Xpub => {
+                let first = frames[0].clone();
+                for peer in self.peers.iter_mut() {
+                    if !peer.established || !peer.subscriptions.matches(&first) {
+                        continue;
+                    }
+                    if has_room(peer) {
+                        peer.out.push_back(frames.clone());
+                    } else {
+                        self.dropped += 1;
+                    }
+                }
+                Ok(())
+            }
+            other => Err(SocketError::CannotSend(other)),
+        }
+    }
+
+    /// A SUB subscribes to `topic` (a prefix of first frames; empty: everything); the
+    /// first subscription to a topic is sent to every established peer.
+    pub fn subscribe(&mut self, topic: Bytes) {
+        if self.socket_type == SocketType::Sub && self.subscriptions.subscribe(topic.clone()) {
+            self.control_to_all(Subscription::Subscribe(topic));
+        }
+    }
+
+    /// A SUB drops one subscription to `topic`; the last one's cancel is sent to every
+    /// established peer.
+    pub fn unsubscribe(&mut self, topic: Bytes) {
+        if self.socket_type == SocketType::Sub {
+            self.unsubscribe_any(topic);
+        }
+    }
+
+    fn unsubscribe_any(&mut self, topic: Bytes) {
+        if self.subscriptions.cancel(&topic) {
+            self.control_to_all(Subscription::Cancel(topic));
+        }
+    }
+
+    fn control_to_all(&mut self, subscription: Subscription) {
+        let body = subscription.message_body();
+        for peer in self.peers.iter_mut().filter(|p| p.established) {
+            peer.control.push_back(vec![body.clone()]);
+        }
+    }
+
+    /// The next message for an established `peer`'s connection (its subscriptions
+    /// first). A body takes them while the connection keeps up, which is what makes the
+    /// HWM bite when it does not.
+    #[must_use]
+    pub fn poll_outgoing(&mut self, key: P) -> Option<Vec<Bytes>> {
+        let peer = self.peer_mut(key).filter(|p| p.established)?;
+        peer.control.pop_front().or_else(|| peer.out.pop_front())
+    }
+
+    /// The next received message, fair-queued across peers.
+    #[must_use]
+    /// A REP delivers nothing while it owes a reply (libzmq would say `EFSM`), and
+    /// drops a request without an envelope delimiter.
+    pub fn recv(&mut self) -> Option<Vec<Bytes>> {
+        if self.socket_type != SocketType::Rep {
+            return self.inbound.pop().map(|(_, m)| m);
+        }
+        while self.answering.is_none() {
+            let (key, mut frames) = self.inbound.pop()?;
+            if let Some(at) = frames.iter().position(|f| f.is_empty()) {
+                let body = frames.split_off(at + 1);
+                self.answering = Some((key, frames));
+                return Some(body);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,21 @@
+//! ZeroMQ sockets over the ZMTP engine: [`Socket`], shaped like libzmq's API
+//! (`bind`, `connect` to several endpoints, `send` and `recv` of multipart messages),
+//! running every connection of the socket on one driver in the caller's thread.
+//!
+//! The rules of each socket type (round robin, routing by identity, subscriptions,
+//! high-water marks) are [`monocoque_proto::zmtp::socket::SocketLogic`]'s; this body
+//! dials, accepts, redials lost connections every `reconnect_interval`, and moves
+//! messages between the logic and one [`Connection`](monocoque_proto::zmtp::Connection)
+//! per peer. Supported types: all of RFC 23's (REQ, REP, DEALER, ROUTER, PUB,
+//! SUB, XPUB, XSUB, PUSH, PULL, PAIR).
+
+mod endpoint;
+mod error;
+mod options;
+mod socket;
+
+pub use endpoint::EndpointError;
+pub use error::ZmqError;
+pub use monocoque_proto::zmtp::SocketType;
+pub use options::Options;
+pub use socket::Socket;

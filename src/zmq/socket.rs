@@ -1,0 +1,388 @@
+//! [`Socket`]: one ZeroMQ socket, its peers' connections on one driver.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use monocoque_proto::zmtp::socket::{SocketError, SocketLogic, SocketOptions};
+use monocoque_proto::zmtp::{Connection, ConnectionConfig, Event, HandshakeConfig, SocketType};
+use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session};
+
+use super::{endpoint, Options, ZmqError};
+use crate::driver::AnyDriver;
+
+/// How much encoded output a connection may hold before the socket stops moving
+/// messages into it: past this, messages wait in the socket's per-peer queue, where the
+/// high-water mark counts them.
+const ARENA_HIGH: usize = 256 << 10;
+
+/// How long a turn waits at most while messages wait for a connection to drain (a
+/// drained send is not an activity a turn reports).
+const DRAIN_POLL: Duration = Duration::from_millis(5);
+
+/// A peer: an accepted connection, or an endpoint we connect (and reconnect) to.
+#[derive(Debug)]
+struct Peer {
+    conn: Option<ConnId>,
+    /// Where to redial, for a peer we connected to.
+    dial: Option<SocketAddr>,
+    redial_at: Option<Instant>,
+}
+
+/// A ZeroMQ socket of any of RFC 23's types over `tcp://`, bound and connected to any
+/// number of endpoints, interoperating with libzmq. Blocking, and single-threaded:
+/// create it on the thread that uses it (the io_uring driver's ring has one issuer).
+///
+/// ```no_run
+/// use bytes::Bytes;
+/// use std::time::Duration;
+/// use monocoque::zmq::{Socket, SocketType};
+///
+/// let mut dealer = Socket::new(SocketType::Dealer)?;
+/// dealer.connect("tcp://127.0.0.1:5555")?;
+/// dealer.send(vec![Bytes::from_static(b"hello")])?;
+/// let reply = dealer.recv(Duration::from_secs(1))?;
+/// # Ok::<(), monocoque::zmq::ZmqError>(())
+/// ```
+pub struct Socket {
+    driver: AnyDriver<Connection>,
+    logic: SocketLogic<u64>,
+    config: ConnectionConfig,
+    options: Options,
+    peers: HashMap<u64, Peer>,
+    by_conn: HashMap<ConnId, u64>,
+    next_key: u64,
+    listeners: Vec<ListenerId>,
+    activities: Vec<Activity>,
+}
+
+impl Socket {
+    /// A socket of `socket_type` with the default [`Options`].
+    pub fn new(socket_type: SocketType) -> Result<Socket, ZmqError> {
+        Socket::with_options(socket_type, Options::default())
+    }
+
+    /// A socket of `socket_type` with `options`.
+    pub fn with_options(socket_type: SocketType, options: Options) -> Result<Socket, ZmqError> {
+        let logic = SocketLogic::new(
+            socket_type,
+            SocketOptions {
+                send_hwm: options.send_hwm,
+                ..SocketOptions::default()
+            },
+        );
+        let mut handshake = HandshakeConfig::null(socket_type);
+        handshake.identity = options.identity.clone();
+        let mut config = ConnectionConfig::new(handshake);
+        config.max_frame_size = options.max_frame_size;
+        config.heartbeat_interval = options.heartbeat_interval;
+        // Refuse a bad configuration here, so the listener's factory cannot meet one.
+        Connection::new(config.clone(), Instant::now()).map_err(ZmqError::Options)?;
+        Ok(Socket {
+            driver: AnyDriver::new(options.driver)?,
+            logic,
+            config,
+            options,
+            peers: HashMap::new(),
+            by_conn: HashMap::new(),
+            next_key: 0,
+            listeners: Vec::new(),
+            activities: Vec::new(),
+        })
+    }
+
+    /// The socket type.
+    pub fn socket_type(&self) -> SocketType {
+        self.logic.socket_type()
+    }
+
+    /// Messages a PUB or ROUTER dropped (at the HWM, or unroutable).
+    pub fn dropped(&self) -> u64 {
+        self.logic.dropped()
+    }
+
+    /// Connections open now (established or still shaking hands).
+    pub fn connections(&self) -> usize {
+        self.by_conn.len()
+    }
+
+    /// Accepts peers on `endpoint` (`tcp://127.0.0.1:0` picks a free port); returns the
+    /// address bound, as libzmq's `ZMQ_LAST_ENDPOINT` tells.
+    pub fn bind(&mut self, endpoint: &str) -> Result<SocketAddr, ZmqError> {
+        let addr = endpoint::parse(endpoint)?;
+        let io = |source| ZmqError::Io {
+            what: "bind",
+            endpoint: endpoint.to_owned(),
+            source,
+        };
+        let config = self.config.clone();
+        let listener = self
+            .driver
+            .listen(
+                addr,
+                Box::new(move |_, _, now| {
+                    // Checked in `with_options`: this configuration is valid.
+                    Connection::new(config.clone(), now).expect("a configuration validated when the socket was made")
+                }),
+            )
+            .map_err(io)?;
+        self.listeners.push(listener);
+        self.driver.listener_addr(listener).map_err(io)
+    }
+
+    /// Connects to `endpoint`, now and again whenever the connection is lost or refused
+    /// (every `reconnect_interval`). DEALER and PUSH queue messages for it at once, as
+    /// libzmq does.
+    pub fn connect(&mut self, endpoint: &str) -> Result<(), ZmqError> {
+        let addr = endpoint::parse(endpoint)?;
+        let key = self.next_key;
+        if !self.logic.add_peer(key) {
+            return Err(ZmqError::Socket(SocketError::PeerLimit(self.socket_type())));
+        }
+        self.next_key += 1;
+        self.peers.insert(
+            key,
+            Peer {
+                conn: None,
+                dial: Some(addr),
+                redial_at: None,
+            },
+        );
+        self.dial(key).map_err(|source| ZmqError::Io {
+            what: "connect",
+            endpoint: endpoint.to_owned(),
+            source,
+        })
+    }
+
+    fn dial(&mut self, key: u64) -> std::io::Result<()> {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return Ok(());
+        };
+        let Some(addr) = peer.dial else { return Ok(()) };
+        peer.redial_at = None;
+        let session = Connection::new(self.config.clone(), Instant::now())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let conn = self.driver.connect(addr, session)?;
+        peer.conn = Some(conn);
+        self.by_conn.insert(conn, key);
+        Ok(())
+    }
+
+    /// A SUB subscribes to messages whose first frame starts with `topic` (empty:
+    /// all); every peer is told, now and on every reconnect.
+    pub fn subscribe(&mut self, topic: impl Into<Bytes>) {
+        self.logic.subscribe(topic.into());
+        self.pump();
+    }
+
+    /// A SUB cancels one subscription to `topic`.
+    pub fn unsubscribe(&mut self, topic: impl Into<Bytes>) {
+        self.logic.unsubscribe(topic.into());
+        self.pump();
+    }
+
+    /// Sends a multipart message by the socket type's rule, waiting up to
+    /// [`Options::send_timeout`] while DEALER or PUSH peers are all at the HWM (or none
+    /// is connected). A ROUTER's first frame is the peer's identity.
+    pub fn send(&mut self, frames: Vec<Bytes>) -> Result<(), ZmqError> {
+        let deadline = self.options.send_timeout.map(|t| Instant::now() + t);
+        let mut frames = frames;
+        loop {
+            match self.logic.send(frames) {
+                Ok(()) => {
+                    self.pump();
+                    return Ok(());
+                }
+                Err(SocketError::WouldBlock(back)) => frames = back,
+                Err(other) => return Err(ZmqError::Socket(other)),
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(ZmqError::SendTimeout(frames));
+            }
+            let wait = Instant::now() + DRAIN_POLL;
+            self.step(Some(deadline.map_or(wait, |d| d.min(wait))))?;
+        }
+    }
+
+    /// The next multipart message (fair-queued across peers; a ROUTER's starts with
+    /// the sender's identity), or `None` if none came within `timeout`.
+    pub fn recv(&mut self, timeout: Duration) -> Result<Option<Vec<Bytes>>, ZmqError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(message) = self.logic.recv() {
+                return Ok(Some(message));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            self.step(Some(deadline))?;
+        }
+    }
+
+    /// Runs the socket until every queued message has been handed to the kernel, or
+    /// `timeout` passes; true if everything went (libzmq's linger, made explicit).
+    pub fn flush(&mut self, timeout: Duration) -> Result<bool, ZmqError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.pump();
+            if !self.has_output() {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            self.step(Some(deadline))?;
+        }
+    }
+
+    /// Turns the driver for `duration`, serving every connection (handshakes,
+    /// reconnects, queued output) without taking a message.
+    pub fn run_for(&mut self, duration: Duration) -> Result<(), ZmqError> {
+        let deadline = Instant::now() + duration;
+        while Instant::now() < deadline {
+            self.step(Some(deadline))?;
+        }
+        Ok(())
+    }
+
+    fn has_output(&mut self) -> bool {
+        let conns: Vec<(u64, Option<ConnId>)> = self.peers.iter().map(|(k, p)| (*k, p.conn)).collect();
+        conns
+            .into_iter()
+            .any(|(key, conn)| self.logic.queued_for(key) > 0 || conn.is_some_and(|c| self.arena_len(c) > 0))
+    }
+
+    fn arena_len(&mut self, conn: ConnId) -> usize {
+        self.driver
+            .session_for_output(conn)
+            .and_then(|s| s.poll_transmit().map(|a| a.len()))
+            .unwrap_or(0)
+    }
+
+    /// One driver turn, bounded by `deadline` (and the next redial, and a short poll
+    /// while output waits), then the events drained, redials made and output moved.
+    fn step(&mut self, deadline: Option<Instant>) -> Result<(), ZmqError> {
+        self.pump();
+        let mut until = deadline;
+        let mut earliest = |at: Instant| until = Some(until.map_or(at, |u| u.min(at)));
+        for peer in self.peers.values() {
+            if let Some(at) = peer.redial_at {
+                earliest(at);
+            }
+        }
+        // Only an established peer's queue can move; one still dialing waits for its
+        // connection, which a turn reports.
+        if self.peers.keys().any(|k| self.logic.has_outgoing(*k)) {
+            earliest(Instant::now() + DRAIN_POLL);
+        }
+        let mut activities = std::mem::take(&mut self.activities);
+        activities.clear();
+        let turned = self.driver.turn(until, &mut activities);
+        for activity in &activities {
+            match activity {
+                Activity::Accepted { conn, .. } => {
+                    let key = self.next_key;
+                    if !self.logic.add_peer(key) {
+                        // A PAIR's second peer: closed, as libzmq does.
+                        self.driver.remove(*conn);
+                        continue;
+                    }
+                    self.next_key += 1;
+                    self.peers.insert(
+                        key,
+                        Peer {
+                            conn: Some(*conn),
+                            dial: None,
+                            redial_at: None,
+                        },
+                    );
+                    self.by_conn.insert(*conn, key);
+                    self.drain(*conn, false);
+                }
+                Activity::Connected(conn) | Activity::Ready(conn) => self.drain(*conn, false),
+                Activity::Closed { conn, .. } => self.drain(*conn, true),
+                Activity::Woken => {}
+            }
+        }
+        self.activities = activities;
+        turned.map_err(ZmqError::Turn)?;
+        let now = Instant::now();
+        let due: Vec<u64> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.redial_at.is_some_and(|at| at <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            if self.dial(key).is_err() {
+                self.schedule_redial(key);
+            }
+        }
+        self.pump();
+        Ok(())
+    }
+
+    /// Takes a connection's events into the logic; buries it if it ended.
+    fn drain(&mut self, conn: ConnId, closed: bool) {
+        let Some(&key) = self.by_conn.get(&conn) else { return };
+        let mut lost = closed;
+        while let Some(event) = self.driver.session_for_output(conn).and_then(|s| s.poll_event()) {
+            match event {
+                Event::Established(established) => self.logic.established(key, &established),
+                Event::Message(frames) => self.logic.handle_message(key, frames),
+                Event::Subscription(subscription) => self.logic.handle_subscription(key, subscription),
+                Event::Failed(_) | Event::Closed => lost = true,
+                // NULL only: no credentials to judge.
+                Event::Authenticate(_) => {}
+            }
+        }
+        if lost {
+            self.by_conn.remove(&conn);
+            self.driver.remove(conn);
+            let redials = self.peers.get(&key).is_some_and(|p| p.dial.is_some());
+            if redials {
+                self.logic.disconnected(key);
+                self.schedule_redial(key);
+            } else {
+                self.logic.remove_peer(key);
+                self.peers.remove(&key);
+            }
+        }
+    }
+
+    fn schedule_redial(&mut self, key: u64) {
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.conn = None;
+            peer.redial_at = Some(Instant::now() + self.options.reconnect_interval);
+        }
+    }
+
+    /// Moves queued messages into each established connection while its output is
+    /// below [`ARENA_HIGH`].
+    fn pump(&mut self) {
+        let conns: Vec<(u64, ConnId)> = self.peers.iter().filter_map(|(k, p)| p.conn.map(|c| (*k, c))).collect();
+        for (key, conn) in conns {
+            while self.logic.has_outgoing(key) && self.arena_len(conn) < ARENA_HIGH {
+                let Some(message) = self.logic.poll_outgoing(key) else {
+                    break;
+                };
+                let Some(session) = self.driver.session_for_output(conn) else {
+                    break;
+                };
+                if session.send(&message).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        for listener in self.listeners.drain(..) {
+            let _ = self.driver.close_listener(listener);
+        }
+    }
+}
