@@ -10,30 +10,14 @@
 //! cd fuzz && cargo +nightly fuzz run nats_client_decode /tmp/grown /tmp/seeds/nats_client_decode -- -max_total_time=60
 //! ```
 
-use std::fs;
-use std::path::{Path, PathBuf};
+#[path = "common/seeds.rs"]
+mod seeds;
 
-use monocoque_proto::fuzzing::{nats_client_seeds, nats_server_seeds, plain, TARGETS};
+use monocoque_proto::fuzzing::{nats_client_seeds, nats_server_seeds};
+use seeds::{assert_committed, write_when_asked, Seeds};
 
-fn corpus_dir(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target)
-}
-
-/// FNV-1a, 64 bits: a stable name for a seed's content.
-fn fnv(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-fn seed_name(input: &[u8]) -> String {
-    format!("seed-{:016x}", fnv(input))
-}
-
-fn seeds() -> [(&'static str, Vec<Vec<u8>>); 2] {
-    [
+fn seeds() -> Vec<Seeds> {
+    vec![
         ("nats_client_decode", nats_client_seeds()),
         ("nats_server_decode", nats_server_seeds()),
     ]
@@ -41,46 +25,10 @@ fn seeds() -> [(&'static str, Vec<Vec<u8>>); 2] {
 
 #[test]
 fn every_plain_seed_is_in_the_committed_corpus() {
-    for (target, streams) in seeds() {
-        assert!(
-            TARGETS.iter().any(|(name, _)| *name == target),
-            "{target} is no fuzz target"
-        );
-        let dir = corpus_dir(target);
-        for stream in streams {
-            let input = plain(&stream);
-            let path = dir.join(seed_name(&input));
-            let committed = fs::read(&path).unwrap_or_else(|e| {
-                panic!(
-                    "{} is missing ({e}): write the seeds with NATS_FUZZ_SEEDS (see this file's docs)",
-                    path.display()
-                )
-            });
-            assert_eq!(committed, input, "{} differs from its seed", path.display());
-        }
-    }
+    assert_committed(seeds(), "NATS_FUZZ_SEEDS");
 }
 
 #[test]
 fn write_seeds_when_asked() {
-    let Some(out) = std::env::var_os("NATS_FUZZ_SEEDS") else {
-        return;
-    };
-    for (target, streams) in seeds() {
-        let plain_dir = Path::new(&out).join("plain").join(target);
-        let all_dir = Path::new(&out).join(target);
-        fs::create_dir_all(&plain_dir).expect("create the plain seed directory");
-        fs::create_dir_all(&all_dir).expect("create the seed directory");
-        for stream in streams {
-            let input = plain(&stream);
-            fs::write(plain_dir.join(seed_name(&input)), &input).expect("write a seed");
-            // Every option and a few split seeds: one byte per piece, small and large pieces.
-            for options in 0u8..4 {
-                for split in [0u8, 1, 9, 77, 255] {
-                    let input = [&[options, split][..], &stream].concat();
-                    fs::write(all_dir.join(seed_name(&input)), &input).expect("write a seed");
-                }
-            }
-        }
-    }
+    write_when_asked(seeds(), "NATS_FUZZ_SEEDS");
 }
