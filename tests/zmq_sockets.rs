@@ -169,21 +169,6 @@ elif role == "pub":
         time.sleep(0.02)
 "#;
 
-/// A Python interpreter that has pyzmq: `python3` on PATH, else Debian's.
-fn python() -> &'static str {
-    for candidate in ["python3", "/usr/bin/python3"] {
-        let ok = Command::new(candidate)
-            .args(["-c", "import zmq"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return candidate;
-        }
-    }
-    panic!("no python3 with pyzmq: install the Debian package `python3-zmq` (scripts/test does this)");
-}
-
 /// The peer process (killed on drop), its output lines read on a thread so the test
 /// keeps turning its socket while it waits for them.
 struct Peer {
@@ -193,7 +178,7 @@ struct Peer {
 
 impl Peer {
     fn start(args: &[&str]) -> Peer {
-        let mut child = Command::new(python())
+        let mut child = Command::new(support::pyzmq_python())
             .arg("-c")
             .arg(PEER)
             .args(args)

@@ -30,6 +30,21 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 pub mod nats_jwt;
 
+/// A Python interpreter that has pyzmq: `python3` on PATH, else Debian's.
+pub fn pyzmq_python() -> &'static str {
+    for candidate in ["python3", "/usr/bin/python3"] {
+        let ok = Command::new(candidate)
+            .args(["-c", "import zmq"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return candidate;
+        }
+    }
+    panic!("no python3 with pyzmq: install the Debian package `python3-zmq` (scripts/test does this)");
+}
+
 /// Finds `binary` on PATH (or in the usual sbin folders), or fails naming its package.
 pub fn require_binary(binary: &str, package: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
