@@ -243,6 +243,7 @@ mod lex;
 pub mod mqtt;
 pub mod nats;
 pub mod resp;
+pub mod ws;
 pub mod zmtp;
 
 /// The fuzz harness: one entry point per cargo-fuzz target, shared with the corpus
