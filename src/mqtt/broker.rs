@@ -111,8 +111,9 @@ impl Broker {
     pub fn listen_websocket(&mut self, addr: SocketAddr) -> Result<SocketAddr, BrokerError> {
         let config = self.config;
         let ws = WsConfig::mqtt(config.max_packet_size);
-        let factory =
-            Box::new(move |_, _, now: Instant| Either::Right(WsSession::new(Connection::new(config, now), ws)));
+        let factory = Box::new(move |_, _, now: Instant| {
+            Either::Right(Box::new(WsSession::new(Connection::new(config, now), ws)))
+        });
         let listener = self
             .driver
             .listen(addr, factory)
