@@ -234,10 +234,10 @@ fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8).collect()
 }
 
-/// paho publishes over WebSocket (3.1.1 then 5.0), `mosquitto_sub` receives on TCP.
+/// paho publishes over WebSocket (3.1, 3.1.1 then 5.0), `mosquitto_sub` receives on TCP.
 fn paho_ws_publishes_reach_tcp_subscribers(kind: DriverKind) {
     let broker = OurBroker::start(kind);
-    for version in ["311", "5"] {
+    for version in ["31", "311", "5"] {
         let topic = format!("ws/to/tcp/{version}");
         let sub = mosquitto_sub(broker.tcp.port(), &["-V", "5", "-q", "1", "-t", &topic, "-C", "2"]);
         let mut publisher = Proc::spawn(

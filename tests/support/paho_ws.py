@@ -3,7 +3,7 @@
 usage: paho_ws.py pub PORT VERSION TOPIC PAYLOAD
        paho_ws.py sub PORT VERSION TOPIC COUNT
 
-VERSION is 311 or 5. PAYLOAD "size:N" stands for N bytes (i % 251). The subscriber
+VERSION is 31, 311 or 5. PAYLOAD "size:N" stands for N bytes (i % 251). The subscriber
 prints "SUBACK ..." once subscribed, then "MSG|topic|qos|length|sha256" per message,
 and exits 0 after COUNT messages; both exit 2 if the broker does not answer in 30 s.
 """
@@ -14,7 +14,7 @@ import threading
 import paho.mqtt.client as mqtt
 
 mode, port, version, topic, arg = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-protocol = {"311": mqtt.MQTTv311, "5": mqtt.MQTTv5}[version]
+protocol = {"31": mqtt.MQTTv31, "311": mqtt.MQTTv311, "5": mqtt.MQTTv5}[version]
 client = mqtt.Client(client_id="paho-ws-%s-%s" % (mode, version), protocol=protocol, transport="websockets")
 client.ws_set_options(path="/mqtt")
 done = threading.Event()
