@@ -4,6 +4,9 @@
 //!   thread, listening on ADDR (default 127.0.0.1:1883), until the process is killed.
 //!   Once the listener is bound it prints `listening on ADDR` on standard error (the
 //!   bound address, so `--listen 127.0.0.1:0` tells a script its port).
+//!   `--ws-listen ADDR` adds a listener for MQTT over WebSocket (subprotocol `mqtt`,
+//!   any request path), off by default; once bound it prints `websocket listening on
+//!   ADDR`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -20,7 +23,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:1883";
 /// Arguments of `monocoque mqtt`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  monocoque mqtt broker\n  monocoque mqtt broker --listen 0.0.0.0:1883 --driver mio"
+    after_help = "Examples:\n  monocoque mqtt broker\n  monocoque mqtt broker --listen 0.0.0.0:1883 --driver mio\n  monocoque mqtt broker --ws-listen 127.0.0.1:8080"
 )]
 pub struct MqttArgs {
     /// What to run.
@@ -39,17 +42,25 @@ pub enum MqttCommand {
         /// I/O driver: io_uring (Linux 5.19+) or mio (readiness, portable).
         #[arg(long, value_parser = driver_kind(), value_name = "DRIVER", default_value_t = DriverKind::default())]
         driver: DriverKind,
+        /// Also accept MQTT over WebSocket (subprotocol `mqtt`) on this address
+        /// (default: off).
+        #[arg(long, value_name = "ADDR")]
+        ws_listen: Option<SocketAddr>,
     },
 }
 
 /// Runs `monocoque mqtt`; returns the exit status.
 pub fn run(args: MqttArgs) -> ExitCode {
     match args.command {
-        MqttCommand::Broker { listen, driver } => broker(listen, driver),
+        MqttCommand::Broker {
+            listen,
+            driver,
+            ws_listen,
+        } => broker(listen, driver, ws_listen),
     }
 }
 
-fn broker(listen: SocketAddr, driver: DriverKind) -> ExitCode {
+fn broker(listen: SocketAddr, driver: DriverKind, ws_listen: Option<SocketAddr>) -> ExitCode {
     let mut broker = match Broker::bind(listen, driver) {
         Ok(broker) => broker,
         Err(e) => {
@@ -62,6 +73,15 @@ fn broker(listen: SocketAddr, driver: DriverKind) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
+        }
+    }
+    if let Some(ws) = ws_listen {
+        match broker.listen_websocket(ws) {
+            Ok(addr) => eprintln!("websocket listening on {addr}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
         }
     }
     match broker.run() {
@@ -91,10 +111,18 @@ mod tests {
 
     #[test]
     fn broker_defaults_and_flags() {
-        let MqttCommand::Broker { listen, driver } = parse(&["broker"]);
+        let MqttCommand::Broker {
+            listen,
+            driver,
+            ws_listen,
+        } = parse(&["broker"]);
         assert_eq!(listen, DEFAULT_LISTEN.parse().unwrap());
         assert_eq!(driver, DriverKind::default());
-        let MqttCommand::Broker { listen, driver } = parse(&["broker", "--listen", "0.0.0.0:1999", "--driver", "mio"]);
+        assert_eq!(ws_listen, None);
+        let MqttCommand::Broker { ws_listen, .. } = parse(&["broker", "--ws-listen", "127.0.0.1:8080"]);
+        assert_eq!(ws_listen, Some("127.0.0.1:8080".parse().unwrap()));
+        let MqttCommand::Broker { listen, driver, .. } =
+            parse(&["broker", "--listen", "0.0.0.0:1999", "--driver", "mio"]);
         assert_eq!(listen, "0.0.0.0:1999".parse().unwrap());
         assert_eq!(driver, DriverKind::Mio);
         assert!(Cli::try_parse_from(["monocoque", "mqtt", "broker", "--driver", "epoll"]).is_err());
