@@ -4,8 +4,11 @@
 //! driver thread: a listener whose accepted connections are
 //! [`Connection`](monocoque_proto::mqtt::broker::Connection) sessions, and one
 //! [`BrokerState`](monocoque_proto::mqtt::broker::BrokerState) their events route
-//! through. `monocoque mqtt broker` is this, on the command line.
+//! through. `monocoque mqtt broker` is this, on the command line; [`BrokerConfig`]
+//! reads its `--config` file (limits, users, ACL, redirection).
 
 mod broker;
+mod config;
 
 pub use broker::{Broker, BrokerError, Stopper};
+pub use config::{BrokerConfig, ConfigError};

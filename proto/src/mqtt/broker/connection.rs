@@ -30,6 +30,10 @@ pub struct ConnectionConfig {
     /// Topic Alias Maximum (5.0): how many aliases the client may use, announced in
     /// `CONNACK`, and the most the broker uses towards a client (0: none either way).
     pub topic_alias_maximum: u16,
+    /// Server Keep Alive (5.0): the longest keep alive a client may use, sent in
+    /// `CONNACK` to one asking for more (or for none) [MQTT-3.2.2-21]; `None`: the
+    /// client's own.
+    pub server_keep_alive: Option<u16>,
 }
 
 impl Default for ConnectionConfig {
@@ -38,6 +42,7 @@ impl Default for ConnectionConfig {
             max_packet_size: DEFAULT_MAX_PACKET_SIZE,
             connect_timeout: Duration::from_secs(10),
             topic_alias_maximum: 10,
+            server_keep_alive: None,
         }
     }
 }
@@ -119,6 +124,7 @@ pub struct Connection {
     /// What the client may publish to (`None`: anything).
     acl: Option<Arc<ClientAcl>>,
     topic_alias_maximum: u16,
+    server_keep_alive: Option<u16>,
     connect_timeout: Duration,
 }
 
@@ -139,6 +145,7 @@ impl Connection {
             aliases: None,
             acl: None,
             topic_alias_maximum: config.topic_alias_maximum,
+            server_keep_alive: config.server_keep_alive,
             connect_timeout: config.connect_timeout,
         }
     }
@@ -197,8 +204,17 @@ impl Connection {
             return;
         }
         let mut ack = ack;
-        if self.version().is_some_and(ProtocolVersion::is_v5) && self.topic_alias_maximum > 0 {
-            ack.properties.topic_alias_maximum = Some(self.topic_alias_maximum);
+        let mut keep_alive = keep_alive;
+        if self.version().is_some_and(ProtocolVersion::is_v5) {
+            if self.topic_alias_maximum > 0 {
+                ack.properties.topic_alias_maximum = Some(self.topic_alias_maximum);
+            }
+            if let Some(max) = self.server_keep_alive {
+                if keep_alive == 0 || keep_alive > max {
+                    keep_alive = max;
+                    ack.properties.server_keep_alive = Some(max);
+                }
+            }
         }
         if self.codec.encode(&Packet::ConnAck(ack), &mut self.output).is_err() {
             self.close(true);

@@ -852,3 +852,22 @@ fn redirection_answers_with_the_server_reference() {
         assert_eq!(net.state.session_count(), 0);
     }
 }
+
+// ---- Server Keep Alive ----
+
+/// [MQTT-3.2.2-21] a Server Keep Alive in CONNACK replaces the client's, and the
+/// broker enforces it (at 1.5 times); a client asking for less keeps its own.
+#[test]
+fn server_keep_alive_caps_the_clients() {
+    let mut net = Net::new();
+    net.config.server_keep_alive = Some(20);
+    let t = net.at(0);
+    let mut c = connect(V5, "slow");
+    c.keep_alive = 600;
+    assert_eq!(net.connect(1, c, t).properties.server_keep_alive, Some(20));
+    assert_eq!(net.conns[&1].poll_timeout(), Some(net.at(30)));
+    let mut c = connect(V5, "fast");
+    c.keep_alive = 10;
+    assert_eq!(net.connect(2, c, t).properties.server_keep_alive, None);
+    assert_eq!(net.conns[&2].poll_timeout(), Some(net.at(15)));
+}
