@@ -102,6 +102,9 @@ impl Shared {
     /// Picks one member of every group whose filter matches `topic`, round robin,
     /// preferring members for which `online` is true, and calls `deliver` with it.
     pub fn pick(&mut self, topic: &[u8], online: impl Fn(&Bytes) -> bool, mut deliver: impl FnMut(&Member)) {
+        if self.groups.is_empty() {
+            return;
+        }
         let mut matched: Vec<&Bytes> = Vec::new();
         self.tree.for_each_match(topic, |full| matched.push(full));
         for full in matched {
