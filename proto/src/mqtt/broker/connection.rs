@@ -125,7 +125,9 @@ pub struct Connection {
     acl: Option<Arc<ClientAcl>>,
     topic_alias_maximum: u16,
     server_keep_alive: Option<u16>,
-    connect_timeout: Duration,
+    /// The connect timeout in milliseconds, for each enhanced authentication step
+    /// (4 bytes here rather than a 16-byte `Duration`: this is per connection).
+    auth_timeout_ms: u32,
 }
 
 impl Connection {
@@ -146,7 +148,7 @@ impl Connection {
             acl: None,
             topic_alias_maximum: config.topic_alias_maximum,
             server_keep_alive: config.server_keep_alive,
-            connect_timeout: config.connect_timeout,
+            auth_timeout_ms: u32::try_from(config.connect_timeout.as_millis()).unwrap_or(u32::MAX),
         }
     }
 
@@ -177,7 +179,7 @@ impl Connection {
             return;
         }
         self.phase = Phase::Authenticating;
-        self.deadline = Some(now + self.connect_timeout);
+        self.deadline = Some(now + Duration::from_millis(u64::from(self.auth_timeout_ms)));
         self.process(now);
     }
 
