@@ -214,7 +214,9 @@ def options():
     me.subscribe("op/nl", 0, noLocal=True)
     other = Client("op-other")
     other.connect()
-    me.c.publish("op/nl", "mine")
+    # Acknowledged before the others publish, so "mine" is routed before "end".
+    me.c.publish("op/nl", "mine", qos=1)
+    me.get("puback")
     other.c.publish("op/nl", "theirs")
     other.c.publish("op/nl", "end")
     no_local = [m.payload.decode() for m in me.until("end")]
