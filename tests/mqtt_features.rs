@@ -3,14 +3,15 @@
 //! JSON) for topic aliases, subscription identifiers, shared subscriptions, the
 //! subscription options, will delay, redirection and an unknown authentication
 //! method; `mosquitto_pub`/`mosquitto_sub` (5.0 and 3.1.1) against
-//! `monocoque mqtt broker --config FILE` for users and the ACL.
+//! `monocoque mqtt broker --config FILE` for users and the ACL; and, as no client here
+//! speaks AUTH, our own codec on a plain socket for the enhanced authentication hook.
 //!
 //! Each test names the normative statements ([MQTT-x.y.z-n]) it checks.
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -20,7 +21,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use monocoque::driver::DriverKind;
 use monocoque::mqtt::{Broker, Stopper};
-use monocoque::proto::mqtt::broker::{Access, ConnectionConfig, PasswordHash, Redirect};
+use monocoque::proto::mqtt::broker::{
+    Access, AuthExchange, AuthStep, ConnectionConfig, EnhancedAuth, PasswordHash, Redirect,
+};
+use monocoque::proto::mqtt::{Codec, Connect, Packet, Properties, ProtocolVersion, Reason, ReasonCode};
+use monocoque::proto::{IoArena, SegmentedBuffer};
 use serde_json::Value;
 
 /// How long one step may take on a loaded machine before the test calls it a hang.
@@ -33,6 +38,7 @@ both_drivers! {
     no_local_retain_as_published_retain_handling => options_uring, options_mio;
     will_delay_cancelled_by_a_reconnect => will_delay_uring, will_delay_mio;
     redirection_and_unknown_auth_method => connack_uring, connack_mio;
+    enhanced_authentication_through_the_body => enhanced_uring, enhanced_mio;
     config_file_users_and_acl_with_mosquitto_clients => config_uring, config_mio;
 }
 
@@ -237,6 +243,139 @@ fn redirection_and_unknown_auth_method(kind: DriverKind) {
     let broker = OurBroker::start(kind, Access::default());
     let v = paho(broker.addr, "connack", &["SCRAM-SHA-1"]);
     assert_eq!(v["code"], 0x8C, "{v}");
+}
+
+// ---- Enhanced authentication through the body ----
+
+/// An embedder's mechanism: the server sends a nonce, the client answers with the
+/// nonce and the shared secret.
+struct NonceAuth;
+
+struct NonceExchange {
+    sent: bool,
+}
+
+impl EnhancedAuth for NonceAuth {
+    fn start(&self, method: &[u8], _client: &[u8]) -> Option<Box<dyn AuthExchange>> {
+        (method == b"X-NONCE").then(|| Box::new(NonceExchange { sent: false }) as Box<dyn AuthExchange>)
+    }
+}
+
+impl AuthExchange for NonceExchange {
+    fn step(&mut self, data: Option<&[u8]>) -> AuthStep {
+        if !self.sent {
+            self.sent = true;
+            return AuthStep::Continue(Bytes::from_static(b"nonce-1"));
+        }
+        if data == Some(b"nonce-1:secret") {
+            AuthStep::Success(None)
+        } else {
+            AuthStep::Fail(ReasonCode::NotAuthorized)
+        }
+    }
+}
+
+/// A blocking client speaking our codec (no client nobody here wrote sends AUTH:
+/// paho 1.6 and mosquitto_pub 2.0 have no enhanced authentication).
+struct RawClient {
+    stream: TcpStream,
+    codec: Codec,
+    input: SegmentedBuffer,
+}
+
+impl RawClient {
+    fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).expect("read timeout");
+        RawClient {
+            stream,
+            codec: Codec::client(ProtocolVersion::V5),
+            input: SegmentedBuffer::new(),
+        }
+    }
+
+    fn send(&mut self, packet: Packet) {
+        let mut out = IoArena::new();
+        self.codec.encode(&packet, &mut out).expect("encode");
+        self.stream.write_all(&out.to_vec()).expect("write");
+    }
+
+    fn next(&mut self) -> Packet {
+        loop {
+            if let Some(p) = self.codec.decode(&mut self.input).expect("decode") {
+                return p;
+            }
+            let mut buf = [0u8; 4096];
+            let n = self.stream.read(&mut buf).expect("read");
+            assert!(n > 0, "closed before a packet");
+            self.input.push_slice(&buf[..n]);
+        }
+    }
+}
+
+fn auth(data: &'static [u8]) -> Packet {
+    Packet::Auth(Reason {
+        code: ReasonCode::ContinueAuthentication,
+        properties: Properties {
+            authentication_method: Some(Bytes::from_static(b"X-NONCE")),
+            authentication_data: Some(Bytes::from_static(data)),
+            ..Properties::default()
+        },
+    })
+}
+
+/// [MQTT-4.12.0-2] AUTH 0x18 with the method [MQTT-4.12.0-5], the client's AUTH,
+/// then CONNACK 0 with the method; [MQTT-4.12.0-4] a wrong answer ends with CONNACK
+/// 0x87 and the close: the hook an embedder passes to `Broker::bind_with_access`.
+fn enhanced_authentication_through_the_body(kind: DriverKind) {
+    let broker = OurBroker::start(
+        kind,
+        Access {
+            enhanced: Some(Box::new(NonceAuth)),
+            ..Access::default()
+        },
+    );
+    let cases: [(&'static [u8], ReasonCode); 2] = [
+        (b"nonce-1:secret", ReasonCode::Success),
+        (b"nonce-1:guess", ReasonCode::NotAuthorized),
+    ];
+    for (answer, want) in cases {
+        let mut client = RawClient::connect(broker.addr);
+        client.send(Packet::Connect(Box::new(Connect {
+            protocol: ProtocolVersion::V5,
+            clean_start: true,
+            keep_alive: 30,
+            properties: Properties {
+                authentication_method: Some(Bytes::from_static(b"X-NONCE")),
+                ..Properties::default()
+            },
+            client_id: Bytes::from_static(b"enhanced"),
+            will: None,
+            username: None,
+            password: None,
+        })));
+        let Packet::Auth(challenge) = client.next() else {
+            panic!("expected AUTH")
+        };
+        assert_eq!(challenge.code, ReasonCode::ContinueAuthentication);
+        assert_eq!(
+            challenge.properties.authentication_data.as_deref(),
+            Some(&b"nonce-1"[..])
+        );
+        client.send(auth(answer));
+        let Packet::ConnAck(ack) = client.next() else {
+            panic!("expected CONNACK")
+        };
+        assert_eq!(ack.code, want);
+        if want == ReasonCode::Success {
+            assert_eq!(ack.properties.authentication_method.as_deref(), Some(&b"X-NONCE"[..]));
+            client.send(Packet::PingReq);
+            assert_eq!(client.next(), Packet::PingResp);
+        } else {
+            let mut rest = [0u8; 16];
+            assert_eq!(client.stream.read(&mut rest).expect("read the close"), 0, "closed");
+        }
+    }
 }
 
 // ---- The config file, with mosquitto's clients ----
