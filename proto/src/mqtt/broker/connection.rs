@@ -61,7 +61,8 @@ pub enum Event {
     /// An `UNSUBSCRIBE`: the broker answers with an `UNSUBACK`.
     Unsubscribe(Unsubscribe),
     /// The client's `AUTH` during an enhanced authentication exchange (after
-    /// [`Connection::challenge`]); answered like `CONNECT`, or with another challenge.
+    /// [`Connection::challenge`]), answered like `CONNECT` or with another challenge;
+    /// or, once open, a re-authentication (0x19, then 0x18), answered with `AUTH`.
     Auth(Reason),
     /// The connection is over (reported once): `publish_will` unless the client ended
     /// it with a normal `DISCONNECT`.
@@ -125,6 +126,9 @@ pub struct Connection {
     acl: Option<Arc<ClientAcl>>,
     topic_alias_maximum: u16,
     server_keep_alive: Option<u16>,
+    /// Whether the `CONNECT` named an Authentication Method (the client may then
+    /// re-authenticate with `AUTH`).
+    enhanced: bool,
     /// The connect timeout in milliseconds, for each enhanced authentication step
     /// (4 bytes here rather than a 16-byte `Duration`: this is per connection).
     auth_timeout_ms: u32,
@@ -148,6 +152,7 @@ impl Connection {
             acl: None,
             topic_alias_maximum: config.topic_alias_maximum,
             server_keep_alive: config.server_keep_alive,
+            enhanced: false,
             auth_timeout_ms: u32::try_from(config.connect_timeout.as_millis()).unwrap_or(u32::MAX),
         }
     }
@@ -389,6 +394,7 @@ impl Connection {
                     if out > 0 {
                         self.aliases = Some(Box::new(Aliases::new(out)));
                     }
+                    self.enhanced = connect.properties.authentication_method.is_some();
                     self.phase = Phase::Connecting;
                     self.deadline = None;
                     self.events.push_back(Event::Connect(connect));
@@ -456,6 +462,16 @@ impl Connection {
             }
             Packet::Disconnect(reason) => {
                 self.close(reason.code == ReasonCode::DisconnectWithWillMessage);
+            }
+            // Re-authentication (4.12.1), only after a CONNECT with a method.
+            Packet::Auth(auth)
+                if self.enhanced
+                    && matches!(
+                        auth.code,
+                        ReasonCode::ReAuthenticate | ReasonCode::ContinueAuthentication
+                    ) =>
+            {
+                self.events.push_back(Event::Auth(auth));
             }
             // A second CONNECT [MQTT-3.1.0-2], AUTH without an authentication method,
             // and anything else: a protocol error.

@@ -871,3 +871,74 @@ fn server_keep_alive_caps_the_clients() {
     assert_eq!(net.connect(2, c, t).properties.server_keep_alive, None);
     assert_eq!(net.conns[&2].poll_timeout(), Some(net.at(15)));
 }
+
+/// 4.12.1 re-authentication: AUTH 0x19 with the CONNECT's method [MQTT-4.12.1-1]
+/// runs a new exchange (AUTH 0x18 both ways) ending with AUTH 0x00, or DISCONNECT
+/// 0x87 on failure; AUTH from a client that connected without a method, or with
+/// another method, is a Protocol Error.
+#[test]
+fn re_authentication_after_connack() {
+    let mut net = Net::with(Access {
+        enhanced: Some(Box::new(Challenge { secret: b"s3cret" })),
+        ..Access::default()
+    });
+    let t = net.at(0);
+    net.open(1, enhanced("TEST-CHALLENGE"), t);
+    net.send(1, auth_packet("TEST-CHALLENGE", b"n0nces3cret"), t);
+    assert!(matches!(&net.recv(1)[..], [Packet::ConnAck(a)] if a.code == ReasonCode::Success));
+    let reauth = |data: &'static [u8]| {
+        let Packet::Auth(mut r) = auth_packet("TEST-CHALLENGE", data) else {
+            unreachable!()
+        };
+        r.code = ReasonCode::ReAuthenticate;
+        Packet::Auth(r)
+    };
+    for round in 0..2 {
+        net.send(1, reauth(b""), t);
+        let got = net.recv(1);
+        let [Packet::Auth(challenge)] = &got[..] else {
+            panic!("round {round}: {got:?}")
+        };
+        assert_eq!(challenge.code, ReasonCode::ContinueAuthentication);
+        assert_eq!(challenge.properties.authentication_data.as_deref(), Some(&b"n0nce"[..]));
+        net.send(1, auth_packet("TEST-CHALLENGE", b"n0nces3cret"), t);
+        let got = net.recv(1);
+        let [Packet::Auth(done)] = &got[..] else {
+            panic!("round {round}: {got:?}")
+        };
+        assert_eq!(done.code, ReasonCode::Success);
+        assert_eq!(
+            done.properties.authentication_method.as_deref(),
+            Some(&b"TEST-CHALLENGE"[..])
+        );
+        assert!(net.conns[&1].is_open());
+    }
+    net.send(1, reauth(b""), t);
+    net.recv(1);
+    net.send(1, auth_packet("TEST-CHALLENGE", b"wrong"), t);
+    assert_eq!(
+        net.recv(1),
+        [Packet::Disconnect(Reason::new(ReasonCode::NotAuthorized))]
+    );
+    assert!(net.conns[&1].is_closed());
+
+    // Another method, and a client that connected without one.
+    net.open(2, enhanced("TEST-CHALLENGE"), t);
+    net.send(2, auth_packet("TEST-CHALLENGE", b"n0nces3cret"), t);
+    net.recv(2);
+    let Packet::Auth(mut other) = auth_packet("OTHER", b"") else {
+        unreachable!()
+    };
+    other.code = ReasonCode::ReAuthenticate;
+    net.send(2, Packet::Auth(other.clone()), t);
+    assert_eq!(
+        net.recv(2),
+        [Packet::Disconnect(Reason::new(ReasonCode::ProtocolError))]
+    );
+    net.connect(3, connect(V5, "plain"), t);
+    net.send(3, Packet::Auth(other), t);
+    assert_eq!(
+        net.recv(3),
+        [Packet::Disconnect(Reason::new(ReasonCode::ProtocolError))]
+    );
+}

@@ -17,9 +17,9 @@
 //! messages (with Will Delay Interval: [`BrokerState::poll_timeout`]), PINGREQ,
 //! DISCONNECT; topic aliases both ways, shared subscriptions `$share/{group}/{filter}`
 //! (round robin), and [`Access`]: username/password users, an ACL, the enhanced
-//! authentication hook ([`EnhancedAuth`], `AUTH` during `CONNECT`) and server
-//! redirection. Not yet: session expiry timing, messages queued for offline sessions,
-//! resends on resumption, receive maximum, re-authentication (`AUTH` 0x19).
+//! authentication hook ([`EnhancedAuth`], `AUTH` during `CONNECT` and re-authentication
+//! with `AUTH` 0x19) and server redirection. Not yet: session expiry timing, messages
+//! queued for offline sessions, resends on resumption, receive maximum.
 
 mod access;
 mod acl;

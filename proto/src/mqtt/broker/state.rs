@@ -46,6 +46,22 @@ struct PendingAuth {
     exchange: Box<dyn AuthExchange>,
 }
 
+/// A connection authenticated by an Authentication Method, which it may use again to
+/// re-authenticate (4.12.1), and the re-authentication in progress.
+struct Reauth {
+    method: Bytes,
+    exchange: Option<Box<dyn AuthExchange>>,
+}
+
+impl std::fmt::Debug for Reauth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reauth")
+            .field("method", &self.method)
+            .field("in_progress", &self.exchange.is_some())
+            .finish()
+    }
+}
+
 impl std::fmt::Debug for PendingAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PendingAuth")
@@ -83,6 +99,7 @@ pub struct BrokerState<K> {
     shared: Shared,
     wills: PendingWills,
     authenticating: HashMap<K, PendingAuth>,
+    reauth: HashMap<K, Reauth>,
 }
 
 impl<K> Default for BrokerState<K> {
@@ -97,6 +114,7 @@ impl<K> Default for BrokerState<K> {
             shared: Shared::default(),
             wills: PendingWills::default(),
             authenticating: HashMap::new(),
+            reauth: HashMap::new(),
         }
     }
 }
@@ -168,6 +186,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             Event::Unsubscribe(unsubscribe) => self.unsubscribe(key, unsubscribe, conns),
             Event::Closed { publish_will } => {
                 self.authenticating.remove(&key);
+                self.reauth.remove(&key);
                 self.closed(key, publish_will, now, conns);
             }
         }
@@ -226,6 +245,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     /// The client's `AUTH` during `CONNECT`.
     fn auth_step(&mut self, key: K, auth: Reason, now: Instant, conns: &mut impl Connections<K>) {
         let Some(pending) = self.authenticating.get(&key) else {
+            self.reauth_step(key, auth, conns);
             return;
         };
         // Every AUTH carries the CONNECT's method [MQTT-4.12.0-5].
@@ -237,6 +257,61 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             return;
         }
         self.auth_advance(key, auth.properties.authentication_data.as_deref(), now, conns);
+    }
+
+    /// The client's `AUTH` once connected: 0x19 starts a re-authentication with the
+    /// `CONNECT`'s method [MQTT-4.12.1-1], 0x18 continues it; success answers `AUTH`
+    /// 0x00, failure `DISCONNECT` (4.12.1).
+    fn reauth_step(&mut self, key: K, auth: Reason, conns: &mut impl Connections<K>) {
+        let client = self.clients.get(&key).cloned().unwrap_or_default();
+        let outcome = match self.reauth.get_mut(&key) {
+            Some(r) if auth.properties.authentication_method.as_ref() == Some(&r.method) => {
+                if auth.code == ReasonCode::ReAuthenticate {
+                    r.exchange = self.access.enhanced.as_ref().and_then(|e| e.start(&r.method, &client));
+                }
+                match r.exchange.as_mut() {
+                    Some(exchange) => exchange.step(auth.properties.authentication_data.as_deref()),
+                    None => AuthStep::Fail(ReasonCode::ProtocolError),
+                }
+            }
+            _ => AuthStep::Fail(ReasonCode::ProtocolError),
+        };
+        let Some(method) = self.reauth.get(&key).map(|r| r.method.clone()) else {
+            if let Some(c) = conns.connection(key) {
+                c.disconnect(ReasonCode::ProtocolError);
+            }
+            return;
+        };
+        let reply = |code, data| {
+            Packet::Auth(Reason {
+                code,
+                properties: Properties {
+                    authentication_method: Some(method.clone()),
+                    authentication_data: data,
+                    ..Properties::default()
+                },
+            })
+        };
+        let Some(c) = conns.connection(key) else { return };
+        match outcome {
+            AuthStep::Continue(data) => {
+                c.send(&reply(ReasonCode::ContinueAuthentication, Some(data)));
+            }
+            AuthStep::Success(data) => {
+                c.send(&reply(ReasonCode::Success, data));
+                if let Some(r) = self.reauth.get_mut(&key) {
+                    r.exchange = None;
+                }
+            }
+            AuthStep::Fail(code) => {
+                let code = if code.as_u8() >= 0x80 {
+                    code
+                } else {
+                    ReasonCode::NotAuthorized
+                };
+                c.disconnect(code);
+            }
+        }
     }
 
     /// Runs one step of `key`'s exchange with the client's data.
@@ -294,6 +369,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         conns: &mut impl Connections<K>,
     ) {
         let v5 = connect.protocol.is_v5();
+        if let Some(method) = auth.as_ref().and_then(|a| a.authentication_method.clone()) {
+            self.reauth.insert(key, Reauth { method, exchange: None });
+        }
         let mut properties = auth.unwrap_or_default();
         if let Some(acl) = &self.access.acl {
             let acl = acl.for_client(connect.username.as_deref(), &connect.client_id);
