@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use monocoque_proto::mqtt::broker::{BrokerState, Connection, ConnectionConfig, Connections};
+use monocoque_proto::mqtt::broker::{Access, BrokerState, Connection, ConnectionConfig, Connections};
 use monocoque_proto::ws::{WsConfig, WsSession};
 use monocoque_proto::{Activity, ConnId, Driver, Either, ListenerId, Session, Waker};
 
@@ -90,6 +90,18 @@ impl Broker {
 
     /// [`bind`](Self::bind) with the connections' limits.
     pub fn bind_with(addr: SocketAddr, kind: DriverKind, config: ConnectionConfig) -> Result<Broker, BrokerError> {
+        Self::bind_with_access(addr, kind, config, Access::default())
+    }
+
+    /// [`bind_with`](Self::bind_with), authenticating, authorizing and redirecting
+    /// clients as `access` says (a [`BrokerConfig`](super::BrokerConfig) file's, or an
+    /// embedder's with its own [`EnhancedAuth`](monocoque_proto::mqtt::broker::EnhancedAuth)).
+    pub fn bind_with_access(
+        addr: SocketAddr,
+        kind: DriverKind,
+        config: ConnectionConfig,
+        access: Access,
+    ) -> Result<Broker, BrokerError> {
         let mut driver = AnyDriver::new(kind)?;
         let factory = Box::new(move |_, _, now: Instant| Either::Left(Connection::new(config, now)));
         let listener = driver
@@ -97,7 +109,7 @@ impl Broker {
             .map_err(|source| BrokerError::Listen { addr, source })?;
         Ok(Broker {
             driver,
-            state: BrokerState::new(),
+            state: BrokerState::with_access(access),
             listener,
             ws_listener: None,
             config,
@@ -150,7 +162,8 @@ impl Broker {
         let mut activity = Vec::new();
         while !self.stop.load(Ordering::Acquire) {
             activity.clear();
-            self.driver.turn(None, &mut activity)?;
+            // The state's own timers (delayed wills) bound the wait.
+            self.driver.turn(self.state.poll_timeout(), &mut activity)?;
             for a in activity.drain(..) {
                 match a {
                     Activity::Ready(conn) => self.drain(conn),
@@ -160,6 +173,10 @@ impl Broker {
                     }
                     Activity::Accepted { .. } | Activity::Connected(_) | Activity::Woken => {}
                 }
+            }
+            let now = Instant::now();
+            if self.state.poll_timeout().is_some_and(|due| now >= due) {
+                self.state.handle_timeout(now, &mut DriverConnections(&mut self.driver));
             }
         }
         Ok(())
