@@ -55,6 +55,10 @@ pub struct Socket {
     next_key: u64,
     listeners: Vec<ListenerId>,
     activities: Vec<Activity>,
+    /// Connections held at the receive HWM: not read until `recv` makes room.
+    held: Vec<ConnId>,
+    /// `close` ran: dropping does not linger again.
+    closed: bool,
 }
 
 impl Socket {
@@ -69,6 +73,9 @@ impl Socket {
             socket_type,
             SocketOptions {
                 send_hwm: options.send_hwm,
+                send_hwm_bytes: options.send_hwm_bytes,
+                recv_hwm: options.recv_hwm,
+                recv_hwm_bytes: options.recv_hwm_bytes,
                 ..SocketOptions::default()
             },
         );
@@ -89,6 +96,8 @@ impl Socket {
             next_key: 0,
             listeners: Vec::new(),
             activities: Vec::new(),
+            held: Vec::new(),
+            closed: false,
         })
     }
 
@@ -100,6 +109,20 @@ impl Socket {
     /// Messages a PUB or ROUTER dropped (at the HWM, or unroutable).
     pub fn dropped(&self) -> u64 {
         self.logic.dropped()
+    }
+
+    /// Messages received and not yet taken by [`recv`](Self::recv) (at most the receive
+    /// HWM per peer: past it the socket stops reading that peer).
+    pub fn received_len(&self) -> usize {
+        self.logic.received_len()
+    }
+
+    /// Messages queued for peers and not yet handed to a connection, and their bytes
+    /// (bounded per peer by the send HWMs).
+    pub fn queued(&self) -> (usize, usize) {
+        self.peers.keys().fold((0, 0), |(n, b), k| {
+            (n + self.logic.queued_for(*k), b + self.logic.queued_bytes_for(*k))
+        })
     }
 
     /// Connections open now (established or still shaking hands).
@@ -212,6 +235,7 @@ impl Socket {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(message) = self.logic.recv() {
+                self.release_held();
                 return Ok(Some(message));
             }
             if Instant::now() >= deadline {
@@ -230,10 +254,33 @@ impl Socket {
             if !self.has_output() {
                 return Ok(true);
             }
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 return Ok(false);
             }
-            self.step(Some(deadline))?;
+            // A finished send is not an activity a turn reports: poll for it.
+            self.step(Some(deadline.min(now + DRAIN_POLL)))?;
+        }
+    }
+
+    /// Waits up to the linger time ([`Options::linger`]) until every queued message has
+    /// been written to a peer's connection, then closes the socket; true if everything
+    /// went. What the kernel has taken is delivered after the process goes on (or
+    /// exits), as with libzmq; a message whose peer never came is lost, and this says so.
+    pub fn close(mut self) -> Result<bool, ZmqError> {
+        self.closed = true;
+        self.linger()
+    }
+
+    fn linger(&mut self) -> Result<bool, ZmqError> {
+        match self.options.linger {
+            Some(linger) => self.flush(linger),
+            None => loop {
+                // Forever, as libzmq's -1: in slices, so a redial keeps its schedule.
+                if self.flush(Duration::from_secs(1))? {
+                    return Ok(true);
+                }
+            },
         }
     }
 
@@ -324,11 +371,39 @@ impl Socket {
         Ok(())
     }
 
-    /// Takes a connection's events into the logic; buries it if it ended.
+    /// Resumes reading the held connections whose peers' queues have room again.
+    fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        for conn in std::mem::take(&mut self.held) {
+            let Some(&key) = self.by_conn.get(&conn) else { continue };
+            if self.logic.accepts_from(key) {
+                if let Some(session) = self.driver.session_for_output(conn) {
+                    session.hold_input(false);
+                }
+                self.drain(conn, false);
+            } else {
+                self.held.push(conn);
+            }
+        }
+    }
+
+    /// Takes a connection's events into the logic; buries it if it ended. A message
+    /// from a peer at the receive HWM stays in the connection, which stops reading (a
+    /// connection that ended gives everything it has).
     fn drain(&mut self, conn: ConnId, closed: bool) {
         let Some(&key) = self.by_conn.get(&conn) else { return };
         let mut lost = closed;
-        while let Some(event) = self.driver.session_for_output(conn).and_then(|s| s.poll_event()) {
+        while let Some(session) = self.driver.session_for_output(conn) {
+            if !closed && matches!(session.peek_event(), Some(Event::Message(_))) && !self.logic.accepts_from(key) {
+                session.hold_input(true);
+                if !self.held.contains(&conn) {
+                    self.held.push(conn);
+                }
+                break;
+            }
+            let Some(event) = session.poll_event() else { break };
             match event {
                 Event::Established(established) => self.logic.established(key, &established),
                 Event::Message(frames) => self.logic.handle_message(key, frames),
@@ -339,6 +414,7 @@ impl Socket {
             }
         }
         if lost {
+            self.held.retain(|c| *c != conn);
             self.by_conn.remove(&conn);
             self.driver.remove(conn);
             let redials = self.peers.get(&key).is_some_and(|p| p.dial.is_some());
@@ -380,7 +456,12 @@ impl Socket {
 }
 
 impl Drop for Socket {
+    /// Lingers as [`close`](Socket::close) does (unless it ran, or a panic unwinds),
+    /// then closes the listeners; the driver closes the connections.
     fn drop(&mut self) {
+        if !self.closed && !std::thread::panicking() {
+            let _ = self.linger();
+        }
         for listener in self.listeners.drain(..) {
             let _ = self.driver.close_listener(listener);
         }
