@@ -13,7 +13,8 @@
 //! 64 bytes. Each figure is the best of `ZMQ_BENCH_RUNS` runs (3): the machine is
 //! shared, and the best run is the least disturbed. `ZMQ_BENCH_COUNT` sets the
 //! messages per throughput run (default 500,000; REQ/REP runs a fiftieth of it),
-//! `ZMQ_BENCH_DRIVER` the driver (`uring` by default, or `mio`).
+//! `ZMQ_BENCH_DRIVER` the driver (`uring` by default, or `mio`); `ZMQ_BENCH_PROFILE=SIZE`
+//! runs ours->ours PUSH->PULL at SIZE bytes alone, to profile.
 //!
 //! `cargo bench --bench zmq_throughput`
 
@@ -51,6 +52,12 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // For profiling (`perf stat`, `perf record`): ours->ours PUSH->PULL at one size only.
+    if let Some(size) = std::env::var("ZMQ_BENCH_PROFILE").ok().and_then(|s| s.parse().ok()) {
+        let elapsed = ours_pair(driver, SocketType::Pull, SocketType::Push, size, count);
+        println!("ours->ours {size} B: {:.0} msgs/s", rate(count, elapsed));
+        return;
+    }
     // The fastest of `runs` runs: the least disturbed on a shared machine.
     let best = |run: &dyn Fn() -> Duration| (0..runs).map(|_| run()).min().unwrap_or_default();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();

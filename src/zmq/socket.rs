@@ -21,11 +21,15 @@ const ARENA_HIGH: usize = 256 << 10;
 /// drained send is not an activity a turn reports).
 const DRAIN_POLL: Duration = Duration::from_millis(5);
 
-/// The first such wait of a blocked `send` or `flush`, doubled up to [`DRAIN_POLL`]
+/// The first such wait of a blocked `send` or `flush`, doubled up to [`LAST_POLL`]
 /// while nothing moves: short enough that a fast peer's kernel is never left idle
 /// (256 KiB of output drains in about this long on loopback), without spinning on a
 /// stalled one.
 const FIRST_POLL: Duration = Duration::from_micros(50);
+
+/// The longest wait of a blocked `send` or `flush`: a peer that was slow for a while
+/// is seen draining again within this (at most 1,000 turns a second while stalled).
+const LAST_POLL: Duration = Duration::from_millis(1);
 
 /// A peer: an accepted connection, or an endpoint we connect (and reconnect) to.
 #[derive(Debug)]
@@ -233,7 +237,7 @@ impl Socket {
             }
             let wait = Instant::now() + poll;
             self.step(Some(deadline.map_or(wait, |d| d.min(wait))))?;
-            poll = (poll * 2).min(DRAIN_POLL);
+            poll = (poll * 2).min(LAST_POLL);
         }
     }
 
@@ -274,7 +278,7 @@ impl Socket {
             }
             // A finished send is not an activity a turn reports: poll for it.
             self.step(Some(deadline.min(now + poll)))?;
-            poll = (poll * 2).min(DRAIN_POLL);
+            poll = (poll * 2).min(LAST_POLL);
         }
     }
 
@@ -410,19 +414,24 @@ impl Socket {
     fn drain(&mut self, conn: ConnId, closed: bool) {
         let Some(&key) = self.by_conn.get(&conn) else { return };
         let mut lost = closed;
-        while let Some(session) = self.driver.session_for_output(conn) {
-            if !closed && matches!(session.peek_event(), Some(Event::Message(_))) && !self.logic.accepts_from(key) {
+        // One look-up of the session for every event (fields borrowed apart).
+        let Socket {
+            driver, logic, held, ..
+        } = self;
+        let mut session = driver.session_for_output(conn);
+        while let Some(session) = session.as_deref_mut() {
+            if !closed && matches!(session.peek_event(), Some(Event::Message(_))) && !logic.accepts_from(key) {
                 session.hold_input(true);
-                if !self.held.contains(&conn) {
-                    self.held.push(conn);
+                if !held.contains(&conn) {
+                    held.push(conn);
                 }
                 break;
             }
             let Some(event) = session.poll_event() else { break };
             match event {
-                Event::Established(established) => self.logic.established(key, &established),
-                Event::Message(frames) => self.logic.handle_message(key, frames),
-                Event::Subscription(subscription) => self.logic.handle_subscription(key, subscription),
+                Event::Established(established) => logic.established(key, &established),
+                Event::Message(frames) => logic.handle_message(key, frames),
+                Event::Subscription(subscription) => logic.handle_subscription(key, subscription),
                 Event::Failed(_) | Event::Closed => lost = true,
                 // NULL only: no credentials to judge.
                 Event::Authenticate(_) => {}
