@@ -16,7 +16,10 @@
 //! - PAIR with a libzmq PAIR, ours binding and ours connecting;
 //! - our SUB redials a restarted libzmq PUB and subscribes again;
 //! - at the HWM, against libzmq peers that stop reading: our PUSH blocks (the send
-//!   times out and gives the message back), our PUB drops and keeps going.
+//!   times out and gives the message back), our PUB drops and keeps going;
+//! - byte HWMs against slow peers: our PUSH to a slow libzmq PULL stays under its
+//!   send HWM in bytes and blocks, and everything arrives in order; our PULL at its
+//!   receive HWM stops reading, so a fast libzmq PUSH blocks, and nothing is lost.
 //!
 //! pyzmq comes from Debian's `python3-zmq` or PyPI; a missing pyzmq fails the test.
 
@@ -51,6 +54,11 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// without PORT, binds (port printed first) and answers `frames` with `[pong, frames...]`.
 /// `stall pull` / `stall sub PORT`: a PULL that binds (port printed first), or a SUB
 /// of everything that connects, and never reads.
+/// `slowpull N`: binds a PULL (port printed first) that takes N messages `[i, body]`,
+/// 1 ms apart, and prints `ok N` if they came in order (else the first out of order).
+/// `fastpush PORT N SIZE`: a PUSH (HWM 10, 100 ms send timeout) sends N messages
+/// `[i, SIZE bytes]`, retrying each that times out, and prints `blocked K` (K
+/// timeouts) once all are delivered.
 /// `pub [PORT TAG]`: binds a PUB (on PORT, else a free port; printed first), publishes
 /// `[other, skip]` and `[news/i, TAG]` (TAG `x` by default) every 20 ms.
 const PEER: &str = r#"
@@ -152,6 +160,38 @@ elif role == "stall":
     else:
         print(s.bind_to_random_port("tcp://127.0.0.1"), flush=True)
     time.sleep(60)
+elif role == "slowpull":
+    s = ctx.socket(zmq.PULL)
+    s.rcvhwm = 10
+    s.linger = 0
+    s.rcvtimeo = 30000
+    print(s.bind_to_random_port("tcp://127.0.0.1"), flush=True)
+    n = int(sys.argv[2])
+    for i in range(n):
+        frames = s.recv_multipart()
+        if frames[0] != str(i).encode():
+            print("out of order at", i, frames[0], flush=True)
+            sys.exit(1)
+        time.sleep(0.001)
+    print("ok", n, flush=True)
+elif role == "fastpush":
+    s = ctx.socket(zmq.PUSH)
+    s.sndhwm = 10
+    s.sndtimeo = 100
+    s.linger = 30000
+    s.connect("tcp://127.0.0.1:" + sys.argv[2])
+    body = b"x" * int(sys.argv[4])
+    blocked = 0
+    for i in range(int(sys.argv[3])):
+        while True:
+            try:
+                s.send_multipart([str(i).encode(), body])
+                break
+            except zmq.Again:
+                blocked += 1
+    s.close()
+    ctx.term()
+    print("blocked", blocked, flush=True)
 elif role == "pub":
     s = ctx.socket(zmq.PUB)
     s.linger = 0
@@ -230,6 +270,7 @@ fn socket(kind: DriverKind, t: SocketType) -> Socket {
         driver: kind,
         identity: Bytes::from_static(b"monocoque"),
         send_timeout: Some(PATIENCE),
+        linger: Some(PATIENCE),
         ..Options::default()
     };
     Socket::with_options(t, options).unwrap_or_else(|e| panic!("{kind}: a {t} socket: {e}"))
@@ -432,6 +473,7 @@ fn our_push_blocks_at_the_hwm(kind: DriverKind) {
         driver: kind,
         send_hwm: 4,
         send_timeout: Some(Duration::from_secs(1)),
+        linger: Some(Duration::ZERO),
         ..Options::default()
     };
     let mut push = Socket::with_options(SocketType::Push, options).unwrap();
@@ -456,6 +498,7 @@ fn our_pub_drops_at_the_hwm(kind: DriverKind) {
         send_hwm: 4,
         // Were a PUB to block, `send` would fail instead of waiting forever.
         send_timeout: Some(PATIENCE),
+        linger: Some(Duration::ZERO),
         ..Options::default()
     };
     let mut publisher = Socket::with_options(SocketType::Pub, options).unwrap();
@@ -473,6 +516,112 @@ fn our_pub_drops_at_the_hwm(kind: DriverKind) {
         publisher.run_for(Duration::from_millis(1)).unwrap();
     }
     assert!(publisher.dropped() as usize <= sent, "{kind}");
+}
+
+/// 2000 messages of 16 KiB: 32 MiB, more than loopback's kernel buffers hold.
+const SLOW_COUNT: usize = 2000;
+const SLOW_SIZE: usize = 16 << 10;
+
+/// Our PUSH to a libzmq PULL that reads a message a millisecond: the queue stays under
+/// the send HWM in bytes (the sends block, here time out and are retried), and every
+/// message arrives, in order.
+fn our_push_to_a_slow_libzmq_pull_is_held_back_in_bytes(kind: DriverKind) {
+    const HWM_BYTES: usize = 64 << 10;
+    let options = Options {
+        driver: kind,
+        send_hwm_bytes: HWM_BYTES,
+        send_timeout: Some(Duration::from_millis(50)),
+        linger: Some(PATIENCE),
+        ..Options::default()
+    };
+    let mut push = Socket::with_options(SocketType::Push, options).unwrap();
+    let (mut pull, port) = Peer::bound(&["slowpull", &SLOW_COUNT.to_string()], &mut push);
+    push.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    let body = Bytes::from(vec![b'x'; SLOW_SIZE]);
+    let (mut blocked, mut most_queued) = (0, 0);
+    for i in 0..SLOW_COUNT {
+        let mut message = vec![Bytes::from(i.to_string()), body.clone()];
+        loop {
+            match push.send(message) {
+                Ok(()) => break,
+                Err(monocoque::zmq::ZmqError::SendTimeout(back)) => {
+                    blocked += 1;
+                    message = back;
+                }
+                Err(e) => panic!("{kind}: {e}"),
+            }
+        }
+        most_queued = most_queued.max(push.queued().1);
+    }
+    assert!(
+        most_queued <= HWM_BYTES,
+        "{kind}: {most_queued} bytes queued, over the {HWM_BYTES} byte HWM"
+    );
+    assert!(blocked > 0, "{kind}: the slow peer never held our sends back");
+    assert!(push.flush(PATIENCE).unwrap(), "{kind}: everything written");
+    assert_eq!(pull.line(&mut push), format!("ok {SLOW_COUNT}"), "{kind}");
+    assert!(push.close().unwrap(), "{kind}");
+}
+
+/// A libzmq PUSH sending faster than our PULL takes: our PULL holds at most its
+/// receive HWM and stops reading, TCP pushes back until the libzmq PUSH's own HWM
+/// blocks it; then every message is received, in order.
+fn our_pull_at_its_receive_hwm_holds_a_fast_libzmq_push_back(kind: DriverKind) {
+    let options = Options {
+        driver: kind,
+        recv_hwm: 10,
+        linger: Some(Duration::ZERO),
+        ..Options::default()
+    };
+    let mut pull = Socket::with_options(SocketType::Pull, options).unwrap();
+    let port = pull.bind("tcp://127.0.0.1:0").unwrap().port().to_string();
+    let mut push = Peer::start(&["fastpush", &port, &SLOW_COUNT.to_string(), &SLOW_SIZE.to_string()]);
+    // Not taking anything for a while: what the socket holds stays at the HWM.
+    for _ in 0..20 {
+        pull.run_for(Duration::from_millis(50)).unwrap();
+        assert!(pull.received_len() <= 10, "{kind}: {} held", pull.received_len());
+    }
+    assert_eq!(pull.received_len(), 10, "{kind}: the queue filled up to the HWM");
+    for i in 0..SLOW_COUNT {
+        let message = recv(&mut pull, "a pushed message");
+        assert_eq!(message[0], Bytes::from(i.to_string()), "{kind}: in order");
+        assert_eq!(message[1].len(), SLOW_SIZE, "{kind}");
+    }
+    let line = push.line(&mut pull);
+    let blocked: usize = line
+        .strip_prefix("blocked ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{kind}: {line}"));
+    assert!(blocked > 0, "{kind}: the libzmq PUSH was never held back");
+}
+
+/// `close` lingers until what was sent is written (the messages arrive though the
+/// socket is gone), and says false when a peer never came within the linger time.
+fn close_lingers_and_says_whether_everything_went(kind: DriverKind) {
+    let mut push = socket(kind, SocketType::Push);
+    let (mut pull, port) = Peer::bound(&["pull"], &mut push);
+    push.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    for i in 0..100 {
+        push.send(vec![Bytes::from(i.to_string())]).unwrap();
+    }
+    assert!(push.close().unwrap(), "{kind}: everything written");
+    let mut other = socket(kind, SocketType::Pull);
+    for i in 0..100 {
+        assert_eq!(pull.line(&mut other), hex(i.to_string().as_bytes()), "{kind}");
+    }
+
+    let options = Options {
+        driver: kind,
+        linger: Some(Duration::from_millis(300)),
+        ..Options::default()
+    };
+    let mut push = Socket::with_options(SocketType::Push, options).unwrap();
+    push.connect(&format!("tcp://127.0.0.1:{}", support::free_port()))
+        .unwrap();
+    push.send(vec![Bytes::from_static(b"nobody")]).unwrap();
+    let start = Instant::now();
+    assert!(!push.close().unwrap(), "{kind}: no peer came: not delivered");
+    assert!(start.elapsed() >= Duration::from_millis(300), "{kind}: lingered");
 }
 
 /// A SUB whose publisher restarts on the same port: redialed, and subscribed again
@@ -616,6 +765,9 @@ both_drivers! {
     our_sub_resubscribes_after_the_pub_restarts => uring_our_sub_resubscribes_after_the_pub_restarts, mio_our_sub_resubscribes_after_the_pub_restarts;
     our_push_blocks_at_the_hwm => uring_our_push_blocks_at_the_hwm, mio_our_push_blocks_at_the_hwm;
     our_pub_drops_at_the_hwm => uring_our_pub_drops_at_the_hwm, mio_our_pub_drops_at_the_hwm;
+    close_lingers_and_says_whether_everything_went => uring_close_lingers_and_says_whether_everything_went, mio_close_lingers_and_says_whether_everything_went;
+    our_push_to_a_slow_libzmq_pull_is_held_back_in_bytes => uring_our_push_to_a_slow_libzmq_pull_is_held_back_in_bytes, mio_our_push_to_a_slow_libzmq_pull_is_held_back_in_bytes;
+    our_pull_at_its_receive_hwm_holds_a_fast_libzmq_push_back => uring_our_pull_at_its_receive_hwm_holds_a_fast_libzmq_push_back, mio_our_pull_at_its_receive_hwm_holds_a_fast_libzmq_push_back;
     our_dealer_to_libzmq_routers => uring_our_dealer_to_libzmq_routers, mio_our_dealer_to_libzmq_routers;
     libzmq_dealers_to_our_router => uring_libzmq_dealers_to_our_router, mio_libzmq_dealers_to_our_router;
     our_push_to_libzmq_pull => uring_our_push_to_libzmq_pull, mio_our_push_to_libzmq_pull;

@@ -16,6 +16,19 @@ pub struct Options {
     /// `ZMQ_SNDHWM`: messages queued per peer before DEALER and PUSH block and PUB and
     /// ROUTER drop (1000; 0: no limit).
     pub send_hwm: usize,
+    /// The same bound in bytes of frames per peer (64 MiB; 0: no limit; libzmq has
+    /// none). A message larger than this still goes, alone.
+    pub send_hwm_bytes: usize,
+    /// `ZMQ_RCVHWM`: messages received from one peer and not yet taken by `recv`
+    /// before the socket stops reading that peer (1000; 0: no limit). The peer then
+    /// meets TCP's flow control: its sends block or drop by its own HWM.
+    pub recv_hwm: usize,
+    /// The same bound in bytes (64 MiB; 0: no limit).
+    pub recv_hwm_bytes: usize,
+    /// `ZMQ_LINGER`: how long [`Socket::close`](super::Socket::close) (and dropping
+    /// the socket) waits for queued messages to be written to a peer. `None`: forever,
+    /// libzmq's default (-1); `Some(Duration::ZERO)`: not at all.
+    pub linger: Option<Duration>,
     /// `ZMQ_SNDTIMEO`: how long a blocked `send` waits (`None`: forever, libzmq's -1).
     pub send_timeout: Option<Duration>,
     /// `ZMQ_RECONNECT_IVL`: the wait before redialing a lost or refused connection
@@ -33,6 +46,10 @@ impl Default for Options {
             driver: DriverKind::default(),
             identity: Bytes::new(),
             send_hwm: 1000,
+            send_hwm_bytes: monocoque_proto::zmtp::socket::DEFAULT_HWM_BYTES,
+            recv_hwm: 1000,
+            recv_hwm_bytes: monocoque_proto::zmtp::socket::DEFAULT_HWM_BYTES,
+            linger: None,
             send_timeout: None,
             reconnect_interval: Duration::from_millis(100),
             max_frame_size: monocoque_proto::zmtp::DEFAULT_MAX_FRAME_SIZE,

@@ -21,6 +21,16 @@ const ARENA_HIGH: usize = 256 << 10;
 /// drained send is not an activity a turn reports).
 const DRAIN_POLL: Duration = Duration::from_millis(5);
 
+/// The first such wait of a blocked `send` or `flush`, doubled up to [`LAST_POLL`]
+/// while nothing moves: short enough that a fast peer's kernel is never left idle
+/// (256 KiB of output drains in about this long on loopback), without spinning on a
+/// stalled one.
+const FIRST_POLL: Duration = Duration::from_micros(50);
+
+/// The longest wait of a blocked `send` or `flush`: a peer that was slow for a while
+/// is seen draining again within this (at most 1,000 turns a second while stalled).
+const LAST_POLL: Duration = Duration::from_millis(1);
+
 /// A peer: an accepted connection, or an endpoint we connect (and reconnect) to.
 #[derive(Debug)]
 struct Peer {
@@ -55,6 +65,10 @@ pub struct Socket {
     next_key: u64,
     listeners: Vec<ListenerId>,
     activities: Vec<Activity>,
+    /// Connections held at the receive HWM: not read until `recv` makes room.
+    held: Vec<ConnId>,
+    /// `close` ran: dropping does not linger again.
+    closed: bool,
 }
 
 impl Socket {
@@ -69,6 +83,9 @@ impl Socket {
             socket_type,
             SocketOptions {
                 send_hwm: options.send_hwm,
+                send_hwm_bytes: options.send_hwm_bytes,
+                recv_hwm: options.recv_hwm,
+                recv_hwm_bytes: options.recv_hwm_bytes,
                 ..SocketOptions::default()
             },
         );
@@ -89,6 +106,8 @@ impl Socket {
             next_key: 0,
             listeners: Vec::new(),
             activities: Vec::new(),
+            held: Vec::new(),
+            closed: false,
         })
     }
 
@@ -100,6 +119,20 @@ impl Socket {
     /// Messages a PUB or ROUTER dropped (at the HWM, or unroutable).
     pub fn dropped(&self) -> u64 {
         self.logic.dropped()
+    }
+
+    /// Messages received and not yet taken by [`recv`](Self::recv) (at most the receive
+    /// HWM per peer: past it the socket stops reading that peer).
+    pub fn received_len(&self) -> usize {
+        self.logic.received_len()
+    }
+
+    /// Messages queued for peers and not yet handed to a connection, and their bytes
+    /// (bounded per peer by the send HWMs).
+    pub fn queued(&self) -> (usize, usize) {
+        self.peers.keys().fold((0, 0), |(n, b), k| {
+            (n + self.logic.queued_for(*k), b + self.logic.queued_bytes_for(*k))
+        })
     }
 
     /// Connections open now (established or still shaking hands).
@@ -189,6 +222,7 @@ impl Socket {
     pub fn send(&mut self, frames: Vec<Bytes>) -> Result<(), ZmqError> {
         let deadline = self.options.send_timeout.map(|t| Instant::now() + t);
         let mut frames = frames;
+        let mut poll = FIRST_POLL;
         loop {
             match self.logic.send(frames) {
                 Ok(()) => {
@@ -201,17 +235,24 @@ impl Socket {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(ZmqError::SendTimeout(frames));
             }
-            let wait = Instant::now() + DRAIN_POLL;
+            let wait = Instant::now() + poll;
             self.step(Some(deadline.map_or(wait, |d| d.min(wait))))?;
+            poll = (poll * 2).min(LAST_POLL);
         }
     }
 
     /// The next multipart message (fair-queued across peers; a ROUTER's starts with
     /// the sender's identity), or `None` if none came within `timeout`.
     pub fn recv(&mut self, timeout: Duration) -> Result<Option<Vec<Bytes>>, ZmqError> {
+        // Most calls find a message waiting: no clock read for them.
+        if let Some(message) = self.logic.recv() {
+            self.release_held();
+            return Ok(Some(message));
+        }
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(message) = self.logic.recv() {
+                self.release_held();
                 return Ok(Some(message));
             }
             if Instant::now() >= deadline {
@@ -225,15 +266,40 @@ impl Socket {
     /// `timeout` passes; true if everything went (libzmq's linger, made explicit).
     pub fn flush(&mut self, timeout: Duration) -> Result<bool, ZmqError> {
         let deadline = Instant::now() + timeout;
+        let mut poll = FIRST_POLL;
         loop {
             self.pump();
             if !self.has_output() {
                 return Ok(true);
             }
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 return Ok(false);
             }
-            self.step(Some(deadline))?;
+            // A finished send is not an activity a turn reports: poll for it.
+            self.step(Some(deadline.min(now + poll)))?;
+            poll = (poll * 2).min(LAST_POLL);
+        }
+    }
+
+    /// Waits up to the linger time ([`Options::linger`]) until every queued message has
+    /// been written to a peer's connection, then closes the socket; true if everything
+    /// went. What the kernel has taken is delivered after the process goes on (or
+    /// exits), as with libzmq; a message whose peer never came is lost, and this says so.
+    pub fn close(mut self) -> Result<bool, ZmqError> {
+        self.closed = true;
+        self.linger()
+    }
+
+    fn linger(&mut self) -> Result<bool, ZmqError> {
+        match self.options.linger {
+            Some(linger) => self.flush(linger),
+            None => loop {
+                // Forever, as libzmq's -1: in slices, so a redial keeps its schedule.
+                if self.flush(Duration::from_secs(1))? {
+                    return Ok(true);
+                }
+            },
         }
     }
 
@@ -324,21 +390,55 @@ impl Socket {
         Ok(())
     }
 
-    /// Takes a connection's events into the logic; buries it if it ended.
+    /// Resumes reading the held connections whose peers' queues have room again.
+    fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        for conn in std::mem::take(&mut self.held) {
+            let Some(&key) = self.by_conn.get(&conn) else { continue };
+            if self.logic.accepts_from(key) {
+                if let Some(session) = self.driver.session_for_output(conn) {
+                    session.hold_input(false);
+                }
+                self.drain(conn, false);
+            } else {
+                self.held.push(conn);
+            }
+        }
+    }
+
+    /// Takes a connection's events into the logic; buries it if it ended. A message
+    /// from a peer at the receive HWM stays in the connection, which stops reading (a
+    /// connection that ended gives everything it has).
     fn drain(&mut self, conn: ConnId, closed: bool) {
         let Some(&key) = self.by_conn.get(&conn) else { return };
         let mut lost = closed;
-        while let Some(event) = self.driver.session_for_output(conn).and_then(|s| s.poll_event()) {
+        // One look-up of the session for every event (fields borrowed apart).
+        let Socket {
+            driver, logic, held, ..
+        } = self;
+        let mut session = driver.session_for_output(conn);
+        while let Some(session) = session.as_deref_mut() {
+            if !closed && matches!(session.peek_event(), Some(Event::Message(_))) && !logic.accepts_from(key) {
+                session.hold_input(true);
+                if !held.contains(&conn) {
+                    held.push(conn);
+                }
+                break;
+            }
+            let Some(event) = session.poll_event() else { break };
             match event {
-                Event::Established(established) => self.logic.established(key, &established),
-                Event::Message(frames) => self.logic.handle_message(key, frames),
-                Event::Subscription(subscription) => self.logic.handle_subscription(key, subscription),
+                Event::Established(established) => logic.established(key, &established),
+                Event::Message(frames) => logic.handle_message(key, frames),
+                Event::Subscription(subscription) => logic.handle_subscription(key, subscription),
                 Event::Failed(_) | Event::Closed => lost = true,
                 // NULL only: no credentials to judge.
                 Event::Authenticate(_) => {}
             }
         }
         if lost {
+            self.held.retain(|c| *c != conn);
             self.by_conn.remove(&conn);
             self.driver.remove(conn);
             let redials = self.peers.get(&key).is_some_and(|p| p.dial.is_some());
@@ -362,13 +462,19 @@ impl Socket {
     /// Moves queued messages into each established connection while its output is
     /// below [`ARENA_HIGH`].
     fn pump(&mut self) {
-        let conns: Vec<(u64, ConnId)> = self.peers.iter().filter_map(|(k, p)| p.conn.map(|c| (*k, c))).collect();
-        for (key, conn) in conns {
-            while self.logic.has_outgoing(key) && self.arena_len(conn) < ARENA_HIGH {
-                let Some(message) = self.logic.poll_outgoing(key) else {
-                    break;
-                };
-                let Some(session) = self.driver.session_for_output(conn) else {
+        let Socket {
+            peers, logic, driver, ..
+        } = self;
+        for (&key, peer) in peers.iter() {
+            let Some(conn) = peer.conn else { continue };
+            if !logic.has_outgoing(key) {
+                continue;
+            }
+            let Some(session) = driver.session_for_output(conn) else {
+                continue;
+            };
+            while session.poll_transmit().map_or(0, |a| a.len()) < ARENA_HIGH {
+                let Some(message) = logic.poll_outgoing(key) else {
                     break;
                 };
                 if session.send(&message).is_err() {
@@ -380,7 +486,12 @@ impl Socket {
 }
 
 impl Drop for Socket {
+    /// Lingers as [`close`](Socket::close) does (unless it ran, or a panic unwinds),
+    /// then closes the listeners; the driver closes the connections.
     fn drop(&mut self) {
+        if !self.closed && !std::thread::panicking() {
+            let _ = self.linger();
+        }
         for listener in self.listeners.drain(..) {
             let _ = self.driver.close_listener(listener);
         }

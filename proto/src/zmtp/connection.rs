@@ -90,6 +90,9 @@ pub struct Connection {
     events: VecDeque<Event>,
     poison: PoisonGuard<ZmtpError>,
     closed: bool,
+    /// The body asked to stop reading (its socket's receive queue for this peer is
+    /// full): [`Session::wants_read`] says no until it asks again.
+    held: bool,
     handshake_deadline: Option<Instant>,
     next_ping: Option<Instant>,
     /// When the peer must have sent something by: after our `PING`, or the TTL of its.
@@ -117,6 +120,7 @@ impl Connection {
             events: VecDeque::new(),
             poison: PoisonGuard::new(),
             closed: false,
+            held: false,
             next_ping: None,
             silence_deadline: None,
         })
@@ -153,6 +157,19 @@ impl Connection {
     /// completes it waits like a message.
     pub fn send_subscription(&mut self, subscription: &Subscription) -> Result<(), ZmtpError> {
         self.send(&[subscription.message_body()])
+    }
+
+    /// The next event without taking it: a body whose receive queue for this peer is
+    /// full leaves a message here (and [`hold_input`](Self::hold_input)s).
+    pub fn peek_event(&self) -> Option<&Event> {
+        self.events.front()
+    }
+
+    /// Stops (`true`) or resumes (`false`) reading the peer: while held,
+    /// [`Session::wants_read`] is false, the driver reads nothing more and TCP's flow
+    /// control pushes back on the peer. What was already received stays decoded here.
+    pub fn hold_input(&mut self, held: bool) {
+        self.held = held;
     }
 
     /// The verdict on an [`Event::Authenticate`].
@@ -334,7 +351,7 @@ impl Session for Connection {
     }
 
     fn wants_read(&self) -> bool {
-        !self.awaiting_verdict
+        !self.awaiting_verdict && !self.held
     }
 
     fn is_closed(&self) -> bool {
@@ -476,6 +493,23 @@ mod tests {
         assert_eq!(conn.poll_timeout(), None, "no heartbeat timer for a 3.0 peer");
         conn.handle_timeout(now + Duration::from_secs(1));
         assert_eq!(conn.out.len(), sent, "no PING written");
+    }
+
+    #[test]
+    fn a_held_connection_reads_nothing_and_keeps_its_messages() {
+        let now = Instant::now();
+        let mut conn = established_dealer(config(SocketType::Dealer), now);
+        while conn.poll_event().is_some() {}
+        assert!(conn.wants_read());
+        conn.handle_input(Bytes::from_static(&[0, 1, b'a', 0, 1, b'b']), now);
+        assert_eq!(conn.peek_event(), Some(&Event::Message(vec![Bytes::from_static(b"a")])));
+        conn.hold_input(true);
+        assert!(!conn.wants_read(), "held: the driver stops reading");
+        // Peeking takes nothing: both messages are still there, in order.
+        assert_eq!(conn.poll_event(), Some(Event::Message(vec![Bytes::from_static(b"a")])));
+        assert_eq!(conn.poll_event(), Some(Event::Message(vec![Bytes::from_static(b"b")])));
+        conn.hold_input(false);
+        assert!(conn.wants_read());
     }
 
     #[test]

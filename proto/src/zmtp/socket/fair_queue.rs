@@ -8,8 +8,9 @@ use bytes::Bytes;
 /// Received messages per peer, delivered round robin across peers.
 #[derive(Debug)]
 pub struct FairQueue<P> {
-    /// Peers with at least one message, in the order they will be served.
-    queues: VecDeque<(P, VecDeque<Vec<Bytes>>)>,
+    /// Peers with at least one message, in the order they will be served, with the
+    /// bytes of their messages.
+    queues: VecDeque<(P, VecDeque<Vec<Bytes>>, usize)>,
     len: usize,
 }
 
@@ -26,26 +27,42 @@ impl<P: Copy + Eq> FairQueue<P> {
     /// Queues `message` from `peer`.
     pub fn push(&mut self, peer: P, message: Vec<Bytes>) {
         self.len += 1;
-        match self.queues.iter_mut().find(|(p, _)| *p == peer) {
-            Some((_, q)) => q.push_back(message),
-            None => self.queues.push_back((peer, VecDeque::from([message]))),
+        let size = super::message_size(&message);
+        match self.queues.iter_mut().find(|(p, _, _)| *p == peer) {
+            Some((_, q, bytes)) => {
+                q.push_back(message);
+                *bytes += size;
+            }
+            None => self.queues.push_back((peer, VecDeque::from([message]), size)),
         }
     }
 
     /// The next message, from the peer whose turn it is; that peer then goes last.
     pub fn pop(&mut self) -> Option<(P, Vec<Bytes>)> {
-        let (peer, mut queue) = self.queues.pop_front()?;
+        let (peer, mut queue, bytes) = self.queues.pop_front()?;
         let message = queue.pop_front()?;
         self.len -= 1;
         if !queue.is_empty() {
-            self.queues.push_back((peer, queue));
+            let bytes = bytes.saturating_sub(super::message_size(&message));
+            self.queues.push_back((peer, queue, bytes));
         }
         Some((peer, message))
     }
 
     /// How many messages `peer` has waiting.
     pub fn len_of(&self, peer: P) -> usize {
-        self.queues.iter().find(|(p, _)| *p == peer).map_or(0, |(_, q)| q.len())
+        self.queues
+            .iter()
+            .find(|(p, _, _)| *p == peer)
+            .map_or(0, |(_, q, _)| q.len())
+    }
+
+    /// The bytes of the messages `peer` has waiting.
+    pub fn bytes_of(&self, peer: P) -> usize {
+        self.queues
+            .iter()
+            .find(|(p, _, _)| *p == peer)
+            .map_or(0, |(_, _, b)| *b)
     }
 
     /// Messages waiting from every peer.
@@ -76,6 +93,8 @@ mod tests {
         q.push(2, msg("b1"));
         assert_eq!(q.len(), 4);
         assert_eq!(q.len_of(1), 3);
+        assert_eq!(q.bytes_of(1), 6);
+        assert_eq!(q.bytes_of(3), 0);
         let order: Vec<_> = std::iter::from_fn(|| q.pop()).map(|(p, m)| (p, m[0].clone())).collect();
         assert_eq!(
             order,

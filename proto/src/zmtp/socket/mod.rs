@@ -29,6 +29,14 @@
 //!   blocks at the HWM.
 //! - DEALER, ROUTER, PULL, SUB, REP and PAIR receive fair-queued ([`FairQueue`]).
 //!
+//! High-water marks count messages and bytes (a [`BytePermits`] per peer and
+//! direction; an empty queue always takes one message, however large). Sending, the
+//! queue per peer is bounded by [`SocketOptions::send_hwm`] and
+//! [`SocketOptions::send_hwm_bytes`]; receiving, [`SocketLogic::accepts_from`] says
+//! whether a peer's inbound queue is under [`SocketOptions::recv_hwm`] and
+//! [`SocketOptions::recv_hwm_bytes`]: a body stops taking that peer's messages (and
+//! so stops reading its socket) while it is not, which is backpressure down to TCP.
+//!
 //! Peers are named by a key `P` the body chooses (a connection id, or an endpoint that
 //! survives reconnects). A peer is [`add_peer`](SocketLogic::add_peer)ed when its
 //! connection starts (DEALER and PUSH queue for it before the handshake, as libzmq
@@ -50,6 +58,16 @@ use std::hash::Hash;
 use bytes::Bytes;
 
 use super::{Established, SocketType, Subscription};
+use crate::BytePermits;
+
+/// The byte high-water marks' default: 64 MiB per peer and direction (libzmq has no
+/// byte limit; ours bounds memory when messages are large).
+pub const DEFAULT_HWM_BYTES: usize = 64 << 20;
+
+/// The bytes of a message's frames (what the byte high-water marks count).
+pub fn message_size(frames: &[Bytes]) -> usize {
+    frames.iter().map(Bytes::len).sum()
+}
 
 /// The limits of a [`SocketLogic`].
 #[derive(Debug, Clone)]
@@ -57,6 +75,14 @@ pub struct SocketOptions {
     /// Messages queued per peer before sending blocks or drops (`ZMQ_SNDHWM`, 1000 by
     /// default as in libzmq); 0: no limit.
     pub send_hwm: usize,
+    /// Bytes of message frames queued per peer before sending blocks or drops
+    /// ([`DEFAULT_HWM_BYTES`]); 0: no limit. A message always fits an empty queue.
+    pub send_hwm_bytes: usize,
+    /// Messages received from one peer and not yet taken before the body should stop
+    /// reading that peer (`ZMQ_RCVHWM`, 1000); 0: no limit.
+    pub recv_hwm: usize,
+    /// The same bound in bytes ([`DEFAULT_HWM_BYTES`]); 0: no limit.
+    pub recv_hwm_bytes: usize,
     /// The first identity a ROUTER generates for a peer that announced none (libzmq
     /// starts from a random number; a body seeds this).
     pub first_generated_id: u32,
@@ -66,6 +92,9 @@ impl Default for SocketOptions {
     fn default() -> Self {
         SocketOptions {
             send_hwm: 1000,
+            send_hwm_bytes: DEFAULT_HWM_BYTES,
+            recv_hwm: 1000,
+            recv_hwm_bytes: DEFAULT_HWM_BYTES,
             first_generated_id: 0x6d6f_6e6f,
         }
     }
@@ -83,6 +112,33 @@ struct Peer<P> {
     control: VecDeque<Vec<Bytes>>,
     /// Messages waiting for the connection to take them, at most `send_hwm`.
     out: VecDeque<Vec<Bytes>>,
+    /// The bytes of `out`, at most `send_hwm_bytes` (or one message).
+    out_bytes: BytePermits,
+}
+
+impl<P> Peer<P> {
+    /// Whether a message of `size` bytes fits under both high-water marks.
+    fn fits(&self, size: usize, hwm: usize) -> bool {
+        (hwm == 0 || self.out.len() < hwm) && (self.out_bytes.used() == 0 || size <= self.out_bytes.available())
+    }
+
+    /// Queues a message that [`fits`](Self::fits).
+    fn queue(&mut self, frames: Vec<Bytes>, size: usize) {
+        // `fits` said yes, or the queue is being filled past it on purpose (never).
+        let _ = self.out_bytes.try_acquire(size);
+        self.out.push_back(frames);
+    }
+
+    /// The next queued message, its bytes given back.
+    fn unqueue(&mut self) -> Option<Vec<Bytes>> {
+        let frames = self.out.pop_front()?;
+        self.out_bytes.release(message_size(&frames).min(self.out_bytes.used()));
+        Some(frames)
+    }
+}
+
+fn byte_budget(hwm_bytes: usize) -> BytePermits {
+    BytePermits::new(if hwm_bytes == 0 { usize::MAX } else { hwm_bytes })
 }
 
 /// The rules of one socket over many peers. Methods: getters; `add_peer`,
@@ -149,6 +205,21 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
         self.peer(peer).map_or(0, |p| p.out.len() + p.control.len())
     }
 
+    /// Bytes of messages queued for `peer` (what `send_hwm_bytes` bounds).
+    pub fn queued_bytes_for(&self, peer: P) -> usize {
+        self.peer(peer).map_or(0, |p| p.out_bytes.used())
+    }
+
+    /// Whether the body may hand `peer`'s next received message to
+    /// [`handle_message`](Self::handle_message): its inbound queue is under the receive
+    /// high-water marks. While it is not, the body leaves the peer's messages in its
+    /// connection, which stops reading the socket: backpressure down to TCP.
+    pub fn accepts_from(&self, peer: P) -> bool {
+        let o = &self.options;
+        (o.recv_hwm == 0 || self.inbound.len_of(peer) < o.recv_hwm)
+            && (o.recv_hwm_bytes == 0 || self.inbound.bytes_of(peer) < o.recv_hwm_bytes)
+    }
+
     /// Whether `peer` is established and has messages for its connection: what
     /// [`poll_outgoing`](Self::poll_outgoing) would return.
     pub fn has_outgoing(&self, peer: P) -> bool {
@@ -185,6 +256,7 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                 subscriptions: Subscriptions::new(),
                 control: VecDeque::new(),
                 out: VecDeque::new(),
+                out_bytes: byte_budget(self.options.send_hwm_bytes),
             });
         }
         true
@@ -349,14 +421,14 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
             return Err(SocketError::EmptyMessage);
         }
         let hwm = self.options.send_hwm;
-        let has_room = move |p: &Peer<P>| hwm == 0 || p.out.len() < hwm;
         match self.socket_type {
             SocketType::Req if self.awaiting_reply.is_some() => Err(SocketError::WrongState(SocketType::Req)),
             SocketType::Rep => {
                 let (key, mut envelope) = self.answering.take().ok_or(SocketError::WrongState(SocketType::Rep))?;
                 envelope.extend(frames);
+                let size = message_size(&envelope);
                 match self.peers.iter_mut().find(|p| p.key == key && p.established) {
-                    Some(peer) if has_room(peer) => peer.out.push_back(envelope),
+                    Some(peer) if peer.fits(size, hwm) => peer.queue(envelope, size),
                     _ => self.dropped += 1,
                 }
                 Ok(())
@@ -366,14 +438,15 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                 if self.socket_type == SocketType::Req {
                     frames.insert(0, Bytes::new());
                 }
+                let size = message_size(&frames);
                 let n = self.peers.len();
                 for step in 0..n {
                     let i = (self.next_out + step) % n;
-                    if has_room(&self.peers[i]) {
+                    if self.peers[i].fits(size, hwm) {
                         if self.socket_type == SocketType::Req {
                             self.awaiting_reply = Some(self.peers[i].key);
                         }
-                        self.peers[i].out.push_back(frames);
+                        self.peers[i].queue(frames, size);
                         self.next_out = (i + 1) % n;
                         return Ok(());
                     }
@@ -387,8 +460,9 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                 let mut frames = frames;
                 let identity = frames.remove(0);
                 let key = self.routes.get(&identity).copied();
+                let size = message_size(&frames);
                 match key.and_then(|k| self.peers.iter_mut().find(|p| p.key == k)) {
-                    Some(peer) if has_room(peer) && !frames.is_empty() => peer.out.push_back(frames),
+                    Some(peer) if peer.fits(size, hwm) && !frames.is_empty() => peer.queue(frames, size),
                     _ => self.dropped += 1,
                 }
                 Ok(())
@@ -401,9 +475,10 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                     }
                     Some(Subscription::Cancel(topic)) => self.unsubscribe_any(topic),
                     None => {
+                        let size = message_size(&frames);
                         for peer in self.peers.iter_mut().filter(|p| p.established) {
-                            if has_room(peer) {
-                                peer.out.push_back(frames.clone());
+                            if peer.fits(size, hwm) {
+                                peer.queue(frames.clone(), size);
                             } else {
                                 self.dropped += 1;
                             }
@@ -414,12 +489,13 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
             }
             SocketType::Pub | SocketType::Xpub => {
                 let first = frames[0].clone();
+                let size = message_size(&frames);
                 for peer in self.peers.iter_mut() {
                     if !peer.established || !peer.subscriptions.matches(&first) {
                         continue;
                     }
-                    if has_room(peer) {
-                        peer.out.push_back(frames.clone());
+                    if peer.fits(size, hwm) {
+                        peer.queue(frames.clone(), size);
                     } else {
                         self.dropped += 1;
                     }
@@ -465,7 +541,7 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
     #[must_use]
     pub fn poll_outgoing(&mut self, key: P) -> Option<Vec<Bytes>> {
         let peer = self.peer_mut(key).filter(|p| p.established)?;
-        peer.control.pop_front().or_else(|| peer.out.pop_front())
+        peer.control.pop_front().or_else(|| peer.unqueue())
     }
 
     /// The next received message, fair-queued across peers.

@@ -296,3 +296,98 @@ fn xsub_forwards_subscriptions_and_messages_and_does_not_filter() {
     s.established(2, &est(SocketType::Pub, ""));
     assert_eq!(s.poll_outgoing(2), Some(vec![Bytes::from_static(b"\x01news")]));
 }
+
+fn bytes_logic(t: SocketType, send_hwm_bytes: usize) -> SocketLogic<u32> {
+    SocketLogic::new(
+        t,
+        SocketOptions {
+            send_hwm: 1000,
+            send_hwm_bytes,
+            ..SocketOptions::default()
+        },
+    )
+}
+
+fn sized(n: usize) -> Vec<Bytes> {
+    vec![Bytes::from(vec![b'x'; n])]
+}
+
+#[test]
+fn push_blocks_at_the_byte_hwm_and_an_empty_queue_takes_any_message() {
+    let mut s = bytes_logic(SocketType::Push, 100);
+    assert!(s.add_peer(1));
+    s.established(1, &est(SocketType::Pull, ""));
+    s.send(sized(60)).unwrap();
+    s.send(sized(40)).unwrap();
+    assert_eq!(s.queued_bytes_for(1), 100);
+    // 100 of 100 bytes queued: one more byte blocks, whole message handed back.
+    assert_eq!(s.send(sized(1)), Err(SocketError::WouldBlock(sized(1))));
+    assert_eq!(s.poll_outgoing(1), Some(sized(60)));
+    assert_eq!(s.queued_bytes_for(1), 40);
+    s.send(sized(60)).unwrap();
+    assert_eq!(s.send(sized(1)), Err(SocketError::WouldBlock(sized(1))));
+    while s.poll_outgoing(1).is_some() {}
+    assert_eq!(s.queued_bytes_for(1), 0);
+    // Larger than the whole budget: an empty queue still takes it, then blocks.
+    s.send(sized(1000)).unwrap();
+    assert_eq!(s.send(sized(1)), Err(SocketError::WouldBlock(sized(1))));
+}
+
+#[test]
+fn dealer_round_robins_past_a_peer_at_its_byte_hwm() {
+    let mut s = bytes_logic(SocketType::Dealer, 10);
+    assert!(s.add_peer(1));
+    assert!(s.add_peer(2));
+    s.send(sized(10)).unwrap(); // peer 1 full
+    s.send(sized(4)).unwrap(); // peer 2
+    s.send(sized(4)).unwrap(); // peer 1 full: peer 2 again
+    assert_eq!(s.queued_bytes_for(1), 10);
+    assert_eq!(s.queued_bytes_for(2), 8);
+    assert_eq!(s.send(sized(4)), Err(SocketError::WouldBlock(sized(4))));
+}
+
+#[test]
+fn pub_and_router_drop_at_the_byte_hwm() {
+    let mut p = bytes_logic(SocketType::Pub, 10);
+    p.established(1, &est(SocketType::Sub, ""));
+    p.handle_subscription(1, Subscription::Subscribe(Bytes::new()));
+    p.send(sized(8)).unwrap();
+    p.send(sized(8)).unwrap();
+    assert_eq!(p.dropped(), 1, "the second 8 bytes do not fit in 10");
+    assert_eq!(p.queued_for(1), 1);
+
+    let mut r = bytes_logic(SocketType::Router, 10);
+    r.established(1, &est(SocketType::Dealer, "d"));
+    let to_d = |n| vec![Bytes::from_static(b"d"), Bytes::from(vec![b'y'; n])];
+    r.send(to_d(6)).unwrap();
+    r.send(to_d(6)).unwrap();
+    assert_eq!(r.dropped(), 1);
+    assert_eq!(r.queued_bytes_for(1), 6, "the identity frame is not queued");
+}
+
+#[test]
+fn the_receive_hwm_in_messages_and_bytes_says_when_to_stop_taking() {
+    let mut s = SocketLogic::new(
+        SocketType::Pull,
+        SocketOptions {
+            recv_hwm: 3,
+            recv_hwm_bytes: 10,
+            ..SocketOptions::default()
+        },
+    );
+    assert!(s.add_peer(1));
+    assert!(s.add_peer(2));
+    s.established(1, &est(SocketType::Push, ""));
+    s.established(2, &est(SocketType::Push, ""));
+    for _ in 0..3 {
+        assert!(s.accepts_from(1));
+        s.handle_message(1, sized(1));
+    }
+    assert!(!s.accepts_from(1), "three messages: at the message HWM");
+    assert!(s.accepts_from(2), "per peer: the other one is not held");
+    s.handle_message(2, sized(10));
+    assert!(!s.accepts_from(2), "ten bytes: at the byte HWM");
+    assert_eq!(s.recv(), Some(sized(1)));
+    assert_eq!(s.recv(), Some(sized(10)));
+    assert!(s.accepts_from(1) && s.accepts_from(2));
+}
