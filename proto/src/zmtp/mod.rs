@@ -46,6 +46,7 @@
 
 mod command;
 mod connection;
+pub mod curve;
 mod error;
 mod frame;
 mod greeting;
