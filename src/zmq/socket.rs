@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use monocoque_proto::zmtp::socket::{SocketError, SocketLogic, SocketOptions};
-use monocoque_proto::zmtp::{Connection, ConnectionConfig, Event, HandshakeConfig, SocketType};
+use monocoque_proto::zmtp::{Connection, ConnectionConfig, Event, HandshakeConfig, SocketType, ZmtpError};
 use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session};
 
 use super::{endpoint, Options, ZmqError};
@@ -55,6 +55,8 @@ pub struct Socket {
     next_key: u64,
     listeners: Vec<ListenerId>,
     activities: Vec<Activity>,
+    /// Why the last connection that failed did (a refused handshake, a bad box).
+    last_error: Option<ZmtpError>,
 }
 
 impl Socket {
@@ -74,6 +76,7 @@ impl Socket {
         );
         let mut handshake = HandshakeConfig::null(socket_type);
         handshake.identity = options.identity.clone();
+        handshake.mechanism = options.mechanism()?;
         let mut config = ConnectionConfig::new(handshake);
         config.max_frame_size = options.max_frame_size;
         config.heartbeat_interval = options.heartbeat_interval;
@@ -89,6 +92,7 @@ impl Socket {
             next_key: 0,
             listeners: Vec::new(),
             activities: Vec::new(),
+            last_error: None,
         })
     }
 
@@ -100,6 +104,13 @@ impl Socket {
     /// Messages a PUB or ROUTER dropped (at the HWM, or unroutable).
     pub fn dropped(&self) -> u64 {
         self.logic.dropped()
+    }
+
+    /// Why the last failed connection failed (a handshake refused by either side, a
+    /// CURVE box that did not open): connections fail quietly and are redialed, as in
+    /// libzmq, and this is where the reason is kept.
+    pub fn last_error(&self) -> Option<&ZmtpError> {
+        self.last_error.as_ref()
     }
 
     /// Connections open now (established or still shaking hands).
@@ -333,9 +344,17 @@ impl Socket {
                 Event::Established(established) => self.logic.established(key, &established),
                 Event::Message(frames) => self.logic.handle_message(key, frames),
                 Event::Subscription(subscription) => self.logic.handle_subscription(key, subscription),
-                Event::Failed(_) | Event::Closed => lost = true,
-                // NULL only: no credentials to judge.
-                Event::Authenticate(_) => {}
+                Event::Failed(error) => {
+                    self.last_error = Some(error);
+                    lost = true;
+                }
+                Event::Closed => lost = true,
+                Event::Authenticate(request) => {
+                    let decision = self.options.judge(&request);
+                    if let Some(session) = self.driver.session_for_output(conn) {
+                        session.authenticate(decision, Instant::now());
+                    }
+                }
             }
         }
         if lost {
