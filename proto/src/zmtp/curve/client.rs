@@ -48,6 +48,16 @@ impl CurveClient {
         }
     }
 
+    /// A client whose transient pair is `transient`: for seeds that must come out
+    /// the same every time (the fuzz corpus).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn with_transient(keys: KeyPair, server_key: PublicKey, transient: KeyPair) -> CurveClient {
+        CurveClient {
+            transient,
+            ..CurveClient::new(keys, server_key)
+        }
+    }
+
     fn take_nonce(&mut self) -> u64 {
         let n = self.nonce;
         self.nonce += 1;
