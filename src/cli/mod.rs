@@ -6,6 +6,7 @@ pub mod mqtt;
 pub mod nats;
 pub mod redis;
 mod resp;
+pub mod zmq_keygen;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,8 @@ pub enum Command {
     Nats(nats::NatsArgs),
     /// Run an MQTT broker.
     Mqtt(mqtt::MqttArgs),
+    /// ZeroMQ tools: `keygen` prints a CURVE key pair.
+    Zmq(zmq_keygen::ZmqArgs),
     /// Say which io_uring features the kernel gave: one line per feature, active or the
     /// fallback in force and why.
     Doctor,
@@ -42,6 +45,7 @@ pub fn run(cli: Cli) -> std::process::ExitCode {
         Command::Redis(args) => redis::run(args),
         Command::Nats(args) => nats::run(args),
         Command::Mqtt(args) => mqtt::run(args),
+        Command::Zmq(args) => zmq_keygen::run(args),
         Command::Doctor => doctor(),
     }
 }
