@@ -6,7 +6,9 @@
 //! - our REQ to a libzmq REP (each line asked, each reply printed), libzmq REQs to our
 //!   REP (echoed);
 //! - our PUB to a libzmq SUB, a libzmq PUB to our SUB (`--subscribe` filters);
-//! - a PUSH whose peer never comes exits 1 once the linger time has passed.
+//! - a PUSH whose peer never comes exits 1 once the linger time has passed;
+//! - CURVE both ways with keys from `monocoque zmq keygen`: our PUSH client of a libzmq
+//!   CURVE PULL server, a libzmq CURVE PUSH client of our PULL server.
 
 mod support;
 
@@ -79,6 +81,27 @@ elif role == "pub":
         s.send_multipart([b"other", b"skip"])
         s.send_multipart([b"news", str(i).encode()])
         time.sleep(0.02)
+elif role == "curvepull":
+    s = ctx.socket(zmq.PULL)
+    s.linger = 0
+    s.rcvtimeo = 60000
+    s.curve_server = True
+    s.curve_secretkey = sys.argv[2].encode()
+    print(s.bind_to_random_port("tcp://127.0.0.1"), flush=True)
+    for _ in range(int(sys.argv[3])):
+        show(s.recv_multipart())
+elif role == "curvepush":
+    s = ctx.socket(zmq.PUSH)
+    s.linger = 30000
+    public, secret = zmq.curve_keypair()
+    s.curve_publickey = public
+    s.curve_secretkey = secret
+    s.curve_serverkey = sys.argv[3].encode()
+    s.connect("tcp://127.0.0.1:" + sys.argv[2])
+    for i in range(int(sys.argv[4])):
+        s.send_multipart([b"x", str(i).encode()])
+    s.close()
+    ctx.term()
 "#;
 
 /// A process whose output lines are read on a thread; killed on drop.
@@ -321,5 +344,69 @@ fn a_sender_whose_peer_never_comes_exits_1_after_the_linger() {
         assert_eq!(push.status(), Some(1), "{driver}");
         let error = push.errors.recv_timeout(PATIENCE).expect("an error line");
         assert!(error.contains("linger"), "{driver}: {error}");
+    }
+}
+
+/// A key pair from `monocoque zmq keygen`: (public, secret), Z85.
+fn keygen() -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_monocoque"))
+        .args(["zmq", "keygen"])
+        .output()
+        .expect("run keygen");
+    assert!(out.status.success(), "keygen failed");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .to_string()
+    };
+    (field("public-key: "), field("secret-key: "))
+}
+
+#[test]
+fn curve_both_ways_with_libzmq() {
+    for driver in DRIVERS {
+        // Our PUSH, a CURVE client of libzmq's CURVE PULL server.
+        let (server_public, server_secret) = keygen();
+        let (_, client_secret) = keygen();
+        let pull = Proc::peer(&["curvepull", &server_secret, "2"]);
+        let endpoint = format!("tcp://127.0.0.1:{}", pull.line());
+        let mut push = Proc::ours(&[
+            "push",
+            "--connect",
+            &endpoint,
+            "--curve-serverkey",
+            &server_public,
+            "--curve-secret",
+            &client_secret,
+            "--driver",
+            driver,
+        ]);
+        push.write("sealed\nagain\n");
+        assert_eq!(push.status(), Some(0), "{driver}: exits 0 once delivered");
+        assert_eq!(pull.line(), "sealed", "{driver}");
+        assert_eq!(pull.line(), "again", "{driver}");
+
+        // libzmq's CURVE PUSH client of our CURVE PULL server.
+        let (server_public, server_secret) = keygen();
+        let mut pull = Proc::ours(&[
+            "pull",
+            "--bind",
+            "tcp://127.0.0.1:0",
+            "--count",
+            "2",
+            "--separator",
+            ":",
+            "--curve-server",
+            &server_secret,
+            "--driver",
+            driver,
+        ]);
+        let port = pull.bound_port();
+        let _push = Proc::peer(&["curvepush", &port, &server_public, "2"]);
+        assert_eq!(pull.line(), "x:0", "{driver}");
+        assert_eq!(pull.line(), "x:1", "{driver}");
+        assert_eq!(pull.status(), Some(0), "{driver}");
     }
 }

@@ -11,6 +11,9 @@
 //!   sends them as subscription messages.
 //! - REQ sends each line as a request and prints the reply; REP echoes every request.
 //! - `--count N` stops after N messages sent, received, asked or answered.
+//! - `--curve-server SECRET` makes the socket a CURVE server; `--curve-serverkey KEY
+//!   --curve-secret SECRET` a CURVE client of that server (keys in Z85).
+//! - `monocoque zmq keygen` prints a CURVE key pair, as libzmq's `curve_keygen` does.
 
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
@@ -19,23 +22,34 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use clap::Args;
+use clap::{Args, Subcommand};
 use monocoque::driver::DriverKind;
 use monocoque::zmq::{Options, Socket, SocketType, ZmqError};
+use monocoque_proto::zmtp::curve::KeyPair;
 
 use super::client::driver_kind;
 
 /// Arguments of `monocoque zmq`.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  \
+#[command(
+    after_help = "Examples:\n  \
     seq 3 | monocoque zmq push --connect tcp://127.0.0.1:5555\n  \
     monocoque zmq pull --bind 'tcp://*:5555' --count 3\n  \
     echo 'a|b' | monocoque zmq req --connect tcp://127.0.0.1:5556 --separator '|'\n  \
-    monocoque zmq sub --connect tcp://127.0.0.1:5557 --subscribe news")]
+    monocoque zmq sub --connect tcp://127.0.0.1:5557 --subscribe news\n  \
+    monocoque zmq keygen\n  \
+    monocoque zmq pull --bind 'tcp://*:5555' --curve-server SECRET\n  \
+    monocoque zmq push --connect tcp://127.0.0.1:5555 --curve-serverkey KEY --curve-secret SECRET",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct ZmqArgs {
+    /// A tool instead of a socket.
+    #[command(subcommand)]
+    pub command: Option<ZmqCommand>,
     /// The socket type.
-    #[arg(value_parser = socket_type(), value_name = "TYPE", ignore_case = true)]
-    pub socket_type: SocketType,
+    #[arg(value_parser = socket_type(), value_name = "TYPE", ignore_case = true, required = true)]
+    pub socket_type: Option<SocketType>,
     /// Accept peers on ENDPOINT (`tcp://HOST:PORT`, `*` for every interface); repeatable.
     #[arg(long, value_name = "ENDPOINT", required_unless_present = "connect")]
     pub bind: Vec<String>,
@@ -56,9 +70,26 @@ pub struct ZmqArgs {
     /// (-1: forever, libzmq's default).
     #[arg(long, value_name = "MS", default_value_t = -1, allow_negative_numbers = true)]
     pub linger: i64,
+    /// Be a CURVE server with this secret key (Z85, as `monocoque zmq keygen` prints it).
+    #[arg(long, value_name = "SECRET", conflicts_with = "curve_serverkey")]
+    pub curve_server: Option<String>,
+    /// Be a CURVE client of the server with this public key (Z85); needs `--curve-secret`.
+    #[arg(long, value_name = "KEY", requires = "curve_secret")]
+    pub curve_serverkey: Option<String>,
+    /// The CURVE client's own secret key (Z85).
+    #[arg(long, value_name = "SECRET", requires = "curve_serverkey")]
+    pub curve_secret: Option<String>,
     /// I/O driver: io_uring (Linux 5.19+) or mio (readiness, portable).
     #[arg(long, value_parser = driver_kind(), value_name = "DRIVER", default_value_t = DriverKind::default())]
     pub driver: DriverKind,
+}
+
+/// The `monocoque zmq` tools.
+#[derive(Debug, Subcommand)]
+pub enum ZmqCommand {
+    /// Print a new CURVE key pair in Z85 (`public-key: ...`, `secret-key: ...`), as
+    /// libzmq's `curve_keygen` does.
+    Keygen,
 }
 
 /// The parser of TYPE: RFC 23's names, in either case.
@@ -101,10 +132,16 @@ enum ZmqCliError {
     Io(#[from] io::Error),
     #[error("not every message reached a peer within the linger time ({0} ms)")]
     Undelivered(i64),
+    #[error("a socket TYPE is required")]
+    NoSocketType,
 }
 
 /// Runs `monocoque zmq`; returns the exit status.
 pub fn run(args: ZmqArgs) -> ExitCode {
+    if let Some(ZmqCommand::Keygen) = args.command {
+        println!("{}", KeyPair::generate());
+        return ExitCode::SUCCESS;
+    }
     match run_socket(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -115,12 +152,17 @@ pub fn run(args: ZmqArgs) -> ExitCode {
 }
 
 fn run_socket(args: &ZmqArgs) -> Result<(), ZmqCliError> {
+    let socket_type = args.socket_type.ok_or(ZmqCliError::NoSocketType)?;
+    let key = |z85: &Option<String>| z85.as_ref().map(|k| Bytes::from(k.clone()));
     let options = Options {
         driver: args.driver,
         linger: u64::try_from(args.linger).ok().map(Duration::from_millis),
+        curve_server: args.curve_server.is_some(),
+        curve_secret_key: key(&args.curve_server).or_else(|| key(&args.curve_secret)),
+        curve_server_key: key(&args.curve_serverkey),
         ..Options::default()
     };
-    let mut socket = Socket::with_options(args.socket_type, options)?;
+    let mut socket = Socket::with_options(socket_type, options)?;
     for endpoint in &args.bind {
         let addr = socket.bind(endpoint)?;
         eprintln!("bound {addr}");
@@ -128,7 +170,7 @@ fn run_socket(args: &ZmqArgs) -> Result<(), ZmqCliError> {
     for endpoint in &args.connect {
         socket.connect(endpoint)?;
     }
-    match args.socket_type {
+    match socket_type {
         SocketType::Sub if args.subscribe.is_empty() => socket.subscribe(Bytes::new()),
         SocketType::Sub => {
             for topic in &args.subscribe {
@@ -151,7 +193,7 @@ fn run_socket(args: &ZmqArgs) -> Result<(), ZmqCliError> {
     }
     let count = args.count.unwrap_or(u64::MAX);
     let separator = args.separator.as_deref();
-    match role(args.socket_type) {
+    match role(socket_type) {
         Role::Send => send_lines(&mut socket, separator, count)?,
         Role::Ask => ask_lines(&mut socket, separator, count)?,
         Role::Receive => receive(&mut socket, separator, count, false)?,
@@ -317,16 +359,36 @@ mod tests {
             "mio",
         ])
         .unwrap();
-        assert_eq!(a.socket_type, SocketType::Push);
+        assert_eq!(a.socket_type, Some(SocketType::Push));
         assert_eq!(a.connect, ["tcp://127.0.0.1:1"]);
         assert_eq!(a.count, Some(3));
         assert_eq!(a.linger, -1);
         assert_eq!(a.driver, DriverKind::Mio);
         let a = parse(&["xsub", "--bind", "tcp://*:1", "--linger", "250", "--separator", "|"]).unwrap();
-        assert_eq!(a.socket_type, SocketType::Xsub);
+        assert_eq!(a.socket_type, Some(SocketType::Xsub));
         assert_eq!((a.linger, a.separator.as_deref()), (250, Some("|")));
         assert!(parse(&["push"]).is_err(), "an endpoint is required");
         assert!(parse(&["stream", "--bind", "tcp://*:1"]).is_err());
+        assert!(parse(&[]).is_err(), "a type or a tool is required");
+        let a = parse(&["keygen"]).unwrap();
+        assert!(matches!(a.command, Some(ZmqCommand::Keygen)));
+        let a = parse(&["pull", "--bind", "tcp://*:1", "--curve-server", "S"]).unwrap();
+        assert_eq!(a.curve_server.as_deref(), Some("S"));
+        let a = parse(&[
+            "push",
+            "--connect",
+            "tcp://h:1",
+            "--curve-serverkey",
+            "K",
+            "--curve-secret",
+            "S",
+        ])
+        .unwrap();
+        assert_eq!(
+            (a.curve_serverkey.as_deref(), a.curve_secret.as_deref()),
+            (Some("K"), Some("S"))
+        );
+        assert!(parse(&["push", "--connect", "tcp://h:1", "--curve-serverkey", "K"]).is_err());
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub enum ZmqError {
     /// bytes or starting with a zero byte).
     #[error("invalid socket options: {0}")]
     Options(#[source] ZmtpError),
+    /// The security options do not make a mechanism (a malformed CURVE key).
+    #[error(transparent)]
+    Security(#[from] super::SecurityError),
     /// The endpoint was not understood.
     #[error(transparent)]
     Endpoint(#[from] EndpointError),

@@ -17,5 +17,5 @@ mod socket;
 pub use endpoint::EndpointError;
 pub use error::ZmqError;
 pub use monocoque_proto::zmtp::SocketType;
-pub use options::Options;
+pub use options::{Authenticator, Options, SecurityError};
 pub use socket::Socket;

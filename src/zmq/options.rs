@@ -1,12 +1,25 @@
 //! The options of a [`Socket`](super::Socket), named after libzmq's.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use monocoque_proto::zmtp::curve::{KeyError, KeyPair, PublicKey, SecretKey};
+use monocoque_proto::zmtp::{AuthDecision, AuthRequest, Mechanism};
+use thiserror::Error;
 
 use crate::driver::DriverKind;
 
 /// How a [`Socket`](super::Socket) behaves; the defaults are libzmq's where it has one.
+///
+/// Security, as libzmq's options choose it: `curve_server` (with `curve_secret_key`)
+/// makes a CURVE server; `curve_server_key` (with our `curve_secret_key`, and
+/// optionally `curve_public_key` to check it against) a CURVE client; `plain_server` a
+/// PLAIN server; `plain_username` (with `plain_password`) a PLAIN client; none of
+/// them, NULL. A server asks [`authenticator`](Self::authenticator) about each peer,
+/// and without one accepts every peer that completes the handshake, as libzmq does
+/// when no ZAP handler is installed.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The driver the socket runs on.
@@ -38,6 +51,23 @@ pub struct Options {
     pub max_frame_size: u64,
     /// `ZMQ_HEARTBEAT_IVL` (`None`: no heartbeats).
     pub heartbeat_interval: Option<Duration>,
+    /// `ZMQ_PLAIN_SERVER`: be the PLAIN server.
+    pub plain_server: bool,
+    /// `ZMQ_PLAIN_USERNAME`: be a PLAIN client with this user name.
+    pub plain_username: Option<Bytes>,
+    /// `ZMQ_PLAIN_PASSWORD`: the PLAIN client's password.
+    pub plain_password: Bytes,
+    /// `ZMQ_CURVE_SERVER`: be the CURVE server (needs `curve_secret_key`).
+    pub curve_server: bool,
+    /// `ZMQ_CURVE_SECRETKEY`: our long-term secret key, 32 bytes or 40 Z85 characters.
+    pub curve_secret_key: Option<Bytes>,
+    /// `ZMQ_CURVE_PUBLICKEY`: our long-term public key; optional here (it follows from
+    /// the secret key), checked against it when given.
+    pub curve_public_key: Option<Bytes>,
+    /// `ZMQ_CURVE_SERVERKEY`: be a CURVE client of the server with this public key.
+    pub curve_server_key: Option<Bytes>,
+    /// Judges PLAIN credentials and CURVE client keys on a server (ZAP's role).
+    pub authenticator: Option<Authenticator>,
 }
 
 impl Default for Options {
@@ -54,6 +84,175 @@ impl Default for Options {
             reconnect_interval: Duration::from_millis(100),
             max_frame_size: monocoque_proto::zmtp::DEFAULT_MAX_FRAME_SIZE,
             heartbeat_interval: None,
+            plain_server: false,
+            plain_username: None,
+            plain_password: Bytes::new(),
+            curve_server: false,
+            curve_secret_key: None,
+            curve_public_key: None,
+            curve_server_key: None,
+            authenticator: None,
         }
+    }
+}
+
+/// A server's judge of each peer's credentials or key: ZAP (RFC 27) as a function,
+/// called on the socket's thread during the handshake.
+#[derive(Clone)]
+pub struct Authenticator(Arc<dyn Fn(&AuthRequest) -> AuthDecision + Send + Sync>);
+
+impl Authenticator {
+    /// An authenticator that calls `judge`.
+    pub fn new(judge: impl Fn(&AuthRequest) -> AuthDecision + Send + Sync + 'static) -> Self {
+        Authenticator(Arc::new(judge))
+    }
+
+    /// Allows CURVE clients whose long-term public key is one of `keys`; denies others
+    /// (status 400) and any other mechanism.
+    pub fn curve_allow(keys: impl IntoIterator<Item = PublicKey>) -> Self {
+        let keys: Vec<PublicKey> = keys.into_iter().collect();
+        Authenticator::new(move |request| match request.curve_key {
+            Some(key) if keys.contains(&key) => AuthDecision::Allow {
+                user_id: Bytes::from(key.to_z85()),
+            },
+            _ => AuthDecision::Deny {
+                status: 400,
+                reason: "unknown CURVE key".into(),
+            },
+        })
+    }
+
+    /// Allows PLAIN clients whose user name and password are one of `users`.
+    pub fn plain_users(users: impl IntoIterator<Item = (Bytes, Bytes)>) -> Self {
+        let users: Vec<(Bytes, Bytes)> = users.into_iter().collect();
+        Authenticator::new(move |request| {
+            let known = users
+                .iter()
+                .any(|(u, p)| *u == request.username && *p == request.password && request.curve_key.is_none());
+            if known {
+                AuthDecision::Allow {
+                    user_id: request.username.clone(),
+                }
+            } else {
+                AuthDecision::Deny {
+                    status: 400,
+                    reason: "wrong user name or password".into(),
+                }
+            }
+        })
+    }
+
+    /// The verdict on `request`.
+    pub fn judge(&self, request: &AuthRequest) -> AuthDecision {
+        (self.0)(request)
+    }
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Authenticator(..)")
+    }
+}
+
+/// Why the security options do not make a mechanism.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SecurityError {
+    /// A key option is neither 32 bytes nor 40 Z85 characters.
+    #[error("{option}: {source}")]
+    Key {
+        /// The option (`curve_secret_key`...).
+        option: &'static str,
+        /// What was wrong with it.
+        #[source]
+        source: KeyError,
+    },
+    /// CURVE needs our secret key.
+    #[error("CURVE needs curve_secret_key")]
+    MissingSecretKey,
+    /// `curve_public_key` is not the public half of `curve_secret_key`.
+    #[error("curve_public_key is not the public half of curve_secret_key")]
+    KeyMismatch,
+}
+
+impl Options {
+    /// The mechanism these options ask for.
+    pub fn mechanism(&self) -> Result<Mechanism, SecurityError> {
+        let key_error = |option| move |source| SecurityError::Key { option, source };
+        if self.curve_server || self.curve_server_key.is_some() {
+            let secret = self.curve_secret_key.as_ref().ok_or(SecurityError::MissingSecretKey)?;
+            let keys =
+                KeyPair::from_secret(SecretKey::from_bytes_or_z85(secret).map_err(key_error("curve_secret_key"))?);
+            if let Some(public) = &self.curve_public_key {
+                let public = PublicKey::from_bytes_or_z85(public).map_err(key_error("curve_public_key"))?;
+                if public != keys.public {
+                    return Err(SecurityError::KeyMismatch);
+                }
+            }
+            return Ok(match &self.curve_server_key {
+                Some(server) if !self.curve_server => Mechanism::CurveClient {
+                    keys,
+                    server_key: PublicKey::from_bytes_or_z85(server).map_err(key_error("curve_server_key"))?,
+                },
+                _ => Mechanism::CurveServer { keys },
+            });
+        }
+        if self.plain_server {
+            return Ok(Mechanism::PlainServer);
+        }
+        Ok(match &self.plain_username {
+            Some(username) => Mechanism::PlainClient {
+                username: username.clone(),
+                password: self.plain_password.clone(),
+            },
+            None => Mechanism::Null,
+        })
+    }
+
+    /// The verdict on a peer's credentials: the authenticator's, else allowed.
+    pub(crate) fn judge(&self, request: &AuthRequest) -> AuthDecision {
+        match &self.authenticator {
+            Some(authenticator) => authenticator.judge(request),
+            None => AuthDecision::Allow { user_id: Bytes::new() },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn security_options_choose_the_mechanism() {
+        let pair = KeyPair::generate();
+        let server = Options {
+            curve_server: true,
+            curve_secret_key: Some(Bytes::from(pair.secret.to_z85().as_str().to_owned())),
+            ..Options::default()
+        };
+        assert_eq!(server.mechanism(), Ok(Mechanism::CurveServer { keys: pair.clone() }));
+        let client = Options {
+            curve_server_key: Some(Bytes::copy_from_slice(&pair.public.0)),
+            curve_secret_key: Some(Bytes::copy_from_slice(pair.secret.as_bytes())),
+            curve_public_key: Some(Bytes::from(KeyPair::generate().public.to_z85())),
+            ..Options::default()
+        };
+        assert_eq!(client.mechanism(), Err(SecurityError::KeyMismatch));
+        let client = Options {
+            curve_server_key: Some(Bytes::from_static(b"short")),
+            ..client
+        };
+        assert_eq!(client.mechanism(), Err(SecurityError::KeyMismatch), "checked first");
+        let no_secret = Options {
+            curve_server: true,
+            ..Options::default()
+        };
+        assert_eq!(no_secret.mechanism(), Err(SecurityError::MissingSecretKey));
+        let plain = Options {
+            plain_username: Some("u".into()),
+            plain_password: "p".into(),
+            ..Options::default()
+        };
+        assert!(matches!(plain.mechanism(), Ok(Mechanism::PlainClient { .. })));
+        assert_eq!(Options::default().mechanism(), Ok(Mechanism::Null));
     }
 }

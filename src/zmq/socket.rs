@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use monocoque_proto::zmtp::socket::{SocketError, SocketLogic, SocketOptions};
-use monocoque_proto::zmtp::{Connection, ConnectionConfig, Event, HandshakeConfig, SocketType};
+use monocoque_proto::zmtp::{Connection, ConnectionConfig, Event, HandshakeConfig, SocketType, ZmtpError};
 use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session};
 
 use super::{endpoint, Options, ZmqError};
@@ -69,6 +69,8 @@ pub struct Socket {
     held: Vec<ConnId>,
     /// `close` ran: dropping does not linger again.
     closed: bool,
+    /// Why the last connection that failed did (a refused handshake, a bad box).
+    last_error: Option<ZmtpError>,
 }
 
 impl Socket {
@@ -91,6 +93,7 @@ impl Socket {
         );
         let mut handshake = HandshakeConfig::null(socket_type);
         handshake.identity = options.identity.clone();
+        handshake.mechanism = options.mechanism()?;
         let mut config = ConnectionConfig::new(handshake);
         config.max_frame_size = options.max_frame_size;
         config.heartbeat_interval = options.heartbeat_interval;
@@ -108,6 +111,7 @@ impl Socket {
             activities: Vec::new(),
             held: Vec::new(),
             closed: false,
+            last_error: None,
         })
     }
 
@@ -133,6 +137,13 @@ impl Socket {
         self.peers.keys().fold((0, 0), |(n, b), k| {
             (n + self.logic.queued_for(*k), b + self.logic.queued_bytes_for(*k))
         })
+    }
+
+    /// Why the last failed connection failed (a handshake refused by either side, a
+    /// CURVE box that did not open): connections fail quietly and are redialed, as in
+    /// libzmq, and this is where the reason is kept.
+    pub fn last_error(&self) -> Option<&ZmtpError> {
+        self.last_error.as_ref()
     }
 
     /// Connections open now (established or still shaking hands).
@@ -416,7 +427,12 @@ impl Socket {
         let mut lost = closed;
         // One look-up of the session for every event (fields borrowed apart).
         let Socket {
-            driver, logic, held, ..
+            driver,
+            logic,
+            held,
+            options,
+            last_error,
+            ..
         } = self;
         let mut session = driver.session_for_output(conn);
         while let Some(session) = session.as_deref_mut() {
@@ -432,9 +448,12 @@ impl Socket {
                 Event::Established(established) => logic.established(key, &established),
                 Event::Message(frames) => logic.handle_message(key, frames),
                 Event::Subscription(subscription) => logic.handle_subscription(key, subscription),
-                Event::Failed(_) | Event::Closed => lost = true,
-                // NULL only: no credentials to judge.
-                Event::Authenticate(_) => {}
+                Event::Failed(error) => {
+                    *last_error = Some(error);
+                    lost = true;
+                }
+                Event::Closed => lost = true,
+                Event::Authenticate(request) => session.authenticate(options.judge(&request), Instant::now()),
             }
         }
         if lost {

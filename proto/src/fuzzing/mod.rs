@@ -20,12 +20,14 @@
 //! | [`zmtp_greeting`] | one split seed byte, then what a ZMTP peer sends first |
 //! | [`zmtp_frames`] | two header bytes (options, split seed), then a ZMTP frame stream |
 //! | [`zmtp_commands`] | a mode byte, then a command body, or a split seed and a peer's side of a handshake |
+//! | [`zmtp_curve`] | two header bytes (unused, split seed), a mode byte (CURVE server, client, `MESSAGE` boxes), then the stream |
 //! | [`mqtt_server_decode`], [`mqtt_client_decode`] | two header bytes (version and size limit, split seed), then the MQTT stream a client (resp. a server) sends |
 //! | [`ws_handshake`] | two header bytes (options: no subprotocol required, a 64-byte head limit; split seed), then a WebSocket opening request |
 //! | [`ws_frames`] | two header bytes (options: client side, a 64-byte frame limit; split seed), then a WebSocket frame stream |
 //! | [`nats_client`](fn@nats_client) | a sequence of operations on a NATS client [`Connection`](crate::nats::client::Connection): publishes, subscriptions, requests, server frames, time, reconnects |
 
 mod connection;
+mod curve;
 mod headers;
 mod mqtt;
 mod nats;
@@ -39,6 +41,7 @@ mod ws;
 mod zmtp;
 
 pub use connection::resp_connection;
+pub use curve::{zmtp_curve, zmtp_curve_seeds};
 pub use headers::nats_headers;
 pub use mqtt::{mqtt_client_decode, mqtt_client_seeds, mqtt_server_decode, mqtt_server_seeds};
 pub use nats::{nats_client_decode, nats_client_seeds, nats_server_decode, nats_server_seeds, plain};
@@ -69,6 +72,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("zmtp_greeting", zmtp_greeting),
     ("zmtp_frames", zmtp_frames),
     ("zmtp_commands", zmtp_commands),
+    ("zmtp_curve", zmtp_curve),
     ("mqtt_server_decode", mqtt_server_decode),
     ("mqtt_client_decode", mqtt_client_decode),
     ("ws_handshake", ws_handshake),

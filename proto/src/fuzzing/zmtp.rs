@@ -164,7 +164,7 @@ fn command_round_trip(body: &[u8]) {
 
 /// The outcome of a handshake fed `parts`: established (and with what), failed (and
 /// with what, asked twice), or still waiting; plus everything it wrote.
-fn run_handshake(config: HandshakeConfig, parts: &[&[u8]], allow: bool) -> (String, Vec<u8>) {
+pub(super) fn run_handshake(config: HandshakeConfig, parts: &[&[u8]], allow: bool) -> (String, Vec<u8>) {
     let mut hs = Handshake::new(config).expect("valid configuration");
     let mut src = SegmentedBuffer::new();
     let mut out = IoArena::new();

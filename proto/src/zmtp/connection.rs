@@ -3,6 +3,10 @@
 //!
 //! This is the layer a socket (DEALER, ROUTER, PUB...) puts one per peer; the socket's
 //! own rules (round robin, routing by identity, subscriptions) live above it.
+//!
+//! After a CURVE handshake every frame, commands included, travels sealed in a
+//! `MESSAGE` box ([`MessageCipher`]); a box that does not open or a nonce that does not
+//! go up fails the connection like any other protocol error.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -10,7 +14,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::command::Command;
-use super::frame::{encode_message, Frame, FrameDecoder, DEFAULT_MAX_FRAME_SIZE};
+use super::curve::cipher::{INNER_COMMAND, INNER_MORE};
+use super::curve::MessageCipher;
+use super::frame::{encode_header, encode_message, Frame, FrameDecoder, DEFAULT_MAX_FRAME_SIZE, FLAG_LONG};
 use super::handshake::{AuthDecision, AuthRequest, Established, Handshake, HandshakeConfig, Progress};
 use super::subscription::Subscription;
 use super::{SocketType, Version, ZmtpError};
@@ -79,6 +85,8 @@ pub struct Connection {
     config: ConnectionConfig,
     handshake: Handshake,
     established: Option<Version>,
+    /// CURVE's session cipher, once its handshake is complete.
+    cipher: Option<MessageCipher>,
     awaiting_verdict: bool,
     decoder: FrameDecoder,
     input: SegmentedBuffer,
@@ -112,6 +120,7 @@ impl Connection {
             config,
             handshake,
             established: None,
+            cipher: None,
             awaiting_verdict: false,
             input: SegmentedBuffer::new(),
             out,
@@ -145,10 +154,46 @@ impl Connection {
             return Ok(());
         }
         if self.established.is_some() {
-            encode_message(&mut self.out, frames);
+            self.write_message(frames)?;
         } else {
             self.pending.push_back(frames.to_vec());
         }
+        Ok(())
+    }
+
+    /// Encodes a message into the output: as frames, or each frame sealed in a CURVE
+    /// `MESSAGE`.
+    fn write_message(&mut self, frames: &[Bytes]) -> Result<(), ZmtpError> {
+        let Some(cipher) = &mut self.cipher else {
+            encode_message(&mut self.out, frames);
+            return Ok(());
+        };
+        let last = frames.len().saturating_sub(1);
+        for (i, frame) in frames.iter().enumerate() {
+            let sealed = cipher.seal(if i < last { INNER_MORE } else { 0 }, frame)?;
+            // libzmq sends MESSAGE in a plain frame: so do we.
+            encode_header(&mut self.out, 0, sealed.len() as u64);
+            self.out.put_bytes(&sealed);
+        }
+        Ok(())
+    }
+
+    /// Encodes a command into the output, sealed when CURVE is on.
+    fn write_command(&mut self, command: &Command) -> Result<(), ZmtpError> {
+        let Some(cipher) = &mut self.cipher else {
+            return command.encode(&mut self.out);
+        };
+        let mut plain = IoArena::new();
+        command.encode(&mut plain)?;
+        let framed = plain.to_vec();
+        let header = if framed.first().is_some_and(|f| f & FLAG_LONG != 0) {
+            9
+        } else {
+            2
+        };
+        let sealed = cipher.seal(INNER_COMMAND, framed.get(header..).unwrap_or_default())?;
+        encode_header(&mut self.out, 0, sealed.len() as u64);
+        self.out.put_bytes(&sealed);
         Ok(())
     }
 
@@ -199,13 +244,16 @@ impl Connection {
             }
             Ok(Progress::Established(established)) => {
                 self.established = Some(established.version);
+                self.cipher = self.handshake.take_cipher();
                 self.handshake_deadline = None;
                 if established.version.has_commands_of_3_1() {
                     self.next_ping = self.config.heartbeat_interval.map(|i| now + i);
                 }
                 self.events.push_back(Event::Established(established));
                 while let Some(message) = self.pending.pop_front() {
-                    encode_message(&mut self.out, &message);
+                    if let Err(e) = self.write_message(&message) {
+                        return self.fail(e);
+                    }
                 }
                 self.read_frames(now);
             }
@@ -218,6 +266,20 @@ impl Connection {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return,
                 Err(e) => return self.fail(e),
+            };
+            let frame = match &mut self.cipher {
+                None => frame,
+                Some(cipher) => {
+                    let (Frame::Message { body, .. } | Frame::Command(body)) = frame;
+                    match cipher.open(&body) {
+                        Ok((flags, body)) if flags & INNER_COMMAND != 0 => Frame::Command(body),
+                        Ok((flags, body)) => Frame::Message {
+                            body,
+                            more: flags & INNER_MORE != 0,
+                        },
+                        Err(e) => return self.fail(e),
+                    }
+                }
             };
             match frame {
                 Frame::Message { body, more } => {
@@ -251,7 +313,9 @@ impl Connection {
                 context,
             } => {
                 // Context at most 16 bytes (checked by the parser): the PONG encodes.
-                let _ = Command::Pong { context }.encode(&mut self.out);
+                if let Err(e) = self.write_command(&Command::Pong { context }) {
+                    return self.fail(e);
+                }
                 if ttl_deciseconds > 0 {
                     let ttl = Duration::from_millis(u64::from(ttl_deciseconds) * 100);
                     self.silence_deadline = Some(now + ttl);
@@ -320,11 +384,13 @@ impl Session for Connection {
         if let (Some(at), Some(interval)) = (self.next_ping, self.config.heartbeat_interval) {
             if now >= at {
                 let ttl = (self.config.heartbeat_ttl.as_millis() / 100).min(u128::from(u16::MAX)) as u16;
-                let _ = Command::Ping {
+                let ping = Command::Ping {
                     ttl_deciseconds: ttl,
                     context: Bytes::new(),
+                };
+                if let Err(e) = self.write_command(&ping) {
+                    return self.fail(e);
                 }
-                .encode(&mut self.out);
                 self.next_ping = Some(now + interval);
                 let timeout = self.config.heartbeat_timeout.unwrap_or(interval);
                 self.silence_deadline.get_or_insert(now + timeout);
@@ -575,5 +641,92 @@ mod tests {
         assert!(pair.drive(10_000).is_some());
         assert!(matches!(pair.events_a.last(), Some(Event::Established(_))));
         assert!(matches!(pair.events_b.last(), Some(Event::Established(e)) if e.user_id.as_deref() == Some(&b"u"[..])));
+    }
+
+    /// A CURVE DEALER (a) and ROUTER (b) pair, established over a link cut in pieces.
+    fn curve_pair(seed: u64, now: Instant) -> Pair<Connection, Connection> {
+        let server = crate::zmtp::curve::KeyPair::generate();
+        let mut a = config(SocketType::Dealer);
+        a.heartbeat_interval = Some(Duration::from_secs(1));
+        a.heartbeat_ttl = Duration::from_secs(3);
+        a.handshake.mechanism = Mechanism::CurveClient {
+            keys: crate::zmtp::curve::KeyPair::generate(),
+            server_key: server.public,
+        };
+        let mut b = config(SocketType::Router);
+        b.handshake.mechanism = Mechanism::CurveServer { keys: server };
+        let mut a = Connection::new(a, now).unwrap();
+        a.send(&["early".into(), Bytes::from(vec![7u8; 5000])]).unwrap();
+        let b = Connection::new(b, now).unwrap();
+        let link = LinkConfig {
+            max_piece: 13,
+            ..LinkConfig::default()
+        };
+        let mut pair = Pair::new(a, b, now, seed, link);
+        assert!(pair.drive_until(100_000, |p| !p.events_b.is_empty()));
+        assert!(matches!(&pair.events_b[0], Event::Authenticate(r) if r.curve_key.is_some()));
+        let at = pair.now();
+        pair.b.authenticate(AuthDecision::Allow { user_id: "k".into() }, at);
+        // Heartbeats keep the link busy: drive until the early message is through.
+        assert!(pair.drive_until(100_000, |p| !messages(&p.events_b).is_empty()));
+        pair
+    }
+
+    #[test]
+    fn curve_connections_carry_messages_and_pings_sealed() {
+        for seed in 0..5 {
+            let now = Instant::now();
+            let mut pair = curve_pair(seed, now);
+            assert!(matches!(pair.events_a[0], Event::Established(_)), "{:?}", pair.events_a);
+            assert_eq!(
+                messages(&pair.events_b),
+                [vec![Bytes::from("early"), Bytes::from(vec![7u8; 5000])]]
+            );
+            pair.b.send(&["reply".into(), Bytes::new()]).unwrap();
+            // Heartbeats for a while: PING and PONG travel sealed and are understood.
+            let end = pair.now() + Duration::from_secs(5);
+            assert!(pair.drive_until(100_000, |p| p.now() >= end));
+            assert!(pair.a.error().is_none() && pair.b.error().is_none());
+            assert_eq!(messages(&pair.events_a), [vec![Bytes::from("reply"), Bytes::new()]]);
+            assert!(
+                pair.a.cipher.as_ref().unwrap().next_nonce() > 3,
+                "pings were sealed too"
+            );
+        }
+    }
+
+    #[test]
+    fn a_tampered_or_replayed_curve_message_fails_the_connection() {
+        let now = Instant::now();
+        let mut pair = curve_pair(9, now);
+        pair.a.send(&["secret".into()]).unwrap();
+        let sealed = pair.a.out.to_vec();
+        pair.a.out.clear();
+        // Plaintext never appears on the wire.
+        assert!(!sealed.windows(6).any(|w| w == b"secret"));
+        let mut bad = sealed.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        let mut b = std::mem::replace(&mut pair.b, Connection::new(config(SocketType::Router), now).unwrap());
+        b.events.clear();
+        b.handle_input(Bytes::from(bad), now);
+        assert_eq!(
+            b.poll_event(),
+            Some(Event::Failed(ZmtpError::CurveBox { command: "MESSAGE" }))
+        );
+        assert!(b.is_closed());
+
+        let mut pair = curve_pair(10, now);
+        pair.a.send(&["once".into()]).unwrap();
+        let sealed = Bytes::from(pair.a.out.to_vec());
+        pair.a.out.clear();
+        pair.b.events.clear();
+        pair.b.handle_input(sealed.clone(), now);
+        assert_eq!(pair.b.poll_event(), Some(Event::Message(vec!["once".into()])));
+        pair.b.handle_input(sealed, now);
+        assert!(matches!(
+            pair.b.poll_event(),
+            Some(Event::Failed(ZmtpError::CurveNonce { .. }))
+        ));
     }
 }

@@ -120,6 +120,22 @@ pub enum ZmtpError {
         /// Which rule.
         what: &'static str,
     },
+    /// A CURVE box did not open: the peer used another key than the one expected
+    /// (a wrong server key, a forged vouch), or the bytes were changed on the way.
+    #[error("a CURVE {command} box did not open (wrong key or tampered bytes)")]
+    CurveBox {
+        /// The command, or part of one (`cookie`, `vouch`), whose box failed.
+        command: &'static str,
+    },
+    /// A CURVE `MESSAGE` whose nonce is not above the last one accepted: a replay, or
+    /// frames reordered on the way.
+    #[error("a CURVE MESSAGE with nonce {nonce} after nonce {last}: replayed or reordered")]
+    CurveNonce {
+        /// The nonce received.
+        nonce: u64,
+        /// The last nonce accepted.
+        last: u64,
+    },
     /// The handshake did not complete within the configured time.
     #[error("the handshake did not complete in time")]
     HandshakeTimeout,

@@ -62,8 +62,7 @@ pub enum MechanismName {
     Null,
     /// `PLAIN`: clear-text user name and password (RFC 24).
     Plain,
-    /// `CURVE`: CurveZMQ (RFC 26). Named so a greeting that asks for it is understood;
-    /// the handshake itself is not implemented yet.
+    /// `CURVE`: CurveZMQ (RFC 26), see [`curve`](super::curve).
     Curve,
 }
 

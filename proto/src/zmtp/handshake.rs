@@ -16,13 +16,23 @@
 //! The PLAIN server asks the caller, not a callback, whether the credentials are good
 //! ([`Progress::Authenticate`], answered by [`Handshake::authenticate`]), so the answer
 //! may come from anywhere (a ZAP handler on another thread, a table) and at any time.
-//! CURVE will be a third arm of [`Mechanism`] and of the state below; its boxes will be
-//! read from [`RawCommand`](super::RawCommand)s.
+//!
+//! CURVE (RFC 26, see [`curve`](super::curve)) is the third arm: its commands are read
+//! as raw bodies and opened by the client's or server's half in `curve/`; the server
+//! asks the caller about the client's long-term key the same way, and the session key
+//! is handed to the connection ([`Handshake::take_cipher`]) to seal every frame after.
+//!
+//! ```text
+//! CURVE:  C: greeting HELLO            S: greeting
+//!                                      S: WELCOME (or close: wrong server key)
+//!         C: INITIATE                  S: READY (or ERROR)
+//! ```
 
 use bytes::Bytes;
 
-use super::command::{Command, Metadata, IDENTITY, SOCKET_TYPE};
-use super::frame::{Frame, FrameDecoder};
+use super::command::{Command, Metadata, RawCommand, IDENTITY, SOCKET_TYPE};
+use super::curve::{CurveClient, CurveServer, KeyPair, MessageCipher, PublicKey};
+use super::frame::{encode_header, Frame, FrameDecoder, FLAG_COMMAND};
 use super::greeting::{Greeting, MechanismName, Version};
 use super::{SocketType, ZmtpError};
 use crate::{IoArena, SegmentedBuffer};
@@ -41,6 +51,19 @@ pub enum Mechanism {
     },
     /// PLAIN server: asks the caller to check the credentials of each `HELLO`.
     PlainServer,
+    /// CURVE client: our long-term pair and the server's public key (which a client
+    /// must know in advance: it is how the server is authenticated).
+    CurveClient {
+        /// Our long-term key pair (C, c).
+        keys: KeyPair,
+        /// The server's long-term public key (S).
+        server_key: PublicKey,
+    },
+    /// CURVE server: our long-term pair; asks the caller about each client's key.
+    CurveServer {
+        /// Our long-term key pair (S, s).
+        keys: KeyPair,
+    },
 }
 
 impl Mechanism {
@@ -49,12 +72,13 @@ impl Mechanism {
         match self {
             Mechanism::Null => MechanismName::Null,
             Mechanism::PlainClient { .. } | Mechanism::PlainServer => MechanismName::Plain,
+            Mechanism::CurveClient { .. } | Mechanism::CurveServer { .. } => MechanismName::Curve,
         }
     }
 
     /// The greeting's as-server flag.
     pub fn as_server(&self) -> bool {
-        matches!(self, Mechanism::PlainServer)
+        matches!(self, Mechanism::PlainServer | Mechanism::CurveServer { .. })
     }
 }
 
@@ -85,15 +109,18 @@ impl HandshakeConfig {
     }
 }
 
-/// A PLAIN client's credentials, for the caller to judge (ZAP's request, RFC 27).
+/// A PLAIN client's credentials or a CURVE client's long-term key, for the caller to
+/// judge (ZAP's request, RFC 27).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthRequest {
-    /// The mechanism (PLAIN).
+    /// The mechanism (PLAIN or CURVE).
     pub mechanism: MechanismName,
-    /// The user name.
+    /// The user name (PLAIN; empty for CURVE).
     pub username: Bytes,
-    /// The password.
+    /// The password (PLAIN; empty for CURVE).
     pub password: Bytes,
+    /// The client's long-term public key, proven by its vouch (CURVE only).
+    pub curve_key: Option<PublicKey>,
 }
 
 /// The caller's answer to an [`AuthRequest`] (ZAP's reply, RFC 27).
@@ -125,7 +152,7 @@ pub struct Established {
     pub peer_identity: Bytes,
     /// All of the peer's metadata.
     pub peer_metadata: Metadata,
-    /// The user id the authenticator gave (PLAIN server only).
+    /// The user id the authenticator gave (PLAIN and CURVE servers only).
     pub user_id: Option<Bytes>,
 }
 
@@ -160,6 +187,17 @@ enum State {
     PlainAuthenticating,
     /// PLAIN server: `WELCOME` sent, waiting for `INITIATE`.
     PlainInitiate,
+    /// CURVE client: `HELLO` sent, waiting for `WELCOME`.
+    CurveWelcome,
+    /// CURVE client: `INITIATE` sent, waiting for `READY`.
+    CurveReady,
+    /// CURVE server: waiting for `HELLO`.
+    CurveHello,
+    /// CURVE server: `WELCOME` sent, waiting for `INITIATE`.
+    CurveInitiate,
+    /// CURVE server: `INITIATE` verified (its metadata kept), waiting for the caller's
+    /// decision on the client's key.
+    CurveAuthenticating(Metadata),
     /// Finished.
     Done,
     /// Failed with this error; every later call returns it.
@@ -168,13 +206,22 @@ enum State {
 
 /// The handshake of one connection: greeting, mechanism, metadata. Sans-IO: reads the
 /// input buffer it is given and writes what to send into the arena it is given.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Handshake {
     config: HandshakeConfig,
     state: State,
     decoder: FrameDecoder,
     version: Option<Version>,
     user_id: Option<Bytes>,
+    curve: Option<CurveSide>,
+    cipher: Option<MessageCipher>,
+}
+
+/// This side's half of a CURVE handshake.
+#[derive(Debug)]
+enum CurveSide {
+    Client(CurveClient),
+    Server(CurveServer),
 }
 
 impl Handshake {
@@ -194,12 +241,21 @@ impl Handshake {
                 });
             }
         }
+        let curve = match &config.mechanism {
+            Mechanism::CurveClient { keys, server_key } => {
+                Some(CurveSide::Client(CurveClient::new(keys.clone(), *server_key)))
+            }
+            Mechanism::CurveServer { keys } => Some(CurveSide::Server(CurveServer::new(keys.clone()))),
+            _ => None,
+        };
         Ok(Handshake {
             decoder: FrameDecoder::new(config.max_command_size),
             config,
             state: State::Start,
             version: None,
             user_id: None,
+            curve,
+            cipher: None,
         })
     }
 
@@ -216,6 +272,12 @@ impl Handshake {
     /// Whether the handshake is complete.
     pub fn is_established(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// The CURVE session's `MESSAGE` cipher, once the handshake is complete (taken
+    /// once, by the connection that seals and opens every later frame with it).
+    pub fn take_cipher(&mut self) -> Option<MessageCipher> {
+        self.cipher.take()
     }
 
     /// Writes our greeting, whole, and our first command where the mechanism has one
@@ -240,7 +302,13 @@ impl Handshake {
                 let _ = hello.encode(out);
                 State::Greeting
             }
-            Mechanism::PlainServer => State::Greeting,
+            Mechanism::PlainServer | Mechanism::CurveServer { .. } => State::Greeting,
+            Mechanism::CurveClient { .. } => {
+                if let Some(CurveSide::Client(client)) = &mut self.curve {
+                    write_raw_command(out, &client.hello());
+                }
+                State::Greeting
+            }
         };
     }
 
@@ -264,7 +332,7 @@ impl Handshake {
             match &self.state {
                 State::Failed(error) => return Err(error.clone()),
                 State::Done => return Ok(Progress::Pending),
-                State::PlainAuthenticating => return Ok(Progress::Pending),
+                State::PlainAuthenticating | State::CurveAuthenticating(_) => return Ok(Progress::Pending),
                 State::Start => unreachable!("start() ran above"),
                 State::Greeting => {
                     let Some(greeting) = Greeting::decode(src)? else {
@@ -282,7 +350,19 @@ impl Handshake {
                         Mechanism::Null => State::NullReady,
                         Mechanism::PlainClient { .. } => State::PlainWelcome,
                         Mechanism::PlainServer => State::PlainHello,
+                        Mechanism::CurveClient { .. } => State::CurveWelcome,
+                        Mechanism::CurveServer { .. } => State::CurveHello,
                     };
+                }
+                _ if self.curve.is_some() => {
+                    let body = match self.decoder.decode(src)? {
+                        None => return Ok(Progress::Pending),
+                        Some(Frame::Message { .. }) => return Err(ZmtpError::MessageBeforeReady),
+                        Some(Frame::Command(body)) => body,
+                    };
+                    if let Some(progress) = self.on_curve_command(body, out)? {
+                        return Ok(progress);
+                    }
                 }
                 _ => {
                     let Some(command) = self.next_command(src)? else {
@@ -327,6 +407,7 @@ impl Handshake {
                     mechanism: MechanismName::Plain,
                     username,
                     password,
+                    curve_key: None,
                 })))
             }
             (State::PlainInitiate, Command::Initiate(meta)) => {
@@ -348,15 +429,24 @@ impl Handshake {
         src: &mut SegmentedBuffer,
         out: &mut IoArena,
     ) -> Result<Progress, ZmtpError> {
-        if self.state != State::PlainAuthenticating {
-            return self.handle(src, out);
-        }
+        let curve_meta = match &self.state {
+            State::PlainAuthenticating => None,
+            State::CurveAuthenticating(meta) => Some(meta.clone()),
+            _ => return self.handle(src, out),
+        };
         match decision {
             AuthDecision::Allow { user_id } => {
                 self.user_id = Some(user_id);
-                let _ = Command::Welcome.encode(out);
-                self.state = State::PlainInitiate;
-                self.handle(src, out)
+                let Some(meta) = curve_meta else {
+                    let _ = Command::Welcome.encode(out);
+                    self.state = State::PlainInitiate;
+                    return self.handle(src, out);
+                };
+                let result = self.curve_server_ready(meta, out);
+                if let Err(error) = &result {
+                    self.state = State::Failed(error.clone());
+                }
+                result
             }
             AuthDecision::Deny { status, reason } => {
                 let code = Bytes::from(status.to_string());
@@ -399,9 +489,72 @@ impl Handshake {
         }))
     }
 
-    /// Writes `READY` (or PLAIN's `INITIATE`) with our socket type and, for the types
-    /// that have one, our identity.
-    fn write_metadata_command(&self, out: &mut IoArena, initiate: bool) {
+    /// A CURVE command during the handshake (an `ERROR` is read as in the other
+    /// mechanisms; the others are opened by our half of CURVE).
+    fn on_curve_command(&mut self, body: Bytes, out: &mut IoArena) -> Result<Option<Progress>, ZmtpError> {
+        let raw = RawCommand::split(body.clone())?;
+        if &raw.name[..] == b"ERROR" {
+            return self.on_command(Command::parse(body)?, out);
+        }
+        let unexpected = || ZmtpError::UnexpectedCommand {
+            command: String::from_utf8_lossy(&raw.name).into_owned(),
+            mechanism: "CURVE",
+        };
+        let metadata = self.our_metadata();
+        let (state, name) = (&self.state, &raw.name[..]);
+        match (&mut self.curve, state, name) {
+            (Some(CurveSide::Client(client)), State::CurveWelcome, b"WELCOME") => {
+                let initiate = client.welcome(&body, metadata.as_bytes())?;
+                write_raw_command(out, &initiate);
+                self.state = State::CurveReady;
+                Ok(None)
+            }
+            (Some(CurveSide::Client(client)), State::CurveReady, b"READY") => {
+                let (meta, cipher) = client.ready(&body)?;
+                let meta =
+                    Metadata::parse(meta).map_err(|what| ZmtpError::MalformedCommand { command: "READY", what })?;
+                self.cipher = Some(cipher);
+                self.finish(meta, out).map(Some)
+            }
+            (Some(CurveSide::Server(server)), State::CurveHello, b"HELLO") => {
+                let welcome = server.hello(&body)?;
+                write_raw_command(out, &welcome);
+                self.state = State::CurveInitiate;
+                Ok(None)
+            }
+            (Some(CurveSide::Server(server)), State::CurveInitiate, b"INITIATE") => {
+                let (client_key, meta) = server.initiate(&body)?;
+                let meta = Metadata::parse(meta).map_err(|what| ZmtpError::MalformedCommand {
+                    command: "INITIATE",
+                    what,
+                })?;
+                self.state = State::CurveAuthenticating(meta);
+                Ok(Some(Progress::Authenticate(AuthRequest {
+                    mechanism: MechanismName::Curve,
+                    username: Bytes::new(),
+                    password: Bytes::new(),
+                    curve_key: Some(client_key),
+                })))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// The CURVE server, its client allowed: checks the client's metadata, then writes
+    /// `READY` and keeps the session cipher.
+    fn curve_server_ready(&mut self, meta: Metadata, out: &mut IoArena) -> Result<Progress, ZmtpError> {
+        let progress = self.finish(meta, out)?;
+        let metadata = self.our_metadata();
+        if let Some(CurveSide::Server(server)) = &mut self.curve {
+            let (ready, cipher) = server.ready(metadata.as_bytes())?;
+            write_raw_command(out, &ready);
+            self.cipher = Some(cipher);
+        }
+        Ok(progress)
+    }
+
+    /// Our metadata: our socket type and, for the types that have one, our identity.
+    fn our_metadata(&self) -> Metadata {
         let socket_type = self.config.socket_type;
         let identity = socket_type
             .announces_identity()
@@ -410,9 +563,12 @@ impl Handshake {
             .into_iter()
             .chain(identity);
         // Names are constants and the identity is at most 255 bytes (checked in `new`).
-        let Ok(meta) = Metadata::from_properties(properties) else {
-            return;
-        };
+        Metadata::from_properties(properties).unwrap_or_default()
+    }
+
+    /// Writes `READY` (or PLAIN's `INITIATE`) with [`our_metadata`](Self::our_metadata).
+    fn write_metadata_command(&self, out: &mut IoArena, initiate: bool) {
+        let meta = self.our_metadata();
         let command = if initiate {
             Command::Initiate(meta)
         } else {
@@ -422,9 +578,16 @@ impl Handshake {
     }
 }
 
+/// Writes a command frame whose body (name included) is already encoded.
+fn write_raw_command(out: &mut IoArena, body: &[u8]) {
+    encode_header(out, FLAG_COMMAND, body.len() as u64);
+    out.put_slice(body);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::zmtp::curve::{KeyPair, PublicKey};
 
     /// Two handshakes wired back to back, bytes moved in pieces of `piece` bytes.
     struct Wire {
@@ -653,5 +816,114 @@ mod tests {
         let mut bad = HandshakeConfig::null(SocketType::Dealer);
         bad.identity = Bytes::from_static(b"\0id");
         assert!(Handshake::new(bad).is_err());
+    }
+
+    fn curve_pair(server: &KeyPair, expected_server: PublicKey) -> (HandshakeConfig, HandshakeConfig, KeyPair) {
+        let client_keys = KeyPair::generate();
+        let client = HandshakeConfig {
+            mechanism: Mechanism::CurveClient {
+                keys: client_keys.clone(),
+                server_key: expected_server,
+            },
+            identity: Bytes::from_static(b"c1"),
+            ..HandshakeConfig::null(SocketType::Dealer)
+        };
+        let server = HandshakeConfig {
+            mechanism: Mechanism::CurveServer { keys: server.clone() },
+            ..HandshakeConfig::null(SocketType::Router)
+        };
+        (client, server, client_keys)
+    }
+
+    #[test]
+    fn curve_handshake_at_every_piece_size_and_the_key_is_judged() {
+        let server_keys = KeyPair::generate();
+        for piece in [1, 7, 64, 1000] {
+            let (client, server, client_keys) = curve_pair(&server_keys, server_keys.public);
+            let mut wire = Wire::new(client, server);
+            let mut asked = None;
+            let (a, b) = wire.run(piece, |request| {
+                asked = request.curve_key;
+                AuthDecision::Allow { user_id: "c".into() }
+            });
+            assert_eq!(
+                asked,
+                Some(client_keys.public),
+                "the vouched long-term key is asked about"
+            );
+            let Ok(Progress::Established(a)) = a else {
+                panic!("{a:?}")
+            };
+            let Ok(Progress::Established(b)) = b else {
+                panic!("{b:?}")
+            };
+            assert_eq!(a.peer_socket_type, SocketType::Router);
+            assert_eq!(
+                (b.peer_socket_type, &b.peer_identity[..]),
+                (SocketType::Dealer, &b"c1"[..])
+            );
+            // Both ciphers agree: the client's first MESSAGE (nonce 3) opens at the server.
+            let (mut c, mut s) = (wire.a.take_cipher().unwrap(), wire.b.take_cipher().unwrap());
+            assert_eq!(c.next_nonce(), 3);
+            assert_eq!(s.next_nonce(), 2);
+            let sealed = c.seal(0, b"hi").unwrap();
+            assert_eq!(s.open(&sealed).unwrap().1, Bytes::from_static(b"hi"));
+            let back = s.seal(0, b"yo").unwrap();
+            assert_eq!(c.open(&back).unwrap().1, Bytes::from_static(b"yo"));
+        }
+    }
+
+    #[test]
+    fn curve_with_a_wrong_server_key_or_a_denied_client_fails() {
+        let server_keys = KeyPair::generate();
+        let (client, server, _) = curve_pair(&server_keys, KeyPair::generate().public);
+        let mut wire = Wire::new(client, server);
+        let (a, b) = wire.run(50, |_| unreachable!("HELLO never opens"));
+        assert_eq!(b, Err(ZmtpError::CurveBox { command: "HELLO" }));
+        assert_eq!(
+            a,
+            Ok(Progress::Pending),
+            "the client hears nothing; its connection closes"
+        );
+
+        let (client, server, _) = curve_pair(&server_keys, server_keys.public);
+        let mut wire = Wire::new(client, server);
+        let (a, b) = wire.run(50, |_| AuthDecision::Deny {
+            status: 400,
+            reason: "unknown key".into(),
+        });
+        assert_eq!(a, Err(ZmtpError::Refused { reason: "400".into() }));
+        assert!(matches!(b, Err(ZmtpError::AuthenticationDenied { status: 400, .. })));
+    }
+
+    #[test]
+    fn curve_commands_out_of_order_or_tampered_are_refused() {
+        let server_keys = KeyPair::generate();
+        let (client, server, _) = curve_pair(&server_keys, server_keys.public);
+        // INITIATE before HELLO.
+        let mut hs = Handshake::new(server).unwrap();
+        let mut src = SegmentedBuffer::new();
+        src.push_slice(&Greeting::new(MechanismName::Curve, false).encode());
+        src.push_slice(b"\x04\x09\x08INITIATE");
+        assert!(matches!(
+            hs.handle(&mut src, &mut IoArena::new()),
+            Err(ZmtpError::UnexpectedCommand { mechanism: "CURVE", .. })
+        ));
+        // A HELLO with one bit flipped in its signature box.
+        let mut hs = Handshake::new(client).unwrap();
+        let mut out = IoArena::new();
+        hs.start(&mut out);
+        let mut hello = out.to_vec()[64..].to_vec();
+        let last = hello.len() - 1;
+        hello[last] ^= 0x80;
+        let (_, server, _) = curve_pair(&server_keys, server_keys.public);
+        let mut hs = Handshake::new(server).unwrap();
+        let mut src = SegmentedBuffer::new();
+        src.push_slice(&Greeting::new(MechanismName::Curve, false).encode());
+        src.push_slice(&hello);
+        assert_eq!(
+            hs.handle(&mut src, &mut IoArena::new()),
+            Err(ZmtpError::CurveBox { command: "HELLO" })
+        );
     }
 }

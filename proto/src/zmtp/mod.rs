@@ -1,5 +1,5 @@
 //! The ZMTP 3.x engine (ZeroMQ's wire protocol): greeting, framing, commands and the
-//! NULL and PLAIN handshakes, sans-IO and zero-copy.
+//! NULL, PLAIN and CURVE handshakes, sans-IO and zero-copy.
 //!
 //! - [`Greeting`]: the 64-byte greeting, sent whole and parsed as it arrives, with
 //!   version negotiation down to 3.0 ([`Version::negotiate`]).
@@ -11,9 +11,12 @@
 //! - [`Command`]: `READY` (with [`Metadata`]), `ERROR`, `SUBSCRIBE`/`CANCEL`,
 //!   `PING`/`PONG`, and PLAIN's `HELLO`/`WELCOME`/`INITIATE`; [`Subscription`] reads
 //!   ZMTP 3.0's subscription messages too.
-//! - [`Handshake`]: the NULL and PLAIN mechanisms as a state machine, socket-type pairs
-//!   checked against RFC 23's table ([`SocketType::is_compatible_with`]); a PLAIN
-//!   server asks its caller to judge credentials ([`Progress::Authenticate`]).
+//! - [`Handshake`]: the NULL, PLAIN and CURVE mechanisms as a state machine, socket-type
+//!   pairs checked against RFC 23's table ([`SocketType::is_compatible_with`]); a PLAIN
+//!   or CURVE server asks its caller to judge credentials or the client's key
+//!   ([`Progress::Authenticate`]).
+//! - [`curve`]: CurveZMQ's boxes, keys (Z85, [`curve::KeyPair::generate`]) and the
+//!   [`curve::MessageCipher`] that seals every frame after a CURVE handshake.
 //! - [`Connection`]: one connection as a chassis [`Session`](crate::Session):
 //!   handshake, then multipart messages in and out, `PING` answered.
 //! - [`socket`]: the routing and queueing rules of every socket type (REQ, REP, DEALER,
@@ -46,6 +49,7 @@
 
 mod command;
 mod connection;
+pub mod curve;
 mod error;
 mod frame;
 mod greeting;
