@@ -492,7 +492,12 @@ impl<S> UringDriver<S> {
         }
         if let Some(at) = at {
             self.timers.push(TimerEntry { at, index, gen });
-            if self.timers.len() > 64 && self.timers.len() > 4 * self.armed_timers {
+            // Stale entries are dropped once they are a third of the heap (and the
+            // heap's spare capacity with them): every connection arms a connect
+            // deadline and then its keep alive, so at 4x a server full of idle
+            // connections kept two entries for each, ~50 bytes a connection. The
+            // rebuild is O(n) once per n/2 re-arms: constant per re-arm.
+            if self.timers.len() > 64 && self.timers.len() > self.armed_timers + self.armed_timers / 2 {
                 let slots = &self.slots;
                 self.timers.retain(|e| {
                     let slot = &slots[e.index as usize];
