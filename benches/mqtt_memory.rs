@@ -17,12 +17,16 @@
 //! growth divided by N is the broker's process memory per idle connection.
 //!
 //! Kernel socket memory (socket, TCP control block, its queues: about 4 KB per idle
-//! socket on both sides of the comparison) is not in RSS and not in these figures.
+//! socket on both sides of the comparison) is not in RSS and not in these figures. For
+//! an idea of it, the machine-wide growth of `Slab:` in `/proc/meminfo` over the same
+//! window is printed too, halved (both ends of each connection are on this machine);
+//! other processes move it, so it is rough.
 //! The client sockets are held by this process, one broker at a time, so both this
 //! process and the broker stay under the open-file limit (20,000 here): N must stay
 //! below it.
 
 #[path = "common/conditions.rs"]
+#[allow(dead_code)]
 mod conditions;
 #[path = "common/mqtt.rs"]
 #[allow(dead_code)]
@@ -58,25 +62,29 @@ fn main() {
         std::thread::available_parallelism().map_or(0, usize::from),
         conditions::load_average(),
     );
-    println!("\n| broker | connections | RSS before | RSS after | growth | per idle connection |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("\n| broker | connections | RSS before | RSS after | growth | per idle connection | kernel slab per socket (rough) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     let mut per = Vec::new();
     for peer in Peer::ALL {
         let broker = BrokerProcess::start(peer);
-        let (before, after) = measure(&broker, connections);
+        let (before, after, slab) = measure(&broker, connections);
         let growth = after.saturating_sub(before);
         let each = growth as f64 / connections as f64;
         println!(
-            "| {} | {connections} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.0} bytes |",
+            "| {} | {connections} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.0} bytes | {:.0} bytes |",
             peer.name(),
             before as f64 / 1048576.0,
             after as f64 / 1048576.0,
             growth as f64 / 1048576.0,
-            each
+            each,
+            slab as f64 / (2 * connections) as f64
         );
         per.push((peer, each));
     }
-    let mosquitto = per.iter().find(|(p, _)| *p == Peer::Mosquitto).map_or(f64::NAN, |p| p.1);
+    let mosquitto = per
+        .iter()
+        .find(|(p, _)| *p == Peer::Mosquitto)
+        .map_or(f64::NAN, |p| p.1);
     println!();
     for (peer, each) in &per {
         if *peer != Peer::Mosquitto {
@@ -96,8 +104,9 @@ fn main() {
     );
 }
 
-/// Warms `broker` up, then opens `n` idle connections: RSS before and after, bytes.
-fn measure(broker: &BrokerProcess, n: usize) -> (u64, u64) {
+/// Warms `broker` up, then opens `n` idle connections: RSS before and after, and the
+/// machine's slab growth meanwhile, bytes.
+fn measure(broker: &BrokerProcess, n: usize) -> (u64, u64, i64) {
     for start in (0..WARMUP).step_by(BATCH) {
         let batch = open_batch(broker, "warm", start, BATCH);
         for mut s in batch {
@@ -106,6 +115,7 @@ fn measure(broker: &BrokerProcess, n: usize) -> (u64, u64) {
     }
     std::thread::sleep(Duration::from_millis(500));
     let before = broker.rss();
+    let slab_before = slab_bytes();
     let mut held = Vec::with_capacity(n);
     for start in (0..n).step_by(BATCH) {
         held.extend(open_batch(broker, "idle", start, BATCH.min(n - start)));
@@ -113,8 +123,19 @@ fn measure(broker: &BrokerProcess, n: usize) -> (u64, u64) {
     // Let the broker settle (nothing to do but the bookkeeping of the last batch).
     std::thread::sleep(Duration::from_secs(1));
     let after = broker.rss();
+    let slab = slab_bytes() - slab_before;
     drop(held);
-    (before, after)
+    (before, after, slab)
+}
+
+/// The kernel's slab memory, machine-wide (`Slab:` of `/proc/meminfo`), bytes.
+fn slab_bytes() -> i64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Slab:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<i64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// Opens `count` connections and completes their MQTT handshakes.

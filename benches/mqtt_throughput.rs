@@ -128,8 +128,15 @@ fn main() {
     maybe_run_broker_child();
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
-    let reps: usize = value("--reps").and_then(|r| r.parse().ok()).unwrap_or(if quick { 1 } else { 3 });
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let reps: usize = value("--reps")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(if quick { 1 } else { 3 });
     let only: Option<String> = value("--only");
     let only_case: Option<String> = value("--case");
     mqtt::raise_nofile();
@@ -195,7 +202,10 @@ fn print_tables(cases: &[Case], peers: &[Peer], results: &[Vec<Vec<Outcome>>]) {
         print!(" {} / mosquitto |", p.name());
     }
     println!();
-    println!("|---|{}", "---:|".repeat(peers.len() * 3 + peers.len().saturating_sub(1)));
+    println!(
+        "|---|{}",
+        "---:|".repeat(peers.len() * 3 + peers.len().saturating_sub(1))
+    );
     for (c, case) in cases.iter().enumerate().filter(|(_, c)| !c.latency) {
         let rate: Vec<f64> = (0..peers.len())
             .map(|p| median_of(results[c][p].iter().map(|o| o.msgs_per_s)))
@@ -206,7 +216,11 @@ fn print_tables(cases: &[Case], peers: &[Peer], results: &[Vec<Vec<Outcome>>]) {
             print!(
                 " {:.0}{} | {:.0} | {:.0} |",
                 rate[p],
-                if lost > 0 { format!(" ({lost} lost)") } else { String::new() },
+                if lost > 0 {
+                    format!(" ({lost} lost)")
+                } else {
+                    String::new()
+                },
                 median_of(results[c][p].iter().map(|o| o.deliveries_per_s)),
                 median_of(results[c][p].iter().map(|o| o.cpu_ns_per_delivery)),
             );
@@ -292,7 +306,9 @@ impl Session for LoadClient {
                 Ok(Some(Packet::Publish(p))) => {
                     self.received += 1;
                     if p.qos == QoS::AtLeastOnce {
-                        let _ = self.codec.encode(&Packet::PubAck(Ack::success(p.packet_id)), &mut self.out);
+                        let _ = self
+                            .codec
+                            .encode(&Packet::PubAck(Ack::success(p.packet_id)), &mut self.out);
                     }
                     if self.record && p.payload.len() >= 8 {
                         let mut t = [0u8; 8];
@@ -347,7 +363,9 @@ struct Load {
 impl Load {
     fn turn(&mut self, deadline: Instant) {
         self.activity.clear();
-        self.driver.turn(Some(deadline), &mut self.activity).expect("load generator turn");
+        self.driver
+            .turn(Some(deadline), &mut self.activity)
+            .expect("load generator turn");
         for a in &self.activity {
             if let Activity::Closed { conn, error } = a {
                 panic!("load generator connection {conn:?} closed: {error:?}");
@@ -485,7 +503,11 @@ fn pump(load: &mut Load, template: &mut Template, case: Case, from: u64, to: u64
                 .sum();
         }
         let acked = load.client(load.publisher).acked;
-        let floor = if case.qos == QoS::AtMostOnce { received } else { received.min(acked) };
+        let floor = if case.qos == QoS::AtMostOnce {
+            received
+        } else {
+            received.min(acked)
+        };
         let room = (floor + WINDOW).saturating_sub(sent).min(to - sent);
         if room > 0 {
             let publisher = load.publisher;

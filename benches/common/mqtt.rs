@@ -29,7 +29,11 @@ pub enum Peer {
 
 impl Peer {
     /// Every broker, in table order.
-    pub const ALL: [Peer; 3] = [Peer::Ours(DriverKind::Uring), Peer::Ours(DriverKind::Mio), Peer::Mosquitto];
+    pub const ALL: [Peer; 3] = [
+        Peer::Ours(DriverKind::Uring),
+        Peer::Ours(DriverKind::Mio),
+        Peer::Mosquitto,
+    ];
 
     /// The name in the tables.
     pub fn name(self) -> &'static str {
@@ -129,7 +133,7 @@ impl BrokerProcess {
             let config = dir.join("mosquitto.conf");
             std::fs::write(
                 &config,
-                format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_type none\nlog_dest none\nmax_connections -1\n"),
+                format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_type none\nlog_dest none\nmax_connections -1\nset_tcp_nodelay true\n"),
             )
             .expect("write mosquitto.conf");
             let child = Command::new("mosquitto")
