@@ -31,6 +31,9 @@
 //!   and the [`mqtt::Encoder`], for either side of a connection; and the sans-IO broker
 //!   ([`mqtt::broker`]: a [`mqtt::broker::Connection`] session per client, one
 //!   [`mqtt::broker::BrokerState`] per thread).
+//! - [`ws`]: WebSocket (RFC 6455) — the server's opening handshake, a streaming
+//!   [`ws::FrameDecoder`] and the encoder, and [`ws::WsSession`], which carries a
+//!   byte-stream session (MQTT over WebSocket) in binary frames.
 //!
 //! **Sans-IO and zero-copy.** A session is fed [`bytes::Bytes`] the driver received and
 //! hands back an [`IoArena`] to send; strings, payloads and arguments it decodes are
@@ -243,6 +246,7 @@ mod lex;
 pub mod mqtt;
 pub mod nats;
 pub mod resp;
+pub mod ws;
 pub mod zmtp;
 
 /// The fuzz harness: one entry point per cargo-fuzz target, shared with the corpus

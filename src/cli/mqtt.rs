@@ -1,26 +1,37 @@
 //! `monocoque mqtt ...`: the MQTT broker.
 //!
-//! - `broker [--listen ADDR] [--driver uring|mio]` runs the broker on one driver
-//!   thread, listening on ADDR (default 127.0.0.1:1883), until the process is killed.
-//!   Once the listener is bound it prints `listening on ADDR` on standard error (the
-//!   bound address, so `--listen 127.0.0.1:0` tells a script its port).
+//! - `broker [--listen ADDR] [--config FILE] [--driver uring|mio]` runs the broker on
+//!   one driver thread, listening on ADDR (default: the file's `listen`, else
+//!   127.0.0.1:1883), until the process is killed. Once the listener is bound it
+//!   prints `listening on ADDR` on standard error (the bound address, so `--listen
+//!   127.0.0.1:0` tells a script its port). FILE is the TOML of
+//!   [`BrokerConfig`](monocoque::mqtt::BrokerConfig): limits, users, ACL, redirection.
+//! - `passwd` reads a password from standard input (its first line) and prints the
+//!   `password_hash` line for a config file's user, with a fresh random salt.
+//!   `--ws-listen ADDR` adds a listener for MQTT over WebSocket (subprotocol `mqtt`,
+//!   any request path), off by default; once bound it prints `websocket listening on
+//!   ADDR`.
 
+use std::io::{BufRead, Read};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
 use super::client::driver_kind;
 use monocoque::driver::DriverKind;
-use monocoque::mqtt::Broker;
+use monocoque::mqtt::{Broker, BrokerConfig};
+use monocoque::proto::mqtt::broker::PasswordHash;
 
-/// The address `monocoque mqtt broker` listens on unless `--listen` says otherwise.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:1883";
+/// The address `monocoque mqtt broker` listens on unless `--listen` or the config
+/// file says otherwise.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 1883);
 
 /// Arguments of `monocoque mqtt`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  monocoque mqtt broker\n  monocoque mqtt broker --listen 0.0.0.0:1883 --driver mio"
+    after_help = "Examples:\n  monocoque mqtt broker\n  monocoque mqtt broker --listen 0.0.0.0:1883 --driver mio\n  monocoque mqtt broker --config broker.toml\n  monocoque mqtt broker --ws-listen 127.0.0.1:8080\n  echo 's3cret' | monocoque mqtt passwd"
 )]
 pub struct MqttArgs {
     /// What to run.
@@ -33,24 +44,76 @@ pub struct MqttArgs {
 pub enum MqttCommand {
     /// Run an MQTT 3.1.1/5.0 broker on one driver thread.
     Broker {
-        /// The address to listen on.
-        #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
-        listen: SocketAddr,
+        /// The address to listen on [default: the config file's `listen`, else 127.0.0.1:1883].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// A TOML config file: limits, users, ACL, redirection (see the README).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// I/O driver: io_uring (Linux 5.19+) or mio (readiness, portable).
         #[arg(long, value_parser = driver_kind(), value_name = "DRIVER", default_value_t = DriverKind::default())]
         driver: DriverKind,
+        /// Also accept MQTT over WebSocket (subprotocol `mqtt`) on this address
+        /// (default: off).
+        #[arg(long, value_name = "ADDR")]
+        ws_listen: Option<SocketAddr>,
     },
+    /// Hash a password read from standard input for a config file's `password_hash`.
+    Passwd,
 }
 
 /// Runs `monocoque mqtt`; returns the exit status.
 pub fn run(args: MqttArgs) -> ExitCode {
     match args.command {
-        MqttCommand::Broker { listen, driver } => broker(listen, driver),
+        MqttCommand::Broker {
+            listen,
+            config,
+            driver,
+            ws_listen,
+        } => broker(listen, config, driver, ws_listen),
+        MqttCommand::Passwd => passwd(),
     }
 }
 
-fn broker(listen: SocketAddr, driver: DriverKind) -> ExitCode {
-    let mut broker = match Broker::bind(listen, driver) {
+fn passwd() -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+        eprintln!("error: reading the password: {e}");
+        return ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("error: an empty password");
+        return ExitCode::FAILURE;
+    }
+    let mut salt = [0u8; 16];
+    if let Err(e) = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut salt)) {
+        eprintln!("error: drawing a salt from /dev/urandom: {e}");
+        return ExitCode::FAILURE;
+    }
+    let hash = PasswordHash::new(password.as_bytes(), &salt, PasswordHash::DEFAULT_ITERATIONS);
+    println!("password_hash = \"{hash}\"");
+    ExitCode::SUCCESS
+}
+
+fn broker(
+    listen: Option<SocketAddr>,
+    config: Option<PathBuf>,
+    driver: DriverKind,
+    ws_listen: Option<SocketAddr>,
+) -> ExitCode {
+    let config = match config.map(|path| BrokerConfig::load(&path)).transpose() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (listen, connection, access) = match config {
+        Some(c) => (listen.or(c.listen).unwrap_or(DEFAULT_LISTEN), c.connection, c.access),
+        None => (listen.unwrap_or(DEFAULT_LISTEN), Default::default(), Default::default()),
+    };
+    let mut broker = match Broker::bind_with_access(listen, driver, connection, access) {
         Ok(broker) => broker,
         Err(e) => {
             eprintln!("error: {e}");
@@ -62,6 +125,15 @@ fn broker(listen: SocketAddr, driver: DriverKind) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
+        }
+    }
+    if let Some(ws) = ws_listen {
+        match broker.listen_websocket(ws) {
+            Ok(addr) => eprintln!("websocket listening on {addr}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
         }
     }
     match broker.run() {
@@ -91,12 +163,40 @@ mod tests {
 
     #[test]
     fn broker_defaults_and_flags() {
-        let MqttCommand::Broker { listen, driver } = parse(&["broker"]);
-        assert_eq!(listen, DEFAULT_LISTEN.parse().unwrap());
+        let MqttCommand::Broker {
+            listen,
+            config,
+            driver,
+            ws_listen,
+        } = parse(&["broker"])
+        else {
+            panic!("broker")
+        };
+        assert_eq!((listen, config), (None, None));
         assert_eq!(driver, DriverKind::default());
-        let MqttCommand::Broker { listen, driver } = parse(&["broker", "--listen", "0.0.0.0:1999", "--driver", "mio"]);
-        assert_eq!(listen, "0.0.0.0:1999".parse().unwrap());
+        assert_eq!(ws_listen, None);
+        let MqttCommand::Broker { ws_listen, .. } = parse(&["broker", "--ws-listen", "127.0.0.1:8080"]) else {
+            panic!("broker")
+        };
+        assert_eq!(ws_listen, Some("127.0.0.1:8080".parse().unwrap()));
+        let MqttCommand::Broker {
+            listen, config, driver, ..
+        } = parse(&[
+            "broker",
+            "--listen",
+            "0.0.0.0:1999",
+            "--driver",
+            "mio",
+            "--config",
+            "b.toml",
+        ])
+        else {
+            panic!("broker")
+        };
+        assert_eq!(listen, Some("0.0.0.0:1999".parse().unwrap()));
+        assert_eq!(config, Some(PathBuf::from("b.toml")));
         assert_eq!(driver, DriverKind::Mio);
+        assert!(matches!(parse(&["passwd"]), MqttCommand::Passwd));
         assert!(Cli::try_parse_from(["monocoque", "mqtt", "broker", "--driver", "epoll"]).is_err());
     }
 }

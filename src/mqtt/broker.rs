@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use monocoque_proto::mqtt::broker::{BrokerState, Connection, ConnectionConfig, Connections};
-use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session, Waker};
+use monocoque_proto::mqtt::broker::{Access, BrokerState, Connection, ConnectionConfig, Connections};
+use monocoque_proto::ws::{WsConfig, WsSession};
+use monocoque_proto::{Activity, ConnId, Driver, Either, ListenerId, Session, Waker};
 
+use super::transport::{self, BrokerSession};
 use crate::driver::{AnyDriver, DriverError, DriverKind};
 
 /// Why the broker could not start or stopped running.
@@ -31,15 +33,18 @@ pub enum BrokerError {
     Io(#[from] io::Error),
 }
 
-/// An MQTT broker on one thread: one driver, one listener, one broker state.
+/// An MQTT broker on one thread: one driver, one listener (and optionally a WebSocket
+/// one, [`listen_websocket`](Self::listen_websocket)), one broker state.
 ///
 /// Build it on the thread that runs it (the io_uring driver is single-issuer), then
 /// [`run`](Self::run) it; a [`Stopper`] from [`stopper`](Self::stopper) ends the run
 /// from any thread.
 pub struct Broker {
-    driver: AnyDriver<Connection>,
+    driver: AnyDriver<BrokerSession>,
     state: BrokerState<ConnId>,
     listener: ListenerId,
+    ws_listener: Option<ListenerId>,
+    config: ConnectionConfig,
     stop: Arc<AtomicBool>,
 }
 
@@ -69,11 +74,11 @@ impl Stopper {
 }
 
 /// The broker state's view of the driver's sessions.
-struct DriverConnections<'a>(&'a mut AnyDriver<Connection>);
+struct DriverConnections<'a>(&'a mut AnyDriver<BrokerSession>);
 
 impl Connections<ConnId> for DriverConnections<'_> {
     fn connection(&mut self, key: ConnId) -> Option<&mut Connection> {
-        self.0.session_for_output(key)
+        self.0.session_for_output(key).map(transport::connection)
     }
 }
 
@@ -85,17 +90,53 @@ impl Broker {
 
     /// [`bind`](Self::bind) with the connections' limits.
     pub fn bind_with(addr: SocketAddr, kind: DriverKind, config: ConnectionConfig) -> Result<Broker, BrokerError> {
+        Self::bind_with_access(addr, kind, config, Access::default())
+    }
+
+    /// [`bind_with`](Self::bind_with), authenticating, authorizing and redirecting
+    /// clients as `access` says (a [`BrokerConfig`](super::BrokerConfig) file's, or an
+    /// embedder's with its own [`EnhancedAuth`](monocoque_proto::mqtt::broker::EnhancedAuth)).
+    pub fn bind_with_access(
+        addr: SocketAddr,
+        kind: DriverKind,
+        config: ConnectionConfig,
+        access: Access,
+    ) -> Result<Broker, BrokerError> {
         let mut driver = AnyDriver::new(kind)?;
-        let factory = Box::new(move |_, _, now: Instant| Connection::new(config, now));
+        let factory = Box::new(move |_, _, now: Instant| Either::Left(Connection::new(config, now)));
         let listener = driver
             .listen(addr, factory)
             .map_err(|source| BrokerError::Listen { addr, source })?;
         Ok(Broker {
             driver,
-            state: BrokerState::new(),
+            state: BrokerState::with_access(access),
             listener,
+            ws_listener: None,
+            config,
             stop: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Also listens for MQTT over WebSocket on `addr` (subprotocol `mqtt`, RFC 6455;
+    /// port 0 picks a free one), on the same driver and broker state as the TCP
+    /// listener: publishes cross between the two. Returns the bound address.
+    pub fn listen_websocket(&mut self, addr: SocketAddr) -> Result<SocketAddr, BrokerError> {
+        let config = self.config;
+        let ws = WsConfig::mqtt(config.max_packet_size);
+        let factory = Box::new(move |_, _, now: Instant| {
+            Either::Right(Box::new(WsSession::new(Connection::new(config, now), ws)))
+        });
+        let listener = self
+            .driver
+            .listen(addr, factory)
+            .map_err(|source| BrokerError::Listen { addr, source })?;
+        self.ws_listener = Some(listener);
+        Ok(self.driver.listener_addr(listener)?)
+    }
+
+    /// The address of the WebSocket listener, if there is one.
+    pub fn websocket_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.ws_listener.map(|l| self.driver.listener_addr(l))
     }
 
     /// The address the listener is bound to.
@@ -121,7 +162,8 @@ impl Broker {
         let mut activity = Vec::new();
         while !self.stop.load(Ordering::Acquire) {
             activity.clear();
-            self.driver.turn(None, &mut activity)?;
+            // The state's own timers (delayed wills) bound the wait.
+            self.driver.turn(self.state.poll_timeout(), &mut activity)?;
             for a in activity.drain(..) {
                 match a {
                     Activity::Ready(conn) => self.drain(conn),
@@ -131,6 +173,10 @@ impl Broker {
                     }
                     Activity::Accepted { .. } | Activity::Connected(_) | Activity::Woken => {}
                 }
+            }
+            let now = Instant::now();
+            if self.state.poll_timeout().is_some_and(|due| now >= due) {
+                self.state.handle_timeout(now, &mut DriverConnections(&mut self.driver));
             }
         }
         Ok(())
@@ -142,6 +188,7 @@ impl Broker {
             let Some(event) = self.driver.session_for_output(conn).and_then(Session::poll_event) else {
                 return;
             };
+            let event = transport::event(event);
             // Instants are read here, in the body; the state machines only receive them.
             let now = Instant::now();
             self.state

@@ -4,8 +4,14 @@
 //! driver thread: a listener whose accepted connections are
 //! [`Connection`](monocoque_proto::mqtt::broker::Connection) sessions, and one
 //! [`BrokerState`](monocoque_proto::mqtt::broker::BrokerState) their events route
-//! through. `monocoque mqtt broker` is this, on the command line.
+//! through. A second listener ([`Broker::listen_websocket`]) carries MQTT over
+//! WebSocket ([`BrokerSession`]). `monocoque mqtt broker` is this, on the command line;
+//! [`BrokerConfig`] reads its `--config` file (limits, users, ACL, redirection).
 
 mod broker;
+mod config;
+mod transport;
 
 pub use broker::{Broker, BrokerError, Stopper};
+pub use config::{BrokerConfig, ConfigError};
+pub use transport::BrokerSession;

@@ -45,6 +45,21 @@ pub fn pyzmq_python() -> &'static str {
     panic!("no python3 with pyzmq: install the Debian package `python3-zmq` (scripts/test does this)");
 }
 
+/// A Python interpreter that has paho-mqtt: `python3` on PATH, else Debian's.
+pub fn paho_python() -> &'static str {
+    for candidate in ["python3", "/usr/bin/python3"] {
+        let ok = Command::new(candidate)
+            .args(["-c", "import paho.mqtt.client"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return candidate;
+        }
+    }
+    panic!("no python3 with paho-mqtt: install the Debian package `python3-paho-mqtt` (scripts/test does this)");
+}
+
 /// Finds `binary` on PATH (or in the usual sbin folders), or fails naming its package.
 pub fn require_binary(binary: &str, package: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();

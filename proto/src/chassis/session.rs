@@ -53,3 +53,41 @@ pub trait Session {
     /// Whether the session is finished (poisoned or closed) and the socket can go.
     fn is_closed(&self) -> bool;
 }
+
+/// A boxed session is a session: a driver can run `Either<Small, Box<Large>>` so the
+/// common kind does not pay for the size of the rare one.
+impl<S: Session + ?Sized> Session for Box<S> {
+    type Event = S::Event;
+
+    fn handle_input(&mut self, data: Bytes, now: Instant) {
+        (**self).handle_input(data, now);
+    }
+
+    fn handle_eof(&mut self, now: Instant) {
+        (**self).handle_eof(now);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        (**self).handle_timeout(now);
+    }
+
+    fn poll_transmit(&mut self) -> Option<&mut IoArena> {
+        (**self).poll_transmit()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        (**self).poll_timeout()
+    }
+
+    fn poll_event(&mut self) -> Option<Self::Event> {
+        (**self).poll_event()
+    }
+
+    fn wants_read(&self) -> bool {
+        (**self).wants_read()
+    }
+
+    fn is_closed(&self) -> bool {
+        (**self).is_closed()
+    }
+}

@@ -21,6 +21,8 @@
 //! | [`zmtp_frames`] | two header bytes (options, split seed), then a ZMTP frame stream |
 //! | [`zmtp_commands`] | a mode byte, then a command body, or a split seed and a peer's side of a handshake |
 //! | [`mqtt_server_decode`], [`mqtt_client_decode`] | two header bytes (version and size limit, split seed), then the MQTT stream a client (resp. a server) sends |
+//! | [`ws_handshake`] | two header bytes (options: no subprotocol required, a 64-byte head limit; split seed), then a WebSocket opening request |
+//! | [`ws_frames`] | two header bytes (options: client side, a 64-byte frame limit; split seed), then a WebSocket frame stream |
 //! | [`nats_client`](fn@nats_client) | a sequence of operations on a NATS client [`Connection`](crate::nats::client::Connection): publishes, subscriptions, requests, server frames, time, reconnects |
 
 mod connection;
@@ -33,6 +35,7 @@ mod resp;
 mod segmented;
 mod split;
 mod tape;
+mod ws;
 mod zmtp;
 
 pub use connection::resp_connection;
@@ -44,6 +47,7 @@ pub use request::resp_request;
 pub use resp::{decode_each, identical, resp_decode_resp2, resp_decode_resp3, small_limits};
 pub use segmented::segmented_buffer;
 pub use tape::{check_ref, resp_tape, tape_pieces, value_pieces, TapeEnd};
+pub use ws::{ws_frames, ws_frames_seeds, ws_handshake, ws_handshake_seeds};
 pub use zmtp::{zmtp_commands, zmtp_frames, zmtp_greeting};
 
 /// A fuzz target's entry point.
@@ -67,4 +71,6 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("zmtp_commands", zmtp_commands),
     ("mqtt_server_decode", mqtt_server_decode),
     ("mqtt_client_decode", mqtt_client_decode),
+    ("ws_handshake", ws_handshake),
+    ("ws_frames", ws_frames),
 ];

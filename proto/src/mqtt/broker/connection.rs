@@ -6,10 +6,13 @@
 //! [`Event`], which answers through the mutators here.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::acl::ClientAcl;
+use super::alias::Aliases;
 use crate::chassis::{IoArena, SegmentedBuffer, Session};
 use crate::mqtt::{
     Ack, Codec, ConnAck, Connect, Packet, ProtocolVersion, Publish, QoS, Reason, ReasonCode, Subscribe, Unsubscribe,
@@ -21,8 +24,16 @@ use crate::mqtt::{
 pub struct ConnectionConfig {
     /// The largest packet accepted from the client (checked from the fixed header).
     pub max_packet_size: u32,
-    /// How long a new connection may take to send its `CONNECT` (a slowloris bound).
+    /// How long a new connection may take to send its `CONNECT` (a slowloris bound);
+    /// also the bound on each step of an enhanced authentication exchange.
     pub connect_timeout: Duration,
+    /// Topic Alias Maximum (5.0): how many aliases the client may use, announced in
+    /// `CONNACK`, and the most the broker uses towards a client (0: none either way).
+    pub topic_alias_maximum: u16,
+    /// Server Keep Alive (5.0): the longest keep alive a client may use, sent in
+    /// `CONNACK` to one asking for more (or for none) [MQTT-3.2.2-21]; `None`: the
+    /// client's own.
+    pub server_keep_alive: Option<u16>,
 }
 
 impl Default for ConnectionConfig {
@@ -30,6 +41,8 @@ impl Default for ConnectionConfig {
         Self {
             max_packet_size: DEFAULT_MAX_PACKET_SIZE,
             connect_timeout: Duration::from_secs(10),
+            topic_alias_maximum: 10,
+            server_keep_alive: None,
         }
     }
 }
@@ -47,6 +60,10 @@ pub enum Event {
     Subscribe(Subscribe),
     /// An `UNSUBSCRIBE`: the broker answers with an `UNSUBACK`.
     Unsubscribe(Unsubscribe),
+    /// The client's `AUTH` during an enhanced authentication exchange (after
+    /// [`Connection::challenge`]), answered like `CONNECT` or with another challenge;
+    /// or, once open, a re-authentication (0x19, then 0x18), answered with `AUTH`.
+    Auth(Reason),
     /// The connection is over (reported once): `publish_will` unless the client ended
     /// it with a normal `DISCONNECT`.
     Closed {
@@ -61,6 +78,8 @@ enum Phase {
     AwaitingConnect,
     /// `CONNECT` reported; later input is held until the broker answers.
     Connecting,
+    /// `AUTH` 0x18 sent during `CONNECT`: waiting for the client's `AUTH`.
+    Authenticating,
     /// Accepted.
     Open,
     /// Over; the socket goes once the arena is flushed.
@@ -103,6 +122,18 @@ pub struct Connection {
     outgoing: BTreeMap<u16, Outgoing>,
     /// QoS 2 packet identifiers received and not yet released.
     incoming: BTreeSet<u16>,
+    /// Topic aliases, once the client announced or used any.
+    aliases: Option<Box<Aliases>>,
+    /// What the client may publish to (`None`: anything).
+    acl: Option<Arc<ClientAcl>>,
+    topic_alias_maximum: u16,
+    server_keep_alive: Option<u16>,
+    /// Whether the `CONNECT` named an Authentication Method (the client may then
+    /// re-authenticate with `AUTH`).
+    enhanced: bool,
+    /// The connect timeout in milliseconds, for each enhanced authentication step
+    /// (4 bytes here rather than a 16-byte `Duration`: this is per connection).
+    auth_timeout_ms: u32,
 }
 
 impl Connection {
@@ -119,7 +150,44 @@ impl Connection {
             next_packet_id: 1,
             outgoing: BTreeMap::new(),
             incoming: BTreeSet::new(),
+            aliases: None,
+            acl: None,
+            topic_alias_maximum: config.topic_alias_maximum,
+            server_keep_alive: config.server_keep_alive,
+            enhanced: false,
+            auth_timeout_ms: u32::try_from(config.connect_timeout.as_millis()).unwrap_or(u32::MAX),
         }
+    }
+
+    /// Limits what the client may publish: a refused QoS 1 or 2 message gets reason
+    /// 0x87 (5.0), every other is dropped unrouted. Set before [`accept`](Self::accept).
+    pub fn set_acl(&mut self, acl: Arc<ClientAcl>) {
+        self.acl = Some(acl);
+    }
+
+    /// What the client may publish to, as [`set_acl`](Self::set_acl) left it.
+    pub fn acl(&self) -> Option<&Arc<ClientAcl>> {
+        self.acl.as_ref()
+    }
+
+    /// Continues an enhanced authentication exchange during `CONNECT`: sends `AUTH`
+    /// 0x18 with `properties` (Authentication Method and Data) and waits, until the
+    /// connect timeout, for the client's `AUTH` ([`Event::Auth`]).
+    pub fn challenge(&mut self, properties: crate::mqtt::Properties, now: Instant) {
+        if self.phase != Phase::Connecting {
+            return;
+        }
+        let auth = Reason {
+            code: ReasonCode::ContinueAuthentication,
+            properties,
+        };
+        if self.codec.encode(&Packet::Auth(auth), &mut self.output).is_err() {
+            self.close(false);
+            return;
+        }
+        self.phase = Phase::Authenticating;
+        self.deadline = Some(now + Duration::from_millis(u64::from(self.auth_timeout_ms)));
+        self.process(now);
     }
 
     /// The protocol version of the client's `CONNECT`, once received.
@@ -144,6 +212,19 @@ impl Connection {
         if self.phase != Phase::Connecting {
             return;
         }
+        let mut ack = ack;
+        let mut keep_alive = keep_alive;
+        if self.version().is_some_and(ProtocolVersion::is_v5) {
+            if self.topic_alias_maximum > 0 {
+                ack.properties.topic_alias_maximum = Some(self.topic_alias_maximum);
+            }
+            if let Some(max) = self.server_keep_alive {
+                if keep_alive == 0 || keep_alive > max {
+                    keep_alive = max;
+                    ack.properties.server_keep_alive = Some(max);
+                }
+            }
+        }
         if self.codec.encode(&Packet::ConnAck(ack), &mut self.output).is_err() {
             self.close(true);
             return;
@@ -156,14 +237,19 @@ impl Connection {
 
     /// Refuses the `CONNECT` with `code` (a `CONNACK` error code) and closes.
     pub fn refuse(&mut self, code: ReasonCode) {
-        if self.phase != Phase::Connecting {
-            return;
-        }
-        let ack = ConnAck {
+        self.refuse_with(ConnAck {
             session_present: false,
             code,
             properties: Default::default(),
-        };
+        });
+    }
+
+    /// Refuses the `CONNECT` with `ack` (an error code, and properties such as a
+    /// Server Reference or a Reason String) and closes.
+    pub fn refuse_with(&mut self, ack: ConnAck) {
+        if !matches!(self.phase, Phase::Connecting | Phase::Authenticating) {
+            return;
+        }
         let _ = self.codec.encode(&Packet::ConnAck(ack), &mut self.output);
         self.close(false);
     }
@@ -194,8 +280,25 @@ impl Connection {
         }
         let qos = publish.qos;
         let id = publish.packet_id;
+        // A topic alias towards the client [MQTT-3.3.2-11]; the mapping counts once the
+        // packet is written.
+        let mut alias = None;
+        if let Some(aliases) = self.aliases.as_deref() {
+            if let Some(choice) = aliases.outbound.choose(&publish.topic) {
+                publish.properties.topic_alias = Some(choice.alias);
+                let topic = if choice.known {
+                    std::mem::take(&mut publish.topic)
+                } else {
+                    publish.topic.clone()
+                };
+                alias = Some((choice, topic));
+            }
+        }
         if self.codec.encode(&Packet::Publish(publish), &mut self.output).is_err() {
             return false;
+        }
+        if let (Some(aliases), Some((choice, topic))) = (self.aliases.as_deref_mut(), alias) {
+            aliases.outbound.commit(&topic, choice);
         }
         match qos {
             QoS::AtMostOnce => {}
@@ -261,7 +364,7 @@ impl Connection {
 
     /// Decodes and handles whole packets while the connection may.
     fn process(&mut self, now: Instant) {
-        while matches!(self.phase, Phase::AwaitingConnect | Phase::Open) {
+        while matches!(self.phase, Phase::AwaitingConnect | Phase::Authenticating | Phase::Open) {
             match self.codec.decode(&mut self.input) {
                 Ok(Some(packet)) => self.handle_packet(packet, now),
                 Ok(None) => break,
@@ -286,12 +389,35 @@ impl Connection {
                     if let Some(max) = connect.properties.maximum_packet_size {
                         self.codec.encoder.set_max_packet_size(max);
                     }
+                    // Aliases towards the client: at most the lower of its maximum and
+                    // ours, none if it announced none [MQTT-3.1.2-26, MQTT-3.1.2-27].
+                    let theirs = connect.properties.topic_alias_maximum.unwrap_or(0);
+                    let out = theirs.min(self.topic_alias_maximum);
+                    if out > 0 {
+                        self.aliases = Some(Box::new(Aliases::new(out)));
+                    }
+                    self.enhanced = connect.properties.authentication_method.is_some();
                     self.phase = Phase::Connecting;
                     self.deadline = None;
                     self.events.push_back(Event::Connect(connect));
                 }
                 // The first packet is a CONNECT [MQTT-3.1.0-1].
                 _ => self.close(false),
+            }
+            return;
+        }
+        if self.phase == Phase::Authenticating {
+            match packet {
+                // The client's answer [MQTT-4.12.0-3]; anything else is a protocol error.
+                Packet::Auth(auth) if auth.code == ReasonCode::ContinueAuthentication => {
+                    self.phase = Phase::Connecting;
+                    self.deadline = None;
+                    self.events.push_back(Event::Auth(auth));
+                }
+                _ => {
+                    self.send_disconnect(ReasonCode::ProtocolError);
+                    self.close(false);
+                }
             }
             return;
         }
@@ -339,6 +465,16 @@ impl Connection {
             Packet::Disconnect(reason) => {
                 self.close(reason.code == ReasonCode::DisconnectWithWillMessage);
             }
+            // Re-authentication (4.12.1), only after a CONNECT with a method.
+            Packet::Auth(auth)
+                if self.enhanced
+                    && matches!(
+                        auth.code,
+                        ReasonCode::ReAuthenticate | ReasonCode::ContinueAuthentication
+                    ) =>
+            {
+                self.events.push_back(Event::Auth(auth));
+            }
             // A second CONNECT [MQTT-3.1.0-2], AUTH without an authentication method,
             // and anything else: a protocol error.
             _ => {
@@ -357,31 +493,52 @@ impl Connection {
         ack
     }
 
-    fn handle_publish(&mut self, publish: Publish) {
-        // Topic aliases are not offered (Topic Alias Maximum 0), so one is an error.
+    fn handle_publish(&mut self, mut publish: Publish) {
+        // The client's topic alias, resolved against what we announced [MQTT-3.3.2-12].
         if publish.properties.topic_alias.is_some() {
-            self.send_disconnect(ReasonCode::TopicAliasInvalid);
-            self.close(true);
-            return;
+            let max = self.topic_alias_maximum;
+            let aliases = self.aliases.get_or_insert_with(|| Box::new(Aliases::new(0)));
+            if let Err(code) = aliases.inbound.resolve(max, &mut publish) {
+                self.send_disconnect(code);
+                self.close(true);
+                return;
+            }
         }
+        // Refused by the ACL: 0x87 for QoS 1 and 2 in 5.0; otherwise acknowledged as
+        // usual (3.1.1 has no way to say no) and dropped.
+        let allowed = self.acl.as_ref().map_or(true, |acl| acl.may_publish(&publish.topic));
+        let v5 = self.version().is_some_and(ProtocolVersion::is_v5);
+        let ack = |id| {
+            let mut ack = Ack::success(id);
+            if !allowed && v5 {
+                ack.code = ReasonCode::NotAuthorized;
+            }
+            ack
+        };
         match publish.qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => {
                 let _ = self
                     .codec
-                    .encode(&Packet::PubAck(Ack::success(publish.packet_id)), &mut self.output);
+                    .encode(&Packet::PubAck(ack(publish.packet_id)), &mut self.output);
             }
             QoS::ExactlyOnce => {
                 let _ = self
                     .codec
-                    .encode(&Packet::PubRec(Ack::success(publish.packet_id)), &mut self.output);
+                    .encode(&Packet::PubRec(ack(publish.packet_id)), &mut self.output);
+                // A PUBREC of 0x80 or above ends the flow: no PUBREL follows.
+                if !allowed && v5 {
+                    return;
+                }
                 // A retransmission before PUBREL is acknowledged, not routed again.
                 if !self.incoming.insert(publish.packet_id) {
                     return;
                 }
             }
         }
-        self.events.push_back(Event::Publish(publish));
+        if allowed {
+            self.events.push_back(Event::Publish(publish));
+        }
     }
 }
 

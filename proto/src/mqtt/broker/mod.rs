@@ -13,17 +13,32 @@
 //! session takeover), SUBSCRIBE/SUBACK (No Local, Retain As Published, Retain Handling),
 //! UNSUBSCRIBE/UNSUBACK, PUBLISH QoS 0, 1 and 2 both ways at the lower of the
 //! message's and the subscription's QoS (overlapping subscriptions delivered once, at
-//! the highest), retained messages, will messages, PINGREQ, DISCONNECT. Not yet:
-//! session expiry timing, messages queued for offline sessions, resends on
-//! resumption, receive maximum, topic aliases, shared subscriptions, authentication.
+//! the highest, with every matching Subscription Identifier), retained messages, will
+//! messages (with Will Delay Interval: [`BrokerState::poll_timeout`]), PINGREQ,
+//! DISCONNECT; topic aliases both ways, shared subscriptions `$share/{group}/{filter}`
+//! (round robin), and [`Access`]: username/password users, an ACL, the enhanced
+//! authentication hook ([`EnhancedAuth`], `AUTH` during `CONNECT` and re-authentication
+//! with `AUTH` 0x19) and server redirection. Not yet: session expiry timing, messages
+//! queued for offline sessions, resends on resumption, receive maximum.
 
+mod access;
+mod acl;
+mod alias;
+mod auth;
 mod connection;
 mod retained;
+mod shared;
 mod state;
+mod will;
 
+#[cfg(test)]
+mod feature_tests;
 #[cfg(test)]
 mod tests;
 
+pub use access::Access;
+pub use acl::{Acl, ClientAcl, Rules};
+pub use auth::{AuthExchange, AuthStep, EnhancedAuth, PasswordHash, PasswordHashError, Redirect, Users};
 pub use connection::{Connection, ConnectionConfig, Event};
 pub use retained::Retained;
 pub use state::{BrokerState, Connections};

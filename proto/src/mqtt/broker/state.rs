@@ -2,15 +2,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::access::Access;
+use super::auth::{AuthExchange, AuthStep};
 use super::connection::{Connection, Event};
 use super::retained::Retained;
+use super::shared::{self, Shared};
+use super::will::{effective_delay, PendingWills};
 use crate::mqtt::{
-    ConnAck, Connect, Packet, Properties, ProtocolVersion, Publish, QoS, ReasonCode, RetainHandling, SubAck, Subscribe,
-    SubscriptionOptions, TopicTree, Unsubscribe, Will,
+    ConnAck, Connect, Packet, Properties, ProtocolVersion, Publish, QoS, Reason, ReasonCode, RetainHandling, SubAck,
+    Subscribe, SubscriptionOptions, TopicTree, Unsubscribe, Will,
 };
 
 /// How the broker state reaches the connections a driver holds (by the driver's
@@ -31,6 +36,38 @@ impl<K: Hash + Eq> Connections<K> for HashMap<K, Connection> {
 struct Subscriber {
     client: Bytes,
     options: SubscriptionOptions,
+    /// Its Subscription Identifier, 0 for none.
+    id: u32,
+}
+
+/// A `CONNECT` held while its enhanced authentication exchange runs.
+struct PendingAuth {
+    connect: Connect,
+    exchange: Box<dyn AuthExchange>,
+}
+
+/// A connection authenticated by an Authentication Method, which it may use again to
+/// re-authenticate (4.12.1), and the re-authentication in progress.
+struct Reauth {
+    method: Bytes,
+    exchange: Option<Box<dyn AuthExchange>>,
+}
+
+impl std::fmt::Debug for Reauth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reauth")
+            .field("method", &self.method)
+            .field("in_progress", &self.exchange.is_some())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for PendingAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingAuth")
+            .field("client", &self.connect.client_id)
+            .finish()
+    }
 }
 
 /// A client's session: its subscriptions outlive its connection when it asked for a
@@ -61,6 +98,11 @@ pub struct BrokerState<K> {
     tree: TopicTree<Subscriber>,
     retained: Retained,
     assigned: u64,
+    access: Access,
+    shared: Shared,
+    wills: PendingWills,
+    authenticating: HashMap<K, PendingAuth>,
+    reauth: HashMap<K, Reauth>,
 }
 
 impl<K> Default for BrokerState<K> {
@@ -71,6 +113,11 @@ impl<K> Default for BrokerState<K> {
             tree: TopicTree::new(),
             retained: Retained::default(),
             assigned: 0,
+            access: Access::default(),
+            shared: Shared::default(),
+            wills: PendingWills::default(),
+            authenticating: HashMap::new(),
+            reauth: HashMap::new(),
         }
     }
 }
@@ -79,6 +126,31 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     /// An empty broker.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty broker that authenticates, authorizes and redirects as `access` says.
+    pub fn with_access(access: Access) -> Self {
+        BrokerState {
+            access,
+            ..Self::default()
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next due (a delayed will).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.wills.next_due()
+    }
+
+    /// Publishes the wills whose delay has passed at `now`.
+    pub fn handle_timeout(&mut self, now: Instant, conns: &mut impl Connections<K>) {
+        for (client, will) in self.wills.take_due(now) {
+            self.publish_will(&client, will, conns);
+        }
+    }
+
+    /// Wills waiting out their delay.
+    pub fn pending_will_count(&self) -> usize {
+        self.wills.waiting()
     }
 
     /// Sessions held (connected or persistent).
@@ -106,6 +178,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     pub fn handle_event(&mut self, key: K, event: Event, now: Instant, conns: &mut impl Connections<K>) {
         match event {
             Event::Connect(connect) => self.connect(key, *connect, now, conns),
+            Event::Auth(auth) => self.auth_step(key, auth, now, conns),
             Event::Publish(publish) => {
                 let Some(client) = self.clients.get(&key).cloned() else {
                     return;
@@ -114,13 +187,209 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             }
             Event::Subscribe(subscribe) => self.subscribe(key, subscribe, conns),
             Event::Unsubscribe(unsubscribe) => self.unsubscribe(key, unsubscribe, conns),
-            Event::Closed { publish_will } => self.closed(key, publish_will, conns),
+            Event::Closed { publish_will } => {
+                self.authenticating.remove(&key);
+                self.reauth.remove(&key);
+                self.closed(key, publish_will, now, conns);
+            }
         }
     }
 
+    /// The gate before a session: redirection, enhanced or username/password
+    /// authentication, the will's ACL check.
     fn connect(&mut self, key: K, connect: Connect, now: Instant, conns: &mut impl Connections<K>) {
         let v5 = connect.protocol.is_v5();
-        let mut properties = Properties::default();
+        if let Some(redirect) = &self.access.redirect {
+            let mut ack = ConnAck {
+                session_present: false,
+                code: ReasonCode::ServerUnavailable,
+                properties: Properties::default(),
+            };
+            if v5 {
+                ack.code = redirect.code();
+                ack.properties.server_reference = Some(redirect.server_reference.clone());
+            }
+            if let Some(c) = conns.connection(key) {
+                c.refuse_with(ack);
+            }
+            return;
+        }
+        if v5 {
+            if let Some(method) = connect.properties.authentication_method.clone() {
+                let exchange = self
+                    .access
+                    .enhanced
+                    .as_ref()
+                    .and_then(|e| e.start(&method, &connect.client_id));
+                let Some(exchange) = exchange else {
+                    // [MQTT-4.12.0-1]
+                    if let Some(c) = conns.connection(key) {
+                        c.refuse(ReasonCode::BadAuthenticationMethod);
+                    }
+                    return;
+                };
+                let data = connect.properties.authentication_data.clone();
+                self.authenticating.insert(key, PendingAuth { connect, exchange });
+                self.auth_advance(key, data.as_deref(), now, conns);
+                return;
+            }
+        }
+        if let Some(users) = &self.access.users {
+            if let Err(code) = users.check(connect.username.as_deref(), connect.password.as_deref()) {
+                if let Some(c) = conns.connection(key) {
+                    c.refuse(code);
+                }
+                return;
+            }
+        }
+        self.admit(key, connect, None, now, conns);
+    }
+
+    /// The client's `AUTH` during `CONNECT`.
+    fn auth_step(&mut self, key: K, auth: Reason, now: Instant, conns: &mut impl Connections<K>) {
+        let Some(pending) = self.authenticating.get(&key) else {
+            self.reauth_step(key, auth, conns);
+            return;
+        };
+        // Every AUTH carries the CONNECT's method [MQTT-4.12.0-5].
+        if auth.properties.authentication_method != pending.connect.properties.authentication_method {
+            self.authenticating.remove(&key);
+            if let Some(c) = conns.connection(key) {
+                c.refuse(ReasonCode::ProtocolError);
+            }
+            return;
+        }
+        self.auth_advance(key, auth.properties.authentication_data.as_deref(), now, conns);
+    }
+
+    /// The client's `AUTH` once connected: 0x19 starts a re-authentication with the
+    /// `CONNECT`'s method [MQTT-4.12.1-1], 0x18 continues it; success answers `AUTH`
+    /// 0x00, failure `DISCONNECT` (4.12.1).
+    fn reauth_step(&mut self, key: K, auth: Reason, conns: &mut impl Connections<K>) {
+        let client = self.clients.get(&key).cloned().unwrap_or_default();
+        let outcome = match self.reauth.get_mut(&key) {
+            Some(r) if auth.properties.authentication_method.as_ref() == Some(&r.method) => {
+                if auth.code == ReasonCode::ReAuthenticate {
+                    r.exchange = self.access.enhanced.as_ref().and_then(|e| e.start(&r.method, &client));
+                }
+                match r.exchange.as_mut() {
+                    Some(exchange) => exchange.step(auth.properties.authentication_data.as_deref()),
+                    None => AuthStep::Fail(ReasonCode::ProtocolError),
+                }
+            }
+            _ => AuthStep::Fail(ReasonCode::ProtocolError),
+        };
+        let Some(method) = self.reauth.get(&key).map(|r| r.method.clone()) else {
+            if let Some(c) = conns.connection(key) {
+                c.disconnect(ReasonCode::ProtocolError);
+            }
+            return;
+        };
+        let reply = |code, data| {
+            Packet::Auth(Reason {
+                code,
+                properties: Properties {
+                    authentication_method: Some(method.clone()),
+                    authentication_data: data,
+                    ..Properties::default()
+                },
+            })
+        };
+        let Some(c) = conns.connection(key) else { return };
+        match outcome {
+            AuthStep::Continue(data) => {
+                c.send(&reply(ReasonCode::ContinueAuthentication, Some(data)));
+            }
+            AuthStep::Success(data) => {
+                c.send(&reply(ReasonCode::Success, data));
+                if let Some(r) = self.reauth.get_mut(&key) {
+                    r.exchange = None;
+                }
+            }
+            AuthStep::Fail(code) => {
+                let code = if code.as_u8() >= 0x80 {
+                    code
+                } else {
+                    ReasonCode::NotAuthorized
+                };
+                c.disconnect(code);
+            }
+        }
+    }
+
+    /// Runs one step of `key`'s exchange with the client's data.
+    fn auth_advance(&mut self, key: K, data: Option<&[u8]>, now: Instant, conns: &mut impl Connections<K>) {
+        let Some(pending) = self.authenticating.get_mut(&key) else {
+            return;
+        };
+        let method = pending.connect.properties.authentication_method.clone();
+        match pending.exchange.step(data) {
+            AuthStep::Continue(data) => {
+                // AUTH 0x18 with the method and the server's data [MQTT-4.12.0-2].
+                let properties = Properties {
+                    authentication_method: method,
+                    authentication_data: Some(data),
+                    ..Properties::default()
+                };
+                if let Some(c) = conns.connection(key) {
+                    c.challenge(properties, now);
+                }
+            }
+            AuthStep::Success(data) => {
+                let Some(pending) = self.authenticating.remove(&key) else {
+                    return;
+                };
+                let properties = Properties {
+                    authentication_method: method,
+                    authentication_data: data,
+                    ..Properties::default()
+                };
+                self.admit(key, pending.connect, Some(properties), now, conns);
+            }
+            AuthStep::Fail(code) => {
+                self.authenticating.remove(&key);
+                // [MQTT-4.12.0-4]: a CONNACK of 0x80 or above, then the close.
+                let code = if code.as_u8() >= 0x80 {
+                    code
+                } else {
+                    ReasonCode::NotAuthorized
+                };
+                if let Some(c) = conns.connection(key) {
+                    c.refuse(code);
+                }
+            }
+        }
+    }
+
+    /// Opens (or resumes) the session of an authenticated `CONNECT`; `auth` holds the
+    /// Authentication Method and Data for the `CONNACK` of an enhanced exchange.
+    fn admit(
+        &mut self,
+        key: K,
+        connect: Connect,
+        auth: Option<Properties>,
+        now: Instant,
+        conns: &mut impl Connections<K>,
+    ) {
+        let v5 = connect.protocol.is_v5();
+        if let Some(method) = auth.as_ref().and_then(|a| a.authentication_method.clone()) {
+            self.reauth.insert(key, Reauth { method, exchange: None });
+        }
+        let mut properties = auth.unwrap_or_default();
+        if let Some(acl) = &self.access.acl {
+            let acl = acl.for_client(connect.username.as_deref(), &connect.client_id);
+            // A will to a topic the client may not publish to is refused with the
+            // CONNECT, as mosquitto does.
+            if connect.will.as_ref().is_some_and(|w| !acl.may_publish(&w.topic)) {
+                if let Some(c) = conns.connection(key) {
+                    c.refuse(ReasonCode::NotAuthorized);
+                }
+                return;
+            }
+            if let Some(c) = conns.connection(key) {
+                c.set_acl(Arc::new(acl));
+            }
+        }
         let client = if connect.client_id.is_empty() {
             // 3.1.1 assigns one only to a clean session [MQTT-3.1.3-7]; 3.1 never.
             if !v5 && (!connect.clean_start || connect.protocol == ProtocolVersion::V3_1) {
@@ -138,8 +407,15 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             Bytes::copy_from_slice(&connect.client_id)
         };
         if v5 {
-            properties.shared_subscription_available = Some(false);
-            properties.subscription_identifier_available = Some(false);
+            properties.shared_subscription_available = Some(true);
+            properties.subscription_identifier_available = Some(true);
+        }
+        // Any new connection for the client id within a will's delay cancels it
+        // [MQTT-3.1.3-9]; one that starts clean ends the session, and so sends it.
+        if let Some(will) = self.wills.take(&client) {
+            if connect.clean_start {
+                self.publish_will(&client, will, conns);
+            }
         }
         // Session takeover [MQTT-3.1.4-3]: the connection holding the id goes, and its
         // will is published as for any connection that ends without DISCONNECT.
@@ -153,7 +429,12 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                     s.conn = None;
                     s.will.take()
                 });
-                if let Some(will) = will {
+                // A delayed will is cancelled by the new connection when the session
+                // goes on [MQTT-3.1.3-9].
+                let delayed = will
+                    .as_ref()
+                    .is_some_and(|w| w.properties.will_delay_interval.unwrap_or(0) > 0);
+                if let Some(will) = will.filter(|_| !delayed || connect.clean_start) {
                     self.publish_will(&client, *will, conns);
                 }
             }
@@ -166,14 +447,23 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         } else {
             !connect.clean_start
         };
+        let session_expiry = if v5 {
+            connect.properties.session_expiry_interval.unwrap_or(0)
+        } else {
+            0
+        };
         let will = connect.will.map(|w| {
-            Box::new(Will {
+            let mut will = Will {
                 properties: w.properties,
                 topic: Bytes::copy_from_slice(&w.topic),
                 payload: Bytes::copy_from_slice(&w.payload),
                 qos: w.qos,
                 retain: w.retain,
-            })
+            };
+            // The delay kept is the lower of the will's and the session's [MQTT-3.1.2-8].
+            let delay = effective_delay(&will, session_expiry);
+            will.properties.will_delay_interval = (delay > 0).then_some(delay);
+            Box::new(will)
         });
         let session_present = match self.sessions.get_mut(&client) {
             Some(s) => {
@@ -222,12 +512,16 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     fn drop_session(&mut self, client: &Bytes) {
         if let Some(session) = self.sessions.remove(client) {
             for filter in session.subscriptions.keys() {
-                self.tree.remove(filter, |s| s.client == *client);
+                if shared::split(filter).is_some() {
+                    self.shared.unsubscribe(filter, client);
+                } else {
+                    self.tree.remove(filter, |s| s.client == *client);
+                }
             }
         }
     }
 
-    fn closed(&mut self, key: K, publish_will: bool, conns: &mut impl Connections<K>) {
+    fn closed(&mut self, key: K, publish_will: bool, now: Instant, conns: &mut impl Connections<K>) {
         // A connection taken over was detached already.
         let Some(client) = self.clients.remove(&key) else {
             return;
@@ -240,7 +534,11 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         let persistent = session.persistent;
         if publish_will {
             if let Some(will) = will {
-                self.publish_will(&client, *will, conns);
+                if will.properties.will_delay_interval.unwrap_or(0) > 0 {
+                    self.wills.schedule(client.clone(), *will, now);
+                } else {
+                    self.publish_will(&client, *will, conns);
+                }
             }
         }
         if !persistent {
@@ -270,18 +568,37 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         if publish.retain {
             self.retained.apply(&publish);
         }
-        // Per session: the highest QoS of its matching subscriptions, and whether any
-        // of them keeps the retain flag as published.
-        let mut targets: HashMap<&Bytes, (QoS, bool)> = HashMap::new();
+        // Per session: the highest QoS of its matching subscriptions [MQTT-3.3.4-2],
+        // whether any of them keeps the retain flag as published, and every
+        // Subscription Identifier among them [MQTT-3.3.4-3, MQTT-3.3.4-4].
+        let mut targets: HashMap<&Bytes, (QoS, bool, Vec<u32>)> = HashMap::new();
         self.tree.for_each_match(&publish.topic, |s| {
+            // No Local [MQTT-3.8.3-3].
             if s.options.no_local && s.client == *publisher {
                 return;
             }
-            let entry = targets.entry(&s.client).or_insert((QoS::AtMostOnce, false));
+            let entry = targets.entry(&s.client).or_insert((QoS::AtMostOnce, false, Vec::new()));
             entry.0 = entry.0.max(s.options.qos);
             entry.1 |= s.options.retain_as_published;
+            if s.id != 0 {
+                entry.2.push(s.id);
+            }
         });
-        for (client, (qos, retain_as_published)) in targets {
+        // One member of each matching shared group, each its own copy.
+        let mut picked = Vec::new();
+        let sessions = &self.sessions;
+        self.shared.pick(
+            &publish.topic,
+            |c| sessions.get(c).is_some_and(|s| s.conn.is_some()),
+            |m| picked.push((m.client.clone(), m.options, m.id)),
+        );
+        let shared_targets = picked.iter().map(|(c, o, id)| {
+            (
+                c,
+                (o.qos, o.retain_as_published, if *id == 0 { vec![] } else { vec![*id] }),
+            )
+        });
+        for (client, (qos, retain_as_published, mut ids)) in targets.into_iter().chain(shared_targets) {
             let Some(conn) = self.sessions.get(client).and_then(|s| s.conn) else {
                 continue;
             };
@@ -291,6 +608,8 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             // Forwarded messages carry RETAIN 0 unless Retain As Published [MQTT-3.3.1-12].
             out.retain = publish.retain && retain_as_published;
             out.properties.topic_alias = None;
+            ids.sort_unstable();
+            out.properties.subscription_identifiers = ids;
             c.deliver(out);
         }
     }
@@ -299,22 +618,43 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         let Some(client) = self.clients.get(&key).cloned() else {
             return;
         };
+        let acl = conns.connection(key).and_then(|c| c.acl().cloned());
         let Some(session) = self.sessions.get_mut(&client) else {
             return;
         };
         let v5 = session.version.is_v5();
+        let id = subscribe
+            .properties
+            .subscription_identifiers
+            .first()
+            .copied()
+            .unwrap_or(0);
         let mut codes = Vec::with_capacity(subscribe.subscriptions.len());
         let mut retained_for = Vec::new();
         for sub in &subscribe.subscriptions {
-            if sub.filter.starts_with(b"$share/") {
+            let shared = shared::split(&sub.filter);
+            let inner = shared.map_or(&sub.filter[..], |(_, f)| f);
+            if acl.as_ref().is_some_and(|acl| !acl.may_subscribe(inner)) {
                 codes.push(if v5 {
-                    ReasonCode::SharedSubscriptionsNotSupported
+                    ReasonCode::NotAuthorized
                 } else {
                     ReasonCode::UnspecifiedError
                 });
                 continue;
             }
+            let granted = match sub.options.qos {
+                QoS::AtMostOnce => ReasonCode::Success,
+                QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
+                QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
+            };
             let filter = Bytes::copy_from_slice(&sub.filter);
+            if shared.is_some() {
+                // A shared subscription gets no retained messages (4.8.2).
+                self.shared.subscribe(&filter, &client, sub.options, id);
+                session.subscriptions.insert(filter, sub.options);
+                codes.push(granted);
+                continue;
+            }
             let existed = session.subscriptions.insert(filter.clone(), sub.options).is_some();
             if existed {
                 self.tree.remove(&filter, |s| s.client == client);
@@ -324,13 +664,10 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 Subscriber {
                     client: client.clone(),
                     options: sub.options,
+                    id,
                 },
             );
-            codes.push(match sub.options.qos {
-                QoS::AtMostOnce => ReasonCode::Success,
-                QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
-                QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
-            });
+            codes.push(granted);
             let send = match sub.options.retain_handling {
                 RetainHandling::SendAtSubscribe => true,
                 RetainHandling::SendIfNew => !existed,
@@ -351,6 +688,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             for message in self.retained.matching(&filter) {
                 let mut out = message.clone();
                 out.qos = qos.min(message.qos);
+                if id != 0 {
+                    out.properties.subscription_identifiers = vec![id];
+                }
                 c.deliver(out);
             }
         }
@@ -368,7 +708,11 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         for filter in &unsubscribe.filters {
             let existed = session.subscriptions.remove(&filter[..]).is_some();
             if existed {
-                self.tree.remove(filter, |s| s.client == client);
+                if shared::split(filter).is_some() {
+                    self.shared.unsubscribe(filter, &client);
+                } else {
+                    self.tree.remove(filter, |s| s.client == client);
+                }
             }
             if v5 {
                 codes.push(if existed {

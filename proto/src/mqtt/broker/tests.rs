@@ -458,19 +458,6 @@ fn a_malformed_packet_closes_with_the_reason_and_the_will() {
 }
 
 #[test]
-fn shared_subscriptions_are_refused_in_each_version() {
-    let mut net = Net::new();
-    let t = net.at(0);
-    net.connect(1, connect(V5, "a"), t);
-    net.connect(2, connect(V311, "b"), t);
-    let ack = net.subscribe(1, "$share/g/t", SubscriptionOptions::qos(QoS::AtMostOnce));
-    assert_eq!(ack.codes, [ReasonCode::SharedSubscriptionsNotSupported]);
-    let ack = net.subscribe(2, "$share/g/t", SubscriptionOptions::qos(QoS::AtMostOnce));
-    assert_eq!(ack.codes, [ReasonCode::UnspecifiedError]);
-    assert_eq!(net.state.subscription_count(), 0);
-}
-
-#[test]
 fn nothing_larger_than_the_clients_maximum_packet_size_is_sent() {
     let mut net = Net::new();
     let t = net.at(0);
