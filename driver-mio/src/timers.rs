@@ -64,10 +64,16 @@ impl TimerHeap {
         }
     }
 
-    /// Drops stale entries once they dominate the heap.
+    /// Drops stale entries once they are a third of the heap, and the spare capacity
+    /// with them: every connection arms a connect deadline and then its keep alive, so
+    /// waiting for 4x kept two entries (and their growth) per idle connection. The
+    /// rebuild is O(n) once per n/2 re-arms: constant per re-arm.
     pub(crate) fn compact_if_needed(&mut self, mut is_live: impl FnMut(&TimerEntry) -> bool) {
-        if self.heap.len() > COMPACT_MIN && self.heap.len() > 4 * self.live {
+        if self.heap.len() > COMPACT_MIN && self.heap.len() > self.live + self.live / 2 {
             self.heap.retain(|Reverse(e)| is_live(e));
+            if self.heap.capacity() > 2 * self.heap.len() {
+                self.heap.shrink_to(self.heap.len() + self.heap.len() / 2);
+            }
         }
     }
 

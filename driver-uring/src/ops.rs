@@ -101,16 +101,22 @@ enum Held {
     Counter {
         _buf: Box<[u8; 8]>,
     },
-    /// One segment sent with `SEND`.
+    /// One segment sent with `SEND` (boxed, like the next: every connection holds an
+    /// `InFlight` slot, and a pointer-sized `Held` keeps it small while idle).
     Segment {
-        _seg: Bytes,
+        _seg: Box<Bytes>,
     },
-    /// Segments sent with `SENDMSG`: the iovecs point into `segs`, `msg` at the iovecs.
+    /// Segments sent with `SENDMSG`.
     Segments {
-        _segs: Vec<Bytes>,
-        _iov: Box<[libc::iovec]>,
-        _msg: Box<libc::msghdr>,
+        _held: Box<HeldSegments>,
     },
+}
+
+/// The memory of a `SENDMSG`: the iovecs point into `segs`, `msg` at the iovecs.
+struct HeldSegments {
+    _segs: Vec<Bytes>,
+    _iov: Box<[libc::iovec]>,
+    _msg: Box<libc::msghdr>,
 }
 
 /// The memory of one operation the kernel may still read; see the module doc.
@@ -266,7 +272,7 @@ impl Ring {
             // SAFETY: the returned InFlight holds a reference to the segment's memory,
             // which `Bytes` never moves or mutates, until the final completion.
             unsafe { self.push(&entry) }?;
-            return Ok(InFlight::new(Held::Segment { _seg: seg }, n as usize));
+            return Ok(InFlight::new(Held::Segment { _seg: Box::new(seg) }, n as usize));
         }
         let iov: Box<[libc::iovec]> = segs
             .iter()
@@ -290,10 +296,13 @@ impl Ring {
         unsafe { self.push(&entry) }?;
         let len = segs.iter().map(Bytes::len).sum();
         Ok(InFlight::new(
+            // Moving the boxes and the vector moves no memory the kernel reads.
             Held::Segments {
-                _segs: segs,
-                _iov: iov,
-                _msg: msg,
+                _held: Box::new(HeldSegments {
+                    _segs: segs,
+                    _iov: iov,
+                    _msg: msg,
+                }),
             },
             len,
         ))

@@ -47,6 +47,11 @@ impl TimerHeap {
     /// Keeps only the entries `live` accepts.
     pub(crate) fn retain(&mut self, mut live: impl FnMut(&TimerEntry) -> bool) {
         self.heap.retain(|Reverse(e)| live(e));
+        // Give back what a burst of re-arms grew: idle servers hold one entry per
+        // connection, not the high-water mark.
+        if self.heap.capacity() > 2 * self.heap.len() {
+            self.heap.shrink_to(self.heap.len() + self.heap.len() / 2);
+        }
     }
 }
 

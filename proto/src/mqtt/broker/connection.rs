@@ -5,7 +5,7 @@
 //! clients (sessions, subscriptions, retained messages) goes to the broker state as an
 //! [`Event`], which answers through the mutators here.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -117,9 +117,11 @@ pub struct Connection {
     keep_alive: Duration,
     events: VecDeque<Event>,
     next_packet_id: u16,
-    outgoing: HashMap<u16, Outgoing>,
+    /// B-trees rather than hash maps: 24 bytes and no allocation while empty (an idle
+    /// connection's case), against 48 for a `HashMap` and its hasher keys.
+    outgoing: BTreeMap<u16, Outgoing>,
     /// QoS 2 packet identifiers received and not yet released.
-    incoming: HashSet<u16>,
+    incoming: BTreeSet<u16>,
     /// Topic aliases, once the client announced or used any.
     aliases: Option<Box<Aliases>>,
     /// What the client may publish to (`None`: anything).
@@ -146,8 +148,8 @@ impl Connection {
             keep_alive: Duration::ZERO,
             events: VecDeque::new(),
             next_packet_id: 1,
-            outgoing: HashMap::new(),
-            incoming: HashSet::new(),
+            outgoing: BTreeMap::new(),
+            incoming: BTreeSet::new(),
             aliases: None,
             acl: None,
             topic_alias_maximum: config.topic_alias_maximum,
@@ -549,6 +551,11 @@ impl Session for Connection {
         }
         self.input.push(data);
         self.process(now);
+        if self.input.is_empty() {
+            // Everything received was a whole packet (the usual case): give back the
+            // segment queue rather than keep it while the connection idles.
+            self.input = SegmentedBuffer::new();
+        }
     }
 
     fn handle_eof(&mut self, _now: Instant) {

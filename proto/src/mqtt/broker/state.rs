@@ -1,6 +1,6 @@
 //! [`BrokerState`]: one thread's sessions, subscriptions and retained messages.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Instant;
@@ -77,8 +77,11 @@ struct ClientSession<K> {
     /// The connection now attached, if any.
     conn: Option<K>,
     version: ProtocolVersion,
-    subscriptions: HashMap<Bytes, SubscriptionOptions>,
-    will: Option<Will>,
+    /// A B-tree: 24 bytes and no allocation for the (many) sessions without any,
+    /// against 48 for an empty `HashMap`.
+    subscriptions: BTreeMap<Bytes, SubscriptionOptions>,
+    /// Boxed: a `Will` is ~460 bytes and most sessions have none.
+    will: Option<Box<Will>>,
     /// Whether the session survives the connection (3.1.1: Clean Session 0; 5.0: a
     /// Session Expiry Interval above 0, kept without expiry for now).
     persistent: bool,
@@ -432,7 +435,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                     .as_ref()
                     .is_some_and(|w| w.properties.will_delay_interval.unwrap_or(0) > 0);
                 if let Some(will) = will.filter(|_| !delayed || connect.clean_start) {
-                    self.publish_will(&client, will, conns);
+                    self.publish_will(&client, *will, conns);
                 }
             }
         }
@@ -460,7 +463,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             // The delay kept is the lower of the will's and the session's [MQTT-3.1.2-8].
             let delay = effective_delay(&will, session_expiry);
             will.properties.will_delay_interval = (delay > 0).then_some(delay);
-            will
+            Box::new(will)
         });
         let session_present = match self.sessions.get_mut(&client) {
             Some(s) => {
@@ -476,7 +479,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                     ClientSession {
                         conn: Some(key),
                         version: connect.protocol,
-                        subscriptions: HashMap::new(),
+                        subscriptions: BTreeMap::new(),
                         will,
                         persistent,
                     },
@@ -532,9 +535,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         if publish_will {
             if let Some(will) = will {
                 if will.properties.will_delay_interval.unwrap_or(0) > 0 {
-                    self.wills.schedule(client.clone(), will, now);
+                    self.wills.schedule(client.clone(), *will, now);
                 } else {
-                    self.publish_will(&client, will, conns);
+                    self.publish_will(&client, *will, conns);
                 }
             }
         }
