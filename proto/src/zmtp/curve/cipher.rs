@@ -85,7 +85,7 @@ impl MessageCipher {
         self.next
     }
 
-    /// Seals one frame (`inner_flags`: [`INNER_MORE`], [`INNER_COMMAND`]) into a
+    /// Seals one frame (`inner_flags`: `INNER_MORE`, `INNER_COMMAND`) into a
     /// `MESSAGE` command body. Fails only when the nonce counter is spent (after 2^64
     /// frames), as reusing one would give the key away.
     pub fn seal(&mut self, inner_flags: u8, frame: &[u8]) -> Result<Bytes, ZmtpError> {
