@@ -82,24 +82,9 @@ impl Drop for OurBroker {
     }
 }
 
-/// A Python interpreter with paho-mqtt: `python3` on PATH, else Debian's.
-fn paho_python() -> &'static str {
-    for candidate in ["python3", "/usr/bin/python3"] {
-        let ok = Command::new(candidate)
-            .args(["-c", "import paho.mqtt.client"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return candidate;
-        }
-    }
-    panic!("no python3 with paho-mqtt: install the Debian package `python3-paho-mqtt` (scripts/test does this)");
-}
-
 fn paho(args: &[&str]) -> Command {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/paho_ws.py");
-    let mut cmd = Command::new(paho_python());
+    let mut cmd = Command::new(support::paho_python());
     cmd.arg(script).args(args);
     cmd
 }

@@ -30,11 +30,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 pub mod nats_jwt;
 
-/// A Python interpreter that has pyzmq: `python3` on PATH, else Debian's.
-pub fn pyzmq_python() -> &'static str {
+/// A Python interpreter that can import `module`: `python3` on PATH, else Debian's;
+/// panics naming the Debian `package` that provides it (a test never runs without it).
+fn python_with(module: &str, package: &str) -> &'static str {
     for candidate in ["python3", "/usr/bin/python3"] {
         let ok = Command::new(candidate)
-            .args(["-c", "import zmq"])
+            .args(["-c", &format!("import {module}")])
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
@@ -42,22 +43,17 @@ pub fn pyzmq_python() -> &'static str {
             return candidate;
         }
     }
-    panic!("no python3 with pyzmq: install the Debian package `python3-zmq` (scripts/test does this)");
+    panic!("no python3 with {module}: install the Debian package `{package}` (scripts/test does this)");
+}
+
+/// A Python interpreter that has pyzmq: `python3` on PATH, else Debian's.
+pub fn pyzmq_python() -> &'static str {
+    python_with("zmq", "python3-zmq")
 }
 
 /// A Python interpreter that has paho-mqtt: `python3` on PATH, else Debian's.
 pub fn paho_python() -> &'static str {
-    for candidate in ["python3", "/usr/bin/python3"] {
-        let ok = Command::new(candidate)
-            .args(["-c", "import paho.mqtt.client"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            return candidate;
-        }
-    }
-    panic!("no python3 with paho-mqtt: install the Debian package `python3-paho-mqtt` (scripts/test does this)");
+    python_with("paho.mqtt.client", "python3-paho-mqtt")
 }
 
 /// Finds `binary` on PATH (or in the usual sbin folders), or fails naming its package.
