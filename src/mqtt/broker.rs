@@ -121,7 +121,8 @@ impl Broker {
         let mut activity = Vec::new();
         while !self.stop.load(Ordering::Acquire) {
             activity.clear();
-            self.driver.turn(None, &mut activity)?;
+            // The turn returns by the broker state's next deadline (a session's expiry).
+            self.driver.turn(self.state.poll_timeout(), &mut activity)?;
             for a in activity.drain(..) {
                 match a {
                     Activity::Ready(conn) => self.drain(conn),
@@ -131,6 +132,9 @@ impl Broker {
                     }
                     Activity::Accepted { .. } | Activity::Connected(_) | Activity::Woken => {}
                 }
+            }
+            if self.state.poll_timeout().is_some_and(|at| at <= Instant::now()) {
+                self.state.handle_timeout(Instant::now());
             }
         }
         Ok(())

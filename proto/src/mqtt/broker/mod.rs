@@ -13,17 +13,27 @@
 //! session takeover), SUBSCRIBE/SUBACK (No Local, Retain As Published, Retain Handling),
 //! UNSUBSCRIBE/UNSUBACK, PUBLISH QoS 0, 1 and 2 both ways at the lower of the
 //! message's and the subscription's QoS (overlapping subscriptions delivered once, at
-//! the highest), retained messages, will messages, PINGREQ, DISCONNECT. Not yet:
-//! session expiry timing, messages queued for offline sessions, resends on
-//! resumption, receive maximum, topic aliases, shared subscriptions, authentication.
+//! the highest), retained messages, will messages, PINGREQ, DISCONNECT; delivery
+//! guarantees: inflight windows both ways (Receive Maximum), a bounded queue per
+//! session ([`Outbox`], which documents the policy), resends only on resumption,
+//! session expiry ([`BrokerState::poll_timeout`]) and message expiry ([`Message`]),
+//! a cap on each connection's unsent output, a Server Keep Alive cap. Not yet: topic
+//! aliases, shared subscriptions, authentication.
 
 mod connection;
+mod expiry;
+mod limits;
+mod outbox;
 mod retained;
 mod state;
 
 #[cfg(test)]
+mod delivery_tests;
+#[cfg(test)]
 mod tests;
 
 pub use connection::{Connection, ConnectionConfig, Event};
+pub use expiry::{Message, SessionTimers, NEVER_EXPIRES};
+pub use outbox::{Outbox, RecOutcome};
 pub use retained::Retained;
 pub use state::{BrokerState, Connections};

@@ -7,6 +7,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::connection::{Connection, Event};
+use super::expiry::{Message, SessionTimers, NEVER_EXPIRES};
+use super::outbox::Outbox;
 use super::retained::Retained;
 use crate::mqtt::{
     ConnAck, Connect, Packet, Properties, ProtocolVersion, Publish, QoS, ReasonCode, RetainHandling, SubAck, Subscribe,
@@ -43,8 +45,14 @@ struct ClientSession<K> {
     subscriptions: HashMap<Bytes, SubscriptionOptions>,
     will: Option<Will>,
     /// Whether the session survives the connection (3.1.1: Clean Session 0; 5.0: a
-    /// Session Expiry Interval above 0, kept without expiry for now).
+    /// Session Expiry Interval above 0).
     persistent: bool,
+    /// Seconds the session outlives its connection ([`NEVER_EXPIRES`] for 3.1.1).
+    expiry_interval: u32,
+    /// When the session ends, while it has no connection.
+    expires_at: Option<Instant>,
+    /// Its outbound QoS 1 and 2 messages while it has no connection.
+    outbox: Option<Box<Outbox>>,
 }
 
 /// The broker of one thread: sessions by client identifier, the topic tree of
@@ -58,6 +66,7 @@ pub struct BrokerState<K> {
     tree: TopicTree<Subscriber>,
     retained: Retained,
     assigned: u64,
+    timers: SessionTimers,
 }
 
 impl<K> Default for BrokerState<K> {
@@ -68,6 +77,7 @@ impl<K> Default for BrokerState<K> {
             tree: TopicTree::new(),
             retained: Retained::default(),
             assigned: 0,
+            timers: SessionTimers::default(),
         }
     }
 }
@@ -107,11 +117,31 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 let Some(client) = self.clients.get(&key).cloned() else {
                     return;
                 };
-                self.publish(&client, publish, conns);
+                self.publish(&client, publish, now, conns);
             }
-            Event::Subscribe(subscribe) => self.subscribe(key, subscribe, conns),
+            Event::Subscribe(subscribe) => self.subscribe(key, subscribe, now, conns),
             Event::Unsubscribe(unsubscribe) => self.unsubscribe(key, unsubscribe, conns),
-            Event::Closed { publish_will } => self.closed(key, publish_will, conns),
+            Event::Closed { publish_will } => self.closed(key, publish_will, now, conns),
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next due: the earliest end of
+    /// a session without a connection.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// Ends the sessions whose expiry interval ran out by `now`, with their
+    /// subscriptions and queued messages [MQTT-3.1.2-23].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((at, client)) = self.timers.pop_due(now) {
+            let due = self
+                .sessions
+                .get(&client)
+                .is_some_and(|s| s.conn.is_none() && s.expires_at == Some(at));
+            if due {
+                self.drop_session(&client);
+            }
         }
     }
 
@@ -143,26 +173,40 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         if let Some(old) = self.sessions.get(&client).and_then(|s| s.conn) {
             if old != key {
                 self.clients.remove(&old);
-                if let Some(c) = conns.connection(old) {
+                // The session continues on the new connection with what was in flight
+                // on the old one.
+                let outbox = conns.connection(old).map(|c| {
                     c.disconnect(ReasonCode::SessionTakenOver);
-                }
+                    c.take_outbox()
+                });
                 let will = self.sessions.get_mut(&client).and_then(|s| {
                     s.conn = None;
+                    if outbox.is_some() {
+                        s.outbox = outbox;
+                    }
                     s.will.take()
                 });
                 if let Some(will) = will {
-                    self.publish_will(&client, will, conns);
+                    self.publish_will(&client, will, now, conns);
                 }
             }
         }
-        if connect.clean_start {
+        // A session past its expiry is gone, swept or not yet.
+        let expired = self
+            .sessions
+            .get(&client)
+            .is_some_and(|s| s.conn.is_none() && s.expires_at.is_some_and(|at| at <= now));
+        if connect.clean_start || expired {
             self.drop_session(&client);
         }
-        let persistent = if v5 {
-            connect.properties.session_expiry_interval.unwrap_or(0) > 0
+        let expiry_interval = if v5 {
+            connect.properties.session_expiry_interval.unwrap_or(0)
+        } else if connect.clean_start {
+            0
         } else {
-            !connect.clean_start
+            NEVER_EXPIRES
         };
+        let persistent = expiry_interval > 0;
         let will = connect.will.map(|w| Will {
             properties: w.properties,
             topic: Bytes::copy_from_slice(&w.topic),
@@ -170,12 +214,16 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             qos: w.qos,
             retain: w.retain,
         });
+        let mut resumed = None;
         let session_present = match self.sessions.get_mut(&client) {
             Some(s) => {
                 s.conn = Some(key);
                 s.version = connect.protocol;
                 s.will = will;
                 s.persistent = persistent;
+                s.expiry_interval = expiry_interval;
+                s.expires_at = None;
+                resumed = s.outbox.take();
                 true
             }
             None => {
@@ -187,6 +235,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                         subscriptions: HashMap::new(),
                         will,
                         persistent,
+                        expiry_interval,
+                        expires_at: None,
+                        outbox: None,
                     },
                 );
                 false
@@ -200,6 +251,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         };
         if let Some(c) = conns.connection(key) {
             c.accept(ack, connect.keep_alive, now);
+            if let Some(outbox) = resumed {
+                c.resume(outbox, now);
+            }
         }
     }
 
@@ -222,7 +276,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         }
     }
 
-    fn closed(&mut self, key: K, publish_will: bool, conns: &mut impl Connections<K>) {
+    fn closed(&mut self, key: K, publish_will: bool, now: Instant, conns: &mut impl Connections<K>) {
         // A connection taken over was detached already.
         let Some(client) = self.clients.remove(&key) else {
             return;
@@ -233,9 +287,24 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         session.conn = None;
         let will = session.will.take();
         let persistent = session.persistent;
+        if persistent {
+            // What was in flight and queued stays with the session until it resumes
+            // or expires.
+            if let Some(c) = conns.connection(key) {
+                session.outbox = Some(c.take_outbox());
+            }
+            session.expires_at = SessionTimers::deadline(now, session.expiry_interval);
+            if let Some(at) = session.expires_at {
+                self.timers.schedule(at, client.clone());
+                let sessions = &self.sessions;
+                self.timers.compact(sessions.len(), |at, c| {
+                    sessions.get(c).is_some_and(|s| s.expires_at == Some(at))
+                });
+            }
+        }
         if publish_will {
             if let Some(will) = will {
-                self.publish_will(&client, will, conns);
+                self.publish_will(&client, will, now, conns);
             }
         }
         if !persistent {
@@ -243,7 +312,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         }
     }
 
-    fn publish_will(&mut self, client: &Bytes, will: Will, conns: &mut impl Connections<K>) {
+    fn publish_will(&mut self, client: &Bytes, will: Will, now: Instant, conns: &mut impl Connections<K>) {
         let mut properties = will.properties;
         properties.will_delay_interval = None;
         let publish = Publish {
@@ -255,13 +324,13 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             properties,
             payload: will.payload,
         };
-        self.publish(client, publish, conns);
+        self.publish(client, publish, now, conns);
     }
 
     /// Routes a message from `publisher` to every matching subscription (once per
     /// session, at the highest matching QoS capped by the message's), and applies it to
     /// the retained messages when it is retained.
-    fn publish(&mut self, publisher: &Bytes, publish: Publish, conns: &mut impl Connections<K>) {
+    fn publish(&mut self, publisher: &Bytes, publish: Publish, now: Instant, conns: &mut impl Connections<K>) {
         if publish.retain {
             self.retained.apply(&publish);
         }
@@ -276,21 +345,35 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             entry.0 = entry.0.max(s.options.qos);
             entry.1 |= s.options.retain_as_published;
         });
+        let message = Message::received(publish, now);
         for (client, (qos, retain_as_published)) in targets {
-            let Some(conn) = self.sessions.get(client).and_then(|s| s.conn) else {
+            let Some(session) = self.sessions.get_mut(client) else {
                 continue;
             };
-            let Some(c) = conns.connection(conn) else { continue };
-            let mut out = publish.clone();
-            out.qos = qos.min(publish.qos);
+            let mut out = message.clone();
+            out.publish.qos = qos.min(message.publish.qos);
             // Forwarded messages carry RETAIN 0 unless Retain As Published [MQTT-3.3.1-12].
-            out.retain = publish.retain && retain_as_published;
-            out.properties.topic_alias = None;
-            c.deliver(out);
+            out.publish.retain = message.publish.retain && retain_as_published;
+            out.publish.properties.topic_alias = None;
+            match session.conn {
+                Some(conn) => {
+                    if let Some(c) = conns.connection(conn) {
+                        c.deliver_message(out, now);
+                    }
+                }
+                // Offline: QoS 1 and 2 messages wait in the session's bounded queue
+                // [MQTT-3.1.2-5]; QoS 0 ones are not kept.
+                None if out.publish.qos != QoS::AtMostOnce => {
+                    if let Some(outbox) = session.outbox.as_mut() {
+                        outbox.enqueue(out);
+                    }
+                }
+                None => {}
+            }
         }
     }
 
-    fn subscribe(&mut self, key: K, subscribe: Subscribe, conns: &mut impl Connections<K>) {
+    fn subscribe(&mut self, key: K, subscribe: Subscribe, now: Instant, conns: &mut impl Connections<K>) {
         let Some(client) = self.clients.get(&key).cloned() else {
             return;
         };
@@ -346,7 +429,13 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             for message in self.retained.matching(&filter) {
                 let mut out = message.clone();
                 out.qos = qos.min(message.qos);
-                c.deliver(out);
+                c.deliver_message(
+                    Message {
+                        publish: out,
+                        expires: None,
+                    },
+                    now,
+                );
             }
         }
     }

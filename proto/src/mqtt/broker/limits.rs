@@ -1,0 +1,108 @@
+//! The broker's limits as the `CONNACK` states them: its Receive Maximum and the keep
+//! alive it allows (Server Keep Alive in 5.0, a refusal in 3.1.1).
+
+use crate::mqtt::{ConnAck, Connect, ReasonCode};
+
+use super::ConnectionConfig;
+
+/// Whether a `CONNECT` is refused for its keep alive: a 3.1.1 client cannot be told
+/// another value, so one asking for more than the cap (or for none) is refused with
+/// "identifier rejected", as mosquitto's `max_keepalive` does.
+pub(crate) fn refusal(connect: &Connect, config: &ConnectionConfig) -> Option<ReasonCode> {
+    let cap = config.max_keep_alive?;
+    let over = connect.keep_alive == 0 || connect.keep_alive > cap;
+    (!connect.protocol.is_v5() && over).then_some(ReasonCode::ClientIdentifierNotValid)
+}
+
+/// Completes an accepting `CONNACK` with the broker's limits and returns the keep alive
+/// in force: the client's, or for a 5.0 client over the cap, the cap, announced as
+/// Server Keep Alive, which the client then uses [MQTT-3.2.2-21]. The broker's
+/// Receive Maximum is announced when it is below the default 65,535.
+pub(crate) fn negotiate(ack: &mut ConnAck, keep_alive: u16, v5: bool, config: &ConnectionConfig) -> u16 {
+    if !v5 {
+        return keep_alive;
+    }
+    if config.receive_maximum < u16::MAX {
+        ack.properties.receive_maximum = Some(config.receive_maximum.max(1));
+    }
+    match config.max_keep_alive {
+        Some(cap) if keep_alive == 0 || keep_alive > cap => {
+            ack.properties.server_keep_alive = Some(cap);
+            cap
+        }
+        _ => keep_alive,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::mqtt::{Properties, ProtocolVersion};
+
+    fn connect(protocol: ProtocolVersion, keep_alive: u16) -> Connect {
+        Connect {
+            protocol,
+            clean_start: true,
+            keep_alive,
+            properties: Properties::default(),
+            client_id: Bytes::from_static(b"c"),
+            will: None,
+            username: None,
+            password: None,
+        }
+    }
+
+    fn ack() -> ConnAck {
+        ConnAck {
+            session_present: false,
+            code: ReasonCode::Success,
+            properties: Properties::default(),
+        }
+    }
+
+    #[test]
+    fn a_capped_keep_alive_is_announced_to_5_and_refused_to_311() {
+        let config = ConnectionConfig {
+            max_keep_alive: Some(30),
+            ..ConnectionConfig::default()
+        };
+        let mut a = ack();
+        assert_eq!(negotiate(&mut a, 60, true, &config), 30);
+        assert_eq!(a.properties.server_keep_alive, Some(30));
+        let mut a = ack();
+        assert_eq!(negotiate(&mut a, 0, true, &config), 30, "none asked: the cap");
+        let mut a = ack();
+        assert_eq!(negotiate(&mut a, 10, true, &config), 10);
+        assert_eq!(a.properties.server_keep_alive, None);
+        assert_eq!(
+            refusal(&connect(ProtocolVersion::V3_1_1, 60), &config),
+            Some(ReasonCode::ClientIdentifierNotValid)
+        );
+        assert_eq!(
+            refusal(&connect(ProtocolVersion::V3_1_1, 0), &config),
+            Some(ReasonCode::ClientIdentifierNotValid)
+        );
+        assert_eq!(refusal(&connect(ProtocolVersion::V3_1_1, 30), &config), None);
+        assert_eq!(refusal(&connect(ProtocolVersion::V5, 60), &config), None);
+        assert_eq!(
+            refusal(&connect(ProtocolVersion::V3_1_1, 60), &ConnectionConfig::default()),
+            None
+        );
+    }
+
+    #[test]
+    fn the_receive_maximum_is_announced_to_5_only() {
+        let config = ConnectionConfig {
+            receive_maximum: 4,
+            ..ConnectionConfig::default()
+        };
+        let mut a = ack();
+        negotiate(&mut a, 10, true, &config);
+        assert_eq!(a.properties.receive_maximum, Some(4));
+        let mut a = ack();
+        negotiate(&mut a, 10, false, &config);
+        assert_eq!(a.properties, Properties::default());
+    }
+}
