@@ -31,6 +31,7 @@ both_drivers! {
     more_than_the_brokers_receive_maximum_gets_0x93 => receive_max_uring, receive_max_mio;
     a_server_keep_alive_cap_reaches_mosquitto_sub => server_keep_alive_uring, server_keep_alive_mio;
     a_100_mb_remaining_length_is_dropped_unread => huge_length_uring, huge_length_mio;
+    a_disconnect_with_expiry_0_ends_the_session => disconnect_expiry_uring, disconnect_expiry_mio;
 }
 
 /// Our broker on its own thread (the driver is built there: io_uring is single-issuer).
@@ -290,6 +291,27 @@ fn an_expired_message_is_not_delivered_the_rest_carry_what_is_left(kind: DriverK
     let left: u32 = left.parse().unwrap_or_else(|_| panic!("no expiry interval in {got:?}"));
     // Three seconds waited at least; the slack for a loaded machine is generous.
     assert!((500..=597).contains(&left), "interval left {left}");
+}
+
+fn a_disconnect_with_expiry_0_ends_the_session(kind: DriverKind) {
+    // [MQTT-3.1.2-23]: the DISCONNECT's Session Expiry Interval replaces the CONNECT's;
+    // 0 ends the session at once, so nothing is queued for the next connection.
+    let broker = OurBroker::start(kind);
+    let port = broker.port();
+    let args = ["-V", "5", "-c", "-x", "600", "-i", "bye-now", "-q", "1", "-t", "bye"];
+    let first: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["-E", "-D", "disconnect", "session-expiry-interval", "0"])
+        .collect();
+    Sub::start(port, &first).messages();
+    publish(
+        port,
+        &["-V", "5", "-q", "1", "-t", "bye", "-m", "dropped-with-the-session"],
+    );
+    let sub = Sub::start(port, &args.iter().copied().chain(["-C", "1"]).collect::<Vec<_>>());
+    publish(port, &["-V", "5", "-q", "1", "-t", "bye", "-m", "live"]);
+    assert_eq!(sub.messages(), ["MSG|bye|1|live"]);
 }
 
 // ---- raw clients: what no well-behaved client would do ----

@@ -122,6 +122,10 @@ pub struct Connection {
     now: Instant,
     /// QoS 0 messages dropped because the output was over its cap.
     dropped: u64,
+    /// Whether the 5.0 `CONNECT` had no Session Expiry Interval (or 0).
+    connect_expiry_zero: bool,
+    /// The Session Expiry Interval the client's `DISCONNECT` set, if it did.
+    disconnect_expiry: Option<u32>,
 }
 
 impl Connection {
@@ -141,6 +145,8 @@ impl Connection {
             outbox: None,
             now,
             dropped: 0,
+            connect_expiry_zero: false,
+            disconnect_expiry: None,
         }
     }
 
@@ -157,6 +163,12 @@ impl Connection {
     /// Messages sent at QoS 1 or 2 whose flow the client has not completed.
     pub fn in_flight(&self) -> usize {
         self.outbox.as_ref().map_or(0, |o| o.in_flight())
+    }
+
+    /// The Session Expiry Interval the client's `DISCONNECT` set (5.0), which replaces
+    /// the one of its `CONNECT` [MQTT-3.1.2-23].
+    pub fn disconnect_session_expiry(&self) -> Option<u32> {
+        self.disconnect_expiry
     }
 
     /// Output bytes not yet taken by the driver (bounded by `max_output_bytes` plus one
@@ -386,6 +398,8 @@ impl Connection {
                     if let Some(max) = connect.properties.maximum_packet_size {
                         self.codec.encoder.set_max_packet_size(max);
                     }
+                    self.connect_expiry_zero =
+                        connect.protocol.is_v5() && connect.properties.session_expiry_interval.unwrap_or(0) == 0;
                     // The client's window for QoS 1 and 2 messages [MQTT-3.3.4-9].
                     if let Some(max) = connect.properties.receive_maximum {
                         self.client_receive_maximum = max;
@@ -446,6 +460,16 @@ impl Connection {
                 let _ = self.codec.encode(&Packet::PingResp, &mut self.output);
             }
             Packet::Disconnect(reason) => {
+                if let Some(expiry) = reason.properties.session_expiry_interval {
+                    // A session opened with expiry 0 cannot be kept by the DISCONNECT
+                    // [MQTT-3.14.2-2].
+                    if self.connect_expiry_zero && expiry != 0 {
+                        self.send_disconnect(ReasonCode::ProtocolError);
+                        self.close(true);
+                        return;
+                    }
+                    self.disconnect_expiry = Some(expiry);
+                }
                 self.close(reason.code == ReasonCode::DisconnectWithWillMessage);
             }
             // A second CONNECT [MQTT-3.1.0-2], AUTH without an authentication method,

@@ -553,3 +553,28 @@ fn a_huge_remaining_length_closes_without_buffering() {
     );
     assert!(net.conns[&1].is_closed());
 }
+
+#[test]
+fn the_disconnect_may_change_the_session_expiry_but_not_from_zero() {
+    // [MQTT-3.1.2-23] with the DISCONNECT's interval; [MQTT-3.14.2-2]: from 0 it is a
+    // protocol error.
+    let mut net = Net::new();
+    let t = net.at(0);
+    net.connect(1, connect(V5, "shorter", false, Some(600)), t);
+    let mut bye = Reason::new(ReasonCode::Success);
+    bye.properties.session_expiry_interval = Some(0);
+    net.send(1, Packet::Disconnect(bye.clone()), t);
+    assert_eq!(net.state.session_count(), 0, "ended at the DISCONNECT");
+    net.connect(2, connect(V5, "longer", false, Some(1)), t);
+    bye.properties.session_expiry_interval = Some(60);
+    net.send(2, Packet::Disconnect(bye.clone()), t);
+    assert_eq!(net.state.poll_timeout(), Some(net.at(60)));
+    net.connect(3, connect(V5, "zero", false, None), t);
+    net.send(3, Packet::Disconnect(bye), t);
+    assert_eq!(
+        net.recv(3),
+        [Packet::Disconnect(Reason::new(ReasonCode::ProtocolError))]
+    );
+    assert!(net.conns[&3].is_closed());
+    assert_eq!(net.state.session_count(), 1, "only longer is kept");
+}

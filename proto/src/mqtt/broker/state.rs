@@ -286,6 +286,11 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         };
         session.conn = None;
         let will = session.will.take();
+        // The DISCONNECT may change the interval: to 0 ends the session now.
+        if let Some(expiry) = conns.connection(key).and_then(|c| c.disconnect_session_expiry()) {
+            session.expiry_interval = expiry;
+            session.persistent = expiry > 0;
+        }
         let persistent = session.persistent;
         if persistent {
             // What was in flight and queued stays with the session until it resumes
