@@ -278,6 +278,25 @@ fn an_expired_message_is_not_delivered_the_rest_carry_what_is_left(kind: DriverK
     };
     expiring("1", "short");
     expiring("600", "long");
+    // The same for retained messages.
+    for (secs, topic) in [("1", "mret/short"), ("600", "mret/long")] {
+        publish(
+            port,
+            &[
+                "-V",
+                "5",
+                "-r",
+                "-t",
+                topic,
+                "-m",
+                "r",
+                "-D",
+                "publish",
+                "message-expiry-interval",
+                secs,
+            ],
+        );
+    }
     std::thread::sleep(Duration::from_secs(3));
     let again: Vec<&str> = args.iter().copied().chain(["-C", "1", "-F", "MSG|%p|%E"]).collect();
     // The queued message comes right after the CONNACK, before the SUBACK.
@@ -291,6 +310,17 @@ fn an_expired_message_is_not_delivered_the_rest_carry_what_is_left(kind: DriverK
     let left: u32 = left.parse().unwrap_or_else(|_| panic!("no expiry interval in {got:?}"));
     // Three seconds waited at least; the slack for a loaded machine is generous.
     assert!((500..=597).contains(&left), "interval left {left}");
+    // `--retained-only` exits at the first live message: what it printed before is
+    // exactly what was retained and not expired.
+    let sub = Sub::start(port, &["-V", "5", "-t", "mret/#", "--retained-only", "-F", "MSG|%t|%E"]);
+    publish(port, &["-V", "5", "-t", "mret/end", "-m", "end"]);
+    let got = sub.messages();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let left: u32 = got[0]
+        .strip_prefix("MSG|mret/long|")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected {got:?}"));
+    assert!((500..=597).contains(&left), "retained interval left {left}");
 }
 
 fn a_disconnect_with_expiry_0_ends_the_session(kind: DriverKind) {

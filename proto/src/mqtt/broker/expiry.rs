@@ -36,6 +36,15 @@ impl Message {
         Message { publish, expires }
     }
 
+    /// The message with its own copy of topic and payload: a message that may wait (in
+    /// a queue, in flight, for an offline session) must not keep alive the whole
+    /// receive buffer its views point into.
+    pub fn detached(mut self) -> Message {
+        self.publish.topic = Bytes::copy_from_slice(&self.publish.topic);
+        self.publish.payload = Bytes::copy_from_slice(&self.publish.payload);
+        self
+    }
+
     /// The `PUBLISH` to forward at `now`, carrying the interval that remains
     /// [MQTT-3.3.2-6], or `None` once the interval has passed: an expired message is not
     /// delivered [MQTT-3.3.2-5].

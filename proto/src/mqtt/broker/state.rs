@@ -132,8 +132,10 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     }
 
     /// Ends the sessions whose expiry interval ran out by `now`, with their
-    /// subscriptions and queued messages [MQTT-3.1.2-23].
+    /// subscriptions and queued messages [MQTT-3.1.2-23]; forgets the retained messages
+    /// expired by then (expired ones are never sent in any case).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.retained.purge_expired(now);
         while let Some((at, client)) = self.timers.pop_due(now) {
             let due = self
                 .sessions
@@ -337,7 +339,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     /// the retained messages when it is retained.
     fn publish(&mut self, publisher: &Bytes, publish: Publish, now: Instant, conns: &mut impl Connections<K>) {
         if publish.retain {
-            self.retained.apply(&publish);
+            self.retained.apply(&publish, now);
         }
         // Per session: the highest QoS of its matching subscriptions, and whether any
         // of them keeps the retain flag as published.
@@ -350,7 +352,14 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             entry.0 = entry.0.max(s.options.qos);
             entry.1 |= s.options.retain_as_published;
         });
-        let message = Message::received(publish, now);
+        if targets.is_empty() {
+            return;
+        }
+        let mut message = Message::received(publish, now);
+        // QoS 1 and 2 copies may wait; one exact-size copy is shared by all of them.
+        if message.publish.qos != QoS::AtMostOnce {
+            message = message.detached();
+        }
         for (client, (qos, retain_as_published)) in targets {
             let Some(session) = self.sessions.get_mut(client) else {
                 continue;
@@ -431,16 +440,10 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         }));
         // Retained messages follow the SUBACK, with RETAIN 1 [MQTT-3.3.1-9].
         for (filter, qos) in retained_for {
-            for message in self.retained.matching(&filter) {
+            for message in self.retained.matching(&filter, now) {
                 let mut out = message.clone();
-                out.qos = qos.min(message.qos);
-                c.deliver_message(
-                    Message {
-                        publish: out,
-                        expires: None,
-                    },
-                    now,
-                );
+                out.publish.qos = qos.min(message.publish.qos);
+                c.deliver_message(out, now);
             }
         }
     }
