@@ -32,6 +32,7 @@ both_drivers! {
     a_server_keep_alive_cap_reaches_mosquitto_sub => server_keep_alive_uring, server_keep_alive_mio;
     a_100_mb_remaining_length_is_dropped_unread => huge_length_uring, huge_length_mio;
     a_disconnect_with_expiry_0_ends_the_session => disconnect_expiry_uring, disconnect_expiry_mio;
+    paho_resumes_a_session_with_qos_1_and_2_in_order => paho_resume_uring, paho_resume_mio;
 }
 
 /// Our broker on its own thread (the driver is built there: io_uring is single-issuer).
@@ -342,6 +343,62 @@ fn a_disconnect_with_expiry_0_ends_the_session(kind: DriverKind) {
     let sub = Sub::start(port, &args.iter().copied().chain(["-C", "1"]).collect::<Vec<_>>());
     publish(port, &["-V", "5", "-q", "1", "-t", "bye", "-m", "live"]);
     assert_eq!(sub.messages(), ["MSG|bye|1|live"]);
+}
+
+/// A Python interpreter that has paho-mqtt: `python3` on PATH, else Debian's.
+fn paho_python() -> &'static str {
+    for candidate in ["python3", "/usr/bin/python3"] {
+        let ok = Command::new(candidate)
+            .args(["-c", "import paho.mqtt.client"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return candidate;
+        }
+    }
+    panic!("no python3 with paho-mqtt: install the Debian package `python3-paho-mqtt` (scripts/test does this)");
+}
+
+fn paho_resumes_a_session_with_qos_1_and_2_in_order(kind: DriverKind) {
+    // paho-mqtt, 5.0 (Session Expiry 300) and 3.1.1 (Clean Session 0): [MQTT-3.2.2-2]
+    // session present on resumption; [MQTT-3.1.2-5]/[MQTT-3.1.2-23] the messages
+    // published while it was away all arrive, once each (QoS 2 exactly once), and in
+    // the order published for each QoS [MQTT-4.6.0-6] (paho hands a QoS 2 message to
+    // the application at PUBREL, so the two QoS interleave differently).
+    let broker = OurBroker::start(kind);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/paho/resume.py");
+    for version in ["5", "311"] {
+        let out = Command::new(paho_python())
+            .args([script, &broker.port().to_string(), version])
+            .output()
+            .expect("run the paho script");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "paho {version} failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines[..2],
+            ["first present=0 rc=0", "again present=1 rc=0"],
+            "{version}"
+        );
+        let got = &lines[2..];
+        let of_qos = |q: &str| -> Vec<&str> { got.iter().copied().filter(|l| l.ends_with(q)).collect() };
+        assert_eq!(
+            of_qos("qos=1"),
+            ["got m0 qos=1", "got m2 qos=1", "got m4 qos=1"],
+            "{version}: {got:?}"
+        );
+        assert_eq!(
+            of_qos("qos=2"),
+            ["got m1 qos=2", "got m3 qos=2", "got m5 qos=2"],
+            "{version}: {got:?}"
+        );
+        assert_eq!(got.len(), 6, "{version}: nothing twice: {got:?}");
+    }
 }
 
 // ---- raw clients: what no well-behaved client would do ----
