@@ -33,6 +33,7 @@ both_drivers! {
     a_100_mb_remaining_length_is_dropped_unread => huge_length_uring, huge_length_mio;
     a_disconnect_with_expiry_0_ends_the_session => disconnect_expiry_uring, disconnect_expiry_mio;
     paho_resumes_a_session_with_qos_1_and_2_in_order => paho_resume_uring, paho_resume_mio;
+    a_takeover_continues_the_session_with_what_was_in_flight => takeover_session_uring, takeover_session_mio;
 }
 
 /// Our broker on its own thread (the driver is built there: io_uring is single-issuer).
@@ -695,4 +696,35 @@ fn a_100_mb_remaining_length_is_dropped_unread(kind: DriverKind) {
     let sub = Sub::start(broker.port(), &["-V", "311", "-t", "after", "-C", "1"]);
     publish(broker.port(), &["-t", "after", "-m", "ok"]);
     assert_eq!(sub.messages(), ["MSG|after|0|ok"]);
+}
+
+fn a_takeover_continues_the_session_with_what_was_in_flight(kind: DriverKind) {
+    // [MQTT-3.1.4-3]: a second CONNECT with the client id disconnects the first (5.0:
+    // DISCONNECT 0x8E, Session taken over); with Clean Start 0 the session continues
+    // on the new connection, the unacknowledged message resent with DUP 1
+    // [MQTT-4.4.0-1].
+    let broker = OurBroker::start(kind);
+    // Session Expiry Interval (0x11) = 60.
+    let expiry = [0x11, 0, 0, 0, 60];
+    let (mut first, _) = raw_session(broker.addr, 5, true, "taken", &expiry, Some(("tk", 1)));
+    publish(broker.port(), &["-V", "5", "-q", "1", "-t", "tk", "-m", "held"]);
+    let held = first.next().expect("the message");
+    assert_eq!(held.header, 0x32, "QoS 1, DUP 0: {held:?}");
+    let (mut second, ack) = raw_session(broker.addr, 5, false, "taken", &expiry, None);
+    assert_eq!(ack.body[0], 1, "session present");
+    assert_eq!(
+        first.next(),
+        Some(RawPacket {
+            header: 0xe0,
+            body: vec![0x8e]
+        })
+    );
+    assert_eq!(first.next(), None, "then the close");
+    let resent = second.next().expect("the resend");
+    assert_eq!(resent.header, 0x3a, "QoS 1, DUP 1: {resent:?}");
+    assert_eq!(resent.body, held.body, "same identifier, same message");
+    // The subscription moved too.
+    publish(broker.port(), &["-V", "5", "-q", "1", "-t", "tk", "-m", "next"]);
+    let next = second.next().expect("the next message");
+    assert_eq!((next.header, next.body.last()), (0x32, Some(&b't')));
 }
