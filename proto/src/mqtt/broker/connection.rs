@@ -283,13 +283,18 @@ impl Connection {
         self.incoming = outbox.take_received();
         let resend: Vec<Packet> = outbox.resend().collect();
         for packet in resend {
-            let packet = match packet {
-                Packet::Publish(p) => self.for_client(p).map(Packet::Publish),
-                other => Some(other),
-            };
-            if let Some(packet) = packet {
-                // A message too large for this client is skipped [MQTT-3.1.2-25].
-                let _ = self.codec.encode(&packet, &mut self.output);
+            match packet {
+                Packet::Publish(p) => {
+                    let id = p.packet_id;
+                    if !self.write_publish(p) {
+                        // Too large for this client [MQTT-3.1.2-25]: the flow ends
+                        // rather than hold a place in the window for ever.
+                        outbox.abandon(id);
+                    }
+                }
+                other => {
+                    let _ = self.codec.encode(&other, &mut self.output);
+                }
             }
         }
         self.outbox = Some(outbox);
@@ -318,19 +323,17 @@ impl Connection {
     }
 
     /// The message as this client may receive it: without properties for 3.1.1.
-    fn for_client(&self, mut publish: Publish) -> Option<Publish> {
+    fn for_client(&self, mut publish: Publish) -> Publish {
         if !self.version().is_some_and(ProtocolVersion::is_v5) {
             publish.properties = Default::default();
         }
-        Some(publish)
+        publish
     }
 
     /// Encodes a `PUBLISH` (identifier already set); false when it cannot go to this
     /// client (too large for its Maximum Packet Size).
     fn write_publish(&mut self, publish: Publish) -> bool {
-        let Some(publish) = self.for_client(publish) else {
-            return false;
-        };
+        let publish = self.for_client(publish);
         self.codec.encode(&Packet::Publish(publish), &mut self.output).is_ok()
     }
 

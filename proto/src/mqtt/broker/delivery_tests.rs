@@ -578,3 +578,27 @@ fn the_disconnect_may_change_the_session_expiry_but_not_from_zero() {
     assert!(net.conns[&3].is_closed());
     assert_eq!(net.state.session_count(), 1, "only longer is kept");
 }
+
+#[test]
+fn a_resend_too_large_for_the_new_connection_ends_its_flow() {
+    // [MQTT-3.1.2-25]: nothing over the client's Maximum Packet Size is sent; the
+    // message then does not hold a window place for ever.
+    let mut net = Net::new();
+    let t = net.at(0);
+    net.connect(1, connect(V5, "s", false, Some(60)), t);
+    net.subscribe(1, "d/#", QoS::AtLeastOnce, t);
+    net.connect(2, connect(V5, "pub", true, None), t);
+    net.publish(2, 1, &"x".repeat(200), QoS::AtLeastOnce, None, t);
+    assert_eq!(net.recv(1).len(), 1);
+    net.eof(1, t);
+    let mut small = connect(V5, "s", false, Some(60));
+    small.properties.maximum_packet_size = Some(100);
+    small.properties.receive_maximum = Some(1);
+    let (ack, after) = net.connect(3, small, t);
+    assert!(ack.session_present);
+    assert!(after.is_empty(), "{after:?}");
+    assert_eq!(net.conns[&3].in_flight(), 0);
+    // The window of 1 is free for the next message.
+    net.publish(2, 2, "small", QoS::AtLeastOnce, None, t);
+    assert_eq!(seen(&net.recv(3)), [s("small", 2, false)]);
+}
