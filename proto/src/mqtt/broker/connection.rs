@@ -17,7 +17,7 @@ use crate::mqtt::{
 };
 
 use super::expiry::Message;
-use super::limits;
+use super::limits::{self, Limits};
 use super::outbox::{Outbox, RecOutcome};
 
 /// Limits of a broker connection.
@@ -112,7 +112,7 @@ pub struct Connection {
     events: VecDeque<Event>,
     /// QoS 2 packet identifiers received and not yet released.
     incoming: HashSet<u16>,
-    config: ConnectionConfig,
+    limits: Limits,
     /// The client's Receive Maximum (65,535 unless its 5.0 `CONNECT` said less).
     client_receive_maximum: u16,
     /// Outbound QoS 1 and 2 messages, created at the first one.
@@ -140,7 +140,7 @@ impl Connection {
             keep_alive: Duration::ZERO,
             events: VecDeque::new(),
             incoming: HashSet::new(),
-            config,
+            limits: Limits::from(&config),
             client_receive_maximum: u16::MAX,
             outbox: None,
             now,
@@ -197,7 +197,7 @@ impl Connection {
         }
         let mut ack = ack;
         let v5 = self.version().is_some_and(ProtocolVersion::is_v5);
-        let keep_alive = limits::negotiate(&mut ack, keep_alive, v5, &self.config);
+        let keep_alive = limits::negotiate(&mut ack, keep_alive, v5, &self.limits);
         if self.codec.encode(&Packet::ConnAck(ack), &mut self.output).is_err() {
             self.close(true);
             return;
@@ -246,14 +246,14 @@ impl Connection {
         }
         self.now = self.now.max(now);
         if message.publish.qos == QoS::AtMostOnce {
-            if self.output.len() >= self.config.max_output_bytes {
+            if self.output.len() >= self.limits.max_output_bytes() {
                 self.dropped += 1;
                 return false;
             }
             let Some(publish) = message.at(now) else { return false };
             return self.write_publish(publish);
         }
-        let max_queued = self.config.max_queued_messages;
+        let max_queued = self.limits.max_queued();
         let outbox = self.outbox.get_or_insert_with(|| Box::new(Outbox::new(max_queued)));
         if !outbox.enqueue(message) {
             return false;
@@ -266,7 +266,7 @@ impl Connection {
     /// when the connection ends, for a persistent session to keep (an empty outbox if
     /// none was used).
     pub fn take_outbox(&mut self) -> Box<Outbox> {
-        let max_queued = self.config.max_queued_messages;
+        let max_queued = self.limits.max_queued();
         let mut outbox = self.outbox.take().unwrap_or_else(|| Box::new(Outbox::new(max_queued)));
         outbox.keep_received(std::mem::take(&mut self.incoming));
         outbox
@@ -307,8 +307,8 @@ impl Connection {
         if self.phase != Phase::Open {
             return;
         }
-        let window = self.client_receive_maximum.min(self.config.max_inflight).max(1);
-        while self.output.len() < self.config.max_output_bytes {
+        let window = self.client_receive_maximum.min(self.limits.max_inflight).max(1);
+        while self.output.len() < self.limits.max_output_bytes() {
             let Some(outbox) = self.outbox.as_mut() else { return };
             let Some(publish) = outbox.start_next(window, self.now) else {
                 return;
@@ -407,7 +407,7 @@ impl Connection {
                     if let Some(max) = connect.properties.receive_maximum {
                         self.client_receive_maximum = max;
                     }
-                    if let Some(code) = limits::refusal(&connect, &self.config) {
+                    if let Some(code) = limits::refusal(&connect, &self.limits) {
                         self.phase = Phase::Connecting;
                         self.refuse(code);
                         return;
@@ -511,7 +511,7 @@ impl Connection {
                 // QoS 2 messages not yet released count against the broker's Receive
                 // Maximum (QoS 1 ones are acknowledged at once and never wait).
                 if !self.incoming.contains(&publish.packet_id)
-                    && self.incoming.len() >= usize::from(self.config.receive_maximum)
+                    && self.incoming.len() >= usize::from(self.limits.receive_maximum)
                 {
                     self.send_disconnect(ReasonCode::ReceiveMaximumExceeded);
                     self.close(true);
@@ -556,7 +556,7 @@ impl Session for Connection {
 
     fn poll_transmit(&mut self) -> Option<&mut IoArena> {
         // Once half the output is written, queued messages may follow it.
-        if self.output.len() < self.config.max_output_bytes / 2 && self.queued() > 0 {
+        if self.output.len() < self.limits.max_output_bytes() / 2 && self.queued() > 0 {
             self.pump();
         }
         (!self.output.is_empty()).then_some(&mut self.output)
