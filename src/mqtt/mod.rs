@@ -1,11 +1,30 @@
-//! MQTT: the broker body.
+//! MQTT: the broker body and the client.
 //!
 //! [`Broker`] runs the sans-IO broker of [`monocoque_proto::mqtt::broker`] on one
 //! driver thread: a listener whose accepted connections are
 //! [`Connection`](monocoque_proto::mqtt::broker::Connection) sessions, and one
 //! [`BrokerState`](monocoque_proto::mqtt::broker::BrokerState) their events route
 //! through. `monocoque mqtt broker` is this, on the command line.
+//!
+//! [`Client`] runs the sans-IO client connection of
+//! [`monocoque_proto::mqtt::client`] on the shared link supervisor: QoS 0/1/2 both
+//! ways, reconnect with backoff, session resumption. `monocoque mqtt pub` and
+//! `monocoque mqtt sub` are this, on the command line.
 
+mod body;
 mod broker;
+mod calls;
+mod client;
+mod error;
+mod options;
 
 pub use broker::{Broker, BrokerError, Stopper};
+pub use client::{Client, Subscription};
+pub use error::Error;
+pub use options::{ClientOptions, ServerAddr, DEFAULT_PORT};
+
+/// The link's failures, as this client's [`Error`] carries them in [`Error::Link`].
+pub type LinkError = crate::LinkError<Error>;
+
+pub use monocoque_proto::mqtt::client::{ConnectionError, Message, SendError};
+pub use monocoque_proto::mqtt::{Properties, ProtocolVersion, QoS, ReasonCode, Will};
