@@ -21,11 +21,13 @@
 //! | [`zmtp_frames`] | two header bytes (options, split seed), then a ZMTP frame stream |
 //! | [`zmtp_commands`] | a mode byte, then a command body, or a split seed and a peer's side of a handshake |
 //! | [`mqtt_server_decode`], [`mqtt_client_decode`] | two header bytes (version and size limit, split seed), then the MQTT stream a client (resp. a server) sends |
+//! | [`mqtt_client_session`] | two header bytes (options, split and action seed), then what an MQTT server sends a client after its `CONNECT` |
 //! | [`nats_client`](fn@nats_client) | a sequence of operations on a NATS client [`Connection`](crate::nats::client::Connection): publishes, subscriptions, requests, server frames, time, reconnects |
 
 mod connection;
 mod headers;
 mod mqtt;
+mod mqtt_client;
 mod nats;
 mod nats_client;
 mod request;
@@ -38,6 +40,7 @@ mod zmtp;
 pub use connection::resp_connection;
 pub use headers::nats_headers;
 pub use mqtt::{mqtt_client_decode, mqtt_client_seeds, mqtt_server_decode, mqtt_server_seeds};
+pub use mqtt_client::{mqtt_client_session, mqtt_client_session_seeds};
 pub use nats::{nats_client_decode, nats_client_seeds, nats_server_decode, nats_server_seeds, plain};
 pub use nats_client::nats_client;
 pub use request::resp_request;
@@ -67,4 +70,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("zmtp_commands", zmtp_commands),
     ("mqtt_server_decode", mqtt_server_decode),
     ("mqtt_client_decode", mqtt_client_decode),
+    ("mqtt_client_session", mqtt_client_session),
 ];
