@@ -214,18 +214,20 @@ impl<D: Driver<Connection>> Inner<D> {
     }
 
     /// Sends `DISCONNECT` (Normal Disconnection) and waits, within the operation
-    /// timeout, for the kernel to take it.
+    /// timeout, until the server closed its end (or the session's linger passed).
     pub(crate) fn close(&mut self) -> Result<(), Error> {
         let deadline = deadline_after(self.proto.options.operation_timeout);
         let Some(session) = self.current_session() else {
             self.bury_dead();
             return Ok(());
         };
-        session.disconnect(ReasonCode::Success);
+        session.disconnect(ReasonCode::Success, Instant::now());
+        // Until the session is closed: DISCONNECT sent and the server's end closed (or
+        // the session's linger over), so nothing we sent is lost to a reset.
         loop {
-            let pending = self.session().map_or(0, |s| s.outgoing_len());
+            let done = self.session().map_or(true, |s| s.is_closed() && s.outgoing_len() == 0);
             let now = Instant::now();
-            if pending == 0 || deadline.is_some_and(|d| now >= d) || self.link.is_none() {
+            if done || deadline.is_some_and(|d| now >= d) || self.link.is_none() {
                 break;
             }
             self.turn(Some(poll_until(now, deadline)))?;

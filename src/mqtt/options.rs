@@ -212,6 +212,7 @@ impl ClientOptions {
             password: self.password.clone(),
             will: self.will.clone(),
             connect_timeout: self.link.connect_timeout,
+            close_linger: Duration::from_secs(1),
             max_outgoing_bytes: self.max_outgoing_bytes,
             max_pending_messages: self.max_pending_messages,
         }

@@ -45,6 +45,9 @@ pub struct ClientConfig {
     pub will: Option<Will>,
     /// How long the server may take to answer `CONNECT`.
     pub connect_timeout: Duration,
+    /// How long, after our `DISCONNECT`, we wait for the server to close its end before
+    /// closing ours.
+    pub close_linger: Duration,
     /// Most bytes of encoded output held (waiting for the kernel or for the window);
     /// past it, publishing fails with backpressure.
     pub max_outgoing_bytes: usize,
@@ -56,7 +59,7 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     /// 5.0, an empty client id (assigned), clean start, 60 s keep alive, no session
     /// expiry, receive maximum 65535, the codec's default maximum packet size, 16
-    /// inbound topic aliases, outbound aliases on, a 10 s connect timeout, 8 MiB of
+    /// inbound topic aliases, outbound aliases on, a 10 s connect timeout, a 1 s linger after `DISCONNECT`, 8 MiB of
     /// output and 65536 queued messages.
     fn default() -> Self {
         Self {
@@ -74,6 +77,7 @@ impl Default for ClientConfig {
             password: None,
             will: None,
             connect_timeout: Duration::from_secs(10),
+            close_linger: Duration::from_secs(1),
             max_outgoing_bytes: 8 << 20,
             max_pending_messages: 65536,
         }

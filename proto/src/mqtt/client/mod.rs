@@ -114,7 +114,7 @@ impl Default for ServerLimits {
 ///   take a packet identifier not in use [MQTT-2.2.1-3] and go out while fewer than
 ///   the server's Receive Maximum are unacknowledged [MQTT-4.9.0-2] (the rest wait,
 ///   in order); [`Event::Published`] on `PUBACK`, or `PUBCOMP` after our `PUBREL`
-///   answered `PUBREC` [MQTT-4.3.3-3]. Maximum QoS, Retain Available and the server's
+///   answered `PUBREC` [MQTT-4.3.3-4]. Maximum QoS, Retain Available and the server's
 ///   Maximum Packet Size are respected [MQTT-3.2.2-11] [MQTT-3.2.2-14] [MQTT-3.1.2-24].
 ///   With [`ClientConfig::use_topic_aliases`], topics get aliases up to the server's
 ///   Topic Alias Maximum [MQTT-3.3.2-9], reset on every connection.
@@ -130,7 +130,7 @@ impl Default for ServerLimits {
 ///   [`unsubscribe`](Self::unsubscribe)) each report their acknowledgement
 ///   ([`Event::Subscribed`], [`Event::Unsubscribed`]).
 /// - **Keep alive.** A `PINGREQ` once nothing was sent, or nothing received, for the
-///   keep alive interval (the server's, when it sets one) [MQTT-3.1.2-23]; with no
+///   keep alive interval (the server's, when it sets one) [MQTT-3.1.2-22] (3.1.1: -23); with no
 ///   `PINGRESP` within [`ClientConfig::ping_timeout`] the connection is dead
 ///   ([`ConnectionError::KeepAliveTimeout`]).
 /// - **Session resumption.** [`take_reconnect_state`](Self::take_reconnect_state) and
@@ -184,6 +184,10 @@ pub struct Connection {
     last_received: Instant,
     /// When the unanswered `PINGREQ` went out.
     ping_sent: Option<Instant>,
+    /// After our `DISCONNECT`: until when we wait for the server to close first, so
+    /// that closing our socket with its answer unread cannot reset the connection
+    /// (and lose what we sent last).
+    linger_until: Option<Instant>,
     /// The latest instant given to any call.
     now: Instant,
 }
@@ -222,6 +226,7 @@ impl Connection {
             last_sent: now,
             last_received: now,
             ping_sent: None,
+            linger_until: None,
             now,
             config,
         };
@@ -306,9 +311,11 @@ impl Connection {
         self.state.messages.len() < self.config.max_pending_messages
     }
 
-    /// Whether it is over (the driver closes it once its output is sent).
+    /// Whether it is over (the driver closes it once its output is sent). After
+    /// [`disconnect`](Self::disconnect), not before the server closed its end or the
+    /// linger ran out.
     pub fn is_closed(&self) -> bool {
-        self.guard.is_poisoned()
+        self.guard.is_poisoned() && self.linger_until.is_none()
     }
 
     // ---- input ----
@@ -325,6 +332,7 @@ impl Connection {
     /// The server closed the stream.
     pub fn handle_eof(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        self.linger_until = None;
         if !self.guard.is_poisoned() {
             self.fail(ConnectionError::Closed);
         }
@@ -334,6 +342,9 @@ impl Connection {
     /// deadline, a `PINGREQ` due, or one unanswered.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        if self.linger_until.is_some_and(|t| now >= t) {
+            self.linger_until = None;
+        }
         if self.guard.is_poisoned() {
             return;
         }
@@ -379,7 +390,7 @@ impl Connection {
     /// When [`handle_timeout`](Self::handle_timeout) is due next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.guard.is_poisoned() {
-            return None;
+            return self.linger_until;
         }
         match self.phase {
             Phase::AwaitConnAck => Some(self.handshake_deadline),
@@ -413,13 +424,17 @@ impl Connection {
 
     /// Sends `DISCONNECT` with `code` (5.0; 3.1.1 has none) and ends the connection:
     /// the session state stays for [`take_reconnect_state`](Self::take_reconnect_state).
-    /// Normal Disconnection (0x00) deletes the will [MQTT-3.14.4-3].
-    pub fn disconnect(&mut self, code: ReasonCode) {
+    /// Normal Disconnection (0x00) deletes the will [MQTT-3.14.4-3]. The connection is
+    /// [closed](Self::is_closed) once the server closed its end (input meanwhile is
+    /// read and dropped), or after [`ClientConfig::close_linger`] [MQTT-3.14.4-1].
+    pub fn disconnect(&mut self, code: ReasonCode, now: Instant) {
+        self.now = self.now.max(now);
         if self.guard.is_poisoned() {
             return;
         }
         self.send(&Packet::Disconnect(Reason::new(code)));
         self.fail(ConnectionError::Disconnected);
+        self.linger_until = Some(self.now + self.config.close_linger);
     }
 
     /// The session state, for the next connection ([`resume`](Self::resume)); this

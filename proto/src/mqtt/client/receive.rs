@@ -136,7 +136,7 @@ impl Connection {
             QoS::ExactlyOnce => {
                 let id = p.packet_id;
                 // A resent PUBLISH of a message not yet released is not delivered again
-                // [MQTT-4.3.3-9]; it gets its PUBREC again.
+                // [MQTT-4.3.3-10]; it gets its PUBREC again.
                 if !self.state.inbound_qos2.contains(&id) {
                     if self.config.version.is_v5()
                         && self.state.inbound_qos2.len() >= usize::from(self.config.receive_maximum)
@@ -196,7 +196,7 @@ impl Connection {
                     self.complete(a.packet_id, a.code);
                     return;
                 }
-                // PUBREL answers PUBREC [MQTT-4.3.3-3]; the message is released.
+                // PUBREL answers PUBREC [MQTT-4.3.3-4]; the message is released.
                 let id = *id;
                 self.state.inflight.insert(a.packet_id, Outbound::Released(id));
                 self.send(&Packet::PubRel(Ack::success(a.packet_id)));

@@ -260,7 +260,7 @@ fn qos1_and_qos2_publishes_complete_on_their_acks() {
                 result: Ok(())
             }]
         );
-        // QoS 2: PUBREC is answered by PUBREL [MQTT-4.3.3-3]; complete on PUBCOMP.
+        // QoS 2: PUBREC is answered by PUBREL [MQTT-4.3.3-4]; complete on PUBCOMP.
         server
             .send(&mut conn, Packet::PubRec(Ack::success(p2.packet_id)), now)
             .unwrap();
@@ -393,7 +393,8 @@ fn inbound_qos_1_and_2_are_acknowledged_and_delivered_once() {
         .send(&mut conn, publish(b"a", QoS::ExactlyOnce, 8, b"two"), now)
         .unwrap();
     assert_eq!(server.read(&mut conn), [Packet::PubRec(Ack::success(8))]);
-    // The server resends the PUBLISH (DUP): PUBREC again, not delivered twice.
+    // The server resends the PUBLISH (DUP): PUBREC again, not delivered twice
+    // [MQTT-4.3.3-10]; PUBREL gets PUBCOMP [MQTT-4.3.3-11].
     let Packet::Publish(mut again) = publish(b"a", QoS::ExactlyOnce, 8, b"two") else {
         panic!()
     };
@@ -513,6 +514,7 @@ fn outbound_topic_aliases_within_the_servers_maximum() {
     assert_eq!(sent, [(b(b"a"), Some(1)), (b(b""), Some(1)), (b(b"b"), None)]);
 }
 
+/// [MQTT-3.1.2-22] (3.1.1: [MQTT-3.1.2-23]): a PINGREQ when nothing else was sent.
 #[test]
 fn keepalive_pings_when_idle_and_dies_without_an_answer() {
     let now = Instant::now();
@@ -552,12 +554,23 @@ fn the_servers_keep_alive_replaces_ours() {
 fn disconnect_both_ways() {
     let now = Instant::now();
     let (mut conn, mut server) = connected(ProtocolVersion::V5, Properties::default(), now);
-    conn.disconnect(ReasonCode::DisconnectWithWillMessage);
+    conn.disconnect(ReasonCode::DisconnectWithWillMessage, now);
     assert_eq!(
         server.read(&mut conn),
         [Packet::Disconnect(Reason::new(ReasonCode::DisconnectWithWillMessage))]
     );
     assert_eq!(conn.error(), Some(&ConnectionError::Disconnected));
+    // Not closed until the server closes its end (or the linger passes): closing with
+    // its bytes unread would reset the connection and could lose our DISCONNECT.
+    assert!(!conn.is_closed());
+    assert_eq!(conn.poll_timeout(), Some(now + Duration::from_secs(1)));
+    assert!(conn.handle_input(b(b"\xd0\x00"), now).is_err(), "read and dropped");
+    conn.handle_eof(now);
+    assert!(conn.is_closed());
+    let (mut conn, _server) = connected(ProtocolVersion::V5, Properties::default(), now);
+    conn.disconnect(ReasonCode::Success, now);
+    conn.handle_timeout(now + Duration::from_secs(1));
+    assert!(conn.is_closed() && conn.poll_timeout().is_none());
 
     let (mut conn, mut server) = connected(ProtocolVersion::V5, Properties::default(), now);
     let mut reason = Reason::new(ReasonCode::SessionTakenOver);
@@ -626,6 +639,7 @@ fn persistent(version: ProtocolVersion) -> ClientConfig {
 #[test]
 fn a_resumed_session_resends_publishes_with_dup_and_pubrels() {
     // [MQTT-4.4.0-1] original packet identifiers; [MQTT-3.3.1-1] DUP on a resend;
+    // [MQTT-4.3.3-6] no PUBLISH again once its PUBREL was sent;
     // [MQTT-4.6.0-1] in the original order.
     for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
         let now = Instant::now();
@@ -784,7 +798,7 @@ fn step() -> impl Strategy<Value = Step> {
 proptest! {
     /// QoS 2 both ways across reconnects at any point: every publish of ours completes
     /// exactly once, and every message of the server's is delivered exactly once, as
-    /// long as the server keeps the session [MQTT-4.3.3-9] [MQTT-4.4.0-1].
+    /// long as the server keeps the session [MQTT-4.3.3-10] [MQTT-4.4.0-1].
     #[test]
     fn qos2_exchange_is_exactly_once_across_reconnects(
         n in 1usize..6,
