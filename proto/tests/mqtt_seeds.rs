@@ -13,7 +13,7 @@
 #[path = "common/seeds.rs"]
 mod seeds;
 
-use monocoque_proto::fuzzing::{mqtt_broker_seeds, mqtt_client_seeds, mqtt_server_seeds};
+use monocoque_proto::fuzzing::{mqtt_broker_seeds, mqtt_client_seeds, mqtt_client_session_seeds, mqtt_server_seeds};
 use seeds::{assert_committed, write_when_asked, Seeds};
 
 fn seeds() -> Vec<Seeds> {
@@ -21,6 +21,7 @@ fn seeds() -> Vec<Seeds> {
         ("mqtt_client_decode", mqtt_client_seeds()),
         ("mqtt_server_decode", mqtt_server_seeds()),
         ("mqtt_broker", mqtt_broker_seeds()),
+        ("mqtt_client_session", mqtt_client_session_seeds()),
     ]
 }
 
