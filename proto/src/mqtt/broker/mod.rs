@@ -25,10 +25,12 @@ mod access;
 mod acl;
 mod alias;
 mod auth;
+pub mod cluster;
 mod connection;
 mod retained;
 mod shared;
 mod state;
+pub mod sys;
 mod will;
 
 #[cfg(test)]
@@ -39,6 +41,8 @@ mod tests;
 pub use access::Access;
 pub use acl::{Acl, ClientAcl, Rules};
 pub use auth::{AuthExchange, AuthStep, EnhancedAuth, PasswordHash, PasswordHashError, Redirect, Users};
+pub use cluster::{ClusterMessage, Forward, Link};
 pub use connection::{Connection, ConnectionConfig, Event};
 pub use retained::Retained;
 pub use state::{BrokerState, Connections};
+pub use sys::{SysTopics, SysTotals};
