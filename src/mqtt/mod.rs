@@ -9,9 +9,11 @@
 //! [`BrokerConfig`] reads its `--config` file (limits, users, ACL, redirection).
 
 mod broker;
+mod cluster;
 mod config;
 mod transport;
 
 pub use broker::{Broker, BrokerError, Stopper};
-pub use config::{BrokerConfig, ConfigError};
+pub use cluster::{default_threads, BrokerCluster, ClusterOptions};
+pub use config::{BrokerConfig, ConfigError, DEFAULT_SYS_INTERVAL};
 pub use transport::BrokerSession;

@@ -333,22 +333,31 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         self.publish(&Bytes::new(), publish, conns);
     }
 
-    /// The server is shutting down: every connection gets `DISCONNECT` 0x8B (5.0) and
-    /// is closed, and every will is published, delayed or not, as the sessions end
-    /// without the client's `DISCONNECT`.
-    pub fn shutdown(&mut self, conns: &mut impl Connections<K>) {
-        let connected: Vec<(K, Bytes)> = self.clients.iter().map(|(k, c)| (*k, c.clone())).collect();
-        for (key, client) in connected {
-            let will = self.sessions.get_mut(&client).and_then(|s| s.will.take());
-            if let Some(c) = conns.connection(key) {
-                c.disconnect(ReasonCode::ServerShuttingDown);
-            }
-            if let Some(will) = will {
+    /// The server is shutting down, step 1: every will is published (the connected
+    /// clients' and those waiting out their delay), as their sessions are about to end
+    /// without the client's `DISCONNECT`. The connections stay open, so that
+    /// subscribers (on this thread or, through the cluster, on others) receive them
+    /// before step 2, [`disconnect_all`](Self::disconnect_all).
+    pub fn shutdown_wills(&mut self, conns: &mut impl Connections<K>) {
+        let connected: Vec<Bytes> = self.clients.values().cloned().collect();
+        for client in connected {
+            if let Some(will) = self.sessions.get_mut(&client).and_then(|s| s.will.take()) {
                 self.publish_will(&client, *will, conns);
             }
         }
         for (client, will) in self.wills.take_all() {
             self.publish_will(&client, will, conns);
+        }
+    }
+
+    /// The server is shutting down, step 2: every connection gets `DISCONNECT` 0x8B
+    /// "Server shutting down" (5.0; a 3.1.1 client's is just closed).
+    pub fn disconnect_all(&mut self, conns: &mut impl Connections<K>) {
+        let keys: Vec<K> = self.clients.keys().copied().collect();
+        for key in keys {
+            if let Some(c) = conns.connection(key) {
+                c.disconnect(ReasonCode::ServerShuttingDown);
+            }
         }
     }
 
