@@ -34,6 +34,8 @@ pub mod sys;
 mod will;
 
 #[cfg(test)]
+mod cluster_tests;
+#[cfg(test)]
 mod feature_tests;
 #[cfg(test)]
 mod tests;
