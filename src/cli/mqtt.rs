@@ -1,11 +1,14 @@
 //! `monocoque mqtt ...`: the MQTT broker and its `pub`/`sub` clients.
 //!
-//! - `broker [--listen ADDR] [--config FILE] [--driver uring|mio] [--ws-listen ADDR]`
-//!   runs the broker on one driver thread, listening on ADDR (default: the file's
-//!   `listen`, else 127.0.0.1:1883), until the process is killed. Once the listener is
-//!   bound it prints `listening on ADDR` on standard error (the bound address, so
-//!   `--listen 127.0.0.1:0` tells a script its port). FILE is the TOML of
-//!   [`BrokerConfig`](monocoque::mqtt::BrokerConfig): limits, users, ACL, redirection.
+//! - `broker [--listen ADDR] [--config FILE] [--driver uring|mio] [--threads N]` runs
+//!   the broker on N driver threads (default: one per core), each with its own
+//!   listener on ADDR (default: the file's `listen`, else 127.0.0.1:1883), until
+//!   SIGTERM or SIGINT, which shut it down cleanly (no more connections, `DISCONNECT`
+//!   0x8B to 5.0 clients, every will published, output flushed, exit 0). Once the
+//!   listeners are bound it prints `listening on ADDR` on standard error (the bound
+//!   address, so `--listen 127.0.0.1:0` tells a script its port). FILE is the TOML of
+//!   [`BrokerConfig`](monocoque::mqtt::BrokerConfig): limits, users, ACL, redirection,
+//!   `sys_interval`.
 //!   `--ws-listen ADDR` adds a listener for MQTT over WebSocket (subprotocol `mqtt`,
 //!   any request path), off by default; once bound it prints `websocket listening on
 //!   ADDR`.
@@ -25,7 +28,7 @@ pub mod pubsub;
 
 use super::client::driver_kind;
 use monocoque::driver::DriverKind;
-use monocoque::mqtt::{Broker, BrokerConfig};
+use monocoque::mqtt::{default_threads, BrokerCluster, BrokerConfig, ClusterOptions, DEFAULT_SYS_INTERVAL};
 use monocoque::proto::mqtt::broker::PasswordHash;
 
 /// The address `monocoque mqtt broker` listens on unless `--listen` or the config
@@ -46,7 +49,7 @@ pub struct MqttArgs {
 /// The `monocoque mqtt` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum MqttCommand {
-    /// Run an MQTT 3.1.1/5.0 broker on one driver thread.
+    /// Run an MQTT 3.1.1/5.0 broker on one driver thread per core.
     Broker {
         /// The address to listen on [default: the config file's `listen`, else 127.0.0.1:1883].
         #[arg(long, value_name = "ADDR")]
@@ -61,6 +64,10 @@ pub enum MqttCommand {
         /// (default: off).
         #[arg(long, value_name = "ADDR")]
         ws_listen: Option<SocketAddr>,
+        /// Driver threads, each with its own listener on the same port [default: one
+        /// per core].
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        threads: Option<u16>,
     },
     /// Hash a password read from standard input for a config file's `password_hash`.
     Passwd,
@@ -78,7 +85,8 @@ pub fn run(args: MqttArgs) -> ExitCode {
             config,
             driver,
             ws_listen,
-        } => broker(listen, config, driver, ws_listen),
+            threads,
+        } => broker(listen, config, driver, ws_listen, threads),
         MqttCommand::Passwd => passwd(),
         MqttCommand::Pub(args) => pubsub::run_pub(args),
         MqttCommand::Sub(args) => pubsub::run_sub(args),
@@ -111,46 +119,116 @@ fn broker(
     config: Option<PathBuf>,
     driver: DriverKind,
     ws_listen: Option<SocketAddr>,
+    threads: Option<u16>,
 ) -> ExitCode {
-    let config = match config.map(|path| BrokerConfig::load(&path)).transpose() {
-        Ok(config) => config,
+    let threads = threads.map_or_else(default_threads, usize::from);
+    // Each thread gets its own rules: the file is read once and parsed per thread.
+    let text = match config.as_deref().map(std::fs::read_to_string).transpose() {
+        Ok(text) => text,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: cannot read {}: {e}", config.unwrap_or_default().display());
             return ExitCode::FAILURE;
         }
     };
-    let (listen, connection, access) = match config {
-        Some(c) => (listen.or(c.listen).unwrap_or(DEFAULT_LISTEN), c.connection, c.access),
-        None => (listen.unwrap_or(DEFAULT_LISTEN), Default::default(), Default::default()),
-    };
-    let mut broker = match Broker::bind_with_access(listen, driver, connection, access) {
-        Ok(broker) => broker,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match broker.local_addr() {
-        Ok(addr) => eprintln!("listening on {addr} ({driver})"),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
-    if let Some(ws) = ws_listen {
-        match broker.listen_websocket(ws) {
-            Ok(addr) => eprintln!("websocket listening on {addr}"),
+    let mut configs = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        match text.as_deref().map(BrokerConfig::parse).transpose() {
+            Ok(c) => configs.push(c),
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;
             }
         }
     }
-    match broker.run() {
+    let first = configs.first().and_then(Option::as_ref);
+    let listen = listen.or(first.and_then(|c| c.listen)).unwrap_or(DEFAULT_LISTEN);
+    let mut options = ClusterOptions::new(threads, driver);
+    options.ws_listen = ws_listen;
+    options.connection = first.map(|c| c.connection).unwrap_or_default();
+    options.sys_interval = first.map_or(Some(DEFAULT_SYS_INTERVAL), |c| c.sys_interval);
+    let mut accesses: Vec<_> = configs
+        .into_iter()
+        .map(|c| c.map(|c| c.access).unwrap_or_default())
+        .collect();
+    // The broker threads inherit a mask without SIGTERM and SIGINT: only the signal
+    // thread below takes them.
+    let signals = match signals::block() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("error: blocking SIGTERM/SIGINT: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cluster = match BrokerCluster::start(listen, options, |i| std::mem::take(&mut accesses[i])) {
+        Ok(cluster) => cluster,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("listening on {} ({driver}, {threads} threads)", cluster.local_addr());
+    if let Some(ws) = cluster.websocket_addr() {
+        eprintln!("websocket listening on {ws}");
+    }
+    let stoppers = cluster.stoppers();
+    let waiter = std::thread::Builder::new().name("signals".into()).spawn(move || {
+        if let Ok(signal) = signals.wait() {
+            eprintln!("{signal}: shutting down");
+            for s in &stoppers {
+                let _ = s.stop();
+            }
+        }
+    });
+    if let Err(e) = waiter {
+        eprintln!("error: starting the signal thread: {e}");
+        let _ = cluster.stop();
+    }
+    match cluster.join() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGTERM and SIGINT, taken synchronously by one thread (`sigwait`) rather than in
+/// a handler: the thread that takes them may do anything (print, wake drivers).
+mod signals {
+    use std::io;
+
+    /// The blocked set, for [`wait`](Blocked::wait).
+    pub struct Blocked(libc::sigset_t);
+
+    /// Blocks SIGTERM and SIGINT in this thread (and the threads it starts after).
+    pub fn block() -> io::Result<Blocked> {
+        // SAFETY: an all-zero `sigset_t` is a valid value to hand `sigemptyset`, which
+        // initialises it.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid, exclusively borrowed `sigset_t` for these calls, and
+        // the signal numbers are valid.
+        let rc = unsafe {
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        Ok(Blocked(set))
+    }
+
+    impl Blocked {
+        /// Waits for one of the signals; says which.
+        pub fn wait(&self) -> io::Result<&'static str> {
+            let mut signal: libc::c_int = 0;
+            // SAFETY: `self.0` is an initialised set and `signal` a valid out pointer.
+            let rc = unsafe { libc::sigwait(&self.0, &mut signal) };
+            if rc != 0 {
+                return Err(io::Error::from_raw_os_error(rc));
+            }
+            Ok(if signal == libc::SIGTERM { "SIGTERM" } else { "SIGINT" })
         }
     }
 }
@@ -178,10 +256,17 @@ mod tests {
             config,
             driver,
             ws_listen,
+            threads,
         } = parse(&["broker"])
         else {
             panic!("broker")
         };
+        assert_eq!(threads, None);
+        let MqttCommand::Broker { threads, .. } = parse(&["broker", "--threads", "4"]) else {
+            panic!("broker")
+        };
+        assert_eq!(threads, Some(4));
+        assert!(Cli::try_parse_from(["monocoque", "mqtt", "broker", "--threads", "0"]).is_err());
         assert_eq!((listen, config), (None, None));
         assert_eq!(driver, DriverKind::default());
         assert_eq!(ws_listen, None);

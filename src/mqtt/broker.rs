@@ -1,17 +1,32 @@
 //! [`Broker`]: the sans-IO broker on one driver thread.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use monocoque_proto::mqtt::broker::{Access, BrokerState, Connection, ConnectionConfig, Connections};
+use monocoque_mio::{MioConfig, MioDriver};
+use monocoque_proto::mqtt::broker::{
+    Access, BrokerState, ClusterMessage, Connection, ConnectionConfig, Connections, Link, SysTopics,
+};
 use monocoque_proto::ws::{WsConfig, WsSession};
-use monocoque_proto::{Activity, ConnId, Driver, Either, ListenerId, Session, Waker};
+use monocoque_proto::{
+    Activity, ConnId, CoreId, Driver, Either, ListenerId, Mailbox, MailboxError, MailboxSender, Session, Waker,
+};
+use monocoque_uring::{UringConfig, UringDriver};
 
-use super::transport::{self, BrokerSession};
+use super::cluster::ClusterStats;
+use super::transport::{self, Counted};
 use crate::driver::{AnyDriver, DriverError, DriverKind};
+
+/// How many messages from the other threads a thread's mailbox holds before their
+/// senders wait (backpressure).
+const MAILBOX_CAPACITY: usize = 4096;
+
+/// How long a shutting-down broker waits for its connections to flush and close.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
 
 /// Why the broker could not start or stopped running.
 #[derive(Debug, thiserror::Error)]
@@ -40,12 +55,29 @@ pub enum BrokerError {
 /// [`run`](Self::run) it; a [`Stopper`] from [`stopper`](Self::stopper) ends the run
 /// from any thread.
 pub struct Broker {
-    driver: AnyDriver<BrokerSession>,
+    driver: AnyDriver<Counted>,
     state: BrokerState<ConnId>,
     listener: ListenerId,
     ws_listener: Option<ListenerId>,
     config: ConnectionConfig,
     stop: Arc<AtomicBool>,
+    /// The other threads, when this broker is one thread of a cluster.
+    port: Option<Port>,
+    /// Where this thread's figures go, and (thread 0) the `$SYS` schedule.
+    stats: Option<(Arc<ClusterStats>, usize)>,
+    sys: Option<SysTopics>,
+}
+
+/// One cluster thread's ends of the mailboxes.
+struct Port {
+    mailbox: Mailbox<ClusterMessage>,
+    /// Every thread's sender, by index (this thread's own too, unused).
+    peers: Vec<MailboxSender<ClusterMessage>>,
+    /// Messages the state made, not yet in their mailbox: sent in order; a full
+    /// mailbox holds this thread until it has room.
+    pending: VecDeque<(usize, ClusterMessage)>,
+    scratch: Vec<(usize, ClusterMessage)>,
+    inbox: Vec<ClusterMessage>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -73,12 +105,42 @@ impl Stopper {
     }
 }
 
-/// The broker state's view of the driver's sessions.
-struct DriverConnections<'a>(&'a mut AnyDriver<BrokerSession>);
+/// The broker state's view of the driver's sessions; counts the bytes the state
+/// queues to each connection (the growth of its arena while the state holds it: no
+/// arena drains while the state runs).
+struct DriverConnections<'a> {
+    driver: &'a mut AnyDriver<Counted>,
+    /// The connection the state last asked for, and its queued length then.
+    last: Option<(ConnId, usize)>,
+}
+
+impl<'a> DriverConnections<'a> {
+    fn new(driver: &'a mut AnyDriver<Counted>) -> Self {
+        DriverConnections { driver, last: None }
+    }
+
+    /// Counts what the last connection asked for got queued.
+    fn settle(&mut self) {
+        if let Some((key, before)) = self.last.take() {
+            if let Some(s) = self.driver.session_for_output(key) {
+                transport::count_sent(transport::queued(&mut s.0).saturating_sub(before));
+            }
+        }
+    }
+}
+
+impl Drop for DriverConnections<'_> {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
 
 impl Connections<ConnId> for DriverConnections<'_> {
     fn connection(&mut self, key: ConnId) -> Option<&mut Connection> {
-        self.0.session_for_output(key).map(transport::connection)
+        self.settle();
+        let session = self.driver.session_for_output(key)?;
+        self.last = Some((key, transport::queued(&mut session.0)));
+        Some(transport::connection(&mut session.0))
     }
 }
 
@@ -102,8 +164,16 @@ impl Broker {
         config: ConnectionConfig,
         access: Access,
     ) -> Result<Broker, BrokerError> {
-        let mut driver = AnyDriver::new(kind)?;
-        let factory = Box::new(move |_, _, now: Instant| Either::Left(Connection::new(config, now)));
+        Self::bind_on(addr, AnyDriver::new(kind)?, config, access)
+    }
+
+    fn bind_on(
+        addr: SocketAddr,
+        mut driver: AnyDriver<Counted>,
+        config: ConnectionConfig,
+        access: Access,
+    ) -> Result<Broker, BrokerError> {
+        let factory = Box::new(move |_, _, now: Instant| Counted(Either::Left(Connection::new(config, now))));
         let listener = driver
             .listen(addr, factory)
             .map_err(|source| BrokerError::Listen { addr, source })?;
@@ -114,7 +184,65 @@ impl Broker {
             ws_listener: None,
             config,
             stop: Arc::new(AtomicBool::new(false)),
+            port: None,
+            stats: None,
+            sys: None,
         })
+    }
+
+    /// Thread `me` of a cluster of `threads`: a driver for core `me` whose listeners
+    /// share their port (`SO_REUSEPORT`), a state that tells the others through its
+    /// mailbox; [`join`](Self::join) gives it the other threads' senders.
+    pub(crate) fn cluster_member(
+        addr: SocketAddr,
+        kind: DriverKind,
+        config: ConnectionConfig,
+        access: Access,
+        me: usize,
+        threads: usize,
+    ) -> Result<(Broker, MailboxSender<ClusterMessage>), BrokerError> {
+        let core = CoreId(u16::try_from(me).unwrap_or(u16::MAX));
+        let driver: AnyDriver<Counted> = match kind {
+            DriverKind::Uring => UringDriver::with_config(UringConfig {
+                reuse_port: true,
+                core,
+                ..UringConfig::default()
+            })
+            .map_err(DriverError::from)?
+            .into(),
+            DriverKind::Mio => MioDriver::with_config(MioConfig {
+                reuse_port: true,
+                core,
+                ..MioConfig::default()
+            })
+            .map_err(DriverError::Mio)?
+            .into(),
+        };
+        let mut broker = Self::bind_on(addr, driver, config, access)?;
+        broker.state.set_cluster(Link::new(me, threads));
+        let (mailbox, sender) = Mailbox::new(MAILBOX_CAPACITY, broker.driver.waker()?);
+        broker.port = Some(Port {
+            mailbox,
+            peers: Vec::new(),
+            pending: VecDeque::new(),
+            scratch: Vec::new(),
+            inbox: Vec::new(),
+        });
+        Ok((broker, sender))
+    }
+
+    /// Gives a cluster thread every thread's mailbox sender, by thread index.
+    pub(crate) fn join(&mut self, peers: Vec<MailboxSender<ClusterMessage>>) {
+        if let Some(port) = &mut self.port {
+            port.peers = peers;
+        }
+    }
+
+    /// Reports this thread's figures into `stats` (slot `index`); the thread that
+    /// publishes `$SYS` gets `sys`.
+    pub(crate) fn report_to(&mut self, stats: Arc<ClusterStats>, index: usize, sys: Option<SysTopics>) {
+        self.stats = Some((stats, index));
+        self.sys = sys;
     }
 
     /// Also listens for MQTT over WebSocket on `addr` (subprotocol `mqtt`, RFC 6455;
@@ -124,7 +252,10 @@ impl Broker {
         let config = self.config;
         let ws = WsConfig::mqtt(config.max_packet_size);
         let factory = Box::new(move |_, _, now: Instant| {
-            Either::Right(Box::new(WsSession::new(Connection::new(config, now), ws)))
+            Counted(Either::Right(Box::new(WsSession::new(
+                Connection::new(config, now),
+                ws,
+            ))))
         });
         let listener = self
             .driver
@@ -157,28 +288,166 @@ impl Broker {
         })
     }
 
-    /// Runs until a [`Stopper`] stops it or the driver fails.
+    /// Runs until a [`Stopper`] stops it or the driver fails, then shuts down: stops
+    /// accepting, sends every client `DISCONNECT` 0x8B (5.0), publishes every will,
+    /// and flushes what it can within a few seconds.
     pub fn run(&mut self) -> Result<(), BrokerError> {
         let mut activity = Vec::new();
         while !self.stop.load(Ordering::Acquire) {
             activity.clear();
-            // The turn returns by the broker state's next deadline (a delayed will, a
-            // session's expiry).
-            self.driver.turn(self.state.poll_timeout(), &mut activity)?;
-            for a in activity.drain(..) {
-                match a {
-                    Activity::Ready(conn) => self.drain(conn),
-                    Activity::Closed { conn, .. } => {
-                        self.drain(conn);
-                        self.driver.remove(conn);
-                    }
-                    Activity::Accepted { .. } | Activity::Connected(_) | Activity::Woken => {}
-                }
-            }
+            // The state's own timers (delayed wills, session expiry) and the $SYS schedule
+            // bound the wait.
+            let deadline = match (
+                self.state.poll_timeout(),
+                self.sys.as_ref().map(SysTopics::poll_timeout),
+            ) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            self.driver.turn(deadline, &mut activity)?;
+            // The mailbox first: what another thread sent before this turn's input was
+            // read (a retained message before a SUBSCRIBE) applies before that input.
+            self.drain_mailbox();
+            self.handle_activity(&mut activity);
             let now = Instant::now();
             if self.state.poll_timeout().is_some_and(|due| now >= due) {
-                self.state.handle_timeout(now, &mut DriverConnections(&mut self.driver));
+                self.state
+                    .handle_timeout(now, &mut DriverConnections::new(&mut self.driver));
             }
+            self.publish_sys(now);
+            self.send_cluster()?;
+            self.report();
+        }
+        self.shutdown()
+    }
+
+    fn handle_activity(&mut self, activity: &mut Vec<Activity>) {
+        for a in activity.drain(..) {
+            match a {
+                Activity::Ready(conn) => self.drain(conn),
+                Activity::Closed { conn, .. } => {
+                    self.drain(conn);
+                    self.driver.remove(conn);
+                }
+                Activity::Accepted { .. } | Activity::Connected(_) | Activity::Woken => {}
+            }
+        }
+    }
+
+    /// Handles what the other threads sent (after a wake, and whenever convenient:
+    /// a wake only says the mailbox went from empty to not).
+    fn drain_mailbox(&mut self) {
+        let Some(port) = &mut self.port else { return };
+        port.mailbox.drain(&mut port.inbox);
+        let mut conns = DriverConnections::new(&mut self.driver);
+        let now = Instant::now();
+        for message in port.inbox.drain(..) {
+            self.state.handle_cluster(message, now, &mut conns);
+        }
+    }
+
+    /// Moves the state's messages for the other threads into their mailboxes, in
+    /// order. A full mailbox holds this thread (it stops reading its connections, so
+    /// its publishers are held by TCP flow control) while it keeps draining its own
+    /// mailbox, so two threads full of each other's messages still make progress.
+    fn send_cluster(&mut self) -> Result<(), BrokerError> {
+        loop {
+            let Some(port) = &mut self.port else { return Ok(()) };
+            self.state.drain_cluster(&mut port.scratch);
+            port.pending.extend(port.scratch.drain(..));
+            while let Some((to, message)) = port.pending.pop_front() {
+                let Some(peer) = port.peers.get(to) else { continue };
+                match peer.send(message) {
+                    // A thread that has ended takes nothing more.
+                    Ok(()) | Err(MailboxError::Wake(_)) | Err(MailboxError::Closed(_)) => {}
+                    Err(MailboxError::Full(message)) => {
+                        port.pending.push_front((to, message));
+                        break;
+                    }
+                }
+            }
+            if port.pending.is_empty() {
+                return Ok(());
+            }
+            // Room comes when the receiver drains; meanwhile take our own messages.
+            std::thread::sleep(Duration::from_micros(50));
+            self.drain_mailbox();
+        }
+    }
+
+    /// Publishes the `$SYS` topics when due (the thread that has the schedule).
+    fn publish_sys(&mut self, now: Instant) {
+        let (Some(sys), Some((stats, _))) = (self.sys.as_mut(), self.stats.as_ref()) else {
+            return;
+        };
+        if now < sys.poll_timeout() {
+            return;
+        }
+        let totals = stats.totals();
+        let messages = sys.handle_timeout(now, &totals);
+        let mut conns = DriverConnections::new(&mut self.driver);
+        for message in messages {
+            self.state.publish_system(message, now, &mut conns);
+        }
+    }
+
+    /// Writes this thread's figures where the `$SYS` thread reads them.
+    fn report(&self) {
+        if let Some((stats, index)) = &self.stats {
+            let (bytes_received, bytes_sent) = transport::bytes();
+            stats.store(
+                *index,
+                super::cluster::ThreadFigures {
+                    clients_connected: self.state.connected_count() as u64,
+                    messages_received: self.state.messages_received(),
+                    messages_sent: self.state.messages_sent(),
+                    bytes_received,
+                    bytes_sent,
+                    subscriptions: self.state.subscription_count() as u64,
+                    retained: self.state.retained_count() as u64,
+                    connections: self.driver.connection_count() as u64,
+                },
+            );
+        }
+    }
+
+    /// The end of [`run`](Self::run): no more clients, 0x8B and the wills to those
+    /// connected (every thread's wills reach every thread's subscribers before they
+    /// close), then the output flushed.
+    fn shutdown(&mut self) -> Result<(), BrokerError> {
+        let _ = self.driver.close_listener(self.listener);
+        if let Some(ws) = self.ws_listener.take() {
+            let _ = self.driver.close_listener(ws);
+        }
+        self.state
+            .shutdown_wills(Instant::now(), &mut DriverConnections::new(&mut self.driver));
+        self.send_cluster()?;
+        let mut activity = Vec::new();
+        if let Some((stats, _)) = &self.stats {
+            let stats = Arc::clone(stats);
+            stats.wills_sent();
+            // Every thread's wills are in the mailboxes once all have said so; until
+            // then keep taking ours (a sender may be waiting for room in it).
+            let give_up = Instant::now() + SHUTDOWN_FLUSH;
+            while !stats.all_wills_sent() && Instant::now() < give_up {
+                activity.clear();
+                self.driver
+                    .turn(Some(Instant::now() + Duration::from_millis(5)), &mut activity)?;
+                self.handle_activity(&mut activity);
+                self.drain_mailbox();
+                self.send_cluster()?;
+            }
+            self.drain_mailbox();
+            self.send_cluster()?;
+        }
+        self.state.disconnect_all(&mut DriverConnections::new(&mut self.driver));
+        let give_up = Instant::now() + SHUTDOWN_FLUSH;
+        while self.driver.connection_count() > 0 && Instant::now() < give_up {
+            activity.clear();
+            self.driver.turn(Some(give_up), &mut activity)?;
+            self.handle_activity(&mut activity);
+            self.drain_mailbox();
+            self.send_cluster()?;
         }
         Ok(())
     }
@@ -193,7 +462,7 @@ impl Broker {
             // Instants are read here, in the body; the state machines only receive them.
             let now = Instant::now();
             self.state
-                .handle_event(conn, event, now, &mut DriverConnections(&mut self.driver));
+                .handle_event(conn, event, now, &mut DriverConnections::new(&mut self.driver));
         }
     }
 }

@@ -4,6 +4,7 @@
 //! ```toml
 //! listen = "127.0.0.1:1883"          # --listen overrides it
 //! allow_anonymous = false            # default: true without users, false with
+//! sys_interval = 10                  # seconds between $SYS/broker/... rounds; 0: none
 //!
 //! [limits]
 //! max_packet_size = 1048576          # bytes, checked from the fixed header
@@ -81,6 +82,7 @@ pub enum ConfigError {
 struct File {
     listen: Option<SocketAddr>,
     allow_anonymous: Option<bool>,
+    sys_interval: Option<u64>,
     #[serde(default)]
     limits: Limits,
     #[serde(default)]
@@ -146,7 +148,13 @@ pub struct BrokerConfig {
     pub connection: ConnectionConfig,
     /// Users, ACL, redirection.
     pub access: Access,
+    /// How often the `$SYS/broker/...` statistics are published; `None`: never
+    /// (`sys_interval = 0`). Default: every 10 seconds, as mosquitto.
+    pub sys_interval: Option<Duration>,
 }
+
+/// The `$SYS` interval of a broker without a config file (mosquitto's default).
+pub const DEFAULT_SYS_INTERVAL: Duration = Duration::from_secs(10);
 
 impl BrokerConfig {
     /// Reads and checks the file at `path`.
@@ -242,10 +250,16 @@ impl BrokerConfig {
             server_reference: Bytes::from(r.server_reference),
             permanent: r.permanent,
         });
+        let sys_interval = match file.sys_interval {
+            Some(0) => None,
+            Some(secs) => Some(Duration::from_secs(secs)),
+            None => Some(DEFAULT_SYS_INTERVAL),
+        };
         Ok(BrokerConfig {
             listen: file.listen,
             connection,
             access,
+            sys_interval,
         })
     }
 }
@@ -316,6 +330,12 @@ permanent = true
         let c = BrokerConfig::parse("").unwrap();
         assert!(c.access.users.is_none() && c.access.acl.is_none() && c.access.redirect.is_none());
         assert_eq!(c.connection, ConnectionConfig::default());
+        assert_eq!(c.sys_interval, Some(DEFAULT_SYS_INTERVAL));
+        assert_eq!(BrokerConfig::parse("sys_interval = 0").unwrap().sys_interval, None);
+        assert_eq!(
+            BrokerConfig::parse("sys_interval = 3").unwrap().sys_interval,
+            Some(Duration::from_secs(3))
+        );
         for bad in [
             "[limits]\nmax_pakcet_size = 1",
             "[limits]\nmax_packet_size = 1",

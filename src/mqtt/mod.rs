@@ -17,6 +17,7 @@ mod body;
 mod broker;
 mod calls;
 mod client;
+mod cluster;
 mod config;
 mod error;
 mod options;
@@ -24,7 +25,8 @@ mod transport;
 
 pub use broker::{Broker, BrokerError, Stopper};
 pub use client::{Client, Subscription};
-pub use config::{BrokerConfig, ConfigError};
+pub use cluster::{default_threads, BrokerCluster, ClusterOptions};
+pub use config::{BrokerConfig, ConfigError, DEFAULT_SYS_INTERVAL};
 pub use error::Error;
 pub use options::{ClientOptions, ServerAddr, DEFAULT_PORT};
 pub use transport::BrokerSession;

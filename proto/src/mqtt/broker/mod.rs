@@ -29,6 +29,7 @@ mod access;
 mod acl;
 mod alias;
 mod auth;
+pub mod cluster;
 mod connection;
 mod expiry;
 mod limits;
@@ -36,8 +37,11 @@ mod outbox;
 mod retained;
 mod shared;
 mod state;
+pub mod sys;
 mod will;
 
+#[cfg(test)]
+mod cluster_tests;
 #[cfg(test)]
 mod delivery_tests;
 #[cfg(test)]
@@ -48,8 +52,10 @@ mod tests;
 pub use access::Access;
 pub use acl::{Acl, ClientAcl, Rules};
 pub use auth::{AuthExchange, AuthStep, EnhancedAuth, PasswordHash, PasswordHashError, Redirect, Users};
+pub use cluster::{ClusterMessage, Forward, Link};
 pub use connection::{Connection, ConnectionConfig, Event};
 pub use expiry::{Message, SessionTimers, NEVER_EXPIRES};
 pub use outbox::{Outbox, RecOutcome};
 pub use retained::Retained;
 pub use state::{BrokerState, Connections};
+pub use sys::{SysTopics, SysTotals};

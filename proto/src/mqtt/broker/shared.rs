@@ -41,6 +41,9 @@ pub struct Shared {
     groups: HashMap<Bytes, Group>,
     /// Inner filter -> the group's full filter.
     tree: TopicTree<Bytes>,
+    /// Groups whose member count changed, with the new count, while a cluster of
+    /// threads needs to know ([`track_changes`](Self::track_changes)).
+    changes: Option<Vec<(Bytes, usize)>>,
 }
 
 impl Shared {
@@ -75,9 +78,31 @@ impl Shared {
             }
             None => {
                 group.members.push(member);
+                let count = group.members.len();
+                if let Some(changes) = &mut self.changes {
+                    changes.push((full.clone(), count));
+                }
                 false
             }
         }
+    }
+
+    /// From now on, remembers every change of a group's member count for
+    /// [`take_changes`](Self::take_changes) (the other threads of a cluster route
+    /// shared messages by those counts).
+    pub fn track_changes(&mut self) {
+        self.changes.get_or_insert_with(Vec::new);
+    }
+
+    /// The member count changes since the last call: `(group, members)`, in order.
+    pub fn take_changes(&mut self) -> Vec<(Bytes, usize)> {
+        self.changes.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The Subscription Identifier of `client`'s membership in `full`, if a member.
+    pub fn member_id(&self, full: &[u8], client: &[u8]) -> Option<u32> {
+        let group = self.groups.get(full)?;
+        group.members.iter().find(|m| m.client == client).map(|m| m.id)
     }
 
     /// Removes `client` from the group of `full`; returns whether it was a member. An
@@ -90,6 +115,10 @@ impl Shared {
             return false;
         };
         group.members.remove(i);
+        let count = group.members.len();
+        if let Some(changes) = &mut self.changes {
+            changes.push((Bytes::copy_from_slice(full), count));
+        }
         if group.members.is_empty() {
             self.groups.remove(full);
             if let Some((_, inner)) = split(full) {
@@ -101,12 +130,29 @@ impl Shared {
 
     /// Picks one member of every group whose filter matches `topic`, round robin,
     /// preferring members for which `online` is true, and calls `deliver` with it.
-    pub fn pick(&mut self, topic: &[u8], online: impl Fn(&Bytes) -> bool, mut deliver: impl FnMut(&Member)) {
+    #[cfg(test)]
+    pub fn pick(&mut self, topic: &[u8], online: impl Fn(&Bytes) -> bool, deliver: impl FnMut(&Member)) {
+        self.pick_in(topic, |_| true, online, deliver);
+    }
+
+    /// [`pick`](Self::pick) for the matching groups `include` accepts only: on a
+    /// cluster, the groups the publishing thread chose this thread for.
+    pub fn pick_in(
+        &mut self,
+        topic: &[u8],
+        include: impl Fn(&Bytes) -> bool,
+        online: impl Fn(&Bytes) -> bool,
+        mut deliver: impl FnMut(&Member),
+    ) {
         if self.groups.is_empty() {
             return;
         }
         let mut matched: Vec<&Bytes> = Vec::new();
-        self.tree.for_each_match(topic, |full| matched.push(full));
+        self.tree.for_each_match(topic, |full| {
+            if include(full) {
+                matched.push(full);
+            }
+        });
         for full in matched {
             let Some(group) = self.groups.get_mut(full) else {
                 continue;
@@ -161,5 +207,26 @@ mod tests {
         assert!(!s.unsubscribe(b"$share/h/a/#", b"z"));
         assert_eq!(s.group_count(), 1);
         assert!(s.tree.len() == 1);
+    }
+
+    #[test]
+    fn tracked_member_counts_and_a_filtered_pick() {
+        let mut s = Shared::default();
+        let opts = SubscriptionOptions::qos(QoS::AtMostOnce);
+        s.subscribe(&b("$share/g/a"), &b("x"), opts, 0);
+        assert!(s.take_changes().is_empty(), "untracked until asked");
+        s.track_changes();
+        s.subscribe(&b("$share/g/a"), &b("y"), opts, 0);
+        s.subscribe(&b("$share/g/a"), &b("y"), opts, 3); // an update, not a new member
+        s.subscribe(&b("$share/h/a"), &b("z"), opts, 0);
+        s.unsubscribe(b"$share/g/a", b"x");
+        assert_eq!(
+            s.take_changes(),
+            [(b("$share/g/a"), 2), (b("$share/h/a"), 1), (b("$share/g/a"), 1)]
+        );
+        assert!(s.take_changes().is_empty());
+        let mut got = Vec::new();
+        s.pick_in(b"a", |g| g == "$share/h/a", |_| true, |m| got.push(m.client.clone()));
+        assert_eq!(got, [b("z")]);
     }
 }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::access::Access;
 use super::auth::{AuthExchange, AuthStep};
+use super::cluster::{ClusterMessage, Link};
 use super::connection::{Connection, Event};
 use super::expiry::{Message, SessionTimers, NEVER_EXPIRES};
 use super::outbox::Outbox;
@@ -112,6 +113,11 @@ pub struct BrokerState<K> {
     authenticating: HashMap<K, PendingAuth>,
     reauth: HashMap<K, Reauth>,
     timers: SessionTimers,
+    /// The other threads, when this state is one thread of a cluster.
+    cluster: Option<Link>,
+    /// Application messages received from clients and delivered to them ($SYS).
+    received: u64,
+    sent: u64,
 }
 
 impl<K> Default for BrokerState<K> {
@@ -128,6 +134,9 @@ impl<K> Default for BrokerState<K> {
             authenticating: HashMap::new(),
             reauth: HashMap::new(),
             timers: SessionTimers::default(),
+            cluster: None,
+            received: 0,
+            sent: 0,
         }
     }
 }
@@ -166,6 +175,197 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         self.retained.len()
     }
 
+    /// Connections with a session (connected clients).
+    pub fn connected_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Application messages received from this thread's clients (`PUBLISH`es).
+    pub fn messages_received(&self) -> u64 {
+        self.received
+    }
+
+    /// Application messages handed to this thread's clients (deliveries).
+    pub fn messages_sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Makes this state one thread of a cluster: publishes, shared group members and
+    /// client identifiers are told to the other threads through `link`'s outbox
+    /// ([`drain_cluster`](Self::drain_cluster)), and their messages come in through
+    /// [`handle_cluster`](Self::handle_cluster). Call it before any connection.
+    pub fn set_cluster(&mut self, link: Link) {
+        self.shared.track_changes();
+        self.cluster = Some(link);
+    }
+
+    /// Moves the messages for the other threads into `out`: `(thread, message)`.
+    pub fn drain_cluster(&mut self, out: &mut Vec<(usize, ClusterMessage)>) {
+        self.sync_groups();
+        if let Some(link) = &mut self.cluster {
+            link.drain_outbox(out);
+        }
+    }
+
+    /// Tells the other threads the shared groups whose local member count changed.
+    fn sync_groups(&mut self) {
+        if let Some(link) = &mut self.cluster {
+            for (group, members) in self.shared.take_changes() {
+                link.local_members(group, members);
+            }
+        }
+    }
+
+    /// Handles a message from another thread of the cluster.
+    pub fn handle_cluster(&mut self, message: ClusterMessage, now: Instant, conns: &mut impl Connections<K>) {
+        match message {
+            ClusterMessage::Publish(forward) => {
+                let super::cluster::Forward {
+                    publisher,
+                    publish,
+                    groups,
+                } = *forward;
+                self.deliver_local(&publisher, publish, Some(&groups), now, conns);
+            }
+            ClusterMessage::Group { from, group, members } => {
+                if let Some(link) = &mut self.cluster {
+                    link.set_members(from, &group, members);
+                }
+            }
+            ClusterMessage::Takeover {
+                from,
+                client,
+                clean_start,
+            } => self.taken_over_remotely(from, client, clean_start, now, conns),
+            ClusterMessage::Handoff { client, subscriptions } => self.adopt_subscriptions(&client, subscriptions),
+        }
+    }
+
+    /// `client` connected on thread `from`: the session here ends as in a takeover on
+    /// one thread (0x8E, the will), and its subscriptions move to `from` unless the
+    /// client started clean.
+    fn taken_over_remotely(
+        &mut self,
+        from: usize,
+        client: Bytes,
+        clean_start: bool,
+        now: Instant,
+        conns: &mut impl Connections<K>,
+    ) {
+        if let Some(will) = self.wills.take(&client) {
+            if clean_start {
+                self.publish_will(&client, will, now, conns);
+            }
+        }
+        let Some(session) = self.sessions.get_mut(&client) else {
+            return;
+        };
+        let old = session.conn.take();
+        let will = session.will.take();
+        if let Some(old) = old {
+            self.clients.remove(&old);
+            if let Some(c) = conns.connection(old) {
+                c.disconnect(ReasonCode::SessionTakenOver);
+            }
+            let delayed = will
+                .as_ref()
+                .is_some_and(|w| w.properties.will_delay_interval.unwrap_or(0) > 0);
+            if let Some(will) = will.filter(|_| !delayed || clean_start) {
+                self.publish_will(&client, *will, now, conns);
+            }
+        }
+        if !clean_start {
+            let subscriptions = self.take_subscriptions(&client);
+            if let Some(link) = &mut self.cluster {
+                link.handoff(from, client.clone(), subscriptions);
+            }
+        }
+        self.drop_session(&client);
+        self.sync_groups();
+    }
+
+    /// Removes `client`'s subscriptions from the topic tree and the shared groups and
+    /// returns them (filter, options, Subscription Identifier), for another thread.
+    fn take_subscriptions(&mut self, client: &Bytes) -> Vec<(Bytes, SubscriptionOptions, u32)> {
+        let Some(session) = self.sessions.get_mut(client) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(session.subscriptions.len());
+        for (filter, options) in std::mem::take(&mut session.subscriptions) {
+            let id = if shared::split(&filter).is_some() {
+                let id = self.shared.member_id(&filter, client).unwrap_or(0);
+                self.shared.unsubscribe(&filter, client);
+                id
+            } else {
+                self.tree.remove(&filter, |s| s.client == *client).map_or(0, |s| s.id)
+            };
+            out.push((filter, options, id));
+        }
+        out
+    }
+
+    /// Installs the subscriptions of `client`'s session handed over by another thread
+    /// (its new connection is here); no `SUBACK`, no retained messages (the client
+    /// resumed a session it subscribed in before).
+    fn adopt_subscriptions(&mut self, client: &Bytes, subscriptions: Vec<(Bytes, SubscriptionOptions, u32)>) {
+        let Some(session) = self.sessions.get_mut(client) else {
+            return;
+        };
+        for (filter, options, id) in subscriptions {
+            if session.subscriptions.contains_key(&filter) {
+                continue; // subscribed again since: the newer one stands
+            }
+            session.subscriptions.insert(filter.clone(), options);
+            if shared::split(&filter).is_some() {
+                self.shared.subscribe(&filter, client, options, id);
+            } else {
+                self.tree.insert(
+                    &filter,
+                    Subscriber {
+                        client: client.clone(),
+                        options,
+                        id,
+                    },
+                );
+            }
+        }
+        self.sync_groups();
+    }
+
+    /// Publishes a message of the broker's own (`$SYS/...`) from this thread, to every
+    /// thread's subscribers.
+    pub fn publish_system(&mut self, publish: Publish, now: Instant, conns: &mut impl Connections<K>) {
+        self.publish(&Bytes::new(), publish, now, conns);
+    }
+
+    /// The server is shutting down, step 1: every will is published (the connected
+    /// clients' and those waiting out their delay), as their sessions are about to end
+    /// without the client's `DISCONNECT`. The connections stay open, so that
+    /// subscribers (on this thread or, through the cluster, on others) receive them
+    /// before step 2, [`disconnect_all`](Self::disconnect_all).
+    pub fn shutdown_wills(&mut self, now: Instant, conns: &mut impl Connections<K>) {
+        let connected: Vec<Bytes> = self.clients.values().cloned().collect();
+        for client in connected {
+            if let Some(will) = self.sessions.get_mut(&client).and_then(|s| s.will.take()) {
+                self.publish_will(&client, *will, now, conns);
+            }
+        }
+        for (client, will) in self.wills.take_all() {
+            self.publish_will(&client, will, now, conns);
+        }
+    }
+
+    /// The server is shutting down, step 2: every connection gets `DISCONNECT` 0x8B
+    /// "Server shutting down" (5.0; a 3.1.1 client's is just closed).
+    pub fn disconnect_all(&mut self, conns: &mut impl Connections<K>) {
+        let keys: Vec<K> = self.clients.keys().copied().collect();
+        for key in keys {
+            if let Some(c) = conns.connection(key) {
+                c.disconnect(ReasonCode::ServerShuttingDown);
+            }
+        }
+    }
+
     /// The client identifier of connection `key`, once connected.
     pub fn client_id(&self, key: K) -> Option<&Bytes> {
         self.clients.get(&key)
@@ -181,6 +381,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 let Some(client) = self.clients.get(&key).cloned() else {
                     return;
                 };
+                self.received += 1;
                 self.publish(&client, publish, now, conns);
             }
             Event::Subscribe(subscribe) => self.subscribe(key, subscribe, now, conns),
@@ -448,6 +649,10 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 self.publish_will(&client, will, now, conns);
             }
         }
+        if let Some(link) = &mut self.cluster {
+            // The id may hold a session on another thread: it goes there.
+            link.takeover(&client, connect.clean_start);
+        }
         // Session takeover [MQTT-3.1.4-3]: the connection holding the id goes, and its
         // will is published as for any connection that ends without DISCONNECT.
         if let Some(old) = self.sessions.get(&client).and_then(|s| s.conn) {
@@ -552,7 +757,11 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     fn assign_client_id(&mut self) -> Bytes {
         loop {
             self.assigned += 1;
-            let id = Bytes::from(format!("monocoque-{}", self.assigned));
+            // Unique across a cluster's threads: each names itself in the ids it assigns.
+            let id = match &self.cluster {
+                Some(link) => Bytes::from(format!("monocoque-{}-{}", link.me(), self.assigned)),
+                None => Bytes::from(format!("monocoque-{}", self.assigned)),
+            };
             if !self.sessions.contains_key(&id) {
                 return id;
             }
@@ -642,6 +851,22 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     /// session, at the highest matching QoS capped by the message's), and applies it to
     /// the retained messages when it is retained.
     fn publish(&mut self, publisher: &Bytes, publish: Publish, now: Instant, conns: &mut impl Connections<K>) {
+        // On a cluster, the other threads get it too, and each matching shared group is
+        // served by one thread.
+        let groups = self.cluster.as_mut().map(|link| link.route(publisher, &publish));
+        self.deliver_local(publisher, publish, groups.as_deref(), now, conns);
+    }
+
+    /// [`publish`](Self::publish) to this thread's subscriptions only; `groups` (on a
+    /// cluster) names the shared groups this thread serves.
+    fn deliver_local(
+        &mut self,
+        publisher: &Bytes,
+        publish: Publish,
+        groups: Option<&[Bytes]>,
+        now: Instant,
+        conns: &mut impl Connections<K>,
+    ) {
         if publish.retain {
             self.retained.apply(&publish, now);
         }
@@ -664,8 +889,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         // One member of each matching shared group, each its own copy.
         let mut picked = Vec::new();
         let sessions = &self.sessions;
-        self.shared.pick(
+        self.shared.pick_in(
             &publish.topic,
+            |g| groups.map_or(true, |groups| groups.contains(g)),
             |c| sessions.get(c).is_some_and(|s| s.conn.is_some()),
             |m| picked.push((m.client.clone(), m.options, m.id)),
         );
@@ -697,7 +923,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             match session.conn {
                 Some(conn) => {
                     if let Some(c) = conns.connection(conn) {
-                        c.deliver_message(out, now);
+                        if c.deliver_message(out, now) {
+                            self.sent += 1;
+                        }
                     }
                 }
                 // Offline: QoS 1 and 2 messages wait in the session's bounded queue

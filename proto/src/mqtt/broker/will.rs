@@ -69,6 +69,18 @@ impl PendingWills {
         out
     }
 
+    /// Removes and returns every waiting will, earliest first (the server is
+    /// shutting down: the sessions end now).
+    pub fn take_all(&mut self) -> Vec<(Bytes, Will)> {
+        let mut out = Vec::new();
+        while let Some((_, client)) = self.by_due.pop_first() {
+            if let Some((_, _, will)) = self.by_client.remove(&client) {
+                out.push((client, will));
+            }
+        }
+        out
+    }
+
     /// Number of wills waiting.
     pub fn waiting(&self) -> usize {
         self.by_client.len()

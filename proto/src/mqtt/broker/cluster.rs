@@ -1,0 +1,335 @@
+//! A broker on several threads, sans-IO: what one thread's [`BrokerState`] tells the
+//! others, and the routing table of shared subscriptions it keeps about them.
+//!
+//! Every thread (one driver, one listener on the same port, its own sessions) holds a
+//! [`Link`] in its state. What must be global travels as [`ClusterMessage`]s, which the
+//! body carries through the other threads' bounded mailboxes:
+//!
+//! - **Publishes** are broadcast: each other thread delivers a [`Forward`] to its own
+//!   subscriptions, so a message reaches every subscription once. Retained messages
+//!   ride along (every thread applies them to its replica), so a subscriber on any
+//!   thread sees them.
+//! - **Shared subscriptions**: each thread announces its member count of every group
+//!   ([`ClusterMessage::Group`]); the publishing thread picks one thread per matching
+//!   group, round robin among those with members, and names the group in that thread's
+//!   [`Forward`] only, so a group gets one copy across all threads.
+//! - **Client identifiers**: a `CONNECT` broadcasts a [`ClusterMessage::Takeover`]; a
+//!   thread holding a session of that client ends its connection (0x8E, will
+//!   published) and hands the session's subscriptions to the new thread
+//!   ([`ClusterMessage::Handoff`]) unless the client started clean.
+//!
+//! Messages from one thread arrive in the order they were sent (the mailbox's rule),
+//! so a publisher's messages keep their order on every thread.
+//!
+//! [`BrokerState`]: super::BrokerState
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use crate::mqtt::{Publish, SubscriptionOptions, TopicTree};
+
+use super::shared;
+
+/// What one thread of a cluster tells another.
+#[derive(Debug, Clone)]
+pub enum ClusterMessage {
+    /// A message published on another thread (boxed: a `Publish` is large, and a
+    /// mailbox's ring holds its messages inline).
+    Publish(Box<Forward>),
+    /// Thread `from` now has `members` members in the shared group `group`
+    /// (`$share/g/f`).
+    Group {
+        /// The thread that counts them.
+        from: usize,
+        /// The group's full filter.
+        group: Bytes,
+        /// Its members on that thread (0: none left).
+        members: usize,
+    },
+    /// Client `client` connected on thread `from`: a session of it elsewhere ends.
+    Takeover {
+        /// The thread it connected on.
+        from: usize,
+        /// The client identifier.
+        client: Bytes,
+        /// Whether it started clean (then its old subscriptions are not handed over).
+        clean_start: bool,
+    },
+    /// A taken-over session's subscriptions, for the thread that now holds it.
+    Handoff {
+        /// The client identifier.
+        client: Bytes,
+        /// Its subscriptions: filter, options, Subscription Identifier (0: none).
+        subscriptions: Vec<(Bytes, SubscriptionOptions, u32)>,
+    },
+}
+
+/// A publish forwarded to another thread.
+#[derive(Debug, Clone)]
+pub struct Forward {
+    /// Who published it (for No Local).
+    pub publisher: Bytes,
+    /// The message as the publishing thread received it.
+    pub publish: Publish,
+    /// The shared groups (full filters) this thread delivers it to, one member each.
+    pub groups: Vec<Bytes>,
+}
+
+/// A shared group's members on every thread.
+#[derive(Debug)]
+struct GroupRoute {
+    members: Vec<usize>,
+    next: usize,
+}
+
+/// One thread's end of a cluster: who it is, the other threads' shared group
+/// members, and the messages waiting to be sent ([`drain_outbox`](Self::drain_outbox)).
+#[derive(Debug)]
+pub struct Link {
+    me: usize,
+    threads: usize,
+    groups: HashMap<Bytes, GroupRoute>,
+    /// Inner filter -> the group's full filter, for every group with members anywhere.
+    tree: TopicTree<Bytes>,
+    outbox: Vec<(usize, ClusterMessage)>,
+}
+
+impl Link {
+    /// Thread `me` of `threads` (at least 1).
+    pub fn new(me: usize, threads: usize) -> Link {
+        let threads = threads.max(1);
+        Link {
+            me: me.min(threads - 1),
+            threads,
+            groups: HashMap::new(),
+            tree: TopicTree::new(),
+            outbox: Vec::new(),
+        }
+    }
+
+    /// This thread's index.
+    pub fn me(&self) -> usize {
+        self.me
+    }
+
+    /// How many threads the cluster has.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Moves the messages waiting to be sent into `out`: `(thread, message)`, in the
+    /// order they were made.
+    pub fn drain_outbox(&mut self, out: &mut Vec<(usize, ClusterMessage)>) {
+        out.append(&mut self.outbox);
+    }
+
+    /// Whether messages wait to be sent.
+    pub fn has_outbox(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    fn broadcast(&mut self, message: ClusterMessage) {
+        for t in (0..self.threads).filter(|&t| t != self.me) {
+            self.outbox.push((t, message.clone()));
+        }
+    }
+
+    /// Thread `from` has `members` members in `group`.
+    pub(crate) fn set_members(&mut self, from: usize, group: &Bytes, members: usize) {
+        if from >= self.threads {
+            return;
+        }
+        let threads = self.threads;
+        let route = match self.groups.get_mut(group) {
+            Some(route) => route,
+            None if members == 0 => return,
+            None => {
+                if let Some((_, inner)) = shared::split(group) {
+                    self.tree.insert(inner, group.clone());
+                }
+                self.groups.entry(group.clone()).or_insert(GroupRoute {
+                    members: vec![0; threads],
+                    next: 0,
+                })
+            }
+        };
+        route.members[from] = members;
+        if route.members.iter().all(|&m| m == 0) {
+            self.groups.remove(group);
+            if let Some((_, inner)) = shared::split(group) {
+                self.tree.remove(inner, |f| f == group);
+            }
+        }
+    }
+
+    /// This thread now has `members` members in `group`: noted, and told to the others.
+    pub(crate) fn local_members(&mut self, group: Bytes, members: usize) {
+        self.set_members(self.me, &group, members);
+        self.broadcast(ClusterMessage::Group {
+            from: self.me,
+            group,
+            members,
+        });
+    }
+
+    /// Forwards a message published on this thread to every other one, choosing one
+    /// thread for each matching shared group; returns the groups this thread serves.
+    pub(crate) fn route(&mut self, publisher: &Bytes, publish: &Publish) -> Vec<Bytes> {
+        let mut chosen: Vec<Vec<Bytes>> = vec![Vec::new(); self.threads];
+        let groups = &mut self.groups;
+        self.tree.for_each_match(&publish.topic, |full| {
+            let Some(route) = groups.get_mut(full) else { return };
+            let n = route.members.len();
+            let start = route.next % n;
+            let Some(t) = (0..n).map(|k| (start + k) % n).find(|&t| route.members[t] > 0) else {
+                return;
+            };
+            route.next = t + 1;
+            chosen[t].push(full.clone());
+        });
+        for (t, groups) in chosen.iter_mut().enumerate() {
+            if t == self.me {
+                continue;
+            }
+            self.outbox.push((
+                t,
+                ClusterMessage::Publish(Box::new(Forward {
+                    publisher: publisher.clone(),
+                    publish: publish.clone(),
+                    groups: std::mem::take(groups),
+                })),
+            ));
+        }
+        std::mem::take(&mut chosen[self.me])
+    }
+
+    /// `client` connected here: a session of it on another thread ends.
+    pub(crate) fn takeover(&mut self, client: &Bytes, clean_start: bool) {
+        self.broadcast(ClusterMessage::Takeover {
+            from: self.me,
+            client: client.clone(),
+            clean_start,
+        });
+    }
+
+    /// Sends a taken-over session's subscriptions to thread `to`.
+    pub(crate) fn handoff(&mut self, to: usize, client: Bytes, subscriptions: Vec<(Bytes, SubscriptionOptions, u32)>) {
+        if to < self.threads && to != self.me {
+            self.outbox
+                .push((to, ClusterMessage::Handoff { client, subscriptions }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mqtt::{Properties, QoS};
+
+    fn b(s: &'static str) -> Bytes {
+        Bytes::from_static(s.as_bytes())
+    }
+
+    fn publish(topic: &'static str) -> Publish {
+        Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: b(topic),
+            packet_id: 0,
+            properties: Properties::default(),
+            payload: b("x"),
+        }
+    }
+
+    fn forwards(link: &mut Link) -> Vec<(usize, Vec<Bytes>)> {
+        let mut out = Vec::new();
+        link.drain_outbox(&mut out);
+        out.into_iter()
+            .filter_map(|(t, m)| match m {
+                ClusterMessage::Publish(f) => Some((t, f.groups)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_publish_goes_to_every_other_thread_once() {
+        let mut link = Link::new(1, 3);
+        let mine = link.route(&b("p"), &publish("a/b"));
+        assert!(mine.is_empty());
+        assert_eq!(forwards(&mut link), [(0, vec![]), (2, vec![])]);
+        assert!(!link.has_outbox());
+    }
+
+    #[test]
+    fn a_shared_group_is_served_by_one_thread_round_robin_among_those_with_members() {
+        let mut link = Link::new(0, 3);
+        let g = b("$share/g/a/+");
+        link.set_members(1, &g, 2);
+        link.set_members(2, &g, 1);
+        let mut served = Vec::new();
+        for _ in 0..4 {
+            let mine = link.route(&b("p"), &publish("a/x"));
+            assert!(mine.is_empty(), "no members here");
+            let f = forwards(&mut link);
+            let with: Vec<usize> = f.iter().filter(|(_, g)| !g.is_empty()).map(|(t, _)| *t).collect();
+            assert_eq!(with.len(), 1, "exactly one thread per group: {f:?}");
+            served.push(with[0]);
+        }
+        assert_eq!(served, [1, 2, 1, 2]);
+        // Local members join the rotation; a thread down to 0 leaves it.
+        link.local_members(g.clone(), 1);
+        let mut out = Vec::new();
+        link.drain_outbox(&mut out);
+        assert!(matches!(
+            &out[..],
+            [
+                (
+                    1,
+                    ClusterMessage::Group {
+                        from: 0,
+                        members: 1,
+                        ..
+                    }
+                ),
+                (2, _)
+            ]
+        ));
+        link.set_members(1, &g, 0);
+        link.set_members(2, &g, 0);
+        for _ in 0..2 {
+            assert_eq!(link.route(&b("p"), &publish("a/x")), std::slice::from_ref(&g));
+            assert!(forwards(&mut link).iter().all(|(_, g)| g.is_empty()));
+        }
+        // Non-matching topics pick no group; a group with no members anywhere is gone.
+        assert!(link.route(&b("p"), &publish("b")).is_empty());
+        link.local_members(g.clone(), 0);
+        assert!(link.groups.is_empty() && link.tree.is_empty());
+    }
+
+    #[test]
+    fn takeover_is_broadcast_and_handoff_goes_to_one_thread() {
+        let mut link = Link::new(0, 2);
+        link.takeover(&b("c"), false);
+        link.handoff(1, b("d"), vec![]);
+        link.handoff(0, b("e"), vec![]); // never to itself
+        link.handoff(7, b("e"), vec![]); // nor to a thread that does not exist
+        let mut out = Vec::new();
+        link.drain_outbox(&mut out);
+        assert_eq!(out.len(), 2);
+        assert!(matches!(
+            &out[0],
+            (
+                1,
+                ClusterMessage::Takeover {
+                    from: 0,
+                    clean_start: false,
+                    ..
+                }
+            )
+        ));
+        assert!(matches!(&out[1], (1, ClusterMessage::Handoff { .. })));
+    }
+}

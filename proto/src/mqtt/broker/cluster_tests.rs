@@ -1,0 +1,308 @@
+//! Several [`BrokerState`]s wired as the threads of a cluster, their messages carried
+//! in memory (as the body's mailboxes do), clients as codecs on bytes.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{BrokerState, ClusterMessage, Connection, ConnectionConfig, Link};
+use crate::chassis::{SegmentedBuffer, Session};
+use crate::mqtt::{
+    Codec, Connect, Packet, Properties, ProtocolVersion, Publish, QoS, ReasonCode, Subscribe, Subscription,
+    SubscriptionOptions, Will,
+};
+
+struct Cluster {
+    states: Vec<BrokerState<u32>>,
+    conns: Vec<HashMap<u32, Connection>>,
+    mailboxes: Vec<VecDeque<ClusterMessage>>,
+    clients: HashMap<u32, (usize, Codec, SegmentedBuffer)>,
+    now: Instant,
+}
+
+impl Cluster {
+    fn new(threads: usize) -> Cluster {
+        let states = (0..threads)
+            .map(|me| {
+                let mut s = BrokerState::new();
+                s.set_cluster(Link::new(me, threads));
+                s
+            })
+            .collect();
+        Cluster {
+            states,
+            conns: (0..threads).map(|_| HashMap::new()).collect(),
+            mailboxes: (0..threads).map(|_| VecDeque::new()).collect(),
+            clients: HashMap::new(),
+            now: Instant::now(),
+        }
+    }
+
+    /// Connection `id` on thread `thread` sends `connect`; returns its CONNACK's
+    /// Session Present and reason code.
+    fn connect(&mut self, id: u32, thread: usize, connect: Connect) -> (bool, ReasonCode) {
+        self.conns[thread].insert(id, Connection::new(ConnectionConfig::default(), self.now));
+        self.clients
+            .insert(id, (thread, Codec::client(connect.protocol), SegmentedBuffer::new()));
+        self.send(id, Packet::Connect(Box::new(connect)));
+        match self.recv(id).first() {
+            Some(Packet::ConnAck(ack)) => (ack.session_present, ack.code),
+            other => panic!("no CONNACK: {other:?}"),
+        }
+    }
+
+    fn send(&mut self, id: u32, packet: Packet) {
+        let (thread, codec, _) = self.clients.get_mut(&id).expect("client");
+        let thread = *thread;
+        let mut wire = crate::IoArena::new();
+        codec.encode(&packet, &mut wire).expect("encode");
+        let conn = self.conns[thread].get_mut(&id).expect("connection");
+        conn.handle_input(Bytes::from(wire.to_vec()), self.now);
+        self.pump();
+    }
+
+    /// Runs every thread's events and every mailbox until nothing moves.
+    fn pump(&mut self) {
+        loop {
+            let mut any = false;
+            for t in 0..self.states.len() {
+                let mut ids: Vec<u32> = self.conns[t].keys().copied().collect();
+                ids.sort();
+                for id in ids {
+                    while let Some(event) = self.conns[t].get_mut(&id).and_then(|c| c.poll_event()) {
+                        any = true;
+                        self.states[t].handle_event(id, event, self.now, &mut self.conns[t]);
+                    }
+                }
+                let mut out = Vec::new();
+                self.states[t].drain_cluster(&mut out);
+                for (to, message) in out {
+                    any = true;
+                    self.mailboxes[to].push_back(message);
+                }
+            }
+            for t in 0..self.states.len() {
+                while let Some(message) = self.mailboxes[t].pop_front() {
+                    any = true;
+                    self.states[t].handle_cluster(message, self.now, &mut self.conns[t]);
+                }
+            }
+            if !any {
+                return;
+            }
+        }
+    }
+
+    fn recv(&mut self, id: u32) -> Vec<Packet> {
+        let (thread, codec, buf) = self.clients.get_mut(&id).expect("client");
+        let conn = self.conns[*thread].get_mut(&id).expect("connection");
+        if let Some(a) = conn.poll_transmit() {
+            let v = a.to_vec();
+            a.advance(v.len());
+            buf.push_slice(&v);
+        }
+        let mut out = Vec::new();
+        while let Some(p) = codec.decode(buf).expect("decode") {
+            out.push(p);
+        }
+        out
+    }
+
+    /// Subscribes; returns the retained messages that followed the SUBACK.
+    fn subscribe(&mut self, id: u32, filter: &'static str) -> Vec<(String, String)> {
+        self.send(
+            id,
+            Packet::Subscribe(Subscribe {
+                packet_id: 1,
+                properties: Properties::default(),
+                subscriptions: vec![Subscription {
+                    filter: Bytes::from_static(filter.as_bytes()),
+                    options: SubscriptionOptions::qos(QoS::AtMostOnce),
+                }],
+            }),
+        );
+        let got = self.recv(id);
+        assert!(matches!(got.first(), Some(Packet::SubAck(_))), "{got:?}");
+        got.into_iter()
+            .filter_map(|p| match p {
+                Packet::Publish(p) => Some((
+                    String::from_utf8_lossy(&p.topic).into_owned(),
+                    String::from_utf8_lossy(&p.payload).into_owned(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn publish(&mut self, id: u32, topic: &'static str, payload: &'static str, retain: bool) {
+        self.send(
+            id,
+            Packet::Publish(Publish {
+                dup: false,
+                qos: QoS::AtMostOnce,
+                retain,
+                topic: Bytes::from_static(topic.as_bytes()),
+                packet_id: 0,
+                properties: Properties::default(),
+                payload: Bytes::from_static(payload.as_bytes()),
+            }),
+        );
+    }
+
+    /// The (topic, payload) of the messages connection `id` got since the last call.
+    fn messages(&mut self, id: u32) -> Vec<(String, String)> {
+        self.recv(id)
+            .into_iter()
+            .filter_map(|p| match p {
+                Packet::Publish(p) => Some((
+                    String::from_utf8_lossy(&p.topic).into_owned(),
+                    String::from_utf8_lossy(&p.payload).into_owned(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn connect(client_id: &'static str) -> Connect {
+    Connect {
+        protocol: ProtocolVersion::V5,
+        clean_start: true,
+        keep_alive: 0,
+        properties: Properties::default(),
+        client_id: Bytes::from_static(client_id.as_bytes()),
+        will: None,
+        username: None,
+        password: None,
+    }
+}
+
+fn m(topic: &str, payload: &str) -> (String, String) {
+    (topic.into(), payload.into())
+}
+
+#[test]
+fn publishes_and_retained_messages_reach_every_thread_once() {
+    let mut c = Cluster::new(3);
+    for (id, t) in [(1, 0), (2, 1), (3, 2)] {
+        c.connect(id, t, connect(["a", "b", "c"][t]));
+        assert!(c.subscribe(id, "x/#").is_empty());
+    }
+    c.publish(2, "x/1", "hello", false);
+    c.publish(2, "x/r", "kept", true);
+    for id in [1, 2, 3] {
+        assert_eq!(c.messages(id), [m("x/1", "hello"), m("x/r", "kept")], "client {id}");
+    }
+    // Each thread keeps a replica: a later subscriber anywhere gets it.
+    for (id, t) in [(4, 0), (5, 2)] {
+        c.connect(id, t, connect(["d", "", "e"][t]));
+        assert_eq!(c.subscribe(id, "x/r"), [m("x/r", "kept")]);
+    }
+    assert!(c.states.iter().all(|s| s.retained_count() == 1));
+    assert_eq!(c.states.iter().map(|s| s.messages_received()).sum::<u64>(), 2);
+    assert_eq!(c.states.iter().map(|s| s.messages_sent()).sum::<u64>(), 6);
+}
+
+#[test]
+fn a_shared_group_gets_one_copy_across_threads() {
+    let mut c = Cluster::new(2);
+    c.connect(1, 0, connect("w0"));
+    let _ = c.subscribe(1, "$share/g/job/#");
+    c.connect(2, 1, connect("w1"));
+    let _ = c.subscribe(2, "$share/g/job/#");
+    c.connect(3, 1, connect("p"));
+    for _ in 0..6 {
+        c.publish(3, "job/1", "j", false);
+    }
+    let (a, b) = (c.messages(1).len(), c.messages(2).len());
+    assert_eq!(a + b, 6, "each message once: {a} + {b}");
+    assert!(a > 0 && b > 0, "both threads served the group: {a} + {b}");
+    // The member on thread 0 leaves: thread 1 serves every message.
+    c.send(
+        1,
+        Packet::Unsubscribe(crate::mqtt::Unsubscribe {
+            packet_id: 2,
+            properties: Properties::default(),
+            filters: vec![Bytes::from_static(b"$share/g/job/#")],
+        }),
+    );
+    for _ in 0..4 {
+        c.publish(3, "job/1", "j", false);
+    }
+    assert_eq!((c.messages(1).len(), c.messages(2).len()), (0, 4));
+}
+
+#[test]
+fn a_client_id_taken_over_from_another_thread_moves_its_session() {
+    let mut c = Cluster::new(2);
+    c.connect(9, 1, connect("watch"));
+    let _ = c.subscribe(9, "will/#");
+    let mut old = connect("dup");
+    old.clean_start = false;
+    old.properties.session_expiry_interval = Some(300);
+    old.will = Some(Will {
+        properties: Properties::default(),
+        topic: Bytes::from_static(b"will/dup"),
+        payload: Bytes::from_static(b"gone"),
+        qos: QoS::AtMostOnce,
+        retain: false,
+    });
+    c.connect(1, 0, old);
+    let _ = c.subscribe(1, "keep/#");
+    let mut new = connect("dup");
+    new.clean_start = false;
+    new.properties.session_expiry_interval = Some(300);
+    c.connect(2, 1, new);
+    // The old connection is told and closed, its will published [MQTT-3.1.4-3].
+    let told = c.recv(1);
+    assert!(
+        matches!(told.last(), Some(Packet::Disconnect(r)) if r.code == ReasonCode::SessionTakenOver),
+        "{told:?}"
+    );
+    assert!(c.conns[0][&1].is_closed());
+    assert_eq!(c.messages(9), [m("will/dup", "gone")]);
+    // One session, now on thread 1, with the subscription it had on thread 0.
+    c.pump();
+    assert_eq!(c.states[0].session_count(), 0);
+    c.connect(3, 0, connect("pub"));
+    c.publish(3, "keep/x", "still", false);
+    assert_eq!(c.messages(2), [m("keep/x", "still")]);
+    // Starting clean on the other thread drops the subscriptions instead.
+    let mut clean = connect("dup");
+    clean.properties.session_expiry_interval = Some(300);
+    c.connect(4, 0, clean);
+    c.publish(3, "keep/x", "gone", false);
+    assert!(c.messages(4).is_empty());
+}
+
+#[test]
+fn shutdown_publishes_every_will_before_disconnecting() {
+    let mut c = Cluster::new(2);
+    c.connect(1, 0, connect("watch"));
+    let _ = c.subscribe(1, "will/#");
+    let mut v = connect("victim");
+    v.will = Some(Will {
+        properties: Properties::default(),
+        topic: Bytes::from_static(b"will/victim"),
+        payload: Bytes::from_static(b"bye"),
+        qos: QoS::AtMostOnce,
+        retain: false,
+    });
+    c.connect(2, 1, v);
+    for t in 0..2 {
+        c.states[t].shutdown_wills(c.now, &mut c.conns[t]);
+    }
+    c.pump();
+    assert_eq!(c.messages(1), [m("will/victim", "bye")]);
+    for t in 0..2 {
+        c.states[t].disconnect_all(&mut c.conns[t]);
+    }
+    for id in [1, 2] {
+        let got = c.recv(id);
+        assert!(
+            matches!(got.last(), Some(Packet::Disconnect(r)) if r.code == ReasonCode::ServerShuttingDown),
+            "{got:?}"
+        );
+    }
+}

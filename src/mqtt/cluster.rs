@@ -1,0 +1,324 @@
+//! [`BrokerCluster`]: the broker on N threads, one driver and one listener each on the
+//! same port (`SO_REUSEPORT`: the kernel spreads connections by a hash of their
+//! addresses), each thread with its own sessions.
+//!
+//! The threads share no lock on the hot path: what one thread must tell the others
+//! (publishes, shared group members, client identifiers taken over) goes into their
+//! bounded mailboxes and wakes their drivers
+//! ([`cluster`](monocoque_proto::mqtt::broker::cluster) says what travels). The
+//! figures for `$SYS` are per-thread atomics that thread 0 sums when it publishes.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use monocoque_proto::mqtt::broker::{Access, ClusterMessage, ConnectionConfig, SysTopics, SysTotals};
+use monocoque_proto::MailboxSender;
+
+use super::broker::{Broker, BrokerError, Stopper};
+use crate::driver::DriverKind;
+
+/// What `$SYS/broker/version` says.
+const VERSION: &str = concat!("monocoque ", env!("CARGO_PKG_VERSION"));
+
+/// One thread's figures, as it last reported them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ThreadFigures {
+    pub(crate) clients_connected: u64,
+    pub(crate) messages_received: u64,
+    pub(crate) messages_sent: u64,
+    pub(crate) bytes_received: u64,
+    pub(crate) bytes_sent: u64,
+    pub(crate) subscriptions: u64,
+    pub(crate) retained: u64,
+    /// TCP connections the driver holds (with a session or not yet).
+    pub(crate) connections: u64,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    figures: [AtomicU64; 8],
+}
+
+/// Every thread's figures (each writes its own slot), and the shutdown count.
+#[derive(Debug)]
+pub(crate) struct ClusterStats {
+    slots: Vec<Slot>,
+    wills_sent: AtomicUsize,
+}
+
+impl ClusterStats {
+    fn new(threads: usize) -> Self {
+        ClusterStats {
+            slots: (0..threads).map(|_| Slot::default()).collect(),
+            wills_sent: AtomicUsize::new(0),
+        }
+    }
+
+    /// Thread `index` reports.
+    pub(crate) fn store(&self, index: usize, f: ThreadFigures) {
+        let Some(slot) = self.slots.get(index) else { return };
+        let values = [
+            f.clients_connected,
+            f.messages_received,
+            f.messages_sent,
+            f.bytes_received,
+            f.bytes_sent,
+            f.subscriptions,
+            f.retained,
+            f.connections,
+        ];
+        for (a, v) in slot.figures.iter().zip(values) {
+            a.store(v, Ordering::Relaxed);
+        }
+    }
+
+    fn load(&self, index: usize) -> ThreadFigures {
+        let Some(slot) = self.slots.get(index) else {
+            return ThreadFigures::default();
+        };
+        let v = |i: usize| slot.figures[i].load(Ordering::Relaxed);
+        ThreadFigures {
+            clients_connected: v(0),
+            messages_received: v(1),
+            messages_sent: v(2),
+            bytes_received: v(3),
+            bytes_sent: v(4),
+            subscriptions: v(5),
+            retained: v(6),
+            connections: v(7),
+        }
+    }
+
+    /// The sums over every thread (retained: the largest replica).
+    pub(crate) fn totals(&self) -> SysTotals {
+        let mut t = SysTotals::default();
+        for i in 0..self.slots.len() {
+            let f = self.load(i);
+            t.clients_connected += f.clients_connected;
+            t.messages_received += f.messages_received;
+            t.messages_sent += f.messages_sent;
+            t.bytes_received += f.bytes_received;
+            t.bytes_sent += f.bytes_sent;
+            t.subscriptions += f.subscriptions;
+            t.retained = t.retained.max(f.retained);
+        }
+        t
+    }
+
+    /// This thread, shutting down, has put its wills in the other threads' mailboxes.
+    pub(crate) fn wills_sent(&self) {
+        self.wills_sent.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Every thread has.
+    pub(crate) fn all_wills_sent(&self) -> bool {
+        self.wills_sent.load(Ordering::Acquire) >= self.slots.len()
+    }
+}
+
+/// How a [`BrokerCluster`] runs.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Threads (at least 1), each a driver with its own listener.
+    pub threads: usize,
+    /// The driver every thread runs.
+    pub driver: DriverKind,
+    /// The connections' limits.
+    pub connection: ConnectionConfig,
+    /// Also listen for MQTT over WebSocket here (each thread).
+    pub ws_listen: Option<SocketAddr>,
+    /// How often thread 0 publishes the `$SYS/broker/...` topics; `None`: never.
+    pub sys_interval: Option<Duration>,
+}
+
+impl ClusterOptions {
+    /// `threads` threads of `driver`, default limits, no WebSocket, `$SYS` every
+    /// 10 seconds.
+    pub fn new(threads: usize, driver: DriverKind) -> Self {
+        ClusterOptions {
+            threads,
+            driver,
+            connection: ConnectionConfig::default(),
+            ws_listen: None,
+            sys_interval: Some(super::config::DEFAULT_SYS_INTERVAL),
+        }
+    }
+}
+
+/// The threads' default count: one per core the process may use.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A broker on several threads (see the module's documentation). Started by
+/// [`start`](Self::start); [`stop`](Self::stop) shuts every thread down (wills, 0x8B)
+/// and [`join`](Self::join) waits for them.
+#[derive(Debug)]
+pub struct BrokerCluster {
+    addr: SocketAddr,
+    ws_addr: Option<SocketAddr>,
+    stoppers: Vec<Stopper>,
+    handles: Vec<JoinHandle<Result<(), BrokerError>>>,
+    stats: Arc<ClusterStats>,
+}
+
+/// What a thread reports once its listeners are bound.
+type Bound = Result<(SocketAddr, Option<SocketAddr>, MailboxSender<ClusterMessage>, Stopper), BrokerError>;
+
+impl BrokerCluster {
+    /// Starts `options.threads` threads listening on `addr` (port 0: thread 0 picks
+    /// one, the others share it); `access` makes each thread's rules (called once per
+    /// thread, with its index).
+    pub fn start(
+        addr: SocketAddr,
+        options: ClusterOptions,
+        mut access: impl FnMut(usize) -> Access,
+    ) -> Result<BrokerCluster, BrokerError> {
+        let threads = options.threads.max(1);
+        let stats = Arc::new(ClusterStats::new(threads));
+        let mut cluster = BrokerCluster {
+            addr,
+            ws_addr: options.ws_listen,
+            stoppers: Vec::new(),
+            handles: Vec::new(),
+            stats: Arc::clone(&stats),
+        };
+        let mut senders = Vec::with_capacity(threads);
+        let mut joins = Vec::with_capacity(threads);
+        for me in 0..threads {
+            let (bound_tx, bound_rx) = mpsc::channel::<Bound>();
+            let (peers_tx, peers_rx) = mpsc::channel::<Vec<MailboxSender<ClusterMessage>>>();
+            let access = access(me);
+            let addr = cluster.addr;
+            let ws = cluster.ws_addr;
+            let kind = options.driver;
+            let connection = options.connection;
+            let sys = options.sys_interval.filter(|_| me == 0);
+            let stats = Arc::clone(&stats);
+            let handle = std::thread::Builder::new()
+                .name(format!("mqtt-{me}"))
+                .spawn(move || {
+                    // The io_uring ring is single-issuer: the broker is built on its thread.
+                    let built = Broker::cluster_member(addr, kind, connection, access, me, threads).and_then(
+                        |(mut broker, sender)| {
+                            let ws = ws.map(|a| broker.listen_websocket(a)).transpose()?;
+                            let stopper = broker.stopper()?;
+                            let local = broker.local_addr()?;
+                            Ok((broker, local, ws, sender, stopper))
+                        },
+                    );
+                    let mut broker = match built {
+                        Ok((broker, addr, ws, sender, stopper)) => {
+                            let _ = bound_tx.send(Ok((addr, ws, sender, stopper)));
+                            broker
+                        }
+                        Err(e) => {
+                            let _ = bound_tx.send(Err(e));
+                            return Ok(());
+                        }
+                    };
+                    let Ok(peers) = peers_rx.recv() else { return Ok(()) };
+                    broker.join(peers);
+                    let sys = sys.map(|interval| SysTopics::new(interval, VERSION, Instant::now()));
+                    broker.report_to(stats, me, sys);
+                    broker.run()
+                })
+                .map_err(BrokerError::Io)?;
+            cluster.handles.push(handle);
+            let bound = bound_rx.recv().unwrap_or_else(|_| {
+                Err(BrokerError::Io(std::io::Error::other(
+                    "a broker thread ended before it was bound",
+                )))
+            });
+            match bound {
+                Ok((bound_addr, ws_addr, sender, stopper)) => {
+                    // The others listen where thread 0 did (its port, if 0 was asked).
+                    cluster.addr = bound_addr;
+                    cluster.ws_addr = ws_addr;
+                    senders.push(sender);
+                    cluster.stoppers.push(stopper);
+                    joins.push(peers_tx);
+                }
+                Err(e) => {
+                    // Let the started threads run down, then report.
+                    for tx in &joins {
+                        let _ = tx.send(Vec::new());
+                    }
+                    let _ = cluster.stop();
+                    let _ = cluster.join();
+                    return Err(e);
+                }
+            }
+        }
+        for tx in joins {
+            let _ = tx.send(senders.clone());
+        }
+        Ok(cluster)
+    }
+
+    /// The address every thread listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The WebSocket listeners' address, if any.
+    pub fn websocket_addr(&self) -> Option<SocketAddr> {
+        self.ws_addr
+    }
+
+    /// How many threads run.
+    pub fn threads(&self) -> usize {
+        self.stoppers.len()
+    }
+
+    /// Clients connected on each thread, as the threads last reported (after each of
+    /// their turns): which thread the kernel gave a connection to.
+    pub fn clients_per_thread(&self) -> Vec<u64> {
+        (0..self.stats.slots.len())
+            .map(|i| self.stats.load(i).clients_connected)
+            .collect()
+    }
+
+    /// Handles that stop every thread, for another thread (a signal handler's).
+    pub fn stoppers(&self) -> Vec<Stopper> {
+        self.stoppers.clone()
+    }
+
+    /// TCP connections on each thread, as the threads last reported (after each of
+    /// their turns): a test sees where the kernel put a connection it opened.
+    pub fn connections_per_thread(&self) -> Vec<u64> {
+        (0..self.stats.slots.len())
+            .map(|i| self.stats.load(i).connections)
+            .collect()
+    }
+
+    /// Subscriptions held over all threads (as last reported).
+    pub fn subscriptions(&self) -> u64 {
+        self.stats.totals().subscriptions
+    }
+
+    /// Asks every thread to shut down (0x8B to 5.0 clients, the wills published).
+    pub fn stop(&self) -> std::io::Result<()> {
+        for s in &self.stoppers {
+            s.stop()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every thread to end; the first error of any.
+    pub fn join(self) -> Result<(), BrokerError> {
+        let mut result = Ok(());
+        for h in self.handles {
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err(BrokerError::Io(std::io::Error::other("a broker thread panicked"))));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+}
