@@ -66,6 +66,14 @@ impl SegmentedBuffer {
         self.segments.front().map_or(&[], |s| &s[..])
     }
 
+    /// The first segment itself, for a decoder that cuts views out of it before it
+    /// [`advance`](Self::advance)s: a `slice` of it is one reference count, with no
+    /// second look at the queue. `None` when the buffer is empty.
+    #[inline]
+    pub fn front(&self) -> Option<&Bytes> {
+        self.segments.front()
+    }
+
     /// The segments, front first.
     pub fn segments(&self) -> impl Iterator<Item = &Bytes> + '_ {
         self.segments.iter()
@@ -156,8 +164,24 @@ impl SegmentedBuffer {
     /// # Panics
     /// If `consumed` is longer than the first segment, or `range` does not lie within
     /// `..consumed`: callers measure in `chunk()` first.
-    #[inline]
+    #[inline(always)]
     pub fn split_in_chunk(&mut self, range: Range<usize>, consumed: usize) -> Bytes {
+        // The common case inline: the frame ends before the segment does.
+        if let Some(front) = self.segments.front_mut() {
+            if range.start <= range.end && range.end <= consumed && consumed < front.len() {
+                let view = front.slice(range);
+                front.advance(consumed);
+                self.len -= consumed;
+                return view;
+            }
+        }
+        self.split_in_chunk_rest(range, consumed)
+    }
+
+    /// The rest of [`split_in_chunk`](Self::split_in_chunk): the frame ends the segment,
+    /// or the call is out of bounds.
+    #[inline(never)]
+    fn split_in_chunk_rest(&mut self, range: Range<usize>, consumed: usize) -> Bytes {
         let front = match self.segments.front_mut() {
             Some(front) if range.start <= range.end && range.end <= consumed && consumed <= front.len() => front,
             None if consumed == 0 && range == (0..0) => return Bytes::new(),

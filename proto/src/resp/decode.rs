@@ -2,14 +2,18 @@
 //!
 //! Values are parsed in place from the first segment of the [`SegmentedBuffer`] when
 //! they fit there (the common case), and through a slower path that handles lines and
-//! payloads straddling segments. A scalar that lies whole in the first segment (`+ - :
-//! $`, and RESP3's `_ #`) takes a short path of its own (`Decoder::quick`), which leaves
-//! anything unusual, errors included, to the general one. Aggregates are built on an
-//! explicit stack, so a frame that arrives in many pieces is never parsed twice, and
-//! nesting costs no call depth.
+//! payloads straddling segments. A value that lies whole in the first segment (scalars,
+//! and aggregates of them a few levels deep; not attributes or streamed forms) takes a
+//! short path of its own (`Decoder::quick`, reading with the `fast` module), which leaves
+//! anything unusual, errors included, to the general one. The general path builds
+//! aggregates on an explicit stack, so a frame that arrives in many pieces is resumed,
+//! not parsed again, and nesting costs no call depth. What the short path reads of a
+//! value it then gives up on (one not yet whole) is read again by the general path; it
+//! looks at most 8 levels deep, so that stays a bounded factor: decoding is linear.
 
 use bytes::{Bytes, BytesMut};
 
+use super::fast;
 use super::lex::{find_lf, is_big_number, parse_i64, parse_len, Len};
 use super::{DecodeError, Protocol, Value};
 use crate::chassis::SegmentedBuffer;
@@ -148,6 +152,8 @@ enum Start {
 #[derive(Debug)]
 pub struct Decoder {
     config: DecoderConfig,
+    /// `config`'s limits as the fast path reads them.
+    fast: fast::Limits,
     stack: Vec<Frame>,
     payload: Option<Payload>,
     /// Chunks of a streamed string (`$?`) received so far.
@@ -170,6 +176,7 @@ impl Decoder {
     /// A decoder with the given limits and dialect.
     pub fn new(config: DecoderConfig) -> Self {
         Self {
+            fast: fast::Limits::from(&config),
             config,
             stack: Vec::new(),
             payload: None,
@@ -188,6 +195,7 @@ impl Decoder {
     /// Switches dialect, e.g. after `HELLO 3` succeeded.
     pub fn set_protocol(&mut self, protocol: Protocol) {
         self.config.protocol = protocol;
+        self.fast = fast::Limits::from(&self.config);
     }
 
     /// Whether part of a value has been taken from the input but not yet returned.
@@ -216,8 +224,8 @@ impl Decoder {
     }
 
     /// The common case, decoded without the general machinery: a `+`, `-`, `:` or `$`
-    /// value (or RESP3's `_` and `#`) whose bytes lie whole in the first segment, with
-    /// nothing partial pending.
+    /// value (or RESP3's `_` and `#`) whose bytes lie whole in the first segment, or an
+    /// aggregate that does (read by the `fast` module), with nothing partial pending.
     /// Anything else, malformed input included, is left to the general path (`None`),
     /// which then reports the precise error.
     #[inline(always)]
@@ -230,6 +238,11 @@ impl Decoder {
         match ty {
             b'+' | b'-' | b':' | b'$' => {}
             b'_' | b'#' if self.config.protocol == Protocol::Resp3 => {}
+            b'*' | b'%' | b'~' | b'>' => {
+                let (value, end) = fast::aggregate(&self.fast, src.front()?, self.stack.len())?;
+                src.advance(end);
+                return Some(value);
+            }
             _ => return None,
         }
         let lf = find_lf(chunk, 1)?;
@@ -272,7 +285,7 @@ impl Decoder {
             }
             _ => {
                 if ty == b'+' {
-                    if let Some(known) = well_known_status(body) {
+                    if let Some(known) = fast::well_known_status(body) {
                         src.advance(total);
                         return Some(Value::SimpleString(known));
                     }
@@ -792,18 +805,6 @@ fn finish_payload(kind: PayloadKind, data: Bytes) -> Result<Value, DecodeError> 
     })
 }
 
-/// Status replies common enough to be worth a static `Bytes`: returning one costs no
-/// reference count, where a view of the input costs two atomic operations.
-#[inline(always)]
-fn well_known_status(line: &[u8]) -> Option<Bytes> {
-    match *line {
-        [b'O', b'K'] => Some(Bytes::from_static(b"OK")),
-        [b'P', b'O', b'N', b'G'] => Some(Bytes::from_static(b"PONG")),
-        [b'Q', b'U', b'E', b'U', b'E', b'D'] => Some(Bytes::from_static(b"QUEUED")),
-        _ => None,
-    }
-}
-
 fn pairs(items: Vec<Value>) -> Vec<(Value, Value)> {
     let mut out = Vec::with_capacity(items.len() / 2);
     let mut it = items.into_iter();
@@ -836,10 +837,7 @@ fn is_resp_type(b: u8) -> bool {
 }
 
 fn parse_double(line: &[u8]) -> Result<f64, DecodeError> {
-    let text = std::str::from_utf8(line).map_err(|_| DecodeError::InvalidDouble)?;
-    // Rust also accepts "infinity"; RESP3 says "inf", and Redis never sends the long form,
-    // so accepting it is harmless.
-    text.parse::<f64>().map_err(|_| DecodeError::InvalidDouble)
+    fast::parse_double(line).ok_or(DecodeError::InvalidDouble)
 }
 
 fn validate_big_number(line: &[u8]) -> Result<(), DecodeError> {

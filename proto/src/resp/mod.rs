@@ -25,6 +25,7 @@ mod connection;
 mod decode;
 mod encode;
 mod error;
+mod fast;
 mod lex;
 mod request;
 mod tape;
