@@ -39,6 +39,8 @@ mod state;
 mod will;
 
 #[cfg(test)]
+mod conformance_tests;
+#[cfg(test)]
 mod delivery_tests;
 #[cfg(test)]
 mod feature_tests;
