@@ -611,3 +611,44 @@ fn mqtt_3_3_2_4_to_3_3_2_20_application_properties_are_forwarded_unaltered() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].properties, sent);
 }
+
+/// 3.1.1 [MQTT-3.1.3-6]: a zero-byte client id with Clean Session 1 is given a unique
+/// id of the server's and the connection goes on as if the client had sent it.
+#[test]
+fn mqtt_3_1_3_6_v311_a_zero_byte_id_with_a_clean_session_is_assigned_one() {
+    let mut net = Net::new();
+    assert_eq!(net.connect(1, connect(V311, "")).code, ReasonCode::Success);
+    assert_eq!(net.connect(2, connect(V311, "")).code, ReasonCode::Success);
+    let (a, b) = (net.state.client_id(1).cloned(), net.state.client_id(2).cloned());
+    let (a, b) = (a.expect("an id"), b.expect("an id"));
+    assert!(!a.is_empty() && a != b);
+    net.subscribe(1, 1, &[("t", QoS::AtMostOnce)]);
+    net.send(2, Packet::Publish(publish("t", "m", QoS::AtMostOnce, 0)));
+    assert_eq!(publishes(&net.recv(1)).len(), 1);
+}
+
+/// 3.1.1 [MQTT-3.1.2-2]: a protocol level the server does not support gets CONNACK
+/// return code 1 (unacceptable protocol version), then the close.
+#[test]
+fn mqtt_3_1_2_2_v311_an_unsupported_level_gets_return_code_1() {
+    let mut net = Net::new();
+    net.open(1, V311);
+    net.send_raw(1, b"\x10\x0d\x00\x04MQTT\x06\x02\x00\x00\x00\x01a");
+    assert_eq!(net.raw(1), b"\x20\x02\x00\x01");
+    assert!(net.conns[&1].is_closed());
+}
+
+/// 3.1.1 [MQTT-3.1.2-12] (5.0: no will stored without the Will Flag): a connection
+/// without a will that ends without DISCONNECT publishes nothing.
+#[test]
+fn mqtt_3_1_2_12_v311_no_will_flag_no_will() {
+    for version in [V311, V5] {
+        let mut net = Net::new();
+        net.connect(1, connect(version, "watch"));
+        net.subscribe(1, 1, &[("#", QoS::AtMostOnce)]);
+        net.connect(2, connect(version, "quiet"));
+        net.conns.get_mut(&2).expect("a connection").handle_eof(net.t0);
+        net.pump();
+        assert!(net.recv(1).is_empty(), "{version}");
+    }
+}
