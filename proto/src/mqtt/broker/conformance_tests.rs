@@ -652,3 +652,154 @@ fn mqtt_3_1_2_12_v311_no_will_flag_no_will() {
         assert!(net.recv(1).is_empty(), "{version}");
     }
 }
+
+/// Ill-formed UTF-8 in any string field is a Malformed Packet that closes the
+/// connection (5.0: DISCONNECT 0x81): a User Property's name [MQTT-1.5.7-1], a Response
+/// Topic [MQTT-3.3.2-13], a Content Type [MQTT-3.3.2-19], a SUBSCRIBE filter
+/// [MQTT-3.8.3-1] and an UNSUBSCRIBE filter [MQTT-3.10.3-1] (3.1.1: the same numbers for
+/// the filters, closed without a word).
+#[test]
+fn mqtt_1_5_7_1_and_3_8_3_1_ill_formed_utf8_in_any_string_closes() {
+    let v5: [&[u8]; 5] = [
+        &[0x30, 0x0c, 0, 1, b't', 7, 0x26, 0, 1, 0xff, 0, 1, b'v', b'x'],
+        &[0x30, 0x09, 0, 1, b't', 4, 0x08, 0, 1, 0xff, b'x'],
+        &[0x30, 0x09, 0, 1, b't', 4, 0x03, 0, 1, 0xff, b'x'],
+        &[0x82, 0x07, 0, 1, 0, 0, 1, 0xff, 0],
+        &[0xa2, 0x06, 0, 1, 0, 0, 1, 0xff],
+    ];
+    let v311: [&[u8]; 2] = [&[0x82, 0x06, 0, 1, 0, 1, 0xff, 0], &[0xa2, 0x05, 0, 1, 0, 1, 0xff]];
+    for (version, packets) in [(V5, &v5[..]), (V311, &v311[..])] {
+        for bytes in packets {
+            let mut net = Net::new();
+            net.connect(1, connect(version, "c"));
+            net.send_raw(1, bytes);
+            let want = if version == V5 {
+                vec![Packet::Disconnect(Reason::new(ReasonCode::MalformedPacket))]
+            } else {
+                vec![]
+            };
+            assert_eq!(net.recv(1), want, "{version} {bytes:02x?}");
+            assert!(net.conns[&1].is_closed(), "{version} {bytes:02x?}");
+        }
+    }
+}
+
+/// [MQTT-3.1.2-9] (3.1.1: the same number): with the Will Flag set, the will's fields
+/// must follow the client id; a CONNECT that ends there is malformed and closed, with
+/// no CONNACK.
+#[test]
+fn mqtt_3_1_2_9_a_will_flag_without_the_will_closes() {
+    for bytes in [
+        &b"\x10\x0e\x00\x04MQTT\x05\x06\x00\x00\x00\x00\x01c"[..],
+        &b"\x10\x0d\x00\x04MQTT\x04\x06\x00\x00\x00\x01c"[..],
+    ] {
+        let mut net = Net::new();
+        net.open(1, V5);
+        net.send_raw(1, bytes);
+        assert_eq!(net.raw(1), b"", "{bytes:02x?}");
+        assert!(net.conns[&1].is_closed(), "{bytes:02x?}");
+        assert_eq!(net.state.session_count(), 0);
+    }
+}
+
+/// [MQTT-3.3.2-14] a Response Topic with a wildcard is refused as a Protocol Error
+/// (0x82), like a wildcard in a Topic Name; a well-formed one is forwarded.
+#[test]
+fn mqtt_3_3_2_14_a_response_topic_with_a_wildcard_is_a_protocol_error() {
+    let mut net = Net::new();
+    net.connect(1, connect(V5, "c"));
+    // Written by hand: our own encoder refuses it.
+    net.send_raw(1, b"\x30\x0f\x00\x01t\x0a\x08\x00\x07reply/+x");
+    assert_eq!(
+        net.recv(1),
+        [Packet::Disconnect(Reason::new(ReasonCode::ProtocolError))]
+    );
+    assert!(net.conns[&1].is_closed());
+    net.connect(2, connect(V5, "s"));
+    net.subscribe(2, 1, &[("t", QoS::AtMostOnce)]);
+    net.connect(3, connect(V5, "c"));
+    net.send_raw(3, b"\x30\x0f\x00\x01t\x0a\x08\x00\x07reply/1x");
+    let got = net.recv(2);
+    let got = publishes(&got);
+    assert_eq!(got[0].properties.response_topic.as_deref(), Some(&b"reply/1"[..]));
+}
+
+/// [MQTT-4.7.3-4] no normalization: a filter with a precomposed "ü" does not match a
+/// topic with "u" and a combining diaeresis, and each matches itself.
+#[test]
+fn mqtt_4_7_3_4_matching_does_not_normalize() {
+    let mut net = Net::new();
+    net.connect(1, connect(V5, "s"));
+    net.subscribe(1, 1, &[("a/\u{fc}", QoS::AtMostOnce)]);
+    net.connect(2, connect(V311, "p"));
+    net.send(
+        2,
+        Packet::Publish(publish("a/u\u{308}", "decomposed", QoS::AtMostOnce, 0)),
+    );
+    net.send(
+        2,
+        Packet::Publish(publish("a/\u{fc}", "precomposed", QoS::AtMostOnce, 0)),
+    );
+    let got = net.recv(1);
+    let got: Vec<&[u8]> = publishes(&got).iter().map(|p| &p.payload[..]).collect();
+    assert_eq!(got, [&b"precomposed"[..]]);
+}
+
+/// [MQTT-3.3.4-5] a shared and a non-shared subscription of one client matching the same
+/// message: two copies, each with its own subscription's identifier.
+#[test]
+fn mqtt_3_3_4_5_separate_copies_carry_their_own_identifier() {
+    let mut net = Net::new();
+    net.connect(1, connect(V5, "s"));
+    for (id, filter) in [(1, "$share/g/t"), (2, "t")] {
+        let mut s = Subscribe {
+            packet_id: id as u16,
+            properties: Properties::default(),
+            subscriptions: vec![Subscription {
+                filter: Bytes::from_static(filter.as_bytes()),
+                options: SubscriptionOptions::qos(QoS::AtMostOnce),
+            }],
+        };
+        s.properties.subscription_identifiers = vec![id];
+        net.send(1, Packet::Subscribe(s));
+        net.recv(1);
+    }
+    net.connect(2, connect(V5, "p"));
+    net.send(2, Packet::Publish(publish("t", "m", QoS::AtMostOnce, 0)));
+    let got = net.recv(1);
+    let mut ids: Vec<Vec<u32>> = publishes(&got)
+        .iter()
+        .map(|p| p.properties.subscription_identifiers.clone())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [vec![1], vec![2]]);
+}
+
+/// Shared subscriptions: [MQTT-4.8.2-6] a member refusing a message (PUBACK 0x80) does
+/// not get it re-sent to another member; [MQTT-4.8.2-5] nor does a member whose session
+/// ended before acknowledging it.
+#[test]
+fn mqtt_4_8_2_5_and_4_8_2_6_a_refused_or_orphaned_shared_message_goes_to_no_other_member() {
+    for refuse in [true, false] {
+        let mut net = Net::new();
+        net.connect(1, connect(V5, "m1"));
+        net.connect(2, connect(V5, "m2"));
+        for id in [1, 2] {
+            net.subscribe(id, 1, &[("$share/g/job", QoS::AtLeastOnce)]);
+        }
+        net.connect(3, connect(V5, "p"));
+        net.send(3, Packet::Publish(publish("job", "once", QoS::AtLeastOnce, 1)));
+        let (one, two) = (publishes(&net.recv(1)).len(), publishes(&net.recv(2)).len());
+        assert_eq!(one + two, 1, "one member gets it");
+        let (first, other) = if one == 1 { (1, 2) } else { (2, 1) };
+        if refuse {
+            let mut no = Ack::success(1);
+            no.code = ReasonCode::UnspecifiedError;
+            net.send(first, Packet::PubAck(no));
+        } else {
+            net.conns.get_mut(&first).expect("a connection").handle_eof(net.t0);
+            net.pump();
+        }
+        assert!(net.recv(other).is_empty(), "refuse {refuse}");
+    }
+}
