@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{BrokerState, Connection, ConnectionConfig};
+use super::{Access, Acl, BrokerState, Connection, ConnectionConfig, Rules};
 use crate::chassis::{SegmentedBuffer, Session};
 use crate::mqtt::{
     Ack, Codec, ConnAck, Connect, Packet, Properties, ProtocolVersion, Publish, QoS, Reason, ReasonCode, SubAck,
@@ -802,4 +802,36 @@ fn mqtt_4_8_2_5_and_4_8_2_6_a_refused_or_orphaned_shared_message_goes_to_no_othe
         }
         assert!(net.recv(other).is_empty(), "refuse {refuse}");
     }
+}
+
+/// [MQTT-4.3.3-9] after a PUBREC of 0x80 or more (here 0x87, the ACL refusing the
+/// topic), a PUBLISH with the same Packet Identifier is a new message: acknowledged
+/// with PUBREC 0x00 and, after PUBREL, delivered.
+#[test]
+fn mqtt_4_3_3_9_after_a_refusing_pubrec_the_identifier_is_new() {
+    let mut net = Net::new();
+    net.state = BrokerState::with_access(Access {
+        acl: Some(Acl {
+            all: Rules {
+                publish: vec!["open/#".into()],
+                subscribe: vec!["#".into()],
+            },
+            ..Acl::default()
+        }),
+        ..Access::default()
+    });
+    net.connect(1, connect(V5, "s"));
+    net.subscribe(1, 1, &[("#", QoS::AtMostOnce)]);
+    net.connect(2, connect(V5, "p"));
+    net.send(2, Packet::Publish(publish("closed", "no", QoS::ExactlyOnce, 5)));
+    let mut refused = Ack::success(5);
+    refused.code = ReasonCode::NotAuthorized;
+    assert_eq!(net.recv(2), [Packet::PubRec(refused)]);
+    net.send(2, Packet::Publish(publish("open/t", "yes", QoS::ExactlyOnce, 5)));
+    assert_eq!(net.recv(2), [Packet::PubRec(Ack::success(5))]);
+    net.send(2, Packet::PubRel(Ack::success(5)));
+    assert_eq!(net.recv(2), [Packet::PubComp(Ack::success(5))]);
+    let got = net.recv(1);
+    let got: Vec<&[u8]> = publishes(&got).iter().map(|p| &p.payload[..]).collect();
+    assert_eq!(got, [&b"yes"[..]]);
 }
