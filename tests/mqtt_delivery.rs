@@ -362,8 +362,9 @@ fn paho_python() -> &'static str {
 }
 
 fn paho_resumes_a_session_with_qos_1_and_2_in_order(kind: DriverKind) {
-    // paho-mqtt, 5.0 (Session Expiry 300) and 3.1.1 (Clean Session 0): [MQTT-3.2.2-2]
-    // session present on resumption; [MQTT-3.1.2-5]/[MQTT-3.1.2-23] the messages
+    // paho-mqtt, 5.0 (Session Expiry 300) and 3.1.1 (Clean Session 0): session present
+    // on resumption ([MQTT-3.2.2-3]; 3.1.1: [MQTT-3.2.2-2]); [MQTT-3.1.2-5] (3.1.1) /
+    // [MQTT-3.1.2-23] (5.0) the messages
     // published while it was away all arrive, once each (QoS 2 exactly once), and in
     // the order published for each QoS [MQTT-4.6.0-6] (paho hands a QoS 2 message to
     // the application at PUBREL, so the two QoS interleave differently).
@@ -557,7 +558,8 @@ fn publish_fields(p: &RawPacket) -> (u8, u16, Vec<u8>) {
 }
 
 fn unacknowledged_messages_are_resent_with_dup_on_resumption(kind: DriverKind) {
-    // [MQTT-4.4.0-1]: on resumption (session present [MQTT-3.2.2-2]) the unacknowledged
+    // [MQTT-4.4.0-1]: on resumption (session present: [MQTT-3.2.2-3], 3.1.1's
+    // [MQTT-3.2.2-2]) the unacknowledged
     // PUBLISH is resent with its original identifier and DUP 1 [MQTT-3.3.1-1], the
     // PUBREL of a message the client received is resent, then what queued meanwhile.
     let broker = OurBroker::start(kind);

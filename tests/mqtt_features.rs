@@ -112,12 +112,13 @@ fn paho(addr: SocketAddr, scenario: &str, extra: &[&str]) -> Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("paho {scenario} printed {stdout:?}: {e}"))
 }
 
-/// [MQTT-3.2.2-17] Topic Alias Maximum announced in CONNACK; [MQTT-3.3.2-12] aliases
+/// Topic Alias Maximum announced in CONNACK (3.2.2.3.8); [MQTT-3.3.2-12] aliases
 /// 1..=max accepted from paho (set, use, replace). Towards paho (maximum 2):
 /// [MQTT-3.1.2-26, MQTT-3.3.2-11] never above 2, and the mapping paho would build from
 /// what it receives gives back every topic. With `mosquitto_pub` (paho 1.6 does not
-/// read a DISCONNECT reason without properties): an alias above the maximum ->
-/// DISCONNECT 0x94, an unknown alias with an empty topic -> 0x82 (3.3.2.3.4).
+/// read a DISCONNECT reason without properties): an alias above the maximum (which
+/// [MQTT-3.2.2-17] forbids the client) -> DISCONNECT 0x94, an unknown alias with an
+/// empty topic -> 0x82 (3.3.2.3.4).
 fn topic_aliases_both_ways(kind: DriverKind) {
     let broker = OurBroker::start(kind, Access::default());
     let port = broker.addr.port().to_string();
@@ -501,8 +502,8 @@ fn passwd(password: &str) -> String {
 }
 
 /// Users: [MQTT-3.1.4-2] a wrong password refused, CONNACK 0x86 (5.0) / 4 (3.1.1),
-/// then closed [MQTT-3.2.2-7]. ACL: a forbidden subscription gets SUBACK 0x87 (5.0) /
-/// 0x80 (3.1.1); a forbidden QoS 1 publish gets PUBACK 0x87 in 5.0 and is dropped
+/// then closed [MQTT-3.2.2-7] (3.1.1: [MQTT-3.2.2-5]). ACL: a forbidden subscription
+/// gets SUBACK 0x87 (5.0) / 0x80 (3.1.1); a forbidden QoS 1 publish gets PUBACK 0x87 in 5.0 and is dropped
 /// (acknowledged as usual) in 3.1.1; allowed traffic flows; `%c` patterns apply.
 fn config_file_users_and_acl_with_mosquitto_clients(kind: DriverKind) {
     let dir = support::TempDir::new("mqtt-config");

@@ -52,6 +52,9 @@ pub enum Violation {
     /// A `PUBLISH` (or will) Topic Name with `+` or `#` [MQTT-3.3.2-2].
     #[error("wildcard in a topic name")]
     WildcardInTopicName,
+    /// A Response Topic with `+` or `#` [MQTT-3.3.2-14].
+    #[error("wildcard in a response topic")]
+    WildcardInResponseTopic,
     /// An empty Topic Name (allowed only in 5.0, with a Topic Alias).
     #[error("empty topic name")]
     EmptyTopicName,

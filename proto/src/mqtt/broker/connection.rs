@@ -471,6 +471,18 @@ impl Connection {
                         crate::mqtt::CodecError::Decode(d) => d.reason_code(),
                         crate::mqtt::CodecError::Encode(_) => ReasonCode::ProtocolError,
                     };
+                    if self.phase == Phase::AwaitingConnect && code == ReasonCode::UnsupportedProtocolVersion {
+                        // A protocol level we do not speak: 3.1.1 requires CONNACK 1, then
+                        // the close ([MQTT-3.1.2-2] of 3.1.1; 5.0 allows 0x84). The client's
+                        // version is unknown: the answer is in 3.1.1's form, as mosquitto's.
+                        self.codec.encoder.set_version(ProtocolVersion::V3_1_1);
+                        let ack = ConnAck {
+                            session_present: false,
+                            code,
+                            properties: Default::default(),
+                        };
+                        let _ = self.codec.encode(&Packet::ConnAck(ack), &mut self.output);
+                    }
                     self.send_disconnect(code);
                     self.close(true);
                 }

@@ -43,6 +43,8 @@ mod will;
 #[cfg(test)]
 mod cluster_tests;
 #[cfg(test)]
+mod conformance_tests;
+#[cfg(test)]
 mod delivery_tests;
 #[cfg(test)]
 mod feature_tests;

@@ -958,6 +958,16 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         let mut codes = Vec::with_capacity(subscribe.subscriptions.len());
         let mut retained_for = Vec::new();
         for sub in &subscribe.subscriptions {
+            // A filter breaking 4.7.1 / 4.7.3 / 4.8.2 is refused for itself alone
+            // [MQTT-4.7.1-1, MQTT-4.7.1-2, MQTT-4.7.3-1, MQTT-4.8.2-1, MQTT-4.8.2-2].
+            if !crate::mqtt::valid_topic_filter(&sub.filter) {
+                codes.push(if v5 {
+                    ReasonCode::TopicFilterInvalid
+                } else {
+                    ReasonCode::UnspecifiedError
+                });
+                continue;
+            }
             let shared = shared::split(&sub.filter);
             let inner = shared.map_or(&sub.filter[..], |(_, f)| f);
             if acl.as_ref().is_some_and(|acl| !acl.may_subscribe(inner)) {

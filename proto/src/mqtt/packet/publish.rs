@@ -73,6 +73,10 @@ impl Publish {
         if memchr::memchr2(b'+', b'#', &self.topic).is_some() {
             return Err(Violation::WildcardInTopicName);
         }
+        let response_topic = self.properties.response_topic.as_deref().unwrap_or_default();
+        if memchr::memchr2(b'+', b'#', response_topic).is_some() {
+            return Err(Violation::WildcardInResponseTopic);
+        }
         if self.topic.is_empty() && self.properties.topic_alias.is_none() {
             return Err(Violation::EmptyTopicName);
         }
