@@ -15,7 +15,7 @@ mod error;
 mod options;
 mod socket;
 
-pub use endpoint::EndpointError;
+pub use endpoint::{Endpoint, EndpointError};
 pub use error::ZmqError;
 pub use monocoque_proto::zmtp::SocketType;
 pub use options::{Authenticator, Options, SecurityError};

@@ -1,7 +1,6 @@
 //! [`Socket`]: one ZeroMQ socket, its peers' connections on one driver.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -10,7 +9,8 @@ use monocoque_proto::zmtp::socket::{SocketError, SocketLogic, SocketOptions};
 use monocoque_proto::zmtp::{Connection, ConnectionConfig, Event, HandshakeConfig, SocketType, ZmtpError};
 use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session};
 
-use super::{endpoint, Options, ZmqError};
+use super::endpoint::{self, Endpoint};
+use super::{Options, ZmqError};
 use crate::driver::AnyDriver;
 use crate::link::OneServer;
 
@@ -46,11 +46,11 @@ struct Peer {
 /// after a connection is refused, fails its handshake or is lost.
 #[derive(Debug)]
 struct Dial {
-    addr: SocketAddr,
+    endpoint: Endpoint,
     supervisor: Supervisor<OneServer, ()>,
 }
 
-/// A ZeroMQ socket of any of RFC 23's types over `tcp://`, bound and connected to any
+/// A ZeroMQ socket of any of RFC 23's types over `tcp://` and `ipc://`, bound and connected to any
 /// number of endpoints, interoperating with libzmq. Blocking, and single-threaded:
 /// create it on the thread that uses it (the io_uring driver's ring has one issuer).
 ///
@@ -165,36 +165,42 @@ impl Socket {
         self.by_conn.len()
     }
 
-    /// Accepts peers on `endpoint` (`tcp://127.0.0.1:0` picks a free port); returns the
-    /// address bound, as libzmq's `ZMQ_LAST_ENDPOINT` tells.
-    pub fn bind(&mut self, endpoint: &str) -> Result<SocketAddr, ZmqError> {
-        let addr = endpoint::parse(endpoint)?;
+    /// Accepts peers on `endpoint`: `tcp://HOST:PORT` (`tcp://127.0.0.1:0` picks a
+    /// free port), or `ipc://PATH`, a Unix socket (a stale socket file at `PATH` is
+    /// removed first, and the file is removed when the socket closes, as libzmq does).
+    /// Returns the endpoint bound, as libzmq's `ZMQ_LAST_ENDPOINT` tells.
+    pub fn bind(&mut self, endpoint: &str) -> Result<Endpoint, ZmqError> {
+        let target = endpoint::parse(endpoint)?;
         let io = |source| ZmqError::Io {
             what: "bind",
             endpoint: endpoint.to_owned(),
             source,
         };
         let config = self.config.clone();
-        let listener = self
-            .driver
-            .listen(
-                addr,
-                Box::new(move |_, _, now| {
-                    // Checked in `with_options`: this configuration is valid.
-                    Connection::new(config.clone(), now).expect("a configuration validated when the socket was made")
-                }),
-            )
-            .map_err(io)?;
+        let factory: monocoque_proto::SessionFactory<Connection> = Box::new(move |_, _, now| {
+            // Checked in `with_options`: this configuration is valid.
+            Connection::new(config.clone(), now).expect("a configuration validated when the socket was made")
+        });
+        let listener = match &target {
+            Endpoint::Tcp(addr) => self.driver.listen(*addr, factory),
+            Endpoint::Ipc(path) => self.driver.listen_unix(path, factory),
+        }
+        .map_err(io)?;
         self.listeners.push(listener);
-        self.driver.listener_addr(listener).map_err(io)
+        match target {
+            Endpoint::Tcp(_) => self.driver.listener_addr(listener).map(Endpoint::Tcp).map_err(io),
+            ipc @ Endpoint::Ipc(_) => Ok(ipc),
+        }
     }
 
     /// Connects to `endpoint` now, and again whenever the connection is refused, fails
     /// its handshake or is lost: after [`Options::reconnect_interval`] (with jitter),
     /// doubling up to [`Options::reconnect_interval_max`] while attempts fail, as libzmq
-    /// does. DEALER and PUSH queue messages for it at once, as libzmq does.
+    /// does. `endpoint` is `tcp://HOST:PORT` or `ipc://PATH` (a path with no socket yet
+    /// is redialed like a refused TCP connect). DEALER and PUSH queue messages for it
+    /// at once, as libzmq does.
     pub fn connect(&mut self, endpoint: &str) -> Result<(), ZmqError> {
-        let addr = endpoint::parse(endpoint)?;
+        let target = endpoint::parse(endpoint)?;
         let key = self.next_key;
         if !self.logic.add_peer(key) {
             return Err(ZmqError::Socket(SocketError::PeerLimit(self.socket_type())));
@@ -211,7 +217,10 @@ impl Socket {
             key,
             Peer {
                 conn: None,
-                dial: Some(Dial { addr, supervisor }),
+                dial: Some(Dial {
+                    endpoint: target,
+                    supervisor,
+                }),
             },
         );
         if let Err(source) = self.dial(key) {
@@ -234,7 +243,10 @@ impl Socket {
         let Some(dial) = &peer.dial else { return Ok(()) };
         let session = Connection::new(self.config.clone(), Instant::now())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let conn = self.driver.connect(dial.addr, session)?;
+        let conn = match &dial.endpoint {
+            Endpoint::Tcp(addr) => self.driver.connect(*addr, session)?,
+            Endpoint::Ipc(path) => self.driver.connect_unix(path, session)?,
+        };
         peer.conn = Some(conn);
         self.by_conn.insert(conn, key);
         Ok(())
