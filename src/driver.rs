@@ -20,6 +20,7 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Instant;
 
@@ -171,6 +172,28 @@ macro_rules! dispatch {
             AnyDriver::Mio($d) => $body,
         }
     };
+}
+
+/// Unix stream sockets, on whichever driver this is: see
+/// [`UringDriver::connect_unix`] and [`MioDriver::connect_unix`].
+impl<S: Session> AnyDriver<S> {
+    /// Starts connecting to the Unix socket at `path` (a refused connect, or no socket
+    /// there, is reported later as [`Activity::Closed`]).
+    pub fn connect_unix(&mut self, path: &Path, session: S) -> io::Result<ConnId> {
+        dispatch!(self, d => d.connect_unix(path, session))
+    }
+
+    /// Listens on the Unix socket `path`: a stale socket file there is removed first,
+    /// and the file is removed when the listener closes. Accepted peers are reported
+    /// with the address [`UNIX_PEER`](monocoque_proto::chassis::UNIX_PEER).
+    pub fn listen_unix(&mut self, path: &Path, factory: SessionFactory<S>) -> io::Result<ListenerId> {
+        dispatch!(self, d => d.listen_unix(path, factory))
+    }
+
+    /// The path a Unix-socket listener is bound to (`None` for a TCP listener).
+    pub fn listener_path(&self, listener: ListenerId) -> Option<&Path> {
+        dispatch!(self, d => d.listener_path(listener))
+    }
 }
 
 impl<S: Session> Driver<S> for AnyDriver<S> {

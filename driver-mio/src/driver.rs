@@ -3,12 +3,14 @@
 use std::collections::HashMap;
 use std::io::{self, IoSlice};
 use std::net::{SocketAddr, TcpStream as StdTcpStream};
+use std::os::fd::OwnedFd;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mio::event::Event;
-use mio::net::{TcpListener, TcpStream};
+use mio::net::{TcpListener, TcpStream, UnixListener};
 use mio::{Events, Interest, Poll, Registry, Token};
-use monocoque_proto::chassis::SocketOptions;
+use monocoque_proto::chassis::{SocketOptions, UNIX_PEER};
 use monocoque_proto::{
     Activity, ConnId, CoreId, Driver, IoArena, ListenerId, Session, SessionFactory, WakeLatch, WakeSignal, Waker,
 };
@@ -16,7 +18,7 @@ use socket2::SockRef;
 
 use crate::pool::{PoolStats, RecvPool};
 use crate::slab::{Key, Slab};
-use crate::sys;
+use crate::sys::{self, BoundPath};
 use crate::timers::{TimerEntry, TimerHeap};
 use crate::{MioConfig, MioError};
 
@@ -61,6 +63,7 @@ enum Phase {
 /// One connection: its session and what the driver knows about its socket.
 struct Conn<S> {
     session: S,
+    /// The socket (a Unix one too: see [`sys::unix_in_tcp_stream`]).
     stream: Option<TcpStream>,
     phase: Phase,
     /// The socket may hold unread bytes: set by a readable edge, cleared by `WouldBlock`.
@@ -86,9 +89,43 @@ struct Conn<S> {
     pending_error: Option<io::Error>,
 }
 
+/// A listening socket: TCP, or a Unix socket with the file it is bound to (removed
+/// when the listener goes).
+enum ListenSocket {
+    Tcp(TcpListener),
+    Unix(UnixListener, BoundPath),
+}
+
+impl ListenSocket {
+    /// Accepts one connection: its stream and the peer's address ([`UNIX_PEER`] for a
+    /// Unix socket).
+    fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        match self {
+            ListenSocket::Tcp(l) => {
+                let (stream, peer) = l.accept()?;
+                // Best effort: a peer that already reset can make this fail, and its
+                // first read reports that.
+                let _ = sys::prepare_stream(SockRef::from(&stream));
+                Ok((stream, peer))
+            }
+            ListenSocket::Unix(l, _) => {
+                let (stream, _) = l.accept()?;
+                Ok((sys::unix_in_tcp_stream(OwnedFd::from(stream)), UNIX_PEER))
+            }
+        }
+    }
+
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            ListenSocket::Tcp(l) => l,
+            ListenSocket::Unix(l, _) => l,
+        }
+    }
+}
+
 /// A listening socket and the factory of its sessions.
 struct Listener<S> {
-    socket: TcpListener,
+    socket: ListenSocket,
     factory: SessionFactory<S>,
     /// `accept` failed for lack of resources: retry later.
     backlogged: bool,
@@ -267,7 +304,9 @@ fn connect_result(stream: &TcpStream, event: &Event) -> io::Result<bool> {
     if let Some(err) = stream.take_error()? {
         return Err(err);
     }
-    match stream.peer_addr() {
+    // Through socket2, which reads a Unix socket's address too (std's `peer_addr`
+    // knows only the IP families).
+    match SockRef::from(stream).peer_addr() {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotConnected => {
             if event.is_error() || event.is_write_closed() {
@@ -716,9 +755,6 @@ impl<S: Session> MioDriver<S> {
                     return;
                 }
             };
-            // Best effort: a peer that already reset can make this fail, and its first
-            // read reports that.
-            let _ = sys::prepare_stream(SockRef::from(&stream));
             let lid = ListenerId::new(self.config.core, id);
             let session = (listener.factory)(lid, peer, now);
             // A registration failure (no memory) drops just this connection.
@@ -785,31 +821,22 @@ impl<S: Session> Driver<S> for MioDriver<S> {
     }
 
     fn listen(&mut self, addr: SocketAddr, factory: SessionFactory<S>) -> io::Result<ListenerId> {
-        let mut socket = sys::listen(addr, self.config.listen_backlog, self.config.reuse_port)?;
-        let mut id = self.next_listener;
-        while self.listeners.contains_key(&id) {
-            id = id.wrapping_add(1);
-        }
-        self.registry()
-            .register(&mut socket, listener_token(id), Interest::READABLE)?;
-        self.next_listener = id.wrapping_add(1);
-        self.listeners.insert(
-            id,
-            Listener {
-                socket,
-                factory,
-                backlogged: false,
-            },
-        );
-        Ok(ListenerId::new(self.config.core, id))
+        let socket = sys::listen(addr, self.config.listen_backlog, self.config.reuse_port)?;
+        self.add_listener(ListenSocket::Tcp(socket), factory)
     }
 
     fn listener_addr(&self, listener: ListenerId) -> io::Result<SocketAddr> {
-        self.listeners
+        let listener = self
+            .listeners
             .get(&self.listener_key(listener)?)
-            .ok_or(MioError::UnknownListener(listener.local()))?
-            .socket
-            .local_addr()
+            .ok_or(MioError::UnknownListener(listener.local()))?;
+        match &listener.socket {
+            ListenSocket::Tcp(socket) => socket.local_addr(),
+            ListenSocket::Unix(..) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a Unix-socket listener has no IP address (see listener_path)",
+            )),
+        }
     }
 
     fn close_listener(&mut self, listener: ListenerId) -> io::Result<()> {
@@ -817,7 +844,8 @@ impl<S: Session> Driver<S> for MioDriver<S> {
             .listeners
             .remove(&self.listener_key(listener)?)
             .ok_or(MioError::UnknownListener(listener.local()))?;
-        self.registry().deregister(&mut entry.socket)
+        // Dropping the entry closes the socket (and removes a Unix socket's file).
+        self.registry().deregister(entry.socket.source())
     }
 
     fn core(&self) -> CoreId {
@@ -897,5 +925,57 @@ impl<S: Session> Driver<S> for MioDriver<S> {
             reported_turn: 0,
         });
         Ok(waker)
+    }
+}
+
+/// Unix stream sockets (`ipc://` in ZeroMQ): the same connections and listeners as TCP's,
+/// on a path instead of an address. Sessions and activities are those of TCP; an
+/// accepted peer is reported as [`UNIX_PEER`].
+impl<S: Session> MioDriver<S> {
+    /// Starts connecting to the Unix socket at `path`, as [`Driver::connect`] does to a
+    /// TCP address (a refused connect, or no socket at `path`, is reported in the next
+    /// turn as [`Activity::Closed`]; a path too long for a socket address fails here).
+    pub fn connect_unix(&mut self, path: &Path, session: S) -> io::Result<ConnId> {
+        let (stream, failure) = sys::start_connect_unix(path)?;
+        self.insert(stream, session, Phase::Connecting, false, failure)
+            .map(|key| key.id(self.config.core))
+    }
+
+    /// Listens on the Unix socket `path`, as [`Driver::listen`] does on a TCP address:
+    /// a stale socket file there (nobody listening) is removed first, as libzmq does,
+    /// and the file is removed when the listener closes ([`Driver::close_listener`], or
+    /// the driver dropped).
+    pub fn listen_unix(&mut self, path: &Path, factory: SessionFactory<S>) -> io::Result<ListenerId> {
+        let (socket, bound) = sys::listen_unix(path, self.config.listen_backlog)?;
+        self.add_listener(ListenSocket::Unix(socket, bound), factory)
+    }
+
+    /// The path a Unix-socket listener is bound to (`None` for a TCP listener, or one
+    /// that is closed or unknown).
+    pub fn listener_path(&self, listener: ListenerId) -> Option<&Path> {
+        match &self.listeners.get(&self.listener_key(listener).ok()?)?.socket {
+            ListenSocket::Unix(_, bound) => Some(bound.path()),
+            ListenSocket::Tcp(_) => None,
+        }
+    }
+
+    /// Registers a listening socket under a free id.
+    fn add_listener(&mut self, mut socket: ListenSocket, factory: SessionFactory<S>) -> io::Result<ListenerId> {
+        let mut id = self.next_listener;
+        while self.listeners.contains_key(&id) {
+            id = id.wrapping_add(1);
+        }
+        self.registry()
+            .register(socket.source(), listener_token(id), Interest::READABLE)?;
+        self.next_listener = id.wrapping_add(1);
+        self.listeners.insert(
+            id,
+            Listener {
+                socket,
+                factory,
+                backlogged: false,
+            },
+        );
+        Ok(ListenerId::new(self.config.core, id))
     }
 }

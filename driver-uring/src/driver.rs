@@ -8,15 +8,16 @@ use std::io;
 use std::marker::PhantomData;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use monocoque_proto::chassis::SocketOptions;
+use monocoque_proto::chassis::{SocketOptions, UNIX_PEER};
 use monocoque_proto::{Activity, ConnId, CoreId, Driver, ListenerId, Session, SessionFactory, WakeLatch, Waker};
 
 use crate::ops::InFlight;
 use crate::ring::{Cqe, FeatureLine, Ring, RingFeatures, UringStats, Wait};
-use crate::sys::{self, RawAddr};
+use crate::sys::{self, BoundPath, RawAddr};
 use crate::timers::{TimerEntry, TimerHeap};
 use crate::wake::EventFd;
 use crate::{UringConfig, UringError};
@@ -119,7 +120,9 @@ impl Stash {
 struct Conn<S> {
     /// `None` once `remove` took it while operations were still in flight.
     session: Option<S>,
-    /// `None` once closed.
+    /// `None` once closed. A Unix stream socket travels in a `TcpStream` too: the
+    /// driver only takes its descriptor for ring operations and closes it by dropping
+    /// it, the same for either family.
     stream: Option<TcpStream>,
     phase: Phase,
     recv: Recv,
@@ -180,8 +183,14 @@ struct Slot<S> {
 }
 
 struct ListenerState<S> {
+    /// The listening socket (a Unix one too: see [`sys::unix_listener`]).
     sock: TcpListener,
+    /// The TCP address bound ([`UNIX_PEER`] for a Unix listener).
     addr: SocketAddr,
+    /// A Unix listener's socket file, removed when the listener closes.
+    path: Option<BoundPath>,
+    /// A Unix listener (its path may already be removed while it closes).
+    unix: bool,
     factory: SessionFactory<S>,
     /// A multishot accept is in flight.
     armed: bool,
@@ -1029,9 +1038,14 @@ impl<S: Session> UringDriver<S> {
         if closing {
             return;
         }
-        // A peer that already reset has no address: drop it.
-        let Ok(peer) = stream.peer_addr() else { return };
-        let _ = sys::prepare_stream(&stream);
+        let peer = if l.unix {
+            UNIX_PEER
+        } else {
+            // A peer that already reset has no address: drop it.
+            let Ok(peer) = stream.peer_addr() else { return };
+            let _ = sys::prepare_stream(&stream);
+            peer
+        };
         let session = (l.factory)(lid, peer, now);
         let index = self.insert_conn(Conn::new(stream, session, Phase::Open));
         out.push(Activity::Accepted {
@@ -1069,22 +1083,7 @@ impl<S: Session> Driver<S> for UringDriver<S> {
         }
         let stream = TcpStream::from(fd);
         sys::prepare_stream(&stream)?;
-        let fd = stream.as_raw_fd();
-        let index = self.insert_conn(Conn::new(stream, session, Phase::Connecting));
-        let gen = self.slots[index as usize].gen;
-        match self.ring.connect(fd, raw, user_data(KIND_CONNECT, index, gen)) {
-            Ok(op) => {
-                if let Some(conn) = self.conn_mut(index) {
-                    conn.connect = Some(Box::new(op));
-                }
-                Ok(self.conn_id(index, gen))
-            }
-            Err(e) => {
-                self.live -= 1;
-                self.free_slot(index);
-                Err(e)
-            }
-        }
+        self.start_connect(stream, raw, session)
     }
 
     fn adopt(&mut self, stream: TcpStream, session: S) -> io::Result<ConnId> {
@@ -1097,32 +1096,16 @@ impl<S: Session> Driver<S> for UringDriver<S> {
     fn listen(&mut self, addr: SocketAddr, factory: SessionFactory<S>) -> io::Result<ListenerId> {
         let sock = sys::listener(&addr, self.config.listen_backlog, self.config.reuse_port)?;
         let addr = sock.local_addr()?;
-        let state = ListenerState {
+        self.add_listener(ListenerState {
             sock,
             addr,
+            path: None,
+            unix: false,
             factory,
             armed: false,
             closing: false,
             retry_at: None,
-        };
-        let index = match self.free_listeners.pop() {
-            Some(index) => {
-                self.listeners[index as usize].state = Some(state);
-                index
-            }
-            None => {
-                let index = u16::try_from(self.listeners.len())
-                    .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "too many listeners in one driver"))?;
-                self.listeners.push(ListenerSlot {
-                    gen: 0,
-                    state: Some(state),
-                });
-                index
-            }
-        };
-        let gen = self.listeners[index as usize].gen;
-        self.rearm_listeners(Instant::now())?;
-        Ok(ListenerId::new(self.config.core, listener_local(index as u32, gen)))
+        })
     }
 
     fn listener_addr(&self, listener: ListenerId) -> io::Result<SocketAddr> {
@@ -1133,8 +1116,14 @@ impl<S: Session> Driver<S> for UringDriver<S> {
             .filter(|s| s.gen == gen)
             .and_then(|s| s.state.as_ref())
             .filter(|l| !l.closing)
-            .map(|l| l.addr)
             .ok_or_else(not_found)
+            .and_then(|l| match l.unix {
+                false => Ok(l.addr),
+                true => Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "a Unix-socket listener has no IP address (see listener_path)",
+                )),
+            })
     }
 
     fn close_listener(&mut self, listener: ListenerId) -> io::Result<()> {
@@ -1147,6 +1136,9 @@ impl<S: Session> Driver<S> for UringDriver<S> {
             .ok_or_else(not_found)?;
         let l = slot.state.as_mut().filter(|l| !l.closing).ok_or_else(not_found)?;
         l.closing = true;
+        // The socket file goes now, as libzmq removes it on close: a new listener may
+        // bind the path before the accept's final completion closes this socket.
+        l.path = None;
         if l.armed {
             // The socket closes when the accept's final completion arrives.
             let target = user_data(KIND_ACCEPT, index, gen as u32);
@@ -1243,6 +1235,94 @@ impl<S: Session> Driver<S> for UringDriver<S> {
         // Armed now, so a wake sent before the next turn is already waiting for it.
         self.rearm_wake()?;
         Ok(waker)
+    }
+}
+
+/// Unix stream sockets (`ipc://` in ZeroMQ): the same connections and listeners as TCP's,
+/// on a path instead of an address. Sessions and activities are those of TCP; an
+/// accepted peer is reported as [`UNIX_PEER`].
+impl<S: Session> UringDriver<S> {
+    /// Starts connecting to the Unix socket at `path`, as [`Driver::connect`] does to a
+    /// TCP address (a refused connect, or no socket at `path`, is reported later as
+    /// [`Activity::Closed`]; a path too long for a socket address fails here).
+    pub fn connect_unix(&mut self, path: &Path, session: S) -> io::Result<ConnId> {
+        let raw = RawAddr::unix(path)?;
+        let fd = sys::tcp_socket(libc::AF_UNIX)?;
+        self.start_connect(TcpStream::from(fd), raw, session)
+    }
+
+    /// Listens on the Unix socket `path`, as [`Driver::listen`] does on a TCP address:
+    /// a stale socket file there (nobody listening) is removed first, as libzmq does,
+    /// and the file is removed when the listener closes ([`Driver::close_listener`], or
+    /// the driver dropped).
+    pub fn listen_unix(&mut self, path: &Path, factory: SessionFactory<S>) -> io::Result<ListenerId> {
+        let (sock, bound) = sys::unix_listener(path, self.config.listen_backlog)?;
+        self.add_listener(ListenerState {
+            sock,
+            addr: UNIX_PEER,
+            path: Some(bound),
+            unix: true,
+            factory,
+            armed: false,
+            closing: false,
+            retry_at: None,
+        })
+    }
+
+    /// The path a Unix-socket listener is bound to (`None` for a TCP listener, or one
+    /// that is closed or unknown).
+    pub fn listener_path(&self, listener: ListenerId) -> Option<&Path> {
+        let (index, gen) = self.listener_slot(listener)?;
+        self.listeners
+            .get(index as usize)
+            .filter(|s| s.gen == gen)?
+            .state
+            .as_ref()?
+            .path
+            .as_ref()
+            .map(BoundPath::path)
+    }
+
+    /// Stores a connection whose socket is made and submits its `Connect`.
+    fn start_connect(&mut self, stream: TcpStream, raw: RawAddr, session: S) -> io::Result<ConnId> {
+        let fd = stream.as_raw_fd();
+        let index = self.insert_conn(Conn::new(stream, session, Phase::Connecting));
+        let gen = self.slots[index as usize].gen;
+        match self.ring.connect(fd, raw, user_data(KIND_CONNECT, index, gen)) {
+            Ok(op) => {
+                if let Some(conn) = self.conn_mut(index) {
+                    conn.connect = Some(Box::new(op));
+                }
+                Ok(self.conn_id(index, gen))
+            }
+            Err(e) => {
+                self.live -= 1;
+                self.free_slot(index);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores a listener in a free slot and arms its accept.
+    fn add_listener(&mut self, state: ListenerState<S>) -> io::Result<ListenerId> {
+        let index = match self.free_listeners.pop() {
+            Some(index) => {
+                self.listeners[index as usize].state = Some(state);
+                index
+            }
+            None => {
+                let index = u16::try_from(self.listeners.len())
+                    .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "too many listeners in one driver"))?;
+                self.listeners.push(ListenerSlot {
+                    gen: 0,
+                    state: Some(state),
+                });
+                index
+            }
+        };
+        let gen = self.listeners[index as usize].gen;
+        self.rearm_listeners(Instant::now())?;
+        Ok(ListenerId::new(self.config.core, listener_local(index as u32, gen)))
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! The rules of each socket type (round robin, routing by identity, subscriptions,
 //! high-water marks) are [`monocoque_proto::zmtp::socket::SocketLogic`]'s; this body
-//! dials, accepts, redials lost connections every `reconnect_interval`, and moves
+//! dials, accepts, redials lost connections through the chassis' link supervisor
+//! (libzmq's reconnect interval, backoff and jitter), and moves
 //! messages between the logic and one [`Connection`](monocoque_proto::zmtp::Connection)
 //! per peer. Supported types: all of RFC 23's (REQ, REP, DEALER, ROUTER, PUB,
 //! SUB, XPUB, XSUB, PUSH, PULL, PAIR).
@@ -14,7 +15,7 @@ mod error;
 mod options;
 mod socket;
 
-pub use endpoint::EndpointError;
+pub use endpoint::{Endpoint, EndpointError};
 pub use error::ZmqError;
 pub use monocoque_proto::zmtp::SocketType;
 pub use options::{Authenticator, Options, SecurityError};

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use monocoque_proto::chassis::link::ReconnectPolicy;
 use monocoque_proto::zmtp::curve::{KeyError, KeyPair, PublicKey, SecretKey};
 use monocoque_proto::zmtp::{AuthDecision, AuthRequest, Mechanism};
 use thiserror::Error;
@@ -45,8 +46,15 @@ pub struct Options {
     /// `ZMQ_SNDTIMEO`: how long a blocked `send` waits (`None`: forever, libzmq's -1).
     pub send_timeout: Option<Duration>,
     /// `ZMQ_RECONNECT_IVL`: the wait before redialing a lost or refused connection
-    /// (100 ms).
+    /// (100 ms), stretched at random by up to as much again, as libzmq adds up to one
+    /// interval of jitter (so peers that lost the same server do not all redial at
+    /// once).
     pub reconnect_interval: Duration,
+    /// `ZMQ_RECONNECT_IVL_MAX`: when longer than `reconnect_interval`, each failed
+    /// attempt doubles the wait up to this (exponential backoff); zero (the default)
+    /// keeps every wait at `reconnect_interval`, as in libzmq. A connection that
+    /// completes its handshake starts the next reconnect from `reconnect_interval`.
+    pub reconnect_interval_max: Duration,
     /// `ZMQ_MAXMSGSIZE` for one frame (64 MiB).
     pub max_frame_size: u64,
     /// `ZMQ_HEARTBEAT_IVL` (`None`: no heartbeats).
@@ -82,6 +90,7 @@ impl Default for Options {
             linger: None,
             send_timeout: None,
             reconnect_interval: Duration::from_millis(100),
+            reconnect_interval_max: Duration::ZERO,
             max_frame_size: monocoque_proto::zmtp::DEFAULT_MAX_FRAME_SIZE,
             heartbeat_interval: None,
             plain_server: false,
@@ -208,6 +217,19 @@ impl Options {
         })
     }
 
+    /// The reconnect policy of each connected endpoint, for the chassis' link
+    /// supervisor: libzmq's `ZMQ_RECONNECT_IVL` and `ZMQ_RECONNECT_IVL_MAX`, jitter of
+    /// up to one wait, and no limit on attempts (a ZeroMQ socket redials until closed).
+    pub fn reconnect_policy(&self) -> ReconnectPolicy {
+        ReconnectPolicy {
+            initial: self.reconnect_interval,
+            // libzmq ignores a maximum that is not above the interval.
+            max: self.reconnect_interval_max.max(self.reconnect_interval),
+            jitter: 1.0,
+            max_attempts: None,
+        }
+    }
+
     /// The verdict on a peer's credentials: the authenticator's, else allowed.
     pub(crate) fn judge(&self, request: &AuthRequest) -> AuthDecision {
         match &self.authenticator {
@@ -220,6 +242,31 @@ impl Options {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconnect_options_make_libzmqs_schedule() {
+        let ms = Duration::from_millis;
+        let fixed = Options::default().reconnect_policy();
+        assert_eq!(
+            (fixed.delay(1), fixed.delay(5)),
+            (ms(100), ms(100)),
+            "no backoff by default"
+        );
+        assert_eq!(fixed.max_attempts, None);
+        let backoff = Options {
+            reconnect_interval_max: ms(1000),
+            ..Options::default()
+        }
+        .reconnect_policy();
+        let delays: Vec<Duration> = (1..6).map(|r| backoff.delay(r)).collect();
+        assert_eq!(delays, [ms(100), ms(200), ms(400), ms(800), ms(1000)]);
+        let below = Options {
+            reconnect_interval_max: ms(50),
+            ..Options::default()
+        }
+        .reconnect_policy();
+        assert_eq!(below.delay(4), ms(100), "a maximum below the interval is ignored");
+    }
 
     #[test]
     fn security_options_choose_the_mechanism() {

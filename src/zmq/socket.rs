@@ -1,16 +1,18 @@
 //! [`Socket`]: one ZeroMQ socket, its peers' connections on one driver.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use monocoque_proto::chassis::link::{Action, Supervisor};
 use monocoque_proto::zmtp::socket::{SocketError, SocketLogic, SocketOptions};
 use monocoque_proto::zmtp::{Connection, ConnectionConfig, Event, HandshakeConfig, SocketType, ZmtpError};
 use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session};
 
-use super::{endpoint, Options, ZmqError};
+use super::endpoint::{self, Endpoint};
+use super::{Options, ZmqError};
 use crate::driver::AnyDriver;
+use crate::link::OneServer;
 
 /// How much encoded output a connection may hold before the socket stops moving
 /// messages into it: past this, messages wait in the socket's per-peer queue, where the
@@ -35,12 +37,20 @@ const LAST_POLL: Duration = Duration::from_millis(1);
 #[derive(Debug)]
 struct Peer {
     conn: Option<ConnId>,
-    /// Where to redial, for a peer we connected to.
-    dial: Option<SocketAddr>,
-    redial_at: Option<Instant>,
+    /// Where and when to redial, for a peer we connected to.
+    dial: Option<Dial>,
 }
 
-/// A ZeroMQ socket of any of RFC 23's types over `tcp://`, bound and connected to any
+/// An endpoint we connect to, kept by the chassis' link supervisor: when to redial
+/// (libzmq's `ZMQ_RECONNECT_IVL`, doubling up to `ZMQ_RECONNECT_IVL_MAX`, with jitter)
+/// after a connection is refused, fails its handshake or is lost.
+#[derive(Debug)]
+struct Dial {
+    endpoint: Endpoint,
+    supervisor: Supervisor<OneServer, ()>,
+}
+
+/// A ZeroMQ socket of any of RFC 23's types over `tcp://` and `ipc://`, bound and connected to any
 /// number of endpoints, interoperating with libzmq. Blocking, and single-threaded:
 /// create it on the thread that uses it (the io_uring driver's ring has one issuer).
 ///
@@ -71,6 +81,9 @@ pub struct Socket {
     closed: bool,
     /// Why the last connection that failed did (a refused handshake, a bad box).
     last_error: Option<ZmtpError>,
+    /// Seeds each endpoint's reconnect jitter (one seed per socket, drawn at random,
+    /// varied per endpoint), so sockets that lost the same peer spread their redials.
+    seed: u64,
 }
 
 impl Socket {
@@ -112,6 +125,7 @@ impl Socket {
             held: Vec::new(),
             closed: false,
             last_error: None,
+            seed: random_seed(),
         })
     }
 
@@ -151,67 +165,126 @@ impl Socket {
         self.by_conn.len()
     }
 
-    /// Accepts peers on `endpoint` (`tcp://127.0.0.1:0` picks a free port); returns the
-    /// address bound, as libzmq's `ZMQ_LAST_ENDPOINT` tells.
-    pub fn bind(&mut self, endpoint: &str) -> Result<SocketAddr, ZmqError> {
-        let addr = endpoint::parse(endpoint)?;
+    /// Accepts peers on `endpoint`: `tcp://HOST:PORT` (`tcp://127.0.0.1:0` picks a
+    /// free port), or `ipc://PATH`, a Unix socket (a stale socket file at `PATH` is
+    /// removed first, and the file is removed when the socket closes, as libzmq does).
+    /// Returns the endpoint bound, as libzmq's `ZMQ_LAST_ENDPOINT` tells.
+    pub fn bind(&mut self, endpoint: &str) -> Result<Endpoint, ZmqError> {
+        let target = endpoint::parse(endpoint)?;
         let io = |source| ZmqError::Io {
             what: "bind",
             endpoint: endpoint.to_owned(),
             source,
         };
         let config = self.config.clone();
-        let listener = self
-            .driver
-            .listen(
-                addr,
-                Box::new(move |_, _, now| {
-                    // Checked in `with_options`: this configuration is valid.
-                    Connection::new(config.clone(), now).expect("a configuration validated when the socket was made")
-                }),
-            )
-            .map_err(io)?;
+        let factory: monocoque_proto::SessionFactory<Connection> = Box::new(move |_, _, now| {
+            // Checked in `with_options`: this configuration is valid.
+            Connection::new(config.clone(), now).expect("a configuration validated when the socket was made")
+        });
+        let listener = match &target {
+            Endpoint::Tcp(addr) => self.driver.listen(*addr, factory),
+            Endpoint::Ipc(path) => self.driver.listen_unix(path, factory),
+        }
+        .map_err(io)?;
         self.listeners.push(listener);
-        self.driver.listener_addr(listener).map_err(io)
+        match target {
+            Endpoint::Tcp(_) => self.driver.listener_addr(listener).map(Endpoint::Tcp).map_err(io),
+            ipc @ Endpoint::Ipc(_) => Ok(ipc),
+        }
     }
 
-    /// Connects to `endpoint`, now and again whenever the connection is lost or refused
-    /// (every `reconnect_interval`). DEALER and PUSH queue messages for it at once, as
-    /// libzmq does.
+    /// Connects to `endpoint` now, and again whenever the connection is refused, fails
+    /// its handshake or is lost: after [`Options::reconnect_interval`] (with jitter),
+    /// doubling up to [`Options::reconnect_interval_max`] while attempts fail, as libzmq
+    /// does. `endpoint` is `tcp://HOST:PORT` or `ipc://PATH` (a path with no socket yet
+    /// is redialed like a refused TCP connect). DEALER and PUSH queue messages for it
+    /// at once, as libzmq does.
     pub fn connect(&mut self, endpoint: &str) -> Result<(), ZmqError> {
-        let addr = endpoint::parse(endpoint)?;
+        let target = endpoint::parse(endpoint)?;
         let key = self.next_key;
         if !self.logic.add_peer(key) {
             return Err(ZmqError::Socket(SocketError::PeerLimit(self.socket_type())));
         }
         self.next_key += 1;
+        let seed = self.seed ^ key.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut supervisor = Supervisor::new(&[OneServer], self.options.reconnect_policy(), seed);
+        // The first attempt is made now (round 0 of the supervisor waits for nothing).
+        let now = Instant::now();
+        let attempt = supervisor.next(now);
+        debug_assert_eq!(attempt, Action::Connect(0));
+        supervisor.attempt();
         self.peers.insert(
             key,
             Peer {
                 conn: None,
-                dial: Some(addr),
-                redial_at: None,
+                dial: Some(Dial {
+                    endpoint: target,
+                    supervisor,
+                }),
             },
         );
-        self.dial(key).map_err(|source| ZmqError::Io {
-            what: "connect",
-            endpoint: endpoint.to_owned(),
-            source,
-        })
+        if let Err(source) = self.dial(key) {
+            self.logic.remove_peer(key);
+            self.peers.remove(&key);
+            return Err(ZmqError::Io {
+                what: "connect",
+                endpoint: endpoint.to_owned(),
+                source,
+            });
+        }
+        Ok(())
     }
 
+    /// Starts a connection to a dialed peer's endpoint.
     fn dial(&mut self, key: u64) -> std::io::Result<()> {
         let Some(peer) = self.peers.get_mut(&key) else {
             return Ok(());
         };
-        let Some(addr) = peer.dial else { return Ok(()) };
-        peer.redial_at = None;
+        let Some(dial) = &peer.dial else { return Ok(()) };
         let session = Connection::new(self.config.clone(), Instant::now())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        let conn = self.driver.connect(addr, session)?;
+        let conn = match &dial.endpoint {
+            Endpoint::Tcp(addr) => self.driver.connect(*addr, session)?,
+            Endpoint::Ipc(path) => self.driver.connect_unix(path, session)?,
+        };
         peer.conn = Some(conn);
         self.by_conn.insert(conn, key);
         Ok(())
+    }
+
+    /// Does what each unconnected endpoint's supervisor says at `now`: dials those whose
+    /// wait is over; returns the earliest wait still running.
+    fn redial(&mut self, now: Instant) -> Option<Instant> {
+        let waiting: Vec<u64> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.conn.is_none() && p.dial.is_some())
+            .map(|(k, _)| *k)
+            .collect();
+        let mut earliest: Option<Instant> = None;
+        for key in waiting {
+            while let Some(dial) = self.peers.get_mut(&key).and_then(|p| p.dial.as_mut()) {
+                match dial.supervisor.next(now) {
+                    Action::Wait(at) => {
+                        earliest = Some(earliest.map_or(at, |e| e.min(at)));
+                        break;
+                    }
+                    Action::Connect(index) => {
+                        dial.supervisor.attempt();
+                        if self.dial(key).is_ok() {
+                            break;
+                        }
+                        // Failed at once: counted, and the next answer is a wait.
+                        if let Some(dial) = self.peers.get_mut(&key).and_then(|p| p.dial.as_mut()) {
+                            dial.supervisor.failed(index, (), false);
+                        }
+                    }
+                    // No limit on attempts: a ZeroMQ socket redials until closed.
+                    Action::GiveUp(_) => break,
+                }
+            }
+        }
+        earliest
     }
 
     /// A SUB subscribes to messages whose first frame starts with `topic` (empty:
@@ -344,10 +417,8 @@ impl Socket {
         self.pump();
         let mut until = deadline;
         let mut earliest = |at: Instant| until = Some(until.map_or(at, |u| u.min(at)));
-        for peer in self.peers.values() {
-            if let Some(at) = peer.redial_at {
-                earliest(at);
-            }
+        if let Some(at) = self.redial(Instant::now()) {
+            earliest(at);
         }
         // Only an established peer's queue can move; one still dialing waits for its
         // connection, which a turn reports.
@@ -372,7 +443,6 @@ impl Socket {
                         Peer {
                             conn: Some(*conn),
                             dial: None,
-                            redial_at: None,
                         },
                     );
                     self.by_conn.insert(*conn, key);
@@ -385,18 +455,6 @@ impl Socket {
         }
         self.activities = activities;
         turned.map_err(ZmqError::Turn)?;
-        let now = Instant::now();
-        let due: Vec<u64> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.redial_at.is_some_and(|at| at <= now))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in due {
-            if self.dial(key).is_err() {
-                self.schedule_redial(key);
-            }
-        }
         self.pump();
         Ok(())
     }
@@ -432,6 +490,7 @@ impl Socket {
             held,
             options,
             last_error,
+            peers,
             ..
         } = self;
         let mut session = driver.session_for_output(conn);
@@ -445,7 +504,13 @@ impl Socket {
             }
             let Some(event) = session.poll_event() else { break };
             match event {
-                Event::Established(established) => logic.established(key, &established),
+                Event::Established(established) => {
+                    logic.established(key, &established);
+                    // The reconnect (if any) is over; the next loss starts a new one.
+                    if let Some(dial) = peers.get_mut(&key).and_then(|p| p.dial.as_mut()) {
+                        dial.supervisor.succeeded(0);
+                    }
+                }
                 Event::Message(frames) => logic.handle_message(key, frames),
                 Event::Subscription(subscription) => logic.handle_subscription(key, subscription),
                 Event::Failed(error) => {
@@ -460,21 +525,25 @@ impl Socket {
             self.held.retain(|c| *c != conn);
             self.by_conn.remove(&conn);
             self.driver.remove(conn);
-            let redials = self.peers.get(&key).is_some_and(|p| p.dial.is_some());
-            if redials {
+            let now = Instant::now();
+            let dialed = self.peers.get_mut(&key).and_then(|p| {
+                p.conn = None;
+                p.dial.as_mut()
+            });
+            if let Some(dial) = dialed {
+                // Refused or failed before its handshake completed: a failed attempt,
+                // and the wait grows; lost after it: a new reconnect, after one
+                // interval, as libzmq waits before redialing.
+                if dial.supervisor.reconnecting() {
+                    dial.supervisor.failed(0, (), false);
+                } else {
+                    dial.supervisor.lost(now);
+                }
                 self.logic.disconnected(key);
-                self.schedule_redial(key);
             } else {
                 self.logic.remove_peer(key);
                 self.peers.remove(&key);
             }
-        }
-    }
-
-    fn schedule_redial(&mut self, key: u64) {
-        if let Some(peer) = self.peers.get_mut(&key) {
-            peer.conn = None;
-            peer.redial_at = Some(Instant::now() + self.options.reconnect_interval);
         }
     }
 
@@ -502,6 +571,13 @@ impl Socket {
             }
         }
     }
+}
+
+/// A random seed for the reconnect jitter: std's hasher keys come from the operating
+/// system's generator (no crate needed for 64 bits that only spread redials).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new().build_hasher().finish()
 }
 
 impl Drop for Socket {

@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 pub mod nats_jwt;
+pub mod zmq_peer;
 
 /// A Python interpreter that can import `module`: `python3` on PATH, else Debian's;
 /// panics naming the Debian `package` that provides it (a test never runs without it).

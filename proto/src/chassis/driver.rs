@@ -114,6 +114,12 @@ pub struct SocketOptions {
     pub keepalive: Option<TcpKeepalive>,
 }
 
+/// The peer address a driver reports for a connection accepted on a Unix-socket
+/// listener (`listen_unix` of the drivers): such a peer has no IP address, and
+/// [`Activity::Accepted`] and [`SessionFactory`] carry this unspecified one
+/// (`0.0.0.0:0`) instead.
+pub const UNIX_PEER: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0));
+
 /// Builds the session for a connection a listener accepted: given the listener, the
 /// peer's address and the current instant.
 pub type SessionFactory<S> = Box<dyn FnMut(ListenerId, SocketAddr, Instant) -> S>;

@@ -252,6 +252,30 @@ impl<S: Endpoint, E: Clone> Supervisor<S, E> {
         self.current = index;
     }
 
+    /// The connection was lost at `now`: starts a reconnect whose first attempt waits
+    /// the first backoff (`initial`, with jitter), where [`next`](Self::next) would
+    /// start one that dials at once. For peers that expect a pause before a redial, as
+    /// libzmq makes one (`ZMQ_RECONNECT_IVL`): a server that accepts and then drops
+    /// every connection is not redialed in a tight loop. The waits after that attempt
+    /// go on doubling from there. Ignored while a reconnect is under way.
+    pub fn lost(&mut self, now: Instant) {
+        if self.progress.is_some() {
+            return;
+        }
+        let delay = self.policy.delay_with_jitter(1, self.rng.unit());
+        self.progress = Some(Progress {
+            attempts: 0,
+            failures: 0,
+            // Round 0 (no wait) is the one this replaces: the next round waits double.
+            round: 1,
+            start: self.current + 1,
+            tried: 0,
+            next_attempt_at: Some(now + delay),
+            refused: BTreeSet::new(),
+            last: None,
+        });
+    }
+
     /// What to do next, at `now`. Starts a reconnect if none is under way.
     #[must_use]
     pub fn next(&mut self, now: Instant) -> Action<E> {
@@ -464,6 +488,27 @@ mod tests {
         assert_eq!(sup.current(), 1);
         // The next loss starts after server 1, at once.
         assert_eq!(sup.next(t0 + Duration::from_secs(10)), Action::Connect(0));
+    }
+
+    #[test]
+    fn a_lost_connection_waits_the_first_backoff_then_doubles() {
+        let mut sup = supervisor(&["only"], policy(None));
+        let t0 = Instant::now();
+        sup.lost(t0);
+        assert!(sup.reconnecting());
+        assert_eq!(sup.next(t0), Action::Wait(t0 + Duration::from_millis(100)));
+        // A second loss reported meanwhile does not restart the wait.
+        sup.lost(t0 + Duration::from_millis(50));
+        let (dialled, _) = run(&mut sup, t0, 8, |_| false);
+        let at: Vec<u64> = dialled.iter().map(|&(_, d)| d.as_millis() as u64).collect();
+        // 100 ms, then 200, 400, capped at 400.
+        assert_eq!(at, [100, 300, 700, 1100]);
+        sup.succeeded(0);
+        assert!(!sup.reconnecting());
+        // A loss after a success starts over from the first backoff.
+        let t1 = t0 + Duration::from_secs(5);
+        sup.lost(t1);
+        assert_eq!(sup.next(t1), Action::Wait(t1 + Duration::from_millis(100)));
     }
 
     #[test]

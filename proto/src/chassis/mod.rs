@@ -24,7 +24,9 @@ pub mod sim;
 mod wake;
 
 pub use arena::{IoArena, DEFAULT_SHARE_THRESHOLD};
-pub use driver::{Activity, ConnId, CoreId, Driver, ListenerId, SessionFactory, SocketOptions, TcpKeepalive};
+pub use driver::{
+    Activity, ConnId, CoreId, Driver, ListenerId, SessionFactory, SocketOptions, TcpKeepalive, UNIX_PEER,
+};
 pub use either::Either;
 pub use mailbox::{Mailbox, MailboxError, MailboxSender};
 pub use permits::{Backpressure, BytePermits};
