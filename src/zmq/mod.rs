@@ -16,6 +16,6 @@ mod socket;
 
 pub use endpoint::EndpointError;
 pub use error::ZmqError;
-pub use monocoque_proto::zmtp::SocketType;
+pub use monocoque_proto::zmtp::{Message, SocketType};
 pub use options::{Authenticator, Options, SecurityError};
 pub use socket::Socket;
