@@ -120,6 +120,7 @@ fn recv(socket: &mut Socket, what: &str) -> Vec<Bytes> {
     socket
         .recv(PATIENCE)
         .expect("recv")
+        .map(Vec::from)
         .unwrap_or_else(|| panic!("{what}: nothing within {PATIENCE:?}"))
 }
 

@@ -211,7 +211,7 @@ fn open(t: SocketType, options: Options) -> Socket {
 }
 
 fn recv(socket: &mut Socket, what: &str) -> Vec<Bytes> {
-    socket.recv(PATIENCE).expect("recv").unwrap_or_else(|| {
+    socket.recv(PATIENCE).expect("recv").map(Vec::from).unwrap_or_else(|| {
         panic!(
             "{what}: nothing within {PATIENCE:?} (last error: {:?})",
             socket.last_error()

@@ -351,7 +351,7 @@ fn shown(frames: &[&[u8]]) -> String {
 }
 
 fn recv(socket: &mut Socket, what: &str) -> Vec<Bytes> {
-    socket.recv(PATIENCE).expect("recv").unwrap_or_else(|| {
+    socket.recv(PATIENCE).expect("recv").map(Vec::from).unwrap_or_else(|| {
         panic!(
             "{what}: nothing within {PATIENCE:?} ({} connections now)",
             socket.connections()
@@ -612,7 +612,7 @@ fn our_push_to_a_slow_libzmq_pull_is_held_back_in_bytes(kind: DriverKind) {
                 Ok(()) => break,
                 Err(monocoque::zmq::ZmqError::SendTimeout(back)) => {
                     blocked += 1;
-                    message = back;
+                    message = back.into_vec();
                 }
                 Err(e) => panic!("{kind}: {e}"),
             }
@@ -629,6 +629,22 @@ fn our_push_to_a_slow_libzmq_pull_is_held_back_in_bytes(kind: DriverKind) {
     assert!(push.close().unwrap(), "{kind}");
 }
 
+/// Runs `pull` (receive HWM 10) without taking anything until its queue is full (the
+/// Python peer may take seconds to start on a loaded machine), then a while longer:
+/// what it holds never passes the HWM.
+fn fill_to_the_hwm(pull: &mut Socket, kind: DriverKind) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while pull.received_len() < 10 && std::time::Instant::now() < deadline {
+        pull.run_for(Duration::from_millis(50)).unwrap();
+        assert!(pull.received_len() <= 10, "{kind}: {} held", pull.received_len());
+    }
+    for _ in 0..10 {
+        pull.run_for(Duration::from_millis(50)).unwrap();
+        assert!(pull.received_len() <= 10, "{kind}: {} held", pull.received_len());
+    }
+    assert_eq!(pull.received_len(), 10, "{kind}: the queue filled up to the HWM");
+}
+
 /// A libzmq PUSH sending faster than our PULL takes: our PULL holds at most its
 /// receive HWM and stops reading, TCP pushes back until the libzmq PUSH's own HWM
 /// blocks it; then every message is received, in order.
@@ -642,12 +658,7 @@ fn our_pull_at_its_receive_hwm_holds_a_fast_libzmq_push_back(kind: DriverKind) {
     let mut pull = Socket::with_options(SocketType::Pull, options).unwrap();
     let port = pull.bind("tcp://127.0.0.1:0").unwrap().port().to_string();
     let mut push = Peer::start(&["fastpush", &port, &SLOW_COUNT.to_string(), &SLOW_SIZE.to_string()]);
-    // Not taking anything for a while: what the socket holds stays at the HWM.
-    for _ in 0..20 {
-        pull.run_for(Duration::from_millis(50)).unwrap();
-        assert!(pull.received_len() <= 10, "{kind}: {} held", pull.received_len());
-    }
-    assert_eq!(pull.received_len(), 10, "{kind}: the queue filled up to the HWM");
+    fill_to_the_hwm(&mut pull, kind);
     for i in 0..SLOW_COUNT {
         let message = recv(&mut pull, "a pushed message");
         assert_eq!(message[0], Bytes::from(i.to_string()), "{kind}: in order");
@@ -659,6 +670,50 @@ fn our_pull_at_its_receive_hwm_holds_a_fast_libzmq_push_back(kind: DriverKind) {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{kind}: {line}"));
     assert!(blocked > 0, "{kind}: the libzmq PUSH was never held back");
+}
+
+/// `recv_batch` against a fast libzmq PUSH held at our receive HWM: the first batch
+/// holds at least what the socket held, every batch is in order, the socket never
+/// holds more than the HWM between calls, and nothing is lost.
+fn our_pull_takes_batches_from_a_fast_libzmq_push(kind: DriverKind) {
+    let options = Options {
+        driver: kind,
+        recv_hwm: 10,
+        linger: Some(Duration::ZERO),
+        ..Options::default()
+    };
+    let mut pull = Socket::with_options(SocketType::Pull, options).unwrap();
+    let port = pull.bind("tcp://127.0.0.1:0").unwrap().port().to_string();
+    let mut push = Peer::start(&["fastpush", &port, &SLOW_COUNT.to_string(), &SLOW_SIZE.to_string()]);
+    fill_to_the_hwm(&mut pull, kind);
+    let mut batch = Vec::new();
+    let first = pull.recv_batch(&mut batch, PATIENCE).unwrap();
+    assert!(
+        first >= 10,
+        "{kind}: the first batch took {first}, fewer than were held"
+    );
+    let mut next = 0;
+    while next < SLOW_COUNT {
+        if batch.is_empty() {
+            let n = pull.recv_batch(&mut batch, PATIENCE).unwrap();
+            assert!(n > 0, "{kind}: nothing within {PATIENCE:?} after {next}");
+            assert_eq!(n, batch.len(), "{kind}: the count returned");
+        }
+        assert!(pull.received_len() <= 10, "{kind}: {} held", pull.received_len());
+        for message in batch.drain(..) {
+            assert_eq!(message[0], Bytes::from(next.to_string()), "{kind}: in order");
+            assert_eq!(message[1].len(), SLOW_SIZE, "{kind}");
+            next += 1;
+        }
+    }
+    assert_eq!(next, SLOW_COUNT, "{kind}: no more than was sent");
+    let line = push.line(&mut pull);
+    assert!(line.starts_with("blocked "), "{kind}: {line}");
+    assert_eq!(
+        pull.recv_batch(&mut batch, Duration::from_millis(100)).unwrap(),
+        0,
+        "{kind}"
+    );
 }
 
 /// `close` lingers until what was sent is written (the messages arrive though the
@@ -999,6 +1054,7 @@ both_drivers! {
     close_lingers_and_says_whether_everything_went => uring_close_lingers_and_says_whether_everything_went, mio_close_lingers_and_says_whether_everything_went;
     our_push_to_a_slow_libzmq_pull_is_held_back_in_bytes => uring_our_push_to_a_slow_libzmq_pull_is_held_back_in_bytes, mio_our_push_to_a_slow_libzmq_pull_is_held_back_in_bytes;
     our_pull_at_its_receive_hwm_holds_a_fast_libzmq_push_back => uring_our_pull_at_its_receive_hwm_holds_a_fast_libzmq_push_back, mio_our_pull_at_its_receive_hwm_holds_a_fast_libzmq_push_back;
+    our_pull_takes_batches_from_a_fast_libzmq_push => uring_our_pull_takes_batches_from_a_fast_libzmq_push, mio_our_pull_takes_batches_from_a_fast_libzmq_push;
     our_dealer_to_libzmq_routers => uring_our_dealer_to_libzmq_routers, mio_our_dealer_to_libzmq_routers;
     libzmq_dealers_to_our_router => uring_libzmq_dealers_to_our_router, mio_libzmq_dealers_to_our_router;
     our_push_to_libzmq_pull => uring_our_push_to_libzmq_pull, mio_our_push_to_libzmq_pull;

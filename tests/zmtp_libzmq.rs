@@ -254,7 +254,7 @@ impl Net {
         self.events
             .iter()
             .filter_map(|(_, e)| match e {
-                Event::Message(m) => Some(m.clone()),
+                Event::Message(m) => Some(m.to_vec()),
                 _ => None,
             })
             .collect()
@@ -265,7 +265,7 @@ impl Net {
             .iter()
             .filter(|(c, _)| *c == conn)
             .filter_map(|(_, e)| match e {
-                Event::Message(m) => Some(m.clone()),
+                Event::Message(m) => Some(m.to_vec()),
                 _ => None,
             })
             .collect()

@@ -970,11 +970,18 @@ impl<S: Session> UringDriver<S> {
         let Some(conn) = self.conn_mut(index) else { return };
         if cqe.result > 0 {
             let sent = cqe.result as usize;
+            let mut rest = false;
             if let Some(arena) = conn.session.as_mut().and_then(Session::poll_transmit) {
                 arena.advance(sent.min(arena.len()));
+                rest = !arena.is_empty();
             }
             if sent < submitted {
                 self.ring.stats.partial_sends += 1;
+            }
+            if rest {
+                // Output is waiting (the rest of a partial send, or what the session
+                // wrote meanwhile): send it within this turn, not the next one.
+                self.mark_dirty(index);
             }
             return;
         }

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Subcommand};
 use monocoque::driver::DriverKind;
-use monocoque::zmq::{Options, Socket, SocketType, ZmqError};
+use monocoque::zmq::{Message, Options, Socket, SocketType, ZmqError};
 use monocoque_proto::zmtp::curve::KeyPair;
 
 use super::client::driver_kind;
@@ -323,7 +323,7 @@ fn receive(socket: &mut Socket, separator: Option<&str>, count: u64, echo: bool)
 }
 
 /// The next message, however long it takes.
-fn recv(socket: &mut Socket) -> Result<Vec<Bytes>, ZmqError> {
+fn recv(socket: &mut Socket) -> Result<Message, ZmqError> {
     loop {
         if let Some(message) = socket.recv(Duration::from_secs(3600))? {
             return Ok(message);

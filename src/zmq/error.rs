@@ -45,5 +45,5 @@ pub enum ZmqError {
     /// The message could not be queued before the timeout (every peer at the HWM, or
     /// none connected); the message is given back.
     #[error("the send timed out: every peer's queue stayed full (or no peer connected)")]
-    SendTimeout(Vec<bytes::Bytes>),
+    SendTimeout(monocoque_proto::zmtp::Message),
 }

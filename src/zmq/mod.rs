@@ -17,6 +17,6 @@ mod socket;
 
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::ZmqError;
-pub use monocoque_proto::zmtp::SocketType;
+pub use monocoque_proto::zmtp::{Message, SocketType};
 pub use options::{Authenticator, Options, SecurityError};
 pub use socket::Socket;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use monocoque_proto::chassis::link::{Action, Supervisor};
 use monocoque_proto::zmtp::socket::{SocketError, SocketLogic, SocketOptions};
-use monocoque_proto::zmtp::{Connection, ConnectionConfig, Event, HandshakeConfig, SocketType, ZmtpError};
+use monocoque_proto::zmtp::{Connection, ConnectionConfig, Event, HandshakeConfig, Message, SocketType, ZmtpError};
 use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session};
 
 use super::endpoint::{self, Endpoint};
@@ -302,10 +302,20 @@ impl Socket {
 
     /// Sends a multipart message by the socket type's rule, waiting up to
     /// [`Options::send_timeout`] while DEALER or PUSH peers are all at the HWM (or none
-    /// is connected). A ROUTER's first frame is the peer's identity.
-    pub fn send(&mut self, frames: Vec<Bytes>) -> Result<(), ZmqError> {
+    /// is connected). A ROUTER's first frame is the peer's identity. Takes a
+    /// [`Message`], a `Vec<Bytes>` or a single `Bytes` frame.
+    pub fn send(&mut self, message: impl Into<Message>) -> Result<(), ZmqError> {
+        let mut frames = message.into();
+        // Most calls find room: no clock read for them.
+        match self.logic.send(frames) {
+            Ok(()) => {
+                self.pump();
+                return Ok(());
+            }
+            Err(SocketError::WouldBlock(back)) => frames = back,
+            Err(other) => return Err(ZmqError::Socket(other)),
+        }
         let deadline = self.options.send_timeout.map(|t| Instant::now() + t);
-        let mut frames = frames;
         let mut poll = FIRST_POLL;
         loop {
             match self.logic.send(frames) {
@@ -327,7 +337,7 @@ impl Socket {
 
     /// The next multipart message (fair-queued across peers; a ROUTER's starts with
     /// the sender's identity), or `None` if none came within `timeout`.
-    pub fn recv(&mut self, timeout: Duration) -> Result<Option<Vec<Bytes>>, ZmqError> {
+    pub fn recv(&mut self, timeout: Duration) -> Result<Option<Message>, ZmqError> {
         // Most calls find a message waiting: no clock read for them.
         if let Some(message) = self.logic.recv() {
             self.release_held();
@@ -343,6 +353,46 @@ impl Socket {
                 return Ok(None);
             }
             self.step(Some(deadline))?;
+        }
+    }
+
+    /// Appends to `batch` every message received so far (at least one, waiting up to
+    /// `timeout` for it), in the order [`recv`](Self::recv) would return them; the count
+    /// appended (0: none came in time). One call takes what a driver turn brought in,
+    /// thousands of small messages, at the cost of one: the receive high-water marks
+    /// still bound what the socket holds between calls.
+    pub fn recv_batch(&mut self, batch: &mut Vec<Message>, timeout: Duration) -> Result<usize, ZmqError> {
+        let before = batch.len();
+        self.take_received(batch);
+        if batch.len() > before {
+            return Ok(batch.len() - before);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.step(Some(deadline))?;
+            self.take_received(batch);
+            if batch.len() > before {
+                return Ok(batch.len() - before);
+            }
+            if Instant::now() >= deadline {
+                return Ok(0);
+            }
+        }
+    }
+
+    /// Moves every received message into `batch`, letting held connections give
+    /// theirs as the queues empty, until nothing more is decoded.
+    fn take_received(&mut self, batch: &mut Vec<Message>) {
+        loop {
+            let before = batch.len();
+            while let Some(message) = self.logic.recv() {
+                batch.push(message);
+            }
+            if batch.len() == before {
+                // Nothing (more) to take, or a REP owes its reply first.
+                return;
+            }
+            self.release_held();
         }
     }
 
@@ -459,14 +509,15 @@ impl Socket {
         Ok(())
     }
 
-    /// Resumes reading the held connections whose peers' queues have room again.
+    /// Resumes reading the held connections whose peers' queues are down to half the
+    /// receive HWMs (a connection held at the mark is not resumed for every message).
     fn release_held(&mut self) {
         if self.held.is_empty() {
             return;
         }
         for conn in std::mem::take(&mut self.held) {
             let Some(&key) = self.by_conn.get(&conn) else { continue };
-            if self.logic.accepts_from(key) {
+            if self.logic.resumes_from(key) {
                 if let Some(session) = self.driver.session_for_output(conn) {
                     session.hold_input(false);
                 }

@@ -18,6 +18,7 @@ use super::curve::cipher::{INNER_COMMAND, INNER_MORE};
 use super::curve::MessageCipher;
 use super::frame::{encode_header, encode_message, Frame, FrameDecoder, DEFAULT_MAX_FRAME_SIZE, FLAG_LONG};
 use super::handshake::{AuthDecision, AuthRequest, Established, Handshake, HandshakeConfig, Progress};
+use super::message::Message;
 use super::subscription::Subscription;
 use super::{SocketType, Version, ZmtpError};
 use crate::{IoArena, PoisonGuard, SegmentedBuffer, Session};
@@ -68,7 +69,7 @@ pub enum Event {
     /// A PLAIN server needs a verdict: answer with [`Connection::authenticate`].
     Authenticate(AuthRequest),
     /// A whole multipart message, its frames views of the received bytes.
-    Message(Vec<Bytes>),
+    Message(Message),
     /// A subscription change from a SUB or XSUB peer (to a PUB or XPUB; either form).
     Subscription(Subscription),
     /// The connection failed; nothing more will happen on it.
@@ -92,9 +93,9 @@ pub struct Connection {
     input: SegmentedBuffer,
     out: IoArena,
     /// Messages sent before the handshake completed, encoded once it does.
-    pending: VecDeque<Vec<Bytes>>,
+    pending: VecDeque<Message>,
     /// The frames of a message still arriving.
-    partial: Vec<Bytes>,
+    partial: Message,
     events: VecDeque<Event>,
     poison: PoisonGuard<ZmtpError>,
     closed: bool,
@@ -125,7 +126,7 @@ impl Connection {
             input: SegmentedBuffer::new(),
             out,
             pending: VecDeque::new(),
-            partial: Vec::new(),
+            partial: Message::new(),
             events: VecDeque::new(),
             poison: PoisonGuard::new(),
             closed: false,
@@ -156,7 +157,7 @@ impl Connection {
         if self.established.is_some() {
             self.write_message(frames)?;
         } else {
-            self.pending.push_back(frames.to_vec());
+            self.pending.push_back(Message::from(frames));
         }
         Ok(())
     }
@@ -282,6 +283,10 @@ impl Connection {
                 }
             };
             match frame {
+                // The common case: a whole message in one frame.
+                Frame::Message { body, more: false } if self.partial.is_empty() => {
+                    self.deliver(Message::from(body));
+                }
                 Frame::Message { body, more } => {
                     if self.partial.len() >= self.config.max_message_frames {
                         return self.fail(ZmtpError::TooManyFrames {
@@ -291,11 +296,7 @@ impl Connection {
                     self.partial.push(body);
                     if !more {
                         let message = std::mem::take(&mut self.partial);
-                        let publisher = matches!(self.config.handshake.socket_type, SocketType::Pub | SocketType::Xpub);
-                        match Subscription::from_message(&message).filter(|_| publisher) {
-                            Some(sub) => self.events.push_back(Event::Subscription(sub)),
-                            None => self.events.push_back(Event::Message(message)),
-                        }
+                        self.deliver(message);
                     }
                 }
                 Frame::Command(body) => match Command::parse(body) {
@@ -303,6 +304,16 @@ impl Connection {
                     Ok(command) => self.on_command(command, now),
                 },
             }
+        }
+    }
+
+    /// Reports a whole message: to a PUB or XPUB, a subscription in ZMTP 3.0's message
+    /// form is a subscription change.
+    fn deliver(&mut self, message: Message) {
+        let publisher = matches!(self.config.handshake.socket_type, SocketType::Pub | SocketType::Xpub);
+        match publisher.then(|| Subscription::from_message(&message)).flatten() {
+            Some(sub) => self.events.push_back(Event::Subscription(sub)),
+            None => self.events.push_back(Event::Message(message)),
         }
     }
 
@@ -439,7 +450,7 @@ mod tests {
         events
             .iter()
             .filter_map(|e| match e {
-                Event::Message(m) => Some(m.clone()),
+                Event::Message(m) => Some(m.to_vec()),
                 _ => None,
             })
             .collect()
@@ -568,12 +579,21 @@ mod tests {
         while conn.poll_event().is_some() {}
         assert!(conn.wants_read());
         conn.handle_input(Bytes::from_static(&[0, 1, b'a', 0, 1, b'b']), now);
-        assert_eq!(conn.peek_event(), Some(&Event::Message(vec![Bytes::from_static(b"a")])));
+        assert_eq!(
+            conn.peek_event(),
+            Some(&Event::Message(Message::from(vec![Bytes::from_static(b"a")])))
+        );
         conn.hold_input(true);
         assert!(!conn.wants_read(), "held: the driver stops reading");
         // Peeking takes nothing: both messages are still there, in order.
-        assert_eq!(conn.poll_event(), Some(Event::Message(vec![Bytes::from_static(b"a")])));
-        assert_eq!(conn.poll_event(), Some(Event::Message(vec![Bytes::from_static(b"b")])));
+        assert_eq!(
+            conn.poll_event(),
+            Some(Event::Message(Message::from(vec![Bytes::from_static(b"a")])))
+        );
+        assert_eq!(
+            conn.poll_event(),
+            Some(Event::Message(Message::from(vec![Bytes::from_static(b"b")])))
+        );
         conn.hold_input(false);
         assert!(conn.wants_read());
     }
@@ -722,7 +742,10 @@ mod tests {
         pair.a.out.clear();
         pair.b.events.clear();
         pair.b.handle_input(sealed.clone(), now);
-        assert_eq!(pair.b.poll_event(), Some(Event::Message(vec!["once".into()])));
+        assert_eq!(
+            pair.b.poll_event(),
+            Some(Event::Message(Message::from(vec!["once".into()])))
+        );
         pair.b.handle_input(sealed, now);
         assert!(matches!(
             pair.b.poll_event(),

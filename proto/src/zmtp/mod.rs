@@ -54,6 +54,7 @@ mod error;
 mod frame;
 mod greeting;
 mod handshake;
+mod message;
 pub mod socket;
 mod socket_type;
 mod subscription;
@@ -67,5 +68,6 @@ pub use frame::{
 };
 pub use greeting::{Greeting, MechanismName, Version, GREETING_LEN};
 pub use handshake::{AuthDecision, AuthRequest, Established, Handshake, HandshakeConfig, Mechanism, Progress};
+pub use message::Message;
 pub use socket_type::SocketType;
 pub use subscription::Subscription;

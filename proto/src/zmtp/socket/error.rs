@@ -1,9 +1,8 @@
 //! Why a socket refused a message.
 
-use bytes::Bytes;
 use thiserror::Error;
 
-use crate::zmtp::SocketType;
+use crate::zmtp::{Message, SocketType};
 
 /// A message the socket logic did not take.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -24,5 +23,5 @@ pub enum SocketError {
     /// Every peer's queue is at the high-water mark, or there is no peer (DEALER,
     /// PUSH): the caller waits and offers the message again, as libzmq blocks.
     #[error("every peer's queue is full (or there is no peer): try again later")]
-    WouldBlock(Vec<Bytes>),
+    WouldBlock(Message),
 }

@@ -3,14 +3,14 @@
 
 use std::collections::VecDeque;
 
-use bytes::Bytes;
+use crate::zmtp::Message;
 
 /// Received messages per peer, delivered round robin across peers.
 #[derive(Debug)]
 pub struct FairQueue<P> {
     /// Peers with at least one message, in the order they will be served, with the
     /// bytes of their messages.
-    queues: VecDeque<(P, VecDeque<Vec<Bytes>>, usize)>,
+    queues: VecDeque<(P, VecDeque<Message>, usize)>,
     len: usize,
 }
 
@@ -25,9 +25,9 @@ impl<P> Default for FairQueue<P> {
 
 impl<P: Copy + Eq> FairQueue<P> {
     /// Queues `message` from `peer`.
-    pub fn push(&mut self, peer: P, message: Vec<Bytes>) {
+    pub fn push(&mut self, peer: P, message: Message) {
         self.len += 1;
-        let size = super::message_size(&message);
+        let size = message.size();
         match self.queues.iter_mut().find(|(p, _, _)| *p == peer) {
             Some((_, q, bytes)) => {
                 q.push_back(message);
@@ -38,13 +38,17 @@ impl<P: Copy + Eq> FairQueue<P> {
     }
 
     /// The next message, from the peer whose turn it is; that peer then goes last.
-    pub fn pop(&mut self) -> Option<(P, Vec<Bytes>)> {
-        let (peer, mut queue, bytes) = self.queues.pop_front()?;
+    pub fn pop(&mut self) -> Option<(P, Message)> {
+        let (peer, queue, bytes) = self.queues.front_mut()?;
+        let peer = *peer;
         let message = queue.pop_front()?;
         self.len -= 1;
-        if !queue.is_empty() {
-            let bytes = bytes.saturating_sub(super::message_size(&message));
-            self.queues.push_back((peer, queue, bytes));
+        *bytes = bytes.saturating_sub(message.size());
+        if queue.is_empty() {
+            self.queues.pop_front();
+        } else if self.queues.len() > 1 {
+            // Its turn is over: to the back (a lone peer stays where it is).
+            self.queues.rotate_left(1);
         }
         Some((peer, message))
     }
@@ -80,8 +84,8 @@ impl<P: Copy + Eq> FairQueue<P> {
 mod tests {
     use super::*;
 
-    fn msg(s: &'static str) -> Vec<Bytes> {
-        vec![Bytes::from_static(s.as_bytes())]
+    fn msg(s: &'static str) -> Message {
+        Message::from(bytes::Bytes::from_static(s.as_bytes()))
     }
 
     #[test]

@@ -57,7 +57,7 @@ use std::hash::Hash;
 
 use bytes::Bytes;
 
-use super::{Established, SocketType, Subscription};
+use super::{Established, Message, SocketType, Subscription};
 use crate::BytePermits;
 
 /// The byte high-water marks' default: 64 MiB per peer and direction (libzmq has no
@@ -109,9 +109,9 @@ struct Peer<P> {
     /// Subscriptions it sent (a PUB's peer).
     subscriptions: Subscriptions,
     /// Messages of ours the HWM does not count (a SUB's subscriptions), sent first.
-    control: VecDeque<Vec<Bytes>>,
+    control: VecDeque<Message>,
     /// Messages waiting for the connection to take them, at most `send_hwm`.
-    out: VecDeque<Vec<Bytes>>,
+    out: VecDeque<Message>,
     /// The bytes of `out`, at most `send_hwm_bytes` (or one message).
     out_bytes: BytePermits,
 }
@@ -123,16 +123,16 @@ impl<P> Peer<P> {
     }
 
     /// Queues a message that [`fits`](Self::fits).
-    fn queue(&mut self, frames: Vec<Bytes>, size: usize) {
+    fn queue(&mut self, frames: Message, size: usize) {
         // `fits` said yes, or the queue is being filled past it on purpose (never).
         let _ = self.out_bytes.try_acquire(size);
         self.out.push_back(frames);
     }
 
     /// The next queued message, its bytes given back.
-    fn unqueue(&mut self) -> Option<Vec<Bytes>> {
+    fn unqueue(&mut self) -> Option<Message> {
         let frames = self.out.pop_front()?;
-        self.out_bytes.release(message_size(&frames).min(self.out_bytes.used()));
+        self.out_bytes.release(frames.size().min(self.out_bytes.used()));
         Some(frames)
     }
 }
@@ -163,7 +163,7 @@ pub struct SocketLogic<P> {
     /// A REQ's peer whose reply it waits for.
     awaiting_reply: Option<P>,
     /// A REP's request being answered: the peer and the envelope to send back.
-    answering: Option<(P, Vec<Bytes>)>,
+    answering: Option<(P, Message)>,
 }
 
 impl<P: Copy + Eq + Hash> SocketLogic<P> {
@@ -218,6 +218,16 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
         let o = &self.options;
         (o.recv_hwm == 0 || self.inbound.len_of(peer) < o.recv_hwm)
             && (o.recv_hwm_bytes == 0 || self.inbound.bytes_of(peer) < o.recv_hwm_bytes)
+    }
+
+    /// Whether a peer the body stopped taking from (its queue at a receive high-water
+    /// mark) may be taken from again: its inbound queue is down to half of both marks.
+    /// The gap spares a connection held at the mark from being resumed and held again
+    /// for every message `recv` takes.
+    pub fn resumes_from(&self, peer: P) -> bool {
+        let o = &self.options;
+        (o.recv_hwm == 0 || self.inbound.len_of(peer) <= o.recv_hwm / 2)
+            && (o.recv_hwm_bytes == 0 || self.inbound.bytes_of(peer) <= o.recv_hwm_bytes / 2)
     }
 
     /// Whether `peer` is established and has messages for its connection: what
@@ -285,11 +295,11 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
             self.routes.insert(identity.clone(), key);
         }
         let resubscribes = matches!(self.socket_type, SocketType::Sub | SocketType::Xsub);
-        let resubscribe: Vec<Vec<Bytes>> = self
+        let resubscribe: Vec<Message> = self
             .subscriptions
             .topics()
             .filter(|_| resubscribes)
-            .map(|t| vec![Subscription::Subscribe(t.clone()).message_body()])
+            .map(|t| Message::from(Subscription::Subscribe(t.clone()).message_body()))
             .collect();
         if let Some(peer) = self.peer_mut(key) {
             peer.established = true;
@@ -352,13 +362,13 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
     /// A whole message from `peer`: queued for [`recv`](Self::recv) with a ROUTER's
     /// identity frame in front, filtered by a SUB's subscriptions, ignored by the types
     /// that do not receive (PUB, PUSH).
-    pub fn handle_message(&mut self, key: P, mut frames: Vec<Bytes>) {
+    pub fn handle_message(&mut self, key: P, mut frames: Message) {
         match self.socket_type {
             SocketType::Router => {
                 let Some(identity) = self.identity_of(key).cloned() else {
                     return;
                 };
-                frames.insert(0, identity);
+                frames.push_front(identity);
             }
             SocketType::Sub => {
                 let first = frames.first().map_or(&[][..], |f| &f[..]);
@@ -371,7 +381,7 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                 if self.awaiting_reply != Some(key) || !frames.first().is_some_and(|f| f.is_empty()) {
                     return;
                 }
-                frames.remove(0);
+                frames.pop_front();
                 self.awaiting_reply = None;
             }
             SocketType::Dealer
@@ -409,14 +419,14 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                 Subscription::Cancel(topic) => self.subscriptions.cancel(topic),
             };
             if changed {
-                self.inbound.push(key, vec![subscription.message_body()]);
+                self.inbound.push(key, Message::from(subscription.message_body()));
             }
         }
     }
 
     /// Offers a message to the socket's peers by the type's rule (see the module
     /// documentation). `Ok` means taken or, for PUB and ROUTER, deliberately dropped.
-    pub fn send(&mut self, frames: Vec<Bytes>) -> Result<(), SocketError> {
+    pub fn send(&mut self, frames: Message) -> Result<(), SocketError> {
         if frames.is_empty() {
             return Err(SocketError::EmptyMessage);
         }
@@ -426,7 +436,7 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
             SocketType::Rep => {
                 let (key, mut envelope) = self.answering.take().ok_or(SocketError::WrongState(SocketType::Rep))?;
                 envelope.extend(frames);
-                let size = message_size(&envelope);
+                let size = envelope.size();
                 match self.peers.iter_mut().find(|p| p.key == key && p.established) {
                     Some(peer) if peer.fits(size, hwm) => peer.queue(envelope, size),
                     _ => self.dropped += 1,
@@ -436,9 +446,9 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
             SocketType::Dealer | SocketType::Push | SocketType::Req | SocketType::Pair => {
                 let mut frames = frames;
                 if self.socket_type == SocketType::Req {
-                    frames.insert(0, Bytes::new());
+                    frames.push_front(Bytes::new());
                 }
-                let size = message_size(&frames);
+                let size = frames.size();
                 let n = self.peers.len();
                 for step in 0..n {
                     let i = (self.next_out + step) % n;
@@ -452,15 +462,15 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                     }
                 }
                 if self.socket_type == SocketType::Req {
-                    frames.remove(0);
+                    frames.pop_front();
                 }
                 Err(SocketError::WouldBlock(frames))
             }
             SocketType::Router => {
                 let mut frames = frames;
-                let identity = frames.remove(0);
+                let identity = frames.pop_front().unwrap_or_default();
                 let key = self.routes.get(&identity).copied();
-                let size = message_size(&frames);
+                let size = frames.size();
                 match key.and_then(|k| self.peers.iter_mut().find(|p| p.key == k)) {
                     Some(peer) if peer.fits(size, hwm) && !frames.is_empty() => peer.queue(frames, size),
                     _ => self.dropped += 1,
@@ -475,7 +485,7 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                     }
                     Some(Subscription::Cancel(topic)) => self.unsubscribe_any(topic),
                     None => {
-                        let size = message_size(&frames);
+                        let size = frames.size();
                         for peer in self.peers.iter_mut().filter(|p| p.established) {
                             if peer.fits(size, hwm) {
                                 peer.queue(frames.clone(), size);
@@ -489,7 +499,7 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
             }
             SocketType::Pub | SocketType::Xpub => {
                 let first = frames[0].clone();
-                let size = message_size(&frames);
+                let size = frames.size();
                 for peer in self.peers.iter_mut() {
                     if !peer.established || !peer.subscriptions.matches(&first) {
                         continue;
@@ -531,7 +541,7 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
     fn control_to_all(&mut self, subscription: Subscription) {
         let body = subscription.message_body();
         for peer in self.peers.iter_mut().filter(|p| p.established) {
-            peer.control.push_back(vec![body.clone()]);
+            peer.control.push_back(Message::from(body.clone()));
         }
     }
 
@@ -539,7 +549,7 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
     /// first). A body takes them while the connection keeps up, which is what makes the
     /// HWM bite when it does not.
     #[must_use]
-    pub fn poll_outgoing(&mut self, key: P) -> Option<Vec<Bytes>> {
+    pub fn poll_outgoing(&mut self, key: P) -> Option<Message> {
         let peer = self.peer_mut(key).filter(|p| p.established)?;
         peer.control.pop_front().or_else(|| peer.unqueue())
     }
@@ -548,7 +558,7 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
     #[must_use]
     /// A REP delivers nothing while it owes a reply (libzmq would say `EFSM`), and
     /// drops a request without an envelope delimiter.
-    pub fn recv(&mut self) -> Option<Vec<Bytes>> {
+    pub fn recv(&mut self) -> Option<Message> {
         if self.socket_type != SocketType::Rep {
             return self.inbound.pop().map(|(_, m)| m);
         }

@@ -13,7 +13,7 @@ fn est(peer: SocketType, identity: &'static str) -> Established {
     }
 }
 
-fn m(frames: &[&'static str]) -> Vec<Bytes> {
+fn m(frames: &[&'static str]) -> Message {
     frames.iter().map(|f| Bytes::from_static(f.as_bytes())).collect()
 }
 
@@ -33,7 +33,10 @@ fn receivers_cannot_send_and_messages_have_frames() {
         logic(SocketType::Pull, 1).send(m(&["x"])),
         Err(SocketError::CannotSend(SocketType::Pull))
     );
-    assert_eq!(logic(SocketType::Push, 1).send(vec![]), Err(SocketError::EmptyMessage));
+    assert_eq!(
+        logic(SocketType::Push, 1).send(Message::new()),
+        Err(SocketError::EmptyMessage)
+    );
 }
 
 #[test]
@@ -98,10 +101,14 @@ fn router_prefixes_identities_and_routes_by_them() {
     assert_ne!(s.identity_of(3).unwrap(), &generated);
 
     s.handle_message(2, m(&["hi"]));
-    assert_eq!(s.recv(), Some(vec![generated.clone(), Bytes::from_static(b"hi")]));
+    assert_eq!(
+        s.recv().map(Vec::from),
+        Some(vec![generated.clone(), Bytes::from_static(b"hi")])
+    );
 
     s.send(m(&["alice", "", "to alice"])).unwrap();
-    s.send(vec![generated.clone(), Bytes::from_static(b"to 2")]).unwrap();
+    s.send(Message::from(vec![generated.clone(), Bytes::from_static(b"to 2")]))
+        .unwrap();
     assert_eq!(s.poll_outgoing(1), Some(m(&["", "to alice"])));
     assert_eq!(s.poll_outgoing(2), Some(m(&["to 2"])));
     // Unroutable, and beyond the HWM of 1: dropped, counted, never blocking.
@@ -155,10 +162,16 @@ fn sub_sends_subscriptions_on_every_connection_and_filters() {
     assert!(s.add_peer(1));
     assert_eq!(s.poll_outgoing(1), None);
     s.established(1, &est(SocketType::Pub, ""));
-    assert_eq!(s.poll_outgoing(1), Some(vec![Bytes::from_static(b"\x01news")]));
+    assert_eq!(
+        s.poll_outgoing(1).map(Vec::from),
+        Some(vec![Bytes::from_static(b"\x01news")])
+    );
     s.subscribe(Bytes::from_static(b"alerts"));
     s.subscribe(Bytes::from_static(b"alerts"));
-    assert_eq!(s.poll_outgoing(1), Some(vec![Bytes::from_static(b"\x01alerts")]));
+    assert_eq!(
+        s.poll_outgoing(1).map(Vec::from),
+        Some(vec![Bytes::from_static(b"\x01alerts")])
+    );
     assert_eq!(s.poll_outgoing(1), None);
     // Reconnected: both again, the HWM does not apply to them.
     s.disconnected(1);
@@ -262,7 +275,7 @@ fn xpub_reports_first_subscribes_and_last_cancels() {
     s.handle_subscription(1, Subscription::Subscribe(news()));
     s.handle_subscription(2, Subscription::Subscribe(news()));
     s.handle_subscription(2, Subscription::Cancel(Bytes::from_static(b"never")));
-    assert_eq!(s.recv(), Some(vec![Bytes::from_static(b"\x01news")]));
+    assert_eq!(s.recv().map(Vec::from), Some(vec![Bytes::from_static(b"\x01news")]));
     assert_eq!(s.recv(), None);
     s.send(m(&["news/1"])).unwrap();
     assert_eq!(s.queued_for(1) + s.queued_for(2), 2);
@@ -274,19 +287,25 @@ fn xpub_reports_first_subscribes_and_last_cancels() {
     // ...so a new one is the first again.
     s.established(3, &est(SocketType::Sub, ""));
     s.handle_subscription(3, Subscription::Subscribe(news()));
-    assert_eq!(s.recv(), Some(vec![Bytes::from_static(b"\x01news")]));
+    assert_eq!(s.recv().map(Vec::from), Some(vec![Bytes::from_static(b"\x01news")]));
 }
 
 #[test]
 fn xsub_forwards_subscriptions_and_messages_and_does_not_filter() {
     let mut s = logic(SocketType::Xsub, 10);
     s.established(1, &est(SocketType::Pub, ""));
-    s.send(vec![Bytes::from_static(b"\x01news")]).unwrap();
-    s.send(vec![Bytes::from_static(b"\x01news")]).unwrap();
+    s.send(Message::from(vec![Bytes::from_static(b"\x01news")])).unwrap();
+    s.send(Message::from(vec![Bytes::from_static(b"\x01news")])).unwrap();
     s.send(m(&["upstream"])).unwrap();
-    s.send(vec![Bytes::from_static(b"\x00news")]).unwrap();
-    assert_eq!(s.poll_outgoing(1), Some(vec![Bytes::from_static(b"\x01news")]));
-    assert_eq!(s.poll_outgoing(1), Some(vec![Bytes::from_static(b"\x01news")]));
+    s.send(Message::from(vec![Bytes::from_static(b"\x00news")])).unwrap();
+    assert_eq!(
+        s.poll_outgoing(1).map(Vec::from),
+        Some(vec![Bytes::from_static(b"\x01news")])
+    );
+    assert_eq!(
+        s.poll_outgoing(1).map(Vec::from),
+        Some(vec![Bytes::from_static(b"\x01news")])
+    );
     assert_eq!(s.poll_outgoing(1), Some(m(&["upstream"])));
     // One of two subscriptions cancelled: nothing sent yet.
     assert_eq!(s.poll_outgoing(1), None);
@@ -294,7 +313,10 @@ fn xsub_forwards_subscriptions_and_messages_and_does_not_filter() {
     assert_eq!(s.recv(), Some(m(&["other"])));
     // A new connection gets the remaining subscription.
     s.established(2, &est(SocketType::Pub, ""));
-    assert_eq!(s.poll_outgoing(2), Some(vec![Bytes::from_static(b"\x01news")]));
+    assert_eq!(
+        s.poll_outgoing(2).map(Vec::from),
+        Some(vec![Bytes::from_static(b"\x01news")])
+    );
 }
 
 fn bytes_logic(t: SocketType, send_hwm_bytes: usize) -> SocketLogic<u32> {
@@ -308,8 +330,8 @@ fn bytes_logic(t: SocketType, send_hwm_bytes: usize) -> SocketLogic<u32> {
     )
 }
 
-fn sized(n: usize) -> Vec<Bytes> {
-    vec![Bytes::from(vec![b'x'; n])]
+fn sized(n: usize) -> Message {
+    Message::from(Bytes::from(vec![b'x'; n]))
 }
 
 #[test]
@@ -358,7 +380,7 @@ fn pub_and_router_drop_at_the_byte_hwm() {
 
     let mut r = bytes_logic(SocketType::Router, 10);
     r.established(1, &est(SocketType::Dealer, "d"));
-    let to_d = |n| vec![Bytes::from_static(b"d"), Bytes::from(vec![b'y'; n])];
+    let to_d = |n| Message::from(vec![Bytes::from_static(b"d"), Bytes::from(vec![b'y'; n])]);
     r.send(to_d(6)).unwrap();
     r.send(to_d(6)).unwrap();
     assert_eq!(r.dropped(), 1);
@@ -390,4 +412,8 @@ fn the_receive_hwm_in_messages_and_bytes_says_when_to_stop_taking() {
     assert_eq!(s.recv(), Some(sized(1)));
     assert_eq!(s.recv(), Some(sized(10)));
     assert!(s.accepts_from(1) && s.accepts_from(2));
+    assert!(!s.resumes_from(1), "two of three: above the low-water mark");
+    assert!(s.resumes_from(2), "empty");
+    assert_eq!(s.recv(), Some(sized(1)));
+    assert!(s.resumes_from(1), "one of three: down to half");
 }
