@@ -71,12 +71,30 @@ impl Connection {
                     let key = parse_u64(m.sid);
                     if V::VISITS && key == Some(visitor.key()) {
                         if let Some(sub) = self.subs.get_mut(&visitor.key()).filter(|s| s.visitable()) {
-                            // Counted as delivered, as a queued message is.
-                            sub.received += 1;
-                            let ended = sub.remaining() == Some(0);
-                            sub.ended |= ended;
-                            visitor.visit(m);
-                            self.input.advance(len);
+                            // This message and the run of the subscription's messages
+                            // right behind it in the segment, decoded in place: one
+                            // lookup and one advance for the run. Whatever ends the run
+                            // is decoded again by the loop above (the decoder allows
+                            // it: same bytes).
+                            let (mut m, mut len, mut at) = (m, len, 0);
+                            let ended = loop {
+                                // Counted as delivered, as a queued message is.
+                                sub.received += 1;
+                                let ended = sub.remaining() == Some(0);
+                                sub.ended |= ended;
+                                visitor.visit(m);
+                                at += len;
+                                if ended || visitor.done() {
+                                    break ended;
+                                }
+                                match self.decoder.decode(&front[at..]) {
+                                    Ok(Some((ServerFrame::Message(next), n))) if parse_u64(next.sid) == key => {
+                                        (m, len) = (next, n);
+                                    }
+                                    _ => break false,
+                                }
+                            };
+                            self.input.advance(at);
                             if ended {
                                 let sid = sub.sid.clone();
                                 self.events.push_back(Event::SubscriptionEnded {
