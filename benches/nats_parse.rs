@@ -23,13 +23,17 @@
 //! - `client` (`msg`, `hmsg` only): the client's receive path, a connected
 //!   [`Connection`] subscribed to the subject (sid 1) handed the buffer as one received
 //!   segment by `handle_input`, then every message taken with `next_message` (and the
-//!   events polled), as an application behind a driver does.
+//!   events polled), as an application behind a driver does;
+//! - `view` (`msg`, `hmsg` only): the client's zero-queue receive path, the same
+//!   connection with its input deferred (`defer_input`), every message handed to a
+//!   closure by `visit_messages` as a `MessageRef` of slices of the segment (no view
+//!   built, no reference count, no queue).
 //!
-//! Flags: `--quick`; `--tsv` prints `case<TAB>frames frames/s<TAB>client frames/s` lines
-//! only (for the script, 0 where a case has no client row); `--write-inputs DIR` writes
+//! Flags: `--quick`; `--tsv` prints `case<TAB>frames frames/s<TAB>client frames/s<TAB>view
+//! frames/s` lines only (for the script, 0 where a case has no client row); `--write-inputs DIR` writes
 //! each case's buffer to `DIR/<case>.bin` and lists the cases (`case<TAB>peer<TAB>first
-//! frame`); `--callgrind-case CASE [--client] --iterations N` only decodes that buffer N
-//! times with the frame decoder (or the client), so `valgrind --tool=callgrind` measures
+//! frame`); `--callgrind-case CASE [--client | --view] --iterations N` only decodes that
+//! buffer N times with the frame decoder (or the client, or its visitor), so `valgrind --tool=callgrind` measures
 //! it (the script subtracts a 1-iteration run). Other arguments select cases by name.
 
 use std::hint::black_box;
@@ -201,6 +205,9 @@ enum Kind {
     /// [`Connection`] subscribed to the subject given the buffer as one received
     /// segment, then every message taken by the application.
     Client,
+    /// The client's visitor (`MSG`/`HMSG` cases only): the same connection with its
+    /// input deferred, every message visited as a `MessageRef` of the segment.
+    View,
 }
 
 /// A connected client subscribed to [`SUBJECT`] (sid 1), as the application sees it
@@ -259,6 +266,25 @@ impl Subscriber {
         }
         Ok(n)
     }
+
+    /// Hands `input` to the connection, its input deferred, as one received segment,
+    /// then visits every message of the subscription; returns how many.
+    #[inline(never)]
+    fn visit(&mut self, input: &Bytes) -> Result<usize, String> {
+        self.conn.defer_input(true);
+        self.conn
+            .handle_input(input.clone(), Instant::now())
+            .map_err(|e| format!("handle_input: {e}"))?;
+        let mut n = 0;
+        self.conn.visit_messages(&self.sid, usize::MAX, |m| {
+            black_box(&m);
+            n += 1;
+        });
+        if let Some(event) = self.conn.poll_event() {
+            return Err(format!("unexpected event {event:?}"));
+        }
+        Ok(n)
+    }
 }
 
 /// A decoder for one case, its state kept across buffers as a connection keeps it.
@@ -273,7 +299,7 @@ struct Runner<'a> {
 impl<'a> Runner<'a> {
     fn new(case: &'a Case, kind: Kind) -> Result<Self, String> {
         let subscriber = match kind {
-            Kind::Client => Some(Subscriber::new()?),
+            Kind::Client | Kind::View => Some(Subscriber::new()?),
             Kind::Frames => None,
         };
         Ok(Self {
@@ -292,15 +318,18 @@ impl<'a> Runner<'a> {
         let decoded = match (self.kind, self.case.role) {
             (Kind::Frames, Role::Server) => frames(&mut self.server_frames, input).map(|(n, at)| (n, input.len() - at)),
             (Kind::Frames, Role::Client) => frames(&mut self.client_frames, input).map(|(n, at)| (n, input.len() - at)),
-            (Kind::Client, Role::Client) => {
+            (Kind::Client | Kind::View, Role::Client) => {
                 let subscriber = self.subscriber.as_mut().ok_or("no subscriber")?;
-                let n = subscriber.receive(input)?;
+                let n = match self.kind {
+                    Kind::View => subscriber.visit(input)?,
+                    _ => subscriber.receive(input)?,
+                };
                 return match n {
                     FRAMES => Ok(n),
                     _ => Err(format!("{}: {n} messages received, expected {FRAMES}", self.case.name)),
                 };
             }
-            (Kind::Client, Role::Server) => return Err(format!("{}: not a client case", self.case.name)),
+            (Kind::Client | Kind::View, Role::Server) => return Err(format!("{}: not a client case", self.case.name)),
         };
         let (n, left) = decoded.map_err(|e| format!("{}: decode error {e}", self.case.name))?;
         if n != FRAMES || left != 0 {
@@ -348,6 +377,35 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
+    /// Hands the buffer to the deferring connection once more and compares every
+    /// message visited with the expected one.
+    fn check_view(&mut self) -> Result<(), String> {
+        let Expected::Server(ServerOp::Message(want)) = &self.case.expected else {
+            return Err(format!("{}: not a client case", self.case.name));
+        };
+        let want = want.as_message_ref();
+        let subscriber = self.subscriber.as_mut().ok_or("no subscriber")?;
+        subscriber.conn.defer_input(true);
+        subscriber
+            .conn
+            .handle_input(self.case.input.clone(), Instant::now())
+            .map_err(|e| format!("handle_input: {e}"))?;
+        let (mut n, mut wrong) = (0, None);
+        subscriber.conn.visit_messages(&subscriber.sid, usize::MAX, |m| {
+            if m != want && wrong.is_none() {
+                wrong = Some(format!("message {n} is {m:?}"));
+            }
+            n += 1;
+        });
+        if let Some(wrong) = wrong {
+            return Err(format!("{}: {wrong}", self.case.name));
+        }
+        if n != FRAMES {
+            return Err(format!("{}: {n} messages visited, expected {FRAMES}", self.case.name));
+        }
+        Ok(())
+    }
+
     /// Hands the buffer to the connection once more and compares every message the
     /// application takes with the expected one.
     fn check_client(&mut self) -> Result<(), String> {
@@ -384,6 +442,7 @@ struct Opts {
     write_inputs: Option<PathBuf>,
     callgrind_case: Option<String>,
     client: bool,
+    view: bool,
     iterations: usize,
 }
 
@@ -396,6 +455,7 @@ impl Opts {
             write_inputs: None,
             callgrind_case: None,
             client: false,
+            view: false,
             iterations: 1,
         };
         let mut args = std::env::args().skip(1);
@@ -405,6 +465,7 @@ impl Opts {
                 "--quick" => opts.quick = true,
                 "--tsv" => opts.tsv = true,
                 "--client" => opts.client = true,
+                "--view" => opts.view = true,
                 // Passed by `cargo bench`.
                 "--bench" => {}
                 "--write-inputs" => opts.write_inputs = Some(PathBuf::from(value("--write-inputs")?)),
@@ -483,7 +544,11 @@ fn real_main() -> Result<(), String> {
             .iter()
             .find(|c| c.name == name.as_str())
             .ok_or_else(|| format!("no case {name}"))?;
-        let kind = if opts.client { Kind::Client } else { Kind::Frames };
+        let kind = match (opts.client, opts.view) {
+            (_, true) => Kind::View,
+            (true, false) => Kind::Client,
+            (false, false) => Kind::Frames,
+        };
         let mut runner = Runner::new(case, kind)?;
         let mut frames = 0;
         for _ in 0..opts.iterations {
@@ -499,31 +564,37 @@ fn real_main() -> Result<(), String> {
             if opts.quick { "quick run" } else { "full run" }
         );
         println!(
-            "| case | first line | bytes/frame | frames ns/frame | frames frames/s | client ns/frame | client frames/s |"
+            "| case | first line | bytes/frame | frames ns/frame | frames frames/s | client ns/frame | client frames/s | view ns/frame | view frames/s |"
         );
-        println!("|---|---|---:|---:|---:|---:|---:|");
+        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     }
     for case in cases.iter().filter(|c| opts.selects(c)) {
         let mut frames = Runner::new(case, Kind::Frames)?;
         frames.check_frames()?;
         let frames_fps = frames_per_sec(&mut frames, opts.quick)?;
-        let client_fps = match case.role {
+        let (client_fps, view_fps) = match case.role {
             Role::Client => {
                 let mut client = Runner::new(case, Kind::Client)?;
                 client.check_client()?;
-                frames_per_sec(&mut client, opts.quick)?
+                let mut view = Runner::new(case, Kind::View)?;
+                view.check_view()?;
+                (
+                    frames_per_sec(&mut client, opts.quick)?,
+                    frames_per_sec(&mut view, opts.quick)?,
+                )
             }
-            Role::Server => 0.0,
+            Role::Server => (0.0, 0.0),
         };
         if opts.tsv {
-            println!("{}\t{frames_fps:.0}\t{client_fps:.0}", case.name);
+            println!("{}\t{frames_fps:.0}\t{client_fps:.0}\t{view_fps:.0}", case.name);
         } else {
-            let client = match case.role {
-                Role::Client => format!("{:.1} | {:.2}M", 1e9 / client_fps, client_fps / 1e6),
+            let rate = |fps: f64| match case.role {
+                Role::Client => format!("{:.1} | {:.2}M", 1e9 / fps, fps / 1e6),
                 Role::Server => "- | -".to_string(),
             };
+            let (client, view) = (rate(client_fps), rate(view_fps));
             println!(
-                "| {} | `{}` | {} | {:.1} | {:.2}M | {client} |",
+                "| {} | `{}` | {} | {:.1} | {:.2}M | {client} | {view} |",
                 case.name,
                 first_line(&case.frame),
                 case.frame.len(),

@@ -5,6 +5,7 @@
 //! cargo bench --bench nats_receive -- --quick  # smoke run (seconds)
 //! cargo bench --bench nats_receive -- --only uring --size 16 --msgs 2000000 # one run, for profiling
 //! cargo bench --bench nats_receive -- --only mio-batch --size 16            # batches (or uring-batch)
+//! cargo bench --bench nats_receive -- --only mio-view --size 16             # visited (or uring-view)
 //! cargo bench --bench nats_receive -- --only async-nats --size 128 --flat-out
 //! cargo bench --bench nats_receive -- --only raw --size 16                  # the reference row
 //! ```
@@ -15,7 +16,9 @@
 //!   `Subscription::next_message` in a loop, with the backpressure subscription policy
 //!   (a full queue stops reading the socket instead of dropping); and the same with
 //!   `Subscription::next_messages` (the "batches" rows: every message queued, up to
-//!   65,536, handed over in one call, then checked one by one);
+//!   65,536, handed over in one call, then checked one by one); and with
+//!   `Subscription::for_each_message` (the "visited" rows: each message handed to the
+//!   checking closure as a `MessageRef` borrowed from the received bytes, no queue);
 //! - `async-nats` on a current-thread tokio runtime, its idiomatic path:
 //!   `client.subscribe(..).await`, then `subscriber.next().await` in a loop, with its
 //!   default subscription capacity (65,536 messages; past that it drops, silently unless
@@ -115,6 +118,10 @@ enum Contender {
     UringBatch,
     /// `Subscription::next_messages` (batches) on the mio driver.
     MioBatch,
+    /// `Subscription::for_each_message` (visited, no queue) on the io_uring driver.
+    UringView,
+    /// `Subscription::for_each_message` (visited, no queue) on the mio driver.
+    MioView,
     AsyncNats,
     /// No client: a blocking socket read and `MSG` frames checked in place. Not a
     /// contender, the reference: how fast this server delivers to one connection.
@@ -122,11 +129,13 @@ enum Contender {
 }
 
 impl Contender {
-    const ALL: [Contender; 6] = [
+    const ALL: [Contender; 8] = [
         Contender::Uring,
         Contender::Mio,
         Contender::UringBatch,
         Contender::MioBatch,
+        Contender::UringView,
+        Contender::MioView,
         Contender::AsyncNats,
         Contender::RawSocket,
     ];
@@ -137,6 +146,8 @@ impl Contender {
             Contender::Mio => "Monocoque (mio)",
             Contender::UringBatch => "Monocoque (io_uring), batches",
             Contender::MioBatch => "Monocoque (mio), batches",
+            Contender::UringView => "Monocoque (io_uring), visited",
+            Contender::MioView => "Monocoque (mio), visited",
             Contender::AsyncNats => "async-nats 0.51 (tokio current-thread)",
             Contender::RawSocket => "reference: raw socket, frames checked in place",
         }
@@ -510,9 +521,19 @@ struct Received {
     connections: u64,
 }
 
-/// Our client on driver `kind`: `next_message` in a loop, or with `batch`,
-/// `next_messages` (up to [`BATCH`] at once) and every message of the batch in turn.
-fn run_monocoque(kind: DriverKind, batch: bool, port: u16, mode: Mode, size: usize, msgs: u64) -> Received {
+/// How our client hands messages to the application.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Api {
+    /// `next_message` in a loop.
+    Next,
+    /// `next_messages` (up to [`BATCH`] at once), then every message of the batch.
+    Batch,
+    /// `for_each_message`: each message visited in place.
+    View,
+}
+
+/// Our client on driver `kind`, taking messages through `api`.
+fn run_monocoque(kind: DriverKind, api: Api, port: u16, mode: Mode, size: usize, msgs: u64) -> Received {
     let url = format!("nats://127.0.0.1:{port}");
     let options = ClientOptions::from_url(&url)
         .expect("URL")
@@ -524,8 +545,10 @@ fn run_monocoque(kind: DriverKind, batch: bool, port: u16, mode: Mode, size: usi
     let progress = Arc::new(AtomicU64::new(0));
     let mut tally = Tally::new(size, msgs, Arc::clone(&progress));
     let publisher = Publisher::start(port, mode, size, msgs, progress);
-    let end = if batch {
+    let end = if api == Api::Batch {
         receive_batches(&mut sub, &mut tally, kind)
+    } else if api == Api::View {
+        receive_visited(&mut sub, &mut tally, kind)
     } else {
         loop {
             match sub.next_message(PATIENCE) {
@@ -568,6 +591,25 @@ fn receive_batches(sub: &mut monocoque::nats::Subscription, tally: &mut Tally, k
             Err(e) => panic!("next_messages ({kind}): {e}"),
         }
     }
+}
+
+/// Visits messages until the tally says the run is over.
+fn receive_visited(sub: &mut monocoque::nats::Subscription, tally: &mut Tally, kind: DriverKind) -> Next {
+    let mut end = Next::More;
+    while end == Next::More {
+        // Nothing follows the last message (or the sentinel): the closure checks each
+        // one as `next_message`'s loop does.
+        match sub.for_each_message(usize::MAX, PATIENCE, |m| {
+            if end == Next::More {
+                end = tally.on_payload(m.payload);
+            }
+        }) {
+            Ok(0) => panic!("no message for {PATIENCE:?} ({kind})"),
+            Ok(_) => {}
+            Err(e) => panic!("for_each_message ({kind}): {e}"),
+        }
+    }
+    end
 }
 
 fn run_async_nats(port: u16, mode: Mode, size: usize, msgs: u64) -> Received {
@@ -655,10 +697,12 @@ fn run(c: Contender, server: &Server, mode: Mode, size: usize, msgs: u64) -> Sam
     let port = server.port();
     let slow0 = server.slow_consumers();
     let received = match c {
-        Contender::Uring => run_monocoque(DriverKind::Uring, false, port, mode, size, msgs),
-        Contender::Mio => run_monocoque(DriverKind::Mio, false, port, mode, size, msgs),
-        Contender::UringBatch => run_monocoque(DriverKind::Uring, true, port, mode, size, msgs),
-        Contender::MioBatch => run_monocoque(DriverKind::Mio, true, port, mode, size, msgs),
+        Contender::Uring => run_monocoque(DriverKind::Uring, Api::Next, port, mode, size, msgs),
+        Contender::Mio => run_monocoque(DriverKind::Mio, Api::Next, port, mode, size, msgs),
+        Contender::UringBatch => run_monocoque(DriverKind::Uring, Api::Batch, port, mode, size, msgs),
+        Contender::MioBatch => run_monocoque(DriverKind::Mio, Api::Batch, port, mode, size, msgs),
+        Contender::UringView => run_monocoque(DriverKind::Uring, Api::View, port, mode, size, msgs),
+        Contender::MioView => run_monocoque(DriverKind::Mio, Api::View, port, mode, size, msgs),
         Contender::AsyncNats => run_async_nats(port, mode, size, msgs),
         Contender::RawSocket => run_raw_socket(port, mode, size, msgs),
     };
@@ -693,7 +737,7 @@ fn print_sample(sample: &Sample) {
     );
 }
 
-/// `--only <uring|mio|async-nats|raw> [--size N] [--msgs N] [--flat-out]`: one run of
+/// `--only <uring|mio|uring-batch|mio-batch|uring-view|mio-view|async-nats|raw> [--size N] [--msgs N] [--flat-out]`: one run of
 /// one contender, for profiling (`valgrind --tool=callgrind`, `strace -c`).
 fn single_run(server: &Server) -> Option<Sample> {
     let args: Vec<String> = std::env::args().collect();
@@ -711,9 +755,13 @@ fn single_run(server: &Server) -> Option<Sample> {
         "mio" => Contender::Mio,
         "uring-batch" => Contender::UringBatch,
         "mio-batch" => Contender::MioBatch,
+        "uring-view" => Contender::UringView,
+        "mio-view" => Contender::MioView,
         "async-nats" => Contender::AsyncNats,
         "raw" => Contender::RawSocket,
-        other => panic!("--only {other}: expected uring, mio, uring-batch, mio-batch, async-nats or raw"),
+        other => panic!(
+            "--only {other}: expected uring, mio, uring-batch, mio-batch, uring-view, mio-view, async-nats or raw"
+        ),
     };
     Some(run(contender, server, mode, size, msgs))
 }
@@ -800,6 +848,8 @@ fn main() {
                     Contender::Uring => "io_uring",
                     Contender::UringBatch => "io_uring, batches",
                     Contender::MioBatch => "mio, batches",
+                    Contender::UringView => "io_uring, visited",
+                    Contender::MioView => "mio, visited",
                     _ => "mio",
                 };
                 println!(

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use monocoque_proto::nats::client::{Connection, SendError, SubscriptionPolicy};
-use monocoque_proto::nats::{Headers, Message, Sid};
+use monocoque_proto::nats::{Headers, Message, MessageRef, Sid};
 use monocoque_proto::Driver;
 
 use monocoque_proto::chassis::link::Supervisor;
@@ -281,6 +281,37 @@ impl<D: Driver<Connection>> Inner<D> {
             (n > 0).then_some(n)
         })?;
         Ok(taken.unwrap_or(0))
+    }
+
+    /// Up to `max` of `sid`'s messages handed to `visit` as borrowed frames (see
+    /// [`Subscription::for_each_message`](super::Subscription::for_each_message)): the
+    /// connection holds received bytes back while the call turns the driver, and
+    /// each turn's are visited straight from the decoder.
+    pub(crate) fn for_each_message(
+        &mut self,
+        sid: &Sid,
+        max: usize,
+        timeout: Duration,
+        mut visit: impl FnMut(MessageRef<'_>),
+    ) -> Result<usize, Error> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let visited = self.take_queued(sid, timeout, |session| {
+            // Set on every look: a connection made by a reconnect in this call too.
+            session.defer_input(true);
+            let n = session.visit_messages(sid, max, &mut visit);
+            (n > 0).then_some(n)
+        });
+        // Between calls the connection decodes as it reads again: what this call left
+        // is queued, in order, for whichever call comes next.
+        if let Some(session) = self.live_session() {
+            session.defer_input(false);
+        }
+        // What the visits decoded besides messages (a `PONG`, a reply, a subscription
+        // that ended) reaches the client now, not at the next turn that reads.
+        self.drain_events();
+        Ok(visited?.unwrap_or(0))
     }
 
     /// What `take` takes from subscription `sid`'s queue on the live connection,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use monocoque_proto::nats::client::{Connection, SubscriptionPolicy};
-use monocoque_proto::nats::{HeaderMap, Message, ServerInfo, Sid};
+use monocoque_proto::nats::{HeaderMap, Message, MessageRef, ServerInfo, Sid};
 use monocoque_proto::Driver;
 
 use super::body::Inner;
@@ -380,6 +380,45 @@ impl<D: Driver<Connection>> Subscription<D> {
         timeout: Duration,
     ) -> Result<usize, Error> {
         self.inner.borrow_mut().next_messages(&self.sid, batch, max, timeout)
+    }
+
+    /// Hands up to `max` messages to `visit`, oldest first, each as a [`MessageRef`]
+    /// borrowed from the bytes the driver received (subject, reply, header block and
+    /// payload as `&[u8]`): nothing is copied, counted or queued, so this is the
+    /// fastest way to consume a subscription. Waits up to `timeout` for the first
+    /// message as [`next_message`](Self::next_message) does, then visits what has been
+    /// received (up to `max`) and returns how many (0 when none came in time, or `max`
+    /// is 0).
+    ///
+    /// The same messages in the same order as `next_message`, each once: messages
+    /// already queued (received during other calls) come first, and the calls can be
+    /// mixed freely. Reading the socket waits for `visit` (about 1 MiB of received
+    /// bytes is held at most), so a slow closure slows the server down rather than
+    /// growing memory. A message kept past the closure must be copied
+    /// (`m.payload.to_vec()`).
+    ///
+    /// `visit` runs while the client is busy: calling the client (or another of its
+    /// subscriptions) from inside it panics.
+    ///
+    /// ```no_run
+    /// # use std::time::Duration;
+    /// # fn f(sub: &mut monocoque::nats::Subscription) -> Result<(), monocoque::nats::Error> {
+    /// let mut bytes = 0;
+    /// while sub.for_each_message(usize::MAX, Duration::from_secs(1), |m| bytes += m.payload.len())? > 0 {}
+    /// println!("{bytes} bytes received");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`next_message`](Self::next_message).
+    pub fn for_each_message(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+        visit: impl FnMut(MessageRef<'_>),
+    ) -> Result<usize, Error> {
+        self.inner.borrow_mut().for_each_message(&self.sid, max, timeout, visit)
     }
 
     /// Messages and bytes queued, not yet taken (`None` once it ended and was drained,

@@ -52,5 +52,5 @@ pub use monocoque_proto::nats::client::{
     Connection, ConnectionError, RequestError, SendError, SlowConsumerPolicy, SubscriptionEnd, SubscriptionPolicy,
 };
 pub use monocoque_proto::nats::{
-    HeaderMap, Headers, Message, ServerError, ServerErrorKind, ServerInfo, Sid, StatusCode,
+    HeaderMap, Headers, Message, MessageRef, ServerError, ServerErrorKind, ServerInfo, Sid, StatusCode,
 };

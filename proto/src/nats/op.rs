@@ -137,6 +137,19 @@ impl Message {
     pub fn is_no_responders(&self) -> bool {
         self.payload.is_empty() && self.headers.as_ref().is_some_and(Headers::is_no_responders)
     }
+
+    /// The message as a [`MessageRef`](super::MessageRef) of slices of its views, as a
+    /// visitor sees a message straight from the decoder
+    /// ([`Connection::visit_messages`](super::client::Connection::visit_messages)).
+    pub fn as_message_ref(&self) -> super::MessageRef<'_> {
+        super::MessageRef {
+            subject: &self.subject,
+            sid: self.sid.as_bytes(),
+            reply: self.reply.as_deref(),
+            headers: self.headers.as_ref().map(|h| &h.as_bytes()[..]),
+            payload: &self.payload,
+        }
+    }
 }
 
 /// `SUB`: interest in a subject, optionally as a member of a queue group.

@@ -14,6 +14,7 @@ mod receive;
 mod reconnect;
 mod requests;
 mod subscription;
+mod visit;
 
 #[cfg(test)]
 mod fake_server;
@@ -151,7 +152,8 @@ enum PingKind {
 /// - **mutators**: [`publish`](Self::publish), [`subscribe`](Self::subscribe),
 ///   [`unsubscribe`](Self::unsubscribe), [`request`](Self::request),
 ///   [`ping`](Self::ping), [`next_message`](Self::next_message),
-///   [`next_messages`](Self::next_messages),
+///   [`next_messages`](Self::next_messages), [`defer_input`](Self::defer_input),
+///   [`visit_messages`](Self::visit_messages),
 ///   [`take_reconnect_state`](Self::take_reconnect_state);
 /// - **output**: [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event),
 ///   [`poll_timeout`](Self::poll_timeout).
@@ -198,6 +200,9 @@ pub struct Connection {
     /// Bytes queued across every subscription (as each counts them), bounded by
     /// [`ClientConfig::max_pending_bytes`].
     queued_bytes: usize,
+    /// Received bytes wait in `input` for [`visit_messages`](Self::visit_messages)
+    /// instead of being decoded as they arrive (see [`defer_input`](Self::defer_input)).
+    deferred: bool,
 }
 
 impl Connection {
@@ -239,6 +244,7 @@ impl Connection {
             stalled: None,
             slow: Vec::new(),
             queued_bytes: 0,
+            deferred: false,
             config,
         }
     }
@@ -298,7 +304,7 @@ impl Connection {
     /// Whether the driver should read the socket: not once poisoned, nor while a
     /// message waits for room in a [`SlowConsumerPolicy::Backpressure`] subscription.
     pub fn wants_read(&self) -> bool {
-        !self.guard.is_poisoned() && !self.paused()
+        !self.guard.is_poisoned() && !self.paused() && !self.deferred_full()
     }
 
     /// Whether decoding is paused: a message waits for room in a backpressured
@@ -364,6 +370,8 @@ impl Connection {
     pub fn handle_eof(&mut self, now: Instant) -> Result<(), ConnectionError> {
         self.guard.check()?;
         self.tick(now);
+        // What arrived before the end is acted on first, as it would have been.
+        self.settle();
         Err(self.poison(ConnectionError::Closed))
     }
 
@@ -375,6 +383,8 @@ impl Connection {
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ConnectionError> {
         self.guard.check()?;
         self.tick(now);
+        // A reply or `PONG` already received answers before its deadline counts.
+        self.settle();
         if self.handshake_deadline.is_some_and(|at| at <= now) {
             return Err(self.poison(ConnectionError::HandshakeTimeout));
         }
@@ -712,6 +722,8 @@ impl Connection {
     /// This connection is poisoned with [`ConnectionError::Replaced`] unless it already
     /// was (its pending requests fail), and keeps nothing.
     pub fn take_reconnect_state(&mut self) -> ReconnectState {
+        // Messages already received are carried over, queued.
+        self.settle();
         if !self.guard.is_poisoned() {
             self.poison(ConnectionError::Replaced);
         }

@@ -22,7 +22,28 @@ impl Connection {
     /// at once (the common case) is built straight into the subscription's queue; any
     /// other frame becomes a [`ServerOp`] for [`on_op`](Self::on_op).
     pub(super) fn pump(&mut self) {
+        if self.deferred {
+            // Received bytes wait for `visit_messages` (or the end of deferral); only a
+            // stalled message moves, into the room a take just made.
+            self.place_stalled();
+            self.report_drops();
+            return;
+        }
+        self.decode_input(&mut NoVisitor);
+    }
+
+    /// The receive loop behind [`pump`](Self::pump) and
+    /// [`visit_messages`](Self::visit_messages): as `pump` describes, except that a
+    /// message for the subscription `visitor` visits, which that subscription takes
+    /// (not ended, nothing queued before it), goes to the visitor as the frame decoded
+    /// on the segment, with no view built and nothing queued. It stops once the visitor
+    /// is done, before decoding another frame.
+    #[inline(always)]
+    pub(super) fn decode_input<V: Visitor>(&mut self, visitor: &mut V) {
         while !self.guard.is_poisoned() {
+            if V::VISITS && visitor.done() {
+                break;
+            }
             if self.paused() && !self.place_stalled() {
                 break;
             }
@@ -47,7 +68,45 @@ impl Connection {
                         available: self.config.max_pending_bytes.saturating_sub(self.queued_bytes),
                         capacity: self.config.max_pending_bytes,
                     };
-                    let sub = match parse_u64(m.sid) {
+                    let key = parse_u64(m.sid);
+                    if V::VISITS && key == Some(visitor.key()) {
+                        if let Some(sub) = self.subs.get_mut(&visitor.key()).filter(|s| s.visitable()) {
+                            // This message and the run of the subscription's messages
+                            // right behind it in the segment, decoded in place: one
+                            // lookup and one advance for the run. Whatever ends the run
+                            // is decoded again by the loop above (the decoder allows
+                            // it: same bytes).
+                            let (mut m, mut len, mut at) = (m, len, 0);
+                            let ended = loop {
+                                // Counted as delivered, as a queued message is.
+                                sub.received += 1;
+                                let ended = sub.remaining() == Some(0);
+                                sub.ended |= ended;
+                                visitor.visit(m);
+                                at += len;
+                                if ended || visitor.done() {
+                                    break ended;
+                                }
+                                match self.decoder.decode(&front[at..]) {
+                                    Ok(Some((ServerFrame::Message(next), n))) if parse_u64(next.sid) == key => {
+                                        (m, len) = (next, n);
+                                    }
+                                    _ => break false,
+                                }
+                            };
+                            self.input.advance(at);
+                            if ended {
+                                let sid = sub.sid.clone();
+                                self.events.push_back(Event::SubscriptionEnded {
+                                    sid,
+                                    reason: SubscriptionEnd::MaxReached,
+                                });
+                                self.forget_if_drained(visitor.key());
+                            }
+                            continue;
+                        }
+                    }
+                    let sub = match key {
                         Some(key) if self.requests.sid != Some(key) => self.subs.get_mut(&key),
                         _ => None,
                     };
@@ -377,6 +436,34 @@ impl Connection {
             }
         }
     }
+}
+
+/// Who receives the messages of one subscription straight from the frame decoder
+/// (see [`Connection::visit_messages`]).
+pub(super) trait Visitor {
+    /// Whether this visitor visits at all (`false` for the plain receive path, whose
+    /// checks then compile away).
+    const VISITS: bool;
+    /// The visited subscription's key.
+    fn key(&self) -> u64;
+    /// Whether it wants no more messages.
+    fn done(&self) -> bool;
+    /// Hands it one message of its subscription.
+    fn visit(&mut self, message: MessageRef<'_>);
+}
+
+/// The plain receive path: every message is queued.
+pub(super) struct NoVisitor;
+
+impl Visitor for NoVisitor {
+    const VISITS: bool = false;
+    fn key(&self) -> u64 {
+        0
+    }
+    fn done(&self) -> bool {
+        false
+    }
+    fn visit(&mut self, _: MessageRef<'_>) {}
 }
 
 /// What the receive path keeps between reads: the frame decoder, and the bytes of a

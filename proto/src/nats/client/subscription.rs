@@ -146,6 +146,14 @@ impl Subscription {
         self.messages.is_empty()
     }
 
+    /// Whether a message may go straight to a visitor
+    /// ([`Connection::visit_messages`](super::Connection::visit_messages)): the
+    /// subscription takes more, and nothing is queued that would have to come first.
+    #[inline]
+    pub fn visitable(&self) -> bool {
+        !self.ended && self.remaining() != Some(0) && self.messages.is_empty()
+    }
+
     /// Whether a message of `size` bytes is queued at once by [`offer`](Self::offer):
     /// the subscription takes more, and the message fits in its queue and under the
     /// connection-wide bound. The receive path's fast case: such a message is built in
