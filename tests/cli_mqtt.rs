@@ -11,7 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use monocoque::driver::DriverKind;
-use support::mqtt::OurBroker;
+use support::mqtt::{self, OurBroker};
 use support::Mosquitto;
 
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -120,42 +120,19 @@ fn ours_pub_to_mosquitto_sub(driver: DriverKind) {
     let broker = Mosquitto::start();
     for version in ["mqttv311", "mqttv5"] {
         let topic = format!("m/{version}");
-        let mut sub = broker.subscriber();
-        sub.args(["-t", &topic, "-C", "3", "-q", "2", "-V", version]);
-        let mut child = sub.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        // mosquitto_sub has no ready signal on stderr: publish retained-free probes
-        // until it prints one, then the real messages.
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            while stdout.read_line(&mut line).is_ok_and(|n| n > 0) {
-                let _ = tx.send(std::mem::take(&mut line));
-            }
-        });
-        let mut first = None;
-        for _ in 0..100 {
-            run(monocoque(
-                broker.addr.port(),
-                driver,
-                &["pub", "-t", &topic, "-m", "probe", "-q", "1", "-V", version],
-            ));
-            if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-                first = Some(line);
-                break;
-            }
-        }
-        assert_eq!(first.as_deref(), Some("probe\n"));
-        for (qos, msg) in [("1", "one"), ("2", "two")] {
+        // Returns once mosquitto_sub's debug output shows its SUBACK.
+        let sub = mqtt::mosquitto_sub(
+            broker.addr.port(),
+            &["-F", "MSG|%p", "-t", &topic, "-C", "3", "-q", "2", "-V", version],
+        );
+        for (qos, msg) in [("0", "zero"), ("1", "one"), ("2", "two")] {
             run(monocoque(
                 broker.addr.port(),
                 driver,
                 &["pub", "-t", &topic, "-m", msg, "-q", qos, "-V", version],
             ));
         }
-        let rest: Vec<String> = (0..2).map(|_| rx.recv_timeout(PATIENCE).expect("a line")).collect();
-        assert_eq!(rest, ["one\n", "two\n"]);
-        assert!(child.wait().unwrap().success());
+        assert_eq!(sub.messages(), ["MSG|zero", "MSG|one", "MSG|two"]);
     }
 }
 
