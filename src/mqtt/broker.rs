@@ -162,7 +162,8 @@ impl Broker {
         let mut activity = Vec::new();
         while !self.stop.load(Ordering::Acquire) {
             activity.clear();
-            // The state's own timers (delayed wills) bound the wait.
+            // The turn returns by the broker state's next deadline (a delayed will, a
+            // session's expiry).
             self.driver.turn(self.state.poll_timeout(), &mut activity)?;
             for a in activity.drain(..) {
                 match a {

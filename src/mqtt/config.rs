@@ -8,7 +8,12 @@
 //! [limits]
 //! max_packet_size = 1048576          # bytes, checked from the fixed header
 //! topic_alias_maximum = 10           # each way; 0 turns topic aliases off
-//! server_keep_alive = 60             # seconds, the most a 5.0 client may ask for
+//! max_keep_alive = 60                # seconds: 5.0 clients get it as Server Keep Alive,
+//!                                    # 3.1.1 clients asking for more (or 0) are refused
+//! receive_maximum = 1024             # QoS 2 messages a client may have unreleased (0x93)
+//! max_inflight = 1024                # QoS 1/2 messages in flight to a client
+//! max_queued_messages = 1000         # QoS 1/2 messages a session queues (offline too)
+//! max_output_bytes = 1048576         # unsent bytes before a connection stops taking more
 //! connect_timeout = 10               # seconds to send CONNECT (and each AUTH step)
 //!
 //! [[user]]                           # `monocoque mqtt passwd` prints a hash
@@ -89,7 +94,11 @@ struct File {
 struct Limits {
     max_packet_size: Option<u32>,
     topic_alias_maximum: Option<u16>,
-    server_keep_alive: Option<u16>,
+    max_keep_alive: Option<u16>,
+    receive_maximum: Option<u16>,
+    max_inflight: Option<u16>,
+    max_queued_messages: Option<usize>,
+    max_output_bytes: Option<usize>,
     connect_timeout: Option<u64>,
 }
 
@@ -164,11 +173,33 @@ impl BrokerConfig {
         if let Some(max) = limits.topic_alias_maximum {
             connection.topic_alias_maximum = max;
         }
-        if let Some(keep_alive) = limits.server_keep_alive {
+        if let Some(keep_alive) = limits.max_keep_alive {
             if keep_alive == 0 {
-                return Err(ConfigError::Limit("server_keep_alive"));
+                return Err(ConfigError::Limit("max_keep_alive"));
             }
-            connection.server_keep_alive = Some(keep_alive);
+            connection.max_keep_alive = Some(keep_alive);
+        }
+        if let Some(max) = limits.receive_maximum {
+            // 0 is a protocol error in a CONNACK's Receive Maximum (3.2.2.3.3).
+            if max == 0 {
+                return Err(ConfigError::Limit("receive_maximum"));
+            }
+            connection.receive_maximum = max;
+        }
+        if let Some(max) = limits.max_inflight {
+            if max == 0 {
+                return Err(ConfigError::Limit("max_inflight"));
+            }
+            connection.max_inflight = max;
+        }
+        if let Some(max) = limits.max_queued_messages {
+            connection.max_queued_messages = max;
+        }
+        if let Some(max) = limits.max_output_bytes {
+            if max == 0 {
+                return Err(ConfigError::Limit("max_output_bytes"));
+            }
+            connection.max_output_bytes = max;
         }
         if let Some(secs) = limits.connect_timeout {
             if secs == 0 {
@@ -242,7 +273,11 @@ listen = "127.0.0.1:1999"
 [limits]
 max_packet_size = 4096
 topic_alias_maximum = 3
-server_keep_alive = 30
+max_keep_alive = 30
+receive_maximum = 16
+max_inflight = 8
+max_queued_messages = 50
+max_output_bytes = 65536
 connect_timeout = 2
 [[user]]
 name = "alice"
@@ -259,7 +294,11 @@ permanent = true
         assert_eq!(c.listen, Some("127.0.0.1:1999".parse().unwrap()));
         assert_eq!(c.connection.max_packet_size, 4096);
         assert_eq!(c.connection.topic_alias_maximum, 3);
-        assert_eq!(c.connection.server_keep_alive, Some(30));
+        assert_eq!(c.connection.max_keep_alive, Some(30));
+        assert_eq!(c.connection.receive_maximum, 16);
+        assert_eq!(c.connection.max_inflight, 8);
+        assert_eq!(c.connection.max_queued_messages, 50);
+        assert_eq!(c.connection.max_output_bytes, 65536);
         assert_eq!(c.connection.connect_timeout, Duration::from_secs(2));
         let users = c.access.users.as_ref().unwrap();
         assert!(!users.allow_anonymous, "users given: anonymous refused by default");
@@ -280,7 +319,7 @@ permanent = true
         for bad in [
             "[limits]\nmax_pakcet_size = 1",
             "[limits]\nmax_packet_size = 1",
-            "[limits]\nserver_keep_alive = 0",
+            "[limits]\nmax_keep_alive = 0",
             "[[user]]\nname = \"a\"\npassword_hash = \"plain\"",
             "[[user]]\nname = \"a\"\npassword = \"plain\"",
             "listen = \"nowhere\"",

@@ -5,7 +5,7 @@
 //! clients (sessions, subscriptions, retained messages) goes to the broker state as an
 //! [`Event`], which answers through the mutators here.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,10 @@ use crate::mqtt::{
     DEFAULT_MAX_PACKET_SIZE,
 };
 
+use super::expiry::Message;
+use super::limits::{self, Limits};
+use super::outbox::{Outbox, RecOutcome};
+
 /// Limits of a broker connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionConfig {
@@ -30,10 +34,22 @@ pub struct ConnectionConfig {
     /// Topic Alias Maximum (5.0): how many aliases the client may use, announced in
     /// `CONNACK`, and the most the broker uses towards a client (0: none either way).
     pub topic_alias_maximum: u16,
-    /// Server Keep Alive (5.0): the longest keep alive a client may use, sent in
-    /// `CONNACK` to one asking for more (or for none) [MQTT-3.2.2-21]; `None`: the
-    /// client's own.
-    pub server_keep_alive: Option<u16>,
+    /// The broker's Receive Maximum, announced in `CONNACK` (5.0): QoS 2 messages from
+    /// the client not yet released beyond it get `DISCONNECT` 0x93.
+    pub receive_maximum: u16,
+    /// The most QoS 1 and 2 messages in flight to the client, whatever its own Receive
+    /// Maximum allows.
+    pub max_inflight: u16,
+    /// The most QoS 1 and 2 messages a session queues (offline, or behind its window);
+    /// see [`Outbox`] for the policy.
+    pub max_queued_messages: usize,
+    /// Output bytes not yet written past which the connection stops taking messages:
+    /// QoS 0 ones are dropped (counted), QoS 1 and 2 wait in the session's queue.
+    pub max_output_bytes: usize,
+    /// The longest keep alive the broker allows, if capped: a 5.0 client asking for more
+    /// (or for none) is given this one as Server Keep Alive [MQTT-3.2.2-21]; a 3.1.1
+    /// one is refused, as mosquitto's `max_keepalive` does.
+    pub max_keep_alive: Option<u16>,
 }
 
 impl Default for ConnectionConfig {
@@ -42,7 +58,11 @@ impl Default for ConnectionConfig {
             max_packet_size: DEFAULT_MAX_PACKET_SIZE,
             connect_timeout: Duration::from_secs(10),
             topic_alias_maximum: 10,
-            server_keep_alive: None,
+            receive_maximum: 1024,
+            max_inflight: 1024,
+            max_queued_messages: 1000,
+            max_output_bytes: 1 << 20,
+            max_keep_alive: None,
         }
     }
 }
@@ -86,17 +106,6 @@ enum Phase {
     Closed,
 }
 
-/// Where a message the broker sent at QoS 1 or 2 stands: named for the packet awaited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outgoing {
-    /// QoS 1 sent, waiting for `PUBACK`.
-    Ack,
-    /// QoS 2 sent, waiting for `PUBREC`.
-    Rec,
-    /// `PUBREL` sent, waiting for `PUBCOMP`.
-    Comp,
-}
-
 /// A client's connection to the broker: a [`Session`] for the driver, and the
 /// mutators the broker state answers through.
 ///
@@ -116,18 +125,27 @@ pub struct Connection {
     deadline: Option<Instant>,
     keep_alive: Duration,
     events: VecDeque<Event>,
-    next_packet_id: u16,
-    /// B-trees rather than hash maps: 24 bytes and no allocation while empty (an idle
-    /// connection's case), against 48 for a `HashMap` and its hasher keys.
-    outgoing: BTreeMap<u16, Outgoing>,
-    /// QoS 2 packet identifiers received and not yet released.
+    /// QoS 2 packet identifiers received and not yet released. A B-tree: 24 bytes and
+    /// no allocation while empty (an idle connection's case).
     incoming: BTreeSet<u16>,
+    limits: Limits,
+    /// The client's Receive Maximum (65,535 unless its 5.0 `CONNECT` said less).
+    client_receive_maximum: u16,
+    /// Outbound QoS 1 and 2 messages, created at the first one.
+    outbox: Option<Box<Outbox>>,
+    /// The latest instant the connection was given: the clock for messages it sends
+    /// from [`poll_transmit`](Session::poll_transmit).
+    now: Instant,
+    /// QoS 0 messages dropped because the output was over its cap.
+    dropped: u64,
+    /// Whether the 5.0 `CONNECT` had no Session Expiry Interval (or 0).
+    connect_expiry_zero: bool,
+    /// The Session Expiry Interval the client's `DISCONNECT` set, if it did.
+    disconnect_expiry: Option<u32>,
     /// Topic aliases, once the client announced or used any.
     aliases: Option<Box<Aliases>>,
     /// What the client may publish to (`None`: anything).
     acl: Option<Arc<ClientAcl>>,
-    topic_alias_maximum: u16,
-    server_keep_alive: Option<u16>,
     /// Whether the `CONNECT` named an Authentication Method (the client may then
     /// re-authenticate with `AUTH`).
     enhanced: bool,
@@ -147,13 +165,16 @@ impl Connection {
             deadline: Some(now + config.connect_timeout),
             keep_alive: Duration::ZERO,
             events: VecDeque::new(),
-            next_packet_id: 1,
-            outgoing: BTreeMap::new(),
             incoming: BTreeSet::new(),
+            limits: Limits::from(&config),
+            client_receive_maximum: u16::MAX,
+            outbox: None,
+            now,
+            dropped: 0,
+            connect_expiry_zero: false,
+            disconnect_expiry: None,
             aliases: None,
             acl: None,
-            topic_alias_maximum: config.topic_alias_maximum,
-            server_keep_alive: config.server_keep_alive,
             enhanced: false,
             auth_timeout_ms: u32::try_from(config.connect_timeout.as_millis()).unwrap_or(u32::MAX),
         }
@@ -202,7 +223,30 @@ impl Connection {
 
     /// Messages sent at QoS 1 or 2 whose flow the client has not completed.
     pub fn in_flight(&self) -> usize {
-        self.outgoing.len()
+        self.outbox.as_ref().map_or(0, |o| o.in_flight())
+    }
+
+    /// The Session Expiry Interval the client's `DISCONNECT` set (5.0), which replaces
+    /// the one of its `CONNECT` [MQTT-3.1.2-23].
+    pub fn disconnect_session_expiry(&self) -> Option<u32> {
+        self.disconnect_expiry
+    }
+
+    /// Output bytes not yet taken by the driver (bounded by `max_output_bytes` plus one
+    /// packet, whatever the client's reading pace).
+    pub fn unsent(&self) -> usize {
+        self.output.len()
+    }
+
+    /// QoS 1 and 2 messages waiting for the window or the output to make room.
+    pub fn queued(&self) -> usize {
+        self.outbox.as_ref().map_or(0, |o| o.queued())
+    }
+
+    /// Messages not delivered for lack of room: QoS 0 ones dropped at the output cap,
+    /// QoS 1 and 2 ones refused by a full queue.
+    pub fn dropped(&self) -> u64 {
+        self.dropped + self.outbox.as_ref().map_or(0, |o| o.dropped())
     }
 
     /// Accepts the `CONNECT`: sends `ack` and starts the keep-alive timer
@@ -213,18 +257,8 @@ impl Connection {
             return;
         }
         let mut ack = ack;
-        let mut keep_alive = keep_alive;
-        if self.version().is_some_and(ProtocolVersion::is_v5) {
-            if self.topic_alias_maximum > 0 {
-                ack.properties.topic_alias_maximum = Some(self.topic_alias_maximum);
-            }
-            if let Some(max) = self.server_keep_alive {
-                if keep_alive == 0 || keep_alive > max {
-                    keep_alive = max;
-                    ack.properties.server_keep_alive = Some(max);
-                }
-            }
-        }
+        let v5 = self.version().is_some_and(ProtocolVersion::is_v5);
+        let keep_alive = limits::negotiate(&mut ack, keep_alive, v5, &self.limits);
         if self.codec.encode(&Packet::ConnAck(ack), &mut self.output).is_err() {
             self.close(true);
             return;
@@ -260,28 +294,114 @@ impl Connection {
         self.phase == Phase::Open && self.codec.encode(packet, &mut self.output).is_ok()
     }
 
-    /// Sends an application message: its packet identifier is assigned here (for QoS 1
-    /// and 2), its properties dropped for a 3.1.1 client. Returns whether it was sent
-    /// (not when closed, out of identifiers, or too large for the client).
-    pub fn deliver(&mut self, mut publish: Publish) -> bool {
+    /// Sends an application message received at the connection's latest instant; see
+    /// [`deliver_message`](Self::deliver_message).
+    pub fn deliver(&mut self, publish: Publish) -> bool {
+        let now = self.now;
+        self.deliver_message(Message::received(publish, now), now)
+    }
+
+    /// Sends or queues an application message at `now`: QoS 0 goes out at once unless
+    /// the unsent output is over its cap (then it is dropped, counted); QoS 1 and 2 join
+    /// the session's queue and go out as the inflight window and the output allow. Its
+    /// packet identifier is assigned when it goes out, its properties dropped for a
+    /// 3.1.1 client. Returns whether it was sent or queued.
+    pub fn deliver_message(&mut self, message: Message, now: Instant) -> bool {
         if self.phase != Phase::Open {
             return false;
         }
+        self.now = self.now.max(now);
+        if message.publish.qos == QoS::AtMostOnce {
+            if self.output.len() >= self.limits.max_output_bytes() {
+                self.dropped += 1;
+                return false;
+            }
+            let Some(publish) = message.at(now) else { return false };
+            return self.write_publish(publish);
+        }
+        let max_queued = self.limits.max_queued();
+        let outbox = self.outbox.get_or_insert_with(|| Box::new(Outbox::new(max_queued)));
+        if !outbox.enqueue(message) {
+            return false;
+        }
+        self.pump();
+        true
+    }
+
+    /// Takes the session's outbound messages and unreleased inbound QoS 2 identifiers
+    /// when the connection ends, for a persistent session to keep (an empty outbox if
+    /// none was used).
+    pub fn take_outbox(&mut self) -> Box<Outbox> {
+        let max_queued = self.limits.max_queued();
+        let mut outbox = self.outbox.take().unwrap_or_else(|| Box::new(Outbox::new(max_queued)));
+        outbox.keep_received(std::mem::take(&mut self.incoming));
+        outbox
+    }
+
+    /// Resumes a session's outbox on this connection, once it is accepted: resends what
+    /// was in flight (DUP 1, original identifiers, in order), then sends from the queue
+    /// [MQTT-4.4.0-1]. This is the only time anything is resent.
+    pub fn resume(&mut self, mut outbox: Box<Outbox>, now: Instant) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        self.now = self.now.max(now);
+        self.incoming = outbox.take_received();
+        let resend: Vec<Packet> = outbox.resend().collect();
+        for packet in resend {
+            match packet {
+                Packet::Publish(p) => {
+                    let id = p.packet_id;
+                    if !self.write_publish(p) {
+                        // Too large for this client [MQTT-3.1.2-25]: the flow ends
+                        // rather than hold a place in the window for ever.
+                        outbox.abandon(id);
+                    }
+                }
+                other => {
+                    let _ = self.codec.encode(&other, &mut self.output);
+                }
+            }
+        }
+        self.outbox = Some(outbox);
+        self.pump();
+    }
+
+    /// Moves messages from the queue into the window while the client's Receive
+    /// Maximum [MQTT-3.3.4-9] and the output cap allow.
+    fn pump(&mut self) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        let window = self.client_receive_maximum.min(self.limits.max_inflight).max(1);
+        while self.output.len() < self.limits.max_output_bytes() {
+            let Some(outbox) = self.outbox.as_mut() else { return };
+            let Some(publish) = outbox.start_next(window, self.now) else {
+                return;
+            };
+            let id = publish.packet_id;
+            if !self.write_publish(publish) {
+                if let Some(outbox) = self.outbox.as_mut() {
+                    outbox.abandon(id);
+                }
+            }
+        }
+    }
+
+    /// The message as this client may receive it: without properties for 3.1.1.
+    fn for_client(&self, mut publish: Publish) -> Publish {
         if !self.version().is_some_and(ProtocolVersion::is_v5) {
             publish.properties = Default::default();
         }
-        publish.dup = false;
-        publish.packet_id = 0;
-        if publish.qos != QoS::AtMostOnce {
-            let Some(id) = self.free_packet_id() else {
-                return false;
-            };
-            publish.packet_id = id;
-        }
-        let qos = publish.qos;
-        let id = publish.packet_id;
-        // A topic alias towards the client [MQTT-3.3.2-11]; the mapping counts once the
-        // packet is written.
+        publish
+    }
+
+    /// Encodes a `PUBLISH` (identifier already set); false when it cannot go to this
+    /// client (too large for its Maximum Packet Size). A 5.0 client that allows topic
+    /// aliases gets one [MQTT-3.3.2-11]; the mapping counts once the packet is written,
+    /// and lives as long as this connection (a resend on a new one carries the topic).
+    fn write_publish(&mut self, publish: Publish) -> bool {
+        let mut publish = self.for_client(publish);
         let mut alias = None;
         if let Some(aliases) = self.aliases.as_deref() {
             if let Some(choice) = aliases.outbound.choose(&publish.topic) {
@@ -299,15 +419,6 @@ impl Connection {
         }
         if let (Some(aliases), Some((choice, topic))) = (self.aliases.as_deref_mut(), alias) {
             aliases.outbound.commit(&topic, choice);
-        }
-        match qos {
-            QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => {
-                self.outgoing.insert(id, Outgoing::Ack);
-            }
-            QoS::ExactlyOnce => {
-                self.outgoing.insert(id, Outgoing::Rec);
-            }
         }
         true
     }
@@ -328,19 +439,6 @@ impl Connection {
             let _ = self
                 .codec
                 .encode(&Packet::Disconnect(Reason::new(code)), &mut self.output);
-        }
-    }
-
-    fn free_packet_id(&mut self) -> Option<u16> {
-        if self.outgoing.len() >= usize::from(u16::MAX) {
-            return None;
-        }
-        loop {
-            let id = self.next_packet_id;
-            self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
-            if !self.outgoing.contains_key(&id) {
-                return Some(id);
-            }
         }
     }
 
@@ -392,11 +490,22 @@ impl Connection {
                     // Aliases towards the client: at most the lower of its maximum and
                     // ours, none if it announced none [MQTT-3.1.2-26, MQTT-3.1.2-27].
                     let theirs = connect.properties.topic_alias_maximum.unwrap_or(0);
-                    let out = theirs.min(self.topic_alias_maximum);
+                    let out = theirs.min(self.limits.topic_alias_maximum);
                     if out > 0 {
                         self.aliases = Some(Box::new(Aliases::new(out)));
                     }
                     self.enhanced = connect.properties.authentication_method.is_some();
+                    self.connect_expiry_zero =
+                        connect.protocol.is_v5() && connect.properties.session_expiry_interval.unwrap_or(0) == 0;
+                    // The client's window for QoS 1 and 2 messages [MQTT-3.3.4-9].
+                    if let Some(max) = connect.properties.receive_maximum {
+                        self.client_receive_maximum = max;
+                    }
+                    if let Some(code) = limits::refusal(&connect, &self.limits) {
+                        self.phase = Phase::Connecting;
+                        self.refuse(code);
+                        return;
+                    }
                     self.phase = Phase::Connecting;
                     self.deadline = None;
                     self.events.push_back(Event::Connect(connect));
@@ -425,28 +534,28 @@ impl Connection {
         match packet {
             Packet::Publish(publish) => self.handle_publish(publish),
             Packet::PubAck(ack) => {
-                if self.outgoing.get(&ack.packet_id) == Some(&Outgoing::Ack) {
-                    self.outgoing.remove(&ack.packet_id);
+                if self.outbox.as_mut().is_some_and(|o| o.puback(ack.packet_id)) {
+                    self.pump();
                 }
             }
             Packet::PubRec(ack) => {
-                if self.outgoing.get(&ack.packet_id) == Some(&Outgoing::Rec) {
-                    if ack.code.as_u8() >= 0x80 {
-                        self.outgoing.remove(&ack.packet_id);
+                let outcome = self
+                    .outbox
+                    .as_mut()
+                    .map_or(RecOutcome::Unknown, |o| o.pubrec(ack.packet_id, ack.code));
+                let rel = match outcome {
+                    RecOutcome::Release => Ack::success(ack.packet_id),
+                    RecOutcome::Unknown => self.not_found(ack.packet_id),
+                    RecOutcome::Refused => {
+                        self.pump();
                         return;
                     }
-                    self.outgoing.insert(ack.packet_id, Outgoing::Comp);
-                }
-                let rel = if self.outgoing.contains_key(&ack.packet_id) {
-                    Ack::success(ack.packet_id)
-                } else {
-                    self.not_found(ack.packet_id)
                 };
                 let _ = self.codec.encode(&Packet::PubRel(rel), &mut self.output);
             }
             Packet::PubComp(ack) => {
-                if self.outgoing.get(&ack.packet_id) == Some(&Outgoing::Comp) {
-                    self.outgoing.remove(&ack.packet_id);
+                if self.outbox.as_mut().is_some_and(|o| o.pubcomp(ack.packet_id)) {
+                    self.pump();
                 }
             }
             Packet::PubRel(ack) => {
@@ -463,6 +572,16 @@ impl Connection {
                 let _ = self.codec.encode(&Packet::PingResp, &mut self.output);
             }
             Packet::Disconnect(reason) => {
+                if let Some(expiry) = reason.properties.session_expiry_interval {
+                    // A session opened with expiry 0 cannot be kept by the DISCONNECT
+                    // [MQTT-3.14.2-2].
+                    if self.connect_expiry_zero && expiry != 0 {
+                        self.send_disconnect(ReasonCode::ProtocolError);
+                        self.close(true);
+                        return;
+                    }
+                    self.disconnect_expiry = Some(expiry);
+                }
                 self.close(reason.code == ReasonCode::DisconnectWithWillMessage);
             }
             // Re-authentication (4.12.1), only after a CONNECT with a method.
@@ -496,7 +615,7 @@ impl Connection {
     fn handle_publish(&mut self, mut publish: Publish) {
         // The client's topic alias, resolved against what we announced [MQTT-3.3.2-12].
         if publish.properties.topic_alias.is_some() {
-            let max = self.topic_alias_maximum;
+            let max = self.limits.topic_alias_maximum;
             let aliases = self.aliases.get_or_insert_with(|| Box::new(Aliases::new(0)));
             if let Err(code) = aliases.inbound.resolve(max, &mut publish) {
                 self.send_disconnect(code);
@@ -523,6 +642,15 @@ impl Connection {
                     .encode(&Packet::PubAck(ack(publish.packet_id)), &mut self.output);
             }
             QoS::ExactlyOnce => {
+                // QoS 2 messages not yet released count against the broker's Receive
+                // Maximum (QoS 1 ones are acknowledged at once and never wait).
+                if !self.incoming.contains(&publish.packet_id)
+                    && self.incoming.len() >= usize::from(self.limits.receive_maximum)
+                {
+                    self.send_disconnect(ReasonCode::ReceiveMaximumExceeded);
+                    self.close(true);
+                    return;
+                }
                 let _ = self
                     .codec
                     .encode(&Packet::PubRec(ack(publish.packet_id)), &mut self.output);
@@ -549,6 +677,7 @@ impl Session for Connection {
         if self.phase == Phase::Closed {
             return;
         }
+        self.now = self.now.max(now);
         self.input.push(data);
         self.process(now);
         if self.input.is_empty() {
@@ -563,6 +692,7 @@ impl Session for Connection {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         if self.deadline.is_some_and(|d| now >= d) {
             self.send_disconnect(ReasonCode::KeepAliveTimeout);
             self.close(true);
@@ -570,6 +700,10 @@ impl Session for Connection {
     }
 
     fn poll_transmit(&mut self) -> Option<&mut IoArena> {
+        // Once half the output is written, queued messages may follow it.
+        if self.output.len() < self.limits.max_output_bytes() / 2 && self.queued() > 0 {
+            self.pump();
+        }
         (!self.output.is_empty()).then_some(&mut self.output)
     }
 

@@ -557,7 +557,33 @@ fn a_clean_start_reconnect_sends_the_waiting_will() {
     net.eof(2, t);
     net.connect(3, connect(V5, "w"), net.at(3));
     assert_eq!(payloads(net.recv(1)), ["gone"]);
-    assert_eq!(net.state.poll_timeout(), None);
+    assert_eq!(net.state.pending_will_count(), 0);
+    // The old session's expiry may still wake the broker (a stale timer is skipped
+    // then); nothing is published again.
+    net.timeout(net.at(200));
+    assert!(net.recv(1).is_empty());
+}
+
+/// [MQTT-3.1.2-8] with a session the client's DISCONNECT shortened (3.14.2.2.2): a
+/// DISCONNECT 0x04 (with will) that sets the Session Expiry Interval to 5 makes a
+/// 30-second will go when the session ends, at 5.
+#[test]
+fn a_disconnect_that_shortens_the_session_brings_the_will_forward() {
+    let mut net = Net::new();
+    let t = net.at(0);
+    net.connect(1, connect(V5, "watch"), t);
+    net.subscribe(1, "will", QoS::AtMostOnce);
+    net.connect(2, will_connect("w", 30, 100), t);
+    let mut disconnect = Reason::new(ReasonCode::DisconnectWithWillMessage);
+    disconnect.properties.session_expiry_interval = Some(5);
+    net.send(2, Packet::Disconnect(disconnect), t);
+    net.eof(2, t);
+    assert_eq!(net.state.pending_will_count(), 1);
+    net.timeout(net.at(4));
+    assert!(net.recv(1).is_empty(), "not before the session's end");
+    net.timeout(net.at(5));
+    assert_eq!(payloads(net.recv(1)), ["gone"]);
+    assert_eq!(net.state.session_count(), 1, "the session ended with it");
 }
 
 // ---- Users and ACL ----
@@ -860,7 +886,7 @@ fn redirection_answers_with_the_server_reference() {
 #[test]
 fn server_keep_alive_caps_the_clients() {
     let mut net = Net::new();
-    net.config.server_keep_alive = Some(20);
+    net.config.max_keep_alive = Some(20);
     let t = net.at(0);
     let mut c = connect(V5, "slow");
     c.keep_alive = 600;

@@ -14,23 +14,32 @@
 //! UNSUBSCRIBE/UNSUBACK, PUBLISH QoS 0, 1 and 2 both ways at the lower of the
 //! message's and the subscription's QoS (overlapping subscriptions delivered once, at
 //! the highest, with every matching Subscription Identifier), retained messages, will
-//! messages (with Will Delay Interval: [`BrokerState::poll_timeout`]), PINGREQ,
-//! DISCONNECT; topic aliases both ways, shared subscriptions `$share/{group}/{filter}`
-//! (round robin), and [`Access`]: username/password users, an ACL, the enhanced
-//! authentication hook ([`EnhancedAuth`], `AUTH` during `CONNECT` and re-authentication
-//! with `AUTH` 0x19) and server redirection. Not yet: session expiry timing, messages
-//! queued for offline sessions, resends on resumption, receive maximum.
+//! messages (with Will Delay Interval), PINGREQ, DISCONNECT; topic aliases both ways,
+//! shared subscriptions `$share/{group}/{filter}` (round robin), and [`Access`]:
+//! username/password users, an ACL, the enhanced authentication hook ([`EnhancedAuth`],
+//! `AUTH` during `CONNECT` and re-authentication with `AUTH` 0x19) and server
+//! redirection; delivery guarantees: inflight windows both ways (Receive Maximum), a
+//! bounded queue per session ([`Outbox`], which documents the policy), resends only on
+//! resumption, session expiry and message expiry ([`Message`]), a cap on each
+//! connection's unsent output, a Server Keep Alive cap. Every timer (delayed wills,
+//! session expiry, authentication deadlines) is reported by one
+//! [`BrokerState::poll_timeout`].
 
 mod access;
 mod acl;
 mod alias;
 mod auth;
 mod connection;
+mod expiry;
+mod limits;
+mod outbox;
 mod retained;
 mod shared;
 mod state;
 mod will;
 
+#[cfg(test)]
+mod delivery_tests;
 #[cfg(test)]
 mod feature_tests;
 #[cfg(test)]
@@ -40,5 +49,7 @@ pub use access::Access;
 pub use acl::{Acl, ClientAcl, Rules};
 pub use auth::{AuthExchange, AuthStep, EnhancedAuth, PasswordHash, PasswordHashError, Redirect, Users};
 pub use connection::{Connection, ConnectionConfig, Event};
+pub use expiry::{Message, SessionTimers, NEVER_EXPIRES};
+pub use outbox::{Outbox, RecOutcome};
 pub use retained::Retained;
 pub use state::{BrokerState, Connections};

@@ -10,6 +10,8 @@ use bytes::Bytes;
 use super::access::Access;
 use super::auth::{AuthExchange, AuthStep};
 use super::connection::{Connection, Event};
+use super::expiry::{Message, SessionTimers, NEVER_EXPIRES};
+use super::outbox::Outbox;
 use super::retained::Retained;
 use super::shared::{self, Shared};
 use super::will::{effective_delay, PendingWills};
@@ -83,8 +85,14 @@ struct ClientSession<K> {
     /// Boxed: a `Will` is ~460 bytes and most sessions have none.
     will: Option<Box<Will>>,
     /// Whether the session survives the connection (3.1.1: Clean Session 0; 5.0: a
-    /// Session Expiry Interval above 0, kept without expiry for now).
+    /// Session Expiry Interval above 0).
     persistent: bool,
+    /// Seconds the session outlives its connection ([`NEVER_EXPIRES`] for 3.1.1).
+    expiry_interval: u32,
+    /// When the session ends, while it has no connection.
+    expires_at: Option<Instant>,
+    /// Its outbound QoS 1 and 2 messages while it has no connection.
+    outbox: Option<Box<Outbox>>,
 }
 
 /// The broker of one thread: sessions by client identifier, the topic tree of
@@ -103,6 +111,7 @@ pub struct BrokerState<K> {
     wills: PendingWills,
     authenticating: HashMap<K, PendingAuth>,
     reauth: HashMap<K, Reauth>,
+    timers: SessionTimers,
 }
 
 impl<K> Default for BrokerState<K> {
@@ -118,6 +127,7 @@ impl<K> Default for BrokerState<K> {
             wills: PendingWills::default(),
             authenticating: HashMap::new(),
             reauth: HashMap::new(),
+            timers: SessionTimers::default(),
         }
     }
 }
@@ -133,18 +143,6 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         BrokerState {
             access,
             ..Self::default()
-        }
-    }
-
-    /// When [`handle_timeout`](Self::handle_timeout) is next due (a delayed will).
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.wills.next_due()
-    }
-
-    /// Publishes the wills whose delay has passed at `now`.
-    pub fn handle_timeout(&mut self, now: Instant, conns: &mut impl Connections<K>) {
-        for (client, will) in self.wills.take_due(now) {
-            self.publish_will(&client, will, conns);
         }
     }
 
@@ -183,14 +181,47 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 let Some(client) = self.clients.get(&key).cloned() else {
                     return;
                 };
-                self.publish(&client, publish, conns);
+                self.publish(&client, publish, now, conns);
             }
-            Event::Subscribe(subscribe) => self.subscribe(key, subscribe, conns),
+            Event::Subscribe(subscribe) => self.subscribe(key, subscribe, now, conns),
             Event::Unsubscribe(unsubscribe) => self.unsubscribe(key, unsubscribe, conns),
             Event::Closed { publish_will } => {
                 self.authenticating.remove(&key);
                 self.reauth.remove(&key);
                 self.closed(key, publish_will, now, conns);
+            }
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next due: the earlier of the
+    /// next delayed will and the next end of a session without a connection.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.wills.next_due(), self.timers.next()) {
+            (Some(will), Some(session)) => Some(will.min(session)),
+            (will, session) => will.or(session),
+        }
+    }
+
+    /// Publishes the wills whose delay has passed by `now`; ends the sessions whose
+    /// expiry interval ran out by then, with their subscriptions and queued messages
+    /// [MQTT-3.1.2-23], publishing a will still waiting (it goes at the latest when the
+    /// session ends [MQTT-3.1.2-8]); forgets the retained messages expired by then
+    /// (expired ones are never sent in any case).
+    pub fn handle_timeout(&mut self, now: Instant, conns: &mut impl Connections<K>) {
+        for (client, will) in self.wills.take_due(now) {
+            self.publish_will(&client, will, now, conns);
+        }
+        self.retained.purge_expired(now);
+        while let Some((at, client)) = self.timers.pop_due(now) {
+            let due = self
+                .sessions
+                .get(&client)
+                .is_some_and(|s| s.conn.is_none() && s.expires_at == Some(at));
+            if due {
+                if let Some(will) = self.wills.take(&client) {
+                    self.publish_will(&client, will, now, conns);
+                }
+                self.drop_session(&client);
             }
         }
     }
@@ -414,7 +445,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         // [MQTT-3.1.3-9]; one that starts clean ends the session, and so sends it.
         if let Some(will) = self.wills.take(&client) {
             if connect.clean_start {
-                self.publish_will(&client, will, conns);
+                self.publish_will(&client, will, now, conns);
             }
         }
         // Session takeover [MQTT-3.1.4-3]: the connection holding the id goes, and its
@@ -422,11 +453,17 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         if let Some(old) = self.sessions.get(&client).and_then(|s| s.conn) {
             if old != key {
                 self.clients.remove(&old);
-                if let Some(c) = conns.connection(old) {
+                // The session continues on the new connection with what was in flight
+                // on the old one.
+                let outbox = conns.connection(old).map(|c| {
                     c.disconnect(ReasonCode::SessionTakenOver);
-                }
+                    c.take_outbox()
+                });
                 let will = self.sessions.get_mut(&client).and_then(|s| {
                     s.conn = None;
+                    if outbox.is_some() {
+                        s.outbox = outbox;
+                    }
                     s.will.take()
                 });
                 // A delayed will is cancelled by the new connection when the session
@@ -435,23 +472,26 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                     .as_ref()
                     .is_some_and(|w| w.properties.will_delay_interval.unwrap_or(0) > 0);
                 if let Some(will) = will.filter(|_| !delayed || connect.clean_start) {
-                    self.publish_will(&client, *will, conns);
+                    self.publish_will(&client, *will, now, conns);
                 }
             }
         }
-        if connect.clean_start {
+        // A session past its expiry is gone, swept or not yet.
+        let expired = self
+            .sessions
+            .get(&client)
+            .is_some_and(|s| s.conn.is_none() && s.expires_at.is_some_and(|at| at <= now));
+        if connect.clean_start || expired {
             self.drop_session(&client);
         }
-        let persistent = if v5 {
-            connect.properties.session_expiry_interval.unwrap_or(0) > 0
-        } else {
-            !connect.clean_start
-        };
-        let session_expiry = if v5 {
+        let expiry_interval = if v5 {
             connect.properties.session_expiry_interval.unwrap_or(0)
-        } else {
+        } else if connect.clean_start {
             0
+        } else {
+            NEVER_EXPIRES
         };
+        let persistent = expiry_interval > 0;
         let will = connect.will.map(|w| {
             let mut will = Will {
                 properties: w.properties,
@@ -460,17 +500,22 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 qos: w.qos,
                 retain: w.retain,
             };
-            // The delay kept is the lower of the will's and the session's [MQTT-3.1.2-8].
-            let delay = effective_delay(&will, session_expiry);
+            // The delay kept is the lower of the will's and the session's [MQTT-3.1.2-8]
+            // (3.1.1 has no delay: its 0 stays 0).
+            let delay = effective_delay(&will, expiry_interval);
             will.properties.will_delay_interval = (delay > 0).then_some(delay);
             Box::new(will)
         });
+        let mut resumed = None;
         let session_present = match self.sessions.get_mut(&client) {
             Some(s) => {
                 s.conn = Some(key);
                 s.version = connect.protocol;
                 s.will = will;
                 s.persistent = persistent;
+                s.expiry_interval = expiry_interval;
+                s.expires_at = None;
+                resumed = s.outbox.take();
                 true
             }
             None => {
@@ -482,6 +527,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                         subscriptions: BTreeMap::new(),
                         will,
                         persistent,
+                        expiry_interval,
+                        expires_at: None,
+                        outbox: None,
                     },
                 );
                 false
@@ -495,6 +543,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         };
         if let Some(c) = conns.connection(key) {
             c.accept(ack, connect.keep_alive, now);
+            if let Some(outbox) = resumed {
+                c.resume(outbox, now);
+            }
         }
     }
 
@@ -531,13 +582,39 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         };
         session.conn = None;
         let will = session.will.take();
+        // The DISCONNECT may change the interval: to 0 ends the session now.
+        if let Some(expiry) = conns.connection(key).and_then(|c| c.disconnect_session_expiry()) {
+            session.expiry_interval = expiry;
+            session.persistent = expiry > 0;
+        }
         let persistent = session.persistent;
+        let expiry_interval = session.expiry_interval;
+        if persistent {
+            // What was in flight and queued stays with the session until it resumes
+            // or expires.
+            if let Some(c) = conns.connection(key) {
+                session.outbox = Some(c.take_outbox());
+            }
+            session.expires_at = SessionTimers::deadline(now, session.expiry_interval);
+            if let Some(at) = session.expires_at {
+                self.timers.schedule(at, client.clone());
+                let sessions = &self.sessions;
+                self.timers.compact(sessions.len(), |at, c| {
+                    sessions.get(c).is_some_and(|s| s.expires_at == Some(at))
+                });
+            }
+        }
         if publish_will {
             if let Some(will) = will {
-                if will.properties.will_delay_interval.unwrap_or(0) > 0 {
-                    self.wills.schedule(client.clone(), *will, now);
+                let mut will = *will;
+                // A DISCONNECT may have shortened the session: the will waits no longer
+                // than the session now lasts [MQTT-3.1.2-8].
+                let delay = effective_delay(&will, expiry_interval);
+                will.properties.will_delay_interval = (delay > 0).then_some(delay);
+                if delay > 0 {
+                    self.wills.schedule(client.clone(), will, now);
                 } else {
-                    self.publish_will(&client, *will, conns);
+                    self.publish_will(&client, will, now, conns);
                 }
             }
         }
@@ -546,7 +623,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         }
     }
 
-    fn publish_will(&mut self, client: &Bytes, will: Will, conns: &mut impl Connections<K>) {
+    fn publish_will(&mut self, client: &Bytes, will: Will, now: Instant, conns: &mut impl Connections<K>) {
         let mut properties = will.properties;
         properties.will_delay_interval = None;
         let publish = Publish {
@@ -558,15 +635,15 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             properties,
             payload: will.payload,
         };
-        self.publish(client, publish, conns);
+        self.publish(client, publish, now, conns);
     }
 
     /// Routes a message from `publisher` to every matching subscription (once per
     /// session, at the highest matching QoS capped by the message's), and applies it to
     /// the retained messages when it is retained.
-    fn publish(&mut self, publisher: &Bytes, publish: Publish, conns: &mut impl Connections<K>) {
+    fn publish(&mut self, publisher: &Bytes, publish: Publish, now: Instant, conns: &mut impl Connections<K>) {
         if publish.retain {
-            self.retained.apply(&publish);
+            self.retained.apply(&publish, now);
         }
         // Per session: the highest QoS of its matching subscriptions [MQTT-3.3.4-2],
         // whether any of them keeps the retain flag as published, and every
@@ -592,6 +669,14 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             |c| sessions.get(c).is_some_and(|s| s.conn.is_some()),
             |m| picked.push((m.client.clone(), m.options, m.id)),
         );
+        if targets.is_empty() && picked.is_empty() {
+            return;
+        }
+        let mut message = Message::received(publish, now);
+        // QoS 1 and 2 copies may wait; one exact-size copy is shared by all of them.
+        if message.publish.qos != QoS::AtMostOnce {
+            message = message.detached();
+        }
         let shared_targets = picked.iter().map(|(c, o, id)| {
             (
                 c,
@@ -599,22 +684,35 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             )
         });
         for (client, (qos, retain_as_published, mut ids)) in targets.into_iter().chain(shared_targets) {
-            let Some(conn) = self.sessions.get(client).and_then(|s| s.conn) else {
+            let Some(session) = self.sessions.get_mut(client) else {
                 continue;
             };
-            let Some(c) = conns.connection(conn) else { continue };
-            let mut out = publish.clone();
-            out.qos = qos.min(publish.qos);
+            let mut out = message.clone();
+            out.publish.qos = qos.min(message.publish.qos);
             // Forwarded messages carry RETAIN 0 unless Retain As Published [MQTT-3.3.1-12].
-            out.retain = publish.retain && retain_as_published;
-            out.properties.topic_alias = None;
+            out.publish.retain = message.publish.retain && retain_as_published;
+            out.publish.properties.topic_alias = None;
             ids.sort_unstable();
-            out.properties.subscription_identifiers = ids;
-            c.deliver(out);
+            out.publish.properties.subscription_identifiers = ids;
+            match session.conn {
+                Some(conn) => {
+                    if let Some(c) = conns.connection(conn) {
+                        c.deliver_message(out, now);
+                    }
+                }
+                // Offline: QoS 1 and 2 messages wait in the session's bounded queue
+                // [MQTT-3.1.2-5]; QoS 0 ones are not kept.
+                None if out.publish.qos != QoS::AtMostOnce => {
+                    if let Some(outbox) = session.outbox.as_mut() {
+                        outbox.enqueue(out);
+                    }
+                }
+                None => {}
+            }
         }
     }
 
-    fn subscribe(&mut self, key: K, subscribe: Subscribe, conns: &mut impl Connections<K>) {
+    fn subscribe(&mut self, key: K, subscribe: Subscribe, now: Instant, conns: &mut impl Connections<K>) {
         let Some(client) = self.clients.get(&key).cloned() else {
             return;
         };
@@ -685,13 +783,13 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         }));
         // Retained messages follow the SUBACK, with RETAIN 1 [MQTT-3.3.1-9].
         for (filter, qos) in retained_for {
-            for message in self.retained.matching(&filter) {
+            for message in self.retained.matching(&filter, now) {
                 let mut out = message.clone();
-                out.qos = qos.min(message.qos);
+                out.publish.qos = qos.min(message.publish.qos);
                 if id != 0 {
-                    out.properties.subscription_identifiers = vec![id];
+                    out.publish.properties.subscription_identifiers = vec![id];
                 }
-                c.deliver(out);
+                c.deliver_message(out, now);
             }
         }
     }

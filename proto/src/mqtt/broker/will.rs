@@ -1,8 +1,9 @@
 //! Will messages waiting out their Will Delay Interval (5.0, 3.1.3.2.2).
 //!
 //! The delay the broker keeps is the lower of the Will Delay Interval and the
-//! Session Expiry Interval, fixed at `CONNECT` ([`effective_delay`]): the will goes
-//! at the earlier of the delay and the session's end [MQTT-3.1.2-8]. A new
+//! Session Expiry Interval ([`effective_delay`]), taken at `CONNECT` and again when a
+//! `DISCONNECT` shortens the session: the will goes at the earlier of the delay and
+//! the session's end [MQTT-3.1.2-8]. A new
 //! connection for the client identifier within the delay cancels it
 //! [MQTT-3.1.3-9].
 
