@@ -195,19 +195,24 @@ pub fn mosquitto(binary: &str, port: u16) -> Command {
 }
 
 /// Starts `mosquitto_sub -d -W 30 ARGS` on `127.0.0.1:port` and returns it once its
-/// debug output shows the SUBACK, so what is published next reaches it. Its standard
-/// output is line-buffered through `stdbuf`: into a pipe, mosquitto_sub's stdio would
-/// hold the SUBACK line back until it exits. ARGS usually has `-F FORMAT` with a
-/// `MSG|` prefix (see [`Proc::messages`]).
+/// debug output shows the SUBACK, so what is published next reaches it. ARGS usually
+/// has `-F FORMAT` with a `MSG|` prefix (see [`Proc::messages`]).
 pub fn mosquitto_sub(port: u16, args: &[&str]) -> Proc {
+    let mut sub = mosquitto_sub_spawn(port, args);
+    sub.wait_for("received SUBACK");
+    sub
+}
+
+/// [`mosquitto_sub`] without the wait (for one the broker refuses or cuts off). Its
+/// standard output is line-buffered through `stdbuf`: into a pipe, mosquitto_sub's
+/// stdio would hold the SUBACK line back until it exits.
+pub fn mosquitto_sub_spawn(port: u16, args: &[&str]) -> Proc {
     let mut cmd = Command::new(require_binary("stdbuf", "coreutils"));
     cmd.arg("-oL")
         .arg(require_binary("mosquitto_sub", "mosquitto-clients"))
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-d", "-W", "30"])
         .args(args);
-    let mut sub = Proc::spawn("mosquitto_sub", cmd);
-    sub.wait_for("received SUBACK");
-    sub
+    Proc::spawn("mosquitto_sub", cmd)
 }
 
 /// Runs `mosquitto_pub ARGS` on `127.0.0.1:port` to completion; it must succeed.
@@ -285,8 +290,22 @@ impl Proc {
         let _ = self.child.wait();
     }
 
+    /// Waits for the process to exit; returns whether it succeeded and the lines
+    /// starting with `MSG|`.
+    pub fn finish(mut self) -> (bool, Vec<String>) {
+        let ok = self.exit();
+        (ok, self.messages_seen())
+    }
+
     /// Waits for a successful exit; returns the lines starting with `MSG|`.
     pub fn messages(mut self) -> Vec<String> {
+        let ok = self.exit();
+        assert!(ok, "{} failed: {:#?}", self.name, self.seen);
+        self.messages_seen()
+    }
+
+    /// Waits for the exit and the last lines; whether it succeeded.
+    fn exit(&mut self) -> bool {
         let deadline = Instant::now() + PATIENCE;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("poll the child") {
@@ -304,7 +323,10 @@ impl Proc {
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
             self.seen.push(line);
         }
-        assert!(status.success(), "{} failed ({status}): {:#?}", self.name, self.seen);
+        status.success()
+    }
+
+    fn messages_seen(&self) -> Vec<String> {
         self.seen.iter().filter(|l| l.starts_with("MSG|")).cloned().collect()
     }
 }
