@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use monocoque::driver::DriverKind;
 use monocoque::proto::mqtt::broker::ConnectionConfig;
-use support::mqtt::{mosquitto_pub, mosquitto_sub, BrokerSetup, CliBroker, OurBroker, Proc, PATIENCE};
+use support::mqtt::{mosquitto_pub, mosquitto_sub, CliBroker, OurBroker, Proc, PATIENCE};
 
 both_drivers! {
     live_messages_at_the_lower_qos_across_versions => live_messages_uring, live_messages_mio;
@@ -161,13 +161,7 @@ fn silent_clients_are_closed_on_time(kind: DriverKind) {
         connect_timeout: Duration::from_secs(1),
         ..ConnectionConfig::default()
     };
-    let broker = OurBroker::start_with(
-        kind,
-        BrokerSetup {
-            connection: config,
-            ..BrokerSetup::default()
-        },
-    );
+    let broker = OurBroker::with_limits(kind, config);
     // Keep alive 1 s, then silence: closed at 1.5 s after the CONNECT, not before
     // (load only makes it later; the slack for that is seconds).
     let start = Instant::now();

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use monocoque::driver::DriverKind;
 use monocoque::proto::mqtt::broker::ConnectionConfig;
-use support::mqtt::{mosquitto_pub, mosquitto_sub, mosquitto_sub_spawn, BrokerSetup, OurBroker, Proc};
+use support::mqtt::{mosquitto_pub, mosquitto_sub, mosquitto_sub_spawn, OurBroker, Proc};
 
 /// How long one step may take on a loaded machine before the test calls it a hang.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -474,13 +474,7 @@ fn more_than_the_brokers_receive_maximum_gets_0x93(kind: DriverKind) {
         receive_maximum: 2,
         ..ConnectionConfig::default()
     };
-    let broker = OurBroker::start_with(
-        kind,
-        BrokerSetup {
-            connection: config,
-            ..BrokerSetup::default()
-        },
-    );
+    let broker = OurBroker::with_limits(kind, config);
     let (mut c, ack) = raw_session(broker.addr, 5, true, "raw-flood", &[], None);
     // CONNACK: flags, code, properties holding Receive Maximum (0x21) = 2.
     assert!(ack.body.windows(3).any(|w| w == [0x21, 0, 2]), "{ack:?}");
@@ -514,13 +508,7 @@ fn a_server_keep_alive_cap_reaches_mosquitto_sub(kind: DriverKind) {
         max_keep_alive: Some(1),
         ..ConnectionConfig::default()
     };
-    let broker = OurBroker::start_with(
-        kind,
-        BrokerSetup {
-            connection: config,
-            ..BrokerSetup::default()
-        },
-    );
+    let broker = OurBroker::with_limits(kind, config);
     let mut v5 = start_sub(broker.port(), &["-V", "5", "-k", "600", "-t", "ka"]);
     v5.wait_for("sending PINGREQ");
     v5.wait_for("received PINGRESP");

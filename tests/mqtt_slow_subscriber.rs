@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use monocoque::driver::DriverKind;
 use monocoque::proto::mqtt::broker::ConnectionConfig;
-use support::mqtt::{BrokerSetup, OurBroker};
+use support::mqtt::OurBroker;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 /// Messages flooded, and the payload of each: 24 MB in all.
@@ -121,13 +121,7 @@ fn a_subscriber_that_never_reads_costs_bounded_memory_on_both_drivers() {
             max_output_bytes: OUTPUT_CAP,
             ..ConnectionConfig::default()
         };
-        let broker = OurBroker::start_with(
-            kind,
-            BrokerSetup {
-                connection: config,
-                ..BrokerSetup::default()
-            },
-        );
+        let broker = OurBroker::with_limits(kind, config);
         let addr = broker.addr;
 
         // The reading subscriber: mosquitto_sub printing one short line per message.

@@ -50,6 +50,17 @@ impl OurBroker {
         Self::start_with(kind, BrokerSetup::default())
     }
 
+    /// The broker with `connection`'s limits, TCP only.
+    pub fn with_limits(kind: DriverKind, connection: ConnectionConfig) -> Self {
+        Self::start_with(
+            kind,
+            BrokerSetup {
+                connection,
+                ..BrokerSetup::default()
+            },
+        )
+    }
+
     /// The broker as `setup` says.
     pub fn start_with(kind: DriverKind, setup: BrokerSetup) -> Self {
         let (tx, rx) = mpsc::channel();
