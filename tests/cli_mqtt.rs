@@ -1,6 +1,6 @@
 //! `monocoque mqtt pub` and `monocoque mqtt sub` against mosquitto, and against its
 //! clients: ours publishes to `mosquitto_sub`, `mosquitto_pub` publishes to ours, in
-//! 3.1.1 and 5.0, on both drivers.
+//! 3.1.1 and 5.0, on both drivers; and through our own broker.
 
 mod support;
 
@@ -11,28 +11,25 @@ use std::thread;
 use std::time::Duration;
 
 use monocoque::driver::DriverKind;
+use support::mqtt::{self, OurBroker};
 use support::Mosquitto;
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
 both_drivers! {
     ours_to_ours => ours_to_ours_uring, ours_to_ours_mio;
+    ours_to_ours_on_our_broker => ours_to_ours_on_our_broker_uring, ours_to_ours_on_our_broker_mio;
     ours_pub_to_mosquitto_sub => ours_pub_to_mosquitto_sub_uring, ours_pub_to_mosquitto_sub_mio;
     mosquitto_pub_to_ours_sub => mosquitto_pub_to_ours_sub_uring, mosquitto_pub_to_ours_sub_mio;
     pub_lines_and_retained => pub_lines_and_retained_uring, pub_lines_and_retained_mio;
     persistent_session_with_c => persistent_session_with_c_uring, persistent_session_with_c_mio;
 }
 
-fn monocoque(broker: &Mosquitto, driver: DriverKind, args: &[&str]) -> Command {
+fn monocoque(port: u16, driver: DriverKind, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_monocoque"));
-    cmd.args(["mqtt"]).args(args).args([
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &broker.addr.port().to_string(),
-        "--driver",
-        driver.name(),
-    ]);
+    cmd.args(["mqtt"])
+        .args(args)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "--driver", driver.name()]);
     cmd
 }
 
@@ -85,20 +82,20 @@ fn run(mut cmd: Command) -> Output {
     output
 }
 
-fn ours_to_ours(driver: DriverKind) {
-    let broker = Mosquitto::start();
+/// Our `sub` then our `pub` on the broker at `port`, each version and QoS.
+fn ours_to_ours_on(port: u16, driver: DriverKind) {
     for version in ["311", "5"] {
         for qos in ["0", "1", "2"] {
             let topic = format!("o/{version}/{qos}");
             let sub = monocoque(
-                &broker,
+                port,
                 driver,
                 &["sub", "-t", &topic, "-C", "1", "-v", "-q", qos, "-V", version, "-d"],
             );
             let (child, ready) = start_sub(sub, "subscribed");
             wait_ready(&ready);
             run(monocoque(
-                &broker,
+                port,
                 driver,
                 &["pub", "-t", &topic, "-m", "hello there", "-q", qos, "-V", version],
             ));
@@ -108,46 +105,34 @@ fn ours_to_ours(driver: DriverKind) {
     }
 }
 
+fn ours_to_ours(driver: DriverKind) {
+    let broker = Mosquitto::start();
+    ours_to_ours_on(broker.addr.port(), driver);
+}
+
+/// The whole stack of ours: `monocoque mqtt pub`/`sub` through our broker.
+fn ours_to_ours_on_our_broker(driver: DriverKind) {
+    let broker = OurBroker::start(driver);
+    ours_to_ours_on(broker.port(), driver);
+}
+
 fn ours_pub_to_mosquitto_sub(driver: DriverKind) {
     let broker = Mosquitto::start();
     for version in ["mqttv311", "mqttv5"] {
         let topic = format!("m/{version}");
-        let mut sub = broker.subscriber();
-        sub.args(["-t", &topic, "-C", "3", "-q", "2", "-V", version]);
-        let mut child = sub.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        // mosquitto_sub has no ready signal on stderr: publish retained-free probes
-        // until it prints one, then the real messages.
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            while stdout.read_line(&mut line).is_ok_and(|n| n > 0) {
-                let _ = tx.send(std::mem::take(&mut line));
-            }
-        });
-        let mut first = None;
-        for _ in 0..100 {
+        // Returns once mosquitto_sub's debug output shows its SUBACK.
+        let sub = mqtt::mosquitto_sub(
+            broker.addr.port(),
+            &["-F", "MSG|%p", "-t", &topic, "-C", "3", "-q", "2", "-V", version],
+        );
+        for (qos, msg) in [("0", "zero"), ("1", "one"), ("2", "two")] {
             run(monocoque(
-                &broker,
-                driver,
-                &["pub", "-t", &topic, "-m", "probe", "-q", "1", "-V", version],
-            ));
-            if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-                first = Some(line);
-                break;
-            }
-        }
-        assert_eq!(first.as_deref(), Some("probe\n"));
-        for (qos, msg) in [("1", "one"), ("2", "two")] {
-            run(monocoque(
-                &broker,
+                broker.addr.port(),
                 driver,
                 &["pub", "-t", &topic, "-m", msg, "-q", qos, "-V", version],
             ));
         }
-        let rest: Vec<String> = (0..2).map(|_| rx.recv_timeout(PATIENCE).expect("a line")).collect();
-        assert_eq!(rest, ["one\n", "two\n"]);
-        assert!(child.wait().unwrap().success());
+        assert_eq!(sub.messages(), ["MSG|zero", "MSG|one", "MSG|two"]);
     }
 }
 
@@ -157,7 +142,7 @@ fn mosquitto_pub_to_ours_sub(driver: DriverKind) {
         let topic = format!("t/{ours}");
         let filter = format!("t/{ours}/#");
         let sub = monocoque(
-            &broker,
+            broker.addr.port(),
             driver,
             &[
                 "sub", "-t", &filter, "-t", "other", "-C", "2", "-q", "2", "-V", ours, "-d",
@@ -178,10 +163,14 @@ fn mosquitto_pub_to_ours_sub(driver: DriverKind) {
 fn pub_lines_and_retained(driver: DriverKind) {
     let broker = Mosquitto::start();
     // -l: one message per line of standard input.
-    let sub = monocoque(&broker, driver, &["sub", "-t", "l", "-C", "3", "-q", "1", "-d"]);
+    let sub = monocoque(
+        broker.addr.port(),
+        driver,
+        &["sub", "-t", "l", "-C", "3", "-q", "1", "-d"],
+    );
     let (child, ready) = start_sub(sub, "subscribed");
     wait_ready(&ready);
-    let mut p = monocoque(&broker, driver, &["pub", "-t", "l", "-l", "-q", "1"]);
+    let mut p = monocoque(broker.addr.port(), driver, &["pub", "-t", "l", "-l", "-q", "1"]);
     let mut publisher = p.stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     publisher.stdin.take().unwrap().write_all(b"a\nbb\nccc\n").unwrap();
     assert!(publisher.wait().unwrap().success());
@@ -189,12 +178,12 @@ fn pub_lines_and_retained(driver: DriverKind) {
 
     // -r: a retained message reaches a subscriber that comes later (mosquitto_sub too).
     run(monocoque(
-        &broker,
+        broker.addr.port(),
         driver,
         &["pub", "-t", "keep", "-m", "kept", "-r", "-q", "1", "-V", "5"],
     ));
     let out = run(monocoque(
-        &broker,
+        broker.addr.port(),
         driver,
         &["sub", "-t", "keep", "-C", "1", "-W", "20"],
     ));
@@ -203,8 +192,12 @@ fn pub_lines_and_retained(driver: DriverKind) {
     theirs.args(["-t", "keep", "-C", "1", "-W", "20"]);
     assert_eq!(run(theirs).stdout, b"kept\n");
     // -n: an empty retained message deletes it; -W ends a sub that got nothing.
-    run(monocoque(&broker, driver, &["pub", "-t", "keep", "-n", "-r"]));
-    let out = run(monocoque(&broker, driver, &["sub", "-t", "keep", "-W", "1"]));
+    run(monocoque(
+        broker.addr.port(),
+        driver,
+        &["pub", "-t", "keep", "-n", "-r"],
+    ));
+    let out = run(monocoque(broker.addr.port(), driver, &["sub", "-t", "keep", "-W", "1"]));
     assert!(out.stdout.is_empty(), "{:?}", out.stdout);
 }
 
@@ -215,7 +208,7 @@ fn persistent_session_with_c(driver: DriverKind) {
         let id = format!("cli-persist-{version}-{driver}");
         let sub = |count: &str| {
             monocoque(
-                &broker,
+                broker.addr.port(),
                 driver,
                 &[
                     "sub", "-t", "p/#", "-c", "-i", &id, "-q", "1", "-V", version, "-C", count, "-W", "20",
@@ -224,7 +217,7 @@ fn persistent_session_with_c(driver: DriverKind) {
         };
         // Subscribe once (ending after -W 1 with nothing), then go away.
         let mut first = monocoque(
-            &broker,
+            broker.addr.port(),
             driver,
             &["sub", "-t", "p/#", "-c", "-i", &id, "-q", "1", "-V", version, "-W", "1"],
         );

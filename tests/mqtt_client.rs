@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use monocoque::driver::DriverKind;
 use monocoque::mqtt::{Client, ClientOptions, Error, ProtocolVersion, QoS, ReasonCode, Subscription};
 use monocoque::ReconnectPolicy;
+use support::mqtt::OurBroker;
 use support::Mosquitto;
 
 /// How long one step may take on a loaded machine before the test calls it a hang.
@@ -22,6 +23,7 @@ const PATIENCE: Duration = Duration::from_secs(20);
 both_drivers! {
     qos_0_1_2_round_trip_v311 => qos_0_1_2_round_trip_v311_uring, qos_0_1_2_round_trip_v311_mio;
     qos_0_1_2_round_trip_v5 => qos_0_1_2_round_trip_v5_uring, qos_0_1_2_round_trip_v5_mio;
+    qos_0_1_2_round_trip_on_our_broker => qos_0_1_2_round_trip_on_our_broker_uring, qos_0_1_2_round_trip_on_our_broker_mio;
     retained_messages => retained_messages_uring, retained_messages_mio;
     persistent_session_across_client_reconnect => persistent_session_across_client_reconnect_uring, persistent_session_across_client_reconnect_mio;
     link_cut_resumes_the_session => link_cut_resumes_the_session_uring, link_cut_resumes_the_session_mio;
@@ -51,12 +53,11 @@ fn next(sub: &mut Subscription) -> monocoque::mqtt::Message {
         .expect("a message within the patience")
 }
 
-fn round_trip(driver: DriverKind, version: ProtocolVersion) {
-    let broker = Mosquitto::start();
-    let mut sub_client = Client::connect_with(options(broker.addr, driver, version, &id("sub", driver))).unwrap();
+fn round_trip(driver: DriverKind, version: ProtocolVersion, broker: SocketAddr) {
+    let mut sub_client = Client::connect_with(options(broker, driver, version, &id("sub", driver))).unwrap();
     let mut sub = sub_client.subscribe("t/#", QoS::ExactlyOnce).unwrap();
     assert_eq!(sub.granted(), [ReasonCode::GrantedQoS2]);
-    let mut publisher = Client::connect_with(options(broker.addr, driver, version, &id("pub", driver))).unwrap();
+    let mut publisher = Client::connect_with(options(broker, driver, version, &id("pub", driver))).unwrap();
     for (i, qos) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
         .into_iter()
         .enumerate()
@@ -80,7 +81,8 @@ fn round_trip(driver: DriverKind, version: ProtocolVersion) {
         assert!(!m.retain);
     }
     // The same topic again: in 5.0 the second and third go as a Topic Alias with an
-    // empty topic (mosquitto allows 10), which the server must resolve [MQTT-3.3.2-12].
+    // empty topic (mosquitto and ours allow 10), which the server must resolve
+    // [MQTT-3.3.2-12]; our broker aliases them towards the subscriber too.
     for i in 0..3 {
         publisher
             .publish("t/same", format!("s{i}"), QoS::AtLeastOnce, false)
@@ -105,11 +107,21 @@ fn round_trip(driver: DriverKind, version: ProtocolVersion) {
 }
 
 fn qos_0_1_2_round_trip_v311(driver: DriverKind) {
-    round_trip(driver, ProtocolVersion::V3_1_1);
+    let broker = Mosquitto::start();
+    round_trip(driver, ProtocolVersion::V3_1_1, broker.addr);
 }
 
 fn qos_0_1_2_round_trip_v5(driver: DriverKind) {
-    round_trip(driver, ProtocolVersion::V5);
+    let broker = Mosquitto::start();
+    round_trip(driver, ProtocolVersion::V5, broker.addr);
+}
+
+/// Our client on our broker (`support::mqtt::OurBroker`), both versions: unlike
+/// mosquitto, ours sends Topic Aliases to a 5.0 subscriber, which the client resolves.
+fn qos_0_1_2_round_trip_on_our_broker(driver: DriverKind) {
+    let broker = OurBroker::start(driver);
+    round_trip(driver, ProtocolVersion::V3_1_1, broker.addr);
+    round_trip(driver, ProtocolVersion::V5, broker.addr);
 }
 
 fn retained_messages(driver: DriverKind) {

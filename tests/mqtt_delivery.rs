@@ -8,16 +8,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use monocoque::driver::DriverKind;
-use monocoque::mqtt::{Broker, Stopper};
 use monocoque::proto::mqtt::broker::ConnectionConfig;
+use support::mqtt::{mosquitto_pub, mosquitto_sub, mosquitto_sub_spawn, OurBroker, Proc};
 
 /// How long one step may take on a loaded machine before the test calls it a hang.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -36,167 +34,15 @@ both_drivers! {
     a_takeover_continues_the_session_with_what_was_in_flight => takeover_session_uring, takeover_session_mio;
 }
 
-/// Our broker on its own thread (the driver is built there: io_uring is single-issuer).
-struct OurBroker {
-    addr: SocketAddr,
-    stopper: Stopper,
-    thread: Option<JoinHandle<()>>,
+/// `mosquitto_sub` printing `MSG|topic|qos|payload` (a later `-F` in `args` wins),
+/// once subscribed.
+fn start_sub(port: u16, args: &[&str]) -> Proc {
+    mosquitto_sub(port, &[&["-F", "MSG|%t|%q|%p"], args].concat())
 }
 
-impl OurBroker {
-    fn start(kind: DriverKind) -> Self {
-        Self::start_with(kind, ConnectionConfig::default())
-    }
-
-    fn start_with(kind: DriverKind, config: ConnectionConfig) -> Self {
-        let (tx, rx) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let mut broker =
-                Broker::bind_with(SocketAddr::from(([127, 0, 0, 1], 0)), kind, config).expect("bind the broker");
-            let addr = broker.local_addr().expect("the broker's address");
-            let stopper = broker.stopper().expect("a stopper");
-            tx.send((addr, stopper)).expect("hand over the address");
-            broker.run().expect("the broker runs until stopped");
-        });
-        let (addr, stopper) = rx.recv_timeout(PATIENCE).expect("the broker started");
-        OurBroker {
-            addr,
-            stopper,
-            thread: Some(thread),
-        }
-    }
-
-    fn port(&self) -> u16 {
-        self.addr.port()
-    }
-}
-
-impl Drop for OurBroker {
-    fn drop(&mut self) {
-        let _ = self.stopper.stop();
-        if let Some(t) = self.thread.take() {
-            let joined = t.join();
-            if !std::thread::panicking() {
-                joined.expect("the broker thread ended cleanly");
-            }
-        }
-    }
-}
-
-/// A running `mosquitto_sub` (line-buffered through `stdbuf`, with `-d`): its output
-/// lines arrive on a channel.
-struct Sub {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Sub {
-    /// Starts `mosquitto_sub` with `args` (no wait).
-    fn spawn(port: u16, args: &[&str]) -> Sub {
-        let mut child = Command::new(support::require_binary("stdbuf", "coreutils"))
-            .arg("-oL")
-            .arg(support::require_binary("mosquitto_sub", "mosquitto-clients"))
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-d", "-W", "30"])
-            .args(["-F", "MSG|%t|%q|%p"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn mosquitto_sub");
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let tx2 = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let stderr = child.stderr.take().expect("piped stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx2.send(format!("stderr: {line}"));
-            }
-        });
-        Sub {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Starts `mosquitto_sub` and waits for its SUBACK.
-    fn start(port: u16, args: &[&str]) -> Sub {
-        let mut sub = Sub::spawn(port, args);
-        sub.wait_for("received SUBACK");
-        sub
-    }
-
-    /// Waits for an output line containing `needle`.
-    fn wait_for(&mut self, needle: &str) {
-        let deadline = Instant::now() + PATIENCE;
-        while Instant::now() < deadline {
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
-                let hit = line.contains(needle);
-                self.seen.push(line);
-                if hit {
-                    return;
-                }
-            }
-        }
-        panic!("no {needle:?} from mosquitto_sub: {:#?}", self.seen);
-    }
-
-    /// Waits for the client to exit; returns whether it succeeded and the messages
-    /// it printed.
-    fn finish(mut self) -> (bool, Vec<String>) {
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("poll mosquitto_sub") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto_sub did not finish: {:#?}",
-                self.seen
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            self.seen.push(line);
-        }
-        let messages = self.seen.iter().filter(|l| l.starts_with("MSG|")).cloned().collect();
-        (status.success(), messages)
-    }
-
-    /// The messages of a client that must exit successfully.
-    fn messages(self) -> Vec<String> {
-        let seen = self.seen.clone();
-        let (ok, messages) = self.finish();
-        assert!(ok, "mosquitto_sub failed: {seen:#?} {messages:#?}");
-        messages
-    }
-}
-
-impl Drop for Sub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `mosquitto_pub` with `args` to completion; it must succeed.
-fn publish(port: u16, args: &[&str]) {
-    let out = Command::new(support::require_binary("mosquitto_pub", "mosquitto-clients"))
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("run mosquitto_pub");
-    assert!(
-        out.status.success(),
-        "mosquitto_pub {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// [`start_sub`] without waiting for the SUBACK.
+fn spawn_sub(port: u16, args: &[&str]) -> Proc {
+    mosquitto_sub_spawn(port, &[&["-F", "MSG|%t|%q|%p"], args].concat())
 }
 
 fn offline_messages_wait_for_a_persistent_session(kind: DriverKind) {
@@ -213,12 +59,12 @@ fn offline_messages_wait_for_a_persistent_session(kind: DriverKind) {
         }
         let mut first = args.clone();
         first.push("-E");
-        Sub::start(port, &first).messages();
-        publish(port, &["-V", "5", "-q", "1", "-t", &topic, "-m", "one"]);
-        publish(port, &["-V", "311", "-q", "0", "-t", &topic, "-m", "zero"]);
-        publish(port, &["-V", "311", "-q", "2", "-t", &topic, "-m", "two"]);
+        start_sub(port, &first).messages();
+        mosquitto_pub(port, &["-V", "5", "-q", "1", "-t", &topic, "-m", "one"]);
+        mosquitto_pub(port, &["-V", "311", "-q", "0", "-t", &topic, "-m", "zero"]);
+        mosquitto_pub(port, &["-V", "311", "-q", "2", "-t", &topic, "-m", "two"]);
         args.extend(["-C", "2"]);
-        let got = Sub::start(port, &args).messages();
+        let got = start_sub(port, &args).messages();
         assert_eq!(
             got,
             [format!("MSG|{topic}|1|one"), format!("MSG|{topic}|2|two")],
@@ -235,18 +81,18 @@ fn an_expired_session_loses_its_queue(kind: DriverKind) {
     let base = ["-V", "5", "-c", "-i", "expiring", "-q", "1", "-t", "exp/s"];
     let with = |extra: &[&'static str]| -> Vec<&str> { base.iter().copied().chain(extra.iter().copied()).collect() };
     // Control: within the interval, the queued message is there.
-    Sub::start(port, &with(&["-x", "60", "-E"])).messages();
-    publish(port, &["-V", "5", "-q", "1", "-t", "exp/s", "-m", "kept"]);
+    start_sub(port, &with(&["-x", "60", "-E"])).messages();
+    mosquitto_pub(port, &["-V", "5", "-q", "1", "-t", "exp/s", "-m", "kept"]);
     // The queued message comes right after the CONNACK, before the SUBACK.
-    let sub = Sub::spawn(port, &with(&["-x", "1", "-C", "1"]));
+    let sub = spawn_sub(port, &with(&["-x", "1", "-C", "1"]));
     assert_eq!(sub.messages(), ["MSG|exp/s|1|kept"]);
     // Now with 1 s: three seconds later the session is gone; the first message is the
     // one published after the new SUBACK.
-    Sub::start(port, &with(&["-x", "1", "-E"])).messages();
-    publish(port, &["-V", "5", "-q", "1", "-t", "exp/s", "-m", "stale"]);
+    start_sub(port, &with(&["-x", "1", "-E"])).messages();
+    mosquitto_pub(port, &["-V", "5", "-q", "1", "-t", "exp/s", "-m", "stale"]);
     std::thread::sleep(Duration::from_secs(3));
-    let sub = Sub::start(port, &with(&["-x", "60", "-C", "1"]));
-    publish(port, &["-V", "5", "-q", "1", "-t", "exp/s", "-m", "fresh"]);
+    let sub = start_sub(port, &with(&["-x", "60", "-C", "1"]));
+    mosquitto_pub(port, &["-V", "5", "-q", "1", "-t", "exp/s", "-m", "fresh"]);
     assert_eq!(sub.messages(), ["MSG|exp/s|1|fresh"]);
 }
 
@@ -258,9 +104,9 @@ fn an_expired_message_is_not_delivered_the_rest_carry_what_is_left(kind: DriverK
     let port = broker.port();
     let args = ["-V", "5", "-c", "-x", "600", "-i", "msg-exp", "-q", "1", "-t", "mexp"];
     let first: Vec<&str> = args.iter().copied().chain(["-E"]).collect();
-    Sub::start(port, &first).messages();
+    start_sub(port, &first).messages();
     let expiring = |secs: &'static str, payload: &'static str| {
-        publish(
+        mosquitto_pub(
             port,
             &[
                 "-V",
@@ -282,7 +128,7 @@ fn an_expired_message_is_not_delivered_the_rest_carry_what_is_left(kind: DriverK
     expiring("600", "long");
     // The same for retained messages.
     for (secs, topic) in [("1", "mret/short"), ("600", "mret/long")] {
-        publish(
+        mosquitto_pub(
             port,
             &[
                 "-V",
@@ -302,7 +148,7 @@ fn an_expired_message_is_not_delivered_the_rest_carry_what_is_left(kind: DriverK
     std::thread::sleep(Duration::from_secs(3));
     let again: Vec<&str> = args.iter().copied().chain(["-C", "1", "-F", "MSG|%p|%E"]).collect();
     // The queued message comes right after the CONNACK, before the SUBACK.
-    let got = Sub::spawn(port, &again).messages();
+    let got = spawn_sub(port, &again).messages();
     assert_eq!(got.len(), 1, "{got:?}");
     let (payload, left) = got[0]
         .strip_prefix("MSG|")
@@ -314,8 +160,8 @@ fn an_expired_message_is_not_delivered_the_rest_carry_what_is_left(kind: DriverK
     assert!((500..=597).contains(&left), "interval left {left}");
     // `--retained-only` exits at the first live message: what it printed before is
     // exactly what was retained and not expired.
-    let sub = Sub::start(port, &["-V", "5", "-t", "mret/#", "--retained-only", "-F", "MSG|%t|%E"]);
-    publish(port, &["-V", "5", "-t", "mret/end", "-m", "end"]);
+    let sub = start_sub(port, &["-V", "5", "-t", "mret/#", "--retained-only", "-F", "MSG|%t|%E"]);
+    mosquitto_pub(port, &["-V", "5", "-t", "mret/end", "-m", "end"]);
     let got = sub.messages();
     assert_eq!(got.len(), 1, "{got:?}");
     let left: u32 = got[0]
@@ -336,13 +182,13 @@ fn a_disconnect_with_expiry_0_ends_the_session(kind: DriverKind) {
         .copied()
         .chain(["-E", "-D", "disconnect", "session-expiry-interval", "0"])
         .collect();
-    Sub::start(port, &first).messages();
-    publish(
+    start_sub(port, &first).messages();
+    mosquitto_pub(
         port,
         &["-V", "5", "-q", "1", "-t", "bye", "-m", "dropped-with-the-session"],
     );
-    let sub = Sub::start(port, &args.iter().copied().chain(["-C", "1"]).collect::<Vec<_>>());
-    publish(port, &["-V", "5", "-q", "1", "-t", "bye", "-m", "live"]);
+    let sub = start_sub(port, &args.iter().copied().chain(["-C", "1"]).collect::<Vec<_>>());
+    mosquitto_pub(port, &["-V", "5", "-q", "1", "-t", "bye", "-m", "live"]);
     assert_eq!(sub.messages(), ["MSG|bye|1|live"]);
 }
 
@@ -565,8 +411,8 @@ fn unacknowledged_messages_are_resent_with_dup_on_resumption(kind: DriverKind) {
     let broker = OurBroker::start(kind);
     let (mut sub, ack) = raw_session(broker.addr, 4, false, "raw-resend", &[], Some(("rs/t", 2)));
     assert_eq!(ack.body, [0, 0], "a new session");
-    publish(broker.port(), &["-V", "311", "-q", "2", "-t", "rs/t", "-m", "first"]);
-    publish(broker.port(), &["-V", "311", "-q", "2", "-t", "rs/t", "-m", "second"]);
+    mosquitto_pub(broker.port(), &["-V", "311", "-q", "2", "-t", "rs/t", "-m", "first"]);
+    mosquitto_pub(broker.port(), &["-V", "311", "-q", "2", "-t", "rs/t", "-m", "second"]);
     let first = publish_fields(&sub.next().expect("first"));
     let second = publish_fields(&sub.next().expect("second"));
     assert_eq!((first.0, &first.2[..]), (0x04, &b"first"[..]), "QoS 2, DUP 0");
@@ -581,7 +427,7 @@ fn unacknowledged_messages_are_resent_with_dup_on_resumption(kind: DriverKind) {
         }
     );
     drop(sub);
-    publish(broker.port(), &["-V", "311", "-q", "1", "-t", "rs/t", "-m", "third"]);
+    mosquitto_pub(broker.port(), &["-V", "311", "-q", "1", "-t", "rs/t", "-m", "third"]);
     let (mut again, ack) = raw_session(broker.addr, 4, false, "raw-resend", &[], None);
     assert_eq!(ack.body, [1, 0], "session present");
     let resent = publish_fields(&again.next().expect("the resend"));
@@ -606,7 +452,7 @@ fn the_clients_receive_maximum_bounds_the_window(kind: DriverKind) {
     let broker = OurBroker::start(kind);
     let (mut sub, _) = raw_session(broker.addr, 5, true, "raw-window", &[0x21, 0, 2], Some(("win", 1)));
     for m in ["a", "b", "c"] {
-        publish(broker.port(), &["-V", "5", "-q", "1", "-t", "win", "-m", m]);
+        mosquitto_pub(broker.port(), &["-V", "5", "-q", "1", "-t", "win", "-m", m]);
     }
     let a = sub.next().expect("a");
     let b = sub.next().expect("b");
@@ -630,7 +476,7 @@ fn more_than_the_brokers_receive_maximum_gets_0x93(kind: DriverKind) {
         receive_maximum: 2,
         ..ConnectionConfig::default()
     };
-    let broker = OurBroker::start_with(kind, config);
+    let broker = OurBroker::with_limits(kind, config);
     let (mut c, ack) = raw_session(broker.addr, 5, true, "raw-flood", &[], None);
     // CONNACK: flags, code, properties holding Receive Maximum (0x21) = 2.
     assert!(ack.body.windows(3).any(|w| w == [0x21, 0, 2]), "{ack:?}");
@@ -664,11 +510,11 @@ fn a_server_keep_alive_cap_reaches_mosquitto_sub(kind: DriverKind) {
         max_keep_alive: Some(1),
         ..ConnectionConfig::default()
     };
-    let broker = OurBroker::start_with(kind, config);
-    let mut v5 = Sub::start(broker.port(), &["-V", "5", "-k", "600", "-t", "ka"]);
+    let broker = OurBroker::with_limits(kind, config);
+    let mut v5 = start_sub(broker.port(), &["-V", "5", "-k", "600", "-t", "ka"]);
     v5.wait_for("sending PINGREQ");
     v5.wait_for("received PINGRESP");
-    let mut v311 = Sub::spawn(broker.port(), &["-V", "311", "-k", "600", "-t", "ka"]);
+    let mut v311 = spawn_sub(broker.port(), &["-V", "311", "-k", "600", "-t", "ka"]);
     v311.wait_for("identifier rejected");
 }
 
@@ -695,8 +541,8 @@ fn a_100_mb_remaining_length_is_dropped_unread(kind: DriverKind) {
         }
     }
     // The broker still serves.
-    let sub = Sub::start(broker.port(), &["-V", "311", "-t", "after", "-C", "1"]);
-    publish(broker.port(), &["-t", "after", "-m", "ok"]);
+    let sub = start_sub(broker.port(), &["-V", "311", "-t", "after", "-C", "1"]);
+    mosquitto_pub(broker.port(), &["-t", "after", "-m", "ok"]);
     assert_eq!(sub.messages(), ["MSG|after|0|ok"]);
 }
 
@@ -709,7 +555,7 @@ fn a_takeover_continues_the_session_with_what_was_in_flight(kind: DriverKind) {
     // Session Expiry Interval (0x11) = 60.
     let expiry = [0x11, 0, 0, 0, 60];
     let (mut first, _) = raw_session(broker.addr, 5, true, "taken", &expiry, Some(("tk", 1)));
-    publish(broker.port(), &["-V", "5", "-q", "1", "-t", "tk", "-m", "held"]);
+    mosquitto_pub(broker.port(), &["-V", "5", "-q", "1", "-t", "tk", "-m", "held"]);
     let held = first.next().expect("the message");
     assert_eq!(held.header, 0x32, "QoS 1, DUP 0: {held:?}");
     let (mut second, ack) = raw_session(broker.addr, 5, false, "taken", &expiry, None);
@@ -726,7 +572,7 @@ fn a_takeover_continues_the_session_with_what_was_in_flight(kind: DriverKind) {
     assert_eq!(resent.header, 0x3a, "QoS 1, DUP 1: {resent:?}");
     assert_eq!(resent.body, held.body, "same identifier, same message");
     // The subscription moved too.
-    publish(broker.port(), &["-V", "5", "-q", "1", "-t", "tk", "-m", "next"]);
+    mosquitto_pub(broker.port(), &["-V", "5", "-q", "1", "-t", "tk", "-m", "next"]);
     let next = second.next().expect("the next message");
     assert_eq!((next.header, next.body.last()), (0x32, Some(&b't')));
 }

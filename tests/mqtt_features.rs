@@ -10,26 +10,20 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::ffi::OsStr;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use monocoque::driver::DriverKind;
-use monocoque::mqtt::{Broker, Stopper};
-use monocoque::proto::mqtt::broker::{
-    Access, AuthExchange, AuthStep, ConnectionConfig, EnhancedAuth, PasswordHash, Redirect,
-};
+use monocoque::proto::mqtt::broker::{Access, AuthExchange, AuthStep, EnhancedAuth, PasswordHash, Redirect};
 use monocoque::proto::mqtt::{Codec, Connect, Packet, Properties, ProtocolVersion, Reason, ReasonCode};
 use monocoque::proto::{IoArena, SegmentedBuffer};
 use serde_json::Value;
-
-/// How long one step may take on a loaded machine before the test calls it a hang.
-const PATIENCE: Duration = Duration::from_secs(30);
+use support::mqtt::{self, BrokerSetup, CliBroker, OurBroker, Proc, PATIENCE};
 
 both_drivers! {
     topic_aliases_both_ways => aliases_uring, aliases_mio;
@@ -42,44 +36,15 @@ both_drivers! {
     config_file_users_and_acl_with_mosquitto_clients => config_uring, config_mio;
 }
 
-/// Our broker on its own thread (the driver is built there: io_uring is single-issuer).
-struct OurBroker {
-    addr: SocketAddr,
-    stopper: Stopper,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl OurBroker {
-    fn start(kind: DriverKind, access: Access) -> Self {
-        let (tx, rx) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-            let mut broker =
-                Broker::bind_with_access(addr, kind, ConnectionConfig::default(), access).expect("bind the broker");
-            let addr = broker.local_addr().expect("the broker's address");
-            let stopper = broker.stopper().expect("a stopper");
-            tx.send((addr, stopper)).expect("hand over the address");
-            broker.run().expect("the broker runs until stopped");
-        });
-        let (addr, stopper) = rx.recv_timeout(PATIENCE).expect("the broker started");
-        OurBroker {
-            addr,
-            stopper,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for OurBroker {
-    fn drop(&mut self) {
-        let _ = self.stopper.stop();
-        if let Some(t) = self.thread.take() {
-            let joined = t.join();
-            if !std::thread::panicking() {
-                joined.expect("the broker thread ended cleanly");
-            }
-        }
-    }
+/// Our broker with `access`.
+fn start(kind: DriverKind, access: Access) -> OurBroker {
+    OurBroker::start_with(
+        kind,
+        BrokerSetup {
+            access,
+            ..BrokerSetup::default()
+        },
+    )
 }
 
 /// Runs a paho scenario against `addr` and returns the JSON it printed.
@@ -120,11 +85,10 @@ fn paho(addr: SocketAddr, scenario: &str, extra: &[&str]) -> Value {
 /// [MQTT-3.2.2-17] forbids the client) -> DISCONNECT 0x94, an unknown alias with an
 /// empty topic -> 0x82 (3.3.2.3.4).
 fn topic_aliases_both_ways(kind: DriverKind) {
-    let broker = OurBroker::start(kind, Access::default());
-    let port = broker.addr.port().to_string();
+    let broker = OurBroker::start(kind);
     for (alias, topic, code) in [("11", "a", "148"), ("3", "", "130")] {
-        let out = Command::new(support::require_binary("mosquitto_pub", "mosquitto-clients"))
-            .args(["-h", "127.0.0.1", "-p", &port, "-V", "5", "-d", "-q", "1", "-m", "x"])
+        let out = mqtt::mosquitto("mosquitto_pub", broker.port())
+            .args(["-V", "5", "-d", "-q", "1", "-m", "x"])
             .args(["-D", "publish", "topic-alias", alias, "-t", topic])
             .output()
             .expect("run mosquitto_pub");
@@ -170,7 +134,7 @@ fn topic_aliases_both_ways(kind: DriverKind) {
 /// [MQTT-3.3.4-3, MQTT-3.3.4-4] with every matching Subscription Identifier; a
 /// retained message sent on subscribe carries its subscription's identifier.
 fn subscription_identifiers_of_overlapping_subscriptions(kind: DriverKind) {
-    let broker = OurBroker::start(kind, Access::default());
+    let broker = OurBroker::start(kind);
     let v = paho(broker.addr, "subids", &[]);
     assert_eq!(v["retained"], serde_json::json!(["si/r", [1]]), "{v}");
     assert_eq!(v["messages"], serde_json::json!([["si/x", 1, [1, 2]]]), "{v}");
@@ -181,7 +145,7 @@ fn subscription_identifiers_of_overlapping_subscriptions(kind: DriverKind) {
 /// connection (0x82, which paho 1.6 cannot read: checked in the proto unit test);
 /// CONNACK Shared Subscription Available 1.
 fn shared_subscriptions_round_robin(kind: DriverKind) {
-    let broker = OurBroker::start(kind, Access::default());
+    let broker = OurBroker::start(kind);
     let v = paho(broker.addr, "shared", &[]);
     assert_eq!(v["available"], 1, "{v}");
     assert_eq!(v["granted"], serde_json::json!([1]), "{v}");
@@ -202,7 +166,7 @@ fn shared_subscriptions_round_robin(kind: DriverKind) {
 /// [MQTT-3.3.1-13] kept with it; [MQTT-3.3.1-9, -10, -11] Retain Handling 0, 1, 2
 /// (each subscribed twice: 2, 1 and 0 retained copies).
 fn no_local_retain_as_published_retain_handling(kind: DriverKind) {
-    let broker = OurBroker::start(kind, Access::default());
+    let broker = OurBroker::start(kind);
     let v = paho(broker.addr, "options", &[]);
     assert_eq!(v["no_local"], serde_json::json!(["theirs"]), "{v}");
     assert_eq!(v["rap"], serde_json::json!([true]), "{v}");
@@ -214,7 +178,7 @@ fn no_local_retain_as_published_retain_handling(kind: DriverKind) {
 /// [MQTT-3.1.3-9] a reconnect within the delay cancels it: the first will to arrive
 /// is the second client's, and no other follows.
 fn will_delay_cancelled_by_a_reconnect(kind: DriverKind) {
-    let broker = OurBroker::start(kind, Access::default());
+    let broker = OurBroker::start(kind);
     let v = paho(broker.addr, "will_delay", &[]);
     assert_eq!(v["first"], "gone2", "{v}");
     assert_eq!(v["then"], serde_json::json!([]), "{v}");
@@ -236,12 +200,12 @@ fn redirection_and_unknown_auth_method(kind: DriverKind) {
             }),
             ..Access::default()
         };
-        let broker = OurBroker::start(kind, access);
+        let broker = start(kind, access);
         let v = paho(broker.addr, "connack", &[]);
         assert_eq!(v["code"], code, "{v}");
         assert_eq!(v["server_reference"], "elsewhere:1883", "{v}");
     }
-    let broker = OurBroker::start(kind, Access::default());
+    let broker = OurBroker::start(kind);
     let v = paho(broker.addr, "connack", &["SCRAM-SHA-1"]);
     assert_eq!(v["code"], 0x8C, "{v}");
 }
@@ -329,7 +293,7 @@ fn auth(data: &'static [u8]) -> Packet {
 /// then CONNACK 0 with the method; [MQTT-4.12.0-4] a wrong answer ends with CONNACK
 /// 0x87 and the close: the hook an embedder passes to `Broker::bind_with_access`.
 fn enhanced_authentication_through_the_body(kind: DriverKind) {
-    let broker = OurBroker::start(
+    let broker = start(
         kind,
         Access {
             enhanced: Some(Box::new(NonceAuth)),
@@ -381,102 +345,9 @@ fn enhanced_authentication_through_the_body(kind: DriverKind) {
 
 // ---- The config file, with mosquitto's clients ----
 
-/// `monocoque mqtt broker --config FILE` on a free port, killed on drop.
-struct CliBroker {
-    child: Child,
-    port: u16,
-}
-
-impl CliBroker {
-    fn start(kind: DriverKind, config: &Path) -> CliBroker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_monocoque"))
-            .args([
-                "mqtt",
-                "broker",
-                "--listen",
-                "127.0.0.1:0",
-                "--driver",
-                kind.name(),
-                "--config",
-            ])
-            .arg(config)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn monocoque mqtt broker");
-        let mut first = String::new();
-        BufReader::new(child.stderr.take().expect("piped stderr"))
-            .read_line(&mut first)
-            .expect("read the first line");
-        let port = first
-            .strip_prefix("listening on ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|a| a.parse::<SocketAddr>().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-            .port();
-        CliBroker { child, port }
-    }
-
-    /// Runs a mosquitto client to its end: (success, stdout + stderr).
-    fn run(&self, binary: &str, args: &[&str]) -> (bool, String) {
-        let out = Command::new(support::require_binary(binary, "mosquitto-clients"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("run a mosquitto client");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    }
-
-    /// Starts `mosquitto_sub` with `args` (debug on) and returns it once subscribed.
-    fn subscriber(&self, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
-        let mut child = Command::new(support::require_binary("stdbuf", "coreutils"))
-            .arg("-oL")
-            .arg(support::require_binary("mosquitto_sub", "mosquitto-clients"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-d", "-W", "30"])
-            .args(["-F", "MSG|%t|%p"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn mosquitto_sub");
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let seen = wait_line(&rx, "received SUBACK");
-        assert!(!seen.is_empty(), "mosquitto_sub never subscribed");
-        (child, rx)
-    }
-}
-
-impl Drop for CliBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Lines up to and with the first containing `needle` (empty if none came in time).
-fn wait_line(rx: &mpsc::Receiver<String>, needle: &str) -> Vec<String> {
-    let deadline = Instant::now() + PATIENCE;
-    let mut seen = Vec::new();
-    while Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
-            let hit = line.contains(needle);
-            seen.push(line);
-            if hit {
-                return seen;
-            }
-        }
-    }
-    Vec::new()
+/// `mosquitto_sub` on `broker` printing `MSG|topic|payload`, once subscribed.
+fn subscriber(broker: &CliBroker, args: &[&str]) -> Proc {
+    mqtt::mosquitto_sub(broker.port(), &[&["-F", "MSG|%t|%p"], args].concat())
 }
 
 /// `monocoque mqtt passwd` hashes a password read from standard input.
@@ -520,7 +391,7 @@ fn config_file_users_and_acl_with_mosquitto_clients(kind: DriverKind) {
         ),
     )
     .expect("write the config");
-    let broker = CliBroker::start(kind, &file);
+    let broker = CliBroker::start(kind, &[OsStr::new("--config"), file.as_os_str()]);
     let alice_v5 = ["-V", "5", "-u", "alice", "-P", "wonderland"];
 
     // Authentication.
@@ -599,7 +470,7 @@ fn config_file_users_and_acl_with_mosquitto_clients(kind: DriverKind) {
     );
 
     // Alice's subscriber sees what she may publish, not what she may not.
-    let (mut sub, lines) = broker.subscriber(&[&alice_v5[..], &["-t", "sensors/#", "-i", "watch"]].concat());
+    let mut sub = subscriber(&broker, &[&alice_v5[..], &["-t", "sensors/#", "-i", "watch"]].concat());
     let (ok, text) = broker.run(
         "mosquitto_pub",
         &[&alice_v5[..], &["-q", "1", "-t", "sensors/bob/t", "-m", "forged"]].concat(),
@@ -628,7 +499,8 @@ fn config_file_users_and_acl_with_mosquitto_clients(kind: DriverKind) {
         &[&alice_v5[..], &["-q", "1", "-t", "sensors/alice/t", "-m", "real"]].concat(),
     );
     assert!(ok, "{text}");
-    let seen = wait_line(&lines, "MSG|");
+    sub.wait_for("MSG|");
+    let seen = &sub.seen;
     assert_eq!(
         seen.last().map(String::as_str),
         Some("MSG|sensors/alice/t|real"),
@@ -638,12 +510,11 @@ fn config_file_users_and_acl_with_mosquitto_clients(kind: DriverKind) {
         !seen.iter().any(|l| l.contains("forged") || l.contains("dropped")),
         "{seen:#?}"
     );
-    let _ = sub.kill();
-    let _ = sub.wait();
+    drop(sub);
 
     // A %c pattern: bob may publish under his client id only (QoS 0 refusals are
     // silent in both versions).
-    let (mut all, lines) = broker.subscriber(&[&alice_v5[..], &["-t", "clients/#", "-i", "watch2"]].concat());
+    let mut all = subscriber(&broker, &[&alice_v5[..], &["-t", "clients/#", "-i", "watch2"]].concat());
     let bob_as = |id: &'static str, topic: &'static str, payload: &'static str| {
         let (ok, text) = broker.run(
             "mosquitto_pub",
@@ -655,13 +526,12 @@ fn config_file_users_and_acl_with_mosquitto_clients(kind: DriverKind) {
     };
     bob_as("b1", "clients/b2/x", "not mine");
     bob_as("b1", "clients/b1/x", "mine");
-    let seen = wait_line(&lines, "MSG|");
+    all.wait_for("MSG|");
+    let seen = &all.seen;
     assert_eq!(
         seen.last().map(String::as_str),
         Some("MSG|clients/b1/x|mine"),
         "{seen:#?}"
     );
     assert!(!seen.iter().any(|l| l.contains("not mine")), "{seen:#?}");
-    let _ = all.kill();
-    let _ = all.wait();
 }

@@ -15,8 +15,8 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use monocoque::driver::DriverKind;
-use monocoque::mqtt::Broker;
 use monocoque::proto::mqtt::broker::ConnectionConfig;
+use support::mqtt::OurBroker;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 /// Messages flooded, and the payload of each: 24 MB in all.
@@ -121,16 +121,8 @@ fn a_subscriber_that_never_reads_costs_bounded_memory_on_both_drivers() {
             max_output_bytes: OUTPUT_CAP,
             ..ConnectionConfig::default()
         };
-        let (tx, rx) = mpsc::channel();
-        let broker_thread = std::thread::spawn(move || {
-            let mut broker =
-                Broker::bind_with(SocketAddr::from(([127, 0, 0, 1], 0)), kind, config).expect("bind the broker");
-            let addr = broker.local_addr().expect("the broker's address");
-            tx.send((addr, broker.stopper().expect("a stopper")))
-                .expect("hand over");
-            broker.run().expect("the broker runs until stopped");
-        });
-        let (addr, stopper) = rx.recv_timeout(PATIENCE).expect("the broker started");
+        let broker = OurBroker::with_limits(kind, config);
+        let addr = broker.addr;
 
         // The reading subscriber: mosquitto_sub printing one short line per message.
         let mut reader = Command::new(&stdbuf)
@@ -208,7 +200,6 @@ fn a_subscriber_that_never_reads_costs_bounded_memory_on_both_drivers() {
 
         let _ = reader.kill();
         let _ = reader.wait();
-        stopper.stop().expect("stop the broker");
-        broker_thread.join().expect("the broker thread");
+        drop(broker);
     }
 }

@@ -4,31 +4,26 @@
 //! drivers; and a raw WebSocket client written here for what no polite client sends
 //! (frames that break RFC 6455, one message cut into hundreds of frames).
 //!
-//! The broker runs in a thread of the test with both listeners on free loopback ports.
+//! The broker runs in a thread of the test with both listeners on free loopback ports
+//! (`support::mqtt::OurBroker`).
 //! Subscribers print a line once subscribed, and the test publishes only after it, so
 //! nothing depends on a sleep.
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use bytes::Bytes;
 use monocoque::driver::DriverKind;
-use monocoque::mqtt::{Broker, Stopper};
 use monocoque::proto::mqtt::{Codec, Connect, Packet, Properties, ProtocolVersion, Publish, QoS};
 use monocoque::proto::ws::frame::{encode_frame, encode_header, mask_payload};
 use monocoque::proto::ws::{Close, CloseCode, Frame, FrameDecoder, Opcode, Role};
 use monocoque::proto::{IoArena, SegmentedBuffer};
 use sha2::{Digest, Sha256};
-
-/// How long one step may take on a loaded machine before the test calls it a hang.
-const PATIENCE: Duration = Duration::from_secs(30);
+use support::mqtt::{self, BrokerSetup, CliBroker, OurBroker, Proc, PATIENCE};
 
 both_drivers! {
     paho_ws_publishes_reach_tcp_subscribers => ws_to_tcp_uring, ws_to_tcp_mio;
@@ -39,47 +34,15 @@ both_drivers! {
     cli_ws_listen_serves_paho => cli_uring, cli_mio;
 }
 
-/// Our broker on its own thread with a TCP and a WebSocket listener.
-struct OurBroker {
-    tcp: SocketAddr,
-    ws: SocketAddr,
-    stopper: Stopper,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl OurBroker {
-    fn start(kind: DriverKind) -> Self {
-        let (tx, rx) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let any = SocketAddr::from(([127, 0, 0, 1], 0));
-            let mut broker = Broker::bind(any, kind).expect("bind the broker");
-            let ws = broker.listen_websocket(any).expect("bind the websocket listener");
-            let tcp = broker.local_addr().expect("the broker's address");
-            assert_eq!(broker.websocket_addr().map(|a| a.expect("bound")), Some(ws));
-            let stopper = broker.stopper().expect("a stopper");
-            tx.send((tcp, ws, stopper)).expect("hand over the addresses");
-            broker.run().expect("the broker runs until stopped");
-        });
-        let (tcp, ws, stopper) = rx.recv_timeout(PATIENCE).expect("the broker started");
-        OurBroker {
-            tcp,
-            ws,
-            stopper,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for OurBroker {
-    fn drop(&mut self) {
-        let _ = self.stopper.stop();
-        if let Some(t) = self.thread.take() {
-            let joined = t.join();
-            if !std::thread::panicking() {
-                joined.expect("the broker thread ended cleanly");
-            }
-        }
-    }
+/// Our broker with a WebSocket listener beside the TCP one.
+fn start(kind: DriverKind) -> OurBroker {
+    OurBroker::start_with(
+        kind,
+        BrokerSetup {
+            websocket: true,
+            ..BrokerSetup::default()
+        },
+    )
 }
 
 fn paho(args: &[&str]) -> Command {
@@ -89,106 +52,16 @@ fn paho(args: &[&str]) -> Command {
     cmd
 }
 
-/// A child process whose output lines (stdout and stderr) arrive on a channel.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, mut cmd: Command) -> Proc {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let tx2 = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let stderr = child.stderr.take().expect("piped stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx2.send(format!("stderr: {line}"));
-            }
-        });
-        Proc {
-            name,
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for an output line containing `needle`.
-    fn wait_for(&mut self, needle: &str) {
-        let deadline = Instant::now() + PATIENCE;
-        while Instant::now() < deadline {
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
-                let hit = line.contains(needle);
-                self.seen.push(line);
-                if hit {
-                    return;
-                }
-            }
-        }
-        panic!("no {needle:?} from {}: {:#?}", self.name, self.seen);
-    }
-
-    /// Waits for a successful exit; returns the lines starting with `MSG|`.
-    fn messages(mut self) -> Vec<String> {
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("poll the child") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not finish: {:#?}",
-                self.name,
-                self.seen
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            self.seen.push(line);
-        }
-        assert!(status.success(), "{} failed ({status}): {:#?}", self.name, self.seen);
-        self.seen.iter().filter(|l| l.starts_with("MSG|")).cloned().collect()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `mosquitto_sub` on the TCP listener, printing `MSG|topic|qos|length|hex payload`,
 /// once its SUBACK is in.
 fn mosquitto_sub(port: u16, args: &[&str]) -> Proc {
-    let mut cmd = Command::new(support::require_binary("stdbuf", "coreutils"));
-    cmd.arg("-oL")
-        .arg(support::require_binary("mosquitto_sub", "mosquitto-clients"))
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-d", "-W", "30"])
-        .args(["-F", "MSG|%t|%q|%l|%x"])
-        .args(args);
-    let mut sub = Proc::spawn("mosquitto_sub", cmd);
-    sub.wait_for("received SUBACK");
-    sub
+    mqtt::mosquitto_sub(port, &[&["-F", "MSG|%t|%q|%l|%x"], args].concat())
 }
 
 /// Runs `mosquitto_pub` with `args`, the message read from standard input (`-s`).
 fn mosquitto_pub(port: u16, args: &[&str], message: &[u8]) {
-    let mut child = Command::new(support::require_binary("mosquitto_pub", "mosquitto-clients"))
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-s"])
+    let mut child = mqtt::mosquitto("mosquitto_pub", port)
+        .arg("-s")
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -221,15 +94,15 @@ fn pattern(n: usize) -> Vec<u8> {
 
 /// paho publishes over WebSocket (3.1, 3.1.1 then 5.0), `mosquitto_sub` receives on TCP.
 fn paho_ws_publishes_reach_tcp_subscribers(kind: DriverKind) {
-    let broker = OurBroker::start(kind);
+    let broker = start(kind);
     for version in ["31", "311", "5"] {
         let topic = format!("ws/to/tcp/{version}");
-        let sub = mosquitto_sub(broker.tcp.port(), &["-V", "5", "-q", "1", "-t", &topic, "-C", "2"]);
+        let sub = mosquitto_sub(broker.port(), &["-V", "5", "-q", "1", "-t", &topic, "-C", "2"]);
         let mut publisher = Proc::spawn(
             "paho publisher",
             paho(&[
                 "pub",
-                &broker.ws.port().to_string(),
+                &broker.ws().port().to_string(),
                 version,
                 &topic,
                 "hello over websocket",
@@ -240,7 +113,7 @@ fn paho_ws_publishes_reach_tcp_subscribers(kind: DriverKind) {
         // A second one, larger than one TCP read, with every byte value.
         let mut big = Proc::spawn(
             "paho publisher",
-            paho(&["pub", &broker.ws.port().to_string(), version, &topic, "size:100000"]),
+            paho(&["pub", &broker.ws().port().to_string(), version, &topic, "size:100000"]),
         );
         big.wait_for("PUBLISHED");
         let got = sub.messages();
@@ -257,16 +130,16 @@ fn paho_ws_publishes_reach_tcp_subscribers(kind: DriverKind) {
 
 /// `mosquitto_pub` publishes on TCP, paho receives over WebSocket (3.1.1 then 5.0).
 fn tcp_publishes_reach_paho_ws_subscribers(kind: DriverKind) {
-    let broker = OurBroker::start(kind);
+    let broker = start(kind);
     for version in ["311", "5"] {
         let topic = format!("tcp/to/ws/{version}");
         let mut sub = Proc::spawn(
             "paho subscriber",
-            paho(&["sub", &broker.ws.port().to_string(), version, "tcp/to/ws/#", "2"]),
+            paho(&["sub", &broker.ws().port().to_string(), version, "tcp/to/ws/#", "2"]),
         );
         sub.wait_for("CONNACK 0");
         sub.wait_for("SUBACK");
-        let port = broker.tcp.port();
+        let port = broker.port();
         mosquitto_pub(port, &["-V", "311", "-q", "1", "-t", &topic], b"from tcp");
         let big = pattern(320_000);
         mosquitto_pub(port, &["-V", "5", "-q", "0", "-t", &topic], &big);
@@ -391,7 +264,7 @@ fn masked(fin: bool, opcode: Opcode, payload: &[u8]) -> Vec<u8> {
 /// Frames that break RFC 6455 close the connection with the status the RFC gives, and
 /// the broker goes on serving: nothing was reserved for a length it refused.
 fn malformed_frames_close_with_their_status(kind: DriverKind) {
-    let broker = OurBroker::start(kind);
+    let broker = start(kind);
     let cases: Vec<(&str, Vec<u8>, CloseCode)> = vec![
         // Section 5.1: "a server MUST close the connection upon receiving a frame that
         // is not masked" (status 1002, section 7.4.1).
@@ -439,7 +312,7 @@ fn malformed_frames_close_with_their_status(kind: DriverKind) {
         ),
     ];
     for (what, wire, code) in cases {
-        let mut ws = RawWs::open(broker.ws);
+        let mut ws = RawWs::open(broker.ws());
         ws.send(&wire);
         assert_eq!(
             ws.next(),
@@ -456,7 +329,7 @@ fn malformed_frames_close_with_their_status(kind: DriverKind) {
         );
     }
     // Still serving: a whole CONNECT/CONNACK over WebSocket.
-    let mut ws = RawWs::open(broker.ws);
+    let mut ws = RawWs::open(broker.ws());
     ws.send(&masked(true, Opcode::Binary, &mqtt(connect("after"))));
     let connack = ws.mqtt_bytes(3);
     assert_eq!(connack[0], 0x20, "a CONNACK: {connack:?}");
@@ -475,11 +348,11 @@ fn malformed_frames_close_with_their_status(kind: DriverKind) {
 /// frames, then 150 single-frame messages, with pings between), received whole by
 /// `mosquitto_sub` on TCP; and its echo to a WebSocket subscriber, reassembled here.
 fn a_large_message_split_over_many_frames(kind: DriverKind) {
-    let broker = OurBroker::start(kind);
+    let broker = start(kind);
     let payload = pattern(300_000);
-    let sub = mosquitto_sub(broker.tcp.port(), &["-V", "5", "-t", "big/one", "-C", "1"]);
+    let sub = mosquitto_sub(broker.port(), &["-V", "5", "-t", "big/one", "-C", "1"]);
 
-    let mut reader = RawWs::open(broker.ws);
+    let mut reader = RawWs::open(broker.ws());
     reader.send(&masked(true, Opcode::Binary, &mqtt(connect("big-reader"))));
     assert_eq!(reader.mqtt_bytes(3)[0], 0x20);
     let subscribe = monocoque::proto::mqtt::Subscribe {
@@ -493,7 +366,7 @@ fn a_large_message_split_over_many_frames(kind: DriverKind) {
     reader.send(&masked(true, Opcode::Binary, &mqtt(Packet::Subscribe(subscribe))));
     assert_eq!(reader.mqtt_bytes(3)[0], 0x90, "a SUBACK");
 
-    let mut writer = RawWs::open(broker.ws);
+    let mut writer = RawWs::open(broker.ws());
     let publish = Packet::Publish(Publish {
         dup: false,
         qos: QoS::AtMostOnce,
@@ -566,13 +439,13 @@ fn a_large_message_split_over_many_frames(kind: DriverKind) {
 /// Section 4.2.1 / 4.4: a request the server cannot accept gets an HTTP error and the
 /// connection closes; a wrong version names the one it speaks.
 fn refused_handshakes_get_http_errors(kind: DriverKind) {
-    let broker = OurBroker::start(kind);
+    let broker = start(kind);
     for (request, status) in [
         (REQUEST.replace("Version: 13", "Version: 8"), "HTTP/1.1 426 "),
         (REQUEST.replace("Protocol: mqtt", "Protocol: chat"), "HTTP/1.1 400 "),
         (REQUEST.replace("Upgrade: websocket\r\n", ""), "HTTP/1.1 400 "),
     ] {
-        let (mut ws, head) = RawWs::handshake(broker.ws, &request);
+        let (mut ws, head) = RawWs::handshake(broker.ws(), &request);
         assert!(head.starts_with(status), "{head}");
         if status.contains("426") {
             assert!(head.contains("Sec-WebSocket-Version: 13\r\n"), "{head}");
@@ -580,7 +453,7 @@ fn refused_handshakes_get_http_errors(kind: DriverKind) {
         assert_eq!(ws.next(), None, "the connection closes after a refusal");
     }
     // MQTT on the WebSocket port without the upgrade is refused the same way.
-    let mut raw = TcpStream::connect(broker.ws).expect("connect");
+    let mut raw = TcpStream::connect(broker.ws()).expect("connect");
     raw.set_read_timeout(Some(PATIENCE)).expect("a read timeout");
     raw.write_all(&mqtt(connect("plain"))).expect("send");
     raw.write_all(b"\r\n\r\n").expect("send");
@@ -596,46 +469,12 @@ fn refused_handshakes_get_http_errors(kind: DriverKind) {
 /// `monocoque mqtt broker --ws-listen`: paho publishes over WebSocket, `mosquitto_sub`
 /// gets it on the TCP listener.
 fn cli_ws_listen_serves_paho(kind: DriverKind) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_monocoque"))
-        .args([
-            "mqtt",
-            "broker",
-            "--listen",
-            "127.0.0.1:0",
-            "--ws-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--driver", kind.name()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn monocoque mqtt broker");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let guard = KillOnDrop(child);
-    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
-    let mut addr = |prefix: &str| -> SocketAddr {
-        let line = lines.next().unwrap_or_default();
-        line.strip_prefix(prefix)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("expected {prefix:?}, got {line:?}"))
-    };
-    let tcp = addr("listening on ");
-    let ws = addr("websocket listening on ");
-    let sub = mosquitto_sub(tcp.port(), &["-V", "311", "-t", "cli/ws", "-C", "1"]);
+    let broker = CliBroker::start(kind, &["--ws-listen", "127.0.0.1:0"]);
+    let sub = mosquitto_sub(broker.port(), &["-V", "311", "-t", "cli/ws", "-C", "1"]);
     let mut publisher = Proc::spawn(
         "paho publisher",
-        paho(&["pub", &ws.port().to_string(), "5", "cli/ws", "hi"]),
+        paho(&["pub", &broker.ws().port().to_string(), "5", "cli/ws", "hi"]),
     );
     publisher.wait_for("PUBLISHED");
     assert_eq!(sub.messages(), vec![format!("MSG|cli/ws|0|2|{}", hex(b"hi"))]);
-    drop(guard);
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -28,6 +28,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+pub mod mqtt;
 pub mod nats_jwt;
 pub mod zmq_peer;
 
