@@ -33,6 +33,7 @@ mod connection;
 mod expiry;
 mod limits;
 mod outbox;
+mod persist;
 mod retained;
 mod shared;
 mod state;
@@ -51,5 +52,8 @@ pub use auth::{AuthExchange, AuthStep, EnhancedAuth, PasswordHash, PasswordHashE
 pub use connection::{Connection, ConnectionConfig, Event};
 pub use expiry::{Message, SessionTimers, NEVER_EXPIRES};
 pub use outbox::{Outbox, RecOutcome};
+pub use persist::{
+    decode_publish, encode_publish, RecordError, SessionRecord, StoreOp, StoredSession, SubscriptionRecord, FORMAT,
+};
 pub use retained::Retained;
 pub use state::{BrokerState, Connections};
