@@ -281,8 +281,12 @@ fn will_on_an_unclean_close_not_on_disconnect(kind: DriverKind) {
 }
 
 fn cli_broker_serves_mosquitto_clients(kind: DriverKind) {
+    // The store under a directory of its own: the default one is shared.
+    let data = support::TempDir::new("mqtt-cli");
     let mut child = Command::new(env!("CARGO_BIN_EXE_monocoque"))
         .args(["mqtt", "broker", "--listen", "127.0.0.1:0", "--driver", kind.name()])
+        .arg("--data")
+        .arg(&data.path)
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn monocoque mqtt broker");

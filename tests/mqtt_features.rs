@@ -392,6 +392,7 @@ impl CliBroker {
             .args([
                 "mqtt",
                 "broker",
+                "--no-store",
                 "--listen",
                 "127.0.0.1:0",
                 "--driver",

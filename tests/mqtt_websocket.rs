@@ -600,6 +600,7 @@ fn cli_ws_listen_serves_paho(kind: DriverKind) {
         .args([
             "mqtt",
             "broker",
+            "--no-store",
             "--listen",
             "127.0.0.1:0",
             "--ws-listen",

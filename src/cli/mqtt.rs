@@ -6,6 +6,9 @@
 //!   prints `listening on ADDR` on standard error (the bound address, so `--listen
 //!   127.0.0.1:0` tells a script its port). FILE is the TOML of
 //!   [`BrokerConfig`](monocoque::mqtt::BrokerConfig): limits, users, ACL, redirection.
+//!   `--data DIR` (default `./monocoque-data`) holds the store of persistent sessions,
+//!   their subscriptions and QoS 1/2 messages, and the retained messages
+//!   (`DIR/thread-0.redb`, redb); `--no-store` keeps nothing across restarts.
 //! - `passwd` reads a password from standard input (its first line) and prints the
 //!   `password_hash` line for a config file's user, with a fresh random salt.
 //!   `--ws-listen ADDR` adds a listener for MQTT over WebSocket (subprotocol `mqtt`,
@@ -21,12 +24,16 @@ use clap::{Args, Subcommand};
 
 use super::client::driver_kind;
 use monocoque::driver::DriverKind;
-use monocoque::mqtt::{Broker, BrokerConfig};
+use monocoque::mqtt::{Broker, BrokerConfig, BrokerError, Store};
 use monocoque::proto::mqtt::broker::PasswordHash;
 
 /// The address `monocoque mqtt broker` listens on unless `--listen` or the config
 /// file says otherwise.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 1883);
+
+/// The store's directory unless `--data` says otherwise (relative to the working
+/// directory).
+pub const DEFAULT_DATA: &str = "monocoque-data";
 
 /// Arguments of `monocoque mqtt`.
 #[derive(Debug, Args)]
@@ -57,6 +64,13 @@ pub enum MqttCommand {
         /// (default: off).
         #[arg(long, value_name = "ADDR")]
         ws_listen: Option<SocketAddr>,
+        /// The directory of the store: persistent sessions, their subscriptions and
+        /// QoS 1/2 messages, retained messages (one redb file per thread).
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA)]
+        data: PathBuf,
+        /// Keep nothing across restarts (no store; `--data` is ignored).
+        #[arg(long)]
+        no_store: bool,
     },
     /// Hash a password read from standard input for a config file's `password_hash`.
     Passwd,
@@ -70,7 +84,9 @@ pub fn run(args: MqttArgs) -> ExitCode {
             config,
             driver,
             ws_listen,
-        } => broker(listen, config, driver, ws_listen),
+            data,
+            no_store,
+        } => broker(listen, config, driver, ws_listen, (!no_store).then_some(data)),
         MqttCommand::Passwd => passwd(),
     }
 }
@@ -101,6 +117,7 @@ fn broker(
     config: Option<PathBuf>,
     driver: DriverKind,
     ws_listen: Option<SocketAddr>,
+    data: Option<PathBuf>,
 ) -> ExitCode {
     let config = match config.map(|path| BrokerConfig::load(&path)).transpose() {
         Ok(config) => config,
@@ -113,7 +130,13 @@ fn broker(
         Some(c) => (listen.or(c.listen).unwrap_or(DEFAULT_LISTEN), c.connection, c.access),
         None => (listen.unwrap_or(DEFAULT_LISTEN), Default::default(), Default::default()),
     };
-    let mut broker = match Broker::bind_with_access(listen, driver, connection, access) {
+    let bound = match data {
+        Some(dir) => Store::open(&dir, 0)
+            .map_err(BrokerError::from)
+            .and_then(|store| Broker::bind_with_store(listen, driver, connection, access, store)),
+        None => Broker::bind_with_access(listen, driver, connection, access),
+    };
+    let mut broker = match bound {
         Ok(broker) => broker,
         Err(e) => {
             eprintln!("error: {e}");
@@ -168,6 +191,7 @@ mod tests {
             config,
             driver,
             ws_listen,
+            ..
         } = parse(&["broker"])
         else {
             panic!("broker")
@@ -175,6 +199,15 @@ mod tests {
         assert_eq!((listen, config), (None, None));
         assert_eq!(driver, DriverKind::default());
         assert_eq!(ws_listen, None);
+        let MqttCommand::Broker { data, no_store, .. } = parse(&["broker"]) else {
+            panic!("broker")
+        };
+        assert_eq!((data, no_store), (PathBuf::from(DEFAULT_DATA), false));
+        let MqttCommand::Broker { data, no_store, .. } = parse(&["broker", "--data", "/var/lib/m", "--no-store"])
+        else {
+            panic!("broker")
+        };
+        assert_eq!((data, no_store), (PathBuf::from("/var/lib/m"), true));
         let MqttCommand::Broker { ws_listen, .. } = parse(&["broker", "--ws-listen", "127.0.0.1:8080"]) else {
             panic!("broker")
         };

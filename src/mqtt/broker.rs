@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use monocoque_proto::mqtt::broker::{Access, BrokerState, Connection, ConnectionConfig, Connections};
+use monocoque_proto::mqtt::broker::{Access, BrokerState, Connection, ConnectionConfig, Connections, StoreOp};
 use monocoque_proto::ws::{WsConfig, WsSession};
 use monocoque_proto::{Activity, ConnId, Driver, Either, ListenerId, Session, Waker};
 
+use super::store::{Store, StoreError};
 use super::transport::{self, BrokerSession};
 use crate::driver::{AnyDriver, DriverError, DriverKind};
 
@@ -31,6 +32,10 @@ pub enum BrokerError {
     /// The driver failed while running.
     #[error("the driver failed: {0}")]
     Io(#[from] io::Error),
+    /// The store could not be read at start or written while running (the broker
+    /// stops rather than acknowledge what it cannot keep).
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// An MQTT broker on one thread: one driver, one listener (and optionally a WebSocket
@@ -46,6 +51,13 @@ pub struct Broker {
     ws_listener: Option<ListenerId>,
     config: ConnectionConfig,
     stop: Arc<AtomicBool>,
+    /// The persistent sessions' store, if the broker has one.
+    store: Option<Store>,
+    /// A turn's store operations, applied in one transaction.
+    ops: Vec<StoreOp>,
+    /// The connections that had input this turn: their acknowledgements wait for the
+    /// turn's commit.
+    touched: Vec<ConnId>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -114,7 +126,34 @@ impl Broker {
             ws_listener: None,
             config,
             stop: Arc::new(AtomicBool::new(false)),
+            store: None,
+            ops: Vec::new(),
+            touched: Vec::new(),
         })
+    }
+
+    /// [`bind_with_access`](Self::bind_with_access) with a [`Store`]: the persistent
+    /// sessions, their subscriptions, their QoS 1 and 2 messages and the retained
+    /// messages it holds are restored, and every change to them is committed before the
+    /// acknowledgement that depends on it (`PUBACK`, `PUBREC`, `PUBCOMP`) is sent.
+    pub fn bind_with_store(
+        addr: SocketAddr,
+        kind: DriverKind,
+        mut config: ConnectionConfig,
+        access: Access,
+        store: Store,
+    ) -> Result<Broker, BrokerError> {
+        let loaded = store.load()?;
+        config.durable = true;
+        let mut broker = Self::bind_with_access(addr, kind, config, access)?;
+        broker.state.restore(
+            loaded.sessions,
+            loaded.retained,
+            config.max_queued_messages,
+            Instant::now(),
+        );
+        broker.store = Some(store);
+        Ok(broker)
     }
 
     /// Also listens for MQTT over WebSocket on `addr` (subprotocol `mqtt`, RFC 6455;
@@ -167,7 +206,12 @@ impl Broker {
             self.driver.turn(self.state.poll_timeout(), &mut activity)?;
             for a in activity.drain(..) {
                 match a {
-                    Activity::Ready(conn) => self.drain(conn),
+                    Activity::Ready(conn) => {
+                        self.drain(conn);
+                        if self.store.is_some() {
+                            self.touched.push(conn);
+                        }
+                    }
                     Activity::Closed { conn, .. } => {
                         self.drain(conn);
                         self.driver.remove(conn);
@@ -178,6 +222,26 @@ impl Broker {
             let now = Instant::now();
             if self.state.poll_timeout().is_some_and(|due| now >= due) {
                 self.state.handle_timeout(now, &mut DriverConnections(&mut self.driver));
+            }
+            self.commit()?;
+        }
+        self.commit()
+    }
+
+    /// Group commit: applies the turn's store operations in one transaction, then lets
+    /// the acknowledgements held on this turn's connections go (the next turn writes
+    /// them), so a message acknowledged to its publisher is in the store.
+    fn commit(&mut self) -> Result<(), BrokerError> {
+        let Some(store) = self.store.as_mut() else {
+            return Ok(());
+        };
+        self.state.drain_store_ops(&mut self.ops);
+        let applied = store.apply(&self.ops);
+        self.ops.clear();
+        applied?;
+        for conn in self.touched.drain(..) {
+            if let Some(session) = self.driver.session_for_output(conn) {
+                transport::connection(session).release_held();
             }
         }
         Ok(())
