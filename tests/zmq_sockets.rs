@@ -15,6 +15,12 @@
 //!   subscribing at a libzmq PUB;
 //! - PAIR with a libzmq PAIR, ours binding and ours connecting;
 //! - our SUB redials a restarted libzmq PUB and subscribes again;
+//! - the remaining valid pairs, each with ours on either side: our REQ to a libzmq
+//!   ROUTER and a libzmq REQ to our ROUTER (the empty delimiter kept in the envelope),
+//!   our DEALER to a libzmq REP and a libzmq DEALER to our REP, DEALER with DEALER
+//!   (ours binding, ours connecting), ROUTER with ROUTER (routing by the identities the
+//!   handshake carries, ours binding and ours connecting), our XPUB with a libzmq XSUB
+//!   and our XSUB with a libzmq XPUB;
 //! - at the HWM, against libzmq peers that stop reading: our PUSH blocks (the send
 //!   times out and gives the message back), our PUB drops and keeps going;
 //! - byte HWMs against slow peers: our PUSH to a slow libzmq PULL stays under its
@@ -59,6 +65,15 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// `fastpush PORT N SIZE`: a PUSH (HWM 10, 100 ms send timeout) sends N messages
 /// `[i, SIZE bytes]`, retrying each that times out, and prints `blocked K` (K
 /// timeouts) once all are delivered.
+/// `rrouter [ID]`: binds a ROUTER (routing id ID if given; port printed first) that
+/// answers `[id, frames.., last]` with `[id, frames.., b"re:" + last]`.
+/// `rrouter-connect PORT`: a ROUTER with routing id `cli` connects and sends
+/// `[b"monocoque", b"hi"]` every 50 ms until a reply comes, then prints it.
+/// `dreq PORT`: a DEALER sends `[b"", b"hi"]` as a REQ would and prints the reply.
+/// `decho [PORT]`: a DEALER that connects to PORT and sends `[hello]`, or binds (port
+/// printed first); either way it answers each message with `b"re:"` before each frame.
+/// `xpub`: binds an XPUB (port printed first), prints the first subscription message
+/// it gets, then publishes `[other, skip]` and `[news/i, x]` every 20 ms.
 /// `pub [PORT TAG]`: binds a PUB (on PORT, else a free port; printed first), publishes
 /// `[other, skip]` and `[news/i, TAG]` (TAG `x` by default) every 20 ms.
 const PEER: &str = r#"
@@ -192,6 +207,57 @@ elif role == "fastpush":
     s.close()
     ctx.term()
     print("blocked", blocked, flush=True)
+elif role == "rrouter":
+    s = ctx.socket(zmq.ROUTER)
+    if len(sys.argv) > 2:
+        s.routing_id = sys.argv[2].encode()
+    s.linger = 0
+    s.rcvtimeo = 60000
+    print(s.bind_to_random_port("tcp://127.0.0.1"), flush=True)
+    while True:
+        ident, *frames = s.recv_multipart()
+        s.send_multipart([ident] + frames[:-1] + [b"re:" + frames[-1]])
+elif role == "rrouter-connect":
+    s = ctx.socket(zmq.ROUTER)
+    s.routing_id = b"cli"
+    s.linger = 0
+    s.rcvtimeo = 50
+    s.connect("tcp://127.0.0.1:" + sys.argv[2])
+    for _ in range(600):
+        s.send_multipart([b"monocoque", b"hi"])
+        try:
+            show(s.recv_multipart())
+            break
+        except zmq.Again:
+            pass
+    time.sleep(30)
+elif role == "dreq":
+    s = ctx.socket(zmq.DEALER)
+    s.linger = 1000
+    s.connect("tcp://127.0.0.1:" + sys.argv[2])
+    s.send_multipart([b"", b"hi"])
+    recv_some(s, 1)
+elif role == "decho":
+    s = ctx.socket(zmq.DEALER)
+    s.linger = 1000
+    s.rcvtimeo = 60000
+    if len(sys.argv) > 2:
+        s.connect("tcp://127.0.0.1:" + sys.argv[2])
+        s.send_multipart([b"hello"])
+    else:
+        print(s.bind_to_random_port("tcp://127.0.0.1"), flush=True)
+    while True:
+        s.send_multipart([b"re:" + f for f in s.recv_multipart()])
+elif role == "xpub":
+    s = ctx.socket(zmq.XPUB)
+    s.linger = 0
+    s.rcvtimeo = 60000
+    print(s.bind_to_random_port("tcp://127.0.0.1"), flush=True)
+    show([s.recv()])
+    for i in range(3000):
+        s.send_multipart([b"other", b"skip"])
+        s.send_multipart([b"news/" + str(i).encode(), b"x"])
+        time.sleep(0.02)
 elif role == "pub":
     s = ctx.socket(zmq.PUB)
     s.linger = 0
@@ -756,7 +822,172 @@ fn our_xsub_to_libzmq_pub(kind: DriverKind) {
     }
 }
 
+fn our_req_to_libzmq_router(kind: DriverKind) {
+    let mut req = socket(kind, SocketType::Req);
+    let (_router, port) = Peer::bound(&["rrouter"], &mut req);
+    req.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    for i in 0..3 {
+        req.send(vec![Bytes::from(format!("q{i}"))]).unwrap();
+        // The ROUTER saw [our identity, "", body] and kept the envelope in its reply.
+        assert_eq!(
+            recv(&mut req, "the ROUTER's reply"),
+            vec![Bytes::from(format!("re:q{i}"))],
+            "{kind}"
+        );
+    }
+}
+
+fn libzmq_req_to_our_router(kind: DriverKind) {
+    let mut router = socket(kind, SocketType::Router);
+    let port = router.bind("tcp://127.0.0.1:0").unwrap().port().to_string();
+    let mut req = Peer::start(&["req", "alpha", &port]);
+    let request = recv(&mut router, "the REQ's request");
+    assert_eq!(request.len(), 3, "{kind}: [identity, delimiter, body]: {request:?}");
+    assert!(request[1].is_empty(), "{kind}: the empty delimiter: {request:?}");
+    assert_eq!(&request[2][..], b"from alpha", "{kind}");
+    router
+        .send(vec![request[0].clone(), Bytes::new(), Bytes::from_static(b"back")])
+        .unwrap();
+    assert_eq!(req.line(&mut router), hex(b"back"), "{kind}");
+}
+
+fn our_dealer_to_libzmq_rep(kind: DriverKind) {
+    let mut dealer = socket(kind, SocketType::Dealer);
+    let (_rep, port) = Peer::bound(&["rep"], &mut dealer);
+    dealer.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    // A DEALER talking to a REP writes the delimiter a REQ would.
+    dealer.send(vec![Bytes::new(), Bytes::from_static(b"hi")]).unwrap();
+    assert_eq!(
+        recv(&mut dealer, "the REP's reply"),
+        vec![Bytes::new(), Bytes::from_static(b"echo"), Bytes::from_static(b"hi")],
+        "{kind}"
+    );
+}
+
+fn libzmq_dealer_to_our_rep(kind: DriverKind) {
+    let mut rep = socket(kind, SocketType::Rep);
+    let port = rep.bind("tcp://127.0.0.1:0").unwrap().port().to_string();
+    let mut dealer = Peer::start(&["dreq", &port]);
+    assert_eq!(
+        recv(&mut rep, "the DEALER's request"),
+        vec![Bytes::from_static(b"hi")],
+        "{kind}: the envelope stays in the REP"
+    );
+    rep.send(vec![Bytes::from_static(b"back")]).unwrap();
+    assert_eq!(dealer.line(&mut rep), shown(&[b"", b"back"]), "{kind}");
+}
+
+fn dealer_with_libzmq_dealer_both_ways(kind: DriverKind) {
+    let mut ours = socket(kind, SocketType::Dealer);
+    let port = ours.bind("tcp://127.0.0.1:0").unwrap().port().to_string();
+    let _theirs = Peer::start(&["decho", &port]);
+    assert_eq!(
+        recv(&mut ours, "the DEALER's hello"),
+        vec![Bytes::from_static(b"hello")],
+        "{kind}"
+    );
+    ours.send(vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")])
+        .unwrap();
+    assert_eq!(
+        recv(&mut ours, "the echo"),
+        vec![Bytes::from_static(b"re:a"), Bytes::from_static(b"re:b")],
+        "{kind}"
+    );
+
+    let mut ours = socket(kind, SocketType::Dealer);
+    let (_theirs, port) = Peer::bound(&["decho"], &mut ours);
+    ours.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    ours.send(vec![Bytes::from_static(b"x")]).unwrap();
+    assert_eq!(recv(&mut ours, "the echo"), vec![Bytes::from_static(b"re:x")], "{kind}");
+}
+
+fn router_with_libzmq_router_both_ways(kind: DriverKind) {
+    // Ours connects to a ROUTER whose routing id `srv` came in its READY: messages to
+    // `srv` are dropped until the handshake is done, then routed.
+    let mut ours = socket(kind, SocketType::Router);
+    let (_theirs, port) = Peer::bound(&["rrouter", "srv"], &mut ours);
+    ours.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    let start = Instant::now();
+    let reply = loop {
+        assert!(start.elapsed() < PATIENCE, "{kind}: `srv` never became routable");
+        ours.send(vec![Bytes::from_static(b"srv"), Bytes::from_static(b"x")])
+            .unwrap();
+        if let Some(reply) = ours.recv(Duration::from_millis(50)).unwrap() {
+            break reply;
+        }
+    };
+    assert_eq!(
+        reply,
+        vec![Bytes::from_static(b"srv"), Bytes::from_static(b"re:x")],
+        "{kind}"
+    );
+
+    // A libzmq ROUTER (`cli`) connects to ours and routes to our identity.
+    let mut ours = socket(kind, SocketType::Router);
+    let port = ours.bind("tcp://127.0.0.1:0").unwrap().port().to_string();
+    let mut theirs = Peer::start(&["rrouter-connect", &port]);
+    let message = recv(&mut ours, "the connecting ROUTER's message");
+    assert_eq!(
+        message,
+        vec![Bytes::from_static(b"cli"), Bytes::from_static(b"hi")],
+        "{kind}"
+    );
+    ours.send(vec![Bytes::from_static(b"cli"), Bytes::from_static(b"back")])
+        .unwrap();
+    assert_eq!(theirs.line(&mut ours), shown(&[b"monocoque", b"back"]), "{kind}");
+}
+
+fn our_xpub_to_libzmq_xsub(kind: DriverKind) {
+    let mut xpub = socket(kind, SocketType::Xpub);
+    let port = xpub.bind("tcp://127.0.0.1:0").unwrap().port().to_string();
+    let xsub = Peer::start(&["xsub", &port]);
+    let subscription = recv(&mut xpub, "the XSUB's subscription");
+    assert_eq!(subscription, vec![Bytes::from_static(b"\x01news")], "{kind}");
+    let mut lines = Vec::new();
+    let start = Instant::now();
+    for i in 0.. {
+        assert!(start.elapsed() < PATIENCE, "{kind}: the XSUB got {lines:?}");
+        xpub.send(vec![Bytes::from_static(b"other"), Bytes::from_static(b"skip")])
+            .unwrap();
+        xpub.send(vec![Bytes::from(format!("news/{i}")), Bytes::from_static(b"x")])
+            .unwrap();
+        xpub.run_for(Duration::from_millis(20)).unwrap();
+        lines.extend(xsub.lines.try_iter());
+        if lines.len() >= 3 {
+            break;
+        }
+    }
+    assert!(lines.iter().all(|l| l.starts_with(&hex(b"news/"))), "{kind}: {lines:?}");
+}
+
+fn our_xsub_to_libzmq_xpub(kind: DriverKind) {
+    let mut xsub = socket(kind, SocketType::Xsub);
+    let (mut xpub, port) = Peer::bound(&["xpub"], &mut xsub);
+    xsub.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    xsub.send(vec![Bytes::from_static(b"\x01news")]).unwrap();
+    assert_eq!(
+        xpub.line(&mut xsub),
+        hex(b"\x01news"),
+        "{kind}: the subscription as sent"
+    );
+    for _ in 0..3 {
+        let message = recv(&mut xsub, "a publication");
+        assert!(
+            message[0].starts_with(b"news/"),
+            "{kind}: filtered by the XPUB: {message:?}"
+        );
+    }
+}
+
 both_drivers! {
+    our_req_to_libzmq_router => uring_our_req_to_libzmq_router, mio_our_req_to_libzmq_router;
+    libzmq_req_to_our_router => uring_libzmq_req_to_our_router, mio_libzmq_req_to_our_router;
+    our_dealer_to_libzmq_rep => uring_our_dealer_to_libzmq_rep, mio_our_dealer_to_libzmq_rep;
+    libzmq_dealer_to_our_rep => uring_libzmq_dealer_to_our_rep, mio_libzmq_dealer_to_our_rep;
+    dealer_with_libzmq_dealer_both_ways => uring_dealer_with_libzmq_dealer_both_ways, mio_dealer_with_libzmq_dealer_both_ways;
+    router_with_libzmq_router_both_ways => uring_router_with_libzmq_router_both_ways, mio_router_with_libzmq_router_both_ways;
+    our_xpub_to_libzmq_xsub => uring_our_xpub_to_libzmq_xsub, mio_our_xpub_to_libzmq_xsub;
+    our_xsub_to_libzmq_xpub => uring_our_xsub_to_libzmq_xpub, mio_our_xsub_to_libzmq_xpub;
     our_xpub_to_libzmq_sub => uring_our_xpub_to_libzmq_sub, mio_our_xpub_to_libzmq_sub;
     our_xsub_to_libzmq_pub => uring_our_xsub_to_libzmq_pub, mio_our_xsub_to_libzmq_pub;
     pair_with_libzmq_both_ways => uring_pair_with_libzmq_both_ways, mio_pair_with_libzmq_both_ways;

@@ -13,13 +13,15 @@
 #[path = "common/seeds.rs"]
 mod seeds;
 
-use monocoque_proto::fuzzing::{mqtt_client_seeds, mqtt_server_seeds};
+use monocoque_proto::fuzzing::{mqtt_broker_seeds, mqtt_client_seeds, mqtt_client_session_seeds, mqtt_server_seeds};
 use seeds::{assert_committed, write_when_asked, Seeds};
 
 fn seeds() -> Vec<Seeds> {
     vec![
         ("mqtt_client_decode", mqtt_client_seeds()),
         ("mqtt_server_decode", mqtt_server_seeds()),
+        ("mqtt_broker", mqtt_broker_seeds()),
+        ("mqtt_client_session", mqtt_client_session_seeds()),
     ]
 }
 

@@ -1,19 +1,21 @@
-//! `monocoque mqtt ...`: the MQTT broker.
+//! `monocoque mqtt ...`: the MQTT broker and its `pub`/`sub` clients.
 //!
-//! - `broker [--listen ADDR] [--config FILE] [--driver uring|mio]` runs the broker on
-//!   one driver thread, listening on ADDR (default: the file's `listen`, else
-//!   127.0.0.1:1883), until the process is killed. Once the listener is bound it
-//!   prints `listening on ADDR` on standard error (the bound address, so `--listen
-//!   127.0.0.1:0` tells a script its port). FILE is the TOML of
+//! - `broker [--listen ADDR] [--config FILE] [--driver uring|mio] [--ws-listen ADDR]`
+//!   runs the broker on one driver thread, listening on ADDR (default: the file's
+//!   `listen`, else 127.0.0.1:1883), until the process is killed. Once the listener is
+//!   bound it prints `listening on ADDR` on standard error (the bound address, so
+//!   `--listen 127.0.0.1:0` tells a script its port). FILE is the TOML of
 //!   [`BrokerConfig`](monocoque::mqtt::BrokerConfig): limits, users, ACL, redirection.
 //!   `--data DIR` (default `./monocoque-data`) holds the store of persistent sessions,
 //!   their subscriptions and QoS 1/2 messages, and the retained messages
 //!   (`DIR/thread-0.redb`, redb); `--no-store` keeps nothing across restarts.
-//! - `passwd` reads a password from standard input (its first line) and prints the
-//!   `password_hash` line for a config file's user, with a fresh random salt.
 //!   `--ws-listen ADDR` adds a listener for MQTT over WebSocket (subprotocol `mqtt`,
 //!   any request path), off by default; once bound it prints `websocket listening on
 //!   ADDR`.
+//! - `passwd` reads a password from standard input (its first line) and prints the
+//!   `password_hash` line for a config file's user, with a fresh random salt.
+//! - `pub` and `sub`: a client with `mosquitto_pub`/`mosquitto_sub`'s flags
+//!   ([`pubsub`]).
 
 use std::io::{BufRead, Read};
 use std::net::SocketAddr;
@@ -21,6 +23,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+
+pub mod pubsub;
 
 use super::client::driver_kind;
 use monocoque::driver::DriverKind;
@@ -74,6 +78,10 @@ pub enum MqttCommand {
     },
     /// Hash a password read from standard input for a config file's `password_hash`.
     Passwd,
+    /// Publish a message, like mosquitto_pub (-h HOST -p PORT -t TOPIC -m MSG -q QOS).
+    Pub(pubsub::PubArgs),
+    /// Subscribe and print messages, like mosquitto_sub (-h HOST -p PORT -t FILTER -v -C N).
+    Sub(pubsub::SubArgs),
 }
 
 /// Runs `monocoque mqtt`; returns the exit status.
@@ -88,6 +96,8 @@ pub fn run(args: MqttArgs) -> ExitCode {
             no_store,
         } => broker(listen, config, driver, ws_listen, (!no_store).then_some(data)),
         MqttCommand::Passwd => passwd(),
+        MqttCommand::Pub(args) => pubsub::run_pub(args),
+        MqttCommand::Sub(args) => pubsub::run_sub(args),
     }
 }
 
@@ -231,5 +241,39 @@ mod tests {
         assert_eq!(driver, DriverKind::Mio);
         assert!(matches!(parse(&["passwd"]), MqttCommand::Passwd));
         assert!(Cli::try_parse_from(["monocoque", "mqtt", "broker", "--driver", "epoll"]).is_err());
+    }
+
+    #[test]
+    fn pub_and_sub_take_mosquittos_flags() {
+        let MqttCommand::Pub(p) = parse(&[
+            "pub", "-h", "broker", "-p", "1999", "-t", "a/b", "-m", "hi", "-q", "2", "-r", "-V", "mqttv5", "-c", "-i",
+            "me", "-u", "u", "-P", "pw", "-k", "5", "-d",
+        ]) else {
+            panic!("pub")
+        };
+        assert_eq!((p.conn.host.as_str(), p.conn.port, p.conn.qos), ("broker", 1999, 2));
+        assert_eq!(
+            (p.topic.as_str(), p.message.as_deref(), p.retain),
+            ("a/b", Some("hi"), true)
+        );
+        assert_eq!(p.conn.version, monocoque::mqtt::ProtocolVersion::V5);
+        assert!(p.conn.no_clean && p.conn.debug);
+        let o = pubsub::options(&p.conn);
+        assert_eq!(
+            (o.client_id.as_str(), o.clean_start, o.session_expiry),
+            ("me", false, u32::MAX)
+        );
+        assert_eq!(o.username.as_deref(), Some("u"));
+        assert_eq!(o.keep_alive, std::time::Duration::from_secs(5));
+
+        let MqttCommand::Sub(s) = parse(&["sub", "-t", "a/#", "-t", "b/+", "-C", "3", "-v", "-V", "311"]) else {
+            panic!("sub")
+        };
+        assert_eq!(s.topics, ["a/#", "b/+"]);
+        assert_eq!((s.count, s.verbose), (Some(3), true));
+        assert_eq!(s.conn.version, monocoque::mqtt::ProtocolVersion::V3_1_1);
+        assert!(Cli::try_parse_from(["monocoque", "mqtt", "sub", "-t", "x", "-V", "4"]).is_err());
+        assert!(Cli::try_parse_from(["monocoque", "mqtt", "pub", "-t", "x", "-m", "a", "-l"]).is_err());
+        assert!(Cli::try_parse_from(["monocoque", "mqtt", "pub", "-t", "x", "-q", "3"]).is_err());
     }
 }

@@ -780,6 +780,51 @@ impl Mosquitto {
         panic!("mosquitto did not start: {last_error}");
     }
 
+    /// Kills the broker and starts it again on the same port with the same
+    /// configuration (no persistence: every session and retained message is gone), and
+    /// waits until it accepts connections again.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let config = self.dir.path.join("mosquitto.conf");
+        let log = self.dir.path.join("mosquitto.log");
+        let port = self.addr.port();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let _ = std::fs::write(&log, "");
+            self.child = Command::new(require_binary("mosquitto", "mosquitto"))
+                .arg("-c")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn mosquitto");
+            let attempt = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < attempt {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    break;
+                }
+                let bound = std::fs::read_to_string(&log)
+                    .is_ok_and(|text| text.contains(&format!("listen socket on port {port}")));
+                if bound && TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("mosquitto did not restart on port {port}");
+    }
+
+    /// A `mosquitto_sub` command aimed at this broker (`-h`, `-p` set).
+    pub fn subscriber(&self) -> Command {
+        let mut cmd = Command::new(require_binary("mosquitto_sub", "mosquitto-clients"));
+        cmd.args(["-h", "127.0.0.1", "-p", &self.addr.port().to_string()]);
+        cmd
+    }
+
     /// The broker's version line (`mosquitto version 2.0.11`).
     pub fn version() -> String {
         let out = Command::new(require_binary("mosquitto", "mosquitto"))

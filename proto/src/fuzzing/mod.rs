@@ -22,6 +22,8 @@
 //! | [`zmtp_commands`] | a mode byte, then a command body, or a split seed and a peer's side of a handshake |
 //! | [`zmtp_curve`] | two header bytes (unused, split seed), a mode byte (CURVE server, client, `MESSAGE` boxes), then the stream |
 //! | [`mqtt_server_decode`], [`mqtt_client_decode`] | two header bytes (version and size limit, split seed), then the MQTT stream a client (resp. a server) sends |
+//! | [`mqtt_broker`] | two header bytes (limits, clock step), then operations on up to four broker connections: client bytes, ends of stream, time, reads |
+//! | [`mqtt_client_session`] | two header bytes (options, split and action seed), then what an MQTT server sends a client after its `CONNECT` |
 //! | [`ws_handshake`] | two header bytes (options: no subprotocol required, a 64-byte head limit; split seed), then a WebSocket opening request |
 //! | [`ws_frames`] | two header bytes (options: client side, a 64-byte frame limit; split seed), then a WebSocket frame stream |
 //! | [`nats_client`](fn@nats_client) | a sequence of operations on a NATS client [`Connection`](crate::nats::client::Connection): publishes, subscriptions, requests, server frames, time, reconnects |
@@ -30,6 +32,8 @@ mod connection;
 mod curve;
 mod headers;
 mod mqtt;
+mod mqtt_broker;
+mod mqtt_client;
 mod nats;
 mod nats_client;
 mod request;
@@ -44,6 +48,8 @@ pub use connection::resp_connection;
 pub use curve::{zmtp_curve, zmtp_curve_seeds};
 pub use headers::nats_headers;
 pub use mqtt::{mqtt_client_decode, mqtt_client_seeds, mqtt_server_decode, mqtt_server_seeds};
+pub use mqtt_broker::{mqtt_broker, mqtt_broker_seeds};
+pub use mqtt_client::{mqtt_client_session, mqtt_client_session_seeds};
 pub use nats::{nats_client_decode, nats_client_seeds, nats_server_decode, nats_server_seeds, plain};
 pub use nats_client::nats_client;
 pub use request::resp_request;
@@ -75,6 +81,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("zmtp_curve", zmtp_curve),
     ("mqtt_server_decode", mqtt_server_decode),
     ("mqtt_client_decode", mqtt_client_decode),
+    ("mqtt_broker", mqtt_broker),
     ("ws_handshake", ws_handshake),
     ("ws_frames", ws_frames),
+    ("mqtt_client_session", mqtt_client_session),
 ];

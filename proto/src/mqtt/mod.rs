@@ -76,6 +76,7 @@
 //! ```
 
 pub mod broker;
+pub mod client;
 mod codec;
 mod decode;
 mod encode;
