@@ -49,7 +49,7 @@ pub fn mqtt_broker(data: &[u8]) {
                 rest = tail;
                 let conn = conns.entry(id).or_insert_with(|| {
                     readers.insert(id, Reader::default());
-                    Connection::new(config.clone(), now)
+                    Connection::new(config, now)
                 });
                 conn.handle_input(Bytes::copy_from_slice(chunk), now);
             }
