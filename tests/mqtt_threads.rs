@@ -368,6 +368,8 @@ fn sigterm_publishes_wills_and_exits_zero(kind: DriverKind) {
         .arg(kind.name())
         .arg("--config")
         .arg(&config)
+        .arg("--data")
+        .arg(dir.path.join("data"))
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the broker");

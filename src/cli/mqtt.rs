@@ -1,14 +1,18 @@
 //! `monocoque mqtt ...`: the MQTT broker and its `pub`/`sub` clients.
 //!
-//! - `broker [--listen ADDR] [--config FILE] [--driver uring|mio] [--threads N]` runs
-//!   the broker on N driver threads (default: one per core), each with its own
-//!   listener on ADDR (default: the file's `listen`, else 127.0.0.1:1883), until
-//!   SIGTERM or SIGINT, which shut it down cleanly (no more connections, `DISCONNECT`
-//!   0x8B to 5.0 clients, every will published, output flushed, exit 0). Once the
-//!   listeners are bound it prints `listening on ADDR` on standard error (the bound
-//!   address, so `--listen 127.0.0.1:0` tells a script its port). FILE is the TOML of
+//! - `broker [--listen ADDR] [--config FILE] [--driver uring|mio] [--threads N]
+//!   [--data DIR | --no-store]` runs the broker on N driver threads (default 1), each
+//!   with its own listener on ADDR (default: the file's `listen`, else
+//!   127.0.0.1:1883), until SIGTERM or SIGINT, which shut it down cleanly (no more
+//!   connections, `DISCONNECT` 0x8B to 5.0 clients, every will published, output
+//!   flushed, the store committed, exit 0). Once the listeners are bound it prints
+//!   `listening on ADDR` on standard error (the bound address, so `--listen
+//!   127.0.0.1:0` tells a script its port). FILE is the TOML of
 //!   [`BrokerConfig`](monocoque::mqtt::BrokerConfig): limits, users, ACL, redirection,
-//!   `sys_interval`.
+//!   `sys_interval`. `--data DIR` (default `./monocoque-data`) holds the store of
+//!   persistent sessions, their subscriptions and QoS 1/2 messages, and the retained
+//!   messages (`DIR/thread-N.redb`, redb, one per thread); `--no-store` keeps nothing
+//!   across restarts.
 //!   `--ws-listen ADDR` adds a listener for MQTT over WebSocket (subprotocol `mqtt`,
 //!   any request path), off by default; once bound it prints `websocket listening on
 //!   ADDR`.
@@ -28,12 +32,16 @@ pub mod pubsub;
 
 use super::client::driver_kind;
 use monocoque::driver::DriverKind;
-use monocoque::mqtt::{default_threads, BrokerCluster, BrokerConfig, ClusterOptions, DEFAULT_SYS_INTERVAL};
+use monocoque::mqtt::{BrokerCluster, BrokerConfig, ClusterOptions, DEFAULT_SYS_INTERVAL};
 use monocoque::proto::mqtt::broker::PasswordHash;
 
 /// The address `monocoque mqtt broker` listens on unless `--listen` or the config
 /// file says otherwise.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 1883);
+
+/// The store's directory unless `--data` says otherwise (relative to the working
+/// directory).
+pub const DEFAULT_DATA: &str = "monocoque-data";
 
 /// Arguments of `monocoque mqtt`.
 #[derive(Debug, Args)]
@@ -49,7 +57,7 @@ pub struct MqttArgs {
 /// The `monocoque mqtt` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum MqttCommand {
-    /// Run an MQTT 3.1.1/5.0 broker on one driver thread per core.
+    /// Run an MQTT 3.1.1/5.0 broker on N driver threads (--threads, default 1).
     Broker {
         /// The address to listen on [default: the config file's `listen`, else 127.0.0.1:1883].
         #[arg(long, value_name = "ADDR")]
@@ -64,10 +72,18 @@ pub enum MqttCommand {
         /// (default: off).
         #[arg(long, value_name = "ADDR")]
         ws_listen: Option<SocketAddr>,
-        /// Driver threads, each with its own listener on the same port [default: one
-        /// per core].
+        /// Driver threads, each with its own listener on the same port [default: 1].
+        /// Above 1, a session that reconnects to another thread keeps its
+        /// subscriptions but not the QoS 1/2 messages queued for it (see the README).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         threads: Option<u16>,
+        /// The directory of the store: persistent sessions, their subscriptions and
+        /// QoS 1/2 messages, retained messages (one redb file per thread).
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA)]
+        data: PathBuf,
+        /// Keep nothing across restarts (no store; `--data` is ignored).
+        #[arg(long)]
+        no_store: bool,
     },
     /// Hash a password read from standard input for a config file's `password_hash`.
     Passwd,
@@ -86,7 +102,9 @@ pub fn run(args: MqttArgs) -> ExitCode {
             driver,
             ws_listen,
             threads,
-        } => broker(listen, config, driver, ws_listen, threads),
+            data,
+            no_store,
+        } => broker(listen, config, driver, ws_listen, threads, (!no_store).then_some(data)),
         MqttCommand::Passwd => passwd(),
         MqttCommand::Pub(args) => pubsub::run_pub(args),
         MqttCommand::Sub(args) => pubsub::run_sub(args),
@@ -120,8 +138,9 @@ fn broker(
     driver: DriverKind,
     ws_listen: Option<SocketAddr>,
     threads: Option<u16>,
+    data: Option<PathBuf>,
 ) -> ExitCode {
-    let threads = threads.map_or_else(default_threads, usize::from);
+    let threads = threads.map_or(1, usize::from);
     // Each thread gets its own rules: the file is read once and parsed per thread.
     let text = match config.as_deref().map(std::fs::read_to_string).transpose() {
         Ok(text) => text,
@@ -146,6 +165,7 @@ fn broker(
     options.ws_listen = ws_listen;
     options.connection = first.map(|c| c.connection).unwrap_or_default();
     options.sys_interval = first.map_or(Some(DEFAULT_SYS_INTERVAL), |c| c.sys_interval);
+    options.data = data;
     let mut accesses: Vec<_> = configs
         .into_iter()
         .map(|c| c.map(|c| c.access).unwrap_or_default())
@@ -257,6 +277,7 @@ mod tests {
             driver,
             ws_listen,
             threads,
+            ..
         } = parse(&["broker"])
         else {
             panic!("broker")
@@ -270,6 +291,15 @@ mod tests {
         assert_eq!((listen, config), (None, None));
         assert_eq!(driver, DriverKind::default());
         assert_eq!(ws_listen, None);
+        let MqttCommand::Broker { data, no_store, .. } = parse(&["broker"]) else {
+            panic!("broker")
+        };
+        assert_eq!((data, no_store), (PathBuf::from(DEFAULT_DATA), false));
+        let MqttCommand::Broker { data, no_store, .. } = parse(&["broker", "--data", "/var/lib/m", "--no-store"])
+        else {
+            panic!("broker")
+        };
+        assert_eq!((data, no_store), (PathBuf::from("/var/lib/m"), true));
         let MqttCommand::Broker { ws_listen, .. } = parse(&["broker", "--ws-listen", "127.0.0.1:8080"]) else {
             panic!("broker")
         };

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use monocoque_mio::{MioConfig, MioDriver};
 use monocoque_proto::mqtt::broker::{
-    Access, BrokerState, ClusterMessage, Connection, ConnectionConfig, Connections, Link, SysTopics,
+    Access, BrokerState, ClusterMessage, Connection, ConnectionConfig, Connections, Link, StoreOp, SysTopics,
 };
 use monocoque_proto::ws::{WsConfig, WsSession};
 use monocoque_proto::{
@@ -18,6 +18,7 @@ use monocoque_proto::{
 use monocoque_uring::{UringConfig, UringDriver};
 
 use super::cluster::ClusterStats;
+use super::store::{Store, StoreError};
 use super::transport::{self, Counted};
 use crate::driver::{AnyDriver, DriverError, DriverKind};
 
@@ -46,6 +47,10 @@ pub enum BrokerError {
     /// The driver failed while running.
     #[error("the driver failed: {0}")]
     Io(#[from] io::Error),
+    /// The store could not be read at start or written while running (the broker
+    /// stops rather than acknowledge what it cannot keep).
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// An MQTT broker on one thread: one driver, one listener (and optionally a WebSocket
@@ -66,6 +71,13 @@ pub struct Broker {
     /// Where this thread's figures go, and (thread 0) the `$SYS` schedule.
     stats: Option<(Arc<ClusterStats>, usize)>,
     sys: Option<SysTopics>,
+    /// The persistent sessions' store, if the broker has one.
+    store: Option<Store>,
+    /// A turn's store operations, applied in one transaction.
+    ops: Vec<StoreOp>,
+    /// The connections that had input this turn: their acknowledgements wait for the
+    /// turn's commit.
+    touched: Vec<ConnId>,
 }
 
 /// One cluster thread's ends of the mailboxes.
@@ -187,6 +199,9 @@ impl Broker {
             port: None,
             stats: None,
             sys: None,
+            store: None,
+            ops: Vec::new(),
+            touched: Vec::new(),
         })
     }
 
@@ -243,6 +258,41 @@ impl Broker {
     pub(crate) fn report_to(&mut self, stats: Arc<ClusterStats>, index: usize, sys: Option<SysTopics>) {
         self.stats = Some((stats, index));
         self.sys = sys;
+    }
+
+    /// [`bind_with_access`](Self::bind_with_access) with a [`Store`]: the persistent
+    /// sessions, their subscriptions, their QoS 1 and 2 messages and the retained
+    /// messages it holds are restored, and every change to them is committed before the
+    /// acknowledgement that depends on it (`PUBACK`, `PUBREC`, `PUBCOMP`) is sent.
+    pub fn bind_with_store(
+        addr: SocketAddr,
+        kind: DriverKind,
+        mut config: ConnectionConfig,
+        access: Access,
+        store: Store,
+    ) -> Result<Broker, BrokerError> {
+        config.durable = true;
+        let mut broker = Self::bind_with_access(addr, kind, config, access)?;
+        broker.attach_store(store)?;
+        Ok(broker)
+    }
+
+    /// Restores what `store` holds into this broker (before it runs) and keeps every
+    /// change in it from then on, each acknowledgement held until its change is
+    /// committed. The TCP listener's connections hold their acknowledgements only if
+    /// the broker was bound with [`ConnectionConfig::durable`] set, as
+    /// [`bind_with_store`](Self::bind_with_store) and the cluster do.
+    pub(crate) fn attach_store(&mut self, store: Store) -> Result<(), BrokerError> {
+        let loaded = store.load()?;
+        self.config.durable = true;
+        self.state.restore(
+            loaded.sessions,
+            loaded.retained,
+            self.config.max_queued_messages,
+            Instant::now(),
+        );
+        self.store = Some(store);
+        Ok(())
     }
 
     /// Also listens for MQTT over WebSocket on `addr` (subprotocol `mqtt`, RFC 6455;
@@ -316,15 +366,23 @@ impl Broker {
             }
             self.publish_sys(now);
             self.send_cluster()?;
+            self.commit()?;
             self.report();
         }
-        self.shutdown()
+        let shut = self.shutdown();
+        self.commit()?;
+        shut
     }
 
     fn handle_activity(&mut self, activity: &mut Vec<Activity>) {
         for a in activity.drain(..) {
             match a {
-                Activity::Ready(conn) => self.drain(conn),
+                Activity::Ready(conn) => {
+                    self.drain(conn);
+                    if self.store.is_some() {
+                        self.touched.push(conn);
+                    }
+                }
                 Activity::Closed { conn, .. } => {
                     self.drain(conn);
                     self.driver.remove(conn);
@@ -448,6 +506,27 @@ impl Broker {
             self.handle_activity(&mut activity);
             self.drain_mailbox();
             self.send_cluster()?;
+        }
+        Ok(())
+    }
+
+    /// Group commit: applies the turn's store operations in one transaction, then lets
+    /// the acknowledgements held on this turn's connections go (the next turn writes
+    /// them), so a message acknowledged to its publisher is in the store.
+    fn commit(&mut self) -> Result<(), BrokerError> {
+        let Some(store) = self.store.as_mut() else {
+            return Ok(());
+        };
+        self.state.drain_store_ops(&mut self.ops);
+        let applied = store.apply(&self.ops);
+        self.ops.clear();
+        applied?;
+        // Through DriverConnections, so the released bytes count for `$SYS`.
+        let mut conns = DriverConnections::new(&mut self.driver);
+        for conn in self.touched.drain(..) {
+            if let Some(c) = conns.connection(conn) {
+                c.release_held();
+            }
         }
         Ok(())
     }

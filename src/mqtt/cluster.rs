@@ -9,6 +9,7 @@
 //! figures for `$SYS` are per-thread atomics that thread 0 sums when it publishes.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -18,6 +19,7 @@ use monocoque_proto::mqtt::broker::{Access, ClusterMessage, ConnectionConfig, Sy
 use monocoque_proto::MailboxSender;
 
 use super::broker::{Broker, BrokerError, Stopper};
+use super::store::Store;
 use crate::driver::DriverKind;
 
 /// What `$SYS/broker/version` says.
@@ -132,6 +134,9 @@ pub struct ClusterOptions {
     pub ws_listen: Option<SocketAddr>,
     /// How often thread 0 publishes the `$SYS/broker/...` topics; `None`: never.
     pub sys_interval: Option<Duration>,
+    /// The store's directory (thread N keeps `DIR/thread-N.redb`); `None`: nothing
+    /// persists.
+    pub data: Option<PathBuf>,
 }
 
 impl ClusterOptions {
@@ -144,6 +149,7 @@ impl ClusterOptions {
             connection: ConnectionConfig::default(),
             ws_listen: None,
             sys_interval: Some(super::config::DEFAULT_SYS_INTERVAL),
+            data: None,
         }
     }
 }
@@ -195,8 +201,12 @@ impl BrokerCluster {
             let addr = cluster.addr;
             let ws = cluster.ws_addr;
             let kind = options.driver;
-            let connection = options.connection;
+            let mut connection = options.connection;
+            // With a store, acknowledgements wait for their commit: the listener's
+            // connections are made with this config, so it is set before the bind.
+            connection.durable |= options.data.is_some();
             let sys = options.sys_interval.filter(|_| me == 0);
+            let data = options.data.clone();
             let stats = Arc::clone(&stats);
             let handle = std::thread::Builder::new()
                 .name(format!("mqtt-{me}"))
@@ -204,6 +214,9 @@ impl BrokerCluster {
                     // The io_uring ring is single-issuer: the broker is built on its thread.
                     let built = Broker::cluster_member(addr, kind, connection, access, me, threads).and_then(
                         |(mut broker, sender)| {
+                            if let Some(dir) = &data {
+                                broker.attach_store(Store::open(dir, me)?)?;
+                            }
                             let ws = ws.map(|a| broker.listen_websocket(a)).transpose()?;
                             let stopper = broker.stopper()?;
                             let local = broker.local_addr()?;

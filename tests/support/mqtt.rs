@@ -121,6 +121,9 @@ pub struct CliBroker {
     /// The first line the broker printed.
     pub first_line: String,
     child: Child,
+    /// The store's directory, one per broker (redb locks its files), unless ARGS
+    /// named one or `--no-store`.
+    _data: Option<super::TempDir>,
 }
 
 impl CliBroker {
@@ -128,8 +131,16 @@ impl CliBroker {
     /// the lines that say where it listens.
     pub fn start<S: AsRef<OsStr>>(kind: DriverKind, args: &[S]) -> CliBroker {
         let websocket = args.iter().any(|a| a.as_ref() == "--ws-listen");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_monocoque"))
-            .args(["mqtt", "broker", "--listen", "127.0.0.1:0", "--driver", kind.name()])
+        let named = args
+            .iter()
+            .any(|a| a.as_ref() == "--data" || a.as_ref() == "--no-store");
+        let data = (!named).then(|| super::TempDir::new("mqtt-cli"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_monocoque"));
+        command.args(["mqtt", "broker", "--listen", "127.0.0.1:0", "--driver", kind.name()]);
+        if let Some(dir) = &data {
+            command.arg("--data").arg(&dir.path);
+        }
+        let mut child = command
             .args(args)
             .stderr(Stdio::piped())
             .spawn()
@@ -141,6 +152,7 @@ impl CliBroker {
             ws: None,
             first_line: String::new(),
             child,
+            _data: data,
         };
         let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
         let (first_line, addr) = after(&mut lines, "listening on ");

@@ -50,6 +50,11 @@ pub struct ConnectionConfig {
     /// (or for none) is given this one as Server Keep Alive [MQTT-3.2.2-21]; a 3.1.1
     /// one is refused, as mosquitto's `max_keepalive` does.
     pub max_keep_alive: Option<u16>,
+    /// Whether the broker persists to a store: the acknowledgements a client's QoS 1
+    /// and 2 messages get (`PUBACK`, `PUBREC`, `PUBCOMP`) are then held until the body
+    /// has committed what they acknowledge ([`Connection::release_held`]), and
+    /// [`Event::Released`] reports each `PUBREL`.
+    pub durable: bool,
 }
 
 impl Default for ConnectionConfig {
@@ -63,6 +68,7 @@ impl Default for ConnectionConfig {
             max_queued_messages: 1000,
             max_output_bytes: 1 << 20,
             max_keep_alive: None,
+            durable: false,
         }
     }
 }
@@ -84,6 +90,12 @@ pub enum Event {
     /// [`Connection::challenge`]), answered like `CONNECT` or with another challenge;
     /// or, once open, a re-authentication (0x19, then 0x18), answered with `AUTH`.
     Auth(Reason),
+    /// The flow of a stored message to the client ended (acknowledged, refused, expired,
+    /// undeliverable): the [`Message::seq`] for the store to forget.
+    Delivered(u64),
+    /// The client's `PUBREL` released this received QoS 2 packet identifier (reported
+    /// only with [`ConnectionConfig::durable`]).
+    Released(u16),
     /// The connection is over (reported once): `publish_will` unless the client ended
     /// it with a normal `DISCONNECT`.
     Closed {
@@ -152,6 +164,9 @@ pub struct Connection {
     /// The connect timeout in milliseconds, for each enhanced authentication step
     /// (4 bytes here rather than a 16-byte `Duration`: this is per connection).
     auth_timeout_ms: u32,
+    /// Whether the output holds acknowledgements not to be sent before the store commit
+    /// ([`release_held`](Self::release_held)).
+    held: bool,
 }
 
 impl Connection {
@@ -177,6 +192,7 @@ impl Connection {
             acl: None,
             enhanced: false,
             auth_timeout_ms: u32::try_from(config.connect_timeout.as_millis()).unwrap_or(u32::MAX),
+            held: false,
         }
     }
 
@@ -209,6 +225,18 @@ impl Connection {
         self.phase = Phase::Authenticating;
         self.deadline = Some(now + Duration::from_millis(u64::from(self.auth_timeout_ms)));
         self.process(now);
+    }
+
+    /// Lets the output go once the store has committed what it acknowledges (a broker
+    /// with [`ConnectionConfig::durable`] calls it after each commit); returns whether
+    /// anything was held.
+    pub fn release_held(&mut self) -> bool {
+        std::mem::take(&mut self.held)
+    }
+
+    /// Whether the output waits for [`release_held`](Self::release_held).
+    pub fn is_held(&self) -> bool {
+        self.held
     }
 
     /// The protocol version of the client's `CONNECT`, once received.
@@ -572,6 +600,12 @@ impl Connection {
             }
             Packet::PubRel(ack) => {
                 let comp = if self.incoming.remove(&ack.packet_id) {
+                    if self.limits.durable {
+                        // The release is stored before its PUBCOMP goes: a reused
+                        // identifier must not look like a retransmission after a restart.
+                        self.held = true;
+                        self.events.push_back(Event::Released(ack.packet_id));
+                    }
                     Ack::success(ack.packet_id)
                 } else {
                     self.not_found(ack.packet_id)
@@ -646,6 +680,10 @@ impl Connection {
             }
             ack
         };
+        if publish.qos != QoS::AtMostOnce && self.limits.durable {
+            // The acknowledgement waits for the store to hold the message.
+            self.held = true;
+        }
         match publish.qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => {
@@ -712,6 +750,9 @@ impl Session for Connection {
     }
 
     fn poll_transmit(&mut self) -> Option<&mut IoArena> {
+        if self.held {
+            return None;
+        }
         // Once half the output is written, queued messages may follow it.
         if self.output.len() < self.limits.max_output_bytes() / 2 && self.queued() > 0 {
             self.pump();
@@ -724,6 +765,12 @@ impl Session for Connection {
     }
 
     fn poll_event(&mut self) -> Option<Event> {
+        if let Some(outbox) = self.outbox.as_mut().filter(|o| o.has_ended()) {
+            // Ahead of the rest: a `Closed` behind them detaches the session.
+            for seq in outbox.take_ended().into_iter().rev() {
+                self.events.push_front(Event::Delivered(seq));
+            }
+        }
         let event = self.events.pop_front();
         // An event is ~460 bytes and the queue keeps its capacity: once drained, an idle
         // connection gives it back rather than hold ~1.8 KB for nothing.

@@ -602,3 +602,174 @@ fn a_resend_too_large_for_the_new_connection_ends_its_flow() {
     net.publish(2, 2, "small", QoS::AtLeastOnce, None, t);
     assert_eq!(seen(&net.recv(3)), [s("small", 2, false)]);
 }
+
+/// A broker with a store: the store operations it records, applied to an in-memory
+/// model of the store, as the body applies them to redb.
+mod store {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::mqtt::broker::{StoreOp, StoredSession};
+
+    fn durable() -> ConnectionConfig {
+        ConnectionConfig {
+            durable: true,
+            ..ConnectionConfig::default()
+        }
+    }
+
+    fn ops(net: &mut Net) -> Vec<StoreOp> {
+        let mut out = Vec::new();
+        net.state.drain_store_ops(&mut out);
+        out
+    }
+
+    /// The sessions a store holding `ops` returns at start.
+    fn replay(ops: &[StoreOp]) -> Vec<StoredSession> {
+        let mut sessions: BTreeMap<Bytes, StoredSession> = BTreeMap::new();
+        for op in ops {
+            match op.clone() {
+                StoreOp::Session { client, record } => {
+                    sessions
+                        .entry(client.clone())
+                        .or_insert_with(|| StoredSession {
+                            client,
+                            record,
+                            subscriptions: vec![],
+                            messages: vec![],
+                            received: vec![],
+                        })
+                        .record = record;
+                }
+                StoreOp::SessionDropped { client } => {
+                    sessions.remove(&client);
+                }
+                StoreOp::Subscribed { client, filter, record } => {
+                    let s = sessions.get_mut(&client).expect("subscribed to a stored session");
+                    s.subscriptions.retain(|(f, _)| *f != filter);
+                    s.subscriptions.push((filter, record));
+                }
+                StoreOp::Unsubscribed { client, filter } => {
+                    sessions
+                        .get_mut(&client)
+                        .unwrap()
+                        .subscriptions
+                        .retain(|(f, _)| *f != filter);
+                }
+                StoreOp::Queued { client, seq, publish } => {
+                    sessions.get_mut(&client).unwrap().messages.push((seq, publish))
+                }
+                StoreOp::Delivered { client, seq } => {
+                    sessions.get_mut(&client).unwrap().messages.retain(|(s, _)| *s != seq)
+                }
+                StoreOp::Received { client, packet_id } => sessions.get_mut(&client).unwrap().received.push(packet_id),
+                StoreOp::Released { client, packet_id } => sessions
+                    .get_mut(&client)
+                    .unwrap()
+                    .received
+                    .retain(|id| *id != packet_id),
+                StoreOp::Retained { .. } | StoreOp::RetainedDeleted { .. } => {}
+            }
+        }
+        sessions.into_values().collect()
+    }
+
+    #[test]
+    fn only_persistent_sessions_and_qos_1_2_messages_are_recorded_and_acks_wait() {
+        let mut net = Net::new();
+        net.state.enable_store();
+        let t = net.at(0);
+        net.connect_with(1, durable(), connect(V5, "sub", true, Some(100)), t);
+        net.subscribe(1, "d/#", QoS::ExactlyOnce, t);
+        net.connect_with(3, durable(), connect(V5, "clean", true, None), t);
+        net.subscribe(3, "d/#", QoS::ExactlyOnce, t);
+        let recorded = ops(&mut net);
+        assert!(
+            matches!(&recorded[..], [StoreOp::Session { client, .. }, StoreOp::Subscribed { .. }] if client == "sub")
+        );
+        net.eof(1, t);
+        net.connect_with(2, durable(), connect(V5, "pub", true, None), t);
+        assert!(
+            ops(&mut net).is_empty(),
+            "a clean session costs nothing: {:?}",
+            ops(&mut net)
+        );
+        net.send(2, Packet::Publish(publish(1, "one", QoS::AtLeastOnce, None)), t);
+        // The PUBACK waits for the commit.
+        assert!(net.recv(2).is_empty());
+        assert!(net.conns.get_mut(&2).unwrap().release_held());
+        assert!(matches!(net.recv(2)[..], [Packet::PubAck(_)]));
+        net.publish(2, 2, "two", QoS::ExactlyOnce, None, t);
+        net.publish(2, 0, "zero", QoS::AtMostOnce, None, t);
+        let recorded = ops(&mut net);
+        let queued: Vec<_> = recorded
+            .iter()
+            .map(|op| match op {
+                StoreOp::Queued { client, seq, publish } => (client.clone(), *seq, publish.payload.clone()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            queued,
+            [
+                ("sub".into(), 1, Bytes::from("one")),
+                ("sub".into(), 2, Bytes::from("two"))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_restored_session_gets_its_messages_and_its_acks_are_recorded() {
+        let mut net = Net::new();
+        net.state.enable_store();
+        let t = net.at(0);
+        net.connect_with(1, durable(), connect(V311, "sub", false, None), t);
+        net.subscribe(1, "d/#", QoS::ExactlyOnce, t);
+        net.eof(1, t);
+        net.connect_with(2, durable(), connect(V5, "pub", false, Some(60)), t);
+        net.publish(2, 1, "one", QoS::AtLeastOnce, None, t);
+        net.conns.get_mut(&2).unwrap().release_held();
+        assert!(matches!(net.recv(2)[..], [Packet::PubAck(_)]));
+        // A QoS 2 message received, PUBREC sent, not released: then the restart.
+        net.send(2, Packet::Publish(publish(7, "two", QoS::ExactlyOnce, None)), t);
+        net.conns.get_mut(&2).unwrap().release_held();
+        assert!(matches!(net.recv(2)[..], [Packet::PubRec(_)]));
+        let recorded = ops(&mut net);
+        let stored = replay(&recorded);
+        assert_eq!(stored.len(), 2, "{recorded:?}");
+
+        let mut after = Net::new();
+        after.state.restore(stored, vec![], 1000, t);
+        let (ack, got) = after.connect_with(1, durable(), connect(V311, "sub", false, None), t);
+        assert!(ack.session_present);
+        assert_eq!(seen(&got), [s("one", 1, false), s("two", 2, false)]);
+        // The publisher's PUBREL finds its identifier and completes.
+        let (ack, _) = after.connect_with(2, durable(), connect(V5, "pub", false, Some(60)), t);
+        assert!(ack.session_present);
+        after.send(2, Packet::PubRel(Ack::success(7)), t);
+        assert!(after.conns.get_mut(&2).unwrap().release_held());
+        assert!(matches!(&after.recv(2)[..], [Packet::PubComp(a)] if a.code == ReasonCode::Success));
+        // Nothing is routed twice.
+        assert!(seen(&after.recv(1)).is_empty());
+        after.send(1, Packet::PubAck(Ack::success(1)), t);
+        after.send(1, Packet::PubRec(Ack::success(2)), t);
+        after.send(1, Packet::PubComp(Ack::success(2)), t);
+        let recorded = ops(&mut after);
+        assert!(recorded.contains(&StoreOp::Released {
+            client: "pub".into(),
+            packet_id: 7
+        }));
+        let delivered: Vec<_> = recorded
+            .iter()
+            .filter_map(|op| match op {
+                StoreOp::Delivered { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(delivered, [1, 2]);
+        // A clean start forgets the stored session.
+        after.eof(1, t);
+        after.connect_with(4, durable(), connect(V311, "sub", true, None), t);
+        assert!(ops(&mut after).contains(&StoreOp::SessionDropped { client: "sub".into() }));
+    }
+}

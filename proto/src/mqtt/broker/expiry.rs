@@ -23,6 +23,10 @@ pub struct Message {
     pub publish: Publish,
     /// When the message stops being deliverable.
     pub expires: Option<Instant>,
+    /// Its sequence number in the broker's store, for a copy queued for a persistent
+    /// session of a broker with a store (0: not stored); its flow's end is reported
+    /// ([`Event::Delivered`](super::Event::Delivered)) so the store forgets it.
+    pub seq: u64,
 }
 
 impl Message {
@@ -33,7 +37,11 @@ impl Message {
             .properties
             .message_expiry_interval
             .map(|secs| now + Duration::from_secs(u64::from(secs)));
-        Message { publish, expires }
+        Message {
+            publish,
+            expires,
+            seq: 0,
+        }
     }
 
     /// The message with its own copy of topic and payload: a message that may wait (in

@@ -19,6 +19,8 @@ pub(crate) struct Limits {
     pub(crate) max_keep_alive: Option<u16>,
     /// Topic aliases allowed each way (0: none).
     pub(crate) topic_alias_maximum: u16,
+    /// Acknowledgements wait for the store ([`ConnectionConfig::durable`]).
+    pub(crate) durable: bool,
 }
 
 impl From<&ConnectionConfig> for Limits {
@@ -30,6 +32,7 @@ impl From<&ConnectionConfig> for Limits {
             max_inflight: c.max_inflight,
             max_keep_alive: c.max_keep_alive,
             topic_alias_maximum: c.topic_alias_maximum,
+            durable: c.durable,
         }
     }
 }

@@ -34,6 +34,7 @@ mod connection;
 mod expiry;
 mod limits;
 mod outbox;
+mod persist;
 mod retained;
 mod shared;
 mod state;
@@ -58,6 +59,9 @@ pub use cluster::{ClusterMessage, Forward, Link};
 pub use connection::{Connection, ConnectionConfig, Event};
 pub use expiry::{Message, SessionTimers, NEVER_EXPIRES};
 pub use outbox::{Outbox, RecOutcome};
+pub use persist::{
+    decode_publish, encode_publish, RecordError, SessionRecord, StoreOp, StoredSession, SubscriptionRecord, FORMAT,
+};
 pub use retained::Retained;
 pub use state::{BrokerState, Connections};
 pub use sys::{SysTopics, SysTotals};

@@ -40,6 +40,8 @@ enum Awaiting {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct InFlight {
     id: u16,
+    /// The message's store sequence number (0: not stored).
+    seq: u64,
     awaiting: Awaiting,
 }
 
@@ -69,6 +71,8 @@ pub struct Outbox {
     max_queued: usize,
     dropped: u64,
     expired: u64,
+    /// Stored messages whose flow ended, for the store to forget ([`take_ended`](Self::take_ended)).
+    ended: Vec<u64>,
 }
 
 impl Outbox {
@@ -82,6 +86,7 @@ impl Outbox {
             max_queued,
             dropped: 0,
             expired: 0,
+            ended: Vec::new(),
         }
     }
 
@@ -116,6 +121,12 @@ impl Outbox {
         true
     }
 
+    /// Queues a message restored from the store, whatever the queue's limit (it was
+    /// accepted before the restart).
+    pub fn restore(&mut self, message: Message) {
+        self.queue.push_back(message);
+    }
+
     /// Starts the next queued message if fewer than `window` are in flight: it gets a
     /// packet identifier and is recorded in flight. Messages expired at `now` are
     /// dropped on the way.
@@ -125,8 +136,12 @@ impl Outbox {
         }
         loop {
             let message = self.queue.pop_front()?;
+            let seq = message.seq;
             let Some(mut publish) = message.at(now) else {
                 self.expired += 1;
+                if seq != 0 {
+                    self.ended.push(seq);
+                }
                 continue;
             };
             let id = self.free_id()?;
@@ -141,7 +156,7 @@ impl Outbox {
                     return Some(publish);
                 }
             };
-            self.inflight.push_back(InFlight { id, awaiting });
+            self.inflight.push_back(InFlight { id, seq, awaiting });
             return Some(publish);
         }
     }
@@ -150,7 +165,7 @@ impl Outbox {
     /// sent to this client (larger than its Maximum Packet Size).
     pub fn abandon(&mut self, id: u16) {
         if let Some(i) = self.position(id) {
-            self.inflight.remove(i);
+            self.end(i);
         }
     }
 
@@ -158,7 +173,7 @@ impl Outbox {
     pub fn puback(&mut self, id: u16) -> bool {
         match self.position(id) {
             Some(i) if matches!(self.inflight[i].awaiting, Awaiting::Ack(_)) => {
-                self.inflight.remove(i);
+                self.end(i);
                 true
             }
             _ => false,
@@ -173,7 +188,7 @@ impl Outbox {
         };
         match self.inflight[i].awaiting {
             Awaiting::Rec(_) if code.as_u8() >= 0x80 => {
-                self.inflight.remove(i);
+                self.end(i);
                 RecOutcome::Refused
             }
             Awaiting::Rec(_) | Awaiting::Comp => {
@@ -189,11 +204,31 @@ impl Outbox {
     pub fn pubcomp(&mut self, id: u16) -> bool {
         match self.position(id) {
             Some(i) if self.inflight[i].awaiting == Awaiting::Comp => {
-                self.inflight.remove(i);
+                self.end(i);
                 true
             }
             _ => false,
         }
+    }
+
+    /// Ends the flow at `i`, noting a stored message's end for the store.
+    fn end(&mut self, i: usize) {
+        if let Some(f) = self.inflight.remove(i) {
+            if f.seq != 0 {
+                self.ended.push(f.seq);
+            }
+        }
+    }
+
+    /// The store sequence numbers of the stored messages whose flow ended (completed,
+    /// refused, expired or undeliverable) since the last call: the store forgets them.
+    pub fn take_ended(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.ended)
+    }
+
+    /// Whether [`take_ended`](Self::take_ended) has anything.
+    pub fn has_ended(&self) -> bool {
+        !self.ended.is_empty()
     }
 
     /// What to resend when the session resumes, in the order first sent: each
@@ -261,6 +296,7 @@ mod tests {
                 payload: Bytes::from_static(payload.as_bytes()),
             },
             expires: None,
+            seq: 0,
         }
     }
 

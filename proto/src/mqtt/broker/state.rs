@@ -13,6 +13,7 @@ use super::cluster::{ClusterMessage, Link};
 use super::connection::{Connection, Event};
 use super::expiry::{Message, SessionTimers, NEVER_EXPIRES};
 use super::outbox::Outbox;
+use super::persist::{StoreOp, StoredSession, SubscriptionRecord};
 use super::retained::Retained;
 use super::shared::{self, Shared};
 use super::will::{effective_delay, PendingWills};
@@ -82,7 +83,8 @@ struct ClientSession<K> {
     version: ProtocolVersion,
     /// A B-tree: 24 bytes and no allocation for the (many) sessions without any,
     /// against 48 for an empty `HashMap`.
-    subscriptions: BTreeMap<Bytes, SubscriptionOptions>,
+    /// Each with its options and Subscription Identifier (0: none).
+    subscriptions: BTreeMap<Bytes, (SubscriptionOptions, u32)>,
     /// Boxed: a `Will` is ~460 bytes and most sessions have none.
     will: Option<Box<Will>>,
     /// Whether the session survives the connection (3.1.1: Clean Session 0; 5.0: a
@@ -94,6 +96,8 @@ struct ClientSession<K> {
     expires_at: Option<Instant>,
     /// Its outbound QoS 1 and 2 messages while it has no connection.
     outbox: Option<Box<Outbox>>,
+    /// Whether the store holds it (a broker with a store, a persistent session).
+    stored: bool,
 }
 
 /// The broker of one thread: sessions by client identifier, the topic tree of
@@ -118,6 +122,10 @@ pub struct BrokerState<K> {
     /// Application messages received from clients and delivered to them ($SYS).
     received: u64,
     sent: u64,
+    /// What the store must write, when the broker has one ([`enable_store`](Self::enable_store)).
+    store: Option<Vec<StoreOp>>,
+    /// The last store sequence number given to a message.
+    seq: u64,
 }
 
 impl<K> Default for BrokerState<K> {
@@ -137,6 +145,8 @@ impl<K> Default for BrokerState<K> {
             cluster: None,
             received: 0,
             sent: 0,
+            store: None,
+            seq: 0,
         }
     }
 }
@@ -152,6 +162,93 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         BrokerState {
             access,
             ..Self::default()
+        }
+    }
+
+    /// Records what changes in persistent sessions and retained messages as
+    /// [`StoreOp`]s, for [`drain_store_ops`](Self::drain_store_ops) (a broker with a
+    /// store; the connections then need [`ConnectionConfig::durable`](super::ConnectionConfig::durable)).
+    pub fn enable_store(&mut self) {
+        self.store.get_or_insert_with(Vec::new);
+    }
+
+    /// Moves the operations recorded since the last call to the end of `out`, in order:
+    /// the body applies them in one transaction and commits it before it releases the
+    /// connections' held acknowledgements.
+    pub fn drain_store_ops(&mut self, out: &mut Vec<StoreOp>) {
+        if let Some(ops) = self.store.as_mut() {
+            out.append(ops);
+        }
+    }
+
+    /// Rebuilds the persistent sessions and retained messages a store returned at
+    /// start, before any connection: each session without a connection, its expiry
+    /// counted from `now`, its subscriptions in the tree, its messages queued in order
+    /// (sent again from the start of their flow when the client resumes), its
+    /// unreleased QoS 2 identifiers kept. Message expiry intervals also count from
+    /// `now`. Enables the store ([`enable_store`](Self::enable_store)).
+    pub fn restore(&mut self, sessions: Vec<StoredSession>, retained: Vec<Publish>, max_queued: usize, now: Instant) {
+        self.enable_store();
+        for publish in retained {
+            self.retained.apply(&publish, now);
+        }
+        for stored in sessions {
+            let client = stored.client;
+            let mut outbox = Box::new(Outbox::new(max_queued));
+            for (seq, publish) in stored.messages {
+                self.seq = self.seq.max(seq);
+                let mut message = Message::received(publish, now);
+                message.seq = seq;
+                outbox.restore(message);
+            }
+            outbox.keep_received(stored.received.into_iter().collect());
+            let mut subscriptions = BTreeMap::new();
+            for (filter, record) in stored.subscriptions {
+                self.add_subscription(&client, &filter, record.options, record.id);
+                subscriptions.insert(filter, (record.options, record.id));
+            }
+            let expiry_interval = stored.record.expiry_interval;
+            let expires_at = SessionTimers::deadline(now, expiry_interval);
+            if let Some(at) = expires_at {
+                self.timers.schedule(at, client.clone());
+            }
+            self.sessions.insert(
+                client,
+                ClientSession {
+                    conn: None,
+                    version: stored.record.version,
+                    subscriptions,
+                    will: None,
+                    persistent: true,
+                    expiry_interval,
+                    expires_at,
+                    outbox: Some(outbox),
+                    stored: true,
+                },
+            );
+        }
+    }
+
+    /// Records `op` if the broker has a store.
+    fn record(&mut self, op: impl FnOnce() -> StoreOp) {
+        if let Some(ops) = self.store.as_mut() {
+            ops.push(op());
+        }
+    }
+
+    /// Puts a subscription in the tree, or in its shared group.
+    fn add_subscription(&mut self, client: &Bytes, filter: &Bytes, options: SubscriptionOptions, id: u32) {
+        if shared::split(filter).is_some() {
+            self.shared.subscribe(filter, client, options, id);
+        } else {
+            self.tree.insert(
+                filter,
+                Subscriber {
+                    client: client.clone(),
+                    options,
+                    id,
+                },
+            );
         }
     }
 
@@ -291,7 +388,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             return Vec::new();
         };
         let mut out = Vec::with_capacity(session.subscriptions.len());
-        for (filter, options) in std::mem::take(&mut session.subscriptions) {
+        for (filter, (options, _)) in std::mem::take(&mut session.subscriptions) {
             let id = if shared::split(&filter).is_some() {
                 let id = self.shared.member_id(&filter, client).unwrap_or(0);
                 self.shared.unsubscribe(&filter, client);
@@ -315,7 +412,17 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             if session.subscriptions.contains_key(&filter) {
                 continue; // subscribed again since: the newer one stands
             }
-            session.subscriptions.insert(filter.clone(), options);
+            session.subscriptions.insert(filter.clone(), (options, id));
+            if session.stored {
+                let (client, filter) = (client.clone(), filter.clone());
+                if let Some(ops) = self.store.as_mut() {
+                    ops.push(StoreOp::Subscribed {
+                        client,
+                        filter,
+                        record: SubscriptionRecord { options, id },
+                    });
+                }
+            }
             if shared::split(&filter).is_some() {
                 self.shared.subscribe(&filter, client, options, id);
             } else {
@@ -382,7 +489,22 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                     return;
                 };
                 self.received += 1;
+                if publish.qos == QoS::ExactlyOnce && self.is_stored(&client) {
+                    let packet_id = publish.packet_id;
+                    let c = client.clone();
+                    self.record(|| StoreOp::Received { client: c, packet_id });
+                }
                 self.publish(&client, publish, now, conns);
+            }
+            Event::Delivered(seq) => {
+                if let Some(client) = self.clients.get(&key).filter(|c| self.is_stored(c)).cloned() {
+                    self.record(|| StoreOp::Delivered { client, seq });
+                }
+            }
+            Event::Released(packet_id) => {
+                if let Some(client) = self.clients.get(&key).filter(|c| self.is_stored(c)).cloned() {
+                    self.record(|| StoreOp::Released { client, packet_id });
+                }
             }
             Event::Subscribe(subscribe) => self.subscribe(key, subscribe, now, conns),
             Event::Unsubscribe(unsubscribe) => self.unsubscribe(key, unsubscribe, conns),
@@ -391,6 +513,22 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 self.reauth.remove(&key);
                 self.closed(key, publish_will, now, conns);
             }
+        }
+    }
+
+    fn is_stored(&self, client: &Bytes) -> bool {
+        self.sessions.get(client).is_some_and(|s| s.stored)
+    }
+
+    /// Records the end of the flows of stored messages in `outbox` (a session's, as
+    /// it leaves its connection).
+    fn record_ended(&mut self, client: &Bytes, outbox: &mut Outbox) {
+        if !outbox.has_ended() || !self.is_stored(client) {
+            return;
+        }
+        for seq in outbox.take_ended() {
+            let client = client.clone();
+            self.record(|| StoreOp::Delivered { client, seq });
         }
     }
 
@@ -660,10 +798,13 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 self.clients.remove(&old);
                 // The session continues on the new connection with what was in flight
                 // on the old one.
-                let outbox = conns.connection(old).map(|c| {
+                let mut outbox = conns.connection(old).map(|c| {
                     c.disconnect(ReasonCode::SessionTakenOver);
                     c.take_outbox()
                 });
+                if let Some(o) = outbox.as_mut() {
+                    self.record_ended(&client, o);
+                }
                 let will = self.sessions.get_mut(&client).and_then(|s| {
                     s.conn = None;
                     if outbox.is_some() {
@@ -712,8 +853,11 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             Box::new(will)
         });
         let mut resumed = None;
+        let recording = self.store.is_some();
+        let was_stored = self.is_stored(&client);
         let session_present = match self.sessions.get_mut(&client) {
             Some(s) => {
+                s.stored = persistent && recording;
                 s.conn = Some(key);
                 s.version = connect.protocol;
                 s.will = will;
@@ -735,11 +879,13 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                         expiry_interval,
                         expires_at: None,
                         outbox: None,
+                        stored: persistent && recording,
                     },
                 );
                 false
             }
         };
+        self.record_session(&client, was_stored);
         self.clients.insert(key, client);
         let ack = ConnAck {
             session_present,
@@ -751,6 +897,40 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             if let Some(outbox) = resumed {
                 c.resume(outbox, now);
             }
+        }
+    }
+
+    /// Records a session's record after it changed (opened, resumed, a new expiry):
+    /// written while it is persistent, forgotten when it stopped being so.
+    fn record_session(&mut self, client: &Bytes, was_stored: bool) {
+        let Some(s) = self.sessions.get(client) else { return };
+        if s.stored {
+            let record = super::persist::SessionRecord {
+                version: s.version,
+                expiry_interval: s.expiry_interval,
+            };
+            let subscriptions: Vec<_> = if was_stored {
+                Vec::new()
+            } else {
+                // A live session that becomes persistent (a takeover): its subscriptions too.
+                s.subscriptions
+                    .iter()
+                    .map(|(f, (o, id))| (f.clone(), *o, *id))
+                    .collect()
+            };
+            let c = client.clone();
+            self.record(|| StoreOp::Session { client: c, record });
+            for (filter, options, id) in subscriptions {
+                let client = client.clone();
+                self.record(|| StoreOp::Subscribed {
+                    client,
+                    filter,
+                    record: SubscriptionRecord { options, id },
+                });
+            }
+        } else if was_stored {
+            let client = client.clone();
+            self.record(|| StoreOp::SessionDropped { client });
         }
     }
 
@@ -771,6 +951,10 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     /// Forgets a session and its subscriptions.
     fn drop_session(&mut self, client: &Bytes) {
         if let Some(session) = self.sessions.remove(client) {
+            if session.stored {
+                let client = client.clone();
+                self.record(|| StoreOp::SessionDropped { client });
+            }
             for filter in session.subscriptions.keys() {
                 if shared::split(filter).is_some() {
                     self.shared.unsubscribe(filter, client);
@@ -792,7 +976,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         session.conn = None;
         let will = session.will.take();
         // The DISCONNECT may change the interval: to 0 ends the session now.
+        let mut changed = false;
         if let Some(expiry) = conns.connection(key).and_then(|c| c.disconnect_session_expiry()) {
+            changed = expiry != session.expiry_interval && expiry > 0;
             session.expiry_interval = expiry;
             session.persistent = expiry > 0;
         }
@@ -804,6 +990,19 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             if let Some(c) = conns.connection(key) {
                 session.outbox = Some(c.take_outbox());
             }
+            let stored = session.stored;
+            if let Some(mut outbox) = session.outbox.take() {
+                self.record_ended(&client, &mut outbox);
+                if let Some(s) = self.sessions.get_mut(&client) {
+                    s.outbox = Some(outbox);
+                }
+            }
+            if changed && stored {
+                self.record_session(&client, true);
+            }
+            let Some(session) = self.sessions.get_mut(&client) else {
+                return;
+            };
             session.expires_at = SessionTimers::deadline(now, session.expiry_interval);
             if let Some(at) = session.expires_at {
                 self.timers.schedule(at, client.clone());
@@ -869,6 +1068,16 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     ) {
         if publish.retain {
             self.retained.apply(&publish, now);
+            if publish.payload.is_empty() {
+                let topic = Bytes::copy_from_slice(&publish.topic);
+                self.record(|| StoreOp::RetainedDeleted { topic });
+            } else if self.store.is_some() {
+                let mut kept = publish.clone();
+                kept.dup = false;
+                kept.packet_id = 0;
+                kept.properties.subscription_identifiers.clear();
+                self.record(|| StoreOp::Retained { publish: kept });
+            }
         }
         // Per session: the highest QoS of its matching subscriptions [MQTT-3.3.4-2],
         // whether any of them keeps the retain flag as published, and every
@@ -920,22 +1129,35 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             out.publish.properties.topic_alias = None;
             ids.sort_unstable();
             out.publish.properties.subscription_identifiers = ids;
-            match session.conn {
+            // A stored session's QoS 1 and 2 copy is written before its publisher hears
+            // that the message arrived.
+            let stored = session.stored && out.publish.qos != QoS::AtMostOnce;
+            let copy = stored.then(|| {
+                self.seq += 1;
+                out.seq = self.seq;
+                (self.seq, out.publish.clone())
+            });
+            let kept = match session.conn {
                 Some(conn) => {
-                    if let Some(c) = conns.connection(conn) {
-                        if c.deliver_message(out, now) {
-                            self.sent += 1;
-                        }
-                    }
+                    let sent = conns.connection(conn).is_some_and(|c| c.deliver_message(out, now));
+                    self.sent += u64::from(sent);
+                    sent
                 }
                 // Offline: QoS 1 and 2 messages wait in the session's bounded queue
                 // [MQTT-3.1.2-5]; QoS 0 ones are not kept.
                 None if out.publish.qos != QoS::AtMostOnce => {
-                    if let Some(outbox) = session.outbox.as_mut() {
-                        outbox.enqueue(out);
-                    }
+                    session.outbox.as_mut().is_some_and(|outbox| outbox.enqueue(out))
                 }
-                None => {}
+                None => false,
+            };
+            if let (Some((seq, publish)), true) = (copy, kept) {
+                if let Some(ops) = self.store.as_mut() {
+                    ops.push(StoreOp::Queued {
+                        client: client.clone(),
+                        seq,
+                        publish,
+                    });
+                }
             }
         }
     }
@@ -984,14 +1206,29 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
             };
             let filter = Bytes::copy_from_slice(&sub.filter);
+            if session.stored {
+                if let Some(ops) = self.store.as_mut() {
+                    ops.push(StoreOp::Subscribed {
+                        client: client.clone(),
+                        filter: filter.clone(),
+                        record: SubscriptionRecord {
+                            options: sub.options,
+                            id,
+                        },
+                    });
+                }
+            }
             if shared.is_some() {
                 // A shared subscription gets no retained messages (4.8.2).
                 self.shared.subscribe(&filter, &client, sub.options, id);
-                session.subscriptions.insert(filter, sub.options);
+                session.subscriptions.insert(filter, (sub.options, id));
                 codes.push(granted);
                 continue;
             }
-            let existed = session.subscriptions.insert(filter.clone(), sub.options).is_some();
+            let existed = session
+                .subscriptions
+                .insert(filter.clone(), (sub.options, id))
+                .is_some();
             if existed {
                 self.tree.remove(&filter, |s| s.client == client);
             }
@@ -1043,6 +1280,14 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         let mut codes = Vec::new();
         for filter in &unsubscribe.filters {
             let existed = session.subscriptions.remove(&filter[..]).is_some();
+            if existed && session.stored {
+                if let Some(ops) = self.store.as_mut() {
+                    ops.push(StoreOp::Unsubscribed {
+                        client: client.clone(),
+                        filter: Bytes::copy_from_slice(filter),
+                    });
+                }
+            }
             if existed {
                 if shared::split(filter).is_some() {
                     self.shared.unsubscribe(filter, &client);

@@ -58,6 +58,16 @@ impl SubscriptionOptions {
         })
     }
 
+    /// Reads the options byte of a `SUBSCRIBE` (or of a stored subscription).
+    pub(crate) fn from_byte(byte: u8, version: ProtocolVersion) -> Result<Self, DecodeError> {
+        Self::decode(byte, version)
+    }
+
+    /// The options byte as `SUBSCRIBE` carries it.
+    pub(crate) fn to_byte(self) -> u8 {
+        self.byte()
+    }
+
     fn byte(&self) -> u8 {
         self.qos.bits()
             | if self.no_local { 0x04 } else { 0 }

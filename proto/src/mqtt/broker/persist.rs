@@ -1,0 +1,325 @@
+//! What a broker with a store persists, sans-IO: the [`StoreOp`]s the broker state
+//! records as its persistent sessions and retained messages change, the records a
+//! store keeps for them (each a format byte and an encoding the codec already has),
+//! and the [`StoredSession`]s it hands back at start ([`BrokerState::restore`]).
+//!
+//! The body applies each turn's operations in one transaction and commits it before
+//! the acknowledgements of that turn (`PUBACK`, `PUBREC`, `PUBCOMP`) leave
+//! ([`Connection::release_held`]): a message acknowledged to its publisher is in the
+//! store. Only persistent sessions are written (a clean session costs nothing), and
+//! QoS 0 messages never are.
+//!
+//! [`BrokerState::restore`]: super::BrokerState::restore
+//! [`Connection::release_held`]: super::Connection::release_held
+
+use bytes::Bytes;
+
+use crate::chassis::SegmentedBuffer;
+use crate::mqtt::{DecodeError, Decoder, Encoder, Packet, ProtocolVersion, Publish, QoS, Side, SubscriptionOptions};
+
+/// The format byte every record starts with; a record of another format is refused
+/// ([`RecordError::Format`]) rather than misread.
+pub const FORMAT: u8 = 1;
+
+/// One change for the store, in the order the broker made them. Apply a turn's
+/// operations in one transaction, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreOp {
+    /// A persistent session opened, resumed, or changed its expiry: (re)write its record.
+    Session {
+        /// The client identifier.
+        client: Bytes,
+        /// What is kept of the session itself.
+        record: SessionRecord,
+    },
+    /// A stored session ended (clean start, expiry, a `DISCONNECT` with expiry 0): forget
+    /// it with its subscriptions, messages and received identifiers.
+    SessionDropped {
+        /// The client identifier.
+        client: Bytes,
+    },
+    /// A subscription of a stored session, new or replaced.
+    Subscribed {
+        /// The client identifier.
+        client: Bytes,
+        /// The topic filter, `$share/...` included.
+        filter: Bytes,
+        /// Its options and Subscription Identifier.
+        record: SubscriptionRecord,
+    },
+    /// A stored session's subscription removed.
+    Unsubscribed {
+        /// The client identifier.
+        client: Bytes,
+        /// The topic filter.
+        filter: Bytes,
+    },
+    /// A QoS 1 or 2 message queued for a stored session (sent or not yet).
+    Queued {
+        /// The client identifier.
+        client: Bytes,
+        /// Its sequence number, unique in the store and increasing.
+        seq: u64,
+        /// The message as it goes to this client (QoS, flags, identifiers).
+        publish: Publish,
+    },
+    /// A queued message's flow ended (acknowledged, refused, expired): forget it.
+    Delivered {
+        /// The client identifier.
+        client: Bytes,
+        /// The [`Queued`](Self::Queued) sequence number.
+        seq: u64,
+    },
+    /// A QoS 2 packet identifier received from a stored session's client, not yet
+    /// released.
+    Received {
+        /// The client identifier.
+        client: Bytes,
+        /// The packet identifier.
+        packet_id: u16,
+    },
+    /// The client's `PUBREL` released a received QoS 2 identifier.
+    Released {
+        /// The client identifier.
+        client: Bytes,
+        /// The packet identifier.
+        packet_id: u16,
+    },
+    /// A retained message set or replaced.
+    Retained {
+        /// The message as the broker keeps it (RETAIN 1, no identifier).
+        publish: Publish,
+    },
+    /// A retained message deleted (an empty retained payload).
+    RetainedDeleted {
+        /// Its topic.
+        topic: Bytes,
+    },
+}
+
+/// What a store keeps of a session itself: `[FORMAT, version level, expiry (u32 BE)]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The protocol version of its latest `CONNECT`.
+    pub version: ProtocolVersion,
+    /// Its Session Expiry Interval in seconds, counted again from the restart.
+    pub expiry_interval: u32,
+}
+
+impl SessionRecord {
+    /// The record's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![FORMAT, self.version.level()];
+        out.extend_from_slice(&self.expiry_interval.to_be_bytes());
+        out
+    }
+
+    /// Reads a record written by [`encode`](Self::encode).
+    pub fn decode(bytes: &[u8]) -> Result<SessionRecord, RecordError> {
+        let body = body(bytes)?;
+        let [level, a, b, c, d] = body else {
+            return Err(RecordError::Length(bytes.len()));
+        };
+        let version = match level {
+            3 => ProtocolVersion::V3_1,
+            4 => ProtocolVersion::V3_1_1,
+            5 => ProtocolVersion::V5,
+            other => return Err(RecordError::Version(*other)),
+        };
+        Ok(SessionRecord {
+            version,
+            expiry_interval: u32::from_be_bytes([*a, *b, *c, *d]),
+        })
+    }
+}
+
+/// What a store keeps of a subscription besides its filter: `[FORMAT, options byte as
+/// in SUBSCRIBE, Subscription Identifier (u32 BE, 0: none)]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriptionRecord {
+    /// Its options.
+    pub options: SubscriptionOptions,
+    /// Its Subscription Identifier, 0 for none.
+    pub id: u32,
+}
+
+impl SubscriptionRecord {
+    /// The record's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![FORMAT, self.options.to_byte()];
+        out.extend_from_slice(&self.id.to_be_bytes());
+        out
+    }
+
+    /// Reads a record written by [`encode`](Self::encode).
+    pub fn decode(bytes: &[u8]) -> Result<SubscriptionRecord, RecordError> {
+        let body = body(bytes)?;
+        let [options, a, b, c, d] = body else {
+            return Err(RecordError::Length(bytes.len()));
+        };
+        let options = SubscriptionOptions::from_byte(*options, ProtocolVersion::V5).map_err(RecordError::Options)?;
+        Ok(SubscriptionRecord {
+            options,
+            id: u32::from_be_bytes([*a, *b, *c, *d]),
+        })
+    }
+}
+
+/// A message's record: `FORMAT`, then the `PUBLISH` packet as the MQTT 5.0 codec
+/// writes it to a client (properties and all).
+pub fn encode_publish(publish: &Publish) -> Result<Vec<u8>, RecordError> {
+    let mut publish = publish.clone();
+    // QoS 1 and 2 need an identifier on the wire; the stored one means nothing.
+    publish.packet_id = if publish.qos == QoS::AtMostOnce { 0 } else { 1 };
+    publish.properties.topic_alias = None;
+    let mut out = vec![FORMAT];
+    Encoder::with_version(Side::Server, ProtocolVersion::V5)
+        .encode(&Packet::Publish(publish), &mut out)
+        .map_err(|_| RecordError::Unencodable)?;
+    Ok(out)
+}
+
+/// Reads a message record written by [`encode_publish`] (packet identifier 0).
+pub fn decode_publish(bytes: &[u8]) -> Result<Publish, RecordError> {
+    let body = body(bytes)?;
+    let mut input = SegmentedBuffer::new();
+    input.push(Bytes::copy_from_slice(body));
+    let mut decoder = Decoder::client(ProtocolVersion::V5, u32::MAX);
+    match decoder.decode(&mut input) {
+        Ok(Some(Packet::Publish(mut publish))) if input.is_empty() => {
+            publish.packet_id = 0;
+            Ok(publish)
+        }
+        Ok(Some(_)) => Err(RecordError::NotPublish),
+        Ok(None) => Err(RecordError::Length(bytes.len())),
+        Err(e) => Err(RecordError::Publish(e)),
+    }
+}
+
+/// The bytes after a record's format byte, once that byte is checked.
+fn body(bytes: &[u8]) -> Result<&[u8], RecordError> {
+    match bytes.split_first() {
+        Some((&FORMAT, body)) => Ok(body),
+        Some((&other, _)) => Err(RecordError::Format(other)),
+        None => Err(RecordError::Length(0)),
+    }
+}
+
+/// Why a stored record could not be read (or a message not written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// The record starts with a format byte this broker does not know.
+    #[error("unknown record format {0} (this broker writes format {FORMAT})")]
+    Format(u8),
+    /// The record is not as long as its format says.
+    #[error("a record of {0} bytes has the wrong length")]
+    Length(usize),
+    /// A session record names no protocol level this broker speaks.
+    #[error("unknown protocol level {0}")]
+    Version(u8),
+    /// A subscription's options byte is invalid.
+    #[error("invalid subscription options: {0}")]
+    Options(DecodeError),
+    /// A message record is not a valid `PUBLISH`.
+    #[error("invalid stored PUBLISH: {0}")]
+    Publish(DecodeError),
+    /// A message record holds another packet.
+    #[error("a message record holds another packet than PUBLISH")]
+    NotPublish,
+    /// The message cannot be encoded (larger than MQTT allows).
+    #[error("the message cannot be encoded")]
+    Unencodable,
+}
+
+/// A persistent session as the store returns it at start, for
+/// [`BrokerState::restore`](super::BrokerState::restore).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    /// The client identifier.
+    pub client: Bytes,
+    /// The session's own record.
+    pub record: SessionRecord,
+    /// Its subscriptions: filter and record.
+    pub subscriptions: Vec<(Bytes, SubscriptionRecord)>,
+    /// Its QoS 1 and 2 messages not yet completed, by increasing sequence number.
+    pub messages: Vec<(u64, Publish)>,
+    /// The QoS 2 packet identifiers its client sent and has not released.
+    pub received: Vec<u16>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mqtt::{Properties, RetainHandling};
+
+    fn publish(qos: QoS) -> Publish {
+        Publish {
+            dup: false,
+            qos,
+            retain: true,
+            topic: Bytes::from_static(b"a/b"),
+            packet_id: 9,
+            properties: Properties {
+                message_expiry_interval: Some(60),
+                subscription_identifiers: vec![3, 7],
+                topic_alias: Some(2),
+                ..Properties::default()
+            },
+            payload: Bytes::from_static(b"payload"),
+        }
+    }
+
+    #[test]
+    fn a_message_record_round_trips_without_identifier_or_alias() {
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            let record = encode_publish(&publish(qos)).expect("encodes");
+            assert_eq!(record[0], FORMAT);
+            let mut expected = publish(qos);
+            expected.packet_id = 0;
+            expected.properties.topic_alias = None;
+            assert_eq!(decode_publish(&record), Ok(expected));
+        }
+    }
+
+    #[test]
+    fn session_and_subscription_records_round_trip() {
+        let session = SessionRecord {
+            version: ProtocolVersion::V3_1_1,
+            expiry_interval: u32::MAX,
+        };
+        assert_eq!(SessionRecord::decode(&session.encode()), Ok(session));
+        let sub = SubscriptionRecord {
+            options: SubscriptionOptions {
+                qos: QoS::ExactlyOnce,
+                no_local: true,
+                retain_as_published: true,
+                retain_handling: RetainHandling::DoNotSend,
+            },
+            id: 70_000,
+        };
+        assert_eq!(SubscriptionRecord::decode(&sub.encode()), Ok(sub));
+    }
+
+    #[test]
+    fn corrupt_records_are_typed_errors() {
+        assert_eq!(SessionRecord::decode(&[]), Err(RecordError::Length(0)));
+        assert_eq!(SessionRecord::decode(&[2, 4, 0, 0, 0, 1]), Err(RecordError::Format(2)));
+        assert_eq!(SessionRecord::decode(&[FORMAT, 4, 0]), Err(RecordError::Length(3)));
+        assert_eq!(
+            SessionRecord::decode(&[FORMAT, 9, 0, 0, 0, 1]),
+            Err(RecordError::Version(9))
+        );
+        assert!(matches!(
+            SubscriptionRecord::decode(&[FORMAT, 0xFF, 0, 0, 0, 0]),
+            Err(RecordError::Options(_))
+        ));
+        let mut record = encode_publish(&publish(QoS::AtLeastOnce)).expect("encodes");
+        assert_eq!(
+            decode_publish(&record[..record.len() - 1]),
+            Err(RecordError::Length(record.len() - 1))
+        );
+        record[1] = 0xC0; // PINGREQ's type nibble
+        assert!(decode_publish(&record).is_err());
+        assert_eq!(decode_publish(&[FORMAT, 0x40, 2, 0, 1]), Err(RecordError::NotPublish));
+    }
+}

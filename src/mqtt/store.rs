@@ -1,0 +1,284 @@
+//! [`Store`]: the broker's persistent sessions and retained messages in an embedded
+//! [redb](https://docs.rs/redb) database, one file per broker thread.
+//!
+//! The broker state records what changes as [`StoreOp`]s; the body applies one turn's
+//! operations in one write transaction ([`Store::apply`]), whose commit (one fsync) comes
+//! before the acknowledgements of that turn leave: group commit. At start,
+//! [`Store::load`] hands back what [`BrokerState::restore`] rebuilds.
+//!
+//! Tables (keys → values; every value starts with the format byte
+//! [`FORMAT`](monocoque_proto::mqtt::broker::FORMAT)):
+//! - `sessions`: client id → [`SessionRecord`]
+//! - `subscriptions`: (client id, filter) → [`SubscriptionRecord`]
+//! - `messages`: (client id, sequence) → the `PUBLISH` as the MQTT 5.0 codec writes it
+//! - `received`: (client id, packet id) → format byte (QoS 2 identifiers not yet released)
+//! - `retained`: topic → the retained `PUBLISH`
+//!
+//! [`BrokerState::restore`]: monocoque_proto::mqtt::broker::BrokerState::restore
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use monocoque_proto::mqtt::broker::{
+    decode_publish, encode_publish, RecordError, SessionRecord, StoreOp, StoredSession, SubscriptionRecord, FORMAT,
+};
+use monocoque_proto::mqtt::Publish;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
+const SUBSCRIPTIONS: TableDefinition<(&[u8], &[u8]), &[u8]> = TableDefinition::new("subscriptions");
+const MESSAGES: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new("messages");
+const RECEIVED: TableDefinition<(&[u8], u16), u8> = TableDefinition::new("received");
+const RETAINED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("retained");
+
+/// Why the store could not be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// What the file system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The database file could not be opened (locked by another broker, not a redb
+    /// file, corrupt).
+    #[error("cannot open the store {path}: {source}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// What redb said.
+        #[source]
+        source: redb::DatabaseError,
+    },
+    /// A read or a write of the database failed.
+    #[error("the store failed: {0}")]
+    Db(#[from] redb::Error),
+    /// A record could not be read back (or a message not written).
+    #[error("a corrupt record in table {table} for client {client:?}: {source}")]
+    Record {
+        /// The table.
+        table: &'static str,
+        /// The client identifier (or topic) it is filed under, lossily decoded.
+        client: String,
+        /// What is wrong with it.
+        #[source]
+        source: RecordError,
+    },
+    /// A record filed under a client whose session is not stored.
+    #[error("a record in table {table} belongs to no stored session (client {client:?})")]
+    Orphan {
+        /// The table.
+        table: &'static str,
+        /// The client identifier, lossily decoded.
+        client: String,
+    },
+}
+
+/// What the store held at start: the persistent sessions and the retained messages.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The sessions, each with its subscriptions, messages and received identifiers.
+    pub sessions: Vec<StoredSession>,
+    /// The retained messages.
+    pub retained: Vec<Publish>,
+}
+
+/// One broker thread's store: a redb database file.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn db(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Db(e.into())
+}
+
+fn record(table: &'static str, key: &[u8]) -> impl FnOnce(RecordError) -> StoreError {
+    let client = String::from_utf8_lossy(key).into_owned();
+    move |source| StoreError::Record { table, client, source }
+}
+
+impl Store {
+    /// The file of broker thread `thread` under `dir`: `thread-{thread}.redb` (each
+    /// thread owns its sessions, so each has its own database and its own commits).
+    pub fn file(dir: &Path, thread: usize) -> PathBuf {
+        dir.join(format!("thread-{thread}.redb"))
+    }
+
+    /// Opens (or creates) the store of broker thread `thread` under `dir`, creating
+    /// the directory if need be.
+    pub fn open(dir: &Path, thread: usize) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = Self::file(dir, thread);
+        let db = Database::create(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        // Every table exists from the start, so that reads never meet a missing one.
+        let txn = db.begin_write().map_err(db_err)?;
+        {
+            txn.open_table(SESSIONS).map_err(db_err)?;
+            txn.open_table(SUBSCRIPTIONS).map_err(db_err)?;
+            txn.open_table(MESSAGES).map_err(db_err)?;
+            txn.open_table(RECEIVED).map_err(db_err)?;
+            txn.open_table(RETAINED).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(Store { db, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads everything back, checking every record: a corrupt one is an error, not
+    /// skipped.
+    pub fn load(&self) -> Result<Loaded, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let mut sessions: BTreeMap<Vec<u8>, StoredSession> = BTreeMap::new();
+        for row in txn.open_table(SESSIONS).map_err(db_err)?.iter().map_err(db_err)? {
+            let (k, v) = row.map_err(db_err)?;
+            let client = k.value();
+            let record = SessionRecord::decode(v.value()).map_err(record("sessions", client))?;
+            sessions.insert(
+                client.to_vec(),
+                StoredSession {
+                    client: Bytes::copy_from_slice(client),
+                    record,
+                    subscriptions: Vec::new(),
+                    messages: Vec::new(),
+                    received: Vec::new(),
+                },
+            );
+        }
+        fn owner<'a>(
+            sessions: &'a mut BTreeMap<Vec<u8>, StoredSession>,
+            table: &'static str,
+            client: &[u8],
+        ) -> Result<&'a mut StoredSession, StoreError> {
+            sessions.get_mut(client).ok_or_else(|| StoreError::Orphan {
+                table,
+                client: String::from_utf8_lossy(client).into_owned(),
+            })
+        }
+        for row in txn.open_table(SUBSCRIPTIONS).map_err(db_err)?.iter().map_err(db_err)? {
+            let (k, v) = row.map_err(db_err)?;
+            let (client, filter) = k.value();
+            let sub = SubscriptionRecord::decode(v.value()).map_err(record("subscriptions", client))?;
+            owner(&mut sessions, "subscriptions", client)?
+                .subscriptions
+                .push((Bytes::copy_from_slice(filter), sub));
+        }
+        for row in txn.open_table(MESSAGES).map_err(db_err)?.iter().map_err(db_err)? {
+            let (k, v) = row.map_err(db_err)?;
+            let (client, seq) = k.value();
+            let publish = decode_publish(v.value()).map_err(record("messages", client))?;
+            owner(&mut sessions, "messages", client)?.messages.push((seq, publish));
+        }
+        for row in txn.open_table(RECEIVED).map_err(db_err)?.iter().map_err(db_err)? {
+            let (k, v) = row.map_err(db_err)?;
+            let (client, id) = k.value();
+            if v.value() != FORMAT {
+                return Err(record("received", client)(RecordError::Format(v.value())));
+            }
+            owner(&mut sessions, "received", client)?.received.push(id);
+        }
+        let mut retained = Vec::new();
+        for row in txn.open_table(RETAINED).map_err(db_err)?.iter().map_err(db_err)? {
+            let (k, v) = row.map_err(db_err)?;
+            retained.push(decode_publish(v.value()).map_err(record("retained", k.value()))?);
+        }
+        Ok(Loaded {
+            sessions: sessions.into_values().collect(),
+            retained,
+        })
+    }
+
+    /// Applies `ops` in order in one write transaction and commits it (durably: redb's
+    /// commit syncs the file), so everything they describe survives a crash once this
+    /// returns. Nothing to apply, nothing written.
+    pub fn apply(&mut self, ops: &[StoreOp]) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut sessions = txn.open_table(SESSIONS).map_err(db_err)?;
+            let mut subscriptions = txn.open_table(SUBSCRIPTIONS).map_err(db_err)?;
+            let mut messages = txn.open_table(MESSAGES).map_err(db_err)?;
+            let mut received = txn.open_table(RECEIVED).map_err(db_err)?;
+            let mut retained = txn.open_table(RETAINED).map_err(db_err)?;
+            for op in ops {
+                match op {
+                    StoreOp::Session { client, record } => {
+                        sessions.insert(&client[..], &record.encode()[..]).map_err(db_err)?;
+                    }
+                    StoreOp::SessionDropped { client } => {
+                        let c: &[u8] = client;
+                        sessions.remove(c).map_err(db_err)?;
+                        subscriptions
+                            .retain_in((c, &b""[..]).., |(owner, _), _| owner != c)
+                            .map_err(db_err)?;
+                        messages
+                            .retain_in((c, 0u64)..=(c, u64::MAX), |_, _| false)
+                            .map_err(db_err)?;
+                        received
+                            .retain_in((c, 0u16)..=(c, u16::MAX), |_, _| false)
+                            .map_err(db_err)?;
+                    }
+                    StoreOp::Subscribed { client, filter, record } => {
+                        subscriptions
+                            .insert((&client[..], &filter[..]), &record.encode()[..])
+                            .map_err(db_err)?;
+                    }
+                    StoreOp::Unsubscribed { client, filter } => {
+                        subscriptions.remove((&client[..], &filter[..])).map_err(db_err)?;
+                    }
+                    StoreOp::Queued { client, seq, publish } => {
+                        let bytes = encode_publish(publish).map_err(record("messages", client))?;
+                        messages.insert((&client[..], *seq), &bytes[..]).map_err(db_err)?;
+                    }
+                    StoreOp::Delivered { client, seq } => {
+                        messages.remove((&client[..], *seq)).map_err(db_err)?;
+                    }
+                    StoreOp::Received { client, packet_id } => {
+                        received.insert((&client[..], *packet_id), FORMAT).map_err(db_err)?;
+                    }
+                    StoreOp::Released { client, packet_id } => {
+                        received.remove((&client[..], *packet_id)).map_err(db_err)?;
+                    }
+                    StoreOp::Retained { publish } => {
+                        let bytes = encode_publish(publish).map_err(record("retained", &publish.topic))?;
+                        retained.insert(&publish.topic[..], &bytes[..]).map_err(db_err)?;
+                    }
+                    StoreOp::RetainedDeleted { topic } => {
+                        retained.remove(&topic[..]).map_err(db_err)?;
+                    }
+                }
+            }
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(())
+    }
+}
+
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    db(e)
+}

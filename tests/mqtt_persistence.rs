@@ -1,0 +1,385 @@
+//! Sessions survive a broker restart: `monocoque mqtt broker --data DIR` is SIGKILLed
+//! (no clean stop, no final commit) and started again on the same directory and port;
+//! what was acknowledged to publishers is still there. Clients are `mosquitto_pub` and
+//! `mosquitto_sub` (Debian `mosquitto-clients`) and, for a QoS 2 flow cut by the
+//! restart, a raw socket. Both drivers.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use monocoque::driver::DriverKind;
+use support::{require_binary, TempDir};
+
+/// How long one step may take on a loaded machine before the test calls it a hang.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+both_drivers! {
+    acknowledged_messages_survive_sigkill => acknowledged_uring, acknowledged_mio;
+    retained_messages_and_subscriptions_survive => retained_uring, retained_mio;
+    a_qos2_flow_cut_by_the_restart_completes_once => qos2_flow_uring, qos2_flow_mio;
+    a_corrupt_store_is_a_clear_error_at_start => corrupt_uring, corrupt_mio;
+}
+
+/// The broker as a child process, killed on drop.
+struct CliBroker {
+    child: Child,
+    port: u16,
+}
+
+impl CliBroker {
+    /// Starts `monocoque mqtt broker --data dir` on `port` (0: a free one), retrying
+    /// while the port of a killed broker is not yet free.
+    fn start(kind: DriverKind, dir: &Path, port: u16) -> CliBroker {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match Self::try_start(kind, dir, port) {
+                Ok(broker) => return broker,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("retrying the start: {e}");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("the broker did not start: {e}"),
+            }
+        }
+    }
+
+    fn try_start(kind: DriverKind, dir: &Path, port: u16) -> Result<CliBroker, String> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_monocoque"))
+            .args(["mqtt", "broker", "--driver", kind.name(), "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data")
+            .arg(dir)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn monocoque mqtt broker");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let mut lines = BufReader::new(stderr);
+        let mut first = String::new();
+        lines.read_line(&mut first).expect("read the first line");
+        let Some(addr) = first
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(first);
+        };
+        // Keep reading so that the broker never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            let _ = lines.read_to_string(&mut sink);
+        });
+        Ok(CliBroker {
+            child,
+            port: addr.port(),
+        })
+    }
+
+    /// SIGKILL: no goodbye, no last commit.
+    fn kill(mut self) -> u16 {
+        self.child.kill().expect("SIGKILL the broker");
+        let _ = self.child.wait();
+        self.port
+    }
+}
+
+impl Drop for CliBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(binary: &str, port: u16, args: &[&str], stdin: Option<&str>) -> Output {
+    let path = require_binary(binary, "mosquitto-clients");
+    let mut child = Command::new(path)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {binary}: {e}"));
+    if let Some(text) = stdin {
+        let mut input = child.stdin.take().expect("piped stdin");
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    let deadline = Instant::now() + PATIENCE * 2;
+    loop {
+        if let Some(_status) = child.try_wait().expect("wait") {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "{binary} {args:?} hung: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stdout(out: &Output) -> Vec<String> {
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A persistent subscription (`-c`, clean session 0) made and left at once (`-E`).
+fn subscribe_and_leave(port: u16, id: &str, filters: &[&str]) {
+    let mut args = vec!["-V", "311", "-c", "-i", id, "-q", "2", "-E"];
+    for f in filters {
+        args.extend(["-t", f]);
+    }
+    stdout(&run("mosquitto_sub", port, &args, None));
+}
+
+/// Publishes each line of `lines` as one message (`-l`) at `qos` and returns how many
+/// acknowledgements completed a flow (PUBACK for QoS 1, PUBCOMP for QoS 2).
+fn publish_lines(port: u16, qos: &str, topic: &str, lines: &str) -> usize {
+    let out = run(
+        "mosquitto_pub",
+        port,
+        &["-V", "5", "-d", "-q", qos, "-t", topic, "-l"],
+        Some(lines),
+    );
+    let ack = if qos == "1" {
+        "received PUBACK"
+    } else {
+        "received PUBCOMP"
+    };
+    stdout(&out).iter().filter(|l| l.contains(ack)).count()
+}
+
+fn acknowledged_messages_survive_sigkill(kind: DriverKind) {
+    let dir = TempDir::new("mqtt-persist");
+    let broker = CliBroker::start(kind, &dir.path, 0);
+    let port = broker.port;
+    subscribe_and_leave(port, "durable-sub", &["p/#"]);
+    let q1: String = (0..100).map(|i| format!("one-{i}\n")).collect();
+    let q2: String = (0..100).map(|i| format!("two-{i}\n")).collect();
+    assert_eq!(
+        publish_lines(port, "1", "p/1", &q1),
+        100,
+        "every QoS 1 message acknowledged"
+    );
+    assert_eq!(
+        publish_lines(port, "2", "p/2", &q2),
+        100,
+        "every QoS 2 message completed"
+    );
+    broker.kill();
+    let _broker = CliBroker::start(kind, &dir.path, port);
+    let out = run(
+        "mosquitto_sub",
+        port,
+        &[
+            "-V",
+            "311",
+            "-c",
+            "-i",
+            "durable-sub",
+            "-q",
+            "2",
+            "-t",
+            "p/#",
+            "-C",
+            "200",
+            "-F",
+            "%q|%p",
+        ],
+        None,
+    );
+    let mut got = stdout(&out);
+    got.sort();
+    let mut expected: Vec<String> = (0..100)
+        .map(|i| format!("1|one-{i}"))
+        .chain((0..100).map(|i| format!("2|two-{i}")))
+        .collect();
+    expected.sort();
+    // 200 messages, all distinct: each QoS 2 message exactly once, each QoS 1 at least.
+    assert_eq!(got, expected);
+}
+
+fn retained_messages_and_subscriptions_survive(kind: DriverKind) {
+    let dir = TempDir::new("mqtt-persist");
+    let broker = CliBroker::start(kind, &dir.path, 0);
+    let port = broker.port;
+    subscribe_and_leave(port, "kept-sub", &["s/#"]);
+    run(
+        "mosquitto_pub",
+        port,
+        &["-q", "1", "-r", "-t", "r/a", "-m", "kept"],
+        None,
+    );
+    run(
+        "mosquitto_pub",
+        port,
+        &["-q", "1", "-r", "-t", "r/b", "-m", "gone"],
+        None,
+    );
+    run("mosquitto_pub", port, &["-q", "1", "-r", "-t", "r/b", "-n"], None);
+    broker.kill();
+    let _broker = CliBroker::start(kind, &dir.path, port);
+    // Published after the restart, to a subscription made before it: queued for the
+    // offline session only if the subscription came back.
+    run("mosquitto_pub", port, &["-q", "1", "-t", "s/x", "-m", "after"], None);
+    let got = stdout(&run(
+        "mosquitto_sub",
+        port,
+        &[
+            "-V",
+            "311",
+            "-c",
+            "-i",
+            "kept-sub",
+            "-q",
+            "1",
+            "-t",
+            "unrelated",
+            "-C",
+            "1",
+            "-F",
+            "%t|%p",
+        ],
+        None,
+    ));
+    assert_eq!(got, ["s/x|after"]);
+    // The retained message is there, the deleted one is not (a sentinel retained
+    // after the restart sorts last).
+    run(
+        "mosquitto_pub",
+        port,
+        &["-q", "1", "-r", "-t", "r/z", "-m", "sentinel"],
+        None,
+    );
+    let mut got = stdout(&run(
+        "mosquitto_sub",
+        port,
+        &["-t", "r/#", "-C", "2", "-F", "%t|%p|%r"],
+        None,
+    ));
+    got.sort();
+    assert_eq!(got, ["r/a|kept|1", "r/z|sentinel|1"]);
+}
+
+/// Reads exactly `n` bytes.
+fn read_n(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    stream.read_exact(&mut buf).expect("the broker's answer");
+    buf
+}
+
+/// A 3.1.1 CONNECT with Clean Session 0 for `id` (no keep alive).
+fn connect_packet(id: &str) -> Vec<u8> {
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x00, 0, 0];
+    body.extend_from_slice(&(id.len() as u16).to_be_bytes());
+    body.extend_from_slice(id.as_bytes());
+    let mut packet = vec![0x10, body.len() as u8];
+    packet.extend(body);
+    packet
+}
+
+fn raw_connect(port: u16, id: &str) -> (TcpStream, Vec<u8>) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    stream.write_all(&connect_packet(id)).expect("CONNECT");
+    let ack = read_n(&mut stream, 4);
+    (stream, ack)
+}
+
+fn a_qos2_flow_cut_by_the_restart_completes_once(kind: DriverKind) {
+    let dir = TempDir::new("mqtt-persist");
+    let broker = CliBroker::start(kind, &dir.path, 0);
+    let port = broker.port;
+    subscribe_and_leave(port, "q2-sub", &["m/#"]);
+    let (mut publisher, ack) = raw_connect(port, "raw-pub");
+    assert_eq!(ack, [0x20, 2, 0, 0]);
+    // PUBLISH QoS 2, packet identifier 7, "m/q" "once".
+    let publish = [0x34, 11, 0, 3, b'm', b'/', b'q', 0, 7, b'o', b'n', b'c', b'e'];
+    publisher.write_all(&publish).expect("PUBLISH");
+    assert_eq!(read_n(&mut publisher, 4), [0x50, 2, 0, 7], "PUBREC");
+    broker.kill();
+    drop(publisher);
+    let _broker = CliBroker::start(kind, &dir.path, port);
+    let (mut publisher, ack) = raw_connect(port, "raw-pub");
+    assert_eq!(ack, [0x20, 2, 1, 0], "the session is present after the restart");
+    publisher.write_all(&[0x62, 2, 0, 7]).expect("PUBREL");
+    assert_eq!(read_n(&mut publisher, 4), [0x70, 2, 0, 7], "PUBCOMP");
+    // A sentinel after the flow: the subscriber sees "once" once and the sentinel
+    // (in either order: the client library hands a QoS 2 message over at PUBREL).
+    run("mosquitto_pub", port, &["-q", "1", "-t", "m/end", "-m", "end"], None);
+    let mut got = stdout(&run(
+        "mosquitto_sub",
+        port,
+        &[
+            "-V", "311", "-c", "-i", "q2-sub", "-q", "2", "-t", "m/#", "-C", "2", "-F", "%t|%q|%p",
+        ],
+        None,
+    ));
+    got.sort();
+    assert_eq!(got, ["m/end|1|end", "m/q|2|once"]);
+}
+
+fn start_fails(kind: DriverKind, dir: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_monocoque"))
+        .args([
+            "mqtt",
+            "broker",
+            "--driver",
+            kind.name(),
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the broker");
+    assert!(!out.status.success(), "the broker started on a corrupt store");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn a_corrupt_store_is_a_clear_error_at_start(kind: DriverKind) {
+    // Not a database at all.
+    let dir = TempDir::new("mqtt-persist");
+    std::fs::write(dir.path.join("thread-0.redb"), vec![0xAB; 8192]).expect("write garbage");
+    let err = start_fails(kind, &dir.path);
+    assert!(err.contains("cannot open the store"), "{err}");
+    // A database with a record this broker cannot read.
+    let dir = TempDir::new("mqtt-persist");
+    let broker = CliBroker::start(kind, &dir.path, 0);
+    subscribe_and_leave(broker.port, "victim", &["v/#"]);
+    broker.kill();
+    {
+        let db = redb::Database::create(dir.path.join("thread-0.redb")).expect("open the store");
+        let txn = db.begin_write().expect("write");
+        {
+            let sessions: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("sessions");
+            let mut table = txn.open_table(sessions).expect("sessions");
+            table.insert(&b"victim"[..], &[9u8, 4, 0, 0, 0, 0][..]).expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+    let err = start_fails(kind, &dir.path);
+    assert!(
+        err.contains("corrupt record in table sessions") && err.contains("unknown record format 9"),
+        "{err}"
+    );
+}
