@@ -73,8 +73,8 @@ pub enum MqttCommand {
         #[arg(long, value_name = "ADDR")]
         ws_listen: Option<SocketAddr>,
         /// Driver threads, each with its own listener on the same port [default: 1].
-        /// Above 1, a session that reconnects to another thread keeps its
-        /// subscriptions but not the QoS 1/2 messages queued for it (see the README).
+        /// Above 1, a session that reconnects to another thread gets Session Present 0
+        /// and its in-flight QoS 2 messages may arrive twice (see the README).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         threads: Option<u16>,
         /// The directory of the store: persistent sessions, their subscriptions and

@@ -15,8 +15,9 @@
 //!   [`Forward`] only, so a group gets one copy across all threads.
 //! - **Client identifiers**: a `CONNECT` broadcasts a [`ClusterMessage::Takeover`]; a
 //!   thread holding a session of that client ends its connection (0x8E, will
-//!   published) and hands the session's subscriptions to the new thread
-//!   ([`ClusterMessage::Handoff`]) unless the client started clean.
+//!   published) and hands the session's subscriptions and the QoS 1/2 messages it
+//!   still owed to the new thread ([`ClusterMessage::Handoff`]) unless the client
+//!   started clean.
 //!
 //! Messages from one thread arrive in the order they were sent (the mailbox's rule),
 //! so a publisher's messages keep their order on every thread.
@@ -29,6 +30,7 @@ use bytes::Bytes;
 
 use crate::mqtt::{Publish, SubscriptionOptions, TopicTree};
 
+use super::expiry::Message;
 use super::shared;
 
 /// What one thread of a cluster tells another.
@@ -56,12 +58,15 @@ pub enum ClusterMessage {
         /// Whether it started clean (then its old subscriptions are not handed over).
         clean_start: bool,
     },
-    /// A taken-over session's subscriptions, for the thread that now holds it.
+    /// A taken-over session's subscriptions and the QoS 1/2 messages it still owed
+    /// its client, for the thread that now holds it.
     Handoff {
         /// The client identifier.
         client: Bytes,
         /// Its subscriptions: filter, options, Subscription Identifier (0: none).
         subscriptions: Vec<(Bytes, SubscriptionOptions, u32)>,
+        /// The messages in flight or queued for it, in order ([`Outbox::take_pending`](super::Outbox::take_pending)).
+        messages: Vec<Message>,
     },
 }
 
@@ -213,11 +218,23 @@ impl Link {
         });
     }
 
-    /// Sends a taken-over session's subscriptions to thread `to`.
-    pub(crate) fn handoff(&mut self, to: usize, client: Bytes, subscriptions: Vec<(Bytes, SubscriptionOptions, u32)>) {
+    /// Sends a taken-over session's subscriptions and pending messages to thread `to`.
+    pub(crate) fn handoff(
+        &mut self,
+        to: usize,
+        client: Bytes,
+        subscriptions: Vec<(Bytes, SubscriptionOptions, u32)>,
+        messages: Vec<Message>,
+    ) {
         if to < self.threads && to != self.me {
-            self.outbox
-                .push((to, ClusterMessage::Handoff { client, subscriptions }));
+            self.outbox.push((
+                to,
+                ClusterMessage::Handoff {
+                    client,
+                    subscriptions,
+                    messages,
+                },
+            ));
         }
     }
 }
@@ -313,9 +330,9 @@ mod tests {
     fn takeover_is_broadcast_and_handoff_goes_to_one_thread() {
         let mut link = Link::new(0, 2);
         link.takeover(&b("c"), false);
-        link.handoff(1, b("d"), vec![]);
-        link.handoff(0, b("e"), vec![]); // never to itself
-        link.handoff(7, b("e"), vec![]); // nor to a thread that does not exist
+        link.handoff(1, b("d"), vec![], vec![]);
+        link.handoff(0, b("e"), vec![], vec![]); // never to itself
+        link.handoff(7, b("e"), vec![], vec![]); // nor to a thread that does not exist
         let mut out = Vec::new();
         link.drain_outbox(&mut out);
         assert_eq!(out.len(), 2);

@@ -306,3 +306,72 @@ fn shutdown_publishes_every_will_before_disconnecting() {
         );
     }
 }
+
+/// A persistent session that reconnects on another thread keeps what it was owed: the
+/// QoS 1 messages queued while it was offline, and the one in flight to a connection
+/// it left without acknowledging, reach the new connection in order [MQTT-3.1.2-5,
+/// MQTT-4.4.0-1]; none is lost in the move between threads.
+#[test]
+fn a_session_moving_threads_brings_its_queued_messages() {
+    let mut c = Cluster::new(2);
+    let mut sub = connect("roamer");
+    sub.clean_start = false;
+    sub.properties.session_expiry_interval = Some(300);
+    c.connect(1, 0, sub.clone());
+    c.send(
+        1,
+        Packet::Subscribe(Subscribe {
+            packet_id: 1,
+            properties: Properties::default(),
+            subscriptions: vec![Subscription {
+                filter: Bytes::from_static(b"q/#"),
+                options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+            }],
+        }),
+    );
+    assert!(matches!(c.recv(1).first(), Some(Packet::SubAck(_))));
+    c.connect(2, 1, connect("pub"));
+    let publish = |c: &mut Cluster, id: u16, payload: &'static str| {
+        c.send(
+            2,
+            Packet::Publish(Publish {
+                dup: false,
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                topic: Bytes::from_static(b"q/x"),
+                packet_id: id,
+                properties: Properties::default(),
+                payload: Bytes::from_static(payload.as_bytes()),
+            }),
+        );
+    };
+    // In flight to connection 1, never acknowledged; then the connection goes.
+    publish(&mut c, 1, "in flight");
+    assert_eq!(c.messages(1), [m("q/x", "in flight")]);
+    c.conns[0].get_mut(&1).expect("connection").handle_eof(c.now);
+    c.pump();
+    c.conns[0].remove(&1);
+    // Queued for the offline session on thread 0.
+    publish(&mut c, 2, "queued 1");
+    publish(&mut c, 3, "queued 2");
+    // The client comes back on thread 1 (its CONNACK says Session Present 0 across
+    // threads: a known limit, in the README).
+    c.conns[1].insert(3, Connection::new(ConnectionConfig::default(), c.now));
+    c.clients
+        .insert(3, (1, Codec::client(ProtocolVersion::V5), SegmentedBuffer::new()));
+    c.send(3, Packet::Connect(Box::new(sub)));
+    let got = c.recv(3);
+    assert!(
+        matches!(got.first(), Some(Packet::ConnAck(a)) if a.code == ReasonCode::Success),
+        "{got:?}"
+    );
+    let payloads: Vec<&[u8]> = got
+        .iter()
+        .filter_map(|p| match p {
+            Packet::Publish(p) => Some(&p.payload[..]),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(payloads, [&b"in flight"[..], b"queued 1", b"queued 2"]);
+    assert_eq!(c.states[0].session_count(), 0, "the session left thread 0");
+}

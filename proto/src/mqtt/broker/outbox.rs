@@ -127,6 +127,28 @@ impl Outbox {
         self.queue.push_back(message);
     }
 
+    /// Empties the outbox into the messages it still owes, for a session that moves to
+    /// another thread: those in flight (their `PUBLISH` not yet acknowledged, sent
+    /// again there from the start of their flow with new identifiers), then the queue,
+    /// in order. A QoS 2 message whose `PUBREC` came is delivered already and is
+    /// dropped. Store sequence numbers are cleared: the new thread's store records
+    /// them anew.
+    pub fn take_pending(&mut self, now: Instant) -> Vec<Message> {
+        let mut out = Vec::with_capacity(self.inflight.len() + self.queue.len());
+        for flight in self.inflight.drain(..) {
+            if let Awaiting::Ack(mut publish) | Awaiting::Rec(mut publish) = flight.awaiting {
+                publish.dup = false;
+                publish.packet_id = 0;
+                out.push(Message::received(publish, now));
+            }
+        }
+        out.extend(self.queue.drain(..).map(|mut m| {
+            m.seq = 0;
+            m
+        }));
+        out
+    }
+
     /// Starts the next queued message if fewer than `window` are in flight: it gets a
     /// packet identifier and is recorded in flight. Messages expired at `now` are
     /// dropped on the way.

@@ -334,7 +334,11 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 client,
                 clean_start,
             } => self.taken_over_remotely(from, client, clean_start, now, conns),
-            ClusterMessage::Handoff { client, subscriptions } => self.adopt_subscriptions(&client, subscriptions),
+            ClusterMessage::Handoff {
+                client,
+                subscriptions,
+                messages,
+            } => self.adopt_session(&client, subscriptions, messages, now, conns),
         }
     }
 
@@ -359,10 +363,14 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         };
         let old = session.conn.take();
         let will = session.will.take();
+        // What the session still owes its client: in its connection, or kept while it
+        // was offline.
+        let mut outbox = session.outbox.take();
         if let Some(old) = old {
             self.clients.remove(&old);
             if let Some(c) = conns.connection(old) {
                 c.disconnect(ReasonCode::SessionTakenOver);
+                outbox = Some(c.take_outbox());
             }
             let delayed = will
                 .as_ref()
@@ -373,8 +381,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         }
         if !clean_start {
             let subscriptions = self.take_subscriptions(&client);
+            let messages = outbox.map(|mut o| o.take_pending(now)).unwrap_or_default();
             if let Some(link) = &mut self.cluster {
-                link.handoff(from, client.clone(), subscriptions);
+                link.handoff(from, client.clone(), subscriptions, messages);
             }
         }
         self.drop_session(&client);
@@ -401,9 +410,33 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         out
     }
 
-    /// Installs the subscriptions of `client`'s session handed over by another thread
-    /// (its new connection is here); no `SUBACK`, no retained messages (the client
-    /// resumed a session it subscribed in before).
+    /// Installs `client`'s session handed over by another thread (its new connection
+    /// is here): its subscriptions, with no `SUBACK` and no retained messages (the
+    /// client resumed a session it subscribed in before), then the QoS 1/2 messages it
+    /// still owed, sent or queued in their order as new flows.
+    fn adopt_session(
+        &mut self,
+        client: &Bytes,
+        subscriptions: Vec<(Bytes, SubscriptionOptions, u32)>,
+        messages: Vec<Message>,
+        now: Instant,
+        conns: &mut impl Connections<K>,
+    ) {
+        self.adopt_subscriptions(client, subscriptions);
+        let Some(session) = self.sessions.get_mut(client) else {
+            return;
+        };
+        let mut books = Books {
+            seq: &mut self.seq,
+            sent: &mut self.sent,
+            store: &mut self.store,
+        };
+        for message in messages {
+            books.deliver(session, client, message, now, conns);
+        }
+    }
+
+    /// The subscriptions part of [`adopt_session`](Self::adopt_session).
     fn adopt_subscriptions(&mut self, client: &Bytes, subscriptions: Vec<(Bytes, SubscriptionOptions, u32)>) {
         let Some(session) = self.sessions.get_mut(client) else {
             return;
@@ -1129,36 +1162,12 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             out.publish.properties.topic_alias = None;
             ids.sort_unstable();
             out.publish.properties.subscription_identifiers = ids;
-            // A stored session's QoS 1 and 2 copy is written before its publisher hears
-            // that the message arrived.
-            let stored = session.stored && out.publish.qos != QoS::AtMostOnce;
-            let copy = stored.then(|| {
-                self.seq += 1;
-                out.seq = self.seq;
-                (self.seq, out.publish.clone())
-            });
-            let kept = match session.conn {
-                Some(conn) => {
-                    let sent = conns.connection(conn).is_some_and(|c| c.deliver_message(out, now));
-                    self.sent += u64::from(sent);
-                    sent
-                }
-                // Offline: QoS 1 and 2 messages wait in the session's bounded queue
-                // [MQTT-3.1.2-5]; QoS 0 ones are not kept.
-                None if out.publish.qos != QoS::AtMostOnce => {
-                    session.outbox.as_mut().is_some_and(|outbox| outbox.enqueue(out))
-                }
-                None => false,
+            let mut books = Books {
+                seq: &mut self.seq,
+                sent: &mut self.sent,
+                store: &mut self.store,
             };
-            if let (Some((seq, publish)), true) = (copy, kept) {
-                if let Some(ops) = self.store.as_mut() {
-                    ops.push(StoreOp::Queued {
-                        client: client.clone(),
-                        seq,
-                        publish,
-                    });
-                }
-            }
+            books.deliver(session, client, out, now, conns);
         }
     }
 
@@ -1309,6 +1318,56 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 properties: Properties::default(),
                 codes,
             }));
+        }
+    }
+}
+
+/// Where a delivery to a session is counted and recorded: the state's store sequence,
+/// its `$SYS` count of messages sent and its queue of store operations (fields of
+/// [`BrokerState`] borrowed apart from its sessions and topic tree).
+struct Books<'a> {
+    seq: &'a mut u64,
+    sent: &'a mut u64,
+    store: &'a mut Option<Vec<StoreOp>>,
+}
+
+impl Books<'_> {
+    /// Sends `out` to `session`'s connection, or queues it while the session is
+    /// offline (QoS 1 and 2 only [MQTT-3.1.2-5]); a stored session's QoS 1 and 2 copy
+    /// is recorded, to be written before its publisher hears that the message arrived.
+    fn deliver<K: Copy>(
+        &mut self,
+        session: &mut ClientSession<K>,
+        client: &Bytes,
+        mut out: Message,
+        now: Instant,
+        conns: &mut impl Connections<K>,
+    ) {
+        let stored = session.stored && out.publish.qos != QoS::AtMostOnce;
+        let copy = stored.then(|| {
+            *self.seq += 1;
+            out.seq = *self.seq;
+            (*self.seq, out.publish.clone())
+        });
+        let kept = match session.conn {
+            Some(conn) => {
+                let sent = conns.connection(conn).is_some_and(|c| c.deliver_message(out, now));
+                *self.sent += u64::from(sent);
+                sent
+            }
+            None if out.publish.qos != QoS::AtMostOnce => {
+                session.outbox.as_mut().is_some_and(|outbox| outbox.enqueue(out))
+            }
+            None => false,
+        };
+        if let (Some((seq, publish)), true) = (copy, kept) {
+            if let Some(ops) = self.store.as_mut() {
+                ops.push(StoreOp::Queued {
+                    client: client.clone(),
+                    seq,
+                    publish,
+                });
+            }
         }
     }
 }
