@@ -55,14 +55,8 @@ impl Net {
     }
 
     fn send(&mut self, id: u32, packet: Packet) {
-        let mut wire = crate::IoArena::new();
-        self.clients
-            .get_mut(&id)
-            .expect("a client")
-            .0
-            .encode(&packet, &mut wire)
-            .expect("encodes");
-        self.send_raw(id, &wire.to_vec());
+        let wire = super::test_wire::encode(&mut self.clients.get_mut(&id).expect("a client").0, &packet);
+        self.send_raw(id, &wire);
     }
 
     fn send_raw(&mut self, id: u32, bytes: &[u8]) {
@@ -75,45 +69,19 @@ impl Net {
     }
 
     fn pump(&mut self) {
-        let now = self.t0;
-        loop {
-            let mut any = false;
-            let mut ids: Vec<u32> = self.conns.keys().copied().collect();
-            ids.sort();
-            for id in ids {
-                while let Some(event) = self.conns.get_mut(&id).and_then(|c| c.poll_event()) {
-                    any = true;
-                    self.state.handle_event(id, event, now, &mut self.conns);
-                }
-            }
-            if !any {
-                return;
-            }
-        }
+        super::test_wire::pump(&mut self.state, &mut self.conns, self.t0);
     }
 
     /// The bytes connection `id` wrote since the last call.
     fn raw(&mut self, id: u32) -> Vec<u8> {
-        let conn = self.conns.get_mut(&id).expect("a connection");
-        conn.poll_transmit()
-            .map(|a| {
-                let v = a.to_vec();
-                a.advance(v.len());
-                v
-            })
-            .unwrap_or_default()
+        super::test_wire::take_output(self.conns.get_mut(&id).expect("a connection"))
     }
 
     /// What connection `id` wrote since the last call, decoded by its client.
     fn recv(&mut self, id: u32) -> Vec<Packet> {
         let bytes = self.raw(id);
         let (codec, buf) = self.clients.get_mut(&id).expect("a client");
-        buf.push_slice(&bytes);
-        let mut out = Vec::new();
-        while let Some(p) = codec.decode(buf).expect("the broker's bytes decode") {
-            out.push(p);
-        }
-        out
+        super::test_wire::decode_all(codec, buf, &bytes)
     }
 
     fn subscribe(&mut self, id: u32, packet_id: u16, filters: &[(&'static str, QoS)]) -> Vec<Packet> {

@@ -65,9 +65,8 @@ impl Net {
     }
 
     fn send(&mut self, id: u32, packet: Packet, now: Instant) {
-        let mut wire = crate::IoArena::new();
-        self.clients.get_mut(&id).unwrap().0.encode(&packet, &mut wire).unwrap();
-        self.send_raw(id, &wire.to_vec(), now);
+        let wire = super::test_wire::encode(&mut self.clients.get_mut(&id).unwrap().0, &packet);
+        self.send_raw(id, &wire, now);
     }
 
     fn send_raw(&mut self, id: u32, bytes: &[u8], now: Instant) {
@@ -79,42 +78,17 @@ impl Net {
     }
 
     fn pump(&mut self, now: Instant) {
-        loop {
-            let mut any = false;
-            let mut ids: Vec<u32> = self.conns.keys().copied().collect();
-            ids.sort();
-            for id in ids {
-                while let Some(event) = self.conns.get_mut(&id).and_then(|c| c.poll_event()) {
-                    any = true;
-                    self.state.handle_event(id, event, now, &mut self.conns);
-                }
-            }
-            if !any {
-                return;
-            }
-        }
+        super::test_wire::pump(&mut self.state, &mut self.conns, now);
     }
 
     fn raw(&mut self, id: u32) -> Vec<u8> {
-        let conn = self.conns.get_mut(&id).unwrap();
-        conn.poll_transmit()
-            .map(|a| {
-                let v = a.to_vec();
-                a.advance(v.len());
-                v
-            })
-            .unwrap_or_default()
+        super::test_wire::take_output(self.conns.get_mut(&id).unwrap())
     }
 
     fn recv(&mut self, id: u32) -> Vec<Packet> {
         let bytes = self.raw(id);
         let (codec, buf) = self.clients.get_mut(&id).unwrap();
-        buf.push_slice(&bytes);
-        let mut out = Vec::new();
-        while let Some(p) = codec.decode(buf).unwrap() {
-            out.push(p);
-        }
-        out
+        super::test_wire::decode_all(codec, buf, &bytes)
     }
 
     fn eof(&mut self, id: u32, now: Instant) {

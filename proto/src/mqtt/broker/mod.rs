@@ -50,6 +50,8 @@ mod delivery_tests;
 #[cfg(test)]
 mod feature_tests;
 #[cfg(test)]
+mod test_wire;
+#[cfg(test)]
 mod tests;
 
 pub use access::Access;
