@@ -357,5 +357,13 @@ mod tests {
         assert!(Cli::try_parse_from(["monocoque", "mqtt", "sub", "-t", "x", "-V", "4"]).is_err());
         assert!(Cli::try_parse_from(["monocoque", "mqtt", "pub", "-t", "x", "-m", "a", "-l"]).is_err());
         assert!(Cli::try_parse_from(["monocoque", "mqtt", "pub", "-t", "x", "-q", "3"]).is_err());
+        // A message or password may start with '-', as mosquitto_pub's getopt allows.
+        let MqttCommand::Pub(p) = parse(&["pub", "-t", "t", "-m", "-5", "-P", "-pw"]) else {
+            panic!("pub")
+        };
+        assert_eq!(
+            (p.message.as_deref(), p.conn.password.as_deref()),
+            (Some("-5"), Some("-pw"))
+        );
     }
 }

@@ -61,7 +61,7 @@ pub struct ZmqArgs {
     pub count: Option<u64>,
     /// Splits input lines into frames and joins received frames (without it: a line is
     /// one frame, and frames print joined by a tab).
-    #[arg(long, value_name = "STR")]
+    #[arg(long, value_name = "STR", allow_hyphen_values = true)]
     pub separator: Option<String>,
     /// SUB/XSUB: a topic prefix to subscribe to (repeatable; none: everything).
     #[arg(long, value_name = "TOPIC")]
@@ -71,13 +71,23 @@ pub struct ZmqArgs {
     #[arg(long, value_name = "MS", default_value_t = -1, allow_negative_numbers = true)]
     pub linger: i64,
     /// Be a CURVE server with this secret key (Z85, as `monocoque zmq keygen` prints it).
-    #[arg(long, value_name = "SECRET", conflicts_with = "curve_serverkey")]
+    #[arg(
+        long,
+        value_name = "SECRET",
+        conflicts_with = "curve_serverkey",
+        allow_hyphen_values = true
+    )]
     pub curve_server: Option<String>,
     /// Be a CURVE client of the server with this public key (Z85); needs `--curve-secret`.
-    #[arg(long, value_name = "KEY", requires = "curve_secret")]
+    #[arg(long, value_name = "KEY", requires = "curve_secret", allow_hyphen_values = true)]
     pub curve_serverkey: Option<String>,
     /// The CURVE client's own secret key (Z85).
-    #[arg(long, value_name = "SECRET", requires = "curve_serverkey")]
+    #[arg(
+        long,
+        value_name = "SECRET",
+        requires = "curve_serverkey",
+        allow_hyphen_values = true
+    )]
     pub curve_secret: Option<String>,
     /// I/O driver: io_uring (Linux 5.19+) or mio (readiness, portable).
     #[arg(long, value_parser = driver_kind(), value_name = "DRIVER", default_value_t = DriverKind::default())]
@@ -389,6 +399,29 @@ mod tests {
             (Some("K"), Some("S"))
         );
         assert!(parse(&["push", "--connect", "tcp://h:1", "--curve-serverkey", "K"]).is_err());
+        // Z85 has '-' in its alphabet: a key may start with it (CI once drew one).
+        let a = parse(&[
+            "push",
+            "--connect",
+            "tcp://h:1",
+            "--curve-serverkey",
+            "-K",
+            "--curve-secret",
+            "-S",
+            "--separator",
+            "-",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                a.curve_serverkey.as_deref(),
+                a.curve_secret.as_deref(),
+                a.separator.as_deref()
+            ),
+            (Some("-K"), Some("-S"), Some("-"))
+        );
+        let a = parse(&["pull", "--bind", "tcp://*:1", "--curve-server", "-S"]).unwrap();
+        assert_eq!(a.curve_server.as_deref(), Some("-S"));
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub struct ConnArgs {
     #[arg(short = 'u', long = "username")]
     pub username: Option<String>,
     /// Password.
-    #[arg(short = 'P', long = "pw")]
+    #[arg(short = 'P', long = "pw", allow_hyphen_values = true)]
     pub password: Option<String>,
     /// Keep alive in seconds.
     #[arg(short = 'k', long = "keepalive", default_value_t = 60)]
@@ -77,7 +77,7 @@ pub struct PubArgs {
     #[arg(short = 't', long = "topic")]
     pub topic: String,
     /// The message.
-    #[arg(short = 'm', long = "message", group = "payload")]
+    #[arg(short = 'm', long = "message", group = "payload", allow_hyphen_values = true)]
     pub message: Option<String>,
     /// One message per line of standard input.
     #[arg(short = 'l', long = "stdin-line", group = "payload")]
