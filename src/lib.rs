@@ -111,7 +111,9 @@
 //! [`Driver::waker`](proto::Driver::waker): the driver's `turn` returns with
 //! [`Activity::Woken`](proto::Activity::Woken) and the body drains the mailbox. A full
 //! mailbox hands the message back ([`MailboxError::Full`](proto::MailboxError::Full)):
-//! backpressure, never growth. A message about a connection goes to the mailbox of
+//! backpressure, never growth; a sender running a driver of its own uses
+//! [`send_or_notify`](proto::MailboxSender::send_or_notify) and is woken when the
+//! receiver takes the next batch out. A message about a connection goes to the mailbox of
 //! [`ConnId::core`](proto::ConnId::core). Several protocols share one core's driver
 //! through [`Either`](proto::Either).
 //!

@@ -683,9 +683,76 @@ fn full_mailbox_refuses(kind: DriverKind) {
     assert_eq!(got, (0..2 * CAP as u32).collect::<Vec<_>>(), "{kind}");
 }
 
+/// Three sender threads, each running a driver of its own, send 10,000 numbered
+/// messages each into a fourth driver's mailbox of 8. A sender that finds it full
+/// registers its own driver's waker (`send_or_notify`) and blocks in `turn(None)` until
+/// `Woken`: no sleep, no spin, so only the receiver's drain can let it go on. Checked:
+/// every message arrives, per sender in order, and the senders did wait.
+fn full_sender_is_woken_by_the_drain(kind: DriverKind) {
+    const SENDERS: u64 = 3;
+    const EACH: u64 = 10_000;
+    const CAP: usize = 8;
+    let (got, waits) = within_patience(&format!("{kind}: senders waiting for room"), move || {
+        let mut driver: AnyDriver<Echo> = new_driver(kind);
+        let (mut mailbox, sender) = Mailbox::<(u64, u64)>::new(CAP, driver.waker().expect("waker"));
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|id| {
+                let sender = sender.clone();
+                thread::spawn(move || {
+                    let mut own: AnyDriver<Echo> = new_driver(kind);
+                    let waker = own.waker().expect("waker");
+                    let (mut waits, mut i) = (0u64, 0u64);
+                    let mut out = Vec::new();
+                    while i < EACH {
+                        match sender.send_or_notify((id, i), &waker) {
+                            Ok(()) => i += 1,
+                            Err(MailboxError::Full(m)) => {
+                                assert_eq!(m, (id, i), "Full carries the message back");
+                                waits += 1;
+                                // Only the receiver's drain wakes this driver.
+                                loop {
+                                    out.clear();
+                                    own.turn(None, &mut out).expect("turn");
+                                    if count_woken(&out) > 0 {
+                                        break;
+                                    }
+                                }
+                            }
+                            Err(e) => panic!("send: {e}"),
+                        }
+                    }
+                    waits
+                })
+            })
+            .collect();
+        drop(sender);
+        let mut got = Vec::new();
+        let mut out = Vec::new();
+        while (got.len() as u64) < SENDERS * EACH {
+            out.clear();
+            driver.turn(None, &mut out).expect("turn");
+            mailbox.drain(&mut got);
+        }
+        let waits: u64 = senders.into_iter().map(|t| t.join().expect("sender")).sum();
+        (got, waits)
+    });
+    let mut next = [0u64; SENDERS as usize];
+    for &(id, i) in &got {
+        assert_eq!(i, next[id as usize], "{kind}: sender {id} lost or reordered");
+        next[id as usize] += 1;
+    }
+    assert!(next.iter().all(|&n| n == EACH), "{kind}: {next:?}");
+    assert!(
+        waits > 0,
+        "{kind}: no sender ever found the mailbox full, the wake untested"
+    );
+    eprintln!("{kind}: {} messages, senders waited {waits} times", SENDERS * EACH);
+}
+
 both_drivers! {
     cores_exchange_messages => uring_cores_exchange_messages, mio_cores_exchange_messages;
     full_mailbox_refuses => uring_full_mailbox_refuses, mio_full_mailbox_refuses;
+    full_sender_is_woken_by_the_drain => uring_full_sender_is_woken_by_the_drain, mio_full_sender_is_woken_by_the_drain;
     one_driver_runs_resp_and_nats => uring_one_driver_runs_resp_and_nats, mio_one_driver_runs_resp_and_nats;
     ids_name_their_core => uring_ids_name_their_core, mio_ids_name_their_core;
     connection_count_follows_connections => uring_connection_count_follows_connections, mio_connection_count_follows_connections;

@@ -13,10 +13,11 @@
 mod support;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, SocketAddrV4};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, SocketAddrV4, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monocoque::driver::DriverKind;
@@ -35,6 +36,7 @@ both_drivers! {
     client_id_taken_over_from_another_thread => takeover_uring, takeover_mio;
     sys_topics_summed_over_threads => sys_uring, sys_mio;
     sigterm_publishes_wills_and_exits_zero => sigterm_uring, sigterm_mio;
+    a_burst_past_the_mailbox_arrives_whole_and_in_order => burst_uring, burst_mio;
 }
 
 fn start(kind: DriverKind, threads: usize, sys: Option<Duration>) -> BrokerCluster {
@@ -432,4 +434,189 @@ fn sigterm_publishes_wills_and_exits_zero(kind: DriverKind) {
     };
     assert!(status.success(), "exit status {status}");
     drop(victims);
+}
+
+/// A bare MQTT 3.1.1 client on a socket bound to a given local port (so it lands on a
+/// known thread): enough to publish a burst of QoS 0 messages in one write and to
+/// read them back as a subscriber, with nothing between the test and the bytes.
+struct RawClient {
+    stream: TcpStream,
+}
+
+/// An MQTT packet: the first byte, the remaining length, the body.
+fn mqtt_packet(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    let mut len = body.len();
+    loop {
+        let byte = (len % 128) as u8;
+        len /= 128;
+        out.push(if len > 0 { byte | 0x80 } else { byte });
+        if len == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// A string as MQTT encodes it: two bytes of length, then the bytes.
+fn mqtt_string(out: &mut Vec<u8>, s: &[u8]) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+/// A QoS 0 `PUBLISH`.
+fn mqtt_publish(topic: &str, payload: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    mqtt_string(&mut body, topic.as_bytes());
+    body.extend_from_slice(payload);
+    mqtt_packet(0x30, &body)
+}
+
+impl RawClient {
+    fn connect(addr: SocketAddr, local_port: u16, client_id: &str) -> RawClient {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+        socket.set_reuse_address(true).expect("SO_REUSEADDR");
+        socket
+            .bind(&SocketAddrV4::new([127, 0, 0, 1].into(), local_port).into())
+            .expect("bind the probed port");
+        socket.connect(&addr.into()).expect("connect");
+        let stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(PATIENCE)).expect("read timeout");
+        let mut client = RawClient { stream };
+        let mut body = Vec::new();
+        mqtt_string(&mut body, b"MQTT");
+        body.extend_from_slice(&[4, 0x02, 0, 60]); // 3.1.1, clean session, keep alive 60 s
+        mqtt_string(&mut body, client_id.as_bytes());
+        client.write(&mqtt_packet(0x10, &body));
+        let (first, ack) = client.read_packet();
+        assert_eq!((first, ack.as_slice()), (0x20, &[0, 0][..]), "{client_id}: CONNACK");
+        client
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write to the broker");
+    }
+
+    fn subscribe(&mut self, filter: &str) {
+        let mut body = vec![0, 1];
+        mqtt_string(&mut body, filter.as_bytes());
+        body.push(0);
+        self.write(&mqtt_packet(0x82, &body));
+        let (first, _) = self.read_packet();
+        assert_eq!(first, 0x90, "SUBACK");
+    }
+
+    /// The next packet: its first byte and its body. Fails after [`PATIENCE`].
+    fn read_packet(&mut self) -> (u8, Vec<u8>) {
+        let mut byte = [0u8; 1];
+        self.stream.read_exact(&mut byte).expect("a packet within PATIENCE");
+        let first = byte[0];
+        let (mut len, mut shift) = (0usize, 0);
+        loop {
+            self.stream.read_exact(&mut byte).expect("the remaining length");
+            len |= ((byte[0] & 0x7f) as usize) << shift;
+            shift += 7;
+            if byte[0] & 0x80 == 0 {
+                break;
+            }
+        }
+        let mut body = vec![0u8; len];
+        self.stream.read_exact(&mut body).expect("the packet's body");
+        (first, body)
+    }
+}
+
+/// Two threads, mailboxes of 2 messages: on each thread a subscriber to `burst/#` and
+/// a publisher that writes 5,000 QoS 0 messages in one go. Both threads' publishes
+/// fill the other's mailbox at once (each thread is held, waiting for room, while it
+/// keeps draining its own), so the burst crosses 2 messages at a time, every sender
+/// woken by the receiver's drain. Every subscriber gets every publisher's messages,
+/// all of them, in order: a full mailbox holds the publishers (TCP flow control), it
+/// drops nothing. Without the wake a held thread would wait in its driver forever.
+fn a_burst_past_the_mailbox_arrives_whole_and_in_order(kind: DriverKind) {
+    const N: usize = 5_000;
+    let mut options = ClusterOptions::new(2, kind);
+    options.sys_interval = None;
+    options.mailbox_capacity = 2;
+    let cluster = BrokerCluster::start(SocketAddr::from(([127, 0, 0, 1], 0)), options, |_| Access::default())
+        .expect("start the cluster");
+    let addr = cluster.local_addr();
+    // Per thread: a subscriber's port, a publisher's port.
+    let ports = ports_by_thread(&cluster, 2);
+    // How many subscribers saw publisher p's probe (so its publishes reach both).
+    let probed: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let readers: Vec<_> = (0..2)
+        .map(|t| {
+            let mut sub = RawClient::connect(addr, ports[t][0], &format!("sub{t}"));
+            sub.subscribe("burst/#");
+            let probed = Arc::clone(&probed);
+            std::thread::spawn(move || {
+                let mut got: Vec<Vec<usize>> = vec![Vec::new(); 2];
+                let mut seen_probe = [false; 2];
+                while got.iter().any(|g| g.len() < N) {
+                    let (first, body) = sub.read_packet();
+                    assert_eq!(first, 0x30, "subscriber {t}: only QoS 0 PUBLISH expected");
+                    let topic_len = u16::from_be_bytes([body[0], body[1]]) as usize;
+                    let topic = std::str::from_utf8(&body[2..2 + topic_len]).expect("a UTF-8 topic");
+                    let payload = std::str::from_utf8(&body[2 + topic_len..]).expect("a UTF-8 payload");
+                    let (p, probe) = match topic {
+                        "burst/p0" => (0, false),
+                        "burst/p1" => (1, false),
+                        "burst/p0/probe" => (0, true),
+                        "burst/p1/probe" => (1, true),
+                        other => panic!("subscriber {t}: unexpected topic {other}"),
+                    };
+                    if probe {
+                        if !seen_probe[p] {
+                            seen_probe[p] = true;
+                            probed[p].fetch_add(1, Ordering::AcqRel);
+                        }
+                    } else {
+                        got[p].push(payload.parse().expect("a number"));
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    let publishers: Vec<_> = (0..2)
+        .map(|t| {
+            let mut publisher = RawClient::connect(addr, ports[t][1], &format!("pub{t}"));
+            let probed = Arc::clone(&probed);
+            std::thread::spawn(move || {
+                let topic = format!("burst/p{t}");
+                let probe = mqtt_publish(&format!("{topic}/probe"), b"?");
+                let end = Instant::now() + PATIENCE;
+                while probed[t].load(Ordering::Acquire) < 2 {
+                    assert!(Instant::now() < end, "publisher {t}: the subscribers never saw a probe");
+                    publisher.write(&probe);
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let burst: Vec<u8> = (0..N)
+                    .flat_map(|i| mqtt_publish(&topic, i.to_string().as_bytes()))
+                    .collect();
+                publisher.write(&burst);
+                // Kept open until the subscribers have everything.
+                publisher
+            })
+        })
+        .collect();
+    // The readers first: each gives up after PATIENCE, where a publisher held for
+    // ever would block in its write.
+    for (t, reader) in readers.into_iter().enumerate() {
+        let got = reader.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        for (p, seqs) in got.iter().enumerate() {
+            assert!(
+                seqs.iter().copied().eq(0..N),
+                "{kind}: subscriber {t} (thread {t}) from publisher {p} (thread {p}): {} messages, first gap at {:?}",
+                seqs.len(),
+                seqs.iter().enumerate().find(|(i, s)| *i != **s).map(|(i, _)| i)
+            );
+        }
+    }
+    for p in publishers {
+        drop(p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+    }
+    stop(cluster);
 }

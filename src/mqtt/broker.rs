@@ -23,8 +23,8 @@ use super::transport::{self, Counted};
 use crate::driver::{AnyDriver, DriverError, DriverKind};
 
 /// How many messages from the other threads a thread's mailbox holds before their
-/// senders wait (backpressure).
-const MAILBOX_CAPACITY: usize = 4096;
+/// senders wait (backpressure), unless the cluster's options say otherwise.
+pub(crate) const MAILBOX_CAPACITY: usize = 4096;
 
 /// How long a shutting-down broker waits for its connections to flush and close.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
@@ -85,11 +85,16 @@ struct Port {
     mailbox: Mailbox<ClusterMessage>,
     /// Every thread's sender, by index (this thread's own too, unused).
     peers: Vec<MailboxSender<ClusterMessage>>,
+    /// This thread's driver's waker: a peer mailbox that is full wakes it once it
+    /// has room.
+    waker: Waker,
     /// Messages the state made, not yet in their mailbox: sent in order; a full
     /// mailbox holds this thread until it has room.
     pending: VecDeque<(usize, ClusterMessage)>,
     scratch: Vec<(usize, ClusterMessage)>,
     inbox: Vec<ClusterMessage>,
+    /// What the driver reported while the thread was held, handled once it is not.
+    deferred: Vec<Activity>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -207,7 +212,8 @@ impl Broker {
 
     /// Thread `me` of a cluster of `threads`: a driver for core `me` whose listeners
     /// share their port (`SO_REUSEPORT`), a state that tells the others through its
-    /// mailbox; [`join`](Self::join) gives it the other threads' senders.
+    /// mailbox (of `mailbox_capacity` messages); [`join`](Self::join) gives it the
+    /// other threads' senders.
     pub(crate) fn cluster_member(
         addr: SocketAddr,
         kind: DriverKind,
@@ -215,6 +221,7 @@ impl Broker {
         access: Access,
         me: usize,
         threads: usize,
+        mailbox_capacity: usize,
     ) -> Result<(Broker, MailboxSender<ClusterMessage>), BrokerError> {
         let core = CoreId(u16::try_from(me).unwrap_or(u16::MAX));
         let driver: AnyDriver<Counted> = match kind {
@@ -235,13 +242,16 @@ impl Broker {
         };
         let mut broker = Self::bind_on(addr, driver, config, access)?;
         broker.state.set_cluster(Link::new(me, threads));
-        let (mailbox, sender) = Mailbox::new(MAILBOX_CAPACITY, broker.driver.waker()?);
+        let waker = broker.driver.waker()?;
+        let (mailbox, sender) = Mailbox::new(mailbox_capacity, waker.clone());
         broker.port = Some(Port {
             mailbox,
             peers: Vec::new(),
+            waker,
             pending: VecDeque::new(),
             scratch: Vec::new(),
             inbox: Vec::new(),
+            deferred: Vec::new(),
         });
         Ok((broker, sender))
     }
@@ -405,17 +415,33 @@ impl Broker {
     }
 
     /// Moves the state's messages for the other threads into their mailboxes, in
-    /// order. A full mailbox holds this thread (it stops reading its connections, so
-    /// its publishers are held by TCP flow control) while it keeps draining its own
-    /// mailbox, so two threads full of each other's messages still make progress.
+    /// order. A full mailbox holds this thread until the receiver takes a batch out,
+    /// which wakes this thread's driver ([`MailboxSender::send_or_notify`]): it waits
+    /// in its own `turn`, no sleeping, no polling.
+    ///
+    /// While held it takes no more input from its connections, so their publishers
+    /// are held by TCP flow control rather than by a queue here that grows. The
+    /// connections' input is not bounded by itself (a connection decodes what it is
+    /// fed into events at once), so leaving `Ready` unhandled would not do; instead
+    /// the thread's connections are marked held ([`transport::set_held`]): one fed
+    /// input while held has events the body has not taken, so its `wants_read` turns
+    /// false and the driver stops reading it after that one receive. The driver's
+    /// `Ready` and `Closed` reports are kept, in order, and handled once the messages
+    /// are out; draining those connections has the driver look at `wants_read` again,
+    /// which resumes their reading. A connection whose events were all taken before
+    /// the hold never pauses (it has none), so none is left paused unseen.
+    ///
+    /// Meanwhile the thread keeps draining its own mailbox after every wake, so two
+    /// threads full of each other's messages both make progress.
     fn send_cluster(&mut self) -> Result<(), BrokerError> {
+        let mut activity = Vec::new();
         loop {
             let Some(port) = &mut self.port else { return Ok(()) };
             self.state.drain_cluster(&mut port.scratch);
             port.pending.extend(port.scratch.drain(..));
             while let Some((to, message)) = port.pending.pop_front() {
                 let Some(peer) = port.peers.get(to) else { continue };
-                match peer.send(message) {
+                match peer.send_or_notify(message, &port.waker) {
                     // A thread that has ended takes nothing more.
                     Ok(()) | Err(MailboxError::Wake(_)) | Err(MailboxError::Closed(_)) => {}
                     Err(MailboxError::Full(message)) => {
@@ -425,10 +451,31 @@ impl Broker {
                 }
             }
             if port.pending.is_empty() {
-                return Ok(());
+                transport::set_held(false);
+                if port.deferred.is_empty() {
+                    return Ok(());
+                }
+                // What the connections sent while held, handled now; it may make more
+                // messages for the others: round again.
+                let mut deferred = std::mem::take(&mut port.deferred);
+                self.handle_activity(&mut deferred);
+                if let Some(port) = &mut self.port {
+                    port.deferred = deferred;
+                }
+                continue;
             }
-            // Room comes when the receiver drains; meanwhile take our own messages.
-            std::thread::sleep(Duration::from_micros(50));
+            transport::set_held(true);
+            // Returns at the peer's wake (room), a wake for our own mailbox, or the
+            // driver's own activity (kept for later).
+            activity.clear();
+            self.driver.turn(None, &mut activity)?;
+            if let Some(port) = &mut self.port {
+                port.deferred.extend(
+                    activity
+                        .drain(..)
+                        .filter(|a| matches!(a, Activity::Ready(_) | Activity::Closed { .. })),
+                );
+            }
             self.drain_mailbox();
         }
     }

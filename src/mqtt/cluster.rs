@@ -137,11 +137,15 @@ pub struct ClusterOptions {
     /// The store's directory (thread N keeps `DIR/thread-N.redb`); `None`: nothing
     /// persists.
     pub data: Option<PathBuf>,
+    /// How many messages from the other threads each thread's mailbox holds before
+    /// their senders wait for room (at least 1). A smaller one holds publishers
+    /// sooner; tests make it tiny to exercise the wait.
+    pub mailbox_capacity: usize,
 }
 
 impl ClusterOptions {
     /// `threads` threads of `driver`, default limits, no WebSocket, `$SYS` every
-    /// 10 seconds.
+    /// 10 seconds, mailboxes of 4,096 messages.
     pub fn new(threads: usize, driver: DriverKind) -> Self {
         ClusterOptions {
             threads,
@@ -150,6 +154,7 @@ impl ClusterOptions {
             ws_listen: None,
             sys_interval: Some(super::config::DEFAULT_SYS_INTERVAL),
             data: None,
+            mailbox_capacity: super::broker::MAILBOX_CAPACITY,
         }
     }
 }
@@ -207,12 +212,13 @@ impl BrokerCluster {
             connection.durable |= options.data.is_some();
             let sys = options.sys_interval.filter(|_| me == 0);
             let data = options.data.clone();
+            let cap = options.mailbox_capacity;
             let stats = Arc::clone(&stats);
             let handle = std::thread::Builder::new()
                 .name(format!("mqtt-{me}"))
                 .spawn(move || {
                     // The io_uring ring is single-issuer: the broker is built on its thread.
-                    let built = Broker::cluster_member(addr, kind, connection, access, me, threads).and_then(
+                    let built = Broker::cluster_member(addr, kind, connection, access, me, threads, cap).and_then(
                         |(mut broker, sender)| {
                             if let Some(dir) = &data {
                                 broker.attach_store(Store::open(dir, me)?)?;

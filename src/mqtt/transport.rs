@@ -20,6 +20,19 @@ pub type BrokerSession = Either<Connection, Box<WsSession<Connection>>>;
 thread_local! {
     /// Bytes received from and queued to clients by this thread's connections.
     static BYTES: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    /// This thread's broker is held (another thread's mailbox has no room for its
+    /// messages): a connection with events not yet taken reads no more.
+    static HELD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Holds (or lets go) this thread's connections' input: while held, a connection
+/// whose events the body has not taken stops reading (`wants_read` is false), so TCP
+/// flow control holds its client. Only a connection fed input (or a timeout) while
+/// held has events, and the driver reports each as `Activity::Ready`: the body, once
+/// it lets go, drains those, which has the driver look at `wants_read` again and
+/// resume them. A connection without events keeps reading until it has some.
+pub(crate) fn set_held(held: bool) {
+    HELD.with(|h| h.set(held));
 }
 
 /// This thread's byte counts so far: `(received, sent)`. Sent counts the MQTT bytes
@@ -96,7 +109,7 @@ impl Session for Counted {
     }
 
     fn wants_read(&self) -> bool {
-        self.0.wants_read()
+        self.0.wants_read() && !(HELD.with(Cell::get) && has_events(&self.0))
     }
 
     fn is_closed(&self) -> bool {
@@ -112,6 +125,14 @@ pub(crate) fn connection(session: &mut BrokerSession) -> &mut Connection {
     }
 }
 
+/// Whether the MQTT connection inside a session has events not yet taken.
+fn has_events(session: &BrokerSession) -> bool {
+    match session {
+        Either::Left(c) => c.has_events(),
+        Either::Right(ws) => ws.inner().has_events(),
+    }
+}
+
 /// A session's event: the same MQTT event on either transport.
 pub(crate) fn event(event: Either<Event, Event>) -> Event {
     match event {
@@ -122,6 +143,25 @@ pub(crate) fn event(event: Either<Event, Event>) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_thread_stops_reading_connections_with_events_not_taken() {
+        use monocoque_proto::mqtt::broker::ConnectionConfig;
+        let now = Instant::now();
+        let mut session = Counted(Either::Left(Connection::new(ConnectionConfig::default(), now)));
+        set_held(true);
+        assert!(session.wants_read(), "no events: reads on while held");
+        // A 3.1.1 CONNECT, client id "c": one event for the body.
+        let connect = b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x3c\x00\x01c";
+        session.handle_input(Bytes::from_static(connect), now);
+        assert!(!session.wants_read(), "held, with an event not taken: paused");
+        set_held(false);
+        assert!(session.wants_read(), "let go: reads again");
+        set_held(true);
+        assert!(session.poll_event().is_some());
+        assert!(session.wants_read(), "its events taken: reads again while held");
+        set_held(false);
+    }
 
     #[test]
     fn a_tcp_connection_pays_nothing_for_websocket_or_counting() {

@@ -23,6 +23,19 @@
 //!   ([`Mailbox::drain`] or [`Mailbox::try_recv`] until `None`): a message sent while
 //!   others were waiting brought no wake of its own.
 //! - **In order per sender.** Messages from one thread arrive in the order it sent them.
+//! - **A full sender is woken, not polling.** A sender that runs a driver of its own
+//!   sends with [`MailboxSender::send_or_notify`], giving its driver's [`Waker`]: a
+//!   `Full` then also registers that waker, in the same critical section that found
+//!   the queue full, and the receiver's next [`Mailbox::drain`] or
+//!   [`Mailbox::try_recv`] that takes a batch out wakes it once and forgets it (so no
+//!   wake is lost between "full" and "registered"). The sender waits in its own
+//!   `turn` for [`Activity::Woken`](super::Activity::Woken), no sleep, no spinning;
+//!   the wake may be spurious (another sender took the room first): it tries again
+//!   and registers again. A dropped mailbox wakes its waiters too, so nobody waits for
+//!   a receiver that is gone. Registrations are deduplicated by driver
+//!   ([`Waker::same_driver`]): the list holds at most one waker per driver that found
+//!   the mailbox full, however often it tries, so it is bounded by the threads that
+//!   send; it and the receiver's twin keep their allocation once grown.
 //!
 //! The queue is a mutex around a fixed-capacity ring, swapped wholesale with the
 //! receiver's own ring on each drain, so the receiver holds the lock for a pointer swap
@@ -75,6 +88,9 @@ struct State<M> {
     closed: bool,
     /// A wake failed: the next send wakes even into a non-empty queue.
     wake_owed: bool,
+    /// The drivers of senders that found the queue full, at most one waker per
+    /// driver: woken when the receiver takes the next batch (or goes).
+    waiters: Vec<Waker>,
 }
 
 struct Shared<M> {
@@ -97,6 +113,9 @@ pub struct Mailbox<M> {
     shared: Arc<Shared<M>>,
     /// Messages taken from the shared queue in the last swap and not yet handed out.
     local: VecDeque<M>,
+    /// The waiters taken out with the last batch, woken outside the lock (empty
+    /// between drains; swapped with the shared list so neither allocates again).
+    woken: Vec<Waker>,
 }
 
 /// A sending end: clone it for every thread that sends. `Send + Sync` when `M: Send`.
@@ -115,6 +134,7 @@ impl<M> Mailbox<M> {
                 queue: VecDeque::with_capacity(capacity),
                 closed: false,
                 wake_owed: false,
+                waiters: Vec::new(),
             }),
             capacity,
             waker,
@@ -125,6 +145,7 @@ impl<M> Mailbox<M> {
         let mailbox = Mailbox {
             shared,
             local: VecDeque::with_capacity(capacity),
+            woken: Vec::new(),
         };
         (mailbox, sender)
     }
@@ -170,10 +191,44 @@ impl<M> Mailbox<M> {
     }
 
     /// Swaps the (empty) local ring with the shared one: the lock is held for a swap.
+    /// The queue has room for `capacity` again, so the senders that found it full are
+    /// woken (after the lock is let go: a wake may be a syscall).
     fn refill(&mut self) {
         debug_assert!(self.local.is_empty());
         let mut state = self.shared.lock();
         std::mem::swap(&mut state.queue, &mut self.local);
+        if state.waiters.is_empty() {
+            return;
+        }
+        std::mem::swap(&mut state.waiters, &mut self.woken);
+        drop(state);
+        self.wake_waiters();
+    }
+
+    /// Wakes the waiters taken out of the shared list, once each. A waker whose wake
+    /// failed is registered again, so the next batch retries it rather than leave its
+    /// sender waiting for a wake that never came.
+    fn wake_waiters(&mut self) {
+        let mut failed = false;
+        self.woken.retain(|w| {
+            let kept = w.wake().is_err();
+            failed |= kept;
+            kept
+        });
+        if failed {
+            let mut state = self.shared.lock();
+            for w in self.woken.drain(..) {
+                register(&mut state.waiters, &w);
+            }
+        }
+    }
+}
+
+/// Adds `waker` to `waiters` unless a waker of the same driver is there already: one
+/// wake per driver is all a batch owes it.
+fn register(waiters: &mut Vec<Waker>, waker: &Waker) {
+    if !waiters.iter().any(|w| w.same_driver(waker)) {
+        waiters.push(waker.clone());
     }
 }
 
@@ -181,12 +236,29 @@ impl<M> MailboxSender<M> {
     /// Queues `msg` for the driver, waking it if the mailbox was empty. Fails at once,
     /// with the message, if the mailbox is full or closed.
     pub fn send(&self, msg: M) -> Result<(), MailboxError<M>> {
+        self.push(msg, None)
+    }
+
+    /// [`send`](Self::send) for a sender that runs a driver: if the mailbox is full,
+    /// `waker` (the sender's own driver's) is registered, in the same critical section,
+    /// to be woken once when the receiver takes its next batch out or drops the
+    /// mailbox. The sender waits for [`Activity::Woken`](super::Activity::Woken) in its
+    /// own `turn` and sends again (room may be gone again by then: it registers again).
+    /// A driver is registered at most once however often it finds the mailbox full.
+    pub fn send_or_notify(&self, msg: M, waker: &Waker) -> Result<(), MailboxError<M>> {
+        self.push(msg, Some(waker))
+    }
+
+    fn push(&self, msg: M, notify: Option<&Waker>) -> Result<(), MailboxError<M>> {
         let wake = {
             let mut state = self.shared.lock();
             if state.closed {
                 return Err(MailboxError::Closed(msg));
             }
             if state.queue.len() >= self.shared.capacity {
+                if let Some(waker) = notify {
+                    register(&mut state.waiters, waker);
+                }
                 return Err(MailboxError::Full(msg));
             }
             let wake = state.queue.is_empty() || state.wake_owed;
@@ -224,13 +296,18 @@ impl<M> Clone for MailboxSender<M> {
 
 impl<M> Drop for Mailbox<M> {
     fn drop(&mut self) {
-        let waiting = {
+        let (waiting, waiters) = {
             let mut state = self.shared.lock();
             state.closed = true;
-            std::mem::take(&mut state.queue)
+            (std::mem::take(&mut state.queue), std::mem::take(&mut state.waiters))
         };
         // Dropped outside the lock: a message's own drop may do anything.
         drop(waiting);
+        // A sender waiting for room learns, at its next send, that there is none to
+        // wait for (`Closed`). Nobody is left to retry a failed wake.
+        for w in waiters {
+            let _ = w.wake();
+        }
     }
 }
 
@@ -256,6 +333,7 @@ mod tests {
     use super::*;
     use crate::chassis::WakeSignal;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
 
     /// Counts signals; fails them while `broken` is set.
     #[derive(Clone, Default)]
@@ -395,6 +473,158 @@ mod tests {
         });
         assert!(next.iter().all(|&n| n == EACH));
         assert!(mb.try_recv().is_none());
+    }
+
+    /// A sending thread's own driver: its waker and how often it was signalled.
+    fn sender_driver() -> (Waker, Signals, crate::chassis::WakeLatch) {
+        let signals = Signals::default();
+        let (waker, latch) = Waker::new(signals.clone());
+        (waker, signals, latch)
+    }
+
+    fn wakes(signals: &Signals) -> usize {
+        signals.count.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn a_full_sender_is_woken_once_by_the_drain_that_makes_room() {
+        let (mut mb, tx, _, _) = mailbox::<u32>(2);
+        let (waker, signals, latch) = sender_driver();
+        tx.send_or_notify(0, &waker).unwrap();
+        tx.send_or_notify(1, &waker).unwrap();
+        assert_eq!(wakes(&signals), 0, "room: nothing registered, nothing woken");
+        for _ in 0..5 {
+            match tx.send_or_notify(2, &waker) {
+                Err(MailboxError::Full(m)) => assert_eq!(m, 2),
+                other => panic!("a third message in a mailbox of 2: {other:?}"),
+            }
+        }
+        assert_eq!(wakes(&signals), 0, "full: registered, not woken yet");
+        assert_eq!(mb.shared.lock().waiters.len(), 1, "five tries, one registration");
+        let mut out = Vec::new();
+        assert_eq!(mb.drain(&mut out), 2);
+        assert_eq!(wakes(&signals), 1, "the batch taken out woke the sender");
+        assert!(latch.consume());
+        assert!(mb.shared.lock().waiters.is_empty(), "woken once, then forgotten");
+        out.clear();
+        assert_eq!(mb.drain(&mut out), 0);
+        tx.send_or_notify(2, &waker).unwrap();
+        assert_eq!(mb.drain(&mut out), 1);
+        assert_eq!(wakes(&signals), 1, "no registration since: no further wake");
+        assert_eq!(out, [2]);
+    }
+
+    #[test]
+    fn try_recv_taking_a_batch_wakes_the_waiters_too() {
+        let (mut mb, tx, _, _) = mailbox::<u32>(1);
+        let (waker, signals, _latch) = sender_driver();
+        tx.send(0).unwrap();
+        assert!(matches!(tx.send_or_notify(1, &waker), Err(MailboxError::Full(1))));
+        assert_eq!(mb.try_recv(), Some(0));
+        assert_eq!(wakes(&signals), 1);
+        tx.send_or_notify(1, &waker).unwrap();
+        assert_eq!((mb.try_recv(), mb.try_recv()), (Some(1), None));
+        assert_eq!(wakes(&signals), 1);
+    }
+
+    #[test]
+    fn no_wake_for_a_sender_that_did_not_ask() {
+        let (mut mb, tx, _, _) = mailbox::<u32>(1);
+        let (waker, signals, _latch) = sender_driver();
+        tx.send_or_notify(0, &waker).unwrap();
+        // A plain `send` that finds it full registers nobody.
+        assert!(matches!(tx.send(1), Err(MailboxError::Full(1))));
+        let mut out = Vec::new();
+        assert_eq!(mb.drain(&mut out), 1);
+        assert_eq!(wakes(&signals), 0);
+        assert!(mb.shared.lock().waiters.is_empty());
+    }
+
+    #[test]
+    fn every_waiting_driver_is_woken_each_once() {
+        let (mut mb, tx, _, _) = mailbox::<u32>(1);
+        let (a, a_signals, _a_latch) = sender_driver();
+        let (b, b_signals, _b_latch) = sender_driver();
+        tx.send(0).unwrap();
+        // Two threads of driver `a` (clones of its waker) and one of `b`.
+        let a2 = a.clone();
+        assert!(tx.send_or_notify(1, &a).is_err());
+        assert!(tx.send_or_notify(2, &a2).is_err());
+        assert!(tx.send_or_notify(3, &b).is_err());
+        assert_eq!(mb.shared.lock().waiters.len(), 2, "one registration per driver");
+        assert_eq!(mb.try_recv(), Some(0));
+        assert_eq!((wakes(&a_signals), wakes(&b_signals)), (1, 1));
+    }
+
+    #[test]
+    fn a_failed_wake_of_a_waiter_is_retried_at_the_next_batch() {
+        let (mut mb, tx, _, _) = mailbox::<u32>(1);
+        let (waker, signals, _latch) = sender_driver();
+        tx.send(0).unwrap();
+        assert!(tx.send_or_notify(1, &waker).is_err());
+        signals.broken.store(true, Ordering::SeqCst);
+        assert_eq!(mb.try_recv(), Some(0));
+        assert_eq!(wakes(&signals), 0);
+        assert_eq!(mb.shared.lock().waiters.len(), 1, "still registered");
+        signals.broken.store(false, Ordering::SeqCst);
+        assert_eq!(mb.try_recv(), None);
+        assert_eq!(wakes(&signals), 1);
+        assert!(mb.shared.lock().waiters.is_empty());
+    }
+
+    #[test]
+    fn a_dropped_mailbox_wakes_its_waiters() {
+        let (mb, tx, _, _) = mailbox::<u32>(1);
+        let (waker, signals, _latch) = sender_driver();
+        tx.send(0).unwrap();
+        assert!(tx.send_or_notify(1, &waker).is_err());
+        drop(mb);
+        assert_eq!(wakes(&signals), 1, "nobody waits for a receiver that is gone");
+        assert!(matches!(tx.send_or_notify(1, &waker), Err(MailboxError::Closed(1))));
+    }
+
+    #[test]
+    fn a_sender_waiting_on_its_waker_delivers_everything_in_order() {
+        // The sender never spins: on `Full` it blocks until its "driver" is woken (a
+        // condition variable standing in for `turn`), then tries again.
+        const EACH: u64 = 20_000;
+        let (mut mb, tx, _, _) = mailbox::<u64>(16);
+        let woken = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        struct Cond(Arc<(Mutex<bool>, std::sync::Condvar)>);
+        impl WakeSignal for Cond {
+            fn signal(&self) -> io::Result<()> {
+                *self.0 .0.lock().unwrap() = true;
+                self.0 .1.notify_one();
+                Ok(())
+            }
+        }
+        let (waker, latch) = Waker::new(Cond(Arc::clone(&woken)));
+        let mut got = Vec::new();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut i = 0;
+                while i < EACH {
+                    match tx.send_or_notify(i, &waker) {
+                        Ok(()) => i += 1,
+                        Err(MailboxError::Full(_)) => {
+                            let mut w = woken.0.lock().unwrap();
+                            while !*w {
+                                w = woken.1.wait(w).unwrap();
+                            }
+                            *w = false;
+                            drop(w);
+                            latch.consume();
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            });
+            while (got.len() as u64) < EACH {
+                mb.drain(&mut got);
+                std::thread::yield_now();
+            }
+        });
+        assert_eq!(got, (0..EACH).collect::<Vec<_>>());
     }
 
     #[test]

@@ -277,6 +277,13 @@ impl Connection {
         self.dropped + self.outbox.as_ref().map_or(0, |o| o.dropped())
     }
 
+    /// Whether events wait for [`poll_event`](Session::poll_event): a body that holds
+    /// its input back (its messages for other threads have no room) reads no more from
+    /// a connection whose events it has not taken.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Accepts the `CONNECT`: sends `ack` and starts the keep-alive timer
     /// (`keep_alive` seconds, 0 for none, enforced at 1.5 times), then decodes what the
     /// client sent after its `CONNECT`.
