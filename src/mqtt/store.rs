@@ -11,6 +11,10 @@
 //! - `sessions`: client id → [`SessionRecord`]
 //! - `subscriptions`: (client id, filter) → [`SubscriptionRecord`]
 //! - `messages`: (client id, sequence) → the `PUBLISH` as the MQTT 5.0 codec writes it
+//! - `flights`: (client id, sequence) → [`Flight`] (the packet identifier a message was
+//!   sent with and whether it was released), so a restart resumes its flow with it
+//! - `deadlines`: (client id, sequence) → when the message expires (milliseconds since
+//!   the Unix epoch), so a restart does not count its interval again
 //! - `received`: (client id, packet id) → format byte (QoS 2 identifiers not yet released)
 //! - `retained`: topic → the retained `PUBLISH`
 //!
@@ -22,7 +26,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use monocoque_proto::mqtt::broker::{
-    decode_publish, encode_publish, RecordError, SessionRecord, StoreOp, StoredSession, SubscriptionRecord, FORMAT,
+    decode_publish, encode_publish, from_wall_millis, wall_millis, Flight, RecordError, SessionRecord, StoreOp,
+    StoredMessage, StoredSession, SubscriptionRecord, FORMAT,
 };
 use monocoque_proto::mqtt::Publish;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -31,6 +36,8 @@ const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions")
 const SUBSCRIPTIONS: TableDefinition<(&[u8], &[u8]), &[u8]> = TableDefinition::new("subscriptions");
 const MESSAGES: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new("messages");
 const RECEIVED: TableDefinition<(&[u8], u16), u8> = TableDefinition::new("received");
+const FLIGHTS: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new("flights");
+const DEADLINES: TableDefinition<(&[u8], u64), u64> = TableDefinition::new("deadlines");
 const RETAINED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("retained");
 
 /// Why the store could not be opened, read or written.
@@ -138,6 +145,8 @@ impl Store {
             txn.open_table(MESSAGES).map_err(db_err)?;
             txn.open_table(RECEIVED).map_err(db_err)?;
             txn.open_table(RETAINED).map_err(db_err)?;
+            txn.open_table(FLIGHTS).map_err(db_err)?;
+            txn.open_table(DEADLINES).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Store { db, path })
@@ -186,11 +195,26 @@ impl Store {
                 .subscriptions
                 .push((Bytes::copy_from_slice(filter), sub));
         }
+        let flights = txn.open_table(FLIGHTS).map_err(db_err)?;
+        let deadlines = txn.open_table(DEADLINES).map_err(db_err)?;
         for row in txn.open_table(MESSAGES).map_err(db_err)?.iter().map_err(db_err)? {
             let (k, v) = row.map_err(db_err)?;
             let (client, seq) = k.value();
             let publish = decode_publish(v.value()).map_err(record("messages", client))?;
-            owner(&mut sessions, "messages", client)?.messages.push((seq, publish));
+            let flight = match flights.get((client, seq)).map_err(db_err)? {
+                Some(f) => Some(Flight::decode(f.value()).map_err(record("flights", client))?),
+                None => None,
+            };
+            let expires_at = deadlines
+                .get((client, seq))
+                .map_err(db_err)?
+                .map(|d| from_wall_millis(d.value()));
+            owner(&mut sessions, "messages", client)?.messages.push(StoredMessage {
+                seq,
+                publish,
+                flight,
+                expires_at,
+            });
         }
         for row in txn.open_table(RECEIVED).map_err(db_err)?.iter().map_err(db_err)? {
             let (k, v) = row.map_err(db_err)?;
@@ -225,6 +249,8 @@ impl Store {
             let mut messages = txn.open_table(MESSAGES).map_err(db_err)?;
             let mut received = txn.open_table(RECEIVED).map_err(db_err)?;
             let mut retained = txn.open_table(RETAINED).map_err(db_err)?;
+            let mut flights = txn.open_table(FLIGHTS).map_err(db_err)?;
+            let mut deadlines = txn.open_table(DEADLINES).map_err(db_err)?;
             for op in ops {
                 match op {
                     StoreOp::Session { client, record } => {
@@ -239,6 +265,12 @@ impl Store {
                         messages
                             .retain_in((c, 0u64)..=(c, u64::MAX), |_, _| false)
                             .map_err(db_err)?;
+                        flights
+                            .retain_in((c, 0u64)..=(c, u64::MAX), |_, _| false)
+                            .map_err(db_err)?;
+                        deadlines
+                            .retain_in((c, 0u64)..=(c, u64::MAX), |_, _| false)
+                            .map_err(db_err)?;
                         received
                             .retain_in((c, 0u16)..=(c, u16::MAX), |_, _| false)
                             .map_err(db_err)?;
@@ -251,12 +283,29 @@ impl Store {
                     StoreOp::Unsubscribed { client, filter } => {
                         subscriptions.remove((&client[..], &filter[..])).map_err(db_err)?;
                     }
-                    StoreOp::Queued { client, seq, publish } => {
+                    StoreOp::Queued {
+                        client,
+                        seq,
+                        publish,
+                        expires_at,
+                    } => {
                         let bytes = encode_publish(publish).map_err(record("messages", client))?;
                         messages.insert((&client[..], *seq), &bytes[..]).map_err(db_err)?;
+                        if let Some(at) = expires_at {
+                            deadlines
+                                .insert((&client[..], *seq), wall_millis(*at))
+                                .map_err(db_err)?;
+                        }
+                    }
+                    StoreOp::InFlight { client, seq, flight } => {
+                        flights
+                            .insert((&client[..], *seq), &flight.encode()[..])
+                            .map_err(db_err)?;
                     }
                     StoreOp::Delivered { client, seq } => {
                         messages.remove((&client[..], *seq)).map_err(db_err)?;
+                        flights.remove((&client[..], *seq)).map_err(db_err)?;
+                        deadlines.remove((&client[..], *seq)).map_err(db_err)?;
                     }
                     StoreOp::Received { client, packet_id } => {
                         received.insert((&client[..], *packet_id), FORMAT).map_err(db_err)?;
