@@ -37,6 +37,7 @@ both_drivers! {
     sigterm_publishes_wills_and_exits_zero => sigterm_uring, sigterm_mio;
     an_unreceived_qos2_message_follows_its_session_to_another_thread => unreceived_uring, unreceived_mio;
     a_received_qos2_message_follows_as_its_pubrel => released_uring, released_mio;
+    a_store_written_by_more_threads_is_taken_in => fewer_threads_uring, fewer_threads_mio;
 }
 
 fn start(kind: DriverKind, threads: usize, sys: Option<Duration>) -> BrokerCluster {
@@ -504,6 +505,9 @@ fn subscriber_with_a_flow(cluster: &BrokerCluster, from: u16, id: &str) -> (TcpS
     sub.write_all(&[0x50, 2, hi, lo]).expect("PUBREC");
     assert_eq!(read_n(&mut sub, 4), [0x62, 2, hi, lo], "PUBREL");
     sub.write_all(&[0x70, 2, hi, lo]).expect("PUBCOMP");
+    // A PINGREQ answered: the PUBCOMP before it was handled (that flow is over).
+    sub.write_all(&[0xC0, 0]).expect("PINGREQ");
+    assert_eq!(read_n(&mut sub, 2), [0xD0, 0], "PINGRESP");
     (sub, cut)
 }
 
@@ -558,6 +562,38 @@ fn a_received_qos2_message_follows_as_its_pubrel(kind: DriverKind) {
         (dup, &payload[..]),
         (false, &b"end"[..]),
         "the next thing is the sentinel"
+    );
+    stop(cluster);
+}
+
+fn a_store_written_by_more_threads_is_taken_in(kind: DriverKind) {
+    // A session stored by thread 1 of a 2-thread broker (`thread-1.redb`), with a QoS 2
+    // message in flight, is still there when the broker restarts on 1 thread: thread 0
+    // takes the file in. Before, the file was ignored and the session lost.
+    let dir = support::TempDir::new("mqtt-threads-store");
+    let mut options = ClusterOptions::new(2, kind);
+    options.sys_interval = None;
+    options.data = Some(dir.path.clone());
+    let cluster = BrokerCluster::start(SocketAddr::from(([127, 0, 0, 1], 0)), options.clone(), |_| {
+        Access::default()
+    })
+    .expect("start the cluster");
+    let ports = ports_by_thread(&cluster, 1);
+    let (old, id) = subscriber_with_a_flow(&cluster, ports[1][0], "v-sub");
+    drop(old);
+    stop(cluster);
+    assert!(dir.path.join("thread-1.redb").exists());
+    options.threads = 1;
+    let cluster = BrokerCluster::start(SocketAddr::from(([127, 0, 0, 1], 0)), options, |_| Access::default())
+        .expect("restart on one thread");
+    assert!(!dir.path.join("thread-1.redb").exists(), "taken in by thread 0");
+    let (mut sub, ack) = raw_connect(&cluster, next_port(), "v-sub");
+    assert_eq!(ack, [0x20, 2, 1, 0], "Session Present 1 after the restart");
+    let (dup, again, payload) = read_qos2_publish(&mut sub, "z/a");
+    assert_eq!(
+        (dup, again, &payload[..]),
+        (true, id, &b"cut"[..]),
+        "DUP 1, same identifier"
     );
     stop(cluster);
 }

@@ -52,6 +52,15 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+    /// A store file taken in by another thread's store could not be deleted.
+    #[error("cannot delete the store {path} once taken in: {source}")]
+    Remove {
+        /// The file.
+        path: PathBuf,
+        /// What the file system said.
+        #[source]
+        source: io::Error,
+    },
     /// The database file could not be opened (locked by another broker, not a redb
     /// file, corrupt).
     #[error("cannot open the store {path}: {source}")]
@@ -132,7 +141,11 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         })?;
-        let path = Self::file(dir, thread);
+        Self::open_file(Self::file(dir, thread))
+    }
+
+    /// Opens (or creates) the store file `path`.
+    fn open_file(path: PathBuf) -> Result<Store, StoreError> {
         let db = Database::create(&path).map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
@@ -155,6 +168,92 @@ impl Store {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The store files under `dir` that no thread of a broker on `threads` threads
+    /// owns (`thread-M.redb`, M >= `threads`: left by a run with more threads) and
+    /// that thread `thread` takes in ([`absorb`](Self::absorb)): those with
+    /// M % `threads` == `thread`.
+    pub fn orphans(dir: &Path, threads: usize, thread: usize) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(usize, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name();
+                let m: usize = name
+                    .to_str()?
+                    .strip_prefix("thread-")?
+                    .strip_suffix(".redb")?
+                    .parse()
+                    .ok()?;
+                (m >= threads && m % threads.max(1) == thread).then(|| (m, e.path()))
+            })
+            .collect();
+        out.sort();
+        out.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// Moves everything the store file `other` holds into this store (one
+    /// transaction; its messages renumbered after this store's), then deletes the
+    /// file: a broker started with fewer threads than the run that wrote `other` keeps
+    /// those sessions rather than ignore them.
+    pub fn absorb(&mut self, other: &Path) -> Result<(), StoreError> {
+        let loaded = Self::open_file(other.to_path_buf())?.load()?;
+        let mut seq = {
+            let txn = self.db.begin_read().map_err(db_err)?;
+            let messages = txn.open_table(MESSAGES).map_err(db_err)?;
+            let mut max = 0;
+            for row in messages.iter().map_err(db_err)? {
+                max = max.max(row.map_err(db_err)?.0.value().1);
+            }
+            max
+        };
+        let mut ops = Vec::new();
+        for s in loaded.sessions {
+            let client = s.client;
+            ops.push(StoreOp::Session {
+                client: client.clone(),
+                record: s.record,
+            });
+            for (filter, record) in s.subscriptions {
+                ops.push(StoreOp::Subscribed {
+                    client: client.clone(),
+                    filter,
+                    record,
+                });
+            }
+            for m in s.messages {
+                seq += 1;
+                ops.push(StoreOp::Queued {
+                    client: client.clone(),
+                    seq,
+                    publish: m.publish,
+                    expires_at: m.expires_at,
+                });
+                if let Some(flight) = m.flight {
+                    ops.push(StoreOp::InFlight {
+                        client: client.clone(),
+                        seq,
+                        flight,
+                    });
+                }
+            }
+            for packet_id in s.received {
+                ops.push(StoreOp::Received {
+                    client: client.clone(),
+                    packet_id,
+                });
+            }
+        }
+        ops.extend(loaded.retained.into_iter().map(|publish| StoreOp::Retained { publish }));
+        self.apply(&ops)?;
+        std::fs::remove_file(other).map_err(|source| StoreError::Remove {
+            path: other.to_path_buf(),
+            source,
+        })?;
+        Ok(())
     }
 
     /// Reads everything back, checking every record: a corrupt one is an error, not
