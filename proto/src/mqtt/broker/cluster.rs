@@ -23,7 +23,7 @@
 //!   Session Present 1 and the flows resume with their identifiers [MQTT-4.4.0-1],
 //!   whichever thread the client lands on.
 //! - **Two `CONNECT`s of one client at once** on two threads: each `Takeover` carries
-//!   a Lamport stamp ([`Link::takeover`]), and the later in the order (stamp, thread)
+//!   a Lamport stamp (`Link::takeover`), and the later in the order (stamp, thread)
 //!   wins on every thread. The loser is refused (0x89 Server busy, the client may try
 //!   again) and, once its own answers are in, hands what it gathered to the winner, so
 //!   the session is neither lost nor split.

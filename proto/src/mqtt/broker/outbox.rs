@@ -519,4 +519,95 @@ mod tests {
         o.enqueue(message(QoS::AtLeastOnce, "c"));
         assert_eq!(o.start_next(10, now).unwrap().packet_id, 2);
     }
+
+    #[test]
+    fn stored_flows_report_each_step_and_restore_where_they_stood() {
+        // What the store follows: the identifier given, the release, the end.
+        let now = Instant::now();
+        let mut o = Outbox::new(10);
+        for (seq, payload) in [(5, "a"), (6, "b"), (7, "c")] {
+            let mut m = message(QoS::ExactlyOnce, payload);
+            m.seq = seq;
+            o.enqueue(m);
+        }
+        let mut plain = message(QoS::AtLeastOnce, "not stored");
+        plain.seq = 0;
+        o.enqueue(plain);
+        for _ in 0..4 {
+            o.start_next(10, now).unwrap();
+        }
+        assert_eq!(o.pubrec(2, ReasonCode::Success), RecOutcome::Release);
+        assert_eq!(
+            o.pubrec(2, ReasonCode::Success),
+            RecOutcome::Release,
+            "a repeat is no new step"
+        );
+        assert_eq!(o.pubrec(3, ReasonCode::Success), RecOutcome::Release);
+        assert!(o.pubcomp(3));
+        assert_eq!(
+            o.take_steps(),
+            [
+                FlowStep::Sent { seq: 5, packet_id: 1 },
+                FlowStep::Sent { seq: 6, packet_id: 2 },
+                FlowStep::Sent { seq: 7, packet_id: 3 },
+                FlowStep::Released { seq: 6, packet_id: 2 },
+                FlowStep::Released { seq: 7, packet_id: 3 },
+                FlowStep::Ended { seq: 7 },
+            ]
+        );
+        assert!(!o.has_steps());
+
+        // After a restart: the same identifiers and states, and new ones avoid them.
+        let mut r = Outbox::new(10);
+        let mut a = message(QoS::ExactlyOnce, "a");
+        a.seq = 5;
+        r.restore_in_flight(
+            a,
+            Flight {
+                packet_id: 1,
+                released: false,
+            },
+        );
+        let mut b = message(QoS::ExactlyOnce, "b");
+        b.seq = 6;
+        r.restore_in_flight(
+            b,
+            Flight {
+                packet_id: 2,
+                released: true,
+            },
+        );
+        let again: Vec<Packet> = r.resend().collect();
+        match &again[..] {
+            [Packet::Publish(p), Packet::PubRel(rel)] => {
+                assert!(p.dup && p.packet_id == 1 && &p.payload[..] == b"a");
+                assert_eq!(rel.packet_id, 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        r.enqueue(message(QoS::AtLeastOnce, "new"));
+        assert_eq!(r.start_next(10, now).unwrap().packet_id, 3);
+        assert!(r.pubcomp(2));
+        assert_eq!(r.take_steps(), [FlowStep::Ended { seq: 6 }]);
+
+        // Moving to another thread's store: each message renumbered, flights kept.
+        let mut next = 100;
+        let records = r.renumber(|| {
+            next += 1;
+            next
+        });
+        let summary: Vec<_> = records
+            .iter()
+            .map(|(seq, p, f, _)| (*seq, p.payload.clone(), f.map(|f| (f.packet_id, f.released))))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (101, bytes::Bytes::from("a"), Some((1, false))),
+                (102, bytes::Bytes::from("new"), Some((3, false))),
+            ]
+        );
+        assert!(r.puback(3));
+        assert_eq!(r.take_steps(), [FlowStep::Ended { seq: 102 }]);
+    }
 }
