@@ -521,3 +521,76 @@ fn two_connects_of_one_client_at_once_leave_the_later_one_with_the_session() {
     c.publish(4, "keep/x", "here", false);
     assert_eq!(c.messages(3), [m("keep/x", "here")]);
 }
+
+#[test]
+fn a_session_moving_threads_is_recorded_whole_in_the_new_threads_store() {
+    // Each thread has its own store: the old one forgets the session, the new one
+    // records all of it, flights with their identifiers and the inbound QoS 2 ids.
+    use super::StoreOp;
+    let mut c = Cluster::new(2);
+    for s in &mut c.states {
+        s.enable_store();
+    }
+    c.connect(1, 0, resume("roamer"));
+    c.send(
+        1,
+        Packet::Subscribe(Subscribe {
+            packet_id: 1,
+            properties: Properties::default(),
+            subscriptions: vec![Subscription {
+                filter: Bytes::from_static(b"q/#"),
+                options: SubscriptionOptions::qos(QoS::ExactlyOnce),
+            }],
+        }),
+    );
+    assert!(matches!(c.recv(1).first(), Some(Packet::SubAck(_))));
+    c.connect(2, 1, connect("pub"));
+    c.send(2, qos2("q/x", 1, "m"));
+    assert_eq!(flows(&c.recv(1)), [f("m", 1, false)]);
+    c.send(1, qos2("from/r", 7, "in"));
+    assert!(matches!(c.recv(1).first(), Some(Packet::PubRec(a)) if a.packet_id == 7));
+    let mut before = Vec::new();
+    c.states[0].drain_store_ops(&mut before);
+    assert!(
+        before
+            .iter()
+            .any(|op| matches!(op, StoreOp::InFlight { flight, .. } if flight.packet_id == 1 && !flight.released)),
+        "the identifier is recorded when the PUBLISH goes: {before:?}"
+    );
+    c.states[1].drain_store_ops(&mut Vec::new());
+    c.conns[1].insert(3, Connection::new(ConnectionConfig::default(), c.now));
+    c.clients
+        .insert(3, (1, Codec::client(ProtocolVersion::V5), SegmentedBuffer::new()));
+    c.send(3, Packet::Connect(Box::new(resume("roamer"))));
+    assert_eq!(flows(&c.recv(3)), [f("m", 1, true)]);
+    let mut old = Vec::new();
+    c.states[0].drain_store_ops(&mut old);
+    assert!(old.contains(&StoreOp::SessionDropped {
+        client: "roamer".into()
+    }));
+    let mut new = Vec::new();
+    c.states[1].drain_store_ops(&mut new);
+    let roamer = |client: &Bytes| client == "roamer";
+    assert!(new
+        .iter()
+        .any(|op| matches!(op, StoreOp::Session { client, .. } if roamer(client))));
+    assert!(new
+        .iter()
+        .any(|op| matches!(op, StoreOp::Subscribed { client, filter, .. } if roamer(client) && filter == "q/#")));
+    assert!(new
+        .iter()
+        .any(|op| matches!(op, StoreOp::Received { client, packet_id: 7 } if roamer(client))));
+    let queued = new.iter().find_map(|op| match op {
+        StoreOp::Queued {
+            client, seq, publish, ..
+        } if roamer(client) && publish.payload == "m" => Some(*seq),
+        _ => None,
+    });
+    let seq = queued.expect("the message in flight is recorded");
+    assert!(
+        new.iter().any(
+            |op| matches!(op, StoreOp::InFlight { seq: s, flight, .. } if *s == seq && flight.packet_id == 1 && !flight.released)
+        ),
+        "{new:?}"
+    );
+}

@@ -542,7 +542,13 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             }
         });
         let wall = self.wall;
+        // The client's unreleased QoS 2 identifiers are stored here now too.
+        let received = outbox.take_received();
         if let Some(ops) = self.store.as_mut() {
+            ops.extend(received.iter().map(|&packet_id| StoreOp::Received {
+                client: client.clone(),
+                packet_id,
+            }));
             for (seq, publish, flight, expires) in records {
                 let expires_at = match (expires, wall) {
                     (Some(at), Some((anchor, wall))) => {
@@ -565,6 +571,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 }
             }
         }
+        outbox.keep_received(received);
         if let Some(session) = self.sessions.get_mut(client) {
             session.outbox = Some(outbox);
         }
