@@ -65,7 +65,7 @@ fn main() {
     println!("\n| broker | connections | RSS before | RSS after | growth | per idle connection | kernel slab per socket (rough) |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let mut per = Vec::new();
-    for peer in Peer::ALL {
+    for peer in Peer::all() {
         let broker = BrokerProcess::start(peer);
         let (before, after, slab) = measure(&broker, connections);
         let growth = after.saturating_sub(before);

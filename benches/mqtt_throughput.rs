@@ -5,11 +5,15 @@
 //! cargo bench --bench mqtt_throughput             # full run (3 interleaved repetitions)
 //! cargo bench --bench mqtt_throughput -- --quick  # short runs, rough numbers
 //! cargo bench --bench mqtt_throughput -- --only uring --case qos0-1-1-16 # one case, for profiling
+//! scripts/install-rumqttd                         # adds rumqttd as a second peer (--only rumqttd)
 //! ```
 //!
 //! Each broker runs in a process of its own on one thread (ours: this binary re-run as
 //! `--broker-child uring|mio`, `monocoque::mqtt::Broker` on one driver; mosquitto 2.0,
-//! single-threaded, persistence and logging off). The load generator is this process:
+//! single-threaded, persistence and logging off), except rumqttd 0.20 when installed,
+//! which always runs its router and its listener on two threads (each a
+//! current-thread tokio runtime): its CPU per delivery is the comparable figure. The
+//! load generator is this process:
 //! one thread, all its MQTT 3.1.1 connections on our io_uring driver, packets decoded
 //! with `monocoque_proto::mqtt::Codec` (subscribers answer QoS 1 deliveries with
 //! `PUBACK`), the publisher's `PUBLISH` packets encoded once with the same codec and
@@ -140,12 +144,12 @@ fn main() {
     let only: Option<String> = value("--only");
     let only_case: Option<String> = value("--case");
     mqtt::raise_nofile();
-    let peers: Vec<Peer> = Peer::ALL
+    let peers: Vec<Peer> = Peer::all()
         .into_iter()
         .filter(|p| {
             only.as_deref().map_or(true, |o| match p {
                 Peer::Ours(k) => k.name() == o,
-                Peer::Mosquitto => o == "mosquitto",
+                other => other.name() == o,
             })
         })
         .collect();
@@ -277,7 +281,7 @@ struct LoadClient {
 impl LoadClient {
     fn new(client_id: &str, epoch: Instant) -> LoadClient {
         let mut out = IoArena::new();
-        out.put_slice(&connect_packet(client_id, 0));
+        out.put_slice(&connect_packet(client_id, 600));
         LoadClient {
             codec: Codec::client(ProtocolVersion::V3_1_1),
             input: SegmentedBuffer::new(),

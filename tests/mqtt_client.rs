@@ -139,7 +139,7 @@ fn retained_messages(driver: DriverKind) {
             m.retain,
             "a retained message sent because of the subscription [MQTT-3.3.1-9]"
         );
-        // An empty retained payload deletes it [MQTT-3.3.1-10].
+        // An empty retained payload deletes it (5.0 [MQTT-3.3.1-6], 3.1.1 [MQTT-3.3.1-10]).
         client.publish(&topic, "", QoS::AtLeastOnce, true).unwrap();
         let m = next(&mut sub);
         assert!(m.payload.is_empty());
@@ -152,7 +152,8 @@ fn retained_messages(driver: DriverKind) {
 
 /// A subscriber with a persistent session closes; messages published meanwhile are
 /// delivered when a client with its id comes back without a clean start, with
-/// Session Present 1: the server resumes the session of a Clean Start 0 [MQTT-3.1.2-4].
+/// Session Present 1: the server resumes the session of a Clean Start 0 (5.0
+/// [MQTT-3.1.2-5], 3.1.1 [MQTT-3.1.2-4]).
 fn persistent_session_across_client_reconnect(driver: DriverKind) {
     let broker = Mosquitto::start();
     for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {

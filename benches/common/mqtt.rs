@@ -1,6 +1,7 @@
 //! What the MQTT benchmarks share: the brokers under test as child processes (ours, by
-//! re-running this benchmark's own binary in broker mode, and mosquitto), their memory
-//! and CPU from `/proc`, and MQTT 3.1.1 packets encoded with the proto codec.
+//! re-running this benchmark's own binary in broker mode, mosquitto, and rumqttd when
+//! `scripts/install-rumqttd` built it), their memory and CPU from `/proc`, and MQTT 3.1.1
+//! packets encoded with the proto codec.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -25,24 +26,56 @@ pub enum Peer {
     Ours(DriverKind),
     /// mosquitto (single-threaded).
     Mosquitto,
+    /// rumqttd 0.20 (Rust, tokio: a router thread and a thread per listener), the
+    /// second peer: run where its binary is found ([`rumqttd_binary`]).
+    Rumqttd,
 }
 
 impl Peer {
-    /// Every broker, in table order.
-    pub const ALL: [Peer; 3] = [
-        Peer::Ours(DriverKind::Uring),
-        Peer::Ours(DriverKind::Mio),
-        Peer::Mosquitto,
-    ];
+    /// Every broker this machine can run, in table order: ours on each driver,
+    /// mosquitto, and rumqttd if [`rumqttd_binary`] finds it (a note says so if not).
+    pub fn all() -> Vec<Peer> {
+        let mut peers = vec![
+            Peer::Ours(DriverKind::Uring),
+            Peer::Ours(DriverKind::Mio),
+            Peer::Mosquitto,
+        ];
+        match rumqttd_binary() {
+            Some(_) => peers.push(Peer::Rumqttd),
+            None => println!(
+                "note: rumqttd not found (RUMQTTD, PATH, target/peers/bin): its column is left out; \
+                 scripts/install-rumqttd builds it (about 4 minutes of CPU)"
+            ),
+        }
+        peers
+    }
 
-    /// The name in the tables.
+    /// The name in the tables (and for `--only`).
     pub fn name(self) -> &'static str {
         match self {
             Peer::Ours(DriverKind::Uring) => "monocoque io_uring",
             Peer::Ours(DriverKind::Mio) => "monocoque mio",
             Peer::Mosquitto => "mosquitto",
+            Peer::Rumqttd => "rumqttd",
         }
     }
+}
+
+/// The rumqttd executable: `$RUMQTTD`, else `rumqttd` on `PATH`, else where
+/// `scripts/install-rumqttd` puts it (`target/peers/bin/rumqttd`).
+pub fn rumqttd_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("RUMQTTD") {
+        return Some(PathBuf::from(path));
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("rumqttd"))
+            .find(|candidate| candidate.is_file())
+    });
+    on_path.or_else(|| {
+        let installed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peers/bin/rumqttd");
+        installed.is_file().then_some(installed)
+    })
 }
 
 /// If this process was started as a broker child (`--broker-child uring|mio`), runs the
@@ -91,6 +124,7 @@ impl BrokerProcess {
         match peer {
             Peer::Ours(kind) => Self::ours(kind),
             Peer::Mosquitto => Self::mosquitto(),
+            Peer::Rumqttd => Self::rumqttd(),
         }
     }
 
@@ -123,26 +157,68 @@ impl BrokerProcess {
     }
 
     fn mosquitto() -> BrokerProcess {
+        Self::configured(
+            "mosquitto",
+            "mosquitto.conf",
+            |port| {
+                format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_type none\nlog_dest none\nmax_connections -1\nset_tcp_nodelay true\n")
+            },
+            |config| {
+                let mut command = Command::new("mosquitto");
+                command.arg("-c").arg(config);
+                command
+            },
+        )
+    }
+
+    /// rumqttd with one MQTT 3.1.1 listener, no console, metrics or WebSocket, room for
+    /// the memory bench's connections, and an inflight window above the benches' 500.
+    fn rumqttd() -> BrokerProcess {
+        let binary = rumqttd_binary().expect("rumqttd (scripts/install-rumqttd)");
+        Self::configured(
+            "rumqttd",
+            "rumqttd.toml",
+            |port| {
+                format!(
+                    "id = 0\n[router]\nid = 0\nmax_connections = 20000\nmax_outgoing_packet_count = 200\n\
+                 max_segment_size = 104857600\nmax_segment_count = 10\n\
+                 [v4.1]\nname = \"v4-1\"\nlisten = \"127.0.0.1:{port}\"\nnext_connection_delay_ms = 0\n\
+                 [v4.1.connections]\nconnection_timeout_ms = 60000\nmax_payload_size = 20480\n\
+                 max_inflight_count = 1000\ndynamic_filters = true\n"
+                )
+            },
+            |config| {
+                let mut command = Command::new(&binary);
+                command.arg("-q").arg("-c").arg(config);
+                command
+            },
+        )
+    }
+
+    /// Starts a broker configured by a file: `config(port)` is written to `file` in a
+    /// fresh directory and `command(path)` started, on another free port if the broker
+    /// exits (it lost the port to someone else) or does not answer within 10 s.
+    fn configured(
+        name: &str,
+        file: &str,
+        config: impl Fn(u16) -> String,
+        command: impl Fn(&std::path::Path) -> Command,
+    ) -> BrokerProcess {
         for attempt in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
                 .map(|a| a.port())
                 .expect("a free port");
-            let dir = std::env::temp_dir().join(format!("monocoque-mqtt-bench-{}-{attempt}", std::process::id()));
+            let dir =
+                std::env::temp_dir().join(format!("monocoque-mqtt-bench-{name}-{}-{attempt}", std::process::id()));
             std::fs::create_dir_all(&dir).expect("temp dir");
-            let config = dir.join("mosquitto.conf");
-            std::fs::write(
-                &config,
-                format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_type none\nlog_dest none\nmax_connections -1\nset_tcp_nodelay true\n"),
-            )
-            .expect("write mosquitto.conf");
-            let child = Command::new("mosquitto")
-                .arg("-c")
-                .arg(&config)
+            let path = dir.join(file);
+            std::fs::write(&path, config(port)).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+            let child = command(&path)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .expect("spawn mosquitto (is it installed?)");
+                .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
             let pid = child.id();
             let mut broker = BrokerProcess {
                 child,
@@ -162,7 +238,7 @@ impl BrokerProcess {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        panic!("mosquitto did not start");
+        panic!("{name} did not start");
     }
 
     /// Whether a fresh connection gets a `CONNACK`.
@@ -171,7 +247,7 @@ impl BrokerProcess {
             if let Ok(mut s) = TcpStream::connect(self.addr) {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
                 let mut ack = [0u8; 4];
-                if s.write_all(&connect_packet("bench-probe", 0)).is_ok()
+                if s.write_all(&connect_packet("bench-probe", 600)).is_ok()
                     && s.read_exact(&mut ack).is_ok()
                     && ack[0] == 0x20
                 {
@@ -233,7 +309,8 @@ pub fn encode(packet: &Packet) -> Vec<u8> {
     arena.to_vec()
 }
 
-/// A 3.1.1 `CONNECT` with Clean Session and `keep_alive` seconds.
+/// A 3.1.1 `CONNECT` with Clean Session and `keep_alive` seconds (the benches ask for
+/// 600: long enough for any run, and rumqttd refuses 0 with `ZeroKeepAlive`).
 pub fn connect_packet(client_id: &str, keep_alive: u16) -> Vec<u8> {
     encode(&Packet::Connect(Box::new(Connect {
         protocol: ProtocolVersion::V3_1_1,

@@ -243,7 +243,8 @@ fn an_offline_session_queues_and_resumes_with_resends_then_the_queue() {
     // [MQTT-3.1.2-5] (3.1.1) / [MQTT-3.1.2-23] (5.0): the session stores QoS 1 and 2
     // messages while the client is away; [MQTT-4.4.0-1]: on resumption, unacknowledged
     // PUBLISH (DUP 1 [MQTT-3.3.1-1]) and PUBREL are resent with their identifiers, in
-    // order, then the queue drains; [MQTT-3.2.2-2]: session present 1.
+    // order, then the queue drains; session present 1 (3.1.1 [MQTT-3.2.2-2], 5.0
+    // [MQTT-3.2.2-3]).
     for (version, expiry) in [(V311, None), (V5, Some(60))] {
         let mut net = Net::new();
         let t = net.at(0);
@@ -530,8 +531,8 @@ fn a_huge_remaining_length_closes_without_buffering() {
 
 #[test]
 fn the_disconnect_may_change_the_session_expiry_but_not_from_zero() {
-    // [MQTT-3.1.2-23] with the DISCONNECT's interval; [MQTT-3.14.2-2]: from 0 it is a
-    // protocol error.
+    // [MQTT-3.1.2-23] with the DISCONNECT's interval; from 0 it is a
+    // protocol error (5.0 3.14.2.2.2, a sentence without a statement number).
     let mut net = Net::new();
     let t = net.at(0);
     net.connect(1, connect(V5, "shorter", false, Some(600)), t);

@@ -193,7 +193,8 @@ fn payloads(packets: Vec<Packet>) -> Vec<String> {
 
 // ---- Topic aliases ----
 
-/// [MQTT-3.2.2-17] the Topic Alias Maximum is announced in CONNACK;
+/// The Topic Alias Maximum is announced in CONNACK (5.0 3.2.2.3.8; the statement
+/// that binds it, [MQTT-3.2.2-17], binds the client);
 /// [MQTT-3.3.2-12] the server accepts every alias from 1 to it (set, use, replace).
 #[test]
 fn client_aliases_are_announced_and_resolved() {
@@ -231,9 +232,10 @@ fn client_aliases_are_announced_and_resolved() {
     );
 }
 
-/// [MQTT-3.2.2-17] an alias above the maximum gets DISCONNECT 0x94; 3.3.2.3.4: an
-/// unknown alias with an empty topic is a Protocol Error (0x82). Alias 0
-/// [MQTT-3.3.2-8] is refused by the decoder with 0x94 as well.
+/// An alias above the announced maximum (which [MQTT-3.3.2-9] forbids the client)
+/// gets DISCONNECT 0x94; 3.3.2.3.4: an unknown alias with an empty topic is a
+/// Protocol Error (0x82). Alias 0 [MQTT-3.3.2-8] is refused by the decoder with 0x94
+/// as well.
 #[test]
 fn invalid_and_unknown_aliases_disconnect() {
     for (packet, code) in [

@@ -1021,7 +1021,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         }
         let assigned = connect.client_id.is_empty();
         let client = if assigned {
-            // 3.1.1 assigns one only to a clean session [MQTT-3.1.3-7]; 3.1 never.
+            // 3.1.1 assigns one only to a clean session (3.1.1 [MQTT-3.1.3-8]); 3.1 never.
             if !v5 && (!connect.clean_start || connect.protocol == ProtocolVersion::V3_1) {
                 if let Some(c) = conns.connection(key) {
                     c.refuse(ReasonCode::ClientIdentifierNotValid);
@@ -1547,7 +1547,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             properties: Properties::default(),
             codes,
         }));
-        // Retained messages follow the SUBACK, with RETAIN 1 [MQTT-3.3.1-9].
+        // Retained messages follow the SUBACK, with RETAIN 1 (3.1.1 [MQTT-3.3.1-8]; 5.0 3.3.1.3).
         for (filter, qos) in retained_for {
             for message in self.retained.matching(&filter, now) {
                 let mut out = message.clone();
