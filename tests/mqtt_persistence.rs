@@ -23,6 +23,8 @@ both_drivers! {
     retained_messages_and_subscriptions_survive => retained_uring, retained_mio;
     a_qos2_flow_cut_by_the_restart_completes_once => qos2_flow_uring, qos2_flow_mio;
     a_corrupt_store_is_a_clear_error_at_start => corrupt_uring, corrupt_mio;
+    an_unreceived_qos2_message_comes_back_with_its_identifier => unreceived_uring, unreceived_mio;
+    a_received_qos2_message_comes_back_as_its_pubrel => released_uring, released_mio;
 }
 
 /// The broker as a child process, killed on drop.
@@ -382,4 +384,109 @@ fn a_corrupt_store_is_a_clear_error_at_start(kind: DriverKind) {
         err.contains("corrupt record in table sessions") && err.contains("unknown record format 9"),
         "{err}"
     );
+}
+
+/// A raw 3.1.1 subscriber with a persistent session ("-c"), subscribed at QoS 2 to
+/// `filter` (1 to 9 bytes).
+fn raw_subscriber(port: u16, id: &str, filter: &str) -> TcpStream {
+    let (mut stream, ack) = raw_connect(port, id);
+    assert_eq!(ack[..2], [0x20, 2]);
+    let mut packet = vec![0x82, (2 + 2 + filter.len() + 1) as u8, 0, 1, 0, filter.len() as u8];
+    packet.extend_from_slice(filter.as_bytes());
+    packet.push(2);
+    stream.write_all(&packet).expect("SUBSCRIBE");
+    assert_eq!(read_n(&mut stream, 5), [0x90, 3, 0, 1, 2], "SUBACK granting QoS 2");
+    stream
+}
+
+/// Reads one QoS 2 PUBLISH of topic `topic`: (DUP flag, packet identifier, payload).
+fn read_qos2_publish(stream: &mut TcpStream, topic: &str) -> (bool, u16, Vec<u8>) {
+    let head = read_n(stream, 2);
+    assert_eq!(head[0] & 0xF6, 0x34, "a QoS 2 PUBLISH: {head:?}");
+    let body = read_n(stream, usize::from(head[1]));
+    let t = 2 + topic.len();
+    assert_eq!(&body[2..t], topic.as_bytes());
+    (
+        head[0] & 0x08 != 0,
+        u16::from_be_bytes([body[t], body[t + 1]]),
+        body[t + 2..].to_vec(),
+    )
+}
+
+/// A PINGREQ answered: the broker has finished (and committed) the turns before it.
+fn ping(stream: &mut TcpStream) {
+    stream.write_all(&[0xC0, 0]).expect("PINGREQ");
+    assert_eq!(read_n(stream, 2), [0xD0, 0], "PINGRESP");
+}
+
+fn an_unreceived_qos2_message_comes_back_with_its_identifier(kind: DriverKind) {
+    // [MQTT-4.4.0-1]: resent with DUP 1 and the SAME packet identifier after a SIGKILL,
+    // so the client recognises it; before, it restarted as a new flow (new id, DUP 0).
+    let dir = TempDir::new("mqtt-persist");
+    let broker = CliBroker::start(kind, &dir.path, 0);
+    let port = broker.port;
+    let mut sub = raw_subscriber(port, "x-sub", "x/#");
+    // Two messages, so the first identifier is not 1 by chance alone.
+    for m in ["zero", "first"] {
+        run("mosquitto_pub", port, &["-q", "2", "-t", "x/a", "-m", m], None);
+    }
+    let (dup, zero, payload) = read_qos2_publish(&mut sub, "x/a");
+    assert_eq!((dup, &payload[..]), (false, &b"zero"[..]));
+    let (dup, id, payload) = read_qos2_publish(&mut sub, "x/a");
+    assert_eq!((dup, &payload[..]), (false, &b"first"[..]));
+    assert_ne!(id, zero);
+    // The first flow completes; the second is cut by the kill before its PUBREC.
+    let [zh, zl] = zero.to_be_bytes();
+    sub.write_all(&[0x50, 2, zh, zl]).expect("PUBREC");
+    assert_eq!(read_n(&mut sub, 4), [0x62, 2, zh, zl], "PUBREL");
+    sub.write_all(&[0x70, 2, zh, zl]).expect("PUBCOMP");
+    ping(&mut sub);
+    broker.kill();
+    drop(sub);
+    let _broker = CliBroker::start(kind, &dir.path, port);
+    let (mut sub, ack) = raw_connect(port, "x-sub");
+    assert_eq!(ack, [0x20, 2, 1, 0], "the session is present after the restart");
+    let (dup, again, payload) = read_qos2_publish(&mut sub, "x/a");
+    assert_eq!(
+        (dup, again, &payload[..]),
+        (true, id, &b"first"[..]),
+        "DUP 1, same identifier"
+    );
+    let [hi, lo] = id.to_be_bytes();
+    sub.write_all(&[0x50, 2, hi, lo]).expect("PUBREC");
+    assert_eq!(read_n(&mut sub, 4), [0x62, 2, hi, lo], "PUBREL");
+    sub.write_all(&[0x70, 2, hi, lo]).expect("PUBCOMP");
+    // Nothing else was owed: the next message is the next one, with a new identifier.
+    run("mosquitto_pub", port, &["-q", "2", "-t", "x/a", "-m", "next"], None);
+    let (dup, next, payload) = read_qos2_publish(&mut sub, "x/a");
+    assert_eq!((dup, &payload[..]), (false, &b"next"[..]));
+    assert_ne!(next, id);
+}
+
+fn a_received_qos2_message_comes_back_as_its_pubrel(kind: DriverKind) {
+    // The subscriber sent PUBREC before the SIGKILL: the broker resends PUBREL for that
+    // identifier, and never the PUBLISH (the client would take it as a new message).
+    let dir = TempDir::new("mqtt-persist");
+    let broker = CliBroker::start(kind, &dir.path, 0);
+    let port = broker.port;
+    let mut sub = raw_subscriber(port, "y-sub", "y/#");
+    run("mosquitto_pub", port, &["-q", "2", "-t", "y/a", "-m", "once"], None);
+    let (dup, id, payload) = read_qos2_publish(&mut sub, "y/a");
+    assert_eq!((dup, &payload[..]), (false, &b"once"[..]));
+    let [hi, lo] = id.to_be_bytes();
+    sub.write_all(&[0x50, 2, hi, lo]).expect("PUBREC");
+    assert_eq!(read_n(&mut sub, 4), [0x62, 2, hi, lo], "PUBREL");
+    ping(&mut sub);
+    broker.kill();
+    drop(sub);
+    let _broker = CliBroker::start(kind, &dir.path, port);
+    let (mut sub, ack) = raw_connect(port, "y-sub");
+    assert_eq!(ack, [0x20, 2, 1, 0], "the session is present after the restart");
+    assert_eq!(read_n(&mut sub, 4), [0x62, 2, hi, lo], "PUBREL for the same identifier");
+    sub.write_all(&[0x70, 2, hi, lo]).expect("PUBCOMP");
+    // A sentinel: the next thing the subscriber sees is it, not "once" again.
+    run("mosquitto_pub", port, &["-q", "2", "-t", "y/end", "-m", "end"], None);
+    let (dup, next, payload) = read_qos2_publish(&mut sub, "y/end");
+    assert_eq!((dup, &payload[..]), (false, &b"end"[..]));
+    assert_ne!(next, 0);
 }

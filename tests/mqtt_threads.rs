@@ -37,6 +37,9 @@ both_drivers! {
     sys_topics_summed_over_threads => sys_uring, sys_mio;
     sigterm_publishes_wills_and_exits_zero => sigterm_uring, sigterm_mio;
     a_burst_past_the_mailbox_arrives_whole_and_in_order => burst_uring, burst_mio;
+    an_unreceived_qos2_message_follows_its_session_to_another_thread => unreceived_uring, unreceived_mio;
+    a_received_qos2_message_follows_as_its_pubrel => released_uring, released_mio;
+    a_store_written_by_more_threads_is_taken_in => fewer_threads_uring, fewer_threads_mio;
 }
 
 fn start(kind: DriverKind, threads: usize, sys: Option<Duration>) -> BrokerCluster {
@@ -618,5 +621,166 @@ fn a_burst_past_the_mailbox_arrives_whole_and_in_order(kind: DriverKind) {
     for p in publishers {
         drop(p.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
     }
+    stop(cluster);
+}
+
+/// A raw TCP client from local port `from` (so it lands on the thread probed for it).
+fn raw_from(cluster: &BrokerCluster, from: u16) -> TcpStream {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+    socket.set_reuse_address(true).expect("SO_REUSEADDR");
+    socket.set_linger(Some(Duration::ZERO)).expect("SO_LINGER");
+    socket
+        .bind(&SocketAddrV4::new([127, 0, 0, 1].into(), from).into())
+        .expect("bind the probed port");
+    socket.connect(&cluster.local_addr().into()).expect("connect");
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    stream
+}
+
+fn read_n(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    stream.read_exact(&mut buf).expect("the broker's answer");
+    buf
+}
+
+/// A 3.1.1 CONNECT with Clean Session 0 for `id` from local port `from`; the CONNACK.
+fn raw_connect(cluster: &BrokerCluster, from: u16, id: &str) -> (TcpStream, Vec<u8>) {
+    let mut stream = raw_from(cluster, from);
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x00, 0, 0];
+    body.extend_from_slice(&(id.len() as u16).to_be_bytes());
+    body.extend_from_slice(id.as_bytes());
+    let mut packet = vec![0x10, body.len() as u8];
+    packet.extend(body);
+    stream.write_all(&packet).expect("CONNECT");
+    let ack = read_n(&mut stream, 4);
+    (stream, ack)
+}
+
+/// Reads one QoS 2 PUBLISH of `topic`: (DUP flag, packet identifier, payload).
+fn read_qos2_publish(stream: &mut TcpStream, topic: &str) -> (bool, u16, Vec<u8>) {
+    let head = read_n(stream, 2);
+    assert_eq!(head[0] & 0xF6, 0x34, "a QoS 2 PUBLISH: {head:?}");
+    let body = read_n(stream, usize::from(head[1]));
+    let t = 2 + topic.len();
+    assert_eq!(&body[2..t], topic.as_bytes());
+    (
+        head[0] & 0x08 != 0,
+        u16::from_be_bytes([body[t], body[t + 1]]),
+        body[t + 2..].to_vec(),
+    )
+}
+
+/// A persistent raw subscriber on the thread of local port `from`, subscribed at QoS 2
+/// to `z/#`, that has received the QoS 2 message "cut" (not acknowledged): its stream
+/// and the message's packet identifier.
+fn subscriber_with_a_flow(cluster: &BrokerCluster, from: u16, id: &str) -> (TcpStream, u16) {
+    let (mut sub, ack) = raw_connect(cluster, from, id);
+    assert_eq!(ack, [0x20, 2, 0, 0]);
+    sub.write_all(&[0x82, 8, 0, 1, 0, 3, b'z', b'/', b'#', 2])
+        .expect("SUBSCRIBE");
+    assert_eq!(read_n(&mut sub, 5), [0x90, 3, 0, 1, 2], "SUBACK");
+    // Two messages, so the identifier of the one cut is not 1 by chance alone.
+    for m in ["done", "cut"] {
+        mosquitto_pub(cluster.local_addr().port(), &["-q", "2", "-t", "z/a", "-m", m]);
+    }
+    let (_, done, payload) = read_qos2_publish(&mut sub, "z/a");
+    assert_eq!(payload, b"done");
+    let (dup, cut, payload) = read_qos2_publish(&mut sub, "z/a");
+    assert_eq!((dup, &payload[..]), (false, &b"cut"[..]));
+    let [hi, lo] = done.to_be_bytes();
+    sub.write_all(&[0x50, 2, hi, lo]).expect("PUBREC");
+    assert_eq!(read_n(&mut sub, 4), [0x62, 2, hi, lo], "PUBREL");
+    sub.write_all(&[0x70, 2, hi, lo]).expect("PUBCOMP");
+    // A PINGREQ answered: the PUBCOMP before it was handled (that flow is over).
+    sub.write_all(&[0xC0, 0]).expect("PINGREQ");
+    assert_eq!(read_n(&mut sub, 2), [0xD0, 0], "PINGRESP");
+    (sub, cut)
+}
+
+fn an_unreceived_qos2_message_follows_its_session_to_another_thread(kind: DriverKind) {
+    // The session moves from thread 0 to thread 1 whole: Session Present 1 and the
+    // message in flight resent with DUP 1 and its identifier [MQTT-4.4.0-1]. Before,
+    // the CONNACK said 0 and the message came again as a new flow (new id, DUP 0).
+    let cluster = start(kind, 2, None);
+    let ports = ports_by_thread(&cluster, 1);
+    let (old, id) = subscriber_with_a_flow(&cluster, ports[0][0], "z-sub");
+    // It comes back on thread 1 while the old connection is still open (a takeover).
+    let (mut sub, ack) = raw_connect(&cluster, ports[1][0], "z-sub");
+    assert_eq!(ack, [0x20, 2, 1, 0], "Session Present 1 on the other thread");
+    let (dup, again, payload) = read_qos2_publish(&mut sub, "z/a");
+    assert_eq!(
+        (dup, again, &payload[..]),
+        (true, id, &b"cut"[..]),
+        "DUP 1, same identifier"
+    );
+    let [hi, lo] = id.to_be_bytes();
+    sub.write_all(&[0x50, 2, hi, lo]).expect("PUBREC");
+    assert_eq!(read_n(&mut sub, 4), [0x62, 2, hi, lo], "PUBREL");
+    sub.write_all(&[0x70, 2, hi, lo]).expect("PUBCOMP");
+    mosquitto_pub(cluster.local_addr().port(), &["-q", "2", "-t", "z/a", "-m", "next"]);
+    let (dup, next, payload) = read_qos2_publish(&mut sub, "z/a");
+    assert_eq!((dup, &payload[..]), (false, &b"next"[..]));
+    assert_ne!(next, id);
+    drop(old);
+    stop(cluster);
+}
+
+fn a_received_qos2_message_follows_as_its_pubrel(kind: DriverKind) {
+    // PUBREC sent on thread 0, then the client leaves and comes back on thread 1: it
+    // gets PUBREL for that identifier and never the PUBLISH again.
+    let cluster = start(kind, 2, None);
+    let ports = ports_by_thread(&cluster, 1);
+    let (mut old, id) = subscriber_with_a_flow(&cluster, ports[0][0], "w-sub");
+    let [hi, lo] = id.to_be_bytes();
+    old.write_all(&[0x50, 2, hi, lo]).expect("PUBREC");
+    assert_eq!(read_n(&mut old, 4), [0x62, 2, hi, lo], "PUBREL");
+    // DISCONNECT: the session waits offline on thread 0.
+    old.write_all(&[0xE0, 0]).expect("DISCONNECT");
+    let mut rest = Vec::new();
+    let _ = old.read_to_end(&mut rest);
+    let (mut sub, ack) = raw_connect(&cluster, ports[1][0], "w-sub");
+    assert_eq!(ack, [0x20, 2, 1, 0], "Session Present 1 on the other thread");
+    assert_eq!(read_n(&mut sub, 4), [0x62, 2, hi, lo], "PUBREL for the same identifier");
+    sub.write_all(&[0x70, 2, hi, lo]).expect("PUBCOMP");
+    mosquitto_pub(cluster.local_addr().port(), &["-q", "2", "-t", "z/end", "-m", "end"]);
+    let (dup, _, payload) = read_qos2_publish(&mut sub, "z/end");
+    assert_eq!(
+        (dup, &payload[..]),
+        (false, &b"end"[..]),
+        "the next thing is the sentinel"
+    );
+    stop(cluster);
+}
+
+fn a_store_written_by_more_threads_is_taken_in(kind: DriverKind) {
+    // A session stored by thread 1 of a 2-thread broker (`thread-1.redb`), with a QoS 2
+    // message in flight, is still there when the broker restarts on 1 thread: thread 0
+    // takes the file in. Before, the file was ignored and the session lost.
+    let dir = support::TempDir::new("mqtt-threads-store");
+    let mut options = ClusterOptions::new(2, kind);
+    options.sys_interval = None;
+    options.data = Some(dir.path.clone());
+    let cluster = BrokerCluster::start(SocketAddr::from(([127, 0, 0, 1], 0)), options.clone(), |_| {
+        Access::default()
+    })
+    .expect("start the cluster");
+    let ports = ports_by_thread(&cluster, 1);
+    let (old, id) = subscriber_with_a_flow(&cluster, ports[1][0], "v-sub");
+    drop(old);
+    stop(cluster);
+    assert!(dir.path.join("thread-1.redb").exists());
+    options.threads = 1;
+    let cluster = BrokerCluster::start(SocketAddr::from(([127, 0, 0, 1], 0)), options, |_| Access::default())
+        .expect("restart on one thread");
+    assert!(!dir.path.join("thread-1.redb").exists(), "taken in by thread 0");
+    let (mut sub, ack) = raw_connect(&cluster, next_port(), "v-sub");
+    assert_eq!(ack, [0x20, 2, 1, 0], "Session Present 1 after the restart");
+    let (dup, again, payload) = read_qos2_publish(&mut sub, "z/a");
+    assert_eq!(
+        (dup, again, &payload[..]),
+        (true, id, &b"cut"[..]),
+        "DUP 1, same identifier"
+    );
     stop(cluster);
 }

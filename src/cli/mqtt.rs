@@ -1,7 +1,8 @@
 //! `monocoque mqtt ...`: the MQTT broker and its `pub`/`sub` clients.
 //!
 //! - `broker [--listen ADDR] [--config FILE] [--driver uring|mio] [--threads N]
-//!   [--data DIR | --no-store]` runs the broker on N driver threads (default 1), each
+//!   [--data DIR | --no-store]` runs the broker on N driver threads (default: one per
+//!   core, [`default_threads`](monocoque::mqtt::default_threads)), each
 //!   with its own listener on ADDR (default: the file's `listen`, else
 //!   127.0.0.1:1883), until SIGTERM or SIGINT, which shut it down cleanly (no more
 //!   connections, `DISCONNECT` 0x8B to 5.0 clients, every will published, output
@@ -32,7 +33,7 @@ pub mod pubsub;
 
 use super::client::driver_kind;
 use monocoque::driver::DriverKind;
-use monocoque::mqtt::{BrokerCluster, BrokerConfig, ClusterOptions, DEFAULT_SYS_INTERVAL};
+use monocoque::mqtt::{default_threads, BrokerCluster, BrokerConfig, ClusterOptions, DEFAULT_SYS_INTERVAL};
 use monocoque::proto::mqtt::broker::PasswordHash;
 
 /// The address `monocoque mqtt broker` listens on unless `--listen` or the config
@@ -57,7 +58,7 @@ pub struct MqttArgs {
 /// The `monocoque mqtt` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum MqttCommand {
-    /// Run an MQTT 3.1.1/5.0 broker on N driver threads (--threads, default 1).
+    /// Run an MQTT 3.1.1/5.0 broker on N driver threads (--threads, default one per core).
     Broker {
         /// The address to listen on [default: the config file's `listen`, else 127.0.0.1:1883].
         #[arg(long, value_name = "ADDR")]
@@ -72,9 +73,9 @@ pub enum MqttCommand {
         /// (default: off).
         #[arg(long, value_name = "ADDR")]
         ws_listen: Option<SocketAddr>,
-        /// Driver threads, each with its own listener on the same port [default: 1].
-        /// Above 1, a session that reconnects to another thread gets Session Present 0
-        /// and its in-flight QoS 2 messages may arrive twice (see the README).
+        /// Driver threads, each with its own listener on the same port [default: one
+        /// per core]. A session that reconnects on another thread moves there whole
+        /// (Session Present 1, in-flight messages resent with their packet identifiers).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         threads: Option<u16>,
         /// The directory of the store: persistent sessions, their subscriptions and
@@ -140,7 +141,7 @@ fn broker(
     threads: Option<u16>,
     data: Option<PathBuf>,
 ) -> ExitCode {
-    let threads = threads.map_or(1, usize::from);
+    let threads = threads.map_or_else(default_threads, usize::from);
     // Each thread gets its own rules: the file is read once and parsed per thread.
     let text = match config.as_deref().map(std::fs::read_to_string).transpose() {
         Ok(text) => text,

@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use monocoque_mio::{MioConfig, MioDriver};
 use monocoque_proto::mqtt::broker::{
@@ -300,6 +300,8 @@ impl Broker {
             loaded.retained,
             self.config.max_queued_messages,
             Instant::now(),
+            // Deadlines are kept in wall time: the two clocks read together.
+            SystemTime::now(),
         );
         self.store = Some(store);
         Ok(())

@@ -221,7 +221,12 @@ impl BrokerCluster {
                     let built = Broker::cluster_member(addr, kind, connection, access, me, threads, cap).and_then(
                         |(mut broker, sender)| {
                             if let Some(dir) = &data {
-                                broker.attach_store(Store::open(dir, me)?)?;
+                                let mut store = Store::open(dir, me)?;
+                                // A run with more threads left files no thread owns now.
+                                for orphan in Store::orphans(dir, threads, me) {
+                                    store.absorb(&orphan)?;
+                                }
+                                broker.attach_store(store)?;
                             }
                             let ws = ws.map(|a| broker.listen_websocket(a)).transpose()?;
                             let stopper = broker.stopper()?;

@@ -11,6 +11,10 @@
 //! - `sessions`: client id → [`SessionRecord`]
 //! - `subscriptions`: (client id, filter) → [`SubscriptionRecord`]
 //! - `messages`: (client id, sequence) → the `PUBLISH` as the MQTT 5.0 codec writes it
+//! - `flights`: (client id, sequence) → [`Flight`] (the packet identifier a message was
+//!   sent with and whether it was released), so a restart resumes its flow with it
+//! - `deadlines`: (client id, sequence) → when the message expires (milliseconds since
+//!   the Unix epoch), so a restart does not count its interval again
 //! - `received`: (client id, packet id) → format byte (QoS 2 identifiers not yet released)
 //! - `retained`: topic → the retained `PUBLISH`
 //!
@@ -22,7 +26,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use monocoque_proto::mqtt::broker::{
-    decode_publish, encode_publish, RecordError, SessionRecord, StoreOp, StoredSession, SubscriptionRecord, FORMAT,
+    decode_publish, encode_publish, from_wall_millis, wall_millis, Flight, RecordError, SessionRecord, StoreOp,
+    StoredMessage, StoredSession, SubscriptionRecord, FORMAT,
 };
 use monocoque_proto::mqtt::Publish;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -31,6 +36,8 @@ const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions")
 const SUBSCRIPTIONS: TableDefinition<(&[u8], &[u8]), &[u8]> = TableDefinition::new("subscriptions");
 const MESSAGES: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new("messages");
 const RECEIVED: TableDefinition<(&[u8], u16), u8> = TableDefinition::new("received");
+const FLIGHTS: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new("flights");
+const DEADLINES: TableDefinition<(&[u8], u64), u64> = TableDefinition::new("deadlines");
 const RETAINED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("retained");
 
 /// Why the store could not be opened, read or written.
@@ -40,6 +47,15 @@ pub enum StoreError {
     #[error("cannot create the data directory {path}: {source}")]
     Dir {
         /// The directory.
+        path: PathBuf,
+        /// What the file system said.
+        #[source]
+        source: io::Error,
+    },
+    /// A store file taken in by another thread's store could not be deleted.
+    #[error("cannot delete the store {path} once taken in: {source}")]
+    Remove {
+        /// The file.
         path: PathBuf,
         /// What the file system said.
         #[source]
@@ -125,7 +141,11 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         })?;
-        let path = Self::file(dir, thread);
+        Self::open_file(Self::file(dir, thread))
+    }
+
+    /// Opens (or creates) the store file `path`.
+    fn open_file(path: PathBuf) -> Result<Store, StoreError> {
         let db = Database::create(&path).map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
@@ -138,6 +158,8 @@ impl Store {
             txn.open_table(MESSAGES).map_err(db_err)?;
             txn.open_table(RECEIVED).map_err(db_err)?;
             txn.open_table(RETAINED).map_err(db_err)?;
+            txn.open_table(FLIGHTS).map_err(db_err)?;
+            txn.open_table(DEADLINES).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
         Ok(Store { db, path })
@@ -146,6 +168,92 @@ impl Store {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The store files under `dir` that no thread of a broker on `threads` threads
+    /// owns (`thread-M.redb`, M >= `threads`: left by a run with more threads) and
+    /// that thread `thread` takes in ([`absorb`](Self::absorb)): those with
+    /// M % `threads` == `thread`.
+    pub fn orphans(dir: &Path, threads: usize, thread: usize) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(usize, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name();
+                let m: usize = name
+                    .to_str()?
+                    .strip_prefix("thread-")?
+                    .strip_suffix(".redb")?
+                    .parse()
+                    .ok()?;
+                (m >= threads && m % threads.max(1) == thread).then(|| (m, e.path()))
+            })
+            .collect();
+        out.sort();
+        out.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// Moves everything the store file `other` holds into this store (one
+    /// transaction; its messages renumbered after this store's), then deletes the
+    /// file: a broker started with fewer threads than the run that wrote `other` keeps
+    /// those sessions rather than ignore them.
+    pub fn absorb(&mut self, other: &Path) -> Result<(), StoreError> {
+        let loaded = Self::open_file(other.to_path_buf())?.load()?;
+        let mut seq = {
+            let txn = self.db.begin_read().map_err(db_err)?;
+            let messages = txn.open_table(MESSAGES).map_err(db_err)?;
+            let mut max = 0;
+            for row in messages.iter().map_err(db_err)? {
+                max = max.max(row.map_err(db_err)?.0.value().1);
+            }
+            max
+        };
+        let mut ops = Vec::new();
+        for s in loaded.sessions {
+            let client = s.client;
+            ops.push(StoreOp::Session {
+                client: client.clone(),
+                record: s.record,
+            });
+            for (filter, record) in s.subscriptions {
+                ops.push(StoreOp::Subscribed {
+                    client: client.clone(),
+                    filter,
+                    record,
+                });
+            }
+            for m in s.messages {
+                seq += 1;
+                ops.push(StoreOp::Queued {
+                    client: client.clone(),
+                    seq,
+                    publish: m.publish,
+                    expires_at: m.expires_at,
+                });
+                if let Some(flight) = m.flight {
+                    ops.push(StoreOp::InFlight {
+                        client: client.clone(),
+                        seq,
+                        flight,
+                    });
+                }
+            }
+            for packet_id in s.received {
+                ops.push(StoreOp::Received {
+                    client: client.clone(),
+                    packet_id,
+                });
+            }
+        }
+        ops.extend(loaded.retained.into_iter().map(|publish| StoreOp::Retained { publish }));
+        self.apply(&ops)?;
+        std::fs::remove_file(other).map_err(|source| StoreError::Remove {
+            path: other.to_path_buf(),
+            source,
+        })?;
+        Ok(())
     }
 
     /// Reads everything back, checking every record: a corrupt one is an error, not
@@ -186,11 +294,26 @@ impl Store {
                 .subscriptions
                 .push((Bytes::copy_from_slice(filter), sub));
         }
+        let flights = txn.open_table(FLIGHTS).map_err(db_err)?;
+        let deadlines = txn.open_table(DEADLINES).map_err(db_err)?;
         for row in txn.open_table(MESSAGES).map_err(db_err)?.iter().map_err(db_err)? {
             let (k, v) = row.map_err(db_err)?;
             let (client, seq) = k.value();
             let publish = decode_publish(v.value()).map_err(record("messages", client))?;
-            owner(&mut sessions, "messages", client)?.messages.push((seq, publish));
+            let flight = match flights.get((client, seq)).map_err(db_err)? {
+                Some(f) => Some(Flight::decode(f.value()).map_err(record("flights", client))?),
+                None => None,
+            };
+            let expires_at = deadlines
+                .get((client, seq))
+                .map_err(db_err)?
+                .map(|d| from_wall_millis(d.value()));
+            owner(&mut sessions, "messages", client)?.messages.push(StoredMessage {
+                seq,
+                publish,
+                flight,
+                expires_at,
+            });
         }
         for row in txn.open_table(RECEIVED).map_err(db_err)?.iter().map_err(db_err)? {
             let (k, v) = row.map_err(db_err)?;
@@ -225,6 +348,8 @@ impl Store {
             let mut messages = txn.open_table(MESSAGES).map_err(db_err)?;
             let mut received = txn.open_table(RECEIVED).map_err(db_err)?;
             let mut retained = txn.open_table(RETAINED).map_err(db_err)?;
+            let mut flights = txn.open_table(FLIGHTS).map_err(db_err)?;
+            let mut deadlines = txn.open_table(DEADLINES).map_err(db_err)?;
             for op in ops {
                 match op {
                     StoreOp::Session { client, record } => {
@@ -239,6 +364,12 @@ impl Store {
                         messages
                             .retain_in((c, 0u64)..=(c, u64::MAX), |_, _| false)
                             .map_err(db_err)?;
+                        flights
+                            .retain_in((c, 0u64)..=(c, u64::MAX), |_, _| false)
+                            .map_err(db_err)?;
+                        deadlines
+                            .retain_in((c, 0u64)..=(c, u64::MAX), |_, _| false)
+                            .map_err(db_err)?;
                         received
                             .retain_in((c, 0u16)..=(c, u16::MAX), |_, _| false)
                             .map_err(db_err)?;
@@ -251,12 +382,29 @@ impl Store {
                     StoreOp::Unsubscribed { client, filter } => {
                         subscriptions.remove((&client[..], &filter[..])).map_err(db_err)?;
                     }
-                    StoreOp::Queued { client, seq, publish } => {
+                    StoreOp::Queued {
+                        client,
+                        seq,
+                        publish,
+                        expires_at,
+                    } => {
                         let bytes = encode_publish(publish).map_err(record("messages", client))?;
                         messages.insert((&client[..], *seq), &bytes[..]).map_err(db_err)?;
+                        if let Some(at) = expires_at {
+                            deadlines
+                                .insert((&client[..], *seq), wall_millis(*at))
+                                .map_err(db_err)?;
+                        }
+                    }
+                    StoreOp::InFlight { client, seq, flight } => {
+                        flights
+                            .insert((&client[..], *seq), &flight.encode()[..])
+                            .map_err(db_err)?;
                     }
                     StoreOp::Delivered { client, seq } => {
                         messages.remove((&client[..], *seq)).map_err(db_err)?;
+                        flights.remove((&client[..], *seq)).map_err(db_err)?;
+                        deadlines.remove((&client[..], *seq)).map_err(db_err)?;
                     }
                     StoreOp::Received { client, packet_id } => {
                         received.insert((&client[..], *packet_id), FORMAT).map_err(db_err)?;

@@ -13,11 +13,20 @@
 //!   ([`ClusterMessage::Group`]); the publishing thread picks one thread per matching
 //!   group, round robin among those with members, and names the group in that thread's
 //!   [`Forward`] only, so a group gets one copy across all threads.
-//! - **Client identifiers**: a `CONNECT` broadcasts a [`ClusterMessage::Takeover`]; a
-//!   thread holding a session of that client ends its connection (0x8E, will
-//!   published) and hands the session's subscriptions and the QoS 1/2 messages it
-//!   still owed to the new thread ([`ClusterMessage::Handoff`]) unless the client
-//!   started clean.
+//! - **Client identifiers**: a `CONNECT` broadcasts a [`ClusterMessage::Takeover`] and
+//!   waits, before its `CONNACK`, for every other thread's [`ClusterMessage::Handoff`]
+//!   in answer. A thread holding a session of that client ends its connection (0x8E,
+//!   will published) and hands over the whole session ([`HandedSession`]: its
+//!   subscriptions, its messages in flight with their packet identifiers and states,
+//!   its queue, the QoS 2 identifiers it received and not yet released) unless the
+//!   client started clean; the others answer with nothing. So the `CONNACK` says
+//!   Session Present 1 and the flows resume with their identifiers [MQTT-4.4.0-1],
+//!   whichever thread the client lands on.
+//! - **Two `CONNECT`s of one client at once** on two threads: each `Takeover` carries
+//!   a Lamport stamp (`Link::takeover`), and the later in the order (stamp, thread)
+//!   wins on every thread. The loser is refused (0x89 Server busy, the client may try
+//!   again) and, once its own answers are in, hands what it gathered to the winner, so
+//!   the session is neither lost nor split.
 //!
 //! Messages from one thread arrive in the order they were sent (the mailbox's rule),
 //! so a publisher's messages keep their order on every thread.
@@ -28,9 +37,9 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use crate::mqtt::{Publish, SubscriptionOptions, TopicTree};
+use crate::mqtt::{ProtocolVersion, Publish, SubscriptionOptions, TopicTree};
 
-use super::expiry::Message;
+use super::outbox::Outbox;
 use super::shared;
 
 /// What one thread of a cluster tells another.
@@ -49,25 +58,45 @@ pub enum ClusterMessage {
         /// Its members on that thread (0: none left).
         members: usize,
     },
-    /// Client `client` connected on thread `from`: a session of it elsewhere ends.
+    /// Client `client` connected on thread `from`: a session of it elsewhere ends, and
+    /// every other thread answers with a [`Handoff`](Self::Handoff).
     Takeover {
         /// The thread it connected on.
         from: usize,
         /// The client identifier.
         client: Bytes,
-        /// Whether it started clean (then its old subscriptions are not handed over).
+        /// Whether it started clean (then its old session is not handed over).
         clean_start: bool,
+        /// Its Lamport stamp: of two concurrent `CONNECT`s, the later in the order
+        /// (stamp, thread) wins.
+        stamp: u64,
     },
-    /// A taken-over session's subscriptions and the QoS 1/2 messages it still owed
-    /// its client, for the thread that now holds it.
+    /// The answer to a [`Takeover`](Self::Takeover): the session this thread held for
+    /// the client, if any (and the client did not start clean).
     Handoff {
+        /// The thread that answers.
+        from: usize,
         /// The client identifier.
         client: Bytes,
-        /// Its subscriptions: filter, options, Subscription Identifier (0: none).
-        subscriptions: Vec<(Bytes, SubscriptionOptions, u32)>,
-        /// The messages in flight or queued for it, in order ([`Outbox::take_pending`](super::Outbox::take_pending)).
-        messages: Vec<Message>,
+        /// The stamp of the `Takeover` it answers.
+        stamp: u64,
+        /// The session, whole.
+        session: Option<Box<HandedSession>>,
     },
+}
+
+/// A persistent session moving to another thread: everything it is but its connection.
+#[derive(Debug, Clone)]
+pub struct HandedSession {
+    /// The protocol version of its latest `CONNECT`.
+    pub version: ProtocolVersion,
+    /// Its Session Expiry Interval, should the client be gone when it arrives.
+    pub expiry_interval: u32,
+    /// Its subscriptions: filter, options, Subscription Identifier (0: none).
+    pub subscriptions: Vec<(Bytes, SubscriptionOptions, u32)>,
+    /// Its messages in flight (identifiers and states) and queued, and the QoS 2
+    /// identifiers its client sent and has not released.
+    pub outbox: Box<Outbox>,
 }
 
 /// A publish forwarded to another thread.
@@ -98,6 +127,8 @@ pub struct Link {
     /// Inner filter -> the group's full filter, for every group with members anywhere.
     tree: TopicTree<Bytes>,
     outbox: Vec<(usize, ClusterMessage)>,
+    /// The Lamport clock that stamps takeovers.
+    clock: u64,
 }
 
 impl Link {
@@ -110,6 +141,7 @@ impl Link {
             groups: HashMap::new(),
             tree: TopicTree::new(),
             outbox: Vec::new(),
+            clock: 0,
         }
     }
 
@@ -209,30 +241,36 @@ impl Link {
         std::mem::take(&mut chosen[self.me])
     }
 
-    /// `client` connected here: a session of it on another thread ends.
-    pub(crate) fn takeover(&mut self, client: &Bytes, clean_start: bool) {
+    /// `client` connected here: a session of it on another thread ends. Returns the
+    /// takeover's stamp (the clock, advanced).
+    pub(crate) fn takeover(&mut self, client: &Bytes, clean_start: bool) -> u64 {
+        self.clock += 1;
+        let stamp = self.clock;
         self.broadcast(ClusterMessage::Takeover {
             from: self.me,
             client: client.clone(),
             clean_start,
+            stamp,
         });
+        stamp
     }
 
-    /// Sends a taken-over session's subscriptions and pending messages to thread `to`.
-    pub(crate) fn handoff(
-        &mut self,
-        to: usize,
-        client: Bytes,
-        subscriptions: Vec<(Bytes, SubscriptionOptions, u32)>,
-        messages: Vec<Message>,
-    ) {
+    /// A takeover stamped `stamp` came: the clock moves past it, so that a later
+    /// `CONNECT` here is stamped later.
+    pub(crate) fn observe(&mut self, stamp: u64) {
+        self.clock = self.clock.max(stamp);
+    }
+
+    /// Answers thread `to`'s takeover `stamp` of `client` with `session`.
+    pub(crate) fn handoff(&mut self, to: usize, client: Bytes, stamp: u64, session: Option<Box<HandedSession>>) {
         if to < self.threads && to != self.me {
             self.outbox.push((
                 to,
                 ClusterMessage::Handoff {
+                    from: self.me,
                     client,
-                    subscriptions,
-                    messages,
+                    stamp,
+                    session,
                 },
             ));
         }
@@ -329,10 +367,10 @@ mod tests {
     #[test]
     fn takeover_is_broadcast_and_handoff_goes_to_one_thread() {
         let mut link = Link::new(0, 2);
-        link.takeover(&b("c"), false);
-        link.handoff(1, b("d"), vec![], vec![]);
-        link.handoff(0, b("e"), vec![], vec![]); // never to itself
-        link.handoff(7, b("e"), vec![], vec![]); // nor to a thread that does not exist
+        assert_eq!(link.takeover(&b("c"), false), 1);
+        link.handoff(1, b("d"), 5, None);
+        link.handoff(0, b("e"), 5, None); // never to itself
+        link.handoff(7, b("e"), 5, None); // nor to a thread that does not exist
         let mut out = Vec::new();
         link.drain_outbox(&mut out);
         assert_eq!(out.len(), 2);
@@ -343,10 +381,18 @@ mod tests {
                 ClusterMessage::Takeover {
                     from: 0,
                     clean_start: false,
+                    stamp: 1,
                     ..
                 }
             )
         ));
-        assert!(matches!(&out[1], (1, ClusterMessage::Handoff { .. })));
+        assert!(matches!(
+            &out[1],
+            (1, ClusterMessage::Handoff { from: 0, stamp: 5, .. })
+        ));
+        // Stamps follow what was seen: a takeover after one stamped 9 is stamped 10.
+        link.observe(9);
+        link.observe(3);
+        assert_eq!(link.takeover(&b("c"), true), 10);
     }
 }

@@ -354,24 +354,243 @@ fn a_session_moving_threads_brings_its_queued_messages() {
     // Queued for the offline session on thread 0.
     publish(&mut c, 2, "queued 1");
     publish(&mut c, 3, "queued 2");
-    // The client comes back on thread 1 (its CONNACK says Session Present 0 across
-    // threads: a known limit, in the README).
+    // The client comes back on thread 1: the session came with it (Session Present 1),
+    // the message in flight resent with DUP 1 and its identifier [MQTT-4.4.0-1].
     c.conns[1].insert(3, Connection::new(ConnectionConfig::default(), c.now));
     c.clients
         .insert(3, (1, Codec::client(ProtocolVersion::V5), SegmentedBuffer::new()));
     c.send(3, Packet::Connect(Box::new(sub)));
     let got = c.recv(3);
     assert!(
-        matches!(got.first(), Some(Packet::ConnAck(a)) if a.code == ReasonCode::Success),
+        matches!(got.first(), Some(Packet::ConnAck(a)) if a.code == ReasonCode::Success && a.session_present),
         "{got:?}"
     );
-    let payloads: Vec<&[u8]> = got
+    let payloads: Vec<(&[u8], u16, bool)> = got
         .iter()
         .filter_map(|p| match p {
-            Packet::Publish(p) => Some(&p.payload[..]),
+            Packet::Publish(p) => Some((&p.payload[..], p.packet_id, p.dup)),
             _ => None,
         })
         .collect();
-    assert_eq!(payloads, [&b"in flight"[..], b"queued 1", b"queued 2"]);
+    assert_eq!(
+        payloads,
+        [
+            (&b"in flight"[..], 1, true),
+            (b"queued 1", 2, false),
+            (b"queued 2", 3, false)
+        ]
+    );
     assert_eq!(c.states[0].session_count(), 0, "the session left thread 0");
+}
+
+/// A persistent session's CONNECT (5.0, expiry 300 s).
+fn resume(client_id: &'static str) -> Connect {
+    let mut c = connect(client_id);
+    c.clean_start = false;
+    c.properties.session_expiry_interval = Some(300);
+    c
+}
+
+fn qos2(topic: &'static str, id: u16, payload: &'static str) -> Packet {
+    Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::ExactlyOnce,
+        retain: false,
+        topic: Bytes::from_static(topic.as_bytes()),
+        packet_id: id,
+        properties: Properties::default(),
+        payload: Bytes::from_static(payload.as_bytes()),
+    })
+}
+
+/// (payload or "PUBREL", packet id, dup) of each PUBLISH and PUBREL.
+fn flows(packets: &[Packet]) -> Vec<(String, u16, bool)> {
+    packets
+        .iter()
+        .filter_map(|p| match p {
+            Packet::Publish(p) => Some((String::from_utf8_lossy(&p.payload).into_owned(), p.packet_id, p.dup)),
+            Packet::PubRel(a) => Some(("PUBREL".into(), a.packet_id, false)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn f(payload: &str, id: u16, dup: bool) -> (String, u16, bool) {
+    (payload.into(), id, dup)
+}
+
+#[test]
+fn a_session_moving_threads_resumes_its_qos_2_flows_both_ways() {
+    // Outbound: PUBLISH DUP 1 with its identifier for one not received, PUBREL for one
+    // received [MQTT-4.4.0-1]. Inbound: a QoS 2 identifier not yet released moves too,
+    // so the client's retransmission is not routed twice and its PUBREL completes.
+    let mut c = Cluster::new(2);
+    c.connect(1, 0, resume("roamer"));
+    c.send(
+        1,
+        Packet::Subscribe(Subscribe {
+            packet_id: 1,
+            properties: Properties::default(),
+            subscriptions: vec![Subscription {
+                filter: Bytes::from_static(b"q/#"),
+                options: SubscriptionOptions::qos(QoS::ExactlyOnce),
+            }],
+        }),
+    );
+    assert!(matches!(c.recv(1).first(), Some(Packet::SubAck(_))));
+    c.connect(2, 1, connect("pub"));
+    let _ = c.subscribe(2, "from/#");
+    c.send(2, qos2("q/x", 1, "not received"));
+    c.send(2, qos2("q/x", 2, "received"));
+    assert_eq!(
+        flows(&c.recv(1)),
+        [f("not received", 1, false), f("received", 2, false)]
+    );
+    c.send(1, Packet::PubRec(crate::mqtt::Ack::success(2)));
+    assert_eq!(flows(&c.recv(1)), [f("PUBREL", 2, false)]);
+    // The roamer publishes at QoS 2 and gets PUBREC; its PUBREL is still to come.
+    c.send(1, qos2("from/r", 7, "once"));
+    assert!(matches!(c.recv(1).first(), Some(Packet::PubRec(a)) if a.packet_id == 7));
+    c.recv(2);
+    // It comes back on thread 1 before the broker heard it leave (a takeover).
+    c.conns[1].insert(3, Connection::new(ConnectionConfig::default(), c.now));
+    c.clients
+        .insert(3, (1, Codec::client(ProtocolVersion::V5), SegmentedBuffer::new()));
+    c.send(3, Packet::Connect(Box::new(resume("roamer"))));
+    let got = c.recv(3);
+    assert!(
+        matches!(got.first(), Some(Packet::ConnAck(a)) if a.session_present),
+        "{got:?}"
+    );
+    assert_eq!(flows(&got), [f("not received", 1, true), f("PUBREL", 2, false)]);
+    // Its retransmission of 7 is not routed again; its PUBREL completes with Success.
+    let mut again = qos2("from/r", 7, "once");
+    if let Packet::Publish(p) = &mut again {
+        p.dup = true;
+    }
+    c.send(3, again);
+    c.send(3, Packet::PubRel(crate::mqtt::Ack::success(7)));
+    let got = c.recv(3);
+    assert!(
+        got.iter()
+            .any(|p| matches!(p, Packet::PubComp(a) if a.packet_id == 7 && a.code == ReasonCode::Success)),
+        "{got:?}"
+    );
+    assert!(c.messages(2).is_empty(), "routed once only");
+    // A new message takes an identifier no flow holds.
+    c.send(2, qos2("q/y", 3, "new"));
+    assert_eq!(flows(&c.recv(3)), [f("new", 3, false)]);
+    assert_eq!(c.states[0].session_count(), 0, "the session left thread 0");
+}
+
+#[test]
+fn two_connects_of_one_client_at_once_leave_the_later_one_with_the_session() {
+    // Both CONNECTs reach their threads before either thread hears of the other: the
+    // later in (stamp, thread) wins on both, the other is refused, and the session
+    // (offline on thread 0) ends up whole with the winner.
+    let mut c = Cluster::new(2);
+    c.connect(1, 0, resume("twin"));
+    let _ = c.subscribe(1, "keep/#");
+    c.conns[0].get_mut(&1).expect("connection").handle_eof(c.now);
+    c.pump();
+    c.conns[0].remove(&1);
+    for (id, thread) in [(2, 0), (3, 1)] {
+        c.conns[thread].insert(id, Connection::new(ConnectionConfig::default(), c.now));
+        let mut codec = Codec::client(ProtocolVersion::V5);
+        let mut wire = crate::IoArena::new();
+        codec
+            .encode(&Packet::Connect(Box::new(resume("twin"))), &mut wire)
+            .expect("encode");
+        c.clients.insert(id, (thread, codec, SegmentedBuffer::new()));
+        let conn = c.conns[thread].get_mut(&id).expect("connection");
+        conn.handle_input(Bytes::from(wire.to_vec()), c.now);
+    }
+    c.pump();
+    let lost = c.recv(2);
+    assert!(
+        matches!(lost.first(), Some(Packet::ConnAck(a)) if a.code == ReasonCode::ServerBusy),
+        "{lost:?}"
+    );
+    let won = c.recv(3);
+    assert!(
+        matches!(won.first(), Some(Packet::ConnAck(a)) if a.code == ReasonCode::Success && a.session_present),
+        "{won:?}"
+    );
+    assert_eq!(c.states[0].session_count(), 0);
+    c.connect(4, 0, connect("pub"));
+    c.publish(4, "keep/x", "here", false);
+    assert_eq!(c.messages(3), [m("keep/x", "here")]);
+}
+
+#[test]
+fn a_session_moving_threads_is_recorded_whole_in_the_new_threads_store() {
+    // Each thread has its own store: the old one forgets the session, the new one
+    // records all of it, flights with their identifiers and the inbound QoS 2 ids.
+    use super::StoreOp;
+    let mut c = Cluster::new(2);
+    for s in &mut c.states {
+        s.enable_store();
+    }
+    c.connect(1, 0, resume("roamer"));
+    c.send(
+        1,
+        Packet::Subscribe(Subscribe {
+            packet_id: 1,
+            properties: Properties::default(),
+            subscriptions: vec![Subscription {
+                filter: Bytes::from_static(b"q/#"),
+                options: SubscriptionOptions::qos(QoS::ExactlyOnce),
+            }],
+        }),
+    );
+    assert!(matches!(c.recv(1).first(), Some(Packet::SubAck(_))));
+    c.connect(2, 1, connect("pub"));
+    c.send(2, qos2("q/x", 1, "m"));
+    assert_eq!(flows(&c.recv(1)), [f("m", 1, false)]);
+    c.send(1, qos2("from/r", 7, "in"));
+    assert!(matches!(c.recv(1).first(), Some(Packet::PubRec(a)) if a.packet_id == 7));
+    let mut before = Vec::new();
+    c.states[0].drain_store_ops(&mut before);
+    assert!(
+        before
+            .iter()
+            .any(|op| matches!(op, StoreOp::InFlight { flight, .. } if flight.packet_id == 1 && !flight.released)),
+        "the identifier is recorded when the PUBLISH goes: {before:?}"
+    );
+    c.states[1].drain_store_ops(&mut Vec::new());
+    c.conns[1].insert(3, Connection::new(ConnectionConfig::default(), c.now));
+    c.clients
+        .insert(3, (1, Codec::client(ProtocolVersion::V5), SegmentedBuffer::new()));
+    c.send(3, Packet::Connect(Box::new(resume("roamer"))));
+    assert_eq!(flows(&c.recv(3)), [f("m", 1, true)]);
+    let mut old = Vec::new();
+    c.states[0].drain_store_ops(&mut old);
+    assert!(old.contains(&StoreOp::SessionDropped {
+        client: "roamer".into()
+    }));
+    let mut new = Vec::new();
+    c.states[1].drain_store_ops(&mut new);
+    let roamer = |client: &Bytes| client == "roamer";
+    assert!(new
+        .iter()
+        .any(|op| matches!(op, StoreOp::Session { client, .. } if roamer(client))));
+    assert!(new
+        .iter()
+        .any(|op| matches!(op, StoreOp::Subscribed { client, filter, .. } if roamer(client) && filter == "q/#")));
+    assert!(new
+        .iter()
+        .any(|op| matches!(op, StoreOp::Received { client, packet_id: 7 } if roamer(client))));
+    let queued = new.iter().find_map(|op| match op {
+        StoreOp::Queued {
+            client, seq, publish, ..
+        } if roamer(client) && publish.payload == "m" => Some(*seq),
+        _ => None,
+    });
+    let seq = queued.expect("the message in flight is recorded");
+    assert!(
+        new.iter().any(
+            |op| matches!(op, StoreOp::InFlight { seq: s, flight, .. } if *s == seq && flight.packet_id == 1 && !flight.released)
+        ),
+        "{new:?}"
+    );
 }

@@ -21,7 +21,7 @@ use crate::mqtt::{
 
 use super::expiry::Message;
 use super::limits::{self, Limits};
-use super::outbox::{Outbox, RecOutcome};
+use super::outbox::{FlowStep, Outbox, RecOutcome};
 
 /// Limits of a broker connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,9 +90,9 @@ pub enum Event {
     /// [`Connection::challenge`]), answered like `CONNECT` or with another challenge;
     /// or, once open, a re-authentication (0x19, then 0x18), answered with `AUTH`.
     Auth(Reason),
-    /// The flow of a stored message to the client ended (acknowledged, refused, expired,
-    /// undeliverable): the [`Message::seq`] for the store to forget.
-    Delivered(u64),
+    /// The flow of a stored message (its [`Message::seq`]) to the client moved on: sent
+    /// with a packet identifier, released, or ended (the store forgets it).
+    Flow(FlowStep),
     /// The client's `PUBREL` released this received QoS 2 packet identifier (reported
     /// only with [`ConnectionConfig::durable`]).
     Released(u16),
@@ -361,6 +361,13 @@ impl Connection {
         }
         self.pump();
         true
+    }
+
+    /// The steps of stored messages' flows taken since the events were last polled
+    /// (the broker records them at once after a delivery, not at the client's next
+    /// packet, so that a restart finds each identifier given).
+    pub fn take_flow_steps(&mut self) -> Vec<FlowStep> {
+        self.outbox.as_mut().map(|o| o.take_steps()).unwrap_or_default()
     }
 
     /// Takes the session's outbound messages and unreleased inbound QoS 2 identifiers
@@ -772,10 +779,10 @@ impl Session for Connection {
     }
 
     fn poll_event(&mut self) -> Option<Event> {
-        if let Some(outbox) = self.outbox.as_mut().filter(|o| o.has_ended()) {
+        if let Some(outbox) = self.outbox.as_mut().filter(|o| o.has_steps()) {
             // Ahead of the rest: a `Closed` behind them detaches the session.
-            for seq in outbox.take_ended().into_iter().rev() {
-                self.events.push_front(Event::Delivered(seq));
+            for step in outbox.take_steps().into_iter().rev() {
+                self.events.push_front(Event::Flow(step));
             }
         }
         let event = self.events.pop_front();

@@ -584,7 +584,9 @@ mod store {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::mqtt::broker::{StoreOp, StoredSession};
+    use std::time::SystemTime;
+
+    use crate::mqtt::broker::{StoreOp, StoredMessage, StoredSession};
 
     fn durable() -> ConnectionConfig {
         ConnectionConfig {
@@ -631,11 +633,27 @@ mod store {
                         .subscriptions
                         .retain(|(f, _)| *f != filter);
                 }
-                StoreOp::Queued { client, seq, publish } => {
-                    sessions.get_mut(&client).unwrap().messages.push((seq, publish))
+                StoreOp::Queued {
+                    client,
+                    seq,
+                    publish,
+                    expires_at,
+                } => sessions.get_mut(&client).unwrap().messages.push(StoredMessage {
+                    seq,
+                    publish,
+                    flight: None,
+                    expires_at,
+                }),
+                StoreOp::InFlight { client, seq, flight } => {
+                    let s = sessions.get_mut(&client).expect("a stored session");
+                    s.messages
+                        .iter_mut()
+                        .find(|m| m.seq == seq)
+                        .expect("a stored message")
+                        .flight = Some(flight);
                 }
                 StoreOp::Delivered { client, seq } => {
-                    sessions.get_mut(&client).unwrap().messages.retain(|(s, _)| *s != seq)
+                    sessions.get_mut(&client).unwrap().messages.retain(|m| m.seq != seq)
                 }
                 StoreOp::Received { client, packet_id } => sessions.get_mut(&client).unwrap().received.push(packet_id),
                 StoreOp::Released { client, packet_id } => sessions
@@ -680,7 +698,9 @@ mod store {
         let queued: Vec<_> = recorded
             .iter()
             .map(|op| match op {
-                StoreOp::Queued { client, seq, publish } => (client.clone(), *seq, publish.payload.clone()),
+                StoreOp::Queued {
+                    client, seq, publish, ..
+                } => (client.clone(), *seq, publish.payload.clone()),
                 other => panic!("{other:?}"),
             })
             .collect();
@@ -714,7 +734,7 @@ mod store {
         assert_eq!(stored.len(), 2, "{recorded:?}");
 
         let mut after = Net::new();
-        after.state.restore(stored, vec![], 1000, t);
+        after.state.restore(stored, vec![], 1000, t, SystemTime::now());
         let (ack, got) = after.connect_with(1, durable(), connect(V311, "sub", false, None), t);
         assert!(ack.session_present);
         assert_eq!(seen(&got), [s("one", 1, false), s("two", 2, false)]);
@@ -746,5 +766,108 @@ mod store {
         after.eof(1, t);
         after.connect_with(4, durable(), connect(V311, "sub", true, None), t);
         assert!(ops(&mut after).contains(&StoreOp::SessionDropped { client: "sub".into() }));
+    }
+
+    /// The publisher's packets since the last call, released if held.
+    fn flush(net: &mut Net, id: u32) -> Vec<Packet> {
+        net.conns.get_mut(&id).unwrap().release_held();
+        net.recv(id)
+    }
+
+    #[test]
+    fn a_restart_resumes_each_flow_with_its_identifier() {
+        // [MQTT-4.4.0-1]: PUBLISH with DUP 1 and the same identifier for one not yet
+        // received, PUBREL for one received; new messages take other identifiers.
+        let wall = SystemTime::now();
+        let mut net = Net::new();
+        let t = net.at(0);
+        net.state.restore(vec![], vec![], 1000, t, wall);
+        let mut sub = connect(V5, "sub", false, Some(600));
+        sub.properties.receive_maximum = Some(2);
+        net.connect_with(1, durable(), sub.clone(), t);
+        net.subscribe(1, "d/#", QoS::ExactlyOnce, t);
+        net.connect_with(2, durable(), connect(V5, "pub", true, None), t);
+        for (pid, payload) in [(1, "unacked"), (2, "received"), (3, "queued")] {
+            net.send(2, Packet::Publish(publish(pid, payload, QoS::ExactlyOnce, None)), t);
+            flush(&mut net, 2);
+        }
+        // A window of 2: two in flight, the third queued.
+        assert_eq!(seen(&net.recv(1)), [s("unacked", 1, false), s("received", 2, false)]);
+        net.send(1, Packet::PubRec(Ack::success(2)), t);
+        assert_eq!(seen(&net.recv(1)), [s("PUBREL", 2, false)]);
+        // The broker dies here: the store holds what the commits held.
+        let stored = replay(&ops(&mut net));
+        let kept = stored.iter().find(|s| s.client == "sub").expect("stored");
+        let flights: Vec<_> = kept
+            .messages
+            .iter()
+            .map(|m| m.flight.map(|f| (f.packet_id, f.released)))
+            .collect();
+        assert_eq!(flights, [Some((1, false)), Some((2, true)), None]);
+
+        let mut after = Net::new();
+        let t2 = after.at(0);
+        after
+            .state
+            .restore(stored, vec![], 1000, t2, wall + Duration::from_secs(1));
+        let (ack, got) = after.connect_with(1, durable(), sub, t2);
+        assert!(ack.session_present);
+        assert_eq!(seen(&got), [s("unacked", 1, true), s("PUBREL", 2, false)]);
+        after.send(1, Packet::PubComp(Ack::success(2)), t2);
+        assert_eq!(seen(&after.recv(1)), [s("queued", 3, false)]);
+        // A new message waits for the window, then takes an identifier no flow holds.
+        after.connect_with(2, durable(), connect(V5, "pub", true, None), t2);
+        after.send(2, Packet::Publish(publish(9, "new", QoS::ExactlyOnce, None)), t2);
+        flush(&mut after, 2);
+        after.send(1, Packet::PubRec(Ack::success(1)), t2);
+        assert_eq!(seen(&after.recv(1)), [s("PUBREL", 1, false)]);
+        let recorded = ops(&mut after);
+        after.send(1, Packet::PubComp(Ack::success(1)), t2);
+        assert_eq!(seen(&after.recv(1)), [s("new", 4, false)]);
+        assert!(recorded.contains(&StoreOp::Delivered {
+            client: "sub".into(),
+            seq: 2
+        }));
+        assert!(recorded.iter().any(|op| matches!(op,
+            StoreOp::InFlight { seq: 1, flight, .. } if flight.packet_id == 1 && flight.released)));
+        assert!(recorded.iter().any(|op| matches!(op,
+            StoreOp::InFlight { seq: 3, flight, .. } if flight.packet_id == 3 && !flight.released)));
+    }
+
+    #[test]
+    fn deadlines_kept_in_wall_time_do_not_restart_from_zero() {
+        let wall = SystemTime::now();
+        let mut net = Net::new();
+        let t = net.at(0);
+        net.state.restore(vec![], vec![], 1000, t, wall);
+        net.connect_with(1, durable(), connect(V5, "sub", false, Some(100)), t);
+        net.subscribe(1, "d/#", QoS::AtLeastOnce, t);
+        net.eof(1, t);
+        net.connect_with(2, durable(), connect(V5, "pub", true, None), t);
+        net.send(2, Packet::Publish(publish(1, "sixty", QoS::AtLeastOnce, Some(60))), t);
+        flush(&mut net, 2);
+        let stored = replay(&ops(&mut net));
+
+        // Down for 50 s: the message has 10 s left, the session 50 s.
+        let mut after = Net::new();
+        let t2 = after.at(0);
+        after
+            .state
+            .restore(stored.clone(), vec![], 1000, t2, wall + Duration::from_secs(50));
+        assert_eq!(after.state.poll_timeout(), Some(t2 + Duration::from_secs(50)));
+        let (ack, got) = after.connect_with(1, durable(), connect(V5, "sub", false, Some(100)), t2);
+        assert!(ack.session_present);
+        match &got[..] {
+            [Packet::Publish(p)] => assert_eq!(p.properties.message_expiry_interval, Some(10)),
+            other => panic!("{other:?}"),
+        }
+        // Down for 150 s: the session ended while the broker was down.
+        let mut late = Net::new();
+        let t3 = late.at(0);
+        late.state
+            .restore(stored, vec![], 1000, t3, wall + Duration::from_secs(150));
+        let (ack, got) = late.connect_with(1, durable(), connect(V5, "sub", false, Some(100)), t3);
+        assert!(!ack.session_present);
+        assert!(got.is_empty());
     }
 }

@@ -25,7 +25,7 @@ pub struct Message {
     pub expires: Option<Instant>,
     /// Its sequence number in the broker's store, for a copy queued for a persistent
     /// session of a broker with a store (0: not stored); its flow's end is reported
-    /// ([`Event::Delivered`](super::Event::Delivered)) so the store forgets it.
+    /// ([`Event::Flow`](super::Event::Flow)) so the store forgets it.
     pub seq: u64,
 }
 

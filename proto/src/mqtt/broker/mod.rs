@@ -57,12 +57,13 @@ mod tests;
 pub use access::Access;
 pub use acl::{Acl, ClientAcl, Rules};
 pub use auth::{AuthExchange, AuthStep, EnhancedAuth, PasswordHash, PasswordHashError, Redirect, Users};
-pub use cluster::{ClusterMessage, Forward, Link};
+pub use cluster::{ClusterMessage, Forward, HandedSession, Link};
 pub use connection::{Connection, ConnectionConfig, Event};
 pub use expiry::{Message, SessionTimers, NEVER_EXPIRES};
-pub use outbox::{Outbox, RecOutcome};
+pub use outbox::{Flight, FlowStep, Outbox, RecOutcome};
 pub use persist::{
-    decode_publish, encode_publish, RecordError, SessionRecord, StoreOp, StoredSession, SubscriptionRecord, FORMAT,
+    decode_publish, encode_publish, from_wall_millis, wall_millis, RecordError, SessionRecord, StoreOp, StoredMessage,
+    StoredSession, SubscriptionRecord, FORMAT,
 };
 pub use retained::Retained;
 pub use state::{BrokerState, Connections};

@@ -45,6 +45,41 @@ struct InFlight {
     awaiting: Awaiting,
 }
 
+/// A step in the flow of a stored message (one with a store sequence number), for the
+/// store to follow ([`Outbox::take_steps`]): a restart resumes each flow where it
+/// stood, with its packet identifier [MQTT-4.4.0-1].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowStep {
+    /// Its `PUBLISH` went out with `packet_id`: it is in flight.
+    Sent {
+        /// The store sequence number.
+        seq: u64,
+        /// The packet identifier it was sent with.
+        packet_id: u16,
+    },
+    /// Its `PUBREC` came and `PUBREL` went: only the identifier is left to complete.
+    Released {
+        /// The store sequence number.
+        seq: u64,
+        /// The packet identifier.
+        packet_id: u16,
+    },
+    /// Its flow ended (completed, refused, expired, undeliverable): the store forgets it.
+    Ended {
+        /// The store sequence number.
+        seq: u64,
+    },
+}
+
+/// Where a message restored from a store stood in its flow (see [`FlowStep`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flight {
+    /// The packet identifier it was sent with.
+    pub packet_id: u16,
+    /// Whether its `PUBREC` came (then `PUBREL` is what is resent).
+    pub released: bool,
+}
+
 /// What a `PUBREC` from the client asks of the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecOutcome {
@@ -71,8 +106,8 @@ pub struct Outbox {
     max_queued: usize,
     dropped: u64,
     expired: u64,
-    /// Stored messages whose flow ended, for the store to forget ([`take_ended`](Self::take_ended)).
-    ended: Vec<u64>,
+    /// Steps of stored messages' flows, for the store ([`take_steps`](Self::take_steps)).
+    steps: Vec<FlowStep>,
 }
 
 impl Outbox {
@@ -86,7 +121,7 @@ impl Outbox {
             max_queued,
             dropped: 0,
             expired: 0,
-            ended: Vec::new(),
+            steps: Vec::new(),
         }
     }
 
@@ -127,25 +162,61 @@ impl Outbox {
         self.queue.push_back(message);
     }
 
-    /// Empties the outbox into the messages it still owes, for a session that moves to
-    /// another thread: those in flight (their `PUBLISH` not yet acknowledged, sent
-    /// again there from the start of their flow with new identifiers), then the queue,
-    /// in order. A QoS 2 message whose `PUBREC` came is delivered already and is
-    /// dropped. Store sequence numbers are cleared: the new thread's store records
-    /// them anew.
-    pub fn take_pending(&mut self, now: Instant) -> Vec<Message> {
-        let mut out = Vec::with_capacity(self.inflight.len() + self.queue.len());
-        for flight in self.inflight.drain(..) {
-            if let Awaiting::Ack(mut publish) | Awaiting::Rec(mut publish) = flight.awaiting {
-                publish.dup = false;
-                publish.packet_id = 0;
-                out.push(Message::received(publish, now));
+    /// Puts a message restored from the store back in flight where it stood: sent
+    /// with `flight.packet_id`, awaiting its acknowledgement, or (QoS 2) released and
+    /// awaiting `PUBCOMP`. Call in the order the flows started (store sequence order).
+    pub fn restore_in_flight(&mut self, message: Message, flight: Flight) {
+        let mut publish = message.publish;
+        publish.packet_id = flight.packet_id;
+        publish.dup = false;
+        let awaiting = match publish.qos {
+            QoS::ExactlyOnce if flight.released => Awaiting::Comp,
+            QoS::ExactlyOnce => Awaiting::Rec(publish),
+            // A QoS 0 copy is never stored; were one, it would be acknowledged like QoS 1.
+            QoS::AtLeastOnce | QoS::AtMostOnce => Awaiting::Ack(publish),
+        };
+        self.inflight.push_back(InFlight {
+            id: flight.packet_id,
+            seq: message.seq,
+            awaiting,
+        });
+        self.next_id = flight.packet_id.checked_add(1).unwrap_or(1);
+    }
+
+    /// Gives every stored message its flow's current step again (a session that moves
+    /// to another thread and its store): each in flight as sent or released, with its
+    /// identifier, and `renumber` gives each message (in flight or queued) its new
+    /// store sequence number, 0 for none. Returns the messages to record, in order.
+    pub fn renumber(
+        &mut self,
+        mut renumber: impl FnMut() -> u64,
+    ) -> Vec<(u64, Publish, Option<Flight>, Option<Instant>)> {
+        let mut out = Vec::new();
+        for f in &mut self.inflight {
+            f.seq = renumber();
+            let (publish, released) = match &f.awaiting {
+                Awaiting::Ack(p) | Awaiting::Rec(p) => (Some(p), false),
+                Awaiting::Comp => (None, true),
+            };
+            if f.seq != 0 {
+                let flight = Flight {
+                    packet_id: f.id,
+                    released,
+                };
+                match publish {
+                    Some(p) => out.push((f.seq, p.clone(), Some(flight), None)),
+                    // Only the identifier is left: a record keeps its place.
+                    None => out.push((f.seq, released_marker(), Some(flight), None)),
+                }
             }
         }
-        out.extend(self.queue.drain(..).map(|mut m| {
-            m.seq = 0;
-            m
-        }));
+        for m in &mut self.queue {
+            m.seq = renumber();
+            if m.seq != 0 {
+                out.push((m.seq, m.publish.clone(), None, m.expires));
+            }
+        }
+        self.steps.clear();
         out
     }
 
@@ -162,11 +233,14 @@ impl Outbox {
             let Some(mut publish) = message.at(now) else {
                 self.expired += 1;
                 if seq != 0 {
-                    self.ended.push(seq);
+                    self.steps.push(FlowStep::Ended { seq });
                 }
                 continue;
             };
             let id = self.free_id()?;
+            if seq != 0 && publish.qos != QoS::AtMostOnce {
+                self.steps.push(FlowStep::Sent { seq, packet_id: id });
+            }
             publish.packet_id = id;
             publish.dup = false;
             let awaiting = match publish.qos {
@@ -215,7 +289,14 @@ impl Outbox {
             }
             Awaiting::Rec(_) | Awaiting::Comp => {
                 // The payload is no longer needed: only PUBREL can be resent now.
-                self.inflight[i].awaiting = Awaiting::Comp;
+                let f = &mut self.inflight[i];
+                if f.seq != 0 && f.awaiting != Awaiting::Comp {
+                    self.steps.push(FlowStep::Released {
+                        seq: f.seq,
+                        packet_id: id,
+                    });
+                }
+                f.awaiting = Awaiting::Comp;
                 RecOutcome::Release
             }
             Awaiting::Ack(_) => RecOutcome::Unknown,
@@ -237,20 +318,20 @@ impl Outbox {
     fn end(&mut self, i: usize) {
         if let Some(f) = self.inflight.remove(i) {
             if f.seq != 0 {
-                self.ended.push(f.seq);
+                self.steps.push(FlowStep::Ended { seq: f.seq });
             }
         }
     }
 
-    /// The store sequence numbers of the stored messages whose flow ended (completed,
-    /// refused, expired or undeliverable) since the last call: the store forgets them.
-    pub fn take_ended(&mut self) -> Vec<u64> {
-        std::mem::take(&mut self.ended)
+    /// The steps of stored messages' flows since the last call, in order: the store
+    /// follows them (an identifier given, a release, an end).
+    pub fn take_steps(&mut self) -> Vec<FlowStep> {
+        std::mem::take(&mut self.steps)
     }
 
-    /// Whether [`take_ended`](Self::take_ended) has anything.
-    pub fn has_ended(&self) -> bool {
-        !self.ended.is_empty()
+    /// Whether [`take_steps`](Self::take_steps) has anything.
+    pub fn has_steps(&self) -> bool {
+        !self.steps.is_empty()
     }
 
     /// What to resend when the session resumes, in the order first sent: each
@@ -294,6 +375,20 @@ impl Outbox {
                 return Some(id);
             }
         }
+    }
+}
+
+/// What a store keeps for a message released and awaiting `PUBCOMP`, whose content is
+/// gone: a QoS 2 `PUBLISH` with an empty payload, only ever read back as released.
+fn released_marker() -> Publish {
+    Publish {
+        dup: false,
+        qos: QoS::ExactlyOnce,
+        retain: false,
+        topic: bytes::Bytes::from_static(b"$released"),
+        packet_id: 0,
+        properties: crate::mqtt::Properties::default(),
+        payload: bytes::Bytes::new(),
     }
 }
 
@@ -423,5 +518,96 @@ mod tests {
         o.next_id = u16::MAX;
         o.enqueue(message(QoS::AtLeastOnce, "c"));
         assert_eq!(o.start_next(10, now).unwrap().packet_id, 2);
+    }
+
+    #[test]
+    fn stored_flows_report_each_step_and_restore_where_they_stood() {
+        // What the store follows: the identifier given, the release, the end.
+        let now = Instant::now();
+        let mut o = Outbox::new(10);
+        for (seq, payload) in [(5, "a"), (6, "b"), (7, "c")] {
+            let mut m = message(QoS::ExactlyOnce, payload);
+            m.seq = seq;
+            o.enqueue(m);
+        }
+        let mut plain = message(QoS::AtLeastOnce, "not stored");
+        plain.seq = 0;
+        o.enqueue(plain);
+        for _ in 0..4 {
+            o.start_next(10, now).unwrap();
+        }
+        assert_eq!(o.pubrec(2, ReasonCode::Success), RecOutcome::Release);
+        assert_eq!(
+            o.pubrec(2, ReasonCode::Success),
+            RecOutcome::Release,
+            "a repeat is no new step"
+        );
+        assert_eq!(o.pubrec(3, ReasonCode::Success), RecOutcome::Release);
+        assert!(o.pubcomp(3));
+        assert_eq!(
+            o.take_steps(),
+            [
+                FlowStep::Sent { seq: 5, packet_id: 1 },
+                FlowStep::Sent { seq: 6, packet_id: 2 },
+                FlowStep::Sent { seq: 7, packet_id: 3 },
+                FlowStep::Released { seq: 6, packet_id: 2 },
+                FlowStep::Released { seq: 7, packet_id: 3 },
+                FlowStep::Ended { seq: 7 },
+            ]
+        );
+        assert!(!o.has_steps());
+
+        // After a restart: the same identifiers and states, and new ones avoid them.
+        let mut r = Outbox::new(10);
+        let mut a = message(QoS::ExactlyOnce, "a");
+        a.seq = 5;
+        r.restore_in_flight(
+            a,
+            Flight {
+                packet_id: 1,
+                released: false,
+            },
+        );
+        let mut b = message(QoS::ExactlyOnce, "b");
+        b.seq = 6;
+        r.restore_in_flight(
+            b,
+            Flight {
+                packet_id: 2,
+                released: true,
+            },
+        );
+        let again: Vec<Packet> = r.resend().collect();
+        match &again[..] {
+            [Packet::Publish(p), Packet::PubRel(rel)] => {
+                assert!(p.dup && p.packet_id == 1 && &p.payload[..] == b"a");
+                assert_eq!(rel.packet_id, 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        r.enqueue(message(QoS::AtLeastOnce, "new"));
+        assert_eq!(r.start_next(10, now).unwrap().packet_id, 3);
+        assert!(r.pubcomp(2));
+        assert_eq!(r.take_steps(), [FlowStep::Ended { seq: 6 }]);
+
+        // Moving to another thread's store: each message renumbered, flights kept.
+        let mut next = 100;
+        let records = r.renumber(|| {
+            next += 1;
+            next
+        });
+        let summary: Vec<_> = records
+            .iter()
+            .map(|(seq, p, f, _)| (*seq, p.payload.clone(), f.map(|f| (f.packet_id, f.released))))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (101, bytes::Bytes::from("a"), Some((1, false))),
+                (102, bytes::Bytes::from("new"), Some((3, false))),
+            ]
+        );
+        assert!(r.puback(3));
+        assert_eq!(r.take_steps(), [FlowStep::Ended { seq: 102 }]);
     }
 }

@@ -12,8 +12,11 @@
 //! [`BrokerState::restore`]: super::BrokerState::restore
 //! [`Connection::release_held`]: super::Connection::release_held
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use bytes::Bytes;
 
+use super::outbox::Flight;
 use crate::chassis::SegmentedBuffer;
 use crate::mqtt::{DecodeError, Decoder, Encoder, Packet, ProtocolVersion, Publish, QoS, Side, SubscriptionOptions};
 
@@ -62,6 +65,20 @@ pub enum StoreOp {
         seq: u64,
         /// The message as it goes to this client (QoS, flags, identifiers).
         publish: Publish,
+        /// When its Message Expiry Interval runs out, in wall time (so that a restart
+        /// does not count it again from zero).
+        expires_at: Option<SystemTime>,
+    },
+    /// A queued message's flow moved on: sent with a packet identifier, or released
+    /// (`PUBREC` came, `PUBREL` sent). A restart resumes it there, with that identifier
+    /// [MQTT-4.4.0-1].
+    InFlight {
+        /// The client identifier.
+        client: Bytes,
+        /// The [`Queued`](Self::Queued) sequence number.
+        seq: u64,
+        /// Its identifier and state.
+        flight: Flight,
     },
     /// A queued message's flow ended (acknowledged, refused, expired): forget it.
     Delivered {
@@ -97,13 +114,19 @@ pub enum StoreOp {
     },
 }
 
-/// What a store keeps of a session itself: `[FORMAT, version level, expiry (u32 BE)]`.
+/// What a store keeps of a session itself: `[FORMAT, version level, expiry (u32 BE)]`,
+/// then, for a session left without a connection, the wall time it ends (milliseconds
+/// since the Unix epoch, u64 BE).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionRecord {
     /// The protocol version of its latest `CONNECT`.
     pub version: ProtocolVersion,
-    /// Its Session Expiry Interval in seconds, counted again from the restart.
+    /// Its Session Expiry Interval in seconds (counted from the restart for a session
+    /// that was connected when the broker stopped).
     pub expiry_interval: u32,
+    /// When the session ends, for one that had no connection (wall time: the broker
+    /// restarted in between still ends it then).
+    pub expires_at: Option<SystemTime>,
 }
 
 impl SessionRecord {
@@ -111,13 +134,21 @@ impl SessionRecord {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![FORMAT, self.version.level()];
         out.extend_from_slice(&self.expiry_interval.to_be_bytes());
+        if let Some(at) = self.expires_at {
+            out.extend_from_slice(&wall_millis(at).to_be_bytes());
+        }
         out
     }
 
     /// Reads a record written by [`encode`](Self::encode).
     pub fn decode(bytes: &[u8]) -> Result<SessionRecord, RecordError> {
         let body = body(bytes)?;
-        let [level, a, b, c, d] = body else {
+        let (fixed, expires_at) = match body.len() {
+            5 => (body, None),
+            13 => (&body[..5], Some(wall_time(&body[5..])?)),
+            _ => return Err(RecordError::Length(bytes.len())),
+        };
+        let [level, a, b, c, d] = fixed else {
             return Err(RecordError::Length(bytes.len()));
         };
         let version = match level {
@@ -129,6 +160,49 @@ impl SessionRecord {
         Ok(SessionRecord {
             version,
             expiry_interval: u32::from_be_bytes([*a, *b, *c, *d]),
+            expires_at,
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 for an earlier time), as records keep wall time.
+pub fn wall_millis(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The wall time `millis` after the Unix epoch (the inverse of [`wall_millis`]).
+pub fn from_wall_millis(millis: u64) -> SystemTime {
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(millis))
+        .unwrap_or(UNIX_EPOCH)
+}
+
+fn wall_time(bytes: &[u8]) -> Result<SystemTime, RecordError> {
+    let raw: [u8; 8] = bytes.try_into().map_err(|_| RecordError::Length(bytes.len()))?;
+    Ok(from_wall_millis(u64::from_be_bytes(raw)))
+}
+
+impl Flight {
+    /// The record of a message in flight: `[FORMAT, packet id (u16 BE), released (0|1)]`.
+    pub fn encode(&self) -> [u8; 4] {
+        let [hi, lo] = self.packet_id.to_be_bytes();
+        [FORMAT, hi, lo, u8::from(self.released)]
+    }
+
+    /// Reads a record written by [`encode`](Self::encode).
+    pub fn decode(bytes: &[u8]) -> Result<Flight, RecordError> {
+        let body = body(bytes)?;
+        let [hi, lo, released @ (0 | 1)] = body else {
+            return Err(RecordError::Length(bytes.len()));
+        };
+        let packet_id = u16::from_be_bytes([*hi, *lo]);
+        if packet_id == 0 {
+            return Err(RecordError::PacketId);
+        }
+        Ok(Flight {
+            packet_id,
+            released: *released == 1,
         })
     }
 }
@@ -226,6 +300,9 @@ pub enum RecordError {
     /// A message record holds another packet.
     #[error("a message record holds another packet than PUBLISH")]
     NotPublish,
+    /// A message in flight with packet identifier 0.
+    #[error("a message in flight with packet identifier 0")]
+    PacketId,
     /// The message cannot be encoded (larger than MQTT allows).
     #[error("the message cannot be encoded")]
     Unencodable,
@@ -242,9 +319,22 @@ pub struct StoredSession {
     /// Its subscriptions: filter and record.
     pub subscriptions: Vec<(Bytes, SubscriptionRecord)>,
     /// Its QoS 1 and 2 messages not yet completed, by increasing sequence number.
-    pub messages: Vec<(u64, Publish)>,
+    pub messages: Vec<StoredMessage>,
     /// The QoS 2 packet identifiers its client sent and has not released.
     pub received: Vec<u16>,
+}
+
+/// A QoS 1 or 2 message of a stored session, as the store returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Its sequence number ([`StoreOp::Queued`]).
+    pub seq: u64,
+    /// The message (packet identifier 0).
+    pub publish: Publish,
+    /// Where its flow stood, if it was sent ([`StoreOp::InFlight`]).
+    pub flight: Option<Flight>,
+    /// When its Message Expiry Interval runs out, in wall time.
+    pub expires_at: Option<SystemTime>,
 }
 
 #[cfg(test)]
@@ -286,8 +376,17 @@ mod tests {
         let session = SessionRecord {
             version: ProtocolVersion::V3_1_1,
             expiry_interval: u32::MAX,
+            expires_at: None,
         };
         assert_eq!(SessionRecord::decode(&session.encode()), Ok(session));
+        // A session without a connection keeps its end in wall time (to the millisecond).
+        let offline = SessionRecord {
+            version: ProtocolVersion::V5,
+            expiry_interval: 60,
+            expires_at: Some(from_wall_millis(1_800_000_000_123)),
+        };
+        assert_eq!(offline.encode().len(), 14);
+        assert_eq!(SessionRecord::decode(&offline.encode()), Ok(offline));
         let sub = SubscriptionRecord {
             options: SubscriptionOptions {
                 qos: QoS::ExactlyOnce,
@@ -321,5 +420,28 @@ mod tests {
         record[1] = 0xC0; // PINGREQ's type nibble
         assert!(decode_publish(&record).is_err());
         assert_eq!(decode_publish(&[FORMAT, 0x40, 2, 0, 1]), Err(RecordError::NotPublish));
+        assert_eq!(
+            SessionRecord::decode(&[FORMAT, 4, 0, 0, 0, 1, 0]),
+            Err(RecordError::Length(7))
+        );
+        assert_eq!(Flight::decode(&[FORMAT, 0, 0, 0]), Err(RecordError::PacketId));
+        assert_eq!(Flight::decode(&[FORMAT, 0, 1, 2]), Err(RecordError::Length(4)));
+        assert_eq!(Flight::decode(&[3, 0, 1, 0]), Err(RecordError::Format(3)));
+    }
+
+    #[test]
+    fn a_flight_record_keeps_identifier_and_state() {
+        for flight in [
+            Flight {
+                packet_id: 1,
+                released: false,
+            },
+            Flight {
+                packet_id: u16::MAX,
+                released: true,
+            },
+        ] {
+            assert_eq!(Flight::decode(&flight.encode()), Ok(flight));
+        }
     }
 }

@@ -3,16 +3,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
 use super::access::Access;
 use super::auth::{AuthExchange, AuthStep};
-use super::cluster::{ClusterMessage, Link};
+use super::cluster::{ClusterMessage, HandedSession, Link};
 use super::connection::{Connection, Event};
 use super::expiry::{Message, SessionTimers, NEVER_EXPIRES};
-use super::outbox::Outbox;
+use super::outbox::{Flight, FlowStep, Outbox};
 use super::persist::{StoreOp, StoredSession, SubscriptionRecord};
 use super::retained::Retained;
 use super::shared::{self, Shared};
@@ -100,6 +100,25 @@ struct ClientSession<K> {
     stored: bool,
 }
 
+/// A `CONNECT` on a cluster waiting for the other threads' answers to its takeover
+/// before its `CONNACK` (see [`cluster`](super::cluster)).
+#[derive(Debug)]
+struct Joining<K> {
+    /// Its connection, until it closes or loses to a later `CONNECT`.
+    key: Option<K>,
+    connect: Box<Connect>,
+    /// The `CONNACK`'s properties so far.
+    properties: Properties,
+    stamp: u64,
+    /// Answers still to come.
+    waiting: usize,
+    /// The session an answer brought.
+    handed: Option<Box<HandedSession>>,
+    /// The takeovers that beat this one: (thread, stamp, clean start). Answered once
+    /// this one's answers are in, the latest with the session.
+    beaten_by: Vec<(usize, u64, bool)>,
+}
+
 /// The broker of one thread: sessions by client identifier, the topic tree of
 /// subscriptions, the retained messages. Connections report [`Event`]s to
 /// [`handle_event`](Self::handle_event), which answers and routes through
@@ -119,6 +138,8 @@ pub struct BrokerState<K> {
     timers: SessionTimers,
     /// The other threads, when this state is one thread of a cluster.
     cluster: Option<Link>,
+    /// `CONNECT`s waiting for the other threads, by client identifier.
+    joining: HashMap<Bytes, Joining<K>>,
     /// Application messages received from clients and delivered to them ($SYS).
     received: u64,
     sent: u64,
@@ -126,6 +147,9 @@ pub struct BrokerState<K> {
     store: Option<Vec<StoreOp>>,
     /// The last store sequence number given to a message.
     seq: u64,
+    /// An instant and the wall time it was, given at [`restore`](Self::restore): the
+    /// store keeps deadlines in wall time, which this converts to and from.
+    wall: Option<(Instant, SystemTime)>,
 }
 
 impl<K> Default for BrokerState<K> {
@@ -143,10 +167,12 @@ impl<K> Default for BrokerState<K> {
             reauth: HashMap::new(),
             timers: SessionTimers::default(),
             cluster: None,
+            joining: HashMap::new(),
             received: 0,
             sent: 0,
             store: None,
             seq: 0,
+            wall: None,
         }
     }
 }
@@ -182,24 +208,42 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     }
 
     /// Rebuilds the persistent sessions and retained messages a store returned at
-    /// start, before any connection: each session without a connection, its expiry
-    /// counted from `now`, its subscriptions in the tree, its messages queued in order
-    /// (sent again from the start of their flow when the client resumes), its
-    /// unreleased QoS 2 identifiers kept. Message expiry intervals also count from
-    /// `now`. Enables the store ([`enable_store`](Self::enable_store)).
-    pub fn restore(&mut self, sessions: Vec<StoredSession>, retained: Vec<Publish>, max_queued: usize, now: Instant) {
+    /// start, before any connection: each session without a connection, its
+    /// subscriptions in the tree, its messages in flight where their flow stood (with
+    /// their packet identifiers: resent with DUP 1, or `PUBREL`, when the client
+    /// resumes [MQTT-4.4.0-1]) and the others queued in order, its unreleased QoS 2
+    /// identifiers kept. `now` is the instant `wall` was, the wall clock: deadlines the
+    /// store kept in wall time (a message's expiry, the end of a session that had no
+    /// connection) still fall when they did; a session that was connected when the
+    /// broker stopped counts its expiry from `now`. Enables the store
+    /// ([`enable_store`](Self::enable_store)).
+    pub fn restore(
+        &mut self,
+        sessions: Vec<StoredSession>,
+        retained: Vec<Publish>,
+        max_queued: usize,
+        now: Instant,
+        wall: SystemTime,
+    ) {
         self.enable_store();
+        self.wall = Some((now, wall));
         for publish in retained {
             self.retained.apply(&publish, now);
         }
         for stored in sessions {
             let client = stored.client;
             let mut outbox = Box::new(Outbox::new(max_queued));
-            for (seq, publish) in stored.messages {
-                self.seq = self.seq.max(seq);
-                let mut message = Message::received(publish, now);
-                message.seq = seq;
-                outbox.restore(message);
+            for m in stored.messages {
+                self.seq = self.seq.max(m.seq);
+                let mut message = Message::received(m.publish, now);
+                message.seq = m.seq;
+                if let Some(at) = m.expires_at {
+                    message.expires = Some(self.instant_of(at, now));
+                }
+                match m.flight {
+                    Some(flight) => outbox.restore_in_flight(message, flight),
+                    None => outbox.restore(message),
+                }
             }
             outbox.keep_received(stored.received.into_iter().collect());
             let mut subscriptions = BTreeMap::new();
@@ -208,7 +252,10 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 subscriptions.insert(filter, (record.options, record.id));
             }
             let expiry_interval = stored.record.expiry_interval;
-            let expires_at = SessionTimers::deadline(now, expiry_interval);
+            let expires_at = match stored.record.expires_at {
+                Some(at) => Some(self.instant_of(at, now)),
+                None => SessionTimers::deadline(now, expiry_interval),
+            };
             if let Some(at) = expires_at {
                 self.timers.schedule(at, client.clone());
             }
@@ -226,6 +273,29 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                     stored: true,
                 },
             );
+        }
+    }
+
+    /// The instant wall time `at` is (at the earliest `now`: a deadline passed while
+    /// the broker was down is due at once).
+    fn instant_of(&self, at: SystemTime, now: Instant) -> Instant {
+        let Some((anchor, wall)) = self.wall else { return now };
+        match at.duration_since(wall) {
+            Ok(ahead) => anchor
+                .checked_add(ahead)
+                .unwrap_or(anchor + Duration::from_secs(u64::from(u32::MAX))),
+            Err(_) => now,
+        }
+        .max(now)
+    }
+
+    /// Records the flow steps of a stored session's messages.
+    fn record_steps(&mut self, client: &Bytes, steps: Vec<FlowStep>) {
+        if steps.is_empty() || !self.is_stored(client) {
+            return;
+        }
+        if let Some(ops) = self.store.as_mut() {
+            ops.extend(steps.into_iter().map(|step| step_op(client, step)));
         }
     }
 
@@ -333,23 +403,192 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 from,
                 client,
                 clean_start,
-            } => self.taken_over_remotely(from, client, clean_start, now, conns),
+                stamp,
+            } => self.takeover_from(from, client, clean_start, stamp, now, conns),
             ClusterMessage::Handoff {
+                from: _,
                 client,
-                subscriptions,
-                messages,
-            } => self.adopt_session(&client, subscriptions, messages, now, conns),
+                stamp,
+                session,
+            } => self.answered(client, stamp, session, now, conns),
+        }
+    }
+
+    /// Thread `from`'s takeover of `client`: a `CONNECT` of it waiting here is
+    /// compared with it (the later wins), else the session here goes there.
+    fn takeover_from(
+        &mut self,
+        from: usize,
+        client: Bytes,
+        clean_start: bool,
+        stamp: u64,
+        now: Instant,
+        conns: &mut impl Connections<K>,
+    ) {
+        let Some(link) = self.cluster.as_mut() else { return };
+        link.observe(stamp);
+        let me = link.me();
+        if let Some(j) = self.joining.get_mut(&client) {
+            if (j.stamp, me) > (stamp, from) {
+                // The one here is later: it keeps whatever session there is.
+                link.handoff(from, client, stamp, None);
+            } else {
+                // The one there is later: this one is refused, and what it gathers
+                // goes there once its answers are in.
+                if let Some(c) = j.key.take().and_then(|key| conns.connection(key)) {
+                    c.refuse(ReasonCode::ServerBusy);
+                }
+                j.beaten_by.push((from, stamp, clean_start));
+            }
+            return;
+        }
+        self.taken_over_remotely(from, client, clean_start, stamp, now, conns);
+    }
+
+    /// An answer to this thread's takeover `stamp` of `client`.
+    fn answered(
+        &mut self,
+        client: Bytes,
+        stamp: u64,
+        session: Option<Box<HandedSession>>,
+        now: Instant,
+        conns: &mut impl Connections<K>,
+    ) {
+        match self.joining.get_mut(&client) {
+            Some(j) if j.stamp == stamp => {
+                j.waiting = j.waiting.saturating_sub(1);
+                if j.handed.is_none() {
+                    j.handed = session;
+                }
+                if j.waiting == 0 {
+                    self.joined(client, now, conns);
+                }
+            }
+            // No CONNECT waits for it any more: a session is kept, not lost.
+            _ => {
+                if let Some(session) = session {
+                    if !self.sessions.contains_key(&client) {
+                        self.install_handed(&client, *session, now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every thread answered `client`'s takeover: the `CONNECT` goes on with the
+    /// session handed over, or, beaten by a later one elsewhere, hands it there.
+    fn joined(&mut self, client: Bytes, now: Instant, conns: &mut impl Connections<K>) {
+        let Some(j) = self.joining.remove(&client) else { return };
+        let winner = j.beaten_by.iter().copied().max_by_key(|&(t, s, _)| (s, t));
+        if let Some((to, stamp, clean_start)) = winner {
+            if let Some(link) = self.cluster.as_mut() {
+                for &(t, s, _) in j.beaten_by.iter().filter(|&&(t, s, _)| (t, s) != (to, stamp)) {
+                    link.handoff(t, client.clone(), s, None);
+                }
+            }
+            match j.handed {
+                Some(handed) if !self.sessions.contains_key(&client) => {
+                    let handed = (!clean_start).then_some(handed);
+                    if let Some(link) = self.cluster.as_mut() {
+                        link.handoff(to, client, stamp, handed);
+                    }
+                }
+                _ => self.taken_over_remotely(to, client, clean_start, stamp, now, conns),
+            }
+            return;
+        }
+        if let Some(handed) = j.handed.filter(|_| !j.connect.clean_start) {
+            if !self.sessions.contains_key(&client) {
+                self.install_handed(&client, *handed, now);
+            }
+        }
+        if let Some(key) = j.key {
+            self.open_session(key, client, *j.connect, j.properties, now, conns);
+        }
+    }
+
+    /// Installs a session handed over by another thread, without a connection (the
+    /// `CONNECT` that asked for it resumes it next, or it waits out its expiry): its
+    /// subscriptions (no `SUBACK`, no retained messages: the client subscribed
+    /// before), its messages in flight with their identifiers and queued, its received
+    /// QoS 2 identifiers; all recorded when this thread has a store.
+    fn install_handed(&mut self, client: &Bytes, handed: HandedSession, now: Instant) {
+        let stored = self.store.is_some();
+        let expires_at = SessionTimers::deadline(now, handed.expiry_interval);
+        self.sessions.insert(
+            client.clone(),
+            ClientSession {
+                conn: None,
+                version: handed.version,
+                subscriptions: BTreeMap::new(),
+                will: None,
+                persistent: true,
+                expiry_interval: handed.expiry_interval,
+                expires_at,
+                outbox: None,
+                stored,
+            },
+        );
+        self.record_session(client, false);
+        self.adopt_subscriptions(client, handed.subscriptions);
+        let mut outbox = handed.outbox;
+        let seq = &mut self.seq;
+        let records = outbox.renumber(|| {
+            if stored {
+                *seq += 1;
+                *seq
+            } else {
+                0
+            }
+        });
+        let wall = self.wall;
+        // The client's unreleased QoS 2 identifiers are stored here now too.
+        let received = outbox.take_received();
+        if let Some(ops) = self.store.as_mut() {
+            ops.extend(received.iter().map(|&packet_id| StoreOp::Received {
+                client: client.clone(),
+                packet_id,
+            }));
+            for (seq, publish, flight, expires) in records {
+                let expires_at = match (expires, wall) {
+                    (Some(at), Some((anchor, wall))) => {
+                        Some(wall + at.checked_duration_since(anchor).unwrap_or(Duration::ZERO))
+                    }
+                    _ => None,
+                };
+                ops.push(StoreOp::Queued {
+                    client: client.clone(),
+                    seq,
+                    publish,
+                    expires_at,
+                });
+                if let Some(flight) = flight {
+                    ops.push(StoreOp::InFlight {
+                        client: client.clone(),
+                        seq,
+                        flight,
+                    });
+                }
+            }
+        }
+        outbox.keep_received(received);
+        if let Some(session) = self.sessions.get_mut(client) {
+            session.outbox = Some(outbox);
+        }
+        if let Some(at) = expires_at {
+            self.timers.schedule(at, client.clone());
         }
     }
 
     /// `client` connected on thread `from`: the session here ends as in a takeover on
-    /// one thread (0x8E, the will), and its subscriptions move to `from` unless the
-    /// client started clean.
+    /// one thread (0x8E, the will), and moves whole to `from` unless the client
+    /// started clean; `from` hears back in any case (its takeover `stamp` answered).
     fn taken_over_remotely(
         &mut self,
         from: usize,
         client: Bytes,
         clean_start: bool,
+        stamp: u64,
         now: Instant,
         conns: &mut impl Connections<K>,
     ) {
@@ -359,8 +598,13 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             }
         }
         let Some(session) = self.sessions.get_mut(&client) else {
+            if let Some(link) = &mut self.cluster {
+                link.handoff(from, client, stamp, None);
+            }
             return;
         };
+        let version = session.version;
+        let expiry_interval = session.expiry_interval;
         let old = session.conn.take();
         let will = session.will.take();
         // What the session still owes its client: in its connection, or kept while it
@@ -379,12 +623,19 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 self.publish_will(&client, *will, now, conns);
             }
         }
-        if !clean_start {
-            let subscriptions = self.take_subscriptions(&client);
-            let messages = outbox.map(|mut o| o.take_pending(now)).unwrap_or_default();
-            if let Some(link) = &mut self.cluster {
-                link.handoff(from, client.clone(), subscriptions, messages);
-            }
+        let handed = (!clean_start).then(|| {
+            let mut outbox = outbox.unwrap_or_else(|| Box::new(Outbox::new(0)));
+            // This thread's store forgets the session (below); the new one records it.
+            outbox.take_steps();
+            Box::new(HandedSession {
+                version,
+                expiry_interval,
+                subscriptions: self.take_subscriptions(&client),
+                outbox,
+            })
+        });
+        if let Some(link) = &mut self.cluster {
+            link.handoff(from, client.clone(), stamp, handed);
         }
         self.drop_session(&client);
         self.sync_groups();
@@ -410,33 +661,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         out
     }
 
-    /// Installs `client`'s session handed over by another thread (its new connection
-    /// is here): its subscriptions, with no `SUBACK` and no retained messages (the
-    /// client resumed a session it subscribed in before), then the QoS 1/2 messages it
-    /// still owed, sent or queued in their order as new flows.
-    fn adopt_session(
-        &mut self,
-        client: &Bytes,
-        subscriptions: Vec<(Bytes, SubscriptionOptions, u32)>,
-        messages: Vec<Message>,
-        now: Instant,
-        conns: &mut impl Connections<K>,
-    ) {
-        self.adopt_subscriptions(client, subscriptions);
-        let Some(session) = self.sessions.get_mut(client) else {
-            return;
-        };
-        let mut books = Books {
-            seq: &mut self.seq,
-            sent: &mut self.sent,
-            store: &mut self.store,
-        };
-        for message in messages {
-            books.deliver(session, client, message, now, conns);
-        }
-    }
-
-    /// The subscriptions part of [`adopt_session`](Self::adopt_session).
+    /// The subscriptions part of [`install_handed`](Self::install_handed).
     fn adopt_subscriptions(&mut self, client: &Bytes, subscriptions: Vec<(Bytes, SubscriptionOptions, u32)>) {
         let Some(session) = self.sessions.get_mut(client) else {
             return;
@@ -529,9 +754,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 }
                 self.publish(&client, publish, now, conns);
             }
-            Event::Delivered(seq) => {
+            Event::Flow(step) => {
                 if let Some(client) = self.clients.get(&key).filter(|c| self.is_stored(c)).cloned() {
-                    self.record(|| StoreOp::Delivered { client, seq });
+                    self.record(|| step_op(&client, step));
                 }
             }
             Event::Released(packet_id) => {
@@ -543,6 +768,10 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             Event::Unsubscribe(unsubscribe) => self.unsubscribe(key, unsubscribe, conns),
             Event::Closed { publish_will } => {
                 self.authenticating.remove(&key);
+                // A CONNECT waiting for the other threads goes on without its client.
+                for j in self.joining.values_mut().filter(|j| j.key == Some(key)) {
+                    j.key = None;
+                }
                 self.reauth.remove(&key);
                 self.closed(key, publish_will, now, conns);
             }
@@ -553,15 +782,12 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         self.sessions.get(client).is_some_and(|s| s.stored)
     }
 
-    /// Records the end of the flows of stored messages in `outbox` (a session's, as
-    /// it leaves its connection).
+    /// Records the flow steps of stored messages left in `outbox` (a session's, as it
+    /// leaves its connection).
     fn record_ended(&mut self, client: &Bytes, outbox: &mut Outbox) {
-        if !outbox.has_ended() || !self.is_stored(client) {
-            return;
-        }
-        for seq in outbox.take_ended() {
-            let client = client.clone();
-            self.record(|| StoreOp::Delivered { client, seq });
+        if outbox.has_steps() {
+            let steps = outbox.take_steps();
+            self.record_steps(client, steps);
         }
     }
 
@@ -793,7 +1019,8 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 c.set_acl(Arc::new(acl));
             }
         }
-        let client = if connect.client_id.is_empty() {
+        let assigned = connect.client_id.is_empty();
+        let client = if assigned {
             // 3.1.1 assigns one only to a clean session (3.1.1 [MQTT-3.1.3-8]); 3.1 never.
             if !v5 && (!connect.clean_start || connect.protocol == ProtocolVersion::V3_1) {
                 if let Some(c) = conns.connection(key) {
@@ -820,10 +1047,50 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 self.publish_will(&client, will, now, conns);
             }
         }
-        if let Some(link) = &mut self.cluster {
-            // The id may hold a session on another thread: it goes there.
-            link.takeover(&client, connect.clean_start);
+        // On a cluster, the id may hold a session on another thread: it comes here
+        // before the CONNACK (an id this thread assigned is new everywhere).
+        if let Some(link) = self.cluster.as_mut().filter(|l| l.threads() > 1 && !assigned) {
+            let j = match self.joining.remove(&client) {
+                // A second CONNECT here while the first waits: the later one takes
+                // its place (as in a takeover), answers and all.
+                Some(mut j) => {
+                    if let Some(c) = j.key.take().and_then(|old| conns.connection(old)) {
+                        c.refuse(ReasonCode::ServerBusy);
+                    }
+                    j.key = Some(key);
+                    j.connect = Box::new(connect);
+                    j.properties = properties;
+                    j
+                }
+                None => Joining {
+                    key: Some(key),
+                    stamp: link.takeover(&client, connect.clean_start),
+                    connect: Box::new(connect),
+                    properties,
+                    waiting: link.threads() - 1,
+                    handed: None,
+                    beaten_by: Vec::new(),
+                },
+            };
+            self.joining.insert(client, j);
+            return;
         }
+        self.open_session(key, client, connect, properties, now, conns);
+    }
+
+    /// The rest of [`admit`](Self::admit), once no other thread holds the client's
+    /// session (a session handed over is here by now): takes over a connection here,
+    /// opens or resumes the session and answers `CONNACK`.
+    fn open_session(
+        &mut self,
+        key: K,
+        client: Bytes,
+        connect: Connect,
+        properties: Properties,
+        now: Instant,
+        conns: &mut impl Connections<K>,
+    ) {
+        let v5 = connect.protocol.is_v5();
         // Session takeover [MQTT-3.1.4-3]: the connection holding the id goes, and its
         // will is published as for any connection that ends without DISCONNECT.
         if let Some(old) = self.sessions.get(&client).and_then(|s| s.conn) {
@@ -919,7 +1186,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             }
         };
         self.record_session(&client, was_stored);
-        self.clients.insert(key, client);
+        self.clients.insert(key, client.clone());
         let ack = ConnAck {
             session_present,
             code: ReasonCode::Success,
@@ -929,6 +1196,8 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             c.accept(ack, connect.keep_alive, now);
             if let Some(outbox) = resumed {
                 c.resume(outbox, now);
+                let steps = c.take_flow_steps();
+                self.record_steps(&client, steps);
             }
         }
     }
@@ -938,9 +1207,16 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     fn record_session(&mut self, client: &Bytes, was_stored: bool) {
         let Some(s) = self.sessions.get(client) else { return };
         if s.stored {
+            let expires_at = match (s.conn, s.expires_at, self.wall) {
+                (None, Some(at), Some((anchor, wall))) => {
+                    Some(wall + at.checked_duration_since(anchor).unwrap_or(Duration::ZERO))
+                }
+                _ => None,
+            };
             let record = super::persist::SessionRecord {
                 version: s.version,
                 expiry_interval: s.expiry_interval,
+                expires_at,
             };
             let subscriptions: Vec<_> = if was_stored {
                 Vec::new()
@@ -1030,13 +1306,18 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                     s.outbox = Some(outbox);
                 }
             }
-            if changed && stored {
+            let Some(session) = self.sessions.get_mut(&client) else {
+                return;
+            };
+            session.expires_at = SessionTimers::deadline(now, session.expiry_interval);
+            // The record says when the session ends, in wall time, so that a restart
+            // does not give it its whole interval again.
+            if stored && (changed || (session.expires_at.is_some() && self.wall.is_some())) {
                 self.record_session(&client, true);
             }
             let Some(session) = self.sessions.get_mut(&client) else {
                 return;
             };
-            session.expires_at = SessionTimers::deadline(now, session.expiry_interval);
             if let Some(at) = session.expires_at {
                 self.timers.schedule(at, client.clone());
                 let sessions = &self.sessions;
@@ -1166,6 +1447,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 seq: &mut self.seq,
                 sent: &mut self.sent,
                 store: &mut self.store,
+                wall: self.wall,
             };
             books.deliver(session, client, out, now, conns);
         }
@@ -1329,6 +1611,8 @@ struct Books<'a> {
     seq: &'a mut u64,
     sent: &'a mut u64,
     store: &'a mut Option<Vec<StoreOp>>,
+    /// The state's wall-clock anchor, for the deadlines the store keeps.
+    wall: Option<(Instant, SystemTime)>,
 }
 
 impl Books<'_> {
@@ -1347,27 +1631,67 @@ impl Books<'_> {
         let copy = stored.then(|| {
             *self.seq += 1;
             out.seq = *self.seq;
-            (*self.seq, out.publish.clone())
+            let expires_at = match (out.expires, self.wall) {
+                (Some(at), Some((anchor, wall))) => {
+                    Some(wall + at.checked_duration_since(anchor).unwrap_or(Duration::ZERO))
+                }
+                _ => None,
+            };
+            (*self.seq, out.publish.clone(), expires_at)
         });
+        let mut steps = Vec::new();
         let kept = match session.conn {
-            Some(conn) => {
-                let sent = conns.connection(conn).is_some_and(|c| c.deliver_message(out, now));
-                *self.sent += u64::from(sent);
-                sent
-            }
+            Some(conn) => match conns.connection(conn) {
+                Some(c) => {
+                    let sent = c.deliver_message(out, now);
+                    *self.sent += u64::from(sent);
+                    if stored {
+                        // The identifier it went out with is recorded in this turn's
+                        // commit, not at the client's next packet.
+                        steps = c.take_flow_steps();
+                    }
+                    sent
+                }
+                None => false,
+            },
             None if out.publish.qos != QoS::AtMostOnce => {
                 session.outbox.as_mut().is_some_and(|outbox| outbox.enqueue(out))
             }
             None => false,
         };
-        if let (Some((seq, publish)), true) = (copy, kept) {
-            if let Some(ops) = self.store.as_mut() {
-                ops.push(StoreOp::Queued {
-                    client: client.clone(),
-                    seq,
-                    publish,
-                });
-            }
+        let Some(ops) = self.store.as_mut() else { return };
+        if let (Some((seq, publish, expires_at)), true) = (copy, kept) {
+            ops.push(StoreOp::Queued {
+                client: client.clone(),
+                seq,
+                publish,
+                expires_at,
+            });
         }
+        ops.extend(steps.into_iter().map(|step| step_op(client, step)));
+    }
+}
+
+/// The store operation of a stored message's flow step.
+fn step_op(client: &Bytes, step: FlowStep) -> StoreOp {
+    let client = client.clone();
+    match step {
+        FlowStep::Sent { seq, packet_id } => StoreOp::InFlight {
+            client,
+            seq,
+            flight: Flight {
+                packet_id,
+                released: false,
+            },
+        },
+        FlowStep::Released { seq, packet_id } => StoreOp::InFlight {
+            client,
+            seq,
+            flight: Flight {
+                packet_id,
+                released: true,
+            },
+        },
+        FlowStep::Ended { seq } => StoreOp::Delivered { client, seq },
     }
 }
