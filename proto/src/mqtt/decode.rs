@@ -18,9 +18,10 @@ struct Header {
     packet: PacketType,
     flags: u8,
     /// Bytes of the fixed header (2..=5).
-    header_len: usize,
-    /// The Remaining Length.
-    body_len: usize,
+    header_len: u8,
+    /// The Remaining Length (at most 268,435,455). Both narrow: a broker holds a
+    /// decoder per connection.
+    body_len: u32,
 }
 
 /// Decodes the packets the peer of `side` sends, from a [`SegmentedBuffer`].
@@ -104,13 +105,14 @@ impl Decoder {
                 None => return Ok(None),
             },
         };
-        if src.len() < header.header_len + header.body_len {
+        let (header_len, body_len) = (usize::from(header.header_len), header.body_len as usize);
+        if src.len() < header_len + body_len {
             self.pending = Some(header);
             return Ok(None);
         }
         self.pending = None;
-        src.advance(header.header_len);
-        let body = src.split_to(header.body_len);
+        src.advance(header_len);
+        let body = src.split_to(body_len);
         // Only CONNECT gets here without a version, and it carries its own.
         let version = self.version.unwrap_or(ProtocolVersion::V5);
         let packet = Packet::decode_body(header.packet, header.flags, body, version, self.side.peer())?;
@@ -157,8 +159,9 @@ impl Decoder {
         Ok(Some(Header {
             packet,
             flags,
-            header_len,
-            body_len: body_len as usize,
+            // At most 5: one type byte and a Variable Byte Integer of up to 4.
+            header_len: header_len as u8,
+            body_len,
         }))
     }
 }

@@ -129,44 +129,93 @@ enum Phase {
 #[derive(Debug)]
 pub struct Connection {
     codec: Codec,
-    input: SegmentedBuffer,
-    output: IoArena,
-    phase: Phase,
     /// When the connection is closed for silence: the connect deadline, then 1.5 times
     /// the keep alive after the last packet.
     deadline: Option<Instant>,
-    keep_alive: Duration,
-    events: VecDeque<Event>,
-    /// QoS 2 packet identifiers received and not yet released. A B-tree: 24 bytes and
-    /// no allocation while empty (an idle connection's case).
-    incoming: BTreeSet<u16>,
-    limits: Limits,
-    /// The client's Receive Maximum (65,535 unless its 5.0 `CONNECT` said less).
-    client_receive_maximum: u16,
-    /// Outbound QoS 1 and 2 messages, created at the first one.
-    outbox: Option<Box<Outbox>>,
     /// The latest instant the connection was given: the clock for messages it sends
     /// from [`poll_transmit`](Session::poll_transmit).
     now: Instant,
-    /// QoS 0 messages dropped because the output was over its cap.
-    dropped: u64,
+    /// The buffers and queues of a connection with work in hand; `None` while idle
+    /// (see [`Busy`]).
+    busy: Option<Box<Busy>>,
+    /// What few connections need (see [`Extra`]); `None` until one does.
+    extra: Option<Box<Extra>>,
+    /// Outbound QoS 1 and 2 messages, created at the first one.
+    outbox: Option<Box<Outbox>>,
+    limits: Limits,
+    /// The keep alive in seconds (0: none), enforced at 1.5 times.
+    keep_alive: u16,
+    phase: Phase,
     /// Whether the 5.0 `CONNECT` had no Session Expiry Interval (or 0).
     connect_expiry_zero: bool,
+    /// Whether the `CONNECT` named an Authentication Method (the client may then
+    /// re-authenticate with `AUTH`).
+    enhanced: bool,
+    /// Whether the output holds acknowledgements not to be sent before the store commit
+    /// ([`release_held`](Self::release_held)).
+    held: bool,
+    /// The connect timeout in milliseconds, for each enhanced authentication step
+    /// (4 bytes here rather than a 16-byte `Duration`: this is per connection).
+    auth_timeout_ms: u32,
+}
+
+/// The part of a [`Connection`] that only a connection with work in hand needs: the
+/// received bytes not yet decoded, the output not yet taken by the driver, the events
+/// not yet taken by the broker and the QoS 2 identifiers not yet released. Boxed and
+/// allocated on the first input or output, freed when all four are empty again, so an
+/// idle connection (most of them, at a million) holds only the core.
+#[derive(Debug)]
+struct Busy {
+    input: SegmentedBuffer,
+    output: IoArena,
+    events: VecDeque<Event>,
+    /// QoS 2 packet identifiers received and not yet released. A B-tree: no
+    /// allocation while empty.
+    incoming: BTreeSet<u16>,
+}
+
+impl Busy {
+    fn new() -> Box<Busy> {
+        Box::new(Busy {
+            input: SegmentedBuffer::new(),
+            output: IoArena::new(),
+            events: VecDeque::new(),
+            incoming: BTreeSet::new(),
+        })
+    }
+
+    /// Whether nothing is held: the box can go.
+    fn is_idle(&self) -> bool {
+        self.input.is_empty() && self.output.is_empty() && self.events.is_empty() && self.incoming.is_empty()
+    }
+}
+
+/// The rarely used part of a [`Connection`]: a 5.0 client's limits and aliases, an
+/// ACL, drop counts. Boxed, created at the first use, kept for the connection's life.
+#[derive(Debug)]
+struct Extra {
+    /// The client's Receive Maximum (65,535 unless its 5.0 `CONNECT` said less).
+    client_receive_maximum: u16,
+    /// QoS 0 messages dropped because the output was over its cap.
+    dropped: u64,
     /// The Session Expiry Interval the client's `DISCONNECT` set, if it did.
     disconnect_expiry: Option<u32>,
     /// Topic aliases, once the client announced or used any.
     aliases: Option<Box<Aliases>>,
     /// What the client may publish to (`None`: anything).
     acl: Option<Arc<ClientAcl>>,
-    /// Whether the `CONNECT` named an Authentication Method (the client may then
-    /// re-authenticate with `AUTH`).
-    enhanced: bool,
-    /// The connect timeout in milliseconds, for each enhanced authentication step
-    /// (4 bytes here rather than a 16-byte `Duration`: this is per connection).
-    auth_timeout_ms: u32,
-    /// Whether the output holds acknowledgements not to be sent before the store commit
-    /// ([`release_held`](Self::release_held)).
-    held: bool,
+}
+
+impl Default for Extra {
+    fn default() -> Self {
+        Extra {
+            client_receive_maximum: u16::MAX,
+            dropped: 0,
+            disconnect_expiry: None,
+            aliases: None,
+            acl: None,
+        }
+    }
 }
 
 impl Connection {
@@ -174,37 +223,61 @@ impl Connection {
     pub fn new(config: ConnectionConfig, now: Instant) -> Connection {
         Connection {
             codec: Codec::server(config.max_packet_size),
-            input: SegmentedBuffer::new(),
-            output: IoArena::new(),
-            phase: Phase::AwaitingConnect,
             deadline: Some(now + config.connect_timeout),
-            keep_alive: Duration::ZERO,
-            events: VecDeque::new(),
-            incoming: BTreeSet::new(),
-            limits: Limits::from(&config),
-            client_receive_maximum: u16::MAX,
-            outbox: None,
             now,
-            dropped: 0,
+            busy: None,
+            extra: None,
+            outbox: None,
+            limits: Limits::from(&config),
+            keep_alive: 0,
+            phase: Phase::AwaitingConnect,
             connect_expiry_zero: false,
-            disconnect_expiry: None,
-            aliases: None,
-            acl: None,
             enhanced: false,
-            auth_timeout_ms: u32::try_from(config.connect_timeout.as_millis()).unwrap_or(u32::MAX),
             held: false,
+            auth_timeout_ms: u32::try_from(config.connect_timeout.as_millis()).unwrap_or(u32::MAX),
         }
+    }
+
+    /// The busy part, allocated if the connection was idle.
+    fn busy(&mut self) -> &mut Busy {
+        self.busy.get_or_insert_with(Busy::new)
+    }
+
+    /// The rarely used part, allocated at the first use.
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the busy part once nothing is in it (the connection is idle).
+    fn settle(&mut self) {
+        if self.busy.as_ref().is_some_and(|b| b.is_idle()) {
+            self.busy = None;
+        }
+    }
+
+    /// Encodes `packet` into the output.
+    fn write(&mut self, packet: &Packet) -> Result<(), crate::mqtt::CodecError> {
+        let busy = self.busy.get_or_insert_with(Busy::new);
+        self.codec.encode(packet, &mut busy.output)
+    }
+
+    fn push_event(&mut self, event: Event) {
+        self.busy().events.push_back(event);
+    }
+
+    fn output_len(&self) -> usize {
+        self.busy.as_ref().map_or(0, |b| b.output.len())
     }
 
     /// Limits what the client may publish: a refused QoS 1 or 2 message gets reason
     /// 0x87 (5.0), every other is dropped unrouted. Set before [`accept`](Self::accept).
     pub fn set_acl(&mut self, acl: Arc<ClientAcl>) {
-        self.acl = Some(acl);
+        self.extra().acl = Some(acl);
     }
 
     /// What the client may publish to, as [`set_acl`](Self::set_acl) left it.
     pub fn acl(&self) -> Option<&Arc<ClientAcl>> {
-        self.acl.as_ref()
+        self.extra.as_ref()?.acl.as_ref()
     }
 
     /// Continues an enhanced authentication exchange during `CONNECT`: sends `AUTH`
@@ -218,7 +291,7 @@ impl Connection {
             code: ReasonCode::ContinueAuthentication,
             properties,
         };
-        if self.codec.encode(&Packet::Auth(auth), &mut self.output).is_err() {
+        if self.write(&Packet::Auth(auth)).is_err() {
             self.close(false);
             return;
         }
@@ -257,13 +330,13 @@ impl Connection {
     /// The Session Expiry Interval the client's `DISCONNECT` set (5.0), which replaces
     /// the one of its `CONNECT` [MQTT-3.1.2-23].
     pub fn disconnect_session_expiry(&self) -> Option<u32> {
-        self.disconnect_expiry
+        self.extra.as_ref()?.disconnect_expiry
     }
 
     /// Output bytes not yet taken by the driver (bounded by `max_output_bytes` plus one
     /// packet, whatever the client's reading pace).
     pub fn unsent(&self) -> usize {
-        self.output.len()
+        self.output_len()
     }
 
     /// QoS 1 and 2 messages waiting for the window or the output to make room.
@@ -274,14 +347,14 @@ impl Connection {
     /// Messages not delivered for lack of room: QoS 0 ones dropped at the output cap,
     /// QoS 1 and 2 ones refused by a full queue.
     pub fn dropped(&self) -> u64 {
-        self.dropped + self.outbox.as_ref().map_or(0, |o| o.dropped())
+        self.extra.as_ref().map_or(0, |e| e.dropped) + self.outbox.as_ref().map_or(0, |o| o.dropped())
     }
 
     /// Whether events wait for [`poll_event`](Session::poll_event): a body that holds
     /// its input back (its messages for other threads have no room) reads no more from
     /// a connection whose events it has not taken.
     pub fn has_events(&self) -> bool {
-        !self.events.is_empty()
+        self.busy.as_ref().is_some_and(|b| !b.events.is_empty())
     }
 
     /// Accepts the `CONNECT`: sends `ack` and starts the keep-alive timer
@@ -294,12 +367,12 @@ impl Connection {
         let mut ack = ack;
         let v5 = self.version().is_some_and(ProtocolVersion::is_v5);
         let keep_alive = limits::negotiate(&mut ack, keep_alive, v5, &self.limits);
-        if self.codec.encode(&Packet::ConnAck(ack), &mut self.output).is_err() {
+        if self.write(&Packet::ConnAck(ack)).is_err() {
             self.close(true);
             return;
         }
         self.phase = Phase::Open;
-        self.keep_alive = Duration::from_secs(u64::from(keep_alive));
+        self.keep_alive = keep_alive;
         self.touch(now);
         self.process(now);
     }
@@ -319,14 +392,14 @@ impl Connection {
         if !matches!(self.phase, Phase::Connecting | Phase::Authenticating) {
             return;
         }
-        let _ = self.codec.encode(&Packet::ConnAck(ack), &mut self.output);
+        let _ = self.write(&Packet::ConnAck(ack));
         self.close(false);
     }
 
     /// Sends a packet the broker built (`SUBACK`, `UNSUBACK`); returns whether it was
     /// written (an open connection, a packet valid for its version).
     pub fn send(&mut self, packet: &Packet) -> bool {
-        self.phase == Phase::Open && self.codec.encode(packet, &mut self.output).is_ok()
+        self.phase == Phase::Open && self.write(packet).is_ok()
     }
 
     /// Sends an application message received at the connection's latest instant; see
@@ -347,8 +420,8 @@ impl Connection {
         }
         self.now = self.now.max(now);
         if message.publish.qos == QoS::AtMostOnce {
-            if self.output.len() >= self.limits.max_output_bytes() {
-                self.dropped += 1;
+            if self.output_len() >= self.limits.max_output_bytes() {
+                self.extra().dropped += 1;
                 return false;
             }
             let Some(publish) = message.at(now) else { return false };
@@ -376,7 +449,9 @@ impl Connection {
     pub fn take_outbox(&mut self) -> Box<Outbox> {
         let max_queued = self.limits.max_queued();
         let mut outbox = self.outbox.take().unwrap_or_else(|| Box::new(Outbox::new(max_queued)));
-        outbox.keep_received(std::mem::take(&mut self.incoming));
+        if let Some(busy) = self.busy.as_mut() {
+            outbox.keep_received(std::mem::take(&mut busy.incoming));
+        }
         outbox
     }
 
@@ -388,7 +463,10 @@ impl Connection {
             return;
         }
         self.now = self.now.max(now);
-        self.incoming = outbox.take_received();
+        let incoming = outbox.take_received();
+        if !incoming.is_empty() {
+            self.busy().incoming = incoming;
+        }
         let resend: Vec<Packet> = outbox.resend().collect();
         for packet in resend {
             match packet {
@@ -401,7 +479,7 @@ impl Connection {
                     }
                 }
                 other => {
-                    let _ = self.codec.encode(&other, &mut self.output);
+                    let _ = self.write(&other);
                 }
             }
         }
@@ -415,8 +493,9 @@ impl Connection {
         if self.phase != Phase::Open {
             return;
         }
-        let window = self.client_receive_maximum.min(self.limits.max_inflight).max(1);
-        while self.output.len() < self.limits.max_output_bytes() {
+        let client_max = self.extra.as_ref().map_or(u16::MAX, |e| e.client_receive_maximum);
+        let window = client_max.min(self.limits.max_inflight).max(1);
+        while self.output_len() < self.limits.max_output_bytes() {
             let Some(outbox) = self.outbox.as_mut() else { return };
             let Some(publish) = outbox.start_next(window, self.now) else {
                 return;
@@ -445,7 +524,7 @@ impl Connection {
     fn write_publish(&mut self, publish: Publish) -> bool {
         let mut publish = self.for_client(publish);
         let mut alias = None;
-        if let Some(aliases) = self.aliases.as_deref() {
+        if let Some(aliases) = self.extra.as_ref().and_then(|e| e.aliases.as_deref()) {
             if let Some(choice) = aliases.outbound.choose(&publish.topic) {
                 publish.properties.topic_alias = Some(choice.alias);
                 let topic = if choice.known {
@@ -456,10 +535,11 @@ impl Connection {
                 alias = Some((choice, topic));
             }
         }
-        if self.codec.encode(&Packet::Publish(publish), &mut self.output).is_err() {
+        if self.write(&Packet::Publish(publish)).is_err() {
             return false;
         }
-        if let (Some(aliases), Some((choice, topic))) = (self.aliases.as_deref_mut(), alias) {
+        let aliases = self.extra.as_mut().and_then(|e| e.aliases.as_deref_mut());
+        if let (Some(aliases), Some((choice, topic))) = (aliases, alias) {
             aliases.outbound.commit(&topic, choice);
         }
         true
@@ -478,17 +558,16 @@ impl Connection {
 
     fn send_disconnect(&mut self, code: ReasonCode) {
         if self.version().is_some_and(ProtocolVersion::is_v5) && self.phase != Phase::AwaitingConnect {
-            let _ = self
-                .codec
-                .encode(&Packet::Disconnect(Reason::new(code)), &mut self.output);
+            let _ = self.write(&Packet::Disconnect(Reason::new(code)));
         }
     }
 
     fn touch(&mut self, now: Instant) {
-        self.deadline = if self.keep_alive.is_zero() {
+        self.deadline = if self.keep_alive == 0 {
             None
         } else {
-            Some(now + self.keep_alive + self.keep_alive / 2)
+            let keep_alive = Duration::from_secs(u64::from(self.keep_alive));
+            Some(now + keep_alive + keep_alive / 2)
         };
     }
 
@@ -498,14 +577,16 @@ impl Connection {
         }
         self.phase = Phase::Closed;
         self.deadline = None;
-        self.input.clear();
-        self.events.push_back(Event::Closed { publish_will });
+        let busy = self.busy();
+        busy.input.clear();
+        busy.events.push_back(Event::Closed { publish_will });
     }
 
     /// Decodes and handles whole packets while the connection may.
     fn process(&mut self, now: Instant) {
         while matches!(self.phase, Phase::AwaitingConnect | Phase::Authenticating | Phase::Open) {
-            match self.codec.decode(&mut self.input) {
+            let Some(busy) = self.busy.as_mut() else { break };
+            match self.codec.decode(&mut busy.input) {
                 Ok(Some(packet)) => self.handle_packet(packet, now),
                 Ok(None) => break,
                 Err(e) => {
@@ -523,7 +604,7 @@ impl Connection {
                             code,
                             properties: Default::default(),
                         };
-                        let _ = self.codec.encode(&Packet::ConnAck(ack), &mut self.output);
+                        let _ = self.write(&Packet::ConnAck(ack));
                     }
                     self.send_disconnect(code);
                     self.close(true);
@@ -546,14 +627,14 @@ impl Connection {
                     let theirs = connect.properties.topic_alias_maximum.unwrap_or(0);
                     let out = theirs.min(self.limits.topic_alias_maximum);
                     if out > 0 {
-                        self.aliases = Some(Box::new(Aliases::new(out)));
+                        self.extra().aliases = Some(Box::new(Aliases::new(out)));
                     }
                     self.enhanced = connect.properties.authentication_method.is_some();
                     self.connect_expiry_zero =
                         connect.protocol.is_v5() && connect.properties.session_expiry_interval.unwrap_or(0) == 0;
                     // The client's window for QoS 1 and 2 messages [MQTT-3.3.4-9].
                     if let Some(max) = connect.properties.receive_maximum {
-                        self.client_receive_maximum = max;
+                        self.extra().client_receive_maximum = max;
                     }
                     if let Some(code) = limits::refusal(&connect, &self.limits) {
                         self.phase = Phase::Connecting;
@@ -562,7 +643,7 @@ impl Connection {
                     }
                     self.phase = Phase::Connecting;
                     self.deadline = None;
-                    self.events.push_back(Event::Connect(connect));
+                    self.push_event(Event::Connect(connect));
                 }
                 // The first packet is a CONNECT [MQTT-3.1.0-1].
                 _ => self.close(false),
@@ -575,7 +656,7 @@ impl Connection {
                 Packet::Auth(auth) if auth.code == ReasonCode::ContinueAuthentication => {
                     self.phase = Phase::Connecting;
                     self.deadline = None;
-                    self.events.push_back(Event::Auth(auth));
+                    self.push_event(Event::Auth(auth));
                 }
                 _ => {
                     self.send_disconnect(ReasonCode::ProtocolError);
@@ -605,7 +686,7 @@ impl Connection {
                         return;
                     }
                 };
-                let _ = self.codec.encode(&Packet::PubRel(rel), &mut self.output);
+                let _ = self.write(&Packet::PubRel(rel));
             }
             Packet::PubComp(ack) => {
                 if self.outbox.as_mut().is_some_and(|o| o.pubcomp(ack.packet_id)) {
@@ -613,23 +694,24 @@ impl Connection {
                 }
             }
             Packet::PubRel(ack) => {
-                let comp = if self.incoming.remove(&ack.packet_id) {
+                let released = self.busy.as_mut().is_some_and(|b| b.incoming.remove(&ack.packet_id));
+                let comp = if released {
                     if self.limits.durable {
                         // The release is stored before its PUBCOMP goes: a reused
                         // identifier must not look like a retransmission after a restart.
                         self.held = true;
-                        self.events.push_back(Event::Released(ack.packet_id));
+                        self.push_event(Event::Released(ack.packet_id));
                     }
                     Ack::success(ack.packet_id)
                 } else {
                     self.not_found(ack.packet_id)
                 };
-                let _ = self.codec.encode(&Packet::PubComp(comp), &mut self.output);
+                let _ = self.write(&Packet::PubComp(comp));
             }
-            Packet::Subscribe(subscribe) => self.events.push_back(Event::Subscribe(subscribe)),
-            Packet::Unsubscribe(unsubscribe) => self.events.push_back(Event::Unsubscribe(unsubscribe)),
+            Packet::Subscribe(subscribe) => self.push_event(Event::Subscribe(subscribe)),
+            Packet::Unsubscribe(unsubscribe) => self.push_event(Event::Unsubscribe(unsubscribe)),
             Packet::PingReq => {
-                let _ = self.codec.encode(&Packet::PingResp, &mut self.output);
+                let _ = self.write(&Packet::PingResp);
             }
             Packet::Disconnect(reason) => {
                 if let Some(expiry) = reason.properties.session_expiry_interval {
@@ -640,7 +722,7 @@ impl Connection {
                         self.close(true);
                         return;
                     }
-                    self.disconnect_expiry = Some(expiry);
+                    self.extra().disconnect_expiry = Some(expiry);
                 }
                 self.close(reason.code == ReasonCode::DisconnectWithWillMessage);
             }
@@ -652,7 +734,7 @@ impl Connection {
                         ReasonCode::ReAuthenticate | ReasonCode::ContinueAuthentication
                     ) =>
             {
-                self.events.push_back(Event::Auth(auth));
+                self.push_event(Event::Auth(auth));
             }
             // A second CONNECT [MQTT-3.1.0-2], AUTH without an authentication method,
             // and anything else: a protocol error.
@@ -676,7 +758,7 @@ impl Connection {
         // The client's topic alias, resolved against what we announced [MQTT-3.3.2-12].
         if publish.properties.topic_alias.is_some() {
             let max = self.limits.topic_alias_maximum;
-            let aliases = self.aliases.get_or_insert_with(|| Box::new(Aliases::new(0)));
+            let aliases = self.extra().aliases.get_or_insert_with(|| Box::new(Aliases::new(0)));
             if let Err(code) = aliases.inbound.resolve(max, &mut publish) {
                 self.send_disconnect(code);
                 self.close(true);
@@ -685,7 +767,7 @@ impl Connection {
         }
         // Refused by the ACL: 0x87 for QoS 1 and 2 in 5.0; otherwise acknowledged as
         // usual (3.1.1 has no way to say no) and dropped.
-        let allowed = self.acl.as_ref().map_or(true, |acl| acl.may_publish(&publish.topic));
+        let allowed = self.acl().map_or(true, |acl| acl.may_publish(&publish.topic));
         let v5 = self.version().is_some_and(ProtocolVersion::is_v5);
         let ack = |id| {
             let mut ack = Ack::success(id);
@@ -701,35 +783,31 @@ impl Connection {
         match publish.qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => {
-                let _ = self
-                    .codec
-                    .encode(&Packet::PubAck(ack(publish.packet_id)), &mut self.output);
+                let _ = self.write(&Packet::PubAck(ack(publish.packet_id)));
             }
             QoS::ExactlyOnce => {
                 // QoS 2 messages not yet released count against the broker's Receive
                 // Maximum (QoS 1 ones are acknowledged at once and never wait).
-                if !self.incoming.contains(&publish.packet_id)
-                    && self.incoming.len() >= usize::from(self.limits.receive_maximum)
+                let incoming = &self.busy().incoming;
+                if !incoming.contains(&publish.packet_id) && incoming.len() >= usize::from(self.limits.receive_maximum)
                 {
                     self.send_disconnect(ReasonCode::ReceiveMaximumExceeded);
                     self.close(true);
                     return;
                 }
-                let _ = self
-                    .codec
-                    .encode(&Packet::PubRec(ack(publish.packet_id)), &mut self.output);
+                let _ = self.write(&Packet::PubRec(ack(publish.packet_id)));
                 // A PUBREC of 0x80 or above ends the flow: no PUBREL follows.
                 if !allowed && v5 {
                     return;
                 }
                 // A retransmission before PUBREL is acknowledged, not routed again.
-                if !self.incoming.insert(publish.packet_id) {
+                if !self.busy().incoming.insert(publish.packet_id) {
                     return;
                 }
             }
         }
         if allowed {
-            self.events.push_back(Event::Publish(publish));
+            self.push_event(Event::Publish(publish));
         }
     }
 }
@@ -742,13 +820,14 @@ impl Session for Connection {
             return;
         }
         self.now = self.now.max(now);
-        self.input.push(data);
+        self.busy().input.push(data);
         self.process(now);
-        if self.input.is_empty() {
+        if let Some(busy) = self.busy.as_mut().filter(|b| b.input.is_empty()) {
             // Everything received was a whole packet (the usual case): give back the
             // segment queue rather than keep it while the connection idles.
-            self.input = SegmentedBuffer::new();
+            busy.input = SegmentedBuffer::new();
         }
+        self.settle();
     }
 
     fn handle_eof(&mut self, _now: Instant) {
@@ -768,10 +847,15 @@ impl Session for Connection {
             return None;
         }
         // Once half the output is written, queued messages may follow it.
-        if self.output.len() < self.limits.max_output_bytes() / 2 && self.queued() > 0 {
+        if self.output_len() < self.limits.max_output_bytes() / 2 && self.queued() > 0 {
             self.pump();
         }
-        (!self.output.is_empty()).then_some(&mut self.output)
+        if self.output_len() == 0 {
+            // Everything written: an idle connection gives back its buffers.
+            self.settle();
+            return None;
+        }
+        self.busy.as_mut().map(|b| &mut b.output)
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -780,16 +864,22 @@ impl Session for Connection {
 
     fn poll_event(&mut self) -> Option<Event> {
         if let Some(outbox) = self.outbox.as_mut().filter(|o| o.has_steps()) {
+            let steps = outbox.take_steps();
+            let events = &mut self.busy.get_or_insert_with(Busy::new).events;
             // Ahead of the rest: a `Closed` behind them detaches the session.
-            for step in outbox.take_steps().into_iter().rev() {
-                self.events.push_front(Event::Flow(step));
+            for step in steps.into_iter().rev() {
+                events.push_front(Event::Flow(step));
             }
         }
-        let event = self.events.pop_front();
-        // An event is ~460 bytes and the queue keeps its capacity: once drained, an idle
-        // connection gives it back rather than hold ~1.8 KB for nothing.
-        if event.is_none() && self.events.capacity() > 0 {
-            self.events = VecDeque::new();
+        let busy = self.busy.as_mut()?;
+        let event = busy.events.pop_front();
+        if event.is_none() {
+            // An event is ~460 bytes and the queue keeps its capacity: once drained, it
+            // is given back (with the rest of the busy part, if nothing else is held).
+            if busy.events.capacity() > 0 {
+                busy.events = VecDeque::new();
+            }
+            self.settle();
         }
         event
     }
@@ -800,5 +890,122 @@ impl Session for Connection {
 
     fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use std::mem::size_of;
+    use std::time::Instant;
+
+    use bytes::Bytes;
+
+    use super::{Busy, Connection, ConnectionConfig, Event, Extra};
+    use crate::chassis::Session;
+    use crate::mqtt::{Ack, Codec, ConnAck, Connect, Packet, ProtocolVersion, Publish, QoS, ReasonCode};
+
+    /// An idle connection is its core only, held in the driver's slot for every
+    /// connection: a field added to it costs a million connections its size. Put what
+    /// only a busy connection needs in `Busy`, what few need in `Extra`.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn an_idle_connection_is_its_core_only() {
+        assert_eq!(size_of::<crate::mqtt::Codec>(), 24);
+        assert_eq!(size_of::<Connection>(), 112);
+        // Not held by an idle connection, but allocated per busy one.
+        assert_eq!(size_of::<Busy>(), 120);
+        assert_eq!(size_of::<Extra>(), 40);
+    }
+
+    fn connected(now: Instant) -> (Connection, Codec) {
+        let mut conn = Connection::new(ConnectionConfig::default(), now);
+        let mut client = Codec::client(ProtocolVersion::V3_1_1);
+        let connect = Connect {
+            protocol: ProtocolVersion::V3_1_1,
+            clean_start: true,
+            keep_alive: 60,
+            properties: Default::default(),
+            client_id: Bytes::from_static(b"idle"),
+            will: None,
+            username: None,
+            password: None,
+        };
+        conn.handle_input(wire(&mut client, Packet::Connect(Box::new(connect))), now);
+        assert!(matches!(conn.poll_event(), Some(Event::Connect(_))));
+        assert!(conn.busy.is_some(), "the CONNACK to write");
+        let ack = ConnAck {
+            session_present: false,
+            code: ReasonCode::Success,
+            properties: Default::default(),
+        };
+        conn.accept(ack, 60, now);
+        drain(&mut conn);
+        (conn, client)
+    }
+
+    fn publish(qos: QoS, packet_id: u16) -> Publish {
+        Publish {
+            dup: false,
+            qos,
+            retain: false,
+            topic: Bytes::from_static(b"t"),
+            packet_id,
+            properties: Default::default(),
+            payload: Bytes::from_static(b"payload"),
+        }
+    }
+
+    fn wire(client: &mut Codec, packet: Packet) -> Bytes {
+        Bytes::from(super::super::test_wire::encode(client, &packet))
+    }
+
+    /// Takes the output (as a driver's write would) until there is none.
+    fn drain(conn: &mut Connection) {
+        while conn.poll_event().is_some() {}
+        while let Some(output) = conn.poll_transmit() {
+            let n = output.len();
+            output.advance(n);
+        }
+    }
+
+    #[test]
+    fn the_busy_part_goes_once_input_output_and_events_are_done() {
+        let now = Instant::now();
+        let (mut conn, mut client) = connected(now);
+        assert!(conn.busy.is_none(), "connected and flushed: idle");
+        assert!(conn.extra.is_none(), "a plain 3.1.1 client needs no extra part");
+        conn.handle_input(wire(&mut client, Packet::PingReq), now);
+        assert!(conn.busy.is_some(), "the PINGRESP is held");
+        assert!(conn.unsent() > 0);
+        drain(&mut conn);
+        assert!(conn.busy.is_none(), "written: idle again");
+        // Half a packet is held until the rest comes.
+        let publish = wire(&mut client, Packet::Publish(publish(QoS::AtMostOnce, 0)));
+        conn.handle_input(publish.slice(..3), now);
+        drain(&mut conn);
+        assert!(conn.busy.is_some(), "a partial packet keeps the busy part");
+        conn.handle_input(publish.slice(3..), now);
+        assert!(matches!(conn.poll_event(), Some(Event::Publish(_))));
+        drain(&mut conn);
+        assert!(conn.busy.is_none());
+    }
+
+    #[test]
+    fn an_unreleased_qos2_message_keeps_its_identifier() {
+        let now = Instant::now();
+        let (mut conn, mut client) = connected(now);
+        let mut publish = publish(QoS::ExactlyOnce, 7);
+        conn.handle_input(wire(&mut client, Packet::Publish(publish.clone())), now);
+        assert!(matches!(conn.poll_event(), Some(Event::Publish(_))));
+        drain(&mut conn);
+        assert!(conn.busy.is_some(), "identifier 7 is not released yet");
+        // A retransmission before PUBREL is not reported again: the identifier was kept.
+        publish.dup = true;
+        conn.handle_input(wire(&mut client, Packet::Publish(publish)), now);
+        assert_eq!(conn.poll_event(), None);
+        drain(&mut conn);
+        conn.handle_input(wire(&mut client, Packet::PubRel(Ack::success(7))), now);
+        drain(&mut conn);
+        assert!(conn.busy.is_none(), "released: idle");
     }
 }

@@ -15,6 +15,7 @@ use super::expiry::{Message, SessionTimers, NEVER_EXPIRES};
 use super::outbox::{Flight, FlowStep, Outbox};
 use super::persist::{StoreOp, StoredSession, SubscriptionRecord};
 use super::retained::Retained;
+use super::sessions::SessionTable;
 use super::shared::{self, Shared};
 use super::will::{effective_delay, PendingWills};
 use crate::mqtt::{
@@ -125,8 +126,10 @@ struct Joining<K> {
 /// [`Connections`]. No clock, no I/O.
 #[derive(Debug)]
 pub struct BrokerState<K> {
-    sessions: HashMap<Bytes, ClientSession<K>>,
-    clients: HashMap<K, Bytes>,
+    /// Sessions by client identifier, each stored once (see [`SessionTable`]).
+    sessions: SessionTable<ClientSession<K>>,
+    /// The session slot of each connected connection (whose session's `conn` names it).
+    clients: HashMap<K, u32>,
     tree: TopicTree<Subscriber>,
     retained: Retained,
     assigned: u64,
@@ -155,7 +158,7 @@ pub struct BrokerState<K> {
 impl<K> Default for BrokerState<K> {
     fn default() -> Self {
         BrokerState {
-            sessions: HashMap::new(),
+            sessions: SessionTable::default(),
             clients: HashMap::new(),
             tree: TopicTree::new(),
             retained: Retained::default(),
@@ -709,7 +712,11 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     /// subscribers (on this thread or, through the cluster, on others) receive them
     /// before step 2, [`disconnect_all`](Self::disconnect_all).
     pub fn shutdown_wills(&mut self, now: Instant, conns: &mut impl Connections<K>) {
-        let connected: Vec<Bytes> = self.clients.values().cloned().collect();
+        let connected: Vec<Bytes> = self
+            .clients
+            .keys()
+            .filter_map(|&k| self.client_of(k).cloned())
+            .collect();
         for client in connected {
             if let Some(will) = self.sessions.get_mut(&client).and_then(|s| s.will.take()) {
                 self.publish_will(&client, *will, now, conns);
@@ -733,7 +740,15 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
 
     /// The client identifier of connection `key`, once connected.
     pub fn client_id(&self, key: K) -> Option<&Bytes> {
-        self.clients.get(&key)
+        self.client_of(key)
+    }
+
+    /// The client identifier of connection `key`: its session's, while the session
+    /// names the connection as its own.
+    fn client_of(&self, key: K) -> Option<&Bytes> {
+        let &slot = self.clients.get(&key)?;
+        let (client, session) = self.sessions.at(slot)?;
+        (session.conn == Some(key)).then_some(client)
     }
 
     /// Handles one event of connection `key` (drain each connection's events in
@@ -743,7 +758,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             Event::Connect(connect) => self.connect(key, *connect, now, conns),
             Event::Auth(auth) => self.auth_step(key, auth, now, conns),
             Event::Publish(publish) => {
-                let Some(client) = self.clients.get(&key).cloned() else {
+                let Some(client) = self.client_of(key).cloned() else {
                     return;
                 };
                 self.received += 1;
@@ -755,12 +770,12 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 self.publish(&client, publish, now, conns);
             }
             Event::Flow(step) => {
-                if let Some(client) = self.clients.get(&key).filter(|c| self.is_stored(c)).cloned() {
+                if let Some(client) = self.client_of(key).filter(|c| self.is_stored(c)).cloned() {
                     self.record(|| step_op(&client, step));
                 }
             }
             Event::Released(packet_id) => {
-                if let Some(client) = self.clients.get(&key).filter(|c| self.is_stored(c)).cloned() {
+                if let Some(client) = self.client_of(key).filter(|c| self.is_stored(c)).cloned() {
                     self.record(|| StoreOp::Released { client, packet_id });
                 }
             }
@@ -895,7 +910,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     /// `CONNECT`'s method [MQTT-4.12.1-1], 0x18 continues it; success answers `AUTH`
     /// 0x00, failure `DISCONNECT` (4.12.1).
     fn reauth_step(&mut self, key: K, auth: Reason, conns: &mut impl Connections<K>) {
-        let client = self.clients.get(&key).cloned().unwrap_or_default();
+        let client = self.client_of(key).cloned().unwrap_or_default();
         let outcome = match self.reauth.get_mut(&key) {
             Some(r) if auth.properties.authentication_method.as_ref() == Some(&r.method) => {
                 if auth.code == ReasonCode::ReAuthenticate {
@@ -1168,8 +1183,11 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 true
             }
             None => {
+                // A copy of its own rather than a clone: the first clone of a `Bytes`
+                // gives it a shared header (another allocation, kept for its life),
+                // and `client` may be a view of a larger buffer.
                 self.sessions.insert(
-                    client.clone(),
+                    Bytes::copy_from_slice(&client),
                     ClientSession {
                         conn: Some(key),
                         version: connect.protocol,
@@ -1186,7 +1204,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             }
         };
         self.record_session(&client, was_stored);
-        self.clients.insert(key, client.clone());
+        if let Some(slot) = self.sessions.slot_of(&client) {
+            self.clients.insert(key, slot);
+        }
         let ack = ConnAck {
             session_present,
             code: ReasonCode::Success,
@@ -1276,7 +1296,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
 
     fn closed(&mut self, key: K, publish_will: bool, now: Instant, conns: &mut impl Connections<K>) {
         // A connection taken over was detached already.
-        let Some(client) = self.clients.remove(&key) else {
+        let client = self.client_of(key).cloned();
+        self.clients.remove(&key);
+        let Some(client) = client else {
             return;
         };
         let Some(session) = self.sessions.get_mut(&client) else {
@@ -1454,7 +1476,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     }
 
     fn subscribe(&mut self, key: K, subscribe: Subscribe, now: Instant, conns: &mut impl Connections<K>) {
-        let Some(client) = self.clients.get(&key).cloned() else {
+        let Some(client) = self.client_of(key).cloned() else {
             return;
         };
         let acl = conns.connection(key).and_then(|c| c.acl().cloned());
@@ -1561,7 +1583,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     }
 
     fn unsubscribe(&mut self, key: K, unsubscribe: Unsubscribe, conns: &mut impl Connections<K>) {
-        let Some(client) = self.clients.get(&key).cloned() else {
+        let Some(client) = self.client_of(key).cloned() else {
             return;
         };
         let Some(session) = self.sessions.get_mut(&client) else {
