@@ -213,7 +213,7 @@ impl Decoder {
     }
 
     /// Decodes the next complete top-level value from the front of `src`.
-    #[inline]
+    #[inline(always)]
     pub fn decode(&mut self, src: &mut SegmentedBuffer) -> Result<Option<Value>, DecodeError> {
         if self.stack.is_empty() && self.top_attr.is_none() {
             if let Some(value) = self.quick(src) {

@@ -73,27 +73,32 @@ impl Connection {
                         if let Some(sub) = self.subs.get_mut(&visitor.key()).filter(|s| s.visitable()) {
                             // This message and the run of the subscription's messages
                             // right behind it in the segment, decoded in place: one
-                            // lookup and one advance for the run. Whatever ends the run
-                            // is decoded again by the loop above (the decoder allows
-                            // it: same bytes).
-                            let (mut m, mut len, mut at) = (m, len, 0);
-                            let ended = loop {
-                                // Counted as delivered, as a queued message is.
-                                sub.received += 1;
-                                let ended = sub.remaining() == Some(0);
-                                sub.ended |= ended;
-                                visitor.visit(m);
-                                at += len;
-                                if ended || visitor.done() {
-                                    break ended;
-                                }
-                                match self.decoder.decode(&front[at..]) {
-                                    Ok(Some((ServerFrame::Message(next), n))) if parse_u64(next.sid) == key => {
-                                        (m, len) = (next, n);
+                            // lookup, one count and one advance for the run. Whatever
+                            // ends the run is decoded again by the loop above (the
+                            // decoder allows it: same bytes).
+                            let budget = run_budget(visitor.left(), sub.remaining());
+                            let sid = m.sid;
+                            visitor.visit(m);
+                            let (mut count, mut at) = (1, len);
+                            while count < budget {
+                                // Only canonical messages with the same sid bytes stay in
+                                // the run: anything else (another spelling of the same
+                                // sid included) goes back to the loop above.
+                                let Some(rest) = front.get(at..) else { break };
+                                match self.decoder.decode_fast_message(rest) {
+                                    Some((next, n)) if same_sid(next.sid, sid) => {
+                                        visitor.visit(next);
+                                        count += 1;
+                                        at += n;
                                     }
-                                    _ => break false,
+                                    _ => break,
                                 }
-                            };
+                            }
+                            visitor.visited(count);
+                            // Counted as delivered, as queued messages are.
+                            sub.received += count as u64;
+                            let ended = sub.remaining() == Some(0);
+                            sub.ended |= ended;
                             self.input.advance(at);
                             if ended {
                                 let sid = sub.sid.clone();
@@ -446,10 +451,18 @@ pub(super) trait Visitor {
     const VISITS: bool;
     /// The visited subscription's key.
     fn key(&self) -> u64;
+    /// How many more messages it wants.
+    fn left(&self) -> usize;
     /// Whether it wants no more messages.
-    fn done(&self) -> bool;
-    /// Hands it one message of its subscription.
+    #[inline(always)]
+    fn done(&self) -> bool {
+        self.left() == 0
+    }
+    /// Hands it one message of its subscription (counted by [`visited`](Self::visited)
+    /// once the run ends, not here: one count per run).
     fn visit(&mut self, message: MessageRef<'_>);
+    /// Counts `n` messages handed to [`visit`](Self::visit).
+    fn visited(&mut self, n: usize);
 }
 
 /// The plain receive path: every message is queued.
@@ -460,10 +473,28 @@ impl Visitor for NoVisitor {
     fn key(&self) -> u64 {
         0
     }
-    fn done(&self) -> bool {
-        false
+    fn left(&self) -> usize {
+        0
     }
     fn visit(&mut self, _: MessageRef<'_>) {}
+    fn visited(&mut self, _: usize) {}
+}
+
+/// How many messages a run may hand to the visitor: what it wants, and no more than
+/// the subscription's maximum leaves (`remaining`, `None` without a maximum).
+#[inline(always)]
+fn run_budget(left: usize, remaining: Option<u64>) -> usize {
+    match remaining {
+        Some(r) => left.min(usize::try_from(r).unwrap_or(usize::MAX)),
+        None => left,
+    }
+}
+
+/// Whether two sids are the same bytes. Sids are short (the client writes them as
+/// decimal counters): a byte loop beats `memcmp`'s call.
+#[inline(always)]
+fn same_sid(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// What the receive path keeps between reads: the frame decoder, and the bytes of a

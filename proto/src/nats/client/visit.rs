@@ -36,14 +36,18 @@ impl<F: FnMut(MessageRef<'_>)> Visitor for Closure<F> {
     }
 
     #[inline(always)]
-    fn done(&self) -> bool {
-        self.left == 0
+    fn left(&self) -> usize {
+        self.left
     }
 
     #[inline(always)]
     fn visit(&mut self, message: MessageRef<'_>) {
-        self.left -= 1;
         (self.f)(message);
+    }
+
+    #[inline(always)]
+    fn visited(&mut self, n: usize) {
+        self.left -= n;
     }
 }
 
@@ -374,6 +378,41 @@ mod tests {
             }
         )));
         assert_eq!(conn.pending_messages(&s), None, "ended and drained: forgotten");
+        assert_eq!(conn.unread_bytes(), 0, "the one past the maximum was dropped");
+    }
+
+    #[test]
+    fn a_run_ends_where_the_fast_path_stops_and_the_visit_goes_on_after_it() {
+        let (mut conn, s, _, now) = plain();
+        conn.unsubscribe(&s, Some(7)).unwrap();
+        conn.defer_input(true);
+        // A run of canonical messages is visited without the general decoder; a run of
+        // blanks, a tab, the sid spelled `01` and a lower-case op each leave it, and are
+        // decoded as any frame is, for the same subscription.
+        let wire = [
+            msg("s", 1, 'a'),
+            "MSG  s 1 1\r\nb\r\n".into(),
+            "MSG s 01 1\r\nc\r\n".into(),
+            msg("s", 1, 'd'),
+            "MSG s\t1 1\r\ne\r\n".into(),
+            "msg s 1 1\r\nf\r\n".into(),
+            msg("s", 1, 'g'),
+            msg("s", 1, 'h'),
+        ]
+        .concat();
+        conn.handle_input(Bytes::from(wire), now).unwrap();
+        // A visit's own maximum ends a run too, before the subscription's.
+        assert_eq!(visit_all(&mut conn, &s, 3), b"abc");
+        assert_eq!(conn.poll_event(), None);
+        assert_eq!(visit_all(&mut conn, &s, 10), b"defg");
+        assert!(std::iter::from_fn(|| conn.poll_event()).any(|e| matches!(
+            e,
+            Event::SubscriptionEnded {
+                reason: SubscriptionEnd::MaxReached,
+                ..
+            }
+        )));
+        assert_eq!(conn.pending_messages(&s), None, "ended at its maximum of 7");
         assert_eq!(conn.unread_bytes(), 0, "the one past the maximum was dropped");
     }
 
