@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use monocoque::driver::DriverKind;
-use monocoque::zmq::{Options, Socket, SocketType};
+use monocoque::zmq::{generate_keypair, Options, Socket, SocketType};
 use monocoque_proto::zmtp::curve::KeyPair;
 
 const WARMUP: usize = 1000;
@@ -36,7 +36,7 @@ fn options(kind: DriverKind, curve: Option<(&KeyPair, bool)>) -> Options {
             o.curve_server = true;
             o.curve_secret_key = Some(Bytes::copy_from_slice(server.secret.as_bytes()));
         } else {
-            let client = KeyPair::generate();
+            let client = generate_keypair().unwrap();
             o.curve_server_key = Some(Bytes::copy_from_slice(&server.public.0));
             o.curve_secret_key = Some(Bytes::copy_from_slice(client.secret.as_bytes()));
         }
@@ -62,7 +62,7 @@ fn pull(kind: DriverKind, server: Option<KeyPair>, msgs: usize, tell: Sender<u16
 
 /// One timed run: the time to move `msgs` messages.
 fn run(kind: DriverKind, curve: bool, msgs: usize) -> Duration {
-    let server = curve.then(KeyPair::generate);
+    let server = curve.then(|| generate_keypair().expect("the OS generator"));
     let (tell, told) = channel();
     let pull_server = server.clone();
     let puller = thread::spawn(move || pull(kind, pull_server, msgs, tell));
@@ -105,7 +105,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// The box alone: seal and open `msgs` 64-byte frames, in ns per frame.
 fn boxes_only(msgs: usize) -> f64 {
     use monocoque_proto::zmtp::curve::{MessageCipher, Role};
-    let (c, s) = (KeyPair::generate(), KeyPair::generate());
+    let (c, s) = (generate_keypair().unwrap(), generate_keypair().unwrap());
     let mut client = MessageCipher::new(Role::Client, &c.secret, &s.public);
     let mut server = MessageCipher::new(Role::Server, &s.secret, &c.public);
     let frame = [b'x'; SIZE];

@@ -24,8 +24,7 @@ use bytes::Bytes;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Subcommand};
 use monocoque::driver::DriverKind;
-use monocoque::zmq::{Message, Options, Socket, SocketType, ZmqError};
-use monocoque_proto::zmtp::curve::KeyPair;
+use monocoque::zmq::{generate_keypair, Message, Options, Socket, SocketType, ZmqError};
 
 use super::client::driver_kind;
 
@@ -149,8 +148,16 @@ enum ZmqCliError {
 /// Runs `monocoque zmq`; returns the exit status.
 pub fn run(args: ZmqArgs) -> ExitCode {
     if let Some(ZmqCommand::Keygen) = args.command {
-        println!("{}", KeyPair::generate());
-        return ExitCode::SUCCESS;
+        return match generate_keypair() {
+            Ok(pair) => {
+                println!("{pair}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("monocoque: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     match run_socket(&args) {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,6 +22,9 @@ pub enum ZmqError {
     /// The security options do not make a mechanism (a malformed CURVE key).
     #[error(transparent)]
     Security(#[from] super::SecurityError),
+    /// The operating system's random generator failed (making a CURVE key pair).
+    #[error("the operating system's random generator failed: {0}")]
+    Random(#[source] getrandom::Error),
     /// The endpoint was not understood.
     #[error(transparent)]
     Endpoint(#[from] EndpointError),

@@ -13,10 +13,13 @@
 mod endpoint;
 mod error;
 mod options;
+mod random;
 mod socket;
 
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::ZmqError;
 pub use monocoque_proto::zmtp::{Message, SocketType};
 pub use options::{Authenticator, Options, SecurityError};
+pub(crate) use random::connection;
+pub use random::generate_keypair;
 pub use socket::Socket;

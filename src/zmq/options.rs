@@ -270,7 +270,7 @@ mod tests {
 
     #[test]
     fn security_options_choose_the_mechanism() {
-        let pair = KeyPair::generate();
+        let pair = crate::zmq::generate_keypair().unwrap();
         let server = Options {
             curve_server: true,
             curve_secret_key: Some(Bytes::from(pair.secret.to_z85().as_str().to_owned())),
@@ -280,7 +280,7 @@ mod tests {
         let client = Options {
             curve_server_key: Some(Bytes::copy_from_slice(&pair.public.0)),
             curve_secret_key: Some(Bytes::copy_from_slice(pair.secret.as_bytes())),
-            curve_public_key: Some(Bytes::from(KeyPair::generate().public.to_z85())),
+            curve_public_key: Some(Bytes::from(crate::zmq::generate_keypair().unwrap().public.to_z85())),
             ..Options::default()
         };
         assert_eq!(client.mechanism(), Err(SecurityError::KeyMismatch));

@@ -111,7 +111,7 @@ impl Socket {
         config.max_frame_size = options.max_frame_size;
         config.heartbeat_interval = options.heartbeat_interval;
         // Refuse a bad configuration here, so the listener's factory cannot meet one.
-        Connection::new(config.clone(), Instant::now()).map_err(ZmqError::Options)?;
+        super::connection(&config, Instant::now()).map_err(ZmqError::Options)?;
         Ok(Socket {
             driver: AnyDriver::new(options.driver)?,
             logic,
@@ -178,8 +178,9 @@ impl Socket {
         };
         let config = self.config.clone();
         let factory: monocoque_proto::SessionFactory<Connection> = Box::new(move |_, _, now| {
-            // Checked in `with_options`: this configuration is valid.
-            Connection::new(config.clone(), now).expect("a configuration validated when the socket was made")
+            // Checked in `with_options`: this configuration is valid, so only the OS
+            // generator can fail here; that connection is closed at once.
+            super::connection(&config, now).unwrap_or_else(|e| Connection::failed(config.clone(), e, now))
         });
         let listener = match &target {
             Endpoint::Tcp(addr) => self.driver.listen(*addr, factory),
@@ -241,7 +242,7 @@ impl Socket {
             return Ok(());
         };
         let Some(dial) = &peer.dial else { return Ok(()) };
-        let session = Connection::new(self.config.clone(), Instant::now())
+        let session = super::connection(&self.config, Instant::now())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let conn = match &dial.endpoint {
             Endpoint::Tcp(addr) => self.driver.connect(*addr, session)?,

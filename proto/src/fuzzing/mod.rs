@@ -39,6 +39,7 @@ mod nats_client;
 mod request;
 mod resp;
 mod segmented;
+mod socket;
 mod split;
 mod tape;
 mod ws;
@@ -55,6 +56,7 @@ pub use nats_client::nats_client;
 pub use request::resp_request;
 pub use resp::{decode_each, identical, resp_decode_resp2, resp_decode_resp3, small_limits};
 pub use segmented::segmented_buffer;
+pub use socket::{zmtp_socket, zmtp_socket_seeds};
 pub use tape::{check_ref, resp_tape, tape_pieces, value_pieces, TapeEnd};
 pub use ws::{ws_frames, ws_frames_seeds, ws_handshake, ws_handshake_seeds};
 pub use zmtp::{zmtp_commands, zmtp_frames, zmtp_greeting};
@@ -79,6 +81,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("zmtp_frames", zmtp_frames),
     ("zmtp_commands", zmtp_commands),
     ("zmtp_curve", zmtp_curve),
+    ("zmtp_socket", zmtp_socket),
     ("mqtt_server_decode", mqtt_server_decode),
     ("mqtt_client_decode", mqtt_client_decode),
     ("mqtt_broker", mqtt_broker),

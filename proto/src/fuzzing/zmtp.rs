@@ -8,6 +8,7 @@
 use bytes::Bytes;
 
 use super::split::pieces;
+use crate::zmtp::curve::CurveRandom;
 use crate::zmtp::{
     encode_frame, AuthDecision, Command, Frame, FrameDecoder, Greeting, Handshake, HandshakeConfig, Mechanism,
     Metadata, Progress, SocketType, ZmtpError, GREETING_LEN,
@@ -127,8 +128,8 @@ pub fn zmtp_commands(data: &[u8]) {
         };
         config
     };
-    let whole = run_handshake(config(), &[stream], m < 64);
-    let cut = run_handshake(config(), &pieces(stream, seed), m < 64);
+    let whole = run_handshake(config(), None, &[stream], m < 64);
+    let cut = run_handshake(config(), None, &pieces(stream, seed), m < 64);
     assert_eq!(whole, cut, "the cuts changed the handshake's outcome");
 }
 
@@ -164,8 +165,17 @@ fn command_round_trip(body: &[u8]) {
 
 /// The outcome of a handshake fed `parts`: established (and with what), failed (and
 /// with what, asked twice), or still waiting; plus everything it wrote.
-pub(super) fn run_handshake(config: HandshakeConfig, parts: &[&[u8]], allow: bool) -> (String, Vec<u8>) {
-    let mut hs = Handshake::new(config).expect("valid configuration");
+pub(super) fn run_handshake(
+    config: HandshakeConfig,
+    random: Option<CurveRandom>,
+    parts: &[&[u8]],
+    allow: bool,
+) -> (String, Vec<u8>) {
+    let mut hs = match random {
+        Some(random) => Handshake::with_random(config, random),
+        None => Handshake::new(config),
+    }
+    .expect("valid configuration");
     let mut src = SegmentedBuffer::new();
     let mut out = IoArena::new();
     // Our greeting goes out before anything arrives (an empty stream has no pieces).
@@ -224,6 +234,7 @@ mod tests {
                 c.max_command_size = 512;
                 c
             },
+            None,
             &[&greeting[1..]],
             true,
         );

@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use super::command::Command;
 use super::curve::cipher::{INNER_COMMAND, INNER_MORE};
-use super::curve::MessageCipher;
+use super::curve::{CurveRandom, MessageCipher};
 use super::frame::{encode_header, encode_message, Frame, FrameDecoder, DEFAULT_MAX_FRAME_SIZE, FLAG_LONG};
 use super::handshake::{AuthDecision, AuthRequest, Established, Handshake, HandshakeConfig, Progress};
 use super::message::Message;
@@ -111,11 +111,35 @@ pub struct Connection {
 impl Connection {
     /// A connection that has not written anything yet; its greeting and first command
     /// are in the arena at once (the driver sends them as soon as the socket is up).
+    /// Fails as [`Handshake::new`] does (a CURVE configuration needs
+    /// [`with_random`](Self::with_random)).
     pub fn new(config: ConnectionConfig, now: Instant) -> Result<Connection, ZmtpError> {
-        let mut handshake = Handshake::new(config.handshake.clone())?;
+        let handshake = Handshake::new(config.handshake.clone())?;
+        Ok(Connection::started(config, handshake, now))
+    }
+
+    /// As [`new`](Self::new), with the fresh random bytes a CURVE handshake takes (its
+    /// transient key and long nonces): draw them anew for every connection.
+    pub fn with_random(config: ConnectionConfig, random: CurveRandom, now: Instant) -> Result<Connection, ZmtpError> {
+        let handshake = Handshake::with_random(config.handshake.clone(), random)?;
+        Ok(Connection::started(config, handshake, now))
+    }
+
+    /// A connection that failed before it started, with `error`: it writes nothing
+    /// and is closed at once. For a listener's session factory, which must return a
+    /// session even when the connection cannot be made (its CURVE random bytes could
+    /// not be drawn).
+    pub fn failed(config: ConnectionConfig, error: ZmtpError, now: Instant) -> Connection {
+        let handshake = Handshake::failed(config.handshake.clone(), error.clone());
+        let mut conn = Connection::started(config, handshake, now);
+        conn.fail(error);
+        conn
+    }
+
+    fn started(config: ConnectionConfig, mut handshake: Handshake, now: Instant) -> Connection {
         let mut out = IoArena::new();
         handshake.start(&mut out);
-        Ok(Connection {
+        Connection {
             decoder: FrameDecoder::new(config.max_frame_size),
             handshake_deadline: config.handshake_timeout.map(|t| now + t),
             config,
@@ -133,7 +157,7 @@ impl Connection {
             held: false,
             next_ping: None,
             silence_deadline: None,
-        })
+        }
     }
 
     /// The version spoken, once the handshake is complete.
@@ -665,19 +689,20 @@ mod tests {
 
     /// A CURVE DEALER (a) and ROUTER (b) pair, established over a link cut in pieces.
     fn curve_pair(seed: u64, now: Instant) -> Pair<Connection, Connection> {
-        let server = crate::zmtp::curve::KeyPair::generate();
+        use crate::zmtp::curve::{KeyPair, SecretKey};
+        let server = KeyPair::from_secret(SecretKey::from_bytes([seed as u8; 32]));
         let mut a = config(SocketType::Dealer);
         a.heartbeat_interval = Some(Duration::from_secs(1));
         a.heartbeat_ttl = Duration::from_secs(3);
         a.handshake.mechanism = Mechanism::CurveClient {
-            keys: crate::zmtp::curve::KeyPair::generate(),
+            keys: KeyPair::from_secret(SecretKey::from_bytes([seed as u8 ^ 0xff; 32])),
             server_key: server.public,
         };
         let mut b = config(SocketType::Router);
         b.handshake.mechanism = Mechanism::CurveServer { keys: server };
-        let mut a = Connection::new(a, now).unwrap();
+        let mut a = Connection::with_random(a, CurveRandom::from_bytes([seed as u8 ^ 0x55; 96]), now).unwrap();
         a.send(&["early".into(), Bytes::from(vec![7u8; 5000])]).unwrap();
-        let b = Connection::new(b, now).unwrap();
+        let b = Connection::with_random(b, CurveRandom::from_bytes([seed as u8 ^ 0xaa; 96]), now).unwrap();
         let link = LinkConfig {
             max_piece: 13,
             ..LinkConfig::default()
@@ -690,6 +715,25 @@ mod tests {
         // Heartbeats keep the link busy: drive until the early message is through.
         assert!(pair.drive_until(100_000, |p| !messages(&p.events_b).is_empty()));
         pair
+    }
+
+    #[test]
+    fn a_connection_that_failed_before_it_started_writes_nothing_and_closes() {
+        let now = Instant::now();
+        let mut c = config(SocketType::Router);
+        c.handshake.mechanism = Mechanism::CurveServer {
+            keys: crate::zmtp::curve::KeyPair::from_secret(crate::zmtp::curve::SecretKey::from_bytes([1; 32])),
+        };
+        assert_eq!(
+            Connection::new(c.clone(), now).err(),
+            Some(ZmtpError::CurveRandomMissing)
+        );
+        let mut conn = Connection::failed(c, ZmtpError::CurveRandomMissing, now);
+        assert!(conn.is_closed());
+        assert!(conn.poll_transmit().map_or(true, |out| out.is_empty()), "no greeting");
+        assert_eq!(conn.poll_event(), Some(Event::Failed(ZmtpError::CurveRandomMissing)));
+        assert_eq!(conn.poll_timeout(), None);
+        assert_eq!(conn.send(&["x".into()]), Err(ZmtpError::CurveRandomMissing));
     }
 
     #[test]

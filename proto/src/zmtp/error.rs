@@ -47,6 +47,10 @@ pub enum ZmtpError {
     /// A command frame has the MORE flag: commands are always a single frame.
     #[error("a command frame has the MORE flag")]
     CommandWithMore,
+    /// A CURVE handshake was made without its fresh random bytes (a
+    /// [`CurveRandom`](super::curve::CurveRandom)), or the caller could not draw them.
+    #[error("a CURVE handshake needs fresh random bytes for each connection, and has none")]
+    CurveRandomMissing,
     /// A frame announces more bytes than the configured maximum; nothing was reserved.
     #[error("a frame of {size} bytes exceeds the limit of {max}")]
     FrameTooLarge {

@@ -31,7 +31,7 @@
 use bytes::Bytes;
 
 use super::command::{Command, Metadata, RawCommand, IDENTITY, SOCKET_TYPE};
-use super::curve::{CurveClient, CurveServer, KeyPair, MessageCipher, PublicKey};
+use super::curve::{CurveClient, CurveRandom, CurveServer, KeyPair, MessageCipher, PublicKey};
 use super::frame::{encode_header, Frame, FrameDecoder, FLAG_COMMAND};
 use super::greeting::{Greeting, MechanismName, Version};
 use super::{SocketType, ZmtpError};
@@ -227,8 +227,32 @@ enum CurveSide {
 impl Handshake {
     /// A handshake with `config`. Fails if the configuration could not be sent: an
     /// identity over 255 bytes or starting with a zero byte, PLAIN credentials over
-    /// 255 bytes.
+    /// 255 bytes; or if it is CURVE, which needs [`with_random`](Self::with_random).
     pub fn new(config: HandshakeConfig) -> Result<Handshake, ZmtpError> {
+        Handshake::build(config, None)
+    }
+
+    /// A handshake with `config` whose CURVE side (if any) takes its transient key and
+    /// long nonces from `random`, which must be fresh for this connection. Other
+    /// mechanisms ignore `random`. Fails as [`new`](Self::new) does otherwise.
+    pub fn with_random(config: HandshakeConfig, random: CurveRandom) -> Result<Handshake, ZmtpError> {
+        Handshake::build(config, Some(random))
+    }
+
+    /// A handshake that failed before it started: writes nothing, reports `error`.
+    pub(crate) fn failed(config: HandshakeConfig, error: ZmtpError) -> Handshake {
+        Handshake {
+            decoder: FrameDecoder::new(config.max_command_size),
+            config,
+            state: State::Failed(error),
+            version: None,
+            user_id: None,
+            curve: None,
+            cipher: None,
+        }
+    }
+
+    fn build(config: HandshakeConfig, random: Option<CurveRandom>) -> Result<Handshake, ZmtpError> {
         if config.identity.len() > 255 || config.identity.first() == Some(&0) {
             return Err(ZmtpError::Encode {
                 what: "an identity over 255 bytes or starting with a zero byte",
@@ -241,11 +265,16 @@ impl Handshake {
                 });
             }
         }
-        let curve = match &config.mechanism {
-            Mechanism::CurveClient { keys, server_key } => {
-                Some(CurveSide::Client(CurveClient::new(keys.clone(), *server_key)))
+        let curve = match (&config.mechanism, random) {
+            (Mechanism::CurveClient { .. } | Mechanism::CurveServer { .. }, None) => {
+                return Err(ZmtpError::CurveRandomMissing);
             }
-            Mechanism::CurveServer { keys } => Some(CurveSide::Server(CurveServer::new(keys.clone()))),
+            (Mechanism::CurveClient { keys, server_key }, Some(random)) => {
+                Some(CurveSide::Client(CurveClient::new(keys.clone(), *server_key, random)))
+            }
+            (Mechanism::CurveServer { keys }, Some(random)) => {
+                Some(CurveSide::Server(CurveServer::new(keys.clone(), random)))
+            }
             _ => None,
         };
         Ok(Handshake {
@@ -587,7 +616,17 @@ fn write_raw_command(out: &mut IoArena, body: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zmtp::curve::{KeyPair, PublicKey};
+    use crate::zmtp::curve::{CurveRandom, KeyPair, PublicKey, SecretKey};
+
+    /// A key pair of fixed bytes (the tests' stand-in for a generated one).
+    fn pair(byte: u8) -> KeyPair {
+        KeyPair::from_secret(SecretKey::from_bytes([byte; 32]))
+    }
+
+    /// A handshake given fixed random bytes (distinct per side: `byte`).
+    fn fixed(config: HandshakeConfig, byte: u8) -> Handshake {
+        Handshake::with_random(config, CurveRandom::from_bytes([byte; CurveRandom::LEN])).unwrap()
+    }
 
     /// Two handshakes wired back to back, bytes moved in pieces of `piece` bytes.
     struct Wire {
@@ -597,26 +636,32 @@ mod tests {
         b_in: SegmentedBuffer,
         a_out: IoArena,
         b_out: IoArena,
+        /// Everything each side sent, in order.
+        a_sent: Vec<u8>,
+        b_sent: Vec<u8>,
     }
 
     impl Wire {
         fn new(a: HandshakeConfig, b: HandshakeConfig) -> Self {
             Wire {
-                a: Handshake::new(a).unwrap(),
-                b: Handshake::new(b).unwrap(),
+                a: fixed(a, 0xa1),
+                b: fixed(b, 0xb2),
                 a_in: SegmentedBuffer::new(),
                 b_in: SegmentedBuffer::new(),
                 a_out: IoArena::new(),
                 b_out: IoArena::new(),
+                a_sent: Vec::new(),
+                b_sent: Vec::new(),
             }
         }
 
-        fn carry(from: &mut IoArena, to: &mut SegmentedBuffer, piece: usize) -> bool {
+        fn carry(from: &mut IoArena, to: &mut SegmentedBuffer, piece: usize, sent: &mut Vec<u8>) -> bool {
             let bytes: Vec<u8> = from.chunks().flatten().copied().collect();
             from.advance(bytes.len());
             for p in bytes.chunks(piece) {
                 to.push_slice(p);
             }
+            sent.extend_from_slice(&bytes);
             !bytes.is_empty()
         }
 
@@ -630,8 +675,8 @@ mod tests {
             self.a.start(&mut self.a_out);
             self.b.start(&mut self.b_out);
             for _ in 0..100 {
-                let moved_ab = Self::carry(&mut self.a_out, &mut self.b_in, piece);
-                let moved_ba = Self::carry(&mut self.b_out, &mut self.a_in, piece);
+                let moved_ab = Self::carry(&mut self.a_out, &mut self.b_in, piece, &mut self.a_sent);
+                let moved_ba = Self::carry(&mut self.b_out, &mut self.a_in, piece, &mut self.b_sent);
                 if !moved_ab && !moved_ba {
                     break;
                 }
@@ -819,7 +864,7 @@ mod tests {
     }
 
     fn curve_pair(server: &KeyPair, expected_server: PublicKey) -> (HandshakeConfig, HandshakeConfig, KeyPair) {
-        let client_keys = KeyPair::generate();
+        let client_keys = pair(3);
         let client = HandshakeConfig {
             mechanism: Mechanism::CurveClient {
                 keys: client_keys.clone(),
@@ -837,7 +882,7 @@ mod tests {
 
     #[test]
     fn curve_handshake_at_every_piece_size_and_the_key_is_judged() {
-        let server_keys = KeyPair::generate();
+        let server_keys = pair(4);
         for piece in [1, 7, 64, 1000] {
             let (client, server, client_keys) = curve_pair(&server_keys, server_keys.public);
             let mut wire = Wire::new(client, server);
@@ -873,10 +918,81 @@ mod tests {
         }
     }
 
+    /// Runs a CURVE handshake with the random bytes `client` and `server`; returns what
+    /// each side sent.
+    fn curve_transcript(
+        client: [u8; CurveRandom::LEN],
+        server: [u8; CurveRandom::LEN],
+        piece: usize,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let server_keys = pair(4);
+        let (c, s, _) = curve_pair(&server_keys, server_keys.public);
+        let mut wire = Wire {
+            a: Handshake::with_random(c, CurveRandom::from_bytes(client)).unwrap(),
+            b: Handshake::with_random(s, CurveRandom::from_bytes(server)).unwrap(),
+            ..Wire::new(
+                HandshakeConfig::null(SocketType::Pair),
+                HandshakeConfig::null(SocketType::Pair),
+            )
+        };
+        let (a, b) = wire.run(piece, |_| AuthDecision::Allow { user_id: "c".into() });
+        assert!(matches!(
+            (a, b),
+            (Ok(Progress::Established(_)), Ok(Progress::Established(_)))
+        ));
+        (wire.a_sent, wire.b_sent)
+    }
+
+    #[test]
+    fn curve_transcript_is_a_function_of_the_random_bytes_given() {
+        let mut client = [0u8; CurveRandom::LEN];
+        let mut server = [0u8; CurveRandom::LEN];
+        for (i, (c, s)) in client.iter_mut().zip(server.iter_mut()).enumerate() {
+            (*c, *s) = (i as u8, 200 - i as u8);
+        }
+        let (c1, s1) = curve_transcript(client, server, 1);
+        let (c2, s2) = curve_transcript(client, server, 1000);
+        assert_eq!((&c1, &s1), (&c2, &s2), "same bytes in, same handshake out");
+        // Where each random byte went (after the 64-byte greeting and a 2-byte header):
+        // HELLO carries C' (the public half of the client's bytes 0..32) and nonce 1.
+        let transient = |bytes: &[u8]| SecretKey::from_bytes(bytes[..32].try_into().unwrap()).public_key().0;
+        let hello = &c1[64 + 2..64 + 2 + 200];
+        assert_eq!(&hello[80..112], &transient(&client));
+        assert_eq!(&hello[112..120], &1u64.to_be_bytes());
+        // WELCOME's nonce is the server's bytes 80..96.
+        let welcome = &s1[64 + 2..64 + 2 + 168];
+        assert_eq!(&welcome[..8], b"\x07WELCOME");
+        assert_eq!(&welcome[8..24], &server[80..96]);
+        // INITIATE's short nonce is the counter 2.
+        let initiate = &c1[64 + 2 + 200..];
+        let at = initiate.iter().position(|&b| b == 8).unwrap();
+        assert_eq!(&initiate[at..at + 9], b"\x08INITIATE");
+        assert_eq!(&initiate[at + 9 + 96..at + 9 + 96 + 8], &2u64.to_be_bytes());
+        // Other bytes in, another handshake out: nothing is drawn anywhere else.
+        let mut other = server;
+        other[90] ^= 1;
+        let (c3, s3) = curve_transcript(client, other, 1);
+        assert_eq!(
+            &c3[..64 + 2 + 200],
+            &c1[..64 + 2 + 200],
+            "HELLO depends on the client's bytes only"
+        );
+        assert_ne!(s3, s1);
+        let mut other = client;
+        other[40] ^= 1;
+        let (c4, _) = curve_transcript(other, server, 1);
+        assert_eq!(
+            &c4[..64 + 2 + 200],
+            &c1[..64 + 2 + 200],
+            "the vouch nonce is not in HELLO"
+        );
+        assert_ne!(c4, c1, "the vouch nonce is in INITIATE");
+    }
+
     #[test]
     fn curve_with_a_wrong_server_key_or_a_denied_client_fails() {
-        let server_keys = KeyPair::generate();
-        let (client, server, _) = curve_pair(&server_keys, KeyPair::generate().public);
+        let server_keys = pair(4);
+        let (client, server, _) = curve_pair(&server_keys, pair(5).public);
         let mut wire = Wire::new(client, server);
         let (a, b) = wire.run(50, |_| unreachable!("HELLO never opens"));
         assert_eq!(b, Err(ZmtpError::CurveBox { command: "HELLO" }));
@@ -898,10 +1014,14 @@ mod tests {
 
     #[test]
     fn curve_commands_out_of_order_or_tampered_are_refused() {
-        let server_keys = KeyPair::generate();
+        let server_keys = pair(4);
         let (client, server, _) = curve_pair(&server_keys, server_keys.public);
         // INITIATE before HELLO.
-        let mut hs = Handshake::new(server).unwrap();
+        assert_eq!(
+            Handshake::new(server.clone()).err(),
+            Some(ZmtpError::CurveRandomMissing)
+        );
+        let mut hs = fixed(server, 1);
         let mut src = SegmentedBuffer::new();
         src.push_slice(&Greeting::new(MechanismName::Curve, false).encode());
         src.push_slice(b"\x04\x09\x08INITIATE");
@@ -910,14 +1030,14 @@ mod tests {
             Err(ZmtpError::UnexpectedCommand { mechanism: "CURVE", .. })
         ));
         // A HELLO with one bit flipped in its signature box.
-        let mut hs = Handshake::new(client).unwrap();
+        let mut hs = fixed(client, 2);
         let mut out = IoArena::new();
         hs.start(&mut out);
         let mut hello = out.to_vec()[64..].to_vec();
         let last = hello.len() - 1;
         hello[last] ^= 0x80;
         let (_, server, _) = curve_pair(&server_keys, server_keys.public);
-        let mut hs = Handshake::new(server).unwrap();
+        let mut hs = fixed(server, 3);
         let mut src = SegmentedBuffer::new();
         src.push_slice(&Greeting::new(MechanismName::Curve, false).encode());
         src.push_slice(&hello);

@@ -15,7 +15,8 @@
 //!   pairs checked against RFC 23's table ([`SocketType::is_compatible_with`]); a PLAIN
 //!   or CURVE server asks its caller to judge credentials or the client's key
 //!   ([`Progress::Authenticate`]).
-//! - [`curve`]: CurveZMQ's boxes, keys (Z85, [`curve::KeyPair::generate`]) and the
+//! - [`curve`]: CurveZMQ's boxes, keys (Z85, [`curve::KeyPair::from_secret`]), the fresh
+//!   random bytes each handshake is given ([`curve::CurveRandom`]) and the
 //!   [`curve::MessageCipher`] that seals every frame after a CURVE handshake.
 //! - [`Connection`]: one connection as a chassis [`Session`](crate::Session):
 //!   handshake, then multipart messages in and out, `PING` answered.

@@ -1,7 +1,7 @@
 //! The NaCl boxes of CurveZMQ and the byte layouts of its commands: thin wrappers over
 //! `crypto_box` (public-key boxes) and `crypto_secretbox` (the cookie).
 
-use crypto_box::aead::{Aead, AeadCore, KeyInit, OsRng};
+use crypto_box::aead::{Aead, KeyInit};
 use crypto_box::SalsaBox;
 use crypto_secretbox::XSalsa20Poly1305;
 
@@ -33,14 +33,6 @@ pub(crate) fn nonce(prefix: &[u8], tail: &[u8]) -> [u8; 24] {
 /// A short (8-byte counter) nonce after a 16-byte prefix.
 pub(crate) fn short_nonce(prefix: &[u8; 16], counter: u64) -> [u8; 24] {
     nonce(prefix, &counter.to_be_bytes())
-}
-
-/// 16 random bytes, the travelling part of a long nonce.
-pub(crate) fn random16() -> [u8; 16] {
-    let n = SalsaBox::generate_nonce(&mut OsRng);
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&n[..16]);
-    out
 }
 
 /// The precomputed key of a box from `secret` to `public` (or back).

@@ -4,9 +4,10 @@
 use bytes::Bytes;
 use crypto_box::SalsaBox;
 
-use super::boxes::{self, malformed, nonce, random16, salsa_box, seal, short_nonce};
+use super::boxes::{self, malformed, nonce, salsa_box, seal, short_nonce};
 use super::cipher::{MessageCipher, Role};
 use super::keys::{KeyPair, PublicKey};
+use super::random::CurveRandom;
 use crate::zmtp::ZmtpError;
 
 /// A CURVE client connection's keys and progress.
@@ -17,6 +18,8 @@ pub(crate) struct CurveClient {
     server_key: PublicKey,
     /// Our transient pair (C', c'), made for this connection.
     transient: KeyPair,
+    /// The vouch's nonce, taken (once) when `INITIATE` is written.
+    vouch_nonce: Option<[u8; 16]>,
     /// Box[..](C'->S'), once `WELCOME` told us S'.
     session: Option<SalsaBox>,
     /// The cookie `WELCOME` carried, returned in `INITIATE`.
@@ -36,25 +39,16 @@ impl std::fmt::Debug for CurveClient {
 
 impl CurveClient {
     /// A client with long-term `keys` that expects the server `server_key`; its
-    /// transient pair is made now.
-    pub(crate) fn new(keys: KeyPair, server_key: PublicKey) -> CurveClient {
+    /// transient pair and vouch nonce come from `random`.
+    pub(crate) fn new(keys: KeyPair, server_key: PublicKey, random: CurveRandom) -> CurveClient {
         CurveClient {
             keys,
             server_key,
-            transient: KeyPair::generate(),
+            transient: KeyPair::from_secret(random.transient()),
+            vouch_nonce: Some(random.vouch_nonce()),
             session: None,
             cookie: [0; boxes::COOKIE_LEN],
             nonce: 1,
-        }
-    }
-
-    /// A client whose transient pair is `transient`: for seeds that must come out
-    /// the same every time (the fuzz corpus).
-    #[cfg(any(test, feature = "fuzzing"))]
-    pub(crate) fn with_transient(keys: KeyPair, server_key: PublicKey, transient: KeyPair) -> CurveClient {
-        CurveClient {
-            transient,
-            ..CurveClient::new(keys, server_key)
         }
     }
 
@@ -85,6 +79,10 @@ impl CurveClient {
     /// Opens `WELCOME` (a box from S to C': S' and the cookie) and answers with the
     /// `INITIATE` body carrying our long-term key, its vouch and `metadata`.
     pub(crate) fn welcome(&mut self, body: &[u8], metadata: &[u8]) -> Result<Vec<u8>, ZmtpError> {
+        let vouch_nonce = self.vouch_nonce.take().ok_or(ZmtpError::UnexpectedCommand {
+            command: "WELCOME".into(),
+            mechanism: "CURVE",
+        })?;
         if body.len() != boxes::WELCOME_LEN {
             return Err(malformed("WELCOME", "not 168 bytes"));
         }
@@ -99,7 +97,6 @@ impl CurveClient {
         let session = salsa_box(&server_transient, &self.transient.secret);
 
         // vouch = Box[C' + S](C->S'): our long-term key stands for this transient one.
-        let vouch_nonce = random16();
         let mut vouched = [0u8; 64];
         vouched[..32].copy_from_slice(&self.transient.public.0);
         vouched[32..].copy_from_slice(&self.server_key.0);

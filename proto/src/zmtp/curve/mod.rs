@@ -19,18 +19,23 @@
 //! connection. The cookie key is made afresh for each connection (the server keeps the
 //! client's transient key itself, so the cookie only proves the client saw `WELCOME`).
 //!
-//! Randomness (transient keys, box nonces, the cookie key) comes from the operating
-//! system's generator (`getrandom`); it is the one thing this module asks of the world.
+//! Randomness (transient keys, the long nonces, the cookie key) is handed in as data, a
+//! [`CurveRandom`] per connection that the caller draws from the operating system's
+//! generator: this crate reads no generator. The short nonces (`HELLO`, `INITIATE`,
+//! `READY`, `MESSAGE`) are counters under fixed prefixes, as RFC 26 says. Key pairs are
+//! made from 32 random bytes the same way ([`SecretKey::from_bytes`]).
 
 mod boxes;
 pub(crate) mod cipher;
 mod client;
 mod keys;
+mod random;
 mod server;
 pub mod z85;
 
 pub use cipher::{MessageCipher, Role, MESSAGE_OVERHEAD};
 pub use keys::{KeyError, KeyPair, PublicKey, SecretKey, KEY_LEN};
+pub use random::CurveRandom;
 pub use z85::Z85Error;
 
 pub(crate) use client::CurveClient;

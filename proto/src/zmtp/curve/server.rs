@@ -6,9 +6,10 @@ use bytes::Bytes;
 use crypto_box::SalsaBox;
 use zeroize::Zeroizing;
 
-use super::boxes::{self, malformed, nonce, random16, salsa_box, seal, short_nonce};
+use super::boxes::{self, malformed, nonce, salsa_box, seal, short_nonce};
 use super::cipher::{MessageCipher, Role};
 use super::keys::{KeyPair, PublicKey};
+use super::random::CurveRandom;
 use crate::zmtp::ZmtpError;
 
 /// A CURVE server connection's keys and progress.
@@ -19,7 +20,9 @@ pub(crate) struct CurveServer {
     transient: KeyPair,
     /// The client's transient key (C'), from `HELLO`.
     client_transient: Option<PublicKey>,
-    /// This connection's cookie key, made when `WELCOME` is.
+    /// The cookie key and the two long nonces, taken (once) when `WELCOME` is written.
+    random: Option<CurveRandom>,
+    /// This connection's cookie key, set when `WELCOME` is written.
     cookie_key: Zeroizing<[u8; 32]>,
     /// Box[..](S'->C'), once `INITIATE` opened.
     session: Option<SalsaBox>,
@@ -39,11 +42,13 @@ impl std::fmt::Debug for CurveServer {
 }
 
 impl CurveServer {
-    /// A server with long-term `keys`; its transient pair is made now.
-    pub(crate) fn new(keys: KeyPair) -> CurveServer {
+    /// A server with long-term `keys`; its transient pair, cookie key and long nonces
+    /// come from `random`.
+    pub(crate) fn new(keys: KeyPair, random: CurveRandom) -> CurveServer {
         CurveServer {
             keys,
-            transient: KeyPair::generate(),
+            transient: KeyPair::from_secret(random.transient()),
+            random: Some(random),
             client_transient: None,
             cookie_key: Zeroizing::new([0; 32]),
             session: None,
@@ -55,6 +60,10 @@ impl CurveServer {
     /// Checks `HELLO` (size, version 1.0, the signature box opens with our secret key)
     /// and writes the `WELCOME` body: S' and a cookie, boxed for C'.
     pub(crate) fn hello(&mut self, body: &[u8]) -> Result<Vec<u8>, ZmtpError> {
+        let random = self.random.take().ok_or(ZmtpError::UnexpectedCommand {
+            command: "HELLO".into(),
+            mechanism: "CURVE",
+        })?;
         if body.len() != boxes::HELLO_LEN {
             return Err(malformed("HELLO", "not 200 bytes"));
         }
@@ -74,8 +83,8 @@ impl CurveServer {
         self.client_transient = Some(client_transient);
 
         // cookie = [nonce, SecretBox[C' + s'](cookie key)]
-        rand_fill(&mut self.cookie_key);
-        let cookie_nonce = random16();
+        self.cookie_key = random.cookie_key();
+        let cookie_nonce = random.cookie_nonce();
         let mut cookie_plain = Zeroizing::new([0u8; 64]);
         cookie_plain[..32].copy_from_slice(&client_transient.0);
         cookie_plain[32..].copy_from_slice(self.transient.secret.as_bytes());
@@ -85,7 +94,7 @@ impl CurveServer {
         plain.extend_from_slice(&self.transient.public.0);
         plain.extend_from_slice(&cookie_nonce);
         plain.extend_from_slice(&cookie_box);
-        let welcome_nonce = random16();
+        let welcome_nonce = random.welcome_nonce();
         let sealed = seal(
             &salsa_box(&client_transient, &self.keys.secret),
             &nonce(b"WELCOME-", &welcome_nonce),
@@ -156,10 +165,4 @@ impl CurveServer {
             MessageCipher::with_counters(Role::Server, session, self.nonce, self.peer_nonce),
         ))
     }
-}
-
-/// Fills `key` from the operating system's generator.
-fn rand_fill(key: &mut [u8; 32]) {
-    use crypto_box::aead::rand_core::RngCore;
-    crypto_box::aead::OsRng.fill_bytes(key);
 }

@@ -574,5 +574,63 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
     }
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
+impl<P: Copy + Eq + Hash + std::fmt::Debug> SocketLogic<P> {
+    /// Panics unless the bookkeeping holds (the socket fuzz target calls it after
+    /// every step): no peer's queue over the send high-water marks, its byte count the
+    /// sum of its messages, a ROUTER's routes naming exactly its established peers by
+    /// their identities, a REP's envelope ending in its delimiter.
+    pub(crate) fn assert_invariants(&self) {
+        let hwm = self.options.send_hwm;
+        for peer in &self.peers {
+            assert!(
+                hwm == 0 || peer.out.len() <= hwm,
+                "{:?}: {} queued over the HWM",
+                peer.key,
+                peer.out.len()
+            );
+            let bytes: usize = peer.out.iter().map(Message::size).sum();
+            assert_eq!(peer.out_bytes.used(), bytes, "{:?}: byte count", peer.key);
+            let cap = if self.options.send_hwm_bytes == 0 {
+                usize::MAX
+            } else {
+                self.options.send_hwm_bytes
+            };
+            assert!(
+                bytes <= cap || peer.out.len() == 1,
+                "{:?}: {bytes} bytes over the HWM",
+                peer.key
+            );
+            assert!(
+                peer.established || peer.control.is_empty(),
+                "{:?}: control for a detached peer",
+                peer.key
+            );
+            if self.socket_type == SocketType::Router && peer.established {
+                assert_eq!(
+                    self.routes.get(&peer.identity),
+                    Some(&peer.key),
+                    "an established peer without its route"
+                );
+            }
+        }
+        for (identity, key) in &self.routes {
+            let peer = self.peer(*key).expect("a route to a removed peer");
+            assert!(peer.established, "a route to a detached peer");
+            assert_eq!(&peer.identity, identity, "a route by another identity");
+        }
+        if let Some((_, envelope)) = &self.answering {
+            assert!(
+                envelope.last().is_some_and(Bytes::is_empty),
+                "an envelope without its delimiter"
+            );
+        }
+        assert!(
+            self.socket_type != SocketType::Pair || self.peers.len() <= 1,
+            "a PAIR with two peers"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests;
