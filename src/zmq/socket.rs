@@ -500,7 +500,7 @@ impl Socket {
                 }
                 Activity::Connected(conn) | Activity::Ready(conn) => self.drain(*conn, false),
                 Activity::Closed { conn, .. } => self.drain(*conn, true),
-                Activity::Woken => {}
+                Activity::Sent(_) | Activity::Woken => {}
             }
         }
         self.activities = activities;
