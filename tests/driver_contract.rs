@@ -13,7 +13,8 @@
 //!
 //! Besides each test's own assertions, [`Rig`] checks on every turn what the [`Driver`]
 //! documentation promises about [`Activity`]: `Ready` at most once per connection per
-//! turn and for every session that was fed, `Connected` only for `connect` and once,
+//! turn and for every session that was fed, `Sent` at most once per connection per turn
+//! and exactly when the session asked for it, `Connected` only for `connect` and once,
 //! `Closed` once, nothing about a removed connection, ids never reused.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -125,6 +126,10 @@ struct Probe {
     held_mismatch: Option<u64>,
     finished: bool,
     events: VecDeque<Event>,
+    /// Ask to hear of the next write the kernel takes (`handle_sent` answers true once).
+    report_sent: bool,
+    /// `handle_sent` calls that answered true: the rig checks each one was reported.
+    sent_answers: u64,
 }
 
 impl Probe {
@@ -154,6 +159,8 @@ impl Probe {
             held_mismatch: None,
             finished: false,
             events: VecDeque::new(),
+            report_sent: false,
+            sent_answers: 0,
         }
     }
 
@@ -360,6 +367,12 @@ impl Session for Probe {
     fn is_closed(&self) -> bool {
         self.finished
     }
+
+    fn handle_sent(&mut self) -> bool {
+        let asked = std::mem::take(&mut self.report_sent);
+        self.sent_answers += u64::from(asked);
+        asked
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -418,6 +431,7 @@ struct ConnInfo {
     connected: bool,
     closed: bool,
     last_fed: u64,
+    last_sent_answers: u64,
 }
 
 /// A driver of one kind, every activity it reported, and the contract checks.
@@ -468,6 +482,7 @@ impl Rig {
                 connected: false,
                 closed: false,
                 last_fed: 0,
+                last_sent_answers: 0,
             },
         );
     }
@@ -558,6 +573,7 @@ impl Rig {
             panic!("{kind}: turn failed: {e}");
         }
         let mut ready = HashSet::new();
+        let mut sent = HashSet::new();
         let mut reported = HashSet::new();
         for activity in &out {
             match activity {
@@ -594,6 +610,14 @@ impl Rig {
                         self.violation(format!("Ready({c:?}) twice in one turn"));
                     }
                 }
+                Activity::Sent(c) => {
+                    if !self.conns.contains_key(c) {
+                        self.violation(format!("Sent({c:?}) for a connection that is unknown or removed"));
+                    }
+                    if !sent.insert(*c) {
+                        self.violation(format!("Sent({c:?}) twice in one turn"));
+                    }
+                }
                 Activity::Accepted { listener, conn, .. } => {
                     reported.insert(*conn);
                     self.new_conn(*conn, Origin::Accept(*listener));
@@ -625,6 +649,15 @@ impl Rig {
                         "{conn:?} was fed input/EOF/timeout but the turn reported nothing for it"
                     ));
                 }
+            }
+            // `Sent` exactly when the session answered `handle_sent` with true (at most
+            // once a turn, checked above): never for one that did not ask.
+            let answered = probe.sent_answers != info.last_sent_answers;
+            info.last_sent_answers = probe.sent_answers;
+            match (answered, sent.contains(conn)) {
+                (true, false) => unreported.push(format!("{conn:?} asked to hear of a write but no Sent came")),
+                (false, true) => unreported.push(format!("Sent({conn:?}) for a session that did not ask")),
+                _ => {}
             }
         }
         for v in unreported {
@@ -688,7 +721,7 @@ impl Rig {
     }
 
     fn summary(&self) -> String {
-        let mut counts = [0usize; 5];
+        let mut counts = [0usize; 6];
         for a in &self.log {
             counts[match a {
                 Activity::Connected(_) => 0,
@@ -696,11 +729,12 @@ impl Rig {
                 Activity::Accepted { .. } => 2,
                 Activity::Closed { .. } => 3,
                 Activity::Woken => 4,
+                Activity::Sent(_) => 5,
             }] += 1;
         }
         let mut s = format!(
-            "activities: {} Connected, {} Ready, {} Accepted, {} Closed, {} Woken; last ones:",
-            counts[0], counts[1], counts[2], counts[3], counts[4]
+            "activities: {} Connected, {} Ready, {} Accepted, {} Closed, {} Woken, {} Sent; last ones:",
+            counts[0], counts[1], counts[2], counts[3], counts[4], counts[5]
         );
         for a in self.log.iter().rev().take(8) {
             let _ = write!(s, "\n  {a:?}");
@@ -1676,6 +1710,103 @@ fn session_closes_after_flush(kind: DriverKind) {
     rig.check_contract();
 }
 
+/// `Activity::Sent` is how a body waiting for its output to drain learns that it did:
+/// a session asks (`handle_sent` answers true once), and the turn that sees the kernel
+/// take some of its arena reports it. Here the peer reads nothing at first, so 16 MiB
+/// stay queued; once it reads, every `turn(None)` (no deadline, no input, no timer: only
+/// a report can end it) returns with `Sent` and a shorter arena, until it is empty.
+/// Without the report the first such turn blocks for ever (the watchdog aborts).
+fn sent_wakes_a_waiting_sender(kind: DriverKind) {
+    const TOTAL: usize = 16 * MIB;
+    const SEED: u64 = 21;
+    let mut rig = Rig::new(kind);
+    let server = bind_loopback();
+    let addr = server.local_addr().expect("local_addr");
+    let (go, wait) = mpsc::channel::<()>();
+    let peer = spawn_peer("late-reader", move || {
+        let (mut s, _) = server.accept().map_err(io_err("accept"))?;
+        set_timeouts(&s);
+        wait.recv().map_err(|e| format!("wait: {e}"))?;
+        let mut got = 0u64;
+        let mut buf = vec![0; 256 * 1024];
+        let mut expected = Vec::new();
+        loop {
+            let n = s.read(&mut buf).map_err(io_err("read"))?;
+            if n == 0 {
+                return Ok(got);
+            }
+            expected.resize(n, 0);
+            fill_pattern(SEED, got, &mut expected);
+            if buf[..n] != expected[..] {
+                return Err(format!("bytes {got}..{} are not the stream sent", got + n as u64));
+            }
+            got += n as u64;
+        }
+    });
+    let mut probe = Probe::collect(21);
+    probe.arena.put_shared(Bytes::from(pattern(SEED, 0, TOTAL)));
+    let conn = rig.connect(addr, probe);
+    rig.run_until("Connected", PATIENCE, |r| r.conns[&conn].connected);
+    rig.turn_for(Duration::from_millis(200));
+    assert!(
+        !rig.probe(conn).arena.is_empty(),
+        "{kind}: 16 MiB went out to a peer that reads nothing"
+    );
+    go.send(()).expect("peer waiting");
+    let _dog = watchdog(format!("{kind}: sent_wakes_a_waiting_sender"), PATIENCE * 3);
+    let mut reports = 0;
+    while !rig.probe(conn).arena.is_empty() {
+        let before = {
+            let p = rig.probe_mut(conn);
+            p.report_sent = true;
+            p.arena.len()
+        };
+        let activities = rig.turn(None);
+        assert!(
+            activities.iter().any(|a| matches!(a, Activity::Sent(c) if *c == conn)),
+            "{kind}: a turn with no deadline returned without Sent: {activities:?}"
+        );
+        let after = rig.probe(conn).arena.len();
+        assert!(after < before, "{kind}: Sent, but the arena stayed at {after} bytes");
+        reports += 1;
+    }
+    eprintln!("{kind}: 16 MiB drained in {reports} Sent reports");
+    rig.remove(conn);
+    rig.run_until("the peer sees EOF", PATIENCE, |_| peer.is_finished());
+    assert_eq!(
+        join(kind, peer),
+        TOTAL as u64,
+        "{kind}: the peer got another stream length"
+    );
+    rig.check_contract();
+}
+
+/// A session that never asks is never reported `Sent`, however much it writes (an
+/// echo of 4 MiB both ways); one that asks once is reported once, with the next write
+/// (the rig checks both on every turn: a `Sent` exactly for each true `handle_sent`).
+fn sent_only_when_asked(kind: DriverKind) {
+    const TOTAL: usize = 4 * MIB;
+    let mut rig = Rig::new(kind);
+    let (addr, peer) = spawn_echo_peer();
+    let conn = rig.connect(addr, Probe::collect(22).sending(&pattern(22, 0, TOTAL)));
+    rig.run_until("4 MiB echoed", PATIENCE, |r| r.probe(conn).received >= TOTAL as u64);
+    let sent = |r: &Rig| r.count(|a| matches!(a, Activity::Sent(c) if *c == conn));
+    assert_eq!(sent(&rig), 0, "{kind}: Sent for a session that never asked");
+    rig.probe_mut(conn).report_sent = true;
+    rig.turn_for(Duration::from_millis(100));
+    assert_eq!(sent(&rig), 0, "{kind}: Sent with nothing written");
+    rig.probe_mut(conn).arena.put_slice(b"once more");
+    rig.run_until("Sent", PATIENCE, |r| sent(r) == 1);
+    rig.probe_mut(conn).arena.put_slice(b" and again");
+    rig.run_until("the echo", PATIENCE, |r| r.probe(conn).received >= TOTAL as u64 + 19);
+    assert_eq!(sent(&rig), 1, "{kind}: Sent again without a new request");
+    assert_eq!(rig.probe(conn).sent_answers, 1);
+    rig.remove(conn);
+    rig.run_until("echo peer done", PATIENCE, |_| peer.is_finished());
+    join(kind, peer);
+    rig.check_contract();
+}
+
 /// One `#[test]` per driver for every contract function.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
@@ -1714,6 +1845,8 @@ contract! {
     held_views_stay_intact,
     turn_past_deadline,
     session_closes_after_flush,
+    sent_wakes_a_waiting_sender,
+    sent_only_when_asked,
 }
 
 thread_local! {

@@ -209,7 +209,7 @@ impl Net {
                 Activity::Ready(c) | Activity::Connected(c) => *c,
                 Activity::Accepted { conn, .. } => *conn,
                 Activity::Closed { conn, .. } => *conn,
-                Activity::Woken => continue,
+                Activity::Sent(_) | Activity::Woken => continue,
             };
             let judge = self.judge;
             if let Some(session) = self.driver.session_for_output(conn) {

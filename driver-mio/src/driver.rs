@@ -154,7 +154,9 @@ struct WakeSource {
 
 /// How one `sendmsg` went.
 enum WriteOutcome {
-    /// The arena is empty.
+    /// There was nothing to write.
+    Idle,
+    /// The kernel took the rest of the arena: it is empty.
     Flushed,
     /// The kernel took everything it was offered, but the arena holds more chunks than
     /// one call offers.
@@ -260,7 +262,7 @@ fn accept_error_is_transient(err: &io::Error) -> bool {
 /// `EINTR`; the arena is advanced by what the kernel took.
 fn write_once(stream: &TcpStream, arena: &mut IoArena) -> io::Result<WriteOutcome> {
     if arena.is_empty() {
-        return Ok(WriteOutcome::Flushed);
+        return Ok(WriteOutcome::Idle);
     }
     let (sent, offered) = {
         let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
@@ -629,10 +631,19 @@ impl<S: Session> MioDriver<S> {
         if conn.phase == Phase::Open && conn.writable {
             let outcome = match (conn.stream.as_ref(), conn.session.poll_transmit()) {
                 (Some(stream), Some(arena)) => write_once(stream, arena),
-                _ => Ok(WriteOutcome::Flushed),
+                _ => Ok(WriteOutcome::Idle),
             };
+            let took = matches!(
+                outcome,
+                Ok(WriteOutcome::Flushed | WriteOutcome::Partial | WriteOutcome::Short)
+            );
+            // One write per connection per iteration, and a turn ends with the
+            // iteration that reported: at most one report a turn.
+            if took && conn.session.handle_sent() {
+                out.push(Activity::Sent(key.id(self.config.core)));
+            }
             match outcome {
-                Ok(WriteOutcome::Flushed) => {}
+                Ok(WriteOutcome::Idle | WriteOutcome::Flushed) => {}
                 Ok(WriteOutcome::Partial) => more = true,
                 // The send buffer is full: wait for the writable edge where that is
                 // proof enough, else let `WouldBlock` confirm it next iteration.

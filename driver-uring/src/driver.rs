@@ -971,9 +971,18 @@ impl<S: Session> UringDriver<S> {
         if cqe.result > 0 {
             let sent = cqe.result as usize;
             let mut rest = false;
-            if let Some(arena) = conn.session.as_mut().and_then(Session::poll_transmit) {
-                arena.advance(sent.min(arena.len()));
-                rest = !arena.is_empty();
+            let mut asked = false;
+            if let Some(session) = conn.session.as_mut() {
+                if let Some(arena) = session.poll_transmit() {
+                    arena.advance(sent.min(arena.len()));
+                    rest = !arena.is_empty();
+                }
+                // One send in flight per connection, and a turn ends with the
+                // iteration that reaped this one: at most one report a turn.
+                asked = session.handle_sent();
+            }
+            if asked {
+                out.push(Activity::Sent(self.id_of(index)));
             }
             if sent < submitted {
                 self.ring.stats.partial_sends += 1;

@@ -169,6 +169,9 @@ impl<S: Session, F: FakeServer> MemDriver<S, F> {
                 if !arena.is_empty() {
                     let bytes = arena.to_vec();
                     arena.advance(bytes.len());
+                    if conn.session.handle_sent() {
+                        out.push(Activity::Sent(conn_id(id)));
+                    }
                     if !conn.server_done {
                         let frames = conn.server.receive(&bytes);
                         schedule(conn, frames, &self.script, self.late, now);

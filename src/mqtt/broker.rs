@@ -399,7 +399,7 @@ impl Broker {
                     self.drain(conn);
                     self.driver.remove(conn);
                 }
-                Activity::Accepted { .. } | Activity::Connected(_) | Activity::Woken => {}
+                Activity::Accepted { .. } | Activity::Connected(_) | Activity::Sent(_) | Activity::Woken => {}
             }
         }
     }

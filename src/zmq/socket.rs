@@ -16,22 +16,15 @@ use crate::link::OneServer;
 
 /// How much encoded output a connection may hold before the socket stops moving
 /// messages into it: past this, messages wait in the socket's per-peer queue, where the
-/// high-water mark counts them.
+/// high-water mark counts them, and the connection asks to be reported
+/// ([`Activity::Sent`]) once the kernel has taken it down to [`ARENA_LOW`], so a
+/// waiting `send` (or any turn) moves them on.
 const ARENA_HIGH: usize = 256 << 10;
 
-/// How long a turn waits at most while messages wait for a connection to drain (a
-/// drained send is not an activity a turn reports).
-const DRAIN_POLL: Duration = Duration::from_millis(5);
-
-/// The first such wait of a blocked `send` or `flush`, doubled up to [`LAST_POLL`]
-/// while nothing moves: short enough that a fast peer's kernel is never left idle
-/// (256 KiB of output drains in about this long on loopback), without spinning on a
-/// stalled one.
-const FIRST_POLL: Duration = Duration::from_micros(50);
-
-/// The longest wait of a blocked `send` or `flush`: a peer that was slow for a while
-/// is seen draining again within this (at most 1,000 turns a second while stalled).
-const LAST_POLL: Duration = Duration::from_millis(1);
+/// The output left in a full connection when the socket is woken to refill it: enough
+/// that the kernel does not run dry meanwhile, little enough that one wake moves many
+/// messages (a wake per write made the writes, and so the syscalls, small).
+const ARENA_LOW: usize = ARENA_HIGH / 2;
 
 /// A peer: an accepted connection, or an endpoint we connect (and reconnect) to.
 #[derive(Debug)]
@@ -317,7 +310,6 @@ impl Socket {
             Err(other) => return Err(ZmqError::Socket(other)),
         }
         let deadline = self.options.send_timeout.map(|t| Instant::now() + t);
-        let mut poll = FIRST_POLL;
         loop {
             match self.logic.send(frames) {
                 Ok(()) => {
@@ -330,9 +322,9 @@ impl Socket {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(ZmqError::SendTimeout(frames));
             }
-            let wait = Instant::now() + poll;
-            self.step(Some(deadline.map_or(wait, |d| d.min(wait))))?;
-            poll = (poll * 2).min(LAST_POLL);
+            // Every full connection asked to hear once it has room (`pump`): the turn
+            // returns then, or when a peer comes or goes.
+            self.step(deadline)?;
         }
     }
 
@@ -401,19 +393,17 @@ impl Socket {
     /// `timeout` passes; true if everything went (libzmq's linger, made explicit).
     pub fn flush(&mut self, timeout: Duration) -> Result<bool, ZmqError> {
         let deadline = Instant::now() + timeout;
-        let mut poll = FIRST_POLL;
         loop {
             self.pump();
             if !self.has_output() {
                 return Ok(true);
             }
-            let now = Instant::now();
-            if now >= deadline {
+            if Instant::now() >= deadline {
                 return Ok(false);
             }
-            // A finished send is not an activity a turn reports: poll for it.
-            self.step(Some(deadline.min(now + poll)))?;
-            poll = (poll * 2).min(LAST_POLL);
+            // Each connection with output asked to hear once it has room or is empty
+            // (`has_output`): the turn returns then.
+            self.step(Some(deadline))?;
         }
     }
 
@@ -448,33 +438,39 @@ impl Socket {
         Ok(())
     }
 
+    /// Whether a message waits for a peer or a connection still holds output; each
+    /// connection that does asks to hear ([`Activity::Sent`]) once it has room again, or
+    /// is empty.
     fn has_output(&mut self) -> bool {
-        let conns: Vec<(u64, Option<ConnId>)> = self.peers.iter().map(|(k, p)| (*k, p.conn)).collect();
-        conns
-            .into_iter()
-            .any(|(key, conn)| self.logic.queued_for(key) > 0 || conn.is_some_and(|c| self.arena_len(c) > 0))
+        let Socket {
+            peers, logic, driver, ..
+        } = self;
+        let mut any = false;
+        for (&key, peer) in peers.iter() {
+            any |= logic.queued_for(key) > 0;
+            let Some(session) = peer.conn.and_then(|c| driver.session_for_output(c)) else {
+                continue;
+            };
+            if session.poll_transmit().is_some_and(|a| !a.is_empty()) {
+                // Messages still waiting: refill at the low mark (`pump`); else once
+                // the last byte is written.
+                session.report_sent(if logic.has_outgoing(key) { ARENA_LOW } else { 0 });
+                any = true;
+            }
+        }
+        any
     }
 
-    fn arena_len(&mut self, conn: ConnId) -> usize {
-        self.driver
-            .session_for_output(conn)
-            .and_then(|s| s.poll_transmit().map(|a| a.len()))
-            .unwrap_or(0)
-    }
-
-    /// One driver turn, bounded by `deadline` (and the next redial, and a short poll
-    /// while output waits), then the events drained, redials made and output moved.
+    /// One driver turn, bounded by `deadline` (and the next redial), then the events
+    /// drained, redials made and output moved. Output waiting for room needs no bound:
+    /// its connection reports the write that made room ([`Activity::Sent`]).
     fn step(&mut self, deadline: Option<Instant>) -> Result<(), ZmqError> {
-        self.pump();
-        let mut until = deadline;
+        // Messages moved now may be the room a caller waits for, and no report would
+        // say so: this turn only looks, and the caller sees the room.
+        let mut until = if self.pump() { Some(Instant::now()) } else { deadline };
         let mut earliest = |at: Instant| until = Some(until.map_or(at, |u| u.min(at)));
         if let Some(at) = self.redial(Instant::now()) {
             earliest(at);
-        }
-        // Only an established peer's queue can move; one still dialing waits for its
-        // connection, which a turn reports.
-        if self.peers.keys().any(|k| self.logic.has_outgoing(*k)) {
-            earliest(Instant::now() + DRAIN_POLL);
         }
         let mut activities = std::mem::take(&mut self.activities);
         activities.clear();
@@ -501,7 +497,8 @@ impl Socket {
                 }
                 Activity::Connected(conn) | Activity::Ready(conn) => self.drain(*conn, false),
                 Activity::Closed { conn, .. } => self.drain(*conn, true),
-                Activity::Woken => {}
+                // `pump` below moves what waited for the room.
+                Activity::Sent(_) | Activity::Woken => {}
             }
         }
         self.activities = activities;
@@ -600,11 +597,14 @@ impl Socket {
     }
 
     /// Moves queued messages into each established connection while its output is
-    /// below [`ARENA_HIGH`].
-    fn pump(&mut self) {
+    /// below [`ARENA_HIGH`]; a connection that fills up with messages still waiting
+    /// asks to hear once it is down to [`ARENA_LOW`], so they move on then. True if a
+    /// message moved.
+    fn pump(&mut self) -> bool {
         let Socket {
             peers, logic, driver, ..
         } = self;
+        let mut moved = false;
         for (&key, peer) in peers.iter() {
             let Some(conn) = peer.conn else { continue };
             if !logic.has_outgoing(key) {
@@ -620,8 +620,13 @@ impl Socket {
                 if session.send(&message).is_err() {
                     break;
                 }
+                moved = true;
+            }
+            if logic.has_outgoing(key) {
+                session.report_sent(ARENA_LOW);
             }
         }
+        moved
     }
 }
 

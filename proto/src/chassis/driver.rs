@@ -151,6 +151,11 @@ pub enum Activity {
         /// The error that ended it, if an error did.
         error: Option<io::Error>,
     },
+    /// The kernel took some of the connection's output, and its session asked to hear
+    /// of it ([`Session::handle_sent`] answered true). Reported at most once per
+    /// connection per turn, and never for a session that did not ask: a body waiting
+    /// for room in the arena (or for it to empty) sleeps in `turn` until this comes.
+    Sent(ConnId),
     /// A [`Waker`] of this driver was woken (another thread put work in a mailbox, or
     /// wants the body's attention). Reported at most once per turn; wakes sent while the
     /// driver was busy or outside `turn` are reported by the next turn, which then

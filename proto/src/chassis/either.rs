@@ -114,6 +114,11 @@ impl<L: Session, R: Session> Session for Either<L, R> {
     fn is_closed(&self) -> bool {
         both!(self, s => s.is_closed())
     }
+
+    #[inline]
+    fn handle_sent(&mut self) -> bool {
+        both!(self, s => s.handle_sent())
+    }
 }
 
 #[cfg(test)]

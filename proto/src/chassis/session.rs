@@ -20,7 +20,9 @@ use super::IoArena;
 ///    [`poll_timeout`](Self::poll_timeout);
 /// 3. stop reading the socket while [`wants_read`](Self::wants_read) is false
 ///    (backpressure), and close it once [`is_closed`](Self::is_closed) and the arena is
-///    empty.
+///    empty;
+/// 4. after the kernel took some of the arena, ask [`handle_sent`](Self::handle_sent)
+///    whether the body wants to hear of it.
 ///
 /// Time is always an argument; a session never reads the clock.
 pub trait Session {
@@ -52,6 +54,16 @@ pub trait Session {
 
     /// Whether the session is finished (poisoned or closed) and the socket can go.
     fn is_closed(&self) -> bool;
+
+    /// The kernel took some of the arena's bytes (the driver has already called
+    /// [`IoArena::advance`]). True asks the driver to report it to the body as
+    /// [`Activity::Sent`](super::Activity::Sent): a body waiting for room in the arena
+    /// (a blocked send, a linger) sleeps in `turn` until then instead of polling. A
+    /// session answers true once per request of its body (it clears its flag); the
+    /// default never asks, and costs a driver nothing past this inlined call.
+    fn handle_sent(&mut self) -> bool {
+        false
+    }
 }
 
 /// A boxed session is a session: a driver can run `Either<Small, Box<Large>>` so the
@@ -89,5 +101,9 @@ impl<S: Session + ?Sized> Session for Box<S> {
 
     fn is_closed(&self) -> bool {
         (**self).is_closed()
+    }
+
+    fn handle_sent(&mut self) -> bool {
+        (**self).handle_sent()
     }
 }

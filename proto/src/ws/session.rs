@@ -284,6 +284,11 @@ impl<S: Session> Session for WsSession<S> {
     fn is_closed(&self) -> bool {
         self.phase == Phase::Closed || self.inner.is_closed()
     }
+
+    fn handle_sent(&mut self) -> bool {
+        // The frames the kernel took carry the inner session's output: its request.
+        self.inner.handle_sent()
+    }
 }
 
 #[cfg(test)]

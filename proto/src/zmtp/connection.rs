@@ -102,6 +102,9 @@ pub struct Connection {
     /// The body asked to stop reading (its socket's receive queue for this peer is
     /// full): [`Session::wants_read`] says no until it asks again.
     held: bool,
+    /// The body asked to hear of the first write the kernel takes that leaves at most
+    /// this many bytes in the arena ([`report_sent`](Self::report_sent)).
+    report_below: Option<usize>,
     handshake_deadline: Option<Instant>,
     next_ping: Option<Instant>,
     /// When the peer must have sent something by: after our `PING`, or the TTL of its.
@@ -155,6 +158,7 @@ impl Connection {
             poison: PoisonGuard::new(),
             closed: false,
             held: false,
+            report_below: None,
             next_ping: None,
             silence_deadline: None,
         }
@@ -240,6 +244,15 @@ impl Connection {
     /// control pushes back on the peer. What was already received stays decoded here.
     pub fn hold_input(&mut self, held: bool) {
         self.held = held;
+    }
+
+    /// Asks the driver to report ([`Activity::Sent`](crate::Activity::Sent)) the first
+    /// write the kernel takes that leaves at most `below` bytes of output here (0: once
+    /// it is empty): a socket whose messages wait for room, or that lingers until the
+    /// arena empties, sleeps until then. A mark above 0 lets the socket refill before
+    /// the kernel runs dry, and the writes in between stay large (no wake per write).
+    pub fn report_sent(&mut self, below: usize) {
+        self.report_below = Some(below);
     }
 
     /// The verdict on an [`Event::Authenticate`].
@@ -457,6 +470,14 @@ impl Session for Connection {
 
     fn is_closed(&self) -> bool {
         self.poison.is_poisoned() || self.closed
+    }
+
+    fn handle_sent(&mut self) -> bool {
+        let drained = self.report_below.is_some_and(|mark| self.out.len() <= mark);
+        if drained {
+            self.report_below = None;
+        }
+        drained
     }
 }
 
