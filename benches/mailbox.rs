@@ -521,7 +521,7 @@ fn storm<S: Stormy>(kind: DriverKind, bytes: u64, client: fn() -> S, server: fn(
             .turn(Some(Instant::now() + Duration::from_millis(50)), &mut out)
             .expect("turn");
         turns += 1;
-        if turns % 64 == 0 {
+        if turns.is_multiple_of(64) {
             let got: u64 = clients
                 .iter()
                 .map(|c| driver.session(*c).map_or(0, Stormy::received))

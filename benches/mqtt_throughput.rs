@@ -147,7 +147,7 @@ fn main() {
     let peers: Vec<Peer> = Peer::all()
         .into_iter()
         .filter(|p| {
-            only.as_deref().map_or(true, |o| match p {
+            only.as_deref().is_none_or(|o| match p {
                 Peer::Ours(k) => k.name() == o,
                 other => other.name() == o,
             })
@@ -155,7 +155,7 @@ fn main() {
         .collect();
     let cases: Vec<Case> = cases(quick)
         .into_iter()
-        .filter(|c| only_case.as_deref().map_or(true, |o| o == c.name))
+        .filter(|c| only_case.as_deref().is_none_or(|o| o == c.name))
         .collect();
     println!("# benches/mqtt_throughput.rs: MQTT broker throughput and latency, one broker thread");
     conditions::print_conditions("mosquitto 2.0.11", reps, quick);

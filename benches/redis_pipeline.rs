@@ -173,7 +173,7 @@ impl Workload {
 
 /// Checks one reply of the mixed workload: `+OK` for a SET, the value or nil for a GET.
 fn check_reply(i: u64, reply: &Value) {
-    let ok = if i % 2 == 0 {
+    let ok = if i.is_multiple_of(2) {
         matches!(reply, Value::SimpleString(s) if &s[..] == b"OK")
     } else {
         match reply {

@@ -226,7 +226,7 @@ fn pipeline_cases() -> Vec<Case> {
         1 => Value::Integer(n(i)),
         2 => bulk16(i),
         3 => Value::Null,
-        4 => Value::Boolean(i % 2 == 0),
+        4 => Value::Boolean(i.is_multiple_of(2)),
         5 => Value::Double(i as f64 + 0.5),
         6 => Value::Map(vec![
             (simple("a"), Value::Integer(n(i))),

@@ -233,7 +233,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     };
     for kind in kinds {
         for (name, conns, message, window) in scenarios {
-            if args.scenario.as_deref().map_or(true, |o| o == name) {
+            if args.scenario.as_deref().is_none_or(|o| o == name) {
                 run(kind, name, conns, message, window, args.seconds)?;
             }
         }

@@ -469,7 +469,7 @@ fn lame_duck_moves_the_client_to_the_other_server(driver: DriverKind) {
     publisher.publish("ldm.done", "done").expect("publish");
     publisher.round_trip().expect("round trip");
     let mut tail = Vec::new();
-    while tail.last().map_or(true, |m: &Message| m.payload != "done") {
+    while tail.last().is_none_or(|m: &Message| m.payload != "done") {
         tail.push(sub.next_message(WAIT).expect("receive").expect("\"done\" arrives"));
     }
     tail.extend(drain(&mut sub, Duration::from_millis(200)));

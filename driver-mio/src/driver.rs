@@ -297,7 +297,7 @@ fn write_once(stream: &TcpStream, arena: &mut IoArena) -> io::Result<WriteOutcom
 
 /// Whether a connection's arena is empty.
 fn arena_is_empty<S: Session>(session: &mut S) -> bool {
-    session.poll_transmit().map_or(true, |a| a.is_empty())
+    session.poll_transmit().is_none_or(|a| a.is_empty())
 }
 
 /// What a readiness event says about a pending `connect`: `Ok(true)` established,
@@ -781,7 +781,7 @@ impl<S: Session> MioDriver<S> {
 
     /// Retries listeners that ran out of resources, once their retry time has come.
     fn retry_accepts(&mut self, now: Instant, out: &mut Vec<Activity>) {
-        if !self.accept_retry_at.is_some_and(|at| at <= now) {
+        if self.accept_retry_at.is_none_or(|at| at > now) {
             return;
         }
         self.accept_retry_at = None;

@@ -61,7 +61,7 @@ impl RecvPool {
         let low = self
             .current
             .as_ref()
-            .map_or(true, |c| c.capacity() - c.len() < self.min_space);
+            .is_none_or(|c| c.capacity() - c.len() < self.min_space);
         if low {
             let next = self.next_chunk();
             if let Some(old) = self.current.replace(next) {

@@ -96,7 +96,7 @@ struct Stash(Option<Box<VecDeque<Bytes>>>);
 
 impl Stash {
     fn is_empty(&self) -> bool {
-        self.0.as_ref().map_or(true, |q| q.is_empty())
+        self.0.as_ref().is_none_or(|q| q.is_empty())
     }
 
     fn push_back(&mut self, data: Bytes) {

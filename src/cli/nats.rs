@@ -166,7 +166,7 @@ fn run_inner(args: &NatsArgs) -> Result<(), CliError> {
             client.round_trip()?;
             eprintln!("Subscribing on {subject}");
             let mut received = 0u64;
-            while count.map_or(true, |n| received < n) {
+            while count.is_none_or(|n| received < n) {
                 let Some(message) = sub.next_message(Duration::from_secs(3600))? else {
                     continue;
                 };

@@ -200,7 +200,7 @@ impl<S: Session, F: FakeServer> MemDriver<S, F> {
             if ready {
                 out.push(Activity::Ready(conn_id(id)));
             }
-            let finished = conn.session.is_closed() && conn.session.poll_transmit().map_or(true, |a| a.is_empty());
+            let finished = conn.session.is_closed() && conn.session.poll_transmit().is_none_or(|a| a.is_empty());
             if conn.eof_fed || finished {
                 conn.closed_reported = true;
                 out.push(Activity::Closed {

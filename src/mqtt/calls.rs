@@ -225,7 +225,7 @@ impl<D: Driver<Connection>> Inner<D> {
         // Until the session is closed: DISCONNECT sent and the server's end closed (or
         // the session's linger over), so nothing we sent is lost to a reset.
         loop {
-            let done = self.session().map_or(true, |s| s.is_closed() && s.outgoing_len() == 0);
+            let done = self.session().is_none_or(|s| s.is_closed() && s.outgoing_len() == 0);
             let now = Instant::now();
             if done || deadline.is_some_and(|d| now >= d) || self.link.is_none() {
                 break;

@@ -98,7 +98,7 @@ impl Session for Peer {
     }
 
     fn wants_read(&self) -> bool {
-        !self.paused && self.read_limit.map_or(true, |limit| self.received.len() < limit)
+        !self.paused && self.read_limit.is_none_or(|limit| self.received.len() < limit)
     }
 
     fn is_closed(&self) -> bool {

@@ -161,7 +161,7 @@ pub fn resp_connection(data: &[u8]) {
                 let result = conn.handle_timeout(now);
                 check.handled(&conn, result);
                 if due {
-                    assert!(conn.poll_timeout().map_or(true, |t| t > now), "a due timer stayed due");
+                    assert!(conn.poll_timeout().is_none_or(|t| t > now), "a due timer stayed due");
                 }
             }
             4 => {
@@ -269,7 +269,7 @@ impl Checker {
                     self.poisoned.is_none() && conn.error().is_none(),
                     "sent on a poisoned connection"
                 );
-                assert!(self.issued.last().map_or(true, |last| *last < id), "ids increase");
+                assert!(self.issued.last().is_none_or(|last| *last < id), "ids increase");
                 self.issued.push(id);
                 self.largest_request = self.largest_request.max(len);
             }

@@ -209,7 +209,7 @@ pub fn nats_client(data: &[u8]) {
                 let result = conn.handle_timeout(now);
                 check.handled(&conn, result);
                 if due {
-                    assert!(conn.poll_timeout().map_or(true, |t| t > now), "a due timer stayed due");
+                    assert!(conn.poll_timeout().is_none_or(|t| t > now), "a due timer stayed due");
                 }
             }
             9 => {
@@ -257,7 +257,7 @@ pub fn nats_client(data: &[u8]) {
 fn headers(len: usize) -> Headers {
     let mut map = HeaderMap::new();
     // Names and values are fixed and valid.
-    let _ = map.insert("K", if len % 2 == 0 { "even" } else { "odd" });
+    let _ = map.insert("K", if len.is_multiple_of(2) { "even" } else { "odd" });
     map.to_headers()
 }
 
@@ -389,7 +389,7 @@ impl Checker {
                 assert!(self.poisoned.is_none() && !before, "accepted on a poisoned connection");
                 self.largest_op = self.largest_op.max(len);
                 if let Some(id) = id {
-                    assert!(self.last_request.map_or(true, |last| last < id), "request ids increase");
+                    assert!(self.last_request.is_none_or(|last| last < id), "request ids increase");
                     self.last_request = Some(id);
                     self.issued.push(id);
                     self.terminal.insert(id, 0);

@@ -391,7 +391,7 @@ impl Harness {
                 assert!(
                     message
                         .first()
-                        .map_or(true, |f| !self.tags.contains_key(&(f.as_ptr() as usize))),
+                        .is_none_or(|f| !self.tags.contains_key(&(f.as_ptr() as usize))),
                     "a REP delivered its envelope"
                 );
             }

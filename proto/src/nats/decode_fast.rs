@@ -555,7 +555,7 @@ mod tests {
             assert!(fast_client(input).is_none(), "{:?}", String::from_utf8_lossy(input));
         }
         let mut long = b"PUB ".to_vec();
-        long.extend(std::iter::repeat(b'a').take(5000));
+        long.extend(std::iter::repeat_n(b'a', 5000));
         long.extend_from_slice(b" 1\r\nx\r\n");
         assert!(fast_client(&long).is_none());
     }

@@ -751,7 +751,7 @@ mod tests {
         );
         let mut conn = Connection::failed(c, ZmtpError::CurveRandomMissing, now);
         assert!(conn.is_closed());
-        assert!(conn.poll_transmit().map_or(true, |out| out.is_empty()), "no greeting");
+        assert!(conn.poll_transmit().is_none_or(|out| out.is_empty()), "no greeting");
         assert_eq!(conn.poll_event(), Some(Event::Failed(ZmtpError::CurveRandomMissing)));
         assert_eq!(conn.poll_timeout(), None);
         assert_eq!(conn.send(&["x".into()]), Err(ZmtpError::CurveRandomMissing));

@@ -230,7 +230,7 @@ fn subscribe(args: &SubArgs) -> Result<ExitCode, PubSubError> {
     let deadline = args.timeout.map(|s| Instant::now() + Duration::from_secs(s));
     let mut out = io::stdout().lock();
     let mut received = 0u64;
-    while args.count.map_or(true, |c| received < c) {
+    while args.count.is_none_or(|c| received < c) {
         let wait = match deadline {
             Some(d) => match d.checked_duration_since(Instant::now()) {
                 Some(left) if !left.is_zero() => left.min(Duration::from_secs(1)),

@@ -767,7 +767,7 @@ impl Connection {
         }
         // Refused by the ACL: 0x87 for QoS 1 and 2 in 5.0; otherwise acknowledged as
         // usual (3.1.1 has no way to say no) and dropped.
-        let allowed = self.acl().map_or(true, |acl| acl.may_publish(&publish.topic));
+        let allowed = self.acl().is_none_or(|acl| acl.may_publish(&publish.topic));
         let v5 = self.version().is_some_and(ProtocolVersion::is_v5);
         let ack = |id| {
             let mut ack = Ack::success(id);

@@ -1436,7 +1436,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         let sessions = &self.sessions;
         self.shared.pick_in(
             &publish.topic,
-            |g| groups.map_or(true, |groups| groups.contains(g)),
+            |g| groups.is_none_or(|groups| groups.contains(g)),
             |c| sessions.get(c).is_some_and(|s| s.conn.is_some()),
             |m| picked.push((m.client.clone(), m.options, m.id)),
         );

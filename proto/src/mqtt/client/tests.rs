@@ -823,7 +823,7 @@ proptest! {
         let mut completed = Vec::new();
         let mut got = Vec::new();
         let mut pending: std::collections::VecDeque<Packet> = server.read(&mut conn).into();
-        for s in steps.into_iter().chain(std::iter::repeat(Step::Answer).take(200)) {
+        for s in steps.into_iter().chain(std::iter::repeat_n(Step::Answer, 200)) {
             match s {
                 Step::Reconnect { session_present } => {
                     conn.handle_eof(now);

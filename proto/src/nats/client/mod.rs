@@ -697,7 +697,7 @@ impl Connection {
         if self.guard.is_poisoned() || !self.stalled_for(key) {
             return;
         }
-        if self.subs.get(&key).map_or(true, |s| s.ended) {
+        if self.subs.get(&key).is_none_or(|s| s.ended) {
             self.stalled = None;
         }
         // Places the stalled message if it fits now, and decodes on if it did.

@@ -257,7 +257,7 @@ impl FakeServer {
         let frames = self.command(&name, &args);
         if self.chatty && self.protocol == Protocol::Resp3 {
             self.chat_count += 1;
-            let noise = if self.chat_count % 2 == 0 {
+            let noise = if self.chat_count.is_multiple_of(2) {
                 Value::Push(vec![bulk("invalidate"), Value::Array(vec![bulk("noise")])])
             } else {
                 Value::Push(vec![bulk("message"), bulk("noise"), bulk(self.chat_count.to_string())])

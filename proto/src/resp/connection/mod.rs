@@ -689,7 +689,7 @@ impl Connection {
 
     fn expire_held(&mut self, now: Instant) {
         while let Some(entry) = self.held_fifo.entries.get_mut(self.held_fifo.expired) {
-            if !entry.deadline.is_some_and(|d| d <= now) {
+            if entry.deadline.is_none_or(|d| d > now) {
                 break;
             }
             if let Role::Request(r) = &mut entry.role {
@@ -713,7 +713,7 @@ impl Connection {
                 self.fifo.expired += 1;
                 continue;
             }
-            if !entry.deadline.is_some_and(|d| d <= now) {
+            if entry.deadline.is_none_or(|d| d > now) {
                 break;
             }
             // Deadlines are in FIFO order, so the oldest entry's has passed too (now or

@@ -25,7 +25,7 @@ pub enum Z85Error {
 
 /// The Z85 text of `data`, whose length must be a multiple of 4.
 pub fn encode(data: &[u8]) -> Result<String, Z85Error> {
-    if data.len() % 4 != 0 {
+    if !data.len().is_multiple_of(4) {
         return Err(Z85Error::BinaryLength(data.len()));
     }
     let mut text = String::with_capacity(data.len() / 4 * 5);
@@ -44,7 +44,7 @@ pub fn encode(data: &[u8]) -> Result<String, Z85Error> {
 /// The bytes a Z85 string stands for.
 pub fn decode(text: &str) -> Result<Vec<u8>, Z85Error> {
     let bytes = text.as_bytes();
-    if bytes.len() % 5 != 0 {
+    if !bytes.len().is_multiple_of(5) {
         return Err(Z85Error::TextLength(bytes.len()));
     }
     let mut data = Vec::with_capacity(bytes.len() / 5 * 4);
