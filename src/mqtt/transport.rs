@@ -115,6 +115,12 @@ impl Session for Counted {
     fn is_closed(&self) -> bool {
         self.0.is_closed()
     }
+
+    // Passed through like every other call, so a connection inside that asks to hear
+    // of its writes is told (the broker's never ask today).
+    fn handle_sent(&mut self) -> bool {
+        self.0.handle_sent()
+    }
 }
 
 /// The MQTT connection inside a session, whatever carries it.
