@@ -37,6 +37,7 @@ both_drivers! {
     sys_topics_summed_over_threads => sys_uring, sys_mio;
     sigterm_publishes_wills_and_exits_zero => sigterm_uring, sigterm_mio;
     a_burst_past_the_mailbox_arrives_whole_and_in_order => burst_uring, burst_mio;
+    a_subscribe_sent_with_the_connect_is_answered => pipelined_uring, pipelined_mio;
     an_unreceived_qos2_message_follows_its_session_to_another_thread => unreceived_uring, unreceived_mio;
     a_received_qos2_message_follows_as_its_pubrel => released_uring, released_mio;
     a_store_written_by_more_threads_is_taken_in => fewer_threads_uring, fewer_threads_mio;
@@ -782,5 +783,34 @@ fn a_store_written_by_more_threads_is_taken_in(kind: DriverKind) {
         (true, id, &b"cut"[..]),
         "DUP 1, same identifier"
     );
+    stop(cluster);
+}
+
+/// A client may send packets right after its CONNECT, before the CONNACK. On two
+/// threads the CONNACK waits for the other thread's answer through the mailbox; the
+/// SUBSCRIBE written in the same segment as the CONNECT still gets its SUBACK (it was
+/// left unhandled before, and the client waited forever). Each client lands on
+/// whichever thread the kernel picks, so eight of them cover both threads.
+fn a_subscribe_sent_with_the_connect_is_answered(kind: DriverKind) {
+    let cluster = start(kind, 2, None);
+    for i in 0..8 {
+        let mut stream = TcpStream::connect(cluster.local_addr()).expect("connect");
+        stream.set_read_timeout(Some(PATIENCE)).expect("read timeout");
+        let mut connect = Vec::new();
+        mqtt_string(&mut connect, b"MQTT");
+        connect.extend_from_slice(&[4, 0x02, 0, 60]);
+        mqtt_string(&mut connect, format!("eager-{i}").as_bytes());
+        let mut subscribe = vec![0, 7];
+        mqtt_string(&mut subscribe, b"eager/#");
+        subscribe.push(0);
+        let mut wire = mqtt_packet(0x10, &connect);
+        wire.extend_from_slice(&mqtt_packet(0x82, &subscribe));
+        stream.write_all(&wire).expect("write CONNECT and SUBSCRIBE at once");
+        let mut reply = [0u8; 9];
+        stream
+            .read_exact(&mut reply)
+            .expect("CONNACK and SUBACK within PATIENCE");
+        assert_eq!(reply, [0x20, 2, 0, 0, 0x90, 3, 0, 7, 0], "client {i}");
+    }
     stop(cluster);
 }

@@ -18,6 +18,10 @@ struct Cluster {
     conns: Vec<HashMap<u32, Connection>>,
     mailboxes: Vec<VecDeque<ClusterMessage>>,
     clients: HashMap<u32, (usize, Codec, SegmentedBuffer)>,
+    /// Connections fed input since their events were last taken: as a driver reports
+    /// `Ready`, only these are drained (a connection the state touched while handling
+    /// a mailbox message is not reported by any driver).
+    ready: Vec<(usize, u32)>,
     now: Instant,
 }
 
@@ -35,6 +39,7 @@ impl Cluster {
             conns: (0..threads).map(|_| HashMap::new()).collect(),
             mailboxes: (0..threads).map(|_| VecDeque::new()).collect(),
             clients: HashMap::new(),
+            ready: Vec::new(),
             now: Instant::now(),
         }
     }
@@ -59,6 +64,7 @@ impl Cluster {
         codec.encode(&packet, &mut wire).expect("encode");
         let conn = self.conns[thread].get_mut(&id).expect("connection");
         conn.handle_input(Bytes::from(wire.to_vec()), self.now);
+        self.ready.push((thread, id));
         self.pump();
     }
 
@@ -66,15 +72,13 @@ impl Cluster {
     fn pump(&mut self) {
         loop {
             let mut any = false;
-            for t in 0..self.states.len() {
-                let mut ids: Vec<u32> = self.conns[t].keys().copied().collect();
-                ids.sort();
-                for id in ids {
-                    while let Some(event) = self.conns[t].get_mut(&id).and_then(|c| c.poll_event()) {
-                        any = true;
-                        self.states[t].handle_event(id, event, self.now, &mut self.conns[t]);
-                    }
+            for (t, id) in std::mem::take(&mut self.ready) {
+                while let Some(event) = self.conns[t].get_mut(&id).and_then(|c| c.poll_event()) {
+                    any = true;
+                    self.states[t].handle_event(id, event, self.now, &mut self.conns[t]);
                 }
+            }
+            for t in 0..self.states.len() {
                 let mut out = Vec::new();
                 self.states[t].drain_cluster(&mut out);
                 for (to, message) in out {
@@ -349,6 +353,7 @@ fn a_session_moving_threads_brings_its_queued_messages() {
     publish(&mut c, 1, "in flight");
     assert_eq!(c.messages(1), [m("q/x", "in flight")]);
     c.conns[0].get_mut(&1).expect("connection").handle_eof(c.now);
+    c.ready.push((0, 1));
     c.pump();
     c.conns[0].remove(&1);
     // Queued for the offline session on thread 0.
@@ -492,6 +497,7 @@ fn two_connects_of_one_client_at_once_leave_the_later_one_with_the_session() {
     c.connect(1, 0, resume("twin"));
     let _ = c.subscribe(1, "keep/#");
     c.conns[0].get_mut(&1).expect("connection").handle_eof(c.now);
+    c.ready.push((0, 1));
     c.pump();
     c.conns[0].remove(&1);
     for (id, thread) in [(2, 0), (3, 1)] {
@@ -504,6 +510,7 @@ fn two_connects_of_one_client_at_once_leave_the_later_one_with_the_session() {
         c.clients.insert(id, (thread, codec, SegmentedBuffer::new()));
         let conn = c.conns[thread].get_mut(&id).expect("connection");
         conn.handle_input(Bytes::from(wire.to_vec()), c.now);
+        c.ready.push((thread, id));
     }
     c.pump();
     let lost = c.recv(2);
@@ -593,4 +600,49 @@ fn a_session_moving_threads_is_recorded_whole_in_the_new_threads_store() {
         ),
         "{new:?}"
     );
+}
+
+#[test]
+fn a_subscribe_pipelined_behind_a_connect_is_answered_once_the_threads_have() {
+    // A client may send packets right after its CONNECT. On a cluster the CONNACK waits
+    // for the other threads' answers, which arrive through the mailbox, so no driver
+    // reports the connection ready again: the SUBSCRIBE decoded with the CONNECT's
+    // acceptance must be handled then, not left in the connection's queue.
+    let mut c = Cluster::new(2);
+    c.conns[1].insert(1, Connection::new(ConnectionConfig::default(), c.now));
+    let mut codec = Codec::client(ProtocolVersion::V5);
+    let mut wire = crate::IoArena::new();
+    codec
+        .encode(&Packet::Connect(Box::new(connect("eager"))), &mut wire)
+        .expect("encode");
+    codec
+        .encode(
+            &Packet::Subscribe(Subscribe {
+                packet_id: 9,
+                properties: Properties::default(),
+                subscriptions: vec![Subscription {
+                    filter: Bytes::from_static(b"e/#"),
+                    options: SubscriptionOptions::qos(QoS::AtMostOnce),
+                }],
+            }),
+            &mut wire,
+        )
+        .expect("encode");
+    c.clients.insert(1, (1, codec, SegmentedBuffer::new()));
+    let conn = c.conns[1].get_mut(&1).expect("connection");
+    conn.handle_input(Bytes::from(wire.to_vec()), c.now);
+    c.ready.push((1, 1));
+    c.pump();
+    let got = c.recv(1);
+    assert!(
+        matches!(got.first(), Some(Packet::ConnAck(a)) if a.code == ReasonCode::Success),
+        "{got:?}"
+    );
+    assert!(
+        matches!(got.get(1), Some(Packet::SubAck(a)) if a.packet_id == 9),
+        "the pipelined SUBSCRIBE is answered: {got:?}"
+    );
+    c.connect(2, 0, connect("talker"));
+    c.publish(2, "e/1", "heard", false);
+    assert_eq!(c.messages(1), [m("e/1", "heard")]);
 }

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
+use crate::chassis::Session;
+
 use super::access::Access;
 use super::auth::{AuthExchange, AuthStep};
 use super::cluster::{ClusterMessage, HandedSession, Link};
@@ -507,6 +509,12 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         }
         if let Some(key) = j.key {
             self.open_session(key, client, *j.connect, j.properties, now, conns);
+            // Accepting decoded what the client sent after its CONNECT (a SUBSCRIBE
+            // pipelined behind it, say). No driver reports that connection ready: the
+            // answers came through the mailbox, so its events are taken here.
+            while let Some(event) = conns.connection(key).and_then(Session::poll_event) {
+                self.handle_event(key, event, now, conns);
+            }
         }
     }
 
