@@ -6,6 +6,7 @@
 //! cargo bench --bench mqtt_throughput -- --quick  # short runs, rough numbers
 //! cargo bench --bench mqtt_throughput -- --only uring --case qos0-1-1-16 # one case, for profiling
 //! scripts/install-rumqttd                         # adds rumqttd as a second peer (--only rumqttd)
+//! cargo bench --bench mqtt_throughput -- --threads 2 --only uring  # our broker as a 2-thread BrokerCluster
 //! ```
 //!
 //! Each broker runs in a process of its own on one thread (ours: this binary re-run as
@@ -143,6 +144,8 @@ fn main() {
         .unwrap_or(if quick { 1 } else { 3 });
     let only: Option<String> = value("--only");
     let only_case: Option<String> = value("--case");
+    let threads: usize = value("--threads").and_then(|t| t.parse().ok()).unwrap_or(1).max(1);
+    mqtt::BROKER_THREADS.store(threads, std::sync::atomic::Ordering::Relaxed);
     mqtt::raise_nofile();
     let peers: Vec<Peer> = Peer::all()
         .into_iter()
@@ -157,7 +160,7 @@ fn main() {
         .into_iter()
         .filter(|c| only_case.as_deref().is_none_or(|o| o == c.name))
         .collect();
-    println!("# benches/mqtt_throughput.rs: MQTT broker throughput and latency, one broker thread");
+    println!("# benches/mqtt_throughput.rs: MQTT broker throughput and latency, our broker on {threads} thread(s)");
     conditions::print_conditions("mosquitto 2.0.11", reps, quick);
     // results[case][peer] = one Outcome per repetition
     let mut results: Vec<Vec<Vec<Outcome>>> = vec![vec![Vec::new(); peers.len()]; cases.len()];

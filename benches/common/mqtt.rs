@@ -11,13 +11,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use monocoque::driver::DriverKind;
-use monocoque::mqtt::Broker;
+use monocoque::mqtt::{Broker, BrokerCluster, ClusterOptions};
+use monocoque::proto::mqtt::broker::Access;
 use monocoque::proto::mqtt::{Codec, Connect, Packet, Properties, ProtocolVersion, Publish, QoS, Subscribe};
 use monocoque::proto::mqtt::{Subscription, SubscriptionOptions};
 use monocoque::proto::IoArena;
 
 /// The argument that turns a benchmark binary into one of our brokers.
 pub const BROKER_CHILD: &str = "--broker-child";
+
+/// Driver threads our broker children run (`BrokerCluster` above 1); set before
+/// starting them (`mqtt_throughput --threads N`).
+pub static BROKER_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
 
 /// A broker under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +91,18 @@ pub fn maybe_run_broker_child() {
         return;
     };
     let kind: DriverKind = args[i + 1].parse().expect("a driver name");
+    let threads: usize = args.get(i + 2).and_then(|t| t.parse().ok()).unwrap_or(1);
+    if threads > 1 {
+        // No $SYS and no store: the same work as the one-thread broker, spread.
+        let mut options = ClusterOptions::new(threads, kind);
+        options.sys_interval = None;
+        let cluster = BrokerCluster::start("127.0.0.1:0".parse().unwrap(), options, |_| Access::default())
+            .expect("start the cluster");
+        println!("listening {}", cluster.local_addr());
+        std::io::stdout().flush().expect("flush stdout");
+        cluster.join().expect("cluster run");
+        std::process::exit(0);
+    }
     let mut broker = Broker::bind("127.0.0.1:0".parse().unwrap(), kind).expect("bind the broker");
     let addr = broker.local_addr().expect("local address");
     println!("listening {addr}");
@@ -130,9 +147,11 @@ impl BrokerProcess {
 
     fn ours(kind: DriverKind) -> BrokerProcess {
         let exe = std::env::current_exe().expect("this benchmark's path");
+        let threads = BROKER_THREADS.load(std::sync::atomic::Ordering::Relaxed);
         let mut child = Command::new(exe)
             .arg(BROKER_CHILD)
             .arg(kind.name())
+            .arg(threads.to_string())
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn the broker child");
