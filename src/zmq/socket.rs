@@ -300,16 +300,8 @@ impl Socket {
     /// [`Message`], a `Vec<Bytes>` or a single `Bytes` frame.
     pub fn send(&mut self, message: impl Into<Message>) -> Result<(), ZmqError> {
         let mut frames = message.into();
-        // Most calls find room: no clock read for them.
-        match self.logic.send(frames) {
-            Ok(()) => {
-                self.pump();
-                return Ok(());
-            }
-            Err(SocketError::WouldBlock(back)) => frames = back,
-            Err(other) => return Err(ZmqError::Socket(other)),
-        }
-        let deadline = self.options.send_timeout.map(|t| Instant::now() + t);
+        // Most calls find room: the clock is read only once one did not.
+        let mut deadline = None;
         loop {
             match self.logic.send(frames) {
                 Ok(()) => {
@@ -319,6 +311,7 @@ impl Socket {
                 Err(SocketError::WouldBlock(back)) => frames = back,
                 Err(other) => return Err(ZmqError::Socket(other)),
             }
+            let deadline = *deadline.get_or_insert_with(|| self.options.send_timeout.map(|t| Instant::now() + t));
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(ZmqError::SendTimeout(frames));
             }
@@ -331,17 +324,14 @@ impl Socket {
     /// The next multipart message (fair-queued across peers; a ROUTER's starts with
     /// the sender's identity), or `None` if none came within `timeout`.
     pub fn recv(&mut self, timeout: Duration) -> Result<Option<Message>, ZmqError> {
-        // Most calls find a message waiting: no clock read for them.
-        if let Some(message) = self.logic.recv() {
-            self.release_held();
-            return Ok(Some(message));
-        }
-        let deadline = Instant::now() + timeout;
+        // Most calls find a message waiting: the clock is read only once one did not.
+        let mut deadline = None;
         loop {
             if let Some(message) = self.logic.recv() {
                 self.release_held();
                 return Ok(Some(message));
             }
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeout);
             if Instant::now() >= deadline {
                 return Ok(None);
             }
