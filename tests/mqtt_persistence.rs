@@ -13,6 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use monocoque::driver::DriverKind;
+use support::mqtt::raw::{persistent_connect, ping, read_n, read_qos2_publish};
 use support::{require_binary, TempDir};
 
 /// How long one step may take on a loaded machine before the test calls it a hang.
@@ -282,26 +283,10 @@ fn retained_messages_and_subscriptions_survive(kind: DriverKind) {
 }
 
 /// Reads exactly `n` bytes.
-fn read_n(stream: &mut TcpStream, n: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; n];
-    stream.read_exact(&mut buf).expect("the broker's answer");
-    buf
-}
-
-/// A 3.1.1 CONNECT with Clean Session 0 for `id` (no keep alive).
-fn connect_packet(id: &str) -> Vec<u8> {
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x00, 0, 0];
-    body.extend_from_slice(&(id.len() as u16).to_be_bytes());
-    body.extend_from_slice(id.as_bytes());
-    let mut packet = vec![0x10, body.len() as u8];
-    packet.extend(body);
-    packet
-}
-
 fn raw_connect(port: u16, id: &str) -> (TcpStream, Vec<u8>) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
-    stream.write_all(&connect_packet(id)).expect("CONNECT");
+    stream.write_all(&persistent_connect(id)).expect("CONNECT");
     let ack = read_n(&mut stream, 4);
     (stream, ack)
 }
@@ -397,26 +382,6 @@ fn raw_subscriber(port: u16, id: &str, filter: &str) -> TcpStream {
     stream.write_all(&packet).expect("SUBSCRIBE");
     assert_eq!(read_n(&mut stream, 5), [0x90, 3, 0, 1, 2], "SUBACK granting QoS 2");
     stream
-}
-
-/// Reads one QoS 2 PUBLISH of topic `topic`: (DUP flag, packet identifier, payload).
-fn read_qos2_publish(stream: &mut TcpStream, topic: &str) -> (bool, u16, Vec<u8>) {
-    let head = read_n(stream, 2);
-    assert_eq!(head[0] & 0xF6, 0x34, "a QoS 2 PUBLISH: {head:?}");
-    let body = read_n(stream, usize::from(head[1]));
-    let t = 2 + topic.len();
-    assert_eq!(&body[2..t], topic.as_bytes());
-    (
-        head[0] & 0x08 != 0,
-        u16::from_be_bytes([body[t], body[t + 1]]),
-        body[t + 2..].to_vec(),
-    )
-}
-
-/// A PINGREQ answered: the broker has finished (and committed) the turns before it.
-fn ping(stream: &mut TcpStream) {
-    stream.write_all(&[0xC0, 0]).expect("PINGREQ");
-    assert_eq!(read_n(stream, 2), [0xD0, 0], "PINGRESP");
 }
 
 fn an_unreceived_qos2_message_comes_back_with_its_identifier(kind: DriverKind) {

@@ -25,6 +25,7 @@ use monocoque::mqtt::{BrokerCluster, ClusterOptions};
 use monocoque::proto::mqtt::broker::Access;
 use serde_json::Value;
 use socket2::{Domain, Socket, Type};
+use support::mqtt::raw::{persistent_connect, ping, read_n, read_qos2_publish};
 
 /// How long one step may take on a loaded machine before the test calls it a hang.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -639,37 +640,12 @@ fn raw_from(cluster: &BrokerCluster, from: u16) -> TcpStream {
     stream
 }
 
-fn read_n(stream: &mut TcpStream, n: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; n];
-    stream.read_exact(&mut buf).expect("the broker's answer");
-    buf
-}
-
 /// A 3.1.1 CONNECT with Clean Session 0 for `id` from local port `from`; the CONNACK.
 fn raw_connect(cluster: &BrokerCluster, from: u16, id: &str) -> (TcpStream, Vec<u8>) {
     let mut stream = raw_from(cluster, from);
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x00, 0, 0];
-    body.extend_from_slice(&(id.len() as u16).to_be_bytes());
-    body.extend_from_slice(id.as_bytes());
-    let mut packet = vec![0x10, body.len() as u8];
-    packet.extend(body);
-    stream.write_all(&packet).expect("CONNECT");
+    stream.write_all(&persistent_connect(id)).expect("CONNECT");
     let ack = read_n(&mut stream, 4);
     (stream, ack)
-}
-
-/// Reads one QoS 2 PUBLISH of `topic`: (DUP flag, packet identifier, payload).
-fn read_qos2_publish(stream: &mut TcpStream, topic: &str) -> (bool, u16, Vec<u8>) {
-    let head = read_n(stream, 2);
-    assert_eq!(head[0] & 0xF6, 0x34, "a QoS 2 PUBLISH: {head:?}");
-    let body = read_n(stream, usize::from(head[1]));
-    let t = 2 + topic.len();
-    assert_eq!(&body[2..t], topic.as_bytes());
-    (
-        head[0] & 0x08 != 0,
-        u16::from_be_bytes([body[t], body[t + 1]]),
-        body[t + 2..].to_vec(),
-    )
 }
 
 /// A persistent raw subscriber on the thread of local port `from`, subscribed at QoS 2
@@ -694,8 +670,7 @@ fn subscriber_with_a_flow(cluster: &BrokerCluster, from: u16, id: &str) -> (TcpS
     assert_eq!(read_n(&mut sub, 4), [0x62, 2, hi, lo], "PUBREL");
     sub.write_all(&[0x70, 2, hi, lo]).expect("PUBCOMP");
     // A PINGREQ answered: the PUBCOMP before it was handled (that flow is over).
-    sub.write_all(&[0xC0, 0]).expect("PINGREQ");
-    assert_eq!(read_n(&mut sub, 2), [0xD0, 0], "PINGRESP");
+    ping(&mut sub);
     (sub, cut)
 }
 

@@ -360,3 +360,47 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
+
+/// Raw MQTT 3.1.1 bytes for the tests that check a packet's flags and identifier on the
+/// wire (DUP, the packet identifier of a resumed flow), which a client library hides.
+pub mod raw {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    /// Exactly `n` bytes from the broker (the stream's read timeout bounds the wait).
+    pub fn read_n(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; n];
+        stream.read_exact(&mut buf).expect("the broker's answer");
+        buf
+    }
+
+    /// A 3.1.1 CONNECT with Clean Session 0 for `id` (no keep alive).
+    pub fn persistent_connect(id: &str) -> Vec<u8> {
+        let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x00, 0, 0];
+        body.extend_from_slice(&(id.len() as u16).to_be_bytes());
+        body.extend_from_slice(id.as_bytes());
+        let mut packet = vec![0x10, body.len() as u8];
+        packet.extend(body);
+        packet
+    }
+
+    /// Reads one QoS 2 PUBLISH of `topic`: (DUP flag, packet identifier, payload).
+    pub fn read_qos2_publish(stream: &mut TcpStream, topic: &str) -> (bool, u16, Vec<u8>) {
+        let head = read_n(stream, 2);
+        assert_eq!(head[0] & 0xF6, 0x34, "a QoS 2 PUBLISH: {head:?}");
+        let body = read_n(stream, usize::from(head[1]));
+        let t = 2 + topic.len();
+        assert_eq!(&body[2..t], topic.as_bytes());
+        (
+            head[0] & 0x08 != 0,
+            u16::from_be_bytes([body[t], body[t + 1]]),
+            body[t + 2..].to_vec(),
+        )
+    }
+
+    /// A PINGREQ answered: the broker has handled (and committed) what came before it.
+    pub fn ping(stream: &mut TcpStream) {
+        stream.write_all(&[0xC0, 0]).expect("PINGREQ");
+        assert_eq!(read_n(stream, 2), [0xD0, 0], "PINGRESP");
+    }
+}
