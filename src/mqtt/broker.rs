@@ -399,7 +399,15 @@ impl Broker {
                     self.drain(conn);
                     self.driver.remove(conn);
                 }
-                Activity::Accepted { .. } | Activity::Connected(_) | Activity::Sent(_) | Activity::Woken => {}
+                Activity::Sent(conn) => {
+                    // Only a durable connection asks: its queued messages start here, so
+                    // this turn's commit holds their identifiers before they are written.
+                    if let Some(c) = DriverConnections::new(&mut self.driver).connection(conn) {
+                        c.start_queued();
+                    }
+                    self.drain(conn);
+                }
+                Activity::Accepted { .. } | Activity::Connected(_) | Activity::Woken => {}
             }
         }
     }
