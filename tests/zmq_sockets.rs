@@ -56,6 +56,10 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// prints the first three messages.
 /// `rep`: binds a REP (port printed first), answers `frames` with `[echo, frames...]`.
 /// `req ID PORT`: a REQ sends `[b"from ID"]` and prints the reply.
+/// `laterep`: binds a REP (port printed first) that prints `got` + the first request
+/// in hex, waits a second, then echoes it and every later request as `rep` does.
+/// `creq PORT`: a REQ with `REQ_CORRELATE` and `REQ_RELAXED` sends `[b"one"]`, then
+/// at once `[b"two"]`, and prints the reply it gets.
 /// `pair [PORT]`: a PAIR that connects to PORT, sends `[ping]` and prints the reply;
 /// without PORT, binds (port printed first) and answers `frames` with `[pong, frames...]`.
 /// `stall pull` / `stall sub PORT`: a PULL that binds (port printed first), or a SUB
@@ -144,6 +148,27 @@ elif role == "rep":
     print(port, flush=True)
     while True:
         s.send_multipart([b"echo"] + s.recv_multipart())
+elif role == "laterep":
+    s = ctx.socket(zmq.REP)
+    s.linger = 0
+    s.rcvtimeo = 60000
+    port = s.bind_to_random_port("tcp://127.0.0.1")
+    print(port, flush=True)
+    first = s.recv_multipart()
+    print("got" + ",".join(f.hex() for f in first), flush=True)
+    time.sleep(1)
+    s.send_multipart([b"echo"] + first)
+    while True:
+        s.send_multipart([b"echo"] + s.recv_multipart())
+elif role == "creq":
+    s = ctx.socket(zmq.REQ)
+    s.linger = 1000
+    s.setsockopt(zmq.REQ_CORRELATE, 1)
+    s.setsockopt(zmq.REQ_RELAXED, 1)
+    s.connect("tcp://127.0.0.1:" + sys.argv[2])
+    s.send_multipart([b"one"])
+    s.send_multipart([b"two"])
+    recv_some(s, 1)
 elif role == "req":
     s = ctx.socket(zmq.REQ)
     s.linger = 1000
@@ -794,6 +819,52 @@ fn our_req_to_libzmq_rep(kind: DriverKind) {
     }
 }
 
+fn our_relaxed_correlated_req_to_a_late_libzmq_rep(kind: DriverKind) {
+    // ZMQ_REQ_RELAXED lets a second request go while the first is unanswered;
+    // ZMQ_REQ_CORRELATE makes the REP's late answer to the first (it echoes the id
+    // frame back) not count as the second's reply. Without the id the late "one" would
+    // be delivered as the answer to "two", as libzmq documents.
+    let mut req = Socket::with_options(
+        SocketType::Req,
+        Options {
+            driver: kind,
+            req_relaxed: true,
+            req_correlate: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let (mut rep, port) = Peer::bound(&["laterep"], &mut req);
+    req.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    req.send(vec![Bytes::from_static(b"one")]).unwrap();
+    assert_eq!(rep.line(&mut req), format!("got{}", hex(b"one")), "{kind}");
+    req.send(vec![Bytes::from_static(b"two")]).unwrap();
+    let reply = recv(&mut req, "the reply to the second request");
+    assert_eq!(
+        reply,
+        [Bytes::from_static(b"echo"), Bytes::from_static(b"two")],
+        "{kind}: the late reply to the first was taken"
+    );
+}
+
+fn a_relaxed_correlated_libzmq_req_to_our_rep(kind: DriverKind) {
+    // libzmq's REQ checks the id it put in front of its request: our REP sends the
+    // whole envelope back, so its reply to the second request is the one delivered.
+    let mut rep = socket(kind, SocketType::Rep);
+    let port = rep.bind("tcp://127.0.0.1:0").unwrap().port().to_string();
+    let mut peer = Peer::start(&["creq", &port]);
+    for _ in 0..2 {
+        let request = recv(&mut rep, "a request");
+        assert_eq!(
+            request.len(),
+            1,
+            "{kind}: the id and envelope are not delivered: {request:?}"
+        );
+        rep.send(vec![Bytes::from_static(b"re"), request[0].clone()]).unwrap();
+    }
+    assert_eq!(peer.line(&mut rep), shown(&[b"re", b"two"]), "{kind}");
+}
+
 fn libzmq_reqs_to_our_rep(kind: DriverKind) {
     let mut rep = socket(kind, SocketType::Rep);
     let port = rep.bind("tcp://127.0.0.1:0").unwrap().port().to_string();
@@ -1038,6 +1109,8 @@ both_drivers! {
     pair_with_libzmq_both_ways => uring_pair_with_libzmq_both_ways, mio_pair_with_libzmq_both_ways;
     our_req_to_libzmq_rep => uring_our_req_to_libzmq_rep, mio_our_req_to_libzmq_rep;
     libzmq_reqs_to_our_rep => uring_libzmq_reqs_to_our_rep, mio_libzmq_reqs_to_our_rep;
+    our_relaxed_correlated_req_to_a_late_libzmq_rep => uring_our_relaxed_correlated_req_to_a_late_libzmq_rep, mio_our_relaxed_correlated_req_to_a_late_libzmq_rep;
+    a_relaxed_correlated_libzmq_req_to_our_rep => uring_a_relaxed_correlated_libzmq_req_to_our_rep, mio_a_relaxed_correlated_libzmq_req_to_our_rep;
     our_sub_resubscribes_after_the_pub_restarts => uring_our_sub_resubscribes_after_the_pub_restarts, mio_our_sub_resubscribes_after_the_pub_restarts;
     our_push_blocks_at_the_hwm => uring_our_push_blocks_at_the_hwm, mio_our_push_blocks_at_the_hwm;
     our_pub_drops_at_the_hwm => uring_our_pub_drops_at_the_hwm, mio_our_pub_drops_at_the_hwm;

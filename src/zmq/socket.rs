@@ -94,7 +94,10 @@ impl Socket {
                 send_hwm_bytes: options.send_hwm_bytes,
                 recv_hwm: options.recv_hwm,
                 recv_hwm_bytes: options.recv_hwm_bytes,
-                ..SocketOptions::default()
+                first_generated_id: super::random::seed()?,
+                req_relaxed: options.req_relaxed,
+                req_correlate: options.req_correlate,
+                first_request_id: super::random::seed()?,
             },
         );
         let mut handshake = HandshakeConfig::null(socket_type);
