@@ -55,6 +55,8 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// `sub PORT` / `xsub PORT`: subscribes to `news` (XSUB: sends `\x01news` itself),
 /// prints the first three messages.
 /// `rep`: binds a REP (port printed first), answers `frames` with `[echo, frames...]`.
+/// `xsubflood PORT N`: an XSUB connects, sends the subscriptions `\x01t0` ..
+/// `\x01t(N-1)`, prints `sent`, and stays connected for a minute.
 /// `req ID PORT`: a REQ sends `[b"from ID"]` and prints the reply.
 /// `laterep`: binds a REP (port printed first) that prints `got` + the first request
 /// in hex, waits a second, then echoes it and every later request as `rep` does.
@@ -140,6 +142,15 @@ elif role in ("sub", "xsub"):
     if role == "xsub":
         s.send(b"\x01news")
     recv_some(s, 3)
+elif role == "xsubflood":
+    s = ctx.socket(zmq.XSUB)
+    s.linger = 0
+    s.sndhwm = 0
+    s.connect("tcp://127.0.0.1:" + sys.argv[2])
+    for i in range(int(sys.argv[3])):
+        s.send(b"\x01t" + str(i).encode())
+    print("sent", flush=True)
+    time.sleep(60)
 elif role == "rep":
     s = ctx.socket(zmq.REP)
     s.linger = 0
@@ -946,6 +957,42 @@ fn our_xpub_filters_for(kind: DriverKind, role: &str) {
     );
 }
 
+fn our_xpub_holds_a_subscription_flood_at_its_receive_hwm(kind: DriverKind) {
+    // An XPUB delivers its peers' subscriptions to `recv`: a peer that sends thousands
+    // while the application does not read is held at the receive HWM (its socket is
+    // not read, TCP pushes back) and nothing is lost once the application reads.
+    const N: usize = 5_000;
+    const HWM: usize = 10;
+    let mut xpub = Socket::with_options(
+        SocketType::Xpub,
+        Options {
+            driver: kind,
+            recv_hwm: HWM,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let port = xpub.bind("tcp://127.0.0.1:0").unwrap().port().to_string();
+    let mut peer = Peer::start(&["xsubflood", &port, &N.to_string()]);
+    assert_eq!(peer.line(&mut xpub), "sent", "{kind}");
+    for _ in 0..5 {
+        xpub.run_for(Duration::from_millis(100)).unwrap();
+    }
+    assert!(
+        xpub.received_len() <= HWM,
+        "{kind}: {} subscriptions queued past the receive HWM of {HWM}",
+        xpub.received_len()
+    );
+    for i in 0..N {
+        let event = recv(&mut xpub, "a subscription");
+        assert_eq!(
+            event,
+            vec![Bytes::from(format!("\x01t{i}"))],
+            "{kind}: in order, none lost"
+        );
+    }
+}
+
 fn our_xsub_to_libzmq_pub(kind: DriverKind) {
     let mut xsub = socket(kind, SocketType::Xsub);
     let (_publisher, port) = Peer::bound(&["pub"], &mut xsub);
@@ -1104,6 +1151,7 @@ both_drivers! {
     router_with_libzmq_router_both_ways => uring_router_with_libzmq_router_both_ways, mio_router_with_libzmq_router_both_ways;
     our_xpub_to_libzmq_xsub => uring_our_xpub_to_libzmq_xsub, mio_our_xpub_to_libzmq_xsub;
     our_xsub_to_libzmq_xpub => uring_our_xsub_to_libzmq_xpub, mio_our_xsub_to_libzmq_xpub;
+    our_xpub_holds_a_subscription_flood_at_its_receive_hwm => uring_our_xpub_holds_a_subscription_flood_at_its_receive_hwm, mio_our_xpub_holds_a_subscription_flood_at_its_receive_hwm;
     our_xpub_to_libzmq_sub => uring_our_xpub_to_libzmq_sub, mio_our_xpub_to_libzmq_sub;
     our_xsub_to_libzmq_pub => uring_our_xsub_to_libzmq_pub, mio_our_xsub_to_libzmq_pub;
     pair_with_libzmq_both_ways => uring_pair_with_libzmq_both_ways, mio_pair_with_libzmq_both_ways;
