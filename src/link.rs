@@ -18,7 +18,7 @@ mod retry;
 pub(crate) use body::{Body, Cx, Protocol};
 pub(crate) use dial::{connect_deadline, dial, DialError, Dialing, Resolver};
 pub(crate) use redial::{reconnect, wait_handshake, Handshake, Redial, Redialed};
-pub(crate) use retry::{deadline_after, poll_until, Retry, Retrying};
+pub(crate) use retry::{deadline_after, Retry, Retrying};
 
 use std::io;
 use std::time::Instant;

@@ -1,15 +1,18 @@
 //! Calls that need a live connection: reconnecting first, flushing and retrying while
 //! the session's buffer is full, reconnecting and retrying when the connection turns
 //! out dead, all within the call's timeout.
+//!
+//! A call waiting for the kernel to take its output never polls: it asks its session to
+//! have the driver report the write that made room ([`Retrying::report_room`]) or
+//! emptied the buffer ([`Retrying::report_sent`]), and sleeps in the driver's turn until
+//! that [`Activity::Sent`](monocoque_proto::Activity::Sent), the link's own events, or
+//! its deadline.
 
 use std::time::{Duration, Instant};
 
 use monocoque_proto::Driver;
 
 use super::{Body, Protocol, Redialed};
-
-/// How long a call waits between two looks at a socket the kernel is not draining yet.
-const FLUSH_POLL: Duration = Duration::from_millis(5);
 
 /// What a failed call on the session asks of [`Body::with_session`].
 pub(crate) enum Retry<L, E> {
@@ -37,6 +40,14 @@ pub(crate) trait Retrying: Protocol {
     /// The error of a reconnect that did not end with a live link (`lost`: why the last
     /// connection was lost).
     fn unredialed(redialed: Redialed<Self::Error>, lost: Self::Lost) -> Self::Error;
+    /// Bytes `session` holds that the kernel has not taken yet (what a flush waits on).
+    fn outgoing(session: &Self::Session) -> usize;
+    /// Asks `session` to have the driver report the first write that leaves at most
+    /// `below` bytes of its output (once).
+    fn report_sent(session: &mut Self::Session, below: usize);
+    /// Asks `session` to have the driver report the write after which a call refused
+    /// for a full buffer fits again (once).
+    fn report_room(session: &mut Self::Session);
 }
 
 impl<D: Driver<P::Session>, P: Protocol> Body<D, P> {
@@ -107,11 +118,39 @@ impl<D: Driver<P::Session>, P: Protocol> Body<D, P> {
                         // The kernel did not take enough in time (a stuck server).
                         return Err(P::timeout());
                     }
-                    self.turn(Some(poll_until(now, deadline)))?;
+                    // Asked only now, while a call waits: the hot path pays nothing.
+                    if let Some(session) = self.live_session() {
+                        P::report_room(session);
+                    }
+                    self.turn(deadline)?;
                 }
                 Err(Retry::Poisoned(lost)) => self.kill_link(lost),
                 Err(Retry::Refused(error)) => return Err(error),
             }
+        }
+    }
+
+    /// Waits until the kernel has taken everything the live connection holds, by
+    /// `deadline` (reconnecting first if needed: what a lost connection did not send,
+    /// the next one replays); the protocol's timeout when `deadline` comes first.
+    pub(crate) fn drain_output(&mut self, deadline: Option<Instant>) -> Result<(), P::Error>
+    where
+        P: Retrying,
+    {
+        self.ensure_link(deadline)?;
+        loop {
+            let Some(session) = self.live_session() else {
+                self.ensure_link(deadline)?;
+                continue;
+            };
+            if P::outgoing(session) == 0 {
+                return Ok(());
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(P::timeout());
+            }
+            P::report_sent(session, 0);
+            self.turn(deadline)?;
         }
     }
 }
@@ -119,11 +158,4 @@ impl<D: Driver<P::Session>, P: Protocol> Body<D, P> {
 /// `timeout` from now; `None` when that is too far to represent (no bound).
 pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
-}
-
-/// The next look at a socket the kernel is not draining yet: a [`FLUSH_POLL`] from
-/// `now`, never past `deadline`.
-pub(crate) fn poll_until(now: Instant, deadline: Option<Instant>) -> Instant {
-    let next = now + FLUSH_POLL;
-    deadline.map_or(next, |d| next.min(d))
 }

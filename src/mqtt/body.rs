@@ -269,4 +269,16 @@ impl Retrying for Mqtt {
             Redialed::Failed(e) => e,
         }
     }
+
+    fn outgoing(session: &Connection) -> usize {
+        session.outgoing_len()
+    }
+
+    fn report_sent(session: &mut Connection, below: usize) {
+        session.report_sent(below);
+    }
+
+    fn report_room(session: &mut Connection) {
+        session.report_room();
+    }
 }

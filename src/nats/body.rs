@@ -250,6 +250,18 @@ impl Retrying for Nats {
             Redialed::Failed(e) => e,
         }
     }
+
+    fn outgoing(session: &Connection) -> usize {
+        session.outgoing_len()
+    }
+
+    fn report_sent(session: &mut Connection, below: usize) {
+        session.report_sent(below);
+    }
+
+    fn report_room(session: &mut Connection) {
+        session.report_room();
+    }
 }
 
 /// The session's configuration for `server`: its URL's credentials, else the
