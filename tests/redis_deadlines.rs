@@ -133,7 +133,9 @@ fn a_flush_past_high_water_completes_on_the_thaw(driver: DriverKind) {
         let _ = go_rx.recv();
         let value = vec![b'x'; 64 * 1024];
         for i in 0..1024 {
-            client.set_buffered(format!("big:{}", i % 16), &value).expect("buffer SET");
+            client
+                .set_buffered(format!("big:{}", i % 16), &value)
+                .expect("buffer SET");
         }
         let start = Instant::now();
         let outcomes = client.flush().expect("flush");
@@ -159,7 +161,10 @@ fn a_flush_past_high_water_completes_on_the_thaw(driver: DriverKind) {
         "{:?}",
         outcomes.iter().find(|o| o.is_err())
     );
-    assert!(took >= FROZEN_FOR / 2, "the flush did not wait for the frozen server ({took:?})");
+    assert!(
+        took >= FROZEN_FOR / 2,
+        "the flush did not wait for the frozen server ({took:?})"
+    );
     let after = done.saturating_duration_since(thawed);
     assert!(
         after <= MARGIN + MARGIN,

@@ -58,14 +58,59 @@ impl<D: Driver<P::Session>, P: Protocol> Body<D, P> {
     where
         P: Retrying,
     {
+        if self.try_link(deadline)? {
+            return Ok(());
+        }
+        Err(P::unredialed(Redialed::Later, self.lost()))
+    }
+
+    /// [`ensure_link`](Self::ensure_link), except that `deadline` coming first is
+    /// `Ok(false)` rather than the protocol's timeout.
+    fn try_link(&mut self, deadline: Option<Instant>) -> Result<bool, P::Error>
+    where
+        P: Retrying,
+    {
         self.bury_dead();
         if self.is_live() {
-            return Ok(());
+            return Ok(true);
         }
         if self.link.is_none() && !self.proto.may_redial() {
             return Err(P::disconnected(self.lost()));
         }
-        self.reconnect(deadline).map_err(|r| P::unredialed(r, self.lost()))
+        match self.reconnect(deadline) {
+            Ok(()) => Ok(true),
+            Err(Redialed::Later) => Ok(false),
+            Err(redialed) => Err(P::unredialed(redialed, self.lost())),
+        }
+    }
+
+    /// One step of a call waiting until `deadline` for what the link's events bring (a
+    /// message), after it looked and found nothing: a driver turn on a live link, else
+    /// the reconnect, continued. `Ok(false)` when the wait is over empty-handed: that
+    /// was its last look (`last_look`, set by the turn that found the deadline past),
+    /// the call only polls (`poll`: a lost link is buried, the reconnect left to a call
+    /// that waits), or its time ran out reconnecting (the next call continues).
+    pub(crate) fn wait_step(
+        &mut self,
+        deadline: Option<Instant>,
+        poll: bool,
+        last_look: &mut bool,
+    ) -> Result<bool, P::Error>
+    where
+        P: Retrying,
+    {
+        if *last_look {
+            return Ok(false);
+        }
+        if self.is_live() {
+            *last_look = self.wait_turn(deadline)?;
+            return Ok(true);
+        }
+        if poll {
+            self.bury_dead();
+            return Ok(false);
+        }
+        self.try_link(deadline)
     }
 
     /// Runs `op` on a live connection within `timeout`: reconnects first if needed,
@@ -159,3 +204,65 @@ impl<D: Driver<P::Session>, P: Protocol> Body<D, P> {
 pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
+
+/// Implements [`Retrying`] for a client whose calls share the NATS and MQTT shape: its
+/// session (`$session`) has `outgoing_len`, `report_sent` and `report_room`; a call it
+/// refuses fails with `$send`, whose `$backpressure` pattern means a full buffer and
+/// whose `Poisoned(lost)` a dead connection; its `$error` has `Timeout`,
+/// `Disconnected(lost)`, `Refused(send error)` and a `From` for the loss; its
+/// protocol's `options.allow_reconnect` says whether to redial.
+macro_rules! retrying {
+    ($protocol:ty, session: $session:ty, send: $send:ident, backpressure: $backpressure:pat, lost: $lost:ty, error: $error:ident) => {
+        impl $crate::link::Retrying for $protocol {
+            type SendError = $send;
+
+            fn retry(error: $send) -> $crate::link::Retry<$lost, $error> {
+                match error {
+                    $backpressure => $crate::link::Retry::Backpressure,
+                    $send::Poisoned(e) => $crate::link::Retry::Poisoned(e),
+                    refused => $crate::link::Retry::Refused($error::Refused(refused)),
+                }
+            }
+
+            fn timeout() -> $error {
+                $error::Timeout
+            }
+
+            fn may_redial(&self) -> bool {
+                self.options.allow_reconnect
+            }
+
+            fn disconnected(lost: $lost) -> $error {
+                $error::Disconnected(lost)
+            }
+
+            /// Out of time: `Timeout` (the reconnect goes on in the next call); the
+            /// attempts ran out: `LinkError::Reconnect` with the last failure (or the
+            /// loss), and the next call starts a new reconnect.
+            fn unredialed(redialed: $crate::link::Redialed<$error>, lost: $lost) -> $error {
+                match redialed {
+                    $crate::link::Redialed::Later => $error::Timeout,
+                    $crate::link::Redialed::GaveUp(gave_up) => {
+                        let last = gave_up.last.unwrap_or_else(|| $error::from(lost));
+                        $crate::LinkError::reconnect(gave_up.attempts, last).into()
+                    }
+                    $crate::link::Redialed::Failed(e) => e,
+                }
+            }
+
+            fn outgoing(session: &$session) -> usize {
+                session.outgoing_len()
+            }
+
+            fn report_sent(session: &mut $session, below: usize) {
+                session.report_sent(below);
+            }
+
+            fn report_room(session: &mut $session) {
+                session.report_room();
+            }
+        }
+    };
+}
+
+pub(crate) use retrying;

@@ -162,21 +162,9 @@ impl<D: Driver<Connection>> Inner<D> {
             if let Some(m) = self.take_routed(key)? {
                 return Ok(Some(m));
             }
-            if last_look {
+            if !self.wait_step(deadline, timeout.is_zero(), &mut last_look)? {
                 return Ok(None);
             }
-            if !self.is_live() {
-                if timeout.is_zero() {
-                    self.bury_dead();
-                    return Ok(None);
-                }
-                match self.ensure_link(deadline) {
-                    Err(Error::Timeout) => return Ok(None),
-                    result => result?,
-                }
-                continue;
-            }
-            last_look = self.wait_turn(deadline)?;
         }
     }
 

@@ -323,24 +323,9 @@ impl<D: Driver<Connection>> Inner<D> {
             } else if self.proto.unsubscribed.contains(sid) {
                 return Err(Error::SubscriptionClosed);
             }
-            if last_look {
+            if !self.wait_step(deadline, timeout.is_zero(), &mut last_look)? {
                 return Ok(None);
             }
-            if !self.is_live() {
-                if timeout.is_zero() {
-                    // A poll: report the loss, leave the reconnect to a call that waits.
-                    self.bury_dead();
-                    return Ok(None);
-                }
-                match self.ensure_link(deadline) {
-                    // Out of time while reconnecting: no message came in time. The next
-                    // call continues the reconnect.
-                    Err(Error::Timeout) => return Ok(None),
-                    result => result?,
-                }
-                continue;
-            }
-            last_look = self.wait_turn(deadline)?;
         }
     }
 
