@@ -32,5 +32,5 @@ pub use mailbox::{Mailbox, MailboxError, MailboxSender};
 pub use permits::{Backpressure, BytePermits};
 pub use poison::PoisonGuard;
 pub use segmented::SegmentedBuffer;
-pub use session::Session;
+pub use session::{SentWatch, Session};
 pub use wake::{WakeLatch, WakeSignal, Waker};
