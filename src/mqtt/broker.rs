@@ -513,6 +513,8 @@ impl Broker {
                     subscriptions: self.state.subscription_count() as u64,
                     retained: self.state.retained_count() as u64,
                     connections: self.driver.connection_count() as u64,
+                    forwards_received: self.state.forwards_received(),
+                    forwards_sent: self.state.forwards_sent(),
                 },
             );
         }

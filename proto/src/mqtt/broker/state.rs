@@ -1,6 +1,6 @@
 //! [`BrokerState`]: one thread's sessions, subscriptions and retained messages.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -122,6 +122,42 @@ struct Joining<K> {
     beaten_by: Vec<(usize, u64, bool)>,
 }
 
+/// An answer held until the other threads of a cluster acknowledged this thread's
+/// filter announcements up to `needs` (see [`cluster`](super::cluster)).
+#[derive(Debug)]
+enum Held<K> {
+    /// A `SUBACK` and the retained messages that follow it.
+    SubAck {
+        key: K,
+        needs: u64,
+        ack: SubAck,
+        retained: Vec<(Bytes, QoS)>,
+        id: u32,
+    },
+    /// The `CONNACK` of a session handed over from another thread.
+    Connect {
+        key: K,
+        needs: u64,
+        client: Bytes,
+        connect: Box<Connect>,
+        properties: Properties,
+    },
+}
+
+impl<K: Copy> Held<K> {
+    fn key(&self) -> K {
+        match self {
+            Held::SubAck { key, .. } | Held::Connect { key, .. } => *key,
+        }
+    }
+
+    fn needs(&self) -> u64 {
+        match self {
+            Held::SubAck { needs, .. } | Held::Connect { needs, .. } => *needs,
+        }
+    }
+}
+
 /// The broker of one thread: sessions by client identifier, the topic tree of
 /// subscriptions, the retained messages. Connections report [`Event`]s to
 /// [`handle_event`](Self::handle_event), which answers and routes through
@@ -145,6 +181,11 @@ pub struct BrokerState<K> {
     cluster: Option<Link>,
     /// `CONNECT`s waiting for the other threads, by client identifier.
     joining: HashMap<Bytes, Joining<K>>,
+    /// `SUBACK`s and `CONNACK`s waiting until the other threads route by this
+    /// thread's filters, in order.
+    held: VecDeque<Held<K>>,
+    /// Publishes other threads forwarded here.
+    forwards_in: u64,
     /// Application messages received from clients and delivered to them ($SYS).
     received: u64,
     sent: u64,
@@ -173,6 +214,8 @@ impl<K> Default for BrokerState<K> {
             timers: SessionTimers::default(),
             cluster: None,
             joining: HashMap::new(),
+            held: VecDeque::new(),
+            forwards_in: 0,
             received: 0,
             sent: 0,
             store: None,
@@ -316,7 +359,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         if shared::split(filter).is_some() {
             self.shared.subscribe(filter, client, options, id);
         } else {
-            self.tree.insert(
+            tree_insert(
+                &mut self.tree,
+                &mut self.cluster,
                 filter,
                 Subscriber {
                     client: client.clone(),
@@ -362,6 +407,17 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         self.sent
     }
 
+    /// Publishes other threads of a cluster forwarded to this one.
+    pub fn forwards_received(&self) -> u64 {
+        self.forwards_in
+    }
+
+    /// Publishes this thread forwarded to other threads of a cluster (once per thread
+    /// each went to).
+    pub fn forwards_sent(&self) -> u64 {
+        self.cluster.as_ref().map_or(0, Link::forwarded)
+    }
+
     /// Makes this state one thread of a cluster: publishes, shared group members and
     /// client identifiers are told to the other threads through `link`'s outbox
     /// ([`drain_cluster`](Self::drain_cluster)), and their messages come in through
@@ -392,6 +448,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     pub fn handle_cluster(&mut self, message: ClusterMessage, now: Instant, conns: &mut impl Connections<K>) {
         match message {
             ClusterMessage::Publish(forward) => {
+                self.forwards_in += 1;
                 let super::cluster::Forward {
                     publisher,
                     publish,
@@ -403,6 +460,22 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 if let Some(link) = &mut self.cluster {
                     link.set_members(from, &group, members);
                 }
+            }
+            ClusterMessage::Filter {
+                from,
+                filter,
+                present,
+                seq,
+            } => {
+                if let Some(link) = &mut self.cluster {
+                    link.remote_filter(from, &filter, present, seq);
+                }
+            }
+            ClusterMessage::FilterAck { from, seq } => {
+                if let Some(link) = &mut self.cluster {
+                    link.filter_acked(from, seq);
+                }
+                self.release_held(now, conns);
             }
             ClusterMessage::Takeover {
                 from,
@@ -502,19 +575,48 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             }
             return;
         }
+        let mut installed = false;
         if let Some(handed) = j.handed.filter(|_| !j.connect.clean_start) {
             if !self.sessions.contains_key(&client) {
                 self.install_handed(&client, *handed, now);
+                installed = true;
             }
         }
-        if let Some(key) = j.key {
-            self.open_session(key, client, *j.connect, j.properties, now, conns);
-            // Accepting decoded what the client sent after its CONNECT (a SUBSCRIBE
-            // pipelined behind it, say). No driver reports that connection ready: the
-            // answers came through the mailbox, so its events are taken here.
-            while let Some(event) = conns.connection(key).and_then(Session::poll_event) {
-                self.handle_event(key, event, now, conns);
+        let Some(key) = j.key else { return };
+        // The subscriptions that came with the session were announced: the CONNACK
+        // waits until every other thread routes by them.
+        if let Some(link) = self.cluster.as_ref().filter(|_| installed) {
+            let needs = link.announced();
+            if !link.settled(needs) {
+                self.held.push_back(Held::Connect {
+                    key,
+                    needs,
+                    client,
+                    connect: j.connect,
+                    properties: j.properties,
+                });
+                return;
             }
+        }
+        self.open_joined(key, client, *j.connect, j.properties, now, conns);
+    }
+
+    /// Opens the session of a `CONNECT` the other threads answered.
+    fn open_joined(
+        &mut self,
+        key: K,
+        client: Bytes,
+        connect: Connect,
+        properties: Properties,
+        now: Instant,
+        conns: &mut impl Connections<K>,
+    ) {
+        self.open_session(key, client, connect, properties, now, conns);
+        // Accepting decoded what the client sent after its CONNECT (a SUBSCRIBE
+        // pipelined behind it, say). No driver reports that connection ready: the
+        // answers came through the mailbox, so its events are taken here.
+        while let Some(event) = conns.connection(key).and_then(Session::poll_event) {
+            self.handle_event(key, event, now, conns);
         }
     }
 
@@ -603,6 +705,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         now: Instant,
         conns: &mut impl Connections<K>,
     ) {
+        self.drop_held_connect(&client, conns);
         if let Some(will) = self.wills.take(&client) {
             if clean_start {
                 self.publish_will(&client, will, now, conns);
@@ -665,7 +768,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 self.shared.unsubscribe(&filter, client);
                 id
             } else {
-                self.tree.remove(&filter, |s| s.client == *client).map_or(0, |s| s.id)
+                tree_remove(&mut self.tree, &mut self.cluster, &filter, |s| s.client == *client).map_or(0, |s| s.id)
             };
             out.push((filter, options, id));
         }
@@ -695,7 +798,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             if shared::split(&filter).is_some() {
                 self.shared.subscribe(&filter, client, options, id);
             } else {
-                self.tree.insert(
+                tree_insert(
+                    &mut self.tree,
+                    &mut self.cluster,
                     &filter,
                     Subscriber {
                         client: client.clone(),
@@ -795,6 +900,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 for j in self.joining.values_mut().filter(|j| j.key == Some(key)) {
                     j.key = None;
                 }
+                self.held.retain(|h| h.key() != key);
                 self.reauth.remove(&key);
                 self.closed(key, publish_will, now, conns);
             }
@@ -1072,6 +1178,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         }
         // On a cluster, the id may hold a session on another thread: it comes here
         // before the CONNACK (an id this thread assigned is new everywhere).
+        if self.cluster.as_ref().is_some_and(|l| l.threads() > 1 && !assigned) {
+            self.drop_held_connect(&client, conns);
+        }
         if let Some(link) = self.cluster.as_mut().filter(|l| l.threads() > 1 && !assigned) {
             let j = match self.joining.remove(&client) {
                 // A second CONNECT here while the first waits: the later one takes
@@ -1296,7 +1405,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 if shared::split(filter).is_some() {
                     self.shared.unsubscribe(filter, client);
                 } else {
-                    self.tree.remove(filter, |s| s.client == *client);
+                    tree_remove(&mut self.tree, &mut self.cluster, filter, |s| s.client == *client);
                 }
             }
         }
@@ -1550,17 +1659,18 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 .subscriptions
                 .insert(filter.clone(), (sub.options, id))
                 .is_some();
+            let subscriber = Subscriber {
+                client: client.clone(),
+                options: sub.options,
+                id,
+            };
             if existed {
+                // Replaced: the filter's count here does not change.
                 self.tree.remove(&filter, |s| s.client == client);
+                self.tree.insert(&filter, subscriber);
+            } else {
+                tree_insert(&mut self.tree, &mut self.cluster, &filter, subscriber);
             }
-            self.tree.insert(
-                &filter,
-                Subscriber {
-                    client: client.clone(),
-                    options: sub.options,
-                    id,
-                },
-            );
             codes.push(granted);
             let send = match sub.options.retain_handling {
                 RetainHandling::SendAtSubscribe => true,
@@ -1571,12 +1681,42 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 retained_for.push((filter, sub.options.qos));
             }
         }
-        let Some(c) = conns.connection(key) else { return };
-        c.send(&Packet::SubAck(SubAck {
+        let ack = SubAck {
             packet_id: subscribe.packet_id,
             properties: Properties::default(),
             codes,
-        }));
+        };
+        // On a cluster, the SUBACK waits until every other thread routes by what this
+        // one announced (see [`cluster`](super::cluster)); a connection's SUBACKs keep
+        // their order.
+        if let Some(link) = &self.cluster {
+            let needs = link.announced();
+            if !link.settled(needs) || self.held.iter().any(|h| h.key() == key) {
+                self.held.push_back(Held::SubAck {
+                    key,
+                    needs,
+                    ack,
+                    retained: retained_for,
+                    id,
+                });
+                return;
+            }
+        }
+        self.send_suback(key, ack, retained_for, id, now, conns);
+    }
+
+    /// Sends a `SUBACK` and the retained messages that follow it.
+    fn send_suback(
+        &mut self,
+        key: K,
+        ack: SubAck,
+        retained_for: Vec<(Bytes, QoS)>,
+        id: u32,
+        now: Instant,
+        conns: &mut impl Connections<K>,
+    ) {
+        let Some(c) = conns.connection(key) else { return };
+        c.send(&Packet::SubAck(ack));
         // Retained messages follow the SUBACK, with RETAIN 1 (3.1.1 [MQTT-3.3.1-8]; 5.0 3.3.1.3).
         for (filter, qos) in retained_for {
             for message in self.retained.matching(&filter, now) {
@@ -1586,6 +1726,51 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                     out.publish.properties.subscription_identifiers = vec![id];
                 }
                 c.deliver_message(out, now);
+            }
+        }
+    }
+
+    /// Sends the `SUBACK`s and `CONNACK`s held for the other threads whose
+    /// announcements are now all acknowledged, in the order they were held.
+    fn release_held(&mut self, now: Instant, conns: &mut impl Connections<K>) {
+        loop {
+            let settled = match (&self.cluster, self.held.front()) {
+                (Some(link), Some(h)) => link.settled(h.needs()),
+                _ => false,
+            };
+            if !settled {
+                return;
+            }
+            match self.held.pop_front() {
+                Some(Held::SubAck {
+                    key, ack, retained, id, ..
+                }) => self.send_suback(key, ack, retained, id, now, conns),
+                Some(Held::Connect {
+                    key,
+                    client,
+                    connect,
+                    properties,
+                    ..
+                }) => self.open_joined(key, client, *connect, properties, now, conns),
+                None => return,
+            }
+        }
+    }
+
+    /// Refuses (0x89) a `CONNECT` of `client` held for the other threads: another
+    /// `CONNECT` of it came since. The session it would resume stays.
+    fn drop_held_connect(&mut self, client: &Bytes, conns: &mut impl Connections<K>) {
+        let mut refused = Vec::new();
+        self.held.retain(|h| match h {
+            Held::Connect { key, client: c, .. } if c == client => {
+                refused.push(*key);
+                false
+            }
+            _ => true,
+        });
+        for key in refused {
+            if let Some(c) = conns.connection(key) {
+                c.refuse(ReasonCode::ServerBusy);
             }
         }
     }
@@ -1613,7 +1798,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 if shared::split(filter).is_some() {
                     self.shared.unsubscribe(filter, &client);
                 } else {
-                    self.tree.remove(filter, |s| s.client == client);
+                    tree_remove(&mut self.tree, &mut self.cluster, filter, |s| s.client == client);
                 }
             }
             if v5 {
@@ -1724,4 +1909,30 @@ fn step_op(client: &Bytes, step: FlowStep) -> StoreOp {
         },
         FlowStep::Ended { seq } => StoreOp::Delivered { client, seq },
     }
+}
+
+/// Puts a plain subscription in the tree; on a cluster, a filter new to this thread is
+/// announced to the others.
+fn tree_insert(tree: &mut TopicTree<Subscriber>, cluster: &mut Option<Link>, filter: &[u8], subscriber: Subscriber) {
+    tree.insert(filter, subscriber);
+    if let Some(link) = cluster {
+        link.filter_added(filter);
+    }
+}
+
+/// Takes a plain subscription out of the tree; on a cluster, a filter this thread no
+/// longer has is announced to the others.
+fn tree_remove(
+    tree: &mut TopicTree<Subscriber>,
+    cluster: &mut Option<Link>,
+    filter: &[u8],
+    pick: impl FnMut(&Subscriber) -> bool,
+) -> Option<Subscriber> {
+    let removed = tree.remove(filter, pick);
+    if removed.is_some() {
+        if let Some(link) = cluster {
+            link.filter_removed(filter);
+        }
+    }
+    removed
 }
