@@ -572,6 +572,10 @@ impl Broker {
         let applied = store.apply(&self.ops);
         self.ops.clear();
         applied?;
+        // Sessions handed here are in this store now: their old threads may forget them.
+        if self.state.committed() {
+            self.send_cluster()?;
+        }
         // Through DriverConnections, so the released bytes count for `$SYS`.
         let mut conns = DriverConnections::new(&mut self.driver);
         for conn in self.touched.drain(..) {

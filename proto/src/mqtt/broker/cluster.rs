@@ -42,6 +42,13 @@
 //!   again) and, once its own answers are in, hands what it gathered to the winner, so
 //!   the session is neither lost nor split.
 //!
+//! - **A stored session moving threads** is committed to the new thread's store
+//!   before the old thread's store forgets it: the old thread keeps its records until
+//!   the new one, after its commit, answers [`ClusterMessage::Moved`]
+//!   ([`HandedSession::release`]; a handed session dropped rather than installed is
+//!   answered too). A crash between the two commits leaves the session in both
+//!   stores, never in neither; the client's next `CONNECT` keeps one copy.
+//!
 //! Messages from one thread arrive in the order they were sent (the mailbox's rule),
 //! so a publisher's messages keep their order on every thread.
 //!
@@ -72,6 +79,15 @@ pub enum ClusterMessage {
         present: bool,
         /// The announcement's number (per announcing thread, from 1).
         seq: u64,
+    },
+    /// The session of `client` the receiver handed over in answer to takeover `stamp`
+    /// is committed to another thread's store (or was dropped): the receiver's store
+    /// may forget it.
+    Moved {
+        /// The client identifier.
+        client: Bytes,
+        /// The stamp of the takeover the receiver answered.
+        stamp: u64,
     },
     /// Thread `from` applied the receiver's announcements up to `seq`.
     FilterAck {
@@ -132,6 +148,12 @@ pub struct HandedSession {
     /// Its messages in flight (identifiers and states) and queued, and the QoS 2
     /// identifiers its client sent and has not released.
     pub outbox: Box<Outbox>,
+    /// The thread whose store still holds the session, and the stamp of the takeover
+    /// it answered: told ([`ClusterMessage::Moved`]) once the session is committed to
+    /// the new thread's store (or dropped), and only then does it forget the session,
+    /// so a crash between the two commits leaves the session in one store or both,
+    /// never in neither. `None` without a store.
+    pub release: Option<(usize, u64)>,
 }
 
 /// A publish forwarded to another thread.
@@ -350,6 +372,13 @@ impl Link {
             .filter(|(t, _)| *t == self.me)
             .map(|(_, g)| g)
             .collect()
+    }
+
+    /// Tells thread `to` its session of `client` (takeover `stamp`) is committed here.
+    pub(crate) fn moved(&mut self, to: usize, client: Bytes, stamp: u64) {
+        if to < self.threads && to != self.me {
+            self.outbox.push((to, ClusterMessage::Moved { client, stamp }));
+        }
     }
 
     /// `client` connected here: a session of it on another thread ends. Returns the

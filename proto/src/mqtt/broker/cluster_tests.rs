@@ -117,6 +117,8 @@ impl Cluster {
                 }
             }
             for t in 0..self.states.len() {
+                // As the body does after each commit.
+                self.states[t].committed();
                 let mut out = Vec::new();
                 self.states[t].drain_cluster(&mut out);
                 for (to, message) in out {
@@ -825,4 +827,66 @@ fn a_session_moving_threads_moves_its_routes_before_its_connack() {
     c.publish(1, "mv/2", "b", false);
     assert_eq!(c.messages(3), [m("mv/2", "b")]);
     assert_eq!(c.states[0].forwards_received(), before, "the old thread gets nothing");
+}
+
+/// A stored session moving threads is committed to the new thread's store before the
+/// old one forgets it: a crash between the two commits leaves it in one store or both
+/// (the next CONNECT keeps one), never in neither.
+#[test]
+fn a_stored_session_leaves_the_old_store_only_once_the_new_one_committed_it() {
+    use super::StoreOp;
+    let mut c = Cluster::new(2);
+    for s in &mut c.states {
+        s.enable_store();
+    }
+    c.connect(1, 0, resume("roamer"));
+    let _ = c.subscribe(1, "q/#");
+    for s in &mut c.states {
+        s.drain_store_ops(&mut Vec::new());
+    }
+    let dropped = |ops: &[StoreOp]| {
+        ops.iter()
+            .any(|op| matches!(op, StoreOp::SessionDropped { client } if client == "roamer"))
+    };
+    // The client comes back on thread 1: thread 0 hands the session over.
+    c.conns[1].insert(2, Connection::new(ConnectionConfig::default(), c.now));
+    c.clients
+        .insert(2, (1, Codec::client(ProtocolVersion::V5), SegmentedBuffer::new()));
+    c.feed(2, Packet::Connect(Box::new(resume("roamer"))));
+    c.events(1);
+    c.carry(1);
+    c.take(0);
+    c.carry(0);
+    c.take(1);
+    let mut old = Vec::new();
+    c.states[0].drain_store_ops(&mut old);
+    assert!(!dropped(&old), "forgotten before the new thread stored it: {old:?}");
+    let mut new = Vec::new();
+    c.states[1].drain_store_ops(&mut new);
+    assert!(new
+        .iter()
+        .any(|op| matches!(op, StoreOp::Session { client, .. } if client == "roamer")));
+    // Thread 1 commits; thread 0 hears it and forgets the session.
+    assert!(c.states[1].committed());
+    c.carry(1);
+    c.take(0);
+    let mut old = Vec::new();
+    c.states[0].drain_store_ops(&mut old);
+    assert!(dropped(&old), "{old:?}");
+    c.pump();
+    assert!(matches!(c.recv(2).first(), Some(Packet::ConnAck(a)) if a.session_present));
+    // Moving back: thread 0 records it whole again, and forgets it once thread 1...
+    c.conns[0].insert(3, Connection::new(ConnectionConfig::default(), c.now));
+    c.clients
+        .insert(3, (0, Codec::client(ProtocolVersion::V5), SegmentedBuffer::new()));
+    c.send(3, Packet::Connect(Box::new(resume("roamer"))));
+    assert!(matches!(c.recv(3).first(), Some(Packet::ConnAck(a)) if a.session_present));
+    let mut back = Vec::new();
+    c.states[0].drain_store_ops(&mut back);
+    assert!(back
+        .iter()
+        .any(|op| matches!(op, StoreOp::Subscribed { client, filter, .. } if client == "roamer" && filter == "q/#")));
+    let mut left = Vec::new();
+    c.states[1].drain_store_ops(&mut left);
+    assert!(dropped(&left), "thread 1 forgot it once thread 0 committed: {left:?}");
 }

@@ -186,6 +186,13 @@ pub struct BrokerState<K> {
     held: VecDeque<Held<K>>,
     /// Publishes other threads forwarded here.
     forwards_in: u64,
+    /// Stored sessions handed to another thread, by client: the stamp of the takeover
+    /// answered. Their records stay in this thread's store until the new thread says
+    /// they are in its own ([`ClusterMessage::Moved`]).
+    moved_out: HashMap<Bytes, u64>,
+    /// Sessions handed here whose old thread waits for this thread's next commit:
+    /// (thread, client, stamp), told by [`committed`](Self::committed).
+    moved_in: Vec<(usize, Bytes, u64)>,
     /// Application messages received from clients and delivered to them ($SYS).
     received: u64,
     sent: u64,
@@ -216,6 +223,8 @@ impl<K> Default for BrokerState<K> {
             joining: HashMap::new(),
             held: VecDeque::new(),
             forwards_in: 0,
+            moved_out: HashMap::new(),
+            moved_in: Vec::new(),
             received: 0,
             sent: 0,
             store: None,
@@ -252,6 +261,29 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     pub fn drain_store_ops(&mut self, out: &mut Vec<StoreOp>) {
         if let Some(ops) = self.store.as_mut() {
             out.append(ops);
+        }
+    }
+
+    /// The body committed the operations [`drain_store_ops`](Self::drain_store_ops)
+    /// gave it: the threads that handed sessions here are told they are stored (on a
+    /// cluster; send [`drain_cluster`](Self::drain_cluster) afterwards). Returns
+    /// whether any was told.
+    pub fn committed(&mut self) -> bool {
+        let Some(link) = self.cluster.as_mut() else {
+            return false;
+        };
+        let told = !self.moved_in.is_empty();
+        for (to, client, stamp) in self.moved_in.drain(..) {
+            link.moved(to, client, stamp);
+        }
+        told
+    }
+
+    /// A session handed over from another thread is installed or dropped here: once
+    /// this thread's store has committed, the old thread may forget it.
+    fn settle(&mut self, client: &Bytes, handed: &HandedSession) {
+        if let Some((thread, stamp)) = handed.release {
+            self.moved_in.push((thread, client.clone(), stamp));
         }
     }
 
@@ -471,6 +503,14 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                     link.remote_filter(from, &filter, present, seq);
                 }
             }
+            ClusterMessage::Moved { client, stamp } => {
+                // Still gone from here (a session of it opened here since has
+                // cleared the old records already).
+                if self.moved_out.get(&client) == Some(&stamp) {
+                    self.moved_out.remove(&client);
+                    self.record(|| StoreOp::SessionDropped { client });
+                }
+            }
             ClusterMessage::FilterAck { from, seq } => {
                 if let Some(link) = &mut self.cluster {
                     link.filter_acked(from, seq);
@@ -535,17 +575,27 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         match self.joining.get_mut(&client) {
             Some(j) if j.stamp == stamp => {
                 j.waiting = j.waiting.saturating_sub(1);
-                if j.handed.is_none() {
-                    j.handed = session;
+                let extra = match (&j.handed, session) {
+                    (None, session) => {
+                        j.handed = session;
+                        None
+                    }
+                    (Some(_), extra) => extra,
+                };
+                let done = j.waiting == 0;
+                if let Some(extra) = extra {
+                    self.settle(&client, &extra);
                 }
-                if j.waiting == 0 {
+                if done {
                     self.joined(client, now, conns);
                 }
             }
             // No CONNECT waits for it any more: a session is kept, not lost.
             _ => {
                 if let Some(session) = session {
-                    if !self.sessions.contains_key(&client) {
+                    if self.sessions.contains_key(&client) {
+                        self.settle(&client, &session);
+                    } else {
                         self.install_handed(&client, *session, now);
                     }
                 }
@@ -566,20 +616,31 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             }
             match j.handed {
                 Some(handed) if !self.sessions.contains_key(&client) => {
+                    // Passed on whole, its release with it.
+                    if clean_start {
+                        self.settle(&client, &handed);
+                    }
                     let handed = (!clean_start).then_some(handed);
                     if let Some(link) = self.cluster.as_mut() {
                         link.handoff(to, client, stamp, handed);
                     }
                 }
-                _ => self.taken_over_remotely(to, client, clean_start, stamp, now, conns),
+                handed => {
+                    if let Some(handed) = handed {
+                        self.settle(&client, &handed);
+                    }
+                    self.taken_over_remotely(to, client, clean_start, stamp, now, conns);
+                }
             }
             return;
         }
         let mut installed = false;
-        if let Some(handed) = j.handed.filter(|_| !j.connect.clean_start) {
-            if !self.sessions.contains_key(&client) {
+        if let Some(handed) = j.handed {
+            if !j.connect.clean_start && !self.sessions.contains_key(&client) {
                 self.install_handed(&client, *handed, now);
                 installed = true;
+            } else {
+                self.settle(&client, &handed);
             }
         }
         let Some(key) = j.key else { return };
@@ -626,6 +687,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     /// before), its messages in flight with their identifiers and queued, its received
     /// QoS 2 identifiers; all recorded when this thread has a store.
     fn install_handed(&mut self, client: &Bytes, handed: HandedSession, now: Instant) {
+        self.settle(client, &handed);
         let stored = self.store.is_some();
         let expires_at = SessionTimers::deadline(now, handed.expiry_interval);
         self.sessions.insert(
@@ -719,6 +781,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         };
         let version = session.version;
         let expiry_interval = session.expiry_interval;
+        let was_stored = session.stored;
         let old = session.conn.take();
         let will = session.will.take();
         // What the session still owes its client: in its connection, or kept while it
@@ -737,21 +800,29 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 self.publish_will(&client, *will, now, conns);
             }
         }
+        // A stored session handed over stays in this thread's store until the new
+        // thread has committed it to its own (`Moved`).
+        let me = self.cluster.as_ref().map_or(0, Link::me);
+        let release = (was_stored && !clean_start).then_some((me, stamp));
         let handed = (!clean_start).then(|| {
             let mut outbox = outbox.unwrap_or_else(|| Box::new(Outbox::new(0)));
-            // This thread's store forgets the session (below); the new one records it.
+            // This thread's store forgets the session later; the new one records it.
             outbox.take_steps();
             Box::new(HandedSession {
                 version,
                 expiry_interval,
                 subscriptions: self.take_subscriptions(&client),
                 outbox,
+                release,
             })
         });
         if let Some(link) = &mut self.cluster {
             link.handoff(from, client.clone(), stamp, handed);
         }
-        self.drop_session(&client);
+        if release.is_some() {
+            self.moved_out.insert(client.clone(), stamp);
+        }
+        self.drop_session_recorded(&client, release.is_none());
         self.sync_groups();
     }
 
@@ -1342,6 +1413,12 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     /// Records a session's record after it changed (opened, resumed, a new expiry):
     /// written while it is persistent, forgotten when it stopped being so.
     fn record_session(&mut self, client: &Bytes, was_stored: bool) {
+        // The records of a session that moved away and is not yet forgotten go first:
+        // this one replaces them.
+        if self.moved_out.remove(client).is_some() {
+            let c = client.clone();
+            self.record(|| StoreOp::SessionDropped { client: c });
+        }
         let Some(s) = self.sessions.get(client) else { return };
         if s.stored {
             let expires_at = match (s.conn, s.expires_at, self.wall) {
@@ -1396,8 +1473,13 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
 
     /// Forgets a session and its subscriptions.
     fn drop_session(&mut self, client: &Bytes) {
+        self.drop_session_recorded(client, true);
+    }
+
+    /// [`drop_session`](Self::drop_session); the store forgets it too if `record`.
+    fn drop_session_recorded(&mut self, client: &Bytes, record: bool) {
         if let Some(session) = self.sessions.remove(client) {
-            if session.stored {
+            if session.stored && record {
                 let client = client.clone();
                 self.record(|| StoreOp::SessionDropped { client });
             }
