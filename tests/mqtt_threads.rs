@@ -324,12 +324,17 @@ fn a_publish_crosses_only_to_the_thread_of_a_subscriber(kind: DriverKind) {
         assert_eq!(sub.next(), format!("route/x {sent}"));
         sent += 1;
     }
+    // Each thread reports after its turn, the senders' figures possibly after the
+    // subscriber's: wait until what was sent and what was received agree.
+    let settled = || {
+        let received: u64 = cluster.forwards_per_thread().iter().sum();
+        received == crossed()
+    };
+    wait_for("the threads to report", settled);
     let forwarded = crossed();
     assert!(forwarded >= 3, "only {forwarded} of {sent} publishes crossed threads");
-    wait_for("the subscriber's thread to report", || {
-        cluster.forwards_per_thread()[at] == forwarded
-    });
     let received = cluster.forwards_per_thread();
+    assert_eq!(received[at], forwarded, "{received:?}");
     for (t, &n) in received.iter().enumerate().filter(|&(t, _)| t != at) {
         assert_eq!(n, 0, "thread {t} has no subscriber, yet got forwards: {received:?}");
     }
@@ -341,6 +346,7 @@ fn a_publish_crosses_only_to_the_thread_of_a_subscriber(kind: DriverKind) {
     for i in 0..10 {
         mosquitto_pub(port, &["-V", "5", "-t", "route/x", "-m", &i.to_string()]);
     }
+    wait_for("the threads to report", settled);
     let after = crossed();
     assert_eq!(after, forwarded, "publishes crossed with no subscriber anywhere");
     stop(cluster);

@@ -22,6 +22,8 @@
 //!   the `CONNACK` of a session handed over from another thread (below): its
 //!   subscriptions are announced by the new thread, and the `CONNACK` waits for the
 //!   acknowledgements, so a message published after it reaches the session.
+//!   Shared group member counts ([`ClusterMessage::Group`]) are numbered in the same
+//!   sequence and acknowledged alike, so a shared subscription's `SUBACK` waits too.
 //!   (Unsubscribing needs no wait: the thread's own tree stops the delivery at once.)
 //! - **Shared subscriptions**: each thread announces its member count of every group
 //!   ([`ClusterMessage::Group`]); the publishing thread picks one thread per matching
@@ -108,6 +110,9 @@ pub enum ClusterMessage {
         group: Bytes,
         /// Its members on that thread (0: none left).
         members: usize,
+        /// The announcement's number, in the sequence of [`Filter`](Self::Filter)'s,
+        /// acknowledged the same way: a `SUBACK` of a shared subscription waits too.
+        seq: u64,
     },
     /// Client `client` connected on thread `from`: a session of it elsewhere ends, and
     /// every other thread answers with a [`Handoff`](Self::Handoff).
@@ -327,11 +332,19 @@ impl Link {
     /// This thread now has `members` members in `group`: noted, and told to the others.
     pub(crate) fn local_members(&mut self, group: Bytes, members: usize) {
         self.set_members(self.me, &group, members);
+        let seq = self.routes.next_seq();
         self.broadcast(ClusterMessage::Group {
             from: self.me,
             group,
             members,
+            seq,
         });
+    }
+
+    /// Thread `from`'s shared group announcement `seq`: `members` in `group`.
+    pub(crate) fn remote_members(&mut self, from: usize, group: &Bytes, members: usize, seq: u64) {
+        self.set_members(from, group, members);
+        self.routes.owe(from, seq);
     }
 
     /// Forwards a message published on this thread to the other threads with a
@@ -547,6 +560,7 @@ mod tests {
                     ClusterMessage::Group {
                         from: 0,
                         members: 1,
+                        seq: 1,
                         ..
                     }
                 ),

@@ -890,3 +890,26 @@ fn a_stored_session_leaves_the_old_store_only_once_the_new_one_committed_it() {
     c.states[1].drain_store_ops(&mut left);
     assert!(dropped(&left), "thread 1 forgot it once thread 0 committed: {left:?}");
 }
+
+/// The same for a shared subscription: the member count is acknowledged before the
+/// SUBACK, so the group's only member, on another thread, gets what is published after.
+#[test]
+fn a_shared_subscriptions_suback_waits_for_its_member_count_to_be_known() {
+    let mut c = Cluster::new(2);
+    c.connect(1, 0, connect("pub"));
+    c.connect(2, 1, connect("worker"));
+    c.feed(2, subscribe_packet(7, "$share/g/job/#"));
+    c.events(1);
+    assert!(c.recv(2).is_empty(), "no SUBACK before thread 0 knows the member");
+    c.carry(1);
+    c.take(0);
+    c.carry(0);
+    c.take(1);
+    let got = c.recv(2);
+    assert!(
+        matches!(got.first(), Some(Packet::SubAck(a)) if a.packet_id == 7),
+        "{got:?}"
+    );
+    c.publish(1, "job/1", "work", false);
+    assert_eq!(c.messages(2), [m("job/1", "work")]);
+}

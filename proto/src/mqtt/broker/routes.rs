@@ -99,6 +99,20 @@ impl Routes {
         self.owed[from] = self.owed[from].max(seq);
     }
 
+    /// Numbers an announcement of another kind (a shared group's member count) in
+    /// the same sequence, so that it is waited for the same way.
+    pub(crate) fn next_seq(&mut self) -> u64 {
+        self.announced += 1;
+        self.announced
+    }
+
+    /// Thread `from`'s announcement `seq` (of another kind) was applied here.
+    pub(crate) fn owe(&mut self, from: usize, seq: u64) {
+        if from < self.threads && from != self.me {
+            self.owed[from] = self.owed[from].max(seq);
+        }
+    }
+
     /// Thread `from` applied this thread's announcements up to `seq`.
     pub(crate) fn acknowledged(&mut self, from: usize, seq: u64) {
         if let Some(a) = self.acked.get_mut(from) {

@@ -488,9 +488,14 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 } = *forward;
                 self.deliver_local(&publisher, publish, Some(&groups), now, conns);
             }
-            ClusterMessage::Group { from, group, members } => {
+            ClusterMessage::Group {
+                from,
+                group,
+                members,
+                seq,
+            } => {
                 if let Some(link) = &mut self.cluster {
-                    link.set_members(from, &group, members);
+                    link.remote_members(from, &group, members, seq);
                 }
             }
             ClusterMessage::Filter {
@@ -1769,8 +1774,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             codes,
         };
         // On a cluster, the SUBACK waits until every other thread routes by what this
-        // one announced (see [`cluster`](super::cluster)); a connection's SUBACKs keep
-        // their order.
+        // one announced (see [`cluster`](super::cluster)), shared group members
+        // included; a connection's SUBACKs keep their order.
+        self.sync_groups();
         if let Some(link) = &self.cluster {
             let needs = link.announced();
             if !link.settled(needs) || self.held.iter().any(|h| h.key() == key) {
