@@ -391,7 +391,7 @@ impl Broker {
             match a {
                 Activity::Ready(conn) => {
                     self.drain(conn);
-                    if self.store.is_some() {
+                    if self.config.durable {
                         self.touched.push(conn);
                     }
                 }
@@ -569,20 +569,21 @@ impl Broker {
         Ok(())
     }
 
-    /// Group commit: applies the turn's store operations in one transaction, then lets
-    /// the acknowledgements held on this turn's connections go (the next turn writes
-    /// them), so a message acknowledged to its publisher is in the store.
+    /// Group commit: applies the turn's store operations in one transaction (if there
+    /// is a store), then lets the acknowledgements held on this turn's connections go
+    /// (the next turn writes them), so a message acknowledged to its publisher is in the
+    /// store and in the other threads' mailboxes.
     fn commit(&mut self) -> Result<(), BrokerError> {
-        let Some(store) = self.store.as_mut() else {
-            return Ok(());
-        };
-        self.state.drain_store_ops(&mut self.ops);
-        let applied = store.apply(&self.ops);
-        self.ops.clear();
-        applied?;
-        // Sessions handed here are in this store now: their old threads may forget them.
-        if self.state.committed() {
-            self.send_cluster()?;
+        if let Some(store) = self.store.as_mut() {
+            self.state.drain_store_ops(&mut self.ops);
+            let applied = store.apply(&self.ops);
+            self.ops.clear();
+            applied?;
+            // Sessions handed here are in this store now: their old threads may forget
+            // them.
+            if self.state.committed() {
+                self.send_cluster()?;
+            }
         }
         // Through DriverConnections, so the released bytes count for `$SYS`.
         let mut conns = DriverConnections::new(&mut self.driver);

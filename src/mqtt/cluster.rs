@@ -216,9 +216,13 @@ impl BrokerCluster {
             let ws = cluster.ws_addr;
             let kind = options.driver;
             let mut connection = options.connection;
-            // With a store, acknowledgements wait for their commit: the listener's
-            // connections are made with this config, so it is set before the bind.
-            connection.durable |= options.data.is_some();
+            // Acknowledgements wait for the turn's commit, which comes after its
+            // messages for the other threads are in their mailboxes (and in the store,
+            // if there is one): a publisher that has its PUBACK knows every thread has
+            // the message, so a subscriber it then tells to look for a retained message
+            // finds it retained on any thread. The listener's connections are made with
+            // this config, so it is set before the bind.
+            connection.durable |= options.data.is_some() || threads > 1;
             let sys = options.sys_interval.filter(|_| me == 0);
             let data = options.data.clone();
             let cap = options.mailbox_capacity;

@@ -50,10 +50,12 @@ pub struct ConnectionConfig {
     /// (or for none) is given this one as Server Keep Alive [MQTT-3.2.2-21]; a 3.1.1
     /// one is refused, as mosquitto's `max_keepalive` does.
     pub max_keep_alive: Option<u16>,
-    /// Whether the broker persists to a store: the acknowledgements a client's QoS 1
-    /// and 2 messages get (`PUBACK`, `PUBREC`, `PUBCOMP`) are then held until the body
-    /// has committed what they acknowledge ([`Connection::release_held`]), and
-    /// [`Event::Released`] reports each `PUBREL`.
+    /// Whether the body commits each turn before its acknowledgements go (a broker with
+    /// a store, or on several threads): the acknowledgements a client's QoS 1 and 2
+    /// messages get (`PUBACK`, `PUBREC`, `PUBCOMP`) are then held until the body has
+    /// committed what they acknowledge ([`Connection::release_held`]: stored, handed
+    /// to the other threads), [`Event::Released`] reports each `PUBREL`, and queued
+    /// messages start from the body ([`Connection::start_queued`]).
     pub durable: bool,
 }
 
