@@ -239,6 +239,18 @@ impl Tape {
         TapeRef { tape: self, at }
     }
 
+    /// Appends `value`, decoded elsewhere, as one more top-level value (stored whole,
+    /// read through [`TapeRef`] like the others): a reader that takes borrowed values
+    /// can then be handed an owned one too. Whether it was stored: a tape that holds
+    /// its most tokens (`u32::MAX - 1`) takes nothing more until it is cleared.
+    pub fn push(&mut self, value: Value) -> bool {
+        if self.nodes.len() >= MAX_NODES {
+            return false;
+        }
+        self.push_value(value);
+        true
+    }
+
     fn push_value(&mut self, value: Value) {
         // The caller checked that `nodes` has room; `values` and `roots` are no longer.
         self.roots.push(self.nodes.len() as u32);
@@ -653,6 +665,19 @@ impl TapeDecoder {
     pub fn reset(&mut self) {
         self.decoder.reset();
         self.pending = false;
+    }
+
+    /// The next complete value at the front of `src` as an owned [`Value`] (`None`: not
+    /// whole yet), from the inner [`Decoder`]: for a reader that wants values rather
+    /// than a tape. Calls to this and to [`decode`](Self::decode) may alternate on one
+    /// stream: a value this left half read is finished by the next call of either.
+    #[inline]
+    pub fn decode_value(&mut self, src: &mut SegmentedBuffer) -> Result<Option<Value>, DecodeError> {
+        let decoded = self.decoder.decode(src);
+        // The inner decoder may keep part of a value, or how far it searched a line:
+        // the fast path must then let it finish first.
+        self.pending = matches!(decoded, Ok(None));
+        decoded
     }
 
     /// Appends every complete top-level value at the front of `src` to `tape`, consumes

@@ -14,6 +14,7 @@ mod queue;
 mod receive;
 mod reconnect;
 mod subscriber_mode;
+mod visit;
 
 #[cfg(test)]
 mod fake_server;
@@ -43,7 +44,7 @@ use queue::{Entry, Fate, Fifo, Kind, Request, Role, Subscribing};
 use reconnect::Restoring;
 
 use crate::chassis::{Backpressure, BytePermits, IoArena, PoisonGuard, SegmentedBuffer, Session};
-use crate::resp::{Cmd, Decoder, Protocol, Value};
+use crate::resp::{Cmd, Protocol, Tape, TapeDecoder, Value};
 
 /// `*1\r\n$5\r\nMULTI\r\n`.
 const MULTI: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
@@ -152,7 +153,13 @@ pub struct Connection {
     connected: bool,
     /// The server's `HELLO` reply.
     hello: Option<Value>,
-    decoder: Decoder,
+    /// One decoder for both paths: owned values (`decode_value`) as input arrives, or
+    /// a tape of borrowed replies for [`visit_replies`](Self::visit_replies).
+    decoder: TapeDecoder,
+    /// The tape a visit decodes onto, kept for its allocations.
+    tape: Tape,
+    /// Received input is held back for a visit ([`defer_input`](Self::defer_input)).
+    deferred: bool,
     input: SegmentedBuffer,
     /// Bytes for the kernel.
     transmit: IoArena,
@@ -233,7 +240,9 @@ impl Connection {
             handshake_outstanding: 0,
             connected: false,
             hello: None,
-            decoder: Decoder::new(decoder_config),
+            decoder: TapeDecoder::new(decoder_config),
+            tape: Tape::new(),
+            deferred: false,
             input: SegmentedBuffer::new(),
             transmit: IoArena::new(),
             held: IoArena::new(),
@@ -324,9 +333,10 @@ impl Connection {
         self.guard.error()
     }
 
-    /// Whether the driver should keep reading: until the connection is finished.
+    /// Whether the driver should keep reading: until the connection is finished, and
+    /// not while too much input waits for a visit ([`defer_input`](Self::defer_input)).
     pub fn wants_read(&self) -> bool {
-        !self.is_closed()
+        !self.is_closed() && !self.deferred_full()
     }
 
     /// Whether the connection is finished (poisoned, closed or its handshake failed):
@@ -347,8 +357,17 @@ impl Connection {
             self.quiet_since = self.quiet_since.max(now);
         }
         self.input.push(data);
+        if self.deferred {
+            self.mark_transmit(now);
+            return Ok(());
+        }
+        self.decode_input(now)
+    }
+
+    /// Acts on every complete value in the input, as owned values.
+    fn decode_input(&mut self, now: Instant) -> Result<(), ConnectionError> {
         loop {
-            match self.decoder.decode(&mut self.input) {
+            match self.decoder.decode_value(&mut self.input) {
                 Ok(Some(value)) => {
                     self.on_value(value, now);
                     self.guard.check()?;
@@ -365,7 +384,10 @@ impl Connection {
     /// The server closed the connection (or the driver saw it fail): the connection is
     /// poisoned with [`ConnectionError::Closed`] unless it already was. Always returns
     /// the poisoning error.
-    pub fn handle_eof(&mut self, _now: Instant) -> Result<(), ConnectionError> {
+    pub fn handle_eof(&mut self, now: Instant) -> Result<(), ConnectionError> {
+        self.guard.check()?;
+        // Replies that arrived before the end are delivered first.
+        self.settle(now);
         self.guard.check()?;
         Err(self.poison(ConnectionError::Closed))
     }
@@ -382,6 +404,9 @@ impl Connection {
     /// silent past [`health_check_timeout`](ConnectionConfig::health_check_timeout)
     /// while a reply is owed is poisoned with [`ConnectionError::Stale`].
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ConnectionError> {
+        self.guard.check()?;
+        // Input held for a visit is not a stalled reply: act on it first.
+        self.settle(now);
         self.guard.check()?;
         // Sent entries first: a handshake timeout explains why held requests fail.
         self.expire_sent(now);
