@@ -56,6 +56,12 @@ impl Connection {
     /// (see the module's list), so its events wait in [`poll_event`](Self::poll_event).
     /// Returns how many replies were visited.
     ///
+    /// A reply is visited only while no event waits in [`poll_event`](Self::poll_event),
+    /// so nothing is handed over ahead of an event queued before it: drain the events
+    /// before a visit, and once the visit has acted on something the owned way (a
+    /// transaction's `EXEC`, a push, the end of the handshake), the replies after it
+    /// come as events too, until the next visit after a drain.
+    ///
     /// ```
     /// use std::time::Instant;
     /// use bytes::Bytes;
@@ -120,6 +126,10 @@ impl Connection {
     /// The id of the plain request `reply` answers, if it is one a visit may take.
     #[inline]
     fn visitable(&self, reply: TapeRef<'_>) -> Option<RequestId> {
+        if !self.events.is_empty() {
+            // A reply is never handed over ahead of an event queued before it.
+            return None;
+        }
         let id = match self.fifo.entries.front()? {
             Entry {
                 role:
@@ -299,9 +309,10 @@ mod tests {
             let want = owned(protocol, &[&input]);
             assert_eq!(want.outcomes.len(), 10, "{protocol:?}: {want:?}");
             let mut whole = visited(protocol, &[&input]);
-            // GET, INCR, the error, LRANGE, MULTI's own OK, INCR's QUEUED, EXEC's
-            // array and the big GET are plain; the transaction and SUBSCRIBE are not.
-            assert_eq!(whole.visited, 8, "{protocol:?}");
+            // GET, INCR, the error and LRANGE are visited; the transaction is not (nor,
+            // RESP3, the push before it), and its event holds the visit for the replies
+            // behind it (MULTI's own OK, QUEUED, EXEC's array, the big GET).
+            assert_eq!(whole.visited, 4, "{protocol:?}");
             whole.visited = 0;
             assert_eq!(whole, normalize(owned(protocol, &[&input])), "{protocol:?}");
             for cut in 0..=input.len() {
@@ -369,6 +380,38 @@ mod tests {
         assert!(matches!(conn.poll_event(), Some(Event::Failed { id, .. }) if id == b));
         assert!(matches!(conn.poll_event(), Some(Event::Poisoned(_))));
         assert!(conn.is_closed());
+    }
+
+    #[test]
+    fn a_reply_never_overtakes_a_queued_event() {
+        let now = Instant::now();
+        let config = ConnectionConfig {
+            protocol: Protocol::Resp2,
+            ..ConnectionConfig::default()
+        };
+        let mut conn = Connection::new(config, now);
+        // `Connected` waits, undrained.
+        let a = conn.send_buffered(&cmd(&["GET", "a"]), now).unwrap();
+        let b = conn.send_buffered(&cmd(&["GET", "b"]), now).unwrap();
+        conn.defer_input(true, now);
+        conn.handle_input(Bytes::from_static(b"$1\r\nx\r\n"), now).unwrap();
+        assert_eq!(
+            conn.visit_replies(now, |_, _| panic!("visited ahead of Connected"))
+                .unwrap(),
+            0
+        );
+        assert!(matches!(conn.poll_event(), Some(Event::Connected { .. })));
+        assert_eq!(
+            conn.poll_event(),
+            Some(Event::Reply {
+                id: a,
+                value: Value::from("x")
+            })
+        );
+        conn.handle_input(Bytes::from_static(b"$1\r\ny\r\n"), now).unwrap();
+        let mut got = Vec::new();
+        conn.visit_replies(now, |id, r| got.push((id, r.to_value()))).unwrap();
+        assert_eq!(got, [(b, Value::from("y"))]);
     }
 
     #[test]
