@@ -136,7 +136,11 @@ const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 ///   [`send_transaction`](Self::send_transaction), [`abandon`](Self::abandon),
 ///   [`take_reconnect_state`](Self::take_reconnect_state);
 /// - **output**: [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event),
-///   [`poll_timeout`](Self::poll_timeout), to drain after every input.
+///   [`poll_timeout`](Self::poll_timeout), to drain after every input;
+/// - **visiting** (replies without building values): [`defer_input`](Self::defer_input),
+///   [`is_input_deferred`](Self::is_input_deferred), then
+///   [`visit_replies`](Self::visit_replies), which hands plain requests' replies over as
+///   borrowed [`TapeRef`](crate::resp::TapeRef)s decoded onto a tape.
 ///
 /// It also implements [`Session`], so any driver and [`sim::Pair`](crate::sim::Pair) can
 /// run it.
