@@ -96,21 +96,28 @@ impl Connection {
         let mut tape = std::mem::take(&mut self.tape);
         let decoded = self.decoder.decode(&mut self.input, &mut tape);
         let mut visited = 0;
+        // Entries answered by visits, still at the front of the FIFO: removed together
+        // before anything else looks at it.
+        let mut taken = 0;
+        // A reply is never handed over ahead of an event queued before it.
+        let mut held = !self.events.is_empty();
         for reply in tape.iter() {
+            if !held {
+                if let Some(id) = self.visitable(taken, reply) {
+                    taken += 1;
+                    visit(id, reply);
+                    continue;
+                }
+            }
+            visited += self.take_visited(&mut taken);
+            self.on_value(reply.to_value(), now);
+            self.settle_front();
             if self.guard.is_poisoned() {
                 break;
             }
-            match self.visitable(reply) {
-                Some(id) => {
-                    self.fifo.pop();
-                    self.pending = self.pending.saturating_sub(1);
-                    visit(id, reply);
-                    visited += 1;
-                }
-                None => self.on_value(reply.to_value(), now),
-            }
-            self.settle_front();
+            held = !self.events.is_empty();
         }
+        visited += self.take_visited(&mut taken);
         tape.clear();
         self.tape = tape;
         if let Err(e) = decoded {
@@ -123,14 +130,11 @@ impl Connection {
         Ok(visited)
     }
 
-    /// The id of the plain request `reply` answers, if it is one a visit may take.
+    /// The id of the plain request `reply` answers, if it is one a visit may take: the
+    /// FIFO's entry `at` (those before it are answered by this visit already).
     #[inline]
-    fn visitable(&self, reply: TapeRef<'_>) -> Option<RequestId> {
-        if !self.events.is_empty() {
-            // A reply is never handed over ahead of an event queued before it.
-            return None;
-        }
-        let id = match self.fifo.entries.front()? {
+    fn visitable(&self, at: usize, reply: TapeRef<'_>) -> Option<RequestId> {
+        let id = match self.fifo.entries.get(at)? {
             Entry {
                 role:
                     Role::Request(Request {
@@ -149,6 +153,21 @@ impl Connection {
             // An attributed push is still a push: `kind` looks through attributes.
             _ => Some(id),
         }
+    }
+
+    /// Removes the `taken` entries a visit answered from the front of the FIFO; returns
+    /// how many.
+    fn take_visited(&mut self, taken: &mut usize) -> usize {
+        let n = std::mem::take(taken);
+        if n > 0 {
+            self.fifo.entries.drain(..n);
+            // A request still waited for is never among the entries whose deadline was
+            // handled, so this only keeps the count in step, as `Fifo::pop` does.
+            self.fifo.expired = self.fifo.expired.saturating_sub(n);
+            self.pending = self.pending.saturating_sub(n);
+            self.settle_front();
+        }
+        n
     }
 
     /// Whether enough input is held back that reading should wait for a visit.
