@@ -28,6 +28,13 @@
 //!   client's receive-and-decode path. It also prints the heap bytes one kept 16-byte
 //!   `GET` value costs when its receive was copied.
 //!
+//! - (e) the client's decode path: a `resp::Connection` with one request waiting per
+//!   reply, fed the (a) and (c) streams as the Redis client feeds it: the owned path
+//!   (`handle_input` and `poll_event`, a `Value` and an event per reply: what `flush`
+//!   runs) and the visiting path (`visit_replies`, each reply a borrowed `TapeRef`: what
+//!   `flush_visit` runs), against the tape. Preparing the connections (encoding the
+//!   requests) is outside the timed region.
+//!
 //! Method: every decoder's output is checked first (ours value by value; each peer by
 //! the number of values, nested ones included, the sum of the integers and the total
 //! bulk bytes). Then each decoder is warmed up, calibrated so that one sample lasts at
@@ -44,7 +51,8 @@
 //!
 //! Arguments that are not flags select cases by name (`-- '+OK' 'c:'`), as `cargo bench`
 //! filters do. Each decoder's driver is kept out of line, so a profiler (`perf`,
-//! `valgrind --tool=callgrind`) attributes the cost to `ours`, `rp_whole`, `redis_read_all`...
+//! `valgrind --tool=callgrind`) attributes the cost to `ours`, `rp_whole`, `redis_read_all`,
+//! `client_owned`, `client_visit`...
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -53,7 +61,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use monocoque_proto::resp::{Decoder, DecoderConfig, Protocol, Tape, TapeDecoder, TapeKind, TapeRef, Value};
+use monocoque_proto::resp::{
+    Cmd, Connection, ConnectionConfig, Decoder, DecoderConfig, Event, Protocol, Tape, TapeDecoder, TapeKind, TapeRef,
+    Value,
+};
 use monocoque_proto::SegmentedBuffer;
 use redis_protocol::resp2::types::BytesFrame as Rp2Frame;
 use redis_protocol::resp3::types::BytesFrame as Rp3Frame;
@@ -761,6 +772,197 @@ fn contenders(case: &Case) -> (Vec<Contender<'_>>, Vec<usize>) {
     )
 }
 
+// ---------------------------------------------------------------------------------------
+// The client's decode path: a `resp::Connection` with one plain request waiting per
+// reply, fed the stream the way `redis::Client` feeds it.
+
+/// A connection speaking `case`'s protocol (the `HELLO 3` reply fed for RESP3), with one
+/// `GET` waiting per top-level value and their bytes already taken from its arena: what
+/// the client holds when the replies come. Preparation, outside the timed region.
+#[inline(never)]
+fn pending_connection(case: &Case) -> Connection {
+    let now = Instant::now();
+    let config = ConnectionConfig {
+        protocol: case.protocol,
+        max_pending: usize::MAX,
+        max_outgoing_bytes: usize::MAX,
+        ..ConnectionConfig::default()
+    };
+    let mut conn = Connection::new(config, now);
+    if case.protocol == Protocol::Resp3 {
+        conn.handle_input(Bytes::from_static(b"%1\r\n+proto\r\n:3\r\n"), now)
+            .unwrap_or_else(|e| panic!("{}: the HELLO reply was refused: {e}", case.name));
+    }
+    assert!(conn.is_connected(), "{}: the connection did not connect", case.name);
+    let get = Cmd::new("GET").arg("k");
+    for _ in 0..case.expected.len() {
+        conn.send_buffered(&get, now)
+            .unwrap_or_else(|e| panic!("{}: send_buffered refused: {e}", case.name));
+    }
+    if let Some(arena) = conn.poll_transmit() {
+        let n = arena.len();
+        arena.advance(n);
+    }
+    while conn.poll_event().is_some() {}
+    conn
+}
+
+/// The arrivals of `case`, as a driver hands them over.
+fn arrivals(case: &Case) -> Vec<Bytes> {
+    match case.feed {
+        Feed::Whole => vec![case.input.clone()],
+        Feed::Pieces(piece) => (0..case.input.len())
+            .step_by(piece)
+            .map(|at| case.input.slice(at..(at + piece).min(case.input.len())))
+            .collect(),
+    }
+}
+
+/// The client's owned path (`flush`, `flush_into`, `query`): `handle_input` decodes
+/// each value into a `Value`, correlates it and queues an `Event::Reply`, which the
+/// client takes with `poll_event`. `sink` gets every reply.
+#[inline(never)]
+fn client_owned(conn: &mut Connection, arrivals: &[Bytes], now: Instant, sink: &mut impl FnMut(Value)) {
+    for data in arrivals {
+        conn.handle_input(data.clone(), now)
+            .unwrap_or_else(|e| panic!("the connection rejected the input: {e}"));
+        while let Some(event) = conn.poll_event() {
+            match event {
+                Event::Reply { value, .. } => sink(value),
+                other => panic!("unexpected event {other:?}"),
+            }
+        }
+    }
+}
+
+/// The client's visiting path (`flush_visit`, `pump_visit`): input held back, then
+/// `visit_replies` decodes it onto the connection's tape and hands each reply over as a
+/// `TapeRef`. `sink` gets every reply.
+#[inline(never)]
+fn client_visit(conn: &mut Connection, arrivals: &[Bytes], now: Instant, sink: &mut impl FnMut(TapeRef<'_>)) {
+    conn.defer_input(true, now);
+    for data in arrivals {
+        conn.handle_input(data.clone(), now)
+            .unwrap_or_else(|e| panic!("the connection rejected the input: {e}"));
+        conn.visit_replies(now, |_, reply| sink(reply))
+            .unwrap_or_else(|e| panic!("the connection rejected the input: {e}"));
+    }
+}
+
+/// Contenders of table (e) for `case`: the client's owned path (each value dropped),
+/// its visiting path (each reply walked as the tape contender walks), and the tape.
+fn client_contenders(case: &Case) -> (Vec<Contender<'_>>, Vec<usize>) {
+    let input = arrivals(case);
+    let input2 = input.clone();
+    // Each repetition needs its own connection with its requests waiting: bound them.
+    let max_reps = (64 * MIB / (case.expected.len() * 64).max(1)).max(1);
+    let owned_c: Contender<'_> = Box::new(move |reps| {
+        let mut conns: Vec<Connection> = (0..reps).map(|_| pending_connection(case)).collect();
+        let now = Instant::now();
+        let started = Instant::now();
+        for conn in &mut conns {
+            client_owned(conn, &input, now, &mut |v| {
+                black_box(v);
+            });
+        }
+        let took = started.elapsed();
+        drop(conns);
+        took
+    });
+    let visit_c: Contender<'_> = Box::new(move |reps| {
+        let mut conns: Vec<Connection> = (0..reps).map(|_| pending_connection(case)).collect();
+        let now = Instant::now();
+        let started = Instant::now();
+        for conn in &mut conns {
+            let mut s = Summary::default();
+            client_visit(conn, &input2, now, &mut |r| s.top(&r));
+            black_box(s);
+        }
+        let took = started.elapsed();
+        drop(conns);
+        took
+    });
+    let tape_c: Contender<'_> = Box::new(move |reps| timed(reps, || ours_tape(case, &mut read_tape)));
+    let to_value_c: Contender<'_> = Box::new(move |reps| timed(reps, || tape_to_values(case)));
+    (
+        vec![owned_c, visit_c, tape_c, to_value_c],
+        vec![max_reps, max_reps, usize::MAX, usize::MAX],
+    )
+}
+
+/// The tape as a source of owned values: every value on it turned into a `Value` with
+/// `to_value` and dropped (what the owned path would cost if the tape replaced
+/// `Decoder` there).
+#[inline(never)]
+fn tape_to_values(case: &Case) {
+    ours_tape(case, &mut |tape| {
+        for r in tape.iter() {
+            black_box(r.to_value());
+        }
+    });
+}
+
+/// Checks that both client paths return `case`'s values.
+fn check_client(case: &Case) {
+    let input = arrivals(case);
+    let now = Instant::now();
+    let mut got = Vec::new();
+    client_owned(&mut pending_connection(case), &input, now, &mut |v| got.push(v));
+    assert!(
+        got == case.expected,
+        "{}: the client's owned path returned different values",
+        case.name
+    );
+    let mut got = Vec::new();
+    let mut conn = pending_connection(case);
+    client_visit(&mut conn, &input, now, &mut |r| got.push(r.to_value()));
+    assert!(
+        got == case.expected,
+        "{}: the client's visit returned different values",
+        case.name
+    );
+    assert_eq!(conn.pending(), 0, "{}: requests left waiting", case.name);
+}
+
+/// Table (e): the client's decode path, owned and visiting, against the tape.
+fn client_report(cases: &[Case], opts: &Opts) {
+    println!("(e) the client's decode path: a `resp::Connection` with one request waiting per reply");
+    println!();
+    println!(
+        "\"client owned\" is `handle_input` + `poll_event` (what `flush` runs: a `Value` and an event per \
+         reply, each dropped); \"client visit\" is `defer_input` + `handle_input` + `visit_replies` (what \
+         `flush_visit` runs), walking each reply as the tape contender does; \"tape\" is the tape contender; \
+         \"tape + to_value\" decodes onto the tape and turns every value into a `Value` (each dropped)."
+    );
+    println!();
+    println!(
+        "| case | values | client owned MB/s | client visit MB/s | tape MB/s | tape + to_value MB/s \
+         | visit / owned | visit / tape |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for case in cases
+        .iter()
+        .filter(|c| c.name.starts_with("a:") || c.name.starts_with("c:"))
+    {
+        check_client(case);
+        let (mut cs, max_reps) = client_contenders(case);
+        let secs = measure(&mut cs, &max_reps, opts);
+        let bytes = case.input.len();
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {:.2}x | {:.2}x |",
+            case.name,
+            case.summary().values,
+            fmt_rate(mb_s(bytes, secs[0])),
+            fmt_rate(mb_s(bytes, secs[1])),
+            fmt_rate(mb_s(bytes, secs[2])),
+            fmt_rate(mb_s(bytes, secs[3])),
+            secs[0] / secs[1],
+            secs[2] / secs[1],
+        );
+        eprintln!("measured client {}", case.name);
+    }
+}
+
 /// Decodes `case` once with every decoder and checks the results; returns the summary.
 fn check(case: &Case) -> Summary {
     let want = case.summary();
@@ -1079,6 +1281,8 @@ fn main() {
     print_table(&rows);
     println!();
     low_water_report(&cases, &opts);
+    println!();
+    client_report(&cases, &opts);
     println!();
 
     // Linearity: the array at several sizes, 64-byte pieces, time per byte.

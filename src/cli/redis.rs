@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use clap::Args;
-use monocoque_proto::resp::{Cmd, CommandDecodeError, CommandDecoder, CommandLimits, CommandRef, Protocol, Value};
+use monocoque_proto::resp::{
+    Cmd, CommandDecodeError, CommandDecoder, CommandLimits, CommandRef, Protocol, TapeRef, Value,
+};
 use monocoque_proto::SegmentedBuffer;
 
 use super::client::{exit_status, CliError, LinkArgs};
@@ -345,6 +347,39 @@ fn to_cmd(command: CommandRef<'_>) -> Cmd {
     cmd
 }
 
+/// One `--pipe` outcome, in command order: the errors of commands refused before it
+/// are printed first, then it is counted (an error reply, or a request's failure, is
+/// printed to `err`). A connection failure ends the run.
+fn on_pipe_reply(
+    reply: Result<TapeRef<'_>, Error>,
+    refused: &mut VecDeque<(u64, String)>,
+    answered: &mut u64,
+    stats: &mut PipeStats,
+    err: &mut impl Write,
+) -> Result<(), CliError> {
+    while refused.front().is_some_and(|(at, _)| *at <= *answered) {
+        if let Some((_, text)) = refused.pop_front() {
+            stats.errors += 1;
+            writeln!(err, "{text}")?;
+        }
+    }
+    *answered += 1;
+    match reply {
+        Ok(_) => stats.replies += 1,
+        Err(Error::Server(e)) => {
+            stats.replies += 1;
+            stats.errors += 1;
+            writeln!(err, "{e}")?;
+        }
+        Err(e) if e.is_connection_failure() => return Err(e.into()),
+        Err(e) => {
+            stats.errors += 1;
+            writeln!(err, "{e}")?;
+        }
+    }
+    Ok(())
+}
+
 /// Counts of `--pipe` outcomes.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct PipeStats {
@@ -373,7 +408,6 @@ fn pipe(args: &RedisArgs) -> Result<ExitCode, CliError> {
         let max_pending = client.options().max_pending;
         let mut next: Option<PipeBatch> = None;
         let mut input_open = true;
-        let mut replies = Vec::new();
         // Errors of commands refused before sending, with the number of requests
         // accepted before each: printed in command order among the reply errors.
         let mut refused: VecDeque<(u64, String)> = VecDeque::new();
@@ -454,11 +488,26 @@ fn pipe(args: &RedisArgs) -> Result<ExitCode, CliError> {
                 thread::sleep(PIPE_NAP);
                 wait = Some(Instant::now());
             }
-            replies.clear();
             // Never wait past the no-progress deadline.
             let stall = pipe_timeout.and_then(|t| progress.checked_add(t));
             let wait = wait.or(stall);
-            flowing = client.buffered() > 0 && client.pump_into(wait, &mut replies)? > 0;
+            // Replies are only counted (and error replies printed): they are visited
+            // where they arrived, never built into values.
+            let mut failed: Option<CliError> = None;
+            let visited = if client.buffered() > 0 {
+                client.pump_visit(wait, |reply| {
+                    if failed.is_none() {
+                        let seen = on_pipe_reply(reply, &mut refused, &mut answered, &mut stats, &mut err);
+                        failed = seen.err();
+                    }
+                })?
+            } else {
+                0
+            };
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            flowing = visited > 0;
             if flowing {
                 progress = Instant::now();
             } else if client.buffered() > 0 && stall.is_some_and(|d| Instant::now() >= d) {
@@ -468,30 +517,6 @@ fn pipe(args: &RedisArgs) -> Result<ExitCode, CliError> {
                     outstanding: client.buffered(),
                 }
                 .into());
-            }
-            for reply in replies.drain(..) {
-                while refused.front().is_some_and(|(at, _)| *at <= answered) {
-                    if let Some((_, text)) = refused.pop_front() {
-                        stats.errors += 1;
-                        writeln!(err, "{text}")?;
-                    }
-                }
-                answered += 1;
-                match reply_value(reply) {
-                    Ok(value) => {
-                        stats.replies += 1;
-                        if let Some(text) = value.without_attributes().as_error() {
-                            stats.errors += 1;
-                            err.write_all(text)?;
-                            err.write_all(b"\n")?;
-                        }
-                    }
-                    Err(e) if e.is_connection_failure() => return Err(e.into()),
-                    Err(e) => {
-                        stats.errors += 1;
-                        writeln!(err, "{e}")?;
-                    }
-                }
             }
             if !input_open && next.is_none() && client.buffered() == 0 {
                 for (_, text) in refused.drain(..) {

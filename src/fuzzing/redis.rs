@@ -351,8 +351,8 @@ impl Oracle {
 /// | op | operands | call |
 /// |---|---|---|
 /// | 0-2 | — | `query` of `GET k<n>`, `SET k<n> v` or `PING p<n>` (by `op / 11`) |
-/// | 3 | count, a kind per request | `send_buffered` each, then `flush` |
-/// | 4 | count, a kind per request | `send_buffered` each, then `pump_into` until all are in |
+/// | 3 | count, a kind per request | `send_buffered` each, then `flush` (`flush_visit` when `op / 11` is odd) |
+/// | 4 | count, a kind per request | `send_buffered` each, then `pump_into` (`pump_visit` when `op / 11` is odd) until all are in |
 /// | 5 | count, kinds, flag | `send_buffered` each, `pump_into` now (flag), `discard_buffered` |
 /// | 6 | count, kinds | `transaction` |
 /// | 7 | ms | `next_event` |
@@ -452,7 +452,21 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
             3 => {
                 // A pipeline: buffered, then flushed; every outcome in request order.
                 let expects = ck.send_buffered(&mut client, &script, 12, &mut next);
-                let outcomes = clock.time("flush", || client.flush());
+                let visit = (op / 11) % 2 == 1;
+                let outcomes = if visit {
+                    // The same outcomes, handed over as borrowed replies.
+                    let mut got = Vec::new();
+                    clock
+                        .time("flush_visit", || {
+                            client.flush_visit(|reply| got.push(reply.map(|r| r.to_value())))
+                        })
+                        .map(|n| {
+                            assert_eq!(n, got.len(), "flush_visit miscounted");
+                            got
+                        })
+                } else {
+                    clock.time("flush", || client.flush())
+                };
                 match outcomes {
                     Ok(outcomes) => {
                         assert_eq!(
@@ -472,8 +486,14 @@ pub fn run(data: &[u8], checks: Checks) -> Result<(), String> {
                 let expects = ck.send_buffered(&mut client, &script, 12, &mut next);
                 let t = Instant::now();
                 let mut outcomes = Vec::new();
+                let visit = (op / 11) % 2 == 1;
                 while outcomes.len() < expects.len() {
-                    let got = client.pump_into(Some(Instant::now() + response), &mut outcomes);
+                    let until = Some(Instant::now() + response);
+                    let got = if visit {
+                        client.pump_visit(until, |reply| outcomes.push(reply.map(|r| r.to_value())))
+                    } else {
+                        client.pump_into(until, &mut outcomes)
+                    };
                     if let Err(e) = got {
                         ck.error(&e, "pump_into");
                         break;

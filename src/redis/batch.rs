@@ -219,6 +219,38 @@ impl Batch {
         n
     }
 
+    /// Takes the front slot if it is finished: `Some(Some(outcome))` for an outcome not
+    /// yet returned, `Some(None)` for one [`query`](super::Client::query) took, `None`
+    /// when the front request is not finished (or there is none).
+    pub fn pop_finished(&mut self) -> Option<Option<Result<Value, Error>>> {
+        if !matches!(self.slots.front(), Some(Slot::Done(_) | Slot::Taken)) {
+            return None;
+        }
+        let slot = self.slots.pop_front()?;
+        self.base += 1;
+        self.cursor = self.cursor.saturating_sub(1);
+        self.finished = self.finished.saturating_sub(1);
+        match slot {
+            Slot::Done(outcome) => Some(Some(outcome)),
+            _ => {
+                self.taken = self.taken.saturating_sub(1);
+                Some(None)
+            }
+        }
+    }
+
+    /// Removes the front slot if it is request `seq`, sent and waiting: its reply was
+    /// handed over where it arrived. Whether it was.
+    pub fn pop_sent(&mut self, seq: u64) -> bool {
+        if seq != self.base || !matches!(self.slots.front(), Some(Slot::Sent)) {
+            return false;
+        }
+        self.slots.pop_front();
+        self.base += 1;
+        self.cursor = self.cursor.saturating_sub(1);
+        true
+    }
+
     /// Drops every slot; ids go on from where they were.
     pub fn clear(&mut self) {
         self.base = self.next_seq();

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use monocoque_proto::chassis::link::Rng;
-use monocoque_proto::resp::{self, Connection, Protocol as Resp, ReconnectState, Value};
+use monocoque_proto::resp::{self, Connection, Protocol as Resp, ReconnectState, Tape, Value};
 
 use super::batch::Batch;
 use super::event::{Event, EventQueue, Invalidation, Message};
@@ -37,6 +37,9 @@ pub(crate) struct Redis {
     /// The clock read by the first request buffered since the last driver turn, reused
     /// by the next ones (one clock read per batch, not per command).
     pub(crate) batch_clock: Option<Instant>,
+    /// Holds one owned outcome at a time for a visit, which reads every reply through
+    /// a [`TapeRef`](resp::TapeRef) (kept for its allocations).
+    pub(crate) scratch: Tape,
 }
 
 impl Redis {
@@ -50,11 +53,12 @@ impl Redis {
             carry: None,
             check_liveness: false,
             batch_clock: None,
+            scratch: Tape::new(),
         }
     }
 
     /// A request on the current connection ended.
-    fn complete(&mut self, link: &mut Link, id: resp::RequestId, outcome: Result<Value, Error>) {
+    pub(crate) fn complete(&mut self, link: &mut Link, id: resp::RequestId, outcome: Result<Value, Error>) {
         // Outcomes come in send order, so this is nearly always the front.
         let seq = match link.state.inflight.front() {
             Some(&(front, seq)) if front == id => {
@@ -117,13 +121,7 @@ impl Protocol for Redis {
 
     fn on_event(&mut self, cx: &mut Cx<'_, Self>, event: resp::Event) {
         match event {
-            resp::Event::Reply { id, value } => {
-                let outcome = match value.without_attributes().as_error() {
-                    Some(text) => Err(Error::Server(ServerError::new(text))),
-                    None => Ok(value),
-                };
-                self.complete(cx.link, id, outcome);
-            }
+            resp::Event::Reply { id, value } => self.complete(cx.link, id, reply_outcome(value)),
             resp::Event::Failed { id, error } => self.complete(cx.link, id, Err(Error::from(error))),
             resp::Event::Connected { protocol, hello } => {
                 cx.link.state.hello = hello;
@@ -210,5 +208,13 @@ impl Protocol for Redis {
 
     fn turned(&mut self) {
         self.batch_clock = None;
+    }
+}
+
+/// What a reply means to the caller: an error reply is an [`Error::Server`].
+pub(crate) fn reply_outcome(value: Value) -> Result<Value, Error> {
+    match value.without_attributes().as_error() {
+        Some(text) => Err(Error::Server(ServerError::new(text))),
+        None => Ok(value),
     }
 }

@@ -172,7 +172,7 @@ impl<D: Driver<Connection>> Inner<D> {
     }
 
     /// Hands unsent requests to the connection while it accepts them.
-    fn submit_unsent(&mut self) {
+    pub(crate) fn submit_unsent(&mut self) {
         let Some(link) = self.link.as_mut().filter(|l| l.is_live()) else {
             return;
         };
@@ -267,6 +267,14 @@ impl<D: Driver<Connection>> Inner<D> {
 
     /// Runs the driver until `target` is reached, reconnecting for unsent requests.
     fn drive(&mut self, target: Target) -> Result<(), Error> {
+        self.drive_with(|inner| match target {
+            Target::All => inner.proto.batch.all_finished(),
+            Target::One(seq) => inner.proto.batch.is_finished(seq),
+        })
+    }
+
+    /// [`drive`](Self::drive) until `reached` says so (asked before every turn).
+    pub(crate) fn drive_with(&mut self, mut reached: impl FnMut(&mut Self) -> bool) -> Result<(), Error> {
         loop {
             if self.prepare()? {
                 continue;
@@ -278,11 +286,7 @@ impl<D: Driver<Connection>> Inner<D> {
             if held_deadline.is_some_and(|d| Instant::now() >= d) {
                 self.proto.batch.expire_unsent(timeout, Instant::now());
             }
-            let reached = match target {
-                Target::All => self.proto.batch.all_finished(),
-                Target::One(seq) => self.proto.batch.is_finished(seq),
-            };
-            if reached {
+            if reached(self) {
                 return Ok(());
             }
             if !self.is_ready() {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use monocoque_proto::resp::{self, Cmd, Connection, Protocol, Value};
+use monocoque_proto::resp::{self, Cmd, Connection, Protocol, TapeRef, Value};
 use monocoque_proto::Driver;
 
 use super::batch::RequestId;
@@ -246,6 +246,41 @@ impl<D: Driver<Connection>> Client<D> {
         self.inner.flush_into(out)
     }
 
+    /// [`flush`](Self::flush), handing each outcome to `visit` in request order instead
+    /// of returning it, each reply as a [`TapeRef`] borrowed from the received bytes:
+    /// no [`Value`] is built and no reference count is taken per string, which makes
+    /// this the cheapest way to read a pipeline's replies (see `BENCHMARKS.md`, RESP
+    /// decoding). An error reply is `Err(`[`Error::Server`]`)`, as with `flush`.
+    /// Returns how many outcomes were visited.
+    ///
+    /// Replies to plain commands are decoded straight off the connection's input onto a
+    /// reused tape. A transaction's `EXEC` reply, subscribe confirmations, failures and
+    /// replies that arrived during an earlier call are visited too, in their turn, as
+    /// the owned value they already are. Pushes and pub/sub messages that arrive
+    /// meanwhile go to [`next_event`](Self::next_event) as usual. Call
+    /// [`TapeRef::to_value`] on a reply to keep it.
+    ///
+    /// ```no_run
+    /// # let mut client = monocoque::redis::Client::connect("redis://127.0.0.1")?;
+    /// for i in 0..100 {
+    ///     client.get_buffered(format!("key:{i}"))?;
+    /// }
+    /// let mut bytes = 0;
+    /// let n = client.flush_visit(|reply| {
+    ///     if let Ok(value) = reply {
+    ///         bytes += value.as_bytes().map_or(0, <[u8]>::len);
+    ///     }
+    /// })?;
+    /// assert_eq!(n, 100);
+    /// # Ok::<(), monocoque::redis::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`flush`](Self::flush); outcomes visited before the error stay visited.
+    pub fn flush_visit(&mut self, mut visit: impl FnMut(Result<TapeRef<'_>, Error>)) -> Result<usize, Error> {
+        self.inner.flush_visit(&mut visit)
+    }
+
     /// Sends `cmd` (after everything buffered before it) and returns its reply. Earlier
     /// buffered requests' outcomes stay for the next [`flush`](Self::flush).
     pub fn query(&mut self, cmd: &Cmd) -> Result<Value, Error> {
@@ -419,5 +454,19 @@ impl<D: Driver<Connection>> Client<D> {
         out: &mut Vec<Result<Value, Error>>,
     ) -> Result<usize, Error> {
         self.inner.pump_into(wait_until, out)
+    }
+
+    /// [`pump_into`](Self::pump_into), handing the outcomes that have arrived to
+    /// `visit` in request order, each reply borrowed as with
+    /// [`flush_visit`](Self::flush_visit); returns how many it visited.
+    ///
+    /// # Errors
+    /// As [`pump_into`](Self::pump_into).
+    pub fn pump_visit(
+        &mut self,
+        wait_until: Option<Instant>,
+        mut visit: impl FnMut(Result<TapeRef<'_>, Error>),
+    ) -> Result<usize, Error> {
+        self.inner.pump_visit(wait_until, &mut visit)
     }
 }

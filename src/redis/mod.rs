@@ -33,6 +33,7 @@ mod event;
 mod options;
 mod pump;
 mod reply;
+mod visit;
 
 pub use batch::RequestId;
 pub use client::Client;
@@ -44,7 +45,7 @@ pub use options::{
 };
 pub use reply::{pairs, FromReply};
 
-pub use monocoque_proto::resp::{Cmd, MessageKind, Protocol, ToArg, Value};
+pub use monocoque_proto::resp::{Cmd, MessageKind, Protocol, TapeKind, TapeRef, ToArg, Value};
 
 /// The link's failures, as this client's [`Error`] carries them in [`Error::Link`].
 pub type LinkError = crate::LinkError<Error>;

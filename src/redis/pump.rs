@@ -6,7 +6,6 @@ use std::time::Instant;
 use monocoque_proto::resp::{Connection, Value};
 use monocoque_proto::Driver;
 
-use super::batch::Slot;
 use super::body::Inner;
 use super::calls::Redialed;
 use super::{Error, LinkError};
@@ -17,6 +16,16 @@ impl<D: Driver<Connection>> Inner<D> {
         &mut self,
         wait_until: Option<Instant>,
         out: &mut Vec<Result<Value, Error>>,
+    ) -> Result<usize, Error> {
+        self.pump_with(wait_until, |inner| inner.drain_finished_into(out))
+    }
+
+    /// [`pump_into`](Self::pump_into)'s loop, handing the outcomes that have arrived over
+    /// with `take` (which returns how many it handed over).
+    pub(crate) fn pump_with(
+        &mut self,
+        wait_until: Option<Instant>,
+        mut take: impl FnMut(&mut Self) -> usize,
     ) -> Result<usize, Error> {
         let mut turned = false;
         let mut appended = 0;
@@ -36,7 +45,7 @@ impl<D: Driver<Connection>> Inner<D> {
                     Ok(()) => {}
                     Err(Redialed::Later(e)) => {
                         self.proto.batch.expire_unsent_with(timeout, Instant::now(), &e);
-                        appended += self.drain_finished_into(out);
+                        appended += take(self);
                         if appended > 0 || wait_until.is_some_and(|d| Instant::now() >= d) {
                             return Ok(appended);
                         }
@@ -59,7 +68,7 @@ impl<D: Driver<Connection>> Inner<D> {
             if held.is_some_and(|d| Instant::now() >= d) {
                 self.proto.batch.expire_unsent(timeout, Instant::now());
             }
-            appended += self.drain_finished_into(out);
+            appended += take(self);
             let expired = wait_until.is_some_and(|d| Instant::now() >= d);
             if appended > 0 || self.proto.batch.all_finished() || expired || self.link.is_none() {
                 return Ok(appended);
@@ -75,19 +84,11 @@ impl<D: Driver<Connection>> Inner<D> {
     /// Moves the outcomes at the front of the batch, up to the first request still
     /// waiting, into `out`; returns how many.
     fn drain_finished_into(&mut self, out: &mut Vec<Result<Value, Error>>) -> usize {
-        let batch = &mut self.proto.batch;
         let mut n = 0;
-        while matches!(batch.slots.front(), Some(Slot::Done(_) | Slot::Taken)) {
-            let Some(slot) = batch.slots.pop_front() else { break };
-            batch.base += 1;
-            batch.cursor = batch.cursor.saturating_sub(1);
-            batch.finished = batch.finished.saturating_sub(1);
-            match slot {
-                Slot::Done(outcome) => {
-                    out.push(outcome);
-                    n += 1;
-                }
-                _ => batch.taken = batch.taken.saturating_sub(1),
+        while let Some(slot) = self.proto.batch.pop_finished() {
+            if let Some(outcome) = slot {
+                out.push(outcome);
+                n += 1;
             }
         }
         n

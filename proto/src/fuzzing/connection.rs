@@ -98,10 +98,12 @@ const HANDSHAKE_SLACK: usize = 512;
 /// | 6 | count, commands | `send_transaction` |
 /// | 7 | amount | the kernel takes up to `4 × amount` bytes of the arena |
 /// | 8 | — | drain events |
+/// | 9 | — | toggle [`defer_input`](Connection::defer_input) |
+/// | 10 | — | [`visit_replies`](Connection::visit_replies) |
 ///
 /// Checks, panicking on the first that fails: nothing panics; every id gets at most one
-/// terminal event ([`Event::Reply`] or [`Event::Failed`]), only ids that were issued,
-/// and none once abandoned; [`Event::Connected`] at most once, before any reply;
+/// terminal event ([`Event::Reply`] or [`Event::Failed`], or a visit), only ids that
+/// were issued, and none once abandoned; a visit hands ids over in increasing order; [`Event::Connected`] at most once, before any reply;
 /// [`Event::Poisoned`] exactly once after a poison, after which every issued id that
 /// was not abandoned has had its terminal event and no event follows; a poisoned
 /// connection reports the same error to every call; pending requests stay within the
@@ -138,7 +140,7 @@ pub fn resp_connection(data: &[u8]) {
     let mut check = Checker::new(config);
 
     while let Some(op) = input.byte() {
-        match op % 9 {
+        match op % 11 {
             0 => {
                 let cmd = command(input.byte().unwrap_or(0), input.byte().unwrap_or(0));
                 let result = conn.send_buffered(&cmd, now);
@@ -195,7 +197,32 @@ pub fn resp_connection(data: &[u8]) {
                     arena.advance(n);
                 }
             }
-            _ => check.drain(&mut conn),
+            8 => check.drain(&mut conn),
+            9 => {
+                let defer = !conn.is_input_deferred();
+                conn.defer_input(defer, now);
+                assert_eq!(conn.is_input_deferred(), defer);
+            }
+            _ => {
+                let mut visited = Vec::new();
+                let result = conn.visit_replies(now, |id, reply| {
+                    // A borrowed reply reads back as the value it stands for.
+                    let value = reply.to_value();
+                    assert_eq!(
+                        reply.kind() == crate::resp::TapeKind::Integer,
+                        value.as_integer().is_some()
+                    );
+                    visited.push(id);
+                });
+                assert!(
+                    visited.windows(2).all(|w| w[0] < w[1]),
+                    "visited out of order: {visited:?}"
+                );
+                for id in visited {
+                    check.terminated(id, true);
+                }
+                check.handled(&conn, result.map(|_| ()));
+            }
         }
         check.bounds(&conn);
     }
@@ -299,6 +326,17 @@ impl Checker {
         }
     }
 
+    /// Request `id` got its terminal event, or was visited (`replied`: it was answered).
+    fn terminated(&mut self, id: RequestId, replied: bool) {
+        assert!(self.poisoned.is_none(), "{id} ended after Poisoned");
+        self.replied |= replied;
+        assert!(self.issued.contains(&id), "event for unknown {id}");
+        assert!(!self.abandoned.contains(&id), "event for abandoned {id}");
+        let n = self.terminal.entry(id).or_insert(0);
+        *n += 1;
+        assert_eq!(*n, 1, "{id} got two terminal events");
+    }
+
     fn drain(&mut self, conn: &mut Connection) {
         while let Some(event) = conn.poll_event() {
             assert!(self.poisoned.is_none(), "event after Poisoned: {event:?}");
@@ -309,14 +347,8 @@ impl Checker {
                     assert!(!self.replied, "connected after a reply");
                     self.connected = true;
                 }
-                Event::Reply { id, .. } | Event::Failed { id, .. } => {
-                    self.replied |= matches!(event, Event::Reply { .. });
-                    assert!(self.issued.contains(&id), "event for unknown {id}");
-                    assert!(!self.abandoned.contains(&id), "event for abandoned {id}");
-                    let n = self.terminal.entry(id).or_insert(0);
-                    *n += 1;
-                    assert_eq!(*n, 1, "{id} got two terminal events");
-                }
+                Event::Reply { id, .. } => self.terminated(id, true),
+                Event::Failed { id, .. } => self.terminated(id, false),
                 Event::Poisoned(error) => {
                     assert_eq!(Some(&error), conn.error(), "Poisoned carries the stored error");
                     for id in &self.issued {

@@ -239,6 +239,18 @@ impl Tape {
         TapeRef { tape: self, at }
     }
 
+    /// Appends `value`, decoded elsewhere, as one more top-level value (stored whole,
+    /// read through [`TapeRef`] like the others): a reader that takes borrowed values
+    /// can then be handed an owned one too. Whether it was stored: a tape that holds
+    /// its most tokens (`u32::MAX - 1`) takes nothing more until it is cleared.
+    pub fn push(&mut self, value: Value) -> bool {
+        if self.nodes.len() >= MAX_NODES {
+            return false;
+        }
+        self.push_value(value);
+        true
+    }
+
     fn push_value(&mut self, value: Value) {
         // The caller checked that `nodes` has room; `values` and `roots` are no longer.
         self.roots.push(self.nodes.len() as u32);
@@ -653,6 +665,19 @@ impl TapeDecoder {
     pub fn reset(&mut self) {
         self.decoder.reset();
         self.pending = false;
+    }
+
+    /// The next complete value at the front of `src` as an owned [`Value`] (`None`: not
+    /// whole yet), from the inner [`Decoder`]: for a reader that wants values rather
+    /// than a tape. Calls to this and to [`decode`](Self::decode) may alternate on one
+    /// stream: a value this left half read is finished by the next call of either.
+    #[inline]
+    pub fn decode_value(&mut self, src: &mut SegmentedBuffer) -> Result<Option<Value>, DecodeError> {
+        let decoded = self.decoder.decode(src);
+        // The inner decoder may keep part of a value, or how far it searched a line:
+        // the fast path must then let it finish first.
+        self.pending = matches!(decoded, Ok(None));
+        decoded
     }
 
     /// Appends every complete top-level value at the front of `src` to `tape`, consumes
@@ -1112,6 +1137,66 @@ mod tests {
                 Value::Integer(5)
             ]
         );
+    }
+
+    mod round_trip {
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::chassis::IoArena;
+        use crate::resp::Encoder;
+
+        fn text() -> impl Strategy<Value = Bytes> {
+            "[a-zA-Z0-9 :_-]{0,12}".prop_map(Bytes::from)
+        }
+
+        fn scalar() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                text().prop_map(Value::SimpleString),
+                text().prop_map(|t| Value::SimpleError(Bytes::from([&b"ERR "[..], &t].concat()))),
+                any::<i64>().prop_map(Value::Integer),
+                vec(any::<u8>(), 0..40).prop_map(|b| Value::BulkString(Bytes::from(b))),
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Boolean),
+                (-1.0e9f64..1.0e9).prop_map(Value::Double),
+                "-?[1-9][0-9]{0,30}".prop_map(|d| Value::BigNumber(Bytes::from(d))),
+            ]
+        }
+
+        fn value() -> impl Strategy<Value = Value> {
+            scalar().prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    vec(inner.clone(), 0..4).prop_map(Value::Set),
+                    vec((inner.clone(), inner), 0..3).prop_map(Value::Map),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// Encoded values come back from the tape as they went in, and as `Decoder`
+            /// returns them, wherever the stream is cut in two, and fed byte by byte.
+            #[test]
+            fn encoded_values_round_trip_at_every_split(values in vec(value(), 1..6), clear in any::<bool>()) {
+                let mut arena = IoArena::new();
+                for v in &values {
+                    Encoder::new(Protocol::Resp3).encode(v, &mut arena).unwrap();
+                }
+                let bytes = arena.to_vec();
+                let config = DecoderConfig::default();
+                let want = whole(&config, &bytes);
+                prop_assert_eq!(&want.0, &values);
+                prop_assert_eq!(&want.1, &TapeEnd::NeedMore { mid_value: false });
+                for cut in 0..=bytes.len() {
+                    let got = tape_pieces(&config, vec![&bytes[..cut], &bytes[cut..]], clear);
+                    prop_assert_eq!(&got, &want, "cut at {}", cut);
+                }
+                prop_assert_eq!(&tape_pieces(&config, bytes.chunks(1).collect(), clear), &want);
+            }
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod queue;
 mod receive;
 mod reconnect;
 mod subscriber_mode;
+mod visit;
 
 #[cfg(test)]
 mod fake_server;
@@ -43,7 +44,7 @@ use queue::{Entry, Fate, Fifo, Kind, Request, Role, Subscribing};
 use reconnect::Restoring;
 
 use crate::chassis::{Backpressure, BytePermits, IoArena, PoisonGuard, SegmentedBuffer, SentWatch, Session};
-use crate::resp::{Cmd, Decoder, Protocol, Value};
+use crate::resp::{Cmd, Protocol, Tape, TapeDecoder, Value};
 
 /// `*1\r\n$5\r\nMULTI\r\n`.
 const MULTI: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
@@ -136,7 +137,11 @@ const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 ///   [`take_reconnect_state`](Self::take_reconnect_state),
 ///   [`report_sent`](Self::report_sent), [`report_room`](Self::report_room);
 /// - **output**: [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event),
-///   [`poll_timeout`](Self::poll_timeout), to drain after every input.
+///   [`poll_timeout`](Self::poll_timeout), to drain after every input;
+/// - **visiting** (replies without building values): [`defer_input`](Self::defer_input),
+///   [`is_input_deferred`](Self::is_input_deferred), then
+///   [`visit_replies`](Self::visit_replies), which hands plain requests' replies over as
+///   borrowed [`TapeRef`](crate::resp::TapeRef)s decoded onto a tape.
 ///
 /// It also implements [`Session`], so any driver and [`sim::Pair`](crate::sim::Pair) can
 /// run it.
@@ -153,7 +158,13 @@ pub struct Connection {
     connected: bool,
     /// The server's `HELLO` reply.
     hello: Option<Value>,
-    decoder: Decoder,
+    /// One decoder for both paths: owned values (`decode_value`) as input arrives, or
+    /// a tape of borrowed replies for [`visit_replies`](Self::visit_replies).
+    decoder: TapeDecoder,
+    /// The tape a visit decodes onto, kept for its allocations.
+    tape: Tape,
+    /// Received input is held back for a visit ([`defer_input`](Self::defer_input)).
+    deferred: bool,
     input: SegmentedBuffer,
     /// Bytes for the kernel.
     transmit: IoArena,
@@ -236,7 +247,9 @@ impl Connection {
             handshake_outstanding: 0,
             connected: false,
             hello: None,
-            decoder: Decoder::new(decoder_config),
+            decoder: TapeDecoder::new(decoder_config),
+            tape: Tape::new(),
+            deferred: false,
             input: SegmentedBuffer::new(),
             transmit: IoArena::new(),
             held: IoArena::new(),
@@ -328,9 +341,10 @@ impl Connection {
         self.guard.error()
     }
 
-    /// Whether the driver should keep reading: until the connection is finished.
+    /// Whether the driver should keep reading: until the connection is finished, and
+    /// not while too much input waits for a visit ([`defer_input`](Self::defer_input)).
     pub fn wants_read(&self) -> bool {
-        !self.is_closed()
+        !self.is_closed() && !self.deferred_full()
     }
 
     /// Whether the connection is finished (poisoned, closed or its handshake failed):
@@ -351,8 +365,17 @@ impl Connection {
             self.quiet_since = self.quiet_since.max(now);
         }
         self.input.push(data);
+        if self.deferred {
+            self.mark_transmit(now);
+            return Ok(());
+        }
+        self.decode_input(now)
+    }
+
+    /// Acts on every complete value in the input, as owned values.
+    fn decode_input(&mut self, now: Instant) -> Result<(), ConnectionError> {
         loop {
-            match self.decoder.decode(&mut self.input) {
+            match self.decoder.decode_value(&mut self.input) {
                 Ok(Some(value)) => {
                     self.on_value(value, now);
                     self.guard.check()?;
@@ -369,7 +392,10 @@ impl Connection {
     /// The server closed the connection (or the driver saw it fail): the connection is
     /// poisoned with [`ConnectionError::Closed`] unless it already was. Always returns
     /// the poisoning error.
-    pub fn handle_eof(&mut self, _now: Instant) -> Result<(), ConnectionError> {
+    pub fn handle_eof(&mut self, now: Instant) -> Result<(), ConnectionError> {
+        self.guard.check()?;
+        // Replies that arrived before the end are delivered first.
+        self.settle(now);
         self.guard.check()?;
         Err(self.poison(ConnectionError::Closed))
     }
@@ -386,6 +412,9 @@ impl Connection {
     /// silent past [`health_check_timeout`](ConnectionConfig::health_check_timeout)
     /// while a reply is owed is poisoned with [`ConnectionError::Stale`].
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ConnectionError> {
+        self.guard.check()?;
+        // Input held for a visit is not a stalled reply: act on it first.
+        self.settle(now);
         self.guard.check()?;
         // Sent entries first: a handshake timeout explains why held requests fail.
         self.expire_sent(now);

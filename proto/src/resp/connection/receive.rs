@@ -36,7 +36,7 @@ impl Connection {
 
     /// RESP2: whether arrays may be pub/sub frames (in subscribed mode, or while a
     /// subscribe-family command waits for its confirmations).
-    fn expects_pubsub_arrays(&self) -> bool {
+    pub(super) fn expects_pubsub_arrays(&self) -> bool {
         !self.subscriptions.is_empty()
             || matches!(
                 self.fifo.entries.front(),

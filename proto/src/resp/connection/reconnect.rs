@@ -107,6 +107,8 @@ impl Connection {
     /// This connection is poisoned with [`ConnectionError::Replaced`] unless it already
     /// was (its pending requests fail), and keeps none of it.
     pub fn take_reconnect_state(&mut self) -> ReconnectState {
+        // Confirmations held back for a visit still count.
+        self.settle(self.quiet_since);
         let transaction_cut = self.in_multi;
         if !self.guard.is_poisoned() {
             self.poison(ConnectionError::Replaced);

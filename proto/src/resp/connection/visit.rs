@@ -1,0 +1,455 @@
+//! Receiving without building values: received bytes held back until the body visits
+//! the replies, decoded onto a [`Tape`] and handed over as borrowed [`TapeRef`]s (no
+//! reference count, no `Value`, no event per reply).
+//!
+//! Only the replies of plain requests are visited: the one at the front of the FIFO,
+//! still waited for, not a push and not (on RESP2, while pub/sub frames may come) an
+//! array. Everything else (handshake and restore replies, `MULTI` bookkeeping, `EXEC`,
+//! subscribe confirmations, `HELLO`, `RESET`, `CLIENT TRACKING`, pushes, the health
+//! check's `PONG`, replies to timed-out or abandoned requests) takes the owned path,
+//! `to_value()` and [`on_value`](Connection::on_value), exactly as
+//! [`handle_input`](Connection::handle_input) would have: its events are queued.
+
+use std::time::Instant;
+
+use super::queue::{Entry, Fate, Kind, Request, Role};
+use super::{Connection, ConnectionError, RequestId};
+use crate::resp::{Protocol, TapeKind, TapeRef};
+
+/// Deferred input past which [`Connection::wants_read`] turns false until a visit
+/// decodes it: bytes, or received segments (as the NATS client's visit).
+const MAX_DEFERRED_BYTES: usize = 1 << 20;
+const MAX_DEFERRED_SEGMENTS: usize = 64;
+
+impl Connection {
+    /// Holds received bytes back (`true`) until [`visit_replies`](Self::visit_replies)
+    /// decodes them, or decodes them as they arrive (`false`, the default; switching to
+    /// it acts on everything held, queueing its events).
+    ///
+    /// While input is deferred, [`handle_input`](Self::handle_input) only keeps the
+    /// segment, and [`wants_read`](Self::wants_read) turns false once about 1 MiB (or 64
+    /// segments) waits. The end of stream, a timer and
+    /// [`take_reconnect_state`](Self::take_reconnect_state) act on what is held first,
+    /// so no reply that arrived is lost or mistaken for a stalled one.
+    pub fn defer_input(&mut self, defer: bool, now: Instant) {
+        if self.deferred == defer {
+            return;
+        }
+        self.deferred = defer;
+        if !defer {
+            self.settle(now);
+        }
+    }
+
+    /// Whether received bytes are held back for visits (see
+    /// [`defer_input`](Self::defer_input)).
+    pub fn is_input_deferred(&self) -> bool {
+        self.deferred
+    }
+
+    /// Decodes everything received (held back by [`defer_input`](Self::defer_input))
+    /// onto a tape and hands each reply of a plain request to `visit`, in wire order,
+    /// with its request's id, as a [`TapeRef`] borrowed from the received bytes; an
+    /// error reply is handed over too (its [`kind`](TapeRef::kind) says so). A visited
+    /// reply completes its request: no [`Event::Reply`](super::Event::Reply) follows.
+    /// Every other value is acted on as [`handle_input`](Self::handle_input) would have
+    /// (see the module's list), so its events wait in [`poll_event`](Self::poll_event).
+    /// Returns how many replies were visited.
+    ///
+    /// A reply is visited only while no event waits in [`poll_event`](Self::poll_event),
+    /// so nothing is handed over ahead of an event queued before it: drain the events
+    /// before a visit, and once the visit has acted on something the owned way (a
+    /// transaction's `EXEC`, a push, the end of the handshake), the replies after it
+    /// come as events too, until the next visit after a drain.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use bytes::Bytes;
+    /// use monocoque_proto::resp::{Cmd, Connection, ConnectionConfig, Event, Protocol};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let now = Instant::now();
+    /// let config = ConnectionConfig { protocol: Protocol::Resp2, ..ConnectionConfig::default() };
+    /// let mut conn = Connection::new(config, now);
+    /// assert!(matches!(conn.poll_event(), Some(Event::Connected { .. })));
+    /// let a = conn.send_buffered(&Cmd::new("GET").arg("a"), now)?;
+    /// let b = conn.send_buffered(&Cmd::new("INCR").arg("n"), now)?;
+    /// conn.defer_input(true, now);
+    /// conn.handle_input(Bytes::from_static(b"$2\r\nhi\r\n:7\r\n"), now)?;
+    /// let mut got = Vec::new();
+    /// conn.visit_replies(now, |id, reply| got.push((id, reply.as_bytes().map(<[u8]>::to_vec), reply.as_integer())))?;
+    /// assert_eq!(got, [(a, Some(b"hi".to_vec()), None), (b, None, Some(7))]);
+    /// assert_eq!(conn.poll_event(), None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// The poisoning error, if the connection is (or now becomes) poisoned; replies
+    /// decoded before a malformed one are visited first.
+    pub fn visit_replies(
+        &mut self,
+        now: Instant,
+        mut visit: impl FnMut(RequestId, TapeRef<'_>),
+    ) -> Result<usize, ConnectionError> {
+        self.guard.check()?;
+        let mut tape = std::mem::take(&mut self.tape);
+        let decoded = self.decoder.decode(&mut self.input, &mut tape);
+        let mut visited = 0;
+        // Entries answered by visits, still at the front of the FIFO: removed together
+        // before anything else looks at it.
+        let mut taken = 0;
+        // A reply is never handed over ahead of an event queued before it.
+        let mut held = !self.events.is_empty();
+        for reply in tape.iter() {
+            if !held {
+                if let Some(id) = self.visitable(taken, reply) {
+                    taken += 1;
+                    visit(id, reply);
+                    continue;
+                }
+            }
+            visited += self.take_visited(&mut taken);
+            self.on_value(reply.to_value(), now);
+            self.settle_front();
+            if self.guard.is_poisoned() {
+                break;
+            }
+            held = !self.events.is_empty();
+        }
+        visited += self.take_visited(&mut taken);
+        tape.clear();
+        self.tape = tape;
+        if let Err(e) = decoded {
+            if !self.guard.is_poisoned() {
+                self.poison(ConnectionError::Decode(e));
+            }
+        }
+        self.mark_transmit(now);
+        self.guard.check()?;
+        Ok(visited)
+    }
+
+    /// The id of the plain request `reply` answers, if it is one a visit may take: the
+    /// FIFO's entry `at` (those before it are answered by this visit already).
+    #[inline]
+    fn visitable(&self, at: usize, reply: TapeRef<'_>) -> Option<RequestId> {
+        let id = match self.fifo.entries.get(at)? {
+            Entry {
+                role:
+                    Role::Request(Request {
+                        id,
+                        fate: Fate::Waiting,
+                        kind: Kind::Plain | Kind::Blocking,
+                    }),
+                ..
+            } => *id,
+            _ => return None,
+        };
+        match reply.kind() {
+            TapeKind::Push => None,
+            // Pub/sub frames are arrays on RESP2; `on_value` tells them from replies.
+            TapeKind::Array if self.protocol == Protocol::Resp2 && self.expects_pubsub_arrays() => None,
+            // An attributed push is still a push: `kind` looks through attributes.
+            _ => Some(id),
+        }
+    }
+
+    /// Removes the `taken` entries a visit answered from the front of the FIFO; returns
+    /// how many.
+    fn take_visited(&mut self, taken: &mut usize) -> usize {
+        let n = std::mem::take(taken);
+        if n > 0 {
+            self.fifo.entries.drain(..n);
+            // A request still waited for is never among the entries whose deadline was
+            // handled, so this only keeps the count in step, as `Fifo::pop` does.
+            self.fifo.expired = self.fifo.expired.saturating_sub(n);
+            self.pending = self.pending.saturating_sub(n);
+            self.settle_front();
+        }
+        n
+    }
+
+    /// Whether enough input is held back that reading should wait for a visit.
+    pub(super) fn deferred_full(&self) -> bool {
+        self.deferred && (self.input.len() >= MAX_DEFERRED_BYTES || self.input.segment_count() >= MAX_DEFERRED_SEGMENTS)
+    }
+
+    /// Acts on input held back, as if it had not been (for the end of stream, a timer,
+    /// a reconnect, or input no longer deferred).
+    pub(super) fn settle(&mut self, now: Instant) {
+        if !self.input.is_empty() && !self.guard.is_poisoned() {
+            // A decode error poisons the connection, which reports it from then on.
+            let _ = self.decode_input(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+
+    use super::super::{Connection, ConnectionConfig, Event, RequestId};
+    use crate::resp::{Cmd, Protocol, Value};
+
+    /// What a connection delivered: each request's outcome (a reply, or the error's
+    /// text), and every other event, in order.
+    #[derive(Debug, Default, PartialEq)]
+    struct Seen {
+        outcomes: BTreeMap<u64, Result<Value, String>>,
+        others: Vec<Event>,
+        visited: usize,
+    }
+
+    impl Seen {
+        fn drain(&mut self, conn: &mut Connection) {
+            while let Some(e) = conn.poll_event() {
+                match e {
+                    Event::Reply { id, value } => assert!(self.outcomes.insert(id.0, Ok(value)).is_none()),
+                    Event::Failed { id, error } => {
+                        assert!(self.outcomes.insert(id.0, Err(error.to_string())).is_none())
+                    }
+                    other => self.others.push(other),
+                }
+            }
+        }
+    }
+
+    fn cmd(parts: &[&str]) -> Cmd {
+        let mut c = Cmd::new(parts[0]);
+        for p in &parts[1..] {
+            c.push(*p);
+        }
+        c
+    }
+
+    /// A connection with the script's commands sent; `hello` is fed first (RESP3).
+    fn scripted(protocol: Protocol, now: Instant) -> (Connection, Vec<RequestId>) {
+        let config = ConnectionConfig {
+            protocol,
+            ..ConnectionConfig::default()
+        };
+        let mut conn = Connection::new(config, now);
+        if protocol == Protocol::Resp3 {
+            conn.handle_input(Bytes::from_static(b"%1\r\n+proto\r\n:3\r\n"), now)
+                .unwrap();
+        }
+        assert!(conn.is_connected());
+        let mut ids = Vec::new();
+        for parts in [&["GET", "a"][..], &["INCR", "n"], &["FOO"], &["LRANGE", "l", "0", "-1"]] {
+            ids.push(conn.send_buffered(&cmd(parts), now).unwrap());
+        }
+        ids.push(
+            conn.send_transaction(&[cmd(&["SET", "k", "v"]), cmd(&["GET", "k"])], now)
+                .unwrap(),
+        );
+        ids.push(conn.send_buffered(&cmd(&["MULTI"]), now).unwrap());
+        ids.push(conn.send_buffered(&cmd(&["INCR", "n"]), now).unwrap());
+        ids.push(conn.send_buffered(&cmd(&["EXEC"]), now).unwrap());
+        ids.push(conn.send_buffered(&cmd(&["GET", "big"]), now).unwrap());
+        ids.push(conn.send_buffered(&cmd(&["SUBSCRIBE", "ch"]), now).unwrap());
+        (conn, ids)
+    }
+
+    /// The server's side of the script, with (RESP3) a push between two replies.
+    fn replies(protocol: Protocol) -> Vec<u8> {
+        let mut r = b"$2\r\nhi\r\n:7\r\n-ERR unknown command\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n".to_vec();
+        if protocol == Protocol::Resp3 {
+            r.extend_from_slice(b">2\r\n+other\r\n:1\r\n");
+        }
+        r.extend_from_slice(b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n$1\r\nv\r\n+OK\r\n+QUEUED\r\n*1\r\n:8\r\n");
+        r.extend_from_slice(format!("$3000\r\n{}\r\n", "x".repeat(3000)).as_bytes());
+        let ty = if protocol == Protocol::Resp3 { '>' } else { '*' };
+        r.extend_from_slice(format!("{ty}3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n").as_bytes());
+        r.extend_from_slice(format!("{ty}3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$3\r\nyo!\r\n").as_bytes());
+        r
+    }
+
+    /// The script fed in `pieces`, decoded as it arrives.
+    fn owned(protocol: Protocol, pieces: &[&[u8]]) -> Seen {
+        let now = Instant::now();
+        let (mut conn, _) = scripted(protocol, now);
+        let mut seen = Seen::default();
+        seen.drain(&mut conn);
+        for piece in pieces {
+            conn.handle_input(Bytes::copy_from_slice(piece), now).unwrap();
+            seen.drain(&mut conn);
+        }
+        seen
+    }
+
+    /// The script fed in `pieces` while input is deferred, visited after each.
+    fn visited(protocol: Protocol, pieces: &[&[u8]]) -> Seen {
+        let now = Instant::now();
+        let (mut conn, _) = scripted(protocol, now);
+        let mut seen = Seen::default();
+        seen.drain(&mut conn);
+        conn.defer_input(true, now);
+        for piece in pieces {
+            conn.handle_input(Bytes::copy_from_slice(piece), now).unwrap();
+            let mut got = Vec::new();
+            let n = conn
+                .visit_replies(now, |id, reply| {
+                    let value = reply.to_value();
+                    got.push((id, if value.is_error() { Err(value) } else { Ok(value) }))
+                })
+                .unwrap();
+            assert_eq!(n, got.len());
+            seen.visited += n;
+            for (id, v) in got {
+                let v = v.map_err(|e| format!("{:?}", e));
+                assert!(seen.outcomes.insert(id.0, v).is_none());
+            }
+            seen.drain(&mut conn);
+        }
+        seen
+    }
+
+    /// The owned path's error replies come as `Ok(error value)`: compare alike.
+    fn normalize(mut seen: Seen) -> Seen {
+        for v in seen.outcomes.values_mut() {
+            if let Ok(value) = v {
+                if value.is_error() {
+                    *v = Err(format!("{:?}", value));
+                }
+            }
+        }
+        seen.visited = 0;
+        seen
+    }
+
+    #[test]
+    fn visits_deliver_what_events_do_at_every_split() {
+        for protocol in [Protocol::Resp2, Protocol::Resp3] {
+            let input = replies(protocol);
+            let want = owned(protocol, &[&input]);
+            assert_eq!(want.outcomes.len(), 10, "{protocol:?}: {want:?}");
+            let mut whole = visited(protocol, &[&input]);
+            // GET, INCR, the error and LRANGE are visited; the transaction is not (nor,
+            // RESP3, the push before it), and its event holds the visit for the replies
+            // behind it (MULTI's own OK, QUEUED, EXEC's array, the big GET).
+            assert_eq!(whole.visited, 4, "{protocol:?}");
+            whole.visited = 0;
+            assert_eq!(whole, normalize(owned(protocol, &[&input])), "{protocol:?}");
+            for cut in 0..=input.len() {
+                let got = visited(protocol, &[&input[..cut], &input[cut..]]);
+                assert_eq!(
+                    normalize(got),
+                    normalize(owned(protocol, &[&input])),
+                    "{protocol:?} cut {cut}"
+                );
+            }
+            let bytewise: Vec<&[u8]> = input.chunks(1).collect();
+            assert_eq!(normalize(visited(protocol, &bytewise)), normalize(want));
+        }
+    }
+
+    #[test]
+    fn a_timed_out_request_is_not_visited_and_a_timer_settles_held_input() {
+        let now = Instant::now();
+        let config = ConnectionConfig {
+            protocol: Protocol::Resp2,
+            request_timeout: Some(Duration::from_secs(1)),
+            ..ConnectionConfig::default()
+        };
+        let mut conn = Connection::new(config, now);
+        while conn.poll_event().is_some() {}
+        let a = conn.send_buffered(&cmd(&["GET", "a"]), now).unwrap();
+        let b = conn.send_buffered(&cmd(&["GET", "b"]), now).unwrap();
+        conn.defer_input(true, now);
+        // `a`'s reply arrives, held back, before the timer: the timer acts on it first,
+        // so it is a reply, not a stalled frame.
+        conn.handle_input(Bytes::from_static(b"$1\r\nx\r\n"), now).unwrap();
+        let later = now + Duration::from_secs(2);
+        conn.handle_timeout(later).unwrap();
+        assert_eq!(
+            conn.poll_event(),
+            Some(Event::Reply {
+                id: a,
+                value: Value::from("x")
+            })
+        );
+        assert!(matches!(conn.poll_event(), Some(Event::Failed { id, .. }) if id == b));
+        // `b`'s late reply is dropped, not visited.
+        conn.handle_input(Bytes::from_static(b"$1\r\ny\r\n"), later).unwrap();
+        assert_eq!(conn.visit_replies(later, |_, _| panic!("visited")).unwrap(), 0);
+        assert_eq!(conn.poll_event(), None);
+        assert_eq!(conn.pending(), 0);
+    }
+
+    #[test]
+    fn a_malformed_reply_poisons_after_the_good_ones_are_visited() {
+        let now = Instant::now();
+        let config = ConnectionConfig {
+            protocol: Protocol::Resp2,
+            ..ConnectionConfig::default()
+        };
+        let mut conn = Connection::new(config, now);
+        while conn.poll_event().is_some() {}
+        let a = conn.send_buffered(&cmd(&["GET", "a"]), now).unwrap();
+        let b = conn.send_buffered(&cmd(&["GET", "b"]), now).unwrap();
+        conn.defer_input(true, now);
+        conn.handle_input(Bytes::from_static(b"+OK\r\n?x\r\n"), now).unwrap();
+        let mut got = Vec::new();
+        assert!(conn.visit_replies(now, |id, r| got.push((id, r.to_value()))).is_err());
+        assert_eq!(got, [(a, Value::SimpleString("OK".into()))]);
+        assert!(matches!(conn.poll_event(), Some(Event::Failed { id, .. }) if id == b));
+        assert!(matches!(conn.poll_event(), Some(Event::Poisoned(_))));
+        assert!(conn.is_closed());
+    }
+
+    #[test]
+    fn a_reply_never_overtakes_a_queued_event() {
+        let now = Instant::now();
+        let config = ConnectionConfig {
+            protocol: Protocol::Resp2,
+            ..ConnectionConfig::default()
+        };
+        let mut conn = Connection::new(config, now);
+        // `Connected` waits, undrained.
+        let a = conn.send_buffered(&cmd(&["GET", "a"]), now).unwrap();
+        let b = conn.send_buffered(&cmd(&["GET", "b"]), now).unwrap();
+        conn.defer_input(true, now);
+        conn.handle_input(Bytes::from_static(b"$1\r\nx\r\n"), now).unwrap();
+        assert_eq!(
+            conn.visit_replies(now, |_, _| panic!("visited ahead of Connected"))
+                .unwrap(),
+            0
+        );
+        assert!(matches!(conn.poll_event(), Some(Event::Connected { .. })));
+        assert_eq!(
+            conn.poll_event(),
+            Some(Event::Reply {
+                id: a,
+                value: Value::from("x")
+            })
+        );
+        conn.handle_input(Bytes::from_static(b"$1\r\ny\r\n"), now).unwrap();
+        let mut got = Vec::new();
+        conn.visit_replies(now, |id, r| got.push((id, r.to_value()))).unwrap();
+        assert_eq!(got, [(b, Value::from("y"))]);
+    }
+
+    #[test]
+    fn deferred_input_is_bounded() {
+        let now = Instant::now();
+        let config = ConnectionConfig {
+            protocol: Protocol::Resp2,
+            ..ConnectionConfig::default()
+        };
+        let mut conn = Connection::new(config, now);
+        conn.send_buffered(&cmd(&["GET", "a"]), now).unwrap();
+        conn.defer_input(true, now);
+        for _ in 0..63 {
+            conn.handle_input(Bytes::from_static(b"$"), now).unwrap();
+            assert!(conn.wants_read());
+        }
+        conn.handle_input(Bytes::from_static(b"1"), now).unwrap();
+        assert!(!conn.wants_read(), "64 segments wait");
+        conn.defer_input(false, now);
+        assert!(conn.wants_read(), "undeferring decodes (here: keeps) what was held");
+    }
+}
