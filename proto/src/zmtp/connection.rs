@@ -390,9 +390,12 @@ impl Connection {
 
     /// A whole message as an event: to a PUB or XPUB, a subscription in ZMTP 3.0's
     /// message form is a subscription change.
+    #[inline]
     fn deliver(&self, message: Message) -> Event {
-        let publisher = matches!(self.config.handshake.socket_type, SocketType::Pub | SocketType::Xpub);
-        match publisher.then(|| Subscription::from_message(&message)).flatten() {
+        if !matches!(self.config.handshake.socket_type, SocketType::Pub | SocketType::Xpub) {
+            return Event::Message(message);
+        }
+        match Subscription::from_message(&message) {
             Some(sub) => Event::Subscription(sub),
             None => Event::Message(message),
         }

@@ -33,6 +33,14 @@ impl<P: Copy + Eq> FairQueue<P> {
     pub fn push(&mut self, peer: P, message: Message) {
         self.len += 1;
         let size = message.size();
+        // The common case first: the peer that sent the last message (a lone one).
+        if let Some((p, q, bytes)) = self.queues.back_mut() {
+            if *p == peer {
+                q.push_back(message);
+                *bytes += size;
+                return;
+            }
+        }
         match self.queues.iter_mut().find(|(p, _, _)| *p == peer) {
             Some((_, q, bytes)) => {
                 q.push_back(message);
