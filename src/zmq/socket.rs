@@ -26,6 +26,56 @@ const ARENA_HIGH: usize = 256 << 10;
 /// messages (a wake per write made the writes, and so the syscalls, small).
 const ARENA_LOW: usize = ARENA_HIGH / 2;
 
+/// The hasher of the socket's own maps, keyed by numbers it makes up (peer keys,
+/// connection ids), never by a peer's bytes: a multiply-rotate (as rustc's FxHash)
+/// instead of SipHash, whose flooding resistance these keys do not need, on the
+/// per-message path of `send`.
+#[derive(Debug, Clone, Copy, Default)]
+struct KeyHash;
+
+impl std::hash::BuildHasher for KeyHash {
+    type Hasher = KeyHasher;
+
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
+}
+
+/// [`KeyHash`]'s hasher.
+#[derive(Debug, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl KeyHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.add(u64::from(byte));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+}
+
 /// A peer: an accepted connection, or an endpoint we connect (and reconnect) to.
 #[derive(Debug)]
 struct Peer {
@@ -63,8 +113,8 @@ pub struct Socket {
     logic: SocketLogic<u64>,
     config: ConnectionConfig,
     options: Options,
-    peers: HashMap<u64, Peer>,
-    by_conn: HashMap<ConnId, u64>,
+    peers: HashMap<u64, Peer, KeyHash>,
+    by_conn: HashMap<ConnId, u64, KeyHash>,
     next_key: u64,
     listeners: Vec<ListenerId>,
     activities: Vec<Activity>,
@@ -113,8 +163,8 @@ impl Socket {
             logic,
             config,
             options,
-            peers: HashMap::new(),
-            by_conn: HashMap::new(),
+            peers: HashMap::default(),
+            by_conn: HashMap::default(),
             next_key: 0,
             listeners: Vec::new(),
             activities: Vec::new(),
@@ -306,8 +356,24 @@ impl Socket {
         // Most calls find room: the clock is read only once one did not.
         let mut deadline = None;
         loop {
-            match self.logic.send(frames) {
-                Ok(()) => {
+            // A message for a peer whose connection has room is encoded into it at
+            // once (no queue); one queued behind others waits for `pump`.
+            let Socket {
+                logic, peers, driver, ..
+            } = self;
+            let sent = logic.send_direct(frames, |key, message| {
+                let Some(session) = peers
+                    .get(&key)
+                    .and_then(|p| p.conn)
+                    .and_then(|c| driver.session_for_output(c))
+                else {
+                    return false;
+                };
+                session.poll_transmit().map_or(0, |a| a.len()) < ARENA_HIGH && session.send(message).is_ok()
+            });
+            match sent {
+                Ok(false) => return Ok(()),
+                Ok(true) => {
                     self.pump();
                     return Ok(());
                 }
@@ -370,11 +436,7 @@ impl Socket {
     /// theirs as the queues empty, until nothing more is decoded.
     fn take_received(&mut self, batch: &mut Vec<Message>) {
         loop {
-            let before = batch.len();
-            while let Some(message) = self.logic.recv() {
-                batch.push(message);
-            }
-            if batch.len() == before {
+            if self.logic.recv_into(batch) == 0 {
                 // Nothing (more) to take, or a REP owes its reply first.
                 return;
             }
@@ -541,12 +603,15 @@ impl Socket {
         let xpub = logic.socket_type() == SocketType::Xpub;
         let mut session = driver.session_for_output(conn);
         while let Some(session) = session.as_deref_mut() {
-            let queues = match session.peek_event() {
-                Some(Event::Message(_)) => true,
-                Some(Event::Subscription(_)) => xpub,
-                _ => false,
-            };
-            if !closed && queues && !logic.accepts_from(key) {
+            // The queue is looked at (a message decoded to peek) only once full.
+            if !closed
+                && !logic.accepts_from(key)
+                && match session.peek_event() {
+                    Some(Event::Message(_)) => true,
+                    Some(Event::Subscription(_)) => xpub,
+                    _ => false,
+                }
+            {
                 session.hold_input(true);
                 if !held.contains(&conn) {
                     held.push(conn);

@@ -96,7 +96,15 @@ pub struct Connection {
     pending: VecDeque<Message>,
     /// The frames of a message still arriving.
     partial: Message,
+    /// Events other than the messages, which are decoded from `input` only as
+    /// [`poll_event`](Session::poll_event) asks: one queue (the socket's) holds them.
     events: VecDeque<Event>,
+    /// When the last input came: the time a command decoded later is taken to have
+    /// arrived at (a PING's TTL counts from it).
+    input_at: Instant,
+    /// The peer closed after the handshake: [`Event::Closed`] comes once the input
+    /// before the end is decoded.
+    eof_unreported: bool,
     poison: PoisonGuard<ZmtpError>,
     closed: bool,
     /// The body asked to stop reading (its socket's receive queue for this peer is
@@ -155,6 +163,8 @@ impl Connection {
             pending: VecDeque::new(),
             partial: Message::new(),
             events: VecDeque::new(),
+            input_at: now,
+            eof_unreported: false,
             poison: PoisonGuard::new(),
             closed: false,
             held: false,
@@ -233,9 +243,15 @@ impl Connection {
         self.send(&[subscription.message_body()])
     }
 
-    /// The next event without taking it: a body whose receive queue for this peer is
-    /// full leaves a message here (and [`hold_input`](Self::hold_input)s).
-    pub fn peek_event(&self) -> Option<&Event> {
+    /// The next event without taking it (decoding it if need be): a body whose receive
+    /// queue for this peer is full leaves a message here (and
+    /// [`hold_input`](Self::hold_input)s).
+    pub fn peek_event(&mut self) -> Option<&Event> {
+        if self.events.is_empty() {
+            if let Some(event) = self.next_event() {
+                self.events.push_front(event);
+            }
+        }
         self.events.front()
     }
 
@@ -293,17 +309,35 @@ impl Connection {
                         return self.fail(e);
                     }
                 }
-                self.read_frames(now);
+                // Frames that came with the handshake wait in `input` to be polled.
             }
         }
     }
 
-    fn read_frames(&mut self, now: Instant) {
+    /// The next event decoded from the input once established, or the end of the
+    /// stream once all of it is decoded.
+    fn next_event(&mut self) -> Option<Event> {
+        if self.established.is_some() {
+            if let Some(event) = self.read_event() {
+                return Some(event);
+            }
+        }
+        // Nothing whole is left (a frame the peer cut off is dropped, as before).
+        (std::mem::take(&mut self.eof_unreported) && !self.poison.is_poisoned()).then_some(Event::Closed)
+    }
+
+    /// Decodes frames until one makes an event: a whole message (or a subscription in
+    /// message form), an event a command made, or the failure. `None`: the input holds
+    /// no whole event yet.
+    fn read_event(&mut self) -> Option<Event> {
         while !self.poison.is_poisoned() {
             let frame = match self.decoder.decode(&mut self.input) {
                 Ok(Some(frame)) => frame,
-                Ok(None) => return,
-                Err(e) => return self.fail(e),
+                Ok(None) => return None,
+                Err(e) => {
+                    self.fail(e);
+                    return self.events.pop_front();
+                }
             };
             let frame = match &mut self.cipher {
                 None => frame,
@@ -315,42 +349,55 @@ impl Connection {
                             body,
                             more: flags & INNER_MORE != 0,
                         },
-                        Err(e) => return self.fail(e),
+                        Err(e) => {
+                            self.fail(e);
+                            return self.events.pop_front();
+                        }
                     }
                 }
             };
             match frame {
                 // The common case: a whole message in one frame.
                 Frame::Message { body, more: false } if self.partial.is_empty() => {
-                    self.deliver(Message::from(body));
+                    return Some(self.deliver(Message::from(body)));
                 }
                 Frame::Message { body, more } => {
                     if self.partial.len() >= self.config.max_message_frames {
-                        return self.fail(ZmtpError::TooManyFrames {
+                        self.fail(ZmtpError::TooManyFrames {
                             max: self.config.max_message_frames,
                         });
+                        return self.events.pop_front();
                     }
                     self.partial.push(body);
                     if !more {
                         let message = std::mem::take(&mut self.partial);
-                        self.deliver(message);
+                        return Some(self.deliver(message));
                     }
                 }
-                Frame::Command(body) => match Command::parse(body) {
-                    Err(e) => return self.fail(e),
-                    Ok(command) => self.on_command(command, now),
-                },
+                Frame::Command(body) => {
+                    match Command::parse(body) {
+                        Err(e) => self.fail(e),
+                        Ok(command) => self.on_command(command, self.input_at),
+                    }
+                    if let Some(event) = self.events.pop_front() {
+                        return Some(event);
+                    }
+                }
             }
         }
+        None
     }
 
-    /// Reports a whole message: to a PUB or XPUB, a subscription in ZMTP 3.0's message
-    /// form is a subscription change.
-    fn deliver(&mut self, message: Message) {
-        let publisher = matches!(self.config.handshake.socket_type, SocketType::Pub | SocketType::Xpub);
-        match publisher.then(|| Subscription::from_message(&message)).flatten() {
-            Some(sub) => self.events.push_back(Event::Subscription(sub)),
-            None => self.events.push_back(Event::Message(message)),
+    /// A whole message as an event: to a PUB or XPUB, a subscription in ZMTP 3.0's
+    /// message form is a subscription change.
+    #[inline]
+    fn deliver(&self, message: Message) -> Event {
+        if !matches!(self.config.handshake.socket_type, SocketType::Pub | SocketType::Xpub) {
+            return Event::Message(message);
+        }
+        match Subscription::from_message(&message) {
+            Some(sub) => Event::Subscription(sub),
+            None => Event::Message(message),
         }
     }
 
@@ -396,12 +443,12 @@ impl Session for Connection {
             return;
         }
         self.input.push(data);
+        self.input_at = now;
         // Any traffic shows the peer is alive: the silence deadline goes away until the
         // next PING (ours or the peer's) sets it again.
         self.silence_deadline = None;
-        if self.established.is_some() {
-            self.read_frames(now);
-        } else if !self.awaiting_verdict {
+        // Once established, frames are decoded as `poll_event` asks for them.
+        if self.established.is_none() && !self.awaiting_verdict {
             let progress = self.handshake.handle(&mut self.input, &mut self.out);
             self.on_progress(progress, now);
         }
@@ -413,7 +460,8 @@ impl Session for Connection {
         }
         self.closed = true;
         if self.established.is_some() {
-            self.events.push_back(Event::Closed);
+            // After the messages still in the input.
+            self.eof_unreported = true;
         } else {
             self.fail(ZmtpError::ClosedDuringHandshake);
         }
@@ -461,7 +509,10 @@ impl Session for Connection {
     }
 
     fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        match self.events.pop_front() {
+            Some(event) => Some(event),
+            None => self.next_event(),
+        }
     }
 
     fn wants_read(&self) -> bool {
@@ -641,6 +692,34 @@ mod tests {
         );
         conn.hold_input(false);
         assert!(conn.wants_read());
+    }
+
+    #[test]
+    fn messages_are_decoded_in_order_and_the_end_comes_after_them() {
+        let now = Instant::now();
+        let mut conn = established_dealer(config(SocketType::Dealer), now);
+        while conn.poll_event().is_some() {}
+        let sent = conn.out.len();
+        // A message, a two-frame one, a PING, a frame cut off, then the end of the stream.
+        conn.handle_input(
+            Bytes::from_static(b"\x00\x01a\x01\x01b\x00\x01c\x04\x07\x04PING\x00\x0a"),
+            now,
+        );
+        conn.handle_input(Bytes::from_static(b"\x00\x05de"), now);
+        conn.handle_eof(now);
+        assert!(conn.is_closed());
+        assert_eq!(
+            conn.peek_event(),
+            Some(&Event::Message(Message::from(Bytes::from("a"))))
+        );
+        assert_eq!(conn.poll_event(), Some(Event::Message(Message::from(Bytes::from("a")))));
+        assert_eq!(
+            conn.poll_event(),
+            Some(Event::Message(Message::from(vec!["b".into(), "c".into()])))
+        );
+        assert_eq!(conn.poll_event(), Some(Event::Closed));
+        assert_eq!(conn.poll_event(), None);
+        assert!(conn.out.len() > sent, "the PING was answered");
     }
 
     #[test]

@@ -70,7 +70,25 @@ impl FrameDecoder {
 
     /// The next frame, `Ok(None)` if it is not all in yet (nothing consumed), or the
     /// reason the stream is malformed (fatal).
+    #[inline]
     pub fn decode(&self, src: &mut SegmentedBuffer) -> Result<Option<Frame>, ZmtpError> {
+        // The common case, parsed in place: a short message frame whole in the first
+        // segment. Anything else (a command, a long size, reserved bits, a frame over
+        // the limit or cut by a segment end) takes the general path, which judges it.
+        if let [flags, size, ..] = *src.chunk() {
+            let total = 2 + usize::from(size);
+            if flags & !FLAG_MORE == 0 && total <= src.chunk().len() && u64::from(size) <= self.max_frame_size {
+                return Ok(Some(Frame::Message {
+                    body: src.split_in_chunk(2..total, total),
+                    more: flags & FLAG_MORE != 0,
+                }));
+            }
+        }
+        self.decode_general(src)
+    }
+
+    /// [`decode`](Self::decode) for any frame, however it lies in the segments.
+    fn decode_general(&self, src: &mut SegmentedBuffer) -> Result<Option<Frame>, ZmtpError> {
         let Some(flags) = src.peek(0) else {
             return Ok(None);
         };
@@ -295,6 +313,39 @@ mod tests {
             assert_eq!(decoder.decode(&mut src).unwrap(), Some(f));
         }
         assert!(src.is_empty());
+    }
+
+    #[test]
+    fn the_in_place_path_keeps_the_limit_and_every_cut() {
+        // Short message frames (the path parsed in place) at the limit and one over.
+        assert_eq!(
+            FrameDecoder::new(3).decode(&mut SegmentedBuffer::from(Bytes::from_static(&[0x01, 4, 1, 2, 3, 4]))),
+            Err(ZmtpError::FrameTooLarge { size: 4, max: 3 })
+        );
+        let wire: Vec<u8> = [
+            &[0x01, 3, 1, 2, 3][..],
+            &[0x00, 0],
+            &[0x04, 1, 0],
+            &[0x00, 255],
+            &[9; 255],
+        ]
+        .concat();
+        let whole = {
+            let mut src = SegmentedBuffer::from(Bytes::from(wire.clone()));
+            std::iter::from_fn(|| FrameDecoder::new(255).decode(&mut src).unwrap()).collect::<Vec<_>>()
+        };
+        assert_eq!(whole.len(), 4);
+        for cut in 0..=wire.len() {
+            let mut src = SegmentedBuffer::new();
+            let mut frames = Vec::new();
+            for piece in [&wire[..cut], &wire[cut..]] {
+                src.push_slice(piece);
+                while let Some(frame) = FrameDecoder::new(255).decode(&mut src).unwrap() {
+                    frames.push(frame);
+                }
+            }
+            assert_eq!(frames, whole, "cut at {cut}");
+        }
     }
 
     #[test]

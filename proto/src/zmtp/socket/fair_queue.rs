@@ -12,6 +12,10 @@ pub struct FairQueue<P> {
     /// bytes of their messages.
     queues: VecDeque<(P, VecDeque<Message>, usize)>,
     len: usize,
+    /// The last emptied peer queue, kept for the next peer that has messages: a
+    /// receiver that keeps up empties its queue every turn, and a new one would grow
+    /// again by doubling, copying its messages each time.
+    spare: VecDeque<Message>,
 }
 
 impl<P> Default for FairQueue<P> {
@@ -19,6 +23,7 @@ impl<P> Default for FairQueue<P> {
         FairQueue {
             queues: VecDeque::new(),
             len: 0,
+            spare: VecDeque::new(),
         }
     }
 }
@@ -28,12 +33,40 @@ impl<P: Copy + Eq> FairQueue<P> {
     pub fn push(&mut self, peer: P, message: Message) {
         self.len += 1;
         let size = message.size();
+        // The common case first: the peer that sent the last message (a lone one).
+        if let Some((p, q, bytes)) = self.queues.back_mut() {
+            if *p == peer {
+                q.push_back(message);
+                *bytes += size;
+                return;
+            }
+        }
         match self.queues.iter_mut().find(|(p, _, _)| *p == peer) {
             Some((_, q, bytes)) => {
                 q.push_back(message);
                 *bytes += size;
             }
-            None => self.queues.push_back((peer, VecDeque::from([message]), size)),
+            None => {
+                let mut queue = std::mem::take(&mut self.spare);
+                queue.push_back(message);
+                self.queues.push_back((peer, queue, size));
+            }
+        }
+    }
+
+    /// Moves every waiting message into `out`, in the order [`pop`](Self::pop) would
+    /// give them (a lone peer's queue at once).
+    pub fn drain_into(&mut self, out: &mut Vec<Message>) {
+        if self.queues.len() == 1 {
+            if let Some((_, mut queue, _)) = self.queues.pop_front() {
+                out.extend(queue.drain(..));
+                self.len = 0;
+                self.spare = queue;
+            }
+            return;
+        }
+        while let Some((_, message)) = self.pop() {
+            out.push(message);
         }
     }
 
@@ -45,12 +78,22 @@ impl<P: Copy + Eq> FairQueue<P> {
         self.len -= 1;
         *bytes = bytes.saturating_sub(message.size());
         if queue.is_empty() {
-            self.queues.pop_front();
+            if let Some((_, queue, _)) = self.queues.pop_front() {
+                self.spare = queue;
+            }
         } else if self.queues.len() > 1 {
             // Its turn is over: to the back (a lone peer stays where it is).
             self.queues.rotate_left(1);
         }
         Some((peer, message))
+    }
+
+    /// How many messages `peer` has waiting, and their bytes (one look).
+    pub fn queued_of(&self, peer: P) -> (usize, usize) {
+        self.queues
+            .iter()
+            .find(|(p, _, _)| *p == peer)
+            .map_or((0, 0), |(_, q, b)| (q.len(), *b))
     }
 
     /// How many messages `peer` has waiting.
@@ -105,5 +148,25 @@ mod tests {
             vec![(1, "a1".into()), (2, "b1".into()), (1, "a2".into()), (1, "a3".into())]
         );
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn draining_gives_the_order_pop_would() {
+        for peers in [1u8, 3] {
+            let (mut a, mut b) = (FairQueue::default(), FairQueue::default());
+            for round in 0..2 {
+                for i in 0..7u8 {
+                    let m = Message::from(bytes::Bytes::from(vec![i; usize::from(i)]));
+                    a.push(i % peers, m.clone());
+                    b.push(i % peers, m);
+                }
+                assert_eq!(a.queued_of(0), (b.len_of(0), b.bytes_of(0)));
+                let popped: Vec<Message> = std::iter::from_fn(|| a.pop()).map(|(_, m)| m).collect();
+                let mut drained = Vec::new();
+                b.drain_into(&mut drained);
+                assert_eq!(drained, popped, "{peers} peers, round {round}");
+                assert!(a.is_empty() && b.is_empty() && b.queued_of(0) == (0, 0));
+            }
+        }
     }
 }

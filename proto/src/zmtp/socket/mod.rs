@@ -238,8 +238,8 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
     /// connection, which stops reading the socket: backpressure down to TCP.
     pub fn accepts_from(&self, peer: P) -> bool {
         let o = &self.options;
-        (o.recv_hwm == 0 || self.inbound.len_of(peer) < o.recv_hwm)
-            && (o.recv_hwm_bytes == 0 || self.inbound.bytes_of(peer) < o.recv_hwm_bytes)
+        let (len, bytes) = self.inbound.queued_of(peer);
+        (o.recv_hwm == 0 || len < o.recv_hwm) && (o.recv_hwm_bytes == 0 || bytes < o.recv_hwm_bytes)
     }
 
     /// Whether a peer the body stopped taking from (its queue at a receive high-water
@@ -460,6 +460,21 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
     /// Offers a message to the socket's peers by the type's rule (see the module
     /// documentation). `Ok` means taken or, for PUB and ROUTER, deliberately dropped.
     pub fn send(&mut self, frames: Message) -> Result<(), SocketError> {
+        self.send_direct(frames, |_, _| false).map(|_| ())
+    }
+
+    /// As [`send`](Self::send), but a DEALER, PUSH or PAIR first offers the message to
+    /// `direct` when the peer the round robin picks is established and has nothing
+    /// queued: the body writes it straight into that peer's connection if it has room
+    /// (true), and it is never queued here. Order holds, since the peer's queue is
+    /// empty. `Ok(true)`: queued (or dropped) here, for
+    /// [`poll_outgoing`](Self::poll_outgoing); `Ok(false)`: `direct` took it. The
+    /// common case of a sender that keeps up then costs no queue push and pop.
+    pub fn send_direct(
+        &mut self,
+        frames: Message,
+        mut direct: impl FnMut(P, &Message) -> bool,
+    ) -> Result<bool, SocketError> {
         if frames.is_empty() {
             return Err(SocketError::EmptyMessage);
         }
@@ -476,7 +491,7 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                     Some(peer) if peer.fits(size, hwm) => peer.queue(envelope, size),
                     _ => self.dropped += 1,
                 }
-                Ok(())
+                Ok(true)
             }
             SocketType::Dealer | SocketType::Push | SocketType::Req | SocketType::Pair => {
                 let mut frames = frames;
@@ -491,8 +506,13 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                 let size = frames.size();
                 let n = self.peers.len();
                 for step in 0..n {
-                    let i = (self.next_out + step) % n;
-                    if self.peers[i].fits(size, hwm) {
+                    let mut i = self.next_out + step;
+                    if i >= n {
+                        i -= n;
+                    }
+                    let peer = &mut self.peers[i];
+                    if peer.fits(size, hwm) {
+                        self.next_out = if i + 1 == n { 0 } else { i + 1 };
                         if req {
                             if self.options.req_relaxed {
                                 // A new request abandons the last: a reply received
@@ -500,14 +520,19 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                                 // too).
                                 while self.inbound.pop().is_some() {}
                             }
-                            self.awaiting_reply = Some(self.peers[i].key);
+                            self.awaiting_reply = Some(peer.key);
                             if self.options.req_correlate {
                                 self.request_id = self.request_id.wrapping_add(1);
                             }
+                        } else if peer.established
+                            && peer.out.is_empty()
+                            && peer.control.is_empty()
+                            && direct(peer.key, &frames)
+                        {
+                            return Ok(false);
                         }
-                        self.peers[i].queue(frames, size);
-                        self.next_out = (i + 1) % n;
-                        return Ok(());
+                        peer.queue(frames, size);
+                        return Ok(true);
                     }
                 }
                 if req {
@@ -527,7 +552,7 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                     Some(peer) if peer.fits(size, hwm) && !frames.is_empty() => peer.queue(frames, size),
                     _ => self.dropped += 1,
                 }
-                Ok(())
+                Ok(true)
             }
             SocketType::Xsub => {
                 match Subscription::from_message(&frames) {
@@ -547,7 +572,7 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                         }
                     }
                 }
-                Ok(())
+                Ok(true)
             }
             SocketType::Pub | SocketType::Xpub => {
                 let first = frames[0].clone();
@@ -562,7 +587,7 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                         self.dropped += 1;
                     }
                 }
-                Ok(())
+                Ok(true)
             }
             other => Err(SocketError::CannotSend(other)),
         }
@@ -604,6 +629,20 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
     pub fn poll_outgoing(&mut self, key: P) -> Option<Message> {
         let peer = self.peer_mut(key).filter(|p| p.established)?;
         peer.control.pop_front().or_else(|| peer.unqueue())
+    }
+
+    /// Moves every message [`recv`](Self::recv) would return now into `out`, in that
+    /// order (a lone peer's at once); the count moved.
+    pub fn recv_into(&mut self, out: &mut Vec<Message>) -> usize {
+        let before = out.len();
+        if self.socket_type == SocketType::Rep {
+            while let Some(message) = self.recv() {
+                out.push(message);
+            }
+        } else {
+            self.inbound.drain_into(out);
+        }
+        out.len() - before
     }
 
     /// The next received message, fair-queued across peers.

@@ -501,3 +501,43 @@ fn the_receive_hwm_in_messages_and_bytes_says_when_to_stop_taking() {
     assert_eq!(s.recv(), Some(sized(1)));
     assert!(s.resumes_from(1), "one of three: down to half");
 }
+
+#[test]
+fn a_direct_send_skips_the_queue_only_where_it_keeps_the_order() {
+    let mut s = logic(SocketType::Push, 10);
+    assert!(s.add_peer(1) && s.add_peer(2));
+    s.established(1, &est(SocketType::Pull, ""));
+    // Peer 2 is not established: its message queues and is never offered.
+    let mut offered = Vec::new();
+    let mut take = |peer: u32, message: &Message| {
+        offered.push((peer, message.clone()));
+        peer == 1
+    };
+    assert_eq!(s.send_direct(m(&["a"]), &mut take), Ok(false), "peer 1 took it");
+    assert_eq!(s.send_direct(m(&["b"]), &mut take), Ok(true), "peer 2 queued it");
+    assert_eq!(s.send_direct(m(&["c", "d"]), &mut take), Ok(false));
+    assert_eq!(offered, [(1, m(&["a"])), (1, m(&["c", "d"]))]);
+    assert_eq!((s.queued_for(1), s.queued_for(2)), (0, 1));
+    // Peer 1 refuses (its connection is full): queued, and the next message for it is
+    // not offered while one waits before it.
+    let mut refuse = |_: u32, _: &Message| false;
+    s.established(2, &est(SocketType::Pull, ""));
+    assert_eq!(
+        s.send_direct(m(&["e"]), &mut refuse),
+        Ok(true),
+        "peer 2 (queue not empty)"
+    );
+    assert_eq!(s.send_direct(m(&["f"]), &mut refuse), Ok(true), "peer 1 refused");
+    let mut never = |_: u32, _: &Message| -> bool { panic!("offered past a queued message") };
+    assert_eq!(s.send_direct(m(&["g"]), &mut never), Ok(true));
+    assert_eq!(s.send_direct(m(&["h"]), &mut never), Ok(true));
+    let out = |s: &mut SocketLogic<u32>, p| std::iter::from_fn(|| s.poll_outgoing(p)).collect::<Vec<_>>();
+    assert_eq!(out(&mut s, 1), [m(&["f"]), m(&["h"])]);
+    assert_eq!(out(&mut s, 2), [m(&["b"]), m(&["e"]), m(&["g"])]);
+    // A REQ never goes direct (it waits for its reply), nor do the other types.
+    let mut r = logic(SocketType::Req, 10);
+    assert!(r.add_peer(1));
+    r.established(1, &est(SocketType::Rep, ""));
+    assert_eq!(r.send_direct(m(&["q"]), &mut never), Ok(true));
+    assert_eq!(r.poll_outgoing(1), Some(m(&["", "q"])));
+}
