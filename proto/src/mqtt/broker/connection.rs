@@ -146,17 +146,45 @@ pub struct Connection {
     /// The keep alive in seconds (0: none), enforced at 1.5 times.
     keep_alive: u16,
     phase: Phase,
-    /// Whether the 5.0 `CONNECT` had no Session Expiry Interval (or 0).
-    connect_expiry_zero: bool,
-    /// Whether the `CONNECT` named an Authentication Method (the client may then
-    /// re-authenticate with `AUTH`).
-    enhanced: bool,
-    /// Whether the output holds acknowledgements not to be sent before the store commit
-    /// ([`release_held`](Self::release_held)).
-    held: bool,
+    /// Yes/no facts, a bit each (see [`Flags`]).
+    flags: Flags,
     /// The connect timeout in milliseconds, for each enhanced authentication step
     /// (4 bytes here rather than a 16-byte `Duration`: this is per connection).
     auth_timeout_ms: u32,
+    /// The slot of its session in the broker state's session table once connected
+    /// ([`NO_SESSION`] before): the state finds a connection's session through it,
+    /// with no map of its own from connections to sessions.
+    session_slot: u32,
+}
+
+/// [`Connection::session_slot`] of a connection without a session.
+const NO_SESSION: u32 = u32::MAX;
+
+/// A connection's yes/no facts in one byte (this is per connection).
+#[derive(Debug, Clone, Copy, Default)]
+struct Flags(u8);
+
+impl Flags {
+    /// The 5.0 `CONNECT` had no Session Expiry Interval (or 0).
+    const CONNECT_EXPIRY_ZERO: u8 = 1;
+    /// The `CONNECT` named an Authentication Method (the client may then
+    /// re-authenticate with `AUTH`).
+    const ENHANCED: u8 = 1 << 1;
+    /// The output holds acknowledgements not to be sent before the store commit
+    /// ([`release_held`](Connection::release_held)).
+    const HELD: u8 = 1 << 2;
+
+    fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    fn set(&mut self, bit: u8, on: bool) {
+        if on {
+            self.0 |= bit;
+        } else {
+            self.0 &= !bit;
+        }
+    }
 }
 
 /// The part of a [`Connection`] that only a connection with work in hand needs: the
@@ -231,11 +259,21 @@ impl Connection {
             limits: Limits::from(&config),
             keep_alive: 0,
             phase: Phase::AwaitingConnect,
-            connect_expiry_zero: false,
-            enhanced: false,
-            held: false,
+            flags: Flags::default(),
             auth_timeout_ms: u32::try_from(config.connect_timeout.as_millis()).unwrap_or(u32::MAX),
+            session_slot: NO_SESSION,
         }
+    }
+
+    /// The slot of the session the broker state attached this connection to, if any
+    /// (the state checks that the session still names this connection).
+    pub(crate) fn session_slot(&self) -> Option<u32> {
+        (self.session_slot != NO_SESSION).then_some(self.session_slot)
+    }
+
+    /// Records the slot of the session this connection was attached to.
+    pub(crate) fn set_session_slot(&mut self, slot: u32) {
+        self.session_slot = slot;
     }
 
     /// The busy part, allocated if the connection was idle.
@@ -304,12 +342,14 @@ impl Connection {
     /// with [`ConnectionConfig::durable`] calls it after each commit); returns whether
     /// anything was held.
     pub fn release_held(&mut self) -> bool {
-        std::mem::take(&mut self.held)
+        let held = self.flags.has(Flags::HELD);
+        self.flags.set(Flags::HELD, false);
+        held
     }
 
     /// Whether the output waits for [`release_held`](Self::release_held).
     pub fn is_held(&self) -> bool {
-        self.held
+        self.flags.has(Flags::HELD)
     }
 
     /// The protocol version of the client's `CONNECT`, once received.
@@ -629,9 +669,12 @@ impl Connection {
                     if out > 0 {
                         self.extra().aliases = Some(Box::new(Aliases::new(out)));
                     }
-                    self.enhanced = connect.properties.authentication_method.is_some();
-                    self.connect_expiry_zero =
-                        connect.protocol.is_v5() && connect.properties.session_expiry_interval.unwrap_or(0) == 0;
+                    self.flags
+                        .set(Flags::ENHANCED, connect.properties.authentication_method.is_some());
+                    self.flags.set(
+                        Flags::CONNECT_EXPIRY_ZERO,
+                        connect.protocol.is_v5() && connect.properties.session_expiry_interval.unwrap_or(0) == 0,
+                    );
                     // The client's window for QoS 1 and 2 messages [MQTT-3.3.4-9].
                     if let Some(max) = connect.properties.receive_maximum {
                         self.extra().client_receive_maximum = max;
@@ -699,7 +742,7 @@ impl Connection {
                     if self.limits.durable {
                         // The release is stored before its PUBCOMP goes: a reused
                         // identifier must not look like a retransmission after a restart.
-                        self.held = true;
+                        self.flags.set(Flags::HELD, true);
                         self.push_event(Event::Released(ack.packet_id));
                     }
                     Ack::success(ack.packet_id)
@@ -717,7 +760,7 @@ impl Connection {
                 if let Some(expiry) = reason.properties.session_expiry_interval {
                     // A session opened with expiry 0 cannot be kept by the DISCONNECT
                     // [MQTT-3.14.2-2].
-                    if self.connect_expiry_zero && expiry != 0 {
+                    if self.flags.has(Flags::CONNECT_EXPIRY_ZERO) && expiry != 0 {
                         self.send_disconnect(ReasonCode::ProtocolError);
                         self.close(true);
                         return;
@@ -728,7 +771,7 @@ impl Connection {
             }
             // Re-authentication (4.12.1), only after a CONNECT with a method.
             Packet::Auth(auth)
-                if self.enhanced
+                if self.flags.has(Flags::ENHANCED)
                     && matches!(
                         auth.code,
                         ReasonCode::ReAuthenticate | ReasonCode::ContinueAuthentication
@@ -778,7 +821,7 @@ impl Connection {
         };
         if publish.qos != QoS::AtMostOnce && self.limits.durable {
             // The acknowledgement waits for the store to hold the message.
-            self.held = true;
+            self.flags.set(Flags::HELD, true);
         }
         match publish.qos {
             QoS::AtMostOnce => {}
@@ -843,7 +886,7 @@ impl Session for Connection {
     }
 
     fn poll_transmit(&mut self) -> Option<&mut IoArena> {
-        if self.held {
+        if self.flags.has(Flags::HELD) {
             return None;
         }
         // Once half the output is written, queued messages may follow it.
