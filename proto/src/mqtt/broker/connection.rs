@@ -132,9 +132,6 @@ pub struct Connection {
     /// When the connection is closed for silence: the connect deadline, then 1.5 times
     /// the keep alive after the last packet.
     deadline: Option<Instant>,
-    /// The latest instant the connection was given: the clock for messages it sends
-    /// from [`poll_transmit`](Session::poll_transmit).
-    now: Instant,
     /// The buffers and queues of a connection with work in hand; `None` while idle
     /// (see [`Busy`]).
     busy: Option<Box<Busy>>,
@@ -142,15 +139,13 @@ pub struct Connection {
     extra: Option<Box<Extra>>,
     /// Outbound QoS 1 and 2 messages, created at the first one.
     outbox: Option<Box<Outbox>>,
-    limits: Limits,
+    /// Shared with the thread's other connections of the same configuration.
+    limits: Arc<Limits>,
     /// The keep alive in seconds (0: none), enforced at 1.5 times.
     keep_alive: u16,
     phase: Phase,
     /// Yes/no facts, a bit each (see [`Flags`]).
     flags: Flags,
-    /// The connect timeout in milliseconds, for each enhanced authentication step
-    /// (4 bytes here rather than a 16-byte `Duration`: this is per connection).
-    auth_timeout_ms: u32,
     /// The slot of its session in the broker state's session table once connected
     /// ([`NO_SESSION`] before): the state finds a connection's session through it,
     /// with no map of its own from connections to sessions.
@@ -232,6 +227,9 @@ struct Extra {
     aliases: Option<Box<Aliases>>,
     /// What the client may publish to (`None`: anything).
     acl: Option<Arc<ClientAcl>>,
+    /// The latest instant the connection was given, while it has an outbox (see
+    /// [`Connection::seen`]).
+    now: Option<Instant>,
 }
 
 impl Default for Extra {
@@ -242,6 +240,7 @@ impl Default for Extra {
             disconnect_expiry: None,
             aliases: None,
             acl: None,
+            now: None,
         }
     }
 }
@@ -252,15 +251,13 @@ impl Connection {
         Connection {
             codec: Codec::server(config.max_packet_size),
             deadline: Some(now + config.connect_timeout),
-            now,
             busy: None,
             extra: None,
             outbox: None,
-            limits: Limits::from(&config),
+            limits: limits::shared(&config),
             keep_alive: 0,
             phase: Phase::AwaitingConnect,
             flags: Flags::default(),
-            auth_timeout_ms: u32::try_from(config.connect_timeout.as_millis()).unwrap_or(u32::MAX),
             session_slot: NO_SESSION,
         }
     }
@@ -334,7 +331,7 @@ impl Connection {
             return;
         }
         self.phase = Phase::Authenticating;
-        self.deadline = Some(now + Duration::from_millis(u64::from(self.auth_timeout_ms)));
+        self.deadline = Some(now + Duration::from_millis(u64::from(self.limits.auth_timeout_ms)));
         self.process(now);
     }
 
@@ -442,11 +439,20 @@ impl Connection {
         self.phase == Phase::Open && self.write(packet).is_ok()
     }
 
-    /// Sends an application message received at the connection's latest instant; see
+    /// Sends an application message received at `now`; see
     /// [`deliver_message`](Self::deliver_message).
-    pub fn deliver(&mut self, publish: Publish) -> bool {
-        let now = self.now;
+    pub fn deliver(&mut self, publish: Publish, now: Instant) -> bool {
         self.deliver_message(Message::received(publish, now), now)
+    }
+
+    /// Records `now` as the latest instant, the clock for the queued messages it sends
+    /// from [`poll_transmit`](Session::poll_transmit): kept (in the rarely used part)
+    /// only while the connection has an outbox, the only one to read it.
+    fn seen(&mut self, now: Instant) {
+        if self.outbox.is_some() {
+            let latest = &mut self.extra().now;
+            *latest = Some(latest.map_or(now, |t| t.max(now)));
+        }
     }
 
     /// Sends or queues an application message at `now`: QoS 0 goes out at once unless
@@ -458,7 +464,7 @@ impl Connection {
         if self.phase != Phase::Open {
             return false;
         }
-        self.now = self.now.max(now);
+        self.seen(now);
         if message.publish.qos == QoS::AtMostOnce {
             if self.output_len() >= self.limits.max_output_bytes() {
                 self.extra().dropped += 1;
@@ -472,6 +478,7 @@ impl Connection {
         if !outbox.enqueue(message) {
             return false;
         }
+        self.seen(now);
         self.pump();
         true
     }
@@ -502,7 +509,6 @@ impl Connection {
         if self.phase != Phase::Open {
             return;
         }
-        self.now = self.now.max(now);
         let incoming = outbox.take_received();
         if !incoming.is_empty() {
             self.busy().incoming = incoming;
@@ -524,6 +530,7 @@ impl Connection {
             }
         }
         self.outbox = Some(outbox);
+        self.seen(now);
         self.pump();
     }
 
@@ -536,8 +543,12 @@ impl Connection {
         let client_max = self.extra.as_ref().map_or(u16::MAX, |e| e.client_receive_maximum);
         let window = client_max.min(self.limits.max_inflight).max(1);
         while self.output_len() < self.limits.max_output_bytes() {
+            // Set with the outbox (`seen`).
+            let Some(now) = self.extra.as_ref().and_then(|e| e.now) else {
+                return;
+            };
             let Some(outbox) = self.outbox.as_mut() else { return };
-            let Some(publish) = outbox.start_next(window, self.now) else {
+            let Some(publish) = outbox.start_next(window, now) else {
                 return;
             };
             let id = publish.packet_id;
@@ -862,7 +873,7 @@ impl Session for Connection {
         if self.phase == Phase::Closed {
             return;
         }
-        self.now = self.now.max(now);
+        self.seen(now);
         self.busy().input.push(data);
         self.process(now);
         if let Some(busy) = self.busy.as_mut().filter(|b| b.input.is_empty()) {
@@ -878,7 +889,7 @@ impl Session for Connection {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        self.now = self.now.max(now);
+        self.seen(now);
         if self.deadline.is_some_and(|d| now >= d) {
             self.send_disconnect(ReasonCode::KeepAliveTimeout);
             self.close(true);
@@ -954,10 +965,10 @@ mod size_tests {
     #[cfg(target_pointer_width = "64")]
     fn an_idle_connection_is_its_core_only() {
         assert_eq!(size_of::<crate::mqtt::Codec>(), 24);
-        assert_eq!(size_of::<Connection>(), 112);
+        assert_eq!(size_of::<Connection>(), 80);
         // Not held by an idle connection, but allocated per busy one.
         assert_eq!(size_of::<Busy>(), 120);
-        assert_eq!(size_of::<Extra>(), 40);
+        assert_eq!(size_of::<Extra>(), 56);
     }
 
     fn connected(now: Instant) -> (Connection, Codec) {
