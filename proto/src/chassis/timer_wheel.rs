@@ -1,18 +1,4 @@
 //! [`TimerWheel`]: a driver's connection timers, cheap for many far deadlines.
-//!
-//! A million idle connections each arm a keep-alive deadline minutes away. A heap of
-//! (instant, slot, generation) costs 24 bytes an entry, and its capacity doubles. Here
-//! a deadline at least a tick away costs its slot number only (4 bytes) in the
-//! bucket of the tick it falls in; when a tick starts, its bucket is moved into a
-//! small exact heap, reading each slot's armed instant back from the driver. So the
-//! wheel is exact: nothing fires before its instant, and [`next`](TimerWheel::next)
-//! never says later than the earliest deadline (at worst it says a tick's start, which
-//! wakes the driver to move the tick's bucket).
-//!
-//! Entries are never removed when a timer moves or is cancelled: the driver keeps the
-//! one instant each connection is armed for, and an entry that no longer matches it is
-//! stale, skipped when it surfaces; [`retain`](TimerWheel::retain) drops them in bulk.
-//! The wheel reads no clock: instants are passed in.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -33,7 +19,21 @@ pub struct DueTimer {
 }
 
 /// Connection timers: an exact heap for the current tick, a slot number per far
-/// deadline in a bucket per tick. See the [module](self) documentation.
+/// deadline in a bucket per tick.
+///
+/// A million idle connections each arm a keep-alive deadline minutes away. A heap of
+/// (instant, slot, generation) costs 24 bytes an entry, and its capacity doubles. Here
+/// a deadline in a tick (1 s) not yet reached costs its slot number only (4 bytes) in
+/// the bucket of that tick; when a tick starts, its bucket is moved into a
+/// small exact heap, reading each slot's armed instant back from the driver. So the
+/// wheel is exact: nothing fires before its instant, and [`next`](TimerWheel::next)
+/// never says later than the earliest deadline (at worst it says a tick's start, which
+/// wakes the driver to move the tick's bucket).
+///
+/// Entries are never removed when a timer moves or is cancelled: the driver keeps the
+/// one instant each connection is armed for, and an entry that no longer matches it is
+/// stale, skipped when it surfaces; [`retain`](TimerWheel::retain) drops them in bulk.
+/// The wheel reads no clock: instants are passed in.
 #[derive(Debug, Default)]
 pub struct TimerWheel {
     /// Timers in ticks already reached: exact.
