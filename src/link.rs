@@ -15,10 +15,10 @@ mod dial;
 mod redial;
 mod retry;
 
-pub(crate) use body::{Body, Cx, Protocol};
+pub(crate) use body::{losses, Body, Cx, Protocol};
 pub(crate) use dial::{connect_deadline, dial, DialError, Dialing, Resolver};
 pub(crate) use redial::{reconnect, wait_handshake, Handshake, Redial, Redialed};
-pub(crate) use retry::{deadline_after, poll_until, Retry, Retrying};
+pub(crate) use retry::{deadline_after, retrying, Retry, Retrying};
 
 use std::io;
 use std::time::Instant;

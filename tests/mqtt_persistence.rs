@@ -6,14 +6,16 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::ffi::OsStr;
+use std::io::Write;
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use monocoque::driver::DriverKind;
 use support::mqtt::raw::{persistent_connect, ping, read_n, read_qos2_publish};
+use support::mqtt::CliBroker;
 use support::{require_binary, TempDir};
 
 /// How long one step may take on a loaded machine before the test calls it a hang.
@@ -26,77 +28,12 @@ both_drivers! {
     a_corrupt_store_is_a_clear_error_at_start => corrupt_uring, corrupt_mio;
     an_unreceived_qos2_message_comes_back_with_its_identifier => unreceived_uring, unreceived_mio;
     a_received_qos2_message_comes_back_as_its_pubrel => released_uring, released_mio;
+    a_backlog_past_the_output_cap_flows_without_acks => backlog_uring, backlog_mio;
 }
 
-/// The broker as a child process, killed on drop.
-struct CliBroker {
-    child: Child,
-    port: u16,
-}
-
-impl CliBroker {
-    /// Starts `monocoque mqtt broker --data dir` on `port` (0: a free one), retrying
-    /// while the port of a killed broker is not yet free.
-    fn start(kind: DriverKind, dir: &Path, port: u16) -> CliBroker {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            match Self::try_start(kind, dir, port) {
-                Ok(broker) => return broker,
-                Err(e) if Instant::now() < deadline => {
-                    eprintln!("retrying the start: {e}");
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => panic!("the broker did not start: {e}"),
-            }
-        }
-    }
-
-    fn try_start(kind: DriverKind, dir: &Path, port: u16) -> Result<CliBroker, String> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_monocoque"))
-            .args(["mqtt", "broker", "--driver", kind.name(), "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data")
-            .arg(dir)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn monocoque mqtt broker");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let mut lines = BufReader::new(stderr);
-        let mut first = String::new();
-        lines.read_line(&mut first).expect("read the first line");
-        let Some(addr) = first
-            .strip_prefix("listening on ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|a| a.parse::<SocketAddr>().ok())
-        else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(first);
-        };
-        // Keep reading so that the broker never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = lines.read_to_string(&mut sink);
-        });
-        Ok(CliBroker {
-            child,
-            port: addr.port(),
-        })
-    }
-
-    /// SIGKILL: no goodbye, no last commit.
-    fn kill(mut self) -> u16 {
-        self.child.kill().expect("SIGKILL the broker");
-        let _ = self.child.wait();
-        self.port
-    }
-}
-
-impl Drop for CliBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `monocoque mqtt broker --data dir` on `port` (0: a free one).
+fn start(kind: DriverKind, dir: &Path, port: u16) -> CliBroker {
+    CliBroker::start_on(kind, port, &[OsStr::new("--data"), dir.as_os_str()])
 }
 
 fn run(binary: &str, port: u16, args: &[&str], stdin: Option<&str>) -> Output {
@@ -172,8 +109,8 @@ fn publish_lines(port: u16, qos: &str, topic: &str, lines: &str) -> usize {
 
 fn acknowledged_messages_survive_sigkill(kind: DriverKind) {
     let dir = TempDir::new("mqtt-persist");
-    let broker = CliBroker::start(kind, &dir.path, 0);
-    let port = broker.port;
+    let broker = start(kind, &dir.path, 0);
+    let port = broker.port();
     subscribe_and_leave(port, "durable-sub", &["p/#"]);
     let q1: String = (0..100).map(|i| format!("one-{i}\n")).collect();
     let q2: String = (0..100).map(|i| format!("two-{i}\n")).collect();
@@ -188,7 +125,7 @@ fn acknowledged_messages_survive_sigkill(kind: DriverKind) {
         "every QoS 2 message completed"
     );
     broker.kill();
-    let _broker = CliBroker::start(kind, &dir.path, port);
+    let _broker = start(kind, &dir.path, port);
     let out = run(
         "mosquitto_sub",
         port,
@@ -222,8 +159,8 @@ fn acknowledged_messages_survive_sigkill(kind: DriverKind) {
 
 fn retained_messages_and_subscriptions_survive(kind: DriverKind) {
     let dir = TempDir::new("mqtt-persist");
-    let broker = CliBroker::start(kind, &dir.path, 0);
-    let port = broker.port;
+    let broker = start(kind, &dir.path, 0);
+    let port = broker.port();
     subscribe_and_leave(port, "kept-sub", &["s/#"]);
     run(
         "mosquitto_pub",
@@ -239,7 +176,7 @@ fn retained_messages_and_subscriptions_survive(kind: DriverKind) {
     );
     run("mosquitto_pub", port, &["-q", "1", "-r", "-t", "r/b", "-n"], None);
     broker.kill();
-    let _broker = CliBroker::start(kind, &dir.path, port);
+    let _broker = start(kind, &dir.path, port);
     // Published after the restart, to a subscription made before it: queued for the
     // offline session only if the subscription came back.
     run("mosquitto_pub", port, &["-q", "1", "-t", "s/x", "-m", "after"], None);
@@ -293,8 +230,8 @@ fn raw_connect(port: u16, id: &str) -> (TcpStream, Vec<u8>) {
 
 fn a_qos2_flow_cut_by_the_restart_completes_once(kind: DriverKind) {
     let dir = TempDir::new("mqtt-persist");
-    let broker = CliBroker::start(kind, &dir.path, 0);
-    let port = broker.port;
+    let broker = start(kind, &dir.path, 0);
+    let port = broker.port();
     subscribe_and_leave(port, "q2-sub", &["m/#"]);
     let (mut publisher, ack) = raw_connect(port, "raw-pub");
     assert_eq!(ack, [0x20, 2, 0, 0]);
@@ -304,7 +241,7 @@ fn a_qos2_flow_cut_by_the_restart_completes_once(kind: DriverKind) {
     assert_eq!(read_n(&mut publisher, 4), [0x50, 2, 0, 7], "PUBREC");
     broker.kill();
     drop(publisher);
-    let _broker = CliBroker::start(kind, &dir.path, port);
+    let _broker = start(kind, &dir.path, port);
     let (mut publisher, ack) = raw_connect(port, "raw-pub");
     assert_eq!(ack, [0x20, 2, 1, 0], "the session is present after the restart");
     publisher.write_all(&[0x62, 2, 0, 7]).expect("PUBREL");
@@ -351,8 +288,8 @@ fn a_corrupt_store_is_a_clear_error_at_start(kind: DriverKind) {
     assert!(err.contains("cannot open the store"), "{err}");
     // A database with a record this broker cannot read.
     let dir = TempDir::new("mqtt-persist");
-    let broker = CliBroker::start(kind, &dir.path, 0);
-    subscribe_and_leave(broker.port, "victim", &["v/#"]);
+    let broker = start(kind, &dir.path, 0);
+    subscribe_and_leave(broker.port(), "victim", &["v/#"]);
     broker.kill();
     {
         let db = redb::Database::create(dir.path.join("thread-0.redb")).expect("open the store");
@@ -388,8 +325,8 @@ fn an_unreceived_qos2_message_comes_back_with_its_identifier(kind: DriverKind) {
     // [MQTT-4.4.0-1]: resent with DUP 1 and the SAME packet identifier after a SIGKILL,
     // so the client recognises it; before, it restarted as a new flow (new id, DUP 0).
     let dir = TempDir::new("mqtt-persist");
-    let broker = CliBroker::start(kind, &dir.path, 0);
-    let port = broker.port;
+    let broker = start(kind, &dir.path, 0);
+    let port = broker.port();
     let mut sub = raw_subscriber(port, "x-sub", "x/#");
     // Two messages, so the first identifier is not 1 by chance alone.
     for m in ["zero", "first"] {
@@ -408,7 +345,7 @@ fn an_unreceived_qos2_message_comes_back_with_its_identifier(kind: DriverKind) {
     ping(&mut sub);
     broker.kill();
     drop(sub);
-    let _broker = CliBroker::start(kind, &dir.path, port);
+    let _broker = start(kind, &dir.path, port);
     let (mut sub, ack) = raw_connect(port, "x-sub");
     assert_eq!(ack, [0x20, 2, 1, 0], "the session is present after the restart");
     let (dup, again, payload) = read_qos2_publish(&mut sub, "x/a");
@@ -432,8 +369,8 @@ fn a_received_qos2_message_comes_back_as_its_pubrel(kind: DriverKind) {
     // The subscriber sent PUBREC before the SIGKILL: the broker resends PUBREL for that
     // identifier, and never the PUBLISH (the client would take it as a new message).
     let dir = TempDir::new("mqtt-persist");
-    let broker = CliBroker::start(kind, &dir.path, 0);
-    let port = broker.port;
+    let broker = start(kind, &dir.path, 0);
+    let port = broker.port();
     let mut sub = raw_subscriber(port, "y-sub", "y/#");
     run("mosquitto_pub", port, &["-q", "2", "-t", "y/a", "-m", "once"], None);
     let (dup, id, payload) = read_qos2_publish(&mut sub, "y/a");
@@ -444,7 +381,7 @@ fn a_received_qos2_message_comes_back_as_its_pubrel(kind: DriverKind) {
     ping(&mut sub);
     broker.kill();
     drop(sub);
-    let _broker = CliBroker::start(kind, &dir.path, port);
+    let _broker = start(kind, &dir.path, port);
     let (mut sub, ack) = raw_connect(port, "y-sub");
     assert_eq!(ack, [0x20, 2, 1, 0], "the session is present after the restart");
     assert_eq!(read_n(&mut sub, 4), [0x62, 2, hi, lo], "PUBREL for the same identifier");
@@ -454,4 +391,84 @@ fn a_received_qos2_message_comes_back_as_its_pubrel(kind: DriverKind) {
     let (dup, next, payload) = read_qos2_publish(&mut sub, "y/end");
     assert_eq!((dup, &payload[..]), (false, &b"end"[..]));
     assert_ne!(next, 0);
+}
+
+/// A raw QoS 1 `PUBLISH` of `payload` to `topic` with identifier `id`.
+fn qos1_publish(topic: &str, id: u16, payload: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(4 + topic.len() + payload.len());
+    body.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+    body.extend_from_slice(topic.as_bytes());
+    body.extend_from_slice(&id.to_be_bytes());
+    body.extend_from_slice(payload);
+    let mut packet = vec![0x32];
+    let mut len = body.len();
+    loop {
+        let byte = (len % 128) as u8;
+        len /= 128;
+        packet.push(if len > 0 { byte | 0x80 } else { byte });
+        if len == 0 {
+            break;
+        }
+    }
+    packet.extend(body);
+    packet
+}
+
+/// Reads one QoS 1 `PUBLISH`: (DUP flag, packet identifier, payload).
+fn read_qos1_publish(stream: &mut TcpStream, topic: &str) -> (bool, u16, Vec<u8>) {
+    let head = read_n(stream, 1)[0];
+    assert_eq!(head & 0xF6, 0x32, "a QoS 1 PUBLISH: {head:#x}");
+    let (mut len, mut shift) = (0usize, 0);
+    loop {
+        let b = read_n(stream, 1)[0];
+        len |= usize::from(b & 0x7F) << shift;
+        shift += 7;
+        if b & 0x80 == 0 {
+            break;
+        }
+    }
+    let body = read_n(stream, len);
+    let t = 2 + topic.len();
+    assert_eq!(&body[2..t], topic.as_bytes());
+    (
+        head & 0x08 != 0,
+        u16::from_be_bytes([body[t], body[t + 1]]),
+        body[t + 2..].to_vec(),
+    )
+}
+
+fn a_backlog_past_the_output_cap_flows_without_acks(kind: DriverKind) {
+    // With a store, a queued message starts only in a turn that ends with a commit (its
+    // identifier is stored before it is written): when the driver has written a
+    // subscriber's output down, it reports the write and the broker starts the next
+    // ones. 1,000 messages of 16 KiB (16 MiB, past the kernel's socket buffers and the
+    // 1 MiB output cap) reach a subscriber that reads them all and acknowledges none
+    // (the window of 1,024 never closes); without that report they stopped at the cap.
+    const N: u16 = 1_000;
+    let dir = TempDir::new("mqtt-persist");
+    let broker = start(kind, &dir.path, 0);
+    let port = broker.port();
+    let mut sub = raw_subscriber(port, "b-sub", "b/#");
+    let publisher = std::thread::spawn(move || {
+        let (mut publisher, ack) = raw_connect(port, "b-pub");
+        assert_eq!(ack[..2], [0x20, 2]);
+        for id in 1..=N {
+            let mut payload = vec![b'x'; 16 * 1024];
+            payload[..2].copy_from_slice(&id.to_be_bytes());
+            publisher
+                .write_all(&qos1_publish("b/a", id, &payload))
+                .expect("PUBLISH");
+        }
+        for _ in 1..=N {
+            assert_eq!(read_n(&mut publisher, 2), [0x40, 2], "PUBACK");
+            read_n(&mut publisher, 2);
+        }
+    });
+    for n in 1..=N {
+        let (dup, _, payload) = read_qos1_publish(&mut sub, "b/a");
+        assert!(!dup);
+        assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), n, "in order, none lost");
+        assert_eq!(payload.len(), 16 * 1024);
+    }
+    publisher.join().expect("every message acknowledged to the publisher");
 }

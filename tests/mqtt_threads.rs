@@ -39,6 +39,7 @@ both_drivers! {
     sigterm_publishes_wills_and_exits_zero => sigterm_uring, sigterm_mio;
     a_burst_past_the_mailbox_arrives_whole_and_in_order => burst_uring, burst_mio;
     a_subscribe_sent_with_the_connect_is_answered => pipelined_uring, pipelined_mio;
+    a_publish_crosses_only_to_the_thread_of_a_subscriber => routed_uring, routed_mio;
     an_unreceived_qos2_message_follows_its_session_to_another_thread => unreceived_uring, unreceived_mio;
     a_received_qos2_message_follows_as_its_pubrel => released_uring, released_mio;
     a_store_written_by_more_threads_is_taken_in => fewer_threads_uring, fewer_threads_mio;
@@ -243,6 +244,9 @@ fn client_id_taken_over_from_another_thread(kind: DriverKind) {
         !report["new_got"].as_array().expect("new_got").is_empty(),
         "the session's subscription moved to the new thread: {report}"
     );
+    // The CONNACK waited until the publisher's thread routed the moved subscription
+    // to the new one: the first message published after it arrives.
+    assert_eq!(report["new_got"][0][1], "0", "{report}");
     assert_eq!(report["old_got"], serde_json::json!([]));
     stop(cluster);
 }
@@ -295,6 +299,57 @@ fn mosquitto_pub(port: u16, args: &[&str]) {
         .status()
         .expect("run mosquitto_pub");
     assert!(status.success());
+}
+
+/// Publishes cross only to a thread with a matching subscription: `mosquitto_sub` on
+/// one of three threads, `mosquitto_pub` landing wherever the kernel puts it. Every
+/// message arrives; the forwards all go to the subscriber's thread, none to the
+/// others; once the subscriber is gone, nothing crosses.
+fn a_publish_crosses_only_to_the_thread_of_a_subscriber(kind: DriverKind) {
+    let cluster = start(kind, 3, None);
+    let port = cluster.local_addr().port();
+    let sub = Sub::start(port, &["-V", "5", "-t", "route/#"]);
+    wait_for("the subscriber", || cluster.subscriptions() == 1);
+    let at = cluster
+        .clients_per_thread()
+        .iter()
+        .position(|&c| c == 1)
+        .expect("the subscriber's thread");
+    let crossed = || cluster.forwards_sent_per_thread().iter().sum::<u64>();
+    // Each mosquitto_pub lands on any of the three threads: publish until a few came
+    // from the other two (the odds that 60 all land with the subscriber: 3^-60).
+    let mut sent = 0;
+    while sent < 60 && (sent < 6 || crossed() < 3) {
+        mosquitto_pub(port, &["-V", "5", "-t", "route/x", "-m", &sent.to_string()]);
+        assert_eq!(sub.next(), format!("route/x {sent}"));
+        sent += 1;
+    }
+    // Each thread reports after its turn, the senders' figures possibly after the
+    // subscriber's: wait until what was sent and what was received agree.
+    let settled = || {
+        let received: u64 = cluster.forwards_per_thread().iter().sum();
+        received == crossed()
+    };
+    wait_for("the threads to report", settled);
+    let forwarded = crossed();
+    assert!(forwarded >= 3, "only {forwarded} of {sent} publishes crossed threads");
+    let received = cluster.forwards_per_thread();
+    assert_eq!(received[at], forwarded, "{received:?}");
+    for (t, &n) in received.iter().enumerate().filter(|&(t, _)| t != at) {
+        assert_eq!(n, 0, "thread {t} has no subscriber, yet got forwards: {received:?}");
+    }
+    // The subscriber goes (its filter is withdrawn from the other threads before a
+    // new client's CONNACK: that CONNECT's takeover round trip follows it through the
+    // mailboxes); later publishes stay where they land.
+    drop(sub);
+    wait_for("the subscription to go", || cluster.subscriptions() == 0);
+    for i in 0..10 {
+        mosquitto_pub(port, &["-V", "5", "-t", "route/x", "-m", &i.to_string()]);
+    }
+    wait_for("the threads to report", settled);
+    let after = crossed();
+    assert_eq!(after, forwarded, "publishes crossed with no subscriber anywhere");
+    stop(cluster);
 }
 
 fn sys_topics_summed_over_threads(kind: DriverKind) {

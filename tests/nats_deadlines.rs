@@ -27,6 +27,7 @@ both_drivers! {
     waiting_for_a_message_continues_the_reconnect_across_calls => waiting_for_a_message_continues_the_reconnect_across_calls_uring, waiting_for_a_message_continues_the_reconnect_across_calls_mio;
     the_connection_bounds_queued_bytes => the_connection_bounds_queued_bytes_uring, the_connection_bounds_queued_bytes_mio;
     timeouts_too_long_for_a_deadline_wait_without_one => timeouts_too_long_for_a_deadline_wait_without_one_uring, timeouts_too_long_for_a_deadline_wait_without_one_mio;
+    a_publish_blocked_at_high_water_wakes_on_the_thaw => a_publish_blocked_at_high_water_wakes_on_the_thaw_uring, a_publish_blocked_at_high_water_wakes_on_the_thaw_mio;
 }
 
 /// `operation_timeout` and the timeouts the tests give.
@@ -37,6 +38,10 @@ const MARGIN: Duration = Duration::from_secs(3);
 const WATCHDOG: Duration = Duration::from_secs(60);
 /// Patience for what must happen once the server is back.
 const WAIT: Duration = Duration::from_secs(20);
+/// How long a server stays frozen while a call waits for room.
+const FROZEN_FOR: Duration = Duration::from_secs(2);
+/// The operation timeout of a call that must end on the thaw, not on its deadline.
+const LONG: Duration = Duration::from_secs(40);
 
 fn options(server: &NatsServer, driver: DriverKind) -> ClientOptions {
     ClientOptions::from_url(&server.url())
@@ -362,4 +367,64 @@ fn timeouts_too_long_for_a_deadline_wait_without_one(driver: DriverKind) {
         .request("nobody.home", "?", Duration::MAX)
         .expect_err("no responders");
     assert!(matches!(err, Error::NoResponders), "{err:?}");
+}
+
+/// A publish blocked at the high-water mark of a frozen server ends once the server is
+/// thawed, long before its deadline: the waiting call sleeps in the driver's turn until
+/// the driver reports the write that made room (`Activity::Sent`), and the flush of the
+/// rest wakes on the write that empties the buffer. A wait that ended only at its
+/// deadline would take `LONG` and fail with a timeout.
+fn a_publish_blocked_at_high_water_wakes_on_the_thaw(driver: DriverKind) {
+    let server = NatsServer::start();
+    let opts = options(&server, driver)
+        .operation_timeout(LONG)
+        .outgoing_buffer_size(1 << 20);
+    let (tx, rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        let mut client = Client::connect_with(opts).expect("connect to nats-server");
+        client.round_trip().expect("round trip");
+        let _ = tx.send(None);
+        let _ = go_rx.recv();
+        let payload = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+        let mut longest = Duration::ZERO;
+        // 64 MiB: the socket buffers take a few MiB, the client 1 MiB more.
+        let mut result = Ok(());
+        for _ in 0..1024 {
+            let start = Instant::now();
+            result = client.publish("bulk", payload.clone());
+            longest = longest.max(start.elapsed());
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = client.flush();
+        }
+        let _ = tx.send(Some((result, longest, Instant::now())));
+    });
+    let watch = |what: &str| {
+        rx.recv_timeout(WATCHDOG).unwrap_or_else(|_| {
+            server.thaw();
+            panic!("{what} did not happen within {WATCHDOG:?}")
+        })
+    };
+    assert!(watch("connecting").is_none());
+    server.freeze();
+    go_tx.send(()).expect("worker alive");
+    thread::sleep(FROZEN_FOR);
+    let thawed = Instant::now();
+    server.thaw();
+    let (result, longest, done) = watch("publishing and flushing").expect("the outcome");
+    result.expect("every publish and the flush succeed once the server is back");
+    // One publish waited through the freeze: the buffers did fill.
+    assert!(
+        longest >= FROZEN_FOR - Duration::from_millis(500),
+        "no publish waited for the frozen server ({longest:?})"
+    );
+    let after = done.saturating_duration_since(thawed);
+    assert!(
+        after <= MARGIN + MARGIN,
+        "done {after:?} after the thaw (a wait for the deadline takes {LONG:?})"
+    );
 }

@@ -15,11 +15,18 @@ use support::RedisServer;
 both_drivers! {
     held_requests_fail_by_their_deadline => held_requests_fail_by_their_deadline_uring, held_requests_fail_by_their_deadline_mio;
     query_behind_expired_requests_returns => query_behind_expired_requests_returns_uring, query_behind_expired_requests_returns_mio;
+    a_flush_past_high_water_completes_on_the_thaw => a_flush_past_high_water_completes_on_the_thaw_uring, a_flush_past_high_water_completes_on_the_thaw_mio;
 }
 
 const TIMEOUT: Duration = Duration::from_secs(1);
 /// Timer tick plus a loaded 2-core machine.
 const MARGIN: Duration = Duration::from_secs(2);
+/// How long the server stays frozen while a flush waits.
+const FROZEN_FOR: Duration = Duration::from_secs(2);
+/// The response timeout of a flush that must end on the thaw, not on its deadline.
+const LONG: Duration = Duration::from_secs(40);
+/// How long the watchdog waits for the whole scenario before failing the test.
+const WATCHDOG: Duration = Duration::from_secs(60);
 
 /// Connects on the calling thread (a driver stays on the thread that made it), freezes
 /// the server, then runs `f`; fails the test instead of hanging when the whole thing has
@@ -101,4 +108,66 @@ fn query_behind_expired_requests_returns(driver: DriverKind) {
         },
     );
     assert!(elapsed <= TIMEOUT + MARGIN, "the query took {elapsed:?}");
+}
+
+/// 64 MiB of SETs into a frozen server, past the connection's 1 MiB high-water mark: the
+/// rest waits in the client, the connection asks to hear (`Activity::Sent`) when the
+/// kernel has made room, and the flush, blocked through the freeze, completes once the
+/// server is thawed, long before the response timeout. (Here the replies that follow
+/// the thaw would wake the flush too; the NATS and MQTT tests are the ones only the
+/// report can wake.)
+fn a_flush_past_high_water_completes_on_the_thaw(driver: DriverKind) {
+    let server = RedisServer::start(&[]);
+    let (addr, pid) = (server.addr, server.pid());
+    let (tx, rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        let mut options = ClientOptions::new(addr.ip().to_string(), addr.port())
+            .driver(driver)
+            .response_timeout(Some(LONG))
+            .idle_check(None);
+        options.max_outgoing_bytes = 1 << 20;
+        let mut client = Client::connect_with(options).expect("connect to redis-server");
+        client.set("k", "v").expect("set");
+        let _ = tx.send(None);
+        let _ = go_rx.recv();
+        let value = vec![b'x'; 64 * 1024];
+        for i in 0..1024 {
+            client
+                .set_buffered(format!("big:{}", i % 16), &value)
+                .expect("buffer SET");
+        }
+        let start = Instant::now();
+        let outcomes = client.flush().expect("flush");
+        let _ = tx.send(Some((outcomes, start.elapsed(), Instant::now())));
+    });
+    let watch = || {
+        rx.recv_timeout(WATCHDOG).unwrap_or_else(|_| {
+            // SAFETY: kill(2) on the child's pid; no memory is involved.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
+            panic!("the flush did not return within {WATCHDOG:?}")
+        })
+    };
+    assert!(watch().is_none());
+    let frozen = support::Frozen::stop(pid);
+    go_tx.send(()).expect("worker alive");
+    thread::sleep(FROZEN_FOR);
+    let thawed = Instant::now();
+    drop(frozen);
+    let (outcomes, took, done) = watch().expect("the outcome");
+    assert_eq!(outcomes.len(), 1024);
+    assert!(
+        outcomes.iter().all(Result::is_ok),
+        "{:?}",
+        outcomes.iter().find(|o| o.is_err())
+    );
+    assert!(
+        took >= FROZEN_FOR / 2,
+        "the flush did not wait for the frozen server ({took:?})"
+    );
+    let after = done.saturating_duration_since(thawed);
+    assert!(
+        after <= MARGIN + MARGIN,
+        "done {after:?} after the thaw (the response timeout is {LONG:?})"
+    );
 }

@@ -55,7 +55,13 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// `sub PORT` / `xsub PORT`: subscribes to `news` (XSUB: sends `\x01news` itself),
 /// prints the first three messages.
 /// `rep`: binds a REP (port printed first), answers `frames` with `[echo, frames...]`.
+/// `xsubflood PORT N`: an XSUB connects, sends the subscriptions `\x01t0` ..
+/// `\x01t(N-1)`, prints `sent`, and stays connected for a minute.
 /// `req ID PORT`: a REQ sends `[b"from ID"]` and prints the reply.
+/// `laterep`: binds a REP (port printed first) that prints `got` + the first request
+/// in hex, waits a second, then echoes it and every later request as `rep` does.
+/// `creq PORT`: a REQ with `REQ_CORRELATE` and `REQ_RELAXED` sends `[b"one"]`, then
+/// at once `[b"two"]`, and prints the reply it gets.
 /// `pair [PORT]`: a PAIR that connects to PORT, sends `[ping]` and prints the reply;
 /// without PORT, binds (port printed first) and answers `frames` with `[pong, frames...]`.
 /// `stall pull` / `stall sub PORT`: a PULL that binds (port printed first), or a SUB
@@ -136,6 +142,15 @@ elif role in ("sub", "xsub"):
     if role == "xsub":
         s.send(b"\x01news")
     recv_some(s, 3)
+elif role == "xsubflood":
+    s = ctx.socket(zmq.XSUB)
+    s.linger = 0
+    s.sndhwm = 0
+    s.connect("tcp://127.0.0.1:" + sys.argv[2])
+    for i in range(int(sys.argv[3])):
+        s.send(b"\x01t" + str(i).encode())
+    print("sent", flush=True)
+    time.sleep(60)
 elif role == "rep":
     s = ctx.socket(zmq.REP)
     s.linger = 0
@@ -144,6 +159,27 @@ elif role == "rep":
     print(port, flush=True)
     while True:
         s.send_multipart([b"echo"] + s.recv_multipart())
+elif role == "laterep":
+    s = ctx.socket(zmq.REP)
+    s.linger = 0
+    s.rcvtimeo = 60000
+    port = s.bind_to_random_port("tcp://127.0.0.1")
+    print(port, flush=True)
+    first = s.recv_multipart()
+    print("got" + ",".join(f.hex() for f in first), flush=True)
+    time.sleep(1)
+    s.send_multipart([b"echo"] + first)
+    while True:
+        s.send_multipart([b"echo"] + s.recv_multipart())
+elif role == "creq":
+    s = ctx.socket(zmq.REQ)
+    s.linger = 1000
+    s.setsockopt(zmq.REQ_CORRELATE, 1)
+    s.setsockopt(zmq.REQ_RELAXED, 1)
+    s.connect("tcp://127.0.0.1:" + sys.argv[2])
+    s.send_multipart([b"one"])
+    s.send_multipart([b"two"])
+    recv_some(s, 1)
 elif role == "req":
     s = ctx.socket(zmq.REQ)
     s.linger = 1000
@@ -794,6 +830,52 @@ fn our_req_to_libzmq_rep(kind: DriverKind) {
     }
 }
 
+fn our_relaxed_correlated_req_to_a_late_libzmq_rep(kind: DriverKind) {
+    // ZMQ_REQ_RELAXED lets a second request go while the first is unanswered;
+    // ZMQ_REQ_CORRELATE makes the REP's late answer to the first (it echoes the id
+    // frame back) not count as the second's reply. Without the id the late "one" would
+    // be delivered as the answer to "two", as libzmq documents.
+    let mut req = Socket::with_options(
+        SocketType::Req,
+        Options {
+            driver: kind,
+            req_relaxed: true,
+            req_correlate: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let (mut rep, port) = Peer::bound(&["laterep"], &mut req);
+    req.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    req.send(vec![Bytes::from_static(b"one")]).unwrap();
+    assert_eq!(rep.line(&mut req), format!("got{}", hex(b"one")), "{kind}");
+    req.send(vec![Bytes::from_static(b"two")]).unwrap();
+    let reply = recv(&mut req, "the reply to the second request");
+    assert_eq!(
+        reply,
+        [Bytes::from_static(b"echo"), Bytes::from_static(b"two")],
+        "{kind}: the late reply to the first was taken"
+    );
+}
+
+fn a_relaxed_correlated_libzmq_req_to_our_rep(kind: DriverKind) {
+    // libzmq's REQ checks the id it put in front of its request: our REP sends the
+    // whole envelope back, so its reply to the second request is the one delivered.
+    let mut rep = socket(kind, SocketType::Rep);
+    let port = rep.bind("tcp://127.0.0.1:0").unwrap().port().to_string();
+    let mut peer = Peer::start(&["creq", &port]);
+    for _ in 0..2 {
+        let request = recv(&mut rep, "a request");
+        assert_eq!(
+            request.len(),
+            1,
+            "{kind}: the id and envelope are not delivered: {request:?}"
+        );
+        rep.send(vec![Bytes::from_static(b"re"), request[0].clone()]).unwrap();
+    }
+    assert_eq!(peer.line(&mut rep), shown(&[b"re", b"two"]), "{kind}");
+}
+
 fn libzmq_reqs_to_our_rep(kind: DriverKind) {
     let mut rep = socket(kind, SocketType::Rep);
     let port = rep.bind("tcp://127.0.0.1:0").unwrap().port().to_string();
@@ -873,6 +955,42 @@ fn our_xpub_filters_for(kind: DriverKind, role: &str) {
         lines.iter().all(|l| l.starts_with(&hex(b"news/"))),
         "{kind} {role}: {lines:?}"
     );
+}
+
+fn our_xpub_holds_a_subscription_flood_at_its_receive_hwm(kind: DriverKind) {
+    // An XPUB delivers its peers' subscriptions to `recv`: a peer that sends thousands
+    // while the application does not read is held at the receive HWM (its socket is
+    // not read, TCP pushes back) and nothing is lost once the application reads.
+    const N: usize = 5_000;
+    const HWM: usize = 10;
+    let mut xpub = Socket::with_options(
+        SocketType::Xpub,
+        Options {
+            driver: kind,
+            recv_hwm: HWM,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let port = xpub.bind("tcp://127.0.0.1:0").unwrap().port().to_string();
+    let mut peer = Peer::start(&["xsubflood", &port, &N.to_string()]);
+    assert_eq!(peer.line(&mut xpub), "sent", "{kind}");
+    for _ in 0..5 {
+        xpub.run_for(Duration::from_millis(100)).unwrap();
+    }
+    assert!(
+        xpub.received_len() <= HWM,
+        "{kind}: {} subscriptions queued past the receive HWM of {HWM}",
+        xpub.received_len()
+    );
+    for i in 0..N {
+        let event = recv(&mut xpub, "a subscription");
+        assert_eq!(
+            event,
+            vec![Bytes::from(format!("\x01t{i}"))],
+            "{kind}: in order, none lost"
+        );
+    }
 }
 
 fn our_xsub_to_libzmq_pub(kind: DriverKind) {
@@ -1033,11 +1151,14 @@ both_drivers! {
     router_with_libzmq_router_both_ways => uring_router_with_libzmq_router_both_ways, mio_router_with_libzmq_router_both_ways;
     our_xpub_to_libzmq_xsub => uring_our_xpub_to_libzmq_xsub, mio_our_xpub_to_libzmq_xsub;
     our_xsub_to_libzmq_xpub => uring_our_xsub_to_libzmq_xpub, mio_our_xsub_to_libzmq_xpub;
+    our_xpub_holds_a_subscription_flood_at_its_receive_hwm => uring_our_xpub_holds_a_subscription_flood_at_its_receive_hwm, mio_our_xpub_holds_a_subscription_flood_at_its_receive_hwm;
     our_xpub_to_libzmq_sub => uring_our_xpub_to_libzmq_sub, mio_our_xpub_to_libzmq_sub;
     our_xsub_to_libzmq_pub => uring_our_xsub_to_libzmq_pub, mio_our_xsub_to_libzmq_pub;
     pair_with_libzmq_both_ways => uring_pair_with_libzmq_both_ways, mio_pair_with_libzmq_both_ways;
     our_req_to_libzmq_rep => uring_our_req_to_libzmq_rep, mio_our_req_to_libzmq_rep;
     libzmq_reqs_to_our_rep => uring_libzmq_reqs_to_our_rep, mio_libzmq_reqs_to_our_rep;
+    our_relaxed_correlated_req_to_a_late_libzmq_rep => uring_our_relaxed_correlated_req_to_a_late_libzmq_rep, mio_our_relaxed_correlated_req_to_a_late_libzmq_rep;
+    a_relaxed_correlated_libzmq_req_to_our_rep => uring_a_relaxed_correlated_libzmq_req_to_our_rep, mio_a_relaxed_correlated_libzmq_req_to_our_rep;
     our_sub_resubscribes_after_the_pub_restarts => uring_our_sub_resubscribes_after_the_pub_restarts, mio_our_sub_resubscribes_after_the_pub_restarts;
     our_push_blocks_at_the_hwm => uring_our_push_blocks_at_the_hwm, mio_our_push_blocks_at_the_hwm;
     our_pub_drops_at_the_hwm => uring_our_pub_drops_at_the_hwm, mio_our_pub_drops_at_the_hwm;

@@ -91,6 +91,34 @@ pub(crate) trait Protocol: Sized {
     fn turned(&mut self) {}
 }
 
+/// The [`Protocol`] hooks on a lost connection for a client whose session `$session`
+/// keeps why it ended (`is_closed`, `error`) as a `$lost` with `Closed` and
+/// `HandshakeTimeout` variants, and whose `$error` comes `From` it (the NATS and MQTT
+/// clients); expands inside their `impl Protocol`.
+macro_rules! losses {
+    ($session:ty, lost: $lost:ident, error: $error:ty) => {
+        fn ended(session: &$session) -> Option<$lost> {
+            session
+                .is_closed()
+                .then(|| session.error().cloned().unwrap_or($lost::Closed))
+        }
+
+        fn closed() -> $lost {
+            $lost::Closed
+        }
+
+        fn handshake_timeout(&self) -> $lost {
+            $lost::HandshakeTimeout
+        }
+
+        fn failure(lost: $lost) -> $error {
+            <$error>::from(lost)
+        }
+    };
+}
+
+pub(crate) use losses;
+
 /// What a protocol's event handler may do to the link: the link itself, the pool, and
 /// the connection's coming up.
 pub(crate) struct Cx<'a, P: Protocol> {

@@ -14,8 +14,8 @@ use monocoque_proto::mqtt::client::{
 use monocoque_proto::mqtt::{topic_matches, ReasonCode};
 
 use super::options::ServerAddr;
-use super::{ClientOptions, Error, LinkError};
-use crate::link::{self, Cx, Protocol, Redialed, Retry, Retrying, TcpKeepalive};
+use super::{ClientOptions, Error};
+use crate::link::{self, Cx, Protocol, TcpKeepalive};
 
 /// The body of an MQTT client: the shared link machinery over the [`Mqtt`] state.
 pub(crate) type Inner<D> = link::Body<D, Mqtt>;
@@ -186,23 +186,7 @@ impl Protocol for Mqtt {
         }
     }
 
-    fn ended(session: &Connection) -> Option<ConnectionError> {
-        session
-            .is_closed()
-            .then(|| session.error().cloned().unwrap_or(ConnectionError::Closed))
-    }
-
-    fn closed() -> ConnectionError {
-        ConnectionError::Closed
-    }
-
-    fn handshake_timeout(&self) -> ConnectionError {
-        ConnectionError::HandshakeTimeout
-    }
-
-    fn failure(lost: ConnectionError) -> Error {
-        Error::from(lost)
-    }
+    link::losses!(Connection, lost: ConnectionError, error: Error);
 
     /// Credentials or an identity the server refused: not tried again.
     fn refused(error: &Error) -> bool {
@@ -236,37 +220,4 @@ impl Protocol for Mqtt {
     }
 }
 
-impl Retrying for Mqtt {
-    type SendError = SendError;
-
-    fn retry(error: SendError) -> Retry<ConnectionError, Error> {
-        match error {
-            SendError::Backpressure { .. } => Retry::Backpressure,
-            SendError::Poisoned(e) => Retry::Poisoned(e),
-            refused => Retry::Refused(Error::Refused(refused)),
-        }
-    }
-
-    fn timeout() -> Error {
-        Error::Timeout
-    }
-
-    fn may_redial(&self) -> bool {
-        self.options.allow_reconnect
-    }
-
-    fn disconnected(lost: ConnectionError) -> Error {
-        Error::Disconnected(lost)
-    }
-
-    fn unredialed(redialed: Redialed<Error>, lost: ConnectionError) -> Error {
-        match redialed {
-            Redialed::Later => Error::Timeout,
-            Redialed::GaveUp(gave_up) => {
-                let last = gave_up.last.unwrap_or_else(|| Error::from(lost));
-                LinkError::reconnect(gave_up.attempts, last).into()
-            }
-            Redialed::Failed(e) => e,
-        }
-    }
-}
+link::retrying!(Mqtt, session: Connection, send: SendError, backpressure: SendError::Backpressure { .. }, lost: ConnectionError, error: Error);

@@ -399,7 +399,15 @@ impl Broker {
                     self.drain(conn);
                     self.driver.remove(conn);
                 }
-                Activity::Accepted { .. } | Activity::Connected(_) | Activity::Sent(_) | Activity::Woken => {}
+                Activity::Sent(conn) => {
+                    // Only a durable connection asks: its queued messages start here, so
+                    // this turn's commit holds their identifiers before they are written.
+                    if let Some(c) = DriverConnections::new(&mut self.driver).connection(conn) {
+                        c.start_queued();
+                    }
+                    self.drain(conn);
+                }
+                Activity::Accepted { .. } | Activity::Connected(_) | Activity::Woken => {}
             }
         }
     }
@@ -513,6 +521,8 @@ impl Broker {
                     subscriptions: self.state.subscription_count() as u64,
                     retained: self.state.retained_count() as u64,
                     connections: self.driver.connection_count() as u64,
+                    forwards_received: self.state.forwards_received(),
+                    forwards_sent: self.state.forwards_sent(),
                 },
             );
         }
@@ -570,6 +580,10 @@ impl Broker {
         let applied = store.apply(&self.ops);
         self.ops.clear();
         applied?;
+        // Sessions handed here are in this store now: their old threads may forget them.
+        if self.state.committed() {
+            self.send_cluster()?;
+        }
         // Through DriverConnections, so the released bytes count for `$SYS`.
         let mut conns = DriverConnections::new(&mut self.driver);
         for conn in self.touched.drain(..) {

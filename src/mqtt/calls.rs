@@ -11,7 +11,7 @@ use monocoque_proto::Driver;
 
 use super::body::{match_filter, Inner, Mqtt, Route};
 use super::{ClientOptions, Error};
-use crate::link::{deadline_after, poll_until};
+use crate::link::deadline_after;
 
 impl<D: Driver<Connection>> Inner<D> {
     /// A body connected with `options` on `driver`: one attempt, until `CONNACK`.
@@ -162,21 +162,9 @@ impl<D: Driver<Connection>> Inner<D> {
             if let Some(m) = self.take_routed(key)? {
                 return Ok(Some(m));
             }
-            if last_look {
+            if !self.wait_step(deadline, timeout.is_zero(), &mut last_look)? {
                 return Ok(None);
             }
-            if !self.is_live() {
-                if timeout.is_zero() {
-                    self.bury_dead();
-                    return Ok(None);
-                }
-                match self.ensure_link(deadline) {
-                    Err(Error::Timeout) => return Ok(None),
-                    result => result?,
-                }
-                continue;
-            }
-            last_look = self.wait_turn(deadline)?;
         }
     }
 
@@ -194,23 +182,7 @@ impl<D: Driver<Connection>> Inner<D> {
     /// Hands everything buffered to the kernel within the operation timeout
     /// (reconnecting first if needed).
     pub(crate) fn flush(&mut self) -> Result<(), Error> {
-        let deadline = deadline_after(self.proto.options.operation_timeout);
-        self.ensure_link(deadline)?;
-        self.turn(Some(Instant::now()))?;
-        loop {
-            let Some(session) = self.live_session() else {
-                self.ensure_link(deadline)?;
-                continue;
-            };
-            if session.outgoing_len() == 0 {
-                return Ok(());
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                return Err(Error::Timeout);
-            }
-            self.turn(Some(poll_until(now, deadline)))?;
-        }
+        self.drain_output(deadline_after(self.proto.options.operation_timeout))
     }
 
     /// Sends `DISCONNECT` (Normal Disconnection) and waits, within the operation
@@ -226,11 +198,15 @@ impl<D: Driver<Connection>> Inner<D> {
         // the session's linger over), so nothing we sent is lost to a reset.
         loop {
             let done = self.session().is_none_or(|s| s.is_closed() && s.outgoing_len() == 0);
-            let now = Instant::now();
-            if done || deadline.is_some_and(|d| now >= d) || self.link.is_none() {
+            if done || deadline.is_some_and(|d| Instant::now() >= d) || self.link.is_none() {
                 break;
             }
-            self.turn(Some(poll_until(now, deadline)))?;
+            // The last write, or the server's close (the driver reports it), ends the
+            // turn; the session's linger timer closes it at the latest.
+            if let Some(session) = self.current_session() {
+                session.report_sent(0);
+            }
+            self.turn(deadline)?;
         }
         self.drain_events();
         self.bury_link();

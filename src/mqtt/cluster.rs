@@ -3,7 +3,8 @@
 //! addresses), each thread with its own sessions.
 //!
 //! The threads share no lock on the hot path: what one thread must tell the others
-//! (publishes, shared group members, client identifiers taken over) goes into their
+//! (publishes, to the threads with a matching subscription only; the filters each
+//! thread subscribes; shared group members; client identifiers taken over) goes into their
 //! bounded mailboxes and wakes their drivers
 //! ([`cluster`](monocoque_proto::mqtt::broker::cluster) says what travels). The
 //! figures for `$SYS` are per-thread atomics that thread 0 sums when it publishes.
@@ -37,11 +38,15 @@ pub(crate) struct ThreadFigures {
     pub(crate) retained: u64,
     /// TCP connections the driver holds (with a session or not yet).
     pub(crate) connections: u64,
+    /// Publishes the other threads forwarded to this one.
+    pub(crate) forwards_received: u64,
+    /// Publishes this thread forwarded to others (once per thread each went to).
+    pub(crate) forwards_sent: u64,
 }
 
 #[derive(Debug, Default)]
 struct Slot {
-    figures: [AtomicU64; 8],
+    figures: [AtomicU64; 10],
 }
 
 /// Every thread's figures (each writes its own slot), and the shutdown count.
@@ -71,6 +76,8 @@ impl ClusterStats {
             f.subscriptions,
             f.retained,
             f.connections,
+            f.forwards_received,
+            f.forwards_sent,
         ];
         for (a, v) in slot.figures.iter().zip(values) {
             a.store(v, Ordering::Relaxed);
@@ -91,6 +98,8 @@ impl ClusterStats {
             subscriptions: v(5),
             retained: v(6),
             connections: v(7),
+            forwards_received: v(8),
+            forwards_sent: v(9),
         }
     }
 
@@ -316,6 +325,23 @@ impl BrokerCluster {
     pub fn connections_per_thread(&self) -> Vec<u64> {
         (0..self.stats.slots.len())
             .map(|i| self.stats.load(i).connections)
+            .collect()
+    }
+
+    /// Publishes each thread received from the others, as the threads last reported:
+    /// a publish crosses to a thread only if a subscription there matches it (or it is
+    /// retained), so a thread without one receives none.
+    pub fn forwards_per_thread(&self) -> Vec<u64> {
+        (0..self.stats.slots.len())
+            .map(|i| self.stats.load(i).forwards_received)
+            .collect()
+    }
+
+    /// Publishes each thread forwarded to the others (once per thread each went to),
+    /// as the threads last reported.
+    pub fn forwards_sent_per_thread(&self) -> Vec<u64> {
+        (0..self.stats.slots.len())
+            .map(|i| self.stats.load(i).forwards_sent)
             .collect()
     }
 

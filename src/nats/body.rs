@@ -16,8 +16,8 @@ use monocoque_proto::nats::{Message, ServerInfo, Sid};
 
 use super::event::MAX_QUEUED_EVENTS;
 use super::options::{Auth, ServerAddr, UrlAuth};
-use super::{ClientOptions, Error, Event, LinkError};
-use crate::link::{self, Cx, Protocol, Redialed, Retry, Retrying, TcpKeepalive};
+use super::{ClientOptions, Error, Event};
+use crate::link::{self, Cx, Protocol, TcpKeepalive};
 
 /// The body of a NATS client: the shared link machinery over the [`Nats`] state.
 pub(crate) type Inner<D> = link::Body<D, Nats>;
@@ -171,23 +171,7 @@ impl Protocol for Nats {
         }
     }
 
-    fn ended(session: &Connection) -> Option<ConnectionError> {
-        session
-            .is_closed()
-            .then(|| session.error().cloned().unwrap_or(ConnectionError::Closed))
-    }
-
-    fn closed() -> ConnectionError {
-        ConnectionError::Closed
-    }
-
-    fn handshake_timeout(&self) -> ConnectionError {
-        ConnectionError::HandshakeTimeout
-    }
-
-    fn failure(lost: ConnectionError) -> Error {
-        Error::from(lost)
-    }
+    link::losses!(Connection, lost: ConnectionError, error: Error);
 
     fn refused(error: &Error) -> bool {
         matches!(error, Error::Rejected(_))
@@ -214,43 +198,7 @@ impl Protocol for Nats {
     }
 }
 
-impl Retrying for Nats {
-    type SendError = SendError;
-
-    fn retry(error: SendError) -> Retry<ConnectionError, Error> {
-        match error {
-            SendError::Backpressure(_) => Retry::Backpressure,
-            SendError::Poisoned(e) => Retry::Poisoned(e),
-            refused => Retry::Refused(Error::Refused(refused)),
-        }
-    }
-
-    fn timeout() -> Error {
-        Error::Timeout
-    }
-
-    fn may_redial(&self) -> bool {
-        self.options.allow_reconnect
-    }
-
-    fn disconnected(lost: ConnectionError) -> Error {
-        Error::Disconnected(lost)
-    }
-
-    /// Out of time: [`Error::Timeout`] (the reconnect goes on in the next call); the
-    /// attempts ran out: [`LinkError::Reconnect`] with the last failure (or the loss), and
-    /// the next call starts a new reconnect.
-    fn unredialed(redialed: Redialed<Error>, lost: ConnectionError) -> Error {
-        match redialed {
-            Redialed::Later => Error::Timeout,
-            Redialed::GaveUp(gave_up) => {
-                let last = gave_up.last.unwrap_or_else(|| Error::from(lost));
-                LinkError::reconnect(gave_up.attempts, last).into()
-            }
-            Redialed::Failed(e) => e,
-        }
-    }
-}
+link::retrying!(Nats, session: Connection, send: SendError, backpressure: SendError::Backpressure(_), lost: ConnectionError, error: Error);
 
 /// The session's configuration for `server`: its URL's credentials, else the
 /// options' (a `.creds` file is read now, so a rotated file is picked up).

@@ -13,7 +13,7 @@ use monocoque_proto::chassis::link::Supervisor;
 
 use super::body::{Inner, Nats};
 use super::{ClientOptions, Error, Event};
-use crate::link::{deadline_after, poll_until};
+use crate::link::deadline_after;
 
 /// Extra time the body allows past a request's own timeout (which the connection
 /// enforces) before it gives up on its own.
@@ -218,25 +218,9 @@ impl<D: Driver<Connection>> Inner<D> {
     /// [`operation_timeout`](super::ClientOptions::operation_timeout) (reconnecting
     /// first if needed); [`Error::Timeout`] when the kernel has not taken it all by then.
     pub(crate) fn flush(&mut self) -> Result<(), Error> {
-        let deadline = deadline_after(self.proto.options.operation_timeout);
-        self.ensure_link(deadline)?;
-        self.turn(Some(Instant::now()))?;
-        loop {
-            let Some(session) = self.live_session() else {
-                // Lost while sending: what the kernel did not take is replayed on the
-                // next connection.
-                self.ensure_link(deadline)?;
-                continue;
-            };
-            if session.outgoing_len() == 0 {
-                return Ok(());
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                return Err(Error::Timeout);
-            }
-            self.turn(Some(poll_until(now, deadline)))?;
-        }
+        // Lost while sending: what the kernel did not take is replayed on the next
+        // connection.
+        self.drain_output(deadline_after(self.proto.options.operation_timeout))
     }
 
     /// A `PING` and its `PONG`, within the operation timeout; the round-trip time.
@@ -339,24 +323,9 @@ impl<D: Driver<Connection>> Inner<D> {
             } else if self.proto.unsubscribed.contains(sid) {
                 return Err(Error::SubscriptionClosed);
             }
-            if last_look {
+            if !self.wait_step(deadline, timeout.is_zero(), &mut last_look)? {
                 return Ok(None);
             }
-            if !self.is_live() {
-                if timeout.is_zero() {
-                    // A poll: report the loss, leave the reconnect to a call that waits.
-                    self.bury_dead();
-                    return Ok(None);
-                }
-                match self.ensure_link(deadline) {
-                    // Out of time while reconnecting: no message came in time. The next
-                    // call continues the reconnect.
-                    Err(Error::Timeout) => return Ok(None),
-                    result => result?,
-                }
-                continue;
-            }
-            last_look = self.wait_turn(deadline)?;
         }
     }
 

@@ -192,7 +192,13 @@ impl<D: Driver<Connection>> Inner<D> {
                     link.state.inflight.push_back((id, seq));
                     batch.mark_next_sent();
                 }
-                Err(SendError::TooManyPending { .. } | SendError::Backpressure(_)) => break,
+                // Its replies make room.
+                Err(SendError::TooManyPending { .. }) => break,
+                Err(SendError::Backpressure(_)) => {
+                    // The kernel makes room: the wait that follows wakes when it has.
+                    conn.report_room();
+                    break;
+                }
                 Err(SendError::Poisoned(e)) => {
                     link.kill(Error::from(e));
                     break;

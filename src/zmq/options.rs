@@ -76,6 +76,14 @@ pub struct Options {
     pub curve_server_key: Option<Bytes>,
     /// Judges PLAIN credentials and CURVE client keys on a server (ZAP's role).
     pub authenticator: Option<Authenticator>,
+    /// `ZMQ_REQ_RELAXED`: a REQ may send a new request before the last one's reply
+    /// came (the old reply is then not delivered), so a REQ whose peer is gone for good
+    /// can ask another instead of waiting for ever. Off by default, as in libzmq.
+    pub req_relaxed: bool,
+    /// `ZMQ_REQ_CORRELATE`: a REQ puts a request id in front of each request and
+    /// delivers only the reply that echoes the last one (what makes `req_relaxed` safe
+    /// when the same peer answers an abandoned request late). Off by default.
+    pub req_correlate: bool,
 }
 
 impl Default for Options {
@@ -101,6 +109,8 @@ impl Default for Options {
             curve_public_key: None,
             curve_server_key: None,
             authenticator: None,
+            req_relaxed: false,
+            req_correlate: false,
         }
     }
 }

@@ -17,6 +17,15 @@ pub fn generate_keypair() -> Result<KeyPair, ZmqError> {
     Ok(KeyPair::from_secret(SecretKey::from_bytes(*secret)))
 }
 
+/// A random starting number for a socket's counters (a ROUTER's generated
+/// identities, a REQ's request ids), as libzmq draws them, so that a restarted socket
+/// does not reuse the last one's.
+pub(crate) fn seed() -> Result<u32, ZmqError> {
+    let mut bytes = [0u8; 4];
+    getrandom::getrandom(&mut bytes).map_err(ZmqError::Random)?;
+    Ok(u32::from_ne_bytes(bytes))
+}
+
 /// Fresh random bytes for one CURVE handshake.
 fn curve_random() -> Result<CurveRandom, getrandom::Error> {
     let mut bytes = zeroize::Zeroizing::new([0u8; CurveRandom::LEN]);

@@ -94,7 +94,10 @@ impl Socket {
                 send_hwm_bytes: options.send_hwm_bytes,
                 recv_hwm: options.recv_hwm,
                 recv_hwm_bytes: options.recv_hwm_bytes,
-                ..SocketOptions::default()
+                first_generated_id: super::random::seed()?,
+                req_relaxed: options.req_relaxed,
+                req_correlate: options.req_correlate,
+                first_request_id: super::random::seed()?,
             },
         );
         let mut handshake = HandshakeConfig::null(socket_type);
@@ -532,9 +535,18 @@ impl Socket {
             peers,
             ..
         } = self;
+        // An XPUB queues its peers' subscriptions for `recv` as messages: they wait at
+        // the receive HWM too, or a peer flooding subscriptions grows the queue without
+        // bound.
+        let xpub = logic.socket_type() == SocketType::Xpub;
         let mut session = driver.session_for_output(conn);
         while let Some(session) = session.as_deref_mut() {
-            if !closed && matches!(session.peek_event(), Some(Event::Message(_))) && !logic.accepts_from(key) {
+            let queues = match session.peek_event() {
+                Some(Event::Message(_)) => true,
+                Some(Event::Subscription(_)) => xpub,
+                _ => false,
+            };
+            if !closed && queues && !logic.accepts_from(key) {
                 session.hold_input(true);
                 if !held.contains(&conn) {
                     held.push(conn);

@@ -820,6 +820,11 @@ impl Mosquitto {
         panic!("mosquitto did not restart on port {port}");
     }
 
+    /// The broker's process id (for SIGSTOP: [`Frozen::stop`]).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A `mosquitto_sub` command aimed at this broker (`-h`, `-p` set).
     pub fn subscriber(&self) -> Command {
         let mut cmd = Command::new(require_binary("mosquitto_sub", "mosquitto-clients"));

@@ -130,13 +130,44 @@ impl CliBroker {
     /// Starts the broker with `args` after the listen and driver flags, and waits for
     /// the lines that say where it listens.
     pub fn start<S: AsRef<OsStr>>(kind: DriverKind, args: &[S]) -> CliBroker {
+        Self::try_start(kind, 0, args).unwrap_or_else(|line| panic!("the broker did not start: {line}"))
+    }
+
+    /// [`start`](Self::start) on `port`, trying again for a while if the port is still
+    /// held (by a broker just killed, whose sockets the kernel has not let go yet).
+    pub fn start_on<S: AsRef<OsStr>>(kind: DriverKind, port: u16, args: &[S]) -> CliBroker {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match Self::try_start(kind, port, args) {
+                Ok(broker) => return broker,
+                Err(line) if Instant::now() < deadline => {
+                    eprintln!("retrying the start: {line}");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(line) => panic!("the broker did not start: {line}"),
+            }
+        }
+    }
+
+    /// SIGKILL: no goodbye, no last commit. Returns the port it listened on.
+    pub fn kill(mut self) -> u16 {
+        self.child.kill().expect("SIGKILL the broker");
+        let _ = self.child.wait();
+        self.port()
+    }
+
+    /// The broker, or the first line it printed when that does not say where it
+    /// listens (it exited: a port in use, a bad store).
+    fn try_start<S: AsRef<OsStr>>(kind: DriverKind, port: u16, args: &[S]) -> Result<CliBroker, String> {
         let websocket = args.iter().any(|a| a.as_ref() == "--ws-listen");
         let named = args
             .iter()
             .any(|a| a.as_ref() == "--data" || a.as_ref() == "--no-store");
         let data = (!named).then(|| super::TempDir::new("mqtt-cli"));
         let mut command = Command::new(env!("CARGO_BIN_EXE_monocoque"));
-        command.args(["mqtt", "broker", "--listen", "127.0.0.1:0", "--driver", kind.name()]);
+        command
+            .args(["mqtt", "broker", "--driver", kind.name(), "--listen"])
+            .arg(format!("127.0.0.1:{port}"));
         if let Some(dir) = &data {
             command.arg("--data").arg(&dir.path);
         }
@@ -156,14 +187,16 @@ impl CliBroker {
         };
         let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
         let (first_line, addr) = after(&mut lines, "listening on ");
+        let addr = addr.ok_or_else(|| first_line.clone())?;
         broker.first_line = first_line;
         broker.addr = addr;
         if websocket {
-            broker.ws = Some(after(&mut lines, "websocket listening on ").1);
+            let (line, ws) = after(&mut lines, "websocket listening on ");
+            broker.ws = Some(ws.ok_or(line)?);
         }
         // Drained, not closed: a later line must not meet a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        broker
+        Ok(broker)
     }
 
     /// The TCP listener's port.
@@ -199,14 +232,13 @@ impl Drop for CliBroker {
     }
 }
 
-/// The next line of `lines` and the address after `prefix` in it.
-fn after(lines: &mut impl Iterator<Item = String>, prefix: &str) -> (String, SocketAddr) {
+/// The next line of `lines` and the address after `prefix` in it, if it has one.
+fn after(lines: &mut impl Iterator<Item = String>, prefix: &str) -> (String, Option<SocketAddr>) {
     let line = lines.next().unwrap_or_default();
     let addr = line
         .strip_prefix(prefix)
         .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("expected {prefix:?}, got {line:?}"));
+        .and_then(|a| a.parse().ok());
     (line, addr)
 }
 

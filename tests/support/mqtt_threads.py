@@ -170,8 +170,9 @@ def takeover():
     old_rc = old.get("disconnect_packet")
     will = messages_until(observer, lambda seen: len(seen) >= 1)
     # The old session's subscription moved with it: a publish reaches the new
-    # connection without a SUBSCRIBE (the hand-over crosses threads after the
-    # CONNACK, so publish until one arrives).
+    # connection without a SUBSCRIBE. Its CONNACK waited until every thread routes
+    # the moved subscription there, so the first one published arrives; publish
+    # until one does (the test checks which came first).
     pub = Client("pub", ARGS["pub"])
     got = []
     end = time.monotonic() + PATIENCE

@@ -33,6 +33,6 @@ pub use mailbox::{Mailbox, MailboxError, MailboxSender};
 pub use permits::{Backpressure, BytePermits};
 pub use poison::PoisonGuard;
 pub use segmented::SegmentedBuffer;
-pub use session::Session;
+pub use session::{SentWatch, Session};
 pub use timer_wheel::{DueTimer, TimerWheel};
 pub use wake::{WakeLatch, WakeSignal, Waker};

@@ -66,6 +66,39 @@ pub trait Session {
     }
 }
 
+/// A body's standing request to hear of a write ([`Session::handle_sent`]): the first
+/// write that leaves at most `below` bytes of output is reported, once. A session keeps
+/// one, sets it when its body is about to wait for the kernel (a call blocked on a full
+/// buffer, a flush), and asks it from `handle_sent`; while nobody waits it is `None`,
+/// and the hot path pays one branch.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SentWatch(Option<usize>);
+
+impl SentWatch {
+    /// Report the first write that leaves at most `below` bytes (0: once the output is
+    /// empty). A mark above 0 lets the body refill before the kernel runs dry, and keeps
+    /// the writes in between large (no wake per write).
+    pub fn ask(&mut self, below: usize) {
+        self.0 = Some(below);
+    }
+
+    /// Whether a body is waiting.
+    pub fn is_asked(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// For `handle_sent`, with `left` bytes of output left: true (and the request
+    /// cleared) when the body asked to hear of it.
+    #[inline]
+    pub fn sent(&mut self, left: usize) -> bool {
+        let due = self.0.is_some_and(|mark| left <= mark);
+        if due {
+            self.0 = None;
+        }
+        due
+    }
+}
+
 /// A boxed session is a session: a driver can run `Either<Small, Box<Large>>` so the
 /// common kind does not pay for the size of the rare one.
 impl<S: Session + ?Sized> Session for Box<S> {
@@ -105,5 +138,25 @@ impl<S: Session + ?Sized> Session for Box<S> {
 
     fn handle_sent(&mut self) -> bool {
         (**self).handle_sent()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SentWatch;
+
+    #[test]
+    fn a_watch_reports_once_at_its_mark() {
+        let mut watch = SentWatch::default();
+        assert!(!watch.sent(0), "nobody asked");
+        watch.ask(100);
+        assert!(watch.is_asked());
+        assert!(!watch.sent(101), "above the mark");
+        assert!(watch.sent(100), "at the mark");
+        assert!(!watch.is_asked());
+        assert!(!watch.sent(0), "once per request");
+        watch.ask(0);
+        assert!(!watch.sent(1));
+        assert!(watch.sent(0));
     }
 }

@@ -5,10 +5,26 @@
 //! [`Link`] in its state. What must be global travels as [`ClusterMessage`]s, which the
 //! body carries through the other threads' bounded mailboxes:
 //!
-//! - **Publishes** are broadcast: each other thread delivers a [`Forward`] to its own
-//!   subscriptions, so a message reaches every subscription once. Retained messages
-//!   ride along (every thread applies them to its replica), so a subscriber on any
-//!   thread sees them.
+//! - **Publishes** go to the threads with a matching subscription only: each thread
+//!   announces its plain filters ([`ClusterMessage::Filter`], at a filter's first
+//!   subscription and after its last) and routes by the others' (`routes.rs`). Each
+//!   thread it goes to delivers a [`Forward`] to its own subscriptions, so a message
+//!   reaches every subscription once. A retained message goes to every thread (each
+//!   applies it to its replica), so a subscriber on any thread sees it.
+//! - **A new subscription misses nothing published after its `SUBACK`.** A thread that
+//!   has not yet applied thread B's announcement of a filter would not forward to B.
+//!   So each thread acknowledges the announcements it applied
+//!   ([`ClusterMessage::FilterAck`]), and B holds a `SUBACK` until every other thread
+//!   acknowledged every announcement B made before it. A message published anywhere
+//!   after the `SUBACK` was sent is routed by a table that has B's filter. Before the
+//!   `SUBACK`, B may deliver matching messages it is forwarded: the server may send
+//!   matching `PUBLISH`es before the `SUBACK` (5.0, 3.8.4). The same hold applies to
+//!   the `CONNACK` of a session handed over from another thread (below): its
+//!   subscriptions are announced by the new thread, and the `CONNACK` waits for the
+//!   acknowledgements, so a message published after it reaches the session.
+//!   Shared group member counts ([`ClusterMessage::Group`]) are numbered in the same
+//!   sequence and acknowledged alike, so a shared subscription's `SUBACK` waits too.
+//!   (Unsubscribing needs no wait: the thread's own tree stops the delivery at once.)
 //! - **Shared subscriptions**: each thread announces its member count of every group
 //!   ([`ClusterMessage::Group`]); the publishing thread picks one thread per matching
 //!   group, round robin among those with members, and names the group in that thread's
@@ -28,6 +44,13 @@
 //!   again) and, once its own answers are in, hands what it gathered to the winner, so
 //!   the session is neither lost nor split.
 //!
+//! - **A stored session moving threads** is committed to the new thread's store
+//!   before the old thread's store forgets it: the old thread keeps its records until
+//!   the new one, after its commit, answers [`ClusterMessage::Moved`]
+//!   ([`HandedSession::release`]; a handed session dropped rather than installed is
+//!   answered too). A crash between the two commits leaves the session in both
+//!   stores, never in neither; the client's next `CONNECT` keeps one copy.
+//!
 //! Messages from one thread arrive in the order they were sent (the mailbox's rule),
 //! so a publisher's messages keep their order on every thread.
 //!
@@ -40,11 +63,41 @@ use bytes::Bytes;
 use crate::mqtt::{ProtocolVersion, Publish, SubscriptionOptions, TopicTree};
 
 use super::outbox::Outbox;
+use super::routes::Routes;
 use super::shared;
 
 /// What one thread of a cluster tells another.
 #[derive(Debug, Clone)]
 pub enum ClusterMessage {
+    /// Thread `from` now has (`present`) or no longer has a subscription to the plain
+    /// filter `filter`: its announcement number `seq`, to acknowledge with a
+    /// [`FilterAck`](Self::FilterAck).
+    Filter {
+        /// The thread that announces.
+        from: usize,
+        /// The filter.
+        filter: Bytes,
+        /// Whether it is subscribed there now.
+        present: bool,
+        /// The announcement's number (per announcing thread, from 1).
+        seq: u64,
+    },
+    /// The session of `client` the receiver handed over in answer to takeover `stamp`
+    /// is committed to another thread's store (or was dropped): the receiver's store
+    /// may forget it.
+    Moved {
+        /// The client identifier.
+        client: Bytes,
+        /// The stamp of the takeover the receiver answered.
+        stamp: u64,
+    },
+    /// Thread `from` applied the receiver's announcements up to `seq`.
+    FilterAck {
+        /// The thread that acknowledges.
+        from: usize,
+        /// The latest announcement it applied.
+        seq: u64,
+    },
     /// A message published on another thread (boxed: a `Publish` is large, and a
     /// mailbox's ring holds its messages inline).
     Publish(Box<Forward>),
@@ -57,6 +110,9 @@ pub enum ClusterMessage {
         group: Bytes,
         /// Its members on that thread (0: none left).
         members: usize,
+        /// The announcement's number, in the sequence of [`Filter`](Self::Filter)'s,
+        /// acknowledged the same way: a `SUBACK` of a shared subscription waits too.
+        seq: u64,
     },
     /// Client `client` connected on thread `from`: a session of it elsewhere ends, and
     /// every other thread answers with a [`Handoff`](Self::Handoff).
@@ -97,6 +153,12 @@ pub struct HandedSession {
     /// Its messages in flight (identifiers and states) and queued, and the QoS 2
     /// identifiers its client sent and has not released.
     pub outbox: Box<Outbox>,
+    /// The thread whose store still holds the session, and the stamp of the takeover
+    /// it answered: told ([`ClusterMessage::Moved`]) once the session is committed to
+    /// the new thread's store (or dropped), and only then does it forget the session,
+    /// so a crash between the two commits leaves the session in one store or both,
+    /// never in neither. `None` without a store.
+    pub release: Option<(usize, u64)>,
 }
 
 /// A publish forwarded to another thread.
@@ -129,6 +191,10 @@ pub struct Link {
     outbox: Vec<(usize, ClusterMessage)>,
     /// The Lamport clock that stamps takeovers.
     clock: u64,
+    /// The plain filters of this thread and of the others.
+    routes: Routes,
+    /// Publishes forwarded to other threads (one per thread it went to).
+    forwarded: u64,
 }
 
 impl Link {
@@ -142,6 +208,8 @@ impl Link {
             tree: TopicTree::new(),
             outbox: Vec::new(),
             clock: 0,
+            routes: Routes::new(me.min(threads - 1), threads),
+            forwarded: 0,
         }
     }
 
@@ -159,11 +227,72 @@ impl Link {
     /// order they were made.
     pub fn drain_outbox(&mut self, out: &mut Vec<(usize, ClusterMessage)>) {
         out.append(&mut self.outbox);
+        let me = self.me;
+        out.extend(
+            self.routes
+                .take_owed()
+                .map(|(t, seq)| (t, ClusterMessage::FilterAck { from: me, seq })),
+        );
     }
 
     /// Whether messages wait to be sent.
     pub fn has_outbox(&self) -> bool {
         !self.outbox.is_empty()
+    }
+
+    /// Publishes this thread forwarded to others (a publish counts once per thread it
+    /// went to).
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded
+    }
+
+    /// A subscription to the plain filter `filter` was added on this thread.
+    pub(crate) fn filter_added(&mut self, filter: &[u8]) {
+        if let Some(a) = self.routes.added(filter) {
+            self.announce(a);
+        }
+    }
+
+    /// A subscription to the plain filter `filter` was removed from this thread.
+    pub(crate) fn filter_removed(&mut self, filter: &[u8]) {
+        if let Some(a) = self.routes.removed(filter) {
+            self.announce(a);
+        }
+    }
+
+    fn announce(&mut self, (filter, present, seq): (Bytes, bool, u64)) {
+        self.broadcast(ClusterMessage::Filter {
+            from: self.me,
+            filter,
+            present,
+            seq,
+        });
+    }
+
+    /// Thread `from` announced `filter` (see [`ClusterMessage::Filter`]).
+    pub(crate) fn remote_filter(&mut self, from: usize, filter: &[u8], present: bool, seq: u64) {
+        self.routes.apply(from, filter, present, seq);
+    }
+
+    /// Thread `from` acknowledged this thread's announcements up to `seq`.
+    pub(crate) fn filter_acked(&mut self, from: usize, seq: u64) {
+        self.routes.acknowledged(from, seq);
+    }
+
+    /// The number of this thread's latest filter announcement: what a `SUBACK` sent
+    /// now waits for ([`settled`](Self::settled)).
+    pub(crate) fn announced(&self) -> u64 {
+        self.routes.announced()
+    }
+
+    /// Whether every other thread applied this thread's announcements up to `seq`.
+    pub(crate) fn settled(&self, seq: u64) -> bool {
+        self.routes.settled(seq)
+    }
+
+    /// Plain filters subscribed on this thread (distinct), as announced.
+    pub fn local_filters(&self) -> usize {
+        self.routes.local_filters()
     }
 
     fn broadcast(&mut self, message: ClusterMessage) {
@@ -203,17 +332,27 @@ impl Link {
     /// This thread now has `members` members in `group`: noted, and told to the others.
     pub(crate) fn local_members(&mut self, group: Bytes, members: usize) {
         self.set_members(self.me, &group, members);
+        let seq = self.routes.next_seq();
         self.broadcast(ClusterMessage::Group {
             from: self.me,
             group,
             members,
+            seq,
         });
     }
 
-    /// Forwards a message published on this thread to every other one, choosing one
-    /// thread for each matching shared group; returns the groups this thread serves.
+    /// Thread `from`'s shared group announcement `seq`: `members` in `group`.
+    pub(crate) fn remote_members(&mut self, from: usize, group: &Bytes, members: usize, seq: u64) {
+        self.set_members(from, group, members);
+        self.routes.owe(from, seq);
+    }
+
+    /// Forwards a message published on this thread to the other threads with a
+    /// matching subscription (every one if it is retained), choosing one thread for
+    /// each matching shared group; returns the groups this thread serves.
     pub(crate) fn route(&mut self, publisher: &Bytes, publish: &Publish) -> Vec<Bytes> {
-        let mut chosen: Vec<Vec<Bytes>> = vec![Vec::new(); self.threads];
+        // (thread, group): usually none, and then nothing is allocated.
+        let mut chosen: Vec<(usize, Bytes)> = Vec::new();
         let groups = &mut self.groups;
         self.tree.for_each_match(&publish.topic, |full| {
             let Some(route) = groups.get_mut(full) else { return };
@@ -223,22 +362,36 @@ impl Link {
                 return;
             };
             route.next = t + 1;
-            chosen[t].push(full.clone());
+            chosen.push((t, full.clone()));
         });
-        for (t, groups) in chosen.iter_mut().enumerate() {
-            if t == self.me {
+        self.routes.mark(&publish.topic, publish.retain);
+        for t in (0..self.threads).filter(|&t| t != self.me) {
+            let groups: Vec<Bytes> = chosen.iter().filter(|(c, _)| *c == t).map(|(_, g)| g.clone()).collect();
+            if groups.is_empty() && !self.routes.hit(t) {
                 continue;
             }
+            self.forwarded += 1;
             self.outbox.push((
                 t,
                 ClusterMessage::Publish(Box::new(Forward {
                     publisher: publisher.clone(),
                     publish: publish.clone(),
-                    groups: std::mem::take(groups),
+                    groups,
                 })),
             ));
         }
-        std::mem::take(&mut chosen[self.me])
+        chosen
+            .into_iter()
+            .filter(|(t, _)| *t == self.me)
+            .map(|(_, g)| g)
+            .collect()
+    }
+
+    /// Tells thread `to` its session of `client` (takeover `stamp`) is committed here.
+    pub(crate) fn moved(&mut self, to: usize, client: Bytes, stamp: u64) {
+        if to < self.threads && to != self.me {
+            self.outbox.push((to, ClusterMessage::Moved { client, stamp }));
+        }
     }
 
     /// `client` connected here: a session of it on another thread ends. Returns the
@@ -310,12 +463,73 @@ mod tests {
     }
 
     #[test]
-    fn a_publish_goes_to_every_other_thread_once() {
+    fn a_publish_goes_once_to_each_other_thread_with_a_matching_filter() {
         let mut link = Link::new(1, 3);
-        let mine = link.route(&b("p"), &publish("a/b"));
-        assert!(mine.is_empty());
+        assert!(link.route(&b("p"), &publish("a/b")).is_empty());
+        assert_eq!(forwards(&mut link), [], "no thread subscribed");
+        link.remote_filter(0, b"a/+", true, 1);
+        link.remote_filter(0, b"a/#", true, 2);
+        link.remote_filter(2, b"x", true, 1);
+        assert!(link.route(&b("p"), &publish("a/b")).is_empty());
+        assert_eq!(forwards(&mut link), [(0, vec![])], "once, though two filters match");
+        assert_eq!(link.forwarded(), 1);
+        // A retained message goes to every thread's replica.
+        let mut retained = publish("q");
+        retained.retain = true;
+        let _ = link.route(&b("p"), &retained);
         assert_eq!(forwards(&mut link), [(0, vec![]), (2, vec![])]);
+        // Thread 0's filter went: nothing more goes there.
+        link.remote_filter(0, b"a/+", false, 3);
+        link.remote_filter(0, b"a/#", false, 4);
+        let _ = link.route(&b("p"), &publish("a/b"));
+        assert_eq!(forwards(&mut link), []);
         assert!(!link.has_outbox());
+    }
+
+    #[test]
+    fn filters_are_announced_and_acknowledged_once_per_batch() {
+        let mut link = Link::new(0, 3);
+        link.filter_added(b"a");
+        link.filter_added(b"a"); // a second subscriber: nothing new to say
+        link.filter_added(b"b");
+        assert!(!link.settled(link.announced()));
+        let mut out = Vec::new();
+        link.drain_outbox(&mut out);
+        let said: Vec<(usize, &[u8], bool, u64)> = out
+            .iter()
+            .filter_map(|(t, m)| match m {
+                ClusterMessage::Filter {
+                    from: 0,
+                    filter,
+                    present,
+                    seq,
+                } => Some((*t, &filter[..], *present, *seq)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            said,
+            [
+                (1, &b"a"[..], true, 1),
+                (2, b"a", true, 1),
+                (1, b"b", true, 2),
+                (2, b"b", true, 2)
+            ]
+        );
+        link.filter_acked(1, 2);
+        link.filter_acked(2, 1);
+        assert!(link.settled(1) && !link.settled(2));
+        link.filter_acked(2, 2);
+        assert!(link.settled(link.announced()));
+        // Announcements received are acknowledged at the next drain, the latest only.
+        link.remote_filter(2, b"c", true, 7);
+        link.remote_filter(2, b"d", true, 8);
+        let mut out = Vec::new();
+        link.drain_outbox(&mut out);
+        assert!(
+            matches!(&out[..], [(2, ClusterMessage::FilterAck { from: 0, seq: 8 })]),
+            "{out:?}"
+        );
     }
 
     #[test]
@@ -346,6 +560,7 @@ mod tests {
                     ClusterMessage::Group {
                         from: 0,
                         members: 1,
+                        seq: 1,
                         ..
                     }
                 ),

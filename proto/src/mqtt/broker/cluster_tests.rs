@@ -68,6 +68,44 @@ impl Cluster {
         self.pump();
     }
 
+    /// Connection `id` sends `packet`; nothing is handled yet (see [`events`](Self::events)).
+    fn feed(&mut self, id: u32, packet: Packet) {
+        let (thread, codec, _) = self.clients.get_mut(&id).expect("client");
+        let thread = *thread;
+        let mut wire = crate::IoArena::new();
+        codec.encode(&packet, &mut wire).expect("encode");
+        let conn = self.conns[thread].get_mut(&id).expect("connection");
+        conn.handle_input(Bytes::from(wire.to_vec()), self.now);
+        self.ready.push((thread, id));
+    }
+
+    /// Thread `t` handles its connections' events, and nothing else.
+    fn events(&mut self, t: usize) {
+        let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.ready).into_iter().partition(|r| r.0 == t);
+        self.ready = others;
+        for (_, id) in mine {
+            while let Some(event) = self.conns[t].get_mut(&id).and_then(|c| c.poll_event()) {
+                self.states[t].handle_event(id, event, self.now, &mut self.conns[t]);
+            }
+        }
+    }
+
+    /// Thread `t`'s messages for the others go into their mailboxes.
+    fn carry(&mut self, t: usize) {
+        let mut out = Vec::new();
+        self.states[t].drain_cluster(&mut out);
+        for (to, message) in out {
+            self.mailboxes[to].push_back(message);
+        }
+    }
+
+    /// Thread `t` handles its mailbox.
+    fn take(&mut self, t: usize) {
+        while let Some(message) = self.mailboxes[t].pop_front() {
+            self.states[t].handle_cluster(message, self.now, &mut self.conns[t]);
+        }
+    }
+
     /// Runs every thread's events and every mailbox until nothing moves.
     fn pump(&mut self) {
         loop {
@@ -79,6 +117,8 @@ impl Cluster {
                 }
             }
             for t in 0..self.states.len() {
+                // As the body does after each commit.
+                self.states[t].committed();
                 let mut out = Vec::new();
                 self.states[t].drain_cluster(&mut out);
                 for (to, message) in out {
@@ -137,6 +177,22 @@ impl Cluster {
                 _ => None,
             })
             .collect()
+    }
+
+    /// A QoS 0 publish from `id` to `topic`, fed but not handled.
+    fn publish_unpumped(&mut self, id: u32, topic: &'static str) {
+        self.feed(
+            id,
+            Packet::Publish(Publish {
+                dup: false,
+                qos: QoS::AtMostOnce,
+                retain: false,
+                topic: Bytes::from_static(topic.as_bytes()),
+                packet_id: 0,
+                properties: Properties::default(),
+                payload: Bytes::from_static(b"early"),
+            }),
+        );
     }
 
     fn publish(&mut self, id: u32, topic: &'static str, payload: &'static str, retain: bool) {
@@ -645,4 +701,215 @@ fn a_subscribe_pipelined_behind_a_connect_is_answered_once_the_threads_have() {
     c.connect(2, 0, connect("talker"));
     c.publish(2, "e/1", "heard", false);
     assert_eq!(c.messages(1), [m("e/1", "heard")]);
+}
+
+fn subscribe_packet(packet_id: u16, filter: &'static str) -> Packet {
+    Packet::Subscribe(Subscribe {
+        packet_id,
+        properties: Properties::default(),
+        subscriptions: vec![Subscription {
+            filter: Bytes::from_static(filter.as_bytes()),
+            options: SubscriptionOptions::qos(QoS::AtMostOnce),
+        }],
+    })
+}
+
+fn unsubscribe_packet(filter: &'static str) -> Packet {
+    Packet::Unsubscribe(crate::mqtt::Unsubscribe {
+        packet_id: 2,
+        properties: Properties::default(),
+        filters: vec![Bytes::from_static(filter.as_bytes())],
+    })
+}
+
+#[test]
+fn a_publish_goes_only_to_the_threads_with_a_matching_subscription() {
+    let mut c = Cluster::new(3);
+    c.connect(1, 0, connect("pub"));
+    c.connect(2, 1, connect("sub"));
+    c.connect(3, 2, connect("idle"));
+    let _ = c.subscribe(2, "t/+");
+    let _ = c.subscribe(3, "other");
+    for _ in 0..3 {
+        c.publish(1, "t/1", "x", false);
+    }
+    assert_eq!(c.messages(2).len(), 3);
+    let forwards: Vec<u64> = c.states.iter().map(|s| s.forwards_received()).collect();
+    assert_eq!(forwards, [0, 3, 0], "thread 2 has no matching subscription");
+    assert_eq!(c.states[0].forwards_sent(), 3);
+    // A topic nobody subscribed to stays on its thread.
+    c.publish(1, "nobody", "x", false);
+    assert_eq!(c.states[0].forwards_sent(), 3);
+    // Unsubscribed: thread 1 is no longer sent anything.
+    c.send(2, unsubscribe_packet("t/+"));
+    assert!(matches!(c.recv(2).first(), Some(Packet::UnsubAck(_))));
+    c.publish(1, "t/1", "x", false);
+    assert_eq!(c.states[1].forwards_received(), 3);
+    assert!(c.messages(2).is_empty());
+    // A second subscriber of a filter on a thread, then one of them leaving, keeps it.
+    c.connect(4, 1, connect("sub2"));
+    let _ = c.subscribe(2, "t/+");
+    let _ = c.subscribe(4, "t/+");
+    c.send(4, unsubscribe_packet("t/+"));
+    c.publish(1, "t/1", "y", false);
+    assert_eq!(c.messages(2), [m("t/1", "y")]);
+    assert_eq!(c.states[1].forwards_received(), 4);
+}
+
+/// The race the acknowledgements close: thread 1 takes a SUBSCRIBE before thread 0 has
+/// heard of its filter. Its SUBACK waits until thread 0 routes by it, so a message
+/// published on thread 0 after the SUBACK reaches the subscriber.
+#[test]
+fn a_suback_waits_until_every_other_thread_routes_to_the_new_filter() {
+    let mut c = Cluster::new(2);
+    c.connect(1, 0, connect("pub"));
+    c.connect(2, 1, connect("sub"));
+    c.feed(2, subscribe_packet(5, "r/#"));
+    c.events(1);
+    assert!(c.recv(2).is_empty(), "no SUBACK before thread 0 routes to r/#");
+    // Meanwhile thread 0 takes a publish: it does not know the filter yet (and the
+    // SUBACK has not gone, so the subscriber was promised nothing).
+    c.publish_unpumped(1, "r/early");
+    c.events(0);
+    c.carry(0);
+    c.carry(1);
+    c.take(0); // the announcement
+    c.carry(0); // its acknowledgement
+    c.take(1);
+    let got = c.recv(2);
+    assert!(
+        matches!(got.first(), Some(Packet::SubAck(a)) if a.packet_id == 5),
+        "{got:?}"
+    );
+    c.publish(1, "r/late", "x", false);
+    assert_eq!(c.messages(2), [m("r/late", "x")]);
+    // A SUBSCRIBE of a filter the other threads know is answered at once.
+    c.connect(3, 1, connect("sub3"));
+    c.feed(3, subscribe_packet(6, "r/#"));
+    c.events(1);
+    assert!(matches!(c.recv(3).first(), Some(Packet::SubAck(a)) if a.packet_id == 6));
+}
+
+/// A session handed to another thread brings its subscriptions, announced by the new
+/// thread; its CONNACK waits until the others route by them, and the old thread is
+/// sent nothing more.
+#[test]
+fn a_session_moving_threads_moves_its_routes_before_its_connack() {
+    let mut c = Cluster::new(3);
+    c.connect(1, 2, connect("pub"));
+    c.connect(2, 0, resume("mover"));
+    let _ = c.subscribe(2, "mv/#");
+    c.publish(1, "mv/1", "a", false);
+    assert_eq!(c.messages(2), [m("mv/1", "a")]);
+    // It reconnects on thread 1 (a takeover).
+    c.conns[1].insert(3, Connection::new(ConnectionConfig::default(), c.now));
+    c.clients
+        .insert(3, (1, Codec::client(ProtocolVersion::V5), SegmentedBuffer::new()));
+    c.feed(3, Packet::Connect(Box::new(resume("mover"))));
+    c.events(1);
+    c.carry(1);
+    c.take(0); // thread 0 hands the session over
+    c.take(2);
+    c.carry(0);
+    c.carry(2);
+    c.take(1); // the answers: the session is installed, its filter announced
+    assert!(
+        c.recv(3).is_empty(),
+        "no CONNACK before the other threads route mv/# here"
+    );
+    c.pump();
+    let got = c.recv(3);
+    assert!(
+        matches!(got.first(), Some(Packet::ConnAck(a)) if a.session_present),
+        "{got:?}"
+    );
+    let before = c.states[0].forwards_received();
+    c.publish(1, "mv/2", "b", false);
+    assert_eq!(c.messages(3), [m("mv/2", "b")]);
+    assert_eq!(c.states[0].forwards_received(), before, "the old thread gets nothing");
+}
+
+/// A stored session moving threads is committed to the new thread's store before the
+/// old one forgets it: a crash between the two commits leaves it in one store or both
+/// (the next CONNECT keeps one), never in neither.
+#[test]
+fn a_stored_session_leaves_the_old_store_only_once_the_new_one_committed_it() {
+    use super::StoreOp;
+    let mut c = Cluster::new(2);
+    for s in &mut c.states {
+        s.enable_store();
+    }
+    c.connect(1, 0, resume("roamer"));
+    let _ = c.subscribe(1, "q/#");
+    for s in &mut c.states {
+        s.drain_store_ops(&mut Vec::new());
+    }
+    let dropped = |ops: &[StoreOp]| {
+        ops.iter()
+            .any(|op| matches!(op, StoreOp::SessionDropped { client } if client == "roamer"))
+    };
+    // The client comes back on thread 1: thread 0 hands the session over.
+    c.conns[1].insert(2, Connection::new(ConnectionConfig::default(), c.now));
+    c.clients
+        .insert(2, (1, Codec::client(ProtocolVersion::V5), SegmentedBuffer::new()));
+    c.feed(2, Packet::Connect(Box::new(resume("roamer"))));
+    c.events(1);
+    c.carry(1);
+    c.take(0);
+    c.carry(0);
+    c.take(1);
+    let mut old = Vec::new();
+    c.states[0].drain_store_ops(&mut old);
+    assert!(!dropped(&old), "forgotten before the new thread stored it: {old:?}");
+    let mut new = Vec::new();
+    c.states[1].drain_store_ops(&mut new);
+    assert!(new
+        .iter()
+        .any(|op| matches!(op, StoreOp::Session { client, .. } if client == "roamer")));
+    // Thread 1 commits; thread 0 hears it and forgets the session.
+    assert!(c.states[1].committed());
+    c.carry(1);
+    c.take(0);
+    let mut old = Vec::new();
+    c.states[0].drain_store_ops(&mut old);
+    assert!(dropped(&old), "{old:?}");
+    c.pump();
+    assert!(matches!(c.recv(2).first(), Some(Packet::ConnAck(a)) if a.session_present));
+    // Moving back: thread 0 records it whole again, and forgets it once thread 1...
+    c.conns[0].insert(3, Connection::new(ConnectionConfig::default(), c.now));
+    c.clients
+        .insert(3, (0, Codec::client(ProtocolVersion::V5), SegmentedBuffer::new()));
+    c.send(3, Packet::Connect(Box::new(resume("roamer"))));
+    assert!(matches!(c.recv(3).first(), Some(Packet::ConnAck(a)) if a.session_present));
+    let mut back = Vec::new();
+    c.states[0].drain_store_ops(&mut back);
+    assert!(back
+        .iter()
+        .any(|op| matches!(op, StoreOp::Subscribed { client, filter, .. } if client == "roamer" && filter == "q/#")));
+    let mut left = Vec::new();
+    c.states[1].drain_store_ops(&mut left);
+    assert!(dropped(&left), "thread 1 forgot it once thread 0 committed: {left:?}");
+}
+
+/// The same for a shared subscription: the member count is acknowledged before the
+/// SUBACK, so the group's only member, on another thread, gets what is published after.
+#[test]
+fn a_shared_subscriptions_suback_waits_for_its_member_count_to_be_known() {
+    let mut c = Cluster::new(2);
+    c.connect(1, 0, connect("pub"));
+    c.connect(2, 1, connect("worker"));
+    c.feed(2, subscribe_packet(7, "$share/g/job/#"));
+    c.events(1);
+    assert!(c.recv(2).is_empty(), "no SUBACK before thread 0 knows the member");
+    c.carry(1);
+    c.take(0);
+    c.carry(0);
+    c.take(1);
+    let got = c.recv(2);
+    assert!(
+        matches!(got.first(), Some(Packet::SubAck(a)) if a.packet_id == 7),
+        "{got:?}"
+    );
+    c.publish(1, "job/1", "work", false);
+    assert_eq!(c.messages(2), [m("job/1", "work")]);
 }

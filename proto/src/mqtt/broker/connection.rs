@@ -381,6 +381,22 @@ impl Connection {
         self.outbox.as_ref().map_or(0, |o| o.queued())
     }
 
+    /// Whether queued messages wait while half the output is gone.
+    fn has_room_for_queued(&self) -> bool {
+        self.output_len() < self.limits.max_output_bytes() / 2 && self.queued() > 0
+    }
+
+    /// Starts queued messages as the window and the output allow: what a durable
+    /// connection's body does when the driver reports a write
+    /// ([`Activity::Sent`](crate::Activity::Sent)). Their flow steps come out of
+    /// [`poll_event`](Session::poll_event) as [`Event::Flow`], for the store, and the
+    /// bytes go at the driver's next turn, after the body's commit.
+    pub fn start_queued(&mut self) {
+        if self.has_room_for_queued() {
+            self.pump();
+        }
+    }
+
     /// Messages not delivered for lack of room: QoS 0 ones dropped at the output cap,
     /// QoS 1 and 2 ones refused by a full queue.
     pub fn dropped(&self) -> u64 {
@@ -876,6 +892,12 @@ impl Session for Connection {
         self.seen(now);
         self.busy().input.push(data);
         self.process(now);
+        if self.limits.durable && self.outbox.as_ref().is_some_and(|o| o.has_written_steps()) {
+            // An acknowledgement let a queued message start (a new identifier) or asked
+            // for a PUBREL: the output waits for the commit of those steps, as it waits
+            // for the messages it acknowledges.
+            self.flags.set(Flags::HELD, true);
+        }
         if let Some(busy) = self.busy.as_mut().filter(|b| b.input.is_empty()) {
             // Everything received was a whole packet (the usual case): give back the
             // segment queue rather than keep it while the connection idles.
@@ -900,8 +922,11 @@ impl Session for Connection {
         if self.flags.has(Flags::HELD) {
             return None;
         }
-        // Once half the output is written, queued messages may follow it.
-        if self.output_len() < self.limits.max_output_bytes() / 2 && self.queued() > 0 {
+        // Once half the output is written, queued messages may follow it. A durable
+        // connection leaves that to its body ([`handle_sent`](Session::handle_sent)):
+        // their identifiers are stored before they are written, and the driver writes
+        // what this returns before the body's next commit.
+        if !self.limits.durable && self.has_room_for_queued() {
             self.pump();
         }
         if self.output_len() == 0 {
@@ -914,6 +939,15 @@ impl Session for Connection {
 
     fn poll_timeout(&self) -> Option<Instant> {
         self.deadline
+    }
+
+    /// A durable connection asks to hear of its writes while messages wait in its queue
+    /// and half its output is gone: the body then calls
+    /// [`start_queued`](Connection::start_queued) and commits their steps before the
+    /// driver writes them. Other connections never ask (they start queued messages in
+    /// `poll_transmit`).
+    fn handle_sent(&mut self) -> bool {
+        self.limits.durable && self.has_room_for_queued()
     }
 
     fn poll_event(&mut self) -> Option<Event> {

@@ -768,10 +768,124 @@ mod store {
         assert!(ops(&mut after).contains(&StoreOp::SessionDropped { client: "sub".into() }));
     }
 
-    /// The publisher's packets since the last call, released if held.
+    /// A connection's packets since the last call, released if held (the commit).
     fn flush(net: &mut Net, id: u32) -> Vec<Packet> {
         net.conns.get_mut(&id).unwrap().release_held();
         net.recv(id)
+    }
+
+    /// The packet identifiers of the `InFlight` steps in `ops`, with whether released.
+    fn flights(ops: &[StoreOp]) -> Vec<(u16, bool)> {
+        ops.iter()
+            .filter_map(|op| match op {
+                StoreOp::InFlight { flight, .. } => Some((flight.packet_id, flight.released)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_identifier_or_a_release_is_stored_before_it_is_written() {
+        // [MQTT-4.4.0-1] after a restart needs the store to hold each flow as the client
+        // saw it: a queued message that an acknowledgement starts, and a PUBREL, go out
+        // only after the commit that records them (before, they went in the driver's
+        // same turn, and a crash there resent the message under another identifier).
+        let mut net = Net::new();
+        net.state.enable_store();
+        let t = net.at(0);
+        let mut sub = connect(V5, "sub", false, Some(100));
+        sub.properties.receive_maximum = Some(1);
+        net.connect_with(1, durable(), sub, t);
+        net.subscribe(1, "d/#", QoS::ExactlyOnce, t);
+        net.connect_with(2, durable(), connect(V5, "pub", true, None), t);
+        net.send(2, Packet::Publish(publish(1, "one", QoS::AtLeastOnce, None)), t);
+        net.send(2, Packet::Publish(publish(2, "two", QoS::AtLeastOnce, None)), t);
+        flush(&mut net, 2);
+        let first = seen(&net.recv(1));
+        assert_eq!(first.len(), 1, "a window of one: {first:?}");
+        ops(&mut net);
+
+        net.send(1, Packet::PubAck(Ack::success(first[0].1)), t);
+        assert!(
+            net.recv(1).is_empty(),
+            "PUBLISH written before its identifier was stored"
+        );
+        let recorded = ops(&mut net);
+        let second = seen(&flush(&mut net, 1));
+        assert_eq!(second.len(), 1, "{second:?}");
+        assert_eq!((second[0].0.as_str(), second[0].2), ("two", false));
+        assert_eq!(flights(&recorded), [(second[0].1, false)], "{recorded:?}");
+
+        net.send(1, Packet::PubAck(Ack::success(second[0].1)), t);
+        flush(&mut net, 1);
+        net.send(2, Packet::Publish(publish(3, "three", QoS::ExactlyOnce, None)), t);
+        flush(&mut net, 2);
+        let third = seen(&net.recv(1));
+        assert_eq!(third.len(), 1, "{third:?}");
+        ops(&mut net);
+        net.send(1, Packet::PubRec(Ack::success(third[0].1)), t);
+        assert!(net.recv(1).is_empty(), "PUBREL written before the release was stored");
+        assert_eq!(flights(&ops(&mut net)), [(third[0].1, true)]);
+        assert_eq!(seen(&flush(&mut net, 1)), [s("PUBREL", third[0].1, false)]);
+    }
+
+    #[test]
+    fn queued_messages_start_from_the_body_after_a_write() {
+        // A durable connection does not start queued messages while the driver takes
+        // its output (nothing records their identifiers there): it asks to hear of the
+        // write, and the body starts them in a turn that ends with a commit.
+        let mut net = Net::new();
+        net.state.enable_store();
+        let t = net.at(0);
+        let small = ConnectionConfig {
+            durable: true,
+            max_output_bytes: 100,
+            ..ConnectionConfig::default()
+        };
+        net.connect_with(1, small, connect(V5, "sub", false, Some(100)), t);
+        net.subscribe(1, "d/#", QoS::AtLeastOnce, t);
+        net.connect_with(2, durable(), connect(V5, "pub", true, None), t);
+        let big = "x".repeat(150);
+        for pid in 1..=3 {
+            net.send(2, Packet::Publish(publish(pid, &big, QoS::AtLeastOnce, None)), t);
+        }
+        flush(&mut net, 2);
+        let recorded = ops(&mut net);
+        assert_eq!(flights(&recorded).len(), 1, "{recorded:?}");
+        assert_eq!(net.conns[&1].queued(), 2);
+        assert!(
+            !net.conns.get_mut(&1).unwrap().handle_sent(),
+            "a full output does not ask"
+        );
+        assert_eq!(seen(&net.recv(1)).len(), 1);
+        // The kernel took everything: the queue waits for the body.
+        assert!(
+            net.recv(1).is_empty(),
+            "a queued message written before its identifier was stored"
+        );
+        let c = net.conns.get_mut(&1).unwrap();
+        assert!(c.handle_sent(), "the write is reported to the body");
+        c.start_queued();
+        net.pump(t);
+        let recorded = ops(&mut net);
+        let got: Vec<u16> = seen(&net.recv(1)).iter().map(|m| m.1).collect();
+        assert_eq!(got.len(), 1, "one more fits the output");
+        assert_eq!(flights(&recorded), [(got[0], false)]);
+        // A connection without a store starts them itself and never asks.
+        let mut plain = Net::new();
+        let small = ConnectionConfig {
+            max_output_bytes: 100,
+            ..ConnectionConfig::default()
+        };
+        plain.connect_with(1, small, connect(V5, "sub", false, Some(100)), t);
+        plain.subscribe(1, "d/#", QoS::AtLeastOnce, t);
+        plain.connect(2, connect(V5, "pub", true, None), t);
+        for pid in 1..=2 {
+            plain.publish(2, pid, &big, QoS::AtLeastOnce, None, t);
+        }
+        assert_eq!(seen(&plain.recv(1)).len(), 1);
+        assert_eq!(seen(&plain.recv(1)).len(), 1);
+        assert!(!plain.conns.get_mut(&1).unwrap().handle_sent());
     }
 
     #[test]
@@ -794,7 +908,7 @@ mod store {
         // A window of 2: two in flight, the third queued.
         assert_eq!(seen(&net.recv(1)), [s("unacked", 1, false), s("received", 2, false)]);
         net.send(1, Packet::PubRec(Ack::success(2)), t);
-        assert_eq!(seen(&net.recv(1)), [s("PUBREL", 2, false)]);
+        assert_eq!(seen(&flush(&mut net, 1)), [s("PUBREL", 2, false)]);
         // The broker dies here: the store holds what the commits held.
         let stored = replay(&ops(&mut net));
         let kept = stored.iter().find(|s| s.client == "sub").expect("stored");
@@ -814,16 +928,16 @@ mod store {
         assert!(ack.session_present);
         assert_eq!(seen(&got), [s("unacked", 1, true), s("PUBREL", 2, false)]);
         after.send(1, Packet::PubComp(Ack::success(2)), t2);
-        assert_eq!(seen(&after.recv(1)), [s("queued", 3, false)]);
+        assert_eq!(seen(&flush(&mut after, 1)), [s("queued", 3, false)]);
         // A new message waits for the window, then takes an identifier no flow holds.
         after.connect_with(2, durable(), connect(V5, "pub", true, None), t2);
         after.send(2, Packet::Publish(publish(9, "new", QoS::ExactlyOnce, None)), t2);
         flush(&mut after, 2);
         after.send(1, Packet::PubRec(Ack::success(1)), t2);
-        assert_eq!(seen(&after.recv(1)), [s("PUBREL", 1, false)]);
+        assert_eq!(seen(&flush(&mut after, 1)), [s("PUBREL", 1, false)]);
         let recorded = ops(&mut after);
         after.send(1, Packet::PubComp(Ack::success(1)), t2);
-        assert_eq!(seen(&after.recv(1)), [s("new", 4, false)]);
+        assert_eq!(seen(&flush(&mut after, 1)), [s("new", 4, false)]);
         assert!(recorded.contains(&StoreOp::Delivered {
             client: "sub".into(),
             seq: 2

@@ -36,6 +36,7 @@ mod limits;
 mod outbox;
 mod persist;
 mod retained;
+mod routes;
 mod sessions;
 mod shared;
 mod state;

@@ -334,6 +334,14 @@ impl Outbox {
         !self.steps.is_empty()
     }
 
+    /// Whether a step not yet taken put bytes on the wire (a `PUBLISH` given its
+    /// identifier, a `PUBREL`): a durable broker writes them only after the store holds
+    /// the step, or a restart could resend the message under another identifier, or
+    /// resend a `PUBLISH` the client already completed.
+    pub fn has_written_steps(&self) -> bool {
+        self.steps.iter().any(|s| !matches!(s, FlowStep::Ended { .. }))
+    }
+
     /// What to resend when the session resumes, in the order first sent: each
     /// unacknowledged `PUBLISH` with DUP 1 [MQTT-3.3.1-1], each `PUBREL` not completed,
     /// with their original packet identifiers [MQTT-4.4.0-1].

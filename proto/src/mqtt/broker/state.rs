@@ -1,6 +1,6 @@
 //! [`BrokerState`]: one thread's sessions, subscriptions and retained messages.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -255,6 +255,42 @@ struct Joining<K> {
     beaten_by: Vec<(usize, u64, bool)>,
 }
 
+/// An answer held until the other threads of a cluster acknowledged this thread's
+/// filter announcements up to `needs` (see [`cluster`](super::cluster)).
+#[derive(Debug)]
+enum Held<K> {
+    /// A `SUBACK` and the retained messages that follow it.
+    SubAck {
+        key: K,
+        needs: u64,
+        ack: SubAck,
+        retained: Vec<(Bytes, QoS)>,
+        id: u32,
+    },
+    /// The `CONNACK` of a session handed over from another thread.
+    Connect {
+        key: K,
+        needs: u64,
+        client: Bytes,
+        connect: Box<Connect>,
+        properties: Properties,
+    },
+}
+
+impl<K: Copy> Held<K> {
+    fn key(&self) -> K {
+        match self {
+            Held::SubAck { key, .. } | Held::Connect { key, .. } => *key,
+        }
+    }
+
+    fn needs(&self) -> u64 {
+        match self {
+            Held::SubAck { needs, .. } | Held::Connect { needs, .. } => *needs,
+        }
+    }
+}
+
 /// The broker of one thread: sessions by client identifier, the topic tree of
 /// subscriptions, the retained messages. Connections report [`Event`]s to
 /// [`handle_event`](Self::handle_event), which answers and routes through
@@ -279,6 +315,18 @@ pub struct BrokerState<K> {
     cluster: Option<Link>,
     /// `CONNECT`s waiting for the other threads, by client identifier.
     joining: HashMap<Bytes, Joining<K>>,
+    /// `SUBACK`s and `CONNACK`s waiting until the other threads route by this
+    /// thread's filters, in order.
+    held: VecDeque<Held<K>>,
+    /// Publishes other threads forwarded here.
+    forwards_in: u64,
+    /// Stored sessions handed to another thread, by client: the stamp of the takeover
+    /// answered. Their records stay in this thread's store until the new thread says
+    /// they are in its own ([`ClusterMessage::Moved`]).
+    moved_out: HashMap<Bytes, u64>,
+    /// Sessions handed here whose old thread waits for this thread's next commit:
+    /// (thread, client, stamp), told by [`committed`](Self::committed).
+    moved_in: Vec<(usize, Bytes, u64)>,
     /// Application messages received from clients and delivered to them ($SYS).
     received: u64,
     sent: u64,
@@ -307,6 +355,10 @@ impl<K> Default for BrokerState<K> {
             timers: SessionTimers::default(),
             cluster: None,
             joining: HashMap::new(),
+            held: VecDeque::new(),
+            forwards_in: 0,
+            moved_out: HashMap::new(),
+            moved_in: Vec::new(),
             received: 0,
             sent: 0,
             store: None,
@@ -343,6 +395,29 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     pub fn drain_store_ops(&mut self, out: &mut Vec<StoreOp>) {
         if let Some(ops) = self.store.as_mut() {
             out.append(ops);
+        }
+    }
+
+    /// The body committed the operations [`drain_store_ops`](Self::drain_store_ops)
+    /// gave it: the threads that handed sessions here are told they are stored (on a
+    /// cluster; send [`drain_cluster`](Self::drain_cluster) afterwards). Returns
+    /// whether any was told.
+    pub fn committed(&mut self) -> bool {
+        let Some(link) = self.cluster.as_mut() else {
+            return false;
+        };
+        let told = !self.moved_in.is_empty();
+        for (to, client, stamp) in self.moved_in.drain(..) {
+            link.moved(to, client, stamp);
+        }
+        told
+    }
+
+    /// A session handed over from another thread is installed or dropped here: once
+    /// this thread's store has committed, the old thread may forget it.
+    fn settle(&mut self, client: &Bytes, handed: &HandedSession) {
+        if let Some((thread, stamp)) = handed.release {
+            self.moved_in.push((thread, client.clone(), stamp));
         }
     }
 
@@ -443,7 +518,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         if shared::split(filter).is_some() {
             self.shared.subscribe(filter, client, options, id);
         } else {
-            self.tree.insert(
+            tree_insert(
+                &mut self.tree,
+                &mut self.cluster,
                 filter,
                 Subscriber {
                     client: client.clone(),
@@ -489,6 +566,17 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         self.sent
     }
 
+    /// Publishes other threads of a cluster forwarded to this one.
+    pub fn forwards_received(&self) -> u64 {
+        self.forwards_in
+    }
+
+    /// Publishes this thread forwarded to other threads of a cluster (once per thread
+    /// each went to).
+    pub fn forwards_sent(&self) -> u64 {
+        self.cluster.as_ref().map_or(0, Link::forwarded)
+    }
+
     /// Makes this state one thread of a cluster: publishes, shared group members and
     /// client identifiers are told to the other threads through `link`'s outbox
     /// ([`drain_cluster`](Self::drain_cluster)), and their messages come in through
@@ -519,6 +607,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     pub fn handle_cluster(&mut self, message: ClusterMessage, now: Instant, conns: &mut impl Connections<K>) {
         match message {
             ClusterMessage::Publish(forward) => {
+                self.forwards_in += 1;
                 let super::cluster::Forward {
                     publisher,
                     publish,
@@ -526,10 +615,39 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 } = *forward;
                 self.deliver_local(&publisher, publish, Some(&groups), now, conns);
             }
-            ClusterMessage::Group { from, group, members } => {
+            ClusterMessage::Group {
+                from,
+                group,
+                members,
+                seq,
+            } => {
                 if let Some(link) = &mut self.cluster {
-                    link.set_members(from, &group, members);
+                    link.remote_members(from, &group, members, seq);
                 }
+            }
+            ClusterMessage::Filter {
+                from,
+                filter,
+                present,
+                seq,
+            } => {
+                if let Some(link) = &mut self.cluster {
+                    link.remote_filter(from, &filter, present, seq);
+                }
+            }
+            ClusterMessage::Moved { client, stamp } => {
+                // Still gone from here (a session of it opened here since has
+                // cleared the old records already).
+                if self.moved_out.get(&client) == Some(&stamp) {
+                    self.moved_out.remove(&client);
+                    self.record(|| StoreOp::SessionDropped { client });
+                }
+            }
+            ClusterMessage::FilterAck { from, seq } => {
+                if let Some(link) = &mut self.cluster {
+                    link.filter_acked(from, seq);
+                }
+                self.release_held(now, conns);
             }
             ClusterMessage::Takeover {
                 from,
@@ -589,17 +707,27 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         match self.joining.get_mut(&client) {
             Some(j) if j.stamp == stamp => {
                 j.waiting = j.waiting.saturating_sub(1);
-                if j.handed.is_none() {
-                    j.handed = session;
+                let extra = match (&j.handed, session) {
+                    (None, session) => {
+                        j.handed = session;
+                        None
+                    }
+                    (Some(_), extra) => extra,
+                };
+                let done = j.waiting == 0;
+                if let Some(extra) = extra {
+                    self.settle(&client, &extra);
                 }
-                if j.waiting == 0 {
+                if done {
                     self.joined(client, now, conns);
                 }
             }
             // No CONNECT waits for it any more: a session is kept, not lost.
             _ => {
                 if let Some(session) = session {
-                    if !self.sessions.contains_key(&client) {
+                    if self.sessions.contains_key(&client) {
+                        self.settle(&client, &session);
+                    } else {
                         self.install_handed(&client, *session, now);
                     }
                 }
@@ -620,28 +748,68 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             }
             match j.handed {
                 Some(handed) if !self.sessions.contains_key(&client) => {
+                    // Passed on whole, its release with it.
+                    if clean_start {
+                        self.settle(&client, &handed);
+                    }
                     let handed = (!clean_start).then_some(handed);
                     if let Some(link) = self.cluster.as_mut() {
                         link.handoff(to, client, stamp, handed);
                     }
                 }
-                _ => self.taken_over_remotely(to, client, clean_start, stamp, now, conns),
+                handed => {
+                    if let Some(handed) = handed {
+                        self.settle(&client, &handed);
+                    }
+                    self.taken_over_remotely(to, client, clean_start, stamp, now, conns);
+                }
             }
             return;
         }
-        if let Some(handed) = j.handed.filter(|_| !j.connect.clean_start) {
-            if !self.sessions.contains_key(&client) {
+        let mut installed = false;
+        if let Some(handed) = j.handed {
+            if !j.connect.clean_start && !self.sessions.contains_key(&client) {
                 self.install_handed(&client, *handed, now);
+                installed = true;
+            } else {
+                self.settle(&client, &handed);
             }
         }
-        if let Some(key) = j.key {
-            self.open_session(key, client, *j.connect, j.properties, now, conns);
-            // Accepting decoded what the client sent after its CONNECT (a SUBSCRIBE
-            // pipelined behind it, say). No driver reports that connection ready: the
-            // answers came through the mailbox, so its events are taken here.
-            while let Some(event) = conns.connection(key).and_then(Session::poll_event) {
-                self.handle_event(key, event, now, conns);
+        let Some(key) = j.key else { return };
+        // The subscriptions that came with the session were announced: the CONNACK
+        // waits until every other thread routes by them.
+        if let Some(link) = self.cluster.as_ref().filter(|_| installed) {
+            let needs = link.announced();
+            if !link.settled(needs) {
+                self.held.push_back(Held::Connect {
+                    key,
+                    needs,
+                    client,
+                    connect: j.connect,
+                    properties: j.properties,
+                });
+                return;
             }
+        }
+        self.open_joined(key, client, *j.connect, j.properties, now, conns);
+    }
+
+    /// Opens the session of a `CONNECT` the other threads answered.
+    fn open_joined(
+        &mut self,
+        key: K,
+        client: Bytes,
+        connect: Connect,
+        properties: Properties,
+        now: Instant,
+        conns: &mut impl Connections<K>,
+    ) {
+        self.open_session(key, client, connect, properties, now, conns);
+        // Accepting decoded what the client sent after its CONNECT (a SUBSCRIBE
+        // pipelined behind it, say). No driver reports that connection ready: the
+        // answers came through the mailbox, so its events are taken here.
+        while let Some(event) = conns.connection(key).and_then(Session::poll_event) {
+            self.handle_event(key, event, now, conns);
         }
     }
 
@@ -651,6 +819,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     /// before), its messages in flight with their identifiers and queued, its received
     /// QoS 2 identifiers; all recorded when this thread has a store.
     fn install_handed(&mut self, client: &Bytes, handed: HandedSession, now: Instant) {
+        self.settle(client, &handed);
         let stored = self.store.is_some();
         let expires_at = SessionTimers::deadline(now, handed.expiry_interval);
         let mut session = ClientSession::new(None, handed.version, handed.expiry_interval, true, stored);
@@ -719,6 +888,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         now: Instant,
         conns: &mut impl Connections<K>,
     ) {
+        self.drop_held_connect(&client, conns);
         if let Some(will) = self.wills.take(&client) {
             if clean_start {
                 self.publish_will(&client, will, now, conns);
@@ -732,6 +902,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         };
         let version = session.version;
         let expiry_interval = session.expiry_interval;
+        let was_stored = session.stored;
         let old = session.conn.take();
         let will = session.take_will();
         // What the session still owes its client: in its connection, or kept while it
@@ -750,21 +921,29 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 self.publish_will(&client, *will, now, conns);
             }
         }
+        // A stored session handed over stays in this thread's store until the new
+        // thread has committed it to its own (`Moved`).
+        let me = self.cluster.as_ref().map_or(0, Link::me);
+        let release = (was_stored && !clean_start).then_some((me, stamp));
         let handed = (!clean_start).then(|| {
             let mut outbox = outbox.unwrap_or_else(|| Box::new(Outbox::new(0)));
-            // This thread's store forgets the session (below); the new one records it.
+            // This thread's store forgets the session later; the new one records it.
             outbox.take_steps();
             Box::new(HandedSession {
                 version,
                 expiry_interval,
                 subscriptions: self.take_subscriptions(&client),
                 outbox,
+                release,
             })
         });
         if let Some(link) = &mut self.cluster {
             link.handoff(from, client.clone(), stamp, handed);
         }
-        self.drop_session(&client);
+        if release.is_some() {
+            self.moved_out.insert(client.clone(), stamp);
+        }
+        self.drop_session_recorded(&client, release.is_none());
         self.sync_groups();
     }
 
@@ -781,7 +960,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 self.shared.unsubscribe(&filter, client);
                 id
             } else {
-                self.tree.remove(&filter, |s| s.client == *client).map_or(0, |s| s.id)
+                tree_remove(&mut self.tree, &mut self.cluster, &filter, |s| s.client == *client).map_or(0, |s| s.id)
             };
             out.push((filter, options, id));
         }
@@ -811,7 +990,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             if shared::split(&filter).is_some() {
                 self.shared.subscribe(&filter, client, options, id);
             } else {
-                self.tree.insert(
+                tree_insert(
+                    &mut self.tree,
+                    &mut self.cluster,
                     &filter,
                     Subscriber {
                         client: client.clone(),
@@ -912,6 +1093,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 for j in self.joining.values_mut().filter(|j| j.key == Some(key)) {
                     j.key = None;
                 }
+                self.held.retain(|h| h.key() != key);
                 self.reauth.remove(&key);
                 self.closed(key, publish_will, now, conns);
             }
@@ -1189,6 +1371,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         }
         // On a cluster, the id may hold a session on another thread: it comes here
         // before the CONNACK (an id this thread assigned is new everywhere).
+        if self.cluster.as_ref().is_some_and(|l| l.threads() > 1 && !assigned) {
+            self.drop_held_connect(&client, conns);
+        }
         if let Some(link) = self.cluster.as_mut().filter(|l| l.threads() > 1 && !assigned) {
             let j = match self.joining.remove(&client) {
                 // A second CONNECT here while the first waits: the later one takes
@@ -1348,6 +1533,12 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     /// Records a session's record after it changed (opened, resumed, a new expiry):
     /// written while it is persistent, forgotten when it stopped being so.
     fn record_session(&mut self, client: &Bytes, was_stored: bool) {
+        // The records of a session that moved away and is not yet forgotten go first:
+        // this one replaces them.
+        if self.moved_out.remove(client).is_some() {
+            let c = client.clone();
+            self.record(|| StoreOp::SessionDropped { client: c });
+        }
         let Some(s) = self.sessions.get(client) else { return };
         if s.stored {
             let expires_at = match (s.conn, s.expires_at(), self.wall) {
@@ -1399,8 +1590,13 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
 
     /// Forgets a session and its subscriptions.
     fn drop_session(&mut self, client: &Bytes) {
+        self.drop_session_recorded(client, true);
+    }
+
+    /// [`drop_session`](Self::drop_session); the store forgets it too if `record`.
+    fn drop_session_recorded(&mut self, client: &Bytes, record: bool) {
         if let Some(session) = self.sessions.remove(client) {
-            if session.stored {
+            if session.stored && record {
                 let client = client.clone();
                 self.record(|| StoreOp::SessionDropped { client });
             }
@@ -1408,7 +1604,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 if shared::split(filter).is_some() {
                     self.shared.unsubscribe(filter, client);
                 } else {
-                    self.tree.remove(filter, |s| s.client == *client);
+                    tree_remove(&mut self.tree, &mut self.cluster, filter, |s| s.client == *client);
                 }
             }
         }
@@ -1662,17 +1858,18 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 continue;
             }
             let existed = session.subscribe(filter.clone(), (sub.options, id));
+            let subscriber = Subscriber {
+                client: client.clone(),
+                options: sub.options,
+                id,
+            };
             if existed {
+                // Replaced: the filter's count here does not change.
                 self.tree.remove(&filter, |s| s.client == client);
+                self.tree.insert(&filter, subscriber);
+            } else {
+                tree_insert(&mut self.tree, &mut self.cluster, &filter, subscriber);
             }
-            self.tree.insert(
-                &filter,
-                Subscriber {
-                    client: client.clone(),
-                    options: sub.options,
-                    id,
-                },
-            );
             codes.push(granted);
             let send = match sub.options.retain_handling {
                 RetainHandling::SendAtSubscribe => true,
@@ -1683,12 +1880,43 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 retained_for.push((filter, sub.options.qos));
             }
         }
-        let Some(c) = conns.connection(key) else { return };
-        c.send(&Packet::SubAck(SubAck {
+        let ack = SubAck {
             packet_id: subscribe.packet_id,
             properties: Properties::default(),
             codes,
-        }));
+        };
+        // On a cluster, the SUBACK waits until every other thread routes by what this
+        // one announced (see [`cluster`](super::cluster)), shared group members
+        // included; a connection's SUBACKs keep their order.
+        self.sync_groups();
+        if let Some(link) = &self.cluster {
+            let needs = link.announced();
+            if !link.settled(needs) || self.held.iter().any(|h| h.key() == key) {
+                self.held.push_back(Held::SubAck {
+                    key,
+                    needs,
+                    ack,
+                    retained: retained_for,
+                    id,
+                });
+                return;
+            }
+        }
+        self.send_suback(key, ack, retained_for, id, now, conns);
+    }
+
+    /// Sends a `SUBACK` and the retained messages that follow it.
+    fn send_suback(
+        &mut self,
+        key: K,
+        ack: SubAck,
+        retained_for: Vec<(Bytes, QoS)>,
+        id: u32,
+        now: Instant,
+        conns: &mut impl Connections<K>,
+    ) {
+        let Some(c) = conns.connection(key) else { return };
+        c.send(&Packet::SubAck(ack));
         // Retained messages follow the SUBACK, with RETAIN 1 (3.1.1 [MQTT-3.3.1-8]; 5.0 3.3.1.3).
         for (filter, qos) in retained_for {
             for message in self.retained.matching(&filter, now) {
@@ -1698,6 +1926,51 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                     out.publish.properties.subscription_identifiers = vec![id];
                 }
                 c.deliver_message(out, now);
+            }
+        }
+    }
+
+    /// Sends the `SUBACK`s and `CONNACK`s held for the other threads whose
+    /// announcements are now all acknowledged, in the order they were held.
+    fn release_held(&mut self, now: Instant, conns: &mut impl Connections<K>) {
+        loop {
+            let settled = match (&self.cluster, self.held.front()) {
+                (Some(link), Some(h)) => link.settled(h.needs()),
+                _ => false,
+            };
+            if !settled {
+                return;
+            }
+            match self.held.pop_front() {
+                Some(Held::SubAck {
+                    key, ack, retained, id, ..
+                }) => self.send_suback(key, ack, retained, id, now, conns),
+                Some(Held::Connect {
+                    key,
+                    client,
+                    connect,
+                    properties,
+                    ..
+                }) => self.open_joined(key, client, *connect, properties, now, conns),
+                None => return,
+            }
+        }
+    }
+
+    /// Refuses (0x89) a `CONNECT` of `client` held for the other threads: another
+    /// `CONNECT` of it came since. The session it would resume stays.
+    fn drop_held_connect(&mut self, client: &Bytes, conns: &mut impl Connections<K>) {
+        let mut refused = Vec::new();
+        self.held.retain(|h| match h {
+            Held::Connect { key, client: c, .. } if c == client => {
+                refused.push(*key);
+                false
+            }
+            _ => true,
+        });
+        for key in refused {
+            if let Some(c) = conns.connection(key) {
+                c.refuse(ReasonCode::ServerBusy);
             }
         }
     }
@@ -1725,7 +1998,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 if shared::split(filter).is_some() {
                     self.shared.unsubscribe(filter, &client);
                 } else {
-                    self.tree.remove(filter, |s| s.client == client);
+                    tree_remove(&mut self.tree, &mut self.cluster, filter, |s| s.client == client);
                 }
             }
             if v5 {
@@ -1836,6 +2109,32 @@ fn step_op(client: &Bytes, step: FlowStep) -> StoreOp {
         },
         FlowStep::Ended { seq } => StoreOp::Delivered { client, seq },
     }
+}
+
+/// Puts a plain subscription in the tree; on a cluster, a filter new to this thread is
+/// announced to the others.
+fn tree_insert(tree: &mut TopicTree<Subscriber>, cluster: &mut Option<Link>, filter: &[u8], subscriber: Subscriber) {
+    tree.insert(filter, subscriber);
+    if let Some(link) = cluster {
+        link.filter_added(filter);
+    }
+}
+
+/// Takes a plain subscription out of the tree; on a cluster, a filter this thread no
+/// longer has is announced to the others.
+fn tree_remove(
+    tree: &mut TopicTree<Subscriber>,
+    cluster: &mut Option<Link>,
+    filter: &[u8],
+    pick: impl FnMut(&Subscriber) -> bool,
+) -> Option<Subscriber> {
+    let removed = tree.remove(filter, pick);
+    if removed.is_some() {
+        if let Some(link) = cluster {
+            link.filter_removed(filter);
+        }
+    }
+    removed
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::chassis::{IoArena, PoisonGuard, SegmentedBuffer, Session};
+use crate::chassis::{IoArena, PoisonGuard, SegmentedBuffer, SentWatch, Session};
 use crate::mqtt::{
     Connect, Decoder, Encoder, Packet, Properties, ProtocolVersion, QoS, Reason, ReasonCode, Side,
     PROTOCOL_MAX_PACKET_SIZE,
@@ -159,7 +159,8 @@ impl Default for ServerLimits {
 /// - **mutators**: [`publish`](Self::publish), [`publish_with`](Self::publish_with),
 ///   [`subscribe`](Self::subscribe), [`unsubscribe`](Self::unsubscribe),
 ///   [`disconnect`](Self::disconnect), [`next_message`](Self::next_message),
-///   [`take_reconnect_state`](Self::take_reconnect_state);
+///   [`take_reconnect_state`](Self::take_reconnect_state),
+///   [`report_sent`](Self::report_sent), [`report_room`](Self::report_room);
 /// - **output**: [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event),
 ///   [`poll_timeout`](Self::poll_timeout).
 #[derive(Debug)]
@@ -190,6 +191,8 @@ pub struct Connection {
     linger_until: Option<Instant>,
     /// The latest instant given to any call.
     now: Instant,
+    /// Whether the body waits to hear of a write ([`Session::handle_sent`]).
+    sent_watch: SentWatch,
 }
 
 impl Connection {
@@ -228,6 +231,7 @@ impl Connection {
             ping_sent: None,
             linger_until: None,
             now,
+            sent_watch: SentWatch::default(),
             config,
         };
         let connect = conn.connect_packet(clean_start);
@@ -411,6 +415,21 @@ impl Connection {
 
     // ---- mutators ----
 
+    /// Asks the driver to report ([`Activity::Sent`](crate::Activity::Sent)) the first
+    /// write the kernel takes that leaves at most `below` bytes of output here (0: once
+    /// it is empty), once: a body waiting for a flush sleeps in its driver turn until
+    /// then instead of polling.
+    pub fn report_sent(&mut self, below: usize) {
+        self.sent_watch.ask(below);
+    }
+
+    /// [`report_sent`](Self::report_sent) at the mark where a call refused for a full
+    /// buffer ([`SendError::Backpressure`]) has room again: half the high-water mark, so one wake lets the
+    /// body refill a lot while the kernel still has the rest to send.
+    pub fn report_room(&mut self) {
+        self.sent_watch.ask(self.config.max_outgoing_bytes / 2);
+    }
+
     /// The oldest received message not taken yet. Taking one from a full queue resumes
     /// reading what already arrived.
     pub fn next_message(&mut self) -> Option<Message> {
@@ -495,5 +514,8 @@ impl Session for Connection {
 
     fn is_closed(&self) -> bool {
         Connection::is_closed(self)
+    }
+    fn handle_sent(&mut self) -> bool {
+        self.sent_watch.sent(self.out.len())
     }
 }

@@ -139,6 +139,45 @@ fn connect_carries_what_the_config_asks_for() {
     assert_eq!(&wire[..12], b"\x10\x12\x00\x04MQTT\x04\x02\x00\x0a");
 }
 
+/// A body waiting for room hears of the write that made it (`handle_sent` true once, at
+/// half the high-water mark), and of the one that emptied the arena when it asks for
+/// that; a body that does not ask is told nothing.
+#[test]
+fn writes_are_reported_only_when_asked_and_at_the_mark() {
+    let now = Instant::now();
+    let config = ClientConfig {
+        max_outgoing_bytes: 1000,
+        ..config(ProtocolVersion::V5)
+    };
+    let mut conn = Connection::new(config, now);
+    let mut server = Server::new();
+    assert!(matches!(&server.read(&mut conn)[..], [Packet::Connect(_)]));
+    server
+        .send(&mut conn, connack(false, Properties::default()), now)
+        .unwrap();
+    assert!(matches!(events(&mut conn)[..], [Event::Connected { .. }]));
+    let payload = Bytes::from(vec![b'x'; 1200]);
+    conn.publish_with(b(b"t"), payload.clone(), QoS::AtMostOnce, false, Properties::default())
+        .unwrap();
+    assert!(matches!(
+        conn.publish_with(b(b"t"), payload, QoS::AtMostOnce, false, Properties::default()),
+        Err(SendError::Backpressure { .. })
+    ));
+    let left = conn.outgoing_len();
+    let take = |c: &mut Connection, n| Session::poll_transmit(c).expect("output").advance(n);
+    take(&mut conn, 1);
+    assert!(!Session::handle_sent(&mut conn), "nobody asked");
+    conn.report_room();
+    take(&mut conn, left - 1 - 501);
+    assert!(!Session::handle_sent(&mut conn), "501 bytes left: above half the mark");
+    take(&mut conn, 1);
+    assert!(Session::handle_sent(&mut conn), "500 bytes left: room");
+    assert!(!Session::handle_sent(&mut conn), "once per request");
+    conn.report_sent(0);
+    take(&mut conn, 500);
+    assert!(Session::handle_sent(&mut conn), "empty");
+}
+
 #[test]
 fn the_first_packet_must_be_connack() {
     // [MQTT-3.2.0-1]

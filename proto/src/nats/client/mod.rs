@@ -36,7 +36,7 @@ use outgoing::Outgoing;
 use requests::Requests;
 use subscription::{message_size, SharedRoom, SidHash, Subscription};
 
-use crate::chassis::{Backpressure, IoArena, PoisonGuard, SegmentedBuffer, Session};
+use crate::chassis::{Backpressure, IoArena, PoisonGuard, SegmentedBuffer, SentWatch, Session};
 use crate::nats::{encode, ClientFrameDecoder, Headers, Message, ServerInfo, Sid};
 
 /// Where the handshake is.
@@ -154,7 +154,8 @@ enum PingKind {
 ///   [`ping`](Self::ping), [`next_message`](Self::next_message),
 ///   [`next_messages`](Self::next_messages), [`defer_input`](Self::defer_input),
 ///   [`visit_messages`](Self::visit_messages),
-///   [`take_reconnect_state`](Self::take_reconnect_state);
+///   [`take_reconnect_state`](Self::take_reconnect_state),
+///   [`report_sent`](Self::report_sent), [`report_room`](Self::report_room);
 /// - **output**: [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event),
 ///   [`poll_timeout`](Self::poll_timeout).
 #[derive(Debug)]
@@ -203,6 +204,8 @@ pub struct Connection {
     /// Received bytes wait in `input` for [`visit_messages`](Self::visit_messages)
     /// instead of being decoded as they arrive (see [`defer_input`](Self::defer_input)).
     deferred: bool,
+    /// Whether the body waits to hear of a write ([`Session::handle_sent`]).
+    sent_watch: SentWatch,
 }
 
 impl Connection {
@@ -245,6 +248,7 @@ impl Connection {
             slow: Vec::new(),
             queued_bytes: 0,
             deferred: false,
+            sent_watch: SentWatch::default(),
             config,
         }
     }
@@ -427,6 +431,21 @@ impl Connection {
     }
 
     // ---- mutators ----
+
+    /// Asks the driver to report ([`Activity::Sent`](crate::Activity::Sent)) the first
+    /// write the kernel takes that leaves at most `below` bytes of output here (0: once
+    /// it is empty), once: a body waiting for a flush sleeps in its driver turn until
+    /// then instead of polling.
+    pub fn report_sent(&mut self, below: usize) {
+        self.sent_watch.ask(below);
+    }
+
+    /// [`report_sent`](Self::report_sent) at the mark where a call refused for a full
+    /// buffer ([`SendError::Backpressure`]) has room again: half the high-water mark, so one wake lets the
+    /// body refill a lot while the kernel still has the rest to send.
+    pub fn report_room(&mut self) {
+        self.sent_watch.ask(self.config.max_outgoing_bytes / 2);
+    }
 
     /// Whether ops go to the held arena (the handshake has not completed).
     fn holding(&self) -> bool {
@@ -883,5 +902,8 @@ impl Session for Connection {
 
     fn is_closed(&self) -> bool {
         Connection::is_closed(self)
+    }
+    fn handle_sent(&mut self) -> bool {
+        self.sent_watch.sent(self.out.len())
     }
 }

@@ -424,6 +424,35 @@ fn outgoing_bytes_are_bounded() {
     p.a.publish(b"s", None, None, &payload("0123456789"), p.now()).unwrap();
 }
 
+/// A body waiting for room hears of the write that made it (`handle_sent` true once, at
+/// half the high-water mark), and of the one that emptied the arena when it asks for
+/// that; a body that does not ask is told nothing.
+#[test]
+fn writes_are_reported_only_when_asked_and_at_the_mark() {
+    let mut p = pair(ClientConfig {
+        max_outgoing_bytes: 64,
+        ..config()
+    });
+    settle(&mut p);
+    let now = p.now();
+    while p.a.publish(b"s", None, None, &payload("0123456789"), now).is_ok() {}
+    assert_eq!(p.a.outgoing_len(), 66);
+    let take = |c: &mut Connection, n| Session::poll_transmit(c).expect("output").advance(n);
+    take(&mut p.a, 1);
+    assert!(!Session::handle_sent(&mut p.a), "nobody asked");
+    p.a.report_room();
+    take(&mut p.a, 22);
+    assert!(!Session::handle_sent(&mut p.a), "43 bytes left: above half the mark");
+    take(&mut p.a, 11);
+    assert!(Session::handle_sent(&mut p.a), "32 bytes left: room");
+    assert!(!Session::handle_sent(&mut p.a), "once per request");
+    p.a.report_sent(0);
+    take(&mut p.a, 31);
+    assert!(!Session::handle_sent(&mut p.a), "not empty yet");
+    take(&mut p.a, 1);
+    assert!(Session::handle_sent(&mut p.a), "empty");
+}
+
 #[test]
 fn invalid_input_is_refused_and_nothing_is_sent() {
     let mut p = connected();

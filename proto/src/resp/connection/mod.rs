@@ -42,7 +42,7 @@ use pubsub::SubCommand;
 use queue::{Entry, Fate, Fifo, Kind, Request, Role, Subscribing};
 use reconnect::Restoring;
 
-use crate::chassis::{Backpressure, BytePermits, IoArena, PoisonGuard, SegmentedBuffer, Session};
+use crate::chassis::{Backpressure, BytePermits, IoArena, PoisonGuard, SegmentedBuffer, SentWatch, Session};
 use crate::resp::{Cmd, Decoder, Protocol, Value};
 
 /// `*1\r\n$5\r\nMULTI\r\n`.
@@ -133,7 +133,8 @@ const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 ///   [`handle_timeout`](Self::handle_timeout), each taking `now`;
 /// - **mutators**: [`send_buffered`](Self::send_buffered),
 ///   [`send_transaction`](Self::send_transaction), [`abandon`](Self::abandon),
-///   [`take_reconnect_state`](Self::take_reconnect_state);
+///   [`take_reconnect_state`](Self::take_reconnect_state),
+///   [`report_sent`](Self::report_sent), [`report_room`](Self::report_room);
 /// - **output**: [`poll_transmit`](Self::poll_transmit), [`poll_event`](Self::poll_event),
 ///   [`poll_timeout`](Self::poll_timeout), to drain after every input.
 ///
@@ -195,6 +196,8 @@ pub struct Connection {
     transmit_mark: usize,
     /// When `transmit_mark` was taken.
     transmit_mark_at: Instant,
+    /// Whether the body waits to hear of a write ([`Session::handle_sent`]).
+    sent_watch: SentWatch,
 }
 
 /// Replies to a `send_transaction`'s `MULTI` and commands that were not as expected.
@@ -254,6 +257,7 @@ impl Connection {
             quiet_since: now,
             transmit_mark: 0,
             transmit_mark_at: now,
+            sent_watch: SentWatch::default(),
             config,
         };
         conn.start_handshake(now);
@@ -396,6 +400,21 @@ impl Connection {
     }
 
     // ---- mutators ----
+
+    /// Asks the driver to report ([`Activity::Sent`](crate::Activity::Sent)) the first
+    /// write the kernel takes that leaves at most `below` bytes of output here (0: once
+    /// it is empty), once: a body waiting for a flush sleeps in its driver turn until
+    /// then instead of polling.
+    pub fn report_sent(&mut self, below: usize) {
+        self.sent_watch.ask(below);
+    }
+
+    /// [`report_sent`](Self::report_sent) at the mark where a call refused for a full
+    /// buffer ([`SendError::Backpressure`]) has room again: half the high-water mark, so one wake lets the
+    /// body refill a lot while the kernel still has the rest to send.
+    pub fn report_room(&mut self) {
+        self.sent_watch.ask(self.config.max_outgoing_bytes / 2);
+    }
 
     /// Encodes `cmd` for sending and returns the id its [`Event::Reply`] (or
     /// [`Event::Failed`]) will carry. Call [`poll_transmit`](Self::poll_transmit) to
@@ -808,6 +827,9 @@ impl Session for Connection {
 
     fn is_closed(&self) -> bool {
         Connection::is_closed(self)
+    }
+    fn handle_sent(&mut self) -> bool {
+        self.sent_watch.sent(self.transmit.len())
     }
 }
 

@@ -1319,6 +1319,32 @@ fn backpressure_over_the_high_water_mark() {
     ));
 }
 
+/// A body waiting for room hears of the write that made it (`handle_sent` true once, at
+/// half the high-water mark), and of the one that emptied the arena when it asks for
+/// that; a body that does not ask is told nothing.
+#[test]
+fn writes_are_reported_only_when_asked_and_at_the_mark() {
+    let mut config = resp2();
+    config.max_outgoing_bytes = 100;
+    let mut conn = Connection::new(config, Instant::now());
+    let now = Instant::now();
+    conn.send_buffered(&Cmd::new("SET").arg("k").arg(vec![b'x'; 500]), now)
+        .unwrap();
+    let left = conn.outgoing_len();
+    let take = |c: &mut Connection, n| Session::poll_transmit(c).expect("output").advance(n);
+    take(&mut conn, 1);
+    assert!(!Session::handle_sent(&mut conn), "nobody asked");
+    conn.report_room();
+    take(&mut conn, left - 1 - 51);
+    assert!(!Session::handle_sent(&mut conn), "51 bytes left: above half the mark");
+    take(&mut conn, 1);
+    assert!(Session::handle_sent(&mut conn), "50 bytes left: room");
+    assert!(!Session::handle_sent(&mut conn), "once per request");
+    conn.report_sent(0);
+    take(&mut conn, 50);
+    assert!(Session::handle_sent(&mut conn), "empty");
+}
+
 #[test]
 fn max_pending_bounds_requests_in_flight() {
     let mut config = resp2();

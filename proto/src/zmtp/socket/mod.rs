@@ -16,7 +16,12 @@
 //!   every new connection) and filters received messages by it too.
 //! - REQ: a request goes round robin with an empty delimiter frame in front; only the
 //!   reply of the peer asked (delimiter removed) is delivered, and the next request
-//!   waits for it ([`SocketError::WrongState`]).
+//!   waits for it ([`SocketError::WrongState`]). With [`SocketOptions::req_relaxed`]
+//!   (`ZMQ_REQ_RELAXED`) a new request may go instead, and whatever was received is
+//!   dropped; with [`SocketOptions::req_correlate`] (`ZMQ_REQ_CORRELATE`) each
+//!   request carries a 4-byte request id before the delimiter and only the reply
+//!   echoing the last one is delivered, so a late answer to an abandoned request is
+//!   not taken for the new one's.
 //! - REP: a request's envelope (frames up to the empty delimiter) is kept and put
 //!   back in front of the reply, which goes to the peer that asked.
 //! - XPUB: a PUB whose `recv` delivers its subscribers' subscriptions in ZMTP 3.0's
@@ -86,6 +91,17 @@ pub struct SocketOptions {
     /// The first identity a ROUTER generates for a peer that announced none (libzmq
     /// starts from a random number; a body seeds this).
     pub first_generated_id: u32,
+    /// `ZMQ_REQ_RELAXED`: a REQ may send a new request before the reply to the last
+    /// one came (the way out when the peer asked is gone for good); the old reply, if
+    /// it comes, is not delivered.
+    pub req_relaxed: bool,
+    /// `ZMQ_REQ_CORRELATE`: a REQ puts a request id frame in front of each request's
+    /// delimiter and delivers only the reply that echoes the last one.
+    pub req_correlate: bool,
+    /// The id before a REQ's first correlated request (libzmq starts from a random
+    /// number, so a late reply to an earlier socket's request cannot match; a body
+    /// seeds this).
+    pub first_request_id: u32,
 }
 
 impl Default for SocketOptions {
@@ -96,6 +112,9 @@ impl Default for SocketOptions {
             recv_hwm: 1000,
             recv_hwm_bytes: DEFAULT_HWM_BYTES,
             first_generated_id: 0x6d6f_6e6f,
+            req_relaxed: false,
+            req_correlate: false,
+            first_request_id: 0,
         }
     }
 }
@@ -162,6 +181,8 @@ pub struct SocketLogic<P> {
     dropped: u64,
     /// A REQ's peer whose reply it waits for.
     awaiting_reply: Option<P>,
+    /// A REQ's id of its last correlated request.
+    request_id: u32,
     /// A REP's request being answered: the peer and the envelope to send back.
     answering: Option<(P, Message)>,
 }
@@ -172,6 +193,7 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
         SocketLogic {
             socket_type,
             next_generated_id: options.first_generated_id,
+            request_id: options.first_request_id,
             options,
             peers: Vec::new(),
             next_out: 0,
@@ -377,8 +399,19 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                 }
             }
             SocketType::Req => {
-                // Only the reply to our request, behind its empty delimiter.
-                if self.awaiting_reply != Some(key) || !frames.first().is_some_and(|f| f.is_empty()) {
+                // Only the reply to our request (behind its id, if correlated, as
+                // libzmq compares it: 4 bytes in host order), behind its empty
+                // delimiter.
+                if self.awaiting_reply != Some(key) {
+                    return;
+                }
+                if self.options.req_correlate {
+                    if frames.first().map(|f| &f[..]) != Some(&self.request_id.to_ne_bytes()[..]) {
+                        return;
+                    }
+                    frames.pop_front();
+                }
+                if !frames.first().is_some_and(|f| f.is_empty()) {
                     return;
                 }
                 frames.pop_front();
@@ -432,7 +465,9 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
         }
         let hwm = self.options.send_hwm;
         match self.socket_type {
-            SocketType::Req if self.awaiting_reply.is_some() => Err(SocketError::WrongState(SocketType::Req)),
+            SocketType::Req if self.awaiting_reply.is_some() && !self.options.req_relaxed => {
+                Err(SocketError::WrongState(SocketType::Req))
+            }
             SocketType::Rep => {
                 let (key, mut envelope) = self.answering.take().ok_or(SocketError::WrongState(SocketType::Rep))?;
                 envelope.extend(frames);
@@ -445,24 +480,41 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
             }
             SocketType::Dealer | SocketType::Push | SocketType::Req | SocketType::Pair => {
                 let mut frames = frames;
-                if self.socket_type == SocketType::Req {
+                let req = self.socket_type == SocketType::Req;
+                if req {
                     frames.push_front(Bytes::new());
+                    if self.options.req_correlate {
+                        let id = self.request_id.wrapping_add(1);
+                        frames.push_front(Bytes::copy_from_slice(&id.to_ne_bytes()));
+                    }
                 }
                 let size = frames.size();
                 let n = self.peers.len();
                 for step in 0..n {
                     let i = (self.next_out + step) % n;
                     if self.peers[i].fits(size, hwm) {
-                        if self.socket_type == SocketType::Req {
+                        if req {
+                            if self.options.req_relaxed {
+                                // A new request abandons the last: a reply received
+                                // and not taken is no longer wanted (libzmq drops it
+                                // too).
+                                while self.inbound.pop().is_some() {}
+                            }
                             self.awaiting_reply = Some(self.peers[i].key);
+                            if self.options.req_correlate {
+                                self.request_id = self.request_id.wrapping_add(1);
+                            }
                         }
                         self.peers[i].queue(frames, size);
                         self.next_out = (i + 1) % n;
                         return Ok(());
                     }
                 }
-                if self.socket_type == SocketType::Req {
+                if req {
                     frames.pop_front();
+                    if self.options.req_correlate {
+                        frames.pop_front();
+                    }
                 }
                 Err(SocketError::WouldBlock(frames))
             }

@@ -226,6 +226,90 @@ fn req_alternates_and_takes_only_its_reply() {
     assert_eq!(s.poll_outgoing(2), Some(m(&["", "q2"])));
 }
 
+fn req(relaxed: bool, correlate: bool) -> SocketLogic<u32> {
+    SocketLogic::new(
+        SocketType::Req,
+        SocketOptions {
+            req_relaxed: relaxed,
+            req_correlate: correlate,
+            first_request_id: 41,
+            ..SocketOptions::default()
+        },
+    )
+}
+
+fn id(n: u32) -> Bytes {
+    Bytes::copy_from_slice(&n.to_ne_bytes())
+}
+
+#[test]
+fn a_relaxed_req_sends_again_and_drops_the_old_reply() {
+    // ZMQ_REQ_RELAXED: the way out of a request whose peer is gone for good.
+    let mut s = req(true, false);
+    s.established(1, &est(SocketType::Rep, ""));
+    s.established(2, &est(SocketType::Rep, ""));
+    s.send(m(&["q1"])).unwrap();
+    s.remove_peer(1);
+    s.send(m(&["q2"])).unwrap();
+    assert_eq!(s.poll_outgoing(2), Some(m(&["", "q2"])));
+    s.handle_message(2, m(&["", "a2"]));
+    // A reply received and not taken is dropped by the next request.
+    s.send(m(&["q3"])).unwrap();
+    assert_eq!(s.recv(), None);
+    assert_eq!(s.poll_outgoing(2), Some(m(&["", "q3"])));
+    s.handle_message(2, m(&["", "a3"]));
+    assert_eq!(s.recv(), Some(m(&["a3"])));
+    // Strict, the same second request is refused.
+    let mut strict = req(false, false);
+    strict.established(1, &est(SocketType::Rep, ""));
+    strict.send(m(&["q1"])).unwrap();
+    strict.remove_peer(1);
+    assert_eq!(strict.send(m(&["q2"])), Err(SocketError::WrongState(SocketType::Req)));
+}
+
+#[test]
+fn a_correlated_req_takes_only_the_reply_to_its_last_request() {
+    // ZMQ_REQ_CORRELATE: without it, a late reply to an abandoned request on the same
+    // peer would be taken for the new one's.
+    let mut s = req(true, true);
+    s.established(1, &est(SocketType::Rep, ""));
+    s.send(m(&["q1"])).unwrap();
+    let first = s.poll_outgoing(1).unwrap();
+    assert_eq!(
+        first,
+        [id(42), Bytes::new(), Bytes::from_static(b"q1")]
+            .into_iter()
+            .collect::<Message>()
+    );
+    s.send(m(&["q2"])).unwrap();
+    assert_eq!(
+        s.poll_outgoing(1),
+        Some([id(43), Bytes::new(), Bytes::from_static(b"q2")].into_iter().collect())
+    );
+    // The REP answers the first late, then the second (it echoes the envelope).
+    s.handle_message(
+        1,
+        [id(42), Bytes::new(), Bytes::from_static(b"a1")].into_iter().collect(),
+    );
+    s.handle_message(1, m(&["", "no id"]));
+    assert_eq!(s.recv(), None);
+    s.handle_message(
+        1,
+        [id(43), Bytes::new(), Bytes::from_static(b"a2")].into_iter().collect(),
+    );
+    assert_eq!(s.recv(), Some(m(&["a2"])));
+    // Without room, the request is handed back as it was given.
+    let mut full: SocketLogic<u32> = SocketLogic::new(
+        SocketType::Req,
+        SocketOptions {
+            send_hwm: 1,
+            req_correlate: true,
+            ..SocketOptions::default()
+        },
+    );
+    assert_eq!(full.send(m(&["q"])), Err(SocketError::WouldBlock(m(&["q"]))));
+}
+
 #[test]
 fn rep_answers_the_peer_that_asked_with_its_envelope() {
     let mut s = logic(SocketType::Rep, 10);
