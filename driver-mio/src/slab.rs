@@ -91,6 +91,16 @@ impl<T> Slab<T> {
     }
 
     /// The current occupant of slot `index`, with its key.
+    pub(crate) fn by_index(&self, index: u32) -> Option<(Key, &T)> {
+        let slot = self.slots.get(index as usize)?;
+        let key = Key {
+            index,
+            generation: slot.generation,
+        };
+        slot.value.as_ref().map(|v| (key, v))
+    }
+
+    /// The current occupant of slot `index`, with its key.
     pub(crate) fn by_index_mut(&mut self, index: u32) -> Option<(Key, &mut T)> {
         let slot = self.slots.get_mut(index as usize)?;
         let key = Key {

@@ -12,13 +12,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use monocoque_proto::chassis::{SocketOptions, UNIX_PEER};
+use monocoque_proto::chassis::{SocketOptions, TimerWheel, UNIX_PEER};
 use monocoque_proto::{Activity, ConnId, CoreId, Driver, ListenerId, Session, SessionFactory, WakeLatch, Waker};
 
 use crate::ops::InFlight;
 use crate::ring::{Cqe, FeatureLine, Ring, RingFeatures, UringStats, Wait};
 use crate::sys::{self, BoundPath, RawAddr};
-use crate::timers::{TimerEntry, TimerHeap};
 use crate::wake::EventFd;
 use crate::{UringConfig, UringError};
 
@@ -244,8 +243,9 @@ pub struct UringDriver<S> {
     dirty: Vec<u32>,
     /// Connections whose receive ended with `ENOBUFS`.
     starved: VecDeque<u32>,
-    timers: TimerHeap,
-    /// Connections with an armed timer (to bound stale heap entries).
+    /// Far deadlines (keep alives) cost a slot number each in it (see [`TimerWheel`]).
+    timers: TimerWheel,
+    /// Connections with an armed timer (to bound stale wheel entries).
     armed_timers: usize,
     turn_no: u64,
     cqes: Vec<Cqe>,
@@ -283,7 +283,7 @@ impl<S: Session> UringDriver<S> {
             free_listeners: Vec::new(),
             dirty: Vec::new(),
             starved: VecDeque::new(),
-            timers: TimerHeap::default(),
+            timers: TimerWheel::new(),
             armed_timers: 0,
             turn_no: 0,
             cqes: Vec::with_capacity(256),
@@ -532,29 +532,36 @@ impl<S> UringDriver<S> {
             _ => {}
         }
         if let Some(at) = at {
-            self.timers.push(TimerEntry { at, index, gen });
-            // Stale entries are dropped once they are a third of the heap (and the
-            // heap's spare capacity with them): every connection arms a connect
-            // deadline and then its keep alive, so at 4x a server full of idle
-            // connections kept two entries for each, ~50 bytes a connection. The
-            // rebuild is O(n) once per n/2 re-arms: constant per re-arm.
+            self.timers.arm(at, index, gen);
+            // Stale entries are dropped once they are a third of the wheel (and its
+            // spare capacity with them): every connection arms a connect deadline and
+            // then its keep alive, so at 4x a server full of idle connections kept two
+            // entries for each. The rebuild is O(n) once per n/2 re-arms: constant per
+            // re-arm.
             if self.timers.len() > 64 && self.timers.len() > self.armed_timers + self.armed_timers / 2 {
                 let slots = &self.slots;
-                self.timers.retain(|e| {
-                    let slot = &slots[e.index as usize];
-                    slot.gen == e.gen && slot.conn.as_ref().is_some_and(|c| c.timer == Some(e.at))
-                });
+                self.timers.retain(|i| armed(slots, i));
             }
         }
     }
 }
 
+/// The instant slot `index` is armed for and its generation, if it is armed.
+fn armed<S>(slots: &[Slot<S>], index: u32) -> Option<(Instant, u32)> {
+    let slot = slots.get(index as usize)?;
+    slot.conn.as_ref()?.timer.map(|at| (at, slot.gen))
+}
+
 impl<S: Session> UringDriver<S> {
     /// Fires every due timer.
     fn fire_timers(&mut self, now: Instant, out: &mut Vec<Activity>) {
-        while let Some(e) = self.timers.pop_due(now) {
+        loop {
+            let slots = &self.slots;
+            let Some(e) = self.timers.pop_due(now, |i| armed(slots, i)) else {
+                break;
+            };
             let slot = &mut self.slots[e.index as usize];
-            if slot.gen != e.gen {
+            if slot.gen != e.generation {
                 continue;
             }
             let Some(conn) = slot.conn.as_mut() else { continue };
@@ -1362,5 +1369,27 @@ impl<S> Drop for UringDriver<S> {
                 self.ring.complete(op);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use std::mem::size_of;
+
+    use super::{Conn, Slot};
+
+    /// A stand-in for a 112-byte session with a niche, as the MQTT broker's
+    /// `Connection` is.
+    #[allow(dead_code)]
+    struct Session112(Box<u8>, [u64; 13]);
+
+    /// What the driver adds to every connection's session: a field added to `Conn`
+    /// costs a million idle connections its size.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_slot_adds_little_to_its_session() {
+        assert_eq!(size_of::<Session112>(), 112);
+        assert_eq!(size_of::<Conn<Session112>>(), 200);
+        assert_eq!(size_of::<Slot<Session112>>(), 208);
     }
 }

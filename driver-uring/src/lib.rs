@@ -83,7 +83,6 @@ mod error;
 mod ops;
 mod ring;
 mod sys;
-mod timers;
 mod wake;
 
 pub use config::UringConfig;

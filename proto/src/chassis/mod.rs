@@ -21,6 +21,7 @@ mod poison;
 mod segmented;
 mod session;
 pub mod sim;
+mod timer_wheel;
 mod wake;
 
 pub use arena::{IoArena, DEFAULT_SHARE_THRESHOLD};
@@ -33,4 +34,5 @@ pub use permits::{Backpressure, BytePermits};
 pub use poison::PoisonGuard;
 pub use segmented::SegmentedBuffer;
 pub use session::{SentWatch, Session};
+pub use timer_wheel::{DueTimer, TimerWheel};
 pub use wake::{WakeLatch, WakeSignal, Waker};

@@ -587,7 +587,10 @@ fn mqtt_3_1_3_6_v311_a_zero_byte_id_with_a_clean_session_is_assigned_one() {
     let mut net = Net::new();
     assert_eq!(net.connect(1, connect(V311, "")).code, ReasonCode::Success);
     assert_eq!(net.connect(2, connect(V311, "")).code, ReasonCode::Success);
-    let (a, b) = (net.state.client_id(1).cloned(), net.state.client_id(2).cloned());
+    let (a, b) = (
+        net.state.client_id(1, &mut net.conns).cloned(),
+        net.state.client_id(2, &mut net.conns).cloned(),
+    );
     let (a, b) = (a.expect("an id"), b.expect("an id"));
     assert!(!a.is_empty() && a != b);
     net.subscribe(1, 1, &[("t", QoS::AtMostOnce)]);

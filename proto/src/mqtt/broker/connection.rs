@@ -134,9 +134,6 @@ pub struct Connection {
     /// When the connection is closed for silence: the connect deadline, then 1.5 times
     /// the keep alive after the last packet.
     deadline: Option<Instant>,
-    /// The latest instant the connection was given: the clock for messages it sends
-    /// from [`poll_transmit`](Session::poll_transmit).
-    now: Instant,
     /// The buffers and queues of a connection with work in hand; `None` while idle
     /// (see [`Busy`]).
     busy: Option<Box<Busy>>,
@@ -144,21 +141,47 @@ pub struct Connection {
     extra: Option<Box<Extra>>,
     /// Outbound QoS 1 and 2 messages, created at the first one.
     outbox: Option<Box<Outbox>>,
-    limits: Limits,
+    /// Shared with the thread's other connections of the same configuration.
+    limits: Arc<Limits>,
     /// The keep alive in seconds (0: none), enforced at 1.5 times.
     keep_alive: u16,
     phase: Phase,
-    /// Whether the 5.0 `CONNECT` had no Session Expiry Interval (or 0).
-    connect_expiry_zero: bool,
-    /// Whether the `CONNECT` named an Authentication Method (the client may then
+    /// Yes/no facts, a bit each (see [`Flags`]).
+    flags: Flags,
+    /// The slot of its session in the broker state's session table once connected
+    /// ([`NO_SESSION`] before): the state finds a connection's session through it,
+    /// with no map of its own from connections to sessions.
+    session_slot: u32,
+}
+
+/// [`Connection::session_slot`] of a connection without a session.
+const NO_SESSION: u32 = u32::MAX;
+
+/// A connection's yes/no facts in one byte (this is per connection).
+#[derive(Debug, Clone, Copy, Default)]
+struct Flags(u8);
+
+impl Flags {
+    /// The 5.0 `CONNECT` had no Session Expiry Interval (or 0).
+    const CONNECT_EXPIRY_ZERO: u8 = 1;
+    /// The `CONNECT` named an Authentication Method (the client may then
     /// re-authenticate with `AUTH`).
-    enhanced: bool,
-    /// Whether the output holds acknowledgements not to be sent before the store commit
-    /// ([`release_held`](Self::release_held)).
-    held: bool,
-    /// The connect timeout in milliseconds, for each enhanced authentication step
-    /// (4 bytes here rather than a 16-byte `Duration`: this is per connection).
-    auth_timeout_ms: u32,
+    const ENHANCED: u8 = 1 << 1;
+    /// The output holds acknowledgements not to be sent before the store commit
+    /// ([`release_held`](Connection::release_held)).
+    const HELD: u8 = 1 << 2;
+
+    fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    fn set(&mut self, bit: u8, on: bool) {
+        if on {
+            self.0 |= bit;
+        } else {
+            self.0 &= !bit;
+        }
+    }
 }
 
 /// The part of a [`Connection`] that only a connection with work in hand needs: the
@@ -206,6 +229,9 @@ struct Extra {
     aliases: Option<Box<Aliases>>,
     /// What the client may publish to (`None`: anything).
     acl: Option<Arc<ClientAcl>>,
+    /// The latest instant the connection was given, while it has an outbox (see
+    /// [`Connection::seen`]).
+    now: Option<Instant>,
 }
 
 impl Default for Extra {
@@ -216,6 +242,7 @@ impl Default for Extra {
             disconnect_expiry: None,
             aliases: None,
             acl: None,
+            now: None,
         }
     }
 }
@@ -226,18 +253,26 @@ impl Connection {
         Connection {
             codec: Codec::server(config.max_packet_size),
             deadline: Some(now + config.connect_timeout),
-            now,
             busy: None,
             extra: None,
             outbox: None,
-            limits: Limits::from(&config),
+            limits: limits::shared(&config),
             keep_alive: 0,
             phase: Phase::AwaitingConnect,
-            connect_expiry_zero: false,
-            enhanced: false,
-            held: false,
-            auth_timeout_ms: u32::try_from(config.connect_timeout.as_millis()).unwrap_or(u32::MAX),
+            flags: Flags::default(),
+            session_slot: NO_SESSION,
         }
+    }
+
+    /// The slot of the session the broker state attached this connection to, if any
+    /// (the state checks that the session still names this connection).
+    pub(crate) fn session_slot(&self) -> Option<u32> {
+        (self.session_slot != NO_SESSION).then_some(self.session_slot)
+    }
+
+    /// Records the slot of the session this connection was attached to.
+    pub(crate) fn set_session_slot(&mut self, slot: u32) {
+        self.session_slot = slot;
     }
 
     /// The busy part, allocated if the connection was idle.
@@ -298,7 +333,7 @@ impl Connection {
             return;
         }
         self.phase = Phase::Authenticating;
-        self.deadline = Some(now + Duration::from_millis(u64::from(self.auth_timeout_ms)));
+        self.deadline = Some(now + Duration::from_millis(u64::from(self.limits.auth_timeout_ms)));
         self.process(now);
     }
 
@@ -306,12 +341,14 @@ impl Connection {
     /// with [`ConnectionConfig::durable`] calls it after each commit); returns whether
     /// anything was held.
     pub fn release_held(&mut self) -> bool {
-        std::mem::take(&mut self.held)
+        let held = self.flags.has(Flags::HELD);
+        self.flags.set(Flags::HELD, false);
+        held
     }
 
     /// Whether the output waits for [`release_held`](Self::release_held).
     pub fn is_held(&self) -> bool {
-        self.held
+        self.flags.has(Flags::HELD)
     }
 
     /// The protocol version of the client's `CONNECT`, once received.
@@ -420,11 +457,20 @@ impl Connection {
         self.phase == Phase::Open && self.write(packet).is_ok()
     }
 
-    /// Sends an application message received at the connection's latest instant; see
+    /// Sends an application message received at `now`; see
     /// [`deliver_message`](Self::deliver_message).
-    pub fn deliver(&mut self, publish: Publish) -> bool {
-        let now = self.now;
+    pub fn deliver(&mut self, publish: Publish, now: Instant) -> bool {
         self.deliver_message(Message::received(publish, now), now)
+    }
+
+    /// Records `now` as the latest instant, the clock for the queued messages it sends
+    /// from [`poll_transmit`](Session::poll_transmit): kept (in the rarely used part)
+    /// only while the connection has an outbox, the only one to read it.
+    fn seen(&mut self, now: Instant) {
+        if self.outbox.is_some() {
+            let latest = &mut self.extra().now;
+            *latest = Some(latest.map_or(now, |t| t.max(now)));
+        }
     }
 
     /// Sends or queues an application message at `now`: QoS 0 goes out at once unless
@@ -436,7 +482,7 @@ impl Connection {
         if self.phase != Phase::Open {
             return false;
         }
-        self.now = self.now.max(now);
+        self.seen(now);
         if message.publish.qos == QoS::AtMostOnce {
             if self.output_len() >= self.limits.max_output_bytes() {
                 self.extra().dropped += 1;
@@ -450,6 +496,7 @@ impl Connection {
         if !outbox.enqueue(message) {
             return false;
         }
+        self.seen(now);
         self.pump();
         true
     }
@@ -480,7 +527,6 @@ impl Connection {
         if self.phase != Phase::Open {
             return;
         }
-        self.now = self.now.max(now);
         let incoming = outbox.take_received();
         if !incoming.is_empty() {
             self.busy().incoming = incoming;
@@ -502,6 +548,7 @@ impl Connection {
             }
         }
         self.outbox = Some(outbox);
+        self.seen(now);
         self.pump();
     }
 
@@ -514,8 +561,12 @@ impl Connection {
         let client_max = self.extra.as_ref().map_or(u16::MAX, |e| e.client_receive_maximum);
         let window = client_max.min(self.limits.max_inflight).max(1);
         while self.output_len() < self.limits.max_output_bytes() {
+            // Set with the outbox (`seen`).
+            let Some(now) = self.extra.as_ref().and_then(|e| e.now) else {
+                return;
+            };
             let Some(outbox) = self.outbox.as_mut() else { return };
-            let Some(publish) = outbox.start_next(window, self.now) else {
+            let Some(publish) = outbox.start_next(window, now) else {
                 return;
             };
             let id = publish.packet_id;
@@ -647,9 +698,12 @@ impl Connection {
                     if out > 0 {
                         self.extra().aliases = Some(Box::new(Aliases::new(out)));
                     }
-                    self.enhanced = connect.properties.authentication_method.is_some();
-                    self.connect_expiry_zero =
-                        connect.protocol.is_v5() && connect.properties.session_expiry_interval.unwrap_or(0) == 0;
+                    self.flags
+                        .set(Flags::ENHANCED, connect.properties.authentication_method.is_some());
+                    self.flags.set(
+                        Flags::CONNECT_EXPIRY_ZERO,
+                        connect.protocol.is_v5() && connect.properties.session_expiry_interval.unwrap_or(0) == 0,
+                    );
                     // The client's window for QoS 1 and 2 messages [MQTT-3.3.4-9].
                     if let Some(max) = connect.properties.receive_maximum {
                         self.extra().client_receive_maximum = max;
@@ -717,7 +771,7 @@ impl Connection {
                     if self.limits.durable {
                         // The release is stored before its PUBCOMP goes: a reused
                         // identifier must not look like a retransmission after a restart.
-                        self.held = true;
+                        self.flags.set(Flags::HELD, true);
                         self.push_event(Event::Released(ack.packet_id));
                     }
                     Ack::success(ack.packet_id)
@@ -735,7 +789,7 @@ impl Connection {
                 if let Some(expiry) = reason.properties.session_expiry_interval {
                     // A session opened with expiry 0 cannot be kept by the DISCONNECT
                     // [MQTT-3.14.2-2].
-                    if self.connect_expiry_zero && expiry != 0 {
+                    if self.flags.has(Flags::CONNECT_EXPIRY_ZERO) && expiry != 0 {
                         self.send_disconnect(ReasonCode::ProtocolError);
                         self.close(true);
                         return;
@@ -746,7 +800,7 @@ impl Connection {
             }
             // Re-authentication (4.12.1), only after a CONNECT with a method.
             Packet::Auth(auth)
-                if self.enhanced
+                if self.flags.has(Flags::ENHANCED)
                     && matches!(
                         auth.code,
                         ReasonCode::ReAuthenticate | ReasonCode::ContinueAuthentication
@@ -796,7 +850,7 @@ impl Connection {
         };
         if publish.qos != QoS::AtMostOnce && self.limits.durable {
             // The acknowledgement waits for the store to hold the message.
-            self.held = true;
+            self.flags.set(Flags::HELD, true);
         }
         match publish.qos {
             QoS::AtMostOnce => {}
@@ -837,14 +891,14 @@ impl Session for Connection {
         if self.phase == Phase::Closed {
             return;
         }
-        self.now = self.now.max(now);
+        self.seen(now);
         self.busy().input.push(data);
         self.process(now);
         if self.limits.durable && self.outbox.as_ref().is_some_and(|o| o.has_written_steps()) {
             // An acknowledgement let a queued message start (a new identifier) or asked
             // for a PUBREL: the output waits for the commit of those steps, as it waits
             // for the messages it acknowledges.
-            self.held = true;
+            self.flags.set(Flags::HELD, true);
         }
         if let Some(busy) = self.busy.as_mut().filter(|b| b.input.is_empty()) {
             // Everything received was a whole packet (the usual case): give back the
@@ -859,7 +913,7 @@ impl Session for Connection {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        self.now = self.now.max(now);
+        self.seen(now);
         if self.deadline.is_some_and(|d| now >= d) {
             self.send_disconnect(ReasonCode::KeepAliveTimeout);
             self.close(true);
@@ -867,7 +921,7 @@ impl Session for Connection {
     }
 
     fn poll_transmit(&mut self) -> Option<&mut IoArena> {
-        if self.held {
+        if self.flags.has(Flags::HELD) {
             return None;
         }
         // Once half the output is written, queued messages may follow it. A durable
@@ -947,10 +1001,10 @@ mod size_tests {
     #[cfg(target_pointer_width = "64")]
     fn an_idle_connection_is_its_core_only() {
         assert_eq!(size_of::<crate::mqtt::Codec>(), 24);
-        assert_eq!(size_of::<Connection>(), 112);
+        assert_eq!(size_of::<Connection>(), 80);
         // Not held by an idle connection, but allocated per busy one.
         assert_eq!(size_of::<Busy>(), 120);
-        assert_eq!(size_of::<Extra>(), 40);
+        assert_eq!(size_of::<Extra>(), 56);
     }
 
     fn connected(now: Instant) -> (Connection, Codec) {

@@ -2,11 +2,14 @@
 //! Alias Maximum and the keep alive it allows (Server Keep Alive in 5.0, a refusal in 3.1.1).
 
 use crate::mqtt::{ConnAck, Connect, ReasonCode};
+use std::cell::RefCell;
+use std::sync::Arc;
 
 use super::ConnectionConfig;
 
-/// The limits a connection keeps from its [`ConnectionConfig`], packed small (every
-/// connection holds a copy).
+/// The limits a connection keeps from its [`ConnectionConfig`], shared by the
+/// connections of a thread made with the same configuration ([`shared`]): a
+/// connection holds a pointer, not a copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Limits {
     max_output_bytes: u32,
@@ -21,6 +24,31 @@ pub(crate) struct Limits {
     pub(crate) topic_alias_maximum: u16,
     /// Acknowledgements wait for the store ([`ConnectionConfig::durable`]).
     pub(crate) durable: bool,
+    /// The connect timeout in milliseconds, for each enhanced authentication step.
+    pub(crate) auth_timeout_ms: u32,
+}
+
+thread_local! {
+    /// The limits last made on this thread: the connections of a broker thread all
+    /// share one configuration, so they share one copy.
+    static LAST: RefCell<Option<Arc<Limits>>> = const { RefCell::new(None) };
+}
+
+/// The limits of `config`, shared with the previous connection made on this thread
+/// when it had the same.
+pub(crate) fn shared(config: &ConnectionConfig) -> Arc<Limits> {
+    let limits = Limits::from(config);
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match last.as_ref() {
+            Some(kept) if **kept == limits => Arc::clone(kept),
+            _ => {
+                let made = Arc::new(limits);
+                *last = Some(Arc::clone(&made));
+                made
+            }
+        }
+    })
 }
 
 impl From<&ConnectionConfig> for Limits {
@@ -33,6 +61,7 @@ impl From<&ConnectionConfig> for Limits {
             max_keep_alive: c.max_keep_alive,
             topic_alias_maximum: c.topic_alias_maximum,
             durable: c.durable,
+            auth_timeout_ms: u32::try_from(c.connect_timeout.as_millis()).unwrap_or(u32::MAX),
         }
     }
 }

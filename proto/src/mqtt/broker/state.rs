@@ -79,28 +79,161 @@ impl std::fmt::Debug for PendingAuth {
 
 /// A client's session: its subscriptions outlive its connection when it asked for a
 /// persistent session.
+///
+/// One of these sits in the session slab for every client, so it holds only what every
+/// session uses; subscriptions, a will, an expiry deadline and an offline queue are in
+/// [`SessionMore`], a box that a plain clean session with no subscription never
+/// allocates.
 #[derive(Debug)]
 struct ClientSession<K> {
     /// The connection now attached, if any.
     conn: Option<K>,
+    /// Seconds the session outlives its connection ([`NEVER_EXPIRES`] for 3.1.1).
+    expiry_interval: u32,
     version: ProtocolVersion,
-    /// A B-tree: 24 bytes and no allocation for the (many) sessions without any,
-    /// against 48 for an empty `HashMap`.
+    /// Whether the session survives the connection (3.1.1: Clean Session 0; 5.0: a
+    /// Session Expiry Interval above 0).
+    persistent: bool,
+    /// Whether the store holds it (a broker with a store, a persistent session).
+    stored: bool,
+    /// What few sessions have; `None` while all of it is empty.
+    more: Option<Box<SessionMore>>,
+}
+
+/// The part of a [`ClientSession`] that an idle clean session does not need: boxed,
+/// allocated when one of its fields is first set, freed when all are empty again.
+#[derive(Debug, Default)]
+struct SessionMore {
+    /// A B-tree: no allocation for the sessions without any.
     /// Each with its options and Subscription Identifier (0: none).
     subscriptions: BTreeMap<Bytes, (SubscriptionOptions, u32)>,
     /// Boxed: a `Will` is ~460 bytes and most sessions have none.
     will: Option<Box<Will>>,
-    /// Whether the session survives the connection (3.1.1: Clean Session 0; 5.0: a
-    /// Session Expiry Interval above 0).
-    persistent: bool,
-    /// Seconds the session outlives its connection ([`NEVER_EXPIRES`] for 3.1.1).
-    expiry_interval: u32,
     /// When the session ends, while it has no connection.
     expires_at: Option<Instant>,
     /// Its outbound QoS 1 and 2 messages while it has no connection.
     outbox: Option<Box<Outbox>>,
-    /// Whether the store holds it (a broker with a store, a persistent session).
-    stored: bool,
+}
+
+impl SessionMore {
+    fn is_empty(&self) -> bool {
+        self.subscriptions.is_empty() && self.will.is_none() && self.expires_at.is_none() && self.outbox.is_none()
+    }
+}
+
+impl<K> ClientSession<K> {
+    /// A session with nothing in its boxed part.
+    fn new(conn: Option<K>, version: ProtocolVersion, expiry_interval: u32, persistent: bool, stored: bool) -> Self {
+        ClientSession {
+            conn,
+            expiry_interval,
+            version,
+            persistent,
+            stored,
+            more: None,
+        }
+    }
+
+    /// The boxed part, allocated if the session had none.
+    fn more(&mut self) -> &mut SessionMore {
+        self.more.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the boxed part once nothing is in it.
+    fn settle(&mut self) {
+        if self.more.as_ref().is_some_and(|m| m.is_empty()) {
+            self.more = None;
+        }
+    }
+
+    /// Its subscriptions (each with its options and Subscription Identifier).
+    fn subscriptions(&self) -> impl Iterator<Item = (&Bytes, &(SubscriptionOptions, u32))> + '_ {
+        self.more.iter().flat_map(|m| m.subscriptions.iter())
+    }
+
+    fn subscription_count(&self) -> usize {
+        self.more.as_ref().map_or(0, |m| m.subscriptions.len())
+    }
+
+    fn is_subscribed(&self, filter: &[u8]) -> bool {
+        self.more.as_ref().is_some_and(|m| m.subscriptions.contains_key(filter))
+    }
+
+    /// Adds or replaces a subscription; whether it replaced one.
+    fn subscribe(&mut self, filter: Bytes, entry: (SubscriptionOptions, u32)) -> bool {
+        self.more().subscriptions.insert(filter, entry).is_some()
+    }
+
+    /// Removes a subscription; whether there was one.
+    fn unsubscribe(&mut self, filter: &[u8]) -> bool {
+        let existed = self
+            .more
+            .as_mut()
+            .is_some_and(|m| m.subscriptions.remove(filter).is_some());
+        self.settle();
+        existed
+    }
+
+    /// Takes all its subscriptions out.
+    fn take_subscriptions(&mut self) -> BTreeMap<Bytes, (SubscriptionOptions, u32)> {
+        let taken = self
+            .more
+            .as_mut()
+            .map(|m| std::mem::take(&mut m.subscriptions))
+            .unwrap_or_default();
+        self.settle();
+        taken
+    }
+
+    fn take_will(&mut self) -> Option<Box<Will>> {
+        let will = self.more.as_mut().and_then(|m| m.will.take());
+        self.settle();
+        will
+    }
+
+    fn set_will(&mut self, will: Option<Box<Will>>) {
+        match will {
+            Some(will) => self.more().will = Some(will),
+            None => {
+                self.take_will();
+            }
+        }
+    }
+
+    fn expires_at(&self) -> Option<Instant> {
+        self.more.as_ref().and_then(|m| m.expires_at)
+    }
+
+    fn set_expires_at(&mut self, at: Option<Instant>) {
+        match at {
+            Some(at) => self.more().expires_at = Some(at),
+            None => {
+                if let Some(m) = self.more.as_mut() {
+                    m.expires_at = None;
+                }
+                self.settle();
+            }
+        }
+    }
+
+    fn take_outbox(&mut self) -> Option<Box<Outbox>> {
+        let outbox = self.more.as_mut().and_then(|m| m.outbox.take());
+        self.settle();
+        outbox
+    }
+
+    fn set_outbox(&mut self, outbox: Option<Box<Outbox>>) {
+        match outbox {
+            Some(outbox) => self.more().outbox = Some(outbox),
+            None => {
+                self.take_outbox();
+            }
+        }
+    }
+
+    fn outbox_mut(&mut self) -> Option<&mut Outbox> {
+        self.more.as_mut().and_then(|m| m.outbox.as_deref_mut())
+    }
 }
 
 /// A `CONNECT` on a cluster waiting for the other threads' answers to its takeover
@@ -166,8 +299,9 @@ impl<K: Copy> Held<K> {
 pub struct BrokerState<K> {
     /// Sessions by client identifier, each stored once (see [`SessionTable`]).
     sessions: SessionTable<ClientSession<K>>,
-    /// The session slot of each connected connection (whose session's `conn` names it).
-    clients: HashMap<K, u32>,
+    /// Connections attached to a session (each also carries its session's slot, see
+    /// [`Connection::session_slot`]: no map from connections to sessions here).
+    connected: usize,
     tree: TopicTree<Subscriber>,
     retained: Retained,
     assigned: u64,
@@ -209,7 +343,7 @@ impl<K> Default for BrokerState<K> {
     fn default() -> Self {
         BrokerState {
             sessions: SessionTable::default(),
-            clients: HashMap::new(),
+            connected: 0,
             tree: TopicTree::new(),
             retained: Retained::default(),
             assigned: 0,
@@ -339,20 +473,13 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             if let Some(at) = expires_at {
                 self.timers.schedule(at, client.clone());
             }
-            self.sessions.insert(
-                client,
-                ClientSession {
-                    conn: None,
-                    version: stored.record.version,
-                    subscriptions,
-                    will: None,
-                    persistent: true,
-                    expiry_interval,
-                    expires_at,
-                    outbox: Some(outbox),
-                    stored: true,
-                },
-            );
+            let mut session = ClientSession::new(None, stored.record.version, expiry_interval, true, true);
+            for (filter, entry) in subscriptions {
+                session.subscribe(filter, entry);
+            }
+            session.set_expires_at(expires_at);
+            session.set_outbox(Some(outbox));
+            self.sessions.insert(client, session);
         }
     }
 
@@ -426,7 +553,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
 
     /// Connections with a session (connected clients).
     pub fn connected_count(&self) -> usize {
-        self.clients.len()
+        self.connected
     }
 
     /// Application messages received from this thread's clients (`PUBLISH`es).
@@ -695,20 +822,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         self.settle(client, &handed);
         let stored = self.store.is_some();
         let expires_at = SessionTimers::deadline(now, handed.expiry_interval);
-        self.sessions.insert(
-            client.clone(),
-            ClientSession {
-                conn: None,
-                version: handed.version,
-                subscriptions: BTreeMap::new(),
-                will: None,
-                persistent: true,
-                expiry_interval: handed.expiry_interval,
-                expires_at,
-                outbox: None,
-                stored,
-            },
-        );
+        let mut session = ClientSession::new(None, handed.version, handed.expiry_interval, true, stored);
+        session.set_expires_at(expires_at);
+        self.sessions.insert(client.clone(), session);
         self.record_session(client, false);
         self.adopt_subscriptions(client, handed.subscriptions);
         let mut outbox = handed.outbox;
@@ -753,7 +869,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         }
         outbox.keep_received(received);
         if let Some(session) = self.sessions.get_mut(client) {
-            session.outbox = Some(outbox);
+            session.set_outbox(Some(outbox));
         }
         if let Some(at) = expires_at {
             self.timers.schedule(at, client.clone());
@@ -788,12 +904,12 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         let expiry_interval = session.expiry_interval;
         let was_stored = session.stored;
         let old = session.conn.take();
-        let will = session.will.take();
+        let will = session.take_will();
         // What the session still owes its client: in its connection, or kept while it
         // was offline.
-        let mut outbox = session.outbox.take();
+        let mut outbox = session.take_outbox();
         if let Some(old) = old {
-            self.clients.remove(&old);
+            self.connected = self.connected.saturating_sub(1);
             if let Some(c) = conns.connection(old) {
                 c.disconnect(ReasonCode::SessionTakenOver);
                 outbox = Some(c.take_outbox());
@@ -837,8 +953,8 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         let Some(session) = self.sessions.get_mut(client) else {
             return Vec::new();
         };
-        let mut out = Vec::with_capacity(session.subscriptions.len());
-        for (filter, (options, _)) in std::mem::take(&mut session.subscriptions) {
+        let mut out = Vec::with_capacity(session.subscription_count());
+        for (filter, (options, _)) in session.take_subscriptions() {
             let id = if shared::split(&filter).is_some() {
                 let id = self.shared.member_id(&filter, client).unwrap_or(0);
                 self.shared.unsubscribe(&filter, client);
@@ -857,10 +973,10 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             return;
         };
         for (filter, options, id) in subscriptions {
-            if session.subscriptions.contains_key(&filter) {
+            if session.is_subscribed(&filter) {
                 continue; // subscribed again since: the newer one stands
             }
-            session.subscriptions.insert(filter.clone(), (options, id));
+            session.subscribe(filter.clone(), (options, id));
             if session.stored {
                 let (client, filter) = (client.clone(), filter.clone());
                 if let Some(ops) = self.store.as_mut() {
@@ -902,12 +1018,13 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     /// before step 2, [`disconnect_all`](Self::disconnect_all).
     pub fn shutdown_wills(&mut self, now: Instant, conns: &mut impl Connections<K>) {
         let connected: Vec<Bytes> = self
-            .clients
-            .keys()
-            .filter_map(|&k| self.client_of(k).cloned())
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.conn.is_some())
+            .map(|(client, _)| client.clone())
             .collect();
         for client in connected {
-            if let Some(will) = self.sessions.get_mut(&client).and_then(|s| s.will.take()) {
+            if let Some(will) = self.sessions.get_mut(&client).and_then(|s| s.take_will()) {
                 self.publish_will(&client, *will, now, conns);
             }
         }
@@ -919,7 +1036,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     /// The server is shutting down, step 2: every connection gets `DISCONNECT` 0x8B
     /// "Server shutting down" (5.0; a 3.1.1 client's is just closed).
     pub fn disconnect_all(&mut self, conns: &mut impl Connections<K>) {
-        let keys: Vec<K> = self.clients.keys().copied().collect();
+        let keys: Vec<K> = self.sessions.iter().filter_map(|(_, s)| s.conn).collect();
         for key in keys {
             if let Some(c) = conns.connection(key) {
                 c.disconnect(ReasonCode::ServerShuttingDown);
@@ -928,14 +1045,14 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     }
 
     /// The client identifier of connection `key`, once connected.
-    pub fn client_id(&self, key: K) -> Option<&Bytes> {
-        self.client_of(key)
+    pub fn client_id(&self, key: K, conns: &mut impl Connections<K>) -> Option<&Bytes> {
+        self.client_of(key, conns)
     }
 
-    /// The client identifier of connection `key`: its session's, while the session
-    /// names the connection as its own.
-    fn client_of(&self, key: K) -> Option<&Bytes> {
-        let &slot = self.clients.get(&key)?;
+    /// The client identifier of connection `key`: its session's (the connection
+    /// carries the session's slot), while the session names the connection as its own.
+    fn client_of(&self, key: K, conns: &mut impl Connections<K>) -> Option<&Bytes> {
+        let slot = conns.connection(key)?.session_slot()?;
         let (client, session) = self.sessions.at(slot)?;
         (session.conn == Some(key)).then_some(client)
     }
@@ -947,7 +1064,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             Event::Connect(connect) => self.connect(key, *connect, now, conns),
             Event::Auth(auth) => self.auth_step(key, auth, now, conns),
             Event::Publish(publish) => {
-                let Some(client) = self.client_of(key).cloned() else {
+                let Some(client) = self.client_of(key, conns).cloned() else {
                     return;
                 };
                 self.received += 1;
@@ -959,12 +1076,12 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 self.publish(&client, publish, now, conns);
             }
             Event::Flow(step) => {
-                if let Some(client) = self.client_of(key).filter(|c| self.is_stored(c)).cloned() {
+                if let Some(client) = self.client_of(key, conns).filter(|c| self.is_stored(c)).cloned() {
                     self.record(|| step_op(&client, step));
                 }
             }
             Event::Released(packet_id) => {
-                if let Some(client) = self.client_of(key).filter(|c| self.is_stored(c)).cloned() {
+                if let Some(client) = self.client_of(key, conns).filter(|c| self.is_stored(c)).cloned() {
                     self.record(|| StoreOp::Released { client, packet_id });
                 }
             }
@@ -1019,7 +1136,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             let due = self
                 .sessions
                 .get(&client)
-                .is_some_and(|s| s.conn.is_none() && s.expires_at == Some(at));
+                .is_some_and(|s| s.conn.is_none() && s.expires_at() == Some(at));
             if due {
                 if let Some(will) = self.wills.take(&client) {
                     self.publish_will(&client, will, now, conns);
@@ -1100,7 +1217,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     /// `CONNECT`'s method [MQTT-4.12.1-1], 0x18 continues it; success answers `AUTH`
     /// 0x00, failure `DISCONNECT` (4.12.1).
     fn reauth_step(&mut self, key: K, auth: Reason, conns: &mut impl Connections<K>) {
-        let client = self.client_of(key).cloned().unwrap_or_default();
+        let client = self.client_of(key, conns).cloned().unwrap_or_default();
         let outcome = match self.reauth.get_mut(&key) {
             Some(r) if auth.properties.authentication_method.as_ref() == Some(&r.method) => {
                 if auth.code == ReasonCode::ReAuthenticate {
@@ -1303,7 +1420,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         // will is published as for any connection that ends without DISCONNECT.
         if let Some(old) = self.sessions.get(&client).and_then(|s| s.conn) {
             if old != key {
-                self.clients.remove(&old);
+                self.connected = self.connected.saturating_sub(1);
                 // The session continues on the new connection with what was in flight
                 // on the old one.
                 let mut outbox = conns.connection(old).map(|c| {
@@ -1316,9 +1433,9 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 let will = self.sessions.get_mut(&client).and_then(|s| {
                     s.conn = None;
                     if outbox.is_some() {
-                        s.outbox = outbox;
+                        s.set_outbox(outbox);
                     }
-                    s.will.take()
+                    s.take_will()
                 });
                 // A delayed will is cancelled by the new connection when the session
                 // goes on [MQTT-3.1.3-9].
@@ -1334,7 +1451,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         let expired = self
             .sessions
             .get(&client)
-            .is_some_and(|s| s.conn.is_none() && s.expires_at.is_some_and(|at| at <= now));
+            .is_some_and(|s| s.conn.is_none() && s.expires_at().is_some_and(|at| at <= now));
         if connect.clean_start || expired {
             self.drop_session(&client);
         }
@@ -1368,37 +1485,35 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 s.stored = persistent && recording;
                 s.conn = Some(key);
                 s.version = connect.protocol;
-                s.will = will;
+                s.set_will(will);
                 s.persistent = persistent;
                 s.expiry_interval = expiry_interval;
-                s.expires_at = None;
-                resumed = s.outbox.take();
+                s.set_expires_at(None);
+                resumed = s.take_outbox();
                 true
             }
             None => {
                 // A copy of its own rather than a clone: the first clone of a `Bytes`
                 // gives it a shared header (another allocation, kept for its life),
                 // and `client` may be a view of a larger buffer.
-                self.sessions.insert(
-                    Bytes::copy_from_slice(&client),
-                    ClientSession {
-                        conn: Some(key),
-                        version: connect.protocol,
-                        subscriptions: BTreeMap::new(),
-                        will,
-                        persistent,
-                        expiry_interval,
-                        expires_at: None,
-                        outbox: None,
-                        stored: persistent && recording,
-                    },
+                let mut session = ClientSession::new(
+                    Some(key),
+                    connect.protocol,
+                    expiry_interval,
+                    persistent,
+                    persistent && recording,
                 );
+                session.set_will(will);
+                self.sessions.insert(Bytes::copy_from_slice(&client), session);
                 false
             }
         };
         self.record_session(&client, was_stored);
         if let Some(slot) = self.sessions.slot_of(&client) {
-            self.clients.insert(key, slot);
+            self.connected += 1;
+            if let Some(c) = conns.connection(key) {
+                c.set_session_slot(slot);
+            }
         }
         let ack = ConnAck {
             session_present,
@@ -1426,7 +1541,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         }
         let Some(s) = self.sessions.get(client) else { return };
         if s.stored {
-            let expires_at = match (s.conn, s.expires_at, self.wall) {
+            let expires_at = match (s.conn, s.expires_at(), self.wall) {
                 (None, Some(at), Some((anchor, wall))) => {
                     Some(wall + at.checked_duration_since(anchor).unwrap_or(Duration::ZERO))
                 }
@@ -1441,10 +1556,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 Vec::new()
             } else {
                 // A live session that becomes persistent (a takeover): its subscriptions too.
-                s.subscriptions
-                    .iter()
-                    .map(|(f, (o, id))| (f.clone(), *o, *id))
-                    .collect()
+                s.subscriptions().map(|(f, (o, id))| (f.clone(), *o, *id)).collect()
             };
             let c = client.clone();
             self.record(|| StoreOp::Session { client: c, record });
@@ -1488,7 +1600,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 let client = client.clone();
                 self.record(|| StoreOp::SessionDropped { client });
             }
-            for filter in session.subscriptions.keys() {
+            for (filter, _) in session.subscriptions() {
                 if shared::split(filter).is_some() {
                     self.shared.unsubscribe(filter, client);
                 } else {
@@ -1500,8 +1612,10 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
 
     fn closed(&mut self, key: K, publish_will: bool, now: Instant, conns: &mut impl Connections<K>) {
         // A connection taken over was detached already.
-        let client = self.client_of(key).cloned();
-        self.clients.remove(&key);
+        let client = self.client_of(key, conns).cloned();
+        if client.is_some() {
+            self.connected = self.connected.saturating_sub(1);
+        }
         let Some(client) = client else {
             return;
         };
@@ -1509,7 +1623,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             return;
         };
         session.conn = None;
-        let will = session.will.take();
+        let will = session.take_will();
         // The DISCONNECT may change the interval: to 0 ends the session now.
         let mut changed = false;
         if let Some(expiry) = conns.connection(key).and_then(|c| c.disconnect_session_expiry()) {
@@ -1523,32 +1637,33 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             // What was in flight and queued stays with the session until it resumes
             // or expires.
             if let Some(c) = conns.connection(key) {
-                session.outbox = Some(c.take_outbox());
+                session.set_outbox(Some(c.take_outbox()));
             }
             let stored = session.stored;
-            if let Some(mut outbox) = session.outbox.take() {
+            if let Some(mut outbox) = session.take_outbox() {
                 self.record_ended(&client, &mut outbox);
                 if let Some(s) = self.sessions.get_mut(&client) {
-                    s.outbox = Some(outbox);
+                    s.set_outbox(Some(outbox));
                 }
             }
             let Some(session) = self.sessions.get_mut(&client) else {
                 return;
             };
-            session.expires_at = SessionTimers::deadline(now, session.expiry_interval);
+            let expires_at = SessionTimers::deadline(now, session.expiry_interval);
+            session.set_expires_at(expires_at);
             // The record says when the session ends, in wall time, so that a restart
             // does not give it its whole interval again.
-            if stored && (changed || (session.expires_at.is_some() && self.wall.is_some())) {
+            if stored && (changed || (expires_at.is_some() && self.wall.is_some())) {
                 self.record_session(&client, true);
             }
             let Some(session) = self.sessions.get_mut(&client) else {
                 return;
             };
-            if let Some(at) = session.expires_at {
+            if let Some(at) = session.expires_at() {
                 self.timers.schedule(at, client.clone());
                 let sessions = &self.sessions;
                 self.timers.compact(sessions.len(), |at, c| {
-                    sessions.get(c).is_some_and(|s| s.expires_at == Some(at))
+                    sessions.get(c).is_some_and(|s| s.expires_at() == Some(at))
                 });
             }
         }
@@ -1680,7 +1795,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     }
 
     fn subscribe(&mut self, key: K, subscribe: Subscribe, now: Instant, conns: &mut impl Connections<K>) {
-        let Some(client) = self.client_of(key).cloned() else {
+        let Some(client) = self.client_of(key, conns).cloned() else {
             return;
         };
         let acl = conns.connection(key).and_then(|c| c.acl().cloned());
@@ -1738,14 +1853,11 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             if shared.is_some() {
                 // A shared subscription gets no retained messages (4.8.2).
                 self.shared.subscribe(&filter, &client, sub.options, id);
-                session.subscriptions.insert(filter, (sub.options, id));
+                session.subscribe(filter, (sub.options, id));
                 codes.push(granted);
                 continue;
             }
-            let existed = session
-                .subscriptions
-                .insert(filter.clone(), (sub.options, id))
-                .is_some();
+            let existed = session.subscribe(filter.clone(), (sub.options, id));
             let subscriber = Subscriber {
                 client: client.clone(),
                 options: sub.options,
@@ -1864,7 +1976,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     }
 
     fn unsubscribe(&mut self, key: K, unsubscribe: Unsubscribe, conns: &mut impl Connections<K>) {
-        let Some(client) = self.client_of(key).cloned() else {
+        let Some(client) = self.client_of(key, conns).cloned() else {
             return;
         };
         let Some(session) = self.sessions.get_mut(&client) else {
@@ -1873,7 +1985,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         let v5 = session.version.is_v5();
         let mut codes = Vec::new();
         for filter in &unsubscribe.filters {
-            let existed = session.subscriptions.remove(&filter[..]).is_some();
+            let existed = session.unsubscribe(filter);
             if existed && session.stored {
                 if let Some(ops) = self.store.as_mut() {
                     ops.push(StoreOp::Unsubscribed {
@@ -1958,7 +2070,7 @@ impl Books<'_> {
                 None => false,
             },
             None if out.publish.qos != QoS::AtMostOnce => {
-                session.outbox.as_mut().is_some_and(|outbox| outbox.enqueue(out))
+                session.outbox_mut().is_some_and(|outbox| outbox.enqueue(out))
             }
             None => false,
         };
@@ -2023,4 +2135,22 @@ fn tree_remove(
         }
     }
     removed
+}
+
+#[cfg(test)]
+mod size_tests {
+    use std::mem::size_of;
+
+    use super::{ClientSession, SessionMore};
+    use crate::chassis::ConnId;
+
+    /// A session sits in the slab for every client: a field added to it costs a
+    /// million sessions its size. Put what a plain clean session does not use in
+    /// `SessionMore`.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_session_holds_only_its_always_used_fields() {
+        assert_eq!(size_of::<ClientSession<ConnId>>(), 32);
+        assert_eq!(size_of::<SessionMore>(), 56);
+    }
 }
