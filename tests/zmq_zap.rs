@@ -6,9 +6,12 @@
 //!   `configure_plain`, `configure_curve` (any key, or a certificate directory that
 //!   `zmq.auth.create_certificates` wrote) and `deny`: pyzmq (libzmq) clients with the
 //!   right credentials get messages through; wrong ones are refused with the handler's
-//!   status, which the libzmq client reports (`ZMQ_EVENT_HANDSHAKE_FAILED_AUTH`); the
-//!   handler prints what each request carried (domain, address, mechanism);
-//! - our [`ZapHandler`] serving our own server socket, libzmq clients;
+//!   status, which the libzmq client reports (`ZMQ_EVENT_HANDSHAKE_FAILED_AUTH`; see
+//!   [`PLAIN_REFUSED`] for libzmq 4.3.4's PLAIN client, and a raw client reads the
+//!   `ERROR` bytes); the handler prints what each request carried (domain, address,
+//!   mechanism);
+//! - our [`ZapHandler`] serving two of our server sockets, over `tcp://` and `ipc://`,
+//!   libzmq clients;
 //! - a handler that answers garbage, one that never answers, and none at all: the
 //!   handshake is refused (`ERROR 500` to the peer) with a typed error, in bounded time.
 
@@ -35,7 +38,10 @@ use support::zmq_peer::{hex, ZmqPeer, PATIENCE};
 /// `client MECH PORT WAIT_MS [CREDENTIALS]` is a libzmq DEALER (`plain USER
 /// PASSWORD`, `curve SERVERKEY PUBLIC SECRET`, `null`): it sends `[b"from libzmq"]`
 /// and prints the reply's frames in hex, `auth-failed STATUS` when the server refused
-/// its handshake with a ZAP status (libzmq's monitor event), or `timeout`.
+/// its handshake with a ZAP status or `protocol-failed CODE` when it failed it
+/// otherwise (libzmq's monitor events), or `timeout`. `raw-plain PORT` is a PLAIN
+/// client written out by hand (greeting, `HELLO admin guess`) that prints in hex all
+/// the server sent until it closed.
 const PEER: &str = r#"
 import os, sys, tempfile, time, zmq
 import zmq.auth
@@ -355,24 +361,28 @@ fn our_handler_serves_our_server(kind: DriverKind) {
     let (tx, rx) = std::sync::mpsc::channel();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stopped = stop.clone();
+    let ipc = std::env::temp_dir().join(format!("monocoque-zap-{}-{kind}.sock", std::process::id()));
+    let ipc_endpoint = format!("ipc://{}", ipc.display());
     let thread = std::thread::spawn(move || {
         let users = Authenticator::plain_users([(Bytes::from_static(b"admin"), Bytes::from_static(b"secret"))]);
         let mut handler = ZapHandler::new(base(kind), users).expect("handler");
         tx.send(handler.bind("tcp://127.0.0.1:0").expect("bind")).expect("send");
+        tx.send(handler.bind(&ipc_endpoint).expect("bind ipc")).expect("send");
         while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
             handler.serve(Duration::from_millis(50)).expect("serve");
         }
         handler.served()
     });
     let endpoint = rx.recv_timeout(PATIENCE).expect("the handler's endpoint");
-    // Two server sockets, one handler.
-    let options = Options {
+    let ipc_endpoint = rx.recv_timeout(PATIENCE).expect("the handler's ipc endpoint");
+    // Two server sockets, one handler, over tcp:// and ipc://.
+    let options = |zap_endpoint| Options {
         plain_server: true,
-        zap_endpoint: Some(endpoint),
+        zap_endpoint: Some(zap_endpoint),
         ..base(kind)
     };
-    let (mut first, first_port) = server(options.clone());
-    let (mut second, second_port) = server(options);
+    let (mut first, first_port) = server(options(endpoint));
+    let (mut second, second_port) = server(options(ipc_endpoint));
     let mut good = client(&["plain", &first_port, "30000", "admin", "secret"]);
     served(&mut first, &mut good);
     let mut good = client(&["plain", &second_port, "30000", "admin", "secret"]);
