@@ -622,16 +622,19 @@ impl Socket {
         }
         self.activities = activities;
         turned.map_err(ZmqError::Turn)?;
-        let now = Instant::now();
-        self.expire_zap(now);
-        let (driver, closing) = (&mut self.driver, &mut self.closing);
-        closing.retain(|(conn, at)| {
-            let keep = now < *at;
-            if !keep {
-                driver.remove(*conn);
-            }
-            keep
-        });
+        // Only a socket with a ZAP handler or a connection closing reads the clock here.
+        if self.zap.is_some() || !self.closing.is_empty() {
+            let now = Instant::now();
+            self.expire_zap(now);
+            let (driver, closing) = (&mut self.driver, &mut self.closing);
+            closing.retain(|(conn, at)| {
+                let keep = now < *at;
+                if !keep {
+                    driver.remove(*conn);
+                }
+                keep
+            });
+        }
         self.pump();
         Ok(())
     }
