@@ -18,9 +18,10 @@ use crate::driver::DriverKind;
 /// makes a CURVE server; `curve_server_key` (with our `curve_secret_key`, and
 /// optionally `curve_public_key` to check it against) a CURVE client; `plain_server` a
 /// PLAIN server; `plain_username` (with `plain_password`) a PLAIN client; none of
-/// them, NULL. A server asks [`authenticator`](Self::authenticator) about each peer,
-/// and without one accepts every peer that completes the handshake, as libzmq does
-/// when no ZAP handler is installed.
+/// them, NULL. A server asks the ZAP handler at [`zap_endpoint`](Self::zap_endpoint)
+/// about each peer, or else [`authenticator`](Self::authenticator), and without either
+/// accepts every peer that completes the handshake, as libzmq does when no ZAP handler
+/// is installed.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The driver the socket runs on.
