@@ -15,6 +15,8 @@ mod error;
 mod options;
 mod random;
 mod socket;
+mod zap;
+mod zap_handler;
 
 pub use endpoint::{Endpoint, EndpointError};
 pub use error::ZmqError;
@@ -23,3 +25,4 @@ pub use options::{Authenticator, Options, SecurityError};
 pub(crate) use random::connection;
 pub use random::generate_keypair;
 pub use socket::Socket;
+pub use zap_handler::ZapHandler;

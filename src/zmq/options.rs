@@ -18,9 +18,10 @@ use crate::driver::DriverKind;
 /// makes a CURVE server; `curve_server_key` (with our `curve_secret_key`, and
 /// optionally `curve_public_key` to check it against) a CURVE client; `plain_server` a
 /// PLAIN server; `plain_username` (with `plain_password`) a PLAIN client; none of
-/// them, NULL. A server asks [`authenticator`](Self::authenticator) about each peer,
-/// and without one accepts every peer that completes the handshake, as libzmq does
-/// when no ZAP handler is installed.
+/// them, NULL. A server asks the ZAP handler at [`zap_endpoint`](Self::zap_endpoint)
+/// about each peer, or else [`authenticator`](Self::authenticator), and without either
+/// accepts every peer that completes the handshake, as libzmq does when no ZAP handler
+/// is installed.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The driver the socket runs on.
@@ -74,8 +75,28 @@ pub struct Options {
     pub curve_public_key: Option<Bytes>,
     /// `ZMQ_CURVE_SERVERKEY`: be a CURVE client of the server with this public key.
     pub curve_server_key: Option<Bytes>,
-    /// Judges PLAIN credentials and CURVE client keys on a server (ZAP's role).
+    /// Judges PLAIN credentials and CURVE client keys on a server (ZAP's role), on the
+    /// socket's thread; not asked when [`zap_endpoint`](Self::zap_endpoint) is set.
     pub authenticator: Option<Authenticator>,
+    /// `ZMQ_ZAP_DOMAIN`: the domain a server's ZAP requests name (empty by default).
+    /// Set, it makes a NULL socket authenticate its peers too, as in libzmq: its
+    /// `READY` waits for the verdict.
+    pub zap_domain: Bytes,
+    /// Where a ZAP handler (RFC 27) listens: a server socket (PLAIN, CURVE, or NULL
+    /// with a `zap_domain`) connects its own ZAP client there (a DEALER with REQ's
+    /// envelope) and asks it about each peer instead of calling
+    /// [`authenticator`](Self::authenticator); a refused peer gets an `ERROR` with the
+    /// handler's status code, as libzmq sends it. libzmq's handler lives at
+    /// `inproc://zeromq.zap.01` of a shared context; with no shared context, this is a
+    /// `tcp://` or `ipc://` endpoint (pyzmq's `zmq.auth` handler on a REP socket, or a
+    /// [`ZapHandler`](super::ZapHandler)). `None` (the default): no handler.
+    pub zap_endpoint: Option<super::Endpoint>,
+    /// How long a peer's handshake waits for the ZAP handler's verdict before the peer
+    /// is refused (`ERROR` `500`, [`ZmtpError::Zap`](monocoque_proto::zmtp::ZmtpError::Zap)
+    /// kept as the socket's last error): a handler that is down, unreachable or
+    /// stuck never hangs a handshake (5 s; libzmq waits out its 30 s handshake
+    /// interval instead).
+    pub zap_timeout: Duration,
     /// `ZMQ_REQ_RELAXED`: a REQ may send a new request before the last one's reply
     /// came (the old reply is then not delivered), so a REQ whose peer is gone for good
     /// can ask another instead of waiting for ever. Off by default, as in libzmq.
@@ -109,6 +130,9 @@ impl Default for Options {
             curve_public_key: None,
             curve_server_key: None,
             authenticator: None,
+            zap_domain: Bytes::new(),
+            zap_endpoint: None,
+            zap_timeout: Duration::from_secs(5),
             req_relaxed: false,
             req_correlate: false,
         }

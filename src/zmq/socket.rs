@@ -5,11 +5,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use monocoque_proto::chassis::link::{Action, Supervisor};
+use monocoque_proto::chassis::UNIX_PEER;
 use monocoque_proto::zmtp::socket::{SocketError, SocketLogic, SocketOptions};
-use monocoque_proto::zmtp::{Connection, ConnectionConfig, Event, HandshakeConfig, Message, SocketType, ZmtpError};
+use monocoque_proto::zmtp::{
+    AuthRequest, Connection, ConnectionConfig, Event, HandshakeConfig, Mechanism, Message, SocketType, ZmtpError,
+};
 use monocoque_proto::{Activity, ConnId, Driver, ListenerId, Session};
 
 use super::endpoint::{self, Endpoint};
+use super::zap::ZapClient;
 use super::{Options, ZmqError};
 use crate::driver::AnyDriver;
 use crate::link::OneServer;
@@ -25,6 +29,10 @@ const ARENA_HIGH: usize = 256 << 10;
 /// that the kernel does not run dry meanwhile, little enough that one wake moves many
 /// messages (a wake per write made the writes, and so the syscalls, small).
 const ARENA_LOW: usize = ARENA_HIGH / 2;
+
+/// How long a connection that failed with something still to say (an `ERROR` to a
+/// refused peer) is kept for the kernel to take it before it is closed anyway.
+const CLOSING_GRACE: Duration = Duration::from_secs(1);
 
 /// The hasher of the socket's own maps, keyed by numbers it makes up (peer keys,
 /// connection ids), never by a peer's bytes: a multiply-rotate (as rustc's FxHash)
@@ -80,6 +88,8 @@ impl std::hash::Hasher for KeyHasher {
 #[derive(Debug)]
 struct Peer {
     conn: Option<ConnId>,
+    /// The peer's IP address as text (empty for `ipc://`), for ZAP requests.
+    address: Bytes,
     /// Where and when to redial, for a peer we connected to.
     dial: Option<Dial>,
 }
@@ -127,6 +137,11 @@ pub struct Socket {
     /// Seeds each endpoint's reconnect jitter (one seed per socket, drawn at random,
     /// varied per endpoint), so sockets that lost the same peer spread their redials.
     seed: u64,
+    /// The ZAP client, when [`Options::zap_endpoint`] names a handler.
+    zap: Option<ZapClient>,
+    /// Failed connections still writing their last words (an `ERROR`), closed once
+    /// written or at the deadline.
+    closing: Vec<(ConnId, Instant)>,
 }
 
 impl Socket {
@@ -153,6 +168,16 @@ impl Socket {
         let mut handshake = HandshakeConfig::null(socket_type);
         handshake.identity = options.identity.clone();
         handshake.mechanism = options.mechanism()?;
+        // libzmq: a NULL socket with a ZAP domain authenticates its peers too.
+        handshake.authenticate_null = handshake.mechanism == Mechanism::Null && !options.zap_domain.is_empty();
+        let zap = options.zap_endpoint.clone().map(|endpoint| {
+            ZapClient::new(
+                endpoint,
+                options.zap_domain.clone(),
+                options.identity.clone(),
+                options.zap_timeout,
+            )
+        });
         let mut config = ConnectionConfig::new(handshake);
         config.max_frame_size = options.max_frame_size;
         config.heartbeat_interval = options.heartbeat_interval;
@@ -172,6 +197,8 @@ impl Socket {
             closed: false,
             last_error: None,
             seed: random_seed(),
+            zap,
+            closing: Vec::new(),
         })
     }
 
@@ -260,10 +287,15 @@ impl Socket {
         let attempt = supervisor.next(now);
         debug_assert_eq!(attempt, Action::Connect(0));
         supervisor.attempt();
+        let address = match &target {
+            Endpoint::Tcp(addr) => Bytes::from(addr.ip().to_string()),
+            Endpoint::Ipc(_) => Bytes::new(),
+        };
         self.peers.insert(
             key,
             Peer {
                 conn: None,
+                address,
                 dial: Some(Dial {
                     endpoint: target,
                     supervisor,
@@ -527,12 +559,38 @@ impl Socket {
         if let Some(at) = self.redial(Instant::now()) {
             earliest(at);
         }
+        if let Some(at) = self.zap.as_ref().and_then(ZapClient::next_deadline) {
+            earliest(at);
+        }
+        if let Some(at) = self.closing.iter().map(|(_, at)| *at).min() {
+            earliest(at);
+        }
         let mut activities = std::mem::take(&mut self.activities);
         activities.clear();
         let turned = self.driver.turn(until, &mut activities);
         for activity in &activities {
+            if let Activity::Connected(conn) | Activity::Ready(conn) | Activity::Closed { conn, .. } = activity {
+                if self.zap.as_ref().is_some_and(|z| z.conn == Some(*conn)) {
+                    self.drain_zap(matches!(activity, Activity::Closed { .. }));
+                    continue;
+                }
+            }
+            if let Activity::Closed { conn, .. } | Activity::Sent(conn) = activity {
+                if let Some(at) = self.closing.iter().position(|(c, _)| c == conn) {
+                    let drained = matches!(activity, Activity::Closed { .. })
+                        || self
+                            .driver
+                            .session_for_output(*conn)
+                            .is_none_or(|s| s.poll_transmit().is_none_or(|a| a.is_empty()));
+                    if drained {
+                        self.closing.swap_remove(at);
+                        self.driver.remove(*conn);
+                    }
+                    continue;
+                }
+            }
             match activity {
-                Activity::Accepted { conn, .. } => {
+                Activity::Accepted { conn, peer, .. } => {
                     let key = self.next_key;
                     if !self.logic.add_peer(key) {
                         // A PAIR's second peer: closed, as libzmq does.
@@ -540,10 +598,16 @@ impl Socket {
                         continue;
                     }
                     self.next_key += 1;
+                    let address = if *peer == UNIX_PEER {
+                        Bytes::new()
+                    } else {
+                        Bytes::from(peer.ip().to_string())
+                    };
                     self.peers.insert(
                         key,
                         Peer {
                             conn: Some(*conn),
+                            address,
                             dial: None,
                         },
                     );
@@ -558,6 +622,19 @@ impl Socket {
         }
         self.activities = activities;
         turned.map_err(ZmqError::Turn)?;
+        // Only a socket with a ZAP handler or a connection closing reads the clock here.
+        if self.zap.is_some() || !self.closing.is_empty() {
+            let now = Instant::now();
+            self.expire_zap(now);
+            let (driver, closing) = (&mut self.driver, &mut self.closing);
+            closing.retain(|(conn, at)| {
+                let keep = now < *at;
+                if !keep {
+                    driver.remove(*conn);
+                }
+                keep
+            });
+        }
         self.pump();
         Ok(())
     }
@@ -595,8 +672,10 @@ impl Socket {
             options,
             last_error,
             peers,
+            zap,
             ..
         } = self;
+        let mut asks: Vec<AuthRequest> = Vec::new();
         // An XPUB queues its peers' subscriptions for `recv` as messages: they wait at
         // the receive HWM too, or a peer flooding subscriptions grows the queue without
         // bound.
@@ -634,13 +713,33 @@ impl Socket {
                     lost = true;
                 }
                 Event::Closed => lost = true,
+                Event::Authenticate(request) if zap.is_some() => asks.push(request),
                 Event::Authenticate(request) => session.authenticate(options.judge(&request), Instant::now()),
             }
         }
+        for request in asks {
+            self.ask_zap(conn, key, &request);
+        }
         if lost {
+            if let Some(zap) = self.zap.as_mut() {
+                zap.forget(conn);
+            }
             self.held.retain(|c| *c != conn);
             self.by_conn.remove(&conn);
-            self.driver.remove(conn);
+            // A refused peer is told why (the `ERROR` written last) before the close.
+            let last_words = !closed
+                && self
+                    .driver
+                    .session_for_output(conn)
+                    .is_some_and(|s| s.poll_transmit().is_some_and(|a| !a.is_empty()));
+            if last_words {
+                if let Some(session) = self.driver.session_for_output(conn) {
+                    session.report_sent(0);
+                }
+                self.closing.push((conn, Instant::now() + CLOSING_GRACE));
+            } else {
+                self.driver.remove(conn);
+            }
             let now = Instant::now();
             let dialed = self.peers.get_mut(&key).and_then(|p| {
                 p.conn = None;
@@ -660,6 +759,84 @@ impl Socket {
                 self.logic.remove_peer(key);
                 self.peers.remove(&key);
             }
+        }
+    }
+
+    /// Sends the ZAP handler the question a connection's handshake asks, connecting to
+    /// the handler first if need be. A request that cannot be sent (the handler cannot
+    /// be dialed) waits, like one never answered, until its deadline refuses the peer.
+    fn ask_zap(&mut self, conn: ConnId, key: u64, request: &AuthRequest) {
+        let address = self.peers.get(&key).map(|p| p.address.clone()).unwrap_or_default();
+        let Some(zap) = self.zap.as_mut() else { return };
+        let message = zap.request(conn, address, request, Instant::now());
+        if zap.conn.is_none() {
+            let mut config = ConnectionConfig::new(HandshakeConfig::null(SocketType::Dealer));
+            config.max_frame_size = 1 << 20;
+            let session = super::connection(&config, Instant::now()).ok();
+            let dialed = session.and_then(|session| match &zap.endpoint {
+                Endpoint::Tcp(addr) => self.driver.connect(*addr, session).ok(),
+                Endpoint::Ipc(path) => self.driver.connect_unix(path, session).ok(),
+            });
+            zap.conn = dialed;
+        }
+        if let Some(session) = zap.conn.and_then(|c| self.driver.session_for_output(c)) {
+            // Queued until the handler's handshake completes; a send that fails
+            // leaves the request to its deadline.
+            let _ = session.send(&message);
+        }
+    }
+
+    /// Reads the handler connection: each reply's verdict goes to the connection that
+    /// waits for it (then drained, for what the verdict made); a lost handler
+    /// connection is dropped, to be redialed by the next request (the requests it
+    /// carried run out their deadlines).
+    fn drain_zap(&mut self, closed: bool) {
+        let Some(zap_conn) = self.zap.as_ref().and_then(|z| z.conn) else {
+            return;
+        };
+        let mut verdicts = Vec::new();
+        let mut lost = closed;
+        if let Some(session) = self.driver.session_for_output(zap_conn) {
+            while let Some(event) = session.poll_event() {
+                match event {
+                    Event::Message(frames) => {
+                        if let Some(verdict) = self.zap.as_mut().and_then(|z| z.reply(&frames)) {
+                            verdicts.push(verdict);
+                        }
+                    }
+                    Event::Failed(_) | Event::Closed => lost = true,
+                    Event::Established(_) | Event::Subscription(_) | Event::Authenticate(_) => {}
+                }
+            }
+        }
+        if lost {
+            self.driver.remove(zap_conn);
+            if let Some(zap) = self.zap.as_mut() {
+                zap.conn = None;
+            }
+        }
+        for (conn, verdict) in verdicts {
+            let Some(session) = self.driver.session_for_output(conn) else {
+                continue;
+            };
+            match verdict {
+                Ok(decision) => session.authenticate(decision, Instant::now()),
+                Err(error) => session.authentication_failed(ZmtpError::Zap(error)),
+            }
+            self.drain(conn, false);
+        }
+    }
+
+    /// Refuses the peers whose ZAP request has waited past [`Options::zap_timeout`].
+    fn expire_zap(&mut self, now: Instant) {
+        let Some(expired) = self.zap.as_mut().map(|z| z.expired(now)) else {
+            return;
+        };
+        for (conn, error) in expired {
+            if let Some(session) = self.driver.session_for_output(conn) {
+                session.authentication_failed(ZmtpError::Zap(error));
+            }
+            self.drain(conn, false);
         }
     }
 

@@ -26,6 +26,7 @@
 //! | [`mqtt_client_session`] | two header bytes (options, split and action seed), then what an MQTT server sends a client after its `CONNECT` |
 //! | [`ws_handshake`] | two header bytes (options: no subprotocol required, a 64-byte head limit; split seed), then a WebSocket opening request |
 //! | [`ws_frames`] | two header bytes (options: client side, a 64-byte frame limit; split seed), then a WebSocket frame stream |
+//! | [`zap_reply`] | one split seed byte, then the frame stream a ZAP handler sends (a reply) |
 //! | [`nats_client`](fn@nats_client) | a sequence of operations on a NATS client [`Connection`](crate::nats::client::Connection): publishes, subscriptions, requests, server frames, time, reconnects |
 
 mod connection;
@@ -43,6 +44,7 @@ mod socket;
 mod split;
 mod tape;
 mod ws;
+mod zap;
 mod zmtp;
 
 pub use connection::resp_connection;
@@ -59,6 +61,7 @@ pub use segmented::segmented_buffer;
 pub use socket::{zmtp_socket, zmtp_socket_seeds};
 pub use tape::{check_ref, resp_tape, tape_pieces, value_pieces, TapeEnd};
 pub use ws::{ws_frames, ws_frames_seeds, ws_handshake, ws_handshake_seeds};
+pub use zap::zap_reply;
 pub use zmtp::{zmtp_commands, zmtp_frames, zmtp_greeting};
 
 /// A fuzz target's entry point.
@@ -88,4 +91,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ws_handshake", ws_handshake),
     ("ws_frames", ws_frames),
     ("mqtt_client_session", mqtt_client_session),
+    ("zap_reply", zap_reply),
 ];

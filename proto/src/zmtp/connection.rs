@@ -66,7 +66,8 @@ impl ConnectionConfig {
 pub enum Event {
     /// The handshake is complete; messages flow.
     Established(Established),
-    /// A PLAIN server needs a verdict: answer with [`Connection::authenticate`].
+    /// A PLAIN or CURVE server (or a NULL side asked to authenticate) needs a verdict:
+    /// answer with [`Connection::authenticate`], now or later.
     Authenticate(AuthRequest),
     /// A whole multipart message, its frames views of the received bytes.
     Message(Message),
@@ -279,6 +280,23 @@ impl Connection {
         self.awaiting_verdict = false;
         let progress = self.handshake.authenticate(decision, &mut self.input, &mut self.out);
         self.on_progress(progress, now);
+    }
+
+    /// No verdict could be had on an [`Event::Authenticate`] (a ZAP handler that
+    /// answered garbage or nothing): the peer is refused with an `ERROR` `500` and the
+    /// connection fails with `error` ([`Handshake::authentication_failed`]).
+    pub fn authentication_failed(&mut self, error: ZmtpError) {
+        if !self.awaiting_verdict || self.poison.is_poisoned() {
+            return;
+        }
+        self.awaiting_verdict = false;
+        self.handshake.authentication_failed(error.clone(), &mut self.out);
+        self.fail(error);
+    }
+
+    /// Whether an [`Event::Authenticate`] waits for its verdict.
+    pub fn awaits_verdict(&self) -> bool {
+        self.awaiting_verdict && !self.poison.is_poisoned()
     }
 
     fn fail(&mut self, error: ZmtpError) {

@@ -117,6 +117,10 @@ pub enum ZmtpError {
         /// The reason text.
         reason: String,
     },
+    /// No verdict could be had from the ZAP handler (a malformed reply, or none in
+    /// time): the peer was refused with status `500`.
+    #[error("authentication failed: {0}")]
+    Zap(#[from] super::zap::ZapError),
     /// Something to encode breaks a length rule of the protocol (a PLAIN user name of
     /// more than 255 bytes, a property name that is not a token).
     #[error("cannot encode: {what}")]

@@ -15,7 +15,10 @@
 //!
 //! The PLAIN server asks the caller, not a callback, whether the credentials are good
 //! ([`Progress::Authenticate`], answered by [`Handshake::authenticate`]), so the answer
-//! may come from anywhere (a ZAP handler on another thread, a table) and at any time.
+//! may come from anywhere (a ZAP handler over the network, a table) and at any time;
+//! until it comes the handshake reads nothing more. A NULL side may be asked to
+//! authenticate too ([`HandshakeConfig::authenticate_null`], libzmq's behaviour when a
+//! ZAP domain is set): it holds its `READY` until the verdict.
 //!
 //! CURVE (RFC 26, see [`curve`](super::curve)) is the third arm: its commands are read
 //! as raw bodies and opened by the client's or server's half in `curve/`; the server
@@ -95,6 +98,10 @@ pub struct HandshakeConfig {
     /// The largest handshake command accepted, in bytes (the frame limit of the
     /// handshake; a `READY` carries little).
     pub max_command_size: u64,
+    /// NULL only: ask the caller about the peer ([`Progress::Authenticate`] with
+    /// mechanism NULL and no credentials) once its greeting is in, and hold our `READY`
+    /// until allowed, as libzmq does when `ZMQ_ZAP_DOMAIN` is set. Off by default.
+    pub authenticate_null: bool,
 }
 
 impl HandshakeConfig {
@@ -105,15 +112,17 @@ impl HandshakeConfig {
             identity: Bytes::new(),
             mechanism: Mechanism::Null,
             max_command_size: 64 << 10,
+            authenticate_null: false,
         }
     }
 }
 
-/// A PLAIN client's credentials or a CURVE client's long-term key, for the caller to
-/// judge (ZAP's request, RFC 27).
+/// A PLAIN client's credentials or a CURVE client's long-term key (or, for a NULL
+/// handshake with [`HandshakeConfig::authenticate_null`], nothing), for the caller to
+/// judge (ZAP's request, RFC 27; see [`zap`](super::zap) for its wire form).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthRequest {
-    /// The mechanism (PLAIN or CURVE).
+    /// The mechanism (PLAIN, CURVE, or NULL when asked for).
     pub mechanism: MechanismName,
     /// The user name (PLAIN; empty for CURVE).
     pub username: Bytes,
@@ -161,8 +170,10 @@ pub struct Established {
 pub enum Progress {
     /// Waiting for more bytes from the peer.
     Pending,
-    /// A PLAIN server must judge these credentials: call
-    /// [`Handshake::authenticate`]. Until then no more input is read.
+    /// A PLAIN or CURVE server (or an authenticating NULL side) must judge these
+    /// credentials: call [`Handshake::authenticate`] (or
+    /// [`Handshake::authentication_failed`]), now or later. Until then no more input is
+    /// read.
     Authenticate(AuthRequest),
     /// Done: message frames may flow. Whatever followed the last handshake command is
     /// still in the input buffer.
@@ -177,6 +188,9 @@ enum State {
     Greeting,
     /// NULL: waiting for the peer's `READY`.
     NullReady,
+    /// NULL with `authenticate_null`: waiting for the caller's decision, our `READY`
+    /// held back.
+    NullAuthenticating,
     /// PLAIN client: `HELLO` sent, waiting for `WELCOME`.
     PlainWelcome,
     /// PLAIN client: `INITIATE` sent, waiting for `READY`.
@@ -318,6 +332,7 @@ impl Handshake {
         }
         out.put_slice(&Greeting::new(self.config.mechanism.name(), self.config.mechanism.as_server()).encode());
         self.state = match &self.config.mechanism {
+            Mechanism::Null if self.config.authenticate_null => State::Greeting,
             Mechanism::Null => {
                 self.write_metadata_command(out, false);
                 State::Greeting
@@ -361,7 +376,9 @@ impl Handshake {
             match &self.state {
                 State::Failed(error) => return Err(error.clone()),
                 State::Done => return Ok(Progress::Pending),
-                State::PlainAuthenticating | State::CurveAuthenticating(_) => return Ok(Progress::Pending),
+                State::PlainAuthenticating | State::CurveAuthenticating(_) | State::NullAuthenticating => {
+                    return Ok(Progress::Pending)
+                }
                 State::Start => unreachable!("start() ran above"),
                 State::Greeting => {
                     let Some(greeting) = Greeting::decode(src)? else {
@@ -375,6 +392,15 @@ impl Handshake {
                         });
                     }
                     self.version = Some(Version::negotiate(Version::V3_1, greeting.version));
+                    if self.config.mechanism == Mechanism::Null && self.config.authenticate_null {
+                        self.state = State::NullAuthenticating;
+                        return Ok(Progress::Authenticate(AuthRequest {
+                            mechanism: MechanismName::Null,
+                            username: Bytes::new(),
+                            password: Bytes::new(),
+                            curve_key: None,
+                        }));
+                    }
                     self.state = match self.config.mechanism {
                         Mechanism::Null => State::NullReady,
                         Mechanism::PlainClient { .. } => State::PlainWelcome,
@@ -459,13 +485,18 @@ impl Handshake {
         out: &mut IoArena,
     ) -> Result<Progress, ZmtpError> {
         let curve_meta = match &self.state {
-            State::PlainAuthenticating => None,
+            State::PlainAuthenticating | State::NullAuthenticating => None,
             State::CurveAuthenticating(meta) => Some(meta.clone()),
             _ => return self.handle(src, out),
         };
         match decision {
             AuthDecision::Allow { user_id } => {
                 self.user_id = Some(user_id);
+                if self.state == State::NullAuthenticating {
+                    self.write_metadata_command(out, false);
+                    self.state = State::NullReady;
+                    return self.handle(src, out);
+                }
                 let Some(meta) = curve_meta else {
                     let _ = Command::Welcome.encode(out);
                     self.state = State::PlainInitiate;
@@ -484,6 +515,23 @@ impl Handshake {
                 self.state = State::Failed(error.clone());
                 Err(error)
             }
+        }
+    }
+
+    /// The caller could not get a verdict on [`Progress::Authenticate`] (a ZAP handler
+    /// that answered something malformed, or nothing in time): the peer gets an `ERROR`
+    /// with status `500` (an internal error, RFC 27) and the handshake fails with
+    /// `error`. Does nothing unless a verdict is awaited.
+    pub fn authentication_failed(&mut self, error: ZmtpError, out: &mut IoArena) {
+        if matches!(
+            self.state,
+            State::PlainAuthenticating | State::CurveAuthenticating(_) | State::NullAuthenticating
+        ) {
+            let _ = Command::Error {
+                reason: Bytes::from_static(b"500"),
+            }
+            .encode(out);
+            self.state = State::Failed(error);
         }
     }
 
@@ -845,6 +893,103 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn null_with_authentication_holds_ready_until_the_verdict() {
+        let server = HandshakeConfig {
+            authenticate_null: true,
+            ..HandshakeConfig::null(SocketType::Router)
+        };
+        for piece in [1, 13, 1000] {
+            let mut wire = Wire::new(HandshakeConfig::null(SocketType::Dealer), server.clone());
+            let mut asked = Vec::new();
+            let (a, b) = wire.run(piece, |request| {
+                asked.push(request.clone());
+                AuthDecision::Allow { user_id: "anon".into() }
+            });
+            assert!(matches!(a, Ok(Progress::Established(_))), "{a:?}");
+            let Ok(Progress::Established(b)) = b else {
+                panic!("{b:?}")
+            };
+            assert_eq!(b.user_id.as_deref(), Some(&b"anon"[..]));
+            assert_eq!(asked.len(), 1);
+            assert_eq!(asked[0].mechanism, MechanismName::Null);
+
+            let mut wire = Wire::new(HandshakeConfig::null(SocketType::Dealer), server.clone());
+            let (a, b) = wire.run(piece, |_| AuthDecision::Deny {
+                status: 400,
+                reason: "address denied".into(),
+            });
+            assert_eq!(a, Err(ZmtpError::Refused { reason: "400".into() }));
+            assert!(matches!(b, Err(ZmtpError::AuthenticationDenied { status: 400, .. })));
+            assert!(
+                !wire.b_sent[64..].windows(5).any(|w| w == b"READY"),
+                "no READY before the verdict, none after a denial"
+            );
+        }
+    }
+
+    #[test]
+    fn the_verdict_may_come_later_or_not_at_all() {
+        // The server's question is answered only after more input has arrived.
+        let mut client = Handshake::new(plain_client("admin", "secret")).unwrap();
+        let mut server = Handshake::new(plain_server()).unwrap();
+        let (mut c_in, mut s_in, mut c_out, mut s_out) = (
+            SegmentedBuffer::new(),
+            SegmentedBuffer::new(),
+            IoArena::new(),
+            IoArena::new(),
+        );
+        client.start(&mut c_out);
+        s_in.push_slice(&c_out.to_vec());
+        c_out.clear();
+        let Ok(Progress::Authenticate(request)) = server.handle(&mut s_in, &mut s_out) else {
+            panic!("a question")
+        };
+        assert_eq!(request.username, "admin");
+        // Asked again while waiting: pending, nothing more read or written.
+        let written = s_out.len();
+        assert_eq!(server.handle(&mut s_in, &mut s_out), Ok(Progress::Pending));
+        assert_eq!(s_out.len(), written);
+        c_in.push_slice(&s_out.to_vec());
+        s_out.clear();
+        assert_eq!(client.handle(&mut c_in, &mut c_out), Ok(Progress::Pending));
+        assert!(c_out.is_empty(), "no WELCOME yet: the client waits");
+        let verdict = server.authenticate(AuthDecision::Allow { user_id: "a".into() }, &mut s_in, &mut s_out);
+        assert_eq!(verdict, Ok(Progress::Pending));
+        c_in.push_slice(&s_out.to_vec());
+        s_out.clear();
+        client.handle(&mut c_in, &mut c_out).unwrap();
+        s_in.push_slice(&c_out.to_vec());
+        assert!(matches!(
+            server.handle(&mut s_in, &mut s_out),
+            Ok(Progress::Established(_))
+        ));
+
+        // No verdict could be had: ERROR 500 to the peer, the typed error kept.
+        let mut client = Handshake::new(plain_client("admin", "secret")).unwrap();
+        let mut server = Handshake::new(plain_server()).unwrap();
+        let (mut c_in, mut s_in, mut c_out, mut s_out) = (
+            SegmentedBuffer::new(),
+            SegmentedBuffer::new(),
+            IoArena::new(),
+            IoArena::new(),
+        );
+        client.start(&mut c_out);
+        s_in.push_slice(&c_out.to_vec());
+        assert!(matches!(
+            server.handle(&mut s_in, &mut s_out),
+            Ok(Progress::Authenticate(_))
+        ));
+        let error = ZmtpError::Zap(crate::zmtp::zap::ZapError::NoReply { millis: 100 });
+        server.authentication_failed(error.clone(), &mut s_out);
+        assert_eq!(server.handle(&mut s_in, &mut s_out), Err(error));
+        c_in.push_slice(&s_out.to_vec());
+        assert_eq!(
+            client.handle(&mut c_in, &mut c_out),
+            Err(ZmtpError::Refused { reason: "500".into() })
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //!   pairs checked against RFC 23's table ([`SocketType::is_compatible_with`]); a PLAIN
 //!   or CURVE server asks its caller to judge credentials or the client's key
 //!   ([`Progress::Authenticate`]).
+//! - [`zap`]: ZAP's request and reply (RFC 27), the wire form of the handshake's
+//!   [`AuthRequest`] and [`AuthDecision`], for a server that asks a ZAP handler.
 //! - [`curve`]: CurveZMQ's boxes, keys (Z85, [`curve::KeyPair::from_secret`]), the fresh
 //!   random bytes each handshake is given ([`curve::CurveRandom`]) and the
 //!   [`curve::MessageCipher`] that seals every frame after a CURVE handshake.
@@ -59,6 +61,7 @@ mod message;
 pub mod socket;
 mod socket_type;
 mod subscription;
+pub mod zap;
 
 pub use command::{Command, Metadata, RawCommand, IDENTITY, MAX_PING_CONTEXT, MAX_PROPERTY_VALUE, SOCKET_TYPE};
 pub use connection::{Connection, ConnectionConfig, Event};
