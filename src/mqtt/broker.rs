@@ -120,6 +120,11 @@ impl Stopper {
         self.stop.store(true, Ordering::Release);
         self.waker.wake()
     }
+
+    /// The broker's driver waker (a cluster's threads wake each other at shutdown).
+    pub(crate) fn waker(&self) -> Waker {
+        self.waker.clone()
+    }
 }
 
 /// The broker state's view of the driver's sessions; counts the bytes the state
@@ -544,12 +549,13 @@ impl Broker {
             let stats = Arc::clone(stats);
             stats.wills_sent();
             // Every thread's wills are in the mailboxes once all have said so; until
-            // then keep taking ours (a sender may be waiting for room in it).
+            // then keep taking ours (a sender may be waiting for room in it, and its
+            // message wakes us). The last thread to say so wakes every thread
+            // (`ClusterStats::wills_sent`): no poll.
             let give_up = Instant::now() + SHUTDOWN_FLUSH;
             while !stats.all_wills_sent() && Instant::now() < give_up {
                 activity.clear();
-                self.driver
-                    .turn(Some(Instant::now() + Duration::from_millis(5)), &mut activity)?;
+                self.driver.turn(Some(give_up), &mut activity)?;
                 self.handle_activity(&mut activity);
                 self.drain_mailbox();
                 self.send_cluster()?;

@@ -12,12 +12,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use monocoque_proto::mqtt::broker::{Access, ClusterMessage, ConnectionConfig, SysTopics, SysTotals};
-use monocoque_proto::MailboxSender;
+use monocoque_proto::{MailboxSender, Waker};
 
 use super::broker::{Broker, BrokerError, Stopper};
 use super::store::Store;
@@ -49,11 +49,15 @@ struct Slot {
     figures: [AtomicU64; 10],
 }
 
-/// Every thread's figures (each writes its own slot), and the shutdown count.
+/// Every thread's figures (each writes its own slot), and the shutdown count with the
+/// threads' wakers that tell them when it is complete.
 #[derive(Debug)]
 pub(crate) struct ClusterStats {
     slots: Vec<Slot>,
     wills_sent: AtomicUsize,
+    /// Every thread's driver waker, once all are bound: the thread that completes the
+    /// shutdown count wakes the others, which wait in their `turn` until then.
+    wakers: OnceLock<Vec<Waker>>,
 }
 
 impl ClusterStats {
@@ -61,7 +65,14 @@ impl ClusterStats {
         ClusterStats {
             slots: (0..threads).map(|_| Slot::default()).collect(),
             wills_sent: AtomicUsize::new(0),
+            wakers: OnceLock::new(),
         }
+    }
+
+    /// The threads' wakers, for [`wills_sent`](Self::wills_sent) (set once, before
+    /// the threads run).
+    pub(crate) fn set_wakers(&self, wakers: Vec<Waker>) {
+        let _ = self.wakers.set(wakers);
     }
 
     /// Thread `index` reports.
@@ -120,8 +131,17 @@ impl ClusterStats {
     }
 
     /// This thread, shutting down, has put its wills in the other threads' mailboxes.
+    /// The last thread to say so wakes every thread: those waiting for
+    /// [`all_wills_sent`](Self::all_wills_sent) wait in their driver's `turn`, not in
+    /// a poll.
     pub(crate) fn wills_sent(&self) {
-        self.wills_sent.fetch_add(1, Ordering::AcqRel);
+        let sent = self.wills_sent.fetch_add(1, Ordering::AcqRel) + 1;
+        if sent == self.slots.len() {
+            for waker in self.wakers.get().into_iter().flatten() {
+                // A thread that has ended has nothing left to wait for.
+                let _ = waker.wake();
+            }
+        }
     }
 
     /// Every thread has.
@@ -198,6 +218,11 @@ impl BrokerCluster {
         mut access: impl FnMut(usize) -> Access,
     ) -> Result<BrokerCluster, BrokerError> {
         let threads = options.threads.max(1);
+        // A crash while a session moved threads may have left it in two stores: one
+        // copy, the newest, is kept before any thread loads its store.
+        if let Some(dir) = &options.data {
+            Store::keep_newest(dir)?;
+        }
         let stats = Arc::new(ClusterStats::new(threads));
         let mut cluster = BrokerCluster {
             addr,
@@ -290,6 +315,8 @@ impl BrokerCluster {
                 }
             }
         }
+        // Before any thread runs (and so before any can shut down).
+        stats.set_wakers(cluster.stoppers.iter().map(Stopper::waker).collect());
         for tx in joins {
             let _ = tx.send(senders.clone());
         }
