@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{mpsc, Arc, Barrier, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -224,6 +224,8 @@ impl BrokerCluster {
             Store::keep_newest(dir)?;
         }
         let stats = Arc::new(ClusterStats::new(threads));
+        // Every thread's restored filters are in the others' mailboxes before any runs.
+        let started = Arc::new(Barrier::new(threads));
         let mut cluster = BrokerCluster {
             addr,
             ws_addr: options.ws_listen,
@@ -252,6 +254,7 @@ impl BrokerCluster {
             let data = options.data.clone();
             let cap = options.mailbox_capacity;
             let stats = Arc::clone(&stats);
+            let started = Arc::clone(&started);
             let handle = std::thread::Builder::new()
                 .name(format!("mqtt-{me}"))
                 .spawn(move || {
@@ -283,7 +286,14 @@ impl BrokerCluster {
                         }
                     };
                     let Ok(peers) = peers_rx.recv() else { return Ok(()) };
+                    // Every thread joined (else the start failed and this one only
+                    // runs down): the restored filters go out before any thread runs.
+                    let joined = peers.len() == threads;
                     broker.join(peers);
+                    if joined {
+                        broker.announce();
+                        started.wait();
+                    }
                     let sys = sys.map(|interval| SysTopics::new(interval, VERSION, Instant::now()));
                     broker.report_to(stats, me, sys);
                     broker.run()

@@ -957,11 +957,10 @@ fn a_session_moving_threads_is_stamped_later_than_the_copy_it_came_from() {
     // both copies; the start keeps the one with the larger stamp, so the new
     // thread's must be larger, however far behind its own clock was.
     let mut c = restored_on_thread_0(1_000);
-    let mut moves = 0;
     let mut last = 1_000;
     // 0 -> 1 (thread 1's clock never passed 1), 1 -> 0, then 0 -> 1 again after
     // thread 0 rewrote the record where thread 1 could not see (a DISCONNECT).
-    for (id, to) in [(1, 1), (2, 0), (3, 1)] {
+    for (moves, (id, to)) in [(1, 1), (2, 0), (3, 1)].into_iter().enumerate() {
         let (present, _) = c.connect(id, to, resume("roamer"));
         assert!(present, "move {moves}");
         let mut ops = Vec::new();
@@ -976,7 +975,6 @@ fn a_session_moving_threads_is_stamped_later_than_the_copy_it_came_from() {
             c.states[0].drain_store_ops(&mut ops);
             last = record_stamp(&ops, "roamer").expect("rewritten with its end");
         }
-        moves += 1;
     }
 }
 
