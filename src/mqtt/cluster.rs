@@ -413,3 +413,46 @@ impl BrokerCluster {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::AnyDriver;
+    use crate::mqtt::transport::Counted;
+    use monocoque_proto::{Activity, Driver};
+
+    /// Whether a turn of `driver` bounded by `wait` reports a wake, and how long it took.
+    fn woken(driver: &mut AnyDriver<Counted>, wait: Duration) -> (bool, Duration) {
+        let start = Instant::now();
+        let mut activity = Vec::new();
+        driver.turn(Some(start + wait), &mut activity).expect("turn");
+        (
+            activity.iter().any(|a| matches!(a, Activity::Woken)),
+            start.elapsed(),
+        )
+    }
+
+    #[test]
+    fn the_last_thread_to_send_its_wills_wakes_every_thread() {
+        // A thread waiting for the others' wills at shutdown blocks in its turn until
+        // the last one has sent them: woken then, not polled for.
+        for kind in [DriverKind::Uring, DriverKind::Mio] {
+            let mut drivers: Vec<AnyDriver<Counted>> =
+                (0..2).map(|_| AnyDriver::new(kind).expect("a driver")).collect();
+            let stats = ClusterStats::new(2);
+            stats.set_wakers(drivers.iter_mut().map(|d| d.waker().expect("a waker")).collect());
+            stats.wills_sent();
+            assert!(!stats.all_wills_sent());
+            // One of two: nobody is woken yet.
+            for d in &mut drivers {
+                assert!(!woken(d, Duration::from_millis(20)).0, "{kind}: woken too soon");
+            }
+            stats.wills_sent();
+            assert!(stats.all_wills_sent());
+            for d in &mut drivers {
+                let (woke, took) = woken(d, Duration::from_secs(20));
+                assert!(woke && took < Duration::from_secs(10), "{kind}: {woke} after {took:?}");
+            }
+        }
+    }
+}
