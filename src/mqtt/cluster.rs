@@ -426,10 +426,7 @@ mod tests {
         let start = Instant::now();
         let mut activity = Vec::new();
         driver.turn(Some(start + wait), &mut activity).expect("turn");
-        (
-            activity.iter().any(|a| matches!(a, Activity::Woken)),
-            start.elapsed(),
-        )
+        (activity.iter().any(|a| matches!(a, Activity::Woken)), start.elapsed())
     }
 
     #[test]

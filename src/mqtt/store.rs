@@ -498,3 +498,124 @@ impl Store {
 fn db_err(e: impl Into<redb::Error>) -> StoreError {
     db(e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use monocoque_proto::mqtt::{ProtocolVersion, QoS, SubscriptionOptions};
+
+    /// A directory of its own under the system's temporary one, removed on drop.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Dir {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let path = std::env::temp_dir().join(format!("monocoque-{name}-{}-{nanos}", std::process::id()));
+            std::fs::create_dir_all(&path).expect("create the directory");
+            Dir(path)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Writes a copy of `client`'s session into thread `thread`'s store: record
+    /// stamped `stamp`, one subscription, one queued QoS 1 message.
+    fn copy(dir: &Path, thread: usize, client: &'static str, stamp: u64, filter: &'static str, payload: &'static str) {
+        let client = Bytes::from_static(client.as_bytes());
+        let mut store = Store::open(dir, thread).expect("open");
+        store
+            .apply(&[
+                StoreOp::Session {
+                    client: client.clone(),
+                    record: SessionRecord {
+                        version: ProtocolVersion::V5,
+                        expiry_interval: 60,
+                        expires_at: None,
+                        stamp,
+                    },
+                },
+                StoreOp::Subscribed {
+                    client: client.clone(),
+                    filter: Bytes::from_static(filter.as_bytes()),
+                    record: SubscriptionRecord {
+                        options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+                        id: 0,
+                    },
+                },
+                StoreOp::Queued {
+                    client: client.clone(),
+                    seq: 1,
+                    publish: Publish {
+                        dup: false,
+                        qos: QoS::AtLeastOnce,
+                        retain: false,
+                        topic: Bytes::from_static(b"t"),
+                        packet_id: 0,
+                        properties: Default::default(),
+                        payload: Bytes::from_static(payload.as_bytes()),
+                    },
+                    expires_at: None,
+                },
+                StoreOp::Received { client, packet_id: 4 },
+            ])
+            .expect("commit");
+    }
+
+    /// `client`'s session in a store: stamp, filters, queued payloads, received ids.
+    fn session(store: &Store, client: &str) -> Option<(u64, Vec<Bytes>, Vec<Bytes>, Vec<u16>)> {
+        let loaded = store.load().expect("every row reads back and has its session");
+        loaded
+            .sessions
+            .into_iter()
+            .find(|s| s.client == client.as_bytes())
+            .map(|s| {
+                (
+                    s.record.stamp,
+                    s.subscriptions.into_iter().map(|(f, _)| f).collect(),
+                    s.messages.into_iter().map(|m| m.publish.payload).collect(),
+                    s.received,
+                )
+            })
+    }
+
+    #[test]
+    fn only_the_newest_copy_stays_even_in_a_file_taken_in_later() {
+        // "c" is in thread 0's store (stamp 3) and in thread-2.redb (stamp 8), which a
+        // broker on 2 threads takes into thread 0's: the newer copy must be what
+        // thread 0 ends up with, not a merge of the two. "d" is stored once.
+        let dir = Dir::new("keep-newest");
+        copy(&dir.0, 0, "c", 3, "old/#", "old");
+        copy(&dir.0, 2, "c", 8, "new/#", "new");
+        copy(&dir.0, 1, "d", 1, "d/#", "d");
+        let deleted = Store::keep_newest(&dir.0).expect("keep the newest");
+        assert_eq!(deleted, [(Store::file(&dir.0, 0), Bytes::from_static(b"c"))]);
+        // Again: nothing more to do.
+        assert_eq!(Store::keep_newest(&dir.0).expect("again"), []);
+        let mut store = Store::open(&dir.0, 0).expect("open");
+        assert_eq!(session(&store, "c"), None, "gone with its rows");
+        for orphan in Store::orphans(&dir.0, 2, 0) {
+            store.absorb(&orphan).expect("take the file in");
+        }
+        assert_eq!(
+            session(&store, "c"),
+            Some((
+                8,
+                vec![Bytes::from_static(b"new/#")],
+                vec![Bytes::from_static(b"new")],
+                vec![4]
+            ))
+        );
+        let other = Store::open(&dir.0, 1).expect("open");
+        assert_eq!(
+            session(&other, "d").map(|s| s.0),
+            Some(1),
+            "a single copy is left alone"
+        );
+    }
+}
