@@ -567,8 +567,11 @@ mod tests {
             .expect("commit");
     }
 
-    /// `client`'s session in a store: stamp, filters, queued payloads, received ids.
-    fn session(store: &Store, client: &str) -> Option<(u64, Vec<Bytes>, Vec<Bytes>, Vec<u16>)> {
+    /// A session as a store holds it: stamp, filters, queued payloads, received ids.
+    type Held = (u64, Vec<Bytes>, Vec<Bytes>, Vec<u16>);
+
+    /// `client`'s session in a store.
+    fn session(store: &Store, client: &str) -> Option<Held> {
         let loaded = store.load().expect("every row reads back and has its session");
         loaded
             .sessions
