@@ -43,6 +43,7 @@ both_drivers! {
     an_unreceived_qos2_message_follows_its_session_to_another_thread => unreceived_uring, unreceived_mio;
     a_received_qos2_message_follows_as_its_pubrel => released_uring, released_mio;
     a_store_written_by_more_threads_is_taken_in => fewer_threads_uring, fewer_threads_mio;
+    a_session_left_in_two_stores_is_kept_once_the_newest => two_copies_uring, two_copies_mio;
 }
 
 fn start(kind: DriverKind, threads: usize, sys: Option<Duration>) -> BrokerCluster {
@@ -843,4 +844,135 @@ fn a_subscribe_sent_with_the_connect_is_answered(kind: DriverKind) {
         assert_eq!(reply, [0x20, 2, 0, 0, 0x90, 3, 0, 7, 0], "client {i}");
     }
     stop(cluster);
+}
+
+/// Writes a copy of the stored session `client` into thread `thread`'s store under
+/// `dir`, its record stamped `stamp`: its subscriptions (QoS 1) and its queued QoS 1
+/// messages on `d/x`, as a broker thread commits them.
+fn write_copy(dir: &std::path::Path, thread: usize, client: &str, stamp: u64, filters: &[&str], queued: &[&str]) {
+    use bytes::Bytes;
+    use monocoque::mqtt::{Properties, ProtocolVersion, QoS, Store};
+    use monocoque::proto::mqtt::broker::{SessionRecord, StoreOp, SubscriptionRecord};
+    use monocoque::proto::mqtt::{Publish, SubscriptionOptions};
+    let client = Bytes::copy_from_slice(client.as_bytes());
+    let mut ops = vec![StoreOp::Session {
+        client: client.clone(),
+        record: SessionRecord {
+            version: ProtocolVersion::V5,
+            expiry_interval: 300,
+            expires_at: None,
+            stamp,
+        },
+    }];
+    for f in filters {
+        ops.push(StoreOp::Subscribed {
+            client: client.clone(),
+            filter: Bytes::copy_from_slice(f.as_bytes()),
+            record: SubscriptionRecord {
+                options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+                id: 0,
+            },
+        });
+    }
+    for (i, payload) in queued.iter().enumerate() {
+        ops.push(StoreOp::Queued {
+            client: client.clone(),
+            seq: i as u64 + 1,
+            publish: Publish {
+                dup: false,
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                topic: Bytes::from_static(b"d/x"),
+                packet_id: 0,
+                properties: Properties::default(),
+                payload: Bytes::copy_from_slice(payload.as_bytes()),
+            },
+            expires_at: None,
+        });
+    }
+    let mut store = Store::open(dir, thread).expect("open the store");
+    store.apply(&ops).expect("commit the copy");
+}
+
+/// What thread `thread`'s store under `dir` holds of `client`: its record stamp, its
+/// filters and its queued payloads (the whole store read back, every row checked).
+fn stored_copy(dir: &std::path::Path, thread: usize, client: &str) -> Option<(u64, Vec<String>, Vec<String>)> {
+    let store = monocoque::mqtt::Store::open(dir, thread).expect("open the store");
+    let loaded = store
+        .load()
+        .expect("the store reads back whole (no row left without its session)");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    loaded
+        .sessions
+        .into_iter()
+        .find(|s| s.client == client.as_bytes())
+        .map(|s| {
+            (
+                s.record.stamp,
+                s.subscriptions.iter().map(|(f, _)| text(f)).collect(),
+                s.messages.iter().map(|m| text(&m.publish.payload)).collect(),
+            )
+        })
+}
+
+/// A crash between the two commits of a session moving threads (thread 0's copy to
+/// thread 1) left it in both stores. The start keeps the newer copy only, with all
+/// its rows; the client, coming back on the thread of the stale copy, gets the newer
+/// copy's messages and what was published since, each once. Before, both threads
+/// loaded a copy, both subscribed and queued, and the client resumed the stale one
+/// (its old subscription, a message it had acknowledged, none of the newer ones).
+/// The publish lands on either thread: on thread 0 (no session there now) it crosses
+/// by thread 1's restored filter, which thread 0 knows before it takes a client
+/// (before, only after thread 1's first wake: the message was acknowledged and lost).
+fn a_session_left_in_two_stores_is_kept_once_the_newest(kind: DriverKind) {
+    let dir = support::TempDir::new("mqtt-threads-two-copies");
+    let data = dir.path.join("data");
+    // The stale copy: a subscription since removed, a message since acknowledged.
+    write_copy(&data, 0, "twice", 5, &["d/#", "old/#"], &["acked"]);
+    write_copy(&data, 1, "twice", 9, &["d/#"], &["n1", "n2"]);
+    let mut options = ClusterOptions::new(2, kind);
+    options.sys_interval = None;
+    options.data = Some(data.clone());
+    let cluster = BrokerCluster::start(SocketAddr::from(([127, 0, 0, 1], 0)), options.clone(), |_| {
+        Access::default()
+    })
+    .expect("start the cluster");
+    stop(cluster);
+    assert_eq!(
+        stored_copy(&data, 0, "twice"),
+        None,
+        "the stale copy is gone with its rows"
+    );
+    assert_eq!(
+        stored_copy(&data, 1, "twice"),
+        Some((9, vec!["d/#".into()], vec!["n1".into(), "n2".into()])),
+        "the newer copy is whole"
+    );
+    // The same state again, and this time the broker takes clients.
+    write_copy(&data, 0, "twice", 5, &["d/#", "old/#"], &["acked"]);
+    let cluster = BrokerCluster::start(SocketAddr::from(([127, 0, 0, 1], 0)), options, |_| Access::default())
+        .expect("restart the cluster");
+    // Probed first: the probes watch connection counts, which the publishers' would
+    // blur.
+    let ports = ports_by_thread(&cluster, 1);
+    let port = cluster.local_addr().port();
+    mosquitto_pub(port, &["-V", "5", "-q", "1", "-t", "d/x", "-m", "p1"]);
+    mosquitto_pub(port, &["-V", "5", "-q", "1", "-t", "old/x", "-m", "o1"]);
+    let report = paho(
+        cluster.local_addr(),
+        "resume",
+        serde_json::json!({"id": "twice", "port": ports[0][0], "n": 3, "quiet": 1.0}),
+    );
+    assert_eq!(report["session_present"], true, "{report}");
+    assert_eq!(
+        report["got"],
+        serde_json::json!([["d/x", "n1"], ["d/x", "n2"], ["d/x", "p1"]]),
+        "each message once, from the newer copy"
+    );
+    stop(cluster);
+    // The session moved to thread 0 with the reconnect; thread 1 forgot it.
+    assert_eq!(stored_copy(&data, 1, "twice"), None);
+    let (stamp, filters, queued) = stored_copy(&data, 0, "twice").expect("kept on thread 0");
+    assert!(stamp > 9, "stamped later than the copy it came from: {stamp}");
+    assert_eq!((filters, queued), (vec!["d/#".to_string()], Vec::<String>::new()));
 }

@@ -97,6 +97,26 @@ struct Port {
     deferred: Vec<Activity>,
 }
 
+impl Port {
+    /// Moves the state's messages for the other threads into their mailboxes, in
+    /// order, as far as they have room; what does not fit stays pending.
+    fn put(&mut self, state: &mut BrokerState<ConnId>) {
+        state.drain_cluster(&mut self.scratch);
+        self.pending.extend(self.scratch.drain(..));
+        while let Some((to, message)) = self.pending.pop_front() {
+            let Some(peer) = self.peers.get(to) else { continue };
+            match peer.send_or_notify(message, &self.waker) {
+                // A thread that has ended takes nothing more.
+                Ok(()) | Err(MailboxError::Wake(_)) | Err(MailboxError::Closed(_)) => {}
+                Err(MailboxError::Full(message)) => {
+                    self.pending.push_front((to, message));
+                    break;
+                }
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Broker")
@@ -119,6 +139,11 @@ impl Stopper {
     pub fn stop(&self) -> io::Result<()> {
         self.stop.store(true, Ordering::Release);
         self.waker.wake()
+    }
+
+    /// The broker's driver waker (a cluster's threads wake each other at shutdown).
+    pub(crate) fn waker(&self) -> Waker {
+        self.waker.clone()
     }
 }
 
@@ -260,6 +285,19 @@ impl Broker {
     pub(crate) fn join(&mut self, peers: Vec<MailboxSender<ClusterMessage>>) {
         if let Some(port) = &mut self.port {
             port.peers = peers;
+        }
+    }
+
+    /// Puts what the state has for the other threads since it was built (the filters
+    /// and shared group members of the sessions restored from the store) into their
+    /// mailboxes, without waiting for room: the cluster starts its threads' runs only
+    /// once every thread has, so each thread's first turn applies the others' restored
+    /// filters before it handles a client, and a message published to a restored
+    /// subscription on another thread reaches it. (What does not fit, past a
+    /// mailbox's capacity, goes at the first turn.)
+    pub(crate) fn announce(&mut self) {
+        if let Some(port) = &mut self.port {
+            port.put(&mut self.state);
         }
     }
 
@@ -447,19 +485,7 @@ impl Broker {
         let mut activity = Vec::new();
         loop {
             let Some(port) = &mut self.port else { return Ok(()) };
-            self.state.drain_cluster(&mut port.scratch);
-            port.pending.extend(port.scratch.drain(..));
-            while let Some((to, message)) = port.pending.pop_front() {
-                let Some(peer) = port.peers.get(to) else { continue };
-                match peer.send_or_notify(message, &port.waker) {
-                    // A thread that has ended takes nothing more.
-                    Ok(()) | Err(MailboxError::Wake(_)) | Err(MailboxError::Closed(_)) => {}
-                    Err(MailboxError::Full(message)) => {
-                        port.pending.push_front((to, message));
-                        break;
-                    }
-                }
-            }
+            port.put(&mut self.state);
             if port.pending.is_empty() {
                 transport::set_held(false);
                 if port.deferred.is_empty() {
@@ -544,12 +570,13 @@ impl Broker {
             let stats = Arc::clone(stats);
             stats.wills_sent();
             // Every thread's wills are in the mailboxes once all have said so; until
-            // then keep taking ours (a sender may be waiting for room in it).
+            // then keep taking ours (a sender may be waiting for room in it, and its
+            // message wakes us). The last thread to say so wakes every thread
+            // (`ClusterStats::wills_sent`): no poll.
             let give_up = Instant::now() + SHUTDOWN_FLUSH;
             while !stats.all_wills_sent() && Instant::now() < give_up {
                 activity.clear();
-                self.driver
-                    .turn(Some(Instant::now() + Duration::from_millis(5)), &mut activity)?;
+                self.driver.turn(Some(give_up), &mut activity)?;
                 self.handle_activity(&mut activity);
                 self.drain_mailbox();
                 self.send_cluster()?;

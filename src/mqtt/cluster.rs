@@ -12,12 +12,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Barrier, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use monocoque_proto::mqtt::broker::{Access, ClusterMessage, ConnectionConfig, SysTopics, SysTotals};
-use monocoque_proto::MailboxSender;
+use monocoque_proto::{MailboxSender, Waker};
 
 use super::broker::{Broker, BrokerError, Stopper};
 use super::store::Store;
@@ -49,11 +49,15 @@ struct Slot {
     figures: [AtomicU64; 10],
 }
 
-/// Every thread's figures (each writes its own slot), and the shutdown count.
+/// Every thread's figures (each writes its own slot), and the shutdown count with the
+/// threads' wakers that tell them when it is complete.
 #[derive(Debug)]
 pub(crate) struct ClusterStats {
     slots: Vec<Slot>,
     wills_sent: AtomicUsize,
+    /// Every thread's driver waker, once all are bound: the thread that completes the
+    /// shutdown count wakes the others, which wait in their `turn` until then.
+    wakers: OnceLock<Vec<Waker>>,
 }
 
 impl ClusterStats {
@@ -61,7 +65,14 @@ impl ClusterStats {
         ClusterStats {
             slots: (0..threads).map(|_| Slot::default()).collect(),
             wills_sent: AtomicUsize::new(0),
+            wakers: OnceLock::new(),
         }
+    }
+
+    /// The threads' wakers, for [`wills_sent`](Self::wills_sent) (set once, before
+    /// the threads run).
+    pub(crate) fn set_wakers(&self, wakers: Vec<Waker>) {
+        let _ = self.wakers.set(wakers);
     }
 
     /// Thread `index` reports.
@@ -120,8 +131,17 @@ impl ClusterStats {
     }
 
     /// This thread, shutting down, has put its wills in the other threads' mailboxes.
+    /// The last thread to say so wakes every thread: those waiting for
+    /// [`all_wills_sent`](Self::all_wills_sent) wait in their driver's `turn`, not in
+    /// a poll.
     pub(crate) fn wills_sent(&self) {
-        self.wills_sent.fetch_add(1, Ordering::AcqRel);
+        let sent = self.wills_sent.fetch_add(1, Ordering::AcqRel) + 1;
+        if sent == self.slots.len() {
+            for waker in self.wakers.get().into_iter().flatten() {
+                // A thread that has ended has nothing left to wait for.
+                let _ = waker.wake();
+            }
+        }
     }
 
     /// Every thread has.
@@ -198,7 +218,14 @@ impl BrokerCluster {
         mut access: impl FnMut(usize) -> Access,
     ) -> Result<BrokerCluster, BrokerError> {
         let threads = options.threads.max(1);
+        // A crash while a session moved threads may have left it in two stores: one
+        // copy, the newest, is kept before any thread loads its store.
+        if let Some(dir) = &options.data {
+            Store::keep_newest(dir)?;
+        }
         let stats = Arc::new(ClusterStats::new(threads));
+        // Every thread's restored filters are in the others' mailboxes before any runs.
+        let started = Arc::new(Barrier::new(threads));
         let mut cluster = BrokerCluster {
             addr,
             ws_addr: options.ws_listen,
@@ -227,6 +254,7 @@ impl BrokerCluster {
             let data = options.data.clone();
             let cap = options.mailbox_capacity;
             let stats = Arc::clone(&stats);
+            let started = Arc::clone(&started);
             let handle = std::thread::Builder::new()
                 .name(format!("mqtt-{me}"))
                 .spawn(move || {
@@ -258,7 +286,14 @@ impl BrokerCluster {
                         }
                     };
                     let Ok(peers) = peers_rx.recv() else { return Ok(()) };
+                    // Every thread joined (else the start failed and this one only
+                    // runs down): the restored filters go out before any thread runs.
+                    let joined = peers.len() == threads;
                     broker.join(peers);
+                    if joined {
+                        broker.announce();
+                        started.wait();
+                    }
                     let sys = sys.map(|interval| SysTopics::new(interval, VERSION, Instant::now()));
                     broker.report_to(stats, me, sys);
                     broker.run()
@@ -290,6 +325,8 @@ impl BrokerCluster {
                 }
             }
         }
+        // Before any thread runs (and so before any can shut down).
+        stats.set_wakers(cluster.stoppers.iter().map(Stopper::waker).collect());
         for tx in joins {
             let _ = tx.send(senders.clone());
         }
@@ -374,5 +411,45 @@ impl BrokerCluster {
             }
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::AnyDriver;
+    use crate::mqtt::transport::Counted;
+    use monocoque_proto::{Activity, Driver};
+
+    /// Whether a turn of `driver` bounded by `wait` reports a wake, and how long it took.
+    fn woken(driver: &mut AnyDriver<Counted>, wait: Duration) -> (bool, Duration) {
+        let start = Instant::now();
+        let mut activity = Vec::new();
+        driver.turn(Some(start + wait), &mut activity).expect("turn");
+        (activity.iter().any(|a| matches!(a, Activity::Woken)), start.elapsed())
+    }
+
+    #[test]
+    fn the_last_thread_to_send_its_wills_wakes_every_thread() {
+        // A thread waiting for the others' wills at shutdown blocks in its turn until
+        // the last one has sent them: woken then, not polled for.
+        for kind in [DriverKind::Uring, DriverKind::Mio] {
+            let mut drivers: Vec<AnyDriver<Counted>> =
+                (0..2).map(|_| AnyDriver::new(kind).expect("a driver")).collect();
+            let stats = ClusterStats::new(2);
+            stats.set_wakers(drivers.iter_mut().map(|d| d.waker().expect("a waker")).collect());
+            stats.wills_sent();
+            assert!(!stats.all_wills_sent());
+            // One of two: nobody is woken yet.
+            for d in &mut drivers {
+                assert!(!woken(d, Duration::from_millis(20)).0, "{kind}: woken too soon");
+            }
+            stats.wills_sent();
+            assert!(stats.all_wills_sent());
+            for d in &mut drivers {
+                let (woke, took) = woken(d, Duration::from_secs(20));
+                assert!(woke && took < Duration::from_secs(10), "{kind}: {woke} after {took:?}");
+            }
+        }
     }
 }

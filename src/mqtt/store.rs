@@ -7,8 +7,10 @@
 //! [`Store::load`] hands back what [`BrokerState::restore`] rebuilds.
 //!
 //! Tables (keys → values; every value starts with the format byte
-//! [`FORMAT`](monocoque_proto::mqtt::broker::FORMAT)):
-//! - `sessions`: client id → [`SessionRecord`]
+//! [`FORMAT`](monocoque_proto::mqtt::broker::FORMAT), a session record with
+//! [`SESSION_FORMAT`](monocoque_proto::mqtt::broker::SESSION_FORMAT)):
+//! - `sessions`: client id → [`SessionRecord`] (with its move stamp; a record of the
+//!   previous format, without one, reads as stamp 0)
 //! - `subscriptions`: (client id, filter) → [`SubscriptionRecord`]
 //! - `messages`: (client id, sequence) → the `PUBLISH` as the MQTT 5.0 codec writes it
 //! - `flights`: (client id, sequence) → [`Flight`] (the packet identifier a message was
@@ -26,8 +28,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use monocoque_proto::mqtt::broker::{
-    decode_publish, encode_publish, from_wall_millis, wall_millis, Flight, RecordError, SessionRecord, StoreOp,
-    StoredMessage, StoredSession, SubscriptionRecord, FORMAT,
+    decode_publish, encode_publish, from_wall_millis, stale_copies, wall_millis, Flight, RecordError, SessionCopy,
+    SessionRecord, StoreOp, StoredMessage, StoredSession, SubscriptionRecord, FORMAT,
 };
 use monocoque_proto::mqtt::Publish;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -175,6 +177,15 @@ impl Store {
     /// that thread `thread` takes in ([`absorb`](Self::absorb)): those with
     /// M % `threads` == `thread`.
     pub fn orphans(dir: &Path, threads: usize, thread: usize) -> Vec<PathBuf> {
+        Self::files(dir)
+            .into_iter()
+            .filter(|&(m, _)| m >= threads && m % threads.max(1) == thread)
+            .map(|(_, p)| p)
+            .collect()
+    }
+
+    /// Every store file under `dir` (`thread-M.redb`), with its M, by M.
+    fn files(dir: &Path) -> Vec<(usize, PathBuf)> {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return Vec::new();
         };
@@ -188,11 +199,68 @@ impl Store {
                     .strip_suffix(".redb")?
                     .parse()
                     .ok()?;
-                (m >= threads && m % threads.max(1) == thread).then(|| (m, e.path()))
+                Some((m, e.path()))
             })
             .collect();
         out.sort();
-        out.into_iter().map(|(_, p)| p).collect()
+        out
+    }
+
+    /// Keeps each stored session once across the store files under `dir`, before any
+    /// thread opens its own: a session that moved threads is committed to the new
+    /// thread's store before the old one forgets it, so a crash in between leaves it
+    /// in both. The copy with the largest [`stamp`](SessionRecord::stamp) (the
+    /// newest) stays; each other copy is deleted with its subscriptions, messages,
+    /// flights, deadlines and received identifiers, in one transaction per store
+    /// ([`stale_copies`] chooses). Files of a run with more threads (orphans, taken
+    /// in afterwards by [`absorb`](Self::absorb)) count too, so taking them in never
+    /// merges two copies. Returns the copies deleted: file and client.
+    pub fn keep_newest(dir: &Path) -> Result<Vec<(PathBuf, Bytes)>, StoreError> {
+        let files = Self::files(dir);
+        if files.len() < 2 {
+            return Ok(Vec::new());
+        }
+        let mut stores = Vec::with_capacity(files.len());
+        let mut copies = Vec::new();
+        for (m, path) in files {
+            let store = Self::open_file(path)?;
+            copies.extend(store.stamps()?.into_iter().map(|(client, stamp)| SessionCopy {
+                store: m,
+                client,
+                stamp,
+            }));
+            stores.push((m, store));
+        }
+        let stale = stale_copies(copies);
+        let mut deleted = Vec::with_capacity(stale.len());
+        for (m, store) in &mut stores {
+            let ops: Vec<StoreOp> = stale
+                .iter()
+                .filter(|c| c.store == *m)
+                .map(|c| StoreOp::SessionDropped {
+                    client: c.client.clone(),
+                })
+                .collect();
+            store.apply(&ops)?;
+            deleted.extend(ops.into_iter().filter_map(|op| match op {
+                StoreOp::SessionDropped { client } => Some((store.path.clone(), client)),
+                _ => None,
+            }));
+        }
+        Ok(deleted)
+    }
+
+    /// Each stored session's client identifier and record stamp.
+    pub fn stamps(&self) -> Result<Vec<(Bytes, u64)>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in txn.open_table(SESSIONS).map_err(db_err)?.iter().map_err(db_err)? {
+            let (k, v) = row.map_err(db_err)?;
+            let client = k.value();
+            let record = SessionRecord::decode(v.value()).map_err(record("sessions", client))?;
+            out.push((Bytes::copy_from_slice(client), record.stamp));
+        }
+        Ok(out)
     }
 
     /// Moves everything the store file `other` holds into this store (one
@@ -429,4 +497,128 @@ impl Store {
 
 fn db_err(e: impl Into<redb::Error>) -> StoreError {
     db(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use monocoque_proto::mqtt::{ProtocolVersion, QoS, SubscriptionOptions};
+
+    /// A directory of its own under the system's temporary one, removed on drop.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Dir {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let path = std::env::temp_dir().join(format!("monocoque-{name}-{}-{nanos}", std::process::id()));
+            std::fs::create_dir_all(&path).expect("create the directory");
+            Dir(path)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Writes a copy of `client`'s session into thread `thread`'s store: record
+    /// stamped `stamp`, one subscription, one queued QoS 1 message.
+    fn copy(dir: &Path, thread: usize, client: &'static str, stamp: u64, filter: &'static str, payload: &'static str) {
+        let client = Bytes::from_static(client.as_bytes());
+        let mut store = Store::open(dir, thread).expect("open");
+        store
+            .apply(&[
+                StoreOp::Session {
+                    client: client.clone(),
+                    record: SessionRecord {
+                        version: ProtocolVersion::V5,
+                        expiry_interval: 60,
+                        expires_at: None,
+                        stamp,
+                    },
+                },
+                StoreOp::Subscribed {
+                    client: client.clone(),
+                    filter: Bytes::from_static(filter.as_bytes()),
+                    record: SubscriptionRecord {
+                        options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+                        id: 0,
+                    },
+                },
+                StoreOp::Queued {
+                    client: client.clone(),
+                    seq: 1,
+                    publish: Publish {
+                        dup: false,
+                        qos: QoS::AtLeastOnce,
+                        retain: false,
+                        topic: Bytes::from_static(b"t"),
+                        packet_id: 0,
+                        properties: Default::default(),
+                        payload: Bytes::from_static(payload.as_bytes()),
+                    },
+                    expires_at: None,
+                },
+                StoreOp::Received { client, packet_id: 4 },
+            ])
+            .expect("commit");
+    }
+
+    /// A session as a store holds it: stamp, filters, queued payloads, received ids.
+    type Held = (u64, Vec<Bytes>, Vec<Bytes>, Vec<u16>);
+
+    /// `client`'s session in a store.
+    fn session(store: &Store, client: &str) -> Option<Held> {
+        let loaded = store.load().expect("every row reads back and has its session");
+        loaded
+            .sessions
+            .into_iter()
+            .find(|s| s.client == client.as_bytes())
+            .map(|s| {
+                (
+                    s.record.stamp,
+                    s.subscriptions.into_iter().map(|(f, _)| f).collect(),
+                    s.messages.into_iter().map(|m| m.publish.payload).collect(),
+                    s.received,
+                )
+            })
+    }
+
+    #[test]
+    fn only_the_newest_copy_stays_even_in_a_file_taken_in_later() {
+        // "c" is in thread 0's store (stamp 3) and in thread-2.redb (stamp 8), which a
+        // broker on 2 threads takes into thread 0's: the newer copy must be what
+        // thread 0 ends up with, not a merge of the two. "d" is stored once.
+        let dir = Dir::new("keep-newest");
+        copy(&dir.0, 0, "c", 3, "old/#", "old");
+        copy(&dir.0, 2, "c", 8, "new/#", "new");
+        copy(&dir.0, 1, "d", 1, "d/#", "d");
+        let deleted = Store::keep_newest(&dir.0).expect("keep the newest");
+        assert_eq!(deleted, [(Store::file(&dir.0, 0), Bytes::from_static(b"c"))]);
+        // Again: nothing more to do.
+        assert_eq!(Store::keep_newest(&dir.0).expect("again"), []);
+        let mut store = Store::open(&dir.0, 0).expect("open");
+        assert_eq!(session(&store, "c"), None, "gone with its rows");
+        for orphan in Store::orphans(&dir.0, 2, 0) {
+            store.absorb(&orphan).expect("take the file in");
+        }
+        assert_eq!(
+            session(&store, "c"),
+            Some((
+                8,
+                vec![Bytes::from_static(b"new/#")],
+                vec![Bytes::from_static(b"new")],
+                vec![4]
+            ))
+        );
+        let other = Store::open(&dir.0, 1).expect("open");
+        assert_eq!(
+            session(&other, "d").map(|s| s.0),
+            Some(1),
+            "a single copy is left alone"
+        );
+    }
 }

@@ -197,4 +197,16 @@ def takeover():
             "session_present": new.session_present}
 
 
-print(json.dumps({"fanout": fanout, "retained": retained, "takeover": takeover}[SCENARIO]()))
+def resume():
+    """A stored session's client comes back (clean start 0) from a given port: every
+    message it gets until `n` came and `quiet` seconds passed without another (a
+    duplicate would come in that time)."""
+    client = Client(ARGS["id"], ARGS["port"], clean=False, expiry=300)
+    got = messages_until(client, lambda seen: len(seen) >= ARGS["n"])
+    got += messages_until(client, lambda seen: False, timeout=ARGS["quiet"])
+    client.stop()
+    return {"session_present": client.session_present, "got": [[t, p] for t, p, _ in got]}
+
+
+print(json.dumps({"fanout": fanout, "retained": retained, "takeover": takeover,
+                  "resume": resume}[SCENARIO]()))

@@ -49,7 +49,14 @@
 //!   the new one, after its commit, answers [`ClusterMessage::Moved`]
 //!   ([`HandedSession::release`]; a handed session dropped rather than installed is
 //!   answered too). A crash between the two commits leaves the session in both
-//!   stores, never in neither; the client's next `CONNECT` keeps one copy.
+//!   stores, never in neither. Every session record carries a stamp of the Lamport
+//!   clock below ([`SessionRecord::stamp`](super::SessionRecord::stamp)), ticked at
+//!   each write; a [`Handoff`](ClusterMessage::Handoff) carries its sender's clock, so
+//!   the new thread's copy is stamped later than anything the old thread wrote of
+//!   that client, and the clock restarts past the largest stamp its store holds. At
+//!   start, before any thread takes clients, the broker finds the clients stored
+//!   more than once and deletes every copy but the newest
+//!   ([`stale_copies`](super::stale_copies)).
 //!
 //! Messages from one thread arrive in the order they were sent (the mailbox's rule),
 //! so a publisher's messages keep their order on every thread.
@@ -138,6 +145,10 @@ pub enum ClusterMessage {
         stamp: u64,
         /// The session, whole.
         session: Option<Box<HandedSession>>,
+        /// The answering thread's Lamport clock: the receiver's clock moves past it,
+        /// so what the receiver then writes of the client is stamped later than
+        /// anything the answering thread wrote of it.
+        clock: u64,
     },
 }
 
@@ -408,10 +419,17 @@ impl Link {
         stamp
     }
 
-    /// A takeover stamped `stamp` came: the clock moves past it, so that a later
-    /// `CONNECT` here is stamped later.
+    /// A takeover stamped `stamp` came (or a handoff from a thread whose clock was
+    /// `stamp`): the clock moves past it, so that a later `CONNECT` or record here is
+    /// stamped later.
     pub(crate) fn observe(&mut self, stamp: u64) {
         self.clock = self.clock.max(stamp);
+    }
+
+    /// The stamp of a session record written now: the clock, advanced.
+    pub(crate) fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
     }
 
     /// Answers thread `to`'s takeover `stamp` of `client` with `session`.
@@ -424,6 +442,7 @@ impl Link {
                     client,
                     stamp,
                     session,
+                    clock: self.clock,
                 },
             ));
         }

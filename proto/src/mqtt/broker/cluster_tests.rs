@@ -913,3 +913,82 @@ fn a_shared_subscriptions_suback_waits_for_its_member_count_to_be_known() {
     c.publish(1, "job/1", "work", false);
     assert_eq!(c.messages(2), [m("job/1", "work")]);
 }
+
+/// The stamp of the latest session record of `client` among `ops`.
+fn record_stamp(ops: &[super::StoreOp], client: &str) -> Option<u64> {
+    ops.iter().rev().find_map(|op| match op {
+        super::StoreOp::Session { client: c, record } if c == client => Some(record.stamp),
+        _ => None,
+    })
+}
+
+/// Thread 0 restored `roamer` (subscribed to `q/#`) from its store with record stamp
+/// `stamp`; thread 1 has an empty store and a clock far behind.
+fn restored_on_thread_0(stamp: u64) -> Cluster {
+    use super::{SessionRecord, StoredSession, SubscriptionRecord};
+    let mut c = Cluster::new(2);
+    let stored = StoredSession {
+        client: Bytes::from_static(b"roamer"),
+        record: SessionRecord {
+            version: ProtocolVersion::V5,
+            expiry_interval: 300,
+            expires_at: None,
+            stamp,
+        },
+        subscriptions: vec![(
+            Bytes::from_static(b"q/#"),
+            SubscriptionRecord {
+                options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+                id: 0,
+            },
+        )],
+        messages: Vec::new(),
+        received: Vec::new(),
+    };
+    let now = c.now;
+    c.states[0].restore(vec![stored], Vec::new(), 100, now, std::time::SystemTime::now());
+    c.states[1].enable_store();
+    c
+}
+
+#[test]
+fn a_session_moving_threads_is_stamped_later_than_the_copy_it_came_from() {
+    // A crash between the new thread's commit and the old one's forgetting leaves
+    // both copies; the start keeps the one with the larger stamp, so the new
+    // thread's must be larger, however far behind its own clock was.
+    let mut c = restored_on_thread_0(1_000);
+    let mut last = 1_000;
+    // 0 -> 1 (thread 1's clock never passed 1), 1 -> 0, then 0 -> 1 again after
+    // thread 0 rewrote the record where thread 1 could not see (a DISCONNECT).
+    for (moves, (id, to)) in [(1, 1), (2, 0), (3, 1)].into_iter().enumerate() {
+        let (present, _) = c.connect(id, to, resume("roamer"));
+        assert!(present, "move {moves}");
+        let mut ops = Vec::new();
+        c.states[to].drain_store_ops(&mut ops);
+        let stamp = record_stamp(&ops, "roamer").expect("the new thread recorded the session");
+        assert!(stamp > last, "move {moves}: new {stamp}, old {last}");
+        last = stamp;
+        if to == 0 {
+            c.send(id, Packet::Disconnect(crate::mqtt::Reason::new(ReasonCode::Success)));
+            c.pump();
+            let mut ops = Vec::new();
+            c.states[0].drain_store_ops(&mut ops);
+            last = record_stamp(&ops, "roamer").expect("rewritten with its end");
+        }
+    }
+}
+
+#[test]
+fn a_clean_start_elsewhere_is_stamped_later_than_the_session_it_replaces() {
+    // Thread 0 forgets the old session in its own commit, which may come after
+    // thread 1 committed the new one: the new one must win at the next start.
+    let mut c = restored_on_thread_0(1_000);
+    let mut fresh = connect("roamer");
+    fresh.properties.session_expiry_interval = Some(60);
+    let (present, _) = c.connect(1, 1, fresh);
+    assert!(!present);
+    let mut new = Vec::new();
+    c.states[1].drain_store_ops(&mut new);
+    let stamp = record_stamp(&new, "roamer").expect("thread 1 recorded the new session");
+    assert!(stamp > 1_000, "{stamp}");
+}

@@ -64,8 +64,8 @@ pub use connection::{Connection, ConnectionConfig, Event};
 pub use expiry::{Message, SessionTimers, NEVER_EXPIRES};
 pub use outbox::{Flight, FlowStep, Outbox, RecOutcome};
 pub use persist::{
-    decode_publish, encode_publish, from_wall_millis, wall_millis, RecordError, SessionRecord, StoreOp, StoredMessage,
-    StoredSession, SubscriptionRecord, FORMAT,
+    decode_publish, encode_publish, from_wall_millis, stale_copies, wall_millis, RecordError, SessionCopy,
+    SessionRecord, StoreOp, StoredMessage, StoredSession, SubscriptionRecord, FORMAT, SESSION_FORMAT,
 };
 pub use retained::Retained;
 pub use state::{BrokerState, Connections};

@@ -114,9 +114,15 @@ pub enum StoreOp {
     },
 }
 
-/// What a store keeps of a session itself: `[FORMAT, version level, expiry (u32 BE)]`,
-/// then, for a session left without a connection, the wall time it ends (milliseconds
-/// since the Unix epoch, u64 BE).
+/// The format byte of a [`SessionRecord`] that carries a move stamp
+/// ([`SessionRecord::stamp`]). Records of [`FORMAT`] (1), written before stamps
+/// existed, are still read, with stamp 0.
+pub const SESSION_FORMAT: u8 = 2;
+
+/// What a store keeps of a session itself: `[SESSION_FORMAT, version level, expiry
+/// (u32 BE), stamp (u64 BE)]`, then, for a session left without a connection, the wall
+/// time it ends (milliseconds since the Unix epoch, u64 BE). The previous format,
+/// `[FORMAT, version level, expiry (u32 BE)]` and the optional end, reads as stamp 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionRecord {
     /// The protocol version of its latest `CONNECT`.
@@ -127,29 +133,51 @@ pub struct SessionRecord {
     /// When the session ends, for one that had no connection (wall time: the broker
     /// restarted in between still ends it then).
     pub expires_at: Option<SystemTime>,
+    /// When the record was written, on the cluster's Lamport clock (which restarts
+    /// from the largest stamp a store holds): a session that moved threads is written
+    /// by its new thread with a larger stamp than its old thread's copy, so a crash
+    /// that left both copies keeps the newer ([`stale_copies`]). 0: a record of the
+    /// previous format.
+    pub stamp: u64,
 }
 
 impl SessionRecord {
     /// The record's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![FORMAT, self.version.level()];
+        let mut out = vec![SESSION_FORMAT, self.version.level()];
         out.extend_from_slice(&self.expiry_interval.to_be_bytes());
+        out.extend_from_slice(&self.stamp.to_be_bytes());
         if let Some(at) = self.expires_at {
             out.extend_from_slice(&wall_millis(at).to_be_bytes());
         }
         out
     }
 
-    /// Reads a record written by [`encode`](Self::encode).
+    /// Reads a record written by [`encode`](Self::encode), or by the previous format
+    /// (no stamp: 0).
     pub fn decode(bytes: &[u8]) -> Result<SessionRecord, RecordError> {
-        let body = body(bytes)?;
+        let (format, body) = match bytes.split_first() {
+            Some((&f @ (FORMAT | SESSION_FORMAT), body)) => (f, body),
+            Some((&other, _)) => return Err(RecordError::Format(other)),
+            None => return Err(RecordError::Length(0)),
+        };
+        // The fixed part (level, expiry, and the stamp in the current format), then
+        // the optional end.
+        let fixed_len = if format == FORMAT { 5 } else { 13 };
         let (fixed, expires_at) = match body.len() {
-            5 => (body, None),
-            13 => (&body[..5], Some(wall_time(&body[5..])?)),
+            n if n == fixed_len => (body, None),
+            n if n == fixed_len + 8 => (&body[..fixed_len], Some(wall_time(&body[fixed_len..])?)),
             _ => return Err(RecordError::Length(bytes.len())),
         };
-        let [level, a, b, c, d] = fixed else {
+        let (head, stamp) = fixed.split_at(5);
+        let [level, a, b, c, d] = head else {
             return Err(RecordError::Length(bytes.len()));
+        };
+        // The previous format has no stamp: its records are older than any stamped one.
+        let stamp = match <[u8; 8]>::try_from(stamp) {
+            Ok(raw) => u64::from_be_bytes(raw),
+            Err(_) if format == FORMAT => 0,
+            Err(_) => return Err(RecordError::Length(bytes.len())),
         };
         let version = match level {
             3 => ProtocolVersion::V3_1,
@@ -161,8 +189,50 @@ impl SessionRecord {
             version,
             expiry_interval: u32::from_be_bytes([*a, *b, *c, *d]),
             expires_at,
+            stamp,
         })
     }
+}
+
+/// One store's copy of a stored session, as the start of a broker on several threads
+/// sees it ([`stale_copies`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCopy {
+    /// Which store holds it (the index of its file: `thread-N.redb`).
+    pub store: usize,
+    /// The client identifier.
+    pub client: Bytes,
+    /// Its record's [`stamp`](SessionRecord::stamp).
+    pub stamp: u64,
+}
+
+/// The copies to delete at start so that each client's session is kept once: where a
+/// client has a session in several stores (a crash between the new thread's commit
+/// of a moved session and the old thread's forgetting it), the copy with the largest
+/// stamp survives, written by the thread the session moved to; every other copy is
+/// returned. Equal stamps (records of the previous format, stamp 0, which say nothing
+/// of their order) keep the copy of the lowest store index, so that the choice is
+/// the same at every start. Sorted by store, then client.
+pub fn stale_copies(copies: impl IntoIterator<Item = SessionCopy>) -> Vec<SessionCopy> {
+    let mut copies: Vec<SessionCopy> = copies.into_iter().collect();
+    // By client; within a client the survivor first (largest stamp, lowest store).
+    copies.sort_by(|x, y| {
+        x.client
+            .cmp(&y.client)
+            .then(y.stamp.cmp(&x.stamp))
+            .then(x.store.cmp(&y.store))
+    });
+    let mut stale = Vec::new();
+    let mut last: Option<Bytes> = None;
+    for copy in copies {
+        if last.as_ref() == Some(&copy.client) {
+            stale.push(copy);
+        } else {
+            last = Some(copy.client.clone());
+        }
+    }
+    stale.sort_by(|x, y| x.store.cmp(&y.store).then_with(|| x.client.cmp(&y.client)));
+    stale
 }
 
 /// Milliseconds since the Unix epoch (0 for an earlier time), as records keep wall time.
@@ -377,6 +447,7 @@ mod tests {
             version: ProtocolVersion::V3_1_1,
             expiry_interval: u32::MAX,
             expires_at: None,
+            stamp: 7,
         };
         assert_eq!(SessionRecord::decode(&session.encode()), Ok(session));
         // A session without a connection keeps its end in wall time (to the millisecond).
@@ -384,8 +455,9 @@ mod tests {
             version: ProtocolVersion::V5,
             expiry_interval: 60,
             expires_at: Some(from_wall_millis(1_800_000_000_123)),
+            stamp: u64::MAX,
         };
-        assert_eq!(offline.encode().len(), 14);
+        assert_eq!(offline.encode().len(), 22);
         assert_eq!(SessionRecord::decode(&offline.encode()), Ok(offline));
         let sub = SubscriptionRecord {
             options: SubscriptionOptions {
@@ -402,8 +474,17 @@ mod tests {
     #[test]
     fn corrupt_records_are_typed_errors() {
         assert_eq!(SessionRecord::decode(&[]), Err(RecordError::Length(0)));
-        assert_eq!(SessionRecord::decode(&[2, 4, 0, 0, 0, 1]), Err(RecordError::Format(2)));
+        assert_eq!(SessionRecord::decode(&[3, 4, 0, 0, 0, 1]), Err(RecordError::Format(3)));
         assert_eq!(SessionRecord::decode(&[FORMAT, 4, 0]), Err(RecordError::Length(3)));
+        // The current format without its stamp is short, not a record of the previous.
+        assert_eq!(
+            SessionRecord::decode(&[SESSION_FORMAT, 4, 0, 0, 0, 1]),
+            Err(RecordError::Length(6))
+        );
+        assert_eq!(
+            SessionRecord::decode(&[SESSION_FORMAT, 4, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(RecordError::Length(15))
+        );
         assert_eq!(
             SessionRecord::decode(&[FORMAT, 9, 0, 0, 0, 1]),
             Err(RecordError::Version(9))
@@ -427,6 +508,78 @@ mod tests {
         assert_eq!(Flight::decode(&[FORMAT, 0, 0, 0]), Err(RecordError::PacketId));
         assert_eq!(Flight::decode(&[FORMAT, 0, 1, 2]), Err(RecordError::Length(4)));
         assert_eq!(Flight::decode(&[3, 0, 1, 0]), Err(RecordError::Format(3)));
+    }
+
+    #[test]
+    fn a_session_record_of_the_previous_format_reads_with_stamp_0() {
+        // As the broker before move stamps wrote them: `[1, level, expiry]` and the end.
+        assert_eq!(
+            SessionRecord::decode(&[FORMAT, 4, 0, 0, 0, 60]),
+            Ok(SessionRecord {
+                version: ProtocolVersion::V3_1_1,
+                expiry_interval: 60,
+                expires_at: None,
+                stamp: 0,
+            })
+        );
+        let mut offline = vec![FORMAT, 5, 0, 0, 1, 0];
+        offline.extend_from_slice(&1_800_000_000_123u64.to_be_bytes());
+        assert_eq!(
+            SessionRecord::decode(&offline),
+            Ok(SessionRecord {
+                version: ProtocolVersion::V5,
+                expiry_interval: 256,
+                expires_at: Some(from_wall_millis(1_800_000_000_123)),
+                stamp: 0,
+            })
+        );
+        // Written again, it takes the current format.
+        let again = SessionRecord::decode(&offline).expect("reads");
+        assert_eq!(again.encode()[0], SESSION_FORMAT);
+    }
+
+    fn copy(store: usize, client: &'static str, stamp: u64) -> SessionCopy {
+        SessionCopy {
+            store,
+            client: Bytes::from_static(client.as_bytes()),
+            stamp,
+        }
+    }
+
+    #[test]
+    fn the_copy_with_the_largest_stamp_survives() {
+        // "a" moved from store 0 (stamp 4) to store 1 (stamp 9) and the crash left
+        // both; "b" is in one store only; "c" moved 2 -> 0 -> 1 and is in all three.
+        let stale = stale_copies([
+            copy(0, "a", 4),
+            copy(1, "a", 9),
+            copy(1, "b", 3),
+            copy(0, "c", 11),
+            copy(2, "c", 5),
+            copy(1, "c", 12),
+        ]);
+        assert_eq!(stale, [copy(0, "a", 4), copy(0, "c", 11), copy(2, "c", 5)]);
+        // The order the stores are read in changes nothing.
+        let stale_reversed = stale_copies([copy(1, "a", 9), copy(0, "a", 4)]);
+        assert_eq!(stale_reversed, [copy(0, "a", 4)]);
+        assert_eq!(stale_copies([copy(0, "a", 4), copy(1, "a", 9)]), stale_reversed);
+        // A newer copy in a lower store wins too.
+        assert_eq!(stale_copies([copy(0, "a", 9), copy(1, "a", 4)]), [copy(1, "a", 4)]);
+        // Nothing duplicated: nothing stale.
+        assert_eq!(stale_copies([copy(0, "a", 1), copy(1, "b", 1)]), []);
+        assert_eq!(stale_copies([]), []);
+    }
+
+    #[test]
+    fn equal_stamps_keep_the_lowest_store_every_time() {
+        // Records of the previous format (stamp 0) say nothing of their order: the
+        // choice is at least the same at every start, and one copy is kept.
+        for order in [[2, 0, 1], [1, 2, 0], [0, 1, 2]] {
+            let stale = stale_copies(order.map(|s| copy(s, "old", 0)));
+            assert_eq!(stale, [copy(1, "old", 0), copy(2, "old", 0)]);
+        }
+        // A stamped copy is newer than one of the previous format, wherever it is.
+        assert_eq!(stale_copies([copy(0, "m", 0), copy(3, "m", 1)]), [copy(0, "m", 0)]);
     }
 
     #[test]

@@ -334,6 +334,9 @@ pub struct BrokerState<K> {
     store: Option<Vec<StoreOp>>,
     /// The last store sequence number given to a message.
     seq: u64,
+    /// The last session record stamp, without a cluster (one has its Lamport clock):
+    /// restarts past the largest one restored.
+    stamp: u64,
     /// An instant and the wall time it was, given at [`restore`](Self::restore): the
     /// store keeps deadlines in wall time, which this converts to and from.
     wall: Option<(Instant, SystemTime)>,
@@ -363,6 +366,7 @@ impl<K> Default for BrokerState<K> {
             sent: 0,
             store: None,
             seq: 0,
+            stamp: 0,
             wall: None,
         }
     }
@@ -445,6 +449,11 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             self.retained.apply(&publish, now);
         }
         for stored in sessions {
+            // Records written from now on are stamped later than any restored.
+            self.stamp = self.stamp.max(stored.record.stamp);
+            if let Some(link) = self.cluster.as_mut() {
+                link.observe(stored.record.stamp);
+            }
             let client = stored.client;
             let mut outbox = Box::new(Outbox::new(max_queued));
             for m in stored.messages {
@@ -581,8 +590,10 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     /// client identifiers are told to the other threads through `link`'s outbox
     /// ([`drain_cluster`](Self::drain_cluster)), and their messages come in through
     /// [`handle_cluster`](Self::handle_cluster). Call it before any connection.
-    pub fn set_cluster(&mut self, link: Link) {
+    pub fn set_cluster(&mut self, mut link: Link) {
         self.shared.track_changes();
+        // Sessions restored before: later records are stamped past theirs.
+        link.observe(self.stamp);
         self.cluster = Some(link);
     }
 
@@ -660,7 +671,14 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 client,
                 stamp,
                 session,
-            } => self.answered(client, stamp, session, now, conns),
+                clock,
+            } => {
+                // Before anything of the client is written here: its stamp is later.
+                if let Some(link) = &mut self.cluster {
+                    link.observe(clock);
+                }
+                self.answered(client, stamp, session, now, conns);
+            }
         }
     }
 
@@ -1547,11 +1565,15 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 }
                 _ => None,
             };
+            let version = s.version;
+            let expiry_interval = s.expiry_interval;
             let record = super::persist::SessionRecord {
-                version: s.version,
-                expiry_interval: s.expiry_interval,
+                version,
+                expiry_interval,
                 expires_at,
+                stamp: self.next_stamp(),
             };
+            let Some(s) = self.sessions.get(client) else { return };
             let subscriptions: Vec<_> = if was_stored {
                 Vec::new()
             } else {
@@ -1571,6 +1593,20 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         } else if was_stored {
             let client = client.clone();
             self.record(|| StoreOp::SessionDropped { client });
+        }
+    }
+
+    /// The stamp of a session record written now ([`SessionRecord::stamp`]): the
+    /// cluster's Lamport clock, advanced (a lone broker's own counter).
+    ///
+    /// [`SessionRecord::stamp`]: super::persist::SessionRecord::stamp
+    fn next_stamp(&mut self) -> u64 {
+        match self.cluster.as_mut() {
+            Some(link) => link.tick(),
+            None => {
+                self.stamp += 1;
+                self.stamp
+            }
         }
     }
 
