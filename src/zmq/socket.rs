@@ -393,6 +393,8 @@ impl Socket {
             let Socket {
                 logic, peers, driver, ..
             } = self;
+            // The peer's connection was full: the message was queued behind it.
+            let mut full = false;
             let sent = logic.send_direct(frames, |key, message| {
                 let Some(session) = peers
                     .get(&key)
@@ -401,10 +403,25 @@ impl Socket {
                 else {
                     return false;
                 };
-                session.poll_transmit().map_or(0, |a| a.len()) < ARENA_HIGH && session.send(message).is_ok()
+                if session.poll_transmit().map_or(0, |a| a.len()) >= ARENA_HIGH {
+                    full = true;
+                    return false;
+                }
+                session.send(message).is_ok()
             });
             match sent {
                 Ok(false) => return Ok(()),
+                Ok(true) if full => {
+                    // The first message queued behind a full connection: hand the
+                    // kernel what it holds now (one write, no wait), and the queue
+                    // moves into the room made. A sender the peer keeps up with then
+                    // goes on encoding straight into the connection instead of
+                    // queueing up to the HWM (and pumping per message) first; one
+                    // the kernel cannot take from yet queues as before. No pump
+                    // here: a full connection takes nothing until a turn.
+                    self.step(Some(Instant::now()))?;
+                    return Ok(());
+                }
                 Ok(true) => {
                     self.pump();
                     return Ok(());
@@ -680,22 +697,35 @@ impl Socket {
         // the receive HWM too, or a peer flooding subscriptions grows the queue without
         // bound.
         let xpub = logic.socket_type() == SocketType::Xpub;
+        // The room left under the receive HWMs, looked up once and counted down per
+        // message (conservatively: every message counts one, queued or not), looked
+        // up again only once it runs out: then it says exactly what `accepts_from`
+        // would.
+        let (mut room, mut room_bytes) = logic.room_from(key);
         let mut session = driver.session_for_output(conn);
         while let Some(session) = session.as_deref_mut() {
             // The queue is looked at (a message decoded to peek) only once full.
-            if !closed
-                && !logic.accepts_from(key)
-                && match session.peek_event() {
-                    Some(Event::Message(_)) => true,
-                    Some(Event::Subscription(_)) => xpub,
-                    _ => false,
+            if !closed && (room == 0 || room_bytes == 0) {
+                (room, room_bytes) = logic.room_from(key);
+                if (room == 0 || room_bytes == 0)
+                    && match session.peek_event() {
+                        Some(Event::Message(_)) => true,
+                        Some(Event::Subscription(_)) => xpub,
+                        _ => false,
+                    }
+                {
+                    session.hold_input(true);
+                    if !held.contains(&conn) {
+                        held.push(conn);
+                    }
+                    break;
                 }
-            {
-                session.hold_input(true);
-                if !held.contains(&conn) {
-                    held.push(conn);
-                }
-                break;
+            }
+            // Messages first, without an `Event` each; then whatever else comes.
+            if let Some(frames) = session.poll_message() {
+                room = room.saturating_sub(1);
+                room_bytes = room_bytes.saturating_sub(logic.handle_message(key, frames));
+                continue;
             }
             let Some(event) = session.poll_event() else { break };
             match event {
@@ -706,8 +736,15 @@ impl Socket {
                         dial.supervisor.succeeded(0);
                     }
                 }
-                Event::Message(frames) => logic.handle_message(key, frames),
-                Event::Subscription(subscription) => logic.handle_subscription(key, subscription),
+                Event::Message(frames) => {
+                    room = room.saturating_sub(1);
+                    room_bytes = room_bytes.saturating_sub(logic.handle_message(key, frames));
+                }
+                Event::Subscription(subscription) => {
+                    logic.handle_subscription(key, subscription);
+                    // An XPUB may have queued it: look again before the next.
+                    room = 0;
+                }
                 Event::Failed(error) => {
                     *last_error = Some(error);
                     lost = true;

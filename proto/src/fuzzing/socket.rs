@@ -287,14 +287,29 @@ impl Harness {
     fn deliver(&mut self, slot: usize, message: Message) {
         let Some(s) = &mut self.slots[slot] else { return };
         let key = s.key;
+        let (room, room_bytes) = self.logic.room_from(key);
+        assert_eq!(
+            self.logic.accepts_from(key),
+            room > 0 && room_bytes > 0,
+            "room_from says what accepts_from says"
+        );
         if !s.held.is_empty() || !self.logic.accepts_from(key) {
             s.held.push_back(message);
             return;
         }
         let before = self.logic.received_len();
         let reply = message.first().is_some_and(Bytes::is_empty);
-        self.logic.handle_message(key, message);
+        let queued = self.logic.handle_message(key, message);
         let delivered = self.logic.received_len() > before;
+        // What a body counts the room down by: the bytes queued, one message if any.
+        let (room_after, bytes_after) = self.logic.room_from(key);
+        if room_bytes != usize::MAX {
+            assert_eq!(room_bytes.saturating_sub(queued), bytes_after, "the bytes queued");
+        }
+        if room != usize::MAX {
+            assert_eq!(room - room_after, usize::from(delivered), "one message queued, or none");
+        }
+        assert!(delivered || queued == 0, "nothing queued, no bytes");
         if self.socket_type == SocketType::Req {
             let expected = self.req_awaits == Some(key) && reply;
             assert_eq!(delivered, expected, "a REQ took (or dropped) the wrong reply");

@@ -87,6 +87,20 @@ impl FrameDecoder {
         self.decode_general(src)
     }
 
+    /// The body of the next frame if it is a short, last (no MORE) message frame whole
+    /// in the first segment: a one-frame message, the common case, cut out in place.
+    /// Anything else is left where it is (`None`) for [`decode`](Self::decode).
+    #[inline]
+    pub fn decode_single(&self, src: &mut SegmentedBuffer) -> Option<Bytes> {
+        if let [0, size, ..] = *src.chunk() {
+            let total = 2 + usize::from(size);
+            if total <= src.chunk().len() && u64::from(size) <= self.max_frame_size {
+                return Some(src.split_in_chunk(2..total, total));
+            }
+        }
+        None
+    }
+
     /// [`decode`](Self::decode) for any frame, however it lies in the segments.
     fn decode_general(&self, src: &mut SegmentedBuffer) -> Result<Option<Frame>, ZmtpError> {
         let Some(flags) = src.peek(0) else {
@@ -167,11 +181,19 @@ pub fn encode_header(dst: &mut IoArena, flags: u8, size: u64) {
     }
 }
 
-/// Writes one message frame (`more`: another frame of the message follows). Large
-/// bodies are shared with the arena, not copied.
+/// Writes one message frame (`more`: another frame of the message follows): header and
+/// body in one arena write. Large bodies are shared with the arena, not copied.
+#[inline]
 pub fn encode_message_frame(dst: &mut IoArena, body: &Bytes, more: bool) {
-    encode_header(dst, if more { FLAG_MORE } else { 0 }, body.len() as u64);
-    dst.put_bytes(body);
+    let flags = if more { FLAG_MORE } else { 0 };
+    match u8::try_from(body.len()) {
+        Ok(size) => dst.put_framed([flags, size], body),
+        Err(_) => {
+            let mut head = [flags | FLAG_LONG, 0, 0, 0, 0, 0, 0, 0, 0];
+            head[1..].copy_from_slice(&(body.len() as u64).to_be_bytes());
+            dst.put_framed(head, body);
+        }
+    }
 }
 
 /// Writes a multipart message: every frame but the last with MORE. An empty message

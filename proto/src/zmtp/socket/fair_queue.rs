@@ -29,8 +29,9 @@ impl<P> Default for FairQueue<P> {
 }
 
 impl<P: Copy + Eq> FairQueue<P> {
-    /// Queues `message` from `peer`.
-    pub fn push(&mut self, peer: P, message: Message) {
+    /// Queues `message` from `peer`; its bytes.
+    #[inline]
+    pub fn push(&mut self, peer: P, message: Message) -> usize {
         self.len += 1;
         let size = message.size();
         // The common case first: the peer that sent the last message (a lone one).
@@ -38,7 +39,7 @@ impl<P: Copy + Eq> FairQueue<P> {
             if *p == peer {
                 q.push_back(message);
                 *bytes += size;
-                return;
+                return size;
             }
         }
         match self.queues.iter_mut().find(|(p, _, _)| *p == peer) {
@@ -52,6 +53,7 @@ impl<P: Copy + Eq> FairQueue<P> {
                 self.queues.push_back((peer, queue, size));
             }
         }
+        size
     }
 
     /// Moves every waiting message into `out`, in the order [`pop`](Self::pop) would

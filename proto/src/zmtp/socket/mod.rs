@@ -242,6 +242,18 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
         (o.recv_hwm == 0 || len < o.recv_hwm) && (o.recv_hwm_bytes == 0 || bytes < o.recv_hwm_bytes)
     }
 
+    /// How many more messages, and bytes, `peer` may have queued for `recv` while
+    /// [`accepts_from`](Self::accepts_from) still says yes (`usize::MAX` where a mark
+    /// is off): a body taking a run of messages from one connection counts them down
+    /// with what [`handle_message`](Self::handle_message) returns, and asks again
+    /// only once either reaches 0, instead of looking the queue up per message.
+    pub fn room_from(&self, peer: P) -> (usize, usize) {
+        let o = &self.options;
+        let (len, bytes) = self.inbound.queued_of(peer);
+        let room = |hwm: usize, used: usize| if hwm == 0 { usize::MAX } else { hwm.saturating_sub(used) };
+        (room(o.recv_hwm, len), room(o.recv_hwm_bytes, bytes))
+    }
+
     /// Whether a peer the body stopped taking from (its queue at a receive high-water
     /// mark) may be taken from again: its inbound queue is down to half of both marks.
     /// The gap spares a connection held at the mark from being resumed and held again
@@ -383,19 +395,21 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
 
     /// A whole message from `peer`: queued for [`recv`](Self::recv) with a ROUTER's
     /// identity frame in front, filtered by a SUB's subscriptions, ignored by the types
-    /// that do not receive (PUB, PUSH).
-    pub fn handle_message(&mut self, key: P, mut frames: Message) {
+    /// that do not receive (PUB, PUSH). Returns the bytes it added to the peer's
+    /// receive queue (what the byte high-water mark counts; 0 if it queued nothing).
+    #[inline]
+    pub fn handle_message(&mut self, key: P, mut frames: Message) -> usize {
         match self.socket_type {
             SocketType::Router => {
                 let Some(identity) = self.identity_of(key).cloned() else {
-                    return;
+                    return 0;
                 };
                 frames.push_front(identity);
             }
             SocketType::Sub => {
                 let first = frames.first().map_or(&[][..], |f| &f[..]);
                 if !self.subscriptions.matches(first) {
-                    return;
+                    return 0;
                 }
             }
             SocketType::Req => {
@@ -403,16 +417,16 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
                 // libzmq compares it: 4 bytes in host order), behind its empty
                 // delimiter.
                 if self.awaiting_reply != Some(key) {
-                    return;
+                    return 0;
                 }
                 if self.options.req_correlate {
                     if frames.first().map(|f| &f[..]) != Some(&self.request_id.to_ne_bytes()[..]) {
-                        return;
+                        return 0;
                     }
                     frames.pop_front();
                 }
                 if !frames.first().is_some_and(|f| f.is_empty()) {
-                    return;
+                    return 0;
                 }
                 frames.pop_front();
                 self.awaiting_reply = None;
@@ -423,9 +437,9 @@ impl<P: Copy + Eq + Hash> SocketLogic<P> {
             | SocketType::Pair
             | SocketType::Xsub
             | SocketType::Xpub => {}
-            _ => return,
+            _ => return 0,
         }
-        self.inbound.push(key, frames);
+        self.inbound.push(key, frames)
     }
 
     /// A subscription change from a peer (either form); a PUB or XPUB keeps it, an
