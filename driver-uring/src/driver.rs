@@ -426,12 +426,12 @@ impl<S> UringDriver<S> {
         let gen = self.slots[index as usize].gen;
         let epoch = self.epoch;
         let packed = epoch.pack(at);
-        // What the slot reads back, so the wheel's entry matches it exactly.
-        let at = epoch.unpack(packed);
         let Some(conn) = self.conn_mut(index) else { return };
         if conn.timer == packed {
             return;
         }
+        // What the slot reads back, so the wheel's entry matches it exactly.
+        let at = epoch.unpack(packed);
         let was = conn.timer.is_some();
         conn.timer = packed;
         match (was, at) {
