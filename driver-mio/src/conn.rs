@@ -4,11 +4,10 @@
 //! One sits in the driver's slab for every connection, idle or not: a field added to
 //! it costs a million idle connections its size. Its yes/no facts are a bit each
 //! ([`Flags`]); its armed timer is 8 bytes ([`PackedInstant`], counted from the
-//! driver's epoch) rather than a 16-byte `Option<Instant>`; whether it reported
+//! driver's epoch) rather than a 16-byte `Option<Instant>`; an error to report in the
+//! next turn (rare) is kept beside the slab, its presence a flag; whether it reported
 //! `Ready` in this turn is a bit the driver clears when the next turn starts, rather
 //! than the number of the turn it last did.
-
-use std::io;
 
 use mio::net::TcpStream;
 use monocoque_proto::chassis::PackedInstant;
@@ -45,6 +44,9 @@ impl Flags {
     pub(crate) const READ_QUEUED: u8 = 1 << 5;
     /// `Activity::Ready` was reported for it in this turn.
     pub(crate) const READY: u8 = 1 << 6;
+    /// The driver holds an error to report for it in the next turn (a `connect` that
+    /// failed at once): kept beside the slab, as few connections ever have one.
+    pub(crate) const PENDING_ERROR: u8 = 1 << 7;
 }
 
 /// One connection: its session and what the driver knows about its socket.
@@ -54,8 +56,6 @@ pub(crate) struct Conn<S> {
     pub(crate) stream: Option<TcpStream>,
     /// The deadline armed in the timer wheel, packed by the driver's epoch.
     pub(crate) timer: PackedInstant,
-    /// A failure to report in the next turn (a `connect` that failed at once).
-    pub(crate) pending_error: Option<io::Error>,
     pub(crate) phase: Phase,
     /// [`Flags`] bits.
     flags: u8,
@@ -63,18 +63,11 @@ pub(crate) struct Conn<S> {
 
 impl<S> Conn<S> {
     /// A connection not yet on any list, with no timer armed; writable once open.
-    pub(crate) fn new(
-        session: S,
-        stream: TcpStream,
-        phase: Phase,
-        readable: bool,
-        pending_error: Option<io::Error>,
-    ) -> Self {
+    pub(crate) fn new(session: S, stream: TcpStream, phase: Phase, readable: bool) -> Self {
         let mut conn = Conn {
             session,
             stream: Some(stream),
             timer: PackedInstant::NONE,
-            pending_error,
             phase,
             flags: 0,
         };
@@ -119,8 +112,8 @@ mod tests {
         // mio's stream is its descriptor (4 bytes) in a release build; a debug build
         // adds a selector id to it.
         let stream = size_of::<Option<TcpStream>>();
-        // Session, stream, timer, pending error, phase and flags: 104 bytes released.
-        let conn = (80 + stream + 8 + 8 + 2).next_multiple_of(8);
+        // Session, stream, timer, phase and flags: 96 bytes released.
+        let conn = (80 + stream + 8 + 2).next_multiple_of(8);
         assert_eq!(size_of::<Conn<Session80>>(), conn);
         assert_eq!(Slab::<Conn<Session80>>::slot_size(), conn + 8);
     }
@@ -129,7 +122,7 @@ mod tests {
     fn flags_are_independent() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let std_stream = std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
-        let mut conn = Conn::new((), TcpStream::from_std(std_stream), Phase::Open, true, None);
+        let mut conn = Conn::new((), TcpStream::from_std(std_stream), Phase::Open, true);
         assert!(conn.has(Flags::READABLE) && conn.has(Flags::WRITABLE) && !conn.has(Flags::DIRTY));
         conn.set(Flags::READY, true);
         conn.set(Flags::READABLE, false);

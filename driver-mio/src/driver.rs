@@ -161,6 +161,9 @@ pub struct MioDriver<S> {
     /// Connections that reported `Ready` in this turn (their flag is cleared when the
     /// next turn starts).
     readied: Vec<Key>,
+    /// Errors to report in the next turn (a `connect` that failed at once), by
+    /// connection; the connection's flag says it has one.
+    pending_errors: Vec<(Key, io::Error)>,
     /// The connections' timers count from here.
     epoch: Epoch,
     accept_retry_at: Option<Instant>,
@@ -320,6 +323,7 @@ impl<S: Session> MioDriver<S> {
             scratch: Vec::new(),
             turn_no: 0,
             readied: Vec::new(),
+            pending_errors: Vec::new(),
             epoch: Epoch::new(Instant::now()),
             accept_retry_at: None,
             wake: None,
@@ -357,11 +361,15 @@ impl<S: Session> MioDriver<S> {
         pending_error: Option<io::Error>,
     ) -> io::Result<Key> {
         let register = pending_error.is_none();
-        let conn = Conn::new(session, stream, phase, readable, pending_error);
+        let conn = Conn::new(session, stream, phase, readable);
         let key = self.conns.insert(conn).ok_or(MioError::TooManyConnections)?;
         let Some(conn) = self.conns.get_mut(key) else {
             return Err(MioError::TooManyConnections.into());
         };
+        if let Some(err) = pending_error {
+            conn.set(Flags::PENDING_ERROR, true);
+            self.pending_errors.push((key, err));
+        }
         if register {
             if let Some(stream) = conn.stream.as_mut() {
                 if let Err(e) = self.poll.registry().register(
@@ -376,6 +384,12 @@ impl<S: Session> MioDriver<S> {
         }
         mark_dirty(conn, key, &mut self.dirty);
         Ok(key)
+    }
+
+    /// The error held for connection `key`, taken out.
+    fn take_pending_error(&mut self, key: Key) -> Option<io::Error> {
+        let at = self.pending_errors.iter().position(|(k, _)| *k == key)?;
+        Some(self.pending_errors.swap_remove(at).1)
     }
 
     /// Closes a connection's socket and reports it; the session stays.
@@ -577,9 +591,13 @@ impl<S: Session> MioDriver<S> {
         if conn.phase == Phase::Closed {
             return;
         }
-        if let Some(err) = conn.pending_error.take() {
-            self.fail(key, err, now, out);
-            return;
+        if conn.has(Flags::PENDING_ERROR) {
+            conn.set(Flags::PENDING_ERROR, false);
+            if let Some(at) = self.pending_errors.iter().position(|(k, _)| *k == key) {
+                let (_, err) = self.pending_errors.swap_remove(at);
+                self.fail(key, err, now, out);
+                return;
+            }
         }
         let mut more = false;
         if conn.phase == Phase::Open && conn.has(Flags::WRITABLE) {
@@ -839,12 +857,16 @@ impl<S: Session> Driver<S> for MioDriver<S> {
     }
 
     fn remove(&mut self, conn: ConnId) -> Option<S> {
-        let mut c = self.conns.remove(Key::from_id(conn, self.config.core)?)?;
+        let key = Key::from_id(conn, self.config.core)?;
+        let mut c = self.conns.remove(key)?;
         if let Some(mut stream) = c.stream.take() {
             let _ = self.poll.registry().deregister(&mut stream);
         }
         if c.timer.is_some() {
             self.timers.disarm();
+        }
+        if c.has(Flags::PENDING_ERROR) {
+            self.take_pending_error(key);
         }
         Some(c.session)
     }
