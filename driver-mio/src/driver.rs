@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream, UnixListener};
 use mio::{Events, Interest, Poll, Registry, Token};
-use monocoque_proto::chassis::{SocketOptions, UNIX_PEER};
+use monocoque_proto::chassis::{Epoch, PackedInstant, SocketOptions, UNIX_PEER};
 use monocoque_proto::{
     Activity, ConnId, CoreId, Driver, IoArena, ListenerId, Session, SessionFactory, WakeLatch, WakeSignal, Waker,
 };
 use socket2::SockRef;
 
+use crate::conn::{Conn, Flags, Phase};
 use crate::pool::{PoolStats, RecvPool};
 use crate::slab::{Key, Slab};
 use crate::sys::{self, BoundPath};
@@ -48,46 +49,6 @@ const SHORT_IO_DRAINS: bool = cfg!(any(
 /// How long a listener waits before accepting again after the kernel refused (out of
 /// file descriptors or memory), unless a connection of this driver closes first.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
-
-/// Where a connection is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// `connect` started; waiting for the socket to become writable.
-    Connecting,
-    /// Established.
-    Open,
-    /// The socket is gone; the session waits for [`Driver::remove`].
-    Closed,
-}
-
-/// One connection: its session and what the driver knows about its socket.
-struct Conn<S> {
-    session: S,
-    /// The socket (a Unix one too: see [`sys::unix_in_tcp_stream`]).
-    stream: Option<TcpStream>,
-    phase: Phase,
-    /// The socket may hold unread bytes: set by a readable edge, cleared by `WouldBlock`.
-    /// It survives a pause (`wants_read` false), because no new edge will announce the
-    /// bytes already there.
-    readable: bool,
-    /// The socket may take more bytes: cleared by `WouldBlock`, set by a writable edge.
-    writable: bool,
-    /// An event said the peer closed its side: the end of stream waits behind whatever
-    /// data is queued, so a short read no longer proves the socket drained.
-    read_closed: bool,
-    /// The session has been given `handle_eof`.
-    eof_fed: bool,
-    /// On the dirty list.
-    dirty: bool,
-    /// On the read list.
-    read_queued: bool,
-    /// The turn in which `Activity::Ready` was last reported for it.
-    ready_turn: u64,
-    /// The deadline armed in the timer heap.
-    timer: Option<Instant>,
-    /// A failure to report in the next turn (a `connect` that failed at once).
-    pending_error: Option<io::Error>,
-}
 
 /// A listening socket: TCP, or a Unix socket with the file it is bound to (removed
 /// when the listener goes).
@@ -197,6 +158,14 @@ pub struct MioDriver<S> {
     /// A spare vector, swapped with `dirty`/`reads` to walk them while they refill.
     scratch: Vec<Key>,
     turn_no: u64,
+    /// Connections that reported `Ready` in this turn (their flag is cleared when the
+    /// next turn starts).
+    readied: Vec<Key>,
+    /// Errors to report in the next turn (a `connect` that failed at once), by
+    /// connection; the connection's flag says it has one.
+    pending_errors: Vec<(Key, io::Error)>,
+    /// The connections' timers count from here.
+    epoch: Epoch,
     accept_retry_at: Option<Instant>,
     wake: Option<WakeSource>,
 }
@@ -220,25 +189,26 @@ fn listener_token(id: u32) -> Token {
 }
 
 /// Reports `Ready` for a connection, at most once per turn.
-fn mark_ready<S>(conn: &mut Conn<S>, id: ConnId, turn: u64, out: &mut Vec<Activity>) {
-    if conn.ready_turn != turn {
-        conn.ready_turn = turn;
-        out.push(Activity::Ready(id));
+fn mark_ready<S>(conn: &mut Conn<S>, key: Key, core: CoreId, readied: &mut Vec<Key>, out: &mut Vec<Activity>) {
+    if !conn.has(Flags::READY) {
+        conn.set(Flags::READY, true);
+        readied.push(key);
+        out.push(Activity::Ready(key.id(core)));
     }
 }
 
 /// Puts a connection on the dirty list (once).
 fn mark_dirty<S>(conn: &mut Conn<S>, key: Key, dirty: &mut Vec<Key>) {
-    if !conn.dirty {
-        conn.dirty = true;
+    if !conn.has(Flags::DIRTY) {
+        conn.set(Flags::DIRTY, true);
         dirty.push(key);
     }
 }
 
 /// Puts a connection on the read list (once).
 fn queue_read<S>(conn: &mut Conn<S>, key: Key, reads: &mut Vec<Key>) {
-    if !conn.read_queued {
-        conn.read_queued = true;
+    if !conn.has(Flags::READ_QUEUED) {
+        conn.set(Flags::READ_QUEUED, true);
         reads.push(key);
     }
 }
@@ -352,6 +322,9 @@ impl<S: Session> MioDriver<S> {
             reads: Vec::new(),
             scratch: Vec::new(),
             turn_no: 0,
+            readied: Vec::new(),
+            pending_errors: Vec::new(),
+            epoch: Epoch::new(Instant::now()),
             accept_retry_at: None,
             wake: None,
         })
@@ -388,24 +361,15 @@ impl<S: Session> MioDriver<S> {
         pending_error: Option<io::Error>,
     ) -> io::Result<Key> {
         let register = pending_error.is_none();
-        let conn = Conn {
-            session,
-            stream: Some(stream),
-            phase,
-            readable,
-            writable: phase == Phase::Open,
-            read_closed: false,
-            eof_fed: false,
-            dirty: false,
-            read_queued: false,
-            ready_turn: 0,
-            timer: None,
-            pending_error,
-        };
+        let conn = Conn::new(session, stream, phase, readable);
         let key = self.conns.insert(conn).ok_or(MioError::TooManyConnections)?;
         let Some(conn) = self.conns.get_mut(key) else {
             return Err(MioError::TooManyConnections.into());
         };
+        if let Some(err) = pending_error {
+            conn.set(Flags::PENDING_ERROR, true);
+            self.pending_errors.push((key, err));
+        }
         if register {
             if let Some(stream) = conn.stream.as_mut() {
                 if let Err(e) = self.poll.registry().register(
@@ -422,6 +386,12 @@ impl<S: Session> MioDriver<S> {
         Ok(key)
     }
 
+    /// The error held for connection `key`, taken out.
+    fn take_pending_error(&mut self, key: Key) -> Option<io::Error> {
+        let at = self.pending_errors.iter().position(|(k, _)| *k == key)?;
+        Some(self.pending_errors.swap_remove(at).1)
+    }
+
     /// Closes a connection's socket and reports it; the session stays.
     fn close_socket(&mut self, key: Key, error: Option<io::Error>, now: Instant, out: &mut Vec<Activity>) {
         let Some(conn) = self.conns.get_mut(key) else {
@@ -431,14 +401,14 @@ impl<S: Session> MioDriver<S> {
             return;
         }
         conn.phase = Phase::Closed;
-        conn.readable = false;
-        conn.writable = false;
+        conn.set(Flags::READABLE, false);
+        conn.set(Flags::WRITABLE, false);
         if let Some(mut stream) = conn.stream.take() {
             // Deregister explicitly: a duplicate of an adopted fd would otherwise keep
             // the registration alive after this close.
             let _ = self.poll.registry().deregister(&mut stream);
         }
-        if conn.timer.take().is_some() {
+        if std::mem::take(&mut conn.timer).is_some() {
             self.timers.disarm();
         }
         out.push(Activity::Closed {
@@ -454,26 +424,25 @@ impl<S: Session> MioDriver<S> {
     /// Ends a connection with an error: the session sees end of stream (unless it
     /// already did or is closed), then `Ready` and `Closed { error }` are reported.
     fn fail(&mut self, key: Key, error: io::Error, now: Instant, out: &mut Vec<Activity>) {
-        let turn = self.turn_no;
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         if conn.phase == Phase::Closed {
             return;
         }
-        if !conn.eof_fed && !conn.session.is_closed() {
-            conn.eof_fed = true;
+        if !conn.has(Flags::EOF_FED) && !conn.session.is_closed() {
+            conn.set(Flags::EOF_FED, true);
             conn.session.handle_eof(now);
         }
-        mark_ready(conn, key.id(self.config.core), turn, out);
+        mark_ready(conn, key, self.config.core, &mut self.readied, out);
         self.close_socket(key, Some(error), now, out);
     }
 
     /// Fires every timer due at `now`.
     fn fire_timers(&mut self, now: Instant, out: &mut Vec<Activity>) {
         loop {
-            let conns = &self.conns;
-            let Some(entry) = self.timers.pop_due(now, |i| Self::armed(conns, i)) else {
+            let (conns, epoch) = (&self.conns, self.epoch);
+            let Some(entry) = self.timers.pop_due(now, |i| Self::armed(conns, epoch, i)) else {
                 break;
             };
             let key = Key {
@@ -483,47 +452,49 @@ impl<S: Session> MioDriver<S> {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            if conn.timer != Some(entry.at) {
+            if self.epoch.unpack(conn.timer) != Some(entry.at) {
                 continue;
             }
-            if conn.session.poll_timeout() != conn.timer {
+            if self.epoch.pack(conn.session.poll_timeout()) != conn.timer {
                 // The body moved or cancelled the timer through `session_for_output` since it
                 // was armed: arm what the session wants now (an instant already due
                 // comes out of this same loop) and never fire the old one.
-                Self::rearm(&mut self.timers, conn, key);
+                Self::rearm(&mut self.timers, self.epoch, conn, key);
                 continue;
             }
-            conn.timer = None;
+            conn.timer = PackedInstant::NONE;
             self.timers.disarm();
             conn.session.handle_timeout(now);
-            mark_ready(conn, key.id(self.config.core), self.turn_no, out);
+            mark_ready(conn, key, self.config.core, &mut self.readied, out);
             mark_dirty(conn, key, &mut self.dirty);
         }
-        let conns = &self.conns;
-        self.timers.compact_if_needed(|i| Self::armed(conns, i));
+        let (conns, epoch) = (&self.conns, self.epoch);
+        self.timers.compact_if_needed(|i| Self::armed(conns, epoch, i));
     }
 
     /// The deadline slot `index` is armed for and its generation, if it is armed.
-    fn armed(conns: &Slab<Conn<S>>, index: u32) -> Option<(Instant, u32)> {
+    fn armed(conns: &Slab<Conn<S>>, epoch: Epoch, index: u32) -> Option<(Instant, u32)> {
         let (key, conn) = conns.by_index(index)?;
-        conn.timer.map(|at| (at, key.generation))
+        epoch.unpack(conn.timer).map(|at| (at, key.generation))
     }
 
     /// Re-arms a connection's timer from its session.
-    fn rearm(timers: &mut Timers, conn: &mut Conn<S>, key: Key) {
+    fn rearm(timers: &mut Timers, epoch: Epoch, conn: &mut Conn<S>, key: Key) {
         let want = if conn.phase == Phase::Closed {
             None
         } else {
             conn.session.poll_timeout()
         };
-        if want == conn.timer {
+        let packed = epoch.pack(want);
+        if packed == conn.timer {
             return;
         }
         if conn.timer.is_some() {
             timers.disarm();
         }
-        conn.timer = want;
-        if let Some(at) = want {
+        conn.timer = packed;
+        // The instant as the slot reads it back, so the wheel's entry matches it.
+        if let Some(at) = epoch.unpack(packed) {
             timers.arm(at, key.index, key.generation);
         }
     }
@@ -545,12 +516,11 @@ impl<S: Session> MioDriver<S> {
 
     /// Reads one connection until `WouldBlock`, a pause, end of stream or its budget.
     fn read_conn(&mut self, key: Key, now: Instant, out: &mut Vec<Activity>) -> ReadOutcome {
-        let turn = self.turn_no;
         let Some(conn) = self.conns.get_mut(key) else {
             return ReadOutcome::Stopped;
         };
-        conn.read_queued = false;
-        if conn.phase != Phase::Open || conn.eof_fed || !conn.readable {
+        conn.set(Flags::READ_QUEUED, false);
+        if conn.phase != Phase::Open || conn.has(Flags::EOF_FED) || !conn.has(Flags::READABLE) {
             return ReadOutcome::Stopped;
         }
         let mut budget = self.config.read_budget;
@@ -570,27 +540,27 @@ impl<S: Session> MioDriver<S> {
             let spare_len = spare.len();
             match sys::recv(stream, spare) {
                 Ok(0) => {
-                    conn.readable = false;
-                    conn.eof_fed = true;
+                    conn.set(Flags::READABLE, false);
+                    conn.set(Flags::EOF_FED, true);
                     conn.session.handle_eof(now);
-                    mark_ready(conn, key.id(self.config.core), turn, out);
+                    mark_ready(conn, key, self.config.core, &mut self.readied, out);
                     mark_dirty(conn, key, &mut self.dirty);
                     return ReadOutcome::Eof;
                 }
                 Ok(n) => {
-                    let drained = SHORT_IO_DRAINS && n < spare_len && !conn.read_closed;
+                    let drained = SHORT_IO_DRAINS && n < spare_len && !conn.has(Flags::READ_CLOSED);
                     let data = self.pool.commit(n);
                     budget = budget.saturating_sub(data.len());
                     conn.session.handle_input(data, now);
-                    mark_ready(conn, key.id(self.config.core), turn, out);
+                    mark_ready(conn, key, self.config.core, &mut self.readied, out);
                     mark_dirty(conn, key, &mut self.dirty);
                     if drained {
-                        conn.readable = false;
+                        conn.set(Flags::READABLE, false);
                         return ReadOutcome::Stopped;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    conn.readable = false;
+                    conn.set(Flags::READABLE, false);
                     return ReadOutcome::Stopped;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -617,16 +587,20 @@ impl<S: Session> MioDriver<S> {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        conn.dirty = false;
+        conn.set(Flags::DIRTY, false);
         if conn.phase == Phase::Closed {
             return;
         }
-        if let Some(err) = conn.pending_error.take() {
-            self.fail(key, err, now, out);
-            return;
+        if conn.has(Flags::PENDING_ERROR) {
+            conn.set(Flags::PENDING_ERROR, false);
+            if let Some(at) = self.pending_errors.iter().position(|(k, _)| *k == key) {
+                let (_, err) = self.pending_errors.swap_remove(at);
+                self.fail(key, err, now, out);
+                return;
+            }
         }
         let mut more = false;
-        if conn.phase == Phase::Open && conn.writable {
+        if conn.phase == Phase::Open && conn.has(Flags::WRITABLE) {
             let outcome = match (conn.stream.as_ref(), conn.session.poll_transmit()) {
                 (Some(stream), Some(arena)) => write_once(stream, arena),
                 _ => Ok(WriteOutcome::Idle),
@@ -645,21 +619,25 @@ impl<S: Session> MioDriver<S> {
                 Ok(WriteOutcome::Partial) => more = true,
                 // The send buffer is full: wait for the writable edge where that is
                 // proof enough, else let `WouldBlock` confirm it next iteration.
-                Ok(WriteOutcome::Short) if SHORT_IO_DRAINS => conn.writable = false,
+                Ok(WriteOutcome::Short) if SHORT_IO_DRAINS => conn.set(Flags::WRITABLE, false),
                 Ok(WriteOutcome::Short) => more = true,
-                Ok(WriteOutcome::Blocked) => conn.writable = false,
+                Ok(WriteOutcome::Blocked) => conn.set(Flags::WRITABLE, false),
                 Err(err) => {
                     self.fail(key, err, now, out);
                     return;
                 }
             }
         }
-        Self::rearm(&mut self.timers, conn, key);
-        if conn.phase == Phase::Open && conn.readable && !conn.eof_fed && conn.session.wants_read() {
+        Self::rearm(&mut self.timers, self.epoch, conn, key);
+        if conn.phase == Phase::Open
+            && conn.has(Flags::READABLE)
+            && !conn.has(Flags::EOF_FED)
+            && conn.session.wants_read()
+        {
             queue_read(conn, key, &mut self.reads);
         }
         let empty = arena_is_empty(&mut conn.session);
-        if empty && (conn.session.is_closed() || conn.eof_fed) {
+        if empty && (conn.session.is_closed() || conn.has(Flags::EOF_FED)) {
             self.close_socket(key, None, now, out);
         } else if more {
             mark_dirty(conn, key, &mut self.dirty);
@@ -706,9 +684,9 @@ impl<S: Session> MioDriver<S> {
                     Ok(false) => {}
                     Ok(true) => {
                         conn.phase = Phase::Open;
-                        conn.writable = true;
-                        conn.readable = event.is_readable() || event.is_read_closed();
-                        conn.read_closed = event.is_read_closed();
+                        conn.set(Flags::WRITABLE, true);
+                        conn.set(Flags::READABLE, event.is_readable() || event.is_read_closed());
+                        conn.set(Flags::READ_CLOSED, event.is_read_closed());
                         out.push(Activity::Connected(key.id(self.config.core)));
                         mark_dirty(conn, key, &mut self.dirty);
                     }
@@ -727,16 +705,16 @@ impl<S: Session> MioDriver<S> {
                     }
                 }
                 if event.is_read_closed() {
-                    conn.read_closed = true;
+                    conn.set(Flags::READ_CLOSED, true);
                 }
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
-                    conn.readable = true;
-                    if !conn.eof_fed && conn.session.wants_read() {
+                    conn.set(Flags::READABLE, true);
+                    if !conn.has(Flags::EOF_FED) && conn.session.wants_read() {
                         queue_read(conn, key, &mut self.reads);
                     }
                 }
-                if (event.is_writable() || event.is_write_closed() || event.is_error()) && !conn.writable {
-                    conn.writable = true;
+                if (event.is_writable() || event.is_write_closed() || event.is_error()) && !conn.has(Flags::WRITABLE) {
+                    conn.set(Flags::WRITABLE, true);
                     mark_dirty(conn, key, &mut self.dirty);
                 }
             }
@@ -799,8 +777,8 @@ impl<S: Session> MioDriver<S> {
         if !self.reads.is_empty() || !self.dirty.is_empty() {
             return Some(Duration::ZERO);
         }
-        let conns = &self.conns;
-        let timer = self.timers.next(|i| Self::armed(conns, i));
+        let (conns, epoch) = (&self.conns, self.epoch);
+        let timer = self.timers.next(|i| Self::armed(conns, epoch, i));
         [deadline, timer, self.accept_retry_at]
             .into_iter()
             .flatten()
@@ -879,18 +857,28 @@ impl<S: Session> Driver<S> for MioDriver<S> {
     }
 
     fn remove(&mut self, conn: ConnId) -> Option<S> {
-        let mut c = self.conns.remove(Key::from_id(conn, self.config.core)?)?;
+        let key = Key::from_id(conn, self.config.core)?;
+        let mut c = self.conns.remove(key)?;
         if let Some(mut stream) = c.stream.take() {
             let _ = self.poll.registry().deregister(&mut stream);
         }
         if c.timer.is_some() {
             self.timers.disarm();
         }
+        if c.has(Flags::PENDING_ERROR) {
+            self.take_pending_error(key);
+        }
         Some(c.session)
     }
 
     fn turn(&mut self, deadline: Option<Instant>, out: &mut Vec<Activity>) -> io::Result<()> {
         self.turn_no = self.turn_no.wrapping_add(1);
+        // A new turn: every connection may report `Ready` again.
+        for key in self.readied.drain(..) {
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.set(Flags::READY, false);
+            }
+        }
         let start = out.len();
         let mut polled = false;
         loop {
@@ -986,26 +974,5 @@ impl<S: Session> MioDriver<S> {
             },
         );
         Ok(ListenerId::new(self.config.core, id))
-    }
-}
-
-#[cfg(test)]
-mod size_tests {
-    use std::mem::size_of;
-
-    use super::Conn;
-
-    /// A stand-in for a 112-byte session with a niche, as the MQTT broker's
-    /// `Connection` is.
-    #[allow(dead_code)]
-    struct Session112(Box<u8>, [u64; 13]);
-
-    /// What the driver adds to every connection's session: a field added to `Conn`
-    /// costs a million idle connections its size.
-    #[test]
-    #[cfg(target_pointer_width = "64")]
-    fn a_slot_adds_little_to_its_session() {
-        assert_eq!(size_of::<Session112>(), 112);
-        assert_eq!(size_of::<Conn<Session112>>(), 168);
     }
 }

@@ -73,6 +73,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod conn;
 mod driver;
 mod pool;
 mod slab;

@@ -127,6 +127,12 @@ impl<T> Slab<T> {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
+
+    /// Bytes of one slot (size tests).
+    #[cfg(test)]
+    pub(crate) fn slot_size() -> usize {
+        std::mem::size_of::<Slot<T>>()
+    }
 }
 
 #[cfg(test)]

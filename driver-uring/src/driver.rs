@@ -11,10 +11,10 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use monocoque_proto::chassis::{SocketOptions, TimerWheel, UNIX_PEER};
+use monocoque_proto::chassis::{Epoch, SocketOptions, TimerWheel, UNIX_PEER};
 use monocoque_proto::{Activity, ConnId, CoreId, Driver, ListenerId, Session, SessionFactory, WakeLatch, Waker};
 
+use crate::conn::{Conn, Flags, Phase, Recv, Sends, Slot};
 use crate::ops::InFlight;
 use crate::ring::{Cqe, FeatureLine, Ring, RingFeatures, UringStats, Wait};
 use crate::sys::{self, BoundPath, RawAddr};
@@ -57,128 +57,6 @@ fn listener_local(index: u32, gen: u16) -> u32 {
 
 fn split_listener_local(local: u32) -> (u32, u16) {
     (local & 0xffff, (local >> 16) as u16)
-}
-
-/// Where a connection's socket is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// A `Connect` operation is in flight.
-    Connecting,
-    /// Established.
-    Open,
-    /// Waiting for in-flight operations before closing the socket.
-    Closing,
-    /// The socket is closed; the session waits for `remove`.
-    Closed,
-}
-
-/// The multishot receive of a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Recv {
-    /// Not armed.
-    Idle,
-    /// Armed: completions keep coming.
-    Armed,
-    /// A cancellation is on its way; the final completion is still due.
-    Cancelling,
-    /// Ended with `ENOBUFS`: re-armed once receive buffers come back.
-    Starved,
-}
-
-/// Input received while the session did not want it: allocated on the first such
-/// receive and freed once fed, so the usual connection, which never pauses, holds a
-/// pointer rather than a 32-byte queue.
-// The box is the point: 8 bytes in every connection instead of a 32-byte `VecDeque`.
-#[allow(clippy::box_collection)]
-#[derive(Default)]
-struct Stash(Option<Box<VecDeque<Bytes>>>);
-
-impl Stash {
-    fn is_empty(&self) -> bool {
-        self.0.as_ref().is_none_or(|q| q.is_empty())
-    }
-
-    fn push_back(&mut self, data: Bytes) {
-        self.0.get_or_insert_with(Box::default).push_back(data);
-    }
-
-    fn pop_front(&mut self) -> Option<Bytes> {
-        let queue = self.0.as_mut()?;
-        let data = queue.pop_front();
-        if queue.is_empty() {
-            self.0 = None;
-        }
-        data
-    }
-
-    fn clear(&mut self) {
-        self.0 = None;
-    }
-}
-
-struct Conn<S> {
-    /// `None` once `remove` took it while operations were still in flight.
-    session: Option<S>,
-    /// `None` once closed. A Unix stream socket travels in a `TcpStream` too: the
-    /// driver only takes its descriptor for ring operations and closes it by dropping
-    /// it, the same for either family.
-    stream: Option<TcpStream>,
-    phase: Phase,
-    recv: Recv,
-    send: Option<InFlight>,
-    send_cancelled: bool,
-    /// Boxed: only an outgoing connection has one, and only while connecting.
-    connect: Option<Box<InFlight>>,
-    /// Received while the session did not want input (the completions were already
-    /// on their way when `wants_read` turned false): fed once it wants input again.
-    stash: Stash,
-    /// No more reading: end of stream, an error, or a failed connect.
-    eof: bool,
-    /// `handle_eof` was fed (after the stash drained).
-    eof_fed: bool,
-    /// No more writing: a send or the connect failed.
-    failed: bool,
-    /// The first error, reported with `Closed`.
-    error: Option<io::Error>,
-    closed_reported: bool,
-    dirty: bool,
-    /// The turn in which `Ready` was last reported.
-    ready_turn: u64,
-    /// The instant the timer is armed for.
-    timer: Option<Instant>,
-}
-
-impl<S> Conn<S> {
-    fn new(stream: TcpStream, session: S, phase: Phase) -> Self {
-        Self {
-            session: Some(session),
-            stream: Some(stream),
-            phase,
-            recv: Recv::Idle,
-            send: None,
-            send_cancelled: false,
-            connect: None,
-            stash: Stash::default(),
-            eof: false,
-            eof_fed: false,
-            failed: false,
-            error: None,
-            closed_reported: false,
-            dirty: false,
-            ready_turn: 0,
-            timer: None,
-        }
-    }
-
-    /// Whether an operation on the socket is still owed a completion.
-    fn busy(&self) -> bool {
-        matches!(self.recv, Recv::Armed | Recv::Cancelling) || self.send.is_some() || self.connect.is_some()
-    }
-}
-
-struct Slot<S> {
-    gen: u32,
-    conn: Option<Conn<S>>,
 }
 
 struct ListenerState<S> {
@@ -237,6 +115,13 @@ pub struct UringDriver<S> {
     ring: Ring,
     slots: Vec<Slot<S>>,
     free_slots: Vec<u32>,
+    /// The sends in flight (a connection holds its send's place here).
+    sends: Sends,
+    /// Connections that reported `Ready` in this turn (their flag is cleared when the
+    /// next turn starts).
+    readied: Vec<u32>,
+    /// The connections' timers count from here.
+    epoch: Epoch,
     listeners: Vec<ListenerSlot<S>>,
     free_listeners: Vec<u16>,
     /// Connections to service at the start of the next loop iteration.
@@ -279,6 +164,9 @@ impl<S: Session> UringDriver<S> {
             ring,
             slots: Vec::new(),
             free_slots: Vec::new(),
+            sends: Sends::default(),
+            readied: Vec::new(),
+            epoch: Epoch::new(Instant::now()),
             listeners: Vec::new(),
             free_listeners: Vec::new(),
             dirty: Vec::new(),
@@ -493,6 +381,11 @@ impl<S> UringDriver<S> {
             if conn.timer.is_some() {
                 self.armed_timers -= 1;
             }
+            // Never expected (a slot is freed once nothing is in flight): the send's
+            // place is freed, its memory leaked by `InFlight`'s drop, never reused.
+            if let Some(place) = conn.send {
+                drop(self.sends.take(place));
+            }
         }
         slot.gen = slot.gen.wrapping_add(1);
         self.free_slots.push(index);
@@ -500,32 +393,47 @@ impl<S> UringDriver<S> {
 
     fn mark_dirty(&mut self, index: u32) {
         if let Some(conn) = self.conn_mut(index) {
-            if !conn.dirty {
-                conn.dirty = true;
+            if !conn.flags.has(Flags::DIRTY) {
+                conn.flags.set(Flags::DIRTY, true);
                 self.dirty.push(index);
             }
         }
     }
 
     fn mark_ready(&mut self, index: u32, out: &mut Vec<Activity>) {
-        let turn = self.turn_no;
         let id = self.id_of(index);
         if let Some(conn) = self.conn_mut(index) {
-            if conn.ready_turn != turn {
-                conn.ready_turn = turn;
+            if !conn.flags.has(Flags::READY) {
+                conn.flags.set(Flags::READY, true);
+                self.readied.push(index);
                 out.push(Activity::Ready(id));
             }
         }
     }
 
+    /// A new turn: every connection may report `Ready` again.
+    fn clear_readied(&mut self) {
+        let mut readied = std::mem::take(&mut self.readied);
+        for index in readied.drain(..) {
+            if let Some(conn) = self.conn_mut(index) {
+                conn.flags.set(Flags::READY, false);
+            }
+        }
+        self.readied = readied;
+    }
+
     fn set_timer(&mut self, index: u32, at: Option<Instant>) {
         let gen = self.slots[index as usize].gen;
+        let epoch = self.epoch;
+        let packed = epoch.pack(at);
         let Some(conn) = self.conn_mut(index) else { return };
-        if conn.timer == at {
+        if conn.timer == packed {
             return;
         }
+        // What the slot reads back, so the wheel's entry matches it exactly.
+        let at = epoch.unpack(packed);
         let was = conn.timer.is_some();
-        conn.timer = at;
+        conn.timer = packed;
         match (was, at) {
             (false, Some(_)) => self.armed_timers += 1,
             (true, None) => self.armed_timers -= 1,
@@ -539,25 +447,25 @@ impl<S> UringDriver<S> {
             // entries for each. The rebuild is O(n) once per n/2 re-arms: constant per
             // re-arm.
             if self.timers.len() > 64 && self.timers.len() > self.armed_timers + self.armed_timers / 2 {
-                let slots = &self.slots;
-                self.timers.retain(|i| armed(slots, i));
+                let (slots, epoch) = (&self.slots, self.epoch);
+                self.timers.retain(|i| armed(slots, epoch, i));
             }
         }
     }
 }
 
 /// The instant slot `index` is armed for and its generation, if it is armed.
-fn armed<S>(slots: &[Slot<S>], index: u32) -> Option<(Instant, u32)> {
+fn armed<S>(slots: &[Slot<S>], epoch: Epoch, index: u32) -> Option<(Instant, u32)> {
     let slot = slots.get(index as usize)?;
-    slot.conn.as_ref()?.timer.map(|at| (at, slot.gen))
+    epoch.unpack(slot.conn.as_ref()?.timer).map(|at| (at, slot.gen))
 }
 
 impl<S: Session> UringDriver<S> {
     /// Fires every due timer.
     fn fire_timers(&mut self, now: Instant, out: &mut Vec<Activity>) {
         loop {
-            let slots = &self.slots;
-            let Some(e) = self.timers.pop_due(now, |i| armed(slots, i)) else {
+            let (slots, epoch) = (&self.slots, self.epoch);
+            let Some(e) = self.timers.pop_due(now, |i| armed(slots, epoch, i)) else {
                 break;
             };
             let slot = &mut self.slots[e.index as usize];
@@ -565,7 +473,7 @@ impl<S: Session> UringDriver<S> {
                 continue;
             }
             let Some(conn) = slot.conn.as_mut() else { continue };
-            if conn.timer != Some(e.at) || conn.phase == Phase::Closed {
+            if self.epoch.unpack(conn.timer) != Some(e.at) || conn.phase == Phase::Closed {
                 continue;
             }
             let Some(session) = conn.session.as_mut() else { continue };
@@ -630,7 +538,7 @@ impl<S: Session> UringDriver<S> {
             let index = dirty[done];
             done += 1;
             if let Some(conn) = self.conn_mut(index) {
-                conn.dirty = false;
+                conn.flags.set(Flags::DIRTY, false);
             }
             if let Err(e) = self.service(index, now, out) {
                 // The ring refused a submission: keep this connection and the ones not
@@ -675,16 +583,17 @@ impl<S: Session> UringDriver<S> {
             Phase::Open | Phase::Closing => {}
         }
         let fd = conn.stream.as_ref().map_or(-1, AsRawFd::as_raw_fd);
-        if conn.send.is_none() && !conn.failed && conn.phase != Phase::Closing {
+        if conn.send.is_none() && !conn.flags.has(Flags::FAILED) && conn.phase != Phase::Closing {
             if let Some(arena) = session.poll_transmit() {
                 if !arena.is_empty() {
-                    conn.send = Some(self.ring.send(fd, arena, user_data(KIND_SEND, index, gen))?);
+                    let op = self.ring.send(fd, arena, user_data(KIND_SEND, index, gen))?;
+                    conn.send = Some(self.sends.insert(op)?);
                 }
             }
         }
         let want_read = conn.phase == Phase::Open
-            && !conn.eof
-            && conn.stash.is_empty()
+            && !conn.flags.has(Flags::EOF)
+            && conn.rare.stash_is_empty()
             && session.wants_read()
             && !session.is_closed();
         match (conn.recv, want_read) {
@@ -705,8 +614,8 @@ impl<S: Session> UringDriver<S> {
             _ => {}
         }
         let pending = session.poll_transmit().is_some_and(|a| !a.is_empty());
-        let finished = session.is_closed() || conn.eof_fed;
-        if conn.phase == Phase::Open && conn.send.is_none() && (conn.failed || !pending) && finished {
+        let finished = session.is_closed() || conn.flags.has(Flags::EOF_FED);
+        if conn.phase == Phase::Open && conn.send.is_none() && (conn.flags.has(Flags::FAILED) || !pending) && finished {
             self.begin_close(index)?;
         }
         self.set_timer(index, timeout);
@@ -734,11 +643,14 @@ impl<S: Session> UringDriver<S> {
             Recv::Idle | Recv::Cancelling => {}
         }
         // A send in flight finishes on its own unless nobody wants its bytes any more.
-        if conn.send.is_some() && !conn.send_cancelled && (conn.failed || conn.session.is_none()) {
-            conn.send_cancelled = true;
+        if conn.send.is_some()
+            && !conn.flags.has(Flags::SEND_CANCELLED)
+            && (conn.flags.has(Flags::FAILED) || conn.session.is_none())
+        {
+            conn.flags.set(Flags::SEND_CANCELLED, true);
             cancels.push(KIND_SEND);
         }
-        if conn.connect.is_some() {
+        if conn.rare.connecting() {
             cancels.push(KIND_CONNECT);
         }
         for kind in cancels {
@@ -761,9 +673,9 @@ impl<S: Session> UringDriver<S> {
             self.free_slot(index);
             return;
         }
-        if !conn.closed_reported {
-            conn.closed_reported = true;
-            let error = conn.error.take();
+        if !conn.flags.has(Flags::CLOSED_REPORTED) {
+            conn.flags.set(Flags::CLOSED_REPORTED, true);
+            let error = conn.rare.take_error();
             out.push(Activity::Closed { conn: id, error });
         }
         self.set_timer(index, None);
@@ -775,18 +687,23 @@ impl<S: Session> UringDriver<S> {
         let Some(conn) = self.conn_mut(index) else { return };
         let Some(session) = conn.session.as_mut() else { return };
         if session.is_closed() {
-            conn.stash.clear();
+            conn.rare.stash_clear();
             return;
         }
         let mut fed = false;
-        while session.wants_read() {
-            let Some(data) = conn.stash.pop_front() else { break };
-            session.handle_input(data, now);
+        while !conn.rare.stash_is_empty() {
+            if !conn.session.as_mut().is_some_and(|s| s.wants_read()) {
+                break;
+            }
+            let Some(data) = conn.rare.stash_pop() else { break };
+            if let Some(session) = conn.session.as_mut() {
+                session.handle_input(data, now);
+            }
             fed = true;
         }
-        if conn.stash.is_empty() && conn.eof && !conn.eof_fed {
-            conn.eof_fed = true;
-            if !session.is_closed() {
+        if conn.rare.stash_is_empty() && conn.flags.has(Flags::EOF) && !conn.flags.has(Flags::EOF_FED) {
+            conn.flags.set(Flags::EOF_FED, true);
+            if let Some(session) = conn.session.as_mut().filter(|s| !s.is_closed()) {
                 session.handle_eof(now);
                 fed = true;
             }
@@ -800,9 +717,9 @@ impl<S: Session> UringDriver<S> {
     /// end of stream at once (input not yet fed is dropped: the stream is broken).
     fn fail(&mut self, index: u32, error: io::Error, now: Instant, out: &mut Vec<Activity>) {
         let Some(conn) = self.conn_mut(index) else { return };
-        conn.failed = true;
-        conn.error.get_or_insert(error);
-        conn.stash.clear();
+        conn.flags.set(Flags::FAILED, true);
+        conn.rare.record_error(error);
+        conn.rare.stash_clear();
         self.end_of_stream(index, now, out);
     }
 
@@ -810,7 +727,7 @@ impl<S: Session> UringDriver<S> {
     /// input.
     fn end_of_stream(&mut self, index: u32, now: Instant, out: &mut Vec<Activity>) {
         let Some(conn) = self.conn_mut(index) else { return };
-        conn.eof = true;
+        conn.flags.set(Flags::EOF, true);
         self.feed_stash(index, now, out);
         self.mark_dirty(index);
     }
@@ -877,10 +794,10 @@ impl<S: Session> UringDriver<S> {
             if session.is_closed() {
                 return;
             }
-            if !conn.stash.is_empty() || !session.wants_read() {
+            if !conn.rare.stash_is_empty() || !session.wants_read() {
                 // Completions already posted when the session paused: keep them for
                 // when it wants input again.
-                conn.stash.push_back(data);
+                conn.rare.stash_push(data);
                 return;
             }
             session.handle_input(data, now);
@@ -968,8 +885,9 @@ impl<S: Session> UringDriver<S> {
 
     fn on_send(&mut self, index: u32, cqe: Cqe, now: Instant, out: &mut Vec<Activity>) {
         let Some(conn) = self.conn_mut(index) else { return };
-        let op = conn.send.take();
-        conn.send_cancelled = false;
+        let place = conn.send.take();
+        conn.flags.set(Flags::SEND_CANCELLED, false);
+        let op = place.and_then(|place| self.sends.take(place));
         let submitted = op.as_ref().map_or(0, InFlight::len);
         if let Some(op) = op {
             self.ring.complete(op);
@@ -1014,9 +932,8 @@ impl<S: Session> UringDriver<S> {
     fn on_connect(&mut self, index: u32, cqe: Cqe, now: Instant, out: &mut Vec<Activity>) {
         let id = self.id_of(index);
         let Some(conn) = self.conn_mut(index) else { return };
-        let op = conn.connect.take();
-        if let Some(op) = op {
-            self.ring.complete(*op);
+        if let Some(op) = conn.rare.take_connect() {
+            self.ring.complete(op);
         }
         let Some(conn) = self.conn_mut(index) else { return };
         if conn.phase != Phase::Connecting {
@@ -1214,6 +1131,7 @@ impl<S: Session> Driver<S> for UringDriver<S> {
 
     fn turn(&mut self, deadline: Option<Instant>, out: &mut Vec<Activity>) -> io::Result<()> {
         self.turn_no += 1;
+        self.clear_readied();
         let base = out.len();
         loop {
             let now = Instant::now();
@@ -1314,7 +1232,7 @@ impl<S: Session> UringDriver<S> {
         match self.ring.connect(fd, raw, user_data(KIND_CONNECT, index, gen)) {
             Ok(op) => {
                 if let Some(conn) = self.conn_mut(index) {
-                    conn.connect = Some(Box::new(op));
+                    conn.rare.set_connect(op);
                 }
                 Ok(self.conn_id(index, gen))
             }
@@ -1356,40 +1274,16 @@ impl<S> Drop for UringDriver<S> {
             // The kernel is done with every address: release in-flight memory normally
             // (anything left undrained is leaked by `InFlight`'s own drop).
             for slot in &mut self.slots {
-                if let Some(conn) = slot.conn.as_mut() {
-                    for op in [conn.send.take(), conn.connect.take().map(|op| *op)]
-                        .into_iter()
-                        .flatten()
-                    {
-                        self.ring.complete(op);
-                    }
+                if let Some(op) = slot.conn.as_mut().and_then(|c| c.rare.take_connect()) {
+                    self.ring.complete(op);
                 }
+            }
+            for op in self.sends.drain() {
+                self.ring.complete(op);
             }
             if let Some(op) = self.wake.as_mut().and_then(|w| w.read.take()) {
                 self.ring.complete(op);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod size_tests {
-    use std::mem::size_of;
-
-    use super::{Conn, Slot};
-
-    /// A stand-in for a 112-byte session with a niche, as the MQTT broker's
-    /// `Connection` is.
-    #[allow(dead_code)]
-    struct Session112(Box<u8>, [u64; 13]);
-
-    /// What the driver adds to every connection's session: a field added to `Conn`
-    /// costs a million idle connections its size.
-    #[test]
-    #[cfg(target_pointer_width = "64")]
-    fn a_slot_adds_little_to_its_session() {
-        assert_eq!(size_of::<Session112>(), 112);
-        assert_eq!(size_of::<Conn<Session112>>(), 200);
-        assert_eq!(size_of::<Slot<Session112>>(), 208);
     }
 }

@@ -78,6 +78,7 @@
 
 mod bufring;
 mod config;
+mod conn;
 mod driver;
 mod error;
 mod ops;

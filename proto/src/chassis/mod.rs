@@ -16,6 +16,7 @@ mod driver;
 mod either;
 pub mod link;
 mod mailbox;
+mod packed_instant;
 mod permits;
 mod poison;
 mod segmented;
@@ -30,6 +31,7 @@ pub use driver::{
 };
 pub use either::Either;
 pub use mailbox::{Mailbox, MailboxError, MailboxSender};
+pub use packed_instant::{Epoch, PackedInstant};
 pub use permits::{Backpressure, BytePermits};
 pub use poison::PoisonGuard;
 pub use segmented::SegmentedBuffer;

@@ -361,7 +361,7 @@ impl Link {
     /// Forwards a message published on this thread to the other threads with a
     /// matching subscription (every one if it is retained), choosing one thread for
     /// each matching shared group; returns the groups this thread serves.
-    pub(crate) fn route(&mut self, publisher: &Bytes, publish: &Publish) -> Vec<Bytes> {
+    pub(crate) fn route(&mut self, publisher: &[u8], publish: &Publish) -> Vec<Bytes> {
         // (thread, group): usually none, and then nothing is allocated.
         let mut chosen: Vec<(usize, Bytes)> = Vec::new();
         let groups = &mut self.groups;
@@ -385,7 +385,7 @@ impl Link {
             self.outbox.push((
                 t,
                 ClusterMessage::Publish(Box::new(Forward {
-                    publisher: publisher.clone(),
+                    publisher: Bytes::copy_from_slice(publisher),
                     publish: publish.clone(),
                     groups,
                 })),

@@ -588,8 +588,8 @@ fn mqtt_3_1_3_6_v311_a_zero_byte_id_with_a_clean_session_is_assigned_one() {
     assert_eq!(net.connect(1, connect(V311, "")).code, ReasonCode::Success);
     assert_eq!(net.connect(2, connect(V311, "")).code, ReasonCode::Success);
     let (a, b) = (
-        net.state.client_id(1, &mut net.conns).cloned(),
-        net.state.client_id(2, &mut net.conns).cloned(),
+        net.state.client_id(1, &mut net.conns).map(<[u8]>::to_vec),
+        net.state.client_id(2, &mut net.conns).map(<[u8]>::to_vec),
     );
     let (a, b) = (a.expect("an id"), b.expect("an id"));
     assert!(!a.is_empty() && a != b);

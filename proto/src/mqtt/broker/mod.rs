@@ -29,6 +29,7 @@ mod access;
 mod acl;
 mod alias;
 mod auth;
+mod client_id;
 pub mod cluster;
 mod connection;
 mod expiry;

@@ -5,18 +5,21 @@
 //! 32,768 buckets of 112 bytes, ~245 bytes a session. Here the sessions (with their
 //! identifier) sit in fixed pages of a slab, which never move nor double, and the hash
 //! table holds only a 4-byte slot number: ~10 bytes a session for the index. The slot
-//! number also names the session for the connection-to-session map.
+//! number also names the session for the connection-to-session map. An identifier is
+//! stored as a [`ClientId`]: inline when short, so a session costs no allocation of
+//! its own.
 
 use std::hash::{BuildHasher, RandomState};
 
-use bytes::Bytes;
 use hashbrown::HashTable;
+
+use super::client_id::ClientId;
 
 /// Sessions per page of the slab.
 const PAGE: usize = 256;
 
 /// A page of the slab: `PAGE` slots, each empty or an identifier and its session.
-type Page<V> = Box<[Option<(Bytes, V)>]>;
+type Page<V> = Box<[Option<(ClientId, V)>]>;
 
 /// Values of type `V` by client identifier, in a paged slab indexed by a hash table of
 /// slot numbers.
@@ -52,7 +55,7 @@ impl<V: std::fmt::Debug> std::fmt::Debug for SessionTable<V> {
     }
 }
 
-fn slot<V>(pages: &[Page<V>], i: u32) -> Option<&(Bytes, V)> {
+fn slot<V>(pages: &[Page<V>], i: u32) -> Option<&(ClientId, V)> {
     let i = i as usize;
     pages.get(i / PAGE)?.get(i % PAGE)?.as_ref()
 }
@@ -94,26 +97,26 @@ impl<V> SessionTable<V> {
     }
 
     /// The identifier and session in slot `i`, if it is occupied.
-    pub(crate) fn at(&self, i: u32) -> Option<(&Bytes, &V)> {
+    pub(crate) fn at(&self, i: u32) -> Option<(&ClientId, &V)> {
         slot(&self.pages, i).map(|(k, v)| (k, v))
     }
 
     /// The identifier and session in slot `i`, if it is occupied.
-    pub(crate) fn at_mut(&mut self, i: u32) -> Option<(&Bytes, &mut V)> {
+    pub(crate) fn at_mut(&mut self, i: u32) -> Option<(&ClientId, &mut V)> {
         let i = i as usize;
         let (k, v) = self.pages.get_mut(i / PAGE)?.get_mut(i % PAGE)?.as_mut()?;
         Some((&*k, v))
     }
 
     /// Stores `value` as `id`'s session (replacing the one there) and returns its slot.
-    pub(crate) fn insert(&mut self, id: Bytes, value: V) -> u32 {
-        if let Some(i) = self.slot_of(&id) {
+    pub(crate) fn insert(&mut self, id: &[u8], value: V) -> u32 {
+        if let Some(i) = self.slot_of(id) {
             if let Some((_, v)) = self.at_mut(i) {
                 *v = value;
             }
             return i;
         }
-        let hash = self.hash(&id);
+        let hash = self.hash(id);
         let i = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -126,7 +129,7 @@ impl<V> SessionTable<V> {
             }
         };
         let i_us = i as usize;
-        self.pages[i_us / PAGE][i_us % PAGE] = Some((id, value));
+        self.pages[i_us / PAGE][i_us % PAGE] = Some((ClientId::new(id), value));
         let (pages, hasher) = (&self.pages, &self.hasher);
         self.index
             .insert_unique(hash, i, |&j| hasher.hash_one(key_of(pages, j)));
@@ -148,7 +151,7 @@ impl<V> SessionTable<V> {
     }
 
     /// Every identifier and session, in slot order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Bytes, &V)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&ClientId, &V)> + '_ {
         self.pages
             .iter()
             .flat_map(|p| p.iter())
@@ -163,15 +166,11 @@ mod tests {
     #[test]
     fn finds_replaces_and_removes_by_identifier() {
         let mut t = SessionTable::default();
-        let a = t.insert(Bytes::from_static(b"a"), 1);
-        let b = t.insert(Bytes::from_static(b"b"), 2);
+        let a = t.insert(b"a", 1);
+        let b = t.insert(b"b", 2);
         assert_ne!(a, b);
         assert_eq!(t.get(b"a"), Some(&1));
-        assert_eq!(
-            t.insert(Bytes::from_static(b"a"), 3),
-            a,
-            "a replaced value keeps its slot"
-        );
+        assert_eq!(t.insert(b"a", 3), a, "a replaced value keeps its slot");
         assert_eq!(t.get(b"a"), Some(&3));
         assert_eq!(t.len(), 2);
         assert_eq!(t.remove(b"a"), Some(3));
@@ -179,7 +178,7 @@ mod tests {
         assert!(!t.contains_key(b"a"));
         assert_eq!(t.at(a), None, "an emptied slot holds nothing");
         assert_eq!(t.at(b).map(|(k, v)| (&k[..], *v)), Some((&b"b"[..], 2)));
-        assert_eq!(t.insert(Bytes::from_static(b"c"), 4), a, "the emptied slot is reused");
+        assert_eq!(t.insert(b"c", 4), a, "the emptied slot is reused");
         assert_eq!(t.len(), 2);
     }
 
@@ -187,7 +186,7 @@ mod tests {
     fn many_sessions_across_pages_stay_where_they_were_put() {
         let mut t = SessionTable::default();
         let slots: Vec<u32> = (0..3 * PAGE as u32 + 7)
-            .map(|n| t.insert(Bytes::from(format!("client-{n}")), n))
+            .map(|n| t.insert(format!("client-{n}").as_bytes(), n))
             .collect();
         for (n, &i) in slots.iter().enumerate() {
             let id = format!("client-{n}");

@@ -11,6 +11,7 @@ use crate::chassis::Session;
 
 use super::access::Access;
 use super::auth::{AuthExchange, AuthStep};
+use super::client_id::ClientId;
 use super::cluster::{ClusterMessage, HandedSession, Link};
 use super::connection::{Connection, Event};
 use super::expiry::{Message, SessionTimers, NEVER_EXPIRES};
@@ -488,7 +489,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
             }
             session.set_expires_at(expires_at);
             session.set_outbox(Some(outbox));
-            self.sessions.insert(client, session);
+            self.sessions.insert(&client, session);
         }
     }
 
@@ -842,7 +843,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         let expires_at = SessionTimers::deadline(now, handed.expiry_interval);
         let mut session = ClientSession::new(None, handed.version, handed.expiry_interval, true, stored);
         session.set_expires_at(expires_at);
-        self.sessions.insert(client.clone(), session);
+        self.sessions.insert(client, session);
         self.record_session(client, false);
         self.adopt_subscriptions(client, handed.subscriptions);
         let mut outbox = handed.outbox;
@@ -1035,7 +1036,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     /// subscribers (on this thread or, through the cluster, on others) receive them
     /// before step 2, [`disconnect_all`](Self::disconnect_all).
     pub fn shutdown_wills(&mut self, now: Instant, conns: &mut impl Connections<K>) {
-        let connected: Vec<Bytes> = self
+        let connected: Vec<ClientId> = self
             .sessions
             .iter()
             .filter(|(_, s)| s.conn.is_some())
@@ -1063,13 +1064,13 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     }
 
     /// The client identifier of connection `key`, once connected.
-    pub fn client_id(&self, key: K, conns: &mut impl Connections<K>) -> Option<&Bytes> {
-        self.client_of(key, conns)
+    pub fn client_id(&self, key: K, conns: &mut impl Connections<K>) -> Option<&[u8]> {
+        self.client_of(key, conns).map(|c| &c[..])
     }
 
     /// The client identifier of connection `key`: its session's (the connection
     /// carries the session's slot), while the session names the connection as its own.
-    fn client_of(&self, key: K, conns: &mut impl Connections<K>) -> Option<&Bytes> {
+    fn client_of(&self, key: K, conns: &mut impl Connections<K>) -> Option<&ClientId> {
         let slot = conns.connection(key)?.session_slot()?;
         let (client, session) = self.sessions.at(slot)?;
         (session.conn == Some(key)).then_some(client)
@@ -1088,18 +1089,18 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 self.received += 1;
                 if publish.qos == QoS::ExactlyOnce && self.is_stored(&client) {
                     let packet_id = publish.packet_id;
-                    let c = client.clone();
+                    let c = Bytes::copy_from_slice(&client);
                     self.record(|| StoreOp::Received { client: c, packet_id });
                 }
                 self.publish(&client, publish, now, conns);
             }
             Event::Flow(step) => {
-                if let Some(client) = self.client_of(key, conns).filter(|c| self.is_stored(c)).cloned() {
+                if let Some(client) = self.stored_client_of(key, conns) {
                     self.record(|| step_op(&client, step));
                 }
             }
             Event::Released(packet_id) => {
-                if let Some(client) = self.client_of(key, conns).filter(|c| self.is_stored(c)).cloned() {
+                if let Some(client) = self.stored_client_of(key, conns) {
                     self.record(|| StoreOp::Released { client, packet_id });
                 }
             }
@@ -1118,7 +1119,14 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         }
     }
 
-    fn is_stored(&self, client: &Bytes) -> bool {
+    /// The client identifier of connection `key` as a `Bytes` of its own, if its
+    /// session is stored (for the store's operations).
+    fn stored_client_of(&self, key: K, conns: &mut impl Connections<K>) -> Option<Bytes> {
+        let client = self.client_of(key, conns)?;
+        self.is_stored(client).then(|| Bytes::copy_from_slice(client))
+    }
+
+    fn is_stored(&self, client: &[u8]) -> bool {
         self.sessions.get(client).is_some_and(|s| s.stored)
     }
 
@@ -1235,7 +1243,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     /// `CONNECT`'s method [MQTT-4.12.1-1], 0x18 continues it; success answers `AUTH`
     /// 0x00, failure `DISCONNECT` (4.12.1).
     fn reauth_step(&mut self, key: K, auth: Reason, conns: &mut impl Connections<K>) {
-        let client = self.client_of(key, conns).cloned().unwrap_or_default();
+        let client = self.client_of(key, conns).map(|c| c.to_vec()).unwrap_or_default();
         let outcome = match self.reauth.get_mut(&key) {
             Some(r) if auth.properties.authentication_method.as_ref() == Some(&r.method) => {
                 if auth.code == ReasonCode::ReAuthenticate {
@@ -1511,9 +1519,8 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                 true
             }
             None => {
-                // A copy of its own rather than a clone: the first clone of a `Bytes`
-                // gives it a shared header (another allocation, kept for its life),
-                // and `client` may be a view of a larger buffer.
+                // Stored as a `ClientId` (inline when short): no allocation of its
+                // own, and no view of the larger buffer `client` may be.
                 let mut session = ClientSession::new(
                     Some(key),
                     connect.protocol,
@@ -1522,7 +1529,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
                     persistent && recording,
                 );
                 session.set_will(will);
-                self.sessions.insert(Bytes::copy_from_slice(&client), session);
+                self.sessions.insert(&client, session);
                 false
             }
         };
@@ -1648,7 +1655,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
 
     fn closed(&mut self, key: K, publish_will: bool, now: Instant, conns: &mut impl Connections<K>) {
         // A connection taken over was detached already.
-        let client = self.client_of(key, conns).cloned();
+        let client = self.client_of(key, conns).map(|c| Bytes::copy_from_slice(c));
         if client.is_some() {
             self.connected = self.connected.saturating_sub(1);
         }
@@ -1722,7 +1729,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         }
     }
 
-    fn publish_will(&mut self, client: &Bytes, will: Will, now: Instant, conns: &mut impl Connections<K>) {
+    fn publish_will(&mut self, client: &[u8], will: Will, now: Instant, conns: &mut impl Connections<K>) {
         let mut properties = will.properties;
         properties.will_delay_interval = None;
         let publish = Publish {
@@ -1740,7 +1747,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     /// Routes a message from `publisher` to every matching subscription (once per
     /// session, at the highest matching QoS capped by the message's), and applies it to
     /// the retained messages when it is retained.
-    fn publish(&mut self, publisher: &Bytes, publish: Publish, now: Instant, conns: &mut impl Connections<K>) {
+    fn publish(&mut self, publisher: &[u8], publish: Publish, now: Instant, conns: &mut impl Connections<K>) {
         // On a cluster, the other threads get it too, and each matching shared group is
         // served by one thread.
         let groups = self.cluster.as_mut().map(|link| link.route(publisher, &publish));
@@ -1751,7 +1758,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     /// cluster) names the shared groups this thread serves.
     fn deliver_local(
         &mut self,
-        publisher: &Bytes,
+        publisher: &[u8],
         publish: Publish,
         groups: Option<&[Bytes]>,
         now: Instant,
@@ -1776,7 +1783,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
         let mut targets: HashMap<&Bytes, (QoS, bool, Vec<u32>)> = HashMap::new();
         self.tree.for_each_match(&publish.topic, |s| {
             // No Local [MQTT-3.8.3-3].
-            if s.options.no_local && s.client == *publisher {
+            if s.options.no_local && s.client[..] == *publisher {
                 return;
             }
             let entry = targets.entry(&s.client).or_insert((QoS::AtMostOnce, false, Vec::new()));
@@ -1831,7 +1838,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     }
 
     fn subscribe(&mut self, key: K, subscribe: Subscribe, now: Instant, conns: &mut impl Connections<K>) {
-        let Some(client) = self.client_of(key, conns).cloned() else {
+        let Some(client) = self.client_of(key, conns).map(|c| Bytes::copy_from_slice(c)) else {
             return;
         };
         let acl = conns.connection(key).and_then(|c| c.acl().cloned());
@@ -2012,7 +2019,7 @@ impl<K: Copy + Hash + Eq> BrokerState<K> {
     }
 
     fn unsubscribe(&mut self, key: K, unsubscribe: Unsubscribe, conns: &mut impl Connections<K>) {
-        let Some(client) = self.client_of(key, conns).cloned() else {
+        let Some(client) = self.client_of(key, conns).map(|c| Bytes::copy_from_slice(c)) else {
             return;
         };
         let Some(session) = self.sessions.get_mut(&client) else {

@@ -166,7 +166,7 @@ fn connack_answers_in_each_version_and_assigns_an_id_in_v5() {
     assert_eq!(ack.code, ReasonCode::Success);
     let assigned = ack.properties.assigned_client_identifier.expect("an assigned id");
     assert!(!assigned.is_empty());
-    assert_eq!(net.state.client_id(1, &mut net.conns), Some(&assigned));
+    assert_eq!(net.state.client_id(1, &mut net.conns), Some(&assigned[..]));
     // 3.1.1 with an empty id and Clean Session 0: identifier rejected, closed.
     let mut c = connect(V311, "");
     c.clean_start = false;
