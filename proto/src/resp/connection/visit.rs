@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use super::queue::{Entry, Fate, Kind, Request, Role};
 use super::{Connection, ConnectionError, RequestId};
-use crate::resp::{Protocol, TapeKind, TapeRef};
+use crate::resp::{Protocol, Tape, TapeKind, TapeRef};
 
 /// Deferred input past which [`Connection::wants_read`] turns false until a visit
 /// decodes it: bytes, or received segments (as the NATS client's visit).
@@ -94,30 +94,30 @@ impl Connection {
     ) -> Result<usize, ConnectionError> {
         self.guard.check()?;
         let mut tape = std::mem::take(&mut self.tape);
+        // At most one reply per entry waits, and each takes 3 bytes at least: room for
+        // them at once rather than by doubling (a no-op once the kept tape is large).
+        tape.reserve(self.fifo.entries.len().min(self.input.len() / 3));
         let decoded = self.decoder.decode(&mut self.input, &mut tape);
         let mut visited = 0;
-        // Entries answered by visits, still at the front of the FIFO: removed together
-        // before anything else looks at it.
-        let mut taken = 0;
-        // A reply is never handed over ahead of an event queued before it.
-        let mut held = !self.events.is_empty();
-        for reply in tape.iter() {
-            if !held {
-                if let Some(id) = self.visitable(taken, reply) {
-                    taken += 1;
-                    visit(id, reply);
+        let mut at = 0;
+        while at < tape.len() {
+            // A reply is never handed over ahead of an event queued before it.
+            if self.events.is_empty() {
+                let n = self.visit_run(&tape, at, &mut visit);
+                if n > 0 {
+                    self.take_visited(n);
+                    visited += n;
+                    at += n;
                     continue;
                 }
             }
-            visited += self.take_visited(&mut taken);
+            let Some(reply) = tape.get(at) else { break };
+            at += 1;
             self.on_value(reply.to_value(), now);
-            self.settle_front();
             if self.guard.is_poisoned() {
                 break;
             }
-            held = !self.events.is_empty();
         }
-        visited += self.take_visited(&mut taken);
         tape.clear();
         self.tape = tape;
         if let Err(e) = decoded {
@@ -130,44 +130,36 @@ impl Connection {
         Ok(visited)
     }
 
-    /// The id of the plain request `reply` answers, if it is one a visit may take: the
-    /// FIFO's entry `at` (those before it are answered by this visit already).
+    /// Hands `visit` the replies from the tape's `from`th on that answer plain requests
+    /// at the front of the FIFO, up to the first that does not; returns how many (their
+    /// entries are still in the FIFO).
+    ///
+    /// A reply is visited when its entry is a plain request still waited for and it is
+    /// not a push nor (on RESP2, while subscribed) an array, which may be a pub/sub
+    /// frame: [`on_value`](Self::on_value) tells those apart. (The other reason arrays
+    /// may be frames, a subscribe-family command at the front of the FIFO, cannot hold
+    /// here: the entries of a run are plain.) Nothing a run does changes the
+    /// subscriptions, so that is decided once per run.
     #[inline]
-    fn visitable(&self, at: usize, reply: TapeRef<'_>) -> Option<RequestId> {
-        let id = match self.fifo.entries.get(at)? {
-            Entry {
-                role:
-                    Role::Request(Request {
-                        id,
-                        fate: Fate::Waiting,
-                        kind: Kind::Plain | Kind::Blocking,
-                    }),
-                ..
-            } => *id,
-            _ => return None,
-        };
-        match reply.kind() {
-            TapeKind::Push => None,
-            // Pub/sub frames are arrays on RESP2; `on_value` tells them from replies.
-            TapeKind::Array if self.protocol == Protocol::Resp2 && self.expects_pubsub_arrays() => None,
-            // An attributed push is still a push: `kind` looks through attributes.
-            _ => Some(id),
+    fn visit_run(&self, tape: &Tape, from: usize, visit: &mut impl FnMut(RequestId, TapeRef<'_>)) -> usize {
+        let arrays = !(self.protocol == Protocol::Resp2 && !self.subscriptions.is_empty());
+        let (front, back) = self.fifo.entries.as_slices();
+        let n = visit_entries(front, tape, from, arrays, visit);
+        if n < front.len() {
+            return n;
         }
+        n + visit_entries(back, tape, from + n, arrays, visit)
     }
 
-    /// Removes the `taken` entries a visit answered from the front of the FIFO; returns
-    /// how many.
-    fn take_visited(&mut self, taken: &mut usize) -> usize {
-        let n = std::mem::take(taken);
-        if n > 0 {
-            self.fifo.entries.drain(..n);
-            // A request still waited for is never among the entries whose deadline was
-            // handled, so this only keeps the count in step, as `Fifo::pop` does.
-            self.fifo.expired = self.fifo.expired.saturating_sub(n);
-            self.pending = self.pending.saturating_sub(n);
-            self.settle_front();
-        }
-        n
+    /// Removes the `n` entries a run answered from the front of the FIFO. They are plain
+    /// data (see [`Kind`]): nothing is dropped one by one.
+    fn take_visited(&mut self, n: usize) {
+        self.fifo.entries.drain(..n);
+        // A request still waited for is never among the entries whose deadline was
+        // handled, so this only keeps the count in step, as `Fifo::pop` does.
+        self.fifo.expired = self.fifo.expired.saturating_sub(n);
+        self.pending = self.pending.saturating_sub(n);
+        self.settle_front();
     }
 
     /// Whether enough input is held back that reading should wait for a visit.
@@ -183,6 +175,38 @@ impl Connection {
             let _ = self.decode_input(now);
         }
     }
+}
+
+/// [`Connection::visit_run`] over one of the FIFO's two slices: visits the replies from
+/// the tape's `from`th on while each answers its entry of `entries`; returns how many.
+#[inline(always)]
+fn visit_entries(
+    entries: &[Entry],
+    tape: &Tape,
+    from: usize,
+    arrays: bool,
+    visit: &mut impl FnMut(RequestId, TapeRef<'_>),
+) -> usize {
+    let mut n = 0;
+    for (entry, reply) in entries.iter().zip(tape.iter_from(from)) {
+        let Role::Request(Request {
+            id,
+            fate: Fate::Waiting,
+            kind: Kind::Plain | Kind::Blocking,
+        }) = entry.role
+        else {
+            break;
+        };
+        match reply.kind() {
+            // An attributed push is still a push: `kind` looks through attributes.
+            TapeKind::Push => break,
+            TapeKind::Array if !arrays => break,
+            _ => {}
+        }
+        visit(id, reply);
+        n += 1;
+    }
+    n
 }
 
 #[cfg(test)]
