@@ -212,7 +212,11 @@ impl Tape {
     /// The top-level values from the `from`th on, oldest first (none past the end).
     #[inline]
     pub fn iter_from(&self, from: usize) -> impl ExactSizeIterator<Item = TapeRef<'_>> + '_ {
-        self.roots.get(from..).unwrap_or_default().iter().map(|&idx| self.at(idx))
+        self.roots
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .map(|&idx| self.at(idx))
     }
 
     /// Makes room for at least `values` more top-level values of one token each, so a

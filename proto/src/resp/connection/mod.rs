@@ -667,7 +667,9 @@ impl Connection {
             Special::Reset => (Kind::Reset, None),
             Special::Blocking => (Kind::Blocking, None),
             Special::Tracking => match cmd.arg_bytes().get(2) {
-                Some(on) if on.eq_ignore_ascii_case(b"ON") => (Kind::Tracking, Some(Extra::Tracking(Some(cmd.clone())))),
+                Some(on) if on.eq_ignore_ascii_case(b"ON") => {
+                    (Kind::Tracking, Some(Extra::Tracking(Some(cmd.clone()))))
+                }
                 Some(off) if off.eq_ignore_ascii_case(b"OFF") => (Kind::Tracking, Some(Extra::Tracking(None))),
                 _ => (Kind::Plain, None),
             },

@@ -209,11 +209,12 @@ impl Connection {
     /// when there is none.
     pub(super) fn settle_front(&mut self) {
         if let Some(Entry {
-            role: Role::Request(Request {
-                id,
-                kind: Kind::Subscribe,
-                ..
-            }),
+            role:
+                Role::Request(Request {
+                    id,
+                    kind: Kind::Subscribe,
+                    ..
+                }),
             ..
         }) = self.fifo.entries.front()
         {

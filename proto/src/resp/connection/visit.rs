@@ -98,12 +98,14 @@ impl Connection {
         // them at once rather than by doubling (a no-op once the kept tape is large).
         tape.reserve(self.fifo.entries.len().min(self.input.len() / 3));
         let decoded = self.decoder.decode(&mut self.input, &mut tape);
+        // Decoded as RESP2, the tape holds no push (nor attribute): nothing to check.
+        let pushes = self.decoder.config().protocol == Protocol::Resp3;
         let mut visited = 0;
         let mut at = 0;
         while at < tape.len() {
             // A reply is never handed over ahead of an event queued before it.
             if self.events.is_empty() {
-                let n = self.visit_run(&tape, at, &mut visit);
+                let n = self.visit_run(&tape, at, pushes, &mut visit);
                 if n > 0 {
                     self.take_visited(n);
                     visited += n;
@@ -135,20 +137,33 @@ impl Connection {
     /// entries are still in the FIFO).
     ///
     /// A reply is visited when its entry is a plain request still waited for and it is
-    /// not a push nor (on RESP2, while subscribed) an array, which may be a pub/sub
-    /// frame: [`on_value`](Self::on_value) tells those apart. (The other reason arrays
-    /// may be frames, a subscribe-family command at the front of the FIFO, cannot hold
-    /// here: the entries of a run are plain.) Nothing a run does changes the
-    /// subscriptions, so that is decided once per run.
+    /// not a push (which `pushes` says the tape may hold) nor (on RESP2, while
+    /// subscribed) an array, which may be a pub/sub frame: [`on_value`](Self::on_value)
+    /// tells those apart. (The other reason arrays may be frames, a subscribe-family
+    /// command at the front of the FIFO, cannot hold here: the entries of a run are
+    /// plain.) Nothing a run does changes the subscriptions, so both are decided once
+    /// per run, and the loop is compiled for each case.
     #[inline]
-    fn visit_run(&self, tape: &Tape, from: usize, visit: &mut impl FnMut(RequestId, TapeRef<'_>)) -> usize {
-        let arrays = !(self.protocol == Protocol::Resp2 && !self.subscriptions.is_empty());
+    fn visit_run(
+        &self,
+        tape: &Tape,
+        from: usize,
+        pushes: bool,
+        visit: &mut impl FnMut(RequestId, TapeRef<'_>),
+    ) -> usize {
+        let frames = self.protocol == Protocol::Resp2 && !self.subscriptions.is_empty();
         let (front, back) = self.fifo.entries.as_slices();
-        let n = visit_entries(front, tape, from, arrays, visit);
+        let run = match (pushes, frames) {
+            (false, false) => visit_entries::<false, false>,
+            (true, false) => visit_entries::<true, false>,
+            (false, true) => visit_entries::<false, true>,
+            (true, true) => visit_entries::<true, true>,
+        };
+        let n = run(front, tape, from, visit);
         if n < front.len() {
             return n;
         }
-        n + visit_entries(back, tape, from + n, arrays, visit)
+        n + run(back, tape, from + n, visit)
     }
 
     /// Removes the `n` entries a run answered from the front of the FIFO. They are plain
@@ -179,12 +194,12 @@ impl Connection {
 
 /// [`Connection::visit_run`] over one of the FIFO's two slices: visits the replies from
 /// the tape's `from`th on while each answers its entry of `entries`; returns how many.
+/// `PUSHES`: the tape may hold pushes; `FRAMES`: arrays may be pub/sub frames.
 #[inline(always)]
-fn visit_entries(
+fn visit_entries<const PUSHES: bool, const FRAMES: bool>(
     entries: &[Entry],
     tape: &Tape,
     from: usize,
-    arrays: bool,
     visit: &mut impl FnMut(RequestId, TapeRef<'_>),
 ) -> usize {
     let mut n = 0;
@@ -197,11 +212,13 @@ fn visit_entries(
         else {
             break;
         };
-        match reply.kind() {
-            // An attributed push is still a push: `kind` looks through attributes.
-            TapeKind::Push => break,
-            TapeKind::Array if !arrays => break,
-            _ => {}
+        if PUSHES || FRAMES {
+            match reply.kind() {
+                // An attributed push is still a push: `kind` looks through attributes.
+                TapeKind::Push if PUSHES => break,
+                TapeKind::Array if FRAMES => break,
+                _ => {}
+            }
         }
         visit(id, reply);
         n += 1;
