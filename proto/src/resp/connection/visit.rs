@@ -97,9 +97,10 @@ impl Connection {
         // At most one reply per entry waits, and each takes 3 bytes at least: room for
         // them at once rather than by doubling (a no-op once the kept tape is large).
         tape.reserve(self.fifo.entries.len().min(self.input.len() / 3));
+        // Decoded as RESP2, the tape holds no push (nor attribute), unless a value begun
+        // while RESP3 was accepted is finished on it: only then are kinds checked.
+        let pushes = self.decoder.is_mid_value() || self.decoder.config().protocol == Protocol::Resp3;
         let decoded = self.decoder.decode(&mut self.input, &mut tape);
-        // Decoded as RESP2, the tape holds no push (nor attribute): nothing to check.
-        let pushes = self.decoder.config().protocol == Protocol::Resp3;
         let mut visited = 0;
         let mut at = 0;
         while at < tape.len() {
@@ -472,6 +473,44 @@ mod tests {
         let mut got = Vec::new();
         conn.visit_replies(now, |id, r| got.push((id, r.to_value()))).unwrap();
         assert_eq!(got, [(b, Value::from("y"))]);
+    }
+
+    #[test]
+    fn a_push_begun_before_a_switch_to_resp2_is_not_visited() {
+        let now = Instant::now();
+        let config = ConnectionConfig {
+            protocol: Protocol::Resp3,
+            ..ConnectionConfig::default()
+        };
+        let mut conn = Connection::new(config, now);
+        conn.handle_input(Bytes::from_static(b"%1\r\n+proto\r\n:3\r\n"), now)
+            .unwrap();
+        let mut seen = Seen::default();
+        seen.drain(&mut conn);
+        let hello = conn.send_buffered(&cmd(&["HELLO", "2"]), now).unwrap();
+        let get = conn.send_buffered(&cmd(&["GET", "a"]), now).unwrap();
+        conn.defer_input(true, now);
+        // HELLO 2's reply, then a push whose start the RESP3 decoder takes.
+        conn.handle_input(Bytes::from_static(b"%1\r\n+proto\r\n:2\r\n>2\r\n+x\r\n"), now)
+            .unwrap();
+        assert_eq!(conn.visit_replies(now, |_, _| panic!("visited")).unwrap(), 0);
+        assert_eq!(conn.protocol(), Protocol::Resp2);
+        seen.drain(&mut conn);
+        assert!(matches!(seen.outcomes.get(&hello.0), Some(Ok(_))));
+        // The push ends on the RESP2 tape: it is a push, not GET's reply.
+        conn.handle_input(Bytes::from_static(b":1\r\n$1\r\nv\r\n"), now)
+            .unwrap();
+        let mut got = Vec::new();
+        conn.visit_replies(now, |id, r| got.push((id, r.to_value()))).unwrap();
+        seen.drain(&mut conn);
+        let push = Value::Push(vec![Value::SimpleString("x".into()), Value::Integer(1)]);
+        assert!(seen.others.contains(&Event::Push(push)), "{:?}", seen.others);
+        let get_reply = got
+            .into_iter()
+            .find(|(id, _)| *id == get)
+            .map(|(_, v)| Ok(v))
+            .or_else(|| seen.outcomes.get(&get.0).cloned());
+        assert_eq!(get_reply, Some(Ok(Value::from("v"))));
     }
 
     #[test]
