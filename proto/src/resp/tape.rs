@@ -209,6 +209,24 @@ impl Tape {
         self.roots.iter().map(|&idx| self.at(idx))
     }
 
+    /// The top-level values from the `from`th on, oldest first (none past the end).
+    #[inline]
+    pub fn iter_from(&self, from: usize) -> impl ExactSizeIterator<Item = TapeRef<'_>> + '_ {
+        self.roots
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .map(|&idx| self.at(idx))
+    }
+
+    /// Makes room for at least `values` more top-level values of one token each, so a
+    /// batch whose size the reader knows grows the tape once instead of doubling it
+    /// step by step (a tape that is cleared and reused keeps the room).
+    pub fn reserve(&mut self, values: usize) {
+        self.roots.reserve(values);
+        self.nodes.reserve(values);
+    }
+
     /// Number of tokens (nested values included; a value stored whole counts once).
     pub fn token_count(&self) -> usize {
         self.nodes.len()

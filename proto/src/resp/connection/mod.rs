@@ -40,7 +40,7 @@ pub use reconnect::ReconnectState;
 pub use subscriber_mode::SUBSCRIBER_MODE_COMMANDS;
 
 use pubsub::SubCommand;
-use queue::{Entry, Fate, Fifo, Kind, Request, Role, Subscribing};
+use queue::{Entry, Extra, Extras, Fate, Fifo, Kind, Request, Role, Subscribing};
 use reconnect::Restoring;
 
 use crate::chassis::{Backpressure, BytePermits, IoArena, PoisonGuard, SegmentedBuffer, SentWatch, Session};
@@ -176,6 +176,8 @@ pub struct Connection {
     fifo: Fifo,
     /// Entries whose bytes are in `held`.
     held_fifo: Fifo,
+    /// What the tracking and subscribe-family requests of both FIFOs carry.
+    extras: Extras,
     events: VecDeque<Event>,
     guard: PoisonGuard<ConnectionError>,
     /// The last id handed out.
@@ -256,6 +258,7 @@ impl Connection {
             permits: BytePermits::new(config.max_outgoing_bytes),
             fifo: Fifo::default(),
             held_fifo: Fifo::default(),
+            extras: Extras::default(),
             events: VecDeque::new(),
             guard: PoisonGuard::new(),
             last_id: 0,
@@ -467,10 +470,10 @@ impl Connection {
         }
         self.admits(cmd.name())?;
         let class = special(cmd);
-        let kind = self.kind_of(cmd, &class)?;
+        let (kind, extra) = self.kind_of(cmd, &class)?;
         self.check_pending()?;
         self.reserve(cmd.encoded_len())?;
-        Ok(self.queue_cmd(cmd, &class, kind, Fate::Waiting, now))
+        Ok(self.queue_cmd(cmd, &class, (kind, extra), Fate::Waiting, now))
     }
 
     /// [`send_buffered`](Self::send_buffered) for the command whose arguments (name
@@ -642,8 +645,9 @@ impl Connection {
         RequestId(self.last_id)
     }
 
-    /// How `cmd`'s reply is recognised, or why it cannot be sent now.
-    fn kind_of(&self, cmd: &Cmd, class: &Special) -> Result<Kind, SendError> {
+    /// How `cmd`'s reply is recognised (and what its entry carries besides), or why it
+    /// cannot be sent now.
+    fn kind_of(&self, cmd: &Cmd, class: &Special) -> Result<(Kind, Option<Extra>), SendError> {
         Ok(match *class {
             Special::Unsupported => return Err(unsupported(cmd)),
             Special::Subscribe(_) | Special::Hello(_) if self.in_multi => {
@@ -651,26 +655,38 @@ impl Connection {
                     command: Bytes::copy_from_slice(cmd.name()),
                 })
             }
-            Special::Subscribe(command) => Kind::Subscribe(Box::new(Subscribing {
-                command,
-                expected: (command.subscribe || cmd.arg_count() > 1).then(|| cmd.arg_count() - 1),
-                confirmations: Vec::new(),
-            })),
-            Special::Hello(Some(protocol)) => Kind::Hello(protocol),
-            Special::Reset => Kind::Reset,
-            Special::Blocking => Kind::Blocking,
+            Special::Subscribe(command) => (
+                Kind::Subscribe,
+                Some(Extra::Subscribe(Subscribing {
+                    command,
+                    expected: (command.subscribe || cmd.arg_count() > 1).then(|| cmd.arg_count() - 1),
+                    confirmations: Vec::new(),
+                })),
+            ),
+            Special::Hello(Some(protocol)) => (Kind::Hello(protocol), None),
+            Special::Reset => (Kind::Reset, None),
+            Special::Blocking => (Kind::Blocking, None),
             Special::Tracking => match cmd.arg_bytes().get(2) {
-                Some(on) if on.eq_ignore_ascii_case(b"ON") => Kind::Tracking(Some(Box::new(cmd.clone()))),
-                Some(off) if off.eq_ignore_ascii_case(b"OFF") => Kind::Tracking(None),
-                _ => Kind::Plain,
+                Some(on) if on.eq_ignore_ascii_case(b"ON") => {
+                    (Kind::Tracking, Some(Extra::Tracking(Some(cmd.clone()))))
+                }
+                Some(off) if off.eq_ignore_ascii_case(b"OFF") => (Kind::Tracking, Some(Extra::Tracking(None))),
+                _ => (Kind::Plain, None),
             },
-            Special::None | Special::Multi | Special::EndMulti | Special::Hello(None) => Kind::Plain,
+            Special::None | Special::Multi | Special::EndMulti | Special::Hello(None) => (Kind::Plain, None),
         })
     }
 
     /// Encodes `cmd` (checked, with room reserved) and queues its entry: a user
     /// request (`Fate::Waiting`) or one of the connection's own restore commands.
-    fn queue_cmd(&mut self, cmd: &Cmd, class: &Special, kind: Kind, fate: Fate, now: Instant) -> RequestId {
+    fn queue_cmd(
+        &mut self,
+        cmd: &Cmd,
+        class: &Special,
+        (kind, extra): (Kind, Option<Extra>),
+        fate: Fate,
+        now: Instant,
+    ) -> RequestId {
         match class {
             Special::Multi => self.in_multi = true,
             Special::EndMulti | Special::Reset => self.in_multi = false,
@@ -680,10 +696,13 @@ impl Connection {
             self.hello3_in_flight += 1;
             self.sync_decoder();
         }
-        if matches!(&kind, Kind::Subscribe(sub) if sub.command.subscribe) {
+        if matches!(&extra, Some(Extra::Subscribe(sub)) if sub.command.subscribe) {
             self.pending_subscribes += 1;
         }
         let id = self.next_id();
+        if let Some(extra) = extra {
+            self.extras.insert(id, extra);
+        }
         let deadline = self.deadline(now);
         self.before_queue(now);
         let (arena, fifo) = self.outbox();
@@ -810,6 +829,7 @@ impl Connection {
             }
         }
         self.events.push_back(Event::Poisoned(error.clone()));
+        self.extras.clear();
         self.pending = 0;
         self.pending_subscribes = 0;
         self.transaction = None;

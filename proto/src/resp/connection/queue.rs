@@ -7,8 +7,9 @@ use super::pubsub::SubCommand;
 use super::{HandshakeCommand, RequestId};
 use crate::resp::{Cmd, Protocol, Value};
 
-/// One command on the wire that the server will answer.
-#[derive(Debug)]
+/// One command on the wire that the server will answer. Plain data (no drop glue, see
+/// [`Kind`]).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Entry {
     /// The request this entry belongs to (0 for handshake commands). Non-decreasing
     /// along the FIFO, so a request is found by binary search.
@@ -20,7 +21,7 @@ pub(crate) struct Entry {
 }
 
 /// What the reply to an entry is for.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Role {
     /// A handshake command, answered internally.
     Handshake(Step),
@@ -64,7 +65,7 @@ impl Step {
 }
 
 /// A user request still waiting for its reply.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Request {
     /// Its id.
     pub id: RequestId,
@@ -90,7 +91,11 @@ pub(crate) enum Fate {
 }
 
 /// What kind of command a request is.
-#[derive(Debug)]
+///
+/// No variant owns heap memory (what a tracking or subscribe-family request carries is
+/// in [`Extras`]), so an [`Entry`] has no drop glue: a run of visited entries leaves the
+/// FIFO without each being looked at again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// One reply.
     Plain,
@@ -103,12 +108,53 @@ pub(crate) enum Kind {
     Reset,
     /// `EXEC` of a `send_transaction`.
     Exec,
+    /// `CLIENT TRACKING ON ...` or `OFF`: takes effect when the server answers `+OK`
+    /// (its [`Extra::Tracking`] says which).
+    Tracking,
+    /// A subscribe-family command: completed by confirmations, not by a reply (its
+    /// [`Extra::Subscribe`] collects them).
+    Subscribe,
+}
+
+/// What a tracking or subscribe-family request carries beyond its [`Kind`].
+#[derive(Debug)]
+pub(crate) enum Extra {
     /// `CLIENT TRACKING ON ...` (the command, to replay on a new connection) or
-    /// `CLIENT TRACKING OFF` (`None`): takes effect when the server answers `+OK`.
-    Tracking(Option<Box<Cmd>>),
-    /// A subscribe-family command: completed by confirmations, not by a reply. Boxed:
-    /// it is rare, and every other entry stays small.
-    Subscribe(Box<Subscribing>),
+    /// `CLIENT TRACKING OFF` (`None`).
+    Tracking(Option<Cmd>),
+    /// A subscribe-family command's confirmations.
+    Subscribe(Subscribing),
+}
+
+/// The [`Extra`]s of the requests in the FIFOs, by request id. They are few (a request
+/// of these kinds is rare), so a list searched from the end serves.
+#[derive(Debug, Default)]
+pub(crate) struct Extras(Vec<(RequestId, Extra)>);
+
+impl Extras {
+    /// Keeps `extra` for request `id`.
+    pub fn insert(&mut self, id: RequestId, extra: Extra) {
+        self.0.push((id, extra));
+    }
+
+    /// The confirmations collected for subscribe-family request `id`.
+    pub fn subscribing(&mut self, id: RequestId) -> Option<&mut Subscribing> {
+        self.0.iter_mut().rev().find_map(|(i, e)| match e {
+            Extra::Subscribe(sub) if *i == id => Some(sub),
+            _ => None,
+        })
+    }
+
+    /// Removes and returns what request `id` carries (its entry left the FIFO).
+    pub fn take(&mut self, id: RequestId) -> Option<Extra> {
+        let at = self.0.iter().position(|(i, _)| *i == id)?;
+        Some(self.0.remove(at).1)
+    }
+
+    /// Forgets everything (the FIFOs were emptied).
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
 /// A subscribe-family command waiting for its confirmations.

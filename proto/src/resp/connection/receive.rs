@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::pubsub::{self, PubSubFrame};
-use super::queue::{Entry, Fate, Kind, Request, Role, Subscribing};
+use super::queue::{Entry, Extra, Fate, Kind, Request, Role, Subscribing};
 use super::{
     is_status, strip_attributes, Connection, ConnectionError, Event, QueueRejection, RequestError, RequestId,
     TransactionAborted, TransactionReplies,
@@ -42,7 +42,7 @@ impl Connection {
                 self.fifo.entries.front(),
                 Some(Entry {
                     role: Role::Request(Request {
-                        kind: Kind::Subscribe(_),
+                        kind: Kind::Subscribe,
                         ..
                     }),
                     ..
@@ -58,11 +58,16 @@ impl Connection {
             PubSubFrame::Invalidate(keys) => self.events.push_back(Event::Invalidate { keys }),
             PubSubFrame::Confirmation { command, channel } => {
                 self.subscriptions.apply(command, channel.as_ref());
-                let done = match self.fifo.entries.front_mut().map(|e| &mut e.role) {
+                let front = match self.fifo.entries.front().map(|e| &e.role) {
                     Some(Role::Request(Request {
-                        kind: Kind::Subscribe(sub),
+                        id,
+                        kind: Kind::Subscribe,
                         ..
-                    })) if sub.command == command => {
+                    })) => self.extras.subscribing(*id),
+                    _ => None,
+                };
+                let done = match front {
+                    Some(sub) if sub.command == command => {
                         sub.confirmations.push(raw);
                         sub.confirmations.len() >= sub.expected.unwrap_or(1)
                     }
@@ -78,7 +83,7 @@ impl Connection {
                         ..
                     }) = self.fifo.pop()
                     {
-                        if let Kind::Subscribe(sub) = request.kind {
+                        if let Some(Extra::Subscribe(sub)) = self.extras.take(request.id) {
                             self.subscribe_done(&sub);
                             self.complete(request.id, request.fate, Ok(Value::Array(sub.confirmations)));
                         }
@@ -116,14 +121,20 @@ impl Connection {
             Role::Request(request) => {
                 let outcome = match request.kind {
                     Kind::Plain | Kind::Blocking => Ok(value),
-                    Kind::Subscribe(sub) => {
+                    Kind::Subscribe => {
                         // An error reply instead of confirmations.
-                        self.subscribe_done(&sub);
+                        if let Some(Extra::Subscribe(sub)) = self.extras.take(request.id) {
+                            self.subscribe_done(&sub);
+                        }
                         Ok(value)
                     }
-                    Kind::Tracking(command) => {
+                    Kind::Tracking => {
+                        let command = match self.extras.take(request.id) {
+                            Some(Extra::Tracking(command)) => command,
+                            _ => None,
+                        };
                         if is_status(&value, b"OK") {
-                            self.tracking = command.map(|c| *c);
+                            self.tracking = command;
                         }
                         Ok(value)
                     }
@@ -198,15 +209,19 @@ impl Connection {
     /// when there is none.
     pub(super) fn settle_front(&mut self) {
         if let Some(Entry {
-            role: Role::Request(Request {
-                kind: Kind::Subscribe(sub),
-                ..
-            }),
+            role:
+                Role::Request(Request {
+                    id,
+                    kind: Kind::Subscribe,
+                    ..
+                }),
             ..
-        }) = self.fifo.entries.front_mut()
+        }) = self.fifo.entries.front()
         {
-            if sub.expected.is_none() {
-                sub.expected = Some(self.subscriptions.count(sub.command.family).max(1));
+            if let Some(sub) = self.extras.subscribing(*id) {
+                if sub.expected.is_none() {
+                    sub.expected = Some(self.subscriptions.count(sub.command.family).max(1));
+                }
             }
         }
     }

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use super::queue::{Entry, Fate, Kind, Request, Role};
 use super::{Connection, ConnectionError, RequestId};
-use crate::resp::{Protocol, TapeKind, TapeRef};
+use crate::resp::{Protocol, Tape, TapeKind, TapeRef};
 
 /// Deferred input past which [`Connection::wants_read`] turns false until a visit
 /// decodes it: bytes, or received segments (as the NATS client's visit).
@@ -94,30 +94,33 @@ impl Connection {
     ) -> Result<usize, ConnectionError> {
         self.guard.check()?;
         let mut tape = std::mem::take(&mut self.tape);
+        // At most one reply per entry waits, and each takes 3 bytes at least: room for
+        // them at once rather than by doubling (a no-op once the kept tape is large).
+        tape.reserve(self.fifo.entries.len().min(self.input.len() / 3));
+        // Decoded as RESP2, the tape holds no push (nor attribute), unless a value begun
+        // while RESP3 was accepted is finished on it: only then are kinds checked.
+        let pushes = self.decoder.is_mid_value() || self.decoder.config().protocol == Protocol::Resp3;
         let decoded = self.decoder.decode(&mut self.input, &mut tape);
         let mut visited = 0;
-        // Entries answered by visits, still at the front of the FIFO: removed together
-        // before anything else looks at it.
-        let mut taken = 0;
-        // A reply is never handed over ahead of an event queued before it.
-        let mut held = !self.events.is_empty();
-        for reply in tape.iter() {
-            if !held {
-                if let Some(id) = self.visitable(taken, reply) {
-                    taken += 1;
-                    visit(id, reply);
+        let mut at = 0;
+        while at < tape.len() {
+            // A reply is never handed over ahead of an event queued before it.
+            if self.events.is_empty() {
+                let n = self.visit_run(&tape, at, pushes, &mut visit);
+                if n > 0 {
+                    self.take_visited(n);
+                    visited += n;
+                    at += n;
                     continue;
                 }
             }
-            visited += self.take_visited(&mut taken);
+            let Some(reply) = tape.get(at) else { break };
+            at += 1;
             self.on_value(reply.to_value(), now);
-            self.settle_front();
             if self.guard.is_poisoned() {
                 break;
             }
-            held = !self.events.is_empty();
         }
-        visited += self.take_visited(&mut taken);
         tape.clear();
         self.tape = tape;
         if let Err(e) = decoded {
@@ -130,44 +133,49 @@ impl Connection {
         Ok(visited)
     }
 
-    /// The id of the plain request `reply` answers, if it is one a visit may take: the
-    /// FIFO's entry `at` (those before it are answered by this visit already).
+    /// Hands `visit` the replies from the tape's `from`th on that answer plain requests
+    /// at the front of the FIFO, up to the first that does not; returns how many (their
+    /// entries are still in the FIFO).
+    ///
+    /// A reply is visited when its entry is a plain request still waited for and it is
+    /// not a push (which `pushes` says the tape may hold) nor (on RESP2, while
+    /// subscribed) an array, which may be a pub/sub frame: [`on_value`](Self::on_value)
+    /// tells those apart. (The other reason arrays may be frames, a subscribe-family
+    /// command at the front of the FIFO, cannot hold here: the entries of a run are
+    /// plain.) Nothing a run does changes the subscriptions, so both are decided once
+    /// per run, and the loop is compiled for each case.
     #[inline]
-    fn visitable(&self, at: usize, reply: TapeRef<'_>) -> Option<RequestId> {
-        let id = match self.fifo.entries.get(at)? {
-            Entry {
-                role:
-                    Role::Request(Request {
-                        id,
-                        fate: Fate::Waiting,
-                        kind: Kind::Plain | Kind::Blocking,
-                    }),
-                ..
-            } => *id,
-            _ => return None,
+    fn visit_run(
+        &self,
+        tape: &Tape,
+        from: usize,
+        pushes: bool,
+        visit: &mut impl FnMut(RequestId, TapeRef<'_>),
+    ) -> usize {
+        let frames = self.protocol == Protocol::Resp2 && !self.subscriptions.is_empty();
+        let (front, back) = self.fifo.entries.as_slices();
+        let run = match (pushes, frames) {
+            (false, false) => visit_entries::<false, false>,
+            (true, false) => visit_entries::<true, false>,
+            (false, true) => visit_entries::<false, true>,
+            (true, true) => visit_entries::<true, true>,
         };
-        match reply.kind() {
-            TapeKind::Push => None,
-            // Pub/sub frames are arrays on RESP2; `on_value` tells them from replies.
-            TapeKind::Array if self.protocol == Protocol::Resp2 && self.expects_pubsub_arrays() => None,
-            // An attributed push is still a push: `kind` looks through attributes.
-            _ => Some(id),
+        let n = run(front, tape, from, visit);
+        if n < front.len() {
+            return n;
         }
+        n + run(back, tape, from + n, visit)
     }
 
-    /// Removes the `taken` entries a visit answered from the front of the FIFO; returns
-    /// how many.
-    fn take_visited(&mut self, taken: &mut usize) -> usize {
-        let n = std::mem::take(taken);
-        if n > 0 {
-            self.fifo.entries.drain(..n);
-            // A request still waited for is never among the entries whose deadline was
-            // handled, so this only keeps the count in step, as `Fifo::pop` does.
-            self.fifo.expired = self.fifo.expired.saturating_sub(n);
-            self.pending = self.pending.saturating_sub(n);
-            self.settle_front();
-        }
-        n
+    /// Removes the `n` entries a run answered from the front of the FIFO. They are plain
+    /// data (see [`Kind`]): nothing is dropped one by one.
+    fn take_visited(&mut self, n: usize) {
+        self.fifo.entries.drain(..n);
+        // A request still waited for is never among the entries whose deadline was
+        // handled, so this only keeps the count in step, as `Fifo::pop` does.
+        self.fifo.expired = self.fifo.expired.saturating_sub(n);
+        self.pending = self.pending.saturating_sub(n);
+        self.settle_front();
     }
 
     /// Whether enough input is held back that reading should wait for a visit.
@@ -183,6 +191,40 @@ impl Connection {
             let _ = self.decode_input(now);
         }
     }
+}
+
+/// [`Connection::visit_run`] over one of the FIFO's two slices: visits the replies from
+/// the tape's `from`th on while each answers its entry of `entries`; returns how many.
+/// `PUSHES`: the tape may hold pushes; `FRAMES`: arrays may be pub/sub frames.
+#[inline(always)]
+fn visit_entries<const PUSHES: bool, const FRAMES: bool>(
+    entries: &[Entry],
+    tape: &Tape,
+    from: usize,
+    visit: &mut impl FnMut(RequestId, TapeRef<'_>),
+) -> usize {
+    let mut n = 0;
+    for (entry, reply) in entries.iter().zip(tape.iter_from(from)) {
+        let Role::Request(Request {
+            id,
+            fate: Fate::Waiting,
+            kind: Kind::Plain | Kind::Blocking,
+        }) = entry.role
+        else {
+            break;
+        };
+        if PUSHES || FRAMES {
+            match reply.kind() {
+                // An attributed push is still a push: `kind` looks through attributes.
+                TapeKind::Push if PUSHES => break,
+                TapeKind::Array if FRAMES => break,
+                _ => {}
+            }
+        }
+        visit(id, reply);
+        n += 1;
+    }
+    n
 }
 
 #[cfg(test)]
@@ -431,6 +473,44 @@ mod tests {
         let mut got = Vec::new();
         conn.visit_replies(now, |id, r| got.push((id, r.to_value()))).unwrap();
         assert_eq!(got, [(b, Value::from("y"))]);
+    }
+
+    #[test]
+    fn a_push_begun_before_a_switch_to_resp2_is_not_visited() {
+        let now = Instant::now();
+        let config = ConnectionConfig {
+            protocol: Protocol::Resp3,
+            ..ConnectionConfig::default()
+        };
+        let mut conn = Connection::new(config, now);
+        conn.handle_input(Bytes::from_static(b"%1\r\n+proto\r\n:3\r\n"), now)
+            .unwrap();
+        let mut seen = Seen::default();
+        seen.drain(&mut conn);
+        let hello = conn.send_buffered(&cmd(&["HELLO", "2"]), now).unwrap();
+        let get = conn.send_buffered(&cmd(&["GET", "a"]), now).unwrap();
+        conn.defer_input(true, now);
+        // HELLO 2's reply, then a push whose start the RESP3 decoder takes.
+        conn.handle_input(Bytes::from_static(b"%1\r\n+proto\r\n:2\r\n>2\r\n+x\r\n"), now)
+            .unwrap();
+        assert_eq!(conn.visit_replies(now, |_, _| panic!("visited")).unwrap(), 0);
+        assert_eq!(conn.protocol(), Protocol::Resp2);
+        seen.drain(&mut conn);
+        assert!(matches!(seen.outcomes.get(&hello.0), Some(Ok(_))));
+        // The push ends on the RESP2 tape: it is a push, not GET's reply.
+        conn.handle_input(Bytes::from_static(b":1\r\n$1\r\nv\r\n"), now)
+            .unwrap();
+        let mut got = Vec::new();
+        conn.visit_replies(now, |id, r| got.push((id, r.to_value()))).unwrap();
+        seen.drain(&mut conn);
+        let push = Value::Push(vec![Value::SimpleString("x".into()), Value::Integer(1)]);
+        assert!(seen.others.contains(&Event::Push(push)), "{:?}", seen.others);
+        let get_reply = got
+            .into_iter()
+            .find(|(id, _)| *id == get)
+            .map(|(_, v)| Ok(v))
+            .or_else(|| seen.outcomes.get(&get.0).cloned());
+        assert_eq!(get_reply, Some(Ok(Value::from("v"))));
     }
 
     #[test]
