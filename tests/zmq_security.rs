@@ -25,6 +25,7 @@ use monocoque_proto::zmtp::{
     encode_header, Handshake, HandshakeConfig, Mechanism, Progress, SocketType as WireType, ZmtpError,
 };
 use monocoque_proto::{IoArena, SegmentedBuffer};
+use support::zmq_peer::wait_error;
 
 /// How long a step that takes milliseconds may take on a loaded machine.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -217,16 +218,6 @@ fn recv(socket: &mut Socket, what: &str) -> Vec<Bytes> {
             socket.last_error()
         )
     })
-}
-
-/// Turns `socket` until it has recorded an error, at most [`PATIENCE`].
-fn wait_error(socket: &mut Socket) -> ZmtpError {
-    let start = Instant::now();
-    while socket.last_error().is_none() {
-        assert!(start.elapsed() < PATIENCE, "no connection failed");
-        socket.run_for(Duration::from_millis(10)).expect("turn");
-    }
-    socket.last_error().cloned().expect("checked above")
 }
 
 fn curve_dealer_and_router(kind: DriverKind) {

@@ -24,7 +24,7 @@ use monocoque::driver::DriverKind;
 use monocoque::zmq::{generate_keypair, Authenticator, Endpoint, Options, Socket, SocketType, ZapHandler};
 use monocoque_proto::zmtp::zap::ZapError;
 use monocoque_proto::zmtp::ZmtpError;
-use support::zmq_peer::{hex, ZmqPeer, PATIENCE};
+use support::zmq_peer::{hex, wait_error, ZmqPeer, PATIENCE};
 
 /// The Python peers; each exits on its own within a minute.
 ///
@@ -193,16 +193,6 @@ fn served(router: &mut Socket, client: &mut ZmqPeer) {
         .unwrap();
     assert_eq!(client.line(router), hex(b"back"));
     assert_eq!(router.last_error(), None);
-}
-
-/// Turns `socket` until it has recorded an error, at most [`PATIENCE`].
-fn wait_error(socket: &mut Socket) -> ZmtpError {
-    let start = Instant::now();
-    while socket.last_error().is_none() {
-        assert!(start.elapsed() < PATIENCE, "no connection failed");
-        socket.run_for(Duration::from_millis(10)).expect("turn");
-    }
-    socket.last_error().cloned().expect("checked above")
 }
 
 fn plain_with_pyzmqs_handler(kind: DriverKind) {

@@ -8,6 +8,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use monocoque::zmq::Socket;
+use monocoque_proto::zmtp::ZmtpError;
 
 /// How long a step that takes milliseconds may take on a loaded machine.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -70,4 +71,14 @@ impl Drop for ZmqPeer {
 /// `bytes` in lower-case hex, as the peers print frames.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Turns `socket` until it has recorded an error, at most [`PATIENCE`].
+pub fn wait_error(socket: &mut Socket) -> ZmtpError {
+    let start = Instant::now();
+    while socket.last_error().is_none() {
+        assert!(start.elapsed() < PATIENCE, "no connection failed");
+        socket.run_for(Duration::from_millis(10)).expect("turn");
+    }
+    socket.last_error().cloned().expect("checked above")
 }
