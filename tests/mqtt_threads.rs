@@ -14,10 +14,10 @@ mod support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use monocoque::driver::DriverKind;
@@ -53,13 +53,31 @@ fn start(kind: DriverKind, threads: usize, sys: Option<Duration>) -> BrokerClust
         .expect("start the cluster")
 }
 
-/// Local ports handed out to probes, below the ephemeral range; each test process
-/// starts at its own offset.
+/// Local ports handed out to probes, below the ephemeral range (32768 and up on
+/// Linux), in blocks of [`PORT_BLOCK`]: a test process owns the block whose first port
+/// it holds a listener on, so test processes running at once never hand out the same
+/// port (one picking ports by process id did, now and then: `EADDRINUSE` in paho).
 static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
 
+/// Ports per block: more than a whole run of this file probes, so a port comes round
+/// again only long after its last connection closed.
+const PORT_BLOCK: u16 = 1000;
+
+/// The first port of this process's block; its listener is held for the process's life.
+fn port_block() -> u16 {
+    static BLOCK: OnceLock<(TcpListener, u16)> = OnceLock::new();
+    BLOCK
+        .get_or_init(|| {
+            (12..32)
+                .map(|b| b * PORT_BLOCK)
+                .find_map(|first| TcpListener::bind(("127.0.0.1", first)).ok().map(|l| (l, first)))
+                .expect("a free block of ports between 12000 and 32000")
+        })
+        .1
+}
+
 fn next_port() -> u16 {
-    let base = 12000 + (std::process::id() % 8000) as u16;
-    base + NEXT_PORT.fetch_add(1, Ordering::Relaxed) % 12000
+    port_block() + 1 + NEXT_PORT.fetch_add(1, Ordering::Relaxed) % (PORT_BLOCK - 1)
 }
 
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {

@@ -9,7 +9,6 @@ marker message that the broker must deliver after the ones before it.
 Works with paho-mqtt 1.6 (Debian bookworm) and 2.x (callback API version 1).
 """
 
-import collections
 import json
 import queue
 import socket
@@ -17,6 +16,7 @@ import sys
 import time
 
 import paho.mqtt.client as mqtt
+from inbox import Inbox
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -51,7 +51,7 @@ class Client:
         except ImportError:
             self.c = mqtt.Client(**kw)
         self.v5, self.clean = v5, clean
-        self.q = collections.defaultdict(queue.Queue)
+        self.q = Inbox()
         self.c.on_connect = lambda c, u, f, rc, p=None: self.q["connack"].put((code(rc), p))
         self.c.on_message = lambda c, u, m: self.q["msg"].put(m)
         self.c.on_subscribe = lambda c, u, mid, granted, p=None: self.q["suback"].put([code(g) for g in granted])

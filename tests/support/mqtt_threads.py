@@ -17,6 +17,7 @@ import sys
 import time
 
 import paho.mqtt.client as mqtt
+from inbox import Inbox
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -40,7 +41,7 @@ class Client:
             self.c = mqtt.Client(CallbackAPIVersion.VERSION1, **kw)
         except ImportError:
             self.c = mqtt.Client(**kw)
-        self.q = collections.defaultdict(queue.Queue)
+        self.q = Inbox()
         self.c.on_connect = lambda c, u, f, rc, p=None: self.q["connack"].put((code(rc), f))
         self.c.on_message = lambda c, u, m: self.q["msg"].put((m.topic, m.payload.decode(), m.retain))
         self.c.on_subscribe = lambda c, u, mid, granted, p=None: self.q["suback"].put(mid)
