@@ -44,6 +44,7 @@ both_drivers! {
     a_received_qos2_message_follows_as_its_pubrel => released_uring, released_mio;
     a_store_written_by_more_threads_is_taken_in => fewer_threads_uring, fewer_threads_mio;
     a_session_left_in_two_stores_is_kept_once_the_newest => two_copies_uring, two_copies_mio;
+    filters_restored_past_the_mailbox_reach_every_thread_first => restored_uring, restored_mio;
 }
 
 fn start(kind: DriverKind, threads: usize, sys: Option<Duration>) -> BrokerCluster {
@@ -993,4 +994,85 @@ fn a_session_left_in_two_stores_is_kept_once_the_newest(kind: DriverKind) {
     let (stamp, filters, queued) = stored_copy(&data, 0, "twice").expect("kept on thread 0");
     assert!(stamp > 9, "stamped later than the copy it came from: {stamp}");
     assert_eq!((filters, queued), (vec!["d/#".to_string()], Vec::<String>::new()));
+}
+
+/// Thread 1's store holds an offline session subscribed to 2,000 filters, and the
+/// mailboxes hold 2 messages. Before any thread takes a client, thread 0 has applied
+/// all 2,000 (the start-up exchange goes in rounds until every thread's restored
+/// filters are out). Publishers with assigned identifiers (which make no round trip
+/// through the other threads before they publish) connect at once, each with a QoS 1
+/// `PUBLISH` to the last filter in the same write as its `CONNECT`: every message
+/// acknowledged reaches the session, whichever thread took its publisher. Before,
+/// thread 0 knew only the first 2 filters until thread 1 woke for something else and
+/// sent the rest, 2 at a time: a publish on thread 0 meanwhile was acknowledged and
+/// lost.
+fn filters_restored_past_the_mailbox_reach_every_thread_first(kind: DriverKind) {
+    const FILTERS: usize = 2_000;
+    let dir = support::TempDir::new("mqtt-threads-restored");
+    let data = dir.path.join("data");
+    let filters: Vec<String> = (0..FILTERS).map(|i| format!("dev/{i}/cmd")).collect();
+    let refs: Vec<&str> = filters.iter().map(String::as_str).collect();
+    write_copy(&data, 1, "many", 1, &refs, &[]);
+    let mut options = ClusterOptions::new(2, kind);
+    options.sys_interval = None;
+    options.data = Some(data);
+    options.mailbox_capacity = 2;
+    let cluster = BrokerCluster::start(SocketAddr::from(([127, 0, 0, 1], 0)), options, |_| Access::default())
+        .expect("start the cluster");
+    let addr = cluster.local_addr();
+    let topic = &filters[FILTERS - 1];
+    // 3.1.1, Clean Session 1, an empty identifier (the broker assigns one).
+    let connect = [0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 0, 0, 0];
+    let mut publishers: Vec<TcpStream> = Vec::new();
+    let mut payloads = Vec::new();
+    // Until some publisher landed on thread 0 (each lands on either, as the kernel
+    // hashes its address): the case the test is about.
+    while cluster.connections_per_thread()[0] == 0 {
+        assert!(publishers.len() < 64, "no publisher landed on thread 0");
+        for _ in 0..8 {
+            let i = publishers.len();
+            let payload = format!("m{i}");
+            let mut body = Vec::new();
+            mqtt_string(&mut body, topic.as_bytes());
+            body.extend_from_slice(&(i as u16 + 1).to_be_bytes());
+            body.extend_from_slice(payload.as_bytes());
+            let mut wire = connect.to_vec();
+            wire.extend(mqtt_packet(0x32, &body));
+            let mut stream = TcpStream::connect(addr).expect("connect");
+            stream.set_read_timeout(Some(PATIENCE)).expect("a read timeout");
+            stream.write_all(&wire).expect("CONNECT and PUBLISH");
+            publishers.push(stream);
+            payloads.push(payload);
+        }
+        let n = publishers.len() as u64;
+        wait_for("the publishers to land", || {
+            cluster.connections_per_thread().iter().sum::<u64>() == n
+        });
+    }
+    for (i, stream) in publishers.iter_mut().enumerate() {
+        let [hi, lo] = (i as u16 + 1).to_be_bytes();
+        assert_eq!(read_n(stream, 4), [0x20, 2, 0, 0], "CONNACK");
+        assert_eq!(read_n(stream, 4), [0x40, 2, hi, lo], "PUBACK");
+    }
+    // The session's client comes back: every acknowledged message is there for it.
+    let mut sub = RawClient {
+        stream: TcpStream::connect(addr).expect("connect"),
+    };
+    sub.stream.set_read_timeout(Some(PATIENCE)).expect("a read timeout");
+    sub.stream.write_all(&persistent_connect("many")).expect("CONNECT");
+    assert_eq!(read_n(&mut sub.stream, 4), [0x20, 2, 1, 0], "Session Present 1");
+    let mut got = Vec::new();
+    while got.len() < payloads.len() {
+        let (first, body) = sub.read_packet();
+        assert_eq!(first & 0xF6, 0x32, "a QoS 1 PUBLISH");
+        let t = 2 + topic.len();
+        assert_eq!(&body[2..t], topic.as_bytes());
+        sub.stream.write_all(&[0x40, 2, body[t], body[t + 1]]).expect("PUBACK");
+        got.push(String::from_utf8_lossy(&body[t + 2..]).into_owned());
+    }
+    got.sort();
+    payloads.sort();
+    assert_eq!(got, payloads, "every acknowledged message, once");
+    ping(&mut sub.stream);
+    stop(cluster);
 }

@@ -288,17 +288,24 @@ impl Broker {
         }
     }
 
-    /// Puts what the state has for the other threads since it was built (the filters
-    /// and shared group members of the sessions restored from the store) into their
-    /// mailboxes, without waiting for room: the cluster starts its threads' runs only
-    /// once every thread has, so each thread's first turn applies the others' restored
-    /// filters before it handles a client, and a message published to a restored
-    /// subscription on another thread reaches it. (What does not fit, past a
-    /// mailbox's capacity, goes at the first turn.)
-    pub(crate) fn announce(&mut self) {
-        if let Some(port) = &mut self.port {
-            port.put(&mut self.state);
+    /// One round of the start-up exchange (see [`BrokerCluster::start`](super::BrokerCluster::start)):
+    /// puts what the state has for the other threads (at first, the filters and shared
+    /// group members of the sessions restored from the store) into their mailboxes as
+    /// far as they have room, without waiting for it. Returns whether some did not fit.
+    pub(crate) fn announce(&mut self) -> bool {
+        match &mut self.port {
+            Some(port) => {
+                port.put(&mut self.state);
+                !port.pending.is_empty()
+            }
+            None => false,
         }
+    }
+
+    /// The other half of a start-up round: applies what the other threads put in this
+    /// thread's mailbox, which makes room for their next round.
+    pub(crate) fn take_in(&mut self) {
+        self.drain_mailbox();
     }
 
     /// Reports this thread's figures into `stats` (slot `index`); the thread that

@@ -208,6 +208,51 @@ pub struct BrokerCluster {
 /// What a thread reports once its listeners are bound.
 type Bound = Result<(SocketAddr, Option<SocketAddr>, MailboxSender<ClusterMessage>, Stopper), BrokerError>;
 
+/// The threads' meeting points for the start-up exchange of restored filters, and
+/// per round parity the count of threads that still had messages that did not fit.
+struct StartRounds {
+    barrier: Barrier,
+    unsent: [AtomicUsize; 2],
+}
+
+impl StartRounds {
+    fn new(threads: usize) -> StartRounds {
+        StartRounds {
+            barrier: Barrier::new(threads),
+            unsent: [AtomicUsize::new(0), AtomicUsize::new(0)],
+        }
+    }
+}
+
+/// Before any thread takes a client, every thread applies what the others restored
+/// from their stores (their sessions' filters and shared group members): a message
+/// published on one thread to a subscription restored on another is forwarded from
+/// the first client on (a client with an assigned identifier makes no round trip
+/// through the other threads before it publishes, so nothing else would hold it).
+/// Mailboxes are bounded, so this goes in rounds: every thread puts what fits, all
+/// meet, every thread takes in what it was sent, all meet, and they go round again
+/// while any thread had messages left over. Before, what did not fit in one mailbox
+/// (past 4,096 filters) went only once its thread had woken for something else, and a
+/// QoS 1 message published to one of those filters elsewhere meanwhile was
+/// acknowledged and lost.
+fn exchange_restored(broker: &mut Broker, rounds: &StartRounds) {
+    for round in 0.. {
+        if broker.announce() {
+            rounds.unsent[round % 2].fetch_add(1, Ordering::AcqRel);
+        }
+        // Everyone has read the count of two rounds ago (at the end of the last
+        // round): it is this round's to clear for the next.
+        if rounds.barrier.wait().is_leader() {
+            rounds.unsent[(round + 1) % 2].store(0, Ordering::Release);
+        }
+        broker.take_in();
+        rounds.barrier.wait();
+        if rounds.unsent[round % 2].load(Ordering::Acquire) == 0 {
+            return;
+        }
+    }
+}
+
 impl BrokerCluster {
     /// Starts `options.threads` threads listening on `addr` (port 0: thread 0 picks
     /// one, the others share it); `access` makes each thread's rules (called once per
@@ -224,8 +269,8 @@ impl BrokerCluster {
             Store::keep_newest(dir)?;
         }
         let stats = Arc::new(ClusterStats::new(threads));
-        // Every thread's restored filters are in the others' mailboxes before any runs.
-        let started = Arc::new(Barrier::new(threads));
+        // Every thread's restored filters are applied by the others before any runs.
+        let started = Arc::new(StartRounds::new(threads));
         let mut cluster = BrokerCluster {
             addr,
             ws_addr: options.ws_listen,
@@ -291,8 +336,7 @@ impl BrokerCluster {
                     let joined = peers.len() == threads;
                     broker.join(peers);
                     if joined {
-                        broker.announce();
-                        started.wait();
+                        exchange_restored(&mut broker, &started);
                     }
                     let sys = sys.map(|interval| SysTopics::new(interval, VERSION, Instant::now()));
                     broker.report_to(stats, me, sys);
