@@ -110,8 +110,9 @@ pub fn nats_body_with(data: &[u8], checks: Checks) {
 }
 
 thread_local! {
-    /// The loopback listener the bodies' blocking `TcpStream::connect_timeout` reaches
-    /// (the driver then drops that socket and wires the session to a fake server).
+    /// A loopback listener whose port the bodies are given as their server's address:
+    /// a real address to resolve, though the harness's driver connects nothing (it
+    /// wires each session to a fake server).
     static LISTENER: TcpListener = {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback listener for the fuzz harness");
         listener.set_nonblocking(true).expect("a non-blocking listener");
