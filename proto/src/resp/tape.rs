@@ -180,6 +180,9 @@ pub struct Tape {
     roots: Vec<u32>,
     /// Values the inner [`Decoder`] produced (rare forms, values split across segments).
     values: Vec<Value>,
+    /// Whether a push (`>`, attributed or not, at any depth) was put on the tape since
+    /// it was last cleared: without one, no top-level value is a push.
+    pushes: bool,
 }
 
 impl Tape {
@@ -227,6 +230,15 @@ impl Tape {
         self.nodes.reserve(values);
     }
 
+    /// Whether some top-level value may be a push ([`TapeKind::Push`]): `false` proves
+    /// none is, so a reader that treats pushes apart need not ask each value's
+    /// [`kind`](TapeRef::kind). `true` proves nothing (a push nested in a value decoded
+    /// on the fast path sets it too).
+    #[inline]
+    pub fn may_hold_push(&self) -> bool {
+        self.pushes
+    }
+
     /// Number of tokens (nested values included; a value stored whole counts once).
     pub fn token_count(&self) -> usize {
         self.nodes.len()
@@ -243,6 +255,7 @@ impl Tape {
         self.nodes.clear();
         self.roots.clear();
         self.values.clear();
+        self.pushes = false;
     }
 
     /// The value whose token is at `idx` (an index the tape itself produced).
@@ -273,6 +286,7 @@ impl Tape {
         // The caller checked that `nodes` has room; `values` and `roots` are no longer.
         self.roots.push(self.nodes.len() as u32);
         self.nodes.push(Node::plain(Tag::Value, self.values.len() as u32));
+        self.pushes |= matches!(value.without_attributes(), Value::Push(_));
         self.values.push(value);
     }
 }
@@ -752,7 +766,7 @@ impl TapeDecoder {
         let mut values = 0;
         while pos < chunk.len() {
             let mark = tape.nodes.len();
-            match self.fast_value(&lim, chunk, pos, seg, &mut tape.nodes) {
+            match self.fast_value(&lim, chunk, pos, seg, &mut tape.nodes, &mut tape.pushes) {
                 Some(end) => {
                     tape.roots.push(mark as u32);
                     pos = end;
@@ -779,6 +793,7 @@ impl TapeDecoder {
         mut pos: usize,
         seg: u32,
         nodes: &mut Vec<Node>,
+        pushes: &mut bool,
     ) -> Option<usize> {
         self.stack.clear();
         loop {
@@ -854,7 +869,12 @@ impl TapeDecoder {
                             let (tag, elements) = match ty {
                                 b'*' => (Tag::Array, n),
                                 b'~' => (Tag::Set, n),
-                                b'>' => (Tag::Push, n),
+                                b'>' => {
+                                    // Set even if the value is then handed to the inner
+                                    // decoder: the flag may only err towards `true`.
+                                    *pushes = true;
+                                    (Tag::Push, n)
+                                }
                                 _ => (Tag::Map, n.saturating_mul(2)),
                             };
                             if elements > lim.max_aggregate_len as u64 || self.stack.len() >= lim.max_depth {

@@ -48,10 +48,12 @@ impl Connection {
                     self.sync_decoder();
                     // The pipelined SELECT ran before authentication: ignore it, send it
                     // again after AUTH.
-                    for entry in &mut self.fifo.entries {
-                        if let Role::Handshake(s @ Step::Select) = &mut entry.role {
-                            *s = Step::Stale;
-                        }
+                    for at in 0..self.fifo.entries().len() {
+                        self.fifo.update(at, |entry| {
+                            if let Role::Handshake(s @ Step::Select) = &mut entry.role {
+                                *s = Step::Stale;
+                            }
+                        });
                     }
                     self.push_resp2_handshake(now);
                 } else {

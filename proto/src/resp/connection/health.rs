@@ -28,7 +28,7 @@ impl Connection {
     /// Before queueing a request: a reply now owed by an idle connection starts the
     /// silence clock, and bytes the kernel took since the last call are a sign of life.
     pub(super) fn before_queue(&mut self, now: Instant) {
-        if self.connected && self.fifo.entries.is_empty() {
+        if self.connected && self.fifo.entries().is_empty() {
             self.quiet_since = self.quiet_since.max(now);
         }
         self.observe_progress(now);
@@ -61,7 +61,7 @@ impl Connection {
 
     /// The next health instant and what it is for.
     fn health_due(&self) -> Option<(Instant, Health)> {
-        if !self.fifo.entries.is_empty() {
+        if !self.fifo.entries().is_empty() {
             // A reply is owed. A blocking command at the front may stay silent for as
             // long as it blocks; its own request timeout still applies.
             if self.fifo.front_is_blocking() {
@@ -82,7 +82,7 @@ impl Connection {
         }
         // Idle. Never inside an open `MULTI` (the PING would be queued into the user's
         // transaction) nor during the handshake (it has its own deadlines).
-        if !self.connected || self.in_multi || !self.held_fifo.entries.is_empty() {
+        if !self.connected || self.in_multi || !self.held_fifo.entries().is_empty() {
             return None;
         }
         let interval = self.config.health_check_interval?;
@@ -101,7 +101,7 @@ impl Connection {
             Some((at, Health::Ping)) if now >= at => {
                 self.transmit.put_slice(PING);
                 // No deadline: the silence rule judges it. `last_id` keeps owners in
-                // order for `request_mut`'s binary search.
+                // order for `Fifo::abandon`'s binary search.
                 self.fifo.push(Entry {
                     owner: self.last_id,
                     role: Role::Health,

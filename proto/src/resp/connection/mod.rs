@@ -591,17 +591,8 @@ impl Connection {
     /// Returns whether `id` was waiting (false if it already completed, failed, or was
     /// abandoned).
     pub fn abandon(&mut self, id: RequestId) -> bool {
-        let request = match self.fifo.request_mut(id) {
-            Some(r) => Some(r),
-            None => self.held_fifo.request_mut(id),
-        };
-        match request {
-            Some(r) if r.fate == Fate::Waiting => {
-                r.fate = Fate::Abandoned;
-                true
-            }
-            _ => false,
-        }
+        // Ids are unique across both FIFOs.
+        self.fifo.abandon(id) || self.held_fifo.abandon(id)
     }
 
     // ---- poll_* ----
@@ -755,18 +746,16 @@ impl Connection {
     // ---- internals: time ----
 
     fn expire_held(&mut self, now: Instant) {
-        while let Some(entry) = self.held_fifo.entries.get_mut(self.held_fifo.expired) {
+        while let Some(entry) = self.held_fifo.entries().get(self.held_fifo.expired) {
             if entry.deadline.is_none_or(|d| d > now) {
                 break;
             }
-            if let Role::Request(r) = &mut entry.role {
-                if r.fate == Fate::Waiting {
-                    r.fate = Fate::TimedOut;
-                    self.events.push_back(Event::Failed {
-                        id: r.id,
-                        error: RequestError::Timeout,
-                    });
-                }
+            let at = self.held_fifo.expired;
+            if let Some(Some(id)) = self.held_fifo.update(at, time_out) {
+                self.events.push_back(Event::Failed {
+                    id,
+                    error: RequestError::Timeout,
+                });
             }
             self.held_fifo.expired += 1;
         }
@@ -774,7 +763,7 @@ impl Connection {
 
     fn expire_sent(&mut self, now: Instant) {
         let mid_frame = self.decoder.is_mid_value() || !self.input.is_empty();
-        while let Some(entry) = self.fifo.entries.get_mut(self.fifo.expired) {
+        while let Some(&entry) = self.fifo.entries().get(self.fifo.expired) {
             if matches!(entry.role, Role::Health) {
                 // No deadline of its own: step over it to the requests behind.
                 self.fifo.expired += 1;
@@ -789,20 +778,17 @@ impl Connection {
                 self.poison(ConnectionError::TimedOutMidFrame);
                 return;
             }
-            match &mut entry.role {
-                Role::Handshake(step) => {
-                    let command = step.command();
-                    self.poison(HandshakeError::Timeout { command }.into());
-                    return;
-                }
-                Role::Request(r) if r.fate == Fate::Waiting => {
-                    r.fate = Fate::TimedOut;
-                    self.events.push_back(Event::Failed {
-                        id: r.id,
-                        error: RequestError::Timeout,
-                    });
-                }
-                _ => {}
+            if let Role::Handshake(step) = entry.role {
+                let command = step.command();
+                self.poison(HandshakeError::Timeout { command }.into());
+                return;
+            }
+            let at = self.fifo.expired;
+            if let Some(Some(id)) = self.fifo.update(at, time_out) {
+                self.events.push_back(Event::Failed {
+                    id,
+                    error: RequestError::Timeout,
+                });
             }
             self.fifo.expired += 1;
         }
@@ -960,5 +946,16 @@ fn strip_attributes(value: Value) -> Value {
     match value {
         Value::Attributed { value, .. } => strip_attributes(*value),
         other => other,
+    }
+}
+
+/// Marks `entry` timed out if it is a request still waited for; returns its id then.
+fn time_out(entry: &mut Entry) -> Option<RequestId> {
+    match &mut entry.role {
+        Role::Request(r) if r.fate == Fate::Waiting => {
+            r.fate = Fate::TimedOut;
+            Some(r.id)
+        }
+        _ => None,
     }
 }

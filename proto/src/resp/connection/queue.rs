@@ -169,21 +169,58 @@ pub(crate) struct Subscribing {
     pub confirmations: Vec<Value>,
 }
 
-/// Entries in wire order, with a cursor past those whose deadline was handled.
+impl Entry {
+    /// Whether this entry is a plain request still waited for: its reply may be handed
+    /// to a visit as it is (see [`Fifo::all_plain`]).
+    #[inline(always)]
+    pub fn is_plain_waiting(&self) -> bool {
+        matches!(
+            self.role,
+            Role::Request(Request {
+                fate: Fate::Waiting,
+                kind: Kind::Plain | Kind::Blocking,
+                ..
+            })
+        )
+    }
+}
+
+/// Entries in wire order, with a cursor past those whose deadline was handled, and a
+/// count of the entries that are not plain requests still waited for.
+///
+/// The entries are only changed through its methods, which keep that count: when it is
+/// zero, a visit hands over a run of replies without looking at each entry.
 #[derive(Debug, Default)]
 pub(crate) struct Fifo {
-    pub entries: VecDeque<Entry>,
+    entries: VecDeque<Entry>,
     /// The first `expired` entries' deadlines have passed and were handled.
     pub expired: usize,
+    /// How many entries are not [`plain and waiting`](Entry::is_plain_waiting).
+    irregular: usize,
 }
 
 impl Fifo {
+    /// The entries, oldest first.
+    #[inline]
+    pub fn entries(&self) -> &VecDeque<Entry> {
+        &self.entries
+    }
+
+    /// Whether every entry is a plain request still waited for (none is a handshake
+    /// step, a transaction's, a health check, a special command or one whose reply is
+    /// no longer wanted).
+    #[inline]
+    pub fn all_plain(&self) -> bool {
+        self.irregular == 0
+    }
+
     /// Appends `entry`, raising its deadline to the last one's so deadlines stay in order
     /// (the reply cannot come before those of earlier entries anyway).
     pub fn push(&mut self, mut entry: Entry) {
         if let (Some(d), Some(Some(last))) = (entry.deadline, self.entries.back().map(|e| e.deadline)) {
             entry.deadline = Some(d.max(last));
         }
+        self.irregular += usize::from(!entry.is_plain_waiting());
         self.entries.push_back(entry);
     }
 
@@ -191,7 +228,29 @@ impl Fifo {
     pub fn pop(&mut self) -> Option<Entry> {
         let e = self.entries.pop_front()?;
         self.expired = self.expired.saturating_sub(1);
+        self.irregular -= usize::from(!e.is_plain_waiting());
         Some(e)
+    }
+
+    /// Removes the `n` oldest entries, which must all be plain requests still waited
+    /// for (a visited run): the count of the others is unchanged.
+    pub fn take_plain(&mut self, n: usize) {
+        debug_assert!(self.entries.range(..n).all(Entry::is_plain_waiting));
+        self.entries.drain(..n);
+        // A request still waited for is never among the entries whose deadline was
+        // handled, so this only keeps the count in step, as `pop` does.
+        self.expired = self.expired.saturating_sub(n);
+    }
+
+    /// Changes the entry at `index` with `change`, keeping the count of irregular
+    /// entries; `None` past the end.
+    pub fn update<R>(&mut self, index: usize, change: impl FnOnce(&mut Entry) -> R) -> Option<R> {
+        let entry = self.entries.get_mut(index)?;
+        let was = !entry.is_plain_waiting();
+        let r = change(entry);
+        let is = !entry.is_plain_waiting();
+        self.irregular = self.irregular + usize::from(is) - usize::from(was);
+        Some(r)
     }
 
     /// The next deadline not yet handled (a health check, which has none, is skipped).
@@ -216,21 +275,95 @@ impl Fifo {
         )
     }
 
-    /// The request `id`, if it is still here.
-    pub fn request_mut(&mut self, id: RequestId) -> Option<&mut Request> {
+    /// Marks request `id` abandoned if it is here and still waited for; returns whether
+    /// it was.
+    pub fn abandon(&mut self, id: RequestId) -> bool {
         let start = self.entries.partition_point(|e| e.owner < id.0);
-        self.entries
-            .range_mut(start..)
+        let at = self
+            .entries
+            .range(start..)
             .take_while(|e| e.owner == id.0)
-            .find_map(|e| match &mut e.role {
-                Role::Request(r) if r.id == id => Some(r),
-                _ => None,
-            })
+            .position(|e| matches!(e.role, Role::Request(r) if r.id == id));
+        let Some(at) = at else { return false };
+        self.update(start + at, |e| match &mut e.role {
+            Role::Request(r) if r.fate == Fate::Waiting => {
+                r.fate = Fate::Abandoned;
+                true
+            }
+            _ => false,
+        })
+        .unwrap_or(false)
     }
 
     /// Removes every entry.
     pub fn drain(&mut self) -> impl Iterator<Item = Entry> + '_ {
         self.expired = 0;
+        self.irregular = 0;
         self.entries.drain(..)
+    }
+
+    /// Whether the count of irregular entries matches the entries (for tests).
+    #[cfg(test)]
+    pub fn count_is_right(&self) -> bool {
+        self.irregular == self.entries.iter().filter(|e| !e.is_plain_waiting()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(id: u64, kind: Kind) -> Entry {
+        Entry {
+            owner: id,
+            role: Role::Request(Request {
+                id: RequestId(id),
+                fate: Fate::Waiting,
+                kind,
+            }),
+            deadline: None,
+        }
+    }
+
+    #[test]
+    fn the_fifo_counts_the_entries_that_are_not_plain_waiting_requests() {
+        let mut fifo = Fifo::default();
+        assert!(fifo.all_plain());
+        fifo.push(request(1, Kind::Plain));
+        fifo.push(request(2, Kind::Blocking));
+        assert!(fifo.all_plain());
+        fifo.push(request(3, Kind::Exec));
+        fifo.push(Entry {
+            owner: 3,
+            role: Role::Health,
+            deadline: None,
+        });
+        fifo.push(request(4, Kind::Plain));
+        assert!(!fifo.all_plain() && fifo.count_is_right());
+        assert!(fifo.abandon(RequestId(4)));
+        assert!(!fifo.abandon(RequestId(4)), "already abandoned");
+        assert!(!fifo.abandon(RequestId(9)), "never sent");
+        assert!(fifo.count_is_right());
+        assert_eq!(
+            fifo.update(1, |e| {
+                if let Role::Request(r) = &mut e.role {
+                    r.fate = Fate::TimedOut;
+                }
+            }),
+            Some(())
+        );
+        assert!(fifo.count_is_right());
+        assert_eq!(fifo.update(5, |_| ()), None);
+        fifo.take_plain(1);
+        for _ in 0..3 {
+            fifo.pop();
+            assert!(fifo.count_is_right());
+        }
+        assert!(!fifo.all_plain(), "the abandoned request is left");
+        fifo.pop();
+        assert!(fifo.all_plain() && fifo.entries().is_empty());
+        fifo.push(request(5, Kind::Subscribe));
+        assert_eq!(fifo.drain().count(), 1);
+        assert!(fifo.all_plain() && fifo.count_is_right());
     }
 }

@@ -39,7 +39,7 @@ impl Connection {
     pub(super) fn expects_pubsub_arrays(&self) -> bool {
         !self.subscriptions.is_empty()
             || matches!(
-                self.fifo.entries.front(),
+                self.fifo.entries().front(),
                 Some(Entry {
                     role: Role::Request(Request {
                         kind: Kind::Subscribe,
@@ -58,7 +58,7 @@ impl Connection {
             PubSubFrame::Invalidate(keys) => self.events.push_back(Event::Invalidate { keys }),
             PubSubFrame::Confirmation { command, channel } => {
                 self.subscriptions.apply(command, channel.as_ref());
-                let front = match self.fifo.entries.front().map(|e| &e.role) {
+                let front = match self.fifo.entries().front().map(|e| &e.role) {
                     Some(Role::Request(Request {
                         id,
                         kind: Kind::Subscribe,
@@ -216,7 +216,7 @@ impl Connection {
                     ..
                 }),
             ..
-        }) = self.fifo.entries.front()
+        }) = self.fifo.entries().front()
         {
             if let Some(sub) = self.extras.subscribing(*id) {
                 if sub.expected.is_none() {

@@ -96,11 +96,10 @@ impl Connection {
         let mut tape = std::mem::take(&mut self.tape);
         // At most one reply per entry waits, and each takes 3 bytes at least: room for
         // them at once rather than by doubling (a no-op once the kept tape is large).
-        tape.reserve(self.fifo.entries.len().min(self.input.len() / 3));
-        // Decoded as RESP2, the tape holds no push (nor attribute), unless a value begun
-        // while RESP3 was accepted is finished on it: only then are kinds checked.
-        let pushes = self.decoder.is_mid_value() || self.decoder.config().protocol == Protocol::Resp3;
+        tape.reserve(self.fifo.entries().len().min(self.input.len() / 3));
         let decoded = self.decoder.decode(&mut self.input, &mut tape);
+        // Only a tape that may hold a push needs each reply's kind checked for one.
+        let pushes = tape.may_hold_push();
         let mut visited = 0;
         let mut at = 0;
         while at < tape.len() {
@@ -142,8 +141,10 @@ impl Connection {
     /// subscribed) an array, which may be a pub/sub frame: [`on_value`](Self::on_value)
     /// tells those apart. (The other reason arrays may be frames, a subscribe-family
     /// command at the front of the FIFO, cannot hold here: the entries of a run are
-    /// plain.) Nothing a run does changes the subscriptions, so both are decided once
-    /// per run, and the loop is compiled for each case.
+    /// plain.) Nothing a run does changes the subscriptions or the FIFO, so these are
+    /// decided once per run, and the loop is compiled for each case: when the FIFO
+    /// holds only plain requests still waited for (its count of the others is zero,
+    /// the common case), the entries are not looked at one by one.
     #[inline]
     fn visit_run(
         &self,
@@ -153,12 +154,14 @@ impl Connection {
         visit: &mut impl FnMut(RequestId, TapeRef<'_>),
     ) -> usize {
         let frames = self.protocol == Protocol::Resp2 && !self.subscriptions.is_empty();
-        let (front, back) = self.fifo.entries.as_slices();
-        let run = match (pushes, frames) {
-            (false, false) => visit_entries::<false, false>,
-            (true, false) => visit_entries::<true, false>,
-            (false, true) => visit_entries::<false, true>,
-            (true, true) => visit_entries::<true, true>,
+        let plain = self.fifo.all_plain();
+        let (front, back) = self.fifo.entries().as_slices();
+        let run = match (plain, pushes, frames) {
+            (true, false, false) => visit_entries::<false, false, false>,
+            (false, false, false) => visit_entries::<true, false, false>,
+            (_, true, false) => visit_entries::<true, true, false>,
+            (_, false, true) => visit_entries::<true, false, true>,
+            (_, true, true) => visit_entries::<true, true, true>,
         };
         let n = run(front, tape, from, visit);
         if n < front.len() {
@@ -170,10 +173,7 @@ impl Connection {
     /// Removes the `n` entries a run answered from the front of the FIFO. They are plain
     /// data (see [`Kind`]): nothing is dropped one by one.
     fn take_visited(&mut self, n: usize) {
-        self.fifo.entries.drain(..n);
-        // A request still waited for is never among the entries whose deadline was
-        // handled, so this only keeps the count in step, as `Fifo::pop` does.
-        self.fifo.expired = self.fifo.expired.saturating_sub(n);
+        self.fifo.take_plain(n);
         self.pending = self.pending.saturating_sub(n);
         self.settle_front();
     }
@@ -195,9 +195,11 @@ impl Connection {
 
 /// [`Connection::visit_run`] over one of the FIFO's two slices: visits the replies from
 /// the tape's `from`th on while each answers its entry of `entries`; returns how many.
-/// `PUSHES`: the tape may hold pushes; `FRAMES`: arrays may be pub/sub frames.
+/// `CHECK`: some entry may not be a plain request still waited for (without it, every
+/// entry is one); `PUSHES`: the tape may hold pushes; `FRAMES`: arrays may be pub/sub
+/// frames.
 #[inline(always)]
-fn visit_entries<const PUSHES: bool, const FRAMES: bool>(
+fn visit_entries<const CHECK: bool, const PUSHES: bool, const FRAMES: bool>(
     entries: &[Entry],
     tape: &Tape,
     from: usize,
@@ -205,13 +207,21 @@ fn visit_entries<const PUSHES: bool, const FRAMES: bool>(
 ) -> usize {
     let mut n = 0;
     for (entry, reply) in entries.iter().zip(tape.iter_from(from)) {
-        let Role::Request(Request {
-            id,
-            fate: Fate::Waiting,
-            kind: Kind::Plain | Kind::Blocking,
-        }) = entry.role
-        else {
-            break;
+        let id = if CHECK {
+            let Role::Request(Request {
+                id,
+                fate: Fate::Waiting,
+                kind: Kind::Plain | Kind::Blocking,
+            }) = entry.role
+            else {
+                break;
+            };
+            id
+        } else {
+            // Every entry is a request's own (not a transaction's nor a handshake's), so
+            // the request it belongs to is itself.
+            debug_assert!(entry.is_plain_waiting());
+            RequestId(entry.owner)
         };
         if PUSHES || FRAMES {
             match reply.kind() {
@@ -511,6 +521,89 @@ mod tests {
             .map(|(_, v)| Ok(v))
             .or_else(|| seen.outcomes.get(&get.0).cloned());
         assert_eq!(get_reply, Some(Ok(Value::from("v"))));
+    }
+
+    #[test]
+    fn an_abandoned_request_among_plain_ones_is_not_visited() {
+        let now = Instant::now();
+        let config = ConnectionConfig {
+            protocol: Protocol::Resp2,
+            ..ConnectionConfig::default()
+        };
+        let mut conn = Connection::new(config, now);
+        while conn.poll_event().is_some() {}
+        let ids: Vec<RequestId> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|k| conn.send_buffered(&cmd(&["GET", k]), now).unwrap())
+            .collect();
+        assert!(conn.fifo.all_plain());
+        assert!(conn.abandon(ids[1]));
+        // The FIFO now holds a reply nobody wants: each entry is looked at again.
+        assert!(!conn.fifo.all_plain());
+        conn.defer_input(true, now);
+        conn.handle_input(Bytes::from_static(b"$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n"), now)
+            .unwrap();
+        let mut got = Vec::new();
+        assert_eq!(
+            conn.visit_replies(now, |id, r| got.push((id, r.to_value()))).unwrap(),
+            2
+        );
+        assert_eq!(got, [(ids[0], Value::from("a")), (ids[2], Value::from("c"))]);
+        // The abandoned entry is gone: the rest is plain again.
+        assert!(conn.fifo.all_plain());
+        assert!(conn.fifo.count_is_right());
+        conn.handle_input(Bytes::from_static(b"$1\r\nd\r\n"), now).unwrap();
+        got.clear();
+        assert_eq!(
+            conn.visit_replies(now, |id, r| got.push((id, r.to_value()))).unwrap(),
+            1
+        );
+        assert_eq!(got, [(ids[3], Value::from("d"))]);
+        assert_eq!(conn.poll_event(), None);
+        assert_eq!(conn.pending(), 0);
+    }
+
+    #[test]
+    fn a_push_on_a_resp3_tape_is_not_visited_between_plain_replies() {
+        let now = Instant::now();
+        let config = ConnectionConfig {
+            protocol: Protocol::Resp3,
+            ..ConnectionConfig::default()
+        };
+        let mut conn = Connection::new(config, now);
+        conn.handle_input(Bytes::from_static(b"%1\r\n+proto\r\n:3\r\n"), now)
+            .unwrap();
+        while conn.poll_event().is_some() {}
+        let ids: Vec<RequestId> = ["a", "b", "c"]
+            .iter()
+            .map(|k| conn.send_buffered(&cmd(&["GET", k]), now).unwrap())
+            .collect();
+        conn.defer_input(true, now);
+        // No push: the reply is visited.
+        conn.handle_input(Bytes::from_static(b"$1\r\na\r\n"), now).unwrap();
+        let mut got = Vec::new();
+        conn.visit_replies(now, |id, r| got.push((id, r.to_value()))).unwrap();
+        assert_eq!(got, [(ids[0], Value::from("a"))]);
+        // A push (on the fast path), then one with attributes (the inner decoder's),
+        // each before a reply: they are events, not the replies of b and c.
+        for (input, k) in [
+            (&b">2\r\n+x\r\n:1\r\n$1\r\nb\r\n"[..], 1),
+            (&b"|1\r\n+ttl\r\n:1\r\n>2\r\n+y\r\n:2\r\n$1\r\nc\r\n"[..], 2),
+        ] {
+            conn.handle_input(Bytes::copy_from_slice(input), now).unwrap();
+            got.clear();
+            conn.visit_replies(now, |id, r| got.push((id, r.to_value()))).unwrap();
+            assert!(got.is_empty(), "{got:?}");
+            assert!(matches!(conn.poll_event(), Some(Event::Push(_))));
+            let want = Value::from(["a", "b", "c"][k]);
+            assert_eq!(
+                conn.poll_event(),
+                Some(Event::Reply {
+                    id: ids[k],
+                    value: want
+                })
+            );
+        }
     }
 
     #[test]
