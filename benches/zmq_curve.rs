@@ -5,7 +5,12 @@
 //! cargo bench --bench zmq_curve                 # 3 repetitions of 200 000 messages
 //! cargo bench --bench zmq_curve -- --msgs 50000 --reps 1
 //! cargo bench --bench zmq_curve -- --boxes     # the seal + open cost alone
+//! cargo bench --bench zmq_curve -- --only curve --driver mio --reps 1   # one case
 //! ```
+//!
+//! `--only` (`null` or `curve`) and `--driver` (`uring` or `mio`) narrow the run to one
+//! case, for counting instructions per message under callgrind (two runs of different
+//! `--msgs`, the difference divided by the difference in messages).
 //!
 //! The PULL binds on its own thread (its own driver), the PUSH connects from the
 //! calling thread. After a warm-up of 1000 messages (so the handshake is done), the
@@ -97,23 +102,47 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The value after `name`, if given.
+fn arg_str(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
 
-/// The box alone: seal and open `msgs` 64-byte frames, in ns per frame.
+/// The box alone: seal and open `msgs` 64-byte frames, in ns per frame. As a
+/// connection does: sealed into an output arena in batches (a turn's worth), each
+/// frame's body then opened.
 fn boxes_only(msgs: usize) -> f64 {
-    use monocoque_proto::zmtp::curve::{MessageCipher, Role};
+    use monocoque_proto::zmtp::curve::{MessageCipher, Role, MESSAGE_OVERHEAD};
+    use monocoque_proto::IoArena;
+    const BATCH: usize = 64;
     let (c, s) = (generate_keypair().unwrap(), generate_keypair().unwrap());
     let mut client = MessageCipher::new(Role::Client, &c.secret, &s.public);
     let mut server = MessageCipher::new(Role::Server, &s.secret, &c.public);
     let frame = [b'x'; SIZE];
+    let wire = 2 + MESSAGE_OVERHEAD + SIZE;
+    let mut out = IoArena::new();
     let start = Instant::now();
-    for _ in 0..msgs {
-        let sealed = client.seal(0, &frame).expect("seal");
-        let (_, opened) = server.open(&sealed).expect("open");
-        assert_eq!(opened.len(), SIZE);
+    let mut left = msgs;
+    while left > 0 {
+        let batch = left.min(BATCH);
+        for _ in 0..batch {
+            client.seal_frame_into(0, &frame, &mut out).expect("seal");
+        }
+        let sealed = out.chunks().next().expect("the batch");
+        for one in sealed.chunks(wire) {
+            let (_, opened) = server.open(&one[2..]).expect("open");
+            assert_eq!(opened.len(), SIZE);
+        }
+        out.advance(out.len());
+        left -= batch;
     }
     start.elapsed().as_nanos() as f64 / msgs as f64
 }
@@ -121,24 +150,43 @@ fn boxes_only(msgs: usize) -> f64 {
 fn main() {
     let msgs = arg("--msgs", 200_000);
     let reps = arg("--reps", 3).max(1);
-    println!("MESSAGE box alone, seal + open of {SIZE} B: {:.0} ns", boxes_only(msgs));
+    let only = arg_str("--only");
+    let driver = arg_str("--driver");
+    // A narrowed run (`--only`) leaves the box alone out: its thread is the PUSH's.
+    if only.is_none() {
+        println!("MESSAGE box alone, seal + open of {SIZE} B: {:.0} ns", boxes_only(msgs));
+    }
     if std::env::args().any(|a| a == "--boxes") {
         return;
     }
     println!("zmq PUSH -> PULL, {SIZE} B messages, {msgs} per run, median of {reps}");
+    let (do_null, do_curve) = (only.as_deref() != Some("curve"), only.as_deref() != Some("null"));
     for kind in [DriverKind::Uring, DriverKind::Mio] {
+        if driver.as_deref().is_some_and(|d| d != kind.name()) {
+            continue;
+        }
         let (mut null, mut curve) = (Vec::new(), Vec::new());
         for _ in 0..reps {
-            null.push(run(kind, false, msgs));
-            curve.push(run(kind, true, msgs));
+            if do_null {
+                null.push(run(kind, false, msgs));
+            }
+            if do_curve {
+                curve.push(run(kind, true, msgs));
+            }
         }
-        let (null, curve) = (median(null), median(curve));
         let rate = |d: Duration| msgs as f64 / d.as_secs_f64();
-        println!("{kind:>5} NULL : {:>10.0} msg/s", rate(null));
-        println!("{kind:>5} CURVE: {:>10.0} msg/s", rate(curve));
-        println!(
-            "{kind:>5} CURVE/NULL time ratio: {:.2} (target <= 2.00)",
-            curve.as_secs_f64() / null.as_secs_f64()
-        );
+        if do_null {
+            println!("{kind:>5} NULL : {:>10.0} msg/s", rate(median(null.clone())));
+        }
+        if do_curve {
+            println!("{kind:>5} CURVE: {:>10.0} msg/s", rate(median(curve.clone())));
+        }
+        if do_null && do_curve {
+            let (null, curve) = (median(null), median(curve));
+            println!(
+                "{kind:>5} CURVE/NULL time ratio: {:.2} (target <= 2.00)",
+                curve.as_secs_f64() / null.as_secs_f64()
+            );
+        }
     }
 }

@@ -659,7 +659,16 @@ impl Socket {
     /// Resumes reading the held connections whose peers' queues are down to half the
     /// receive HWMs (a connection held at the mark is not resumed for every message).
     fn release_held(&mut self) {
-        if self.held.is_empty() {
+        // Most calls find no held peer's queue down to the mark yet: look before taking
+        // the list apart, or a receiver held at its HWM (a CURVE one, opening boxes
+        // slower than they come) allocates a new list for every message it takes.
+        let Socket {
+            held, by_conn, logic, ..
+        } = &*self;
+        if !held
+            .iter()
+            .any(|conn| by_conn.get(conn).is_none_or(|&key| logic.resumes_from(key)))
+        {
             return;
         }
         for conn in std::mem::take(&mut self.held) {

@@ -150,6 +150,35 @@ impl IoArena {
         self.len += n;
     }
 
+    /// Copies `head` then `body` into the staging buffer (one reservation) and hands
+    /// the copy to `edit`, which rewrites it in place before anything can be sent:
+    /// CURVE encrypts a frame where it will go out, with no buffer of its own per
+    /// frame. If `edit` fails, nothing stays written and its error is returned.
+    #[inline]
+    pub fn put_edited<E>(
+        &mut self,
+        head: &[u8],
+        body: &[u8],
+        edit: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let n = head.len() + body.len();
+        let staged = &mut self.buffers(n).staged;
+        let start = staged.len();
+        staged.reserve(n);
+        staged.extend_from_slice(head);
+        staged.extend_from_slice(body);
+        match edit(&mut staged[start..]) {
+            Ok(()) => {
+                self.len += n;
+                Ok(())
+            }
+            Err(e) => {
+                staged.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
     /// Appends a payload as its own segment, never copying it.
     pub fn put_shared(&mut self, data: Bytes) {
         if data.is_empty() {
@@ -278,6 +307,30 @@ mod tests {
         a.put_slice(b"\r\n");
         assert_eq!(a.chunk_count(), 1);
         assert_eq!(a.to_vec(), b"*12\r\n");
+    }
+
+    #[test]
+    fn an_edited_write_lands_rewritten_or_not_at_all() {
+        let mut a = IoArena::new();
+        a.put_slice(b"<");
+        a.put_edited(b"ab", b"cd", |buf| {
+            assert_eq!(buf, b"abcd");
+            buf.make_ascii_uppercase();
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(a.len(), 5);
+        // A failed edit leaves the arena as it was, whatever it had scribbled.
+        assert_eq!(
+            a.put_edited(b"xy", b"z", |buf| {
+                buf.fill(b'!');
+                Err("no")
+            }),
+            Err("no")
+        );
+        a.put_slice(b">");
+        assert_eq!(a.len(), 6);
+        assert_eq!(a.to_vec(), b"<ABCD>");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use super::command::Command;
 use super::curve::cipher::{INNER_COMMAND, INNER_MORE};
 use super::curve::{CurveRandom, MessageCipher};
-use super::frame::{encode_header, encode_message, Frame, FrameDecoder, DEFAULT_MAX_FRAME_SIZE, FLAG_LONG};
+use super::frame::{encode_message, Frame, FrameDecoder, DEFAULT_MAX_FRAME_SIZE, FLAG_LONG};
 use super::handshake::{AuthDecision, AuthRequest, Established, Handshake, HandshakeConfig, Progress};
 use super::message::Message;
 use super::subscription::Subscription;
@@ -210,10 +210,7 @@ impl Connection {
         };
         let last = frames.len().saturating_sub(1);
         for (i, frame) in frames.iter().enumerate() {
-            let sealed = cipher.seal(if i < last { INNER_MORE } else { 0 }, frame)?;
-            // libzmq sends MESSAGE in a plain frame: so do we.
-            encode_header(&mut self.out, 0, sealed.len() as u64);
-            self.out.put_bytes(&sealed);
+            cipher.seal_frame_into(if i < last { INNER_MORE } else { 0 }, frame, &mut self.out)?;
         }
         Ok(())
     }
@@ -231,9 +228,7 @@ impl Connection {
         } else {
             2
         };
-        let sealed = cipher.seal(INNER_COMMAND, framed.get(header..).unwrap_or_default())?;
-        encode_header(&mut self.out, 0, sealed.len() as u64);
-        self.out.put_bytes(&sealed);
+        cipher.seal_frame_into(INNER_COMMAND, framed.get(header..).unwrap_or_default(), &mut self.out)?;
         Ok(())
     }
 

@@ -181,6 +181,23 @@ pub fn encode_header(dst: &mut IoArena, flags: u8, size: u64) {
     }
 }
 
+/// A frame header as bytes, for a writer that puts it in front of a body it builds
+/// itself: the array and how many of its bytes are the header (2, or 9 in the long
+/// form), the same bytes as [`encode_header`] writes.
+#[inline]
+pub(crate) fn frame_header(flags: u8, size: u64) -> ([u8; 9], usize) {
+    let mut head = [0u8; 9];
+    if size > 255 {
+        head[0] = flags | FLAG_LONG;
+        head[1..].copy_from_slice(&size.to_be_bytes());
+        (head, 9)
+    } else {
+        head[0] = flags & !FLAG_LONG;
+        head[1] = size as u8;
+        (head, 2)
+    }
+}
+
 /// Writes one message frame (`more`: another frame of the message follows): header and
 /// body in one arena write. Large bodies are shared with the arena, not copied.
 #[inline]
@@ -227,6 +244,20 @@ mod tests {
         let mut arena = IoArena::new();
         f(&mut arena);
         arena.chunks().flatten().copied().collect()
+    }
+
+    #[test]
+    fn a_header_as_bytes_is_what_encode_header_writes() {
+        for flags in [0, FLAG_MORE, FLAG_COMMAND, FLAG_LONG] {
+            for size in [0, 1, 255, 256, 70_000, u64::MAX] {
+                let (head, n) = frame_header(flags, size);
+                assert_eq!(
+                    head[..n],
+                    arena_bytes(|a| encode_header(a, flags, size))[..],
+                    "{flags} {size}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -9,19 +9,29 @@
 //! libzmq sends the sealed `MESSAGE` in a plain (non-command) frame and reads it from
 //! either kind; so do we.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use crypto_box::aead::AeadInPlace;
 use crypto_box::SalsaBox;
 
 use super::boxes::{counter, malformed, short_nonce, TAG_LEN};
 use super::keys::{PublicKey, SecretKey};
+use crate::zmtp::frame::frame_header;
 use crate::zmtp::ZmtpError;
+use crate::IoArena;
 
 /// The command name that starts every sealed frame.
 const NAME: &[u8; 8] = b"\x07MESSAGE";
 
 /// What sealing adds to a frame: name, nonce, tag and flags byte.
 pub const MESSAGE_OVERHEAD: usize = 8 + 8 + TAG_LEN + 1;
+
+/// Where a `MESSAGE` body's box starts: name, nonce and tag come first.
+const BOX_AT: usize = 8 + 8 + TAG_LEN;
+
+/// The first allocation of the buffer opened frames are decrypted into. Opened frames
+/// are cut from it, so a run of small frames shares one allocation (as unsealed frames
+/// share the input's segments) instead of taking one each.
+const PLAIN_CHUNK: usize = 4096;
 
 /// Inside the box: another frame of the message follows.
 pub const INNER_MORE: u8 = 0x01;
@@ -47,6 +57,9 @@ pub struct MessageCipher {
     next: u64,
     /// The last nonce accepted from the peer (a `MESSAGE` must be above it).
     peer: u64,
+    /// Where boxes are opened: each opened frame is split off the front, the rest of
+    /// the allocation waits for the next ones (empty between calls).
+    plain: BytesMut,
 }
 
 impl std::fmt::Debug for MessageCipher {
@@ -77,6 +90,7 @@ impl MessageCipher {
             theirs,
             next,
             peer,
+            plain: BytesMut::new(),
         }
     }
 
@@ -89,25 +103,49 @@ impl MessageCipher {
     /// `MESSAGE` command body. Fails only when the nonce counter is spent (after 2^64
     /// frames), as reusing one would give the key away.
     pub fn seal(&mut self, inner_flags: u8, frame: &[u8]) -> Result<Bytes, ZmtpError> {
+        let counter = self.take_nonce()?;
+        let mut out = BytesMut::with_capacity(MESSAGE_OVERHEAD + frame.len());
+        out.put_slice(&body_head(counter, inner_flags));
+        out.put_slice(frame);
+        self.encrypt(counter, &mut out)?;
+        Ok(out.freeze())
+    }
+
+    /// [`seal`](Self::seal) as a whole ZMTP frame written straight into `out`: the
+    /// frame header (a plain frame: libzmq sends `MESSAGE` in one), then the body,
+    /// encrypted where it lies, with no buffer of its own. On failure nothing is
+    /// written.
+    pub fn seal_frame_into(&mut self, inner_flags: u8, frame: &[u8], out: &mut IoArena) -> Result<(), ZmtpError> {
+        let counter = self.take_nonce()?;
+        let (header, at) = frame_header(0, (MESSAGE_OVERHEAD + frame.len()) as u64);
+        let mut head = [0u8; 9 + MESSAGE_OVERHEAD];
+        head[..at].copy_from_slice(&header[..at]);
+        head[at..at + MESSAGE_OVERHEAD].copy_from_slice(&body_head(counter, inner_flags));
+        out.put_edited(&head[..at + MESSAGE_OVERHEAD], frame, |sealed| {
+            self.encrypt(counter, &mut sealed[at..])
+        })
+    }
+
+    /// The nonce for the next frame, the counter moved past it.
+    fn take_nonce(&mut self) -> Result<u64, ZmtpError> {
         let counter = self.next;
         self.next = counter.checked_add(1).ok_or(ZmtpError::Encode {
             what: "a CURVE nonce past 2^64 - 1",
         })?;
-        let mut out = BytesMut::with_capacity(MESSAGE_OVERHEAD + frame.len());
-        out.put_slice(NAME);
-        out.put_u64(counter);
-        out.put_bytes(0, TAG_LEN);
-        out.put_u8(inner_flags);
-        out.put_slice(frame);
-        let nonce = short_nonce(self.ours, counter);
-        let (head, body) = out.split_at_mut(16 + TAG_LEN);
+        Ok(counter)
+    }
+
+    /// Encrypts a `MESSAGE` body laid out by [`body_head`] and the frame: the box from
+    /// [`BOX_AT`] on in place, its tag written in front of it.
+    fn encrypt(&self, counter: u64, body: &mut [u8]) -> Result<(), ZmtpError> {
+        let (front, boxed) = body.split_at_mut(BOX_AT);
         // Encryption of a slice in memory has no failure mode.
         let tag = self
             .key
-            .encrypt_in_place_detached((&nonce).into(), b"", body)
+            .encrypt_in_place_detached((&short_nonce(self.ours, counter)).into(), b"", boxed)
             .map_err(|_| ZmtpError::Encode { what: "a CURVE box" })?;
-        head[16..].copy_from_slice(&tag);
-        Ok(out.freeze())
+        front[16..].copy_from_slice(&tag);
+        Ok(())
     }
 
     /// Opens a `MESSAGE` command body: the inner flags and the frame. Fails on another
@@ -127,15 +165,36 @@ impl MessageCipher {
         if nonce <= self.peer {
             return Err(ZmtpError::CurveNonce { nonce, last: self.peer });
         }
-        let tag = crypto_box::aead::Tag::<SalsaBox>::clone_from_slice(&body[16..16 + TAG_LEN]);
-        let mut plain = BytesMut::from(&body[16 + TAG_LEN..]);
-        self.key
-            .decrypt_in_place_detached((&short_nonce(self.theirs, nonce)).into(), b"", &mut plain, &tag)
-            .map_err(|_| ZmtpError::CurveBox { command: "MESSAGE" })?;
+        let tag = crypto_box::aead::Tag::<SalsaBox>::clone_from_slice(&body[16..BOX_AT]);
+        let boxed = &body[BOX_AT..];
+        // The body is already in memory (the decoder bounded it): this copies it, into
+        // what is left of the current allocation while the frame fits there.
+        if self.plain.capacity() < boxed.len() {
+            self.plain.reserve(boxed.len().max(PLAIN_CHUNK));
+        }
+        self.plain.extend_from_slice(boxed);
+        if self
+            .key
+            .decrypt_in_place_detached((&short_nonce(self.theirs, nonce)).into(), b"", &mut self.plain, &tag)
+            .is_err()
+        {
+            self.plain.clear();
+            return Err(ZmtpError::CurveBox { command: "MESSAGE" });
+        }
         self.peer = nonce;
-        let flags = plain[0];
-        Ok((flags, plain.freeze().slice(1..)))
+        let flags = self.plain[0];
+        self.plain.advance(1);
+        Ok((flags, self.plain.split().freeze()))
     }
+}
+
+/// A `MESSAGE` body's first bytes: name, nonce, room for the tag, the inner flags.
+fn body_head(counter: u64, inner_flags: u8) -> [u8; MESSAGE_OVERHEAD] {
+    let mut head = [0u8; MESSAGE_OVERHEAD];
+    head[..8].copy_from_slice(NAME);
+    head[8..16].copy_from_slice(&counter.to_be_bytes());
+    head[BOX_AT] = inner_flags;
+    head
 }
 
 #[cfg(test)]
@@ -175,6 +234,55 @@ mod tests {
         // Each direction has its own prefix: a side's own box does not open for it.
         let own = client.seal(0, b"x").unwrap();
         assert_eq!(client.open(&own), Err(ZmtpError::CurveBox { command: "MESSAGE" }));
+    }
+
+    #[test]
+    fn a_frame_sealed_into_the_arena_is_the_header_and_the_same_body() {
+        let (mut client, _) = pair();
+        let (mut twin, _) = pair();
+        let mut out = IoArena::new();
+        out.put_slice(b"before");
+        for len in [0, 5, 255 - MESSAGE_OVERHEAD, 256 - MESSAGE_OVERHEAD, 5000] {
+            let frame: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut want = out.to_vec();
+            let body = twin.seal(INNER_MORE, &frame).unwrap();
+            let (header, at) = frame_header(0, body.len() as u64);
+            want.extend_from_slice(&header[..at]);
+            want.extend_from_slice(&body);
+            client.seal_frame_into(INNER_MORE, &frame, &mut out).unwrap();
+            assert_eq!(out.to_vec(), want, "{len}");
+        }
+        // A spent counter writes nothing.
+        client.next = u64::MAX;
+        let before = out.to_vec();
+        assert!(matches!(
+            client.seal_frame_into(0, b"x", &mut out),
+            Err(ZmtpError::Encode { .. })
+        ));
+        assert_eq!(out.to_vec(), before);
+    }
+
+    #[test]
+    fn opened_frames_stay_intact_across_the_shared_buffer() {
+        let (mut client, mut server) = pair();
+        // Small frames past one allocation, a large one, failures in between.
+        let sizes = (0..300).map(|i| i % 70).chain([PLAIN_CHUNK * 3, 1, 0, 64]);
+        let mut opened = Vec::new();
+        for (i, len) in sizes.enumerate() {
+            let frame: Vec<u8> = (0..len).map(|b| (b + i) as u8).collect();
+            let sealed = client.seal(0, &frame).unwrap();
+            if i % 50 == 7 {
+                let mut bad = sealed.to_vec();
+                *bad.last_mut().unwrap() ^= 0x80;
+                assert_eq!(server.open(&bad), Err(ZmtpError::CurveBox { command: "MESSAGE" }));
+            }
+            let (flags, body) = server.open(&sealed).unwrap();
+            assert_eq!(flags, 0);
+            opened.push((frame, body));
+        }
+        for (i, (frame, body)) in opened.iter().enumerate() {
+            assert_eq!(&body[..], &frame[..], "frame {i}");
+        }
     }
 
     #[test]
