@@ -46,16 +46,6 @@ pub const PIPE_BATCH_BYTES: usize = 64 << 10;
 /// than the server.
 const PIPE_POLL: Duration = Duration::from_millis(5);
 
-/// `--pipe` pause between two collections of replies while the client's window is full
-/// (`max_pending` requests outstanding, or the input done) and the last collection
-/// brought replies: the server then has many milliseconds of our commands queued, and
-/// a thread sleeping on the socket would be woken by each of its reply writes, a
-/// wakeup the server pays for (on loopback the writer runs the receive path and the
-/// cross-CPU wakeup). Polling every millisecond instead cut the server's CPU per run
-/// by 3-5% in `benches/redis_pipeline` (2 vCPUs), and the client's wakeups with it.
-/// Once a collection finds nothing, the next wait blocks in the driver again.
-const PIPE_NAP: Duration = Duration::from_millis(1);
-
 /// Bytes read from standard input at a time in `--pipe` mode.
 const PIPE_READ_CHUNK: usize = 256 * 1024;
 
@@ -412,8 +402,6 @@ fn pipe(args: &RedisArgs) -> Result<ExitCode, CliError> {
         // accepted before each: printed in command order among the reply errors.
         let mut refused: VecDeque<(u64, String)> = VecDeque::new();
         let (mut accepted, mut answered) = (0u64, 0u64);
-        // The last collection returned replies.
-        let mut flowing = false;
         let pipe_timeout = (args.pipe_timeout > 0).then(|| Duration::from_secs(args.pipe_timeout));
         // The last time the server answered, or nothing was owed.
         let mut progress = Instant::now();
@@ -479,15 +467,6 @@ fn pipe(args: &RedisArgs) -> Result<ExitCode, CliError> {
                     wait = Some(Instant::now());
                 }
             }
-            if wait.is_none() && flowing {
-                // The server is busy with a full window of our commands and its replies
-                // are flowing: collect them after a pause rather than sleeping on the
-                // socket, whose every reply write would wake us at the server's expense
-                // (loopback delivers in the writer's context, and a cross-CPU wakeup
-                // costs it an IPI); see PIPE_NAP.
-                thread::sleep(PIPE_NAP);
-                wait = Some(Instant::now());
-            }
             // Never wait past the no-progress deadline.
             let stall = pipe_timeout.and_then(|t| progress.checked_add(t));
             let wait = wait.or(stall);
@@ -507,8 +486,7 @@ fn pipe(args: &RedisArgs) -> Result<ExitCode, CliError> {
             if let Some(e) = failed {
                 return Err(e);
             }
-            flowing = visited > 0;
-            if flowing {
+            if visited > 0 {
                 progress = Instant::now();
             } else if client.buffered() > 0 && stall.is_some_and(|d| Instant::now() >= d) {
                 return Err(PipeError::PipeTimeout {
