@@ -1,5 +1,5 @@
 //! [`Store`]: the broker's persistent sessions and retained messages in an embedded
-//! [redb](https://docs.rs/redb) database, one file per broker thread.
+//! `redb` database, one file per broker thread.
 //!
 //! The broker state records what changes as [`StoreOp`]s; the body applies one turn's
 //! operations in one write transaction ([`Store::apply`]), whose commit (one fsync) comes
