@@ -278,8 +278,9 @@ mod tests {
         c
     }
 
-    /// A connection with the script's commands sent; `hello` is fed first (RESP3).
-    fn scripted(protocol: Protocol, now: Instant) -> (Connection, Vec<RequestId>) {
+    /// A connection speaking `protocol`, connected (the `HELLO` reply fed for RESP3);
+    /// its `Connected` event not yet taken.
+    fn connected(protocol: Protocol, now: Instant) -> Connection {
         let config = ConnectionConfig {
             protocol,
             ..ConnectionConfig::default()
@@ -290,6 +291,12 @@ mod tests {
                 .unwrap();
         }
         assert!(conn.is_connected());
+        conn
+    }
+
+    /// A connection with the script's commands sent; `hello` is fed first (RESP3).
+    fn scripted(protocol: Protocol, now: Instant) -> (Connection, Vec<RequestId>) {
+        let mut conn = connected(protocol, now);
         let mut ids = Vec::new();
         for parts in [&["GET", "a"][..], &["INCR", "n"], &["FOO"], &["LRANGE", "l", "0", "-1"]] {
             ids.push(conn.send_buffered(&cmd(parts), now).unwrap());
@@ -435,11 +442,7 @@ mod tests {
     #[test]
     fn a_malformed_reply_poisons_after_the_good_ones_are_visited() {
         let now = Instant::now();
-        let config = ConnectionConfig {
-            protocol: Protocol::Resp2,
-            ..ConnectionConfig::default()
-        };
-        let mut conn = Connection::new(config, now);
+        let mut conn = connected(Protocol::Resp2, now);
         while conn.poll_event().is_some() {}
         let a = conn.send_buffered(&cmd(&["GET", "a"]), now).unwrap();
         let b = conn.send_buffered(&cmd(&["GET", "b"]), now).unwrap();
@@ -488,13 +491,7 @@ mod tests {
     #[test]
     fn a_push_begun_before_a_switch_to_resp2_is_not_visited() {
         let now = Instant::now();
-        let config = ConnectionConfig {
-            protocol: Protocol::Resp3,
-            ..ConnectionConfig::default()
-        };
-        let mut conn = Connection::new(config, now);
-        conn.handle_input(Bytes::from_static(b"%1\r\n+proto\r\n:3\r\n"), now)
-            .unwrap();
+        let mut conn = connected(Protocol::Resp3, now);
         let mut seen = Seen::default();
         seen.drain(&mut conn);
         let hello = conn.send_buffered(&cmd(&["HELLO", "2"]), now).unwrap();
@@ -526,11 +523,7 @@ mod tests {
     #[test]
     fn an_abandoned_request_among_plain_ones_is_not_visited() {
         let now = Instant::now();
-        let config = ConnectionConfig {
-            protocol: Protocol::Resp2,
-            ..ConnectionConfig::default()
-        };
-        let mut conn = Connection::new(config, now);
+        let mut conn = connected(Protocol::Resp2, now);
         while conn.poll_event().is_some() {}
         let ids: Vec<RequestId> = ["a", "b", "c", "d"]
             .iter()
@@ -566,13 +559,7 @@ mod tests {
     #[test]
     fn a_push_on_a_resp3_tape_is_not_visited_between_plain_replies() {
         let now = Instant::now();
-        let config = ConnectionConfig {
-            protocol: Protocol::Resp3,
-            ..ConnectionConfig::default()
-        };
-        let mut conn = Connection::new(config, now);
-        conn.handle_input(Bytes::from_static(b"%1\r\n+proto\r\n:3\r\n"), now)
-            .unwrap();
+        let mut conn = connected(Protocol::Resp3, now);
         while conn.poll_event().is_some() {}
         let ids: Vec<RequestId> = ["a", "b", "c"]
             .iter()
