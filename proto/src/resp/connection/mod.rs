@@ -750,14 +750,7 @@ impl Connection {
             if entry.deadline.is_none_or(|d| d > now) {
                 break;
             }
-            let at = self.held_fifo.expired;
-            if let Some(Some(id)) = self.held_fifo.update(at, time_out) {
-                self.events.push_back(Event::Failed {
-                    id,
-                    error: RequestError::Timeout,
-                });
-            }
-            self.held_fifo.expired += 1;
+            expire_next(&mut self.held_fifo, &mut self.events);
         }
     }
 
@@ -783,14 +776,7 @@ impl Connection {
                 self.poison(HandshakeError::Timeout { command }.into());
                 return;
             }
-            let at = self.fifo.expired;
-            if let Some(Some(id)) = self.fifo.update(at, time_out) {
-                self.events.push_back(Event::Failed {
-                    id,
-                    error: RequestError::Timeout,
-                });
-            }
-            self.fifo.expired += 1;
+            expire_next(&mut self.fifo, &mut self.events);
         }
     }
 
@@ -949,13 +935,21 @@ fn strip_attributes(value: Value) -> Value {
     }
 }
 
-/// Marks `entry` timed out if it is a request still waited for; returns its id then.
-fn time_out(entry: &mut Entry) -> Option<RequestId> {
-    match &mut entry.role {
+/// Handles the deadline of `fifo`'s next entry not yet expired (which has passed): a
+/// request still waited for times out, reported in `events`.
+fn expire_next(fifo: &mut Fifo, events: &mut VecDeque<Event>) {
+    let timed_out = fifo.update(fifo.expired, |entry| match &mut entry.role {
         Role::Request(r) if r.fate == Fate::Waiting => {
             r.fate = Fate::TimedOut;
             Some(r.id)
         }
         _ => None,
+    });
+    if let Some(Some(id)) = timed_out {
+        events.push_back(Event::Failed {
+            id,
+            error: RequestError::Timeout,
+        });
     }
+    fifo.expired += 1;
 }
